@@ -1,0 +1,26 @@
+"""classic-cnns: the classic convolutional networks as PyTorch Lightning modules.
+
+Example:
+    >>> from classic_cnns import LeNet5, list_models
+    >>> "lenet5" in list_models("lenet*")
+    True
+"""
+
+from classic_cnns import nets as _nets  # noqa: F401  (registers the built-in networks)
+from classic_cnns._version import __version__
+from classic_cnns.metrics import classification_metrics
+from classic_cnns.models import LeNet5
+from classic_cnns.registry import ModelInfo, create_model, list_models, model_info, register_model
+from classic_cnns.task import ImageClassifier
+
+__all__ = [
+    "ImageClassifier",
+    "LeNet5",
+    "ModelInfo",
+    "__version__",
+    "classification_metrics",
+    "create_model",
+    "list_models",
+    "model_info",
+    "register_model",
+]

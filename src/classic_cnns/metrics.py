@@ -1,0 +1,34 @@
+"""The metrics every task logs, built from torchmetrics."""
+
+from __future__ import annotations
+
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+__all__ = ["classification_metrics"]
+
+
+def classification_metrics(num_classes: int) -> MetricCollection:
+    """Top-1 accuracy, top-5 accuracy (with at least 5 classes) and macro F1.
+
+    Clone the collection once per stage (``clone(prefix="val_")``) and never share
+    one instance between stages: each keeps its own running state.
+
+    Example:
+        >>> import torch
+        >>> metrics = classification_metrics(10).clone(prefix="val_")
+        >>> sorted(metrics.keys())
+        ['val_acc', 'val_acc_top5', 'val_f1']
+        >>> logits = torch.eye(10)
+        >>> float(metrics(logits, torch.arange(10))["val_acc"])
+        1.0
+    """
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int of at least 2; got {num_classes!r}")
+    metrics = {
+        "acc": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+        "f1": MulticlassF1Score(num_classes, average="macro"),
+    }
+    if num_classes >= 5:
+        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+    return MetricCollection(metrics)
