@@ -9,13 +9,19 @@ Example:
 from classic_cnns import nets as _nets  # noqa: F401  (registers the built-in networks)
 from classic_cnns._version import __version__
 from classic_cnns.metrics import classification_metrics
-from classic_cnns.models import LeNet5
+from classic_cnns.models import VGG, AlexNet, DenseNet, GoogLeNet, LeNet5, NiN, ResNet
 from classic_cnns.registry import ModelInfo, create_model, list_models, model_info, register_model
 from classic_cnns.task import ImageClassifier
 
 __all__ = [
+    "VGG",
+    "AlexNet",
+    "DenseNet",
+    "GoogLeNet",
     "ImageClassifier",
     "LeNet5",
+    "NiN",
+    "ResNet",
     "ModelInfo",
     "__version__",
     "classification_metrics",

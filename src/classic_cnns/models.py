@@ -11,7 +11,7 @@ from typing import Any
 
 from classic_cnns.task import ImageClassifier
 
-__all__ = ["LeNet5"]
+__all__ = ["AlexNet", "DenseNet", "GoogLeNet", "LeNet5", "NiN", "ResNet", "VGG"]
 
 
 class LeNet5(ImageClassifier):
@@ -36,5 +36,207 @@ class LeNet5(ImageClassifier):
 
     def __init__(
         self, arch: str = "lenet5", num_classes: int = 10, in_channels: int = 1, **kwargs: Any
+    ) -> None:
+        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+class AlexNet(ImageClassifier):
+    """AlexNet (Krizhevsky, Sutskever and Hinton, 2012) in torchvision's layout.
+
+    Args:
+        arch: ``"alexnet"``.
+        num_classes: Number of classes.
+        in_channels: Input channels.
+        small_input: Replace the 11x11/4 stem with one for 28-32 pixel images.
+        dropout: Dropout before the fully connected layers (default 0.5).
+        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns import AlexNet
+        >>> model = AlexNet(num_classes=10, in_channels=1, small_input=True)
+        >>> model(torch.zeros(2, 1, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    family = "alexnet"
+
+    def __init__(
+        self,
+        arch: str = "alexnet",
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        small_input: bool | None = None,
+        dropout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+class VGG(ImageClassifier):
+    """VGG (Simonyan and Zisserman, 2014): ``vgg11``-``vgg19`` and their ``_bn`` forms.
+
+    Args:
+        arch: ``"vgg11"``, ``"vgg13"``, ``"vgg16"``, ``"vgg19"`` or one of them + ``"_bn"``.
+        num_classes: Number of classes.
+        in_channels: Input channels.
+        small_input: Use a classifier sized for 32-pixel images (CIFAR-style).
+        dropout: Dropout in the classifier (default 0.5).
+        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns import VGG
+        >>> model = VGG("vgg11", num_classes=10, in_channels=3, small_input=True)
+        >>> model(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    family = "vgg"
+
+    def __init__(
+        self,
+        arch: str = "vgg16",
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        small_input: bool | None = None,
+        dropout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+class NiN(ImageClassifier):
+    """Network in Network (Lin, Chen and Yan, 2013): mlpconv blocks and global average pooling.
+
+    Args:
+        arch: ``"nin"``.
+        num_classes: Number of classes.
+        in_channels: Input channels.
+        dropout: Dropout between mlpconv blocks (default 0.5).
+        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns import NiN
+        >>> model = NiN(num_classes=10, in_channels=1)
+        >>> model(torch.zeros(2, 1, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    family = "nin"
+
+    def __init__(
+        self,
+        arch: str = "nin",
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        dropout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+class GoogLeNet(ImageClassifier):
+    """GoogLeNet / Inception v1 (Szegedy et al., 2014) in torchvision's layout.
+
+    In training, the auxiliary classifiers' losses are added with weight
+    ``aux_loss_weight`` (0.3, as in the paper).
+
+    Args:
+        arch: ``"googlenet"``.
+        num_classes: Number of classes.
+        in_channels: Input channels.
+        aux_logits: Build the two auxiliary classifiers (default ``True``).
+        small_input: Replace the stride-4 stem with one for 28-32 pixel images.
+        dropout: Dropout before the classifier (default 0.2).
+        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns import GoogLeNet
+        >>> model = GoogLeNet(num_classes=10, in_channels=3, aux_logits=False, small_input=True)
+        >>> model(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    family = "googlenet"
+
+    def __init__(
+        self,
+        arch: str = "googlenet",
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        aux_logits: bool | None = None,
+        small_input: bool | None = None,
+        dropout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+class ResNet(ImageClassifier):
+    """ResNet (He, Zhang, Ren and Sun, 2015): ImageNet depths 18-152 and CIFAR depths 20-110.
+
+    Args:
+        arch: ``"resnet18"``, ``"resnet34"``, ``"resnet50"``, ``"resnet101"``, ``"resnet152"``
+            or a CIFAR network ``"resnet20"``, ``"resnet32"``, ``"resnet44"``, ``"resnet56"``,
+            ``"resnet110"``.
+        num_classes: Number of classes.
+        in_channels: Input channels.
+        zero_init_residual: Start each residual branch's last batch norm at zero.
+        small_input: ImageNet depths only: a 3x3 stride-1 stem without max pooling.
+        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns import ResNet
+        >>> model = ResNet("resnet20", num_classes=10, in_channels=1)
+        >>> model(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 10])
+    """
+
+    family = "resnet"
+
+    def __init__(
+        self,
+        arch: str = "resnet18",
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        zero_init_residual: bool | None = None,
+        small_input: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+class DenseNet(ImageClassifier):
+    """DenseNet (Huang, Liu, van der Maaten and Weinberger, 2016).
+
+    Args:
+        arch: ``"densenet121"``, ``"densenet161"``, ``"densenet169"``, ``"densenet201"`` or the
+            CIFAR ``"densenet_bc_100"`` (k=12).
+        num_classes: Number of classes.
+        in_channels: Input channels.
+        small_input: ImageNet depths only: a 3x3 stride-1 stem without max pooling.
+        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns import DenseNet
+        >>> model = DenseNet("densenet_bc_100", num_classes=10, in_channels=3)
+        >>> model(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    family = "densenet"
+
+    def __init__(
+        self,
+        arch: str = "densenet121",
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        small_input: bool | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
