@@ -8,6 +8,7 @@ Example:
 
 from classic_cnns import nets as _nets  # noqa: F401  (registers the built-in networks)
 from classic_cnns._version import __version__
+from classic_cnns.data import MNIST, Digits, FashionMNIST, InMemoryDataModule
 from classic_cnns.metrics import classification_metrics
 from classic_cnns.models import VGG, AlexNet, DenseNet, GoogLeNet, LeNet5, NiN, ResNet
 from classic_cnns.registry import ModelInfo, create_model, list_models, model_info, register_model
@@ -15,10 +16,14 @@ from classic_cnns.task import ImageClassifier
 
 __all__ = [
     "VGG",
+    "MNIST",
     "AlexNet",
     "DenseNet",
+    "Digits",
+    "FashionMNIST",
     "GoogLeNet",
     "ImageClassifier",
+    "InMemoryDataModule",
     "LeNet5",
     "NiN",
     "ResNet",

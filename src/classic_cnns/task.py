@@ -71,10 +71,10 @@ class ImageClassifier(L.LightningModule):
         num_classes: int | None = None,
         in_channels: int | None = None,
         optimizer: str = "adamw",
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         weight_decay: float = 5e-4,
         momentum: float = 0.9,
-        scheduler: str = "cosine",
+        scheduler: str = "onecycle",
         label_smoothing: float = 0.0,
         aux_loss_weight: float = 0.3,
         net_kwargs: dict[str, Any] | None = None,
@@ -107,8 +107,12 @@ class ImageClassifier(L.LightningModule):
         self.in_channels = in_channels
         # Arguments a family subclass declares beyond ours are network arguments.
         base_args = inspect.signature(ImageClassifier.__init__).parameters
-        # ``None`` leaves the builder's own default in place.
-        extra = {k: v for k, v in self.hparams.items() if k not in base_args and v is not None}
+        # ``None`` leaves the builder's own default in place; LightningCLI adds "_" keys.
+        extra = {
+            k: v
+            for k, v in self.hparams.items()
+            if k not in base_args and v is not None and not k.startswith("_")
+        }
         self.net: nn.Module = self.info.build_net(
             num_classes=num_classes, in_channels=in_channels, **extra, **(net_kwargs or {})
         )

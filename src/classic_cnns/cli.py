@@ -1,0 +1,173 @@
+"""The ``classic-cnns`` command line: LightningCLI for training, small commands for the zoo.
+
+``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's, so every argument of
+the model, the datamodule and the Trainer is a flag (``classic-cnns fit --help``).
+``--model`` takes a family class (``LeNet5``, ``ResNet``) or any registered name
+(``resnet20``); the datamodule's class count and channels flow into the model.
+``list`` prints the registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from classic_cnns.data.base import InMemoryDataModule
+from classic_cnns.registry import family_class, list_models, model_info
+from classic_cnns.task import ImageClassifier
+
+__all__ = ["ClassicCLI", "main"]
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+class ClassicCLI(LightningCLI):
+    """LightningCLI with the zoo's defaults: LeNet-5 on Digits, CSV logs, seed 0.
+
+    After ``fit`` it evaluates the trained weights on the test split and prints the
+    metrics table and the wall time of ``fit``.
+
+    Example:
+        >>> from classic_cnns.cli import ClassicCLI
+        >>> cli = ClassicCLI(args=["--trainer.max_epochs=1"], run=False)  # doctest: +SKIP
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(
+            ImageClassifier,
+            InMemoryDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            seed_everything_default=0,
+            trainer_defaults={
+                "max_epochs": 10,
+                "logger": {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": "."},
+                },
+            },
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.set_defaults(
+            {"model": {"class_path": "classic_cnns.LeNet5"}, "data": {"class_path": "classic_cnns.Digits"}}
+        )
+        # The data decides how many classes and channels the model is built for.
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.in_channels", "model.init_args.in_channels", apply_on="instantiate")
+
+    def before_fit(self) -> None:
+        self._fit_start = time.perf_counter()
+
+    def after_fit(self) -> None:
+        seconds = time.perf_counter() - self._fit_start
+        if self.trainer.is_global_zero:
+            print(f"fit took {seconds:.1f} s (wall clock, including validation)")
+        self.trainer.test(self.model, datamodule=self.datamodule)
+
+
+def _task_class_names() -> set[str]:
+    import classic_cnns
+
+    return {
+        name for name in classic_cnns.__all__
+        if isinstance(getattr(classic_cnns, name), type)
+        and issubclass(getattr(classic_cnns, name), ImageClassifier)
+    }
+
+
+def _expand_model_names(argv: Sequence[str]) -> list[str]:
+    """Turn ``--model resnet20`` into ``--model ResNet --model.arch resnet20``."""
+    out: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        value = None
+        if arg == "--model" and i + 1 < len(args):
+            value, step = args[i + 1], 2
+        elif arg.startswith("--model="):
+            value, step = arg.split("=", 1)[1], 1
+        if value is not None and "." not in value and value not in _task_class_names():
+            cls = family_class(model_info(value).family)  # unknown names raise with suggestions
+            out += ["--model", f"{cls.__module__.split('.')[0]}.{cls.__name__}", f"--model.arch={value}"]
+            i += step
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def _list_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="classic-cnns list", description="List registered models.")
+    parser.add_argument("pattern", nargs="?", default=None, help="shell wildcard, e.g. 'resnet*'")
+    args = parser.parse_args(argv)
+    names = list_models(args.pattern)
+    if not names:
+        print(f"no registered model matches {args.pattern!r}", file=sys.stderr)
+        return 1
+    rows = [("name", "family", "year", "params", "input (C,H,W)", "min (H,W)")]
+    for name in names:
+        info = model_info(name)
+        rows.append(
+            (
+                name,
+                family_class(info.family).__name__,
+                str(info.year),
+                f"{info.num_params:,}",
+                "x".join(map(str, info.input_size)),
+                "x".join(map(str, info.min_input_size)),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.rjust(w) if i == 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``classic-cnns`` console script.
+
+    Example:
+        >>> from classic_cnns.cli import main
+        >>> main(["list", "lenet5"])  # doctest: +ELLIPSIS
+        name    family  year  params  input (C,H,W)  min (H,W)
+        lenet5  LeNet5  1998  61,706  1x32x32        32x32
+        0
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "list":
+        return _list_command(args[1:])
+    if not args or args[0] not in LIGHTNING_COMMANDS:
+        if args and args[0] in ("-h", "--help"):
+            print("usage: classic-cnns {list,fit,validate,test,predict} ...\n")
+            print("  list       the registered models with parameter counts and input sizes")
+            print("  fit        train (then test) a model: classic-cnns fit --model LeNet5 --data Digits")
+            print("  validate, test, predict   LightningCLI's commands; add --help for their flags")
+            return 0
+        given = repr(args[0]) if args else "nothing"
+        print(
+            f"classic-cnns: expected a command (list, {', '.join(LIGHTNING_COMMANDS)}); "
+            f"got {given}. Try classic-cnns --help",
+            file=sys.stderr,
+        )
+        return 2
+    # In-memory datamodules are fastest without worker processes; the warning misleads.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    try:
+        args = _expand_model_names(args)
+    except ValueError as err:
+        print(f"classic-cnns: {err}", file=sys.stderr)
+        return 2
+    ClassicCLI(args=args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""In-memory datamodules: uint8 tensors on the host, conversion per batch on the device.
+
+Small datasets (MNIST is 47 MB as uint8) fit in memory many times over, so the
+datamodules here hold them as one ``uint8`` tensor per split and hand out whole
+batches by indexing that tensor. The float conversion, padding or resizing and
+normalisation run once per *batch*, after the batch reaches its device, in
+``on_after_batch_transfer``. There is no per-sample PIL round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["InMemoryDataModule", "TensorBatches"]
+
+Split = tuple[Tensor, Tensor]
+
+
+class TensorBatches(Dataset[tuple[Tensor, Tensor]]):
+    """A dataset of ``(uint8 images, int64 labels)`` that returns whole batches at once.
+
+    ``DataLoader`` calls ``__getitems__`` with a batch of indices, so a batch costs one
+    tensor index instead of ``batch_size`` item lookups and a ``torch.stack``.
+
+    Example:
+        >>> import torch
+        >>> ds = TensorBatches(torch.zeros(5, 1, 8, 8, dtype=torch.uint8), torch.arange(5))
+        >>> images, labels = ds.__getitems__([0, 3])
+        >>> images.shape, labels.tolist()
+        (torch.Size([2, 1, 8, 8]), [0, 3])
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"images and labels must have the same length; got {images.shape[0]} "
+                f"images and {labels.shape[0]} labels"
+            )
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return self.images[idx], self.labels[idx]
+
+
+def _keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    # __getitems__ already built the batch; a module-level function pickles for workers.
+    return batch
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Base class of the datamodules that hold a whole dataset as uint8 tensors.
+
+    Subclasses set ``num_classes``, ``class_names``, ``mean`` and ``std`` and implement
+    :meth:`load_splits`, which returns ``(train_images, train_labels, test_images,
+    test_labels)`` with images as ``uint8`` ``(N, C, H, W)`` and labels as ``int64``.
+
+    Args:
+        batch_size: Images per batch.
+        image_size: Output ``(H, W)`` (an int means square). ``None`` takes the input size
+            of the model being trained (its ``input_size`` attribute) when there is one,
+            else the dataset's own size.
+        resize: How to reach ``image_size``: ``"pad"`` with background (zeros) around the
+            image, as LeCun padded 28x28 MNIST to 32x32; or ``"resize"`` (bilinear).
+        val_size: Part of the training set held out for validation, as a fraction in
+            ``[0, 1)`` or a count; 0 means no validation.
+        seed: Seed of the train/validation split (the split is the same in every run).
+        num_workers: DataLoader worker processes (0 is fastest for in-memory data).
+
+    Example:
+        >>> from classic_cnns import Digits
+        >>> dm = Digits(batch_size=64, image_size=32)
+        >>> dm.setup("fit")
+        >>> images, labels = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+        >>> images.shape, images.dtype
+        (torch.Size([64, 1, 32, 32]), torch.float32)
+    """
+
+    num_classes: int
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        image_size: int | tuple[int, int] | None = None,
+        resize: Literal["pad", "resize"] = "pad",
+        val_size: float = 0.1,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+        if resize not in ("pad", "resize"):
+            raise ValueError(f"resize must be 'pad' or 'resize'; got {resize!r}")
+        if val_size < 0 or (val_size >= 1 and not float(val_size).is_integer()):
+            raise ValueError(
+                f"val_size must be a fraction in [0, 1) or a whole count; got {val_size!r}"
+            )
+        self.batch_size = batch_size
+        self.image_size = image_size
+        self.resize = resize
+        self.val_size = val_size
+        self.seed = seed
+        self.num_workers = num_workers
+        self._splits: dict[str, Split] = {}
+        self._target: tuple[int, int] | None = None
+        self._stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
+
+    # -- what subclasses provide -------------------------------------------------
+    def load_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Return ``(train_images, train_labels, test_images, test_labels)``."""
+        raise NotImplementedError
+
+    # -- facts ---------------------------------------------------------------------
+    @property
+    def in_channels(self) -> int:
+        """Channels of the images this datamodule yields."""
+        return len(self.mean)
+
+    @property
+    def dims(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the batches after the batch transform (known after ``setup``)."""
+        if self._target is None:
+            raise RuntimeError("dims is known after setup(); call dm.setup('fit') first")
+        return (self.in_channels, *self._target)
+
+    # -- Lightning hooks -----------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        """Load the data once and split train/validation with the fixed seed."""
+        if not self._splits:
+            train_x, train_y, test_x, test_y = self.load_splits()
+            self._splits = self._split(train_x, train_y)
+            self._splits["test"] = (test_x, test_y)
+            for name, (x, _) in self._splits.items():
+                if name != "val" and x.shape[0] == 0:
+                    raise ValueError(f"{type(self).__name__}: the {name} split is empty")
+        self._target = self._resolve_size(tuple(self._splits["test"][0].shape[-2:]))
+
+    def _split(self, images: Tensor, labels: Tensor) -> dict[str, Split]:
+        n = images.shape[0]
+        n_val = int(self.val_size) if self.val_size >= 1 else round(n * self.val_size)
+        if n_val >= n:
+            raise ValueError(
+                f"val_size={self.val_size!r} leaves no training images ({n} in the training set)"
+            )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+        val, train = order[:n_val], order[n_val:]
+        # Sorted indices keep the in-memory tensors contiguous-ish and the split readable.
+        val, train = val.sort().values, train.sort().values
+        return {"train": (images[train], labels[train]), "val": (images[val], labels[val])}
+
+    def _resolve_size(self, native: tuple[int, ...]) -> tuple[int, int]:
+        size: Any = self.image_size
+        if size is None:
+            model = self.trainer.lightning_module if self.trainer is not None else None
+            model_size = getattr(model, "input_size", None)
+            size = tuple(model_size[-2:]) if model_size is not None else native
+        if isinstance(size, int):
+            size = (size, size)
+        size = tuple(int(s) for s in size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f"image_size must be an int or (H, W); got {self.image_size!r}")
+        if self.resize == "pad" and (size[0] < native[0] or size[1] < native[1]):
+            raise ValueError(
+                f"resize='pad' cannot shrink {native[0]}x{native[1]} images to "
+                f"{size[0]}x{size[1]}; use resize='resize'"
+            )
+        return size  # type: ignore[return-value]
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
+        if not self._splits:
+            raise RuntimeError(f"call setup() before asking for the {split} dataloader")
+        images, labels = self._splits[split]
+        return DataLoader(
+            TensorBatches(images, labels),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=_keep_batch,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        """Shuffled training batches of uint8 images."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[Any] | list[Any]:
+        """Validation batches, or an empty list when ``val_size`` is 0 (no validation)."""
+        if self._splits and self._splits["val"][0].shape[0] == 0:
+            return []
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        """Test batches, in file order."""
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        """The test set, in file order, for ``Trainer.predict``."""
+        return self._loader("test", shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Convert a uint8 batch on its device: to float, pad or resize, normalise."""
+        images, labels = batch
+        if images.dtype == torch.uint8:
+            images = self.transform(images)
+        return images, labels
+
+    def transform(self, images: Tensor) -> Tensor:
+        """The batch transform: uint8 ``(N, C, h, w)`` to normalised float ``(N, C, H, W)``.
+
+        Example:
+            >>> import torch
+            >>> from classic_cnns import MNIST
+            >>> dm = MNIST(image_size=32)
+            >>> dm._target = (32, 32)
+            >>> dm.transform(torch.zeros(2, 1, 28, 28, dtype=torch.uint8)).shape
+            torch.Size([2, 1, 32, 32])
+        """
+        if self._target is None:
+            raise RuntimeError("call setup() before transforming batches")
+        x = images.float().div_(255)
+        h, w = self._target
+        if (x.shape[-2], x.shape[-1]) != (h, w):
+            if self.resize == "pad":
+                dh, dw = h - x.shape[-2], w - x.shape[-1]
+                x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+            else:
+                x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        mean, std = self._stats_on(x.device)
+        return x.sub_(mean).div_(std)
+
+    def _stats_on(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        if device not in self._stats:
+            shape = (1, -1, 1, 1)
+            self._stats[device] = (
+                torch.tensor(self.mean, device=device).view(shape),
+                torch.tensor(self.std, device=device).view(shape),
+            )
+        return self._stats[device]

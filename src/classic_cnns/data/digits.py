@@ -1,0 +1,71 @@
+"""scikit-learn's bundled handwritten digits: 1,797 real 8x8 images, fully offline."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from classic_cnns.data.base import InMemoryDataModule
+
+__all__ = ["Digits"]
+
+
+class Digits(InMemoryDataModule):
+    """The UCI optical handwritten digits as shipped inside scikit-learn (no download).
+
+    1,797 grey 8x8 images of the digits 0-9 with 17 grey levels. A seeded ``test_size``
+    share is the test set; ``val_size`` of the rest is held out for validation.
+    Images are upsampled (bilinear) to the model's input size by default.
+
+    Args:
+        batch_size: Images per batch.
+        image_size: Output ``(H, W)``; ``None`` follows the model (32x32 for LeNet-5).
+        resize: ``"resize"`` (default, bilinear) or ``"pad"``.
+        val_size: Fraction or count of the training images used for validation.
+        test_size: Fraction of all images used for testing (default 0.2, i.e. 359 images).
+        seed: Seed of both splits.
+        num_workers: DataLoader worker processes.
+
+    Example:
+        >>> from classic_cnns import Digits
+        >>> dm = Digits()
+        >>> dm.setup("fit")
+        >>> dm.num_classes, len(dm.train_dataloader().dataset)
+        (10, 1294)
+    """
+
+    num_classes = 10
+    class_names = tuple(str(d) for d in range(10))
+    # Mean and standard deviation of all 1,797 images scaled to [0, 1].
+    mean = (0.3053,)
+    std = (0.3761,)
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        image_size: int | tuple[int, int] | None = None,
+        resize: Literal["pad", "resize"] = "resize",
+        val_size: float = 0.1,
+        test_size: float = 0.2,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(batch_size, image_size, resize, val_size, seed, num_workers)
+        if not 0 < test_size < 1:
+            raise ValueError(f"test_size must be a fraction in (0, 1); got {test_size!r}")
+        self.test_size = test_size
+
+    def load_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Load the bundled digits, scale 0-16 to 0-255 and split off the test set."""
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images = torch.from_numpy(bunch.images * (255 / 16)).round().to(torch.uint8)
+        images = images.unsqueeze(1)  # (N, 1, 8, 8)
+        labels = torch.from_numpy(bunch.target).long()
+        n_test = round(len(labels) * self.test_size)
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
+        test, train = order[:n_test].sort().values, order[n_test:].sort().values
+        return images[train], labels[train], images[test], labels[test]

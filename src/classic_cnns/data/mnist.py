@@ -1,0 +1,225 @@
+"""MNIST and Fashion-MNIST: IDX files read straight into uint8 tensors.
+
+The download goes through torchvision's mirrors and md5 sums (torchvision's
+``MNIST.mirrors`` / ``resources``), into the same ``<data_dir>/<Name>/raw/`` layout
+torchvision uses, so a folder torchvision filled works here and the other way round.
+Files are verified in a scratch folder and only then moved into place: a failed or
+corrupted download never replaces a good file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+import torchvision.datasets as tvd
+from torch import Tensor
+from torchvision.datasets.utils import download_url
+
+from classic_cnns.data.base import InMemoryDataModule
+
+__all__ = ["MNIST", "FashionMNIST", "read_idx"]
+
+# IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur here.
+_UBYTE = 0x08
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_idx(path: str | os.PathLike[str]) -> Tensor:
+    """Read an IDX file of unsigned bytes (``.gz`` or not) into a uint8 tensor.
+
+    Raises:
+        ValueError: naming the file, if the header or the length is not what IDX requires.
+
+    Example:
+        >>> from classic_cnns.data.mnist import read_idx
+        >>> labels = read_idx("../shared/data/MNIST/raw/t10k-labels-idx1-ubyte.gz")  # doctest: +SKIP
+        >>> labels.shape  # doctest: +SKIP
+        torch.Size([10000])
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as err:  # gzip raises these for truncated or non-gzip files
+        raise ValueError(f"{path}: cannot read the file ({err})") from err
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != _UBYTE:
+        raise ValueError(
+            f"{path}: not an IDX file of unsigned bytes (expected magic 0x0000 08 NN, "
+            f"got {data[:4].hex() or 'an empty file'})"
+        )
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{path}: truncated header ({len(data)} bytes, expected {header})")
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    expected = header + int(torch.tensor(shape).prod())
+    if len(data) != expected:
+        raise ValueError(
+            f"{path}: expected {expected} bytes for shape {tuple(shape)}, got {len(data)} "
+            "(the file is truncated or corrupted; delete it and download again)"
+        )
+    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).view(shape)
+
+
+class MNIST(InMemoryDataModule):
+    """MNIST handwritten digits (LeCun, Cortes and Burges), 28x28 grey, padded to 32x32 for LeNet-5.
+
+    Args:
+        data_dir: Folder holding ``MNIST/raw/`` (torchvision's layout).
+        download: Download missing files in ``prepare_data`` (md5-checked). With
+            ``False``, the IDX files (``.gz`` or not) must already be in ``data_dir``.
+        protocol: ``"standard"`` (60,000 training and 10,000 test images) or ``"10k"``:
+            only the test file, the first 8,000 images to train and the last 2,000 to test.
+        batch_size: Images per batch.
+        image_size: Output ``(H, W)``; ``None`` follows the model (32x32 for LeNet-5).
+        resize: ``"pad"`` (default) or ``"resize"``.
+        val_size: Fraction or count of the training images held out for validation.
+        seed: Seed of the train/validation split.
+        num_workers: DataLoader worker processes.
+
+    Example:
+        >>> from classic_cnns import MNIST
+        >>> dm = MNIST("../shared/data", download=False, protocol="10k", val_size=0)
+        >>> dm.setup("fit")  # doctest: +SKIP
+        >>> len(dm.train_dataloader().dataset)  # doctest: +SKIP
+        8000
+    """
+
+    num_classes = 10
+    class_names = tuple(str(d) for d in range(10))
+    mean = (0.1307,)
+    std = (0.3081,)
+    # Sources: torchvision's own lists, so mirrors and checksums stay in one place.
+    mirrors: ClassVar[list[str]] = list(tvd.MNIST.mirrors)
+    resources: ClassVar[list[tuple[str, str]]] = list(tvd.MNIST.resources)
+    folder: ClassVar[str] = "MNIST"
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        download: bool = True,
+        protocol: Literal["standard", "10k"] = "standard",
+        batch_size: int = 128,
+        image_size: int | tuple[int, int] | None = None,
+        resize: Literal["pad", "resize"] = "pad",
+        val_size: float = 0.1,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(batch_size, image_size, resize, val_size, seed, num_workers)
+        if protocol not in ("standard", "10k"):
+            raise ValueError(f"protocol must be 'standard' or '10k'; got {protocol!r}")
+        self.data_dir = Path(data_dir)
+        self.download = download
+        self.protocol = protocol
+
+    @property
+    def raw_dir(self) -> Path:
+        """``<data_dir>/<Name>/raw``, where the IDX files live."""
+        return self.data_dir / self.folder / "raw"
+
+    def _needed(self) -> list[tuple[str, str]]:
+        prefixes = ("t10k",) if self.protocol == "10k" else ("train", "t10k")
+        return [r for r in self.resources if r[0].startswith(prefixes)]
+
+    def _find(self, gz_name: str) -> Path | None:
+        for candidate in (self.raw_dir / gz_name.removesuffix(".gz"), self.raw_dir / gz_name):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def prepare_data(self) -> None:
+        """Download the missing files (once per node), verifying each md5 before use."""
+        if not self.download:
+            return
+        self.raw_dir.mkdir(parents=True, exist_ok=True)
+        for filename, md5 in self._needed():
+            if self._find(filename) is None:
+                self._download(filename, md5)
+
+    def _download(self, filename: str, md5: str) -> None:
+        errors = []
+        with tempfile.TemporaryDirectory(dir=self.raw_dir, prefix=".download-") as tmp:
+            for mirror in self.mirrors:
+                try:
+                    download_url(f"{mirror}{filename}", tmp, filename=filename, md5=None)
+                    got = _md5(Path(tmp) / filename)
+                    if got != md5:
+                        raise RuntimeError(f"md5 {got} does not match the expected {md5}")
+                except Exception as err:  # one mirror failing is normal; try the next
+                    errors.append(f"  {mirror}{filename}: {err}")
+                    continue
+                os.replace(Path(tmp) / filename, self.raw_dir / filename)
+                return
+        raise RuntimeError(
+            f"could not download {filename} into {self.raw_dir}; tried:\n" + "\n".join(errors)
+        )
+
+    def _read(self, filename: str) -> Tensor:
+        path = self._find(filename)
+        assert path is not None, "load_splits checks that every file is present"
+        md5 = dict(self.resources)[filename]
+        if path.suffix == ".gz" and (got := _md5(path)) != md5:
+            raise ValueError(
+                f"{path}: md5 {got} does not match the published {md5}; the file is "
+                "corrupted or not the original: delete it and download again"
+            )
+        return read_idx(path)
+
+    def _read_pair(self, prefix: str) -> tuple[Tensor, Tensor]:
+        images = self._read(f"{prefix}-images-idx3-ubyte.gz")
+        labels = self._read(f"{prefix}-labels-idx1-ubyte.gz")
+        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"{self.raw_dir}: {prefix} images {tuple(images.shape)} and labels "
+                f"{tuple(labels.shape)} do not pair up; expected (N, H, W) and (N,)"
+            )
+        return images.unsqueeze(1), labels.long()
+
+    def load_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Read the IDX files; for ``protocol="10k"`` split the test file 8,000 / 2,000."""
+        missing = [name for name, _ in self._needed() if self._find(name) is None]
+        if missing:
+            raise FileNotFoundError(
+                f"{type(self).__name__}: {', '.join(missing)} missing from {self.raw_dir} "
+                "(each may also be there uncompressed, without .gz). Pass download=True, "
+                "or put the IDX files there"
+            )
+        test_x, test_y = self._read_pair("t10k")
+        if self.protocol == "10k":
+            return test_x[:8000], test_y[:8000], test_x[8000:], test_y[8000:]
+        return (*self._read_pair("train"), test_x, test_y)
+
+
+class FashionMNIST(MNIST):
+    """Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017): 28x28 grey images of 10 kinds of clothing.
+
+    Same arguments and layout (``<data_dir>/FashionMNIST/raw/``) as :class:`MNIST`.
+
+    Example:
+        >>> from classic_cnns import FashionMNIST
+        >>> FashionMNIST.class_names[:3]
+        ('T-shirt/top', 'Trouser', 'Pullover')
+    """
+
+    class_names = tuple(tvd.FashionMNIST.classes)
+    mean = (0.2860,)
+    std = (0.3530,)
+    mirrors: ClassVar[list[str]] = list(tvd.FashionMNIST.mirrors)
+    resources: ClassVar[list[tuple[str, str]]] = list(tvd.FashionMNIST.resources)
+    folder: ClassVar[str] = "FashionMNIST"
+

@@ -1,0 +1,66 @@
+"""Shared fixtures: real data only, built in temporary folders, never downloaded."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+# The real MNIST test set (10,000 images, md5-verified) lives beside the repository.
+SHARED_DATA = Path(
+    os.environ.get("CLASSIC_CNNS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+MNIST_RAW = SHARED_DATA / "MNIST" / "raw"
+T10K_IMAGES = "t10k-images-idx3-ubyte.gz"
+T10K_LABELS = "t10k-labels-idx1-ubyte.gz"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_lightning() -> None:
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+
+
+@pytest.fixture(scope="session")
+def mnist_raw() -> Path:
+    """The folder holding the real t10k IDX files (fails loudly if it is missing)."""
+    for name in (T10K_IMAGES, T10K_LABELS):
+        if not (MNIST_RAW / name).is_file():
+            raise FileNotFoundError(
+                f"{MNIST_RAW / name} is missing: the tests read the real MNIST test set from "
+                "../shared/data (or $CLASSIC_CNNS_SHARED_DATA)"
+            )
+    return MNIST_RAW
+
+
+def make_mnist_dir(root: Path, src: Path, *, gz: bool = True, train: bool = False) -> Path:
+    """Build ``root/MNIST/raw`` from the real t10k files.
+
+    With ``train=True`` the first 6,000 real test images also stand in as the training
+    files (the 60,000-image training set is not available offline).
+    """
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in (T10K_IMAGES, T10K_LABELS):
+        if gz:
+            shutil.copy(src / name, raw / name)
+        else:
+            with gzip.open(src / name, "rb") as f_in, (raw / name[:-3]).open("wb") as f_out:
+                shutil.copyfileobj(f_in, f_out)
+    if train:
+        _write_train_subset(src, raw, 6000)
+    return raw
+
+
+def _write_train_subset(src: Path, raw: Path, n: int) -> None:
+    for kind, item_bytes, header in (("images", 28 * 28, 16), ("labels", 1, 8)):
+        with gzip.open(src / f"t10k-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz") as f:
+            data = bytearray(f.read())
+        data[4:8] = n.to_bytes(4, "big")
+        body = data[: header + n * item_bytes]
+        name = f"train-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
+        (raw / name).write_bytes(bytes(body))

@@ -1,0 +1,78 @@
+"""The classic-cnns console script, run as a user would run it."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from classic_cnns import list_models, model_info
+from classic_cnns.cli import _expand_model_names, main
+
+
+def test_list_prints_every_model_with_its_parameter_count(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["name", "family", "year", "params", "input", "(C,H,W)", "min", "(H,W)"]
+    rows = {line.split()[0]: line.split() for line in out[1:]}
+    assert sorted(rows) == list_models()
+    for name, row in rows.items():
+        assert row[3] == f"{model_info(name).num_params:,}"
+    assert rows["lenet5"] == ["lenet5", "LeNet5", "1998", "61,706", "1x32x32", "32x32"]
+
+
+def test_list_with_a_pattern_and_without_a_match(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "lenet5_*"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["lenet5_bn", "lenet5_modern"]
+    assert main(["list", "vgg99*"]) == 1
+    assert "no registered model matches 'vgg99*'" in capsys.readouterr().err
+
+
+def test_no_or_unknown_command_says_what_is_expected(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "expected a command (list, fit, validate, test, predict); got nothing" in capsys.readouterr().err
+    assert main(["train"]) == 2
+    assert "got 'train'" in capsys.readouterr().err
+
+
+def test_registered_names_expand_to_their_family_class() -> None:
+    assert _expand_model_names(["fit", "--model", "lenet5_bn", "--data=Digits"]) == [
+        "fit", "--model", "classic_cnns.LeNet5", "--model.arch=lenet5_bn", "--data=Digits"
+    ]
+    assert _expand_model_names(["fit", "--model=LeNet5"]) == ["fit", "--model=LeNet5"]
+
+
+def test_unknown_model_name_suggests_close_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fit", "--model", "lenet"]) == 2
+    assert "unknown model 'lenet'" in capsys.readouterr().err
+
+
+def _metrics(root: Path) -> dict[str, float]:
+    (path,) = root.glob("lightning_logs/version_*/metrics.csv")
+    final: dict[str, float] = {}
+    for row in csv.DictReader(path.open()):
+        final.update({k: float(v) for k, v in row.items() if v})
+    return final
+
+
+@pytest.mark.slow
+def test_fit_on_digits_end_to_end_reaches_95_percent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--trainer.enable_progress_bar=false"]) == 0  # LeNet-5 on Digits
+    metrics = _metrics(tmp_path)
+    assert metrics["test_acc"] >= 0.95, metrics
+    assert {"train_loss", "val_acc", "val_f1", "test_f1", "test_acc_top5"} <= set(metrics)
+    (config,) = tmp_path.glob("lightning_logs/version_*/config.yaml")
+    assert "seed_everything: 0" in config.read_text()
+
+
+def test_console_script_runs_fit_with_a_registered_name(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("classic-cnns")
+    result = subprocess.run(
+        [str(script), "fit", "--model", "lenet5_modern", "--data", "Digits",
+         "--trainer.fast_dev_run=2", "--trainer.enable_progress_bar=false"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "test_acc" in result.stdout

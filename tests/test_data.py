@@ -1,0 +1,231 @@
+"""Datamodules on real data: the MNIST test set from ../shared/data and scikit-learn's digits."""
+
+import gzip
+import shutil
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from classic_cnns import MNIST, Digits, FashionMNIST, LeNet5
+from classic_cnns.data import TensorBatches, read_idx
+from conftest import T10K_IMAGES, T10K_LABELS, make_mnist_dir
+
+# Class counts of the real MNIST test set, digits 0..9 (../shared/data/README.md).
+T10K_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_read_idx_reads_the_real_test_set(mnist_raw: Path, tmp_path: Path) -> None:
+    images = read_idx(mnist_raw / T10K_IMAGES)
+    labels = read_idx(mnist_raw / T10K_LABELS)
+    assert images.shape == (10_000, 28, 28) and images.dtype == torch.uint8
+    assert torch.bincount(labels.long()).tolist() == T10K_COUNTS
+    assert images.float().mean().item() == pytest.approx(0.1325 * 255, rel=0.01)
+    raw = make_mnist_dir(tmp_path, mnist_raw, gz=False)  # the same bytes, uncompressed
+    assert torch.equal(read_idx(raw / T10K_IMAGES.removesuffix(".gz")), images)
+
+
+def test_read_idx_names_a_truncated_file(mnist_raw: Path, tmp_path: Path) -> None:
+    with gzip.open(mnist_raw / T10K_LABELS) as f:
+        data = f.read()
+    bad = tmp_path / "t10k-labels-idx1-ubyte"
+    bad.write_bytes(data[:5000])
+    with pytest.raises(ValueError, match=rf"{bad}: expected 10008 bytes for shape \(10000,\), got 5000"):
+        read_idx(bad)
+    bad.write_bytes(b"PK\x03\x04 not idx")
+    with pytest.raises(ValueError, match="not an IDX file of unsigned bytes"):
+        read_idx(bad)
+    half_gz = tmp_path / "cut.gz"
+    half_gz.write_bytes((mnist_raw / T10K_LABELS).read_bytes()[:1000])
+    with pytest.raises(ValueError, match=rf"{half_gz}: cannot read the file"):
+        read_idx(half_gz)
+
+
+def test_missing_files_name_the_file_and_the_folder(tmp_path: Path) -> None:
+    dm = MNIST(str(tmp_path), download=False)
+    missing = ", ".join(
+        f"{kind}-{what}-ubyte.gz"
+        for kind in ("train", "t10k")
+        for what in ("images-idx3", "labels-idx1")
+    )
+    raw = tmp_path / "MNIST" / "raw"
+    with pytest.raises(FileNotFoundError, match=rf"MNIST: {missing} missing from {raw}"):
+        dm.setup("fit")
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_standard_protocol_reads_train_and_test(mnist_raw: Path, tmp_path: Path, gz: bool) -> None:
+    make_mnist_dir(tmp_path, mnist_raw, gz=gz, train=True)
+    dm = MNIST(str(tmp_path), download=False, val_size=0.1, image_size=32)
+    dm.setup("fit")
+    assert [len(dm._splits[s][1]) for s in ("train", "val", "test")] == [5400, 600, 10_000]
+    assert dm.dims == (1, 32, 32)
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (128, 1, 28, 28)
+
+
+def test_10k_protocol_trains_on_the_first_8000_and_tests_on_the_last_2000(mnist_raw: Path) -> None:
+    dm = MNIST(str(mnist_raw.parents[1]), download=False, protocol="10k", val_size=0)
+    dm.setup("fit")
+    all_labels = read_idx(mnist_raw / T10K_LABELS).long()
+    assert torch.equal(dm._splits["train"][1], all_labels[:8000])
+    assert torch.equal(dm._splits["test"][1], all_labels[8000:])
+    assert dm.val_dataloader() == []
+
+
+def test_split_is_seeded_and_deterministic(mnist_raw: Path) -> None:
+    def val_labels(seed: int) -> torch.Tensor:
+        dm = MNIST(str(mnist_raw.parents[1]), download=False, protocol="10k", val_size=500, seed=seed)
+        dm.setup("fit")
+        assert len(dm._splits["val"][1]) == 500 and len(dm._splits["train"][1]) == 7500
+        return torch.cat([y for _, y in dm.val_dataloader()])
+
+    assert torch.equal(val_labels(0), val_labels(0))
+    assert not torch.equal(val_labels(0), val_labels(1))
+
+
+def test_corrupted_file_fails_its_checksum(mnist_raw: Path, tmp_path: Path) -> None:
+    raw = make_mnist_dir(tmp_path, mnist_raw)
+    data = bytearray((raw / T10K_LABELS).read_bytes())
+    data[-20] ^= 0xFF
+    (raw / T10K_LABELS).write_bytes(bytes(data))
+    dm = MNIST(str(tmp_path), download=False, protocol="10k")
+    with pytest.raises(ValueError, match=rf"{raw / T10K_LABELS}: md5 \w+ does not match the published"):
+        dm.setup("fit")
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_mirror(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A real HTTP server on loopback serving a folder: the download code runs unchanged."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    handler = partial(_QuietHandler, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_fetches_from_a_mirror_and_verifies_md5(
+    mnist_raw: Path, tmp_path: Path, http_mirror: tuple[Path, str]
+) -> None:
+    mirror, url = http_mirror
+    for name in (T10K_IMAGES, T10K_LABELS):
+        shutil.copy(mnist_raw / name, mirror / name)
+    dm = MNIST(str(tmp_path / "data"), download=True, protocol="10k", val_size=0)
+    dm.mirrors = [url + "missing/", url]  # the first mirror answers 404
+    dm.prepare_data()
+    assert sorted(p.name for p in dm.raw_dir.iterdir()) == [T10K_IMAGES, T10K_LABELS]
+    dm.setup("fit")
+    assert len(dm._splits["train"][1]) == 8000
+
+
+def test_failed_download_leaves_nothing_behind_and_keeps_good_files(
+    mnist_raw: Path, tmp_path: Path, http_mirror: tuple[Path, str]
+) -> None:
+    mirror, url = http_mirror
+    shutil.copy(mnist_raw / T10K_IMAGES, mirror / T10K_IMAGES)
+    (mirror / T10K_LABELS).write_bytes(b"not the real labels")
+    dm = MNIST(str(tmp_path / "data"), download=True, protocol="10k")
+    dm.mirrors = [url]
+    with pytest.raises(RuntimeError, match=rf"(?s)could not download {T10K_LABELS} into .*md5 \w+ does not match"):
+        dm.prepare_data()
+    assert sorted(p.name for p in dm.raw_dir.iterdir()) == [T10K_IMAGES]
+    good = (dm.raw_dir / T10K_IMAGES).read_bytes()
+    with pytest.raises(RuntimeError):
+        dm.prepare_data()
+    assert (dm.raw_dir / T10K_IMAGES).read_bytes() == good
+
+
+def test_fashion_mnist_uses_its_own_folder_and_sources(tmp_path: Path) -> None:
+    dm = FashionMNIST(str(tmp_path), download=False)
+    assert dm.raw_dir == tmp_path / "FashionMNIST" / "raw"
+    assert dm.mirrors != MNIST.mirrors and len(dm.class_names) == 10
+    with pytest.raises(FileNotFoundError, match="FashionMNIST: train-images-idx3-ubyte.gz"):
+        dm.setup("fit")
+
+
+def test_batch_transform_pads_28_to_32_and_normalises(mnist_raw: Path) -> None:
+    dm = MNIST(str(mnist_raw.parents[1]), download=False, protocol="10k", image_size=32)
+    dm.setup("fit")
+    images, labels = next(iter(dm.test_dataloader()))
+    x, y = dm.on_after_batch_transfer((images, labels), 0)
+    assert x.shape == (128, 1, 32, 32) and x.dtype == torch.float32 and y is labels
+    expected = (images.float() / 255 - 0.1307) / 0.3081
+    torch.testing.assert_close(x[..., 2:30, 2:30], expected)
+    border = torch.ones(32, 32, dtype=torch.bool)
+    border[2:30, 2:30] = False
+    torch.testing.assert_close(x[..., border], torch.full_like(x[..., border], -0.1307 / 0.3081))
+    # A float batch from a user's own pipeline passes through unchanged.
+    assert dm.on_after_batch_transfer((expected, labels), 0)[0] is expected
+
+
+def test_pad_cannot_shrink_and_resize_can(mnist_raw: Path) -> None:
+    root = str(mnist_raw.parents[1])
+    with pytest.raises(ValueError, match="resize='pad' cannot shrink 28x28 images to 16x16"):
+        MNIST(root, download=False, protocol="10k", image_size=16).setup("fit")
+    dm = MNIST(root, download=False, protocol="10k", image_size=(16, 20), resize="resize")
+    dm.setup("fit")
+    x, _ = dm.on_after_batch_transfer(next(iter(dm.test_dataloader())), 0)
+    assert x.shape == (128, 1, 16, 20)
+
+
+def test_image_size_follows_the_model_being_trained() -> None:
+    dm = Digits(batch_size=256)
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(LeNet5(), datamodule=dm)
+    assert dm.dims == (1, 32, 32)
+
+
+def test_digits_are_real_and_split_by_seed() -> None:
+    dm = Digits(image_size=8)
+    dm.setup("fit")
+    sizes = {k: len(v[1]) for k, v in dm._splits.items()}
+    assert sizes == {"train": 1294, "val": 144, "test": 359}
+    images = torch.cat([dm._splits[k][0] for k in sizes])
+    assert images.dtype == torch.uint8 and images.max() == 255 and images.shape[1:] == (1, 8, 8)
+    labels = torch.cat([dm._splits[k][1] for k in sizes])
+    assert torch.bincount(labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+
+
+def test_in_memory_batches_cover_every_image_once() -> None:
+    ds = TensorBatches(torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1), torch.arange(10))
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, shuffle=True, collate_fn=lambda b: b)
+    seen = torch.cat([y for _, y in loader])
+    assert sorted(seen.tolist()) == list(range(10))
+    with pytest.raises(ValueError, match="same length; got 10 images and 3 labels"):
+        TensorBatches(torch.zeros(10, 1, 1, 1), torch.arange(3))
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"batch_size": 0}, "batch_size must be a positive int; got 0"),
+        ({"resize": "crop"}, "resize must be 'pad' or 'resize'; got 'crop'"),
+        ({"val_size": -0.5}, r"val_size must be a fraction in \[0, 1\) or a whole count; got -0.5"),
+        ({"test_size": 1.5}, r"test_size must be a fraction in \(0, 1\); got 1.5"),
+    ],
+)
+def test_invalid_datamodule_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Digits(**kwargs)
+
+
+def test_a_split_that_leaves_no_training_data_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"val_size=5000 leaves no training images \(1438 in the training set\)"):
+        Digits(val_size=5000).setup("fit")

@@ -1,0 +1,86 @@
+import dataclasses
+
+import pytest
+import torch
+
+import classic_cnns
+from classic_cnns import ModelInfo, create_model, list_models, model_info, register_model
+from classic_cnns.registry import _REGISTRY
+
+
+def test_list_models_sorted_and_wildcards() -> None:
+    names = list_models()
+    assert names == sorted(names)
+    assert {"lenet5", "lenet5_modern", "lenet5_bn"} <= set(names)
+    assert list_models("lenet*") == [n for n in names if n.startswith("lenet")]
+    assert list_models("LENET5") == ["lenet5"]
+    assert list_models("no_such_*") == []
+
+
+def test_model_info_is_frozen_with_the_facts() -> None:
+    info = model_info("lenet5")
+    assert isinstance(info, ModelInfo)
+    assert (info.paper, info.year) == ("Gradient-Based Learning Applied to Document Recognition", 1998)
+    assert info.input_size == (1, 32, 32)
+    assert info.min_input_size == (32, 32)
+    assert info.num_params == 61_706
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.year = 2000  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_declared_parameter_count_is_the_built_one(name: str) -> None:
+    info = model_info(name)
+    net = info.build_net()
+    assert sum(p.numel() for p in net.parameters()) == info.num_params
+
+
+def test_unknown_name_suggests_close_names() -> None:
+    with pytest.raises(ValueError, match=r"unknown model 'lenet'.*Did you mean 'lenet5'"):
+        create_model("lenet")
+    with pytest.raises(ValueError, match="unknown model 'zzzz'") as err:
+        model_info("zzzz")
+    assert "Did you mean" not in str(err.value)
+
+
+def test_create_model_returns_the_family_lightning_module() -> None:
+    model = create_model("lenet5_modern", num_classes=7, in_channels=3)
+    assert isinstance(model, classic_cnns.LeNet5)
+    assert model.hparams.arch == "lenet5_modern"
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
+
+
+def test_register_model_adds_a_user_network_and_refuses_duplicates() -> None:
+    @register_model(
+        family="toy", paper="Toy", year=2024, url="https://example.org",
+        input_size=(1, 8, 8), min_input_size=(8, 8), num_params=650, name="toy_linear_test",
+    )
+    def toy(*, num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(in_channels * 64, num_classes))
+
+    try:
+        model = create_model("toy_linear_test")
+        assert type(model) is classic_cnns.ImageClassifier  # no family class: the generic task
+        assert model(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+        with pytest.raises(ValueError, match="registered already"):
+            register_model(
+                family="toy", paper="Toy", year=2024, url="u", input_size=(1, 8, 8),
+                min_input_size=(8, 8), num_params=650, name="toy_linear_test",
+            )(toy)
+    finally:
+        _REGISTRY.pop("toy_linear_test")
+
+
+def test_family_class_refuses_another_familys_arch() -> None:
+    @register_model(
+        family="toy", paper="Toy", year=2024, url="u", input_size=(1, 8, 8),
+        min_input_size=(8, 8), num_params=0, name="toy_other_family",
+    )
+    def toy(*, num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
+        return torch.nn.Identity()
+
+    try:
+        with pytest.raises(ValueError, match="LeNet5 builds 'lenet' models.*got arch='toy_other_family'"):
+            classic_cnns.LeNet5(arch="toy_other_family")
+    finally:
+        _REGISTRY.pop("toy_other_family")

@@ -1,0 +1,130 @@
+"""The shared task: hyperparameters, optimizers, schedules, metrics, steps."""
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from classic_cnns import LeNet5
+from classic_cnns.task import OPTIMIZERS, SCHEDULERS
+
+
+def _loader(n: int = 64, classes: int = 10) -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 1, 32, 32, generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return DataLoader(TensorDataset(x, y), batch_size=16)
+
+
+def _trainer(**kw) -> L.Trainer:
+    kw = {"max_epochs": 1, "logger": False, "enable_checkpointing": False,
+          "enable_progress_bar": False, "enable_model_summary": False, **kw}
+    return L.Trainer(**kw)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_optimizer_and_schedule_trains_from_a_plain_loader(optimizer: str, scheduler: str) -> None:
+    model = LeNet5(optimizer=optimizer, scheduler=scheduler, lr=0.01)
+    before = [p.detach().clone() for p in model.parameters()]
+    _trainer(max_epochs=2).fit(model, train_dataloaders=_loader(), val_dataloaders=_loader(32))
+    after = list(model.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(after, before))
+    assert all(torch.isfinite(p).all() for p in after)
+
+
+def test_hyperparameters_are_saved_for_checkpoint_reload(tmp_path) -> None:
+    model = LeNet5(arch="lenet5_modern", num_classes=5, optimizer="sgd", lr=0.2, label_smoothing=0.1)
+    trainer = _trainer(enable_checkpointing=True, default_root_dir=tmp_path)
+    trainer.fit(model, train_dataloaders=_loader(classes=5))
+    path = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(path)
+    restored = LeNet5.load_from_checkpoint(path)
+    assert restored.hparams.arch == "lenet5_modern"
+    assert (restored.num_classes, restored.hparams.optimizer, restored.hparams.lr) == (5, "sgd", 0.2)
+    x = torch.randn(3, 1, 32, 32)
+    model.eval(), restored.eval()
+    torch.testing.assert_close(restored(x), model(x))
+
+
+def test_metrics_are_one_collection_per_stage() -> None:
+    model = LeNet5()
+    stages = [model.train_metrics, model.val_metrics, model.test_metrics]
+    assert [sorted(m.keys()) for m in stages] == [
+        [f"{s}_acc", f"{s}_acc_top5", f"{s}_f1"] for s in ("train", "val", "test")
+    ]
+    # Never one metric instance shared between stages.
+    assert len({id(metric) for m in stages for metric in m.values()}) == 9
+
+
+def test_top5_only_with_at_least_five_classes() -> None:
+    assert sorted(LeNet5(num_classes=3).val_metrics.keys()) == ["val_acc", "val_f1"]
+
+
+def test_test_metrics_match_a_hand_computed_accuracy() -> None:
+    model = LeNet5()
+    loader = _loader(96)
+    result = _trainer().test(model, dataloaders=loader, verbose=False)[0]
+    model.eval()
+    with torch.no_grad():
+        correct = sum((model(x).argmax(1) == y).sum().item() for x, y in loader)
+    assert result["test_acc"] == pytest.approx(correct / 96)
+
+
+def test_predict_step_returns_probabilities() -> None:
+    model = LeNet5().eval()
+    probs = model.predict_step((torch.randn(4, 1, 32, 32), torch.zeros(4, dtype=torch.long)), 0)
+    assert probs.shape == (4, 10)
+    torch.testing.assert_close(probs.sum(1), torch.ones(4))
+    assert model.predict_step(torch.zeros(2, 1, 32, 32), 0).shape == (2, 10)  # images only
+
+
+def test_label_smoothing_changes_the_loss() -> None:
+    batch = next(iter(_loader()))
+    torch.manual_seed(0)
+    plain = LeNet5()
+    torch.manual_seed(0)
+    smooth = LeNet5(label_smoothing=0.2)
+    assert plain.training_step(batch, 0).item() != pytest.approx(smooth.training_step(batch, 0).item())
+
+
+def test_auxiliary_outputs_are_added_with_their_weight() -> None:
+    model = LeNet5(aux_loss_weight=0.3)
+    x, y = next(iter(_loader()))
+    logits = model(x)
+    model.net.forward = lambda inp: (logits, logits * 0.5)  # a network with one aux head
+    expected = torch.nn.functional.cross_entropy(logits, y) + 0.3 * torch.nn.functional.cross_entropy(logits * 0.5, y)
+    torch.testing.assert_close(model.training_step((x, y), 0), expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"lr": -0.1}, r"lr must be a positive number; got -0.1"),
+        ({"lr": 0.0}, r"lr must be a positive number; got 0.0"),
+        ({"optimizer": "adagrad"}, r"optimizer must be one of \('sgd', 'adam', 'adamw', 'rmsprop'\); got 'adagrad'"),
+        ({"scheduler": "linear"}, r"scheduler must be one of \('cosine', 'onecycle', 'step', 'none'\); got 'linear'"),
+        ({"num_classes": 0}, r"num_classes must be a positive int; got 0"),
+        ({"num_classes": 1}, r"num_classes must be at least 2; got 1"),
+        ({"in_channels": 0}, r"in_channels must be a positive int; got 0"),
+        ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\); got 1.0"),
+        ({"weight_decay": -1.0}, r"weight_decay must be >= 0; got -1.0"),
+    ],
+)
+def test_invalid_hyperparameters_are_rejected_at_construction(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LeNet5(**kwargs)
+
+
+def test_labels_out_of_range_are_named() -> None:
+    x = torch.randn(4, 1, 32, 32)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\); got values from 0 to 10"):
+        LeNet5().training_step((x, torch.tensor([0, 1, 2, 10])), 0)
+    with pytest.raises(ValueError, match=r"labels must be an integer tensor of shape \(4,\)"):
+        LeNet5().training_step((x, torch.zeros(4)), 0)
+
+
+def test_weight_decay_skips_biases() -> None:
+    groups = LeNet5(weight_decay=0.1, scheduler="none").configure_optimizers().param_groups
+    assert groups[0]["weight_decay"] == 0.1 and all(p.ndim > 1 for p in groups[0]["params"])
+    assert groups[1]["weight_decay"] == 0.0 and all(p.ndim == 1 for p in groups[1]["params"])
