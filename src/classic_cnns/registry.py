@@ -42,8 +42,10 @@ class ModelInfo:
         input_size: Default input as ``(C, H, W)``.
         min_input_size: Smallest spatial input ``(H, W)`` the network accepts.
         num_classes: Default number of classes.
-        num_params: Parameter count of the default configuration
-            (``input_size[0]`` channels, ``num_classes`` classes).
+        num_params: Parameter count of the default configuration (``input_size[0]``
+            channels, ``num_classes`` classes) as used for inference: auxiliary classifiers
+            that exist only for training (GoogLeNet's ``aux1``/``aux2``) are not counted,
+            as torchvision does not count them.
         builder: Function that builds the plain ``nn.Module`` network.
 
     Example:

@@ -1,0 +1,320 @@
+"""DenseNet (Huang, Liu, van der Maaten and Weinberger, 2016): densely connected networks.
+
+Paper: "Densely Connected Convolutional Networks", https://arxiv.org/abs/1608.06993.
+
+Inside a dense block every layer receives the concatenation of all earlier feature maps
+and adds ``growth_rate`` (k) new ones. All networks here are DenseNet-BC: each layer is
+BN-ReLU-1x1 conv (to 4k channels, the bottleneck "B") then BN-ReLU-3x3 conv (to k), and
+each transition between blocks halves the channels ("C", compression 0.5) with a 1x1
+convolution before 2x2 average pooling.
+
+The ImageNet networks (``densenet121`` to ``densenet201``) follow torchvision's layout
+(``features`` with ``conv0``, ``norm0``, ``relu0``, ``pool0``, ``denseblock1``,
+``transition1``, ..., ``norm5``, then ``classifier``), initialisation and parameter
+names, so torchvision state dicts load with ``strict=True``. ``densenet_bc_100`` is the
+paper's CIFAR network (L=100, k=12): a 3x3 convolution to 2k channels with no norm or
+pooling, and three dense blocks of 16 layers, 0.77M parameters (0.8M in the paper).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from classic_cnns.nets._layers import conv1x1, conv3x3
+from classic_cnns.registry import register_model
+
+__all__ = [
+    "DenseLayer",
+    "DenseNetNet",
+    "Transition",
+    "densenet121",
+    "densenet161",
+    "densenet169",
+    "densenet201",
+    "densenet_bc_100",
+]
+
+_PAPER = "Densely Connected Convolutional Networks"
+_URL = "https://arxiv.org/abs/1608.06993"
+_STEMS = ("imagenet", "small", "cifar")
+
+
+class DenseLayer(nn.Module):
+    """A bottleneck layer that appends ``growth_rate`` new channels to its input.
+
+    Args:
+        in_channels: Input channels (the block's input plus all earlier layers' outputs).
+        growth_rate: New channels (k).
+        bn_size: Bottleneck width as a multiple of k (4 in the paper).
+        drop_rate: Dropout on the new channels.
+
+    Example:
+        >>> import torch
+        >>> DenseLayer(64, growth_rate=32)(torch.zeros(1, 64, 8, 8)).shape
+        torch.Size([1, 96, 8, 8])
+    """
+
+    def __init__(
+        self, in_channels: int, growth_rate: int, bn_size: int = 4, drop_rate: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(in_channels)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = conv1x1(in_channels, bn_size * growth_rate)
+        self.norm2 = nn.BatchNorm2d(bn_size * growth_rate)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(bn_size * growth_rate, growth_rate)
+        self.drop_rate = drop_rate
+
+    def forward(self, x: Tensor) -> Tensor:
+        new = self.conv1(self.relu1(self.norm1(x)))
+        new = self.conv2(self.relu2(self.norm2(new)))
+        if self.drop_rate > 0:
+            new = F.dropout(new, p=self.drop_rate, training=self.training)
+        # Returning input and new maps together lets a block be a plain nn.Sequential.
+        return torch.cat([x, new], 1)
+
+
+class Transition(nn.Sequential):
+    """BN-ReLU-1x1 conv to ``out_channels``, then 2x2 average pooling (halves H and W).
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels (``floor(compression * in_channels)``).
+
+    Example:
+        >>> import torch
+        >>> Transition(256, 128)(torch.zeros(1, 256, 8, 8)).shape
+        torch.Size([1, 128, 4, 4])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(in_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv = conv1x1(in_channels, out_channels)
+        self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
+
+
+class DenseNetNet(nn.Module):
+    """A DenseNet-BC: stem, dense blocks joined by transitions, BN-ReLU, pooling, classifier.
+
+    Args:
+        growth_rate: Channels each layer adds (k).
+        block_config: Layers per dense block, e.g. ``(6, 12, 24, 16)`` for DenseNet-121.
+        num_init_features: Channels of the stem convolution.
+        num_classes: Output classes.
+        in_channels: Input channels (only the stem convolution changes).
+        bn_size: Bottleneck width as a multiple of k.
+        compression: Channel reduction of each transition (theta).
+        drop_rate: Dropout after each dense layer.
+        stem: ``"imagenet"`` (7x7 stride-2 conv, BN, ReLU, 3x3 stride-2 max pool);
+            ``"small"`` (3x3 stride-1 conv, BN, ReLU, no pooling: the ImageNet depths on
+            28-32 pixel images, so only ``conv0`` differs from torchvision's); or ``"cifar"``
+            (the paper's CIFAR stem, a lone 3x3 convolution).
+
+    Example:
+        >>> import torch
+        >>> net = DenseNetNet(12, (4, 4, 4), 24, num_classes=10, stem="cifar")
+        >>> net(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(
+        self,
+        growth_rate: int,
+        block_config: Sequence[int],
+        num_init_features: int,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        *,
+        bn_size: int = 4,
+        compression: float = 0.5,
+        drop_rate: float = 0.0,
+        stem: str = "imagenet",
+    ) -> None:
+        super().__init__()
+        if stem not in _STEMS:
+            raise ValueError(f"stem must be one of {_STEMS}; got {stem!r}")
+        layers: list[tuple[str, nn.Module]]
+        if stem == "imagenet":
+            conv0 = nn.Conv2d(in_channels, num_init_features, 7, stride=2, padding=3, bias=False)
+            layers = [("conv0", conv0)]
+        else:
+            layers = [("conv0", conv3x3(in_channels, num_init_features))]
+        if stem != "cifar":
+            layers += [("norm0", nn.BatchNorm2d(num_init_features)), ("relu0", nn.ReLU(True))]
+        if stem == "imagenet":
+            layers.append(("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)))
+        else:
+            # Each transition's 2x2 pool needs 2 pixels; the stride-1 stem needs no more.
+            self.min_input_size = (2 ** (len(block_config) - 1),) * 2
+        self.features = nn.Sequential(OrderedDict(layers))
+
+        channels = num_init_features
+        for i, num_layers in enumerate(block_config):
+            block = nn.Sequential(
+                OrderedDict(
+                    (
+                        f"denselayer{j + 1}",
+                        DenseLayer(channels + j * growth_rate, growth_rate, bn_size, drop_rate),
+                    )
+                    for j in range(num_layers)
+                )
+            )
+            self.features.add_module(f"denseblock{i + 1}", block)
+            channels += num_layers * growth_rate
+            if i != len(block_config) - 1:
+                out = int(compression * channels)
+                self.features.add_module(f"transition{i + 1}", Transition(channels, out))
+                channels = out
+        self.features.add_module(f"norm{len(block_config) + 1}", nn.BatchNorm2d(channels))
+
+        self.num_features = channels
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(channels, num_classes)
+
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+            elif isinstance(m, nn.Linear):
+                nn.init.constant_(m.bias, 0)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Final BN-ReLU features, globally average-pooled: ``(N, num_features)``."""
+        x = F.relu(self.features(x), inplace=True)
+        return F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        """The linear ``classifier`` on pooled features."""
+        return self.classifier(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace ``classifier`` with a freshly initialised layer for ``num_classes`` classes.
+
+        Example:
+            >>> net = densenet_bc_100()
+            >>> net.reset_classifier(100)
+            >>> net.classifier.out_features
+            100
+        """
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.num_features, num_classes)
+        nn.init.constant_(self.classifier.bias, 0)
+
+
+# (growth rate k, layers per block, stem channels) of the paper's table 1 and torchvision.
+_IMAGENET_CONFIGS: dict[str, tuple[int, tuple[int, ...], int]] = {
+    "densenet121": (32, (6, 12, 24, 16), 64),
+    "densenet161": (48, (6, 12, 36, 24), 96),
+    "densenet169": (32, (6, 12, 32, 32), 64),
+    "densenet201": (32, (6, 12, 48, 32), 64),
+}
+
+_IMAGENET = dict(
+    family="densenet",
+    paper=_PAPER,
+    year=2016,
+    url=_URL,
+    input_size=(3, 224, 224),
+    # Three 2x2 transitions need 8 pixels after the stem; its 7x7/2 conv and 3x3/2 max pool
+    # give 8 from 29.
+    min_input_size=(29, 29),
+    num_classes=1000,
+)
+
+
+def _imagenet(name: str, num_classes: int, in_channels: int, small_input: bool) -> DenseNetNet:
+    growth_rate, block_config, num_init_features = _IMAGENET_CONFIGS[name]
+    return DenseNetNet(
+        growth_rate,
+        block_config,
+        num_init_features,
+        num_classes,
+        in_channels,
+        stem="small" if small_input else "imagenet",
+    )
+
+
+@register_model(**_IMAGENET, num_params=7_978_856)  # type: ignore[arg-type]
+def densenet121(
+    *, num_classes: int = 1000, in_channels: int = 3, small_input: bool = False
+) -> DenseNetNet:
+    """DenseNet-121 (k=32, blocks 6-12-24-16), 8.0M parameters.
+
+    Example:
+        >>> import torch
+        >>> net = densenet121(num_classes=10, small_input=True).eval()
+        >>> net(torch.zeros(1, 3, 32, 32)).shape
+        torch.Size([1, 10])
+    """
+    return _imagenet("densenet121", num_classes, in_channels, small_input)
+
+
+@register_model(**_IMAGENET, num_params=28_681_000)  # type: ignore[arg-type]
+def densenet161(
+    *, num_classes: int = 1000, in_channels: int = 3, small_input: bool = False
+) -> DenseNetNet:
+    """DenseNet-161 (k=48, blocks 6-12-36-24, 96 stem channels), 28.7M parameters.
+
+    Example:
+        >>> densenet161().num_features
+        2208
+    """
+    return _imagenet("densenet161", num_classes, in_channels, small_input)
+
+
+@register_model(**_IMAGENET, num_params=14_149_480)  # type: ignore[arg-type]
+def densenet169(
+    *, num_classes: int = 1000, in_channels: int = 3, small_input: bool = False
+) -> DenseNetNet:
+    """DenseNet-169 (k=32, blocks 6-12-32-32), 14.1M parameters.
+
+    Example:
+        >>> densenet169().num_features
+        1664
+    """
+    return _imagenet("densenet169", num_classes, in_channels, small_input)
+
+
+@register_model(**_IMAGENET, num_params=20_013_928)  # type: ignore[arg-type]
+def densenet201(
+    *, num_classes: int = 1000, in_channels: int = 3, small_input: bool = False
+) -> DenseNetNet:
+    """DenseNet-201 (k=32, blocks 6-12-48-32), 20.0M parameters.
+
+    Example:
+        >>> densenet201().num_features
+        1920
+    """
+    return _imagenet("densenet201", num_classes, in_channels, small_input)
+
+
+# Two transitions need 4 pixels after the stride-1 stem.
+_CIFAR = {**_IMAGENET, "input_size": (3, 32, 32), "min_input_size": (4, 4), "num_classes": 10}
+
+
+@register_model(**_CIFAR, num_params=769_162)  # type: ignore[arg-type]
+def densenet_bc_100(*, num_classes: int = 10, in_channels: int = 3) -> DenseNetNet:
+    """The paper's CIFAR DenseNet-BC (L=100, k=12): three blocks of 16 layers, 0.77M parameters.
+
+    Depth 100 counts the stem, 3 x 16 x 2 convolutions in the blocks, the two transitions
+    and the classifier.
+
+    Example:
+        >>> import torch
+        >>> densenet_bc_100()(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+    return DenseNetNet(12, (16, 16, 16), 24, num_classes, in_channels, stem="cifar")

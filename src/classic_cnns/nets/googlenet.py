@@ -1,0 +1,305 @@
+"""GoogLeNet / Inception v1 (Szegedy et al., 2014), in torchvision's layout.
+
+Paper: "Going Deeper with Convolutions", https://arxiv.org/abs/1409.4842.
+
+Nine Inception modules (parallel 1x1, 3x3, "5x5" and pooled branches, concatenated)
+on a convolutional stem, global average pooling, dropout and one linear classifier.
+Two auxiliary classifiers on inception4a and inception4d add gradient signal to the
+middle of the network during training; the task weights their losses by 0.3 as the
+paper does, and at inference they are not evaluated.
+
+Layer and parameter names are torchvision's, so its state dicts load with
+``strict=True``. This means torchvision's departures from the paper too:
+
+* batch normalisation (eps 0.001) after every convolution and no local response norm;
+* the "5x5" branch uses a 3x3 convolution (https://github.com/pytorch/vision/issues/906);
+* max pooling rounds up (``ceil_mode=True``), the auxiliary heads pool adaptively to
+  4x4 rather than with a 5x5 stride-3 window, and the main dropout is 0.2, not 0.4.
+
+torchvision's ``transform_input`` (re-normalising ImageNet-normalised inputs to the
+[-1, 1] range its ported weights expect) is left out: it has no parameters, and the
+classic_cnns datamodules normalise inputs themselves.
+
+Parameter count (1000 classes): 6,624,904 without the auxiliary heads, which is what
+``model_info("googlenet").num_params`` reports; each head adds 3,189,992.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from classic_cnns.registry import register_model
+
+__all__ = ["BasicConv2d", "GoogLeNetNet", "Inception", "InceptionAux", "googlenet"]
+
+_PAPER = "Going Deeper with Convolutions"
+_URL = "https://arxiv.org/abs/1409.4842"
+
+
+class BasicConv2d(nn.Module):
+    """Convolution (no bias), batch norm (eps 0.001) and ReLU.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        **kwargs: Further ``nn.Conv2d`` arguments (``kernel_size``, ``stride``, ``padding``).
+
+    Example:
+        >>> import torch
+        >>> BasicConv2d(3, 8, kernel_size=3, padding=1)(torch.zeros(1, 3, 5, 5)).shape
+        torch.Size([1, 8, 5, 5])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, **kwargs: Any) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
+        # eps 0.001 as in the TensorFlow model torchvision's weights were ported from.
+        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+class Inception(nn.Module):
+    """An Inception module: four parallel branches concatenated along channels.
+
+    Args:
+        in_channels: Input channels.
+        ch1x1: Output channels of the 1x1 branch.
+        ch3x3red: 1x1 reduction before the 3x3 branch.
+        ch3x3: Output channels of the 3x3 branch.
+        ch5x5red: 1x1 reduction before the "5x5" branch.
+        ch5x5: Output channels of the "5x5" branch (a 3x3 convolution, as in torchvision).
+        pool_proj: Output channels of the 1x1 projection after 3x3 max pooling.
+
+    Example:
+        >>> import torch
+        >>> block = Inception(192, 64, 96, 128, 16, 32, 32)
+        >>> block(torch.zeros(1, 192, 7, 7)).shape
+        torch.Size([1, 256, 7, 7])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        ch1x1: int,
+        ch3x3red: int,
+        ch3x3: int,
+        ch5x5red: int,
+        ch5x5: int,
+        pool_proj: int,
+    ) -> None:
+        super().__init__()
+        self.branch1 = BasicConv2d(in_channels, ch1x1, kernel_size=1)
+        self.branch2 = nn.Sequential(
+            BasicConv2d(in_channels, ch3x3red, kernel_size=1),
+            BasicConv2d(ch3x3red, ch3x3, kernel_size=3, padding=1),
+        )
+        self.branch3 = nn.Sequential(
+            BasicConv2d(in_channels, ch5x5red, kernel_size=1),
+            # torchvision's known 3x3-for-5x5 slip, kept so that its weights load.
+            BasicConv2d(ch5x5red, ch5x5, kernel_size=3, padding=1),
+        )
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
+            BasicConv2d(in_channels, pool_proj, kernel_size=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
+class InceptionAux(nn.Module):
+    """An auxiliary classifier: 4x4 average pool, 1x1 conv to 128, two linear layers.
+
+    Args:
+        in_channels: Input channels.
+        num_classes: Output classes.
+        dropout: Dropout between the linear layers (0.7, as in the paper).
+
+    Example:
+        >>> import torch
+        >>> InceptionAux(512, 10)(torch.zeros(2, 512, 14, 14)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.7) -> None:
+        super().__init__()
+        self.conv = BasicConv2d(in_channels, 128, kernel_size=1)
+        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+        self.fc2 = nn.Linear(1024, num_classes)
+        self.dropout = nn.Dropout(p=dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Adaptive pooling makes the head independent of the input size (it even upsamples
+        # maps smaller than 4x4), so it never sets the network's minimum input size.
+        x = self.conv(F.adaptive_avg_pool2d(x, (4, 4))).flatten(1)
+        return self.fc2(self.dropout(F.relu(self.fc1(x), inplace=True)))
+
+
+def _trunc_normal_init(layer: nn.Linear | nn.Conv2d) -> None:
+    # torchvision's init: truncated normal weights, std 0.01; biases keep PyTorch's default.
+    nn.init.trunc_normal_(layer.weight, mean=0.0, std=0.01, a=-2, b=2)
+
+
+class GoogLeNetNet(nn.Module):
+    """GoogLeNet: stem, nine Inception modules, global average pooling, dropout, ``fc``.
+
+    In training mode with ``aux_logits=True``, ``forward`` returns the tuple
+    ``(logits, aux2_logits, aux1_logits)`` (torchvision's order); otherwise the logits.
+
+    Args:
+        num_classes: Output classes.
+        in_channels: Input channels (only ``conv1`` changes).
+        aux_logits: Build the two auxiliary classifiers ``aux1`` and ``aux2``.
+        small_input: A stem for 28-32 pixel images: ``conv1`` becomes 3x3 stride 1 and
+            ``maxpool1`` the identity, so the stem shrinks 2x instead of 8x and a 32x32
+            image reaches the Inception modules at 16x16, 8x8 and 4x4 (ImageNet's 224x224:
+            28x28, 14x14 and 7x7). Lowers ``min_input_size`` to 4x4.
+        dropout: Dropout before ``fc``.
+
+    Example:
+        >>> import torch
+        >>> net = GoogLeNetNet(num_classes=10, small_input=True).eval()
+        >>> net(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        *,
+        aux_logits: bool = True,
+        small_input: bool = False,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.aux_logits = aux_logits
+        if small_input:
+            self.conv1 = BasicConv2d(in_channels, 64, kernel_size=3, stride=1, padding=1)
+            self.maxpool1: nn.Module = nn.Identity()
+            # maxpool3 needs 2 pixels, so maxpool2 needs 4 (see the registration below).
+            self.min_input_size = (4, 4)
+        else:
+            self.conv1 = BasicConv2d(in_channels, 64, kernel_size=7, stride=2, padding=3)
+            self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.conv2 = BasicConv2d(64, 64, kernel_size=1)
+        self.conv3 = BasicConv2d(64, 192, kernel_size=3, padding=1)
+        self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+
+        self.inception3a = Inception(192, 64, 96, 128, 16, 32, 32)
+        self.inception3b = Inception(256, 128, 128, 192, 32, 96, 64)
+        self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+
+        self.inception4a = Inception(480, 192, 96, 208, 16, 48, 64)
+        self.inception4b = Inception(512, 160, 112, 224, 24, 64, 64)
+        self.inception4c = Inception(512, 128, 128, 256, 24, 64, 64)
+        self.inception4d = Inception(512, 112, 144, 288, 32, 64, 64)
+        self.inception4e = Inception(528, 256, 160, 320, 32, 128, 128)
+        self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
+
+        self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128)
+        self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128)
+
+        self.aux1: InceptionAux | None = InceptionAux(512, num_classes) if aux_logits else None
+        self.aux2: InceptionAux | None = InceptionAux(528, num_classes) if aux_logits else None
+
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout(p=dropout)
+        self.num_features = 1024
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                _trunc_normal_init(m)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+    def _forward(self, x: Tensor, with_aux: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        x = self.maxpool2(self.conv3(self.conv2(self.maxpool1(self.conv1(x)))))
+        x = self.maxpool3(self.inception3b(self.inception3a(x)))
+        x = self.inception4a(x)
+        aux1 = self.aux1(x) if with_aux and self.aux1 is not None else None
+        x = self.inception4d(self.inception4c(self.inception4b(x)))
+        aux2 = self.aux2(x) if with_aux and self.aux2 is not None else None
+        x = self.maxpool4(self.inception4e(x))
+        x = self.inception5b(self.inception5a(x))
+        return self.avgpool(x).flatten(1), aux2, aux1
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Globally average-pooled inception5b features, ``(N, 1024)``; no auxiliary heads."""
+        return self._forward(x, with_aux=False)[0]
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        """Dropout and ``fc`` on pooled features."""
+        return self.fc(self.dropout(x))
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        with_aux = self.training and self.aux_logits
+        features, aux2, aux1 = self._forward(x, with_aux)
+        logits = self.forward_head(features)
+        if aux1 is not None and aux2 is not None:
+            return logits, aux2, aux1
+        return logits
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace ``fc`` (and the auxiliary heads' ``fc2``) with fresh layers for ``num_classes``.
+
+        The auxiliary outputs are reset too, so that their losses match the new labels.
+
+        Example:
+            >>> net = googlenet()
+            >>> net.reset_classifier(10)
+            >>> net.fc.out_features, net.aux1.fc2.out_features
+            (10, 10)
+        """
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes)
+        _trunc_normal_init(self.fc)
+        for aux in (self.aux1, self.aux2):
+            if aux is not None:
+                aux.fc2 = nn.Linear(aux.fc2.in_features, num_classes)
+                _trunc_normal_init(aux.fc2)
+
+
+@register_model(  # type: ignore[arg-type]
+    family="googlenet",
+    paper=_PAPER,
+    year=2014,
+    url=_URL,
+    input_size=(3, 224, 224),
+    # An unpadded 3x3 stride-2 max pool needs 2 pixels even with ceil_mode, so maxpool3 needs
+    # 2, maxpool2 4, maxpool1 8 and conv1 (7x7/2) 15; the rest, aux heads included, take 1.
+    min_input_size=(15, 15),
+    num_params=6_624_904,
+    num_classes=1000,
+)
+def googlenet(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    aux_logits: bool = True,
+    small_input: bool = False,
+    dropout: float = 0.2,
+) -> GoogLeNetNet:
+    """GoogLeNet (Inception v1): 6.6M parameters, plus 6.4M in the auxiliary heads.
+
+    ``num_params`` counts the network used at inference, without the auxiliary heads
+    (as torchvision does); the default build, with ``aux_logits=True``, has 13,004,888.
+
+    Example:
+        >>> import torch
+        >>> net = googlenet(num_classes=10, small_input=True).train()
+        >>> [t.shape[1] for t in net(torch.zeros(2, 3, 32, 32))]
+        [10, 10, 10]
+    """
+    return GoogLeNetNet(
+        num_classes, in_channels, aux_logits=aux_logits, small_input=small_input, dropout=dropout
+    )
