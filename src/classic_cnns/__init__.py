@@ -9,6 +9,14 @@ Example:
 from classic_cnns import nets as _nets  # noqa: F401  (registers the built-in networks)
 from classic_cnns._version import __version__
 from classic_cnns.data import MNIST, Digits, FashionMNIST, InMemoryDataModule
+from classic_cnns.inspect import (
+    ModelSummary,
+    conv2d_output_size,
+    conv2d_params,
+    linear_params,
+    pool2d_output_size,
+    summary,
+)
 from classic_cnns.metrics import classification_metrics
 from classic_cnns.models import VGG, AlexNet, DenseNet, GoogLeNet, LeNet5, NiN, ResNet
 from classic_cnns.registry import ModelInfo, create_model, list_models, model_info, register_model
@@ -28,10 +36,16 @@ __all__ = [
     "NiN",
     "ResNet",
     "ModelInfo",
+    "ModelSummary",
     "__version__",
     "classification_metrics",
+    "conv2d_output_size",
+    "conv2d_params",
     "create_model",
+    "linear_params",
     "list_models",
     "model_info",
+    "pool2d_output_size",
     "register_model",
+    "summary",
 ]

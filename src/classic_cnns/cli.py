@@ -4,7 +4,7 @@
 the model, the datamodule and the Trainer is a flag (``classic-cnns fit --help``).
 ``--model`` takes a family class (``LeNet5``, ``ResNet``) or any registered name
 (``resnet20``); the datamodule's class count and channels flow into the model.
-``list`` prints the registry.
+``list`` prints the registry and ``summary`` a model's layer table.
 """
 
 from __future__ import annotations
@@ -131,6 +131,33 @@ def _list_command(argv: Sequence[str]) -> int:
     return 0
 
 
+def _summary_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="classic-cnns summary",
+        description="Layer table of a registered model: shapes, parameters, MACs, receptive field.",
+    )
+    parser.add_argument("model", help="registered name, e.g. lenet5 (see classic-cnns list)")
+    parser.add_argument(
+        "--input-size", nargs=3, type=int, metavar=("C", "H", "W"),
+        help="input (C, H, W); default: the model's own input size",
+    )
+    parser.add_argument("--num-classes", type=int, default=None, help="classes (default: the model's)")
+    parser.add_argument("--format", choices=("text", "markdown"), default="text")
+    args = parser.parse_args(argv)
+    from classic_cnns.inspect import summary
+    from classic_cnns.registry import create_model
+
+    try:
+        size = tuple(args.input_size or model_info(args.model).input_size)
+        model = create_model(args.model, in_channels=size[0], num_classes=args.num_classes)
+        table = summary(model, size)
+    except ValueError as err:
+        print(f"classic-cnns summary: {err}", file=sys.stderr)
+        return 2
+    print(table.to_markdown() if args.format == "markdown" else table)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``classic-cnns`` console script.
 
@@ -144,16 +171,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "list":
         return _list_command(args[1:])
+    if args and args[0] == "summary":
+        return _summary_command(args[1:])
     if not args or args[0] not in LIGHTNING_COMMANDS:
         if args and args[0] in ("-h", "--help"):
-            print("usage: classic-cnns {list,fit,validate,test,predict} ...\n")
+            print("usage: classic-cnns {list,summary,fit,validate,test,predict} ...\n")
             print("  list       the registered models with parameter counts and input sizes")
+            print("  summary    a model's layers: classic-cnns summary lenet5 --input-size 1 32 32")
             print("  fit        train (then test) a model: classic-cnns fit --model LeNet5 --data Digits")
             print("  validate, test, predict   LightningCLI's commands; add --help for their flags")
             return 0
         given = repr(args[0]) if args else "nothing"
         print(
-            f"classic-cnns: expected a command (list, {', '.join(LIGHTNING_COMMANDS)}); "
+            f"classic-cnns: expected a command (list, summary, {', '.join(LIGHTNING_COMMANDS)}); "
             f"got {given}. Try classic-cnns --help",
             file=sys.stderr,
         )

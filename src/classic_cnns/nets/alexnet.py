@@ -1,0 +1,172 @@
+"""AlexNet (Krizhevsky, Sutskever and Hinton, 2012) in torchvision's layout.
+
+"ImageNet Classification with Deep Convolutional Neural Networks", NeurIPS 2012.
+Like torchvision, this is the single-GPU form of Krizhevsky's follow-up "One weird
+trick for parallelizing convolutional neural networks" (arXiv 1404.5997): five
+convolutions of 64-192-384-256-256 channels instead of the paper's 96-256-384-384-256
+split over two GPUs, no local response normalisation, and an adaptive 6x6 average
+pool in front of the classifier so that other input sizes work too.
+
+============  ================  ========  =====  ======  ======
+Module        Layer             Features  Size   Kernel  Stride
+============  ================  ========  =====  ======  ======
+-             input             3         224    -       -
+features.0    convolution       64        55     11x11   4
+features.2    max pooling       64        27     3x3     2
+features.3    convolution       192       27     5x5     1
+features.5    max pooling       192       13     3x3     2
+features.6    convolution       384       13     3x3     1
+features.8    convolution       256       13     3x3     1
+features.10   convolution       256       13     3x3     1
+features.12   max pooling       256       6      3x3     2
+avgpool       adaptive average  256       6      -       -
+classifier.1  fully connected   4096      -      -       -
+classifier.4  fully connected   4096      -      -       -
+classifier.6  fully connected   classes   -      -       -
+============  ================  ========  =====  ======  ======
+
+A ReLU follows every convolution and the first two linear layers, and dropout comes
+before those two (``classifier.0`` and ``classifier.3``). That is 61,100,840
+parameters for 3 channels and 1000 classes, exactly torchvision's, and torchvision's
+state dicts load with ``strict=True``. The smallest input is 63x63:
+the stride-4 stem and three 3x3/2 pools leave a 1x1 map there and nothing at 62.
+
+``small_input=True`` swaps the 11x11/4 stem for a 3x3/1 convolution (same index,
+same 64 channels) and keeps everything else, so every torchvision weight but
+``features.0`` still fits. At 32x32 the three pools give 15, 7 and 3 pixels (13, 6,
+2 at 28x28), so no pool has to go; the smallest input becomes 15x15. The 3x3 map is
+replicated to 6x6 by the adaptive pool, which keeps the classifier, and its
+parameter count, unchanged.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from classic_cnns.registry import register_model
+
+__all__ = ["AlexNetNet", "alexnet"]
+
+_PAPER = "ImageNet Classification with Deep Convolutional Neural Networks"
+_URL = "https://papers.nips.cc/paper/2012/hash/c399862d3b9d6b76c8436e924a68c45b-Abstract.html"
+
+
+class AlexNetNet(nn.Module):
+    """The AlexNet network: five convolutions, three max pools, three linear layers.
+
+    Attribute names and ``nn.Sequential`` indices are torchvision's, so
+    ``net.load_state_dict(torchvision.models.alexnet().state_dict())`` works.
+
+    Args:
+        num_classes: Output classes.
+        in_channels: Input channels; only the first convolution depends on it.
+        small_input: Use a 3x3 stride-1 first convolution for 28-32 pixel images;
+            the smallest accepted input drops from 63x63 to 15x15.
+        dropout: Dropout probability before the first two linear layers.
+
+    Example:
+        >>> import torch
+        >>> net = AlexNetNet(num_classes=10, in_channels=1, small_input=True)
+        >>> net(torch.zeros(1, 1, 32, 32)).shape
+        torch.Size([1, 10])
+        >>> net.min_input_size
+        (15, 15)
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        *,
+        small_input: bool = False,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        stem = (
+            nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1)
+            if small_input
+            else nn.Conv2d(in_channels, 64, kernel_size=11, stride=4, padding=2)
+        )
+        self.features = nn.Sequential(
+            stem,
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.num_features = 256 * 6 * 6
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=dropout),
+            nn.Linear(self.num_features, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Linear(4096, num_classes),
+        )
+        self.num_classes = num_classes
+        if small_input:
+            # Without the stride-4 stem only the three 3x3/2 pools shrink the map:
+            # 15 -> 7 -> 3 -> 1, and 14 would leave nothing after the last one.
+            self.min_input_size = (15, 15)
+        # Weights keep PyTorch's default initialisation, as torchvision's AlexNet does.
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Pooled, flattened convolutional features, ``(N, 9216)``."""
+        return self.avgpool(self.features(x)).flatten(1)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        """The three linear layers on pooled features."""
+        return self.classifier(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the last linear layer with a fresh one for ``num_classes`` classes.
+
+        Example:
+            >>> net = AlexNetNet(num_classes=1000)
+            >>> net.reset_classifier(10)
+            >>> net.classifier[6].out_features, net.num_classes
+            (10, 10)
+        """
+        self.classifier[6] = nn.Linear(4096, num_classes)
+        self.num_classes = num_classes
+
+
+@register_model(
+    family="alexnet",
+    paper=_PAPER,
+    year=2012,
+    url=_URL,
+    input_size=(3, 224, 224),
+    min_input_size=(63, 63),
+    num_params=61_100_840,
+    num_classes=1000,
+)
+def alexnet(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    small_input: bool = False,
+    dropout: float = 0.5,
+) -> AlexNetNet:
+    """AlexNet as torchvision builds it: 61,100,840 parameters, inputs of 63x63 or more.
+
+    Example:
+        >>> import torch
+        >>> net = alexnet(num_classes=10)
+        >>> net(torch.zeros(1, 3, 63, 63)).shape
+        torch.Size([1, 10])
+    """
+    return AlexNetNet(num_classes, in_channels, small_input=small_input, dropout=dropout)

@@ -1,0 +1,168 @@
+"""Network In Network (Lin, Chen and Yan, 2013): the paper's CIFAR-10 network.
+
+"Network In Network", ICLR 2014, arXiv 1312.4400. A *mlpconv* block is a kxk
+convolution followed by two 1x1 convolutions ("cascaded cross channel parametric
+pooling"), each with a ReLU: a small multilayer perceptron slid over the image. Three
+blocks, with max pooling and dropout between them, end in one feature map per class,
+and global average pooling turns the maps into logits: there is no fully connected
+layer. The widths are those of the authors' released Caffe model for CIFAR-10:
+
+=====  ==========  ============  ======================  =======================
+Block  Kernel      Widths        Output size (32 input)  Then
+=====  ==========  ============  ======================  =======================
+1      5x5, pad 2  192-160-96    32x32                   3x3/2 max pool, dropout
+2      5x5, pad 2  192-192-192   16x16                   3x3/2 max pool, dropout
+3      3x3, pad 1  192-192-C     8x8                     global average pool
+=====  ==========  ============  ======================  =======================
+
+That is 966,986 parameters for 3 channels and 10 classes (C = 10). As in the Caffe
+model, the last 1x1 convolution also has a ReLU, so the logits are non-negative, and
+the pools round up (Caffe's rule, ``ceil_mode=True``) so that each halves the map
+exactly, to ``H // 2``: 32 -> 16 -> 8. Two departures from that model: its second
+pool averages where the paper's text (and this network) takes the maximum, and its
+Gaussian (std 0.05) initialisation is replaced by torchvision's VGG one: He (fan-out) for the
+hidden convolutions, N(0, 0.01) for the class maps.
+
+The smallest input is 4x4: the rounded-up pools give 4 -> 2 -> 1, and a 3x3 input
+leaves a 1x1 map that the second pool cannot take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from classic_cnns.registry import register_model
+
+__all__ = ["NiNNet", "mlpconv", "nin"]
+
+_PAPER = "Network In Network"
+_URL = "https://arxiv.org/abs/1312.4400"
+
+
+def mlpconv(in_channels: int, widths: Sequence[int], kernel_size: int) -> nn.Sequential:
+    """A mlpconv block: a ``kernel_size`` convolution, then 1x1 ones, each with a ReLU.
+
+    The padding keeps the spatial size, so only the pools between blocks shrink it.
+
+    Example:
+        >>> import torch
+        >>> block = mlpconv(3, (192, 160, 96), kernel_size=5)
+        >>> block(torch.zeros(1, 3, 32, 32)).shape
+        torch.Size([1, 96, 32, 32])
+    """
+    layers: list[nn.Module] = []
+    for i, width in enumerate(widths):
+        k = kernel_size if i == 0 else 1
+        layers += [nn.Conv2d(in_channels, width, k, padding=k // 2), nn.ReLU(inplace=True)]
+        in_channels = width
+    return nn.Sequential(*layers)
+
+
+def _init_conv(conv: nn.Conv2d, *, classifier: bool = False) -> nn.Conv2d:
+    # torchvision's VGG convention. Because the logits pass a ReLU, NiN can die at the
+    # start: with He fan-in weights (class maps small or not) every class map went
+    # negative within a few dozen steps of a toy 10-class task, SGD or AdamW, and the
+    # loss stuck at log(10); this initialisation was the one of four tried that learned.
+    if classifier:
+        nn.init.normal_(conv.weight, 0, 0.01)
+    else:
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
+class NiNNet(nn.Module):
+    """The NiN network for CIFAR-10: three mlpconv blocks and global average pooling.
+
+    ``features`` holds the first two blocks and the third block's kxk and first 1x1
+    layers; ``classifier`` is that block's last 1x1 convolution (one map per class)
+    with its ReLU. Because the classifier comes *before* the pooling (and its ReLU
+    does not commute with it), :meth:`forward_features` returns feature *maps*
+    ``(N, 192, H // 4, W // 4)``, not pooled vectors as in the other networks.
+
+    Args:
+        num_classes: Output classes (maps of the last 1x1 convolution).
+        in_channels: Input channels; only the first convolution depends on it.
+        dropout: Dropout probability after each of the two max pools.
+
+    Example:
+        >>> import torch
+        >>> net = NiNNet(num_classes=10, in_channels=3)
+        >>> net(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+        >>> net.forward_features(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 192, 8, 8])
+    """
+
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 3, *, dropout: float = 0.5
+    ) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            mlpconv(in_channels, (192, 160, 96), kernel_size=5),
+            nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+            nn.Dropout(p=dropout),
+            mlpconv(96, (192, 192, 192), kernel_size=5),
+            nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),
+            nn.Dropout(p=dropout),
+            mlpconv(192, (192, 192), kernel_size=3),
+        )
+        self.num_features = 192
+        for m in self.features.modules():
+            if isinstance(m, nn.Conv2d):
+                _init_conv(m)
+        class_maps = nn.Conv2d(self.num_features, num_classes, kernel_size=1)
+        self.classifier = nn.Sequential(
+            _init_conv(class_maps, classifier=True), nn.ReLU(inplace=True)
+        )
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.num_classes = num_classes
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Feature maps before the class maps, ``(N, 192, H // 4, W // 4)``."""
+        return self.features(x)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        """Class maps from feature maps, averaged over space into logits ``(N, num_classes)``."""
+        return self.global_pool(self.classifier(x)).flatten(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the last 1x1 convolution with a fresh one for ``num_classes`` classes.
+
+        Example:
+            >>> net = NiNNet(num_classes=10)
+            >>> net.reset_classifier(100)
+            >>> net.classifier[0].out_channels, net.num_classes
+            (100, 100)
+        """
+        conv = nn.Conv2d(self.num_features, num_classes, kernel_size=1)
+        self.classifier[0] = _init_conv(conv, classifier=True)
+        self.num_classes = num_classes
+
+
+@register_model(
+    family="nin",
+    paper=_PAPER,
+    year=2013,
+    url=_URL,
+    input_size=(3, 32, 32),
+    min_input_size=(4, 4),
+    num_params=966_986,
+    num_classes=10,
+)
+def nin(*, num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5) -> NiNNet:
+    """NiN for CIFAR-10 as in the authors' Caffe model: 966,986 parameters, no linear layer.
+
+    Example:
+        >>> import torch
+        >>> net = nin(num_classes=10, in_channels=1)
+        >>> net(torch.zeros(1, 1, 28, 28)).shape
+        torch.Size([1, 10])
+    """
+    return NiNNet(num_classes, in_channels, dropout=dropout)
