@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from classic_cnns import list_models, model_info
-from classic_cnns.cli import _expand_model_names, main
+from classic_cnns.cli import _expand_model_names, main, model_table
 
 
 def test_list_prints_every_model_with_its_parameter_count(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["name", "family", "year", "params", "input", "(C,H,W)", "min", "(H,W)"]
+    assert out[0].split() == ["name", "class", "year", "params", "input", "(C,H,W)", "min", "(H,W)"]
     rows = {line.split()[0]: line.split() for line in out[1:]}
     assert sorted(rows) == list_models()
     for name, row in rows.items():
@@ -76,3 +76,17 @@ def test_console_script_runs_fit_with_a_registered_name(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "test_acc" in result.stdout
+
+
+def test_readme_model_table_is_current() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    start, end = "<!-- model-table:start -->\n", "\n<!-- model-table:end -->"
+    table = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert table == model_table(markdown=True), "run: classic-cnns list --format markdown"
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    root = Path(__file__).parents[1]
+    command = 'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest'
+    assert f"\n{command}\n" in (root / "README.md").read_text()
+    assert f"\n{command}\n" in (root / ".ci" / "run").read_text()

@@ -104,30 +104,53 @@ def _expand_model_names(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def _list_command(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="classic-cnns list", description="List registered models.")
-    parser.add_argument("pattern", nargs="?", default=None, help="shell wildcard, e.g. 'resnet*'")
-    args = parser.parse_args(argv)
-    names = list_models(args.pattern)
-    if not names:
-        print(f"no registered model matches {args.pattern!r}", file=sys.stderr)
-        return 1
-    rows = [("name", "family", "year", "params", "input (C,H,W)", "min (H,W)")]
-    for name in names:
+def model_table(pattern: str | None = None, markdown: bool = False) -> str:
+    """The registry as a table: name, class, paper year, parameters, input sizes.
+
+    The README's model table is this function's Markdown output (a test keeps it current).
+
+    Example:
+        >>> from classic_cnns.cli import model_table
+        >>> print(model_table("lenet5"))
+        name    class   year  params  input (C,H,W)  min (H,W)
+        lenet5  LeNet5  1998  61,706  1x32x32        32x32
+    """
+    header = ("name", "class", "year", "params", "input (C,H,W)", "min (H,W)")
+    rows = []
+    for name in list_models(pattern):
         info = model_info(name)
+        paper = f"[{info.paper}]({info.url})" if markdown else None
         rows.append(
             (
-                name,
+                f"`{name}`" if markdown else name,
                 family_class(info.family).__name__,
-                str(info.year),
+                f"{info.year}" if paper is None else f"{info.year}, {paper}",
                 f"{info.num_params:,}",
                 "x".join(map(str, info.input_size)),
                 "x".join(map(str, info.min_input_size)),
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.rjust(w) if i == 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    if markdown:
+        md_header = ("name", "class", "paper", "params", "input (C,H,W)", "min (H,W)")
+        lines = ["| " + " | ".join(md_header) + " |", "|---|---|---|---:|---|---|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        .rstrip()
+        for r in [header, *rows]
+    )
+
+
+def _list_command(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="classic-cnns list", description="List registered models.")
+    parser.add_argument("pattern", nargs="?", default=None, help="shell wildcard, e.g. 'resnet*'")
+    parser.add_argument("--format", choices=("text", "markdown"), default="text")
+    args = parser.parse_args(argv)
+    if not list_models(args.pattern):
+        print(f"no registered model matches {args.pattern!r}", file=sys.stderr)
+        return 1
+    print(model_table(args.pattern, markdown=args.format == "markdown"))
     return 0
 
 
@@ -163,8 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Example:
         >>> from classic_cnns.cli import main
-        >>> main(["list", "lenet5"])  # doctest: +ELLIPSIS
-        name    family  year  params  input (C,H,W)  min (H,W)
+        >>> main(["list", "lenet5"])
+        name    class   year  params  input (C,H,W)  min (H,W)
         lenet5  LeNet5  1998  61,706  1x32x32        32x32
         0
     """
