@@ -12,7 +12,9 @@ import pytest
 
 # The real MNIST test set (10,000 images, md5-verified) lives beside the repository.
 SHARED_DATA = Path(
-    os.environ.get("CLASSIC_CNNS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    os.environ.get(
+        "CLASSIC_CNNS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
 )
 MNIST_RAW = SHARED_DATA / "MNIST" / "raw"
 T10K_IMAGES = "t10k-images-idx3-ubyte.gz"

@@ -11,7 +11,9 @@ from classic_cnns import list_models, model_info
 from classic_cnns.cli import _expand_model_names, main, model_table
 
 
-def test_list_prints_every_model_with_its_parameter_count(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_prints_every_model_with_its_parameter_count(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["name", "class", "year", "params", "input", "(C,H,W)", "min", "(H,W)"]
@@ -24,21 +26,31 @@ def test_list_prints_every_model_with_its_parameter_count(capsys: pytest.Capture
 
 def test_list_with_a_pattern_and_without_a_match(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "lenet5_*"]) == 0
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["lenet5_bn", "lenet5_modern"]
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == [
+        "lenet5_bn",
+        "lenet5_modern",
+    ]
     assert main(["list", "vgg99*"]) == 1
     assert "no registered model matches 'vgg99*'" in capsys.readouterr().err
 
 
 def test_no_or_unknown_command_says_what_is_expected(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
-    assert "expected a command (list, summary, fit, validate, test, predict); got nothing" in capsys.readouterr().err
+    assert (
+        "expected a command (list, summary, fit, validate, test, predict); got nothing"
+        in capsys.readouterr().err
+    )
     assert main(["train"]) == 2
     assert "got 'train'" in capsys.readouterr().err
 
 
 def test_registered_names_expand_to_their_family_class() -> None:
     assert _expand_model_names(["fit", "--model", "lenet5_bn", "--data=Digits"]) == [
-        "fit", "--model", "classic_cnns.LeNet5", "--model.arch=lenet5_bn", "--data=Digits"
+        "fit",
+        "--model",
+        "classic_cnns.LeNet5",
+        "--model.arch=lenet5_bn",
+        "--data=Digits",
     ]
     assert _expand_model_names(["fit", "--model=LeNet5"]) == ["fit", "--model=LeNet5"]
 
@@ -57,7 +69,9 @@ def _metrics(root: Path) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_fit_on_digits_end_to_end_reaches_95_percent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fit_on_digits_end_to_end_reaches_95_percent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "--trainer.enable_progress_bar=false"]) == 0  # LeNet-5 on Digits
     metrics = _metrics(tmp_path)
@@ -70,9 +84,20 @@ def test_fit_on_digits_end_to_end_reaches_95_percent(tmp_path: Path, monkeypatch
 def test_console_script_runs_fit_with_a_registered_name(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("classic-cnns")
     result = subprocess.run(
-        [str(script), "fit", "--model", "lenet5_modern", "--data", "Digits",
-         "--trainer.fast_dev_run=2", "--trainer.enable_progress_bar=false"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            str(script),
+            "fit",
+            "--model",
+            "lenet5_modern",
+            "--data",
+            "Digits",
+            "--trainer.fast_dev_run=2",
+            "--trainer.enable_progress_bar=false",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "test_acc" in result.stdout
@@ -87,6 +112,8 @@ def test_readme_model_table_is_current() -> None:
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     root = Path(__file__).parents[1]
-    command = 'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest'
+    command = (
+        'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest'
+    )
     assert f"\n{command}\n" in (root / "README.md").read_text()
     assert f"\n{command}\n" in (root / ".ci" / "run").read_text()

@@ -20,7 +20,10 @@ def test_list_models_sorted_and_wildcards() -> None:
 def test_model_info_is_frozen_with_the_facts() -> None:
     info = model_info("lenet5")
     assert isinstance(info, ModelInfo)
-    assert (info.paper, info.year) == ("Gradient-Based Learning Applied to Document Recognition", 1998)
+    assert (info.paper, info.year) == (
+        "Gradient-Based Learning Applied to Document Recognition",
+        1998,
+    )
     assert info.input_size == (1, 32, 32)
     assert info.min_input_size == (32, 32)
     assert info.num_params == 61_706
@@ -54,11 +57,19 @@ def test_create_model_returns_the_family_lightning_module() -> None:
 
 def test_register_model_adds_a_user_network_and_refuses_duplicates() -> None:
     @register_model(
-        family="toy", paper="Toy", year=2024, url="https://example.org",
-        input_size=(1, 8, 8), min_input_size=(8, 8), num_params=650, name="toy_linear_test",
+        family="toy",
+        paper="Toy",
+        year=2024,
+        url="https://example.org",
+        input_size=(1, 8, 8),
+        min_input_size=(8, 8),
+        num_params=650,
+        name="toy_linear_test",
     )
     def toy(*, num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
-        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(in_channels * 64, num_classes))
+        return torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(in_channels * 64, num_classes)
+        )
 
     try:
         model = create_model("toy_linear_test")
@@ -66,8 +77,14 @@ def test_register_model_adds_a_user_network_and_refuses_duplicates() -> None:
         assert model(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
         with pytest.raises(ValueError, match="registered already"):
             register_model(
-                family="toy", paper="Toy", year=2024, url="u", input_size=(1, 8, 8),
-                min_input_size=(8, 8), num_params=650, name="toy_linear_test",
+                family="toy",
+                paper="Toy",
+                year=2024,
+                url="u",
+                input_size=(1, 8, 8),
+                min_input_size=(8, 8),
+                num_params=650,
+                name="toy_linear_test",
             )(toy)
     finally:
         _REGISTRY.pop("toy_linear_test")
@@ -75,14 +92,22 @@ def test_register_model_adds_a_user_network_and_refuses_duplicates() -> None:
 
 def test_family_class_refuses_another_familys_arch() -> None:
     @register_model(
-        family="toy", paper="Toy", year=2024, url="u", input_size=(1, 8, 8),
-        min_input_size=(8, 8), num_params=0, name="toy_other_family",
+        family="toy",
+        paper="Toy",
+        year=2024,
+        url="u",
+        input_size=(1, 8, 8),
+        min_input_size=(8, 8),
+        num_params=0,
+        name="toy_other_family",
     )
     def toy(*, num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
         return torch.nn.Identity()
 
     try:
-        with pytest.raises(ValueError, match="LeNet5 builds 'lenet' models.*got arch='toy_other_family'"):
+        with pytest.raises(
+            ValueError, match=r"LeNet5 builds 'lenet' models.*got arch='toy_other_family'"
+        ):
             classic_cnns.LeNet5(arch="toy_other_family")
     finally:
         _REGISTRY.pop("toy_other_family")

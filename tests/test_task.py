@@ -17,31 +17,45 @@ def _loader(n: int = 64, classes: int = 10) -> DataLoader:
 
 
 def _trainer(**kw) -> L.Trainer:
-    kw = {"max_epochs": 1, "logger": False, "enable_checkpointing": False,
-          "enable_progress_bar": False, "enable_model_summary": False, **kw}
+    kw = {
+        "max_epochs": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        **kw,
+    }
     return L.Trainer(**kw)
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
-def test_every_optimizer_and_schedule_trains_from_a_plain_loader(optimizer: str, scheduler: str) -> None:
+def test_every_optimizer_and_schedule_trains_from_a_plain_loader(
+    optimizer: str, scheduler: str
+) -> None:
     model = LeNet5(optimizer=optimizer, scheduler=scheduler, lr=0.01)
     before = [p.detach().clone() for p in model.parameters()]
     _trainer(max_epochs=2).fit(model, train_dataloaders=_loader(), val_dataloaders=_loader(32))
     after = list(model.parameters())
-    assert all(not torch.equal(a, b) for a, b in zip(after, before))
+    assert all(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
     assert all(torch.isfinite(p).all() for p in after)
 
 
 def test_hyperparameters_are_saved_for_checkpoint_reload(tmp_path) -> None:
-    model = LeNet5(arch="lenet5_modern", num_classes=5, optimizer="sgd", lr=0.2, label_smoothing=0.1)
+    model = LeNet5(
+        arch="lenet5_modern", num_classes=5, optimizer="sgd", lr=0.2, label_smoothing=0.1
+    )
     trainer = _trainer(enable_checkpointing=True, default_root_dir=tmp_path)
     trainer.fit(model, train_dataloaders=_loader(classes=5))
     path = tmp_path / "m.ckpt"
     trainer.save_checkpoint(path)
     restored = LeNet5.load_from_checkpoint(path)
     assert restored.hparams.arch == "lenet5_modern"
-    assert (restored.num_classes, restored.hparams.optimizer, restored.hparams.lr) == (5, "sgd", 0.2)
+    assert (restored.num_classes, restored.hparams.optimizer, restored.hparams.lr) == (
+        5,
+        "sgd",
+        0.2,
+    )
     x = torch.randn(3, 1, 32, 32)
     model.eval(), restored.eval()
     torch.testing.assert_close(restored(x), model(x))
@@ -85,7 +99,9 @@ def test_label_smoothing_changes_the_loss() -> None:
     plain = LeNet5()
     torch.manual_seed(0)
     smooth = LeNet5(label_smoothing=0.2)
-    assert plain.training_step(batch, 0).item() != pytest.approx(smooth.training_step(batch, 0).item())
+    assert plain.training_step(batch, 0).item() != pytest.approx(
+        smooth.training_step(batch, 0).item()
+    )
 
 
 def test_auxiliary_outputs_are_added_with_their_weight() -> None:
@@ -93,7 +109,9 @@ def test_auxiliary_outputs_are_added_with_their_weight() -> None:
     x, y = next(iter(_loader()))
     logits = model(x)
     model.net.forward = lambda inp: (logits, logits * 0.5)  # a network with one aux head
-    expected = torch.nn.functional.cross_entropy(logits, y) + 0.3 * torch.nn.functional.cross_entropy(logits * 0.5, y)
+    expected = torch.nn.functional.cross_entropy(
+        logits, y
+    ) + 0.3 * torch.nn.functional.cross_entropy(logits * 0.5, y)
     torch.testing.assert_close(model.training_step((x, y), 0), expected)
 
 
@@ -102,8 +120,14 @@ def test_auxiliary_outputs_are_added_with_their_weight() -> None:
     [
         ({"lr": -0.1}, r"lr must be a positive number; got -0.1"),
         ({"lr": 0.0}, r"lr must be a positive number; got 0.0"),
-        ({"optimizer": "adagrad"}, r"optimizer must be one of \('sgd', 'adam', 'adamw', 'rmsprop'\); got 'adagrad'"),
-        ({"scheduler": "linear"}, r"scheduler must be one of \('cosine', 'onecycle', 'step', 'none'\); got 'linear'"),
+        (
+            {"optimizer": "adagrad"},
+            r"optimizer must be one of \('sgd', 'adam', 'adamw', 'rmsprop'\); got 'adagrad'",
+        ),
+        (
+            {"scheduler": "linear"},
+            r"scheduler must be one of \('cosine', 'onecycle', 'step', 'none'\); got 'linear'",
+        ),
         ({"num_classes": 0}, r"num_classes must be a positive int; got 0"),
         ({"num_classes": 1}, r"num_classes must be at least 2; got 1"),
         ({"in_channels": 0}, r"in_channels must be a positive int; got 0"),

@@ -23,8 +23,8 @@ from classic_cnns.registry import ModelInfo, create_model, list_models, model_in
 from classic_cnns.task import ImageClassifier
 
 __all__ = [
-    "VGG",
     "MNIST",
+    "VGG",
     "AlexNet",
     "DenseNet",
     "Digits",
@@ -33,10 +33,10 @@ __all__ = [
     "ImageClassifier",
     "InMemoryDataModule",
     "LeNet5",
-    "NiN",
-    "ResNet",
     "ModelInfo",
     "ModelSummary",
+    "NiN",
+    "ResNet",
     "__version__",
     "classification_metrics",
     "conv2d_output_size",

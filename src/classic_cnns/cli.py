@@ -56,11 +56,18 @@ class ClassicCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.set_defaults(
-            {"model": {"class_path": "classic_cnns.LeNet5"}, "data": {"class_path": "classic_cnns.Digits"}}
+            {
+                "model": {"class_path": "classic_cnns.LeNet5"},
+                "data": {"class_path": "classic_cnns.Digits"},
+            }
         )
         # The data decides how many classes and channels the model is built for.
-        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.in_channels", "model.init_args.in_channels", apply_on="instantiate")
+        parser.link_arguments(
+            "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
+        )
+        parser.link_arguments(
+            "data.in_channels", "model.init_args.in_channels", apply_on="instantiate"
+        )
 
     def before_fit(self) -> None:
         self._fit_start = time.perf_counter()
@@ -76,7 +83,8 @@ def _task_class_names() -> set[str]:
     import classic_cnns
 
     return {
-        name for name in classic_cnns.__all__
+        name
+        for name in classic_cnns.__all__
         if isinstance(getattr(classic_cnns, name), type)
         and issubclass(getattr(classic_cnns, name), ImageClassifier)
     }
@@ -96,7 +104,11 @@ def _expand_model_names(argv: Sequence[str]) -> list[str]:
             value, step = arg.split("=", 1)[1], 1
         if value is not None and "." not in value and value not in _task_class_names():
             cls = family_class(model_info(value).family)  # unknown names raise with suggestions
-            out += ["--model", f"{cls.__module__.split('.')[0]}.{cls.__name__}", f"--model.arch={value}"]
+            out += [
+                "--model",
+                f"{cls.__module__.split('.')[0]}.{cls.__name__}",
+                f"--model.arch={value}",
+            ]
             i += step
             continue
         out.append(arg)
@@ -135,15 +147,21 @@ def model_table(pattern: str | None = None, markdown: bool = False) -> str:
         lines = ["| " + " | ".join(md_header) + " |", "|---|---|---|---:|---|---|"]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-        .rstrip()
-        for r in [header, *rows]
-    )
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = (
+            c.rjust(w) if i == 3 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        return "  ".join(cells).rstrip()
+
+    return "\n".join(line(r) for r in [header, *rows])
 
 
 def _list_command(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="classic-cnns list", description="List registered models.")
+    parser = argparse.ArgumentParser(
+        prog="classic-cnns list", description="List registered models."
+    )
     parser.add_argument("pattern", nargs="?", default=None, help="shell wildcard, e.g. 'resnet*'")
     parser.add_argument("--format", choices=("text", "markdown"), default="text")
     args = parser.parse_args(argv)
@@ -161,10 +179,15 @@ def _summary_command(argv: Sequence[str]) -> int:
     )
     parser.add_argument("model", help="registered name, e.g. lenet5 (see classic-cnns list)")
     parser.add_argument(
-        "--input-size", nargs=3, type=int, metavar=("C", "H", "W"),
+        "--input-size",
+        nargs=3,
+        type=int,
+        metavar=("C", "H", "W"),
         help="input (C, H, W); default: the model's own input size",
     )
-    parser.add_argument("--num-classes", type=int, default=None, help="classes (default: the model's)")
+    parser.add_argument(
+        "--num-classes", type=int, default=None, help="classes (default: the model's)"
+    )
     parser.add_argument("--format", choices=("text", "markdown"), default="text")
     args = parser.parse_args(argv)
     from classic_cnns.inspect import summary
@@ -201,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("usage: classic-cnns {list,summary,fit,validate,test,predict} ...\n")
             print("  list       the registered models with parameter counts and input sizes")
             print("  summary    a model's layers: classic-cnns summary lenet5 --input-size 1 32 32")
-            print("  fit        train (then test) a model: classic-cnns fit --model LeNet5 --data Digits")
+            print("  fit        train, then test: classic-cnns fit --model LeNet5 --data Digits")
             print("  validate, test, predict   LightningCLI's commands; add --help for their flags")
             return 0
         given = repr(args[0]) if args else "nothing"

@@ -11,7 +11,7 @@ from typing import Any
 
 from classic_cnns.task import ImageClassifier
 
-__all__ = ["AlexNet", "DenseNet", "GoogLeNet", "LeNet5", "NiN", "ResNet", "VGG"]
+__all__ = ["VGG", "AlexNet", "DenseNet", "GoogLeNet", "LeNet5", "NiN", "ResNet"]
 
 
 class LeNet5(ImageClassifier):

@@ -19,7 +19,7 @@ from torch import nn
 if TYPE_CHECKING:
     from classic_cnns.task import ImageClassifier
 
-__all__ = ["ModelInfo", "register_model", "create_model", "list_models", "model_info"]
+__all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model"]
 
 Builder = Callable[..., nn.Module]
 B = TypeVar("B", bound=Builder)

@@ -45,9 +45,11 @@ def read_idx(path: str | os.PathLike[str]) -> Tensor:
 
     Example:
         >>> from classic_cnns.data.mnist import read_idx
-        >>> labels = read_idx("../shared/data/MNIST/raw/t10k-labels-idx1-ubyte.gz")  # doctest: +SKIP
-        >>> labels.shape  # doctest: +SKIP
-        torch.Size([10000])
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels-idx1-ubyte"
+        >>> _ = path.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+        >>> read_idx(path).tolist()
+        [7, 2, 1]
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -222,4 +224,3 @@ class FashionMNIST(MNIST):
     mirrors: ClassVar[list[str]] = list(tvd.FashionMNIST.mirrors)
     resources: ClassVar[list[tuple[str, str]]] = list(tvd.FashionMNIST.resources)
     folder: ClassVar[str] = "FashionMNIST"
-

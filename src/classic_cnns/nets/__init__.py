@@ -13,13 +13,13 @@ from classic_cnns.nets.resnet import ResNetNet
 from classic_cnns.nets.vgg import VGGNet
 
 __all__ = [
-    "VGGNet",
     "AlexNetNet",
     "DenseNetNet",
     "GoogLeNetNet",
     "LeNet5Net",
     "NiNNet",
     "ResNetNet",
+    "VGGNet",
     "alexnet",
     "densenet",
     "googlenet",

@@ -23,6 +23,8 @@ than the paper's RBF units.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from classic_cnns.registry import register_model
@@ -99,7 +101,7 @@ class LeNet5Net(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-_LENET = dict(
+_LENET: dict[str, Any] = dict(
     family="lenet",
     paper=_PAPER,
     year=1998,
@@ -110,19 +112,19 @@ _LENET = dict(
 )
 
 
-@register_model(**_LENET)  # type: ignore[arg-type]
+@register_model(**_LENET)
 def lenet5(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5Net:
     """LeNet-5 as in the paper's table: tanh and average pooling, 61,706 parameters."""
     return LeNet5Net(num_classes, in_channels)
 
 
-@register_model(**_LENET)  # type: ignore[arg-type]
+@register_model(**_LENET)
 def lenet5_modern(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5Net:
     """LeNet-5 with ReLU and max pooling, the PyTorch tutorial's network; same parameters."""
     return LeNet5Net(num_classes, in_channels, modern=True)
 
 
-@register_model(  # type: ignore[arg-type]
+@register_model(
     **{
         **_LENET,
         "paper": "Batch Normalization: Accelerating Deep Network Training by Reducing "
