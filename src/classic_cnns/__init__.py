@@ -8,7 +8,16 @@ Example:
 
 from classic_cnns import nets as _nets  # noqa: F401  (registers the built-in networks)
 from classic_cnns._version import __version__
-from classic_cnns.data import MNIST, Digits, FashionMNIST, InMemoryDataModule
+from classic_cnns.data import (
+    CIFAR10,
+    CIFAR100,
+    MNIST,
+    Digits,
+    FashionMNIST,
+    ImageFolder,
+    InMemoryDataModule,
+)
+from classic_cnns.finetune import UnfreezeBackbone
 from classic_cnns.inspect import (
     ModelSummary,
     conv2d_output_size,
@@ -21,8 +30,11 @@ from classic_cnns.metrics import classification_metrics
 from classic_cnns.models import VGG, AlexNet, DenseNet, GoogLeNet, LeNet5, NiN, ResNet
 from classic_cnns.registry import ModelInfo, create_model, list_models, model_info, register_model
 from classic_cnns.task import ImageClassifier
+from classic_cnns.weights import WeightsInfo, load_model
 
 __all__ = [
+    "CIFAR10",
+    "CIFAR100",
     "MNIST",
     "VGG",
     "AlexNet",
@@ -31,12 +43,15 @@ __all__ = [
     "FashionMNIST",
     "GoogLeNet",
     "ImageClassifier",
+    "ImageFolder",
     "InMemoryDataModule",
     "LeNet5",
     "ModelInfo",
     "ModelSummary",
     "NiN",
     "ResNet",
+    "UnfreezeBackbone",
+    "WeightsInfo",
     "__version__",
     "classification_metrics",
     "conv2d_output_size",
@@ -44,6 +59,7 @@ __all__ = [
     "create_model",
     "linear_params",
     "list_models",
+    "load_model",
     "model_info",
     "pool2d_output_size",
     "register_model",

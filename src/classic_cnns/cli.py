@@ -13,7 +13,7 @@ import argparse
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -204,6 +204,41 @@ def _summary_command(argv: Sequence[str]) -> int:
     return 0
 
 
+def _export_command(argv: Sequence[str]) -> int:
+    from classic_cnns.export import export_main
+
+    return export_main(list(argv))
+
+
+def _predict_folder_command(argv: Sequence[str]) -> int:
+    from classic_cnns.export import predict_main
+
+    return predict_main(list(argv))
+
+
+def _bench_command(argv: Sequence[str]) -> int:
+    from classic_cnns.bench import main as bench_main
+
+    return bench_main(list(argv))
+
+
+# The commands that are not LightningCLI's: name -> (help line, handler).
+_OWN_COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
+    "list": ("the registered models with parameter counts and input sizes", _list_command),
+    "summary": (
+        "a model's layers: classic-cnns summary lenet5 --input-size 1 32 32",
+        _summary_command,
+    ),
+    "export": ("a checkpoint to onnx, torchscript or safetensors, checked", _export_command),
+    "predict-folder": (
+        "a CSV of predicted classes for a folder of images",
+        _predict_folder_command,
+    ),
+    "bench": ("throughput and accuracy benchmarks: classic-cnns bench --quick", _bench_command),
+}
+_ALL_COMMANDS = (*_OWN_COMMANDS, *LIGHTNING_COMMANDS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``classic-cnns`` console script.
 
@@ -215,21 +250,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         0
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "list":
-        return _list_command(args[1:])
-    if args and args[0] == "summary":
-        return _summary_command(args[1:])
-    if not args or args[0] not in LIGHTNING_COMMANDS:
-        if args and args[0] in ("-h", "--help"):
-            print("usage: classic-cnns {list,summary,fit,validate,test,predict} ...\n")
-            print("  list       the registered models with parameter counts and input sizes")
-            print("  summary    a model's layers: classic-cnns summary lenet5 --input-size 1 32 32")
-            print("  fit        train, then test: classic-cnns fit --model LeNet5 --data Digits")
-            print("  validate, test, predict   LightningCLI's commands; add --help for their flags")
-            return 0
-        given = repr(args[0]) if args else "nothing"
+    command = args[0] if args else None
+    if command in _OWN_COMMANDS:
+        return _OWN_COMMANDS[command][1](args[1:])
+    if command in ("-h", "--help"):
+        print(f"usage: classic-cnns {{{','.join(_ALL_COMMANDS)}}} ...\n")
+        for name, (text, _) in _OWN_COMMANDS.items():
+            print(f"  {name:<15} {text}")
+        print(f"  {'fit':<15} train, then test: classic-cnns fit --model LeNet5 --data Digits")
+        print(f"  {'validate, test, predict'}  LightningCLI's commands; add --help for their flags")
+        return 0
+    if command not in LIGHTNING_COMMANDS:
+        given = repr(command) if args else "nothing"
         print(
-            f"classic-cnns: expected a command (list, summary, {', '.join(LIGHTNING_COMMANDS)}); "
+            f"classic-cnns: expected a command ({', '.join(_ALL_COMMANDS)}); "
             f"got {given}. Try classic-cnns --help",
             file=sys.stderr,
         )

@@ -18,6 +18,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from classic_cnns.task import ImageClassifier
+    from classic_cnns.weights import WeightsInfo
 
 __all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model"]
 
@@ -47,12 +48,18 @@ class ModelInfo:
             that exist only for training (GoogLeNet's ``aux1``/``aux2``) are not counted,
             as torchvision does not count them.
         builder: Function that builds the plain ``nn.Module`` network.
+        weights: Pretrained weights that ``pretrained=True`` loads (source URL, checksum,
+            ImageNet accuracy, preprocessing), or ``None`` when there are none. The built-in
+            networks that torchvision also ships take these facts from torchvision's
+            ``Weights`` enums.
 
     Example:
         >>> from classic_cnns import model_info
         >>> info = model_info("lenet5")
-        >>> info.input_size, info.num_params
-        ((1, 32, 32), 61706)
+        >>> info.input_size, info.num_params, info.weights
+        ((1, 32, 32), 61706, None)
+        >>> model_info("resnet18").weights.top1
+        69.758
     """
 
     name: str
@@ -65,6 +72,7 @@ class ModelInfo:
     num_classes: int
     num_params: int
     builder: Builder = field(repr=False, compare=False)
+    weights: WeightsInfo | None = None
 
     def build_net(self, **kwargs: Any) -> nn.Module:
         """Build the plain ``nn.Module`` network, with defaults from this entry.
@@ -91,12 +99,15 @@ def register_model(
     num_params: int,
     num_classes: int = 10,
     name: str | None = None,
+    weights: WeightsInfo | None = None,
 ) -> Callable[[B], B]:
     """Register a network builder under ``name`` (default: the function's name).
 
     The builder must accept the keyword arguments ``num_classes`` and ``in_channels``.
     ``num_params`` is declared rather than computed so that listing the zoo never
     builds a 100-million-parameter network; the test suite checks every declaration.
+    ``weights`` describes pretrained weights for ``pretrained=True``; the built-in
+    networks whose layout is torchvision's get torchvision's without declaring them.
 
     Example:
         >>> from torch import nn
@@ -128,10 +139,21 @@ def register_model(
             num_classes=num_classes,
             num_params=num_params,
             builder=builder,
+            weights=weights if weights is not None else _builtin_weights(key, builder),
         )
         return builder
 
     return decorator
+
+
+def _builtin_weights(name: str, builder: Builder) -> WeightsInfo | None:
+    # Only the package's own networks have torchvision's layout; a user's network that
+    # happens to share a torchvision name must not be handed torchvision's weights.
+    if not getattr(builder, "__module__", "").startswith("classic_cnns.nets."):
+        return None
+    from classic_cnns.weights import torchvision_weights
+
+    return torchvision_weights(name)
 
 
 def _ensure_loaded() -> None:
@@ -145,8 +167,8 @@ def list_models(pattern: str | None = None) -> list[str]:
 
     Example:
         >>> from classic_cnns import list_models
-        >>> list_models("lenet5*")[:2]
-        ['lenet5', 'lenet5_modern']
+        >>> list_models("lenet5*")
+        ['lenet5', 'lenet5_bn', 'lenet5_modern']
     """
     _ensure_loaded()
     names = sorted(_REGISTRY)
@@ -191,6 +213,9 @@ def create_model(name: str, **kwargs: Any) -> ImageClassifier:
     Keyword arguments go to the family's LightningModule class: network arguments
     (``num_classes``, ``in_channels`` and family-specific ones) and training
     arguments (``optimizer``, ``lr``, ``scheduler``, ...). The plain network is ``.net``.
+    With ``checkpoint_path`` (a ``.safetensors`` file from ``classic-cnns export`` or a
+    Lightning ``.ckpt``), the hyperparameters the file records are the defaults of the
+    arguments not given, and the network starts from its weights.
 
     Example:
         >>> import torch
@@ -200,4 +225,24 @@ def create_model(name: str, **kwargs: Any) -> ImageClassifier:
         torch.Size([2, 10])
     """
     info = model_info(name)
-    return family_class(info.family)(arch=name, **kwargs)
+    cls = family_class(info.family)
+    if kwargs.get("checkpoint_path"):
+        from classic_cnns.weights import model_kwargs_from_file
+
+        saved = model_kwargs_from_file(kwargs["checkpoint_path"])
+        # A file of another architecture is refused, by name, when its weights are loaded.
+        if saved.pop("arch", name) == name:
+            accepted = _init_parameters(cls)
+            kwargs = {**{k: v for k, v in saved.items() if k in accepted}, **kwargs}
+    return cls(arch=name, **kwargs)
+
+
+def _init_parameters(cls: type) -> set[str]:
+    import inspect
+
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None and klass.__module__.startswith("classic_cnns"):
+            names |= set(inspect.signature(init).parameters)
+    return names - {"self", "kwargs"}

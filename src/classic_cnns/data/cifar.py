@@ -1,0 +1,261 @@
+"""CIFAR-10 and CIFAR-100: the pickled python batches read straight into uint8 tensors.
+
+The download goes through torchvision's URL and md5 (``torchvision.datasets.CIFAR10.url``,
+``tgz_md5``, ``train_list``, ...) into torchvision's layout, ``<data_dir>/cifar-10-batches-py``
+(``cifar-100-python`` for CIFAR-100), so a folder torchvision filled works here and the
+other way round. The archive is verified and unpacked in a scratch folder and only then
+moved into place: a failed download never replaces good files.
+
+Each batch file's md5 is checked before it is unpickled, and the unpickler accepts only
+the numpy array types the batches hold, so no other pickle ever runs. Training batches
+are augmented on the device (4-pixel padded random crop and horizontal flip, the ResNet
+paper's CIFAR recipe; see :class:`~classic_cnns.data.folder.TransferDataModule`).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+import torchvision.datasets as tvd
+from torch import Tensor
+from torchvision.datasets.utils import download_url
+
+from classic_cnns.data.folder import TransferDataModule
+from classic_cnns.data.mnist import _md5
+
+__all__ = ["CIFAR10", "CIFAR100"]
+
+# The globals a CIFAR batch pickle needs: numpy's array reconstruction (numpy 1 and 2 names),
+# and _codecs.encode, which Python 3 uses to pickle bytes at protocol 2 (so torchvision's or
+# a user's re-pickled copies load too; torch's weights_only unpickler allows it as well).
+_ALLOWED_GLOBALS = {
+    ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: a CIFAR batch holds only numpy arrays, "
+                "lists, numbers and strings"
+            )
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path) -> dict[str, Any]:
+    with path.open("rb") as f:
+        # The batches were pickled by Python 2; latin1 turns its byte strings into str.
+        obj = _ArrayUnpickler(f, encoding="latin1").load()
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a pickled dict; got {type(obj).__name__}")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+class CIFAR10(TransferDataModule):
+    """CIFAR-10 (Krizhevsky, 2009): 60,000 32x32 colour images of 10 classes.
+
+    Args:
+        data_dir: Folder holding ``cifar-10-batches-py/`` (torchvision's layout).
+        download: Download and unpack the archive in ``prepare_data`` when files are
+            missing (md5-checked). With ``False``, missing files raise ``FileNotFoundError``.
+        batch_size: Images per batch.
+        image_size: Output ``(H, W)``; ``None`` follows the model (224 for ImageNet models).
+        resize: ``"resize"`` (bilinear, default) or ``"pad"``.
+        val_size: Fraction or count of the 50,000 training images held out for validation.
+        seed: Seed of the train/validation split.
+        num_workers: DataLoader worker processes.
+        augment: 4-pixel padded random crop and horizontal flip for training batches.
+        mean: Per-channel mean; default: the pretrained weights' if the model starts from
+            them, else CIFAR's own.
+        std: Per-channel standard deviation, with ``mean``.
+
+    Example:
+        >>> from classic_cnns.data.cifar import CIFAR10
+        >>> dm = CIFAR10("data", download=False)
+        >>> dm.num_classes, dm.in_channels, dm.class_names[:3]
+        (10, 3, ('airplane', 'automobile', 'bird'))
+    """
+
+    num_classes = 10
+    class_names: tuple[str, ...] = (
+        "airplane", "automobile", "bird", "cat", "deer",
+        "dog", "frog", "horse", "ship", "truck",
+    )  # fmt: skip
+    # Per-channel statistics of the 50,000 training images.
+    mean = (0.4914, 0.4822, 0.4465)
+    std = (0.2470, 0.2435, 0.2616)
+    # Sources: torchvision's own, so the URL and checksums stay in one place.
+    url: ClassVar[str] = tvd.CIFAR10.url
+    archive: ClassVar[str] = tvd.CIFAR10.filename
+    archive_md5: ClassVar[str] = tvd.CIFAR10.tgz_md5
+    folder: ClassVar[str] = tvd.CIFAR10.base_folder
+    train_list: ClassVar[list[list[str]]] = [list(r) for r in tvd.CIFAR10.train_list]
+    test_list: ClassVar[list[list[str]]] = [list(r) for r in tvd.CIFAR10.test_list]
+    label_key: ClassVar[str] = "labels"
+    meta: ClassVar[dict[str, str]] = dict(tvd.CIFAR10.meta)
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        download: bool = True,
+        batch_size: int = 128,
+        image_size: int | tuple[int, int] | None = None,
+        resize: Literal["pad", "resize"] = "resize",
+        val_size: float = 0.1,
+        seed: int = 0,
+        num_workers: int = 0,
+        augment: bool = True,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+    ) -> None:
+        super().__init__(
+            batch_size, image_size, resize, val_size, seed, num_workers, augment, 4, mean, std
+        )
+        self.data_dir = Path(data_dir)
+        self.download = download
+
+    @property
+    def base_dir(self) -> Path:
+        """``<data_dir>/cifar-10-batches-py`` (or ``cifar-100-python``), where the batches live."""
+        return self.data_dir / self.folder
+
+    def _missing(self) -> list[str]:
+        files = [name for name, _ in self.train_list + self.test_list]
+        return [name for name in files if not (self.base_dir / name).is_file()]
+
+    def prepare_data(self) -> None:
+        """Download and unpack the archive (once per node) if any batch file is missing."""
+        if self.download and self._missing():
+            self._download()
+
+    def _download(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.data_dir, prefix=".download-") as tmp:
+            try:
+                download_url(self.url, tmp, filename=self.archive, md5=None)
+            except Exception as err:
+                raise RuntimeError(
+                    f"could not download {self.url} into {self.data_dir}: {err}"
+                ) from err
+            got = _md5(Path(tmp) / self.archive)
+            if got != self.archive_md5:
+                raise RuntimeError(
+                    f"{self.url}: md5 {got} does not match the published {self.archive_md5}; "
+                    "nothing was changed in " + str(self.data_dir)
+                )
+            with tarfile.open(Path(tmp) / self.archive, "r:gz") as tar:
+                # The "data" filter refuses links and paths outside tmp (Python >= 3.10.12).
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(tmp, filter="data")
+                else:
+                    tar.extractall(tmp)
+            unpacked = Path(tmp) / self.folder
+            if not unpacked.is_dir():
+                raise RuntimeError(f"{self.archive} holds no {self.folder}/ folder")
+            self.base_dir.mkdir(exist_ok=True)
+            # Only missing files move in; files already in place are left as they are.
+            for item in unpacked.iterdir():
+                if not (self.base_dir / item.name).exists():
+                    os.replace(item, self.base_dir / item.name)
+            shutil.rmtree(unpacked, ignore_errors=True)
+
+    def _verified(self, name: str, md5: str) -> dict[str, Any]:
+        path = self.base_dir / name
+        if (got := _md5(path)) != md5:
+            raise ValueError(
+                f"{path}: md5 {got} does not match the published {md5}; the file is corrupted "
+                "or not the original: delete it and download again"
+            )
+        return _unpickle(path)
+
+    def _read(self, name: str, md5: str) -> tuple[Tensor, Tensor]:
+        path = self.base_dir / name
+        batch = self._verified(name, md5)
+        try:
+            data, labels = batch["data"], batch[self.label_key]
+        except KeyError as err:
+            raise ValueError(f"{path}: no {err.args[0]!r} entry in the batch") from err
+        data = np.asarray(data, dtype=np.uint8)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != len(labels):
+            raise ValueError(
+                f"{path}: expected data (N, 3072) with N labels; got {data.shape} and "
+                f"{len(labels)} labels"
+            )
+        # Rows are the red, green and blue planes of a 32x32 image, row by row: (N, 3, 32, 32).
+        images = torch.from_numpy(data.copy()).view(-1, 3, 32, 32)
+        return images, torch.as_tensor(labels, dtype=torch.long)
+
+    def _read_all(self, files: list[list[str]]) -> tuple[Tensor, Tensor]:
+        parts = [self._read(name, md5) for name, md5 in files]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def load_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Read the training and test batches, verifying each file's md5 first."""
+        missing = self._missing()
+        if missing:
+            raise FileNotFoundError(
+                f"{type(self).__name__}: {', '.join(missing)} missing from {self.base_dir}. "
+                "Pass download=True, or unpack "
+                f"{self.url} into {self.data_dir}"
+            )
+        if (self.base_dir / self.meta["filename"]).is_file():
+            names = self._verified(self.meta["filename"], self.meta["md5"])[self.meta["key"]]
+            self.class_names = tuple(str(n) for n in names)
+        return (*self._read_all(self.train_list), *self._read_all(self.test_list))
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the batches once, split off validation, resolve the normalisation."""
+        super().setup(stage)
+        self._resolve_stats()  # each time: the model being trained may have changed
+
+
+class CIFAR100(CIFAR10):
+    """CIFAR-100 (Krizhevsky, 2009): 60,000 32x32 colour images of 100 classes (fine labels).
+
+    Same arguments as :class:`CIFAR10`; the files live in ``<data_dir>/cifar-100-python``.
+
+    Example:
+        >>> from classic_cnns.data.cifar import CIFAR100
+        >>> CIFAR100(download=False).num_classes
+        100
+    """
+
+    num_classes = 100
+    class_names = (
+        "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
+        "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
+        "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
+        "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest",
+        "fox", "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower",
+        "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
+        "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear",
+        "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine", "possum",
+        "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark", "shrew",
+        "skunk", "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar",
+        "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger",
+        "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree",
+        "wolf", "woman", "worm",
+    )  # fmt: skip
+    mean = (0.5071, 0.4865, 0.4409)
+    std = (0.2673, 0.2564, 0.2762)
+    url: ClassVar[str] = tvd.CIFAR100.url
+    archive: ClassVar[str] = tvd.CIFAR100.filename
+    archive_md5: ClassVar[str] = tvd.CIFAR100.tgz_md5
+    folder: ClassVar[str] = tvd.CIFAR100.base_folder
+    train_list: ClassVar[list[list[str]]] = [list(r) for r in tvd.CIFAR100.train_list]
+    test_list: ClassVar[list[list[str]]] = [list(r) for r in tvd.CIFAR100.test_list]
+    label_key: ClassVar[str] = "fine_labels"
+    meta: ClassVar[dict[str, str]] = dict(tvd.CIFAR100.meta)

@@ -1,0 +1,422 @@
+"""Your own images: a folder of class subfolders, decoded once into uint8 tensors.
+
+:class:`ImageFolder` reads the layout torchvision's ``ImageFolder`` reads (one subfolder
+per class) either as ``train/``, ``val/`` and ``test/`` folders or as one folder that a
+seed splits. Every file is decoded once, at ``setup``, with ``torchvision.io.decode_image``
+and resized to a fixed size: the shorter side is scaled to cover the target and the
+centre is cropped (torchvision's ``Resize`` + ``CenterCrop`` evaluation transform), so the
+aspect ratio is kept. The images then stay in memory as one uint8 tensor per split (a
+224x224 RGB image takes 147 KB, so 10,000 of them take 1.5 GB), and conversion,
+normalisation and augmentation run per batch on the device, as in
+:class:`~classic_cnns.data.base.InMemoryDataModule`.
+
+:class:`TransferDataModule` is the shared base of the fine-tuning datamodules (this one,
+CIFAR-10 and CIFAR-100): it normalises with the pretrained weights' mean and std when the
+model being trained starts from them, and augments training batches with a random crop
+and a horizontal flip on the device.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from classic_cnns.data.base import InMemoryDataModule
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageFolder",
+    "TransferDataModule",
+    "list_images",
+    "load_image",
+    "random_crop_flip",
+]
+
+# What torchvision.io.decode_image reads in every build (AVIF and HEIC need extra libraries).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+
+
+def random_crop_flip(images: Tensor, padding: int, flip: bool = True) -> Tensor:
+    """Random crop after zero padding, and random horizontal flip, one draw per image.
+
+    The batch stays on its device and in its dtype (uint8 works); the random numbers come
+    from torch's generator on that device, which ``seed_everything`` seeds.
+
+    Args:
+        images: ``(N, C, H, W)`` batch.
+        padding: Zeros added on each side before cropping back to ``H x W`` (the CIFAR
+            recipe pads 4 pixels); 0 skips the crop.
+        flip: Mirror each image left-right with probability 1/2.
+
+    Example:
+        >>> import torch
+        >>> x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(8, 3, 1, 1)
+        >>> random_crop_flip(x, padding=1).shape
+        torch.Size([8, 3, 4, 4])
+    """
+    if images.ndim != 4:
+        raise ValueError(f"expected a batch (N, C, H, W); got shape {tuple(images.shape)}")
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0; got {padding}")
+    n, c, h, w = images.shape
+    device = images.device
+    if padding > 0:
+        padded = F.pad(images, (padding,) * 4)
+        top = torch.randint(0, 2 * padding + 1, (n, 1), device=device)
+        left = torch.randint(0, 2 * padding + 1, (n, 1), device=device)
+        rows = (top + torch.arange(h, device=device)).view(n, 1, h, 1)
+        cols = (left + torch.arange(w, device=device)).view(n, 1, 1, w)
+        # One gather for the whole batch: each image has its own crop window.
+        batch = torch.arange(n, device=device).view(n, 1, 1, 1)
+        channel = torch.arange(c, device=device).view(1, c, 1, 1)
+        images = padded[batch, channel, rows, cols]
+    if flip:
+        mirrored = torch.rand(n, device=device) < 0.5
+        images = torch.where(mirrored.view(n, 1, 1, 1), images.flip(-1), images)
+    return images
+
+
+def list_images(
+    folder: str | os.PathLike[str],
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    recursive: bool = False,
+) -> list[Path]:
+    """Image files in ``folder`` (by extension, any case), sorted by path.
+
+    Example:
+        >>> from classic_cnns.data.folder import list_images
+        >>> list_images("photos")  # doctest: +SKIP
+        [PosixPath('photos/a.jpg'), PosixPath('photos/b.png')]
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder}")
+    exts = {e.lower() for e in extensions}
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.is_file() and p.suffix.lower() in exts)
+
+
+def _size2(size: int | Sequence[int]) -> tuple[int, int]:
+    pair = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
+    return pair  # type: ignore[return-value]
+
+
+def load_image(
+    path: str | os.PathLike[str], channels: int, size: int | Sequence[int] | None
+) -> Tensor:
+    """Decode an image file into uint8 ``(channels, H, W)``: resize to cover, crop the centre.
+
+    The shorter side is scaled (bilinear, antialiased) so the image covers ``size`` and the
+    centre is cropped, keeping the aspect ratio.
+
+    Args:
+        path: PNG, JPEG, GIF (first frame) or WebP file.
+        channels: 1 (grey) or 3 (RGB); other colour modes are converted.
+        size: Output ``(H, W)``, one int for a square, or ``None`` for the file's own size.
+
+    Raises:
+        ValueError: naming the file, if it cannot be decoded.
+
+    Example:
+        >>> from classic_cnns.data.folder import load_image
+        >>> load_image("digit.png", channels=1, size=32).shape  # doctest: +SKIP
+        torch.Size([1, 32, 32])
+    """
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2 import functional as TF
+
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}")
+    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+    try:
+        image = decode_image(str(path), mode=mode)
+    except (RuntimeError, ValueError, OSError) as err:
+        raise ValueError(f"{path}: cannot decode the image ({err})") from err
+    if image.ndim == 4:  # an animated GIF decodes to (frames, C, H, W): keep the first frame
+        image = image[0]
+    h, w = image.shape[-2:]
+    height, width = (h, w) if size is None else _size2(size)
+    if (h, w) != (height, width):
+        scale = max(height / h, width / w)
+        cover = [max(height, round(h * scale)), max(width, round(w * scale))]
+        image = TF.resize(image, cover, antialias=True)
+        image = TF.center_crop(image, [height, width])
+    return image.contiguous()
+
+
+class TransferDataModule(InMemoryDataModule):
+    """Base of the fine-tuning datamodules: weights' normalisation, on-device crop and flip.
+
+    Normalisation (resolved at ``setup``): ``mean``/``std`` when given; else, when the
+    model being trained starts from pretrained weights (``pretrained=True``), the weights'
+    own (``model_info(arch).weights``, averaged over RGB for other channel counts); else
+    the dataset's statistics. Training batches (only those) get :func:`random_crop_flip`.
+
+    Args:
+        batch_size: Images per batch.
+        image_size: Output ``(H, W)``; ``None`` follows the model's input size.
+        resize: ``"resize"`` (bilinear) or ``"pad"`` to reach ``image_size``.
+        val_size: Fraction or count of the training images held out for validation.
+        seed: Seed of the splits.
+        num_workers: DataLoader worker processes.
+        augment: Random crop and flip for training batches.
+        crop_padding: Zero padding of the random crop, in pixels of the stored images;
+            ``None`` takes 1/8 of their size (4 for 32x32).
+        mean: Per-channel mean (0-1 scale) to normalise with, instead of the default.
+        std: Per-channel standard deviation, with ``mean``.
+
+    Example:
+        >>> from classic_cnns.data.cifar import CIFAR10
+        >>> CIFAR10(download=False).mean
+        (0.4914, 0.4822, 0.4465)
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        image_size: int | tuple[int, int] | None = None,
+        resize: Literal["pad", "resize"] = "resize",
+        val_size: float = 0.1,
+        seed: int = 0,
+        num_workers: int = 0,
+        augment: bool = True,
+        crop_padding: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(
+            batch_size,
+            image_size,
+            resize,
+            val_size,
+            seed,
+            num_workers,
+        )
+        if (mean is None) != (std is None):
+            raise ValueError(f"give mean and std together; got mean={mean!r} and std={std!r}")
+        if mean is not None and std is not None:
+            if len(mean) != self.in_channels or len(std) != self.in_channels:
+                raise ValueError(
+                    f"mean and std need {self.in_channels} value(s), one per channel; got "
+                    f"{len(mean)} and {len(std)}"
+                )
+            if min(std) <= 0:
+                raise ValueError(f"std must be positive; got {tuple(std)}")
+        if crop_padding is not None and crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0 or None; got {crop_padding!r}")
+        self.augment = augment
+        self.crop_padding = crop_padding
+        self._given_stats = None
+        if mean is not None and std is not None:
+            self._given_stats = (tuple(map(float, mean)), tuple(map(float, std)))
+
+    def dataset_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Mean and std of the dataset itself; by default the class attributes."""
+        return type(self).mean, type(self).std
+
+    def _pretrained_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        hparams = getattr(model, "hparams", {})
+        info = getattr(model, "info", None)
+        weights = getattr(info, "weights", None)
+        if weights is None or not hparams.get("pretrained", False):
+            return None
+        return weights.normalization(self.in_channels)  # type: ignore[no-any-return]
+
+    def _resolve_stats(self) -> None:
+        stats = self._given_stats or self._pretrained_stats() or self.dataset_stats()
+        self.mean, self.std = stats  # instance values shadow the class's
+        self._stats.clear()  # the per-device tensors were built from the old values
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches (crop, flip) on the device, then convert and normalise."""
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        if self.augment and training and images.dtype == torch.uint8:
+            padding = self.crop_padding
+            if padding is None:
+                padding = max(images.shape[-2:]) // 8
+            images = random_crop_flip(images, padding)
+        return super().on_after_batch_transfer((images, labels), dataloader_idx)
+
+
+class ImageFolder(TransferDataModule):
+    """Images in class subfolders: ``root/<split>/<class>/<file>`` or ``root/<class>/<file>``.
+
+    With ``train/`` under ``root``, that folder is the training set, ``val/`` (if present)
+    the validation set (else ``val_size`` of the training images) and ``test/`` (if
+    present) the test set. Without it, the class folders directly under ``root`` are split
+    by ``seed``: ``test_size`` for testing, then ``val_size`` of the rest for validation.
+    Class names are the sorted folder names of the training set (as torchvision's
+    ``ImageFolder``); a ``val``/``test`` class that training lacks is an error.
+
+    Files are decoded once at ``setup`` (see :func:`load_image`) at ``image_size`` (or the
+    model's input size) and kept as uint8 in memory.
+
+    Args:
+        root: The folder.
+        channels: 1 to read images as grey, 3 as RGB.
+        batch_size: Images per batch.
+        image_size: Stored and output ``(H, W)``; ``None`` takes the model's input size.
+        val_size: Validation share of the training images without a ``val/`` folder.
+        test_size: Test share of all images in the one-folder layout.
+        seed: Seed of the splits.
+        num_workers: DataLoader worker processes.
+        augment: Random crop (padding 1/8 of the size) and flip for training batches.
+        mean: Per-channel mean (0-1 scale); default: the pretrained weights' if the model
+            starts from them, else the training images' own.
+        std: Per-channel standard deviation, with ``mean``.
+        extensions: File extensions to read; other files are ignored.
+
+    Example:
+        >>> from classic_cnns.data.folder import ImageFolder
+        >>> dm = ImageFolder("flowers", image_size=224)  # doctest: +SKIP
+        >>> dm.class_names  # doctest: +SKIP
+        ('daisy', 'rose', 'tulip')
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        channels: int = 3,
+        batch_size: int = 64,
+        image_size: int | tuple[int, int] | None = None,
+        val_size: float = 0.1,
+        test_size: float = 0.1,
+        seed: int = 0,
+        num_workers: int = 0,
+        augment: bool = True,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    ) -> None:
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}")
+        self.channels = channels
+        super().__init__(
+            batch_size, image_size, "resize", val_size, seed, num_workers, augment, None, mean, std
+        )
+        if not 0 <= test_size < 1:
+            raise ValueError(f"test_size must be a fraction in [0, 1); got {test_size!r}")
+        self.root = Path(root)
+        self.test_size = test_size
+        self.extensions = tuple(extensions)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"no image folder at {self.root}")
+        self.layout = "split" if (self.root / "train").is_dir() else "classes"
+        train_root = self.root / "train" if self.layout == "split" else self.root
+        self.class_names = tuple(sorted(p.name for p in train_root.iterdir() if p.is_dir()))
+        if len(self.class_names) < 2:
+            raise ValueError(
+                f"{train_root}: expected one subfolder per class (at least 2); found "
+                f"{list(self.class_names) or 'none'}"
+            )
+        self.num_classes = len(self.class_names)
+        # Until setup measures the images, grey/RGB mid-grey stands in (used only for in_channels).
+        self.mean, self.std = (0.5,) * channels, (0.5,) * channels
+        self._measured: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the images (the ``channels`` argument)."""
+        return self.channels
+
+    def _files(self, folder: Path) -> tuple[list[Path], list[int]]:
+        paths: list[Path] = []
+        labels: list[int] = []
+        for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            if class_dir.name not in self.class_names:
+                raise ValueError(
+                    f"{class_dir}: class {class_dir.name!r} is not among the training classes "
+                    f"{list(self.class_names)}"
+                )
+            found = list_images(class_dir, self.extensions, recursive=True)
+            paths += found
+            labels += [self.class_names.index(class_dir.name)] * len(found)
+        return paths, labels
+
+    def _decode(self, folder: Path, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        paths, labels = self._files(folder)
+        images = torch.empty((len(paths), self.channels, *size), dtype=torch.uint8)
+        for i, path in enumerate(paths):
+            images[i] = load_image(path, self.channels, size)
+        return images, torch.tensor(labels, dtype=torch.long)
+
+    def _storage_size(self) -> tuple[int, int]:
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if self.image_size is None and getattr(model, "input_size", None) is None:
+            raise ValueError(
+                "ImageFolder needs image_size (an int or (H, W)) to decode the images at, or "
+                "a model being trained with an input_size to take it from; got neither"
+            )
+        return self._resolve_size((1, 1))
+
+    def setup(self, stage: str | None = None) -> None:
+        """Decode every image once (at the resolved size), split, and measure the training set."""
+        if not self._splits:
+            size = self._storage_size()
+            if self.layout == "split":
+                train = self._decode(self.root / "train", size)
+                if (self.root / "val").is_dir():
+                    splits = {"train": train, "val": self._decode(self.root / "val", size)}
+                else:
+                    splits = self._split(*train)
+                test_dir = self.root / "test"
+                splits["test"] = (
+                    self._decode(test_dir, size)
+                    if test_dir.is_dir()
+                    else (
+                        torch.empty((0, self.channels, *size), dtype=torch.uint8),
+                        torch.empty(0, dtype=torch.long),
+                    )
+                )
+            else:
+                images, labels = self._decode(self.root, size)
+                n_test = round(labels.numel() * self.test_size)
+                order = torch.randperm(
+                    labels.numel(), generator=torch.Generator().manual_seed(self.seed)
+                )
+                test, train_idx = order[:n_test].sort().values, order[n_test:].sort().values
+                splits = self._split(images[train_idx], labels[train_idx])
+                splits["test"] = (images[test], labels[test])
+            if splits["train"][0].shape[0] == 0:
+                raise ValueError(f"{self.root}: no training images with {self.extensions}")
+            self._splits = splits
+            self._measured = None
+        self._resolve_stats()  # each time: the model being trained may have changed
+        self._target = self._resolve_size(tuple(self._splits["train"][0].shape[-2:]))
+
+    def dataset_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the training images, on the 0-1 scale (measured once)."""
+        if self._measured is not None:
+            return self._measured
+        images = self._splits["train"][0]
+        total = torch.zeros(self.channels, dtype=torch.float64)
+        squares = torch.zeros(self.channels, dtype=torch.float64)
+        for chunk in images.split(1024):  # a float copy of everything would take 4x the memory
+            x = chunk.double().div_(255)
+            total += x.sum(dim=(0, 2, 3))
+            squares += x.square().sum(dim=(0, 2, 3))
+        count = images.shape[0] * images.shape[2] * images.shape[3]
+        mean = total / count
+        std = (squares / count - mean.square()).clamp_min(1e-12).sqrt()
+        self._measured = (
+            tuple(round(float(v), 4) for v in mean),
+            tuple(max(round(float(v), 4), 1e-3) for v in std),
+        )
+        return self._measured
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        """Test batches; needs a ``test/`` folder in the train/val/test layout."""
+        if self._splits and self._splits["test"][0].shape[0] == 0:
+            raise ValueError(f"{self.root} has no test/ folder, so there is no test set")
+        return super().test_dataloader()

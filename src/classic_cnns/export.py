@@ -1,0 +1,500 @@
+"""Export trained models (ONNX, TorchScript, safetensors) and predict a folder of images.
+
+``classic-cnns export CHECKPOINT --format onnx|torchscript|safetensors`` writes the
+network (normalised float images ``(N, C, H, W)`` in, logits out) and, in the same
+command, loads the written file back and compares its outputs with PyTorch's on a random
+batch of another size (onnxruntime runs the ONNX file when it is installed). The file is
+written beside its destination under a temporary name and renamed into place only after
+the check passed, so a failed export never leaves a file, nor replaces one.
+
+``classic-cnns predict-folder CHECKPOINT FOLDER`` classifies every image file in a folder
+and writes a CSV of file, predicted class and probability, preprocessing each image as the
+model's training data was (the mean, std and size its checkpoint records).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from classic_cnns.weights import META_DATA, META_HPARAMS, META_VERSION, load_model
+
+if TYPE_CHECKING:
+    from classic_cnns.task import ImageClassifier
+
+__all__ = [
+    "FORMATS",
+    "ExportResult",
+    "export_main",
+    "export_model",
+    "predict_folder",
+    "predict_main",
+    "save_safetensors",
+]
+
+FORMATS = ("onnx", "torchscript", "safetensors")
+_COLUMNS = ["file", "class", "class_index", "probability"]
+_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors"}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_model` wrote and how closely the file reproduces PyTorch.
+
+    Attributes:
+        path: The written file.
+        format: ``"onnx"``, ``"torchscript"`` or ``"safetensors"``.
+        max_abs_diff: Largest absolute difference of the logits, file versus PyTorch;
+            ``None`` when nothing could run the file (ONNX without onnxruntime).
+        checked_with: What ran the file: ``"onnxruntime"``, ``"torch.jit.load"``,
+            ``"create_model(checkpoint_path=...)"`` or ``"onnx.checker only"``.
+
+    Example:
+        >>> from classic_cnns.export import ExportResult
+        >>> ExportResult(Path("m.onnx"), "onnx", 1e-6, "onnxruntime").max_abs_diff
+        1e-06
+    """
+
+    path: Path
+    format: str
+    max_abs_diff: float | None
+    checked_with: str
+
+
+@contextlib.contextmanager
+def _staged(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto it only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _metadata(model: ImageClassifier) -> dict[str, str]:
+    from classic_cnns import __version__
+
+    hparams = {k: v for k, v in model.hparams.items() if not str(k).startswith("_")}
+    try:
+        return {
+            "format": "pt",
+            META_VERSION: __version__,
+            META_HPARAMS: json.dumps(hparams, sort_keys=True),
+            META_DATA: json.dumps(model.data_config, sort_keys=True),
+        }
+    except TypeError as err:
+        raise ValueError(
+            f"the hyperparameters must be JSON values (numbers, strings, lists, dicts) to be "
+            f"stored with the weights; {err}"
+        ) from err
+
+
+def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> None:
+    """Write the network's weights to ``path`` with the hyperparameters as metadata.
+
+    Tensors are keyed as in ``model.net.state_dict()``; the metadata holds the
+    hyperparameters (JSON, ``classic_cnns.hparams``) and the data configuration
+    (``classic_cnns.data``), so ``create_model(arch, checkpoint_path=path)`` rebuilds the
+    model. Written to a temporary file and renamed into place.
+
+    Example:
+        >>> from classic_cnns import LeNet5
+        >>> save_safetensors(LeNet5(), "lenet5.safetensors")  # doctest: +SKIP
+    """
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+    with _staged(Path(path)) as tmp:
+        save_file(state, str(tmp), metadata=_metadata(model))
+
+
+def _onnx_dynamo_available() -> bool:
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter chatter (constant folding, deprecations)
+        if _onnx_dynamo_available():
+            # The torch.export-based exporter, PyTorch's default since 2.9.
+            batch = torch.export.Dim("batch", min=1)
+            torch.onnx.export(
+                net, (x,), str(path), dynamo=True, external_data=False, verbose=False,
+                input_names=["images"], output_names=["logits"], dynamic_shapes=({0: batch},),
+            )  # fmt: skip
+        else:
+            # Without onnxscript only the older TorchScript-based exporter is available.
+            torch.onnx.export(
+                net, (x,), str(path), dynamo=False, input_names=["images"],
+                output_names=["logits"],
+                dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            )  # fmt: skip
+    try:
+        import onnx
+    except ImportError:
+        return
+    proto = onnx.load(str(path))
+    meta = _metadata(model)
+    for key in (META_HPARAMS, META_DATA, META_VERSION):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, meta[key]
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def _run_onnx(path: Path, x: Tensor) -> Tensor | None:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
+
+
+def _write_torchscript(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -> None:
+    with warnings.catch_warnings():
+        # TorchScript is deprecated in PyTorch in favour of torch.export; it still runs
+        # everywhere libtorch does, which is why it is offered.
+        warnings.filterwarnings("ignore", r".*torch\.jit\.\w+` is deprecated")
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(net, x)
+        meta = _metadata(model)
+        extra = {"classic_cnns.json": json.dumps({k: meta[k] for k in (META_HPARAMS, META_DATA)})}
+        torch.jit.save(traced, str(path), _extra_files=extra)
+
+
+def export_model(
+    model: ImageClassifier,
+    path: str | os.PathLike[str],
+    format: str,
+    *,
+    input_size: Sequence[int] | None = None,
+    atol: float = 1e-4,
+) -> ExportResult:
+    """Export ``model.net`` to ``path`` and check the file's logits against PyTorch's.
+
+    The network is traced or exported on a random batch of 2 images; the check runs a
+    batch of 3 (so a fixed batch size would show). The model is moved to the CPU and put
+    in eval mode for this.
+
+    Args:
+        model: The model (its network is exported; inputs are normalised images).
+        path: Destination; written only if the check passes.
+        format: ``"onnx"``, ``"torchscript"`` or ``"safetensors"``.
+        input_size: ``(C, H, W)`` of the example input; default: the size the model was
+            trained at (its data configuration), else its ``input_size``.
+        atol: Largest absolute difference of the logits accepted.
+
+    Raises:
+        ValueError: for an unknown format, or when the file's outputs differ by more than
+            ``atol`` (nothing is written then).
+
+    Example:
+        >>> from classic_cnns import LeNet5
+        >>> export_model(LeNet5(), "lenet5.onnx", "onnx").checked_with  # doctest: +SKIP
+        'onnxruntime'
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
+    path = Path(path)
+    model = model.to("cpu").eval()
+    net = model.net
+    if input_size is None:
+        trained = model.data_config.get("image_size")
+        input_size = (model.in_channels, *trained) if trained else model.input_size
+    size = tuple(int(s) for s in input_size)
+    if len(size) != 3:
+        raise ValueError(f"input_size must be (C, H, W); got {input_size!r}")
+    generator = torch.Generator().manual_seed(0)
+    example = torch.randn(2, *size, generator=generator)
+    check = torch.randn(3, *size, generator=generator)
+    model.check_input(check)
+    with torch.no_grad():
+        expected = net(check)
+    got: Tensor | None
+    with _staged(path) as tmp:
+        if format == "onnx":
+            _write_onnx(net, example, tmp, model)
+            got = _run_onnx(tmp, check)
+            checked_with = "onnxruntime" if got is not None else "onnx.checker only"
+        elif format == "torchscript":
+            _write_torchscript(net, example, tmp, model)
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", r".*torch\.jit\.\w+` is deprecated")
+                got = torch.jit.load(str(tmp), map_location="cpu")(check)
+            checked_with = "torch.jit.load"
+        else:
+            save_safetensors(model, tmp)
+            tmp_file = tmp.with_suffix(".safetensors")  # create_model reads by suffix
+            os.replace(tmp, tmp_file)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", UserWarning)  # any key not loaded fails
+                    reloaded = load_model(tmp_file).eval()
+                with torch.no_grad():
+                    got = reloaded.net(check)
+            finally:
+                os.replace(tmp_file, tmp)
+            checked_with = "create_model(checkpoint_path=...)"
+        diff = None if got is None else float((got - expected).abs().max())
+        if diff is not None and not diff <= atol:
+            raise ValueError(
+                f"the exported {format} model's logits differ from PyTorch's by up to {diff:.3g} "
+                f"(expected at most atol={atol}); {path} was not written"
+            )
+    return ExportResult(path, format, diff, checked_with)
+
+
+def export_main(argv: Sequence[str] | None = None) -> int:
+    """``classic-cnns export CHECKPOINT --format onnx|torchscript|safetensors [--output PATH]``.
+
+    Returns:
+        0 on success, 2 for bad arguments or a failed check (the message goes to stderr).
+
+    Example:
+        >>> from classic_cnns.export import export_main
+        >>> export_main(["best.ckpt", "--format", "onnx"])  # doctest: +SKIP
+        wrote best.onnx (onnx); logits match PyTorch's within 2.4e-07 (onnxruntime)
+        0
+    """
+    parser = argparse.ArgumentParser(
+        prog="classic-cnns export",
+        description="Export a trained model and check the exported outputs against PyTorch's.",
+    )
+    parser.add_argument("checkpoint", help="Lightning .ckpt or .safetensors file")
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument(
+        "--output", help="destination (default: the checkpoint's name with .onnx, "
+        ".torchscript.pt or .safetensors)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--input-size", nargs=3, type=int, metavar=("C", "H", "W"),
+        help="example input (default: the size the model was trained at)",
+    )  # fmt: skip
+    parser.add_argument("--atol", type=float, default=1e-4, help="largest logit difference")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    args = parser.parse_args(argv)
+    source = Path(args.checkpoint)
+    output = Path(args.output) if args.output else _default_output(source, args.format)
+    prog = "classic-cnns export"
+    if output.resolve() == source.resolve():
+        print(f"{prog}: --output {output} is the checkpoint itself; pick another", file=sys.stderr)
+        return 2
+    if output.exists() and not args.overwrite:
+        print(f"{prog}: {output} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(source)
+        result = export_model(
+            model, output, args.format, input_size=args.input_size, atol=args.atol
+        )
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 2
+    if result.max_abs_diff is None:
+        print(f"wrote {output} ({args.format}); checked with onnx.checker only: install "
+              "onnxruntime to compare its outputs with PyTorch's")  # fmt: skip
+    else:
+        print(f"wrote {output} ({args.format}); logits match PyTorch's within "
+              f"{result.max_abs_diff:.2g} ({result.checked_with})")  # fmt: skip
+    return 0
+
+
+def _default_output(source: Path, format: str) -> Path:
+    stem = source.name.removesuffix(source.suffix)
+    return source.with_name(stem + _SUFFIXES[format])
+
+
+# -- predicting a folder -----------------------------------------------------------------
+
+
+def _normalization(
+    model: ImageClassifier, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[list[float], list[float]]:
+    if mean is not None and std is not None:
+        return list(mean), list(std)
+    config = model.data_config
+    if "mean" in config and "std" in config:
+        return list(config["mean"]), list(config["std"])
+    weights = model.info.weights
+    if weights is not None and model.hparams.get("pretrained", False):
+        m, s = weights.normalization(model.in_channels)
+        return list(m), list(s)
+    raise ValueError(
+        f"the model does not record the normalisation it was trained with (it was not trained "
+        f"with a classic_cnns datamodule); pass mean and std ({model.in_channels} value(s) each)"
+    )
+
+
+def _prepare(images: list[Tensor], size: tuple[int, int], pad: bool) -> Tensor:
+    from torchvision.transforms.v2 import functional as TF
+
+    out = []
+    for image in images:
+        h, w = image.shape[-2:]
+        if pad and h <= size[0] and w <= size[1]:
+            # Trained on padded images (MNIST into LeNet-5): pad the same way.
+            dh, dw = size[0] - h, size[1] - w
+            image = F.pad(image, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+        elif (h, w) != size:
+            scale = max(size[0] / h, size[1] / w)
+            cover = [max(size[0], round(h * scale)), max(size[1], round(w * scale))]
+            image = TF.center_crop(TF.resize(image, cover, antialias=True), list(size))
+        out.append(image)
+    return torch.stack(out)
+
+
+def predict_folder(
+    model: ImageClassifier,
+    folder: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    recursive: bool = False,
+) -> list[dict[str, Any]]:
+    """Classify every image file in ``folder``; optionally write the rows as a CSV.
+
+    Images are decoded to the model's channels, brought to the size it was trained at
+    (padded if it was trained on padded images, else resized to cover and centre-cropped)
+    and normalised with the mean and std its checkpoint records (or ``mean``/``std``).
+
+    Args:
+        model: The trained model.
+        folder: Folder of PNG, JPEG, GIF or WebP files.
+        output: CSV to write (columns ``file``, ``class``, ``class_index``,
+            ``probability``), written to a temporary file and renamed into place.
+        batch_size: Images per forward pass.
+        device: Where to run the model.
+        mean: Normalisation mean, overriding the recorded one.
+        std: Normalisation std, with ``mean``.
+        recursive: Include images in subfolders (``file`` is then a relative path).
+
+    Returns:
+        One dict per image, in file order, with the CSV's columns.
+
+    Raises:
+        FileNotFoundError: if the folder holds no image files.
+        ValueError: if the normalisation is unknown, or an image cannot be decoded.
+
+    Example:
+        >>> from classic_cnns.weights import load_model
+        >>> rows = predict_folder(load_model("best.ckpt"), "new_digits")  # doctest: +SKIP
+        >>> rows[0]  # doctest: +SKIP
+        {'file': '0001.png', 'class': '7', 'class_index': 7, 'probability': 0.998}
+    """
+    from classic_cnns.data.folder import IMAGE_EXTENSIONS, list_images, load_image
+
+    folder = Path(folder)
+    files = list_images(folder, recursive=recursive)
+    if not files:
+        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+    model = model.to(device).eval()
+    config = model.data_config
+    size = tuple(config.get("image_size") or model.input_size[1:])
+    pad = config.get("resize") == "pad"
+    mean_, std_ = _normalization(model, mean, std)
+    shape = (1, -1, 1, 1)
+    mean_t = torch.tensor(mean_, device=device).view(shape)
+    std_t = torch.tensor(std_, device=device).view(shape)
+    names = list(config.get("class_names") or [str(i) for i in range(model.num_classes)])
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        # For padding, keep the native size: _prepare pads it.
+        raw = [load_image(p, model.in_channels, None if pad else size) for p in chunk]
+        x = _prepare(raw, size, pad).to(device).float().div_(255).sub_(mean_t).div_(std_t)
+        with torch.no_grad():
+            probs = model(x).softmax(dim=-1)
+        best, index = probs.max(dim=1)
+        for path, p, i in zip(chunk, best.tolist(), index.tolist(), strict=True):
+            rows.append(
+                {"file": path.relative_to(folder).as_posix(), "class": names[i],
+                 "class_index": i, "probability": round(p, 6)}
+            )  # fmt: skip
+    if output is not None:
+        _write_csv(rows, Path(output))
+    return rows
+
+
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    with _staged(path) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+
+
+def predict_main(argv: Sequence[str] | None = None) -> int:
+    """``classic-cnns predict-folder CHECKPOINT FOLDER [--output predictions.csv]``.
+
+    Writes the CSV to ``--output`` (atomically) or to standard output.
+
+    Returns:
+        0 on success, 2 for bad arguments or unreadable inputs (message on stderr).
+
+    Example:
+        >>> from classic_cnns.export import predict_main
+        >>> predict_main(["best.ckpt", "new_digits", "--output", "preds.csv"])  # doctest: +SKIP
+        0
+    """
+    parser = argparse.ArgumentParser(
+        prog="classic-cnns predict-folder",
+        description="Classify a folder of images; write file, class and probability as CSV.",
+    )
+    parser.add_argument("checkpoint", help="Lightning .ckpt or .safetensors file")
+    parser.add_argument("folder", help="folder of .png, .jpg, .jpeg, .gif or .webp files")
+    parser.add_argument("--output", help="CSV file to write (default: standard output)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="e.g. cpu or cuda")
+    parser.add_argument("--mean", type=float, nargs="+", help="override the recorded mean")
+    parser.add_argument("--std", type=float, nargs="+", help="override the recorded std")
+    parser.add_argument("--recursive", action="store_true", help="include subfolders")
+    args = parser.parse_args(argv)
+    prog = "classic-cnns predict-folder"
+    if (args.mean is None) != (args.std is None):
+        print(f"{prog}: give --mean and --std together", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(args.checkpoint)
+        rows = predict_folder(
+            model, args.folder, output=args.output, batch_size=args.batch_size,
+            device=args.device, mean=args.mean, std=args.std, recursive=args.recursive,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 2
+    if args.output is None:
+        writer = csv.DictWriter(sys.stdout, fieldnames=_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    return 0

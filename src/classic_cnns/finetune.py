@@ -1,0 +1,271 @@
+"""Fine-tuning helpers: which layers are the head, freezing the backbone, unfreezing on schedule.
+
+The *head* of a network is its final classifier layer(s), exactly what
+``reset_classifier(num_classes)`` replaces: ``fc`` (LeNet-5, ResNet), ``classifier.6``
+(AlexNet, VGG), ``classifier`` (DenseNet), ``classifier.0`` (NiN's class-map convolution)
+and for GoogLeNet ``fc`` plus the auxiliary classifiers ``aux1`` and ``aux2``, which
+torchvision's weights leave untrained. Everything else is the *backbone*.
+
+The functions work on plain networks; :class:`~classic_cnns.task.ImageClassifier` wraps
+them as ``freeze_backbone()``, ``unfreeze_backbone()`` and ``reset_classifier()``, and
+:class:`UnfreezeBackbone` is the Lightning callback that unfreezes after a few epochs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from lightning.pytorch.callbacks import BaseFinetuning
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.optim import Optimizer
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+__all__ = [
+    "UnfreezeBackbone",
+    "backbone_parameters",
+    "freeze_backbone",
+    "head_names",
+    "head_parameters",
+    "reset_head",
+    "unfreeze_backbone",
+]
+
+
+def _head_table() -> dict[type[nn.Module], tuple[str, ...]]:
+    from classic_cnns import nets
+
+    return {
+        nets.LeNet5Net: ("fc",),
+        nets.AlexNetNet: ("classifier.6",),
+        nets.VGGNet: ("classifier.6",),
+        nets.NiNNet: ("classifier.0",),
+        nets.GoogLeNetNet: ("fc", "aux1", "aux2"),
+        nets.ResNetNet: ("fc",),
+        nets.DenseNetNet: ("classifier",),
+    }
+
+
+def head_names(net: nn.Module) -> tuple[str, ...]:
+    """Dotted names of the network's head modules (those present: GoogLeNet may lack aux heads).
+
+    A network of your own can declare ``head_names`` (a tuple of module names); otherwise
+    the last module that holds parameters is taken as the head.
+
+    Example:
+        >>> from classic_cnns import model_info
+        >>> head_names(model_info("vgg11").build_net())
+        ('classifier.6',)
+        >>> head_names(model_info("googlenet").build_net(aux_logits=False))
+        ('fc',)
+    """
+    modules = dict(net.named_modules())
+    declared = getattr(net, "head_names", None)
+    if declared is None:
+        declared = next((v for k, v in _head_table().items() if isinstance(net, k)), None)
+    if declared is None:
+        with_params = [n for n, m in modules.items() if any(True for _ in m.parameters(False))]
+        if not with_params:
+            raise ValueError(f"{type(net).__name__} has no parameters, so it has no head")
+        declared = (with_params[-1],)
+    return tuple(n for n in declared if modules.get(n) is not None)
+
+
+def _head_ids(net: nn.Module) -> set[int]:
+    modules = dict(net.named_modules())
+    return {id(p) for name in head_names(net) for p in modules[name].parameters()}
+
+
+def head_parameters(net: nn.Module) -> Iterator[nn.Parameter]:
+    """The parameters of the head (see :func:`head_names`).
+
+    Example:
+        >>> from classic_cnns import model_info
+        >>> [p.shape for p in head_parameters(model_info("lenet5").build_net())]
+        [torch.Size([10, 84]), torch.Size([10])]
+    """
+    ids = _head_ids(net)
+    return (p for p in net.parameters() if id(p) in ids)
+
+
+def backbone_parameters(net: nn.Module) -> Iterator[nn.Parameter]:
+    """Every parameter that is not in the head.
+
+    Example:
+        >>> from classic_cnns import model_info
+        >>> net = model_info("lenet5").build_net()
+        >>> sum(p.numel() for p in backbone_parameters(net))
+        60856
+    """
+    ids = _head_ids(net)
+    return (p for p in net.parameters() if id(p) not in ids)
+
+
+def _backbone_norms(net: nn.Module) -> list[_BatchNorm]:
+    heads = dict(net.named_modules())
+    inside_head = {id(m) for n in head_names(net) for m in heads[n].modules()}
+    return [m for m in net.modules() if isinstance(m, _BatchNorm) and id(m) not in inside_head]
+
+
+def freeze_backbone(net: nn.Module, *, train_bn: bool = False) -> list[_BatchNorm]:
+    """Stop training the backbone: ``requires_grad=False`` on its parameters.
+
+    With ``train_bn=False`` its batch norm layers are also put in eval mode, so they
+    normalise with their running statistics and stop updating them: the frozen backbone
+    then computes the same function in training as in evaluation (timm freezes batch norm
+    the same way). ``net.train()`` undoes that; :class:`~classic_cnns.task.ImageClassifier`
+    re-applies it after every ``train()`` call, which Lightning makes each epoch.
+    With ``train_bn=True`` the batch norm layers keep training, scales and statistics,
+    as in Lightning's ``BackboneFinetuning``.
+
+    Returns:
+        The batch norm layers put in eval mode (empty with ``train_bn=True``).
+
+    Example:
+        >>> from classic_cnns import model_info
+        >>> net = model_info("resnet20").build_net()
+        >>> _ = freeze_backbone(net)
+        >>> [n for n, p in net.named_parameters() if p.requires_grad]
+        ['fc.weight', 'fc.bias']
+    """
+    for p in backbone_parameters(net):
+        p.requires_grad_(False)
+    norms = _backbone_norms(net)
+    if train_bn:
+        for m in norms:
+            for p in m.parameters():
+                p.requires_grad_(True)
+        return []
+    for m in norms:
+        m.eval()
+    return norms
+
+
+def unfreeze_backbone(net: nn.Module) -> None:
+    """Train every parameter again (``requires_grad=True``); the next ``train()`` resets batch norm.
+
+    Example:
+        >>> from classic_cnns import model_info
+        >>> net = model_info("resnet20").build_net()
+        >>> _ = freeze_backbone(net); unfreeze_backbone(net)
+        >>> all(p.requires_grad for p in net.parameters())
+        True
+    """
+    for p in net.parameters():
+        p.requires_grad_(True)
+    for m in _backbone_norms(net):
+        m.train(net.training)
+
+
+def reset_head(net: nn.Module, num_classes: int) -> None:
+    """Give the network a freshly initialised head for ``num_classes`` classes.
+
+    Uses the network's ``reset_classifier`` when it has one; otherwise replaces each
+    ``nn.Linear`` (or 1x1 ``nn.Conv2d``) head module with a new one of ``num_classes``
+    outputs. The new layers are created on the old ones' device and dtype.
+
+    Raises:
+        ValueError: if ``num_classes`` is not an int of at least 2.
+        TypeError: if a head module is neither and the network has no ``reset_classifier``.
+
+    Example:
+        >>> from classic_cnns import model_info
+        >>> net = model_info("lenet5").build_net(num_classes=10)
+        >>> reset_head(net, 5)
+        >>> net.fc.out_features
+        5
+    """
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int of at least 2; got {num_classes!r}")
+    old = next(head_parameters(net), None)
+    reset = getattr(net, "reset_classifier", None)
+    if callable(reset):
+        reset(num_classes)
+    else:
+        for name in head_names(net):
+            parent_name, _, child = name.rpartition(".")
+            parent = net.get_submodule(parent_name)
+            layer = parent.get_submodule(child)
+            fresh: nn.Module
+            if isinstance(layer, nn.Linear):
+                fresh = nn.Linear(layer.in_features, num_classes, bias=layer.bias is not None)
+            elif isinstance(layer, nn.Conv2d) and layer.kernel_size == (1, 1):
+                fresh = nn.Conv2d(layer.in_channels, num_classes, 1, bias=layer.bias is not None)
+            else:
+                raise TypeError(
+                    f"cannot replace head module {name!r} of {type(net).__name__}: expected an "
+                    f"nn.Linear or a 1x1 nn.Conv2d, got {type(layer).__name__}; give the network "
+                    "a reset_classifier(num_classes) method"
+                )
+            setattr(parent, child, fresh)
+        if hasattr(net, "num_classes"):
+            setattr(net, "num_classes", num_classes)  # noqa: B010 (a plain attribute, not a Module)
+    if old is not None:  # the new layers join the old ones' device and dtype
+        for name in head_names(net):
+            net.get_submodule(name).to(device=old.device, dtype=old.dtype)
+
+
+class UnfreezeBackbone(BaseFinetuning):
+    """Train the head alone for ``after_epochs`` epochs, then the whole network.
+
+    At setup the model's backbone is frozen (``freeze_backbone``); at the start of epoch
+    ``after_epochs`` it is unfrozen. ``ImageClassifier`` keeps frozen parameters in its
+    optimizer (they have no gradient, so the optimizer skips them), so unfreezing needs no
+    new parameter group and the LR schedule covers the backbone from the start, at
+    ``backbone_lr``; parameters that a custom ``configure_optimizers`` left out are added
+    as a new group, at the LR of the first group scaled by ``lr_scale``.
+
+    Args:
+        after_epochs: Epochs of head-only training (0 trains everything from the start).
+        train_bn: Keep training the backbone's batch norm layers while it is frozen.
+        lr_scale: LR of a parameter group added for parameters missing from the optimizer,
+            relative to the first group's current LR (Lightning's default is 1/10).
+
+    Example:
+        >>> import lightning as L
+        >>> from classic_cnns.finetune import UnfreezeBackbone
+        >>> trainer = L.Trainer(max_epochs=4, callbacks=[UnfreezeBackbone(after_epochs=2)])
+    """
+
+    def __init__(
+        self, after_epochs: int = 1, train_bn: bool = False, lr_scale: float = 0.1
+    ) -> None:
+        super().__init__()
+        if not isinstance(after_epochs, int) or after_epochs < 0:
+            raise ValueError(f"after_epochs must be an int >= 0; got {after_epochs!r}")
+        if not lr_scale > 0:
+            raise ValueError(f"lr_scale must be > 0; got {lr_scale!r}")
+        self.after_epochs = after_epochs
+        self.train_bn = train_bn
+        self.lr_scale = lr_scale
+
+    @staticmethod
+    def _check(pl_module: pl.LightningModule) -> None:
+        if not callable(getattr(pl_module, "freeze_backbone", None)):
+            raise TypeError(
+                "UnfreezeBackbone needs a LightningModule with freeze_backbone() and "
+                f"unfreeze_backbone() (an ImageClassifier); got {type(pl_module).__name__}"
+            )
+
+    def freeze_before_training(self, pl_module: pl.LightningModule) -> None:
+        """Freeze the backbone unless training starts unfrozen (``after_epochs=0``)."""
+        self._check(pl_module)
+        if self.after_epochs > 0:
+            pl_module.freeze_backbone(train_bn=self.train_bn)  # type: ignore[operator]
+
+    def finetune_function(
+        self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer
+    ) -> None:
+        """Unfreeze at epoch ``after_epochs`` (or the first epoch after it, when resuming)."""
+        if epoch < self.after_epochs or not getattr(pl_module, "backbone_frozen", False):
+            return
+        pl_module.unfreeze_backbone()  # type: ignore[operator]
+        # Identity, not value, decides whether the optimizer holds a parameter.
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        missing = [p for p in pl_module.parameters() if p.requires_grad and id(p) not in held]
+        if missing:
+            lr = optimizer.param_groups[0]["lr"] * self.lr_scale
+            optimizer.add_param_group({"params": missing, "lr": lr})

@@ -1,0 +1,263 @@
+"""ImageFolder on PNGs of real MNIST digits; CIFAR-10/100 on batches written like the originals.
+
+No CIFAR download happens: the tests write small batch files in CIFAR's pickle format
+(the real archive is 163 MB) and point the checksums at them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import tarfile
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from torchvision.io import write_png
+
+import classic_cnns.weights as weights_module
+from classic_cnns import LeNet5, ResNet, model_info
+from classic_cnns.data import cifar as cifar_module
+from classic_cnns.data.cifar import CIFAR10, CIFAR100
+from classic_cnns.data.folder import ImageFolder, random_crop_flip
+from classic_cnns.data.mnist import read_idx
+
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Small networks run fastest on one thread, and the test machine's cores are shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_raw: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    images = read_idx(mnist_raw / "t10k-images-idx3-ubyte.gz")[:200]
+    labels = read_idx(mnist_raw / "t10k-labels-idx1-ubyte.gz")[:200].long()
+    return images, labels
+
+
+def _write_pngs(folder: Path, images: torch.Tensor, labels: torch.Tensor) -> None:
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        (folder / str(int(label))).mkdir(parents=True, exist_ok=True)
+        write_png(image[None], str(folder / str(int(label)) / f"{i:04d}.png"))
+
+
+def _connect(dm: L.LightningDataModule, model: L.LightningModule) -> None:
+    """Attach ``dm`` to a trainer that trains ``model``, as ``Trainer.fit`` does."""
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(model)
+    dm.trainer = trainer
+
+
+def test_image_folder_decodes_real_digits_exactly_and_splits_by_seed(tmp_path, digits) -> None:
+    images, labels = digits
+    _write_pngs(tmp_path, images[:100], labels[:100])
+    (tmp_path / "notes.txt").write_text("not an image")
+    dm = ImageFolder(tmp_path, channels=1, image_size=28, val_size=0.1, test_size=0.2)
+    assert dm.class_names == tuple(str(d) for d in range(10)) and dm.in_channels == 1
+    dm.setup("fit")
+    sizes = [dm._splits[s][0].shape[0] for s in ("train", "val", "test")]
+    assert sizes == [72, 8, 20]
+    # At their own size the PNGs come back pixel for pixel, with their folder's label.
+    stored = torch.cat([dm._splits[s][0] for s in ("train", "val", "test")])
+    stored_labels = torch.cat([dm._splits[s][1] for s in ("train", "val", "test")])
+    by_pixels = {
+        img.numpy().tobytes(): int(lab) for img, lab in zip(images[:100], labels[:100], strict=True)
+    }
+    for img, lab in zip(stored, stored_labels, strict=True):
+        assert by_pixels[img[0].numpy().tobytes()] == int(lab)
+    # The normalisation is measured on the training images.
+    train = dm._splits["train"][0].double() / 255
+    assert dm.mean[0] == pytest.approx(float(train.mean()), abs=1e-3)
+    assert dm.std[0] == pytest.approx(float(train.std()), abs=1e-3)
+
+
+def test_image_folder_with_split_folders_trains_a_lenet_at_its_input_size(tmp_path, digits) -> None:
+    images, labels = digits
+    for split, part in (
+        ("train", slice(0, 120)),
+        ("val", slice(120, 160)),
+        ("test", slice(160, 200)),
+    ):
+        _write_pngs(tmp_path / split, images[part], labels[part])
+    dm = ImageFolder(tmp_path, channels=1, batch_size=32)
+    model = LeNet5(num_classes=dm.num_classes, in_channels=dm.in_channels)
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    assert dm.dims == (1, 32, 32)  # LeNet-5's input size, decoded once at that size
+    assert [dm._splits[s][0].shape[0] for s in ("train", "val", "test")] == [120, 40, 40]
+    assert model.data_config["image_size"] == [32, 32]
+    assert model.data_config["class_names"] == [str(d) for d in range(10)]
+
+
+def test_image_folder_errors_name_the_folder(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="no image folder at"):
+        ImageFolder(tmp_path / "missing")
+    (tmp_path / "only").mkdir()
+    with pytest.raises(ValueError, match=r"expected one subfolder per class \(at least 2\)"):
+        ImageFolder(tmp_path)
+    for name in ("train/a", "train/b", "val/c"):
+        (tmp_path / name).mkdir(parents=True)
+    (tmp_path / "train/a/x.png").write_bytes(b"not a png")
+    dm = ImageFolder(tmp_path, image_size=8)
+    with pytest.raises(ValueError, match=r"x.png: cannot decode the image"):
+        dm.setup("fit")
+    with pytest.raises(ValueError, match="needs image_size"):
+        ImageFolder(tmp_path).setup("fit")
+
+
+def test_pretrained_models_get_the_weights_normalisation(tmp_path, digits, monkeypatch) -> None:
+    images, labels = digits
+    _write_pngs(tmp_path, images[:40], labels[:40])
+    net = model_info("resnet18").build_net()
+    monkeypatch.setattr(
+        weights_module, "_download_state_dict", lambda url, progress: net.state_dict()
+    )
+    with pytest.warns(UserWarning, match="not loaded"):
+        model = ResNet("resnet18", pretrained=True, num_classes=10, in_channels=1)
+    dm = ImageFolder(tmp_path, channels=1, test_size=0.25)
+    _connect(dm, model)
+    dm.setup("fit")
+    assert (dm.mean, dm.std) == model_info("resnet18").weights.normalization(1)  # type: ignore[union-attr]
+    assert dm.dims == (1, 224, 224)
+    # Explicit values win.
+    dm = ImageFolder(tmp_path, channels=1, test_size=0.25, mean=(0.1,), std=(0.2,))
+    _connect(dm, model)
+    dm.setup("fit")
+    assert (dm.mean, dm.std) == ((0.1,), (0.2,))
+
+
+def test_random_crop_flip_takes_a_window_of_the_padded_image() -> None:
+    torch.manual_seed(0)
+    x = torch.randint(1, 256, (16, 3, 8, 8), dtype=torch.uint8)  # no zeros: padding shows
+    out = random_crop_flip(x, padding=2)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(16):
+        windows = [
+            w for top in range(5) for left in range(5)
+            for w in (padded[i, :, top:top + 8, left:left + 8],)
+        ]  # fmt: skip
+        assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(-1)) for w in windows)
+    shifted = sum(not torch.equal(out[i], x[i]) for i in range(16))
+    assert shifted > 8  # most images moved or flipped
+
+
+# -- CIFAR -----------------------------------------------------------------------------
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _batch(n: int, seed: int, label_key: str) -> tuple[bytes, np.ndarray, list[int]]:
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    labels = [int(v) for v in rng.integers(0, 10, size=n)]
+    # Protocol 2 and str keys, as the Python 2 originals read with encoding="latin1".
+    blob = pickle.dumps({"batch_label": "test", label_key: labels, "data": data}, protocol=2)
+    return blob, data, labels
+
+
+@pytest.fixture
+def fake_cifar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A CIFAR-10 folder with 4 images per batch file, and checksums that match it."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    files, arrays = {}, {}
+    for i, (name, _) in enumerate(CIFAR10.train_list + CIFAR10.test_list):
+        blob, data, labels = _batch(4, i, "labels")
+        (folder / name).write_bytes(blob)
+        files[name] = _md5(blob)
+        arrays[name] = (data, labels)
+    meta = pickle.dumps({"label_names": list(CIFAR10.class_names)}, protocol=2)
+    (folder / "batches.meta").write_bytes(meta)
+    monkeypatch.setattr(CIFAR10, "train_list", [[n, files[n]] for n, _ in CIFAR10.train_list])
+    monkeypatch.setattr(CIFAR10, "test_list", [[n, files[n]] for n, _ in CIFAR10.test_list])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": _md5(meta)})
+    return {"root": tmp_path, "folder": folder, "arrays": arrays}
+
+
+def test_cifar10_reads_the_pickled_batches_into_uint8(fake_cifar: dict) -> None:
+    dm = CIFAR10(fake_cifar["root"], download=False, val_size=4)
+    dm.setup("fit")
+    train_x = torch.cat([dm._splits["train"][0], dm._splits["val"][0]])
+    assert train_x.shape == (20, 3, 32, 32) and train_x.dtype == torch.uint8
+    assert dm._splits["val"][0].shape[0] == 4
+    data, labels = fake_cifar["arrays"]["test_batch"]
+    test_x, test_y = dm._splits["test"]
+    assert test_y.tolist() == labels
+    # Each row is the red, then green, then blue 32x32 plane.
+    assert torch.equal(test_x[1, 2], torch.from_numpy(data[1, 2048:].reshape(32, 32)))
+    assert (dm.mean, dm.dims) == (CIFAR10.mean, (3, 32, 32))
+    assert dm.class_names[0] == "airplane"
+
+
+def test_cifar_missing_corrupted_and_unsafe_files(fake_cifar: dict, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"cifar-100-python") as err:
+        CIFAR100(tmp_path / "empty", download=False).setup("fit")
+    assert "train" in str(err.value) and "test" in str(err.value)
+    folder = fake_cifar["folder"]
+    (folder / "data_batch_3").unlink()
+    with pytest.raises(FileNotFoundError, match=r"data_batch_3 missing from .*cifar-10-batches-py"):
+        CIFAR10(fake_cifar["root"], download=False).setup("fit")
+    (folder / "data_batch_3").write_bytes(b"corrupted")
+    with pytest.raises(ValueError, match=r"data_batch_3: md5 \w+ does not match the published"):
+        CIFAR10(fake_cifar["root"], download=False).setup("fit")
+    # A pickle that would run code is refused even when its checksum is the expected one.
+    evil = pickle.dumps({"data": np.zeros((1, 3072), np.uint8), "labels": [0], "x": print})
+    (folder / "data_batch_3").write_bytes(evil)
+    CIFAR10.train_list[2][1] = _md5(evil)
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing to load builtins\.print"):
+        CIFAR10(fake_cifar["root"], download=False).setup("fit")
+
+
+def test_cifar_download_is_checked_then_moved_into_place(
+    fake_cifar: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(fake_cifar["folder"], arcname="cifar-10-batches-py")
+    archive = buffer.getvalue()
+    served: list[str] = []
+
+    def fake_download(url: str, root: str, filename: str, md5: None) -> None:
+        served.append(url)
+        (Path(root) / filename).write_bytes(archive)
+
+    monkeypatch.setattr(cifar_module, "download_url", fake_download)
+    root = tmp_path / "fresh"
+    monkeypatch.setattr(CIFAR10, "archive_md5", "0" * 32)  # wrong: nothing may change
+    with pytest.raises(RuntimeError, match="does not match the published"):
+        CIFAR10(root).prepare_data()
+    assert not (root / "cifar-10-batches-py").exists()
+    monkeypatch.setattr(CIFAR10, "archive_md5", _md5(archive))
+    dm = CIFAR10(root)
+    dm.prepare_data()
+    assert served == [CIFAR10.url, CIFAR10.url]
+    assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py"]  # no leftovers
+    dm.setup("fit")
+    assert dm._splits["test"][0].shape == (4, 3, 32, 32)
+
+
+def test_cifar_training_batches_are_augmented_and_others_are_not(fake_cifar: dict) -> None:
+    dm = CIFAR10(fake_cifar["root"], download=False, val_size=0)
+    model = ResNet("resnet20", num_classes=10)
+    _connect(dm, model)
+    dm.setup("fit")
+    batch = dm._splits["test"][0], dm._splits["test"][1]
+    plain = dm.on_after_batch_transfer(batch, 0)[0]
+    torch.testing.assert_close(plain, dm.transform(batch[0]))
+    dm.trainer.state.stage = "train"  # what Lightning sets while training
+    torch.manual_seed(1)
+    augmented = dm.on_after_batch_transfer(batch, 0)[0]
+    assert augmented.shape == plain.shape and not torch.equal(augmented, plain)

@@ -1,0 +1,156 @@
+"""Export round trips (ONNX, TorchScript, safetensors) and predicting a folder of images."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torchvision.io import write_png
+
+from classic_cnns import LeNet5, ResNet, create_model
+from classic_cnns.data.mnist import read_idx
+from classic_cnns.export import export_main, export_model, predict_folder, predict_main
+from classic_cnns.weights import read_weights_file
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning"),
+    pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated:FutureWarning"),
+]
+
+ARCHS = {"lenet5": "lenet5_bn", "resnet20": "resnet20"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tracing and exporting small networks is fastest on one thread; the cores are shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _save(model: L.LightningModule, path: Path) -> Path:
+    # Batch norm statistics away from their defaults, so that exporting them matters.
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ckpt")
+    L.seed_everything(0, verbose=False)
+    lenet = LeNet5(arch="lenet5_bn", num_classes=10)
+    lenet.data_config = {
+        "mean": [0.1307],
+        "std": [0.3081],
+        "image_size": [32, 32],
+        "resize": "pad",
+        "class_names": [f"digit {d}" for d in range(10)],
+    }
+    resnet = ResNet("resnet20", num_classes=7, in_channels=3)
+    return {
+        "lenet5": _save(lenet, root / "lenet5.ckpt"),
+        "resnet20": _save(resnet, root / "r.ckpt"),
+    }
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet20"])
+@pytest.mark.parametrize("format", ["onnx", "torchscript", "safetensors"])
+def test_export_round_trip_matches_pytorch(checkpoints, tmp_path, name: str, format: str) -> None:
+    pytest.importorskip("onnxruntime" if format == "onnx" else "torch")
+    if format == "safetensors":
+        pytest.importorskip("safetensors")
+    output = tmp_path / f"model.{format}"
+    assert export_main([str(checkpoints[name]), "--format", format, "--output", str(output)]) == 0
+    assert output.is_file() and [p.name for p in tmp_path.iterdir()] == [output.name]
+    cls = ResNet if name == "resnet20" else LeNet5
+    reference = cls.load_from_checkpoint(checkpoints[name]).eval()
+    x = torch.randn(5, reference.in_channels, 32, 32)
+    with torch.no_grad():
+        expected = reference(x)
+        if format == "torchscript":
+            got = torch.jit.load(str(output))(x)
+        elif format == "onnx":
+            import onnxruntime as ort
+
+            session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+            got = torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
+        else:
+            got = create_model(ARCHS[name], checkpoint_path=str(output)).eval()(x)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_safetensors_holds_the_hyperparameters_and_data_configuration(checkpoints, tmp_path):
+    pytest.importorskip("safetensors")
+    path = tmp_path / "lenet.safetensors"
+    export_model(LeNet5.load_from_checkpoint(checkpoints["lenet5"]), path, "safetensors")
+    file = read_weights_file(path)
+    assert file.arch == "lenet5_bn" and file.hparams["num_classes"] == 10
+    assert file.data["class_names"][3] == "digit 3"
+    assert set(file.state_dict) == set(LeNet5(arch="lenet5_bn").net.state_dict())
+    # create_model takes the file's hyperparameters as defaults; arguments given win.
+    model = create_model("lenet5_bn", checkpoint_path=str(path))
+    assert model.num_classes == 10 and model.data_config["mean"] == [0.1307]
+    with pytest.warns(UserWarning, match=r"fc.weight \(shape \(10, 84\) in the source, \(3, 84\)"):
+        assert create_model("lenet5_bn", checkpoint_path=str(path), num_classes=3).num_classes == 3
+    with pytest.raises(ValueError, match=r"holds a 'lenet5_bn' network; got arch='lenet5'"):
+        LeNet5(arch="lenet5", checkpoint_path=str(path))
+
+
+def test_a_failed_check_writes_nothing_and_existing_files_are_kept(checkpoints, tmp_path, capsys):
+    model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
+    with pytest.raises(ValueError, match=r"differ from PyTorch's by up to .* was not written"):
+        export_model(model, tmp_path / "m.pt", "torchscript", atol=-1.0)
+    assert list(tmp_path.iterdir()) == []
+    existing = tmp_path / "m.onnx"
+    existing.write_text("keep me")
+    assert (
+        export_main([str(checkpoints["lenet5"]), "--format", "onnx", "--output", str(existing)])
+        == 2
+    )
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert existing.read_text() == "keep me"
+    assert export_main([str(tmp_path / "nope.ckpt"), "--format", "onnx"]) == 2
+    assert "no weights file at" in capsys.readouterr().err
+
+
+def test_predict_folder_writes_file_class_and_probability(checkpoints, tmp_path, mnist_raw, capsys):
+    images = read_idx(mnist_raw / "t10k-images-idx3-ubyte.gz")[:6]
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        write_png(image[None], str(folder / f"{i}.png"))
+    (folder / "readme.txt").write_text("ignored")
+    output = tmp_path / "out" / "predictions.csv"
+    assert predict_main([str(checkpoints["lenet5"]), str(folder), "--output", str(output)]) == 0
+    with output.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["file"] for r in rows] == [f"{i}.png" for i in range(6)]
+    assert all(r["class"] == f"digit {r['class_index']}" for r in rows)
+    assert all(0.1 <= float(r["probability"]) <= 1 for r in rows)
+    # The CSV agrees with the model on the same preprocessing (28x28 padded to 32x32).
+    model = LeNet5.load_from_checkpoint(checkpoints["lenet5"]).eval()
+    x = torch.nn.functional.pad(images[:, None].float() / 255, (2, 2, 2, 2))
+    with torch.no_grad():
+        probs = model((x - 0.1307) / 0.3081).softmax(-1)
+    assert [int(r["class_index"]) for r in rows] == probs.argmax(1).tolist()
+    assert predict_folder(model, folder)[0]["probability"] == pytest.approx(
+        float(rows[0]["probability"])
+    )
+    # Without --output the CSV goes to standard output.
+    assert predict_main([str(checkpoints["lenet5"]), str(folder)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "file,class,class_index,probability"
+    # A model that does not know its normalisation asks for it.
+    with pytest.raises(ValueError, match="pass mean and std"):
+        predict_folder(LeNet5(), folder)
+    assert json.loads(json.dumps(rows))  # plain strings and numbers

@@ -1,0 +1,180 @@
+"""Pretrained weights: torchvision's facts, key mapping, head and first-layer adaptation.
+
+Nothing is downloaded: the loader is replaced by one that returns the state dict of a
+torchvision network built here with random weights.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import lightning as L
+import pytest
+import torch
+import torchvision.models as tvm
+
+import classic_cnns.weights as weights_module
+from classic_cnns import LeNet5, ResNet, create_model, list_models, model_info
+from classic_cnns.weights import adapt_input_conv, reconcile_state_dict, torchvision_weights
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Small networks run fastest on one thread, and the test machine's cores are shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tv_resnet18() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return tvm.resnet18().eval()
+
+
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch, tv_resnet18: torch.nn.Module) -> list[str]:
+    """Serve torchvision's randomly initialised ResNet-18 instead of downloading."""
+    urls: list[str] = []
+
+    def serve(url: str, progress: bool) -> dict[str, torch.Tensor]:
+        urls.append(url)
+        return {k: v.clone() for k, v in tv_resnet18.state_dict().items()}
+
+    monkeypatch.setattr(weights_module, "_download_state_dict", serve)
+    return urls
+
+
+def test_weights_facts_come_from_torchvision_for_exactly_its_architectures() -> None:
+    shipped = set(tvm.list_models(module=tvm))
+    for name in list_models():
+        info = model_info(name)
+        if name not in shipped:
+            assert info.weights is None, name
+            continue
+        tv = tvm.get_model_weights(name).DEFAULT
+        w = info.weights
+        assert w is not None, name
+        assert (w.url, w.num_classes) == (tv.url, 1000)
+        assert w.top1 == tv.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+        assert tv.url.split("-")[-1].startswith(w.sha256_prefix) and len(w.sha256_prefix) >= 8
+        # Our network is torchvision's: the same parameter count as its weights.
+        assert w.num_params == info.num_params, name
+    assert {n for n in list_models() if model_info(n).weights} >= {
+        "alexnet", "vgg11", "vgg19_bn", "googlenet", "resnet18", "resnet152", "densenet201"
+    }  # fmt: skip
+    # GoogLeNet's weights expect (x - 0.5) / 0.5 (torchvision's transform_input).
+    assert model_info("googlenet").weights.mean == (0.5, 0.5, 0.5)  # type: ignore[union-attr]
+    assert model_info("resnet18").weights.mean == (0.485, 0.456, 0.406)  # type: ignore[union-attr]
+
+
+def test_the_download_is_torch_hub_with_hash_check_and_weights_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[str, dict]] = []
+
+    def fake(url: str, **kwargs: object) -> dict:
+        calls.append((url, kwargs))
+        return model_info("resnet20").build_net().state_dict()  # any state dict will do
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake)
+    state = weights_module._download_state_dict(torchvision_weights("resnet18").url, False)
+    assert state
+    ((url, kwargs),) = calls
+    assert url == "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+    assert kwargs["check_hash"] is True and kwargs["weights_only"] is True
+
+
+def test_pretrained_loads_torchvision_weights_exactly(fake_hub: list[str], tv_resnet18) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every key maps: nothing to warn about
+        model = create_model("resnet18", pretrained=True).eval()
+    assert fake_hub == [model_info("resnet18").weights.url]  # type: ignore[union-attr]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), tv_resnet18(x))
+
+
+@pytest.mark.parametrize("in_channels", [1, 4])
+def test_new_head_and_adapted_first_layer_keep_the_grey_response(
+    fake_hub: list[str], tv_resnet18, in_channels: int
+) -> None:
+    with pytest.warns(UserWarning, match=r"2 key\(s\) not loaded") as record:
+        model = create_model("resnet18", pretrained=True, num_classes=10, in_channels=in_channels)
+    message = str(record[0].message)
+    assert "fc.weight (shape (1000, 512) in the source, (10, 512) here" in message
+    assert "fc.bias" in message and "conv1" not in message
+    net = model.net
+    assert net.fc.out_features == 10 and net.conv1.in_channels == in_channels
+    # The head is fresh, the rest is torchvision's.
+    assert not torch.equal(net.fc.weight, tv_resnet18.fc.weight[:10])
+    torch.testing.assert_close(net.layer4[1].conv2.weight, tv_resnet18.layer4[1].conv2.weight)
+    grey = torch.rand(2, 1, 40, 40)
+    with torch.no_grad():
+        rgb_response = tv_resnet18.conv1(grey.expand(-1, 3, -1, -1))
+        response = net.conv1(grey.expand(-1, in_channels, -1, -1))
+    torch.testing.assert_close(response, rgb_response, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("in_channels", [1, 2, 3, 4, 5, 6, 7])
+def test_adapt_input_conv_keeps_the_sum_over_channels(in_channels: int) -> None:
+    w = torch.randn(16, 3, 7, 7)
+    adapted = adapt_input_conv(w, in_channels)
+    assert adapted.shape == (16, in_channels, 7, 7)
+    torch.testing.assert_close(adapted.sum(1), w.sum(1))
+    if in_channels == 6:  # a multiple of 3: timm's repeat and 3/in_channels rescaling
+        torch.testing.assert_close(adapted, w.repeat(1, 2, 1, 1) * 0.5)
+    if in_channels == 1:
+        torch.testing.assert_close(adapted, w.sum(1, keepdim=True))
+
+
+def test_old_densenet_keys_are_renamed() -> None:
+    from classic_cnns.nets.densenet import DenseNetNet
+
+    source = DenseNetNet(8, (2, 2), 16, num_classes=10)  # torchvision's layout, small
+    pattern = re.compile(r"(denselayer\d+\.(?:norm|conv))([12])\.(weight|bias|running_\w+)$")
+    # torchvision's files name DenseLayer.norm1 "norm.1" (and have no batch counters).
+    old = {pattern.sub(r"\1.\2.\3", k): v for k, v in source.state_dict().items()
+           if not (k.endswith("num_batches_tracked") and "denselayer" in k)}  # fmt: skip
+    assert "features.denseblock1.denselayer1.norm.1.weight" in old
+    target = DenseNetNet(8, (2, 2), 16, num_classes=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        weights_module.load_into(target, weights_module._rename_old_keys(old), source="old")
+    for key, value in source.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(target.state_dict()[key], value), key
+
+
+def test_pretrained_is_refused_where_there_are_no_weights() -> None:
+    with pytest.raises(ValueError, match=r"lenet5 has no pretrained weights; .*'resnet18'"):
+        LeNet5(pretrained=True)
+    with pytest.raises(ValueError, match=r"pretrained=True or checkpoint_path, not both"):
+        ResNet("resnet18", pretrained=True, checkpoint_path="x.safetensors")
+
+
+def test_a_pretrained_models_checkpoint_restores_without_downloading(
+    fake_hub: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    with pytest.warns(UserWarning):
+        model = ResNet("resnet18", pretrained=True, num_classes=3, small_input=True)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+
+    def no_download(url: str, progress: bool) -> None:
+        raise AssertionError("restoring a checkpoint must not download")
+
+    monkeypatch.setattr(weights_module, "_download_state_dict", no_download)
+    restored = ResNet.load_from_checkpoint(tmp_path / "m.ckpt")
+    assert restored.hparams.pretrained is True and restored.hparams.small_input is True
+    for a, b in zip(restored.parameters(), model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_reconcile_matches_compiled_keys_both_ways() -> None:
+    own = {"_orig_mod.fc.weight": torch.zeros(2, 2)}
+    merged, skipped = reconcile_state_dict(own, {"fc.weight": torch.ones(2, 2)})
+    assert skipped == {} and merged["_orig_mod.fc.weight"].sum() == 4
