@@ -37,7 +37,8 @@ def test_list_with_a_pattern_and_without_a_match(capsys: pytest.CaptureFixture[s
 def test_no_or_unknown_command_says_what_is_expected(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert (
-        "expected a command (list, summary, export, predict-folder, bench, fit, validate, test, predict); got nothing"
+        "expected a command (list, summary, export, predict-folder, bench, fit, validate, "
+        "test, predict); got nothing"
         in capsys.readouterr().err
     )
     assert main(["train"]) == 2

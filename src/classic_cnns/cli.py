@@ -46,6 +46,7 @@ class ClassicCLI(LightningCLI):
             seed_everything_default=0,
             trainer_defaults={
                 "max_epochs": 10,
+                "plugins": [{"class_path": "classic_cnns.checkpoint.AtomicCheckpointIO"}],
                 "logger": {
                     "class_path": "lightning.pytorch.loggers.CSVLogger",
                     "init_args": {"save_dir": "."},

@@ -450,7 +450,7 @@ class ImageClassifier(L.LightningModule):
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
         return loss
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """Cross-entropy (plus weighted auxiliary losses) on one ``(images, labels)`` batch."""
         return self._step(batch, self.train_metrics, "train")
 
@@ -523,6 +523,12 @@ class ImageClassifier(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -- checkpoints -----------------------------------------------------------------------
+    def configure_callbacks(self) -> list[L.Callback]:
+        """:class:`~classic_cnns.checkpoint.ExactResume`: resuming from a checkpoint is exact."""
+        from classic_cnns.checkpoint import ExactResume
+
+        return [ExactResume()]
+
     def on_fit_start(self) -> None:
         """Record the datamodule's preprocessing (mean, std, size, resize mode, class names)."""
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -550,6 +556,12 @@ class ImageClassifier(L.LightningModule):
         See :func:`classic_cnns.weights.fit_checkpoint_state`: ``_orig_mod.`` keys of a
         ``torch.compile``d network, other input channels and other ``num_classes``.
         """
+        trainer = self._trainer
+        if trainer is not None and trainer.ckpt_path:
+            # Trainer.fit/validate/test(ckpt_path=...): the checkpoint must be this very model.
+            from classic_cnns.checkpoint import verify_checkpoint
+
+            verify_checkpoint(self, checkpoint, str(trainer.ckpt_path))
         self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
         fit_checkpoint_state(self, checkpoint)
 
@@ -575,6 +587,18 @@ class ImageClassifier(L.LightningModule):
             >>> from classic_cnns import LeNet5
             >>> model = LeNet5.load_from_checkpoint("digits.ckpt", num_classes=5)  # doctest: +SKIP
         """
+        if isinstance(checkpoint_path, str | Path):
+            from classic_cnns.checkpoint import CheckpointError, load_checkpoint
+
+            saved = load_checkpoint(checkpoint_path)  # names a missing or damaged file
+            arch = kwargs.get("arch", (saved.get("hyper_parameters") or {}).get("arch"))
+            family = cls.family
+            if family is not None and isinstance(arch, str) and model_info(arch).family != family:
+                raise CheckpointError(
+                    f"{checkpoint_path}: the checkpoint holds a {arch!r} model, which "
+                    f"{cls.__name__} does not build; load it with ImageClassifier."
+                    "load_from_checkpoint or classic_cnns.weights.load_model"
+                )
         with _restoring():
             return super().load_from_checkpoint(  # type: ignore[no-any-return]
                 checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs

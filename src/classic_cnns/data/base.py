@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from classic_cnns.data.sampling import EpochShuffleSampler, ResumableDataLoader
+
 __all__ = ["InMemoryDataModule", "TensorBatches"]
 
 Split = tuple[Tensor, Tensor]
@@ -188,17 +190,26 @@ class InMemoryDataModule(L.LightningDataModule):
         if not self._splits:
             raise RuntimeError(f"call setup() before asking for the {split} dataloader")
         images, labels = self._splits[split]
-        return DataLoader(
-            TensorBatches(images, labels),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            collate_fn=_keep_batch,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        dataset = TensorBatches(images, labels)
+        kwargs: dict[str, Any] = {
+            "batch_size": self.batch_size,
+            "collate_fn": _keep_batch,
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+        }
+        if shuffle:
+            # The order is a function of (torch.initial_seed(), epoch), not of the global RNG,
+            # and the loader's position is saved in checkpoints: resuming is exact.
+            sampler = EpochShuffleSampler(len(dataset))
+            return ResumableDataLoader(dataset, sampler=sampler, **kwargs)
+        return DataLoader(dataset, shuffle=False, **kwargs)
 
     def train_dataloader(self) -> DataLoader[Any]:
-        """Shuffled training batches of uint8 images."""
+        """Shuffled training batches of uint8 images, resumable from a checkpoint.
+
+        Epoch ``e`` visits the images in an order fixed by ``torch.initial_seed()`` (the
+        seed of ``seed_everything``) and ``e``; see :mod:`classic_cnns.data.sampling`.
+        """
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader[Any] | list[Any]:

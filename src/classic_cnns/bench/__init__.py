@@ -1,0 +1,58 @@
+"""The benchmark suite behind ``classic-cnns bench``: speed, overhead, data and accuracy.
+
+Modes (``--modes``):
+
+* ``throughput``: training and inference images/s per model, backend, precision, memory
+  format and ``torch.compile`` setting, side by side with torchvision's same
+  architecture, with peak memory and MFU (:mod:`~classic_cnns.bench.throughput`);
+* ``overhead``: the package's LightningModule under ``Trainer.fit`` against a hand-written
+  loop on the same data (:mod:`~classic_cnns.bench.overhead`);
+* ``pipeline``: the in-memory datamodule against a per-sample torchvision-style loader
+  (:mod:`~classic_cnns.bench.pipeline`);
+* ``accuracy`` and ``optimizers``: seeded recipes with accuracy-vs-time curves, and five
+  optimizers on one recipe (:mod:`~classic_cnns.bench.accuracy`).
+
+Results are CSV and JSON rows (one per configuration, each naming the machine, versions
+and thread count), a Markdown report and PNG plots (:mod:`~classic_cnns.bench.report`,
+:mod:`~classic_cnns.bench.plots`).
+
+Example:
+    >>> from classic_cnns.bench import BenchConfig, plan
+    >>> cfg = BenchConfig.quick(modes=["throughput"], backends=["cpu"])
+    >>> plan(cfg)[0].label
+    'matmul peak cpu'
+"""
+
+from classic_cnns.bench._common import (
+    MODE_COLUMNS,
+    MODES,
+    BenchConfig,
+    PeakMemory,
+    Results,
+    Task,
+    autocast,
+    backend_unavailable,
+    environment,
+    precision_unsupported,
+    spread,
+    synchronize,
+)
+from classic_cnns.bench.cli import main, plan, run
+
+__all__ = [
+    "MODES",
+    "MODE_COLUMNS",
+    "BenchConfig",
+    "PeakMemory",
+    "Results",
+    "Task",
+    "autocast",
+    "backend_unavailable",
+    "environment",
+    "main",
+    "plan",
+    "precision_unsupported",
+    "run",
+    "spread",
+    "synchronize",
+]

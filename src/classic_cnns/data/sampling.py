@@ -1,0 +1,152 @@
+"""A training order that is a function of (seed, epoch), and a DataLoader that can resume it.
+
+``DataLoader(shuffle=True)`` draws each epoch's order from torch's global random number
+generator, whose state a checkpoint does not hold, so a resumed run sees other batches
+than an uninterrupted one. Here the order of epoch ``e`` is ``randperm`` under a generator
+seeded with ``(seed, e)``: Lightning calls ``set_epoch`` before every epoch, as it does for
+``DistributedSampler``. :class:`ResumableDataLoader` has a ``state_dict`` (seed, epoch,
+batches served) that Lightning stores in checkpoints; on resume,
+:class:`~classic_cnns.checkpoint.ExactResume` hands it back before the first batch (Lightning
+itself does so only when nothing asked for the loader earlier, and a per-step LR schedule
+does), so the interrupted epoch skips the batches already trained on and goes on in the
+same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+__all__ = ["EpochShuffleSampler", "ResumableDataLoader"]
+
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15  # spreads consecutive epochs over the seed space
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Random order of ``range(n)`` that depends only on ``seed`` and the epoch.
+
+    Lightning calls :meth:`set_epoch` before each training epoch. Iterated without it (a
+    plain PyTorch loop), each pass moves on to the next epoch's order by itself.
+
+    Args:
+        n: Number of samples.
+        seed: Base seed; ``None`` takes ``torch.initial_seed()``, the seed that
+            ``torch.manual_seed`` / ``lightning.seed_everything`` set.
+
+    Example:
+        >>> sampler = EpochShuffleSampler(5, seed=0)
+        >>> first, second = list(sampler), list(sampler)
+        >>> sorted(first), first != second
+        ([0, 1, 2, 3, 4], True)
+        >>> sampler.set_epoch(0)
+        >>> list(sampler) == first
+        True
+    """
+
+    def __init__(self, n: int, seed: int | None = None) -> None:
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be a non-negative int; got {n!r}")
+        self.n = n
+        self.seed = torch.initial_seed() if seed is None else int(seed)
+        self.epoch = 0
+        self.current_epoch = 0  # the epoch of the pass in progress (or the last one)
+        self.skipped = 0  # samples left out at the start of the current pass (resume)
+        self._resume: tuple[int, int] | None = None  # (epoch, samples to leave out)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass use the order of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The full order of ``epoch``.
+
+        Example:
+            >>> sampler = EpochShuffleSampler(4, seed=1)
+            >>> torch.equal(sampler.order(3), sampler.order(3)), sorted(sampler.order(3).tolist())
+            (True, [0, 1, 2, 3])
+        """
+        seed = (self.seed + _GOLDEN * (epoch + 1)) & _MASK64
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(seed))
+
+    def resume(self, epoch: int, skip: int) -> None:
+        """Leave out the first ``skip`` samples of the next pass if it is one of ``epoch``."""
+        self._resume = (int(epoch), int(skip))
+
+    def __iter__(self) -> Iterator[int]:
+        epoch = self.epoch
+        resume, self._resume = self._resume, None
+        skip = resume[1] if resume is not None and resume[0] == epoch else 0
+        self.current_epoch, self.skipped = epoch, skip
+        self.epoch = epoch + 1  # a plain loop without set_epoch gets a new order each pass
+        return iter(self.order(epoch)[skip:].tolist())
+
+
+class ResumableDataLoader(DataLoader[Any]):
+    """A DataLoader over an :class:`EpochShuffleSampler` whose position survives a checkpoint.
+
+    It takes ``DataLoader``'s arguments; ``sampler`` must be an ``EpochShuffleSampler``
+    and ``drop_last`` stays ``False``. Lightning saves :meth:`state_dict` in its checkpoints
+    (``loops.fit_loop.state_dict.combined_loader``), and so does
+    :class:`~classic_cnns.checkpoint.ExactResume`, which calls :meth:`load_state_dict` when
+    a run resumes: the interrupted epoch then goes on from the next unseen batch. Exact
+    with ``num_workers=0``; worker processes may draw the first indices before that.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> ds = TensorDataset(torch.arange(10))
+        >>> loader = ResumableDataLoader(ds, batch_size=4, sampler=EpochShuffleSampler(10, 0))
+        >>> it = iter(loader)
+        >>> first = next(it)
+        >>> state = loader.state_dict()
+        >>> rest = [b[0] for b in it]
+        >>> resumed = ResumableDataLoader(ds, batch_size=4, sampler=EpochShuffleSampler(10, 99))
+        >>> resumed.load_state_dict(state)
+        >>> resumed.sampler.set_epoch(0)
+        >>> all(torch.equal(a, b[0]) for a, b in zip(rest, resumed, strict=True))
+        True
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._served = 0  # batches handed out in the current pass, skipped ones included
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        return self._count(super().__iter__())
+
+    def _count(self, batches: Iterator[Any]) -> Iterator[Any]:
+        self._served = 0
+        for i, batch in enumerate(batches):
+            if i == 0 and isinstance(self.sampler, EpochShuffleSampler) and self.batch_size:
+                # The sampler decides on resuming when its pass starts, just before this.
+                self._served = self.sampler.skipped // self.batch_size
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"seed", "epoch", "batches"}``: where the current pass stands."""
+        sampler = self.sampler
+        if not isinstance(sampler, EpochShuffleSampler):
+            return {}
+        return {"seed": sampler.seed, "epoch": sampler.current_epoch, "batches": self._served}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Take the seed and, if the saved epoch was interrupted, its position."""
+        sampler = self.sampler
+        if not state_dict or not isinstance(sampler, EpochShuffleSampler):
+            return
+        sampler.seed = int(state_dict["seed"])
+        epoch, batches = int(state_dict["epoch"]), int(state_dict["batches"])
+        interrupted = 0 < batches < len(self) and self.batch_size is not None
+        # Lightning calls set_epoch after this; with worker processes the sampler may be
+        # iterated before that, so start it on the epoch it most likely continues.
+        sampler.epoch = epoch if interrupted else epoch + 1
+        if interrupted:
+            sampler.resume(epoch, batches * self.batch_size)  # type: ignore[operator]

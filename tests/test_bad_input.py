@@ -1,0 +1,457 @@
+"""Bad input, everywhere it can enter, gets an error that says what was expected and what was given.
+
+Images of the wrong rank, channel count, size or dtype; NaN or infinite values in a batch
+(training stops naming the step, or skips the batch when asked); labels outside
+``[0, num_classes)``; empty datasets and splits; invalid hyperparameters. The fuzz test
+feeds random shapes and dtypes to several models and accepts only correct logits or the
+package's own ``ValueError``/``TypeError``, never an error from deep inside a layer.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from torch.utils.data import DataLoader, TensorDataset
+
+from classic_cnns import Digits, ImageClassifier, InMemoryDataModule, LeNet5, ResNet, create_model
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _trainer(**kw: Any) -> L.Trainer:
+    kw = {
+        "max_epochs": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        **kw,
+    }
+    return L.Trainer(**kw)
+
+
+# -- images ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "x,error,message",
+    [
+        ([[0.0]], TypeError, r"lenet5 expects a float tensor of shape \(N, 1, H, W\); got list"),
+        (
+            torch.zeros(1, 32, 32),
+            ValueError,
+            r"lenet5 expects a float tensor of shape \(N, 1, H, W\); got shape \(1, 32, 32\)",
+        ),
+        (torch.zeros(1, 1, 1, 32, 32), ValueError, r"got shape \(1, 1, 1, 32, 32\)"),
+        (
+            torch.zeros(2, 3, 32, 32),
+            ValueError,
+            r"lenet5 was built for 1 input channel\(s\); got a batch with 3 "
+            r"\(shape \(2, 3, 32, 32\)\)\. Pass in_channels=3",
+        ),
+        (
+            torch.zeros(2, 1, 28, 28),
+            ValueError,
+            r"lenet5 needs images of at least 32x32 \(H x W\); got 28x28 "
+            r"\(shape \(2, 1, 28, 28\)\)",
+        ),
+        (torch.zeros(2, 1, 32, 31), ValueError, r"at least 32x32 \(H x W\); got 32x31"),
+        (
+            torch.zeros(2, 1, 32, 32, dtype=torch.uint8),
+            TypeError,
+            r"got dtype torch.uint8\. Convert images with x\.float\(\) / 255 and normalise",
+        ),
+        (torch.zeros(2, 1, 32, 32, dtype=torch.int64), TypeError, r"got dtype torch.int64"),
+        (torch.zeros(2, 1, 32, 32, dtype=torch.bool), TypeError, r"got dtype torch.bool"),
+        (
+            torch.zeros(2, 1, 32, 32, dtype=torch.float64),
+            TypeError,
+            r"lenet5 has torch.float32 weights; got a batch of dtype torch.float64\. Convert the "
+            r"batch \(x\.to\(torch.float32\)\) or the model \(model\.to\(torch.float64\)\)",
+        ),
+        (torch.zeros(2, 1, 32, 32, dtype=torch.float16), TypeError, r"dtype torch.float16"),
+    ],
+)
+def test_wrong_images_are_named_with_what_was_expected(x: Any, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        LeNet5()(x)
+
+
+def test_a_small_input_stem_lowers_the_minimum_and_the_check_follows() -> None:
+    model = ResNet("resnet18", num_classes=10, small_input=True)
+    assert model.min_input_size == (1, 1)
+    assert model.eval()(torch.zeros(1, 3, 1, 1)).shape == (1, 10)
+    with pytest.raises(
+        ValueError, match=r"resnet18 needs images of at least 1x1 \(H x W\); got 0x5"
+    ):
+        model(torch.zeros(1, 3, 0, 5))
+
+
+def test_a_float64_model_takes_float64_batches_and_autocast_mixes_dtypes() -> None:
+    model = LeNet5().eval()
+    x = torch.randn(2, 1, 32, 32)
+    assert model.double()(x.double()).dtype == torch.float64
+    model.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(x.bfloat16()).shape == (2, 10)  # autocast casts inputs and weights
+
+
+def test_a_batch_on_another_device_than_the_weights_is_named() -> None:
+    model = LeNet5().to("meta")
+    with pytest.raises(ValueError, match=r"lenet5 is on meta; got a batch on cpu\. Move the batch"):
+        model(torch.zeros(1, 1, 32, 32))
+
+
+# -- NaN and inf in a batch -------------------------------------------------------------------
+
+
+def _batches(bad_batch: int | None, value: float = math.nan, n: int = 32) -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 1, 32, 32, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    if bad_batch is not None:
+        x[bad_batch * 8 + 3, 0, 5, 7] = value
+    return DataLoader(TensorDataset(x, y), batch_size=8)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_batch_stops_training_with_the_step(value: float) -> None:
+    model = LeNet5(scheduler="none")
+    with pytest.raises(
+        ValueError,
+        match=r"lenet5: the train batch at global step 2 \(epoch 0\) has 1 NaN or infinite "
+        r"value\(s\) among its 8192 image values; expected finite images\. Check the data and "
+        r"its transform, or pass nonfinite='skip' to skip such batches",
+    ):
+        _trainer().fit(model, train_dataloaders=_batches(bad_batch=2, value=value))
+
+
+def test_a_non_finite_batch_is_skipped_when_asked() -> None:
+    torch.manual_seed(0)
+    model = LeNet5(arch="lenet5_bn", scheduler="none", nonfinite="skip")
+    with pytest.warns(
+        UserWarning,
+        match=r"the train batch at global step 1 \(epoch 0\) has 1 NaN.*"
+        r"skipping the batch \(nonfinite='skip'\)",
+    ):
+        _trainer().fit(model, train_dataloaders=_batches(bad_batch=1))
+    # The same as training on the three good batches alone: nothing of the bad one reached
+    # the weights, the optimizer state or the batch norm statistics.
+    x, y = _batches(bad_batch=1).dataset.tensors
+    keep = torch.cat([torch.arange(0, 8), torch.arange(16, 32)])
+    good = DataLoader(TensorDataset(x[keep], y[keep]), batch_size=8)
+    torch.manual_seed(0)
+    reference = LeNet5(arch="lenet5_bn", scheduler="none", nonfinite="skip")
+    _trainer().fit(reference, train_dataloaders=good)
+    for (key, got), want in zip(
+        model.state_dict().items(), reference.state_dict().values(), strict=True
+    ):
+        assert torch.equal(got, want), key
+
+
+def test_a_non_finite_validation_batch_is_skipped_and_left_out_of_the_metrics() -> None:
+    model = LeNet5(scheduler="none", nonfinite="skip")
+    trainer = _trainer(limit_train_batches=1)
+    with pytest.warns(UserWarning, match=r"the val batch .* skipping the batch"):
+        trainer.fit(model, _batches(None), val_dataloaders=_batches(bad_batch=0))
+    assert math.isfinite(trainer.callback_metrics["val_loss"])
+
+
+def test_a_diverging_loss_stops_training_with_the_step_and_the_learning_rate() -> None:
+    # Finite images, weights that have overflowed (as after a divergence): the loss is NaN.
+    model = LeNet5(arch="lenet5_modern", scheduler="none")
+    with torch.no_grad():
+        model.net.fc.bias[0] = math.inf
+    message = (
+        r"lenet5_modern: the train loss at global step 0 \(epoch 0\) is nan; expected a "
+        r"finite number.*learning rate \(lr=0\.003\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        _trainer().fit(model, train_dataloaders=_batches(None))
+
+
+def test_nonfinite_ignore_does_not_check() -> None:
+    model = LeNet5(scheduler="none", nonfinite="ignore")
+    trainer = _trainer()
+    trainer.fit(model, train_dataloaders=_batches(bad_batch=1))
+    assert trainer.global_step == 4
+    assert not all(torch.isfinite(p).all() for p in model.parameters())  # it did go through
+
+
+# -- labels and batches ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", ["training_step", "validation_step", "test_step"])
+def test_labels_outside_the_classes_are_named_in_every_stage(stage: str) -> None:
+    x = torch.randn(3, 1, 32, 32)
+    step = getattr(LeNet5(num_classes=4), stage)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\); got values from -1 to 2"):
+        step((x, torch.tensor([0, -1, 2])), 0)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\); got values from 0 to 4"):
+        step((x, torch.tensor([0, 4, 2])), 0)
+
+
+@pytest.mark.parametrize(
+    "labels,error,message",
+    [
+        (torch.tensor([0.0, 1.0]), ValueError, r"got dtype torch.float32 and shape \(2,\)"),
+        (torch.tensor([True, False]), ValueError, r"got dtype torch.bool"),
+        (
+            torch.tensor([[0, 1]]),
+            ValueError,
+            r"of shape \(2,\); got dtype torch.int64 and shape \(1, 2\)",
+        ),
+        (
+            torch.tensor([0, 1, 2]),
+            ValueError,
+            r"shape \(2,\); got dtype torch.int64 and shape \(3,\)",
+        ),
+        ([0, 1], TypeError, r"labels must be an integer tensor of shape \(2,\); got list"),
+    ],
+)
+def test_malformed_labels(labels: Any, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        LeNet5().training_step((torch.randn(2, 1, 32, 32), labels), 0)
+
+
+def test_labels_of_any_integer_dtype_are_accepted() -> None:
+    x = torch.randn(2, 1, 32, 32)
+    torch.manual_seed(0)
+    loss = LeNet5().training_step((x, torch.tensor([3, 7])), 0)
+    for dtype in (torch.uint8, torch.int32, torch.int16):
+        torch.manual_seed(0)
+        assert LeNet5().training_step((x, torch.tensor([3, 7], dtype=dtype)), 0) == loss
+
+
+@pytest.mark.parametrize(
+    "batch,message",
+    [
+        (
+            torch.zeros(2, 1, 32, 32),
+            r"train batches must be \(images, labels\) pairs; got a Tensor",
+        ),
+        ((torch.zeros(2, 1, 32, 32),), r"pairs; got a tuple of length 1"),
+        ({"x": 1}, r"pairs; got a dict"),
+        (
+            (torch.zeros(0, 1, 32, 32), torch.zeros(0, dtype=torch.long)),
+            r"expected a batch of at least one image; got an empty batch",
+        ),
+    ],
+)
+def test_batches_that_are_not_image_label_pairs(batch: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LeNet5().training_step(batch, 0)
+
+
+# -- empty datasets and splits ---------------------------------------------------------------
+
+
+class _Sized(InMemoryDataModule):
+    num_classes = 10
+    class_names = tuple("0123456789")
+    mean, std = (0.5,), (0.25,)
+
+    def __init__(self, n_train: int, n_test: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n_train, self.n_test = n_train, n_test
+
+    def load_splits(self) -> tuple[torch.Tensor, ...]:
+        def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.zeros(n, 1, 8, 8, dtype=torch.uint8), torch.zeros(n, dtype=torch.long)
+
+        return (*split(self.n_train), *split(self.n_test))
+
+
+@pytest.mark.parametrize(
+    "n_train,n_test,val_size,message",
+    [
+        (0, 5, 0.0, r"val_size=0\.0 leaves no training images \(0 in the training set\)"),
+        (5, 0, 0.0, r"_Sized: the test split is empty"),
+        (0, 0, 0.1, r"val_size=0\.1 leaves no training images \(0 in the training set\)"),
+        (5, 5, 5, r"val_size=5 leaves no training images \(5 in the training set\)"),
+        (5, 5, 0.99, r"val_size=0\.99 leaves no training images \(5 in the training set\)"),
+    ],
+)
+def test_empty_datasets_and_splits_that_leave_a_stage_empty(
+    n_train: int, n_test: int, val_size: float, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        _Sized(n_train, n_test, val_size=val_size).setup("fit")
+
+
+def test_no_validation_split_gives_no_validation_loader() -> None:
+    dm = _Sized(5, 5, val_size=0)
+    dm.setup("fit")
+    assert dm.val_dataloader() == []
+
+
+def test_dataloaders_before_setup_say_so() -> None:
+    with pytest.raises(RuntimeError, match=r"call setup\(\) before asking for the train"):
+        Digits().train_dataloader()
+
+
+# -- hyperparameters -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (
+            {"optimizer": "adagrad"},
+            r"optimizer must be one of \('sgd', 'adam', 'adamw', 'rmsprop'\); got 'adagrad'",
+        ),
+        (
+            {"scheduler": "linear"},
+            r"scheduler must be one of \('cosine', 'onecycle', 'step', 'none'\); got 'linear'",
+        ),
+        (
+            {"nonfinite": "warn"},
+            r"nonfinite must be one of \('raise', 'skip', 'ignore'\); got 'warn'",
+        ),
+        ({"lr": -0.1}, r"lr must be a positive number; got -0\.1"),
+        ({"lr": math.nan}, r"lr must be a positive number; got nan"),
+        ({"lr": math.inf}, r"lr must be a positive number; got inf"),
+        ({"lr": "0.1"}, r"lr must be a positive number; got '0\.1'"),
+        ({"lr": True}, r"lr must be a positive number; got True"),
+        ({"weight_decay": "x"}, r"weight_decay must be >= 0; got 'x'"),
+        ({"momentum": -0.5}, r"momentum must be >= 0; got -0\.5"),
+        ({"label_smoothing": -0.1}, r"label_smoothing must be in \[0, 1\); got -0\.1"),
+        ({"aux_loss_weight": -1.0}, r"aux_loss_weight must be a number >= 0; got -1\.0"),
+        ({"num_classes": 0}, r"num_classes must be a positive int; got 0"),
+        ({"num_classes": -3}, r"num_classes must be a positive int; got -3"),
+        ({"num_classes": 2.5}, r"num_classes must be a positive int; got 2\.5"),
+        ({"in_channels": True}, r"in_channels must be a positive int; got True"),
+        (
+            {"arch": "lenet6"},
+            r"unknown model 'lenet6': expected one of the \d+ registered names.*"
+            r"Did you mean 'lenet5'",
+        ),
+    ],
+)
+def test_invalid_hyperparameters_are_rejected_at_construction(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ImageClassifier(**{"arch": "lenet5", **kwargs})
+
+
+def test_family_classes_validate_the_same_way_and_name_their_members() -> None:
+    with pytest.raises(ValueError, match=r"lr must be a positive number; got -1"):
+        ResNet("resnet20", lr=-1)
+    with pytest.raises(
+        ValueError,
+        match=r"LeNet5 builds 'lenet' models \['lenet5', 'lenet5_bn', "
+        r"'lenet5_modern'\]; got arch='resnet20'",
+    ):
+        LeNet5(arch="resnet20")
+
+
+# -- fuzz -----------------------------------------------------------------------------------
+
+FUZZ_MODELS: dict[str, dict[str, Any]] = {
+    "lenet5": {},
+    "resnet20": {},
+    "nin": {},
+    "densenet_bc_100": {},
+    "googlenet": {"small_input": True, "num_classes": 10},
+    "vgg11_bn": {"small_input": True, "num_classes": 10},
+}
+_BUILT: dict[str, ImageClassifier] = {}
+DTYPES = [
+    torch.float32,
+    torch.float64,
+    torch.float16,
+    torch.bfloat16,
+    torch.uint8,
+    torch.int32,
+    torch.int64,
+    torch.bool,
+    torch.complex64,
+]
+
+
+def _model(name: str) -> ImageClassifier:
+    if name not in _BUILT:
+        torch.manual_seed(0)
+        _BUILT[name] = create_model(name, **FUZZ_MODELS[name]).eval()
+    return _BUILT[name]
+
+
+def _tensor(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if dtype.is_floating_point or dtype.is_complex:
+        return torch.randn(shape, generator=g).to(dtype)
+    if dtype == torch.bool:
+        return torch.randint(0, 2, shape, generator=g).bool()
+    return torch.randint(0, 255, shape, generator=g).to(dtype)
+
+
+def _side(data: st.DataObject, minimum: int, label: str) -> int:
+    # Mostly at or just above the model's minimum, where the edge cases are; sometimes anywhere.
+    return data.draw(
+        st.one_of(st.integers(max(minimum - 1, 0), minimum + 6), st.integers(0, 36)), label=label
+    )
+
+
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    name=st.sampled_from(sorted(FUZZ_MODELS)),
+    rank=st.sampled_from([0, 1, 2, 3, 5] + [4] * 10),
+    n=st.integers(0, 3),
+    dtype=st.sampled_from(DTYPES + [torch.float32] * 12),
+    channels_last=st.booleans(),
+    seed=st.integers(0, 2**16),
+    data=st.data(),
+)
+def test_fuzz_random_shapes_and_dtypes_give_logits_or_our_own_errors(
+    name: str,
+    rank: int,
+    n: int,
+    dtype: torch.dtype,
+    channels_last: bool,
+    seed: int,
+    data: st.DataObject,
+) -> None:
+    model = _model(name)
+    min_h, min_w = model.min_input_size
+    c = data.draw(st.sampled_from([model.in_channels] * 6 + [0, 1, 2, 3, 4]), label="channels")
+    h, w = _side(data, min_h, "h"), _side(data, min_w, "w")
+    shape = {0: (), 1: (w,), 2: (h, w), 3: (c, h, w), 4: (n, c, h, w), 5: (n, c, 1, h, w)}[rank]
+    x = _tensor(shape, dtype, seed)
+    if channels_last and rank == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    valid = (
+        rank == 4
+        and dtype == torch.float32
+        and c == model.in_channels
+        and h >= min_h
+        and w >= min_w
+    )
+    event("valid" if valid else "invalid")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = model(x)
+    except (ValueError, TypeError) as err:
+        assert not valid, f"{name} refused a valid batch {tuple(shape)} {dtype}: {err}"
+        assert str(err).startswith(f"{name} "), f"not the package's own message: {err}"
+        assert "got" in str(err), f"the message does not say what was given: {err}"
+        return
+    assert valid, f"{name} accepted an invalid batch {tuple(shape)} {dtype}"
+    assert out.shape == (n, 10) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()

@@ -1,0 +1,306 @@
+"""Smoke tests of the benchmark suite: every mode on tiny settings, seconds each.
+
+No test asserts a timing: they check that rows carry every column, that ratios are
+computed from numbers of the same run, and that the outputs are written safely.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from classic_cnns.bench import (
+    MODE_COLUMNS,
+    BenchConfig,
+    PeakMemory,
+    Results,
+    Task,
+    backend_unavailable,
+    main,
+    run,
+    spread,
+)
+from classic_cnns.bench.accuracy import OPTIMIZER_SETTINGS
+from classic_cnns.bench.report import targets, write_all
+
+ENV_COLUMNS = ("backend", "device_name", "threads", "torch", "torchvision", "lightning", "python")
+
+
+def _tiny(data_dir: Path, **overrides: Any) -> BenchConfig:
+    settings: dict[str, Any] = dict(
+        models=["lenet5", "resnet18"],
+        backends=["cpu", "cuda", "mps"],
+        precisions=["fp32", "bf16-mixed"],
+        memory_formats=["contiguous"],
+        compile=[False],
+        batch_size=2,
+        max_image_size=16,  # resnet18 takes it; lenet5 stays at its minimum, 32x32
+        repeats=2,
+        warmup=1,
+        min_time=0.0,
+        overhead_dataset="digits",
+        overhead_epochs=2,
+        overhead_repeats=1,
+        pipeline_repeats=1,
+        recipes=["lenet5/digits", "lenet5/mnist"],  # full MNIST is absent: a skipped row
+        optimizer_recipe="lenet5/digits",
+        optimizer_epochs=1,
+        limit_train_batches=2,
+        max_epochs=2,
+        threads=1,  # tiny steps: one thread is quickest, above all on a busy machine
+        data_dir=data_dir,
+        progress=False,
+        plots=False,
+    )
+    settings.update(overrides)
+    return BenchConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def results(mnist_raw: Path) -> Results:
+    """One tiny run of every mode, shared by the tests that inspect its rows."""
+    threads = torch.get_num_threads()
+    results = run(_tiny(mnist_raw.parent.parent))
+    assert torch.get_num_threads() == threads  # --threads applies to the run only
+    return results
+
+
+def _rows(results: Results, mode: str, **match: Any) -> list[dict[str, Any]]:
+    return [r for r in results.rows.get(mode, []) if all(r[k] == v for k, v in match.items())]
+
+
+def test_every_mode_writes_rows_with_every_column(results: Results) -> None:
+    assert set(results.rows) == set(MODE_COLUMNS)
+    for mode, rows in results.rows.items():
+        assert rows, mode
+        for row in rows:
+            assert tuple(row) == MODE_COLUMNS[mode]
+            assert row["mode"] == mode and row["status"] in ("ok", "skipped")
+            assert all(row[c] is not None for c in ENV_COLUMNS), row
+            assert row["threads"] == 1  # the run's --threads, stated in every row
+    assert not [r for rows in results.rows.values() for r in rows if r["status"] == "failed"]
+
+
+def test_throughput_rows_are_measured_and_ratios_come_from_the_same_run(results: Results) -> None:
+    ok = _rows(results, "throughput", status="ok")
+    short = {"classic_cnns": "ours", "torchvision": "torchvision"}
+    assert {(r["model"], short[r["impl"]], r["precision"]) for r in ok} == {
+        (m, i, p)
+        for m, impls in (("lenet5", ["ours"]), ("resnet18", ["ours", "torchvision"]))
+        for i in impls
+        for p in ("fp32", "bf16-mixed")
+    }
+    for r in ok:
+        assert r["train_ips_min"] <= r["train_ips_median"] <= r["train_ips_max"]
+        assert r["infer_ips_q1"] <= r["infer_ips_median"] <= r["infer_ips_q3"]
+        assert r["fwd_flops_per_image"] > 0 and r["train_mfu"] > 0 and r["infer_mfu"] > 0
+        peak = results.matmul_peaks[f"cpu/{r['precision']}"]
+        flops = r["fwd_flops_per_image"]
+        assert math.isclose(r["train_mfu"], 3 * flops * r["train_ips_median"] / peak)
+        assert math.isclose(r["infer_mfu"], flops * r["infer_ips_median"] / peak)
+    for precision in ("fp32", "bf16-mixed"):
+        pick = dict(model="resnet18", precision=precision)
+        (ours,) = _rows(results, "throughput", impl="classic_cnns", **pick)
+        (tv,) = _rows(results, "throughput", impl="torchvision", **pick)
+        assert (ours["train_steps"], ours["batch_size"]) == (tv["train_steps"], tv["batch_size"])
+        assert ours["vs_torchvision_train"] == ours["train_ips_median"] / tv["train_ips_median"]
+        assert ours["vs_torchvision_infer"] == ours["infer_ips_median"] / tv["infer_ips_median"]
+    (lenet,) = _rows(results, "throughput", model="lenet5", precision="fp32")
+    assert lenet["vs_torchvision_train"] is None  # torchvision has no LeNet-5
+    assert lenet["input_size"] == "1x32x32" and "minimum" in lenet["note"]
+
+
+@pytest.mark.skipif(backend_unavailable("cuda") is None, reason="a CUDA device is present")
+def test_absent_backends_are_skipped_with_a_note(results: Results) -> None:
+    skipped = _rows(results, "throughput", backend="cuda")
+    assert skipped and all(r["status"] == "skipped" and "CUDA" in r["note"] for r in skipped)
+    assert any(n.startswith("cuda: skipped") for n in results.notes)
+    assert all(r["status"] == "skipped" for r in _rows(results, "overhead", backend="cuda"))
+
+
+def test_fp16_is_skipped_off_cuda() -> None:
+    cfg = BenchConfig(precisions=["fp16-mixed"], compile=[False])
+    res = Results(cfg)
+    from classic_cnns.bench.throughput import run_config
+
+    run_config(cfg, res, "lenet5", "cpu", "fp16-mixed", "contiguous", False)
+    (row,) = res.rows["throughput"]
+    assert row["status"] == "skipped" and "CUDA" in row["note"]
+
+
+def test_lightning_overhead_is_relative_to_the_handwritten_loop(results: Results) -> None:
+    rows = {r["loop"]: r for r in _rows(results, "overhead", backend="cpu")}
+    assert set(rows) == {"handwritten", "lightning", "lightning_bare"}
+    hand = rows["handwritten"]
+    assert hand["overhead_pct"] == 0
+    for loop in ("lightning", "lightning_bare"):
+        r = rows[loop]
+        expected = (r["epoch_s_median"] - hand["epoch_s_median"]) / hand["epoch_s_median"] * 100
+        assert math.isclose(r["overhead_pct"], expected)
+        assert r["measured_epochs"] == 1 and r["images_per_epoch"] == 2 * 128
+        step = (r["step_ms_median"] - hand["step_ms_median"]) / hand["step_ms_median"]
+        assert math.isclose(r["overhead_step_pct"], 100 * step)
+        assert 0 < r["step_ms_min"] <= r["step_ms_median"]
+
+
+def test_pipeline_yields_the_same_batches_and_a_same_run_speedup(results: Results) -> None:
+    rows = {r["pipeline"]: r for r in _rows(results, "pipeline")}
+    ours, tv = rows["classic_cnns"], rows["torchvision"]
+    assert ours["outputs_match"] is True and ours["images"] == 2 * 128 == tv["images"]
+    assert tv["speedup"] == tv["epoch_s_median"] / ours["epoch_s_median"]
+
+
+def test_accuracy_rows_curves_and_confusion(results: Results) -> None:
+    (row,) = _rows(results, "accuracy", run="lenet5/digits")
+    curve = results.curves["accuracy"]["lenet5/digits"]
+    assert [p["epoch"] for p in curve] == list(range(row["epochs"] + 1))
+    assert all(a["train_s"] <= b["train_s"] for a, b in itertools.pairwise(curve))
+    assert row["final_test_acc"] == curve[-1]["test_acc"]
+    assert row["train_s"] == curve[-1]["train_s"] <= row["fit_wall_s"]
+    reached = [p["train_s"] for p in curve if p["test_acc"] >= row["target_acc"]]
+    assert row["time_to_target_s"] == (reached[0] if reached else None)
+    matrix = results.confusion["lenet5/digits"]["matrix"]
+    assert sum(map(sum, matrix)) == row["test_images"] == 359
+    assert sum(matrix[i][i] for i in range(10)) / 359 == pytest.approx(row["final_test_acc"])
+    (skipped,) = _rows(results, "accuracy", run="lenet5/mnist")
+    assert skipped["status"] == "skipped" and skipped["reference_error_pct"] == 0.95
+
+
+def test_optimizer_comparison_has_every_optimizer_and_loss_curves(results: Results) -> None:
+    rows = _rows(results, "optimizers")
+    assert [r["label"] for r in rows] == list(OPTIMIZER_SETTINGS)
+    assert {r["optimizer"] for r in rows} == {"sgd", "adam", "adamw", "rmsprop"}
+    assert [r["momentum"] for r in rows if r["optimizer"] == "sgd"] == [0.0, 0.9]
+    for label, points in results.curves["optimizer_loss"].items():
+        assert [p["step"] for p in points] == [1, 2], label
+        assert all(math.isfinite(p["loss"]) for p in points)
+
+
+def test_outputs_csv_json_markdown_and_plots(results: Results, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    results.config.plots = True
+    try:
+        files = write_all(results, tmp_path, ["--tiny"])
+    finally:
+        results.config.plots = False
+    for mode, columns in MODE_COLUMNS.items():
+        with (tmp_path / f"{mode}.csv").open() as f:
+            reader = csv.DictReader(f)
+            assert tuple(reader.fieldnames or ()) == columns
+            assert len(list(reader)) == len(results.rows[mode])
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["rows"]["pipeline"][0]["threads"] >= 1 and data["environment"]["torch"]
+    report = (tmp_path / "report.md").read_text()
+    for heading in (
+        "## Targets",
+        "## Throughput",
+        "## Lightning overhead",
+        "## Data pipeline",
+        "## Accuracy",
+        "## Optimizers",
+        "## Notes",
+    ):
+        assert heading in report
+    for png in ("throughput.png", "accuracy_vs_time.png", "confusion_digits.png", "optimizers.png"):
+        assert png in files and (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    assert len(targets(results)) >= 4
+
+
+def test_main_writes_atomically_and_refuses_to_overwrite(mnist_raw: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = [
+        "--modes",
+        "pipeline",
+        "--pipeline-repeats",
+        "1",
+        "--limit-train-batches",
+        "2",
+        "--no-progress",
+        "--no-plots",
+        "--threads",
+        "1",
+        "--data-dir",
+        str(mnist_raw.parent.parent),
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    assert {p.name for p in out.iterdir()} == {"pipeline.csv", "results.json", "report.md"}
+    before = (out / "results.json").read_text()
+    assert main(argv) == 2  # refused: nothing run, nothing touched
+    assert (out / "results.json").read_text() == before
+    assert main([*argv, "--force"]) == 0
+    assert (out / "results.json").read_text() != before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary folders left
+
+
+def test_a_failing_task_is_recorded_and_the_run_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def boom(results: Results) -> None:
+        raise RuntimeError("no compiler")
+
+    def fine(results: Results) -> None:
+        results.add("pipeline", "cpu", dataset="digits", pipeline="classic_cnns")
+
+    tasks = [
+        Task("broken", boom, "throughput", "cpu", dict(model="lenet5", compile=True)),
+        Task("fine", fine, "pipeline"),
+    ]
+    monkeypatch.setattr("classic_cnns.bench.cli.plan", lambda cfg: tasks)
+    res = run(BenchConfig(progress=False))
+    (failed,) = res.rows["throughput"]
+    assert failed["status"] == "failed" and "no compiler" in failed["note"]
+    assert failed["model"] == "lenet5" and res.rows["pipeline"][0]["status"] == "ok"
+
+
+def test_quick_plan_and_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--quick", "--backends", "cpu", "--dry-run"]) == 0
+    labels = capsys.readouterr().out.splitlines()
+    compiled = [t for t in labels if t.endswith("compiled")]
+    assert compiled == ["throughput lenet5 cpu fp32 contiguous compiled"]
+    assert "pipeline mnist10k" in labels and "accuracy lenet5/mnist10k" in labels
+    assert len([t for t in labels if t.startswith("optimizers")]) == 5
+    assert main(["--models", "lenet", "--dry-run"]) == 2
+    assert "Did you mean" in capsys.readouterr().err
+    assert main(["--modes", "speed", "--dry-run"]) == 2
+    assert (
+        main(
+            [
+                "--models",
+                "resnet1*",
+                "--modes",
+                "throughput",
+                "--backends",
+                "cpu",
+                "--compile",
+                "off",
+                "--precisions",
+                "fp32",
+                "--memory-formats",
+                "contiguous",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
+    assert "throughput resnet110 cpu fp32 contiguous eager" in capsys.readouterr().out
+
+
+def test_spread_and_peak_memory() -> None:
+    stats = spread("x", [4.0, 1.0, 3.0, 2.0])
+    assert stats == {"x_median": 2.5, "x_q1": 1.75, "x_q3": 3.25, "x_min": 1.0, "x_max": 4.0}
+    meter = PeakMemory("cpu")
+    meter.baseline()
+    with meter:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, written, so resident
+    if meter.kind.startswith("process RSS"):
+        assert meter.peak_mb is not None and meter.peak_mb >= 48
+    del block

@@ -1,0 +1,377 @@
+"""Broken files: truncated or corrupted checkpoints, checkpoints of another architecture,
+truncated or tampered dataset files. Each error names the file and what is wrong, and
+nothing already on disk is overwritten or lost. Checkpoints are written atomically and
+read with ``weights_only=True``; nothing in the package calls ``torch.load`` without it.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import classic_cnns
+import classic_cnns.checkpoint as ckpt_module
+from classic_cnns import MNIST, LeNet5, create_model
+from classic_cnns.checkpoint import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    ExactResume,
+    atomic_save,
+    check_checkpoint_file,
+    load_checkpoint,
+    verify_checkpoint,
+)
+from conftest import T10K_IMAGES, T10K_LABELS, make_mnist_dir
+
+SRC = Path(classic_cnns.__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _loader(channels: int, n: int = 32) -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, channels, 32, 32, generator=g)
+    return DataLoader(TensorDataset(x, torch.randint(0, 10, (n,), generator=g)), batch_size=16)
+
+
+def _trainer(root: Path, **kw: Any) -> L.Trainer:
+    kw = {
+        "max_epochs": 1,
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": root,
+        "plugins": [AtomicCheckpointIO()],
+        "callbacks": [ExactResume()],
+        **kw,
+    }
+    return L.Trainer(**kw)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real checkpoints of a short fit: a LeNet-5 and a ResNet-20."""
+    root = tmp_path_factory.mktemp("ckpts")
+    paths = {}
+    for arch, channels in (("lenet5", 1), ("resnet20", 3)):
+        torch.manual_seed(0)
+        trainer = _trainer(root / arch, enable_checkpointing=False, max_steps=2)
+        trainer.fit(create_model(arch, in_channels=channels, scheduler="none"), _loader(channels))
+        paths[arch] = root / f"{arch}.ckpt"
+        trainer.save_checkpoint(paths[arch])
+    return paths
+
+
+# -- damaged checkpoints ---------------------------------------------------------------------
+
+
+def _truncate(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _flip_tensor_byte(data: bytes) -> bytes:
+    # A byte in the middle of the file lies in a tensor: torch.load alone would not notice.
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0xFF
+    return bytes(damaged)
+
+
+DAMAGE: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "truncated": (
+        _truncate,
+        r"the file is truncated or corrupted \(\d+ bytes; .*\); expected a "
+        r"complete zip archive",
+    ),
+    "last bytes cut": (lambda d: d[:-10], r"the file is truncated or corrupted"),
+    "byte flipped": (
+        _flip_tensor_byte,
+        r"the file is corrupted: the CRC-32 checksum of its "
+        r"record '.*' does not match its contents",
+    ),
+    "empty": (lambda d: b"", r"the file is empty \(0 bytes\); expected a checkpoint"),
+    "text": (
+        lambda d: b"epoch=3 loss=0.1\n",
+        r"not a PyTorch checkpoint: it starts with "
+        r"b'epoc'; expected a zip archive",
+    ),
+}
+
+
+@pytest.fixture(params=sorted(DAMAGE))
+def damaged(
+    request: pytest.FixtureRequest, checkpoints: dict[str, Path], tmp_path: Path
+) -> tuple[Path, str, bytes]:
+    damage, message = DAMAGE[request.param]
+    path = tmp_path / f"{request.param.replace(' ', '-')}.ckpt"
+    path.write_bytes(damage(checkpoints["lenet5"].read_bytes()))
+    return path, message, path.read_bytes()
+
+
+def test_a_damaged_checkpoint_is_named_with_what_is_wrong(damaged: tuple[Path, str, bytes]) -> None:
+    path, message, before = damaged
+    with pytest.raises(CheckpointError, match=rf"^{path}: {message}"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: {message}"):
+        check_checkpoint_file(path)
+    assert path.read_bytes() == before  # the evidence stays as it was
+
+
+def test_resuming_from_a_damaged_checkpoint_names_it(
+    damaged: tuple[Path, str, bytes], tmp_path: Path
+) -> None:
+    path, message, before = damaged
+    with pytest.raises(CheckpointError, match=rf"^{path}: {message}"):
+        _trainer(tmp_path / "run").fit(LeNet5(scheduler="none"), _loader(1), ckpt_path=path)
+    assert path.read_bytes() == before
+
+
+def test_a_missing_checkpoint_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=rf"{tmp_path / 'nope.ckpt'}: no such checkpoint"):
+        load_checkpoint(tmp_path / "nope.ckpt")
+
+
+def test_a_checkpoint_with_arbitrary_objects_is_not_unpickled(tmp_path: Path) -> None:
+    path = tmp_path / "code.ckpt"
+    torch.save({"state_dict": {}, "hook": shutil.rmtree}, path)  # a function: code, not data
+    with pytest.raises(
+        CheckpointError,
+        match=rf"^{path}: the checkpoint holds objects other than "
+        r"tensors and plain Python values \(.*Unsupported global.*rmtree",
+    ):
+        load_checkpoint(path)
+
+
+def test_lightning_checkpoints_load_with_weights_only(checkpoints: dict[str, Path]) -> None:
+    for path in checkpoints.values():
+        checkpoint = torch.load(path, weights_only=True)
+        assert {"state_dict", "hyper_parameters", "optimizer_states", "loops"} <= set(checkpoint)
+        assert load_checkpoint(path).keys() == checkpoint.keys()
+
+
+def test_load_from_checkpoint_names_a_damaged_file(damaged: tuple[Path, str, bytes]) -> None:
+    path, message, _ = damaged
+    with pytest.raises(CheckpointError, match=rf"^{path}: {message}"):
+        LeNet5.load_from_checkpoint(path)
+
+
+# -- another architecture --------------------------------------------------------------------
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(checkpoints: dict[str, Path]) -> None:
+    path = checkpoints["resnet20"]
+    with pytest.raises(
+        CheckpointError,
+        match=rf"^{path}: the checkpoint holds a 'resnet20' "
+        r"model; expected 'lenet5', the model it is loaded into",
+    ):
+        verify_checkpoint(LeNet5(), load_checkpoint(path), str(path))
+    # Without hyperparameters, the weights themselves tell.
+    state = {"state_dict": load_checkpoint(path)["state_dict"]}
+    message = (
+        rf"^{path}: the weights do not fit lenet5 \(10 entries expected, 116 given: "
+        r"8 missing \(net\.c1\.0\.weight, .* and 5 more\); 114 unexpected "
+        r"\(net\.conv1\.weight, .* and 111 more\); 1 of another shape: net\.fc\.weight "
+        r"\(10, 64\) \(expected \(10, 84\)\)\)\. It is a checkpoint of another architecture"
+    )
+    with pytest.raises(CheckpointError, match=message):
+        verify_checkpoint(LeNet5(), state, str(path))
+
+
+def test_a_checkpoint_of_another_configuration_names_the_shapes(tmp_path: Path) -> None:
+    state = {"state_dict": LeNet5(num_classes=5).state_dict()}
+    with pytest.raises(
+        CheckpointError,
+        match=r"^five\.ckpt: the weights do not fit lenet5 .*2 of "
+        r"another shape: net\.fc\.weight \(5, 84\) \(expected \(10, 84\)\), "
+        r"net\.fc\.bias \(5,\) \(expected \(10,\)\)",
+    ):
+        verify_checkpoint(LeNet5(num_classes=10), state, "five.ckpt")
+    verify_checkpoint(LeNet5(num_classes=5), state, "five.ckpt")  # its own: no error
+
+
+def test_the_weights_api_refuses_another_architecture(checkpoints: dict[str, Path]) -> None:
+    from classic_cnns.weights import load_weights_file
+
+    path = checkpoints["resnet20"]
+    with pytest.raises(ValueError, match=rf"{path} holds a 'resnet20' network; got arch='lenet5'"):
+        load_weights_file(LeNet5().net, path, arch="lenet5")
+
+
+def test_resuming_from_a_checkpoint_of_another_architecture_is_refused(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    path = checkpoints["resnet20"]
+    with pytest.raises(CheckpointError, match=rf"{path}: the checkpoint holds a 'resnet20' model"):
+        _trainer(tmp_path).fit(LeNet5(scheduler="none"), _loader(1), ckpt_path=path)
+
+
+def test_a_family_class_refuses_a_checkpoint_of_another_family(
+    checkpoints: dict[str, Path],
+) -> None:
+    path = checkpoints["resnet20"]
+    with pytest.raises(ValueError, match=rf"{path}.*'resnet20'.*LeNet5|LeNet5.*'resnet20'.*{path}"):
+        LeNet5.load_from_checkpoint(path)
+
+
+# -- atomic writes ---------------------------------------------------------------------------
+
+
+def _failing_save(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
+    """Make torch.save write half a file, then fail (a full disk, a kill)."""
+    real = torch.save
+
+    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        real(obj, f, *args, **kwargs)
+        f.seek(0)
+        f.truncate(100)
+        raise exc
+
+    monkeypatch.setattr(ckpt_module.torch, "save", save)
+
+
+@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_an_interrupted_save_leaves_the_old_checkpoint_whole(
+    checkpoints: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    exc: BaseException,
+) -> None:
+    path = tmp_path / "last.ckpt"
+    shutil.copy(checkpoints["lenet5"], path)
+    before = path.read_bytes()
+    trainer = _trainer(tmp_path, enable_checkpointing=False)
+    trainer.strategy.connect(create_model("lenet5"))
+    _failing_save(monkeypatch, exc)
+    with pytest.raises(type(exc)):
+        trainer.save_checkpoint(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no temporary left
+    monkeypatch.undo()
+    trainer.save_checkpoint(path)  # and a save that succeeds replaces it whole
+    assert load_checkpoint(path)["hyper_parameters"]["arch"] == "lenet5"
+
+
+def test_atomic_save_replaces_the_file_in_one_step(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "w.pt"
+    atomic_save({"w": torch.ones(2)}, path)
+    atomic_save({"w": torch.zeros(3)}, path)
+    assert torch.equal(load_checkpoint(path)["w"], torch.zeros(3))
+    assert [p.name for p in path.parent.iterdir()] == ["w.pt"]
+
+
+def test_model_checkpoint_writes_through_the_atomic_plugin(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, max_steps=2)
+    trainer.fit(LeNet5(scheduler="none"), _loader(1))
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    (path,) = tmp_path.glob("checkpoints/*.ckpt")
+    assert load_checkpoint(path)["global_step"] == 2
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+
+# -- dataset files ---------------------------------------------------------------------------
+
+
+def test_a_truncated_or_tampered_dataset_file_is_named_and_kept(
+    mnist_raw: Path, tmp_path: Path
+) -> None:
+    raw = make_mnist_dir(tmp_path, mnist_raw)
+    good_images = (raw / T10K_IMAGES).read_bytes()
+    (raw / T10K_LABELS).write_bytes((raw / T10K_LABELS).read_bytes()[:3000])  # cut off
+    dm = MNIST(str(tmp_path), download=True, protocol="10k")
+    dm.prepare_data()  # the file is there, so nothing is downloaded over it
+    with pytest.raises(
+        ValueError,
+        match=rf"^{raw / T10K_LABELS}: md5 \w+ does not match the "
+        r"published \w+; the file is corrupted or not the original: delete it",
+    ):
+        dm.setup("fit")
+    assert len((raw / T10K_LABELS).read_bytes()) == 3000  # kept for inspection, not replaced
+    assert (raw / T10K_IMAGES).read_bytes() == good_images
+
+
+def test_a_truncated_uncompressed_dataset_file_is_named_and_kept(
+    mnist_raw: Path, tmp_path: Path
+) -> None:
+    raw = make_mnist_dir(tmp_path, mnist_raw, gz=False)
+    labels = raw / T10K_LABELS.removesuffix(".gz")
+    labels.write_bytes(labels.read_bytes()[:5008])
+    with pytest.raises(
+        ValueError,
+        match=rf"^{labels}: expected 10008 bytes for shape \(10000,\), "
+        r"got 5008 \(the file is truncated or corrupted; delete it and download",
+    ):
+        MNIST(str(tmp_path), download=False, protocol="10k").setup("fit")
+    assert len(labels.read_bytes()) == 5008
+    with gzip.open(mnist_raw / T10K_IMAGES) as f:
+        assert (raw / T10K_IMAGES.removesuffix(".gz")).read_bytes() == f.read()
+
+
+# -- torch.load ------------------------------------------------------------------------------
+
+
+def _torch_load_calls_without_weights_only(source: str) -> list[int]:
+    """Line numbers of ``torch.load`` / ``pl_load`` calls lacking ``weights_only=True``."""
+    tree = ast.parse(source)
+    aliases = {"load"} & {
+        a.asname or a.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module in ("torch", "torch.serialization")
+        for a in node.names
+    }
+    bad = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = ast.unparse(func)
+        is_load = (
+            name in ("torch.load", "torch.serialization.load", "pl_load", "_load")
+            or name.endswith("cloud_io._load")
+            or (isinstance(func, ast.Name) and func.id in aliases)
+        )
+        if not is_load:
+            continue
+        safe = any(
+            kw.arg == "weights_only"
+            and isinstance(kw.value, ast.Constant)
+            and kw.value.value is True
+            for kw in node.keywords
+        )
+        if not safe:
+            bad.append(node.lineno)
+    return bad
+
+
+def test_nothing_in_the_package_calls_torch_load_without_weights_only() -> None:
+    files = sorted(SRC.rglob("*.py"))
+    assert len(files) > 10
+    offenders = {
+        str(path.relative_to(SRC)): lines
+        for path in files
+        if (lines := _torch_load_calls_without_weights_only(path.read_text()))
+    }
+    assert offenders == {}, f"torch.load without weights_only=True at {offenders}"
+
+
+def test_the_torch_load_check_catches_what_it_should() -> None:
+    assert _torch_load_calls_without_weights_only("import torch\ntorch.load(p)\n") == [2]
+    assert _torch_load_calls_without_weights_only(
+        "import torch\ntorch.load(\n    p,\n    weights_only=False,\n)\n"
+    ) == [2]
+    assert _torch_load_calls_without_weights_only("from torch import load\nload(p)\n") == [2]
+    assert _torch_load_calls_without_weights_only("torch.load(p, weights_only=True)\n") == []

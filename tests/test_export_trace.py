@@ -1,0 +1,75 @@
+"""Export and compilation: the networks run under torch.export and torch.compile on the CPU.
+
+Every registered network is traced with ``torch.jit.trace`` in
+``tests/test_expected_outputs.py`` (it shares that module's model builds). Here:
+``torch.export`` for one network of each family at the golden input, and ``torch.compile``
+(inductor, which compiles C++ with the system compiler) for LeNet-5 with batch norm and
+ResNet-20. Outputs must equal eager ones within ``rtol=1e-5``, ``atol=1e-5 * max|logit|``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from test_expected_outputs import build, golden_input
+
+# One network per family; lenet5_bn and densenet_bc_100 also cover batch norm in eval.
+EXPORTED = ["lenet5_bn", "alexnet", "vgg11_bn", "nin", "googlenet", "resnet20", "densenet_bc_100"]
+COMPILED = ["lenet5_bn", "resnet20"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_torch_export_matches_eager(name: str) -> None:
+    model = build(name)
+    x = golden_input(model)
+    with torch.no_grad():
+        program = torch.export.export(model.net, (x,))
+        _close(program.module()(x), model(x))
+
+
+def test_torch_export_of_the_lightning_module_keeps_the_input_checks() -> None:
+    # Exporting the LightningModule itself traces check_input: a wrong batch still fails
+    # at export time with the package's message, not inside a layer.
+    model = build("lenet5")
+    x = golden_input(model)
+    with torch.no_grad():
+        program = torch.export.export(model, (x,))
+        _close(program.module()(x), model(x))
+    with pytest.raises(ValueError, match=r"lenet5 needs images of at least 32x32"):
+        torch.export.export(model, (torch.zeros(1, 1, 28, 28),))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("c++") is None and shutil.which("gcc") is None,
+    reason="torch.compile's inductor needs a C++ compiler",
+)
+@pytest.mark.parametrize("name", COMPILED)
+def test_torch_compile_matches_eager_on_the_cpu(name: str) -> None:
+    model: Any = build(name)
+    x = golden_input(model)
+    torch._dynamo.reset()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compiled = torch.compile(model.net, backend="inductor", dynamic=False)
+        _close(compiled(x), model(x))
+        _close(compiled(x * 0.5), model(x * 0.5))  # the compiled graph is reused

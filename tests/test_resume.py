@@ -1,0 +1,254 @@
+"""Exact resume and reproducibility on the CPU.
+
+A run stopped after N steps and resumed from its checkpoint ends with the same weights,
+optimizer state, learning rate and validation and test metrics as the uninterrupted run,
+bit for bit (the epoch-level training metrics of an epoch interrupted mid-way cover only
+the batches after the resume): the checkpoint holds
+the loops, the optimizer and the LR schedule (Lightning), the train loader's seed and
+position (:class:`~classic_cnns.data.sampling.ResumableDataLoader`) and, with
+:class:`~classic_cnns.checkpoint.ExactResume`, the random state that dropout draws
+from. Two runs with the same seed and ``deterministic=True`` are bit-identical.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from classic_cnns import Digits, create_model
+from classic_cnns.checkpoint import AtomicCheckpointIO, ExactResume
+from classic_cnns.cli import main
+from classic_cnns.data.sampling import EpochShuffleSampler, ResumableDataLoader
+
+EPOCHS = 2
+STEPS_PER_EPOCH = 11  # 1,294 Digits training images in batches of 128
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class _Crash(L.Callback):
+    """Kill the run when it is about to take step ``at`` (after that step's checkpoint)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step == self.at:
+            raise KeyError(f"simulated crash before step {self.at}")
+
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # Batch norm buffers, AdamW moments and the one-cycle schedule, at 32x32.
+    "lenet5_bn": {
+        "model": {"optimizer": "adamw", "scheduler": "onecycle", "lr": 0.01},
+        "image_size": 32,
+    },
+    # Dropout (0.5 between the mlpconv blocks), SGD momentum and cosine decay, at 8x8.
+    # (4 of the 11 batches per epoch, to keep it quick: limit_train_batches resumes too.)
+    "nin": {
+        "model": {"optimizer": "sgd", "scheduler": "cosine", "lr": 0.05},
+        "image_size": 8,
+        "limit_train_batches": 4,
+    },
+}
+
+
+def _run(
+    arch: str,
+    root: Path,
+    *,
+    seed: int = 0,
+    crash_at: int | None = None,
+    ckpt_path: Path | None = None,
+    every: int | None = None,
+) -> tuple[L.Trainer, Any]:
+    recipe = RECIPES[arch]
+    L.seed_everything(seed, verbose=False)
+    model = create_model(arch, num_classes=10, in_channels=1, **recipe["model"])
+    dm = Digits(batch_size=128, image_size=recipe["image_size"])
+    callbacks: list[L.Callback] = [ExactResume()]
+    if every is not None:
+        callbacks.append(ModelCheckpoint(dirpath=root, every_n_train_steps=every, save_top_k=-1))
+    if crash_at is not None:
+        callbacks.append(_Crash(crash_at))
+    trainer = L.Trainer(
+        max_epochs=EPOCHS,
+        deterministic=True,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        enable_checkpointing=every is not None,
+        default_root_dir=root,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        limit_train_batches=recipe.get("limit_train_batches"),
+    )
+    if crash_at is not None:
+        with pytest.raises(KeyError, match="simulated crash"):
+            trainer.fit(model, datamodule=dm)
+        return trainer, {}
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    record = _final(trainer)  # before test() replaces the callback metrics
+    record["test"] = trainer.test(model, datamodule=dm, verbose=False)[0]
+    return trainer, record
+
+
+def _steps(arch: str) -> int:
+    return EPOCHS * RECIPES[arch].get("limit_train_batches", STEPS_PER_EPOCH)
+
+
+def _final(trainer: L.Trainer) -> dict[str, Any]:
+    model = trainer.lightning_module
+    optimizer = trainer.optimizers[0].state_dict()
+    return {
+        "weights": {k: v.clone() for k, v in model.state_dict().items()},
+        "optimizer": [dict(s) for s in optimizer["state"].values()],
+        "lr": [g["lr"] for g in trainer.optimizers[0].param_groups],
+        "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+        "step": trainer.global_step,
+    }
+
+
+# Epoch-level training metrics: torchmetrics states are not in Lightning checkpoints, so
+# for the epoch a run was interrupted in they cover only the batches after the resume.
+EPOCH_TRAIN_METRICS = ("train_acc", "train_acc_top5", "train_f1")
+
+
+def _assert_identical(a: dict[str, Any], b: dict[str, Any], last_epoch_interrupted: bool) -> None:
+    assert a["step"] == b["step"]
+    for key, value in a["weights"].items():
+        assert torch.equal(value, b["weights"][key]), f"weights differ at {key}"
+    for sa, sb in zip(a["optimizer"], b["optimizer"], strict=True):
+        for key in sa:
+            assert torch.equal(torch.as_tensor(sa[key]), torch.as_tensor(sb[key])), key
+    assert a["lr"] == b["lr"]
+    skip = EPOCH_TRAIN_METRICS if last_epoch_interrupted else ()
+    assert {k: v for k, v in a["metrics"].items() if k not in skip} == {
+        k: v for k, v in b["metrics"].items() if k not in skip
+    }
+    assert {"val_loss", "val_acc", "train_loss"} <= set(a["metrics"])
+    assert a["test"] == b["test"] and "test_acc" in a["test"]
+
+
+_REFERENCE: dict[str, dict[str, Any]] = {}
+
+
+def _reference(arch: str, root: Path) -> dict[str, Any]:
+    if arch not in _REFERENCE:
+        _REFERENCE[arch] = _run(arch, root / f"reference-{arch}")[1]
+    return _REFERENCE[arch]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "arch,stop",
+    [
+        ("lenet5_bn", 5),  # in the middle of the first epoch
+        ("lenet5_bn", STEPS_PER_EPOCH),  # at the epoch boundary
+        ("lenet5_bn", STEPS_PER_EPOCH + 4),  # in the middle of the last epoch
+        ("nin", 6),  # dropout: the RNG state comes back too
+    ],
+)
+def test_resuming_after_n_steps_gives_the_uninterrupted_run_exactly(
+    arch: str, stop: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = tmp_path_factory.mktemp("resume")
+    reference = _reference(arch, tmp_path_factory.getbasetemp())
+    _run(arch, root, crash_at=stop, every=stop)
+    (ckpt,) = root.glob(f"*step={stop}.ckpt")
+    # Another seed on purpose: nothing of the resumed run may depend on it.
+    _, resumed = _run(arch, root / "resumed", seed=1234, ckpt_path=ckpt)
+    steps_per_epoch = _steps(arch) // EPOCHS
+    _assert_identical(resumed, reference, stop > (EPOCHS - 1) * steps_per_epoch)
+    assert reference["step"] == _steps(arch)
+
+
+@pytest.mark.slow
+def test_two_seeded_deterministic_runs_are_bit_identical(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    reference = _reference("lenet5_bn", tmp_path_factory.getbasetemp())
+    _, again = _run("lenet5_bn", tmp_path_factory.mktemp("again"))
+    _assert_identical(again, reference, last_epoch_interrupted=False)
+    other, _ = _run("lenet5_bn", tmp_path_factory.mktemp("other-seed"), seed=1)
+    fc = reference["weights"]["net.fc.weight"]
+    assert not torch.equal(other.lightning_module.net.fc.weight, fc)
+
+
+def test_the_training_order_depends_only_on_the_seed_and_the_epoch() -> None:
+    dm = Digits(batch_size=128)
+    dm.setup("fit")
+
+    def labels(seed: int, epoch: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        loader = dm.train_dataloader()
+        assert isinstance(loader, ResumableDataLoader)
+        torch.rand(100)  # consuming the global RNG changes nothing
+        loader.sampler.set_epoch(epoch)
+        return torch.cat([y for _, y in loader])
+
+    assert torch.equal(labels(0, 3), labels(0, 3))
+    assert not torch.equal(labels(0, 3), labels(0, 4))
+    assert not torch.equal(labels(0, 3), labels(1, 3))
+    assert sorted(labels(0, 0).tolist()) == sorted(dm._splits["train"][1].tolist())
+
+
+def test_a_plain_loop_without_set_epoch_gets_a_new_order_every_pass() -> None:
+    sampler = EpochShuffleSampler(50, seed=0)
+    passes = [list(sampler) for _ in range(3)]
+    assert passes[0] != passes[1] != passes[2]
+    assert all(sorted(p) == list(range(50)) for p in passes)
+
+
+def _cli_metrics(root: Path) -> list[dict[str, str]]:
+    (path,) = root.glob("lightning_logs/version_*/metrics.csv")
+    return list(csv.DictReader(path.open()))
+
+
+@pytest.mark.slow
+def test_the_cli_records_the_seed_and_repeats_a_run_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = [
+        "fit",
+        "--model",
+        "lenet5_bn",
+        "--trainer.max_steps=4",
+        "--trainer.deterministic=true",
+        "--trainer.limit_val_batches=1",
+        "--trainer.limit_test_batches=1",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.log_every_n_steps=1",
+        "--trainer.accelerator=cpu",
+    ]
+    runs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        assert main(args) == 0
+        runs.append(_cli_metrics(tmp_path / name))
+        (config,) = (tmp_path / name).glob("lightning_logs/version_*/config.yaml")
+        assert "seed_everything: 0\n" in config.read_text()
+    assert runs[0] == runs[1] and len(runs[0]) >= 4
+    (tmp_path / "c").mkdir()
+    monkeypatch.chdir(tmp_path / "c")
+    assert main([*args, "--seed_everything=7"]) == 0
+    (config,) = (tmp_path / "c").glob("lightning_logs/version_*/config.yaml")
+    assert "seed_everything: 7\n" in config.read_text()
+    assert _cli_metrics(tmp_path / "c") != runs[0]
