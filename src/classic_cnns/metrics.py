@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 __all__ = ["classification_metrics"]
@@ -25,7 +25,7 @@ def classification_metrics(num_classes: int) -> MetricCollection:
     """
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int of at least 2; got {num_classes!r}")
-    metrics = {
+    metrics: dict[str, Metric | MetricCollection] = {
         "acc": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
         "f1": MulticlassF1Score(num_classes, average="macro"),
     }

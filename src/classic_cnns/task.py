@@ -25,6 +25,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchmetrics import MetricCollection
 from typing_extensions import Self
 
 from classic_cnns import finetune
@@ -234,6 +235,11 @@ class ImageClassifier(L.LightningModule):
         """Smallest ``(H, W)`` the network accepts (a small-input stem may lower it)."""
         return getattr(self.net, "min_input_size", self.info.min_input_size)  # type: ignore[no-any-return]
 
+    @property
+    def _hp(self) -> Any:
+        # The saved hyperparameters, read as attributes (typed loosely for mypy).
+        return self.hparams
+
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error if ``x`` is not a float ``(N, C, H, W)`` batch this model accepts.
 
@@ -378,8 +384,7 @@ class ImageClassifier(L.LightningModule):
             raise ValueError("expected a batch of at least one image; got an empty batch")
         if not isinstance(y, Tensor):
             raise TypeError(
-                f"labels must be an integer tensor of shape ({batch_size},); "
-                f"got {type(y).__name__}"
+                f"labels must be an integer tensor of shape ({batch_size},); got {type(y).__name__}"
             )
         if (
             y.ndim != 1
@@ -398,7 +403,7 @@ class ImageClassifier(L.LightningModule):
                 f"labels must lie in [0, {self.num_classes}); got values from {low} to {high}"
             )
 
-    def _step(self, batch: Any, metrics: nn.Module, stage: str) -> Tensor | None:
+    def _step(self, batch: Any, metrics: MetricCollection, stage: str) -> Tensor | None:
         if not isinstance(batch, list | tuple) or len(batch) != 2:
             size = f" of length {len(batch)}" if isinstance(batch, list | tuple) else ""
             raise ValueError(
@@ -431,18 +436,17 @@ class ImageClassifier(L.LightningModule):
             return None
         out = self(x)
         logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
-        smoothing = self.hparams.label_smoothing
+        smoothing = self._hp.label_smoothing
         loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
         for aux_logits in aux:
-            loss = loss + self.hparams.aux_loss_weight * F.cross_entropy(
+            loss = loss + self._hp.aux_loss_weight * F.cross_entropy(
                 aux_logits, y, label_smoothing=smoothing
             )
         if policy != "ignore" and not bool(torch.isfinite(loss)):
             nonfinite(
                 f"{self.info.name}: the {stage} loss {where} is {loss.item()}; expected a finite "
                 "number. The images were finite, so the weights or logits overflowed",
-                f"In training this usually means the learning rate (lr={self.hparams.lr}) is "
-                "too high",
+                f"In training this usually means the learning rate (lr={self._hp.lr}) is too high",
             )
             return None
         metrics.update(logits.detach(), y)
@@ -475,7 +479,7 @@ class ImageClassifier(L.LightningModule):
         parameters stay in: they get no gradient, so the optimizer skips them, and
         unfreezing later needs no new group.
         """
-        hp = self.hparams
+        hp: Any = self.hparams
         head_ids = {id(p) for p in finetune.head_parameters(self.net)}
         parts = [
             ([p for p in self.parameters() if id(p) not in head_ids], hp.get("backbone_lr")),
