@@ -38,8 +38,7 @@ def test_no_or_unknown_command_says_what_is_expected(capsys: pytest.CaptureFixtu
     assert main([]) == 2
     assert (
         "expected a command (list, summary, export, predict-folder, bench, fit, validate, "
-        "test, predict); got nothing"
-        in capsys.readouterr().err
+        "test, predict); got nothing" in capsys.readouterr().err
     )
     assert main(["train"]) == 2
     assert "got 'train'" in capsys.readouterr().err

@@ -127,7 +127,7 @@ def _final(trainer: L.Trainer) -> dict[str, Any]:
 
 # Epoch-level training metrics: torchmetrics states are not in Lightning checkpoints, so
 # for the epoch a run was interrupted in they cover only the batches after the resume.
-EPOCH_TRAIN_METRICS = ("train_acc", "train_acc_top5", "train_f1")
+EPOCH_TRAIN_METRICS = ("train_acc", "train_loss")
 
 
 def _assert_identical(a: dict[str, Any], b: dict[str, Any], last_epoch_interrupted: bool) -> None:

@@ -64,11 +64,15 @@ def test_hyperparameters_are_saved_for_checkpoint_reload(tmp_path) -> None:
 def test_metrics_are_one_collection_per_stage() -> None:
     model = LeNet5()
     stages = [model.train_metrics, model.val_metrics, model.test_metrics]
+    # Training tracks top-1 accuracy only; evaluation adds top-5 and macro F1.
     assert [sorted(m.keys()) for m in stages] == [
-        [f"{s}_acc", f"{s}_acc_top5", f"{s}_f1"] for s in ("train", "val", "test")
+        ["train_acc"],
+        ["val_acc", "val_acc_top5", "val_f1"],
+        ["test_acc", "test_acc_top5", "test_f1"],
     ]
+    losses = list(model.losses.values())
     # Never one metric instance shared between stages.
-    assert len({id(metric) for m in stages for metric in m.values()}) == 9
+    assert len({id(metric) for m in stages for metric in m.values()} | set(map(id, losses))) == 10
 
 
 def test_top5_only_with_at_least_five_classes() -> None:

@@ -25,7 +25,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from typing_extensions import Self
 
 from classic_cnns import finetune
@@ -220,10 +220,15 @@ class ImageClassifier(L.LightningModule):
                 self.data_config = load_weights_file(self.net, checkpoint_path, arch=arch)
 
     def _set_metrics(self, num_classes: int) -> None:
+        # torchmetrics objects, updated every step and logged once at the end of the epoch
+        # (which is also when torchmetrics syncs them across processes). Training keeps
+        # top-1 accuracy only: F1 and top-5 of a moving model cost time and say little.
         metrics = classification_metrics(num_classes)
-        self.train_metrics = metrics.clone(prefix="train_")
+        self.train_metrics = MetricCollection({"acc": metrics["acc"].clone()}, prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
+        # The mean loss per stage, weighted by batch size, so it is exact under DDP too.
+        self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in ("train", "val", "test")})
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -379,7 +384,10 @@ class ImageClassifier(L.LightningModule):
             m.eval()
         return self
 
-    def _check_labels(self, y: Tensor, batch_size: int) -> None:
+    def _check_batch(self, x: Tensor, y: Tensor, scan: bool) -> bool:
+        # Validates the labels; returns whether the images are all finite (True unless
+        # ``scan``). Both come back in one device sync.
+        batch_size = x.shape[0]
         if batch_size == 0:
             raise ValueError("expected a batch of at least one image; got an empty batch")
         if not isinstance(y, Tensor):
@@ -397,11 +405,15 @@ class ImageClassifier(L.LightningModule):
                 f"labels must be an integer tensor of shape ({batch_size},); "
                 f"got dtype {y.dtype} and shape {tuple(y.shape)}"
             )
-        low, high = int(y.min()), int(y.max())
+        checks = list(torch.aminmax(y))
+        if scan:
+            checks.append(torch.isfinite(x).all().to(y.device))
+        low, high, *finite = torch.stack([c.long() for c in checks]).tolist()
         if low < 0 or high >= self.num_classes:
             raise ValueError(
                 f"labels must lie in [0, {self.num_classes}); got values from {low} to {high}"
             )
+        return all(finite)
 
     def _step(self, batch: Any, metrics: MetricCollection, stage: str) -> Tensor | None:
         if not isinstance(batch, list | tuple) or len(batch) != 2:
@@ -412,28 +424,13 @@ class ImageClassifier(L.LightningModule):
             )
         x, y = batch
         self.check_input(x)
-        self._check_labels(y, x.shape[0])
-        y = y.long()  # cross_entropy wants int64; uint8 or int32 labels are fine as given
-        policy = self.hparams.get("nonfinite", "raise")
-        where = f"at global step {self.global_step} (epoch {self.current_epoch})"
-
-        def nonfinite(message: str, hint: str) -> None:
-            if policy == "raise":
-                raise ValueError(
-                    f"{message}. {hint}, or pass nonfinite='skip' to skip such batches"
-                )
-            from lightning.pytorch.utilities import rank_zero_warn
-
-            rank_zero_warn(f"{message}; skipping the batch (nonfinite='skip')")
-
-        if policy != "ignore" and not bool(torch.isfinite(x).all()):
-            bad = int((~torch.isfinite(x)).sum())
-            nonfinite(
-                f"{self.info.name}: the {stage} batch {where} has {bad} NaN or infinite "
-                f"value(s) among its {x.numel()} image values; expected finite images",
-                "Check the data and its transform",
-            )
+        check = self.hparams.get("nonfinite", "raise") != "ignore"
+        # Images are checked before the forward pass, which would otherwise carry NaN into
+        # batch norm's running statistics even when the batch is then skipped.
+        if not self._check_batch(x, y, scan=check):
+            self._nonfinite(x, None, stage)
             return None
+        y = y.long()  # cross_entropy wants int64; uint8 or int32 labels are fine as given
         out = self(x)
         logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
         smoothing = self._hp.label_smoothing
@@ -442,17 +439,47 @@ class ImageClassifier(L.LightningModule):
             loss = loss + self._hp.aux_loss_weight * F.cross_entropy(
                 aux_logits, y, label_smoothing=smoothing
             )
-        if policy != "ignore" and not bool(torch.isfinite(loss)):
-            nonfinite(
-                f"{self.info.name}: the {stage} loss {where} is {loss.item()}; expected a finite "
-                "number. The images were finite, so the weights or logits overflowed",
-                f"In training this usually means the learning rate (lr={self._hp.lr}) is too high",
-            )
+        if check and not bool(torch.isfinite(loss)):
+            self._nonfinite(x, loss, stage)
             return None
         metrics.update(logits.detach(), y)
-        self.log(f"{stage}_loss", loss, prog_bar=True, batch_size=x.shape[0])
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        self._mean_loss(stage).update(loss.detach(), weight=x.shape[0])
+        if stage == "train":  # for loss curves; loggers get it every log_every_n_steps
+            self.log("train_loss_step", loss.detach(), prog_bar=True, batch_size=x.shape[0])
         return loss
+
+    def _nonfinite(self, x: Tensor, loss: Tensor | None, stage: str) -> None:
+        # Raises or warns (policy "raise" or "skip") about non-finite images, or if ``loss``
+        # is given, a non-finite loss of finite images.
+        where = f"at global step {self.global_step} (epoch {self.current_epoch})"
+        if loss is None:
+            bad = int((~torch.isfinite(x)).sum())
+            message = (
+                f"{self.info.name}: the {stage} batch {where} has {bad} NaN or infinite "
+                f"value(s) among its {x.numel()} image values; expected finite images"
+            )
+            hint = "Check the data and its transform"
+        else:
+            message = (
+                f"{self.info.name}: the {stage} loss {where} is {float(loss)}; expected a "
+                "finite number. The images were finite, so the weights or logits overflowed"
+            )
+            hint = (
+                f"In training this usually means the learning rate (lr={self._hp.lr}) is too high"
+            )
+        if self.hparams.get("nonfinite", "raise") == "raise":
+            raise ValueError(f"{message}. {hint}, or pass nonfinite='skip' to skip such batches")
+        from lightning.pytorch.utilities import rank_zero_warn
+
+        rank_zero_warn(f"{message}; skipping the batch (nonfinite='skip')")
+
+    def _mean_loss(self, stage: str) -> MeanMetric:
+        return self.losses[f"{stage}_loss"]  # type: ignore[return-value]
+
+    def _log_epoch(self, metrics: MetricCollection, stage: str) -> None:
+        # Logging the metric objects lets Lightning compute (and sync) them once and reset.
+        self.log(f"{stage}_loss", self._mean_loss(stage), prog_bar=True)
+        self.log_dict(metrics, prog_bar=stage != "train")
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """Cross-entropy (plus weighted auxiliary losses) on one ``(images, labels)`` batch."""
@@ -465,6 +492,18 @@ class ImageClassifier(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         """Loss and metrics on one test batch."""
         self._step(batch, self.test_metrics, "test")
+
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's ``train_loss`` (mean over images) and ``train_acc``."""
+        self._log_epoch(self.train_metrics, "train")
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val_loss``, ``val_acc``, ``val_f1`` and ``val_acc_top5`` (5+ classes)."""
+        self._log_epoch(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:
+        """Log ``test_loss``, ``test_acc``, ``test_f1`` and ``test_acc_top5`` (5+ classes)."""
+        self._log_epoch(self.test_metrics, "test")
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         """Class probabilities ``(N, num_classes)`` of a batch: images or ``(images, labels)``."""

@@ -10,6 +10,11 @@ batches served) that Lightning stores in checkpoints; on resume,
 itself does so only when nothing asked for the loader earlier, and a per-step LR schedule
 does), so the interrupted epoch skips the batches already trained on and goes on in the
 same order.
+
+Under a distributed strategy (DDP) the sampler is also the shard: every process draws the
+same order of the epoch and takes every ``num_replicas``-th index from its ``rank`` on,
+as ``DistributedSampler`` does (which it subclasses, so Lightning uses it as it is instead
+of wrapping it in a second shuffle).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 __all__ = ["EpochShuffleSampler", "ResumableDataLoader"]
 
@@ -26,16 +31,25 @@ _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads consecutive epochs over the seed space
 
 
-class EpochShuffleSampler(Sampler[int]):
+class EpochShuffleSampler(DistributedSampler[int]):
     """Random order of ``range(n)`` that depends only on ``seed`` and the epoch.
 
     Lightning calls :meth:`set_epoch` before each training epoch. Iterated without it (a
     plain PyTorch loop), each pass moves on to the next epoch's order by itself.
 
+    With ``num_replicas > 1`` each process (``rank``) gets its shard of that order: the
+    order is padded with its own first indices to a multiple of ``num_replicas`` (as
+    ``DistributedSampler`` pads) and process ``r`` takes positions ``r, r + num_replicas,
+    ...``, so the shards are disjoint (up to the padding), of equal length, and together
+    cover the order every process would draw alone.
+
     Args:
         n: Number of samples.
         seed: Base seed; ``None`` takes ``torch.initial_seed()``, the seed that
-            ``torch.manual_seed`` / ``lightning.seed_everything`` set.
+            ``torch.manual_seed`` / ``lightning.seed_everything`` set. Processes of one
+            distributed run must pass the same seed.
+        num_replicas: Number of processes sharing the epoch.
+        rank: This process's index in ``[0, num_replicas)``.
 
     Example:
         >>> sampler = EpochShuffleSampler(5, seed=0)
@@ -45,27 +59,42 @@ class EpochShuffleSampler(Sampler[int]):
         >>> sampler.set_epoch(0)
         >>> list(sampler) == first
         True
+        >>> shards = [EpochShuffleSampler(5, seed=0, num_replicas=2, rank=r) for r in (0, 1)]
+        >>> [len(s) for s in shards], sorted(set(list(shards[0]) + list(shards[1])))
+        ([3, 3], [0, 1, 2, 3, 4])
     """
 
-    def __init__(self, n: int, seed: int | None = None) -> None:
+    def __init__(
+        self, n: int, seed: int | None = None, num_replicas: int = 1, rank: int = 0
+    ) -> None:
+        # DistributedSampler.__init__ is not called: it needs a dataset and, without an
+        # explicit rank, an initialised process group; everything it sets is set here.
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"n must be a non-negative int; got {n!r}")
+        if not isinstance(num_replicas, int) or num_replicas < 1:
+            raise ValueError(f"num_replicas must be a positive int; got {num_replicas!r}")
+        if not isinstance(rank, int) or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be an int in [0, {num_replicas}); got {rank!r}")
         self.n = n
         self.seed = torch.initial_seed() if seed is None else int(seed)
+        self.num_replicas, self.rank = num_replicas, rank
+        self.shuffle, self.drop_last = True, False
+        self.num_samples = -(-n // num_replicas)  # per process, padding included
+        self.total_size = self.num_samples * num_replicas
         self.epoch = 0
         self.current_epoch = 0  # the epoch of the pass in progress (or the last one)
         self.skipped = 0  # samples left out at the start of the current pass (resume)
         self._resume: tuple[int, int] | None = None  # (epoch, samples to leave out)
 
     def __len__(self) -> int:
-        return self.n
+        return self.num_samples
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next pass use the order of ``epoch``."""
         self.epoch = int(epoch)
 
     def order(self, epoch: int) -> torch.Tensor:
-        """The full order of ``epoch``.
+        """The full order of ``epoch`` (of all processes together, without padding).
 
         Example:
             >>> sampler = EpochShuffleSampler(4, seed=1)
@@ -85,7 +114,11 @@ class EpochShuffleSampler(Sampler[int]):
         skip = resume[1] if resume is not None and resume[0] == epoch else 0
         self.current_epoch, self.skipped = epoch, skip
         self.epoch = epoch + 1  # a plain loop without set_epoch gets a new order each pass
-        return iter(self.order(epoch)[skip:].tolist())
+        order = self.order(epoch)
+        if self.num_replicas > 1:
+            order = order.repeat(-(-self.total_size // max(self.n, 1)))[: self.total_size]
+            order = order[self.rank :: self.num_replicas]
+        return iter(order[skip:].tolist())
 
 
 class ResumableDataLoader(DataLoader[Any]):

@@ -1,0 +1,126 @@
+"""Distributed training with real processes: LeNet-5 on Digits under DDP on the CPU (gloo).
+
+The command is the README's (``classic-cnns fit ... --trainer.strategy ddp``); Lightning
+starts the second process by running it again. The metrics the two processes log, which
+torchmetrics gathers across them, must equal those of one process evaluating the same
+checkpoint on the same data: every validation and test image counted once.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+
+from classic_cnns import Digits, LeNet5
+from classic_cnns.data.sampling import EpochShuffleSampler
+
+
+def _logged(root: Path) -> dict[str, float]:
+    # The last value of every metric in the CSV logger's files. Under ddp_spawn the test
+    # after fit starts new processes, whose logger writes a second version folder.
+    final: dict[str, float] = {}
+    for path in sorted(root.glob("lightning_logs/version_*/metrics.csv")):
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                final.update({k: float(v) for k, v in row.items() if v})
+    return final
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
+def test_two_process_ddp_logs_the_metrics_of_a_single_process(
+    strategy: str, tmp_path: Path
+) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "classic_cnns",
+        "fit",
+        "--model=LeNet5",
+        "--data=Digits",
+        "--trainer.accelerator=cpu",
+        f"--trainer.strategy={strategy}",
+        "--trainer.devices=2",
+        "--trainer.max_epochs=2",
+        "--trainer.enable_progress_bar=false",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on two cores
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    assert "All distributed processes registered. Starting with 2 processes" in (
+        result.stderr + result.stdout
+    )
+    logged = _logged(tmp_path)
+    (ckpt,) = tmp_path.glob("lightning_logs/version_*/checkpoints/*.ckpt")
+
+    # The checkpoint saved under DDP loads in a single process, which evaluates it alone.
+    model = LeNet5.load_from_checkpoint(ckpt)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    dm = Digits()  # the CLI's defaults: the same split, the same batches
+    single: dict[str, Any] = {
+        **trainer.validate(model, datamodule=dm, verbose=False)[0],
+        **trainer.test(model, datamodule=dm, verbose=False)[0],
+    }
+    for key in ("val_acc", "val_f1", "val_acc_top5", "test_acc", "test_f1", "test_acc_top5"):
+        assert logged[key] == single[key], (key, logged[key], single[key])
+    for key in ("val_loss", "test_loss"):
+        assert math.isclose(logged[key], single[key], rel_tol=1e-5), key
+    assert logged["test_acc"] > 0.5  # it did learn, in both processes together
+
+
+def _loaders(dm: Digits, world: int) -> list[dict[str, list[int]]]:
+    # The indices each process's train, val and test loaders visit in one epoch.
+    per_rank = []
+    for rank in range(world):
+        dm.trainer = SimpleNamespace(  # what the datamodule reads of a DDP trainer
+            distributed_sampler_kwargs={"num_replicas": world, "rank": rank},
+            lightning_module=None,
+        )
+        per_rank.append(
+            {
+                name: list(loader.sampler)  # type: ignore[arg-type]
+                for name, loader in (
+                    ("train", dm.train_dataloader()),
+                    ("val", dm.val_dataloader()),
+                    ("test", dm.test_dataloader()),
+                )
+            }
+        )
+    return per_rank
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_shards_cover_the_data_once_and_training_shards_are_equal(world: int) -> None:
+    torch.manual_seed(0)
+    dm = Digits(seed=0)
+    dm.setup("fit")
+    sizes = {name: dm._splits[name][0].shape[0] for name in ("train", "val", "test")}
+    shards = _loaders(dm, world)
+    for name in ("val", "test"):  # no padding: every image exactly once
+        visited = sorted(i for shard in shards for i in shard[name])
+        assert visited == list(range(sizes[name])), name
+    train = [shard["train"] for shard in shards]
+    assert len({len(t) for t in train}) == 1  # equal steps in every process
+    assert set().union(*map(set, train)) == set(range(sizes["train"]))
+    assert sum(map(len, train)) - sizes["train"] < world  # padding: under one per process
+    # The shards interleave the order one process would draw for the epoch.
+    single = EpochShuffleSampler(sizes["train"], seed=0).order(0).tolist()
+    assert [t[0] for t in train] == single[:world]
+
+
+def test_a_sampler_rejects_a_rank_outside_the_world() -> None:
+    with pytest.raises(ValueError, match=r"rank must be an int in \[0, 2\); got 2"):
+        EpochShuffleSampler(10, seed=0, num_replicas=2, rank=2)
