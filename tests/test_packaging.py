@@ -1,0 +1,157 @@
+"""Release hygiene that needs no build: docstrings, one version, changelog, metadata, CI pins.
+
+Building and installing the wheel is ``.ci/check_wheel``'s job (run by ``.ci/run``); the
+documentation site's strict build is ``mkdocs build --strict``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (pytest itself depends on tomli there)
+    import tomli as tomllib
+
+import classic_cnns
+
+ROOT = Path(__file__).parents[1]
+# The modules with a page in the API reference (docs/api/<name>.md); each has an __all__.
+PUBLIC_MODULES = (
+    "registry",
+    "task",
+    "models",
+    "data",
+    "inspect",
+    "metrics",
+    "finetune",
+    "weights",
+    "export",
+    "checkpoint",
+    "bench",
+)
+
+
+def _pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def _public_objects() -> dict[str, object]:
+    """``{qualified name: object}`` for the classes and functions of every public ``__all__``."""
+    found: dict[str, object] = {}
+    for module_name in ("classic_cnns", *(f"classic_cnns.{m}" for m in PUBLIC_MODULES)):
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                found.setdefault(f"{obj.__module__}.{obj.__qualname__}", obj)
+    return found
+
+
+def test_every_public_module_declares_all_and_it_names_real_objects() -> None:
+    for module_name in ("classic_cnns", *(f"classic_cnns.{m}" for m in PUBLIC_MODULES)):
+        module = importlib.import_module(module_name)
+        assert isinstance(getattr(module, "__all__", None), list), f"{module_name} has no __all__"
+        missing = [name for name in module.__all__ if not hasattr(module, name)]
+        assert not missing, f"{module_name}.__all__ names what it lacks: {missing}"
+        assert module.__doc__, f"{module_name} has no module docstring"
+
+
+def test_every_public_class_and_function_has_a_docstring_with_an_example() -> None:
+    without = [
+        name for name, obj in sorted(_public_objects().items()) if ">>>" not in (obj.__doc__ or "")
+    ]
+    assert not without, f"public names whose docstring has no '>>>' example: {without}"
+
+
+def test_the_version_has_one_source() -> None:
+    from classic_cnns import _version
+
+    assert classic_cnns.__version__ is _version.__version__
+    Version(classic_cnns.__version__)  # PEP 440, or this raises
+    project = _pyproject()
+    assert "version" not in project["project"], "pyproject.toml must not repeat the version"
+    assert "version" in project["project"]["dynamic"]
+    attr = project["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert attr == "classic_cnns._version.__version__"
+    # The installed metadata says the same (reinstall after changing _version.py).
+    assert importlib.metadata.version("classic-cnns") == classic_cnns.__version__
+    others = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "src" / "classic_cnns").rglob("*.py")
+        if path.name != "_version.py"
+        and re.search(r"^__version__\s*=", path.read_text(encoding="utf-8"), re.MULTILINE)
+    ]
+    assert not others, f"__version__ is assigned outside _version.py: {others}"
+
+
+def test_the_changelog_opens_with_an_unreleased_section() -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    releases = re.findall(r"^## \[([^\]]+)\]", changelog, re.MULTILINE)
+    assert releases, "CHANGELOG.md has no '## [...]' release sections"
+    assert releases[0] == "Unreleased", f"the first section is {releases[0]!r}, not Unreleased"
+    for release in releases[1:]:
+        Version(release)  # each released section is named by its version
+
+
+def test_declared_dependencies_admit_the_tested_versions_and_pin_nothing() -> None:
+    project = _pyproject()["project"]
+    requirements = {Requirement(r).name: Requirement(r) for r in project["dependencies"]}
+    for name in ("torch", "torchvision", "lightning", "torchmetrics"):
+        assert name in requirements, f"{name} is not a dependency"
+        installed = importlib.metadata.version(name)
+        assert requirements[name].specifier.contains(installed, prereleases=True), (
+            f"{requirements[name]} excludes the installed {name} {installed}"
+        )
+    for requirement in [*requirements.values()]:
+        pins = [s for s in requirement.specifier if s.operator in {"==", "===", "~="}]
+        assert not pins, f"{requirement} pins users to one version"
+
+
+def test_the_extras_hold_what_ci_and_users_need() -> None:
+    extras = _pyproject()["project"]["optional-dependencies"]
+    names = {extra: {Requirement(r).name for r in reqs} for extra, reqs in extras.items()}
+    assert {"plot", "export", "docs", "dev"} <= set(names)
+    assert "matplotlib" in names["plot"]
+    assert {"onnx", "onnxruntime", "safetensors"} <= names["export"]
+    assert {"mkdocs", "mkdocs-material", "mkdocstrings"} <= names["docs"]
+    # dev is what CI installs: the tests, lint, types, release checks, docs and both extras.
+    expected = {"pytest", "ruff", "mypy", "build", "twine"} | names["plot"] | names["export"]
+    assert expected | names["docs"] <= names["dev"], (expected | names["docs"]) - names["dev"]
+
+
+def test_py_typed_ships_with_the_package() -> None:
+    assert (Path(classic_cnns.__file__).parent / "py.typed").is_file()
+
+
+def test_the_api_reference_has_a_page_for_every_public_module() -> None:
+    mkdocs = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for module in PUBLIC_MODULES:
+        page = ROOT / "docs" / "api" / f"{module}.md"
+        assert page.is_file(), f"docs/api/{module}.md is missing"
+        assert f"::: classic_cnns.{module}\n" in page.read_text(encoding="utf-8")
+        assert f"api/{module}.md" in mkdocs, f"api/{module}.md is not in the mkdocs nav"
+    for page in (ROOT / "docs").rglob("*.md"):
+        relative = page.relative_to(ROOT / "docs").as_posix()
+        assert relative in mkdocs, f"docs/{relative} is not in the mkdocs nav"
+
+
+@pytest.mark.parametrize("workflow", sorted((ROOT / ".github" / "workflows").glob("*.yml")))
+def test_workflow_actions_are_pinned_to_commit_shas(workflow: Path) -> None:
+    uses = re.findall(r"^\s*(?:-\s*)?uses:\s*(\S+)(.*)$", workflow.read_text(), re.MULTILINE)
+    assert uses, f"{workflow.name} uses no actions"
+    for action, rest in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", action), (
+            f"{workflow.name}: {action} is not pinned to a full commit SHA"
+        )
+        assert re.match(r"\s+# v\d", rest), f"{workflow.name}: {action} has no '# vX' comment"
