@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -183,6 +184,34 @@ def test_a_diverging_loss_stops_training_with_the_step_and_the_learning_rate() -
     )
     with pytest.raises(ValueError, match=message):
         _trainer().fit(model, train_dataloaders=_batches(None))
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine", "step"])
+def test_resuming_with_another_run_length_is_refused_with_the_way_out(
+    scheduler: str, tmp_path: Path
+) -> None:
+    # The LR schedule's state comes back from the checkpoint, made for the old run length.
+    trainer = _trainer(max_epochs=1)
+    trainer.fit(LeNet5(scheduler=scheduler), train_dataloaders=_batches(None))
+    trainer.save_checkpoint(tmp_path / "one_epoch.ckpt")
+    message = (
+        rf"the checkpoint's '{scheduler}' LR schedule was made for 4 steps; this run has 8 "
+        r"\(trainer max_epochs or max_steps changed\?\).*checkpoint_path=<file>"
+    )
+    with pytest.raises(ValueError, match=message):
+        _trainer(max_epochs=2).fit(
+            LeNet5(scheduler=scheduler),
+            train_dataloaders=_batches(None),
+            ckpt_path=tmp_path / "one_epoch.ckpt",
+        )
+    # The run length of the checkpoint resumes (here: nothing left to do).
+    resumed = _trainer(max_epochs=1)
+    resumed.fit(
+        LeNet5(scheduler=scheduler),
+        train_dataloaders=_batches(None),
+        ckpt_path=tmp_path / "one_epoch.ckpt",
+    )
+    assert resumed.global_step == 4
 
 
 def test_nonfinite_ignore_does_not_check() -> None:

@@ -99,6 +99,30 @@ def test_image_folder_with_split_folders_trains_a_lenet_at_its_input_size(tmp_pa
     assert model.data_config["class_names"] == [str(d) for d in range(10)]
 
 
+def test_a_fine_tuned_model_gets_the_normalisation_its_checkpoint_records(tmp_path, digits):
+    images, labels = digits
+    _write_pngs(tmp_path / "imgs", images[:40], labels[:40])
+    (tmp_path / "imgs" / ".ipynb_checkpoints").mkdir()  # hidden folders are not classes
+    source = LeNet5(num_classes=10)
+    source.data_config = {"mean": [0.3], "std": [0.4], "image_size": [32, 32]}
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(source)
+    trainer.save_checkpoint(tmp_path / "source.ckpt")
+    model = LeNet5.load_from_checkpoint(tmp_path / "source.ckpt")
+    dm = ImageFolder(tmp_path / "imgs", channels=1, test_size=0.25)
+    assert dm.class_names == tuple(sorted({str(int(v)) for v in labels[:40]}))
+    _connect(dm, model)
+    dm.setup("fit")
+    assert (dm.mean, dm.std) == ((0.3,), (0.4,))
+    # A model trained from scratch gets the images' own statistics.
+    dm = ImageFolder(tmp_path / "imgs", channels=1, test_size=0)
+    _connect(dm, LeNet5(num_classes=10))
+    dm.setup("fit")
+    assert (dm.mean, dm.std) == dm.dataset_stats() and dm.mean[0] == pytest.approx(0.12, abs=0.01)
+    with pytest.raises(ValueError, match=r"test_size=0 leaves no test images"):
+        dm.test_dataloader()
+
+
 def test_image_folder_errors_name_the_folder(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="no image folder at"):
         ImageFolder(tmp_path / "missing")

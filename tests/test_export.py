@@ -107,11 +107,29 @@ def test_safetensors_holds_the_hyperparameters_and_data_configuration(checkpoint
         LeNet5(arch="lenet5", checkpoint_path=str(path))
 
 
-def test_a_failed_check_writes_nothing_and_existing_files_are_kept(checkpoints, tmp_path, capsys):
+def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
+    checkpoints, tmp_path, capsys, monkeypatch
+):
     model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
-    with pytest.raises(ValueError, match=r"differ from PyTorch's by up to .* was not written"):
-        export_model(model, tmp_path / "m.pt", "torchscript", atol=-1.0)
+    # An exporter that gets the model wrong: the reloaded file answers zeros.
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.jit, "load", lambda *a, **k: lambda x: torch.zeros(len(x), 10))
+        with pytest.raises(ValueError, match=r"differ from PyTorch's by up to .* was not written"):
+            export_model(model, tmp_path / "m.pt", "torchscript")
     assert list(tmp_path.iterdir()) == []
+    # Nor does it replace a file that is already there.
+    (tmp_path / "m.pt").write_text("keep me")
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.jit, "load", lambda *a, **k: lambda x: torch.zeros(len(x), 10))
+        with pytest.raises(ValueError, match=r"differ from PyTorch's"):
+            export_model(model, tmp_path / "m.pt", "torchscript")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+    assert (tmp_path / "m.pt").read_text() == "keep me"
+    (tmp_path / "m.pt").unlink()
+    with pytest.raises(ValueError, match=r"atol must be a number >= 0; got -1.0"):
+        export_model(model, tmp_path / "m.pt", "torchscript", atol=-1.0)
+    with pytest.raises(ValueError, match=r"input_size must be \(C, H, W\) of positive ints"):
+        export_model(model, tmp_path / "m.pt", "torchscript", input_size=(1, 32))
     existing = tmp_path / "m.onnx"
     existing.write_text("keep me")
     assert (
@@ -121,7 +139,7 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(checkpoints, 
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert existing.read_text() == "keep me"
     assert export_main([str(tmp_path / "nope.ckpt"), "--format", "onnx"]) == 2
-    assert "no weights file at" in capsys.readouterr().err
+    assert "nope.ckpt: no such weights file" in capsys.readouterr().err
 
 
 def test_predict_folder_writes_file_class_and_probability(checkpoints, tmp_path, mnist_raw, capsys):
@@ -154,3 +172,42 @@ def test_predict_folder_writes_file_class_and_probability(checkpoints, tmp_path,
     with pytest.raises(ValueError, match="pass mean and std"):
         predict_folder(LeNet5(), folder)
     assert json.loads(json.dumps(rows))  # plain strings and numbers
+
+
+def test_exported_files_get_the_usual_permissions(checkpoints, tmp_path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
+    export_model(model, tmp_path / "m.pt", "torchscript")
+    # As a plain open() would create it (a bare mkstemp would make it owner-only).
+    assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_predict_folder_refuses_bad_arguments_and_stale_class_names(checkpoints, tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_png(torch.zeros(1, 28, 28, dtype=torch.uint8), str(folder / "a.png"))
+    model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
+    with pytest.raises(ValueError, match=r"batch_size must be a positive int; got 0"):
+        predict_folder(model, folder, batch_size=0)
+    with pytest.raises(ValueError, match=r"mean and std need 1 value\(s\) each.*got 3 and 3"):
+        predict_folder(model, folder, mean=(0.5,) * 3, std=(0.2,) * 3)
+    with pytest.raises(ValueError, match=r"give mean and std together"):
+        predict_folder(model, folder, mean=(0.5,))
+    with pytest.raises(FileNotFoundError, match=r"missing: no such folder"):
+        predict_folder(model, tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no image files \(.png, .*\) in .*empty"):
+        predict_folder(model, tmp_path / "empty", output=tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+    assert predict_main([str(checkpoints["lenet5"]), str(folder), "--batch-size", "0"]) == 2
+    assert "--batch-size must be at least 1; got 0" in capsys.readouterr().err
+    # A new head, not trained yet: the recorded names belong to the old classes.
+    with pytest.warns(UserWarning, match="not loaded"):
+        three = LeNet5.load_from_checkpoint(checkpoints["lenet5"], num_classes=3)
+    three.data_config = {**model.data_config}  # as on_load_checkpoint restores it
+    with pytest.warns(UserWarning, match=r"records 10 class names for its 3 classes"):
+        (row,) = predict_folder(three, folder)
+    assert row["class"] == str(row["class_index"])

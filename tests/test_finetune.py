@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import re
+import shlex
 import warnings
 from pathlib import Path
 
@@ -97,6 +100,9 @@ def test_unfreeze_backbone_callback_trains_the_backbone_after_n_epochs(train_bn:
     assert bn.weight.requires_grad and bn.training
     # Frozen parameters were in the optimizer all along: unfreezing added no group.
     assert len(trainer.optimizers[0].param_groups) == 4
+    # Testing with the same trainer afterwards does not freeze the trained backbone again.
+    trainer.test(model, _loader(16), verbose=False)
+    assert not model.backbone_frozen and all(p.requires_grad for p in model.parameters())
 
 
 def test_unfreeze_backbone_adds_missing_parameters_to_the_optimizer() -> None:
@@ -212,3 +218,73 @@ def test_fine_tuning_from_digits_beats_training_from_scratch_on_mnist(
     tuned = accuracy_after_8_steps(LeNet5.load_from_checkpoint(tmp_path / "digits.ckpt"))
     # Measured: about 0.25 from scratch and 0.59 fine-tuned (seeds 0-2: margins 0.27-0.45).
     assert tuned > scratch + 0.15, (tuned, scratch)
+
+
+# -- the README's Fine-tune section ----------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+# The fences the section may use: "python" blocks run, "console" lines run through the CLI,
+# and "python no-run" marks the one snippet that needs a download (ImageNet weights).
+FENCES = {"python", "python no-run", "console"}
+
+
+def _fine_tune_blocks() -> list[tuple[str, str]]:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n## Fine-tune\n")
+    end = text.find("\n## ", start + 1)
+    section = text[start : None if end == -1 else end]
+    return re.findall(r"^```([^\n]*)\n(.*?)^```$", section, flags=re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.slow
+def test_the_readme_fine_tune_example_runs_offline(tmp_path: Path, monkeypatch) -> None:
+    from classic_cnns.cli import main
+
+    blocks = _fine_tune_blocks()
+    assert {info for info, _ in blocks} <= FENCES, [info for info, _ in blocks]
+    skipped = [code for info, code in blocks if info == "python no-run"]
+    assert len(skipped) == 1 and "pretrained=True" in skipped[0]  # only the download is skipped
+    runnable = [code for info, code in blocks if info == "python"]
+    assert runnable, "the Fine-tune section has no runnable example"
+    code = "\n".join(runnable)
+    # Fewer epochs than the README's (UnfreezeBackbone(after_epochs=1) still unfreezes).
+    code, epochs = re.subn(r"max_epochs=\d+", "max_epochs=2", code)
+    assert epochs == 2
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "readme_fine_tune"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(compile(code, str(README), "exec"), namespace)  # our own README
+
+    # What the example's comments say happened.
+    not_loaded = [str(w.message) for w in caught if "not loaded from" in str(w.message)]
+    assert len(not_loaded) == 1 and "net.fc.weight" in not_loaded[0] and "c5" not in not_loaded[0]
+    model, data = namespace["model"], namespace["data"]
+    assert model.num_classes == 2 and model.net.fc.out_features == 2
+    assert model.hparams.backbone_lr == pytest.approx(model.hparams.lr / 10)
+    assert not model.backbone_frozen  # unfrozen after the first epoch
+    assert data.dims == (1, 32, 32) and (data.mean, data.std) == (Digits.mean, Digits.std)
+    x = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(namespace["same"].eval()(x), model.eval()(x))
+    odd = sorted(p.name for p in (tmp_path / "my_images" / "odd").iterdir())
+    with open("predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["file"] for r in rows] == odd and rows == [
+        {k: str(v) for k, v in r.items()} for r in namespace["rows"]
+    ]
+    assert {r["class"] for r in rows} <= {"even", "odd"}
+    assert Path("even_odd.onnx").is_file() and Path("even_odd.safetensors").is_file()
+
+    # The command-line equivalents.
+    commands = [
+        line.removeprefix("$ classic-cnns ")
+        for info, block in blocks
+        if info == "console"
+        for line in block.splitlines()
+        if line.startswith("$ ")
+    ]
+    assert len(commands) == 2
+    for command in commands:
+        assert main(shlex.split(command)) == 0, command
+    assert Path("even_odd.torchscript.pt").is_file()

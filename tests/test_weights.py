@@ -16,7 +16,15 @@ import torchvision.models as tvm
 
 import classic_cnns.weights as weights_module
 from classic_cnns import LeNet5, ResNet, create_model, list_models, model_info
-from classic_cnns.weights import adapt_input_conv, reconcile_state_dict, torchvision_weights
+from classic_cnns.checkpoint import CheckpointError
+from classic_cnns.weights import (
+    adapt_input_conv,
+    load_model,
+    load_weights_file,
+    read_weights_file,
+    reconcile_state_dict,
+    torchvision_weights,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -62,12 +70,17 @@ def test_weights_facts_come_from_torchvision_for_exactly_its_architectures() -> 
         assert tv.url.split("-")[-1].startswith(w.sha256_prefix) and len(w.sha256_prefix) >= 8
         # Our network is torchvision's: the same parameter count as its weights.
         assert w.num_params == info.num_params, name
+        preset = tv.transforms()  # the evaluation transform
+        assert (w.crop_size, w.resize_size) == (preset.crop_size[0], preset.resize_size[0])
+        assert w.interpolation == preset.interpolation.value
     assert {n for n in list_models() if model_info(n).weights} >= {
         "alexnet", "vgg11", "vgg19_bn", "googlenet", "resnet18", "resnet152", "densenet201"
     }  # fmt: skip
     # GoogLeNet's weights expect (x - 0.5) / 0.5 (torchvision's transform_input).
     assert model_info("googlenet").weights.mean == (0.5, 0.5, 0.5)  # type: ignore[union-attr]
     assert model_info("resnet18").weights.mean == (0.485, 0.456, 0.406)  # type: ignore[union-attr]
+    # Grey inputs: ImageNet's mean and std averaged over RGB.
+    assert model_info("resnet18").weights.normalization(1) == ((0.449,), (0.226,))  # type: ignore[union-attr]
 
 
 def test_the_download_is_torch_hub_with_hash_check_and_weights_only(
@@ -178,3 +191,115 @@ def test_reconcile_matches_compiled_keys_both_ways() -> None:
     own = {"_orig_mod.fc.weight": torch.zeros(2, 2)}
     merged, skipped = reconcile_state_dict(own, {"fc.weight": torch.ones(2, 2)})
     assert skipped == {} and merged["_orig_mod.fc.weight"].sum() == 4
+
+
+def test_adapt_input_conv_keeps_the_grey_response_where_timm_does_not() -> None:
+    w = torch.randn(8, 3, 5, 5)
+    r, g, b = w[:, 0:1], w[:, 1:2], w[:, 2:3]
+    # 4 channels: [R/2, G, B, R/2]; timm's [R, G, B, R] * 3/4 changes the grey response.
+    torch.testing.assert_close(adapt_input_conv(w, 4), torch.cat([r / 2, g, b, r / 2], 1))
+    timm = torch.cat([r, g, b, r], 1) * 3 / 4
+    assert not torch.allclose(timm.sum(1), w.sum(1))
+    # 2 channels: [R + B, G] (timm: [R, G] * 3/2).
+    torch.testing.assert_close(adapt_input_conv(w, 2), torch.cat([r + b, g], 1))
+    assert adapt_input_conv(w.half(), 4).dtype == torch.float16
+    with pytest.raises(ValueError, match=r"in_channels must be a positive int; got 0"):
+        adapt_input_conv(w, 0)
+    with pytest.raises(ValueError, match=r"expected convolution weights .*got shape \(8, 3\)"):
+        adapt_input_conv(w[:, :, 0, 0], 1)
+
+
+# -- weight files: one reader ------------------------------------------------------------
+
+
+def _lenet_checkpoint(path, **kwargs) -> LeNet5:
+    model = LeNet5(**kwargs)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    return model
+
+
+def test_weight_files_are_read_through_load_checkpoint(tmp_path, monkeypatch) -> None:
+    import classic_cnns.checkpoint as ckpt_module
+
+    path = tmp_path / "m.ckpt"
+    model = _lenet_checkpoint(path)
+    calls: list[str] = []
+    real = ckpt_module.load_checkpoint
+
+    def spy(p, *args, **kwargs):
+        calls.append(str(p))
+        return real(p, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt_module, "load_checkpoint", spy)
+    file = read_weights_file(path)
+    assert calls == [str(path)] and file.arch == "lenet5"
+    assert all(torch.equal(v, model.net.state_dict()[k]) for k, v in file.state_dict.items())
+    created = create_model("lenet5", checkpoint_path=str(path))
+    assert len(calls) == 3  # the hyperparameters, then the weights: the same checked reader
+    assert torch.equal(created.net.fc.weight, model.net.fc.weight)
+    # So a damaged file is named, with what is wrong, on every path that reads weights.
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(path.read_bytes()[:2000])
+    for load in (
+        read_weights_file,
+        load_model,
+        lambda p: create_model("lenet5", checkpoint_path=p),
+    ):
+        with pytest.raises(
+            CheckpointError, match=rf"^{re.escape(str(cut))}: the file is truncated"
+        ):
+            load(str(cut))
+    with pytest.raises(FileNotFoundError, match=r"nope.ckpt: no such weights file"):
+        read_weights_file(tmp_path / "nope.ckpt")
+
+
+def test_plain_state_dicts_and_renamed_safetensors_files_load(tmp_path) -> None:
+    pytest.importorskip("safetensors")
+    from classic_cnns.export import save_safetensors
+
+    model = LeNet5(num_classes=10)
+    # A LightningModule's own state_dict(): the "net." prefix is recognised.
+    torch.save(model.state_dict(), tmp_path / "module.pt")
+    net = model_info("lenet5").build_net()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_weights_file(net, tmp_path / "module.pt") == {}
+    assert torch.equal(net.c1[0].weight, model.net.c1[0].weight)
+    # A safetensors file is recognised by its contents, whatever its name.
+    model.data_config = {"mean": [0.5], "std": [0.25], "class_names": list("abcdefghij")}
+    save_safetensors(model, tmp_path / "weights.bin")
+    file = read_weights_file(tmp_path / "weights.bin")
+    assert file.arch == "lenet5" and set(file.state_dict) == set(model.net.state_dict())
+    rebuilt = load_model(tmp_path / "weights.bin", arch="lenet5")  # arch may be repeated
+    assert rebuilt.data_config["class_names"][0] == "a"
+    # With another head, the recorded class names no longer apply and are dropped.
+    with pytest.warns(UserWarning, match="not loaded"):
+        five = load_model(tmp_path / "weights.bin", num_classes=5)
+    assert five.num_classes == 5 and "class_names" not in five.data_config
+    assert five.data_config["mean"] == [0.5]
+    # A damaged safetensors file is named.
+    (tmp_path / "cut.safetensors").write_bytes((tmp_path / "weights.bin").read_bytes()[:-100])
+    with pytest.raises(
+        CheckpointError, match=r"cut.safetensors: the safetensors file is truncated"
+    ):
+        read_weights_file(tmp_path / "cut.safetensors")
+
+
+def test_a_file_of_another_network_is_refused_not_half_loaded(tmp_path) -> None:
+    torch.save(model_info("resnet20").build_net().state_dict(), tmp_path / "resnet.pt")
+    with pytest.raises(
+        ValueError, match=r"none of the \d+ tensors of .*resnet.pt fits the backbone of LeNet5Net"
+    ):
+        create_model("lenet5", checkpoint_path=str(tmp_path / "resnet.pt"))
+    torch.save({"state_dict": {"encoder.w": torch.ones(1)}}, tmp_path / "other.ckpt")
+    with pytest.raises(
+        CheckpointError, match=r"other.ckpt: the checkpoint's state_dict has no 'net"
+    ):
+        read_weights_file(tmp_path / "other.ckpt")
+    torch.save({"a": [1, 2]}, tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match=r"list.pt: expected a Lightning checkpoint .*list"):
+        read_weights_file(tmp_path / "list.pt")
+    with pytest.raises(ValueError, match=r"does not record which model it holds"):
+        load_model(tmp_path / "resnet.pt")

@@ -4,10 +4,15 @@
   checkpoint to a temporary file beside its target and renames it into place, so an
   interrupted save never leaves a truncated file where a good one was; it loads with
   ``weights_only=True`` and names the file in every error.
+* :func:`atomic_path` is the same write-then-rename for any writer (exported models,
+  CSV files): nothing is lost or half-written when writing fails.
 * :func:`load_checkpoint` reads a checkpoint with ``torch.load(weights_only=True)`` and
   turns a missing, empty, truncated or corrupted file into an error that says which file
-  and what is wrong; :func:`verify_checkpoint` refuses the checkpoint of another
-  architecture or configuration (for resuming, where nothing may be adapted).
+  and what is wrong. It is the package's one reader of ``torch.save`` files:
+  :func:`classic_cnns.weights.read_weights_file` (fine-tuning, export, predict) and
+  ``ImageClassifier.load_from_checkpoint`` read through it.
+  :func:`verify_checkpoint` refuses the checkpoint of another architecture or
+  configuration (for resuming, where nothing may be adapted).
 * :class:`ExactResume` stores what else an exact resume needs in the checkpoint: the
   training loader's position and torch's random number generator states.
 
@@ -25,7 +30,7 @@ import os
 import pickle
 import uuid
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +41,13 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from classic_cnns.data.sampling import ResumableDataLoader
+from classic_cnns.weights import _strip_compiled
 
 __all__ = [
     "AtomicCheckpointIO",
     "CheckpointError",
     "ExactResume",
+    "atomic_path",
     "atomic_save",
     "check_checkpoint_file",
     "load_checkpoint",
@@ -69,30 +76,36 @@ def _is_local(path: str | os.PathLike[str]) -> bool:
     return "://" not in str(path) or str(path).startswith("file://")
 
 
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file in the target's folder, then rename it into place.
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto ``path`` only if the block succeeds.
 
-    The rename is atomic on POSIX and Windows file systems: readers see the old file or
-    the complete new one, never a partial write. If saving fails, the temporary file is
-    removed and whatever was at ``path`` is left untouched.
+    The temporary file (``.<name>.<random>.tmp`` in the target's folder, created empty
+    with the permissions a plain ``open`` would give) is for the block to write, by any
+    means. When the block ends without an error the file is flushed to disk and renamed
+    over ``path`` in one step (atomic on POSIX and Windows file systems: readers see the
+    old file or the complete new one). When it raises, even ``KeyboardInterrupt``, the
+    temporary file is removed and whatever was at ``path`` is left untouched.
 
     Example:
-        >>> import tempfile, torch
-        >>> from classic_cnns.checkpoint import atomic_save
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from classic_cnns.checkpoint import atomic_path
         >>> with tempfile.TemporaryDirectory() as folder:
-        ...     atomic_save({"w": torch.ones(2)}, f"{folder}/w.pt")
-        ...     torch.load(f"{folder}/w.pt", weights_only=True)["w"].tolist()
-        [1.0, 1.0]
+        ...     with atomic_path(f"{folder}/out.csv") as tmp:
+        ...         _ = tmp.write_text("file,class\\n")
+        ...     sorted(p.name for p in Path(folder).iterdir())
+        ['out.csv']
     """
-    path = Path(str(path).removeprefix("file://"))
+    path = Path(os.fspath(path).removeprefix("file://"))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    # os.open with 0o666 lets the umask decide the permissions, as for a plain open().
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    # os.open with 0o666 lets the umask decide the permissions, as for a plain open()
+    # (tempfile.mkstemp would make the final file readable by its owner only).
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:  # the writer may not have synced: do it before the rename
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -106,6 +119,25 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to a temporary file in the target's folder, then rename it into place.
+
+    See :func:`atomic_path`: readers see the old file or the complete new one, never a
+    partial write. If saving fails, the temporary file is removed and whatever was at
+    ``path`` is left untouched.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from classic_cnns.checkpoint import atomic_save
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     atomic_save({"w": torch.ones(2)}, f"{folder}/w.pt")
+        ...     torch.load(f"{folder}/w.pt", weights_only=True)["w"].tolist()
+        [1.0, 1.0]
+    """
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(obj, f)
 
 
 def _first_line(err: BaseException) -> str:
@@ -226,10 +258,6 @@ def load_checkpoint(
             f"got a {type(obj).__name__}"
         )
     return obj
-
-
-def _strip_compiled(key: str) -> str:
-    return key.replace("_orig_mod.", "")
 
 
 def verify_checkpoint(

@@ -271,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # In-memory datamodules are fastest without worker processes; the warning misleads.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # The command line reaches LightningCLI as ``args`` (model names expanded), so it sees
+    # both those and sys.argv and warns about a mix-up that is not one.
+    warnings.filterwarnings("ignore", ".*args parameter is intended to run from within Python.*")
     try:
         args = _expand_model_names(args)
     except ValueError as err:

@@ -5,25 +5,34 @@ network (normalised float images ``(N, C, H, W)`` in, logits out) and, in the sa
 command, loads the written file back and compares its outputs with PyTorch's on a random
 batch of another size (onnxruntime runs the ONNX file when it is installed). The file is
 written beside its destination under a temporary name and renamed into place only after
-the check passed, so a failed export never leaves a file, nor replaces one.
+the check passed (:func:`classic_cnns.checkpoint.atomic_path`), so a failed export never
+leaves a file, nor replaces one.
 
 ``classic-cnns predict-folder CHECKPOINT FOLDER`` classifies every image file in a folder
 and writes a CSV of file, predicted class and probability, preprocessing each image as the
-model's training data was (the mean, std and size its checkpoint records).
+model's training data was (the mean, std and size its checkpoint records). The name is
+not ``predict``: that subcommand is LightningCLI's (``Trainer.predict`` on a datamodule).
+
+Example:
+    >>> import tempfile
+    >>> from classic_cnns import LeNet5
+    >>> from classic_cnns.export import export_model
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     result = export_model(LeNet5(), f"{folder}/lenet5.safetensors", "safetensors")
+    >>> result.checked_with, result.max_abs_diff
+    ('create_model(checkpoint_path=...)', 0.0)
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
 import os
 import sys
-import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from classic_cnns.checkpoint import atomic_path
 from classic_cnns.weights import META_DATA, META_HPARAMS, META_VERSION, load_model
 
 if TYPE_CHECKING:
@@ -62,7 +72,8 @@ class ExportResult:
         max_abs_diff: Largest absolute difference of the logits, file versus PyTorch;
             ``None`` when nothing could run the file (ONNX without onnxruntime).
         checked_with: What ran the file: ``"onnxruntime"``, ``"torch.jit.load"``,
-            ``"create_model(checkpoint_path=...)"`` or ``"onnx.checker only"``.
+            ``"create_model(checkpoint_path=...)"``, ``"onnx.checker only"`` (onnxruntime
+            missing) or ``"nothing"`` (onnx missing too).
 
     Example:
         >>> from classic_cnns.export import ExportResult
@@ -74,20 +85,6 @@ class ExportResult:
     format: str
     max_abs_diff: float | None
     checked_with: str
-
-
-@contextlib.contextmanager
-def _staged(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path``, renamed onto it only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _metadata(model: ImageClassifier) -> dict[str, str]:
@@ -114,17 +111,34 @@ def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> No
     Tensors are keyed as in ``model.net.state_dict()``; the metadata holds the
     hyperparameters (JSON, ``classic_cnns.hparams``) and the data configuration
     (``classic_cnns.data``), so ``create_model(arch, checkpoint_path=path)`` rebuilds the
-    model. Written to a temporary file and renamed into place.
+    model. Written to a temporary file and renamed into place. Nothing checks the file
+    here; :func:`export_model` does.
+
+    Raises:
+        ImportError: without the safetensors package.
+        ValueError: if a hyperparameter is not a JSON value.
 
     Example:
+        >>> import tempfile
         >>> from classic_cnns import LeNet5
-        >>> save_safetensors(LeNet5(), "lenet5.safetensors")  # doctest: +SKIP
+        >>> from classic_cnns.weights import read_weights_file
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     save_safetensors(LeNet5(num_classes=3), f"{folder}/lenet5.safetensors")
+        ...     read_weights_file(f"{folder}/lenet5.safetensors").hparams["num_classes"]
+        3
     """
-    from safetensors.torch import save_file
+    try:
+        from safetensors.torch import save_file
+    except ImportError as err:
+        raise ImportError(
+            "the safetensors format needs the safetensors package: pip install safetensors "
+            "(or pip install 'classic-cnns[export]')"
+        ) from err
 
+    metadata = _metadata(model)  # before anything is written: it may refuse the hparams
     state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-    with _staged(Path(path)) as tmp:
-        save_file(state, str(tmp), metadata=_metadata(model))
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
 
 
 def _onnx_dynamo_available() -> bool:
@@ -163,6 +177,14 @@ def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -
         entry.key, entry.value = key, meta[key]
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
+
+
+def _onnx_checker() -> str:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return "nothing"
+    return "onnx.checker only"
 
 
 def _run_onnx(path: Path, x: Tensor) -> Tensor | None:
@@ -209,17 +231,28 @@ def export_model(
             trained at (its data configuration), else its ``input_size``.
         atol: Largest absolute difference of the logits accepted.
 
+    Returns:
+        What was written and how closely it reproduces PyTorch.
+
     Raises:
-        ValueError: for an unknown format, or when the file's outputs differ by more than
-            ``atol`` (nothing is written then).
+        ValueError: for an unknown format or a bad ``input_size``, or when the file's
+            outputs differ by more than ``atol`` (nothing is written then).
+        ImportError: when the format's package is missing (onnxscript or onnx for ONNX,
+            safetensors).
 
     Example:
+        >>> import tempfile
         >>> from classic_cnns import LeNet5
-        >>> export_model(LeNet5(), "lenet5.onnx", "onnx").checked_with  # doctest: +SKIP
-        'onnxruntime'
+        >>> from classic_cnns.export import export_model
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     result = export_model(LeNet5(), f"{folder}/lenet5.pt", "torchscript")
+        >>> result.checked_with, result.max_abs_diff < 1e-4
+        ('torch.jit.load', True)
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
+    if not atol >= 0:
+        raise ValueError(f"atol must be a number >= 0; got {atol!r}")
     path = Path(path)
     model = model.to("cpu").eval()
     net = model.net
@@ -227,8 +260,8 @@ def export_model(
         trained = model.data_config.get("image_size")
         input_size = (model.in_channels, *trained) if trained else model.input_size
     size = tuple(int(s) for s in input_size)
-    if len(size) != 3:
-        raise ValueError(f"input_size must be (C, H, W); got {input_size!r}")
+    if len(size) != 3 or min(size) < 1:
+        raise ValueError(f"input_size must be (C, H, W) of positive ints; got {input_size!r}")
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(2, *size, generator=generator)
     check = torch.randn(3, *size, generator=generator)
@@ -236,11 +269,11 @@ def export_model(
     with torch.no_grad():
         expected = net(check)
     got: Tensor | None
-    with _staged(path) as tmp:
+    with atomic_path(path) as tmp:
         if format == "onnx":
             _write_onnx(net, example, tmp, model)
             got = _run_onnx(tmp, check)
-            checked_with = "onnxruntime" if got is not None else "onnx.checker only"
+            checked_with = "onnxruntime" if got is not None else _onnx_checker()
         elif format == "torchscript":
             _write_torchscript(net, example, tmp, model)
             with torch.no_grad(), warnings.catch_warnings():
@@ -249,16 +282,17 @@ def export_model(
             checked_with = "torch.jit.load"
         else:
             save_safetensors(model, tmp)
-            tmp_file = tmp.with_suffix(".safetensors")  # create_model reads by suffix
-            os.replace(tmp, tmp_file)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", UserWarning)  # any key not loaded fails
-                    reloaded = load_model(tmp_file).eval()
-                with torch.no_grad():
-                    got = reloaded.net(check)
-            finally:
-                os.replace(tmp_file, tmp)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                reloaded = load_model(tmp).eval()  # create_model(arch, checkpoint_path=tmp)
+            not_loaded = [str(w.message) for w in caught if "not loaded from" in str(w.message)]
+            if not_loaded:
+                raise ValueError(
+                    f"the exported safetensors file does not rebuild the model: "
+                    f"{not_loaded[0]}; {path} was not written"
+                )
+            with torch.no_grad():
+                got = reloaded.net(check)
             checked_with = "create_model(checkpoint_path=...)"
         diff = None if got is None else float((got - expected).abs().max())
         if diff is not None and not diff <= atol:
@@ -312,11 +346,11 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         result = export_model(
             model, output, args.format, input_size=args.input_size, atol=args.atol
         )
-    except (FileNotFoundError, ValueError, ImportError) as err:
+    except (FileNotFoundError, ValueError, ImportError) as err:  # CheckpointError too
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
     if result.max_abs_diff is None:
-        print(f"wrote {output} ({args.format}); checked with onnx.checker only: install "
+        print(f"wrote {output} ({args.format}); checked with {result.checked_with}: install "
               "onnxruntime to compare its outputs with PyTorch's")  # fmt: skip
     else:
         print(f"wrote {output} ({args.format}); logits match PyTorch's within "
@@ -335,8 +369,18 @@ def _default_output(source: Path, format: str) -> Path:
 def _normalization(
     model: ImageClassifier, mean: Sequence[float] | None, std: Sequence[float] | None
 ) -> tuple[list[float], list[float]]:
+    if (mean is None) != (std is None):
+        raise ValueError(f"give mean and std together; got mean={mean!r} and std={std!r}")
     if mean is not None and std is not None:
-        return list(mean), list(std)
+        mean, std = [float(v) for v in mean], [float(v) for v in std]
+        if len(mean) != model.in_channels or len(std) != model.in_channels:
+            raise ValueError(
+                f"mean and std need {model.in_channels} value(s) each, one per input channel "
+                f"of the model; got {len(mean)} and {len(std)}"
+            )
+        if min(std) <= 0:
+            raise ValueError(f"std must be positive; got {std}")
+        return mean, std
     config = model.data_config
     if "mean" in config and "std" in config:
         return list(config["mean"]), list(config["std"])
@@ -400,17 +444,20 @@ def predict_folder(
         One dict per image, in file order, with the CSV's columns.
 
     Raises:
-        FileNotFoundError: if the folder holds no image files.
-        ValueError: if the normalisation is unknown, or an image cannot be decoded.
+        FileNotFoundError: if the folder does not exist or holds no image files.
+        ValueError: if the normalisation is unknown, ``batch_size`` is not positive, or an
+            image cannot be decoded.
 
     Example:
-        >>> from classic_cnns.weights import load_model
+        >>> from classic_cnns import load_model
         >>> rows = predict_folder(load_model("best.ckpt"), "new_digits")  # doctest: +SKIP
         >>> rows[0]  # doctest: +SKIP
         {'file': '0001.png', 'class': '7', 'class_index': 7, 'probability': 0.998}
     """
     from classic_cnns.data.folder import IMAGE_EXTENSIONS, list_images, load_image
 
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
     folder = Path(folder)
     files = list_images(folder, recursive=recursive)
     if not files:
@@ -423,7 +470,17 @@ def predict_folder(
     shape = (1, -1, 1, 1)
     mean_t = torch.tensor(mean_, device=device).view(shape)
     std_t = torch.tensor(std_, device=device).view(shape)
-    names = list(config.get("class_names") or [str(i) for i in range(model.num_classes)])
+    names = [str(i) for i in range(model.num_classes)]
+    recorded = config.get("class_names")
+    if recorded and len(recorded) == model.num_classes:
+        names = [str(n) for n in recorded]
+    elif recorded:  # e.g. a checkpoint loaded with another num_classes, not yet trained
+        warnings.warn(
+            f"the model records {len(recorded)} class names for its {model.num_classes} "
+            "classes; writing class indices instead",
+            UserWarning,
+            stacklevel=2,
+        )
     rows: list[dict[str, Any]] = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
@@ -448,7 +505,7 @@ def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
-    with _staged(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8", newline="")
 
 
@@ -481,6 +538,9 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     prog = "classic-cnns predict-folder"
     if (args.mean is None) != (args.std is None):
         print(f"{prog}: give --mean and --std together", file=sys.stderr)
+        return 2
+    if args.batch_size < 1:
+        print(f"{prog}: --batch-size must be at least 1; got {args.batch_size}", file=sys.stderr)
         return 2
     try:
         model = load_model(args.checkpoint)

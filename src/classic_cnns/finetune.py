@@ -250,6 +250,15 @@ class UnfreezeBackbone(BaseFinetuning):
                 f"unfreeze_backbone() (an ImageClassifier); got {type(pl_module).__name__}"
             )
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Freeze the backbone before fitting; validating, testing or predicting leave it be.
+
+        Lightning's ``BaseFinetuning`` freezes at every ``setup``, so a ``trainer.test(...)``
+        after ``trainer.fit(...)`` would freeze the trained backbone again.
+        """
+        if stage == "fit":
+            super().setup(trainer, pl_module, stage)
+
     def freeze_before_training(self, pl_module: pl.LightningModule) -> None:
         """Freeze the backbone unless training starts unfrozen (``after_epochs=0``)."""
         self._check(pl_module)

@@ -63,6 +63,15 @@ def _require(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _schedule_length(sched: Any) -> int | None:
+    # The number of steps an LR schedule of configure_optimizers was made for.
+    for attr in ("total_steps", "T_max"):  # OneCycleLR, CosineAnnealingLR
+        if hasattr(sched, attr):
+            return int(getattr(sched, attr))
+    milestones = getattr(sched, "milestones", None)  # MultiStepLR: at 50% and 75%
+    return 2 * min(milestones) if milestones else None
+
+
 class ImageClassifier(L.LightningModule):
     """Image classification with any registered architecture.
 
@@ -563,7 +572,27 @@ class ImageClassifier(L.LightningModule):
             sched = torch.optim.lr_scheduler.MultiStepLR(
                 opt, milestones=[total // 2, total * 3 // 4], gamma=0.1
             )
+        self._schedule_length = _schedule_length(sched)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        """Refuse to resume a checkpoint whose LR schedule was made for another run length.
+
+        The schedule's state comes back from the checkpoint with its own length: resumed
+        with more epochs, one-cycle would stop with "Tried to step N times" at the old end
+        and cosine would climb back up. Same run length (an interrupted run) passes.
+        """
+        planned = getattr(self, "_schedule_length", None)
+        for config in self.trainer.lr_scheduler_configs:
+            restored = _schedule_length(config.scheduler)
+            if planned is not None and restored is not None and restored != planned:
+                raise ValueError(
+                    f"the checkpoint's {self._hp.scheduler!r} LR schedule was made for "
+                    f"{restored} steps; this run has {planned} (trainer max_epochs or max_steps "
+                    "changed?). Resume with the run length of the checkpoint, or start a new "
+                    "run from its weights: checkpoint_path=<file> (the CLI: "
+                    "--model.checkpoint_path) instead of ckpt_path"
+                )
 
     # -- checkpoints -----------------------------------------------------------------------
     def configure_callbacks(self) -> list[L.Callback]:
@@ -606,6 +635,9 @@ class ImageClassifier(L.LightningModule):
 
             verify_checkpoint(self, checkpoint, str(trainer.ckpt_path))
         self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
+        names = self.data_config.get("class_names")
+        if names is not None and len(names) != self.num_classes:  # a new head: names unknown
+            del self.data_config["class_names"]
         fit_checkpoint_state(self, checkpoint)
 
     @classmethod

@@ -13,13 +13,16 @@ Three jobs live here:
   is adapted to another number of input channels (:func:`adapt_input_conv`) and tensors
   whose shapes cannot fit (a head for another number of classes) stay freshly initialised,
   with a warning that names every key that was not loaded.
-* **Files.** :func:`read_weights_file` reads a Lightning checkpoint, a ``.safetensors``
-  file written by ``classic-cnns export`` or a plain state dict, and :func:`load_model`
-  rebuilds the LightningModule a file describes.
+* **Files.** :func:`read_weights_file` is the one reader of weight files: a Lightning
+  checkpoint or a plain state dict (through :func:`classic_cnns.checkpoint.load_checkpoint`,
+  which checks the file whole before ``torch.load(weights_only=True)``) or a safetensors
+  file written by ``classic-cnns export``. :func:`load_weights_file` loads one into a
+  network and :func:`load_model` rebuilds the LightningModule a file describes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -41,6 +44,7 @@ __all__ = [
     "adapt_input_conv",
     "first_conv_name",
     "fit_checkpoint_state",
+    "is_safetensors_file",
     "load_into",
     "load_model",
     "load_pretrained",
@@ -118,7 +122,13 @@ class WeightsInfo:
 
     @property
     def input_size(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of the evaluation input: ``(3, crop_size, crop_size)``."""
+        """``(C, H, W)`` of the evaluation input: ``(3, crop_size, crop_size)``.
+
+        Example:
+            >>> from classic_cnns import model_info
+            >>> model_info("resnet18").weights.input_size
+            (3, 224, 224)
+        """
         return (len(self.mean), self.crop_size, self.crop_size)
 
     def normalization(self, in_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -193,14 +203,26 @@ def torchvision_weights(name: str) -> WeightsInfo | None:
 def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
     """Adapt first-convolution weights ``(O, C, kH, kW)`` to ``in_channels`` input channels.
 
-    Every output channel keeps its response to a *grey* input (all channels equal): for
-    fewer channels the filters are summed, channel ``c`` taking every filter ``k`` with
-    ``k % in_channels == c`` (so 1 channel gets the sum of the RGB filters, as timm's
-    ``adapt_input_conv`` does); for more, the filters are repeated in turn (R, G, B, R, ...)
-    and each copy is divided by how many copies of it there are. When ``in_channels`` is a
-    multiple of ``C`` that is timm's rescaling by ``C / in_channels``; timm also uses it for
-    other counts (4 channels: ``[R, G, B, R] * 3/4``), which changes the grey response, so
-    here the two copies of R get half each instead.
+    Every output channel keeps its response to a *grey* input (the same image in every
+    channel), so a grey image gets exactly the first-layer response of the original
+    network, whatever ``in_channels`` is:
+
+    * fewer channels: channel ``c`` gets the sum of the filters ``k`` with
+      ``k % in_channels == c``; 1 channel gets ``R + G + B``, as in timm's
+      ``adapt_input_conv``, and 2 get ``[R + B, G]``;
+    * more channels: the filters are repeated in turn (R, G, B, R, ...) and each copy is
+      divided by the number of copies of its filter: 4 channels get ``[R/2, G, B, R/2]``,
+      6 get ``[R, G, B, R, G, B] / 2``.
+
+    This differs from timm for every count other than 1 and the multiples of 3. timm
+    repeats the filters and scales them *all* by ``C / in_channels`` (4 channels:
+    ``[R, G, B, R] * 3/4``; 2: ``[R, G] * 3/2``), so a grey image's response becomes
+    ``3/4 * (2R + G + B)`` instead of ``R + G + B``: the first layer's outputs, and with
+    them every statistic the later layers and batch norms were trained on, shift by an
+    amount that depends on the filters. Here the sum over channels is kept per output
+    channel, so the pretrained network sees what it saw in training for grey inputs (and
+    an extra channel that merely repeats an RGB one changes nothing), which is what the
+    adaptation is meant to preserve. For multiples of 3 the two rules coincide.
 
     Args:
         weight: The pretrained weights.
@@ -295,6 +317,13 @@ def reconcile_state_dict(
                 skipped[key] = "not in this network"
             continue
         want = own[target]
+        if not isinstance(value, Tensor) or not isinstance(want, Tensor):
+            if type(value) is type(want):  # e.g. a module's _extra_state: taken as it is
+                merged[target] = value
+                loaded.add(target)
+            else:
+                skipped[target] = f"a {type(value).__name__} in the source: kept fresh"
+            continue
         if (
             target == first_conv
             and value.ndim == 4
@@ -317,7 +346,23 @@ def reconcile_state_dict(
 
 
 def warn_not_loaded(skipped: Mapping[str, str], source: str, target: str) -> None:
-    """Warn, naming every key, that some tensors of ``source`` did not load into ``target``."""
+    """Warn, naming every key, that some tensors of ``source`` did not load into ``target``.
+
+    Args:
+        skipped: ``{key: reason}``, as :func:`reconcile_state_dict` returns it.
+        source: Where the tensors came from (a file name, a weights name).
+        target: What they were loaded into (a class name).
+
+    Example:
+        >>> import warnings
+        >>> from classic_cnns.weights import warn_not_loaded
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_not_loaded({"fc.bias": "not in the source: kept fresh"}, "w.pt", "LeNet5Net")
+        >>> print(caught[0].message)
+        1 key(s) not loaded from w.pt into LeNet5Net:
+          fc.bias (not in the source: kept fresh)
+    """
     if not skipped:
         return
     lines = "\n  ".join(_describe(k, r) for k, r in skipped.items())
@@ -335,6 +380,9 @@ def load_into(net: nn.Module, state: Mapping[str, Tensor], *, source: str) -> di
     Returns:
         ``{key: reason}`` for the keys that were not loaded.
 
+    Raises:
+        ValueError: if none of the tensors of ``state`` fits ``net`` (the wrong file).
+
     Example:
         >>> import torch
         >>> from classic_cnns import model_info
@@ -346,12 +394,45 @@ def load_into(net: nn.Module, state: Mapping[str, Tensor], *, source: str) -> di
         True
     """
     first = first_conv_name(net)
+    own = net.state_dict()
     merged, skipped = reconcile_state_dict(
-        net.state_dict(), state, first_conv=None if first is None else f"{first}.weight"
+        own, state, first_conv=None if first is None else f"{first}.weight"
     )
+    _require_some_loaded(own, state, skipped, source, net)
     net.load_state_dict(merged, strict=True)
     warn_not_loaded(skipped, source, type(net).__name__)
     return skipped
+
+
+def _require_some_loaded(
+    own: Mapping[str, Any],
+    state: Mapping[str, Any],
+    skipped: Mapping[str, str],
+    source: str,
+    net: nn.Module | None,
+    prefix: str = "",
+) -> None:
+    """Refuse a source of which no backbone tensor fits: the wrong file, not a starting point.
+
+    A head tensor alone may match by chance (two networks with 10 classes share the shape
+    of ``fc.bias``), so only tensors outside the head (:func:`~classic_cnns.finetune.head_names`)
+    count.
+    """
+    from classic_cnns.finetune import head_names
+
+    heads: tuple[str, ...] = ()
+    if net is not None:
+        with contextlib.suppress(ValueError):  # a network without parameters has no head
+            heads = tuple(prefix + _strip_compiled(n) + "." for n in head_names(net))
+    weights = [k for k in own if not k.endswith(_COUNTER)]
+    backbone = [k for k in weights if not _strip_compiled(k).startswith(heads)] or weights
+    if backbone and all(k in skipped for k in backbone):
+        raise ValueError(
+            f"none of the {len(state)} tensors of {source} fits the backbone of "
+            f"{type(net).__name__}: expected keys such as {backbone[:3]} with shapes "
+            f"{[tuple(own[k].shape) for k in backbone[:3]]}; the source has "
+            f"{sorted(state)[:3] or 'no keys'}. It holds another network"
+        )
 
 
 # -- pretrained weights --------------------------------------------------------------------
@@ -410,7 +491,8 @@ class WeightsFile:
     """What a weights file holds, as :func:`read_weights_file` reads it.
 
     Attributes:
-        state_dict: The network's tensors, keyed as in ``model.net.state_dict()``.
+        state_dict: The network's tensors, keyed as in ``model.net.state_dict()`` (empty
+            when the file was read with ``tensors=False``).
         hparams: The LightningModule's hyperparameters (empty for a plain state dict).
         data: The data configuration the model was trained with (``mean``, ``std``,
             ``image_size``, ``class_names``), when the file records it.
@@ -427,58 +509,156 @@ class WeightsFile:
 
     @property
     def arch(self) -> str | None:
-        """The registered model name the file was saved from, if it says."""
+        """The registered model name the file was saved from, if it says.
+
+        Example:
+            >>> from classic_cnns.weights import WeightsFile
+            >>> WeightsFile({}, {}, {}).arch is None
+            True
+        """
         arch = self.hparams.get("arch")
         return arch if isinstance(arch, str) else None
 
 
-def read_weights_file(path: str | os.PathLike[str]) -> WeightsFile:
-    """Read a Lightning ``.ckpt``, a ``.safetensors`` file or a plain ``torch.save``d state dict.
+def is_safetensors_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a safetensors file, judged by its contents, not its name.
 
-    Everything is read with ``weights_only=True`` (no code runs from the file).
+    A safetensors file starts with the 8-byte little-endian length of its JSON header,
+    which begins with ``{``; ``torch.save`` writes a zip archive (``PK``) or a pickle.
+
+    Example:
+        >>> import tempfile
+        >>> from classic_cnns.weights import is_safetensors_file
+        >>> with tempfile.NamedTemporaryFile(suffix=".safetensors") as f:
+        ...     is_safetensors_file(f.name)  # empty: not one, whatever its name says
+        False
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    size = int.from_bytes(head[:8], "little")
+    return 2 <= size <= os.path.getsize(path) - 8
+
+
+def _json_metadata(meta: Mapping[str, str], key: str, shown: str) -> dict[str, Any]:
+    from classic_cnns.checkpoint import CheckpointError
+
+    try:
+        value = json.loads(meta.get(key, "{}"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(
+            f"{shown}: the metadata entry {key!r} is not valid JSON ({err}); expected the "
+            "JSON object classic-cnns export writes"
+        ) from err
+    if not isinstance(value, dict):
+        raise CheckpointError(
+            f"{shown}: the metadata entry {key!r} holds a {type(value).__name__}; expected a "
+            "JSON object"
+        )
+    return value
+
+
+def _read_safetensors(path: Path, shown: str, tensors: bool) -> WeightsFile:
+    from classic_cnns.checkpoint import CheckpointError
+
+    try:
+        from safetensors import safe_open
+    except ImportError as err:
+        raise ImportError(
+            f"reading {shown} needs the safetensors package: pip install safetensors "
+            "(or pip install 'classic-cnns[export]')"
+        ) from err
+    try:
+        with safe_open(str(path), framework="pt") as f:  # the header; tensors on demand
+            meta = f.metadata() or {}
+            keys = list(f.keys())
+            state = {k: f.get_tensor(k) for k in keys} if tensors else {}
+    except Exception as err:  # safetensors raises its own SafetensorError, OSError, ...
+        raise CheckpointError(
+            f"{shown}: the safetensors file is truncated or corrupted ({type(err).__name__}: "
+            f"{err}); expected a file written by classic-cnns export or safetensors.save_file"
+        ) from err
+    return WeightsFile(
+        state,
+        _json_metadata(meta, META_HPARAMS, shown),
+        _json_metadata(meta, META_DATA, shown),
+    )
+
+
+def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> WeightsFile:
+    """Read a Lightning ``.ckpt``, a ``.safetensors`` file or a ``torch.save``d state dict.
+
+    The one reader of weight files: ``torch.save`` files go through
+    :func:`classic_cnns.checkpoint.load_checkpoint` (integrity check first, then
+    ``weights_only=True``, so no code runs from the file), safetensors files (recognised
+    by their contents, whatever their name) through ``safetensors.safe_open``. Keys of a
+    ``torch.compile``d network (``_orig_mod.``) and the LightningModule's ``net.`` prefix
+    are removed, so the keys are those of ``model.net.state_dict()``.
+
+    Args:
+        path: The file.
+        tensors: Read the tensors too; ``False`` reads only the hyperparameters and data
+            configuration (for a safetensors file, only its header).
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if the file holds none of these.
+        classic_cnns.checkpoint.CheckpointError: (a ``ValueError``) naming the file, if it
+            is empty, truncated or corrupted, holds code, or holds none of these.
 
     Example:
+        >>> import tempfile, torch
         >>> from classic_cnns.weights import read_weights_file
-        >>> read_weights_file("lenet5.safetensors").arch  # doctest: +SKIP
-        'lenet5'
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     torch.save({"fc.weight": torch.ones(2, 3)}, f"{folder}/w.pt")
+        ...     file = read_weights_file(f"{folder}/w.pt")
+        >>> list(file.state_dict), file.arch
+        (['fc.weight'], None)
     """
-    path = Path(path)
+    from classic_cnns.checkpoint import CheckpointError, load_checkpoint
+
+    shown = os.fspath(path)
+    path = Path(shown)
     if not path.is_file():
-        raise FileNotFoundError(f"no weights file at {path}")
-    if path.suffix == ".safetensors":
-        try:
-            from safetensors import safe_open
-        except ImportError as err:
-            raise ImportError(
-                f"reading {path} needs the safetensors package: pip install safetensors"
-            ) from err
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
-        return WeightsFile(
-            state, json.loads(meta.get(META_HPARAMS, "{}")), json.loads(meta.get(META_DATA, "{}"))
-        )
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise ValueError(
-            f"{path}: not a checkpoint torch.load(weights_only=True) can read ({err})"
-        ) from err
-    if isinstance(obj, Mapping) and "state_dict" in obj:
+        raise FileNotFoundError(f"{shown}: no such weights file")
+    if is_safetensors_file(path):
+        return _read_safetensors(path, shown, tensors)
+    obj = load_checkpoint(path)  # FileNotFoundError or CheckpointError, naming the file
+    if "state_dict" in obj:
         # A Lightning checkpoint: the LightningModule's keys, the network's under "net.".
-        plain = {_strip_compiled(k): v for k, v in obj["state_dict"].items()}
+        saved = obj["state_dict"]
+        if not isinstance(saved, Mapping):
+            raise CheckpointError(
+                f"{shown}: expected a state dict under 'state_dict'; got {type(saved).__name__}"
+            )
+        plain = {_strip_compiled(k): v for k, v in saved.items()}
         state = {k.removeprefix("net."): v for k, v in plain.items() if k.startswith("net.")}
-        hparams = dict(obj.get("hyper_parameters") or {})
-        return WeightsFile(state, hparams, dict(obj.get(DATA_CHECKPOINT_KEY) or {}))
-    if isinstance(obj, Mapping) and obj and all(isinstance(v, Tensor) for v in obj.values()):
-        return WeightsFile(dict(obj), {}, {})
-    raise ValueError(
-        f"{path}: expected a Lightning checkpoint (a dict with 'state_dict'), a state dict of "
-        f"tensors or a .safetensors file; got a {type(obj).__name__}"
+        if plain and not state:
+            raise CheckpointError(
+                f"{shown}: the checkpoint's state_dict has no 'net.' entries (it has e.g. "
+                f"{sorted(plain)[:3]}); expected the checkpoint of a classic_cnns "
+                "ImageClassifier, whose network is its 'net' attribute"
+            )
+        hparams = obj.get("hyper_parameters") or {}
+        data = obj.get(DATA_CHECKPOINT_KEY) or {}
+        return WeightsFile(
+            state if tensors else {},
+            dict(hparams) if isinstance(hparams, Mapping) else {},
+            dict(data) if isinstance(data, Mapping) else {},
+        )
+    if obj and all(isinstance(v, Tensor) for v in obj.values()):
+        plain = {_strip_compiled(str(k)): v for k, v in obj.items()}
+        if all(k.startswith("net.") for k in plain):  # a LightningModule's own state_dict()
+            plain = {k.removeprefix("net."): v for k, v in plain.items()}
+        return WeightsFile(plain if tensors else {}, {}, {})
+    kinds = sorted({type(v).__name__ for v in obj.values()})
+    raise CheckpointError(
+        f"{shown}: expected a Lightning checkpoint (a dict with 'state_dict'), a state dict of "
+        f"tensors or a safetensors file; got a dict of {len(obj)} entries of type(s) "
+        f"{', '.join(kinds) or 'none'}"
     )
 
 
@@ -487,6 +667,9 @@ def load_weights_file(
 ) -> dict[str, Any]:
     """Load the network weights of a file (see :func:`read_weights_file`) into ``net``.
 
+    Tensors are fitted as :func:`load_into` does (compiled keys, first convolution adapted
+    to other input channels, a head of another shape kept fresh, with a warning).
+
     Args:
         net: The network.
         path: The file.
@@ -494,13 +677,25 @@ def load_weights_file(
             architecture is refused.
 
     Returns:
-        The data configuration the file records (empty if none).
+        The data configuration the file records (empty if none); its ``class_names`` are
+        left out when their number is not ``net``'s number of classes.
+
+    Raises:
+        ValueError: if the file records another architecture than ``arch``, or none of its
+            tensors fits ``net``; see also :func:`read_weights_file`.
 
     Example:
+        >>> import tempfile
         >>> from classic_cnns import model_info
-        >>> net = model_info("lenet5").build_net()
-        >>> load_weights_file(net, "lenet5.safetensors", arch="lenet5")  # doctest: +SKIP
-        {'mean': [0.1307], 'std': [0.3081], 'image_size': [32, 32], 'class_names': [...]}
+        >>> from classic_cnns.weights import load_weights_file
+        >>> source = model_info("lenet5").build_net()
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     torch.save(source.state_dict(), f"{folder}/lenet5.pt")
+        ...     net = model_info("lenet5").build_net()
+        ...     load_weights_file(net, f"{folder}/lenet5.pt", arch="lenet5")
+        {}
+        >>> torch.equal(net.fc.weight, source.fc.weight)
+        True
     """
     file = read_weights_file(path)
     if arch is not None and file.arch is not None and file.arch != arch:
@@ -509,7 +704,11 @@ def load_weights_file(
             f"create_model({file.arch!r}, checkpoint_path={str(path)!r}) instead"
         )
     load_into(net, file.state_dict, source=str(path))
-    return dict(file.data)
+    data = dict(file.data)
+    names = data.get("class_names")
+    if names is not None and len(names) != getattr(net, "num_classes", len(names)):
+        del data["class_names"]  # they name the old head's classes, not this one's
+    return data
 
 
 def fit_checkpoint_state(module: nn.Module, checkpoint: dict[str, Any]) -> None:
@@ -520,19 +719,33 @@ def fit_checkpoint_state(module: nn.Module, checkpoint: dict[str, Any]) -> None:
     other input channels and tensors of other shapes (a head for other ``num_classes``)
     are replaced by the module's own, fresh ones; a warning names every key not loaded.
 
+    Raises:
+        ValueError: if none of the checkpoint's tensors fits ``module``.
+
     Example:
+        >>> import warnings
         >>> from classic_cnns import LeNet5
+        >>> from classic_cnns.weights import fit_checkpoint_state
         >>> ckpt = {"state_dict": LeNet5(num_classes=10).state_dict()}
-        >>> fit_checkpoint_state(LeNet5(num_classes=5), ckpt)  # doctest: +SKIP
-        UserWarning: 2 key(s) not loaded from the checkpoint into LeNet5: ...
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     fit_checkpoint_state(LeNet5(num_classes=5), ckpt)
+        >>> str(caught[0].message).splitlines()[0]
+        '2 key(s) not loaded from the checkpoint into LeNet5:'
+        >>> tuple(ckpt["state_dict"]["net.fc.weight"].shape)
+        (5, 84)
     """
     state = checkpoint.get("state_dict")
     if state is None:
         return
     net = getattr(module, "net", None)
     first = first_conv_name(net) if isinstance(net, nn.Module) else None
+    own = module.state_dict()
     merged, skipped = reconcile_state_dict(
-        module.state_dict(), state, first_conv=None if first is None else f"net.{first}.weight"
+        own, state, first_conv=None if first is None else f"net.{first}.weight"
+    )
+    _require_some_loaded(
+        own, state, skipped, "the checkpoint", net if isinstance(net, nn.Module) else None, "net."
     )
     checkpoint["state_dict"] = merged
     warn_not_loaded(skipped, "the checkpoint", type(module).__name__)
@@ -542,21 +755,20 @@ def model_kwargs_from_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The hyperparameters a weights file records, less provenance and LightningCLI's own.
 
     ``pretrained`` and ``checkpoint_path`` are left out: a model rebuilt from the file must
-    not download ImageNet weights or read yet another file.
+    not download ImageNet weights or read yet another file. Only the header of a
+    safetensors file is read.
 
     Example:
+        >>> import tempfile, torch
         >>> from classic_cnns.weights import model_kwargs_from_file
-        >>> model_kwargs_from_file("lenet5.safetensors")  # doctest: +SKIP
-        {'arch': 'lenet5', 'num_classes': 10, 'in_channels': 1, ...}
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     torch.save({"state_dict": {"net.w": torch.ones(1)},
+        ...                 "hyper_parameters": {"arch": "lenet5", "pretrained": False}},
+        ...                f"{folder}/m.ckpt")
+        ...     model_kwargs_from_file(f"{folder}/m.ckpt")
+        {'arch': 'lenet5'}
     """
-    path = Path(path)
-    if path.suffix == ".safetensors" and path.is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:  # the header only, not the tensors
-            hparams = json.loads((f.metadata() or {}).get(META_HPARAMS, "{}"))
-    else:
-        hparams = read_weights_file(path).hparams
+    hparams = read_weights_file(path, tensors=False).hparams
     return {k: v for k, v in hparams.items() if k not in _PROVENANCE and not k.startswith("_")}
 
 
@@ -564,27 +776,41 @@ def load_model(path: str | os.PathLike[str], **overrides: Any) -> ImageClassifie
     """Rebuild the LightningModule a ``.ckpt`` or ``.safetensors`` file was saved from.
 
     The registered name in the file picks the family class (``LeNet5``, ``ResNet``, ...);
-    ``overrides`` replace saved hyperparameters (``num_classes=5`` gives a new head).
+    ``overrides`` replace saved hyperparameters (``num_classes=5`` gives a fresh head and
+    a warning naming the keys not loaded). A Lightning checkpoint is restored with the
+    family's ``load_from_checkpoint``, a safetensors file with
+    ``create_model(arch, checkpoint_path=path)``.
 
     Raises:
-        ValueError: if the file does not say which model it holds.
+        FileNotFoundError: if there is no such file.
+        ValueError: if the file is damaged or does not say which model it holds.
 
     Example:
-        >>> from classic_cnns.weights import load_model
-        >>> model = load_model("lightning_logs/version_0/checkpoints/last.ckpt")  # doctest: +SKIP
+        >>> import tempfile
+        >>> import lightning as L
+        >>> from classic_cnns import LeNet5, load_model
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     trainer = L.Trainer(logger=False, enable_progress_bar=False)
+        ...     trainer.strategy.connect(LeNet5(num_classes=10))
+        ...     trainer.save_checkpoint(f"{folder}/m.ckpt")
+        ...     model = load_model(f"{folder}/m.ckpt")
+        >>> type(model).__name__, model.num_classes
+        ('LeNet5', 10)
     """
     from classic_cnns.registry import create_model, family_class, model_info
 
-    path = Path(path)
-    file = read_weights_file(path)
-    arch = overrides.get("arch", file.arch)
+    shown = os.fspath(path)
+    file = read_weights_file(path, tensors=False)
+    arch = overrides.pop("arch", None) or file.arch
     if arch is None:
         raise ValueError(
-            f"{path} does not record which model it holds (no 'arch' hyperparameter); build "
+            f"{shown} does not record which model it holds (no 'arch' hyperparameter); build "
             "the model yourself and pass checkpoint_path, e.g. create_model('resnet20', "
-            f"checkpoint_path={str(path)!r})"
+            f"checkpoint_path={shown!r})"
         )
-    if path.suffix == ".safetensors":
-        return create_model(arch, checkpoint_path=str(path), **overrides)
+    if is_safetensors_file(path) or not file.hparams:
+        # Weights and metadata only: build the model, then load the weights into it.
+        return create_model(arch, checkpoint_path=shown, **overrides)
     cls = family_class(model_info(arch).family)
-    return cls.load_from_checkpoint(path, map_location="cpu", **overrides)
+    overrides.setdefault("map_location", "cpu")
+    return cls.load_from_checkpoint(shown, arch=arch, **overrides)

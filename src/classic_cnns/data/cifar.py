@@ -78,8 +78,9 @@ class CIFAR10(TransferDataModule):
         seed: Seed of the train/validation split.
         num_workers: DataLoader worker processes.
         augment: 4-pixel padded random crop and horizontal flip for training batches.
-        mean: Per-channel mean; default: the pretrained weights' if the model starts from
-            them, else CIFAR's own.
+        mean: Per-channel mean; default: what the model's weights expect (the pretrained
+            weights' or its checkpoint's, see
+            :class:`~classic_cnns.data.folder.TransferDataModule`), else CIFAR's own.
         std: Per-channel standard deviation, with ``mean``.
 
     Example:

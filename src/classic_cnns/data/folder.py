@@ -11,9 +11,9 @@ normalisation and augmentation run per batch on the device, as in
 :class:`~classic_cnns.data.base.InMemoryDataModule`.
 
 :class:`TransferDataModule` is the shared base of the fine-tuning datamodules (this one,
-CIFAR-10 and CIFAR-100): it normalises with the pretrained weights' mean and std when the
-model being trained starts from them, and augments training batches with a random crop
-and a horizontal flip on the device.
+CIFAR-10 and CIFAR-100): it normalises as the weights the model starts from expect (the
+pretrained weights' mean and std, or those the model's checkpoint records), and augments
+training batches with a random crop and a horizontal flip on the device.
 """
 
 from __future__ import annotations
@@ -90,6 +90,14 @@ def list_images(
 ) -> list[Path]:
     """Image files in ``folder`` (by extension, any case), sorted by path.
 
+    Args:
+        folder: The folder.
+        extensions: File extensions to take, with their dot.
+        recursive: Include the files in subfolders.
+
+    Raises:
+        FileNotFoundError: if ``folder`` is not a folder.
+
     Example:
         >>> from classic_cnns.data.folder import list_images
         >>> list_images("photos")  # doctest: +SKIP
@@ -97,7 +105,7 @@ def list_images(
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"no folder {folder}")
+        raise FileNotFoundError(f"{folder}: no such folder; expected a folder of images")
     exts = {e.lower() for e in extensions}
     found = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(p for p in found if p.is_file() and p.suffix.lower() in exts)
@@ -153,13 +161,25 @@ def load_image(
     return image.contiguous()
 
 
+def _class_dirs(folder: Path) -> list[Path]:
+    # Hidden folders (.ipynb_checkpoints, .git) are not classes.
+    return [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+
 class TransferDataModule(InMemoryDataModule):
     """Base of the fine-tuning datamodules: weights' normalisation, on-device crop and flip.
 
-    Normalisation (resolved at ``setup``): ``mean``/``std`` when given; else, when the
-    model being trained starts from pretrained weights (``pretrained=True``), the weights'
-    own (``model_info(arch).weights``, averaged over RGB for other channel counts); else
-    the dataset's statistics. Training batches (only those) get :func:`random_crop_flip`.
+    Normalisation (resolved at ``setup``, from the model being trained), the first of:
+
+    1. ``mean``/``std`` when given;
+    2. when the model starts from pretrained weights (``pretrained=True``), the weights'
+       own (``model_info(arch).weights``, averaged over RGB for other channel counts);
+    3. when the model was trained before (``load_from_checkpoint``, or ``create_model``
+       with ``checkpoint_path``), the mean and std it records in ``model.data_config``
+       (if there is one value per channel): its weights expect inputs normalised so;
+    4. the dataset's own statistics.
+
+    Training batches (only those) get :func:`random_crop_flip`.
 
     Args:
         batch_size: Images per batch.
@@ -223,17 +243,28 @@ class TransferDataModule(InMemoryDataModule):
         """Mean and std of the dataset itself; by default the class attributes."""
         return type(self).mean, type(self).std
 
-    def _pretrained_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    def _weights_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """The normalisation the model's starting weights expect, if it is known."""
         model = self.trainer.lightning_module if self.trainer is not None else None
-        hparams = getattr(model, "hparams", {})
-        info = getattr(model, "info", None)
-        weights = getattr(info, "weights", None)
-        if weights is None or not hparams.get("pretrained", False):
+        if model is None:
             return None
-        return weights.normalization(self.in_channels)  # type: ignore[no-any-return]
+        hparams = getattr(model, "hparams", {})
+        weights = getattr(getattr(model, "info", None), "weights", None)
+        if weights is not None and hparams.get("pretrained", False):
+            return weights.normalization(self.in_channels)  # type: ignore[no-any-return]
+        config = getattr(model, "data_config", None) or {}
+        mean, std = config.get("mean"), config.get("std")
+        if (
+            mean is not None
+            and std is not None
+            and len(mean) == len(std) == self.in_channels
+            and min(std) > 0
+        ):
+            return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+        return None
 
     def _resolve_stats(self) -> None:
-        stats = self._given_stats or self._pretrained_stats() or self.dataset_stats()
+        stats = self._given_stats or self._weights_stats() or self.dataset_stats()
         self.mean, self.std = stats  # instance values shadow the class's
         self._stats.clear()  # the per-device tensors were built from the old values
 
@@ -272,10 +303,12 @@ class ImageFolder(TransferDataModule):
         seed: Seed of the splits.
         num_workers: DataLoader worker processes.
         augment: Random crop (padding 1/8 of the size) and flip for training batches.
-        mean: Per-channel mean (0-1 scale); default: the pretrained weights' if the model
-            starts from them, else the training images' own.
+        mean: Per-channel mean (0-1 scale); default: what the model's weights expect (the
+            pretrained weights' or its checkpoint's, see :class:`TransferDataModule`),
+            else the training images' own.
         std: Per-channel standard deviation, with ``mean``.
-        extensions: File extensions to read; other files are ignored.
+        extensions: File extensions to read; other files, and folders whose name starts
+            with a dot (``.ipynb_checkpoints``), are ignored.
 
     Example:
         >>> from classic_cnns.data.folder import ImageFolder
@@ -314,7 +347,7 @@ class ImageFolder(TransferDataModule):
             raise FileNotFoundError(f"no image folder at {self.root}")
         self.layout = "split" if (self.root / "train").is_dir() else "classes"
         train_root = self.root / "train" if self.layout == "split" else self.root
-        self.class_names = tuple(sorted(p.name for p in train_root.iterdir() if p.is_dir()))
+        self.class_names = tuple(sorted(p.name for p in _class_dirs(train_root)))
         if len(self.class_names) < 2:
             raise ValueError(
                 f"{train_root}: expected one subfolder per class (at least 2); found "
@@ -333,7 +366,7 @@ class ImageFolder(TransferDataModule):
     def _files(self, folder: Path) -> tuple[list[Path], list[int]]:
         paths: list[Path] = []
         labels: list[int] = []
-        for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for class_dir in sorted(_class_dirs(folder)):
             if class_dir.name not in self.class_names:
                 raise ValueError(
                     f"{class_dir}: class {class_dir.name!r} is not among the training classes "
@@ -418,5 +451,10 @@ class ImageFolder(TransferDataModule):
     def test_dataloader(self) -> DataLoader[Any]:
         """Test batches; needs a ``test/`` folder in the train/val/test layout."""
         if self._splits and self._splits["test"][0].shape[0] == 0:
-            raise ValueError(f"{self.root} has no test/ folder, so there is no test set")
+            if self.layout == "split":
+                raise ValueError(f"{self.root} has no test/ folder, so there is no test set")
+            raise ValueError(
+                f"{self.root}: test_size={self.test_size!r} leaves no test images; expected "
+                "test_size > 0 (a share of the images) to test on"
+            )
         return super().test_dataloader()
