@@ -1,6 +1,8 @@
 """The classic-cnns console script, run as a user would run it."""
 
 import csv
+import glob
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +119,28 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     )
     assert f"\n{command}\n" in (root / "README.md").read_text()
     assert f"\n{command}\n" in (root / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_the_readme_new_user_path_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's lines from install to an exported model, run through the console script's
+    # entry point (the install line is what .ci/run and check_wheel cover).
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    start, end = "<!-- new-user:start -->\n```bash\n", "```\n<!-- new-user:end -->"
+    lines = readme[readme.index(start) + len(start) : readme.index(end)].splitlines()
+    assert lines[0] == 'pip install "classic-cnns[export]"'
+    monkeypatch.chdir(tmp_path)
+    for line in lines[1:]:
+        words = shlex.split(line)
+        assert words[0] == "classic-cnns", line
+        args = [a for w in words[1:] for a in (sorted(glob.glob(w)) if "*" in w else [w])]
+        assert main([*args, "--trainer.enable_progress_bar=false"] if "fit" in args else args) == 0
+    assert _metrics(tmp_path)["test_acc"] > 0.9
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "lenet5.onnx"))
+    (logits,) = session.run(None, {session.get_inputs()[0].name: np.zeros((2, 1, 32, 32), "f")})
+    assert logits.shape == (2, 10)
