@@ -114,6 +114,9 @@ class NiN(ImageClassifier):
         num_classes: Number of classes.
         in_channels: Input channels.
         dropout: Dropout between mlpconv blocks (default 0.5).
+        final_relu: ReLU on the class maps, as in the authors' Caffe model (default
+            ``False``: with it the class maps die early in training; see
+            :mod:`classic_cnns.nets.nin`).
         **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
 
     Example:
@@ -132,6 +135,7 @@ class NiN(ImageClassifier):
         num_classes: int | None = None,
         in_channels: int | None = None,
         dropout: float | None = None,
+        final_relu: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
