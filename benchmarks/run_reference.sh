@@ -4,7 +4,8 @@
 # Every mode on every backend present: throughput of eight architectures (the four that
 # torchvision ships side by side with its own), inputs larger than 64x64 shrunk to 64x64 so
 # a 2-core CPU finishes in about an hour, torch.compile for fp32/contiguous; Lightning
-# overhead, data pipeline, all accuracy recipes whose data is here, the optimizer comparison.
+# overhead, data pipeline, all accuracy recipes whose data is here, the optimizer comparison,
+# DDP scaling at 1 and 2 CPU processes (1 and every GPU on CUDA).
 # Run it on an otherwise idle machine. Extra arguments are passed on, e.g.
 #   benchmarks/run_reference.sh --threads 2
 #   benchmarks/run_reference.sh --compile-scope all --max-image-size 224   # the full grid

@@ -52,6 +52,9 @@ def _tiny(data_dir: Path, **overrides: Any) -> BenchConfig:
         recipes=["lenet5/digits", "lenet5/mnist"],  # full MNIST is absent: a skipped row
         optimizer_recipe="lenet5/digits",
         optimizer_epochs=1,
+        scaling_dataset="digits",
+        scaling_epochs=2,
+        scaling_processes=[1, 2],
         limit_train_batches=2,
         max_epochs=2,
         threads=1,  # tiny steps: one thread is quickest, above all on a busy machine
@@ -205,12 +208,76 @@ def test_outputs_csv_json_markdown_and_plots(results: Results, tmp_path: Path) -
         "## Data pipeline",
         "## Accuracy",
         "## Optimizers",
+        "## Scaling (DDP)",
         "## Notes",
     ):
         assert heading in report
-    for png in ("throughput.png", "accuracy_vs_time.png", "confusion_digits.png", "optimizers.png"):
+    for png in (
+        "throughput.png",
+        "accuracy_vs_time.png",
+        "confusion_digits.png",
+        "optimizers.png",
+        "scaling.png",
+    ):
         assert png in files and (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
     assert len(targets(results)) >= 4
+
+
+def test_scaling_rows_and_efficiency_from_the_same_run(results: Results) -> None:
+    rows = _rows(results, "scaling", backend="cpu")
+    # --threads 1: one process with 1 thread, two processes with 1 thread each.
+    assert [(r["processes"], r["threads_per_process"]) for r in rows] == [(1, 1), (2, 1)]
+    baseline = {r["threads_per_process"]: r for r in rows if r["processes"] == 1}
+    for r in rows:
+        assert r["status"] == "ok" and tuple(r) == MODE_COLUMNS["scaling"]
+        assert all(r[c] is not None for c in MODE_COLUMNS["scaling"] if c != "note"), r
+        assert r["strategy"] == ("ddp" if r["processes"] > 1 else "single device")
+        # Weak scaling: 2 batches of 128 per process and epoch (--limit-train-batches 2).
+        assert r["batch_size"] == 128 and r["global_batch_size"] == 128 * r["processes"]
+        assert r["images_per_epoch"] == 2 * 128 * r["processes"]
+        assert r["measured_epochs"] == 1 and r["total_threads"] == r["processes"]
+        assert r["ips"] == r["images_per_epoch"] / r["epoch_s_median"]
+        base = baseline[r["threads_per_process"]]
+        assert r["baseline_ips"] == base["ips"]
+        assert r["efficiency"] == r["ips"] / (r["processes"] * base["ips"])
+        assert r["vs_one_process_all_threads"] == r["ips"] / baseline[1]["ips"]
+        assert r["wall_s"] >= r["epoch_s_max"] > 0
+    assert "oversubscribed" in rows[1]["note"]  # 2 processes x 1 thread > --threads 1
+    for backend in ("cuda", "mps") if backend_unavailable("cuda") else ("mps",):
+        (skipped,) = _rows(results, "scaling", backend=backend)
+        assert skipped["status"] == "skipped" and skipped["note"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+def test_scaling_worker_past_its_time_limit_is_killed_with_every_rank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from classic_cnns.bench.scaling import run as run_scaling
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the workers' folders go here
+    cfg = BenchConfig(
+        scaling_dataset="digits",
+        scaling_processes=[2],
+        scaling_epochs=2,
+        scaling_timeout=0.5,
+        limit_train_batches=1,
+    )
+    res = Results(cfg)
+    run_scaling(cfg, res, "cpu")
+    failed = [r for r in res.rows["scaling"] if r["processes"] == 2]
+    assert len(failed) == 1 and failed[0]["status"] == "failed"
+    assert "ran past" in failed[0]["note"] and failed[0]["efficiency"] is None
+    leftovers = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(tmp_path).encode() in cmdline.read_bytes():
+                leftovers.append(cmdline.parent.name)
+        except OSError:
+            pass
+    assert not leftovers  # no rank of the killed worker is still running
+    assert not list(tmp_path.iterdir())  # and its temporary folder is gone
 
 
 def test_main_writes_atomically_and_refuses_to_overwrite(mnist_raw: Path, tmp_path: Path) -> None:
@@ -267,10 +334,13 @@ def test_quick_plan_and_argument_errors(capsys: pytest.CaptureFixture[str]) -> N
     compiled = [t for t in labels if t.endswith("compiled")]
     assert compiled == ["throughput lenet5 cpu fp32 contiguous compiled"]
     assert "pipeline mnist10k" in labels and "accuracy lenet5/mnist10k" in labels
+    assert labels[-1] == "scaling lenet5 digits cpu"
     assert len([t for t in labels if t.startswith("optimizers")]) == 5
     assert main(["--models", "lenet", "--dry-run"]) == 2
     assert "Did you mean" in capsys.readouterr().err
     assert main(["--modes", "speed", "--dry-run"]) == 2
+    assert main(["--modes", "scaling", "--scaling-epochs", "1", "--dry-run"]) == 2
+    assert main(["--modes", "scaling", "--scaling-devices", "0,2", "--dry-run"]) == 2
     assert (
         main(
             [

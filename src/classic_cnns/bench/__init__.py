@@ -1,4 +1,4 @@
-"""The benchmark suite behind ``classic-cnns bench``: speed, overhead, data and accuracy.
+"""The benchmark suite behind ``classic-cnns bench``: speed, overhead, data, accuracy, scaling.
 
 Modes (``--modes``):
 
@@ -10,7 +10,9 @@ Modes (``--modes``):
 * ``pipeline``: the in-memory datamodule against a per-sample torchvision-style loader
   (:mod:`~classic_cnns.bench.pipeline`);
 * ``accuracy`` and ``optimizers``: seeded recipes with accuracy-vs-time curves, and five
-  optimizers on one recipe (:mod:`~classic_cnns.bench.accuracy`).
+  optimizers on one recipe (:mod:`~classic_cnns.bench.accuracy`);
+* ``scaling``: training images/s at 1 and N processes under DDP and the scaling
+  efficiency, on the CPU and on every GPU present (:mod:`~classic_cnns.bench.scaling`).
 
 Results are CSV and JSON rows (one per configuration, each naming the machine, versions
 and thread count), a Markdown report and PNG plots (:mod:`~classic_cnns.bench.report`,

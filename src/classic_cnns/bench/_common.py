@@ -1,10 +1,10 @@
 """Pieces every benchmark mode shares: settings, environment, rows, statistics, timing.
 
-Each mode module (``throughput``, ``overhead``, ``pipeline``, ``accuracy``) plans a list of
-:class:`Task` objects; :mod:`classic_cnns.bench.cli` runs them under one progress bar and
-collects what they return in one :class:`Results`. Rows are plain dicts whose keys are
-exactly :data:`MODE_COLUMNS` of their mode, so the CSV, JSON and Markdown writers and
-the tests agree on one schema.
+Each mode module (``throughput``, ``overhead``, ``pipeline``, ``accuracy``, ``scaling``)
+plans a list of :class:`Task` objects; :mod:`classic_cnns.bench.cli` runs them under one
+progress bar and collects what they return in one :class:`Results`. Rows are plain dicts
+whose keys are exactly :data:`MODE_COLUMNS` of their mode, so the CSV, JSON and Markdown
+writers and the tests agree on one schema.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ __all__ = [
     "synchronize",
 ]
 
-MODES = ("throughput", "overhead", "pipeline", "accuracy", "optimizers")
+MODES = ("throughput", "overhead", "pipeline", "accuracy", "optimizers", "scaling")
 BACKENDS = ("cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed")
 MEMORY_FORMATS = ("contiguous", "channels_last")
@@ -177,6 +177,27 @@ MODE_COLUMNS: dict[str, tuple[str, ...]] = {
         "final_test_acc",
         "train_s",
     ),
+    "scaling": (
+        *COMMON_COLUMNS,  # ``threads``: the run's thread count, split among the processes
+        "model",
+        "dataset",
+        "strategy",  # "single device" (1 process) or "ddp"
+        "processes",
+        "threads_per_process",  # torch threads (OMP_NUM_THREADS) of each process
+        "total_threads",
+        "batch_size",  # per process, fixed at every process count (weak scaling)
+        "global_batch_size",
+        "images_per_epoch",  # all processes' images (the shards are padded to equal size)
+        "epochs",
+        "measured_epochs",
+        *_stat_columns("epoch_s"),  # wall time on global rank 0, between barriers
+        "ips",  # images_per_epoch / median epoch_s
+        "ips_per_process",
+        "baseline_ips",  # ips of 1 process at the same threads_per_process, same run
+        "efficiency",  # ips / (processes * baseline_ips)
+        "vs_one_process_all_threads",  # ips / ips of 1 process with all `threads`, same run
+        "wall_s",  # the whole configuration: process start-up, data, every epoch
+    ),
 }
 
 
@@ -213,6 +234,13 @@ class BenchConfig:
         recipes: Shell wildcards over ``"model/dataset"`` recipe names.
         optimizer_recipe: The ``"model/dataset"`` recipe of the optimizer comparison.
         optimizer_epochs: Epochs per optimizer.
+        scaling_model: Model of the DDP scaling measurement.
+        scaling_dataset: ``"mnist10k"`` or ``"digits"``.
+        scaling_processes: Process counts; ``None``: 1 and 2 on the CPU, 1 and every GPU
+            on CUDA. A 1-process run is always added as the baseline.
+        scaling_epochs: Epochs per configuration; the first is warm-up and not measured.
+        scaling_batch_size: Batch per process, the same at every process count.
+        scaling_timeout: Seconds after which a DDP worker is killed.
         limit_train_batches: Cap on training batches per epoch, for the data pipeline too
             (smoke tests); ``None``: all.
         max_epochs: Cap on every recipe's epochs (smoke tests); ``None``: the recipe's.
@@ -262,6 +290,12 @@ class BenchConfig:
     recipes: list[str] = field(default_factory=lambda: ["*"])
     optimizer_recipe: str = "lenet5/mnist10k"
     optimizer_epochs: int = 5
+    scaling_model: str = "lenet5"
+    scaling_dataset: str = "mnist10k"
+    scaling_processes: list[int] | None = None
+    scaling_epochs: int = 4
+    scaling_batch_size: int = 128
+    scaling_timeout: float = 1200.0
     limit_train_batches: int | None = None
     max_epochs: int | None = None
     plots: bool = True
@@ -291,6 +325,9 @@ class BenchConfig:
             recipes=["lenet5/digits", "lenet5/mnist10k"],
             optimizer_recipe="lenet5/digits",
             optimizer_epochs=5,
+            scaling_dataset="digits",
+            scaling_epochs=3,
+            scaling_timeout=300.0,
         )
         settings.update(overrides)
         return cls(**settings)

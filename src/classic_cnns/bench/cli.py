@@ -36,7 +36,8 @@ __all__ = ["main", "plan", "run"]
 
 
 def plan(cfg: BenchConfig) -> list[Task]:
-    """Every task of a run, in order: throughput, overhead, pipeline, accuracy, optimizers.
+    """Every task of a run, in order: throughput, overhead, pipeline, accuracy, optimizers,
+    scaling.
 
     Example:
         >>> from classic_cnns.bench import BenchConfig, plan
@@ -44,7 +45,7 @@ def plan(cfg: BenchConfig) -> list[Task]:
         >>> [t.label for t in tasks]
         ['pipeline mnist10k']
     """
-    from classic_cnns.bench import accuracy, overhead, pipeline, throughput
+    from classic_cnns.bench import accuracy, overhead, pipeline, scaling, throughput
 
     tasks: list[Task] = []
     if "throughput" in cfg.modes:
@@ -55,6 +56,8 @@ def plan(cfg: BenchConfig) -> list[Task]:
         tasks += pipeline.plan(cfg)
     if "accuracy" in cfg.modes or "optimizers" in cfg.modes:
         tasks += accuracy.plan(cfg)
+    if "scaling" in cfg.modes:
+        tasks += scaling.plan(cfg)
     return tasks
 
 
@@ -137,6 +140,13 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _ints(value: str) -> list[int]:
+    try:
+        return [int(v) for v in _csv(value)]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers: {err}") from err
+
+
 def _choices(name: str, values: list[str], allowed: Sequence[str]) -> list[str]:
     bad = [v for v in values if v not in allowed]
     if bad:
@@ -173,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="classic-cnns bench",
         description=(
             "Benchmark the model zoo: throughput (vs torchvision, with MFU), Lightning overhead, "
-            "data pipeline speed, accuracy recipes and an optimizer comparison. Writes CSV, "
-            "JSON, a Markdown report and PNG plots."
+            "data pipeline speed, accuracy recipes, an optimizer comparison and DDP scaling. "
+            "Writes CSV, JSON, a Markdown report and PNG plots."
         ),
     )
     add = p.add_argument
@@ -221,6 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("--pipeline-repeats", type=int, help="epochs per data pipeline")
     add("--optimizer-recipe", help="'model/dataset' recipe of the optimizer comparison")
     add("--optimizer-epochs", type=int, help="epochs per optimizer")
+    add("--scaling-model", help="model of the DDP scaling measurement")
+    add("--scaling-dataset", choices=("mnist10k", "digits"))
+    add(
+        "--scaling-processes",
+        "--scaling-devices",
+        type=_ints,
+        help="process counts, e.g. 1,2 (default: 1,2 on CPU; 1 and every GPU on CUDA)",
+    )
+    add("--scaling-epochs", type=int, help="epochs per process count (first one is warm-up)")
+    add("--scaling-batch-size", type=int, help="batch per process (fixed: weak scaling)")
     add(
         "--limit-train-batches",
         type=int,
@@ -282,15 +302,35 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         "pipeline_repeats",
         "optimizer_recipe",
         "optimizer_epochs",
+        "scaling_model",
+        "scaling_dataset",
+        "scaling_processes",
+        "scaling_epochs",
+        "scaling_batch_size",
         "limit_train_batches",
         "max_epochs",
     ):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
-    for name in ("repeats", "warmup", "overhead_repeats", "pipeline_repeats", "optimizer_epochs"):
+    for name in (
+        "repeats",
+        "warmup",
+        "overhead_repeats",
+        "pipeline_repeats",
+        "optimizer_epochs",
+        "scaling_batch_size",
+    ):
         if name in overrides and overrides[name] < (0 if name == "warmup" else 1):
             raise ValueError(f"--{name.replace('_', '-')} must be positive; got {overrides[name]}")
+    if "scaling_epochs" in overrides and overrides["scaling_epochs"] < 2:
+        raise ValueError("--scaling-epochs must be >= 2 (the first epoch is warm-up)")
+    if any(n < 1 for n in overrides.get("scaling_processes") or []):
+        raise ValueError(f"--scaling-processes must be >= 1; got {overrides['scaling_processes']}")
+    if "scaling_model" in overrides:
+        from classic_cnns.registry import model_info
+
+        overrides["scaling_model"] = model_info(overrides["scaling_model"]).name
     if args.no_plots:
         overrides["plots"] = False
     if args.no_progress:

@@ -1,4 +1,5 @@
-"""PNG plots of a run: throughput bars, accuracy-vs-time, confusion matrices, optimizer curves.
+"""PNG plots of a run: throughput bars, accuracy-vs-time, confusion matrices, optimizer curves,
+DDP scaling bars.
 
 matplotlib is the optional ``plot`` extra; it is imported here only, when plots are
 written. Figures are built with ``matplotlib.figure.Figure`` (no pyplot), so writing them
@@ -197,6 +198,35 @@ def _optimizers(results: Results, out: Path) -> list[str]:
     return ["optimizers.png"]
 
 
+def _scaling(results: Results, out: Path) -> list[str]:
+    rows = [r for r in results.rows.get("scaling", []) if r["status"] == "ok" and r["ips"]]
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    if not backends:
+        return []
+    fig = _figure(5 + 0.6 * max(len([r for r in rows if r["backend"] == b]) for b in backends), 3.5)
+    axes = fig.subplots(1, len(backends), squeeze=False)[0]
+    for ax, backend in zip(axes, backends, strict=True):
+        group = [r for r in rows if r["backend"] == backend]
+        labels = [f"{r['processes']} × {r['threads_per_process']} thr" for r in group]
+        bars = ax.bar(range(len(group)), [r["ips"] for r in group], color="C0")
+        for bar, r in zip(bars, group, strict=True):
+            if r["processes"] > 1 and r["efficiency"] is not None:
+                ax.annotate(
+                    f"eff. {r['efficiency']:.2f}",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
+        ax.set_xticks(range(len(group)), labels, fontsize=8)
+        ax.set_xlabel("processes × threads per process")
+        ax.set_ylabel("training images/s (all processes)")
+        ax.set_title(f"{group[0]['model']} on {group[0]['dataset']}, {backend}", fontsize=10)
+        ax.grid(alpha=0.3, axis="y")
+    fig.savefig(out / "scaling.png", dpi=110)
+    return ["scaling.png"]
+
+
 def write_plots(results: Results, out: Path) -> list[str]:
     """Write every plot the results have data for; return the file names.
 
@@ -208,6 +238,6 @@ def write_plots(results: Results, out: Path) -> list[str]:
         results.note("plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')")
         return []
     written = []
-    for writer in (_throughput, _accuracy, _confusion, _optimizers):
+    for writer in (_throughput, _accuracy, _confusion, _optimizers, _scaling):
         written += writer(results, out)
     return written

@@ -603,6 +603,65 @@ def _optimizer_section(results: Results, plots: list[str]) -> list[str]:
     return lines + [f"![{p}]({p})" for p in plots if p.startswith("optimizers")] + [""]
 
 
+def _scaling_section(results: Results, plots: list[str]) -> list[str]:
+    rows = results.rows.get("scaling", [])
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not rows:
+        return []
+    lines = ["## Scaling (DDP)", ""]
+    if ok:
+        r0 = ok[0]
+        lines += [
+            f"{r0['model']} trained on {r0['dataset']} with `Trainer.fit`, batch "
+            f"{r0['batch_size']} per process at every process count (weak scaling: n "
+            "processes share each epoch, n times fewer steps of an n times larger global "
+            f"batch), {r0['epochs']} epochs per configuration, the first one warm-up. One "
+            'process is a plain single-device Trainer; more are `strategy="ddp"` worker '
+            "processes (gloo on the CPU, NCCL on CUDA). Images/s = every process's images per "
+            "epoch / epoch wall time on rank 0 between barriers (median [interquartile range] "
+            "over epochs). Efficiency = images/s at n processes / (n × images/s of 1 process "
+            "at the same threads per process), from this run: 1.0 is perfect scaling.",
+            "",
+            "On a CPU the processes share the same cores, so each gets `threads // n` torch "
+            "threads and the honest question is the last column: images/s against 1 process "
+            "with all threads (the same total cores). Efficiency instead holds the cores per "
+            "process fixed, the view that carries over to adding GPUs or machines. On CUDA "
+            "each process has a GPU of its own and efficiency is the figure to read.",
+            "",
+        ]
+    body = [
+        [
+            r["backend"],
+            fmt(r["processes"]),
+            fmt(r["threads_per_process"]),
+            r["strategy"] or "–",
+            _spread(r, "epoch_s") if r["status"] == "ok" else r["status"],
+            fmt(r["ips"]),
+            fmt(r["efficiency"], 2),
+            "–"
+            if r["vs_one_process_all_threads"] is None
+            else f"×{r['vs_one_process_all_threads']:.2f}",
+            r["note"] or "",
+        ]
+        for r in rows
+    ]
+    lines += _table(
+        [
+            "backend",
+            "processes",
+            "threads/process",
+            "strategy",
+            "epoch s",
+            "img/s",
+            "efficiency",
+            "vs 1 process, all threads",
+            "note",
+        ],
+        body,
+    )
+    return lines + [f"![{p}]({p})" for p in plots if p.startswith("scaling")] + [""]
+
+
 def _load_warning(results: Results) -> list[str]:
     """A warning when the machine was busier than its CPU count during the run."""
     loads = [r["load_1m"] for rows in results.rows.values() for r in rows if r["load_1m"]]
@@ -657,6 +716,7 @@ def write_markdown(
     lines += _pipeline_section(results)
     lines += _accuracy_section(results, plots)
     lines += _optimizer_section(results, plots)
+    lines += _scaling_section(results, plots)
     failed = [r for rows in results.rows.values() for r in rows if r["status"] == "failed"]
     if results.notes or failed:
         lines += ["## Notes, skips and failures", ""]
