@@ -8,11 +8,16 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 __all__ = ["classification_metrics"]
 
 
-def classification_metrics(num_classes: int) -> MetricCollection:
+def classification_metrics(num_classes: int, validate_args: bool = True) -> MetricCollection:
     """Top-1 accuracy, top-5 accuracy (with at least 5 classes) and macro F1.
 
     Clone the collection once per stage (``clone(prefix="val_")``) and never share
     one instance between stages: each keeps its own running state.
+
+    Args:
+        num_classes: Number of classes (at least 2).
+        validate_args: Let torchmetrics check every update's predictions and labels;
+            ``False`` skips that per-step cost where the caller checks them already.
 
     Example:
         >>> import torch
@@ -26,9 +31,13 @@ def classification_metrics(num_classes: int) -> MetricCollection:
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int of at least 2; got {num_classes!r}")
     metrics: dict[str, Metric | MetricCollection] = {
-        "acc": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
-        "f1": MulticlassF1Score(num_classes, average="macro"),
+        "acc": MulticlassAccuracy(
+            num_classes, top_k=1, average="micro", validate_args=validate_args
+        ),
+        "f1": MulticlassF1Score(num_classes, average="macro", validate_args=validate_args),
     }
     if num_classes >= 5:
-        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        metrics["acc_top5"] = MulticlassAccuracy(
+            num_classes, top_k=5, average="micro", validate_args=validate_args
+        )
     return MetricCollection(metrics)
