@@ -120,7 +120,9 @@ def _expand_model_names(argv: Sequence[str]) -> list[str]:
 def model_table(pattern: str | None = None, markdown: bool = False) -> str:
     """The registry as a table: name, class, paper year, parameters, input sizes.
 
-    The README's model table is this function's Markdown output (a test keeps it current).
+    The README's model table is this function's Markdown output (a test keeps it current),
+    which adds the paper's title and link and the MNIST-10k test accuracy the package's own
+    training reached (see the README for the command), or "not measured yet".
 
     Example:
         >>> from classic_cnns.cli import model_table
@@ -144,9 +146,19 @@ def model_table(pattern: str | None = None, markdown: bool = False) -> str:
             )
         )
     if markdown:
-        md_header = ("name", "class", "paper", "params", "input (C,H,W)", "min (H,W)")
-        lines = ["| " + " | ".join(md_header) + " |", "|---|---|---|---:|---|---|"]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+        from classic_cnns._measured import MNIST10K
+
+        md_header = (*header[:2], "paper", *header[3:], "MNIST-10k test accuracy")
+        lines = ["| " + " | ".join(md_header) + " |", "|---|---|---|---:|---|---|---:|"]
+        for name, row in zip(list_models(pattern), rows, strict=True):
+            run = MNIST10K.get(name)
+            accuracy = (
+                "not measured yet"
+                if run is None
+                else f"{run.accuracy:.2f}% ({run.epochs} epochs, {run.optimizer} {run.lr:g})"
+            )
+            lines.append("| " + " | ".join((*row, accuracy)) + " |")
+        return "\n".join(lines)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
