@@ -25,6 +25,6 @@ class Measured(NamedTuple):
 MNIST10K: dict[str, Measured] = {
     "lenet5": Measured(98.95, 12, "sgd", 0.1),
     "lenet5_bn": Measured(99.30, 12, "sgd", 0.1),
-    "nin": Measured(97.80, 3, "adamw", 0.003),
+    "nin": Measured(98.35, 5, "adamw", 0.003),
     "resnet20": Measured(99.65, 15, "sgd", 0.1),
 }
