@@ -156,3 +156,16 @@ def test_weight_decay_skips_biases() -> None:
     groups = LeNet5(weight_decay=0.1, scheduler="none").configure_optimizers().param_groups
     assert groups[0]["weight_decay"] == 0.1 and all(p.ndim > 1 for p in groups[0]["params"])
     assert groups[1]["weight_decay"] == 0.0 and all(p.ndim == 1 for p in groups[1]["params"])
+
+
+def test_the_logged_loss_is_the_mean_over_images_not_over_batches() -> None:
+    # Batches of 8 and 2 images: the mean of the two batch means would weigh the 2 images
+    # as much as the 8.
+    torch.manual_seed(0)
+    x, y = torch.randn(10, 1, 32, 32), torch.randint(0, 10, (10,))
+    model = LeNet5(scheduler="none").eval()
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (logged,) = trainer.validate(model, DataLoader(TensorDataset(x, y), batch_size=8))
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(model(x), y).item()
+    assert logged["val_loss"] == pytest.approx(expected, rel=1e-6)

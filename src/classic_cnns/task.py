@@ -237,9 +237,8 @@ class ImageClassifier(L.LightningModule):
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
         # The mean loss per stage, weighted by batch size, so it is exact under DDP too.
-        self.losses = nn.ModuleDict(  # non-finite losses are handled by the nonfinite policy
-            {f"{s}_loss": MeanMetric(nan_strategy="disable") for s in ("train", "val", "test")}
-        )
+        # (MeanMetric's nan_strategy="disable" would drop the weights: keep the default.)
+        self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in ("train", "val", "test")})
 
     @property
     def input_size(self) -> tuple[int, int, int]:
