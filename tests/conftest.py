@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import socket
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,38 @@ SHARED_DATA = Path(
 MNIST_RAW = SHARED_DATA / "MNIST" / "raw"
 T10K_IMAGES = "t10k-images-idx3-ubyte.gz"
 T10K_LABELS = "t10k-labels-idx1-ubyte.gz"
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach the network: a connection beyond loopback fails loudly.
+
+    The download tests serve real files from a loopback HTTP mirror, and the distributed
+    tests rendezvous on loopback; anything else (a real mirror, torch.hub) is refused here
+    instead of being fetched.
+    """
+    connect, getaddrinfo = socket.socket.connect, socket.getaddrinfo
+    local = _LOOPBACK | {socket.gethostname()}
+
+    def refuse(what: object) -> OSError:
+        return OSError(f"the tests run offline: refused {what!r}")
+
+    def loopback_only(sock: socket.socket, address: object) -> None:
+        host = address[0] if isinstance(address, tuple) else None
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and host not in _LOOPBACK:
+            raise refuse(address)
+        connect(sock, address)  # type: ignore[arg-type]
+
+    def local_names_only(host: object, *args: object, **kwargs: object) -> object:
+        if host is not None and host not in local:
+            raise refuse(host)
+        return getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    monkeypatch.setattr(socket, "getaddrinfo", local_names_only)
 
 
 @pytest.fixture(autouse=True)

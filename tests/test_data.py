@@ -245,3 +245,11 @@ def test_a_split_that_leaves_no_training_data_is_refused() -> None:
         ValueError, match=r"val_size=5000 leaves no training images \(1438 in the training set\)"
     ):
         Digits(val_size=5000).setup("fit")
+
+
+def test_the_tests_cannot_reach_the_network(tmp_path: Path) -> None:
+    # conftest's guard: a real mirror is refused, so no test downloads by accident.
+    dm = MNIST(str(tmp_path), download=True, protocol="10k")
+    with pytest.raises(RuntimeError, match=r"(?s)could not download .*run offline"):
+        dm.prepare_data()
+    assert not list(dm.raw_dir.iterdir())  # and nothing was left behind
