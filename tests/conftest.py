@@ -7,9 +7,11 @@ import os
 import shutil
 import socket
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 # The real MNIST test set (10,000 images, md5-verified) lives beside the repository.
 SHARED_DATA = Path(
@@ -52,6 +54,15 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", loopback_only)
     monkeypatch.setattr(socket, "getaddrinfo", local_names_only)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for the test: on a shared 2-core runner, many times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

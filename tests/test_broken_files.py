@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import gzip
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,7 @@ from conftest import T10K_IMAGES, T10K_LABELS, make_mnist_dir
 SRC = Path(classic_cnns.__file__).resolve().parent
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _loader(channels: int, n: int = 32) -> DataLoader:

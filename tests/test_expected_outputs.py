@@ -26,7 +26,6 @@ import hashlib
 import inspect
 import json
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +45,7 @@ RTOL = 1e-6  # relative to each logit
 ATOL_SCALE = 1e-6  # times the largest |logit| of the model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # One intra-op thread: on a shared 2-core runner this is many times faster than two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def golden_config(name: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,12 +23,7 @@ EXPORTED = ["lenet5_bn", "alexnet", "vgg11_bn", "nin", "googlenet", "resnet20", 
 COMPILED = ["lenet5_bn", "resnet20"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:

@@ -13,7 +13,6 @@ from. Two runs with the same seed and ``deterministic=True`` are bit-identical.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,7 @@ EPOCHS = 2
 STEPS_PER_EPOCH = 11  # 1,294 Digits training images in batches of 128
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Crash(L.Callback):

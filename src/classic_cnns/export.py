@@ -369,18 +369,11 @@ def _default_output(source: Path, format: str) -> Path:
 def _normalization(
     model: ImageClassifier, mean: Sequence[float] | None, std: Sequence[float] | None
 ) -> tuple[list[float], list[float]]:
-    if (mean is None) != (std is None):
-        raise ValueError(f"give mean and std together; got mean={mean!r} and std={std!r}")
-    if mean is not None and std is not None:
-        mean, std = [float(v) for v in mean], [float(v) for v in std]
-        if len(mean) != model.in_channels or len(std) != model.in_channels:
-            raise ValueError(
-                f"mean and std need {model.in_channels} value(s) each, one per input channel "
-                f"of the model; got {len(mean)} and {len(std)}"
-            )
-        if min(std) <= 0:
-            raise ValueError(f"std must be positive; got {std}")
-        return mean, std
+    from classic_cnns.data.base import _mean_std
+
+    given = _mean_std(mean, std, model.in_channels)
+    if given is not None:
+        return list(given[0]), list(given[1])
     config = model.data_config
     if "mean" in config and "std" in config:
         return list(config["mean"]), list(config["std"])

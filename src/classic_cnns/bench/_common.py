@@ -371,6 +371,33 @@ class Task:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+def backend_tasks(
+    cfg: BenchConfig,
+    mode: str,
+    model: str,
+    dataset: str,
+    run: Callable[[BenchConfig, Results, str], None],
+) -> list[Task]:
+    """One task of ``mode`` per selected backend, each calling ``run(cfg, results, backend)``.
+
+    Example:
+        >>> from classic_cnns.bench import BenchConfig
+        >>> from classic_cnns.bench._common import backend_tasks
+        >>> cfg = BenchConfig(backends=["cpu", "cuda"])
+        >>> [t.label for t in backend_tasks(cfg, "overhead", "lenet5", "digits", print)]
+        ['overhead lenet5 digits cpu', 'overhead lenet5 digits cuda']
+    """
+    tasks = []
+    for backend in cfg.backends:
+
+        def task(results: Results, backend: str = backend) -> None:
+            run(cfg, results, backend)
+
+        label = f"{mode} {model} {dataset} {backend}"
+        tasks.append(Task(label, task, mode, backend, dict(model=model, dataset=dataset)))
+    return tasks
+
+
 @dataclass
 class Results:
     """Everything one run measured: rows per mode, curves, confusion matrices and notes.

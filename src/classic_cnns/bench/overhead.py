@@ -41,6 +41,7 @@ from classic_cnns.bench._common import (
     BenchConfig,
     Results,
     Task,
+    backend_tasks,
     backend_unavailable,
     seeded,
     spread,
@@ -299,13 +300,4 @@ def run(cfg: BenchConfig, results: Results, backend: str) -> None:
 
 def plan(cfg: BenchConfig) -> list[Task]:
     """One overhead task per selected backend."""
-    tasks = []
-    for backend in cfg.backends:
-        label = f"overhead {cfg.overhead_model} {cfg.overhead_dataset} {backend}"
-
-        def task(results: Results, backend: str = backend) -> None:
-            run(cfg, results, backend)
-
-        fields = dict(model=cfg.overhead_model, dataset=cfg.overhead_dataset)
-        tasks.append(Task(label, task, "overhead", backend, fields))
-    return tasks
+    return backend_tasks(cfg, "overhead", cfg.overhead_model, cfg.overhead_dataset, run)

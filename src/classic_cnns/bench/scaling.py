@@ -59,6 +59,7 @@ from classic_cnns.bench._common import (
     BenchConfig,
     Results,
     Task,
+    backend_tasks,
     backend_unavailable,
     ratio,
     seeded,
@@ -475,16 +476,7 @@ def run(cfg: BenchConfig, results: Results, backend: str) -> None:
 
 def plan(cfg: BenchConfig) -> list[Task]:
     """One scaling task per selected backend."""
-    tasks = []
-    for backend in cfg.backends:
-        label = f"scaling {cfg.scaling_model} {cfg.scaling_dataset} {backend}"
-
-        def task(results: Results, backend: str = backend) -> None:
-            run(cfg, results, backend)
-
-        fields = dict(model=cfg.scaling_model, dataset=cfg.scaling_dataset)
-        tasks.append(Task(label, task, "scaling", backend, fields))
-    return tasks
+    return backend_tasks(cfg, "scaling", cfg.scaling_model, cfg.scaling_dataset, run)
 
 
 # --------------------------------------------------------------------------------------

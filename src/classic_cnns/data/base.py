@@ -67,6 +67,25 @@ class TensorBatches(Dataset[tuple[Tensor, Tensor]]):
         return self.images[idx], self.labels[idx]
 
 
+def _mean_std(
+    mean: Sequence[float] | None, std: Sequence[float] | None, channels: int
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    # Given normalisation statistics, checked (both or neither, one value per channel,
+    # std > 0) and as floats; None when neither is given.
+    if (mean is None) != (std is None):
+        raise ValueError(f"give mean and std together; got mean={mean!r} and std={std!r}")
+    if mean is None or std is None:
+        return None
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(
+            f"mean and std need {channels} value(s) each, one per input channel; got "
+            f"{len(mean)} and {len(std)}"
+        )
+    if min(std) <= 0:
+        raise ValueError(f"std must be positive; got {tuple(std)}")
+    return tuple(map(float, mean)), tuple(map(float, std))
+
+
 def _keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     # __getitems__ already built the batch; a module-level function pickles for workers.
     return batch

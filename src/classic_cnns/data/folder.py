@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from classic_cnns.data.base import InMemoryDataModule
+from classic_cnns.data.base import InMemoryDataModule, _mean_std
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -221,23 +221,11 @@ class TransferDataModule(InMemoryDataModule):
             seed,
             num_workers,
         )
-        if (mean is None) != (std is None):
-            raise ValueError(f"give mean and std together; got mean={mean!r} and std={std!r}")
-        if mean is not None and std is not None:
-            if len(mean) != self.in_channels or len(std) != self.in_channels:
-                raise ValueError(
-                    f"mean and std need {self.in_channels} value(s), one per channel; got "
-                    f"{len(mean)} and {len(std)}"
-                )
-            if min(std) <= 0:
-                raise ValueError(f"std must be positive; got {tuple(std)}")
+        self._given_stats = _mean_std(mean, std, self.in_channels)
         if crop_padding is not None and crop_padding < 0:
             raise ValueError(f"crop_padding must be >= 0 or None; got {crop_padding!r}")
         self.augment = augment
         self.crop_padding = crop_padding
-        self._given_stats = None
-        if mean is not None and std is not None:
-            self._given_stats = (tuple(map(float, mean)), tuple(map(float, std)))
 
     def dataset_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Mean and std of the dataset itself; by default the class attributes."""
