@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import os
 import shutil
@@ -110,3 +111,19 @@ def _write_train_subset(src: Path, raw: Path, n: int) -> None:
         body = data[: header + n * item_bytes]
         name = f"train-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
         (raw / name).write_bytes(bytes(body))
+
+
+def logged_metrics(root: Path, versions: int = 1) -> dict[str, float]:
+    """The last logged value of every metric in ``root/lightning_logs``'s CSV files.
+
+    ``versions`` is how many ``version_*`` folders the run must have written (``ddp_spawn``
+    writes a second one for the test after ``fit``); later folders override earlier ones.
+    """
+    paths = sorted(root.glob("lightning_logs/version_*/metrics.csv"))
+    assert len(paths) == versions, paths
+    final: dict[str, float] = {}
+    for path in paths:
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                final.update({k: float(v) for k, v in row.items() if v})
+    return final

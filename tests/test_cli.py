@@ -1,6 +1,5 @@
 """The classic-cnns console script, run as a user would run it."""
 
-import csv
 import glob
 import shlex
 import subprocess
@@ -11,6 +10,7 @@ import pytest
 
 from classic_cnns import list_models, model_info
 from classic_cnns.cli import _expand_model_names, main, model_table
+from conftest import logged_metrics
 
 
 def test_list_prints_every_model_with_its_parameter_count(
@@ -62,21 +62,13 @@ def test_unknown_model_name_suggests_close_ones(capsys: pytest.CaptureFixture[st
     assert "unknown model 'lenet'" in capsys.readouterr().err
 
 
-def _metrics(root: Path) -> dict[str, float]:
-    (path,) = root.glob("lightning_logs/version_*/metrics.csv")
-    final: dict[str, float] = {}
-    for row in csv.DictReader(path.open()):
-        final.update({k: float(v) for k, v in row.items() if v})
-    return final
-
-
 @pytest.mark.slow
 def test_fit_on_digits_end_to_end_reaches_95_percent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "--trainer.enable_progress_bar=false"]) == 0  # LeNet-5 on Digits
-    metrics = _metrics(tmp_path)
+    metrics = logged_metrics(tmp_path)
     assert metrics["test_acc"] >= 0.95, metrics
     assert {"train_loss", "val_acc", "val_f1", "test_f1", "test_acc_top5"} <= set(metrics)
     (config,) = tmp_path.glob("lightning_logs/version_*/config.yaml")
@@ -137,7 +129,7 @@ def test_the_readme_new_user_path_runs_as_written(
         assert words[0] == "classic-cnns", line
         args = [a for w in words[1:] for a in (sorted(glob.glob(w)) if "*" in w else [w])]
         assert main([*args, "--trainer.enable_progress_bar=false"] if "fit" in args else args) == 0
-    assert _metrics(tmp_path)["test_acc"] > 0.9
+    assert logged_metrics(tmp_path)["test_acc"] > 0.9
     import numpy as np
     import onnxruntime
 

@@ -8,7 +8,6 @@ checkpoint on the same data: every validation and test image counted once.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import subprocess
@@ -23,17 +22,7 @@ import torch
 
 from classic_cnns import Digits, LeNet5
 from classic_cnns.data.sampling import EpochShuffleSampler
-
-
-def _logged(root: Path) -> dict[str, float]:
-    # The last value of every metric in the CSV logger's files. Under ddp_spawn the test
-    # after fit starts new processes, whose logger writes a second version folder.
-    final: dict[str, float] = {}
-    for path in sorted(root.glob("lightning_logs/version_*/metrics.csv")):
-        with path.open() as f:
-            for row in csv.DictReader(f):
-                final.update({k: float(v) for k, v in row.items() if v})
-    return final
+from conftest import logged_metrics
 
 
 @pytest.mark.slow
@@ -63,7 +52,9 @@ def test_two_process_ddp_logs_the_metrics_of_a_single_process(
     assert "All distributed processes registered. Starting with 2 processes" in (
         result.stderr + result.stdout
     )
-    logged = _logged(tmp_path)
+    # Under ddp_spawn the test after fit starts new processes, whose logger writes a
+    # second version folder.
+    logged = logged_metrics(tmp_path, versions=2 if strategy == "ddp_spawn" else 1)
     (ckpt,) = tmp_path.glob("lightning_logs/version_*/checkpoints/*.ckpt")
 
     # The checkpoint saved under DDP loads in a single process, which evaluates it alone.
