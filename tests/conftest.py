@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from sklearn.metrics import accuracy_score, f1_score, top_k_accuracy_score
+from torch import Tensor
 
 # The real MNIST test set (10,000 images, md5-verified) lives beside the repository.
 SHARED_DATA = Path(
@@ -127,3 +129,16 @@ def logged_metrics(root: Path, versions: int = 1) -> dict[str, float]:
             for row in csv.DictReader(f):
                 final.update({k: float(v) for k, v in row.items() if v})
     return final
+
+
+def sklearn_metrics(logits: Tensor, labels: Tensor, prefix: str = "") -> dict[str, float]:
+    """Top-1 accuracy, macro F1 and top-5 accuracy computed by scikit-learn."""
+    preds = logits.argmax(dim=1).numpy()
+    y = labels.numpy()
+    return {
+        f"{prefix}acc": accuracy_score(y, preds),
+        # sklearn's default labels are the classes present in y or preds, and torchmetrics
+        # leaves classes that occur in neither out of the macro average: the same set.
+        f"{prefix}f1": f1_score(y, preds, average="macro"),
+        f"{prefix}acc_top5": top_k_accuracy_score(y, logits.numpy(), k=5, labels=range(logits.shape[1])),
+    }

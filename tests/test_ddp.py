@@ -22,7 +22,7 @@ import torch
 
 from classic_cnns import Digits, LeNet5
 from classic_cnns.data.sampling import EpochShuffleSampler
-from conftest import logged_metrics
+from conftest import logged_metrics, sklearn_metrics
 
 
 @pytest.mark.slow
@@ -69,6 +69,14 @@ def test_two_process_ddp_logs_the_metrics_of_a_single_process(
         assert logged[key] == single[key], (key, logged[key], single[key])
     for key in ("val_loss", "test_loss"):
         assert math.isclose(logged[key], single[key], rel_tol=1e-5), key
+    # And those metrics are scikit-learn's on the same predictions.
+    model.eval()
+    for stage in ("val", "test"):
+        images, labels = dm._splits[stage]
+        with torch.no_grad():
+            logits = model(dm.transform(images))
+        for key, value in sklearn_metrics(logits, labels, f"{stage}_").items():
+            assert logged[key] == pytest.approx(value, abs=1e-6), key
     assert logged["test_acc"] > 0.5  # it did learn, in both processes together
 
 

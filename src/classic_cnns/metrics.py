@@ -14,6 +14,11 @@ def classification_metrics(num_classes: int, validate_args: bool = True) -> Metr
     Clone the collection once per stage (``clone(prefix="val_")``) and never share
     one instance between stages: each keeps its own running state.
 
+    The collection has no compute groups. torchmetrics would otherwise merge metrics whose
+    states happen to be equal after the first update: after a perfectly classified first
+    batch, macro F1 and top-5 accuracy have equal states, and F1 would then report the
+    top-5 group's statistics for the rest of the epoch.
+
     Args:
         num_classes: Number of classes (at least 2).
         validate_args: Let torchmetrics check every update's predictions and labels;
@@ -40,4 +45,4 @@ def classification_metrics(num_classes: int, validate_args: bool = True) -> Metr
         metrics["acc_top5"] = MulticlassAccuracy(
             num_classes, top_k=5, average="micro", validate_args=validate_args
         )
-    return MetricCollection(metrics)
+    return MetricCollection(metrics, compute_groups=False)

@@ -1,0 +1,99 @@
+"""Every logged classification metric against scikit-learn, on the same predictions.
+
+torchmetrics' ``MetricCollection`` merges metrics into compute groups when their states
+are equal after the first update. After a perfectly classified first batch, macro F1 and
+top-5 accuracy had equal states, and F1 then reported top-5's value for the whole epoch.
+Each test here starts with such a batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+from classic_cnns import Digits, LeNet5
+from classic_cnns.metrics import classification_metrics
+from conftest import logged_metrics, sklearn_metrics
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_collection_equals_sklearn_after_a_perfect_first_batch(seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    first = torch.randint(0, 10, (64,), generator=generator)
+    batches = [(torch.nn.functional.one_hot(first, 10).float() * 10, first)]
+    for _ in range(20):  # then noisy predictions: accuracy near chance, top-5 near half
+        labels = torch.randint(0, 10, (64,), generator=generator)
+        batches.append((torch.randn(64, 10, generator=generator), labels))
+    metrics = classification_metrics(10).clone(prefix="val_")
+    for logits, labels in batches:
+        metrics.update(logits, labels)
+    got = {k: float(v) for k, v in metrics.compute().items()}
+    expected = sklearn_metrics(
+        torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]), "val_"
+    )
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=1e-6), key
+    assert got["val_f1"] < 0.3 < got["val_acc_top5"]  # the two stay apart
+
+
+def _perfect_first(model: LeNet5, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    # The same images, reordered so that the first 32 are ones the model classifies right.
+    with torch.no_grad():
+        right = model(images).argmax(dim=1) == labels
+    order = torch.cat([right.nonzero()[:32, 0], right.nonzero()[32:, 0], (~right).nonzero()[:, 0]])
+    return images[order], labels[order]
+
+
+def test_logged_metrics_equal_sklearn_in_every_stage(tmp_path: Path) -> None:
+    L.seed_everything(0)
+    dm = Digits(image_size=32)
+    dm.setup("fit")
+    model = LeNet5(optimizer="sgd", lr=0.05, scheduler="none")
+    L.Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    ).fit(model, datamodule=dm)  # fmt: skip
+    model.eval()
+    splits = {
+        stage: _perfect_first(model, dm.transform(dm._splits[split][0]), dm._splits[split][1])
+        for stage, split in (("train", "train"), ("val", "val"), ("test", "test"))
+    }
+    loaders = {s: DataLoader(TensorDataset(*splits[s]), batch_size=64) for s in splits}
+
+    # One more epoch whose steps cannot move the weights, so the training predictions are
+    # the ones computed below (LeNet-5 has no dropout or batch norm: train = eval mode).
+    frozen = LeNet5(optimizer="sgd", lr=1e-30, momentum=0.0, weight_decay=0.0, scheduler="none")
+    frozen.load_state_dict(model.state_dict())
+    trainer = L.Trainer(
+        max_epochs=1, accelerator="cpu", default_root_dir=tmp_path,
+        logger=L.pytorch.loggers.CSVLogger(tmp_path), enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+    )  # fmt: skip
+    trainer.fit(frozen, loaders["train"], loaders["val"])
+    trainer.test(frozen, loaders["test"], verbose=False)
+    logged = logged_metrics(tmp_path)
+
+    frozen.eval()
+    checked = 0
+    for stage, (images, labels) in splits.items():
+        with torch.no_grad():
+            logits = frozen(images)
+        assert bool((logits[:32].argmax(dim=1) == labels[:32]).all())  # a perfect first batch
+        expected = sklearn_metrics(logits, labels, f"{stage}_")
+        if stage == "train":  # training logs top-1 accuracy only
+            expected = {"train_acc": expected["train_acc"]}
+        for key, value in expected.items():
+            assert logged[key] == pytest.approx(value, abs=1e-6), key
+            checked += 1
+        # The mean loss over the stage's images, weighted by batch size.
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        assert logged[f"{stage}_loss"] == pytest.approx(float(loss), rel=1e-5)
+    assert checked == 7
