@@ -23,6 +23,9 @@ SHARED_DATA = Path(
     )
 )
 MNIST_RAW = SHARED_DATA / "MNIST" / "raw"
+# The real Fashion-MNIST (60,000 + 10,000), recompressed by Debian: its .gz md5 sums are not
+# the published ones, its decompressed content is.
+FASHION_RAW = SHARED_DATA / "FashionMNIST" / "raw"
 T10K_IMAGES = "t10k-images-idx3-ubyte.gz"
 T10K_LABELS = "t10k-labels-idx1-ubyte.gz"
 
@@ -86,6 +89,19 @@ def mnist_raw() -> Path:
     return MNIST_RAW
 
 
+@pytest.fixture(scope="session")
+def fashion_raw() -> Path:
+    """The folder holding the real Fashion-MNIST IDX files (fails loudly if it is missing)."""
+    names = [f"{s}-{k}-ubyte.gz" for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1")]
+    for name in names:
+        if not (FASHION_RAW / name).is_file():
+            raise FileNotFoundError(
+                f"{FASHION_RAW / name} is missing: the tests read the real Fashion-MNIST from "
+                "../shared/data (or $CLASSIC_CNNS_SHARED_DATA)"
+            )
+    return FASHION_RAW
+
+
 def make_mnist_dir(root: Path, src: Path, *, gz: bool = True, train: bool = False) -> Path:
     """Build ``root/MNIST/raw`` from the real t10k files.
 
@@ -140,5 +156,7 @@ def sklearn_metrics(logits: Tensor, labels: Tensor, prefix: str = "") -> dict[st
         # sklearn's default labels are the classes present in y or preds, and torchmetrics
         # leaves classes that occur in neither out of the macro average: the same set.
         f"{prefix}f1": f1_score(y, preds, average="macro"),
-        f"{prefix}acc_top5": top_k_accuracy_score(y, logits.numpy(), k=5, labels=range(logits.shape[1])),
+        f"{prefix}acc_top5": top_k_accuracy_score(
+            y, logits.numpy(), k=5, labels=range(logits.shape[1])
+        ),
     }

@@ -14,6 +14,7 @@ import torch
 
 from classic_cnns import MNIST, Digits, FashionMNIST, LeNet5
 from classic_cnns.data import TensorBatches, read_idx
+from classic_cnns.data.mnist import _md5 as _md5_of
 from conftest import T10K_IMAGES, T10K_LABELS, make_mnist_dir
 
 # Class counts of the real MNIST test set, digits 0..9 (../shared/data/README.md).
@@ -46,6 +47,97 @@ def test_read_idx_names_a_truncated_file(mnist_raw: Path, tmp_path: Path) -> Non
     half_gz.write_bytes((mnist_raw / T10K_LABELS).read_bytes()[:1000])
     with pytest.raises(ValueError, match=rf"{half_gz}: cannot read the file"):
         read_idx(half_gz)
+
+
+def _copy_fashion(src: Path, root: Path) -> Path:
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for path in src.glob("*.gz"):
+        shutil.copy(path, raw / path.name)
+    return raw
+
+
+def test_a_recompressed_copy_is_accepted_by_its_content(fashion_raw: Path) -> None:
+    # Debian's copy: not the published .gz bytes, but the published content.
+    assert (
+        _md5_of(fashion_raw / "t10k-labels-idx1-ubyte.gz")
+        != dict(FashionMNIST.resources)["t10k-labels-idx1-ubyte.gz"]
+    )
+    dm = FashionMNIST(str(fashion_raw.parents[1]), download=False, val_size=0)
+    dm.setup("fit")
+    (train_x, train_y), (test_x, test_y) = dm._splits["train"], dm._splits["test"]
+    assert train_x.shape == (60_000, 1, 28, 28) and test_x.shape == (10_000, 1, 28, 28)
+    assert torch.bincount(train_y).tolist() == [6000] * 10
+    assert torch.bincount(test_y).tolist() == [1000] * 10
+
+
+def test_a_recompressed_mnist_file_passes_and_the_published_one_too(
+    mnist_raw: Path, tmp_path: Path
+) -> None:
+    raw = make_mnist_dir(tmp_path, mnist_raw)
+    with gzip.open(raw / T10K_LABELS) as f:
+        content = f.read()
+    (raw / T10K_LABELS).write_bytes(gzip.compress(content, compresslevel=1, mtime=0))
+    dm = MNIST(str(tmp_path), download=False, protocol="10k", val_size=0)
+    dm.setup("fit")
+    assert dm._splits["test"][1].shape == (2000,)
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_a_damaged_copy_is_refused_by_its_content(
+    fashion_raw: Path, tmp_path: Path, compressed: bool
+) -> None:
+    raw = _copy_fashion(fashion_raw, tmp_path)
+    name = "t10k-labels-idx1-ubyte.gz"
+    with gzip.open(raw / name) as f:
+        content = bytearray(f.read())
+    content[100] = (content[100] + 1) % 10  # a wrong label that is still a valid label
+    (raw / name).unlink()
+    if compressed:
+        path = raw / name
+        path.write_bytes(gzip.compress(bytes(content)))
+        match = (
+            rf"^{path}: md5 \w+ does not match the published \w+; the file is corrupted or "
+            r"not the original: delete it and download again \(a recompressed copy passes by "
+            r"its content, but this one fails: content md5 \w+ does not match the published "
+            r"content's 15d484375f8d13e6eb1aabb0c3f46965"
+        )
+    else:
+        path = raw / name.removesuffix(".gz")
+        path.write_bytes(bytes(content))
+        match = (
+            rf"^{path}: content md5 \w+ does not match the published content's "
+            r"15d484375f8d13e6eb1aabb0c3f46965; the file is corrupted or not the original"
+        )
+    with pytest.raises(ValueError, match=match):
+        FashionMNIST(str(tmp_path), download=False).setup("fit")
+    assert path.read_bytes() != b""  # kept for inspection
+
+
+def test_a_truncated_recompressed_copy_is_refused_with_its_name(
+    fashion_raw: Path, tmp_path: Path
+) -> None:
+    raw = _copy_fashion(fashion_raw, tmp_path)
+    path = raw / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:100_000])
+    with pytest.raises(
+        ValueError,
+        match=rf"^{path}: md5 \w+ does not match the published \w+; .* this one fails: "
+        "cannot read the file",
+    ):
+        FashionMNIST(str(tmp_path), download=False).setup("fit")
+
+
+def test_labels_out_of_range_are_named(mnist_raw: Path, tmp_path: Path) -> None:
+    raw = make_mnist_dir(tmp_path, mnist_raw, train=True)  # train files: no known digest
+    labels = raw / "train-labels-idx1-ubyte"
+    data = bytearray(labels.read_bytes())
+    data[8 + 17] = 12
+    labels.write_bytes(bytes(data))
+    with pytest.raises(
+        ValueError, match=rf"^{labels}: labels must lie in \[0, 10\); got a largest label of 12"
+    ):
+        MNIST(str(tmp_path), download=False).setup("fit")
 
 
 def test_missing_files_name_the_file_and_the_folder(tmp_path: Path) -> None:

@@ -5,6 +5,11 @@ The download goes through torchvision's mirrors and md5 sums (torchvision's
 torchvision uses, so a folder torchvision filled works here and the other way round.
 Files are verified in a scratch folder and only then moved into place: a failed or
 corrupted download never replaces a good file.
+
+Files already in the folder are verified before use: the published ``.gz`` archive by its
+md5; any other copy (recompressed by a mirror, a Linux distribution or a user, or stored
+uncompressed) by its content: a valid IDX file, whose decompressed bytes have the published
+content's md5 where it is known (``content_md5``), and labels in range.
 """
 
 from __future__ import annotations
@@ -37,27 +42,17 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_idx(path: str | os.PathLike[str]) -> Tensor:
-    """Read an IDX file of unsigned bytes (``.gz`` or not) into a uint8 tensor.
-
-    Raises:
-        ValueError: naming the file, if the header or the length is not what IDX requires.
-
-    Example:
-        >>> from classic_cnns.data.mnist import read_idx
-        >>> import tempfile, pathlib
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels-idx1-ubyte"
-        >>> _ = path.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
-        >>> read_idx(path).tolist()
-        [7, 2, 1]
-    """
-    path = Path(path)
+def _read_bytes(path: Path) -> bytes:
+    # The file's bytes, decompressed if it is a .gz; a truncated gzip raises EOFError.
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            data = f.read()
+            return f.read()  # type: ignore[no-any-return]
     except (OSError, EOFError) as err:  # gzip raises these for truncated or non-gzip files
         raise ValueError(f"{path}: cannot read the file ({err})") from err
+
+
+def _parse_idx(data: bytes, path: Path) -> Tensor:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != _UBYTE:
         raise ValueError(
             f"{path}: not an IDX file of unsigned bytes (expected magic 0x0000 08 NN, "
@@ -77,13 +72,32 @@ def read_idx(path: str | os.PathLike[str]) -> Tensor:
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).view(shape)
 
 
+def read_idx(path: str | os.PathLike[str]) -> Tensor:
+    """Read an IDX file of unsigned bytes (``.gz`` or not) into a uint8 tensor.
+
+    Raises:
+        ValueError: naming the file, if the header or the length is not what IDX requires.
+
+    Example:
+        >>> from classic_cnns.data.mnist import read_idx
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels-idx1-ubyte"
+        >>> _ = path.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+        >>> read_idx(path).tolist()
+        [7, 2, 1]
+    """
+    path = Path(path)
+    return _parse_idx(_read_bytes(path), path)
+
+
 class MNIST(InMemoryDataModule):
     """MNIST handwritten digits (LeCun, Cortes and Burges), 28x28 grey, padded to 32x32 for LeNet-5.
 
     Args:
         data_dir: Folder holding ``MNIST/raw/`` (torchvision's layout).
         download: Download missing files in ``prepare_data`` (md5-checked). With
-            ``False``, the IDX files (``.gz`` or not) must already be in ``data_dir``.
+            ``False``, the IDX files (``.gz`` or not) must already be in ``data_dir``; a
+            recompressed or uncompressed copy is accepted by its decompressed content.
         protocol: ``"standard"`` (60,000 training and 10,000 test images) or ``"10k"``:
             only the test file, the first 8,000 images to train and the last 2,000 to test.
         batch_size: Images per batch.
@@ -109,6 +123,11 @@ class MNIST(InMemoryDataModule):
     mirrors: ClassVar[list[str]] = list(tvd.MNIST.mirrors)
     resources: ClassVar[list[tuple[str, str]]] = list(tvd.MNIST.resources)
     folder: ClassVar[str] = "MNIST"
+    # md5 of the decompressed files, for copies whose .gz is not the published archive.
+    content_md5: ClassVar[dict[str, str]] = {
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    }
 
     def __init__(
         self,
@@ -172,15 +191,35 @@ class MNIST(InMemoryDataModule):
         )
 
     def _read(self, filename: str) -> Tensor:
+        # The published archive passes by its md5. Any other copy (recompressed by a mirror,
+        # a distribution or a user, or stored uncompressed) passes by what it holds: a valid
+        # IDX file whose decompressed bytes have the published content's md5 where known.
         path = self._find(filename)
         assert path is not None, "load_splits checks that every file is present"
-        md5 = dict(self.resources)[filename]
-        if path.suffix == ".gz" and (got := _md5(path)) != md5:
+        published = dict(self.resources)[filename]
+        if path.suffix == ".gz" and (got := _md5(path)) == published:
+            return read_idx(path)
+        try:
+            data = _read_bytes(path)
+            images = _parse_idx(data, path)
+            known = self.content_md5.get(filename.removesuffix(".gz"))
+            content = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            if known is not None and content != known:
+                raise ValueError(
+                    f"{path}: content md5 {content} does not match the published content's "
+                    f"{known}; the file is corrupted or not the original: delete it and "
+                    "download again"
+                )
+        except ValueError as err:
+            if path.suffix != ".gz":
+                raise
+            reason = str(err).removeprefix(f"{path}: ")
             raise ValueError(
-                f"{path}: md5 {got} does not match the published {md5}; the file is "
-                "corrupted or not the original: delete it and download again"
-            )
-        return read_idx(path)
+                f"{path}: md5 {got} does not match the published {published}; the file is "
+                "corrupted or not the original: delete it and download again (a recompressed "
+                f"copy passes by its content, but this one fails: {reason})"
+            ) from None
+        return images
 
     def _read_pair(self, prefix: str) -> tuple[Tensor, Tensor]:
         images = self._read(f"{prefix}-images-idx3-ubyte.gz")
@@ -189,6 +228,11 @@ class MNIST(InMemoryDataModule):
             raise ValueError(
                 f"{self.raw_dir}: {prefix} images {tuple(images.shape)} and labels "
                 f"{tuple(labels.shape)} do not pair up; expected (N, H, W) and (N,)"
+            )
+        if labels.numel() and int(labels.max()) >= self.num_classes:
+            raise ValueError(
+                f"{self._find(f'{prefix}-labels-idx1-ubyte.gz')}: labels must lie in "
+                f"[0, {self.num_classes}); got a largest label of {int(labels.max())}"
             )
         return images.unsqueeze(1), labels.long()
 
@@ -224,3 +268,9 @@ class FashionMNIST(MNIST):
     mirrors: ClassVar[list[str]] = list(tvd.FashionMNIST.mirrors)
     resources: ClassVar[list[tuple[str, str]]] = list(tvd.FashionMNIST.resources)
     folder: ClassVar[str] = "FashionMNIST"
+    content_md5: ClassVar[dict[str, str]] = {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    }
