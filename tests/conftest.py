@@ -62,6 +62,19 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", local_names_only)
 
 
+@pytest.fixture(autouse=True)
+def _no_global_seed() -> Iterator[None]:
+    """Each test starts without ``PL_GLOBAL_SEED``, which ``seed_everything`` leaves behind.
+
+    The distributed samplers read it, so a seed set by one test would change another's order.
+    """
+    saved = os.environ.pop("PL_GLOBAL_SEED", None)
+    yield
+    os.environ.pop("PL_GLOBAL_SEED", None)
+    if saved is not None:
+        os.environ["PL_GLOBAL_SEED"] = saved
+
+
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """One intra-op thread for the test: on a shared 2-core runner, many times faster."""

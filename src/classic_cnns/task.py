@@ -24,11 +24,13 @@ from typing import IO, Any, ClassVar
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from typing_extensions import Self
 
 from classic_cnns import finetune
+from classic_cnns._guard import StepGuard, check_labels_structure
 from classic_cnns.metrics import classification_metrics
 from classic_cnns.registry import _FAMILIES, list_models, model_info
 from classic_cnns.weights import (
@@ -61,6 +63,12 @@ def _restoring() -> Iterator[None]:
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
+
+
+def _queued(device: torch.device) -> bool:
+    # Whether work on the device runs behind the host (CUDA, MPS, XLA), so that reading a
+    # value back waits for everything queued before it.
+    return device.type != "cpu"
 
 
 def _schedule_length(sched: Any) -> int | None:
@@ -232,13 +240,18 @@ class ImageClassifier(L.LightningModule):
         # torchmetrics objects, updated every step and logged once at the end of the epoch
         # (which is also when torchmetrics syncs them across processes). Training keeps
         # top-1 accuracy only: F1 and top-5 of a moving model cost time and say little.
-        metrics = classification_metrics(num_classes, validate_args=False)  # _check_batch does
+        # The labels are checked by the step's guard, so torchmetrics need not check them.
+        metrics = classification_metrics(num_classes, validate_args=False)
         self.train_metrics = MetricCollection({"acc": metrics["acc"].clone()}, prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
-        # The mean loss per stage, weighted by batch size, so it is exact under DDP too.
-        # (MeanMetric's nan_strategy="disable" would drop the weights: keep the default.)
-        self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in ("train", "val", "test")})
+        # The mean loss per image of each stage, exact under DDP too. nan_strategy="disable":
+        # the default's NaN check reads the device at every update.
+        stages = ("train", "val", "test")
+        self.losses = nn.ModuleDict(
+            {f"{s}_loss": MeanMetric(nan_strategy="disable") for s in stages}
+        )
+        self._guards = {s: StepGuard(num_classes) for s in stages}
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -394,38 +407,6 @@ class ImageClassifier(L.LightningModule):
             m.eval()
         return self
 
-    def _check_batch(self, x: Tensor, y: Tensor, scan: bool) -> bool:
-        # Validates the labels; returns whether the images are all finite (True unless
-        # ``scan``). Both come back in one device sync.
-        batch_size = x.shape[0]
-        if batch_size == 0:
-            raise ValueError("expected a batch of at least one image; got an empty batch")
-        if not isinstance(y, Tensor):
-            raise TypeError(
-                f"labels must be an integer tensor of shape ({batch_size},); got {type(y).__name__}"
-            )
-        if (
-            y.ndim != 1
-            or y.shape[0] != batch_size
-            or y.is_floating_point()
-            or y.is_complex()
-            or y.dtype == torch.bool
-        ):
-            raise ValueError(
-                f"labels must be an integer tensor of shape ({batch_size},); "
-                f"got dtype {y.dtype} and shape {tuple(y.shape)}"
-            )
-        checks = list(torch.aminmax(y))
-        if scan:  # a NaN or inf makes the sum non-finite; one pass, ten times isfinite's speed
-            checks.append(x.sum(dtype=torch.float32).isfinite().to(y.device))
-        low, high, *finite = torch.stack([c.long() for c in checks]).tolist()
-        if low < 0 or high >= self.num_classes:
-            raise ValueError(
-                f"labels must lie in [0, {self.num_classes}); got values from {low} to {high}"
-            )
-        # A sum can also overflow with finite values: only then is every value looked at.
-        return all(finite) or bool(torch.isfinite(x).all())
-
     def _step(self, batch: Any, metrics: MetricCollection, stage: str) -> Tensor | None:
         if not isinstance(batch, list | tuple) or len(batch) != 2:
             size = f" of length {len(batch)}" if isinstance(batch, list | tuple) else ""
@@ -434,14 +415,22 @@ class ImageClassifier(L.LightningModule):
                 f"got a {type(batch).__name__}{size}"
             )
         x, y = batch
-        self.check_input(x)
-        check = self.hparams.get("nonfinite", "raise") != "ignore"
+        if not isinstance(x, Tensor):
+            self.check_input(x)  # raises, naming what was expected; forward checks the rest
+        if x.shape[0] == 0:
+            raise ValueError("expected a batch of at least one image; got an empty batch")
+        check_labels_structure(y, x.shape[0])
+        policy = self._hp.nonfinite
+        # Reading a value from the device waits for it. On the CPU that is free, and "skip"
+        # must know at once; otherwise the checks are read on logging steps and epoch ends.
+        eager = policy == "skip" or not _queued(x.device)
+        guard, where = self._guards[stage], (self.global_step, self.current_epoch)
+        y = guard.labels(y, where, eager)
         # Images are checked before the forward pass, which would otherwise carry NaN into
         # batch norm's running statistics even when the batch is then skipped.
-        if not self._check_batch(x, y, scan=check):
-            self._nonfinite(x, None, stage)
+        if policy != "ignore" and not guard.images(x, where, eager):
+            self._nonfinite(stage, "images", where, x=x)
             return None
-        y = y.long()  # cross_entropy wants int64; uint8 or int32 labels are fine as given
         out = self(x)
         logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
         smoothing = self._hp.label_smoothing
@@ -450,48 +439,79 @@ class ImageClassifier(L.LightningModule):
             loss = loss + self._hp.aux_loss_weight * F.cross_entropy(
                 aux_logits, y, label_smoothing=smoothing
             )
-        if check and not bool(torch.isfinite(loss)):
-            self._nonfinite(x, loss, stage)
+        if policy != "ignore" and not guard.loss(loss, where, eager):
+            self._nonfinite(stage, "loss", where, loss=loss)
             return None
         metrics.update(logits.detach(), y)
-        self._mean_loss(stage).update(loss.detach(), weight=x.shape[0])
+        # The mean loss over images: the batch's loss counted once per image. (MeanMetric's
+        # weights would need its NaN check, which reads the device every step.)
+        self._mean_loss(stage).update(loss.detach().expand(x.shape[0]))
         # The step's loss for loss curves and the progress bar, logged only on the steps whose
         # values reach the loggers (every log_every_n_steps): a self.log call costs about
-        # 2 ms on a CPU, a tenth of a LeNet-5 step at batch 128.
+        # 2 ms on a CPU, a tenth of a LeNet-5 step at batch 128. The progress bar reads it
+        # from the device, so the deferred checks are read there too.
         every = getattr(self._trainer, "log_every_n_steps", 0)  # 0: not under a Trainer
         if stage == "train" and every and (self.global_step + 1) % every == 0:
             self.log("train_loss_step", loss.detach(), prog_bar=True, batch_size=x.shape[0])
+            self._raise_pending(stage)
         return loss
 
-    def _nonfinite(self, x: Tensor, loss: Tensor | None, stage: str) -> None:
-        # Raises or warns (policy "raise" or "skip") about non-finite images, or if ``loss``
-        # is given, a non-finite loss of finite images.
-        where = f"at global step {self.global_step} (epoch {self.current_epoch})"
-        if loss is None:
-            bad = int((~torch.isfinite(x)).sum())
+    def _raise_pending(self, stage: str) -> None:
+        # Raise (or, for images and losses under nonfinite="skip", warn about) the first
+        # problem the deferred checks of this stage recorded.
+        problem = self._guards[stage].pending()
+        if problem is None:
+            return
+        where = (problem.step, problem.epoch)
+        if problem.kind == "labels":
+            raise ValueError(
+                f"labels must lie in [0, {self.num_classes}); got values from {problem.low} "
+                f"to {problem.high} (the {stage} batch at global step {problem.step}, epoch "
+                f"{problem.epoch})"
+            )
+        self._nonfinite(stage, problem.kind, where, deferred=True)
+
+    def _nonfinite(
+        self,
+        stage: str,
+        kind: str,
+        where: tuple[int, int],
+        x: Tensor | None = None,
+        loss: Tensor | None = None,
+        deferred: bool = False,
+    ) -> None:
+        # Raises or warns (policy "raise" or "skip") about non-finite images or, for kind
+        # "loss", a non-finite loss of finite images.
+        at = f"at global step {where[0]} (epoch {where[1]})"
+        if kind == "images":
+            values = "NaN or infinite image values"
+            if x is not None:
+                bad = int((~torch.isfinite(x)).sum())
+                values = f"{bad} NaN or infinite value(s) among its {x.numel()} image values"
             message = (
-                f"{self.info.name}: the {stage} batch {where} has {bad} NaN or infinite "
-                f"value(s) among its {x.numel()} image values; expected finite images"
+                f"{self.info.name}: the {stage} batch {at} has {values}; expected finite images"
             )
             hint = "Check the data and its transform"
         else:
+            value = "NaN or infinite" if loss is None else float(loss.detach())
             message = (
-                f"{self.info.name}: the {stage} loss {where} is {float(loss)}; expected a "
+                f"{self.info.name}: the {stage} loss {at} is {value}; expected a "
                 "finite number. The images were finite, so the weights or logits overflowed"
             )
             hint = (
                 f"In training this usually means the learning rate (lr={self._hp.lr}) is too high"
             )
-        if self.hparams.get("nonfinite", "raise") == "raise":
+        if deferred:  # found on a later read of the device
+            message += " (checked without waiting for the device, so found later)"
+        if self._hp.nonfinite == "raise":
             raise ValueError(f"{message}. {hint}, or pass nonfinite='skip' to skip such batches")
-        from lightning.pytorch.utilities import rank_zero_warn
-
         rank_zero_warn(f"{message}; skipping the batch (nonfinite='skip')")
 
     def _mean_loss(self, stage: str) -> MeanMetric:
         return self.losses[f"{stage}_loss"]  # type: ignore[return-value]
 
     def _log_epoch(self, metrics: MetricCollection, stage: str) -> None:
+        self._raise_pending(stage)
         # Logging the metric objects lets Lightning compute (and sync) them once and reset.
         self.log(f"{stage}_loss", self._mean_loss(stage), prog_bar=True)
         self.log_dict(metrics, prog_bar=stage != "train")

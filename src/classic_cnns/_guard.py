@@ -1,0 +1,172 @@
+"""Checks of each training, validation and test step that never make the host wait.
+
+A check such as ``bool(torch.isfinite(loss))`` copies a value from the device to the host.
+On a GPU that waits until every queued kernel has run, so the host stops queueing work and
+the GPU idles between steps. On the CPU nothing is queued, and reading a value costs
+nothing.
+
+:class:`StepGuard` therefore works in two ways:
+
+- **eager**, on the CPU or whenever a step must decide at once (``nonfinite="skip"``): each
+  check is read immediately and raises, or reports the batch to skip, at the step itself;
+- **deferred**, on an accelerator: the checks run on the device and only update a small
+  device-side record of the first problem seen. The host reads that record at the points
+  the task chooses (its logging steps and the end of each epoch, where Lightning waits for
+  the device anyway) and raises then, naming the step where the problem occurred.
+
+Labels outside ``[0, num_classes)`` would make the loss kernel fail on the device with an
+unreadable message; in deferred mode they are clamped for that step's loss and metrics
+and reported at the next read, like a non-finite value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["Problem", "StepGuard", "check_labels_structure"]
+
+# Kinds of problem, in the record's first slot. The record is int64:
+# [kind, global step, epoch, low label, high label].
+_NONE, _LABELS, _IMAGES, _LOSS = 0, 1, 2, 3
+_KINDS: dict[int, Literal["labels", "images", "loss"]] = {
+    _LABELS: "labels",
+    _IMAGES: "images",
+    _LOSS: "loss",
+}
+
+
+class Problem(NamedTuple):
+    """The first problem a deferred :class:`StepGuard` recorded."""
+
+    kind: Literal["labels", "images", "loss"]
+    step: int
+    epoch: int
+    low: int  # the labels' range, for kind "labels"
+    high: int
+
+
+def check_labels_structure(y: Any, batch_size: int) -> None:
+    """Raise unless ``y`` is a 1-D integer tensor with one label per image (no device read).
+
+    Example:
+        >>> import torch
+        >>> check_labels_structure(torch.tensor([0.5, 1.0]), 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: labels must be an integer tensor of shape (2,); got dtype torch.float32 ...
+    """
+    expected = f"labels must be an integer tensor of shape ({batch_size},)"
+    if not isinstance(y, Tensor):
+        raise TypeError(f"{expected}; got {type(y).__name__}")
+    if (
+        y.ndim != 1
+        or y.shape[0] != batch_size
+        or y.is_floating_point()
+        or y.is_complex()
+        or y.dtype == torch.bool
+    ):
+        raise ValueError(f"{expected}; got dtype {y.dtype} and shape {tuple(y.shape)}")
+
+
+def _finite(x: Tensor) -> Tensor:
+    # One pass over x: NaN propagates through min and max, and an infinity is the min or the
+    # max itself. (A sum is faster, but overflows to inf for large finite values.)
+    low, high = torch.aminmax(x.detach())
+    return torch.isfinite(low) & torch.isfinite(high)
+
+
+class StepGuard:
+    """Label, image and loss checks that read the device only when told to.
+
+    Args:
+        num_classes: Labels must lie in ``[0, num_classes)``.
+
+    Example:
+        >>> import torch
+        >>> guard = StepGuard(num_classes=10)
+        >>> guard.labels(torch.tensor([3, 12]), where=(5, 0), eager=False).tolist()
+        [3, 9]
+        >>> guard.pending()
+        Problem(kind='labels', step=5, epoch=0, low=3, high=12)
+        >>> guard.pending() is None  # read and cleared
+        True
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self._record: Tensor | None = None
+
+    # -- the checks of one step ----------------------------------------------------------
+    def labels(self, y: Tensor, where: tuple[int, int], eager: bool) -> Tensor:
+        """The labels as int64, checked to lie in ``[0, num_classes)``.
+
+        Eager: raise ``ValueError`` at once. Deferred: record the problem and return the
+        labels clamped into range, so the step can finish on the device.
+        """
+        y = y.long()
+        low, high = torch.aminmax(y)
+        if eager:
+            lo, hi = torch.stack([low, high]).tolist()
+            if lo < 0 or hi >= self.num_classes:
+                raise ValueError(
+                    f"labels must lie in [0, {self.num_classes}); got values from {lo} to {hi}"
+                )
+            return y
+        bad = (low < 0) | (high >= self.num_classes)
+        self._note(bad, _LABELS, where, low, high)
+        return y.clamp(0, self.num_classes - 1)
+
+    def images(self, x: Tensor, where: tuple[int, int], eager: bool) -> bool:
+        """Whether ``x`` is all finite; deferred, record a problem and return ``True``."""
+        finite = _finite(x)
+        if eager:
+            return bool(finite)
+        self._note(~finite, _IMAGES, where)
+        return True
+
+    def loss(self, loss: Tensor, where: tuple[int, int], eager: bool) -> bool:
+        """Whether ``loss`` is finite; deferred, record a problem and return ``True``."""
+        finite = torch.isfinite(loss.detach())
+        if eager:
+            return bool(finite)
+        self._note(~finite, _LOSS, where)
+        return True
+
+    # -- the record ----------------------------------------------------------------------
+    def _note(
+        self,
+        bad: Tensor,
+        kind: int,
+        where: tuple[int, int],
+        low: Tensor | None = None,
+        high: Tensor | None = None,
+    ) -> None:
+        device = bad.device
+        if self._record is None or self._record.device != device:
+            self._record = torch.zeros(5, dtype=torch.long, device=device)
+        # torch.full fills on the device; torch.tensor([...]) would copy from the host
+        # (and a host-to-device copy of pageable memory waits for the device).
+        entry = torch.stack(
+            [
+                torch.full((), kind, dtype=torch.long, device=device),
+                torch.full((), where[0], dtype=torch.long, device=device),
+                torch.full((), where[1], dtype=torch.long, device=device),
+                low if low is not None else torch.zeros((), dtype=torch.long, device=device),
+                high if high is not None else torch.zeros((), dtype=torch.long, device=device),
+            ]
+        )
+        first = bad & (self._record[0] == _NONE)
+        self._record = torch.where(first, entry, self._record)
+
+    def pending(self) -> Problem | None:
+        """Read the record (one device read) and clear it: the first problem seen, or ``None``."""
+        if self._record is None:
+            return None
+        kind, step, epoch, low, high = self._record.tolist()
+        self._record = None
+        if kind == _NONE:
+            return None
+        return Problem(_KINDS[kind], step, epoch, low, high)

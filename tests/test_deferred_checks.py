@@ -1,0 +1,164 @@
+"""The step's checks on an accelerator: on the device, read only on logging steps and epoch ends.
+
+On a GPU, reading a value back waits for every queued kernel. The task therefore reads its
+label, image and loss checks only where Lightning reads the device anyway. Here the CPU
+plays an accelerator (``task._queued`` says its work is queued), so the deferred path runs
+for real; ``tests/test_gpu.py`` counts the actual device syncs on a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from classic_cnns import LeNet5, task
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(autouse=True)
+def _deferred(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(task, "_queued", lambda device: True)
+
+
+def _trainer(**kw: Any) -> L.Trainer:
+    return L.Trainer(
+        **{
+            "max_epochs": 1,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+            "log_every_n_steps": 50,
+            **kw,
+        }
+    )
+
+
+def _batches(n_batches: int = 6, bad: dict[int, tuple[str, float]] | None = None) -> DataLoader:
+    # 8-image batches; bad={batch: ("image" | "label", value)} spoils one value of a batch.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8 * n_batches, 1, 32, 32, generator=g)
+    y = torch.randint(0, 10, (8 * n_batches,), generator=g)
+    for batch, (what, value) in (bad or {}).items():
+        if what == "image":
+            x[batch * 8 + 3, 0, 5, 7] = value
+        else:
+            y[batch * 8 + 1] = int(value)
+    return DataLoader(TensorDataset(x, y), batch_size=8)
+
+
+class _Reads:
+    """Counts the tensor-to-Python reads made inside ``training_step``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, model: LeNet5) -> None:
+        self.per_step: list[int] = []
+        self._inside = False
+        for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+            original = getattr(torch.Tensor, name)
+            monkeypatch.setattr(torch.Tensor, name, self._counting(original))
+        step = model.training_step
+
+        def counted(batch: Any, batch_idx: int) -> Any:
+            self.per_step.append(0)
+            self._inside = True
+            try:
+                return step(batch, batch_idx)
+            finally:
+                self._inside = False
+
+        monkeypatch.setattr(model, "training_step", counted)
+
+    def _counting(self, original: Any) -> Any:
+        def read(tensor: torch.Tensor, *args: Any) -> Any:
+            if self._inside:
+                self.per_step[-1] += 1
+            return original(tensor, *args)
+
+        return read
+
+
+def test_the_training_step_reads_the_device_only_on_logging_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = LeNet5(scheduler="none")
+    reads = _Reads(monkeypatch, model)
+    _trainer(log_every_n_steps=3).fit(model, train_dataloaders=_batches(6))
+    # Steps 3 and 6 log the loss (the progress bar's value) and read the pending checks.
+    assert [n > 0 for n in reads.per_step] == [False, False, True, False, False, True]
+
+
+def test_eager_checks_read_every_step_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(task, "_queued", lambda device: False)
+    model = LeNet5(scheduler="none")
+    reads = _Reads(monkeypatch, model)
+    _trainer().fit(model, train_dataloaders=_batches(3))
+    assert all(n > 0 for n in reads.per_step) and len(reads.per_step) == 3
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_a_non_finite_batch_is_reported_with_its_step_at_the_next_read(value: float) -> None:
+    # Spoilt at step 1, read at the end of step 3 (log_every_n_steps=3).
+    with pytest.raises(
+        ValueError,
+        match=r"^lenet5: the train batch at global step 1 \(epoch 0\) has NaN or infinite "
+        r"image values; expected finite images \(checked without waiting for the device, so "
+        r"found later\)\. Check the data and its transform, or pass nonfinite='skip'",
+    ):
+        _trainer(log_every_n_steps=3).fit(
+            LeNet5(scheduler="none"), train_dataloaders=_batches(6, {1: ("image", value)})
+        )
+
+
+def test_the_first_problem_of_an_epoch_is_reported_at_its_end() -> None:
+    # No logging step in a 6-step epoch with log_every_n_steps=50: read at the epoch end.
+    trainer = _trainer()
+    with pytest.raises(ValueError, match=r"the train batch at global step 2 \(epoch 0\)"):
+        trainer.fit(
+            LeNet5(scheduler="none"),
+            train_dataloaders=_batches(6, {2: ("image", math.nan), 4: ("image", math.inf)}),
+        )
+    assert trainer.global_step == 6  # the epoch ran to its end before the read
+
+
+def test_labels_out_of_range_are_clamped_then_reported() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^labels must lie in \[0, 10\); got values from 0 to 12 \(the train batch at "
+        r"global step 4, epoch 0\)$",
+    ):
+        _trainer().fit(LeNet5(scheduler="none"), train_dataloaders=_batches(6, {4: ("label", 12)}))
+
+
+@pytest.mark.parametrize("stage", ["validate", "test"])
+def test_evaluation_problems_are_reported_at_the_epoch_end(stage: str) -> None:
+    loader = _batches(3, {1: ("label", -1)})
+    with pytest.raises(ValueError, match=r"got values from -1 to 9 \(the (val|test) batch"):
+        getattr(_trainer(), stage)(LeNet5(), loader, verbose=False)
+
+
+def test_a_diverging_loss_is_reported_with_the_learning_rate() -> None:
+    model = LeNet5(arch="lenet5_modern", scheduler="none")
+    with torch.no_grad():
+        model.net.fc.bias[0] = math.inf
+    with pytest.raises(
+        ValueError,
+        match=r"the train loss at global step 0 \(epoch 0\) is NaN or infinite; expected a "
+        r"finite number.*found later.*learning rate \(lr=0\.003\)",
+    ):
+        _trainer().fit(model, train_dataloaders=_batches(2))
+
+
+def test_skip_decides_at_each_step_and_leaves_the_batch_out() -> None:
+    # "skip" must know before the update, so it reads the device at once even here.
+    model = LeNet5(scheduler="none", nonfinite="skip")
+    trainer = _trainer()
+    with pytest.warns(UserWarning, match=r"global step 1 \(epoch 0\) has 1 NaN or infinite"):
+        trainer.fit(model, train_dataloaders=_batches(3, {1: ("image", math.nan)}))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
