@@ -54,6 +54,7 @@ Reduction = Literal["mean", "sum"]
 """How per-image (or per-element) losses become one number."""
 
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+"""The :data:`LossName` choices as a tuple, in the order above."""
 _REDUCTIONS: tuple[str, ...] = get_args(Reduction)
 
 
