@@ -388,7 +388,7 @@ class ClassificationLoss(nn.Module):
             )
         self.name = name
         self.reduction = reduction
-        # The keyword options of self.fn, as floats (a checkpoint's hparams may hold ints).
+        # The keyword options that self.fn takes, beyond (logits, target[, teacher], reduction).
         self.options: dict[str, float] = {}
         if name in ("cross_entropy", "kl_div"):
             self.options["label_smoothing"] = float(label_smoothing)
