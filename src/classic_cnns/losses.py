@@ -1,0 +1,417 @@
+"""Classification losses: cross-entropy, MSE and BCE on one-hot targets, and distillation.
+
+Every loss takes raw ``logits`` of shape ``(N, C)`` and integer class indices ``target`` of
+shape ``(N,)``, and a ``reduction`` of ``"mean"`` or ``"sum"``:
+
+* :func:`cross_entropy`: ``-log softmax(z)[y]`` per image, with optional label smoothing.
+* :func:`mse`: ``(softmax(z)_c - onehot(y)_c)**2`` per element, as ``nn.MSELoss`` on the
+  class probabilities; ``"mean"`` averages over all ``N * C`` elements.
+* :func:`bce`: ``-[t log sigmoid(z) + (1 - t) log(1 - sigmoid(z))]`` per element with the
+  one-hot ``t``, as ``nn.BCEWithLogitsLoss`` (each class is its own yes/no question);
+  ``"mean"`` averages over all ``N * C`` elements.
+* :func:`kl_div`: ``T**2 * KL(softmax(teacher / T) || softmax(student / T))`` per image;
+  ``"mean"`` averages over the ``N`` images (PyTorch's ``"batchmean"``).
+* :func:`distillation_loss`: ``alpha * kl_div + (1 - alpha) * cross_entropy`` (Hinton et al.
+  2015, https://arxiv.org/abs/1503.02531).
+
+:class:`ClassificationLoss` fixes one of them, chosen by a :data:`LossName`, with its options.
+
+Example:
+    >>> import torch
+    >>> from classic_cnns.losses import ClassificationLoss
+    >>> loss = ClassificationLoss("mse")
+    >>> float(loss(torch.tensor([[0.0, 0.0]]), torch.tensor([1])))
+    0.25
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "LOSS_NAMES",
+    "ClassificationLoss",
+    "LossName",
+    "Reduction",
+    "bce",
+    "cross_entropy",
+    "distillation_loss",
+    "get_loss",
+    "kl_div",
+    "mse",
+]
+
+LossName = Literal["cross_entropy", "mse", "bce", "kl_div"]
+"""The names that select a loss; ``"kl_div"`` is knowledge distillation."""
+
+Reduction = Literal["mean", "sum"]
+"""How per-image (or per-element) losses become one number."""
+
+LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+"""The :data:`LossName` choices as a tuple, in the order above."""
+_REDUCTIONS: tuple[str, ...] = get_args(Reduction)
+
+
+# -- argument checks (shapes and dtypes only: no device sync) ------------------------------
+def _is_number(value: Any) -> bool:
+    # A finite real number, not a bool or a string.
+    try:
+        return not isinstance(value, bool | str) and math.isfinite(value)
+    except TypeError:
+        return False
+
+
+def _check_reduction(reduction: Any) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
+
+
+def _check_logits(logits: Any, name: str = "logits") -> None:
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"{name} must be a float tensor of shape (N, C); got {type(logits)}")
+    if logits.ndim != 2 or not logits.is_floating_point():
+        raise ValueError(
+            f"{name} must be a float tensor of shape (N, C); "
+            f"got dtype {logits.dtype} and shape {tuple(logits.shape)}"
+        )
+
+
+def _check_target(target: Any, logits: Tensor) -> None:
+    n, c = logits.shape
+    if not isinstance(target, Tensor):
+        raise TypeError(f"target must be an integer tensor of class indices; got {type(target)}")
+    if (
+        target.ndim != 1
+        or target.shape[0] != n
+        or target.is_floating_point()
+        or target.is_complex()
+        or target.dtype == torch.bool
+    ):
+        raise ValueError(
+            f"target must be an integer tensor of {n} class indices, shape ({n},); got dtype "
+            f"{target.dtype} and shape {tuple(target.shape)} (one-hot or probability targets "
+            "are built from the indices here)"
+        )
+    # The value range is read on the CPU only: on an accelerator it would cost a device sync
+    # per step, and ImageClassifier checks every batch's labels already.
+    if target.device.type == "cpu" and n > 0:
+        low, high = (int(v) for v in torch.aminmax(target))
+        if low < 0 or high >= c:
+            raise ValueError(
+                f"target must hold class indices in [0, {c}); got values from {low} to {high}"
+            )
+
+
+def _check_temperature(temperature: Any) -> None:
+    if not (_is_number(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number; got {temperature!r}")
+
+
+def _check_alpha(alpha: Any) -> None:
+    if not (_is_number(alpha) and 0 <= alpha <= 1):
+        raise ValueError(f"alpha must be a number in [0, 1]; got {alpha!r}")
+
+
+def _check_label_smoothing(label_smoothing: Any) -> None:
+    if not (_is_number(label_smoothing) and 0 <= label_smoothing < 1):
+        raise ValueError(f"label_smoothing must be a number in [0, 1); got {label_smoothing!r}")
+
+
+def _one_hot(target: Tensor, logits: Tensor) -> Tensor:
+    return F.one_hot(target.long(), logits.shape[1]).to(logits.dtype)
+
+
+# -- the losses ----------------------------------------------------------------------------
+def cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Cross-entropy of the softmax of ``logits`` against class indices.
+
+    Per image ``l_n = -sum_c q_c log softmax(z_n)_c`` with ``q = (1 - eps) onehot(y_n) +
+    eps / C`` (``eps = label_smoothing``; 0 gives ``-log softmax(z_n)[y_n]``).
+
+    Args:
+        logits: Raw scores, ``(N, C)``.
+        target: Class indices, ``(N,)``, any integer dtype.
+        reduction: ``"mean"`` over the ``N`` images or ``"sum"``.
+        label_smoothing: ``eps`` in ``[0, 1)``.
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns.losses import cross_entropy
+        >>> round(float(cross_entropy(torch.zeros(2, 4), torch.tensor([0, 3]))), 4)  # log 4
+        1.3863
+    """
+    _check_logits(logits)
+    _check_target(target, logits)
+    _check_reduction(reduction)
+    _check_label_smoothing(label_smoothing)
+    return F.cross_entropy(
+        logits, target.long(), reduction=reduction, label_smoothing=label_smoothing
+    )
+
+
+def mse(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
+    """Mean squared error between the class probabilities and one-hot targets.
+
+    Per element ``l_nc = (softmax(z_n)_c - onehot(y_n)_c)**2``, as ``nn.MSELoss`` on the
+    softmax. ``"mean"`` divides the sum by ``N * C`` (every element counts once), so its
+    gradient is ``1 / C`` of a per-image mean; scale-free optimisers (Adam) do not mind.
+
+    Args:
+        logits: Raw scores, ``(N, C)``; the softmax is taken here.
+        target: Class indices, ``(N,)``, any integer dtype.
+        reduction: ``"mean"`` over the ``N * C`` elements or ``"sum"``.
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns.losses import mse
+        >>> logits = torch.tensor([[0.0, 0.0]])  # probabilities (0.5, 0.5)
+        >>> float(mse(logits, torch.tensor([0]))), float(mse(logits, torch.tensor([0]), "sum"))
+        (0.25, 0.5)
+    """
+    _check_logits(logits)
+    _check_target(target, logits)
+    _check_reduction(reduction)
+    return F.mse_loss(logits.softmax(dim=1), _one_hot(target, logits), reduction=reduction)
+
+
+def bce(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
+    """Binary cross-entropy of each class's sigmoid against one-hot targets.
+
+    Per element ``l_nc = -[t_nc log sigmoid(z_nc) + (1 - t_nc) log(1 - sigmoid(z_nc))]``
+    with ``t = onehot(y)``, as ``nn.BCEWithLogitsLoss``: every class is a separate yes/no
+    question, computed from the logits (stable where ``sigmoid`` saturates).
+
+    Args:
+        logits: Raw scores, ``(N, C)``; the sigmoid is taken here.
+        target: Class indices, ``(N,)``, any integer dtype.
+        reduction: ``"mean"`` over the ``N * C`` elements or ``"sum"``.
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns.losses import bce
+        >>> round(float(bce(torch.zeros(1, 3), torch.tensor([2]))), 4)  # log 2 per element
+        0.6931
+    """
+    _check_logits(logits)
+    _check_target(target, logits)
+    _check_reduction(reduction)
+    return F.binary_cross_entropy_with_logits(logits, _one_hot(target, logits), reduction=reduction)
+
+
+def kl_div(
+    logits: Tensor,
+    teacher_logits: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    temperature: float = 1.0,
+) -> Tensor:
+    """``T**2`` times the KL divergence from the softened teacher to the softened student.
+
+    Per image ``l_n = T**2 sum_c p_nc (log p_nc - log q_nc)`` with the teacher's
+    ``p = softmax(teacher_logits / T)`` and the student's ``q = softmax(logits / T)``. The
+    ``T**2`` keeps the gradients' size independent of ``T`` (Hinton et al. 2015).
+
+    ``"mean"`` averages over the ``N`` images, which is PyTorch's ``reduction="batchmean"``
+    and the divergence per image. ``nn.KLDivLoss``'s ``"mean"`` (the element-wise mean over
+    ``N * C``) is ``1 / C`` of that and not a divergence of anything.
+
+    The teacher's logits are detached: no gradient reaches the teacher.
+
+    Args:
+        logits: The student's raw scores, ``(N, C)``.
+        teacher_logits: The teacher's raw scores, the same shape.
+        reduction: ``"mean"`` over the ``N`` images or ``"sum"``.
+        temperature: ``T > 0``; higher spreads both distributions over more classes.
+
+    Returns:
+        A scalar tensor, 0 where the two distributions agree.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns.losses import kl_div
+        >>> z = torch.tensor([[2.0, 0.0, -1.0]])
+        >>> float(kl_div(z, z, temperature=4.0))
+        0.0
+        >>> round(float(kl_div(torch.zeros(1, 2), torch.tensor([[0.0, -100.0]]))), 4)  # log 2
+        0.6931
+    """
+    _check_logits(logits)
+    _check_logits(teacher_logits, "teacher_logits")
+    if teacher_logits.shape != logits.shape:
+        raise ValueError(
+            f"teacher_logits must have the student's shape {tuple(logits.shape)}; "
+            f"got {tuple(teacher_logits.shape)}"
+        )
+    _check_reduction(reduction)
+    _check_temperature(temperature)
+    student = F.log_softmax(logits / temperature, dim=1)
+    teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
+    # log_target: the teacher as log-probabilities, so a class it rules out (p -> 0) adds
+    # exactly 0 instead of 0 * log 0.
+    torch_reduction = "batchmean" if reduction == "mean" else "sum"
+    return F.kl_div(student, teacher, reduction=torch_reduction, log_target=True) * temperature**2
+
+
+def distillation_loss(
+    logits: Tensor,
+    target: Tensor,
+    teacher_logits: Tensor,
+    reduction: Reduction = "mean",
+    *,
+    temperature: float = 4.0,
+    alpha: float = 0.9,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Knowledge distillation: ``alpha * kl_div + (1 - alpha) * cross_entropy``.
+
+    ``alpha`` weights the soft side (the teacher): 1 learns from the teacher alone, 0 from
+    the labels alone. Hinton et al. (2015) found a small weight on the labels best, hence
+    the default 0.9. Both terms are per image, so ``"mean"`` and ``"sum"`` mix like terms.
+
+    Args:
+        logits: The student's raw scores, ``(N, C)``.
+        target: Class indices, ``(N,)``, any integer dtype.
+        teacher_logits: The teacher's raw scores, ``(N, C)`` (detached here).
+        reduction: ``"mean"`` over the ``N`` images or ``"sum"``.
+        temperature: ``T > 0`` of the soft term (see :func:`kl_div`).
+        alpha: Weight of the soft term, in ``[0, 1]``.
+        label_smoothing: Of the hard term (see :func:`cross_entropy`).
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns.losses import distillation_loss
+        >>> student, teacher = torch.zeros(2, 4), torch.zeros(2, 4)
+        >>> y = torch.tensor([0, 1])
+        >>> round(float(distillation_loss(student, y, teacher, alpha=0.5)), 4)  # 0.5 * log 4
+        0.6931
+    """
+    _check_alpha(alpha)
+    soft = kl_div(logits, teacher_logits, reduction, temperature=temperature)
+    hard = cross_entropy(logits, target, reduction, label_smoothing=label_smoothing)
+    return alpha * soft + (1 - alpha) * hard
+
+
+_LOSSES: dict[str, Callable[..., Tensor]] = {
+    "cross_entropy": cross_entropy,
+    "mse": mse,
+    "bce": bce,
+    "kl_div": distillation_loss,
+}
+
+
+def get_loss(name: LossName) -> Callable[..., Tensor]:
+    """The loss function a :data:`LossName` selects.
+
+    ``"kl_div"`` selects :func:`distillation_loss`, which takes the teacher's logits too:
+    ``f(logits, target, teacher_logits, reduction)``. The others are ``f(logits, target,
+    reduction)``.
+
+    Raises:
+        ValueError: if ``name`` is not one of :data:`LOSS_NAMES`.
+
+    Example:
+        >>> from classic_cnns.losses import get_loss
+        >>> get_loss("bce").__name__, get_loss("kl_div").__name__
+        ('bce', 'distillation_loss')
+    """
+    if not isinstance(name, str) or name not in _LOSSES:
+        raise ValueError(f"loss must be one of {LOSS_NAMES}; got {name!r}")
+    return _LOSSES[name]
+
+
+class ClassificationLoss(nn.Module):
+    """One loss, chosen by name, with its options checked once and fixed.
+
+    Call it as ``loss(logits, target)``, or ``loss(logits, target, teacher_logits)`` for
+    ``"kl_div"``. It holds no parameters or buffers.
+
+    Args:
+        name: ``"cross_entropy"``, ``"mse"``, ``"bce"`` or ``"kl_div"`` (distillation).
+        reduction: ``"mean"`` or ``"sum"`` (see each loss for what the mean is over).
+        label_smoothing: For ``"cross_entropy"`` and the hard term of ``"kl_div"``; the
+            one-hot losses refuse it rather than ignore it.
+        temperature: Of ``"kl_div"``'s soft term; unused by the others.
+        alpha: ``"kl_div"``'s weight of the soft term; unused by the others.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns.losses import ClassificationLoss
+        >>> loss = ClassificationLoss("kl_div", temperature=2.0, alpha=1.0)
+        >>> z = torch.randn(8, 10)
+        >>> float(loss(z, torch.zeros(8, dtype=torch.long), teacher_logits=z))
+        0.0
+    """
+
+    def __init__(
+        self,
+        name: LossName = "cross_entropy",
+        *,
+        reduction: Reduction = "mean",
+        label_smoothing: float = 0.0,
+        temperature: float = 4.0,
+        alpha: float = 0.9,
+    ) -> None:
+        super().__init__()
+        self.fn = get_loss(name)
+        _check_reduction(reduction)
+        _check_label_smoothing(label_smoothing)
+        _check_temperature(temperature)
+        _check_alpha(alpha)
+        if label_smoothing and name in ("mse", "bce"):
+            raise ValueError(
+                f"label_smoothing applies to 'cross_entropy' and 'kl_div', not to {name!r}; "
+                f"got label_smoothing={label_smoothing!r}"
+            )
+        self.name = name
+        self.reduction = reduction
+        # The keyword options that self.fn takes, beyond (logits, target[, teacher], reduction).
+        self.options: dict[str, float] = {}
+        if name in ("cross_entropy", "kl_div"):
+            self.options["label_smoothing"] = float(label_smoothing)
+        if name == "kl_div":
+            self.options |= {"temperature": float(temperature), "alpha": float(alpha)}
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether a call needs ``teacher_logits`` (only ``"kl_div"``)."""
+        return self.name == "kl_div"
+
+    def forward(
+        self, logits: Tensor, target: Tensor, teacher_logits: Tensor | None = None
+    ) -> Tensor:
+        """The loss of a batch: ``logits (N, C)``, ``target (N,)``, ``teacher_logits (N, C)``."""
+        if self.needs_teacher != (teacher_logits is not None):
+            need = "needs teacher_logits" if self.needs_teacher else "takes no teacher_logits"
+            given = "none" if teacher_logits is None else "a tensor"
+            raise ValueError(f"loss {self.name!r} {need}; got {given}")
+        args = (logits, target) if teacher_logits is None else (logits, target, teacher_logits)
+        return self.fn(*args, self.reduction, **self.options)
+
+    def extra_repr(self) -> str:
+        """The name and the options that apply to it."""
+        options = "".join(f", {k}={v}" for k, v in self.options.items())
+        return f"{self.name!r}, reduction={self.reduction!r}{options}"

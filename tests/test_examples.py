@@ -1,0 +1,48 @@
+"""The scripts in examples/ run as a user runs them and write what they promise."""
+
+from __future__ import annotations
+
+import csv
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.slow
+def test_regression_example_fits_the_curve_and_writes_its_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    argv = ["regression.py", "--out", str(out), "--epochs", "60", "--every", "20"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(EXAMPLES / "regression.py"), run_name="__main__")
+
+    with (out / "losses.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 61))
+    losses = [float(r["train_loss"]) for r in rows]
+    # The untrained fit is far off; 60 full-batch Adam steps take the MSE well down towards
+    # the noise variance (0.2 ** 2 = 0.04), which no fit can beat by much.
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert 0.02 < losses[-1] < 0.1, losses[-1]
+
+    with Image.open(out / "fit.gif") as gif:
+        gif.verify()
+    with Image.open(out / "fit.gif") as gif:
+        assert gif.format == "GIF"
+        assert gif.n_frames == 4  # epochs 0, 20, 40, 60
+        first = gif.convert("RGB").tobytes()
+        gif.seek(gif.n_frames - 1)
+        assert gif.convert("RGB").tobytes() != first  # the curve moved
+    with Image.open(out / "loss.png") as png:
+        png.verify()
+    with Image.open(out / "loss.png") as png:
+        assert png.format == "PNG"
+        assert png.width > 100 and png.height > 100
