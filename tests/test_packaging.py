@@ -34,6 +34,7 @@ PUBLIC_MODULES = (
     "data",
     "inspect",
     "metrics",
+    "losses",
     "finetune",
     "weights",
     "export",
