@@ -173,7 +173,7 @@ def test_a_diverging_loss_stops_training_with_the_step_and_the_learning_rate() -
         model.net.fc.bias[0] = math.inf
     message = (
         r"lenet5_modern: the train loss at global step 0 \(epoch 0\) is nan; expected a "
-        r"finite number.*learning rate \(lr=0\.003\)"
+        r"finite number.*learning rate \(lr=0\.1\)"
     )
     with pytest.raises(ValueError, match=message):
         _trainer().fit(model, train_dataloaders=_batches(None))

@@ -2,7 +2,7 @@
 
 On a GPU, reading a value back waits for every queued kernel. The task therefore reads its
 label, image and loss checks only where Lightning reads the device anyway. Here the CPU
-plays an accelerator (``task._queued`` says its work is queued), so the deferred path runs
+plays an accelerator (``_guard.queued`` says its work is queued), so the deferred path runs
 for real; ``tests/test_gpu.py`` counts the actual device syncs on a GPU.
 """
 
@@ -16,14 +16,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from classic_cnns import LeNet5, task
+from classic_cnns import LeNet5, _guard
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)
 def _deferred(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(task, "_queued", lambda device: True)
+    monkeypatch.setattr(_guard, "queued", lambda device: True)
 
 
 def _trainer(**kw: Any) -> L.Trainer:
@@ -95,7 +95,7 @@ def test_the_training_step_reads_the_device_only_on_logging_steps(
 
 
 def test_eager_checks_read_every_step_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(task, "_queued", lambda device: False)
+    monkeypatch.setattr(_guard, "queued", lambda device: False)
     model = LeNet5(scheduler="none")
     reads = _Reads(monkeypatch, model)
     _trainer().fit(model, train_dataloaders=_batches(3))
@@ -150,7 +150,7 @@ def test_a_diverging_loss_is_reported_with_the_learning_rate() -> None:
     with pytest.raises(
         ValueError,
         match=r"the train loss at global step 0 \(epoch 0\) is NaN or infinite; expected a "
-        r"finite number.*found later.*learning rate \(lr=0\.003\)",
+        r"finite number.*found later.*learning rate \(lr=0\.1\)",
     ):
         _trainer().fit(model, train_dataloaders=_batches(2))
 

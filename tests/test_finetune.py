@@ -193,7 +193,7 @@ def test_fine_tuning_from_digits_beats_training_from_scratch_on_mnist(
 ) -> None:
     # Source task: LeNet-5 on scikit-learn's 8x8 digits, upsampled to 32x32.
     L.seed_everything(0, verbose=False)
-    source = LeNet5(arch="lenet5_modern", lr=3e-3)
+    source = LeNet5(arch="lenet5_modern", optimizer="adamw", lr=3e-3)
     digits = Digits(batch_size=64, image_size=32, val_size=0)
     trainer = _trainer(max_epochs=5)
     trainer.fit(source, datamodule=digits)
@@ -214,7 +214,7 @@ def test_fine_tuning_from_digits_beats_training_from_scratch_on_mnist(
         trainer.fit(model, train)
         return float(trainer.test(model, test, verbose=False)[0]["test_acc"])
 
-    scratch = accuracy_after_8_steps(LeNet5(arch="lenet5_modern", lr=3e-3))
+    scratch = accuracy_after_8_steps(LeNet5(arch="lenet5_modern", optimizer="adamw", lr=3e-3))
     tuned = accuracy_after_8_steps(LeNet5.load_from_checkpoint(tmp_path / "digits.ckpt"))
     # Measured: about 0.25 from scratch and 0.59 fine-tuned (seeds 0-2: margins 0.27-0.45).
     assert tuned > scratch + 0.15, (tuned, scratch)

@@ -26,7 +26,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["Problem", "StepGuard", "check_labels_structure"]
+__all__ = ["Problem", "StepGuard", "check_labels_structure", "queued"]
 
 # Kinds of problem, in the record's first slot. The record is int64:
 # [kind, global step, epoch, low label, high label].
@@ -46,6 +46,19 @@ class Problem(NamedTuple):
     epoch: int
     low: int  # the labels' range, for kind "labels"
     high: int
+
+
+def queued(device: torch.device) -> bool:
+    """Whether work on ``device`` runs behind the host, so that a read waits for the device.
+
+    True for CUDA, MPS and XLA devices; false for the CPU, where reading a value is free.
+
+    Example:
+        >>> import torch
+        >>> queued(torch.device("cpu"))
+        False
+    """
+    return device.type != "cpu"
 
 
 def check_labels_structure(y: Any, batch_size: int) -> None:

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from classic_cnns import _guard
+
 __all__ = [
     "LOSS_NAMES",
     "ClassificationLoss",
@@ -98,9 +100,9 @@ def _check_target(target: Any, logits: Tensor) -> None:
             f"{target.dtype} and shape {tuple(target.shape)} (one-hot or probability targets "
             "are built from the indices here)"
         )
-    # The value range is read on the CPU only: on an accelerator it would cost a device sync
-    # per step, and ImageClassifier checks every batch's labels already.
-    if target.device.type == "cpu" and n > 0:
+    # The value range is read on the CPU only: on an accelerator the read would wait for the
+    # device at every step (and ImageClassifier checks every batch's labels already).
+    if not _guard.queued(target.device) and n > 0:
         low, high = (int(v) for v in torch.aminmax(target))
         if low < 0 or high >= c:
             raise ValueError(

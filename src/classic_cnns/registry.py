@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from torch import nn
 
+from classic_cnns.recipes import Recipe, default_recipe
+
 if TYPE_CHECKING:
     from classic_cnns.task import ImageClassifier
     from classic_cnns.weights import WeightsInfo
@@ -52,6 +54,9 @@ class ModelInfo:
             ImageNet accuracy, preprocessing), or ``None`` when there are none. The built-in
             networks that torchvision also ships take these facts from torchvision's
             ``Weights`` enums.
+        recipe: How the model trains from scratch by default (optimizer, learning rate,
+            schedule, batch size, epochs, image size for small datasets); see
+            :mod:`classic_cnns.recipes`.
 
     Example:
         >>> from classic_cnns import model_info
@@ -73,6 +78,7 @@ class ModelInfo:
     num_params: int
     builder: Builder = field(repr=False, compare=False)
     weights: WeightsInfo | None = None
+    recipe: Recipe = field(default_factory=Recipe)
 
     def build_net(self, **kwargs: Any) -> nn.Module:
         """Build the plain ``nn.Module`` network, with defaults from this entry.
@@ -100,6 +106,7 @@ def register_model(
     num_classes: int = 10,
     name: str | None = None,
     weights: WeightsInfo | None = None,
+    recipe: Recipe | None = None,
 ) -> Callable[[B], B]:
     """Register a network builder under ``name`` (default: the function's name).
 
@@ -108,6 +115,8 @@ def register_model(
     builds a 100-million-parameter network; the test suite checks every declaration.
     ``weights`` describes pretrained weights for ``pretrained=True``; the built-in
     networks whose layout is torchvision's get torchvision's without declaring them.
+    ``recipe`` is the default training setting; without one, the built-in recipe of the
+    name or the family (:func:`~classic_cnns.recipes.default_recipe`) applies.
 
     Example:
         >>> from torch import nn
@@ -140,6 +149,7 @@ def register_model(
             num_params=num_params,
             builder=builder,
             weights=weights if weights is not None else _builtin_weights(key, builder),
+            recipe=recipe if recipe is not None else default_recipe(key, family),
         )
         return builder
 

@@ -19,31 +19,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, Literal, get_args
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from typing_extensions import Self
 
-from classic_cnns import finetune
+from classic_cnns import _guard, finetune
 from classic_cnns._guard import StepGuard, check_labels_structure
+from classic_cnns.losses import ClassificationLoss, LossName
 from classic_cnns.metrics import classification_metrics
-from classic_cnns.registry import _FAMILIES, list_models, model_info
+from classic_cnns.recipes import OptimizerName, SchedulerName
+from classic_cnns.registry import _FAMILIES, create_model, list_models, model_info
 from classic_cnns.weights import (
     DATA_CHECKPOINT_KEY,
     fit_checkpoint_state,
+    load_model,
     load_pretrained,
     load_weights_file,
 )
 
 __all__ = ["OPTIMIZERS", "SCHEDULERS", "ImageClassifier"]
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULERS = ("cosine", "onecycle", "step", "none")
+OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
+SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
 
 # True while a model is rebuilt from a checkpoint: its weights come from the checkpoint, so
 # __init__ must not download ImageNet weights or read checkpoint_path again (both may be
@@ -63,12 +65,6 @@ def _restoring() -> Iterator[None]:
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
-
-
-def _queued(device: torch.device) -> bool:
-    # Whether work on the device runs behind the host (CUDA, MPS, XLA), so that reading a
-    # value back waits for everything queued before it.
-    return device.type != "cpu"
 
 
 def _schedule_length(sched: Any) -> int | None:
@@ -132,15 +128,22 @@ class ImageClassifier(L.LightningModule):
         arch: str = "lenet5",
         num_classes: int | None = None,
         in_channels: int | None = None,
-        optimizer: str = "adamw",
-        lr: float = 3e-3,
-        weight_decay: float = 5e-4,
-        momentum: float = 0.9,
-        scheduler: str = "onecycle",
-        label_smoothing: float = 0.0,
+        optimizer: OptimizerName | None = None,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        momentum: float | None = None,
+        scheduler: SchedulerName | None = None,
+        label_smoothing: float | None = None,
+        loss: LossName = "cross_entropy",
+        temperature: float = 4.0,
+        alpha: float = 0.9,
+        teacher: str | None = None,
+        teacher_weights: str | None = None,
         aux_loss_weight: float = 0.3,
         net_kwargs: dict[str, Any] | None = None,
-        nonfinite: str = "raise",
+        channels_last: bool = False,
+        compile: bool | dict[str, Any] = False,
+        nonfinite: Literal["raise", "skip", "ignore"] = "raise",
         pretrained: bool = False,
         checkpoint_path: str | None = None,
         backbone_lr: float | None = None,
@@ -162,6 +165,14 @@ class ImageClassifier(L.LightningModule):
                 f"{name} must be a positive int; got {value!r}",
             )
         _require(num_classes >= 2, f"num_classes must be at least 2; got {num_classes}")
+        # Training arguments not given come from the model's recipe.
+        recipe = self.info.recipe
+        optimizer = recipe.optimizer if optimizer is None else optimizer
+        lr = recipe.lr if lr is None else lr
+        weight_decay = recipe.weight_decay if weight_decay is None else weight_decay
+        momentum = recipe.momentum if momentum is None else momentum
+        scheduler = recipe.scheduler if scheduler is None else scheduler
+        label_smoothing = recipe.label_smoothing if label_smoothing is None else label_smoothing
         _require(
             optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}"
         )
@@ -209,7 +220,35 @@ class ImageClassifier(L.LightningModule):
             f"{arch} has no pretrained weights; pretrained=True works for "
             f"{[n for n in list_models() if model_info(n).weights is not None]}",
         )
+        _require(
+            (loss == "kl_div") == (teacher is not None),
+            "loss='kl_div' (knowledge distillation) needs a teacher, and a teacher needs "
+            f"loss='kl_div'; got loss={loss!r} and teacher={teacher!r}",
+        )
+        _require(
+            isinstance(compile, bool | dict),
+            f"compile must be a bool or a dict of torch.compile arguments; got {compile!r}",
+        )
+        # The loss of training; evaluation reports plain cross-entropy when distilling, so
+        # that validation needs no teacher.
+        self.criterion = ClassificationLoss(
+            loss, label_smoothing=label_smoothing, temperature=temperature, alpha=alpha
+        )
+        self.eval_criterion = (
+            ClassificationLoss(label_smoothing=label_smoothing)
+            if loss == "kl_div"
+            else self.criterion
+        )
         self.save_hyperparameters()
+        resolved = {
+            "optimizer": optimizer,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "momentum": momentum,
+            "scheduler": scheduler,
+            "label_smoothing": label_smoothing,
+        }
+        self.hparams.update(resolved)  # checkpoints record what was used
         self.num_classes = num_classes
         self.in_channels = in_channels
         # Arguments a family subclass declares beyond ours are network arguments.
@@ -230,6 +269,9 @@ class ImageClassifier(L.LightningModule):
         # How the training data was prepared (mean, std, image_size, class_names): recorded
         # at fit start and kept in checkpoints, so that predict and export can redo it.
         self.data_config: dict[str, Any] = {}
+        # The distillation teacher: loaded at fit start, kept outside the module tree so that
+        # it is never trained, never saved in checkpoints and never counted as ours.
+        self._teacher: list[nn.Module] = []
         if not _RESTORING.get():
             if pretrained:
                 load_pretrained(self.net, arch)
@@ -322,7 +364,66 @@ class ImageClassifier(L.LightningModule):
     def forward(self, x: Tensor) -> Any:
         """Logits ``(N, num_classes)``; in training, nets with auxiliary heads return a tuple."""
         self.check_input(x)
+        if self._hp.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
+
+    # -- speed and distillation, set up once per run -------------------------------------
+    def setup(self, stage: str) -> None:
+        """Prepare a ``fit``: memory format, ``torch.compile`` and the distillation teacher.
+
+        ``channels_last`` moves the network's weights to that memory format (each batch
+        follows in :meth:`forward`); ``compile`` compiles the network in place
+        (``nn.Module.compile``, so the state dict keeps its keys). Both apply to every
+        stage; the teacher is loaded for ``fit`` only.
+        """
+        hp = self._hp
+        if hp.channels_last:
+            self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if hp.compile and not getattr(self.net, "_compiled_call_impl", None):
+            self.net.compile(**(hp.compile if isinstance(hp.compile, dict) else {}))
+        if stage == "fit" and hp.teacher is not None and not self._teacher:
+            self._teacher = [self._load_teacher(hp.teacher, hp.teacher_weights)]
+
+    def _load_teacher(self, teacher: str, weights: str | None) -> nn.Module:
+        # A registered name with a weights file, or a file that says which model it holds.
+        if teacher in list_models():
+            if weights is None:
+                raise ValueError(
+                    f"teacher={teacher!r} is a model name; give its trained weights as "
+                    "teacher_weights (a .ckpt or .safetensors file): an untrained teacher "
+                    "teaches nothing"
+                )
+            model = create_model(
+                teacher,
+                num_classes=self.num_classes,
+                in_channels=self.in_channels,
+                checkpoint_path=weights,
+            )
+        else:
+            if not Path(teacher).is_file():
+                raise FileNotFoundError(
+                    f"teacher={teacher!r} is neither a registered model name nor a file; "
+                    "expected a .ckpt or .safetensors file, or a name with teacher_weights"
+                )
+            model = load_model(teacher)
+        if model.num_classes != self.num_classes or model.in_channels != self.in_channels:
+            raise ValueError(
+                f"the teacher {model.info.name} takes {model.in_channels} channel(s) and has "
+                f"{model.num_classes} classes; the student takes {self.in_channels} and has "
+                f"{self.num_classes}"
+            )
+        net = model.net.eval().requires_grad_(False)
+        if self._hp.channels_last:
+            net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        return net
+
+    def _teacher_logits(self, x: Tensor) -> Tensor:
+        teacher = self._teacher[0]
+        teacher.eval()  # whatever train() did to the student, the teacher stays in eval
+        with torch.no_grad():
+            out = teacher(x)
+        return out[0] if isinstance(out, tuple) else out
 
     # -- fine-tuning ---------------------------------------------------------------------
     @property
@@ -423,7 +524,7 @@ class ImageClassifier(L.LightningModule):
         policy = self._hp.nonfinite
         # Reading a value from the device waits for it. On the CPU that is free, and "skip"
         # must know at once; otherwise the checks are read on logging steps and epoch ends.
-        eager = policy == "skip" or not _queued(x.device)
+        eager = policy == "skip" or not _guard.queued(x.device)
         guard, where = self._guards[stage], (self.global_step, self.current_epoch)
         y = guard.labels(y, where, eager)
         # Images are checked before the forward pass, which would otherwise carry NaN into
@@ -433,12 +534,12 @@ class ImageClassifier(L.LightningModule):
             return None
         out = self(x)
         logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
-        smoothing = self._hp.label_smoothing
-        loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
-        for aux_logits in aux:
-            loss = loss + self._hp.aux_loss_weight * F.cross_entropy(
-                aux_logits, y, label_smoothing=smoothing
-            )
+        if stage == "train" and self._teacher:
+            loss = self.criterion(logits, y, self._teacher_logits(x))
+        else:
+            loss = self.eval_criterion(logits, y)
+        for aux_logits in aux:  # GoogLeNet's auxiliary heads learn from the labels
+            loss = loss + self._hp.aux_loss_weight * self.eval_criterion(aux_logits, y)
         if policy != "ignore" and not guard.loss(loss, where, eager):
             self._nonfinite(stage, "loss", where, loss=loss)
             return None
@@ -628,7 +729,12 @@ class ImageClassifier(L.LightningModule):
         return [ExactResume()]
 
     def on_fit_start(self) -> None:
-        """Record the datamodule's preprocessing (mean, std, size, resize mode, class names)."""
+        """Record the datamodule's preprocessing (mean, std, size, resize mode, class names).
+
+        Also moves the distillation teacher to the student's device.
+        """
+        for teacher in self._teacher:
+            teacher.to(self.device)
         datamodule = getattr(self.trainer, "datamodule", None)
         config: dict[str, Any] = {}
         for key in ("mean", "std", "class_names"):

@@ -1,0 +1,120 @@
+"""How each model trains from scratch: optimizer, schedule, batch size, epochs, image size.
+
+One training setting does not suit every classic network. AdamW at 3e-3 with a one-cycle
+schedule trains the networks with batch normalisation (ResNet, DenseNet, GoogLeNet, the
+``_bn`` VGGs) and LeNet-5 well, but AlexNet and the plain VGGs, deep stacks of ReLU layers
+without normalisation, stay at chance with it: every prediction becomes one class within
+the first epoch. They train with SGD and momentum at 0.01, the setting of their papers and
+of torchvision's reference recipes.
+
+A :class:`Recipe` is what ``ImageClassifier`` and the datamodules fall back on when an
+argument is not given: the task's optimizer, ``lr``, ``weight_decay``, ``momentum``,
+``scheduler`` and ``label_smoothing``; the datamodules' ``batch_size`` and, for the small
+28-32 pixel datasets (MNIST, Fashion-MNIST, CIFAR), the image size; and the command line's
+``--trainer.max_epochs``. Like timm's ``pretrained_cfg``, it is data next to the model, and
+``model_info(name).recipe`` shows it.
+
+The small-data image sizes follow *Dive into Deep Learning*, which trains these networks
+on Fashion-MNIST resized to 224 pixels (AlexNet, VGG, NiN) or 96 pixels (GoogLeNet, the
+ImageNet ResNets and DenseNets); LeNet-5 and the CIFAR networks take 32 pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+__all__ = ["OptimizerName", "Recipe", "SchedulerName", "default_recipe"]
+
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
+SchedulerName = Literal["cosine", "onecycle", "step", "none"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A model's default training setting (see the module docstring for who reads what).
+
+    Attributes:
+        optimizer: ``"sgd"`` (with Nesterov momentum), ``"adam"``, ``"adamw"`` or ``"rmsprop"``.
+        lr: Peak learning rate.
+        weight_decay: L2 penalty on weights (not on biases or norm layers).
+        momentum: Momentum of SGD and RMSprop.
+        scheduler: ``"onecycle"``, ``"cosine"``, ``"step"`` or ``"none"``.
+        label_smoothing: Cross-entropy label smoothing.
+        batch_size: Images per batch.
+        epochs: Training epochs (``--trainer.max_epochs`` on the command line).
+        small_image_size: Image size for 28-32 pixel datasets; ``None``: the model's own
+            input size.
+
+    Example:
+        >>> from classic_cnns import model_info
+        >>> recipe = model_info("alexnet").recipe
+        >>> recipe.optimizer, recipe.lr, recipe.small_image_size
+        ('sgd', 0.01, 224)
+    """
+
+    optimizer: OptimizerName = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    scheduler: SchedulerName = "onecycle"
+    label_smoothing: float = 0.0
+    batch_size: int = 128
+    epochs: int = 10
+    small_image_size: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The recipe as a plain dict (for tables and ``--print_config``).
+
+        Example:
+            >>> Recipe().as_dict()["optimizer"]
+            'adamw'
+        """
+        return asdict(self)
+
+
+# SGD with momentum at 0.01 for the deep ReLU stacks without normalisation (the AlexNet and
+# VGG papers' setting, and torchvision's reference recipes for them).
+_PLAIN_DEEP = Recipe(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, batch_size=128)
+
+_FAMILIES: dict[str, Recipe] = {
+    "lenet": Recipe(optimizer="sgd", lr=0.1, batch_size=128, epochs=12, small_image_size=32),
+    "alexnet": replace(_PLAIN_DEEP, small_image_size=224),
+    "vgg": replace(_PLAIN_DEEP, small_image_size=224),
+    "nin": Recipe(small_image_size=224),
+    "googlenet": Recipe(small_image_size=96),
+    "resnet": Recipe(small_image_size=96),
+    "densenet": Recipe(small_image_size=96),
+}
+
+_MODELS: dict[str, Recipe] = {
+    # With batch normalisation the VGGs train like the other BN networks.
+    **{f"vgg{d}_bn": Recipe(small_image_size=224) for d in (11, 13, 16, 19)},
+    # The CIFAR ResNets: the paper's SGD at 0.1, x0.1 at 50% and 75% of the run.
+    **{
+        f"resnet{d}": Recipe(
+            optimizer="sgd", lr=0.1, weight_decay=1e-4, scheduler="step", small_image_size=32
+        )
+        for d in (20, 32, 44, 56, 110)
+    },
+    "densenet_bc_100": Recipe(
+        optimizer="sgd",
+        lr=0.1,
+        weight_decay=1e-4,
+        scheduler="step",
+        batch_size=64,
+        small_image_size=32,
+    ),
+}
+
+
+def default_recipe(name: str, family: str) -> Recipe:
+    """The built-in recipe of a model: its own, else its family's, else the generic one.
+
+    Example:
+        >>> default_recipe("resnet20", "resnet").scheduler
+        'step'
+        >>> default_recipe("my_net", "my_family") == Recipe()
+        True
+    """
+    return _MODELS.get(name) or _FAMILIES.get(family) or Recipe()
