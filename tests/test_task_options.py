@@ -1,0 +1,203 @@
+"""The task's recipe defaults, loss choice, distillation, channels_last and compile options."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from classic_cnns import Digits, LeNet5, ResNet, create_model, list_models, model_info
+from classic_cnns.checkpoint import load_checkpoint
+from classic_cnns.recipes import Recipe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _trainer(**kw: object) -> L.Trainer:
+    return L.Trainer(
+        **{  # type: ignore[arg-type]
+            "max_epochs": 1,
+            "accelerator": "cpu",
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            **kw,
+        }
+    )
+
+
+# -- recipes -----------------------------------------------------------------------------------
+
+
+def test_every_model_has_a_recipe_and_the_task_takes_it_when_not_told_otherwise() -> None:
+    for name in list_models():
+        recipe = model_info(name).recipe
+        assert isinstance(recipe, Recipe) and recipe.lr > 0 and recipe.epochs > 0, name
+    model = create_model("alexnet", num_classes=10, in_channels=1)
+    recipe = model_info("alexnet").recipe
+    assert (model.hparams.optimizer, model.hparams.lr, model.hparams.scheduler) == (
+        recipe.optimizer,
+        recipe.lr,
+        recipe.scheduler,
+    )
+    assert (recipe.optimizer, recipe.lr) == ("sgd", 0.01)  # not AdamW at 3e-3
+    # A value given wins over the recipe, and the checkpointed hyperparameters say what ran.
+    given = create_model("alexnet", num_classes=10, in_channels=1, optimizer="adamw", lr=1e-4)
+    assert (given.hparams.optimizer, given.hparams.lr, given.hparams.momentum) == (
+        "adamw",
+        1e-4,
+        recipe.momentum,
+    )
+
+
+def test_the_optimizer_is_built_from_the_recipe() -> None:
+    model = ResNet("resnet20", num_classes=10, in_channels=1)
+    trainer = _trainer(max_steps=1)
+    trainer.fit(model, DataLoader(TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), 8))
+    (optimizer,) = trainer.optimizers
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert {g["weight_decay"] for g in optimizer.param_groups} == {1e-4, 0.0}
+    assert type(trainer.lr_scheduler_configs[0].scheduler).__name__ == "MultiStepLR"
+
+
+# -- losses --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse", "bce"])
+def test_each_loss_trains_lenet5_on_the_digits_well_above_chance(loss: str) -> None:
+    L.seed_everything(0, verbose=False)
+    model = LeNet5(loss=loss, optimizer="adamw", lr=3e-3)
+    dm = Digits(image_size=32)
+    trainer = _trainer(max_epochs=5)
+    trainer.fit(model, datamodule=dm)
+    assert trainer.test(model, datamodule=dm, verbose=False)[0]["test_acc"] > 0.6
+
+
+def test_the_chosen_loss_is_the_training_loss() -> None:
+    x, y = torch.randn(6, 1, 32, 32), torch.tensor([0, 1, 2, 3, 4, 5])
+    torch.manual_seed(0)
+    model = LeNet5(loss="mse")
+    with torch.no_grad():
+        logits = model(x)
+    expected = ((logits.softmax(1) - torch.nn.functional.one_hot(y, 10)) ** 2).mean()
+    assert float(model.training_step((x, y), 0)) == pytest.approx(float(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"loss": "kl_div"}, r"loss='kl_div' \(knowledge distillation\) needs a teacher"),
+        ({"teacher": "t.ckpt"}, r"a teacher needs loss='kl_div'; got loss='cross_entropy'"),
+        ({"loss": "mse", "label_smoothing": 0.1}, r"label_smoothing applies to"),
+    ],
+)
+def test_inconsistent_loss_options_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LeNet5(**kwargs)
+
+
+# -- distillation --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LeNet-5 (batch norm) trained on the digits, saved as a Lightning checkpoint."""
+    L.seed_everything(0, verbose=False)
+    teacher = LeNet5(arch="lenet5_bn", optimizer="adamw", lr=3e-3)
+    trainer = _trainer(max_epochs=4)
+    trainer.fit(teacher, datamodule=Digits(image_size=32))
+    path = tmp_path_factory.mktemp("teacher") / "teacher.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.mark.slow
+def test_a_student_learns_from_a_frozen_teacher_that_is_never_saved(
+    teacher_file: Path, tmp_path: Path
+) -> None:
+    teacher_state = {k: v.clone() for k, v in load_checkpoint(teacher_file)["state_dict"].items()}
+    L.seed_everything(0, verbose=False)
+    # alpha=1: the student never sees a label, only the teacher's softened outputs.
+    student = LeNet5(
+        arch="lenet5_modern", optimizer="adamw", lr=3e-3, loss="kl_div", alpha=1.0,
+        teacher=str(teacher_file),
+    )  # fmt: skip
+    dm = Digits(image_size=32)
+    trainer = _trainer(max_epochs=4, default_root_dir=tmp_path)
+    trainer.fit(student, datamodule=dm)
+    (teacher,) = student._teacher
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    for key, value in teacher.state_dict().items():  # untouched by the student's training
+        assert torch.equal(value, teacher_state[f"net.{key}"]), key
+    assert not any(k.startswith("_teacher") for k in student.state_dict())
+    assert trainer.test(student, datamodule=dm, verbose=False)[0]["test_acc"] > 0.6
+    trainer.save_checkpoint(tmp_path / "student.ckpt")
+    saved = load_checkpoint(tmp_path / "student.ckpt")["state_dict"]
+    assert set(saved) == set(LeNet5(arch="lenet5_modern").state_dict())  # no teacher inside
+    # The student reloads without its teacher file.
+    teacher_file.rename(tmp_path / "moved.ckpt")
+    try:
+        restored = LeNet5.load_from_checkpoint(tmp_path / "student.ckpt")
+    finally:
+        (tmp_path / "moved.ckpt").rename(teacher_file)
+    assert restored.hparams.loss == "kl_div" and not restored._teacher
+
+
+def test_a_teacher_by_name_needs_weights_and_must_match(teacher_file: Path) -> None:
+    student = LeNet5(loss="kl_div", teacher="lenet5_bn")
+    with pytest.raises(ValueError, match=r"teacher='lenet5_bn' is a model name; give its trained"):
+        student.setup("fit")
+    named = LeNet5(loss="kl_div", teacher="lenet5_bn", teacher_weights=str(teacher_file))
+    named.setup("fit")
+    assert type(named._teacher[0]).__name__ == "LeNet5Net"
+    with pytest.raises(FileNotFoundError, match=r"neither a registered model name nor a file"):
+        LeNet5(loss="kl_div", teacher="no/such.ckpt").setup("fit")
+    with pytest.raises(ValueError, match=r"the teacher lenet5_bn takes 1 channel\(s\) and has 10"):
+        LeNet5(num_classes=5, loss="kl_div", teacher=str(teacher_file)).setup("fit")
+
+
+# -- speed options -------------------------------------------------------------------------------
+
+
+def test_channels_last_moves_the_weights_and_each_batch_with_the_same_outputs() -> None:
+    torch.manual_seed(0)
+    plain = ResNet("resnet20", num_classes=10, in_channels=3).eval()
+    fast = ResNet("resnet20", num_classes=10, in_channels=3, channels_last=True).eval()
+    fast.load_state_dict(plain.state_dict())
+    fast.setup("fit")
+    conv = fast.net.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-5)
+
+
+def test_compile_compiles_the_network_in_place_and_keeps_its_state_dict_keys() -> None:
+    torch.manual_seed(0)
+    model = LeNet5(compile={"backend": "eager"})  # the eager backend: no C++ build in tests
+    keys = list(model.state_dict())
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        before = model.eval()(x)
+    model.setup("fit")
+    assert model.net._compiled_call_impl is not None
+    assert list(model.state_dict()) == keys
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before)
+    with pytest.raises(ValueError, match=r"compile must be a bool or a dict"):
+        LeNet5(compile="yes")  # type: ignore[arg-type]
+
+
+def test_a_compiled_channels_last_model_trains() -> None:
+    model = LeNet5(arch="lenet5_bn", channels_last=True, compile={"backend": "eager"})
+    _trainer(max_steps=3).fit(
+        model, DataLoader(TensorDataset(torch.randn(24, 1, 32, 32), torch.arange(24) % 10), 8)
+    )
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert math.isfinite(float(model.net.fc.weight.sum()))
