@@ -277,11 +277,32 @@ def test_batch_transform_pads_28_to_32_and_normalises(mnist_raw: Path) -> None:
 def test_pad_cannot_shrink_and_resize_can(mnist_raw: Path) -> None:
     root = str(mnist_raw.parents[1])
     with pytest.raises(ValueError, match="resize='pad' cannot shrink 28x28 images to 16x16"):
-        MNIST(root, download=False, protocol="10k", image_size=16).setup("fit")
+        MNIST(root, download=False, protocol="10k", image_size=16, resize="pad").setup("fit")
+    shrunk = MNIST(root, download=False, protocol="10k", image_size=16)  # resize=None: auto
+    shrunk.setup("fit")
+    assert shrunk.resize_mode == "resize"
     dm = MNIST(root, download=False, protocol="10k", image_size=(16, 20), resize="resize")
     dm.setup("fit")
     x, _ = dm.on_after_batch_transfer(next(iter(dm.test_dataloader())), 0)
     assert x.shape == (128, 1, 16, 20)
+
+
+@pytest.mark.parametrize(
+    "size,mode", [(28, "pad"), (32, "pad"), (36, "pad"), (37, "resize"), (96, "resize")]
+)
+def test_resize_none_pads_by_up_to_four_pixels_a_side(
+    mnist_raw: Path, size: int, mode: str
+) -> None:
+    dm = MNIST(str(mnist_raw.parents[1]), download=False, protocol="10k", image_size=size)
+    dm.setup("fit")
+    assert dm.resize_mode == mode
+    x, _ = dm.on_after_batch_transfer(next(iter(dm.test_dataloader())), 0)
+    assert x.shape[-2:] == (size, size)
+    if mode == "pad":  # the digit itself is untouched: LeCun's padding of 28 to 32
+        border = (size - 28) // 2
+        raw = dm._splits["test"][0][:128].float() / 255
+        inner = x[:, :, border : border + 28, border : border + 28] * dm.std[0] + dm.mean[0]
+        torch.testing.assert_close(inner, raw, atol=1e-5, rtol=0)
 
 
 def test_image_size_follows_the_model_being_trained() -> None:
@@ -321,8 +342,8 @@ def test_in_memory_batches_cover_every_image_once() -> None:
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"batch_size": 0}, "batch_size must be a positive int; got 0"),
-        ({"resize": "crop"}, "resize must be 'pad' or 'resize'; got 'crop'"),
+        ({"batch_size": 0}, "batch_size must be a positive int or None; got 0"),
+        ({"resize": "crop"}, "resize must be 'pad', 'resize' or None; got 'crop'"),
         ({"val_size": -0.5}, r"val_size must be a fraction in \[0, 1\) or a whole count; got -0.5"),
         ({"test_size": 1.5}, r"test_size must be a fraction in \(0, 1\); got 1.5"),
     ],

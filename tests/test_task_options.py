@@ -74,9 +74,9 @@ def test_each_loss_trains_lenet5_on_the_digits_well_above_chance(loss: str) -> N
     L.seed_everything(0, verbose=False)
     model = LeNet5(loss=loss, optimizer="adamw", lr=3e-3)
     dm = Digits(image_size=32)
-    trainer = _trainer(max_epochs=5)
+    trainer = _trainer(max_epochs=8)
     trainer.fit(model, datamodule=dm)
-    assert trainer.test(model, datamodule=dm, verbose=False)[0]["test_acc"] > 0.6
+    assert trainer.test(model, datamodule=dm, verbose=False)[0]["test_acc"] > 0.6  # chance: 0.1
 
 
 def test_the_chosen_loss_is_the_training_loss() -> None:

@@ -32,7 +32,7 @@ from classic_cnns import _guard, finetune
 from classic_cnns._guard import StepGuard, check_labels_structure
 from classic_cnns.losses import ClassificationLoss, LossName
 from classic_cnns.metrics import classification_metrics
-from classic_cnns.recipes import OptimizerName, SchedulerName
+from classic_cnns.recipes import OptimizerName, Recipe, SchedulerName
 from classic_cnns.registry import _FAMILIES, create_model, list_models, model_info
 from classic_cnns.weights import (
     DATA_CHECKPOINT_KEY,
@@ -294,6 +294,20 @@ class ImageClassifier(L.LightningModule):
             {f"{s}_loss": MeanMetric(nan_strategy="disable") for s in stages}
         )
         self._guards = {s: StepGuard(num_classes) for s in stages}
+
+    @property
+    def recipe(self) -> Recipe:
+        """The architecture's training recipe (``model_info(arch).recipe``).
+
+        The training arguments not given to the task come from it; the datamodules take
+        their batch size and small-image size from it.
+
+        Example:
+            >>> from classic_cnns import LeNet5
+            >>> LeNet5().recipe.batch_size
+            128
+        """
+        return self.info.recipe
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -744,8 +758,8 @@ class ImageClassifier(L.LightningModule):
         size = getattr(datamodule, "_target", None)
         if size is not None:
             config["image_size"] = [int(v) for v in size]
-        if getattr(datamodule, "resize", None) in ("pad", "resize"):
-            config["resize"] = datamodule.resize  # type: ignore[union-attr]
+        if getattr(datamodule, "resize_mode", None) in ("pad", "resize"):
+            config["resize"] = datamodule.resize_mode  # type: ignore[union-attr]
         if config:
             self.data_config = config
 

@@ -99,12 +99,17 @@ class InMemoryDataModule(L.LightningDataModule):
     test_labels)`` with images as ``uint8`` ``(N, C, H, W)`` and labels as ``int64``.
 
     Args:
-        batch_size: Images per batch.
-        image_size: Output ``(H, W)`` (an int means square). ``None`` takes the input size
-            of the model being trained (its ``input_size`` attribute) when there is one,
-            else the dataset's own size.
+        batch_size: Images per batch. ``None`` takes the batch size of the model's recipe
+            (``model_info(name).recipe``) when a model is being trained, else
+            ``default_batch_size``; resolved in ``setup``.
+        image_size: Output ``(H, W)`` (an int means square). ``None`` follows the model being
+            trained: for images of at most 32 pixels (MNIST, Fashion-MNIST, CIFAR) the
+            size its recipe gives for such data (32 for LeNet-5 and the CIFAR networks, 96
+            or 224 for the ImageNet networks, as *Dive into Deep Learning* trains them),
+            else its ``input_size``; without a model, the dataset's own size.
         resize: How to reach ``image_size``: ``"pad"`` with background (zeros) around the
             image, as LeCun padded 28x28 MNIST to 32x32; or ``"resize"`` (bilinear).
+            ``None`` pads when the image grows by at most 4 pixels a side, else resizes.
         val_size: Part of the training set held out for validation, as a fraction in
             ``[0, 1)`` or a count; 0 means no validation.
         seed: Seed of the train/validation split (the split is the same in every run).
@@ -123,26 +128,31 @@ class InMemoryDataModule(L.LightningDataModule):
     class_names: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    default_batch_size: int = 128
 
     def __init__(
         self,
-        batch_size: int = 128,
+        batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
-        resize: Literal["pad", "resize"] = "pad",
+        resize: Literal["pad", "resize"] | None = None,
         val_size: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
-        if resize not in ("pad", "resize"):
-            raise ValueError(f"resize must be 'pad' or 'resize'; got {resize!r}")
+        if batch_size is not None and (
+            not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
+        if resize not in ("pad", "resize", None):
+            raise ValueError(f"resize must be 'pad', 'resize' or None; got {resize!r}")
         if val_size < 0 or (val_size >= 1 and not float(val_size).is_integer()):
             raise ValueError(
                 f"val_size must be a fraction in [0, 1) or a whole count; got {val_size!r}"
             )
-        self.batch_size = batch_size
+        # None: the model's recipe decides in setup(); until then, the class's default.
+        self._batch_size_given = batch_size is not None
+        self.batch_size: int = self.default_batch_size if batch_size is None else batch_size
         self.image_size = image_size
         self.resize = resize
         self.val_size = val_size
@@ -150,6 +160,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self._splits: dict[str, Split] = {}
         self._target: tuple[int, int] | None = None
+        self._resize: Literal["pad", "resize"] = resize or "pad"
         self._stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
 
     # -- what subclasses provide -------------------------------------------------
@@ -162,6 +173,11 @@ class InMemoryDataModule(L.LightningDataModule):
     def in_channels(self) -> int:
         """Channels of the images this datamodule yields."""
         return len(self.mean)
+
+    @property
+    def resize_mode(self) -> Literal["pad", "resize"]:
+        """How batches reach the image size: ``"pad"`` or ``"resize"`` (known after ``setup``)."""
+        return self._resize
 
     @property
     def dims(self) -> tuple[int, int, int]:
@@ -180,7 +196,16 @@ class InMemoryDataModule(L.LightningDataModule):
             for name, (x, _) in self._splits.items():
                 if name != "val" and x.shape[0] == 0:
                     raise ValueError(f"{type(self).__name__}: the {name} split is empty")
-        self._target = self._resolve_size(tuple(self._splits["test"][0].shape[-2:]))
+        self._follow_model(tuple(self._splits["test"][0].shape[-2:]))
+
+    def _follow_model(self, native: tuple[int, ...] | None) -> None:
+        # Settle what was left to the model being trained: the batch size, the image size
+        # and the way to reach it (the model's recipe and input size; see the Args).
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        recipe = getattr(model, "recipe", None)
+        if not self._batch_size_given and recipe is not None:
+            self.batch_size = recipe.batch_size
+        self._target = self._resolve_size(native, model)
 
     def _split(self, images: Tensor, labels: Tensor) -> dict[str, Split]:
         n = images.shape[0]
@@ -195,18 +220,30 @@ class InMemoryDataModule(L.LightningDataModule):
         val, train = val.sort().values, train.sort().values
         return {"train": (images[train], labels[train]), "val": (images[val], labels[val])}
 
-    def _resolve_size(self, native: tuple[int, ...]) -> tuple[int, int]:
+    def _resolve_size(self, native: tuple[int, ...] | None, model: Any) -> tuple[int, int]:
+        # The output size and, when not given, the way to reach it (pad or resize).
+        # ``native`` is the images' own size, None when not known yet.
         size: Any = self.image_size
         if size is None:
-            model = self.trainer.lightning_module if self.trainer is not None else None
+            small = getattr(getattr(model, "recipe", None), "small_image_size", None)
             model_size = getattr(model, "input_size", None)
-            size = tuple(model_size[-2:]) if model_size is not None else native
+            if small is not None and native is not None and max(native) <= 32:
+                size = small
+            else:
+                size = tuple(model_size[-2:]) if model_size is not None else native
         if isinstance(size, int):
             size = (size, size)
         size = tuple(int(s) for s in size)
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f"image_size must be an int or (H, W); got {self.image_size!r}")
-        if self.resize == "pad" and (size[0] < native[0] or size[1] < native[1]):
+        if native is None:  # decoded at this size (ImageFolder): nothing to pad or resize
+            return size  # type: ignore[return-value]
+        if self.resize is None:
+            grow = (size[0] - native[0], size[1] - native[1])
+            self._resize = "pad" if min(grow) >= 0 and max(grow) <= 8 else "resize"
+        else:
+            self._resize = self.resize
+        if self._resize == "pad" and (size[0] < native[0] or size[1] < native[1]):
             raise ValueError(
                 f"resize='pad' cannot shrink {native[0]}x{native[1]} images to "
                 f"{size[0]}x{size[1]}; use resize='resize'"
@@ -297,7 +334,7 @@ class InMemoryDataModule(L.LightningDataModule):
         x = images.float().div_(255)
         h, w = self._target
         if (x.shape[-2], x.shape[-1]) != (h, w):
-            if self.resize == "pad":
+            if self._resize == "pad":
                 dh, dw = h - x.shape[-2], w - x.shape[-1]
                 x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
             else:

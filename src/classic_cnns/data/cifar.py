@@ -71,9 +71,9 @@ class CIFAR10(TransferDataModule):
         data_dir: Folder holding ``cifar-10-batches-py/`` (torchvision's layout).
         download: Download and unpack the archive in ``prepare_data`` when files are
             missing (md5-checked). With ``False``, missing files raise ``FileNotFoundError``.
-        batch_size: Images per batch.
+        batch_size: Images per batch; ``None``: the model's recipe (see the base class).
         image_size: Output ``(H, W)``; ``None`` follows the model (224 for ImageNet models).
-        resize: ``"resize"`` (bilinear, default) or ``"pad"``.
+        resize: ``"pad"`` or ``"resize"``; ``None`` pads by up to 4 pixels a side, else resizes.
         val_size: Fraction or count of the 50,000 training images held out for validation.
         seed: Seed of the train/validation split.
         num_workers: DataLoader worker processes.
@@ -112,9 +112,9 @@ class CIFAR10(TransferDataModule):
         self,
         data_dir: str = "data",
         download: bool = True,
-        batch_size: int = 128,
+        batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
-        resize: Literal["pad", "resize"] = "resize",
+        resize: Literal["pad", "resize"] | None = None,
         val_size: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,

@@ -20,9 +20,9 @@ class Digits(InMemoryDataModule):
     Images are upsampled (bilinear) to the model's input size by default.
 
     Args:
-        batch_size: Images per batch.
+        batch_size: Images per batch; ``None``: the model's recipe (see the base class).
         image_size: Output ``(H, W)``; ``None`` follows the model (32x32 for LeNet-5).
-        resize: ``"resize"`` (default, bilinear) or ``"pad"``.
+        resize: ``"pad"`` or ``"resize"``; ``None`` pads by up to 4 pixels a side, else resizes.
         val_size: Fraction or count of the training images used for validation.
         test_size: Fraction of all images used for testing (default 0.2, i.e. 359 images).
         seed: Seed of both splits.
@@ -41,12 +41,13 @@ class Digits(InMemoryDataModule):
     # Mean and standard deviation of all 1,797 images scaled to [0, 1].
     mean = (0.3053,)
     std = (0.3761,)
+    default_batch_size = 64
 
     def __init__(
         self,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
-        resize: Literal["pad", "resize"] = "resize",
+        resize: Literal["pad", "resize"] | None = None,
         val_size: float = 0.1,
         test_size: float = 0.2,
         seed: int = 0,

@@ -182,9 +182,9 @@ class TransferDataModule(InMemoryDataModule):
     Training batches (only those) get :func:`random_crop_flip`.
 
     Args:
-        batch_size: Images per batch.
+        batch_size: Images per batch; ``None``: the model's recipe (see the base class).
         image_size: Output ``(H, W)``; ``None`` follows the model's input size.
-        resize: ``"resize"`` (bilinear) or ``"pad"`` to reach ``image_size``.
+        resize: ``"pad"`` or ``"resize"``; ``None`` pads by up to 4 pixels a side, else resizes.
         val_size: Fraction or count of the training images held out for validation.
         seed: Seed of the splits.
         num_workers: DataLoader worker processes.
@@ -202,9 +202,9 @@ class TransferDataModule(InMemoryDataModule):
 
     def __init__(
         self,
-        batch_size: int = 128,
+        batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
-        resize: Literal["pad", "resize"] = "resize",
+        resize: Literal["pad", "resize"] | None = None,
         val_size: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
@@ -284,7 +284,7 @@ class ImageFolder(TransferDataModule):
     Args:
         root: The folder.
         channels: 1 to read images as grey, 3 as RGB.
-        batch_size: Images per batch.
+        batch_size: Images per batch; ``None``: the model's recipe (see the base class).
         image_size: Stored and output ``(H, W)``; ``None`` takes the model's input size.
         val_size: Validation share of the training images without a ``val/`` folder.
         test_size: Test share of all images in the one-folder layout.
@@ -309,7 +309,7 @@ class ImageFolder(TransferDataModule):
         self,
         root: str | os.PathLike[str],
         channels: int = 3,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
         val_size: float = 0.1,
         test_size: float = 0.1,
@@ -379,7 +379,7 @@ class ImageFolder(TransferDataModule):
                 "ImageFolder needs image_size (an int or (H, W)) to decode the images at, or "
                 "a model being trained with an input_size to take it from; got neither"
             )
-        return self._resolve_size((1, 1))
+        return self._resolve_size(None, model)
 
     def setup(self, stage: str | None = None) -> None:
         """Decode every image once (at the resolved size), split, and measure the training set."""
@@ -414,7 +414,7 @@ class ImageFolder(TransferDataModule):
             self._splits = splits
             self._measured = None
         self._resolve_stats()  # each time: the model being trained may have changed
-        self._target = self._resolve_size(tuple(self._splits["train"][0].shape[-2:]))
+        self._follow_model(tuple(self._splits["train"][0].shape[-2:]))
 
     def dataset_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the training images, on the 0-1 scale (measured once)."""

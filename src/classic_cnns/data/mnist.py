@@ -100,9 +100,9 @@ class MNIST(InMemoryDataModule):
             recompressed or uncompressed copy is accepted by its decompressed content.
         protocol: ``"standard"`` (60,000 training and 10,000 test images) or ``"10k"``:
             only the test file, the first 8,000 images to train and the last 2,000 to test.
-        batch_size: Images per batch.
+        batch_size: Images per batch; ``None``: the model's recipe (see the base class).
         image_size: Output ``(H, W)``; ``None`` follows the model (32x32 for LeNet-5).
-        resize: ``"pad"`` (default) or ``"resize"``.
+        resize: ``"pad"`` or ``"resize"``; ``None`` pads by up to 4 pixels a side, else resizes.
         val_size: Fraction or count of the training images held out for validation.
         seed: Seed of the train/validation split.
         num_workers: DataLoader worker processes.
@@ -134,9 +134,9 @@ class MNIST(InMemoryDataModule):
         data_dir: str = "data",
         download: bool = True,
         protocol: Literal["standard", "10k"] = "standard",
-        batch_size: int = 128,
+        batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
-        resize: Literal["pad", "resize"] = "pad",
+        resize: Literal["pad", "resize"] | None = None,
         val_size: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
