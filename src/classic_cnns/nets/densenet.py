@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import conv1x1, conv3x3
+from classic_cnns.nets._layers import conv1x1, conv3x3, linear_head
 from classic_cnns.registry import register_model
 
 __all__ = [
@@ -104,6 +105,9 @@ class Transition(nn.Sequential):
 class DenseNetNet(nn.Module):
     """A DenseNet-BC: stem, dense blocks joined by transitions, BN-ReLU, pooling, classifier.
 
+    :meth:`forward_features` returns the final BN-ReLU maps; :meth:`forward_head` averages
+    them and applies ``classifier``.
+
     Args:
         growth_rate: Channels each layer adds (k).
         block_config: Layers per dense block, e.g. ``(6, 12, 24, 16)`` for DenseNet-121.
@@ -123,7 +127,14 @@ class DenseNetNet(nn.Module):
         >>> net = DenseNetNet(12, (4, 4, 4), 24, num_classes=10, stem="cifar")
         >>> net(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
+        >>> net.forward_features(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 90, 8, 8])
     """
+
+    #: The convolution that sees the input, and the final classifier (timm's ``first_conv``
+    #: and ``classifier``); ``classic_cnns.finetune`` and ``classic_cnns.weights`` read them.
+    first_conv: ClassVar[str] = "features.conv0"
+    head_names: ClassVar[tuple[str, ...]] = ("classifier",)
 
     def __init__(
         self,
@@ -177,7 +188,7 @@ class DenseNetNet(nn.Module):
 
         self.num_features = channels
         self.num_classes = num_classes
-        self.classifier = nn.Linear(channels, num_classes)
+        self.classifier = linear_head(channels, num_classes)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -189,19 +200,19 @@ class DenseNetNet(nn.Module):
                 nn.init.constant_(m.bias, 0)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Final BN-ReLU features, globally average-pooled: ``(N, num_features)``."""
-        x = F.relu(self.features(x), inplace=True)
-        return F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)
+        """The final BN-ReLU feature maps, unpooled: ``(N, num_features, H', W')``."""
+        return F.relu(self.features(x), inplace=True)
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        """The linear ``classifier`` on pooled features."""
-        return self.classifier(x)
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Average the maps, then ``classifier`` (``pre_logits``: ``(N, num_features)``)."""
+        x = F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)
+        return x if pre_logits else self.classifier(x)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace ``classifier`` with a freshly initialised layer for ``num_classes`` classes.
+        """Replace ``classifier`` with a fresh layer for ``num_classes`` classes (0: identity).
 
         Example:
             >>> net = densenet_bc_100()
@@ -209,9 +220,12 @@ class DenseNetNet(nn.Module):
             >>> net.classifier.out_features
             100
         """
+        self.classifier = linear_head(self.num_features, num_classes, _zero_bias)
         self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes)
-        nn.init.constant_(self.classifier.bias, 0)
+
+
+def _zero_bias(layer: nn.Linear) -> None:
+    nn.init.constant_(layer.bias, 0)
 
 
 # (growth rate k, layers per block, stem channels) of the paper's table 1 and torchvision.
