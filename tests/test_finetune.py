@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import Digits, LeNet5, NiN, ResNet, model_info
 from classic_cnns.data.mnist import read_idx
-from classic_cnns.finetune import UnfreezeBackbone, head_names
+from classic_cnns.finetune import UnfreezeBackbone, head_names, reset_head
 
 
 @pytest.fixture(autouse=True)
@@ -135,21 +135,45 @@ def test_backbone_and_head_learning_rates() -> None:
 
 
 def test_reset_classifier_and_forward_features(tmp_path: Path) -> None:
-    model = LeNet5(num_classes=10)  # LeNet5Net has no reset_classifier: the generic path
+    model = LeNet5(num_classes=10)
     backbone = _snapshot(model.net.c5)
     model.reset_classifier(4)
     assert model.net.fc.out_features == 4 and model.num_classes == 4
     assert sorted(model.val_metrics.keys()) == ["val_acc", "val_f1"]  # no top-5 for 4 classes
     x = torch.randn(3, 1, 32, 32)
     assert model(x).shape == (3, 4)
-    assert model.forward_features(x).shape == (3, model.num_features) == (3, 120)
+    # The task's forward_features are the network's unpooled maps (C5's for LeNet-5); the
+    # network's head turns them into the pre-logits features, num_features wide (F6's 84).
+    maps = model.forward_features(x)
+    assert maps.shape == (3, 120, 1, 1) and model.num_features == 84
+    assert model.net.forward_head(maps, pre_logits=True).shape == (3, 84)
+    assert torch.equal(model.net.forward_head(maps), model(x))
+    with pytest.raises(ValueError, match=r"needs images of at least 32x32"):
+        model.forward_features(torch.zeros(1, 1, 28, 28))  # checked like forward's input
     assert all(torch.equal(v, model.net.c5.state_dict()[k]) for k, v in backbone.items())
     trainer = _trainer(max_steps=1)
     trainer.fit(model, _loader(16, classes=4))
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     assert LeNet5.load_from_checkpoint(tmp_path / "m.ckpt").net.fc.out_features == 4
-    # NiN's features are maps; forward_features pools them.
-    assert NiN(num_classes=10).eval().forward_features(torch.zeros(2, 3, 32, 32)).shape == (2, 192)
+    assert NiN(num_classes=10).eval().forward_features(torch.zeros(2, 3, 32, 32)).shape == (
+        2, 192, 8, 8
+    )  # fmt: skip
+
+
+def test_a_network_of_ones_own_gets_a_head_without_declaring_one() -> None:
+    # Without head_names or reset_classifier: the last module with parameters is the head,
+    # and reset_head replaces that linear layer.
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16, 10)
+    )
+    assert head_names(net) == ("3",)
+    conv = net[0].weight.detach().clone()
+    reset_head(net, 3)
+    assert net[3].out_features == 3 and torch.equal(net[0].weight, conv)
+    assert net(torch.zeros(2, 1, 4, 4)).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"num_classes must be an int of at least 2; got 1"):
+        reset_head(net, 1)
 
 
 def test_load_from_checkpoint_with_a_new_head_names_the_keys_not_loaded(tmp_path: Path) -> None:

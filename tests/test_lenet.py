@@ -47,7 +47,7 @@ def test_modern_variant_uses_relu_and_max_pooling_with_the_same_shapes() -> None
     assert nn.ReLU in kinds and nn.MaxPool2d in kinds
     assert nn.Tanh not in kinds and nn.AvgPool2d not in kinds
     assert sum(p.numel() for p in net.parameters()) == 61_706
-    assert net.forward_features(torch.zeros(2, 1, 32, 32)).shape == (2, 120)
+    assert net.forward_features(torch.zeros(2, 1, 32, 32)).shape == (2, 120, 1, 1)  # C5
 
 
 def test_batch_norm_variant_normalises_every_conv_and_f6() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 
 import pytest
 import torch
@@ -156,7 +155,6 @@ def test_torchvision_state_dict_and_logits(name: str) -> None:
     with torch.no_grad():
         expected = tv(x)
         assert torch.allclose(net(x), expected, atol=1e-5, rtol=0)
-        assert torch.allclose(net.forward_head(net.forward_features(x)), expected, atol=1e-5)
 
 
 def test_googlenet_with_aux_matches_torchvision_in_training() -> None:
@@ -228,26 +226,6 @@ def test_in_channels_changes_only_the_first_conv(name: str) -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("builder", "size"),
-    [
-        (lambda: GoogLeNetNet(num_classes=10, aux_logits=True, small_input=True), 4),
-        (lambda: classic_cnns.model_info("resnet20").build_net(), 8),
-        (lambda: classic_cnns.model_info("densenet_bc_100").build_net(), 8),
-    ],
-)
-def test_reset_classifier(builder: Callable[[], nn.Module], size: int) -> None:
-    net = builder()
-    net.reset_classifier(7)
-    assert net.num_classes == 7
-    net.train()
-    with torch.no_grad():
-        out = net(torch.randn(2, 3, size, size))
-    outs = out if isinstance(out, tuple) else (out,)
-    assert [o.shape for o in outs] == [(2, 7)] * len(outs)
-    assert net.forward_features(torch.randn(2, 3, size, size)).shape == (2, net.num_features)
-
-
 def test_zero_init_residual() -> None:
     basic = classic_cnns.model_info("resnet20").build_net(zero_init_residual=True)
     assert all(not b.bn2.weight.any() for b in basic.layer1)
@@ -265,3 +243,70 @@ def test_cifar_resnet_option_a_shortcuts_are_parameter_free() -> None:
     out = PadShortcut(16, 32, stride=2)(x)
     assert torch.equal(out[:, :16], x[:, :, ::2, ::2]) and not out[:, 16:].any()
     assert [len(s) for s in (net.layer1, net.layer2, net.layer3)] == [3, 3, 3]
+
+
+def _saved_bytes(net: nn.Module, x: Tensor) -> int:
+    """Bytes of the distinct activation storages that autograd saves for the backward pass.
+
+    A checkpoint's inputs (a dense layer's list of earlier maps, each a block's new channels
+    once) are kept alive without being saved this way, so they are not counted.
+    """
+    weights = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        if t.untyped_storage().data_ptr() not in weights:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = net(x)  # alive until the end: no saved storage is freed and its address reused
+    del out
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("name", ["densenet121", "densenet_bc_100"])
+def test_memory_efficient_densenet_gives_the_same_results(name: str) -> None:
+    # torchvision's test_memory_efficient_densenet (eval mode, outputs within 1e-5 and a
+    # gradient for every parameter), plus training mode: the same gradients, and the same
+    # batch norm statistics after the step (the checkpoint's recomputation must not
+    # update them a second time).
+    kwargs = {"small_input": True} if name == "densenet121" else {}
+    info = classic_cnns.model_info(name)
+    torch.manual_seed(0)
+    plain = info.build_net(num_classes=10, **kwargs)
+    efficient = info.build_net(num_classes=10, memory_efficient=True, **kwargs)
+    efficient.load_state_dict(plain.state_dict())
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 3, 5, 9])
+    for training in (False, True):
+        results = []
+        for net in (plain, efficient):
+            net.train(training).zero_grad()
+            out = net(x)
+            F.cross_entropy(out, y).backward()
+            grads = {n: p.grad for n, p in net.named_parameters()}
+            assert all(g is not None for g in grads.values())
+            results.append((out.detach(), grads))
+        (out_plain, grads_plain), (out_efficient, grads_efficient) = results
+        torch.testing.assert_close(out_efficient, out_plain, rtol=0, atol=1e-5)
+        for pname, grad in grads_plain.items():
+            torch.testing.assert_close(grads_efficient[pname], grad, msg=pname)
+    buffers = efficient.state_dict()
+    for key, theirs in plain.state_dict().items():
+        assert torch.equal(buffers[key], theirs), key
+    # No checkpointing without gradients, so inference is the plain path.
+    with torch.no_grad():
+        assert torch.equal(efficient.eval()(x), plain.eval()(x))
+    # The concatenations and the bottlenecks' batch norm outputs are not kept for backward.
+    plain.train(), efficient.train()
+    assert _saved_bytes(efficient, x) < 0.6 * _saved_bytes(plain, x)
+
+
+def test_memory_efficient_densenet_refuses_torchscript_only_when_it_would_checkpoint() -> None:
+    net = classic_cnns.model_info("densenet_bc_100").build_net(memory_efficient=True)
+    scripted = torch.jit.script(net.eval())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), net(x))
+    with pytest.raises(torch.jit.Error, match="memory_efficient=True does not work in TorchScript"):
+        scripted(x.requires_grad_())

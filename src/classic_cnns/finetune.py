@@ -1,7 +1,8 @@
 """Fine-tuning helpers: which layers are the head, freezing the backbone, unfreezing on schedule.
 
-The *head* of a network is its final classifier layer(s), exactly what
-``reset_classifier(num_classes)`` replaces: ``fc`` (LeNet-5, ResNet), ``classifier.6``
+The *head* of a network is its final classifier layer(s), what
+``reset_classifier(num_classes)`` replaces, as the network class declares them in its
+``head_names`` (timm's ``classifier``): ``fc`` (LeNet-5, ResNet), ``classifier.6``
 (AlexNet, VGG), ``classifier`` (DenseNet), ``classifier.0`` (NiN's class-map convolution)
 and for GoogLeNet ``fc`` plus the auxiliary classifiers ``aux1`` and ``aux2``, which
 torchvision's weights leave untrained. Everything else is the *backbone*.
@@ -35,24 +36,11 @@ __all__ = [
 ]
 
 
-def _head_table() -> dict[type[nn.Module], tuple[str, ...]]:
-    from classic_cnns import nets
-
-    return {
-        nets.LeNet5Net: ("fc",),
-        nets.AlexNetNet: ("classifier.6",),
-        nets.VGGNet: ("classifier.6",),
-        nets.NiNNet: ("classifier.0",),
-        nets.GoogLeNetNet: ("fc", "aux1", "aux2"),
-        nets.ResNetNet: ("fc",),
-        nets.DenseNetNet: ("classifier",),
-    }
-
-
 def head_names(net: nn.Module) -> tuple[str, ...]:
     """Dotted names of the network's head modules (those present: GoogLeNet may lack aux heads).
 
-    A network of your own can declare ``head_names`` (a tuple of module names); otherwise
+    The names are the network's ``head_names`` attribute (a tuple of module names), which
+    every built-in network declares and a network of your own can declare too; without it
     the last module that holds parameters is taken as the head.
 
     Example:
@@ -63,9 +51,12 @@ def head_names(net: nn.Module) -> tuple[str, ...]:
         ('fc',)
     """
     modules = dict(net.named_modules())
-    declared = getattr(net, "head_names", None)
-    if declared is None:
-        declared = next((v for k, v in _head_table().items() if isinstance(net, k)), None)
+    # torch.compile's wrapper forwards attributes to the network, whose modules it holds
+    # under "_orig_mod.".
+    inner = getattr(net, "_orig_mod", net)
+    declared = getattr(inner, "head_names", None)
+    if declared is not None and inner is not net:
+        declared = tuple(f"_orig_mod.{n}" for n in declared)
     if declared is None:
         with_params = [n for n, m in modules.items() if any(True for _ in m.parameters(False))]
         if not with_params:

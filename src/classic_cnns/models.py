@@ -223,6 +223,9 @@ class DenseNet(ImageClassifier):
         num_classes: Number of classes.
         in_channels: Input channels.
         small_input: ImageNet depths only: a 3x3 stride-1 stem without max pooling.
+        memory_efficient: Recompute each dense layer's bottleneck in the backward pass
+            instead of storing it: much less activation memory, same results (default
+            ``False``; see :mod:`classic_cnns.nets.densenet`).
         **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
 
     Example:
@@ -241,6 +244,7 @@ class DenseNet(ImageClassifier):
         num_classes: int | None = None,
         in_channels: int | None = None,
         small_input: bool | None = None,
+        memory_efficient: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)

@@ -442,29 +442,36 @@ class ImageClassifier(L.LightningModule):
     # -- fine-tuning ---------------------------------------------------------------------
     @property
     def num_features(self) -> int:
-        """Width of the pooled features that :meth:`forward_features` returns."""
+        """Width of the pooled features the final classifier sees (the network's pre-logits)."""
         return int(self.net.num_features)  # type: ignore[arg-type]
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Pooled features ``(N, num_features)``, the head's input: for embeddings or probes.
+        """The network's unpooled feature maps ``(N, C, H, W)``, as timm's ``forward_features``.
 
-        Feature maps (NiN, whose head works on maps) are averaged over space.
+        The input is checked as in :meth:`forward`. ``self.net.forward_head(maps,
+        pre_logits=True)`` turns the maps into the pooled ``(N, num_features)`` features the
+        final classifier sees, for embeddings or linear probes; ``self.net.forward_head(maps)``
+        gives the logits.
 
         Example:
             >>> import torch
             >>> from classic_cnns import ResNet
-            >>> ResNet("resnet20").eval().forward_features(torch.zeros(2, 3, 32, 32)).shape
-            torch.Size([2, 64])
+            >>> model = ResNet("resnet20").eval()
+            >>> maps = model.forward_features(torch.zeros(2, 3, 32, 32))
+            >>> maps.shape, model.net.forward_head(maps, pre_logits=True).shape
+            (torch.Size([2, 64, 8, 8]), torch.Size([2, 64]))
         """
         self.check_input(x)
         features: Tensor = self.net.forward_features(x)  # type: ignore[operator]
-        return features.mean(dim=(2, 3)) if features.ndim == 4 else features
+        return features
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the head with a freshly initialised one for ``num_classes`` classes.
 
         Updates ``num_classes`` (in the hyperparameters too, so checkpoints reload with the
         new head) and the metrics. Call it before ``Trainer.fit``, which builds the optimizer.
+        A classifier needs at least 2 classes; for a headless network, call
+        ``model.net.reset_classifier(0)`` on the plain network.
 
         Example:
             >>> from classic_cnns import LeNet5

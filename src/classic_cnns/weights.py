@@ -260,13 +260,20 @@ def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
 
 
 def first_conv_name(net: nn.Module) -> str | None:
-    """Dotted name of the network's first ``nn.Conv2d`` (the one that sees the input).
+    """Dotted name of the convolution that sees the input (timm's ``first_conv``).
+
+    Every built-in network declares it as its ``first_conv`` attribute, and a network of
+    your own can too; without it, the first ``nn.Conv2d`` among the modules is taken.
 
     Example:
         >>> from classic_cnns import model_info
         >>> first_conv_name(model_info("googlenet").build_net())
         'conv1.conv'
     """
+    inner = getattr(net, "_orig_mod", net)  # torch.compile's wrapper holds the network
+    declared = getattr(inner, "first_conv", None)
+    if isinstance(declared, str):
+        return declared if inner is net else _COMPILED + declared
     return next((n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)), None)
 
 

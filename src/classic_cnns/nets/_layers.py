@@ -1,15 +1,21 @@
-"""Convolution helpers shared by the ResNet and DenseNet files.
+"""Layers shared by the network files: torchvision's bias-free convolutions, the final classifier.
 
-Both families use bias-free convolutions because a batch norm follows (ResNet) or
-precedes the next one (DenseNet) and its shift makes a bias redundant. The helpers
-are torchvision's ``conv3x3``/``conv1x1`` so state dicts stay interchangeable.
+ResNet and DenseNet use bias-free convolutions because a batch norm follows (ResNet) or
+precedes the next one (DenseNet) and its shift makes a bias redundant. The helpers are
+torchvision's ``conv3x3``/``conv1x1`` so state dicts stay interchangeable.
+
+Every network builds its final classifier with :func:`linear_head`, which is also what
+``reset_classifier(num_classes)`` calls: ``num_classes=0`` gives ``nn.Identity``, so the
+network returns the pooled features the classifier would have seen (timm's rule).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
-__all__ = ["conv1x1", "conv3x3"]
+__all__ = ["check_num_classes", "conv1x1", "conv3x3", "linear_head"]
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -32,3 +38,47 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
         torch.Size([1, 256, 8, 8])
     """
     return nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
+
+
+def check_num_classes(num_classes: object) -> int:
+    """Return ``num_classes`` if it is an int >= 0 (0: no classifier); raise otherwise.
+
+    Raises:
+        ValueError: for a negative number, a bool or anything but an int.
+
+    Example:
+        >>> check_num_classes(0)
+        0
+    """
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+        raise ValueError(
+            f"num_classes must be an int >= 0 (0 removes the classifier); got {num_classes!r}"
+        )
+    return num_classes
+
+
+def linear_head(
+    in_features: int, num_classes: int, init: Callable[[nn.Linear], object] | None = None
+) -> nn.Module:
+    """A fresh final classifier: ``nn.Linear(in_features, num_classes)``, or identity for 0.
+
+    Args:
+        in_features: Width of the pooled features the classifier sees.
+        num_classes: Output classes; 0 gives ``nn.Identity`` (a headless network).
+        init: Initialisation applied to the new linear layer (PyTorch's default if ``None``).
+
+    Raises:
+        ValueError: if ``num_classes`` is not an int >= 0.
+
+    Example:
+        >>> linear_head(512, 10)
+        Linear(in_features=512, out_features=10, bias=True)
+        >>> linear_head(512, 0)
+        Identity()
+    """
+    if check_num_classes(num_classes) == 0:
+        return nn.Identity()
+    layer = nn.Linear(in_features, num_classes)
+    if init is not None:
+        init(layer)
+    return layer

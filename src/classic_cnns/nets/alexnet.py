@@ -41,8 +41,11 @@ parameter count, unchanged.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor, nn
 
+from classic_cnns.nets._layers import linear_head
 from classic_cnns.registry import register_model
 
 __all__ = ["AlexNetNet", "alexnet"]
@@ -56,6 +59,9 @@ class AlexNetNet(nn.Module):
 
     Attribute names and ``nn.Sequential`` indices are torchvision's, so
     ``net.load_state_dict(torchvision.models.alexnet().state_dict())`` works.
+    :meth:`forward_features` returns the last max pool's maps; :meth:`forward_head` pools
+    them to 6x6 and runs ``classifier``, whose first six layers (timm's "pre-logits")
+    end in the 4096 features that the final layer ``classifier.6`` sees: ``num_features``.
 
     Args:
         num_classes: Output classes.
@@ -71,7 +77,14 @@ class AlexNetNet(nn.Module):
         torch.Size([1, 10])
         >>> net.min_input_size
         (15, 15)
+        >>> net.forward_features(torch.zeros(1, 1, 32, 32)).shape
+        torch.Size([1, 256, 3, 3])
     """
+
+    #: The convolution that sees the input, and the final classifier (timm's ``first_conv``
+    #: and ``classifier``); ``classic_cnns.finetune`` and ``classic_cnns.weights`` read them.
+    first_conv: ClassVar[str] = "features.0"
+    head_names: ClassVar[tuple[str, ...]] = ("classifier.6",)
 
     def __init__(
         self,
@@ -103,15 +116,15 @@ class AlexNetNet(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.num_features = 256 * 6 * 6
+        self.num_features = 4096
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout),
-            nn.Linear(self.num_features, 4096),
+            nn.Linear(256 * 6 * 6, 4096),
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
+            nn.Linear(4096, self.num_features),
             nn.ReLU(inplace=True),
-            nn.Linear(4096, num_classes),
+            linear_head(self.num_features, num_classes),
         )
         self.num_classes = num_classes
         if small_input:
@@ -121,18 +134,27 @@ class AlexNetNet(nn.Module):
         # Weights keep PyTorch's default initialisation, as torchvision's AlexNet does.
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Pooled, flattened convolutional features, ``(N, 9216)``."""
-        return self.avgpool(self.features(x)).flatten(1)
+        """The convolutional feature maps, unpooled: ``(N, 256, H', W')``."""
+        return self.features(x)
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        """The three linear layers on pooled features."""
-        return self.classifier(x)
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Pool to 6x6, then the classifier; ``pre_logits`` stops before its last layer.
+
+        With ``pre_logits=True`` the result is ``(N, num_features)``, the 4096 features
+        (after dropout and ReLU) that the final layer ``classifier.6`` sees.
+        """
+        x = self.avgpool(x).flatten(1)
+        last = len(self.classifier) - 1
+        for i, layer in enumerate(self.classifier):  # a loop TorchScript can unroll
+            if i < last or not pre_logits:
+                x = layer(x)
+        return x
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the last linear layer with a fresh one for ``num_classes`` classes.
+        """Replace the last linear layer with a fresh one for ``num_classes`` classes (0: identity).
 
         Example:
             >>> net = AlexNetNet(num_classes=1000)
@@ -140,7 +162,7 @@ class AlexNetNet(nn.Module):
             >>> net.classifier[6].out_features, net.num_classes
             (10, 10)
         """
-        self.classifier[6] = nn.Linear(4096, num_classes)
+        self.classifier[6] = linear_head(self.num_features, num_classes)
         self.num_classes = num_classes
 
 

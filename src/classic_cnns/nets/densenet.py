@@ -14,21 +14,35 @@ The ImageNet networks (``densenet121`` to ``densenet201``) follow torchvision's 
 names, so torchvision state dicts load with ``strict=True``. ``densenet_bc_100`` is the
 paper's CIFAR network (L=100, k=12): a 3x3 convolution to 2k channels with no norm or
 pooling, and three dense blocks of 16 layers, 0.77M parameters (0.8M in the paper).
+
+``memory_efficient=True`` (torchvision's option, after Pleiss et al., "Memory-Efficient
+Implementation of DenseNets", https://arxiv.org/abs/1707.06990) keeps a block's feature
+maps as a list and recomputes each layer's concatenation, batch norm, ReLU and 1x1
+convolution in the backward pass (``torch.utils.checkpoint``) instead of storing them:
+the stored activations grow linearly with the block's depth instead of quadratically,
+for about one more forward pass of those layers. The outputs and gradients are the same.
+Measured peak memory of one CPU training step (``benchmarks/densenet_memory.py``, one
+thread): DenseNet-121, batch 8 at 224x224, 1164 MiB without and 652 MiB with it
+(torchvision's: 1098 and 680); DenseNet-BC-100, batch 64 at 32x32, 2316 and 1150 MiB.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
-from classic_cnns.nets._layers import conv1x1, conv3x3
+from classic_cnns.nets._layers import conv1x1, conv3x3, linear_head
 from classic_cnns.registry import register_model
 
 __all__ = [
+    "DenseBlock",
     "DenseLayer",
     "DenseNetNet",
     "Transition",
@@ -44,6 +58,22 @@ _URL = "https://arxiv.org/abs/1608.06993"
 _STEMS = ("imagenet", "small", "cifar")
 
 
+@contextmanager
+def _running_stats_frozen(norm: nn.BatchNorm2d) -> Iterator[None]:
+    # Checkpointing runs the layer's forward again in the backward pass; in training mode
+    # that would update the batch norm's running statistics a second time. With momentum 0
+    # the update is 1 * running + 0 * batch, the same values; the batch count is put back.
+    momentum, count = norm.momentum, norm.num_batches_tracked
+    before = None if count is None else count.clone()
+    norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        norm.momentum = momentum
+        if count is not None and before is not None:
+            count.copy_(before)
+
+
 class DenseLayer(nn.Module):
     """A bottleneck layer that appends ``growth_rate`` new channels to its input.
 
@@ -52,6 +82,8 @@ class DenseLayer(nn.Module):
         growth_rate: New channels (k).
         bn_size: Bottleneck width as a multiple of k (4 in the paper).
         drop_rate: Dropout on the new channels.
+        memory_efficient: Recompute the bottleneck (concatenation, BN, ReLU, 1x1 conv) in the
+            backward pass instead of storing it, when gradients are needed.
 
     Example:
         >>> import torch
@@ -60,7 +92,12 @@ class DenseLayer(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, growth_rate: int, bn_size: int = 4, drop_rate: float = 0.0
+        self,
+        in_channels: int,
+        growth_rate: int,
+        bn_size: int = 4,
+        drop_rate: float = 0.0,
+        memory_efficient: bool = False,
     ) -> None:
         super().__init__()
         self.norm1 = nn.BatchNorm2d(in_channels)
@@ -70,14 +107,89 @@ class DenseLayer(nn.Module):
         self.relu2 = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(bn_size * growth_rate, growth_rate)
         self.drop_rate = drop_rate
+        self.memory_efficient = memory_efficient
 
-    def forward(self, x: Tensor) -> Tensor:
-        new = self.conv1(self.relu1(self.norm1(x)))
+    def _bottleneck(self, features: list[Tensor]) -> Tensor:
+        return self.conv1(self.relu1(self.norm1(torch.cat(features, 1))))
+
+    @torch.jit.unused
+    def _checkpointed_bottleneck(self, features: list[Tensor]) -> Tensor:
+        def bottleneck(*inputs: Tensor) -> Tensor:
+            return self._bottleneck(list(inputs))
+
+        out: Tensor = checkpoint(
+            bottleneck,
+            *features,
+            use_reentrant=False,
+            context_fn=lambda: (nullcontext(), _running_stats_frozen(self.norm1)),
+        )
+        return out
+
+    def new_features(self, features: list[Tensor]) -> Tensor:
+        """The ``growth_rate`` new maps computed from all earlier ones (a list, not joined).
+
+        Example:
+            >>> import torch
+            >>> layer = DenseLayer(64, growth_rate=32)
+            >>> layer.new_features([torch.zeros(1, 24, 8, 8), torch.zeros(1, 40, 8, 8)]).shape
+            torch.Size([1, 32, 8, 8])
+        """
+        if self.memory_efficient and any(t.requires_grad for t in features):
+            if torch.jit.is_scripting():
+                raise RuntimeError("memory_efficient=True does not work in TorchScript")
+            new = self._checkpointed_bottleneck(features)
+        else:
+            new = self._bottleneck(features)
         new = self.conv2(self.relu2(self.norm2(new)))
         if self.drop_rate > 0:
             new = F.dropout(new, p=self.drop_rate, training=self.training)
-        # Returning input and new maps together lets a block be a plain nn.Sequential.
-        return torch.cat([x, new], 1)
+        return new
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x, self.new_features([x])], 1)
+
+
+class DenseBlock(nn.ModuleDict):
+    """Dense layers ``denselayer1``, ``denselayer2``, ...; each sees all earlier outputs.
+
+    The maps are kept as a list and joined once at the end (and inside each layer's
+    bottleneck), so that with ``memory_efficient`` no concatenation is stored.
+
+    Args:
+        num_layers: Dense layers in the block.
+        in_channels: Channels of the block's input.
+        growth_rate: Channels each layer adds (k).
+        bn_size: Bottleneck width as a multiple of k.
+        drop_rate: Dropout after each dense layer.
+        memory_efficient: Checkpoint each layer's bottleneck (see :class:`DenseLayer`).
+
+    Example:
+        >>> import torch
+        >>> DenseBlock(3, 16, growth_rate=12)(torch.zeros(1, 16, 8, 8)).shape
+        torch.Size([1, 52, 8, 8])
+    """
+
+    def __init__(
+        self,
+        num_layers: int,
+        in_channels: int,
+        growth_rate: int,
+        bn_size: int = 4,
+        drop_rate: float = 0.0,
+        memory_efficient: bool = False,
+    ) -> None:
+        super().__init__()
+        for j in range(num_layers):
+            layer = DenseLayer(
+                in_channels + j * growth_rate, growth_rate, bn_size, drop_rate, memory_efficient
+            )
+            self.add_module(f"denselayer{j + 1}", layer)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer.new_features(features))  # type: ignore[operator]
+        return torch.cat(features, 1)
 
 
 class Transition(nn.Sequential):
@@ -104,6 +216,9 @@ class Transition(nn.Sequential):
 class DenseNetNet(nn.Module):
     """A DenseNet-BC: stem, dense blocks joined by transitions, BN-ReLU, pooling, classifier.
 
+    :meth:`forward_features` returns the final BN-ReLU maps; :meth:`forward_head` averages
+    them and applies ``classifier``.
+
     Args:
         growth_rate: Channels each layer adds (k).
         block_config: Layers per dense block, e.g. ``(6, 12, 24, 16)`` for DenseNet-121.
@@ -117,13 +232,23 @@ class DenseNetNet(nn.Module):
             ``"small"`` (3x3 stride-1 conv, BN, ReLU, no pooling: the ImageNet depths on
             28-32 pixel images, so only ``conv0`` differs from torchvision's); or ``"cifar"``
             (the paper's CIFAR stem, a lone 3x3 convolution).
+        memory_efficient: Recompute each dense layer's bottleneck in the backward pass
+            instead of storing it: much less activation memory in training, same results
+            (not in TorchScript).
 
     Example:
         >>> import torch
         >>> net = DenseNetNet(12, (4, 4, 4), 24, num_classes=10, stem="cifar")
         >>> net(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
+        >>> net.forward_features(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 90, 8, 8])
     """
+
+    #: The convolution that sees the input, and the final classifier (timm's ``first_conv``
+    #: and ``classifier``); ``classic_cnns.finetune`` and ``classic_cnns.weights`` read them.
+    first_conv: ClassVar[str] = "features.conv0"
+    head_names: ClassVar[tuple[str, ...]] = ("classifier",)
 
     def __init__(
         self,
@@ -137,6 +262,7 @@ class DenseNetNet(nn.Module):
         compression: float = 0.5,
         drop_rate: float = 0.0,
         stem: str = "imagenet",
+        memory_efficient: bool = False,
     ) -> None:
         super().__init__()
         if stem not in _STEMS:
@@ -158,14 +284,8 @@ class DenseNetNet(nn.Module):
 
         channels = num_init_features
         for i, num_layers in enumerate(block_config):
-            block = nn.Sequential(
-                OrderedDict(
-                    (
-                        f"denselayer{j + 1}",
-                        DenseLayer(channels + j * growth_rate, growth_rate, bn_size, drop_rate),
-                    )
-                    for j in range(num_layers)
-                )
+            block = DenseBlock(
+                num_layers, channels, growth_rate, bn_size, drop_rate, memory_efficient
             )
             self.features.add_module(f"denseblock{i + 1}", block)
             channels += num_layers * growth_rate
@@ -177,7 +297,7 @@ class DenseNetNet(nn.Module):
 
         self.num_features = channels
         self.num_classes = num_classes
-        self.classifier = nn.Linear(channels, num_classes)
+        self.classifier = linear_head(channels, num_classes)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -189,19 +309,19 @@ class DenseNetNet(nn.Module):
                 nn.init.constant_(m.bias, 0)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Final BN-ReLU features, globally average-pooled: ``(N, num_features)``."""
-        x = F.relu(self.features(x), inplace=True)
-        return F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)
+        """The final BN-ReLU feature maps, unpooled: ``(N, num_features, H', W')``."""
+        return F.relu(self.features(x), inplace=True)
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        """The linear ``classifier`` on pooled features."""
-        return self.classifier(x)
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Average the maps, then ``classifier`` (``pre_logits``: ``(N, num_features)``)."""
+        x = F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)
+        return x if pre_logits else self.classifier(x)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace ``classifier`` with a freshly initialised layer for ``num_classes`` classes.
+        """Replace ``classifier`` with a fresh layer for ``num_classes`` classes (0: identity).
 
         Example:
             >>> net = densenet_bc_100()
@@ -209,9 +329,12 @@ class DenseNetNet(nn.Module):
             >>> net.classifier.out_features
             100
         """
+        self.classifier = linear_head(self.num_features, num_classes, _zero_bias)
         self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes)
-        nn.init.constant_(self.classifier.bias, 0)
+
+
+def _zero_bias(layer: nn.Linear) -> None:
+    nn.init.constant_(layer.bias, 0)
 
 
 # (growth rate k, layers per block, stem channels) of the paper's table 1 and torchvision.
@@ -235,7 +358,9 @@ _IMAGENET = dict(
 )
 
 
-def _imagenet(name: str, num_classes: int, in_channels: int, small_input: bool) -> DenseNetNet:
+def _imagenet(
+    name: str, num_classes: int, in_channels: int, small_input: bool, memory_efficient: bool
+) -> DenseNetNet:
     growth_rate, block_config, num_init_features = _IMAGENET_CONFIGS[name]
     return DenseNetNet(
         growth_rate,
@@ -244,14 +369,22 @@ def _imagenet(name: str, num_classes: int, in_channels: int, small_input: bool) 
         num_classes,
         in_channels,
         stem="small" if small_input else "imagenet",
+        memory_efficient=memory_efficient,
     )
 
 
 @register_model(**_IMAGENET, num_params=7_978_856)  # type: ignore[arg-type]
 def densenet121(
-    *, num_classes: int = 1000, in_channels: int = 3, small_input: bool = False
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    small_input: bool = False,
+    memory_efficient: bool = False,
 ) -> DenseNetNet:
     """DenseNet-121 (k=32, blocks 6-12-24-16), 8.0M parameters.
+
+    ``memory_efficient=True`` trains with much less activation memory (see the module
+    docstring), as torchvision's option of the same name; the other builders take it too.
 
     Example:
         >>> import torch
@@ -259,12 +392,16 @@ def densenet121(
         >>> net(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 10])
     """
-    return _imagenet("densenet121", num_classes, in_channels, small_input)
+    return _imagenet("densenet121", num_classes, in_channels, small_input, memory_efficient)
 
 
 @register_model(**_IMAGENET, num_params=28_681_000)  # type: ignore[arg-type]
 def densenet161(
-    *, num_classes: int = 1000, in_channels: int = 3, small_input: bool = False
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    small_input: bool = False,
+    memory_efficient: bool = False,
 ) -> DenseNetNet:
     """DenseNet-161 (k=48, blocks 6-12-36-24, 96 stem channels), 28.7M parameters.
 
@@ -272,12 +409,16 @@ def densenet161(
         >>> densenet161().num_features
         2208
     """
-    return _imagenet("densenet161", num_classes, in_channels, small_input)
+    return _imagenet("densenet161", num_classes, in_channels, small_input, memory_efficient)
 
 
 @register_model(**_IMAGENET, num_params=14_149_480)  # type: ignore[arg-type]
 def densenet169(
-    *, num_classes: int = 1000, in_channels: int = 3, small_input: bool = False
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    small_input: bool = False,
+    memory_efficient: bool = False,
 ) -> DenseNetNet:
     """DenseNet-169 (k=32, blocks 6-12-32-32), 14.1M parameters.
 
@@ -285,12 +426,16 @@ def densenet169(
         >>> densenet169().num_features
         1664
     """
-    return _imagenet("densenet169", num_classes, in_channels, small_input)
+    return _imagenet("densenet169", num_classes, in_channels, small_input, memory_efficient)
 
 
 @register_model(**_IMAGENET, num_params=20_013_928)  # type: ignore[arg-type]
 def densenet201(
-    *, num_classes: int = 1000, in_channels: int = 3, small_input: bool = False
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    small_input: bool = False,
+    memory_efficient: bool = False,
 ) -> DenseNetNet:
     """DenseNet-201 (k=32, blocks 6-12-48-32), 20.0M parameters.
 
@@ -298,7 +443,7 @@ def densenet201(
         >>> densenet201().num_features
         1920
     """
-    return _imagenet("densenet201", num_classes, in_channels, small_input)
+    return _imagenet("densenet201", num_classes, in_channels, small_input, memory_efficient)
 
 
 # Two transitions need 4 pixels after the stride-1 stem.
@@ -306,7 +451,9 @@ _CIFAR = {**_IMAGENET, "input_size": (3, 32, 32), "min_input_size": (4, 4), "num
 
 
 @register_model(**_CIFAR, num_params=769_162)  # type: ignore[arg-type]
-def densenet_bc_100(*, num_classes: int = 10, in_channels: int = 3) -> DenseNetNet:
+def densenet_bc_100(
+    *, num_classes: int = 10, in_channels: int = 3, memory_efficient: bool = False
+) -> DenseNetNet:
     """The paper's CIFAR DenseNet-BC (L=100, k=12): three blocks of 16 layers, 0.77M parameters.
 
     Depth 100 counts the stem, 3 x 16 x 2 convolutions in the blocks, the two transitions
@@ -317,4 +464,12 @@ def densenet_bc_100(*, num_classes: int = 10, in_channels: int = 3) -> DenseNetN
         >>> densenet_bc_100()(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    return DenseNetNet(12, (16, 16, 16), 24, num_classes, in_channels, stem="cifar")
+    return DenseNetNet(
+        12,
+        (16, 16, 16),
+        24,
+        num_classes,
+        in_channels,
+        stem="cifar",
+        memory_efficient=memory_efficient,
+    )

@@ -26,12 +26,13 @@ Parameter count (1000 classes): 6,624,904 without the auxiliary heads, which is 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from classic_cnns.nets._layers import linear_head
 from classic_cnns.registry import register_model
 
 __all__ = ["BasicConv2d", "GoogLeNetNet", "Inception", "InceptionAux", "googlenet"]
@@ -151,6 +152,8 @@ class GoogLeNetNet(nn.Module):
 
     In training mode with ``aux_logits=True``, ``forward`` returns the tuple
     ``(logits, aux2_logits, aux1_logits)`` (torchvision's order); otherwise the logits.
+    :meth:`forward_features` returns inception5b's maps ``(N, 1024, H', W')``;
+    :meth:`forward_head` averages them and applies dropout and ``fc``.
 
     Args:
         num_classes: Output classes.
@@ -167,7 +170,15 @@ class GoogLeNetNet(nn.Module):
         >>> net = GoogLeNetNet(num_classes=10, small_input=True).eval()
         >>> net(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
+        >>> net.forward_features(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 1024, 4, 4])
     """
+
+    #: The convolution that sees the input, and the head: ``fc`` (timm's ``classifier``)
+    #: and the auxiliary classifiers, which torchvision's weights leave untrained.
+    #: ``classic_cnns.finetune`` and ``classic_cnns.weights`` read them.
+    first_conv: ClassVar[str] = "conv1.conv"
+    head_names: ClassVar[tuple[str, ...]] = ("fc", "aux1", "aux2")
 
     def __init__(
         self,
@@ -213,7 +224,7 @@ class GoogLeNetNet(nn.Module):
         self.dropout = nn.Dropout(p=dropout)
         self.num_features = 1024
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = linear_head(self.num_features, num_classes)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
@@ -222,7 +233,7 @@ class GoogLeNetNet(nn.Module):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
 
-    def _forward(self, x: Tensor, with_aux: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    def _features(self, x: Tensor, with_aux: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
         x = self.maxpool2(self.conv3(self.conv2(self.maxpool1(self.conv1(x)))))
         x = self.maxpool3(self.inception3b(self.inception3a(x)))
         x = self.inception4a(x)
@@ -230,20 +241,21 @@ class GoogLeNetNet(nn.Module):
         x = self.inception4d(self.inception4c(self.inception4b(x)))
         aux2 = self.aux2(x) if with_aux and self.aux2 is not None else None
         x = self.maxpool4(self.inception4e(x))
-        x = self.inception5b(self.inception5a(x))
-        return self.avgpool(x).flatten(1), aux2, aux1
+        return self.inception5b(self.inception5a(x)), aux2, aux1
 
+    @torch.jit.export  # forward goes through _features, so TorchScript would skip it
     def forward_features(self, x: Tensor) -> Tensor:
-        """Globally average-pooled inception5b features, ``(N, 1024)``; no auxiliary heads."""
-        return self._forward(x, with_aux=False)[0]
+        """inception5b's feature maps, unpooled: ``(N, 1024, H', W')``; no auxiliary heads."""
+        return self._features(x, with_aux=False)[0]
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        """Dropout and ``fc`` on pooled features."""
-        return self.fc(self.dropout(x))
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Average the maps, then dropout and ``fc`` (``pre_logits``: no ``fc``, ``(N, 1024)``)."""
+        x = self.dropout(self.avgpool(x).flatten(1))
+        return x if pre_logits else self.fc(x)
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor, Tensor]:
         with_aux = self.training and self.aux_logits
-        features, aux2, aux1 = self._forward(x, with_aux)
+        features, aux2, aux1 = self._features(x, with_aux)
         logits = self.forward_head(features)
         if aux1 is not None and aux2 is not None:
             return logits, aux2, aux1
@@ -253,16 +265,24 @@ class GoogLeNetNet(nn.Module):
         """Replace ``fc`` (and the auxiliary heads' ``fc2``) with fresh layers for ``num_classes``.
 
         The auxiliary outputs are reset too, so that their losses match the new labels.
+        With 0 classes ``fc`` becomes an identity and the auxiliary heads, which would have
+        nothing to predict, are removed (as torchvision does for ``aux_logits=False``), so
+        that ``forward`` returns the pooled features ``(N, 1024)`` in training too.
 
         Example:
             >>> net = googlenet()
             >>> net.reset_classifier(10)
             >>> net.fc.out_features, net.aux1.fc2.out_features
             (10, 10)
+            >>> net.reset_classifier(0)
+            >>> net.fc, net.aux1
+            (Identity(), None)
         """
+        self.fc = linear_head(self.num_features, num_classes, _trunc_normal_init)
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
-        _trunc_normal_init(self.fc)
+        if num_classes == 0:
+            self.aux_logits = False
+            self.aux1 = self.aux2 = None
         for aux in (self.aux1, self.aux2):
             if aux is not None:
                 aux.fc2 = nn.Linear(aux.fc2.in_features, num_classes)

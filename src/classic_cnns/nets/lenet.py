@@ -23,10 +23,11 @@ than the paper's RBF units.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from classic_cnns.nets._layers import linear_head
 from classic_cnns.registry import register_model
 
 __all__ = ["LeNet5Net", "lenet5", "lenet5_bn", "lenet5_modern"]
@@ -37,6 +38,10 @@ _URL = "http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf"
 
 class LeNet5Net(nn.Module):
     """The LeNet-5 network: conv-pool-conv-pool-conv features, then two linear layers.
+
+    :meth:`forward_features` returns C5's maps (1x1 at 32x32); :meth:`forward_head`
+    averages them, applies F6 and, unless ``pre_logits``, the output layer ``fc``. So
+    ``num_features`` is F6's width, 84: what ``fc`` sees.
 
     Args:
         num_classes: Output classes.
@@ -50,7 +55,14 @@ class LeNet5Net(nn.Module):
         >>> net = LeNet5Net(num_classes=10, in_channels=1)
         >>> net(torch.zeros(1, 1, 32, 32)).shape
         torch.Size([1, 10])
+        >>> net.forward_features(torch.zeros(1, 1, 32, 32)).shape
+        torch.Size([1, 120, 1, 1])
     """
+
+    #: The convolution that sees the input, and the final classifier (timm's ``first_conv``
+    #: and ``classifier``); ``classic_cnns.finetune`` and ``classic_cnns.weights`` read them.
+    first_conv: ClassVar[str] = "c1.0"
+    head_names: ClassVar[tuple[str, ...]] = ("fc",)
 
     def __init__(
         self,
@@ -84,21 +96,34 @@ class LeNet5Net(nn.Module):
         self.f6 = nn.Sequential(
             nn.Linear(120, 84), *((nn.BatchNorm1d(84),) if batch_norm else ()), act()
         )
-        self.fc = nn.Linear(84, num_classes)
+        self.num_features = 84
+        self.fc = linear_head(self.num_features, num_classes)
         self.num_classes = num_classes
-        self.num_features = 120
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """The pooled C5 features, ``(N, 120)``."""
-        x = self.s4(self.c3(self.s2(self.c1(x))))
-        return self.pool(self.c5(x)).flatten(1)
+        """C5's feature maps, unpooled: ``(N, 120, H', W')``, 1x1 for a 32x32 input."""
+        return self.c5(self.s4(self.c3(self.s2(self.c1(x)))))
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        """F6 and the output layer on pooled features."""
-        return self.fc(self.f6(x))
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Average the maps, apply F6, then ``fc`` (skipped with ``pre_logits``: ``(N, 84)``)."""
+        x = self.f6(self.pool(x).flatten(1))
+        return x if pre_logits else self.fc(x)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace ``fc`` with a fresh layer for ``num_classes`` classes (0: identity).
+
+        Example:
+            >>> import torch
+            >>> net = LeNet5Net(num_classes=10)
+            >>> net.reset_classifier(0)
+            >>> net(torch.zeros(2, 1, 32, 32)).shape
+            torch.Size([2, 84])
+        """
+        self.fc = linear_head(self.num_features, num_classes)
+        self.num_classes = num_classes
 
 
 _LENET: dict[str, Any] = dict(

@@ -45,9 +45,11 @@ leaves a 1x1 map that the second pool cannot take.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from torch import Tensor, nn
 
+from classic_cnns.nets._layers import check_num_classes
 from classic_cnns.registry import register_model
 
 __all__ = ["NiNNet", "mlpconv", "nin"]
@@ -92,9 +94,12 @@ class NiNNet(nn.Module):
 
     ``features`` holds the first two blocks and the third block's kxk and first 1x1
     layers; ``classifier`` is that block's last 1x1 convolution (one map per class),
-    followed by a ReLU only with ``final_relu=True``. Because the classifier comes
-    *before* the pooling, :meth:`forward_features` returns feature *maps*
-    ``(N, 192, H // 4, W // 4)``, not pooled vectors as in the other networks.
+    followed by a ReLU only with ``final_relu=True``. :meth:`forward_features` returns
+    the feature maps ``(N, 192, H // 4, W // 4)`` and :meth:`forward_head` turns them into
+    class maps and averages those. The pre-logits features are the averaged feature maps,
+    ``(N, 192)``: without the final ReLU the averaging commutes with the 1x1 convolution,
+    so these are exactly what a linear classifier on pooled features would see, and
+    ``reset_classifier(0)`` (an identity in place of the class maps) returns them too.
 
     Args:
         num_classes: Output classes (maps of the last 1x1 convolution).
@@ -112,6 +117,11 @@ class NiNNet(nn.Module):
         >>> net.forward_features(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 192, 8, 8])
     """
+
+    #: The convolution that sees the input, and the final classifier (timm's ``first_conv``
+    #: and ``classifier``); ``classic_cnns.finetune`` and ``classic_cnns.weights`` read them.
+    first_conv: ClassVar[str] = "features.0.0"
+    head_names: ClassVar[tuple[str, ...]] = ("classifier.0",)
 
     def __init__(
         self,
@@ -135,20 +145,30 @@ class NiNNet(nn.Module):
         for m in self.features.modules():
             if isinstance(m, nn.Conv2d):
                 _init_conv(m)
-        class_maps = nn.Conv2d(self.num_features, num_classes, kernel_size=1)
-        head: list[nn.Module] = [_init_conv(class_maps, classifier=True)]
+        head = [self._class_maps(num_classes)]
         if final_relu:
             head.append(nn.ReLU(inplace=True))
         self.classifier = nn.Sequential(*head)
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.num_classes = num_classes
 
+    def _class_maps(self, num_classes: int) -> nn.Module:
+        if check_num_classes(num_classes) == 0:
+            return nn.Identity()
+        conv = nn.Conv2d(self.num_features, num_classes, kernel_size=1)
+        return _init_conv(conv, classifier=True)
+
     def forward_features(self, x: Tensor) -> Tensor:
         """Feature maps before the class maps, ``(N, 192, H // 4, W // 4)``."""
         return self.features(x)
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        """Class maps from feature maps, averaged over space into logits ``(N, num_classes)``."""
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Class maps from feature maps, averaged over space into logits ``(N, num_classes)``.
+
+        With ``pre_logits=True``, the feature maps averaged over space, ``(N, 192)``.
+        """
+        if pre_logits:
+            return self.global_pool(x).flatten(1)
         return self.global_pool(self.classifier(x)).flatten(1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -157,14 +177,16 @@ class NiNNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the last 1x1 convolution with a fresh one for ``num_classes`` classes.
 
+        With 0 it becomes an identity, so the network returns the averaged feature maps,
+        ``(N, 192)``.
+
         Example:
             >>> net = NiNNet(num_classes=10)
             >>> net.reset_classifier(100)
             >>> net.classifier[0].out_channels, net.num_classes
             (100, 100)
         """
-        conv = nn.Conv2d(self.num_features, num_classes, kernel_size=1)
-        self.classifier[0] = _init_conv(conv, classifier=True)
+        self.classifier[0] = self._class_maps(num_classes)
         self.num_classes = num_classes
 
 

@@ -17,11 +17,12 @@ so add no parameters (0.27M parameters for ResNet-20 up to 1.7M for ResNet-110).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import conv1x1, conv3x3
+from classic_cnns.nets._layers import conv1x1, conv3x3, linear_head
 from classic_cnns.registry import register_model
 
 __all__ = [
@@ -153,6 +154,9 @@ class PadShortcut(nn.Module):
 class ResNetNet(nn.Module):
     """A residual network: stem, stages of residual blocks, global average pooling, ``fc``.
 
+    The stages are ``layer1``, ``layer2``, ... as in torchvision. :meth:`forward_features`
+    returns the last stage's maps; :meth:`forward_head` averages them and applies ``fc``.
+
     Args:
         block: :class:`BasicBlock` or :class:`Bottleneck`.
         layers: Blocks per stage, e.g. ``[2, 2, 2, 2]`` (ResNet-18) or ``[3, 3, 3]`` (ResNet-20).
@@ -173,7 +177,14 @@ class ResNetNet(nn.Module):
         >>> net = ResNetNet(BasicBlock, [2, 2, 2, 2], num_classes=10, small_input=True)
         >>> net(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
+        >>> net.forward_features(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 512, 4, 4])
     """
+
+    #: The convolution that sees the input, and the final classifier (timm's ``first_conv``
+    #: and ``classifier``); ``classic_cnns.finetune`` and ``classic_cnns.weights`` read them.
+    first_conv: ClassVar[str] = "conv1"
+    head_names: ClassVar[tuple[str, ...]] = ("fc",)
 
     def __init__(
         self,
@@ -209,7 +220,7 @@ class ResNetNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.num_features = widths[-1] * block.expansion
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = linear_head(self.num_features, num_classes)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -240,21 +251,24 @@ class ResNetNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Globally average-pooled features of the last stage, ``(N, num_features)``."""
+        """The last stage's feature maps, unpooled: ``(N, num_features, H', W')``."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for i in range(1, self.num_stages + 1):
-            x = getattr(self, f"layer{i}")(x)
-        return self.avgpool(x).flatten(1)
+        # The stages, in order; unlike getattr(self, f"layer{i}"), TorchScript unrolls this.
+        for name, stage in self.named_children():
+            if name.startswith("layer"):
+                x = stage(x)
+        return x
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        """The classifier ``fc`` on pooled features."""
-        return self.fc(x)
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Average the maps, then ``fc`` (``pre_logits``: no ``fc``, ``(N, num_features)``)."""
+        x = self.avgpool(x).flatten(1)
+        return x if pre_logits else self.fc(x)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace ``fc`` with a freshly initialised layer for ``num_classes`` classes.
+        """Replace ``fc`` with a fresh layer for ``num_classes`` classes (0: identity).
 
         Example:
             >>> net = resnet20()
@@ -262,8 +276,8 @@ class ResNetNet(nn.Module):
             >>> net.fc.out_features
             100
         """
+        self.fc = linear_head(self.num_features, num_classes)
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes)
 
 
 _IMAGENET = dict(

@@ -31,9 +31,11 @@ the same indices in ``classifier``. The minimum stays 32x32.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from torch import Tensor, nn
 
+from classic_cnns.nets._layers import linear_head
 from classic_cnns.registry import register_model
 
 __all__ = [
@@ -100,6 +102,11 @@ def _init_linear(layer: nn.Linear) -> nn.Linear:
 class VGGNet(nn.Module):
     """A VGG network: a stack of 3x3 convolutions and max pools, then three linear layers.
 
+    :meth:`forward_features` returns the last max pool's maps; :meth:`forward_head` pools
+    them and runs ``classifier``, whose first six layers (timm's "pre-logits", there a
+    ``ConvMlp``) end in the features that the final layer ``classifier.6`` sees:
+    ``num_features``, 4096 (512 with ``small_input``).
+
     Args:
         config: Convolution widths with ``"M"`` for max pooling (see :data:`CONFIGS`).
         num_classes: Output classes.
@@ -114,7 +121,14 @@ class VGGNet(nn.Module):
         >>> net = VGGNet(CONFIGS[11], num_classes=10, in_channels=1, small_input=True)
         >>> net(torch.zeros(1, 1, 32, 32)).shape
         torch.Size([1, 10])
+        >>> net.forward_features(torch.zeros(1, 1, 64, 64)).shape
+        torch.Size([1, 512, 2, 2])
     """
+
+    #: The convolution that sees the input, and the final classifier (timm's ``first_conv``
+    #: and ``classifier``); ``classic_cnns.finetune`` and ``classic_cnns.weights`` read them.
+    first_conv: ClassVar[str] = "features.0"
+    head_names: ClassVar[tuple[str, ...]] = ("classifier.6",)
 
     def __init__(
         self,
@@ -131,17 +145,17 @@ class VGGNet(nn.Module):
         channels = [int(v) for v in config if v != "M"][-1]
         # At 32x32 the features are 1x1 already; a 7x7 pool would only copy them 49 times.
         pool = 1 if small_input else 7
-        self.hidden = 512 if small_input else 4096
+        hidden = 512 if small_input else 4096
         self.avgpool = nn.AdaptiveAvgPool2d((pool, pool))
-        self.num_features = channels * pool * pool
+        self.num_features = hidden
         self.classifier = nn.Sequential(
-            nn.Linear(self.num_features, self.hidden),
+            nn.Linear(channels * pool * pool, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
-            nn.Linear(self.hidden, self.hidden),
+            nn.Linear(hidden, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
-            nn.Linear(self.hidden, num_classes),
+            linear_head(hidden, num_classes),
         )
         self.num_classes = num_classes
         # torchvision's initialisation: He for the ReLU convolutions, small Gaussians for
@@ -158,18 +172,27 @@ class VGGNet(nn.Module):
                 _init_linear(m)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Pooled, flattened convolutional features, ``(N, num_features)``."""
-        return self.avgpool(self.features(x)).flatten(1)
+        """The convolutional feature maps, unpooled: ``(N, 512, H // 32, W // 32)``."""
+        return self.features(x)
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        """The three linear layers on pooled features."""
-        return self.classifier(x)
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Pool, then the classifier; ``pre_logits`` stops before its last layer.
+
+        With ``pre_logits=True`` the result is ``(N, num_features)``, the features (after
+        ReLU and dropout) that the final layer ``classifier.6`` sees.
+        """
+        x = self.avgpool(x).flatten(1)
+        last = len(self.classifier) - 1
+        for i, layer in enumerate(self.classifier):  # a loop TorchScript can unroll
+            if i < last or not pre_logits:
+                x = layer(x)
+        return x
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the last linear layer with a fresh one for ``num_classes`` classes.
+        """Replace the last linear layer with a fresh one for ``num_classes`` classes (0: identity).
 
         Example:
             >>> net = VGGNet(CONFIGS[11], num_classes=1000, small_input=True)
@@ -177,7 +200,7 @@ class VGGNet(nn.Module):
             >>> net.classifier[6].out_features, net.num_classes
             (10, 10)
         """
-        self.classifier[6] = _init_linear(nn.Linear(self.hidden, num_classes))
+        self.classifier[6] = linear_head(self.num_features, num_classes, _init_linear)
         self.num_classes = num_classes
 
 

@@ -1,0 +1,203 @@
+"""The downstream contract: every registered network behaves like a timm and torchvision model.
+
+In the style of timm's ``tests/test_models.py``, each check runs on every name of
+``list_models()``, on the default build with 10 classes:
+
+* ``forward_features`` returns unpooled maps ``(N, C, H, W)``; ``forward_head`` pools and
+  classifies, and with ``pre_logits=True`` returns the ``(N, num_features)`` features the
+  final classifier sees; ``forward(x) == forward_head(forward_features(x))``;
+* ``reset_classifier(0)`` leaves a headless backbone that returns ``(N, num_features)`` and
+  trains under a user's own linear layer; ``reset_classifier(7)`` replaces the head alone;
+* ``torch.jit.script`` works and gives the eager outputs, also after save and load
+  (torchvision's requirement);
+* the declared ``first_conv`` and ``head_names`` (timm's ``first_conv`` and ``classifier``)
+  name the modules that see the input and that ``reset_classifier`` replaces.
+
+Inputs are 32x32 (AlexNet's ImageNet stem needs 63). Each network is built once per module,
+as ``build_net`` builds it by default, except that the VGGs get their ``small_input`` head:
+the same code as the ImageNet head with 512 features instead of 4096, without 100 million
+parameters to initialise, copy and save eight times. The ImageNet head's pre-logits are
+checked against torchvision's in ``test_nets_alexnet_vgg_nin.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from classic_cnns import list_models, model_info
+from classic_cnns.finetune import head_names, head_parameters
+from classic_cnns.weights import first_conv_name
+
+NUM_CLASSES = 10
+SIZE = 32
+
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning"),
+]
+
+
+@pytest.fixture(scope="module", params=list_models())
+def built(request: pytest.FixtureRequest) -> tuple[str, nn.Module]:
+    """``(name, network)``, seeded and in eval mode; tests that change it take a copy."""
+    info = model_info(request.param)
+    kwargs = {"small_input": True} if info.family == "vgg" else {}
+    torch.manual_seed(0)
+    return request.param, info.build_net(num_classes=NUM_CLASSES, **kwargs).eval()
+
+
+def _input(name: str, batch: int = 2) -> Tensor:
+    info = model_info(name)
+    size = max(SIZE, *info.min_input_size)
+    generator = torch.Generator().manual_seed(1)
+    return torch.randn(batch, info.input_size[0], size, size, generator=generator)
+
+
+def _outputs(out: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _head_keys(net: nn.Module) -> set[str]:
+    prefixes = tuple(f"{n}." for n in net.head_names)  # type: ignore[union-attr]
+    return {k for k in net.state_dict() if k.startswith(prefixes)}
+
+
+def test_forward_features_are_unpooled_maps_and_forward_head_classifies(
+    built: tuple[str, nn.Module],
+) -> None:
+    name, net = built
+    x = _input(name)
+    with torch.no_grad():
+        maps = net.forward_features(x)
+        logits = net(x)
+        pre = net.forward_head(maps, pre_logits=True)
+        assert maps.ndim == 4 and maps.shape[0] == 2, maps.shape
+        assert torch.equal(net.forward_head(maps), logits)
+        assert logits.shape == (2, NUM_CLASSES)
+        assert pre.shape == (2, net.num_features)
+        # The pre-logits features are what the final classifier turns into the logits.
+        final = net.get_submodule(net.head_names[0])
+        if isinstance(final, nn.Conv2d):  # NiN's class maps: a 1x1 convolution
+            torch.testing.assert_close(final(pre[:, :, None, None]).flatten(1), logits)
+        else:
+            assert torch.equal(final(pre), logits)
+        # The maps are not pooled away: a larger input gives larger maps.
+        bigger = net.forward_features(F.interpolate(x, scale_factor=2.0))
+    assert bigger.shape[:2] == maps.shape[:2]
+    assert bigger.shape[2] > maps.shape[2] and bigger.shape[3] > maps.shape[3]
+
+
+def test_reset_classifier_0_gives_a_backbone_a_users_head_can_train_on(
+    built: tuple[str, nn.Module],
+) -> None:
+    name, original = built
+    net = copy.deepcopy(original)
+    x = _input(name, batch=4)
+    with torch.no_grad():
+        pre = net.forward_head(net.forward_features(x), pre_logits=True)
+    net.reset_classifier(0)
+    assert net.num_classes == 0
+    assert list(head_parameters(net)) == []  # no class-specific weights are left
+    with torch.no_grad():
+        features = net(x)
+    assert features.shape == (4, net.num_features)
+    assert torch.equal(features, pre)
+
+    # The usual headless-backbone pattern: a linear layer of one's own on num_features.
+    torch.manual_seed(0)
+    head = nn.Linear(net.num_features, 5)
+    optimizer = torch.optim.SGD([*net.parameters(), *head.parameters()], lr=0.01)
+    before = head.weight.detach().clone()
+    net.train()
+    out = net(x)
+    assert isinstance(out, Tensor)  # a tensor in training too (GoogLeNet's aux heads are gone)
+    loss = F.cross_entropy(head(out), torch.tensor([0, 1, 2, 4]))
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    for pname, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    assert not torch.equal(head.weight, before)
+
+
+def test_reset_classifier_replaces_the_head_and_nothing_else(built: tuple[str, nn.Module]) -> None:
+    name, original = built
+    net = copy.deepcopy(original)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    head = _head_keys(net)
+    net.reset_classifier(7)
+    assert net.num_classes == 7
+    after = net.state_dict()
+    assert after.keys() == before.keys()
+    changed = {k for k in after if after[k].shape != before[k].shape}
+    assert changed and changed <= head
+    assert all(torch.equal(after[k], v) for k, v in before.items() if k not in head)
+    x = _input(name)
+    with torch.no_grad():
+        assert net(x).shape == (2, 7)
+        outs = _outputs(net.train()(x))  # GoogLeNet's auxiliary heads too
+    assert [o.shape for o in outs] == [(2, 7)] * len(outs)
+    with pytest.raises(ValueError, match=r"num_classes must be an int >= 0.*got -1"):
+        net.reset_classifier(-1)
+
+
+def test_torchscript_gives_the_eager_outputs_and_survives_save_and_load(
+    built: tuple[str, nn.Module], tmp_path: Path
+) -> None:
+    name, net = built
+    x = _input(name)
+    scripted = torch.jit.script(net)
+    path = tmp_path / f"{name}.pt"
+    torch.jit.save(scripted, str(path))
+    loaded = torch.jit.load(str(path))
+    # Without the profiling executor's optimisation passes, which take seconds on a DenseNet
+    # and change no result here, as timm's test_models.py also avoids them.
+    with torch.no_grad(), torch.jit.optimized_execution(False):
+        expected = net(x)
+        maps = net.forward_features(x)
+        torch.testing.assert_close(scripted(x), expected)
+        torch.testing.assert_close(loaded(x), expected)
+        torch.testing.assert_close(loaded.forward_features(x), maps)
+        torch.testing.assert_close(
+            loaded.forward_head(maps, pre_logits=True), net.forward_head(maps, pre_logits=True)
+        )
+
+
+def test_declared_first_conv_sees_the_input_and_head_is_the_classifier(
+    built: tuple[str, nn.Module],
+) -> None:
+    name, net = built
+    info = model_info(name)
+    first = net.get_submodule(net.first_conv)
+    assert isinstance(first, nn.Conv2d) and first.in_channels == info.input_size[0]
+    # The first convolution among the modules, and the one that receives the input itself.
+    assert net.first_conv == next(n for n, m in net.named_modules() if isinstance(m, nn.Conv2d))
+    assert first_conv_name(net) == net.first_conv
+    x = _input(name)
+    seen: list[Tensor] = []
+    hook = first.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        hook.remove()
+    assert len(seen) == 1 and seen[0] is x
+
+    assert head_names(net) == net.head_names
+    for head in net.head_names:
+        assert any(True for _ in net.get_submodule(head).parameters()), head
+    # timm's check: the final classifier's weight is a state-dict key, one row per class.
+    assert net.state_dict()[f"{net.head_names[0]}.weight"].shape[0] == NUM_CLASSES
+
+
+def test_declarations_follow_the_network_into_torch_compile() -> None:
+    net = model_info("googlenet").build_net(num_classes=NUM_CLASSES, small_input=True)
+    compiled = torch.compile(net)
+    assert first_conv_name(compiled) == "_orig_mod.conv1.conv"
+    assert head_names(compiled) == ("_orig_mod.fc", "_orig_mod.aux1", "_orig_mod.aux2")
