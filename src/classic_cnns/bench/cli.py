@@ -31,6 +31,7 @@ from classic_cnns.bench._common import (
     Task,
     set_threads,
 )
+from classic_cnns.bench.report import read_targets, targets, write_all
 
 __all__ = ["main", "plan", "run"]
 
@@ -204,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--compile-models", help="shell wildcard: compile only these models")
     add(
         "--compile-scope",
-        choices=("all", "base"),
-        help="compile every precision/format ('all') or only the first of each ('base')",
+        help="compile every precision/format ('all'), only the first of each ('base') or "
+        "one, e.g. 'bf16-mixed/channels_last'",
     )
     add("--batch-size", type=int, help="throughput batch (default: 128 tiny models, else 32)")
     add(
@@ -224,8 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder with MNIST/raw etc. (default: $CLASSIC_CNNS_DATA, ./data, ../shared/data)",
     )
     add("--recipes", type=_csv, help="accuracy recipes 'model/dataset', shell wildcards")
-    add("--overhead-model", help="model of the Lightning-overhead comparison")
-    add("--overhead-dataset", choices=("mnist10k", "digits"))
+    add(
+        "--targets",
+        type=Path,
+        help="JSON file of targets to check and accuracies to time (benchmarks/targets.json)",
+    )
+    add(
+        "--overhead",
+        type=_csv,
+        help="overhead settings 'model/dataset[:size=H][:batch=B][:precision=P][:format=F]', "
+        "comma-separated (default: lenet5/mnist10k)",
+    )
     add("--overhead-epochs", type=int, help="epochs per fit (first one is warm-up)")
     add("--overhead-repeats", type=int, help="fits per loop")
     add("--pipeline-repeats", type=int, help="epochs per data pipeline")
@@ -260,7 +270,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     """A :class:`BenchConfig` from parsed arguments: ``--quick`` or full defaults, overridden.
 
     Raises:
-        ValueError: for unknown modes, models, backends, precisions or formats.
+        ValueError: for unknown modes, models, backends, precisions or formats, or a bad
+            targets file.
 
     Example:
         >>> from classic_cnns.bench.cli import build_parser, config_from_args
@@ -295,8 +306,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         "seed",
         "data_dir",
         "recipes",
-        "overhead_model",
-        "overhead_dataset",
+        "overhead",
         "overhead_epochs",
         "overhead_repeats",
         "pipeline_repeats",
@@ -331,6 +341,15 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         from classic_cnns.registry import model_info
 
         overrides["scaling_model"] = model_info(overrides["scaling_model"]).name
+    scope = overrides.get("compile_scope", "all")
+    if scope not in ("all", "base") and (
+        scope.partition("/")[0] not in PRECISIONS or scope.partition("/")[2] not in MEMORY_FORMATS
+    ):
+        raise ValueError(
+            f"--compile-scope: expected 'all', 'base' or PRECISION/FORMAT; got {scope!r}"
+        )
+    if args.targets is not None:
+        overrides["time_to_accuracy"], overrides["targets"] = read_targets(args.targets)
     if args.no_plots:
         overrides["plots"] = False
     if args.no_progress:
@@ -378,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             ref = f", reference error {r.reference_error_pct}%" if r.reference_error_pct else ""
             print(
                 f"{name}: {r.optimizer} lr {r.lr:g}, {r.scheduler}, batch {r.batch_size}, "
-                f"{r.epochs} epochs{ref}"
+                f"{r.epochs} epochs, {r.image_size or 'own'} px, {r.precision}, "
+                f"{r.memory_format}{ref}"
             )
         return 0
     try:
@@ -398,7 +418,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    from classic_cnns.bench.report import targets, write_all
 
     results = Results(cfg)
     try:
