@@ -7,9 +7,12 @@ computed from numbers of the same run, and that the outputs are written safely.
 from __future__ import annotations
 
 import csv
+import gzip
 import itertools
 import json
 import math
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +30,12 @@ from classic_cnns.bench import (
     run,
     spread,
 )
-from classic_cnns.bench.accuracy import OPTIMIZER_SETTINGS
-from classic_cnns.bench.report import targets, write_all
+from classic_cnns.bench.accuracy import OPTIMIZER_SETTINGS, RECIPES, run_recipe
+from classic_cnns.bench.overhead import Setting
+from classic_cnns.bench.overhead import run as run_overhead
+from classic_cnns.bench.report import read_targets, targets, write_all
+from classic_cnns.bench.throughput import fill_mfu, math_modes, measure_peak
+from conftest import SHARED_DATA
 
 ENV_COLUMNS = ("backend", "device_name", "threads", "torch", "torchvision", "lightning", "python")
 # Targets as benchmarks/targets.json states them; the run's verdicts are checked, not met.
@@ -416,3 +423,135 @@ def test_spread_and_peak_memory() -> None:
     if meter.kind.startswith("process RSS"):
         assert meter.peak_mb is not None and meter.peak_mb >= 48
     del block
+
+
+def test_peaks_follow_the_math_the_layers_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert math_modes("cpu", "fp32") == ("fp32",)
+    assert math_modes("cpu", "bf16-mixed") == ("bf16", "fp32")  # ops kept in fp32 count too
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # PyTorch's default
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "highest")
+    assert math_modes("cuda", "fp32") == ("tf32",)  # cuDNN convolutions run TF32
+    assert math_modes("cuda", "bf16-mixed") == ("bf16", "tf32")
+    assert math_modes("cuda", "fp16-mixed") == ("fp16", "tf32")
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    assert math_modes("cuda", "fp32") == ("fp32",)
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+    assert math_modes("cuda", "fp32") == ("tf32",)  # cuBLAS may use TF32 for the linears
+    monkeypatch.undo()
+    before = torch.get_float32_matmul_precision()
+    assert measure_peak("cpu", "tf32", seconds=0.01) > 0
+    assert torch.get_float32_matmul_precision() == before  # restored after measuring
+
+
+def test_mfu_uses_the_fastest_allowed_peak_and_flags_rates_above_it() -> None:
+    target = {"text": "MFU", "mode": "throughput", "column": "train_mfu", "min": 0, "max": 1}
+    results = Results(BenchConfig(targets=[target]))
+    # A CPU whose bf16 matmul is slower than fp32 (no native bf16): fp32's peak bounds both.
+    results.matmul_peaks.update({"cpu/bf16": 1e9, "cpu/fp32": 2e9})
+    fast = results.add("throughput", "cpu", model="m", precision="bf16-mixed", train_tflops=1e-3)
+    slow = results.add("throughput", "cpu", model="m", precision="fp32", train_tflops=4e-3)
+    fill_mfu(results, "cpu")
+    assert fast["peak_math"] == "fp32" and fast["train_mfu"] == 0.5 and fast["note"] is None
+    assert slow["train_mfu"] == 2.0  # kept, not clipped, but flagged in the row and report
+    assert "MFU above 1 (train)" in slow["note"] and any("too low" in n for n in results.notes)
+    assert targets(results)[0][2] == "not met"
+
+
+def test_targets_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(__file__).parents[1] / "benchmarks" / "targets.json"
+    accs, found = read_targets(path)
+    assert accs["resnet18/fashion_mnist"] == 0.94 and accs["lenet5/fashion_mnist"] == 0.89
+    assert found == json.loads(path.read_text())["targets"]  # read as written, not altered
+    assert {t["mode"] for t in found} >= {"throughput", "overhead", "accuracy"}
+    bad = tmp_path / "bad.json"
+    for content in (
+        "{",
+        '{"targets": [{"text": "x", "mode": "overhead", "column": "no_such_column", "max": 1}]}',
+        '{"targets": [{"text": "x", "mode": "overhead", "column": "ips"}]}',
+        '{"time_to_accuracy": {"lenet5/digits": 98}}',
+    ):
+        bad.write_text(content)
+        with pytest.raises(ValueError, match=r"bad\.json"):
+            read_targets(bad)
+    assert main(["--targets", str(bad), "--dry-run"]) == 2
+    assert "bad.json" in capsys.readouterr().err
+
+
+def test_overhead_settings() -> None:
+    s = Setting.parse("resnet18/fashion_mnist:size=96:batch=256:precision=bf16-mixed")
+    assert (s.model, s.dataset, s.image_size, s.batch_size) == (
+        "resnet18",
+        "fashion_mnist",
+        96,
+        256,
+    )
+    assert (s.precision, s.memory_format) == ("bf16-mixed", "contiguous")
+    for bad in (
+        "resnet18",
+        "resnet18/imagenet",
+        "resnet18/mnist:size=0",
+        "resnet18/mnist:batch=x",
+        "resnet18/mnist:depth=3",
+        "resnet18/mnist:precision=fp8",
+        "resnet18/mnist:format=nhwc",
+    ):
+        with pytest.raises(ValueError, match="overhead setting"):
+            Setting.parse(bad)
+    with pytest.raises(ValueError, match="Did you mean"):
+        Setting.parse("resnet19/mnist")
+
+
+@pytest.fixture(scope="module")
+def fashion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real Fashion-MNIST, decompressed (its recompressed .gz files fail the md5 check)."""
+    src = SHARED_DATA / "FashionMNIST" / "raw"
+    root = tmp_path_factory.mktemp("data")
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for path in src.glob("*.gz"):
+        with gzip.open(path) as f_in, (raw / path.stem).open("wb") as f_out:
+            shutil.copyfileobj(f_in, f_out)
+    return root
+
+
+@pytest.mark.slow
+def test_fashion_mnist_recipes_and_overhead_settings_on_the_real_data(
+    fashion_dir: Path, one_thread: None
+) -> None:
+    cfg = BenchConfig(
+        data_dir=fashion_dir,
+        max_epochs=1,
+        limit_train_batches=1,
+        max_image_size=32,  # ResNet-18's 96 px, shrunk: one step of it stays quick here
+        overhead_epochs=2,
+        overhead_repeats=1,
+        time_to_accuracy={"lenet5/fashion_mnist": 0.01},
+    )
+    results = Results(cfg)
+    for name in ("lenet5/fashion_mnist", "resnet18/fashion_mnist"):
+        run_recipe(cfg, results, RECIPES[name])
+    lenet, resnet = results.rows["accuracy"]
+    assert lenet["status"] == resnet["status"] == "ok"
+    assert lenet["train_images"] == resnet["train_images"] == 60_000
+    assert lenet["test_images"] == resnet["test_images"] == 256  # one evaluation batch
+    assert (lenet["image_size"], resnet["image_size"]) == (32, 32)
+    assert (resnet["precision"], resnet["memory_format"]) == ("bf16-mixed", "channels_last")
+    assert (
+        lenet["time_to_target_s"]
+        == results.curves["accuracy"]["lenet5/fashion_mnist"][0]["train_s"]
+    )  # 1% is reached before any training
+    assert resnet["target_acc"] is None and resnet["time_to_target_s"] is None
+    classes = results.confusion["resnet18/fashion_mnist"]["classes"]
+    assert classes[0] == "T-shirt/top" and len(classes) == 10
+    setting = "resnet18/fashion_mnist:size=32:batch=8:precision=bf16-mixed:format=channels_last"
+    run_overhead(replace(cfg, overhead=[setting]), results, "cpu", setting)
+    rows = results.rows["overhead"]
+    assert [r["loop"] for r in rows] == ["network", "handwritten", "lightning", "lightning_bare"]
+    for r in rows:
+        assert r["status"] == "ok" and r["setting"] == setting and r["batch_size"] == 8
+        assert (r["input_size"], r["precision"], r["memory_format"]) == (
+            "1x32x32",
+            "bf16-mixed",
+            "channels_last",
+        )
+        assert r["images_per_epoch"] == 8 and r["vs_network"] > 0

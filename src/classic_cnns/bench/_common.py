@@ -235,6 +235,8 @@ class BenchConfig:
         warmup: Untimed warm-up steps (the first compiles, for ``torch.compile``).
         min_time: Seconds one timed repeat should last; sets the steps per repeat.
         threads: ``torch.set_num_threads`` for the run; ``None`` keeps PyTorch's choice.
+        budget_s: Seconds after which no further task starts (those left are recorded as
+            skipped); ``None``: no limit.
         seed: Seed of weights, data order and recipes.
         data_dir: Folder holding ``MNIST/raw`` etc.; ``None`` searches ``$CLASSIC_CNNS_DATA``,
             ``./data`` and ``../shared/data``.
@@ -297,6 +299,7 @@ class BenchConfig:
     warmup: int = 3
     min_time: float = 1.0
     threads: int | None = None
+    budget_s: float | None = None
     seed: int = 0
     data_dir: Path | None = None
     overhead: list[str] = field(default_factory=lambda: ["lenet5/mnist10k"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from classic_cnns.bench import accuracy, overhead, pipeline, scaling, throughput
 from classic_cnns.bench._common import (
     BACKENDS,
     MEMORY_FORMATS,
@@ -37,8 +39,7 @@ __all__ = ["main", "plan", "run"]
 
 
 def plan(cfg: BenchConfig) -> list[Task]:
-    """Every task of a run, in order: throughput, overhead, pipeline, accuracy, optimizers,
-    scaling.
+    """Every task of a run, mode after mode in the order of ``cfg.modes``.
 
     Example:
         >>> from classic_cnns.bench import BenchConfig, plan
@@ -46,19 +47,17 @@ def plan(cfg: BenchConfig) -> list[Task]:
         >>> [t.label for t in tasks]
         ['pipeline mnist10k']
     """
-    from classic_cnns.bench import accuracy, overhead, pipeline, scaling, throughput
-
+    planners = {
+        "throughput": throughput.plan,
+        "overhead": overhead.plan,
+        "pipeline": pipeline.plan,
+        "accuracy": accuracy.plan,
+        "optimizers": accuracy.plan,  # the accuracy module plans only the modes it is given
+        "scaling": scaling.plan,
+    }
     tasks: list[Task] = []
-    if "throughput" in cfg.modes:
-        tasks += throughput.plan(cfg)
-    if "overhead" in cfg.modes:
-        tasks += overhead.plan(cfg)
-    if "pipeline" in cfg.modes:
-        tasks += pipeline.plan(cfg)
-    if "accuracy" in cfg.modes or "optimizers" in cfg.modes:
-        tasks += accuracy.plan(cfg)
-    if "scaling" in cfg.modes:
-        tasks += scaling.plan(cfg)
+    for mode in dict.fromkeys(cfg.modes):
+        tasks += planners[mode](dataclasses.replace(cfg, modes=[mode]))
     return tasks
 
 
@@ -103,6 +102,7 @@ def run(cfg: BenchConfig, results: Results | None = None) -> Results:
     """Run every planned task, one failure never stopping the others; return the results.
 
     A task that raises is recorded as a ``failed`` row of its mode with the error as note.
+    Once ``cfg.budget_s`` seconds have passed, the tasks left are recorded as ``skipped``.
 
     Example:
         >>> from classic_cnns.bench import BenchConfig, run
@@ -125,6 +125,11 @@ def run(cfg: BenchConfig, results: Results | None = None) -> Results:
         for task in bar:
             bar.set_description(task.label)
             task_start = time.perf_counter()
+            if cfg.budget_s is not None and task_start - start > cfg.budget_s:
+                note = f"not run: the time budget of {cfg.budget_s:g} s was spent"
+                results.note(f"{note} (from {task.label} on)")
+                results.add(task.mode, task.backend, status="skipped", note=note, **task.fields)
+                continue
             try:
                 task.run(results)
             except Exception as err:  # one configuration failing must not end the run
@@ -218,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--warmup", type=int, help="untimed warm-up steps")
     add("--min-time", type=float, help="seconds per timed repeat")
     add("--threads", type=int, help="torch.set_num_threads (default: PyTorch's choice)")
+    add("--budget", dest="budget_s", type=float, help="seconds after which no task starts")
     add("--seed", type=int, help="seed of weights, data and recipes")
     add(
         "--data-dir",
@@ -303,6 +309,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         "warmup",
         "min_time",
         "threads",
+        "budget_s",
         "seed",
         "data_dir",
         "recipes",

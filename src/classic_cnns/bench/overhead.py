@@ -342,7 +342,7 @@ def run(cfg: BenchConfig, results: Results, backend: str, setting: str) -> None:
         setting=setting,
         model=s.model,
         dataset=s.dataset,
-        input_size=f"{model_info(s.model).input_size[0]}x{size[0]}x{size[1]}",
+        input_size=f"{size[0]}x{size[1]}",  # channels added once the data is read
         precision=s.precision,
         memory_format=s.memory_format,
         batch_size=s.batch_size,
@@ -364,6 +364,7 @@ def run(cfg: BenchConfig, results: Results, backend: str, setting: str) -> None:
         )
     except DataUnavailable as err:
         return _skip(results, backend, base, str(err))
+    base["input_size"] = f"{dm.in_channels}x{base['input_size']}"
     with seeded(cfg.seed):
         template = create_model(s.model, num_classes=dm.num_classes, in_channels=dm.in_channels)
     state = copy.deepcopy(template.state_dict())

@@ -222,7 +222,8 @@ def read_targets(path: Path) -> tuple[dict[str, float], list[dict[str, Any]]]:
     found = data.get("targets", [])
     for t in found:
         columns = MODE_COLUMNS.get(t.get("mode"), ())
-        named = [t.get("column")] if isinstance(t.get("column"), str) else t.get("column") or []
+        column = t.get("column") or []
+        named = [column] if isinstance(column, str) else [*column]
         named += list(t.get("where", {}))
         if not t.get("text") or not columns or not named or set(named) - set(columns):
             raise ValueError(
@@ -333,6 +334,9 @@ def write_json(results: Results, out: Path, argv: list[str] | None = None) -> st
         "rows": results.rows,
         "curves": results.curves,
         "confusion": results.confusion,
+        "targets": [
+            dict(zip(("text", "measured", "verdict"), t, strict=True)) for t in targets(results)
+        ],
     }
     (out / "results.json").write_text(json.dumps(_jsonable(payload), indent=1) + "\n")
     return "results.json"
