@@ -385,6 +385,22 @@ def test_quick_plan_and_argument_errors(capsys: pytest.CaptureFixture[str]) -> N
     assert "pipeline mnist10k" in labels and "accuracy lenet5/mnist10k" in labels
     assert labels[-1] == "scaling lenet5 digits cpu"
     assert len([t for t in labels if t.startswith("optimizers")]) == 5
+    # Modes run in the order given; one precision/format pair can be the compiled one.
+    argv = ["--quick", "--backends", "cpu", "--precisions", "fp32,bf16-mixed", "--dry-run"]
+    argv += [
+        "--modes",
+        "overhead,throughput",
+        "--overhead",
+        "lenet5/digits,resnet18/digits:size=40",
+    ]
+    assert main([*argv, "--compile-scope", "bf16-mixed/channels_last"]) == 0
+    labels = capsys.readouterr().out.splitlines()
+    assert labels[:2] == ["overhead lenet5/digits cpu", "overhead resnet18/digits:size=40 cpu"]
+    assert [t for t in labels if t.endswith("compiled")] == [
+        "throughput lenet5 cpu bf16-mixed channels_last compiled"
+    ]
+    assert main([*argv, "--compile-scope", "fp8/channels_last"]) == 2
+    assert main([*argv, "--overhead", "lenet5/digits:batch=0"]) == 2
     assert main(["--models", "lenet", "--dry-run"]) == 2
     assert "Did you mean" in capsys.readouterr().err
     assert main(["--modes", "speed", "--dry-run"]) == 2
@@ -533,7 +549,7 @@ def test_fashion_mnist_recipes_and_overhead_settings_on_the_real_data(
     lenet, resnet = results.rows["accuracy"]
     assert lenet["status"] == resnet["status"] == "ok"
     assert lenet["train_images"] == resnet["train_images"] == 60_000
-    assert lenet["test_images"] == resnet["test_images"] == 256  # one evaluation batch
+    assert (lenet["test_images"], resnet["test_images"]) == (1024, 256)  # one batch each
     assert (lenet["image_size"], resnet["image_size"]) == (32, 32)
     assert (resnet["precision"], resnet["memory_format"]) == ("bf16-mixed", "channels_last")
     assert (
@@ -555,3 +571,10 @@ def test_fashion_mnist_recipes_and_overhead_settings_on_the_real_data(
             "channels_last",
         )
         assert r["images_per_epoch"] == 8 and r["vs_network"] > 0
+
+
+def test_no_task_starts_after_the_time_budget(mnist_raw: Path) -> None:
+    cfg = BenchConfig(modes=["pipeline"], data_dir=mnist_raw.parent.parent, budget_s=0.0)
+    results = run(replace(cfg, progress=False))
+    (row,) = results.rows["pipeline"]
+    assert row["status"] == "skipped" and "time budget of 0 s" in row["note"]

@@ -98,8 +98,11 @@ class Recipe:
 
 
 _HE = "He et al. 2015, Deep Residual Learning, Table 6 (with augmentation)"
+# LeNet-5 is bound by steps, not arithmetic: large batches reach a given accuracy in the
+# fewest steps (on the CPU, 1 thread: 89.1% after 8 of 10 epochs at batch 1024, 472 steps;
+# batch 256 needed 7 epochs, 1,645 steps).
 _FASHION_LENET: dict[str, Any] = dict(
-    optimizer="adamw", lr=3e-3, weight_decay=5e-4, batch_size=256, epochs=8
+    optimizer="adamw", lr=1e-2, weight_decay=5e-4, batch_size=1024, epochs=10
 )
 _FASHION_RESNET: dict[str, Any] = dict(
     optimizer="adamw",
