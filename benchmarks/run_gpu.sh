@@ -83,7 +83,7 @@ if [[ $mode == smoke ]]; then
   limit=${LIMIT:-600}
 else
   args+=(--backends cuda --batch-size 256 --compile off,on --repeats 3 --warmup 3
-    --min-time 0.3 --budget "${BUDGET:-390}")
+    --min-time 0.3 --budget "${BUDGET:-420}")
   limit=${LIMIT:-560}
 fi
 

@@ -573,8 +573,12 @@ def test_fashion_mnist_recipes_and_overhead_settings_on_the_real_data(
         assert r["images_per_epoch"] == 8 and r["vs_network"] > 0
 
 
-def test_no_task_starts_after_the_time_budget(mnist_raw: Path) -> None:
+def test_no_task_starts_after_the_time_budget(mnist_raw: Path, tmp_path: Path) -> None:
     cfg = BenchConfig(modes=["pipeline"], data_dir=mnist_raw.parent.parent, budget_s=0.0)
-    results = run(replace(cfg, progress=False))
+    results = run(replace(cfg, progress=False), save_to=tmp_path)
     (row,) = results.rows["pipeline"]
     assert row["status"] == "skipped" and "time budget of 0 s" in row["note"]
+    # What ran so far is on disk after every task (a run killed from outside keeps it).
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["rows"]["pipeline"][0]["note"] == row["note"]
+    assert {p.name for p in tmp_path.iterdir()} == {"pipeline.csv", "results.json", "report.md"}

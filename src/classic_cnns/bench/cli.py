@@ -98,8 +98,11 @@ def _quiet() -> Iterator[None]:
                 logging.getLogger(name).setLevel(level)
 
 
-def run(cfg: BenchConfig, results: Results | None = None) -> Results:
+def run(cfg: BenchConfig, results: Results | None = None, save_to: Path | None = None) -> Results:
     """Run every planned task, one failure never stopping the others; return the results.
+
+    With ``save_to``, the CSV, JSON and report of what has run so far (no plots) are written
+    there after every task, so a run killed from outside keeps its finished tasks.
 
     A task that raises is recorded as a ``failed`` row of its mode with the error as note.
     Once ``cfg.budget_s`` seconds have passed, the tasks left are recorded as ``skipped``.
@@ -125,13 +128,13 @@ def run(cfg: BenchConfig, results: Results | None = None) -> Results:
         for task in bar:
             bar.set_description(task.label)
             task_start = time.perf_counter()
-            if cfg.budget_s is not None and task_start - start > cfg.budget_s:
-                note = f"not run: the time budget of {cfg.budget_s:g} s was spent"
-                results.note(f"{note} (from {task.label} on)")
-                results.add(task.mode, task.backend, status="skipped", note=note, **task.fields)
-                continue
             try:
-                task.run(results)
+                if cfg.budget_s is not None and task_start - start > cfg.budget_s:
+                    note = f"not run: the time budget of {cfg.budget_s:g} s was spent"
+                    results.note(f"{note} (from {task.label} on)")
+                    results.add(task.mode, task.backend, status="skipped", note=note, **task.fields)
+                else:
+                    task.run(results)
             except Exception as err:  # one configuration failing must not end the run
                 message = f"{type(err).__name__}: {err}".splitlines()[0][:300]
                 results.note(f"{task.label}: failed, {message}")
@@ -139,6 +142,8 @@ def run(cfg: BenchConfig, results: Results | None = None) -> Results:
             finally:
                 results.task_s[task.label] = time.perf_counter() - task_start
                 results.wall_s = time.perf_counter() - start
+            if save_to is not None:
+                write_all(results, save_to, plots=False)
     return results
 
 
@@ -428,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = Results(cfg)
     try:
-        run(cfg, results)
+        run(cfg, results, save_to=tmp)
     except KeyboardInterrupt:
         write_all(results, tmp, args_list)
         print(f"\nclassic-cnns bench: interrupted; partial results in {tmp}", file=sys.stderr)

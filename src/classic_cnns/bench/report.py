@@ -778,7 +778,9 @@ def write_markdown(
     return "report.md"
 
 
-def write_all(results: Results, out: Path, argv: list[str] | None = None) -> list[str]:
+def write_all(
+    results: Results, out: Path, argv: list[str] | None = None, plots: bool = True
+) -> list[str]:
     """Write CSV, JSON, plots (if matplotlib is installed and wanted) and the report.
 
     Returns:
@@ -793,12 +795,12 @@ def write_all(results: Results, out: Path, argv: list[str] | None = None) -> lis
         ...     sorted(write_all(Results(BenchConfig(plots=False)), Path(tmp)))
         ['report.md', 'results.json']
     """
-    plots: list[str] = []
-    if results.config.plots:
+    pngs: list[str] = []
+    if plots and results.config.plots:
         from classic_cnns.bench.plots import write_plots
 
-        plots = write_plots(results, out)  # first: a missing matplotlib adds a note
-    written = write_csv(results, out) + plots
+        pngs = write_plots(results, out)  # first: a missing matplotlib adds a note
+    written = write_csv(results, out) + pngs
     written.append(write_json(results, out, argv))
-    written.append(write_markdown(results, out, plots, argv))
+    written.append(write_markdown(results, out, pngs, argv))
     return written

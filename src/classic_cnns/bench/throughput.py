@@ -134,11 +134,11 @@ def measure_peak(backend: str, mode: str, seconds: float = 0.5) -> float:
     return best
 
 
-def fill_mfu(results: Results, backend: str) -> None:
+def fill_mfu(results: Results, backend: str, flag: bool = True) -> None:
     """Set the peak and MFU columns of ``backend``'s throughput rows from the run's peaks.
 
-    A row whose MFU exceeds 1 keeps it, gets a note and adds a note to the report: its
-    peak was measured too low.
+    With ``flag`` (the final pass), a row whose MFU exceeds 1 keeps it, gets a note and
+    adds a note to the report: its peak was measured too low.
 
     Example:
         >>> from classic_cnns.bench import BenchConfig, Results
@@ -166,7 +166,7 @@ def fill_mfu(results: Results, backend: str) -> None:
         for phase in ("train", "infer"):
             row[f"{phase}_mfu"] = ratio(row[f"{phase}_tflops"], peak / 1e12)
         high = [p for p in ("train", "infer") if (row[f"{p}_mfu"] or 0) > 1]
-        if high:
+        if high and flag:
             flag = f"MFU above 1 ({', '.join(high)}): the {mode} peak was measured too low"
             row["note"] = "; ".join(n for n in (row["note"], flag) if n)
             results.note(f"{backend} {row['model']} {row['precision']}: {flag}")
@@ -443,6 +443,7 @@ def _config_task(
 
     def run(results: Results) -> None:
         run_config(cfg, results, name, backend, precision, fmt, compiled)
+        fill_mfu(results, backend, flag=False)  # provisional: the last task sets it again
 
     fields = dict(
         model=name, impl="classic_cnns", precision=precision, memory_format=fmt, compile=compiled
