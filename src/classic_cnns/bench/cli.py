@@ -238,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--recipes", type=_csv, help="accuracy recipes 'model/dataset', shell wildcards")
     add(
         "--targets",
+        dest="targets_file",
         type=Path,
         help="JSON file of targets to check and accuracies to time (benchmarks/targets.json)",
     )
@@ -290,51 +291,25 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         >>> cfg.repeats, cfg.models
         (2, ['lenet5', 'resnet18'])
     """
-    overrides: dict[str, Any] = {}
-    if args.modes is not None:
-        overrides["modes"] = _choices("modes", args.modes, MODES)
-    if args.models is not None:
-        overrides["models"] = _models(args.models)
-    if args.backends is not None:
-        overrides["backends"] = _choices("backends", args.backends, BACKENDS)
-    if args.precisions is not None:
-        overrides["precisions"] = _choices("precisions", args.precisions, PRECISIONS)
-    if args.memory_formats is not None:
-        overrides["memory_formats"] = _choices(
-            "memory-formats", args.memory_formats, MEMORY_FORMATS
-        )
-    if args.compile is not None:
-        overrides["compile"] = [v == "on" for v in _choices("compile", args.compile, ("off", "on"))]
-    for name in (
-        "compile_models",
-        "compile_scope",
-        "batch_size",
-        "max_image_size",
-        "repeats",
-        "warmup",
-        "min_time",
-        "threads",
-        "budget_s",
-        "seed",
-        "data_dir",
-        "recipes",
-        "overhead",
-        "overhead_epochs",
-        "overhead_repeats",
-        "pipeline_repeats",
-        "optimizer_recipe",
-        "optimizer_epochs",
-        "scaling_model",
-        "scaling_dataset",
-        "scaling_processes",
-        "scaling_epochs",
-        "scaling_batch_size",
-        "limit_train_batches",
-        "max_epochs",
+    # Every option named like a BenchConfig field overrides it when given.
+    overrides: dict[str, Any] = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(BenchConfig)
+        if getattr(args, f.name, None) is not None
+    }
+    for name, allowed in (
+        ("modes", MODES),
+        ("backends", BACKENDS),
+        ("precisions", PRECISIONS),
+        ("memory_formats", MEMORY_FORMATS),
+        ("compile", ("off", "on")),
     ):
-        value = getattr(args, name)
-        if value is not None:
-            overrides[name] = value
+        if name in overrides:
+            _choices(name.replace("_", "-"), overrides[name], allowed)
+    if "models" in overrides:
+        overrides["models"] = _models(args.models)
+    if "compile" in overrides:
+        overrides["compile"] = [v == "on" for v in overrides["compile"]]
     for name in (
         "repeats",
         "warmup",
@@ -360,8 +335,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise ValueError(
             f"--compile-scope: expected 'all', 'base' or PRECISION/FORMAT; got {scope!r}"
         )
-    if args.targets is not None:
-        overrides["time_to_accuracy"], overrides["targets"] = read_targets(args.targets)
+    if args.targets_file is not None:
+        overrides["time_to_accuracy"], overrides["targets"] = read_targets(args.targets_file)
     if args.no_plots:
         overrides["plots"] = False
     if args.no_progress:
