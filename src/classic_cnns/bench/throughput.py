@@ -167,9 +167,9 @@ def fill_mfu(results: Results, backend: str, flag: bool = True) -> None:
             row[f"{phase}_mfu"] = ratio(row[f"{phase}_tflops"], peak / 1e12)
         high = [p for p in ("train", "infer") if (row[f"{p}_mfu"] or 0) > 1]
         if high and flag:
-            flag = f"MFU above 1 ({', '.join(high)}): the {mode} peak was measured too low"
-            row["note"] = "; ".join(n for n in (row["note"], flag) if n)
-            results.note(f"{backend} {row['model']} {row['precision']}: {flag}")
+            text = f"MFU above 1 ({', '.join(high)}): the {mode} peak was measured too low"
+            row["note"] = "; ".join(n for n in (row["note"], text) if n)
+            results.note(f"{backend} {row['model']} {row['precision']}: {text}")
 
 
 def _default_batch(fwd_flops: int) -> int:
