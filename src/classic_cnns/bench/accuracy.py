@@ -134,8 +134,9 @@ RECIPES: dict[str, Recipe] = {
             reference="LeCun et al. 1998, LeNet-5 without distortions",
         ),
         Recipe("lenet5", "fashion_mnist", **_FASHION_LENET),
-        # As Dive into Deep Learning trains it (96 px, batch 256), with AdamW, one-cycle
-        # and bf16 + channels_last, the fastest configuration on a GPU.
+        # Dive into Deep Learning's input size and batch (96 px, 256) with the optimizer
+        # and schedule `fit` defaults to (AdamW 3e-3, one-cycle), in bf16 + channels_last,
+        # the fastest configuration on a GPU.
         Recipe("resnet18", "fashion_mnist", **_FASHION_RESNET),
         Recipe("resnet20", **_CIFAR_RESNET, reference_error_pct=8.75, reference=_HE),
         Recipe("resnet56", **_CIFAR_RESNET, reference_error_pct=6.97, reference=_HE),
