@@ -4,9 +4,11 @@ Modes (``--modes``):
 
 * ``throughput``: training and inference images/s per model, backend, precision, memory
   format and ``torch.compile`` setting, side by side with torchvision's same
-  architecture, with peak memory and MFU (:mod:`~classic_cnns.bench.throughput`);
+  architecture, with peak memory and MFU against the peak of the math the layers use
+  (:mod:`~classic_cnns.bench.throughput`);
 * ``overhead``: the package's LightningModule under ``Trainer.fit`` against a hand-written
-  loop on the same data (:mod:`~classic_cnns.bench.overhead`);
+  loop and the network alone, per model, input size, batch, precision and memory format
+  (:mod:`~classic_cnns.bench.overhead`);
 * ``pipeline``: the in-memory datamodule against a per-sample torchvision-style loader
   (:mod:`~classic_cnns.bench.pipeline`);
 * ``accuracy`` and ``optimizers``: seeded recipes with accuracy-vs-time curves, and five
@@ -16,13 +18,14 @@ Modes (``--modes``):
 
 Results are CSV and JSON rows (one per configuration, each naming the machine, versions
 and thread count), a Markdown report and PNG plots (:mod:`~classic_cnns.bench.report`,
-:mod:`~classic_cnns.bench.plots`).
+:mod:`~classic_cnns.bench.plots`). Targets to check are the caller's, read from a file
+(``--targets``); the package states none of its own.
 
 Example:
     >>> from classic_cnns.bench import BenchConfig, plan
     >>> cfg = BenchConfig.quick(modes=["throughput"], backends=["cpu"])
     >>> plan(cfg)[0].label
-    'matmul peak cpu'
+    'peak cpu'
 """
 
 from classic_cnns.bench._common import (

@@ -48,6 +48,8 @@ __all__ = [
 MODES = ("throughput", "overhead", "pipeline", "accuracy", "optimizers", "scaling")
 BACKENDS = ("cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed")
+# The Trainer's name of each precision (fp16-mixed comes with a gradient scaler).
+TRAINER_PRECISION = {"fp32": "32-true", "bf16-mixed": "bf16-mixed", "fp16-mixed": "16-mixed"}
 MEMORY_FORMATS = ("contiguous", "channels_last")
 
 # Columns every row carries: where and with what it was measured.
@@ -96,7 +98,8 @@ MODE_COLUMNS: dict[str, tuple[str, ...]] = {
         "fwd_flops_per_image",
         "train_tflops",
         "infer_tflops",
-        "matmul_peak_tflops",
+        "peak_math",  # the math mode whose peak MFU divides by: fp32, tf32, bf16 or fp16
+        "peak_tflops",
         "train_mfu",
         "infer_mfu",
         "vs_torchvision_train",  # classic_cnns median / torchvision median, same run
@@ -104,9 +107,13 @@ MODE_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "overhead": (
         *COMMON_COLUMNS,
+        "setting",  # the --overhead setting: model/dataset[:key=value...]
         "model",
         "dataset",
-        "loop",  # "handwritten", "lightning" or "lightning_bare"
+        "input_size",
+        "precision",
+        "memory_format",
+        "loop",  # "network", "handwritten", "lightning" or "lightning_bare"
         "batch_size",
         "images_per_epoch",
         "epochs_per_fit",
@@ -120,6 +127,7 @@ MODE_COLUMNS: dict[str, tuple[str, ...]] = {
         "step_ms_median",
         "step_ms_min",
         "overhead_step_pct",
+        "vs_network",  # ips / the network's own training ips ("network" loop), same run
         "trainer_flags",
     ),
     "pipeline": (
@@ -148,6 +156,9 @@ MODE_COLUMNS: dict[str, tuple[str, ...]] = {
         "scheduler",
         "batch_size",
         "epochs",
+        "image_size",
+        "precision",
+        "memory_format",
         "train_images",
         "test_images",
         "train_s",  # training time only: evaluations for the curve are excluded
@@ -214,24 +225,33 @@ class BenchConfig:
         compile: ``torch.compile`` settings to try: ``False`` (eager) and/or ``True``.
         compile_models: Shell wildcard: compiled configurations run only for these models.
         compile_scope: ``"all"`` compiles every precision and memory format; ``"base"``
-            only the first precision with the first memory format.
+            only the first precision with the first memory format; ``"PRECISION/FORMAT"``
+            (``"bf16-mixed/channels_last"``) only that one.
         batch_size: Throughput batch size; ``None``: 128 for tiny models, else 32.
-        max_image_size: Throughput inputs larger than ``H = W`` of this shrink to it (not
-            below a model's minimum); ``None``: every model's own input size.
+        max_image_size: Inputs larger than ``H = W`` of this shrink to it (not below a
+            model's minimum), in every mode; ``None``: the sizes of the models, recipes and
+            overhead settings.
         repeats: Timed repeats per measurement (median and spread are over these).
         warmup: Untimed warm-up steps (the first compiles, for ``torch.compile``).
         min_time: Seconds one timed repeat should last; sets the steps per repeat.
         threads: ``torch.set_num_threads`` for the run; ``None`` keeps PyTorch's choice.
+        budget_s: Seconds after which no further task starts (those left are recorded as
+            skipped); ``None``: no limit.
         seed: Seed of weights, data order and recipes.
         data_dir: Folder holding ``MNIST/raw`` etc.; ``None`` searches ``$CLASSIC_CNNS_DATA``,
             ``./data`` and ``../shared/data``.
-        overhead_model: Model of the Lightning-overhead comparison.
-        overhead_dataset: ``"mnist10k"`` or ``"digits"``.
+        overhead: Settings of the Lightning-overhead comparison, each
+            ``"model/dataset[:key=value...]"`` with keys ``size`` (H = W), ``batch``,
+            ``precision`` and ``format`` (see :mod:`~classic_cnns.bench.overhead`).
         overhead_epochs: Epochs per fit; the first is warm-up and not measured.
         overhead_repeats: Fits per loop, interleaved.
         pipeline_dataset: Dataset of the data-pipeline comparison (``"mnist10k"``).
         pipeline_repeats: Epochs per pipeline, interleaved.
         recipes: Shell wildcards over ``"model/dataset"`` recipe names.
+        time_to_accuracy: Recipe name -> test accuracy whose time-to-reach is reported.
+        targets: Measured targets the report checks, as in ``benchmarks/targets.json``:
+            dicts with ``text``, ``mode``, ``where`` (column values a row must have),
+            ``column`` (one or a list) and ``min`` and/or ``max``.
         optimizer_recipe: The ``"model/dataset"`` recipe of the optimizer comparison.
         optimizer_epochs: Epochs per optimizer.
         scaling_model: Model of the DDP scaling measurement.
@@ -241,8 +261,8 @@ class BenchConfig:
         scaling_epochs: Epochs per configuration; the first is warm-up and not measured.
         scaling_batch_size: Batch per process, the same at every process count.
         scaling_timeout: Seconds after which a DDP worker is killed.
-        limit_train_batches: Cap on training batches per epoch, for the data pipeline too
-            (smoke tests); ``None``: all.
+        limit_train_batches: Cap on training batches per epoch, for the data pipeline and
+            the accuracy evaluations too (smoke tests); ``None``: all.
         max_epochs: Cap on every recipe's epochs (smoke tests); ``None``: the recipe's.
         plots: Write PNG plots (needs matplotlib, the ``plot`` extra).
         progress: Show a progress bar.
@@ -279,15 +299,17 @@ class BenchConfig:
     warmup: int = 3
     min_time: float = 1.0
     threads: int | None = None
+    budget_s: float | None = None
     seed: int = 0
     data_dir: Path | None = None
-    overhead_model: str = "lenet5"
-    overhead_dataset: str = "mnist10k"
+    overhead: list[str] = field(default_factory=lambda: ["lenet5/mnist10k"])
     overhead_epochs: int = 4
     overhead_repeats: int = 3
     pipeline_dataset: str = "mnist10k"
     pipeline_repeats: int = 5
     recipes: list[str] = field(default_factory=lambda: ["*"])
+    time_to_accuracy: dict[str, float] = field(default_factory=dict)
+    targets: list[dict[str, Any]] = field(default_factory=list)
     optimizer_recipe: str = "lenet5/mnist10k"
     optimizer_epochs: int = 5
     scaling_model: str = "lenet5"
@@ -342,9 +364,11 @@ class BenchConfig:
         """
         if True not in self.compile or not fnmatch.fnmatchcase(model, self.compile_models):
             return False
+        if self.compile_scope == "all":
+            return True
         if self.compile_scope == "base":
             return precision == self.precisions[0] and memory_format == self.memory_formats[0]
-        return True
+        return self.compile_scope == f"{precision}/{memory_format}"
 
 
 @dataclass
@@ -374,18 +398,20 @@ class Task:
 def backend_tasks(
     cfg: BenchConfig,
     mode: str,
-    model: str,
-    dataset: str,
+    what: str,
     run: Callable[[BenchConfig, Results, str], None],
+    **fields: Any,
 ) -> list[Task]:
     """One task of ``mode`` per selected backend, each calling ``run(cfg, results, backend)``.
+
+    ``what`` goes into the label, ``fields`` into the row that records a failure.
 
     Example:
         >>> from classic_cnns.bench import BenchConfig
         >>> from classic_cnns.bench._common import backend_tasks
         >>> cfg = BenchConfig(backends=["cpu", "cuda"])
-        >>> [t.label for t in backend_tasks(cfg, "overhead", "lenet5", "digits", print)]
-        ['overhead lenet5 digits cpu', 'overhead lenet5 digits cuda']
+        >>> [t.label for t in backend_tasks(cfg, "scaling", "lenet5 digits", print)]
+        ['scaling lenet5 digits cpu', 'scaling lenet5 digits cuda']
     """
     tasks = []
     for backend in cfg.backends:
@@ -393,8 +419,7 @@ def backend_tasks(
         def task(results: Results, backend: str = backend) -> None:
             run(cfg, results, backend)
 
-        label = f"{mode} {model} {dataset} {backend}"
-        tasks.append(Task(label, task, mode, backend, dict(model=model, dataset=dataset)))
+        tasks.append(Task(f"{mode} {what} {backend}", task, mode, backend, dict(fields)))
     return tasks
 
 
@@ -417,7 +442,8 @@ class Results:
     # run name -> {"matrix": [[...]], "classes": [...], "dataset": ..., "accuracy": ...}
     confusion: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    # "backend/dtype" -> FLOP/s of a large matmul measured in this run.
+    # "backend/math" (math: fp32, tf32, bf16, fp16) -> the best FLOP/s of large matmuls in
+    # that math mode measured in this run (the MFU denominators).
     matmul_peaks: dict[str, float] = field(default_factory=dict)
     started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     wall_s: float | None = None
@@ -558,6 +584,19 @@ def autocast(backend: str, precision: str) -> contextlib.AbstractContextManager[
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
     return torch.autocast(device_type=backend, dtype=dtype)
+
+
+def to_memory_format(name: str) -> torch.memory_format:
+    """The ``torch.memory_format`` of a :data:`MEMORY_FORMATS` name.
+
+    Example:
+        >>> from classic_cnns.bench._common import to_memory_format
+        >>> to_memory_format("channels_last")
+        torch.channels_last
+    """
+    if name not in MEMORY_FORMATS:
+        raise ValueError(f"unknown memory format {name!r}; expected one of {MEMORY_FORMATS}")
+    return torch.channels_last if name == "channels_last" else torch.contiguous_format
 
 
 def synchronize(backend: str) -> None:

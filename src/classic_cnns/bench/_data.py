@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from classic_cnns.data.base import InMemoryDataModule
+from classic_cnns.registry import model_info
 
-__all__ = ["DATASETS", "DataUnavailable", "make_datamodule", "resolve_data_dir"]
+__all__ = ["DATASETS", "DataUnavailable", "image_size", "make_datamodule", "resolve_data_dir"]
 
 # name -> what it is, for the report.
 DATASETS: dict[str, str] = {
@@ -18,6 +19,22 @@ DATASETS: dict[str, str] = {
     "fashion_mnist": "Fashion-MNIST (60,000 train, 10,000 test)",
     "cifar10": "CIFAR-10 (50,000 train, 10,000 test)",
 }
+
+
+def image_size(model: str, size: int | None = None, max_size: int | None = None) -> tuple[int, int]:
+    """``(H, W)`` a benchmark feeds ``model``: ``size`` (square), else the model's own input
+    size; shrunk to ``max_size`` (smoke runs) but never below the model's minimum.
+
+    Example:
+        >>> from classic_cnns.bench._data import image_size
+        >>> image_size("resnet18"), image_size("resnet18", 96), image_size("lenet5", max_size=16)
+        ((224, 224), (96, 96), (32, 32))
+    """
+    info = model_info(model)
+    h, w = (size, size) if size else info.input_size[1:]
+    if max_size:
+        h, w = min(h, max_size), min(w, max_size)
+    return max(h, info.min_input_size[0]), max(w, info.min_input_size[1])
 
 
 class DataUnavailable(RuntimeError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from classic_cnns.bench import accuracy, overhead, pipeline, scaling, throughput
 from classic_cnns.bench._common import (
     BACKENDS,
     MEMORY_FORMATS,
@@ -31,13 +33,13 @@ from classic_cnns.bench._common import (
     Task,
     set_threads,
 )
+from classic_cnns.bench.report import read_targets, targets, write_all
 
 __all__ = ["main", "plan", "run"]
 
 
 def plan(cfg: BenchConfig) -> list[Task]:
-    """Every task of a run, in order: throughput, overhead, pipeline, accuracy, optimizers,
-    scaling.
+    """Every task of a run, mode after mode in the order of ``cfg.modes``.
 
     Example:
         >>> from classic_cnns.bench import BenchConfig, plan
@@ -45,19 +47,17 @@ def plan(cfg: BenchConfig) -> list[Task]:
         >>> [t.label for t in tasks]
         ['pipeline mnist10k']
     """
-    from classic_cnns.bench import accuracy, overhead, pipeline, scaling, throughput
-
+    planners = {
+        "throughput": throughput.plan,
+        "overhead": overhead.plan,
+        "pipeline": pipeline.plan,
+        "accuracy": accuracy.plan,
+        "optimizers": accuracy.plan,  # the accuracy module plans only the modes it is given
+        "scaling": scaling.plan,
+    }
     tasks: list[Task] = []
-    if "throughput" in cfg.modes:
-        tasks += throughput.plan(cfg)
-    if "overhead" in cfg.modes:
-        tasks += overhead.plan(cfg)
-    if "pipeline" in cfg.modes:
-        tasks += pipeline.plan(cfg)
-    if "accuracy" in cfg.modes or "optimizers" in cfg.modes:
-        tasks += accuracy.plan(cfg)
-    if "scaling" in cfg.modes:
-        tasks += scaling.plan(cfg)
+    for mode in dict.fromkeys(cfg.modes):
+        tasks += planners[mode](dataclasses.replace(cfg, modes=[mode]))
     return tasks
 
 
@@ -98,10 +98,14 @@ def _quiet() -> Iterator[None]:
                 logging.getLogger(name).setLevel(level)
 
 
-def run(cfg: BenchConfig, results: Results | None = None) -> Results:
+def run(cfg: BenchConfig, results: Results | None = None, save_to: Path | None = None) -> Results:
     """Run every planned task, one failure never stopping the others; return the results.
 
+    With ``save_to``, the CSV, JSON and report of what has run so far (no plots) are written
+    there after every task, so a run killed from outside keeps its finished tasks.
+
     A task that raises is recorded as a ``failed`` row of its mode with the error as note.
+    Once ``cfg.budget_s`` seconds have passed, the tasks left are recorded as ``skipped``.
 
     Example:
         >>> from classic_cnns.bench import BenchConfig, run
@@ -125,7 +129,12 @@ def run(cfg: BenchConfig, results: Results | None = None) -> Results:
             bar.set_description(task.label)
             task_start = time.perf_counter()
             try:
-                task.run(results)
+                if cfg.budget_s is not None and task_start - start > cfg.budget_s:
+                    note = f"not run: the time budget of {cfg.budget_s:g} s was spent"
+                    results.note(f"{note} (from {task.label} on)")
+                    results.add(task.mode, task.backend, status="skipped", note=note, **task.fields)
+                else:
+                    task.run(results)
             except Exception as err:  # one configuration failing must not end the run
                 message = f"{type(err).__name__}: {err}".splitlines()[0][:300]
                 results.note(f"{task.label}: failed, {message}")
@@ -133,6 +142,8 @@ def run(cfg: BenchConfig, results: Results | None = None) -> Results:
             finally:
                 results.task_s[task.label] = time.perf_counter() - task_start
                 results.wall_s = time.perf_counter() - start
+            if save_to is not None:
+                write_all(results, save_to, plots=False)
     return results
 
 
@@ -204,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--compile-models", help="shell wildcard: compile only these models")
     add(
         "--compile-scope",
-        choices=("all", "base"),
-        help="compile every precision/format ('all') or only the first of each ('base')",
+        help="compile every precision/format ('all'), only the first of each ('base') or "
+        "one, e.g. 'bf16-mixed/channels_last'",
     )
     add("--batch-size", type=int, help="throughput batch (default: 128 tiny models, else 32)")
     add(
@@ -217,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--warmup", type=int, help="untimed warm-up steps")
     add("--min-time", type=float, help="seconds per timed repeat")
     add("--threads", type=int, help="torch.set_num_threads (default: PyTorch's choice)")
+    add("--budget", dest="budget_s", type=float, help="seconds after which no task starts")
     add("--seed", type=int, help="seed of weights, data and recipes")
     add(
         "--data-dir",
@@ -224,8 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder with MNIST/raw etc. (default: $CLASSIC_CNNS_DATA, ./data, ../shared/data)",
     )
     add("--recipes", type=_csv, help="accuracy recipes 'model/dataset', shell wildcards")
-    add("--overhead-model", help="model of the Lightning-overhead comparison")
-    add("--overhead-dataset", choices=("mnist10k", "digits"))
+    add(
+        "--targets",
+        dest="targets_file",
+        type=Path,
+        help="JSON file of targets to check and accuracies to time (benchmarks/targets.json)",
+    )
+    add(
+        "--overhead",
+        type=_csv,
+        help="overhead settings 'model/dataset[:size=H][:batch=B][:precision=P][:format=F]', "
+        "comma-separated (default: lenet5/mnist10k)",
+    )
     add("--overhead-epochs", type=int, help="epochs per fit (first one is warm-up)")
     add("--overhead-repeats", type=int, help="fits per loop")
     add("--pipeline-repeats", type=int, help="epochs per data pipeline")
@@ -260,7 +282,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     """A :class:`BenchConfig` from parsed arguments: ``--quick`` or full defaults, overridden.
 
     Raises:
-        ValueError: for unknown modes, models, backends, precisions or formats.
+        ValueError: for unknown modes, models, backends, precisions or formats, or a bad
+            targets file.
 
     Example:
         >>> from classic_cnns.bench.cli import build_parser, config_from_args
@@ -268,51 +291,25 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         >>> cfg.repeats, cfg.models
         (2, ['lenet5', 'resnet18'])
     """
-    overrides: dict[str, Any] = {}
-    if args.modes is not None:
-        overrides["modes"] = _choices("modes", args.modes, MODES)
-    if args.models is not None:
-        overrides["models"] = _models(args.models)
-    if args.backends is not None:
-        overrides["backends"] = _choices("backends", args.backends, BACKENDS)
-    if args.precisions is not None:
-        overrides["precisions"] = _choices("precisions", args.precisions, PRECISIONS)
-    if args.memory_formats is not None:
-        overrides["memory_formats"] = _choices(
-            "memory-formats", args.memory_formats, MEMORY_FORMATS
-        )
-    if args.compile is not None:
-        overrides["compile"] = [v == "on" for v in _choices("compile", args.compile, ("off", "on"))]
-    for name in (
-        "compile_models",
-        "compile_scope",
-        "batch_size",
-        "max_image_size",
-        "repeats",
-        "warmup",
-        "min_time",
-        "threads",
-        "seed",
-        "data_dir",
-        "recipes",
-        "overhead_model",
-        "overhead_dataset",
-        "overhead_epochs",
-        "overhead_repeats",
-        "pipeline_repeats",
-        "optimizer_recipe",
-        "optimizer_epochs",
-        "scaling_model",
-        "scaling_dataset",
-        "scaling_processes",
-        "scaling_epochs",
-        "scaling_batch_size",
-        "limit_train_batches",
-        "max_epochs",
+    # Every option named like a BenchConfig field overrides it when given.
+    overrides: dict[str, Any] = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(BenchConfig)
+        if getattr(args, f.name, None) is not None
+    }
+    for name, allowed in (
+        ("modes", MODES),
+        ("backends", BACKENDS),
+        ("precisions", PRECISIONS),
+        ("memory_formats", MEMORY_FORMATS),
+        ("compile", ("off", "on")),
     ):
-        value = getattr(args, name)
-        if value is not None:
-            overrides[name] = value
+        if name in overrides:
+            _choices(name.replace("_", "-"), overrides[name], allowed)
+    if "models" in overrides:
+        overrides["models"] = _models(args.models)
+    if "compile" in overrides:
+        overrides["compile"] = [v == "on" for v in overrides["compile"]]
     for name in (
         "repeats",
         "warmup",
@@ -331,6 +328,15 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         from classic_cnns.registry import model_info
 
         overrides["scaling_model"] = model_info(overrides["scaling_model"]).name
+    scope = overrides.get("compile_scope", "all")
+    if scope not in ("all", "base") and (
+        scope.partition("/")[0] not in PRECISIONS or scope.partition("/")[2] not in MEMORY_FORMATS
+    ):
+        raise ValueError(
+            f"--compile-scope: expected 'all', 'base' or PRECISION/FORMAT; got {scope!r}"
+        )
+    if args.targets_file is not None:
+        overrides["time_to_accuracy"], overrides["targets"] = read_targets(args.targets_file)
     if args.no_plots:
         overrides["plots"] = False
     if args.no_progress:
@@ -378,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             ref = f", reference error {r.reference_error_pct}%" if r.reference_error_pct else ""
             print(
                 f"{name}: {r.optimizer} lr {r.lr:g}, {r.scheduler}, batch {r.batch_size}, "
-                f"{r.epochs} epochs{ref}"
+                f"{r.epochs} epochs, {r.image_size or 'own'} px, {r.precision}, "
+                f"{r.memory_format}{ref}"
             )
         return 0
     try:
@@ -398,11 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    from classic_cnns.bench.report import targets, write_all
 
     results = Results(cfg)
     try:
-        run(cfg, results)
+        run(cfg, results, save_to=tmp)
     except KeyboardInterrupt:
         write_all(results, tmp, args_list)
         print(f"\nclassic-cnns bench: interrupted; partial results in {tmp}", file=sys.stderr)

@@ -1,33 +1,45 @@
 """Lightning overhead: the package's LightningModule under ``Trainer.fit`` vs a hand-written loop.
 
-Both train the same network from the same initial weights on the same in-memory batches
-(the package's datamodule, its batch transform included), with the same optimizer,
-parameter groups and one-cycle schedule, in the same order. Three loops alternate, fit
-after fit:
+A setting (``--overhead``, several allowed) names a model and a dataset and optionally the
+input size, batch, precision and memory format: ``"model/dataset[:key=value...]"`` with
+keys ``size`` (H = W, bilinear resize), ``batch``, ``precision`` and ``format``, e.g.
+``resnet18/fashion_mnist:size=96:batch=256:precision=bf16-mixed:format=channels_last``.
 
+All loops train the same network from the same initial weights on the same in-memory
+batches (the package's datamodule, its batch transform included), with the same optimizer,
+parameter groups and one-cycle schedule, precision (autocast, plus a gradient scaler for
+fp16) and memory format, in the same order. Four loops alternate, fit after fit:
+
+* ``network``: the network's own training speed: the hand-written step on one batch
+  already on the device and transformed, as many steps as an epoch has (no data loading);
 * ``handwritten``: a plain PyTorch loop (transfer, batch transform, forward, loss,
   ``zero_grad``, backward, step, scheduler step);
 * ``lightning``: the package's LightningModule as users get it (label check, torchmetrics
-  updates, logging), under a Trainer without logger, checkpoints or progress bar;
+  updates, logging), under a Trainer without logger, checkpoints or progress bar: what
+  ``fit`` does per step;
 * ``lightning_bare``: the same Trainer with a ``training_step`` that only computes the
   loss, which separates the Trainer's own cost from the task's per-step work.
 
 Epoch times come from ``perf_counter`` at the start and end of each epoch (a callback for
-the Trainer); the first epoch of each fit is warm-up. Overhead is
-``(median epoch - handwritten median epoch) / handwritten median epoch``, all from this run.
-The same is computed from the median interval between step ends, which a busy machine
-disturbs far less than whole epochs.
+the Trainer), device-synchronised; the first epoch of each fit is warm-up. Overhead is
+``(median epoch - handwritten median epoch) / handwritten median epoch``; ``vs_network``
+is a loop's images/s over the ``network`` loop's, all from this run. The overhead is
+also computed from the median interval between step ends, which a busy machine disturbs
+far less than whole epochs.
 
 Example:
     >>> from classic_cnns.bench import BenchConfig
-    >>> from classic_cnns.bench.overhead import plan
+    >>> from classic_cnns.bench.overhead import Setting, plan
     >>> [t.label for t in plan(BenchConfig.quick(backends=["cpu"]))]
-    ['overhead lenet5 mnist10k cpu']
+    ['overhead lenet5/mnist10k cpu']
+    >>> Setting.parse("resnet18/fashion_mnist:size=96:batch=256").batch_size
+    256
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,23 +50,36 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from classic_cnns.bench._common import (
+    MEMORY_FORMATS,
+    PRECISIONS,
+    TRAINER_PRECISION,
     BenchConfig,
     Results,
     Task,
+    autocast,
     backend_tasks,
     backend_unavailable,
+    precision_unsupported,
+    ratio,
     seeded,
     spread,
     synchronize,
+    to_memory_format,
 )
-from classic_cnns.bench._data import DataUnavailable, make_datamodule, resolve_data_dir
+from classic_cnns.bench._data import (
+    DATASETS,
+    DataUnavailable,
+    image_size,
+    make_datamodule,
+    resolve_data_dir,
+)
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.registry import create_model, family_class, model_info
 from classic_cnns.task import ImageClassifier
 
-__all__ = ["LOOPS", "TRAINER_FLAGS", "plan", "run"]
+__all__ = ["LOOPS", "TRAINER_FLAGS", "Setting", "handwritten_fit", "plan", "run"]
 
-LOOPS = ("handwritten", "lightning", "lightning_bare")
+LOOPS = ("network", "handwritten", "lightning", "lightning_bare")
 # The Trainer of the comparison: everything that writes files or the terminal is off.
 TRAINER_FLAGS: dict[str, Any] = dict(
     logger=False,
@@ -63,10 +88,72 @@ TRAINER_FLAGS: dict[str, Any] = dict(
     enable_model_summary=False,
     num_sanity_val_steps=0,
 )
-# One recipe for all three loops; the numbers matter little, only that they are equal.
+# One recipe for all loops; the numbers matter little, only that they are equal.
 _HPARAMS: dict[str, Any] = dict(
     optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, scheduler="onecycle"
 )
+_KEYS = {
+    "size": "image_size",
+    "batch": "batch_size",
+    "precision": "precision",
+    "format": "memory_format",
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration of the overhead comparison.
+
+    Attributes:
+        model: Registered model name.
+        dataset: A dataset of :data:`classic_cnns.bench._data.DATASETS`.
+        image_size: Input H = W (bilinear resize); ``None``: the model's own (padded).
+        batch_size: Images per batch.
+        precision: One of :data:`~classic_cnns.bench.PRECISIONS`.
+        memory_format: ``"contiguous"`` or ``"channels_last"``.
+
+    Example:
+        >>> from classic_cnns.bench.overhead import Setting
+        >>> s = Setting.parse("lenet5/mnist10k:precision=bf16-mixed")
+        >>> s.model, s.image_size, s.batch_size, s.precision
+        ('lenet5', None, 128, 'bf16-mixed')
+    """
+
+    model: str
+    dataset: str
+    image_size: int | None = None
+    batch_size: int = 128
+    precision: str = "fp32"
+    memory_format: str = "contiguous"
+
+    @classmethod
+    def parse(cls, text: str) -> Setting:
+        """Read ``"model/dataset[:key=value...]"``; raise ``ValueError`` naming what is wrong."""
+        head, *pairs = text.split(":")
+        model, _, dataset = head.partition("/")
+        if dataset not in DATASETS:
+            raise ValueError(
+                f"overhead setting {text!r}: expected 'model/dataset[:key=value...]' with a "
+                f"dataset of {sorted(DATASETS)}"
+            )
+        values: dict[str, Any] = {}
+        for pair in pairs:
+            key, _, value = pair.partition("=")
+            if key not in _KEYS or not value:
+                raise ValueError(
+                    f"overhead setting {text!r}: {pair!r} is not key=value with a key of "
+                    f"{sorted(_KEYS)}"
+                )
+            values[_KEYS[key]] = value
+        for key in ("image_size", "batch_size"):
+            if key in values:
+                if not values[key].isdigit() or int(values[key]) < 1:
+                    raise ValueError(f"overhead setting {text!r}: {key} must be a positive int")
+                values[key] = int(values[key])
+        for key, allowed in (("precision", PRECISIONS), ("memory_format", MEMORY_FORMATS)):
+            if values.get(key, allowed[0]) not in allowed:
+                raise ValueError(f"overhead setting {text!r}: {key} must be one of {allowed}")
+        return cls(model_info(model).name, dataset, **values)
 
 
 @dataclass
@@ -153,9 +240,18 @@ def _optimizer(
 
 
 def handwritten_fit(
-    net: nn.Module, dm: InMemoryDataModule, epochs: int, backend: str, limit: int | None = None
+    net: nn.Module,
+    dm: InMemoryDataModule,
+    epochs: int,
+    backend: str,
+    limit: int | None = None,
+    precision: str = "fp32",
+    network_only: bool = False,
 ) -> list[EpochTiming]:
     """Train ``net`` with a plain PyTorch loop; return the timing of each epoch.
+
+    With ``network_only`` every step reuses the first batch, transferred and transformed
+    once: the network's own training speed, without data loading.
 
     Example:
         >>> from classic_cnns import Digits, model_info
@@ -168,21 +264,32 @@ def handwritten_fit(
     net.to(backend).train()
     steps = len(dm.train_dataloader()) if limit is None else min(limit, len(dm.train_dataloader()))
     opt, sched = _optimizer(net, epochs * steps)
+    scaler = torch.amp.GradScaler(backend) if precision == "fp16-mixed" else None
     clock = _Clock(backend)
+
+    def to_device(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        return dm.on_after_batch_transfer((batch[0].to(backend), batch[1].to(backend)), 0)
+
+    first = to_device(next(iter(dm.train_dataloader()))) if network_only else None
     for epoch in range(epochs):
         loader = dm.train_dataloader()
         sampler: Any = getattr(loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):  # as the Trainer does: a new order every epoch
             sampler.set_epoch(epoch)
         clock.epoch_start()
-        for i, (images, labels) in enumerate(loader):
-            if i == steps:
-                break
-            x, y = dm.on_after_batch_transfer((images.to(backend), labels.to(backend)), 0)
-            loss = F.cross_entropy(net(x), y)
+        batches = itertools.repeat(first, steps) if first else itertools.islice(loader, steps)
+        for batch in batches:
+            x, y = batch if first else to_device(batch)
+            with autocast(backend, precision):
+                loss = F.cross_entropy(net(x), y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
             sched.step()
             clock.step_end()
         clock.epoch_end()
@@ -190,13 +297,19 @@ def handwritten_fit(
 
 
 def _lightning_fit(
-    model: ImageClassifier, dm: InMemoryDataModule, epochs: int, backend: str, limit: int | None
+    model: ImageClassifier,
+    dm: InMemoryDataModule,
+    epochs: int,
+    backend: str,
+    limit: int | None,
+    precision: str,
 ) -> list[EpochTiming]:
     clock = _Clock(backend)
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator=backend,
         devices=1,
+        precision=TRAINER_PRECISION[precision],  # type: ignore[arg-type]
         limit_train_batches=limit if limit is not None else 1.0,
         callbacks=[_ClockCallback(clock)],
         **TRAINER_FLAGS,
@@ -205,60 +318,76 @@ def _lightning_fit(
     return clock.epochs
 
 
-def run(cfg: BenchConfig, results: Results, backend: str) -> None:
-    """Run the three loops ``overhead_repeats`` times each, interleaved; add one row per loop.
+def _skip(results: Results, backend: str, base: dict[str, Any], reason: str) -> None:
+    results.note(f"overhead {base['setting']} on {backend}: skipped, {reason}")
+    for loop in LOOPS:
+        results.add("overhead", backend, status="skipped", note=reason, loop=loop, **base)
+
+
+def run(cfg: BenchConfig, results: Results, backend: str, setting: str) -> None:
+    """Run the loops ``overhead_repeats`` times each, interleaved; add one row per loop.
 
     Example:
         >>> from classic_cnns.bench import BenchConfig, Results
         >>> from classic_cnns.bench.overhead import run
-        >>> cfg = BenchConfig(overhead_dataset="digits", overhead_epochs=2, overhead_repeats=1,
-        ...                   limit_train_batches=2)
+        >>> cfg = BenchConfig(overhead_epochs=2, overhead_repeats=1, limit_train_batches=2)
         >>> results = Results(cfg)
-        >>> run(cfg, results, "cpu")
+        >>> run(cfg, results, "cpu", "lenet5/digits")
         >>> [r["loop"] for r in results.rows["overhead"]]
-        ['handwritten', 'lightning', 'lightning_bare']
+        ['network', 'handwritten', 'lightning', 'lightning_bare']
     """
-    name, dataset = cfg.overhead_model, cfg.overhead_dataset
-    base: dict[str, Any] = dict(model=name, dataset=dataset)
-    reason = backend_unavailable(backend)
+    s = Setting.parse(setting)
+    size = image_size(s.model, s.image_size, cfg.max_image_size)
+    base: dict[str, Any] = dict(
+        setting=setting,
+        model=s.model,
+        dataset=s.dataset,
+        input_size=f"{size[0]}x{size[1]}",  # channels added once the data is read
+        precision=s.precision,
+        memory_format=s.memory_format,
+        batch_size=s.batch_size,
+    )
+    reason = backend_unavailable(backend) or precision_unsupported(backend, s.precision)
     if reason is None and cfg.overhead_epochs < 2:
         reason = "overhead_epochs must be >= 2 (the first epoch of each fit is warm-up)"
-    dm = None
-    if reason is None:
-        try:
-            dm = make_datamodule(
-                dataset,
-                resolve_data_dir(cfg.data_dir),
-                batch_size=128,
-                seed=cfg.seed,
-                image_size=model_info(name).input_size[1:],
-            )
-        except DataUnavailable as err:
-            reason = str(err)
-    if reason is not None or dm is None:
-        results.note(f"overhead {name}/{dataset} on {backend}: skipped, {reason}")
-        for loop in LOOPS:
-            results.add("overhead", backend, status="skipped", note=reason, loop=loop, **base)
-        return
+    if reason is not None:
+        return _skip(results, backend, base, reason)
+    resize = "pad" if s.image_size is None else "resize"
+    try:
+        dm = make_datamodule(
+            s.dataset,
+            resolve_data_dir(cfg.data_dir),
+            batch_size=s.batch_size,
+            seed=cfg.seed,
+            image_size=size,
+            resize=resize,
+        )
+    except DataUnavailable as err:
+        return _skip(results, backend, base, str(err))
+    base["input_size"] = f"{dm.in_channels}x{base['input_size']}"
     with seeded(cfg.seed):
-        template = create_model(name, num_classes=dm.num_classes, in_channels=dm.in_channels)
+        template = create_model(s.model, num_classes=dm.num_classes, in_channels=dm.in_channels)
     state = copy.deepcopy(template.state_dict())
     epochs, limit = cfg.overhead_epochs, cfg.limit_train_batches
+    fmt = to_memory_format(s.memory_format)
     timings: dict[str, list[EpochTiming]] = {loop: [] for loop in LOOPS}
     for _ in range(cfg.overhead_repeats):
         for loop in LOOPS:
-            cls = family_class(model_info(name).family)
+            cls = family_class(model_info(s.model).family)
             if loop == "lightning_bare":
                 cls = _bare_class(cls)
             model = cls(
-                arch=name, num_classes=dm.num_classes, in_channels=dm.in_channels, **_HPARAMS
+                arch=s.model, num_classes=dm.num_classes, in_channels=dm.in_channels, **_HPARAMS
             )
             model.load_state_dict(state)
+            model.net.to(memory_format=fmt)
             with seeded(cfg.seed):  # the same shuffling order in every loop
-                if loop == "handwritten":
-                    times = handwritten_fit(model.net, dm, epochs, backend, limit)
+                if loop in ("network", "handwritten"):
+                    times = handwritten_fit(
+                        model.net, dm, epochs, backend, limit, s.precision, loop == "network"
+                    )
                 else:
-                    times = _lightning_fit(model, dm, epochs, backend, limit)
+                    times = _lightning_fit(model, dm, epochs, backend, limit, s.precision)
             timings[loop] += times[1:]  # the first epoch is warm-up
     n_images = len(dm.train_dataloader().dataset)  # type: ignore[arg-type]
     if limit is not None:
@@ -271,33 +400,42 @@ def run(cfg: BenchConfig, results: Results, backend: str) -> None:
     step_stats = {
         loop: spread("step", [1e3 * s for t in timings[loop] for s in t.steps]) for loop in LOOPS
     }
+    ips = {loop: ratio(n_images, epoch_stats[loop]["epoch_s_median"]) for loop in LOOPS}
     hand = epoch_stats["handwritten"]["epoch_s_median"]
     hand_step = step_stats["handwritten"]["step_median"]
     flags = ", ".join(f"{k}={v}" for k, v in TRAINER_FLAGS.items())
     for loop in LOOPS:
-        stats = epoch_stats[loop]
-        median = stats["epoch_s_median"]
-        step = step_stats[loop]
+        stats, step = epoch_stats[loop], step_stats[loop]
         results.add(
             "overhead",
             backend,
             loop=loop,
             **base,
-            batch_size=dm.batch_size,
             images_per_epoch=n_images,
             epochs_per_fit=epochs,
             measured_epochs=len(timings[loop]),
             repeats=cfg.overhead_repeats,
             **stats,
-            ips=n_images / median if median else None,
-            overhead_pct=pct(median, hand),
+            ips=ips[loop],
+            overhead_pct=None if loop == "network" else pct(stats["epoch_s_median"], hand),
             step_ms_median=step["step_median"],
             step_ms_min=step["step_min"],
-            overhead_step_pct=pct(step["step_median"], hand_step),
-            trainer_flags=None if loop == "handwritten" else flags,
+            overhead_step_pct=None if loop == "network" else pct(step["step_median"], hand_step),
+            vs_network=ratio(ips[loop], ips["network"]),
+            trainer_flags=flags if loop.startswith("lightning") else None,
         )
 
 
 def plan(cfg: BenchConfig) -> list[Task]:
-    """One overhead task per selected backend."""
-    return backend_tasks(cfg, "overhead", cfg.overhead_model, cfg.overhead_dataset, run)
+    """One overhead task per setting and selected backend (settings checked here)."""
+    tasks = []
+    for setting in cfg.overhead:
+        s = Setting.parse(setting)
+
+        def task(cfg: BenchConfig, results: Results, backend: str, setting: str = setting) -> None:
+            run(cfg, results, backend, setting)
+
+        tasks += backend_tasks(
+            cfg, "overhead", setting, task, setting=setting, model=s.model, dataset=s.dataset
+        )
+    return tasks

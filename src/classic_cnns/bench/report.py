@@ -6,7 +6,8 @@ Files in the output folder:
 * ``results.json``: settings, environment, matmul peaks, notes, all rows, curves and
   confusion matrices;
 * ``curves.csv``: the accuracy-vs-time and optimizer curves, one point per line;
-* ``report.md``: the tables, the targets with their measured values, notes and plots.
+* ``report.md``: the tables, the targets given (``--targets``) with their measured values,
+  notes and plots.
 
 Example:
     >>> from classic_cnns.bench.report import fmt
@@ -28,7 +29,7 @@ from typing import Any
 from classic_cnns.bench._common import MODE_COLUMNS, MODES, Results, environment
 from classic_cnns.bench._data import DATASETS
 
-__all__ = ["best_configs", "fmt", "targets", "write_all", "write_markdown"]
+__all__ = ["best_configs", "fmt", "read_targets", "targets", "write_all", "write_markdown"]
 
 _BASE_CONFIG = ("fp32", "contiguous", False)
 # An option is reported as slower below this ratio of medians, and only where the two
@@ -135,6 +136,28 @@ def best_configs(results: Results) -> list[dict[str, Any]]:
     return out
 
 
+def _advice(best: list[dict[str, Any]]) -> list[str]:
+    """One line per backend and phase: which configuration was fastest for which models.
+
+    Example:
+        >>> from classic_cnns.bench.report import _advice
+        >>> row = dict(device_name="CPU", precision="fp32", memory_format="contiguous",
+        ...            compile=False)
+        >>> _advice([dict(backend="cpu", model="lenet5", train=row, infer=row)])[0]
+        '- On cpu (CPU), train with fp32 / contiguous / eager (lenet5).'
+    """
+    lines = []
+    for backend in dict.fromkeys(b["backend"] for b in best):
+        group = [b for b in best if b["backend"] == backend]
+        for phase, verb in (("train", "train with"), ("infer", "run inference with")):
+            winners: dict[str, list[str]] = {}
+            for b in group:
+                winners.setdefault(_config_label(b[phase]), []).append(b["model"])
+            choices = "; ".join(f"{c} ({', '.join(models)})" for c, models in winners.items())
+            lines.append(f"- On {backend} ({group[0][phase]['device_name']}), {verb} {choices}.")
+    return lines
+
+
 def _slower_notes(results: Results) -> list[str]:
     """Where bf16, channels_last or compile is slower (× < ``SLOWER``) than without it."""
     notes = []
@@ -168,87 +191,89 @@ def _slower_notes(results: Results) -> list[str]:
     return notes
 
 
-def targets(results: Results) -> list[tuple[str, str, str]]:
-    """The issue's measured targets: ``(target, measured, verdict)`` for each found.
+def read_targets(path: Path) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Read a targets file: ``(time_to_accuracy, targets)`` for :class:`BenchConfig`.
 
-    Verdicts are ``met``, ``not met`` or ``not measured``; they are measurements of this
-    run on this machine and load, never assertions.
+    The file (``benchmarks/targets.json`` is one) is JSON with ``"time_to_accuracy"``
+    (recipe name -> test accuracy) and ``"targets"``: dicts with ``text``, ``mode``,
+    ``where`` (column -> value, or a list of allowed values), ``column`` (one or a list)
+    and ``min`` and/or ``max``.
+
+    Raises:
+        ValueError: naming the file and the entry that is malformed.
+
+    Example:
+        >>> import json, tempfile
+        >>> from pathlib import Path
+        >>> from classic_cnns.bench.report import read_targets
+        >>> path = Path(tempfile.mkdtemp()) / "targets.json"
+        >>> target = {"text": "fast", "mode": "pipeline", "column": "speedup", "min": 2}
+        >>> _ = path.write_text(json.dumps({"targets": [target]}))
+        >>> read_targets(path)[1][0]["min"]
+        2
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read the targets file {path}: {err}") from err
+    accs = data.get("time_to_accuracy", {})
+    if not all(isinstance(v, int | float) and 0 < v <= 1 for v in accs.values()):
+        raise ValueError(f"{path}: time_to_accuracy values must be accuracies in (0, 1]")
+    found = data.get("targets", [])
+    for t in found:
+        columns = MODE_COLUMNS.get(t.get("mode"), ())
+        column = t.get("column") or []
+        named = [column] if isinstance(column, str) else [*column]
+        named += list(t.get("where", {}))
+        if not t.get("text") or not columns or not named or set(named) - set(columns):
+            raise ValueError(
+                f"{path}: target {t!r} needs 'text', a 'mode' of {MODES} and 'column' and "
+                "'where' keys among that mode's columns"
+            )
+        if "min" not in t and "max" not in t:
+            raise ValueError(f"{path}: target {t['text']!r} has neither 'min' nor 'max'")
+    return {str(k): float(v) for k, v in accs.items()}, found
+
+
+def targets(results: Results) -> list[tuple[str, str, str]]:
+    """The run's targets (:attr:`BenchConfig.targets`): ``(text, measured, verdict)`` each.
+
+    A target's rows are the ``ok`` rows of its mode that match its ``where``. Its verdict
+    is ``met`` when every value of its column(s) in them lies within ``min`` and ``max``,
+    ``not met`` when one does not (a missing value, such as an accuracy never reached, is
+    not met), ``not measured`` without rows. Verdicts are measurements of this run on this
+    machine and load, never assertions.
 
     Example:
         >>> from classic_cnns.bench import BenchConfig, Results
         >>> from classic_cnns.bench.report import targets
-        >>> targets(Results(BenchConfig()))[0][2]
-        'not measured'
+        >>> target = {"text": "fast", "mode": "pipeline", "column": "speedup", "min": 2}
+        >>> targets(Results(BenchConfig(targets=[target])))
+        [('fast', '–', 'not measured')]
     """
-    out: list[tuple[str, str, str]] = []
-
-    def verdict(ok: bool | None) -> str:
-        return "not measured" if ok is None else ("met" if ok else "not met")
-
-    lightning = [
-        r for r in _ok(results, "overhead") if r["loop"] == "lightning" and r["backend"] == "cpu"
-    ]
-    for r in lightning or [None]:  # type: ignore[list-item]
-        value = None if r is None else r["overhead_pct"]
-        name = "lenet5" if r is None else r["model"]
-        out.append(
-            (
-                f"Lightning overhead vs hand-written loop, {name}, CPU: ≤ 3% of epoch time",
-                "–"
-                if r is None
-                else f"{_pct(value)} per epoch ({_pct(r['overhead_step_pct'])} per median step)",
-                verdict(None if value is None else value <= 3),
+    out = []
+    for t in results.config.targets:
+        where = {k: v if isinstance(v, list) else [v] for k, v in t.get("where", {}).items()}
+        rows = [r for r in _ok(results, t["mode"]) if all(r[k] in v for k, v in where.items())]
+        columns = [t["column"]] if isinstance(t["column"], str) else t["column"]
+        low, high = t.get("min", -math.inf), t.get("max", math.inf)
+        values = [(r, c, r[c]) for r in rows for c in columns]
+        met = all(v is not None and low <= v <= high for _, _, v in values)
+        found = [v for _, _, v in values if v is not None]
+        if len(values) > 4:  # many rows (every configuration): the range, and what is missing
+            missing = len(values) - len(found)
+            measured = f"{len(values)} values" + (
+                f", {fmt(min(found), 3)} to {fmt(max(found), 3)}" if found else ""
             )
-        )
-    tv = [
-        r
-        for r in _ok(results, "throughput")
-        if r["backend"] == "cpu"
-        and r["vs_torchvision_train"] is not None
-        and _config(r) == _BASE_CONFIG
-    ]
-    for r in tv:
-        low = min(r["vs_torchvision_train"], r["vs_torchvision_infer"])
-        out.append(
-            (
-                f"{r['model']} vs torchvision, CPU fp32 (contiguous, eager): ≥ 0.97× train "
-                "and inference",
-                f"train ×{r['vs_torchvision_train']:.3f}, "
-                f"inference ×{r['vs_torchvision_infer']:.3f}",
-                verdict(low >= 0.97),
+            measured += f", {missing} missing" if missing else ""
+        else:
+            several = len(rows) > 1
+            measured = "; ".join(
+                (f"{r.get('run') or r.get('model')} " if several else "") + f"{c} {fmt(v, 3)}"
+                for r, c, v in values
             )
-        )
-    if not tv:
-        out.append(("torchvision ratio, CPU fp32: ≥ 0.97×", "–", verdict(None)))
-    speedups = [r["speedup"] for r in _ok(results, "pipeline") if r["speedup"] is not None]
-    out.append(
-        (
-            "Data pipeline vs per-sample torchvision pipeline: ≥ 5×",
-            "–" if not speedups else f"×{min(speedups):.1f}",
-            verdict(None if not speedups else min(speedups) >= 5),
-        )
-    )
-    lenet = [
-        r
-        for r in _ok(results, "accuracy")
-        if r["run"] == "lenet5/mnist10k" and r["backend"] == "cpu"
-    ]
-    if lenet:
-        r = lenet[0]
-        reached = r["time_to_target_s"]
-        measured = f"final {100 * r['final_test_acc']:.2f}%, " + (
-            f"98.0% after {reached:.1f} s" if reached is not None else "98.0% not reached"
-        )
-        out.append(
-            (
-                f"LeNet-5 MNIST-10k ≥ 98.0% within 20 s of training on the CPU "
-                f"({r['threads']} threads)",
-                measured,
-                verdict(reached is not None and reached <= 20),
-            )
-        )
-    else:
-        out.append(("LeNet-5 MNIST-10k ≥ 98.0% within 20 s (CPU)", "–", verdict(None)))
+        verdict = "not measured" if not rows else ("met" if met else "not met")
+        out.append((t["text"], measured or "–", verdict))
     return out
 
 
@@ -309,6 +334,9 @@ def write_json(results: Results, out: Path, argv: list[str] | None = None) -> st
         "rows": results.rows,
         "curves": results.curves,
         "confusion": results.confusion,
+        "targets": [
+            dict(zip(("text", "measured", "verdict"), t, strict=True)) for t in targets(results)
+        ],
     }
     (out / "results.json").write_text(json.dumps(_jsonable(payload), indent=1) + "\n")
     return "results.json"
@@ -323,9 +351,12 @@ def _throughput_section(results: Results) -> list[str]:
         "Images per second, median [interquartile range] over repeats, warm-up excluded. "
         "Training = forward, loss, backward and SGD step; inference = forward under "
         "`torch.inference_mode()`. MFU = achieved FLOP/s (3× forward FLOPs per training "
-        "image, 1× per inference image) over a large matmul of the same dtype measured in "
-        "this run. `vs tv` = this package's median / torchvision's median, measured "
-        "alternately in the same run. Peak memory is read while each model warms up alone."
+        "image, 1× per inference image) over the peak of the math the layers may use "
+        "(`peak`: TF32 for fp32 on CUDA where cuDNN/cuBLAS allow it, bf16 / fp16 for the "
+        "mixed precisions, else fp32), the best large-matmul rate in that mode measured "
+        "before and after the configurations of this run. `vs tv` = this package's median "
+        "/ torchvision's median, measured alternately in the same run. Peak memory is read "
+        "while each model warms up alone."
     )
     lines.append("")
     ok = [r for r in rows if r["status"] == "ok"]
@@ -345,6 +376,7 @@ def _throughput_section(results: Results) -> list[str]:
             "infer img/s",
             "train MFU",
             "infer MFU",
+            "peak",
             "train peak MB",
             "infer peak MB",
             "vs tv train",
@@ -359,6 +391,7 @@ def _throughput_section(results: Results) -> list[str]:
                 _spread(r, "infer_ips"),
                 fmt(r["train_mfu"], pct=True),
                 fmt(r["infer_mfu"], pct=True),
+                f"{r['peak_math']} {fmt(r['peak_tflops'])} TFLOP/s" if r["peak_math"] else "–",
                 fmt(r["train_peak_mem_mb"]),
                 fmt(r["infer_peak_mem_mb"]),
                 fmt(r["vs_torchvision_train"], 3),
@@ -390,6 +423,7 @@ def _throughput_section(results: Results) -> list[str]:
             ["model", "backend", "best training (× vs fp32/contiguous/eager)", "best inference"],
             body,
         )
+        lines += [*_advice(best), ""]
     slower = _slower_notes(results)
     if slower:
         lines += [
@@ -412,44 +446,55 @@ def _overhead_section(results: Results) -> list[str]:
     lines = [
         "## Lightning overhead",
         "",
-        f"{r0['model']} on {r0['dataset']} ({r0['images_per_epoch']:,} images per epoch, batch "
-        f"{r0['batch_size']}), {r0['repeats']} fits of {r0['epochs_per_fit']} epochs per loop, "
-        "alternating; the first epoch of each fit is warm-up. Same weights, data order, "
-        "optimizer and schedule in every loop. `lightning_bare` is the same Trainer with a "
-        "`training_step` that only computes the loss (no label check, metrics or logging). "
-        f"Trainer flags: `{next((r['trainer_flags'] for r in rows if r['trainer_flags']), '')}`.",
+        f"{r0['repeats']} fits of {r0['epochs_per_fit']} epochs per loop, alternating; the "
+        "first epoch of each fit is warm-up. Same weights, data order, optimizer, schedule, "
+        "precision and memory format in every loop. `network` is the hand-written step on "
+        "one batch already on the device (the network's own training speed, no data "
+        "loading); `lightning` is the package's LightningModule under `Trainer.fit` (what "
+        "`fit` does per step); `lightning_bare` the same Trainer with a `training_step` that "
+        "only computes the loss (no label check, metrics or logging). `vs network` = images/s "
+        "over the `network` loop's; overheads are against the hand-written loop. Trainer "
+        f"flags: `{next((r['trainer_flags'] for r in rows if r['trainer_flags']), '')}`.",
         "",
     ]
-    body = [
-        [
-            r["loop"],
-            r["backend"],
-            _spread(r, "epoch_s"),
-            fmt(r["ips"]),
-            _pct(r["overhead_pct"]),
-            fmt(r["step_ms_median"]),
-            _pct(r["overhead_step_pct"]),
+    for key in dict.fromkeys((r["setting"], r["backend"]) for r in rows):
+        group = [r for r in rows if (r["setting"], r["backend"]) == key]
+        g = group[0]
+        lines += [
+            f"### {g['model']} on {g['dataset']}, {g['backend']} ({g['device_name']}): input "
+            f"{g['input_size']}, batch {g['batch_size']}, {g['precision']}, "
+            f"{g['memory_format']}, {g['images_per_epoch']:,} images per epoch",
+            "",
         ]
-        for r in rows
-    ]
-    lines += _table(
-        [
-            "loop",
-            "backend",
-            "epoch s",
-            "img/s",
-            "overhead (epoch)",
-            "median step ms",
-            "overhead (median step)",
-        ],
-        body,
-    )
+        body = [
+            [
+                r["loop"],
+                _spread(r, "epoch_s"),
+                fmt(r["ips"]),
+                "–" if r["vs_network"] is None else f"×{r['vs_network']:.2f}",
+                _pct(r["overhead_pct"]),
+                fmt(r["step_ms_median"]),
+                _pct(r["overhead_step_pct"]),
+            ]
+            for r in group
+        ]
+        lines += _table(
+            [
+                "loop",
+                "epoch s",
+                "img/s",
+                "vs network",
+                "overhead (epoch)",
+                "median step ms",
+                "overhead (median step)",
+            ],
+            body,
+        )
     return [
         *lines,
         "A step is the interval between two optimizer-step ends (fetch, transfer, transform, "
         "forward, backward, step, hooks). Other processes lengthen a few steps but barely move "
-        "the median, so on a shared machine the median-step overhead is the steadier figure; "
-        "the target is on epoch time.",
+        "the median, so on a shared machine the median-step overhead is the steadier figure.",
         "",
     ]
 
@@ -492,16 +537,16 @@ def _accuracy_section(results: Results, plots: list[str]) -> list[str]:
         "",
         "Seeded recipes through `Trainer.fit` on the package's datamodules; test accuracy "
         "after every epoch with the clock stopped. `train s` excludes those evaluations; "
-        "`time to target` is the training time at the first evaluation at or above the "
-        "target (an upper bound at epoch granularity). SGD is Nesterov SGD (the task's "
-        "`sgd` with momentum > 0).",
+        "`time to accuracy` is the training time at the first evaluation at or above the "
+        "accuracy the run was given (an upper bound at epoch granularity). SGD is Nesterov "
+        "SGD (the task's `sgd` with momentum > 0).",
         "",
     ]
     body = []
     for r in rows:
         recipe = (
             f"{r['optimizer']} lr {r['lr']:g}, {r['scheduler']}, batch {r['batch_size']}, "
-            f"{r['epochs']} ep"
+            f"{r['epochs']} ep, {r['image_size']} px, {r['precision']}, {r['memory_format']}"
             if r["optimizer"]
             else "–"
         )
@@ -547,7 +592,7 @@ def _accuracy_section(results: Results, plots: list[str]) -> list[str]:
             "test acc",
             "test error",
             "reference error",
-            "target",
+            "time to accuracy",
         ],
         body,
     )
@@ -704,12 +749,18 @@ def write_markdown(
             ]
         ],
     )
+    devices = {
+        f"{r['backend']}: {r['device_name']}" for rows in results.rows.values() for r in rows
+    }
+    if devices:
+        lines += [f"Devices: {'; '.join(sorted(devices))}.", ""]
     if results.matmul_peaks:
         peaks = ", ".join(f"{k}: {v / 1e12:.3f} TFLOP/s" for k, v in results.matmul_peaks.items())
         lines += [f"Matmul peaks measured in this run: {peaks}.", ""]
     lines += _load_warning(results)
-    lines += ["## Targets", "", "Measured in this run, never asserted by the tests.", ""]
-    lines += _table(["target", "measured", "verdict"], [list(t) for t in targets(results)])
+    if results.config.targets:
+        lines += ["## Targets", "", "Measured in this run, never asserted by the tests.", ""]
+        lines += _table(["target", "measured", "verdict"], [list(t) for t in targets(results)])
     lines += _throughput_section(results)
     lines += [f"![{p}]({p})" for p in plots if p.startswith("throughput")] + [""]
     lines += _overhead_section(results)
@@ -727,7 +778,9 @@ def write_markdown(
     return "report.md"
 
 
-def write_all(results: Results, out: Path, argv: list[str] | None = None) -> list[str]:
+def write_all(
+    results: Results, out: Path, argv: list[str] | None = None, plots: bool = True
+) -> list[str]:
     """Write CSV, JSON, plots (if matplotlib is installed and wanted) and the report.
 
     Returns:
@@ -742,12 +795,12 @@ def write_all(results: Results, out: Path, argv: list[str] | None = None) -> lis
         ...     sorted(write_all(Results(BenchConfig(plots=False)), Path(tmp)))
         ['report.md', 'results.json']
     """
-    plots: list[str] = []
-    if results.config.plots:
+    pngs: list[str] = []
+    if plots and results.config.plots:
         from classic_cnns.bench.plots import write_plots
 
-        plots = write_plots(results, out)  # first: a missing matplotlib adds a note
-    written = write_csv(results, out) + plots
+        pngs = write_plots(results, out)  # first: a missing matplotlib adds a note
+    written = write_csv(results, out) + pngs
     written.append(write_json(results, out, argv))
-    written.append(write_markdown(results, out, plots, argv))
+    written.append(write_markdown(results, out, pngs, argv))
     return written

@@ -476,7 +476,8 @@ def run(cfg: BenchConfig, results: Results, backend: str) -> None:
 
 def plan(cfg: BenchConfig) -> list[Task]:
     """One scaling task per selected backend."""
-    return backend_tasks(cfg, "scaling", cfg.scaling_model, cfg.scaling_dataset, run)
+    model, dataset = cfg.scaling_model, cfg.scaling_dataset
+    return backend_tasks(cfg, "scaling", f"{model} {dataset}", run, model=model, dataset=dataset)
 
 
 # --------------------------------------------------------------------------------------

@@ -13,16 +13,25 @@ Warm-up steps (which compile, for ``torch.compile``) are excluded. Each timed re
 enough steps to last ``min_time`` seconds; the two implementations' repeats alternate, so
 noise from other processes lands on both alike, and the ratio is taken between medians of
 the same run. Peak memory is read while an implementation is alone being warmed up, never
-while timing. MFU divides the achieved FLOP/s (3x the forward FLOPs for a training step,
-1x for inference, from :func:`classic_cnns.inspect.summary`) by the FLOP/s of a large
-matmul of the matching dtype measured on the same device in the same run.
+while timing.
+
+MFU divides the achieved FLOP/s (3x the forward FLOPs for a training step, 1x for
+inference, from :func:`classic_cnns.inspect.summary`) by the peak of the math the layers
+may use (:func:`math_modes`): TF32 for fp32 on CUDA where cuDNN or cuBLAS may use it
+(PyTorch's default for convolutions), bf16 or fp16 for the mixed precisions (the ops
+autocast keeps in fp32 run slower, so the low-precision peak bounds them too; a CPU
+without fast bf16 falls back to fp32 and its fp32 peak counts), fp32 otherwise. Each peak
+is the best rate of large matmuls in that mode, measured before the first and again after
+the last configuration of a backend; MFU is computed then, from the best of both. A rate
+above the peak means the peak was measured too low (a busy machine, say): such rows keep
+their value and say so in their note.
 
 Example:
     >>> from classic_cnns.bench import BenchConfig, Results
     >>> from classic_cnns.bench.throughput import plan
     >>> cfg = BenchConfig.quick(models=["lenet5"], backends=["cpu"], compile=[False])
     >>> [t.label for t in plan(cfg)][:2]
-    ['matmul peak cpu', 'throughput lenet5 cpu fp32 contiguous eager']
+    ['peak cpu', 'throughput lenet5 cpu fp32 contiguous eager']
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -49,10 +59,12 @@ from classic_cnns.bench._common import (
     spread,
     synchronize,
     timed,
+    to_memory_format,
 )
+from classic_cnns.bench._data import image_size
 from classic_cnns.registry import model_info
 
-__all__ = ["TORCHVISION_ARCHS", "measure_matmul_peak", "plan", "run_config"]
+__all__ = ["TORCHVISION_ARCHS", "fill_mfu", "math_modes", "measure_peak", "plan", "run_config"]
 
 # Registered names that torchvision ships with the same layers (and parameter names).
 TORCHVISION_ARCHS = frozenset(
@@ -60,36 +72,104 @@ TORCHVISION_ARCHS = frozenset(
     + [f"resnet{d}" for d in (18, 34, 50, 101, 152)]
     + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
 )
-_PEAK_DTYPE = {"fp32": torch.float32, "bf16-mixed": torch.bfloat16, "fp16-mixed": torch.float16}
+# Math mode -> (matmul dtype, float32_matmul_precision while measuring its peak).
+_MATH = {
+    "fp32": (torch.float32, "highest"),
+    "tf32": (torch.float32, "high"),
+    "bf16": (torch.bfloat16, "highest"),
+    "fp16": (torch.float16, "highest"),
+}
 _AUX_WEIGHT = 0.3  # the task's default weight of GoogLeNet's auxiliary losses
 
 
-def measure_matmul_peak(backend: str, dtype: torch.dtype, seconds: float = 0.5) -> float:
-    """FLOP/s of a large square matmul of ``dtype`` on ``backend``: the best of several tries.
+def math_modes(backend: str, precision: str) -> tuple[str, ...]:
+    """The math modes the layers of ``precision`` may run in on ``backend``, lowest first.
 
-    The size (2048 on CPUs, 8192 on GPUs) is large enough to reach the BLAS library's
-    top speed; the best of the timed tries is the peak.
+    fp32 on CUDA is ``"tf32"`` when cuDNN (``torch.backends.cudnn.allow_tf32``, on by
+    default) or cuBLAS (``torch.get_float32_matmul_precision() != "highest"``) may use
+    TF32, else ``"fp32"``. A mixed precision adds its low-precision mode in front.
 
     Example:
-        >>> import torch
-        >>> from classic_cnns.bench.throughput import measure_matmul_peak
-        >>> measure_matmul_peak("cpu", torch.float32, seconds=0.05) > 0
+        >>> from classic_cnns.bench.throughput import math_modes
+        >>> math_modes("cpu", "bf16-mixed")
+        ('bf16', 'fp32')
+    """
+    fp32 = "fp32"
+    if backend == "cuda" and (
+        torch.backends.cudnn.allow_tf32 or torch.get_float32_matmul_precision() != "highest"
+    ):
+        fp32 = "tf32"
+    low = {"bf16-mixed": "bf16", "fp16-mixed": "fp16"}.get(precision)
+    return (fp32,) if low is None else (low, fp32)
+
+
+def measure_peak(backend: str, mode: str, seconds: float = 0.5) -> float:
+    """FLOP/s of large square matmuls in math mode ``mode``: the best of several tries.
+
+    Sizes 512 to 2048 on CPUs, 4096 and 8192 on GPUs: the best of the timed tries of all
+    sizes is the peak (on a CPU a smaller matrix can be the fastest, fitting its caches).
+
+    Example:
+        >>> from classic_cnns.bench.throughput import measure_peak
+        >>> measure_peak("cpu", "fp32", seconds=0.05) > 0
         True
     """
-    n = 2048 if backend == "cpu" else 8192
-    a = torch.randn(n, n, device=backend).to(dtype)
-    b = torch.randn(n, n, device=backend).to(dtype)
-    flops = 2 * n**3
-    (a @ b).sum().item()  # warm-up (BLAS initialisation, kernel selection)
+    dtype, matmul_precision = _MATH[mode]
+    sizes = (512, 1024, 2048) if backend == "cpu" else (4096, 8192)
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(matmul_precision)
     best = 0.0
-    deadline = time.perf_counter() + seconds
-    tries = 0
-    while tries < 3 or time.perf_counter() < deadline:
-        best = max(best, flops / timed(lambda: a @ b, 1, backend))
-        tries += 1
-        if tries >= 50:
-            break
+    try:
+        for n in sizes:
+            a = torch.randn(n, n, device=backend).to(dtype)
+            b = torch.randn(n, n, device=backend).to(dtype)
+            (a @ b).sum().item()  # warm-up (BLAS initialisation, kernel selection)
+            deadline = time.perf_counter() + seconds / len(sizes)
+            for tries in range(50):
+                best = max(best, 2 * n**3 / timed(partial(torch.matmul, a, b), 1, backend))
+                if tries >= 1 and time.perf_counter() > deadline:
+                    break
+    finally:
+        torch.set_float32_matmul_precision(previous)
     return best
+
+
+def fill_mfu(results: Results, backend: str, flag: bool = True) -> None:
+    """Set the peak and MFU columns of ``backend``'s throughput rows from the run's peaks.
+
+    With ``flag`` (the final pass), a row whose MFU exceeds 1 keeps it, gets a note and
+    adds a note to the report: its peak was measured too low.
+
+    Example:
+        >>> from classic_cnns.bench import BenchConfig, Results
+        >>> from classic_cnns.bench.throughput import fill_mfu
+        >>> results = Results(BenchConfig())
+        >>> results.matmul_peaks["cpu/fp32"] = 1e12
+        >>> row = results.add("throughput", "cpu", precision="fp32", train_tflops=0.5)
+        >>> fill_mfu(results, "cpu")
+        >>> row["peak_math"], row["train_mfu"]
+        ('fp32', 0.5)
+    """
+    for row in results.rows.get("throughput", []):
+        if row["backend"] != backend or row["status"] != "ok":
+            continue
+        peaks = {
+            m: results.matmul_peaks[f"{backend}/{m}"]
+            for m in math_modes(backend, row["precision"])
+            if f"{backend}/{m}" in results.matmul_peaks
+        }
+        if not peaks:
+            continue
+        mode = max(peaks, key=peaks.__getitem__)
+        peak = peaks[mode]
+        row.update(peak_math=mode, peak_tflops=peak / 1e12)
+        for phase in ("train", "infer"):
+            row[f"{phase}_mfu"] = ratio(row[f"{phase}_tflops"], peak / 1e12)
+        high = [p for p in ("train", "infer") if (row[f"{p}_mfu"] or 0) > 1]
+        if high and flag:
+            text = f"MFU above 1 ({', '.join(high)}): the {mode} peak was measured too low"
+            row["note"] = "; ".join(n for n in (row["note"], text) if n)
+            results.note(f"{backend} {row['model']} {row['precision']}: {text}")
 
 
 def _default_batch(fwd_flops: int) -> int:
@@ -99,19 +179,12 @@ def _default_batch(fwd_flops: int) -> int:
 
 
 def _input_size(cfg: BenchConfig, name: str) -> tuple[tuple[int, int, int], str | None]:
-    info = model_info(name)
-    c, h, w = info.input_size
-    if cfg.max_image_size is None:
-        return (c, h, w), None
-    # Shrink large default inputs (224x224 ImageNet models) to the cap, never below the
-    # smallest input the network accepts.
-    target = (min(h, cfg.max_image_size), min(w, cfg.max_image_size))
-    min_h, min_w = info.min_input_size
-    size = (c, max(target[0], min_h), max(target[1], min_w))
-    note = None
-    if size[1:] != target:
-        note = f"input kept at the model's minimum {size[1]}x{size[2]}"
-    return size, note
+    c, h, w = model_info(name).input_size
+    size = (c, *image_size(name, max_size=cfg.max_image_size))
+    cap = cfg.max_image_size
+    if cap is not None and (size[1] > min(h, cap) or size[2] > min(w, cap)):
+        return size, f"input kept at the model's minimum {size[1]}x{size[2]}"
+    return size, None
 
 
 _FLOPS_CACHE: dict[tuple[str, tuple[int, int, int]], int] = {}
@@ -270,7 +343,7 @@ def run_config(
 
         # Fresh caches: earlier configurations' graphs would count toward the recompile limit.
         dynamo.reset()
-    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    fmt = to_memory_format(memory_format)
     gen = torch.Generator().manual_seed(cfg.seed)
     x = torch.randn(batch, *size, generator=gen).to(backend).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,), generator=gen).to(backend)
@@ -314,7 +387,6 @@ def run_config(
                 infer_steps * batch / timed(impl.infer_step, infer_steps, backend)
             )
 
-    peak = results.matmul_peaks.get(f"{backend}/{precision}")
     rows = {}
     for impl in impls:
         train = spread("train_ips", train_ips[impl.impl])
@@ -338,9 +410,6 @@ def run_config(
             mem_kind=impl.train_meter.kind,
             train_tflops=train_flops / 1e12,
             infer_tflops=infer_flops / 1e12,
-            matmul_peak_tflops=None if peak is None else peak / 1e12,
-            train_mfu=ratio(train_flops, peak),
-            infer_mfu=ratio(infer_flops, peak),
         )
     if "torchvision" in rows:
         ours, tv = rows["classic_cnns"], rows["torchvision"]
@@ -349,15 +418,22 @@ def run_config(
     del impls
 
 
-def _matmul_task(cfg: BenchConfig, backend: str) -> Task:
+def _peak_task(cfg: BenchConfig, backend: str, last: bool) -> Task:
     def run(results: Results) -> None:
-        for precision in cfg.precisions:
-            if precision_unsupported(backend, precision) is None:
-                seconds = 0.2 if cfg.min_time < 1 else 1.0
-                flops = measure_matmul_peak(backend, _PEAK_DTYPE[precision], seconds)
-                results.matmul_peaks[f"{backend}/{precision}"] = flops
+        modes = {
+            m
+            for p in cfg.precisions
+            if precision_unsupported(backend, p) is None
+            for m in math_modes(backend, p)
+        }
+        for mode in sorted(modes):
+            flops = measure_peak(backend, mode, 0.6 if cfg.min_time < 1 else 2.0)
+            key = f"{backend}/{mode}"
+            results.matmul_peaks[key] = max(flops, results.matmul_peaks.get(key, 0.0))
+        if last:
+            fill_mfu(results, backend)
 
-    return Task(f"matmul peak {backend}", run, "throughput", backend)
+    return Task(f"peak {backend}" + (" again, MFU" if last else ""), run, "throughput", backend)
 
 
 def _config_task(
@@ -367,6 +443,7 @@ def _config_task(
 
     def run(results: Results) -> None:
         run_config(cfg, results, name, backend, precision, fmt, compiled)
+        fill_mfu(results, backend, flag=False)  # provisional: the last task sets it again
 
     fields = dict(
         model=name, impl="classic_cnns", precision=precision, memory_format=fmt, compile=compiled
@@ -375,7 +452,8 @@ def _config_task(
 
 
 def plan(cfg: BenchConfig) -> list[Task]:
-    """The throughput tasks of a run: a matmul peak per backend, then each configuration.
+    """The throughput tasks of a run: per backend the peaks, each configuration, the peaks
+    again and MFU.
 
     Absent backends get one task that records skipped rows, so the report lists them.
     """
@@ -385,7 +463,7 @@ def plan(cfg: BenchConfig) -> list[Task]:
         if reason is not None:
             tasks.append(_skip_backend_task(cfg, backend, reason))
             continue
-        tasks.append(_matmul_task(cfg, backend))
+        tasks.append(_peak_task(cfg, backend, last=False))
         for name in cfg.models:
             for precision in cfg.precisions:
                 for fmt in cfg.memory_formats:
@@ -393,6 +471,7 @@ def plan(cfg: BenchConfig) -> list[Task]:
                         if compiled and not cfg.wants_compile(name, precision, fmt):
                             continue
                         tasks.append(_config_task(cfg, name, backend, precision, fmt, compiled))
+        tasks.append(_peak_task(cfg, backend, last=True))
     return tasks
 
 
