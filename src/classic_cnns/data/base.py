@@ -64,6 +64,10 @@ class TensorBatches(Dataset[tuple[Tensor, Tensor]]):
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)
+        if self.images.device.type != "cpu":
+            # The data lives on the accelerator: send only the indices, from pinned memory
+            # and without waiting (a copy from pageable memory would wait for the device).
+            idx = idx.pin_memory().to(self.images.device, non_blocking=True)
         return self.images[idx], self.labels[idx]
 
 
@@ -114,6 +118,10 @@ class InMemoryDataModule(L.LightningDataModule):
             ``[0, 1)`` or a count; 0 means no validation.
         seed: Seed of the train/validation split (the split is the same in every run).
         num_workers: DataLoader worker processes (0 is fastest for in-memory data).
+        data_on_device: Keep the whole uint8 dataset on the accelerator the model trains on,
+            moved once in ``setup``, so that no batch is copied from the host. ``None``
+            (default) does so on an accelerator when the data takes under a quarter of its
+            free memory (Fashion-MNIST: 55 MB); on the CPU it changes nothing.
 
     Example:
         >>> from classic_cnns import Digits
@@ -138,6 +146,7 @@ class InMemoryDataModule(L.LightningDataModule):
         val_size: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
+        data_on_device: bool | None = None,
     ) -> None:
         super().__init__()
         if batch_size is not None and (
@@ -158,6 +167,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.val_size = val_size
         self.seed = seed
         self.num_workers = num_workers
+        self.data_on_device = data_on_device
         self._splits: dict[str, Split] = {}
         self._target: tuple[int, int] | None = None
         self._resize: Literal["pad", "resize"] = resize or "pad"
@@ -197,6 +207,23 @@ class InMemoryDataModule(L.LightningDataModule):
                 if name != "val" and x.shape[0] == 0:
                     raise ValueError(f"{type(self).__name__}: the {name} split is empty")
         self._follow_model(tuple(self._splits["test"][0].shape[-2:]))
+        self._move_to_device()
+
+    def _move_to_device(self) -> None:
+        # Put every split on the accelerator the Trainer runs on, once (see data_on_device).
+        strategy = getattr(self.trainer, "strategy", None)
+        device = getattr(strategy, "root_device", torch.device("cpu"))
+        if device.type == "cpu" or self.data_on_device is False:
+            return
+        size = sum(t.numel() * t.element_size() for split in self._splits.values() for t in split)
+        if self.data_on_device is None and device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if size > free // 4:
+                return
+        elif self.data_on_device is None:
+            return  # other accelerators: only when asked
+        self._splits = {name: (x.to(device), y.to(device)) for name, (x, y) in self._splits.items()}
+        self._stats.clear()
 
     def _follow_model(self, native: tuple[int, ...] | None) -> None:
         # Settle what was left to the model being trained: the batch size, the image size
@@ -258,8 +285,9 @@ class InMemoryDataModule(L.LightningDataModule):
         kwargs: dict[str, Any] = {
             "batch_size": self.batch_size,
             "collate_fn": _keep_batch,
-            "num_workers": self.num_workers,
-            "persistent_workers": self.num_workers > 0,
+            # Worker processes cannot index tensors that live on an accelerator.
+            "num_workers": self.num_workers if images.device.type == "cpu" else 0,
+            "persistent_workers": self.num_workers > 0 and images.device.type == "cpu",
         }
         shard = self._shard()
         if shuffle:

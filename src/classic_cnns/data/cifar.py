@@ -77,6 +77,7 @@ class CIFAR10(TransferDataModule):
         val_size: Fraction or count of the 50,000 training images held out for validation.
         seed: Seed of the train/validation split.
         num_workers: DataLoader worker processes.
+        data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
         augment: 4-pixel padded random crop and horizontal flip for training batches.
         mean: Per-channel mean; default: what the model's weights expect (the pretrained
             weights' or its checkpoint's, see
@@ -118,12 +119,23 @@ class CIFAR10(TransferDataModule):
         val_size: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
+        data_on_device: bool | None = None,
         augment: bool = True,
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__(
-            batch_size, image_size, resize, val_size, seed, num_workers, augment, 4, mean, std
+            batch_size,
+            image_size,
+            resize,
+            val_size,
+            seed,
+            num_workers,
+            data_on_device,
+            augment=augment,
+            crop_padding=4,
+            mean=mean,
+            std=std,
         )
         self.data_dir = Path(data_dir)
         self.download = download

@@ -27,6 +27,7 @@ class Digits(InMemoryDataModule):
         test_size: Fraction of all images used for testing (default 0.2, i.e. 359 images).
         seed: Seed of both splits.
         num_workers: DataLoader worker processes.
+        data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
 
     Example:
         >>> from classic_cnns import Digits
@@ -52,8 +53,11 @@ class Digits(InMemoryDataModule):
         test_size: float = 0.2,
         seed: int = 0,
         num_workers: int = 0,
+        data_on_device: bool | None = None,
     ) -> None:
-        super().__init__(batch_size, image_size, resize, val_size, seed, num_workers)
+        super().__init__(
+            batch_size, image_size, resize, val_size, seed, num_workers, data_on_device
+        )
         if not 0 < test_size < 1:
             raise ValueError(f"test_size must be a fraction in (0, 1); got {test_size!r}")
         self.test_size = test_size

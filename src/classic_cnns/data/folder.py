@@ -188,6 +188,7 @@ class TransferDataModule(InMemoryDataModule):
         val_size: Fraction or count of the training images held out for validation.
         seed: Seed of the splits.
         num_workers: DataLoader worker processes.
+        data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
         augment: Random crop and flip for training batches.
         crop_padding: Zero padding of the random crop, in pixels of the stored images;
             ``None`` takes 1/8 of their size (4 for 32x32).
@@ -208,18 +209,14 @@ class TransferDataModule(InMemoryDataModule):
         val_size: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
+        data_on_device: bool | None = None,
         augment: bool = True,
         crop_padding: int | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
     ) -> None:
         super().__init__(
-            batch_size,
-            image_size,
-            resize,
-            val_size,
-            seed,
-            num_workers,
+            batch_size, image_size, resize, val_size, seed, num_workers, data_on_device
         )
         self._given_stats = _mean_std(mean, std, self.in_channels)
         if crop_padding is not None and crop_padding < 0:
@@ -290,6 +287,7 @@ class ImageFolder(TransferDataModule):
         test_size: Test share of all images in the one-folder layout.
         seed: Seed of the splits.
         num_workers: DataLoader worker processes.
+        data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
         augment: Random crop (padding 1/8 of the size) and flip for training batches.
         mean: Per-channel mean (0-1 scale); default: what the model's weights expect (the
             pretrained weights' or its checkpoint's, see :class:`TransferDataModule`),
@@ -315,6 +313,7 @@ class ImageFolder(TransferDataModule):
         test_size: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
+        data_on_device: bool | None = None,
         augment: bool = True,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
@@ -324,7 +323,17 @@ class ImageFolder(TransferDataModule):
             raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}")
         self.channels = channels
         super().__init__(
-            batch_size, image_size, "resize", val_size, seed, num_workers, augment, None, mean, std
+            batch_size,
+            image_size,
+            "resize",
+            val_size,
+            seed,
+            num_workers,
+            data_on_device,
+            augment=augment,
+            crop_padding=None,
+            mean=mean,
+            std=std,
         )
         if not 0 <= test_size < 1:
             raise ValueError(f"test_size must be a fraction in [0, 1); got {test_size!r}")
@@ -415,6 +424,7 @@ class ImageFolder(TransferDataModule):
             self._measured = None
         self._resolve_stats()  # each time: the model being trained may have changed
         self._follow_model(tuple(self._splits["train"][0].shape[-2:]))
+        self._move_to_device()
 
     def dataset_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the training images, on the 0-1 scale (measured once)."""

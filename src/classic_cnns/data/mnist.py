@@ -106,6 +106,7 @@ class MNIST(InMemoryDataModule):
         val_size: Fraction or count of the training images held out for validation.
         seed: Seed of the train/validation split.
         num_workers: DataLoader worker processes.
+        data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
 
     Example:
         >>> from classic_cnns import MNIST
@@ -140,8 +141,11 @@ class MNIST(InMemoryDataModule):
         val_size: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
+        data_on_device: bool | None = None,
     ) -> None:
-        super().__init__(batch_size, image_size, resize, val_size, seed, num_workers)
+        super().__init__(
+            batch_size, image_size, resize, val_size, seed, num_workers, data_on_device
+        )
         if protocol not in ("standard", "10k"):
             raise ValueError(f"protocol must be 'standard' or '10k'; got {protocol!r}")
         self.data_dir = Path(data_dir)
