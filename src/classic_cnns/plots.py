@@ -177,9 +177,11 @@ class TrainingPlots(L.Callback):
 
     # -- where ---------------------------------------------------------------------------
     def _folder(self, trainer: L.Trainer) -> Path | None:
+        # Every process must call this: trainer.log_dir broadcasts rank 0's folder.
+        log_dir = trainer.log_dir
         if getattr(trainer, "fast_dev_run", False) or not trainer.is_global_zero:
             return None
-        folder = self.dirpath or Path(trainer.log_dir or trainer.default_root_dir)
+        folder = self.dirpath or Path(log_dir or trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
