@@ -7,8 +7,11 @@ import gzip
 import os
 import shutil
 import socket
+import threading
 import warnings
 from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,19 +19,50 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score, top_k_accuracy_score
 from torch import Tensor
 
-# The real MNIST test set (10,000 images, md5-verified) lives beside the repository.
-SHARED_DATA = Path(
-    os.environ.get(
-        "CLASSIC_CNNS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
-    )
-)
+ROOT = Path(__file__).resolve().parents[1]
+# The folder holding the real datasets (MNIST/raw, FashionMNIST/raw): $CLASSIC_CNNS_DATA, else
+# the first of <repo>/data (where `classic-cnns data fetch` puts them) and <repo>/../shared/data
+# that holds the MNIST test set.
+DATA_ENV = "CLASSIC_CNNS_DATA"
+# Set (to 1) where a missing dataset must fail the tests instead of skipping them (.ci/run).
+REQUIRE_DATA_ENV = "CLASSIC_CNNS_REQUIRE_DATA"
+T10K_IMAGES = "t10k-images-idx3-ubyte.gz"
+T10K_LABELS = "t10k-labels-idx1-ubyte.gz"
+
+
+def _data_dir() -> Path:
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV])
+    candidates = (ROOT / "data", ROOT.parent / "shared" / "data")
+    found = [c for c in candidates if (c / "MNIST" / "raw" / T10K_IMAGES).is_file()]
+    return found[0] if found else candidates[-1]
+
+
+SHARED_DATA = _data_dir()
 MNIST_RAW = SHARED_DATA / "MNIST" / "raw"
 # The real Fashion-MNIST (60,000 + 10,000), recompressed by Debian: its .gz md5 sums are not
 # the published ones, its decompressed content is.
 FASHION_RAW = SHARED_DATA / "FashionMNIST" / "raw"
-T10K_IMAGES = "t10k-images-idx3-ubyte.gz"
-T10K_LABELS = "t10k-labels-idx1-ubyte.gz"
 
+
+def require_data(files: list[Path], fetch: str) -> None:
+    """Skip the test (fail it where ``$CLASSIC_CNNS_REQUIRE_DATA`` is set) if a file is missing.
+
+    ``fetch`` is the dataset's name for ``classic-cnns data fetch``.
+    """
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        message = (
+            f"real data missing: {', '.join(missing)} not in {files[0].parent}; get it with "
+            f"`classic-cnns data fetch {fetch} --data-dir data` (from the repository root) or "
+            f"set ${DATA_ENV} to a folder that holds it"
+        )
+        if os.environ.get(REQUIRE_DATA_ENV, "") not in ("", "0"):
+            pytest.fail(f"{message} (${REQUIRE_DATA_ENV} is set)", pytrace=False)
+        pytest.skip(message)
+
+
+pytest_plugins = ["pytester"]
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -92,27 +126,38 @@ def _quiet_lightning() -> None:
 
 @pytest.fixture(scope="session")
 def mnist_raw() -> Path:
-    """The folder holding the real t10k IDX files (fails loudly if it is missing)."""
-    for name in (T10K_IMAGES, T10K_LABELS):
-        if not (MNIST_RAW / name).is_file():
-            raise FileNotFoundError(
-                f"{MNIST_RAW / name} is missing: the tests read the real MNIST test set from "
-                "../shared/data (or $CLASSIC_CNNS_SHARED_DATA)"
-            )
+    """The folder holding the real t10k IDX files (the test skips, or fails in CI, without)."""
+    require_data([MNIST_RAW / T10K_IMAGES, MNIST_RAW / T10K_LABELS], "mnist --protocol 10k")
     return MNIST_RAW
 
 
 @pytest.fixture(scope="session")
 def fashion_raw() -> Path:
-    """The folder holding the real Fashion-MNIST IDX files (fails loudly if it is missing)."""
+    """The folder holding the real Fashion-MNIST IDX files (skips, or fails in CI, without)."""
     names = [f"{s}-{k}-ubyte.gz" for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1")]
-    for name in names:
-        if not (FASHION_RAW / name).is_file():
-            raise FileNotFoundError(
-                f"{FASHION_RAW / name} is missing: the tests read the real Fashion-MNIST from "
-                "../shared/data (or $CLASSIC_CNNS_SHARED_DATA)"
-            )
+    require_data([FASHION_RAW / name for name in names], "fashion-mnist")
     return FASHION_RAW
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_mirror(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A real HTTP server on loopback serving a folder: the download code runs unchanged."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    handler = partial(_QuietHandler, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def make_mnist_dir(root: Path, src: Path, *, gz: bool = True, train: bool = False) -> Path:

@@ -1,15 +1,21 @@
 """The classic-cnns console script, run as a user would run it."""
 
 import glob
+import inspect
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
+import yaml
 
+import classic_cnns
 from classic_cnns import list_models, model_info
-from classic_cnns.cli import _expand_model_names, main, model_table
+from classic_cnns._cli_helpers import data_class_names, expand_model_names, model_class_names
+from classic_cnns.cli import default_threads, main, model_table
 from conftest import logged_metrics
 
 
@@ -39,7 +45,7 @@ def test_list_with_a_pattern_and_without_a_match(capsys: pytest.CaptureFixture[s
 def test_no_or_unknown_command_says_what_is_expected(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert (
-        "expected a command (list, summary, export, predict-folder, bench, fit, validate, "
+        "expected a command (list, summary, export, predict-folder, bench, data, fit, validate, "
         "test, predict); got nothing" in capsys.readouterr().err
     )
     assert main(["train"]) == 2
@@ -47,14 +53,14 @@ def test_no_or_unknown_command_says_what_is_expected(capsys: pytest.CaptureFixtu
 
 
 def test_registered_names_expand_to_their_family_class() -> None:
-    assert _expand_model_names(["fit", "--model", "lenet5_bn", "--data=Digits"]) == [
+    assert expand_model_names(["fit", "--model", "lenet5_bn", "--data=Digits"]) == [
         "fit",
         "--model",
         "classic_cnns.LeNet5",
         "--model.arch=lenet5_bn",
         "--data=Digits",
     ]
-    assert _expand_model_names(["fit", "--model=LeNet5"]) == ["fit", "--model=LeNet5"]
+    assert expand_model_names(["fit", "--model=LeNet5"]) == ["fit", "--model=LeNet5"]
 
 
 def test_unknown_model_name_suggests_close_ones(capsys: pytest.CaptureFixture[str]) -> None:
@@ -110,7 +116,10 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
         'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest'
     )
     assert f"\n{command}\n" in (root / "README.md").read_text()
-    assert f"\n{command}\n" in (root / ".ci" / "run").read_text()
+    ci = (root / ".ci" / "run").read_text()
+    assert f"\n{command}\n" in ci
+    # ... and CI makes a missing dataset fail the tests that need it (conftest.require_data).
+    assert ci.index("\nexport CLASSIC_CNNS_REQUIRE_DATA=1\n") < ci.index(command)
 
 
 @pytest.mark.slow
@@ -122,7 +131,9 @@ def test_the_readme_new_user_path_runs_as_written(
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     start, end = "<!-- new-user:start -->\n```bash\n", "```\n<!-- new-user:end -->"
     lines = readme[readme.index(start) + len(start) : readme.index(end)].splitlines()
-    assert lines[0] == 'pip install "classic-cnns[export]"'
+    assert lines[0] == (
+        'pip install "classic-cnns[export] @ git+https://github.com/classic-cnns/classic-cnns"'
+    )
     monkeypatch.chdir(tmp_path)
     for line in lines[1:]:
         words = shlex.split(line)
@@ -136,3 +147,194 @@ def test_the_readme_new_user_path_runs_as_written(
     session = onnxruntime.InferenceSession(str(tmp_path / "lenet5.onnx"))
     (logits,) = session.run(None, {session.get_inputs()[0].name: np.zeros((2, 1, 32, 32), "f")})
     assert logits.shape == (2, 10)
+
+
+# -- one source of defaults ------------------------------------------------------------------
+def _check_defaults(cls: type, printed: dict[str, Any], linked: tuple[str, ...] = ()) -> None:
+    # Every argument of cls.__init__ is printed, and each printed value is the default of the
+    # most derived __init__ that declares it (arguments passed on through **kwargs take the
+    # base class's default).
+    own = inspect.signature(cls.__init__).parameters.values()
+    assert {p.name for p in own if p.default is not p.empty} - set(linked) <= set(printed), cls
+    for key, value in printed.items():
+        init = next(
+            k.__init__ for k in cls.__mro__ if key in inspect.signature(k.__init__).parameters
+        )
+        default = inspect.signature(init).parameters[key].default
+        if default is not inspect.Parameter.empty:
+            assert value == _plain(default), (cls.__name__, key)
+
+
+def _plain(value: Any) -> Any:
+    # As YAML prints it: tuples are lists.
+    return [_plain(v) for v in value] if isinstance(value, list | tuple) else value
+
+
+def _printed_config(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("name", data_class_names())
+def test_the_command_line_takes_each_datamodule_s_own_defaults(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cls = getattr(classic_cnns, name)
+    required = ["--data.root", "photos"] if name == "ImageFolder" else []
+    printed = _printed_config(capsys, "--data", name, *required)["data"]
+    assert printed["class_path"] == f"classic_cnns.{name}"
+    _check_defaults(cls, printed["init_args"])
+
+
+@pytest.mark.parametrize("name", model_class_names())
+def test_the_command_line_takes_each_model_class_s_own_defaults(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cls = getattr(classic_cnns, name)
+    printed = _printed_config(capsys, "--model", name)["model"]["init_args"]
+    # The data sets num_classes and in_channels (linked), so the config leaves them out.
+    _check_defaults(cls, printed, linked=("num_classes", "in_channels"))
+
+
+def test_a_config_file_chooses_the_classes_without_the_defaults_leaking_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "mnist.yaml"
+    config.write_text("data:\n  class_path: classic_cnns.MNIST\n  init_args:\n    val_size: 0\n")
+    printed = _printed_config(capsys, "--config", str(config))["data"]
+    assert printed["class_path"] == "classic_cnns.MNIST"
+    assert printed["init_args"]["val_size"] == 0
+    defaults = inspect.signature(classic_cnns.MNIST).parameters
+    for key in ("batch_size", "resize", "protocol"):  # MNIST's own (batch: the recipe's)
+        assert printed["init_args"][key] == defaults[key].default, key
+    assert "test_size" not in printed["init_args"]  # Digits' argument did not leak in
+    # Flags after --data still apply; without --data the default class takes them.
+    printed = _printed_config(capsys, "--data.batch_size", "32")["data"]
+    assert printed["class_path"] == "classic_cnns.Digits"
+    assert printed["init_args"]["batch_size"] == 32
+
+
+# -- errors ----------------------------------------------------------------------------------
+ERRORS = {
+    "unknown datamodule": (
+        ["fit", "--data", "Digitz"],
+        "unknown datamodule 'Digitz': expected one of ",
+        "Did you mean 'Digits'?",
+    ),
+    "data folder without the files": (
+        ["fit", "--data", "MNIST", "--data.data_dir", "{tmp}", "--data.download", "false"],
+        "MNIST: train-images-idx3-ubyte.gz, ",
+        "missing from {tmp}/MNIST/raw",
+    ),
+    "image folder that does not exist": (
+        ["fit", "--data", "ImageFolder", "--data.root", "{tmp}/photos"],
+        "no image folder at {tmp}/photos",
+        "",
+    ),
+    "no network": (
+        ["fit", "--data", "MNIST", "--data.data_dir", "{tmp}"],
+        "could not download train-images-idx3-ubyte.gz into {tmp}/MNIST/raw; tried:",
+        "the tests run offline",
+    ),
+    "infinite run with a one-cycle schedule": (
+        ["fit", "--trainer.max_epochs", "-1"],
+        "scheduler='onecycle' needs a finite run length",
+        "",
+    ),
+    "not an int": (
+        ["fit", "--trainer.max_epochs", "abc"],
+        "--trainer.max_epochs abc: Expected a <class 'int'>",
+        "",
+    ),
+    "bad value of a model argument": (
+        ["fit", "--model.lr", "fast"],
+        "--model.lr fast: Expected a <class 'float'>",
+        "",
+    ),
+    "input too small for the model": (
+        ["summary", "lenet5", "--input-size", "1", "16", "16"],
+        "conv2d output height would be -3",
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ERRORS)
+def test_a_user_s_mistake_is_one_message_with_status_2(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CLASSIC_CNNS_DEBUG", raising=False)
+    args, *expected = ERRORS[case]
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main([*args, "--trainer.enable_progress_bar=false"] if args[0] == "fit" else args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "usage:" not in err
+    first, *rest = err.strip().splitlines()
+    assert first.startswith(f"classic-cnns {args[0]}: error: "), err
+    for text in expected:
+        assert text.replace("{tmp}", str(tmp_path)) in err
+    assert rest[-1] == "(--debug or CLASSIC_CNNS_DEBUG=1 shows the traceback)"
+
+
+def test_debug_shows_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match="unknown datamodule 'Digitz'"):
+        main(["fit", "--data", "Digitz", "--debug"])
+    monkeypatch.setenv("CLASSIC_CNNS_DEBUG", "1")
+    with pytest.raises(ValueError, match="unknown model 'lenet'"):
+        main(["fit", "--model", "lenet"])
+
+
+def test_datamodule_names_ignore_letter_case(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _printed_config(capsys, "--data", "fashionmnist")["data"]["class_path"] == (
+        "classic_cnns.FashionMNIST"
+    )
+
+
+# -- help --------------------------------------------------------------------------------------
+def test_fit_help_is_short_and_names_the_model_and_data_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["fit", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 40
+    for text in ("--model MODEL", "--data DATA", "--model.help ResNet", "--data.help MNIST"):
+        assert text in out, text
+    for text in ("--threads N", "--ckpt_path PATH", "--help-all", "LeNet5", "ImageFolder"):
+        assert text in out, text
+    # The pointers it gives work: a class's own arguments, and every flag.
+    with pytest.raises(SystemExit):
+        main(["fit", "--model.help", "ResNet"])
+    assert "--model.zero_init_residual" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["fit", "--help-all"])
+    assert "--trainer.max_epochs" in capsys.readouterr().out
+
+
+# -- threads and the optimizer notice -----------------------------------------------------------
+def test_threads_default_to_one_on_small_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_threads(cpu_count=1) == default_threads(cpu_count=2) == 1
+    assert default_threads(cpu_count=16) == torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice stands
+    assert default_threads(cpu_count=2) == torch.get_num_threads()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_threads_and_a_replaced_optimizer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # restored after the test
+    args = ["fit", "--trainer.fast_dev_run=1", "--trainer.enable_progress_bar=false"]
+    assert main([*args, "--threads", "2", "--optimizer", "SGD", "--optimizer.lr", "0.1"]) == 0
+    assert torch.get_num_threads() == 2
+    err = capsys.readouterr().err
+    assert err.count("--optimizer replaces the model's own optimizer") == 1
+    assert "(sgd, lr 0.1, weight decay 0.0005 on weights only) and its 'onecycle'" in err
+    assert "no LR schedule runs (add --lr_scheduler for one)" in err
+    assert "will be overridden" not in err

@@ -2,10 +2,6 @@
 
 import gzip
 import shutil
-import threading
-from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import lightning as L
@@ -195,27 +191,6 @@ def test_corrupted_file_fails_its_checksum(mnist_raw: Path, tmp_path: Path) -> N
         ValueError, match=rf"{raw / T10K_LABELS}: md5 \w+ does not match the published"
     ):
         dm.setup("fit")
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def http_mirror(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A real HTTP server on loopback serving a folder: the download code runs unchanged."""
-    folder = tmp_path / "mirror"
-    folder.mkdir()
-    handler = partial(_QuietHandler, directory=str(folder))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_download_fetches_from_a_mirror_and_verifies_md5(

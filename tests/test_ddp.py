@@ -8,6 +8,7 @@ checkpoint on the same data: every validation and test image counted once.
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import subprocess
@@ -55,7 +56,7 @@ def test_two_process_ddp_logs_the_metrics_of_a_single_process(
     # Under ddp_spawn the test after fit starts new processes, whose logger writes a
     # second version folder.
     logged = logged_metrics(tmp_path, versions=2 if strategy == "ddp_spawn" else 1)
-    (ckpt,) = tmp_path.glob("lightning_logs/version_*/checkpoints/*.ckpt")
+    (ckpt,) = tmp_path.glob("lightning_logs/version_*/checkpoints/last.ckpt")
 
     # The checkpoint saved under DDP loads in a single process, which evaluates it alone.
     model = LeNet5.load_from_checkpoint(ckpt)
@@ -78,6 +79,14 @@ def test_two_process_ddp_logs_the_metrics_of_a_single_process(
         for key, value in sklearn_metrics(logits, labels, f"{stage}_").items():
             assert logged[key] == pytest.approx(value, abs=1e-6), key
     assert logged["test_acc"] > 0.5  # it did learn, in both processes together
+    # Rank 0 draws the plots; the confusion matrix counts both processes' shards.
+    assert len(list(tmp_path.glob("lightning_logs/version_*/curves.png"))) == 1
+    (matrix,) = tmp_path.glob("lightning_logs/version_*/confusion_matrix.csv")
+    with matrix.open() as f:
+        counts = [[int(v) for v in row[1:]] for row in list(csv.reader(f))[1:]]
+    total, right = sum(map(sum, counts)), sum(counts[i][i] for i in range(len(counts)))
+    assert total == len(dm.test_dataloader().dataset)
+    assert right / total == pytest.approx(logged["test_acc"], abs=1e-6)
 
 
 def _loaders(dm: Digits, world: int) -> list[dict[str, list[int]]]:

@@ -211,3 +211,42 @@ def test_predict_folder_refuses_bad_arguments_and_stale_class_names(checkpoints,
     with pytest.warns(UserWarning, match=r"records 10 class names for its 3 classes"):
         (row,) = predict_folder(three, folder)
     assert row["class"] == str(row["class_index"])
+
+
+def test_predict_folder_writes_the_readable_images_and_names_the_others(
+    checkpoints, tmp_path, mnist_raw, capsys
+):
+    images = read_idx(mnist_raw / "t10k-images-idx3-ubyte.gz")[:3]
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        write_png(image[None], str(folder / f"{i}.png"))
+    (folder / "3_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png")
+    output = tmp_path / "predictions.csv"
+    ckpt = str(checkpoints["lenet5"])
+    assert predict_main([ckpt, str(folder), "--output", str(output)]) == 0
+    with output.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["file"] for r in rows] == ["0.png", "1.png", "2.png"]
+    err = capsys.readouterr().err
+    assert "wrote 3 predictions to" in err
+    assert "skipped them: 1 of the 4 image files cannot be read: 3_broken.png (" in err
+    # The same rows as a folder of the good images alone.
+    model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
+    with pytest.warns(UserWarning, match=r"skipped them: 1 of the 4 .* read: 3_broken\.png"):
+        python_rows = predict_folder(model, folder)
+    assert [str(r["class_index"]) for r in python_rows] == [r["class_index"] for r in rows]
+    # Refused up front when asked: nothing is written, every bad file is named.
+    output.unlink()
+    assert predict_main([ckpt, str(folder), "--output", str(output), "--on-error", "raise"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of the 4 image files cannot be read" in err and "nothing written" in err
+    assert not output.exists()
+    with pytest.raises(ValueError, match=r"1 of the 4 image files cannot be read: 3_broken\.png"):
+        predict_folder(model, folder, on_error="raise")
+    # A folder of unreadable files only: an error, not an empty CSV.
+    for i in range(3):
+        (folder / f"{i}.png").unlink()
+    assert predict_main([ckpt, str(folder), "--output", str(output)]) == 2
+    assert "1 of the 1 image files cannot be read" in capsys.readouterr().err
+    assert not output.exists()

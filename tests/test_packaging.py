@@ -38,6 +38,7 @@ PUBLIC_MODULES = (
     "finetune",
     "weights",
     "export",
+    "plots",
     "checkpoint",
     "bench",
 )
@@ -124,6 +125,7 @@ def test_the_extras_hold_what_ci_and_users_need() -> None:
     names = {extra: {Requirement(r).name for r in reqs} for extra, reqs in extras.items()}
     assert {"plot", "export", "docs", "dev"} <= set(names)
     assert "matplotlib" in names["plot"]
+    assert "tensorboard" in names["tensorboard"]  # Lightning's TensorBoardLogger needs it
     assert {"onnx", "onnxruntime", "safetensors"} <= names["export"]
     assert {"mkdocs", "mkdocs-material", "mkdocstrings"} <= names["docs"]
     # dev is what CI installs: the tests, lint, types, release checks, docs and both extras.

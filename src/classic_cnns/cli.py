@@ -1,43 +1,113 @@
 """The ``classic-cnns`` command line: LightningCLI for training, small commands for the zoo.
 
 ``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's, so every argument of
-the model, the datamodule and the Trainer is a flag (``classic-cnns fit --help``).
-``--model`` takes a family class (``LeNet5``, ``ResNet``) or any registered name
-(``resnet20``); the datamodule's class count and channels flow into the model.
-``list`` prints the registry and ``summary`` a model's layer table.
+the model, the datamodule and the Trainer is a flag (``classic-cnns fit --help`` for an
+overview, ``--help-all`` for all of them). ``--model`` takes a family class (``LeNet5``,
+``ResNet``) or any registered name (``resnet20``); the datamodule's class count and channels
+flow into the model. ``list`` prints the registry, ``summary`` a model's layer table and
+``data fetch`` downloads a dataset.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
+import torch
+from jsonargparse.typing import PositiveInt
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from classic_cnns._cli_helpers import (
+    DEBUG_ENV,
+    LIGHTNING_COMMANDS,
+    add_default_classes,
+    check_data_names,
+    data_main,
+    expand_model_names,
+    quiet_lightning,
+    short_help,
+    user_error_message,
+)
 from classic_cnns.data.base import InMemoryDataModule
+from classic_cnns.plots import TrainingPlots
+from classic_cnns.recipes import Recipe
 from classic_cnns.registry import family_class, list_models, model_info
 from classic_cnns.task import ImageClassifier
 
-__all__ = ["ClassicCLI", "main"]
+__all__ = ["ClassicCLI", "default_threads", "last_checkpoint", "main", "model_table"]
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+def default_threads(cpu_count: int | None = None) -> int:
+    """PyTorch's CPU threads when ``--threads`` is not given.
+
+    One thread on a machine with at most two cores, where a second thread speeds small
+    models up by at most about 1.5x when the machine is idle and slows them down many times
+    when any other process wants a core; elsewhere PyTorch's own default (one thread per
+    physical core, or ``$OMP_NUM_THREADS``).
+
+    Args:
+        cpu_count: Cores to decide for; ``None`` counts the cores this process may use.
+
+    Example:
+        >>> from classic_cnns.cli import default_threads
+        >>> default_threads(cpu_count=2)
+        1
+    """
+    if cpu_count is None:
+        affinity = getattr(os, "sched_getaffinity", None)
+        cpu_count = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    if cpu_count <= 2 and "OMP_NUM_THREADS" not in os.environ:
+        return 1
+    return torch.get_num_threads()
+
+
+def last_checkpoint(trainer: Trainer) -> Path | None:
+    """The newest ``last*.ckpt`` of any run under the trainer's log folder, else ``None``.
+
+    Looks in ``<save_dir>/<name>/*/checkpoints/`` of the trainer's logger (every
+    ``version_N`` of e.g. ``lightning_logs``), or ``<default_root_dir>/checkpoints/`` without
+    a logger, and in the checkpoint callbacks' own folders.
+
+    Example:
+        >>> import lightning as L
+        >>> from classic_cnns.cli import last_checkpoint
+        >>> last_checkpoint(L.Trainer(default_root_dir="no_runs_here", logger=False)) is None
+        True
+    """
+    folders = [Path(trainer.default_root_dir) / "checkpoints"]
+    root = getattr(trainer.logger, "root_dir", None) if trainer.logger is not None else None
+    if root is not None:
+        folders += [p / "checkpoints" for p in Path(root).glob("*") if p.is_dir()]
+    folders += [Path(c.dirpath) for c in trainer.checkpoint_callbacks if
+                isinstance(c, ModelCheckpoint) and c.dirpath]  # fmt: skip
+    found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 class ClassicCLI(LightningCLI):
     """LightningCLI with the zoo's defaults: LeNet-5 on Digits, CSV logs, seed 0.
 
-    After ``fit`` it evaluates the trained weights on the test split and prints the
-    metrics table and the wall time of ``fit``.
+    The model and data defaults are the classes' own (``--data MNIST`` gets ``MNIST()``'s
+    arguments). Every run saves ``last.ckpt``, which ``--ckpt_path last`` resumes; ``fit``
+    and ``test`` draw their curves and confusion matrix (:class:`~classic_cnns.plots.
+    TrainingPlots`). After ``fit`` it evaluates the trained weights on the test split and
+    prints the metrics table and the wall time of ``fit``.
 
     Example:
         >>> from classic_cnns.cli import ClassicCLI
         >>> cli = ClassicCLI(args=["--trainer.max_epochs=1"], run=False)  # doctest: +SKIP
     """
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("parser_kwargs", {"prog": "classic-cnns"})
         super().__init__(
             ImageClassifier,
             InMemoryDataModule,
@@ -45,23 +115,31 @@ class ClassicCLI(LightningCLI):
             subclass_mode_data=True,
             seed_everything_default=0,
             trainer_defaults={
-                "max_epochs": 10,
+                "max_epochs": None,  # None: the model's recipe (set before instantiation)
                 "plugins": [{"class_path": "classic_cnns.checkpoint.AtomicCheckpointIO"}],
                 "logger": {
                     "class_path": "lightning.pytorch.loggers.CSVLogger",
                     "init_args": {"save_dir": "."},
                 },
             },
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Parsers that raise their errors, so that ``main`` prints one line, not the usage."""
+        kwargs.setdefault("exit_on_error", False)
+        return super().init_parser(**kwargs)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Add the default model and data classes where the command line chooses none."""
+        if args is None or isinstance(args, list | tuple):
+            args = list(sys.argv[1:] if args is None else args)
+            at = 1 if args and args[0] in LIGHTNING_COMMANDS else 0
+            args = add_default_classes(args, at)
+        super().parse_arguments(parser, args)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.set_defaults(
-            {
-                "model": {"class_path": "classic_cnns.LeNet5"},
-                "data": {"class_path": "classic_cnns.Digits"},
-            }
-        )
+        """Link the data's classes and channels to the model; add ``--threads``."""
         # The data decides how many classes and channels the model is built for.
         parser.link_arguments(
             "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
@@ -69,52 +147,103 @@ class ClassicCLI(LightningCLI):
         parser.link_arguments(
             "data.in_channels", "model.init_args.in_channels", apply_on="instantiate"
         )
+        parser.add_argument(
+            "--threads",
+            type=PositiveInt | None,
+            default=None,
+            help="CPU threads for PyTorch (torch.set_num_threads); default: 1 on machines "
+            "with at most 2 cores, else PyTorch's default (see the README)",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        """Set the thread count and the recipe's epochs; say if ``--optimizer`` replaces ours.
+
+        Without ``--trainer.max_epochs`` (or ``max_steps`` / ``max_time``) a run lasts the
+        model's recipe's epochs (``model_info(name).recipe.epochs``).
+        """
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        model = config.model.get("init_args", {})
+        recipe = _recipe_of(model.get("arch"))
+        trainer = config.get("trainer")
+        if (
+            trainer is not None
+            and recipe is not None
+            and trainer.get("max_epochs") is None
+            and trainer.get("max_steps", -1) == -1
+            and trainer.get("max_time") is None
+        ):
+            trainer.max_epochs = recipe.epochs
+        if config.get("threads") is not None:
+            # Lightning's DDP sets its own count unless OMP_NUM_THREADS is set.
+            os.environ["OMP_NUM_THREADS"] = str(config.threads)
+        else:
+            config.threads = default_threads()
+        torch.set_num_threads(config.threads)
+        if config.get("optimizer") is not None and getattr(rank_zero_only, "rank", 0) == 0:
+
+            def used(key: str) -> Any:  # the value given, else the recipe's
+                given = model.get(key)
+                return given if given is not None else getattr(recipe, key, None)
+
+            print(
+                f"classic-cnns: --optimizer replaces the model's own optimizer "
+                f"({used('optimizer')}, lr {used('lr')}, weight decay "
+                f"{used('weight_decay')} on weights only) and its "
+                f"{used('scheduler')!r} LR schedule; "
+                + (
+                    "the schedule is --lr_scheduler's"
+                    if config.get("lr_scheduler") is not None
+                    else "no LR schedule runs (add --lr_scheduler for one)"
+                ),
+                file=sys.stderr,
+            )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The Trainer, with ``ModelCheckpoint(save_last=True)`` and the plots by default."""
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = list(config.get("callbacks") or [])
+        if config.get("enable_checkpointing") is not False and not any(
+            isinstance(c, ModelCheckpoint) for c in callbacks
+        ):
+            callbacks.append(ModelCheckpoint(save_last=True))
+        if self.subcommand in ("fit", "test") and not any(
+            isinstance(c, TrainingPlots) for c in callbacks
+        ):
+            callbacks.append(TrainingPlots())
+        return super().instantiate_trainer(**{"callbacks": callbacks, **kwargs})
+
+    def _resolve_last(self, subcommand: str) -> None:
+        # Lightning looks for "last" in this run's checkpoint folder, which a new version_N
+        # leaves empty; a user resuming means the latest run's.
+        config = self.config_init[subcommand]
+        if config.get("ckpt_path") == "last":
+            path = last_checkpoint(self.trainer)
+            if path is not None:  # else Lightning warns and starts afresh
+                config["ckpt_path"] = str(path)
 
     def before_fit(self) -> None:
+        """Resolve ``--ckpt_path last``; start the clock."""
+        self._resolve_last("fit")
         self._fit_start = time.perf_counter()
 
+    def before_validate(self) -> None:
+        """Resolve ``--ckpt_path last``."""
+        self._resolve_last("validate")
+
+    def before_test(self) -> None:
+        """Resolve ``--ckpt_path last``."""
+        self._resolve_last("test")
+
+    def before_predict(self) -> None:
+        """Resolve ``--ckpt_path last``."""
+        self._resolve_last("predict")
+
     def after_fit(self) -> None:
+        """Print the wall time of ``fit``, then test the trained weights."""
         seconds = time.perf_counter() - self._fit_start
         if self.trainer.is_global_zero:
             print(f"fit took {seconds:.1f} s (wall clock, including validation)")
         self.trainer.test(self.model, datamodule=self.datamodule)
-
-
-def _task_class_names() -> set[str]:
-    import classic_cnns
-
-    return {
-        name
-        for name in classic_cnns.__all__
-        if isinstance(getattr(classic_cnns, name), type)
-        and issubclass(getattr(classic_cnns, name), ImageClassifier)
-    }
-
-
-def _expand_model_names(argv: Sequence[str]) -> list[str]:
-    """Turn ``--model resnet20`` into ``--model ResNet --model.arch resnet20``."""
-    out: list[str] = []
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        value = None
-        if arg == "--model" and i + 1 < len(args):
-            value, step = args[i + 1], 2
-        elif arg.startswith("--model="):
-            value, step = arg.split("=", 1)[1], 1
-        if value is not None and "." not in value and value not in _task_class_names():
-            cls = family_class(model_info(value).family)  # unknown names raise with suggestions
-            out += [
-                "--model",
-                f"{cls.__module__.split('.')[0]}.{cls.__name__}",
-                f"--model.arch={value}",
-            ]
-            i += step
-            continue
-        out.append(arg)
-        i += 1
-    return out
 
 
 def model_table(pattern: str | None = None, markdown: bool = False) -> str:
@@ -171,6 +300,14 @@ def model_table(pattern: str | None = None, markdown: bool = False) -> str:
     return "\n".join(line(r) for r in [header, *rows])
 
 
+def _recipe_of(arch: Any) -> Recipe | None:
+    # The recipe of a registered name; None for anything else (the model then says why).
+    try:
+        return model_info(arch).recipe if isinstance(arch, str) else None
+    except ValueError:
+        return None
+
+
 def _list_command(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="classic-cnns list", description="List registered models."
@@ -206,13 +343,9 @@ def _summary_command(argv: Sequence[str]) -> int:
     from classic_cnns.inspect import summary
     from classic_cnns.registry import create_model
 
-    try:
-        size = tuple(args.input_size or model_info(args.model).input_size)
-        model = create_model(args.model, in_channels=size[0], num_classes=args.num_classes)
-        table = summary(model, size)
-    except ValueError as err:
-        print(f"classic-cnns summary: {err}", file=sys.stderr)
-        return 2
+    size = tuple(args.input_size or model_info(args.model).input_size)
+    model = create_model(args.model, in_channels=size[0], num_classes=args.num_classes)
+    table = summary(model, size)
     print(table.to_markdown() if args.format == "markdown" else table)
     return 0
 
@@ -235,6 +368,10 @@ def _bench_command(argv: Sequence[str]) -> int:
     return bench_main(list(argv))
 
 
+def _data_command(argv: Sequence[str]) -> int:
+    return data_main(argv)
+
+
 # The commands that are not LightningCLI's: name -> (help line, handler).
 _OWN_COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "list": ("the registered models with parameter counts and input sizes", _list_command),
@@ -248,21 +385,12 @@ _OWN_COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
         _predict_folder_command,
     ),
     "bench": ("throughput and accuracy benchmarks: classic-cnns bench --quick", _bench_command),
+    "data": ("download a dataset: classic-cnns data fetch mnist --data-dir data", _data_command),
 }
 _ALL_COMMANDS = (*_OWN_COMMANDS, *LIGHTNING_COMMANDS)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``classic-cnns`` console script.
-
-    Example:
-        >>> from classic_cnns.cli import main
-        >>> main(["list", "lenet5"])
-        name    class   year  params  input (C,H,W)  min (H,W)
-        lenet5  LeNet5  1998  61,706  1x32x32        32x32
-        0
-    """
-    args = list(sys.argv[1:] if argv is None else argv)
+def _run(args: list[str]) -> int:
     command = args[0] if args else None
     if command in _OWN_COMMANDS:
         return _OWN_COMMANDS[command][1](args[1:])
@@ -272,6 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {name:<15} {text}")
         print(f"  {'fit':<15} train, then test: classic-cnns fit --model LeNet5 --data Digits")
         print(f"  {'validate, test, predict'}  LightningCLI's commands; add --help for their flags")
+        print("\n--debug (or CLASSIC_CNNS_DEBUG=1) shows the traceback of an error")
         return 0
     if command not in LIGHTNING_COMMANDS:
         given = repr(command) if args else "nothing"
@@ -281,18 +410,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    # In-memory datamodules are fastest without worker processes; the warning misleads.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    # The command line reaches LightningCLI as ``args`` (model names expanded), so it sees
-    # both those and sys.argv and warns about a mix-up that is not one.
-    warnings.filterwarnings("ignore", ".*args parameter is intended to run from within Python.*")
-    try:
-        args = _expand_model_names(args)
-    except ValueError as err:
-        print(f"classic-cnns: {err}", file=sys.stderr)
-        return 2
-    ClassicCLI(args=args)
+    if "--help-all" in args:
+        args = [("--help" if a == "--help-all" else a) for a in args]
+    elif "-h" in args or "--help" in args:
+        print(short_help(command))
+        return 0
+    quiet_lightning()
+    check_data_names(args)
+    ClassicCLI(args=expand_model_names(args))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``classic-cnns`` console script.
+
+    Errors a user can fix (a bad argument, a missing file, a failed download) are printed as
+    one message with exit status 2; ``--debug`` or ``CLASSIC_CNNS_DEBUG=1`` shows the
+    traceback instead.
+
+    Example:
+        >>> from classic_cnns.cli import main
+        >>> main(["list", "lenet5"])
+        name    class   year  params  input (C,H,W)  min (H,W)
+        lenet5  LeNet5  1998  61,706  1x32x32        32x32
+        0
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    try:
+        return _run(args)
+    except Exception as err:
+        message = user_error_message(err)
+        if debug or message is None:
+            raise
+        command = args[0] if args and args[0] in _ALL_COMMANDS else None
+        prog = f"classic-cnns {command}" if command else "classic-cnns"
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        print(f"(--debug or {DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -415,6 +415,7 @@ def predict_folder(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     recursive: bool = False,
+    on_error: Literal["skip", "raise"] = "skip",
 ) -> list[dict[str, Any]]:
     """Classify every image file in ``folder``; optionally write the rows as a CSV.
 
@@ -432,14 +433,16 @@ def predict_folder(
         mean: Normalisation mean, overriding the recorded one.
         std: Normalisation std, with ``mean``.
         recursive: Include images in subfolders (``file`` is then a relative path).
+        on_error: Unreadable files: ``"skip"`` leaves them out and warns once, naming them
+            and why; ``"raise"`` writes nothing and raises, naming them.
 
     Returns:
-        One dict per image, in file order, with the CSV's columns.
+        One dict per readable image, in file order, with the CSV's columns.
 
     Raises:
         FileNotFoundError: if the folder does not exist or holds no image files.
-        ValueError: if the normalisation is unknown, ``batch_size`` is not positive, or an
-            image cannot be decoded.
+        ValueError: if the normalisation is unknown, ``batch_size`` or ``on_error`` is not
+            valid, no image can be decoded, or (``on_error="raise"``) any image cannot.
 
     Example:
         >>> from classic_cnns import load_model
@@ -447,11 +450,42 @@ def predict_folder(
         >>> rows[0]  # doctest: +SKIP
         {'file': '0001.png', 'class': '7', 'class_index': 7, 'probability': 0.998}
     """
+    rows, skipped = _predict(
+        model, Path(folder), batch_size=batch_size, device=device, mean=mean, std=std,
+        recursive=recursive, on_error=on_error,
+    )  # fmt: skip
+    if skipped:
+        message = _skipped_message(skipped, len(rows) + len(skipped))
+        warnings.warn(f"skipped them: {message}", UserWarning, stacklevel=2)
+    if output is not None:
+        _write_csv(rows, Path(output))
+    return rows
+
+
+def _skipped_message(skipped: list[tuple[str, str]], total: int) -> str:
+    shown = "; ".join(f"{name} ({reason})" for name, reason in skipped[:10])
+    more = f"; and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+    return f"{len(skipped)} of the {total} image files cannot be read: {shown}{more}"
+
+
+def _predict(
+    model: ImageClassifier,
+    folder: Path,
+    *,
+    batch_size: int,
+    device: str | torch.device,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    recursive: bool,
+    on_error: str,
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    # The rows of the readable images, and (file, reason) of the others.
     from classic_cnns.data.folder import IMAGE_EXTENSIONS, list_images, load_image
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
-    folder = Path(folder)
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise'; got {on_error!r}")
     files = list_images(folder, recursive=recursive)
     if not files:
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
@@ -459,10 +493,8 @@ def predict_folder(
     config = model.data_config
     size = tuple(config.get("image_size") or model.input_size[1:])
     pad = config.get("resize") == "pad"
-    mean_, std_ = _normalization(model, mean, std)
-    shape = (1, -1, 1, 1)
-    mean_t = torch.tensor(mean_, device=device).view(shape)
-    std_t = torch.tensor(std_, device=device).view(shape)
+    mean_t, std_t = (torch.tensor(v, device=device).view(1, -1, 1, 1) for v in
+                     _normalization(model, mean, std))  # fmt: skip
     names = [str(i) for i in range(model.num_classes)]
     recorded = config.get("class_names")
     if recorded and len(recorded) == model.num_classes:
@@ -472,13 +504,20 @@ def predict_folder(
             f"the model records {len(recorded)} class names for its {model.num_classes} "
             "classes; writing class indices instead",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     rows: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
     for start in range(0, len(files), batch_size):
-        chunk = files[start : start + batch_size]
-        # For padding, keep the native size: _prepare pads it.
-        raw = [load_image(p, model.in_channels, None if pad else size) for p in chunk]
+        chunk, raw = [], []
+        for path in files[start : start + batch_size]:
+            try:  # for padding, keep the native size: _prepare pads it
+                raw.append(load_image(path, model.in_channels, None if pad else size))
+                chunk.append(path)
+            except ValueError as err:
+                skipped.append((path.relative_to(folder).as_posix(), str(err.__cause__ or err)))
+        if not chunk or (skipped and on_error == "raise"):
+            continue  # nothing to classify, or nothing will be written anyway
         x = _prepare(raw, size, pad).to(device).float().div_(255).sub_(mean_t).div_(std_t)
         with torch.no_grad():
             probs = model(x).softmax(dim=-1)
@@ -488,9 +527,9 @@ def predict_folder(
                 {"file": path.relative_to(folder).as_posix(), "class": names[i],
                  "class_index": i, "probability": round(p, 6)}
             )  # fmt: skip
-    if output is not None:
-        _write_csv(rows, Path(output))
-    return rows
+    if skipped and (on_error == "raise" or not rows):
+        raise ValueError(f"{folder}: {_skipped_message(skipped, len(files))}; nothing written")
+    return rows, skipped
 
 
 def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
@@ -505,10 +544,12 @@ def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 def predict_main(argv: Sequence[str] | None = None) -> int:
     """``classic-cnns predict-folder CHECKPOINT FOLDER [--output predictions.csv]``.
 
-    Writes the CSV to ``--output`` (atomically) or to standard output.
+    Writes the CSV to ``--output`` (atomically) or to standard output. Unreadable files are
+    named on standard error and left out (``--on-error raise``: nothing is written).
 
     Returns:
-        0 on success, 2 for bad arguments or unreadable inputs (message on stderr).
+        0 when the CSV is written (also with files skipped), 2 for bad arguments or
+        unreadable inputs (message on stderr).
 
     Example:
         >>> from classic_cnns.export import predict_main
@@ -527,6 +568,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mean", type=float, nargs="+", help="override the recorded mean")
     parser.add_argument("--std", type=float, nargs="+", help="override the recorded std")
     parser.add_argument("--recursive", action="store_true", help="include subfolders")
+    parser.add_argument("--on-error", choices=("skip", "raise"), default="skip",
+                        help="unreadable files: skip them (default), or write nothing")  # fmt: skip
     args = parser.parse_args(argv)
     prog = "classic-cnns predict-folder"
     if (args.mean is None) != (args.std is None):
@@ -537,9 +580,9 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         model = load_model(args.checkpoint)
-        rows = predict_folder(
-            model, args.folder, output=args.output, batch_size=args.batch_size,
-            device=args.device, mean=args.mean, std=args.std, recursive=args.recursive,
+        rows, skipped = _predict(
+            model, Path(args.folder), batch_size=args.batch_size, device=args.device,
+            mean=args.mean, std=args.std, recursive=args.recursive, on_error=args.on_error,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError) as err:
         print(f"{prog}: {err}", file=sys.stderr)
@@ -549,5 +592,9 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows(rows)
     else:
+        _write_csv(rows, Path(args.output))
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    if skipped:
+        message = _skipped_message(skipped, len(rows) + len(skipped))
+        print(f"{prog}: skipped them: {message}", file=sys.stderr)
     return 0

@@ -744,9 +744,16 @@ class ImageClassifier(L.LightningModule):
 
     # -- checkpoints -----------------------------------------------------------------------
     def configure_callbacks(self) -> list[L.Callback]:
-        """:class:`~classic_cnns.checkpoint.ExactResume`: resuming from a checkpoint is exact."""
+        """:class:`~classic_cnns.checkpoint.ExactResume`: resuming from a checkpoint is exact.
+
+        None when the trainer has one already (its own, or this model's from an earlier
+        ``fit`` on the same trainer), so that ``test`` after ``fit`` replaces nothing.
+        """
         from classic_cnns.checkpoint import ExactResume
 
+        callbacks = getattr(self._trainer, "callbacks", [])
+        if any(isinstance(c, ExactResume) for c in callbacks):
+            return []
         return [ExactResume()]
 
     def on_fit_start(self) -> None:

@@ -1,0 +1,326 @@
+"""Pieces of the command line that are not LightningCLI's: the defaults it adds to a command
+line, name checks with suggestions, the short ``--help``, one-line errors, quiet runs and
+``classic-cnns data fetch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+import os
+import re
+import textwrap
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+import classic_cnns
+from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
+from classic_cnns.registry import family_class, list_models, model_info
+from classic_cnns.task import ImageClassifier
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+DEBUG_ENV = "CLASSIC_CNNS_DEBUG"
+DATA_ENV = "CLASSIC_CNNS_DATA"
+
+# The classes a command line gets when it names none. Their arguments are the classes'
+# own defaults: the classes are added as flags before the user's, not as parser defaults,
+# since jsonargparse carries a default class's arguments over to a class chosen instead.
+# Per-model training recipes (optimizer, lr, batch size, epochs) belong here too, added as
+# flags in the same place, so that the user's own flags still win.
+DEFAULT_CLASSES = {"model": "classic_cnns.LeNet5", "data": "classic_cnns.Digits"}
+
+
+def _exported_classes(base: type) -> list[str]:
+    return [
+        name
+        for name in classic_cnns.__all__
+        if isinstance(getattr(classic_cnns, name), type)
+        and issubclass(getattr(classic_cnns, name), base)
+    ]
+
+
+def model_class_names() -> list[str]:
+    """The LightningModule classes ``--model`` takes by name (``LeNet5``, ``ResNet``...)."""
+    return _exported_classes(ImageClassifier)
+
+
+def data_class_names() -> list[str]:
+    """The datamodules ``--data`` takes by name (``Digits``, ``MNIST``...; not the base class)."""
+    return [n for n in _exported_classes(InMemoryDataModule) if n != "InMemoryDataModule"]
+
+
+def _option_values(args: Sequence[str], option: str) -> list[tuple[int, str, int]]:
+    # (index, value, tokens used) of every "--option value" and "--option=value".
+    found = []
+    for i, arg in enumerate(args):
+        if arg == option and i + 1 < len(args):
+            found.append((i, args[i + 1], 2))
+        elif arg.startswith(option + "="):
+            found.append((i, arg.split("=", 1)[1], 1))
+    return found
+
+
+def _config_keys(args: Sequence[str]) -> set[str]:
+    # Top-level keys of the --config files (or YAML strings) on the command line.
+    keys: set[str] = set()
+    for _, value, _ in [*_option_values(args, "--config"), *_option_values(args, "-c")]:
+        try:
+            text = Path(value).read_text() if Path(value).is_file() else value
+            loaded = yaml.safe_load(text)
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        if isinstance(loaded, dict):
+            keys |= set(loaded)
+    return keys
+
+
+def add_default_classes(args: Sequence[str], at: int) -> list[str]:
+    """Insert ``--model``/``--data`` with the default classes at ``at`` where none is chosen."""
+    chosen = _config_keys(args)
+    for key in DEFAULT_CLASSES:
+        if _option_values(args, f"--{key}") or _option_values(args, f"--{key}.class_path"):
+            chosen.add(key)
+    extra = [f"--{key}={path}" for key, path in DEFAULT_CLASSES.items() if key not in chosen]
+    return [*args[:at], *extra, *args[at:]]
+
+
+def _suggest(name: str, names: Sequence[str]) -> str:
+    lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), lower, n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(lower[c]) for c in close)}?" if close else ""
+
+
+def check_data_names(args: list[str]) -> None:
+    """Check ``--data NAME`` against the datamodules, in place; fix a name's letter case.
+
+    Raises:
+        ValueError: for an unknown name, with close names (a dotted class path passes).
+    """
+    names = data_class_names()
+    for i, value, used in _option_values(args, "--data"):
+        if "." in value or "{" in value or value in names:
+            continue
+        same = [n for n in names if n.lower() == value.lower()]
+        if same:
+            args[i : i + used] = ["--data", same[0]]
+            continue
+        raise ValueError(
+            f"unknown datamodule {value!r}: expected one of {', '.join(names)}, or the import "
+            f"path of your own (my_package.MyData).{_suggest(value, names)}"
+        )
+
+
+def expand_model_names(argv: Sequence[str]) -> list[str]:
+    """Turn ``--model resnet20`` into ``--model classic_cnns.ResNet --model.arch=resnet20``.
+
+    Raises:
+        ValueError: for a name that is neither a class nor registered, with close names.
+    """
+    out: list[str] = []
+    args = list(argv)
+    classes = model_class_names()
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        value = None
+        if arg == "--model" and i + 1 < len(args):
+            value, step = args[i + 1], 2
+        elif arg.startswith("--model="):
+            value, step = arg.split("=", 1)[1], 1
+        if value is not None and "." not in value and "{" not in value and value not in classes:
+            cls = family_class(model_info(value).family)  # unknown names raise with suggestions
+            out += ["--model", f"classic_cnns.{cls.__name__}", f"--model.arch={value}"]
+            i += step
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def _entry(flag: str, text: str) -> str:
+    indent = " " * 23
+    return textwrap.fill(text, width=94, initial_indent=f"  {flag:<20} ", subsequent_indent=indent)
+
+
+def short_help(command: str) -> str:
+    """The overview ``classic-cnns <command> --help`` prints (``--help-all``: every flag)."""
+    models = ", ".join(sorted(n for n in model_class_names() if n != "ImageClassifier"))
+    doing = {
+        "fit": "Train a model, then test it",
+        "validate": "Evaluate a checkpoint on the validation split",
+        "test": "Evaluate a checkpoint on the test split",
+        "predict": "Class probabilities for the test split",
+    }[command]
+    ckpt = "resume from" if command == "fit" else "evaluate"
+    lines = [
+        f"usage: classic-cnns {command} [--model MODEL] [--data DATA] [--model.ARG V] "
+        "[--data.ARG V]",
+        f"{' ' * len(command)}                    [--trainer.ARG V] [--threads N] "
+        "[--ckpt_path PATH] [--config FILE]",
+        "",
+        textwrap.fill(
+            f"{doing}. Every argument of the model, the data and the Trainer is a flag "
+            "(LightningCLI).",
+            width=92,
+        ),
+        "",
+        "model:",
+        _entry("--model MODEL", f"a class ({models}) or one of the {len(list_models())} "
+               "registered names (classic-cnns list); default LeNet5"),
+        _entry("--model.ARG V", "e.g. --model.optimizer sgd --model.lr 0.1 --model.arch "
+               f"lenet5_bn; all of a class's: classic-cnns {command} --model.help ResNet"),
+        "data:",
+        _entry("--data DATA", f"{', '.join(sorted(data_class_names()))}, or your own "
+               "(my_package.MyData); default Digits (offline)"),
+        _entry("--data.ARG V", "e.g. --data.data_dir data --data.batch_size 256; all of a "
+               f"class's: classic-cnns {command} --data.help MNIST"),
+        "trainer:",
+        _entry("--trainer.ARG V", "e.g. --trainer.max_epochs 5 --trainer.accelerator gpu "
+               "--trainer.devices 2 --trainer.precision bf16-mixed"),
+        "run:",
+        _entry("--threads N", "CPU threads (default: 1 on machines with at most 2 cores, "
+               "else PyTorch's default)"),
+        _entry("--ckpt_path PATH", f"checkpoint to {ckpt}: a file, or 'last' for the latest "
+               "run's last.ckpt"),
+        _entry("--seed_everything N", "the seed (default 0)"),
+        _entry("-c, --config FILE", "a YAML config, e.g. a run's "
+               "lightning_logs/version_N/config.yaml"),
+        _entry("--print_config", "print the resolved configuration and exit"),
+        _entry("--debug", f"show the traceback of an error (or {DEBUG_ENV}=1)"),
+        _entry("--help-all", "every flag, with its type and default"),
+        "",
+        "Each run writes lightning_logs/version_N/: metrics.csv, config.yaml, checkpoints/",
+        "(last.ckpt), curves.png and confusion_matrix.png (with the 'plot' extra).",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+# -- errors -------------------------------------------------------------------------------
+_PACKAGE_DIR = Path(classic_cnns.__file__).resolve().parent
+_USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,  # bad arguments and data, checkpoint errors
+    TypeError,
+    OSError,  # missing files and folders
+    ImportError,  # a missing extra
+    MisconfigurationException,  # Lightning's word for a Trainer set up wrongly
+    argparse.ArgumentError,  # the parser's validation
+)
+
+
+def _raised_by_package(err: BaseException) -> bool:
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(
+        _PACKAGE_DIR
+    )
+
+
+def _condense(message: str) -> str:
+    # jsonargparse explains a value that fits no member of an Optional[...] type with a
+    # block per member; a user needs the key and the reason of the member that is not None.
+    if "Does not validate against any of the Union subtypes" not in message:
+        return message
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    frame = ("Does not validate", "Subtypes:", "Errors:", "Given value", "Problem with given",
+             "Parser key")  # fmt: skip
+    reasons = []
+    for line in message.splitlines():
+        text = line.strip().removeprefix("- ").strip()
+        if text and not text.startswith(frame) and "NoneType" not in text:
+            reasons.append(text)
+    given = re.search(r"Given value: (.*)", message)
+    value = f" {given[1]}" if given and not given[1].startswith("NestedArg(") else ""
+    return f"--{'.'.join(keys)}{value}: {'; '.join(reasons) or message}"
+
+
+def user_error_message(err: BaseException) -> str | None:
+    """The message to print for an error a user can act on, else ``None`` (a bug: traceback).
+
+    The innermost error the package raised in the chain of causes wins (the parser wraps a
+    datamodule's ``ValueError`` in its own message); a ``RuntimeError`` counts only when the
+    package raised it (a failed download).
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for cause in reversed(chain):
+        if isinstance(cause, (*_USER_ERRORS, RuntimeError)) and _raised_by_package(cause):
+            return str(cause)
+    return _condense(str(err)) if isinstance(err, _USER_ERRORS) else None
+
+
+# -- quiet runs ----------------------------------------------------------------------------
+_NOISE = (
+    # In-memory datamodules are fastest without worker processes.
+    r".*does not have many workers",
+    # main() hands LightningCLI the command line as ``args``; not a mix-up.
+    r".*args parameter is intended to run from within Python",
+    # Lightning's own use of a torch API torch deprecated.
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # The task logs per epoch; step logging is what the warning is about.
+    r".*smaller than the logging interval",
+    # Said once, in words, by ClassicCLI.
+    r".*configure_optimizers` will be overridden by",
+    # A resumed run writes to a new version folder by design.
+    r"The dirpath has changed from",
+)
+
+
+class _NoTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+def quiet_lightning() -> None:
+    """Silence the warnings and tips a user neither caused nor can act on."""
+    for pattern in _NOISE:
+        warnings.filterwarnings("ignore", pattern)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoTips) for f in logger.filters):
+            logger.addFilter(_NoTips())
+
+
+# -- classic-cnns data ---------------------------------------------------------------------
+DATASETS: dict[str, type[MNIST]] = {"mnist": MNIST, "fashion-mnist": FashionMNIST}
+
+
+def data_main(argv: Sequence[str]) -> int:
+    """``classic-cnns data fetch mnist|fashion-mnist [--data-dir DIR] [--protocol 10k]``."""
+    parser = argparse.ArgumentParser(prog="classic-cnns data", description="Datasets.")
+    actions = parser.add_subparsers(dest="action", required=True)
+    fetch = actions.add_parser(
+        "fetch",
+        help="download a dataset's files, md5-checked",
+        description="Download a dataset's IDX files into DIR/<Name>/raw/ (torchvision's "
+        "layout), each checked against its published md5 before it is kept; files already "
+        "there are kept.",
+    )
+    fetch.add_argument("dataset", choices=sorted(DATASETS))
+    fetch.add_argument(
+        "--data-dir",
+        default=os.environ.get(DATA_ENV) or "data",
+        help=f"folder to fill (default: ${DATA_ENV}, else ./data)",
+    )
+    fetch.add_argument(
+        "--protocol",
+        choices=("standard", "10k"),
+        default="standard",
+        help="standard: training and test files; 10k: the test files only (MNIST-10k)",
+    )
+    args = parser.parse_args(argv)
+    cls = DATASETS[args.dataset]
+    dm: Any = cls(data_dir=args.data_dir, download=True, protocol=args.protocol)
+    dm.prepare_data()
+    files = sorted(p.name for p in dm.raw_dir.iterdir() if p.is_file())
+    print(f"{cls.__name__} ({args.protocol}): {', '.join(files)} in {dm.raw_dir}")
+    return 0

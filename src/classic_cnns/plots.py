@@ -1,0 +1,294 @@
+"""Training curves and the test confusion matrix of a run, as PNG files in its log folder.
+
+:class:`TrainingPlots` is a Lightning callback: add it to any ``Trainer`` (the command line
+adds it to ``fit`` and ``test``). It keeps one row of metrics per epoch, taken from what the
+task logs (``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``val_f1``), and builds the
+confusion matrix of the test set with torchmetrics. Its history is part of the checkpoint, so
+the curves of a resumed run start at epoch 0.
+
+matplotlib is the optional ``plot`` extra, imported only when a figure is drawn; figures are
+built without pyplot, so no display is needed and a user's pyplot backend is left alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+__all__ = ["TrainingPlots", "plot_confusion_matrix", "plot_curves"]
+
+CURVES_FILE = "curves.png"
+CONFUSION_FILE = "confusion_matrix.png"
+CONFUSION_CSV = "confusion_matrix.csv"
+_EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1")
+_MISSING = "plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')"
+
+
+def _matplotlib_missing() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def plot_curves(history: Sequence[dict[str, float]], title: str = "") -> Any:
+    """Loss and accuracy per epoch, training and validation, side by side.
+
+    Args:
+        history: One dict per epoch with ``epoch`` and any of ``train_loss``,
+            ``train_acc``, ``val_loss`` and ``val_acc``.
+        title: Shown above the two panels.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (``fig.savefig(path)`` writes it).
+
+    Example:
+        >>> from classic_cnns.plots import plot_curves
+        >>> fig = plot_curves([{"epoch": 0, "train_loss": 1.2, "val_loss": 0.9,
+        ...                     "train_acc": 0.6, "val_acc": 0.7}])
+        >>> [ax.get_ylabel() for ax in fig.axes]
+        ['loss', 'accuracy (%)']
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure(10, 3.8)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for ax, metric, scale in ((ax_loss, "loss", 1.0), (ax_acc, "acc", 100.0)):
+        for stage, color in (("train", "C0"), ("val", "C1")):
+            points = [(h["epoch"], scale * h[f"{stage}_{metric}"]) for h in history if
+                      f"{stage}_{metric}" in h]  # fmt: skip
+            if points:
+                xs, ys = zip(*points, strict=True)
+                label = "training" if stage == "train" else "validation"
+                ax.plot(xs, ys, color=color, marker="o", markersize=3, label=label)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.get_lines():
+            ax.legend(fontsize=8)
+    ax_loss.set_ylabel("loss")
+    ax_acc.set_ylabel("accuracy (%)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_confusion_matrix(
+    matrix: Tensor | Sequence[Sequence[int]], class_names: Sequence[str], title: str = ""
+) -> Any:
+    """A confusion matrix as a heat map with its counts (rows: true class, columns: predicted).
+
+    Args:
+        matrix: ``(C, C)`` counts.
+        class_names: ``C`` names for the axes.
+        title: Shown above the matrix.
+
+    Returns:
+        A ``matplotlib.figure.Figure``.
+
+    Raises:
+        ValueError: if the matrix is not square or the names do not match its size.
+
+    Example:
+        >>> from classic_cnns.plots import plot_confusion_matrix
+        >>> fig = plot_confusion_matrix([[5, 1], [0, 4]], ["cat", "dog"])
+        >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
+        ('predicted', 'true')
+    """
+    rows = torch.as_tensor(matrix).tolist()
+    n = len(rows)
+    if any(len(r) != n for r in rows) or len(class_names) != n:
+        raise ValueError(
+            f"expected a square (C, C) matrix and C class names; got {n} rows of lengths "
+            f"{[len(r) for r in rows]} and {len(class_names)} names"
+        )
+    fig = _figure(1.5 + 0.45 * max(n, 6), 1.2 + 0.42 * max(n, 6))
+    ax = fig.subplots()
+    image = ax.imshow(rows, cmap="Blues")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    top = max(max(r) for r in rows) if n else 1
+    if n <= 30:  # beyond that the counts are unreadable; the colours still tell
+        for i in range(n):
+            for j in range(n):
+                if rows[i][j]:
+                    color = "white" if rows[i][j] > top / 2 else "black"
+                    ax.text(j, i, str(rows[i][j]), ha="center", va="center", fontsize=7,
+                            color=color)  # fmt: skip
+    ax.set_xticks(range(n), [str(c) for c in class_names], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), [str(c) for c in class_names], fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+class TrainingPlots(L.Callback):
+    """Write the loss and accuracy curves after ``fit`` and the confusion matrix after ``test``.
+
+    Files, in the run's log folder (``trainer.log_dir``, e.g. ``lightning_logs/version_0``)
+    or ``dirpath``: ``curves.png`` (loss and accuracy per epoch, training and validation),
+    ``confusion_matrix.png`` and ``confusion_matrix.csv`` (rows: true class, columns:
+    predicted). Without matplotlib, one line says how to get the figures; the CSV is still
+    written. Nothing is written under ``fast_dev_run``.
+
+    Args:
+        dirpath: Folder for the files; ``None`` uses the trainer's log folder.
+
+    Attributes:
+        history: One dict per finished epoch: ``epoch`` and the logged ``train_loss``,
+            ``train_acc``, ``val_loss``, ``val_acc`` and ``val_f1`` (those that were logged).
+        confusion: The last test run's ``(C, C)`` confusion matrix (int64), or ``None``.
+
+    Example:
+        >>> import lightning as L
+        >>> from classic_cnns.plots import TrainingPlots
+        >>> trainer = L.Trainer(callbacks=[TrainingPlots()], logger=False)
+    """
+
+    def __init__(self, dirpath: str | os.PathLike[str] | None = None) -> None:
+        self.dirpath = None if dirpath is None else Path(dirpath)
+        self.history: list[dict[str, float]] = []
+        self.confusion: Tensor | None = None
+        self._val: dict[str, float] = {}
+        self._recorded_epoch = -1
+        self._matrix: MulticlassConfusionMatrix | None = None
+        self._trainer: L.Trainer | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Remember the trainer, whose metrics :meth:`state_dict` records."""
+        self._trainer = trainer
+
+    # -- where ---------------------------------------------------------------------------
+    def _folder(self, trainer: L.Trainer) -> Path | None:
+        # Every process must call this: trainer.log_dir broadcasts rank 0's folder.
+        log_dir = trainer.log_dir
+        if getattr(trainer, "fast_dev_run", False) or not trainer.is_global_zero:
+            return None
+        folder = self.dirpath or Path(log_dir or trainer.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @staticmethod
+    def _metrics(trainer: L.Trainer, keys: Sequence[str]) -> dict[str, float]:
+        logged = trainer.callback_metrics
+        return {k: float(logged[k]) for k in keys if k in logged}
+
+    # -- fit -------------------------------------------------------------------------------
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Keep this epoch's validation metrics (the task has logged them by now)."""
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            self._val = self._metrics(trainer, [k for k in _EPOCH_KEYS if k.startswith("val_")])
+
+    def _record_epoch(self, trainer: L.Trainer) -> None:
+        # The task logs the training metrics in its own on_train_epoch_end, which runs after
+        # the callbacks' hook; so an epoch is recorded once its end hooks have run: when the
+        # next epoch starts, when a checkpoint is saved at the epoch's end, or when fit ends.
+        epoch = getattr(trainer.fit_loop.epoch_progress.current, "processed", 0) - 1
+        if epoch <= self._recorded_epoch:
+            return
+        row = {"epoch": float(epoch), **self._metrics(trainer, ("train_loss", "train_acc"))}
+        row.update(self._val)
+        if len(row) > 1:
+            self.history.append(row)
+        self._recorded_epoch, self._val = epoch, {}
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Record the epoch that just ended."""
+        self._record_epoch(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Record the last epoch and draw the curves."""
+        self._record_epoch(trainer)
+        folder = self._folder(trainer)
+        if folder is None or not self.history:
+            return
+        if _matplotlib_missing():
+            rank_zero_info(_MISSING)
+            return
+        fig = plot_curves(self.history, title=f"{type(pl_module).__name__}: loss and accuracy")
+        fig.savefig(folder / CURVES_FILE, dpi=110)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The per-epoch history, saved in checkpoints so a resumed run keeps its curves."""
+        if self._trainer is not None and self._trainer.state.fn == "fit":
+            self._record_epoch(self._trainer)
+        return {"history": [dict(h) for h in self.history], "recorded": self._recorded_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the history of the run being resumed."""
+        self.history = [dict(h) for h in state_dict.get("history", [])]
+        self._recorded_epoch = int(state_dict.get("recorded", -1))
+
+    # -- test ------------------------------------------------------------------------------
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start an empty confusion matrix for the model's classes."""
+        num_classes = int(getattr(pl_module, "num_classes", 0) or 0)
+        self._matrix = None
+        if num_classes > 1:
+            self._matrix = MulticlassConfusionMatrix(num_classes).to(pl_module.device)
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Add the batch's predictions: the step's logits if it returns them, else a forward."""
+        if self._matrix is None or not isinstance(batch, list | tuple) or len(batch) != 2:
+            return
+        x, y = batch
+        if isinstance(outputs, Tensor) and outputs.ndim == 2 and len(outputs) == len(y):
+            logits = outputs
+        else:
+            with torch.no_grad():
+                out = pl_module(x)
+            logits = out[0] if isinstance(out, tuple) else out
+        self._matrix.update(logits.argmax(dim=1), y.long())
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Compute the matrix (summed over processes) and write the CSV and the figure."""
+        if self._matrix is None or not self._matrix.update_called:
+            return
+        self.confusion = self._matrix.compute().long().cpu()
+        self._matrix = None
+        folder = self._folder(trainer)
+        if folder is None:
+            return
+        names = _class_names(trainer, len(self.confusion))
+        with (folder / CONFUSION_CSV).open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["true \\ predicted", *names])
+            for name, row in zip(names, self.confusion.tolist(), strict=True):
+                writer.writerow([name, *row])
+        if _matplotlib_missing():
+            rank_zero_info(_MISSING)
+            return
+        accuracy = float(self.confusion.diag().sum() / self.confusion.sum().clamp(min=1))
+        title = f"{type(pl_module).__name__}: test accuracy {100 * accuracy:.2f}%"
+        fig = plot_confusion_matrix(self.confusion, names, title=title)
+        fig.savefig(folder / CONFUSION_FILE, dpi=110)
+
+
+def _class_names(trainer: L.Trainer, n: int) -> list[str]:
+    names = getattr(getattr(trainer, "datamodule", None), "class_names", None)
+    return [str(c) for c in names] if names and len(names) == n else [str(i) for i in range(n)]

@@ -1,0 +1,96 @@
+"""Whole command-line runs in a fresh process, as a user starts them: a quiet run that leaves
+its checkpoints and plots, and Ctrl-C then ``--ckpt_path last``."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from classic_cnns.cli import main
+
+STEPS_PER_EPOCH = 11  # 1,294 Digits training images in batches of 128 (LeNet-5's recipe)
+
+CTRL_C = '''
+import os
+import signal
+
+import lightning as L
+
+
+class CtrlC(L.Callback):
+    """Press Ctrl-C (SIGINT to this process) when epoch ``at`` starts."""
+
+    def __init__(self, at: int = 2) -> None:
+        self.at = at
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+'''
+
+
+def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    # This process's import path (the source tree first) plus the folder with CtrlC.
+    env["PYTHONPATH"] = os.pathsep.join([str(cwd), *sys.path])
+    return subprocess.run(
+        [sys.executable, "-m", "classic_cnns", "fit", "--trainer.enable_progress_bar=false",
+         *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_a_run_is_quiet_and_leaves_checkpoints_and_plots(tmp_path: Path) -> None:
+    result = _run(tmp_path, "--trainer.max_epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    for noise in ("Tip:", "LeafSpec", "log_every_n_steps", "override existing callbacks",
+                  "Warning", "warn("):  # fmt: skip
+        assert noise not in output, noise
+    assert "test_acc" in result.stdout
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    for name in ("curves.png", "confusion_matrix.png", "confusion_matrix.csv", "config.yaml"):
+        assert (run / name).is_file(), name
+    # The thread count the run used is recorded, so that --config repeats it.
+    assert re.search(r"^threads: [1-9][0-9]*$", (run / "config.yaml").read_text(), re.M)
+
+
+def _epochs_trained(metrics: Path) -> list[int]:
+    with metrics.open() as f:
+        return sorted({int(r["epoch"]) for r in csv.DictReader(f) if r.get("train_loss")})
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_ctrl_c_then_ckpt_path_last_finishes_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ctrl_c.py").write_text(CTRL_C)
+    stopped = _run(tmp_path, "--trainer.max_epochs=4", "--trainer.callbacks+=ctrl_c.CtrlC")
+    assert stopped.returncode == 1, stopped.stderr[-3000:]
+    assert "Detected KeyboardInterrupt" in stopped.stdout + stopped.stderr
+    first = tmp_path / "lightning_logs" / "version_0"
+    saved = torch.load(first / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (saved["epoch"], saved["global_step"]) == (1, 2 * STEPS_PER_EPOCH)
+    assert _epochs_trained(first / "metrics.csv") == [0, 1]
+
+    # The same command with --ckpt_path last continues from there, in this process.
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--trainer.max_epochs=4", "--trainer.enable_progress_bar=false"]
+    assert main([*args, "--ckpt_path", "last"]) == 0
+    resumed = tmp_path / "lightning_logs" / "version_1"
+    assert _epochs_trained(resumed / "metrics.csv") == [2, 3]
+    final = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (final["epoch"], final["global_step"]) == (3, 4 * STEPS_PER_EPOCH)
+    # The curves cover the whole run: the history came back with the checkpoint.
+    history = final["callbacks"]["TrainingPlots"]["history"]
+    assert [h["epoch"] for h in history] == [0.0, 1.0, 2.0, 3.0]
+    assert (resumed / "curves.png").is_file()

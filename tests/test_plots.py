@@ -1,0 +1,102 @@
+"""TrainingPlots: the curves after fit and the test confusion matrix, checked against the CSV
+logger's record and an independent count of the predictions."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+
+from classic_cnns import Digits, LeNet5
+from classic_cnns.plots import TrainingPlots, plot_confusion_matrix
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _trainer(root: Path, plots: TrainingPlots, epochs: int = 2) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=epochs,
+        callbacks=[plots],
+        logger=CSVLogger(root),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
+def _epoch_rows(metrics_csv: Path) -> dict[int, dict[str, float]]:
+    rows: dict[int, dict[str, float]] = {}
+    with metrics_csv.open() as f:
+        for row in csv.DictReader(f):
+            epoch = rows.setdefault(int(row["epoch"]), {})
+            epoch.update({k: float(v) for k, v in row.items() if v and k not in ("epoch", "step")})
+    return rows
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    # (height, width) from the PNG header; the signature says it is a PNG at all.
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
+    return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+
+
+def test_curves_and_confusion_matrix_hold_the_run_s_numbers(tmp_path: Path) -> None:
+    L.seed_everything(0, verbose=False)
+    plots = TrainingPlots()
+    model, dm = LeNet5(), Digits()
+    trainer = _trainer(tmp_path, plots)
+    trainer.fit(model, datamodule=dm)
+    folder = Path(trainer.log_dir)
+    assert min(_png_size(folder / "curves.png")) > 200
+    # One row per epoch, equal to what the CSV logger wrote for that epoch.
+    logged = _epoch_rows(folder / "metrics.csv")
+    assert [h["epoch"] for h in plots.history] == [0.0, 1.0]
+    for row in plots.history:
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1"):
+            assert row[key] == pytest.approx(logged[int(row["epoch"])][key], rel=1e-6), key
+
+    test_acc = trainer.test(model, datamodule=dm, verbose=False)[0]["test_acc"]
+    assert min(_png_size(folder / "confusion_matrix.png")) > 200
+    # The matrix counts the model's own predictions on the test split, computed here apart.
+    model.eval()
+    predicted, labels = [], []
+    with torch.no_grad():
+        for i, batch in enumerate(dm.test_dataloader()):
+            x, y = dm.on_after_batch_transfer(batch, i)
+            predicted.append(model(x).argmax(1))
+            labels.append(y)
+    pairs = torch.cat(labels) * 10 + torch.cat(predicted)
+    expected = torch.bincount(pairs, minlength=100).view(10, 10)
+    assert torch.equal(plots.confusion, expected)
+    assert float(expected.diag().sum() / expected.sum()) == pytest.approx(test_acc, abs=1e-6)
+    with (folder / "confusion_matrix.csv").open() as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["true \\ predicted", *map(str, range(10))]
+    assert [[int(v) for v in row[1:]] for row in table[1:]] == expected.tolist()
+
+
+def test_without_matplotlib_one_line_says_how_to_get_the_plots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    plots = TrainingPlots()
+    trainer, model = _trainer(tmp_path, plots, epochs=1), LeNet5()
+    with caplog.at_level(logging.INFO):
+        trainer.fit(model, datamodule=Digits())
+        trainer.test(model, datamodule=Digits(), verbose=False)
+    folder = Path(trainer.log_dir)
+    assert not list(folder.glob("*.png"))
+    assert (folder / "confusion_matrix.csv").is_file()
+    notes = [r.getMessage() for r in caplog.records if "matplotlib" in r.getMessage()]
+    assert notes == ["plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')"] * 2
+
+
+def test_a_confusion_matrix_needs_a_name_per_class() -> None:
+    with pytest.raises(ValueError, match=r"square \(C, C\) matrix and C class names; got 2 rows"):
+        plot_confusion_matrix([[1, 0], [0, 1]], ["a", "b", "c"])
