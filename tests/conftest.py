@@ -97,6 +97,20 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _cpu_unless_marked_gpu(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the ``gpu`` tests, Lightning's ``"auto"`` accelerator is the CPU, as in CI.
+
+    On a GPU machine the suite then checks what it checks everywhere, and ``tests/test_gpu.py``
+    what only a GPU shows. Subprocesses (the command-line and DDP tests) see no GPU either.
+    """
+    if request.node.get_closest_marker("gpu") is None:
+        from lightning.pytorch.accelerators import CUDAAccelerator
+
+        monkeypatch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: False))
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.fixture(autouse=True)
 def _no_global_seed() -> Iterator[None]:
     """Each test starts without ``PL_GLOBAL_SEED``, which ``seed_everything`` leaves behind.
 

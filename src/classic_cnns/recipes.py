@@ -2,10 +2,12 @@
 
 One training setting does not suit every classic network. AdamW at 3e-3 with a one-cycle
 schedule trains the networks with batch normalisation (ResNet, DenseNet, GoogLeNet, the
-``_bn`` VGGs) and LeNet-5 well, but AlexNet and the plain VGGs, deep stacks of ReLU layers
-without normalisation, stay at chance with it: every prediction becomes one class within
-the first epoch. They train with SGD and momentum at 0.01, the setting of their papers and
-of torchvision's reference recipes.
+``_bn`` VGGs) well, but AlexNet and the plain VGGs, deep stacks of ReLU layers without
+normalisation, stay at chance with it: every prediction becomes one class within the first
+epoch. They take AdamW at a thirtieth of that rate (1e-4), which starts learning within a
+few dozen steps where SGD at 0.01, their papers' setting, had not yet moved (figures in the
+source). LeNet-5 trains with SGD and Nesterov momentum at 0.1, which the MNIST-10k figures
+in the README were measured with.
 
 A :class:`Recipe` is what ``ImageClassifier`` and the datamodules fall back on when an
 argument is not given: the task's optimizer, ``lr``, ``weight_decay``, ``momentum``,
@@ -50,7 +52,7 @@ class Recipe:
         >>> from classic_cnns import model_info
         >>> recipe = model_info("alexnet").recipe
         >>> recipe.optimizer, recipe.lr, recipe.small_image_size
-        ('sgd', 0.01, 224)
+        ('adamw', 0.0001, 224)
     """
 
     optimizer: OptimizerName = "adamw"
@@ -73,9 +75,12 @@ class Recipe:
         return asdict(self)
 
 
-# SGD with momentum at 0.01 for the deep ReLU stacks without normalisation (the AlexNet and
-# VGG papers' setting, and torchvision's reference recipes for them).
-_PLAIN_DEEP = Recipe(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, batch_size=128)
+# AdamW at 1e-4 for the deep ReLU stacks without normalisation. Measured on 2,000 real
+# Fashion-MNIST images at 32 px (small_input), 2 epochs of batch 128, one thread: AlexNet
+# reached 53.0% test accuracy with AdamW 1e-4, 49.4% with 1e-3, 10.4% with SGD 0.01 (momentum
+# 0.9, the papers' and torchvision's setting, which needs many more steps to start) and 10.3%
+# with SGD 0.03; VGG-11 25.4% with AdamW 1e-4, 20.9% with 1e-3, 9.0% with SGD 0.01.
+_PLAIN_DEEP = Recipe(optimizer="adamw", lr=1e-4, weight_decay=5e-4, batch_size=128)
 
 _FAMILIES: dict[str, Recipe] = {
     "lenet": Recipe(optimizer="sgd", lr=0.1, batch_size=128, epochs=12, small_image_size=32),

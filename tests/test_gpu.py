@@ -1,0 +1,138 @@
+"""What only a GPU shows: mixed precision, channels_last, compile, device moves, sync-free steps.
+
+Every test here is marked ``gpu`` and skips without CUDA (``pytest -m gpu`` runs just these
+on a GPU machine). The rest of the suite pins itself to the CPU (``conftest.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from classic_cnns import Digits, FashionMNIST, LeNet5, ResNet
+from classic_cnns.checkpoint import load_checkpoint
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+
+def _trainer(**kw: Any) -> L.Trainer:
+    return L.Trainer(
+        **{
+            "accelerator": "gpu",
+            "devices": 1,
+            "max_epochs": 1,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            **kw,
+        }
+    )
+
+
+def _loader(n: int = 256, size: int = 32, channels: int = 1) -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, channels, size, size, generator=g)
+    return DataLoader(TensorDataset(x, torch.randint(0, 10, (n,), generator=g)), batch_size=64)
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_mixed_precision_steps_train_and_stay_finite(precision: str) -> None:
+    model = ResNet("resnet20", num_classes=10, in_channels=1)
+    trainer = _trainer(precision=precision, max_epochs=2)
+    trainer.fit(model, _loader())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert model.net.fc.weight.dtype == torch.float32  # the weights stay fp32
+
+
+def test_channels_last_on_the_gpu_gives_the_contiguous_outputs() -> None:
+    torch.manual_seed(0)
+    plain = ResNet("resnet20", num_classes=10, in_channels=3).cuda().eval()
+    fast = ResNet("resnet20", num_classes=10, in_channels=3, channels_last=True).cuda().eval()
+    fast.load_state_dict(plain.state_dict())
+    fast.setup("fit")
+    x = torch.randn(8, 3, 32, 32, device="cuda")
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-3, atol=1e-3)
+
+
+def test_a_compiled_model_trains_on_the_gpu() -> None:
+    model = LeNet5(arch="lenet5_bn", compile=True, channels_last=True)
+    trainer = _trainer(max_epochs=2)
+    trainer.fit(model, _loader())
+    assert model.net._compiled_call_impl is not None
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_checkpoint_moves_between_gpu_and_cpu(tmp_path: Path) -> None:
+    model = LeNet5()
+    trainer = _trainer()
+    trainer.fit(model, _loader())
+    trainer.save_checkpoint(tmp_path / "gpu.ckpt")
+    x = torch.randn(4, 1, 32, 32)
+    on_cpu = LeNet5.load_from_checkpoint(tmp_path / "gpu.ckpt", map_location="cpu").eval()
+    assert next(on_cpu.parameters()).device.type == "cpu"
+    with torch.no_grad():
+        expected = model.eval().cuda()(x.cuda()).cpu()
+        torch.testing.assert_close(on_cpu(x), expected, rtol=1e-4, atol=1e-5)
+    # And back: a CPU checkpoint resumes training on the GPU.
+    cpu_trainer = L.Trainer(
+        accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False
+    )
+    cpu_trainer.fit(LeNet5(), _loader())
+    cpu_trainer.save_checkpoint(tmp_path / "cpu.ckpt")
+    assert load_checkpoint(tmp_path / "cpu.ckpt")["epoch"] == 0
+    resumed = _trainer(max_epochs=2)
+    resumed.fit(LeNet5(), _loader(), ckpt_path=tmp_path / "cpu.ckpt")
+    assert resumed.global_step == 8
+
+
+def test_the_training_step_never_waits_for_the_device() -> None:
+    # With the data on the device, a step between logging steps has no synchronisation at
+    # all: torch raises at the first one in "error" mode.
+    model = LeNet5(arch="lenet5_modern", scheduler="none", optimizer="sgd", lr=0.01)
+    dm = Digits(image_size=32, data_on_device=True, val_size=0)
+    trainer = _trainer(max_steps=12, log_every_n_steps=50)
+    steps: list[int] = []
+
+    class SyncsAreErrors(L.Callback):
+        def on_train_batch_start(self, *args: Any) -> None:
+            if trainer.global_step >= 2:  # after the first steps (allocations, cuDNN setup)
+                torch.cuda.set_sync_debug_mode("error")
+
+        def on_train_batch_end(self, *args: Any) -> None:
+            torch.cuda.set_sync_debug_mode("default")
+            steps.append(trainer.global_step)
+
+    trainer.callbacks.append(SyncsAreErrors())
+    try:
+        trainer.fit(model, datamodule=dm)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert steps[-1] == 12
+
+
+def test_the_data_moves_to_the_gpu_once(fashion_raw: Path) -> None:
+    dm = FashionMNIST(str(fashion_raw.parents[1]), download=False, val_size=0)
+    trainer = _trainer(max_steps=3)
+    trainer.fit(ResNet("resnet20", num_classes=10, in_channels=1), datamodule=dm)
+    assert dm._splits["train"][0].device.type == "cuda"
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.is_cuda and labels.is_cuda and images.dtype == torch.uint8
+
+
+def test_a_one_gpu_fit_learns_the_digits() -> None:
+    L.seed_everything(0, verbose=False)
+    model = LeNet5()
+    dm = Digits(image_size=32)
+    trainer = _trainer(max_epochs=12)
+    trainer.fit(model, datamodule=dm)
+    assert trainer.test(model, datamodule=dm, verbose=False)[0]["test_acc"] > 0.9
