@@ -67,3 +67,19 @@ def test_torch_compile_matches_eager_on_the_cpu(name: str) -> None:
         compiled = torch.compile(model.net, backend="inductor", dynamic=False)
         _close(compiled(x), model(x))
         _close(compiled(x * 0.5), model(x * 0.5))  # the compiled graph is reused
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_the_lightning_module_traces_with_fx_and_scripts(name: str, tmp_path: Any) -> None:
+    # torch.fx passes symbolic proxies through forward: the input checks step aside for them.
+    # torch.jit.script compiles forward and the network, not the training machinery.
+    model = build(name)
+    x = golden_input(model)
+    with torch.no_grad():
+        expected = model(x)
+        _close(torch.fx.symbolic_trace(model)(x), expected)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Lightning's TorchScript deprecation notice
+            scripted = model.to_torchscript(method="script")
+        torch.jit.save(scripted, tmp_path / "model.pt")
+        _close(torch.jit.load(tmp_path / "model.pt")(x), expected)

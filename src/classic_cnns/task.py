@@ -116,6 +116,25 @@ class ImageClassifier(L.LightningModule):
     """
 
     family: ClassVar[str | None] = None
+    # torch.jit.script compiles forward and the network; the training machinery (losses,
+    # metrics, checks) and the properties that read the trainer stay out of the script.
+    __jit_unused_properties__: ClassVar[list[str]] = [
+        *L.LightningModule.__jit_unused_properties__,
+        "_hp",
+        "recipe",
+        "input_size",
+        "min_input_size",
+        "backbone_frozen",
+        "num_features",
+    ]
+    __jit_ignored_attributes__: ClassVar[list[str]] = [
+        "criterion",
+        "eval_criterion",
+        "train_metrics",
+        "val_metrics",
+        "test_metrics",
+        "losses",
+    ]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -251,6 +270,7 @@ class ImageClassifier(L.LightningModule):
         self.hparams.update(resolved)  # checkpoints record what was used
         self.num_classes = num_classes
         self.in_channels = in_channels
+        self.channels_last = channels_last  # a plain attribute: forward reads it when scripted
         # Arguments a family subclass declares beyond ours are network arguments.
         base_args = inspect.signature(ImageClassifier.__init__).parameters
         # ``None`` leaves the builder's own default in place; LightningCLI adds "_" keys.
@@ -324,8 +344,12 @@ class ImageClassifier(L.LightningModule):
         # The saved hyperparameters, read as attributes (typed loosely for mypy).
         return self.hparams
 
+    @torch.jit.unused
     def check_input(self, x: Tensor) -> None:
         """Raise a clear error if ``x`` is not a float ``(N, C, H, W)`` batch this model accepts.
+
+        Under ``torch.fx`` tracing (a symbolic ``Proxy`` has no values to check) and in a
+        ``torch.jit.script``ed model the checks are left out.
 
         Example:
             >>> import torch
@@ -335,6 +359,8 @@ class ImageClassifier(L.LightningModule):
             ...
             ValueError: lenet5 needs images of at least 32x32 (H x W); got 28x28 ...
         """
+        if isinstance(x, torch.fx.Proxy):
+            return
         name = self.info.name
         expected = f"a float tensor of shape (N, {self.in_channels}, H, W)"
         if not isinstance(x, Tensor):
@@ -377,8 +403,9 @@ class ImageClassifier(L.LightningModule):
 
     def forward(self, x: Tensor) -> Any:
         """Logits ``(N, num_classes)``; in training, nets with auxiliary heads return a tuple."""
-        self.check_input(x)
-        if self._hp.channels_last:
+        if not torch.jit.is_scripting():
+            self.check_input(x)
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
