@@ -1,14 +1,16 @@
 """Inspection: output sizes, parameter counts and a layer-by-layer model summary.
 
-Three parts, each its own module:
+Each concern is its own module:
 
 * :mod:`~classic_cnns.inspection.formulas`: the output-size and parameter-count formulas
   of convolution, pooling and linear layers, as functions that build nothing;
 * :mod:`~classic_cnns.inspection.receptive_field`: receptive fields followed tensor by
   tensor through a forward pass;
-* :mod:`~classic_cnns.inspection.summary`: :func:`summary`, which runs one real forward
+* :mod:`~classic_cnns.inspection.summarize`: :func:`summary`, which runs one real forward
   pass, checks every convolution and pooling layer against the formulas and reports
-  shapes, parameters, multiply-accumulates and receptive fields (totals equal torchinfo's).
+  shapes, parameters, multiply-accumulates and receptive fields (totals equal torchinfo's);
+* :mod:`~classic_cnns.inspection.report`: what it returns, :class:`ModelSummary` of
+  :class:`LayerRow`, printed as a text or Markdown table.
 
 Example:
     >>> from classic_cnns import create_model
@@ -26,7 +28,7 @@ from classic_cnns.inspection.formulas import (
     pool2d_output_size,
 )
 from classic_cnns.inspection.report import LayerRow, ModelSummary
-from classic_cnns.inspection.summary import summary
+from classic_cnns.inspection.summarize import summary
 
 __all__ = [
     "LayerRow",
