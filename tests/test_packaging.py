@@ -32,7 +32,7 @@ PUBLIC_MODULES = (
     "task",
     "models",
     "data",
-    "inspect",
+    "inspection",
     "metrics",
     "losses",
     "finetune",

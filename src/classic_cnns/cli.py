@@ -343,7 +343,7 @@ def _summary_command(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--format", choices=("text", "markdown"), default="text")
     args = parser.parse_args(argv)
-    from classic_cnns.inspect import summary
+    from classic_cnns.inspection import summary
     from classic_cnns.registry import create_model
 
     size = tuple(args.input_size or model_info(args.model).input_size)
