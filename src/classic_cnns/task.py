@@ -118,7 +118,7 @@ class ImageClassifier(L.LightningModule):
     family: ClassVar[str | None] = None
     # torch.jit.script compiles forward and the network; the training machinery (losses,
     # metrics, checks) and the properties that read the trainer stay out of the script.
-    __jit_unused_properties__: list[str] = [
+    __jit_unused_properties__: list[str] = [  # noqa: RUF012 (LightningModule declares it so)
         *L.LightningModule.__jit_unused_properties__,
         "_hp",
         "recipe",
