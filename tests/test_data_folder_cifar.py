@@ -19,7 +19,7 @@ import torch
 from torchvision.io import write_png
 
 import classic_cnns.weights as weights_module
-from classic_cnns import LeNet5, ResNet, model_info
+from classic_cnns import LeNet5, ResNet, create_model, model_info
 from classic_cnns.data import cifar as cifar_module
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
 from classic_cnns.data.folder import ImageFolder, random_crop_flip
@@ -147,7 +147,7 @@ def test_pretrained_models_get_the_weights_normalisation(tmp_path, digits, monke
         weights_module, "_download_state_dict", lambda url, progress: net.state_dict()
     )
     with pytest.warns(UserWarning, match="not loaded"):
-        model = ResNet("resnet18", pretrained=True, num_classes=10, in_channels=1)
+        model = create_model("resnet18", pretrained=True, num_classes=10, in_channels=1)
     dm = ImageFolder(tmp_path, channels=1, test_size=0.25)
     _connect(dm, model)
     dm.setup("fit")
