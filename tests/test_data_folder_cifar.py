@@ -25,16 +25,10 @@ from classic_cnns.data.cifar import CIFAR10, CIFAR100
 from classic_cnns.data.folder import ImageFolder, random_crop_flip
 from classic_cnns.data.mnist import read_idx
 
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small networks run fastest on one thread, and the test machine's cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning"),
+]
 
 
 @pytest.fixture(scope="module")

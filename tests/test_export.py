@@ -17,20 +17,12 @@ from classic_cnns.export import export_main, export_model, predict_folder, predi
 from classic_cnns.files import read_weights_file
 
 pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
     pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning"),
     pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated:FutureWarning"),
 ]
 
 ARCHS = {"lenet5": "lenet5_bn", "resnet20": "resnet20"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tracing and exporting small networks is fastest on one thread; the cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _save(model: L.LightningModule, path: Path) -> Path:

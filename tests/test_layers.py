@@ -11,6 +11,7 @@ listed below, each with its reason; never to dodge a cycle.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,8 +89,13 @@ def _resolve(module: str) -> str:
     return module
 
 
-def _imports(path: Path) -> Iterator[tuple[str, int, bool]]:
+@functools.cache
+def _imports(path: Path) -> tuple[tuple[str, int, bool], ...]:
     """``(module imported, line, inside a function)`` for every import in the file."""
+    return tuple(_read_imports(path))
+
+
+def _read_imports(path: Path) -> Iterator[tuple[str, int, bool]]:
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -111,6 +117,7 @@ def _imports(path: Path) -> Iterator[tuple[str, int, bool]]:
                 yield _resolve(f"{base}.{alias.name}" if base else alias.name), node.lineno, lazy
 
 
+@functools.cache
 def _graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for path in sorted(SRC.rglob("*.py")):
