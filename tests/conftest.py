@@ -64,6 +64,11 @@ def require_data(files: list[Path], fetch: str) -> None:
 
 pytest_plugins = ["pytester"]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One intra-op thread per pytest-xdist worker: the workers already fill the cores, and
+    # two OpenMP threads per worker on a busy machine run many times slower than one.
+    torch.set_num_threads(1)
+
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 

@@ -24,12 +24,14 @@ def test_list_prints_every_model_with_its_parameter_count(
 ) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["name", "class", "year", "params", "input", "(C,H,W)", "min", "(H,W)"]
-    rows = {line.split()[0]: line.split() for line in out[1:]}
+    header = ["name", "class", "year", "params", "input", "(C,H,W)", "min", "(H,W)", "recipe"]
+    assert out[0].split() == header
+    rows = {line.split()[0]: line.split(maxsplit=6) for line in out[1:]}
     assert sorted(rows) == list_models()
     for name, row in rows.items():
         assert row[3] == f"{model_info(name).num_params:,}"
-    assert rows["lenet5"] == ["lenet5", "LeNet5", "1998", "61,706", "1x32x32", "32x32"]
+        assert row[6] == model_info(name).recipe.describe()  # the recipe each model trains with
+    assert rows["lenet5"][:6] == ["lenet5", "LeNet5", "1998", "61,706", "1x32x32", "32x32"]
 
 
 def test_list_with_a_pattern_and_without_a_match(capsys: pytest.CaptureFixture[str]) -> None:

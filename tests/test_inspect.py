@@ -1,9 +1,13 @@
-"""Tests of classic_cnns.inspect: the formulas against real layers, summaries against torchinfo."""
+"""Tests of classic_cnns.inspection: formulas against real layers, summaries against torchinfo."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
+import sys
+import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +17,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+import classic_cnns.inspection
 from classic_cnns import create_model, list_models
-from classic_cnns.inspect import (
+from classic_cnns.inspection import (
     LayerRow,
     ModelSummary,
     conv2d_output_size,
@@ -532,3 +537,50 @@ def test_functional_operations_are_followed() -> None:
 def test_alexnet_receptive_field() -> None:
     s = summary(zoo_net("alexnet", "alexnet"), (3, 224, 224))
     assert [r.receptive_field for r in s.rows if r.type == "MaxPool2d"][-1] == (195, 195)
+
+
+# ---------------------------------------------------------------------------------------
+# The package: its old name, and what it may import
+# ---------------------------------------------------------------------------------------
+
+
+def test_the_old_module_name_is_a_deprecated_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "classic_cnns.inspect", raising=False)
+    with pytest.warns(
+        DeprecationWarning, match=r"import the same names from classic_cnns\.inspection"
+    ):
+        old = importlib.import_module("classic_cnns.inspect")
+    assert old.__all__ == classic_cnns.inspection.__all__
+    assert all(getattr(old, n) is getattr(classic_cnns.inspection, n) for n in old.__all__)
+    # Once: a second import takes the loaded module and says nothing.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert importlib.import_module("classic_cnns.inspect") is old
+
+
+def imported_modules(path: Path) -> list[str]:
+    """The modules a source file imports (absolute imports; the package uses no others)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module, f"{path.name}: a relative import"
+            found.append(node.module)
+    return found
+
+
+def test_inspection_imports_only_torch_the_standard_library_and_the_registry() -> None:
+    # The inspection sits on the networks: it may read the registry, never the task, the
+    # command line or the benchmarks.
+    package = Path(classic_cnns.inspection.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            if top == "classic_cnns":
+                allowed = (
+                    name.startswith("classic_cnns.inspection") or name == "classic_cnns.registry"
+                )
+            else:
+                allowed = top in ("torch", "__future__") or top in sys.stdlib_module_names
+            assert allowed, f"{path.name} imports {name}"

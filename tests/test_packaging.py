@@ -35,7 +35,7 @@ PUBLIC_MODULES = (
     "hub",
     "optim",
     "data",
-    "inspect",
+    "inspection",
     "metrics",
     "losses",
     "finetune",

@@ -19,7 +19,7 @@ from classic_cnns.data import (
 )
 from classic_cnns.finetune import UnfreezeBackbone
 from classic_cnns.hub import create_model, load_model
-from classic_cnns.inspect import (
+from classic_cnns.inspection import (
     ModelSummary,
     conv2d_output_size,
     conv2d_params,

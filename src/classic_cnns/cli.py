@@ -41,7 +41,7 @@ from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.export import export_main, predict_main
 from classic_cnns.hub import create_model, load_weights
-from classic_cnns.inspect import summary
+from classic_cnns.inspection import summary
 from classic_cnns.models import family_class
 from classic_cnns.plots import TrainingPlots
 from classic_cnns.recipes import Recipe
@@ -278,19 +278,21 @@ class ClassicCLI(LightningCLI):
 
 
 def model_table(pattern: str | None = None, markdown: bool = False) -> str:
-    """The registry as a table: name, class, paper year, parameters, input sizes.
+    """The registry as a table: name, class, paper year, parameters, input sizes, recipe.
 
     The README's model table is this function's Markdown output (a test keeps it current),
     which adds the paper's title and link and the MNIST-10k test accuracy the package's own
-    training reached (see the README for the command), or "not measured yet".
+    training reached (see the README for the command), or "not measured yet". The recipe is
+    the default training setting (``model_info(name).recipe``).
 
     Example:
         >>> from classic_cnns.cli import model_table
-        >>> print(model_table("lenet5"))
-        name    class   year  params  input (C,H,W)  min (H,W)
-        lenet5  LeNet5  1998  61,706  1x32x32        32x32
+        >>> print(model_table("lenet5"))  # doctest: +NORMALIZE_WHITESPACE
+        name    class   year  params  input (C,H,W)  min (H,W)  recipe
+        lenet5  LeNet5  1998  61,706  1x32x32        32x32      sgd 0.1 onecycle, wd 0.0005,
+        batch 128, 12 epochs, 32 px for small images
     """
-    header = ("name", "class", "year", "params", "input (C,H,W)", "min (H,W)")
+    header = ("name", "class", "year", "params", "input (C,H,W)", "min (H,W)", "recipe")
     rows = []
     for name in list_models(pattern):
         info = model_info(name)
@@ -303,11 +305,12 @@ def model_table(pattern: str | None = None, markdown: bool = False) -> str:
                 f"{info.num_params:,}",
                 "x".join(map(str, info.input_size)),
                 "x".join(map(str, info.min_input_size)),
+                info.recipe.describe(),
             )
         )
     if markdown:
         md_header = (*header[:2], "paper", *header[3:], "MNIST-10k test accuracy")
-        lines = ["| " + " | ".join(md_header) + " |", "|---|---|---|---:|---|---|---:|"]
+        lines = ["| " + " | ".join(md_header) + " |", "|---|---|---|---:|---|---|---|---:|"]
         for name, row in zip(list_models(pattern), rows, strict=True):
             run = MNIST10K.get(name)
             accuracy = (
@@ -451,8 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Example:
         >>> from classic_cnns.cli import main
         >>> main(["list", "lenet5"])
-        name    class   year  params  input (C,H,W)  min (H,W)
-        lenet5  LeNet5  1998  61,706  1x32x32        32x32
+        name    class   year  params  input (C,H,W)  min (H,W)  recipe
+        lenet5  LeNet5  1998  61,706  1x32x32        32x32      sgd 0.1 onecycle, ...
         0
     """
     args = list(sys.argv[1:] if argv is None else argv)

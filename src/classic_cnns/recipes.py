@@ -65,6 +65,25 @@ class Recipe:
     epochs: int = 10
     small_image_size: int | None = None
 
+    def describe(self) -> str:
+        """A short line for tables: optimizer, lr, schedule, batch, epochs, small-data size.
+
+        Example:
+            >>> Recipe().describe()
+            'adamw 0.003 onecycle, wd 0.0005, batch 128, 10 epochs'
+        """
+        parts = [
+            f"{self.optimizer} {self.lr:g} {self.scheduler}",
+            f"wd {self.weight_decay:g}",
+            f"batch {self.batch_size}",
+            f"{self.epochs} epochs",
+        ]
+        if self.label_smoothing:
+            parts.insert(2, f"smoothing {self.label_smoothing:g}")
+        if self.small_image_size is not None:
+            parts.append(f"{self.small_image_size} px for small images")
+        return ", ".join(parts)
+
     def as_dict(self) -> dict[str, Any]:
         """The recipe as a plain dict (for tables and ``--print_config``).
 

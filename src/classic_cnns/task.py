@@ -100,8 +100,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
     family: ClassVar[str | None] = None
     # torch.jit.script compiles forward and the network; the training machinery (losses,
     # metrics, checks) and the properties that read the trainer stay out of the script.
-    # (LightningModule declares this list as an instance attribute, so no ClassVar here.)
-    __jit_unused_properties__: list[str] = [  # noqa: RUF012
+    __jit_unused_properties__: list[str] = [  # noqa: RUF012 (LightningModule declares it so)
         *L.LightningModule.__jit_unused_properties__,
         "_hp",
         "recipe",

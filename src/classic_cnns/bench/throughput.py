@@ -16,7 +16,7 @@ the same run. Peak memory is read while an implementation is alone being warmed 
 while timing.
 
 MFU divides the achieved FLOP/s (3x the forward FLOPs for a training step, 1x for
-inference, from :func:`classic_cnns.inspect.summary`) by the peak of the math the layers
+inference, from :func:`classic_cnns.inspection.summary`) by the peak of the math the layers
 may use (:func:`math_modes`): TF32 for fp32 on CUDA where cuDNN or cuBLAS may use it
 (PyTorch's default for convolutions), bf16 or fp16 for the mixed precisions (the ops
 autocast keeps in fp32 run slower, so the low-precision peak bounds them too; a CPU
@@ -200,7 +200,7 @@ def forward_flops(name: str, size: tuple[int, int, int]) -> int:
     """
     key = (name, size)
     if key not in _FLOPS_CACHE:
-        from classic_cnns.inspect import summary
+        from classic_cnns.inspection import summary
 
         net = model_info(name).build_net(num_classes=10, in_channels=size[0])
         _FLOPS_CACHE[key] = summary(net, size).total_flops
