@@ -84,7 +84,9 @@ def restore(
     of ``hparams_file``), updated with ``kwargs``, build the model (those ``cls`` does not
     take, such as LightningCLI's ``_class_path``, are left out); its
     ``on_load_checkpoint`` fits the state, which then loads with ``strict`` (default
-    ``True``). A class with a ``family`` refuses the checkpoint of another family's model.
+    ``True``), and the model moves to the device the tensors were loaded onto (by default
+    the one they were saved from, where it exists here, else the CPU; as Lightning does). A
+    class with a ``family`` refuses the checkpoint of another family's model.
 
     Example:
         >>> import tempfile
@@ -104,7 +106,7 @@ def restore(
             weights_only=False,
         )
     else:
-        checkpoint = load_checkpoint(checkpoint_path, map_location or "cpu")
+        checkpoint = load_checkpoint(checkpoint_path, map_location or _saved_device_or_cpu)
     if isinstance(checkpoint_path, str | os.PathLike):
         shown = os.fspath(checkpoint_path)
     else:
@@ -122,8 +124,21 @@ def restore(
     accepted = init_parameters(cls)
     model = cls(**{k: v for k, v in hparams.items() if k in accepted})
     model.on_load_checkpoint(checkpoint)
-    model.load_state_dict(checkpoint["state_dict"], strict=True if strict is None else strict)
-    return model
+    state = checkpoint["state_dict"]
+    model.load_state_dict(state, strict=True if strict is None else strict)
+    # As Lightning does: the model joins the device its tensors were loaded onto.
+    device = next((t.device for t in state.values() if isinstance(t, torch.Tensor)), None)
+    return model if device is None else model.to(device)
+
+
+def _saved_device_or_cpu(storage: Any, location: str) -> Any:
+    # Lightning's default map_location: each tensor goes back to the device it was saved
+    # from where that device exists here, else to the CPU.
+    kind = location.split(":")[0]
+    available = {"cpu": True, "cuda": torch.cuda.is_available()}.get(kind)
+    if kind == "mps":
+        available = torch.backends.mps.is_available()
+    return None if available else storage.cpu()
 
 
 def verify_checkpoint(
