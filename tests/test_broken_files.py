@@ -19,17 +19,11 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import classic_cnns
-import classic_cnns.checkpoint as ckpt_module
+import classic_cnns.files as files_module
 from classic_cnns import MNIST, LeNet5, create_model
-from classic_cnns.checkpoint import (
-    AtomicCheckpointIO,
-    CheckpointError,
-    ExactResume,
-    atomic_save,
-    check_checkpoint_file,
-    load_checkpoint,
-    verify_checkpoint,
-)
+from classic_cnns.checkpoint import AtomicCheckpointIO, ExactResume, verify_checkpoint
+from classic_cnns.files import CheckpointError, atomic_save, check_checkpoint_file, load_checkpoint
+from classic_cnns.weights import load_weights_file
 from conftest import T10K_IMAGES, T10K_LABELS, make_mnist_dir
 
 SRC = Path(classic_cnns.__file__).resolve().parent
@@ -200,8 +194,6 @@ def test_a_checkpoint_of_another_configuration_names_the_shapes(tmp_path: Path) 
 
 
 def test_the_weights_api_refuses_another_architecture(checkpoints: dict[str, Path]) -> None:
-    from classic_cnns.weights import load_weights_file
-
     path = checkpoints["resnet20"]
     with pytest.raises(ValueError, match=rf"{path} holds a 'resnet20' network; got arch='lenet5'"):
         load_weights_file(LeNet5().net, path, arch="lenet5")
@@ -236,7 +228,7 @@ def _failing_save(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
         f.truncate(100)
         raise exc
 
-    monkeypatch.setattr(ckpt_module.torch, "save", save)
+    monkeypatch.setattr(files_module.torch, "save", save)
 
 
 @pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()])

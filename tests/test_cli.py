@@ -15,7 +15,7 @@ import yaml
 import classic_cnns
 from classic_cnns import list_models, model_info
 from classic_cnns._cli_helpers import data_class_names, expand_model_names, model_class_names
-from classic_cnns.cli import default_threads, main, model_table
+from classic_cnns.cli import ClassicCLI, default_threads, main, model_table
 from conftest import logged_metrics
 
 
@@ -63,6 +63,22 @@ def test_registered_names_expand_to_their_family_class() -> None:
         "--data=Digits",
     ]
     assert expand_model_names(["fit", "--model=LeNet5"]) == ["fit", "--model=LeNet5"]
+
+
+def test_weights_start_a_new_run_from_a_file_and_pretrained_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(1)  # not the command line's seed (0), which builds its model the same
+    source = classic_cnns.LeNet5()
+    torch.save(source.net.state_dict(), tmp_path / "w.pt")
+    cli = ClassicCLI(args=["--weights", str(tmp_path / "w.pt")], run=False)
+    assert torch.equal(cli.model.net.fc.weight, source.net.fc.weight)
+    fresh = ClassicCLI(args=[], run=False)
+    assert not torch.equal(fresh.model.net.fc.weight, source.net.fc.weight)
+    # LeNet-5 has no ImageNet weights: refused before anything runs, naming those that do.
+    assert main(["fit", "--pretrained", "true"]) == 2
+    assert "lenet5 has no pretrained weights; pretrained=True works for" in capsys.readouterr().err
 
 
 def test_unknown_model_name_suggests_close_ones(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,7 +17,7 @@ Inputs are 32x32 (AlexNet's ImageNet stem needs 63). Each network is built once 
 as ``build_net`` builds it by default, except that the VGGs get their ``small_input`` head:
 the same code as the ImageNet head with 512 features instead of 4096, without 100 million
 parameters to initialise, copy and save eight times. The ImageNet head's pre-logits are
-checked against torchvision's in ``test_nets_alexnet_vgg_nin.py``.
+checked against torchvision's in ``test_nets.py``.
 """
 
 from __future__ import annotations

@@ -19,22 +19,16 @@ import torch
 from torchvision.io import write_png
 
 import classic_cnns.weights as weights_module
-from classic_cnns import LeNet5, ResNet, model_info
+from classic_cnns import LeNet5, ResNet, create_model, model_info
 from classic_cnns.data import cifar as cifar_module
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
 from classic_cnns.data.folder import ImageFolder, random_crop_flip
 from classic_cnns.data.mnist import read_idx
 
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small networks run fastest on one thread, and the test machine's cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +141,7 @@ def test_pretrained_models_get_the_weights_normalisation(tmp_path, digits, monke
         weights_module, "_download_state_dict", lambda url, progress: net.state_dict()
     )
     with pytest.warns(UserWarning, match="not loaded"):
-        model = ResNet("resnet18", pretrained=True, num_classes=10, in_channels=1)
+        model = create_model("resnet18", pretrained=True, num_classes=10, in_channels=1)
     dm = ImageFolder(tmp_path, channels=1, test_size=0.25)
     _connect(dm, model)
     dm.setup("fit")

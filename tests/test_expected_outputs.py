@@ -33,7 +33,7 @@ import pytest
 import torch
 
 from classic_cnns import create_model, list_models, model_info
-from classic_cnns.registry import family_class
+from classic_cnns.models import family_class
 
 EXPECTED_DIR = Path(__file__).resolve().parent / "expected"
 INIT_SEED = 0

@@ -14,23 +14,15 @@ from torchvision.io import write_png
 from classic_cnns import LeNet5, ResNet, create_model
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.export import export_main, export_model, predict_folder, predict_main
-from classic_cnns.weights import read_weights_file
+from classic_cnns.files import read_weights_file
 
 pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
     pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning"),
     pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated:FutureWarning"),
 ]
 
 ARCHS = {"lenet5": "lenet5_bn", "resnet20": "resnet20"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tracing and exporting small networks is fastest on one thread; the cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _save(model: L.LightningModule, path: Path) -> Path:
@@ -104,7 +96,7 @@ def test_safetensors_holds_the_hyperparameters_and_data_configuration(checkpoint
     with pytest.warns(UserWarning, match=r"fc.weight \(shape \(10, 84\) in the source, \(3, 84\)"):
         assert create_model("lenet5_bn", checkpoint_path=str(path), num_classes=3).num_classes == 3
     with pytest.raises(ValueError, match=r"holds a 'lenet5_bn' network; got arch='lenet5'"):
-        LeNet5(arch="lenet5", checkpoint_path=str(path))
+        create_model("lenet5", checkpoint_path=str(path))
 
 
 def test_a_failed_check_writes_nothing_and_existing_files_are_kept(

@@ -18,14 +18,7 @@ from classic_cnns import Digits, LeNet5, NiN, ResNet, model_info
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.finetune import UnfreezeBackbone, head_names, reset_head
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # LeNet-sized work is fastest on one thread, and the test machine's cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trainer(**kw) -> L.Trainer:

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import Digits, FashionMNIST, LeNet5, ResNet
-from classic_cnns.checkpoint import load_checkpoint
+from classic_cnns.files import load_checkpoint
 
 pytestmark = [
     pytest.mark.gpu,

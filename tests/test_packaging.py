@@ -28,9 +28,12 @@ import classic_cnns
 ROOT = Path(__file__).parents[1]
 # The modules with a page in the API reference (docs/api/<name>.md); each has an __all__.
 PUBLIC_MODULES = (
+    "files",
     "registry",
     "task",
     "models",
+    "hub",
+    "optim",
     "data",
     "inspection",
     "metrics",

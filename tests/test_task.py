@@ -119,31 +119,6 @@ def test_auxiliary_outputs_are_added_with_their_weight() -> None:
     torch.testing.assert_close(model.training_step((x, y), 0), expected)
 
 
-@pytest.mark.parametrize(
-    "kwargs,message",
-    [
-        ({"lr": -0.1}, r"lr must be a positive number; got -0.1"),
-        ({"lr": 0.0}, r"lr must be a positive number; got 0.0"),
-        (
-            {"optimizer": "adagrad"},
-            r"optimizer must be one of \('sgd', 'adam', 'adamw', 'rmsprop'\); got 'adagrad'",
-        ),
-        (
-            {"scheduler": "linear"},
-            r"scheduler must be one of \('cosine', 'onecycle', 'step', 'none'\); got 'linear'",
-        ),
-        ({"num_classes": 0}, r"num_classes must be a positive int; got 0"),
-        ({"num_classes": 1}, r"num_classes must be at least 2; got 1"),
-        ({"in_channels": 0}, r"in_channels must be a positive int; got 0"),
-        ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\); got 1.0"),
-        ({"weight_decay": -1.0}, r"weight_decay must be >= 0; got -1.0"),
-    ],
-)
-def test_invalid_hyperparameters_are_rejected_at_construction(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        LeNet5(**kwargs)
-
-
 def test_labels_out_of_range_are_named() -> None:
     x = torch.randn(4, 1, 32, 32)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\); got values from 0 to 10"):

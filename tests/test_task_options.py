@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import Digits, LeNet5, ResNet, create_model, list_models, model_info
-from classic_cnns.checkpoint import load_checkpoint
+from classic_cnns.files import load_checkpoint
 from classic_cnns.recipes import Recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -14,26 +14,14 @@ import pytest
 import torch
 import torchvision.models as tvm
 
+import classic_cnns.files as files_module
 import classic_cnns.weights as weights_module
-from classic_cnns import LeNet5, ResNet, create_model, list_models, model_info
-from classic_cnns.checkpoint import CheckpointError
-from classic_cnns.weights import (
-    adapt_input_conv,
-    load_model,
-    load_weights_file,
-    read_weights_file,
-    reconcile_state_dict,
-    torchvision_weights,
-)
+from classic_cnns import LeNet5, ResNet, create_model, list_models, load_model, model_info
+from classic_cnns.files import CheckpointError, read_weights_file
+from classic_cnns.registry import torchvision_weights
+from classic_cnns.weights import adapt_input_conv, load_weights_file, reconcile_state_dict
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small networks run fastest on one thread, and the test machine's cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -163,16 +151,16 @@ def test_old_densenet_keys_are_renamed() -> None:
 
 def test_pretrained_is_refused_where_there_are_no_weights() -> None:
     with pytest.raises(ValueError, match=r"lenet5 has no pretrained weights; .*'resnet18'"):
-        LeNet5(pretrained=True)
+        create_model("lenet5", pretrained=True)
     with pytest.raises(ValueError, match=r"pretrained=True or checkpoint_path, not both"):
-        ResNet("resnet18", pretrained=True, checkpoint_path="x.safetensors")
+        create_model("resnet18", pretrained=True, checkpoint_path="x.safetensors")
 
 
 def test_a_pretrained_models_checkpoint_restores_without_downloading(
     fake_hub: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     with pytest.warns(UserWarning):
-        model = ResNet("resnet18", pretrained=True, num_classes=3, small_input=True)
+        model = create_model("resnet18", pretrained=True, num_classes=3, small_input=True)
     trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.strategy.connect(model)
     trainer.save_checkpoint(tmp_path / "m.ckpt")
@@ -182,7 +170,9 @@ def test_a_pretrained_models_checkpoint_restores_without_downloading(
 
     monkeypatch.setattr(weights_module, "_download_state_dict", no_download)
     restored = ResNet.load_from_checkpoint(tmp_path / "m.ckpt")
-    assert restored.hparams.pretrained is True and restored.hparams.small_input is True
+    # It keeps the normalisation the ImageNet weights expect, and its network arguments.
+    assert restored.data_config["mean"] == list(model_info("resnet18").weights.mean)
+    assert restored.hparams.small_input is True
     for a, b in zip(restored.parameters(), model.parameters(), strict=True):
         assert torch.equal(a, b)
 
@@ -220,25 +210,32 @@ def _lenet_checkpoint(path, **kwargs) -> LeNet5:
     return model
 
 
-def test_weight_files_are_read_through_load_checkpoint(tmp_path, monkeypatch) -> None:
-    import classic_cnns.checkpoint as ckpt_module
-
+def test_weight_files_are_read_once_through_load_checkpoint(tmp_path, monkeypatch) -> None:
     path = tmp_path / "m.ckpt"
     model = _lenet_checkpoint(path)
     calls: list[str] = []
-    real = ckpt_module.load_checkpoint
+    real = torch.load
 
     def spy(p, *args, **kwargs):
+        assert kwargs["weights_only"] is True  # never unpickles code
         calls.append(str(p))
         return real(p, *args, **kwargs)
 
-    monkeypatch.setattr(ckpt_module, "load_checkpoint", spy)
+    # Every torch.load, ours and Lightning's: files.load_checkpoint must be the only one.
+    monkeypatch.setattr(files_module.torch, "load", spy)
     file = read_weights_file(path)
     assert calls == [str(path)] and file.arch == "lenet5"
     assert all(torch.equal(v, model.net.state_dict()[k]) for k, v in file.state_dict.items())
-    created = create_model("lenet5", checkpoint_path=str(path))
-    assert len(calls) == 3  # the hyperparameters, then the weights: the same checked reader
-    assert torch.equal(created.net.fc.weight, model.net.fc.weight)
+    # Each way of loading reads the file once, through the same checked reader.
+    for load in (
+        lambda p: create_model("lenet5", checkpoint_path=p),
+        load_model,
+        LeNet5.load_from_checkpoint,
+    ):
+        calls.clear()
+        loaded = load(str(path))
+        assert calls == [str(path)]
+        assert torch.equal(loaded.net.fc.weight, model.net.fc.weight)
     # So a damaged file is named, with what is wrong, on every path that reads weights.
     cut = tmp_path / "cut.ckpt"
     cut.write_bytes(path.read_bytes()[:2000])

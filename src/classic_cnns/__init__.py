@@ -18,6 +18,7 @@ from classic_cnns.data import (
     InMemoryDataModule,
 )
 from classic_cnns.finetune import UnfreezeBackbone
+from classic_cnns.hub import create_model, load_model
 from classic_cnns.inspection import (
     ModelSummary,
     conv2d_output_size,
@@ -28,9 +29,8 @@ from classic_cnns.inspection import (
 )
 from classic_cnns.metrics import classification_metrics
 from classic_cnns.models import VGG, AlexNet, DenseNet, GoogLeNet, LeNet5, NiN, ResNet
-from classic_cnns.registry import ModelInfo, create_model, list_models, model_info, register_model
+from classic_cnns.registry import ModelInfo, WeightsInfo, list_models, model_info, register_model
 from classic_cnns.task import ImageClassifier
-from classic_cnns.weights import WeightsInfo, load_model
 
 __all__ = [
     "CIFAR10",

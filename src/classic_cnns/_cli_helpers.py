@@ -19,9 +19,11 @@ from typing import Any
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-import classic_cnns
+from classic_cnns import data
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
-from classic_cnns.registry import family_class, list_models, model_info
+from classic_cnns.data.folder import TransferDataModule
+from classic_cnns.models import FAMILIES, family_class
+from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -36,23 +38,20 @@ DATA_ENV = "CLASSIC_CNNS_DATA"
 DEFAULT_CLASSES = {"model": "classic_cnns.LeNet5", "data": "classic_cnns.Digits"}
 
 
-def _exported_classes(base: type) -> list[str]:
-    return [
-        name
-        for name in classic_cnns.__all__
-        if isinstance(getattr(classic_cnns, name), type)
-        and issubclass(getattr(classic_cnns, name), base)
-    ]
-
-
 def model_class_names() -> list[str]:
     """The LightningModule classes ``--model`` takes by name (``LeNet5``, ``ResNet``...)."""
-    return _exported_classes(ImageClassifier)
+    return [ImageClassifier.__name__, *(cls.__name__ for cls in FAMILIES.values())]
 
 
 def data_class_names() -> list[str]:
-    """The datamodules ``--data`` takes by name (``Digits``, ``MNIST``...; not the base class)."""
-    return [n for n in _exported_classes(InMemoryDataModule) if n != "InMemoryDataModule"]
+    """The datamodules ``--data`` takes by name (``Digits``, ``MNIST``...; not the bases)."""
+    bases = (InMemoryDataModule, TransferDataModule)
+    classes = [getattr(data, name) for name in data.__all__]
+    return [
+        c.__name__
+        for c in classes
+        if isinstance(c, type) and issubclass(c, InMemoryDataModule) and c not in bases
+    ]
 
 
 def _option_values(args: Sequence[str], option: str) -> list[tuple[int, str, int]]:
@@ -184,6 +183,9 @@ def short_help(command: str) -> str:
         _entry("--trainer.ARG V", "e.g. --trainer.max_epochs 5 --trainer.accelerator gpu "
                "--trainer.devices 2 --trainer.precision bf16-mixed"),
         "run:",
+        _entry("--pretrained", "start from torchvision's ImageNet weights"),
+        _entry("--weights FILE", "start from the network weights in a .ckpt or .safetensors "
+               "file (a new run; --ckpt_path resumes one)"),
         _entry("--threads N", "CPU threads (default: 1 on machines with at most 2 cores, "
                "else PyTorch's default)"),
         _entry("--ckpt_path PATH", f"checkpoint to {ckpt}: a file, or 'last' for the latest "
@@ -202,7 +204,7 @@ def short_help(command: str) -> str:
 
 
 # -- errors -------------------------------------------------------------------------------
-_PACKAGE_DIR = Path(classic_cnns.__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent
 _USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,  # bad arguments and data, checkpoint errors
     TypeError,

@@ -21,12 +21,26 @@ and reported at the next read, like a non-finite value.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, NamedTuple
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-__all__ = ["Problem", "StepGuard", "check_labels_structure", "queued"]
+__all__ = [
+    "NonFinitePolicy",
+    "Problem",
+    "StepGuard",
+    "check_images",
+    "check_labels_structure",
+    "is_number",
+    "queued",
+    "report",
+]
+
+# What a step does with a batch whose images or loss are not finite.
+NonFinitePolicy = Literal["raise", "skip", "ignore"]
 
 # Kinds of problem, in the record's first slot. The record is int64:
 # [kind, global step, epoch, low label, high label].
@@ -48,6 +62,19 @@ class Problem(NamedTuple):
     high: int
 
 
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (not a bool, not a string).
+
+    Example:
+        >>> is_number(0.1), is_number(float("nan")), is_number(True), is_number("1")
+        (True, False, False, False)
+    """
+    try:
+        return not isinstance(value, bool | str) and math.isfinite(value)
+    except TypeError:
+        return False
+
+
 def queued(device: torch.device) -> bool:
     """Whether work on ``device`` runs behind the host, so that a read waits for the device.
 
@@ -59,6 +86,109 @@ def queued(device: torch.device) -> bool:
         False
     """
     return device.type != "cpu"
+
+
+def check_images(
+    x: Any, *, name: str, in_channels: int, min_size: tuple[int, int], weight: Tensor | None
+) -> None:
+    """Raise a clear error unless ``x`` is a float ``(N, in_channels, H, W)`` batch for the net.
+
+    ``weight`` is one of the network's parameters: the batch must share its dtype (outside
+    autocast) and its device. No value of ``x`` is read.
+
+    Example:
+        >>> import torch
+        >>> check_images(torch.zeros(1, 3, 8, 8), name="net", in_channels=1, min_size=(8, 8),
+        ...              weight=None)
+        Traceback (most recent call last):
+        ...
+        ValueError: net was built for 1 input channel(s); got a batch with 3 ...
+    """
+    expected = f"a float tensor of shape (N, {in_channels}, H, W)"
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} expects {expected}; got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} expects {expected}; got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} expects {expected}; got dtype {x.dtype}. Convert images with "
+            "x.float() / 255 and normalise, as the classic_cnns datamodules do"
+        )
+    if (
+        weight is not None
+        and x.dtype != weight.dtype
+        and not torch.is_autocast_enabled(x.device.type)
+    ):
+        raise TypeError(
+            f"{name} has {weight.dtype} weights; got a batch of dtype {x.dtype}. Convert "
+            f"the batch (x.to({weight.dtype})) or the model (model.to({x.dtype}))"
+        )
+    if x.shape[1] != in_channels:
+        raise ValueError(
+            f"{name} was built for {in_channels} input channel(s); got a batch with "
+            f"{x.shape[1]} (shape {tuple(x.shape)}). Pass in_channels={x.shape[1]} when "
+            "creating the model"
+        )
+    min_h, min_w = min_size
+    if x.shape[2] < min_h or x.shape[3] < min_w:
+        raise ValueError(
+            f"{name} needs images of at least {min_h}x{min_w} (H x W); got "
+            f"{x.shape[2]}x{x.shape[3]} (shape {tuple(x.shape)}). Pad or resize the input, "
+            "e.g. with the datamodule's image_size argument"
+        )
+    if weight is not None and x.device != weight.device:
+        raise ValueError(
+            f"{name} is on {weight.device}; got a batch on {x.device}. Move the batch "
+            f"(x.to({str(weight.device)!r})) or the model"
+        )
+
+
+def report(
+    kind: Literal["images", "loss"],
+    *,
+    policy: NonFinitePolicy,
+    name: str,
+    stage: str,
+    where: tuple[int, int],
+    lr: float,
+    deferred: bool = False,
+    x: Tensor | None = None,
+    loss: Tensor | None = None,
+) -> None:
+    """Raise, or warn under ``policy="skip"``, about non-finite images or a non-finite loss.
+
+    ``deferred``: the problem was found on a later read of the device (see
+    :meth:`StepGuard.report_pending`); ``x`` and ``loss`` (read here, when the step reads the
+    device anyway) make the message of an eager check precise.
+
+    Example:
+        >>> import torch
+        >>> report("images", policy="raise", name="lenet5", stage="train", where=(3, 0), lr=0.1,
+        ...        x=torch.tensor([1.0, float("nan")]))
+        Traceback (most recent call last):
+        ...
+        ValueError: lenet5: the train batch at global step 3 (epoch 0) has 1 NaN or infinite ...
+    """
+    at = f"at global step {where[0]} (epoch {where[1]})"
+    if kind == "images":
+        values = "NaN or infinite image values"
+        if x is not None:
+            bad = int((~torch.isfinite(x)).sum())
+            values = f"{bad} NaN or infinite value(s) among its {x.numel()} image values"
+        message = f"{name}: the {stage} batch {at} has {values}; expected finite images"
+        hint = "Check the data and its transform"
+    else:
+        value = "NaN or infinite" if loss is None else float(loss.detach())
+        message = (
+            f"{name}: the {stage} loss {at} is {value}; expected a finite number. The images "
+            "were finite, so the weights or logits overflowed"
+        )
+        hint = f"In training this usually means the learning rate (lr={lr}) is too high"
+    if deferred:  # found on a later read of the device
+        message += " (checked without waiting for the device, so found later)"
+    if policy == "raise":
+        raise ValueError(f"{message}. {hint}, or pass nonfinite='skip' to skip such batches")
+    rank_zero_warn(f"{message}; skipping the batch (nonfinite='skip')")
 
 
 def check_labels_structure(y: Any, batch_size: int) -> None:
@@ -173,6 +303,25 @@ class StepGuard:
         )
         first = bad & (self._record[0] == _NONE)
         self._record = torch.where(first, entry, self._record)
+
+    def report_pending(self, stage: str, *, policy: NonFinitePolicy, name: str, lr: float) -> None:
+        """Raise (or warn, see :func:`report`) about the first problem recorded, if any.
+
+        Labels out of range always raise.
+        """
+        problem = self.pending()
+        if problem is None:
+            return
+        where = (problem.step, problem.epoch)
+        if problem.kind == "labels":
+            raise ValueError(
+                f"labels must lie in [0, {self.num_classes}); got values from {problem.low} "
+                f"to {problem.high} (the {stage} batch at global step {problem.step}, epoch "
+                f"{problem.epoch})"
+            )
+        report(
+            problem.kind, policy=policy, name=name, stage=stage, where=where, lr=lr, deferred=True
+        )
 
     def pending(self) -> Problem | None:
         """Read the record (one device read) and clear it: the first problem seen, or ``None``."""

@@ -1,20 +1,16 @@
-"""Checkpoints that are written atomically and read safely.
+"""Lightning checkpoints: written atomically, verified before a resume, resumed exactly.
 
 * :class:`AtomicCheckpointIO` is a Lightning ``CheckpointIO`` plugin that writes each
-  checkpoint to a temporary file beside its target and renames it into place, so an
-  interrupted save never leaves a truncated file where a good one was; it loads with
-  ``weights_only=True`` and names the file in every error.
-* :func:`atomic_path` is the same write-then-rename for any writer (exported models,
-  CSV files): nothing is lost or half-written when writing fails.
-* :func:`load_checkpoint` reads a checkpoint with ``torch.load(weights_only=True)`` and
-  turns a missing, empty, truncated or corrupted file into an error that says which file
-  and what is wrong. It is the package's one reader of ``torch.save`` files:
-  :func:`classic_cnns.weights.read_weights_file` (fine-tuning, export, predict) and
-  ``ImageClassifier.load_from_checkpoint`` read through it.
-  :func:`verify_checkpoint` refuses the checkpoint of another architecture or
+  checkpoint to a temporary file beside its target and renames it into place
+  (:func:`classic_cnns.files.atomic_save`), so an interrupted save never leaves a truncated
+  file where a good one was; it loads through :func:`classic_cnns.files.load_checkpoint`
+  (``weights_only=True``, the file named in every error).
+* :func:`verify_checkpoint` refuses the checkpoint of another architecture or
   configuration (for resuming, where nothing may be adapted).
 * :class:`ExactResume` stores what else an exact resume needs in the checkpoint: the
   training loader's position and torch's random number generator states.
+* :func:`restore` is ``ImageClassifier.load_from_checkpoint``: it reads the file once and
+  rebuilds the LightningModule from the hyperparameters it records.
 
 Example:
     >>> import lightning as L
@@ -25,239 +21,124 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
+import inspect
 import os
-import pickle
-import uuid
-import zipfile
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any, TypeVar
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.core.saving import load_hparams_from_yaml
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch import nn
 
 from classic_cnns.data.sampling import ResumableDataLoader
-from classic_cnns.weights import _strip_compiled
+from classic_cnns.files import (
+    CheckpointError,
+    atomic_save,
+    is_local,
+    load_checkpoint,
+    strip_compiled,
+)
+from classic_cnns.registry import model_info
 
-__all__ = [
-    "AtomicCheckpointIO",
-    "CheckpointError",
-    "ExactResume",
-    "atomic_path",
-    "atomic_save",
-    "check_checkpoint_file",
-    "load_checkpoint",
-    "verify_checkpoint",
-]
+__all__ = ["AtomicCheckpointIO", "ExactResume", "init_parameters", "restore", "verify_checkpoint"]
 
-MapLocation = str | torch.device | Callable[..., Any] | dict[str, str] | None
+M = TypeVar("M", bound=L.LightningModule)
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used; the message names the file and the problem.
+def init_parameters(cls: type[L.LightningModule]) -> frozenset[str]:
+    """The arguments ``cls`` takes: its ``__init__``'s and those of the LightningModules above.
+
+    Example:
+        >>> from classic_cnns import ResNet
+        >>> from classic_cnns.checkpoint import init_parameters
+        >>> {"arch", "lr", "small_input"} <= init_parameters(ResNet)
+        True
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None and issubclass(klass, L.LightningModule):
+            if klass.__module__.startswith(("lightning.", "pytorch_lightning.")):
+                break
+            names |= set(inspect.signature(init).parameters)
+    return frozenset(names - {"self", "args", "kwargs"})
+
+
+def restore(
+    cls: type[M],
+    checkpoint_path: str | os.PathLike[str] | IO[bytes],
+    map_location: Any = None,
+    hparams_file: str | os.PathLike[str] | None = None,
+    strict: bool | None = None,
+    weights_only: bool | None = True,
+    **kwargs: Any,
+) -> M:
+    """Rebuild ``cls`` from a Lightning checkpoint, reading the file once.
+
+    The file is read by :func:`classic_cnns.files.load_checkpoint` (checked whole, then
+    ``weights_only=True`` unless ``weights_only=False``). The saved hyperparameters (or those
+    of ``hparams_file``), updated with ``kwargs``, build the model (those ``cls`` does not
+    take, such as LightningCLI's ``_class_path``, are left out); its
+    ``on_load_checkpoint`` fits the state, which then loads with ``strict`` (default
+    ``True``), and the model moves to the device the tensors were loaded onto (by default
+    the one they were saved from, where it exists here, else the CPU; as Lightning does). A
+    class with a ``family`` refuses the checkpoint of another family's model.
 
     Example:
         >>> import tempfile
-        >>> from classic_cnns.checkpoint import CheckpointError, load_checkpoint
-        >>> with tempfile.NamedTemporaryFile(suffix=".ckpt") as f:  # an empty file
-        ...     try:
-        ...         load_checkpoint(f.name)
-        ...     except CheckpointError as err:
-        ...         print(str(err).removeprefix(f.name).split(";")[0])
-        : the file is empty (0 bytes)
-    """
-
-
-def _is_local(path: str | os.PathLike[str]) -> bool:
-    return "://" not in str(path) or str(path).startswith("file://")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path beside ``path``, renamed onto ``path`` only if the block succeeds.
-
-    The temporary file (``.<name>.<random>.tmp`` in the target's folder, created empty
-    with the permissions a plain ``open`` would give) is for the block to write, by any
-    means. When the block ends without an error the file is flushed to disk and renamed
-    over ``path`` in one step (atomic on POSIX and Windows file systems: readers see the
-    old file or the complete new one). When it raises, even ``KeyboardInterrupt``, the
-    temporary file is removed and whatever was at ``path`` is left untouched.
-
-    Example:
-        >>> import tempfile
-        >>> from pathlib import Path
-        >>> from classic_cnns.checkpoint import atomic_path
+        >>> import lightning as L
+        >>> from classic_cnns import LeNet5
         >>> with tempfile.TemporaryDirectory() as folder:
-        ...     with atomic_path(f"{folder}/out.csv") as tmp:
-        ...         _ = tmp.write_text("file,class\\n")
-        ...     sorted(p.name for p in Path(folder).iterdir())
-        ['out.csv']
+        ...     trainer = L.Trainer(logger=False, enable_progress_bar=False)
+        ...     trainer.strategy.connect(LeNet5(num_classes=4))
+        ...     trainer.save_checkpoint(f"{folder}/m.ckpt")
+        ...     restore(LeNet5, f"{folder}/m.ckpt").num_classes
+        4
     """
-    path = Path(os.fspath(path).removeprefix("file://"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    # os.open with 0o666 lets the umask decide the permissions, as for a plain open()
-    # (tempfile.mkstemp would make the final file readable by its owner only).
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:  # the writer may not have synced: do it before the rename
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if os.name == "posix":  # make the rename itself durable (best effort)
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-
-
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file in the target's folder, then rename it into place.
-
-    See :func:`atomic_path`: readers see the old file or the complete new one, never a
-    partial write. If saving fails, the temporary file is removed and whatever was at
-    ``path`` is left untouched.
-
-    Example:
-        >>> import tempfile, torch
-        >>> from classic_cnns.checkpoint import atomic_save
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     atomic_save({"w": torch.ones(2)}, f"{folder}/w.pt")
-        ...     torch.load(f"{folder}/w.pt", weights_only=True)["w"].tolist()
-        [1.0, 1.0]
-    """
-    with atomic_path(path) as tmp, tmp.open("wb") as f:
-        torch.save(obj, f)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None) -> None:
-    """Raise unless the local file ``path`` is a whole, intact ``torch.save`` file.
-
-    Reads the file once without unpickling anything: a zip archive (what ``torch.save``
-    writes) must be complete and every record must match its CRC-32 checksum.
-
-    Raises:
-        FileNotFoundError: if there is no such file.
-        CheckpointError: naming the file, if it is empty, truncated, corrupted or not a
-            PyTorch file.
-
-    Example:
-        >>> import tempfile, torch
-        >>> from classic_cnns.checkpoint import check_checkpoint_file
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     torch.save({"w": torch.ones(3)}, f"{folder}/w.pt")
-        ...     check_checkpoint_file(f"{folder}/w.pt")  # no error: whole and intact
-    """
-    shown = os.fspath(path) if shown is None else shown
-    path = Path(os.fspath(path).removeprefix("file://"))
-    if not path.is_file():
-        raise FileNotFoundError(f"{shown}: no such checkpoint file")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(
-            f"{shown}: the file is empty (0 bytes); expected a checkpoint written by "
-            "torch.save. It was probably cut off while being written"
+    if weights_only is False:  # a file you trust: Lightning's reader unpickles any object
+        checkpoint = TorchCheckpointIO().load_checkpoint(
+            checkpoint_path,  # type: ignore[arg-type]
+            map_location,
+            weights_only=False,
         )
-    with path.open("rb") as f:
-        head = f.read(4)
-    if head.startswith(b"\x80"):  # the legacy (pre-1.6) torch.save format: a pickle stream
-        return
-    if head != b"PK\x03\x04":
+    else:
+        checkpoint = load_checkpoint(checkpoint_path, map_location or _saved_device_or_cpu)
+    if isinstance(checkpoint_path, str | os.PathLike):
+        shown = os.fspath(checkpoint_path)
+    else:
+        shown = str(getattr(checkpoint_path, "name", "the checkpoint"))
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    if hparams_file is not None:
+        hparams = dict(load_hparams_from_yaml(os.fspath(hparams_file)))
+    hparams.update(kwargs)
+    arch, family = hparams.get("arch"), getattr(cls, "family", None)
+    if family is not None and isinstance(arch, str) and model_info(arch).family != family:
         raise CheckpointError(
-            f"{shown}: not a PyTorch checkpoint: it starts with {head!r}; expected a zip "
-            "archive (b'PK\\x03\\x04') as torch.save and Trainer.save_checkpoint write"
+            f"{shown}: the checkpoint holds a {arch!r} model, which {cls.__name__} does not "
+            "build; load it with ImageClassifier.load_from_checkpoint or classic_cnns.load_model"
         )
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()  # reads every record and checks its CRC-32
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-        raise CheckpointError(
-            f"{shown}: the file is truncated or corrupted ({size} bytes; {_first_line(err)}); "
-            "expected a complete zip archive as torch.save writes. It was probably cut off "
-            "while being written or copied"
-        ) from err
-    if bad is not None:
-        raise CheckpointError(
-            f"{shown}: the file is corrupted: the CRC-32 checksum of its record {bad!r} does "
-            "not match its contents (a damaged copy or disk); expected an intact checkpoint"
-        )
+    accepted = init_parameters(cls)
+    model = cls(**{k: v for k, v in hparams.items() if k in accepted})
+    model.on_load_checkpoint(checkpoint)
+    state = checkpoint["state_dict"]
+    model.load_state_dict(state, strict=True if strict is None else strict)
+    # As Lightning does: the model joins the device its tensors were loaded onto.
+    device = next((t.device for t in state.values() if isinstance(t, torch.Tensor)), None)
+    return model if device is None else model.to(device)
 
 
-def load_checkpoint(
-    path: str | os.PathLike[str], map_location: MapLocation = "cpu"
-) -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)``, naming the file in every error.
-
-    A local file is first checked whole: a ``torch.save`` zip archive must be complete
-    and every record must match its CRC-32 checksum, which catches truncation and flipped
-    bytes that ``torch.load`` alone would load without a word.
-
-    Raises:
-        FileNotFoundError: if there is no such file.
-        CheckpointError: if the file is empty, truncated, corrupted, not a PyTorch file,
-            holds objects other than tensors and plain Python values, or is not a dict.
-
-    Example:
-        >>> import tempfile, torch
-        >>> from classic_cnns.checkpoint import CheckpointError, load_checkpoint
-        >>> with tempfile.NamedTemporaryFile(suffix=".ckpt") as f:
-        ...     _ = f.write(b"not a checkpoint"); f.flush()
-        ...     load_checkpoint(f.name)  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        classic_cnns.checkpoint.CheckpointError: ...: not a PyTorch checkpoint: it starts ...
-    """
-    shown = os.fspath(path)
-    local = _is_local(path)
-    if local:
-        file = Path(shown.removeprefix("file://"))
-        check_checkpoint_file(file, shown)
-    try:
-        if local:
-            obj = torch.load(file, map_location=map_location, weights_only=True)
-        else:
-            with get_filesystem(shown).open(shown, "rb") as f:
-                obj = torch.load(f, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "Unsupported global" in str(err):
-            found = [line.strip() for line in str(err).splitlines() if "Unsupported" in line]
-            raise CheckpointError(
-                f"{shown}: the checkpoint holds objects other than tensors and plain Python "
-                f"values ({found[0] if found else _first_line(err)}), so it was not loaded: "
-                "expected weights_only=True to suffice. Load it with torch.load(..., "
-                "weights_only=False) only if you trust where it came from"
-            ) from err
-        raise CheckpointError(
-            f"{shown}: the file is corrupted ({_first_line(err)}); expected a checkpoint "
-            "written by torch.save / Trainer.save_checkpoint"
-        ) from err
-    except Exception as err:  # torch.load raises RuntimeError, KeyError, EOFError, ...
-        raise CheckpointError(
-            f"{shown}: the file is truncated or corrupted ({type(err).__name__}: "
-            f"{_first_line(err)}); expected a checkpoint written by torch.save / "
-            "Trainer.save_checkpoint"
-        ) from err
-    if not isinstance(obj, dict):
-        raise CheckpointError(
-            f"{shown}: expected a checkpoint dict (a Lightning checkpoint or a state_dict); "
-            f"got a {type(obj).__name__}"
-        )
-    return obj
+def _saved_device_or_cpu(storage: Any, location: str) -> Any:
+    # Lightning's default map_location: each tensor goes back to the device it was saved
+    # from where that device exists here, else to the CPU.
+    kind = location.split(":")[0]
+    available = {"cpu": True, "cuda": torch.cuda.is_available()}.get(kind)
+    if kind == "mps":
+        available = torch.backends.mps.is_available()
+    return None if available else storage.cpu()
 
 
 def verify_checkpoint(
@@ -277,7 +158,7 @@ def verify_checkpoint(
         >>> verify_checkpoint(lenet, {"state_dict": resnet.state_dict()}, "r.ckpt")
         Traceback (most recent call last):
         ...
-        classic_cnns.checkpoint.CheckpointError: r.ckpt: the weights do not fit lenet5 ...
+        classic_cnns.files.CheckpointError: r.ckpt: the weights do not fit lenet5 ...
     """
     name = getattr(getattr(model, "info", None), "name", type(model).__name__)
     hparams = checkpoint.get("hyper_parameters")
@@ -293,8 +174,8 @@ def verify_checkpoint(
         raise CheckpointError(
             f"{source}: expected a state_dict mapping; got {type(state).__name__}"
         )
-    state = {_strip_compiled(k): v for k, v in state.items()}
-    expected = {_strip_compiled(k): v for k, v in model.state_dict().items()}
+    state = {strip_compiled(k): v for k, v in state.items()}
+    expected = {strip_compiled(k): v for k, v in model.state_dict().items()}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shapes = [
@@ -340,7 +221,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
     ) -> None:
         """Write ``checkpoint`` to ``path`` atomically (temporary file, then rename)."""
-        if storage_options is not None or not _is_local(path):
+        if storage_options is not None or not is_local(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         atomic_save(checkpoint, path)
@@ -373,8 +254,6 @@ def _set_rng_states(states: Mapping[str, Any]) -> None:
 
 
 def _train_loaders(trainer: L.Trainer) -> list[ResumableDataLoader]:
-    from lightning.pytorch.utilities.combined_loader import CombinedLoader
-
     loaders = trainer.train_dataloader
     if loaders is None:
         return []
@@ -437,8 +316,6 @@ class ExactResume(L.Callback):
             for loader, loader_state in zip(loaders, saved, strict=True):
                 loader.load_state_dict(loader_state)
         elif saved:
-            from lightning.pytorch.utilities import rank_zero_warn
-
             rank_zero_warn(
                 f"ExactResume: the checkpoint holds the position of {len(saved)} training "
                 f"loader(s), the run has {len(loaders)} resumable one(s); the data order "

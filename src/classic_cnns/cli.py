@@ -36,10 +36,16 @@ from classic_cnns._cli_helpers import (
     short_help,
     user_error_message,
 )
+from classic_cnns._measured import MNIST10K
+from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
+from classic_cnns.export import export_main, predict_main
+from classic_cnns.hub import create_model, load_weights
+from classic_cnns.inspection import summary
+from classic_cnns.models import family_class
 from classic_cnns.plots import TrainingPlots
 from classic_cnns.recipes import Recipe
-from classic_cnns.registry import family_class, list_models, model_info
+from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
 
 __all__ = ["ClassicCLI", "default_threads", "last_checkpoint", "main", "model_table"]
@@ -139,13 +145,28 @@ class ClassicCLI(LightningCLI):
         super().parse_arguments(parser, args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """Link the data's classes and channels to the model; add ``--threads``."""
+        """Link the data's classes and channels to the model; add ``--pretrained``,
+        ``--weights`` and ``--threads``."""
         # The data decides how many classes and channels the model is built for.
         parser.link_arguments(
             "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
         )
         parser.link_arguments(
             "data.in_channels", "model.init_args.in_channels", apply_on="instantiate"
+        )
+        parser.add_argument(
+            "--pretrained",
+            type=bool,
+            default=False,
+            help="start from torchvision's ImageNet weights (a fresh head for other classes, "
+            "the first convolution adapted to other channels)",
+        )
+        parser.add_argument(
+            "--weights",
+            type=str | None,
+            default=None,
+            help="start from the network weights in a .ckpt or .safetensors file, adapted to "
+            "the model (unlike --ckpt_path, which resumes a run)",
         )
         parser.add_argument(
             "--threads",
@@ -197,6 +218,16 @@ class ClassicCLI(LightningCLI):
                 ),
                 file=sys.stderr,
             )
+
+    def after_instantiate_classes(self) -> None:
+        """Load the starting weights (``--pretrained``, ``--weights``) into the model built.
+
+        Not when ``--ckpt_path`` resumes a run: its weights come from the checkpoint.
+        """
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("ckpt_path") is None and isinstance(self.model, ImageClassifier):
+            pretrained, path = bool(config.get("pretrained")), config.get("weights")
+            load_weights(self.model, pretrained=pretrained, checkpoint_path=path)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The Trainer, with ``ModelCheckpoint(save_last=True)`` and the plots by default."""
@@ -278,8 +309,6 @@ def model_table(pattern: str | None = None, markdown: bool = False) -> str:
             )
         )
     if markdown:
-        from classic_cnns._measured import MNIST10K
-
         md_header = (*header[:2], "paper", *header[3:], "MNIST-10k test accuracy")
         lines = ["| " + " | ".join(md_header) + " |", "|---|---|---|---:|---|---|---|---:|"]
         for name, row in zip(list_models(pattern), rows, strict=True):
@@ -343,9 +372,6 @@ def _summary_command(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--format", choices=("text", "markdown"), default="text")
     args = parser.parse_args(argv)
-    from classic_cnns.inspection import summary
-    from classic_cnns.registry import create_model
-
     size = tuple(args.input_size or model_info(args.model).input_size)
     model = create_model(args.model, in_channels=size[0], num_classes=args.num_classes)
     table = summary(model, size)
@@ -354,20 +380,14 @@ def _summary_command(argv: Sequence[str]) -> int:
 
 
 def _export_command(argv: Sequence[str]) -> int:
-    from classic_cnns.export import export_main
-
     return export_main(list(argv))
 
 
 def _predict_folder_command(argv: Sequence[str]) -> int:
-    from classic_cnns.export import predict_main
-
     return predict_main(list(argv))
 
 
 def _bench_command(argv: Sequence[str]) -> int:
-    from classic_cnns.bench import main as bench_main
-
     return bench_main(list(argv))
 
 

@@ -5,12 +5,13 @@ network (normalised float images ``(N, C, H, W)`` in, logits out) and, in the sa
 command, loads the written file back and compares its outputs with PyTorch's on a random
 batch of another size (onnxruntime runs the ONNX file when it is installed). The file is
 written beside its destination under a temporary name and renamed into place only after
-the check passed (:func:`classic_cnns.checkpoint.atomic_path`), so a failed export never
+the check passed (:func:`classic_cnns.files.atomic_path`), so a failed export never
 leaves a file, nor replaces one.
 
 ``classic-cnns predict-folder CHECKPOINT FOLDER`` classifies every image file in a folder
 and writes a CSV of file, predicted class and probability, preprocessing each image as the
-model's training data was (the mean, std and size its checkpoint records). The name is
+model's training data was: the :class:`~classic_cnns.data.preprocessing.Preprocessing` its
+checkpoint records (mean, std, size, padding or resizing). The name is
 not ``predict``: that subcommand is LightningCLI's (``Trainer.predict`` on a datamodule).
 
 Example:
@@ -35,17 +36,17 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from classic_cnns.checkpoint import atomic_path
-from classic_cnns.weights import META_DATA, META_HPARAMS, META_VERSION, load_model
-
-if TYPE_CHECKING:
-    from classic_cnns.task import ImageClassifier
+from classic_cnns._version import __version__
+from classic_cnns.data.folder import IMAGE_EXTENSIONS, list_images, load_image
+from classic_cnns.data.preprocessing import Preprocessing
+from classic_cnns.files import META_DATA, META_HPARAMS, META_VERSION, atomic_path
+from classic_cnns.hub import load_model
+from classic_cnns.task import ImageClassifier
 
 __all__ = [
     "FORMATS",
@@ -88,8 +89,6 @@ class ExportResult:
 
 
 def _metadata(model: ImageClassifier) -> dict[str, str]:
-    from classic_cnns import __version__
-
     hparams = {k: v for k, v in model.hparams.items() if not str(k).startswith("_")}
     try:
         return {
@@ -121,7 +120,7 @@ def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> No
     Example:
         >>> import tempfile
         >>> from classic_cnns import LeNet5
-        >>> from classic_cnns.weights import read_weights_file
+        >>> from classic_cnns.files import read_weights_file
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     save_safetensors(LeNet5(num_classes=3), f"{folder}/lenet5.safetensors")
         ...     read_weights_file(f"{folder}/lenet5.safetensors").hparams["num_classes"]
@@ -366,45 +365,6 @@ def _default_output(source: Path, format: str) -> Path:
 # -- predicting a folder -----------------------------------------------------------------
 
 
-def _normalization(
-    model: ImageClassifier, mean: Sequence[float] | None, std: Sequence[float] | None
-) -> tuple[list[float], list[float]]:
-    from classic_cnns.data.base import _mean_std
-
-    given = _mean_std(mean, std, model.in_channels)
-    if given is not None:
-        return list(given[0]), list(given[1])
-    config = model.data_config
-    if "mean" in config and "std" in config:
-        return list(config["mean"]), list(config["std"])
-    weights = model.info.weights
-    if weights is not None and model.hparams.get("pretrained", False):
-        m, s = weights.normalization(model.in_channels)
-        return list(m), list(s)
-    raise ValueError(
-        f"the model does not record the normalisation it was trained with (it was not trained "
-        f"with a classic_cnns datamodule); pass mean and std ({model.in_channels} value(s) each)"
-    )
-
-
-def _prepare(images: list[Tensor], size: tuple[int, int], pad: bool) -> Tensor:
-    from torchvision.transforms.v2 import functional as TF
-
-    out = []
-    for image in images:
-        h, w = image.shape[-2:]
-        if pad and h <= size[0] and w <= size[1]:
-            # Trained on padded images (MNIST into LeNet-5): pad the same way.
-            dh, dw = size[0] - h, size[1] - w
-            image = F.pad(image, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
-        elif (h, w) != size:
-            scale = max(size[0] / h, size[1] / w)
-            cover = [max(size[0], round(h * scale)), max(size[1], round(w * scale))]
-            image = TF.center_crop(TF.resize(image, cover, antialias=True), list(size))
-        out.append(image)
-    return torch.stack(out)
-
-
 def predict_folder(
     model: ImageClassifier,
     folder: str | os.PathLike[str],
@@ -419,9 +379,10 @@ def predict_folder(
 ) -> list[dict[str, Any]]:
     """Classify every image file in ``folder``; optionally write the rows as a CSV.
 
-    Images are decoded to the model's channels, brought to the size it was trained at
-    (padded if it was trained on padded images, else resized to cover and centre-cropped)
-    and normalised with the mean and std its checkpoint records (or ``mean``/``std``).
+    Images are decoded to the model's channels and prepared as its training batches were:
+    the :class:`~classic_cnns.data.preprocessing.Preprocessing` its ``data_config`` records
+    (padded if it was trained on padded images, else resized to cover and centre-cropped,
+    then normalised), with ``mean``/``std`` instead of the recorded ones when given.
 
     Args:
         model: The trained model.
@@ -480,8 +441,6 @@ def _predict(
     on_error: str,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     # The rows of the readable images, and (file, reason) of the others.
-    from classic_cnns.data.folder import IMAGE_EXTENSIONS, list_images, load_image
-
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
     if on_error not in ("skip", "raise"):
@@ -491,10 +450,9 @@ def _predict(
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
     model = model.to(device).eval()
     config = model.data_config
-    size = tuple(config.get("image_size") or model.input_size[1:])
-    pad = config.get("resize") == "pad"
-    mean_t, std_t = (torch.tensor(v, device=device).view(1, -1, 1, 1) for v in
-                     _normalization(model, mean, std))  # fmt: skip
+    prep = Preprocessing.from_config(
+        config, model.in_channels, mean=mean, std=std, image_size=model.input_size[1:]
+    )
     names = [str(i) for i in range(model.num_classes)]
     recorded = config.get("class_names")
     if recorded and len(recorded) == model.num_classes:
@@ -511,14 +469,14 @@ def _predict(
     for start in range(0, len(files), batch_size):
         chunk, raw = [], []
         for path in files[start : start + batch_size]:
-            try:  # for padding, keep the native size: _prepare pads it
-                raw.append(load_image(path, model.in_channels, None if pad else size))
+            try:  # at its own size: the preprocessing brings it to the model's
+                raw.append(prep.fit(load_image(path, model.in_channels, None)))
                 chunk.append(path)
             except ValueError as err:
                 skipped.append((path.relative_to(folder).as_posix(), str(err.__cause__ or err)))
         if not chunk or (skipped and on_error == "raise"):
             continue  # nothing to classify, or nothing will be written anyway
-        x = _prepare(raw, size, pad).to(device).float().div_(255).sub_(mean_t).div_(std_t)
+        x = prep(torch.stack(raw).to(device))
         with torch.no_grad():
             probs = model(x).softmax(dim=-1)
         best, index = probs.max(dim=1)

@@ -7,9 +7,10 @@ The *head* of a network is its final classifier layer(s), what
 and for GoogLeNet ``fc`` plus the auxiliary classifiers ``aux1`` and ``aux2``, which
 torchvision's weights leave untrained. Everything else is the *backbone*.
 
-The functions work on plain networks; :class:`~classic_cnns.task.ImageClassifier` wraps
-them as ``freeze_backbone()``, ``unfreeze_backbone()`` and ``reset_classifier()``, and
-:class:`UnfreezeBackbone` is the Lightning callback that unfreezes after a few epochs.
+The functions work on plain networks; :class:`FreezableBackbone` gives a LightningModule
+(:class:`~classic_cnns.task.ImageClassifier`) its ``freeze_backbone()`` and
+``unfreeze_backbone()``, and :class:`UnfreezeBackbone` is the Lightning callback that
+unfreezes after a few epochs.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
+from typing_extensions import Self
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
 __all__ = [
+    "FreezableBackbone",
     "UnfreezeBackbone",
     "backbone_parameters",
     "freeze_backbone",
@@ -197,6 +200,74 @@ def reset_head(net: nn.Module, num_classes: int) -> None:
     if old is not None:  # the new layers join the old ones' device and dtype
         for name in head_names(net):
             net.get_submodule(name).to(device=old.device, dtype=old.dtype)
+
+
+class FreezableBackbone(nn.Module):
+    """``freeze_backbone()`` and ``unfreeze_backbone()`` for a module whose network is ``net``.
+
+    :class:`~classic_cnns.task.ImageClassifier` has them from here, and
+    :class:`UnfreezeBackbone` calls them. The batch norm layers of a frozen backbone stay in
+    eval mode across ``train()``, which Lightning calls every epoch.
+
+    Example:
+        >>> from torch import nn
+        >>> class Model(FreezableBackbone):
+        ...     def __init__(self) -> None:
+        ...         super().__init__()
+        ...         self.net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+        >>> model = Model()
+        >>> model.freeze_backbone()
+        >>> model.train().net[1].training, model.backbone_frozen
+        (False, True)
+    """
+
+    net: nn.Module
+    # Batch norm layers that freeze_backbone() keeps in eval mode, even across train().
+    _frozen_norms: list[nn.Module] | tuple[()] = ()
+    _backbone_frozen: bool = False
+
+    def freeze_backbone(self, train_bn: bool = False) -> None:
+        """Train only the head (see :func:`freeze_backbone`).
+
+        Args:
+            train_bn: Keep training the backbone's batch norm layers; by default they are
+                frozen too and kept in eval mode, so the backbone is a fixed function.
+
+        Example:
+            >>> from classic_cnns import LeNet5
+            >>> model = LeNet5()
+            >>> model.freeze_backbone()
+            >>> [n for n, p in model.named_parameters() if p.requires_grad]
+            ['net.fc.weight', 'net.fc.bias']
+        """
+        self._frozen_norms = list(freeze_backbone(self.net, train_bn=train_bn))
+        self._backbone_frozen = True
+
+    def unfreeze_backbone(self) -> None:
+        """Train the whole network again.
+
+        Example:
+            >>> from classic_cnns import LeNet5
+            >>> model = LeNet5()
+            >>> model.freeze_backbone(); model.unfreeze_backbone()
+            >>> model.backbone_frozen
+            False
+        """
+        self._frozen_norms = []
+        self._backbone_frozen = False
+        unfreeze_backbone(self.net)
+
+    @property
+    def backbone_frozen(self) -> bool:
+        """Whether :meth:`freeze_backbone` is in effect (until :meth:`unfreeze_backbone`)."""
+        return self._backbone_frozen
+
+    def train(self, mode: bool = True) -> Self:
+        """Set training mode; the batch norm layers of a frozen backbone stay in eval mode."""
+        super().train(mode)
+        for m in getattr(self, "_frozen_norms", ()):  # train() runs in nn.Module.__init__ too
+            m.eval()
+        return self
 
 
 class UnfreezeBackbone(BaseFinetuning):

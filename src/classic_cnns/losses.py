@@ -14,7 +14,8 @@ shape ``(N,)``, and a ``reduction`` of ``"mean"`` or ``"sum"``:
 * :func:`distillation_loss`: ``alpha * kl_div + (1 - alpha) * cross_entropy`` (Hinton et al.
   2015, https://arxiv.org/abs/1503.02531).
 
-:class:`ClassificationLoss` fixes one of them, chosen by a :data:`LossName`, with its options.
+:class:`ClassificationLoss` fixes one of them, chosen by a :data:`LossName`, with its options;
+:func:`load_teacher` builds the frozen network that distillation learns from.
 
 Example:
     >>> import torch
@@ -26,8 +27,8 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
@@ -35,6 +36,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from classic_cnns import _guard
+from classic_cnns.files import read_weights_file
+from classic_cnns.registry import list_models
+from classic_cnns.weights import build_from_file, first_conv_name
 
 __all__ = [
     "LOSS_NAMES",
@@ -46,6 +50,7 @@ __all__ = [
     "distillation_loss",
     "get_loss",
     "kl_div",
+    "load_teacher",
     "mse",
 ]
 
@@ -61,14 +66,6 @@ _REDUCTIONS: tuple[str, ...] = get_args(Reduction)
 
 
 # -- argument checks (shapes and dtypes only: no device sync) ------------------------------
-def _is_number(value: Any) -> bool:
-    # A finite real number, not a bool or a string.
-    try:
-        return not isinstance(value, bool | str) and math.isfinite(value)
-    except TypeError:
-        return False
-
-
 def _check_reduction(reduction: Any) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
@@ -111,17 +108,17 @@ def _check_target(target: Any, logits: Tensor) -> None:
 
 
 def _check_temperature(temperature: Any) -> None:
-    if not (_is_number(temperature) and temperature > 0):
+    if not (_guard.is_number(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number; got {temperature!r}")
 
 
 def _check_alpha(alpha: Any) -> None:
-    if not (_is_number(alpha) and 0 <= alpha <= 1):
+    if not (_guard.is_number(alpha) and 0 <= alpha <= 1):
         raise ValueError(f"alpha must be a number in [0, 1]; got {alpha!r}")
 
 
 def _check_label_smoothing(label_smoothing: Any) -> None:
-    if not (_is_number(label_smoothing) and 0 <= label_smoothing < 1):
+    if not (_guard.is_number(label_smoothing) and 0 <= label_smoothing < 1):
         raise ValueError(f"label_smoothing must be a number in [0, 1); got {label_smoothing!r}")
 
 
@@ -417,3 +414,51 @@ class ClassificationLoss(nn.Module):
         """The name and the options that apply to it."""
         options = "".join(f", {k}={v}" for k, v in self.options.items())
         return f"{self.name!r}, reduction={self.reduction!r}{options}"
+
+
+def load_teacher(
+    teacher: str, weights: str | None, num_classes: int, in_channels: int
+) -> nn.Module:
+    """The frozen distillation teacher: a weights file, or a registered name with its weights.
+
+    A file (``.ckpt`` or ``.safetensors``) says which network it holds and must take the
+    student's ``in_channels`` and ``num_classes``; a name is built for them from ``weights``
+    (a head of another shape is kept fresh, with a warning). The network is returned in
+    eval mode with ``requires_grad=False``.
+
+    Raises:
+        ValueError: for a name without ``weights``, or a teacher that does not fit.
+        FileNotFoundError: if ``teacher`` is neither a registered name nor a file.
+
+    Example:
+        >>> load_teacher("lenet5", None, num_classes=10, in_channels=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: teacher='lenet5' is a model name; give its trained weights ...
+    """
+    if teacher in list_models():
+        if weights is None:
+            raise ValueError(
+                f"teacher={teacher!r} is a model name; give its trained weights as "
+                "teacher_weights (a .ckpt or .safetensors file): an untrained teacher "
+                "teaches nothing"
+            )
+        file = read_weights_file(weights)
+        net = build_from_file(file, teacher, num_classes=num_classes, in_channels=in_channels)
+    else:
+        if not Path(teacher).is_file():
+            raise FileNotFoundError(
+                f"teacher={teacher!r} is neither a registered model name nor a file; "
+                "expected a .ckpt or .safetensors file, or a name with teacher_weights"
+            )
+        file = read_weights_file(teacher)
+        net = build_from_file(file)
+        first = first_conv_name(net)
+        channels = net.get_submodule(first).in_channels if first else in_channels
+        classes = getattr(net, "num_classes", num_classes)
+        if (classes, channels) != (num_classes, in_channels):
+            raise ValueError(
+                f"the teacher {file.arch} takes {channels} channel(s) and has {classes} "
+                f"classes; the student takes {in_channels} and has {num_classes}"
+            )
+    return net.eval().requires_grad_(False)

@@ -1,8 +1,12 @@
-"""The LightningModule class of each architecture family.
+"""The LightningModule class of each architecture family, and the one family map.
 
 Each class is a thin subclass of :class:`~classic_cnns.task.ImageClassifier`: it names
 its family, picks the default architecture and declares the family's own network
-arguments, which reach the network builder unchanged.
+arguments, typed, so that LightningCLI lists and checks them (``--model.small_input``) and
+checkpoints record them. ``None`` leaves the network's own default; the arguments reach
+the network builder unchanged. :data:`FAMILIES` maps a registered model's family to its
+class (:func:`family_class`): ``create_model``, ``load_model`` and the command line's
+``--model resnet20`` read it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,17 @@ from typing import Any
 
 from classic_cnns.task import ImageClassifier
 
-__all__ = ["VGG", "AlexNet", "DenseNet", "GoogLeNet", "LeNet5", "NiN", "ResNet"]
+__all__ = [
+    "FAMILIES",
+    "VGG",
+    "AlexNet",
+    "DenseNet",
+    "GoogLeNet",
+    "LeNet5",
+    "NiN",
+    "ResNet",
+    "family_class",
+]
 
 
 class LeNet5(ImageClassifier):
@@ -248,3 +262,24 @@ class DenseNet(ImageClassifier):
         **kwargs: Any,
     ) -> None:
         super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+FAMILIES: dict[str, type[ImageClassifier]] = {
+    cls.family: cls  # type: ignore[misc]
+    for cls in (LeNet5, AlexNet, VGG, NiN, GoogLeNet, ResNet, DenseNet)
+}
+"""Family name (``ModelInfo.family``) to its LightningModule class."""
+
+
+def family_class(family: str) -> type[ImageClassifier]:
+    """The LightningModule class of a family; the generic ``ImageClassifier`` for others.
+
+    Example:
+        >>> from classic_cnns import model_info
+        >>> from classic_cnns.models import family_class
+        >>> family_class(model_info("resnet20").family).__name__
+        'ResNet'
+        >>> family_class("my_family").__name__
+        'ImageClassifier'
+    """
+    return FAMILIES.get(family, ImageClassifier)

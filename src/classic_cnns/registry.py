@@ -1,9 +1,11 @@
 """The model registry: every architecture is registered once, by name, with its facts.
 
 A registered entry is a *builder*: a keyword-only function that returns a pure
-``nn.Module`` network. ``create_model`` wraps that network in the LightningModule of
-its family (``LeNet5``, ``ResNet``, ...), so what users get back trains with a
-``lightning.Trainer`` and still exposes the plain network as ``.net``.
+``nn.Module`` network, stored with the facts of its paper, its input sizes, its parameter
+count, its training recipe and its pretrained weights (:class:`WeightsInfo`). The registry
+builds nothing but the plain network (:meth:`ModelInfo.build_net`);
+:func:`classic_cnns.hub.create_model` wraps that network in the LightningModule of its
+family (``LeNet5``, ``ResNet``, ...), as timm's ``create_model`` wraps its builders.
 """
 
 from __future__ import annotations
@@ -12,24 +14,148 @@ import difflib
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
+import torch
+import torchvision.models as tvm
 from torch import nn
 
 from classic_cnns.recipes import Recipe, default_recipe
 
-if TYPE_CHECKING:
-    from classic_cnns.task import ImageClassifier
-    from classic_cnns.weights import WeightsInfo
-
-__all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model"]
+__all__ = [
+    "ModelInfo",
+    "WeightsInfo",
+    "list_models",
+    "model_info",
+    "register_model",
+    "torchvision_weights",
+]
 
 Builder = Callable[..., nn.Module]
 B = TypeVar("B", bound=Builder)
 
 _REGISTRY: dict[str, ModelInfo] = {}
-# family name -> LightningModule class; filled by ImageClassifier.__init_subclass__.
-_FAMILIES: dict[str, type[ImageClassifier]] = {}
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Facts about one set of pretrained weights.
+
+    Attributes:
+        name: The weights' name in torchvision, e.g. ``"ResNet18_Weights.IMAGENET1K_V1"``.
+        url: Download address; torch.hub caches the file under ``torch.hub.get_dir()``.
+        sha256_prefix: The leading hex digits of the file's sha256, part of the file name,
+            which ``torch.hub.load_state_dict_from_url(check_hash=True)`` verifies.
+        dataset: Dataset the weights were trained on.
+        num_classes: Classes of the pretrained classifier.
+        top1: Top-1 accuracy (%) on the dataset's validation set, as torchvision reports it.
+        top5: Top-5 accuracy (%).
+        num_params: Parameters of the network the weights belong to.
+        crop_size: Side of the square input the weights were evaluated on (224).
+        resize_size: Shorter side the evaluation resized images to before the centre crop.
+        interpolation: Resizing interpolation of the evaluation transform, e.g. ``"bilinear"``.
+        mean: Per-channel mean of the input normalisation (RGB, on the 0-1 scale).
+        std: Per-channel standard deviation of the input normalisation.
+        recipe: Link to the training recipe.
+
+    Example:
+        >>> from classic_cnns import model_info
+        >>> w = model_info("resnet18").weights
+        >>> w.url, w.sha256_prefix, w.top1
+        ('https://download.pytorch.org/models/resnet18-f37072fd.pth', 'f37072fd', 69.758)
+        >>> w.normalization(1)
+        ((0.449,), (0.226,))
+    """
+
+    name: str
+    url: str
+    sha256_prefix: str
+    dataset: str
+    num_classes: int
+    top1: float
+    top5: float
+    num_params: int
+    crop_size: int
+    resize_size: int
+    interpolation: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    recipe: str
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the evaluation input: ``(3, crop_size, crop_size)``.
+
+        Example:
+            >>> from classic_cnns import model_info
+            >>> model_info("resnet18").weights.input_size
+            (3, 224, 224)
+        """
+        return (len(self.mean), self.crop_size, self.crop_size)
+
+    def normalization(self, in_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Mean and std for inputs of ``in_channels`` channels, matching the adapted weights.
+
+        For other channel counts than the weights' own, every channel gets the average of
+        the RGB values (as timm does for grey inputs), which suits :func:`adapt_input_conv`:
+        it gives each input channel a share of all three RGB filters.
+
+        Example:
+            >>> from classic_cnns import model_info
+            >>> model_info("resnet18").weights.normalization(3)[0]
+            (0.485, 0.456, 0.406)
+        """
+        if in_channels == len(self.mean):
+            return self.mean, self.std
+        mean = round(sum(self.mean) / len(self.mean), 4)
+        std = round(sum(self.std) / len(self.std), 4)
+        return (mean,) * in_channels, (std,) * in_channels
+
+
+def torchvision_weights(name: str) -> WeightsInfo | None:
+    """The facts of torchvision's default ImageNet weights for ``name``, or ``None``.
+
+    Read from torchvision's ``Weights`` enum (``get_model_weights(name).DEFAULT``): the
+    URL, the sha256 prefix in its file name, ``meta["_metrics"]`` and the preset transform.
+
+    Example:
+        >>> from classic_cnns.registry import torchvision_weights
+        >>> torchvision_weights("resnet50").name, torchvision_weights("resnet50").top1
+        ('ResNet50_Weights.IMAGENET1K_V2', 80.858)
+        >>> torchvision_weights("resnet20") is None
+        True
+    """
+    if name not in tvm.list_models(module=tvm):
+        return None
+    weights = tvm.get_model_weights(name).DEFAULT
+    match = torch.hub.HASH_REGEX.search(Path(weights.url).name)
+    if match is None:  # torchvision names every file <arch>-<sha256 prefix>.pth
+        raise RuntimeError(f"no sha256 prefix in the file name of {weights.url}")
+    preset = weights.transforms()
+    mean, std = tuple(preset.mean), tuple(preset.std)
+    if name == "googlenet":
+        # torchvision's GoogLeNet was ported from TensorFlow: with these weights it turns on
+        # transform_input, which maps ImageNet-normalised inputs to (x - 0.5) / 0.5. Our
+        # network has no such step, so the normalisation the weights expect is 0.5 / 0.5.
+        mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    (dataset, metrics), *_ = weights.meta["_metrics"].items()
+    return WeightsInfo(
+        name=f"{type(weights).__name__}.{weights.name}",
+        url=weights.url,
+        sha256_prefix=match.group(1),
+        dataset=dataset,
+        num_classes=len(weights.meta["categories"]),
+        top1=float(metrics["acc@1"]),
+        top5=float(metrics["acc@5"]),
+        num_params=int(weights.meta["num_params"]),
+        crop_size=int(preset.crop_size[0]),
+        resize_size=int(preset.resize_size[0]),
+        interpolation=preset.interpolation.value,
+        mean=mean,
+        std=std,
+        recipe=str(weights.meta.get("recipe", "")),
+    )
 
 
 @dataclass(frozen=True)
@@ -161,15 +287,7 @@ def _builtin_weights(name: str, builder: Builder) -> WeightsInfo | None:
     # happens to share a torchvision name must not be handed torchvision's weights.
     if not getattr(builder, "__module__", "").startswith("classic_cnns.nets."):
         return None
-    from classic_cnns.weights import torchvision_weights
-
     return torchvision_weights(name)
-
-
-def _ensure_loaded() -> None:
-    # Importing the package registers the built-in networks and families; this keeps
-    # `from classic_cnns.registry import create_model` working on its own too.
-    import classic_cnns  # noqa: F401
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -180,7 +298,6 @@ def list_models(pattern: str | None = None) -> list[str]:
         >>> list_models("lenet5*")
         ['lenet5', 'lenet5_bn', 'lenet5_modern']
     """
-    _ensure_loaded()
     names = sorted(_REGISTRY)
     if pattern is None:
         return names
@@ -198,7 +315,6 @@ def model_info(name: str) -> ModelInfo:
         >>> model_info("lenet5").year
         1998
     """
-    _ensure_loaded()
     if not isinstance(name, str) or name not in _REGISTRY:
         close = difflib.get_close_matches(str(name).lower(), _REGISTRY, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -207,52 +323,3 @@ def model_info(name: str) -> ModelInfo:
             f"names (see classic_cnns.list_models()).{hint}"
         )
     return _REGISTRY[name]
-
-
-def family_class(family: str) -> type[ImageClassifier]:
-    """The LightningModule class of a family (the generic ``ImageClassifier`` if none)."""
-    _ensure_loaded()
-    from classic_cnns.task import ImageClassifier
-
-    return _FAMILIES.get(family, ImageClassifier)
-
-
-def create_model(name: str, **kwargs: Any) -> ImageClassifier:
-    """Create a registered model as a LightningModule ready for ``Trainer.fit``.
-
-    Keyword arguments go to the family's LightningModule class: network arguments
-    (``num_classes``, ``in_channels`` and family-specific ones) and training
-    arguments (``optimizer``, ``lr``, ``scheduler``, ...). The plain network is ``.net``.
-    With ``checkpoint_path`` (a ``.safetensors`` file from ``classic-cnns export`` or a
-    Lightning ``.ckpt``), the hyperparameters the file records are the defaults of the
-    arguments not given, and the network starts from its weights.
-
-    Example:
-        >>> import torch
-        >>> from classic_cnns import create_model
-        >>> model = create_model("lenet5", num_classes=10, in_channels=1)
-        >>> model(torch.zeros(2, 1, 32, 32)).shape
-        torch.Size([2, 10])
-    """
-    info = model_info(name)
-    cls = family_class(info.family)
-    if kwargs.get("checkpoint_path"):
-        from classic_cnns.weights import model_kwargs_from_file
-
-        saved = model_kwargs_from_file(kwargs["checkpoint_path"])
-        # A file of another architecture is refused, by name, when its weights are loaded.
-        if saved.pop("arch", name) == name:
-            accepted = _init_parameters(cls)
-            kwargs = {**{k: v for k, v in saved.items() if k in accepted}, **kwargs}
-    return cls(arch=name, **kwargs)
-
-
-def _init_parameters(cls: type) -> set[str]:
-    import inspect
-
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is not None and klass.__module__.startswith("classic_cnns"):
-            names |= set(inspect.signature(init).parameters)
-    return names - {"self", "kwargs"}

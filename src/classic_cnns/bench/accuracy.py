@@ -42,7 +42,7 @@ from classic_cnns.bench._common import (
 )
 from classic_cnns.bench._data import DataUnavailable, image_size, make_datamodule, resolve_data_dir
 from classic_cnns.data.base import InMemoryDataModule
-from classic_cnns.registry import create_model
+from classic_cnns.hub import create_model
 from classic_cnns.task import ImageClassifier
 
 __all__ = ["OPTIMIZER_SETTINGS", "RECIPES", "Recipe", "fit_with_curve", "pick_backend", "plan"]

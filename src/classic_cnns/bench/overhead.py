@@ -74,7 +74,9 @@ from classic_cnns.bench._data import (
     resolve_data_dir,
 )
 from classic_cnns.data.base import InMemoryDataModule
-from classic_cnns.registry import create_model, family_class, model_info
+from classic_cnns.hub import create_model
+from classic_cnns.models import family_class
+from classic_cnns.registry import model_info
 from classic_cnns.task import ImageClassifier
 
 __all__ = ["LOOPS", "TRAINER_FLAGS", "Setting", "handwritten_fit", "plan", "run"]

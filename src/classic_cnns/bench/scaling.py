@@ -167,7 +167,8 @@ def fit_once(spec: Spec) -> dict[str, Any] | None:
         (1, [256, 256])
     """
     from classic_cnns.bench.overhead import _HPARAMS, TRAINER_FLAGS
-    from classic_cnns.registry import family_class, model_info
+    from classic_cnns.models import family_class
+    from classic_cnns.registry import model_info
 
     info = model_info(spec.model)
     dm = make_datamodule(

@@ -4,7 +4,14 @@ Small datasets (MNIST is 47 MB as uint8) fit in memory many times over, so the
 datamodules here hold them as one ``uint8`` tensor per split and hand out whole
 batches by indexing that tensor. The float conversion, padding or resizing and
 normalisation run once per *batch*, after the batch reaches its device, in
-``on_after_batch_transfer``. There is no per-sample PIL round trip.
+``on_after_batch_transfer``, by the datamodule's
+:class:`~classic_cnns.data.preprocessing.Preprocessing`. There is no per-sample PIL round
+trip.
+
+A datamodule settles what was left to the model in ``setup``: it reads the model being
+trained (``trainer.lightning_module``) through the typed
+:class:`~classic_cnns.data.preprocessing.ModelSpec` protocol (its recipe, input size and
+data configuration).
 
 Under a distributed strategy (DDP, ``ddp_spawn``) every process holds the whole dataset
 as uint8 (MNIST 47 MB, CIFAR-10 150 MB) and transforms its own batches on its own device;
@@ -17,15 +24,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, ResizeMode
 from classic_cnns.data.sampling import EpochShuffleSampler, ResumableDataLoader
 
 __all__ = ["InMemoryDataModule", "TensorBatches"]
@@ -71,25 +78,6 @@ class TensorBatches(Dataset[tuple[Tensor, Tensor]]):
         return self.images[idx], self.labels[idx]
 
 
-def _mean_std(
-    mean: Sequence[float] | None, std: Sequence[float] | None, channels: int
-) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    # Given normalisation statistics, checked (both or neither, one value per channel,
-    # std > 0) and as floats; None when neither is given.
-    if (mean is None) != (std is None):
-        raise ValueError(f"give mean and std together; got mean={mean!r} and std={std!r}")
-    if mean is None or std is None:
-        return None
-    if len(mean) != channels or len(std) != channels:
-        raise ValueError(
-            f"mean and std need {channels} value(s) each, one per input channel; got "
-            f"{len(mean)} and {len(std)}"
-        )
-    if min(std) <= 0:
-        raise ValueError(f"std must be positive; got {tuple(std)}")
-    return tuple(map(float, mean)), tuple(map(float, std))
-
-
 def _keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     # __getitems__ already built the batch; a module-level function pickles for workers.
     return batch
@@ -112,7 +100,8 @@ class InMemoryDataModule(L.LightningDataModule):
             or 224 for the ImageNet networks, as *Dive into Deep Learning* trains them),
             else its ``input_size``; without a model, the dataset's own size.
         resize: How to reach ``image_size``: ``"pad"`` with background (zeros) around the
-            image, as LeCun padded 28x28 MNIST to 32x32; or ``"resize"`` (bilinear).
+            image, as LeCun padded 28x28 MNIST to 32x32; or ``"resize"`` (bilinear, to cover
+            the size, centre-cropped; see :func:`~classic_cnns.data.preprocessing.to_size`).
             ``None`` pads when the image grows by at most 4 pixels a side, else resizes.
         val_size: Part of the training set held out for validation, as a fraction in
             ``[0, 1)`` or a count; 0 means no validation.
@@ -142,7 +131,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self,
         batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
-        resize: Literal["pad", "resize"] | None = None,
+        resize: ResizeMode | None = None,
         val_size: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
@@ -169,9 +158,8 @@ class InMemoryDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.data_on_device = data_on_device
         self._splits: dict[str, Split] = {}
-        self._target: tuple[int, int] | None = None
-        self._resize: Literal["pad", "resize"] = resize or "pad"
-        self._stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
+        # How batches become the network's input; settled in setup(), when the model is known.
+        self.preprocessing: Preprocessing | None = None
 
     # -- what subclasses provide -------------------------------------------------
     def load_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -185,16 +173,38 @@ class InMemoryDataModule(L.LightningDataModule):
         return len(self.mean)
 
     @property
-    def resize_mode(self) -> Literal["pad", "resize"]:
+    def resize_mode(self) -> ResizeMode:
         """How batches reach the image size: ``"pad"`` or ``"resize"`` (known after ``setup``)."""
-        return self._resize
+        if self.preprocessing is None:
+            return self.resize or "pad"
+        return self.preprocessing.resize
 
     @property
     def dims(self) -> tuple[int, int, int]:
         """``(C, H, W)`` of the batches after the batch transform (known after ``setup``)."""
-        if self._target is None:
+        if self.preprocessing is None:
             raise RuntimeError("dims is known after setup(); call dm.setup('fit') first")
-        return (self.in_channels, *self._target)
+        return (self.in_channels, *self.preprocessing.image_size)
+
+    @property
+    def data_config(self) -> dict[str, Any]:
+        """What a model trained on these batches records: the preprocessing and class names.
+
+        ``ImageClassifier`` copies it at fit start and keeps it in its checkpoints, so that
+        ``predict_folder`` and export prepare new images the same way. Empty before ``setup``.
+
+        Example:
+            >>> from classic_cnns import Digits
+            >>> dm = Digits(image_size=32)
+            >>> dm.setup("fit")
+            >>> dm.data_config["image_size"], dm.data_config["resize"]
+            ([32, 32], 'resize')
+        """
+        if self.preprocessing is None:
+            return {}
+        names = getattr(self, "class_names", None)
+        extra = {} if names is None else {"class_names": [str(n) for n in names]}
+        return {**self.preprocessing.config(), **extra}
 
     # -- Lightning hooks -----------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -223,16 +233,25 @@ class InMemoryDataModule(L.LightningDataModule):
         elif self.data_on_device is None:
             return  # other accelerators: only when asked
         self._splits = {name: (x.to(device), y.to(device)) for name, (x, y) in self._splits.items()}
-        self._stats.clear()
+
+    def _model(self) -> ModelSpec | None:
+        # The model being trained, when it says what the datamodule needs (see ModelSpec).
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        return model if isinstance(model, ModelSpec) else None
 
     def _follow_model(self, native: tuple[int, ...] | None) -> None:
-        # Settle what was left to the model being trained: the batch size, the image size
-        # and the way to reach it (the model's recipe and input size; see the Args).
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        recipe = getattr(model, "recipe", None)
-        if not self._batch_size_given and recipe is not None:
-            self.batch_size = recipe.batch_size
-        self._target = self._resolve_size(native, model)
+        # Settle what was left to the model being trained: the batch size, the image size and
+        # the way to reach it (the model's recipe and input size; see the Args).
+        model = self._model()
+        if not self._batch_size_given and model is not None:
+            self.batch_size = model.recipe.batch_size
+        size, mode = self._resolve_size(native, model)
+        self._resolve_stats()
+        self.preprocessing = Preprocessing(self.mean, self.std, size, mode)
+
+    def _resolve_stats(self) -> None:
+        # Settle ``mean`` and ``std`` before the preprocessing is built; the class's own here.
+        pass
 
     def _split(self, images: Tensor, labels: Tensor) -> dict[str, Split]:
         n = images.shape[0]
@@ -247,35 +266,33 @@ class InMemoryDataModule(L.LightningDataModule):
         val, train = val.sort().values, train.sort().values
         return {"train": (images[train], labels[train]), "val": (images[val], labels[val])}
 
-    def _resolve_size(self, native: tuple[int, ...] | None, model: Any) -> tuple[int, int]:
-        # The output size and, when not given, the way to reach it (pad or resize).
+    def _resolve_size(
+        self, native: tuple[int, ...] | None, model: ModelSpec | None
+    ) -> tuple[tuple[int, int], ResizeMode]:
+        # The output size and the way to reach it (pad or resize, when not given).
         # ``native`` is the images' own size, None when not known yet.
         size: Any = self.image_size
         if size is None:
-            small = getattr(getattr(model, "recipe", None), "small_image_size", None)
-            model_size = getattr(model, "input_size", None)
+            small = model.recipe.small_image_size if model is not None else None
             if small is not None and native is not None and max(native) <= 32:
                 size = small
             else:
-                size = tuple(model_size[-2:]) if model_size is not None else native
+                size = tuple(model.input_size[-2:]) if model is not None else native
         if isinstance(size, int):
             size = (size, size)
         size = tuple(int(s) for s in size)
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f"image_size must be an int or (H, W); got {self.image_size!r}")
-        if native is None:  # decoded at this size (ImageFolder): nothing to pad or resize
-            return size  # type: ignore[return-value]
-        if self.resize is None:
+        mode: ResizeMode = self.resize or "pad"
+        if native is not None and self.resize is None:
             grow = (size[0] - native[0], size[1] - native[1])
-            self._resize = "pad" if min(grow) >= 0 and max(grow) <= 8 else "resize"
-        else:
-            self._resize = self.resize
-        if self._resize == "pad" and (size[0] < native[0] or size[1] < native[1]):
+            mode = "pad" if min(grow) >= 0 and max(grow) <= 8 else "resize"
+        if native is not None and mode == "pad" and (size[0] < native[0] or size[1] < native[1]):
             raise ValueError(
                 f"resize='pad' cannot shrink {native[0]}x{native[1]} images to "
                 f"{size[0]}x{size[1]}; use resize='resize'"
             )
-        return size  # type: ignore[return-value]
+        return size, mode  # type: ignore[return-value]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
         if not self._splits:
@@ -349,32 +366,16 @@ class InMemoryDataModule(L.LightningDataModule):
     def transform(self, images: Tensor) -> Tensor:
         """The batch transform: uint8 ``(N, C, h, w)`` to normalised float ``(N, C, H, W)``.
 
+        Runs :attr:`preprocessing`, which ``setup`` settles.
+
         Example:
             >>> import torch
-            >>> from classic_cnns import MNIST
-            >>> dm = MNIST(image_size=32)
-            >>> dm._target = (32, 32)
-            >>> dm.transform(torch.zeros(2, 1, 28, 28, dtype=torch.uint8)).shape
+            >>> from classic_cnns import Digits
+            >>> dm = Digits(image_size=32)
+            >>> dm.setup("fit")
+            >>> dm.transform(torch.zeros(2, 1, 8, 8, dtype=torch.uint8)).shape
             torch.Size([2, 1, 32, 32])
         """
-        if self._target is None:
+        if self.preprocessing is None:
             raise RuntimeError("call setup() before transforming batches")
-        x = images.float().div_(255)
-        h, w = self._target
-        if (x.shape[-2], x.shape[-1]) != (h, w):
-            if self._resize == "pad":
-                dh, dw = h - x.shape[-2], w - x.shape[-1]
-                x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
-            else:
-                x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-        mean, std = self._stats_on(x.device)
-        return x.sub_(mean).div_(std)
-
-    def _stats_on(self, device: torch.device) -> tuple[Tensor, Tensor]:
-        if device not in self._stats:
-            shape = (1, -1, 1, 1)
-            self._stats[device] = (
-                torch.tensor(self.mean, device=device).view(shape),
-                torch.tensor(self.std, device=device).view(shape),
-            )
-        return self._stats[device]
+        return self.preprocessing(images)

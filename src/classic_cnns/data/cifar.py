@@ -229,11 +229,6 @@ class CIFAR10(TransferDataModule):
             self.class_names = tuple(str(n) for n in names)
         return (*self._read_all(self.train_list), *self._read_all(self.test_list))
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load the batches once, split off validation, resolve the normalisation."""
-        super().setup(stage)
-        self._resolve_stats()  # each time: the model being trained may have changed
-
 
 class CIFAR100(CIFAR10):
     """CIFAR-100 (Krizhevsky, 2009): 60,000 32x32 colour images of 100 classes (fine labels).

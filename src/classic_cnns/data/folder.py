@@ -27,8 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
+from torchvision.io import ImageReadMode, decode_image
 
-from classic_cnns.data.base import InMemoryDataModule, _mean_std
+from classic_cnns.data.base import InMemoryDataModule
+from classic_cnns.data.preprocessing import check_stats, normalization, to_size
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -111,20 +113,14 @@ def list_images(
     return sorted(p for p in found if p.is_file() and p.suffix.lower() in exts)
 
 
-def _size2(size: int | Sequence[int]) -> tuple[int, int]:
-    pair = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
-    if len(pair) != 2 or min(pair) < 1:
-        raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
-    return pair  # type: ignore[return-value]
-
-
 def load_image(
     path: str | os.PathLike[str], channels: int, size: int | Sequence[int] | None
 ) -> Tensor:
     """Decode an image file into uint8 ``(channels, H, W)``: resize to cover, crop the centre.
 
     The shorter side is scaled (bilinear, antialiased) so the image covers ``size`` and the
-    centre is cropped, keeping the aspect ratio.
+    centre is cropped, keeping the aspect ratio
+    (:func:`~classic_cnns.data.preprocessing.to_size` with ``"resize"``).
 
     Args:
         path: PNG, JPEG, GIF (first frame) or WebP file.
@@ -139,11 +135,11 @@ def load_image(
         >>> load_image("digit.png", channels=1, size=32).shape  # doctest: +SKIP
         torch.Size([1, 32, 32])
     """
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2 import functional as TF
-
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}")
+    target = None if size is None else ((size, size) if isinstance(size, int) else tuple(size))
+    if target is not None and (len(target) != 2 or min(target) < 1):
+        raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
     mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
     try:
         image = decode_image(str(path), mode=mode)
@@ -151,13 +147,8 @@ def load_image(
         raise ValueError(f"{path}: cannot decode the image ({err})") from err
     if image.ndim == 4:  # an animated GIF decodes to (frames, C, H, W): keep the first frame
         image = image[0]
-    h, w = image.shape[-2:]
-    height, width = (h, w) if size is None else _size2(size)
-    if (h, w) != (height, width):
-        scale = max(height / h, width / w)
-        cover = [max(height, round(h * scale)), max(width, round(w * scale))]
-        image = TF.resize(image, cover, antialias=True)
-        image = TF.center_crop(image, [height, width])
+    if target is not None:
+        image = to_size(image, (int(target[0]), int(target[1])), "resize")
     return image.contiguous()
 
 
@@ -169,15 +160,16 @@ def _class_dirs(folder: Path) -> list[Path]:
 class TransferDataModule(InMemoryDataModule):
     """Base of the fine-tuning datamodules: weights' normalisation, on-device crop and flip.
 
-    Normalisation (resolved at ``setup``, from the model being trained), the first of:
+    Normalisation (resolved at ``setup``, from the model being trained), the first of
+    (:func:`~classic_cnns.data.preprocessing.normalization`):
 
     1. ``mean``/``std`` when given;
-    2. when the model starts from pretrained weights (``pretrained=True``), the weights'
-       own (``model_info(arch).weights``, averaged over RGB for other channel counts);
-    3. when the model was trained before (``load_from_checkpoint``, or ``create_model``
-       with ``checkpoint_path``), the mean and std it records in ``model.data_config``
-       (if there is one value per channel): its weights expect inputs normalised so;
-    4. the dataset's own statistics.
+    2. the mean and std the model's weights expect, as its ``data_config`` records them (if
+       there is one value per channel): a pretrained model's are the weights' own
+       (``create_model(..., pretrained=True)`` sets them: ImageNet's, averaged over RGB for
+       other channel counts), a trained model's those it was trained with
+       (``load_from_checkpoint``, ``load_model``, or ``create_model`` with ``checkpoint_path``);
+    3. the dataset's own statistics.
 
     Training batches (only those) get :func:`random_crop_flip`.
 
@@ -218,7 +210,7 @@ class TransferDataModule(InMemoryDataModule):
         super().__init__(
             batch_size, image_size, resize, val_size, seed, num_workers, data_on_device
         )
-        self._given_stats = _mean_std(mean, std, self.in_channels)
+        self._given_stats = check_stats(mean, std, self.in_channels)
         if crop_padding is not None and crop_padding < 0:
             raise ValueError(f"crop_padding must be >= 0 or None; got {crop_padding!r}")
         self.augment = augment
@@ -228,30 +220,12 @@ class TransferDataModule(InMemoryDataModule):
         """Mean and std of the dataset itself; by default the class attributes."""
         return type(self).mean, type(self).std
 
-    def _weights_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-        """The normalisation the model's starting weights expect, if it is known."""
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        if model is None:
-            return None
-        hparams = getattr(model, "hparams", {})
-        weights = getattr(getattr(model, "info", None), "weights", None)
-        if weights is not None and hparams.get("pretrained", False):
-            return weights.normalization(self.in_channels)  # type: ignore[no-any-return]
-        config = getattr(model, "data_config", None) or {}
-        mean, std = config.get("mean"), config.get("std")
-        if (
-            mean is not None
-            and std is not None
-            and len(mean) == len(std) == self.in_channels
-            and min(std) > 0
-        ):
-            return tuple(float(v) for v in mean), tuple(float(v) for v in std)
-        return None
-
     def _resolve_stats(self) -> None:
-        stats = self._given_stats or self._weights_stats() or self.dataset_stats()
-        self.mean, self.std = stats  # instance values shadow the class's
-        self._stats.clear()  # the per-device tensors were built from the old values
+        # Each setup: the model being trained may have changed.
+        model = self._model()
+        recorded = model.data_config if model is not None else None
+        stats = normalization(self.in_channels, given=self._given_stats, recorded=recorded)
+        self.mean, self.std = stats or self.dataset_stats()  # instance values shadow the class's
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches (crop, flip) on the device, then convert and normalise."""
@@ -382,13 +356,13 @@ class ImageFolder(TransferDataModule):
         return images, torch.tensor(labels, dtype=torch.long)
 
     def _storage_size(self) -> tuple[int, int]:
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        if self.image_size is None and getattr(model, "input_size", None) is None:
+        model = self._model()
+        if self.image_size is None and model is None:
             raise ValueError(
                 "ImageFolder needs image_size (an int or (H, W)) to decode the images at, or "
                 "a model being trained with an input_size to take it from; got neither"
             )
-        return self._resolve_size(None, model)
+        return self._resolve_size(None, model)[0]
 
     def setup(self, stage: str | None = None) -> None:
         """Decode every image once (at the resolved size), split, and measure the training set."""
@@ -422,7 +396,6 @@ class ImageFolder(TransferDataModule):
                 raise ValueError(f"{self.root}: no training images with {self.extensions}")
             self._splits = splits
             self._measured = None
-        self._resolve_stats()  # each time: the model being trained may have changed
         self._follow_model(tuple(self._splits["train"][0].shape[-2:]))
         self._move_to_device()
 

@@ -1,0 +1,68 @@
+"""The task's arguments, checked at the boundary, before anything is built.
+
+``ImageClassifier.__init__`` resolves its training arguments from the model's recipe and
+hands them here: each is checked against its range, and the error says what was expected
+and what was given. The optimizer's settings are :mod:`classic_cnns.optim`'s to check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, get_args
+
+from classic_cnns._guard import NonFinitePolicy, is_number
+from classic_cnns.optim import check_settings
+from classic_cnns.registry import ModelInfo, list_models, model_info
+
+__all__ = ["check_arguments"]
+
+_OPTIMIZER_SETTINGS = ("optimizer", "scheduler", "lr", "weight_decay", "momentum", "backbone_lr")
+
+
+def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> None:
+    """Raise a ``ValueError`` naming the first of the task's arguments that is out of range.
+
+    ``kwargs`` holds the values the task resolved (its recipe's where none was given); the
+    message says what was expected and what was given.
+
+    Example:
+        >>> from classic_cnns import LeNet5, model_info
+        >>> check_arguments(LeNet5, model_info("resnet20"), {})
+        Traceback (most recent call last):
+        ...
+        ValueError: LeNet5 builds 'lenet' models ['lenet5', 'lenet5_bn', 'lenet5_modern']; ...
+    """
+    family = getattr(cls, "family", None)
+    if family is not None and info.family != family:
+        members = [n for n in list_models() if model_info(n).family == family]
+        raise ValueError(
+            f"{cls.__name__} builds {family!r} models {members}; got arch={info.name!r}, "
+            f"which is a {info.family!r} model: use create_model({info.name!r}) instead"
+        )
+    for name in ("num_classes", "in_channels"):
+        value = kwargs[name]
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise ValueError(f"{name} must be a positive int; got {value!r}")
+    if kwargs["num_classes"] < 2:
+        raise ValueError(f"num_classes must be at least 2; got {kwargs['num_classes']}")
+    check_settings(**{k: kwargs[k] for k in _OPTIMIZER_SETTINGS})
+    smoothing, aux, nonfinite = (
+        kwargs[k] for k in ("label_smoothing", "aux_loss_weight", "nonfinite")
+    )
+    if not (is_number(smoothing) and 0 <= smoothing < 1):
+        raise ValueError(f"label_smoothing must be in [0, 1); got {smoothing!r}")
+    if not (is_number(aux) and aux >= 0):
+        raise ValueError(f"aux_loss_weight must be a number >= 0; got {aux!r}")
+    if nonfinite not in get_args(NonFinitePolicy):
+        raise ValueError(f"nonfinite must be one of {get_args(NonFinitePolicy)}; got {nonfinite!r}")
+    loss, teacher = kwargs["loss"], kwargs["teacher"]
+    if (loss == "kl_div") != (teacher is not None):
+        raise ValueError(
+            "loss='kl_div' (knowledge distillation) needs a teacher, and a teacher needs "
+            f"loss='kl_div'; got loss={loss!r} and teacher={teacher!r}"
+        )
+    if not isinstance(kwargs["compile"], bool | dict):
+        raise ValueError(
+            "compile must be a bool or a dict of torch.compile arguments; got "
+            f"{kwargs['compile']!r}"
+        )

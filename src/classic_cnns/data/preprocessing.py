@@ -1,0 +1,295 @@
+"""How images become a network's input: the one owner of statistics, size and resize policy.
+
+:class:`Preprocessing` turns uint8 images ``(N, C, h, w)`` into the normalised float batch a
+network takes: to float on the 0-1 scale, to the image size (:func:`to_size`: zero padding
+around the image, or resizing to cover the size and cropping the centre), then normalised
+with the mean and standard deviation. The datamodules run it on every batch, on the device
+(``on_after_batch_transfer``); ``ImageFolder`` sizes its files with :func:`to_size` when it
+decodes them; the task records :meth:`Preprocessing.config` in its checkpoints, and
+``predict_folder`` rebuilds the same :class:`Preprocessing` from it
+(:meth:`Preprocessing.from_config`), so new images are prepared as the training images were.
+
+Which mean and std, in this order (:func:`normalization`): the ones given; else the ones the
+model's weights expect (its ``data_config``: recorded when it was trained, or set by
+``create_model(..., pretrained=True)``); else the dataset's own.
+
+:class:`ModelSpec` is what a datamodule reads from the model being trained
+(``trainer.lightning_module``) to follow it: its ``recipe`` (batch size, image size for
+small datasets), its ``input_size`` and its ``data_config``.
+
+Example:
+    >>> import torch
+    >>> from classic_cnns.data.preprocessing import Preprocessing
+    >>> prep = Preprocessing(mean=(0.5,), std=(0.25,), image_size=(32, 32), resize="pad")
+    >>> x = prep(torch.full((2, 1, 28, 28), 255, dtype=torch.uint8))
+    >>> x.shape, x[0, 0, 0, 0].item(), x[0, 0, 16, 16].item()
+    (torch.Size([2, 1, 32, 32]), -2.0, 2.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
+
+from classic_cnns.recipes import Recipe
+
+__all__ = [
+    "ModelSpec",
+    "Preprocessing",
+    "ResizeMode",
+    "check_stats",
+    "normalization",
+    "to_size",
+]
+
+ResizeMode = Literal["pad", "resize"]
+Stats = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+@runtime_checkable
+class ModelSpec(Protocol):
+    """What a datamodule reads from the model it feeds, to follow it.
+
+    ``ImageClassifier`` has all three; a LightningModule of your own is followed when it has
+    them too (otherwise the datamodule keeps its own defaults).
+
+    Attributes:
+        recipe: The model's training recipe: the datamodule's ``batch_size=None`` takes its
+            batch size, and ``image_size=None`` its ``small_image_size`` for images of at
+            most 32 pixels.
+        input_size: ``(C, H, W)``: the image size otherwise.
+        data_config: What the model's weights expect (``mean``, ``std``), for the
+            fine-tuning datamodules' normalisation.
+
+    Example:
+        >>> from classic_cnns import LeNet5
+        >>> from classic_cnns.data.preprocessing import ModelSpec
+        >>> isinstance(LeNet5(), ModelSpec)
+        True
+    """
+
+    @property
+    def recipe(self) -> Recipe: ...
+
+    @property
+    def input_size(self) -> tuple[int, int, int]: ...
+
+    @property
+    def data_config(self) -> Mapping[str, Any]: ...
+
+
+def check_stats(
+    mean: Sequence[float] | None, std: Sequence[float] | None, channels: int
+) -> Stats | None:
+    """Given statistics, checked (both or neither, one value per channel, std > 0), as floats.
+
+    Returns ``None`` when neither is given.
+
+    Example:
+        >>> check_stats([0.5], [0.25], channels=1)
+        ((0.5,), (0.25,))
+        >>> check_stats(None, None, channels=3) is None
+        True
+    """
+    if (mean is None) != (std is None):
+        raise ValueError(f"give mean and std together; got mean={mean!r} and std={std!r}")
+    if mean is None or std is None:
+        return None
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(
+            f"mean and std need {channels} value(s) each, one per input channel; got "
+            f"{len(mean)} and {len(std)}"
+        )
+    if min(std) <= 0:
+        raise ValueError(f"std must be positive; got {tuple(std)}")
+    return tuple(map(float, mean)), tuple(map(float, std))
+
+
+def normalization(
+    channels: int,
+    *,
+    given: Stats | None = None,
+    recorded: Mapping[str, Any] | None = None,
+) -> Stats | None:
+    """The mean and std to normalise with: ``given``, else ``recorded``'s, else ``None``.
+
+    ``recorded`` is a model's ``data_config``; its ``mean`` and ``std`` count only with one
+    positive value per channel. ``None`` leaves the choice to the caller: a datamodule then
+    takes its dataset's own statistics.
+
+    Example:
+        >>> normalization(1, recorded={"mean": [0.1307], "std": [0.3081]})
+        ((0.1307,), (0.3081,))
+        >>> normalization(3, recorded={"mean": [0.1307], "std": [0.3081]}) is None
+        True
+    """
+    if given is not None:
+        return given
+    mean, std = (recorded or {}).get("mean"), (recorded or {}).get("std")
+    if mean is None or std is None or not len(mean) == len(std) == channels or min(std) <= 0:
+        return None
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def to_size(images: Tensor, size: tuple[int, int], mode: ResizeMode) -> Tensor:
+    """Bring images ``(..., C, h, w)`` (uint8 or float) to ``size`` ``(H, W)``.
+
+    ``"pad"`` adds zeros around the image (LeCun padded 28x28 MNIST to 32x32 so), where it
+    fits; otherwise, and for ``"resize"``, the image is resized (bilinear, antialiased) to
+    cover ``size`` with its aspect ratio kept and the centre is cropped: torchvision's
+    ``Resize`` + ``CenterCrop``. A square image reaching a square size is simply resized.
+
+    Example:
+        >>> import torch
+        >>> to_size(torch.ones(1, 28, 28), (32, 32), "pad")[0, 1:3, 1:3].tolist()
+        [[0.0, 0.0], [0.0, 1.0]]
+        >>> to_size(torch.ones(1, 40, 20), (32, 32), "pad").shape
+        torch.Size([1, 32, 32])
+    """
+    h, w = images.shape[-2:]
+    height, width = size
+    if (h, w) == (height, width):
+        return images
+    if mode == "pad" and h <= height and w <= width:
+        dh, dw = height - h, width - w
+        return F.pad(images, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+    scale = max(height / h, width / w)
+    cover = [max(height, round(h * scale)), max(width, round(w * scale))]
+    return TF.center_crop(TF.resize(images, cover, antialias=True), [height, width])
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """uint8 images to the network's input: float, sized (:func:`to_size`), normalised.
+
+    Attributes:
+        mean: Per-channel mean, on the 0-1 scale.
+        std: Per-channel standard deviation.
+        image_size: Output ``(H, W)``.
+        resize: ``"pad"`` or ``"resize"`` (see :func:`to_size`).
+
+    Example:
+        >>> import torch
+        >>> prep = Preprocessing((0.0,), (1.0,), (4, 4), "resize")
+        >>> prep(torch.zeros(3, 1, 2, 2, dtype=torch.uint8)).shape
+        torch.Size([3, 1, 4, 4])
+        >>> Preprocessing.from_config(prep.config(), channels=1) == prep
+        True
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    image_size: tuple[int, int]
+    resize: ResizeMode = "resize"
+    # The statistics as tensors, one pair per device, made once (a copy per batch would
+    # make the host wait for the device).
+    _tensors: dict[torch.device, tuple[Tensor, Tensor]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        mean, std = check_stats(self.mean, self.std, len(self.mean)) or ((), ())
+        object.__setattr__(self, "mean", mean)  # frozen: tuples of floats, whatever was given
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise ValueError(f"image_size must be (H, W) of positive ints; got {self.image_size}")
+        if self.resize not in ("pad", "resize"):
+            raise ValueError(f"resize must be 'pad' or 'resize'; got {self.resize!r}")
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the images (one mean per channel).
+
+        Example:
+            >>> Preprocessing((0.5,) * 3, (0.2,) * 3, (8, 8)).in_channels
+            3
+        """
+        return len(self.mean)
+
+    def fit(self, images: Tensor) -> Tensor:
+        """Images ``(..., C, h, w)`` at the image size, still in their dtype (:func:`to_size`).
+
+        Example:
+            >>> import torch
+            >>> Preprocessing((0.5,), (0.2,), (8, 8), "pad").fit(torch.zeros(1, 6, 6)).shape
+            torch.Size([1, 8, 8])
+        """
+        return to_size(images, self.image_size, self.resize)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        """A uint8 batch ``(N, C, h, w)`` as the normalised float batch ``(N, C, H, W)``."""
+        if images.dtype != torch.uint8:
+            raise TypeError(f"expected uint8 images; got {images.dtype}")
+        x = self.fit(images.float().div_(255))
+        mean, std = self._on(x.device)
+        return x.sub_(mean).div_(std)
+
+    def _on(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        if device not in self._tensors:
+            shape = (1, -1, 1, 1)
+            self._tensors[device] = (
+                torch.tensor(self.mean, device=device).view(shape),
+                torch.tensor(self.std, device=device).view(shape),
+            )
+        return self._tensors[device]
+
+    def config(self) -> dict[str, Any]:
+        """The preprocessing as plain values, as checkpoints record it (``data_config``).
+
+        Example:
+            >>> Preprocessing((0.5,), (0.2,), (8, 8), "pad").config()
+            {'mean': [0.5], 'std': [0.2], 'image_size': [8, 8], 'resize': 'pad'}
+        """
+        return {
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+            "image_size": [int(v) for v in self.image_size],
+            "resize": self.resize,
+        }
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        channels: int,
+        *,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        image_size: Sequence[int] | None = None,
+    ) -> Preprocessing:
+        """The preprocessing a model's ``data_config`` records; ``mean``/``std`` override it.
+
+        Args:
+            config: A ``data_config`` (``mean``, ``std``, ``image_size``, ``resize``).
+            channels: The model's input channels.
+            mean: Normalisation mean, instead of the recorded one.
+            std: Normalisation std, with ``mean``.
+            image_size: ``(H, W)`` when the config records none.
+
+        Raises:
+            ValueError: when neither the config nor the arguments give the statistics or
+                the size.
+
+        Example:
+            >>> Preprocessing.from_config({"image_size": [32, 32]}, 1, mean=[0.5], std=[0.2])
+            Preprocessing(mean=(0.5,), std=(0.2,), image_size=(32, 32), resize='resize')
+        """
+        stats = normalization(channels, given=check_stats(mean, std, channels), recorded=config)
+        if stats is None:
+            raise ValueError(
+                "the model does not record the normalisation it was trained with (it was not "
+                "trained with a classic_cnns datamodule); pass mean and std "
+                f"({channels} value(s) each)"
+            )
+        size = config.get("image_size") or image_size
+        if size is None:
+            raise ValueError("the model does not record its image size; pass image_size (H, W)")
+        h, w = (int(s) for s in size)
+        return cls(*stats, image_size=(h, w), resize=config.get("resize", "resize"))

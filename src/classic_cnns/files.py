@@ -1,0 +1,456 @@
+"""Files on disk: written atomically, read safely, and the errors that name them.
+
+The bottom layer of the package; it imports nothing of ours.
+
+* :func:`atomic_path` and :func:`atomic_save` write to a temporary file beside the target and
+  rename it into place, so an interrupted write never leaves a truncated file where a good
+  one was (checkpoints, exported models, CSV files).
+* :func:`load_checkpoint` is the package's one reader of ``torch.save`` files: it checks the
+  file whole, then loads it with ``torch.load(weights_only=True)``, and turns a missing,
+  empty, truncated or corrupted file into a :class:`CheckpointError` that says which file and
+  what is wrong.
+* :func:`read_weights_file` reads any weights file (a Lightning ``.ckpt``, a ``torch.save``d
+  state dict, a ``.safetensors`` file written by ``classic-cnns export``) into a
+  :class:`WeightsFile`: the network's tensors, the hyperparameters and the data
+  configuration, from one read of the file.
+
+Example:
+    >>> import tempfile, torch
+    >>> from classic_cnns.files import atomic_save, read_weights_file
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     atomic_save({"net.fc.weight": torch.ones(2, 3)}, f"{folder}/w.pt")
+    ...     list(read_weights_file(f"{folder}/w.pt").state_dict)
+    ['fc.weight']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from torch import Tensor
+
+__all__ = [
+    "DATA_CHECKPOINT_KEY",
+    "CheckpointError",
+    "WeightsFile",
+    "atomic_path",
+    "atomic_save",
+    "check_checkpoint_file",
+    "is_safetensors_file",
+    "load_checkpoint",
+    "read_weights_file",
+    "strip_compiled",
+]
+
+MapLocation = str | torch.device | Callable[..., Any] | dict[str, str] | None
+
+# The metadata keys of the .safetensors files that classic-cnns writes.
+META_HPARAMS = "classic_cnns.hparams"
+META_DATA = "classic_cnns.data"
+META_VERSION = "classic_cnns.version"
+# The key under which ImageClassifier keeps its data configuration in Lightning checkpoints.
+DATA_CHECKPOINT_KEY = "classic_cnns_data"
+# torch.compile wraps a module in OptimizedModule, which adds this to its state-dict keys.
+COMPILED_PREFIX = "_orig_mod."
+
+
+def strip_compiled(key: str) -> str:
+    """A state-dict key without the ``_orig_mod.`` parts that ``torch.compile`` adds.
+
+    Example:
+        >>> strip_compiled("net._orig_mod.fc.weight")
+        'net.fc.weight'
+    """
+    return key.replace(COMPILED_PREFIX, "")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file and the problem.
+
+    Example:
+        >>> import tempfile
+        >>> from classic_cnns.files import CheckpointError, load_checkpoint
+        >>> with tempfile.NamedTemporaryFile(suffix=".ckpt") as f:  # an empty file
+        ...     try:
+        ...         load_checkpoint(f.name)
+        ...     except CheckpointError as err:
+        ...         print(str(err).removeprefix(f.name).split(";")[0])
+        : the file is empty (0 bytes)
+    """
+
+
+def is_local(path: str | os.PathLike[str]) -> bool:
+    return "://" not in str(path) or str(path).startswith("file://")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto ``path`` only if the block succeeds.
+
+    The temporary file (``.<name>.<random>.tmp`` in the target's folder, created empty
+    with the permissions a plain ``open`` would give) is for the block to write, by any
+    means. When the block ends without an error the file is flushed to disk and renamed
+    over ``path`` in one step (atomic on POSIX and Windows file systems: readers see the
+    old file or the complete new one). When it raises, even ``KeyboardInterrupt``, the
+    temporary file is removed and whatever was at ``path`` is left untouched.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from classic_cnns.files import atomic_path
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     with atomic_path(f"{folder}/out.csv") as tmp:
+        ...         _ = tmp.write_text("file,class\\n")
+        ...     sorted(p.name for p in Path(folder).iterdir())
+        ['out.csv']
+    """
+    path = Path(os.fspath(path).removeprefix("file://"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    # os.open with 0o666 lets the umask decide the permissions, as for a plain open()
+    # (tempfile.mkstemp would make the final file readable by its owner only).
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:  # the writer may not have synced: do it before the rename
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if os.name == "posix":  # make the rename itself durable (best effort)
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to a temporary file in the target's folder, then rename it into place.
+
+    See :func:`atomic_path`: readers see the old file or the complete new one, never a
+    partial write. If saving fails, the temporary file is removed and whatever was at
+    ``path`` is left untouched.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from classic_cnns.files import atomic_save
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     atomic_save({"w": torch.ones(2)}, f"{folder}/w.pt")
+        ...     torch.load(f"{folder}/w.pt", weights_only=True)["w"].tolist()
+        [1.0, 1.0]
+    """
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(obj, f)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None) -> None:
+    """Raise unless the local file ``path`` is a whole, intact ``torch.save`` file.
+
+    Reads the file once without unpickling anything: a zip archive (what ``torch.save``
+    writes) must be complete and every record must match its CRC-32 checksum.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        CheckpointError: naming the file, if it is empty, truncated, corrupted or not a
+            PyTorch file.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from classic_cnns.files import check_checkpoint_file
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     torch.save({"w": torch.ones(3)}, f"{folder}/w.pt")
+        ...     check_checkpoint_file(f"{folder}/w.pt")  # no error: whole and intact
+    """
+    shown = os.fspath(path) if shown is None else shown
+    path = Path(os.fspath(path).removeprefix("file://"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{shown}: no such checkpoint file")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(
+            f"{shown}: the file is empty (0 bytes); expected a checkpoint written by "
+            "torch.save. It was probably cut off while being written"
+        )
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head.startswith(b"\x80"):  # the legacy (pre-1.6) torch.save format: a pickle stream
+        return
+    if head != b"PK\x03\x04":
+        raise CheckpointError(
+            f"{shown}: not a PyTorch checkpoint: it starts with {head!r}; expected a zip "
+            "archive (b'PK\\x03\\x04') as torch.save and Trainer.save_checkpoint write"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()  # reads every record and checks its CRC-32
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise CheckpointError(
+            f"{shown}: the file is truncated or corrupted ({size} bytes; {_first_line(err)}); "
+            "expected a complete zip archive as torch.save writes. It was probably cut off "
+            "while being written or copied"
+        ) from err
+    if bad is not None:
+        raise CheckpointError(
+            f"{shown}: the file is corrupted: the CRC-32 checksum of its record {bad!r} does "
+            "not match its contents (a damaged copy or disk); expected an intact checkpoint"
+        )
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str] | IO[bytes], map_location: MapLocation = "cpu"
+) -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)``, naming the file in every error.
+
+    A local file is first checked whole: a ``torch.save`` zip archive must be complete
+    and every record must match its CRC-32 checksum, which catches truncation and flipped
+    bytes that ``torch.load`` alone would load without a word. An open file object is read
+    as it is.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        CheckpointError: if the file is empty, truncated, corrupted, not a PyTorch file,
+            holds objects other than tensors and plain Python values, or is not a dict.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from classic_cnns.files import CheckpointError, load_checkpoint
+        >>> with tempfile.NamedTemporaryFile(suffix=".ckpt") as f:
+        ...     _ = f.write(b"not a checkpoint"); f.flush()
+        ...     load_checkpoint(f.name)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        classic_cnns.files.CheckpointError: ...: not a PyTorch checkpoint: it starts ...
+    """
+    opened = not isinstance(path, str | os.PathLike)
+    shown = getattr(path, "name", "the checkpoint") if opened else os.fspath(path)  # type: ignore[arg-type]
+    shown = str(shown)
+    local = not opened and is_local(shown)
+    if local:
+        file = Path(shown.removeprefix("file://"))
+        check_checkpoint_file(file, shown)
+    try:
+        if opened or local:
+            source = path if opened else file
+            obj = torch.load(source, map_location=map_location, weights_only=True)  # type: ignore[arg-type]
+        else:
+            with get_filesystem(shown).open(shown, "rb") as f:
+                obj = torch.load(f, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" in str(err):
+            found = [line.strip() for line in str(err).splitlines() if "Unsupported" in line]
+            raise CheckpointError(
+                f"{shown}: the checkpoint holds objects other than tensors and plain Python "
+                f"values ({found[0] if found else _first_line(err)}), so it was not loaded: "
+                "expected weights_only=True to suffice. Load it with torch.load(..., "
+                "weights_only=False) only if you trust where it came from"
+            ) from err
+        raise CheckpointError(
+            f"{shown}: the file is corrupted ({_first_line(err)}); expected a checkpoint "
+            "written by torch.save / Trainer.save_checkpoint"
+        ) from err
+    except Exception as err:  # torch.load raises RuntimeError, KeyError, EOFError, ...
+        raise CheckpointError(
+            f"{shown}: the file is truncated or corrupted ({type(err).__name__}: "
+            f"{_first_line(err)}); expected a checkpoint written by torch.save / "
+            "Trainer.save_checkpoint"
+        ) from err
+    if not isinstance(obj, dict):
+        raise CheckpointError(
+            f"{shown}: expected a checkpoint dict (a Lightning checkpoint or a state_dict); "
+            f"got a {type(obj).__name__}"
+        )
+    return obj
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """What a weights file holds, as :func:`read_weights_file` reads it.
+
+    Attributes:
+        state_dict: The network's tensors, keyed as in ``model.net.state_dict()`` (empty
+            when the file was read with ``tensors=False``).
+        hparams: The LightningModule's hyperparameters (empty for a plain state dict).
+        data: The data configuration the model was trained with (``mean``, ``std``,
+            ``image_size``, ``class_names``), when the file records it.
+        source: Where the tensors came from (the file name), for messages.
+
+    Example:
+        >>> from classic_cnns.files import WeightsFile
+        >>> WeightsFile({}, {"arch": "lenet5"}, {}).arch
+        'lenet5'
+    """
+
+    state_dict: dict[str, Tensor]
+    hparams: dict[str, Any]
+    data: dict[str, Any]
+    source: str = "the weights file"
+
+    @property
+    def arch(self) -> str | None:
+        """The registered model name the file was saved from, if it says.
+
+        Example:
+            >>> from classic_cnns.files import WeightsFile
+            >>> WeightsFile({}, {}, {}).arch is None
+            True
+        """
+        arch = self.hparams.get("arch")
+        return arch if isinstance(arch, str) else None
+
+
+def is_safetensors_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a safetensors file, judged by its contents, not its name.
+
+    A safetensors file starts with the 8-byte little-endian length of its JSON header,
+    which begins with ``{``; ``torch.save`` writes a zip archive (``PK``) or a pickle.
+
+    Example:
+        >>> import tempfile
+        >>> from classic_cnns.files import is_safetensors_file
+        >>> with tempfile.NamedTemporaryFile(suffix=".safetensors") as f:
+        ...     is_safetensors_file(f.name)  # empty: not one, whatever its name says
+        False
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    size = int.from_bytes(head[:8], "little")
+    return 2 <= size <= os.path.getsize(path) - 8
+
+
+def _json_metadata(meta: Mapping[str, str], key: str, shown: str) -> dict[str, Any]:
+    try:
+        value = json.loads(meta.get(key, "{}"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(
+            f"{shown}: the metadata entry {key!r} is not valid JSON ({err}); expected the "
+            "JSON object classic-cnns export writes"
+        ) from err
+    if not isinstance(value, dict):
+        raise CheckpointError(
+            f"{shown}: the metadata entry {key!r} holds a {type(value).__name__}; expected a "
+            "JSON object"
+        )
+    return value
+
+
+def _read_safetensors(path: Path, shown: str, tensors: bool) -> WeightsFile:
+    try:  # an optional dependency (the export extra)
+        from safetensors import safe_open
+    except ImportError as err:
+        raise ImportError(
+            f"reading {shown} needs the safetensors package: pip install safetensors "
+            "(or pip install 'classic-cnns[export]')"
+        ) from err
+    try:
+        with safe_open(str(path), framework="pt") as f:  # the header; tensors on demand
+            meta = f.metadata() or {}
+            keys = list(f.keys())
+            state = {k: f.get_tensor(k) for k in keys} if tensors else {}
+    except Exception as err:  # safetensors raises its own SafetensorError, OSError, ...
+        raise CheckpointError(
+            f"{shown}: the safetensors file is truncated or corrupted ({type(err).__name__}: "
+            f"{err}); expected a file written by classic-cnns export or safetensors.save_file"
+        ) from err
+    return WeightsFile(
+        state,
+        _json_metadata(meta, META_HPARAMS, shown),
+        _json_metadata(meta, META_DATA, shown),
+        shown,
+    )
+
+
+def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> WeightsFile:
+    """Read a Lightning ``.ckpt``, a ``.safetensors`` file or a ``torch.save``d state dict.
+
+    The one reader of weight files: ``torch.save`` files go through
+    :func:`classic_cnns.files.load_checkpoint` (integrity check first, then
+    ``weights_only=True``, so no code runs from the file), safetensors files (recognised
+    by their contents, whatever their name) through ``safetensors.safe_open``. Keys of a
+    ``torch.compile``d network (``_orig_mod.``) and the LightningModule's ``net.`` prefix
+    are removed, so the keys are those of ``model.net.state_dict()``.
+
+    Args:
+        path: The file.
+        tensors: Read the tensors too; ``False`` reads only the hyperparameters and data
+            configuration (for a safetensors file, only its header).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        classic_cnns.files.CheckpointError: (a ``ValueError``) naming the file, if it
+            is empty, truncated or corrupted, holds code, or holds none of these.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from classic_cnns.files import read_weights_file
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     torch.save({"fc.weight": torch.ones(2, 3)}, f"{folder}/w.pt")
+        ...     file = read_weights_file(f"{folder}/w.pt")
+        >>> list(file.state_dict), file.arch
+        (['fc.weight'], None)
+    """
+    shown = os.fspath(path)
+    path = Path(shown)
+    if not path.is_file():
+        raise FileNotFoundError(f"{shown}: no such weights file")
+    if is_safetensors_file(path):
+        return _read_safetensors(path, shown, tensors)
+    obj = load_checkpoint(path)  # FileNotFoundError or CheckpointError, naming the file
+    if "state_dict" in obj:
+        # A Lightning checkpoint: the LightningModule's keys, the network's under "net.".
+        saved = obj["state_dict"]
+        if not isinstance(saved, Mapping):
+            raise CheckpointError(
+                f"{shown}: expected a state dict under 'state_dict'; got {type(saved).__name__}"
+            )
+        plain = {strip_compiled(k): v for k, v in saved.items()}
+        state = {k.removeprefix("net."): v for k, v in plain.items() if k.startswith("net.")}
+        if plain and not state:
+            raise CheckpointError(
+                f"{shown}: the checkpoint's state_dict has no 'net.' entries (it has e.g. "
+                f"{sorted(plain)[:3]}); expected the checkpoint of a classic_cnns "
+                "ImageClassifier, whose network is its 'net' attribute"
+            )
+        hparams = obj.get("hyper_parameters") or {}
+        data = obj.get(DATA_CHECKPOINT_KEY) or {}
+        return WeightsFile(
+            state if tensors else {},
+            dict(hparams) if isinstance(hparams, Mapping) else {},
+            dict(data) if isinstance(data, Mapping) else {},
+            shown,
+        )
+    if obj and all(isinstance(v, Tensor) for v in obj.values()):
+        plain = {strip_compiled(str(k)): v for k, v in obj.items()}
+        if all(k.startswith("net.") for k in plain):  # a LightningModule's own state_dict()
+            plain = {k.removeprefix("net."): v for k, v in plain.items()}
+        return WeightsFile(plain if tensors else {}, {}, {}, shown)
+    kinds = sorted({type(v).__name__ for v in obj.values()})
+    raise CheckpointError(
+        f"{shown}: expected a Lightning checkpoint (a dict with 'state_dict'), a state dict of "
+        f"tensors or a safetensors file; got a dict of {len(obj)} entries of type(s) "
+        f"{', '.join(kinds) or 'none'}"
+    )

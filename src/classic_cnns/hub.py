@@ -1,0 +1,180 @@
+"""Building models: from a registered name, or from a file, with their starting weights.
+
+This is timm's ``build_model_with_cfg`` idea. :func:`create_model` and :func:`load_model`
+read a weights file once (:func:`classic_cnns.files.read_weights_file`), take the
+hyperparameters it records as the defaults of the arguments not given, build the family's
+LightningModule (:data:`classic_cnns.models.FAMILIES`) and fit the tensors already in
+memory to its network (:func:`classic_cnns.weights.load_weights_file`). Pretrained
+ImageNet weights are loaded here too, after the model is built, never by a class's
+``__init__``: restoring a checkpoint (``load_from_checkpoint``) downloads nothing.
+
+Example:
+    >>> import tempfile
+    >>> from classic_cnns.export import save_safetensors
+    >>> from classic_cnns.hub import create_model, load_model
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     save_safetensors(create_model("lenet5", num_classes=3), f"{folder}/m.safetensors")
+    ...     model = load_model(f"{folder}/m.safetensors")
+    >>> type(model).__name__, model.num_classes
+    ('LeNet5', 3)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from classic_cnns.checkpoint import init_parameters
+from classic_cnns.files import WeightsFile, read_weights_file
+from classic_cnns.models import family_class
+from classic_cnns.registry import list_models, model_info
+from classic_cnns.task import ImageClassifier
+from classic_cnns.weights import check_arch, load_pretrained, load_weights_file
+
+__all__ = ["create_model", "load_model", "load_weights"]
+
+
+def create_model(
+    name: str,
+    *,
+    pretrained: bool = False,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> ImageClassifier:
+    """Create a registered model as a LightningModule ready for ``Trainer.fit``.
+
+    Keyword arguments go to the family's LightningModule class (``LeNet5``, ``ResNet``,
+    ...): network arguments (``num_classes``, ``in_channels`` and family-specific ones such
+    as ``small_input``) and training arguments (``optimizer``, ``lr``, ...). The plain
+    network is ``.net``.
+
+    Args:
+        name: A registered name (``classic_cnns.list_models()``).
+        pretrained: Start from torchvision's ImageNet weights (``model_info(name).weights``),
+            downloaded once through torch.hub with its hash check. With other
+            ``num_classes`` the head stays freshly initialised; with other ``in_channels``
+            the first convolution is adapted (:func:`~classic_cnns.weights.adapt_input_conv`).
+            The model's ``data_config`` then holds the normalisation the weights expect,
+            which the fine-tuning datamodules and ``predict_folder`` use.
+        checkpoint_path: Start from the network weights in a ``.safetensors`` file (as
+            ``classic-cnns export`` writes), a Lightning ``.ckpt`` or a state dict, read
+            once and adapted the same way; the hyperparameters the file records are the
+            defaults of the arguments not given, and its data configuration is kept.
+        **kwargs: Arguments of the family's class.
+
+    Raises:
+        ValueError: for an unknown name, both ``pretrained`` and ``checkpoint_path``, a name
+            without pretrained weights, or a file of another architecture.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns import create_model
+        >>> model = create_model("lenet5", num_classes=10, in_channels=1)
+        >>> model(torch.zeros(2, 1, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+    _check_start(name, pretrained, checkpoint_path)
+    if checkpoint_path:
+        return _build(name, read_weights_file(checkpoint_path), **kwargs)
+    model = _build(name, None, **kwargs)
+    if pretrained:
+        load_weights(model, pretrained=True)
+    return model
+
+
+def load_weights(
+    model: ImageClassifier,
+    *,
+    pretrained: bool = False,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+) -> None:
+    """Give a model built already its starting weights: torchvision's ImageNet ones, or a file's.
+
+    What ``create_model(..., pretrained=True)`` does after building, and what the command
+    line's ``--pretrained`` and ``--weights FILE`` do to the model it built. The tensors are
+    fitted to the network as :func:`create_model`'s are (a fresh head for other
+    ``num_classes``, the first convolution adapted to other ``in_channels``, a warning
+    naming every key not loaded); ``model.data_config`` becomes the normalisation the
+    weights expect (the file's data configuration, for a file).
+
+    Example:
+        >>> import tempfile, torch
+        >>> from classic_cnns import LeNet5
+        >>> trained, model = LeNet5(), LeNet5()
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     torch.save(trained.net.state_dict(), f"{folder}/w.pt")
+        ...     load_weights(model, checkpoint_path=f"{folder}/w.pt")
+        >>> torch.equal(model.net.fc.weight, trained.net.fc.weight)
+        True
+    """
+    name = model.info.name
+    _check_start(name, pretrained, checkpoint_path)
+    if checkpoint_path:
+        model.data_config = load_weights_file(model.net, checkpoint_path, arch=name)
+    elif pretrained:
+        load_pretrained(model.net, name)
+        mean, std = model.info.weights.normalization(model.in_channels)  # type: ignore[union-attr]
+        model.data_config = {"mean": list(mean), "std": list(std)}
+
+
+def _check_start(
+    name: str, pretrained: bool, checkpoint_path: str | os.PathLike[str] | None
+) -> None:
+    if pretrained and checkpoint_path:
+        raise ValueError(
+            "pass pretrained=True or checkpoint_path, not both: the checkpoint's weights "
+            f"would replace the ImageNet ones (got checkpoint_path={str(checkpoint_path)!r})"
+        )
+    if pretrained and model_info(name).weights is None:
+        raise ValueError(
+            f"{name} has no pretrained weights; pretrained=True works for "
+            f"{[n for n in list_models() if model_info(n).weights is not None]}"
+        )
+
+
+def load_model(path: str | os.PathLike[str], **overrides: Any) -> ImageClassifier:
+    """Rebuild the LightningModule a ``.ckpt`` or ``.safetensors`` file was saved from.
+
+    The file is read once. The registered name it records picks the family class
+    (``LeNet5``, ``ResNet``, ...); ``overrides`` replace saved hyperparameters
+    (``num_classes=5`` gives a fresh head and a warning naming the keys not loaded).
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        ValueError: if the file is damaged or does not say which model it holds.
+
+    Example:
+        >>> import tempfile
+        >>> import lightning as L
+        >>> from classic_cnns import LeNet5, load_model
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     trainer = L.Trainer(logger=False, enable_progress_bar=False)
+        ...     trainer.strategy.connect(LeNet5(num_classes=10))
+        ...     trainer.save_checkpoint(f"{folder}/m.ckpt")
+        ...     model = load_model(f"{folder}/m.ckpt")
+        >>> type(model).__name__, model.num_classes
+        ('LeNet5', 10)
+    """
+    file = read_weights_file(path)
+    arch = overrides.pop("arch", None) or file.arch
+    if arch is None:
+        raise ValueError(
+            f"{file.source} does not record which model it holds (no 'arch' hyperparameter); "
+            "build the model yourself and pass checkpoint_path, e.g. create_model('resnet20', "
+            f"checkpoint_path={file.source!r})"
+        )
+    return _build(arch, file, **overrides)
+
+
+def _build(name: str, file: WeightsFile | None, **kwargs: Any) -> ImageClassifier:
+    # Build the family's class from the file's hyperparameters (the defaults) and kwargs,
+    # then load the file's tensors into its network.
+    cls = family_class(model_info(name).family)
+    if file is not None:
+        check_arch(file, name)
+        accepted = init_parameters(cls) - {"arch"}
+        kwargs = {**{k: v for k, v in file.hparams.items() if k in accepted}, **kwargs}
+    model = cls(arch=name, **kwargs)
+    if file is not None:
+        model.data_config = load_weights_file(model.net, file, arch=name)
+    return model

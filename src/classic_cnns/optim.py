@@ -1,0 +1,184 @@
+"""Optimizers and learning-rate schedules, as the task's hyperparameters name them.
+
+:func:`param_groups` splits a network's parameters into the groups the task trains:
+backbone then head (each at its own learning rate), and within each, weights (with weight
+decay) then biases and normalisation scales (without). :func:`make_optimizer` and
+:func:`make_scheduler` build what ``configure_optimizers`` returns; the schedules step
+once per optimizer step.
+
+Example:
+    >>> from torch import nn
+    >>> from classic_cnns.optim import make_optimizer, param_groups
+    >>> net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    >>> groups = param_groups(net, head=set(net[1].parameters()), lr=0.1, weight_decay=1e-4)
+    >>> [(len(g["params"]), g["weight_decay"]) for g in groups]
+    [(1, 0.0001), (1, 0.0), (1, 0.0001), (1, 0.0)]
+    >>> type(make_optimizer("sgd", groups, lr=0.1, momentum=0.9)).__name__
+    'SGD'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, get_args
+
+import torch
+from torch import nn
+
+from classic_cnns._guard import is_number
+from classic_cnns.recipes import OptimizerName, SchedulerName
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "check_settings",
+    "make_optimizer",
+    "make_scheduler",
+    "param_groups",
+    "schedule_length",
+]
+
+OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
+SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
+
+
+def check_settings(
+    *,
+    optimizer: Any,
+    scheduler: Any,
+    lr: Any,
+    weight_decay: Any,
+    momentum: Any,
+    backbone_lr: Any = None,
+) -> None:
+    """Raise a ``ValueError`` naming the first setting out of its range, and what it got.
+
+    Example:
+        >>> check_settings(optimizer="sgd", scheduler="step", lr=-1, weight_decay=0,
+        ...                momentum=0.9)
+        Traceback (most recent call last):
+        ...
+        ValueError: lr must be a positive number; got -1
+    """
+    for name, value, choices in (("optimizer", optimizer, OPTIMIZERS),
+                                 ("scheduler", scheduler, SCHEDULERS)):  # fmt: skip
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+    for name, value, ok, expected in (
+        ("lr", lr, is_number(lr) and lr > 0, "a positive number"),
+        ("weight_decay", weight_decay, is_number(weight_decay) and weight_decay >= 0, ">= 0"),
+        ("momentum", momentum, is_number(momentum) and momentum >= 0, ">= 0"),
+    ):
+        if not ok:
+            raise ValueError(f"{name} must be {expected}; got {value!r}")
+    if backbone_lr is not None and not (is_number(backbone_lr) and backbone_lr > 0):
+        raise ValueError(
+            f"backbone_lr must be a positive number or None; got {backbone_lr!r} "
+            "(to keep the backbone fixed, use freeze_backbone())"
+        )
+
+
+def param_groups(
+    module: nn.Module,
+    head: Collection[nn.Parameter],
+    *,
+    lr: float,
+    weight_decay: float,
+    backbone_lr: float | None = None,
+) -> list[dict[str, Any]]:
+    """Parameter groups: backbone (at ``backbone_lr``) then head (at ``lr``), decay split.
+
+    Each part is split into weights (``ndim > 1``, with ``weight_decay``) and biases and
+    normalisation scales (without). Frozen parameters stay in: they get no gradient, so the
+    optimizer skips them, and unfreezing later needs no new group. Empty groups are left out.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Linear(3, 2)
+        >>> [g["lr"] for g in param_groups(net, head=(), lr=0.1, weight_decay=0.0)]
+        [0.1, 0.1]
+    """
+    head_ids = {id(p) for p in head}
+    parts = [
+        ([p for p in module.parameters() if id(p) not in head_ids], backbone_lr or lr),
+        ([p for p in module.parameters() if id(p) in head_ids], lr),
+    ]
+    groups = [
+        {
+            "params": [p for p in params if (p.ndim > 1) == decay],
+            "lr": part_lr,
+            "weight_decay": weight_decay if decay else 0.0,
+        }
+        for params, part_lr in parts
+        for decay in (True, False)
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(
+    name: OptimizerName, groups: list[dict[str, Any]], *, lr: float, momentum: float
+) -> torch.optim.Optimizer:
+    """The optimizer ``name`` says: ``"sgd"`` (Nesterov when ``momentum > 0``), ``"adam"``,
+    ``"adamw"`` or ``"rmsprop"``.
+
+    Example:
+        >>> from torch import nn
+        >>> groups = [{"params": list(nn.Linear(2, 2).parameters())}]
+        >>> make_optimizer("adamw", groups, lr=1e-3, momentum=0.9).defaults["lr"]
+        0.001
+    """
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=lr, momentum=momentum)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {name!r}")
+
+
+def make_scheduler(
+    name: SchedulerName, optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-step schedule over ``total_steps``, or ``None`` for ``"none"``.
+
+    ``"cosine"`` decays to 0; ``"onecycle"`` warms up to each group's learning rate, then
+    anneals; ``"step"`` multiplies by 0.1 at 50% and 75% of the run (the ResNet-CIFAR recipe).
+
+    Example:
+        >>> from torch import nn
+        >>> opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
+        >>> make_scheduler("step", opt, 100).milestones
+        Counter({50: 1, 75: 1})
+    """
+    if name == "none":
+        return None
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if name == "onecycle":
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lr, total_steps=total_steps
+        )
+    if name == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=[total_steps // 2, total_steps * 3 // 4], gamma=0.1
+        )
+    raise ValueError(f"scheduler must be one of {SCHEDULERS}; got {name!r}")
+
+
+def schedule_length(scheduler: Any) -> int | None:
+    """The number of steps a schedule of :func:`make_scheduler` was made for, if it says.
+
+    Example:
+        >>> from torch import nn
+        >>> opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
+        >>> schedule_length(make_scheduler("cosine", opt, 40))
+        40
+    """
+    for attr in ("total_steps", "T_max"):  # OneCycleLR, CosineAnnealingLR
+        if hasattr(scheduler, attr):
+            return int(getattr(scheduler, attr))
+    milestones = getattr(scheduler, "milestones", None)  # MultiStepLR: at 50% and 75%
+    return 2 * min(milestones) if milestones else None

@@ -1,0 +1,325 @@
+"""What one family of networks does that the others do not.
+
+AlexNet's and VGG's small-input stem and head, VGG's initialisation, NiN's Caffe network,
+GoogLeNet's auxiliary classifiers, ResNet's zero-initialised residuals and parameter-free
+CIFAR shortcuts, DenseNet's memory-efficient layers. The checks every network passes are in
+``tests/test_nets.py`` and ``tests/test_contract.py``; LeNet-5's in ``tests/test_lenet.py``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+
+import classic_cnns
+from classic_cnns import Digits, create_model, model_info
+from classic_cnns.nets.googlenet import GoogLeNetNet
+from classic_cnns.nets.resnet import Bottleneck, PadShortcut, ResNetNet
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _loss(out: Tensor | tuple[Tensor, ...], y: Tensor) -> Tensor:
+    """Cross-entropy, plus auxiliary losses weighted 0.3 as the task adds them."""
+    if isinstance(out, tuple):
+        return F.cross_entropy(out[0], y) + 0.3 * sum(F.cross_entropy(a, y) for a in out[1:])
+    return F.cross_entropy(out, y)
+
+
+def _torchvision_googlenet() -> nn.Module:
+    tv = torchvision.models.googlenet(
+        weights=None, num_classes=10, aux_logits=True, init_weights=True, transform_input=False
+    )
+    g = torch.Generator().manual_seed(0)
+    for m in tv.modules():  # random batch-norm statistics, so that a mix-up would show
+        if isinstance(m, nn.BatchNorm2d):
+            for t in (m.weight, m.bias, m.running_mean):
+                t.data.copy_(torch.randn(t.shape, generator=g) * 0.1 + (t is m.weight))
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    return tv
+
+
+# -- AlexNet, VGG, NiN ----------------------------------------------------------------------
+
+
+def test_alexnet_small_input_keeps_torchvision_layout_but_the_stem() -> None:
+    tv = torchvision.models.alexnet(weights=None, num_classes=10)
+    with torch.device("meta"):
+        net = classic_cnns.nets.alexnet.alexnet(num_classes=10, small_input=True)
+    net = net.to_empty(device="cpu")
+    state = {k: v for k, v in tv.state_dict().items() if not k.startswith("features.0.")}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    assert sorted(missing) == ["features.0.bias", "features.0.weight"] and not unexpected
+    assert net.features[0].kernel_size == (3, 3) and net.features[0].stride == (1, 1)
+    assert net.min_input_size == (15, 15)
+    assert _count(net) == _count(tv) - 64 * 3 * (11 * 11 - 3 * 3)
+    with torch.no_grad():
+        for size in (28, 32):
+            assert net.eval()(torch.randn(1, 3, size, size)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("name", ["vgg11", "vgg16_bn"])
+def test_vgg_small_input_head(name: str) -> None:
+    net = model_info(name).build_net(num_classes=10, small_input=True).eval()
+    assert not hasattr(net, "min_input_size")  # the features, hence the minimum, are unchanged
+    assert net.num_features == 512
+    widths = [(m.in_features, m.out_features) for m in net.classifier if isinstance(m, nn.Linear)]
+    assert widths == [(512, 512), (512, 512), (512, 10)]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        maps = net.forward_features(x)
+        assert maps.shape == (2, 512, 1, 1)
+        assert net.forward_head(maps, pre_logits=True).shape == (2, 512)
+        assert net(torch.randn(1, 3, 48, 40)).shape == (1, 10)  # global pooling: any size
+
+
+def test_vgg_initialisation_matches_torchvision() -> None:
+    torch.manual_seed(0)
+    net = classic_cnns.nets.vgg.vgg11(num_classes=10, small_input=True)
+    conv = net.features[3]  # 64 -> 128 channels
+    assert conv.weight.std().item() == pytest.approx((2 / (128 * 9)) ** 0.5, rel=0.05)
+    assert not conv.bias.any()
+    for linear in (m for m in net.classifier if isinstance(m, nn.Linear)):
+        assert linear.weight.std().item() == pytest.approx(0.01, rel=0.1)
+        assert not linear.bias.any()
+
+
+def test_nin_is_the_papers_cifar_network() -> None:
+    net = classic_cnns.nets.nin.nin()
+    assert not any(isinstance(m, nn.Linear) for m in net.modules())
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert [m.kernel_size[0] for m in convs] == [5, 1, 1, 5, 1, 1, 3, 1, 1]
+    assert [m.out_channels for m in convs] == [192, 160, 96, 192, 192, 192, 192, 192, 10]
+    # A ReLU after every convolution but the class maps (see nin's module docstring).
+    assert sum(isinstance(m, nn.ReLU) for m in net.modules()) == 8
+    assert sum(isinstance(m, nn.Dropout) for m in net.modules()) == 2
+    # Small class-map weights keep the first logits near zero; He (fan-in) elsewhere.
+    assert net.classifier[0].weight.std().item() == pytest.approx(0.01, rel=0.2)
+    assert convs[3].weight.std().item() == pytest.approx((2 / (96 * 25)) ** 0.5, rel=0.05)
+    net.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        maps = net.forward_features(x)
+        assert maps.shape == (2, 192, 8, 8)  # the pools halve 32 -> 16 -> 8, as in Caffe
+        logits = net(x)
+        # The class maps are averaged into the logits: no weights after them.
+        assert torch.allclose(logits, net.classifier(maps).mean(dim=(2, 3)))
+
+
+def test_nin_final_relu_is_the_caffe_layer() -> None:
+    torch.manual_seed(0)
+    caffe = classic_cnns.nets.nin.nin(final_relu=True)
+    torch.manual_seed(0)
+    default = classic_cnns.nets.nin.nin()
+    assert _count(caffe) == _count(default) == 966_986
+    assert caffe.state_dict().keys() == default.state_dict().keys()
+    assert isinstance(caffe.classifier[-1], nn.ReLU)
+    assert sum(isinstance(m, nn.ReLU) for m in caffe.modules()) == 9
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        class_maps = default.eval().classifier(default.forward_features(x))  # same weights
+        logits = caffe.eval()(x)
+    assert torch.allclose(logits, class_maps.relu().mean(dim=(2, 3)))
+    assert (logits >= 0).all()
+
+
+def test_nin_class_maps_do_not_die_on_a_small_task() -> None:
+    # With the Caffe ReLU on the class maps (and the former He fan-out init), 60 AdamW
+    # steps on 8x8 digits left 8-10 of the 10 logits constant (0 for every image) and the
+    # loss near log(10) = 2.30; the default reached 0.93-1.45 on seeds 0-3, no class dead.
+    dm = Digits(image_size=8, val_size=0)
+    dm.setup("fit")
+    images, labels, _, _ = dm.load_splits()
+    x, y = dm.transform(images[:256]), labels[:256]
+    torch.manual_seed(0)
+    net = classic_cnns.nets.nin.nin(num_classes=10, in_channels=1)
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        idx = torch.randint(0, len(y), (32,), generator=generator)
+        loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        logits = net.eval()(x)
+    assert (logits.std(dim=0) > 1e-4).all(), "some class logit is the same for every image"
+    assert nn.functional.cross_entropy(logits, y).item() < 1.7
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "dropouts"),
+    [
+        ("alexnet", {"small_input": True, "dropout": 0.2}, ("classifier.0", "classifier.3")),
+        ("vgg11", {"small_input": True, "dropout": 0.2}, ("classifier.2", "classifier.5")),
+        ("nin", {"dropout": 0.2}, ("features.2", "features.5")),
+    ],
+)
+def test_family_arguments_reach_the_network(
+    name: str, kwargs: dict[str, float], dropouts: tuple[str, ...]
+) -> None:
+    net = create_model(name, num_classes=10, **kwargs).net
+    modules = dict(net.named_modules())
+    assert [modules[d].p for d in dropouts] == [0.2, 0.2]
+    assert sum(isinstance(m, nn.Dropout) for m in net.modules()) == len(dropouts)
+
+
+# -- GoogLeNet ------------------------------------------------------------------------------
+
+
+def test_googlenet_aux_heads_param_count_matches_torchvision() -> None:
+    with torch.device("meta"):
+        ours = create_model("googlenet").net
+        tv = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
+    assert _count(ours) == _count(tv) == 13_004_888
+
+
+def test_googlenet_with_aux_matches_torchvision_in_training() -> None:
+    tv = _torchvision_googlenet().train()
+    net = model_info("googlenet").build_net(num_classes=10, in_channels=3)
+    net.load_state_dict(tv.state_dict(), strict=True)
+    net.train()
+    x = torch.randn(2, 3, 33, 33)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        expected = tv(x)
+        torch.manual_seed(1)  # the same dropout masks, drawn in the same order
+        out = net(x)
+    assert type(out) is tuple and len(out) == 3
+    for ours, theirs in zip(out, expected, strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-5, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def small_googlenet() -> classic_cnns.ImageClassifier:
+    return create_model("googlenet", num_classes=10, in_channels=1, small_input=True)
+
+
+def test_googlenet_returns_tuple_only_when_training_with_aux(
+    small_googlenet: classic_cnns.ImageClassifier,
+) -> None:
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert isinstance(small_googlenet.train()(x), tuple)
+        assert small_googlenet.eval()(x).shape == (2, 10)
+    no_aux = GoogLeNetNet(num_classes=10, in_channels=1, aux_logits=False, small_input=True)
+    assert no_aux.aux1 is None and no_aux.aux2 is None
+    with torch.no_grad():
+        assert no_aux.train()(x).shape == (2, 10)
+
+
+def test_googlenet_training_step_adds_aux_losses(
+    small_googlenet: classic_cnns.ImageClassifier,
+) -> None:
+    model = small_googlenet.train()
+    x, y = torch.randn(4, 1, 32, 32), torch.tensor([0, 3, 5, 9])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log outside a Trainer warns and does nothing
+        torch.manual_seed(0)
+        loss = model.training_step((x, y), 0)
+    loss.backward()
+    assert all(p.grad is not None for p in model.net.aux1.parameters())
+    with torch.no_grad():
+        torch.manual_seed(0)
+        out = model.net(x)
+        main = F.cross_entropy(out[0], y)
+    assert torch.allclose(loss.detach(), _loss(out, y), atol=1e-5)
+    assert loss > main
+
+
+# -- ResNet, DenseNet ----------------------------------------------------------------------
+
+
+def test_zero_init_residual() -> None:
+    basic = model_info("resnet20").build_net(zero_init_residual=True)
+    assert all(not b.bn2.weight.any() for b in basic.layer1)
+    bottleneck = ResNetNet(Bottleneck, [1, 1], widths=(8, 16), zero_init_residual=True)
+    blocks = [bottleneck.layer1[0], bottleneck.layer2[0]]
+    assert all(not b.bn3.weight.any() for b in blocks)
+    assert all(bool((b.bn2.weight == 1).all()) for b in blocks)
+
+
+def test_cifar_resnet_option_a_shortcuts_are_parameter_free() -> None:
+    net = model_info("resnet20").build_net()
+    shortcuts = [m for m in net.modules() if isinstance(m, PadShortcut)]
+    assert len(shortcuts) == 2 and all(_count(s) == 0 for s in shortcuts)
+    x = torch.randn(1, 16, 5, 5)
+    out = PadShortcut(16, 32, stride=2)(x)
+    assert torch.equal(out[:, :16], x[:, :, ::2, ::2]) and not out[:, 16:].any()
+    assert [len(s) for s in (net.layer1, net.layer2, net.layer3)] == [3, 3, 3]
+
+
+def _saved_bytes(net: nn.Module, x: Tensor) -> int:
+    """Bytes of the distinct activation storages that autograd saves for the backward pass.
+
+    A checkpoint's inputs (a dense layer's list of earlier maps, each a block's new channels
+    once) are kept alive without being saved this way, so they are not counted.
+    """
+    weights = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        if t.untyped_storage().data_ptr() not in weights:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = net(x)  # alive until the end: no saved storage is freed and its address reused
+    del out
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("name", ["densenet121", "densenet_bc_100"])
+def test_memory_efficient_densenet_gives_the_same_results(name: str) -> None:
+    # torchvision's test_memory_efficient_densenet (eval mode, outputs within 1e-5 and a
+    # gradient for every parameter), plus training mode: the same gradients, and the same
+    # batch norm statistics after the step (the checkpoint's recomputation must not
+    # update them a second time).
+    kwargs = {"small_input": True} if name == "densenet121" else {}
+    info = model_info(name)
+    torch.manual_seed(0)
+    plain = info.build_net(num_classes=10, **kwargs)
+    efficient = info.build_net(num_classes=10, memory_efficient=True, **kwargs)
+    efficient.load_state_dict(plain.state_dict())
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 3, 5, 9])
+    for training in (False, True):
+        results = []
+        for net in (plain, efficient):
+            net.train(training).zero_grad()
+            out = net(x)
+            F.cross_entropy(out, y).backward()
+            grads = {n: p.grad for n, p in net.named_parameters()}
+            assert all(g is not None for g in grads.values())
+            results.append((out.detach(), grads))
+        (out_plain, grads_plain), (out_efficient, grads_efficient) = results
+        torch.testing.assert_close(out_efficient, out_plain, rtol=0, atol=1e-5)
+        for pname, grad in grads_plain.items():
+            torch.testing.assert_close(grads_efficient[pname], grad, msg=pname)
+    buffers = efficient.state_dict()
+    for key, theirs in plain.state_dict().items():
+        assert torch.equal(buffers[key], theirs), key
+    # No checkpointing without gradients, so inference is the plain path.
+    with torch.no_grad():
+        assert torch.equal(efficient.eval()(x), plain.eval()(x))
+    # The concatenations and the bottlenecks' batch norm outputs are not kept for backward.
+    plain.train(), efficient.train()
+    assert _saved_bytes(efficient, x) < 0.6 * _saved_bytes(plain, x)
+
+
+def test_memory_efficient_densenet_refuses_torchscript_only_when_it_would_checkpoint() -> None:
+    net = model_info("densenet_bc_100").build_net(memory_efficient=True)
+    scripted = torch.jit.script(net.eval())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), net(x))
+    with pytest.raises(torch.jit.Error, match="memory_efficient=True does not work in TorchScript"):
+        scripted(x.requires_grad_())

@@ -1,0 +1,120 @@
+"""One owner of preprocessing: training batches, ImageFolder's files and predict_folder agree.
+
+``classic_cnns.data.preprocessing`` decides the statistics, the size and the resize policy;
+these tests hold the three users of it to the same numbers on real images (scikit-learn's
+digits), and the datamodules to the ``ModelSpec`` protocol they read models through.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torchvision.io import write_png
+
+from classic_cnns import Digits, LeNet5, model_info
+from classic_cnns.data.folder import load_image
+from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, normalization, to_size
+from classic_cnns.recipes import Recipe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _digits(n: int = 16) -> torch.Tensor:
+    images = torch.tensor(load_digits().images[:n] * 255 / 16).round().to(torch.uint8)
+    return images[:, None]  # (n, 1, 8, 8)
+
+
+def _connect(dm: L.LightningDataModule, model: L.LightningModule) -> None:
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(model)
+    dm.trainer = trainer
+
+
+def test_padding_centres_the_image_and_resizing_keeps_the_aspect_ratio() -> None:
+    x = _digits(2)
+    padded = to_size(x, (12, 14), "pad")
+    assert padded.shape == (2, 1, 12, 14) and torch.equal(padded[..., 2:10, 3:11], x)
+    assert padded.sum() == x.sum()  # only zeros were added
+    # A 16x8 image already covers 8x8 at scale 1: only its centre is cropped.
+    tall = torch.arange(16 * 8, dtype=torch.float32).view(1, 1, 16, 8)
+    assert torch.equal(to_size(tall, (8, 8), "resize"), tall[..., 4:12, :])
+    # Where padding cannot reach the size (a larger image), the image is resized instead.
+    assert to_size(x.float(), (4, 4), "pad").shape == (2, 1, 4, 4)
+
+
+def test_a_square_batch_is_resized_as_bilinear_interpolation_does() -> None:
+    x = _digits(4).float() / 255
+    for size in ((32, 32), (96, 96)):
+        expected = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(to_size(x, size, "resize"), expected, atol=1e-6, rtol=0)
+
+
+def test_training_batches_and_predictions_are_prepared_the_same_way() -> None:
+    for image_size, mode in ((32, "resize"), (12, "pad")):
+        dm = Digits(image_size=image_size)
+        dm.setup("fit")
+        assert dm.preprocessing is not None and dm.preprocessing.resize == mode
+        # What a model trained on it records, rebuilt as predict_folder rebuilds it.
+        rebuilt = Preprocessing.from_config(dm.data_config, channels=1)
+        assert rebuilt == dm.preprocessing
+        batch = _digits()
+        # predict_folder sizes each file's uint8 image as ImageFolder does; the batch transform
+        # sizes the float batch: they differ by one uint8 step at most (rounding).
+        one_by_one = torch.stack([rebuilt.fit(image) for image in batch])
+        step = 1 / 255 / min(rebuilt.std) + 1e-6
+        torch.testing.assert_close(rebuilt(one_by_one), dm.transform(batch), atol=step, rtol=0)
+
+
+def test_image_folder_and_predict_folder_size_a_file_alike(tmp_path: Path) -> None:
+    path = tmp_path / "digit.png"
+    write_png(torch.nn.functional.pad(_digits(1)[0], (0, 4)), str(path))  # 8x12: not square
+    prep = Preprocessing((0.5,), (0.25,), (16, 16), "resize")
+    decoded_at_size = load_image(path, 1, 16)  # ImageFolder decodes at the size
+    sized_after = prep.fit(load_image(path, 1, None))  # predict_folder sizes after decoding
+    assert torch.equal(decoded_at_size, sized_after)
+
+
+def test_the_statistics_come_given_then_recorded_then_from_the_dataset() -> None:
+    recorded = {"mean": [0.1307], "std": [0.3081]}
+    given = ((0.5,), (0.25,))
+    assert normalization(1, given=given, recorded=recorded) == given
+    assert normalization(1, recorded=recorded) == ((0.1307,), (0.3081,))
+    assert normalization(3, recorded=recorded) is None  # another channel count: not these
+    assert normalization(1, recorded={"mean": [0.5], "std": [0.0]}) is None
+    with pytest.raises(ValueError, match=r"pass mean and std \(1 value\(s\) each\)"):
+        Preprocessing.from_config({"image_size": [32, 32]}, channels=1)
+
+
+class _OwnModel(L.LightningModule):
+    """A LightningModule of a user's own that says what the datamodule needs."""
+
+    recipe = Recipe(batch_size=24, small_image_size=20)
+    input_size = (1, 64, 64)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)
+        self.data_config: dict[str, Any] = {}
+
+
+def test_datamodules_follow_any_model_that_has_the_model_spec() -> None:
+    assert isinstance(LeNet5(), ModelSpec) and isinstance(_OwnModel(), ModelSpec)
+    dm = Digits()
+    _connect(dm, _OwnModel())
+    dm.setup("fit")
+    assert dm.batch_size == 24 and dm.dims == (1, 20, 20)  # its recipe: 8 px data is small
+    plain = Digits()
+    _connect(plain, L.LightningModule())
+    plain.setup("fit")
+    assert plain.batch_size == Digits.default_batch_size and plain.dims == (1, 8, 8)
+    lenet = Digits()
+    _connect(lenet, LeNet5())
+    lenet.setup("fit")
+    assert lenet.batch_size == model_info("lenet5").recipe.batch_size
+    assert lenet.dims == (1, 32, 32)
