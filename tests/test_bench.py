@@ -30,11 +30,12 @@ from classic_cnns.bench import (
     run,
     spread,
 )
-from classic_cnns.bench.accuracy import OPTIMIZER_SETTINGS, RECIPES, run_recipe
+from classic_cnns.bench.accuracy import D2L_BOOK, OPTIMIZER_SETTINGS, RECIPES, run_recipe
 from classic_cnns.bench.overhead import Setting
 from classic_cnns.bench.overhead import run as run_overhead
 from classic_cnns.bench.report import read_targets, targets, write_all
 from classic_cnns.bench.throughput import fill_mfu, math_modes, measure_peak
+from classic_cnns.registry import model_info
 from conftest import SHARED_DATA
 
 ENV_COLUMNS = ("backend", "device_name", "threads", "torch", "torchvision", "lightning", "python")
@@ -582,3 +583,18 @@ def test_no_task_starts_after_the_time_budget(mnist_raw: Path, tmp_path: Path) -
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["rows"]["pipeline"][0]["note"] == row["note"]
     assert {p.name for p in tmp_path.iterdir()} == {"pipeline.csv", "results.json", "report.md"}
+
+
+def test_d2l_recipes_are_the_books_setting_and_the_models_own() -> None:
+    # The book's (batch, lr) per chapter, 10 epochs of plain SGD (d2l-zh 2.0, d2l-en 0.17).
+    book = dict(lenet5=(256, 0.9), alexnet=(128, 0.01), vgg11=(128, 0.05), nin=(128, 0.1))
+    book |= dict(googlenet=(128, 0.1), lenet5_bn=(256, 1.0), resnet18=(256, 0.05))
+    assert set(D2L_BOOK) == set(book) | {"densenet_bc_100"}
+    same = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "batch_size", "epochs")
+    for model, (batch, lr) in (book | dict(densenet_bc_100=(256, 0.1))).items():
+        b, o = (RECIPES[f"{model}/fashion_mnist/{v}"] for v in ("d2l", "default"))
+        assert (b.optimizer, b.momentum, b.weight_decay, b.scheduler) == ("sgd", 0, 0, "none")
+        assert (b.batch_size, b.lr, b.epochs) == (batch, lr, 10)
+        r = model_info(model).recipe  # what `fit` takes by default
+        assert [getattr(o, f) for f in same] == [getattr(r, f) for f in same]
+        assert o.image_size == r.small_image_size
