@@ -411,8 +411,9 @@ def _confusion(pred: Tensor, label: Tensor, num_classes: int) -> list[list[int]]
 def run_recipe(cfg: BenchConfig, results: Results, recipe: Recipe) -> None:
     """Train one recipe and add its row, curve and confusion matrix to ``results``."""
     backend = pick_backend(cfg)
-    # Every recipe field is a column of the row, under the same name.
+    # Every recipe field is a column of the row, under the same name (the variant ends `run`).
     settings = asdict(recipe)
+    del settings["variant"]
     target = cfg.time_to_accuracy.get(recipe.name)
     size = image_size(recipe.model, recipe.image_size, cfg.max_image_size)
     settings.update(target_acc=target, image_size=size[0])
