@@ -202,3 +202,16 @@ def test_a_compiled_channels_last_model_trains() -> None:
     )
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert math.isfinite(float(model.net.fc.weight.sum()))
+
+
+def test_help_on_a_family_class_lists_the_training_arguments() -> None:
+    import pydoc
+
+    from classic_cnns import ResNet as ResNetClass
+
+    text = pydoc.render_doc(ResNetClass, renderer=pydoc.plaintext)
+    for argument in ("small_input", "optimizer", "lr", "loss", "channels_last", "compile"):
+        assert f"{argument}:" in text or f"{argument}=" in text, argument
+    # They stay keyword-only: only the family's own arguments are positional.
+    model = ResNetClass("resnet20", 10, 1, lr=0.05, loss="mse")
+    assert (model.hparams.lr, model.hparams.loss) == (0.05, "mse")

@@ -11,6 +11,7 @@ class (:func:`family_class`): ``create_model``, ``load_model`` and the command l
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from classic_cnns.task import ImageClassifier
@@ -264,11 +265,34 @@ class DenseNet(ImageClassifier):
         super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
+def _show_training_arguments(cls: type[ImageClassifier]) -> None:
+    # help(ResNet) and inspect.signature(ResNet) list the training arguments that **kwargs
+    # passes to ImageClassifier (lr, optimizer, loss, ...), keyword-only, after the family's
+    # own. On the class, not on __init__: Lightning's save_hyperparameters reads __init__'s
+    # own signature against the frame's local variables.
+    init = cls.__init__
+    own = [
+        p
+        for p in inspect.signature(init).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    names = {p.name for p in own}
+    training = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(ImageClassifier.__init__).parameters.values()
+        if p.name not in names and p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    ]
+    own = [p for p in own if p.name != "self"]
+    cls.__signature__ = inspect.Signature([*own, *training])  # type: ignore[attr-defined]
+
+
 FAMILIES: dict[str, type[ImageClassifier]] = {
     cls.family: cls  # type: ignore[misc]
     for cls in (LeNet5, AlexNet, VGG, NiN, GoogLeNet, ResNet, DenseNet)
 }
 """Family name (``ModelInfo.family``) to its LightningModule class."""
+for _cls in FAMILIES.values():
+    _show_training_arguments(_cls)
 
 
 def family_class(family: str) -> type[ImageClassifier]:
