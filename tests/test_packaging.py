@@ -161,3 +161,22 @@ def test_workflow_actions_are_pinned_to_commit_shas(workflow: Path) -> None:
             f"{workflow.name}: {action} is not pinned to a full commit SHA"
         )
         assert re.match(r"\s+# v\d", rest), f"{workflow.name}: {action} has no '# vX' comment"
+
+
+def test_every_docs_snippet_section_exists_in_its_file() -> None:
+    # docs/*.md include README sections by name (`--8<-- "README.md:d2l"`); a section whose
+    # markers were edited away breaks `mkdocs build --strict` only at the end of CI.
+    includes = [
+        (page.name, target)
+        for page in sorted((ROOT / "docs").glob("*.md"))
+        for target in re.findall(r'^--8<-- "([^"]+)"', page.read_text(), flags=re.M)
+    ]
+    assert includes, "docs/ includes no snippets; the pattern above no longer matches them"
+    for page, target in includes:
+        path, _, section = target.partition(":")
+        text = (ROOT / path).read_text()
+        if section:
+            for marker in ("start", "end"):
+                assert f"--8<-- [{marker}:{section}]" in text, (
+                    f"docs/{page} includes {target!r}, but {path} has no [{marker}:{section}]"
+                )
