@@ -1,30 +1,23 @@
 #!/usr/bin/env bash
-# The reference run whose results are committed under benchmarks/results/reference/.
-#
-# Every mode on every backend present: throughput of eight architectures (the four that
-# torchvision ships side by side with its own), inputs larger than 64x64 shrunk to 64x64 so
-# a 2-core CPU finishes in about an hour, torch.compile for fp32/contiguous; Lightning
-# overhead, data pipeline, all accuracy recipes whose data is here, the optimizer comparison,
-# DDP scaling at 1 and 2 CPU processes (1 and every GPU on CUDA).
-# The targets it checks (and the accuracies it times) are in benchmarks/targets.json.
-# Run it on an otherwise idle machine. Extra arguments are passed on, e.g.
-#   benchmarks/run_reference.sh --threads 2
-#   benchmarks/run_reference.sh --compile-scope all --max-image-size 224   # the full grid
+# The CPU reference run, committed under benchmarks/results/reference/: about an hour on 2 idle
+# cores. Every command of benchmarks/README.md into OUT/<part>, then our targets, OUT/targets.md.
+#   CLASSIC_CNNS_DATA=../shared/data benchmarks/run_reference.sh [--quick] [OUT] [BENCH FLAGS...]
+# --quick: small grids everywhere (a few minutes). THREADS sets every part's torch threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if [[ -n "${PYTHON:-}" ]]; then
-  py="$PYTHON"
-elif [[ -x .venv/bin/python ]]; then
-  py=.venv/bin/python
-else
-  py=python3
-fi
-
-exec "$py" -m classic_cnns.bench \
-  --out benchmarks/results/reference --force \
-  --targets benchmarks/targets.json \
-  --models lenet5,resnet20,nin,densenet_bc_100,alexnet,resnet18,googlenet,densenet121 \
-  --max-image-size 64 \
-  --compile-scope base \
-  "$@"
+py=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}
+quick=() && [[ ${1:-} == --quick ]] && quick=(--quick) && shift
+out=benchmarks/results/reference && [[ ${1:-} && $1 != -* ]] && out=$1 && shift
+common=(--force true ${THREADS:+--threads $THREADS})
+tta=$("$py" -c 'import json; print(json.dumps(json.load(open("benchmarks/targets.json"))["time_to_accuracy"]))')
+"$py" -m classic_cnns.bench "${quick[@]}" --out "$out/bench" "${common[@]}" \
+  --throughput.models '[lenet5,resnet20,nin,densenet_bc_100,alexnet,resnet18,googlenet,densenet121]' \
+  --throughput.max_image_size 64 --throughput.compile "['*/fp32/contiguous']" \
+  --accuracy.recipes "[lenet5/digits, '*/mnist10k', lenet5/mnist, lenet5/fashion_mnist, '*/cifar10']" \
+  --accuracy.time_to_accuracy "$tta" "$@"
+small() { [[ -n ${quick[*]} ]] && echo "$@" || true; }
+"$py" benchmarks/dev.py overhead --out "$out/overhead" "${common[@]}" $(small --epochs 2 --repeats 2)
+"$py" benchmarks/dev.py pipeline --out "$out/pipeline" "${common[@]}" $(small --repeats 3)
+"$py" benchmarks/dev.py optimizers --out "$out/optimizers" "${common[@]}" $(small --recipe lenet5/digits)
+"$py" benchmarks/dev.py scaling --out "$out/scaling" "${common[@]}" $(small --dataset digits --epochs 3)
+"$py" benchmarks/dev.py targets --folder "$out"

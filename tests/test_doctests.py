@@ -51,6 +51,6 @@ def _run_examples(name: str) -> None:
 
 
 def test_every_module_is_checked() -> None:
-    assert {"classic_cnns.task", "classic_cnns.nets.lenet", "classic_cnns.bench.scaling"} <= set(
+    assert {"classic_cnns.task", "classic_cnns.nets.lenet", "classic_cnns.bench.throughput"} <= set(
         MODULES
     )

@@ -53,11 +53,6 @@ LAZY_IMPORTS_ALLOWED: dict[str, str] = {
     "sklearn": "slow to import (about 1 s); only the Digits datamodule reads its data",
 }
 
-# Code that other work is rewriting right now (the benchmark suite): its imports inside
-# functions are left out of the rules above; its module-level imports are checked as
-# everywhere. Empty this when that work lands.
-REWORK_IN_PROGRESS = {"bench"}
-
 
 def _unit(module: str) -> str:
     parts = module.split(".")
@@ -124,9 +119,7 @@ def _graph() -> dict[str, set[str]]:
     for path in sorted(SRC.rglob("*.py")):
         source = _module_name(path)
         targets = graph.setdefault(source, set())
-        for target, _, lazy in _imports(path):
-            if lazy and _unit(source) in REWORK_IN_PROGRESS:
-                continue
+        for target, _, _ in _imports(path):
             if target.startswith("classic_cnns") and target != source:
                 targets.add(target)
     return graph
@@ -184,9 +177,6 @@ def test_no_import_circles() -> None:
 def test_functions_import_only_optional_or_slow_packages() -> None:
     found = []
     for path in sorted(SRC.rglob("*.py")):
-        source = _module_name(path)
-        if _unit(source) in REWORK_IN_PROGRESS:
-            continue
         for target, line, lazy in _imports(path):
             top = target.split(".")[0]
             if lazy and top not in LAZY_IMPORTS_ALLOWED:

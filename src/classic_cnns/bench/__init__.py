@@ -1,63 +1,126 @@
-"""The benchmark suite behind ``classic-cnns bench``: speed, overhead, data, accuracy, scaling.
+"""``classic-cnns bench``: throughput and accuracy, measured on your own hardware.
 
-Modes (``--modes``):
-
-* ``throughput``: training and inference images/s per model, backend, precision, memory
-  format and ``torch.compile`` setting, side by side with torchvision's same
-  architecture, with peak memory and MFU against the peak of the math the layers use
-  (:mod:`~classic_cnns.bench.throughput`);
-* ``overhead``: the package's LightningModule under ``Trainer.fit`` against a hand-written
-  loop and the network alone, per model, input size, batch, precision and memory format
-  (:mod:`~classic_cnns.bench.overhead`);
-* ``pipeline``: the in-memory datamodule against a per-sample torchvision-style loader
-  (:mod:`~classic_cnns.bench.pipeline`);
-* ``accuracy`` and ``optimizers``: seeded recipes with accuracy-vs-time curves, and five
-  optimizers on one recipe (:mod:`~classic_cnns.bench.accuracy`);
-* ``scaling``: training images/s at 1 and N processes under DDP and the scaling
-  efficiency, on the CPU and on every GPU present (:mod:`~classic_cnns.bench.scaling`).
-
-Results are CSV and JSON rows (one per configuration, each naming the machine, versions
-and thread count), a Markdown report and PNG plots (:mod:`~classic_cnns.bench.report`,
-:mod:`~classic_cnns.bench.plots`). Targets to check are the caller's, read from a file
-(``--targets``); the package states none of its own.
+Two modes, each a module owning its settings, rows, report section and plot:
+:mod:`~classic_cnns.bench.throughput` (images/s per precision, memory format and
+``torch.compile`` setting beside torchvision's same network, with MFU) and
+:mod:`~classic_cnns.bench.accuracy` (seeded recipes, accuracy against training time, time
+to accuracy). The flags come from :func:`bench`'s typed signature through jsonargparse, as
+LightningCLI's do: ``--throughput.models [resnet18,resnet50]``, ``--force true``;
+``--config FILE`` reads them from YAML. :mod:`~classic_cnns.bench.core` writes the files.
 
 Example:
-    >>> from classic_cnns.bench import BenchConfig, plan
-    >>> cfg = BenchConfig.quick(modes=["throughput"], backends=["cpu"])
-    >>> plan(cfg)[0].label
-    'peak cpu'
+    >>> from classic_cnns.bench import main
+    >>> main(["--quick", "--modes", "[accuracy]", "--dry_run", "true"])
+    accuracy lenet5/digits
+    accuracy lenet5/mnist10k
+    0
 """
 
-from classic_cnns.bench._common import (
-    MODE_COLUMNS,
-    MODES,
-    BenchConfig,
-    PeakMemory,
-    Results,
-    Task,
-    autocast,
-    backend_unavailable,
-    environment,
-    precision_unsupported,
-    spread,
-    synchronize,
-)
-from classic_cnns.bench.cli import main, plan, run
+from __future__ import annotations
 
-__all__ = [
-    "MODES",
-    "MODE_COLUMNS",
-    "BenchConfig",
-    "PeakMemory",
-    "Results",
-    "Task",
-    "autocast",
-    "backend_unavailable",
-    "environment",
-    "main",
-    "plan",
-    "precision_unsupported",
-    "run",
-    "spread",
-    "synchronize",
-]
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Literal
+
+from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
+
+from classic_cnns.bench import accuracy as accuracy_mode
+from classic_cnns.bench import throughput as throughput_mode
+from classic_cnns.bench.core import execute
+
+__all__ = ["bench", "main"]
+
+MODES = {"throughput": throughput_mode, "accuracy": accuracy_mode}
+_THROUGHPUT, _ACCURACY = throughput_mode.Settings(), accuracy_mode.Settings()
+
+
+def bench(
+    modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", "accuracy"),
+    throughput: throughput_mode.Settings = _THROUGHPUT,
+    accuracy: accuracy_mode.Settings = _ACCURACY,
+    seed: int = 0,
+    threads: int | None = None,
+    budget: float | None = None,
+    out: Path | None = None,
+    force: bool = False,
+    plots: bool = True,
+    progress: bool = True,
+    dry_run: bool = False,
+    list_recipes: bool = False,
+    command: str = "classic-cnns bench",
+) -> int:
+    """Run the modes and write their files; return the exit status (see :func:`~.core.execute`).
+
+    Args:
+        modes: The modes to run, in this order.
+        throughput: What the throughput mode measures.
+        accuracy: What the accuracy mode trains.
+        seed: Seed of the weights, inputs and data order.
+        threads: ``torch.set_num_threads`` for the run; ``None`` keeps PyTorch's choice.
+        budget: Seconds after which no further task starts (those left are recorded skipped).
+        out: Output folder; ``None``: ``bench-results/<YYYYmmdd-HHMMSS>``.
+        force: Replace ``out`` when it is not empty.
+        plots: Draw PNG plots (needs matplotlib: ``pip install 'classic-cnns[plot]'``).
+        progress: Show a progress bar.
+        dry_run: List the tasks and exit.
+        list_recipes: List the accuracy recipes and exit.
+        command: The command line, for the report.
+
+    Example:
+        >>> from classic_cnns.bench import bench
+        >>> from classic_cnns.bench.accuracy import Settings
+        >>> bench(modes=("accuracy",), accuracy=Settings(recipes=("lenet5/dig*",)), dry_run=True)
+        accuracy lenet5/digits
+        0
+    """
+    settings = {"throughput": throughput, "accuracy": accuracy}
+    if list_recipes:
+        for name, r in accuracy_mode.RECIPES.items():
+            ref = f", reference error {r.reference_error_pct}%" if r.reference_error_pct else ""
+            print(f"{name}: {r.describe()}{ref}")
+        return 0
+    tasks = [t for mode in dict.fromkeys(modes) for t in MODES[mode].tasks(settings[mode], seed)]
+    if dry_run:
+        print("\n".join(t.label for t in tasks))
+        return 0
+    out = out or Path("bench-results") / time.strftime("%Y%m%d-%H%M%S")
+    reports = [MODES[mode].report for mode in dict.fromkeys(modes)]
+    given = dict(modes=modes, seed=seed, threads=threads, budget=budget)
+    given |= {mode: asdict(settings[mode]) for mode in modes}
+    return execute(tasks, reports, out, command, given, force, budget, threads, plots, progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``classic-cnns bench``: parse the flags, run :func:`bench`.
+
+    ``--quick`` swaps in small defaults for every mode (a few minutes on 2 CPU cores); flags
+    given beside it still win.
+
+    Example:
+        >>> from classic_cnns.bench import main
+        >>> main(["--modes", "[accuracy]", "--accuracy.recipes", "['*/mnist10k']", "--dry_run", "true"])
+        accuracy lenet5/mnist10k
+        accuracy lenet5_modern/mnist10k
+        accuracy lenet5_bn/mnist10k
+        accuracy resnet20/mnist10k
+        0
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = ArgumentParser(prog="classic-cnns bench", exit_on_error=False,
+                            description=__doc__.splitlines()[0])  # fmt: skip
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_argument("--quick", action="store_true", help="small grids for every mode")
+    parser.add_function_arguments(bench, as_positional=False, skip={"command"})
+    try:
+        parsed = parser.parse_args(args)
+        if parsed.quick:
+            parser.set_defaults({f"{m}.{k}": v for m in MODES for k, v in MODES[m].QUICK.items()})
+            parsed = parser.parse_args(args)
+        init = getattr(parser, "instantiate", parser.instantiate_classes)(parsed)
+        kwargs = {k: v for k, v in vars(init).items() if k not in ("config", "quick")}
+        return bench(**kwargs, command=" ".join(["classic-cnns bench", *args]))
+    except (ArgumentError, ValueError) as err:
+        print(f"classic-cnns bench: {err}", file=sys.stderr)
+        return 2

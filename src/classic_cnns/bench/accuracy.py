@@ -1,140 +1,99 @@
-"""Accuracy recipes and the optimizer comparison: seeded ``Trainer.fit`` runs with curves.
+"""Seeded training recipes: test accuracy, accuracy against training time, time to accuracy.
 
 A :class:`Recipe` fixes a model, a dataset and every training setting. A run trains the
-package's LightningModule with ``Trainer.fit`` on the package's datamodule (the product
-path) and, after every epoch, stops the clock and measures test accuracy, which gives
-the accuracy-vs-time curve (training time only: evaluations are excluded) and, where the
-run is given one (``time_to_accuracy``, e.g. from ``benchmarks/targets.json``), the time to
-reach a test accuracy (at epoch granularity, so an upper bound). The final evaluation also
-gives the confusion matrix.
-
-Recipes on datasets whose files are absent (full MNIST, Fashion-MNIST, CIFAR-10 here) are
-skipped with a note; their published reference errors stand beside the results.
+package's LightningModule with ``Trainer.fit`` on the package's datamodule, as ``fit`` does,
+and after every epoch stops the clock to measure the test accuracy: the accuracy-vs-time
+curve (training time only) and, for the accuracies given in ``time_to_accuracy``, the
+training time to reach each (at epoch granularity: an upper bound). The last evaluation
+gives the confusion matrix. Datasets: ``digits`` (scikit-learn's, offline), ``mnist10k``
+(the real MNIST test set: its first 8,000 images train, the last 2,000 test), ``mnist``,
+``fashion_mnist`` and ``cifar10`` (with random crops and flips) in torchvision's layout;
+a recipe whose files are absent is skipped with a note. Published reference errors stand
+beside the results.
 
 Example:
     >>> from classic_cnns.bench.accuracy import RECIPES
-    >>> RECIPES["lenet5/mnist"].reference_error_pct
-    0.95
+    >>> RECIPES["lenet5/mnist"].reference_error_pct, RECIPES["resnet18/fashion_mnist"].epochs
+    (0.95, 10)
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Literal
 
 import lightning as L
 import torch
-from torch import Tensor
 
-from classic_cnns.bench._common import (
-    TRAINER_PRECISION,
-    BenchConfig,
-    Results,
-    Task,
-    backend_unavailable,
-    matches,
-    precision_unsupported,
-    seeded,
-    synchronize,
-    to_memory_format,
-)
-from classic_cnns.bench._data import DataUnavailable, image_size, make_datamodule, resolve_data_dir
-from classic_cnns.data.base import InMemoryDataModule
+from classic_cnns.bench import core
+from classic_cnns.data import CIFAR10, MNIST, Digits, FashionMNIST, InMemoryDataModule
 from classic_cnns.hub import create_model
+from classic_cnns.plots import plot_confusion_matrix
+from classic_cnns.recipes import OptimizerName, SchedulerName
 from classic_cnns.registry import model_info
-from classic_cnns.task import ImageClassifier
 
-__all__ = [
-    "D2L_BOOK",
-    "OPTIMIZER_SETTINGS",
-    "RECIPES",
-    "Recipe",
-    "fit_with_curve",
-    "pick_backend",
-    "plan",
-]
+__all__ = ["D2L_BOOK", "QUICK", "RECIPES", "Curve", "Recipe", "Settings", "fit"]
+__all__ += ["make_datamodule", "report", "tasks"]
+
+MODE = "accuracy"
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A fixed, seeded training recipe for one model on one dataset.
+    """A fixed, seeded training recipe of one model on one dataset.
 
-    Attributes:
-        model: Registered model name.
-        dataset: A dataset of :data:`classic_cnns.bench._data.DATASETS`.
-        optimizer: ``"sgd"`` (Nesterov when ``momentum > 0``), ``"adam"``, ``"adamw"``,
-            ``"rmsprop"``.
-        lr: Peak learning rate.
-        momentum: Momentum (SGD and RMSprop).
-        weight_decay: Weight decay on weights (not biases or norm scales).
-        scheduler: The task's ``scheduler`` (``"onecycle"``, ``"cosine"``, ``"step"``, ``"none"``).
-        batch_size: Images per batch.
-        epochs: Training epochs.
-        image_size: Input H = W, reached as ``fit`` does: padding by up to 4 px a side (28
-            to 32), else bilinear resizing; ``None``: the model's own input size, padded.
-        precision: ``"fp32"``, ``"bf16-mixed"`` or ``"fp16-mixed"`` (the Trainer's).
-        memory_format: ``"contiguous"`` or ``"channels_last"`` (weights and activations).
-        reference_error_pct: Published test error in percent, for comparison.
-        reference: Where that figure comes from.
-        variant: Tells apart recipes of one model on one dataset; ends the name.
+    ``optimizer``, ``lr``, ``momentum``, ``weight_decay`` and ``scheduler`` are the task's
+    (``sgd`` is Nesterov SGD when ``momentum > 0``). ``image_size`` is reached as ``fit``
+    reaches it (padding by up to 4 px a side, else resizing); ``None``: the model's own input
+    size, padded. ``reference_error_pct`` is a published test error (``reference`` says
+    where from); ``variant`` tells recipes of one model on one dataset apart.
 
     Example:
         >>> from classic_cnns.bench.accuracy import Recipe
-        >>> Recipe("lenet5", "digits", epochs=2).name
-        'lenet5/digits'
         >>> Recipe("lenet5", "fashion_mnist", variant="d2l").name
         'lenet5/fashion_mnist/d2l'
     """
 
     model: str
     dataset: str
-    optimizer: str = "sgd"
+    optimizer: OptimizerName = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    scheduler: str = "onecycle"
+    scheduler: SchedulerName = "onecycle"
     batch_size: int = 128
     epochs: int = 10
     image_size: int | None = None
-    precision: str = "fp32"
-    memory_format: str = "contiguous"
+    precision: core.Precision = "fp32"
+    channels_last: bool = False
     reference_error_pct: float | None = None
     reference: str | None = None
     variant: str | None = None
 
     @property
     def name(self) -> str:
-        """``"model/dataset"`` or ``"model/dataset/variant"``, the name ``--recipes``
-        wildcards match."""
-        base = f"{self.model}/{self.dataset}"
-        return f"{base}/{self.variant}" if self.variant else base
+        """``model/dataset`` or ``model/dataset/variant``: what ``recipes`` wildcards match."""
+        return "/".join(p for p in (self.model, self.dataset, self.variant) if p)
+
+    def describe(self) -> str:
+        """One line: optimizer, schedule, batch, epochs, size, precision and memory format."""
+        size, fmt = self.image_size or "own", ("contiguous", "channels_last")[self.channels_last]
+        return (f"{self.optimizer} lr {self.lr:g}, {self.scheduler}, batch {self.batch_size}, "
+                f"{self.epochs} epochs, {size} px, {self.precision}, {fmt}")  # fmt: skip
 
 
-_HE = "He et al. 2015, Deep Residual Learning, Table 6 (with augmentation)"
-# LeNet-5 is bound by steps, not arithmetic: large batches reach a given accuracy in the
-# fewest steps (on the CPU, 1 thread: 89.1% after 8 of 10 epochs at batch 1024, 472 steps;
-# batch 256 needed 7 epochs, 1,645 steps).
-_FASHION_LENET: dict[str, Any] = dict(
-    optimizer="adamw", lr=1e-2, weight_decay=5e-4, batch_size=1024, epochs=10
-)
-_FASHION_RESNET: dict[str, Any] = dict(
-    optimizer="adamw",
-    lr=3e-3,
-    weight_decay=5e-4,
-    batch_size=256,
-    epochs=10,
-    image_size=96,
-    precision="bf16-mixed",
-    memory_format="channels_last",
-)
 # The Fashion-MNIST chapters of Dive into Deep Learning (d2l-zh 2.0 and d2l-en 0.17, PyTorch):
-# model -> (image size, batch, lr, the book's printed test accuracy in d2l-zh, in d2l-en), all
-# trained 10 epochs with plain SGD (no momentum, no weight decay, constant lr). LeNet takes
-# 28 px padded to 32 (the book pads in its first convolution). The book's NiN and DenseNet
-# take 224 and 96 px into a stride-4 stem; the package's are the CIFAR designs without one,
-# so they take 32 px, which gives maps of the same scale.
+# model -> (image size, batch, lr, the printed test accuracy in d2l-zh, in d2l-en), each
+# trained 10 epochs with plain SGD (no momentum or weight decay, constant lr). LeNet takes 28
+# px padded to 32 (the book pads in its first convolution). The book's NiN and DenseNet take
+# 224 and 96 px into a stride-4 stem; ours are the CIFAR designs without one, so they take 32
+# px, which gives maps of the same scale.
 D2L_BOOK: dict[str, tuple[int, int, float, float, float]] = {
     "lenet5": (32, 256, 0.9, 0.782, 0.809),
     "alexnet": (224, 128, 0.01, 0.881, 0.884),
@@ -147,414 +106,264 @@ D2L_BOOK: dict[str, tuple[int, int, float, float, float]] = {
 }
 
 
-def _d2l_recipes(model: str) -> tuple[Recipe, Recipe]:
-    """The book's setting (``variant="d2l"``) and the model's own recipe, as ``fit`` uses it
-    by default (``variant="default"``), on Fashion-MNIST."""
+def _d2l(model: str) -> tuple[Recipe, Recipe]:
+    # The book's setting (variant "d2l") and the model's own recipe as `fit` uses it ("default").
     size, batch, lr, zh, en = D2L_BOOK[model]
-    book = Recipe(
-        model,
-        "fashion_mnist",
-        optimizer="sgd",
-        lr=lr,
-        momentum=0.0,
-        weight_decay=0.0,
-        scheduler="none",
-        batch_size=batch,
-        image_size=size,
-        reference_error_pct=round(100 * (1 - zh), 1),
-        reference=f"Dive into Deep Learning: test acc {zh} (d2l-zh 2.0), {en} (d2l-en 0.17)",
-        variant="d2l",
-    )
+    ref = f"Dive into Deep Learning: test acc {zh} (d2l-zh 2.0), {en} (d2l-en 0.17)"
+    book = Recipe(model, "fashion_mnist", "sgd", lr, 0.0, 0.0, "none", batch, 10, size)
     r = model_info(model).recipe
-    default = Recipe(
-        model,
-        "fashion_mnist",
-        optimizer=r.optimizer,
-        lr=r.lr,
-        momentum=r.momentum,
-        weight_decay=r.weight_decay,
-        scheduler=r.scheduler,
-        batch_size=r.batch_size,
-        epochs=r.epochs,
-        image_size=r.small_image_size,
-        variant="default",
-    )
-    return book, default
+    own = (r.optimizer, r.lr, r.momentum, r.weight_decay, r.scheduler, r.batch_size, r.epochs)
+    return (replace(book, reference_error_pct=round(100 * (1 - zh), 1), reference=ref, variant="d2l"),
+            Recipe(model, "fashion_mnist", *own, r.small_image_size, variant="default"))  # fmt: skip
 
 
-_CIFAR_RESNET: dict[str, Any] = dict(
-    dataset="cifar10", lr=0.1, momentum=0.9, weight_decay=1e-4, scheduler="step", epochs=164
-)
-RECIPES: dict[str, Recipe] = {
-    r.name: r
-    for r in (
-        Recipe("lenet5", "digits", lr=0.1, batch_size=32, epochs=15),
-        Recipe("lenet5", "mnist10k", lr=0.2, batch_size=128, epochs=8),
-        Recipe("lenet5_modern", "mnist10k", lr=0.1, batch_size=128, epochs=8),
-        Recipe("lenet5_bn", "mnist10k", lr=0.1, batch_size=128, epochs=8),
-        Recipe("resnet20", "mnist10k", lr=0.1, batch_size=128, epochs=8),
-        Recipe(
-            "lenet5",
-            "mnist",
-            lr=0.1,
-            epochs=20,
-            reference_error_pct=0.95,
-            reference="LeCun et al. 1998, LeNet-5 without distortions",
-        ),
-        Recipe("lenet5", "fashion_mnist", **_FASHION_LENET),
-        # Dive into Deep Learning's input size and batch (96 px, 256) with the optimizer
-        # and schedule `fit` defaults to (AdamW 3e-3, one-cycle), in bf16 + channels_last,
-        # the fastest configuration on a GPU.
-        Recipe("resnet18", "fashion_mnist", **_FASHION_RESNET),
-        Recipe("resnet20", **_CIFAR_RESNET, reference_error_pct=8.75, reference=_HE),
-        Recipe("resnet56", **_CIFAR_RESNET, reference_error_pct=6.97, reference=_HE),
-        Recipe("resnet110", **_CIFAR_RESNET, reference_error_pct=6.43, reference=_HE),
-        Recipe(
-            "densenet_bc_100",
-            "cifar10",
-            lr=0.1,
-            momentum=0.9,
-            weight_decay=1e-4,
-            scheduler="step",
-            batch_size=64,
-            epochs=300,
-            reference_error_pct=4.51,
-            reference="Huang et al. 2017, DenseNet-BC (k=12), C10+ (with augmentation)",
-        ),
-        *(r for model in D2L_BOOK for r in _d2l_recipes(model)),
-    )
-}
-
-# The optimizer comparison: label -> task arguments. A constant learning rate each, so
-# the curves compare the update rules rather than schedules.
-OPTIMIZER_SETTINGS: dict[str, dict[str, Any]] = {
-    "SGD": dict(optimizer="sgd", lr=0.05, momentum=0.0, weight_decay=5e-4),
-    "SGD+momentum": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4),
-    "RMSprop": dict(optimizer="rmsprop", lr=1e-3, momentum=0.0, weight_decay=5e-4),
-    "Adam": dict(optimizer="adam", lr=1e-3, momentum=0.0, weight_decay=5e-4),
-    "AdamW": dict(optimizer="adamw", lr=1e-3, momentum=0.0, weight_decay=5e-2),
-}
+_HE = "He et al. 2015, Deep Residual Learning, Table 6 (with augmentation)"
+_CIFAR: dict[str, Any] = dict(weight_decay=1e-4, scheduler="step", epochs=164)
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("lenet5", "digits", batch_size=32, epochs=15),
+    Recipe("lenet5", "mnist10k", lr=0.2, epochs=8),
+    Recipe("lenet5_modern", "mnist10k", epochs=8),
+    Recipe("lenet5_bn", "mnist10k", epochs=8),
+    Recipe("resnet20", "mnist10k", epochs=8),
+    Recipe("lenet5", "mnist", epochs=20, reference_error_pct=0.95,
+           reference="LeCun et al. 1998, LeNet-5 without distortions"),
+    # LeNet-5 is bound by steps, not arithmetic: large batches reach an accuracy in the fewest
+    # (on one CPU thread: 89.1% after 8 of 10 epochs at batch 1024; batch 256 needed 7 epochs).
+    Recipe("lenet5", "fashion_mnist", "adamw", 1e-2, batch_size=1024),
+    # Dive into Deep Learning's size and batch (96 px, 256) with the optimizer and schedule
+    # `fit` defaults to (AdamW 3e-3, one-cycle), in the fastest configuration on a GPU.
+    Recipe("resnet18", "fashion_mnist", "adamw", 3e-3, batch_size=256, image_size=96,
+           precision="bf16-mixed", channels_last=True),
+    *(Recipe(f"resnet{d}", "cifar10", **_CIFAR, reference_error_pct=e, reference=_HE)
+      for d, e in ((20, 8.75), (56, 6.97), (110, 6.43))),
+    Recipe("densenet_bc_100", "cifar10", **{**_CIFAR, "epochs": 300}, batch_size=64,
+           reference_error_pct=4.51,
+           reference="Huang et al. 2017, DenseNet-BC (k=12), C10+ (with augmentation)"),
+    *itertools.chain.from_iterable(_d2l(model) for model in D2L_BOOK),
+)}  # fmt: skip
 
 
-def pick_backend(cfg: BenchConfig) -> str:
-    """The backend training runs use: CUDA, then MPS, then the CPU, among those selected.
-
-    Example:
-        >>> from classic_cnns.bench import BenchConfig
-        >>> from classic_cnns.bench.accuracy import pick_backend
-        >>> pick_backend(BenchConfig(backends=["cpu"]))
-        'cpu'
-    """
-    for backend in ("cuda", "mps", "cpu"):
-        if backend in cfg.backends and backend_unavailable(backend) is None:
-            return backend
-    return "cpu"
-
-
-def _evaluate(
-    model: ImageClassifier, dm: InMemoryDataModule, backend: str, limit: int | None = None
-) -> tuple[float, Tensor, Tensor]:
-    """Test accuracy, predictions and labels of ``model.net`` on the test split (its first
-    ``limit`` batches, if given)."""
-    net = model.net
-    was_training = net.training
-    net.eval()
-    preds, labels = [], []
-    with torch.inference_mode():
-        for images, y in itertools.islice(dm.test_dataloader(), limit):
-            x, y = dm.on_after_batch_transfer((images.to(backend), y.to(backend)), 0)
-            preds.append(net(x).argmax(dim=1).cpu())
-            labels.append(y.cpu())
-    net.train(was_training)
-    pred, label = torch.cat(preds), torch.cat(labels)
-    return float((pred == label).float().mean()), pred, label
-
-
-class CurveCallback(L.Callback):
-    """Per-step losses, and test accuracy after each epoch with the clock stopped.
+@dataclass(frozen=True)
+class Settings:
+    """What the accuracy mode trains (``--accuracy.*`` on the command line).
 
     Attributes:
-        points: One dict per evaluation: ``epoch``, ``step``, ``train_s``, ``test_acc``,
-            ``train_loss`` (mean of the epoch); the first is before any training.
-        losses: ``(step, loss)`` of every training step.
-        train_s: Training time so far, evaluations excluded.
+        recipes: Shell wildcards over the recipe names (``*/fashion_mnist``).
+        time_to_accuracy: Recipe name -> a test accuracy whose training time to reach is
+            reported, e.g. ``{"lenet5/mnist10k": 0.98}``.
+        backend: Where to train; ``auto``: CUDA, else MPS, else the CPU.
+        data_dir: Folder of the datasets in torchvision's layout; ``None``:
+            ``$CLASSIC_CNNS_DATA``, else ``./data``. Digits needs none.
+        max_image_size: Shrink larger inputs to this H = W (smoke runs).
+        max_epochs: Cap every recipe's epochs (smoke runs).
+        limit_train_batches: Cap the training and test batches per epoch (smoke runs).
+    """
 
-    Args:
-        dm: The datamodule whose test split is evaluated.
-        backend: Where the model runs.
-        limit: Evaluate only the first ``limit`` test batches (smoke runs).
+    recipes: tuple[str, ...] = ("*",)
+    time_to_accuracy: dict[str, float] | None = None
+    backend: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    data_dir: Path | None = None
+    max_image_size: int | None = None
+    max_epochs: int | None = None
+    limit_train_batches: int | None = None
+
+    def device(self) -> str:
+        """The backend the recipes train on."""
+        found = [b for b in ("cuda", "mps") if self.backend in ("auto", b)]
+        return next((b for b in found if not core.unavailable(b)), "cpu")
+
+
+# ``--quick``: LeNet-5 on Digits and on MNIST-10k.
+QUICK: dict[str, Any] = dict(recipes=("lenet5/digits", "lenet5/mnist10k"))
+
+
+def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, seed: int = 0,
+                    **kwargs: Any) -> InMemoryDataModule:  # fmt: skip
+    """A set-up datamodule of ``dataset`` without a validation split (the test split tests).
+
+    Raises ``FileNotFoundError`` when the files are not in ``data_dir``.
 
     Example:
-        >>> from classic_cnns import Digits
-        >>> from classic_cnns.bench.accuracy import CurveCallback
-        >>> cb = CurveCallback(Digits(), "cpu")
-        >>> cb.train_s
-        0.0
+        >>> from classic_cnns.bench.accuracy import make_datamodule
+        >>> len(make_datamodule("digits", None, 64).train_dataloader().dataset)
+        1438
+    """
+    common: dict[str, Any] = dict(batch_size=batch_size, val_size=0, seed=seed, **kwargs)
+    root = str(data_dir or os.environ.get("CLASSIC_CNNS_DATA", "data"))
+    dm: InMemoryDataModule = {
+        "digits": lambda: Digits(**common),
+        "mnist10k": lambda: MNIST(root, download=False, protocol="10k", **common),
+        "mnist": lambda: MNIST(root, download=False, **common),
+        "fashion_mnist": lambda: FashionMNIST(root, download=False, **common),
+        "cifar10": lambda: CIFAR10(root, download=False, **common),
+    }[dataset]()
+    dm.setup("fit")
+    return dm
+
+
+class Curve(L.Callback):
+    """Test accuracy before training and after every epoch with the clock stopped (``points``:
+    epoch, step, training seconds so far, test accuracy, the epoch's mean loss), every step's
+    ``(step, loss)`` (``losses``) and the last ``(predictions, labels)``.
     """
 
     def __init__(self, dm: InMemoryDataModule, backend: str, limit: int | None = None) -> None:
-        self.dm = dm
-        self.backend = backend
-        self.limit = limit
+        self.dm, self.backend, self.limit, self.train_s = dm, backend, limit, 0.0
         self.points: list[dict[str, Any]] = []
         self.losses: list[tuple[int, float]] = []
-        self.train_s = 0.0
-        self._start = 0.0
-        self._epoch_losses: list[Tensor] = []
-        self.last: tuple[Tensor, Tensor] | None = None
+        self._epoch: list[torch.Tensor] = []
 
-    def _point(self, trainer: L.Trainer, model: L.LightningModule, epoch: int) -> None:
-        assert isinstance(model, ImageClassifier), "the curve is for the package's models"
-        acc, pred, label = _evaluate(model, self.dm, self.backend, self.limit)
-        self.last = (pred, label)
-        losses = [float(v) for v in self._epoch_losses]
-        step = trainer.global_step
-        self.losses += list(zip(range(step - len(losses) + 1, step + 1), losses, strict=True))
-        self._epoch_losses = []
-        self.points.append(
-            dict(
-                epoch=epoch,
-                step=step,
-                train_s=self.train_s,
-                test_acc=acc,
-                train_loss=sum(losses) / len(losses) if losses else None,
-            )
-        )
+    def _evaluate(self, trainer: L.Trainer, model: L.LightningModule) -> None:
+        model.eval()
+        preds, labels = [], []
+        with torch.inference_mode():
+            for images, y in itertools.islice(self.dm.test_dataloader(), self.limit):
+                preds.append(model(self.dm.transform(images.to(self.backend))).argmax(1).cpu())
+                labels.append(y.cpu())
+        model.train()
+        self.last = pred, label = torch.cat(preds), torch.cat(labels)
+        losses, step = [float(v) for v in self._epoch], trainer.global_step
+        self.losses += zip(range(step - len(losses) + 1, step + 1), losses, strict=True)
+        self._epoch, acc = [], float((pred == label).float().mean())
+        mean = sum(losses) / len(losses) if losses else None
+        self.points.append(dict(epoch=len(self.points), step=step, train_s=self.train_s))
+        self.points[-1].update(test_acc=acc, train_loss=mean)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._point(trainer, pl_module, 0)
+        self._evaluate(trainer, pl_module)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        synchronize(self.backend)
+        core.synchronize(self.backend)
         self._start = time.perf_counter()
 
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        # Keep the tensor: converting to float each step would synchronise a GPU.
-        self._epoch_losses.append(outputs["loss"].detach())
+    def on_train_batch_end(self, trainer: Any, module: Any, out: Any, batch: Any, i: int) -> None:
+        self._epoch.append(out["loss"].detach())  # a float() each step would wait for a GPU
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        synchronize(self.backend)
+        core.synchronize(self.backend)
         self.train_s += time.perf_counter() - self._start
-        self._point(trainer, pl_module, trainer.current_epoch + 1)
+        self._evaluate(trainer, pl_module)
 
 
-def fit_with_curve(
-    name: str,
-    dm: InMemoryDataModule,
-    epochs: int,
-    backend: str,
-    seed: int,
-    limit_train_batches: int | None = None,
-    precision: str = "fp32",
-    memory_format: str = "contiguous",
-    **hparams: Any,
-) -> tuple[CurveCallback, float]:
-    """Seeded ``Trainer.fit`` of a registered model; return its curve and the fit wall time.
+def fit(recipe: Recipe, dm: InMemoryDataModule, backend: str, seed: int, epochs: int,
+        limit: int | None = None) -> tuple[Curve, float]:  # fmt: skip
+    """Seeded ``Trainer.fit`` of a recipe; return its :class:`Curve` and the fit's wall time.
 
-    ``limit_train_batches`` caps the test batches of each evaluation alike (smoke runs).
+    ``limit`` caps the training batches per epoch and the test batches of each evaluation.
 
     Example:
-        >>> from classic_cnns import Digits
-        >>> from classic_cnns.bench.accuracy import fit_with_curve
-        >>> dm = Digits(image_size=32, val_size=0)
-        >>> curve, _ = fit_with_curve("lenet5", dm, 1, "cpu", 0, limit_train_batches=2)
-        >>> [p["epoch"] for p in curve.points]
-        [0, 1]
+        >>> from classic_cnns.bench.accuracy import RECIPES, fit, make_datamodule
+        >>> dm = make_datamodule("digits", None, 32, image_size=32)
+        >>> curve, _ = fit(RECIPES["lenet5/digits"], dm, "cpu", seed=0, epochs=1, limit=2)
+        >>> [p["epoch"] for p in curve.points], len(curve.losses)
+        ([0, 1], 2)
     """
-    with seeded(seed):
-        model = create_model(
-            name, num_classes=dm.num_classes, in_channels=dm.in_channels, **hparams
-        )
-        model.net.to(memory_format=to_memory_format(memory_format))
-        curve = CurveCallback(dm, backend, limit_train_batches)
-        trainer = L.Trainer(
-            max_epochs=epochs,
-            accelerator=backend,
-            devices=1,
-            precision=TRAINER_PRECISION[precision],  # type: ignore[arg-type]
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_train_batches=limit_train_batches if limit_train_batches else 1.0,
-            callbacks=[curve],
-        )
-        start = time.perf_counter()
-        trainer.fit(model, datamodule=dm)
-        return curve, time.perf_counter() - start
+    L.seed_everything(seed, verbose=False)
+    hparams = {k: getattr(recipe, k) for k in ("optimizer", "lr", "momentum", "weight_decay")}
+    hparams |= dict(scheduler=recipe.scheduler, channels_last=recipe.channels_last)
+    model = create_model(recipe.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
+                         **hparams)  # fmt: skip
+    curve = Curve(dm, backend, limit)
+    trainer = L.Trainer(max_epochs=epochs, accelerator=backend, devices=1, callbacks=[curve],
+                        precision=core.TRAINER_PRECISION[recipe.precision],
+                        limit_train_batches=limit or 1.0, **core.QUIET_TRAINER)  # fmt: skip
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    return curve, time.perf_counter() - start
 
 
-def _datamodule(cfg: BenchConfig, recipe: Recipe) -> InMemoryDataModule:
-    return make_datamodule(
-        recipe.dataset,
-        resolve_data_dir(cfg.data_dir),
-        batch_size=recipe.batch_size,
-        seed=cfg.seed,
-        image_size=image_size(recipe.model, recipe.image_size, cfg.max_image_size),
-        resize="pad" if recipe.image_size is None else None,
-    )
-
-
-def _confusion(pred: Tensor, label: Tensor, num_classes: int) -> list[list[int]]:
-    counts = torch.bincount(label * num_classes + pred, minlength=num_classes**2)
-    return counts.view(num_classes, num_classes).tolist()  # type: ignore[no-any-return]
-
-
-def run_recipe(cfg: BenchConfig, results: Results, recipe: Recipe) -> None:
-    """Train one recipe and add its row, curve and confusion matrix to ``results``."""
-    backend = pick_backend(cfg)
-    # Every recipe field is a column of the row, under the same name (the variant ends `run`).
-    settings = asdict(recipe)
-    del settings["variant"]
-    target = cfg.time_to_accuracy.get(recipe.name)
-    size = image_size(recipe.model, recipe.image_size, cfg.max_image_size)
-    settings.update(target_acc=target, image_size=size[0])
-    reason = precision_unsupported(backend, recipe.precision)
-    if reason is not None:
+def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
+    backend, target = s.device(), (s.time_to_accuracy or {}).get(recipe.name)
+    size = core.image_size(recipe.model, recipe.image_size, s.max_image_size)
+    row = dict(run=recipe.name, **asdict(recipe), target_acc=target)
+    row.update(epochs=min(recipe.epochs, s.max_epochs or recipe.epochs), image_size=size[0])
+    del row["variant"], row["reference"]  # the variant ends the name; the report cites
+    reason = core.unavailable(backend, recipe.precision)
+    try:
+        resize = "pad" if recipe.image_size is None else None
+        dm = make_datamodule(recipe.dataset, s.data_dir, recipe.batch_size, seed,
+                             image_size=size, resize=resize)  # fmt: skip
+    except FileNotFoundError as err:
+        reason = reason or f"{recipe.dataset}: {str(err).splitlines()[0]}"
+    if reason:
         results.note(f"accuracy {recipe.name}: skipped, {reason}")
-        results.add("accuracy", backend, status="skipped", note=reason, run=recipe.name, **settings)
+        results.add(MODE, backend, "skipped", note=reason, **row)
         return
-    try:
-        dm = _datamodule(cfg, recipe)
-    except DataUnavailable as err:
-        results.note(f"accuracy {recipe.name}: skipped, {err}")
-        results.add(
-            "accuracy", backend, status="skipped", note=str(err), run=recipe.name, **settings
+    curve, wall = fit(recipe, dm, backend, seed, row["epochs"], s.limit_train_batches)
+    points, (pred, label), n = curve.points, curve.last, dm.num_classes
+    reached = [p["train_s"] for p in points if target is not None and p["test_acc"] >= target]
+    matrix = torch.bincount(label * n + pred, minlength=n * n).view(n, n).tolist()
+    results.data.setdefault("curves", {})[recipe.name] = points
+    results.data.setdefault("confusion", {})[recipe.name] = dict(matrix=matrix,
+        classes=list(dm.class_names), dataset=recipe.dataset, accuracy=points[-1]["test_acc"])  # fmt: skip
+    row |= dict(train_images=len(dm.train_dataloader().dataset), test_images=len(label))  # type: ignore[arg-type]
+    row |= dict(train_s=curve.train_s, fit_wall_s=wall, final_test_acc=points[-1]["test_acc"])
+    row |= dict(best_test_acc=max(p["test_acc"] for p in points))
+    results.add(MODE, backend, **row, time_to_target_s=reached[0] if reached else None)
+
+
+def tasks(s: Settings, seed: int) -> list[core.Task]:
+    """One task per recipe that ``s.recipes`` matches (``ValueError`` when none does).
+
+    Example:
+        >>> from classic_cnns.bench.accuracy import Settings, tasks
+        >>> [t.label for t in tasks(Settings(recipes=("*/mnist10k",)), seed=0)][:2]
+        ['accuracy lenet5/mnist10k', 'accuracy lenet5_modern/mnist10k']
+    """
+    chosen = [r for name, r in RECIPES.items() if any(fnmatchcase(name, p) for p in s.recipes)]
+    if not chosen:
+        raise ValueError(f"--accuracy.recipes {list(s.recipes)} match none of {sorted(RECIPES)}")
+    return [core.Task(f"accuracy {r.name}", functools.partial(_run, s, seed, r), MODE,
+                      s.device(), dict(run=r.name, model=r.model, dataset=r.dataset))
+            for r in chosen]  # fmt: skip
+
+
+def report(results: core.Results, out: Path | None) -> list[str]:
+    """The report's accuracy section (and, in ``out``, the curves and confusion matrices)."""
+    rows, body = results.rows.get(MODE, []), []
+    for r in rows:
+        recipe = RECIPES[r["run"]]
+        recipe = replace(recipe, **{k: r[k] for k in ("epochs", "image_size") if k in r})
+        target, acc, took = r.get("target_acc"), r.get("final_test_acc"), r.get("time_to_target_s")
+        reached = None if target is None or acc is None else f"{100 * target:.1f}% " + (
+            "not reached" if took is None else f"in {took:.1f} s")  # fmt: skip
+        body.append([r["run"], recipe.describe(), f"{r['backend']} ({r['threads']} threads)",
+                     r["status"] if acc is None else f"{100 * acc:.2f}%", r.get("train_s"),
+                     recipe.reference_error_pct, reached])  # fmt: skip
+    if not rows:
+        return []
+    lines = ["## Accuracy", "", "Test accuracy after every epoch with the clock stopped: `train s` "
+             "excludes the evaluations; `time to accuracy` is the training time at the first "
+             "evaluation at or above the accuracy given (an upper bound).", "", *core.table(
+             ["run", "recipe", "backend", "test acc", "train s", "reference error %",
+              "time to accuracy"], body)]  # fmt: skip
+    lines += sorted({f"- {n}: {RECIPES[n].reference}" for n in (r["run"] for r in rows)
+                     if RECIPES[n].reference})  # fmt: skip
+    return [*lines, "", *(_plots(results, out) if out and results.data.get("curves") else [])]
+
+
+def _plots(results: core.Results, out: Path) -> list[str]:
+    from matplotlib.figure import Figure
+
+    curves, confusion = results.data["curves"], results.data["confusion"]
+    datasets = list(dict.fromkeys(c["dataset"] for c in confusion.values()))
+    fig = Figure(figsize=(5.5 * len(datasets), 4), layout="constrained")
+    for ax, dataset in zip(fig.subplots(1, len(datasets), squeeze=False)[0], datasets, strict=True):
+        for name in (n for n in curves if confusion[n]["dataset"] == dataset):
+            points = curves[name][1:]  # from the first epoch: chance would flatten the rest
+            ax.plot([p["train_s"] for p in points], [100 * p["test_acc"] for p in points], "o-",
+                    markersize=3, label=name)  # fmt: skip
+        ax.set(xlabel="training s (evaluations excluded)", ylabel="test accuracy %", title=dataset)
+        ax.legend(fontsize=7)
+    fig.savefig(out / "accuracy_vs_time.png", dpi=110)
+    lines = ["![accuracy vs time](accuracy_vs_time.png)"]
+    for dataset in datasets:  # the most accurate run of each dataset
+        name = max((n for n in confusion if confusion[n]["dataset"] == dataset),
+                   key=lambda n: confusion[n]["accuracy"])  # fmt: skip
+        c = confusion[name]
+        fig = plot_confusion_matrix(
+            c["matrix"], c["classes"], f"{name}: {100 * c['accuracy']:.2f}%"
         )
-        return
-    hparams = dict(
-        optimizer=recipe.optimizer,
-        lr=recipe.lr,
-        momentum=recipe.momentum,
-        weight_decay=recipe.weight_decay,
-        scheduler=recipe.scheduler,
-    )
-    epochs = min(recipe.epochs, cfg.max_epochs or recipe.epochs)
-    settings["epochs"] = epochs
-    curve, wall = fit_with_curve(
-        recipe.model,
-        dm,
-        epochs,
-        backend,
-        cfg.seed,
-        cfg.limit_train_batches,
-        recipe.precision,
-        recipe.memory_format,
-        **hparams,
-    )
-    final = curve.points[-1]["test_acc"]
-    reached = [p["train_s"] for p in curve.points if target is not None and p["test_acc"] >= target]
-    results.curves.setdefault("accuracy", {})[recipe.name] = curve.points
-    assert curve.last is not None
-    pred, label = curve.last
-    results.confusion[recipe.name] = dict(
-        dataset=recipe.dataset,
-        model=recipe.model,
-        accuracy=final,
-        classes=list(dm.class_names),
-        matrix=_confusion(pred, label, dm.num_classes),
-    )
-    results.add(
-        "accuracy",
-        backend,
-        run=recipe.name,
-        **settings,
-        train_images=len(dm.train_dataloader().dataset),  # type: ignore[arg-type]
-        test_images=int(label.shape[0]),
-        train_s=curve.train_s,
-        fit_wall_s=wall,
-        final_test_acc=final,
-        final_test_error_pct=100 * (1 - final),
-        best_test_acc=max(p["test_acc"] for p in curve.points),
-        time_to_target_s=reached[0] if reached else None,
-    )
-
-
-def run_optimizers(cfg: BenchConfig, results: Results, label: str) -> None:
-    """Train the optimizer-comparison recipe with one optimizer; add its row and curves."""
-    backend = pick_backend(cfg)
-    recipe = RECIPES.get(cfg.optimizer_recipe)
-    if recipe is None:
-        raise ValueError(
-            f"unknown optimizer recipe {cfg.optimizer_recipe!r}; expected one of {sorted(RECIPES)}"
-        )
-    settings = OPTIMIZER_SETTINGS[label]
-    base: dict[str, Any] = dict(
-        run=f"{recipe.name}/{label}",
-        label=label,
-        model=recipe.model,
-        dataset=recipe.dataset,
-        batch_size=recipe.batch_size,
-        epochs=cfg.optimizer_epochs,
-        **settings,
-    )
-    try:
-        dm = _datamodule(cfg, recipe)
-    except DataUnavailable as err:
-        results.note(f"optimizers {recipe.name}: skipped, {err}")
-        results.add("optimizers", backend, status="skipped", note=str(err), **base)
-        return
-    curve, _ = fit_with_curve(
-        recipe.model,
-        dm,
-        cfg.optimizer_epochs,
-        backend,
-        cfg.seed,
-        cfg.limit_train_batches,
-        scheduler="none",
-        **settings,
-    )
-    curves = results.curves.setdefault("optimizer_loss", {})
-    curves[label] = [dict(step=s, loss=v) for s, v in curve.losses]
-    results.curves.setdefault("optimizer_eval", {})[label] = curve.points
-    last = curve.points[-1]
-    results.add(
-        "optimizers",
-        backend,
-        **base,
-        steps=last["step"],
-        final_train_loss=last["train_loss"],
-        final_test_acc=last["test_acc"],
-        train_s=curve.train_s,
-    )
-
-
-def plan(cfg: BenchConfig) -> list[Task]:
-    """Accuracy tasks (recipes matching ``cfg.recipes``) and/or optimizer tasks."""
-    tasks: list[Task] = []
-    backend = pick_backend(cfg)
-    if "accuracy" in cfg.modes:
-        selected = [r for name, r in RECIPES.items() if matches(name, cfg.recipes)]
-        if not selected:
-            raise ValueError(f"no recipe matches {cfg.recipes}; recipes: {sorted(RECIPES)}")
-        for recipe in selected:
-
-            def task(results: Results, recipe: Recipe = recipe) -> None:
-                run_recipe(cfg, results, recipe)
-
-            fields = dict(run=recipe.name, model=recipe.model, dataset=recipe.dataset)
-            tasks.append(Task(f"accuracy {recipe.name}", task, "accuracy", backend, fields))
-    if "optimizers" in cfg.modes:
-        for label in OPTIMIZER_SETTINGS:
-
-            def opt_task(results: Results, label: str = label) -> None:
-                run_optimizers(cfg, results, label)
-
-            tasks.append(
-                Task(
-                    f"optimizers {cfg.optimizer_recipe} {label}",
-                    opt_task,
-                    "optimizers",
-                    backend,
-                    dict(label=label),
-                )
-            )
-    return tasks
+        fig.savefig(out / f"confusion_{dataset}.png", dpi=110)
+        lines.append(f"![{name}](confusion_{dataset}.png)")
+    return [*lines, ""]

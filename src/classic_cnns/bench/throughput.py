@@ -1,493 +1,402 @@
-"""Training and inference throughput, side by side with torchvision, with MFU.
+"""Training and inference throughput beside torchvision's same network, with MFU.
 
-For each model, backend, precision, memory format and ``torch.compile`` setting, one
-configuration builds the package's network and, where torchvision ships the same
-architecture, torchvision's, with the same input, batch, optimizer and settings. It then
-times:
+Per model, backend, precision, memory format and ``torch.compile`` setting, the package's
+network and, where torchvision ships the architecture, torchvision's are built from one seed
+and timed on one batch: a training step (forward, cross-entropy plus GoogLeNet's auxiliary
+losses at 0.3, backward, SGD with momentum, a gradient scaler for fp16-mixed) and an
+inference step (``eval()``, ``inference_mode``). Warm-up steps, which compile, are not timed;
+a timed repeat lasts about ``min_time`` seconds and the two networks' repeats alternate, so
+``vs_torchvision_*`` (a ratio of medians) compares like with like. On CUDA, peak memory is
+the allocator's peak in one step above what was allocated before the network was built.
 
-* training steps: forward, cross-entropy (plus GoogLeNet's weighted auxiliary losses),
-  backward and an SGD-with-momentum step;
-* inference steps: forward in ``eval()`` mode under ``torch.inference_mode()``.
-
-Warm-up steps (which compile, for ``torch.compile``) are excluded. Each timed repeat runs
-enough steps to last ``min_time`` seconds; the two implementations' repeats alternate, so
-noise from other processes lands on both alike, and the ratio is taken between medians of
-the same run. Peak memory is read while an implementation is alone being warmed up, never
-while timing.
-
-MFU divides the achieved FLOP/s (3x the forward FLOPs for a training step, 1x for
-inference, from :func:`classic_cnns.inspection.summary`) by the peak of the math the layers
-may use (:func:`math_modes`): TF32 for fp32 on CUDA where cuDNN or cuBLAS may use it
-(PyTorch's default for convolutions), bf16 or fp16 for the mixed precisions (the ops
-autocast keeps in fp32 run slower, so the low-precision peak bounds them too; a CPU
-without fast bf16 falls back to fp32 and its fp32 peak counts), fp32 otherwise. Each peak
-is the best rate of large matmuls in that mode, measured before the first and again after
-the last configuration of a backend; MFU is computed then, from the best of both. A rate
-above the peak means the peak was measured too low (a busy machine, say): such rows keep
-their value and say so in their note.
-
-Example:
-    >>> from classic_cnns.bench import BenchConfig, Results
-    >>> from classic_cnns.bench.throughput import plan
-    >>> cfg = BenchConfig.quick(models=["lenet5"], backends=["cpu"], compile=[False])
-    >>> [t.label for t in plan(cfg)][:2]
-    ['peak cpu', 'throughput lenet5 cpu fp32 contiguous eager']
+MFU divides the achieved FLOP/s (3× the forward FLOPs per training image, 1× per inference
+image) by the peak of the math the layers may use (:func:`math_modes`): TF32 for fp32 on CUDA
+where cuDNN or cuBLAS may use it (PyTorch's default for convolutions), bf16 or fp16 for the
+mixed precisions, or fp32 where that is faster (a CPU without fast bf16). A peak is the best
+rate of large matmuls in that mode, measured before a backend's first configuration and
+after its last. A rate above its peak means the peak was measured too low (a busy machine):
+the row keeps it and says so.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from fnmatch import fnmatchcase
+from itertools import product
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
+import torch._dynamo
 import torch.nn.functional as F
+import torchvision
 from torch import Tensor, nn
 
-from classic_cnns.bench._common import (
-    BenchConfig,
-    PeakMemory,
-    Results,
-    Task,
-    autocast,
-    backend_unavailable,
-    precision_unsupported,
-    ratio,
-    spread,
-    synchronize,
-    timed,
-    to_memory_format,
-)
-from classic_cnns.bench._data import image_size
-from classic_cnns.registry import model_info
+from classic_cnns.bench import core
+from classic_cnns.inspection import summary
+from classic_cnns.registry import list_models, model_info
 
-__all__ = ["TORCHVISION_ARCHS", "fill_mfu", "math_modes", "measure_peak", "plan", "run_config"]
+__all__ = ["QUICK", "Settings", "fill_mfu", "math_modes", "measure", "report", "tasks"]
 
+MODE = "throughput"
 # Registered names that torchvision ships with the same layers (and parameter names).
-TORCHVISION_ARCHS = frozenset(
-    ["alexnet", "googlenet", "densenet121", "densenet161", "densenet169", "densenet201"]
-    + [f"resnet{d}" for d in (18, 34, 50, 101, 152)]
-    + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
-)
-# Math mode -> (matmul dtype, float32_matmul_precision while measuring its peak).
-_MATH = {
-    "fp32": (torch.float32, "highest"),
-    "tf32": (torch.float32, "high"),
-    "bf16": (torch.bfloat16, "highest"),
-    "fp16": (torch.float16, "highest"),
-}
-_AUX_WEIGHT = 0.3  # the task's default weight of GoogLeNet's auxiliary losses
+TORCHVISION = {"alexnet", "googlenet", *(f"densenet{d}" for d in (121, 161, 169, 201))}
+TORCHVISION |= {f"resnet{d}" for d in (18, 34, 50, 101, 152)}
+TORCHVISION |= {f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")}
+# Math mode -> (matmul dtype, float32_matmul_precision while its peak is measured).
+_MATH = dict(fp32=(torch.float32, "highest"), tf32=(torch.float32, "high"))
+_MATH |= dict(bf16=(torch.bfloat16, "highest"), fp16=(torch.float16, "highest"))
+_MODELS = ("lenet5", "resnet20", "nin", "densenet_bc_100", "alexnet", "resnet18", "googlenet")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the throughput mode measures (``--throughput.*`` on the command line).
+
+    Attributes:
+        models: Registered names, shell wildcards (``resnet*``) or ``all``.
+        backends: Backends to try; absent ones give skipped rows.
+        precisions: Precisions to try (fp16-mixed on CUDA only).
+        memory_formats: Memory formats of the weights and the input.
+        compile: Shell wildcards over ``model/precision/format`` whose ``torch.compile``d
+            form is measured too (``[resnet18/bf16-mixed/channels_last]``; ``[]``: none).
+        batch_size: Images per step; ``None``: 128 for tiny networks, else 32.
+        max_image_size: Larger inputs shrink to this H = W (not below a model's minimum).
+        repeats: Timed repeats per measurement (the median and spread are over these).
+        warmup: Untimed steps first (the first compiles, with ``torch.compile``).
+        min_time: Seconds one timed repeat should last.
+    """
+
+    models: tuple[str, ...] = (*_MODELS, "densenet121")
+    backends: tuple[core.Backend, ...] = ("cpu", "cuda", "mps")
+    precisions: tuple[core.Precision, ...] = ("fp32", "bf16-mixed", "fp16-mixed")
+    memory_formats: tuple[Literal["contiguous", "channels_last"], ...] = ("contiguous",)
+    compile: tuple[str, ...] = ("*",)
+    batch_size: int | None = None
+    max_image_size: int | None = None
+    repeats: int = 5
+    warmup: int = 3
+    min_time: float = 1.0
+
+
+# ``--quick``: two models at 32 px, LeNet-5 compiled in fp32 / contiguous only.
+QUICK: dict[str, Any] = dict(models=("lenet5", "resnet18"), compile=("lenet5/fp32/contiguous",))
+QUICK |= dict(memory_formats=("contiguous", "channels_last"), max_image_size=32)
+QUICK |= dict(repeats=3, warmup=2, min_time=0.3)
 
 
 def math_modes(backend: str, precision: str) -> tuple[str, ...]:
     """The math modes the layers of ``precision`` may run in on ``backend``, lowest first.
 
     fp32 on CUDA is ``"tf32"`` when cuDNN (``torch.backends.cudnn.allow_tf32``, on by
-    default) or cuBLAS (``torch.get_float32_matmul_precision() != "highest"``) may use
-    TF32, else ``"fp32"``. A mixed precision adds its low-precision mode in front.
+    default) or cuBLAS (``torch.get_float32_matmul_precision() != "highest"``) may use TF32.
+    A mixed precision adds its low-precision mode in front: autocast keeps some ops in fp32.
 
     Example:
         >>> from classic_cnns.bench.throughput import math_modes
         >>> math_modes("cpu", "bf16-mixed")
         ('bf16', 'fp32')
     """
-    fp32 = "fp32"
-    if backend == "cuda" and (
-        torch.backends.cudnn.allow_tf32 or torch.get_float32_matmul_precision() != "highest"
-    ):
-        fp32 = "tf32"
+    tf32 = torch.backends.cudnn.allow_tf32 or torch.get_float32_matmul_precision() != "highest"
+    fp32 = "tf32" if backend == "cuda" and tf32 else "fp32"
     low = {"bf16-mixed": "bf16", "fp16-mixed": "fp16"}.get(precision)
     return (fp32,) if low is None else (low, fp32)
 
 
-def measure_peak(backend: str, mode: str, seconds: float = 0.5) -> float:
-    """FLOP/s of large square matmuls in math mode ``mode``: the best of several tries.
-
-    Sizes 512 to 2048 on CPUs, 4096 and 8192 on GPUs: the best of the timed tries of all
-    sizes is the peak (on a CPU a smaller matrix can be the fastest, fitting its caches).
-
-    Example:
-        >>> from classic_cnns.bench.throughput import measure_peak
-        >>> measure_peak("cpu", "fp32", seconds=0.05) > 0
-        True
-    """
+def _peak(backend: str, mode: str, seconds: float) -> float:
+    # FLOP/s of large square matmuls in math mode `mode`, the best try: 512 to 2048 on CPUs (a
+    # smaller one may be fastest, fitting the caches), 4096 and 8192 on GPUs.
     dtype, matmul_precision = _MATH[mode]
-    sizes = (512, 1024, 2048) if backend == "cpu" else (4096, 8192)
-    previous = torch.get_float32_matmul_precision()
+    previous, best = torch.get_float32_matmul_precision(), 0.0
     torch.set_float32_matmul_precision(matmul_precision)
-    best = 0.0
     try:
-        for n in sizes:
-            a = torch.randn(n, n, device=backend).to(dtype)
-            b = torch.randn(n, n, device=backend).to(dtype)
-            (a @ b).sum().item()  # warm-up (BLAS initialisation, kernel selection)
-            deadline = time.perf_counter() + seconds / len(sizes)
-            for tries in range(50):
-                best = max(best, 2 * n**3 / timed(partial(torch.matmul, a, b), 1, backend))
-                if tries >= 1 and time.perf_counter() > deadline:
+        for n in (512, 1024, 2048) if backend == "cpu" else (4096, 8192):
+            a, b = (torch.randn(n, n, device=backend).to(dtype) for _ in range(2))
+            core.timed(functools.partial(torch.matmul, a, b), 1, backend)  # kernel choice
+            for _ in range(50):
+                step = core.timed(functools.partial(torch.matmul, a, b), 1, backend)
+                best, seconds = max(best, 2 * n**3 / step), seconds - step
+                if seconds < 0:
                     break
     finally:
         torch.set_float32_matmul_precision(previous)
     return best
 
 
-def fill_mfu(results: Results, backend: str, flag: bool = True) -> None:
-    """Set the peak and MFU columns of ``backend``'s throughput rows from the run's peaks.
+def fill_mfu(results: core.Results, backend: str, final: bool = True) -> None:
+    """Set the peak and MFU columns of ``backend``'s rows from the run's matmul peaks.
 
-    With ``flag`` (the final pass), a row whose MFU exceeds 1 keeps it, gets a note and
-    adds a note to the report: its peak was measured too low.
+    Of the modes :func:`math_modes` allows, the fastest peak bounds the row. With ``final``,
+    an MFU above 1 is kept and flagged in the row's note and the report's.
 
     Example:
-        >>> from classic_cnns.bench import BenchConfig, Results
+        >>> from classic_cnns.bench.core import Results
         >>> from classic_cnns.bench.throughput import fill_mfu
-        >>> results = Results(BenchConfig())
-        >>> results.matmul_peaks["cpu/fp32"] = 1e12
-        >>> row = results.add("throughput", "cpu", precision="fp32", train_tflops=0.5)
+        >>> results = Results(data={"matmul_peaks": {"cpu/fp32": 2e12, "cpu/bf16": 1e12}})
+        >>> row = results.add("throughput", "cpu", precision="bf16-mixed", train_tflops=1.0,
+        ...                   infer_tflops=3.0)
         >>> fill_mfu(results, "cpu")
-        >>> row["peak_math"], row["train_mfu"]
-        ('fp32', 0.5)
+        >>> row["peak_math"], row["train_mfu"], row["infer_mfu"], row["note"]
+        ('fp32', 0.5, 1.5, 'MFU above 1 (infer): the fp32 peak was measured too low')
     """
-    for row in results.rows.get("throughput", []):
-        if row["backend"] != backend or row["status"] != "ok":
+    found = results.data.get("matmul_peaks", {})
+    for row in results.ok(MODE):
+        modes = [m for m in math_modes(backend, row["precision"]) if f"{backend}/{m}" in found]
+        if row["backend"] != backend or not modes:
             continue
-        peaks = {
-            m: results.matmul_peaks[f"{backend}/{m}"]
-            for m in math_modes(backend, row["precision"])
-            if f"{backend}/{m}" in results.matmul_peaks
-        }
-        if not peaks:
-            continue
-        mode = max(peaks, key=peaks.__getitem__)
-        peak = peaks[mode]
-        row.update(peak_math=mode, peak_tflops=peak / 1e12)
+        mode = max(modes, key=lambda m: found[f"{backend}/{m}"])
+        row.update(peak_math=mode, peak_tflops=found[f"{backend}/{mode}"] / 1e12)
         for phase in ("train", "infer"):
-            row[f"{phase}_mfu"] = ratio(row[f"{phase}_tflops"], peak / 1e12)
+            row[f"{phase}_mfu"] = core.ratio(row[f"{phase}_tflops"], row["peak_tflops"])
         high = [p for p in ("train", "infer") if (row[f"{p}_mfu"] or 0) > 1]
-        if high and flag:
-            text = f"MFU above 1 ({', '.join(high)}): the {mode} peak was measured too low"
-            row["note"] = "; ".join(n for n in (row["note"], text) if n)
-            results.note(f"{backend} {row['model']} {row['precision']}: {text}")
-
-
-def _default_batch(fwd_flops: int) -> int:
-    # Tiny networks (LeNet-5) need large batches to keep the device busy; larger ones
-    # would take seconds per step on a laptop CPU at 128.
-    return 128 if fwd_flops < 10e6 else 32
-
-
-def _input_size(cfg: BenchConfig, name: str) -> tuple[tuple[int, int, int], str | None]:
-    c, h, w = model_info(name).input_size
-    size = (c, *image_size(name, max_size=cfg.max_image_size))
-    cap = cfg.max_image_size
-    if cap is not None and (size[1] > min(h, cap) or size[2] > min(w, cap)):
-        return size, f"input kept at the model's minimum {size[1]}x{size[2]}"
-    return size, None
-
-
-_FLOPS_CACHE: dict[tuple[str, tuple[int, int, int]], int] = {}
-
-
-def forward_flops(name: str, size: tuple[int, int, int]) -> int:
-    """Forward FLOPs per image of a registered model (2 per multiply-accumulate).
-
-    Example:
-        >>> from classic_cnns.bench.throughput import forward_flops
-        >>> forward_flops("lenet5", (1, 32, 32))
-        846076
-    """
-    key = (name, size)
-    if key not in _FLOPS_CACHE:
-        from classic_cnns.inspection import summary
-
-        net = model_info(name).build_net(num_classes=10, in_channels=size[0])
-        _FLOPS_CACHE[key] = summary(net, size).total_flops
-    return _FLOPS_CACHE[key]
-
-
-def _build(name: str, impl: str, in_channels: int) -> nn.Module:
-    if impl == "classic_cnns":
-        return model_info(name).build_net(num_classes=10, in_channels=in_channels)
-    import torchvision
-
-    # GoogLeNet: both with auxiliary heads in training, as the package's network has.
-    extra: dict[str, Any] = {}
-    if name == "googlenet":
-        extra = {"aux_logits": True, "init_weights": True}
-    return getattr(torchvision.models, name)(num_classes=10, **extra)  # type: ignore[no-any-return]
+        if high and final:
+            row["note"] = f"MFU above 1 ({', '.join(high)}): the {mode} peak was measured too low"
+            results.note(f"{backend} {row.get('model')} {row['precision']}: {row['note']}")
 
 
 def _loss(out: Any, y: Tensor) -> Tensor:
-    # GoogLeNet returns (logits, aux...) in training, torchvision a namedtuple of the same.
+    # GoogLeNet returns (logits, aux...) in training; torchvision's a namedtuple of the same.
     if isinstance(out, tuple):
-        loss = F.cross_entropy(out[0], y)
-        for aux in out[1:]:
-            if aux is not None:
-                loss = loss + _AUX_WEIGHT * F.cross_entropy(aux, y)
-        return loss
+        extra = sum(0.3 * F.cross_entropy(aux, y) for aux in out[1:] if aux is not None)
+        return F.cross_entropy(out[0], y) + extra
     return F.cross_entropy(out, y)
 
 
-@dataclass
-class _Impl:
-    """One implementation under test: its network (maybe compiled) and step functions."""
-
-    impl: str
-    net: nn.Module
-    call: Callable[[Tensor], Any]
-    train_step: Callable[[], None] | None = None
-    infer_step: Callable[[], None] | None = None
-    warmup_s: float = 0.0
-    train_meter: PeakMemory | None = None
-    infer_meter: PeakMemory | None = None
-
-
-def _prepare(
-    impl: _Impl, x: Tensor, y: Tensor, backend: str, precision: str, warmup: int
-) -> tuple[float, float]:
-    """Warm up inference then training alone, reading peak memory; return step times."""
-    net = impl.net
-    dtype_ctx = lambda: autocast(backend, precision)  # noqa: E731
-
-    def infer() -> None:
-        with torch.inference_mode(), dtype_ctx():
-            impl.call(x)
-
-    # Inference first, before an optimizer exists: its memory is weights plus activations.
-    net.eval()
-    start = time.perf_counter()
-    for _ in range(warmup):
-        infer()
-    synchronize(backend)
-    assert impl.infer_meter is not None
-    with impl.infer_meter:
-        infer_s = timed(infer, 1, backend)
-
+def _steps(net: nn.Module, compiled: bool, x: Tensor, y: Tensor, backend: str,
+           precision: str) -> dict[str, Callable[[], None]]:  # fmt: skip
+    call = torch.compile(net) if compiled else net
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
-    scaler = torch.amp.GradScaler(backend) if precision == "fp16-mixed" else None
+    scaler = torch.amp.GradScaler(backend, enabled=precision == "fp16-mixed")
 
     def train() -> None:
         opt.zero_grad(set_to_none=True)
-        with dtype_ctx():
-            loss = _loss(impl.call(x), y)
-        if scaler is None:
-            loss.backward()
-            opt.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+        with core.autocast(backend, precision):
+            loss = _loss(call(x), y)
+        scaler.scale(loss).backward()  # a disabled scaler passes everything through
+        scaler.step(opt)
+        scaler.update()
 
-    net.train()
-    for _ in range(warmup):
-        train()
-    synchronize(backend)
-    impl.warmup_s = time.perf_counter() - start - infer_s
-    assert impl.train_meter is not None
-    with impl.train_meter:
-        train_s = timed(train, 1, backend)
-    impl.train_step, impl.infer_step = train, infer
-    return train_s, infer_s
+    def infer() -> None:
+        with torch.inference_mode(), core.autocast(backend, precision):
+            call(x)
+
+    return {"train": train, "infer": infer}
 
 
-def _steps(step_s: float, min_time: float) -> int:
-    return max(1, min(1000, math.ceil(min_time / max(step_s, 1e-9))))
+@functools.cache
+def _flops(name: str, size: tuple[int, int, int]) -> int:
+    return summary(
+        model_info(name).build_net(num_classes=10, in_channels=size[0]), size
+    ).total_flops
 
 
-def run_config(
-    cfg: BenchConfig,
-    results: Results,
-    name: str,
-    backend: str,
-    precision: str,
-    memory_format: str,
-    compiled: bool,
-) -> None:
-    """Measure one throughput configuration; add a row per implementation to ``results``.
+def _network(name: str, impl: str, in_channels: int) -> nn.Module:
+    if impl == "classic_cnns":
+        return model_info(name).build_net(num_classes=10, in_channels=in_channels)
+    extra = dict(aux_logits=True, init_weights=True) if name == "googlenet" else {}
+    return getattr(torchvision.models, name)(num_classes=10, **extra)  # type: ignore[no-any-return]
+
+
+def measure(s: Settings, seed: int, results: core.Results, name: str, backend: str,
+            precision: str, memory_format: str, compiled: bool) -> None:  # fmt: skip
+    """Measure one configuration; add a row for the package's network and torchvision's.
 
     Example:
-        >>> from classic_cnns.bench import BenchConfig, Results
-        >>> from classic_cnns.bench.throughput import run_config
-        >>> cfg = BenchConfig(repeats=1, warmup=1, min_time=0.0, batch_size=4)
-        >>> results = Results(cfg)
-        >>> run_config(cfg, results, "lenet5", "cpu", "fp32", "contiguous", False)
+        >>> from classic_cnns.bench.core import Results
+        >>> from classic_cnns.bench.throughput import Settings, measure
+        >>> results = Results()
+        >>> s = Settings(repeats=1, warmup=1, min_time=0.0, batch_size=4)
+        >>> measure(s, 0, results, "lenet5", "cpu", "fp32", "contiguous", False)
         >>> results.rows["throughput"][0]["train_ips_median"] > 0
         True
     """
-    size, size_note = _input_size(cfg, name)
-    fwd = forward_flops(name, size)
-    batch = cfg.batch_size or _default_batch(fwd)
-    impl_names = ["classic_cnns"] + (["torchvision"] if name in TORCHVISION_ARCHS else [])
-    base: dict[str, Any] = dict(
-        model=name,
-        precision=precision,
-        memory_format=memory_format,
-        compile=compiled,
-        batch_size=batch,
-        input_size="x".join(map(str, size)),
-        warmup_steps=cfg.warmup,
-        repeats=cfg.repeats,
-        fwd_flops_per_image=fwd,
-    )
-    reason = backend_unavailable(backend) or precision_unsupported(backend, precision)
-    if reason is not None:
-        for impl_name in impl_names:
-            results.add(
-                "throughput", backend, status="skipped", note=reason, impl=impl_name, **base
-            )
+    size = (model_info(name).input_size[0], *core.image_size(name, max_size=s.max_image_size))
+    fwd = _flops(name, size)
+    batch = s.batch_size or (128 if fwd < 10e6 else 32)  # tiny networks need larger batches
+    impls = ["classic_cnns", *(["torchvision"] if name in TORCHVISION else [])]
+    base = dict(model=name, precision=precision, memory_format=memory_format, compile=compiled)
+    base |= dict(batch_size=batch, input_size="x".join(map(str, size)), fwd_flops_per_image=fwd)
+    reason = core.unavailable(backend, precision)
+    for impl in impls if reason else ():
+        results.add(MODE, backend, "skipped", note=reason, impl=impl, **base)
+    if reason:
         return
-    if compiled:
-        import torch._dynamo as dynamo
-
-        # Fresh caches: earlier configurations' graphs would count toward the recompile limit.
-        dynamo.reset()
-    fmt = to_memory_format(memory_format)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    torch._dynamo.reset()  # earlier graphs would count toward the recompilation limit
+    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, *size, generator=gen).to(backend).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,), generator=gen).to(backend)
-
-    impls: list[_Impl] = []
-    times: dict[str, tuple[float, float]] = {}
-    for impl_name in impl_names:
-        train_meter, infer_meter = PeakMemory(backend), PeakMemory(backend)
-        train_meter.baseline()
-        infer_meter.base = train_meter.base
-        torch.manual_seed(cfg.seed)
-        net = _build(name, impl_name, size[0]).to(backend).to(memory_format=fmt)
-        call = torch.compile(net) if compiled else net
-        impl = _Impl(impl_name, net, call, train_meter=train_meter, infer_meter=infer_meter)
-        times[impl_name] = _prepare(impl, x, y, backend, precision, cfg.warmup)
-        impls.append(impl)
-
-    # Steps per repeat from the package's own step time; every implementation runs as many.
-    train_steps = _steps(times["classic_cnns"][0], cfg.min_time)
-    infer_steps = _steps(times["classic_cnns"][1], cfg.min_time)
-    train_ips: dict[str, list[float]] = {i.impl: [] for i in impls}
-    infer_ips: dict[str, list[float]] = {i.impl: [] for i in impls}
+    nets, steps, one, mem, warm = {}, {}, {}, {}, dict.fromkeys(impls, 0.0)
     for impl in impls:
-        impl.net.train()
-        assert impl.train_step is not None
-        impl.train_step()  # one untimed step after the mode switch
-    for _ in range(cfg.repeats):
+        before = torch.cuda.memory_allocated() if backend == "cuda" else 0
+        torch.manual_seed(seed)
+        nets[impl] = _network(name, impl, size[0]).to(backend).to(memory_format=fmt)
+        steps[impl] = _steps(nets[impl], compiled, x, y, backend, precision)
+        for phase in ("infer", "train"):  # inference first, before the optimizer holds state
+            nets[impl].train(phase == "train")
+            warm[impl] += core.timed(steps[impl][phase], s.warmup, backend)
+            if backend == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            one[impl, phase] = core.timed(steps[impl][phase], 1, backend)  # sizes the repeats
+            if backend == "cuda":
+                mem[impl, phase] = (torch.cuda.max_memory_allocated() - before) / 2**20
+    ips: dict[tuple[str, str], list[float]] = {key: [] for key in one}
+    counts: dict[str, int] = {}
+    for phase in ("train", "infer"):
+        # Steps per repeat from the package's own step time; both networks run as many.
+        n = counts[phase] = max(1, min(1000, math.ceil(s.min_time / one["classic_cnns", phase])))
         for impl in impls:
-            assert impl.train_step is not None
-            train_ips[impl.impl].append(
-                train_steps * batch / timed(impl.train_step, train_steps, backend)
-            )
-    for impl in impls:
-        impl.net.eval()
-        assert impl.infer_step is not None
-        impl.infer_step()
-    for _ in range(cfg.repeats):
-        for impl in impls:
-            assert impl.infer_step is not None
-            infer_ips[impl.impl].append(
-                infer_steps * batch / timed(impl.infer_step, infer_steps, backend)
-            )
-
+            nets[impl].train(phase == "train")
+            steps[impl][phase]()  # one untimed step after the mode switch
+        for _, impl in product(range(s.repeats), impls):
+            ips[impl, phase].append(n * batch / core.timed(steps[impl][phase], n, backend))
     rows = {}
     for impl in impls:
-        train = spread("train_ips", train_ips[impl.impl])
-        infer = spread("infer_ips", infer_ips[impl.impl])
-        train_flops = 3 * fwd * (train["train_ips_median"] or 0.0)
-        infer_flops = fwd * (infer["infer_ips_median"] or 0.0)
-        assert impl.train_meter is not None and impl.infer_meter is not None
-        rows[impl.impl] = results.add(
-            "throughput",
-            backend,
-            note=size_note,
-            impl=impl.impl,
-            **base,
-            train_steps=train_steps,
-            infer_steps=infer_steps,
-            warmup_s=impl.warmup_s,
-            **train,
-            **infer,
-            train_peak_mem_mb=impl.train_meter.peak_mb,
-            infer_peak_mem_mb=impl.infer_meter.peak_mb,
-            mem_kind=impl.train_meter.kind,
-            train_tflops=train_flops / 1e12,
-            infer_tflops=infer_flops / 1e12,
-        )
-    if "torchvision" in rows:
-        ours, tv = rows["classic_cnns"], rows["torchvision"]
-        ours["vs_torchvision_train"] = ratio(ours["train_ips_median"], tv["train_ips_median"])
-        ours["vs_torchvision_infer"] = ratio(ours["infer_ips_median"], tv["infer_ips_median"])
-    del impls
+        row = rows[impl] = results.add(MODE, backend, impl=impl, **base, repeats=s.repeats)
+        row.update(warmup_steps=s.warmup, warmup_s=warm[impl], train_steps=counts["train"])
+        row["infer_steps"] = counts["infer"]
+        if max(size) > (s.max_image_size or math.inf):
+            row["note"] = "kept at the model's minimum input size"
+        for phase, flops in (("train", 3 * fwd), ("infer", fwd)):
+            row.update(core.spread(f"{phase}_ips", ips[impl, phase]))
+            row[f"{phase}_tflops"] = flops * row[f"{phase}_ips_median"] / 1e12
+            row[f"{phase}_peak_mem_mb"] = mem.get((impl, phase))
+        keys = ("peak_math", "peak_tflops", "train_mfu", "infer_mfu", "vs_torchvision_train")
+        row.update(dict.fromkeys((*keys, "vs_torchvision_infer")))
+    ours, tv = rows["classic_cnns"], rows.get("torchvision", {})
+    for p in ("train", "infer"):
+        ours[f"vs_torchvision_{p}"] = core.ratio(ours[f"{p}_ips_median"], tv.get(f"{p}_ips_median"))
 
 
-def _peak_task(cfg: BenchConfig, backend: str, last: bool) -> Task:
-    def run(results: Results) -> None:
-        modes = {
-            m
-            for p in cfg.precisions
-            if precision_unsupported(backend, p) is None
-            for m in math_modes(backend, p)
-        }
-        for mode in sorted(modes):
-            flops = measure_peak(backend, mode, 0.6 if cfg.min_time < 1 else 2.0)
-            key = f"{backend}/{mode}"
-            results.matmul_peaks[key] = max(flops, results.matmul_peaks.get(key, 0.0))
-        if last:
-            fill_mfu(results, backend)
-
-    return Task(f"peak {backend}" + (" again, MFU" if last else ""), run, "throughput", backend)
+def _peaks(s: Settings, backend: str, final: bool, results: core.Results) -> None:
+    found = results.data.setdefault("matmul_peaks", {})
+    for p in s.precisions if not core.unavailable(backend) else ():
+        for mode in math_modes(backend, p) if not core.unavailable(backend, p) else ():
+            flops = _peak(backend, mode, min(2.0, max(0.1, 2 * s.min_time)))
+            found[f"{backend}/{mode}"] = max(flops, found.get(f"{backend}/{mode}", 0.0))
+    fill_mfu(results, backend, final)
 
 
-def _config_task(
-    cfg: BenchConfig, name: str, backend: str, precision: str, fmt: str, compiled: bool
-) -> Task:
-    label = f"throughput {name} {backend} {precision} {fmt} {'compiled' if compiled else 'eager'}"
-
-    def run(results: Results) -> None:
-        run_config(cfg, results, name, backend, precision, fmt, compiled)
-        fill_mfu(results, backend, flag=False)  # provisional: the last task sets it again
-
-    fields = dict(
-        model=name, impl="classic_cnns", precision=precision, memory_format=fmt, compile=compiled
-    )
-    return Task(label, run, "throughput", backend, fields)
+def _skip(models: list[str], reason: str, backend: str, results: core.Results) -> None:
+    results.note(f"{backend}: skipped, {reason}")
+    for name in models:
+        results.add(MODE, backend, "skipped", note=reason, model=name, impl="classic_cnns")
 
 
-def plan(cfg: BenchConfig) -> list[Task]:
-    """The throughput tasks of a run: per backend the peaks, each configuration, the peaks
-    again and MFU.
+def tasks(s: Settings, seed: int) -> list[core.Task]:
+    """Per backend: the matmul peaks, every configuration (then provisional MFU), the peaks
+    again and the final MFU. Raises ``ValueError`` for a name that is not registered.
 
-    Absent backends get one task that records skipped rows, so the report lists them.
+    Example:
+        >>> from classic_cnns.bench.throughput import Settings, tasks
+        >>> [t.label for t in tasks(Settings(models=("lenet5",), backends=("cpu",)), seed=0)][:3]
+        ['peak cpu', 'throughput lenet5 cpu fp32 contiguous eager', 'throughput lenet5 cpu fp32 contiguous compiled']
     """
-    tasks: list[Task] = []
-    for backend in cfg.backends:
-        reason = backend_unavailable(backend)
-        if reason is not None:
-            tasks.append(_skip_backend_task(cfg, backend, reason))
+    models: list[str] = []
+    for p in s.models:
+        found = list_models("*" if p == "all" else p) if set(p) & set("*?[") or p == "all" else [p]
+        if not found:
+            raise ValueError(f"--throughput.models: no registered model matches {p!r}")
+        models += [model_info(n).name for n in found if n not in models]  # suggests on a typo
+    out = []
+    for backend in s.backends:
+        if reason := core.unavailable(backend):
+            run = functools.partial(_skip, models, reason, backend)
+            out.append(core.Task(f"throughput {backend} (skipped)", run, MODE, backend))
             continue
-        tasks.append(_peak_task(cfg, backend, last=False))
-        for name in cfg.models:
-            for precision in cfg.precisions:
-                for fmt in cfg.memory_formats:
-                    for compiled in sorted(set(cfg.compile)):
-                        if compiled and not cfg.wants_compile(name, precision, fmt):
-                            continue
-                        tasks.append(_config_task(cfg, name, backend, precision, fmt, compiled))
-        tasks.append(_peak_task(cfg, backend, last=True))
-    return tasks
+        run = functools.partial(_peaks, s, backend, False)
+        out.append(core.Task(f"peak {backend}", run, MODE, backend))
+        for name, precision, fmt in product(models, s.precisions, s.memory_formats):
+            wanted = any(fnmatchcase(f"{name}/{precision}/{fmt}", p) for p in s.compile)
+            for compiled in (False, True) if wanted else (False,):
+                label = f"{name} {backend} {precision} {fmt} {('eager', 'compiled')[compiled]}"
+                fields = dict(model=name, impl="classic_cnns", precision=precision)
+                fields |= dict(memory_format=fmt, compile=compiled)
+                run = functools.partial(_config, s, seed, (name, backend, precision, fmt, compiled))
+                out.append(core.Task(f"throughput {label}", run, MODE, backend, fields))
+        run = functools.partial(_peaks, s, backend, True)
+        out.append(core.Task(f"peak {backend} again, MFU", run, MODE, backend))
+    return out
 
 
-def _skip_backend_task(cfg: BenchConfig, backend: str, reason: str) -> Task:
-    def run(results: Results) -> None:
-        results.note(f"{backend}: skipped, {reason}")
-        for name in cfg.models:
-            size, _ = _input_size(cfg, name)
-            results.add(
-                "throughput",
-                backend,
-                status="skipped",
-                note=reason,
-                model=name,
-                impl="classic_cnns",
-                input_size="x".join(map(str, size)),
-            )
+def _config(s: Settings, seed: int, args: tuple[Any, ...], results: core.Results) -> None:
+    measure(s, seed, results, *args)
+    fill_mfu(results, args[1], final=False)  # provisional: the last peak task sets it again
 
-    return Task(f"throughput {backend} (skipped)", run, "throughput", backend)
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['precision']} / {row['memory_format']} / " + ("eager", "compiled")[row["compile"]]
+
+
+def report(results: core.Results, out: Path | None) -> list[str]:
+    """The report's throughput section (and ``throughput.png`` in ``out``, if given)."""
+    if not results.rows.get(MODE):
+        return []
+    peaks = ", ".join(
+        f"{k} {v / 1e12:.3g}" for k, v in results.data.get("matmul_peaks", {}).items()
+    )
+    lines = ["## Throughput", "", "Images per second, median [quartiles] over alternating repeats, "
+             "warm-up excluded. MFU: achieved FLOP/s (3× forward FLOPs per training image, 1× per "
+             "inference image) over the peak of the math the layers may use (`peak`); `vs tv`: the "
+             f"package's median over torchvision's, in this run. Matmul peaks (TFLOP/s): {peaks}.", ""]  # fmt: skip
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results.ok(MODE):
+        groups.setdefault((r["backend"], r["model"]), []).append(r)
+    best, advice = [], {}
+    for (backend, model), group in groups.items():
+        g = group[0]
+        lines += [f"### {model} on {backend} ({g['device_name']}, {g['threads']} threads), batch "
+                  f"{g['batch_size']}, input {g['input_size']}", ""]  # fmt: skip
+        lines += core.table(
+            ["impl", "precision / format / compile", "train img/s", "infer img/s", "train MFU",
+             "infer MFU", "peak", "vs tv train", "vs tv infer", "train MiB", "warm-up s"],
+            [[r["impl"], _label(r), core.quartiles(r, "train_ips"), core.quartiles(r, "infer_ips"),
+              r["train_mfu"], r["infer_mfu"], r["peak_math"], r["vs_torchvision_train"],
+              r["vs_torchvision_infer"], r["train_peak_mem_mb"], r["warmup_s"]] for r in group])  # fmt: skip
+        ours = [r for r in group if r["impl"] == "classic_cnns"]
+        base = next((r for r in ours if _label(r) == "fp32 / contiguous / eager"), {})
+        cells = [model, backend]
+        for phase in ("train", "infer"):
+            win = max(ours, key=lambda r: r[f"{phase}_ips_median"])  # noqa: B023
+            gain = core.ratio(win[f"{phase}_ips_median"], base.get(f"{phase}_ips_median"))
+            cells.append(f"{_label(win)}: {win[f'{phase}_ips_median']:,.0f} img/s" + (
+                f" (×{gain:.2f})" if gain else ""))  # fmt: skip
+            advice.setdefault((backend, phase), {}).setdefault(_label(win), []).append(model)
+        best.append(cells)
+    lines += ["### Best configuration per model", ""] + core.table(
+        ["model", "backend", "training (× fp32 / contiguous / eager)", "inference"], best)  # fmt: skip
+    for (backend, phase), won in advice.items():
+        choices = "; ".join(f"{c} ({', '.join(m)})" for c, m in won.items())
+        lines.append(
+            f"- On {backend}, {('run inference', 'train')[phase == 'train']} with {choices}."
+        )
+    if out is not None and groups:
+        lines += ["", _plot(groups, out)]
+    return [*lines, ""]
+
+
+def _plot(groups: dict[tuple[str, str], list[dict[str, Any]]], out: Path) -> str:
+    from matplotlib.figure import Figure
+
+    heights = [1 + 0.7 * len(g) for g in groups.values()]
+    fig = Figure(figsize=(11, sum(heights)), layout="constrained")
+    axes = fig.subplots(len(groups), 2, squeeze=False, height_ratios=heights)
+    for ((backend, model), group), row in zip(groups.items(), axes, strict=True):
+        labels = list(dict.fromkeys(map(_label, group)))
+        for ax, phase in zip(row, ("train", "infer"), strict=True):
+            for offset, impl in ((-0.2, "classic_cnns"), (0.2, "torchvision")):
+                rs = [r for r in group if r["impl"] == impl]
+                xs = [r[f"{phase}_ips_median"] for r in rs]
+                lo = [r[f"{phase}_ips_median"] - r[f"{phase}_ips_q1"] for r in rs]
+                hi = [r[f"{phase}_ips_q3"] - r[f"{phase}_ips_median"] for r in rs]
+                ys = [labels.index(_label(r)) + offset for r in rs]
+                ax.barh(ys, xs, height=0.38, xerr=[lo, hi], label=impl)
+            ax.set_yticks(range(len(labels)), labels, fontsize=8)
+            ax.invert_yaxis()
+            ax.set(xlabel="images/s (median, quartiles)", title=f"{model}, {backend}: {phase}")
+        row[0].legend(fontsize=8)
+    fig.savefig(out / "throughput.png", dpi=110)
+    return "![throughput](throughput.png)"

@@ -1,0 +1,443 @@
+"""The developer measurements: what the project checks itself against, not what users run.
+
+    python benchmarks/dev.py overhead --out DIR [--settings '[{model: resnet18, ...}]']
+    python benchmarks/dev.py scaling --out DIR [--processes '[2]']
+    python benchmarks/dev.py pipeline --out DIR
+    python benchmarks/dev.py optimizers --out DIR
+    python benchmarks/dev.py targets --folder DIR     # our targets (targets.json) vs the runs
+
+A measuring command writes its folder as ``classic-cnns bench`` does (CSV, ``results.json``,
+``report.md``, rewritten after every task) and takes ``--out``, ``--force``, ``--threads``,
+``--seed`` and ``--data_dir`` (default ``$CLASSIC_CNNS_DATA``, else ``./data``);
+``python benchmarks/dev.py COMMAND --help`` lists the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from jsonargparse import CLI
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from classic_cnns.bench import core
+from classic_cnns.bench.accuracy import RECIPES, fit, make_datamodule
+from classic_cnns.hub import create_model
+from classic_cnns.optim import make_scheduler
+
+# One recipe for every loop of the overhead and scaling runs: what matters is that it is equal.
+HPARAMS = dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4)
+
+
+def _execute(mode: str, tasks: list[core.Task], columns: dict[str, str], text: str, out: Path,
+             settings: dict[str, Any], threads: int | None, force: bool) -> int:  # fmt: skip
+    def report(results: core.Results, _: Path | None) -> list[str]:
+        def cell(r: dict[str, Any], c: str) -> Any:
+            return core.quartiles(r, c[:-7]) if c.endswith("_median") else r.get(c)
+
+        rows = [[cell(r, c) for c in columns] for r in results.rows.get(mode, [])]
+        return [f"## {mode}", "", text, "", *core.table(list(columns.values()), rows)]
+
+    command = " ".join(["benchmarks/dev.py", *sys.argv[1:]])
+    return core.execute(tasks, [report], out, command, settings, force, threads=threads)
+
+
+class Clock(L.Callback):
+    """Epoch wall times, the intervals between step ends, and the images trained on.
+
+    The device is synchronised at each epoch's start and end and, under DDP, the processes
+    wait for each other there. A step interval covers fetching, transfer, transform, forward,
+    backward, step and hooks (the first of an epoch, which also creates the data iterator, is
+    left out); their median is far steadier than an epoch on a shared machine. A hand-written
+    loop calls the hooks itself. With ``path``, rank 0 writes its figures there at the end.
+    """
+
+    def __init__(self, backend: str, path: str | None = None) -> None:
+        self.backend, self.path, self.images, self._last = backend, path, 0, math.nan
+        self.epochs: list[float] = []
+        self.steps: list[float] = []
+
+    def _sync(self, trainer: L.Trainer | None) -> float:
+        core.synchronize(self.backend)
+        if trainer is not None and trainer.world_size > 1:
+            trainer.strategy.barrier()
+        return time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer | None = None, *_: Any) -> None:
+        self._start, self._last = self._sync(trainer), math.nan
+
+    def on_train_batch_end(self, trainer: Any, module: Any, out: Any, batch: Any, i: int) -> None:
+        now = time.perf_counter()
+        if not math.isnan(self._last):
+            self.steps.append(now - self._last)
+        self._last, self.images = now, self.images + len(batch[0])
+
+    def on_train_epoch_end(self, trainer: L.Trainer | None = None, *_: Any) -> None:
+        self.epochs.append(self._sync(trainer) - self._start)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.path and trainer.is_global_zero:
+            Path(self.path).write_text(json.dumps([self.epochs, self.images]))
+
+
+# -- Lightning overhead: the task under Trainer.fit vs a hand-written loop vs the network --------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """An overhead configuration (``image_size`` ``None``: the model's own, padded)."""
+
+    model: str = "lenet5"
+    dataset: str = "mnist10k"
+    image_size: int | None = None
+    batch_size: int = 128
+    precision: core.Precision = "fp32"
+    channels_last: bool = False
+
+
+LOOPS = ("network", "handwritten", "lightning", "lightning_bare")
+
+
+def _handwritten(model: Any, dm: Any, s: Setting, epochs: int, backend: str, limit: int | None,
+                 network_only: bool) -> Clock:  # fmt: skip
+    # The task's optimizer and parameter groups (the model has scheduler="none") and the same
+    # one-cycle schedule, written out. `network_only`: every step on one batch, ready.
+    net, clock, loader = model.net.to(backend).train(), Clock(backend), dm.train_dataloader()
+    steps = min(limit or len(loader), len(loader))
+    opt = model.configure_optimizers()
+    sched = make_scheduler("onecycle", opt, epochs * steps)
+    scaler = torch.amp.GradScaler(backend, enabled=s.precision == "fp16-mixed")
+    fmt = torch.channels_last if s.channels_last else torch.contiguous_format
+
+    def ready(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return dm.transform(batch[0].to(backend)).contiguous(memory_format=fmt), batch[1].to(
+            backend
+        )
+
+    first = ready(next(iter(loader))) if network_only else None
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)  # as the Trainer does: a new order every epoch
+        clock.on_train_epoch_start()
+        for batch in itertools.repeat(first, steps) if first else itertools.islice(loader, steps):
+            x, y = first or ready(batch)
+            with core.autocast(backend, s.precision):
+                loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            clock.on_train_batch_end(None, None, None, (x, y), 0)
+        clock.on_train_epoch_end()
+    return clock
+
+
+def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | None, seed: int,
+              data_dir: Path | None, results: core.Results) -> None:  # fmt: skip
+    size = core.image_size(s.model, s.image_size)
+    base = dict(**asdict(s), input_size=f"{size[0]}x{size[1]}", epochs=epochs, repeats=repeats)
+    reason = core.unavailable(backend, s.precision)
+    try:
+        resize = "pad" if s.image_size is None else "resize"
+        dm = make_datamodule(
+            s.dataset, data_dir, s.batch_size, seed, image_size=size, resize=resize
+        )
+        dm.trainer = L.Trainer(accelerator=backend, devices=1, **core.QUIET_TRAINER)
+        dm.setup("fit")  # on a GPU the data moves to it, as in fit: for every loop alike
+    except FileNotFoundError as err:
+        reason = reason or str(err).splitlines()[0]
+    for loop in LOOPS if reason else ():
+        results.add("overhead", backend, "skipped", note=reason, loop=loop, **base)
+    if reason:
+        return
+    L.seed_everything(seed, verbose=False)
+    kwargs = dict(num_classes=dm.num_classes, in_channels=dm.in_channels, **HPARAMS)
+    state = copy.deepcopy(create_model(s.model, **kwargs).state_dict())
+    fmt = torch.channels_last if s.channels_last else torch.contiguous_format
+    clocks: dict[str, list[Clock]] = {loop: [] for loop in LOOPS}
+    for _, loop in itertools.product(range(repeats), LOOPS):  # the loops alternate
+        lightning = loop.startswith("lightning")
+        model = create_model(s.model, scheduler="onecycle" if lightning else "none",
+                             channels_last=s.channels_last, **kwargs)  # fmt: skip
+        model.load_state_dict(state)
+        L.seed_everything(seed, verbose=False)  # the same data order in every loop
+        if loop == "lightning_bare":  # a step that only computes the loss: no checks or metrics
+            model.training_step = partial(_bare_step, model.net, fmt)
+            model.on_train_epoch_end = lambda: None
+        clock = Clock(backend)
+        if lightning:
+            trainer = L.Trainer(max_epochs=epochs, accelerator=backend, devices=1,
+                                precision=core.TRAINER_PRECISION[s.precision], callbacks=[clock],
+                                limit_train_batches=limit or 1.0, **core.QUIET_TRAINER)  # fmt: skip
+            trainer.fit(model, datamodule=dm)
+        else:
+            clock = _handwritten(model, dm, s, epochs, backend, limit, loop == "network")
+        clocks[loop].append(clock)
+    stats = {}
+    for loop, found in clocks.items():  # the first epoch of each fit is warm-up
+        first = len(found[0].steps) // epochs
+        stats[loop] = core.spread("epoch_s", [t for c in found for t in c.epochs[1:]])
+        stats[loop] |= core.spread("step_ms", [1e3 * t for c in found for t in c.steps[first:]])
+        stats[loop]["images_per_epoch"] = images = found[0].images // epochs
+        stats[loop]["ips"] = core.ratio(images, stats[loop]["epoch_s_median"])
+    for loop, own in stats.items():
+        hand = stats["handwritten"] if loop != "network" else {}
+        for column, key in (("overhead_pct", "epoch_s"), ("overhead_step_pct", "step_ms")):
+            found_ = core.ratio(own[f"{key}_median"], hand.get(f"{key}_median"))
+            own[column] = None if found_ is None else 100 * (found_ - 1)
+        own["vs_network"] = core.ratio(own["ips"], stats["network"]["ips"])
+        results.add("overhead", backend, loop=loop, **base, **own)
+
+
+def _bare_step(net: torch.nn.Module, fmt: torch.memory_format, batch: Any, batch_idx: int) -> Any:
+    return F.cross_entropy(net(batch[0].contiguous(memory_format=fmt)), batch[1])
+
+
+def overhead(out: Path, settings: tuple[Setting, ...] = (Setting(),), backend: core.Backend = "cpu",
+             epochs: int = 4, repeats: int = 3, limit_train_batches: int | None = None,
+             data_dir: Path | None = None, seed: int = 0, threads: int | None = None,
+             force: bool = False) -> int:  # fmt: skip
+    """Lightning overhead: the package's task under Trainer.fit vs a hand-written loop.
+
+    Args:
+        out: Output folder.
+        settings: Configurations, e.g. ``[{model: resnet18, dataset: fashion_mnist,
+            image_size: 96, batch_size: 256, precision: bf16-mixed, channels_last: true}]``.
+        epochs: Epochs per fit; the first is warm-up.
+        repeats: Fits per loop, the loops alternating.
+        limit_train_batches: Cap on the batches per epoch (smoke runs).
+    """
+    tasks = [core.Task(f"overhead {s.model}/{s.dataset} {backend}", partial(
+        _overhead, s, backend, epochs, repeats, limit_train_batches, seed, data_dir), "overhead",
+        backend, dict(model=s.model, dataset=s.dataset)) for s in settings]  # fmt: skip
+    columns = dict(model="model", dataset="data", input_size="size", batch_size="batch",
+                   precision="precision", channels_last="channels_last", loop="loop",
+                   epoch_s_median="epoch s", ips="img/s", vs_network="vs network",
+                   overhead_pct="overhead %", step_ms_median="median step ms",
+                   overhead_step_pct="overhead % (median step)")  # fmt: skip
+    text = ("The same weights, data order, optimizer, schedule, precision and memory format in "
+            "every loop; the loops alternate; the first epoch of each fit is warm-up. `network`: "
+            "the hand-written step on one batch already on the device; `lightning`: the package's "
+            "task under `Trainer.fit`; `lightning_bare`: a `training_step` that only computes the "
+            "loss. Overheads are against `handwritten`.")  # fmt: skip
+    given = dict(settings=[asdict(s) for s in settings], backend=backend, epochs=epochs)
+    return _execute("overhead", tasks, columns, text, out, given, threads, force)
+
+
+# -- DDP scaling: training images/s at 1 and N processes ---------------------------------------
+
+
+def _scaling(backend: str, spec: dict[str, Any], processes: tuple[int, ...],
+             results: core.Results) -> None:  # fmt: skip
+    base, threads = (
+        {k: spec[k] for k in ("model", "dataset", "batch_size")},
+        torch.get_num_threads(),
+    )
+    if reason := "DDP does not run on Apple MPS" if backend == "mps" else core.unavailable(backend):
+        results.add("scaling", backend, "skipped", note=reason, **base)
+        return
+    # (processes, threads each): 1 process with every thread, then 1 and n processes with
+    # threads // n each, whose ratio is the efficiency.
+    configs = [(1, threads), *((k, max(1, threads // n)) for n in processes for k in (1, n))]
+    measured: dict[tuple[int, int], float | None] = {}
+    for n, t in dict.fromkeys(configs):
+        os.environ["OMP_NUM_THREADS"] = str(t)  # for the spawned processes
+        torch.set_num_threads(t)
+        dm = make_datamodule(spec["dataset"], spec["data_dir"], spec["batch_size"], spec["seed"],
+                             image_size=32)  # fmt: skip
+        L.seed_everything(spec["seed"], verbose=False)  # the same weights and order at every n
+        model = create_model(spec["model"], num_classes=dm.num_classes,
+                             in_channels=dm.in_channels, scheduler="onecycle", **HPARAMS)  # fmt: skip
+        with tempfile.TemporaryDirectory() as folder:
+            start, path = time.perf_counter(), f"{folder}/result.json"
+            ddp = dict(strategy="ddp_spawn") if n > 1 else {}
+            L.Trainer(accelerator=backend, devices=n, max_epochs=spec["epochs"], **ddp,
+                      limit_train_batches=spec["limit"] or 1.0, callbacks=[Clock(backend, path)],
+                      **core.QUIET_TRAINER).fit(model, datamodule=dm)  # fmt: skip
+            epochs, images = json.loads(Path(path).read_text())
+        images = images // spec["epochs"] * n  # the shards are equal (padded)
+        row = results.add("scaling", backend, **base, processes=n, threads_per_process=t,
+                          images_per_epoch=images, **core.spread("epoch_s", epochs[1:]))  # fmt: skip
+        ips = measured[n, t] = core.ratio(images, row["epoch_s_median"])
+        row.update(ips=ips, wall_s=time.perf_counter() - start)
+        row["efficiency"] = core.ratio(ips, n * (measured.get((1, t)) or math.nan))
+        row["vs_one_process_all_threads"] = core.ratio(ips, measured.get((1, threads)))
+        row["note"] = f"oversubscribed: {n} x {t} threads > {threads}" if n * t > threads else None
+
+
+def scaling(out: Path, backend: core.Backend = "cpu", processes: tuple[int, ...] = (2,),
+            model: str = "lenet5", dataset: str = "mnist10k", batch_size: int = 128,
+            epochs: int = 4, limit_train_batches: int | None = None, data_dir: Path | None = None,
+            seed: int = 0, threads: int | None = None, force: bool = False) -> int:  # fmt: skip
+    """DDP scaling (``ddp_spawn``; gloo on the CPU, NCCL on CUDA): training images/s at 1 and N
+    processes, the batch per process fixed (weak scaling), and the efficiency.
+
+    Args:
+        processes: Process counts besides 1.
+        epochs: Epochs per fit; the first is warm-up.
+    """
+    spec = dict(model=model, dataset=dataset, batch_size=batch_size, epochs=epochs, seed=seed,
+                limit=limit_train_batches, data_dir=data_dir)  # fmt: skip
+    run = partial(_scaling, backend, spec, processes)
+    columns = dict(backend="backend", processes="processes", threads_per_process="threads each",
+                   epoch_s_median="epoch s", ips="img/s", efficiency="efficiency",
+                   vs_one_process_all_threads="vs 1 process, all threads", note="note")  # fmt: skip
+    text = ("Images/s: every process's images per epoch over the epoch's wall time on rank 0 "
+            "(first epoch warm-up). Efficiency: over n times 1 process at the same threads per "
+            "process. On one CPU the processes share its cores: read the last column.")  # fmt: skip
+    tasks = [core.Task(f"scaling {model} {backend}", run, "scaling", backend)]
+    return _execute("scaling", tasks, columns, text, out, spec, threads, force)
+
+
+# -- The data pipeline, and the optimizers -----------------------------------------------------
+
+
+class _PIL(Dataset[tuple[torch.Tensor, int]]):
+    # What torchvision.datasets.MNIST.__getitem__ does: a grey PIL image per sample, transformed.
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Any) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(Image.fromarray(self.images[i, 0].numpy())), int(self.labels[i])
+
+
+def _pipeline(dataset: str, repeats: int, limit: int | None, seed: int, data_dir: Path | None,
+              results: core.Results) -> None:  # fmt: skip
+    dm = make_datamodule(dataset, data_dir, 128, seed, image_size=32)
+    data = dm.train_dataloader().dataset
+    steps = [transforms.Pad((32 - data.images.shape[-1]) // 2), transforms.ToTensor()]
+    pil = _PIL(
+        data.images,
+        data.labels,
+        transforms.Compose([*steps, transforms.Normalize(dm.mean, dm.std)]),
+    )
+    same = torch.allclose(
+        dm.transform(data.images[:128]), next(iter(DataLoader(pil, 128)))[0], atol=1e-5
+    )
+    loaders = dict(classic_cnns=lambda: (dm.transform(x) for x, _ in dm.train_dataloader()),
+                   torchvision=lambda: (x for x, _ in DataLoader(pil, 128, shuffle=True)))  # fmt: skip
+    seconds: dict[str, list[float]] = {name: [] for name in loaders}
+    L.seed_everything(seed, verbose=False)
+    for _, (name, batches) in itertools.product(range(repeats), loaders.items()):  # alternating
+        start = time.perf_counter()
+        images = sum(len(x) for x in itertools.islice(batches(), limit))
+        seconds[name].append(time.perf_counter() - start)
+    ours = core.spread("epoch_s", seconds["classic_cnns"])["epoch_s_median"]
+    for name, found in seconds.items():
+        row = results.add("pipeline", "cpu", pipeline=name, dataset=dataset, images=images,
+                          repeats=repeats, outputs_match=same, **core.spread("epoch_s", found))  # fmt: skip
+        row.update(ips=images / row["epoch_s_median"], speedup=row["epoch_s_median"] / ours)
+
+
+def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
+             limit_train_batches: int | None = None, data_dir: Path | None = None, seed: int = 0,
+             threads: int | None = None, force: bool = False) -> int:  # fmt: skip
+    """The in-memory datamodule vs a per-sample torchvision pipeline, an epoch each, alternating.
+
+    Args:
+        dataset: ``mnist10k``, ``mnist`` or ``fashion_mnist`` (28x28, padded to 32).
+    """
+    run = partial(_pipeline, dataset, repeats, limit_train_batches, seed, data_dir)
+    columns = dict(pipeline="pipeline", images="images", epoch_s_median="epoch s", ips="img/s",
+                   speedup="epoch s / classic_cnns'", outputs_match="same first batch")  # fmt: skip
+    text = (
+        "One shuffled epoch to normalised 32x32 float batches on the CPU, `num_workers=0`. "
+        "`torchvision`: a PIL image per sample through `Pad`, `ToTensor`, `Normalize`."
+    )
+    return _execute("pipeline", [core.Task(f"pipeline {dataset}", run, "pipeline")], columns,
+                    text, out, dict(dataset=dataset), threads, force)  # fmt: skip
+
+
+OPTIMIZERS = {
+    "SGD": dict(optimizer="sgd", lr=0.05, momentum=0.0, weight_decay=5e-4),
+    "SGD+momentum": dict(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4),
+    "RMSprop": dict(optimizer="rmsprop", lr=1e-3, momentum=0.0, weight_decay=5e-4),
+    "Adam": dict(optimizer="adam", lr=1e-3, momentum=0.0, weight_decay=5e-4),
+    "AdamW": dict(optimizer="adamw", lr=1e-3, momentum=0.0, weight_decay=5e-2),
+}
+
+
+def _optimizer(recipe: str, label: str, epochs: int, limit: int | None, seed: int,
+               data_dir: Path | None, results: core.Results) -> None:  # fmt: skip
+    r = replace(RECIPES[recipe], **OPTIMIZERS[label], scheduler="none")  # type: ignore[arg-type]
+    dm = make_datamodule(r.dataset, data_dir, r.batch_size, seed, image_size=32)
+    curve, _ = fit(r, dm, "cpu", seed, epochs, limit)
+    results.data.setdefault("losses", {})[label] = curve.losses
+    last = dict(train_loss=curve.points[-1]["train_loss"], test_acc=curve.points[-1]["test_acc"])
+    results.add("optimizers", "cpu", label=label, recipe=recipe, **OPTIMIZERS[label], **last,
+                epochs=epochs, steps=len(curve.losses), train_s=curve.train_s)  # fmt: skip
+
+
+def optimizers(out: Path, recipe: str = "lenet5/mnist10k", epochs: int = 5,
+               limit_train_batches: int | None = None, data_dir: Path | None = None, seed: int = 0,
+               threads: int | None = None, force: bool = False) -> int:  # fmt: skip
+    """SGD, SGD with Nesterov momentum, RMSprop, Adam and AdamW on one accuracy recipe at a
+    constant learning rate each (every step's loss is in ``results.json``).
+
+    Args:
+        recipe: An accuracy recipe (``classic-cnns bench --list_recipes true``).
+    """
+    tasks = [core.Task(f"optimizers {recipe} {label}", partial(_optimizer, recipe, label, epochs,
+             limit_train_batches, seed, data_dir), "optimizers", fields=dict(label=label))
+             for label in OPTIMIZERS]  # fmt: skip
+    columns = dict(label="optimizer", lr="lr", momentum="momentum", weight_decay="weight decay",
+                   train_loss="final train loss", test_acc="test acc", train_s="train s")  # fmt: skip
+    text = f"{recipe}, {epochs} epochs; the same weights and data order."
+    return _execute("optimizers", tasks, columns, text, out, dict(recipe=recipe), threads, force)
+
+
+# -- Our targets (benchmarks/targets.json) against the runs in a folder ------------------------
+
+
+def targets(folder: Path, file: Path = Path(__file__).with_name("targets.json")) -> int:
+    """Check the runs under ``folder`` against our targets; write and print ``targets.md``.
+
+    A target's rows are the ``ok`` rows of its mode matching its ``where`` (a list: any of
+    its values). It is ``met`` when every value of its ``column``\\(s) lies within ``min``
+    and ``max``, ``not met`` when one does not or is missing, ``not measured`` without rows.
+
+    Args:
+        folder: A folder of runs, searched for ``results.json`` files (partial runs too).
+    """
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(folder.rglob("results.json")):
+        for mode, found in json.loads(path.read_text())["rows"].items():
+            rows.setdefault(mode, []).extend(r for r in found if r["status"] == "ok")
+    body = []
+    for t in json.loads(file.read_text())["targets"]:
+        where = {k: v if isinstance(v, list) else [v] for k, v in t.get("where", {}).items()}
+        found = [r for r in rows.get(t["mode"], []) if all(r.get(k) in v for k, v in where.items())]
+        columns = t["column"] if isinstance(t["column"], list) else [t["column"]]
+        values = [r.get(c) for r in found for c in columns]
+        low, high = t.get("min", -math.inf), t.get("max", math.inf)
+        met = all(v is not None and low <= v <= high for v in values)
+        shown = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in values[:8])
+        body.append([t["text"], shown, ("not measured", ("not met", "met")[met])[bool(found)]])
+    text = "\n".join(["# Targets", "", "Measured in these runs, never asserted by the tests.", ""])
+    (folder / "targets.md").write_text(
+        text + "\n".join(core.table(["target", "measured", "verdict"], body))
+    )
+    print((folder / "targets.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(CLI([overhead, scaling, pipeline, optimizers, targets], as_positional=False))

@@ -1,0 +1,406 @@
+"""What every measurement shares: rows and their environment, statistics, clocks, the files.
+
+A measurement is a list of :class:`Task` objects. :func:`execute` runs them into one
+:class:`Results` (a task that raises becomes a ``failed`` row; none starts once the time
+budget is spent) and writes, after every task, ``<mode>.csv`` per mode, ``results.json``
+(everything) and ``report.md``: a section per mode from that mode's ``report`` function,
+which also draws its plots at the end. ``classic-cnns bench`` and the scripts in the
+repository's ``benchmarks/`` use it alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import importlib.util
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torchvision
+from tqdm.auto import tqdm
+
+from classic_cnns.files import atomic_path
+from classic_cnns.registry import model_info
+
+__all__ = ["Clock", "Results", "Task", "autocast", "environment", "execute", "image_size"]
+__all__ += ["quartiles", "run_tasks", "spread", "table", "timed", "unavailable", "write"]
+
+Backend = Literal["cpu", "cuda", "mps"]
+Precision = Literal["fp32", "bf16-mixed", "fp16-mixed"]
+# The Trainer's name of each precision (fp16-mixed comes with a gradient scaler).
+TRAINER_PRECISION: Any = {"fp32": "32-true", "bf16-mixed": "bf16-mixed", "fp16-mixed": "16-mixed"}
+# A Trainer that writes nothing and prints nothing.
+QUIET_TRAINER = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+QUIET_TRAINER |= dict(enable_model_summary=False, num_sanity_val_steps=0)
+# The columns environment() fills; each CSV file puts them last.
+ENVIRONMENT = ("backend", "device_name", "threads", "load_1m", "host", "platform", "python")
+ENVIRONMENT += ("torch", "torchvision", "lightning")
+# A mode's report: its section of report.md, drawing its plots into the folder when given one.
+Report = Callable[["Results", "Path | None"], list[str]]
+
+
+@functools.cache
+def _cpu() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def environment(backend: str = "cpu") -> dict[str, Any]:
+    """Where and with what a row was measured: the device, threads, load and versions."""
+    device = f"{_cpu()} ({os.cpu_count()} logical CPUs)"
+    if backend == "cuda" and torch.cuda.is_available():
+        device = torch.cuda.get_device_name()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    values = (backend, device, torch.get_num_threads(), load, platform.node(), platform.platform())
+    values += (platform.python_version(), torch.__version__, torchvision.__version__)
+    return dict(zip(ENVIRONMENT, (*values, L.__version__), strict=True))
+
+
+def unavailable(backend: str, precision: str = "fp32") -> str | None:
+    """Why ``backend`` (with ``precision``) cannot be measured here, or ``None`` if it can."""
+    if backend == "cuda" and not torch.cuda.is_available():
+        return "no CUDA device (torch.cuda.is_available())"
+    if backend == "mps" and not torch.backends.mps.is_available():
+        return "no Apple MPS device (torch.backends.mps.is_available())"
+    if precision == "fp16-mixed" and backend != "cuda":
+        return "fp16-mixed runs on CUDA only"  # a gradient-scaler recipe; CPUs lack fast fp16
+    if precision == "bf16-mixed" and backend == "cuda" and not torch.cuda.is_bf16_supported():
+        return "this CUDA device has no bf16 support"
+    return None
+
+
+def image_size(model: str, size: int | None = None, max_size: int | None = None) -> tuple[int, int]:
+    """``(H, W)`` to feed ``model``: ``size`` (square), else its own input size, shrunk to
+    ``max_size`` (smoke runs) but never below its minimum input size.
+
+    Example:
+        >>> from classic_cnns.bench.core import image_size
+        >>> image_size("resnet18", 96), image_size("resnet18", max_size=64), image_size("lenet5", 8)
+        ((96, 96), (64, 64), (32, 32))
+    """
+    info = model_info(model)
+    h, w = (size, size) if size else info.input_size[1:]
+    h, w = min(h, max_size or h), min(w, max_size or w)
+    return max(h, info.min_input_size[0]), max(w, info.min_input_size[1])
+
+
+def autocast(backend: str, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """The autocast context of a precision (none for ``fp32``)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+    return torch.autocast(device_type=backend, dtype=dtype)
+
+
+def synchronize(backend: str) -> None:
+    """Wait for the work queued on the device, so that a clock read next covers it."""
+    if backend == "cuda":
+        torch.cuda.synchronize()
+    elif backend == "mps":
+        torch.mps.synchronize()
+
+
+def timed(fn: Callable[[], Any], steps: int, backend: str) -> float:
+    """Seconds for ``steps`` calls of ``fn``, the device synchronised before and after."""
+    synchronize(backend)
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    synchronize(backend)
+    return time.perf_counter() - start
+
+
+class Clock(L.Callback):
+    """Epoch wall times, the intervals between step ends, and the images trained on.
+
+    The device is synchronised at each epoch's start and end and, under DDP, every process
+    waits for the others there, so an epoch lasts until its slowest process is done. A step
+    interval covers fetching, transfer, transform, forward, backward, step and hooks (the
+    first of an epoch, which also creates the data iterator, is left out); their median is
+    far steadier than an epoch's time on a shared machine. A hand-written loop calls the
+    hooks itself, without a trainer.
+    """
+
+    def __init__(self, backend: str) -> None:
+        self.backend, self.images, self._last = backend, 0, 0.0
+        self.epochs: list[float] = []
+        self.steps: list[float] = []
+
+    def _sync(self, trainer: L.Trainer | None) -> float:
+        synchronize(self.backend)
+        if trainer is not None and trainer.world_size > 1:
+            trainer.strategy.barrier()
+        return time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer | None = None, *_: Any) -> None:
+        self._start, self._last = self._sync(trainer), math.nan
+
+    def on_train_batch_end(self, trainer: Any, module: Any, out: Any, batch: Any, i: int) -> None:
+        now = time.perf_counter()
+        if not math.isnan(self._last):
+            self.steps.append(now - self._last)
+        self._last, self.images = now, self.images + len(batch[0])
+
+    def on_train_epoch_end(self, trainer: L.Trainer | None = None, *_: Any) -> None:
+        self.epochs.append(self._sync(trainer) - self._start)
+
+
+def spread(prefix: str, values: Sequence[float]) -> dict[str, float | None]:
+    """Median, quartiles (interpolated, as numpy's), min and max as ``prefix_*`` columns.
+
+    Example:
+        >>> from classic_cnns.bench.core import spread
+        >>> spread("x", [4.0, 1.0, 3.0, 2.0])
+        {'x_median': 2.5, 'x_q1': 1.75, 'x_q3': 3.25, 'x_min': 1.0, 'x_max': 4.0}
+    """
+    names = [f"{prefix}_{s}" for s in ("median", "q1", "q3", "min", "max")]
+    if not values:
+        return dict.fromkeys(names)
+    v = sorted(values)
+    q1, _, q3 = statistics.quantiles(v, n=4, method="inclusive") if len(v) > 1 else v * 3
+    return dict(zip(names, (statistics.median(v), q1, q3, v[0], v[-1]), strict=True))
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """``numerator / denominator``, or ``None`` when either is missing or the divisor is 0."""
+    return None if numerator is None or not denominator else numerator / denominator
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A Markdown table, then a blank line: ``–`` for ``None``, floats to 3 figures (thousands
+    separated from 1,000).
+
+    Example:
+        >>> from classic_cnns.bench.core import table
+        >>> table(["a", "b", "c"], [["x", None, 1234.5], [True, 0.98765, 12.345]])[2:]
+        ['| x | – | 1,234 |', '| True | 0.988 | 12.3 |', '']
+    """
+
+    def cell(v: Any) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "–"
+        if isinstance(v, float):
+            return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+        return str(v).replace("|", "/")
+
+    body = ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *body, ""]
+
+
+def quartiles(row: dict[str, Any], prefix: str) -> str:
+    """``median [q1–q3]`` of a :func:`spread`, ⚠ where the quartiles lie 25% apart.
+
+    Example:
+        >>> from classic_cnns.bench.core import quartiles, spread
+        >>> quartiles(spread("ips", [90.0, 100.0, 110.0]), "ips")
+        '100 [95–105]'
+    """
+    median, q1, q3 = (row.get(f"{prefix}_{s}") for s in ("median", "q1", "q3"))
+    if median is None:
+        return "–"
+    num = [f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}" for v in (median, q1, q3)]
+    return f"{num[0]} [{num[1]}–{num[2]}]" + " ⚠" * (q3 - q1 > median / 4)
+
+
+@dataclass
+class Results:
+    """Everything one run measured: rows per mode, notes, and what the modes keep beside.
+
+    Attributes:
+        settings: The run's settings (written to ``results.json``).
+        rows: Mode -> rows; a row holds the mode's columns, then :func:`environment`'s.
+        data: What a mode keeps beside its rows (curves, matmul peaks), under its own keys.
+        notes: Skips and caveats for the report, each once.
+        task_s: Task label -> the seconds it took.
+
+    """
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    task_s: dict[str, float] = field(default_factory=dict)
+    started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    wall_s: float | None = None
+
+    def add(self, mode: str, backend: str, status: str = "ok", **values: Any) -> dict[str, Any]:
+        """Append a row of ``mode`` measured on ``backend``; return it (to fill in later)."""
+        row = {"mode": mode, "status": status, "note": None, **values, **environment(backend)}
+        self.rows.setdefault(mode, []).append(row)
+        return row
+
+    def ok(self, mode: str) -> list[dict[str, Any]]:
+        """The measured rows of ``mode`` (not skipped, not failed)."""
+        return [r for r in self.rows.get(mode, []) if r["status"] == "ok"]
+
+    def note(self, text: str) -> None:
+        """Record a note for the report, once."""
+        if text not in self.notes:
+            self.notes.append(text)
+
+
+@dataclass
+class Task:
+    """A unit of work: a label, a function adding rows, and what a failure's row says."""
+
+    label: str
+    run: Callable[[Results], None]
+    mode: str
+    backend: str = "cpu"
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _quiet(threads: int | None) -> Iterator[None]:
+    # The run's torch threads; no per-fit banners or known-harmless warnings. Restored after.
+    previous = torch.get_num_threads()
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    torch.set_num_threads(threads or previous)
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*(workers|GPU available|LeafSpec|batches|across ranks)")
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
+def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = None,
+              threads: int | None = None, progress: bool = False,
+              after_each: Callable[[], Any] | None = None) -> Results:  # fmt: skip
+    """Run every task, one failing never stopping the others; none starts after ``budget_s``.
+
+    A task that raises adds a ``failed`` row (its ``fields`` and the error), and the tasks
+    left once the budget is spent add ``skipped`` rows. ``after_each`` runs after each task.
+
+    Example:
+        >>> from classic_cnns.bench.core import Results, Task, run_tasks
+        >>> def boom(results):
+        ...     raise RuntimeError("no compiler")
+        >>> results = run_tasks([Task("t", boom, "throughput", fields={"model": "m"})], Results())
+        >>> [results.rows["throughput"][0][k] for k in ("status", "note", "model")]
+        ['failed', 'RuntimeError: no compiler', 'm']
+    """
+    start = time.perf_counter()
+    with _quiet(threads), tqdm(tasks, disable=not progress, unit="task") as bar:
+        for task in bar:
+            bar.set_description(task.label)
+            task_start = time.perf_counter()
+            try:
+                if budget_s is not None and task_start - start > budget_s:
+                    note = f"not run: the time budget of {budget_s:g} s was spent"
+                    results.note(f"{note} (from {task.label} on)")
+                    results.add(task.mode, task.backend, "skipped", note=note, **task.fields)
+                else:
+                    task.run(results)
+            except Exception as err:  # one configuration failing must not end the run
+                message = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+                results.note(f"{task.label}: failed, {message}")
+                results.add(task.mode, task.backend, "failed", note=message, **task.fields)
+            results.task_s[task.label] = time.perf_counter() - task_start
+            results.wall_s = time.perf_counter() - start
+            if after_each is not None:
+                after_each()
+    return results
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value) if isinstance(value, Path) else value
+
+
+def write(results: Results, out: Path, reports: Sequence[Report], command: str,
+          plots: bool = False) -> None:  # fmt: skip
+    """Write ``<mode>.csv`` per mode, ``results.json`` and ``report.md`` (and plots) to ``out``.
+
+    Each file is written whole or not at all (:func:`~classic_cnns.files.atomic_path`).
+    """
+    for mode, rows in results.rows.items():
+        columns = [*dict.fromkeys(k for r in rows for k in r if k not in ENVIRONMENT), *ENVIRONMENT]
+        with atomic_path(out / f"{mode}.csv") as tmp, tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    payload = dict(command=command, started=results.started, wall_s=results.wall_s)
+    payload |= dict(settings=results.settings, environment=environment(), notes=results.notes)
+    payload |= dict(task_s=results.task_s, rows=results.rows, data=results.data)
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(_jsonable(payload), indent=1) + "\n")
+    env, keys = environment(), ("device_name", "threads", "torch", "torchvision", "lightning")
+    lines = [f"# {command.split(' -')[0]} report", "", f"Started {results.started}, "]
+    lines[-1] += f"{results.wall_s or 0:.0f} s: `{command}`"
+    lines += ["", *table(["machine", *keys[1:]], [[env[k] for k in keys]])]
+    for report in reports:
+        lines += report(results, out if plots else None)
+    if results.notes:
+        lines += ["## Notes, skips and failures", "", *(f"- {n}" for n in results.notes)]
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command: str,
+            settings: dict[str, Any], force: bool = False, budget_s: float | None = None,
+            threads: int | None = None, plots: bool = True, progress: bool = True) -> int:  # fmt: skip
+    """Run ``tasks`` and write their files into ``out``; return the exit status.
+
+    0: every task ran (skips are fine); 1: some failed (the report says which); 2: ``out``
+    is not an empty folder (``force`` removes it first); 130: interrupted. The files are
+    rewritten after every task, so a run stopped or killed keeps those of its finished tasks.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from classic_cnns.bench.core import execute
+        >>> execute([], [], Path(tempfile.mkdtemp()) / "run", "bench", {}, progress=False)
+        bench: 2 files in ...
+        0
+    """
+    prog = command.split(" -")[0]
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
+        print(f"{prog}: {out} is not an empty folder; pass --force true to replace it, or choose "
+              "another --out", file=sys.stderr)  # fmt: skip
+        return 2
+    shutil.rmtree(out, ignore_errors=True)
+    results = Results(settings=settings)
+    save = functools.partial(write, results, out, reports, command)
+    try:
+        run_tasks(tasks, results, budget_s, threads, progress, after_each=save)
+    except KeyboardInterrupt:
+        save()
+        print(f"\n{prog}: interrupted; the finished tasks are in {out}", file=sys.stderr)
+        return 130
+    if plots and importlib.util.find_spec("matplotlib") is None:
+        results.note("plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')")
+    save(plots=plots and importlib.util.find_spec("matplotlib") is not None)
+    print(f"{prog}: {len(list(out.iterdir()))} files in {out} ({results.wall_s or 0:.0f} s)")
+    failed = sum(r["status"] == "failed" for rows in results.rows.values() for r in rows)
+    if failed:
+        print(f"{prog}: {failed} configuration(s) failed; see {out / 'report.md'}", file=sys.stderr)
+    return 1 if failed else 0
