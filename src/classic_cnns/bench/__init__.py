@@ -1,12 +1,9 @@
 """``classic-cnns bench``: throughput and accuracy, measured on your own hardware.
 
 Two modes, each a module owning its settings, rows, report section and plot:
-:mod:`~classic_cnns.bench.throughput` (images/s per precision, memory format and
-``torch.compile`` setting beside torchvision's same network, with MFU) and
-:mod:`~classic_cnns.bench.accuracy` (seeded recipes, accuracy against training time, time
-to accuracy). The flags come from :func:`bench`'s typed signature through jsonargparse, as
-LightningCLI's do: ``--throughput.models [resnet18,resnet50]``, ``--force true``;
-``--config FILE`` reads them from YAML. :mod:`~classic_cnns.bench.core` writes the files.
+:mod:`~classic_cnns.bench.throughput` and :mod:`~classic_cnns.bench.accuracy`. The flags
+come from :func:`bench`'s signature through jsonargparse, as LightningCLI's do
+(``--throughput.models [resnet18,resnet50]``, ``--force true``, ``--config FILE``).
 
 Example:
     >>> from classic_cnns.bench import main
@@ -46,7 +43,6 @@ def bench(
     out: Path | None = None,
     force: bool = False,
     plots: bool = True,
-    progress: bool = True,
     dry_run: bool = False,
     list_recipes: bool = False,
     command: str = "classic-cnns bench",
@@ -63,7 +59,6 @@ def bench(
         out: Output folder; ``None``: ``bench-results/<YYYYmmdd-HHMMSS>``.
         force: Replace ``out`` when it is not empty.
         plots: Draw PNG plots (needs matplotlib: ``pip install 'classic-cnns[plot]'``).
-        progress: Show a progress bar.
         dry_run: List the tasks and exit.
         list_recipes: List the accuracy recipes and exit.
         command: The command line, for the report.
@@ -89,7 +84,7 @@ def bench(
     reports = [MODES[mode].report for mode in dict.fromkeys(modes)]
     given = dict(modes=modes, seed=seed, threads=threads, budget=budget)
     given |= {mode: asdict(settings[mode]) for mode in modes}
-    return execute(tasks, reports, out, command, given, force, budget, threads, plots, progress)
+    return execute(tasks, reports, out, command, given, force, budget, threads, plots)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,11 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Example:
         >>> from classic_cnns.bench import main
-        >>> main(["--modes", "[accuracy]", "--accuracy.recipes", "['*/mnist10k']", "--dry_run", "true"])
+        >>> main(["--modes", "[accuracy]", "--accuracy.recipes", "['*5/mn*k']", "--dry_run", "true"])
         accuracy lenet5/mnist10k
-        accuracy lenet5_modern/mnist10k
-        accuracy lenet5_bn/mnist10k
-        accuracy resnet20/mnist10k
         0
     """
     args = list(sys.argv[1:] if argv is None else argv)

@@ -3,13 +3,11 @@
 A :class:`Recipe` fixes a model, a dataset and every training setting. A run trains the
 package's LightningModule with ``Trainer.fit`` on the package's datamodule, as ``fit`` does,
 and after every epoch stops the clock to measure the test accuracy: the accuracy-vs-time
-curve (training time only) and, for the accuracies given in ``time_to_accuracy``, the
-training time to reach each (at epoch granularity: an upper bound). The last evaluation
-gives the confusion matrix. Datasets: ``digits`` (scikit-learn's, offline), ``mnist10k``
-(the real MNIST test set: its first 8,000 images train, the last 2,000 test), ``mnist``,
-``fashion_mnist`` and ``cifar10`` (with random crops and flips) in torchvision's layout;
-a recipe whose files are absent is skipped with a note. Published reference errors stand
-beside the results.
+curve and, for the accuracies given in ``time_to_accuracy``, the training time to reach each
+(at epoch granularity: an upper bound). Datasets: ``digits`` (scikit-learn's, offline),
+``mnist10k`` (the MNIST test set: the first 8,000 images train, the last 2,000 test),
+``mnist``, ``fashion_mnist`` and ``cifar10``, in torchvision's layout; a recipe whose files
+are absent is skipped with a note.
 
 Example:
     >>> from classic_cnns.bench.accuracy import RECIPES
@@ -34,7 +32,6 @@ import torch
 from classic_cnns.bench import core
 from classic_cnns.data import CIFAR10, MNIST, Digits, FashionMNIST, InMemoryDataModule
 from classic_cnns.hub import create_model
-from classic_cnns.plots import plot_confusion_matrix
 from classic_cnns.recipes import OptimizerName, SchedulerName
 from classic_cnns.registry import model_info
 
@@ -48,11 +45,9 @@ MODE = "accuracy"
 class Recipe:
     """A fixed, seeded training recipe of one model on one dataset.
 
-    ``optimizer``, ``lr``, ``momentum``, ``weight_decay`` and ``scheduler`` are the task's
-    (``sgd`` is Nesterov SGD when ``momentum > 0``). ``image_size`` is reached as ``fit``
-    reaches it (padding by up to 4 px a side, else resizing); ``None``: the model's own input
-    size, padded. ``reference_error_pct`` is a published test error (``reference`` says
-    where from); ``variant`` tells recipes of one model on one dataset apart.
+    The optimizer settings are the task's (``sgd`` is Nesterov SGD when ``momentum > 0``).
+    ``image_size`` is reached as ``fit`` does (``None``: the model's own input size, padded).
+    ``variant`` tells recipes of one model on one dataset apart.
 
     Example:
         >>> from classic_cnns.bench.accuracy import Recipe
@@ -88,12 +83,11 @@ class Recipe:
                 f"{self.epochs} epochs, {size} px, {self.precision}, {fmt}")  # fmt: skip
 
 
-# The Fashion-MNIST chapters of Dive into Deep Learning (d2l-zh 2.0 and d2l-en 0.17, PyTorch):
-# model -> (image size, batch, lr, the printed test accuracy in d2l-zh, in d2l-en), each
-# trained 10 epochs with plain SGD (no momentum or weight decay, constant lr). LeNet takes 28
-# px padded to 32 (the book pads in its first convolution). The book's NiN and DenseNet take
-# 224 and 96 px into a stride-4 stem; ours are the CIFAR designs without one, so they take 32
-# px, which gives maps of the same scale.
+# The Fashion-MNIST chapters of Dive into Deep Learning (d2l-zh 2.0, d2l-en 0.17, PyTorch):
+# model -> (image size, batch, lr, the test accuracy printed in d2l-zh, in d2l-en), each 10
+# epochs of plain SGD at a constant lr. LeNet's 28 px are padded to 32 (the book pads in its
+# first convolution); our NiN and DenseNet are the CIFAR designs, without the stride-4 stem
+# the book's take 224 and 96 px into, so 32 px give maps of the same scale.
 D2L_BOOK: dict[str, tuple[int, int, float, float, float]] = {
     "lenet5": (32, 256, 0.9, 0.782, 0.809),
     "alexnet": (224, 128, 0.01, 0.881, 0.884),
@@ -125,6 +119,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("lenet5_modern", "mnist10k", epochs=8),
     Recipe("lenet5_bn", "mnist10k", epochs=8),
     Recipe("resnet20", "mnist10k", epochs=8),
+    # Five update rules, each at a constant learning rate: the optimizer comparison.
+    Recipe("lenet5", "mnist10k", "sgd", 0.05, 0.0, 5e-4, "none", epochs=5, variant="sgd"),
+    Recipe("lenet5", "mnist10k", "sgd", 0.01, 0.9, 5e-4, "none", epochs=5, variant="nesterov"),
+    Recipe("lenet5", "mnist10k", "rmsprop", 1e-3, 0.0, 5e-4, "none", epochs=5, variant="rmsprop"),
+    Recipe("lenet5", "mnist10k", "adam", 1e-3, 0.0, 5e-4, "none", epochs=5, variant="adam"),
+    Recipe("lenet5", "mnist10k", "adamw", 1e-3, 0.0, 5e-2, "none", epochs=5, variant="adamw"),
     Recipe("lenet5", "mnist", epochs=20, reference_error_pct=0.95,
            reference="LeCun et al. 1998, LeNet-5 without distortions"),
     # LeNet-5 is bound by steps, not arithmetic: large batches reach an accuracy in the fewest
@@ -182,35 +182,24 @@ def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, 
     """A set-up datamodule of ``dataset`` without a validation split (the test split tests).
 
     Raises ``FileNotFoundError`` when the files are not in ``data_dir``.
-
-    Example:
-        >>> from classic_cnns.bench.accuracy import make_datamodule
-        >>> len(make_datamodule("digits", None, 64).train_dataloader().dataset)
-        1438
     """
     common: dict[str, Any] = dict(batch_size=batch_size, val_size=0, seed=seed, **kwargs)
     root = str(data_dir or os.environ.get("CLASSIC_CNNS_DATA", "data"))
-    dm: InMemoryDataModule = {
-        "digits": lambda: Digits(**common),
-        "mnist10k": lambda: MNIST(root, download=False, protocol="10k", **common),
-        "mnist": lambda: MNIST(root, download=False, **common),
-        "fashion_mnist": lambda: FashionMNIST(root, download=False, **common),
-        "cifar10": lambda: CIFAR10(root, download=False, **common),
-    }[dataset]()
+    found = dict(mnist10k=MNIST, mnist=MNIST, fashion_mnist=FashionMNIST, cifar10=CIFAR10)
+    common |= dict(protocol="10k") if dataset == "mnist10k" else {}
+    dm = Digits(**common) if dataset == "digits" else found[dataset](root, False, **common)
     dm.setup("fit")
     return dm
 
 
 class Curve(L.Callback):
     """Test accuracy before training and after every epoch with the clock stopped (``points``:
-    epoch, step, training seconds so far, test accuracy, the epoch's mean loss), every step's
-    ``(step, loss)`` (``losses``) and the last ``(predictions, labels)``.
-    """
+    epoch, step, training seconds so far, test accuracy, the epoch's mean training loss) and
+    the last evaluation's ``(predictions, labels)``."""
 
     def __init__(self, dm: InMemoryDataModule, backend: str, limit: int | None = None) -> None:
         self.dm, self.backend, self.limit, self.train_s = dm, backend, limit, 0.0
         self.points: list[dict[str, Any]] = []
-        self.losses: list[tuple[int, float]] = []
         self._epoch: list[torch.Tensor] = []
 
     def _evaluate(self, trainer: L.Trainer, model: L.LightningModule) -> None:
@@ -222,12 +211,10 @@ class Curve(L.Callback):
                 labels.append(y.cpu())
         model.train()
         self.last = pred, label = torch.cat(preds), torch.cat(labels)
-        losses, step = [float(v) for v in self._epoch], trainer.global_step
-        self.losses += zip(range(step - len(losses) + 1, step + 1), losses, strict=True)
-        self._epoch, acc = [], float((pred == label).float().mean())
-        mean = sum(losses) / len(losses) if losses else None
-        self.points.append(dict(epoch=len(self.points), step=step, train_s=self.train_s))
-        self.points[-1].update(test_acc=acc, train_loss=mean)
+        loss = float(torch.stack(self._epoch).mean()) if self._epoch else None
+        acc, self._epoch = float((pred == label).float().mean()), []
+        point = dict(epoch=len(self.points), step=trainer.global_step, train_s=self.train_s)
+        self.points.append(point | dict(test_acc=acc, train_loss=loss))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._evaluate(trainer, pl_module)
@@ -255,8 +242,8 @@ def fit(recipe: Recipe, dm: InMemoryDataModule, backend: str, seed: int, epochs:
         >>> from classic_cnns.bench.accuracy import RECIPES, fit, make_datamodule
         >>> dm = make_datamodule("digits", None, 32, image_size=32)
         >>> curve, _ = fit(RECIPES["lenet5/digits"], dm, "cpu", seed=0, epochs=1, limit=2)
-        >>> [p["epoch"] for p in curve.points], len(curve.losses)
-        ([0, 1], 2)
+        >>> [(p["epoch"], p["step"]) for p in curve.points]
+        [(0, 0), (1, 2)]
     """
     L.seed_everything(seed, verbose=False)
     hparams = {k: getattr(recipe, k) for k in ("optimizer", "lr", "momentum", "weight_decay")}
@@ -291,25 +278,20 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
         return
     curve, wall = fit(recipe, dm, backend, seed, row["epochs"], s.limit_train_batches)
     points, (pred, label), n = curve.points, curve.last, dm.num_classes
+    accs = [p["test_acc"] for p in points]
     reached = [p["train_s"] for p in points if target is not None and p["test_acc"] >= target]
     matrix = torch.bincount(label * n + pred, minlength=n * n).view(n, n).tolist()
     results.data.setdefault("curves", {})[recipe.name] = points
     results.data.setdefault("confusion", {})[recipe.name] = dict(matrix=matrix,
-        classes=list(dm.class_names), dataset=recipe.dataset, accuracy=points[-1]["test_acc"])  # fmt: skip
+        classes=list(dm.class_names), dataset=recipe.dataset, accuracy=accs[-1])  # fmt: skip
     row |= dict(train_images=len(dm.train_dataloader().dataset), test_images=len(label))  # type: ignore[arg-type]
-    row |= dict(train_s=curve.train_s, fit_wall_s=wall, final_test_acc=points[-1]["test_acc"])
-    row |= dict(best_test_acc=max(p["test_acc"] for p in points))
+    row |= dict(train_s=curve.train_s, fit_wall_s=wall, train_loss=points[-1]["train_loss"])
+    row |= dict(final_test_acc=accs[-1], best_test_acc=max(accs))
     results.add(MODE, backend, **row, time_to_target_s=reached[0] if reached else None)
 
 
 def tasks(s: Settings, seed: int) -> list[core.Task]:
-    """One task per recipe that ``s.recipes`` matches (``ValueError`` when none does).
-
-    Example:
-        >>> from classic_cnns.bench.accuracy import Settings, tasks
-        >>> [t.label for t in tasks(Settings(recipes=("*/mnist10k",)), seed=0)][:2]
-        ['accuracy lenet5/mnist10k', 'accuracy lenet5_modern/mnist10k']
-    """
+    """One task per recipe that ``s.recipes`` matches (``ValueError`` when none does)."""
     chosen = [r for name, r in RECIPES.items() if any(fnmatchcase(name, p) for p in s.recipes)]
     if not chosen:
         raise ValueError(f"--accuracy.recipes {list(s.recipes)} match none of {sorted(RECIPES)}")
@@ -319,7 +301,7 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
 
 
 def report(results: core.Results, out: Path | None) -> list[str]:
-    """The report's accuracy section (and, in ``out``, the curves and confusion matrices)."""
+    """The report's accuracy section (and ``accuracy_vs_time.png`` in ``out``, if given)."""
     rows, body = results.rows.get(MODE, []), []
     for r in rows:
         recipe = RECIPES[r["run"]]
@@ -328,15 +310,15 @@ def report(results: core.Results, out: Path | None) -> list[str]:
         reached = None if target is None or acc is None else f"{100 * target:.1f}% " + (
             "not reached" if took is None else f"in {took:.1f} s")  # fmt: skip
         body.append([r["run"], recipe.describe(), f"{r['backend']} ({r['threads']} threads)",
-                     r["status"] if acc is None else f"{100 * acc:.2f}%", r.get("train_s"),
-                     recipe.reference_error_pct, reached])  # fmt: skip
+                     r["status"] if acc is None else f"{100 * acc:.2f}%", r.get("train_loss"),
+                     r.get("train_s"), recipe.reference_error_pct, reached])  # fmt: skip
     if not rows:
         return []
     lines = ["## Accuracy", "", "Test accuracy after every epoch with the clock stopped: `train s` "
              "excludes the evaluations; `time to accuracy` is the training time at the first "
              "evaluation at or above the accuracy given (an upper bound).", "", *core.table(
-             ["run", "recipe", "backend", "test acc", "train s", "reference error %",
-              "time to accuracy"], body)]  # fmt: skip
+             ["run", "recipe", "backend", "test acc", "train loss", "train s",
+              "reference error %", "time to accuracy"], body)]  # fmt: skip
     lines += sorted({f"- {n}: {RECIPES[n].reference}" for n in (r["run"] for r in rows)
                      if RECIPES[n].reference})  # fmt: skip
     return [*lines, "", *(_plots(results, out) if out and results.data.get("curves") else [])]
@@ -345,25 +327,12 @@ def report(results: core.Results, out: Path | None) -> list[str]:
 def _plots(results: core.Results, out: Path) -> list[str]:
     from matplotlib.figure import Figure
 
-    curves, confusion = results.data["curves"], results.data["confusion"]
-    datasets = list(dict.fromkeys(c["dataset"] for c in confusion.values()))
-    fig = Figure(figsize=(5.5 * len(datasets), 4), layout="constrained")
-    for ax, dataset in zip(fig.subplots(1, len(datasets), squeeze=False)[0], datasets, strict=True):
-        for name in (n for n in curves if confusion[n]["dataset"] == dataset):
-            points = curves[name][1:]  # from the first epoch: chance would flatten the rest
-            ax.plot([p["train_s"] for p in points], [100 * p["test_acc"] for p in points], "o-",
-                    markersize=3, label=name)  # fmt: skip
-        ax.set(xlabel="training s (evaluations excluded)", ylabel="test accuracy %", title=dataset)
-        ax.legend(fontsize=7)
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for name, points in results.data["curves"].items():  # from epoch 1: chance flattens the rest
+        ax.plot([p["train_s"] for p in points[1:]], [100 * p["test_acc"] for p in points[1:]],
+                "o-", markersize=3, label=name)  # fmt: skip
+    ax.set(xscale="log", xlabel="training s (evaluations excluded)", ylabel="test accuracy %")
+    ax.legend(fontsize=7)
     fig.savefig(out / "accuracy_vs_time.png", dpi=110)
-    lines = ["![accuracy vs time](accuracy_vs_time.png)"]
-    for dataset in datasets:  # the most accurate run of each dataset
-        name = max((n for n in confusion if confusion[n]["dataset"] == dataset),
-                   key=lambda n: confusion[n]["accuracy"])  # fmt: skip
-        c = confusion[name]
-        fig = plot_confusion_matrix(
-            c["matrix"], c["classes"], f"{name}: {100 * c['accuracy']:.2f}%"
-        )
-        fig.savefig(out / f"confusion_{dataset}.png", dpi=110)
-        lines.append(f"![{name}](confusion_{dataset}.png)")
-    return [*lines, ""]
+    return ["![accuracy vs time](accuracy_vs_time.png)", ""]

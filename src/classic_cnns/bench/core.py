@@ -1,4 +1,4 @@
-"""What every measurement shares: rows and their environment, statistics, clocks, the files.
+"""What every measurement shares: rows and their environment, statistics, the files.
 
 A measurement is a list of :class:`Task` objects. :func:`execute` runs them into one
 :class:`Results` (a task that raises becomes a ``failed`` row; none starts once the time
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
+import lightning
 import torch
 import torchvision
 from tqdm.auto import tqdm
@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from classic_cnns.files import atomic_path
 from classic_cnns.registry import model_info
 
-__all__ = ["Clock", "Results", "Task", "autocast", "environment", "execute", "image_size"]
+__all__ = ["Results", "Task", "autocast", "environment", "execute", "image_size"]
 __all__ += ["quartiles", "run_tasks", "spread", "table", "timed", "unavailable", "write"]
 
 Backend = Literal["cpu", "cuda", "mps"]
@@ -71,7 +71,7 @@ def environment(backend: str = "cpu") -> dict[str, Any]:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     values = (backend, device, torch.get_num_threads(), load, platform.node(), platform.platform())
     values += (platform.python_version(), torch.__version__, torchvision.__version__)
-    return dict(zip(ENVIRONMENT, (*values, L.__version__), strict=True))
+    return dict(zip(ENVIRONMENT, (*values, lightning.__version__), strict=True))
 
 
 def unavailable(backend: str, precision: str = "fp32") -> str | None:
@@ -89,13 +89,7 @@ def unavailable(backend: str, precision: str = "fp32") -> str | None:
 
 def image_size(model: str, size: int | None = None, max_size: int | None = None) -> tuple[int, int]:
     """``(H, W)`` to feed ``model``: ``size`` (square), else its own input size, shrunk to
-    ``max_size`` (smoke runs) but never below its minimum input size.
-
-    Example:
-        >>> from classic_cnns.bench.core import image_size
-        >>> image_size("resnet18", 96), image_size("resnet18", max_size=64), image_size("lenet5", 8)
-        ((96, 96), (64, 64), (32, 32))
-    """
+    ``max_size`` (smoke runs) but never below its minimum input size."""
     info = model_info(model)
     h, w = (size, size) if size else info.input_size[1:]
     h, w = min(h, max_size or h), min(w, max_size or w)
@@ -128,41 +122,6 @@ def timed(fn: Callable[[], Any], steps: int, backend: str) -> float:
     return time.perf_counter() - start
 
 
-class Clock(L.Callback):
-    """Epoch wall times, the intervals between step ends, and the images trained on.
-
-    The device is synchronised at each epoch's start and end and, under DDP, every process
-    waits for the others there, so an epoch lasts until its slowest process is done. A step
-    interval covers fetching, transfer, transform, forward, backward, step and hooks (the
-    first of an epoch, which also creates the data iterator, is left out); their median is
-    far steadier than an epoch's time on a shared machine. A hand-written loop calls the
-    hooks itself, without a trainer.
-    """
-
-    def __init__(self, backend: str) -> None:
-        self.backend, self.images, self._last = backend, 0, 0.0
-        self.epochs: list[float] = []
-        self.steps: list[float] = []
-
-    def _sync(self, trainer: L.Trainer | None) -> float:
-        synchronize(self.backend)
-        if trainer is not None and trainer.world_size > 1:
-            trainer.strategy.barrier()
-        return time.perf_counter()
-
-    def on_train_epoch_start(self, trainer: L.Trainer | None = None, *_: Any) -> None:
-        self._start, self._last = self._sync(trainer), math.nan
-
-    def on_train_batch_end(self, trainer: Any, module: Any, out: Any, batch: Any, i: int) -> None:
-        now = time.perf_counter()
-        if not math.isnan(self._last):
-            self.steps.append(now - self._last)
-        self._last, self.images = now, self.images + len(batch[0])
-
-    def on_train_epoch_end(self, trainer: L.Trainer | None = None, *_: Any) -> None:
-        self.epochs.append(self._sync(trainer) - self._start)
-
-
 def spread(prefix: str, values: Sequence[float]) -> dict[str, float | None]:
     """Median, quartiles (interpolated, as numpy's), min and max as ``prefix_*`` columns.
 
@@ -186,13 +145,7 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     """A Markdown table, then a blank line: ``–`` for ``None``, floats to 3 figures (thousands
-    separated from 1,000).
-
-    Example:
-        >>> from classic_cnns.bench.core import table
-        >>> table(["a", "b", "c"], [["x", None, 1234.5], [True, 0.98765, 12.345]])[2:]
-        ['| x | – | 1,234 |', '| True | 0.988 | 12.3 |', '']
-    """
+    separated from 1,000)."""
 
     def cell(v: Any) -> str:
         if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -206,13 +159,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 
 def quartiles(row: dict[str, Any], prefix: str) -> str:
-    """``median [q1–q3]`` of a :func:`spread`, ⚠ where the quartiles lie 25% apart.
-
-    Example:
-        >>> from classic_cnns.bench.core import quartiles, spread
-        >>> quartiles(spread("ips", [90.0, 100.0, 110.0]), "ips")
-        '100 [95–105]'
-    """
+    """``median [q1–q3]`` of a :func:`spread`, ⚠ where the quartiles lie 25% apart."""
     median, q1, q3 = (row.get(f"{prefix}_{s}") for s in ("median", "q1", "q3"))
     if median is None:
         return "–"
@@ -222,16 +169,9 @@ def quartiles(row: dict[str, Any], prefix: str) -> str:
 
 @dataclass
 class Results:
-    """Everything one run measured: rows per mode, notes, and what the modes keep beside.
-
-    Attributes:
-        settings: The run's settings (written to ``results.json``).
-        rows: Mode -> rows; a row holds the mode's columns, then :func:`environment`'s.
-        data: What a mode keeps beside its rows (curves, matmul peaks), under its own keys.
-        notes: Skips and caveats for the report, each once.
-        task_s: Task label -> the seconds it took.
-
-    """
+    """Everything one run measured: its settings, rows per mode (a row: the mode's columns,
+    then :func:`environment`'s), what the modes keep beside (``data``: curves, peaks), notes
+    for the report and the seconds per task."""
 
     settings: dict[str, Any] = field(default_factory=dict)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -271,40 +211,30 @@ class Task:
 @contextlib.contextmanager
 def _quiet(threads: int | None) -> Iterator[None]:
     # The run's torch threads; no per-fit banners or known-harmless warnings. Restored after.
-    previous = torch.get_num_threads()
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-    levels = [logger.level for logger in loggers]
+    previous, logger = torch.get_num_threads(), logging.getLogger("lightning.pytorch")
+    level = logger.level
     torch.set_num_threads(threads or previous)
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
+    logger.setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*(workers|GPU available|LeafSpec|batches|across ranks)")
         try:
             yield
         finally:
             torch.set_num_threads(previous)
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
+            logger.setLevel(level)
 
 
 def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = None,
-              threads: int | None = None, progress: bool = False,
-              after_each: Callable[[], Any] | None = None) -> Results:  # fmt: skip
+              threads: int | None = None, after_each: Callable[[], Any] | None = None
+              ) -> Results:  # fmt: skip
     """Run every task, one failing never stopping the others; none starts after ``budget_s``.
 
     A task that raises adds a ``failed`` row (its ``fields`` and the error), and the tasks
     left once the budget is spent add ``skipped`` rows. ``after_each`` runs after each task.
-
-    Example:
-        >>> from classic_cnns.bench.core import Results, Task, run_tasks
-        >>> def boom(results):
-        ...     raise RuntimeError("no compiler")
-        >>> results = run_tasks([Task("t", boom, "throughput", fields={"model": "m"})], Results())
-        >>> [results.rows["throughput"][0][k] for k in ("status", "note", "model")]
-        ['failed', 'RuntimeError: no compiler', 'm']
+    A progress bar shows on a terminal.
     """
     start = time.perf_counter()
-    with _quiet(threads), tqdm(tasks, disable=not progress, unit="task") as bar:
+    with _quiet(threads), tqdm(tasks, disable=None, unit="task") as bar:
         for task in bar:
             bar.set_description(task.label)
             task_start = time.perf_counter()
@@ -326,16 +256,6 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
     return results
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value) if isinstance(value, Path) else value
-
-
 def write(results: Results, out: Path, reports: Sequence[Report], command: str,
           plots: bool = False) -> None:  # fmt: skip
     """Write ``<mode>.csv`` per mode, ``results.json`` and ``report.md`` (and plots) to ``out``.
@@ -352,7 +272,7 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
     payload |= dict(settings=results.settings, environment=environment(), notes=results.notes)
     payload |= dict(task_s=results.task_s, rows=results.rows, data=results.data)
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(_jsonable(payload), indent=1) + "\n")
+        tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")  # NaN stays NaN
     env, keys = environment(), ("device_name", "threads", "torch", "torchvision", "lightning")
     lines = [f"# {command.split(' -')[0]} report", "", f"Started {results.started}, "]
     lines[-1] += f"{results.wall_s or 0:.0f} s: `{command}`"
@@ -367,7 +287,7 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
 
 def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command: str,
             settings: dict[str, Any], force: bool = False, budget_s: float | None = None,
-            threads: int | None = None, plots: bool = True, progress: bool = True) -> int:  # fmt: skip
+            threads: int | None = None, plots: bool = True) -> int:  # fmt: skip
     """Run ``tasks`` and write their files into ``out``; return the exit status.
 
     0: every task ran (skips are fine); 1: some failed (the report says which); 2: ``out``
@@ -378,7 +298,7 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
         >>> import tempfile
         >>> from pathlib import Path
         >>> from classic_cnns.bench.core import execute
-        >>> execute([], [], Path(tempfile.mkdtemp()) / "run", "bench", {}, progress=False)
+        >>> execute([], [], Path(tempfile.mkdtemp()) / "run", "bench", {})
         bench: 2 files in ...
         0
     """
@@ -391,7 +311,7 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     results = Results(settings=settings)
     save = functools.partial(write, results, out, reports, command)
     try:
-        run_tasks(tasks, results, budget_s, threads, progress, after_each=save)
+        run_tasks(tasks, results, budget_s, threads, after_each=save)
     except KeyboardInterrupt:
         save()
         print(f"\n{prog}: interrupted; the finished tasks are in {out}", file=sys.stderr)

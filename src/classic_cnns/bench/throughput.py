@@ -1,21 +1,14 @@
 """Training and inference throughput beside torchvision's same network, with MFU.
 
 Per model, backend, precision, memory format and ``torch.compile`` setting, the package's
-network and, where torchvision ships the architecture, torchvision's are built from one seed
-and timed on one batch: a training step (forward, cross-entropy plus GoogLeNet's auxiliary
-losses at 0.3, backward, SGD with momentum, a gradient scaler for fp16-mixed) and an
-inference step (``eval()``, ``inference_mode``). Warm-up steps, which compile, are not timed;
-a timed repeat lasts about ``min_time`` seconds and the two networks' repeats alternate, so
-``vs_torchvision_*`` (a ratio of medians) compares like with like. On CUDA, peak memory is
-the allocator's peak in one step above what was allocated before the network was built.
-
-MFU divides the achieved FLOP/s (3× the forward FLOPs per training image, 1× per inference
-image) by the peak of the math the layers may use (:func:`math_modes`): TF32 for fp32 on CUDA
-where cuDNN or cuBLAS may use it (PyTorch's default for convolutions), bf16 or fp16 for the
-mixed precisions, or fp32 where that is faster (a CPU without fast bf16). A peak is the best
-rate of large matmuls in that mode, measured before a backend's first configuration and
-after its last. A rate above its peak means the peak was measured too low (a busy machine):
-the row keeps it and says so.
+network and, where torchvision ships it, torchvision's are built from one seed and timed on
+one batch: a training step (forward, cross-entropy with GoogLeNet's auxiliary losses at 0.3,
+backward, SGD with momentum) and an inference step. Warm-up steps are not timed; the two
+networks' repeats alternate, so ``vs_torchvision_*`` (a ratio of medians) compares like with
+like. MFU divides the achieved FLOP/s (3× the forward FLOPs per training image, 1× per
+inference image) by the best matmul rate, measured before and after a backend's
+configurations, in the fastest math mode the layers may use (:func:`math_modes`); a rate
+above it means the peak was measured too low (a busy machine), and the row says so.
 """
 
 from __future__ import annotations
@@ -42,14 +35,13 @@ from classic_cnns.registry import list_models, model_info
 __all__ = ["QUICK", "Settings", "fill_mfu", "math_modes", "measure", "report", "tasks"]
 
 MODE = "throughput"
-# Registered names that torchvision ships with the same layers (and parameter names).
-TORCHVISION = {"alexnet", "googlenet", *(f"densenet{d}" for d in (121, 161, 169, 201))}
-TORCHVISION |= {f"resnet{d}" for d in (18, 34, 50, 101, 152)}
-TORCHVISION |= {f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")}
+# Where torchvision has a network of the same name, it has the same layers and parameter names.
+TORCHVISION = set(torchvision.models.list_models())
 # Math mode -> (matmul dtype, float32_matmul_precision while its peak is measured).
 _MATH = dict(fp32=(torch.float32, "highest"), tf32=(torch.float32, "high"))
 _MATH |= dict(bf16=(torch.bfloat16, "highest"), fp16=(torch.float16, "highest"))
 _MODELS = ("lenet5", "resnet20", "nin", "densenet_bc_100", "alexnet", "resnet18", "googlenet")
+_FORMAT = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 @dataclass(frozen=True)
@@ -131,16 +123,6 @@ def fill_mfu(results: core.Results, backend: str, final: bool = True) -> None:
 
     Of the modes :func:`math_modes` allows, the fastest peak bounds the row. With ``final``,
     an MFU above 1 is kept and flagged in the row's note and the report's.
-
-    Example:
-        >>> from classic_cnns.bench.core import Results
-        >>> from classic_cnns.bench.throughput import fill_mfu
-        >>> results = Results(data={"matmul_peaks": {"cpu/fp32": 2e12, "cpu/bf16": 1e12}})
-        >>> row = results.add("throughput", "cpu", precision="bf16-mixed", train_tflops=1.0,
-        ...                   infer_tflops=3.0)
-        >>> fill_mfu(results, "cpu")
-        >>> row["peak_math"], row["train_mfu"], row["infer_mfu"], row["note"]
-        ('fp32', 0.5, 1.5, 'MFU above 1 (infer): the fp32 peak was measured too low')
     """
     found = results.data.get("matmul_peaks", {})
     for row in results.ok(MODE):
@@ -153,8 +135,9 @@ def fill_mfu(results: core.Results, backend: str, final: bool = True) -> None:
             row[f"{phase}_mfu"] = core.ratio(row[f"{phase}_tflops"], row["peak_tflops"])
         high = [p for p in ("train", "infer") if (row[f"{p}_mfu"] or 0) > 1]
         if high and final:
-            row["note"] = f"MFU above 1 ({', '.join(high)}): the {mode} peak was measured too low"
-            results.note(f"{backend} {row.get('model')} {row['precision']}: {row['note']}")
+            text = f"MFU above 1 ({', '.join(high)}): the {mode} peak was measured too low"
+            row["note"] = "; ".join(n for n in (row["note"], text) if n)
+            results.note(f"{backend} {row.get('model')} {row['precision']}: {text}")
 
 
 def _loss(out: Any, y: Tensor) -> Tensor:
@@ -197,22 +180,13 @@ def _network(name: str, impl: str, in_channels: int) -> nn.Module:
     if impl == "classic_cnns":
         return model_info(name).build_net(num_classes=10, in_channels=in_channels)
     extra = dict(aux_logits=True, init_weights=True) if name == "googlenet" else {}
-    return getattr(torchvision.models, name)(num_classes=10, **extra)  # type: ignore[no-any-return]
+    return torchvision.models.get_model(name, num_classes=10, **extra)
 
 
-def measure(s: Settings, seed: int, results: core.Results, name: str, backend: str,
-            precision: str, memory_format: str, compiled: bool) -> None:  # fmt: skip
-    """Measure one configuration; add a row for the package's network and torchvision's.
-
-    Example:
-        >>> from classic_cnns.bench.core import Results
-        >>> from classic_cnns.bench.throughput import Settings, measure
-        >>> results = Results()
-        >>> s = Settings(repeats=1, warmup=1, min_time=0.0, batch_size=4)
-        >>> measure(s, 0, results, "lenet5", "cpu", "fp32", "contiguous", False)
-        >>> results.rows["throughput"][0]["train_ips_median"] > 0
-        True
-    """
+def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
+            memory_format: str, compiled: bool, results: core.Results) -> None:  # fmt: skip
+    """Measure one configuration; add a row for the package's network and torchvision's, with
+    a provisional MFU (the last peaks of the run set it again)."""
     size = (model_info(name).input_size[0], *core.image_size(name, max_size=s.max_image_size))
     fwd = _flops(name, size)
     batch = s.batch_size or (128 if fwd < 10e6 else 32)  # tiny networks need larger batches
@@ -225,24 +199,19 @@ def measure(s: Settings, seed: int, results: core.Results, name: str, backend: s
     if reason:
         return
     torch._dynamo.reset()  # earlier graphs would count toward the recompilation limit
-    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    fmt = _FORMAT[memory_format]
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, *size, generator=gen).to(backend).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,), generator=gen).to(backend)
-    nets, steps, one, mem, warm = {}, {}, {}, {}, dict.fromkeys(impls, 0.0)
+    nets, steps, one, warm = {}, {}, {}, dict.fromkeys(impls, 0.0)
     for impl in impls:
-        before = torch.cuda.memory_allocated() if backend == "cuda" else 0
         torch.manual_seed(seed)
         nets[impl] = _network(name, impl, size[0]).to(backend).to(memory_format=fmt)
         steps[impl] = _steps(nets[impl], compiled, x, y, backend, precision)
         for phase in ("infer", "train"):  # inference first, before the optimizer holds state
             nets[impl].train(phase == "train")
             warm[impl] += core.timed(steps[impl][phase], s.warmup, backend)
-            if backend == "cuda":
-                torch.cuda.reset_peak_memory_stats()
             one[impl, phase] = core.timed(steps[impl][phase], 1, backend)  # sizes the repeats
-            if backend == "cuda":
-                mem[impl, phase] = (torch.cuda.max_memory_allocated() - before) / 2**20
     ips: dict[tuple[str, str], list[float]] = {key: [] for key in one}
     counts: dict[str, int] = {}
     for phase in ("train", "infer"):
@@ -263,38 +232,26 @@ def measure(s: Settings, seed: int, results: core.Results, name: str, backend: s
         for phase, flops in (("train", 3 * fwd), ("infer", fwd)):
             row.update(core.spread(f"{phase}_ips", ips[impl, phase]))
             row[f"{phase}_tflops"] = flops * row[f"{phase}_ips_median"] / 1e12
-            row[f"{phase}_peak_mem_mb"] = mem.get((impl, phase))
         keys = ("peak_math", "peak_tflops", "train_mfu", "infer_mfu", "vs_torchvision_train")
         row.update(dict.fromkeys((*keys, "vs_torchvision_infer")))
     ours, tv = rows["classic_cnns"], rows.get("torchvision", {})
     for p in ("train", "infer"):
         ours[f"vs_torchvision_{p}"] = core.ratio(ours[f"{p}_ips_median"], tv.get(f"{p}_ips_median"))
+    fill_mfu(results, backend, final=False)
 
 
 def _peaks(s: Settings, backend: str, final: bool, results: core.Results) -> None:
     found = results.data.setdefault("matmul_peaks", {})
-    for p in s.precisions if not core.unavailable(backend) else ():
+    for p in s.precisions:
         for mode in math_modes(backend, p) if not core.unavailable(backend, p) else ():
             flops = _peak(backend, mode, min(2.0, max(0.1, 2 * s.min_time)))
             found[f"{backend}/{mode}"] = max(flops, found.get(f"{backend}/{mode}", 0.0))
     fill_mfu(results, backend, final)
 
 
-def _skip(models: list[str], reason: str, backend: str, results: core.Results) -> None:
-    results.note(f"{backend}: skipped, {reason}")
-    for name in models:
-        results.add(MODE, backend, "skipped", note=reason, model=name, impl="classic_cnns")
-
-
 def tasks(s: Settings, seed: int) -> list[core.Task]:
     """Per backend: the matmul peaks, every configuration (then provisional MFU), the peaks
-    again and the final MFU. Raises ``ValueError`` for a name that is not registered.
-
-    Example:
-        >>> from classic_cnns.bench.throughput import Settings, tasks
-        >>> [t.label for t in tasks(Settings(models=("lenet5",), backends=("cpu",)), seed=0)][:3]
-        ['peak cpu', 'throughput lenet5 cpu fp32 contiguous eager', 'throughput lenet5 cpu fp32 contiguous compiled']
-    """
+    again and the final MFU. Raises ``ValueError`` for a name that is not registered."""
     models: list[str] = []
     for p in s.models:
         found = list_models("*" if p == "all" else p) if set(p) & set("*?[") or p == "all" else [p]
@@ -303,8 +260,9 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
         models += [model_info(n).name for n in found if n not in models]  # suggests on a typo
     out = []
     for backend in s.backends:
-        if reason := core.unavailable(backend):
-            run = functools.partial(_skip, models, reason, backend)
+        if reason := core.unavailable(backend):  # one skipped row
+            run = functools.partial(core.Results.add, mode=MODE, backend=backend, note=reason,
+                                    status="skipped", models=" ".join(models))  # fmt: skip
             out.append(core.Task(f"throughput {backend} (skipped)", run, MODE, backend))
             continue
         run = functools.partial(_peaks, s, backend, False)
@@ -315,16 +273,11 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
                 label = f"{name} {backend} {precision} {fmt} {('eager', 'compiled')[compiled]}"
                 fields = dict(model=name, impl="classic_cnns", precision=precision)
                 fields |= dict(memory_format=fmt, compile=compiled)
-                run = functools.partial(_config, s, seed, (name, backend, precision, fmt, compiled))
+                run = functools.partial(measure, s, seed, name, backend, precision, fmt, compiled)
                 out.append(core.Task(f"throughput {label}", run, MODE, backend, fields))
         run = functools.partial(_peaks, s, backend, True)
         out.append(core.Task(f"peak {backend} again, MFU", run, MODE, backend))
     return out
-
-
-def _config(s: Settings, seed: int, args: tuple[Any, ...], results: core.Results) -> None:
-    measure(s, seed, results, *args)
-    fill_mfu(results, args[1], final=False)  # provisional: the last peak task sets it again
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -335,68 +288,59 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     """The report's throughput section (and ``throughput.png`` in ``out``, if given)."""
     if not results.rows.get(MODE):
         return []
+    rows, groups = results.ok(MODE), {}
+    for r in rows:
+        groups.setdefault((r["backend"], r["model"]), []).append(r)
     peaks = ", ".join(
         f"{k} {v / 1e12:.3g}" for k, v in results.data.get("matmul_peaks", {}).items()
     )
-    lines = ["## Throughput", "", "Images per second, median [quartiles] over alternating repeats, "
-             "warm-up excluded. MFU: achieved FLOP/s (3× forward FLOPs per training image, 1× per "
-             "inference image) over the peak of the math the layers may use (`peak`); `vs tv`: the "
-             f"package's median over torchvision's, in this run. Matmul peaks (TFLOP/s): {peaks}.", ""]  # fmt: skip
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in results.ok(MODE):
-        groups.setdefault((r["backend"], r["model"]), []).append(r)
-    best, advice = [], {}
+    lines = ["## Throughput", "", "Images per second, median [quartiles] over alternating repeats; "
+             "MFU against the peak of the fastest math mode the layers may use (`peak`); `vs tv`: "
+             f"the package's median over torchvision's. Matmul peaks (TFLOP/s): {peaks}.", "",
+             *core.table(["model", "backend", "batch", "input", "impl", "precision / format / "
+             "compile", "train img/s", "infer img/s", "train MFU", "infer MFU", "peak",
+             "vs tv train", "vs tv infer", "warm-up s"], [[r["model"], r["backend"],
+             r["batch_size"], r["input_size"], r["impl"], _label(r), core.quartiles(r, "train_ips"),
+             core.quartiles(r, "infer_ips"), r["train_mfu"], r["infer_mfu"], r["peak_math"],
+             r["vs_torchvision_train"], r["vs_torchvision_infer"], r["warmup_s"]] for r in rows])]  # fmt: skip
+    best, advice = [], {}  # type: ignore[var-annotated]
     for (backend, model), group in groups.items():
-        g = group[0]
-        lines += [f"### {model} on {backend} ({g['device_name']}, {g['threads']} threads), batch "
-                  f"{g['batch_size']}, input {g['input_size']}", ""]  # fmt: skip
-        lines += core.table(
-            ["impl", "precision / format / compile", "train img/s", "infer img/s", "train MFU",
-             "infer MFU", "peak", "vs tv train", "vs tv infer", "train MiB", "warm-up s"],
-            [[r["impl"], _label(r), core.quartiles(r, "train_ips"), core.quartiles(r, "infer_ips"),
-              r["train_mfu"], r["infer_mfu"], r["peak_math"], r["vs_torchvision_train"],
-              r["vs_torchvision_infer"], r["train_peak_mem_mb"], r["warmup_s"]] for r in group])  # fmt: skip
         ours = [r for r in group if r["impl"] == "classic_cnns"]
         base = next((r for r in ours if _label(r) == "fp32 / contiguous / eager"), {})
-        cells = [model, backend]
+        cells = [model, f"{backend} ({group[0]['device_name']}, {group[0]['threads']} threads)"]
         for phase in ("train", "infer"):
-            win = max(ours, key=lambda r: r[f"{phase}_ips_median"])  # noqa: B023
-            gain = core.ratio(win[f"{phase}_ips_median"], base.get(f"{phase}_ips_median"))
-            cells.append(f"{_label(win)}: {win[f'{phase}_ips_median']:,.0f} img/s" + (
-                f" (×{gain:.2f})" if gain else ""))  # fmt: skip
+            key = f"{phase}_ips_median"
+            win = max(ours, key=lambda r: r[key])
+            gain = core.ratio(win[key], base.get(key))
+            cells.append(
+                f"{_label(win)}: {win[key]:,.0f} img/s" + (f" (×{gain:.2f})" if gain else "")
+            )
             advice.setdefault((backend, phase), {}).setdefault(_label(win), []).append(model)
         best.append(cells)
-    lines += ["### Best configuration per model", ""] + core.table(
-        ["model", "backend", "training (× fp32 / contiguous / eager)", "inference"], best)  # fmt: skip
+    lines += ["### Best configuration per model", "", *core.table(
+        ["model", "backend", "training (× fp32 / contiguous / eager)", "inference"], best)]  # fmt: skip
     for (backend, phase), won in advice.items():
         choices = "; ".join(f"{c} ({', '.join(m)})" for c, m in won.items())
         lines.append(
             f"- On {backend}, {('run inference', 'train')[phase == 'train']} with {choices}."
         )
-    if out is not None and groups:
-        lines += ["", _plot(groups, out)]
-    return [*lines, ""]
+    return [*lines, "", *([_plot(groups, out), ""] if out is not None and groups else [])]
 
 
 def _plot(groups: dict[tuple[str, str], list[dict[str, Any]]], out: Path) -> str:
     from matplotlib.figure import Figure
 
-    heights = [1 + 0.7 * len(g) for g in groups.values()]
-    fig = Figure(figsize=(11, sum(heights)), layout="constrained")
-    axes = fig.subplots(len(groups), 2, squeeze=False, height_ratios=heights)
-    for ((backend, model), group), row in zip(groups.items(), axes, strict=True):
-        labels = list(dict.fromkeys(map(_label, group)))
-        for ax, phase in zip(row, ("train", "infer"), strict=True):
-            for offset, impl in ((-0.2, "classic_cnns"), (0.2, "torchvision")):
-                rs = [r for r in group if r["impl"] == impl]
-                xs = [r[f"{phase}_ips_median"] for r in rs]
-                lo = [r[f"{phase}_ips_median"] - r[f"{phase}_ips_q1"] for r in rs]
-                hi = [r[f"{phase}_ips_q3"] - r[f"{phase}_ips_median"] for r in rs]
-                ys = [labels.index(_label(r)) + offset for r in rs]
-                ax.barh(ys, xs, height=0.38, xerr=[lo, hi], label=impl)
-            ax.set_yticks(range(len(labels)), labels, fontsize=8)
-            ax.invert_yaxis()
-            ax.set(xlabel="images/s (median, quartiles)", title=f"{model}, {backend}: {phase}")
-        row[0].legend(fontsize=8)
+    rows = [r for group in groups.values() for r in group]
+    labels = list(dict.fromkeys(f"{r['model']}, {r['backend']}: {_label(r)}" for r in rows))
+    fig = Figure(figsize=(12, 1 + 0.3 * len(labels)), layout="constrained")
+    for ax, phase in zip(fig.subplots(1, 2, sharey=True), ("train", "infer"), strict=True):
+        for offset, impl in ((-0.2, "classic_cnns"), (0.2, "torchvision")):
+            mine = [r for r in rows if r["impl"] == impl]
+            ys = [labels.index(f"{r['model']}, {r['backend']}: {_label(r)}") + offset for r in mine]
+            ax.barh(ys, [r[f"{phase}_ips_median"] for r in mine], height=0.4, label=impl)
+        ax.set(xscale="log", xlabel=f"{phase} images/s (median)", yticks=range(len(labels)))
+    fig.axes[0].set_yticklabels(labels, fontsize=7)
+    fig.axes[0].invert_yaxis()
+    fig.axes[0].legend(fontsize=8)
     fig.savefig(out / "throughput.png", dpi=110)
     return "![throughput](throughput.png)"
