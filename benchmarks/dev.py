@@ -1,7 +1,9 @@
 """The developer measurements: what the project checks itself against, not what users run.
 
     python benchmarks/dev.py overhead --out DIR [--settings '[{model: resnet18, ...}]']
+    python benchmarks/dev.py scaling --out DIR [--processes '[2, 4]'] [--threads 4]
     python benchmarks/dev.py pipeline --out DIR
+    python benchmarks/dev.py memory [--model densenet_bc_100 --batch_size 64 --image_size 32]
     python benchmarks/dev.py targets --folder DIR     # our targets (targets.json) vs the runs
 
 A measuring command writes its folder as ``classic-cnns bench`` does; ``--data_dir`` defaults
@@ -14,8 +16,12 @@ import copy
 import itertools
 import json
 import math
+import multiprocessing
+import resource
 import sys
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -33,6 +39,7 @@ from classic_cnns.bench import core
 from classic_cnns.bench.accuracy import make_datamodule
 from classic_cnns.hub import create_model
 from classic_cnns.optim import make_scheduler
+from classic_cnns.registry import model_info
 
 # One recipe for every loop of the overhead comparison: what matters is that it is equal.
 HPARAMS = dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4)
@@ -214,6 +221,102 @@ def overhead(out: Path, settings: tuple[Setting, ...] = (Setting(),), backend: c
     return _execute("overhead", tasks, columns, text, out, given, threads, force)
 
 
+class _RankZero(Clock):
+    # On every process: its torch threads; epochs between barriers, so that rank 0's times cover
+    # the slowest process. Rank 0 writes the epoch times and every process's images to `path`.
+    def __init__(self, backend: str, threads: int, path: Path) -> None:
+        super().__init__(backend)
+        self.threads, self.path = threads, path
+
+    def on_fit_start(self, trainer: L.Trainer, *_: Any) -> None:
+        if self.backend == "cpu":
+            torch.set_num_threads(self.threads)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
+        trainer.strategy.barrier()
+        super().on_train_epoch_start()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, *_: Any) -> None:
+        trainer.strategy.barrier()
+        super().on_train_epoch_end()
+
+    def on_fit_end(self, trainer: L.Trainer, *_: Any) -> None:
+        images = trainer.strategy.reduce(torch.tensor(float(self.images)), reduce_op="sum")
+        if trainer.is_global_zero:
+            self.path.write_text(json.dumps(dict(epochs=self.epochs, images=float(images))))
+
+
+def _scaling(s: Setting, backend: str, processes: tuple[int, ...], threads: int | None,
+             epochs: int, limit: int | None, seed: int, data_dir: Path | None,
+             results: core.Results) -> None:  # fmt: skip
+    # 1 process with every thread, then n processes with threads // n each (1 on CUDA).
+    total = 1 if backend == "cuda" else threads or torch.get_num_threads()
+    per = {n: max(1, total // n) for n in processes}
+    runs, ips = [(1, total), *((m, per[n]) for n in processes for m in (1, n))], {}
+    size, resize = core.image_size(s.model, s.image_size), "pad" if s.image_size is None else None
+    for n, t in dict.fromkeys(runs):
+        dm = make_datamodule(s.dataset, data_dir, s.batch_size, seed, image_size=size,
+                             resize=resize)  # fmt: skip
+        L.seed_everything(seed, verbose=False)
+        model = create_model(s.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
+                             channels_last=s.channels_last, **HPARAMS)  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            clock = _RankZero(backend, t, Path(tmp) / "times.json")
+            L.Trainer(max_epochs=epochs, accelerator=backend, devices=n, callbacks=[clock],
+                      strategy="ddp_spawn" if n > 1 else "auto", limit_train_batches=limit or 1.0,
+                      precision=core.TRAINER_PRECISION[s.precision], **core.QUIET_TRAINER
+                      ).fit(model, datamodule=dm)  # fmt: skip
+            found = json.loads(clock.path.read_text())
+        row = results.add("scaling", backend, **asdict(s), processes=n, threads_per_process=t,
+                          epochs=epochs, **core.spread("epoch_s", found["epochs"][1:]))  # fmt: skip
+        ips[n, t] = row["ips"] = found["images"] / epochs / row["epoch_s_median"]
+        row["efficiency"] = ips[n, t] / (n * ips.get((1, t), math.nan))
+        row["vs_one_process_all_threads"] = ips[n, t] / ips[1, total]
+
+
+def scaling(out: Path, setting: Setting = Setting(), backend: core.Backend = "cpu",
+            processes: tuple[int, ...] = (2,), epochs: int = 3, limit_train_batches: int | None = None,
+            data_dir: Path | None = None, seed: int = 0, threads: int | None = None,
+            force: bool = False) -> int:  # fmt: skip
+    """DDP (weak) scaling: training images/s at 1 and n processes, the batch per process fixed.
+
+    Args:
+        processes: Process counts besides 1 (``ddp_spawn``; gloo on the CPU, NCCL on CUDA).
+        threads: Torch threads in all, shared by the processes on the CPU.
+    """
+    run = partial(_scaling, setting, backend, processes, threads, epochs, limit_train_batches,
+                  seed, data_dir)  # fmt: skip
+    columns = "model processes threads_per_process epoch_s_median ips efficiency "
+    text = ("Images/s of every process over rank 0's epoch time between barriers, the first "
+            "epoch warm-up; `efficiency`: ips(n) / (n × ips(1)) at the same threads per process; "
+            "the last column: over 1 process with every thread.")  # fmt: skip
+    return _execute("scaling", [core.Task(f"scaling {setting.model} {backend}", run, "scaling",
+                    backend)], columns + "vs_one_process_all_threads", text, out,
+                    dict(setting=asdict(setting), processes=processes), threads, force)  # fmt: skip
+
+
+def _step_memory(model: str, batch: int, size: int, efficient: bool, threads: int) -> float:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = model_info(model).build_net(num_classes=10, memory_efficient=efficient).train()
+    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
+    before = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
+    F.cross_entropy(net(x), y).backward()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before) / 2**20
+
+
+def memory(model: str = "densenet121", batch_size: int = 8, image_size: int = 128,
+           threads: int = 1) -> int:  # fmt: skip
+    """Peak CPU memory of one DenseNet training step with and without ``memory_efficient``:
+    the peak resident set (Linux) above the one before the step, each in a fresh process."""
+    for efficient in (False, True):
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            mib = pool.submit(_step_memory, model, batch_size, image_size, efficient, threads)
+            print(f"{model}, batch {batch_size} at {image_size} px, {threads} thread(s), "
+                  f"memory_efficient={efficient}: {mib.result():.0f} MiB")  # fmt: skip
+    return 0
+
+
 class _PIL(Dataset[tuple[torch.Tensor, int]]):
     # What torchvision.datasets.MNIST.__getitem__ does: a grey PIL image per sample, transformed.
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Any) -> None:
@@ -303,4 +406,4 @@ def targets(folder: Path, file: Path = Path(__file__).with_name("targets.json"))
 
 
 if __name__ == "__main__":
-    sys.exit(CLI([overhead, pipeline, targets], as_positional=False))
+    sys.exit(CLI([overhead, scaling, pipeline, memory, targets], as_positional=False))

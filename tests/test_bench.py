@@ -23,7 +23,8 @@ import torch
 from classic_cnns.bench import main
 from classic_cnns.bench import throughput as tp
 from classic_cnns.bench.accuracy import D2L_BOOK, RECIPES, Settings, tasks
-from classic_cnns.bench.core import Results, Task, run_tasks, spread
+from classic_cnns.bench.accuracy import report as accuracy_report
+from classic_cnns.bench.core import Results, Task, run_tasks, spread, write
 from classic_cnns.registry import model_info
 from conftest import SHARED_DATA
 
@@ -128,6 +129,18 @@ def test_accuracy_curve_time_to_accuracy_and_confusion(accuracy: Results) -> Non
     assert sum(matrix[i][i] for i in range(10)) / 64 == pytest.approx(row["final_test_acc"])
     # Full MNIST is absent here: skipped, with its published reference error.
     assert skipped["status"] == "skipped" and skipped["reference_error_pct"] == 0.95
+
+
+def test_the_files_and_plots_of_a_run(tmp_path: Path, throughput: Results, accuracy: Results) -> None:
+    results = Results(rows=throughput.rows | accuracy.rows, data=throughput.data | accuracy.data)
+    write(results, tmp_path, [tp.report, accuracy_report], "classic-cnns bench", plots=True)
+    pngs = {"throughput.png", "accuracy_vs_time.png", "confusion_digits.png"}
+    assert {p.name for p in tmp_path.iterdir()} == {"throughput.csv", "accuracy.csv",
+                                                    "results.json", "report.md", *pngs}  # fmt: skip
+    report = (tmp_path / "report.md").read_text()
+    assert all(f"({name})" in report for name in pngs)  # each plot shown in the report
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["rows"]["accuracy"][0]["run"] == "lenet5/digits"
 
 
 def test_d2l_recipes_are_the_books_setting_and_the_models_own() -> None:
@@ -266,6 +279,29 @@ def test_overhead_is_relative_to_the_handwritten_loop() -> None:
             assert math.isclose(r[column], expected)
 
 
+@pytest.mark.slow
+def test_scaling_rows_and_efficiency_from_the_same_run() -> None:
+    results = Results()  # 2 threads in all: 1 process with both, 1 with one, 2 with one each
+    dev._scaling(dev.Setting(dataset="digits"), "cpu", (2,), 2, 2, 2, 0, None, results)
+    rows = {(r["processes"], r["threads_per_process"]): r for r in results.rows["scaling"]}
+    assert list(rows) == [(1, 2), (1, 1), (2, 1)]
+    for (n, _), r in rows.items():  # every process's 2 batches of 128 per epoch
+        assert math.isclose(r["ips"] * r["epoch_s_median"], n * 2 * 128)
+    two = rows[2, 1]
+    assert math.isclose(two["efficiency"], two["ips"] / (2 * rows[1, 1]["ips"]))
+    assert math.isclose(two["vs_one_process_all_threads"], two["ips"] / rows[1, 2]["ips"])
+
+
+@pytest.mark.slow
+def test_densenet_memory_efficient_step_takes_less_memory(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert dev.memory("densenet_bc_100", batch_size=16, image_size=32) == 0
+    plain, efficient = (float(line.split(": ")[-1].split()[0]) for line in
+                        capsys.readouterr().out.splitlines())  # fmt: skip
+    assert 0 < efficient < 0.75 * plain  # about 320 against 600 MiB
+
+
 def test_pipeline_yields_the_same_batches_and_a_same_run_speedup(mnist_raw: Path) -> None:
     results = Results()
     dev._pipeline("mnist10k", 1, 2, 0, mnist_raw.parent.parent, results)
@@ -320,5 +356,5 @@ def test_the_scripts_parse() -> None:
         subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / script)], check=True)
     help_ = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dev.py"), "--help"],
                            capture_output=True, text=True, check=True).stdout  # fmt: skip
-    assert all(c in help_ for c in ("overhead", "pipeline", "targets"))
+    assert all(c in help_ for c in ("overhead", "scaling", "pipeline", "memory", "targets"))
     assert replace(dev.Setting(), model="x").model == "x"

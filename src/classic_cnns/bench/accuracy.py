@@ -32,6 +32,7 @@ import torch
 from classic_cnns.bench import core
 from classic_cnns.data import CIFAR10, MNIST, Digits, FashionMNIST, InMemoryDataModule
 from classic_cnns.hub import create_model
+from classic_cnns.plots import plot_confusion_matrix
 from classic_cnns.recipes import OptimizerName, SchedulerName
 from classic_cnns.registry import model_info
 
@@ -325,14 +326,29 @@ def report(results: core.Results, out: Path | None) -> list[str]:
 
 
 def _plots(results: core.Results, out: Path) -> list[str]:
+    # Test accuracy against training time, the training loss per epoch (the optimizer
+    # comparison among them) and, per dataset, the confusion matrix of its best run.
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    ax_acc, ax_loss = fig.subplots(1, 2)
     for name, points in results.data["curves"].items():  # from epoch 1: chance flattens the rest
-        ax.plot([p["train_s"] for p in points[1:]], [100 * p["test_acc"] for p in points[1:]],
-                "o-", markersize=3, label=name)  # fmt: skip
-    ax.set(xscale="log", xlabel="training s (evaluations excluded)", ylabel="test accuracy %")
-    ax.legend(fontsize=7)
+        x, acc = [p["train_s"] for p in points[1:]], [100 * p["test_acc"] for p in points[1:]]
+        ax_acc.plot(x, acc, "o-", markersize=3, label=name)
+        ax_loss.plot([p["epoch"] for p in points[1:]], [p["train_loss"] for p in points[1:]],
+                     "o-", markersize=3, label=name)  # fmt: skip
+    ax_acc.set(xscale="log", xlabel="training s (evaluations excluded)", ylabel="test accuracy %")
+    ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
+    ax_acc.legend(fontsize=7)
     fig.savefig(out / "accuracy_vs_time.png", dpi=110)
-    return ["![accuracy vs time](accuracy_vs_time.png)", ""]
+    lines = ["![accuracy vs time, loss per epoch](accuracy_vs_time.png)", ""]
+    best: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, c in results.data["confusion"].items():
+        if c["dataset"] not in best or c["accuracy"] > best[c["dataset"]][1]["accuracy"]:
+            best[c["dataset"]] = name, c
+    for dataset, (name, c) in best.items():
+        title = f"{name}: test accuracy {100 * c['accuracy']:.2f}%"
+        plot_confusion_matrix(c["matrix"], c["classes"], title).savefig(
+            out / f"confusion_{dataset}.png", dpi=110)  # fmt: skip
+        lines += [f"![confusion matrix, {dataset}](confusion_{dataset}.png)", ""]
+    return lines

@@ -273,7 +273,7 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
     payload |= dict(task_s=results.task_s, rows=results.rows, data=results.data)
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")  # NaN stays NaN
-    env, keys = environment(), ("device_name", "threads", "torch", "torchvision", "lightning")
+    env, keys = environment(), ("device_name", "torch", "torchvision", "lightning")  # threads: rows
     lines = [f"# {command.split(' -')[0]} report", "", f"Started {results.started}, "]
     lines[-1] += f"{results.wall_s or 0:.0f} s: `{command}`"
     lines += ["", *table(["machine", *keys[1:]], [[env[k] for k in keys]])]

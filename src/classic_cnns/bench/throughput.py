@@ -204,14 +204,20 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
     x = torch.randn(batch, *size, generator=gen).to(backend).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,), generator=gen).to(backend)
     nets, steps, one, warm = {}, {}, {}, dict.fromkeys(impls, 0.0)
-    for impl in impls:
+    cuda, mib = backend == "cuda", {}  # peak memory: CUDA's allocator, above the memory in
+    for impl in impls:  # use before the network was built (weights, state, activations)
         torch.manual_seed(seed)
+        before = torch.cuda.memory_allocated() if cuda else 0
         nets[impl] = _network(name, impl, size[0]).to(backend).to(memory_format=fmt)
         steps[impl] = _steps(nets[impl], compiled, x, y, backend, precision)
         for phase in ("infer", "train"):  # inference first, before the optimizer holds state
             nets[impl].train(phase == "train")
             warm[impl] += core.timed(steps[impl][phase], s.warmup, backend)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
             one[impl, phase] = core.timed(steps[impl][phase], 1, backend)  # sizes the repeats
+            peak = torch.cuda.max_memory_allocated() - before if cuda else None
+            mib[impl, phase] = None if peak is None else peak / 2**20
     ips: dict[tuple[str, str], list[float]] = {key: [] for key in one}
     counts: dict[str, int] = {}
     for phase in ("train", "infer"):
@@ -232,6 +238,7 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
         for phase, flops in (("train", 3 * fwd), ("infer", fwd)):
             row.update(core.spread(f"{phase}_ips", ips[impl, phase]))
             row[f"{phase}_tflops"] = flops * row[f"{phase}_ips_median"] / 1e12
+            row[f"{phase}_peak_mib"] = mib[impl, phase]
         keys = ("peak_math", "peak_tflops", "train_mfu", "infer_mfu", "vs_torchvision_train")
         row.update(dict.fromkeys((*keys, "vs_torchvision_infer")))
     ours, tv = rows["classic_cnns"], rows.get("torchvision", {})
@@ -296,13 +303,15 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     )
     lines = ["## Throughput", "", "Images per second, median [quartiles] over alternating repeats; "
              "MFU against the peak of the fastest math mode the layers may use (`peak`); `vs tv`: "
-             f"the package's median over torchvision's. Matmul peaks (TFLOP/s): {peaks}.", "",
+             "the package's median over torchvision's; `train MiB`: CUDA's peak allocation in a training "
+             f"step (– elsewhere). Matmul peaks (TFLOP/s): {peaks}.", "",
              *core.table(["model", "backend", "batch", "input", "impl", "precision / format / "
              "compile", "train img/s", "infer img/s", "train MFU", "infer MFU", "peak",
-             "vs tv train", "vs tv infer", "warm-up s"], [[r["model"], r["backend"],
+             "vs tv train", "vs tv infer", "train MiB", "warm-up s"], [[r["model"], r["backend"],
              r["batch_size"], r["input_size"], r["impl"], _label(r), core.quartiles(r, "train_ips"),
              core.quartiles(r, "infer_ips"), r["train_mfu"], r["infer_mfu"], r["peak_math"],
-             r["vs_torchvision_train"], r["vs_torchvision_infer"], r["warmup_s"]] for r in rows])]  # fmt: skip
+             r["vs_torchvision_train"], r["vs_torchvision_infer"], r["train_peak_mib"],
+             r["warmup_s"]] for r in rows])]  # fmt: skip
     best, advice = [], {}  # type: ignore[var-annotated]
     for (backend, model), group in groups.items():
         ours = [r for r in group if r["impl"] == "classic_cnns"]
