@@ -204,3 +204,22 @@ def test_the_import_reader_sees_every_kind_of_import() -> None:
     assert "classic_cnns.files" in names and "os" in names
     lazy = {target.split(".")[0] for target, _, is_lazy in _imports(SRC / "export.py") if is_lazy}
     assert {"safetensors", "onnx", "onnxruntime"} <= lazy
+
+
+def _lines(paths: list[Path]) -> dict[str, int]:
+    return {str(p.relative_to(SRC.parents[1])): len(p.read_text().splitlines()) for p in paths}
+
+
+def test_no_source_file_is_over_600_lines() -> None:
+    found = _lines(sorted(SRC.rglob("*.py")))
+    assert len(found) > 40, f"expected the package's modules under {SRC}; found {len(found)}"
+    assert {path: n for path, n in found.items() if n > 600} == {}
+
+
+def test_the_benchmark_code_is_at_most_1500_lines() -> None:
+    # Wherever it lives: the installed `classic-cnns bench` and the repository's benchmarks/.
+    benchmarks = SRC.parents[1] / "benchmarks"
+    scripts = [*benchmarks.glob("*.py"), *benchmarks.glob("*.sh")]
+    found = _lines(sorted([*(SRC / "bench").glob("*.py"), *scripts]))
+    assert "benchmarks/dev.py" in found and "src/classic_cnns/bench/core.py" in found
+    assert sum(found.values()) <= 1500, found
