@@ -17,10 +17,10 @@ import itertools
 import json
 import math
 import multiprocessing
-import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -41,13 +41,16 @@ from classic_cnns.hub import create_model
 from classic_cnns.optim import make_scheduler
 from classic_cnns.registry import model_info
 
-# One recipe for every loop of the overhead comparison: what matters is that it is equal.
+# One recipe for every loop and process count: what matters is that it is equal.
 HPARAMS = dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4)
 
 
-def _execute(mode: str, tasks: list[core.Task], columns: str, text: str, out: Path,
+def _execute(command: Callable[..., int], tasks: list[core.Task], columns: str, out: Path,
              settings: dict[str, Any], threads: int | None, force: bool) -> int:  # fmt: skip
-    # The report: `text`, then a table of the rows' `columns` (a `spread`'s median: quartiles).
+    # The report: the command's description, then a table of the rows' `columns` (a `spread`'s
+    # median shows as median [quartiles]).
+    mode, text = command.__name__, " ".join((command.__doc__ or "").split("\n\n")[0].split())
+
     def report(results: core.Results, _: Path | None) -> list[str]:
         def cell(r: dict[str, Any], c: str) -> Any:
             return core.quartiles(r, c[:-7]) if c.endswith("_median") else r.get(c)
@@ -55,38 +58,13 @@ def _execute(mode: str, tasks: list[core.Task], columns: str, text: str, out: Pa
         rows = [[cell(r, c) for c in columns.split()] for r in results.rows.get(mode, [])]
         return [f"## {mode}", "", text, "", *core.table(columns.split(), rows)]
 
-    command = " ".join(["benchmarks/dev.py", *sys.argv[1:]])
-    return core.execute(tasks, [report], out, command, settings, force, threads=threads)
-
-
-class Clock(L.Callback):
-    """Epoch times (the device synchronised), the intervals between step ends and the images.
-
-    A step interval covers fetching, transfer, transform, forward, backward, step and hooks
-    (the first of an epoch, which also creates the data iterator, is left out): its median is
-    far steadier than an epoch on a shared machine. The hand-written loop calls the hooks.
-    """
-
-    def __init__(self, backend: str) -> None:
-        self.backend, self.images, self.epochs, self.steps = backend, 0, [], []  # type: ignore[var-annotated]
-
-    def on_train_epoch_start(self, *_: Any) -> None:
-        core.synchronize(self.backend)
-        self._start, self._last = time.perf_counter(), math.nan
-
-    def on_train_batch_end(self, trainer: Any, module: Any, out: Any, batch: Any, i: int) -> None:
-        now = time.perf_counter()
-        self.steps += [] if math.isnan(self._last) else [now - self._last]
-        self._last, self.images = now, self.images + len(batch[0])
-
-    def on_train_epoch_end(self, *_: Any) -> None:
-        core.synchronize(self.backend)
-        self.epochs.append(time.perf_counter() - self._start)
+    argv = " ".join(["benchmarks/dev.py", *sys.argv[1:]])
+    return core.execute(tasks, [report], out, argv, settings, force, threads=threads)
 
 
 @dataclass(frozen=True)
 class Setting:
-    """An overhead configuration (``image_size`` ``None``: the model's own, padded)."""
+    """An overhead or scaling configuration (``image_size`` ``None``: the model's own, padded)."""
 
     model: str = "lenet5"
     dataset: str = "mnist10k"
@@ -96,14 +74,27 @@ class Setting:
     channels_last: bool = False
 
 
+LENET = Setting()
+TARGETS = Path(__file__).with_name("targets.json")
 LOOPS = ("network", "handwritten", "lightning", "lightning_bare")
 
 
+def _data(s: Setting, seed: int, data_dir: Path | None) -> Any:
+    size = core.image_size(s.model, s.image_size)
+    return make_datamodule(s.dataset, data_dir, s.batch_size, seed, size, s.image_size is None)
+
+
+def _model(s: Setting, dm: Any, **kwargs: Any) -> Any:
+    return create_model(s.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
+                        channels_last=s.channels_last, **HPARAMS, **kwargs)  # fmt: skip
+
+
 def _handwritten(model: Any, dm: Any, s: Setting, epochs: int, backend: str, limit: int | None,
-                 network_only: bool) -> Clock:  # fmt: skip
+                 network_only: bool) -> core.Clock:  # fmt: skip
     # The task's optimizer and parameter groups (the model has scheduler="none") and the same
-    # one-cycle schedule, written out. `network_only`: every step on one batch, ready.
-    net, clock, loader = model.net.to(backend).train(), Clock(backend), dm.train_dataloader()
+    # one-cycle schedule, written out, calling the clock's hooks. `network_only`: every step on
+    # one batch, ready.
+    net, clock, loader = model.net.to(backend).train(), core.Clock(backend), dm.train_dataloader()
     steps = min(limit or len(loader), len(loader))
     opt = model.configure_optimizers()
     sched = make_scheduler("onecycle", opt, epochs * steps)
@@ -138,53 +129,44 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
     base = dict(**asdict(s), input_size=f"{size[0]}x{size[1]}", epochs=epochs, repeats=repeats)
     reason = core.unavailable(backend, s.precision)
     try:
-        resize: Any = "pad" if s.image_size is None else "resize"
-        dm = make_datamodule(
-            s.dataset, data_dir, s.batch_size, seed, image_size=size, resize=resize
-        )
-        dm.trainer = L.Trainer(accelerator=backend, devices=1, **core.QUIET_TRAINER)
+        dm = _data(s, seed, data_dir)
+        dm.trainer = core.trainer(backend)
         dm.setup("fit")  # on a GPU the data moves to it, as in fit: for every loop alike
     except FileNotFoundError as err:
         reason = reason or str(err).splitlines()[0]
-    for loop in LOOPS if reason else ():
-        results.add("overhead", backend, "skipped", note=reason, loop=loop, **base)
     if reason:
+        for loop in LOOPS:
+            results.add("overhead", backend, "skipped", note=reason, loop=loop, **base)
         return
     L.seed_everything(seed, verbose=False)
-    kwargs = dict(num_classes=dm.num_classes, in_channels=dm.in_channels, **HPARAMS)
-    state = copy.deepcopy(create_model(s.model, **kwargs).state_dict())
+    state = copy.deepcopy(_model(s, dm).state_dict())
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format
-    clocks: dict[str, list[Clock]] = {loop: [] for loop in LOOPS}
+    clocks: dict[str, list[core.Clock]] = {loop: [] for loop in LOOPS}
     for _, loop in itertools.product(range(repeats), LOOPS):  # the loops alternate
         lightning = loop.startswith("lightning")
-        model = create_model(s.model, scheduler="onecycle" if lightning else "none",
-                             channels_last=s.channels_last, **kwargs)  # fmt: skip
+        model = _model(s, dm, scheduler="onecycle" if lightning else "none")
         model.load_state_dict(state)
         L.seed_everything(seed, verbose=False)  # the same data order in every loop
         if loop == "lightning_bare":  # a step that only computes the loss: no checks or metrics
             model.training_step = partial(_bare_step, model.net, fmt)
             model.on_train_epoch_end = lambda: None
-        clock = Clock(backend)
+        clock = core.Clock(backend)
         if lightning:
-            trainer = L.Trainer(max_epochs=epochs, accelerator=backend, devices=1,
-                                precision=core.TRAINER_PRECISION[s.precision], callbacks=[clock],
-                                limit_train_batches=limit or 1.0, **core.QUIET_TRAINER)  # fmt: skip
-            trainer.fit(model, datamodule=dm)
+            core.trainer(backend, s.precision, epochs, limit, callbacks=[clock]).fit(model, dm)
         else:
             clock = _handwritten(model, dm, s, epochs, backend, limit, loop == "network")
         clocks[loop].append(clock)
-    stats = {}
-    for loop, found in clocks.items():  # the first epoch of each fit is warm-up
-        first = len(found[0].steps) // epochs
-        stats[loop] = core.spread("epoch_s", [t for c in found for t in c.epochs[1:]])
-        stats[loop] |= core.spread("step_ms", [1e3 * t for c in found for t in c.steps[first:]])
-        stats[loop]["images_per_epoch"] = images = found[0].images // epochs
-        stats[loop]["ips"] = core.ratio(images, stats[loop]["epoch_s_median"])
-    for loop, own in stats.items():
+    stats: dict[str, dict[str, Any]] = {}
+    for loop, found in clocks.items():  # network, then handwritten: the references come first
+        first = len(found[0].steps) // epochs  # the first epoch of each fit is warm-up
+        own = stats[loop] = core.spread("epoch_s", [t for c in found for t in c.epochs[1:]])
+        own |= core.spread("step_ms", [1e3 * t for c in found for t in c.steps[first:]])
+        own["images_per_epoch"] = images = found[0].images // epochs
+        own["ips"] = core.ratio(images, own["epoch_s_median"])
         hand = stats["handwritten"] if loop != "network" else {}
         for column, key in (("overhead_pct", "epoch_s"), ("overhead_step_pct", "step_ms")):
-            found_ = core.ratio(own[f"{key}_median"], hand.get(f"{key}_median"))
-            own[column] = None if found_ is None else 100 * (found_ - 1)
+            change = core.ratio(own[f"{key}_median"], hand.get(f"{key}_median"))
+            own[column] = None if change is None else 100 * (change - 1)
         own["vs_network"] = core.ratio(own["ips"], stats["network"]["ips"])
         results.add("overhead", backend, loop=loop, **base, **own)
 
@@ -193,11 +175,15 @@ def _bare_step(net: torch.nn.Module, fmt: torch.memory_format, batch: Any, batch
     return F.cross_entropy(net(batch[0].contiguous(memory_format=fmt)), batch[1])
 
 
-def overhead(out: Path, settings: tuple[Setting, ...] = (Setting(),), backend: core.Backend = "cpu",
+def overhead(out: Path, settings: tuple[Setting, ...] = (LENET,), backend: core.Backend = "cpu",
              epochs: int = 4, repeats: int = 3, limit_train_batches: int | None = None,
              data_dir: Path | None = None, seed: int = 0, threads: int | None = None,
              force: bool = False) -> int:  # fmt: skip
-    """Lightning overhead: the package's task under Trainer.fit vs a hand-written loop.
+    """Lightning overhead: the package's task under `Trainer.fit` against a hand-written loop,
+    with the same weights, data order, optimizer, schedule, precision and memory format; the
+    loops alternate; the first epoch of each fit is warm-up. `network`: the hand-written step
+    on one batch already on the device; `lightning_bare`: a `training_step` that only computes
+    the loss. Overheads are against `handwritten`.
 
     Args:
         out: Output folder.
@@ -212,16 +198,11 @@ def overhead(out: Path, settings: tuple[Setting, ...] = (Setting(),), backend: c
         backend, dict(model=s.model, dataset=s.dataset)) for s in settings]  # fmt: skip
     columns = "model dataset input_size batch_size precision channels_last loop epoch_s_median "
     columns += "ips vs_network overhead_pct step_ms_median overhead_step_pct"
-    text = ("The same weights, data order, optimizer, schedule, precision and memory format in "
-            "every loop; the loops alternate; the first epoch of each fit is warm-up. `network`: "
-            "the hand-written step on one batch already on the device; `lightning`: the package's "
-            "task under `Trainer.fit`; `lightning_bare`: a `training_step` that only computes the "
-            "loss. Overheads are against `handwritten`.")  # fmt: skip
     given = dict(settings=[asdict(s) for s in settings], backend=backend, epochs=epochs)
-    return _execute("overhead", tasks, columns, text, out, given, threads, force)
+    return _execute(overhead, tasks, columns, out, given, threads, force)
 
 
-class _RankZero(Clock):
+class _RankZero(core.Clock):
     # On every process: its torch threads; epochs between barriers, so that rank 0's times cover
     # the slowest process. Rank 0 writes the epoch times and every process's images to `path`.
     def __init__(self, backend: str, threads: int, path: Path) -> None:
@@ -249,23 +230,18 @@ class _RankZero(Clock):
 def _scaling(s: Setting, backend: str, processes: tuple[int, ...], threads: int | None,
              epochs: int, limit: int | None, seed: int, data_dir: Path | None,
              results: core.Results) -> None:  # fmt: skip
-    # 1 process with every thread, then n processes with threads // n each (1 on CUDA).
+    # 1 process with every thread, then 1 and n processes with threads // n each (1 on CUDA).
     total = 1 if backend == "cuda" else threads or torch.get_num_threads()
-    per = {n: max(1, total // n) for n in processes}
-    runs, ips = [(1, total), *((m, per[n]) for n in processes for m in (1, n))], {}
-    size, resize = core.image_size(s.model, s.image_size), "pad" if s.image_size is None else None
+    runs = [(1, total), *((m, max(1, total // n)) for n in processes for m in (1, n))]
+    ips: dict[tuple[int, int], float] = {}
     for n, t in dict.fromkeys(runs):
-        dm = make_datamodule(s.dataset, data_dir, s.batch_size, seed, image_size=size,
-                             resize=resize)  # fmt: skip
+        dm = _data(s, seed, data_dir)
         L.seed_everything(seed, verbose=False)
-        model = create_model(s.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
-                             channels_last=s.channels_last, **HPARAMS)  # fmt: skip
+        model = _model(s, dm)
         with tempfile.TemporaryDirectory() as tmp:
             clock = _RankZero(backend, t, Path(tmp) / "times.json")
-            L.Trainer(max_epochs=epochs, accelerator=backend, devices=n, callbacks=[clock],
-                      strategy="ddp_spawn" if n > 1 else "auto", limit_train_batches=limit or 1.0,
-                      precision=core.TRAINER_PRECISION[s.precision], **core.QUIET_TRAINER
-                      ).fit(model, datamodule=dm)  # fmt: skip
+            core.trainer(backend, s.precision, epochs, limit, callbacks=[clock], devices=n,
+                         strategy="ddp_spawn" if n > 1 else "auto").fit(model, dm)  # fmt: skip
             found = json.loads(clock.path.read_text())
         row = results.add("scaling", backend, **asdict(s), processes=n, threads_per_process=t,
                           epochs=epochs, **core.spread("epoch_s", found["epochs"][1:]))  # fmt: skip
@@ -274,11 +250,14 @@ def _scaling(s: Setting, backend: str, processes: tuple[int, ...], threads: int 
         row["vs_one_process_all_threads"] = ips[n, t] / ips[1, total]
 
 
-def scaling(out: Path, setting: Setting = Setting(), backend: core.Backend = "cpu",
-            processes: tuple[int, ...] = (2,), epochs: int = 3, limit_train_batches: int | None = None,
-            data_dir: Path | None = None, seed: int = 0, threads: int | None = None,
-            force: bool = False) -> int:  # fmt: skip
-    """DDP (weak) scaling: training images/s at 1 and n processes, the batch per process fixed.
+def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
+            processes: tuple[int, ...] = (2,), epochs: int = 3,
+            limit_train_batches: int | None = None, data_dir: Path | None = None, seed: int = 0,
+            threads: int | None = None, force: bool = False) -> int:  # fmt: skip
+    """DDP weak scaling: the training images/s of every process over rank 0's epoch time between
+    barriers at 1 and n processes, the batch per process fixed, the first epoch warm-up;
+    `efficiency`: ips(n) / (n × ips(1)) at the same threads per process; the last column:
+    over 1 process with every thread.
 
     Args:
         processes: Process counts besides 1 (``ddp_spawn``; gloo on the CPU, NCCL on CUDA).
@@ -287,12 +266,13 @@ def scaling(out: Path, setting: Setting = Setting(), backend: core.Backend = "cp
     run = partial(_scaling, setting, backend, processes, threads, epochs, limit_train_batches,
                   seed, data_dir)  # fmt: skip
     columns = "model processes threads_per_process epoch_s_median ips efficiency "
-    text = ("Images/s of every process over rank 0's epoch time between barriers, the first "
-            "epoch warm-up; `efficiency`: ips(n) / (n × ips(1)) at the same threads per process; "
-            "the last column: over 1 process with every thread.")  # fmt: skip
-    return _execute("scaling", [core.Task(f"scaling {setting.model} {backend}", run, "scaling",
-                    backend)], columns + "vs_one_process_all_threads", text, out,
+    task = core.Task(f"scaling {setting.model} {backend}", run, "scaling", backend)
+    return _execute(scaling, [task], columns + "vs_one_process_all_threads", out,
                     dict(setting=asdict(setting), processes=processes), threads, force)  # fmt: skip
+
+
+def _peak_kib() -> int:
+    return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0])
 
 
 def _step_memory(model: str, batch: int, size: int, efficient: bool, threads: int) -> float:
@@ -300,15 +280,16 @@ def _step_memory(model: str, batch: int, size: int, efficient: bool, threads: in
     torch.manual_seed(0)
     net = model_info(model).build_net(num_classes=10, memory_efficient=efficient).train()
     x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
-    before = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
+    Path("/proc/self/clear_refs").write_text("5")  # the peak restarts from the resident set
+    before = _peak_kib()
     F.cross_entropy(net(x), y).backward()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before) / 2**20
+    return (_peak_kib() - before) / 1024
 
 
 def memory(model: str = "densenet121", batch_size: int = 8, image_size: int = 128,
            threads: int = 1) -> int:  # fmt: skip
-    """Peak CPU memory of one DenseNet training step with and without ``memory_efficient``:
-    the peak resident set (Linux) above the one before the step, each in a fresh process."""
+    """Peak CPU memory of one DenseNet training step with and without ``memory_efficient``, each
+    in a fresh process: the peak resident set (Linux ``VmHWM``) above the one before the step."""
     for efficient in (False, True):
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             mib = pool.submit(_step_memory, model, batch_size, image_size, efficient, threads)
@@ -333,15 +314,13 @@ def _pipeline(dataset: str, repeats: int, limit: int | None, seed: int, data_dir
               results: core.Results) -> None:  # fmt: skip
     dm = make_datamodule(dataset, data_dir, 128, seed, image_size=32)
     data = dm.train_dataloader().dataset
-    pad, norm = (
-        transforms.Pad((32 - data.images.shape[-1]) // 2),
-        transforms.Normalize(dm.mean, dm.std),
-    )
-    pil = _PIL(data.images, data.labels, transforms.Compose([pad, transforms.ToTensor(), norm]))
+    pad = transforms.Pad((32 - data.images.shape[-1]) // 2)
+    steps = transforms.Compose([pad, transforms.ToTensor(), transforms.Normalize(dm.mean, dm.std)])
+    pil = _PIL(data.images, data.labels, steps)
     ours = dm.transform(data.images[:128])  # the datamodule's transform, the same batch
     same = torch.allclose(ours, next(iter(DataLoader(pil, 128)))[0], atol=1e-5)
-    loaders = dict(classic_cnns=lambda: (dm.transform(x) for x, _ in dm.train_dataloader()),
-                   torchvision=lambda: (x for x, _ in DataLoader(pil, 128, shuffle=True)))  # fmt: skip
+    loaders = dict(classic_cnns=lambda: (dm.transform(x) for x, _ in dm.train_dataloader()))
+    loaders["torchvision"] = lambda: (x for x, _ in DataLoader(pil, 128, shuffle=True))
     seconds: dict[str, list[float]] = {name: [] for name in loaders}
     L.seed_everything(seed, verbose=False)
     for _, (name, batches) in itertools.product(range(repeats), loaders.items()):  # alternating
@@ -350,29 +329,29 @@ def _pipeline(dataset: str, repeats: int, limit: int | None, seed: int, data_dir
         seconds[name].append(time.perf_counter() - start)
     ours = core.spread("epoch_s", seconds["classic_cnns"])["epoch_s_median"]
     for name, found in seconds.items():
-        row = results.add("pipeline", "cpu", pipeline=name, dataset=dataset, images=images,
-                          repeats=repeats, outputs_match=same, **core.spread("epoch_s", found))  # fmt: skip
+        row = results.add("pipeline", "cpu", pipeline=name, dataset=dataset, images=images)
+        row |= dict(repeats=repeats, outputs_match=same, **core.spread("epoch_s", found))
         row.update(ips=images / row["epoch_s_median"], speedup=row["epoch_s_median"] / ours)
 
 
 def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
              limit_train_batches: int | None = None, data_dir: Path | None = None, seed: int = 0,
              threads: int | None = None, force: bool = False) -> int:  # fmt: skip
-    """The in-memory datamodule vs a per-sample torchvision pipeline, an epoch each, alternating.
+    """The in-memory datamodule against a per-sample torchvision pipeline (a PIL image per
+    sample through `Pad`, `ToTensor`, `Normalize`): one shuffled epoch each, alternating, to
+    normalised 32x32 float batches on the CPU, `num_workers=0`; `speedup`: the epoch's time
+    over the datamodule's.
 
     Args:
         dataset: ``mnist10k``, ``mnist`` or ``fashion_mnist`` (28x28, padded to 32).
     """
     run = partial(_pipeline, dataset, repeats, limit_train_batches, seed, data_dir)
     columns = "pipeline images epoch_s_median ips speedup outputs_match"
-    text = ("One shuffled epoch to normalised 32x32 float batches on the CPU, `num_workers=0`; "
-            "`torchvision`: a PIL image per sample through `Pad`, `ToTensor`, `Normalize`; "
-            "`speedup`: the epoch's time over the datamodule's.")  # fmt: skip
-    return _execute("pipeline", [core.Task(f"pipeline {dataset}", run, "pipeline")], columns,
-                    text, out, dict(dataset=dataset), threads, force)  # fmt: skip
+    return _execute(pipeline, [core.Task(f"pipeline {dataset}", run, "pipeline")], columns, out,
+                    dict(dataset=dataset), threads, force)  # fmt: skip
 
 
-def targets(folder: Path, file: Path = Path(__file__).with_name("targets.json")) -> int:
+def targets(folder: Path, file: Path = TARGETS) -> int:
     """Check the runs under ``folder`` against our targets; write and print ``targets.md``.
 
     A target's rows are the ``ok`` rows of its mode matching its ``where`` (a list: any of
@@ -396,10 +375,8 @@ def targets(folder: Path, file: Path = Path(__file__).with_name("targets.json"))
         met = all(v is not None and low <= v <= high for v in values)
         shown = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in values[:8])
         body.append([t["text"], shown, ("not measured", ("not met", "met")[met])[bool(found)]])
-    table = core.table(["target", "measured", "verdict"], body)
-    text = "\n".join(
-        ["# Targets", "", "Measured in these runs, never asserted by the tests.", "", *table]
-    )
+    lines = ["# Targets", "", "Measured in these runs, never asserted by the tests.", ""]
+    text = "\n".join([*lines, *core.table(["target", "measured", "verdict"], body)])
     (folder / "targets.md").write_text(text)
     print(text)
     return 0

@@ -4,13 +4,6 @@ Two modes, each a module owning its settings, rows, report section and plot:
 :mod:`~classic_cnns.bench.throughput` and :mod:`~classic_cnns.bench.accuracy`. The flags
 come from :func:`bench`'s signature through jsonargparse, as LightningCLI's do
 (``--throughput.models [resnet18,resnet50]``, ``--force true``, ``--config FILE``).
-
-Example:
-    >>> from classic_cnns.bench import main
-    >>> main(["--quick", "--modes", "[accuracy]", "--dry_run", "true"])
-    accuracy lenet5/digits
-    accuracy lenet5/mnist10k
-    0
 """
 
 from __future__ import annotations
@@ -19,7 +12,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
@@ -33,20 +26,12 @@ MODES = {"throughput": throughput_mode, "accuracy": accuracy_mode}
 _THROUGHPUT, _ACCURACY = throughput_mode.Settings(), accuracy_mode.Settings()
 
 
-def bench(
-    modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", "accuracy"),
-    throughput: throughput_mode.Settings = _THROUGHPUT,
-    accuracy: accuracy_mode.Settings = _ACCURACY,
-    seed: int = 0,
-    threads: int | None = None,
-    budget: float | None = None,
-    out: Path | None = None,
-    force: bool = False,
-    plots: bool = True,
-    dry_run: bool = False,
-    list_recipes: bool = False,
-    command: str = "classic-cnns bench",
-) -> int:
+def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", "accuracy"),
+          throughput: throughput_mode.Settings = _THROUGHPUT,
+          accuracy: accuracy_mode.Settings = _ACCURACY, seed: int = 0, threads: int | None = None,
+          budget: float | None = None, out: Path | None = None, force: bool = False,
+          plots: bool = True, dry_run: bool = False, list_recipes: bool = False,
+          command: str = "classic-cnns bench") -> int:  # fmt: skip
     """Run the modes and write their files; return the exit status (see :func:`~.core.execute`).
 
     Args:
@@ -70,7 +55,7 @@ def bench(
         accuracy lenet5/digits
         0
     """
-    settings = {"throughput": throughput, "accuracy": accuracy}
+    settings: dict[str, Any] = {"throughput": throughput, "accuracy": accuracy}
     if list_recipes:
         for name, r in accuracy_mode.RECIPES.items():
             ref = f", reference error {r.reference_error_pct}%" if r.reference_error_pct else ""
@@ -95,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Example:
         >>> from classic_cnns.bench import main
-        >>> main(["--modes", "[accuracy]", "--accuracy.recipes", "['*5/mn*k']", "--dry_run", "true"])
+        >>> main(["--quick", "--modes", "[accuracy]", "--dry_run", "true"])
+        accuracy lenet5/digits
         accuracy lenet5/mnist10k
         0
     """

@@ -2,17 +2,16 @@
 
 A :class:`Recipe` fixes a model, a dataset and every training setting. A run trains the
 package's LightningModule with ``Trainer.fit`` on the package's datamodule, as ``fit`` does,
-and after every epoch stops the clock to measure the test accuracy: the accuracy-vs-time
-curve and, for the accuracies given in ``time_to_accuracy``, the training time to reach each
-(at epoch granularity: an upper bound). Datasets: ``digits`` (scikit-learn's, offline),
-``mnist10k`` (the MNIST test set: the first 8,000 images train, the last 2,000 test),
-``mnist``, ``fashion_mnist`` and ``cifar10``, in torchvision's layout; a recipe whose files
-are absent is skipped with a note.
+measuring the test accuracy after every epoch with the clock stopped: the accuracy-vs-time
+curve and the training time to reach each accuracy given in ``time_to_accuracy`` (at epoch
+granularity: an upper bound). Datasets: ``digits`` (scikit-learn's), ``mnist10k`` (the MNIST
+test set: 8,000 images train, the last 2,000 test), ``mnist``, ``fashion_mnist`` and
+``cifar10`` in torchvision's layout; a recipe whose files are absent is skipped with a note.
 
 Example:
     >>> from classic_cnns.bench.accuracy import RECIPES
-    >>> RECIPES["lenet5/mnist"].reference_error_pct, RECIPES["resnet18/fashion_mnist"].epochs
-    (0.95, 10)
+    >>> RECIPES["lenet5/mnist"].reference_error_pct
+    0.95
 """
 
 from __future__ import annotations
@@ -44,11 +43,9 @@ MODE = "accuracy"
 
 @dataclass(frozen=True)
 class Recipe:
-    """A fixed, seeded training recipe of one model on one dataset.
-
-    The optimizer settings are the task's (``sgd`` is Nesterov SGD when ``momentum > 0``).
-    ``image_size`` is reached as ``fit`` does (``None``: the model's own input size, padded).
-    ``variant`` tells recipes of one model on one dataset apart.
+    """A seeded training recipe of one model on one dataset, with the task's optimizer settings
+    (``sgd``: Nesterov SGD when ``momentum > 0``); ``image_size`` ``None``: the model's own,
+    padded; ``variant`` tells recipes of one model on one dataset apart.
 
     Example:
         >>> from classic_cnns.bench.accuracy import Recipe
@@ -84,11 +81,10 @@ class Recipe:
                 f"{self.epochs} epochs, {size} px, {self.precision}, {fmt}")  # fmt: skip
 
 
-# The Fashion-MNIST chapters of Dive into Deep Learning (d2l-zh 2.0, d2l-en 0.17, PyTorch):
-# model -> (image size, batch, lr, the test accuracy printed in d2l-zh, in d2l-en), each 10
-# epochs of plain SGD at a constant lr. LeNet's 28 px are padded to 32 (the book pads in its
-# first convolution); our NiN and DenseNet are the CIFAR designs, without the stride-4 stem
-# the book's take 224 and 96 px into, so 32 px give maps of the same scale.
+# Dive into Deep Learning's Fashion-MNIST chapters (PyTorch): model -> (image size, batch, lr,
+# test accuracy in d2l-zh 2.0, in d2l-en 0.17), 10 epochs of plain SGD at a constant lr each.
+# LeNet's 28 px are padded to 32 (the book pads in its first convolution); our NiN and
+# DenseNet are the CIFAR designs, without the stride-4 stem of the book's at 224 and 96 px.
 D2L_BOOK: dict[str, tuple[int, int, float, float, float]] = {
     "lenet5": (32, 256, 0.9, 0.782, 0.809),
     "alexnet": (224, 128, 0.01, 0.881, 0.884),
@@ -106,10 +102,10 @@ def _d2l(model: str) -> tuple[Recipe, Recipe]:
     size, batch, lr, zh, en = D2L_BOOK[model]
     ref = f"Dive into Deep Learning: test acc {zh} (d2l-zh 2.0), {en} (d2l-en 0.17)"
     book = Recipe(model, "fashion_mnist", "sgd", lr, 0.0, 0.0, "none", batch, 10, size)
+    book = replace(book, reference_error_pct=round(100 * (1 - zh), 1), reference=ref, variant="d2l")
     r = model_info(model).recipe
     own = (r.optimizer, r.lr, r.momentum, r.weight_decay, r.scheduler, r.batch_size, r.epochs)
-    return (replace(book, reference_error_pct=round(100 * (1 - zh), 1), reference=ref, variant="d2l"),
-            Recipe(model, "fashion_mnist", *own, r.small_image_size, variant="default"))  # fmt: skip
+    return book, Recipe(model, "fashion_mnist", *own, r.small_image_size, variant="default")
 
 
 _HE = "He et al. 2015, Deep Residual Learning, Table 6 (with augmentation)"
@@ -179,29 +175,29 @@ QUICK: dict[str, Any] = dict(recipes=("lenet5/digits", "lenet5/mnist10k"))
 
 
 def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, seed: int = 0,
-                    **kwargs: Any) -> InMemoryDataModule:  # fmt: skip
-    """A set-up datamodule of ``dataset`` without a validation split (the test split tests).
-
-    Raises ``FileNotFoundError`` when the files are not in ``data_dir``.
-    """
-    common: dict[str, Any] = dict(batch_size=batch_size, val_size=0, seed=seed, **kwargs)
+                    image_size: tuple[int, int] | int | None = None, pad: bool = False
+                    ) -> InMemoryDataModule:  # fmt: skip
+    """A set-up datamodule of ``dataset`` without a validation split (the test split tests),
+    padding to ``image_size`` with ``pad``; ``FileNotFoundError`` when ``data_dir`` lacks it."""
+    common: dict[str, Any] = dict(batch_size=batch_size, val_size=0, seed=seed)
+    common |= dict(image_size=image_size, resize="pad" if pad else None)
+    common |= dict(protocol="10k") if dataset == "mnist10k" else {}
     root = str(data_dir or os.environ.get("CLASSIC_CNNS_DATA", "data"))
     found = dict(mnist10k=MNIST, mnist=MNIST, fashion_mnist=FashionMNIST, cifar10=CIFAR10)
-    common |= dict(protocol="10k") if dataset == "mnist10k" else {}
     dm = Digits(**common) if dataset == "digits" else found[dataset](root, False, **common)
     dm.setup("fit")
     return dm
 
 
-class Curve(L.Callback):
-    """Test accuracy before training and after every epoch with the clock stopped (``points``:
-    epoch, step, training seconds so far, test accuracy, the epoch's mean training loss) and
-    the last evaluation's ``(predictions, labels)``."""
+class Curve(core.Clock):
+    """A :class:`~.core.Clock` that measures the test accuracy before training and after every
+    epoch with the clock stopped (``points``: epoch, step, training seconds so far, test
+    accuracy, the epoch's mean training loss), keeping the last ``(predictions, labels)``."""
 
     def __init__(self, dm: InMemoryDataModule, backend: str, limit: int | None = None) -> None:
-        self.dm, self.backend, self.limit, self.train_s = dm, backend, limit, 0.0
+        super().__init__(backend)
+        self.dm, self.limit, self._losses = dm, limit, []  # type: ignore[var-annotated]
         self.points: list[dict[str, Any]] = []
-        self._epoch: list[torch.Tensor] = []
 
     def _evaluate(self, trainer: L.Trainer, model: L.LightningModule) -> None:
         model.eval()
@@ -212,31 +208,26 @@ class Curve(L.Callback):
                 labels.append(y.cpu())
         model.train()
         self.last = pred, label = torch.cat(preds), torch.cat(labels)
-        loss = float(torch.stack(self._epoch).mean()) if self._epoch else None
-        acc, self._epoch = float((pred == label).float().mean()), []
-        point = dict(epoch=len(self.points), step=trainer.global_step, train_s=self.train_s)
+        loss = float(torch.stack(self._losses).mean()) if self._losses else None
+        acc, self._losses = float((pred == label).float().mean()), []
+        point = dict(epoch=len(self.points), step=trainer.global_step, train_s=sum(self.epochs))
         self.points.append(point | dict(test_acc=acc, train_loss=loss))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._evaluate(trainer, pl_module)
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        core.synchronize(self.backend)
-        self._start = time.perf_counter()
-
     def on_train_batch_end(self, trainer: Any, module: Any, out: Any, batch: Any, i: int) -> None:
-        self._epoch.append(out["loss"].detach())  # a float() each step would wait for a GPU
+        super().on_train_batch_end(trainer, module, out, batch, i)
+        self._losses.append(out["loss"].detach())  # a float() each step would wait for a GPU
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        core.synchronize(self.backend)
-        self.train_s += time.perf_counter() - self._start
+        super().on_train_epoch_end()
         self._evaluate(trainer, pl_module)
 
 
 def fit(recipe: Recipe, dm: InMemoryDataModule, backend: str, seed: int, epochs: int,
         limit: int | None = None) -> tuple[Curve, float]:  # fmt: skip
     """Seeded ``Trainer.fit`` of a recipe; return its :class:`Curve` and the fit's wall time.
-
     ``limit`` caps the training batches per epoch and the test batches of each evaluation.
 
     Example:
@@ -247,16 +238,13 @@ def fit(recipe: Recipe, dm: InMemoryDataModule, backend: str, seed: int, epochs:
         [(0, 0), (1, 2)]
     """
     L.seed_everything(seed, verbose=False)
-    hparams = {k: getattr(recipe, k) for k in ("optimizer", "lr", "momentum", "weight_decay")}
-    hparams |= dict(scheduler=recipe.scheduler, channels_last=recipe.channels_last)
+    keys = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "channels_last")
     model = create_model(recipe.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
-                         **hparams)  # fmt: skip
+                         **{k: getattr(recipe, k) for k in keys})  # fmt: skip
     curve = Curve(dm, backend, limit)
-    trainer = L.Trainer(max_epochs=epochs, accelerator=backend, devices=1, callbacks=[curve],
-                        precision=core.TRAINER_PRECISION[recipe.precision],
-                        limit_train_batches=limit or 1.0, **core.QUIET_TRAINER)  # fmt: skip
+    trainer = core.trainer(backend, recipe.precision, epochs, limit, callbacks=[curve])
     start = time.perf_counter()
-    trainer.fit(model, datamodule=dm)
+    trainer.fit(model, dm)
     return curve, time.perf_counter() - start
 
 
@@ -267,10 +255,9 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
     row.update(epochs=min(recipe.epochs, s.max_epochs or recipe.epochs), image_size=size[0])
     del row["variant"], row["reference"]  # the variant ends the name; the report cites
     reason = core.unavailable(backend, recipe.precision)
-    try:
-        resize = "pad" if recipe.image_size is None else None
-        dm = make_datamodule(recipe.dataset, s.data_dir, recipe.batch_size, seed,
-                             image_size=size, resize=resize)  # fmt: skip
+    try:  # the model's own size is reached by padding, as `fit` does
+        dm = make_datamodule(recipe.dataset, s.data_dir, recipe.batch_size, seed, size,
+                             pad=recipe.image_size is None)  # fmt: skip
     except FileNotFoundError as err:
         reason = reason or f"{recipe.dataset}: {str(err).splitlines()[0]}"
     if reason:
@@ -285,10 +272,11 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
     results.data.setdefault("curves", {})[recipe.name] = points
     results.data.setdefault("confusion", {})[recipe.name] = dict(matrix=matrix,
         classes=list(dm.class_names), dataset=recipe.dataset, accuracy=accs[-1])  # fmt: skip
-    row |= dict(train_images=len(dm.train_dataloader().dataset), test_images=len(label))  # type: ignore[arg-type]
-    row |= dict(train_s=curve.train_s, fit_wall_s=wall, train_loss=points[-1]["train_loss"])
-    row |= dict(final_test_acc=accs[-1], best_test_acc=max(accs))
-    results.add(MODE, backend, **row, time_to_target_s=reached[0] if reached else None)
+    train_images = len(dm.train_dataloader().dataset)  # type: ignore[arg-type]
+    row |= dict(train_images=train_images, test_images=len(label), train_s=points[-1]["train_s"])
+    row |= dict(fit_wall_s=wall, train_loss=points[-1]["train_loss"], final_test_acc=accs[-1])
+    row |= dict(best_test_acc=max(accs), time_to_target_s=reached[0] if reached else None)
+    results.add(MODE, backend, **row)
 
 
 def tasks(s: Settings, seed: int) -> list[core.Task]:
@@ -302,11 +290,10 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
 
 
 def report(results: core.Results, out: Path | None) -> list[str]:
-    """The report's accuracy section (and ``accuracy_vs_time.png`` in ``out``, if given)."""
+    """The report's accuracy section (and its plots in ``out``, if given)."""
     rows, body = results.rows.get(MODE, []), []
     for r in rows:
-        recipe = RECIPES[r["run"]]
-        recipe = replace(recipe, **{k: r[k] for k in ("epochs", "image_size") if k in r})
+        recipe = replace(RECIPES[r["run"]], **{k: r[k] for k in ("epochs", "image_size") if k in r})
         target, acc, took = r.get("target_acc"), r.get("final_test_acc"), r.get("time_to_target_s")
         reached = None if target is None or acc is None else f"{100 * target:.1f}% " + (
             "not reached" if took is None else f"in {took:.1f} s")  # fmt: skip
@@ -315,11 +302,11 @@ def report(results: core.Results, out: Path | None) -> list[str]:
                      r.get("train_s"), recipe.reference_error_pct, reached])  # fmt: skip
     if not rows:
         return []
+    header = ["run", "recipe", "backend", "test acc", "train loss", "train s"]
     lines = ["## Accuracy", "", "Test accuracy after every epoch with the clock stopped: `train s` "
              "excludes the evaluations; `time to accuracy` is the training time at the first "
-             "evaluation at or above the accuracy given (an upper bound).", "", *core.table(
-             ["run", "recipe", "backend", "test acc", "train loss", "train s",
-              "reference error %", "time to accuracy"], body)]  # fmt: skip
+             "evaluation at or above the accuracy given (an upper bound).", "",
+             *core.table([*header, "reference error %", "time to accuracy"], body)]  # fmt: skip
     lines += sorted({f"- {n}: {RECIPES[n].reference}" for n in (r["run"] for r in rows)
                      if RECIPES[n].reference})  # fmt: skip
     return [*lines, "", *(_plots(results, out) if out and results.data.get("curves") else [])]
@@ -348,7 +335,7 @@ def _plots(results: core.Results, out: Path) -> list[str]:
             best[c["dataset"]] = name, c
     for dataset, (name, c) in best.items():
         title = f"{name}: test accuracy {100 * c['accuracy']:.2f}%"
-        plot_confusion_matrix(c["matrix"], c["classes"], title).savefig(
-            out / f"confusion_{dataset}.png", dpi=110)  # fmt: skip
+        figure = plot_confusion_matrix(c["matrix"], c["classes"], title)
+        figure.savefig(out / f"confusion_{dataset}.png", dpi=110)
         lines += [f"![confusion matrix, {dataset}](confusion_{dataset}.png)", ""]
     return lines

@@ -1,11 +1,10 @@
-"""What every measurement shares: rows and their environment, statistics, the files.
+"""What every measurement shares: rows and their environment, statistics, clocks, the files.
 
 A measurement is a list of :class:`Task` objects. :func:`execute` runs them into one
-:class:`Results` (a task that raises becomes a ``failed`` row; none starts once the time
-budget is spent) and writes, after every task, ``<mode>.csv`` per mode, ``results.json``
-(everything) and ``report.md``: a section per mode from that mode's ``report`` function,
-which also draws its plots at the end. ``classic-cnns bench`` and the scripts in the
-repository's ``benchmarks/`` use it alike.
+:class:`Results` (a task that raises gives a ``failed`` row; none starts once the time budget
+is spent) and after every task writes ``<mode>.csv`` per mode, ``results.json`` (everything)
+and ``report.md``: a section per mode from that mode's ``report``, which draws its plots at
+the end. ``classic-cnns bench`` and the repository's ``benchmarks/`` use it alike.
 """
 
 from __future__ import annotations
@@ -24,12 +23,12 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning
+import lightning as L
 import torch
 import torchvision
 from tqdm.auto import tqdm
@@ -37,19 +36,14 @@ from tqdm.auto import tqdm
 from classic_cnns.files import atomic_path
 from classic_cnns.registry import model_info
 
-__all__ = ["Results", "Task", "autocast", "environment", "execute", "image_size"]
-__all__ += ["quartiles", "run_tasks", "spread", "table", "timed", "unavailable", "write"]
+__all__ = ["Clock", "Results", "Task", "autocast", "environment", "execute", "image_size"]
+__all__ += ["quartiles", "run_tasks", "spread", "table", "timed", "trainer", "write"]
 
 Backend = Literal["cpu", "cuda", "mps"]
 Precision = Literal["fp32", "bf16-mixed", "fp16-mixed"]
-# The Trainer's name of each precision (fp16-mixed comes with a gradient scaler).
-TRAINER_PRECISION: Any = {"fp32": "32-true", "bf16-mixed": "bf16-mixed", "fp16-mixed": "16-mixed"}
-# A Trainer that writes nothing and prints nothing.
-QUIET_TRAINER = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False)
-QUIET_TRAINER |= dict(enable_model_summary=False, num_sanity_val_steps=0)
 # The columns environment() fills; each CSV file puts them last.
-ENVIRONMENT = ("backend", "device_name", "threads", "load_1m", "host", "platform", "python")
-ENVIRONMENT += ("torch", "torchvision", "lightning")
+ENVIRONMENT: tuple[str, ...] = ("backend", "device_name", "threads", "load_1m", "host")
+ENVIRONMENT += ("platform", "python", "torch", "torchvision", "lightning")
 # A mode's report: its section of report.md, drawing its plots into the folder when given one.
 Report = Callable[["Results", "Path | None"], list[str]]
 
@@ -69,9 +63,9 @@ def environment(backend: str = "cpu") -> dict[str, Any]:
     if backend == "cuda" and torch.cuda.is_available():
         device = torch.cuda.get_device_name()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    values = (backend, device, torch.get_num_threads(), load, platform.node(), platform.platform())
-    values += (platform.python_version(), torch.__version__, torchvision.__version__)
-    return dict(zip(ENVIRONMENT, (*values, lightning.__version__), strict=True))
+    values: tuple[Any, ...] = (backend, device, torch.get_num_threads(), load, platform.node())
+    values += (platform.platform(), platform.python_version(), torch.__version__)
+    return dict(zip(ENVIRONMENT, (*values, torchvision.__version__, L.__version__), strict=True))
 
 
 def unavailable(backend: str, precision: str = "fp32") -> str | None:
@@ -104,6 +98,24 @@ def autocast(backend: str, precision: str) -> contextlib.AbstractContextManager[
     return torch.autocast(device_type=backend, dtype=dtype)
 
 
+def trainer(backend: str, precision: str = "fp32", epochs: int = 1, limit: int | None = None,
+            **kwargs: Any) -> L.Trainer:  # fmt: skip
+    """A ``Trainer`` on one device of ``backend`` that writes and prints nothing.
+
+    ``limit`` caps the training batches per epoch; ``kwargs`` go to the ``Trainer``.
+
+    Example:
+        >>> from classic_cnns.bench.core import trainer
+        >>> trainer("cpu", "bf16-mixed", epochs=2).precision
+        'bf16-mixed'
+    """
+    names = {"fp32": "32-true", "bf16-mixed": "bf16-mixed", "fp16-mixed": "16-mixed"}
+    quiet: dict[str, Any] = dict(devices=1, logger=False, enable_checkpointing=False)
+    quiet |= dict(enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    quiet |= dict(precision=names[precision], limit_train_batches=limit or 1.0)
+    return L.Trainer(accelerator=backend, max_epochs=epochs, **quiet | kwargs)
+
+
 def synchronize(backend: str) -> None:
     """Wait for the work queued on the device, so that a clock read next covers it."""
     if backend == "cuda":
@@ -120,6 +132,32 @@ def timed(fn: Callable[[], Any], steps: int, backend: str) -> float:
         fn()
     synchronize(backend)
     return time.perf_counter() - start
+
+
+class Clock(L.Callback):
+    """Epoch seconds (the device synchronised), the intervals between step ends and the images.
+
+    A step interval covers fetching, transfer, transform, forward, backward, step and hooks;
+    the first of an epoch (which also creates the data iterator) is left out.
+    """
+
+    def __init__(self, backend: str) -> None:
+        self.backend, self.images = backend, 0
+        self.epochs: list[float] = []
+        self.steps: list[float] = []
+
+    def on_train_epoch_start(self, *_: Any) -> None:
+        synchronize(self.backend)
+        self._start, self._last = time.perf_counter(), math.nan
+
+    def on_train_batch_end(self, trainer: Any, module: Any, out: Any, batch: Any, i: int) -> None:
+        now = time.perf_counter()
+        self.steps += [] if math.isnan(self._last) else [now - self._last]
+        self._last, self.images = now, self.images + len(batch[0])
+
+    def on_train_epoch_end(self, *_: Any) -> None:
+        synchronize(self.backend)
+        self.epochs.append(time.perf_counter() - self._start)
 
 
 def spread(prefix: str, values: Sequence[float]) -> dict[str, float | None]:
@@ -143,16 +181,18 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return None if numerator is None or not denominator else numerator / denominator
 
 
+def _number(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """A Markdown table, then a blank line: ``–`` for ``None``, floats to 3 figures (thousands
-    separated from 1,000)."""
+    """A Markdown table, then a blank line: ``–`` for ``None``, floats to 3 figures (from 100:
+    whole, thousands separated)."""
 
     def cell(v: Any) -> str:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return "–"
-        if isinstance(v, float):
-            return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
-        return str(v).replace("|", "/")
+        return _number(v) if isinstance(v, float) else str(v).replace("|", "/")
 
     body = ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *body, ""]
@@ -161,10 +201,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 def quartiles(row: dict[str, Any], prefix: str) -> str:
     """``median [q1–q3]`` of a :func:`spread`, ⚠ where the quartiles lie 25% apart."""
     median, q1, q3 = (row.get(f"{prefix}_{s}") for s in ("median", "q1", "q3"))
-    if median is None:
+    if median is None or q1 is None or q3 is None:
         return "–"
-    num = [f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}" for v in (median, q1, q3)]
-    return f"{num[0]} [{num[1]}–{num[2]}]" + " ⚠" * (q3 - q1 > median / 4)
+    warn = " ⚠" * (q3 - q1 > median / 4)
+    return f"{_number(median)} [{_number(q1)}–{_number(q3)}]{warn}"
 
 
 @dataclass
@@ -202,26 +242,10 @@ class Task:
     """A unit of work: a label, a function adding rows, and what a failure's row says."""
 
     label: str
-    run: Callable[[Results], None]
+    run: Callable[[Results], Any]
     mode: str
     backend: str = "cpu"
     fields: dict[str, Any] = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def _quiet(threads: int | None) -> Iterator[None]:
-    # The run's torch threads; no per-fit banners or known-harmless warnings. Restored after.
-    previous, logger = torch.get_num_threads(), logging.getLogger("lightning.pytorch")
-    level = logger.level
-    torch.set_num_threads(threads or previous)
-    logger.setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*(workers|GPU available|LeafSpec|batches|across ranks)")
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
-            logger.setLevel(level)
 
 
 def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = None,
@@ -231,52 +255,59 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
 
     A task that raises adds a ``failed`` row (its ``fields`` and the error), and the tasks
     left once the budget is spent add ``skipped`` rows. ``after_each`` runs after each task.
-    A progress bar shows on a terminal.
+    The tasks run with ``threads`` torch threads, without per-fit banners or known-harmless
+    warnings, and a progress bar on a terminal.
     """
-    start = time.perf_counter()
-    with _quiet(threads), tqdm(tasks, disable=None, unit="task") as bar:
-        for task in bar:
-            bar.set_description(task.label)
-            task_start = time.perf_counter()
-            try:
-                if budget_s is not None and task_start - start > budget_s:
-                    note = f"not run: the time budget of {budget_s:g} s was spent"
-                    results.note(f"{note} (from {task.label} on)")
-                    results.add(task.mode, task.backend, "skipped", note=note, **task.fields)
-                else:
-                    task.run(results)
-            except Exception as err:  # one configuration failing must not end the run
-                message = f"{type(err).__name__}: {err}".splitlines()[0][:300]
-                results.note(f"{task.label}: failed, {message}")
-                results.add(task.mode, task.backend, "failed", note=message, **task.fields)
-            results.task_s[task.label] = time.perf_counter() - task_start
-            results.wall_s = time.perf_counter() - start
-            if after_each is not None:
-                after_each()
+    logger, previous = logging.getLogger("lightning.pytorch"), torch.get_num_threads()
+    start, level = time.perf_counter(), logger.level
+    torch.set_num_threads(threads or previous)
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), tqdm(tasks, disable=None, unit="task") as bar:
+            warnings.filterwarnings("ignore", ".*(workers|GPU available|LeafSpec|batches|ranks)")
+            for task in bar:
+                bar.set_description(task.label)
+                task_start = time.perf_counter()
+                try:
+                    if budget_s is not None and task_start - start > budget_s:
+                        note = f"not run: the time budget of {budget_s:g} s was spent"
+                        results.note(f"{note} (from {task.label} on)")
+                        results.add(task.mode, task.backend, "skipped", note=note, **task.fields)
+                    else:
+                        task.run(results)
+                except Exception as err:  # one configuration failing must not end the run
+                    message = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+                    results.note(f"{task.label}: failed, {message}")
+                    results.add(task.mode, task.backend, "failed", note=message, **task.fields)
+                results.task_s[task.label] = time.perf_counter() - task_start
+                results.wall_s = time.perf_counter() - start
+                if after_each is not None:
+                    after_each()
+    finally:
+        torch.set_num_threads(previous)
+        logger.setLevel(level)
     return results
 
 
 def write(results: Results, out: Path, reports: Sequence[Report], command: str,
           plots: bool = False) -> None:  # fmt: skip
-    """Write ``<mode>.csv`` per mode, ``results.json`` and ``report.md`` (and plots) to ``out``.
-
-    Each file is written whole or not at all (:func:`~classic_cnns.files.atomic_path`).
-    """
+    """Write ``<mode>.csv`` per mode, ``results.json`` and ``report.md`` (and plots) to ``out``,
+    each file whole or not at all (:func:`~classic_cnns.files.atomic_path`)."""
     for mode, rows in results.rows.items():
         columns = [*dict.fromkeys(k for r in rows for k in r if k not in ENVIRONMENT), *ENVIRONMENT]
         with atomic_path(out / f"{mode}.csv") as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
-    payload = dict(command=command, started=results.started, wall_s=results.wall_s)
-    payload |= dict(settings=results.settings, environment=environment(), notes=results.notes)
-    payload |= dict(task_s=results.task_s, rows=results.rows, data=results.data)
+    env = environment()
+    payload = dict(command=command, started=results.started, wall_s=results.wall_s, environment=env)
+    payload |= {k: getattr(results, k) for k in ("settings", "notes", "task_s", "rows", "data")}
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")  # NaN stays NaN
-    env, keys = environment(), ("device_name", "torch", "torchvision", "lightning")  # threads: rows
-    lines = [f"# {command.split(' -')[0]} report", "", f"Started {results.started}, "]
-    lines[-1] += f"{results.wall_s or 0:.0f} s: `{command}`"
-    lines += ["", *table(["machine", *keys[1:]], [[env[k] for k in keys]])]
+    keys = ("device_name", "torch", "torchvision", "lightning")  # the threads: per row
+    lines = [f"# {command.split(' -')[0]} report", ""]
+    lines += [f"Started {results.started}, {results.wall_s or 0:.0f} s: `{command}`", ""]
+    lines += table(["machine", *keys[1:]], [[env[k] for k in keys]])
     for report in reports:
         lines += report(results, out if plots else None)
     if results.notes:

@@ -142,10 +142,8 @@ def fill_mfu(results: core.Results, backend: str, final: bool = True) -> None:
 
 def _loss(out: Any, y: Tensor) -> Tensor:
     # GoogLeNet returns (logits, aux...) in training; torchvision's a namedtuple of the same.
-    if isinstance(out, tuple):
-        extra = sum(0.3 * F.cross_entropy(aux, y) for aux in out[1:] if aux is not None)
-        return F.cross_entropy(out[0], y) + extra
-    return F.cross_entropy(out, y)
+    z, *aux = out if isinstance(out, tuple) else (out,)
+    return sum((0.3 * F.cross_entropy(a, y) for a in aux if a is not None), F.cross_entropy(z, y))
 
 
 def _steps(net: nn.Module, compiled: bool, x: Tensor, y: Tensor, backend: str,
@@ -171,9 +169,7 @@ def _steps(net: nn.Module, compiled: bool, x: Tensor, y: Tensor, backend: str,
 
 @functools.cache
 def _flops(name: str, size: tuple[int, int, int]) -> int:
-    return summary(
-        model_info(name).build_net(num_classes=10, in_channels=size[0]), size
-    ).total_flops
+    return summary(_network(name, "classic_cnns", size[0]), size).total_flops
 
 
 def _network(name: str, impl: str, in_channels: int) -> nn.Module:
@@ -191,23 +187,22 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
     fwd = _flops(name, size)
     batch = s.batch_size or (128 if fwd < 10e6 else 32)  # tiny networks need larger batches
     impls = ["classic_cnns", *(["torchvision"] if name in TORCHVISION else [])]
-    base = dict(model=name, precision=precision, memory_format=memory_format, compile=compiled)
-    base |= dict(batch_size=batch, input_size="x".join(map(str, size)), fwd_flops_per_image=fwd)
-    reason = core.unavailable(backend, precision)
-    for impl in impls if reason else ():
-        results.add(MODE, backend, "skipped", note=reason, impl=impl, **base)
-    if reason:
+    base: dict[str, Any] = dict(model=name, precision=precision, memory_format=memory_format)
+    base |= dict(compile=compiled, batch_size=batch, input_size="x".join(map(str, size)))
+    base |= dict(fwd_flops_per_image=fwd, repeats=s.repeats, warmup_steps=s.warmup)
+    if reason := core.unavailable(backend, precision):
+        for impl in impls:
+            results.add(MODE, backend, "skipped", note=reason, impl=impl, **base)
         return
     torch._dynamo.reset()  # earlier graphs would count toward the recompilation limit
-    fmt = _FORMAT[memory_format]
-    gen = torch.Generator().manual_seed(seed)
+    fmt, gen = _FORMAT[memory_format], torch.Generator().manual_seed(seed)
     x = torch.randn(batch, *size, generator=gen).to(backend).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,), generator=gen).to(backend)
-    nets, steps, one, warm = {}, {}, {}, dict.fromkeys(impls, 0.0)
-    cuda, mib = backend == "cuda", {}  # peak memory: CUDA's allocator, above the memory in
-    for impl in impls:  # use before the network was built (weights, state, activations)
+    nets, steps, one, mib, warm = {}, {}, {}, {}, dict.fromkeys(impls, 0.0)
+    cuda = backend == "cuda"  # peak memory: CUDA's allocator's, above the memory in use before
+    for impl in impls:  # the network was built (its weights, state and activations count)
         torch.manual_seed(seed)
-        before = torch.cuda.memory_allocated() if cuda else 0
+        used = torch.cuda.memory_allocated() if cuda else 0
         nets[impl] = _network(name, impl, size[0]).to(backend).to(memory_format=fmt)
         steps[impl] = _steps(nets[impl], compiled, x, y, backend, precision)
         for phase in ("infer", "train"):  # inference first, before the optimizer holds state
@@ -216,8 +211,7 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             one[impl, phase] = core.timed(steps[impl][phase], 1, backend)  # sizes the repeats
-            peak = torch.cuda.max_memory_allocated() - before if cuda else None
-            mib[impl, phase] = None if peak is None else peak / 2**20
+            mib[impl, phase] = (torch.cuda.max_memory_allocated() - used) / 2**20 if cuda else None
     ips: dict[tuple[str, str], list[float]] = {key: [] for key in one}
     counts: dict[str, int] = {}
     for phase in ("train", "infer"):
@@ -228,19 +222,18 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
             steps[impl][phase]()  # one untimed step after the mode switch
         for _, impl in product(range(s.repeats), impls):
             ips[impl, phase].append(n * batch / core.timed(steps[impl][phase], n, backend))
+    shrunk = max(size) > (s.max_image_size or math.inf)
+    small = "kept at the model's minimum input size" if shrunk else None
     rows = {}
     for impl in impls:
-        row = rows[impl] = results.add(MODE, backend, impl=impl, **base, repeats=s.repeats)
-        row.update(warmup_steps=s.warmup, warmup_s=warm[impl], train_steps=counts["train"])
-        row["infer_steps"] = counts["infer"]
-        if max(size) > (s.max_image_size or math.inf):
-            row["note"] = "kept at the model's minimum input size"
+        row = rows[impl] = results.add(MODE, backend, impl=impl, note=small, **base)
+        row |= dict(warmup_s=warm[impl], train_steps=counts["train"], infer_steps=counts["infer"])
         for phase, flops in (("train", 3 * fwd), ("infer", fwd)):
-            row.update(core.spread(f"{phase}_ips", ips[impl, phase]))
+            row |= core.spread(f"{phase}_ips", ips[impl, phase])
             row[f"{phase}_tflops"] = flops * row[f"{phase}_ips_median"] / 1e12
             row[f"{phase}_peak_mib"] = mib[impl, phase]
-        keys = ("peak_math", "peak_tflops", "train_mfu", "infer_mfu", "vs_torchvision_train")
-        row.update(dict.fromkeys((*keys, "vs_torchvision_infer")))
+        later = ("peak_math", "peak_tflops", "train_mfu", "infer_mfu", "vs_torchvision_train")
+        row |= dict.fromkeys((*later, "vs_torchvision_infer"))  # filled in below and by fill_mfu
     ours, tv = rows["classic_cnns"], rows.get("torchvision", {})
     for p in ("train", "infer"):
         ours[f"vs_torchvision_{p}"] = core.ratio(ours[f"{p}_ips_median"], tv.get(f"{p}_ips_median"))
@@ -268,84 +261,80 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
     out = []
     for backend in s.backends:
         if reason := core.unavailable(backend):  # one skipped row
-            run = functools.partial(core.Results.add, mode=MODE, backend=backend, note=reason,
-                                    status="skipped", models=" ".join(models))  # fmt: skip
-            out.append(core.Task(f"throughput {backend} (skipped)", run, MODE, backend))
+            skip = functools.partial(core.Results.add, mode=MODE, backend=backend, note=reason,
+                                     status="skipped", models=" ".join(models))  # fmt: skip
+            out.append(core.Task(f"throughput {backend} (skipped)", skip, MODE, backend))
             continue
-        run = functools.partial(_peaks, s, backend, False)
-        out.append(core.Task(f"peak {backend}", run, MODE, backend))
+        peaks = [functools.partial(_peaks, s, backend, final) for final in (False, True)]
+        out.append(core.Task(f"peak {backend}", peaks[0], MODE, backend))
         for name, precision, fmt in product(models, s.precisions, s.memory_formats):
             wanted = any(fnmatchcase(f"{name}/{precision}/{fmt}", p) for p in s.compile)
             for compiled in (False, True) if wanted else (False,):
                 label = f"{name} {backend} {precision} {fmt} {('eager', 'compiled')[compiled]}"
-                fields = dict(model=name, impl="classic_cnns", precision=precision)
+                fields: dict[str, Any] = dict(model=name, impl="classic_cnns", precision=precision)
                 fields |= dict(memory_format=fmt, compile=compiled)
                 run = functools.partial(measure, s, seed, name, backend, precision, fmt, compiled)
                 out.append(core.Task(f"throughput {label}", run, MODE, backend, fields))
-        run = functools.partial(_peaks, s, backend, True)
-        out.append(core.Task(f"peak {backend} again, MFU", run, MODE, backend))
+        out.append(core.Task(f"peak {backend} again, MFU", peaks[1], MODE, backend))
     return out
 
 
-def _label(row: dict[str, Any]) -> str:
-    return f"{row['precision']} / {row['memory_format']} / " + ("eager", "compiled")[row["compile"]]
+def _label(row: dict[str, Any], where: bool = False) -> str:
+    label = f"{row['precision']} / {row['memory_format']} / {('eager', 'compiled')[row['compile']]}"
+    return f"{row['model']}, {row['backend']}: {label}" if where else label
 
 
 def report(results: core.Results, out: Path | None) -> list[str]:
     """The report's throughput section (and ``throughput.png`` in ``out``, if given)."""
     if not results.rows.get(MODE):
         return []
-    rows, groups = results.ok(MODE), {}
+    rows, groups = results.ok(MODE), {}  # type: ignore[var-annotated]
     for r in rows:
         groups.setdefault((r["backend"], r["model"]), []).append(r)
-    peaks = ", ".join(
-        f"{k} {v / 1e12:.3g}" for k, v in results.data.get("matmul_peaks", {}).items()
-    )
-    lines = ["## Throughput", "", "Images per second, median [quartiles] over alternating repeats; "
-             "MFU against the peak of the fastest math mode the layers may use (`peak`); `vs tv`: "
-             "the package's median over torchvision's; `train MiB`: CUDA's peak allocation in a training "
-             f"step (– elsewhere). Matmul peaks (TFLOP/s): {peaks}.", "",
-             *core.table(["model", "backend", "batch", "input", "impl", "precision / format / "
-             "compile", "train img/s", "infer img/s", "train MFU", "infer MFU", "peak",
-             "vs tv train", "vs tv infer", "train MiB", "warm-up s"], [[r["model"], r["backend"],
-             r["batch_size"], r["input_size"], r["impl"], _label(r), core.quartiles(r, "train_ips"),
-             core.quartiles(r, "infer_ips"), r["train_mfu"], r["infer_mfu"], r["peak_math"],
-             r["vs_torchvision_train"], r["vs_torchvision_infer"], r["train_peak_mib"],
-             r["warmup_s"]] for r in rows])]  # fmt: skip
+    peaks = results.data.get("matmul_peaks", {})
+    text = ("Images per second, median [quartiles] over alternating repeats; MFU against the "
+            "peak of the fastest math mode the layers may use (`peak`); `vs tv`: the package's "
+            "median over torchvision's; `train MiB`: CUDA's peak allocation in a training step "
+            "(– elsewhere). Matmul peaks (TFLOP/s): "
+            + ", ".join(f"{k} {v / 1e12:.3g}" for k, v in peaks.items()) + ".")  # fmt: skip
+    header = "model|backend|batch|input|impl|precision / format / compile|train img/s|infer img/s"
+    header += "|train MFU|infer MFU|peak|vs tv train|vs tv infer|train MiB|warm-up s"
+    keys = ("train_mfu", "infer_mfu", "peak_math", "vs_torchvision_train", "vs_torchvision_infer")
+    body = [[r["model"], r["backend"], r["batch_size"], r["input_size"], r["impl"], _label(r),
+             core.quartiles(r, "train_ips"), core.quartiles(r, "infer_ips"),
+             *(r[k] for k in (*keys, "train_peak_mib", "warmup_s"))] for r in rows]  # fmt: skip
+    lines = ["## Throughput", "", text, "", *core.table(header.split("|"), body)]
     best, advice = [], {}  # type: ignore[var-annotated]
     for (backend, model), group in groups.items():
         ours = [r for r in group if r["impl"] == "classic_cnns"]
-        base = next((r for r in ours if _label(r) == "fp32 / contiguous / eager"), {})
+        by_label = {_label(r): r for r in ours}
         cells = [model, f"{backend} ({group[0]['device_name']}, {group[0]['threads']} threads)"]
         for phase in ("train", "infer"):
             key = f"{phase}_ips_median"
             win = max(ours, key=lambda r: r[key])
-            gain = core.ratio(win[key], base.get(key))
-            cells.append(
-                f"{_label(win)}: {win[key]:,.0f} img/s" + (f" (×{gain:.2f})" if gain else "")
-            )
+            gain = core.ratio(win[key], by_label.get("fp32 / contiguous / eager", {}).get(key))
+            gain_text = f" (×{gain:.2f})" if gain else ""
+            cells.append(f"{_label(win)}: {win[key]:,.0f} img/s{gain_text}")
             advice.setdefault((backend, phase), {}).setdefault(_label(win), []).append(model)
         best.append(cells)
-    lines += ["### Best configuration per model", "", *core.table(
-        ["model", "backend", "training (× fp32 / contiguous / eager)", "inference"], best)]  # fmt: skip
+    header = "model|backend|training (× fp32 / contiguous / eager)|inference"
+    lines += ["### Best configuration per model", "", *core.table(header.split("|"), best)]
     for (backend, phase), won in advice.items():
         choices = "; ".join(f"{c} ({', '.join(m)})" for c, m in won.items())
-        lines.append(
-            f"- On {backend}, {('run inference', 'train')[phase == 'train']} with {choices}."
-        )
-    return [*lines, "", *([_plot(groups, out), ""] if out is not None and groups else [])]
+        verb = ("run inference", "train")[phase == "train"]
+        lines.append(f"- On {backend}, {verb} with {choices}.")
+    return [*lines, "", *([_plot(rows, out), ""] if out is not None and rows else [])]
 
 
-def _plot(groups: dict[tuple[str, str], list[dict[str, Any]]], out: Path) -> str:
+def _plot(rows: list[dict[str, Any]], out: Path) -> str:
     from matplotlib.figure import Figure
 
-    rows = [r for group in groups.values() for r in group]
-    labels = list(dict.fromkeys(f"{r['model']}, {r['backend']}: {_label(r)}" for r in rows))
+    labels = list(dict.fromkeys(_label(r, where=True) for r in rows))
     fig = Figure(figsize=(12, 1 + 0.3 * len(labels)), layout="constrained")
     for ax, phase in zip(fig.subplots(1, 2, sharey=True), ("train", "infer"), strict=True):
         for offset, impl in ((-0.2, "classic_cnns"), (0.2, "torchvision")):
             mine = [r for r in rows if r["impl"] == impl]
-            ys = [labels.index(f"{r['model']}, {r['backend']}: {_label(r)}") + offset for r in mine]
+            ys = [labels.index(_label(r, where=True)) + offset for r in mine]
             ax.barh(ys, [r[f"{phase}_ips_median"] for r in mine], height=0.4, label=impl)
         ax.set(xscale="log", xlabel=f"{phase} images/s (median)", yticks=range(len(labels)))
     fig.axes[0].set_yticklabels(labels, fontsize=7)
