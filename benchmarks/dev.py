@@ -1,13 +1,10 @@
 """The developer measurements: what the project checks itself against, not what users run.
 
-    python benchmarks/dev.py overhead --out DIR [--settings '[{model: resnet18, ...}]']
-    python benchmarks/dev.py scaling --out DIR [--processes '[2, 4]'] [--threads 4]
-    python benchmarks/dev.py pipeline --out DIR
-    python benchmarks/dev.py memory [--model densenet_bc_100 --batch_size 64 --image_size 32]
-    python benchmarks/dev.py targets --folder DIR     # our targets (targets.json) vs the runs
-
-A measuring command writes its folder as ``classic-cnns bench`` does; ``--data_dir`` defaults
-to ``$CLASSIC_CNNS_DATA``, else ``./data``; ``COMMAND --help`` lists the flags.
+``python benchmarks/dev.py COMMAND --help`` lists the flags of ``overhead`` (Lightning against a
+hand-written loop), ``scaling`` (DDP), ``pipeline`` (the datamodule against torchvision's),
+``memory`` (DenseNet's ``memory_efficient``) and ``targets`` (ours, against the runs). The
+measuring ones write their ``--out`` folder as ``classic-cnns bench`` does; ``--data_dir``
+defaults to ``$CLASSIC_CNNS_DATA``, else ``./data``.
 """
 
 from __future__ import annotations
@@ -41,21 +38,15 @@ from classic_cnns.hub import create_model
 from classic_cnns.optim import make_scheduler
 from classic_cnns.registry import model_info
 
-# One recipe for every loop and process count: what matters is that it is equal.
-HPARAMS = dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4)
-
 
 def _execute(command: Callable[..., int], tasks: list[core.Task], columns: str, out: Path,
              settings: dict[str, Any], threads: int | None, force: bool) -> int:  # fmt: skip
-    # The report: the command's description, then a table of the rows' `columns` (a `spread`'s
-    # median shows as median [quartiles]).
+    # The report: the command's description, then the rows' `columns` (medians with quartiles).
     mode, text = command.__name__, " ".join((command.__doc__ or "").split("\n\n")[0].split())
 
     def report(results: core.Results, _: Path | None) -> list[str]:
-        def cell(r: dict[str, Any], c: str) -> Any:
-            return core.quartiles(r, c[:-7]) if c.endswith("_median") else r.get(c)
-
-        rows = [[cell(r, c) for c in columns.split()] for r in results.rows.get(mode, [])]
+        rows = [[core.quartiles(r, c[:-7]) if c.endswith("_median") else r.get(c)
+                 for c in columns.split()] for r in results.rows.get(mode, [])]  # fmt: skip
         return [f"## {mode}", "", text, "", *core.table(columns.split(), rows)]
 
     argv = " ".join(["benchmarks/dev.py", *sys.argv[1:]])
@@ -73,27 +64,26 @@ class Setting:
     precision: core.Precision = "fp32"
     channels_last: bool = False
 
+    def datamodule(self, seed: int, data_dir: Path | None) -> Any:  # as in `fit`
+        size = core.image_size(self.model, self.image_size)
+        pad = self.image_size is None
+        return make_datamodule(self.dataset, data_dir, self.batch_size, seed, size, pad)
+
+    def task(self, dm: Any, **kwargs: Any) -> Any:  # one optimizer for every loop and run
+        return create_model(self.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
+                            optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4,
+                            channels_last=self.channels_last, **kwargs)  # fmt: skip
+
 
 LENET = Setting()
 TARGETS = Path(__file__).with_name("targets.json")
 LOOPS = ("network", "handwritten", "lightning", "lightning_bare")
 
 
-def _data(s: Setting, seed: int, data_dir: Path | None) -> Any:
-    size = core.image_size(s.model, s.image_size)
-    return make_datamodule(s.dataset, data_dir, s.batch_size, seed, size, s.image_size is None)
-
-
-def _model(s: Setting, dm: Any, **kwargs: Any) -> Any:
-    return create_model(s.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
-                        channels_last=s.channels_last, **HPARAMS, **kwargs)  # fmt: skip
-
-
 def _handwritten(model: Any, dm: Any, s: Setting, epochs: int, backend: str, limit: int | None,
                  network_only: bool) -> core.Clock:  # fmt: skip
-    # The task's optimizer and parameter groups (the model has scheduler="none") and the same
-    # one-cycle schedule, written out, calling the clock's hooks. `network_only`: every step on
-    # one batch, ready.
+    # The task's optimizer (the model has scheduler="none") and one-cycle schedule, written out,
+    # calling the clock's hooks. `network_only`: every step on one batch, ready.
     net, clock, loader = model.net.to(backend).train(), core.Clock(backend), dm.train_dataloader()
     steps = min(limit or len(loader), len(loader))
     opt = model.configure_optimizers()
@@ -129,7 +119,7 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
     base = dict(**asdict(s), input_size=f"{size[0]}x{size[1]}", epochs=epochs, repeats=repeats)
     reason = core.unavailable(backend, s.precision)
     try:
-        dm = _data(s, seed, data_dir)
+        dm = s.datamodule(seed, data_dir)
         dm.trainer = core.trainer(backend)
         dm.setup("fit")  # on a GPU the data moves to it, as in fit: for every loop alike
     except FileNotFoundError as err:
@@ -139,16 +129,20 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
             results.add("overhead", backend, "skipped", note=reason, loop=loop, **base)
         return
     L.seed_everything(seed, verbose=False)
-    state = copy.deepcopy(_model(s, dm).state_dict())
+    state = copy.deepcopy(s.task(dm).state_dict())
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format
+
+    def bare_step(net: torch.nn.Module, batch: Any, batch_idx: int) -> Any:
+        return F.cross_entropy(net(batch[0].contiguous(memory_format=fmt)), batch[1])
+
     clocks: dict[str, list[core.Clock]] = {loop: [] for loop in LOOPS}
     for _, loop in itertools.product(range(repeats), LOOPS):  # the loops alternate
         lightning = loop.startswith("lightning")
-        model = _model(s, dm, scheduler="onecycle" if lightning else "none")
+        model = s.task(dm, scheduler="onecycle" if lightning else "none")
         model.load_state_dict(state)
         L.seed_everything(seed, verbose=False)  # the same data order in every loop
         if loop == "lightning_bare":  # a step that only computes the loss: no checks or metrics
-            model.training_step = partial(_bare_step, model.net, fmt)
+            model.training_step = partial(bare_step, model.net)
             model.on_train_epoch_end = lambda: None
         clock = core.Clock(backend)
         if lightning:
@@ -171,10 +165,6 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
         results.add("overhead", backend, loop=loop, **base, **own)
 
 
-def _bare_step(net: torch.nn.Module, fmt: torch.memory_format, batch: Any, batch_idx: int) -> Any:
-    return F.cross_entropy(net(batch[0].contiguous(memory_format=fmt)), batch[1])
-
-
 def overhead(out: Path, settings: tuple[Setting, ...] = (LENET,), backend: core.Backend = "cpu",
              epochs: int = 4, repeats: int = 3, limit_train_batches: int | None = None,
              data_dir: Path | None = None, seed: int = 0, threads: int | None = None,
@@ -186,7 +176,6 @@ def overhead(out: Path, settings: tuple[Setting, ...] = (LENET,), backend: core.
     the loss. Overheads are against `handwritten`.
 
     Args:
-        out: Output folder.
         settings: Configurations, e.g. ``[{model: resnet18, dataset: fashion_mnist,
             image_size: 96, batch_size: 256, precision: bf16-mixed, channels_last: true}]``.
         epochs: Epochs per fit; the first is warm-up.
@@ -235,9 +224,9 @@ def _scaling(s: Setting, backend: str, processes: tuple[int, ...], threads: int 
     runs = [(1, total), *((m, max(1, total // n)) for n in processes for m in (1, n))]
     ips: dict[tuple[int, int], float] = {}
     for n, t in dict.fromkeys(runs):
-        dm = _data(s, seed, data_dir)
+        dm = s.datamodule(seed, data_dir)
         L.seed_everything(seed, verbose=False)
-        model = _model(s, dm)
+        model = s.task(dm)
         with tempfile.TemporaryDirectory() as tmp:
             clock = _RankZero(backend, t, Path(tmp) / "times.json")
             core.trainer(backend, s.precision, epochs, limit, callbacks=[clock], devices=n,
@@ -271,11 +260,10 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
                     dict(setting=asdict(setting), processes=processes), threads, force)  # fmt: skip
 
 
-def _peak_kib() -> int:
-    return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0])
-
-
 def _step_memory(model: str, batch: int, size: int, efficient: bool, threads: int) -> float:
+    def _peak_kib() -> int:  # the peak resident set since the last reset (Linux)
+        return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0])
+
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = model_info(model).build_net(num_classes=10, memory_efficient=efficient).train()
@@ -352,15 +340,10 @@ def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
 
 
 def targets(folder: Path, file: Path = TARGETS) -> int:
-    """Check the runs under ``folder`` against our targets; write and print ``targets.md``.
-
-    A target's rows are the ``ok`` rows of its mode matching its ``where`` (a list: any of
-    its values). It is ``met`` when every value of its ``column``\\(s) lies within ``min``
-    and ``max``, ``not met`` when one does not or is missing, ``not measured`` without rows.
-
-    Args:
-        folder: A folder of runs, searched for ``results.json`` files (partial runs too).
-    """
+    """Check the runs under ``folder`` (every ``results.json``) against our targets; write and
+    print ``targets.md``. A target is ``met`` when every value of its ``column``\\(s) in the
+    ``ok`` rows of its mode matching its ``where`` (a list: any of its values) lies within
+    ``min`` and ``max``, ``not met`` when one does not or is missing, else ``not measured``."""
     rows: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(folder.rglob("results.json")):
         for mode, found in json.loads(path.read_text())["rows"].items():

@@ -9,13 +9,14 @@ py=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python
 quick=() && [[ ${1:-} == --quick ]] && quick=(--quick) && shift
 out=benchmarks/results/reference && [[ ${1:-} && $1 != -* ]] && out=$1 && shift
 common=(--force true ${THREADS:+--threads $THREADS})
-tta=$("$py" -c 'import json; print(json.dumps(json.load(open("benchmarks/targets.json"))["time_to_accuracy"]))')
+tta=$("$py" -c 'import json; print(json.load(open("benchmarks/targets.json"))["time_to_accuracy"])')
 full=(--throughput.max_image_size 64 --throughput.compile "['*/fp32/contiguous']" --accuracy.recipes
-  "[lenet5/digits, '*/mnist10k', 'lenet5/mnist10k/*', lenet5/mnist, lenet5/fashion_mnist, '*/cifar10']")
+  "[lenet5/digits, '*/mnist10k*', lenet5/mnist, lenet5/fashion_mnist, '*/cifar10']")
 [[ -n ${quick[*]} ]] && full=()  # the quick grids instead (flags given win over --quick)
 "$py" -m classic_cnns bench "${quick[@]}" "${full[@]}" --out "$out/bench" "${common[@]}" \
   --accuracy.time_to_accuracy "$tta" "$@"
 small() { [[ -n ${quick[*]} ]] && echo "$@" || true; }
-"$py" benchmarks/dev.py overhead --out "$out/overhead" "${common[@]}" $(small --epochs 2 --repeats 2)
-"$py" benchmarks/dev.py pipeline --out "$out/pipeline" "${common[@]}" $(small --repeats 3)
+dev() { "$py" benchmarks/dev.py "$1" --out "$out/$1" "${common[@]}" "${@:2}"; }
+dev overhead $(small --epochs 2 --repeats 2)
+dev pipeline $(small --repeats 3)
 "$py" benchmarks/dev.py targets --folder "$out"

@@ -73,10 +73,8 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``classic-cnns bench``: parse the flags, run :func:`bench`.
-
-    ``--quick`` swaps in small defaults for every mode (a few minutes on 2 CPU cores); flags
-    given beside it still win.
+    """``classic-cnns bench``: parse the flags, run :func:`bench`. ``--quick`` swaps in small
+    defaults for every mode (a few minutes on 2 CPU cores); flags given beside it still win.
 
     Example:
         >>> from classic_cnns.bench import main

@@ -1,12 +1,11 @@
 """Seeded training recipes: test accuracy, accuracy against training time, time to accuracy.
 
-A :class:`Recipe` fixes a model, a dataset and every training setting. A run trains the
-package's LightningModule with ``Trainer.fit`` on the package's datamodule, as ``fit`` does,
-measuring the test accuracy after every epoch with the clock stopped: the accuracy-vs-time
-curve and the training time to reach each accuracy given in ``time_to_accuracy`` (at epoch
-granularity: an upper bound). Datasets: ``digits`` (scikit-learn's), ``mnist10k`` (the MNIST
-test set: 8,000 images train, the last 2,000 test), ``mnist``, ``fashion_mnist`` and
-``cifar10`` in torchvision's layout; a recipe whose files are absent is skipped with a note.
+A :class:`Recipe` fixes a model, a dataset and every training setting; a run is
+``Trainer.fit`` of the package's task and datamodule, as ``fit`` does, measuring the test
+accuracy after every epoch with the clock stopped: the accuracy-vs-time curve, and the time to
+each accuracy in ``time_to_accuracy`` (an upper bound: per epoch). Datasets: ``digits``,
+``mnist10k`` (the MNIST test set: 8,000 images train, 2,000 test), ``mnist``,
+``fashion_mnist`` and ``cifar10`` in torchvision's layout (absent: the recipe is skipped).
 
 Example:
     >>> from classic_cnns.bench.accuracy import RECIPES
@@ -146,8 +145,7 @@ class Settings:
 
     Attributes:
         recipes: Shell wildcards over the recipe names (``*/fashion_mnist``).
-        time_to_accuracy: Recipe name -> a test accuracy whose training time to reach is
-            reported, e.g. ``{"lenet5/mnist10k": 0.98}``.
+        time_to_accuracy: Recipe name -> the test accuracy to time, ``{"lenet5/mnist10k": 0.98}``.
         backend: Where to train; ``auto``: CUDA, else MPS, else the CPU.
         data_dir: Folder of the datasets in torchvision's layout; ``None``:
             ``$CLASSIC_CNNS_DATA``, else ``./data``. Digits needs none.
@@ -170,7 +168,6 @@ class Settings:
         return next((b for b in found if not core.unavailable(b)), "cpu")
 
 
-# ``--quick``: LeNet-5 on Digits and on MNIST-10k.
 QUICK: dict[str, Any] = dict(recipes=("lenet5/digits", "lenet5/mnist10k"))
 
 

@@ -1,10 +1,9 @@
 """What every measurement shares: rows and their environment, statistics, clocks, the files.
 
-A measurement is a list of :class:`Task` objects. :func:`execute` runs them into one
-:class:`Results` (a task that raises gives a ``failed`` row; none starts once the time budget
-is spent) and after every task writes ``<mode>.csv`` per mode, ``results.json`` (everything)
-and ``report.md``: a section per mode from that mode's ``report``, which draws its plots at
-the end. ``classic-cnns bench`` and the repository's ``benchmarks/`` use it alike.
+A measurement is a list of :class:`Task` objects that :func:`execute` runs into one
+:class:`Results`, writing after every task ``<mode>.csv`` per mode, ``results.json`` and
+``report.md`` (a section per mode, from its ``report``, which draws the mode's plots at the
+end). ``classic-cnns bench`` and the repository's ``benchmarks/`` use it alike.
 """
 
 from __future__ import annotations
@@ -100,15 +99,8 @@ def autocast(backend: str, precision: str) -> contextlib.AbstractContextManager[
 
 def trainer(backend: str, precision: str = "fp32", epochs: int = 1, limit: int | None = None,
             **kwargs: Any) -> L.Trainer:  # fmt: skip
-    """A ``Trainer`` on one device of ``backend`` that writes and prints nothing.
-
-    ``limit`` caps the training batches per epoch; ``kwargs`` go to the ``Trainer``.
-
-    Example:
-        >>> from classic_cnns.bench.core import trainer
-        >>> trainer("cpu", "bf16-mixed", epochs=2).precision
-        'bf16-mixed'
-    """
+    """A ``Trainer`` on one ``backend`` device that writes and prints nothing; ``limit`` caps
+    the training batches per epoch, ``kwargs`` go to the ``Trainer``."""
     names = {"fp32": "32-true", "bf16-mixed": "bf16-mixed", "fp16-mixed": "16-mixed"}
     quiet: dict[str, Any] = dict(devices=1, logger=False, enable_checkpointing=False)
     quiet |= dict(enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
@@ -135,16 +127,12 @@ def timed(fn: Callable[[], Any], steps: int, backend: str) -> float:
 
 
 class Clock(L.Callback):
-    """Epoch seconds (the device synchronised), the intervals between step ends and the images.
-
-    A step interval covers fetching, transfer, transform, forward, backward, step and hooks;
-    the first of an epoch (which also creates the data iterator) is left out.
-    """
+    """Epoch seconds (the device synchronised), the images and the intervals between step ends
+    (data, transfer, transform, forward, backward, step, hooks), but an epoch's first."""
 
     def __init__(self, backend: str) -> None:
         self.backend, self.images = backend, 0
-        self.epochs: list[float] = []
-        self.steps: list[float] = []
+        self.epochs, self.steps = list[float](), list[float]()
 
     def on_train_epoch_start(self, *_: Any) -> None:
         synchronize(self.backend)
@@ -181,20 +169,18 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return None if numerator is None or not denominator else numerator / denominator
 
 
-def _number(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+def _cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    return str(v).replace("|", "/")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     """A Markdown table, then a blank line: ``–`` for ``None``, floats to 3 figures (from 100:
     whole, thousands separated)."""
-
-    def cell(v: Any) -> str:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return "–"
-        return _number(v) if isinstance(v, float) else str(v).replace("|", "/")
-
-    body = ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    body = ["| " + " | ".join(map(_cell, r)) + " |" for r in rows]
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *body, ""]
 
 
@@ -204,14 +190,13 @@ def quartiles(row: dict[str, Any], prefix: str) -> str:
     if median is None or q1 is None or q3 is None:
         return "–"
     warn = " ⚠" * (q3 - q1 > median / 4)
-    return f"{_number(median)} [{_number(q1)}–{_number(q3)}]{warn}"
+    return f"{_cell(median)} [{_cell(q1)}–{_cell(q3)}]{warn}"
 
 
 @dataclass
 class Results:
-    """Everything one run measured: its settings, rows per mode (a row: the mode's columns,
-    then :func:`environment`'s), what the modes keep beside (``data``: curves, peaks), notes
-    for the report and the seconds per task."""
+    """One run: its settings, rows per mode (the mode's columns, then :func:`environment`'s),
+    ``data`` beside (curves, peaks), notes for the report and the seconds per task."""
 
     settings: dict[str, Any] = field(default_factory=dict)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -251,13 +236,9 @@ class Task:
 def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = None,
               threads: int | None = None, after_each: Callable[[], Any] | None = None
               ) -> Results:  # fmt: skip
-    """Run every task, one failing never stopping the others; none starts after ``budget_s``.
-
-    A task that raises adds a ``failed`` row (its ``fields`` and the error), and the tasks
-    left once the budget is spent add ``skipped`` rows. ``after_each`` runs after each task.
-    The tasks run with ``threads`` torch threads, without per-fit banners or known-harmless
-    warnings, and a progress bar on a terminal.
-    """
+    """Run every task with ``threads`` torch threads and ``after_each`` after each: one that
+    raises adds a ``failed`` row (its ``fields`` and the error), and none starts after
+    ``budget_s`` (a ``skipped`` row each). A progress bar shows on a terminal."""
     logger, previous = logging.getLogger("lightning.pytorch"), torch.get_num_threads()
     start, level = time.perf_counter(), logger.level
     torch.set_num_threads(threads or previous)
@@ -319,11 +300,9 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
 def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command: str,
             settings: dict[str, Any], force: bool = False, budget_s: float | None = None,
             threads: int | None = None, plots: bool = True) -> int:  # fmt: skip
-    """Run ``tasks`` and write their files into ``out``; return the exit status.
-
-    0: every task ran (skips are fine); 1: some failed (the report says which); 2: ``out``
-    is not an empty folder (``force`` removes it first); 130: interrupted. The files are
-    rewritten after every task, so a run stopped or killed keeps those of its finished tasks.
+    """Run ``tasks``, rewriting their files in ``out`` after each (a run stopped or killed keeps
+    its finished tasks); return 0 (skips are fine), 1 (some failed), 2 (``out`` is not an empty
+    folder and not ``force``) or 130 (interrupted).
 
     Example:
         >>> import tempfile

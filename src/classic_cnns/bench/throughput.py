@@ -1,14 +1,13 @@
 """Training and inference throughput beside torchvision's same network, with MFU.
 
 Per model, backend, precision, memory format and ``torch.compile`` setting, the package's
-network and, where torchvision ships it, torchvision's are built from one seed and timed on
-one batch: a training step (forward, cross-entropy with GoogLeNet's auxiliary losses at 0.3,
-backward, SGD with momentum) and an inference step. Warm-up steps are not timed; the two
-networks' repeats alternate, so ``vs_torchvision_*`` (a ratio of medians) compares like with
-like. MFU divides the achieved FLOP/s (3× the forward FLOPs per training image, 1× per
-inference image) by the best matmul rate, measured before and after a backend's
-configurations, in the fastest math mode the layers may use (:func:`math_modes`); a rate
-above it means the peak was measured too low (a busy machine), and the row says so.
+network and torchvision's (where it has one) are built from one seed and timed on one batch,
+after untimed warm-up steps: a training step (forward, cross-entropy with GoogLeNet's
+auxiliary losses at 0.3, backward, SGD with momentum) and an inference step. Their repeats
+alternate, so ``vs_torchvision_*`` (a ratio of medians) compares like with like. MFU divides
+the FLOP/s (3× the forward FLOPs per training image, 1× per inference image) by the best
+matmul rate in the fastest math mode the layers may use (:func:`math_modes`), measured before
+and after a backend's configurations; an MFU above 1 (a peak measured too low) is flagged.
 """
 
 from __future__ import annotations
@@ -53,8 +52,7 @@ class Settings:
         backends: Backends to try; absent ones give skipped rows.
         precisions: Precisions to try (fp16-mixed on CUDA only).
         memory_formats: Memory formats of the weights and the input.
-        compile: Shell wildcards over ``model/precision/format`` whose ``torch.compile``d
-            form is measured too (``[resnet18/bf16-mixed/channels_last]``; ``[]``: none).
+        compile: Wildcards over ``model/precision/format`` measured ``torch.compile``d too.
         batch_size: Images per step; ``None``: 128 for tiny networks, else 32.
         max_image_size: Larger inputs shrink to this H = W (not below a model's minimum).
         repeats: Timed repeats per measurement (the median and spread are over these).
@@ -74,18 +72,15 @@ class Settings:
     min_time: float = 1.0
 
 
-# ``--quick``: two models at 32 px, LeNet-5 compiled in fp32 / contiguous only.
 QUICK: dict[str, Any] = dict(models=("lenet5", "resnet18"), compile=("lenet5/fp32/contiguous",))
 QUICK |= dict(memory_formats=("contiguous", "channels_last"), max_image_size=32)
 QUICK |= dict(repeats=3, warmup=2, min_time=0.3)
 
 
 def math_modes(backend: str, precision: str) -> tuple[str, ...]:
-    """The math modes the layers of ``precision`` may run in on ``backend``, lowest first.
-
-    fp32 on CUDA is ``"tf32"`` when cuDNN (``torch.backends.cudnn.allow_tf32``, on by
-    default) or cuBLAS (``torch.get_float32_matmul_precision() != "highest"``) may use TF32.
-    A mixed precision adds its low-precision mode in front: autocast keeps some ops in fp32.
+    """The math modes the layers of ``precision`` may run in on ``backend``, lowest first: a
+    mixed precision's and fp32 (autocast keeps some ops in fp32), ``"tf32"`` on CUDA when cuDNN
+    (``torch.backends.cudnn.allow_tf32``, on by default) or cuBLAS may use TF32.
 
     Example:
         >>> from classic_cnns.bench.throughput import math_modes
@@ -119,11 +114,8 @@ def _peak(backend: str, mode: str, seconds: float) -> float:
 
 
 def fill_mfu(results: core.Results, backend: str, final: bool = True) -> None:
-    """Set the peak and MFU columns of ``backend``'s rows from the run's matmul peaks.
-
-    Of the modes :func:`math_modes` allows, the fastest peak bounds the row. With ``final``,
-    an MFU above 1 is kept and flagged in the row's note and the report's.
-    """
+    """Set the peak and MFU of ``backend``'s rows from the fastest matmul peak of the modes
+    :func:`math_modes` allows; with ``final``, flag an MFU above 1 in the notes (kept)."""
     found = results.data.get("matmul_peaks", {})
     for row in results.ok(MODE):
         modes = [m for m in math_modes(backend, row["precision"]) if f"{backend}/{m}" in found]
@@ -181,8 +173,8 @@ def _network(name: str, impl: str, in_channels: int) -> nn.Module:
 
 def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
             memory_format: str, compiled: bool, results: core.Results) -> None:  # fmt: skip
-    """Measure one configuration; add a row for the package's network and torchvision's, with
-    a provisional MFU (the last peaks of the run set it again)."""
+    """Measure one configuration: a row for the package's network and torchvision's, with a
+    provisional MFU (the run's last peaks set it again)."""
     size = (model_info(name).input_size[0], *core.image_size(name, max_size=s.max_image_size))
     fwd = _flops(name, size)
     batch = s.batch_size or (128 if fwd < 10e6 else 32)  # tiny networks need larger batches
@@ -306,16 +298,15 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     lines = ["## Throughput", "", text, "", *core.table(header.split("|"), body)]
     best, advice = [], {}  # type: ignore[var-annotated]
     for (backend, model), group in groups.items():
-        ours = [r for r in group if r["impl"] == "classic_cnns"]
-        by_label = {_label(r): r for r in ours}
+        ours = {_label(r): r for r in group if r["impl"] == "classic_cnns"}
         cells = [model, f"{backend} ({group[0]['device_name']}, {group[0]['threads']} threads)"]
         for phase in ("train", "infer"):
             key = f"{phase}_ips_median"
-            win = max(ours, key=lambda r: r[key])
-            gain = core.ratio(win[key], by_label.get("fp32 / contiguous / eager", {}).get(key))
-            gain_text = f" (×{gain:.2f})" if gain else ""
-            cells.append(f"{_label(win)}: {win[key]:,.0f} img/s{gain_text}")
-            advice.setdefault((backend, phase), {}).setdefault(_label(win), []).append(model)
+            win = max(ours, key=lambda label: ours[label][key])
+            gain = core.ratio(ours[win][key], ours.get("fp32 / contiguous / eager", {}).get(key))
+            times = f" (×{gain:.2f})" if gain else ""
+            cells.append(f"{win}: {ours[win][key]:,.0f} img/s{times}")
+            advice.setdefault((backend, phase), {}).setdefault(win, []).append(model)
         best.append(cells)
     header = "model|backend|training (× fp32 / contiguous / eager)|inference"
     lines += ["### Best configuration per model", "", *core.table(header.split("|"), best)]
