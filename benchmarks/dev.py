@@ -192,8 +192,8 @@ def overhead(out: Path, settings: tuple[Setting, ...] = (LENET,), backend: core.
 
 
 class _RankZero(core.Clock):
-    # On every process: its torch threads; epochs between barriers, so that rank 0's times cover
-    # the slowest process. Rank 0 writes the epoch times and every process's images to `path`.
+    # On every process: its torch threads. Rank 0 writes its epoch times and every process's
+    # images to `path` (ddp_spawn's processes share no memory with this one).
     def __init__(self, backend: str, threads: int, path: Path) -> None:
         super().__init__(backend)
         self.threads, self.path = threads, path
@@ -202,41 +202,10 @@ class _RankZero(core.Clock):
         if self.backend == "cpu":
             torch.set_num_threads(self.threads)
 
-    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
-        trainer.strategy.barrier()
-        super().on_train_epoch_start()
-
-    def on_train_epoch_end(self, trainer: L.Trainer, *_: Any) -> None:
-        trainer.strategy.barrier()
-        super().on_train_epoch_end()
-
     def on_fit_end(self, trainer: L.Trainer, *_: Any) -> None:
         images = trainer.strategy.reduce(torch.tensor(float(self.images)), reduce_op="sum")
         if trainer.is_global_zero:
             self.path.write_text(json.dumps(dict(epochs=self.epochs, images=float(images))))
-
-
-def _scaling(s: Setting, backend: str, processes: tuple[int, ...], threads: int | None,
-             epochs: int, limit: int | None, seed: int, data_dir: Path | None,
-             results: core.Results) -> None:  # fmt: skip
-    # 1 process with every thread, then 1 and n processes with threads // n each (1 on CUDA).
-    total = 1 if backend == "cuda" else threads or torch.get_num_threads()
-    runs = [(1, total), *((m, max(1, total // n)) for n in processes for m in (1, n))]
-    ips: dict[tuple[int, int], float] = {}
-    for n, t in dict.fromkeys(runs):
-        dm = s.datamodule(seed, data_dir)
-        L.seed_everything(seed, verbose=False)
-        model = s.task(dm)
-        with tempfile.TemporaryDirectory() as tmp:
-            clock = _RankZero(backend, t, Path(tmp) / "times.json")
-            core.trainer(backend, s.precision, epochs, limit, callbacks=[clock], devices=n,
-                         strategy="ddp_spawn" if n > 1 else "auto").fit(model, dm)  # fmt: skip
-            found = json.loads(clock.path.read_text())
-        row = results.add("scaling", backend, **asdict(s), processes=n, threads_per_process=t,
-                          epochs=epochs, **core.spread("epoch_s", found["epochs"][1:]))  # fmt: skip
-        ips[n, t] = row["ips"] = found["images"] / epochs / row["epoch_s_median"]
-        row["efficiency"] = ips[n, t] / (n * ips.get((1, t), math.nan))
-        row["vs_one_process_all_threads"] = ips[n, t] / ips[1, total]
 
 
 def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
@@ -252,12 +221,32 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
         processes: Process counts besides 1 (``ddp_spawn``; gloo on the CPU, NCCL on CUDA).
         threads: Torch threads in all, shared by the processes on the CPU.
     """
-    run = partial(_scaling, setting, backend, processes, threads, epochs, limit_train_batches,
-                  seed, data_dir)  # fmt: skip
+    s, ips = setting, dict[tuple[int, int], float]()
+    total = 1 if backend == "cuda" else threads or torch.get_num_threads()
+    # 1 process with every thread, then 1 and n processes with threads // n each (1 on CUDA).
+    runs = [(1, total), *((m, max(1, total // n)) for n in processes for m in (1, n))]
+
+    def run(results: core.Results) -> None:
+        for n, t in dict.fromkeys(runs):
+            dm = s.datamodule(seed, data_dir)
+            L.seed_everything(seed, verbose=False)
+            model = s.task(dm)
+            with tempfile.TemporaryDirectory() as tmp:
+                clock = _RankZero(backend, t, Path(tmp) / "times.json")
+                strategy = "ddp_spawn" if n > 1 else "auto"
+                core.trainer(backend, s.precision, epochs, limit_train_batches, callbacks=[clock],
+                             devices=n, strategy=strategy).fit(model, dm)  # fmt: skip
+                found = json.loads(clock.path.read_text())
+            row = results.add("scaling", backend, **asdict(s), processes=n, threads_per_process=t)
+            row |= dict(epochs=epochs, **core.spread("epoch_s", found["epochs"][1:]))
+            ips[n, t] = row["ips"] = found["images"] / epochs / row["epoch_s_median"]
+            row["efficiency"] = ips[n, t] / (n * ips.get((1, t), math.nan))
+            row["vs_one_process_all_threads"] = ips[n, t] / ips[1, total]
+
     columns = "model processes threads_per_process epoch_s_median ips efficiency "
-    task = core.Task(f"scaling {setting.model} {backend}", run, "scaling", backend)
+    task = core.Task(f"scaling {s.model} {backend}", run, "scaling", backend)
     return _execute(scaling, [task], columns + "vs_one_process_all_threads", out,
-                    dict(setting=asdict(setting), processes=processes), threads, force)  # fmt: skip
+                    dict(setting=asdict(s), processes=processes), threads, force)  # fmt: skip
 
 
 def _step_memory(model: str, batch: int, size: int, efficient: bool, threads: int) -> float:
@@ -298,30 +287,6 @@ class _PIL(Dataset[tuple[torch.Tensor, int]]):
         return self.transform(Image.fromarray(self.images[i, 0].numpy())), int(self.labels[i])
 
 
-def _pipeline(dataset: str, repeats: int, limit: int | None, seed: int, data_dir: Path | None,
-              results: core.Results) -> None:  # fmt: skip
-    dm = make_datamodule(dataset, data_dir, 128, seed, image_size=32)
-    data = dm.train_dataloader().dataset
-    pad = transforms.Pad((32 - data.images.shape[-1]) // 2)
-    steps = transforms.Compose([pad, transforms.ToTensor(), transforms.Normalize(dm.mean, dm.std)])
-    pil = _PIL(data.images, data.labels, steps)
-    ours = dm.transform(data.images[:128])  # the datamodule's transform, the same batch
-    same = torch.allclose(ours, next(iter(DataLoader(pil, 128)))[0], atol=1e-5)
-    loaders = dict(classic_cnns=lambda: (dm.transform(x) for x, _ in dm.train_dataloader()))
-    loaders["torchvision"] = lambda: (x for x, _ in DataLoader(pil, 128, shuffle=True))
-    seconds: dict[str, list[float]] = {name: [] for name in loaders}
-    L.seed_everything(seed, verbose=False)
-    for _, (name, batches) in itertools.product(range(repeats), loaders.items()):  # alternating
-        start = time.perf_counter()
-        images = sum(len(x) for x in itertools.islice(batches(), limit))
-        seconds[name].append(time.perf_counter() - start)
-    ours = core.spread("epoch_s", seconds["classic_cnns"])["epoch_s_median"]
-    for name, found in seconds.items():
-        row = results.add("pipeline", "cpu", pipeline=name, dataset=dataset, images=images)
-        row |= dict(repeats=repeats, outputs_match=same, **core.spread("epoch_s", found))
-        row.update(ips=images / row["epoch_s_median"], speedup=row["epoch_s_median"] / ours)
-
-
 def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
              limit_train_batches: int | None = None, data_dir: Path | None = None, seed: int = 0,
              threads: int | None = None, force: bool = False) -> int:  # fmt: skip
@@ -333,7 +298,29 @@ def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
     Args:
         dataset: ``mnist10k``, ``mnist`` or ``fashion_mnist`` (28x28, padded to 32).
     """
-    run = partial(_pipeline, dataset, repeats, limit_train_batches, seed, data_dir)
+
+    def run(results: core.Results) -> None:
+        dm = make_datamodule(dataset, data_dir, 128, seed, image_size=32)
+        data = dm.train_dataloader().dataset
+        pad = transforms.Pad((32 - data.images.shape[-1]) // 2)
+        steps = [pad, transforms.ToTensor(), transforms.Normalize(dm.mean, dm.std)]
+        pil = _PIL(data.images, data.labels, transforms.Compose(steps))
+        ours = dm.transform(data.images[:128])  # the datamodule's transform, the same batch
+        same = torch.allclose(ours, next(iter(DataLoader(pil, 128)))[0], atol=1e-5)
+        loaders = dict(classic_cnns=lambda: (dm.transform(x) for x, _ in dm.train_dataloader()))
+        loaders["torchvision"] = lambda: (x for x, _ in DataLoader(pil, 128, shuffle=True))
+        seconds: dict[str, list[float]] = {name: [] for name in loaders}
+        L.seed_everything(seed, verbose=False)
+        for _, (name, batches) in itertools.product(range(repeats), loaders.items()):
+            start = time.perf_counter()  # the two alternate
+            images = sum(len(x) for x in itertools.islice(batches(), limit_train_batches))
+            seconds[name].append(time.perf_counter() - start)
+        ours = core.spread("epoch_s", seconds["classic_cnns"])["epoch_s_median"]
+        for name, found in seconds.items():
+            row = results.add("pipeline", "cpu", pipeline=name, dataset=dataset, images=images)
+            row |= dict(repeats=repeats, outputs_match=same, **core.spread("epoch_s", found))
+            row.update(ips=images / row["epoch_s_median"], speedup=row["epoch_s_median"] / ours)
+
     columns = "pipeline images epoch_s_median ips speedup outputs_match"
     return _execute(pipeline, [core.Task(f"pipeline {dataset}", run, "pipeline")], columns, out,
                     dict(dataset=dataset), threads, force)  # fmt: skip

@@ -280,10 +280,12 @@ def test_overhead_is_relative_to_the_handwritten_loop() -> None:
 
 
 @pytest.mark.slow
-def test_scaling_rows_and_efficiency_from_the_same_run() -> None:
-    results = Results()  # 2 threads in all: 1 process with both, 1 with one, 2 with one each
-    dev._scaling(dev.Setting(dataset="digits"), "cpu", (2,), 2, 2, 2, 0, None, results)
-    rows = {(r["processes"], r["threads_per_process"]): r for r in results.rows["scaling"]}
+def test_scaling_rows_and_efficiency_from_the_same_run(tmp_path: Path) -> None:
+    # 2 threads in all: 1 process with both, 1 with one, 2 with one each.
+    setting = dev.Setting(dataset="digits")
+    assert dev.scaling(tmp_path, setting, epochs=2, limit_train_batches=2, threads=2) == 0
+    found = json.loads((tmp_path / "results.json").read_text())["rows"]["scaling"]
+    rows = {(r["processes"], r["threads_per_process"]): r for r in found}
     assert list(rows) == [(1, 2), (1, 1), (2, 1)]
     for (n, _), r in rows.items():  # every process's 2 batches of 128 per epoch
         assert math.isclose(r["ips"] * r["epoch_s_median"], n * 2 * 128)
@@ -302,10 +304,13 @@ def test_densenet_memory_efficient_step_takes_less_memory(
     assert 0 < efficient < 0.75 * plain  # about 320 against 600 MiB
 
 
-def test_pipeline_yields_the_same_batches_and_a_same_run_speedup(mnist_raw: Path) -> None:
-    results = Results()
-    dev._pipeline("mnist10k", 1, 2, 0, mnist_raw.parent.parent, results)
-    ours, tv = results.rows["pipeline"]
+def test_pipeline_yields_the_same_batches_and_a_same_run_speedup(
+    tmp_path: Path, mnist_raw: Path
+) -> None:
+    data_dir, out = mnist_raw.parent.parent, tmp_path / "pipeline"
+    assert dev.pipeline(out, repeats=1, limit_train_batches=2, data_dir=data_dir) == 0
+    ours, tv = json.loads((out / "results.json").read_text())["rows"]["pipeline"]
+    assert "## pipeline" in (out / "report.md").read_text()
     assert ours["outputs_match"] is True and ours["images"] == tv["images"] == 2 * 128
     assert tv["speedup"] == tv["epoch_s_median"] / ours["epoch_s_median"]
 

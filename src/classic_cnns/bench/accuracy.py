@@ -126,8 +126,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # LeNet-5 is bound by steps, not arithmetic: large batches reach an accuracy in the fewest
     # (on one CPU thread: 89.1% after 8 of 10 epochs at batch 1024; batch 256 needed 7 epochs).
     Recipe("lenet5", "fashion_mnist", "adamw", 1e-2, batch_size=1024),
-    # Dive into Deep Learning's size and batch (96 px, 256) with the optimizer and schedule
-    # `fit` defaults to (AdamW 3e-3, one-cycle), in the fastest configuration on a GPU.
+    # d2l's 96 px and batch 256 with `fit`'s AdamW 3e-3 and one-cycle, in the GPU's fastest setup.
     Recipe("resnet18", "fashion_mnist", "adamw", 3e-3, batch_size=256, image_size=96,
            precision="bf16-mixed", channels_last=True),
     *(Recipe(f"resnet{d}", "cifar10", **_CIFAR, reference_error_pct=e, reference=_HE)
@@ -217,9 +216,9 @@ class Curve(core.Clock):
         super().on_train_batch_end(trainer, module, out, batch, i)
         self._losses.append(out["loss"].detach())  # a float() each step would wait for a GPU
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_epoch_end()
-        self._evaluate(trainer, pl_module)
+    def on_train_epoch_end(self, trainer: Any = None, module: Any = None) -> None:
+        super().on_train_epoch_end(trainer)
+        self._evaluate(trainer, module)
 
 
 def fit(recipe: Recipe, dm: InMemoryDataModule, backend: str, seed: int, epochs: int,
@@ -306,11 +305,9 @@ def report(results: core.Results, out: Path | None) -> list[str]:
              *core.table([*header, "reference error %", "time to accuracy"], body)]  # fmt: skip
     lines += sorted({f"- {n}: {RECIPES[n].reference}" for n in (r["run"] for r in rows)
                      if RECIPES[n].reference})  # fmt: skip
-    return [*lines, "", *(_plots(results, out) if out and results.data.get("curves") else [])]
-
-
-def _plots(results: core.Results, out: Path) -> list[str]:
-    # Test accuracy against training time, the training loss per epoch (the optimizer
+    if out is None or not results.data.get("curves"):
+        return [*lines, ""]
+    # Plots: test accuracy against training time, the training loss per epoch (the optimizer
     # comparison among them) and, per dataset, the confusion matrix of its best run.
     from matplotlib.figure import Figure
 
@@ -325,7 +322,7 @@ def _plots(results: core.Results, out: Path) -> list[str]:
     ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
     ax_acc.legend(fontsize=7)
     fig.savefig(out / "accuracy_vs_time.png", dpi=110)
-    lines = ["![accuracy vs time, loss per epoch](accuracy_vs_time.png)", ""]
+    lines += ["", "![accuracy vs time, loss per epoch](accuracy_vs_time.png)", ""]
     best: dict[str, tuple[str, dict[str, Any]]] = {}
     for name, c in results.data["confusion"].items():
         if c["dataset"] not in best or c["accuracy"] > best[c["dataset"]][1]["accuracy"]:

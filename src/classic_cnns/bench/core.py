@@ -127,14 +127,17 @@ def timed(fn: Callable[[], Any], steps: int, backend: str) -> float:
 
 
 class Clock(L.Callback):
-    """Epoch seconds (the device synchronised), the images and the intervals between step ends
-    (data, transfer, transform, forward, backward, step, hooks), but an epoch's first."""
+    """Epoch seconds (the device synchronised; under DDP between barriers, so that rank 0's
+    cover the slowest process), the images and the intervals between step ends (data, transfer,
+    transform, forward, backward, step, hooks), but an epoch's first."""
 
     def __init__(self, backend: str) -> None:
         self.backend, self.images = backend, 0
         self.epochs, self.steps = list[float](), list[float]()
 
-    def on_train_epoch_start(self, *_: Any) -> None:
+    def on_train_epoch_start(self, trainer: Any = None, module: Any = None) -> None:
+        if trainer is not None:
+            trainer.strategy.barrier()
         synchronize(self.backend)
         self._start, self._last = time.perf_counter(), math.nan
 
@@ -143,7 +146,9 @@ class Clock(L.Callback):
         self.steps += [] if math.isnan(self._last) else [now - self._last]
         self._last, self.images = now, self.images + len(batch[0])
 
-    def on_train_epoch_end(self, *_: Any) -> None:
+    def on_train_epoch_end(self, trainer: Any = None, module: Any = None) -> None:
+        if trainer is not None:
+            trainer.strategy.barrier()
         synchronize(self.backend)
         self.epochs.append(time.perf_counter() - self._start)
 
@@ -305,10 +310,9 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     folder and not ``force``) or 130 (interrupted).
 
     Example:
-        >>> import tempfile
         >>> from pathlib import Path
         >>> from classic_cnns.bench.core import execute
-        >>> execute([], [], Path(tempfile.mkdtemp()) / "run", "bench", {})
+        >>> execute([], [], Path("empty-run"), "bench", {})
         bench: 2 files in ...
         0
     """

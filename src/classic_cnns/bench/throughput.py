@@ -314,10 +314,8 @@ def report(results: core.Results, out: Path | None) -> list[str]:
         choices = "; ".join(f"{c} ({', '.join(m)})" for c, m in won.items())
         verb = ("run inference", "train")[phase == "train"]
         lines.append(f"- On {backend}, {verb} with {choices}.")
-    return [*lines, "", *([_plot(rows, out), ""] if out is not None and rows else [])]
-
-
-def _plot(rows: list[dict[str, Any]], out: Path) -> str:
+    if out is None or not rows:
+        return [*lines, ""]
     from matplotlib.figure import Figure
 
     labels = list(dict.fromkeys(_label(r, where=True) for r in rows))
@@ -332,4 +330,4 @@ def _plot(rows: list[dict[str, Any]], out: Path) -> str:
     fig.axes[0].invert_yaxis()
     fig.axes[0].legend(fontsize=8)
     fig.savefig(out / "throughput.png", dpi=110)
-    return "![throughput](throughput.png)"
+    return [*lines, "", "![throughput](throughput.png)", ""]
