@@ -80,11 +80,12 @@ TARGETS = Path(__file__).with_name("targets.json")
 LOOPS = ("network", "handwritten", "lightning", "lightning_bare")
 
 
-def _handwritten(model: Any, dm: Any, s: Setting, epochs: int, backend: str, limit: int | None,
-                 network_only: bool) -> core.Clock:  # fmt: skip
+def _handwritten(model: Any, dm: Any, s: Setting, epochs: int, limit: int | None,
+                 clock: core.Clock, network_only: bool) -> None:  # fmt: skip
     # The task's optimizer (the model has scheduler="none") and one-cycle schedule, written out,
     # calling the clock's hooks. `network_only`: every step on one batch, ready.
-    net, clock, loader = model.net.to(backend).train(), core.Clock(backend), dm.train_dataloader()
+    backend, loader = clock.backend, dm.train_dataloader()
+    net = model.net.to(backend).train()
     steps = min(limit or len(loader), len(loader))
     opt = model.configure_optimizers()
     sched = make_scheduler("onecycle", opt, epochs * steps)
@@ -110,7 +111,6 @@ def _handwritten(model: Any, dm: Any, s: Setting, epochs: int, backend: str, lim
             sched.step()
             clock.on_train_batch_end(None, None, None, (x, y), 0)
         clock.on_train_epoch_end()
-    return clock
 
 
 def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | None, seed: int,
@@ -144,12 +144,11 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
         if loop == "lightning_bare":  # a step that only computes the loss: no checks or metrics
             model.training_step = partial(bare_step, model.net)
             model.on_train_epoch_end = lambda: None
-        clock = core.Clock(backend)
+        clocks[loop].append(clock := core.Clock(backend))
         if lightning:
             core.trainer(backend, s.precision, epochs, limit, callbacks=[clock]).fit(model, dm)
         else:
-            clock = _handwritten(model, dm, s, epochs, backend, limit, loop == "network")
-        clocks[loop].append(clock)
+            _handwritten(model, dm, s, epochs, limit, clock, network_only=loop == "network")
     stats: dict[str, dict[str, Any]] = {}
     for loop, found in clocks.items():  # network, then handwritten: the references come first
         first = len(found[0].steps) // epochs  # the first epoch of each fit is warm-up
@@ -275,18 +274,6 @@ def memory(model: str = "densenet121", batch_size: int = 8, image_size: int = 12
     return 0
 
 
-class _PIL(Dataset[tuple[torch.Tensor, int]]):
-    # What torchvision.datasets.MNIST.__getitem__ does: a grey PIL image per sample, transformed.
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Any) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.transform(Image.fromarray(self.images[i, 0].numpy())), int(self.labels[i])
-
-
 def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
              limit_train_batches: int | None = None, data_dir: Path | None = None, seed: int = 0,
              threads: int | None = None, force: bool = False) -> int:  # fmt: skip
@@ -302,9 +289,17 @@ def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
     def run(results: core.Results) -> None:
         dm = make_datamodule(dataset, data_dir, 128, seed, image_size=32)
         data = dm.train_dataloader().dataset
-        pad = transforms.Pad((32 - data.images.shape[-1]) // 2)
-        steps = [pad, transforms.ToTensor(), transforms.Normalize(dm.mean, dm.std)]
-        pil = _PIL(data.images, data.labels, transforms.Compose(steps))
+        steps = [transforms.Pad((32 - data.images.shape[-1]) // 2), transforms.ToTensor()]
+        transform = transforms.Compose([*steps, transforms.Normalize(dm.mean, dm.std)])
+
+        class PIL(Dataset[tuple[torch.Tensor, int]]):  # as torchvision's MNIST: a PIL image each
+            def __len__(self) -> int:
+                return len(data.labels)
+
+            def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+                return transform(Image.fromarray(data.images[i, 0].numpy())), int(data.labels[i])
+
+        pil = PIL()
         ours = dm.transform(data.images[:128])  # the datamodule's transform, the same batch
         same = torch.allclose(ours, next(iter(DataLoader(pil, 128)))[0], atol=1e-5)
         loaders = dict(classic_cnns=lambda: (dm.transform(x) for x, _ in dm.train_dataloader()))
@@ -331,14 +326,12 @@ def targets(folder: Path, file: Path = TARGETS) -> int:
     print ``targets.md``. A target is ``met`` when every value of its ``column``\\(s) in the
     ``ok`` rows of its mode matching its ``where`` (a list: any of its values) lies within
     ``min`` and ``max``, ``not met`` when one does not or is missing, else ``not measured``."""
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(folder.rglob("results.json")):
-        for mode, found in json.loads(path.read_text())["rows"].items():
-            rows.setdefault(mode, []).extend(r for r in found if r["status"] == "ok")
+    runs = [json.loads(path.read_text())["rows"] for path in sorted(folder.rglob("results.json"))]
     body = []
     for t in json.loads(file.read_text())["targets"]:
         where = {k: v if isinstance(v, list) else [v] for k, v in t.get("where", {}).items()}
-        found = [r for r in rows.get(t["mode"], []) if all(r.get(k) in v for k, v in where.items())]
+        found = [r for rows in runs for r in rows.get(t["mode"], []) if r["status"] == "ok"
+                 and all(r.get(k) in v for k, v in where.items())]  # fmt: skip
         columns = t["column"] if isinstance(t["column"], list) else [t["column"]]
         values = [r.get(c) for r in found for c in columns]
         low, high = t.get("min", -math.inf), t.get("max", math.inf)

@@ -1,36 +1,26 @@
 #!/usr/bin/env bash
 # The GPU reference run, about 7 minutes on one H200 (benchmarks/README.md says how to run it):
-#   benchmarks/run_gpu.sh --prepare       # here: the data into .gpudata/, the wheels into .whl/
-#   benchmarks/run_gpu.sh [--smoke] OUT   # --smoke: here, on the CPU, the same path, tiny
-# The most wanted first: time to accuracy on Fashion-MNIST, Lightning overhead (ResNet-18 at
-# 96 px, batch 256, fp32 and bf16-mixed + channels_last; LeNet-5), throughput beside
-# torchvision with MFU. No part starts after BUDGET s; all are killed at LIMIT s, keeping
+#   benchmarks/run_gpu.sh [--smoke] OUT    # --smoke: here, on the CPU, the same path, tiny
+# The most wanted first: time to accuracy on Fashion-MNIST, Lightning overhead, throughput
+# beside torchvision with MFU. No part starts after BUDGET s; all are killed at LIMIT s, keeping
 # their finished tasks. OUT receives report.md, targets.md, run.log and results.tgz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py=${PYTHON:-python3} mode=run data=${CLASSIC_CNNS_DATA:-../shared/data}
-[[ ${1:-} == --smoke || ${1:-} == --prepare ]] && mode=${1#--} && shift
-if [[ $mode == prepare ]]; then  # the GPU machine has no network and no ../shared
-  rm -rf .gpudata && mkdir .gpudata && cp -r "$data"/{MNIST,FashionMNIST} .gpudata/
-  chmod -R u+w .gpudata && python3 -m pip download -q --no-deps --only-binary=:all: -d .whl \
-    --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
-    jsonargparse==4.53.0 docstring-parser==0.18.0 typeshed-client==2.15.0
-  exit 0
-fi
-out=${1:?usage: benchmarks/run_gpu.sh [--smoke | --prepare] OUT} work=$(mktemp -d)
+py=${PYTHON:-python3} mode=run
+[[ ${1:-} == --smoke ]] && mode=smoke && shift
+out=${1:?usage: benchmarks/run_gpu.sh [--smoke] OUT} work=$(mktemp -d) && mkdir -p "$out"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$out" && log=$out/run.log
 if compgen -G ".whl/*.whl" >/dev/null; then  # what the GPU machine's Python lacks
   "$py" -m pip install -q --no-index --no-deps --no-compile --target "$work/site" .whl/*.whl
   export PYTHONPATH="$work/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-src=.gpudata && [[ -d $src ]] || src=$data
+src=.gpudata && [[ -d $src ]] || src=${CLASSIC_CNNS_DATA:-../shared/data}
 for f in "$src"/{MNIST,FashionMNIST}/raw/*.gz; do  # decompressed: no md5 check of the .gz
   d=$work/data/${f#"$src"/} && mkdir -p "${d%/*}" && gunzip -c "$f" >"${d%.gz}"
 done
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export CLASSIC_CNNS_DATA=$work/data
-"$py" -c 'import jsonargparse' || { echo "run_gpu.sh: no jsonargparse (--prepare)" >&2 && exit 1; }
+"$py" -c 'import jsonargparse' || { echo "no jsonargparse: benchmarks/README.md" >&2 && exit 1; }
 tta=$("$py" -c 'import json; print(json.load(open("benchmarks/targets.json"))["time_to_accuracy"])')
 r18="model: resnet18, dataset: fashion_mnist, image_size: 96, batch_size: 256"
 if [[ $mode == smoke ]]; then  # the same path, shrunk: 32 px, one step per epoch, CPU
@@ -46,7 +36,7 @@ else
   thr=(--throughput.precisions '[fp32,bf16-mixed,fp16-mixed]' --throughput.batch_size 256
     --throughput.compile '[resnet18/bf16-mixed/channels_last]' --throughput.min_time 0.3)
 fi
-budget=${BUDGET:-420} limit=${LIMIT:-560}
+budget=${BUDGET:-420} limit=${LIMIT:-560} log=$out/run.log
 step() {  # NAME COMMAND...: unless the budget is spent; killed at the limit
   ((SECONDS < budget)) || { echo "$1: not run, $budget s spent" | tee -a "$log" && return; }
   timeout -s KILL $((limit - SECONDS)) "${@:2}" --out "$work/run/$1" 2>&1 | tee -a "$log" || true

@@ -1,9 +1,8 @@
 """``classic-cnns bench``: throughput and accuracy, measured on your own hardware.
 
 Two modes, each a module owning its settings, rows, report section and plot:
-:mod:`~classic_cnns.bench.throughput` and :mod:`~classic_cnns.bench.accuracy`. The flags
-come from :func:`bench`'s signature through jsonargparse, as LightningCLI's do
-(``--throughput.models [resnet18,resnet50]``, ``--force true``, ``--config FILE``).
+:mod:`~classic_cnns.bench.throughput` and :mod:`~classic_cnns.bench.accuracy`. The flags come
+from :func:`bench`'s signature through jsonargparse, as LightningCLI's do (``--force true``).
 """
 
 from __future__ import annotations
@@ -35,9 +34,7 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
     """Run the modes and write their files; return the exit status (see :func:`~.core.execute`).
 
     Args:
-        modes: The modes to run, in this order.
-        throughput: What the throughput mode measures.
-        accuracy: What the accuracy mode trains.
+        modes: The modes to run, in this order (``throughput``, ``accuracy``: their settings).
         seed: Seed of the weights, inputs and data order.
         threads: ``torch.set_num_threads`` for the run; ``None`` keeps PyTorch's choice.
         budget: Seconds after which no further task starts (those left are recorded skipped).

@@ -6,11 +6,6 @@ accuracy after every epoch with the clock stopped: the accuracy-vs-time curve, a
 each accuracy in ``time_to_accuracy`` (an upper bound: per epoch). Datasets: ``digits``,
 ``mnist10k`` (the MNIST test set: 8,000 images train, 2,000 test), ``mnist``,
 ``fashion_mnist`` and ``cifar10`` in torchvision's layout (absent: the recipe is skipped).
-
-Example:
-    >>> from classic_cnns.bench.accuracy import RECIPES
-    >>> RECIPES["lenet5/mnist"].reference_error_pct
-    0.95
 """
 
 from __future__ import annotations
@@ -18,7 +13,6 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import time
 from dataclasses import asdict, dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -34,7 +28,7 @@ from classic_cnns.plots import plot_confusion_matrix
 from classic_cnns.recipes import OptimizerName, SchedulerName
 from classic_cnns.registry import model_info
 
-__all__ = ["D2L_BOOK", "QUICK", "RECIPES", "Curve", "Recipe", "Settings", "fit"]
+__all__ = ["D2L_BOOK", "QUICK", "RECIPES", "Curve", "Recipe", "Settings"]
 __all__ += ["make_datamodule", "report", "tasks"]
 
 MODE = "accuracy"
@@ -80,10 +74,9 @@ class Recipe:
                 f"{self.epochs} epochs, {size} px, {self.precision}, {fmt}")  # fmt: skip
 
 
-# Dive into Deep Learning's Fashion-MNIST chapters (PyTorch): model -> (image size, batch, lr,
-# test accuracy in d2l-zh 2.0, in d2l-en 0.17), 10 epochs of plain SGD at a constant lr each.
-# LeNet's 28 px are padded to 32 (the book pads in its first convolution); our NiN and
-# DenseNet are the CIFAR designs, without the stride-4 stem of the book's at 224 and 96 px.
+# Dive into Deep Learning's Fashion-MNIST chapters: model -> (image size, batch, lr, test accuracy
+# in d2l-zh 2.0, in d2l-en 0.17), 10 epochs of SGD at a constant lr. At 32 px: LeNet (28 padded,
+# as the book's first convolution does), our NiN and DenseNet (CIFAR designs: no stride-4 stem).
 D2L_BOOK: dict[str, tuple[int, int, float, float, float]] = {
     "lenet5": (32, 256, 0.9, 0.782, 0.809),
     "alexnet": (224, 128, 0.01, 0.881, 0.884),
@@ -146,8 +139,7 @@ class Settings:
         recipes: Shell wildcards over the recipe names (``*/fashion_mnist``).
         time_to_accuracy: Recipe name -> the test accuracy to time, ``{"lenet5/mnist10k": 0.98}``.
         backend: Where to train; ``auto``: CUDA, else MPS, else the CPU.
-        data_dir: Folder of the datasets in torchvision's layout; ``None``:
-            ``$CLASSIC_CNNS_DATA``, else ``./data``. Digits needs none.
+        data_dir: Datasets in torchvision's layout; ``None``: ``$CLASSIC_CNNS_DATA``, else ``data``.
         max_image_size: Shrink larger inputs to this H = W (smoke runs).
         max_epochs: Cap every recipe's epochs (smoke runs).
         limit_train_batches: Cap the training and test batches per epoch (smoke runs).
@@ -221,29 +213,6 @@ class Curve(core.Clock):
         self._evaluate(trainer, module)
 
 
-def fit(recipe: Recipe, dm: InMemoryDataModule, backend: str, seed: int, epochs: int,
-        limit: int | None = None) -> tuple[Curve, float]:  # fmt: skip
-    """Seeded ``Trainer.fit`` of a recipe; return its :class:`Curve` and the fit's wall time.
-    ``limit`` caps the training batches per epoch and the test batches of each evaluation.
-
-    Example:
-        >>> from classic_cnns.bench.accuracy import RECIPES, fit, make_datamodule
-        >>> dm = make_datamodule("digits", None, 32, image_size=32)
-        >>> curve, _ = fit(RECIPES["lenet5/digits"], dm, "cpu", seed=0, epochs=1, limit=2)
-        >>> [(p["epoch"], p["step"]) for p in curve.points]
-        [(0, 0), (1, 2)]
-    """
-    L.seed_everything(seed, verbose=False)
-    keys = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "channels_last")
-    model = create_model(recipe.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
-                         **{k: getattr(recipe, k) for k in keys})  # fmt: skip
-    curve = Curve(dm, backend, limit)
-    trainer = core.trainer(backend, recipe.precision, epochs, limit, callbacks=[curve])
-    start = time.perf_counter()
-    trainer.fit(model, dm)
-    return curve, time.perf_counter() - start
-
-
 def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
     backend, target = s.device(), (s.time_to_accuracy or {}).get(recipe.name)
     size = core.image_size(recipe.model, recipe.image_size, s.max_image_size)
@@ -260,7 +229,13 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
         results.note(f"accuracy {recipe.name}: skipped, {reason}")
         results.add(MODE, backend, "skipped", note=reason, **row)
         return
-    curve, wall = fit(recipe, dm, backend, seed, row["epochs"], s.limit_train_batches)
+    L.seed_everything(seed, verbose=False)  # then `Trainer.fit` of the task, as `fit` does
+    keys = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "channels_last")
+    model = create_model(recipe.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
+                         **{k: getattr(recipe, k) for k in keys})  # fmt: skip
+    curve = Curve(dm, backend, s.limit_train_batches)
+    trainer = core.trainer(backend, recipe.precision, row["epochs"], curve.limit, callbacks=[curve])
+    wall = core.timed(functools.partial(trainer.fit, model, dm), 1, backend)
     points, (pred, label), n = curve.points, curve.last, dm.num_classes
     accs = [p["test_acc"] for p in points]
     reached = [p["train_s"] for p in points if target is not None and p["test_acc"] >= target]

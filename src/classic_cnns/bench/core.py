@@ -1,9 +1,8 @@
 """What every measurement shares: rows and their environment, statistics, clocks, the files.
 
-A measurement is a list of :class:`Task` objects that :func:`execute` runs into one
-:class:`Results`, writing after every task ``<mode>.csv`` per mode, ``results.json`` and
-``report.md`` (a section per mode, from its ``report``, which draws the mode's plots at the
-end). ``classic-cnns bench`` and the repository's ``benchmarks/`` use it alike.
+:func:`execute` runs a list of :class:`Task` objects into one :class:`Results`, writing after
+each ``<mode>.csv`` per mode, ``results.json`` and ``report.md`` (a section per mode, from its
+``report``, which draws the mode's plots); ``classic-cnns bench`` and ``benchmarks/`` alike.
 """
 
 from __future__ import annotations
@@ -89,12 +88,10 @@ def image_size(model: str, size: int | None = None, max_size: int | None = None)
     return max(h, info.min_input_size[0]), max(w, info.min_input_size[1])
 
 
-def autocast(backend: str, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """The autocast context of a precision (none for ``fp32``)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
-    return torch.autocast(device_type=backend, dtype=dtype)
+def autocast(backend: str, precision: str) -> torch.autocast:
+    """The autocast context of a precision (disabled for ``fp32``)."""
+    dtype = torch.float16 if precision == "fp16-mixed" else torch.bfloat16
+    return torch.autocast(device_type=backend, dtype=dtype, enabled=precision != "fp32")
 
 
 def trainer(backend: str, precision: str = "fp32", epochs: int = 1, limit: int | None = None,
@@ -110,10 +107,8 @@ def trainer(backend: str, precision: str = "fp32", epochs: int = 1, limit: int |
 
 def synchronize(backend: str) -> None:
     """Wait for the work queued on the device, so that a clock read next covers it."""
-    if backend == "cuda":
-        torch.cuda.synchronize()
-    elif backend == "mps":
-        torch.mps.synchronize()
+    if backend in ("cuda", "mps"):
+        getattr(torch, backend).synchronize()
 
 
 def timed(fn: Callable[[], Any], steps: int, backend: str) -> float:

@@ -1,13 +1,12 @@
 """Training and inference throughput beside torchvision's same network, with MFU.
 
 Per model, backend, precision, memory format and ``torch.compile`` setting, the package's
-network and torchvision's (where it has one) are built from one seed and timed on one batch,
-after untimed warm-up steps: a training step (forward, cross-entropy with GoogLeNet's
-auxiliary losses at 0.3, backward, SGD with momentum) and an inference step. Their repeats
-alternate, so ``vs_torchvision_*`` (a ratio of medians) compares like with like. MFU divides
-the FLOP/s (3× the forward FLOPs per training image, 1× per inference image) by the best
-matmul rate in the fastest math mode the layers may use (:func:`math_modes`), measured before
-and after a backend's configurations; an MFU above 1 (a peak measured too low) is flagged.
+network and torchvision's (if any), built from one seed, are timed on one batch after warm-up:
+a training step (cross-entropy, GoogLeNet's auxiliary losses at 0.3, SGD with momentum) and an
+inference step, their repeats alternating, so ``vs_torchvision_*`` (a ratio of medians)
+compares like with like. MFU: the FLOP/s (3× the forward FLOPs per training image, 1× per
+inference image) over the best matmul rate, before and after a backend's configurations, of
+the fastest math mode the layers may use (:func:`math_modes`); above 1 is flagged.
 """
 
 from __future__ import annotations
@@ -232,15 +231,6 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
     fill_mfu(results, backend, final=False)
 
 
-def _peaks(s: Settings, backend: str, final: bool, results: core.Results) -> None:
-    found = results.data.setdefault("matmul_peaks", {})
-    for p in s.precisions:
-        for mode in math_modes(backend, p) if not core.unavailable(backend, p) else ():
-            flops = _peak(backend, mode, min(2.0, max(0.1, 2 * s.min_time)))
-            found[f"{backend}/{mode}"] = max(flops, found.get(f"{backend}/{mode}", 0.0))
-    fill_mfu(results, backend, final)
-
-
 def tasks(s: Settings, seed: int) -> list[core.Task]:
     """Per backend: the matmul peaks, every configuration (then provisional MFU), the peaks
     again and the final MFU. Raises ``ValueError`` for a name that is not registered."""
@@ -250,6 +240,15 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
         if not found:
             raise ValueError(f"--throughput.models: no registered model matches {p!r}")
         models += [model_info(n).name for n in found if n not in models]  # suggests on a typo
+
+    def peaks(backend: str, final: bool, results: core.Results) -> None:
+        found = results.data.setdefault("matmul_peaks", {})
+        for p in s.precisions:
+            for mode in math_modes(backend, p) if not core.unavailable(backend, p) else ():
+                flops = _peak(backend, mode, min(2.0, max(0.1, 2 * s.min_time)))
+                found[f"{backend}/{mode}"] = max(flops, found.get(f"{backend}/{mode}", 0.0))
+        fill_mfu(results, backend, final)
+
     out = []
     for backend in s.backends:
         if reason := core.unavailable(backend):  # one skipped row
@@ -257,8 +256,8 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
                                      status="skipped", models=" ".join(models))  # fmt: skip
             out.append(core.Task(f"throughput {backend} (skipped)", skip, MODE, backend))
             continue
-        peaks = [functools.partial(_peaks, s, backend, final) for final in (False, True)]
-        out.append(core.Task(f"peak {backend}", peaks[0], MODE, backend))
+        first, last = (functools.partial(peaks, backend, final) for final in (False, True))
+        out.append(core.Task(f"peak {backend}", first, MODE, backend))
         for name, precision, fmt in product(models, s.precisions, s.memory_formats):
             wanted = any(fnmatchcase(f"{name}/{precision}/{fmt}", p) for p in s.compile)
             for compiled in (False, True) if wanted else (False,):
@@ -267,7 +266,7 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
                 fields |= dict(memory_format=fmt, compile=compiled)
                 run = functools.partial(measure, s, seed, name, backend, precision, fmt, compiled)
                 out.append(core.Task(f"throughput {label}", run, MODE, backend, fields))
-        out.append(core.Task(f"peak {backend} again, MFU", peaks[1], MODE, backend))
+        out.append(core.Task(f"peak {backend} again, MFU", last, MODE, backend))
     return out
 
 
@@ -300,19 +299,18 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     for (backend, model), group in groups.items():
         ours = {_label(r): r for r in group if r["impl"] == "classic_cnns"}
         cells = [model, f"{backend} ({group[0]['device_name']}, {group[0]['threads']} threads)"]
-        for phase in ("train", "infer"):
+        for phase, verb in (("train", "train"), ("infer", "run inference")):
             key = f"{phase}_ips_median"
             win = max(ours, key=lambda label: ours[label][key])
             gain = core.ratio(ours[win][key], ours.get("fp32 / contiguous / eager", {}).get(key))
             times = f" (×{gain:.2f})" if gain else ""
             cells.append(f"{win}: {ours[win][key]:,.0f} img/s{times}")
-            advice.setdefault((backend, phase), {}).setdefault(win, []).append(model)
+            advice.setdefault((backend, verb), {}).setdefault(win, []).append(model)
         best.append(cells)
     header = "model|backend|training (× fp32 / contiguous / eager)|inference"
     lines += ["### Best configuration per model", "", *core.table(header.split("|"), best)]
-    for (backend, phase), won in advice.items():
+    for (backend, verb), won in advice.items():
         choices = "; ".join(f"{c} ({', '.join(m)})" for c, m in won.items())
-        verb = ("run inference", "train")[phase == "train"]
         lines.append(f"- On {backend}, {verb} with {choices}.")
     if out is None or not rows:
         return [*lines, ""]
