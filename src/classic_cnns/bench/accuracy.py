@@ -187,22 +187,21 @@ class Curve(core.Clock):
         self.dm, self.limit, self._losses = dm, limit, []  # type: ignore[var-annotated]
         self.points: list[dict[str, Any]] = []
 
-    def _evaluate(self, trainer: L.Trainer, model: L.LightningModule) -> None:
-        model.eval()
+    def _evaluate(self, trainer: Any, pl_module: Any) -> None:
+        pl_module.eval()
         preds, labels = [], []
         with torch.inference_mode():
             for images, y in itertools.islice(self.dm.test_dataloader(), self.limit):
-                preds.append(model(self.dm.transform(images.to(self.backend))).argmax(1).cpu())
+                preds.append(pl_module(self.dm.transform(images.to(self.backend))).argmax(1).cpu())
                 labels.append(y.cpu())
-        model.train()
+        pl_module.train()
         self.last = pred, label = torch.cat(preds), torch.cat(labels)
         loss = float(torch.stack(self._losses).mean()) if self._losses else None
         acc, self._losses = float((pred == label).float().mean()), []
         point = dict(epoch=len(self.points), step=trainer.global_step, train_s=sum(self.epochs))
         self.points.append(point | dict(test_acc=acc, train_loss=loss))
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._evaluate(trainer, pl_module)
+    on_train_start = _evaluate  # and after every epoch
 
     def on_train_batch_end(self, trainer: Any, module: Any, out: Any, batch: Any, i: int) -> None:
         super().on_train_batch_end(trainer, module, out, batch, i)

@@ -205,8 +205,7 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
             mib[impl, phase] = (torch.cuda.max_memory_allocated() - used) / 2**20 if cuda else None
     ips: dict[tuple[str, str], list[float]] = {key: [] for key in one}
     counts: dict[str, int] = {}
-    for phase in ("train", "infer"):
-        # Steps per repeat from the package's own step time; both networks run as many.
+    for phase in ("train", "infer"):  # the package's step time sets both networks' steps
         n = counts[phase] = max(1, min(1000, math.ceil(s.min_time / one["classic_cnns", phase])))
         for impl in impls:
             nets[impl].train(phase == "train")
