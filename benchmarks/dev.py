@@ -9,7 +9,6 @@ defaults to ``$CLASSIC_CNNS_DATA``, else ``./data``.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import math
@@ -65,8 +64,7 @@ class Setting:
     channels_last: bool = False
 
     def datamodule(self, seed: int, data_dir: Path | None) -> Any:  # as in `fit`
-        size = core.image_size(self.model, self.image_size)
-        pad = self.image_size is None
+        size, pad = core.image_size(self.model, self.image_size), self.image_size is None
         return make_datamodule(self.dataset, data_dir, self.batch_size, seed, size, pad)
 
     def task(self, dm: Any, **kwargs: Any) -> Any:  # one optimizer for every loop and run
@@ -80,8 +78,8 @@ TARGETS = Path(__file__).with_name("targets.json")
 LOOPS = ("network", "handwritten", "lightning", "lightning_bare")
 
 
-def _handwritten(model: Any, dm: Any, s: Setting, epochs: int, limit: int | None,
-                 clock: core.Clock, network_only: bool) -> None:  # fmt: skip
+def _handwritten(model: Any, dm: Any, precision: str, fmt: torch.memory_format, epochs: int,
+                 limit: int | None, clock: core.Clock, network_only: bool) -> None:  # fmt: skip
     # The task's optimizer (the model has scheduler="none") and one-cycle schedule, written out,
     # calling the clock's hooks. `network_only`: every step on one batch, ready.
     backend, loader = clock.backend, dm.train_dataloader()
@@ -89,8 +87,7 @@ def _handwritten(model: Any, dm: Any, s: Setting, epochs: int, limit: int | None
     steps = min(limit or len(loader), len(loader))
     opt = model.configure_optimizers()
     sched = make_scheduler("onecycle", opt, epochs * steps)
-    scaler = torch.amp.GradScaler(backend, enabled=s.precision == "fp16-mixed")
-    fmt = torch.channels_last if s.channels_last else torch.contiguous_format
+    scaler = torch.amp.GradScaler(backend, enabled=precision == "fp16-mixed")
 
     def ready(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = (t.to(backend) for t in batch)
@@ -102,7 +99,7 @@ def _handwritten(model: Any, dm: Any, s: Setting, epochs: int, limit: int | None
         clock.on_train_epoch_start()
         for batch in itertools.repeat(first, steps) if first else itertools.islice(loader, steps):
             x, y = first or ready(batch)
-            with core.autocast(backend, s.precision):
+            with core.autocast(backend, precision):
                 loss = F.cross_entropy(net(x), y)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -129,7 +126,7 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
             results.add("overhead", backend, "skipped", note=reason, loop=loop, **base)
         return
     L.seed_everything(seed, verbose=False)
-    state = copy.deepcopy(s.task(dm).state_dict())
+    state = s.task(dm).state_dict()  # the same initial weights in every loop
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format
 
     def bare_step(net: torch.nn.Module, batch: Any, batch_idx: int) -> Any:
@@ -148,7 +145,7 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
         if lightning:
             core.trainer(backend, s.precision, epochs, limit, callbacks=[clock]).fit(model, dm)
         else:
-            _handwritten(model, dm, s, epochs, limit, clock, network_only=loop == "network")
+            _handwritten(model, dm, s.precision, fmt, epochs, limit, clock, loop == "network")
     stats: dict[str, dict[str, Any]] = {}
     for loop, found in clocks.items():  # network, then handwritten: the references come first
         first = len(found[0].steps) // epochs  # the first epoch of each fit is warm-up
@@ -168,11 +165,10 @@ def overhead(out: Path, settings: tuple[Setting, ...] = (LENET,), backend: core.
              epochs: int = 4, repeats: int = 3, limit_train_batches: int | None = None,
              data_dir: Path | None = None, seed: int = 0, threads: int | None = None,
              force: bool = False) -> int:  # fmt: skip
-    """Lightning overhead: the package's task under `Trainer.fit` against a hand-written loop,
-    with the same weights, data order, optimizer, schedule, precision and memory format; the
-    loops alternate; the first epoch of each fit is warm-up. `network`: the hand-written step
-    on one batch already on the device; `lightning_bare`: a `training_step` that only computes
-    the loss. Overheads are against `handwritten`.
+    """Lightning overhead: the package's task under `Trainer.fit` against a hand-written loop
+    (the same weights, data order, optimizer, schedule, precision and memory format; the loops
+    alternate; each fit's first epoch is warm-up); `network`: the hand-written step on one batch
+    on the device; `lightning_bare`: a loss-only `training_step`. Overheads: over `handwritten`.
 
     Args:
         settings: Configurations, e.g. ``[{model: resnet18, dataset: fashion_mnist,
@@ -191,8 +187,7 @@ def overhead(out: Path, settings: tuple[Setting, ...] = (LENET,), backend: core.
 
 
 class _RankZero(core.Clock):
-    # On every process: its torch threads. Rank 0 writes its epoch times and every process's
-    # images to `path` (ddp_spawn's processes share no memory with this one).
+    # Every process's torch threads; rank 0 writes its epochs and all images to `path`.
     def __init__(self, backend: str, threads: int, path: Path) -> None:
         super().__init__(backend)
         self.threads, self.path = threads, path
@@ -211,10 +206,9 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
             processes: tuple[int, ...] = (2,), epochs: int = 3,
             limit_train_batches: int | None = None, data_dir: Path | None = None, seed: int = 0,
             threads: int | None = None, force: bool = False) -> int:  # fmt: skip
-    """DDP weak scaling: the training images/s of every process over rank 0's epoch time between
-    barriers at 1 and n processes, the batch per process fixed, the first epoch warm-up;
-    `efficiency`: ips(n) / (n × ips(1)) at the same threads per process; the last column:
-    over 1 process with every thread.
+    """DDP weak scaling, the batch per process fixed: every process's images/s over rank 0's epoch
+    time between barriers (the first epoch warm-up); `efficiency`: ips(n) / (n × ips(1)) at equal
+    threads per process; the last column: over 1 process with every thread.
 
     Args:
         processes: Process counts besides 1 (``ddp_spawn``; gloo on the CPU, NCCL on CUDA).
@@ -277,10 +271,9 @@ def memory(model: str = "densenet121", batch_size: int = 8, image_size: int = 12
 def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
              limit_train_batches: int | None = None, data_dir: Path | None = None, seed: int = 0,
              threads: int | None = None, force: bool = False) -> int:  # fmt: skip
-    """The in-memory datamodule against a per-sample torchvision pipeline (a PIL image per
-    sample through `Pad`, `ToTensor`, `Normalize`): one shuffled epoch each, alternating, to
-    normalised 32x32 float batches on the CPU, `num_workers=0`; `speedup`: the epoch's time
-    over the datamodule's.
+    """The in-memory datamodule against torchvision's per-sample pipeline (a PIL image, `Pad`,
+    `ToTensor`, `Normalize`): a shuffled epoch each to normalised 32x32 batches, alternating, on
+    the CPU, `num_workers=0`; `speedup`: the epoch's time over the datamodule's.
 
     Args:
         dataset: ``mnist10k``, ``mnist`` or ``fashion_mnist`` (28x28, padded to 32).

@@ -6,13 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}
-quick=() && [[ ${1:-} == --quick ]] && quick=(--quick) && shift
+full=(--throughput.max_image_size 64 --throughput.compile "['*/fp32/contiguous']" --accuracy.recipes
+  "[lenet5/digits, '*/mnist10k*', lenet5/mnist, lenet5/fashion_mnist, '*/cifar10']")
+quick=() && [[ ${1:-} == --quick ]] && quick=(--quick) full=() && shift  # flags given still win
 out=benchmarks/results/reference && [[ ${1:-} && $1 != -* ]] && out=$1 && shift
 common=(--force true ${THREADS:+--threads $THREADS})
 tta=$("$py" -c 'import json; print(json.load(open("benchmarks/targets.json"))["time_to_accuracy"])')
-full=(--throughput.max_image_size 64 --throughput.compile "['*/fp32/contiguous']" --accuracy.recipes
-  "[lenet5/digits, '*/mnist10k*', lenet5/mnist, lenet5/fashion_mnist, '*/cifar10']")
-[[ -n ${quick[*]} ]] && full=()  # the quick grids instead (flags given win over --quick)
 "$py" -m classic_cnns bench "${quick[@]}" "${full[@]}" --out "$out/bench" "${common[@]}" \
   --accuracy.time_to_accuracy "$tta" "$@"
 small() { [[ -n ${quick[*]} ]] && echo "$@" || true; }

@@ -277,9 +277,7 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
     for mode, rows in results.rows.items():
         columns = [*dict.fromkeys(k for r in rows for k in r if k not in ENVIRONMENT), *ENVIRONMENT]
         with atomic_path(out / f"{mode}.csv") as tmp, tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+            csv.writer(f).writerows([columns, *([r.get(c) for c in columns] for r in rows)])
     env = environment()
     payload = dict(command=command, started=results.started, wall_s=results.wall_s, environment=env)
     payload |= {k: getattr(results, k) for k in ("settings", "notes", "task_s", "rows", "data")}

@@ -93,8 +93,7 @@ def math_modes(backend: str, precision: str) -> tuple[str, ...]:
 
 
 def _peak(backend: str, mode: str, seconds: float) -> float:
-    # FLOP/s of large square matmuls in math mode `mode`, the best try: 512 to 2048 on CPUs (a
-    # smaller one may be fastest, fitting the caches), 4096 and 8192 on GPUs.
+    # The best FLOP/s of square matmuls in `mode`: 512 to 2048 on CPUs (caches), 4096, 8192 on GPUs.
     dtype, matmul_precision = _MATH[mode]
     previous, best = torch.get_float32_matmul_precision(), 0.0
     torch.set_float32_matmul_precision(matmul_precision)
