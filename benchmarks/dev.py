@@ -292,11 +292,10 @@ def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
             def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
                 return transform(Image.fromarray(data.images[i, 0].numpy())), int(data.labels[i])
 
-        pil = PIL()
-        ours = dm.transform(data.images[:128])  # the datamodule's transform, the same batch
-        same = torch.allclose(ours, next(iter(DataLoader(pil, 128)))[0], atol=1e-5)
+        first = dm.transform(data.images[:128])  # the datamodule's transform, the same batch
+        same = torch.allclose(first, next(iter(DataLoader(PIL(), 128)))[0], atol=1e-5)
         loaders = dict(classic_cnns=lambda: (dm.transform(x) for x, _ in dm.train_dataloader()))
-        loaders["torchvision"] = lambda: (x for x, _ in DataLoader(pil, 128, shuffle=True))
+        loaders["torchvision"] = lambda: (x for x, _ in DataLoader(PIL(), 128, shuffle=True))
         seconds: dict[str, list[float]] = {name: [] for name in loaders}
         L.seed_everything(seed, verbose=False)
         for _, (name, batches) in itertools.product(range(repeats), loaders.items()):

@@ -202,8 +202,7 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
                 torch.cuda.reset_peak_memory_stats()
             one[impl, phase] = core.timed(steps[impl][phase], 1, backend)  # sizes the repeats
             mib[impl, phase] = (torch.cuda.max_memory_allocated() - used) / 2**20 if cuda else None
-    ips: dict[tuple[str, str], list[float]] = {key: [] for key in one}
-    counts: dict[str, int] = {}
+    ips, counts = {key: list[float]() for key in one}, dict[str, int]()
     for phase in ("train", "infer"):  # the package's step time sets both networks' steps
         n = counts[phase] = max(1, min(1000, math.ceil(s.min_time / one["classic_cnns", phase])))
         for impl in impls:
