@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU reference run, about 7 minutes on one H200 (benchmarks/README.md says how to run it):
 #   benchmarks/run_gpu.sh [--smoke] OUT    # --smoke: here, on the CPU, the same path, tiny
+#   benchmarks/run_gpu.sh --prepare        # here, once: the data and wheels to carry
 # The most wanted first: time to accuracy on Fashion-MNIST, Lightning overhead, throughput
 # beside torchvision with MFU. No part starts after BUDGET s; all are killed at LIMIT s, keeping
 # their finished tasks. OUT receives report.md, targets.md, run.log and results.tgz.
@@ -8,6 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3} mode=run
 [[ ${1:-} == --smoke ]] && mode=smoke && shift
+if [[ ${1:-} == --prepare ]]; then  # ../shared does not travel; the GPU's Python lacks these
+  rm -rf .gpudata && mkdir -p .gpudata && data=${CLASSIC_CNNS_DATA:-../shared/data}
+  cp -r "$data/MNIST" "$data/FashionMNIST" .gpudata/ && chmod -R u+w .gpudata
+  exec "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+    jsonargparse==4.53.0 docstring-parser==0.18.0 typeshed-client==2.15.0
+fi
 out=${1:?usage: benchmarks/run_gpu.sh [--smoke] OUT} work=$(mktemp -d) && mkdir -p "$out"
 trap 'rm -rf "$work"' EXIT
 if compgen -G ".whl/*.whl" >/dev/null; then  # what the GPU machine's Python lacks

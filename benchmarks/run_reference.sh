@@ -18,4 +18,5 @@ small() { [[ -n ${quick[*]} ]] && echo "$@" || true; }
 dev() { "$py" benchmarks/dev.py "$1" --out "$out/$1" "${common[@]}" "${@:2}"; }
 dev overhead $(small --epochs 2 --repeats 2)
 dev pipeline $(small --repeats 3)
+dev scaling $(small --epochs 2)
 "$py" benchmarks/dev.py targets --folder "$out"

@@ -22,9 +22,9 @@ convolution in the backward pass (``torch.utils.checkpoint``) instead of storing
 the stored activations grow linearly with the block's depth instead of quadratically,
 for about one more forward pass of those layers. The outputs and gradients are the same.
 Measured peak memory of one CPU training step (``python benchmarks/dev.py memory``, one
-thread, each in a fresh process): DenseNet-121, batch 8 at 224x224, 1139 MiB without and
-625 MiB with it (torchvision's, measured earlier the same way: 1098 and 680);
-DenseNet-BC-100, batch 64 at 32x32, 2282 and 1189 MiB.
+thread, each in a fresh process): DenseNet-121, batch 8 at 224x224, 1118 MiB without and
+679 MiB with it (torchvision's, measured earlier by a similar script: 1098 and 680);
+DenseNet-BC-100, batch 64 at 32x32, 2288 and 1119 MiB.
 """
 
 from __future__ import annotations
