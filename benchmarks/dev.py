@@ -54,7 +54,7 @@ def _execute(command: Callable[..., int], tasks: list[core.Task], columns: str, 
 
 @dataclass(frozen=True)
 class Setting:
-    """An overhead or scaling configuration (``image_size`` ``None``: the model's own, padded)."""
+    """An overhead or scaling configuration (``image_size`` ``None``: the model's own)."""
 
     model: str = "lenet5"
     dataset: str = "mnist10k"
@@ -64,8 +64,8 @@ class Setting:
     channels_last: bool = False
 
     def datamodule(self, seed: int, data_dir: Path | None) -> Any:  # as in `fit`
-        size, pad = core.image_size(self.model, self.image_size), self.image_size is None
-        return make_datamodule(self.dataset, data_dir, self.batch_size, seed, size, pad)
+        size = core.image_size(self.model, self.image_size)
+        return make_datamodule(self.dataset, data_dir, self.batch_size, seed, size)
 
     def task(self, dm: Any, **kwargs: Any) -> Any:  # one optimizer for every loop and run
         return create_model(self.model, num_classes=dm.num_classes, in_channels=dm.in_channels,

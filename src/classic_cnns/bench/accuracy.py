@@ -163,12 +163,13 @@ QUICK: dict[str, Any] = dict(recipes=("lenet5/digits", "lenet5/mnist10k"))
 
 
 def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, seed: int = 0,
-                    image_size: tuple[int, int] | int | None = None, pad: bool = False
+                    image_size: int | tuple[int, int] | None = None
                     ) -> InMemoryDataModule:  # fmt: skip
     """A set-up datamodule of ``dataset`` without a validation split (the test split tests),
-    padding to ``image_size`` with ``pad``; ``FileNotFoundError`` when ``data_dir`` lacks it."""
+    reaching ``image_size`` as ``fit`` does (padding by up to 4 pixels a side, else resizing);
+    ``FileNotFoundError`` when ``data_dir`` lacks the files."""
     common: dict[str, Any] = dict(batch_size=batch_size, val_size=0, seed=seed)
-    common |= dict(image_size=image_size, resize="pad" if pad else None)
+    common |= dict(image_size=image_size)
     common |= dict(protocol="10k") if dataset == "mnist10k" else {}
     root = str(data_dir or os.environ.get("CLASSIC_CNNS_DATA", "data"))
     found = dict(mnist10k=MNIST, mnist=MNIST, fashion_mnist=FashionMNIST, cifar10=CIFAR10)
@@ -219,9 +220,8 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
     row.update(epochs=min(recipe.epochs, s.max_epochs or recipe.epochs), image_size=size[0])
     del row["variant"], row["reference"]  # the variant ends the name; the report cites
     reason = core.unavailable(backend, recipe.precision)
-    try:  # the model's own size is reached by padding, as `fit` does
-        dm = make_datamodule(recipe.dataset, s.data_dir, recipe.batch_size, seed, size,
-                             pad=recipe.image_size is None)  # fmt: skip
+    try:
+        dm = make_datamodule(recipe.dataset, s.data_dir, recipe.batch_size, seed, size)
     except FileNotFoundError as err:
         reason = reason or f"{recipe.dataset}: {str(err).splitlines()[0]}"
     if reason:
