@@ -24,7 +24,7 @@ from classic_cnns.bench import main
 from classic_cnns.bench import throughput as tp
 from classic_cnns.bench.accuracy import D2L_BOOK, RECIPES, Settings, make_datamodule, tasks
 from classic_cnns.bench.accuracy import report as accuracy_report
-from classic_cnns.bench.core import Results, Task, run_tasks, spread, write
+from classic_cnns.bench.core import Results, Task, run_tasks, spread, unavailable, write
 from classic_cnns.registry import model_info
 from conftest import SHARED_DATA
 
@@ -79,6 +79,8 @@ def test_mfu_is_against_the_fastest_peak_the_layers_may_use(throughput: Results)
 
 
 def test_peaks_follow_the_math_the_layers_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert unavailable("cpu") is None and unavailable("cpu", "bf16-mixed") is None
+    assert unavailable("cpu", "fp16-mixed") == "fp16-mixed runs on CUDA only"  # a skipped row
     assert tp.math_modes("cpu", "fp32") == ("fp32",)
     assert tp.math_modes("cpu", "bf16-mixed") == ("bf16", "fp32")  # ops kept in fp32 count too
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # PyTorch's default
