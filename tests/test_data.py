@@ -336,8 +336,11 @@ def test_a_split_that_leaves_no_training_data_is_refused() -> None:
 
 
 def test_the_tests_cannot_reach_the_network(tmp_path: Path) -> None:
-    # conftest's guard: a real mirror is refused, so no test downloads by accident.
+    # conftest's guard refuses any host beyond loopback, so no test downloads by accident.
+    # The mirror is TEST-NET-1 (RFC 5737, never routed): even without the guard nothing
+    # could be fetched from it, and the real mirrors are never tried.
     dm = MNIST(str(tmp_path), download=True, protocol="10k")
+    dm.mirrors = ["http://192.0.2.1/mnist/"]
     with pytest.raises(RuntimeError, match=r"(?s)could not download .*run offline"):
         dm.prepare_data()
     assert not list(dm.raw_dir.iterdir())  # and nothing was left behind
