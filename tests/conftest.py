@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, f1_score, top_k_accuracy_score
-from torch import Tensor
+from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parents[1]
 # The folder holding the real datasets (MNIST/raw, FashionMNIST/raw): $CLASSIC_CNNS_DATA, else
@@ -237,3 +238,15 @@ def sklearn_metrics(logits: Tensor, labels: Tensor, prefix: str = "") -> dict[st
             y, logits.numpy(), k=5, labels=range(logits.shape[1])
         ),
     }
+
+
+def param_count(module: nn.Module) -> int:
+    """The number of parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def train_loss(out: Tensor | tuple[Tensor, ...], y: Tensor) -> Tensor:
+    """Cross-entropy, plus auxiliary losses weighted 0.3 as the task adds them."""
+    if isinstance(out, tuple):
+        return F.cross_entropy(out[0], y) + 0.3 * sum(F.cross_entropy(a, y) for a in out[1:])
+    return F.cross_entropy(out, y)

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
 import torchvision.models as tvm
 from torch import Tensor, nn
 
 from classic_cnns import create_model, list_models, model_info
 from classic_cnns.weights import first_conv_name
+from conftest import param_count, train_loss
 
 NAMES = list_models()
 TORCHVISION = sorted(set(NAMES) & set(tvm.list_models(module=tvm)))
@@ -46,17 +46,6 @@ TRAINED = [
 ]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _count(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
-
-
-def _loss(out: Tensor | tuple[Tensor, ...], y: Tensor) -> Tensor:
-    """Cross-entropy, plus auxiliary losses weighted 0.3 as the task adds them."""
-    if isinstance(out, tuple):
-        return F.cross_entropy(out[0], y) + 0.3 * sum(F.cross_entropy(a, y) for a in out[1:])
-    return F.cross_entropy(out, y)
 
 
 def _one_pixel_less_fails(model: Any, channels: int) -> None:
@@ -114,7 +103,7 @@ def test_gradients_reach_every_parameter_at_the_smallest_input(
     assert logits.shape == (2, 10) and torch.isfinite(logits).all()
     if name == "googlenet":
         assert isinstance(out, tuple) and [o.shape for o in out] == [(2, 10)] * 3
-    _loss(out, torch.tensor([0, 9])).backward()
+    train_loss(out, torch.tensor([0, 9])).backward()
     for pname, p in model.net.named_parameters():
         assert p.grad is not None, f"{pname} got no gradient"
         assert p.grad.shape == p.shape and torch.isfinite(p.grad).all(), pname
@@ -137,7 +126,7 @@ def test_parameter_counts_are_torchvisions_and_the_papers(name: str) -> None:
     info = model_info(name)
     kwargs = {"aux_logits": False} if name == "googlenet" else {}  # training-only heads
     with torch.device("meta"):  # counting needs shapes only; skips 100M random draws
-        count = _count(info.build_net(num_classes=info.num_classes, in_channels=3, **kwargs))
+        count = param_count(info.build_net(num_classes=info.num_classes, in_channels=3, **kwargs))
     assert count == info.num_params
     if name in TORCHVISION:
         assert count == tvm.get_model_weights(name).DEFAULT.meta["num_params"]

@@ -20,19 +20,9 @@ import classic_cnns
 from classic_cnns import Digits, create_model, model_info
 from classic_cnns.nets.googlenet import GoogLeNetNet
 from classic_cnns.nets.resnet import Bottleneck, PadShortcut, ResNetNet
+from conftest import param_count, train_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def _loss(out: Tensor | tuple[Tensor, ...], y: Tensor) -> Tensor:
-    """Cross-entropy, plus auxiliary losses weighted 0.3 as the task adds them."""
-    if isinstance(out, tuple):
-        return F.cross_entropy(out[0], y) + 0.3 * sum(F.cross_entropy(a, y) for a in out[1:])
-    return F.cross_entropy(out, y)
 
 
 def _torchvision_googlenet() -> nn.Module:
@@ -61,7 +51,7 @@ def test_alexnet_small_input_keeps_torchvision_layout_but_the_stem() -> None:
     assert sorted(missing) == ["features.0.bias", "features.0.weight"] and not unexpected
     assert net.features[0].kernel_size == (3, 3) and net.features[0].stride == (1, 1)
     assert net.min_input_size == (15, 15)
-    assert _count(net) == _count(tv) - 64 * 3 * (11 * 11 - 3 * 3)
+    assert param_count(net) == param_count(tv) - 64 * 3 * (11 * 11 - 3 * 3)
     with torch.no_grad():
         for size in (28, 32):
             assert net.eval()(torch.randn(1, 3, size, size)).shape == (1, 10)
@@ -120,7 +110,7 @@ def test_nin_final_relu_is_the_caffe_layer() -> None:
     caffe = classic_cnns.nets.nin.nin(final_relu=True)
     torch.manual_seed(0)
     default = classic_cnns.nets.nin.nin()
-    assert _count(caffe) == _count(default) == 966_986
+    assert param_count(caffe) == param_count(default) == 966_986
     assert caffe.state_dict().keys() == default.state_dict().keys()
     assert isinstance(caffe.classifier[-1], nn.ReLU)
     assert sum(isinstance(m, nn.ReLU) for m in caffe.modules()) == 9
@@ -180,7 +170,7 @@ def test_googlenet_aux_heads_param_count_matches_torchvision() -> None:
     with torch.device("meta"):
         ours = create_model("googlenet").net
         tv = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
-    assert _count(ours) == _count(tv) == 13_004_888
+    assert param_count(ours) == param_count(tv) == 13_004_888
 
 
 def test_googlenet_with_aux_matches_torchvision_in_training() -> None:
@@ -232,7 +222,7 @@ def test_googlenet_training_step_adds_aux_losses(
         torch.manual_seed(0)
         out = model.net(x)
         main = F.cross_entropy(out[0], y)
-    assert torch.allclose(loss.detach(), _loss(out, y), atol=1e-5)
+    assert torch.allclose(loss.detach(), train_loss(out, y), atol=1e-5)
     assert loss > main
 
 
@@ -251,7 +241,7 @@ def test_zero_init_residual() -> None:
 def test_cifar_resnet_option_a_shortcuts_are_parameter_free() -> None:
     net = model_info("resnet20").build_net()
     shortcuts = [m for m in net.modules() if isinstance(m, PadShortcut)]
-    assert len(shortcuts) == 2 and all(_count(s) == 0 for s in shortcuts)
+    assert len(shortcuts) == 2 and all(param_count(s) == 0 for s in shortcuts)
     x = torch.randn(1, 16, 5, 5)
     out = PadShortcut(16, 32, stride=2)(x)
     assert torch.equal(out[:, :16], x[:, :, ::2, ::2]) and not out[:, 16:].any()
