@@ -23,7 +23,6 @@ Regenerate the files only after a deliberate change, and say why in the commit::
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import warnings
 from pathlib import Path
@@ -33,7 +32,6 @@ import pytest
 import torch
 
 from classic_cnns import create_model, list_models, model_info
-from classic_cnns.models import family_class
 
 EXPECTED_DIR = Path(__file__).resolve().parent / "expected"
 INIT_SEED = 0
@@ -52,8 +50,7 @@ def golden_config(name: str) -> dict[str, Any]:
     """The ``create_model`` arguments of the golden run: small inputs, the native channels."""
     info = model_info(name)
     kwargs: dict[str, Any] = {"num_classes": NUM_CLASSES, "in_channels": info.input_size[0]}
-    takes_small = "small_input" in inspect.signature(family_class(info.family).__init__).parameters
-    if takes_small and info.input_size[1] > 32:
+    if "small_input" in info.options and info.input_size[1] > 32:
         kwargs["small_input"] = True  # the ImageNet networks' stem for 28-32 pixel images
     return kwargs
 

@@ -12,7 +12,6 @@ with their light 32x32 head.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import pytest
@@ -26,8 +25,10 @@ from conftest import param_count, train_loss
 
 NAMES = list_models()
 TORCHVISION = sorted(set(NAMES) & set(tvm.list_models(module=tvm)))
-# Networks with a stem (or, for VGG, a head) for 28-32 pixel images.
-SMALL = [n for n in NAMES if "small_input" in inspect.signature(model_info(n).builder).parameters]
+# ImageNet networks with a stem (or, for VGG, a head) for 28-32 pixel images.
+SMALL = [
+    n for n in NAMES if "small_input" in model_info(n).options and model_info(n).input_size[1] > 32
+]
 VGGS = [n for n in NAMES if model_info(n).family == "vgg"]
 # The papers' tables, in millions, to the digits they print.
 PAPER_PARAMS = {

@@ -49,8 +49,11 @@ __all__ = ["AtomicCheckpointIO", "ExactResume", "init_parameters", "restore", "v
 M = TypeVar("M", bound=L.LightningModule)
 
 
-def init_parameters(cls: type[L.LightningModule]) -> frozenset[str]:
+def init_parameters(cls: type[L.LightningModule], arch: str | None = None) -> frozenset[str]:
     """The arguments ``cls`` takes: its ``__init__``'s and those of the LightningModules above.
+
+    With ``arch``, also that model's network options (``model_info(arch).options``), which
+    :class:`~classic_cnns.task.ImageClassifier` takes as keywords.
 
     Example:
         >>> from classic_cnns import ResNet
@@ -64,8 +67,14 @@ def init_parameters(cls: type[L.LightningModule]) -> frozenset[str]:
         if init is not None and issubclass(klass, L.LightningModule):
             if klass.__module__.startswith(("lightning.", "pytorch_lightning.")):
                 break
-            names |= set(inspect.signature(init).parameters)
-    return frozenset(names - {"self", "args", "kwargs"})
+            names |= {
+                p.name
+                for p in inspect.signature(init).parameters.values()
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            }
+    if isinstance(arch, str):
+        names |= set(model_info(arch).options)
+    return frozenset(names - {"self"})
 
 
 def restore(
@@ -121,7 +130,7 @@ def restore(
             f"{shown}: the checkpoint holds a {arch!r} model, which {cls.__name__} does not "
             "build; load it with ImageClassifier.load_from_checkpoint or classic_cnns.load_model"
         )
-    accepted = init_parameters(cls)
+    accepted = init_parameters(cls, arch if isinstance(arch, str) else None)
     model = cls(**{k: v for k, v in hparams.items() if k in accepted})
     model.on_load_checkpoint(checkpoint)
     state = checkpoint["state_dict"]

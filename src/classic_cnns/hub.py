@@ -172,7 +172,7 @@ def _build(name: str, file: WeightsFile | None, **kwargs: Any) -> ImageClassifie
     cls = family_class(model_info(name).family)
     if file is not None:
         check_arch(file, name)
-        accepted = init_parameters(cls) - {"arch"}
+        accepted = init_parameters(cls, name) - {"arch"}
         kwargs = {**{k: v for k, v in file.hparams.items() if k in accepted}, **kwargs}
     model = cls(arch=name, **kwargs)
     if file is not None:

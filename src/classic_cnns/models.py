@@ -1,19 +1,28 @@
 """The LightningModule class of each architecture family, and the one family map.
 
-Each class is a thin subclass of :class:`~classic_cnns.task.ImageClassifier`: it names
-its family, picks the default architecture and declares the family's own network
-arguments, typed, so that LightningCLI lists and checks them (``--model.small_input``) and
-checkpoints record them. ``None`` leaves the network's own default; the arguments reach
-the network builder unchanged. :data:`FAMILIES` maps a registered model's family to its
-class (:func:`family_class`): ``create_model``, ``load_model`` and the command line's
+Each class is a thin subclass of :class:`~classic_cnns.task.ImageClassifier` that names its
+family and its default architecture. Its ``__init__`` is written at import, as
+``dataclasses`` writes one: the task's arguments, then the options of the family's networks
+(``model_info(arch).options``, each declared once, as a keyword-only argument of its network
+class), keyword-only and ``None`` by default (the network's own default). A real signature,
+so that LightningCLI lists and checks every flag (``--model.small_input``) and checkpoints
+record every argument. :data:`FAMILIES` maps a registered model's family to its class
+(:func:`family_class`): ``create_model``, ``load_model`` and the command line's
 ``--model resnet20`` read it.
 """
 
 from __future__ import annotations
 
 import inspect
+import linecache
+import typing
+from collections.abc import Callable
 from typing import Any
 
+import docstring_parser
+
+from classic_cnns import nets as _nets  # noqa: F401  (registers the networks it reads)
+from classic_cnns.registry import ModelInfo, list_models, model_info
 from classic_cnns.task import ImageClassifier
 
 __all__ = [
@@ -35,9 +44,6 @@ class LeNet5(ImageClassifier):
     Args:
         arch: ``"lenet5"`` (tanh, average pooling, the paper's table), ``"lenet5_modern"``
             (ReLU, max pooling) or ``"lenet5_bn"`` (with batch normalisation).
-        num_classes: Number of classes.
-        in_channels: Input channels.
-        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
 
     Example:
         >>> import torch
@@ -48,23 +54,17 @@ class LeNet5(ImageClassifier):
     """
 
     family = "lenet"
-
-    def __init__(
-        self, arch: str = "lenet5", num_classes: int = 10, in_channels: int = 1, **kwargs: Any
-    ) -> None:
-        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    default_arch = "lenet5"
 
 
 class AlexNet(ImageClassifier):
     """AlexNet (Krizhevsky, Sutskever and Hinton, 2012) in torchvision's layout.
 
+    The network options, keyword-only, are the keyword-only arguments of
+    :class:`~classic_cnns.nets.alexnet.AlexNetNet` (``model_info(arch).options``).
+
     Args:
         arch: ``"alexnet"``.
-        num_classes: Number of classes.
-        in_channels: Input channels.
-        small_input: Replace the 11x11/4 stem with one for 28-32 pixel images.
-        dropout: Dropout before the fully connected layers (default 0.5).
-        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
 
     Example:
         >>> import torch
@@ -75,29 +75,17 @@ class AlexNet(ImageClassifier):
     """
 
     family = "alexnet"
-
-    def __init__(
-        self,
-        arch: str = "alexnet",
-        num_classes: int | None = None,
-        in_channels: int | None = None,
-        small_input: bool | None = None,
-        dropout: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    default_arch = "alexnet"
 
 
 class VGG(ImageClassifier):
     """VGG (Simonyan and Zisserman, 2014): ``vgg11``-``vgg19`` and their ``_bn`` forms.
 
+    The network options, keyword-only, are the keyword-only arguments of
+    :class:`~classic_cnns.nets.vgg.VGGNet` (``model_info(arch).options``).
+
     Args:
         arch: ``"vgg11"``, ``"vgg13"``, ``"vgg16"``, ``"vgg19"`` or one of them + ``"_bn"``.
-        num_classes: Number of classes.
-        in_channels: Input channels.
-        small_input: Use a classifier sized for 32-pixel images (CIFAR-style).
-        dropout: Dropout in the classifier (default 0.5).
-        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
 
     Example:
         >>> import torch
@@ -108,31 +96,17 @@ class VGG(ImageClassifier):
     """
 
     family = "vgg"
-
-    def __init__(
-        self,
-        arch: str = "vgg16",
-        num_classes: int | None = None,
-        in_channels: int | None = None,
-        small_input: bool | None = None,
-        dropout: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    default_arch = "vgg16"
 
 
 class NiN(ImageClassifier):
     """Network in Network (Lin, Chen and Yan, 2013): mlpconv blocks and global average pooling.
 
+    The network options, keyword-only, are the keyword-only arguments of
+    :class:`~classic_cnns.nets.nin.NiNNet` (``model_info(arch).options``).
+
     Args:
         arch: ``"nin"``.
-        num_classes: Number of classes.
-        in_channels: Input channels.
-        dropout: Dropout between mlpconv blocks (default 0.5).
-        final_relu: ReLU on the class maps, as in the authors' Caffe model (default
-            ``False``: with it the class maps die early in training; see
-            :mod:`classic_cnns.nets.nin`).
-        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
 
     Example:
         >>> import torch
@@ -143,17 +117,7 @@ class NiN(ImageClassifier):
     """
 
     family = "nin"
-
-    def __init__(
-        self,
-        arch: str = "nin",
-        num_classes: int | None = None,
-        in_channels: int | None = None,
-        dropout: float | None = None,
-        final_relu: bool | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    default_arch = "nin"
 
 
 class GoogLeNet(ImageClassifier):
@@ -162,14 +126,11 @@ class GoogLeNet(ImageClassifier):
     In training, the auxiliary classifiers' losses are added with weight
     ``aux_loss_weight`` (0.3, as in the paper).
 
+    The network options, keyword-only, are the keyword-only arguments of
+    :class:`~classic_cnns.nets.googlenet.GoogLeNetNet` (``model_info(arch).options``).
+
     Args:
         arch: ``"googlenet"``.
-        num_classes: Number of classes.
-        in_channels: Input channels.
-        aux_logits: Build the two auxiliary classifiers (default ``True``).
-        small_input: Replace the stride-4 stem with one for 28-32 pixel images.
-        dropout: Dropout before the classifier (default 0.2).
-        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
 
     Example:
         >>> import torch
@@ -180,32 +141,19 @@ class GoogLeNet(ImageClassifier):
     """
 
     family = "googlenet"
-
-    def __init__(
-        self,
-        arch: str = "googlenet",
-        num_classes: int | None = None,
-        in_channels: int | None = None,
-        aux_logits: bool | None = None,
-        small_input: bool | None = None,
-        dropout: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    default_arch = "googlenet"
 
 
 class ResNet(ImageClassifier):
     """ResNet (He, Zhang, Ren and Sun, 2015): ImageNet depths 18-152 and CIFAR depths 20-110.
 
+    The network options, keyword-only, are the keyword-only arguments of
+    :class:`~classic_cnns.nets.resnet.ResNetNet` (``model_info(arch).options``).
+
     Args:
         arch: ``"resnet18"``, ``"resnet34"``, ``"resnet50"``, ``"resnet101"``, ``"resnet152"``
             or a CIFAR network ``"resnet20"``, ``"resnet32"``, ``"resnet44"``, ``"resnet56"``,
             ``"resnet110"``.
-        num_classes: Number of classes.
-        in_channels: Input channels.
-        zero_init_residual: Start each residual branch's last batch norm at zero.
-        small_input: ImageNet depths only: a 3x3 stride-1 stem without max pooling.
-        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
 
     Example:
         >>> import torch
@@ -216,32 +164,18 @@ class ResNet(ImageClassifier):
     """
 
     family = "resnet"
-
-    def __init__(
-        self,
-        arch: str = "resnet18",
-        num_classes: int | None = None,
-        in_channels: int | None = None,
-        zero_init_residual: bool | None = None,
-        small_input: bool | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    default_arch = "resnet18"
 
 
 class DenseNet(ImageClassifier):
     """DenseNet (Huang, Liu, van der Maaten and Weinberger, 2016).
 
+    The network options, keyword-only, are the keyword-only arguments of
+    :class:`~classic_cnns.nets.densenet.DenseNetNet` (``model_info(arch).options``).
+
     Args:
         arch: ``"densenet121"``, ``"densenet161"``, ``"densenet169"``, ``"densenet201"`` or the
             CIFAR ``"densenet_bc_100"`` (k=12).
-        num_classes: Number of classes.
-        in_channels: Input channels.
-        small_input: ImageNet depths only: a 3x3 stride-1 stem without max pooling.
-        memory_efficient: Recompute each dense layer's bottleneck in the backward pass
-            instead of storing it: much less activation memory, same results (default
-            ``False``; see :mod:`classic_cnns.nets.densenet`).
-        **kwargs: Training arguments of :class:`~classic_cnns.task.ImageClassifier`.
 
     Example:
         >>> import torch
@@ -252,38 +186,76 @@ class DenseNet(ImageClassifier):
     """
 
     family = "densenet"
-
-    def __init__(
-        self,
-        arch: str = "densenet121",
-        num_classes: int | None = None,
-        in_channels: int | None = None,
-        small_input: bool | None = None,
-        memory_efficient: bool | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(arch=arch, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    default_arch = "densenet121"
 
 
-def _show_training_arguments(cls: type[ImageClassifier]) -> None:
-    # help(ResNet) and inspect.signature(ResNet) list the training arguments that **kwargs
-    # passes to ImageClassifier (lr, optimizer, loss, ...), keyword-only, after the family's
-    # own. On the class, not on __init__: Lightning's save_hyperparameters reads __init__'s
-    # own signature against the frame's local variables.
-    init = cls.__init__
-    own = [
+def _family_init(cls: type[ImageClassifier]) -> Callable[..., None]:
+    # The family's __init__, written out as dataclasses writes one: the task's arguments
+    # (arch defaulting to the family's), then its networks' options, keyword-only, None
+    # by default (the network's own default). A real signature, so that LightningCLI lists
+    # and checks every argument and Lightning's save_hyperparameters records them; its
+    # super().__init__ hands them all to ImageClassifier.
+    task = [
         p
-        for p in inspect.signature(init).parameters.values()
-        if p.kind is not inspect.Parameter.VAR_KEYWORD
-    ]
-    names = {p.name for p in own}
-    training = [
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
         for p in inspect.signature(ImageClassifier.__init__).parameters.values()
-        if p.name not in names and p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"
     ]
-    own = [p for p in own if p.name != "self"]
-    cls.__signature__ = inspect.Signature([*own, *training])  # type: ignore[attr-defined]
+    options = _family_options(cls.family)  # type: ignore[arg-type]
+    clash = {p.name for p in task} & set(options)
+    if clash:
+        raise TypeError(f"{cls.__name__}: network options {sorted(clash)} shadow task arguments")
+    names = [p.name for p in task]
+    keyword_only = f", *, {', '.join(options)}" if options else ""
+    source = (
+        "def __create_fn__(__class__):\n"
+        f"    def __init__(self, {', '.join(names)}{keyword_only}):\n"
+        f"        super().__init__({', '.join(f'{n}={n}' for n in [*names, *options])})\n"
+        "    return __init__\n"
+    )
+    # Kept in linecache, as attrs does, so that inspect.getsource (which torch.jit.script
+    # calls on __init__) finds it.
+    filename = f"<generated {cls.__module__}.{cls.__qualname__}.__init__>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {}
+    exec(compile(source, filename, "exec"), {}, namespace)  # identifiers only
+    init = namespace["__create_fn__"](cls)
+    hints = typing.get_type_hints(ImageClassifier.__init__)
+    init.__defaults__ = (cls.default_arch, *(p.default for p in task[1:]))
+    init.__kwdefaults__ = dict.fromkeys(options) or None
+    init.__annotations__ = {
+        **{n: hints[n] for n in names},
+        **{n: p.annotation | None for n, p in options.items()},
+        "return": None,
+    }
+    init.__module__, init.__qualname__ = cls.__module__, f"{cls.__qualname__}.__init__"
+    init.__doc__ = _options_doc(cls.family, options)  # type: ignore[arg-type]
+    return init  # type: ignore[no-any-return]
+
+
+def _family_options(family: str) -> dict[str, inspect.Parameter]:
+    # The options of the family's registered networks, in the order they first appear.
+    options: dict[str, inspect.Parameter] = {}
+    for info in _members(family):
+        for option, parameter in info.options.items():
+            options.setdefault(option, parameter)
+    return options
+
+
+def _options_doc(family: str, options: dict[str, inspect.Parameter]) -> str:
+    # "Args:" of the network options, from the network classes' docstrings.
+    described: dict[str, str] = {}
+    for info in _members(family):
+        for param in docstring_parser.parse(getattr(info.network, "__doc__", None) or "").params:
+            described.setdefault(param.arg_name, param.description or "")
+    lines = ["Build the model: the task's arguments, then the network options.", "", "Args:"]
+    for option in options:
+        text = described.get(option, "").replace("\n", "\n        ")
+        lines.append(f"    {option}: {text} ``None``: the network's default.")
+    return "\n".join(lines)
+
+
+def _members(family: str) -> list[ModelInfo]:
+    return [model_info(n) for n in list_models() if model_info(n).family == family]
 
 
 FAMILIES: dict[str, type[ImageClassifier]] = {
@@ -292,7 +264,7 @@ FAMILIES: dict[str, type[ImageClassifier]] = {
 }
 """Family name (``ModelInfo.family``) to its LightningModule class."""
 for _cls in FAMILIES.values():
-    _show_training_arguments(_cls)
+    _cls.__init__ = _family_init(_cls)  # type: ignore[method-assign]
 
 
 def family_class(family: str) -> type[ImageClassifier]:

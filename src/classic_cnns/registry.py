@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,18 +209,108 @@ class ModelInfo:
     weights: WeightsInfo | None = None
     recipe: Recipe = field(default_factory=Recipe)
 
+    @property
+    def options(self) -> dict[str, inspect.Parameter]:
+        """The network arguments the builder takes besides ``num_classes`` and ``in_channels``.
+
+        Each argument is declared once, in the network class: a builder that takes
+        ``**kwargs`` hands them to the class it returns (as torchvision's builders do), and
+        the class's keyword-only arguments are its options; the arguments before the ``*``
+        describe the variant, which the builder fixes. A builder's own keyword arguments are
+        options too. Annotations are resolved to types. The family's LightningModule takes
+        these (``ResNet(small_input=True)``, ``--model.small_input true``), and so does
+        :meth:`build_net`.
+
+        Example:
+            >>> from classic_cnns import model_info
+            >>> list(model_info("resnet18").options)
+            ['zero_init_residual', 'small_input']
+            >>> model_info("resnet18").options["small_input"].default
+            False
+            >>> model_info("lenet5").options
+            {}
+        """
+        return dict(_options(self.builder))  # a copy: the cached one stays as read
+
+    @property
+    def network(self) -> type[nn.Module] | None:
+        """The network class the builder returns, from its return annotation (``None`` if unnamed).
+
+        Example:
+            >>> from classic_cnns import model_info
+            >>> model_info("resnet20").network.__name__
+            'ResNetNet'
+        """
+        return _network(self.builder)
+
     def build_net(self, **kwargs: Any) -> nn.Module:
         """Build the plain ``nn.Module`` network, with defaults from this entry.
+
+        Raises:
+            ValueError: for an argument that is neither ``num_classes``, ``in_channels``
+                nor one of :attr:`options`.
 
         Example:
             >>> from classic_cnns import model_info
             >>> net = model_info("lenet5").build_net(num_classes=10, in_channels=1)
             >>> sum(p.numel() for p in net.parameters())
             61706
+            >>> model_info("lenet5").build_net(small_input=True)
+            Traceback (most recent call last):
+            ...
+            ValueError: lenet5 takes no network argument 'small_input'; its arguments are ...
         """
+        unknown = [k for k in kwargs if k not in _SIZES and k not in self.options]
+        if unknown:
+            raise ValueError(
+                f"{self.name} takes no network argument {unknown[0]!r}; its arguments are "
+                f"{[*_SIZES, *self.options]}"
+            )
         kwargs.setdefault("num_classes", self.num_classes)
         kwargs.setdefault("in_channels", self.input_size[0])
         return self.builder(**kwargs)
+
+
+_SIZES = ("num_classes", "in_channels")
+
+
+@functools.cache
+def _options(builder: Builder) -> dict[str, inspect.Parameter]:
+    # The builder's keyword arguments and, where it takes **kwargs, the keyword-only
+    # arguments of the network class it returns.
+    params = inspect.signature(builder).parameters.values()
+    hints = _type_hints(builder)
+    keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    found = [
+        p.replace(annotation=hints.get(p.name, p.annotation)) for p in params if p.kind in keyword
+    ]
+    net = _network(builder)
+    if net is not None and any(p.kind is p.VAR_KEYWORD for p in params):
+        net_hints = _type_hints(net.__init__)
+        found += [
+            p.replace(annotation=net_hints.get(p.name, p.annotation))
+            for p in inspect.signature(net.__init__).parameters.values()
+            if p.kind is p.KEYWORD_ONLY
+        ]
+    return {
+        p.name: p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in found
+        if p.name not in _SIZES
+    }
+
+
+@functools.cache
+def _network(builder: Builder) -> type[nn.Module] | None:
+    returned = _type_hints(builder).get("return")
+    return returned if isinstance(returned, type) and issubclass(returned, nn.Module) else None
+
+
+def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
+    # A user's builder may name types that cannot be resolved here: keep its annotations.
+    try:
+        return typing.get_type_hints(function)
+    except (NameError, TypeError):
+        return {}
 
 
 def register_model(
@@ -236,7 +329,9 @@ def register_model(
 ) -> Callable[[B], B]:
     """Register a network builder under ``name`` (default: the function's name).
 
-    The builder must accept the keyword arguments ``num_classes`` and ``in_channels``.
+    The builder must accept the keyword arguments ``num_classes`` and ``in_channels``; its
+    other keyword arguments (with ``**kwargs``: the keyword-only arguments of the network
+    class it returns) are the model's :attr:`ModelInfo.options`.
     ``num_params`` is declared rather than computed so that listing the zoo never
     builds a 100-million-parameter network; the test suite checks every declaration.
     ``weights`` describes pretrained weights for ``pretrained=True``; the built-in

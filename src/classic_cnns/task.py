@@ -3,8 +3,8 @@
 ``ImageClassifier`` is the *system*; the network it trains is a plain ``nn.Module``
 held as ``self.net`` and usable without Lightning. Family classes (``LeNet5``,
 ``ResNet``, ...; :mod:`classic_cnns.models`) are thin subclasses that pick the default
-architecture and declare the family's own network arguments: the hyperparameters a
-family class adds to the task's are handed to the network's builder.
+architecture and list the family's network options; the task hands the options it is
+given to the network's builder.
 
 The task builds its network and never reads a file in ``__init__``: starting weights
 (torchvision's ImageNet weights, a weights file) come from the builder,
@@ -37,7 +37,7 @@ from classic_cnns._guard import (
     check_labels_structure,
     report,
 )
-from classic_cnns.checkpoint import ExactResume, init_parameters, restore, verify_checkpoint
+from classic_cnns.checkpoint import ExactResume, restore, verify_checkpoint
 from classic_cnns.files import DATA_CHECKPOINT_KEY
 from classic_cnns.losses import ClassificationLoss, LossName, load_teacher
 from classic_cnns.metrics import classification_metrics
@@ -88,6 +88,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         backbone_lr: Peak learning rate of the backbone (all but the head, see
             :mod:`classic_cnns.finetune`); ``None`` trains it at ``lr``. Fine-tuning usually
             gives a pretrained backbone a tenth of the new head's rate or less.
+        **options: The network's own arguments (``model_info(arch).options``, such as
+            ResNet's ``small_input``), handed to its builder; ``None`` leaves the network's
+            default.
 
     Example:
         >>> import torch
@@ -97,7 +100,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         torch.Size([4, 10])
     """
 
+    # A family class's family and default architecture (classic_cnns.models).
     family: ClassVar[str | None] = None
+    default_arch: ClassVar[str] = "lenet5"
     # torch.jit.script compiles forward and the network; the training machinery (losses,
     # metrics, checks) and the properties that read the trainer stay out of the script.
     __jit_unused_properties__: list[str] = [  # noqa: RUF012 (LightningModule declares it so)
@@ -139,6 +144,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         compile: bool | dict[str, Any] = False,
         nonfinite: NonFinitePolicy = "raise",
         backbone_lr: float | None = None,
+        **options: Any,
     ) -> None:
         super().__init__()
         self.info = info = model_info(arch)
@@ -165,12 +171,10 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         )
         self.num_classes, self.in_channels = num_classes, in_channels
         self.channels_last = channels_last  # a plain attribute: forward reads it when scripted
-        # The arguments a family class adds to the task's are its network's (None: the
-        # builder's default).
-        own = init_parameters(type(self)) - init_parameters(ImageClassifier)
-        net_args = {k: self.hparams[k] for k in own if self.hparams.get(k) is not None}
         self.net: nn.Module = info.build_net(
-            num_classes=num_classes, in_channels=in_channels, **net_args
+            num_classes=num_classes,
+            in_channels=in_channels,
+            **{k: v for k, v in options.items() if v is not None},
         )
         # The loss of training; evaluation reports plain cross-entropy when distilling, so
         # that validation needs no teacher.

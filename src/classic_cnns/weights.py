@@ -20,7 +20,6 @@ registry; reading files lives in :mod:`classic_cnns.files`.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import re
 from collections.abc import Mapping
@@ -440,7 +439,7 @@ def build_from_file(
             "name the architecture"
         )
     info = model_info(name)
-    takes = inspect.signature(info.builder).parameters
+    takes = {"num_classes", "in_channels", *info.options}
     kwargs = {k: v for k, v in file.hparams.items() if k in takes and v is not None}
     if num_classes is not None:
         kwargs["num_classes"] = num_classes

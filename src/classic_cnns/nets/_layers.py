@@ -12,10 +12,11 @@ network returns the pooled features the classifier would have seen (timm's rule)
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
-__all__ = ["check_num_classes", "conv1x1", "conv3x3", "linear_head"]
+__all__ = ["check_num_classes", "conv1x1", "conv3x3", "linear_head", "small_stem_only"]
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -82,3 +83,30 @@ def linear_head(
     if init is not None:
         init(layer)
     return layer
+
+
+def small_stem_only(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A CIFAR network's options without ``small_input``, which may only be ``True``.
+
+    The CIFAR networks (``resnet20``, ``densenet_bc_100``, ...) share their family's options,
+    ``small_input`` among them; their stem is always the paper's small one.
+
+    Raises:
+        ValueError: for ``small_input`` other than ``True``.
+
+    Example:
+        >>> small_stem_only("resnet20", {"small_input": True, "zero_init_residual": True})
+        {'zero_init_residual': True}
+        >>> small_stem_only("resnet20", {"small_input": False})
+        Traceback (most recent call last):
+        ...
+        ValueError: resnet20 is a CIFAR network, whose stem is always the small one; ...
+    """
+    options = dict(options)
+    small_input = options.pop("small_input", True)
+    if small_input is not True:
+        raise ValueError(
+            f"{name} is a CIFAR network, whose stem is always the small one; small_input "
+            f"can only be True, got {small_input!r}"
+        )
+    return options

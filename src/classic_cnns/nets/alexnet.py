@@ -41,7 +41,7 @@ parameter count, unchanged.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -176,14 +176,10 @@ class AlexNetNet(nn.Module):
     num_params=61_100_840,
     num_classes=1000,
 )
-def alexnet(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    dropout: float = 0.5,
-) -> AlexNetNet:
+def alexnet(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> AlexNetNet:
     """AlexNet as torchvision builds it: 61,100,840 parameters, inputs of 63x63 or more.
+
+    Keyword arguments are :class:`AlexNetNet`'s options, its keyword-only arguments.
 
     Example:
         >>> import torch
@@ -191,4 +187,4 @@ def alexnet(
         >>> net(torch.zeros(1, 3, 63, 63)).shape
         torch.Size([1, 10])
     """
-    return AlexNetNet(num_classes, in_channels, small_input=small_input, dropout=dropout)
+    return AlexNetNet(num_classes, in_channels, **kwargs)

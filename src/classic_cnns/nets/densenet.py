@@ -32,14 +32,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from classic_cnns.nets._layers import conv1x1, conv3x3, linear_head
+from classic_cnns.nets._layers import conv1x1, conv3x3, linear_head, small_stem_only
 from classic_cnns.registry import register_model
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
 
 _PAPER = "Densely Connected Convolutional Networks"
 _URL = "https://arxiv.org/abs/1608.06993"
-_STEMS = ("imagenet", "small", "cifar")
+_STEMS = ("imagenet", "cifar")
 
 
 @contextmanager
@@ -229,10 +229,11 @@ class DenseNetNet(nn.Module):
         bn_size: Bottleneck width as a multiple of k.
         compression: Channel reduction of each transition (theta).
         drop_rate: Dropout after each dense layer.
-        stem: ``"imagenet"`` (7x7 stride-2 conv, BN, ReLU, 3x3 stride-2 max pool);
-            ``"small"`` (3x3 stride-1 conv, BN, ReLU, no pooling: the ImageNet depths on
-            28-32 pixel images, so only ``conv0`` differs from torchvision's); or ``"cifar"``
-            (the paper's CIFAR stem, a lone 3x3 convolution).
+        stem: ``"imagenet"`` (7x7 stride-2 conv, BN, ReLU, 3x3 stride-2 max pool) or
+            ``"cifar"`` (the paper's CIFAR stem, a lone 3x3 convolution).
+        small_input: The ImageNet stem for 28-32 pixel images: a 3x3 stride-1 ``conv0``,
+            BN and ReLU without pooling, so only ``conv0`` differs from torchvision's. The
+            CIFAR stem is small already.
         memory_efficient: Recompute each dense layer's bottleneck in the backward pass
             instead of storing it: much less activation memory in training, same results
             (not in TorchScript).
@@ -258,25 +259,31 @@ class DenseNetNet(nn.Module):
         num_init_features: int,
         num_classes: int = 1000,
         in_channels: int = 3,
-        *,
         bn_size: int = 4,
         compression: float = 0.5,
         drop_rate: float = 0.0,
         stem: str = "imagenet",
+        *,
+        small_input: bool = False,
         memory_efficient: bool = False,
     ) -> None:
         super().__init__()
         if stem not in _STEMS:
             raise ValueError(f"stem must be one of {_STEMS}; got {stem!r}")
+        if small_input and stem == "cifar":
+            raise ValueError(
+                "small_input=True changes the ImageNet stem; the CIFAR stem is small already"
+            )
+        imagenet_stem = stem == "imagenet" and not small_input  # 7x7/2 and a max pool
         layers: list[tuple[str, nn.Module]]
-        if stem == "imagenet":
+        if imagenet_stem:
             conv0 = nn.Conv2d(in_channels, num_init_features, 7, stride=2, padding=3, bias=False)
             layers = [("conv0", conv0)]
         else:
             layers = [("conv0", conv3x3(in_channels, num_init_features))]
         if stem != "cifar":
             layers += [("norm0", nn.BatchNorm2d(num_init_features)), ("relu0", nn.ReLU(True))]
-        if stem == "imagenet":
+        if imagenet_stem:
             layers.append(("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)))
         else:
             # Each transition's 2x2 pool needs 2 pixels; the stride-1 stem needs no more.
@@ -360,32 +367,24 @@ _IMAGENET = dict(
 
 
 def _imagenet(
-    name: str, num_classes: int, in_channels: int, small_input: bool, memory_efficient: bool
+    name: str, num_classes: int, in_channels: int, options: dict[str, Any]
 ) -> DenseNetNet:
     growth_rate, block_config, num_init_features = _IMAGENET_CONFIGS[name]
     return DenseNetNet(
-        growth_rate,
-        block_config,
-        num_init_features,
-        num_classes,
-        in_channels,
-        stem="small" if small_input else "imagenet",
-        memory_efficient=memory_efficient,
+        growth_rate, block_config, num_init_features, num_classes, in_channels, **options
     )
 
 
+# Every builder takes num_classes, in_channels and, as keywords, DenseNetNet's options: its
+# keyword-only arguments.
+
+
 @register_model(**_IMAGENET, num_params=7_978_856)  # type: ignore[arg-type]
-def densenet121(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    memory_efficient: bool = False,
-) -> DenseNetNet:
+def densenet121(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> DenseNetNet:
     """DenseNet-121 (k=32, blocks 6-12-24-16), 8.0M parameters.
 
     ``memory_efficient=True`` trains with much less activation memory (see the module
-    docstring), as torchvision's option of the same name; the other builders take it too.
+    docstring), as torchvision's option of the same name; every builder takes it.
 
     Example:
         >>> import torch
@@ -393,58 +392,40 @@ def densenet121(
         >>> net(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 10])
     """
-    return _imagenet("densenet121", num_classes, in_channels, small_input, memory_efficient)
+    return _imagenet("densenet121", num_classes, in_channels, kwargs)
 
 
 @register_model(**_IMAGENET, num_params=28_681_000)  # type: ignore[arg-type]
-def densenet161(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    memory_efficient: bool = False,
-) -> DenseNetNet:
+def densenet161(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> DenseNetNet:
     """DenseNet-161 (k=48, blocks 6-12-36-24, 96 stem channels), 28.7M parameters.
 
     Example:
         >>> densenet161().num_features
         2208
     """
-    return _imagenet("densenet161", num_classes, in_channels, small_input, memory_efficient)
+    return _imagenet("densenet161", num_classes, in_channels, kwargs)
 
 
 @register_model(**_IMAGENET, num_params=14_149_480)  # type: ignore[arg-type]
-def densenet169(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    memory_efficient: bool = False,
-) -> DenseNetNet:
+def densenet169(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> DenseNetNet:
     """DenseNet-169 (k=32, blocks 6-12-32-32), 14.1M parameters.
 
     Example:
         >>> densenet169().num_features
         1664
     """
-    return _imagenet("densenet169", num_classes, in_channels, small_input, memory_efficient)
+    return _imagenet("densenet169", num_classes, in_channels, kwargs)
 
 
 @register_model(**_IMAGENET, num_params=20_013_928)  # type: ignore[arg-type]
-def densenet201(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    memory_efficient: bool = False,
-) -> DenseNetNet:
+def densenet201(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> DenseNetNet:
     """DenseNet-201 (k=32, blocks 6-12-48-32), 20.0M parameters.
 
     Example:
         >>> densenet201().num_features
         1920
     """
-    return _imagenet("densenet201", num_classes, in_channels, small_input, memory_efficient)
+    return _imagenet("densenet201", num_classes, in_channels, kwargs)
 
 
 # Two transitions need 4 pixels after the stride-1 stem.
@@ -452,9 +433,7 @@ _CIFAR = {**_IMAGENET, "input_size": (3, 32, 32), "min_input_size": (4, 4), "num
 
 
 @register_model(**_CIFAR, num_params=769_162)  # type: ignore[arg-type]
-def densenet_bc_100(
-    *, num_classes: int = 10, in_channels: int = 3, memory_efficient: bool = False
-) -> DenseNetNet:
+def densenet_bc_100(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> DenseNetNet:
     """The paper's CIFAR DenseNet-BC (L=100, k=12): three blocks of 16 layers, 0.77M parameters.
 
     Depth 100 counts the stem, 3 x 16 x 2 convolutions in the blocks, the two transitions
@@ -465,12 +444,5 @@ def densenet_bc_100(
         >>> densenet_bc_100()(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    return DenseNetNet(
-        12,
-        (16, 16, 16),
-        24,
-        num_classes,
-        in_channels,
-        stem="cifar",
-        memory_efficient=memory_efficient,
-    )
+    options = small_stem_only("densenet_bc_100", kwargs)
+    return DenseNetNet(12, (16, 16, 16), 24, num_classes, in_channels, stem="cifar", **options)

@@ -301,15 +301,10 @@ class GoogLeNetNet(nn.Module):
     num_params=6_624_904,
     num_classes=1000,
 )
-def googlenet(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    aux_logits: bool = True,
-    small_input: bool = False,
-    dropout: float = 0.2,
-) -> GoogLeNetNet:
+def googlenet(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> GoogLeNetNet:
     """GoogLeNet (Inception v1): 6.6M parameters, plus 6.4M in the auxiliary heads.
+
+    Keyword arguments are :class:`GoogLeNetNet`'s options, its keyword-only arguments.
 
     ``num_params`` counts the network used at inference, without the auxiliary heads
     (as torchvision does); the default build, with ``aux_logits=True``, has 13,004,888.
@@ -320,6 +315,4 @@ def googlenet(
         >>> [t.shape[1] for t in net(torch.zeros(2, 3, 32, 32))]
         [10, 10, 10]
     """
-    return GoogLeNetNet(
-        num_classes, in_channels, aux_logits=aux_logits, small_input=small_input, dropout=dropout
-    )
+    return GoogLeNetNet(num_classes, in_channels, **kwargs)

@@ -68,7 +68,6 @@ class LeNet5Net(nn.Module):
         self,
         num_classes: int = 10,
         in_channels: int = 1,
-        *,
         modern: bool = False,
         batch_norm: bool = False,
     ) -> None:

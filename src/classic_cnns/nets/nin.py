@@ -45,7 +45,7 @@ leaves a 1x1 map that the second pool cannot take.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -200,13 +200,10 @@ class NiNNet(nn.Module):
     num_params=966_986,
     num_classes=10,
 )
-def nin(
-    *, num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5, final_relu: bool = False
-) -> NiNNet:
+def nin(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> NiNNet:
     """NiN for CIFAR-10 as in the authors' Caffe model: 966,986 parameters, no linear layer.
 
-    ``final_relu=True`` adds the Caffe model's ReLU on the class maps (off by default,
-    see the module docstring).
+    Keyword arguments are :class:`NiNNet`'s options, its keyword-only arguments.
 
     Example:
         >>> import torch
@@ -214,4 +211,4 @@ def nin(
         >>> net(torch.zeros(1, 1, 28, 28)).shape
         torch.Size([1, 10])
     """
-    return NiNNet(num_classes, in_channels, dropout=dropout, final_relu=final_relu)
+    return NiNNet(num_classes, in_channels, **kwargs)

@@ -17,12 +17,12 @@ so add no parameters (0.27M parameters for ResNet-20 up to 1.7M for ResNet-110).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import conv1x1, conv3x3, linear_head
+from classic_cnns.nets._layers import conv1x1, conv3x3, linear_head, small_stem_only
 from classic_cnns.registry import register_model
 
 __all__ = [
@@ -164,13 +164,14 @@ class ResNetNet(nn.Module):
         in_channels: Input channels (only the first convolution changes).
         widths: Inner channels (``planes``) per stage; the first stage keeps the stem's size and
             each later one halves it.
+        shortcut: ``"B"`` (1x1 convolution and batch norm where the shape changes, as
+            torchvision and the paper's ImageNet runs) or ``"A"`` (parameter-free zero padding,
+            the paper's CIFAR runs).
         zero_init_residual: Start the last batch norm of every residual branch at zero, so that
             each block begins as the identity (Goyal et al., 2017).
         small_input: A 3x3 stride-1 stem without max pooling, for 28-32 pixel images; the
             ImageNet stem (7x7 stride 2 and a 3x3 stride-2 max pool) shrinks them 4x at once.
-        shortcut: ``"B"`` (1x1 convolution and batch norm where the shape changes, as
-            torchvision and the paper's ImageNet runs) or ``"A"`` (parameter-free zero padding,
-            the paper's CIFAR runs).
+            The CIFAR networks always have it.
 
     Example:
         >>> import torch
@@ -192,11 +193,11 @@ class ResNetNet(nn.Module):
         layers: Sequence[int],
         num_classes: int = 1000,
         in_channels: int = 3,
-        *,
         widths: Sequence[int] = (64, 128, 256, 512),
+        shortcut: str = "B",
+        *,
         zero_init_residual: bool = False,
         small_input: bool = False,
-        shortcut: str = "B",
     ) -> None:
         super().__init__()
         if len(layers) != len(widths):
@@ -303,42 +304,32 @@ _IMAGENET_CONFIGS: dict[str, tuple[type[BasicBlock | Bottleneck], list[int]]] = 
 }
 
 
-def _imagenet(
-    name: str, num_classes: int, in_channels: int, zero_init_residual: bool, small_input: bool
-) -> ResNetNet:
+def _imagenet(name: str, num_classes: int, in_channels: int, options: dict[str, Any]) -> ResNetNet:
     block, layers = _IMAGENET_CONFIGS[name]
-    return ResNetNet(
-        block,
-        layers,
-        num_classes,
-        in_channels,
-        zero_init_residual=zero_init_residual,
-        small_input=small_input,
-    )
+    return ResNetNet(block, layers, num_classes, in_channels, **options)
 
 
-def _cifar(depth: int, num_classes: int, in_channels: int, zero_init_residual: bool) -> ResNetNet:
+def _cifar(depth: int, num_classes: int, in_channels: int, options: dict[str, Any]) -> ResNetNet:
     n = (depth - 2) // 6
+    options = small_stem_only(f"resnet{depth}", options)
     return ResNetNet(
         BasicBlock,
         [n, n, n],
         num_classes,
         in_channels,
-        widths=(16, 32, 64),
-        zero_init_residual=zero_init_residual,
+        (16, 32, 64),
+        "A",
         small_input=True,
-        shortcut="A",
+        **options,
     )
 
 
+# Every builder takes num_classes, in_channels and, as keywords, ResNetNet's options: its
+# keyword-only arguments.
+
+
 @register_model(**_IMAGENET, num_params=11_689_512)  # type: ignore[arg-type]
-def resnet18(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    zero_init_residual: bool = False,
-    small_input: bool = False,
-) -> ResNetNet:
+def resnet18(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
     """ResNet-18: basic blocks ``[2, 2, 2, 2]``, 11.7M parameters.
 
     Example:
@@ -347,81 +338,55 @@ def resnet18(
         >>> net(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 10])
     """
-    return _imagenet("resnet18", num_classes, in_channels, zero_init_residual, small_input)
+    return _imagenet("resnet18", num_classes, in_channels, kwargs)
 
 
 @register_model(**_IMAGENET, num_params=21_797_672)  # type: ignore[arg-type]
-def resnet34(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    zero_init_residual: bool = False,
-    small_input: bool = False,
-) -> ResNetNet:
+def resnet34(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
     """ResNet-34: basic blocks ``[3, 4, 6, 3]``, 21.8M parameters.
 
     Example:
         >>> resnet34().layer3[5].conv2.out_channels
         256
     """
-    return _imagenet("resnet34", num_classes, in_channels, zero_init_residual, small_input)
+    return _imagenet("resnet34", num_classes, in_channels, kwargs)
 
 
 @register_model(**_IMAGENET, num_params=25_557_032)  # type: ignore[arg-type]
-def resnet50(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    zero_init_residual: bool = False,
-    small_input: bool = False,
-) -> ResNetNet:
+def resnet50(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
     """ResNet-50: bottleneck blocks ``[3, 4, 6, 3]``, 25.6M parameters.
 
     Example:
         >>> resnet50().num_features
         2048
     """
-    return _imagenet("resnet50", num_classes, in_channels, zero_init_residual, small_input)
+    return _imagenet("resnet50", num_classes, in_channels, kwargs)
 
 
 @register_model(**_IMAGENET, num_params=44_549_160)  # type: ignore[arg-type]
-def resnet101(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    zero_init_residual: bool = False,
-    small_input: bool = False,
-) -> ResNetNet:
+def resnet101(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
     """ResNet-101: bottleneck blocks ``[3, 4, 23, 3]``, 44.5M parameters.
 
     Example:
         >>> len(resnet101().layer3)
         23
     """
-    return _imagenet("resnet101", num_classes, in_channels, zero_init_residual, small_input)
+    return _imagenet("resnet101", num_classes, in_channels, kwargs)
 
 
 @register_model(**_IMAGENET, num_params=60_192_808)  # type: ignore[arg-type]
-def resnet152(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    zero_init_residual: bool = False,
-    small_input: bool = False,
-) -> ResNetNet:
+def resnet152(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
     """ResNet-152: bottleneck blocks ``[3, 8, 36, 3]``, 60.2M parameters.
 
     Example:
         >>> len(resnet152().layer3)
         36
     """
-    return _imagenet("resnet152", num_classes, in_channels, zero_init_residual, small_input)
+    return _imagenet("resnet152", num_classes, in_channels, kwargs)
 
 
 @register_model(**_CIFAR, num_params=269_722)  # type: ignore[arg-type]
-def resnet20(
-    *, num_classes: int = 10, in_channels: int = 3, zero_init_residual: bool = False
-) -> ResNetNet:
+def resnet20(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
     """CIFAR ResNet-20 (n=3), 0.27M parameters.
 
     Example:
@@ -429,56 +394,48 @@ def resnet20(
         >>> resnet20()(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    return _cifar(20, num_classes, in_channels, zero_init_residual)
+    return _cifar(20, num_classes, in_channels, kwargs)
 
 
 @register_model(**_CIFAR, num_params=464_154)  # type: ignore[arg-type]
-def resnet32(
-    *, num_classes: int = 10, in_channels: int = 3, zero_init_residual: bool = False
-) -> ResNetNet:
+def resnet32(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
     """CIFAR ResNet-32 (n=5), 0.46M parameters.
 
     Example:
         >>> len(resnet32().layer1)
         5
     """
-    return _cifar(32, num_classes, in_channels, zero_init_residual)
+    return _cifar(32, num_classes, in_channels, kwargs)
 
 
 @register_model(**_CIFAR, num_params=658_586)  # type: ignore[arg-type]
-def resnet44(
-    *, num_classes: int = 10, in_channels: int = 3, zero_init_residual: bool = False
-) -> ResNetNet:
+def resnet44(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
     """CIFAR ResNet-44 (n=7), 0.66M parameters.
 
     Example:
         >>> len(resnet44().layer1)
         7
     """
-    return _cifar(44, num_classes, in_channels, zero_init_residual)
+    return _cifar(44, num_classes, in_channels, kwargs)
 
 
 @register_model(**_CIFAR, num_params=853_018)  # type: ignore[arg-type]
-def resnet56(
-    *, num_classes: int = 10, in_channels: int = 3, zero_init_residual: bool = False
-) -> ResNetNet:
+def resnet56(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
     """CIFAR ResNet-56 (n=9), 0.85M parameters.
 
     Example:
         >>> len(resnet56().layer1)
         9
     """
-    return _cifar(56, num_classes, in_channels, zero_init_residual)
+    return _cifar(56, num_classes, in_channels, kwargs)
 
 
 @register_model(**_CIFAR, num_params=1_727_962)  # type: ignore[arg-type]
-def resnet110(
-    *, num_classes: int = 10, in_channels: int = 3, zero_init_residual: bool = False
-) -> ResNetNet:
+def resnet110(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
     """CIFAR ResNet-110 (n=18), 1.7M parameters.
 
     Example:
         >>> len(resnet110().layer1)
         18
     """
-    return _cifar(110, num_classes, in_channels, zero_init_residual)
+    return _cifar(110, num_classes, in_channels, kwargs)

@@ -31,7 +31,7 @@ the same indices in ``classifier``. The minimum stays 32x32.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -135,8 +135,8 @@ class VGGNet(nn.Module):
         config: Sequence[int | str],
         num_classes: int = 1000,
         in_channels: int = 3,
-        *,
         batch_norm: bool = False,
+        *,
         small_input: bool = False,
         dropout: float = 0.5,
     ) -> None:
@@ -205,21 +205,9 @@ class VGGNet(nn.Module):
 
 
 def _vgg(
-    depth: int,
-    batch_norm: bool,
-    num_classes: int,
-    in_channels: int,
-    small_input: bool,
-    dropout: float,
+    depth: int, batch_norm: bool, num_classes: int, in_channels: int, options: dict[str, Any]
 ) -> VGGNet:
-    return VGGNet(
-        CONFIGS[depth],
-        num_classes,
-        in_channels,
-        batch_norm=batch_norm,
-        small_input=small_input,
-        dropout=dropout,
-    )
+    return VGGNet(CONFIGS[depth], num_classes, in_channels, batch_norm, **options)
 
 
 _VGG = dict(
@@ -241,14 +229,12 @@ _VGG_BN = {
 }
 
 
+# Every builder takes num_classes, in_channels and, as keywords, VGGNet's options: its
+# keyword-only arguments.
+
+
 @register_model(**_VGG, num_params=132_863_336)  # type: ignore[arg-type]
-def vgg11(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    dropout: float = 0.5,
-) -> VGGNet:
+def vgg11(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> VGGNet:
     """VGG-11, configuration A: 8 convolutions, 132,863,336 parameters.
 
     Example:
@@ -256,17 +242,11 @@ def vgg11(
         >>> vgg11(num_classes=10, small_input=True)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 10])
     """
-    return _vgg(11, False, num_classes, in_channels, small_input, dropout)
+    return _vgg(11, False, num_classes, in_channels, kwargs)
 
 
 @register_model(**_VGG_BN, num_params=132_868_840)  # type: ignore[arg-type]
-def vgg11_bn(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    dropout: float = 0.5,
-) -> VGGNet:
+def vgg11_bn(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> VGGNet:
     """VGG-11 with batch normalisation: 132,868,840 parameters.
 
     Example:
@@ -274,17 +254,11 @@ def vgg11_bn(
         >>> vgg11_bn(num_classes=10, small_input=True)(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    return _vgg(11, True, num_classes, in_channels, small_input, dropout)
+    return _vgg(11, True, num_classes, in_channels, kwargs)
 
 
 @register_model(**_VGG, num_params=133_047_848)  # type: ignore[arg-type]
-def vgg13(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    dropout: float = 0.5,
-) -> VGGNet:
+def vgg13(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> VGGNet:
     """VGG-13, configuration B: 10 convolutions, 133,047,848 parameters.
 
     Example:
@@ -292,17 +266,11 @@ def vgg13(
         >>> vgg13(num_classes=10, small_input=True)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 10])
     """
-    return _vgg(13, False, num_classes, in_channels, small_input, dropout)
+    return _vgg(13, False, num_classes, in_channels, kwargs)
 
 
 @register_model(**_VGG_BN, num_params=133_053_736)  # type: ignore[arg-type]
-def vgg13_bn(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    dropout: float = 0.5,
-) -> VGGNet:
+def vgg13_bn(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> VGGNet:
     """VGG-13 with batch normalisation: 133,053,736 parameters.
 
     Example:
@@ -310,17 +278,11 @@ def vgg13_bn(
         >>> vgg13_bn(num_classes=10, small_input=True)(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    return _vgg(13, True, num_classes, in_channels, small_input, dropout)
+    return _vgg(13, True, num_classes, in_channels, kwargs)
 
 
 @register_model(**_VGG, num_params=138_357_544)  # type: ignore[arg-type]
-def vgg16(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    dropout: float = 0.5,
-) -> VGGNet:
+def vgg16(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> VGGNet:
     """VGG-16, configuration D: 13 convolutions, 138,357,544 parameters.
 
     Example:
@@ -328,17 +290,11 @@ def vgg16(
         >>> vgg16(num_classes=10, small_input=True)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 10])
     """
-    return _vgg(16, False, num_classes, in_channels, small_input, dropout)
+    return _vgg(16, False, num_classes, in_channels, kwargs)
 
 
 @register_model(**_VGG_BN, num_params=138_365_992)  # type: ignore[arg-type]
-def vgg16_bn(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    dropout: float = 0.5,
-) -> VGGNet:
+def vgg16_bn(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> VGGNet:
     """VGG-16 with batch normalisation: 138,365,992 parameters.
 
     Example:
@@ -346,17 +302,11 @@ def vgg16_bn(
         >>> vgg16_bn(num_classes=10, small_input=True)(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    return _vgg(16, True, num_classes, in_channels, small_input, dropout)
+    return _vgg(16, True, num_classes, in_channels, kwargs)
 
 
 @register_model(**_VGG, num_params=143_667_240)  # type: ignore[arg-type]
-def vgg19(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    dropout: float = 0.5,
-) -> VGGNet:
+def vgg19(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> VGGNet:
     """VGG-19, configuration E: 16 convolutions, 143,667,240 parameters.
 
     Example:
@@ -364,17 +314,11 @@ def vgg19(
         >>> vgg19(num_classes=10, small_input=True)(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 10])
     """
-    return _vgg(19, False, num_classes, in_channels, small_input, dropout)
+    return _vgg(19, False, num_classes, in_channels, kwargs)
 
 
 @register_model(**_VGG_BN, num_params=143_678_248)  # type: ignore[arg-type]
-def vgg19_bn(
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    small_input: bool = False,
-    dropout: float = 0.5,
-) -> VGGNet:
+def vgg19_bn(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> VGGNet:
     """VGG-19 with batch normalisation: 143,678,248 parameters.
 
     Example:
@@ -382,4 +326,4 @@ def vgg19_bn(
         >>> vgg19_bn(num_classes=10, small_input=True)(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    return _vgg(19, True, num_classes, in_channels, small_input, dropout)
+    return _vgg(19, True, num_classes, in_channels, kwargs)

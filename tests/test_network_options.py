@@ -1,0 +1,143 @@
+"""Network options: each declared once, in its network class, and reaching every layer above.
+
+A network class's keyword-only arguments are its options (``small_input``, ``dropout``, ...).
+The builders pass them on as ``**kwargs`` and declare none; ``model_info(name).options``
+reads them; the family classes' ``__init__`` is written from them; checkpoints record them;
+and the generic ``ImageClassifier`` takes them too.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+
+from classic_cnns import (
+    DenseNet,
+    ImageClassifier,
+    ResNet,
+    create_model,
+    list_models,
+    load_model,
+    model_info,
+)
+from classic_cnns.models import FAMILIES, family_class
+from classic_cnns.nets.densenet import DenseNetNet
+
+NAMES = list_models()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_builder_declares_no_option_its_network_class_declares_them(name: str) -> None:
+    info = model_info(name)
+    builder = inspect.signature(info.builder).parameters
+    assert set(builder) - {"kwargs"} == {"num_classes", "in_channels"}, name
+    network = inspect.signature(info.network).parameters  # type: ignore[arg-type]
+    for option, parameter in info.options.items():
+        assert network[option].kind is inspect.Parameter.KEYWORD_ONLY, (name, option)
+        assert parameter.default == network[option].default, (name, option)
+
+
+@pytest.mark.parametrize("cls", list(FAMILIES.values()), ids=lambda c: c.__name__)
+def test_a_family_class_takes_the_task_arguments_and_its_networks_options(cls: type) -> None:
+    members = [model_info(n) for n in NAMES if model_info(n).family == cls.family]
+    options = {o: p for info in members for o, p in info.options.items()}
+    params = inspect.signature(cls).parameters
+    task = inspect.signature(ImageClassifier).parameters
+    expected = [n for n, p in task.items() if p.kind is not p.VAR_KEYWORD] + list(options)
+    assert list(params) == expected
+    assert params["arch"].default == cls.default_arch
+    assert model_info(cls.default_arch).family == cls.family
+    for option, parameter in options.items():
+        assert params[option].kind is inspect.Parameter.KEYWORD_ONLY
+        assert params[option].default is None  # None: the network's own default
+        assert params[option].annotation == parameter.annotation | None
+        assert option in (cls.__init__.__doc__ or "")  # described, for --help
+    # Written from the network classes, not by hand in classic_cnns/models.py.
+    assert inspect.getsourcefile(cls.__init__).startswith("<generated")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "value", "check"),
+    [
+        ("resnet18", "small_input", True, lambda m: isinstance(m.net.maxpool, torch.nn.Identity)),
+        ("resnet20", "zero_init_residual", True, lambda m: not m.net.layer1[0].bn2.weight.any()),
+        ("alexnet", "dropout", 0.25, lambda m: m.net.classifier[0].p == 0.25),
+        ("nin", "final_relu", True, lambda m: len(m.net.classifier) == 2),
+        ("googlenet", "aux_logits", False, lambda m: m.net.aux1 is None),
+        (
+            "densenet121",
+            "memory_efficient",
+            True,
+            lambda m: m.net.features.denseblock1.denselayer1.memory_efficient,
+        ),
+    ],
+)
+def test_an_option_reaches_the_network_through_every_route(
+    name: str, option: str, value: Any, check: Any, tmp_path: Path
+) -> None:
+    family = family_class(model_info(name).family)
+    built = [
+        family(name, **{option: value}),
+        ImageClassifier(name, **{option: value}),
+        create_model(name, **{option: value}),
+    ]
+    for model in built:
+        assert check(model), type(model).__name__
+        assert model.hparams[option] == value
+    # The checkpoint records the option; both the family class and the generic task, and
+    # load_model, rebuild the network with it from the file alone.
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    trainer.strategy.connect(built[0])
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    for loaded in (
+        family.load_from_checkpoint(tmp_path / "m.ckpt"),
+        ImageClassifier.load_from_checkpoint(tmp_path / "m.ckpt"),
+        load_model(tmp_path / "m.ckpt"),
+    ):
+        assert check(loaded), type(loaded).__name__
+        assert loaded.hparams[option] == value
+
+
+def test_an_unknown_option_is_refused_with_the_ones_there_are() -> None:
+    with pytest.raises(ValueError, match=r"lenet5 takes no network argument 'small_input'.*"):
+        ImageClassifier("lenet5", small_input=True)
+    with pytest.raises(ValueError, match=r"'zero_init_residual', 'small_input'\]"):
+        ImageClassifier("resnet18", small_inputs=True)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'small_input'"):
+        FAMILIES["lenet"](small_input=True)
+
+
+def test_a_cifar_network_keeps_its_small_stem() -> None:
+    assert isinstance(ResNet("resnet20", small_input=True).net.maxpool, torch.nn.Identity)
+    for cls, name in ((ResNet, "resnet20"), (DenseNet, "densenet_bc_100")):
+        with pytest.raises(ValueError, match=f"{name} is a CIFAR network.*got False"):
+            cls(name, small_input=False)
+    with pytest.raises(ValueError, match="the CIFAR stem is small already"):
+        DenseNetNet(12, (2, 2), 24, stem="cifar", small_input=True)
+
+
+def test_densenet_small_input_changes_only_the_stem_convolution() -> None:
+    small = model_info("densenet121").build_net(small_input=True).features
+    default = model_info("densenet121").build_net().features
+    assert (small.conv0.kernel_size, small.conv0.stride) == ((3, 3), (1, 1))
+    assert "pool0" not in dict(small.named_children())
+    assert [n for n, _ in small.named_children()] == [
+        n for n, _ in default.named_children() if n != "pool0"
+    ]
+
+
+def test_a_subclass_of_a_family_class_records_its_own_arguments_too() -> None:
+    class Wide(ResNet):
+        def __init__(self, note: str = "mine", **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.note = note
+
+    model = Wide(note="kept", arch="resnet20", zero_init_residual=True)
+    assert model.hparams.note == "kept"
+    assert model.hparams.zero_init_residual is True
+    assert model.hparams.arch == "resnet20"
