@@ -132,3 +132,36 @@ def test_shards_cover_the_data_once_and_training_shards_are_equal(world: int) ->
 def test_a_sampler_rejects_a_rank_outside_the_world() -> None:
     with pytest.raises(ValueError, match=r"rank must be an int in \[0, 2\); got 2"):
         EpochShuffleSampler(10, seed=0, num_replicas=2, rank=2)
+
+
+_EXIT_CHECK = """
+import atexit, sys, torch
+import torch.distributed as dist
+from classic_cnns import LeNet5
+# atexit runs last-in first-out: this handler, registered first, runs after the task's.
+atexit.register(lambda: print("initialized at exit:", dist.is_initialized(), flush=True))
+dist.init_process_group("gloo", init_method=f"file://{sys.argv[1]}", rank=0, world_size=1)
+model = LeNet5()
+model.setup("fit")
+model.setup("validate")  # registered once, whatever the stages
+print("initialized after setup:", dist.is_initialized(), flush=True)
+"""
+
+
+def test_the_task_destroys_a_gloo_process_group_before_the_interpreter_exits(
+    tmp_path: Path,
+) -> None:
+    # Lightning destroys an NCCL group at exit but not a gloo one, whose threads can abort
+    # the process at interpreter shutdown (seen in test_bench's ddp_spawn scaling run).
+    run = subprocess.run(
+        [sys.executable, "-c", _EXIT_CHECK, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines() == [
+        "initialized after setup: True",
+        "initialized at exit: False",
+    ]

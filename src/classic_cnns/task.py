@@ -18,6 +18,7 @@ different learning rates (``backbone_lr``).
 
 from __future__ import annotations
 
+import atexit
 import math
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -284,7 +285,15 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         follows in :meth:`forward`); ``compile`` compiles the network in place
         (``nn.Module.compile``, so the state dict keeps its keys). Both apply to every
         stage; the teacher is loaded for ``fit`` only.
+
+        Under a distributed strategy, the process group is destroyed when the process
+        exits (Lightning does it for NCCL only): a gloo group left to the interpreter's
+        shutdown can abort the process with "terminate called without an active
+        exception" (pytorch/pytorch#190489).
         """
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            atexit.unregister(_destroy_process_group)  # once per process
+            atexit.register(_destroy_process_group)
         hp = self._hp
         if hp.channels_last:
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -577,3 +586,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         return restore(
             cls, checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs
         )
+
+
+def _destroy_process_group() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
