@@ -6,6 +6,7 @@ documentation site's strict build is ``mkdocs build --strict``.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.metadata
 import inspect
@@ -121,6 +122,33 @@ def test_declared_dependencies_admit_the_tested_versions_and_pin_nothing() -> No
     for requirement in [*requirements.values()]:
         pins = [s for s in requirement.specifier if s.operator in {"==", "===", "~="}]
         assert not pins, f"{requirement} pins users to one version"
+
+
+def test_every_package_the_source_imports_at_module_level_is_declared() -> None:
+    # A dependency of a dependency may vanish in its next release: what we import, we declare.
+    # (Imports inside functions are the optional extras', checked by test_layers.)
+    declared = {
+        Requirement(r).name.lower().replace("_", "-")
+        for r in _pyproject()["project"]["dependencies"]
+    }
+    distributions = importlib.metadata.packages_distributions()
+    missing = set()
+    for path in (ROOT / "src" / "classic_cnns").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in [*tree.body, *(n for s in tree.body if isinstance(s, ast.If) for n in s.body)]:
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for top in {m.split(".")[0] for m in modules}:
+                if top in sys.stdlib_module_names or top == "classic_cnns":
+                    continue
+                names = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                if not names & declared:
+                    missing.add(f"{top} ({path.relative_to(ROOT)})")
+    assert not missing, f"imported but not in [project] dependencies: {sorted(missing)}"
 
 
 def test_the_extras_hold_what_ci_and_users_need() -> None:
