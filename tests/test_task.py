@@ -3,9 +3,10 @@
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.utilities.model_summary import ModelSummary
 from torch.utils.data import DataLoader, TensorDataset
 
-from classic_cnns import LeNet5
+from classic_cnns import Digits, LeNet5
 from classic_cnns.task import OPTIMIZERS, SCHEDULERS
 
 
@@ -144,3 +145,29 @@ def test_the_logged_loss_is_the_mean_over_images_not_over_batches() -> None:
     with torch.no_grad():
         expected = torch.nn.functional.cross_entropy(model(x), y).item()
     assert logged["val_loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_model_summary_counts_the_flops_of_one_training_image(tmp_path) -> None:
+    # LeNet-5 at 32x32, multiply-accumulates of the weights (Lightning counts 2 FLOPs each, and
+    # no bias, pooling or activation): C1 6*25*28*28, C3 16*6*25*10*10, C5 120*16*25, F6 120*84
+    # and the classifier 84*10.
+    macs = 6 * 25 * 28 * 28 + 16 * 6 * 25 * 10 * 10 + 120 * 16 * 25 + 120 * 84 + 84 * 10
+
+    model = LeNet5()
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, Digits(image_size=32))
+    assert tuple(model.example_input_array.shape) == (1, 1, 32, 32)
+    assert ModelSummary(model).total_flops == 2 * macs == 833_040
+    # A compiled network would compile once more for the example: no example, no count.
+    compiled = LeNet5(compile=True)
+    compiled.trainer = trainer
+    compiled.setup("fit")
+    assert compiled.example_input_array is None and compiled.data_config

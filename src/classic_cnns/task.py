@@ -279,12 +279,14 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
 
     # -- speed and distillation, set up once per run -------------------------------------
     def setup(self, stage: str) -> None:
-        """Prepare a ``fit``: memory format, ``torch.compile`` and the distillation teacher.
+        """Prepare a run: memory format, ``torch.compile``, the data and the teacher.
 
         ``channels_last`` moves the network's weights to that memory format (each batch
         follows in :meth:`forward`); ``compile`` compiles the network in place
         (``nn.Module.compile``, so the state dict keeps its keys). Both apply to every
-        stage; the teacher is loaded for ``fit`` only.
+        stage. For ``fit``, the datamodule's ``data_config`` (preprocessing, class names; see
+        ``data``) is recorded, one image of its size becomes ``example_input_array`` (so
+        that Lightning's model summary counts FLOPs), and the teacher is loaded.
 
         Under a distributed strategy, the process group is destroyed when the process
         exits (Lightning does it for NCCL only): a gloo group left to the interpreter's
@@ -299,6 +301,13 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if hp.compile and not getattr(self.net, "_compiled_call_impl", None):
             self.net.compile(**(hp.compile if isinstance(hp.compile, dict) else {}))
+        config = getattr(getattr(self._trainer, "datamodule", None), "data_config", None)
+        if stage == "fit" and config:
+            self.data_config = dict(config)
+            # One image of the training size, whose FLOPs Lightning's model summary counts
+            # (a compiled network would compile once more for it).
+            if not hp.compile:
+                self.example_input_array = torch.zeros(1, self.in_channels, *config["image_size"])
         if stage == "fit" and hp.teacher is not None and not self._teacher:
             teacher = load_teacher(
                 hp.teacher, hp.teacher_weights, self.num_classes, self.in_channels
@@ -529,15 +538,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         return [ExactResume()]
 
     def on_fit_start(self) -> None:
-        """Record the datamodule's ``data_config`` (preprocessing, class names); see ``data``.
-
-        Also moves the distillation teacher to the student's device.
-        """
+        """Move the distillation teacher to the student's device."""
         for teacher in self._teacher:
             teacher.to(self.device)
-        config = getattr(getattr(self.trainer, "datamodule", None), "data_config", None)
-        if config:
-            self.data_config = dict(config)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the data configuration beside the weights (plain lists, for ``weights_only``)."""

@@ -357,7 +357,13 @@ class InMemoryDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Convert a uint8 batch on its device: to float, pad or resize, normalise."""
+        """Convert a uint8 batch on its device: to float, pad or resize, normalise.
+
+        A lone tensor (Lightning's model summary sends the model's ``example_input_array``
+        through this hook) is converted the same way if it is uint8, else left as it is.
+        """
+        if isinstance(batch, Tensor):
+            return self.transform(batch) if batch.dtype == torch.uint8 else batch
         images, labels = batch
         if images.dtype == torch.uint8:
             images = self.transform(images)

@@ -229,6 +229,8 @@ class TransferDataModule(InMemoryDataModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches (crop, flip) on the device, then convert and normalise."""
+        if isinstance(batch, Tensor):  # a lone input, as the base class converts it
+            return super().on_after_batch_transfer(batch, dataloader_idx)
         images, labels = batch
         training = self.trainer is not None and self.trainer.training
         if self.augment and training and images.dtype == torch.uint8:
