@@ -2,6 +2,7 @@
 
 import gzip
 import shutil
+import socket
 from pathlib import Path
 
 import lightning as L
@@ -335,12 +336,22 @@ def test_a_split_that_leaves_no_training_data_is_refused() -> None:
         Digits(val_size=5000).setup("fit")
 
 
-def test_the_tests_cannot_reach_the_network(tmp_path: Path) -> None:
+def test_the_tests_cannot_reach_the_network() -> None:
     # conftest's guard refuses any host beyond loopback, so no test downloads by accident.
-    # The mirror is TEST-NET-1 (RFC 5737, never routed): even without the guard nothing
-    # could be fetched from it, and the real mirrors are never tried.
-    dm = MNIST(str(tmp_path), download=True, protocol="10k")
-    dm.mirrors = ["http://192.0.2.1/mnist/"]
-    with pytest.raises(RuntimeError, match=r"(?s)could not download .*run offline"):
+    # Checked on the sockets themselves, with nothing downloaded; the address is TEST-NET-1
+    # (RFC 5737), which is never routed even if the guard broke.
+    with socket.socket() as sock, pytest.raises(OSError, match="the tests run offline"):
+        sock.connect(("192.0.2.1", 80))
+    with pytest.raises(OSError, match="the tests run offline"):
+        socket.getaddrinfo("yann.lecun.com", 80)
+
+
+def test_a_file_no_mirror_serves_is_named_and_nothing_is_left_behind(
+    tmp_path: Path, http_mirror: tuple[Path, str]
+) -> None:
+    _, url = http_mirror  # an empty folder on loopback: every file answers 404
+    dm = MNIST(str(tmp_path / "data"), download=True, protocol="10k")
+    dm.mirrors = [url]
+    with pytest.raises(RuntimeError, match=r"(?s)could not download \S+ into .*404"):
         dm.prepare_data()
-    assert not list(dm.raw_dir.iterdir())  # and nothing was left behind
+    assert not list(dm.raw_dir.iterdir())
