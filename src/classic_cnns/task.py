@@ -101,9 +101,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         torch.Size([4, 10])
     """
 
-    # A family class's family and default architecture (classic_cnns.models).
+    # A family class's family and default architecture (set by each in classic_cnns.models).
     family: ClassVar[str | None] = None
-    default_arch: ClassVar[str] = "lenet5"
+    default_arch: ClassVar[str]
     # torch.jit.script compiles forward and the network; the training machinery (losses,
     # metrics, checks) and the properties that read the trainer stay out of the script.
     __jit_unused_properties__: list[str] = [  # noqa: RUF012 (LightningModule declares it so)
