@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import Digits, LeNet5, ResNet, create_model, list_models, model_info
@@ -161,6 +162,57 @@ def test_a_teacher_by_name_needs_weights_and_must_match(teacher_file: Path) -> N
         LeNet5(loss="kl_div", teacher="no/such.ckpt").setup("fit")
     with pytest.raises(ValueError, match=r"the teacher lenet5_bn takes 1 channel\(s\) and has 10"):
         LeNet5(num_classes=5, loss="kl_div", teacher=str(teacher_file)).setup("fit")
+
+
+# -- weight_init ---------------------------------------------------------------------------------
+
+
+def test_xavier_init_draws_conv_and_linear_weights_from_glorots_uniform_and_keeps_the_rest() -> (
+    None
+):
+    torch.manual_seed(0)
+    default = create_model("resnet18", weight_init="default").net
+    torch.manual_seed(0)
+    xavier = create_model("resnet18", weight_init="xavier").net
+    drawn = 0
+    for (name, a), b in zip(default.named_modules(), xavier.modules(), strict=True):
+        if isinstance(a, nn.Conv2d):  # Glorot and Bengio's fans, by hand
+            k = a.kernel_size[0] * a.kernel_size[1]
+            fans = a.in_channels * k, a.out_channels * k
+        elif isinstance(a, nn.Linear):
+            fans = a.in_features, a.out_features
+        else:
+            for key, value in a.state_dict(keep_vars=False).items():
+                if "." not in key:  # batch norm's scale, shift and statistics are the network's
+                    assert torch.equal(value, b.state_dict()[key]), f"{name}.{key}"
+            continue
+        bound = math.sqrt(6 / sum(fans))  # U(-bound, bound): std bound / sqrt(3)
+        w = b.weight.detach()
+        assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound, name
+        assert abs(w.std().item() / (bound / math.sqrt(3)) - 1) < 0.1, name
+        assert not torch.equal(w, a.weight), name  # ResNet's own init is He's normal
+        if a.bias is not None:  # biases keep the network's own initialisation
+            assert torch.equal(a.bias, b.bias), name
+        drawn += 1
+    assert drawn == 21  # 20 convolutions (3 of them 1x1 shortcuts) and the classifier
+
+
+def test_weight_init_is_recorded_and_a_checkpoint_restores_its_weights_not_new_ones(
+    tmp_path: Path,
+) -> None:
+    model = create_model("lenet5", weight_init="xavier")
+    assert model.hparams.weight_init == "xavier"
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    loaded = LeNet5.load_from_checkpoint(tmp_path / "m.ckpt")
+    assert loaded.hparams.weight_init == "xavier"
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    with pytest.raises(
+        ValueError, match=r"weight_init must be one of \('default', 'xavier'\); got 'he'"
+    ):
+        LeNet5(weight_init="he")  # type: ignore[arg-type]
 
 
 # -- speed options -------------------------------------------------------------------------------

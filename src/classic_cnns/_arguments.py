@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, get_args
 
 from classic_cnns._guard import NonFinitePolicy, is_number
+from classic_cnns.nets._layers import WeightInit
 from classic_cnns.optim import check_settings
 from classic_cnns.registry import ModelInfo, list_models, model_info
 
@@ -46,15 +47,14 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
     if kwargs["num_classes"] < 2:
         raise ValueError(f"num_classes must be at least 2; got {kwargs['num_classes']}")
     check_settings(**{k: kwargs[k] for k in _OPTIMIZER_SETTINGS})
-    smoothing, aux, nonfinite = (
-        kwargs[k] for k in ("label_smoothing", "aux_loss_weight", "nonfinite")
-    )
+    smoothing, aux = kwargs["label_smoothing"], kwargs["aux_loss_weight"]
     if not (is_number(smoothing) and 0 <= smoothing < 1):
         raise ValueError(f"label_smoothing must be in [0, 1); got {smoothing!r}")
     if not (is_number(aux) and aux >= 0):
         raise ValueError(f"aux_loss_weight must be a number >= 0; got {aux!r}")
-    if nonfinite not in get_args(NonFinitePolicy):
-        raise ValueError(f"nonfinite must be one of {get_args(NonFinitePolicy)}; got {nonfinite!r}")
+    for name, allowed in (("nonfinite", NonFinitePolicy), ("weight_init", WeightInit)):
+        if kwargs[name] not in get_args(allowed):
+            raise ValueError(f"{name} must be one of {get_args(allowed)}; got {kwargs[name]!r}")
     loss, teacher = kwargs["loss"], kwargs["teacher"]
     if (loss == "kl_div") != (teacher is not None):
         raise ValueError(

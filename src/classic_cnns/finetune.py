@@ -258,6 +258,11 @@ class FreezableBackbone(nn.Module):
         unfreeze_backbone(self.net)
 
     @property
+    def num_features(self) -> int:
+        """Width of the pooled features the final classifier sees (the network's pre-logits)."""
+        return int(self.net.num_features)  # type: ignore[arg-type]
+
+    @property
     def backbone_frozen(self) -> bool:
         """Whether :meth:`freeze_backbone` is in effect (until :meth:`unfreeze_backbone`)."""
         return self._backbone_frozen

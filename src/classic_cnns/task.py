@@ -42,6 +42,7 @@ from classic_cnns.checkpoint import ExactResume, restore, verify_checkpoint
 from classic_cnns.files import DATA_CHECKPOINT_KEY
 from classic_cnns.losses import ClassificationLoss, LossName, load_teacher
 from classic_cnns.metrics import classification_metrics
+from classic_cnns.nets._layers import WeightInit, init_weights
 from classic_cnns.optim import (
     OPTIMIZERS,
     SCHEDULERS,
@@ -83,6 +84,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         aux_loss_weight: Weight of auxiliary classifier losses (GoogLeNet), added in training.
         channels_last: Train in the channels-last memory format.
         compile: ``torch.compile`` the network in place (a dict: its arguments).
+        weight_init: ``"default"``: the network's own initialisation; ``"xavier"``: Xavier
+            uniform convolution and linear weights, as *Dive into Deep Learning* trains them.
         nonfinite: What a training, validation or test step does with a batch whose images
             or loss hold NaN or infinite values: ``"raise"`` (stop with an error naming the
             step), ``"skip"`` (warn and leave the batch out) or ``"ignore"`` (no check).
@@ -143,6 +146,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         aux_loss_weight: float = 0.3,
         channels_last: bool = False,
         compile: bool | dict[str, Any] = False,
+        weight_init: WeightInit = "default",
         nonfinite: NonFinitePolicy = "raise",
         backbone_lr: float | None = None,
         **options: Any,
@@ -177,6 +181,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             in_channels=in_channels,
             **{k: v for k, v in options.items() if v is not None},
         )
+        init_weights(self.net, weight_init)
         # The loss of training; evaluation reports plain cross-entropy when distilling, so
         # that validation needs no teacher.
         self.criterion = ClassificationLoss(
@@ -324,11 +329,6 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         return out[0] if isinstance(out, tuple) else out
 
     # -- fine-tuning ---------------------------------------------------------------------
-    @property
-    def num_features(self) -> int:
-        """Width of the pooled features the final classifier sees (the network's pre-logits)."""
-        return int(self.net.num_features)  # type: ignore[arg-type]
-
     def forward_features(self, x: Tensor) -> Tensor:
         """The network's unpooled feature maps ``(N, C, H, W)``, as timm's ``forward_features``.
 

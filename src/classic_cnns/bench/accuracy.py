@@ -24,6 +24,7 @@ import torch
 from classic_cnns.bench import core
 from classic_cnns.data import CIFAR10, MNIST, Digits, FashionMNIST, InMemoryDataModule
 from classic_cnns.hub import create_model
+from classic_cnns.nets._layers import WeightInit
 from classic_cnns.plots import plot_confusion_matrix
 from classic_cnns.recipes import OptimizerName, SchedulerName
 from classic_cnns.registry import model_info
@@ -37,8 +38,8 @@ MODE = "accuracy"
 @dataclass(frozen=True)
 class Recipe:
     """A seeded training recipe of one model on one dataset, with the task's optimizer settings
-    (``sgd``: Nesterov SGD when ``momentum > 0``); ``image_size`` ``None``: the model's own,
-    padded; ``variant`` tells recipes of one model on one dataset apart.
+    (``sgd``: Nesterov SGD when ``momentum > 0``) and ``weight_init``; ``image_size`` ``None``:
+    the model's own, padded; ``variant`` tells recipes of one model on one dataset apart.
 
     Example:
         >>> from classic_cnns.bench.accuracy import Recipe
@@ -58,6 +59,7 @@ class Recipe:
     image_size: int | None = None
     precision: core.Precision = "fp32"
     channels_last: bool = False
+    weight_init: WeightInit = "default"
     reference_error_pct: float | None = None
     reference: str | None = None
     variant: str | None = None
@@ -68,15 +70,15 @@ class Recipe:
         return "/".join(p for p in (self.model, self.dataset, self.variant) if p)
 
     def describe(self) -> str:
-        """One line: optimizer, schedule, batch, epochs, size, precision and memory format."""
+        """One line: optimizer, schedule, init, batch, epochs, size, precision, memory format."""
         size, fmt = self.image_size or "own", ("contiguous", "channels_last")[self.channels_last]
-        return (f"{self.optimizer} lr {self.lr:g}, {self.scheduler}, batch {self.batch_size}, "
-                f"{self.epochs} epochs, {size} px, {self.precision}, {fmt}")  # fmt: skip
+        return (f"{self.optimizer} lr {self.lr:g}, {self.scheduler}, {self.weight_init} init, "
+                f"batch {self.batch_size}, {self.epochs} epochs, {size} px, {self.precision}, "
+                f"{fmt}")  # fmt: skip
 
 
-# Dive into Deep Learning's Fashion-MNIST chapters: model -> (image size, batch, lr, test accuracy
-# in d2l-zh 2.0, in d2l-en 0.17), 10 epochs of SGD at a constant lr. At 32 px: LeNet (28 padded,
-# as the book's first convolution does), our NiN and DenseNet (CIFAR designs: no stride-4 stem).
+# d2l's Fashion-MNIST chapters: model -> (px, batch, lr, test acc in d2l-zh 2.0, in d2l-en 0.17);
+# 10 epochs of SGD at a constant lr from Xavier weights. 32 px: LeNet (28 padded), NiN, DenseNet.
 D2L_BOOK: dict[str, tuple[int, int, float, float, float]] = {
     "lenet5": (32, 256, 0.9, 0.782, 0.809),
     "alexnet": (224, 128, 0.01, 0.881, 0.884),
@@ -94,12 +96,15 @@ def _d2l(model: str) -> tuple[Recipe, Recipe]:
     size, batch, lr, zh, en = D2L_BOOK[model]
     ref = f"Dive into Deep Learning: test acc {zh} (d2l-zh 2.0), {en} (d2l-en 0.17)"
     book = Recipe(model, "fashion_mnist", "sgd", lr, 0.0, 0.0, "none", batch, 10, size)
-    book = replace(book, reference_error_pct=round(100 * (1 - zh), 1), reference=ref, variant="d2l")
+    book = replace(book, weight_init="xavier", reference_error_pct=round(100 * (1 - zh), 1),
+                   reference=ref, variant="d2l")  # fmt: skip
     r = model_info(model).recipe
     own = (r.optimizer, r.lr, r.momentum, r.weight_decay, r.scheduler, r.batch_size, r.epochs)
     return book, Recipe(model, "fashion_mnist", *own, r.small_image_size, variant="default")
 
 
+_TO_TASK = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "channels_last",
+            "weight_init")  # fmt: skip
 _HE = "He et al. 2015, Deep Residual Learning, Table 6 (with augmentation)"
 _CIFAR: dict[str, Any] = dict(weight_decay=1e-4, scheduler="step", epochs=164)
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -168,8 +173,7 @@ def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, 
     """A set-up datamodule of ``dataset`` without a validation split (the test split tests),
     reaching ``image_size`` as ``fit`` does (padding by up to 4 pixels a side, else resizing);
     ``FileNotFoundError`` when ``data_dir`` lacks the files."""
-    common: dict[str, Any] = dict(batch_size=batch_size, val_size=0, seed=seed)
-    common |= dict(image_size=image_size)
+    common = dict[str, Any](batch_size=batch_size, val_size=0, seed=seed, image_size=image_size)
     common |= dict(protocol="10k") if dataset == "mnist10k" else {}
     root = str(data_dir or os.environ.get("CLASSIC_CNNS_DATA", "data"))
     found = dict(mnist10k=MNIST, mnist=MNIST, fashion_mnist=FashionMNIST, cifar10=CIFAR10)
@@ -229,9 +233,8 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
         results.add(MODE, backend, "skipped", note=reason, **row)
         return
     L.seed_everything(seed, verbose=False)  # then `Trainer.fit` of the task, as `fit` does
-    keys = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "channels_last")
     model = create_model(recipe.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
-                         **{k: getattr(recipe, k) for k in keys})  # fmt: skip
+                         **{k: getattr(recipe, k) for k in _TO_TASK})  # fmt: skip
     curve = Curve(dm, backend, s.limit_train_batches)
     trainer = core.trainer(backend, recipe.precision, row["epochs"], curve.limit, callbacks=[curve])
     wall = core.timed(functools.partial(trainer.fit, model, dm), 1, backend)
@@ -281,8 +284,7 @@ def report(results: core.Results, out: Path | None) -> list[str]:
                      if RECIPES[n].reference})  # fmt: skip
     if out is None or not results.data.get("curves"):
         return [*lines, ""]
-    # Plots: test accuracy against training time, the training loss per epoch (the optimizer
-    # comparison among them) and, per dataset, the confusion matrix of its best run.
+    # Plots: accuracy against training time, loss per epoch, each dataset's best confusion matrix.
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 4.5), layout="constrained")
