@@ -8,6 +8,7 @@ CIFAR shortcuts, DenseNet's memory-efficient layers. The checks every network pa
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import pytest
@@ -81,6 +82,25 @@ def test_vgg_initialisation_matches_torchvision() -> None:
     for linear in (m for m in net.classifier if isinstance(m, nn.Linear)):
         assert linear.weight.std().item() == pytest.approx(0.01, rel=0.1)
         assert not linear.bias.any()
+
+
+def test_vgg_width_mult_quarter_is_the_books_narrow_vgg11() -> None:
+    # d2l's VGG-11 on Fashion-MNIST: conv_arch widths divided by ratio = 4, the 4096-wide
+    # classifier kept. Its parameters, by hand: 3x3 convolutions 1-16-32-64-64-128-128-128-128
+    # (weights and biases), then 6272 (128 x 7 x 7) -> 4096 -> 4096 -> 10.
+    widths = [1, 16, 32, 64, 64, 128, 128, 128, 128]
+    convs = sum(9 * a * b + b for a, b in itertools.pairwise(widths))
+    linears = 6272 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10
+    model = create_model("vgg11", num_classes=10, in_channels=1, width_mult=0.25)
+    net = model.net
+    assert [m.out_channels for m in net.features if isinstance(m, nn.Conv2d)] == widths[1:]
+    assert sum(p.numel() for p in net.parameters()) == convs + linears == 43_093_322
+    assert model.hparams.width_mult == 0.25
+    with torch.no_grad():
+        assert net.eval()(torch.zeros(2, 1, 224, 224)).shape == (2, 10)
+    for bad in (0, -1.0, 0.01, True, "half"):
+        with pytest.raises(ValueError, match=r"width_mult must be a number > 0 that leaves"):
+            create_model("vgg11", width_mult=bad)
 
 
 def test_nin_is_the_papers_cifar_network() -> None:

@@ -24,7 +24,6 @@ import torch
 from classic_cnns.bench import core
 from classic_cnns.data import CIFAR10, MNIST, Digits, FashionMNIST, InMemoryDataModule
 from classic_cnns.hub import create_model
-from classic_cnns.nets._layers import WeightInit
 from classic_cnns.plots import plot_confusion_matrix
 from classic_cnns.recipes import OptimizerName, SchedulerName
 from classic_cnns.registry import model_info
@@ -38,8 +37,9 @@ MODE = "accuracy"
 @dataclass(frozen=True)
 class Recipe:
     """A seeded training recipe of one model on one dataset, with the task's optimizer settings
-    (``sgd``: Nesterov SGD when ``momentum > 0``) and ``weight_init``; ``image_size`` ``None``:
-    the model's own, padded; ``variant`` tells recipes of one model on one dataset apart.
+    (``sgd``: Nesterov SGD when ``momentum > 0``) and the model's other ``options`` (such as
+    ``weight_init`` and ``width_mult``); ``image_size`` ``None``: the model's own, padded;
+    ``variant`` tells recipes of one model on one dataset apart.
 
     Example:
         >>> from classic_cnns.bench.accuracy import Recipe
@@ -59,7 +59,7 @@ class Recipe:
     image_size: int | None = None
     precision: core.Precision = "fp32"
     channels_last: bool = False
-    weight_init: WeightInit = "default"
+    options: tuple[tuple[str, Any], ...] = ()
     reference_error_pct: float | None = None
     reference: str | None = None
     variant: str | None = None
@@ -70,11 +70,11 @@ class Recipe:
         return "/".join(p for p in (self.model, self.dataset, self.variant) if p)
 
     def describe(self) -> str:
-        """One line: optimizer, schedule, init, batch, epochs, size, precision, memory format."""
+        """One line: optimizer, schedule, batch, epochs, size, precision, memory format, options."""
         size, fmt = self.image_size or "own", ("contiguous", "channels_last")[self.channels_last]
-        return (f"{self.optimizer} lr {self.lr:g}, {self.scheduler}, {self.weight_init} init, "
-                f"batch {self.batch_size}, {self.epochs} epochs, {size} px, {self.precision}, "
-                f"{fmt}")  # fmt: skip
+        return (f"{self.optimizer} lr {self.lr:g}, {self.scheduler}, batch {self.batch_size}, "
+                f"{self.epochs} epochs, {size} px, {self.precision}, {fmt}"
+                + "".join(f", {k} {v}" for k, v in self.options))  # fmt: skip
 
 
 # d2l's Fashion-MNIST chapters: model -> (px, batch, lr, test acc in d2l-zh 2.0, in d2l-en 0.17);
@@ -89,22 +89,21 @@ D2L_BOOK: dict[str, tuple[int, int, float, float, float]] = {
     "resnet18": (96, 256, 0.05, 0.907, 0.865),
     "densenet_bc_100": (32, 256, 0.1, 0.747, 0.882),
 }
+_D2L_NET = {"vgg11": (("width_mult", 0.25),)}  # the book's VGG-11 is a quarter as wide
 
 
 def _d2l(model: str) -> tuple[Recipe, Recipe]:
     # The book's setting (variant "d2l") and the model's own recipe as `fit` uses it ("default").
     size, batch, lr, zh, en = D2L_BOOK[model]
     ref = f"Dive into Deep Learning: test acc {zh} (d2l-zh 2.0), {en} (d2l-en 0.17)"
-    book = Recipe(model, "fashion_mnist", "sgd", lr, 0.0, 0.0, "none", batch, 10, size)
-    book = replace(book, weight_init="xavier", reference_error_pct=round(100 * (1 - zh), 1),
-                   reference=ref, variant="d2l")  # fmt: skip
+    book = Recipe(model, "fashion_mnist", "sgd", lr, 0.0, 0.0, "none", batch, 10, size,
+                  options=(("weight_init", "xavier"), *_D2L_NET.get(model, ())))  # fmt: skip
+    book = replace(book, reference_error_pct=round(100 * (1 - zh), 1), reference=ref, variant="d2l")
     r = model_info(model).recipe
     own = (r.optimizer, r.lr, r.momentum, r.weight_decay, r.scheduler, r.batch_size, r.epochs)
     return book, Recipe(model, "fashion_mnist", *own, r.small_image_size, variant="default")
 
 
-_TO_TASK = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "channels_last",
-            "weight_init")  # fmt: skip
 _HE = "He et al. 2015, Deep Residual Learning, Table 6 (with augmentation)"
 _CIFAR: dict[str, Any] = dict(weight_decay=1e-4, scheduler="step", epochs=164)
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -233,8 +232,9 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
         results.add(MODE, backend, "skipped", note=reason, **row)
         return
     L.seed_everything(seed, verbose=False)  # then `Trainer.fit` of the task, as `fit` does
-    model = create_model(recipe.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
-                         **{k: getattr(recipe, k) for k in _TO_TASK})  # fmt: skip
+    keys = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "channels_last")
+    args = dict(recipe.options, num_classes=dm.num_classes, in_channels=dm.in_channels)
+    model = create_model(recipe.model, **{k: getattr(recipe, k) for k in keys}, **args)
     curve = Curve(dm, backend, s.limit_train_batches)
     trainer = core.trainer(backend, recipe.precision, row["epochs"], curve.limit, callbacks=[curve])
     wall = core.timed(functools.partial(trainer.fit, model, dm), 1, backend)

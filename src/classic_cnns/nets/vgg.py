@@ -115,6 +115,9 @@ class VGGNet(nn.Module):
         small_input: Global average pooling and a 512-wide classifier for 32x32 images
             instead of the 7x7 pool and 4096-wide ImageNet classifier.
         dropout: Dropout probability after the first two linear layers.
+        width_mult: Multiplies the width of every convolution (the classifier keeps its
+            own); 0.25 gives *Dive into Deep Learning*'s narrow VGG (``ratio = 4``), with a
+            sixteenth of the convolutions' work.
 
     Example:
         >>> import torch
@@ -139,8 +142,17 @@ class VGGNet(nn.Module):
         *,
         small_input: bool = False,
         dropout: float = 0.5,
+        width_mult: float = 1.0,
     ) -> None:
         super().__init__()
+        narrowest = min(int(v) for v in config if v != "M")
+        number = isinstance(width_mult, int | float) and not isinstance(width_mult, bool)
+        if not (number and int(narrowest * width_mult) >= 1):
+            raise ValueError(
+                "width_mult must be a number > 0 that leaves every convolution at least one "
+                f"channel ({narrowest} * width_mult >= 1); got {width_mult!r}"
+            )
+        config = [v if v == "M" else int(int(v) * width_mult) for v in config]
         self.features = make_layers(config, in_channels, batch_norm=batch_norm)
         channels = [int(v) for v in config if v != "M"][-1]
         # At 32x32 the features are 1x1 already; a 7x7 pool would only copy them 49 times.
@@ -172,7 +184,7 @@ class VGGNet(nn.Module):
                 _init_linear(m)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """The convolutional feature maps, unpooled: ``(N, 512, H // 32, W // 32)``."""
+        """The convolutional feature maps, unpooled: ``(N, 512 * width_mult, H // 32, W // 32)``."""
         return self.features(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
