@@ -203,7 +203,7 @@ def reset_head(net: nn.Module, num_classes: int) -> None:
 
 
 class FreezableBackbone(nn.Module):
-    """``freeze_backbone()`` and ``unfreeze_backbone()`` for a module whose network is ``net``.
+    """``freeze_backbone()``, ``unfreeze_backbone()`` and ``num_features`` of a module's ``net``.
 
     :class:`~classic_cnns.task.ImageClassifier` has them from here, and
     :class:`UnfreezeBackbone` calls them. The batch norm layers of a frozen backbone stay in
