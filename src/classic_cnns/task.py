@@ -86,6 +86,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         compile: ``torch.compile`` the network in place (a dict: its arguments).
         weight_init: ``"default"``: the network's own initialisation; ``"xavier"``: Xavier
             uniform convolution and linear weights, as *Dive into Deep Learning* trains them.
+            Weights loaded afterwards (pretrained, a file, a checkpoint) replace them.
         nonfinite: What a training, validation or test step does with a batch whose images
             or loss hold NaN or infinite values: ``"raise"`` (stop with an error naming the
             step), ``"skip"`` (warn and leave the batch out) or ``"ignore"`` (no check).
