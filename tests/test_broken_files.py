@@ -274,13 +274,14 @@ def test_model_checkpoint_writes_through_the_atomic_plugin(tmp_path: Path) -> No
 
 
 def test_a_truncated_or_tampered_dataset_file_is_named_and_kept(
-    mnist_raw: Path, tmp_path: Path
+    mnist_raw: Path, tmp_path: Path, http_mirror: tuple[Path, str]
 ) -> None:
     raw = make_mnist_dir(tmp_path, mnist_raw)
     good_images = (raw / T10K_IMAGES).read_bytes()
     (raw / T10K_LABELS).write_bytes((raw / T10K_LABELS).read_bytes()[:3000])  # cut off
     dm = MNIST(str(tmp_path), download=True, protocol="10k")
-    dm.mirrors = []  # a download attempt would fail here (and the tests run offline)
+    # Only an empty loopback mirror: a download attempt would fail with a 404 here.
+    dm.mirrors = [http_mirror[1]]
     dm.prepare_data()  # the file is there, so nothing is downloaded over it
     with pytest.raises(
         ValueError,
