@@ -255,7 +255,7 @@ def _options_doc(family: str, options: dict[str, inspect.Parameter]) -> str:
 
 
 def _members(family: str) -> list[ModelInfo]:
-    return [model_info(n) for n in list_models() if model_info(n).family == family]
+    return [info for info in map(model_info, list_models()) if info.family == family]
 
 
 FAMILIES: dict[str, type[ImageClassifier]] = {

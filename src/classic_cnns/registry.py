@@ -260,11 +260,11 @@ class ModelInfo:
             ...
             ValueError: lenet5 takes no network argument 'small_input'; its arguments are ...
         """
-        unknown = [k for k in kwargs if k not in _SIZES and k not in self.options]
+        takes = [*_SIZES, *_options(self.builder)]
+        unknown = [k for k in kwargs if k not in takes]
         if unknown:
             raise ValueError(
-                f"{self.name} takes no network argument {unknown[0]!r}; its arguments are "
-                f"{[*_SIZES, *self.options]}"
+                f"{self.name} takes no network argument {unknown[0]!r}; its arguments are {takes}"
             )
         kwargs.setdefault("num_classes", self.num_classes)
         kwargs.setdefault("in_channels", self.input_size[0])
