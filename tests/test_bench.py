@@ -7,6 +7,7 @@ layers use, that recipes are what they say, and that results survive a budget or
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import math
@@ -172,6 +173,16 @@ def test_d2l_recipes_are_the_books_setting_and_the_models_own() -> None:
         r = model_info(model).recipe  # what `fit` takes by default
         assert [getattr(o, f) for f in same] == [getattr(r, f) for f in same]
         assert o.image_size == r.small_image_size
+
+
+def test_a_recipes_options_are_one_readable_csv_cell(tmp_path: Path) -> None:
+    # No Fashion-MNIST in tmp_path: the row is skipped before any training, options and all.
+    s = Settings(recipes=("vgg11/fashion_mnist/d2l",), backend="cpu", data_dir=tmp_path)
+    results = run_tasks(tasks(s, seed=0), Results(), threads=1)
+    write(results, tmp_path / "out", [accuracy_report], "test", plots=False)
+    with (tmp_path / "out" / "accuracy.csv").open(newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert (row["status"], row["options"]) == ("skipped", "weight_init=xavier width_mult=0.25")
 
 
 @pytest.fixture(scope="module")

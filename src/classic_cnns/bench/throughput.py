@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch._dynamo
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
@@ -184,7 +183,7 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
         for impl in impls:
             results.add(MODE, backend, "skipped", note=reason, impl=impl, **base)
         return
-    torch._dynamo.reset()  # earlier graphs would count toward the recompilation limit
+    torch.compiler.reset()  # earlier graphs would count toward the recompilation limit
     fmt, gen = _FORMAT[memory_format], torch.Generator().manual_seed(seed)
     x = torch.randn(batch, *size, generator=gen).to(backend).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,), generator=gen).to(backend)
