@@ -22,7 +22,7 @@ import classic_cnns.weights as weights_module
 from classic_cnns import LeNet5, ResNet, create_model, model_info
 from classic_cnns.data import cifar as cifar_module
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
-from classic_cnns.data.folder import ImageFolder, random_crop_flip
+from classic_cnns.data.folder import ImageFolder, load_image, random_crop_flip
 from classic_cnns.data.mnist import read_idx
 
 pytestmark = [
@@ -125,12 +125,61 @@ def test_image_folder_errors_name_the_folder(tmp_path) -> None:
         ImageFolder(tmp_path)
     for name in ("train/a", "train/b", "val/c"):
         (tmp_path / name).mkdir(parents=True)
-    (tmp_path / "train/a/x.png").write_bytes(b"not a png")
     dm = ImageFolder(tmp_path, image_size=8)
+    with pytest.raises(
+        ValueError, match=r"train/a: no image files with the extensions .* at least"
+    ):
+        dm.setup("fit")  # an empty class is refused, not kept with no images
+    (tmp_path / "train/a/x.png").write_bytes(b"not a png")
+    write_png(torch.zeros(1, 4, 4, dtype=torch.uint8), str(tmp_path / "train/b/y.png"))
     with pytest.raises(ValueError, match=r"x.png: cannot decode the image"):
         dm.setup("fit")
     with pytest.raises(ValueError, match="needs image_size"):
         ImageFolder(tmp_path).setup("fit")
+    for size in ("32", 32.0, (32, 0), (8, 8, 8), True):
+        with pytest.raises(ValueError, match=rf"image_size must be an int or \(H, W\).*{size!r}"):
+            ImageFolder(tmp_path, image_size=size)  # type: ignore[arg-type]
+
+
+def test_hidden_files_and_folders_inside_classes_are_not_images(tmp_path, digits) -> None:
+    images, labels = digits
+    _write_pngs(tmp_path, images[:30], labels[:30])
+    for junk in ("3/.ipynb_checkpoints/0001-checkpoint.png", "3/._0001.png", "5/.@__thumb/a.png"):
+        (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
+        write_png(images[0][None], str(tmp_path / junk))
+    dm = ImageFolder(
+        tmp_path, channels=1, image_size=28, val_size=0, test_size=0, extensions=("png",)
+    )  # fmt: skip  (the dot may be left out)
+    dm.setup("fit")
+    found = [dm.class_names[i] for i in dm._splits["train"][1]]
+    assert sorted(found) == sorted(str(int(v)) for v in labels[:30])  # each image once
+
+
+def test_load_image_converts_colour_modes_and_16_bit_pngs(tmp_path, digits) -> None:
+    from PIL import Image
+
+    digit = digits[0][0].numpy()  # a real 28x28 MNIST digit
+    rgb = np.stack([digit, digit // 2, 255 - digit], axis=-1)
+    grey = (rgb @ np.array([0.2989, 0.587, 0.114])).round()  # ITU-R 601-2 luma, as PIL and TF
+    for suffix in ("gif", "webp"):  # their decoders ignore the requested colour mode
+        Image.fromarray(rgb).save(tmp_path / f"rgb.{suffix}", lossless=True)
+        loaded = load_image(tmp_path / f"rgb.{suffix}", 1, None)
+        assert loaded.shape == (1, 28, 28) and loaded.dtype == torch.uint8
+        if suffix == "webp":  # lossless: the pixels exactly, within rounding
+            assert np.abs(loaded[0].numpy() - grey).max() <= 1
+    Image.fromarray(np.dstack([rgb, np.full_like(digit, 128)])).save(tmp_path / "rgba.png")
+    assert torch.equal(
+        load_image(tmp_path / "rgba.png", 3, None), torch.from_numpy(rgb).permute(2, 0, 1)
+    )
+    write_png(torch.from_numpy(digit)[None], str(tmp_path / "grey.png"))
+    assert torch.equal(
+        load_image(tmp_path / "grey.png", 3, None), torch.from_numpy(digit).expand(3, -1, -1)
+    )
+    # 16 bits: 257 * v is v on the 8-bit scale (a cast would wrap it modulo 256).
+    deep = Image.fromarray(digit.astype(np.uint16) * 257)
+    assert deep.mode == "I;16"
+    deep.save(tmp_path / "deep.png")
+    assert torch.equal(load_image(tmp_path / "deep.png", 1, None)[0], torch.from_numpy(digit))
 
 
 def test_pretrained_models_get_the_weights_normalisation(tmp_path, digits, monkeypatch) -> None:

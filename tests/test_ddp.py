@@ -96,6 +96,7 @@ def _loaders(dm: Digits, world: int) -> list[dict[str, list[int]]]:
         dm.trainer = SimpleNamespace(  # what the datamodule reads of a DDP trainer
             distributed_sampler_kwargs={"num_replicas": world, "rank": rank},
             lightning_module=None,
+            strategy=SimpleNamespace(broadcast=lambda obj, src: obj),  # rank 0's, here all's
         )
         per_rank.append(
             {
@@ -127,6 +128,10 @@ def test_shards_cover_the_data_once_and_training_shards_are_equal(world: int) ->
     # The shards interleave the order one process would draw for the epoch.
     single = EpochShuffleSampler(sizes["train"], seed=0).order(0).tolist()
     assert [t[0] for t in train] == single[:world]
+    # That order follows the seed, as one process's does (not Lightning's seed alone).
+    torch.manual_seed(1)
+    seeded = EpochShuffleSampler(sizes["train"], seed=1).order(0).tolist()
+    assert [shard["train"][0] for shard in _loaders(dm, world)] == seeded[:world] != single[:world]
 
 
 def test_a_sampler_rejects_a_rank_outside_the_world() -> None:

@@ -22,7 +22,6 @@ counted once and the synchronised metrics equal a single process's.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,6 +75,16 @@ class TensorBatches(Dataset[tuple[Tensor, Tensor]]):
             # and without waiting (a copy from pageable memory would wait for the device).
             idx = idx.pin_memory().to(self.images.device, non_blocking=True)
         return self.images[idx], self.labels[idx]
+
+
+def _is_size(size: object) -> bool:
+    # A positive int, or a pair (H, W) of them; bools and strings are not sizes.
+    def positive(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    if isinstance(size, (tuple, list)):
+        return len(size) == 2 and all(map(positive, size))
+    return positive(size)
 
 
 def _keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -147,6 +156,10 @@ class InMemoryDataModule(L.LightningDataModule):
         if val_size < 0 or (val_size >= 1 and not float(val_size).is_integer()):
             raise ValueError(
                 f"val_size must be a fraction in [0, 1) or a whole count; got {val_size!r}"
+            )
+        if image_size is not None and not _is_size(image_size):
+            raise ValueError(
+                f"image_size must be an int or (H, W) of positive ints, or None; got {image_size!r}"
             )
         # None: the model's recipe decides in setup(); until then, the class's default.
         self._batch_size_given = batch_size is not None
@@ -312,8 +325,8 @@ class InMemoryDataModule(L.LightningDataModule):
             # and the loader's position is saved in checkpoints: resuming is exact.
             if shard is None:
                 sampler = EpochShuffleSampler(len(dataset))
-            else:  # every process must draw the same order: Lightning's seed, as it does
-                seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+            else:  # every process must draw the same order: rank 0's seed
+                seed = int(self.trainer.strategy.broadcast(torch.initial_seed(), src=0))
                 sampler = EpochShuffleSampler(len(dataset), seed, **shard)
             return ResumableDataLoader(dataset, sampler=sampler, **kwargs)
         if shard is not None:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision.io import ImageReadMode, decode_image
@@ -92,9 +93,12 @@ def list_images(
 ) -> list[Path]:
     """Image files in ``folder`` (by extension, any case), sorted by path.
 
+    Hidden files and folders (a name that starts with a dot: ``.ipynb_checkpoints``, macOS's
+    ``._photo.jpg``) are left out.
+
     Args:
         folder: The folder.
-        extensions: File extensions to take, with their dot.
+        extensions: File extensions to take (``".png"``; ``"png"`` is read as ``".png"``).
         recursive: Include the files in subfolders.
 
     Raises:
@@ -108,9 +112,15 @@ def list_images(
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder; expected a folder of images")
-    exts = {e.lower() for e in extensions}
+    exts = {"." + e.lower().lstrip(".") for e in extensions}
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and p.suffix.lower() in exts)
+    return sorted(
+        p
+        for p in found
+        if p.suffix.lower() in exts
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def load_image(
@@ -123,8 +133,9 @@ def load_image(
     (:func:`~classic_cnns.data.preprocessing.to_size` with ``"resize"``).
 
     Args:
-        path: PNG, JPEG, GIF (first frame) or WebP file.
-        channels: 1 (grey) or 3 (RGB); other colour modes are converted.
+        path: PNG (8 or 16 bits), JPEG, GIF (first frame) or WebP file.
+        channels: 1 (grey) or 3 (RGB); other colour modes are converted, and transparency
+            is dropped.
         size: Output ``(H, W)``, one int for a square, or ``None`` for the file's own size.
 
     Raises:
@@ -147,6 +158,12 @@ def load_image(
         raise ValueError(f"{path}: cannot decode the image ({err})") from err
     if image.ndim == 4:  # an animated GIF decodes to (frames, C, H, W): keep the first frame
         image = image[0]
+    # torchvision's GIF and WebP decoders ignore `mode`: convert here. A 16-bit PNG decodes
+    # to uint16, scaled down here (a plain cast would wrap its values modulo 256).
+    image = TF.to_dtype(image, torch.uint8, scale=True)
+    image = image[:3] if image.shape[0] >= 3 else image[:1]  # without alpha
+    if image.shape[0] != channels:
+        image = TF.rgb_to_grayscale(image) if channels == 1 else image.expand(3, -1, -1)
     if target is not None:
         image = to_size(image, (int(target[0]), int(target[1])), "resize")
     return image.contiguous()
@@ -346,6 +363,11 @@ class ImageFolder(TransferDataModule):
                     f"{list(self.class_names)}"
                 )
             found = list_images(class_dir, self.extensions, recursive=True)
+            if not found:
+                raise ValueError(
+                    f"{class_dir}: no image files with the extensions {list(self.extensions)}; "
+                    "expected at least one image in every class folder"
+                )
             paths += found
             labels += [self.class_names.index(class_dir.name)] * len(found)
         return paths, labels
