@@ -7,6 +7,7 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import Digits, LeNet5
+from classic_cnns.optim import make_optimizer, make_scheduler, schedule_length
 from classic_cnns.task import OPTIMIZERS, SCHEDULERS
 
 
@@ -40,6 +41,38 @@ def test_every_optimizer_and_schedule_trains_from_a_plain_loader(
     after = list(model.parameters())
     assert all(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
     assert all(torch.isfinite(p).all() for p in after)
+
+
+def _lrs_and_momenta(name: str, total: int, optimizer: str, momentum: float) -> tuple[list, list]:
+    # Each step's learning rate and momentum (Adam: beta1), as the optimizer sees them.
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))]}]
+    opt = make_optimizer(optimizer, groups, lr=0.1, momentum=momentum)  # type: ignore[arg-type]
+    sched = make_scheduler(name, opt, total)  # type: ignore[arg-type]
+    lrs, momenta = [], []
+    for _ in range(total):
+        group = opt.param_groups[0]
+        lrs.append(round(group["lr"], 6))
+        momenta.append(group["betas"][0] if "betas" in group else group["momentum"])
+        opt.step()
+        sched.step()
+    assert schedule_length(sched) == total
+    return lrs, momenta
+
+
+def test_schedules_by_hand() -> None:
+    # One-cycle cycles a momentum that exists (Smith's 0.95 -> 0.85 -> 0.95), never adds one.
+    for optimizer, momentum in (("sgd", 0.9), ("adamw", 0.9), ("rmsprop", 0.5)):
+        _, momenta = _lrs_and_momenta("onecycle", 40, optimizer, momentum)
+        assert momenta[0] == 0.95 and min(momenta) == pytest.approx(0.85, abs=1e-3)
+    for optimizer in ("sgd", "rmsprop"):
+        assert set(_lrs_and_momenta("onecycle", 40, optimizer, 0.0)[1]) == {0.0}
+    # The step schedule: x0.1 at 50% and 75%, and at least one step before each decay.
+    assert _lrs_and_momenta("step", 8, "sgd", 0.9)[0] == [0.1] * 4 + [0.01] * 2 + [0.001] * 2
+    assert _lrs_and_momenta("step", 1, "sgd", 0.9)[0] == [0.1]
+    assert _lrs_and_momenta("step", 2, "sgd", 0.9)[0] == [0.1, 0.01]
+    for name in ("cosine", "onecycle", "step"):  # each tells its length (22 and 23 apart)
+        for total in (3, 22, 23):
+            _lrs_and_momenta(name, total, "sgd", 0.9)
 
 
 def test_hyperparameters_are_saved_for_checkpoint_reload(tmp_path) -> None:

@@ -41,7 +41,7 @@ class Recipe:
         optimizer: ``"sgd"`` (with Nesterov momentum), ``"adam"``, ``"adamw"`` or ``"rmsprop"``.
         lr: Peak learning rate.
         weight_decay: L2 penalty on weights (not on biases or norm layers).
-        momentum: Momentum of SGD and RMSprop.
+        momentum: Momentum of SGD and RMSprop (``"onecycle"`` cycles it from 0.95 to 0.85).
         scheduler: ``"onecycle"``, ``"cosine"``, ``"step"`` or ``"none"``.
         label_smoothing: Cross-entropy label smoothing.
         batch_size: Images per batch.

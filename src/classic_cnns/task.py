@@ -69,9 +69,10 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             ``None`` takes the model's recipe (as do the next five arguments).
         lr: Peak learning rate.
         weight_decay: L2 penalty, applied to weights only (not to biases or norm layers).
-        momentum: Momentum for ``sgd`` and ``rmsprop``.
+        momentum: Momentum for ``sgd`` and ``rmsprop`` (``"onecycle"`` cycles it instead).
         scheduler: ``"cosine"`` (per-step cosine decay to 0), ``"onecycle"`` (warm-up then
-            cosine annealing, per step), ``"step"`` (×0.1 at 50% and 75% of the epochs,
+            cosine annealing, per step, with the momentum or Adam's beta1 cycled from 0.95 to
+            0.85 and back unless it is 0), ``"step"`` (×0.1 at 50% and 75% of the epochs,
             the ResNet-CIFAR recipe) or ``"none"``.
         label_smoothing: Cross-entropy label smoothing in ``[0, 1)``.
         loss: ``"cross_entropy"``, ``"mse"``, ``"bce"`` or ``"kl_div"`` (knowledge
