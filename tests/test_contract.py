@@ -108,6 +108,14 @@ def test_reset_classifier_0_gives_a_backbone_a_users_head_can_train_on(
         features = net(x)
     assert features.shape == (4, net.num_features)
     assert torch.equal(features, pre)
+    # Built with 0 classes, the network is the same headless backbone (GoogLeNet: no aux heads).
+    info = model_info(name)
+    headless = info.build_net(
+        num_classes=0, **({"small_input": True} if info.family == "vgg" else {})
+    )
+    assert {k: v.shape for k, v in headless.state_dict().items()} == {
+        k: v.shape for k, v in net.state_dict().items()
+    }
 
     # The usual headless-backbone pattern: a linear layer of one's own on num_features.
     torch.manual_seed(0)

@@ -9,6 +9,7 @@ CIFAR shortcuts, DenseNet's memory-efficient layers. The checks every network pa
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 
 import pytest
@@ -98,8 +99,8 @@ def test_vgg_width_mult_quarter_is_the_books_narrow_vgg11() -> None:
     assert model.hparams.width_mult == 0.25
     with torch.no_grad():
         assert net.eval()(torch.zeros(2, 1, 224, 224)).shape == (2, 10)
-    for bad in (0, -1.0, 0.01, True, "half"):
-        with pytest.raises(ValueError, match=r"width_mult must be a number > 0 that leaves"):
+    for bad in (0, -1.0, 0.01, True, "half", math.nan, math.inf):
+        with pytest.raises(ValueError, match=r"width_mult must be a finite number > 0 that"):
             create_model("vgg11", width_mult=bad)
 
 

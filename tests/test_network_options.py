@@ -103,6 +103,12 @@ def test_an_option_reaches_the_network_through_every_route(
         assert loaded.hparams[option] == value
 
 
+def test_build_net_refuses_in_channels_that_are_not_a_positive_int() -> None:
+    for bad in (0, -1, 2.5, True, "3"):  # 0 built a Conv2d(0, 64) without complaint
+        with pytest.raises(ValueError, match=rf"in_channels must be an int >= 1; got {bad!r}"):
+            model_info("resnet18").build_net(in_channels=bad)
+
+
 def test_an_unknown_option_is_refused_with_the_ones_there_are() -> None:
     with pytest.raises(ValueError, match=r"lenet5 takes no network argument 'small_input'.*"):
         ImageClassifier("lenet5", small_input=True)

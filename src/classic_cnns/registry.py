@@ -267,7 +267,9 @@ class ModelInfo:
                 f"{self.name} takes no network argument {unknown[0]!r}; its arguments are {takes}"
             )
         kwargs.setdefault("num_classes", self.num_classes)
-        kwargs.setdefault("in_channels", self.input_size[0])
+        channels = kwargs.setdefault("in_channels", self.input_size[0])
+        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+            raise ValueError(f"in_channels must be an int >= 1; got {channels!r}")
         return self.builder(**kwargs)
 
 

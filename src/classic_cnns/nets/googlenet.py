@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import linear_head
+from classic_cnns.nets._layers import check_num_classes, linear_head
 from classic_cnns.registry import register_model
 
 __all__ = ["BasicConv2d", "GoogLeNetNet", "Inception", "InceptionAux", "googlenet"]
@@ -190,7 +190,8 @@ class GoogLeNetNet(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        self.aux_logits = aux_logits
+        # No classes, no auxiliary heads: what reset_classifier(0) leaves.
+        self.aux_logits = aux_logits and check_num_classes(num_classes) > 0
         if small_input:
             self.conv1 = BasicConv2d(in_channels, 64, kernel_size=3, stride=1, padding=1)
             self.maxpool1: nn.Module = nn.Identity()
@@ -217,8 +218,10 @@ class GoogLeNetNet(nn.Module):
         self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128)
         self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128)
 
-        self.aux1: InceptionAux | None = InceptionAux(512, num_classes) if aux_logits else None
-        self.aux2: InceptionAux | None = InceptionAux(528, num_classes) if aux_logits else None
+        self.aux1: InceptionAux | None = None
+        self.aux2: InceptionAux | None = None
+        if self.aux_logits:
+            self.aux1, self.aux2 = InceptionAux(512, num_classes), InceptionAux(528, num_classes)
 
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(p=dropout)

@@ -30,6 +30,7 @@ the same indices in ``classifier``. The minimum stays 32x32.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -147,9 +148,9 @@ class VGGNet(nn.Module):
         super().__init__()
         narrowest = min(int(v) for v in config if v != "M")
         number = isinstance(width_mult, int | float) and not isinstance(width_mult, bool)
-        if not (number and int(narrowest * width_mult) >= 1):
+        if not (number and math.isfinite(width_mult) and int(narrowest * width_mult) >= 1):
             raise ValueError(
-                "width_mult must be a number > 0 that leaves every convolution at least one "
+                "width_mult must be a finite number > 0 that leaves every convolution at least one "
                 f"channel ({narrowest} * width_mult >= 1); got {width_mult!r}"
             )
         config = [v if v == "M" else int(int(v) * width_mult) for v in config]
