@@ -534,6 +534,34 @@ def test_functional_operations_are_followed() -> None:
     ]
 
 
+def _reach(net: nn.Module, size: int, out_rows: int) -> int:
+    # The truth by autograd: the most input rows one output row's value depends on.
+    x = torch.rand(1, 1, size, size, requires_grad=True)
+    out = net(x)
+    widest = 0
+    for i in range(out_rows):
+        (grad,) = torch.autograd.grad(out[0, 0, i, 0], x, retain_graph=True)
+        rows = grad[0, 0].abs().sum(1).nonzero()
+        widest = max(widest, int(rows.max() - rows.min()) + 1)
+    return widest
+
+
+def test_adaptive_pooling_and_kept_dimension_means_against_autograd() -> None:
+    class SqueezeExcite(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.conv(x).mean((2, 3), keepdim=True))  # the whole map
+
+    # 11 rows pooled to 6: windows of 2 or 3 rows, so the widest is 3 (not ceil(11/6) = 2).
+    pool = nn.Sequential(nn.Conv2d(1, 1, 1), nn.AdaptiveAvgPool2d(6), nn.Conv2d(1, 1, 1))
+    for net, size, out_rows, layer in ((pool, 11, 6, "2"), (SqueezeExcite(), 16, 1, "fc")):
+        truth = _reach(net, size, out_rows)
+        assert rf(summary(net, (1, size, size)), layer) == truth == (3 if net is pool else 16)
+
+
 def test_alexnet_receptive_field() -> None:
     s = summary(zoo_net("alexnet", "alexnet"), (3, 224, 224))
     assert [r.receptive_field for r in s.rows if r.type == "MaxPool2d"][-1] == (195, 195)

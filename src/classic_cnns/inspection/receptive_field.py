@@ -117,6 +117,12 @@ def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, d
     return kwargs.get(name, default)
 
 
+def _adaptive_window(size: int, out: int) -> int:
+    # The widest of adaptive pooling's windows [floor(i*size/out), ceil((i+1)*size/out)):
+    # ceil(size/out) where out divides size, else up to one more (11 -> 6: 2, 3, 3, 3, 3, 2).
+    return max(-(-(i + 1) * size // out) - i * size // out for i in range(out))
+
+
 class FieldTracker(TorchFunctionMode):
     """Follows the receptive field of every tensor through every torch operation.
 
@@ -198,8 +204,11 @@ class FieldTracker(TorchFunctionMode):
                 return windowed
         if name == "linear" and source.ndim == 2:
             return base.whole()
-        if name in _REDUCTIONS and source.ndim >= 3 and out.ndim < 3:
-            return base.whole()
+        if name in _REDUCTIONS and source.ndim >= 3:
+            # Over both spatial dimensions, kept (SE's x.mean((2, 3), keepdim=True)) or not.
+            spatial = out.ndim >= 3 and out.shape[-2:] == (1, 1) != source.shape[-2:]
+            if out.ndim < 3 or spatial:
+                return base.whole()
         return field
 
     @staticmethod
@@ -231,9 +240,8 @@ class FieldTracker(TorchFunctionMode):
             return base.window(kernel, stride, dilation, out_size)
         if name in _ADAPTIVE_POOLS:
             (ih, iw), (oh, ow) = (source.shape[-2], source.shape[-1]), out_size
-            pooled = base.window(
-                (-(-ih // oh), -(-iw // ow)), (max(1, ih // oh), max(1, iw // ow)), (1, 1), out_size
-            )
+            kernel = (_adaptive_window(ih, oh), _adaptive_window(iw, ow))
+            pooled = base.window(kernel, (max(1, ih // oh), max(1, iw // ow)), (1, 1), out_size)
             # However the windows fall, together they cover the input map exactly.
             return Field(pooled.rf, pooled.jump, base.span)
         return None
