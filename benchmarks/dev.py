@@ -117,8 +117,9 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
     reason = core.unavailable(backend, s.precision)
     try:
         dm = s.datamodule(seed, data_dir)
-        dm.trainer = core.trainer(backend)
-        dm.setup("fit")  # on a GPU the data moves to it, as in fit: for every loop alike
+        if not reason:  # a Trainer refuses a device that is not there
+            dm.trainer = core.trainer(backend)
+            dm.setup("fit")  # on a GPU the data moves to it, as in fit: for every loop alike
     except FileNotFoundError as err:
         reason = reason or str(err).splitlines()[0]
     if reason:

@@ -2,9 +2,8 @@
 # The GPU reference run, about 7 minutes on one H200 (benchmarks/README.md says how to run it):
 #   benchmarks/run_gpu.sh [--smoke] OUT    # --smoke: here, on the CPU, the same path, tiny
 #   benchmarks/run_gpu.sh --prepare        # here, once: the data and wheels to carry
-# The most wanted first: time to accuracy on Fashion-MNIST, Lightning overhead, throughput
-# beside torchvision with MFU. No part starts after BUDGET s; all are killed at LIMIT s, keeping
-# their finished tasks. OUT receives report.md, targets.md, run.log and results.tgz.
+# Most wanted first: time to accuracy on Fashion-MNIST, Lightning overhead, throughput with MFU
+# beside torchvision. No part starts after BUDGET s; LIMIT s kills all, keeping finished tasks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3} mode=run
@@ -16,7 +15,8 @@ if [[ ${1:-} == --prepare ]]; then  # ../shared does not travel; the GPU's Pytho
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
     jsonargparse==4.53.0 docstring-parser==0.18.0 typeshed-client==2.15.0
 fi
-out=${1:?usage: benchmarks/run_gpu.sh [--smoke] OUT} work=$(mktemp -d) && mkdir -p "$out"
+[[ ${1:-} == [!-]* ]] || { echo "usage: benchmarks/run_gpu.sh [--smoke | --prepare] OUT" >&2; exit 2; }
+out=$1 work=$(mktemp -d) && mkdir -p "$out"
 trap 'rm -rf "$work"' EXIT
 if compgen -G ".whl/*.whl" >/dev/null; then  # what the GPU machine's Python lacks
   "$py" -m pip install -q --no-index --no-deps --no-compile --target "$work/site" .whl/*.whl

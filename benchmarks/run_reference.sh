@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The CPU reference run, committed under benchmarks/results/reference/: about an hour on 2 idle
+# The CPU reference run, committed under benchmarks/results/reference/: about half an hour on 2
 # cores. Every command of benchmarks/README.md into OUT/<part>, then our targets, OUT/targets.md.
 #   CLASSIC_CNNS_DATA=../shared/data benchmarks/run_reference.sh [--quick] [OUT] [BENCH FLAGS...]
-# --quick: small grids everywhere (a few minutes). THREADS sets every part's torch threads.
+# --quick: small grids (minutes), OUT by default reference-quick. THREADS: every part's threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}
 full=(--throughput.max_image_size 64 --throughput.compile "['*/fp32/contiguous']" --accuracy.recipes
   "[lenet5/digits, '*/mnist10k*', lenet5/mnist, lenet5/fashion_mnist, '*/cifar10']")
 quick=() && [[ ${1:-} == --quick ]] && quick=(--quick) full=() && shift  # flags given still win
-out=benchmarks/results/reference && [[ ${1:-} && $1 != -* ]] && out=$1 && shift
+out=benchmarks/results/reference${quick[*]:+-quick} && [[ ${1:-} && $1 != -* ]] && out=$1 && shift
 common=(--force true ${THREADS:+--threads $THREADS})
 tta=$("$py" -c 'import json; print(json.load(open("benchmarks/targets.json"))["time_to_accuracy"])')
 "$py" -m classic_cnns bench "${quick[@]}" "${full[@]}" --out "$out/bench" "${common[@]}" \

@@ -248,6 +248,18 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main([*argv, "--force", "true"]) == 0
 
 
+def test_a_quick_config_printed_runs_the_quick_tasks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):  # --print_config prints, then exits
+        main(["--quick", "--print_config"])
+    (tmp_path / "quick.yaml").write_text(capsys.readouterr().out)
+    assert main(["--config", str(tmp_path / "quick.yaml"), "--dry_run", "true"]) == 0
+    from_file = capsys.readouterr().out.splitlines()
+    assert main(["--quick", "--dry_run", "true"]) == 0
+    assert from_file == capsys.readouterr().out.splitlines() and len(from_file) < 30
+
+
 def test_a_budget_skips_the_rest_and_results_are_saved_after_every_task(tmp_path: Path) -> None:
     def boom(results: Results) -> None:
         raise RuntimeError("no compiler")
@@ -286,6 +298,12 @@ def test_overhead_is_relative_to_the_handwritten_loop() -> None:
         for key, column in (("epoch_s", "overhead_pct"), ("step_ms", "overhead_step_pct")):
             expected = 100 * (r[f"{key}_median"] / hand[f"{key}_median"] - 1)
             assert math.isclose(r[column], expected)
+    # A device that is not there: a skipped row per loop, with the reason (no Trainer built).
+    absent = "mps" if not torch.backends.mps.is_available() else "cuda"
+    dev._overhead(dev.Setting(dataset="digits"), absent, 2, 1, 2, 0, None, results)
+    skipped = [r for r in results.rows["overhead"] if r["backend"] == absent]
+    assert [r["status"] for r in skipped] == ["skipped"] * 4
+    assert skipped[0]["note"] == unavailable(absent) is not None
 
 
 @pytest.mark.slow

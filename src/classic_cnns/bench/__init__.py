@@ -87,10 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small grids for every mode")
     parser.add_function_arguments(bench, as_positional=False, skip={"command"})
     try:
-        parsed = parser.parse_args(args)
-        if parsed.quick:
+        if "--quick" in args:  # before the parse, so that --print_config shows them too
             parser.set_defaults({f"{m}.{k}": v for m in MODES for k, v in MODES[m].QUICK.items()})
-            parsed = parser.parse_args(args)
+        parsed = parser.parse_args(args)
         init = getattr(parser, "instantiate", parser.instantiate_classes)(parsed)
         kwargs = {k: v for k, v in vars(init).items() if k not in ("config", "quick")}
         return bench(**kwargs, command=" ".join(["classic-cnns bench", *args]))
