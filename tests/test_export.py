@@ -172,9 +172,11 @@ def test_exported_files_get_the_usual_permissions(checkpoints, tmp_path) -> None
     umask = os.umask(0o022)
     os.umask(umask)
     model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
-    export_model(model, tmp_path / "m.pt", "torchscript")
-    # As a plain open() would create it (a bare mkstemp would make it owner-only).
-    assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o666 & ~umask
+    # As a plain open() would create them (a bare mkstemp would make them owner-only, and
+    # safetensors' save_file writes its file owner-only).
+    for name, fmt in (("m.pt", "torchscript"), ("m.safetensors", "safetensors")):
+        export_model(model, tmp_path / name, fmt)
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
 def test_predict_folder_refuses_bad_arguments_and_stale_class_names(checkpoints, tmp_path, capsys):

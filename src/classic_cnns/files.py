@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import pickle
+import stat
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -121,8 +122,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     # os.open with 0o666 lets the umask decide the permissions, as for a plain open()
     # (tempfile.mkstemp would make the final file readable by its owner only).
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+    mode = stat.S_IMODE(os.stat(tmp).st_mode)
     try:
         yield tmp
+        # A writer that replaces the file (safetensors' save_file does) leaves its own mode.
+        os.chmod(tmp, mode)
         with open(tmp, "rb+") as f:  # the writer may not have synced: do it before the rename
             os.fsync(f.fileno())
         os.replace(tmp, path)
