@@ -264,6 +264,10 @@ def test_plain_state_dicts_and_renamed_safetensors_files_load(tmp_path) -> None:
         warnings.simplefilter("error")
         assert load_weights_file(net, tmp_path / "module.pt") == {}
     assert torch.equal(net.c1[0].weight, model.net.c1[0].weight)
+    # A training script's checkpoint: the network's state dict under "state_dict", and more.
+    torch.save({"state_dict": model.net.state_dict(), "epoch": 3}, tmp_path / "script.pt")
+    loaded = create_model("lenet5", checkpoint_path=str(tmp_path / "script.pt"))
+    assert torch.equal(loaded.net.c1[0].weight, model.net.c1[0].weight)
     # A safetensors file is recognised by its contents, whatever its name.
     model.data_config = {"mean": [0.5], "std": [0.25], "class_names": list("abcdefghij")}
     save_safetensors(model, tmp_path / "weights.bin")
@@ -290,7 +294,8 @@ def test_a_file_of_another_network_is_refused_not_half_loaded(tmp_path) -> None:
         ValueError, match=r"none of the \d+ tensors of .*resnet.pt fits the backbone of LeNet5Net"
     ):
         create_model("lenet5", checkpoint_path=str(tmp_path / "resnet.pt"))
-    torch.save({"state_dict": {"encoder.w": torch.ones(1)}}, tmp_path / "other.ckpt")
+    other = {"state_dict": {"encoder.w": torch.ones(1)}, "pytorch-lightning_version": "2.6.0"}
+    torch.save(other, tmp_path / "other.ckpt")
     with pytest.raises(
         CheckpointError, match=r"other.ckpt: the checkpoint's state_dict has no 'net"
     ):

@@ -391,6 +391,9 @@ def _read_safetensors(path: Path, shown: str, tensors: bool) -> WeightsFile:
 def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> WeightsFile:
     """Read a Lightning ``.ckpt``, a ``.safetensors`` file or a ``torch.save``d state dict.
 
+    A ``torch.save``d dict that holds the network's state dict under ``"state_dict"`` beside
+    other entries (a training script's ``{"state_dict": ..., "epoch": ...}``) reads too.
+
     The one reader of weight files: ``torch.save`` files go through
     :func:`classic_cnns.files.load_checkpoint` (integrity check first, then
     ``weights_only=True``, so no code runs from the file), safetensors files (recognised
@@ -433,7 +436,15 @@ def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> 
             )
         plain = {strip_compiled(k): v for k, v in saved.items()}
         state = {k.removeprefix("net."): v for k, v in plain.items() if k.startswith("net.")}
-        if plain and not state:
+        lightning = "pytorch-lightning_version" in obj or "hyper_parameters" in obj
+        if (
+            plain
+            and not state
+            and not lightning
+            and all(isinstance(v, Tensor) for v in plain.values())
+        ):
+            state = plain  # a training script's {"state_dict": net.state_dict(), "epoch": ...}
+        elif plain and not state:
             raise CheckpointError(
                 f"{shown}: the checkpoint's state_dict has no 'net.' entries (it has e.g. "
                 f"{sorted(plain)[:3]}); expected the checkpoint of a classic_cnns "
