@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import Digits, ImageClassifier, InMemoryDataModule, LeNet5, ResNet, create_model
+from classic_cnns.data.preprocessing import check_stats
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -384,6 +385,17 @@ def test_family_classes_validate_the_same_way_and_name_their_members() -> None:
         r"'lenet5_modern'\]; got arch='resnet20'",
     ):
         LeNet5(arch="resnet20")
+
+
+def test_datamodule_and_weight_arguments_of_the_wrong_kind_are_named() -> None:
+    with pytest.raises(
+        ValueError, match=r"seed must be an int \(the seed of the split\); got None"
+    ):
+        Digits(seed=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"mean and std are sequences of 1 value\(s\) each.*0\.5"):
+        check_stats(0.5, 0.25, channels=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"checkpoint_path is empty; expected the path"):
+        create_model("lenet5", checkpoint_path="")  # it built a fresh model
 
 
 # -- fuzz -----------------------------------------------------------------------------------

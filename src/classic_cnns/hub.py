@@ -120,6 +120,8 @@ def load_weights(
 def _check_start(
     name: str, pretrained: bool, checkpoint_path: str | os.PathLike[str] | None
 ) -> None:
+    if checkpoint_path is not None and not os.fspath(checkpoint_path):
+        raise ValueError("checkpoint_path is empty; expected the path of a weights file, or None")
     if pretrained and checkpoint_path:
         raise ValueError(
             "pass pretrained=True or checkpoint_path, not both: the checkpoint's weights "

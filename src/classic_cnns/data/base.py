@@ -151,6 +151,8 @@ class InMemoryDataModule(L.LightningDataModule):
             not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
         ):
             raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an int (the seed of the split); got {seed!r}")
         if resize not in ("pad", "resize", None):
             raise ValueError(f"resize must be 'pad', 'resize' or None; got {resize!r}")
         if val_size < 0 or (val_size >= 1 and not float(val_size).is_integer()):

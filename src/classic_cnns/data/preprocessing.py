@@ -101,6 +101,11 @@ def check_stats(
         raise ValueError(f"give mean and std together; got mean={mean!r} and std={std!r}")
     if mean is None or std is None:
         return None
+    if any(isinstance(v, int | float | str) for v in (mean, std)):
+        raise ValueError(
+            f"mean and std are sequences of {channels} value(s) each, one per input channel "
+            f"(mean=[0.5] for grey images); got mean={mean!r} and std={std!r}"
+        )
     if len(mean) != channels or len(std) != channels:
         raise ValueError(
             f"mean and std need {channels} value(s) each, one per input channel; got "
