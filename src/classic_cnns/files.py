@@ -436,20 +436,15 @@ def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> 
             )
         plain = {strip_compiled(k): v for k, v in saved.items()}
         state = {k.removeprefix("net."): v for k, v in plain.items() if k.startswith("net.")}
-        lightning = "pytorch-lightning_version" in obj or "hyper_parameters" in obj
-        if (
-            plain
-            and not state
-            and not lightning
-            and all(isinstance(v, Tensor) for v in plain.values())
-        ):
+        if plain and not state:
+            lightning = "pytorch-lightning_version" in obj or "hyper_parameters" in obj
+            if lightning or not all(isinstance(v, Tensor) for v in plain.values()):
+                raise CheckpointError(
+                    f"{shown}: the checkpoint's state_dict has no 'net.' entries (it has e.g. "
+                    f"{sorted(plain)[:3]}); expected the checkpoint of a classic_cnns "
+                    "ImageClassifier, whose network is its 'net' attribute"
+                )
             state = plain  # a training script's {"state_dict": net.state_dict(), "epoch": ...}
-        elif plain and not state:
-            raise CheckpointError(
-                f"{shown}: the checkpoint's state_dict has no 'net.' entries (it has e.g. "
-                f"{sorted(plain)[:3]}); expected the checkpoint of a classic_cnns "
-                "ImageClassifier, whose network is its 'net' attribute"
-            )
         hparams = obj.get("hyper_parameters") or {}
         data = obj.get(DATA_CHECKPOINT_KEY) or {}
         return WeightsFile(
