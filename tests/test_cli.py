@@ -241,6 +241,11 @@ ERRORS = {
         "unknown datamodule 'Digitz': expected one of ",
         "Did you mean 'Digits'?",
     ),
+    "a size the data sets": (  # LightningCLI's link would drop it without a word
+        ["fit", "--model.num_classes=5"],
+        "--model.num_classes: the model takes its num_classes from the datamodule",
+        "create_model(name, num_classes=...)",
+    ),
     "data folder without the files": (
         ["fit", "--data", "MNIST", "--data.data_dir", "{tmp}", "--data.download", "false"],
         "MNIST: train-images-idx3-ubyte.gz, ",

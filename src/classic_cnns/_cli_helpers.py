@@ -99,7 +99,8 @@ def check_data_names(args: list[str]) -> None:
     """Check ``--data NAME`` against the datamodules, in place; fix a name's letter case.
 
     Raises:
-        ValueError: for an unknown name, with close names (a dotted class path passes).
+        ValueError: for an unknown name, with close names (a dotted class path passes), and
+            for ``--model.num_classes`` or ``--model.in_channels``, which the data sets.
     """
     names = data_class_names()
     for i, value, used in _option_values(args, "--data"):
@@ -113,6 +114,15 @@ def check_data_names(args: list[str]) -> None:
             f"unknown datamodule {value!r}: expected one of {', '.join(names)}, or the import "
             f"path of your own (my_package.MyData).{_suggest(value, names)}"
         )
+    # The datamodule sets these (LightningCLI's link); a flag for them would be dropped.
+    for key in ("num_classes", "in_channels"):
+        for flag in (f"--model.{key}", f"--model.init_args.{key}"):
+            if _option_values(args, flag):
+                raise ValueError(
+                    f"{flag}: the model takes its {key} from the datamodule; leave the flag "
+                    "out (for another head, train on data with those classes, or fine-tune "
+                    "in Python: create_model(name, num_classes=...))"
+                )
 
 
 def expand_model_names(argv: Sequence[str]) -> list[str]:
