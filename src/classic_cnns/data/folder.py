@@ -431,7 +431,7 @@ class ImageFolder(TransferDataModule):
         total = torch.zeros(self.channels, dtype=torch.float64)
         squares = torch.zeros(self.channels, dtype=torch.float64)
         for chunk in images.split(1024):  # a float copy of everything would take 4x the memory
-            x = chunk.double().div_(255)
+            x = chunk.to("cpu", torch.float64).div_(255)  # the splits may be on a GPU by now
             total += x.sum(dim=(0, 2, 3))
             squares += x.square().sum(dim=(0, 2, 3))
         count = images.shape[0] * images.shape[2] * images.shape[3]
