@@ -221,7 +221,7 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
     size = core.image_size(recipe.model, recipe.image_size, s.max_image_size)
     row = dict(run=recipe.name, **asdict(recipe), target_acc=target)
     row.update(epochs=min(recipe.epochs, s.max_epochs or recipe.epochs), image_size=size[0],
-               options=" ".join(f"{k}={v}" for k, v in recipe.options))  # one CSV cell
+               options=" ".join(f"{k}={v}" for k, v in recipe.options))  # fmt: skip
     del row["variant"], row["reference"]  # the variant ends the name; the report cites
     reason = core.unavailable(backend, recipe.precision)
     try:

@@ -328,7 +328,8 @@ class InMemoryDataModule(L.LightningDataModule):
             if shard is None:
                 sampler = EpochShuffleSampler(len(dataset))
             else:  # every process must draw the same order: rank 0's seed
-                seed = int(self.trainer.strategy.broadcast(torch.initial_seed(), src=0))
+                trainer, seed = self.trainer, torch.initial_seed()
+                seed = seed if trainer is None else int(trainer.strategy.broadcast(seed, src=0))
                 sampler = EpochShuffleSampler(len(dataset), seed, **shard)
             return ResumableDataLoader(dataset, sampler=sampler, **kwargs)
         if shard is not None:
