@@ -57,6 +57,8 @@ def test_a_family_class_takes_the_task_arguments_and_its_networks_options(cls: t
         assert params[option].default is None  # None: the network's own default
         assert params[option].annotation == parameter.annotation | None
         assert option in (cls.__init__.__doc__ or "")  # described, for --help
+    doc = cls.__init__.__doc__ or ""
+    assert ("Args:" in doc) == bool(options)  # no empty section (LeNet5 has no options)
     # Written from the network classes, not by hand in classic_cnns/models.py.
     assert inspect.getsourcefile(cls.__init__).startswith("<generated")  # type: ignore[union-attr]
 

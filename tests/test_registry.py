@@ -15,6 +15,8 @@ def test_list_models_sorted_and_wildcards() -> None:
     assert list_models("lenet*") == [n for n in names if n.startswith("lenet")]
     assert list_models("LENET5") == ["lenet5"]
     assert list_models("no_such_*") == []
+    with pytest.raises(TypeError, match=r"must be a str such as 'resnet\*', or None; got 5"):
+        list_models(5)  # type: ignore[arg-type]
 
 
 def test_model_info_is_frozen_with_the_facts() -> None:

@@ -263,7 +263,9 @@ def user_error_message(err: BaseException) -> str | None:
     current: BaseException | None = err
     while current is not None and current not in chain:
         chain.append(current)
-        current = current.__cause__ or current.__context__
+        # `raise ... from None` hides the context: the new error says more (a layer's name).
+        hidden = current.__suppress_context__
+        current = current.__cause__ or (None if hidden else current.__context__)
     for cause in reversed(chain):
         if isinstance(cause, (*_USER_ERRORS, RuntimeError)) and _raised_by_package(cause):
             return str(cause)

@@ -92,6 +92,12 @@ class CheckpointError(ValueError):
 
 
 def is_local(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a local file (a plain path or a ``file://`` URL), not a remote one.
+
+    Example:
+        >>> is_local("runs/last.ckpt"), is_local("file:///tmp/w.pt"), is_local("s3://b/w.pt")
+        (True, True, False)
+    """
     return "://" not in str(path) or str(path).startswith("file://")
 
 

@@ -247,7 +247,8 @@ def _options_doc(family: str, options: dict[str, inspect.Parameter]) -> str:
     for info in _members(family):
         for param in docstring_parser.parse(getattr(info.network, "__doc__", None) or "").params:
             described.setdefault(param.arg_name, param.description or "")
-    lines = ["Build the model: the task's arguments, then the network options.", "", "Args:"]
+    lines = ["Build the model: the task's arguments, then the network options."]
+    lines += ["", "Args:"] if options else []
     for option in options:
         text = described.get(option, "").replace("\n", "\n        ")
         lines.append(f"    {option}: {text} ``None``: the network's default.")

@@ -390,6 +390,9 @@ def _builtin_weights(name: str, builder: Builder) -> WeightsInfo | None:
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names, sorted, optionally filtered by a shell wildcard.
 
+    Raises:
+        TypeError: for a ``pattern`` that is not a string.
+
     Example:
         >>> from classic_cnns import list_models
         >>> list_models("lenet5*")
@@ -398,6 +401,8 @@ def list_models(pattern: str | None = None) -> list[str]:
     names = sorted(_REGISTRY)
     if pattern is None:
         return names
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a str such as 'resnet*', or None; got {pattern!r}")
     return [n for n in names if fnmatch.fnmatchcase(n, pattern.lower())]
 
 

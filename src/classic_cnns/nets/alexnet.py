@@ -134,7 +134,14 @@ class AlexNetNet(nn.Module):
         # Weights keep PyTorch's default initialisation, as torchvision's AlexNet does.
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """The convolutional feature maps, unpooled: ``(N, 256, H', W')``."""
+        """The convolutional feature maps, unpooled: ``(N, 256, H', W')``.
+
+        Example:
+            >>> import torch
+            >>> net = alexnet(num_classes=10, small_input=True)
+            >>> net.forward_features(torch.zeros(1, 3, 32, 32)).shape
+            torch.Size([1, 256, 3, 3])
+        """
         return self.features(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -142,6 +149,13 @@ class AlexNetNet(nn.Module):
 
         With ``pre_logits=True`` the result is ``(N, num_features)``, the 4096 features
         (after dropout and ReLU) that the final layer ``classifier.6`` sees.
+
+        Example:
+            >>> import torch
+            >>> net = alexnet(num_classes=10, small_input=True).eval()
+            >>> maps = net.forward_features(torch.zeros(1, 3, 32, 32))
+            >>> net.forward_head(maps).shape, net.forward_head(maps, pre_logits=True).shape
+            (torch.Size([1, 10]), torch.Size([1, 4096]))
         """
         x = self.avgpool(x).flatten(1)
         last = len(self.classifier) - 1

@@ -317,11 +317,26 @@ class DenseNetNet(nn.Module):
                 nn.init.constant_(m.bias, 0)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """The final BN-ReLU feature maps, unpooled: ``(N, num_features, H', W')``."""
+        """The final BN-ReLU feature maps, unpooled: ``(N, num_features, H', W')``.
+
+        Example:
+            >>> import torch
+            >>> net = densenet_bc_100()
+            >>> net.forward_features(torch.zeros(1, 3, 32, 32)).shape
+            torch.Size([1, 342, 8, 8])
+        """
         return F.relu(self.features(x), inplace=True)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Average the maps, then ``classifier`` (``pre_logits``: ``(N, num_features)``)."""
+        """Average the maps, then ``classifier`` (``pre_logits``: ``(N, num_features)``).
+
+        Example:
+            >>> import torch
+            >>> net = densenet_bc_100().eval()
+            >>> maps = net.forward_features(torch.zeros(1, 3, 32, 32))
+            >>> net.forward_head(maps).shape, net.forward_head(maps, pre_logits=True).shape
+            (torch.Size([1, 10]), torch.Size([1, 342]))
+        """
         x = F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)
         return x if pre_logits else self.classifier(x)
 

@@ -248,11 +248,26 @@ class GoogLeNetNet(nn.Module):
 
     @torch.jit.export  # forward goes through _features, so TorchScript would skip it
     def forward_features(self, x: Tensor) -> Tensor:
-        """inception5b's feature maps, unpooled: ``(N, 1024, H', W')``; no auxiliary heads."""
+        """inception5b's feature maps, unpooled: ``(N, 1024, H', W')``; no auxiliary heads.
+
+        Example:
+            >>> import torch
+            >>> net = googlenet(num_classes=10, small_input=True)
+            >>> net.forward_features(torch.zeros(1, 3, 32, 32)).shape
+            torch.Size([1, 1024, 4, 4])
+        """
         return self._features(x, with_aux=False)[0]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Average the maps, then dropout and ``fc`` (``pre_logits``: no ``fc``, ``(N, 1024)``)."""
+        """Average the maps, then dropout and ``fc`` (``pre_logits``: no ``fc``, ``(N, 1024)``).
+
+        Example:
+            >>> import torch
+            >>> net = googlenet(num_classes=10, small_input=True).eval()
+            >>> maps = net.forward_features(torch.zeros(1, 3, 32, 32))
+            >>> net.forward_head(maps).shape, net.forward_head(maps, pre_logits=True).shape
+            (torch.Size([1, 10]), torch.Size([1, 1024]))
+        """
         x = self.dropout(self.avgpool(x).flatten(1))
         return x if pre_logits else self.fc(x)
 

@@ -100,11 +100,26 @@ class LeNet5Net(nn.Module):
         self.num_classes = num_classes
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """C5's feature maps, unpooled: ``(N, 120, H', W')``, 1x1 for a 32x32 input."""
+        """C5's feature maps, unpooled: ``(N, 120, H', W')``, 1x1 for a 32x32 input.
+
+        Example:
+            >>> import torch
+            >>> net = lenet5()
+            >>> net.forward_features(torch.zeros(1, 1, 32, 32)).shape
+            torch.Size([1, 120, 1, 1])
+        """
         return self.c5(self.s4(self.c3(self.s2(self.c1(x)))))
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Average the maps, apply F6, then ``fc`` (skipped with ``pre_logits``: ``(N, 84)``)."""
+        """Average the maps, apply F6, then ``fc`` (skipped with ``pre_logits``: ``(N, 84)``).
+
+        Example:
+            >>> import torch
+            >>> net = lenet5().eval()
+            >>> maps = net.forward_features(torch.zeros(1, 1, 32, 32))
+            >>> net.forward_head(maps).shape, net.forward_head(maps, pre_logits=True).shape
+            (torch.Size([1, 10]), torch.Size([1, 84]))
+        """
         x = self.f6(self.pool(x).flatten(1))
         return x if pre_logits else self.fc(x)
 
@@ -138,13 +153,24 @@ _LENET: dict[str, Any] = dict(
 
 @register_model(**_LENET)
 def lenet5(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5Net:
-    """LeNet-5 as in the paper's table: tanh and average pooling, 61,706 parameters."""
+    """LeNet-5 as in the paper's table: tanh and average pooling, 61,706 parameters.
+
+    Example:
+        >>> import torch
+        >>> lenet5()(torch.zeros(2, 1, 32, 32)).shape
+        torch.Size([2, 10])
+    """
     return LeNet5Net(num_classes, in_channels)
 
 
 @register_model(**_LENET)
 def lenet5_modern(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5Net:
-    """LeNet-5 with ReLU and max pooling, the PyTorch tutorial's network; same parameters."""
+    """LeNet-5 with ReLU and max pooling, the PyTorch tutorial's network; same parameters.
+
+    Example:
+        >>> sum(p.numel() for p in lenet5_modern().parameters())
+        61706
+    """
     return LeNet5Net(num_classes, in_channels, modern=True)
 
 
@@ -159,5 +185,10 @@ def lenet5_modern(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5Net:
     }
 )
 def lenet5_bn(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5Net:
-    """LeNet-5 with batch normalisation after each convolution and F6 (Ioffe and Szegedy, 2015)."""
+    """LeNet-5 with batch normalisation after each convolution and F6 (Ioffe and Szegedy, 2015).
+
+    Example:
+        >>> sum(p.numel() for p in lenet5_bn(in_channels=3).parameters())
+        62458
+    """
     return LeNet5Net(num_classes, in_channels, batch_norm=True)

@@ -159,13 +159,27 @@ class NiNNet(nn.Module):
         return _init_conv(conv, classifier=True)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Feature maps before the class maps, ``(N, 192, H // 4, W // 4)``."""
+        """Feature maps before the class maps, ``(N, 192, H // 4, W // 4)``.
+
+        Example:
+            >>> import torch
+            >>> net = nin()
+            >>> net.forward_features(torch.zeros(1, 3, 32, 32)).shape
+            torch.Size([1, 192, 8, 8])
+        """
         return self.features(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Class maps from feature maps, averaged over space into logits ``(N, num_classes)``.
 
         With ``pre_logits=True``, the feature maps averaged over space, ``(N, 192)``.
+
+        Example:
+            >>> import torch
+            >>> net = nin().eval()
+            >>> maps = net.forward_features(torch.zeros(1, 3, 32, 32))
+            >>> net.forward_head(maps).shape, net.forward_head(maps, pre_logits=True).shape
+            (torch.Size([1, 10]), torch.Size([1, 192]))
         """
         if pre_logits:
             return self.global_pool(x).flatten(1)

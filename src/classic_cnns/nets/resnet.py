@@ -252,7 +252,14 @@ class ResNetNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """The last stage's feature maps, unpooled: ``(N, num_features, H', W')``."""
+        """The last stage's feature maps, unpooled: ``(N, num_features, H', W')``.
+
+        Example:
+            >>> import torch
+            >>> net = resnet20()
+            >>> net.forward_features(torch.zeros(1, 3, 32, 32)).shape
+            torch.Size([1, 64, 8, 8])
+        """
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         # The stages, in order; unlike getattr(self, f"layer{i}"), TorchScript unrolls this.
         for name, stage in self.named_children():
@@ -261,7 +268,15 @@ class ResNetNet(nn.Module):
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Average the maps, then ``fc`` (``pre_logits``: no ``fc``, ``(N, num_features)``)."""
+        """Average the maps, then ``fc`` (``pre_logits``: no ``fc``, ``(N, num_features)``).
+
+        Example:
+            >>> import torch
+            >>> net = resnet20().eval()
+            >>> maps = net.forward_features(torch.zeros(1, 3, 32, 32))
+            >>> net.forward_head(maps).shape, net.forward_head(maps, pre_logits=True).shape
+            (torch.Size([1, 10]), torch.Size([1, 64]))
+        """
         x = self.avgpool(x).flatten(1)
         return x if pre_logits else self.fc(x)
 

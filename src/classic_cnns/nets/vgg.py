@@ -185,7 +185,14 @@ class VGGNet(nn.Module):
                 _init_linear(m)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """The convolutional feature maps, unpooled: ``(N, 512 * width_mult, H // 32, W // 32)``."""
+        """The convolutional feature maps, unpooled: ``(N, 512 * width_mult, H // 32, W // 32)``.
+
+        Example:
+            >>> import torch
+            >>> net = vgg11(num_classes=10, small_input=True)
+            >>> net.forward_features(torch.zeros(1, 3, 32, 32)).shape
+            torch.Size([1, 512, 1, 1])
+        """
         return self.features(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -193,6 +200,13 @@ class VGGNet(nn.Module):
 
         With ``pre_logits=True`` the result is ``(N, num_features)``, the features (after
         ReLU and dropout) that the final layer ``classifier.6`` sees.
+
+        Example:
+            >>> import torch
+            >>> net = vgg11(num_classes=10, small_input=True).eval()
+            >>> maps = net.forward_features(torch.zeros(1, 3, 32, 32))
+            >>> net.forward_head(maps).shape, net.forward_head(maps, pre_logits=True).shape
+            (torch.Size([1, 10]), torch.Size([1, 512]))
         """
         x = self.avgpool(x).flatten(1)
         last = len(self.classifier) - 1
