@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import Digits, ImageClassifier, InMemoryDataModule, LeNet5, ResNet, create_model
 from classic_cnns.data.preprocessing import check_stats
+from conftest import sklearn_metrics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -164,7 +165,15 @@ def test_a_non_finite_validation_batch_is_skipped_and_left_out_of_the_metrics() 
     trainer = _trainer(limit_train_batches=1)
     with pytest.warns(UserWarning, match=r"the val batch .* skipping the batch"):
         trainer.fit(model, _batches(None), val_dataloaders=_batches(bad_batch=0))
-    assert math.isfinite(trainer.callback_metrics["val_loss"])
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+    # Scikit-learn's metrics (and the mean loss) on the 24 images of the three good batches.
+    x, y = _batches(None).dataset.tensors  # type: ignore[attr-defined]
+    model.eval()
+    with torch.no_grad():
+        logits = model(x[8:])
+    expected = sklearn_metrics(logits, y[8:], "val_")
+    expected["val_loss"] = float(torch.nn.functional.cross_entropy(logits, y[8:]))
+    assert logged == pytest.approx(expected, abs=1e-5)
 
 
 def test_a_diverging_loss_stops_training_with_the_step_and_the_learning_rate() -> None:

@@ -304,6 +304,20 @@ def test_digits_are_real_and_split_by_seed() -> None:
     assert images.dtype == torch.uint8 and images.max() == 255 and images.shape[1:] == (1, 8, 8)
     labels = torch.cat([dm._splits[k][1] for k in sizes])
     assert torch.bincount(labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    # scikit-learn's images, each in one split; the seed, and only it, decides which.
+    from sklearn.datasets import load_digits
+
+    raw = torch.from_numpy(load_digits().images)  # 0-16 grey levels
+
+    def test_indices(seed: int) -> list[int]:
+        other = Digits(image_size=8, seed=seed)
+        other.setup("fit")
+        rows = {tuple(v.tolist()): i for i, v in enumerate(raw.flatten(1))}
+        scale = other._splits["test"][0].flatten(1).double() * 16 / 255  # back to 0-16
+        return sorted(rows[tuple(v.round().tolist())] for v in scale)
+
+    first = test_indices(0)
+    assert first == test_indices(0) != test_indices(1) and first != list(range(359))
 
 
 def test_in_memory_batches_cover_every_image_once() -> None:

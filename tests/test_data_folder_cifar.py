@@ -68,6 +68,23 @@ def test_image_folder_decodes_real_digits_exactly_and_splits_by_seed(tmp_path, d
     }
     for img, lab in zip(stored, stored_labels, strict=True):
         assert by_pixels[img[0].numpy().tobytes()] == int(lab)
+    # The splits are disjoint and cover every image once; the seed, and only it, decides them.
+    index = {img.numpy().tobytes(): i for i, img in enumerate(images[:100])}
+    assert len(index) == 100  # 100 different digits
+
+    def splits(seed: int) -> list[set[int]]:
+        dm = ImageFolder(
+            tmp_path, channels=1, image_size=28, val_size=0.1, test_size=0.2, seed=seed
+        )
+        dm.setup("fit")
+        return [
+            {index[img[0].numpy().tobytes()] for img in dm._splits[s][0]}
+            for s in ("train", "val", "test")
+        ]
+
+    train, val, test = splits(0)
+    assert train | val | test == set(range(100)) and len(train) + len(val) + len(test) == 100
+    assert splits(0) == [train, val, test] and splits(1)[2] != test
     # The normalisation is measured on the training images.
     train = dm._splits["train"][0].double() / 255
     assert dm.mean[0] == pytest.approx(float(train.mean()), abs=1e-3)

@@ -154,6 +154,9 @@ def test_predict_folder_writes_file_class_and_probability(checkpoints, tmp_path,
     with torch.no_grad():
         probs = model((x - 0.1307) / 0.3081).softmax(-1)
     assert [int(r["class_index"]) for r in rows] == probs.argmax(1).tolist()
+    assert [float(r["probability"]) for r in rows] == pytest.approx(
+        probs.max(1).values.tolist(), abs=2e-6
+    )  # rounded to 6 decimals in the CSV
     assert predict_folder(model, folder)[0]["probability"] == pytest.approx(
         float(rows[0]["probability"])
     )

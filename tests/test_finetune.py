@@ -78,9 +78,14 @@ def test_unfreeze_backbone_callback_trains_the_backbone_after_n_epochs(train_bn:
     model = LeNet5(arch="lenet5_bn", scheduler="cosine", lr=0.01)
     seen: list[tuple[int, bool]] = []
 
+    frozen_epoch: dict[str, torch.Tensor] = {}
+
     class Spy(L.Callback):
         def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             seen.append((trainer.current_epoch, pl_module.backbone_frozen))
+            if trainer.current_epoch == 0:
+                frozen_epoch.update(_snapshot(pl_module))
+                frozen_epoch["bn_training"] = torch.tensor(pl_module.net.c1[1].training)
 
     before = _snapshot(model)
     callback = UnfreezeBackbone(after_epochs=1, train_bn=train_bn)
@@ -88,9 +93,14 @@ def test_unfreeze_backbone_callback_trains_the_backbone_after_n_epochs(train_bn:
     trainer.fit(model, _loader())
     assert seen == [(0, True), (1, False)]
     assert not torch.equal(before["net.c1.0.weight"], model.net.c1[0].weight)
-    # With train_bn the batch norm scales trained while the rest was frozen.
+    # While the backbone was frozen (epoch 0) its convolutions stayed; with train_bn its
+    # batch norm layers trained (scale, shift and running statistics), else they stayed too.
+    assert torch.equal(frozen_epoch["net.c1.0.weight"], before["net.c1.0.weight"])
+    bn_keys = ("net.c1.1.weight", "net.c1.1.bias", "net.c1.1.running_mean")
+    moved = [not torch.equal(frozen_epoch[k], before[k]) for k in bn_keys]
+    assert moved == [train_bn] * 3 and bool(frozen_epoch["bn_training"]) == train_bn
     bn = model.net.c1[1]
-    assert bn.weight.requires_grad and bn.training
+    assert bn.weight.requires_grad and bn.training  # and after unfreezing, every layer trains
     # Frozen parameters were in the optimizer all along: unfreezing added no group.
     assert len(trainer.optimizers[0].param_groups) == 4
     # Testing with the same trainer afterwards does not freeze the trained backbone again.

@@ -1,5 +1,7 @@
 """The shared task: hyperparameters, optimizers, schedules, metrics, steps."""
 
+import math
+
 import lightning as L
 import pytest
 import torch
@@ -70,9 +72,28 @@ def test_schedules_by_hand() -> None:
     assert _lrs_and_momenta("step", 8, "sgd", 0.9)[0] == [0.1] * 4 + [0.01] * 2 + [0.001] * 2
     assert _lrs_and_momenta("step", 1, "sgd", 0.9)[0] == [0.1]
     assert _lrs_and_momenta("step", 2, "sgd", 0.9)[0] == [0.1, 0.01]
+    # Cosine: lr/2 * (1 + cos(pi t / T)), from the full rate to 0.
+    cosine = [round(0.05 * (1 + math.cos(math.pi * t / 8)), 6) for t in range(8)]
+    assert _lrs_and_momenta("cosine", 8, "sgd", 0.9)[0] == cosine
     for name in ("cosine", "onecycle", "step"):  # each tells its length (22 and 23 apart)
         for total in (3, 22, 23):
             _lrs_and_momenta(name, total, "sgd", 0.9)
+
+
+def test_each_optimizer_name_builds_that_optimizer() -> None:
+    def groups() -> list[dict]:
+        return [{"params": [torch.nn.Parameter(torch.zeros(1))]}]
+
+    kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    kinds["rmsprop"] = torch.optim.RMSprop
+    assert set(kinds) == set(OPTIMIZERS)
+    for name, kind in kinds.items():
+        opt = make_optimizer(name, groups(), lr=0.1, momentum=0.9)  # type: ignore[arg-type]
+        assert type(opt) is kind and opt.defaults["lr"] == 0.1
+    for momentum in (0.0, 0.9):  # Nesterov needs momentum; plain SGD without
+        opt = make_optimizer("sgd", groups(), lr=0.1, momentum=momentum)
+        assert (opt.defaults["momentum"], opt.defaults["nesterov"]) == (momentum, momentum > 0)
+    assert make_optimizer("rmsprop", groups(), lr=0.1, momentum=0.5).defaults["momentum"] == 0.5
 
 
 def test_hyperparameters_are_saved_for_checkpoint_reload(tmp_path) -> None:
@@ -125,31 +146,31 @@ def test_test_metrics_match_a_hand_computed_accuracy() -> None:
 
 def test_predict_step_returns_probabilities() -> None:
     model = LeNet5().eval()
-    probs = model.predict_step((torch.randn(4, 1, 32, 32), torch.zeros(4, dtype=torch.long)), 0)
-    assert probs.shape == (4, 10)
-    torch.testing.assert_close(probs.sum(1), torch.ones(4))
+    x = torch.randn(4, 1, 32, 32)
+    probs = model.predict_step((x, torch.zeros(4, dtype=torch.long)), 0)
+    with torch.no_grad():
+        torch.testing.assert_close(probs, torch.softmax(model.net(x), dim=1))
     assert model.predict_step(torch.zeros(2, 1, 32, 32), 0).shape == (2, 10)  # images only
 
 
-def test_label_smoothing_changes_the_loss() -> None:
-    batch = next(iter(_loader()))
-    torch.manual_seed(0)
-    plain = LeNet5()
-    torch.manual_seed(0)
+def test_label_smoothing_is_pytorchs() -> None:
+    x, y = next(iter(_loader()))
     smooth = LeNet5(label_smoothing=0.2)
-    assert plain.training_step(batch, 0).item() != pytest.approx(
-        smooth.training_step(batch, 0).item()
-    )
+    with torch.no_grad():
+        logits = smooth.net(x)
+    expected = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.2)
+    torch.testing.assert_close(smooth.training_step((x, y), 0), expected)
+    assert not torch.isclose(expected, torch.nn.functional.cross_entropy(logits, y))
 
 
 def test_auxiliary_outputs_are_added_with_their_weight() -> None:
-    model = LeNet5(aux_loss_weight=0.3)
+    model = LeNet5(aux_loss_weight=0.7)  # not the default 0.3
     x, y = next(iter(_loader()))
     logits = model(x)
     model.net.forward = lambda inp: (logits, logits * 0.5)  # a network with one aux head
     expected = torch.nn.functional.cross_entropy(
         logits, y
-    ) + 0.3 * torch.nn.functional.cross_entropy(logits * 0.5, y)
+    ) + 0.7 * torch.nn.functional.cross_entropy(logits * 0.5, y)
     torch.testing.assert_close(model.training_step((x, y), 0), expected)
 
 
