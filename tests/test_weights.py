@@ -266,7 +266,7 @@ def test_plain_state_dicts_and_renamed_safetensors_files_load(tmp_path) -> None:
     assert torch.equal(net.c1[0].weight, model.net.c1[0].weight)
     # A training script's checkpoint: the network's state dict under "state_dict", and more.
     torch.save({"state_dict": model.net.state_dict(), "epoch": 3}, tmp_path / "script.pt")
-    loaded = create_model("lenet5", checkpoint_path=str(tmp_path / "script.pt"))
+    loaded = create_model("lenet5", checkpoint_path=f"file://{tmp_path / 'script.pt'}")
     assert torch.equal(loaded.net.c1[0].weight, model.net.c1[0].weight)
     # A safetensors file is recognised by its contents, whatever its name.
     model.data_config = {"mean": [0.5], "std": [0.25], "class_names": list("abcdefghij")}

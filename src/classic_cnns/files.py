@@ -427,7 +427,7 @@ def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> 
         (['fc.weight'], None)
     """
     shown = os.fspath(path)
-    path = Path(shown)
+    path = Path(shown.removeprefix("file://"))  # as load_checkpoint takes it
     if not path.is_file():
         raise FileNotFoundError(f"{shown}: no such weights file")
     if is_safetensors_file(path):
