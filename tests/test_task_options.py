@@ -162,6 +162,14 @@ def test_a_teacher_by_name_needs_weights_and_must_match(teacher_file: Path) -> N
         LeNet5(loss="kl_div", teacher="no/such.ckpt").setup("fit")
     with pytest.raises(ValueError, match=r"the teacher lenet5_bn takes 1 channel\(s\) and has 10"):
         LeNet5(num_classes=5, loss="kl_div", teacher=str(teacher_file)).setup("fit")
+    # By name, the weights must fit the student's classes too: a fresh head teaches nothing.
+    five = LeNet5(
+        num_classes=5, loss="kl_div", teacher="lenet5_bn", teacher_weights=str(teacher_file)
+    )
+    with pytest.raises(
+        ValueError, match=r"2 key\(s\) of .*teacher.* do not fit LeNet5Net:\n  fc.weight"
+    ):
+        five.setup("fit")
 
 
 # -- weight_init ---------------------------------------------------------------------------------

@@ -422,9 +422,9 @@ def load_teacher(
     """The frozen distillation teacher: a weights file, or a registered name with its weights.
 
     A file (``.ckpt`` or ``.safetensors``) says which network it holds and must take the
-    student's ``in_channels`` and ``num_classes``; a name is built for them from ``weights``
-    (a head of another shape is kept fresh, with a warning). The network is returned in
-    eval mode with ``requires_grad=False``.
+    student's ``in_channels`` and ``num_classes``; a name is built for them and every tensor
+    of ``weights`` must fit it (a fresh head would teach nothing). The network is returned
+    in eval mode with ``requires_grad=False``.
 
     Raises:
         ValueError: for a name without ``weights``, or a teacher that does not fit.
@@ -444,7 +444,9 @@ def load_teacher(
                 "teaches nothing"
             )
         file = read_weights_file(weights)
-        net = build_from_file(file, teacher, num_classes=num_classes, in_channels=in_channels)
+        net = build_from_file(
+            file, teacher, num_classes=num_classes, in_channels=in_channels, strict=True
+        )
     else:
         if not Path(teacher).is_file():
             raise FileNotFoundError(

@@ -231,16 +231,20 @@ def warn_not_loaded(skipped: Mapping[str, str], source: str, target: str) -> Non
     )
 
 
-def load_into(net: nn.Module, state: Mapping[str, Tensor], *, source: str) -> dict[str, str]:
+def load_into(
+    net: nn.Module, state: Mapping[str, Tensor], *, source: str, strict: bool = False
+) -> dict[str, str]:
     """Load ``state`` into ``net`` as far as it fits (see :func:`reconcile_state_dict`).
 
-    Warns once, naming each key, when anything was not loaded.
+    Warns once, naming each key, when anything was not loaded; with ``strict``, raises
+    instead and loads nothing.
 
     Returns:
         ``{key: reason}`` for the keys that were not loaded.
 
     Raises:
-        ValueError: if none of the tensors of ``state`` fits ``net`` (the wrong file).
+        ValueError: if none of the tensors of ``state`` fits ``net`` (the wrong file), or,
+            with ``strict``, if any does not.
 
     Example:
         >>> import torch
@@ -258,6 +262,11 @@ def load_into(net: nn.Module, state: Mapping[str, Tensor], *, source: str) -> di
         own, state, first_conv=None if first is None else f"{first}.weight"
     )
     _require_some_loaded(own, state, skipped, source, net)
+    if strict and skipped:
+        lines = "\n  ".join(_describe(k, r) for k, r in skipped.items())
+        raise ValueError(
+            f"{len(skipped)} key(s) of {source} do not fit {type(net).__name__}:\n  {lines}"
+        )
     net.load_state_dict(merged, strict=True)
     warn_not_loaded(skipped, source, type(net).__name__)
     return skipped
@@ -412,16 +421,18 @@ def build_from_file(
     *,
     num_classes: int | None = None,
     in_channels: int | None = None,
+    strict: bool = False,
 ) -> nn.Module:
     """Build the plain network a weights file holds and load its tensors into it.
 
     The network arguments the file's hyperparameters record (those the builder takes, such
     as ``small_input``) are used; ``num_classes`` and ``in_channels`` default to the file's,
-    else the architecture's.
+    else the architecture's. Tensors that do not fit are kept fresh with a warning, or, with
+    ``strict``, refused.
 
     Raises:
         ValueError: if the file names no architecture and ``arch`` is not given, or names
-            another one.
+            another one; with ``strict``, if a tensor does not fit.
 
     Example:
         >>> from classic_cnns import model_info
@@ -446,7 +457,7 @@ def build_from_file(
     if in_channels is not None:
         kwargs["in_channels"] = in_channels
     net = info.build_net(**kwargs)
-    load_into(net, file.state_dict, source=file.source)
+    load_into(net, file.state_dict, source=file.source, strict=strict)
     return net
 
 
