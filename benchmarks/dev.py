@@ -114,18 +114,13 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
               data_dir: Path | None, results: core.Results) -> None:  # fmt: skip
     size = core.image_size(s.model, s.image_size)
     base = dict(**asdict(s), input_size=f"{size[0]}x{size[1]}", epochs=epochs, repeats=repeats)
-    reason = core.unavailable(backend, s.precision)
-    try:
-        dm = s.datamodule(seed, data_dir)
-        if not reason:  # a Trainer refuses a device that is not there
-            dm.trainer = core.trainer(backend)
-            dm.setup("fit")  # on a GPU the data moves to it, as in fit: for every loop alike
-    except FileNotFoundError as err:
-        reason = reason or str(err).splitlines()[0]
-    if reason:
+    if reason := core.unavailable(backend, s.precision):  # before a Trainer would refuse it
         for loop in LOOPS:
             results.add("overhead", backend, "skipped", note=reason, loop=loop, **base)
         return
+    dm = s.datamodule(seed, data_dir)  # a missing dataset: run_tasks records a skipped row
+    dm.trainer = core.trainer(backend)
+    dm.setup("fit")  # on a GPU the data moves to it, as in fit: for every loop alike
     L.seed_everything(seed, verbose=False)
     state = s.task(dm).state_dict()  # the same initial weights in every loop
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format

@@ -63,6 +63,26 @@ def test_throughput_ratios_come_from_the_same_run(throughput: Results) -> None:
         assert cuda["status"] == "skipped" and "CUDA" in cuda["note"]
 
 
+def test_skips_are_noted_once_and_a_missing_dataset_is_a_skip_not_a_failure() -> None:
+    absent = "mps" if not torch.backends.mps.is_available() else "cuda"
+    s = tp.Settings(models=("lenet5", "resnet20"), backends=("cpu", absent),
+                    precisions=("fp16-mixed",), compile=())  # fmt: skip
+    results = run_tasks(tp.tasks(s, seed=0), Results(), threads=1)
+    assert {r["status"] for r in results.rows["throughput"]} == {"skipped"}
+    assert results.notes == [  # one note per reason, not one per row
+        f"throughput on cpu: skipped, {unavailable('cpu', 'fp16-mixed')}",
+        f"throughput on {absent}: skipped, {unavailable(absent)}",
+    ]
+
+    def needs_data(results: Results) -> None:
+        raise FileNotFoundError("MNIST: t10k-images-idx3-ubyte.gz missing from data/MNIST/raw")
+
+    results = run_tasks([Task("scaling lenet5 cpu", needs_data, "scaling")], Results())
+    (row,) = results.rows["scaling"]
+    assert row["status"] == "skipped" and row["note"].startswith("FileNotFoundError: MNIST")
+    assert results.notes == [f"scaling lenet5 cpu: skipped, {row['note']}"]
+
+
 def test_mfu_is_against_the_fastest_peak_the_layers_may_use(throughput: Results) -> None:
     peaks = throughput.data["matmul_peaks"]
     assert set(peaks) == {"cpu/fp32", "cpu/bf16"}

@@ -229,7 +229,6 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
     except FileNotFoundError as err:
         reason = reason or f"{recipe.dataset}: {str(err).splitlines()[0]}"
     if reason:
-        results.note(f"accuracy {recipe.name}: skipped, {reason}")
         results.add(MODE, backend, "skipped", note=reason, **row)
         return
     L.seed_everything(seed, verbose=False)  # then `Trainer.fit` of the task, as `fit` does

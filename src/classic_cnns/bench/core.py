@@ -209,8 +209,10 @@ class Results:
     wall_s: float | None = None
 
     def add(self, mode: str, backend: str, status: str = "ok", **values: Any) -> dict[str, Any]:
-        """Append a row of ``mode`` measured on ``backend``; return it (to fill in later)."""
+        """Append a row of ``mode`` on ``backend`` and return it; a skip's reason becomes a note."""
         row = {"mode": mode, "status": status, "note": None, **values, **environment(backend)}
+        if status == "skipped" and row["note"] and not any(row["note"] in n for n in self.notes):
+            self.note(f"{mode} on {backend}: skipped, {row['note']}")
         self.rows.setdefault(mode, []).append(row)
         return row
 
@@ -254,14 +256,14 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
                 try:
                     if budget_s is not None and task_start - start > budget_s:
                         note = f"not run: the time budget of {budget_s:g} s was spent"
-                        results.note(f"{note} (from {task.label} on)")
                         results.add(task.mode, task.backend, "skipped", note=note, **task.fields)
                     else:
                         task.run(results)
                 except Exception as err:  # one configuration failing must not end the run
                     message = f"{type(err).__name__}: {err}".splitlines()[0][:300]
-                    results.note(f"{task.label}: failed, {message}")
-                    results.add(task.mode, task.backend, "failed", note=message, **task.fields)
+                    status = "skipped" if isinstance(err, FileNotFoundError) else "failed"
+                    results.note(f"{task.label}: {status}, {message}")  # a missing dataset: skip
+                    results.add(task.mode, task.backend, status, note=message, **task.fields)
                 results.task_s[task.label] = time.perf_counter() - task_start
                 results.wall_s = time.perf_counter() - start
                 if after_each is not None:
