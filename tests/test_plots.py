@@ -81,6 +81,28 @@ def test_curves_and_confusion_matrix_hold_the_run_s_numbers(tmp_path: Path) -> N
     assert [[int(v) for v in row[1:]] for row in table[1:]] == expected.tolist()
 
 
+def test_the_matrix_counts_the_batches_the_metrics_count_with_no_second_forward(
+    tmp_path: Path,
+) -> None:
+    # A test batch with a NaN, skipped under nonfinite="skip", is left out of the matrix as it
+    # is of test_acc; the others come from the step's own logits (one forward per batch).
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 1, 32, 32, generator=g), torch.randint(0, 10, (32,), generator=g)
+    x[3, 0, 5, 5] = float("nan")  # in the first of four batches of 8
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    model, plots = LeNet5(nonfinite="skip").eval(), TrainingPlots()
+    calls = []
+    model.net.register_forward_hook(lambda *_: calls.append(1))
+    with pytest.warns(UserWarning, match="skipping the batch"):
+        result = _trainer(tmp_path, plots).test(model, loader, verbose=False)[0]
+    assert len(calls) == 3  # the three good batches, once each
+    with torch.no_grad():
+        predicted = model(x[8:]).argmax(1)
+    expected = torch.bincount(y[8:] * 10 + predicted, minlength=100).view(10, 10)
+    assert torch.equal(plots.confusion, expected) and int(expected.sum()) == 24
+    assert float(expected.diag().sum() / 24) == pytest.approx(result["test_acc"], abs=1e-6)
+
+
 def test_without_matplotlib_one_line_says_how_to_get_the_plots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

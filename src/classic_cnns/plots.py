@@ -24,6 +24,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from classic_cnns.task import ImageClassifier
+
 __all__ = ["TrainingPlots", "plot_confusion_matrix", "plot_curves"]
 
 CURVES_FILE = "curves.png"
@@ -253,12 +255,15 @@ class TrainingPlots(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Add the batch's predictions: the step's logits if it returns them, else a forward."""
+        """Add the batch's predictions: the step's logits if it returns them (the task's
+        ``None``: a batch it skipped), else a forward pass's."""
         if self._matrix is None or not isinstance(batch, list | tuple) or len(batch) != 2:
             return
         x, y = batch
         if isinstance(outputs, Tensor) and outputs.ndim == 2 and len(outputs) == len(y):
             logits = outputs
+        elif isinstance(pl_module, ImageClassifier):  # a batch nonfinite="skip" left out
+            return
         else:
             with torch.no_grad():
                 out = pl_module(x)

@@ -372,7 +372,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         self._set_metrics(num_classes)
         self.to(next(self.net.parameters()).device)  # the new metrics join the model's device
 
-    def _step(self, batch: Any, metrics: MetricCollection, stage: str) -> Tensor | None:
+    def _step(
+        self, batch: Any, metrics: MetricCollection, stage: str
+    ) -> tuple[Tensor, Tensor] | None:
         if not isinstance(batch, list | tuple) or len(batch) != 2:
             size = f" of length {len(batch)}" if isinstance(batch, list | tuple) else ""
             raise ValueError(
@@ -420,7 +422,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         if stage == "train" and every and (self.global_step + 1) % every == 0:
             self.log("train_loss_step", loss.detach(), prog_bar=True, batch_size=x.shape[0])
             self._raise_pending(stage)
-        return loss
+        return loss, logits.detach()
 
     def _raise_pending(self, stage: str) -> None:
         # Raise (or, for images and losses under nonfinite="skip", warn about) the first
@@ -452,15 +454,15 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """Cross-entropy (plus weighted auxiliary losses) on one ``(images, labels)`` batch."""
-        return self._step(batch, self.train_metrics, "train")
+        return None if (out := self._step(batch, self.train_metrics, "train")) is None else out[0]
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """Loss and metrics on one validation batch."""
         self._step(batch, self.val_metrics, "val")
 
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        """Loss and metrics on one test batch."""
-        self._step(batch, self.test_metrics, "test")
+    def test_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        """Loss and metrics on one test batch; the logits (``None`` for a skipped batch)."""
+        return None if (out := self._step(batch, self.test_metrics, "test")) is None else out[1]
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's ``train_loss`` (mean over images) and ``train_acc``."""
