@@ -245,6 +245,7 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert [t for t in labels if t.endswith("compiled")] == [
         "throughput lenet5 cpu fp32 contiguous compiled"]  # fmt: skip
     assert labels[-2:] == ["accuracy lenet5/digits", "accuracy lenet5/mnist10k"]
+    assert "throughput lenet5 cpu fp16-mixed contiguous eager (skipped)" in labels  # CUDA only
     argv = ["--modes", "[throughput]", "--throughput.compile", "[resnet18/bf16-mixed/*]"]
     argv += ["--throughput.models", "[resnet1*]", "--throughput.backends", "[cpu]"]
     argv += ["--dry_run", "true"]

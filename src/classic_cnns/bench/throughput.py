@@ -258,6 +258,7 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
             wanted = any(fnmatchcase(f"{name}/{precision}/{fmt}", p) for p in s.compile)
             for compiled in (False, True) if wanted else (False,):
                 label = f"{name} {backend} {precision} {fmt} {('eager', 'compiled')[compiled]}"
+                label += " (skipped)" if core.unavailable(backend, precision) else ""  # fp16, CPU
                 fields: dict[str, Any] = dict(model=name, impl="classic_cnns", precision=precision)
                 fields |= dict(memory_format=fmt, compile=compiled)
                 run = functools.partial(measure, s, seed, name, backend, precision, fmt, compiled)
