@@ -11,6 +11,7 @@ import torch
 
 from classic_cnns import MNIST, Digits, FashionMNIST, LeNet5
 from classic_cnns.data import TensorBatches, read_idx
+from classic_cnns.data import mnist as mnist_module
 from classic_cnns.data.mnist import _md5 as _md5_of
 from conftest import T10K_IMAGES, T10K_LABELS, make_mnist_dir
 
@@ -208,6 +209,48 @@ def test_download_fetches_from_a_mirror_and_verifies_md5(
     assert len(dm._splits["train"][1]) == 8000
 
 
+def test_each_mirror_is_fetched_afresh_and_a_silent_one_times_out(
+    mnist_raw: Path, tmp_path: Path, http_mirror: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror, url = http_mirror
+    (mirror / "cut").mkdir()
+    for name in (T10K_IMAGES, T10K_LABELS):
+        shutil.copy(mnist_raw / name, mirror / name)
+        (mirror / "cut" / name).write_bytes((mnist_raw / name).read_bytes()[:1000])
+    monkeypatch.setattr(mnist_module, "DOWNLOAD_TIMEOUT", 1.0)
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        dm = MNIST(str(tmp_path / "data"), download=True, protocol="10k", val_size=0)
+        dm.mirrors = [f"http://127.0.0.1:{silent.getsockname()[1]}/", url + "cut/", url]
+        dm.prepare_data()  # the third mirror's files, not the second's cut ones again
+    for name in (T10K_IMAGES, T10K_LABELS):
+        assert (dm.raw_dir / name).read_bytes() == (mnist_raw / name).read_bytes()
+
+
+def test_a_mirrors_recompressed_copy_is_kept_by_its_content(
+    fashion_raw: Path, tmp_path: Path, http_mirror: tuple[Path, str]
+) -> None:
+    # Debian's Fashion-MNIST: recompressed, so not the published .gz md5s; the content is.
+    mirror, url = http_mirror
+    for name in (T10K_IMAGES, T10K_LABELS):
+        shutil.copy(fashion_raw / name, mirror / name)
+    dm = FashionMNIST(str(tmp_path / "data"), download=True, protocol="10k", val_size=0)
+    dm.mirrors = [url]
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm._splits["train"][1]) == 8000
+    # A recompressed file whose content is not the published one is refused, naming why.
+    with gzip.open(fashion_raw / T10K_LABELS) as f:
+        labels = bytearray(f.read())
+    labels[-1] = (labels[-1] + 1) % 10
+    (mirror / T10K_LABELS).write_bytes(gzip.compress(bytes(labels)))
+    (dm.raw_dir / T10K_LABELS).unlink()
+    with pytest.raises(RuntimeError, match=r"(?s)could not download .*content md5 \w+ does not"):
+        dm.prepare_data()
+    assert not (dm.raw_dir / T10K_LABELS).exists()
+
+
 def test_failed_download_leaves_nothing_behind_and_keeps_good_files(
     mnist_raw: Path, tmp_path: Path, http_mirror: tuple[Path, str]
 ) -> None:
@@ -231,8 +274,13 @@ def test_fashion_mnist_uses_its_own_folder_and_sources(tmp_path: Path) -> None:
     dm = FashionMNIST(str(tmp_path), download=False)
     assert dm.raw_dir == tmp_path / "FashionMNIST" / "raw"
     assert dm.mirrors != MNIST.mirrors and len(dm.class_names) == 10
-    with pytest.raises(FileNotFoundError, match=r"FashionMNIST: train-images-idx3-ubyte\.gz"):
+    with pytest.raises(FileNotFoundError, match=r"FashionMNIST: train-images-idx3-ubyte\.gz.*Pass"):
         dm.setup("fit")
+    # With download=True, setup without prepare_data says to call it (not to pass download).
+    with pytest.raises(
+        FileNotFoundError, match=r"Call prepare_data\(\) first \(Trainer.fit does\)"
+    ):
+        FashionMNIST(str(tmp_path), download=True).setup("fit")
 
 
 def test_batch_transform_pads_28_to_32_and_normalises(mnist_raw: Path) -> None:

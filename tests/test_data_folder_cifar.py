@@ -20,7 +20,6 @@ from torchvision.io import write_png
 
 import classic_cnns.weights as weights_module
 from classic_cnns import LeNet5, ResNet, create_model, model_info
-from classic_cnns.data import cifar as cifar_module
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
 from classic_cnns.data.folder import ImageFolder, load_image, random_crop_flip
 from classic_cnns.data.mnist import read_idx
@@ -306,19 +305,15 @@ def test_cifar_missing_corrupted_and_unsafe_files(fake_cifar: dict, tmp_path: Pa
 
 
 def test_cifar_download_is_checked_then_moved_into_place(
-    fake_cifar: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_cifar: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_mirror: tuple[Path, str]
 ) -> None:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(fake_cifar["folder"], arcname="cifar-10-batches-py")
     archive = buffer.getvalue()
-    served: list[str] = []
-
-    def fake_download(url: str, root: str, filename: str, md5: None) -> None:
-        served.append(url)
-        (Path(root) / filename).write_bytes(archive)
-
-    monkeypatch.setattr(cifar_module, "download_url", fake_download)
+    mirror, url = http_mirror  # a real HTTP server on loopback
+    (mirror / CIFAR10.archive).write_bytes(archive)
+    monkeypatch.setattr(CIFAR10, "url", url + CIFAR10.archive)
     root = tmp_path / "fresh"
     monkeypatch.setattr(CIFAR10, "archive_md5", "0" * 32)  # wrong: nothing may change
     with pytest.raises(RuntimeError, match="does not match the published"):
@@ -327,7 +322,6 @@ def test_cifar_download_is_checked_then_moved_into_place(
     monkeypatch.setattr(CIFAR10, "archive_md5", _md5(archive))
     dm = CIFAR10(root)
     dm.prepare_data()
-    assert served == [CIFAR10.url, CIFAR10.url]
     assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py"]  # no leftovers
     dm.setup("fit")
     assert dm._splits["test"][0].shape == (4, 3, 32, 32)

@@ -29,10 +29,14 @@ def test_data_fetch_downloads_and_checks_the_files(
     args = ["data", "fetch", "mnist", "--protocol", "10k", "--data-dir", str(target)]
     assert main(args) == 0
     raw = target / "MNIST" / "raw"
-    assert f"MNIST (10k): {T10K_IMAGES}, {T10K_LABELS} in {raw}" in capsys.readouterr().out
+    assert f"MNIST (10k): {T10K_IMAGES}, {T10K_LABELS} in {raw}, checked" in capsys.readouterr().out
     published = dict(MNIST.resources)
     for name in (T10K_IMAGES, T10K_LABELS):
         assert hashlib.md5((raw / name).read_bytes()).hexdigest() == published[name]
+    # A damaged file already in place is not downloaded over; it is named, with exit status 2.
+    (raw / T10K_LABELS).write_bytes((raw / T10K_LABELS).read_bytes()[:3000])
+    assert main(args) == 2
+    assert f"{raw / T10K_LABELS}: md5 " in capsys.readouterr().err
     # The default folder is $CLASSIC_CNNS_DATA; a file that fails its md5 is refused in one line.
     (mirror / "train-images-idx3-ubyte.gz").write_bytes(b"not the images")
     monkeypatch.setenv("CLASSIC_CNNS_DATA", str(tmp_path / "elsewhere"))

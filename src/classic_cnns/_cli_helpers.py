@@ -335,6 +335,7 @@ def data_main(argv: Sequence[str]) -> int:
     cls = DATASETS[args.dataset]
     dm: Any = cls(data_dir=args.data_dir, download=True, protocol=args.protocol)
     dm.prepare_data()
-    files = sorted(p.name for p in dm.raw_dir.iterdir() if p.is_file())
-    print(f"{cls.__name__} ({args.protocol}): {', '.join(files)} in {dm.raw_dir}")
+    dm.load_splits()  # files already there are checked too; a bad one is named (exit 2)
+    files = sorted(dm._find(name).name for name, _ in dm._needed())
+    print(f"{cls.__name__} ({args.protocol}): {', '.join(files)} in {dm.raw_dir}, checked")
     return 0

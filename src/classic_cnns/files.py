@@ -29,7 +29,10 @@ import contextlib
 import json
 import os
 import pickle
+import shutil
 import stat
+import urllib.error
+import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -48,6 +51,7 @@ __all__ = [
     "atomic_path",
     "atomic_save",
     "check_checkpoint_file",
+    "download",
     "is_safetensors_file",
     "load_checkpoint",
     "read_weights_file",
@@ -89,6 +93,35 @@ class CheckpointError(ValueError):
         ...         print(str(err).removeprefix(f.name).split(";")[0])
         : the file is empty (0 bytes)
     """
+
+
+def download(url: str, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+    """Write the body of ``url`` to ``path``, giving up after ``timeout`` s without data.
+
+    The caller checks what arrived (a dataset's md5) and moves it into place: ``path`` is a
+    scratch file, replaced if it exists.
+
+    Raises:
+        OSError: saying what failed (the HTTP status, a refused or dropped connection, a
+            server silent for ``timeout`` seconds); the caller names the URL.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = Path(folder, "a.txt").write_text("IDX")
+        ...     download(Path(folder, "a.txt").as_uri(), Path(folder, "b.txt"))
+        ...     Path(folder, "b.txt").read_text()
+        'IDX'
+    """
+    request = urllib.request.Request(url, headers={"User-Agent": "classic-cnns"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(path, "wb") as f:
+            shutil.copyfileobj(response, f, 1 << 20)
+    except urllib.error.HTTPError as err:
+        raise OSError(f"HTTP {err.code} {err.reason}") from err
+    except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors
+        raise OSError(str(getattr(err, "reason", None) or err) or type(err).__name__) from err
 
 
 def is_local(path: str | os.PathLike[str]) -> bool:

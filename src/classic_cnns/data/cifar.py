@@ -26,10 +26,10 @@ import numpy as np
 import torch
 import torchvision.datasets as tvd
 from torch import Tensor
-from torchvision.datasets.utils import download_url
 
 from classic_cnns.data.folder import TransferDataModule
-from classic_cnns.data.mnist import _md5
+from classic_cnns.data.mnist import DOWNLOAD_TIMEOUT, _md5
+from classic_cnns.files import download
 
 __all__ = ["CIFAR10", "CIFAR100"]
 
@@ -158,7 +158,7 @@ class CIFAR10(TransferDataModule):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.data_dir, prefix=".download-") as tmp:
             try:
-                download_url(self.url, tmp, filename=self.archive, md5=None)
+                download(self.url, Path(tmp) / self.archive, timeout=DOWNLOAD_TIMEOUT)
             except Exception as err:
                 raise RuntimeError(
                     f"could not download {self.url} into {self.data_dir}: {err}"
@@ -221,8 +221,12 @@ class CIFAR10(TransferDataModule):
         if missing:
             raise FileNotFoundError(
                 f"{type(self).__name__}: {', '.join(missing)} missing from {self.base_dir}. "
-                "Pass download=True, or unpack "
-                f"{self.url} into {self.data_dir}"
+                + (
+                    "Call prepare_data() first (Trainer.fit does), which downloads them, or unpack "
+                    if self.download
+                    else "Pass download=True, or unpack "
+                )
+                + f"{self.url} into {self.data_dir}"
             )
         if (self.base_dir / self.meta["filename"]).is_file():
             names = self._verified(self.meta["filename"], self.meta["md5"])[self.meta["key"]]

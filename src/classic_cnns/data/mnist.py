@@ -24,14 +24,17 @@ from typing import ClassVar, Literal
 import torch
 import torchvision.datasets as tvd
 from torch import Tensor
-from torchvision.datasets.utils import download_url
 
 from classic_cnns.data.base import InMemoryDataModule
+from classic_cnns.files import download
 
 __all__ = ["MNIST", "FashionMNIST", "read_idx"]
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur here.
 _UBYTE = 0x08
+
+
+DOWNLOAD_TIMEOUT = 60.0  # seconds a mirror may stay silent before the next one is tried
 
 
 def _md5(path: Path) -> str:
@@ -178,28 +181,34 @@ class MNIST(InMemoryDataModule):
 
     def _download(self, filename: str, md5: str) -> None:
         errors = []
+        known = self.content_md5.get(filename.removesuffix(".gz"))
         with tempfile.TemporaryDirectory(dir=self.raw_dir, prefix=".download-") as tmp:
             for mirror in self.mirrors:
+                target = Path(tmp) / filename  # each mirror's body replaces the last one's
                 try:
-                    download_url(f"{mirror}{filename}", tmp, filename=filename, md5=None)
-                    got = _md5(Path(tmp) / filename)
-                    if got != md5:
-                        raise RuntimeError(f"md5 {got} does not match the expected {md5}")
+                    download(f"{mirror}{filename}", target, timeout=DOWNLOAD_TIMEOUT)
+                    if (got := _md5(target)) != md5:
+                        if known is None:  # a copy can pass by its content only where known
+                            raise RuntimeError(f"md5 {got} does not match the expected {md5}")
+                        self._verified(target, filename)  # recompressed: by its content
                 except Exception as err:  # one mirror failing is normal; try the next
                     errors.append(f"  {mirror}{filename}: {err}")
                     continue
-                os.replace(Path(tmp) / filename, self.raw_dir / filename)
+                os.replace(target, self.raw_dir / filename)
                 return
         raise RuntimeError(
             f"could not download {filename} into {self.raw_dir}; tried:\n" + "\n".join(errors)
         )
 
     def _read(self, filename: str) -> Tensor:
+        path = self._find(filename)
+        assert path is not None, "load_splits checks that every file is present"
+        return self._verified(path, filename)
+
+    def _verified(self, path: Path, filename: str) -> Tensor:
         # The published archive passes by its md5. Any other copy (recompressed by a mirror,
         # a distribution or a user, or stored uncompressed) passes by what it holds: a valid
         # IDX file whose decompressed bytes have the published content's md5 where known.
-        path = self._find(filename)
-        assert path is not None, "load_splits checks that every file is present"
         published = dict(self.resources)[filename]
         if path.suffix == ".gz" and (got := _md5(path)) == published:
             return read_idx(path)
@@ -246,8 +255,12 @@ class MNIST(InMemoryDataModule):
         if missing:
             raise FileNotFoundError(
                 f"{type(self).__name__}: {', '.join(missing)} missing from {self.raw_dir} "
-                "(each may also be there uncompressed, without .gz). Pass download=True, "
-                "or put the IDX files there"
+                "(each may also be there uncompressed, without .gz). "
+                + (
+                    "Call prepare_data() first (Trainer.fit does), which downloads them"
+                    if self.download
+                    else "Pass download=True, or put the IDX files there"
+                )
             )
         test_x, test_y = self._read_pair("t10k")
         if self.protocol == "10k":
