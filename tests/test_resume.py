@@ -157,6 +157,7 @@ def _reference(arch: str, root: Path) -> dict[str, Any]:
         ("lenet5_bn", STEPS_PER_EPOCH),  # at the epoch boundary
         ("lenet5_bn", STEPS_PER_EPOCH + 4),  # in the middle of the last epoch
         ("nin", 6),  # dropout: the RNG state comes back too
+        ("nin", 4),  # ... also at its epoch boundary, where the next loader is made afresh
     ],
 )
 def test_resuming_after_n_steps_gives_the_uninterrupted_run_exactly(

@@ -148,6 +148,10 @@ class ResumableDataLoader(DataLoader[Any]):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Its own generator: starting a pass draws the workers' base seed from it, not from
+        # the global one, whose state (dropout's, augmentation's) a checkpoint restores only
+        # after a resumed run has made the first epoch's iterator.
+        kwargs.setdefault("generator", torch.Generator().manual_seed(0))
         super().__init__(*args, **kwargs)
         self._served = 0  # batches handed out in the current pass, skipped ones included
 
