@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from classic_cnns.cli import main
 
@@ -88,6 +89,9 @@ def test_ctrl_c_then_ckpt_path_last_finishes_the_run(
     assert main([*args, "--ckpt_path", "last"]) == 0
     resumed = tmp_path / "lightning_logs" / "version_1"
     assert _epochs_trained(resumed / "metrics.csv") == [2, 3]
+    # Its config.yaml names the file it resumed from, not "last", so --config repeats it.
+    config = yaml.safe_load((resumed / "config.yaml").read_text())
+    assert Path(config["ckpt_path"]).resolve() == (first / "checkpoints" / "last.ckpt").resolve()
     final = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
     assert (final["epoch"], final["global_step"]) == (3, 4 * STEPS_PER_EPOCH)
     # The curves cover the whole run: the history came back with the checkpoint.

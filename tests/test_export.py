@@ -228,6 +228,15 @@ def test_predict_folder_writes_the_readable_images_and_names_the_others(
     err = capsys.readouterr().err
     assert "wrote 3 predictions to" in err
     assert "skipped them: 1 of the 4 image files cannot be read: 3_broken.png (" in err
+    # An existing output is kept unless --overwrite, and the checkpoint is never the output.
+    written = output.read_bytes()
+    assert predict_main([ckpt, str(folder), "--output", str(output)]) == 2
+    assert f"{output} exists; pass --overwrite" in capsys.readouterr().err
+    assert output.read_bytes() == written
+    assert predict_main([ckpt, str(folder), "--output", ckpt, "--overwrite"]) == 2
+    assert LeNet5.load_from_checkpoint(ckpt)  # still the checkpoint
+    assert predict_main([ckpt, str(folder), "--output", str(output), "--overwrite"]) == 0
+    capsys.readouterr()
     # The same rows as a folder of the good images alone.
     model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
     with pytest.warns(UserWarning, match=r"skipped them: 1 of the 4 .* read: 3_broken\.png"):

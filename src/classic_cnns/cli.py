@@ -251,6 +251,8 @@ class ClassicCLI(LightningCLI):
             path = last_checkpoint(self.trainer)
             if path is not None:  # else Lightning warns and starts afresh
                 config["ckpt_path"] = str(path)
+                # config.yaml records the file, so that --config resumes from it again.
+                self.config[subcommand]["ckpt_path"] = str(path)
 
     def before_fit(self) -> None:
         """Resolve ``--ckpt_path last``; start the clock."""

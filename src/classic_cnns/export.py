@@ -528,8 +528,15 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--recursive", action="store_true", help="include subfolders")
     parser.add_argument("--on-error", choices=("skip", "raise"), default="skip",
                         help="unreadable files: skip them (default), or write nothing")  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     args = parser.parse_args(argv)
     prog = "classic-cnns predict-folder"
+    output = None if args.output is None else Path(args.output)
+    itself = output is not None and output.resolve() == Path(args.checkpoint).resolve()
+    if output is not None and output.exists() and (itself or not args.overwrite):
+        print(f"{prog}: {output} exists; pass --overwrite to replace it (not the checkpoint "
+              "itself)", file=sys.stderr)  # fmt: skip
+        return 2
     if (args.mean is None) != (args.std is None):
         print(f"{prog}: give --mean and --std together", file=sys.stderr)
         return 2
@@ -545,13 +552,13 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, ImportError) as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
-    if args.output is None:
+    if output is None:
         writer = csv.DictWriter(sys.stdout, fieldnames=_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     else:
-        _write_csv(rows, Path(args.output))
-        print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+        _write_csv(rows, output)
+        print(f"wrote {len(rows)} predictions to {output}", file=sys.stderr)
     if skipped:
         message = _skipped_message(skipped, len(rows) + len(skipped))
         print(f"{prog}: skipped them: {message}", file=sys.stderr)
