@@ -246,6 +246,11 @@ ERRORS = {
         "--model.num_classes: the model takes its num_classes from the datamodule",
         "create_model(name, num_classes=...)",
     ),
+    "resume and new weights at once": (
+        ["fit", "--ckpt_path", "last", "--weights", "w.ckpt"],
+        "--ckpt_path resumes a run with the checkpoint's own weights; --weights and",
+        "give one or the other",
+    ),
     "data folder without the files": (
         ["fit", "--data", "MNIST", "--data.data_dir", "{tmp}", "--data.download", "false"],
         "MNIST: train-images-idx3-ubyte.gz, ",

@@ -225,8 +225,13 @@ class ClassicCLI(LightningCLI):
         Not when ``--ckpt_path`` resumes a run: its weights come from the checkpoint.
         """
         config = self.config[self.subcommand] if self.subcommand else self.config
+        pretrained, path = bool(config.get("pretrained")), config.get("weights")
+        if config.get("ckpt_path") is not None and (pretrained or path):
+            raise ValueError(
+                "--ckpt_path resumes a run with the checkpoint's own weights; --weights and "
+                "--pretrained start a new run: give one or the other"
+            )
         if config.get("ckpt_path") is None and isinstance(self.model, ImageClassifier):
-            pretrained, path = bool(config.get("pretrained")), config.get("weights")
             load_weights(self.model, pretrained=pretrained, checkpoint_path=path)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
