@@ -27,6 +27,6 @@ MNIST10K: dict[str, Measured] = {
     "lenet5": Measured(98.30, 12, "sgd", 0.1),
     "lenet5_bn": Measured(99.10, 12, "sgd", 0.1),
     "lenet5_modern": Measured(98.90, 12, "sgd", 0.1),
-    "nin": Measured(98.00, 5, "adamw", 0.003),
+    "nin": Measured(97.45, 5, "adamw", 0.003),  # 2026-11-30, after the loader's own generator
     "resnet20": Measured(99.35, 15, "sgd", 0.1),
 }
