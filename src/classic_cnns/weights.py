@@ -134,8 +134,9 @@ def first_conv_name(net: nn.Module) -> str | None:
     return next((n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)), None)
 
 
-def _describe(key: str, reason: str) -> str:
-    return f"{key} ({reason})"
+def _listed(skipped: Mapping[str, str]) -> str:
+    # One indented line per key that did not load: "key (reason)".
+    return "".join(f"\n  {key} ({reason})" for key, reason in skipped.items())
 
 
 def reconcile_state_dict(
@@ -224,9 +225,8 @@ def warn_not_loaded(skipped: Mapping[str, str], source: str, target: str) -> Non
     """
     if not skipped:
         return
-    lines = "\n  ".join(_describe(k, r) for k, r in skipped.items())
     rank_zero_warn(
-        f"{len(skipped)} key(s) not loaded from {source} into {target}:\n  {lines}",
+        f"{len(skipped)} key(s) not loaded from {source} into {target}:{_listed(skipped)}",
         category=UserWarning,
     )
 
@@ -263,9 +263,8 @@ def load_into(
     )
     _require_some_loaded(own, state, skipped, source, net)
     if strict and skipped:
-        lines = "\n  ".join(_describe(k, r) for k, r in skipped.items())
         raise ValueError(
-            f"{len(skipped)} key(s) of {source} do not fit {type(net).__name__}:\n  {lines}"
+            f"{len(skipped)} key(s) of {source} do not fit {type(net).__name__}:{_listed(skipped)}"
         )
     net.load_state_dict(merged, strict=True)
     warn_not_loaded(skipped, source, type(net).__name__)

@@ -87,6 +87,13 @@ def _is_size(size: object) -> bool:
     return positive(size)
 
 
+def _how_to_get(download: bool, by_hand: str) -> str:
+    # The end of a "files missing" error: with download=True, only prepare_data() was skipped.
+    if download:
+        return f"Call prepare_data() first (Trainer.fit does), which downloads them, or {by_hand}"
+    return f"Pass download=True, or {by_hand}"
+
+
 def _keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     # __getitems__ already built the batch; a module-level function pickles for workers.
     return batch

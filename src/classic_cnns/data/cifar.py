@@ -27,6 +27,7 @@ import torch
 import torchvision.datasets as tvd
 from torch import Tensor
 
+from classic_cnns.data.base import _how_to_get
 from classic_cnns.data.folder import TransferDataModule
 from classic_cnns.data.mnist import DOWNLOAD_TIMEOUT, _md5
 from classic_cnns.files import download
@@ -221,12 +222,7 @@ class CIFAR10(TransferDataModule):
         if missing:
             raise FileNotFoundError(
                 f"{type(self).__name__}: {', '.join(missing)} missing from {self.base_dir}. "
-                + (
-                    "Call prepare_data() first (Trainer.fit does), which downloads them, or unpack "
-                    if self.download
-                    else "Pass download=True, or unpack "
-                )
-                + f"{self.url} into {self.data_dir}"
+                + _how_to_get(self.download, f"unpack {self.url} into {self.data_dir}")
             )
         if (self.base_dir / self.meta["filename"]).is_file():
             names = self._verified(self.meta["filename"], self.meta["md5"])[self.meta["key"]]

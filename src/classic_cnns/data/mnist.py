@@ -25,7 +25,7 @@ import torch
 import torchvision.datasets as tvd
 from torch import Tensor
 
-from classic_cnns.data.base import InMemoryDataModule
+from classic_cnns.data.base import InMemoryDataModule, _how_to_get
 from classic_cnns.files import download
 
 __all__ = ["MNIST", "FashionMNIST", "read_idx"]
@@ -256,11 +256,7 @@ class MNIST(InMemoryDataModule):
             raise FileNotFoundError(
                 f"{type(self).__name__}: {', '.join(missing)} missing from {self.raw_dir} "
                 "(each may also be there uncompressed, without .gz). "
-                + (
-                    "Call prepare_data() first (Trainer.fit does), which downloads them"
-                    if self.download
-                    else "Pass download=True, or put the IDX files there"
-                )
+                + _how_to_get(self.download, "put the IDX files there")
             )
         test_x, test_y = self._read_pair("t10k")
         if self.protocol == "10k":
