@@ -36,7 +36,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 CURVES: dict[str, Callable[[Tensor], Tensor]] = {
-    "square": lambda x: x.pow(2),  # y = x^2 on [-1, 1], the notes' curve
+    # The notes show two fits as GIFs (curve0, curve1) without naming the functions: ours.
+    "square": lambda x: x.pow(2),  # y = x^2 on [-1, 1]
     "sine": lambda x: torch.sin(math.pi * x),
 }
 

@@ -42,7 +42,7 @@ class LeNet5(ImageClassifier):
     """LeNet-5 (LeCun et al., 1998) as a LightningModule.
 
     Args:
-        arch: ``"lenet5"`` (tanh, average pooling, the paper's table), ``"lenet5_modern"``
+        arch: ``"lenet5"`` (tanh, average pooling, the notes' layer table), ``"lenet5_modern"``
             (ReLU, max pooling) or ``"lenet5_bn"`` (with batch normalisation).
 
     Example:

@@ -147,6 +147,11 @@ class Settings:
         max_image_size: Shrink larger inputs to this H = W (smoke runs).
         max_epochs: Cap every recipe's epochs (smoke runs).
         limit_train_batches: Cap the training and test batches per epoch (smoke runs).
+
+    Example:
+        >>> from classic_cnns.bench.accuracy import QUICK, Settings
+        >>> Settings(**QUICK).recipes, Settings(backend="cpu").device()
+        (('lenet5/digits', 'lenet5/mnist10k'), 'cpu')
     """
 
     recipes: tuple[str, ...] = ("*",)
@@ -171,7 +176,14 @@ def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, 
                     ) -> InMemoryDataModule:  # fmt: skip
     """A set-up datamodule of ``dataset`` without a validation split (the test split tests),
     reaching ``image_size`` as ``fit`` does (padding by up to 4 pixels a side, else resizing);
-    ``FileNotFoundError`` when ``data_dir`` lacks the files."""
+    ``FileNotFoundError`` when ``data_dir`` lacks the files.
+
+    Example:
+        >>> from classic_cnns.bench.accuracy import make_datamodule
+        >>> dm = make_datamodule("digits", None, batch_size=64, image_size=16)
+        >>> dm.num_classes, tuple(dm.transform(next(iter(dm.train_dataloader()))[0]).shape)
+        (10, (64, 1, 16, 16))
+    """
     common = dict[str, Any](batch_size=batch_size, val_size=0, seed=seed, image_size=image_size)
     common |= dict(protocol="10k") if dataset == "mnist10k" else {}
     root = str(data_dir or os.environ.get("CLASSIC_CNNS_DATA", "data"))
@@ -184,7 +196,19 @@ def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, 
 class Curve(core.Clock):
     """A :class:`~.core.Clock` that measures the test accuracy before training and after every
     epoch with the clock stopped (``points``: epoch, step, training seconds so far, test
-    accuracy, the epoch's mean training loss), keeping the last ``(predictions, labels)``."""
+    accuracy, the epoch's mean training loss), keeping the last ``(predictions, labels)``.
+
+    Example:
+        >>> from classic_cnns import create_model
+        >>> from classic_cnns.bench.accuracy import Curve, make_datamodule
+        >>> from classic_cnns.bench.core import trainer
+        >>> dm = make_datamodule("digits", None, batch_size=64)
+        >>> curve = Curve(dm, "cpu", limit=2)
+        >>> model = create_model("lenet5", num_classes=10, in_channels=1)
+        >>> trainer("cpu", epochs=2, limit=2, callbacks=[curve]).fit(model, dm)
+        >>> [(p["epoch"], p["step"]) for p in curve.points], len(curve.last[0])
+        ([(0, 0), (1, 2), (2, 4)], 128)
+    """
 
     def __init__(self, dm: InMemoryDataModule, backend: str, limit: int | None = None) -> None:
         super().__init__(backend)
@@ -253,7 +277,14 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
 
 
 def tasks(s: Settings, seed: int) -> list[core.Task]:
-    """One task per recipe that ``s.recipes`` matches (``ValueError`` when none does)."""
+    """One task per recipe that ``s.recipes`` matches (``ValueError`` when none does).
+
+    Example:
+        >>> from classic_cnns.bench.accuracy import Settings, tasks
+        >>> [t.label for t in tasks(Settings(recipes=("lenet5/fashion_mnist*",)), seed=0)]
+        ['accuracy lenet5/fashion_mnist', 'accuracy lenet5/fashion_mnist/d2l',
+         'accuracy lenet5/fashion_mnist/default']
+    """
     chosen = [r for name, r in RECIPES.items() if any(fnmatchcase(name, p) for p in s.recipes)]
     if not chosen:
         raise ValueError(f"--accuracy.recipes {list(s.recipes)} match none of {sorted(RECIPES)}")
@@ -263,7 +294,18 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
 
 
 def report(results: core.Results, out: Path | None) -> list[str]:
-    """The report's accuracy section (and its plots in ``out``, if given)."""
+    """The report's accuracy section (and its plots in ``out``, if given).
+
+    Example:
+        >>> from classic_cnns.bench.accuracy import report
+        >>> from classic_cnns.bench.core import Results
+        >>> results = Results()
+        >>> _ = results.add("accuracy", "cpu", "skipped", note="no data", run="lenet5/mnist")
+        >>> row = report(results, None)[6].split(" | ")
+        >>> row[0], row[1], row[3], row[6]
+        ('| lenet5/mnist', 'sgd lr 0.1, onecycle, batch 128, 20 epochs, own px, fp32, contiguous',
+         'skipped', '0.95')
+    """
     rows, body = results.rows.get(MODE, []), []
     for r in rows:
         recipe = replace(RECIPES[r["run"]], **{k: r[k] for k in ("epochs", "image_size") if k in r})
@@ -289,11 +331,14 @@ def report(results: core.Results, out: Path | None) -> list[str]:
 
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     ax_acc, ax_loss = fig.subplots(1, 2)
-    for name, points in results.data["curves"].items():  # from epoch 1: chance flattens the rest
+    for i, (name, points) in enumerate(results.data["curves"].items()):
+        # From epoch 1: the untrained point (chance) would flatten the rest.
         x, acc = [p["train_s"] for p in points[1:]], [100 * p["test_acc"] for p in points[1:]]
-        ax_acc.plot(x, acc, "o-", markersize=3, label=name)
+        # matplotlib's 10 colours repeat: a run's colour and line style tell it apart.
+        style = dict(marker="o", markersize=3, ls=("-", "--", ":")[i // 10 % 3], label=name)
+        ax_acc.plot(x, acc, color=f"C{i % 10}", **style)
         ax_loss.plot([p["epoch"] for p in points[1:]], [p["train_loss"] for p in points[1:]],
-                     "o-", markersize=3, label=name)  # fmt: skip
+                     color=f"C{i % 10}", **style)  # fmt: skip
     ax_acc.set(xscale="log", xlabel="training s (evaluations excluded)", ylabel="test accuracy %")
     ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
     ax_acc.legend(fontsize=7)

@@ -56,7 +56,14 @@ def _cpu() -> str:
 
 
 def environment(backend: str = "cpu") -> dict[str, Any]:
-    """Where and with what a row was measured: the device, threads, load and versions."""
+    """Where and with what a row was measured: the device, threads, load and versions.
+
+    Example:
+        >>> from classic_cnns.bench.core import environment
+        >>> env = environment()
+        >>> env["backend"], env["torch"] == torch.__version__, env["threads"] >= 1
+        ('cpu', True, True)
+    """
     device = f"{_cpu()} ({os.cpu_count()} logical CPUs)"
     if backend == "cuda" and torch.cuda.is_available():
         device = torch.cuda.get_device_name()
@@ -81,7 +88,13 @@ def unavailable(backend: str, precision: str = "fp32") -> str | None:
 
 def image_size(model: str, size: int | None = None, max_size: int | None = None) -> tuple[int, int]:
     """``(H, W)`` to feed ``model``: ``size`` (square), else its own input size, shrunk to
-    ``max_size`` (smoke runs) but never below its minimum input size."""
+    ``max_size`` (smoke runs) but never below its minimum input size.
+
+    Example:
+        >>> from classic_cnns.bench.core import image_size
+        >>> image_size("lenet5"), image_size("alexnet", 64), image_size("googlenet", max_size=8)
+        ((32, 32), (64, 64), (15, 15))
+    """
     info = model_info(model)
     h, w = (size, size) if size else info.input_size[1:]
     h, w = min(h, max_size or h), min(w, max_size or w)
@@ -89,7 +102,15 @@ def image_size(model: str, size: int | None = None, max_size: int | None = None)
 
 
 def autocast(backend: str, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """The autocast context of a precision (none for ``fp32``: no cost in the timed steps)."""
+    """The autocast context of a precision (none for ``fp32``: no cost in the timed steps).
+
+    Example:
+        >>> from classic_cnns.bench.core import autocast
+        >>> with autocast("cpu", "bf16-mixed"):
+        ...     torch.ones(2, 2) @ torch.ones(2, 2)
+        tensor([[2., 2.],
+                [2., 2.]], dtype=torch.bfloat16)
+    """
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
@@ -99,7 +120,14 @@ def autocast(backend: str, precision: str) -> contextlib.AbstractContextManager[
 def trainer(backend: str, precision: str = "fp32", epochs: int = 1, limit: int | None = None,
             **kwargs: Any) -> L.Trainer:  # fmt: skip
     """A ``Trainer`` on one ``backend`` device that writes and prints nothing; ``limit`` caps
-    the training batches per epoch, ``kwargs`` go to the ``Trainer``."""
+    the training batches per epoch, ``kwargs`` go to the ``Trainer``.
+
+    Example:
+        >>> from classic_cnns.bench.core import trainer
+        >>> t = trainer("cpu", epochs=2, limit=5)
+        >>> t.max_epochs, t.limit_train_batches, t.logger
+        (2, 5, None)
+    """
     names = {"fp32": "32-true", "bf16-mixed": "bf16-mixed", "fp16-mixed": "16-mixed"}
     quiet: dict[str, Any] = dict(devices=1, logger=False, enable_checkpointing=False)
     quiet |= dict(enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
@@ -114,7 +142,15 @@ def synchronize(backend: str) -> None:
 
 
 def timed(fn: Callable[[], Any], steps: int, backend: str) -> float:
-    """Seconds for ``steps`` calls of ``fn``, the device synchronised before and after."""
+    """Seconds for ``steps`` calls of ``fn``, the device synchronised before and after.
+
+    Example:
+        >>> from classic_cnns.bench.core import timed
+        >>> calls = []
+        >>> seconds = timed(lambda: calls.append(1), 3, "cpu")
+        >>> len(calls), seconds >= 0
+        (3, True)
+    """
     synchronize(backend)
     start = time.perf_counter()
     for _ in range(steps):
@@ -126,7 +162,18 @@ def timed(fn: Callable[[], Any], steps: int, backend: str) -> float:
 class Clock(L.Callback):
     """Epoch seconds (the device synchronised; under DDP between barriers, so that rank 0's
     cover the slowest process), the images and the intervals between step ends (data, transfer,
-    transform, forward, backward, step, hooks), but an epoch's first."""
+    transform, forward, backward, step, hooks), but an epoch's first.
+
+    Example:
+        >>> from classic_cnns.bench.core import Clock
+        >>> clock = Clock("cpu")
+        >>> clock.on_train_epoch_start()
+        >>> for _ in range(3):
+        ...     clock.on_train_batch_end(None, None, None, (torch.zeros(8, 1, 4, 4), None), 0)
+        >>> clock.on_train_epoch_end()
+        >>> len(clock.epochs), clock.images, len(clock.steps)
+        (1, 24, 2)
+    """
 
     def __init__(self, backend: str) -> None:
         self.backend, self.images = backend, 0
@@ -181,13 +228,25 @@ def _cell(v: Any) -> str:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     """A Markdown table, then a blank line: ``–`` for ``None``, floats to 3 figures (from 100:
-    whole, thousands separated)."""
+    whole, thousands separated).
+
+    Example:
+        >>> from classic_cnns.bench.core import table
+        >>> table(["model", "img/s"], [["lenet5", 12345.6], ["vgg11", None]])
+        ['| model | img/s |', '|---|---|', '| lenet5 | 12,346 |', '| vgg11 | – |', '']
+    """
     body = ["| " + " | ".join(map(_cell, r)) + " |" for r in rows]
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *body, ""]
 
 
 def quartiles(row: dict[str, Any], prefix: str) -> str:
-    """``median [q1–q3]`` of a :func:`spread`, ⚠ where the quartiles lie 25% apart."""
+    """``median [q1–q3]`` of a :func:`spread`, ⚠ where the quartiles lie 25% apart.
+
+    Example:
+        >>> from classic_cnns.bench.core import quartiles, spread
+        >>> quartiles(spread("ips", [100.0, 101.0, 102.0]), "ips"), quartiles({}, "ips")
+        ('101 [100–102]', '–')
+    """
     median, q1, q3 = (row.get(f"{prefix}_{s}") for s in ("median", "q1", "q3"))
     if median is None or q1 is None or q3 is None:
         return "–"
@@ -198,7 +257,16 @@ def quartiles(row: dict[str, Any], prefix: str) -> str:
 @dataclass
 class Results:
     """One run: its settings, rows per mode (the mode's columns, then :func:`environment`'s),
-    ``data`` beside (curves, peaks), notes for the report and the seconds per task."""
+    ``data`` beside (curves, peaks), notes for the report and the seconds per task.
+
+    Example:
+        >>> from classic_cnns.bench.core import Results
+        >>> results = Results()
+        >>> _ = results.add("demo", "cpu", model="lenet5", ips=1e4)
+        >>> _ = results.add("demo", "cpu", "skipped", note="no data", model="vgg11")
+        >>> [r["model"] for r in results.ok("demo")], results.notes
+        (['lenet5'], ['demo on cpu: skipped, no data'])
+    """
 
     settings: dict[str, Any] = field(default_factory=dict)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -228,7 +296,15 @@ class Results:
 
 @dataclass
 class Task:
-    """A unit of work: a label, a function adding rows, and what a failure's row says."""
+    """A unit of work: a label, a function adding rows, and what a failure's row says.
+
+    Example:
+        >>> from classic_cnns.bench.core import Results, Task
+        >>> task = Task("demo lenet5", lambda r: r.add("demo", "cpu", model="lenet5"), "demo")
+        >>> results = Results()
+        >>> task.run(results)["model"]
+        'lenet5'
+    """
 
     label: str
     run: Callable[[Results], Any]
@@ -242,7 +318,17 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
               ) -> Results:  # fmt: skip
     """Run every task with ``threads`` torch threads and ``after_each`` after each: one that
     raises adds a ``failed`` row (its ``fields`` and the error), and none starts after
-    ``budget_s`` (a ``skipped`` row each). A progress bar shows on a terminal."""
+    ``budget_s`` (a ``skipped`` row each). A progress bar shows on a terminal.
+
+    Example:
+        >>> from classic_cnns.bench.core import Results, Task, run_tasks
+        >>> def broken(results):
+        ...     raise RuntimeError("out of memory")
+        >>> results = run_tasks([Task("big", broken, "demo", fields={"model": "vgg11"})], Results())
+        >>> row = results.rows["demo"][0]
+        >>> row["status"], row["model"], row["note"]
+        ('failed', 'vgg11', 'RuntimeError: out of memory')
+    """
     logger, previous = logging.getLogger("lightning.pytorch"), torch.get_num_threads()
     start, level = time.perf_counter(), logger.level
     torch.set_num_threads(threads or previous)
@@ -277,7 +363,17 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
 def write(results: Results, out: Path, reports: Sequence[Report], command: str,
           plots: bool = False) -> None:  # fmt: skip
     """Write ``<mode>.csv`` per mode, ``results.json`` and ``report.md`` (and plots) to ``out``,
-    each file whole or not at all (:func:`~classic_cnns.files.atomic_path`)."""
+    each file whole or not at all (:func:`~classic_cnns.files.atomic_path`).
+
+    Example:
+        >>> from pathlib import Path
+        >>> from classic_cnns.bench.core import Results, write
+        >>> results = Results()
+        >>> _ = results.add("demo", "cpu", model="lenet5")
+        >>> write(results, Path("demo-run"), [], "bench")
+        >>> sorted(p.name for p in Path("demo-run").iterdir())
+        ['demo.csv', 'report.md', 'results.json']
+    """
     for mode, rows in results.rows.items():
         columns = [*dict.fromkeys(k for r in rows for k in r if k not in ENVIRONMENT), *ENVIRONMENT]
         with atomic_path(out / f"{mode}.csv") as tmp, tmp.open("w", newline="") as f:

@@ -56,6 +56,11 @@ class Settings:
         repeats: Timed repeats per measurement (the median and spread are over these).
         warmup: Untimed steps first (the first compiles, with ``torch.compile``).
         min_time: Seconds one timed repeat should last.
+
+    Example:
+        >>> from classic_cnns.bench.throughput import QUICK, Settings
+        >>> Settings(**QUICK).models, Settings().compile
+        (('lenet5', 'resnet18'), ('*',))
     """
 
     models: tuple[str, ...] = (*_MODELS, "densenet121")
@@ -112,7 +117,18 @@ def _peak(backend: str, mode: str, seconds: float) -> float:
 
 def fill_mfu(results: core.Results, backend: str, final: bool = True) -> None:
     """Set the peak and MFU of ``backend``'s rows from the fastest matmul peak of the modes
-    :func:`math_modes` allows; with ``final``, flag an MFU above 1 in the notes (kept)."""
+    :func:`math_modes` allows; with ``final``, flag an MFU above 1 in the notes (kept).
+
+    Example:
+        >>> from classic_cnns.bench.core import Results
+        >>> from classic_cnns.bench.throughput import fill_mfu
+        >>> results = Results(data={"matmul_peaks": {"cpu/fp32": 2e12}})
+        >>> row = results.add("throughput", "cpu", precision="fp32", note=None,
+        ...                   train_tflops=0.5, infer_tflops=2.5)
+        >>> fill_mfu(results, "cpu")
+        >>> row["train_mfu"], row["infer_mfu"], results.notes
+        (0.25, 1.25, ['cpu None fp32: MFU above 1 (infer): the fp32 peak was measured too low'])
+    """
     found = results.data.get("matmul_peaks", {})
     for row in results.ok(MODE):
         modes = [m for m in math_modes(backend, row["precision"]) if f"{backend}/{m}" in found]
@@ -171,7 +187,17 @@ def _network(name: str, impl: str, in_channels: int) -> nn.Module:
 def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
             memory_format: str, compiled: bool, results: core.Results) -> None:  # fmt: skip
     """Measure one configuration: a row for the package's network and torchvision's, with a
-    provisional MFU (the run's last peaks set it again)."""
+    provisional MFU (the run's last peaks set it again).
+
+    Example:
+        >>> from classic_cnns.bench.core import Results
+        >>> from classic_cnns.bench.throughput import Settings, measure
+        >>> s, results = Settings(batch_size=4, repeats=2, warmup=1, min_time=0), Results()
+        >>> measure(s, 0, "lenet5", "cpu", "fp32", "contiguous", False, results)
+        >>> row = results.ok("throughput")[0]
+        >>> row["impl"], row["input_size"], row["train_ips_median"] > 0
+        ('classic_cnns', '1x32x32', True)
+    """
     size = (model_info(name).input_size[0], *core.image_size(name, max_size=s.max_image_size))
     fwd = _flops(name, size)
     batch = s.batch_size or (128 if fwd < 10e6 else 32)  # tiny networks need larger batches
@@ -229,7 +255,16 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
 
 def tasks(s: Settings, seed: int) -> list[core.Task]:
     """Per backend: the matmul peaks, every configuration (then provisional MFU), the peaks
-    again and the final MFU. Raises ``ValueError`` for a name that is not registered."""
+    again and the final MFU. Raises ``ValueError`` for a name that is not registered.
+
+    Example:
+        >>> from classic_cnns.bench.throughput import Settings, tasks
+        >>> s = Settings(models=("lenet*",), backends=("cpu",), precisions=("fp32",), compile=())
+        >>> [t.label for t in tasks(s, seed=0)]
+        ['peak cpu', 'throughput lenet5 cpu fp32 contiguous eager',
+         'throughput lenet5_bn cpu fp32 contiguous eager',
+         'throughput lenet5_modern cpu fp32 contiguous eager', 'peak cpu again, MFU']
+    """
     models: list[str] = []
     for p in s.models:
         found = list_models("*" if p == "all" else p) if set(p) & set("*?[") or p == "all" else [p]
@@ -273,7 +308,16 @@ def _label(row: dict[str, Any], where: bool = False) -> str:
 
 
 def report(results: core.Results, out: Path | None) -> list[str]:
-    """The report's throughput section (and ``throughput.png`` in ``out``, if given)."""
+    """The report's throughput section (and ``throughput.png`` in ``out``, if given).
+
+    Example:
+        >>> from classic_cnns.bench.core import Results
+        >>> from classic_cnns.bench.throughput import report
+        >>> results = Results()
+        >>> _ = results.add("throughput", "cuda", "skipped", note="no CUDA device", model="vgg11")
+        >>> report(results, None)[:2], report(Results(), None)
+        (['## Throughput', ''], [])
+    """
     if not results.rows.get(MODE):
         return []
     rows, groups = results.ok(MODE), {}  # type: ignore[var-annotated]

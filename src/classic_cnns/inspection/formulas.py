@@ -9,7 +9,8 @@ The formulas, per spatial dimension (the source notes' output-size and parameter
 generalised to dilation, groups and PyTorch's ``ceil_mode``)::
 
     conv:  H_out = floor((H_in + 2*padding - dilation*(kernel_size-1) - 1) / stride + 1)
-    pool:  the same, with ceil instead of floor when ceil_mode=True
+    pool:  the same, with ceil instead of floor when ceil_mode=True (a last window that
+           would start in the right padding is dropped, as PyTorch does)
     conv params:   ((kernel_h*kernel_w*in_channels/groups) + 1) * out_channels
     linear params: in_features*out_features + out_features
 

@@ -15,10 +15,11 @@ F6     fully connected  -         84     -       -       tanh
 out    fully connected  -         10     -       -       softmax
 =====  ===============  ========  =====  ======  ======  ==========
 
-That is 61,706 parameters for 1 channel and 10 classes. Two simplifications of
-the paper, as in the table: S2/S4 have no trainable coefficients, C3 connects to
-all S2 maps, and the output is a linear layer (softmax lives in the loss) rather
-than the paper's RBF units.
+That is 61,706 parameters for 1 channel and 10 classes. Where it departs from
+the paper (the table is silent on the first three): S2/S4 have no trainable
+coefficients, C3 connects to all S2 maps, the activation is plain tanh rather
+than the paper's scaled 1.7159 tanh(2a/3), and the output is a linear layer
+(softmax lives in the loss) rather than the paper's RBF units.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ _LENET: dict[str, Any] = dict(
 
 @register_model(**_LENET)
 def lenet5(*, num_classes: int = 10, in_channels: int = 1) -> LeNet5Net:
-    """LeNet-5 as in the paper's table: tanh and average pooling, 61,706 parameters.
+    """LeNet-5 as in the notes' layer table: tanh and average pooling, 61,706 parameters.
 
     Example:
         >>> import torch
