@@ -366,6 +366,11 @@ def test_digits_are_real_and_split_by_seed() -> None:
 
     first = test_indices(0)
     assert first == test_indices(0) != test_indices(1) and first != list(range(359))
+    # Its normalisation is the statistics of these images, computed apart (numpy, float64).
+    import numpy as np
+
+    stored = np.round(load_digits().images * 255 / 16) / 255
+    assert (dm.mean, dm.std) == ((round(stored.mean(), 4),), (round(stored.std(), 4),))
 
 
 def test_in_memory_batches_cover_every_image_once() -> None:

@@ -612,3 +612,10 @@ def test_inspection_imports_only_torch_the_standard_library_and_the_registry() -
             else:
                 allowed = top in ("torch", "__future__") or top in sys.stdlib_module_names
             assert allowed, f"{path.name} imports {name}"
+
+
+def test_the_readable_totals_carry_over_to_the_next_unit() -> None:
+    from classic_cnns.inspection.report import _human
+
+    found = [_human(n) for n in (999, 1_000, 999_994, 999_998, 1_234_567, 999_999_999)]
+    assert found == ["999", "1.00 K", "999.99 K", "1.00 M", "1.23 M", "1.00 G"]

@@ -225,3 +225,21 @@ def test_the_model_summary_counts_the_flops_of_one_training_image(tmp_path) -> N
     compiled.trainer = trainer
     compiled.setup("fit")
     assert compiled.example_input_array is None and compiled.data_config
+
+
+def test_evaluation_reports_unsmoothed_cross_entropy() -> None:
+    # Training learns from the smoothed loss; val_loss and test_loss are plain cross-entropy
+    # (as timm validates), which a perfect prediction brings to 0 and smoothing never does.
+    loader = _loader()
+    model = LeNet5(label_smoothing=0.2)
+    x, y = (torch.cat(t) for t in zip(*loader, strict=True))
+    with torch.no_grad():
+        logits = model.net(x)
+    plain = torch.nn.functional.cross_entropy(logits, y)
+    smoothed = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.2)
+    assert not torch.isclose(plain, smoothed)
+    torch.testing.assert_close(model.training_step((x, y), 0), smoothed)
+    trainer = _trainer()
+    val = trainer.validate(model, loader, verbose=False)[0]["val_loss"]
+    test = trainer.test(model, loader, verbose=False)[0]["test_loss"]
+    torch.testing.assert_close(torch.tensor([val, test]), plain.repeat(2))

@@ -74,7 +74,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             cosine annealing, per step, with the momentum or Adam's beta1 cycled from 0.95 to
             0.85 and back unless it is 0), ``"step"`` (×0.1 at 50% and 75% of the epochs,
             the ResNet-CIFAR recipe) or ``"none"``.
-        label_smoothing: Cross-entropy label smoothing in ``[0, 1)``.
+        label_smoothing: Training's label smoothing in ``[0, 1)``; evaluation's loss has none.
         loss: ``"cross_entropy"``, ``"mse"``, ``"bce"`` or ``"kl_div"`` (knowledge
             distillation from ``teacher``; see :mod:`classic_cnns.losses`).
         temperature: Distillation temperature.
@@ -122,6 +122,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
     ]
     __jit_ignored_attributes__: ClassVar[list[str]] = [
         "criterion",
+        "hard_criterion",
         "eval_criterion",
         "train_metrics",
         "val_metrics",
@@ -184,16 +185,14 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             **{k: v for k, v in options.items() if v is not None},
         )
         init_weights(self.net, weight_init)
-        # The loss of training; evaluation reports plain cross-entropy when distilling, so
-        # that validation needs no teacher.
+        # Training's loss; the labels' loss of the auxiliary heads (and of the network when
+        # not distilling); evaluation's: unsmoothed and without a teacher, as timm validates.
         self.criterion = ClassificationLoss(
             loss, label_smoothing=label_smoothing, temperature=temperature, alpha=alpha
         )
-        self.eval_criterion = (
-            ClassificationLoss(label_smoothing=label_smoothing)
-            if loss == "kl_div"
-            else self.criterion
-        )
+        hard = "cross_entropy" if loss == "kl_div" else loss
+        self.hard_criterion = ClassificationLoss(hard, label_smoothing=label_smoothing)
+        self.eval_criterion = ClassificationLoss(hard)
         self._set_metrics(num_classes)
         # How the training data was prepared (mean, std, image_size, resize, class_names):
         # recorded at fit start and kept in checkpoints, so that predict and export can redo
@@ -401,12 +400,13 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             return None
         out = self(x)
         logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+        hard = self.hard_criterion if stage == "train" else self.eval_criterion
         if stage == "train" and self._teacher:
             loss = self.criterion(logits, y, self._teacher_logits(x))
         else:
-            loss = self.eval_criterion(logits, y)
+            loss = hard(logits, y)
         for aux_logits in aux:  # GoogLeNet's auxiliary heads learn from the labels
-            loss = loss + self._hp.aux_loss_weight * self.eval_criterion(aux_logits, y)
+            loss = loss + self._hp.aux_loss_weight * hard(aux_logits, y)
         if policy != "ignore" and not guard.loss(loss, where, eager):
             self._nonfinite(stage, "loss", where, loss=loss)
             return None

@@ -225,7 +225,7 @@ class Curve(core.Clock):
         pl_module.train()
         self.last = pred, label = torch.cat(preds), torch.cat(labels)
         loss = float(torch.stack(self._losses).mean()) if self._losses else None
-        acc, self._losses = float((pred == label).float().mean()), []
+        acc, self._losses = int((pred == label).sum()) / len(label), []  # 0.89, not 0.8899999
         point = dict(epoch=len(self.points), step=trainer.global_step, train_s=sum(self.epochs))
         self.points.append(point | dict(test_acc=acc, train_loss=loss))
 
@@ -269,7 +269,7 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
     results.data.setdefault("curves", {})[recipe.name] = points
     results.data.setdefault("confusion", {})[recipe.name] = dict(matrix=matrix,
         classes=list(dm.class_names), dataset=recipe.dataset, accuracy=accs[-1])  # fmt: skip
-    train_images = len(dm.train_dataloader().dataset)  # type: ignore[arg-type]
+    train_images = curve.images // row["epochs"]  # per epoch, as trained (limits included)
     row |= dict(train_images=train_images, test_images=len(label), train_s=points[-1]["train_s"])
     row |= dict(fit_wall_s=wall, train_loss=points[-1]["train_loss"], final_test_acc=accs[-1])
     row |= dict(best_test_acc=max(accs), time_to_target_s=reached[0] if reached else None)

@@ -131,7 +131,8 @@ class FieldTracker(TorchFunctionMode):
     ``F.adaptive_avg_pool2d`` in a ``forward``), so each tensor gets its own field:
 
     * convolutions and max/average pooling apply the standard recurrence;
-    * adaptive pooling is a pool with kernel ``ceil(in/out)`` and stride
+    * adaptive pooling is a pool with the kernel of its widest window (``in/out`` where
+      ``out`` divides ``in``, else up to ``ceil(in/out) + 1``) and stride
       ``max(1, in // out)`` (exact for global pooling and whenever ``out`` divides ``in``);
     * a linear layer on a flattened map, and a mean/sum/max over both spatial
       dimensions, sees the whole map;

@@ -95,8 +95,8 @@ def _aligned(values: list[str], widths: list[int]) -> str:
 
 
 def _human(number: float, units: tuple[str, ...] = ("", "K", "M", "G", "T")) -> str:
-    scale = 0
-    while abs(number) >= 1000 and scale < len(units) - 1:
+    scale = 0  # 999,998 is "1.00 M", not "1000.00 K": the scale follows the rounded value
+    while abs(float(f"{number:.2f}")) >= 1000 and scale < len(units) - 1:
         number /= 1000
         scale += 1
     return f"{number:.2f} {units[scale]}".rstrip() if scale else f"{number:,.0f}"
@@ -117,8 +117,9 @@ class ModelSummary:
             (a shared parameter counts once; modules never called count too).
         trainable_params: Parameters with ``requires_grad``.
         total_macs: Multiply-accumulates of the forward pass for the whole batch.
-        activation_bytes: Bytes of all leaf-layer outputs (in-place layers included, so an
-            upper bound on what the forward pass keeps).
+        activation_bytes: Bytes of all leaf-layer outputs, in-place layers included: an
+            estimate of the forward pass's activations, not a bound (what ``forward`` makes
+            outside leaf layers, such as ``torch.cat``'s outputs, is not counted).
 
     Example:
         >>> from classic_cnns import create_model

@@ -368,7 +368,7 @@ def summary(
       pooling. They are followed per tensor through every torch operation, so for
       branching networks (Inception, ResNet, DenseNet) each branch has its own field and
       where branches meet (``torch.cat``, ``+``) the output takes the largest. Adaptive
-      pooling is a pool with kernel ``ceil(in/out)`` and stride ``in // out``; a linear
+      pooling is a pool with the kernel of its widest window and stride ``in // out``; a linear
       layer on a flattened map, or a spatial mean, sees the whole map. Fields are not
       clipped to the image (as in the usual tables, they may exceed it).
 
