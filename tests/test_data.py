@@ -422,3 +422,24 @@ def test_a_file_no_mirror_serves_is_named_and_nothing_is_left_behind(
     with pytest.raises(RuntimeError, match=r"(?s)could not download \S+ into .*404"):
         dm.prepare_data()
     assert not list(dm.raw_dir.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("bf16-true", torch.bfloat16), ("64-true", torch.float64)]
+)
+def test_true_precisions_get_batches_in_their_dtype(precision: str, dtype: torch.dtype) -> None:
+    # Lightning casts a batch before on_after_batch_transfer, when ours is still uint8.
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            seen.append(batch[0].dtype)
+
+    model = LeNet5()
+    trainer = L.Trainer(precision=precision, max_epochs=1, limit_train_batches=2,  # type: ignore[arg-type]
+                        limit_val_batches=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[Record()])  # fmt: skip
+    trainer.fit(model, datamodule=Digits())
+    assert seen == [dtype, dtype] and next(model.parameters()).dtype == dtype
+    assert torch.isfinite(trainer.callback_metrics["val_loss"])

@@ -386,11 +386,18 @@ class InMemoryDataModule(L.LightningDataModule):
         through this hook) is converted the same way if it is uint8, else left as it is.
         """
         if isinstance(batch, Tensor):
-            return self.transform(batch) if batch.dtype == torch.uint8 else batch
+            return self._to_float(batch)
         images, labels = batch
-        if images.dtype == torch.uint8:
-            images = self.transform(images)
-        return images, labels
+        return self._to_float(images), labels
+
+    def _to_float(self, images: Tensor) -> Tensor:
+        if images.dtype != torch.uint8:
+            return images
+        images = self.transform(images)
+        # Lightning casts a batch to "bf16-true"'s or "64-true"'s dtype before this hook,
+        # when it is still uint8: the float images get the precision's dtype here.
+        trainer = getattr(self, "trainer", None)
+        return images if trainer is None else trainer.precision_plugin.convert_input(images)
 
     def transform(self, images: Tensor) -> Tensor:
         """The batch transform: uint8 ``(N, C, h, w)`` to normalised float ``(N, C, H, W)``.
