@@ -58,7 +58,14 @@ def _trainer(**kw: Any) -> L.Trainer:
             torch.zeros(2, 3, 32, 32),
             ValueError,
             r"lenet5 was built for 1 input channel\(s\); got a batch with 3 "
-            r"\(shape \(2, 3, 32, 32\)\)\. Pass in_channels=3",
+            r"\(shape \(2, 3, 32, 32\)\)\. Give it 1 channel\(s\), or build the model with "
+            r"in_channels=3",
+        ),
+        (
+            torch.zeros(2, 32, 32, 1),  # numpy's and PIL's layout
+            ValueError,
+            r"got a batch with 32 \(shape \(2, 32, 32, 1\)\)\. It looks channels-last "
+            r"\(N, H, W, C\): x\.permute\(0, 3, 1, 2\) makes it \(N, C, H, W\)",
         ),
         (
             torch.zeros(2, 1, 28, 28),
@@ -363,7 +370,9 @@ def test_dataloaders_before_setup_say_so() -> None:
         ({"lr": True}, r"lr must be a positive number; got True"),
         ({"weight_decay": "x"}, r"weight_decay must be >= 0; got 'x'"),
         ({"weight_decay": -1.0}, r"weight_decay must be >= 0; got -1\.0"),
-        ({"momentum": -0.5}, r"momentum must be >= 0; got -0\.5"),
+        ({"momentum": -0.5}, r"momentum must be in \[0, 1\); got -0\.5"),
+        ({"momentum": 2.0}, r"momentum must be in \[0, 1\); got 2\.0"),
+        ({"channels_last": "yes"}, r"channels_last must be True or False; got 'yes'"),
         ({"label_smoothing": -0.1}, r"label_smoothing must be in \[0, 1\); got -0\.1"),
         ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\); got 1\.0"),
         ({"aux_loss_weight": -1.0}, r"aux_loss_weight must be a number >= 0; got -1\.0"),

@@ -195,6 +195,13 @@ def test_predict_folder_refuses_bad_arguments_and_stale_class_names(checkpoints,
         predict_folder(model, folder, mean=(0.5,))
     with pytest.raises(FileNotFoundError, match=r"missing: no such folder"):
         predict_folder(model, tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"device must be such as 'cpu' or 'cuda:0'; got 'gpu0'"):
+        predict_folder(model, folder, device="gpu0")
+    cuda = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, or the first of none
+    with pytest.raises(ValueError, match=rf"device '{cuda}' is not available here"):
+        predict_folder(model, folder, device=cuda)
+    assert predict_main([str(checkpoints["lenet5"]), str(folder), "--device", cuda]) == 2
+    assert f"device '{cuda}' is not available here" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"no image files \(.png, .*\) in .*empty"):
         predict_folder(model, tmp_path / "empty", output=tmp_path / "out.csv")

@@ -48,6 +48,8 @@ def test_unknown_name_suggests_close_names() -> None:
     with pytest.raises(ValueError, match="unknown model 'zzzz'") as err:
         model_info("zzzz")
     assert "Did you mean" not in str(err.value)
+    with pytest.raises(TypeError, match=r"expected a registered model's name \(a str\); got None"):
+        model_info(None)  # type: ignore[arg-type]
 
 
 def test_create_model_returns_the_family_lightning_module() -> None:

@@ -243,3 +243,22 @@ def test_evaluation_reports_unsmoothed_cross_entropy() -> None:
     val = trainer.validate(model, loader, verbose=False)[0]["val_loss"]
     test = trainer.test(model, loader, verbose=False)[0]["test_loss"]
     torch.testing.assert_close(torch.tensor([val, test]), plain.repeat(2))
+
+
+def test_a_model_and_data_of_other_class_counts_are_refused() -> None:
+    # A 10-class model on 3-class data would train, then record 3 class names for 10 outputs.
+    class ThreeClasses(Digits):
+        num_classes = 3
+
+    expected = r"LeNet5 has num_classes=10; the datamodule ThreeClasses has 3 classes\. Build"
+    with pytest.raises(ValueError, match=expected + r" the model with num_classes=3"):
+        _trainer(limit_train_batches=1).fit(LeNet5(), datamodule=ThreeClasses())
+    # A head replaced on the plain network, as in torchvision, leaves the metrics at 10.
+    model = LeNet5()
+    model.net.reset_classifier(20)
+    expected = r"lenet5 has num_classes=10; its network has 20 classes\. .*reset_classifier\(20\)"
+    with pytest.raises(ValueError, match=expected):
+        _trainer(limit_train_batches=1).fit(model, _loader())
+    model.reset_classifier(20)  # the model's: the head, the metrics and the checks
+    _trainer(limit_train_batches=1, limit_val_batches=0).fit(model, _loader())
+    assert model.num_classes == 20 and model.net.fc.out_features == 20

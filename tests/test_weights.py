@@ -305,3 +305,72 @@ def test_a_file_of_another_network_is_refused_not_half_loaded(tmp_path) -> None:
         read_weights_file(tmp_path / "list.pt")
     with pytest.raises(ValueError, match=r"does not record which model it holds"):
         load_model(tmp_path / "resnet.pt")
+
+
+def test_only_the_head_may_differ_unless_strict_is_false(tmp_path) -> None:
+    # A backbone tensor missing or unexpected is refused, as a strict load_state_dict would;
+    # a head of another shape is not (num_classes=5 gets a fresh head, with a warning).
+    _lenet_checkpoint(tmp_path / "m.ckpt")
+    checkpoint = torch.load(tmp_path / "m.ckpt", weights_only=False)
+    del checkpoint["state_dict"]["net.c3.0.weight"]
+    checkpoint["state_dict"]["net.extra"] = torch.zeros(3)
+    torch.save(checkpoint, tmp_path / "broken.ckpt")
+    expected = r"2 key\(s\) of the checkpoint do not fit LeNet5Net outside its head:"
+    expected += r"\n  net.extra \(not in this network\)\n  net.c3.0.weight \(not in the source\);"
+    for strict in (None, True):
+        with pytest.raises(ValueError, match=expected):
+            LeNet5.load_from_checkpoint(tmp_path / "broken.ckpt", strict=strict)
+    with pytest.raises(ValueError, match=r"2 key\(s\) of .*broken.ckpt do not fit LeNet5Net"):
+        load_model(tmp_path / "broken.ckpt")
+    with pytest.raises(ValueError, match=r"16 key\(s\) of the checkpoint do not fit"):
+        LeNet5.load_from_checkpoint(tmp_path / "m.ckpt", arch="lenet5_bn")  # no batch norm
+    with pytest.warns(UserWarning, match=r"2 key\(s\) not loaded"):
+        lenient = LeNet5.load_from_checkpoint(tmp_path / "broken.ckpt", strict=False)
+    source = checkpoint["state_dict"]
+    assert torch.equal(lenient.net.c1[0].weight, source["net.c1.0.weight"])
+    assert lenient.strict_loading  # the switch was for this load only
+    with pytest.warns(UserWarning, match=r"2 key\(s\) not loaded") as record:
+        five = LeNet5.load_from_checkpoint(tmp_path / "m.ckpt", num_classes=5)
+    assert "net.fc.weight" in str(record[0].message) and five.num_classes == 5
+    # A plain state dict of a smaller ResNet is refused, its head of other classes is not.
+    torch.save(tvm.resnet18().state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(ValueError, match=r"80 key\(s\) of .*r18.pth do not fit ResNetNet .*\n"
+                       r"(  .*\n){10}  and 70 more; it holds another network"):  # fmt: skip
+        create_model("resnet34", checkpoint_path=tmp_path / "r18.pth")
+    with pytest.warns(UserWarning, match=r"2 key\(s\) not loaded .* into ResNetNet"):
+        create_model("resnet18", checkpoint_path=tmp_path / "r18.pth", num_classes=10)
+
+
+def test_googlenets_auxiliary_heads_may_be_on_one_side_only(tmp_path) -> None:
+    with_aux = model_info("googlenet").build_net(num_classes=10)
+    without = model_info("googlenet").build_net(num_classes=10, aux_logits=False)
+    for source, target in ((with_aux, without), (without, with_aux)):
+        with pytest.warns(UserWarning, match="not loaded") as record:
+            weights_module.load_into(target, source.state_dict(), source="a GoogLeNet")
+        assert all(k.startswith("aux") for k in re.findall(r"\n  (\S+)", str(record[0].message)))
+        assert torch.equal(target.fc.weight, source.fc.weight)
+
+
+def test_a_misspelled_argument_is_refused_not_dropped(tmp_path) -> None:
+    _lenet_checkpoint(tmp_path / "m.ckpt")
+    with pytest.raises(TypeError, match=r"got unknown argument\(s\) \['num_clases'\]; it takes"):
+        LeNet5.load_from_checkpoint(tmp_path / "m.ckpt", num_clases=5)
+
+
+def test_offline_the_pretrained_error_says_where_the_file_goes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import urllib.error
+
+    def offline(url: str, **kwargs: object) -> dict:
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    url = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    with pytest.raises(OSError) as caught:
+        create_model("resnet18", pretrained=True)
+    message = str(caught.value)
+    assert message.startswith(f"cannot download the pretrained weights {url} ([Errno -2] Name")
+    assert f"put that file at {cached}" in message and "checkpoint_path=FILE" in message

@@ -61,6 +61,8 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
             "loss='kl_div' (knowledge distillation) needs a teacher, and a teacher needs "
             f"loss='kl_div'; got loss={loss!r} and teacher={teacher!r}"
         )
+    if not isinstance(kwargs["channels_last"], bool):
+        raise ValueError(f"channels_last must be True or False; got {kwargs['channels_last']!r}")
     if not isinstance(kwargs["compile"], bool | dict):
         raise ValueError(
             "compile must be a bool or a dict of torch.compile arguments; got "

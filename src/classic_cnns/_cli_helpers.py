@@ -193,7 +193,7 @@ def short_help(command: str) -> str:
         _entry("--trainer.ARG V", "e.g. --trainer.max_epochs 5 --trainer.accelerator gpu "
                "--trainer.devices 2 --trainer.precision bf16-mixed"),
         "run:",
-        _entry("--pretrained", "start from torchvision's ImageNet weights"),
+        _entry("--pretrained true", "start from torchvision's ImageNet weights"),
         _entry("--weights FILE", "start from the network weights in a .ckpt or .safetensors "
                "file (a new run; --ckpt_path resumes one)"),
         _entry("--threads N", "CPU threads (default: 1 on machines with at most 2 cores, "

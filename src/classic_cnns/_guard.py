@@ -32,6 +32,7 @@ __all__ = [
     "NonFinitePolicy",
     "Problem",
     "StepGuard",
+    "check_classes",
     "check_images",
     "check_labels_structure",
     "is_number",
@@ -124,10 +125,15 @@ def check_images(
             f"the batch (x.to({weight.dtype})) or the model (model.to({x.dtype}))"
         )
     if x.shape[1] != in_channels:
+        hint = (  # numpy and PIL lay images out (N, H, W, C)
+            "It looks channels-last (N, H, W, C): x.permute(0, 3, 1, 2) makes it (N, C, H, W)"
+            if x.shape[3] == in_channels
+            else f"Give it {in_channels} channel(s), or build the model with "
+            f"in_channels={x.shape[1]}"
+        )
         raise ValueError(
             f"{name} was built for {in_channels} input channel(s); got a batch with "
-            f"{x.shape[1]} (shape {tuple(x.shape)}). Pass in_channels={x.shape[1]} when "
-            "creating the model"
+            f"{x.shape[1]} (shape {tuple(x.shape)}). {hint}"
         )
     min_h, min_w = min_size
     if x.shape[2] < min_h or x.shape[3] < min_w:
@@ -140,6 +146,24 @@ def check_images(
         raise ValueError(
             f"{name} is on {weight.device}; got a batch on {x.device}. Move the batch "
             f"(x.to({str(weight.device)!r})) or the model"
+        )
+
+
+def check_classes(name: str, num_classes: int, found: Any, where: str) -> None:
+    """Refuse a class count ``where`` gives (the datamodule's, the logits' width) that is not
+    ``num_classes``, which the model's head, metrics and label checks were built for.
+
+    Example:
+        >>> check_classes("LeNet5", 10, 3, "the datamodule ImageFolder")
+        Traceback (most recent call last):
+        ...
+        ValueError: LeNet5 has num_classes=10; the datamodule ImageFolder has 3 classes. ...
+    """
+    if isinstance(found, int) and found != num_classes:
+        raise ValueError(
+            f"{name} has num_classes={num_classes}; {where} has {found} classes. Build the "
+            f"model with num_classes={found}, or call its reset_classifier({found}) (the "
+            "plain network's replaces the head only, not the metrics and checks)"
         )
 
 

@@ -90,12 +90,14 @@ def restore(
 
     The file is read by :func:`classic_cnns.files.load_checkpoint` (checked whole, then
     ``weights_only=True`` unless ``weights_only=False``). The saved hyperparameters (or those
-    of ``hparams_file``), updated with ``kwargs``, build the model (those ``cls`` does not
-    take, such as LightningCLI's ``_class_path``, are left out); its
-    ``on_load_checkpoint`` fits the state, which then loads with ``strict`` (default
-    ``True``), and the model moves to the device the tensors were loaded onto (by default
-    the one they were saved from, where it exists here, else the CPU; as Lightning does). A
-    class with a ``family`` refuses the checkpoint of another family's model.
+    of ``hparams_file``), updated with ``kwargs``, build the model (saved ones that ``cls``
+    does not take, such as LightningCLI's ``_class_path``, are left out; a keyword it does
+    not take is refused); its ``on_load_checkpoint`` fits the state (unless
+    ``strict=False``, every tensor outside the head must fit; see
+    :func:`classic_cnns.weights.fit_checkpoint_state`), and the model moves to the device
+    the tensors were loaded onto (by default the one they were saved from, where it exists
+    here, else the CPU; as Lightning does). A class with a ``family`` refuses the
+    checkpoint of another family's model.
 
     Example:
         >>> import tempfile
@@ -131,8 +133,19 @@ def restore(
             "build; load it with ImageClassifier.load_from_checkpoint or classic_cnns.load_model"
         )
     accepted = init_parameters(cls, arch if isinstance(arch, str) else None)
+    if unknown := sorted(set(kwargs) - accepted):  # a typo must not pass as the saved value
+        raise TypeError(
+            f"{cls.__name__}.load_from_checkpoint() got unknown argument(s) {unknown}; "
+            f"it takes {sorted(accepted)}"
+        )
     model = cls(**{k: v for k, v in hparams.items() if k in accepted})
-    model.on_load_checkpoint(checkpoint)
+    # Lightning's switch for how a checkpoint loads: on_load_checkpoint reads it.
+    previous = model.strict_loading
+    model.strict_loading = previous if strict is None else strict
+    try:
+        model.on_load_checkpoint(checkpoint)
+    finally:
+        model.strict_loading = previous
     state = checkpoint["state_dict"]
     model.load_state_dict(state, strict=True if strict is None else strict)
     # As Lightning does: the model joins the device its tensors were loaded onto.

@@ -423,6 +423,21 @@ def predict_folder(
     return rows
 
 
+def _available(device: str | torch.device) -> torch.device:
+    # A device that exists here, or a ValueError saying which ones do.
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be such as 'cpu' or 'cuda:0'; got {device!r}") from err
+    count = {"cuda": torch.cuda.device_count(), "mps": int(torch.backends.mps.is_available())}
+    if found.type in count and (found.index or 0) >= count[found.type]:
+        raise ValueError(
+            f"device {str(found)!r} is not available here ({count[found.type]} {found.type} "
+            "device(s)); use 'cpu'"
+        )
+    return found
+
+
 def _skipped_message(skipped: list[tuple[str, str]], total: int) -> str:
     shown = "; ".join(f"{name} ({reason})" for name, reason in skipped[:10])
     more = f"; and {len(skipped) - 10} more" if len(skipped) > 10 else ""
@@ -448,7 +463,7 @@ def _predict(
     files = list_images(folder, recursive=recursive)
     if not files:
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
-    model = model.to(device).eval()
+    model = model.to(_available(device)).eval()
     config = model.data_config
     prep = Preprocessing.from_config(
         config, model.in_channels, mean=mean, std=std, image_size=model.input_size[1:]

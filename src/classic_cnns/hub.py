@@ -143,7 +143,9 @@ def load_model(path: str | os.PathLike[str], **overrides: Any) -> ImageClassifie
 
     Raises:
         FileNotFoundError: if there is no such file.
-        ValueError: if the file is damaged or does not say which model it holds.
+        ValueError: if the file is damaged, does not say which model it holds, or holds a
+            tensor outside the head that does not fit (another network, or one built with
+            other options).
 
     Example:
         >>> import tempfile

@@ -67,7 +67,7 @@ def check_settings(
     for name, value, ok, expected in (
         ("lr", lr, is_number(lr) and lr > 0, "a positive number"),
         ("weight_decay", weight_decay, is_number(weight_decay) and weight_decay >= 0, ">= 0"),
-        ("momentum", momentum, is_number(momentum) and momentum >= 0, ">= 0"),
+        ("momentum", momentum, is_number(momentum) and 0 <= momentum < 1, "in [0, 1)"),
     ):
         if not ok:
             raise ValueError(f"{name} must be {expected}; got {value!r}")

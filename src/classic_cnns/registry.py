@@ -411,13 +411,16 @@ def model_info(name: str) -> ModelInfo:
 
     Raises:
         ValueError: if ``name`` is not registered; the message suggests close names.
+        TypeError: if ``name`` is not a string.
 
     Example:
         >>> from classic_cnns import model_info
         >>> model_info("lenet5").year
         1998
     """
-    if not isinstance(name, str) or name not in _REGISTRY:
+    if not isinstance(name, str):
+        raise TypeError(f"expected a registered model's name (a str); got {name!r}")
+    if name not in _REGISTRY:
         close = difflib.get_close_matches(str(name).lower(), _REGISTRY, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(

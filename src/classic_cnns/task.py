@@ -307,7 +307,11 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if hp.compile and not getattr(self.net, "_compiled_call_impl", None):
             self.net.compile(**(hp.compile if isinstance(hp.compile, dict) else {}))
-        config = getattr(getattr(self._trainer, "datamodule", None), "data_config", None)
+        dm = getattr(self._trainer, "datamodule", None)
+        config = getattr(dm, "data_config", None)
+        if stage == "fit":  # a datamodule of other classes than the head's is a mistake
+            where, found = f"the datamodule {type(dm).__name__}", getattr(dm, "num_classes", None)
+            _guard.check_classes(type(self).__name__, self.num_classes, found, where)
         if stage == "fit" and config:
             self.data_config = dict(config)
             # One image of the training size, whose FLOPs Lightning's model summary counts
@@ -400,6 +404,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             return None
         out = self(x)
         logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+        _guard.check_classes(self.info.name, self.num_classes, logits.shape[-1], "its network")
         hard = self.hard_criterion if stage == "train" else self.eval_criterion
         if stage == "train" and self._teacher:
             loss = self.criterion(logits, y, self._teacher_logits(x))
@@ -433,15 +438,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         )
 
     def _nonfinite(self, stage: str, kind: Any, where: tuple[int, int], **found: Any) -> None:
-        report(
-            kind,
-            policy=self._hp.nonfinite,
-            name=self.info.name,
-            stage=stage,
-            where=where,
-            lr=self._hp.lr,
-            **found,
-        )
+        hp, name = self._hp, self.info.name
+        report(kind, policy=hp.nonfinite, name=name, stage=stage, where=where, lr=hp.lr, **found)
 
     def _mean_loss(self, stage: str) -> MeanMetric:
         return self.losses[f"{stage}_loss"]  # type: ignore[return-value]
@@ -565,7 +563,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         names = self.data_config.get("class_names")
         if names is not None and len(names) != self.num_classes:  # a new head: names unknown
             del self.data_config["class_names"]
-        fit_checkpoint_state(self, checkpoint)
+        fit_checkpoint_state(self, checkpoint, None if self.strict_loading else False)
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -583,8 +581,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         ``weights_only=True`` (unless ``weights_only=False``). Keyword arguments override the
         saved hyperparameters, and shapes may change with them: ``num_classes=5`` loads the
         backbone and gives a fresh 5-class head, ``in_channels=1`` adapts the first
-        convolution; a warning names every key not loaded. Checkpoints of a
-        ``torch.compile``d network (``_orig_mod.`` keys) load too. Nothing is downloaded.
+        convolution; a warning names every key not loaded. Any other tensor that does not
+        fit is refused unless ``strict=False``. ``_orig_mod.`` keys load. No download.
 
         Example:
             >>> from classic_cnns import LeNet5

@@ -134,9 +134,11 @@ def first_conv_name(net: nn.Module) -> str | None:
     return next((n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)), None)
 
 
-def _listed(skipped: Mapping[str, str]) -> str:
-    # One indented line per key that did not load: "key (reason)".
-    return "".join(f"\n  {key} ({reason})" for key, reason in skipped.items())
+def _listed(skipped: Mapping[str, str], limit: int | None = None) -> str:
+    # One indented line per key that did not load: "key (reason)", the first `limit` of them.
+    shown = list(skipped.items())[:limit]
+    more = f"\n  and {len(skipped) - len(shown)} more" if len(shown) < len(skipped) else ""
+    return "".join(f"\n  {key} ({reason})" for key, reason in shown) + more
 
 
 def reconcile_state_dict(
@@ -232,19 +234,22 @@ def warn_not_loaded(skipped: Mapping[str, str], source: str, target: str) -> Non
 
 
 def load_into(
-    net: nn.Module, state: Mapping[str, Tensor], *, source: str, strict: bool = False
+    net: nn.Module, state: Mapping[str, Tensor], *, source: str, strict: bool | None = None
 ) -> dict[str, str]:
-    """Load ``state`` into ``net`` as far as it fits (see :func:`reconcile_state_dict`).
+    """Load ``state`` into ``net`` (see :func:`reconcile_state_dict`), the head free to differ.
 
-    Warns once, naming each key, when anything was not loaded; with ``strict``, raises
-    instead and loads nothing.
+    By default (``strict=None``) every tensor outside the head must fit, as a strict
+    ``load_state_dict`` would have it; the head's may not (a fresh head for other
+    ``num_classes``, or auxiliary heads one side lacks). ``strict=True``: every tensor must
+    fit. ``strict=False``: what fits loads and the rest stays fresh. Warns once, naming
+    each key, when anything was not loaded; when it raises, nothing is loaded.
 
     Returns:
         ``{key: reason}`` for the keys that were not loaded.
 
     Raises:
         ValueError: if none of the tensors of ``state`` fits ``net`` (the wrong file), or,
-            with ``strict``, if any does not.
+            unless ``strict=False``, if a tensor that must fit does not.
 
     Example:
         >>> import torch
@@ -262,13 +267,45 @@ def load_into(
         own, state, first_conv=None if first is None else f"{first}.weight"
     )
     _require_some_loaded(own, state, skipped, source, net)
-    if strict and skipped:
-        raise ValueError(
-            f"{len(skipped)} key(s) of {source} do not fit {type(net).__name__}:{_listed(skipped)}"
-        )
+    _require_fit(skipped, strict, source, net)
     net.load_state_dict(merged, strict=True)
     warn_not_loaded(skipped, source, type(net).__name__)
     return skipped
+
+
+def _head_prefixes(net: nn.Module | None, prefix: str = "") -> tuple[str, ...]:
+    # "fc." and the like: the head modules the network's class declares (GoogLeNet's aux
+    # heads too, when this instance has none), else the one finetune.head_names finds.
+    inner = getattr(net, "_orig_mod", net)
+    names = getattr(inner, "head_names", None)
+    if names is None and net is not None:
+        with contextlib.suppress(ValueError):  # a network without parameters has no head
+            names = head_names(net)
+    return tuple(f"{prefix}{n}." for n in names or ())
+
+
+def _require_fit(
+    skipped: Mapping[str, str], strict: bool | None, source: str, net: nn.Module, prefix: str = ""
+) -> None:
+    """Refuse the keys that did not load and had to: all (``strict``), those outside the
+    head (``None``), none (``False``)."""
+    heads = _head_prefixes(net, prefix)
+    refused = {
+        k: why.removesuffix(": kept fresh")  # nothing is loaded
+        for k, why in skipped.items()
+        if strict or (strict is None and not strip_compiled(k).startswith(heads))
+    }
+    if refused:
+        where = "" if strict else " outside its head"
+        lenient = "" if strict else (
+            "; it holds another network, or one built with other options. To keep what fits "
+            "and leave the rest fresh: load_from_checkpoint(..., strict=False), or "
+            "classic_cnns.weights.load_into(net, state_dict, source=..., strict=False)"
+        )  # fmt: skip
+        raise ValueError(
+            f"{len(refused)} key(s) of {source} do not fit {type(net).__name__}{where}:"
+            f"{_listed(refused, limit=10)}{lenient}"
+        )
 
 
 def _require_some_loaded(
@@ -285,10 +322,7 @@ def _require_some_loaded(
     of ``fc.bias``), so only tensors outside the head (:func:`~classic_cnns.finetune.head_names`)
     count.
     """
-    heads: tuple[str, ...] = ()
-    if net is not None:
-        with contextlib.suppress(ValueError):  # a network without parameters has no head
-            heads = tuple(prefix + strip_compiled(n) + "." for n in head_names(net))
+    heads = _head_prefixes(net, prefix)
     weights = [k for k in own if not k.endswith(_COUNTER)]
     backbone = [k for k in weights if not strip_compiled(k).startswith(heads)] or weights
     if backbone and all(k in skipped for k in backbone):
@@ -306,21 +340,33 @@ def _require_some_loaded(
 def _download_state_dict(url: str, progress: bool) -> dict[str, Tensor]:
     # torch.hub downloads into a temporary file, checks the sha256 prefix in the file name
     # and only then moves it into its cache, so an interrupted download is never used.
-    return torch.hub.load_state_dict_from_url(  # type: ignore[no-any-return]
-        url, map_location="cpu", progress=progress, check_hash=True, weights_only=True
-    )
+    try:
+        return torch.hub.load_state_dict_from_url(  # type: ignore[no-any-return]
+            url, map_location="cpu", progress=progress, check_hash=True, weights_only=True
+        )
+    except OSError as err:  # URLError and timeouts are OSErrors: offline, most likely
+        cached = os.path.join(torch.hub.get_dir(), "checkpoints", url.rsplit("/", 1)[-1])
+        raise OSError(
+            f"cannot download the pretrained weights {url} ({getattr(err, 'reason', err)}). "
+            f"Offline, put that file at {cached} (torch.hub's cache), or start from a weights "
+            "file of your own: create_model(..., checkpoint_path=FILE), or --weights FILE on "
+            "the command line"
+        ) from err
 
 
 def load_pretrained(net: nn.Module, name: str, *, progress: bool = True) -> dict[str, str]:
     """Load the pretrained weights of registered model ``name`` into ``net``, adapting them.
 
     The file is downloaded once through torch.hub (checked against its sha256 prefix) and
-    cached. ``net`` may have other input channels (the first convolution is adapted) and
-    another number of classes (its freshly initialised head is kept); the warning lists
-    every key that was not loaded.
+    cached. ``net`` may have other input channels (the first convolution is adapted),
+    another number of classes (its freshly initialised head is kept) and other network
+    options (``small_input``'s stem stays fresh too); the warning lists every key that was
+    not loaded.
 
     Raises:
         ValueError: if ``name`` has no pretrained weights.
+        OSError: if the file is not cached and cannot be downloaded (the message says where
+            to put it).
 
     Example:
         >>> from classic_cnns import model_info
@@ -335,7 +381,8 @@ def load_pretrained(net: nn.Module, name: str, *, progress: bool = True) -> dict
             f"{name} has no pretrained weights; pretrained=True works for {', '.join(have)}"
         )
     state = _rename_old_keys(_download_state_dict(info.url, progress))
-    return load_into(net, state, source=f"{info.name} ({info.url})")
+    # As far as they fit the network asked for: options such as small_input change the stem.
+    return load_into(net, state, source=f"{info.name} ({info.url})", strict=False)
 
 
 def _rename_old_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -420,18 +467,17 @@ def build_from_file(
     *,
     num_classes: int | None = None,
     in_channels: int | None = None,
-    strict: bool = False,
+    strict: bool | None = None,
 ) -> nn.Module:
     """Build the plain network a weights file holds and load its tensors into it.
 
     The network arguments the file's hyperparameters record (those the builder takes, such
     as ``small_input``) are used; ``num_classes`` and ``in_channels`` default to the file's,
-    else the architecture's. Tensors that do not fit are kept fresh with a warning, or, with
-    ``strict``, refused.
+    else the architecture's. Tensors load as :func:`load_into` loads them with ``strict``.
 
     Raises:
         ValueError: if the file names no architecture and ``arch`` is not given, or names
-            another one; with ``strict``, if a tensor does not fit.
+            another one; if a tensor that must fit does not (see :func:`load_into`).
 
     Example:
         >>> from classic_cnns import model_info
@@ -460,16 +506,20 @@ def build_from_file(
     return net
 
 
-def fit_checkpoint_state(module: nn.Module, checkpoint: dict[str, Any]) -> None:
+def fit_checkpoint_state(
+    module: nn.Module, checkpoint: dict[str, Any], strict: bool | None = None
+) -> None:
     """Make ``checkpoint["state_dict"]`` load into ``module`` with ``strict=True``, in place.
 
     For ``LightningModule.on_load_checkpoint``: keys of a ``torch.compile``d network
     (``_orig_mod.``) are matched, the first convolution of ``module.net`` is adapted to
-    other input channels and tensors of other shapes (a head for other ``num_classes``)
-    are replaced by the module's own, fresh ones; a warning names every key not loaded.
+    other input channels, and a head of another shape (other ``num_classes``) is replaced
+    by the module's own, fresh one; a warning names every key not loaded. Every other
+    tensor must fit, unless ``strict=False`` (see :func:`load_into`).
 
     Raises:
-        ValueError: if none of the checkpoint's tensors fits ``module``.
+        ValueError: if none of the checkpoint's tensors fits ``module``, or one that must
+            fit does not.
 
     Example:
         >>> import warnings
@@ -493,8 +543,8 @@ def fit_checkpoint_state(module: nn.Module, checkpoint: dict[str, Any]) -> None:
     merged, skipped = reconcile_state_dict(
         own, state, first_conv=None if first is None else f"net.{first}.weight"
     )
-    _require_some_loaded(
-        own, state, skipped, "the checkpoint", net if isinstance(net, nn.Module) else None, "net."
-    )
+    net = net if isinstance(net, nn.Module) else None
+    _require_some_loaded(own, state, skipped, "the checkpoint", net, "net.")
+    _require_fit(skipped, strict, "the checkpoint", net or module, "net." if net else "")
     checkpoint["state_dict"] = merged
     warn_not_loaded(skipped, "the checkpoint", type(module).__name__)

@@ -31,6 +31,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from classic_cnns._guard import is_number
 from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, ResizeMode
 from classic_cnns.data.sampling import EpochShuffleSampler, ResumableDataLoader
 
@@ -162,10 +163,12 @@ class InMemoryDataModule(L.LightningDataModule):
             raise ValueError(f"seed must be an int (the seed of the split); got {seed!r}")
         if resize not in ("pad", "resize", None):
             raise ValueError(f"resize must be 'pad', 'resize' or None; got {resize!r}")
-        if val_size < 0 or (val_size >= 1 and not float(val_size).is_integer()):
+        if not is_number(val_size) or val_size < 0 or (val_size >= 1 and val_size % 1):
             raise ValueError(
                 f"val_size must be a fraction in [0, 1) or a whole count; got {val_size!r}"
             )
+        if not (data_on_device is None or isinstance(data_on_device, bool)):
+            raise ValueError(f"data_on_device must be True, False or None; got {data_on_device!r}")
         if image_size is not None and not _is_size(image_size):
             raise ValueError(
                 f"image_size must be an int or (H, W) of positive ints, or None; got {image_size!r}"
