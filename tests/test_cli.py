@@ -371,3 +371,29 @@ def test_threads_and_a_replaced_optimizer(
     assert "(sgd, lr 0.1, weight decay 0.0005 on weights only) and its 'onecycle'" in err
     assert "no LR schedule runs (add --lr_scheduler for one)" in err
     assert "will be overridden" not in err
+
+
+def test_model_flags_a_checkpoint_contradicts_are_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lightning rebuilds the model from the checkpoint's hyperparameters: --model ResNet or
+    # --model.lr 0.5 beside --ckpt_path would run the checkpoint's LeNet-5 at its own lr.
+    monkeypatch.chdir(tmp_path)
+    run = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--model.lr=0.05"]
+    assert main(["fit", *run, "--trainer.enable_progress_bar=false"]) == 0
+    Path("lightning_logs/version_0/checkpoints/last.ckpt").rename("m.ckpt")
+    base = ["validate", "--data", "Digits", "--ckpt_path", "m.ckpt"]
+    for flags, named in (
+        (["--model", "ResNet"], "--model ResNet: "),
+        (["--model.lr", "0.5"], "--model.lr 0.5: "),
+        (["--model.init_args.lr=0.5", "--model.optimizer=adam"], "--model.lr 0.5, --model.opt"),
+    ):
+        assert main([*base, *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"classic-cnns validate: error: {named}"), err
+        assert "the checkpoint m.ckpt rebuilds its own model (LeNet5, arch 'lenet5'), which " in err
+        assert "--weights FILE instead of --ckpt_path" in err
+    # Flags that agree with it, or none, validate it.
+    for flags in ([], ["--model", "LeNet5", "--model.lr", "0.05"]):
+        assert main([*base, *flags, "--trainer.limit_val_batches=1"]) == 0
+    assert "val_acc" in capsys.readouterr().out

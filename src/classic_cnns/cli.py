@@ -138,11 +138,41 @@ class ClassicCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Add the default model and data classes where the command line chooses none."""
+        self._model_flags: list[str] = []
         if args is None or isinstance(args, list | tuple):
             args = list(sys.argv[1:] if args is None else args)
+            # The --model flags the user gave (--model X, --model.key): what --ckpt_path
+            # must not contradict.
+            self._model_flags = [a.split("=")[0] for a in args if a.startswith("--model")]
             at = 1 if args and args[0] in LIGHTNING_COMMANDS else 0
             args = add_default_classes(args, at)
         super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        # Lightning rebuilds the model from the checkpoint's hyperparameters, whatever the
+        # --model flags said; a flag that the checkpoint contradicts is refused, not ignored.
+        sub = self.config.get("subcommand")
+        given = self.config[sub].get("model") if sub else None
+        super()._parse_ckpt_path()
+        if given is None or not self.config[sub].get("ckpt_path"):
+            return
+        used = self.config[sub].get("model")
+        keys = {f.removeprefix("--model.").removeprefix("init_args.") for f in self._model_flags}
+        ignored = [
+            f"--model {given.class_path.rsplit('.', 1)[-1]}"
+            if key == "--model"
+            else f"--model.{key} {given.init_args.get(key)!r}"
+            for key in sorted(keys)
+            if (key == "--model" and given.class_path != used.class_path)
+            or (key != "--model" and given.init_args.get(key) != used.init_args.get(key))
+        ]
+        if ignored:
+            raise ValueError(
+                f"{', '.join(ignored)}: the checkpoint {self.config[sub].ckpt_path} rebuilds its "
+                f"own model ({used.class_path.rsplit('.', 1)[-1]}, "
+                f"arch {used.init_args.get('arch')!r}), which these flags contradict. Drop them, "
+                "or start a new run from its weights: --weights FILE instead of --ckpt_path"
+            )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link the data's classes and channels to the model; add ``--pretrained``,
