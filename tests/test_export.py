@@ -263,3 +263,21 @@ def test_predict_folder_writes_the_readable_images_and_names_the_others(
     assert predict_main([ckpt, str(folder), "--output", str(output)]) == 2
     assert "1 of the 1 image files cannot be read" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_export_and_predict_leave_the_model_as_they_found_it(tmp_path) -> None:
+    # As torch.onnx.export and Lightning's to_onnx do: the mode (and device) come back. A
+    # compiled network is traced without torch.compile's wrapper, which tracing cannot see.
+    model = LeNet5(compile=True)
+    model.net.compile()
+    model.train()
+    result = export_model(model, tmp_path / "m.pt", "torchscript")
+    assert result.max_abs_diff is not None and result.max_abs_diff < 1e-4
+    assert model.training and all(m.training for m in model.modules())
+    assert model.net._compiled_call_impl is not None  # still compiled
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_png(torch.zeros(1, 32, 32, dtype=torch.uint8), str(folder / "a.png"))
+    plain = LeNet5().train()  # (a compiled one would compile here: slow)
+    (row,) = predict_folder(plain, folder, mean=(0.5,), std=(0.25,))
+    assert row["file"] == "a.png" and plain.training

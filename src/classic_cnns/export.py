@@ -27,13 +27,15 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import importlib.util
 import io
 import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -140,18 +142,10 @@ def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> No
         save_file(state, str(tmp), metadata=metadata)
 
 
-def _onnx_dynamo_available() -> bool:
-    try:
-        import onnxscript  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter (constant folding, deprecations)
-        if _onnx_dynamo_available():
+        if importlib.util.find_spec("onnxscript") is not None:
             # The torch.export-based exporter, PyTorch's default since 2.9.
             batch = torch.export.Dim("batch", min=1)
             torch.onnx.export(
@@ -176,14 +170,6 @@ def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -
         entry.key, entry.value = key, meta[key]
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
-
-
-def _onnx_checker() -> str:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        return "nothing"
-    return "onnx.checker only"
 
 
 def _run_onnx(path: Path, x: Tensor) -> Tensor | None:
@@ -219,8 +205,8 @@ def export_model(
     """Export ``model.net`` to ``path`` and check the file's logits against PyTorch's.
 
     The network is traced or exported on a random batch of 2 images; the check runs a
-    batch of 3 (so a fixed batch size would show). The model is moved to the CPU and put
-    in eval mode for this.
+    batch of 3 (so a fixed batch size would show). For this the model moves to the CPU in
+    eval mode, without ``torch.compile``'s wrapper; then it is back as it was.
 
     Args:
         model: The model (its network is exported; inputs are normalised images).
@@ -252,8 +238,31 @@ def export_model(
         raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
     if not atol >= 0:
         raise ValueError(f"atol must be a number >= 0; got {atol!r}")
-    path = Path(path)
-    model = model.to("cpu").eval()
+    with _borrowed(model, torch.device("cpu"), eager=True):
+        return _export(model, Path(path), format, input_size, atol)
+
+
+@contextlib.contextmanager
+def _borrowed(
+    model: ImageClassifier, device: torch.device, eager: bool = False
+) -> Iterator[ImageClassifier]:
+    # The caller's model on `device` in eval mode (`eager`: its network called without
+    # torch.compile's wrapper, which tracing cannot see through) for the block; then back
+    # where it was, in the mode it was in.
+    where = next(model.parameters(), torch.empty(0)).device
+    training, compiled = model.training, getattr(model.net, "_compiled_call_impl", None)
+    model.to(device).eval()
+    if eager:
+        model.net._compiled_call_impl = None
+    try:
+        yield model
+    finally:
+        model.net._compiled_call_impl = compiled
+        model.to(where).train(training)
+
+
+def _export(model: ImageClassifier, path: Path, format: str, input_size: Sequence[int] | None,
+            atol: float) -> ExportResult:  # fmt: skip
     net = model.net
     if input_size is None:
         trained = model.data_config.get("image_size")
@@ -272,7 +281,8 @@ def export_model(
         if format == "onnx":
             _write_onnx(net, example, tmp, model)
             got = _run_onnx(tmp, check)
-            checked_with = "onnxruntime" if got is not None else _onnx_checker()
+            checker = "onnx.checker only" if importlib.util.find_spec("onnx") else "nothing"
+            checked_with = "onnxruntime" if got is not None else checker
         elif format == "torchscript":
             _write_torchscript(net, example, tmp, model)
             with torch.no_grad(), warnings.catch_warnings():
@@ -463,7 +473,6 @@ def _predict(
     files = list_images(folder, recursive=recursive)
     if not files:
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
-    model = model.to(_available(device)).eval()
     config = model.data_config
     prep = Preprocessing.from_config(
         config, model.in_channels, mean=mean, std=std, image_size=model.input_size[1:]
@@ -479,6 +488,16 @@ def _predict(
             UserWarning,
             stacklevel=3,
         )
+    with _borrowed(model, _available(device)):  # then back where it was, as it was
+        rows, skipped = _classify(model, folder, files, prep, names, batch_size, on_error)
+    if skipped and (on_error == "raise" or not rows):
+        raise ValueError(f"{folder}: {_skipped_message(skipped, len(files))}; nothing written")
+    return rows, skipped
+
+
+def _classify(model: ImageClassifier, folder: Path, files: list[Path], prep: Preprocessing,
+              names: list[str], batch_size: int, on_error: str
+              ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:  # fmt: skip
     rows: list[dict[str, Any]] = []
     skipped: list[tuple[str, str]] = []
     for start in range(0, len(files), batch_size):
@@ -491,7 +510,7 @@ def _predict(
                 skipped.append((path.relative_to(folder).as_posix(), str(err.__cause__ or err)))
         if not chunk or (skipped and on_error == "raise"):
             continue  # nothing to classify, or nothing will be written anyway
-        x = prep(torch.stack(raw).to(device))
+        x = prep(torch.stack(raw).to(model.device))
         with torch.no_grad():
             probs = model(x).softmax(dim=-1)
         best, index = probs.max(dim=1)
@@ -500,8 +519,6 @@ def _predict(
                 {"file": path.relative_to(folder).as_posix(), "class": names[i],
                  "class_index": i, "probability": round(p, 6)}
             )  # fmt: skip
-    if skipped and (on_error == "raise" or not rows):
-        raise ValueError(f"{folder}: {_skipped_message(skipped, len(files))}; nothing written")
     return rows, skipped
 
 
