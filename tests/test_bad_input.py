@@ -376,7 +376,7 @@ def test_dataloaders_before_setup_say_so() -> None:
         ({"label_smoothing": -0.1}, r"label_smoothing must be in \[0, 1\); got -0\.1"),
         ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\); got 1\.0"),
         ({"aux_loss_weight": -1.0}, r"aux_loss_weight must be a number >= 0; got -1\.0"),
-        ({"num_classes": 0}, r"num_classes must be a positive int; got 0"),
+        ({"num_classes": 0}, r"positive int; got 0\. .*: model\.net\.reset_classifier\(0\)"),
         ({"num_classes": -3}, r"num_classes must be a positive int; got -3"),
         ({"num_classes": 2.5}, r"num_classes must be a positive int; got 2\.5"),
         ({"num_classes": 1}, r"num_classes must be at least 2; got 1"),

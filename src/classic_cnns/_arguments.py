@@ -40,6 +40,11 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
             f"{cls.__name__} builds {family!r} models {members}; got arch={info.name!r}, "
             f"which is a {info.family!r} model: use create_model({info.name!r}) instead"
         )
+    if kwargs["num_classes"] == 0:  # timm's headless model
+        raise ValueError(
+            "num_classes must be a positive int; got 0. The task trains a classifier; for "
+            "features, take the plain network and remove its head: model.net.reset_classifier(0)"
+        )
     for name in ("num_classes", "in_channels"):
         value = kwargs[name]
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
