@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import pytest
 import torch
 import yaml
@@ -393,7 +394,15 @@ def test_model_flags_a_checkpoint_contradicts_are_refused_not_ignored(
         assert err.startswith(f"classic-cnns validate: error: {named}"), err
         assert "the checkpoint m.ckpt rebuilds its own model (LeNet5, arch 'lenet5'), which " in err
         assert "--weights FILE instead of --ckpt_path" in err
-    # Flags that agree with it, or none, validate it.
-    for flags in ([], ["--model", "LeNet5", "--model.lr", "0.05"]):
-        assert main([*base, *flags, "--trainer.limit_val_batches=1"]) == 0
+    # Flags that agree with it, or none, validate it; so does the class of a checkpoint saved
+    # from Python, which records none (Lightning rebuilds an ImageClassifier of its arch).
+    trainer = L.Trainer(logger=False, enable_progress_bar=False)
+    trainer.strategy.connect(classic_cnns.LeNet5(lr=0.05))
+    trainer.save_checkpoint("python.ckpt")
+    for flags in ([], ["--model", "LeNet5", "--model.lr", "0.05"], ["--model", "ImageClassifier"]):
+        for ckpt in ("m.ckpt", "python.ckpt"):
+            args = [*base[:-1], ckpt, *flags, "--trainer.limit_val_batches=1"]
+            assert main(args) == 0, capsys.readouterr().err
     assert "val_acc" in capsys.readouterr().out
+    assert main([*base[:-1], "python.ckpt", "--model", "ResNet"]) == 2
+    assert "(ImageClassifier, arch 'lenet5'), which " in capsys.readouterr().err

@@ -250,7 +250,7 @@ def test_a_model_and_data_of_other_class_counts_are_refused() -> None:
     class ThreeClasses(Digits):
         num_classes = 3
 
-    expected = r"LeNet5 has num_classes=10; the datamodule ThreeClasses has 3 classes\. Build"
+    expected = r"lenet5 has num_classes=10; the datamodule ThreeClasses has 3 classes\. Build"
     with pytest.raises(ValueError, match=expected + r" the model with num_classes=3"):
         _trainer(limit_train_batches=1).fit(LeNet5(), datamodule=ThreeClasses())
     # A head replaced on the plain network, as in torchvision, leaves the metrics at 10.

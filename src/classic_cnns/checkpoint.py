@@ -92,12 +92,12 @@ def restore(
     ``weights_only=True`` unless ``weights_only=False``). The saved hyperparameters (or those
     of ``hparams_file``), updated with ``kwargs``, build the model (saved ones that ``cls``
     does not take, such as LightningCLI's ``_class_path``, are left out; a keyword it does
-    not take is refused); its ``on_load_checkpoint`` fits the state (unless
-    ``strict=False``, every tensor outside the head must fit; see
-    :func:`classic_cnns.weights.fit_checkpoint_state`), and the model moves to the device
-    the tensors were loaded onto (by default the one they were saved from, where it exists
-    here, else the CPU; as Lightning does). A class with a ``family`` refuses the
-    checkpoint of another family's model.
+    not take is refused); its ``on_load_checkpoint`` fits the state (by default every
+    tensor outside the head must fit, with ``strict=True`` every tensor, with
+    ``strict=False`` none; see :func:`classic_cnns.weights.load_into`), and the model moves
+    to the device the tensors were loaded onto (by default the one they were saved from,
+    where it exists here, else the CPU; as Lightning does). A class with a ``family``
+    refuses the checkpoint of another family's model.
 
     Example:
         >>> import tempfile
@@ -139,13 +139,14 @@ def restore(
             f"it takes {sorted(accepted)}"
         )
     model = cls(**{k: v for k, v in hparams.items() if k in accepted})
-    # Lightning's switch for how a checkpoint loads: on_load_checkpoint reads it.
-    previous = model.strict_loading
-    model.strict_loading = previous if strict is None else strict
+    # Lightning's switch for how a checkpoint loads (None: not set), which
+    # on_load_checkpoint reads: None, the head may differ; True, nothing may; False, anything.
+    previous = getattr(model, "_strict_loading", None)
+    model._strict_loading = previous if strict is None else strict
     try:
         model.on_load_checkpoint(checkpoint)
     finally:
-        model.strict_loading = previous
+        model._strict_loading = previous
     state = checkpoint["state_dict"]
     model.load_state_dict(state, strict=True if strict is None else strict)
     # As Lightning does: the model joins the device its tensors were loaded onto.

@@ -11,6 +11,7 @@ flow into the model. ``list`` prints the registry, ``summary`` a model's layer t
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -158,12 +159,16 @@ class ClassicCLI(LightningCLI):
             return
         used = self.config[sub].get("model")
         keys = {f.removeprefix("--model.").removeprefix("init_args.") for f in self._model_flags}
+        # The class contradicts when its family does not build the checkpoint's arch (a
+        # checkpoint saved from Python records no class: Lightning rebuilds ImageClassifier).
+        module, _, name = given.class_path.rpartition(".")
+        family = getattr(getattr(importlib.import_module(module), name, None), "family", None)
+        arch = used.init_args.get("arch")
+        other_family = family is not None and _family_of(arch) not in (None, family)
         ignored = [
-            f"--model {given.class_path.rsplit('.', 1)[-1]}"
-            if key == "--model"
-            else f"--model.{key} {given.init_args.get(key)!r}"
+            f"--model {name}" if key == "--model" else f"--model.{key} {given.init_args.get(key)!r}"
             for key in sorted(keys)
-            if (key == "--model" and given.class_path != used.class_path)
+            if (key == "--model" and other_family)
             or (key != "--model" and given.init_args.get(key) != used.init_args.get(key))
         ]
         if ignored:
@@ -367,6 +372,14 @@ def model_table(pattern: str | None = None, markdown: bool = False) -> str:
         return "  ".join(cells).rstrip()
 
     return "\n".join(line(r) for r in [header, *rows])
+
+
+def _family_of(arch: Any) -> str | None:
+    # The family of a registered name; None for anything else.
+    try:
+        return model_info(arch).family if isinstance(arch, str) else None
+    except ValueError:
+        return None
 
 
 def _recipe_of(arch: Any) -> Recipe | None:

@@ -39,6 +39,7 @@ def create_model(
     *,
     pretrained: bool = False,
     checkpoint_path: str | os.PathLike[str] | None = None,
+    strict: bool | None = None,
     **kwargs: Any,
 ) -> ImageClassifier:
     """Create a registered model as a LightningModule ready for ``Trainer.fit``.
@@ -60,11 +61,14 @@ def create_model(
             ``classic-cnns export`` writes), a Lightning ``.ckpt`` or a state dict, read
             once and adapted the same way; the hyperparameters the file records are the
             defaults of the arguments not given, and its data configuration is kept.
+        strict: How the file's tensors must fit (:func:`~classic_cnns.weights.load_into`):
+            by default all but the head's, ``True`` all, ``False`` what fits loads.
         **kwargs: Arguments of the family's class.
 
     Raises:
         ValueError: for an unknown name, both ``pretrained`` and ``checkpoint_path``, a name
-            without pretrained weights, or a file of another architecture.
+            without pretrained weights, or a file of another architecture or whose tensors
+            do not fit (see ``strict``).
 
     Example:
         >>> import torch
@@ -75,8 +79,8 @@ def create_model(
     """
     _check_start(name, pretrained, checkpoint_path)
     if checkpoint_path:
-        return _build(name, read_weights_file(checkpoint_path), **kwargs)
-    model = _build(name, None, **kwargs)
+        return _build(name, read_weights_file(checkpoint_path), strict, **kwargs)
+    model = _build(name, None, None, **kwargs)
     if pretrained:
         load_weights(model, pretrained=True)
     return model
@@ -134,12 +138,15 @@ def _check_start(
         )
 
 
-def load_model(path: str | os.PathLike[str], **overrides: Any) -> ImageClassifier:
+def load_model(
+    path: str | os.PathLike[str], *, strict: bool | None = None, **overrides: Any
+) -> ImageClassifier:
     """Rebuild the LightningModule a ``.ckpt`` or ``.safetensors`` file was saved from.
 
     The file is read once. The registered name it records picks the family class
     (``LeNet5``, ``ResNet``, ...); ``overrides`` replace saved hyperparameters
-    (``num_classes=5`` gives a fresh head and a warning naming the keys not loaded).
+    (``num_classes=5`` gives a fresh head and a warning naming the keys not loaded);
+    ``strict`` says how the tensors must fit, as for :func:`create_model`.
 
     Raises:
         FileNotFoundError: if there is no such file.
@@ -167,10 +174,12 @@ def load_model(path: str | os.PathLike[str], **overrides: Any) -> ImageClassifie
             "build the model yourself and pass checkpoint_path, e.g. create_model('resnet20', "
             f"checkpoint_path={file.source!r})"
         )
-    return _build(arch, file, **overrides)
+    return _build(arch, file, strict, **overrides)
 
 
-def _build(name: str, file: WeightsFile | None, **kwargs: Any) -> ImageClassifier:
+def _build(
+    name: str, file: WeightsFile | None, strict: bool | None, **kwargs: Any
+) -> ImageClassifier:
     # Build the family's class from the file's hyperparameters (the defaults) and kwargs,
     # then load the file's tensors into its network.
     cls = family_class(model_info(name).family)
@@ -180,5 +189,5 @@ def _build(name: str, file: WeightsFile | None, **kwargs: Any) -> ImageClassifie
         kwargs = {**{k: v for k, v in file.hparams.items() if k in accepted}, **kwargs}
     model = cls(arch=name, **kwargs)
     if file is not None:
-        model.data_config = load_weights_file(model.net, file, arch=name)
+        model.data_config = load_weights_file(model.net, file, arch=name, strict=strict)
     return model

@@ -191,7 +191,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             loss, label_smoothing=label_smoothing, temperature=temperature, alpha=alpha
         )
         hard = "cross_entropy" if loss == "kl_div" else loss
-        self.hard_criterion = ClassificationLoss(hard, label_smoothing=label_smoothing)
+        from_labels = ClassificationLoss(hard, label_smoothing=label_smoothing)
+        self.hard_criterion = from_labels if loss == "kl_div" else self.criterion
         self.eval_criterion = ClassificationLoss(hard)
         self._set_metrics(num_classes)
         # How the training data was prepared (mean, std, image_size, resize, class_names):
@@ -311,7 +312,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         config = getattr(dm, "data_config", None)
         if stage == "fit":  # a datamodule of other classes than the head's is a mistake
             where, found = f"the datamodule {type(dm).__name__}", getattr(dm, "num_classes", None)
-            _guard.check_classes(type(self).__name__, self.num_classes, found, where)
+            _guard.check_classes(self.info.name, self.num_classes, found, where)
         if stage == "fit" and config:
             self.data_config = dict(config)
             # One image of the training size, whose FLOPs Lightning's model summary counts
@@ -563,7 +564,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         names = self.data_config.get("class_names")
         if names is not None and len(names) != self.num_classes:  # a new head: names unknown
             del self.data_config["class_names"]
-        fit_checkpoint_state(self, checkpoint, None if self.strict_loading else False)
+        fit_checkpoint_state(self, checkpoint, getattr(self, "_strict_loading", None))
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -581,8 +582,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         ``weights_only=True`` (unless ``weights_only=False``). Keyword arguments override the
         saved hyperparameters, and shapes may change with them: ``num_classes=5`` loads the
         backbone and gives a fresh 5-class head, ``in_channels=1`` adapts the first
-        convolution; a warning names every key not loaded. Any other tensor that does not
-        fit is refused unless ``strict=False``. ``_orig_mod.`` keys load. No download.
+        convolution; a warning names every key not loaded. ``strict``: see ``restore``
+        (``False`` loads what fits). ``_orig_mod.`` keys load. Nothing is downloaded.
 
         Example:
             >>> from classic_cnns import LeNet5

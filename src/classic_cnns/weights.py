@@ -6,8 +6,9 @@
   of ``torch.compile`` is matched either way, the first convolution is adapted, and
   tensors whose shapes cannot fit (a head for another number of classes) stay freshly
   initialised; it returns every key it did not load, and why.
-* :func:`load_into` loads a state dict into a network that way and warns, naming every key
-  not loaded; :func:`load_pretrained` downloads a registered model's pretrained weights
+* :func:`load_into` loads a state dict into a network that way, refusing by default a
+  tensor outside the head that does not fit, and warns, naming every key not loaded;
+  :func:`load_pretrained` downloads a registered model's pretrained weights
   through torch.hub (hash checked, cached, ``weights_only=True``) and loads them;
   :func:`load_weights_file` loads a weights file (read by
   :func:`classic_cnns.files.read_weights_file`); :func:`fit_checkpoint_state` fits a
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import urllib.error
 from collections.abc import Mapping
 from typing import Any
 
@@ -267,7 +269,7 @@ def load_into(
         own, state, first_conv=None if first is None else f"{first}.weight"
     )
     _require_some_loaded(own, state, skipped, source, net)
-    _require_fit(skipped, strict, source, net)
+    _require_fit(skipped, strict, source, type(net).__name__, _head_prefixes(net))
     net.load_state_dict(merged, strict=True)
     warn_not_loaded(skipped, source, type(net).__name__)
     return skipped
@@ -281,15 +283,18 @@ def _head_prefixes(net: nn.Module | None, prefix: str = "") -> tuple[str, ...]:
     if names is None and net is not None:
         with contextlib.suppress(ValueError):  # a network without parameters has no head
             names = head_names(net)
-    return tuple(f"{prefix}{n}." for n in names or ())
+    return tuple(f"{prefix}{strip_compiled(n)}." for n in names or ())
 
 
 def _require_fit(
-    skipped: Mapping[str, str], strict: bool | None, source: str, net: nn.Module, prefix: str = ""
+    skipped: Mapping[str, str],
+    strict: bool | None,
+    source: str,
+    target: str,
+    heads: tuple[str, ...],
 ) -> None:
     """Refuse the keys that did not load and had to: all (``strict``), those outside the
-    head (``None``), none (``False``)."""
-    heads = _head_prefixes(net, prefix)
+    ``heads`` (``None``), none (``False``)."""
     refused = {
         k: why.removesuffix(": kept fresh")  # nothing is loaded
         for k, why in skipped.items()
@@ -298,12 +303,12 @@ def _require_fit(
     if refused:
         where = "" if strict else " outside its head"
         lenient = "" if strict else (
-            "; it holds another network, or one built with other options. To keep what fits "
-            "and leave the rest fresh: load_from_checkpoint(..., strict=False), or "
-            "classic_cnns.weights.load_into(net, state_dict, source=..., strict=False)"
+            "; it holds another network, or one built with other options. To load what fits "
+            "and leave the rest fresh, pass strict=False (to load_from_checkpoint, "
+            "create_model, load_model or load_into)"
         )  # fmt: skip
         raise ValueError(
-            f"{len(refused)} key(s) of {source} do not fit {type(net).__name__}{where}:"
+            f"{len(refused)} key(s) of {source} do not fit {target}{where}:"
             f"{_listed(refused, limit=10)}{lenient}"
         )
 
@@ -344,7 +349,7 @@ def _download_state_dict(url: str, progress: bool) -> dict[str, Tensor]:
         return torch.hub.load_state_dict_from_url(  # type: ignore[no-any-return]
             url, map_location="cpu", progress=progress, check_hash=True, weights_only=True
         )
-    except OSError as err:  # URLError and timeouts are OSErrors: offline, most likely
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:  # offline, or HTTP
         cached = os.path.join(torch.hub.get_dir(), "checkpoints", url.rsplit("/", 1)[-1])
         raise OSError(
             f"cannot download the pretrained weights {url} ({getattr(err, 'reason', err)}). "
@@ -397,28 +402,34 @@ def _rename_old_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def load_weights_file(
-    net: nn.Module, file: str | os.PathLike[str] | WeightsFile, *, arch: str | None = None
+    net: nn.Module,
+    file: str | os.PathLike[str] | WeightsFile,
+    *,
+    arch: str | None = None,
+    strict: bool | None = None,
 ) -> dict[str, Any]:
     """Load the network weights of a file into ``net``; return its data configuration.
 
     ``file`` is a path (read once, by :func:`~classic_cnns.files.read_weights_file`) or a
     :class:`~classic_cnns.files.WeightsFile` already read. Tensors are fitted as
-    :func:`load_into` does (compiled keys, first convolution adapted to other input
-    channels, a head of another shape kept fresh, with a warning).
+    :func:`load_into` does with ``strict`` (compiled keys, first convolution adapted to
+    other input channels, a head of another shape kept fresh, with a warning).
 
     Args:
         net: The network.
         file: The file, or what was read from it.
         arch: The registered name ``net`` was built as; a file that records another
             architecture is refused.
+        strict: How the tensors must fit (see :func:`load_into`).
 
     Returns:
         The data configuration the file records (empty if none); its ``class_names`` are
         left out when their number is not ``net``'s number of classes.
 
     Raises:
-        ValueError: if the file records another architecture than ``arch``, or none of its
-            tensors fits ``net``; see also :func:`~classic_cnns.files.read_weights_file`.
+        ValueError: if the file records another architecture than ``arch``, or its tensors
+            do not fit ``net`` (see :func:`load_into`); see also
+            :func:`~classic_cnns.files.read_weights_file`.
 
     Example:
         >>> import tempfile
@@ -436,7 +447,7 @@ def load_weights_file(
     if not isinstance(file, WeightsFile):
         file = read_weights_file(file)
     check_arch(file, arch)
-    load_into(net, file.state_dict, source=file.source)
+    load_into(net, file.state_dict, source=file.source, strict=strict)
     data = dict(file.data)
     names = data.get("class_names")
     if names is not None and len(names) != getattr(net, "num_classes", len(names)):
@@ -545,6 +556,7 @@ def fit_checkpoint_state(
     )
     net = net if isinstance(net, nn.Module) else None
     _require_some_loaded(own, state, skipped, "the checkpoint", net, "net.")
-    _require_fit(skipped, strict, "the checkpoint", net or module, "net." if net else "")
+    heads = _head_prefixes(net, "net.") if net is not None else _head_prefixes(module)
+    _require_fit(skipped, strict, "the checkpoint", type(module).__name__, heads)
     checkpoint["state_dict"] = merged
     warn_not_loaded(skipped, "the checkpoint", type(module).__name__)
