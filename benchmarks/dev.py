@@ -83,7 +83,7 @@ def _handwritten(model: Any, dm: Any, precision: str, fmt: torch.memory_format, 
     # The task's optimizer (the model has scheduler="none") and one-cycle schedule, written out,
     # calling the clock's hooks. `network_only`: every step on one batch, ready.
     backend, loader = clock.backend, dm.train_dataloader()
-    net = model.net.to(backend).train()
+    net = model.net.to(backend).to(memory_format=fmt).train()  # as the task's channels_last
     steps = min(limit or len(loader), len(loader))
     opt = model.configure_optimizers()
     sched = make_scheduler("onecycle", opt, epochs * steps)
@@ -193,7 +193,8 @@ class _RankZero(core.Clock):
             torch.set_num_threads(self.threads)
 
     def on_fit_end(self, trainer: L.Trainer, *_: Any) -> None:
-        images = trainer.strategy.reduce(torch.tensor(float(self.images)), reduce_op="sum")
+        count = torch.tensor(float(self.images), device=trainer.strategy.root_device)  # NCCL
+        images = trainer.strategy.reduce(count, reduce_op="sum")
         if trainer.is_global_zero:
             self.path.write_text(json.dumps(dict(epochs=self.epochs, images=float(images))))
 

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The GPU reference run, about 7 minutes on one H200 (benchmarks/README.md says how to run it):
+# The GPU tests and reference run, about 8 minutes on one H200 (benchmarks/README.md says how):
 #   benchmarks/run_gpu.sh [--smoke] OUT    # --smoke: here, on the CPU, the same path, tiny
 #   benchmarks/run_gpu.sh --prepare        # here, once: the data and wheels to carry
-# Most wanted first: time to accuracy on Fashion-MNIST, Lightning overhead, throughput with MFU
-# beside torchvision. No part starts after BUDGET s; LIMIT s kills all, keeping finished tasks.
+# Most wanted first: `pytest -m gpu`, time to accuracy on Fashion-MNIST, Lightning overhead,
+# throughput with MFU beside torchvision. No part starts after BUDGET s; LIMIT s kills all; OUT
+# gets the reports and an archive of the finished parts after each part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3} mode=run
 [[ ${1:-} == --smoke ]] && mode=smoke && shift
 if [[ ${1:-} == --prepare ]]; then  # ../shared does not travel; the GPU's Python lacks these
-  rm -rf .gpudata && mkdir -p .gpudata && data=${CLASSIC_CNNS_DATA:-../shared/data}
+  rm -rf .gpudata .whl && mkdir -p .gpudata && data=${CLASSIC_CNNS_DATA:-../shared/data}
   cp -r "$data/MNIST" "$data/FashionMNIST" .gpudata/ && chmod -R u+w .gpudata
   exec "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
@@ -29,6 +30,9 @@ done
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export CLASSIC_CNNS_DATA=$work/data
 "$py" -c 'import jsonargparse' || { echo "no jsonargparse: benchmarks/README.md" >&2 && exit 1; }
+if [[ $mode == run ]]; then  # else every part would measure the CPU and say so only in rows
+  "$py" -c 'import torch; assert torch.cuda.is_available()' || { echo "no CUDA device" >&2; exit 1; }
+fi
 tta=$("$py" -c 'import json; print(json.load(open("benchmarks/targets.json"))["time_to_accuracy"])')
 r18="model: resnet18, dataset: fashion_mnist, image_size: 96, batch_size: 256"
 if [[ $mode == smoke ]]; then  # the same path, shrunk: 32 px, one step per epoch, CPU
@@ -40,25 +44,34 @@ if [[ $mode == smoke ]]; then  # the same path, shrunk: 32 px, one step per epoc
     --throughput.batch_size 2 --throughput.max_image_size 32 --throughput.repeats 1
     --throughput.warmup 1 --throughput.min_time 0 --threads 1)
 else
-  dev=cuda acc=() ovh=(--epochs 3 --repeats 2)
+  dev=cuda acc=(--accuracy.backend cuda) ovh=(--epochs 3 --repeats 2)
   thr=(--throughput.precisions '[fp32,bf16-mixed,fp16-mixed]' --throughput.batch_size 256
-    --throughput.compile '[resnet18/bf16-mixed/channels_last]' --throughput.min_time 0.3)
+    --throughput.compile '[resnet18/bf16-mixed/channels_last]' --throughput.min_time 0.3
+    --throughput.repeats 3 --throughput.warmup 2)
 fi
 budget=${BUDGET:-420} limit=${LIMIT:-560} log=$out/run.log
+collect() {  # the reports and an archive of what is finished, into OUT
+  cat "$work"/run/*/report.md >"$out/report.md" 2>/dev/null || true
+  tar -czf "$out/results.tgz" -C "$work/run" . 2>/dev/null || true
+}
 step() {  # NAME COMMAND...: unless the budget is spent; killed at the limit
   ((SECONDS < budget)) || { echo "$1: not run, $budget s spent" | tee -a "$log" && return; }
-  timeout -s KILL $((limit - SECONDS)) "${@:2}" --out "$work/run/$1" 2>&1 | tee -a "$log" || true
+  timeout -s KILL $((limit > SECONDS ? limit - SECONDS : 1)) "${@:2}" 2>&1 | tee -a "$log" || true
+  collect
 }
+mkdir -p "$work/run"
+[[ ${TESTS:-1} == 0 ]] || step tests env CLASSIC_CNNS_DATA="$src" "$py" -m pytest \
+  tests/test_gpu.py -m gpu -n 4 -q -p no:cacheprovider  # TESTS=0: the measurements alone
 step accuracy "$py" -m classic_cnns bench --modes '[accuracy]' "${acc[@]}" \
   --accuracy.recipes "${RECIPES:-[resnet18/fashion_mnist,lenet5/fashion_mnist]}" \
-  --accuracy.time_to_accuracy "$tta" --budget $((budget - SECONDS))
+  --accuracy.time_to_accuracy "$tta" --budget $((budget - SECONDS)) --out "$work/run/accuracy"
 settings="[{$r18}, {$r18, precision: bf16-mixed, channels_last: true}, {model: lenet5}]"
 step overhead "$py" benchmarks/dev.py overhead --backend $dev "${ovh[@]}" \
-  --settings "${OVERHEAD:-$settings}"
+  --settings "${OVERHEAD:-$settings}" --out "$work/run/overhead"
 step throughput "$py" -m classic_cnns bench --modes '[throughput]' --throughput.backends "[$dev]" \
   --throughput.models "${MODELS:-[resnet18,resnet50,densenet121,vgg16_bn]}" "${thr[@]}" \
-  --throughput.memory_formats '[contiguous,channels_last]' --budget $((budget - SECONDS))
-cat "$work"/run/*/report.md >"$out/report.md" 2>/dev/null || true
+  --throughput.memory_formats '[contiguous,channels_last]' --budget $((budget - SECONDS)) \
+  --out "$work/run/throughput"
 "$py" benchmarks/dev.py targets --folder "$work/run" | tee -a "$log"
-cp "$work/run/targets.md" "$out/" && tar -czf "$out/results.tgz" -C "$work/run" .
+cp "$work/run/targets.md" "$out/" && collect
 grep -h '^- On ' "$work"/run/*/report.md || true  # the fastest configuration per backend

@@ -33,11 +33,14 @@ ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the developer measurements, benchmarks/dev.py
 import dev  # noqa: E402
 
+# A backend this machine lacks (Apple's MPS off a Mac, else CUDA): its rows are skipped.
+ABSENT = "mps" if not torch.backends.mps.is_available() else "cuda"
+
 
 @pytest.fixture(scope="module")
 def throughput() -> Results:
     """LeNet-5 (no torchvision twin) and ResNet-18 in fp32 and bf16-mixed, on the CPU."""
-    s = tp.Settings(models=("lenet5", "resnet18"), backends=("cpu", "cuda"), compile=(),
+    s = tp.Settings(models=("lenet5", "resnet18"), backends=("cpu", ABSENT), compile=(),
                     precisions=("fp32", "bf16-mixed"), batch_size=2, max_image_size=16,
                     repeats=2, warmup=1, min_time=0.0)  # fmt: skip
     return run_tasks(tp.tasks(s, seed=0), Results(), threads=1)
@@ -58,20 +61,18 @@ def test_throughput_ratios_come_from_the_same_run(throughput: Results) -> None:
     (lenet,) = (r for r in ok if r["model"] == "lenet5" and r["precision"] == "fp32")
     assert lenet["vs_torchvision_train"] is None and lenet["input_size"] == "1x32x32"
     assert "minimum" in lenet["note"]  # max_image_size 16 is below LeNet-5's minimum
-    if not torch.cuda.is_available():  # an absent backend: skipped, saying why
-        (cuda,) = (r for r in throughput.rows["throughput"] if r["backend"] == "cuda")
-        assert cuda["status"] == "skipped" and "CUDA" in cuda["note"]
+    (absent,) = (r for r in throughput.rows["throughput"] if r["backend"] == ABSENT)
+    assert absent["status"] == "skipped" and absent["note"] == unavailable(ABSENT)  # says why
 
 
 def test_skips_are_noted_once_and_a_missing_dataset_is_a_skip_not_a_failure() -> None:
-    absent = "mps" if not torch.backends.mps.is_available() else "cuda"
-    s = tp.Settings(models=("lenet5", "resnet20"), backends=("cpu", absent),
+    s = tp.Settings(models=("lenet5", "resnet20"), backends=("cpu", ABSENT),
                     precisions=("fp16-mixed",), compile=())  # fmt: skip
     results = run_tasks(tp.tasks(s, seed=0), Results(), threads=1)
     assert {r["status"] for r in results.rows["throughput"]} == {"skipped"}
     assert results.notes == [  # one note per reason, not one per row
         f"throughput on cpu: skipped, {unavailable('cpu', 'fp16-mixed')}",
-        f"throughput on {absent}: skipped, {unavailable(absent)}",
+        f"throughput on {ABSENT}: skipped, {unavailable(ABSENT)}",
     ]
 
     def needs_data(results: Results) -> None:
@@ -276,6 +277,9 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "throughput resnet110 cpu fp32 contiguous eager" in labels
     assert [t for t in labels if t.endswith("compiled")] == [
         "throughput resnet18 cpu bf16-mixed contiguous compiled"]  # fmt: skip
+    # Compiling takes long: every eager configuration comes first, then the closing peak.
+    assert labels[-2:] == ["throughput resnet18 cpu bf16-mixed contiguous compiled",
+                           "peak cpu again, MFU"]  # fmt: skip
     bad = [["--throughput.models", "[lenet]"], ["--modes", "[speed]"]]
     bad += [["--throughput.precisions", "[fp8]"], ["--accuracy.recipes", "[nothing]"]]
     for flags in bad:
@@ -283,7 +287,7 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "Did you mean" in capsys.readouterr().err
     out, argv = tmp_path / "run", ["--modes", "[accuracy]", "--accuracy.recipes", "[lenet5/digits]"]
     argv += ["--accuracy.max_epochs", "1", "--accuracy.limit_train_batches", "1"]
-    argv += ["--plots", "false"]
+    argv += ["--accuracy.backend", "cpu", "--plots", "false"]  # on a GPU machine too
     argv += ["--threads", "1", "--out", str(out)]
     assert main(argv) == 0
     assert {p.name for p in out.iterdir()} == {"accuracy.csv", "results.json", "report.md"}
@@ -315,9 +319,12 @@ def test_a_budget_skips_the_rest_and_results_are_saved_after_every_task(tmp_path
     assert (failed["status"], failed["model"]) == ("failed", "m")
     assert failed["note"] == "RuntimeError: no compiler"
     assert fine["status"] == "ok" and len(saved) == 2
-    results = run_tasks(done, Results(), budget_s=0.0)
-    skipped = results.rows["throughput"]
+    closing = Task("last", lambda r: r.add("throughput", "cpu", model="z"), "throughput",
+                   closing=True)  # fmt: skip
+    results = run_tasks([*done, closing], Results(), budget_s=0.0)
+    *skipped, last = results.rows["throughput"]
     assert all(r["status"] == "skipped" and "budget of 0 s" in r["note"] for r in skipped)
+    assert (last["model"], last["status"]) == ("z", "ok")  # a closing task runs regardless
     # Written after each task: a run killed mid-way keeps what it finished.
     task = Task("t", lambda r: r.add("throughput", "cpu", model="m"), "throughput")
     slow = Task("slow", lambda r: (_ for _ in ()).throw(KeyboardInterrupt), "throughput")
@@ -433,3 +440,14 @@ def test_the_scripts_parse() -> None:
                            capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert all(c in help_ for c in ("overhead", "scaling", "pipeline", "memory", "targets"))
     assert replace(dev.Setting(), model="x").model == "x"
+
+
+def test_the_report_names_the_devices_the_rows_ran_on(tmp_path: Path) -> None:
+    results = Results()
+    results.add("throughput", "cpu", model="lenet5")
+    results.rows["throughput"].append({**results.rows["throughput"][0], "device_name": "H200"})
+    write(results, tmp_path, [], "classic-cnns bench")
+    header = (tmp_path / "report.md").read_text().splitlines()[4:7]
+    cpu = results.rows["throughput"][0]["device_name"]
+    assert header[0] == "| devices | torch | torchvision | lightning |"
+    assert header[2].startswith(f"| {'; '.join(sorted([cpu, 'H200']))} | {torch.__version__} |")

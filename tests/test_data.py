@@ -442,8 +442,8 @@ def test_true_precisions_get_batches_in_their_dtype(precision: str, dtype: torch
     model = LeNet5()
     trainer = L.Trainer(precision=precision, max_epochs=1, limit_train_batches=2,  # type: ignore[arg-type]
                         limit_val_batches=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[Record()])  # fmt: skip
+                        enable_progress_bar=False, callbacks=[Record()])  # fmt: skip
+    # (The model summary, on as in `fit`, runs an example input of the model's own.)
     trainer.fit(model, datamodule=Digits())
     assert seen == [dtype, dtype] and next(model.parameters()).dtype == dtype
     assert torch.isfinite(trainer.callback_metrics["val_loss"])

@@ -6,6 +6,8 @@ on a GPU machine). The rest of the suite pins itself to the CPU (``conftest.py``
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,19 @@ def _trainer(**kw: Any) -> L.Trainer:
     )
 
 
+@contextlib.contextmanager
+def _no_tf32() -> Iterator[None]:
+    # cuDNN runs fp32 convolutions in TF32 by default (10-bit mantissa): not the CPU's math.
+    previous = torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous[0]
+        torch.set_float32_matmul_precision(previous[1])
+
+
 def _loader(n: int = 256, size: int = 32, channels: int = 1) -> DataLoader:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, channels, size, size, generator=g)
@@ -59,40 +74,48 @@ def test_channels_last_on_the_gpu_gives_the_contiguous_outputs() -> None:
     fast = ResNet("resnet20", num_classes=10, in_channels=3, channels_last=True).cuda().eval()
     fast.load_state_dict(plain.state_dict())
     fast.setup("fit")
+    assert fast.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.randn(8, 3, 32, 32, device="cuda")
     with torch.no_grad():
         torch.testing.assert_close(fast(x), plain(x), rtol=1e-3, atol=1e-3)
 
 
 def test_a_compiled_model_trains_on_the_gpu() -> None:
+    from torch._dynamo.utils import counters
+
+    counters.clear()
     model = LeNet5(arch="lenet5_bn", compile=True, channels_last=True)
     trainer = _trainer(max_epochs=2)
     trainer.fit(model, _loader())
     assert model.net._compiled_call_impl is not None
+    assert counters["stats"]["unique_graphs"] >= 1  # the compiled graph ran
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_a_checkpoint_moves_between_gpu_and_cpu(tmp_path: Path) -> None:
-    model = LeNet5()
+    torch.manual_seed(0)
+    model = LeNet5(scheduler="none")  # a constant lr: the resumed run may be longer
     trainer = _trainer()
     trainer.fit(model, _loader())
     trainer.save_checkpoint(tmp_path / "gpu.ckpt")
     x = torch.randn(4, 1, 32, 32)
     on_cpu = LeNet5.load_from_checkpoint(tmp_path / "gpu.ckpt", map_location="cpu").eval()
     assert next(on_cpu.parameters()).device.type == "cpu"
-    with torch.no_grad():
+    with torch.no_grad(), _no_tf32():
         expected = model.eval().cuda()(x.cuda()).cpu()
         torch.testing.assert_close(on_cpu(x), expected, rtol=1e-4, atol=1e-5)
+    # Without map_location, a GPU checkpoint goes back to the GPU.
+    assert next(LeNet5.load_from_checkpoint(tmp_path / "gpu.ckpt").parameters()).is_cuda
     # And back: a CPU checkpoint resumes training on the GPU.
     cpu_trainer = L.Trainer(
         accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False
     )
-    cpu_trainer.fit(LeNet5(), _loader())
+    cpu_trainer.fit(LeNet5(scheduler="none"), _loader())
     cpu_trainer.save_checkpoint(tmp_path / "cpu.ckpt")
-    assert load_checkpoint(tmp_path / "cpu.ckpt")["epoch"] == 0
+    assert load_checkpoint(tmp_path / "cpu.ckpt")["epoch"] == 1  # one epoch finished
     resumed = _trainer(max_epochs=2)
-    resumed.fit(LeNet5(), _loader(), ckpt_path=tmp_path / "cpu.ckpt")
-    assert resumed.global_step == 8
+    resumed.fit(LeNet5(scheduler="none"), _loader(), ckpt_path=tmp_path / "cpu.ckpt")
+    assert resumed.global_step == 8  # 4 steps of each epoch
 
 
 def test_the_training_step_never_waits_for_the_device() -> None:

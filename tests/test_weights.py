@@ -404,3 +404,20 @@ def test_a_compiled_network_loads_a_checkpoint_and_a_fallback_head_is_found(tmp_
 
     with pytest.warns(UserWarning, match=r"2 key\(s\) not loaded"):
         weights_module.load_into(torch.compile(Own(5)), Own(10).state_dict(), source="own")
+
+
+@pytest.mark.parametrize("weights_only", [True, False])
+def test_a_gpu_checkpoint_loads_where_there_is_no_gpu(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, weights_only: bool
+) -> None:
+    # Saved with its tensors tagged cuda:0, as on a GPU; loaded here, each on the CPU when
+    # this machine has no GPU (Lightning's default map_location), however it is read.
+    import torch.serialization as serialization
+
+    with monkeypatch.context() as patch:
+        patch.setattr(serialization, "location_tag", lambda storage: "cuda:0")
+        model = _lenet_checkpoint(tmp_path / "gpu.ckpt")
+    restored = LeNet5.load_from_checkpoint(tmp_path / "gpu.ckpt", weights_only=weights_only)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert {p.device.type for p in restored.parameters()} == {expected}
+    assert torch.equal(restored.net.fc.weight.cpu(), model.net.fc.weight)

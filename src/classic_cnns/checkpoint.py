@@ -113,7 +113,7 @@ def restore(
     if weights_only is False:  # a file you trust: Lightning's reader unpickles any object
         checkpoint = TorchCheckpointIO().load_checkpoint(
             checkpoint_path,  # type: ignore[arg-type]
-            map_location,
+            map_location or _saved_device_or_cpu,
             weights_only=False,
         )
     else:

@@ -296,7 +296,8 @@ class Results:
 
 @dataclass
 class Task:
-    """A unit of work: a label, a function adding rows, and what a failure's row says.
+    """A unit of work: a label, a function adding rows, and what a failure's row says;
+    ``closing`` runs even when the time budget is spent (a run's final measurement).
 
     Example:
         >>> from classic_cnns.bench.core import Results, Task
@@ -311,6 +312,7 @@ class Task:
     mode: str
     backend: str = "cpu"
     fields: dict[str, Any] = field(default_factory=dict)
+    closing: bool = False
 
 
 def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = None,
@@ -340,7 +342,7 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
                 bar.set_description(task.label)
                 task_start = time.perf_counter()
                 try:
-                    if budget_s is not None and task_start - start > budget_s:
+                    if budget_s is not None and task_start - start > budget_s and not task.closing:
                         note = f"not run: the time budget of {budget_s:g} s was spent"
                         results.add(task.mode, task.backend, "skipped", note=note, **task.fields)
                     else:
@@ -383,10 +385,12 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
     payload |= {k: getattr(results, k) for k in ("settings", "notes", "task_s", "rows", "data")}
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")  # NaN stays NaN
-    keys = ("device_name", "torch", "torchvision", "lightning")  # the threads: per row
+    keys = ("torch", "torchvision", "lightning")  # the threads: per row
+    found = {r.get("device_name") for rows in results.rows.values() for r in rows} - {None}
+    devices = "; ".join(sorted(found)) or env["device_name"]  # the GPU's name, on a GPU
     lines = [f"# {command.split(' -')[0]} report", ""]
     lines += [f"Started {results.started}, {results.wall_s or 0:.0f} s: `{command}`", ""]
-    lines += table(["machine", *keys[1:]], [[env[k] for k in keys]])
+    lines += table(["devices", *keys], [[devices, *(env[k] for k in keys)]])
     for report in reports:
         lines += report(results, out if plots else None)
     if results.notes:

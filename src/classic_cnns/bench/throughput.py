@@ -289,16 +289,18 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
             continue
         first, last = (functools.partial(peaks, backend, final) for final in (False, True))
         out.append(core.Task(f"peak {backend}", first, MODE, backend))
-        for name, precision, fmt in product(models, s.precisions, s.memory_formats):
-            wanted = any(fnmatchcase(f"{name}/{precision}/{fmt}", p) for p in s.compile)
-            for compiled in (False, True) if wanted else (False,):
-                label = f"{name} {backend} {precision} {fmt} {('eager', 'compiled')[compiled]}"
-                label += " (skipped)" if core.unavailable(backend, precision) else ""  # fp16, CPU
-                fields: dict[str, Any] = dict(model=name, impl="classic_cnns", precision=precision)
-                fields |= dict(memory_format=fmt, compile=compiled)
-                run = functools.partial(measure, s, seed, name, backend, precision, fmt, compiled)
-                out.append(core.Task(f"throughput {label}", run, MODE, backend, fields))
-        out.append(core.Task(f"peak {backend} again, MFU", last, MODE, backend))
+        configs = list(product(models, s.precisions, s.memory_formats))
+        compiled_too = [c for c in configs if any(fnmatchcase("/".join(c), p) for p in s.compile)]
+        # Every eager configuration first, then the compiled ones (compiling takes minutes).
+        for (name, precision, fmt), compiled in [*product(configs, [False]),
+                                                 *product(compiled_too, [True])]:  # fmt: skip
+            label = f"{name} {backend} {precision} {fmt} {('eager', 'compiled')[compiled]}"
+            label += " (skipped)" if core.unavailable(backend, precision) else ""  # fp16, CPU
+            fields: dict[str, Any] = dict(model=name, impl="classic_cnns", precision=precision)
+            fields |= dict(memory_format=fmt, compile=compiled)
+            run = functools.partial(measure, s, seed, name, backend, precision, fmt, compiled)
+            out.append(core.Task(f"throughput {label}", run, MODE, backend, fields))
+        out.append(core.Task(f"peak {backend} again, MFU", last, MODE, backend, closing=True))
     return out
 
 

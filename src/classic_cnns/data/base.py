@@ -394,11 +394,11 @@ class InMemoryDataModule(L.LightningDataModule):
         return self._to_float(images), labels
 
     def _to_float(self, images: Tensor) -> Tensor:
-        if images.dtype != torch.uint8:
-            return images
-        images = self.transform(images)
+        if images.dtype == torch.uint8:
+            images = self.transform(images)
         # Lightning casts a batch to "bf16-true"'s or "64-true"'s dtype before this hook,
-        # when it is still uint8: the float images get the precision's dtype here.
+        # when it is still uint8, and the model summary's example input not at all: the
+        # float images get the precision's dtype here.
         trainer = getattr(self, "trainer", None)
         return images if trainer is None else trainer.precision_plugin.convert_input(images)
 
