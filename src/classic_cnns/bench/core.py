@@ -386,7 +386,12 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")  # NaN stays NaN
     keys = ("torch", "torchvision", "lightning")  # the threads: per row
-    found = {r.get("device_name") for rows in results.rows.values() for r in rows} - {None}
+    found = {
+        str(r["device_name"])
+        for rows in results.rows.values()
+        for r in rows
+        if r.get("device_name")
+    }
     devices = "; ".join(sorted(found)) or env["device_name"]  # the GPU's name, on a GPU
     lines = [f"# {command.split(' -')[0]} report", ""]
     lines += [f"Started {results.started}, {results.wall_s or 0:.0f} s: `{command}`", ""]
