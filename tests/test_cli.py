@@ -5,6 +5,7 @@ import inspect
 import shlex
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -399,10 +400,15 @@ def test_model_flags_a_checkpoint_contradicts_are_refused_not_ignored(
     trainer = L.Trainer(logger=False, enable_progress_bar=False)
     trainer.strategy.connect(classic_cnns.LeNet5(lr=0.05))
     trainer.save_checkpoint("python.ckpt")
-    for flags in ([], ["--model", "LeNet5", "--model.lr", "0.05"], ["--model", "ImageClassifier"]):
-        for ckpt in ("m.ckpt", "python.ckpt"):
-            args = [*base[:-1], ckpt, *flags, "--trainer.limit_val_batches=1"]
-            assert main(args) == 0, capsys.readouterr().err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for flags in ([], ["--model", "LeNet5", "--model.lr", "0.05"],
+                      ["--model", "ImageClassifier"]):  # fmt: skip
+            for ckpt in ("m.ckpt", "python.ckpt"):
+                args = [*base[:-1], ckpt, *flags, "--trainer.limit_val_batches=1"]
+                assert main(args) == 0, capsys.readouterr().err
     assert "val_acc" in capsys.readouterr().out
+    # The plots' state in the checkpoint has its callback to go back to.
+    assert not [w for w in caught if "Please add the following callbacks" in str(w.message)]
     assert main([*base[:-1], "python.ckpt", "--model", "ResNet"]) == 2
     assert "(ImageClassifier, arch 'lenet5'), which " in capsys.readouterr().err

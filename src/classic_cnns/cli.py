@@ -277,9 +277,9 @@ class ClassicCLI(LightningCLI):
             isinstance(c, ModelCheckpoint) for c in callbacks
         ):
             callbacks.append(ModelCheckpoint(save_last=True))
-        if self.subcommand in ("fit", "test") and not any(
-            isinstance(c, TrainingPlots) for c in callbacks
-        ):
+        # It draws in fit and test; in validate and predict it only takes its state back
+        # from a checkpoint, as Lightning asks ("Please add the following callbacks").
+        if not any(isinstance(c, TrainingPlots) for c in callbacks):
             callbacks.append(TrainingPlots())
         return super().instantiate_trainer(**{"callbacks": callbacks, **kwargs})
 
