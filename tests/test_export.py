@@ -130,6 +130,9 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
     )
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert existing.read_text() == "keep me"
+    argv = [str(checkpoints["lenet5"]), "--format", "onnx", "--output", str(tmp_path)]
+    assert export_main([*argv, "--overwrite"]) == 2  # a folder is no file to write
+    assert f"--output {tmp_path} is a folder; give a file" in capsys.readouterr().err
     assert export_main([str(tmp_path / "nope.ckpt"), "--format", "onnx"]) == 2
     assert "nope.ckpt: no such weights file" in capsys.readouterr().err
 
@@ -242,6 +245,8 @@ def test_predict_folder_writes_the_readable_images_and_names_the_others(
     assert output.read_bytes() == written
     assert predict_main([ckpt, str(folder), "--output", ckpt, "--overwrite"]) == 2
     assert LeNet5.load_from_checkpoint(ckpt)  # still the checkpoint
+    assert predict_main([ckpt, str(folder), "--output", str(folder), "--overwrite"]) == 2
+    assert "pass --overwrite to replace a file (not a folder" in capsys.readouterr().err
     assert predict_main([ckpt, str(folder), "--output", str(output), "--overwrite"]) == 0
     capsys.readouterr()
     # The same rows as a folder of the good images alone.

@@ -344,8 +344,9 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     source = Path(args.checkpoint)
     output = Path(args.output) if args.output else _default_output(source, args.format)
     prog = "classic-cnns export"
-    if output.resolve() == source.resolve():
-        print(f"{prog}: --output {output} is the checkpoint itself; pick another", file=sys.stderr)
+    if output.resolve() == source.resolve() or output.is_dir():
+        what = "a folder; give a file" if output.is_dir() else "the checkpoint itself; pick another"
+        print(f"{prog}: --output {output} is {what}", file=sys.stderr)
         return 2
     if output.exists() and not args.overwrite:
         print(f"{prog}: {output} exists; pass --overwrite to replace it", file=sys.stderr)
@@ -565,9 +566,9 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     prog = "classic-cnns predict-folder"
     output = None if args.output is None else Path(args.output)
     itself = output is not None and output.resolve() == Path(args.checkpoint).resolve()
-    if output is not None and output.exists() and (itself or not args.overwrite):
-        print(f"{prog}: {output} exists; pass --overwrite to replace it (not the checkpoint "
-              "itself)", file=sys.stderr)  # fmt: skip
+    if output is not None and output.exists() and (itself or output.is_dir() or not args.overwrite):
+        print(f"{prog}: {output} exists; pass --overwrite to replace a file (not a folder, nor "
+              "the checkpoint itself)", file=sys.stderr)  # fmt: skip
         return 2
     if (args.mean is None) != (args.std is None):
         print(f"{prog}: give --mean and --std together", file=sys.stderr)
