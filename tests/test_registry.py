@@ -10,7 +10,12 @@ from classic_cnns.registry import _REGISTRY
 
 def test_list_models_sorted_and_wildcards() -> None:
     names = list_models()
-    assert names == sorted(names)
+    assert sorted(names) == sorted(_REGISTRY)
+    # Natural order, as timm's: the numbers compare as numbers.
+    assert list_models("resnet*") == [
+        f"resnet{d}" for d in (18, 20, 32, 34, 44, 50, 56, 101, 110, 152)
+    ]
+    assert names.index("densenet121") < names.index("densenet_bc_100") < names.index("googlenet")
     assert {"lenet5", "lenet5_modern", "lenet5_bn"} <= set(names)
     assert list_models("lenet*") == [n for n in names if n.startswith("lenet")]
     assert list_models("LENET5") == ["lenet5"]

@@ -14,6 +14,7 @@ import difflib
 import fnmatch
 import functools
 import inspect
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -388,7 +389,8 @@ def _builtin_weights(name: str, builder: Builder) -> WeightsInfo | None:
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Registered model names, sorted, optionally filtered by a shell wildcard.
+    """Registered model names in natural order (as timm's: ``resnet18`` before ``resnet101``),
+    optionally filtered by a shell wildcard.
 
     Raises:
         TypeError: for a ``pattern`` that is not a string.
@@ -397,8 +399,12 @@ def list_models(pattern: str | None = None) -> list[str]:
         >>> from classic_cnns import list_models
         >>> list_models("lenet5*")
         ['lenet5', 'lenet5_bn', 'lenet5_modern']
+        >>> list_models("resnet1*")
+        ['resnet18', 'resnet101', 'resnet110', 'resnet152']
     """
-    names = sorted(_REGISTRY)
+    names = sorted(
+        _REGISTRY, key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)]
+    )
     if pattern is None:
         return names
     if not isinstance(pattern, str):
