@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import classic_cnns.inspection
-from classic_cnns import create_model, list_models
+from classic_cnns import create_model, list_models, model_info
 from classic_cnns.inspection import (
     LayerRow,
     ModelSummary,
@@ -619,3 +619,12 @@ def test_the_readable_totals_carry_over_to_the_next_unit() -> None:
 
     found = [_human(n) for n in (999, 1_000, 999_994, 999_998, 1_234_567, 999_999_999)]
     assert found == ["999", "1.00 K", "999.99 K", "1.00 M", "1.23 M", "1.00 G"]
+
+
+def test_a_registered_name_is_summarised_as_its_network() -> None:
+    # As `classic-cnns summary NAME` takes it; the input's channels build the network.
+    by_name = summary("lenet5_bn", (3, 32, 32))
+    built = summary(model_info("lenet5_bn").build_net(in_channels=3), (3, 32, 32))
+    assert by_name.rows == built.rows and by_name.total_params == built.total_params
+    with pytest.raises(ValueError, match=r"model must be an nn.Module or a registered name; got"):
+        summary(5, (1, 32, 32))  # type: ignore[arg-type]

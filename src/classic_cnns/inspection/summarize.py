@@ -32,7 +32,7 @@ from classic_cnns.inspection.formulas import (
 )
 from classic_cnns.inspection.receptive_field import Field, FieldTracker, tensors_in
 from classic_cnns.inspection.report import LayerRow, ModelSummary
-from classic_cnns.registry import ModelInfo
+from classic_cnns.registry import ModelInfo, model_info
 
 __all__ = ["summary"]
 
@@ -337,7 +337,7 @@ def _input_shape(
 
 
 def summary(
-    model: nn.Module,
+    model: nn.Module | str,
     input_size: Sequence[int],
     *,
     batch_size: int = 1,
@@ -373,7 +373,8 @@ def summary(
       clipped to the image (as in the usual tables, they may exceed it).
 
     Args:
-        model: Any ``nn.Module``. A classic_cnns model (an ``ImageClassifier``) is
+        model: Any ``nn.Module``, or a registered name (its network is built with the
+            channels of ``input_size``). A classic_cnns model (an ``ImageClassifier``) is
             summarised through its plain network ``.net``, with names relative to it;
             other LightningModules are run as they are.
         input_size: ``(C, H, W)``, or ``(H, W)`` to take ``C`` from the model (its
@@ -397,10 +398,18 @@ def summary(
         [('c1.0', (6, 28, 28)), ('c3.0', (16, 10, 10)), ('c5.0', (120, 1, 1))]
         >>> s.total_params
         61706
+        >>> summary("resnet18", (1, 64, 64)).total_params  # a registered name
+        11683240
     """
+    if isinstance(model, str):  # a registered name, as `classic-cnns summary` takes
+        size = tuple(input_size)
+        given = len(size) == 3 and isinstance(size[0], int) and size[0] > 0
+        model = model_info(model).build_net(**({"in_channels": size[0]} if given else {}))
     net = _network(model)
     if not isinstance(net, nn.Module):
-        raise ValueError(f"model must be an nn.Module; got {type(model).__name__}")
+        raise ValueError(
+            f"model must be an nn.Module or a registered name; got {type(model).__name__}"
+        )
     shape = _input_shape(model, net, input_size, batch_size)
     device = torch.device(device)
     params = list(net.parameters())
