@@ -69,7 +69,7 @@ def test_the_zoo_and_its_facts() -> None:
         "googlenet": ["googlenet"],
         "lenet": ["lenet5", "lenet5_bn", "lenet5_modern"],
         "nin": ["nin"],
-        "resnet": [f"resnet{d}" for d in (101, 110, 152, 18, 20, 32, 34, 44, 50, 56)],
+        "resnet": [f"resnet{d}" for d in (18, 20, 32, 34, 44, 50, 56, 101, 110, 152)],
         "vgg": [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")],
     }
     assert model_info("alexnet").min_input_size == (63, 63)
