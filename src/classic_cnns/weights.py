@@ -268,8 +268,7 @@ def load_into(
     merged, skipped = reconcile_state_dict(
         own, state, first_conv=None if first is None else f"{first}.weight"
     )
-    _require_some_loaded(own, state, skipped, source, net)
-    _require_fit(skipped, strict, source, type(net).__name__, _head_prefixes(net))
+    _require_fit(own, state, skipped, strict, source, type(net).__name__, _head_prefixes(net))
     net.load_state_dict(merged, strict=True)
     warn_not_loaded(skipped, source, type(net).__name__)
     return skipped
@@ -287,14 +286,28 @@ def _head_prefixes(net: nn.Module | None, prefix: str = "") -> tuple[str, ...]:
 
 
 def _require_fit(
+    own: Mapping[str, Any],
+    state: Mapping[str, Any],
     skipped: Mapping[str, str],
     strict: bool | None,
     source: str,
     target: str,
     heads: tuple[str, ...],
 ) -> None:
-    """Refuse the keys that did not load and had to: all (``strict``), those outside the
-    ``heads`` (``None``), none (``False``)."""
+    """Refuse ``state`` for ``target`` (whose state dict is ``own``) when no backbone tensor
+    fits (the wrong file, not a starting point: a head tensor alone may match by chance, as
+    two networks with 10 classes share the shape of ``fc.bias``), and the keys that did not
+    load and had to: all (``strict``), those outside the ``heads`` (``None``), none
+    (``False``)."""
+    weights = [k for k in own if not k.endswith(_COUNTER)]
+    backbone = [k for k in weights if not strip_compiled(k).startswith(heads)] or weights
+    if backbone and all(k in skipped for k in backbone):
+        raise ValueError(
+            f"none of the {len(state)} tensors of {source} fits the backbone of {target}: "
+            f"expected keys such as {backbone[:3]} with shapes "
+            f"{[tuple(own[k].shape) for k in backbone[:3]]}; the source has "
+            f"{sorted(state)[:3] or 'no keys'}. It holds another network"
+        )
     refused = {
         k: why.removesuffix(": kept fresh")  # nothing is loaded
         for k, why in skipped.items()
@@ -310,32 +323,6 @@ def _require_fit(
         raise ValueError(
             f"{len(refused)} key(s) of {source} do not fit {target}{where}:"
             f"{_listed(refused, limit=10)}{lenient}"
-        )
-
-
-def _require_some_loaded(
-    own: Mapping[str, Any],
-    state: Mapping[str, Any],
-    skipped: Mapping[str, str],
-    source: str,
-    net: nn.Module | None,
-    prefix: str = "",
-) -> None:
-    """Refuse a source of which no backbone tensor fits: the wrong file, not a starting point.
-
-    A head tensor alone may match by chance (two networks with 10 classes share the shape
-    of ``fc.bias``), so only tensors outside the head (:func:`~classic_cnns.finetune.head_names`)
-    count.
-    """
-    heads = _head_prefixes(net, prefix)
-    weights = [k for k in own if not k.endswith(_COUNTER)]
-    backbone = [k for k in weights if not strip_compiled(k).startswith(heads)] or weights
-    if backbone and all(k in skipped for k in backbone):
-        raise ValueError(
-            f"none of the {len(state)} tensors of {source} fits the backbone of "
-            f"{type(net).__name__}: expected keys such as {backbone[:3]} with shapes "
-            f"{[tuple(own[k].shape) for k in backbone[:3]]}; the source has "
-            f"{sorted(state)[:3] or 'no keys'}. It holds another network"
         )
 
 
@@ -554,9 +541,7 @@ def fit_checkpoint_state(
     merged, skipped = reconcile_state_dict(
         own, state, first_conv=None if first is None else f"net.{first}.weight"
     )
-    net = net if isinstance(net, nn.Module) else None
-    _require_some_loaded(own, state, skipped, "the checkpoint", net, "net.")
-    heads = _head_prefixes(net, "net.") if net is not None else _head_prefixes(module)
-    _require_fit(skipped, strict, "the checkpoint", type(module).__name__, heads)
+    heads = _head_prefixes(net, "net.") if isinstance(net, nn.Module) else _head_prefixes(module)
+    _require_fit(own, state, skipped, strict, "the checkpoint", type(module).__name__, heads)
     checkpoint["state_dict"] = merged
     warn_not_loaded(skipped, "the checkpoint", type(module).__name__)
