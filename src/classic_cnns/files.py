@@ -46,6 +46,7 @@ from torch import Tensor
 
 __all__ = [
     "DATA_CHECKPOINT_KEY",
+    "DOWNLOAD_TIMEOUT",
     "CheckpointError",
     "WeightsFile",
     "atomic_path",
@@ -95,7 +96,10 @@ class CheckpointError(ValueError):
     """
 
 
-def download(url: str, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+DOWNLOAD_TIMEOUT = 60.0  # seconds a server may stay silent (a mirror: the next one is tried)
+
+
+def download(url: str, path: str | os.PathLike[str], *, timeout: float = DOWNLOAD_TIMEOUT) -> None:
     """Write the body of ``url`` to ``path``, giving up after ``timeout`` s without data.
 
     The caller checks what arrived (a dataset's md5) and moves it into place: ``path`` is a

@@ -29,8 +29,8 @@ from torch import Tensor
 
 from classic_cnns.data.base import _how_to_get
 from classic_cnns.data.folder import TransferDataModule
-from classic_cnns.data.mnist import DOWNLOAD_TIMEOUT, _md5
-from classic_cnns.files import download
+from classic_cnns.data.mnist import _md5
+from classic_cnns.files import DOWNLOAD_TIMEOUT, download
 
 __all__ = ["CIFAR10", "CIFAR100"]
 

@@ -26,15 +26,12 @@ import torchvision.datasets as tvd
 from torch import Tensor
 
 from classic_cnns.data.base import InMemoryDataModule, _how_to_get
-from classic_cnns.files import download
+from classic_cnns.files import DOWNLOAD_TIMEOUT, download
 
 __all__ = ["MNIST", "FashionMNIST", "read_idx"]
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur here.
 _UBYTE = 0x08
-
-
-DOWNLOAD_TIMEOUT = 60.0  # seconds a mirror may stay silent before the next one is tried
 
 
 def _md5(path: Path) -> str:
