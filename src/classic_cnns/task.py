@@ -190,10 +190,10 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         self.criterion = ClassificationLoss(
             loss, label_smoothing=label_smoothing, temperature=temperature, alpha=alpha
         )
-        hard = "cross_entropy" if loss == "kl_div" else loss
-        from_labels = ClassificationLoss(hard, label_smoothing=label_smoothing)
-        self.hard_criterion = from_labels if loss == "kl_div" else self.criterion
-        self.eval_criterion = ClassificationLoss(hard)
+        self.hard_criterion = self.criterion
+        if loss == "kl_div":
+            self.hard_criterion = ClassificationLoss(label_smoothing=label_smoothing)
+        self.eval_criterion = ClassificationLoss("cross_entropy" if loss == "kl_div" else loss)
         self._set_metrics(num_classes)
         # How the training data was prepared (mean, std, image_size, resize, class_names):
         # recorded at fit start and kept in checkpoints, so that predict and export can redo
