@@ -126,8 +126,24 @@ def test_a_truncated_recompressed_copy_is_refused_with_its_name(
         FashionMNIST(str(tmp_path), download=False).setup("fit")
 
 
+def test_stand_in_training_files_are_refused_by_their_content(
+    mnist_raw: Path, tmp_path: Path
+) -> None:
+    # Valid IDX files with the right header and labels, but not the published training set.
+    raw = make_mnist_dir(tmp_path, mnist_raw, train=True)
+    path = raw / "train-images-idx3-ubyte"
+    with pytest.raises(
+        ValueError,
+        match=rf"^{path}: content md5 \w+ does not match the published content's "
+        "6bbc9ace898e44ae57da46a324031adb; the file is corrupted or not the original",
+    ):
+        MNIST(str(tmp_path), download=False).setup("fit")
+    assert path.stat().st_size == 16 + 6000 * 28 * 28  # kept for inspection
+
+
+@pytest.mark.usefixtures("mnist_standins")
 def test_labels_out_of_range_are_named(mnist_raw: Path, tmp_path: Path) -> None:
-    raw = make_mnist_dir(tmp_path, mnist_raw, train=True)  # train files: no known digest
+    raw = make_mnist_dir(tmp_path, mnist_raw, train=True)
     labels = raw / "train-labels-idx1-ubyte"
     data = bytearray(labels.read_bytes())
     data[8 + 17] = 12
@@ -150,6 +166,7 @@ def test_missing_files_name_the_file_and_the_folder(tmp_path: Path) -> None:
         dm.setup("fit")
 
 
+@pytest.mark.usefixtures("mnist_standins")
 @pytest.mark.parametrize("gz", [True, False])
 def test_standard_protocol_reads_train_and_test(mnist_raw: Path, tmp_path: Path, gz: bool) -> None:
     make_mnist_dir(tmp_path, mnist_raw, gz=gz, train=True)

@@ -126,6 +126,8 @@ class MNIST(InMemoryDataModule):
     folder: ClassVar[str] = "MNIST"
     # md5 of the decompressed files, for copies whose .gz is not the published archive.
     content_md5: ClassVar[dict[str, str]] = {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
         "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
         "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
     }
