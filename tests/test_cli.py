@@ -375,6 +375,23 @@ def test_threads_and_a_replaced_optimizer(
     assert "will be overridden" not in err
 
 
+@pytest.mark.parametrize("size", [0, 3000])
+def test_a_damaged_ckpt_path_file_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    # Lightning reads --ckpt_path's hyperparameters with a bare torch.load: an EOFError or
+    # "[Errno 22] Invalid argument" that names no file.
+    monkeypatch.chdir(tmp_path)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False)
+    trainer.strategy.connect(classic_cnns.LeNet5())
+    trainer.save_checkpoint("whole.ckpt")
+    Path("cut.ckpt").write_bytes(Path("whole.ckpt").read_bytes()[:size])
+    assert main(["validate", "--data", "Digits", "--ckpt_path", "cut.ckpt"]) == 2
+    err = capsys.readouterr().err
+    what = "the file is empty (0 bytes)" if size == 0 else "the file is truncated or corrupted"
+    assert err.startswith(f"classic-cnns validate: error: cut.ckpt: {what}"), err
+
+
 def test_model_flags_a_checkpoint_contradicts_are_refused_not_ignored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,7 @@ from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.export import export_main, predict_main
+from classic_cnns.files import check_checkpoint_file
 from classic_cnns.hub import create_model, load_weights
 from classic_cnns.inspection import summary
 from classic_cnns.models import family_class
@@ -154,6 +155,9 @@ class ClassicCLI(LightningCLI):
         # --model flags said; a flag that the checkpoint contradicts is refused, not ignored.
         sub = self.config.get("subcommand")
         given = self.config[sub].get("model") if sub else None
+        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
+        if ckpt_path and Path(ckpt_path).is_file():  # Lightning's torch.load names no file
+            check_checkpoint_file(ckpt_path)
         super()._parse_ckpt_path()
         if given is None or not self.config[sub].get("ckpt_path"):
             return
