@@ -6,6 +6,7 @@ torchvision network built here with random weights.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 
@@ -381,6 +382,28 @@ def test_offline_the_pretrained_error_says_where_the_file_goes(
     message = str(caught.value)
     assert message.startswith(f"cannot download the pretrained weights {url} ([Errno -2] Name")
     assert f"put that file at {cached}" in message and "checkpoint_path=FILE" in message
+
+
+def test_a_damaged_cached_pretrained_file_is_named_before_torch_hub_loads_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    # torch.hub checks the hash only when it downloads; a file in its cache is loaded as it is.
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save(model_info("resnet18").build_net().state_dict(), cached)
+    cached.write_bytes(cached.read_bytes()[:5000])  # cut off while being copied
+    with pytest.raises(CheckpointError) as caught:
+        create_model("resnet18", pretrained=True)
+    message = str(caught.value)
+    assert message.startswith(f"{cached}: sha256 ")
+    assert "does not match the f37072fd... in its name: the cached copy of https://" in message
+    assert message.endswith("Delete it, and it is downloaded again")
+    # A cached file whose sha256 begins with the prefix in its name is handed to torch.hub.
+    data = cached.read_bytes()
+    good = cached.with_name(f"resnet18-{hashlib.sha256(data).hexdigest()[:8]}.pth")
+    good.write_bytes(data)
+    weights_module._check_cached(str(good), "https://example.org/resnet18.pth")
 
 
 def test_a_compiled_network_loads_a_checkpoint_and_a_fallback_head_is_found(tmp_path) -> None:

@@ -21,6 +21,7 @@ registry; reading files lives in :mod:`classic_cnns.files`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import urllib.error
@@ -31,7 +32,13 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 
-from classic_cnns.files import COMPILED_PREFIX, WeightsFile, read_weights_file, strip_compiled
+from classic_cnns.files import (
+    COMPILED_PREFIX,
+    CheckpointError,
+    WeightsFile,
+    read_weights_file,
+    strip_compiled,
+)
 from classic_cnns.finetune import head_names
 from classic_cnns.registry import list_models, model_info
 
@@ -329,15 +336,35 @@ def _require_fit(
 # -- pretrained weights --------------------------------------------------------------------
 
 
+def _check_cached(path: str, url: str) -> None:
+    # torch.hub checks the sha256 prefix in the file name only when it downloads; a file
+    # put in its cache by hand (as the offline error says) or damaged since is checked here.
+    match = torch.hub.HASH_REGEX.search(os.path.basename(path))
+    if match is None or not match.group(1):
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    if not digest.hexdigest().startswith(match.group(1)):
+        raise CheckpointError(
+            f"{path}: sha256 {digest.hexdigest()[: len(match.group(1))]}... does not match "
+            f"the {match.group(1)}... in its name: the cached copy of {url} is damaged or "
+            "another file. Delete it, and it is downloaded again"
+        )
+
+
 def _download_state_dict(url: str, progress: bool) -> dict[str, Tensor]:
     # torch.hub downloads into a temporary file, checks the sha256 prefix in the file name
     # and only then moves it into its cache, so an interrupted download is never used.
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", url.rsplit("/", 1)[-1])
+    if os.path.isfile(cached):
+        _check_cached(cached, url)
     try:
         return torch.hub.load_state_dict_from_url(  # type: ignore[no-any-return]
             url, map_location="cpu", progress=progress, check_hash=True, weights_only=True
         )
     except (urllib.error.URLError, TimeoutError, ConnectionError) as err:  # offline, or HTTP
-        cached = os.path.join(torch.hub.get_dir(), "checkpoints", url.rsplit("/", 1)[-1])
         raise OSError(
             f"cannot download the pretrained weights {url} ({getattr(err, 'reason', err)}). "
             f"Offline, put that file at {cached} (torch.hub's cache), or start from a weights "
@@ -359,6 +386,8 @@ def load_pretrained(net: nn.Module, name: str, *, progress: bool = True) -> dict
         ValueError: if ``name`` has no pretrained weights.
         OSError: if the file is not cached and cannot be downloaded (the message says where
             to put it).
+        CheckpointError: naming the cached file, if its sha256 does not begin with the
+            prefix in its name (damaged, or another file put there).
 
     Example:
         >>> from classic_cnns import model_info
