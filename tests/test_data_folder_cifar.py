@@ -19,10 +19,11 @@ import torch
 from torchvision.io import write_png
 
 import classic_cnns.weights as weights_module
-from classic_cnns import LeNet5, ResNet, create_model, model_info
+from classic_cnns import LeNet5, ResNet, create_model, load_model, model_info
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
 from classic_cnns.data.folder import ImageFolder, load_image, random_crop_flip
 from classic_cnns.data.mnist import read_idx
+from classic_cnns.files import CheckpointError
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -131,6 +132,46 @@ def test_a_fine_tuned_model_gets_the_normalisation_its_checkpoint_records(tmp_pa
     assert (dm.mean, dm.std) == dm.dataset_stats() and dm.mean[0] == pytest.approx(0.12, abs=0.01)
     with pytest.raises(ValueError, match=r"test_size=0 leaves no test images"):
         dm.test_dataloader()
+
+
+def test_a_ckpt_path_run_normalises_and_names_classes_as_its_checkpoint_records(
+    tmp_path, digits
+) -> None:
+    # Lightning restores Trainer.validate/fit(ckpt_path=...)'s checkpoint after the
+    # datamodule's setup: the batches must still get the normalisation it records.
+    images, labels = digits
+    _write_pngs(tmp_path / "a", images[:100], labels[:100])
+    _write_pngs(tmp_path / "b", images[:100] // 2 + 100, labels[:100])  # greyer scans
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    model = LeNet5(num_classes=10)
+    trainer = L.Trainer(max_steps=2, enable_checkpointing=False, **quiet)
+    trainer.fit(model, datamodule=ImageFolder(tmp_path / "a", channels=1, batch_size=16))
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    recorded = tuple(model.data_config["mean"]), tuple(model.data_config["std"])
+
+    def validate(by_ckpt_path: bool) -> tuple[ImageFolder, list[dict[str, float]]]:
+        dm = ImageFolder(tmp_path / "b", channels=1, val_size=0.5, test_size=0)
+        trainer = L.Trainer(**quiet)
+        if by_ckpt_path:
+            return dm, trainer.validate(LeNet5(num_classes=10), dm, ckpt_path=tmp_path / "m.ckpt")
+        return dm, trainer.validate(load_model(tmp_path / "m.ckpt"), dm)
+
+    dm, by_ckpt_path = validate(True)
+    assert dm.dataset_stats() != recorded  # the greyer scans' own statistics differ
+    assert (dm.preprocessing.mean, dm.preprocessing.std) == recorded
+    assert by_ckpt_path == validate(False)[1]  # the same figures as the loaded model's
+    # Resuming on data whose classes are not the checkpoint's is refused, naming both.
+    (tmp_path / "a" / "1").rename(tmp_path / "a" / "one")
+    with pytest.raises(CheckpointError) as caught:
+        L.Trainer(max_steps=2, **quiet).fit(
+            LeNet5(num_classes=10),
+            ImageFolder(tmp_path / "a", channels=1),
+            ckpt_path=tmp_path / "m.ckpt",
+        )
+    assert str(caught.value).startswith(
+        f"{tmp_path / 'm.ckpt'}: the checkpoint was trained on the classes ['0', '1', '2', "
+    )
+    assert "the data has ['0', '2', '3', '4', '5', '6', '7', '8', '9', 'one']" in str(caught.value)
 
 
 def test_image_folder_errors_name_the_folder(tmp_path) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import IO, Any, TypeVar
 
 import lightning as L
@@ -36,6 +36,7 @@ from torch import nn
 
 from classic_cnns.data.sampling import ResumableDataLoader
 from classic_cnns.files import (
+    DATA_CHECKPOINT_KEY,
     CheckpointError,
     atomic_save,
     is_local,
@@ -165,7 +166,10 @@ def _saved_device_or_cpu(storage: Any, location: str) -> Any:
 
 
 def verify_checkpoint(
-    model: nn.Module, checkpoint: Mapping[str, Any], source: str = "the checkpoint"
+    model: nn.Module,
+    checkpoint: Mapping[str, Any],
+    source: str = "the checkpoint",
+    class_names: Sequence[str] | None = None,
 ) -> None:
     """Raise a :class:`CheckpointError` unless ``checkpoint`` holds exactly ``model``'s weights.
 
@@ -173,6 +177,8 @@ def verify_checkpoint(
     hyperparameter (if any) must be ``model``'s, and its ``state_dict`` must have the
     same keys and shapes (``_orig_mod.`` prefixes of ``torch.compile`` aside). The message
     names ``source`` and lists (the first few) missing, unexpected and reshaped entries.
+    ``class_names``, the classes of the data the run goes on with, must be those the
+    checkpoint records (if it records any): output ``i`` means its ``i``-th class.
 
     Example:
         >>> from classic_cnns import create_model
@@ -191,6 +197,13 @@ def verify_checkpoint(
             f"{source}: the checkpoint holds a {arch!r} model; expected {name!r}, the model "
             f"it is loaded into. Create the model with create_model({arch!r}), or start a new "
             "run from its weights with checkpoint_path instead of resuming"
+        )
+    recorded = (checkpoint.get(DATA_CHECKPOINT_KEY) or {}).get("class_names")
+    if class_names is not None and recorded is not None and list(recorded) != list(class_names):
+        raise CheckpointError(
+            f"{source}: the checkpoint was trained on the classes {list(recorded)}; the data "
+            f"has {list(class_names)}, which its outputs do not stand for. Start a new run "
+            "from its weights (--weights FILE, or checkpoint_path) to train on these classes"
         )
     state = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state, Mapping):

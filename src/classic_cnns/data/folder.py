@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -177,7 +178,8 @@ def _class_dirs(folder: Path) -> list[Path]:
 class TransferDataModule(InMemoryDataModule):
     """Base of the fine-tuning datamodules: weights' normalisation, on-device crop and flip.
 
-    Normalisation (resolved at ``setup``, from the model being trained), the first of
+    Normalisation (resolved at ``setup`` from the model being trained, and again when a
+    loader is made, after ``ckpt_path``'s checkpoint has been restored), the first of
     (:func:`~classic_cnns.data.preprocessing.normalization`):
 
     1. ``mean``/``std`` when given;
@@ -243,6 +245,14 @@ class TransferDataModule(InMemoryDataModule):
         recorded = model.data_config if model is not None else None
         stats = normalization(self.in_channels, given=self._given_stats, recorded=recorded)
         self.mean, self.std = stats or self.dataset_stats()  # instance values shadow the class's
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
+        # Trainer.fit/validate/test(ckpt_path=...) restores the model's data_config after
+        # setup: normalise as the checkpoint's weights were trained, not as setup guessed.
+        if self.preprocessing is not None:
+            self._resolve_stats()
+            self.preprocessing = replace(self.preprocessing, mean=self.mean, std=self.std)
+        return super()._loader(split, shuffle)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches (crop, flip) on the device, then convert and normalise."""
