@@ -174,6 +174,44 @@ def test_a_ckpt_path_run_normalises_and_names_classes_as_its_checkpoint_records(
     assert "the data has ['0', '2', '3', '4', '5', '6', '7', '8', '9', 'one']" in str(caught.value)
 
 
+def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused(
+    tmp_path, digits
+) -> None:
+    images, labels = digits
+    for split, part in (
+        ("Train", slice(0, 100)),
+        ("valid", slice(100, 150)),
+        ("TEST", slice(150, 200)),
+    ):
+        _write_pngs(tmp_path / "kaggle" / split, images[part], labels[part])
+    dm = ImageFolder(tmp_path / "kaggle", channels=1, image_size=28)
+    dm.setup("fit")
+    assert [dm._splits[s][0].shape[0] for s in ("train", "val", "test")] == [100, 50, 50]
+    assert dm.class_names == tuple(str(d) for d in range(10))
+    # Images straight in a split folder (or beside the class folders) are refused, not lost.
+    _write_pngs(tmp_path / "flat" / "train", images[:100], labels[:100])
+    (tmp_path / "flat" / "val").mkdir()
+    write_png(images[100][None], str(tmp_path / "flat" / "val" / "x.png"))
+    with pytest.raises(
+        ValueError,
+        match=rf"^{tmp_path / 'flat' / 'val'}: 1 image files lie directly in it \(x.png, ...\); "
+        "expected every image in a subfolder named after its class$",
+    ):
+        ImageFolder(tmp_path / "flat", channels=1, image_size=28).setup("fit")
+    # Two folders of one split, and split folders without a training folder.
+    (tmp_path / "flat" / "validation").mkdir()
+    with pytest.raises(
+        ValueError, match=r"\['val', 'validation'\] are all val folders; expected one"
+    ):
+        ImageFolder(tmp_path / "flat", channels=1)
+    for name in ("Val/a", "test/b"):
+        (tmp_path / "no_train" / name).mkdir(parents=True)
+    with pytest.raises(
+        ValueError, match=r"\['Val', 'test'\] look like split folders, but there is no training"
+    ):
+        ImageFolder(tmp_path / "no_train", channels=1)
+
+
 def test_image_folder_errors_name_the_folder(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="no image folder at"):
         ImageFolder(tmp_path / "missing")

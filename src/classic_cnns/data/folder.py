@@ -175,6 +175,35 @@ def _class_dirs(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
 
 
+# The names a split folder goes by, in any case (Kaggle's and Roboflow's "valid" among them).
+_SPLIT_NAMES = {
+    "train": ("train", "training"),
+    "val": ("val", "valid", "validation"),
+    "test": ("test", "testing"),
+}
+
+
+def _split_dirs(root: Path) -> dict[str, Path]:
+    # {"train": root/Train, ...} for the split folders under root; {} for one class per folder.
+    found: dict[str, list[Path]] = {}
+    for folder in sorted(_class_dirs(root)):
+        for split, names in _SPLIT_NAMES.items():
+            if folder.name.lower() in names:
+                found.setdefault(split, []).append(folder)
+    for split, folders in found.items():
+        if len(folders) > 1:
+            raise ValueError(
+                f"{root}: {[f.name for f in folders]} are all {split} folders; expected one"
+            )
+    if found and "train" not in found:
+        named = [folders[0].name for folders in found.values()]
+        raise ValueError(
+            f"{root}: {named} look like split folders, but there is no training folder; "
+            "expected train/ beside them (val/ and test/ optional), or one folder per class"
+        )
+    return {split: folders[0] for split, folders in found.items()}
+
+
 class TransferDataModule(InMemoryDataModule):
     """Base of the fine-tuning datamodules: weights' normalisation, on-device crop and flip.
 
@@ -273,10 +302,14 @@ class ImageFolder(TransferDataModule):
 
     With ``train/`` under ``root``, that folder is the training set, ``val/`` (if present)
     the validation set (else ``val_size`` of the training images) and ``test/`` (if
-    present) the test set. Without it, the class folders directly under ``root`` are split
-    by ``seed``: ``test_size`` for testing, then ``val_size`` of the rest for validation.
+    present) the test set. The split folders' names may be in any case and are also
+    ``training``, ``valid`` or ``validation``, and ``testing``.
+    Without a training folder, the class folders directly under ``root`` are split by
+    ``seed``: ``test_size`` for testing, then ``val_size`` of the rest for validation.
     Class names are the sorted folder names of the training set (as torchvision's
-    ``ImageFolder``); a ``val``/``test`` class that training lacks is an error.
+    ``ImageFolder``). Errors, not silence: a ``val``/``test`` class that training lacks,
+    images lying beside the class folders instead of in them, two folders of one split
+    (``val/`` and ``valid/``), and split folders without a training folder.
 
     Files are decoded once at ``setup`` (see :func:`load_image`) at ``image_size`` (or the
     model's input size) and kept as uint8 in memory.
@@ -345,8 +378,9 @@ class ImageFolder(TransferDataModule):
         self.extensions = tuple(extensions)
         if not self.root.is_dir():
             raise FileNotFoundError(f"no image folder at {self.root}")
-        self.layout = "split" if (self.root / "train").is_dir() else "classes"
-        train_root = self.root / "train" if self.layout == "split" else self.root
+        self._split_dirs = _split_dirs(self.root)
+        self.layout = "split" if self._split_dirs else "classes"
+        train_root = self._split_dirs.get("train", self.root)
         self.class_names = tuple(sorted(p.name for p in _class_dirs(train_root)))
         if len(self.class_names) < 2:
             raise ValueError(
@@ -364,6 +398,11 @@ class ImageFolder(TransferDataModule):
         return self.channels
 
     def _files(self, folder: Path) -> tuple[list[Path], list[int]]:
+        if loose := list_images(folder, self.extensions):
+            raise ValueError(
+                f"{folder}: {len(loose)} image files lie directly in it ({loose[0].name}, ...); "
+                "expected every image in a subfolder named after its class"
+            )
         paths: list[Path] = []
         labels: list[int] = []
         for class_dir in sorted(_class_dirs(folder)):
@@ -403,15 +442,15 @@ class ImageFolder(TransferDataModule):
         if not self._splits:
             size = self._storage_size()
             if self.layout == "split":
-                train = self._decode(self.root / "train", size)
-                if (self.root / "val").is_dir():
-                    splits = {"train": train, "val": self._decode(self.root / "val", size)}
+                dirs = self._split_dirs
+                train = self._decode(dirs["train"], size)
+                if "val" in dirs:
+                    splits = {"train": train, "val": self._decode(dirs["val"], size)}
                 else:
                     splits = self._split(*train)
-                test_dir = self.root / "test"
                 splits["test"] = (
-                    self._decode(test_dir, size)
-                    if test_dir.is_dir()
+                    self._decode(dirs["test"], size)
+                    if "test" in dirs
                     else (
                         torch.empty((0, self.channels, *size), dtype=torch.uint8),
                         torch.empty(0, dtype=torch.long),
@@ -457,7 +496,9 @@ class ImageFolder(TransferDataModule):
         """Test batches; needs a ``test/`` folder in the train/val/test layout."""
         if self._splits and self._splits["test"][0].shape[0] == 0:
             if self.layout == "split":
-                raise ValueError(f"{self.root} has no test/ folder, so there is no test set")
+                raise ValueError(
+                    f"{self.root} has no test folder (test/ or testing/), so there is no test set"
+                )
             raise ValueError(
                 f"{self.root}: test_size={self.test_size!r} leaves no test images; expected "
                 "test_size > 0 (a share of the images) to test on"
