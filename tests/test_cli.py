@@ -375,6 +375,24 @@ def test_threads_and_a_replaced_optimizer(
     assert "will be overridden" not in err
 
 
+def test_a_second_run_without_a_logger_in_one_folder_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = ["fit", "--trainer.logger=false", "--trainer.max_epochs=1",
+           "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
+           "--trainer.enable_progress_bar=false"]  # fmt: skip
+    assert main(run) == 0
+    saved = Path("config.yaml").read_text()
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"classic-cnns fit: error: {tmp_path / 'config.yaml'}: an earlier run saved its "
+        "configuration there (a run without a logger writes into --trainer.default_root_dir"
+    ), err
+    assert Path("config.yaml").read_text() == saved  # the earlier run's, kept
+
+
 @pytest.mark.parametrize("size", [0, 3000])
 def test_a_damaged_ckpt_path_file_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, size: int

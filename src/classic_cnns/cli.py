@@ -23,7 +23,7 @@ import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from classic_cnns._cli_helpers import (
@@ -100,6 +100,23 @@ def last_checkpoint(trainer: Trainer) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
+class _SaveConfig(SaveConfigCallback):
+    # Lightning's, whose refusal to overwrite a run's config.yaml speaks to CLI users.
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        try:
+            super().setup(trainer, pl_module, stage)
+        except RuntimeError as err:
+            if "to NOT exist" not in str(err):
+                raise
+            path = Path(str(trainer.log_dir), self.config_filename)
+            raise FileExistsError(
+                f"{path}: an earlier run saved its configuration there (a run without a "
+                "logger writes into --trainer.default_root_dir, this folder by default). "
+                "Run in another folder (--trainer.default_root_dir DIR), or move the earlier "
+                "run's files away"
+            ) from None
+
+
 class ClassicCLI(LightningCLI):
     """LightningCLI with the zoo's defaults: LeNet-5 on Digits, CSV logs, seed 0.
 
@@ -121,6 +138,7 @@ class ClassicCLI(LightningCLI):
             InMemoryDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
+            save_config_callback=_SaveConfig,
             seed_everything_default=0,
             trainer_defaults={
                 "max_epochs": None,  # None: the model's recipe (set before instantiation)
