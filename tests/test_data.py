@@ -12,7 +12,7 @@ import torch
 from classic_cnns import MNIST, Digits, FashionMNIST, LeNet5
 from classic_cnns.data import TensorBatches, read_idx
 from classic_cnns.data import mnist as mnist_module
-from classic_cnns.data.mnist import _md5 as _md5_of
+from classic_cnns.files import file_digest
 from conftest import T10K_IMAGES, T10K_LABELS, make_mnist_dir
 
 # Class counts of the real MNIST test set, digits 0..9 (../shared/data/README.md).
@@ -58,7 +58,7 @@ def _copy_fashion(src: Path, root: Path) -> Path:
 def test_a_recompressed_copy_is_accepted_by_its_content(fashion_raw: Path) -> None:
     # Debian's copy: not the published .gz bytes, but the published content.
     assert (
-        _md5_of(fashion_raw / "t10k-labels-idx1-ubyte.gz")
+        file_digest(fashion_raw / "t10k-labels-idx1-ubyte.gz")
         != dict(FashionMNIST.resources)["t10k-labels-idx1-ubyte.gz"]
     )
     dm = FashionMNIST(str(fashion_raw.parents[1]), download=False, val_size=0)

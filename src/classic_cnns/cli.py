@@ -177,7 +177,7 @@ class ClassicCLI(LightningCLI):
         if ckpt_path and Path(ckpt_path).is_file():  # Lightning's torch.load names no file
             check_checkpoint_file(ckpt_path)
         super()._parse_ckpt_path()
-        if given is None or not self.config[sub].get("ckpt_path"):
+        if given is None or not ckpt_path:
             return
         used = self.config[sub].get("model")
         keys = {f.removeprefix("--model.").removeprefix("init_args.") for f in self._model_flags}

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pickle
@@ -53,6 +54,7 @@ __all__ = [
     "atomic_save",
     "check_checkpoint_file",
     "download",
+    "file_digest",
     "is_safetensors_file",
     "load_checkpoint",
     "read_weights_file",
@@ -126,6 +128,22 @@ def download(url: str, path: str | os.PathLike[str], *, timeout: float = DOWNLOA
         raise OSError(f"HTTP {err.code} {err.reason}") from err
     except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors
         raise OSError(str(getattr(err, "reason", None) or err) or type(err).__name__) from err
+
+
+def file_digest(path: str | os.PathLike[str], algorithm: str = "md5") -> str:
+    """The hex digest of a file's bytes (``"md5"``, ``"sha256"``, ...), read 1 MiB at a time.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile() as f:
+        ...     file_digest(f.name)  # an empty file
+        'd41d8cd98f00b204e9800998ecf8427e'
+    """
+    digest = hashlib.new(algorithm, usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def is_local(path: str | os.PathLike[str]) -> bool:

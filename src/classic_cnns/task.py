@@ -559,8 +559,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         trainer = self._trainer
         if trainer is not None and trainer.ckpt_path:
             # Trainer.fit/validate/test(ckpt_path=...): the checkpoint must be this very model.
-            names = getattr(trainer.datamodule, "class_names", None)
-            verify_checkpoint(self, checkpoint, str(trainer.ckpt_path), names)
+            classes = getattr(getattr(trainer, "datamodule", None), "class_names", None)
+            verify_checkpoint(self, checkpoint, str(trainer.ckpt_path), classes)
         self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
         names = self.data_config.get("class_names")
         if names is not None and len(names) != self.num_classes:  # a new head: names unknown

@@ -21,7 +21,6 @@ registry; reading files lives in :mod:`classic_cnns.files`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import urllib.error
@@ -36,6 +35,7 @@ from classic_cnns.files import (
     COMPILED_PREFIX,
     CheckpointError,
     WeightsFile,
+    file_digest,
     read_weights_file,
     strip_compiled,
 )
@@ -342,13 +342,9 @@ def _check_cached(path: str, url: str) -> None:
     match = torch.hub.HASH_REGEX.search(os.path.basename(path))
     if match is None or not match.group(1):
         return
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    if not digest.hexdigest().startswith(match.group(1)):
+    if not (digest := file_digest(path, "sha256")).startswith(match.group(1)):
         raise CheckpointError(
-            f"{path}: sha256 {digest.hexdigest()[: len(match.group(1))]}... does not match "
+            f"{path}: sha256 {digest[: len(match.group(1))]}... does not match "
             f"the {match.group(1)}... in its name: the cached copy of {url} is damaged or "
             "another file. Delete it, and it is downloaded again"
         )

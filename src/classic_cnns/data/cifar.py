@@ -29,8 +29,7 @@ from torch import Tensor
 
 from classic_cnns.data.base import _how_to_get
 from classic_cnns.data.folder import TransferDataModule
-from classic_cnns.data.mnist import _md5
-from classic_cnns.files import DOWNLOAD_TIMEOUT, download
+from classic_cnns.files import DOWNLOAD_TIMEOUT, download, file_digest
 
 __all__ = ["CIFAR10", "CIFAR100"]
 
@@ -164,7 +163,7 @@ class CIFAR10(TransferDataModule):
                 raise RuntimeError(
                     f"could not download {self.url} into {self.data_dir}: {err}"
                 ) from err
-            got = _md5(Path(tmp) / self.archive)
+            got = file_digest(Path(tmp) / self.archive)
             if got != self.archive_md5:
                 raise RuntimeError(
                     f"{self.url}: md5 {got} does not match the published {self.archive_md5}; "
@@ -188,7 +187,7 @@ class CIFAR10(TransferDataModule):
 
     def _verified(self, name: str, md5: str) -> dict[str, Any]:
         path = self.base_dir / name
-        if (got := _md5(path)) != md5:
+        if (got := file_digest(path)) != md5:
             raise ValueError(
                 f"{path}: md5 {got} does not match the published {md5}; the file is corrupted "
                 "or not the original: delete it and download again"

@@ -26,20 +26,12 @@ import torchvision.datasets as tvd
 from torch import Tensor
 
 from classic_cnns.data.base import InMemoryDataModule, _how_to_get
-from classic_cnns.files import DOWNLOAD_TIMEOUT, download
+from classic_cnns.files import DOWNLOAD_TIMEOUT, download, file_digest
 
 __all__ = ["MNIST", "FashionMNIST", "read_idx"]
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur here.
 _UBYTE = 0x08
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -186,7 +178,7 @@ class MNIST(InMemoryDataModule):
                 target = Path(tmp) / filename  # each mirror's body replaces the last one's
                 try:
                     download(f"{mirror}{filename}", target, timeout=DOWNLOAD_TIMEOUT)
-                    if (got := _md5(target)) != md5:
+                    if (got := file_digest(target)) != md5:
                         if known is None:  # a copy can pass by its content only where known
                             raise RuntimeError(f"md5 {got} does not match the expected {md5}")
                         self._verified(target, filename)  # recompressed: by its content
@@ -209,7 +201,7 @@ class MNIST(InMemoryDataModule):
         # a distribution or a user, or stored uncompressed) passes by what it holds: a valid
         # IDX file whose decompressed bytes have the published content's md5 where known.
         published = dict(self.resources)[filename]
-        if path.suffix == ".gz" and (got := _md5(path)) == published:
+        if path.suffix == ".gz" and (got := file_digest(path)) == published:
             return read_idx(path)
         try:
             data = _read_bytes(path)
