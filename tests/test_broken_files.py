@@ -22,7 +22,13 @@ import classic_cnns
 import classic_cnns.files as files_module
 from classic_cnns import MNIST, LeNet5, create_model
 from classic_cnns.checkpoint import AtomicCheckpointIO, ExactResume, verify_checkpoint
-from classic_cnns.files import CheckpointError, atomic_save, check_checkpoint_file, load_checkpoint
+from classic_cnns.files import (
+    DATA_CHECKPOINT_KEY,
+    CheckpointError,
+    atomic_save,
+    check_checkpoint_file,
+    load_checkpoint,
+)
 from classic_cnns.weights import load_weights_file
 from conftest import T10K_IMAGES, T10K_LABELS, make_mnist_dir
 
@@ -191,6 +197,16 @@ def test_a_checkpoint_of_another_configuration_names_the_shapes(tmp_path: Path) 
     ):
         verify_checkpoint(LeNet5(num_classes=10), state, "five.ckpt")
     verify_checkpoint(LeNet5(num_classes=5), state, "five.ckpt")  # its own: no error
+    # The classes the checkpoint records must be the data's, in order (compared as text).
+    state[DATA_CHECKPOINT_KEY] = {"class_names": ["0", "1", "2", "3", "4"]}
+    verify_checkpoint(LeNet5(num_classes=5), state, "five.ckpt", class_names=range(5))
+    with pytest.raises(
+        CheckpointError,
+        match=r"^five\.ckpt: the checkpoint was trained on the classes "
+        r"\['0', '1', '2', '3', '4'\]; the data has \['4', '3', '2', '1', '0'\], which its "
+        "outputs do not stand for",
+    ):
+        verify_checkpoint(LeNet5(num_classes=5), state, "five.ckpt", "43210")
 
 
 def test_the_weights_api_refuses_another_architecture(checkpoints: dict[str, Path]) -> None:

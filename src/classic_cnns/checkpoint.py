@@ -199,10 +199,11 @@ def verify_checkpoint(
             "run from its weights with checkpoint_path instead of resuming"
         )
     recorded = (checkpoint.get(DATA_CHECKPOINT_KEY) or {}).get("class_names")
-    if class_names is not None and recorded is not None and list(recorded) != list(class_names):
+    names = None if class_names is None else [str(n) for n in class_names]  # as recorded
+    if names is not None and recorded is not None and list(recorded) != names:
         raise CheckpointError(
             f"{source}: the checkpoint was trained on the classes {list(recorded)}; the data "
-            f"has {list(class_names)}, which its outputs do not stand for. Start a new run "
+            f"has {names}, which its outputs do not stand for. Start a new run "
             "from its weights (--weights FILE, or checkpoint_path) to train on these classes"
         )
     state = checkpoint.get("state_dict", checkpoint)
