@@ -210,6 +210,10 @@ def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused
         ValueError, match=r"\['Val', 'test'\] look like split folders, but there is no training"
     ):
         ImageFolder(tmp_path / "no_train", channels=1)
+    # Folders of images named like splits are classes (a "test" pattern, say).
+    _write_pngs(tmp_path / "classes", images[:20], labels[:20] % 2)
+    (tmp_path / "classes" / "1").rename(tmp_path / "classes" / "test")
+    assert ImageFolder(tmp_path / "classes", channels=1).class_names == ("0", "test")
 
 
 def test_image_folder_errors_name_the_folder(tmp_path) -> None:

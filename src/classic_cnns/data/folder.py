@@ -197,6 +197,8 @@ def _split_dirs(root: Path) -> dict[str, Path]:
             )
     if found and "train" not in found:
         named = [folders[0].name for folders in found.values()]
+        if not any(_class_dirs(folders[0]) for folders in found.values()):
+            return {}  # folders of images: classes that happen to be named like splits
         raise ValueError(
             f"{root}: {named} look like split folders, but there is no training folder; "
             "expected train/ beside them (val/ and test/ optional), or one folder per class"
@@ -309,7 +311,8 @@ class ImageFolder(TransferDataModule):
     Class names are the sorted folder names of the training set (as torchvision's
     ``ImageFolder``). Errors, not silence: a ``val``/``test`` class that training lacks,
     images lying beside the class folders instead of in them, two folders of one split
-    (``val/`` and ``valid/``), and split folders without a training folder.
+    (``val/`` and ``valid/``), and split folders (of class folders) without a training
+    folder. Folders of images named like splits are classes.
 
     Files are decoded once at ``setup`` (see :func:`load_image`) at ``image_size`` (or the
     model's input size) and kept as uint8 in memory.
