@@ -207,6 +207,9 @@ def test_a_checkpoint_of_another_configuration_names_the_shapes(tmp_path: Path) 
         "outputs do not stand for",
     ):
         verify_checkpoint(LeNet5(num_classes=5), state, "five.ckpt", "43210")
+    # Names of another count are an older head's, left in the file: not this head's classes.
+    state[DATA_CHECKPOINT_KEY] = {"class_names": [str(d) for d in range(10)]}
+    verify_checkpoint(LeNet5(num_classes=5), state, "five.ckpt", class_names="abcde")
 
 
 def test_the_weights_api_refuses_another_architecture(checkpoints: dict[str, Path]) -> None:

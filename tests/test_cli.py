@@ -388,9 +388,16 @@ def test_a_second_run_without_a_logger_in_one_folder_is_refused_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith(
         f"classic-cnns fit: error: {tmp_path / 'config.yaml'}: an earlier run saved its "
-        "configuration there (a run without a logger writes into --trainer.default_root_dir"
+        "configuration there. To keep it, run in another folder (--trainer.default_root_dir"
     ), err
     assert Path("config.yaml").read_text() == saved  # the earlier run's, kept
+    # With a logger, the same version twice: a new version is what keeps the first.
+    versioned = [run[0], "--trainer.logger.init_args.version=v0", *run[2:]]  # the CSVLogger
+    assert main(versioned) == 0
+    assert main(versioned) == 2
+    assert "To keep it, give the logger a new version (--trainer.logger.init_args.version)" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize("size", [0, 3000])

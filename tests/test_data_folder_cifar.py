@@ -172,6 +172,17 @@ def test_a_ckpt_path_run_normalises_and_names_classes_as_its_checkpoint_records(
         f"{tmp_path / 'm.ckpt'}: the checkpoint was trained on the classes ['0', '1', '2', "
     )
     assert "the data has ['0', '2', '3', '4', '5', '6', '7', '8', '9', 'one']" in str(caught.value)
+    # Predicting needs no labels: the same checkpoint predicts on those images.
+    predicted = L.Trainer(**quiet).predict(
+        LeNet5(num_classes=10),
+        ImageFolder(tmp_path / "a", channels=1),
+        ckpt_path=tmp_path / "m.ckpt",
+    )
+    assert predicted is not None and predicted[0].shape[1] == 10  # type: ignore[union-attr]
+    # A new head forgets the old classes' names, so its own run resumes on other classes.
+    model = load_model(tmp_path / "m.ckpt")
+    model.reset_classifier(10)
+    assert "class_names" not in model.data_config and "mean" in model.data_config
 
 
 def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused(
@@ -194,11 +205,15 @@ def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused
     write_png(images[100][None], str(tmp_path / "flat" / "val" / "x.png"))
     with pytest.raises(
         ValueError,
-        match=rf"^{tmp_path / 'flat' / 'val'}: 1 image files lie directly in it \(x.png, ...\); "
+        match=rf"^{tmp_path / 'flat' / 'val'}: 1 image\(s\) lie directly in it, such as x.png; "
         "expected every image in a subfolder named after its class$",
     ):
         ImageFolder(tmp_path / "flat", channels=1, image_size=28).setup("fit")
-    # Two folders of one split, and split folders without a training folder.
+    # Two folders of one split (a link to the other counts once), and split folders without
+    # a training folder.
+    (tmp_path / "flat" / "validation").symlink_to(tmp_path / "flat" / "val")
+    assert ImageFolder(tmp_path / "flat", channels=1)._split_dirs["val"].name == "val"
+    (tmp_path / "flat" / "validation").unlink()
     (tmp_path / "flat" / "validation").mkdir()
     with pytest.raises(
         ValueError, match=r"\['val', 'validation'\] are all val folders; expected one"
@@ -210,10 +225,28 @@ def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused
         ValueError, match=r"\['Val', 'test'\] look like split folders, but there is no training"
     ):
         ImageFolder(tmp_path / "no_train", channels=1)
-    # Folders of images named like splits are classes (a "test" pattern, say).
+    # Folders of images named like splits are classes (a "test" pattern, a "Train" vehicle),
+    # and so are such folders beside classes of other names, whatever lies in them.
     _write_pngs(tmp_path / "classes", images[:20], labels[:20] % 2)
-    (tmp_path / "classes" / "1").rename(tmp_path / "classes" / "test")
-    assert ImageFolder(tmp_path / "classes", channels=1).class_names == ("0", "test")
+    (tmp_path / "classes" / "1").rename(tmp_path / "classes" / "Train")
+    assert ImageFolder(tmp_path / "classes", channels=1).class_names == ("0", "Train")
+    (tmp_path / "classes" / "valid" / "batch1").mkdir(parents=True)
+    write_png(images[0][None], str(tmp_path / "classes" / "valid" / "batch1" / "v.png"))
+    names = ImageFolder(tmp_path / "classes", channels=1).class_names
+    assert names == ("0", "Train", "valid")
+    # Kaggle's test/ of unlabelled images is no test set: training goes on, testing says why.
+    _write_pngs(tmp_path / "unlabelled" / "train", images[:100], labels[:100])
+    (tmp_path / "unlabelled" / "test").mkdir()
+    write_png(images[100][None], str(tmp_path / "unlabelled" / "test" / "0001.png"))
+    dm = ImageFolder(tmp_path / "unlabelled", channels=1, image_size=28)
+    dm.setup("fit")
+    with pytest.raises(
+        ValueError,
+        match=r"no test folder of class folders \(test/<class>/...\), so there is no test set; "
+        rf"{tmp_path / 'unlabelled' / 'test'} holds images without labels: classify them with "
+        r"predict_folder \(classic-cnns predict-folder\)$",
+    ):
+        dm.test_dataloader()
 
 
 def test_image_folder_errors_name_the_folder(tmp_path) -> None:

@@ -22,6 +22,7 @@ and reported at the next read, like a non-finite value.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -165,6 +166,20 @@ def check_classes(name: str, num_classes: int, found: Any, where: str) -> None:
             f"model with num_classes={found}, or call its reset_classifier({found}) (the "
             "plain network's replaces the head only, not the metrics and checks)"
         )
+
+
+def data_classes(trainer: Any) -> Sequence[str] | None:
+    """The class names of the data ``trainer`` runs on, which a checkpoint it restores must
+    have been trained on; ``None`` when predicting (no labels) or when the data names none.
+
+    Example:
+        >>> import lightning as L
+        >>> data_classes(L.Trainer(logger=False)) is None  # no datamodule
+        True
+    """
+    if trainer.predicting:
+        return None
+    return getattr(getattr(trainer, "datamodule", None), "class_names", None)
 
 
 def report(

@@ -168,7 +168,7 @@ def _saved_device_or_cpu(storage: Any, location: str) -> Any:
 def verify_checkpoint(
     model: nn.Module,
     checkpoint: Mapping[str, Any],
-    source: str = "the checkpoint",
+    source: str | os.PathLike[str] = "the checkpoint",
     class_names: Sequence[str] | None = None,
 ) -> None:
     """Raise a :class:`CheckpointError` unless ``checkpoint`` holds exactly ``model``'s weights.
@@ -178,7 +178,8 @@ def verify_checkpoint(
     same keys and shapes (``_orig_mod.`` prefixes of ``torch.compile`` aside). The message
     names ``source`` and lists (the first few) missing, unexpected and reshaped entries.
     ``class_names``, the classes of the data the run goes on with, must be those the
-    checkpoint records (if it records any): output ``i`` means its ``i``-th class.
+    checkpoint records (if it records as many as ``model`` has): output ``i`` means its
+    ``i``-th class.
 
     Example:
         >>> from classic_cnns import create_model
@@ -199,6 +200,8 @@ def verify_checkpoint(
             "run from its weights with checkpoint_path instead of resuming"
         )
     recorded = (checkpoint.get(DATA_CHECKPOINT_KEY) or {}).get("class_names")
+    if recorded is not None and len(recorded) != getattr(model, "num_classes", len(recorded)):
+        recorded = None  # an older head's names, left by a checkpoint that replaced it
     names = None if class_names is None else [str(n) for n in class_names]  # as recorded
     if names is not None and recorded is not None and list(recorded) != names:
         raise CheckpointError(

@@ -109,11 +109,15 @@ class _SaveConfig(SaveConfigCallback):
             if "to NOT exist" not in str(err):
                 raise
             path = Path(str(trainer.log_dir), self.config_filename)
+            instead = (
+                "run in another folder (--trainer.default_root_dir DIR; a run without a "
+                "logger writes there, this folder by default)"
+                if trainer.logger is None
+                else "give the logger a new version (--trainer.logger.init_args.version)"
+            )
             raise FileExistsError(
-                f"{path}: an earlier run saved its configuration there (a run without a "
-                "logger writes into --trainer.default_root_dir, this folder by default). "
-                "Run in another folder (--trainer.default_root_dir DIR), or move the earlier "
-                "run's files away"
+                f"{path}: an earlier run saved its configuration there. To keep it, {instead}, "
+                "or move the earlier run's files away"
             ) from None
 
 

@@ -313,10 +313,10 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         if stage == "fit":  # a datamodule of other classes than the head's is a mistake
             where, found = f"the datamodule {type(dm).__name__}", getattr(dm, "num_classes", None)
             _guard.check_classes(self.info.name, self.num_classes, found, where)
+            self.data_config.pop("class_names", None)  # other data's, unless config has them
         if stage == "fit" and config:
             self.data_config = dict(config)
-            # One image of the training size, whose FLOPs Lightning's model summary counts
-            # (a compiled network would compile once more for it).
+            # One image for Lightning's model summary to count FLOPs (compiled: once more).
             if not hp.compile:
                 self.example_input_array = torch.zeros(1, self.in_channels, *config["image_size"])
         if stage == "fit" and hp.teacher is not None and not self._teacher:
@@ -371,6 +371,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             (5, 5, 5)
         """
         finetune.reset_head(self.net, num_classes)
+        self.data_config.pop("class_names", None)  # the old head's
         self.num_classes = num_classes
         self.hparams["num_classes"] = num_classes
         self._set_metrics(num_classes)
@@ -559,8 +560,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         trainer = self._trainer
         if trainer is not None and trainer.ckpt_path:
             # Trainer.fit/validate/test(ckpt_path=...): the checkpoint must be this very model.
-            classes = getattr(getattr(trainer, "datamodule", None), "class_names", None)
-            verify_checkpoint(self, checkpoint, str(trainer.ckpt_path), classes)
+            verify_checkpoint(self, checkpoint, trainer.ckpt_path, _guard.data_classes(trainer))
         self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
         names = self.data_config.get("class_names")
         if names is not None and len(names) != self.num_classes:  # a new head: names unknown

@@ -184,26 +184,30 @@ _SPLIT_NAMES = {
 
 
 def _split_dirs(root: Path) -> dict[str, Path]:
-    # {"train": root/Train, ...} for the split folders under root; {} for one class per folder.
-    found: dict[str, list[Path]] = {}
-    for folder in sorted(_class_dirs(root)):
+    # {"train": root/Train, ...} when root holds a training folder of class folders; {} when
+    # root's folders are the classes (one named like a split holds its images itself).
+    folders = sorted(_class_dirs(root))
+    found: dict[str, dict[Path, Path]] = {}  # split -> {resolved path: folder}: links count once
+    for folder in folders:
         for split, names in _SPLIT_NAMES.items():
             if folder.name.lower() in names:
-                found.setdefault(split, []).append(folder)
-    for split, folders in found.items():
-        if len(folders) > 1:
+                found.setdefault(split, {}).setdefault(folder.resolve(), folder)
+    splits = {split: list(same.values()) for split, same in found.items()}
+    if not any(_class_dirs(f) for f in splits.get("train", [])):
+        named = [f for f in folders if any(f.name.lower() in n for n in _SPLIT_NAMES.values())]
+        if folders and named == folders and all(_class_dirs(f) for f in named):
             raise ValueError(
-                f"{root}: {[f.name for f in folders]} are all {split} folders; expected one"
+                f"{root}: {[f.name for f in folders]} look like split folders, but there is "
+                "no training folder; expected train/ beside them (val/ and test/ optional), "
+                "or one folder per class"
             )
-    if found and "train" not in found:
-        named = [folders[0].name for folders in found.values()]
-        if not any(_class_dirs(folders[0]) for folders in found.values()):
-            return {}  # folders of images: classes that happen to be named like splits
-        raise ValueError(
-            f"{root}: {named} look like split folders, but there is no training folder; "
-            "expected train/ beside them (val/ and test/ optional), or one folder per class"
-        )
-    return {split: folders[0] for split, folders in found.items()}
+        return {}
+    for split, same in splits.items():
+        if len(same) > 1:
+            raise ValueError(
+                f"{root}: {[f.name for f in same]} are all {split} folders; expected one"
+            )
+    return {split: same[0] for split, same in splits.items()}
 
 
 class TransferDataModule(InMemoryDataModule):
@@ -309,10 +313,12 @@ class ImageFolder(TransferDataModule):
     Without a training folder, the class folders directly under ``root`` are split by
     ``seed``: ``test_size`` for testing, then ``val_size`` of the rest for validation.
     Class names are the sorted folder names of the training set (as torchvision's
-    ``ImageFolder``). Errors, not silence: a ``val``/``test`` class that training lacks,
-    images lying beside the class folders instead of in them, two folders of one split
-    (``val/`` and ``valid/``), and split folders (of class folders) without a training
-    folder. Folders of images named like splits are classes.
+    ``ImageFolder``). A training folder counts as one when it holds class folders; a
+    folder of images named like a split is a class. A ``test`` folder of images without
+    class folders (unlabelled, as Kaggle's) gives no test set. Errors, not silence: a
+    ``val``/``test`` class that training lacks, images lying beside the class folders
+    instead of in them, two folders of one split (``val/`` and ``valid/``; a link to the
+    other counts once), and split folders of class folders without a training folder.
 
     Files are decoded once at ``setup`` (see :func:`load_image`) at ``image_size`` (or the
     model's input size) and kept as uint8 in memory.
@@ -403,7 +409,7 @@ class ImageFolder(TransferDataModule):
     def _files(self, folder: Path) -> tuple[list[Path], list[int]]:
         if loose := list_images(folder, self.extensions):
             raise ValueError(
-                f"{folder}: {len(loose)} image files lie directly in it ({loose[0].name}, ...); "
+                f"{folder}: {len(loose)} image(s) lie directly in it, such as {loose[0].name}; "
                 "expected every image in a subfolder named after its class"
             )
         paths: list[Path] = []
@@ -451,9 +457,11 @@ class ImageFolder(TransferDataModule):
                     splits = {"train": train, "val": self._decode(dirs["val"], size)}
                 else:
                     splits = self._split(*train)
+                # A test folder of images without class folders (Kaggle's) is no test set.
+                labelled = "test" in dirs and bool(_class_dirs(dirs["test"]))
                 splits["test"] = (
                     self._decode(dirs["test"], size)
-                    if "test" in dirs
+                    if labelled
                     else (
                         torch.empty((0, self.channels, *size), dtype=torch.uint8),
                         torch.empty(0, dtype=torch.long),
@@ -499,8 +507,16 @@ class ImageFolder(TransferDataModule):
         """Test batches; needs a ``test/`` folder in the train/val/test layout."""
         if self._splits and self._splits["test"][0].shape[0] == 0:
             if self.layout == "split":
+                test = self._split_dirs.get("test")
                 raise ValueError(
-                    f"{self.root} has no test folder (test/ or testing/), so there is no test set"
+                    f"{self.root} has no test folder of class folders (test/<class>/...), so "
+                    "there is no test set"
+                    + (
+                        ""
+                        if test is None
+                        else f"; {test} holds images without labels: "
+                        "classify them with predict_folder (classic-cnns predict-folder)"
+                    )
                 )
             raise ValueError(
                 f"{self.root}: test_size={self.test_size!r} leaves no test images; expected "
