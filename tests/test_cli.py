@@ -400,6 +400,24 @@ def test_a_second_run_without_a_logger_in_one_folder_is_refused_in_one_line(
     )
 
 
+def test_default_root_dir_holds_the_logs_and_last_resumes_from_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As with Lightning's own default logger: logs and checkpoints go under the root.
+    monkeypatch.chdir(tmp_path)
+    run = ["fit", "--trainer.default_root_dir=runs/exp1", "--trainer.max_epochs=1",
+           "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
+           "--trainer.enable_progress_bar=false"]  # fmt: skip
+    assert main(run) == 0
+    version = tmp_path / "runs" / "exp1" / "lightning_logs" / "version_0"
+    assert {"metrics.csv", "config.yaml", "hparams.yaml"} <= {p.name for p in version.iterdir()}
+    assert (version / "checkpoints" / "last.ckpt").is_file()
+    assert not (tmp_path / "lightning_logs").exists()
+    assert main([*run, "--ckpt_path=last"]) == 0  # the resumed run records the file it found
+    resumed = (version.parent / "version_1" / "config.yaml").read_text()
+    assert "ckpt_path: runs/exp1/lightning_logs/version_0/checkpoints/last.ckpt\n" in resumed
+
+
 @pytest.mark.parametrize("size", [0, 3000])
 def test_a_damaged_ckpt_path_file_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, size: int

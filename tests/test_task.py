@@ -262,3 +262,73 @@ def test_a_model_and_data_of_other_class_counts_are_refused() -> None:
     model.reset_classifier(20)  # the model's: the head, the metrics and the checks
     _trainer(limit_train_batches=1, limit_val_batches=0).fit(model, _loader())
     assert model.num_classes == 20 and model.net.fc.out_features == 20
+
+
+class _OwnValidation(LeNet5):
+    # A user's own validation step, logging under the task's names.
+    def validation_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        x, y = batch
+        logits = self(x)
+        self.log("val_loss", torch.nn.functional.cross_entropy(logits, y))
+        self.log("val_acc", (logits.argmax(1) == y).float().mean())
+
+
+def test_an_overriding_step_logs_its_own_values_not_the_unused_metrics() -> None:
+    model = _OwnValidation(num_classes=10)
+    trainer = _trainer(limit_train_batches=2)
+    trainer.fit(model, train_dataloaders=_loader(), val_dataloaders=_loader())
+    logged = trainer.callback_metrics
+    model.eval()
+    with torch.no_grad():  # the subclass's own figures over the validation loader
+        x, y = next(iter(DataLoader(_loader().dataset, batch_size=64)))
+        logits = model(x)
+    assert math.isfinite(float(logged["val_loss"]))  # not the unused metric's NaN
+    assert float(logged["val_acc"]) == pytest.approx(float((logits.argmax(1) == y).float().mean()))
+    assert "val_f1" not in logged  # the task's own metrics were never updated
+
+
+class _Narrowed(LeNet5):
+    # A subclass that fixes the task's arguments and takes only its own.
+    def __init__(self, dropout: float = 0.1) -> None:
+        super().__init__(num_classes=5, lr=0.05)
+        self.save_hyperparameters()
+        self.drop = torch.nn.Dropout(dropout)
+
+
+def test_a_subclass_that_narrows_init_reloads_from_its_checkpoint(tmp_path) -> None:
+    trainer = _trainer(limit_train_batches=1)
+    trainer.fit(_Narrowed(dropout=0.3), train_dataloaders=_loader(classes=5))
+    trainer.save_checkpoint(tmp_path / "n.ckpt")
+    restored = _Narrowed.load_from_checkpoint(tmp_path / "n.ckpt")
+    assert restored.drop.p == 0.3 and restored.num_classes == 5
+    with pytest.raises(
+        TypeError, match=r"got unknown argument\(s\) \['lr'\]; it takes \['dropout'\]"
+    ):
+        _Narrowed.load_from_checkpoint(tmp_path / "n.ckpt", lr=0.1)
+
+
+def test_a_batch_size_set_on_the_datamodule_is_kept_over_the_recipe() -> None:
+    # As Lightning's batch-size Tuner sets it; Digits(batch_size=None) takes the recipe's.
+    dm = Digits()
+    dm.batch_size = 16
+    trainer = _trainer(limit_train_batches=1, limit_val_batches=1)
+    trainer.fit(LeNet5(num_classes=10), datamodule=dm)
+    assert dm.batch_size == 16 and trainer.train_dataloader.batch_size == 16  # type: ignore[union-attr]
+    recipe = Digits()
+    trainer = _trainer(limit_train_batches=1, limit_val_batches=1)
+    trainer.fit(LeNet5(num_classes=10), datamodule=recipe)
+    assert recipe.batch_size == LeNet5(num_classes=10).recipe.batch_size
+    with pytest.raises(ValueError, match="batch_size must be a positive int; got 0"):
+        dm.batch_size = 0
+
+
+def test_loggers_record_the_recipes_values_not_none(tmp_path) -> None:
+    # Lightning's loggers log hparams_initial; the recipe fills lr, optimizer, ... after
+    # save_hyperparameters has recorded the family's arguments (None: the recipe's).
+    model = LeNet5(num_classes=10)
+    recipe = model.recipe
+    logger = L.pytorch.loggers.CSVLogger(tmp_path)
+    _trainer(logger=logger, limit_train_batches=1).fit(model, train_dataloaders=_loader())
+    saved = (tmp_path / "lightning_logs" / "version_0" / "hparams.yaml").read_text()
+    assert f"lr: {recipe.lr}\n" in saved and f"optimizer: {recipe.optimizer}\n" in saved
+    assert model.hparams_initial["scheduler"] == recipe.scheduler

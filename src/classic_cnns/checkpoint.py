@@ -51,10 +51,11 @@ M = TypeVar("M", bound=L.LightningModule)
 
 
 def init_parameters(cls: type[L.LightningModule], arch: str | None = None) -> frozenset[str]:
-    """The arguments ``cls`` takes: its ``__init__``'s and those of the LightningModules above.
+    """The arguments ``cls`` takes: its ``__init__``'s and, as far as each passes on more
+    (``**kwargs``), those of the LightningModules above.
 
     With ``arch``, also that model's network options (``model_info(arch).options``), which
-    :class:`~classic_cnns.task.ImageClassifier` takes as keywords.
+    :class:`~classic_cnns.task.ImageClassifier` takes as keywords, where they reach it.
 
     Example:
         >>> from classic_cnns import ResNet
@@ -63,17 +64,19 @@ def init_parameters(cls: type[L.LightningModule], arch: str | None = None) -> fr
         True
     """
     names: set[str] = set()
+    open_ended = False  # whether the last __init__ read takes **kwargs on to the next
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
-        if init is not None and issubclass(klass, L.LightningModule):
-            if klass.__module__.startswith(("lightning.", "pytorch_lightning.")):
-                break
-            names |= {
-                p.name
-                for p in inspect.signature(init).parameters.values()
-                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-            }
-    if isinstance(arch, str):
+        if init is None or not issubclass(klass, L.LightningModule):
+            continue
+        if klass.__module__.startswith(("lightning.", "pytorch_lightning.")):
+            break
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in params)
+        if not open_ended:
+            break  # a subclass that narrows __init__: the classes above get what it hands on
+    if isinstance(arch, str) and open_ended:
         names |= set(model_info(arch).options)
     return frozenset(names - {"self"})
 

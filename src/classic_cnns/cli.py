@@ -255,6 +255,12 @@ class ClassicCLI(LightningCLI):
             and trainer.get("max_time") is None
         ):
             trainer.max_epochs = recipe.epochs
+        # The default CSV logger writes under --trainer.default_root_dir, as Lightning's does.
+        logger: Any = trainer.get("logger") if trainer is not None else None
+        root = trainer.get("default_root_dir") if trainer is not None else None
+        csv = str(getattr(logger, "class_path", "")).endswith(".CSVLogger")
+        if root and csv and logger.init_args.get("save_dir") == ".":
+            logger.init_args.save_dir = root
         if config.get("threads") is not None:
             # Lightning's DDP sets its own count unless OMP_NUM_THREADS is set.
             os.environ["OMP_NUM_THREADS"] = str(config.threads)

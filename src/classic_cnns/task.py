@@ -19,6 +19,7 @@ different learning rates (``backbone_lr``).
 from __future__ import annotations
 
 import atexit
+import copy
 import math
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -168,15 +169,13 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         label_smoothing = recipe.label_smoothing if label_smoothing is None else label_smoothing
         check_arguments(type(self), info, locals())
         self.save_hyperparameters()
-        # Checkpoints record the training values used (LightningCLI records what it was given).
+        # Checkpoints and loggers (which read hparams_initial, as save_hyperparameters sets it)
+        # record the training values used; LightningCLI records what it was given.
         self.hparams.update(
-            optimizer=optimizer,
-            lr=lr,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            scheduler=scheduler,
-            label_smoothing=label_smoothing,
-        )
+            optimizer=optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum,
+            scheduler=scheduler, label_smoothing=label_smoothing,
+        )  # fmt: skip
+        self._hparams_initial = copy.deepcopy(self._hparams)
         self.num_classes, self.in_channels = num_classes, in_channels
         self.channels_last = channels_last  # a plain attribute: forward reads it when scripted
         self.net: nn.Module = info.build_net(
@@ -195,9 +194,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             self.hard_criterion = ClassificationLoss(label_smoothing=label_smoothing)
         self.eval_criterion = ClassificationLoss("cross_entropy" if loss == "kl_div" else loss)
         self._set_metrics(num_classes)
-        # How the training data was prepared (mean, std, image_size, resize, class_names):
-        # recorded at fit start and kept in checkpoints, so that predict and export can redo
-        # it. A pretrained model's holds the normalisation its weights expect.
+        # How the training data was prepared (mean, std, image_size, resize, class_names), kept
+        # in checkpoints for predict and export; a pretrained model's: its weights' statistics.
         self.data_config: dict[str, Any] = {}
         # The distillation teacher: loaded at fit start, kept outside the module tree so that
         # it is never trained, never saved in checkpoints and never counted as ours.
@@ -449,8 +447,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
     def _log_epoch(self, metrics: MetricCollection, stage: str) -> None:
         self._raise_pending(stage)
         # Logging the metric objects lets Lightning compute (and sync) them once and reset.
-        self.log(f"{stage}_loss", self._mean_loss(stage), prog_bar=True)
-        self.log_dict(metrics, prog_bar=stage != "train")
+        if (loss := self._mean_loss(stage)).update_called:  # else an overriding step logs
+            self.log(f"{stage}_loss", loss, prog_bar=True)
+            self.log_dict(metrics, prog_bar=stage != "train")
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """Cross-entropy (plus weighted auxiliary losses) on one ``(images, labels)`` batch."""

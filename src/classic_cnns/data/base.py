@@ -175,7 +175,7 @@ class InMemoryDataModule(L.LightningDataModule):
             )
         # None: the model's recipe decides in setup(); until then, the class's default.
         self._batch_size_given = batch_size is not None
-        self.batch_size: int = self.default_batch_size if batch_size is None else batch_size
+        self._batch_size: int = self.default_batch_size if batch_size is None else batch_size
         self.image_size = image_size
         self.resize = resize
         self.val_size = val_size
@@ -196,6 +196,18 @@ class InMemoryDataModule(L.LightningDataModule):
     def in_channels(self) -> int:
         """Channels of the images this datamodule yields."""
         return len(self.mean)
+
+    @property
+    def batch_size(self) -> int:
+        """Images per batch; setting it (as Lightning's batch-size ``Tuner`` does) fixes it,
+        where a ``batch_size=None`` datamodule would take the model's recipe at ``setup``."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"batch_size must be a positive int; got {value!r}")
+        self._batch_size, self._batch_size_given = value, True
 
     @property
     def resize_mode(self) -> ResizeMode:
@@ -269,7 +281,7 @@ class InMemoryDataModule(L.LightningDataModule):
         # the way to reach it (the model's recipe and input size; see the Args).
         model = self._model()
         if not self._batch_size_given and model is not None:
-            self.batch_size = model.recipe.batch_size
+            self._batch_size = model.recipe.batch_size
         size, mode = self._resolve_size(native, model)
         self._resolve_stats()
         self.preprocessing = Preprocessing(self.mean, self.std, size, mode)
