@@ -416,6 +416,14 @@ def test_default_root_dir_holds_the_logs_and_last_resumes_from_it(
     assert main([*run, "--ckpt_path=last"]) == 0  # the resumed run records the file it found
     resumed = (version.parent / "version_1" / "config.yaml").read_text()
     assert "ckpt_path: runs/exp1/lightning_logs/version_0/checkpoints/last.ckpt\n" in resumed
+    # "last" is found after this command built its model: it must be the run it started.
+    capsys.readouterr()
+    assert main([*run, "--ckpt_path=last", "--model.lr=0.05"]) == 2
+    assert (
+        "--ckpt_path last is runs/exp1/lightning_logs/version_0/checkpoints/last.ckpt, a run "
+        "with lr=0.1; this command gives lr=0.05. Resume with that run's command, or give the "
+        "file (--ckpt_path FILE), which rebuilds its model"
+    ) in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("size", [0, 3000])

@@ -41,7 +41,7 @@ from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.export import export_main, predict_main
-from classic_cnns.files import check_checkpoint_file
+from classic_cnns.files import check_checkpoint_file, load_checkpoint
 from classic_cnns.hub import create_model, load_weights
 from classic_cnns.inspection import summary
 from classic_cnns.models import family_class
@@ -322,9 +322,29 @@ class ClassicCLI(LightningCLI):
         if config.get("ckpt_path") == "last":
             path = last_checkpoint(self.trainer)
             if path is not None:  # else Lightning warns and starts afresh
+                if subcommand == "fit":
+                    self._check_resumed_hparams(path)
                 config["ckpt_path"] = str(path)
                 # config.yaml records the file, so that --config resumes from it again.
                 self.config[subcommand]["ckpt_path"] = str(path)
+
+    def _check_resumed_hparams(self, path: Path) -> None:
+        # A file given to --ckpt_path rebuilds its own model; "last", found after the model
+        # was built from this command, must find the run this command started.
+        saved = load_checkpoint(path).get("hyper_parameters") or {}
+        ours = self.model.hparams
+        differ = sorted(
+            k for k in saved.keys() & ours.keys() if k[0] != "_" and saved[k] != ours[k]
+        )
+        if differ:
+            raise ValueError(
+                f"--ckpt_path last is {path}, a run with "
+                + ", ".join(f"{k}={saved[k]!r}" for k in differ)
+                + "; this command gives "
+                + ", ".join(f"{k}={ours[k]!r}" for k in differ)
+                + ". Resume with that run's command, or give the file (--ckpt_path FILE), "
+                "which rebuilds its model"
+            )
 
     def before_fit(self) -> None:
         """Resolve ``--ckpt_path last``; start the clock."""
