@@ -332,3 +332,18 @@ def test_loggers_record_the_recipes_values_not_none(tmp_path) -> None:
     saved = (tmp_path / "lightning_logs" / "version_0" / "hparams.yaml").read_text()
     assert f"lr: {recipe.lr}\n" in saved and f"optimizer: {recipe.optimizer}\n" in saved
     assert model.hparams_initial["scheduler"] == recipe.scheduler
+
+
+def test_a_checkpoint_is_tested_at_the_image_size_it_was_trained_at(tmp_path) -> None:
+    # Digits' 8x8 images reach LeNet-5 at 40x40 in training; a datamodule left at its
+    # defaults must feed the checkpoint the same, whichever way the checkpoint comes in.
+    trainer = _trainer(limit_train_batches=2, limit_val_batches=1)
+    trainer.fit(LeNet5(num_classes=10), datamodule=Digits(image_size=40))
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    loaded, by_path = Digits(), Digits()
+    figures = _trainer().test(LeNet5.load_from_checkpoint(tmp_path / "m.ckpt"), loaded)
+    assert figures == _trainer().test(LeNet5(), by_path, ckpt_path=tmp_path / "m.ckpt")
+    assert loaded.preprocessing.image_size == by_path.preprocessing.image_size == (40, 40)  # type: ignore[union-attr]
+    given = Digits(image_size=32)  # a size given is kept
+    _trainer().test(LeNet5.load_from_checkpoint(tmp_path / "m.ckpt"), given)
+    assert given.preprocessing.image_size == (32, 32)  # type: ignore[union-attr]

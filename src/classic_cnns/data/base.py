@@ -112,10 +112,12 @@ class InMemoryDataModule(L.LightningDataModule):
             (``model_info(name).recipe``) when a model is being trained, else
             ``default_batch_size``; resolved in ``setup``.
         image_size: Output ``(H, W)`` (an int means square). ``None`` follows the model being
-            trained: for images of at most 32 pixels (MNIST, Fashion-MNIST, CIFAR) the
-            size its recipe gives for such data (32 for LeNet-5 and the CIFAR networks, 96
-            or 224 for the ImageNet networks, as *Dive into Deep Learning* trains them),
-            else its ``input_size``; without a model, the dataset's own size.
+            trained: the size its weights were trained at, where its ``data_config`` records
+            one (a checkpoint's); else, for images of at most 32 pixels (MNIST,
+            Fashion-MNIST, CIFAR), the size its recipe gives for such data (32 for LeNet-5
+            and the CIFAR networks, 96 or 224 for the ImageNet networks, as *Dive into Deep
+            Learning* trains them), else its ``input_size``; without a model, the dataset's
+            own size.
         resize: How to reach ``image_size``: ``"pad"`` with background (zeros) around the
             image, as LeCun padded 28x28 MNIST to 32x32; or ``"resize"`` (bilinear, to cover
             the size, centre-cropped; see :func:`~classic_cnns.data.preprocessing.to_size`).
@@ -185,6 +187,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self._splits: dict[str, Split] = {}
         # How batches become the network's input; settled in setup(), when the model is known.
         self.preprocessing: Preprocessing | None = None
+        self._native: tuple[int, ...] | None = None  # the stored images' size, after setup
 
     # -- what subclasses provide -------------------------------------------------
     def load_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -253,7 +256,8 @@ class InMemoryDataModule(L.LightningDataModule):
             for name, (x, _) in self._splits.items():
                 if name != "val" and x.shape[0] == 0:
                     raise ValueError(f"{type(self).__name__}: the {name} split is empty")
-        self._follow_model(tuple(self._splits["test"][0].shape[-2:]))
+        self._native = tuple(self._splits["test"][0].shape[-2:])
+        self._follow_model(self._native)
         self._move_to_device()
 
     def _move_to_device(self) -> None:
@@ -309,6 +313,8 @@ class InMemoryDataModule(L.LightningDataModule):
         # The output size and the way to reach it (pad or resize, when not given).
         # ``native`` is the images' own size, None when not known yet.
         size: Any = self.image_size
+        if size is None and model is not None:
+            size = (model.data_config or {}).get("image_size")  # what its weights were trained at
         if size is None:
             small = model.recipe.small_image_size if model is not None else None
             if small is not None and native is not None and max(native) <= 32:
@@ -334,6 +340,9 @@ class InMemoryDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
         if not self._splits:
             raise RuntimeError(f"call setup() before asking for the {split} dataloader")
+        # Trainer.fit/validate/test(ckpt_path=...) restores the model's data_config after
+        # setup: follow the size (and, fine-tuning, the normalisation) its weights expect.
+        self._follow_model(self._native)
         images, labels = self._splits[split]
         dataset = TensorBatches(images, labels)
         kwargs: dict[str, Any] = {

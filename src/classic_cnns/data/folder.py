@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -281,14 +280,6 @@ class TransferDataModule(InMemoryDataModule):
         stats = normalization(self.in_channels, given=self._given_stats, recorded=recorded)
         self.mean, self.std = stats or self.dataset_stats()  # instance values shadow the class's
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
-        # Trainer.fit/validate/test(ckpt_path=...) restores the model's data_config after
-        # setup: normalise as the checkpoint's weights were trained, not as setup guessed.
-        if self.preprocessing is not None:
-            self._resolve_stats()
-            self.preprocessing = replace(self.preprocessing, mean=self.mean, std=self.std)
-        return super()._loader(split, shuffle)
-
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches (crop, flip) on the device, then convert and normalise."""
         if isinstance(batch, Tensor):  # a lone input, as the base class converts it
@@ -480,7 +471,8 @@ class ImageFolder(TransferDataModule):
                 raise ValueError(f"{self.root}: no training images with {self.extensions}")
             self._splits = splits
             self._measured = None
-        self._follow_model(tuple(self._splits["train"][0].shape[-2:]))
+        self._native = tuple(self._splits["train"][0].shape[-2:])
+        self._follow_model(self._native)
         self._move_to_device()
 
     def dataset_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
