@@ -288,7 +288,9 @@ class InMemoryDataModule(L.LightningDataModule):
             self._batch_size = model.recipe.batch_size
         size, mode = self._resolve_size(native, model)
         self._resolve_stats()
-        self.preprocessing = Preprocessing(self.mean, self.std, size, mode)
+        preprocessing = Preprocessing(self.mean, self.std, size, mode)
+        if preprocessing != self.preprocessing:  # an equal one keeps its tensors on the device
+            self.preprocessing = preprocessing
 
     def _resolve_stats(self) -> None:
         # Settle ``mean`` and ``std`` before the preprocessing is built; the class's own here.
