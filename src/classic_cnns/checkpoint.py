@@ -45,7 +45,14 @@ from classic_cnns.files import (
 )
 from classic_cnns.registry import model_info
 
-__all__ = ["AtomicCheckpointIO", "ExactResume", "init_parameters", "restore", "verify_checkpoint"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "ExactResume",
+    "head_class_names",
+    "init_parameters",
+    "restore",
+    "verify_checkpoint",
+]
 
 M = TypeVar("M", bound=L.LightningModule)
 
@@ -168,6 +175,23 @@ def _saved_device_or_cpu(storage: Any, location: str) -> Any:
     return None if available else storage.cpu()
 
 
+def head_class_names(config: Mapping[str, Any] | None, num_classes: int | None) -> list[str] | None:
+    """The class names a data configuration records, if they are as many as ``num_classes``
+    (the head's; ``None``: any number); ``None`` otherwise: names of an older head, left by a
+    checkpoint that replaced it, or none recorded.
+
+    Example:
+        >>> head_class_names({"class_names": ["cat", "dog"]}, 2)
+        ['cat', 'dog']
+        >>> head_class_names({"class_names": ["cat", "dog"]}, 5) is None
+        True
+    """
+    names = (config or {}).get("class_names")
+    if names is None or (num_classes is not None and len(names) != num_classes):
+        return None
+    return list(names)
+
+
 def verify_checkpoint(
     model: nn.Module,
     checkpoint: Mapping[str, Any],
@@ -202,13 +226,12 @@ def verify_checkpoint(
             f"it is loaded into. Create the model with create_model({arch!r}), or start a new "
             "run from its weights with checkpoint_path instead of resuming"
         )
-    recorded = (checkpoint.get(DATA_CHECKPOINT_KEY) or {}).get("class_names")
-    if recorded is not None and len(recorded) != getattr(model, "num_classes", len(recorded)):
-        recorded = None  # an older head's names, left by a checkpoint that replaced it
+    config = checkpoint.get(DATA_CHECKPOINT_KEY)
+    recorded = head_class_names(config, getattr(model, "num_classes", None))
     names = None if class_names is None else [str(n) for n in class_names]  # as recorded
-    if names is not None and recorded is not None and list(recorded) != names:
+    if names is not None and recorded is not None and recorded != names:
         raise CheckpointError(
-            f"{source}: the checkpoint was trained on the classes {list(recorded)}; the data "
+            f"{source}: the checkpoint was trained on the classes {recorded}; the data "
             f"has {names}, which its outputs do not stand for. Start a new run "
             "from its weights (--weights FILE, or checkpoint_path) to train on these classes"
         )

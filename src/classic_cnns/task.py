@@ -39,7 +39,7 @@ from classic_cnns._guard import (
     check_labels_structure,
     report,
 )
-from classic_cnns.checkpoint import ExactResume, restore, verify_checkpoint
+from classic_cnns.checkpoint import ExactResume, head_class_names, restore, verify_checkpoint
 from classic_cnns.files import DATA_CHECKPOINT_KEY
 from classic_cnns.losses import ClassificationLoss, LossName, load_teacher
 from classic_cnns.metrics import classification_metrics
@@ -561,9 +561,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             # Trainer.fit/validate/test(ckpt_path=...): the checkpoint must be this very model.
             verify_checkpoint(self, checkpoint, trainer.ckpt_path, _guard.data_classes(trainer))
         self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
-        names = self.data_config.get("class_names")
-        if names is not None and len(names) != self.num_classes:  # a new head: names unknown
-            del self.data_config["class_names"]
+        if head_class_names(self.data_config, self.num_classes) is None:  # a new head's: unknown
+            self.data_config.pop("class_names", None)
         fit_checkpoint_state(self, checkpoint, getattr(self, "_strict_loading", None))
 
     @classmethod
