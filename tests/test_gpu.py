@@ -143,6 +143,35 @@ def test_the_training_step_never_waits_for_the_device() -> None:
     assert steps[-1] == 12
 
 
+@pytest.mark.parametrize("stage", ["validation", "test"])
+def test_evaluation_steps_never_wait_for_the_device(stage: str) -> None:
+    # Macro F1 counts its confusion matrix without torch.bincount, which on CUDA reads the
+    # labels' range back to the host at every update.
+    model = LeNet5(arch="lenet5_modern")
+    dm = Digits(image_size=32, batch_size=16, data_on_device=True, val_size=0.2)
+    trainer = _trainer()
+    batches: list[int] = []
+
+    def start(*args: Any) -> None:
+        if batches:  # after the first batch (allocations, cuDNN setup)
+            torch.cuda.set_sync_debug_mode("error")
+
+    def end(*args: Any) -> None:
+        torch.cuda.set_sync_debug_mode("default")
+        batches.append(1)
+
+    class SyncsAreErrors(L.Callback):
+        on_validation_batch_start = on_test_batch_start = start
+        on_validation_batch_end = on_test_batch_end = end
+
+    trainer.callbacks.append(SyncsAreErrors())
+    try:
+        (trainer.validate if stage == "validation" else trainer.test)(model, datamodule=dm)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(batches) > 5
+
+
 def test_the_data_moves_to_the_gpu_once(fashion_raw: Path) -> None:
     dm = FashionMNIST(str(fashion_raw.parents[1]), download=False, val_size=0)
     trainer = _trainer(max_steps=3)

@@ -23,15 +23,18 @@ from conftest import logged_metrics, sklearn_metrics
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_collection_equals_sklearn_after_a_perfect_first_batch(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "validate_args"), [(0, True), (1, True), (2, False), (3, False)])
+def test_the_collection_equals_sklearn_after_a_perfect_first_batch(
+    seed: int, validate_args: bool
+) -> None:
+    # validate_args=False is what the task uses: F1 then counts its own confusion matrix.
     generator = torch.Generator().manual_seed(seed)
     first = torch.randint(0, 10, (64,), generator=generator)
     batches = [(torch.nn.functional.one_hot(first, 10).float() * 10, first)]
     for _ in range(20):  # then noisy predictions: accuracy near chance, top-5 near half
         labels = torch.randint(0, 10, (64,), generator=generator)
         batches.append((torch.randn(64, 10, generator=generator), labels))
-    metrics = classification_metrics(10).clone(prefix="val_")
+    metrics = classification_metrics(10, validate_args).clone(prefix="val_")
     for logits, labels in batches:
         metrics.update(logits, labels)
     got = {k: float(v) for k, v in metrics.compute().items()}
