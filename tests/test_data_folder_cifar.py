@@ -185,6 +185,24 @@ def test_a_ckpt_path_run_normalises_and_names_classes_as_its_checkpoint_records(
     assert "class_names" not in model.data_config and "mean" in model.data_config
 
 
+def test_a_ckpt_path_run_decodes_the_files_once_at_the_checkpoints_size(tmp_path, digits):
+    # The fresh model's 32 px are settled at setup; the checkpoint, restored after it, was
+    # trained at 40 px. The files are decoded again at 40 px, not resampled from 32 px.
+    images, labels = digits
+    _write_pngs(tmp_path, images[:100], labels[:100])
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    trainer = L.Trainer(max_steps=1, enable_checkpointing=False, **quiet)
+    options = {"channels": 1, "val_size": 0.5, "test_size": 0}
+    trainer.fit(LeNet5(num_classes=10), datamodule=ImageFolder(tmp_path, image_size=40, **options))
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    dm = ImageFolder(tmp_path, **options)
+    L.Trainer(**quiet).validate(LeNet5(num_classes=10), dm, ckpt_path=tmp_path / "m.ckpt")
+    at_40 = ImageFolder(tmp_path, image_size=40, **options)
+    at_40.setup("validate")
+    assert torch.equal(dm._splits["val"][0], at_40._splits["val"][0])
+    assert dm.preprocessing is not None and dm.preprocessing.image_size == (40, 40)
+
+
 def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused(
     tmp_path, digits
 ) -> None:

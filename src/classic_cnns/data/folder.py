@@ -475,6 +475,15 @@ class ImageFolder(TransferDataModule):
         self._follow_model(self._native)
         self._move_to_device()
 
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
+        # Trainer.validate/test/fit(ckpt_path=...) restores the checkpoint after setup; when
+        # it was trained at another size, decode the files again at that size rather than
+        # resample images that were already resampled once.
+        if self._splits and self._storage_size() != self._native:
+            self._splits = {}
+            self.setup()
+        return super()._loader(split, shuffle)
+
     def dataset_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the training images, on the 0-1 scale (measured once)."""
         if self._measured is not None:
