@@ -480,3 +480,14 @@ def test_model_flags_a_checkpoint_contradicts_are_refused_not_ignored(
     assert not [w for w in caught if "Please add the following callbacks" in str(w.message)]
     assert main([*base[:-1], "python.ckpt", "--model", "ResNet"]) == 2
     assert "(ImageClassifier, arch 'lenet5'), which " in capsys.readouterr().err
+    # A config file's model counts as well: the run's own config.yaml fits its checkpoint;
+    # one for another network is refused, not silently replaced by the checkpoint's.
+    own = "lightning_logs/version_0/config.yaml"
+    assert main(["validate", "-c", own, "--ckpt_path", "m.ckpt", "--data", "Digits"]) == 0
+    capsys.readouterr()
+    other = yaml.safe_load(Path(own).read_text())
+    other["model"] = {"class_path": "classic_cnns.ResNet", "init_args": {"arch": "resnet20"}}
+    Path("other.yaml").write_text(yaml.safe_dump(other))
+    assert main(["validate", "-c", "other.yaml", "--ckpt_path", "m.ckpt"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("classic-cnns validate: error: --model ResNet, --model.arch 'resnet20'")

@@ -65,8 +65,13 @@ def _option_values(args: Sequence[str], option: str) -> list[tuple[int, str, int
     return found
 
 
-def _config_keys(args: Sequence[str]) -> set[str]:
-    # Top-level keys of the --config files (or YAML strings) on the command line.
+def config_keys(args: Sequence[str]) -> set[str]:
+    """Top-level keys of the ``--config`` files (or YAML strings) on the command line.
+
+    Example:
+        >>> sorted(config_keys(["fit", "-c", "{model: LeNet5, trainer: {max_epochs: 1}}"]))
+        ['model', 'trainer']
+    """
     keys: set[str] = set()
     for _, value, _ in [*_option_values(args, "--config"), *_option_values(args, "-c")]:
         try:
@@ -81,7 +86,7 @@ def _config_keys(args: Sequence[str]) -> set[str]:
 
 def add_default_classes(args: Sequence[str], at: int) -> list[str]:
     """Insert ``--model``/``--data`` with the default classes at ``at`` where none is chosen."""
-    chosen = _config_keys(args)
+    chosen = config_keys(args)
     for key in DEFAULT_CLASSES:
         if _option_values(args, f"--{key}") or _option_values(args, f"--{key}.class_path"):
             chosen.add(key)

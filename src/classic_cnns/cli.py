@@ -31,6 +31,7 @@ from classic_cnns._cli_helpers import (
     LIGHTNING_COMMANDS,
     add_default_classes,
     check_data_names,
+    config_keys,
     data_main,
     expand_model_names,
     quiet_lightning,
@@ -168,6 +169,8 @@ class ClassicCLI(LightningCLI):
             # The --model flags the user gave (--model X, --model.key): what --ckpt_path
             # must not contradict.
             self._model_flags = [a.split("=")[0] for a in args if a.startswith("--model")]
+            if "model" in config_keys(args):  # a config file's model: its class and arch
+                self._model_flags += ["--model", "--model.arch"]
             at = 1 if args and args[0] in LIGHTNING_COMMANDS else 0
             args = add_default_classes(args, at)
         super().parse_arguments(parser, args)
@@ -201,7 +204,7 @@ class ClassicCLI(LightningCLI):
             raise ValueError(
                 f"{', '.join(ignored)}: the checkpoint {self.config[sub].ckpt_path} rebuilds its "
                 f"own model ({used.class_path.rsplit('.', 1)[-1]}, "
-                f"arch {used.init_args.get('arch')!r}), which these flags contradict. Drop them, "
+                f"arch {used.init_args.get('arch')!r}), which these settings contradict. Drop them, "
                 "or start a new run from its weights: --weights FILE instead of --ckpt_path"
             )
 
