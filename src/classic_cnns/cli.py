@@ -204,8 +204,8 @@ class ClassicCLI(LightningCLI):
             raise ValueError(
                 f"{', '.join(ignored)}: the checkpoint {self.config[sub].ckpt_path} rebuilds its "
                 f"own model ({used.class_path.rsplit('.', 1)[-1]}, "
-                f"arch {used.init_args.get('arch')!r}), which these settings contradict. Drop them, "
-                "or start a new run from its weights: --weights FILE instead of --ckpt_path"
+                f"arch {used.init_args.get('arch')!r}), which these settings contradict. Drop "
+                "them, or start a new run from its weights: --weights FILE instead of --ckpt_path"
             )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
