@@ -215,7 +215,11 @@ Z, Y, T = torch.zeros(2, 3), torch.tensor([0, 2]), torch.zeros(2, 3)
         (lambda: mse(Z, Y, "none"), ValueError, "reduction must be one of ('mean', 'sum')"),
         (lambda: kl_div(Z, T, "batchmean"), ValueError, "reduction must be one of"),  # type: ignore[arg-type]
         (lambda: bce([[0.0, 1.0]], Y), TypeError, "logits must be a float tensor"),  # type: ignore[arg-type]
-        (lambda: mse(torch.zeros(3), Y), ValueError, "shape (N, C); got dtype torch.float32"),
+        (
+            lambda: mse(torch.zeros(3), Y),
+            ValueError,
+            "shape (N, C) with N >= 1 (a mean over no images is NaN); got dtype torch.float32",
+        ),
         (lambda: mse(torch.zeros(2, 3, dtype=torch.long), Y), ValueError, "float tensor"),
         (lambda: cross_entropy(Z, [0, 2]), TypeError, "target must be an integer tensor"),  # type: ignore[arg-type]
         (lambda: mse(Z, torch.eye(3)[Y]), ValueError, "one-hot or probability targets"),
@@ -244,6 +248,11 @@ Z, Y, T = torch.zeros(2, 3), torch.tensor([0, 2]), torch.zeros(2, 3)
         (lambda: ClassificationLoss("kl_div", temperature=-1), ValueError, "got -1"),
         (lambda: ClassificationLoss("kl_div")(Z, Y), ValueError, "needs teacher_logits; got none"),
         (lambda: ClassificationLoss("bce")(Z, Y, T), ValueError, "takes no teacher_logits"),
+        *[  # a mean over no images would be NaN
+            (lambda f=f: f(Z[:0], Y[:0]), ValueError, "(N, C) with N >= 1 (a mean over no images")
+            for f in (cross_entropy, mse, bce)
+        ],
+        (lambda: kl_div(Z[:0], T[:0]), ValueError, "got dtype torch.float32 and shape (0, 3)"),
     ],
 )
 def test_bad_arguments_are_refused_clearly(

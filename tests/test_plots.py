@@ -119,6 +119,20 @@ def test_without_matplotlib_one_line_says_how_to_get_the_plots(
     assert notes == ["plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')"] * 2
 
 
-def test_a_confusion_matrix_needs_a_name_per_class() -> None:
-    with pytest.raises(ValueError, match=r"square \(C, C\) matrix and C class names; got 2 rows"):
-        plot_confusion_matrix([[1, 0], [0, 1]], ["a", "b", "c"])
+@pytest.mark.parametrize(
+    ("matrix", "names", "message"),
+    [
+        ([[1, 0], [0, 1]], ["a", "b", "c"], "C class names; got shape (2, 2) and 3 names"),
+        ([3, 4], ["a", "b"], "C class names; got shape (2,) and 2 names"),
+        ([[[1]]], ["a"], "got shape (1, 1, 1)"),
+        ([], [], "(C >= 1) and C class names; got shape (0,) and 0 names"),
+        ([[1, 2], [3]], ["a", "b"], "matrix of counts; could not read one (expected sequence"),
+        ([[1, -2], [0, 1]], ["a", "b"], "expected counts of at least 0; got -2"),
+    ],
+)
+def test_a_confusion_matrix_must_be_square_counts_with_a_name_per_class(
+    matrix: list, names: list[str], message: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        plot_confusion_matrix(matrix, names)
+    assert message in str(info.value)

@@ -74,10 +74,10 @@ def _check_reduction(reduction: Any) -> None:
 def _check_logits(logits: Any, name: str = "logits") -> None:
     if not isinstance(logits, Tensor):
         raise TypeError(f"{name} must be a float tensor of shape (N, C); got {type(logits)}")
-    if logits.ndim != 2 or not logits.is_floating_point():
+    if logits.ndim != 2 or not logits.is_floating_point() or logits.shape[0] == 0:
         raise ValueError(
-            f"{name} must be a float tensor of shape (N, C); "
-            f"got dtype {logits.dtype} and shape {tuple(logits.shape)}"
+            f"{name} must be a float tensor of shape (N, C) with N >= 1 (a mean over no "
+            f"images is NaN); got dtype {logits.dtype} and shape {tuple(logits.shape)}"
         )
 
 
@@ -99,7 +99,7 @@ def _check_target(target: Any, logits: Tensor) -> None:
         )
     # The value range is read on the CPU only: on an accelerator the read would wait for the
     # device at every step (and ImageClassifier checks every batch's labels already).
-    if not _guard.queued(target.device) and n > 0:
+    if not _guard.queued(target.device):
         low, high = (int(v) for v in torch.aminmax(target))
         if low < 0 or high >= c:
             raise ValueError(

@@ -105,7 +105,8 @@ def plot_confusion_matrix(
         A ``matplotlib.figure.Figure``.
 
     Raises:
-        ValueError: if the matrix is not square or the names do not match its size.
+        ValueError: if the matrix is not square, is empty or holds a negative count, or the
+            names do not match its size.
 
     Example:
         >>> from classic_cnns.plots import plot_confusion_matrix
@@ -113,18 +114,26 @@ def plot_confusion_matrix(
         >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
         ('predicted', 'true')
     """
-    rows = torch.as_tensor(matrix).tolist()
-    n = len(rows)
-    if any(len(r) != n for r in rows) or len(class_names) != n:
+    try:
+        counts = torch.as_tensor(matrix)
+    except (TypeError, ValueError) as err:  # ragged rows, strings, ...
         raise ValueError(
-            f"expected a square (C, C) matrix and C class names; got {n} rows of lengths "
-            f"{[len(r) for r in rows]} and {len(class_names)} names"
+            f"expected a square (C, C) matrix of counts; could not read one ({err})"
+        ) from err
+    n = counts.shape[0] if counts.ndim else 0
+    if counts.ndim != 2 or n == 0 or counts.shape != (n, n) or len(class_names) != n:
+        raise ValueError(
+            "expected a square (C, C) matrix of counts (C >= 1) and C class names; got shape "
+            f"{tuple(counts.shape)} and {len(class_names)} names"
         )
+    if bool((counts < 0).any()):
+        raise ValueError(f"expected counts of at least 0; got {counts.min().item()}")
+    rows = counts.tolist()
     fig = _figure(1.5 + 0.45 * max(n, 6), 1.2 + 0.42 * max(n, 6))
     ax = fig.subplots()
     image = ax.imshow(rows, cmap="Blues")
     fig.colorbar(image, ax=ax, shrink=0.8)
-    top = max(max(r) for r in rows) if n else 1
+    top = max(max(r) for r in rows)
     if n <= 30:  # beyond that the counts are unreadable; the colours still tell
         for i in range(n):
             for j in range(n):
