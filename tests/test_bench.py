@@ -285,6 +285,19 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     for flags in bad:
         assert main([*flags, "--dry_run", "true"]) == 2
     assert "Did you mean" in capsys.readouterr().err
+    # Out-of-range numbers are refused, not read as "unset" or left to fail in a run.
+    for flag, value, message in (
+        ("--throughput.repeats", "0", "throughput.repeats must be a number of at least 1"),
+        ("--throughput.batch_size", "0", "throughput.batch_size must be a number of at least 1"),
+        ("--throughput.warmup", "-3", "throughput.warmup must be a number of at least 0"),
+        ("--accuracy.max_epochs", "0", "accuracy.max_epochs must be a number of at least 1"),
+        ("--accuracy.limit_train_batches", "0", "accuracy.limit_train_batches must be a "),
+        ("--threads", "0", "threads must be a number of at least 1 (or None); got 0"),
+        ("--accuracy.time_to_accuracy", "{lenet5/digits: 96}", "in (0, 1] (0.9 for 90%); got 96"),
+        ("--accuracy.time_to_accuracy", "{lenet5/digitz: 0.9}", "no recipe 'lenet5/digitz'"),
+    ):
+        assert main([flag, value, "--dry_run", "true"]) == 2, flag
+        assert message in capsys.readouterr().err, flag
     out, argv = tmp_path / "run", ["--modes", "[accuracy]", "--accuracy.recipes", "[lenet5/digits]"]
     argv += ["--accuracy.max_epochs", "1", "--accuracy.limit_train_batches", "1"]
     argv += ["--accuracy.backend", "cpu", "--plots", "false"]  # on a GPU machine too

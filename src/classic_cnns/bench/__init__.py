@@ -17,7 +17,7 @@ from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
 from classic_cnns.bench import accuracy as accuracy_mode
 from classic_cnns.bench import throughput as throughput_mode
-from classic_cnns.bench.core import execute
+from classic_cnns.bench.core import check_minimums, execute
 
 __all__ = ["bench", "main"]
 
@@ -52,6 +52,7 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
         accuracy lenet5/digits
         0
     """
+    check_minimums("", dict(threads=threads, budget=budget), threads=1, budget=0)
     settings: dict[str, Any] = {"throughput": throughput, "accuracy": accuracy}
     if list_recipes:
         for name, r in accuracy_mode.RECIPES.items():

@@ -162,6 +162,20 @@ class Settings:
     max_epochs: int | None = None
     limit_train_batches: int | None = None
 
+    def __post_init__(self) -> None:
+        limits = dict(max_image_size=1, max_epochs=1, limit_train_batches=1)
+        core.check_minimums(f"{MODE}.", asdict(self), **limits)
+        for name, target in (self.time_to_accuracy or {}).items():
+            if name not in RECIPES:
+                raise ValueError(
+                    f"time_to_accuracy: no recipe {name!r}; expected one of {sorted(RECIPES)}"
+                )
+            if not 0 < target <= 1:
+                raise ValueError(
+                    f"time_to_accuracy[{name!r}] must be a test accuracy in (0, 1] (0.9 for "
+                    f"90%); got {target!r}"
+                )
+
     def device(self) -> str:
         """The backend the recipes train on."""
         found = [b for b in ("cuda", "mps") if self.backend in ("auto", b)]

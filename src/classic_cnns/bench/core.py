@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -211,6 +211,26 @@ def spread(prefix: str, values: Sequence[float]) -> dict[str, float | None]:
     v = sorted(values)
     q1, _, q3 = statistics.quantiles(v, n=4, method="inclusive") if len(v) > 1 else v * 3
     return dict(zip(names, (statistics.median(v), q1, q3, v[0], v[-1]), strict=True))
+
+
+def check_minimums(where: str, values: Mapping[str, Any], **minimums: float) -> None:
+    """Raise ``ValueError`` unless each named value is ``None`` or a number of at least its minimum.
+
+    Example:
+        >>> from classic_cnns.bench.core import check_minimums
+        >>> check_minimums("throughput.", {"repeats": 0}, repeats=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: throughput.repeats must be a number of at least 1 (or None); got 0
+    """
+    for key, low in minimums.items():
+        value = values[key]
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= low:
+            raise ValueError(
+                f"{where}{key} must be a number of at least {low} (or None); got {value!r}"
+            )
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 from itertools import product
 from pathlib import Path
@@ -73,6 +73,10 @@ class Settings:
     repeats: int = 5
     warmup: int = 3
     min_time: float = 1.0
+
+    def __post_init__(self) -> None:
+        limits = dict(batch_size=1, max_image_size=1, repeats=1, warmup=0, min_time=0)
+        core.check_minimums(f"{MODE}.", asdict(self), **limits)
 
 
 QUICK: dict[str, Any] = dict(models=("lenet5", "resnet18"), compile=("lenet5/fp32/contiguous",))
@@ -238,15 +242,16 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
     shrunk = max(size) > (s.max_image_size or math.inf)
     small = "kept at the model's minimum input size" if shrunk else None
     rows = {}
-    for impl in impls:
-        row = rows[impl] = results.add(MODE, backend, impl=impl, note=small, **base)
-        row |= dict(warmup_s=warm[impl], train_steps=counts["train"], infer_steps=counts["infer"])
+    for impl in impls:  # each row whole before it joins the results
+        row: dict[str, Any] = dict(warmup_s=warm[impl], train_steps=counts["train"])
+        row["infer_steps"] = counts["infer"]
         for phase, flops in (("train", 3 * fwd), ("infer", fwd)):
             row |= core.spread(f"{phase}_ips", ips[impl, phase])
             row[f"{phase}_tflops"] = flops * row[f"{phase}_ips_median"] / 1e12
             row[f"{phase}_peak_mib"] = mib[impl, phase]
         later = ("peak_math", "peak_tflops", "train_mfu", "infer_mfu", "vs_torchvision_train")
         row |= dict.fromkeys((*later, "vs_torchvision_infer"))  # filled in below and by fill_mfu
+        rows[impl] = results.add(MODE, backend, impl=impl, note=small, **base, **row)
     ours, tv = rows["classic_cnns"], rows.get("torchvision", {})
     for p in ("train", "infer"):
         ours[f"vs_torchvision_{p}"] = core.ratio(ours[f"{p}_ips_median"], tv.get(f"{p}_ips_median"))
