@@ -13,8 +13,9 @@ from torchvision.io import write_png
 
 from classic_cnns import LeNet5, ResNet, create_model
 from classic_cnns.data.mnist import read_idx
-from classic_cnns.export import export_main, export_model, predict_folder, predict_main
+from classic_cnns.export import export_main, export_model
 from classic_cnns.files import read_weights_file
+from classic_cnns.predict import predict_folder, predict_main
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -135,6 +136,28 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
     assert f"--output {tmp_path} is a folder; give a file" in capsys.readouterr().err
     assert export_main([str(tmp_path / "nope.ckpt"), "--format", "onnx"]) == 2
     assert "nope.ckpt: no such weights file" in capsys.readouterr().err
+
+
+def test_networks_it_cannot_write_are_refused_naming_why(tmp_path) -> None:
+    # A network changed after it was built: its hyperparameters no longer rebuild it.
+    model = create_model("resnet20")
+    model.net.layer1 = torch.nn.Sequential(model.net.layer1, torch.nn.Identity())
+    with pytest.raises(ValueError) as info:
+        export_model(model, tmp_path / "edited.safetensors", "safetensors")
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'edited.safetensors'} was not written: ")
+    assert "60 key(s) of the file do not fit ResNetNet" in message and ".tmp" not in message
+    assert list(tmp_path.iterdir()) == []
+    # Weights in another dtype than float32 (a bf16-true run's).
+    with pytest.raises(TypeError, match=r"float32 networks; this one has \['torch.bfloat16'\]"):
+        export_model(LeNet5().to(torch.bfloat16), tmp_path / "m.onnx", "onnx")
+
+
+def test_a_memory_efficient_densenet_traces_to_torchscript(tmp_path) -> None:
+    # Traced with gradients on, its layers took the checkpointed branch and tracing failed.
+    model = create_model("densenet_bc_100", memory_efficient=True)
+    result = export_model(model, tmp_path / "d.pt", "torchscript", input_size=(3, 16, 16))
+    assert result.max_abs_diff is not None and result.max_abs_diff < 1e-5
 
 
 def test_predict_folder_writes_file_class_and_probability(checkpoints, tmp_path, mnist_raw, capsys):

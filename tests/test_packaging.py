@@ -42,6 +42,7 @@ PUBLIC_MODULES = (
     "finetune",
     "weights",
     "export",
+    "predict",
     "plots",
     "checkpoint",
     "bench",

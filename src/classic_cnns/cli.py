@@ -41,12 +41,13 @@ from classic_cnns._cli_helpers import (
 from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
-from classic_cnns.export import export_main, predict_main
+from classic_cnns.export import export_main
 from classic_cnns.files import check_checkpoint_file, load_checkpoint
 from classic_cnns.hub import create_model, load_weights
 from classic_cnns.inspection import summary
 from classic_cnns.models import family_class
 from classic_cnns.plots import TrainingPlots
+from classic_cnns.predict import predict_main
 from classic_cnns.recipes import Recipe
 from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier

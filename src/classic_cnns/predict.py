@@ -1,0 +1,260 @@
+"""Classify a folder of new images with a trained model; write the predictions as CSV.
+
+``classic-cnns predict-folder CHECKPOINT FOLDER`` classifies every image file in a folder
+and writes a CSV of file, predicted class and probability, preprocessing each image as the
+model's training data was: the :class:`~classic_cnns.data.preprocessing.Preprocessing` its
+checkpoint records (mean, std, size, padding or resizing). The name is
+not ``predict``: that subcommand is LightningCLI's (``Trainer.predict`` on a datamodule).
+
+Example:
+    >>> from classic_cnns import load_model
+    >>> from classic_cnns.predict import predict_folder
+    >>> rows = predict_folder(load_model("best.ckpt"), "new_digits")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from classic_cnns.data.folder import IMAGE_EXTENSIONS, list_images, load_image
+from classic_cnns.data.preprocessing import Preprocessing
+from classic_cnns.export import _borrowed
+from classic_cnns.files import atomic_path
+from classic_cnns.hub import load_model
+from classic_cnns.task import ImageClassifier
+
+__all__ = ["predict_folder", "predict_main"]
+
+_COLUMNS = ["file", "class", "class_index", "probability"]
+
+
+def predict_folder(
+    model: ImageClassifier,
+    folder: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    recursive: bool = False,
+    on_error: Literal["skip", "raise"] = "skip",
+) -> list[dict[str, Any]]:
+    """Classify every image file in ``folder``; optionally write the rows as a CSV.
+
+    Images are decoded to the model's channels and prepared as its training batches were:
+    the :class:`~classic_cnns.data.preprocessing.Preprocessing` its ``data_config`` records
+    (padded if it was trained on padded images, else resized to cover and centre-cropped,
+    then normalised), with ``mean``/``std`` instead of the recorded ones when given.
+
+    Args:
+        model: The trained model.
+        folder: Folder of PNG, JPEG, GIF or WebP files.
+        output: CSV to write (columns ``file``, ``class``, ``class_index``,
+            ``probability``), written to a temporary file and renamed into place.
+        batch_size: Images per forward pass.
+        device: Where to run the model.
+        mean: Normalisation mean, overriding the recorded one.
+        std: Normalisation std, with ``mean``.
+        recursive: Include images in subfolders (``file`` is then a relative path).
+        on_error: Unreadable files: ``"skip"`` leaves them out and warns once, naming them
+            and why; ``"raise"`` writes nothing and raises, naming them.
+
+    Returns:
+        One dict per readable image, in file order, with the CSV's columns.
+
+    Raises:
+        FileNotFoundError: if the folder does not exist or holds no image files.
+        ValueError: if the normalisation is unknown, ``batch_size`` or ``on_error`` is not
+            valid, no image can be decoded, or (``on_error="raise"``) any image cannot.
+
+    Example:
+        >>> from classic_cnns import load_model
+        >>> rows = predict_folder(load_model("best.ckpt"), "new_digits")  # doctest: +SKIP
+        >>> rows[0]  # doctest: +SKIP
+        {'file': '0001.png', 'class': '7', 'class_index': 7, 'probability': 0.998}
+    """
+    rows, skipped = _predict(
+        model, Path(folder), batch_size=batch_size, device=device, mean=mean, std=std,
+        recursive=recursive, on_error=on_error,
+    )  # fmt: skip
+    if skipped:
+        message = _skipped_message(skipped, len(rows) + len(skipped))
+        warnings.warn(f"skipped them: {message}", UserWarning, stacklevel=2)
+    if output is not None:
+        _write_csv(rows, Path(output))
+    return rows
+
+
+def _available(device: str | torch.device) -> torch.device:
+    # A device that exists here, or a ValueError saying which ones do.
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be such as 'cpu' or 'cuda:0'; got {device!r}") from err
+    count = {"cuda": torch.cuda.device_count(), "mps": int(torch.backends.mps.is_available())}
+    if found.type in count and (found.index or 0) >= count[found.type]:
+        raise ValueError(
+            f"device {str(found)!r} is not available here ({count[found.type]} {found.type} "
+            "device(s)); use 'cpu'"
+        )
+    return found
+
+
+def _skipped_message(skipped: list[tuple[str, str]], total: int) -> str:
+    shown = "; ".join(f"{name} ({reason})" for name, reason in skipped[:10])
+    more = f"; and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+    return f"{len(skipped)} of the {total} image files cannot be read: {shown}{more}"
+
+
+def _predict(
+    model: ImageClassifier,
+    folder: Path,
+    *,
+    batch_size: int,
+    device: str | torch.device,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    recursive: bool,
+    on_error: str,
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    # The rows of the readable images, and (file, reason) of the others.
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise'; got {on_error!r}")
+    files = list_images(folder, recursive=recursive)
+    if not files:
+        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+    config = model.data_config
+    prep = Preprocessing.from_config(
+        config, model.in_channels, mean=mean, std=std, image_size=model.input_size[1:]
+    )
+    names = [str(i) for i in range(model.num_classes)]
+    recorded = config.get("class_names")
+    if recorded and len(recorded) == model.num_classes:
+        names = [str(n) for n in recorded]
+    elif recorded:  # e.g. a checkpoint loaded with another num_classes, not yet trained
+        warnings.warn(
+            f"the model records {len(recorded)} class names for its {model.num_classes} "
+            "classes; writing class indices instead",
+            UserWarning,
+            stacklevel=3,
+        )
+    with _borrowed(model, _available(device)):  # then back where it was, as it was
+        rows, skipped = _classify(model, folder, files, prep, names, batch_size, on_error)
+    if skipped and (on_error == "raise" or not rows):
+        raise ValueError(f"{folder}: {_skipped_message(skipped, len(files))}; nothing written")
+    return rows, skipped
+
+
+def _classify(model: ImageClassifier, folder: Path, files: list[Path], prep: Preprocessing,
+              names: list[str], batch_size: int, on_error: str
+              ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    for start in range(0, len(files), batch_size):
+        chunk, raw = [], []
+        for path in files[start : start + batch_size]:
+            try:  # at its own size: the preprocessing brings it to the model's
+                raw.append(prep.fit(load_image(path, model.in_channels, None)))
+                chunk.append(path)
+            except ValueError as err:
+                skipped.append((path.relative_to(folder).as_posix(), str(err.__cause__ or err)))
+        if not chunk or (skipped and on_error == "raise"):
+            continue  # nothing to classify, or nothing will be written anyway
+        x = prep(torch.stack(raw).to(model.device))
+        with torch.no_grad():
+            probs = model(x).softmax(dim=-1)
+        best, index = probs.max(dim=1)
+        for path, p, i in zip(chunk, best.tolist(), index.tolist(), strict=True):
+            rows.append(
+                {"file": path.relative_to(folder).as_posix(), "class": names[i],
+                 "class_index": i, "probability": round(p, 6)}
+            )  # fmt: skip
+    return rows, skipped
+
+
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+
+
+def predict_main(argv: Sequence[str] | None = None) -> int:
+    """``classic-cnns predict-folder CHECKPOINT FOLDER [--output predictions.csv]``.
+
+    Writes the CSV to ``--output`` (atomically) or to standard output. Unreadable files are
+    named on standard error and left out (``--on-error raise``: nothing is written).
+
+    Returns:
+        0 when the CSV is written (also with files skipped), 2 for bad arguments or
+        unreadable inputs (message on stderr).
+
+    Example:
+        >>> from classic_cnns.predict import predict_main
+        >>> predict_main(["best.ckpt", "new_digits", "--output", "preds.csv"])  # doctest: +SKIP
+        0
+    """
+    parser = argparse.ArgumentParser(
+        prog="classic-cnns predict-folder",
+        description="Classify a folder of images; write file, class and probability as CSV.",
+    )
+    parser.add_argument("checkpoint", help="Lightning .ckpt or .safetensors file")
+    parser.add_argument("folder", help="folder of .png, .jpg, .jpeg, .gif or .webp files")
+    parser.add_argument("--output", help="CSV file to write (default: standard output)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="e.g. cpu or cuda")
+    parser.add_argument("--mean", type=float, nargs="+", help="override the recorded mean")
+    parser.add_argument("--std", type=float, nargs="+", help="override the recorded std")
+    parser.add_argument("--recursive", action="store_true", help="include subfolders")
+    parser.add_argument("--on-error", choices=("skip", "raise"), default="skip",
+                        help="unreadable files: skip them (default), or write nothing")  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    args = parser.parse_args(argv)
+    prog = "classic-cnns predict-folder"
+    output = None if args.output is None else Path(args.output)
+    itself = output is not None and output.resolve() == Path(args.checkpoint).resolve()
+    if output is not None and output.exists() and (itself or output.is_dir() or not args.overwrite):
+        print(f"{prog}: {output} exists; pass --overwrite to replace a file (not a folder, nor "
+              "the checkpoint itself)", file=sys.stderr)  # fmt: skip
+        return 2
+    if (args.mean is None) != (args.std is None):
+        print(f"{prog}: give --mean and --std together", file=sys.stderr)
+        return 2
+    if args.batch_size < 1:
+        print(f"{prog}: --batch-size must be at least 1; got {args.batch_size}", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(args.checkpoint)
+        rows, skipped = _predict(
+            model, Path(args.folder), batch_size=args.batch_size, device=args.device,
+            mean=args.mean, std=args.std, recursive=args.recursive, on_error=args.on_error,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 2
+    if output is None:
+        writer = csv.DictWriter(sys.stdout, fieldnames=_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        _write_csv(rows, output)
+        print(f"wrote {len(rows)} predictions to {output}", file=sys.stderr)
+    if skipped:
+        message = _skipped_message(skipped, len(rows) + len(skipped))
+        print(f"{prog}: skipped them: {message}", file=sys.stderr)
+    return 0
