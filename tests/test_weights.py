@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import warnings
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -132,7 +133,8 @@ def test_adapt_input_conv_keeps_the_sum_over_channels(in_channels: int) -> None:
         torch.testing.assert_close(adapted, w.sum(1, keepdim=True))
 
 
-def test_old_densenet_keys_are_renamed() -> None:
+def test_old_densenet_keys_are_renamed(tmp_path: Path) -> None:
+    # As a file given to checkpoint_path / --weights (the offline advice for pretrained=True).
     from classic_cnns.nets.densenet import DenseNetNet
 
     source = DenseNetNet(8, (2, 2), 16, num_classes=10)  # torchvision's layout, small
@@ -141,10 +143,11 @@ def test_old_densenet_keys_are_renamed() -> None:
     old = {pattern.sub(r"\1.\2.\3", k): v for k, v in source.state_dict().items()
            if not (k.endswith("num_batches_tracked") and "denselayer" in k)}  # fmt: skip
     assert "features.denseblock1.denselayer1.norm.1.weight" in old
+    torch.save(old, tmp_path / "densenet-old.pth")
     target = DenseNetNet(8, (2, 2), 16, num_classes=10)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        weights_module.load_into(target, weights_module._rename_old_keys(old), source="old")
+        weights_module.load_weights_file(target, tmp_path / "densenet-old.pth")
     for key, value in source.state_dict().items():
         if not key.endswith("num_batches_tracked"):
             assert torch.equal(target.state_dict()[key], value), key

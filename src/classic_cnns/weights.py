@@ -251,7 +251,9 @@ def load_into(
     ``load_state_dict`` would have it; the head's may not (a fresh head for other
     ``num_classes``, or auxiliary heads one side lacks). ``strict=True``: every tensor must
     fit. ``strict=False``: what fits loads and the rest stays fresh. Warns once, naming
-    each key, when anything was not loaded; when it raises, nothing is loaded.
+    each key, when anything was not loaded; when it raises, nothing is loaded. The key
+    names of torchvision's published DenseNet files (``denselayer1.norm.1.weight``) are
+    read as its current ones (``denselayer1.norm1.weight``).
 
     Returns:
         ``{key: reason}`` for the keys that were not loaded.
@@ -271,7 +273,7 @@ def load_into(
         True
     """
     first = first_conv_name(net)
-    own = net.state_dict()
+    own, state = net.state_dict(), _rename_old_keys(state)
     merged, skipped = reconcile_state_dict(
         own, state, first_conv=None if first is None else f"{first}.weight"
     )
@@ -397,7 +399,7 @@ def load_pretrained(net: nn.Module, name: str, *, progress: bool = True) -> dict
         raise ValueError(
             f"{name} has no pretrained weights; pretrained=True works for {', '.join(have)}"
         )
-    state = _rename_old_keys(_download_state_dict(info.url, progress))
+    state = _download_state_dict(info.url, progress)
     # As far as they fit the network asked for: options such as small_input change the stem.
     return load_into(net, state, source=f"{info.name} ({info.url})", strict=False)
 
