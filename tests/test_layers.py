@@ -31,7 +31,8 @@ LAYERS: list[set[str]] = [
     {"_guard", "metrics", "optim", "losses", "data", "checkpoint", "_arguments"},
     {"task", "models"},  # the LightningModule and its family classes
     {"hub"},  # create_model / load_model
-    {"export", "predict", "plots", "inspect", "inspection", "_measured", "_cli_helpers", "cli", "bench"},
+    {"export", "predict", "plots", "inspect", "inspection", "_measured", "_cli_helpers", "cli"}
+    | {"bench"},
     {"__init__", "__main__"},
 ]
 
