@@ -19,6 +19,7 @@ from torchvision.io import write_png
 
 from classic_cnns import Digits, LeNet5, model_info
 from classic_cnns.data.folder import load_image
+from classic_cnns.data.mnist import read_idx
 from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, normalization, to_size
 from classic_cnns.recipes import Recipe
 
@@ -53,6 +54,23 @@ def test_a_square_batch_is_resized_as_bilinear_interpolation_does() -> None:
     for size in ((32, 32), (96, 96)):
         expected = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         torch.testing.assert_close(to_size(x, size, "resize"), expected, atol=1e-6, rtol=0)
+
+
+def test_resizing_is_torchvisions_resize_then_centre_crop(mnist_raw: Path) -> None:
+    # Real digits side by side (28 x 28k) and stacked (28k x 28): torchvision rounds the long
+    # side down. crop_pct < 1 is the ImageNet weights' evaluation (232 or 256 px, then 224).
+    from torchvision.transforms import v2
+
+    digits = read_idx(mnist_raw / "t10k-images-idx3-ubyte.gz")[:7]
+    for image in (torch.cat(list(digits[:k]), dim=1)[None] for k in (2, 3, 5, 7)):
+        for shape in (image, image.transpose(1, 2)):
+            for short, crop in ((32, 32), (232, 224), (256, 224)):
+                expected = v2.Compose([v2.Resize(short), v2.CenterCrop(crop)])(shape)
+                assert torch.equal(to_size(shape, (crop, crop), "resize", crop / short), expected)
+    with pytest.raises(ValueError, match=r"crop_pct must be a number in \(0, 1\]; got 1.5"):
+        Preprocessing((0.5,), (0.2,), (8, 8), crop_pct=1.5)
+    prep = Preprocessing((0.5,), (0.2,), (224, 224), crop_pct=0.875)
+    assert Preprocessing.from_config(prep.config(), channels=1) == prep
 
 
 def test_training_batches_and_predictions_are_prepared_the_same_way() -> None:

@@ -15,11 +15,14 @@ import lightning as L
 import pytest
 import torch
 import torchvision.models as tvm
+from torchvision.io import write_png
 
 import classic_cnns.files as files_module
 import classic_cnns.weights as weights_module
 from classic_cnns import LeNet5, ResNet, create_model, list_models, load_model, model_info
+from classic_cnns.data.mnist import read_idx
 from classic_cnns.files import CheckpointError, read_weights_file
+from classic_cnns.predict import predict_folder
 from classic_cnns.registry import torchvision_weights
 from classic_cnns.weights import adapt_input_conv, load_weights_file, reconcile_state_dict
 
@@ -98,6 +101,27 @@ def test_pretrained_loads_torchvision_weights_exactly(fake_hub: list[str], tv_re
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), tv_resnet18(x))
+
+
+def test_pretrained_models_predict_with_the_weights_evaluation_transform(
+    fake_hub: list[str], tv_resnet18, tmp_path: Path, mnist_raw: Path
+) -> None:
+    # torchvision evaluates its ImageNet weights on Resize(256) + CenterCrop(224) images;
+    # predict_folder must give the network the same input, not a plain 224 px resize.
+    digits = read_idx(mnist_raw / "t10k-images-idx3-ubyte.gz")[:12]
+    photo = torch.cat([torch.cat(list(digits[:6]), 1), torch.cat(list(digits[6:]), 1)])
+    colour = torch.stack([photo, photo.flip(0), 255 - photo])  # 3 x 56 x 168
+    write_png(colour, str(tmp_path / "photo.png"))
+    model = create_model("resnet18", pretrained=True)
+    assert model.data_config["crop_pct"] == 224 / 256
+    (row,) = predict_folder(model, tmp_path)
+    weights = tvm.ResNet18_Weights.IMAGENET1K_V1
+    with torch.no_grad():
+        probs = tv_resnet18(weights.transforms()(colour)[None]).softmax(dim=1)[0]
+    assert row["class_index"] == int(probs.argmax())
+    # torchvision's preset resizes with transforms v1 (through floats), ours with v2's uint8
+    # kernel: at most one uint8 step apart. A plain 224 px resize was 5e-3 off.
+    assert row["probability"] == pytest.approx(float(probs.max()), abs=2e-4)
 
 
 @pytest.mark.parametrize("in_channels", [1, 4])

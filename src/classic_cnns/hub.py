@@ -56,7 +56,8 @@ def create_model(
             ``num_classes`` the head stays freshly initialised; with other ``in_channels``
             the first convolution is adapted (:func:`~classic_cnns.weights.adapt_input_conv`).
             The model's ``data_config`` then holds the normalisation the weights expect,
-            which the fine-tuning datamodules and ``predict_folder`` use.
+            which the fine-tuning datamodules and ``predict_folder`` use, and their
+            evaluation crop (``crop_pct``: 224 of 256 px), which ``predict_folder`` uses.
         checkpoint_path: Start from the network weights in a ``.safetensors`` file (as
             ``classic-cnns export`` writes), a Lightning ``.ckpt`` or a state dict, read
             once and adapted the same way; the hyperparameters the file records are the
@@ -117,8 +118,12 @@ def load_weights(
         model.data_config = load_weights_file(model.net, checkpoint_path, arch=name)
     elif pretrained:
         load_pretrained(model.net, name)
-        mean, std = model.info.weights.normalization(model.in_channels)  # type: ignore[union-attr]
-        model.data_config = {"mean": list(mean), "std": list(std)}
+        weights = model.info.weights
+        assert weights is not None  # _check_start refused names without weights
+        mean, std = weights.normalization(model.in_channels)
+        # torchvision's evaluation transform: resize to resize_size, crop the centre crop_size
+        crop_pct = weights.crop_size / weights.resize_size
+        model.data_config = {"mean": list(mean), "std": list(std), "crop_pct": crop_pct}
 
 
 def _check_start(

@@ -55,7 +55,9 @@ def predict_folder(
     Images are decoded to the model's channels and prepared as its training batches were:
     the :class:`~classic_cnns.data.preprocessing.Preprocessing` its ``data_config`` records
     (padded if it was trained on padded images, else resized to cover and centre-cropped,
-    then normalised), with ``mean``/``std`` instead of the recorded ones when given.
+    then normalised), with ``mean``/``std`` instead of the recorded ones when given. A model
+    fresh from ImageNet weights gets their evaluation transform (resized to 256 px, the
+    centre 224 px cropped; its ``data_config["crop_pct"]``).
 
     Args:
         model: The trained model.
@@ -173,7 +175,7 @@ def _classify(model: ImageClassifier, folder: Path, files: list[Path], prep: Pre
                 skipped.append((path.relative_to(folder).as_posix(), str(err.__cause__ or err)))
         if not chunk or (skipped and on_error == "raise"):
             continue  # nothing to classify, or nothing will be written anyway
-        x = prep(torch.stack(raw).to(model.device))
+        x = prep.normalize(torch.stack(raw).to(model.device))  # each fitted already
         with torch.no_grad():
             probs = model(x).softmax(dim=-1)
         best, index = probs.max(dim=1)

@@ -142,13 +142,16 @@ def normalization(
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
-def to_size(images: Tensor, size: tuple[int, int], mode: ResizeMode) -> Tensor:
+def to_size(
+    images: Tensor, size: tuple[int, int], mode: ResizeMode, crop_pct: float = 1.0
+) -> Tensor:
     """Bring images ``(..., C, h, w)`` (uint8 or float) to ``size`` ``(H, W)``.
 
     ``"pad"`` adds zeros around the image (LeCun padded 28x28 MNIST to 32x32 so), where it
     fits; otherwise, and for ``"resize"``, the image is resized (bilinear, antialiased) to
-    cover ``size`` with its aspect ratio kept and the centre is cropped: torchvision's
-    ``Resize`` + ``CenterCrop``. A square image reaching a square size is simply resized.
+    cover ``size / crop_pct`` with its aspect ratio kept and the centre ``size`` is cropped:
+    torchvision's ``Resize`` + ``CenterCrop`` (ImageNet evaluation: ``crop_pct`` 224 / 256).
+    A square image reaching a square size with ``crop_pct=1`` is simply resized.
 
     Example:
         >>> import torch
@@ -159,13 +162,19 @@ def to_size(images: Tensor, size: tuple[int, int], mode: ResizeMode) -> Tensor:
     """
     h, w = images.shape[-2:]
     height, width = size
-    if (h, w) == (height, width):
+    if (h, w) == (height, width) and crop_pct == 1:
         return images
     if mode == "pad" and h <= height and w <= width:
         dh, dw = height - h, width - w
         return F.pad(images, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
-    scale = max(height / h, width / w)
-    cover = [max(height, round(h * scale)), max(width, round(w * scale))]
+    # The side that binds reaches size / crop_pct; the other follows the aspect ratio,
+    # rounded down as torchvision's Resize(int) rounds it.
+    if height / h >= width / w:
+        cover_h = round(height / crop_pct)
+        cover = [cover_h, max(width, int(cover_h * w / h))]
+    else:
+        cover_w = round(width / crop_pct)
+        cover = [max(height, int(cover_w * h / w)), cover_w]
     return TF.center_crop(TF.resize(images, cover, antialias=True), [height, width])
 
 
@@ -178,6 +187,8 @@ class Preprocessing:
         std: Per-channel standard deviation.
         image_size: Output ``(H, W)``.
         resize: ``"pad"`` or ``"resize"`` (see :func:`to_size`).
+        crop_pct: Share of the resized image the centre crop keeps (see :func:`to_size`);
+            below 1 for ImageNet weights' evaluation transform (0.875: 256 px, then 224).
 
     Example:
         >>> import torch
@@ -192,6 +203,7 @@ class Preprocessing:
     std: tuple[float, ...]
     image_size: tuple[int, int]
     resize: ResizeMode = "resize"
+    crop_pct: float = 1.0
     # The statistics as tensors, one pair per device, made once (a copy per batch would
     # make the host wait for the device).
     _tensors: dict[torch.device, tuple[Tensor, Tensor]] = field(
@@ -207,6 +219,8 @@ class Preprocessing:
             raise ValueError(f"image_size must be (H, W) of positive ints; got {self.image_size}")
         if self.resize not in ("pad", "resize"):
             raise ValueError(f"resize must be 'pad' or 'resize'; got {self.resize!r}")
+        if not 0 < self.crop_pct <= 1:
+            raise ValueError(f"crop_pct must be a number in (0, 1]; got {self.crop_pct!r}")
 
     @property
     def in_channels(self) -> int:
@@ -226,13 +240,30 @@ class Preprocessing:
             >>> Preprocessing((0.5,), (0.2,), (8, 8), "pad").fit(torch.zeros(1, 6, 6)).shape
             torch.Size([1, 8, 8])
         """
-        return to_size(images, self.image_size, self.resize)
+        return to_size(images, self.image_size, self.resize, self.crop_pct)
 
     def __call__(self, images: Tensor) -> Tensor:
         """A uint8 batch ``(N, C, h, w)`` as the normalised float batch ``(N, C, H, W)``."""
+        return self._normalize(self.fit(self._float(images)))
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """A uint8 batch already at the image size (:meth:`fit`), as normalised floats.
+
+        Example:
+            >>> import torch
+            >>> prep = Preprocessing((0.5,), (0.5,), (2, 2))
+            >>> prep.normalize(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8)).flatten().tolist()
+            [1.0, 1.0, 1.0, 1.0]
+        """
+        return self._normalize(self._float(images))
+
+    @staticmethod
+    def _float(images: Tensor) -> Tensor:
         if images.dtype != torch.uint8:
             raise TypeError(f"expected uint8 images; got {images.dtype}")
-        x = self.fit(images.float().div_(255))
+        return images.float().div_(255)
+
+    def _normalize(self, x: Tensor) -> Tensor:
         mean, std = self._on(x.device)
         return x.sub_(mean).div_(std)
 
@@ -252,11 +283,13 @@ class Preprocessing:
             >>> Preprocessing((0.5,), (0.2,), (8, 8), "pad").config()
             {'mean': [0.5], 'std': [0.2], 'image_size': [8, 8], 'resize': 'pad'}
         """
+        crop = {} if self.crop_pct == 1 else {"crop_pct": self.crop_pct}
         return {
             "mean": [float(v) for v in self.mean],
             "std": [float(v) for v in self.std],
             "image_size": [int(v) for v in self.image_size],
             "resize": self.resize,
+            **crop,
         }
 
     @classmethod
@@ -272,7 +305,8 @@ class Preprocessing:
         """The preprocessing a model's ``data_config`` records; ``mean``/``std`` override it.
 
         Args:
-            config: A ``data_config`` (``mean``, ``std``, ``image_size``, ``resize``).
+            config: A ``data_config`` (``mean``, ``std``, ``image_size``, ``resize``,
+                ``crop_pct``).
             channels: The model's input channels.
             mean: Normalisation mean, instead of the recorded one.
             std: Normalisation std, with ``mean``.
@@ -283,8 +317,10 @@ class Preprocessing:
                 the size.
 
         Example:
-            >>> Preprocessing.from_config({"image_size": [32, 32]}, 1, mean=[0.5], std=[0.2])
-            Preprocessing(mean=(0.5,), std=(0.2,), image_size=(32, 32), resize='resize')
+            >>> config = {"image_size": [224, 224], "crop_pct": 0.875}
+            >>> Preprocessing.from_config(config, 1, mean=[0.5], std=[0.2])
+            Preprocessing(mean=(0.5,), std=(0.2,), image_size=(224, 224), resize='resize',
+                          crop_pct=0.875)
         """
         stats = normalization(channels, given=check_stats(mean, std, channels), recorded=config)
         if stats is None:
@@ -297,4 +333,5 @@ class Preprocessing:
         if size is None:
             raise ValueError("the model does not record its image size; pass image_size (H, W)")
         h, w = (int(s) for s in size)
-        return cls(*stats, image_size=(h, w), resize=config.get("resize", "resize"))
+        resize, crop_pct = config.get("resize", "resize"), float(config.get("crop_pct", 1.0))
+        return cls(*stats, image_size=(h, w), resize=resize, crop_pct=crop_pct)
