@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from torch.utils.data import DataLoader, TensorDataset
 
-from classic_cnns import Digits, LeNet5
+from classic_cnns import Digits, LeNet5, ResNet
 from classic_cnns.optim import make_optimizer, make_scheduler, schedule_length
 from classic_cnns.task import OPTIMIZERS, SCHEDULERS
 
@@ -347,3 +347,16 @@ def test_a_checkpoint_is_tested_at_the_image_size_it_was_trained_at(tmp_path) ->
     given = Digits(image_size=32)  # a size given is kept
     _trainer().test(LeNet5.load_from_checkpoint(tmp_path / "m.ckpt"), given)
     assert given.preprocessing.image_size == (32, 32)  # type: ignore[union-attr]
+    # Trained on resized images where padding would be the default (8 -> 12 px): resized.
+    trainer = _trainer(limit_train_batches=1, limit_val_batches=1)
+    net = {"arch": "resnet20", "num_classes": 10, "in_channels": 1}
+    trainer.fit(ResNet(**net), datamodule=Digits(image_size=12, resize="resize"))
+    trainer.save_checkpoint(tmp_path / "r.ckpt")
+    for dm, ckpt_path in ((Digits(), None), (Digits(), tmp_path / "r.ckpt")):
+        model = ResNet(**net) if ckpt_path else ResNet.load_from_checkpoint(tmp_path / "r.ckpt")
+        _trainer().test(model, dm, ckpt_path=ckpt_path)
+        assert dm.preprocessing is not None
+        assert (dm.preprocessing.image_size, dm.preprocessing.resize) == ((12, 12), "resize")
+    plain = Digits(image_size=12)  # without such a model, 4 px a side are padded
+    plain.setup("fit")
+    assert plain.preprocessing is not None and plain.preprocessing.resize == "pad"

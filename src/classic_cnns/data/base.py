@@ -121,7 +121,9 @@ class InMemoryDataModule(L.LightningDataModule):
         resize: How to reach ``image_size``: ``"pad"`` with background (zeros) around the
             image, as LeCun padded 28x28 MNIST to 32x32; or ``"resize"`` (bilinear, to cover
             the size, centre-cropped; see :func:`~classic_cnns.data.preprocessing.to_size`).
-            ``None`` pads when the image grows by at most 4 pixels a side, else resizes.
+            ``None`` pads when the image grows by at most 4 pixels a side, else resizes;
+            a model whose weights were trained on resized images (its ``data_config``)
+            gets them resized when ``image_size`` is left to it too.
         val_size: Part of the training set held out for validation, as a fraction in
             ``[0, 1)`` or a count; 0 means no validation.
         seed: Seed of the train/validation split (the split is the same in every run).
@@ -315,8 +317,9 @@ class InMemoryDataModule(L.LightningDataModule):
         # The output size and the way to reach it (pad or resize, when not given).
         # ``native`` is the images' own size, None when not known yet.
         size: Any = self.image_size
-        if size is None and model is not None:
-            size = (model.data_config or {}).get("image_size")  # what its weights were trained at
+        recorded = (model.data_config or {}) if model is not None and size is None else {}
+        if size is None:
+            size = recorded.get("image_size")  # what its weights were trained at
         if size is None:
             small = model.recipe.small_image_size if model is not None else None
             if small is not None and native is not None and max(native) <= 32:
@@ -332,6 +335,8 @@ class InMemoryDataModule(L.LightningDataModule):
         if native is not None and self.resize is None:
             grow = (size[0] - native[0], size[1] - native[1])
             mode = "pad" if min(grow) >= 0 and max(grow) <= 8 else "resize"
+            if recorded.get("resize") == "resize":  # the weights saw resized images
+                mode = "resize"
         if native is not None and mode == "pad" and (size[0] < native[0] or size[1] < native[1]):
             raise ValueError(
                 f"resize='pad' cannot shrink {native[0]}x{native[1]} images to "
