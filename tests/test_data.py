@@ -263,9 +263,14 @@ def test_a_mirrors_recompressed_copy_is_kept_by_its_content(
     labels[-1] = (labels[-1] + 1) % 10
     (mirror / T10K_LABELS).write_bytes(gzip.compress(bytes(labels)))
     (dm.raw_dir / T10K_LABELS).unlink()
-    with pytest.raises(RuntimeError, match=r"(?s)could not download .*content md5 \w+ does not"):
+    with pytest.raises(
+        RuntimeError, match=r"(?s)could not download .*content md5 \w+ does not"
+    ) as info:
         dm.prepare_data()
     assert not (dm.raw_dir / T10K_LABELS).exists()
+    # Said of the URL: the scratch copy it names would be gone, and is not the user's to delete.
+    assert f"{url}{T10K_LABELS}: md5 " in str(info.value)
+    assert ".download-" not in str(info.value) and "delete it" not in str(info.value)
 
 
 def test_failed_download_leaves_nothing_behind_and_keeps_good_files(

@@ -2,7 +2,9 @@
 
 The download goes through torchvision's mirrors and md5 sums (torchvision's
 ``MNIST.mirrors`` / ``resources``), into the same ``<data_dir>/<Name>/raw/`` layout
-torchvision uses, so a folder torchvision filled works here and the other way round.
+torchvision uses, so a folder torchvision filled works here. The other way round,
+torchvision reads the uncompressed files, which it extracts itself when downloading: this
+module keeps only the ``.gz`` archives, so extract them (``gunzip -k``) for torchvision.
 Files are verified in a scratch folder and only then moved into place: a failed or
 corrupted download never replaces a good file.
 
@@ -181,7 +183,13 @@ class MNIST(InMemoryDataModule):
                     if (got := file_digest(target)) != md5:
                         if known is None:  # a copy can pass by its content only where known
                             raise RuntimeError(f"md5 {got} does not match the expected {md5}")
-                        self._verified(target, filename)  # recompressed: by its content
+                        try:  # recompressed: by its content
+                            self._verified(target, filename)
+                        except ValueError as err:  # say it of the URL, not the scratch copy
+                            why = str(err).removeprefix(f"{target}: ")
+                            raise RuntimeError(
+                                why.replace(": delete it and download again", "")
+                            ) from None
                 except Exception as err:  # one mirror failing is normal; try the next
                     errors.append(f"  {mirror}{filename}: {err}")
                     continue
