@@ -23,7 +23,7 @@ class _MacroF1(MulticlassF1Score):
         c = int(self.num_classes or 0)  # always set: classification_metrics passes it
         pairs = (target.long() * c + preds.long()).flatten()
         counts = torch.zeros(c * c, dtype=torch.long, device=pairs.device)
-        confusion = counts.index_put_((pairs,), torch.ones_like(pairs), accumulate=True).view(c, c)
+        confusion = counts.scatter_add_(0, pairs, torch.ones_like(pairs)).view(c, c)
         tp = confusion.diag()
         fp, fn = confusion.sum(0) - tp, confusion.sum(1) - tp
         self._update_state(tp, fp, pairs.numel() - (tp + fp + fn), fn)

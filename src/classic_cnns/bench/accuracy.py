@@ -232,7 +232,8 @@ class Curve(core.Clock):
     def _evaluate(self, trainer: Any, pl_module: Any) -> None:
         pl_module.eval()
         preds, labels = [], []
-        with torch.inference_mode():
+        # In the run's precision (bf16-mixed: autocast), as Lightning's own test loop runs.
+        with torch.inference_mode(), trainer.precision_plugin.forward_context():
             for images, y in itertools.islice(self.dm.test_dataloader(), self.limit):
                 preds.append(pl_module(self.dm.transform(images.to(self.backend))).argmax(1).cpu())
                 labels.append(y.cpu())
