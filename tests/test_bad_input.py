@@ -324,6 +324,7 @@ class _Sized(InMemoryDataModule):
         (0, 0, 0.1, r"val_size=0\.1 leaves no training images \(0 in the training set\)"),
         (5, 5, 5, r"val_size=5 leaves no training images \(5 in the training set\)"),
         (5, 5, 0.99, r"val_size=0\.99 leaves no training images \(5 in the training set\)"),
+        (100, 5, 0.001, r"val_size=0\.001 of 100 training images rounds to no validation"),
     ],
 )
 def test_empty_datasets_and_splits_that_leave_a_stage_empty(

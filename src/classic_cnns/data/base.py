@@ -305,6 +305,11 @@ class InMemoryDataModule(L.LightningDataModule):
             raise ValueError(
                 f"val_size={self.val_size!r} leaves no training images ({n} in the training set)"
             )
+        if n_val == 0 and self.val_size > 0:
+            raise ValueError(
+                f"val_size={self.val_size!r} of {n} training images rounds to no validation "
+                "image; expected a larger share, a count, or 0 for no validation"
+            )
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
         val, train = order[:n_val], order[n_val:]
         # Sorted indices keep the in-memory tensors contiguous-ish and the split readable.
