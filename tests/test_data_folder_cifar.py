@@ -202,6 +202,17 @@ def test_a_ckpt_path_run_decodes_the_files_once_at_the_checkpoints_size(tmp_path
     assert torch.equal(dm._splits["val"][0], at_40._splits["val"][0])
     assert dm.preprocessing is not None and dm.preprocessing.image_size == (40, 40)
 
+    class Plain(L.LightningModule):  # says nothing of sizes: the images stay as they are
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(40 * 40, 10)
+
+        def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], i: int) -> None:
+            loss = torch.nn.functional.cross_entropy(self.fc(batch[0].flatten(1)), batch[1])
+            self.log("val_loss", loss)
+
+    assert L.Trainer(**quiet).validate(Plain(), dm)[0]["val_loss"] > 0
+
 
 def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused(
     tmp_path, digits

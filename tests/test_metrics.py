@@ -15,9 +15,10 @@ import pytest
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics.classification import MulticlassF1Score
 
 from classic_cnns import Digits, LeNet5
-from classic_cnns.metrics import classification_metrics
+from classic_cnns.metrics import _MacroF1, classification_metrics
 from conftest import logged_metrics, sklearn_metrics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -45,6 +46,23 @@ def test_the_collection_equals_sklearn_after_a_perfect_first_batch(
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, abs=1e-6), key
     assert got["val_f1"] < 0.3 < got["val_acc_top5"]  # the two stay apart
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"ignore_index": 0}, {"top_k": 2}, {"average": "micro"}, {"average": "weighted"}],
+)
+def test_the_sync_free_f1_is_torchmetrics_f1(options: dict) -> None:
+    # Its own counting covers top-1 macro F1 of whole images; other options take torchmetrics'.
+    generator = torch.Generator().manual_seed(0)
+    ours = _MacroF1(5, validate_args=False, **{"average": "macro", **options})
+    theirs = MulticlassF1Score(5, validate_args=False, **{"average": "macro", **options})
+    for shape in ((64,), (8, 3, 3)):  # images, and per-pixel labels
+        logits = torch.randn(shape[0], 5, *shape[1:], generator=generator)
+        labels = torch.randint(0, 5, shape, generator=generator)
+        ours.update(logits, labels)
+        theirs.update(logits, labels)
+    assert float(ours.compute()) == pytest.approx(float(theirs.compute()), abs=1e-7)
 
 
 def _perfect_first(model: LeNet5, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

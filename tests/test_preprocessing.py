@@ -69,6 +69,8 @@ def test_resizing_is_torchvisions_resize_then_centre_crop(mnist_raw: Path) -> No
                 assert torch.equal(to_size(shape, (crop, crop), "resize", crop / short), expected)
     with pytest.raises(ValueError, match=r"crop_pct must be a number in \(0, 1\]; got 1.5"):
         Preprocessing((0.5,), (0.2,), (8, 8), crop_pct=1.5)
+    with pytest.raises(ValueError, match="expected resize='resize' with it, got resize='pad'"):
+        Preprocessing((0.5,), (0.2,), (8, 8), "pad", crop_pct=0.875)
     prep = Preprocessing((0.5,), (0.2,), (224, 224), crop_pct=0.875)
     assert Preprocessing.from_config(prep.config(), channels=1) == prep
 

@@ -16,8 +16,9 @@ class _MacroF1(MulticlassF1Score):
     # labels' largest and smallest values back to the host: a device sync at every update.
     # Counting into a tensor of fixed size (C * C) gives the same counts on the device alone.
     def update(self, preds: Tensor, target: Tensor) -> None:
-        if self.validate_args:  # checking the values reads the device anyway
-            super().update(preds, target)
+        plain = self.top_k == 1 and self.ignore_index is None and self.average != "micro"
+        if self.validate_args or not plain or self.multidim_average != "global":
+            super().update(preds, target)  # checking the values reads the device anyway
             return
         preds, target = _multiclass_stat_scores_format(preds, target, self.top_k)
         c = int(self.num_classes or 0)  # always set: classification_metrics passes it

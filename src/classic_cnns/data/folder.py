@@ -479,7 +479,7 @@ class ImageFolder(TransferDataModule):
         # Trainer.validate/test/fit(ckpt_path=...) restores the checkpoint after setup; when
         # it was trained at another size, decode the files again at that size rather than
         # resample images that were already resampled once.
-        if self._splits and self._storage_size() != self._native:
+        if self._splits and self._model() is not None and self._storage_size() != self._native:
             self._splits = {}
             self.setup()
         return super()._loader(split, shuffle)

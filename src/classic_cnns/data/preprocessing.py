@@ -188,7 +188,9 @@ class Preprocessing:
         image_size: Output ``(H, W)``.
         resize: ``"pad"`` or ``"resize"`` (see :func:`to_size`).
         crop_pct: Share of the resized image the centre crop keeps (see :func:`to_size`);
-            below 1 for ImageNet weights' evaluation transform (0.875: 256 px, then 224).
+            below 1 for ImageNet weights' evaluation transform (0.875: 256 px, then 224),
+            which ``predict_folder`` applies. The datamodules train and test at the size
+            they decode or pad to, without it.
 
     Example:
         >>> import torch
@@ -221,6 +223,11 @@ class Preprocessing:
             raise ValueError(f"resize must be 'pad' or 'resize'; got {self.resize!r}")
         if not 0 < self.crop_pct <= 1:
             raise ValueError(f"crop_pct must be a number in (0, 1]; got {self.crop_pct!r}")
+        if self.crop_pct < 1 and self.resize == "pad":
+            raise ValueError(
+                f"crop_pct={self.crop_pct!r} crops a resized image; expected resize='resize' "
+                "with it, got resize='pad'"
+            )
 
     @property
     def in_channels(self) -> int:
