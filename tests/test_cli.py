@@ -491,3 +491,8 @@ def test_model_flags_a_checkpoint_contradicts_are_refused_not_ignored(
     assert main(["validate", "-c", "other.yaml", "--ckpt_path", "m.ckpt"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("classic-cnns validate: error: --model ResNet, --model.arch 'resnet20'")
+    # A config that names the class alone stands for --model alone, not its default arch.
+    trainer.strategy.connect(classic_cnns.LeNet5(arch="lenet5_modern"))
+    trainer.save_checkpoint("modern.ckpt")
+    args = ["validate", "-c", "{model: LeNet5}", "--ckpt_path", "modern.ckpt", "--data", "Digits"]
+    assert main([*args, "--trainer.limit_val_batches=1"]) == 0, capsys.readouterr().err

@@ -65,14 +65,9 @@ def _option_values(args: Sequence[str], option: str) -> list[tuple[int, str, int
     return found
 
 
-def config_keys(args: Sequence[str]) -> set[str]:
-    """Top-level keys of the ``--config`` files (or YAML strings) on the command line.
-
-    Example:
-        >>> sorted(config_keys(["fit", "-c", "{model: LeNet5, trainer: {max_epochs: 1}}"]))
-        ['model', 'trainer']
-    """
-    keys: set[str] = set()
+def _configs(args: Sequence[str]) -> list[dict[str, Any]]:
+    # The --config files (or YAML strings) on the command line that hold a mapping.
+    found = []
     for _, value, _ in [*_option_values(args, "--config"), *_option_values(args, "-c")]:
         try:
             text = Path(value).read_text() if Path(value).is_file() else value
@@ -80,13 +75,33 @@ def config_keys(args: Sequence[str]) -> set[str]:
         except (OSError, ValueError, yaml.YAMLError):
             continue
         if isinstance(loaded, dict):
-            keys |= set(loaded)
-    return keys
+            found.append(loaded)
+    return found
+
+
+def config_model_flags(args: Sequence[str]) -> list[str]:
+    """The flags that the ``--config`` files' ``model`` sections stand for: its class and arch.
+
+    Example:
+        >>> config_model_flags(["validate", "-c", "{model: {class_path: ResNet}}"])
+        ['--model']
+        >>> config_model_flags(["validate", "-c", "{model: {init_args: {arch: resnet20}}}"])
+        ['--model', '--model.arch']
+    """
+    flags = []
+    for config in _configs(args):
+        if "model" not in config:
+            continue
+        flags.append("--model")
+        model = config["model"] if isinstance(config["model"], dict) else {}
+        if "arch" in model or "arch" in (model.get("init_args") or {}):
+            flags.append("--model.arch")
+    return flags
 
 
 def add_default_classes(args: Sequence[str], at: int) -> list[str]:
     """Insert ``--model``/``--data`` with the default classes at ``at`` where none is chosen."""
-    chosen = config_keys(args)
+    chosen = {key for config in _configs(args) for key in config}
     for key in DEFAULT_CLASSES:
         if _option_values(args, f"--{key}") or _option_values(args, f"--{key}.class_path"):
             chosen.add(key)

@@ -31,7 +31,7 @@ from classic_cnns._cli_helpers import (
     LIGHTNING_COMMANDS,
     add_default_classes,
     check_data_names,
-    config_keys,
+    config_model_flags,
     data_main,
     expand_model_names,
     quiet_lightning,
@@ -170,8 +170,7 @@ class ClassicCLI(LightningCLI):
             # The --model flags the user gave (--model X, --model.key): what --ckpt_path
             # must not contradict.
             self._model_flags = [a.split("=")[0] for a in args if a.startswith("--model")]
-            if "model" in config_keys(args):  # a config file's model: its class and arch
-                self._model_flags += ["--model", "--model.arch"]
+            self._model_flags += config_model_flags(args)  # a config file's class and arch
             at = 1 if args and args[0] in LIGHTNING_COMMANDS else 0
             args = add_default_classes(args, at)
         super().parse_arguments(parser, args)
