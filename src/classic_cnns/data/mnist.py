@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -34,6 +35,7 @@ __all__ = ["MNIST", "FashionMNIST", "read_idx"]
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur here.
 _UBYTE = 0x08
+_REDOWNLOAD = "delete it and download again"  # for the user's own files, not a download's
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -61,7 +63,7 @@ def _parse_idx(data: bytes, path: Path) -> Tensor:
     if len(data) != expected:
         raise ValueError(
             f"{path}: expected {expected} bytes for shape {tuple(shape)}, got {len(data)} "
-            "(the file is truncated or corrupted; delete it and download again)"
+            f"(the file is truncated or corrupted; {_REDOWNLOAD})"
         )
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).view(shape)
 
@@ -187,9 +189,7 @@ class MNIST(InMemoryDataModule):
                             self._verified(target, filename)
                         except ValueError as err:  # say it of the URL, not the scratch copy
                             why = str(err).removeprefix(f"{target}: ")
-                            raise RuntimeError(
-                                why.replace(": delete it and download again", "")
-                            ) from None
+                            raise RuntimeError(re.sub(f"[:;] {_REDOWNLOAD}", "", why)) from None
                 except Exception as err:  # one mirror failing is normal; try the next
                     errors.append(f"  {mirror}{filename}: {err}")
                     continue
@@ -219,8 +219,7 @@ class MNIST(InMemoryDataModule):
             if known is not None and content != known:
                 raise ValueError(
                     f"{path}: content md5 {content} does not match the published content's "
-                    f"{known}; the file is corrupted or not the original: delete it and "
-                    "download again"
+                    f"{known}; the file is corrupted or not the original: {_REDOWNLOAD}"
                 )
         except ValueError as err:
             if path.suffix != ".gz":
@@ -228,7 +227,7 @@ class MNIST(InMemoryDataModule):
             reason = str(err).removeprefix(f"{path}: ")
             raise ValueError(
                 f"{path}: md5 {got} does not match the published {published}; the file is "
-                "corrupted or not the original: delete it and download again (a recompressed "
+                f"corrupted or not the original: {_REDOWNLOAD} (a recompressed "
                 f"copy passes by its content, but this one fails: {reason})"
             ) from None
         return images
