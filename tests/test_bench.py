@@ -14,6 +14,7 @@ import math
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -290,12 +291,16 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "Did you mean" in capsys.readouterr().err
     # Out-of-range numbers are refused, not read as "unset" or left to fail in a run.
     for flag, value, message in (
-        ("--throughput.repeats", "0", "throughput.repeats must be a number of at least 1"),
-        ("--throughput.batch_size", "0", "throughput.batch_size must be a number of at least 1"),
-        ("--throughput.warmup", "-3", "throughput.warmup must be a number of at least 0"),
-        ("--accuracy.max_epochs", "0", "accuracy.max_epochs must be a number of at least 1"),
-        ("--accuracy.limit_train_batches", "0", "accuracy.limit_train_batches must be a "),
-        ("--threads", "0", "threads must be a number of at least 1 (or None); got 0"),
+        ("--throughput.repeats", "0", "throughput.repeats must be an int of at least 1; got 0"),
+        (
+            "--throughput.batch_size",
+            "0",
+            "throughput.batch_size must be an int of at least 1 (or None)",
+        ),
+        ("--throughput.warmup", "-3", "throughput.warmup must be an int of at least 0; got -3"),
+        ("--accuracy.max_epochs", "0", "accuracy.max_epochs must be an int of at least 1"),
+        ("--accuracy.limit_train_batches", "0", "accuracy.limit_train_batches must be an int"),
+        ("--threads", "0", "threads must be an int of at least 1 (or None); got 0"),
         ("--accuracy.time_to_accuracy", "{lenet5/digits: 96}", "in (0, 1] (0.9 for 90%); got 96"),
         ("--accuracy.time_to_accuracy", "{lenet5/digitz: 0.9}", "no recipe 'lenet5/digitz'"),
     ):
@@ -309,6 +314,26 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert {p.name for p in out.iterdir()} == {"accuracy.csv", "results.json", "report.md"}
     assert main(argv) == 2  # an existing result is refused, and left as it was
     assert main([*argv, "--force", "true"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: tp.Settings(repeats=2.5), "throughput.repeats must be an int of at least 1; got"),
+        (lambda: tp.Settings(warmup=None), "throughput.warmup must be an int of at least 0; got"),
+        (lambda: tp.Settings(min_time=math.inf), "min_time must be a finite number of at least"),
+        (
+            lambda: Settings(time_to_accuracy={"lenet5/digits": True}),
+            "time_to_accuracy['lenet5/digits'] must be a test accuracy in (0, 1]",
+        ),
+    ],
+)
+def test_settings_in_python_are_checked_as_on_the_command_line(
+    make: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        make()
+    assert message in str(info.value)
 
 
 def test_a_quick_config_printed_runs_the_quick_tasks(

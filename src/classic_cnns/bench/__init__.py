@@ -52,7 +52,7 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
         accuracy lenet5/digits
         0
     """
-    check_minimums("", dict(threads=threads, budget=budget), threads=1, budget=0)
+    check_minimums("", dict(threads=threads, budget=budget), threads=1, budget=0.0)
     settings: dict[str, Any] = {"throughput": throughput, "accuracy": accuracy}
     if list_recipes:
         for name, r in accuracy_mode.RECIPES.items():

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 
+from classic_cnns._guard import is_number
 from classic_cnns.bench import core
 from classic_cnns.data import CIFAR10, MNIST, Digits, FashionMNIST, InMemoryDataModule
 from classic_cnns.hub import create_model
@@ -163,14 +164,15 @@ class Settings:
     limit_train_batches: int | None = None
 
     def __post_init__(self) -> None:
-        limits = dict(max_image_size=1, max_epochs=1, limit_train_batches=1)
-        core.check_minimums(f"{MODE}.", asdict(self), **limits)
+        core.check_minimums(
+            f"{MODE}.", asdict(self), max_image_size=1, max_epochs=1, limit_train_batches=1
+        )
         for name, target in (self.time_to_accuracy or {}).items():
             if name not in RECIPES:
                 raise ValueError(
                     f"time_to_accuracy: no recipe {name!r}; expected one of {sorted(RECIPES)}"
                 )
-            if not 0 < target <= 1:
+            if not is_number(target) or not 0 < target <= 1:
                 raise ValueError(
                     f"time_to_accuracy[{name!r}] must be a test accuracy in (0, 1] (0.9 for "
                     f"90%); got {target!r}"

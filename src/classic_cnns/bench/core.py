@@ -213,23 +213,31 @@ def spread(prefix: str, values: Sequence[float]) -> dict[str, float | None]:
     return dict(zip(names, (statistics.median(v), q1, q3, v[0], v[-1]), strict=True))
 
 
-def check_minimums(where: str, values: Mapping[str, Any], **minimums: float) -> None:
-    """Raise ``ValueError`` unless each named value is ``None`` or a number of at least its minimum.
+def check_minimums(
+    where: str, values: Mapping[str, Any], *, required: Sequence[str] = (), **minimums: float
+) -> None:
+    """Raise ``ValueError`` unless each named value is at least its minimum, or ``None``.
+
+    An int minimum asks for an int (a count), a float one for any finite number; the names
+    in ``required`` may not be ``None``.
 
     Example:
         >>> from classic_cnns.bench.core import check_minimums
-        >>> check_minimums("throughput.", {"repeats": 0}, repeats=1)
+        >>> check_minimums("throughput.", {"repeats": 0}, required=["repeats"], repeats=1)
         Traceback (most recent call last):
         ...
-        ValueError: throughput.repeats must be a number of at least 1 (or None); got 0
+        ValueError: throughput.repeats must be an int of at least 1; got 0
     """
     for key, low in minimums.items():
-        value = values[key]
-        if value is None:
+        value, optional = values[key], key not in required
+        if value is None and optional:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= low:
+        kind = int if isinstance(low, int) else int | float
+        if isinstance(value, bool) or not isinstance(value, kind) or not low <= value < math.inf:
+            what = "an int" if kind is int else "a finite number"
             raise ValueError(
-                f"{where}{key} must be a number of at least {low} (or None); got {value!r}"
+                f"{where}{key} must be {what} of at least {low}{' (or None)' * optional}; "
+                f"got {value!r}"
             )
 
 

@@ -75,8 +75,10 @@ class Settings:
     min_time: float = 1.0
 
     def __post_init__(self) -> None:
-        limits = dict(batch_size=1, max_image_size=1, repeats=1, warmup=0, min_time=0)
-        core.check_minimums(f"{MODE}.", asdict(self), **limits)
+        core.check_minimums(
+            f"{MODE}.", asdict(self), required=("repeats", "warmup", "min_time"),
+            batch_size=1, max_image_size=1, repeats=1, warmup=0, min_time=0.0,
+        )  # fmt: skip
 
 
 QUICK: dict[str, Any] = dict(models=("lenet5", "resnet18"), compile=("lenet5/fp32/contiguous",))
