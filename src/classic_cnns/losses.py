@@ -66,18 +66,23 @@ _REDUCTIONS: tuple[str, ...] = get_args(Reduction)
 
 
 # -- argument checks (shapes and dtypes only: no device sync) ------------------------------
-def _check_reduction(reduction: Any) -> None:
+def _check_reduction(reduction: Any, images: int | None = None) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
+    if reduction == "mean" and images == 0:  # torch would return NaN
+        raise ValueError(
+            "reduction='mean' needs at least one image; got an empty batch (N = 0). "
+            "reduction='sum' gives 0 for it"
+        )
 
 
 def _check_logits(logits: Any, name: str = "logits") -> None:
     if not isinstance(logits, Tensor):
         raise TypeError(f"{name} must be a float tensor of shape (N, C); got {type(logits)}")
-    if logits.ndim != 2 or not logits.is_floating_point() or logits.shape[0] == 0:
+    if logits.ndim != 2 or not logits.is_floating_point():
         raise ValueError(
-            f"{name} must be a float tensor of shape (N, C) with N >= 1 (a mean over no "
-            f"images is NaN); got dtype {logits.dtype} and shape {tuple(logits.shape)}"
+            f"{name} must be a float tensor of shape (N, C); "
+            f"got dtype {logits.dtype} and shape {tuple(logits.shape)}"
         )
 
 
@@ -99,7 +104,7 @@ def _check_target(target: Any, logits: Tensor) -> None:
         )
     # The value range is read on the CPU only: on an accelerator the read would wait for the
     # device at every step (and ImageClassifier checks every batch's labels already).
-    if not _guard.queued(target.device):
+    if not _guard.queued(target.device) and n > 0:
         low, high = (int(v) for v in torch.aminmax(target))
         if low < 0 or high >= c:
             raise ValueError(
@@ -156,7 +161,7 @@ def cross_entropy(
     """
     _check_logits(logits)
     _check_target(target, logits)
-    _check_reduction(reduction)
+    _check_reduction(reduction, logits.shape[0])
     _check_label_smoothing(label_smoothing)
     return F.cross_entropy(
         logits, target.long(), reduction=reduction, label_smoothing=label_smoothing
@@ -187,7 +192,7 @@ def mse(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor
     """
     _check_logits(logits)
     _check_target(target, logits)
-    _check_reduction(reduction)
+    _check_reduction(reduction, logits.shape[0])
     return F.mse_loss(logits.softmax(dim=1), _one_hot(target, logits), reduction=reduction)
 
 
@@ -214,7 +219,7 @@ def bce(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor
     """
     _check_logits(logits)
     _check_target(target, logits)
-    _check_reduction(reduction)
+    _check_reduction(reduction, logits.shape[0])
     return F.binary_cross_entropy_with_logits(logits, _one_hot(target, logits), reduction=reduction)
 
 
@@ -262,7 +267,7 @@ def kl_div(
             f"teacher_logits must have the student's shape {tuple(logits.shape)}; "
             f"got {tuple(teacher_logits.shape)}"
         )
-    _check_reduction(reduction)
+    _check_reduction(reduction, logits.shape[0])
     _check_temperature(temperature)
     student = F.log_softmax(logits / temperature, dim=1)
     teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
