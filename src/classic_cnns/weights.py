@@ -273,7 +273,8 @@ def load_into(
         True
     """
     first = first_conv_name(net)
-    own, state = net.state_dict(), _rename_old_keys(state)
+    own = net.state_dict()
+    state = _rename_old_keys(state, own)
     merged, skipped = reconcile_state_dict(
         own, state, first_conv=None if first is None else f"{first}.weight"
     )
@@ -404,11 +405,13 @@ def load_pretrained(net: nn.Module, name: str, *, progress: bool = True) -> dict
     return load_into(net, state, source=f"{info.name} ({info.url})", strict=False)
 
 
-def _rename_old_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def _rename_old_keys(state: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    # torchvision's old DenseNet names (norm.1) as the network's (norm1), where it has them.
     renamed = {}
     for key, value in state.items():
         m = _OLD_DENSENET_KEY.match(key)
-        renamed[key if m is None else m.group(1) + m.group(2)] = value
+        new = key if m is None or key in own else m.group(1) + m.group(2)
+        renamed[new if new in own and new not in state else key] = value
     return renamed
 
 
