@@ -396,12 +396,14 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
     each file whole or not at all (:func:`~classic_cnns.files.atomic_path`).
 
     Example:
+        >>> import tempfile
         >>> from pathlib import Path
         >>> from classic_cnns.bench.core import Results, write
         >>> results = Results()
         >>> _ = results.add("demo", "cpu", model="lenet5")
-        >>> write(results, Path("demo-run"), [], "bench")
-        >>> sorted(p.name for p in Path("demo-run").iterdir())
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write(results, Path(folder), [], "bench")
+        ...     sorted(p.name for p in Path(folder).iterdir())
         ['demo.csv', 'report.md', 'results.json']
     """
     for mode, rows in results.rows.items():
@@ -440,9 +442,11 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     folder and not ``force``) or 130 (interrupted).
 
     Example:
+        >>> import tempfile
         >>> from pathlib import Path
         >>> from classic_cnns.bench.core import execute
-        >>> execute([], [], Path("empty-run"), "bench", {})
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     execute([], [], Path(folder, "run"), "bench", {})
         bench: 2 files in ...
         0
     """
