@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from classic_cnns.bench import core
 from classic_cnns.inspection import summary
@@ -179,8 +180,18 @@ def _steps(net: nn.Module, compiled: bool, x: Tensor, y: Tensor, backend: str,
 
 
 @functools.cache
-def _flops(name: str, size: tuple[int, int, int]) -> int:
-    return summary(_network(name, "classic_cnns", size[0]), size).total_flops
+def _flops(name: str, size: tuple[int, int, int]) -> tuple[int, int]:
+    # Forward FLOPs per image as the summary counts them (eval mode), and per training image:
+    # 3x the forward in train mode, which runs GoogLeNet's auxiliary heads too (their share
+    # is taken from torch's FLOP counter, the forward in both modes).
+    net = _network(name, "classic_cnns", size[0])
+    fwd = summary(net, size).total_flops
+    counted = []
+    for training in (False, True):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            net.train(training)(torch.zeros(2, *size))  # 2: batch norm in train mode
+        counted.append(counter.get_total_flops())
+    return fwd, round(3 * fwd * counted[1] / counted[0])
 
 
 def _network(name: str, impl: str, in_channels: int) -> nn.Module:
@@ -205,12 +216,13 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
         ('classic_cnns', '1x32x32', True)
     """
     size = (model_info(name).input_size[0], *core.image_size(name, max_size=s.max_image_size))
-    fwd = _flops(name, size)
+    fwd, train_flops = _flops(name, size)
     batch = s.batch_size or (128 if fwd < 10e6 else 32)  # tiny networks need larger batches
     impls = ["classic_cnns", *(["torchvision"] if name in TORCHVISION else [])]
     base: dict[str, Any] = dict(model=name, precision=precision, memory_format=memory_format)
     base |= dict(compile=compiled, batch_size=batch, input_size="x".join(map(str, size)))
-    base |= dict(fwd_flops_per_image=fwd, repeats=s.repeats, warmup_steps=s.warmup)
+    base |= dict(fwd_flops_per_image=fwd, train_flops_per_image=train_flops)
+    base |= dict(repeats=s.repeats, warmup_steps=s.warmup)
     if reason := core.unavailable(backend, precision):
         for impl in impls:
             results.add(MODE, backend, "skipped", note=reason, impl=impl, **base)
@@ -247,7 +259,7 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
     for impl in impls:  # each row whole before it joins the results
         row: dict[str, Any] = dict(warmup_s=warm[impl], train_steps=counts["train"])
         row["infer_steps"] = counts["infer"]
-        for phase, flops in (("train", 3 * fwd), ("infer", fwd)):
+        for phase, flops in (("train", train_flops), ("infer", fwd)):
             row |= core.spread(f"{phase}_ips", ips[impl, phase])
             row[f"{phase}_tflops"] = flops * row[f"{phase}_ips_median"] / 1e12
             row[f"{phase}_peak_mib"] = mib[impl, phase]
