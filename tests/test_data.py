@@ -1,8 +1,10 @@
 """Datamodules on real data: the MNIST test set from ../shared/data and scikit-learn's digits."""
 
 import gzip
+import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import lightning as L
@@ -281,11 +283,19 @@ def test_failed_download_leaves_nothing_behind_and_keeps_good_files(
     (mirror / T10K_LABELS).write_bytes(b"not the real labels")
     dm = MNIST(str(tmp_path / "data"), download=True, protocol="10k")
     dm.mirrors = [url]
+    # Scratch folders a killed download left: a day old ones go, a running one's stays.
+    old, running = dm.raw_dir / ".download-old", dm.raw_dir / ".download-running"
+    for folder in (old, running):
+        (folder / T10K_LABELS).parent.mkdir(parents=True)
+        (folder / T10K_LABELS).write_bytes(b"partial")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
     with pytest.raises(
         RuntimeError, match=rf"(?s)could not download {T10K_LABELS} into .*md5 \w+ does not match"
     ):
         dm.prepare_data()
-    assert sorted(p.name for p in dm.raw_dir.iterdir()) == [T10K_IMAGES]
+    assert sorted(p.name for p in dm.raw_dir.iterdir()) == [".download-running", T10K_IMAGES]
+    shutil.rmtree(running)
     good = (dm.raw_dir / T10K_IMAGES).read_bytes()
     with pytest.raises(RuntimeError):
         dm.prepare_data()

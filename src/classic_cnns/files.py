@@ -32,6 +32,8 @@ import os
 import pickle
 import shutil
 import stat
+import tempfile
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -54,6 +56,7 @@ __all__ = [
     "atomic_save",
     "check_checkpoint_file",
     "download",
+    "download_folder",
     "file_digest",
     "is_safetensors_file",
     "load_checkpoint",
@@ -128,6 +131,30 @@ def download(url: str, path: str | os.PathLike[str], *, timeout: float = DOWNLOA
         raise OSError(f"HTTP {err.code} {err.reason}") from err
     except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors
         raise OSError(str(getattr(err, "reason", None) or err) or type(err).__name__) from err
+
+
+@contextlib.contextmanager
+def download_folder(parent: str | os.PathLike[str]) -> Iterator[Path]:
+    """A scratch folder in ``parent`` (``.download-*``) for a download, removed afterwards.
+
+    The caller checks what arrived there and moves it into place. Scratch folders that a
+    killed process left behind more than a day ago are removed first.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as parent:
+        ...     with download_folder(parent) as scratch:
+        ...         scratch.name.startswith(".download-")
+        ...     list(Path(parent).iterdir())
+        True
+        []
+    """
+    for stale in Path(parent).glob(".download-*"):
+        with contextlib.suppress(OSError):  # another process may be removing it too
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > 24 * 3600:
+                shutil.rmtree(stale)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=".download-") as scratch:
+        yield Path(scratch)
 
 
 def file_digest(path: str | os.PathLike[str], algorithm: str = "md5") -> str:

@@ -18,7 +18,6 @@ import os
 import pickle
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -29,7 +28,7 @@ from torch import Tensor
 
 from classic_cnns.data.base import _how_to_get
 from classic_cnns.data.folder import TransferDataModule
-from classic_cnns.files import DOWNLOAD_TIMEOUT, download, file_digest
+from classic_cnns.files import DOWNLOAD_TIMEOUT, download, download_folder, file_digest
 
 __all__ = ["CIFAR10", "CIFAR100"]
 
@@ -156,7 +155,7 @@ class CIFAR10(TransferDataModule):
 
     def _download(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.data_dir, prefix=".download-") as tmp:
+        with download_folder(self.data_dir) as tmp:
             try:
                 download(self.url, Path(tmp) / self.archive, timeout=DOWNLOAD_TIMEOUT)
             except Exception as err:

@@ -20,7 +20,6 @@ import gzip
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -29,7 +28,7 @@ import torchvision.datasets as tvd
 from torch import Tensor
 
 from classic_cnns.data.base import InMemoryDataModule, _how_to_get
-from classic_cnns.files import DOWNLOAD_TIMEOUT, download, file_digest
+from classic_cnns.files import DOWNLOAD_TIMEOUT, download, download_folder, file_digest
 
 __all__ = ["MNIST", "FashionMNIST", "read_idx"]
 
@@ -177,7 +176,7 @@ class MNIST(InMemoryDataModule):
     def _download(self, filename: str, md5: str) -> None:
         errors = []
         known = self.content_md5.get(filename.removesuffix(".gz"))
-        with tempfile.TemporaryDirectory(dir=self.raw_dir, prefix=".download-") as tmp:
+        with download_folder(self.raw_dir) as tmp:
             for mirror in self.mirrors:
                 target = Path(tmp) / filename  # each mirror's body replaces the last one's
                 try:
