@@ -496,3 +496,23 @@ def test_model_flags_a_checkpoint_contradicts_are_refused_not_ignored(
     trainer.save_checkpoint("modern.ckpt")
     args = ["validate", "-c", "{model: LeNet5}", "--ckpt_path", "modern.ckpt", "--data", "Digits"]
     assert main([*args, "--trainer.limit_val_batches=1"]) == 0, capsys.readouterr().err
+
+
+def test_fit_on_train_and_val_folders_alone_skips_the_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The documented train/ + val/ layout without test/: fit succeeds and says it did not test.
+    from sklearn.datasets import load_digits
+    from torchvision.io import write_png
+
+    digits = load_digits()
+    for i, (image, label) in enumerate(zip(digits.images[:60], digits.target[:60], strict=True)):
+        folder = tmp_path / "photos" / ("val" if i % 4 == 0 else "train") / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = torch.tensor(image * 255 / 16).round().to(torch.uint8)[None]
+        write_png(pixels, str(folder / f"{i}.png"))
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--data", "ImageFolder", "--data.root", "photos", "--data.channels", "1"]
+    args += ["--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert "not tested: ImageFolder has no test images" in capsys.readouterr().out

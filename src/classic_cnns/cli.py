@@ -367,10 +367,15 @@ class ClassicCLI(LightningCLI):
         self._resolve_last("predict")
 
     def after_fit(self) -> None:
-        """Print the wall time of ``fit``, then test the trained weights."""
+        """Print the wall time of ``fit``, then test the trained weights, if there is a test set."""
         seconds = time.perf_counter() - self._fit_start
         if self.trainer.is_global_zero:
             print(f"fit took {seconds:.1f} s (wall clock, including validation)")
+        dm = self.datamodule
+        if isinstance(dm, InMemoryDataModule) and not dm.has_test_set:
+            if self.trainer.is_global_zero:
+                print(f"not tested: {type(dm).__name__} has no test images")
+            return
         self.trainer.test(self.model, datamodule=self.datamodule)
 
 

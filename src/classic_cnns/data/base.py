@@ -203,6 +203,19 @@ class InMemoryDataModule(L.LightningDataModule):
         return len(self.mean)
 
     @property
+    def has_test_set(self) -> bool:
+        """Whether ``setup`` found test images (an ``ImageFolder`` without ``test/`` has none).
+
+        Example:
+            >>> from classic_cnns import Digits
+            >>> dm = Digits()
+            >>> dm.setup("fit")
+            >>> dm.has_test_set
+            True
+        """
+        return bool(self._splits) and self._splits["test"][1].numel() > 0
+
+    @property
     def batch_size(self) -> int:
         """Images per batch; setting it (as Lightning's batch-size ``Tuner`` does) fixes it,
         where a ``batch_size=None`` datamodule would take the model's recipe at ``setup``."""
