@@ -11,10 +11,10 @@ import pytest
 import torch
 from torchvision.io import write_png
 
-from classic_cnns import LeNet5, ResNet, create_model
+from classic_cnns import LeNet5, ResNet, create_model, load_model
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.export import export_main, export_model
-from classic_cnns.files import read_weights_file
+from classic_cnns.files import CheckpointError, read_weights_file
 from classic_cnns.predict import predict_folder, predict_main
 
 pytestmark = [
@@ -309,3 +309,9 @@ def test_export_and_predict_leave_the_model_as_they_found_it(tmp_path) -> None:
     plain = LeNet5().train()  # (a compiled one would compile here: slow)
     (row,) = predict_folder(plain, folder, mean=(0.5,), std=(0.25,))
     assert row["file"] == "a.png" and plain.training
+
+
+def test_a_torchscript_file_is_named_as_such_where_a_checkpoint_is_expected(tmp_path) -> None:
+    export_model(LeNet5(), tmp_path / "m.torchscript.pt", "torchscript")
+    with pytest.raises(CheckpointError, match=r"m\.torchscript\.pt: a TorchScript archive \("):
+        load_model(tmp_path / "m.torchscript.pt")

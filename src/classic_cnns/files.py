@@ -361,6 +361,11 @@ def load_checkpoint(
             "written by torch.save / Trainer.save_checkpoint"
         ) from err
     except Exception as err:  # torch.load raises RuntimeError, KeyError, EOFError, ...
+        if "TorchScript archive" in str(err):
+            raise CheckpointError(
+                f"{shown}: a TorchScript archive (classic-cnns export --format torchscript), "
+                "which torch.jit.load runs; expected a checkpoint or a .safetensors file"
+            ) from err
         raise CheckpointError(
             f"{shown}: the file is truncated or corrupted ({type(err).__name__}: "
             f"{_first_line(err)}); expected a checkpoint written by torch.save / "
