@@ -214,6 +214,24 @@ def test_a_ckpt_path_run_decodes_the_files_once_at_the_checkpoints_size(tmp_path
     assert L.Trainer(**quiet).validate(Plain(), dm)[0]["val_loss"] > 0
 
 
+def test_a_model_trained_on_padded_images_gets_the_files_padded(tmp_path, digits) -> None:
+    # MNIST's 28 px digits padded to LeNet-5's 32, as its checkpoint records: ImageFolder pads
+    # the files too (as predict_folder does), instead of stretching them.
+    images, labels = digits
+    _write_pngs(tmp_path, images[:100], labels[:100])
+    model = LeNet5(num_classes=10)
+    model.data_config = {"mean": [0.13], "std": [0.31], "image_size": [32, 32], "resize": "pad"}
+    dm = ImageFolder(tmp_path, channels=1, val_size=0, test_size=0)
+    _connect(dm, model)
+    dm.setup("fit")
+    padded = torch.nn.functional.pad(images[:100][:, None], (2, 2, 2, 2))
+    order = torch.cat([torch.nonzero(labels[:100] == c)[:, 0] for c in range(10)])  # by class
+    assert torch.equal(dm._splits["train"][0], padded[order])
+    resized = ImageFolder(tmp_path, channels=1, image_size=32, val_size=0, test_size=0)
+    resized.setup("fit")  # a size given: resized as always
+    assert not torch.equal(resized._splits["train"][0], dm._splits["train"][0])
+
+
 def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused(
     tmp_path, digits
 ) -> None:

@@ -391,6 +391,7 @@ class ImageFolder(TransferDataModule):
         # Until setup measures the images, grey/RGB mid-grey stands in (used only for in_channels).
         self.mean, self.std = (0.5,) * channels, (0.5,) * channels
         self._measured: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+        self._decoded: tuple[tuple[int, int], str] | None = None  # the size and mode decoded at
 
     @property
     def in_channels(self) -> int:
@@ -421,37 +422,44 @@ class ImageFolder(TransferDataModule):
             labels += [self.class_names.index(class_dir.name)] * len(found)
         return paths, labels
 
-    def _decode(self, folder: Path, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def _decode(self, folder: Path, size: tuple[int, int], mode: str) -> tuple[Tensor, Tensor]:
         paths, labels = self._files(folder)
         images = torch.empty((len(paths), self.channels, *size), dtype=torch.uint8)
         for i, path in enumerate(paths):
-            images[i] = load_image(path, self.channels, size)
+            if mode == "pad":  # padded where it fits, as predict_folder does; else resized
+                images[i] = to_size(load_image(path, self.channels, None), size, "pad")
+            else:
+                images[i] = load_image(path, self.channels, size)
         return images, torch.tensor(labels, dtype=torch.long)
 
-    def _storage_size(self) -> tuple[int, int]:
+    def _storage(self) -> tuple[tuple[int, int], str]:
+        # The size to decode at, and how: padded for a model whose recorded preprocessing
+        # padded its images (MNIST's 28 to 32 px) when the size is left to it, else resized.
         model = self._model()
         if self.image_size is None and model is None:
             raise ValueError(
                 "ImageFolder needs image_size (an int or (H, W)) to decode the images at, or "
                 "a model being trained with an input_size to take it from; got neither"
             )
-        return self._resolve_size(None, model)[0]
+        recorded = (model.data_config or {}) if model is not None else {}
+        pad = self.image_size is None and recorded.get("resize") == "pad"
+        return self._resolve_size(None, model)[0], "pad" if pad else "resize"
 
     def setup(self, stage: str | None = None) -> None:
         """Decode every image once (at the resolved size), split, and measure the training set."""
         if not self._splits:
-            size = self._storage_size()
+            size, mode = self._decoded = self._storage()
             if self.layout == "split":
                 dirs = self._split_dirs
-                train = self._decode(dirs["train"], size)
+                train = self._decode(dirs["train"], size, mode)
                 if "val" in dirs:
-                    splits = {"train": train, "val": self._decode(dirs["val"], size)}
+                    splits = {"train": train, "val": self._decode(dirs["val"], size, mode)}
                 else:
                     splits = self._split(*train)
                 # A test folder of images without class folders (Kaggle's) is no test set.
                 labelled = "test" in dirs and bool(_class_dirs(dirs["test"]))
                 splits["test"] = (
-                    self._decode(dirs["test"], size)
+                    self._decode(dirs["test"], size, mode)
                     if labelled
                     else (
                         torch.empty((0, self.channels, *size), dtype=torch.uint8),
@@ -459,7 +467,7 @@ class ImageFolder(TransferDataModule):
                     )
                 )
             else:
-                images, labels = self._decode(self.root, size)
+                images, labels = self._decode(self.root, size, mode)
                 n_test = round(labels.numel() * self.test_size)
                 order = torch.randperm(
                     labels.numel(), generator=torch.Generator().manual_seed(self.seed)
@@ -477,9 +485,9 @@ class ImageFolder(TransferDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
         # Trainer.validate/test/fit(ckpt_path=...) restores the checkpoint after setup; when
-        # it was trained at another size, decode the files again at that size rather than
-        # resample images that were already resampled once.
-        if self._splits and self._model() is not None and self._storage_size() != self._native:
+        # it was trained at another size (or on padded images), decode the files again so
+        # rather than resample images that were already resampled once.
+        if self._splits and self._model() is not None and self._storage() != self._decoded:
             self._splits = {}
             self.setup()
         return super()._loader(split, shuffle)
