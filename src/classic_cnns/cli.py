@@ -372,7 +372,7 @@ class ClassicCLI(LightningCLI):
         if self.trainer.is_global_zero:
             print(f"fit took {seconds:.1f} s (wall clock, including validation)")
         dm = self.datamodule
-        if isinstance(dm, InMemoryDataModule) and not dm.has_test_set:
+        if isinstance(dm, InMemoryDataModule) and dm.has_test_set is False:
             if self.trainer.is_global_zero:
                 print(f"not tested: {type(dm).__name__} has no test images")
             return

@@ -203,17 +203,24 @@ class InMemoryDataModule(L.LightningDataModule):
         return len(self.mean)
 
     @property
-    def has_test_set(self) -> bool:
+    def has_test_set(self) -> bool | None:
         """Whether ``setup`` found test images (an ``ImageFolder`` without ``test/`` has none).
+
+        ``None`` until ``setup`` has loaded the data in this process: under ``ddp_spawn`` the
+        launching process never does, only the processes it starts.
 
         Example:
             >>> from classic_cnns import Digits
             >>> dm = Digits()
+            >>> print(dm.has_test_set)
+            None
             >>> dm.setup("fit")
             >>> dm.has_test_set
             True
         """
-        return bool(self._splits) and self._splits["test"][1].numel() > 0
+        if not self._splits:
+            return None
+        return self._splits["test"][1].numel() > 0
 
     @property
     def batch_size(self) -> int:
