@@ -105,7 +105,12 @@ def test_the_statistics_come_given_then_recorded_then_from_the_dataset() -> None
     given = ((0.5,), (0.25,))
     assert normalization(1, given=given, recorded=recorded) == given
     assert normalization(1, recorded=recorded) == ((0.1307,), (0.3081,))
-    assert normalization(3, recorded=recorded) is None  # another channel count: not these
+    # Another channel count (a grey model adapted to RGB): averaged and repeated, as the
+    # first convolution's weights are adapted and as ImageNet weights are for grey inputs.
+    assert normalization(3, recorded=recorded) == ((0.1307,) * 3, (0.3081,) * 3)
+    rgb = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert normalization(1, recorded=rgb) == model_info("resnet18").weights.normalization(1)
+    assert normalization(3, recorded={"mean": [], "std": []}) is None
     assert normalization(1, recorded={"mean": [0.5], "std": [0.0]}) is None
     with pytest.raises(ValueError, match=r"pass mean and std \(1 value\(s\) each\)"):
         Preprocessing.from_config({"image_size": [32, 32]}, channels=1)
@@ -138,3 +143,32 @@ def test_datamodules_follow_any_model_that_has_the_model_spec() -> None:
     lenet.setup("fit")
     assert lenet.batch_size == model_info("lenet5").recipe.batch_size
     assert lenet.dims == (1, 32, 32)
+
+
+def test_a_grey_checkpoint_adapted_to_rgb_predicts_grey_rgb_files_as_before(
+    tmp_path: Path,
+) -> None:
+    # load_model(..., in_channels=3) adapts the first convolution so that a grey image in
+    # three channels gives the grey model's response; the recorded one-channel statistics
+    # must then be repeated too (predict_folder used to refuse: "not trained with a
+    # classic_cnns datamodule").
+    from classic_cnns import load_model
+    from classic_cnns.predict import predict_folder
+
+    torch.manual_seed(0)
+    model = LeNet5(num_classes=10)
+    model.data_config = {"mean": [0.3053], "std": [0.3759], "image_size": [32, 32]}
+    trainer = L.Trainer(logger=False, enable_progress_bar=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "grey.ckpt")
+    digits = load_digits()
+    for name, channels in (("grey", 1), ("rgb", 3)):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            pixels = torch.tensor(digits.images[i] * 255 / 16).round().to(torch.uint8)
+            write_png(pixels[None].repeat(channels, 1, 1), str(tmp_path / name / f"{i}.png"))
+    grey = predict_folder(load_model(tmp_path / "grey.ckpt"), tmp_path / "grey")
+    rgb = predict_folder(load_model(tmp_path / "grey.ckpt", in_channels=3), tmp_path / "rgb")
+    assert [row["class"] for row in rgb] == [row["class"] for row in grey]
+    for a, b in zip(grey, rgb, strict=True):
+        assert b["probability"] == pytest.approx(a["probability"], abs=1e-5)

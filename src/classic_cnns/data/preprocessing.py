@@ -124,21 +124,27 @@ def normalization(
 ) -> Stats | None:
     """The mean and std to normalise with: ``given``, else ``recorded``'s, else ``None``.
 
-    ``recorded`` is a model's ``data_config``; its ``mean`` and ``std`` count only with one
-    positive value per channel. ``None`` leaves the choice to the caller: a datamodule then
-    takes its dataset's own statistics.
+    ``recorded`` is a model's ``data_config``. For another number of channels (a grey model
+    whose first convolution was adapted to RGB) its statistics are averaged over the
+    channels and repeated, as the first convolution's weights are adapted
+    (:func:`~classic_cnns.weights.adapt_input_conv`) and as torchvision's ImageNet statistics
+    are for other channels. ``None`` (nothing recorded) leaves the choice to the caller: a
+    datamodule then takes its dataset's own statistics.
 
     Example:
         >>> normalization(1, recorded={"mean": [0.1307], "std": [0.3081]})
         ((0.1307,), (0.3081,))
-        >>> normalization(3, recorded={"mean": [0.1307], "std": [0.3081]}) is None
-        True
+        >>> normalization(3, recorded={"mean": [0.1307], "std": [0.3081]})
+        ((0.1307, 0.1307, 0.1307), (0.3081, 0.3081, 0.3081))
     """
     if given is not None:
         return given
     mean, std = (recorded or {}).get("mean"), (recorded or {}).get("std")
-    if mean is None or std is None or not len(mean) == len(std) == channels or min(std) <= 0:
+    if mean is None or std is None or not 0 < len(mean) == len(std) or min(std) <= 0:
         return None
+    if len(mean) != channels:
+        mean = [round(sum(mean) / len(mean), 4)] * channels
+        std = [round(sum(std) / len(std), 4)] * channels
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
