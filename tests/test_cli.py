@@ -208,6 +208,16 @@ def test_the_command_line_takes_each_datamodule_s_own_defaults(
     _check_defaults(cls, printed["init_args"])
 
 
+def test_a_whole_val_size_on_the_command_line_stays_a_count(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Read as a float, "1" became 1.0, which the datamodule refuses as ambiguous.
+    for given, kept in (("1", 1), ("500", 500), ("0.1", 0.1)):
+        printed = _printed_config(capsys, "--data", "Digits", "--data.val_size", given)
+        value = printed["data"]["init_args"]["val_size"]
+        assert value == kept and type(value) is type(kept)
+
+
 @pytest.mark.parametrize("name", model_class_names())
 def test_the_command_line_takes_each_model_class_s_own_defaults(
     name: str, capsys: pytest.CaptureFixture[str]

@@ -423,6 +423,10 @@ def test_in_memory_batches_cover_every_image_once() -> None:
         ({"val_size": float("nan")}, r"val_size must be a fraction .*; got nan"),
         ({"val_size": True}, r"val_size must be a fraction .*; got True"),
         ({"val_size": "0.1"}, r"val_size must be a fraction .*; got '0.1'"),
+        (
+            {"val_size": 1.0},
+            r"val_size=1\.0 is ambiguous: .* pass the int 1",
+        ),
         ({"data_on_device": "yes"}, r"data_on_device must be True, False or None; got 'yes'"),
         ({"test_size": 1.5}, r"test_size must be a fraction in \(0, 1\); got 1.5"),
     ],

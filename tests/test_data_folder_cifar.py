@@ -318,6 +318,9 @@ def test_image_folder_errors_name_the_folder(tmp_path) -> None:
     for size in ("32", 32.0, (32, 0), (8, 8, 8), True):
         with pytest.raises(ValueError, match=rf"image_size must be an int or \(H, W\).*{size!r}"):
             ImageFolder(tmp_path, image_size=size)  # type: ignore[arg-type]
+    for share in ("0.2", 1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"test_size must be a fraction in \[0, 1\); got"):
+            ImageFolder(tmp_path, test_size=share)  # type: ignore[arg-type]
 
 
 def test_hidden_files_and_folders_inside_classes_are_not_images(tmp_path, digits) -> None:

@@ -153,7 +153,7 @@ class InMemoryDataModule(L.LightningDataModule):
         batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
         resize: ResizeMode | None = None,
-        val_size: float = 0.1,
+        val_size: int | float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
         data_on_device: bool | None = None,
@@ -170,6 +170,11 @@ class InMemoryDataModule(L.LightningDataModule):
         if not is_number(val_size) or val_size < 0 or (val_size >= 1 and val_size % 1):
             raise ValueError(
                 f"val_size must be a fraction in [0, 1) or a whole count; got {val_size!r}"
+            )
+        if isinstance(val_size, float) and val_size == 1:
+            raise ValueError(
+                "val_size=1.0 is ambiguous: a fraction must be below 1 (all of the training set "
+                "would leave nothing to train on); for one validation image pass the int 1"
             )
         if not (data_on_device is None or isinstance(data_on_device, bool)):
             raise ValueError(f"data_on_device must be True, False or None; got {data_on_device!r}")

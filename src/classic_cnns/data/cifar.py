@@ -115,7 +115,7 @@ class CIFAR10(TransferDataModule):
         batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
         resize: Literal["pad", "resize"] | None = None,
-        val_size: float = 0.1,
+        val_size: int | float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
         data_on_device: bool | None = None,

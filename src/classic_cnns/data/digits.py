@@ -49,7 +49,7 @@ class Digits(InMemoryDataModule):
         batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
         resize: Literal["pad", "resize"] | None = None,
-        val_size: float = 0.1,
+        val_size: int | float = 0.1,
         test_size: float = 0.2,
         seed: int = 0,
         num_workers: int = 0,

@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision.io import ImageReadMode, decode_image
 
+from classic_cnns._guard import is_number
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.data.preprocessing import check_stats, normalization, to_size
 
@@ -251,7 +252,7 @@ class TransferDataModule(InMemoryDataModule):
         batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
         resize: Literal["pad", "resize"] | None = None,
-        val_size: float = 0.1,
+        val_size: int | float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
         data_on_device: bool | None = None,
@@ -345,7 +346,7 @@ class ImageFolder(TransferDataModule):
         channels: int = 3,
         batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
-        val_size: float = 0.1,
+        val_size: int | float = 0.1,
         test_size: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
@@ -371,7 +372,7 @@ class ImageFolder(TransferDataModule):
             mean=mean,
             std=std,
         )
-        if not 0 <= test_size < 1:
+        if not is_number(test_size) or not 0 <= test_size < 1:
             raise ValueError(f"test_size must be a fraction in [0, 1); got {test_size!r}")
         self.root = Path(root)
         self.test_size = test_size
