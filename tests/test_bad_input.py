@@ -401,7 +401,8 @@ def test_family_classes_validate_the_same_way_and_name_their_members() -> None:
     with pytest.raises(
         ValueError,
         match=r"LeNet5 builds 'lenet' models \['lenet5', 'lenet5_bn', "
-        r"'lenet5_modern'\]; got arch='resnet20'",
+        r"'lenet5_modern'\]; got arch='resnet20', .*create_model\('resnet20'\) instead "
+        r"\(on the command line: --model resnet20\)",
     ):
         LeNet5(arch="resnet20")
 

@@ -232,6 +232,13 @@ def test_predict_folder_refuses_bad_arguments_and_stale_class_names(checkpoints,
     with pytest.raises(FileNotFoundError, match=r"no image files \(.png, .*\) in .*empty"):
         predict_folder(model, tmp_path / "empty", output=tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
+    for name in ("cat", "dog", ".cache"):  # an ImageFolder layout: the images are one level down
+        (tmp_path / "empty" / name).mkdir()
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"empty; it has subfolders \(cat, dog\): pass recursive=True \(--recursive\)",
+    ):
+        predict_folder(model, tmp_path / "empty")
     assert predict_main([str(checkpoints["lenet5"]), str(folder), "--batch-size", "0"]) == 2
     assert "--batch-size must be at least 1; got 0" in capsys.readouterr().err
     # A new head, not trained yet: the recorded names belong to the old classes.

@@ -38,7 +38,8 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
         members = [n for n in list_models() if model_info(n).family == family]
         raise ValueError(
             f"{cls.__name__} builds {family!r} models {members}; got arch={info.name!r}, "
-            f"which is a {info.family!r} model: use create_model({info.name!r}) instead"
+            f"which is a {info.family!r} model: use create_model({info.name!r}) instead "
+            f"(on the command line: --model {info.name})"
         )
     if kwargs["num_classes"] == 0:  # timm's headless model
         raise ValueError(

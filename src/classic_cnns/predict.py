@@ -137,7 +137,8 @@ def _predict(
         raise ValueError(f"on_error must be 'skip' or 'raise'; got {on_error!r}")
     files = list_images(folder, recursive=recursive)
     if not files:
-        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+        hint = "" if recursive else _subfolder_hint(Path(folder))
+        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}{hint}")
     config = model.data_config
     prep = Preprocessing.from_config(
         config, model.in_channels, mean=mean, std=std, image_size=model.input_size[1:]
@@ -260,3 +261,12 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         message = _skipped_message(skipped, len(rows) + len(skipped))
         print(f"{prog}: skipped them: {message}", file=sys.stderr)
     return 0
+
+
+def _subfolder_hint(folder: Path) -> str:
+    # Images in class subfolders (an ImageFolder layout) are found only with recursive.
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        return ""
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return f"; it has subfolders ({shown}): pass recursive=True (--recursive) to include them"
