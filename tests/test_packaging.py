@@ -129,6 +129,24 @@ def test_declared_dependencies_admit_the_tested_versions_and_pin_nothing() -> No
         assert not pins, f"{requirement} pins users to one version"
 
 
+def test_the_minimum_versions_ci_installs_are_the_declared_floors() -> None:
+    # .github/minimum-versions.txt pins what the "minimum versions" CI job installs; each pin
+    # must be the floor pyproject.toml declares, so that a raised floor is tested there.
+    lines = (ROOT / ".github" / "minimum-versions.txt").read_text(encoding="utf-8").splitlines()
+    pins = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+    assert pins, "minimum-versions.txt pins nothing"
+    declared = {
+        Requirement(r).name: Requirement(r) for r in _pyproject()["project"]["dependencies"]
+    }
+    for pin in pins:
+        (version,) = [s.version for s in pin.specifier if s.operator == "=="]
+        assert pin.name in declared, f"{pin.name} is pinned but not a dependency"
+        floors = [Version(s.version) for s in declared[pin.name].specifier if s.operator == ">="]
+        assert floors == [Version(version)], (
+            f"{declared[pin.name]} but minimum-versions.txt has {pin}"
+        )
+
+
 def test_every_package_the_source_imports_at_module_level_is_declared() -> None:
     # A dependency of a dependency may vanish in its next release: what we import, we declare.
     # (Imports inside functions are the optional extras', checked by test_layers.)
