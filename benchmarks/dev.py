@@ -324,8 +324,12 @@ def targets(folder: Path, file: Path = TARGETS) -> int:
         columns = t["column"] if isinstance(t["column"], list) else [t["column"]]
         values = [r.get(c) for r in found for c in columns]
         low, high = t.get("min", -math.inf), t.get("max", math.inf)
-        met = all(v is not None and low <= v <= high for v in values)
-        shown = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in values[:8])
+        missed = [v for v in values if v is None or not low <= v <= high]
+        met = not missed
+        # The values that miss first (the reason for "not met"), then the others, 8 at most.
+        listed = missed + [v for v in values if v not in missed]
+        shown = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in listed[:8])
+        shown += f", ... ({len(listed) - 8} more)" if len(listed) > 8 else ""
         body.append([t["text"], shown, ("not measured", ("not met", "met")[met])[bool(found)]])
     lines = ["# Targets", "", "Measured in these runs, never asserted by the tests.", ""]
     text = "\n".join([*lines, *core.table(["target", "measured", "verdict"], body)])

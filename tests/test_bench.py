@@ -477,6 +477,17 @@ def test_targets_file(tmp_path: Path, throughput: Results, accuracy: Results) ->
     assert verdicts[2] == "not met"  # the pipeline's 2x is below the 5x wanted
 
 
+def test_a_target_shows_the_value_that_misses_however_many_were_measured(tmp_path: Path) -> None:
+    rows = [dict(status="ok", pipeline="torchvision", speedup=v) for v in [*range(6, 16), 2.0]]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(json.dumps({"rows": {"pipeline": rows}}))
+    target = {"text": "5x", "mode": "pipeline", "column": "speedup", "min": 5}
+    (tmp_path / "targets.json").write_text(json.dumps({"targets": [target]}))
+    assert dev.targets(tmp_path / "run", tmp_path / "targets.json") == 0
+    row = (tmp_path / "run" / "targets.md").read_text().splitlines()[-1]
+    assert row == "| 5x | 2, 6, 7, 8, 9, 10, 11, 12, ... (3 more) | not met |"
+
+
 def test_spread() -> None:
     stats = spread("x", [4.0, 1.0, 3.0, 2.0])
     assert stats == {"x_median": 2.5, "x_q1": 1.75, "x_q3": 3.25, "x_min": 1.0, "x_max": 4.0}
