@@ -281,6 +281,18 @@ def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused
     write_png(images[0][None], str(tmp_path / "classes" / "valid" / "batch1" / "v.png"))
     names = ImageFolder(tmp_path / "classes", channels=1).class_names
     assert names == ("0", "Train", "valid")
+    # A "train" class whose images lie in subfolders reads as the split: said, not silent.
+    (tmp_path / "vehicles" / "bus").mkdir(parents=True)
+    write_png(images[0][None], str(tmp_path / "vehicles" / "bus" / "b.png"))
+    for kind in ("steam", "electric"):
+        (tmp_path / "vehicles" / "train" / kind).mkdir(parents=True)
+        write_png(images[1][None], str(tmp_path / "vehicles" / "train" / kind / "t.png"))
+    with pytest.warns(
+        UserWarning,
+        match=r"vehicles: read as split folders \['train'\]; the folders \['bus'\] beside them "
+        r"are left out .* put the classes in a folder of their own",
+    ):
+        assert ImageFolder(tmp_path / "vehicles", channels=1).class_names == ("electric", "steam")
     # Kaggle's test/ of unlabelled images is no test set: training goes on, testing says why.
     _write_pngs(tmp_path / "unlabelled" / "train", images[:100], labels[:100])
     (tmp_path / "unlabelled" / "test").mkdir()
@@ -302,6 +314,7 @@ def test_image_folder_errors_name_the_folder(tmp_path) -> None:
     (tmp_path / "only").mkdir()
     with pytest.raises(ValueError, match=r"expected one subfolder per class \(at least 2\)"):
         ImageFolder(tmp_path)
+    (tmp_path / "only").rmdir()
     for name in ("train/a", "train/b", "val/c"):
         (tmp_path / name).mkdir(parents=True)
     dm = ImageFolder(tmp_path, image_size=8)

@@ -19,6 +19,7 @@ training batches with a random crop and a horizontal flip on the device.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -207,6 +208,14 @@ def _split_dirs(root: Path) -> dict[str, Path]:
             raise ValueError(
                 f"{root}: {[f.name for f in same]} are all {split} folders; expected one"
             )
+    left = [f.name for f in folders if not any(f.name.lower() in n for n in _SPLIT_NAMES.values())]
+    if left:  # a class named "train" holding subfolders would read as a split too
+        warnings.warn(
+            f"{root}: read as split folders {[same[0].name for same in splits.values()]}; "
+            f"the folders {left} beside them are left out (no split has their images). For "
+            "one folder per class, put the classes in a folder of their own",
+            stacklevel=3,
+        )
     return {split: same[0] for split, same in splits.items()}
 
 
