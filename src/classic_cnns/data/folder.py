@@ -310,7 +310,8 @@ class ImageFolder(TransferDataModule):
     With ``train/`` under ``root``, that folder is the training set, ``val/`` (if present)
     the validation set (else ``val_size`` of the training images) and ``test/`` (if
     present) the test set. The split folders' names may be in any case and are also
-    ``training``, ``valid`` or ``validation``, and ``testing``.
+    ``training``, ``valid`` or ``validation``, and ``testing``. Other folders beside them
+    are left out, with a warning that names them.
     Without a training folder, the class folders directly under ``root`` are split by
     ``seed``: ``test_size`` for testing, then ``val_size`` of the rest for validation.
     Class names are the sorted folder names of the training set (as torchvision's
