@@ -518,3 +518,26 @@ def test_cifar_training_batches_are_augmented_and_others_are_not(fake_cifar: dic
     torch.manual_seed(1)
     augmented = dm.on_after_batch_transfer(batch, 0)[0]
     assert augmented.shape == plain.shape and not torch.equal(augmented, plain)
+
+
+def test_image_folder_knows_before_setup_whether_it_has_a_test_set(tmp_path, digits) -> None:
+    # The launching process of ddp_spawn never runs setup; fit asks it whether to test.
+    images, labels = digits
+    _write_pngs(tmp_path / "split" / "train", images[:40], labels[:40])
+    dm = ImageFolder(tmp_path / "split", channels=1, image_size=28)
+    assert dm.has_test_set is False
+    (tmp_path / "split" / "test").mkdir()
+    write_png(images[40][None], str(tmp_path / "split" / "test" / "unlabelled.png"))
+    assert ImageFolder(tmp_path / "split", channels=1).has_test_set is False  # Kaggle's test/
+    _write_pngs(tmp_path / "split" / "test", images[40:60], labels[40:60])
+    (tmp_path / "split" / "test" / "unlabelled.png").unlink()
+    dm = ImageFolder(tmp_path / "split", channels=1, image_size=28)
+    assert dm.has_test_set is True
+    dm.setup("fit")
+    assert dm.has_test_set is True
+    _write_pngs(tmp_path / "classes", images[:40], labels[:40])
+    assert ImageFolder(tmp_path / "classes", channels=1, test_size=0).has_test_set is False
+    dm = ImageFolder(tmp_path / "classes", channels=1, image_size=28)
+    assert dm.has_test_set is None  # a share of images not counted yet
+    dm.setup("fit")
+    assert dm.has_test_set is True

@@ -409,6 +409,29 @@ class ImageFolder(TransferDataModule):
         """Channels of the images (the ``channels`` argument)."""
         return self.channels
 
+    @property
+    def has_test_set(self) -> bool | None:
+        """Whether there are test images; known before ``setup`` from the folders where it can be.
+
+        A ``test/`` folder of class folders (or, in one folder of classes, ``test_size > 0``)
+        is a test set; ``None`` while a share has yet to be counted. The launching process of
+        ``ddp_spawn`` never runs ``setup``, and ``fit`` asks it whether to test.
+
+        Example:
+            >>> import os
+            >>> from classic_cnns import ImageFolder
+            >>> for name in ("train/cat", "train/dog", "val/cat", "val/dog"):
+            ...     os.makedirs(f"pets/{name}")
+            >>> ImageFolder("pets").has_test_set  # no test/ folder: known without decoding
+            False
+        """
+        if self._splits:
+            return super().has_test_set
+        if self.layout == "split":
+            test = self._split_dirs.get("test")
+            return test is not None and bool(_class_dirs(test))
+        return False if self.test_size == 0 else None
+
     def _files(self, folder: Path) -> tuple[list[Path], list[int]]:
         if loose := list_images(folder, self.extensions):
             raise ValueError(
