@@ -125,6 +125,22 @@ def test_kl_div_is_the_formula_times_t_squared(reduction: str, temperature: floa
         assert got == pytest.approx(temperature**2 * c * notes_mean, rel=1e-12)
 
 
+def test_a_class_the_teacher_rules_out_adds_nothing_and_the_gradient_stays_finite() -> None:
+    # A -inf teacher logit is p = 0: the term is 0 * log 0 = 0 (scipy's entropy), not NaN.
+    from scipy.stats import entropy
+
+    student = torch.tensor([[0.5, 0.0, -1.0]], requires_grad=True)
+    teacher = torch.tensor([[1.0, float("-inf"), 0.0]])
+    p = torch.softmax(teacher, dim=1)[0].tolist()
+    q = torch.softmax(student.detach(), dim=1)[0].tolist()
+    assert float(kl_div(student, teacher)) == pytest.approx(entropy(p, q), rel=1e-6)
+    both = torch.tensor([[0.0, float("-inf")]])
+    assert float(kl_div(both, both)) == 0.0
+    loss = distillation_loss(student, torch.tensor([0]), teacher)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(student.grad).all()
+
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
 def test_distillation_mixes_the_soft_and_hard_terms_by_alpha(reduction: str, alpha: float) -> None:

@@ -257,7 +257,8 @@ def kl_div(
         >>> z = torch.tensor([[2.0, 0.0, -1.0]])
         >>> float(kl_div(z, z, temperature=4.0))
         0.0
-        >>> round(float(kl_div(torch.zeros(1, 2), torch.tensor([[0.0, -100.0]]))), 4)  # log 2
+        >>> ruled_out = torch.tensor([[0.0, float("-inf")]])  # the teacher's p = (1, 0)
+        >>> round(float(kl_div(torch.zeros(1, 2), ruled_out)), 4)  # log 2
         0.6931
     """
     _check_logits(logits)
@@ -271,10 +272,12 @@ def kl_div(
     _check_temperature(temperature)
     student = F.log_softmax(logits / temperature, dim=1)
     teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
-    # log_target: the teacher as log-probabilities, so a class it rules out (p -> 0) adds
-    # exactly 0 instead of 0 * log 0.
-    torch_reduction = "batchmean" if reduction == "mean" else "sum"
-    return F.kl_div(student, teacher, reduction=torch_reduction, log_target=True) * temperature**2
+    # p * (log p - log q) per class; a class the teacher rules out (p = 0, a -inf logit
+    # included) adds exactly 0, the convention 0 * log 0 = 0 (F.kl_div gives NaN there).
+    probabilities = teacher.exp()
+    terms = (probabilities * (teacher - student)).masked_fill(probabilities == 0, 0.0)
+    total = terms.sum() / (logits.shape[0] if reduction == "mean" else 1)
+    return total * temperature**2
 
 
 def distillation_loss(
