@@ -426,6 +426,44 @@ def test_shared_module_counts_params_once_and_macs_per_call() -> None:
     assert [r.receptive_field for r in s.rows] == [(3, 3), (5, 5)]
 
 
+class _EverySecondPixel(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, ::2, ::2]  # ResNet-20's shortcut samples so
+
+
+def _measured_field(net: nn.Module, size: int) -> tuple[int, int]:
+    # Independent of the tracker: the input pixels the centre output depends on, found by
+    # backpropagation through positive weights at an input of ones.
+    for p in net.parameters():
+        p.data.fill_(0.1)
+    x = torch.ones(1, 1, size, size, requires_grad=True)
+    y = net(x)
+    y[0, 0, y.shape[2] // 2, y.shape[3] // 2].backward()
+    assert x.grad is not None
+    rows, cols = x.grad[0, 0].nonzero(as_tuple=True)
+    return int(rows.max() - rows.min()) + 1, int(cols.max() - cols.min()) + 1
+
+
+@pytest.mark.parametrize(
+    "middle", [_EverySecondPixel(), nn.LPPool2d(2, 3, stride=2), nn.AvgPool2d(3, stride=2)]
+)
+def test_fields_through_slicing_and_power_pooling_are_the_measured_ones(middle) -> None:
+    net = nn.Sequential(nn.Conv2d(1, 1, 3), middle, nn.Conv2d(1, 1, 3))
+    rows = summary(net, (1, 23, 23)).rows
+    for k, row in enumerate(rows):
+        assert row.receptive_field == _measured_field(net[: k + 1], 23), row.name
+    assert rows[1].jump == (2, 2)
+
+
+def test_an_operation_that_resizes_the_map_unknowably_gets_no_field() -> None:
+    # An upsampling is no window: "-" rather than the field of a pointwise operation.
+    net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Upsample(scale_factor=2), nn.Conv2d(1, 1, 3))
+    assert [r.receptive_field for r in summary(net, (1, 16, 16)).rows] == [(3, 3), None, None]
+    resnet = summary(create_model("resnet20").net, (3, 32, 32))
+    shortcut = next(r for r in resnet.rows if r.name == "layer2.0.downsample")
+    assert shortcut.jump == (2, 2)
+
+
 # ---------------------------------------------------------------------------------------
 # summary: against torchinfo, and receptive fields of branching networks
 # ---------------------------------------------------------------------------------------

@@ -130,14 +130,18 @@ class FieldTracker(TorchFunctionMode):
     between them (``torch.cat`` in Inception and DenseNet, the residual ``+`` in ResNet,
     ``F.adaptive_avg_pool2d`` in a ``forward``), so each tensor gets its own field:
 
-    * convolutions and max/average pooling apply the standard recurrence;
+    * convolutions and max/average/power-average pooling apply the standard recurrence;
     * adaptive pooling is a pool with the kernel of its widest window (``in/out`` where
       ``out`` divides ``in``, else up to ``ceil(in/out) + 1``) and stride
       ``max(1, in // out)`` (exact for global pooling and whenever ``out`` divides ``in``);
     * a linear layer on a flattened map, and a mean/sum/max over both spatial
       dimensions, sees the whole map;
-    * any other operation is treated as pointwise: its output takes the elementwise
-      maximum of its inputs' fields, which is exact for concatenation and addition.
+    * strided slicing (``x[:, :, ::2, ::2]``) multiplies the jump by its steps;
+    * any other operation that keeps the map's size (or pads it) is treated as pointwise:
+      its output takes the elementwise maximum of its inputs' fields, which is exact for
+      concatenation and addition;
+    * any other operation that changes the map's size (``interpolate``,
+      ``conv_transpose2d``) cannot be followed.
 
     Give the input its field with :meth:`set` before the forward pass; an operation that
     cannot be followed leaves its output without one (:meth:`get` returns ``None``).
@@ -210,6 +214,12 @@ class FieldTracker(TorchFunctionMode):
             spatial = out.ndim >= 3 and out.shape[-2:] == (1, 1) != source.shape[-2:]
             if out.ndim < 3 or spatial:
                 return base.whole()
+        if out.ndim >= 3 and name != "pad":
+            maps = [t for t in tensors_in((args, kwargs)) if t.ndim >= 3]
+            if maps and all(t.shape[-2:] != out.shape[-2:] for t in maps):
+                # The map's size changed, and not by a window we know: a strided slice, or
+                # an operation we cannot follow.
+                return _sliced(base, args, source, out) if name == "__getitem__" else None
         return field
 
     @staticmethod
@@ -239,6 +249,11 @@ class FieldTracker(TorchFunctionMode):
                 else (1, 1)
             )
             return base.window(kernel, stride, dilation, out_size)
+        if name == "lp_pool2d":  # (input, norm_type, kernel_size, stride=None, ...)
+            kernel = _pair(_arg(args, kwargs, 2, "kernel_size", 1), "kernel_size", 1)
+            raw_stride = _arg(args, kwargs, 3, "stride", None)
+            stride = kernel if raw_stride in (None, [], ()) else _pair(raw_stride, "stride", 1)
+            return base.window(kernel, stride, (1, 1), out_size)
         if name in _ADAPTIVE_POOLS:
             (ih, iw), (oh, ow) = (source.shape[-2], source.shape[-1]), out_size
             kernel = (_adaptive_window(ih, oh), _adaptive_window(iw, ow))
@@ -246,3 +261,23 @@ class FieldTracker(TorchFunctionMode):
             # However the windows fall, together they cover the input map exactly.
             return Field(pooled.rf, pooled.jump, base.span)
         return None
+
+
+def _sliced(base: Field, args: tuple[Any, ...], source: Tensor, out: Tensor) -> Field | None:
+    """The field after ``source[index]`` when the index slices the last two dimensions."""
+    index = args[1] if len(args) > 1 else None
+    items = index if isinstance(index, tuple) else (index,)
+    if not all(isinstance(i, slice | int) or i is Ellipsis for i in items):
+        return None  # a new axis, a tensor index: not followed
+    if Ellipsis in items:
+        k = items.index(Ellipsis)
+        items = items[:k] + (slice(None),) * (source.ndim - len(items) + 1) + items[k + 1 :]
+    items = items + (slice(None),) * (source.ndim - len(items))
+    h, w = items[source.ndim - 2], items[source.ndim - 1]
+    if not (isinstance(h, slice) and isinstance(w, slice)):
+        return None
+    steps = (h.step or 1, w.step or 1)
+    jump = (base.jump[0] * steps[0], base.jump[1] * steps[1])
+    size = (out.shape[-2], out.shape[-1])
+    span = (base.rf[0] + (size[0] - 1) * jump[0], base.rf[1] + (size[1] - 1) * jump[1])
+    return Field(base.rf, jump, span)

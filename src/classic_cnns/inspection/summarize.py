@@ -369,7 +369,10 @@ def summary(
       branching networks (Inception, ResNet, DenseNet) each branch has its own field and
       where branches meet (``torch.cat``, ``+``) the output takes the largest. Adaptive
       pooling is a pool with the kernel of its widest window and stride ``in // out``; a linear
-      layer on a flattened map, or a spatial mean, sees the whole map. Fields are not
+      layer on a flattened map, or a spatial mean, sees the whole map; strided slicing
+      (``x[:, :, ::2, ::2]``) multiplies the jump by its steps. Any other operation that
+      changes the map's size (an upsampling, a transposed convolution) is not followed:
+      its output gets no field ("-"), nor do the layers fed by it alone. Fields are not
       clipped to the image (as in the usual tables, they may exceed it).
 
     Args:
@@ -402,7 +405,7 @@ def summary(
         11683240
     """
     if isinstance(model, str):  # a registered name, as `classic-cnns summary` takes
-        size = tuple(input_size)
+        size = tuple(input_size) if isinstance(input_size, list | tuple) else ()
         given = len(size) == 3 and isinstance(size[0], int) and size[0] > 0
         model = model_info(model).build_net(**({"in_channels": size[0]} if given else {}))
     net = _network(model)
