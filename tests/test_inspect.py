@@ -371,6 +371,9 @@ def test_wrong_channels_and_bad_arguments() -> None:
         summary(create_model("lenet5"), (3, 32, 32))
     with pytest.raises(ValueError, match="input_size must be"):
         summary(create_model("lenet5"), (1, 1, 32, 32))
+    for model in (create_model("lenet5"), "lenet5"):  # a registered name alike
+        with pytest.raises(ValueError, match=r"input_size must be \(C, H, W\) .*; got 32$"):
+            summary(model, 32)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch_size must be"):
         summary(create_model("lenet5"), (1, 32, 32), batch_size=0)
     with pytest.raises(ValueError, match=r"cannot tell the input channels.*\(C, H, W\)"):
