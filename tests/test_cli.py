@@ -474,7 +474,7 @@ def test_model_flags_a_checkpoint_contradicts_are_refused_not_ignored(
         assert "the checkpoint m.ckpt rebuilds its own model (LeNet5, arch 'lenet5'), which " in err
         assert "--weights FILE instead of --ckpt_path" in err
     # Flags that agree with it, or none, validate it; so does the class of a checkpoint saved
-    # from Python, which records none (Lightning rebuilds an ImageClassifier of its arch).
+    # from Python, which records none (its arch's family class rebuilds it).
     trainer = L.Trainer(logger=False, enable_progress_bar=False)
     trainer.strategy.connect(classic_cnns.LeNet5(lr=0.05))
     trainer.save_checkpoint("python.ckpt")
@@ -489,7 +489,16 @@ def test_model_flags_a_checkpoint_contradicts_are_refused_not_ignored(
     # The plots' state in the checkpoint has its callback to go back to.
     assert not [w for w in caught if "Please add the following callbacks" in str(w.message)]
     assert main([*base[:-1], "python.ckpt", "--model", "ResNet"]) == 2
-    assert "(ImageClassifier, arch 'lenet5'), which " in capsys.readouterr().err
+    assert "(LeNet5, arch 'lenet5'), which " in capsys.readouterr().err
+    # A family with options of its own (ResNet's zero_init_residual) too: Lightning parsed
+    # them against ImageClassifier, which refused them.
+    trainer.strategy.connect(classic_cnns.create_model("resnet20", num_classes=10, in_channels=1))
+    trainer.save_checkpoint("resnet.ckpt")
+    for flags in ([], ["--model", "resnet20"]):
+        args = [*base[:-1], "resnet.ckpt", *flags, "--trainer.limit_val_batches=1"]
+        assert main(args) == 0, capsys.readouterr().err
+    assert main([*base[:-1], "resnet.ckpt", "--model", "LeNet5"]) == 2
+    assert "(ResNet, arch 'resnet20'), which " in capsys.readouterr().err
     # A config file's model counts as well: the run's own config.yaml fits its checkpoint;
     # one for another network is refused, not silently replaced by the checkpoint's.
     own = "lightning_logs/version_0/config.yaml"

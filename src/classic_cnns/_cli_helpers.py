@@ -22,6 +22,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from classic_cnns import data
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
 from classic_cnns.data.folder import TransferDataModule
+from classic_cnns.files import load_checkpoint
 from classic_cnns.models import FAMILIES, family_class
 from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
@@ -359,3 +360,35 @@ def data_main(argv: Sequence[str]) -> int:
     files = sorted(dm._find(name).name for name, _ in dm._needed())
     print(f"{cls.__name__} ({args.protocol}): {', '.join(files)} in {dm.raw_dir}, checked")
     return 0
+
+
+def checkpoint_model(ckpt_path: str) -> dict[str, Any] | None:
+    """The ``--model`` value that rebuilds a checkpoint's model, as Lightning's CLI finds it.
+
+    Lightning's ``_parse_ckpt_path`` reads the hyperparameters with a ``torch.load`` that
+    names no file; :func:`~classic_cnns.files.load_checkpoint` does. A checkpoint saved from
+    Python records no class: its arch's family class rebuilds it, not ``ImageClassifier``,
+    which does not take the family's options (ResNet's ``zero_init_residual``).
+
+    Example:
+        >>> import tempfile
+        >>> import lightning as L
+        >>> from classic_cnns import create_model
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     trainer = L.Trainer(logger=False, enable_progress_bar=False)
+        ...     trainer.strategy.connect(create_model("resnet20"))
+        ...     trainer.save_checkpoint(f"{folder}/r.ckpt")
+        ...     model = checkpoint_model(f"{folder}/r.ckpt")
+        >>> model["class_path"], model["dict_kwargs"]["arch"]
+        ('classic_cnns.models.ResNet', 'resnet20')
+    """
+    hparams = dict(load_checkpoint(ckpt_path).get("hyper_parameters") or {})
+    hparams.pop("_instantiator", None)
+    if not hparams:
+        return None
+    class_path = hparams.pop("_class_path", None)
+    arch = hparams.get("arch")
+    if class_path is None and isinstance(arch, str) and arch in list_models():
+        cls = family_class(model_info(arch).family)
+        class_path = f"{cls.__module__}.{cls.__qualname__}"
+    return hparams if class_path is None else {"class_path": class_path, "dict_kwargs": hparams}

@@ -31,6 +31,7 @@ from classic_cnns._cli_helpers import (
     LIGHTNING_COMMANDS,
     add_default_classes,
     check_data_names,
+    checkpoint_model,
     config_model_flags,
     data_main,
     expand_model_names,
@@ -42,7 +43,7 @@ from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.export import export_main
-from classic_cnns.files import check_checkpoint_file, load_checkpoint
+from classic_cnns.files import load_checkpoint
 from classic_cnns.hub import create_model, load_weights
 from classic_cnns.inspection import summary
 from classic_cnns.models import family_class
@@ -181,9 +182,10 @@ class ClassicCLI(LightningCLI):
         sub = self.config.get("subcommand")
         given = self.config[sub].get("model") if sub else None
         ckpt_path = self.config[sub].get("ckpt_path") if sub else None
-        if ckpt_path and Path(ckpt_path).is_file():  # Lightning's torch.load names no file
-            check_checkpoint_file(ckpt_path)
-        super()._parse_ckpt_path()
+        if ckpt_path and Path(ckpt_path).is_file():  # as Lightning's, but see the helper
+            model = checkpoint_model(ckpt_path)
+            if model is not None:
+                self.config = self.parser.parse_object({sub: {"model": model}}, self.config)
         if given is None or not ckpt_path:
             return
         used = self.config[sub].get("model")
