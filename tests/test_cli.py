@@ -383,6 +383,12 @@ def test_threads_and_a_replaced_optimizer(
     assert "(sgd, lr 0.1, weight decay 0.0005 on weights only) and its 'onecycle'" in err
     assert "no LR schedule runs (add --lr_scheduler for one)" in err
     assert "will be overridden" not in err
+    # --lr_scheduler alone: Lightning would drop it and run the model's own schedule.
+    before = sorted(Path().rglob("*"))
+    assert main([*args, "--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --lr_scheduler needs --optimizer: without it the model's own" in err
+    assert sorted(Path().rglob("*")) == before  # refused before anything is written
 
 
 def test_a_second_run_without_a_logger_in_one_folder_is_refused_in_one_line(

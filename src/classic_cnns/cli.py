@@ -272,6 +272,12 @@ class ClassicCLI(LightningCLI):
         else:
             config.threads = default_threads()
         torch.set_num_threads(config.threads)
+        if config.get("lr_scheduler") is not None and config.get("optimizer") is None:
+            raise ValueError(
+                "--lr_scheduler needs --optimizer: without it the model's own optimizer and "
+                "schedule run and Lightning drops --lr_scheduler. Give --optimizer too, or "
+                "choose the model's schedule with --model.scheduler"
+            )
         if config.get("optimizer") is not None and getattr(rank_zero_only, "rank", 0) == 0:
 
             def used(key: str) -> Any:  # the value given, else the recipe's
