@@ -391,6 +391,18 @@ def test_threads_and_a_replaced_optimizer(
     assert sorted(Path().rglob("*")) == before  # refused before anything is written
 
 
+def test_barebones_runs_without_the_logger_and_callbacks_the_cli_adds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Trainer(barebones=True) refuses a logger and checkpointing; the user gave neither.
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--trainer.barebones", "true", "--trainer.max_steps", "2"]) == 0, (
+        capsys.readouterr().err
+    )
+    assert "fit took" in capsys.readouterr().out
+    assert not Path("lightning_logs").exists()
+
+
 def test_a_second_run_without_a_logger_in_one_folder_is_refused_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -264,6 +264,8 @@ class ClassicCLI(LightningCLI):
         logger: Any = trainer.get("logger") if trainer is not None else None
         root = trainer.get("default_root_dir") if trainer is not None else None
         csv = str(getattr(logger, "class_path", "")).endswith(".CSVLogger")
+        if trainer is not None and trainer.get("barebones") and csv:
+            trainer.logger = False  # barebones logs nothing: our default logger goes too
         if root and csv and logger.init_args.get("save_dir") == ".":
             logger.init_args.save_dir = root
         if config.get("threads") is not None:
@@ -316,13 +318,16 @@ class ClassicCLI(LightningCLI):
         """The Trainer, with ``ModelCheckpoint(save_last=True)`` and the plots by default."""
         config = self._get(self.config_init, "trainer", default={})
         callbacks = list(config.get("callbacks") or [])
-        if config.get("enable_checkpointing") is not False and not any(
-            isinstance(c, ModelCheckpoint) for c in callbacks
+        barebones = bool(config.get("barebones"))  # no checkpoints, no logged metrics to plot
+        if (
+            config.get("enable_checkpointing") is not False
+            and not barebones
+            and not any(isinstance(c, ModelCheckpoint) for c in callbacks)
         ):
             callbacks.append(ModelCheckpoint(save_last=True))
         # It draws in fit and test; in validate and predict it only takes its state back
         # from a checkpoint, as Lightning asks ("Please add the following callbacks").
-        if not any(isinstance(c, TrainingPlots) for c in callbacks):
+        if not barebones and not any(isinstance(c, TrainingPlots) for c in callbacks):
             callbacks.append(TrainingPlots())
         return super().instantiate_trainer(**{"callbacks": callbacks, **kwargs})
 
