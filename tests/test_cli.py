@@ -403,6 +403,17 @@ def test_barebones_runs_without_the_logger_and_callbacks_the_cli_adds(
     assert not Path("lightning_logs").exists()
 
 
+def test_max_time_alone_caps_the_recipe_s_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was refused: without the recipe's epochs the one-cycle schedule has no length.
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--trainer.max_time", "00:00:01:00", "--trainer.limit_train_batches", "1"]
+    assert main([*args, "--trainer.limit_val_batches", "1"]) == 0, capsys.readouterr().err
+    last = torch.load("lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert last["epoch"] + 1 == model_info("lenet5").recipe.epochs  # done before the minute
+
+
 def test_a_second_run_without_a_logger_in_one_folder_is_refused_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

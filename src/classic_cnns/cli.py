@@ -245,8 +245,8 @@ class ClassicCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """Set the thread count and the recipe's epochs; say if ``--optimizer`` replaces ours.
 
-        Without ``--trainer.max_epochs`` (or ``max_steps`` / ``max_time``) a run lasts the
-        model's recipe's epochs (``model_info(name).recipe.epochs``).
+        Without ``--trainer.max_epochs`` (or ``max_steps``) a run lasts the model's recipe's
+        epochs (``model_info(name).recipe.epochs``); ``--trainer.max_time`` stops it sooner.
         """
         config = self.config[self.subcommand] if self.subcommand else self.config
         model = config.model.get("init_args", {})
@@ -257,7 +257,6 @@ class ClassicCLI(LightningCLI):
             and recipe is not None
             and trainer.get("max_epochs") is None
             and trainer.get("max_steps", -1) == -1
-            and trainer.get("max_time") is None
         ):
             trainer.max_epochs = recipe.epochs
         # The default CSV logger writes under --trainer.default_root_dir, as Lightning's does.
