@@ -414,6 +414,30 @@ def test_max_time_alone_caps_the_recipe_s_epochs(
     assert last["epoch"] + 1 == model_info("lenet5").recipe.epochs  # done before the minute
 
 
+def test_predict_writes_the_test_split_s_predictions_as_csv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Lightning's predict keeps nothing without a writer: the run said nothing, wrote nothing.
+    import csv
+
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--trainer.enable_progress_bar", "false"]
+    assert main(["fit", "--trainer.max_epochs", "1", *quiet]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--ckpt_path", "last", *quiet]) == 0, capsys.readouterr().err
+    path = Path("lightning_logs/version_1/predictions.csv")
+    assert f"predictions: {path} (359 images)" in capsys.readouterr().out
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["index"]) for r in rows] == list(range(359))
+    # Its accuracy is what Trainer.test reports for the same checkpoint.
+    model = classic_cnns.load_model("lightning_logs/version_0/checkpoints/last.ckpt")
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (tested,) = trainer.test(model, datamodule=classic_cnns.Digits(), verbose=False)
+    accuracy = sum(r["class"] == r["label"] for r in rows) / len(rows)
+    assert accuracy == pytest.approx(tested["test_acc"], abs=1e-6)
+
+
 def test_a_second_run_without_a_logger_in_one_folder_is_refused_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

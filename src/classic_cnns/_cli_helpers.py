@@ -18,12 +18,15 @@ from typing import Any
 
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from classic_cnns import data
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
 from classic_cnns.data.folder import TransferDataModule
 from classic_cnns.files import load_checkpoint
 from classic_cnns.models import FAMILIES, family_class
+from classic_cnns.plots import TrainingPlots
+from classic_cnns.predict import PredictionCSV
 from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
 
@@ -392,3 +395,35 @@ def checkpoint_model(ckpt_path: str) -> dict[str, Any] | None:
         cls = family_class(model_info(arch).family)
         class_path = f"{cls.__module__}.{cls.__qualname__}"
     return hparams if class_path is None else {"class_path": class_path, "dict_kwargs": hparams}
+
+
+def with_default_callbacks(trainer: Any, subcommand: str | None) -> list[Any]:
+    """The trainer's callbacks, with those the command line adds unless given already.
+
+    ``ModelCheckpoint(save_last=True)`` where checkpointing is on; the
+    :class:`~classic_cnns.plots.TrainingPlots`, which draw in fit and test (in validate and
+    predict they only take their state back from a checkpoint, as Lightning asks); for
+    ``predict``, a :class:`~classic_cnns.predict.PredictionCSV`, without which Lightning's
+    predictions go nowhere. ``barebones`` takes neither checkpoints nor plots.
+
+    Example:
+        >>> [type(c).__name__ for c in with_default_callbacks({}, "predict")]
+        ['ModelCheckpoint', 'TrainingPlots', 'PredictionCSV']
+    """
+    callbacks = list(trainer.get("callbacks") or [])
+    barebones = bool(trainer.get("barebones"))  # no checkpoints, no logged metrics to plot
+
+    def missing(kind: type) -> bool:
+        return not any(isinstance(c, kind) for c in callbacks)
+
+    if (
+        trainer.get("enable_checkpointing") is not False
+        and not barebones
+        and missing(ModelCheckpoint)
+    ):
+        callbacks.append(ModelCheckpoint(save_last=True))
+    if not barebones and missing(TrainingPlots):
+        callbacks.append(TrainingPlots())
+    if subcommand == "predict" and missing(PredictionCSV):
+        callbacks.append(PredictionCSV())
+    return callbacks

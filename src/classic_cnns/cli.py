@@ -38,6 +38,7 @@ from classic_cnns._cli_helpers import (
     quiet_lightning,
     short_help,
     user_error_message,
+    with_default_callbacks,
 )
 from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
@@ -47,8 +48,7 @@ from classic_cnns.files import load_checkpoint
 from classic_cnns.hub import create_model, load_weights
 from classic_cnns.inspection import summary
 from classic_cnns.models import family_class
-from classic_cnns.plots import TrainingPlots
-from classic_cnns.predict import predict_main
+from classic_cnns.predict import PredictionCSV, predict_main
 from classic_cnns.recipes import Recipe
 from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
@@ -314,20 +314,9 @@ class ClassicCLI(LightningCLI):
             load_weights(self.model, pretrained=pretrained, checkpoint_path=path)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The Trainer, with ``ModelCheckpoint(save_last=True)`` and the plots by default."""
+        """The Trainer, with the callbacks of :func:`with_default_callbacks`."""
         config = self._get(self.config_init, "trainer", default={})
-        callbacks = list(config.get("callbacks") or [])
-        barebones = bool(config.get("barebones"))  # no checkpoints, no logged metrics to plot
-        if (
-            config.get("enable_checkpointing") is not False
-            and not barebones
-            and not any(isinstance(c, ModelCheckpoint) for c in callbacks)
-        ):
-            callbacks.append(ModelCheckpoint(save_last=True))
-        # It draws in fit and test; in validate and predict it only takes its state back
-        # from a checkpoint, as Lightning asks ("Please add the following callbacks").
-        if not barebones and not any(isinstance(c, TrainingPlots) for c in callbacks):
-            callbacks.append(TrainingPlots())
+        callbacks = with_default_callbacks(config, self.subcommand)
         return super().instantiate_trainer(**{"callbacks": callbacks, **kwargs})
 
     def _resolve_last(self, subcommand: str) -> None:
@@ -377,6 +366,12 @@ class ClassicCLI(LightningCLI):
     def before_predict(self) -> None:
         """Resolve ``--ckpt_path last``."""
         self._resolve_last("predict")
+
+    def after_predict(self) -> None:
+        """Say where the predictions went."""
+        for c in self.trainer.callbacks:  # type: ignore[attr-defined]
+            if isinstance(c, PredictionCSV) and c.written and self.trainer.is_global_zero:
+                print(f"predictions: {c.written} ({c.rows} images)")
 
     def after_fit(self) -> None:
         """Print the wall time of ``fit``, then test the trained weights, if there is a test set."""

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
 
 from classic_cnns.data.folder import IMAGE_EXTENSIONS, list_images, load_image
 from classic_cnns.data.preprocessing import Preprocessing
@@ -33,7 +35,7 @@ from classic_cnns.files import atomic_path
 from classic_cnns.hub import load_model
 from classic_cnns.task import ImageClassifier
 
-__all__ = ["predict_folder", "predict_main"]
+__all__ = ["PredictionCSV", "predict_folder", "predict_main"]
 
 _COLUMNS = ["file", "class", "class_index", "probability"]
 
@@ -188,13 +190,85 @@ def _classify(model: ImageClassifier, folder: Path, files: list[Path], prep: Pre
     return rows, skipped
 
 
-def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def _write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str] = _COLUMNS) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
     with atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+
+
+class PredictionCSV(BasePredictionWriter):
+    """Write ``Trainer.predict``'s class probabilities as CSV: what ``classic-cnns predict`` saves.
+
+    One row per image, in the order predicted: ``index`` (its position in the split),
+    ``label`` (its true class, where the batches have labels), ``class``, ``class_index``
+    and ``probability`` of the most probable class. Class names are the model's
+    (``data_config["class_names"]``), else indices. The file is written once predicting
+    ends, atomically, to ``path`` or else ``<the trainer's log_dir>/predictions.csv``; each
+    process of a multi-process run writes its own, ``predictions-rank<r>.csv``.
+
+    Args:
+        path: The CSV file; ``None``: ``predictions.csv`` in the run's log folder.
+
+    Example:
+        >>> import lightning as L
+        >>> from classic_cnns import Digits, LeNet5
+        >>> writer = PredictionCSV("predictions.csv")
+        >>> trainer = L.Trainer(logger=False, callbacks=[writer], enable_progress_bar=False)
+        >>> _ = trainer.predict(LeNet5(), datamodule=Digits(), return_predictions=False)
+        >>> writer.written.name, writer.rows  # Digits' 359 test images
+        ('predictions.csv', 359)
+        >>> open("predictions.csv").readline().strip()
+        'index,label,class,class_index,probability'
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(write_interval="batch")
+        self.path = None if path is None else Path(path)
+        self.written: Path | None = None  # the file of the last run, once written
+        self.rows = 0
+        self._rows: list[dict[str, Any]] = []
+
+    def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Start a new table."""
+        self._rows = []
+
+    def write_on_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        """Add a batch's rows."""
+        names = list((getattr(pl_module, "data_config", None) or {}).get("class_names") or [])
+        labels = batch[1].tolist() if isinstance(batch, list | tuple) and len(batch) > 1 else None
+        best, index = prediction.max(dim=1)
+        start = len(self._rows)
+        order = list(batch_indices or [])
+        if len(order) != len(index):
+            order = list(range(start, start + len(index)))
+        for k, (p, i) in enumerate(zip(best.tolist(), index.tolist(), strict=True)):
+            label = "" if labels is None else (names[labels[k]] if names else labels[k])
+            self._rows.append(
+                {"index": order[k], "label": label, "class": names[i] if names else i,
+                 "class_index": i, "probability": round(p, 6)}
+            )  # fmt: skip
+
+    def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Write the table."""
+        path = self.path or Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv"
+        if trainer.world_size > 1:
+            path = path.with_name(f"{path.stem}-rank{trainer.global_rank}{path.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        columns = ["index", "label", "class", "class_index", "probability"]
+        _write_csv(self._rows, path, columns)
+        self.written, self.rows = path, len(self._rows)
 
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
