@@ -172,7 +172,8 @@ def test_a_checkpoint_of_another_architecture_is_refused(checkpoints: dict[str, 
     with pytest.raises(
         CheckpointError,
         match=rf"^{path}: the checkpoint holds a 'resnet20' "
-        r"model; expected 'lenet5', the model it is loaded into",
+        r"model; expected 'lenet5', the model it is loaded into\. .*\(on the command line: "
+        r"--model resnet20\).*\(--weights FILE\) instead of resuming$",
     ):
         verify_checkpoint(LeNet5(), load_checkpoint(path), str(path))
     # Without hyperparameters, the weights themselves tell.
@@ -214,7 +215,11 @@ def test_a_checkpoint_of_another_configuration_names_the_shapes(tmp_path: Path) 
 
 def test_the_weights_api_refuses_another_architecture(checkpoints: dict[str, Path]) -> None:
     path = checkpoints["resnet20"]
-    with pytest.raises(ValueError, match=rf"{path} holds a 'resnet20' network; got arch='lenet5'"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{path} holds a 'resnet20' network; got arch='lenet5'\. .* \(on the command "
+        rf"line: --model resnet20 --weights {path}\)$",
+    ):
         load_weights_file(LeNet5().net, path, arch="lenet5")
 
 

@@ -223,8 +223,9 @@ def verify_checkpoint(
     if isinstance(arch, str) and arch != name:
         raise CheckpointError(
             f"{source}: the checkpoint holds a {arch!r} model; expected {name!r}, the model "
-            f"it is loaded into. Create the model with create_model({arch!r}), or start a new "
-            "run from its weights with checkpoint_path instead of resuming"
+            f"it is loaded into. Create the model with create_model({arch!r}) (on the command "
+            f"line: --model {arch}), or start a new run from its weights with checkpoint_path "
+            "(--weights FILE) instead of resuming"
         )
     config = checkpoint.get(DATA_CHECKPOINT_KEY)
     recorded = head_class_names(config, getattr(model, "num_classes", None))

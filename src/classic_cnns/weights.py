@@ -485,7 +485,8 @@ def check_arch(file: WeightsFile, arch: str | None) -> None:
     if arch is not None and file.arch is not None and file.arch != arch:
         raise ValueError(
             f"{file.source} holds a {file.arch!r} network; got arch={arch!r}. Use "
-            f"create_model({file.arch!r}, checkpoint_path={file.source!r}) instead"
+            f"create_model({file.arch!r}, checkpoint_path={file.source!r}) instead (on the "
+            f"command line: --model {file.arch} --weights {file.source})"
         )
 
 
