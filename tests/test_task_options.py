@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -64,6 +65,17 @@ def test_the_optimizer_is_built_from_the_recipe() -> None:
     assert isinstance(optimizer, torch.optim.SGD)
     assert {g["weight_decay"] for g in optimizer.param_groups} == {1e-4, 0.0}
     assert type(trainer.lr_scheduler_configs[0].scheduler).__name__ == "MultiStepLR"
+
+
+def test_another_kind_of_optimizer_on_the_recipe_s_lr_is_warned_of() -> None:
+    # LeNet-5's recipe is SGD at 0.1; Adam there diverges. Adam's kin, or an lr, say nothing.
+    with pytest.warns(UserWarning, match=r"lr 0\.1 is lenet5's recipe's for 'sgd'; 'adam' "):
+        assert LeNet5(optimizer="adam").hparams.lr == 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LeNet5(optimizer="adam", lr=1e-3)
+        LeNet5(optimizer="sgd")
+        create_model("resnet18", optimizer="adam")  # its recipe's AdamW: the same scale
 
 
 # -- losses --------------------------------------------------------------------------------------

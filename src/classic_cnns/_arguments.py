@@ -7,6 +7,7 @@ and what was given. The optimizer's settings are :mod:`classic_cnns.optim`'s to 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, get_args
 
@@ -18,6 +19,30 @@ from classic_cnns.registry import ModelInfo, list_models, model_info
 __all__ = ["check_arguments"]
 
 _OPTIMIZER_SETTINGS = ("optimizer", "scheduler", "lr", "weight_decay", "momentum", "backbone_lr")
+
+
+def warn_of_the_recipe_lr(info: ModelInfo, optimizer: Any, lr: Any) -> None:
+    """Warn when another kind of optimizer than the recipe's would take the recipe's lr.
+
+    SGD's learning rates are some 10-100x Adam's: LeNet-5's SGD 0.1 makes Adam diverge.
+
+    Example:
+        >>> import warnings
+        >>> from classic_cnns import model_info
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_of_the_recipe_lr(model_info("lenet5"), "adam", None)
+        >>> str(caught[0].message)[:52]
+        "lr 0.1 is lenet5's recipe's for 'sgd'; 'adam' often "
+    """
+    recipe = info.recipe
+    if lr is None and optimizer is not None and (optimizer == "sgd") != (recipe.optimizer == "sgd"):
+        warnings.warn(
+            f"lr {recipe.lr:g} is {info.name}'s recipe's for {recipe.optimizer!r}; "
+            f"{optimizer!r} often needs another (SGD's are some 10-100x Adam's): pass lr",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> None:

@@ -31,7 +31,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from typing_extensions import Self
 
 from classic_cnns import _guard, finetune
-from classic_cnns._arguments import check_arguments
+from classic_cnns._arguments import check_arguments, warn_of_the_recipe_lr
 from classic_cnns._guard import (
     NonFinitePolicy,
     StepGuard,
@@ -161,6 +161,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         num_classes = info.num_classes if num_classes is None else num_classes
         in_channels = info.input_size[0] if in_channels is None else in_channels
         recipe = info.recipe
+        warn_of_the_recipe_lr(info, optimizer, lr)
         optimizer = recipe.optimizer if optimizer is None else optimizer
         lr = recipe.lr if lr is None else lr
         weight_decay = recipe.weight_decay if weight_decay is None else weight_decay
