@@ -306,6 +306,8 @@ def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused
         r"predict_folder \(classic-cnns predict-folder\)$",
     ):
         dm.test_dataloader()
+    with pytest.raises(ValueError, match=r"no test folder of class folders"):
+        dm.predict_dataloader()  # the same set: an empty CSV would say nothing
 
 
 def test_image_folder_errors_name_the_folder(tmp_path) -> None:

@@ -437,8 +437,8 @@ class InMemoryDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader[Any]:
-        """The test set, in file order, for ``Trainer.predict``."""
-        return self._loader("test", shuffle=False)
+        """The test set, in file order, for ``Trainer.predict`` (as :meth:`test_dataloader`)."""
+        return self.test_dataloader()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Convert a uint8 batch on its device: to float, pad or resize, normalise.
