@@ -239,9 +239,10 @@ class FieldTracker(TorchFunctionMode):
             stride = _pair(_arg(args, kwargs, 3, "stride", 1), "stride", 1)
             dilation = _pair(_arg(args, kwargs, 5, "dilation", 1), "dilation", 1)
             return base.window(kernel, stride, dilation, out_size)
-        if name in _MAX_POOLS or name == "avg_pool2d":
-            kernel = _pair(_arg(args, kwargs, 1, "kernel_size", 1), "kernel_size", 1)
-            raw_stride = _arg(args, kwargs, 2, "stride", None)
+        if name in _MAX_POOLS or name in ("avg_pool2d", "lp_pool2d"):
+            at = 2 if name == "lp_pool2d" else 1  # lp_pool2d(input, norm_type, kernel_size, ...)
+            kernel = _pair(_arg(args, kwargs, at, "kernel_size", 1), "kernel_size", 1)
+            raw_stride = _arg(args, kwargs, at + 1, "stride", None)
             stride = kernel if raw_stride in (None, [], ()) else _pair(raw_stride, "stride", 1)
             dilation = (
                 _pair(_arg(args, kwargs, 4, "dilation", 1), "dilation", 1)
@@ -249,11 +250,6 @@ class FieldTracker(TorchFunctionMode):
                 else (1, 1)
             )
             return base.window(kernel, stride, dilation, out_size)
-        if name == "lp_pool2d":  # (input, norm_type, kernel_size, stride=None, ...)
-            kernel = _pair(_arg(args, kwargs, 2, "kernel_size", 1), "kernel_size", 1)
-            raw_stride = _arg(args, kwargs, 3, "stride", None)
-            stride = kernel if raw_stride in (None, [], ()) else _pair(raw_stride, "stride", 1)
-            return base.window(kernel, stride, (1, 1), out_size)
         if name in _ADAPTIVE_POOLS:
             (ih, iw), (oh, ow) = (source.shape[-2], source.shape[-1]), out_size
             kernel = (_adaptive_window(ih, oh), _adaptive_window(iw, ow))
@@ -276,8 +272,5 @@ def _sliced(base: Field, args: tuple[Any, ...], source: Tensor, out: Tensor) -> 
     h, w = items[source.ndim - 2], items[source.ndim - 1]
     if not (isinstance(h, slice) and isinstance(w, slice)):
         return None
-    steps = (h.step or 1, w.step or 1)
-    jump = (base.jump[0] * steps[0], base.jump[1] * steps[1])
-    size = (out.shape[-2], out.shape[-1])
-    span = (base.rf[0] + (size[0] - 1) * jump[0], base.rf[1] + (size[1] - 1) * jump[1])
-    return Field(base.rf, jump, span)
+    # A window of one pixel with the slice's steps as its stride.
+    return base.window((1, 1), (h.step or 1, w.step or 1), (1, 1), (out.shape[-2], out.shape[-1]))
