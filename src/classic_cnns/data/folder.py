@@ -194,8 +194,8 @@ def _split_dirs(root: Path) -> dict[str, Path]:
             if folder.name.lower() in names:
                 found.setdefault(split, {}).setdefault(folder.resolve(), folder)
     splits = {split: list(same.values()) for split, same in found.items()}
+    named = [f for f in folders if any(f.name.lower() in n for n in _SPLIT_NAMES.values())]
     if not any(_class_dirs(f) for f in splits.get("train", [])):
-        named = [f for f in folders if any(f.name.lower() in n for n in _SPLIT_NAMES.values())]
         if folders and named == folders and all(_class_dirs(f) for f in named):
             raise ValueError(
                 f"{root}: {[f.name for f in folders]} look like split folders, but there is "
@@ -208,7 +208,7 @@ def _split_dirs(root: Path) -> dict[str, Path]:
             raise ValueError(
                 f"{root}: {[f.name for f in same]} are all {split} folders; expected one"
             )
-    left = [f.name for f in folders if not any(f.name.lower() in n for n in _SPLIT_NAMES.values())]
+    left = [f.name for f in folders if f not in named]
     if left:  # a class named "train" holding subfolders would read as a split too
         warnings.warn(
             f"{root}: read as split folders {[same[0].name for same in splits.values()]}; "
@@ -428,9 +428,13 @@ class ImageFolder(TransferDataModule):
         if self._splits:
             return super().has_test_set
         if self.layout == "split":
-            test = self._split_dirs.get("test")
-            return test is not None and bool(_class_dirs(test))
+            return self._labelled_test_folder()
         return False if self.test_size == 0 else None
+
+    def _labelled_test_folder(self) -> bool:
+        # A test folder of images without class folders (Kaggle's) is no test set.
+        test = self._split_dirs.get("test")
+        return test is not None and bool(_class_dirs(test))
 
     def _files(self, folder: Path) -> tuple[list[Path], list[int]]:
         if loose := list_images(folder, self.extensions):
@@ -490,11 +494,9 @@ class ImageFolder(TransferDataModule):
                     splits = {"train": train, "val": self._decode(dirs["val"], size, mode)}
                 else:
                     splits = self._split(*train)
-                # A test folder of images without class folders (Kaggle's) is no test set.
-                labelled = "test" in dirs and bool(_class_dirs(dirs["test"]))
                 splits["test"] = (
                     self._decode(dirs["test"], size, mode)
-                    if labelled
+                    if self._labelled_test_folder()
                     else (
                         torch.empty((0, self.channels, *size), dtype=torch.uint8),
                         torch.empty(0, dtype=torch.long),
