@@ -28,7 +28,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from classic_cnns.data.folder import IMAGE_EXTENSIONS, list_images, load_image
+from classic_cnns.data.folder import IMAGE_EXTENSIONS, _class_dirs, list_images, load_image
 from classic_cnns.data.preprocessing import Preprocessing
 from classic_cnns.export import _borrowed
 from classic_cnns.files import atomic_path
@@ -38,6 +38,7 @@ from classic_cnns.task import ImageClassifier
 __all__ = ["PredictionCSV", "predict_folder", "predict_main"]
 
 _COLUMNS = ["file", "class", "class_index", "probability"]
+_PREDICTION_COLUMNS = ["index", "label", "class", "class_index", "probability"]
 
 
 def predict_folder(
@@ -266,8 +267,7 @@ class PredictionCSV(BasePredictionWriter):
         if trainer.world_size > 1:
             path = path.with_name(f"{path.stem}-rank{trainer.global_rank}{path.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        columns = ["index", "label", "class", "class_index", "probability"]
-        _write_csv(self._rows, path, columns)
+        _write_csv(self._rows, path, _PREDICTION_COLUMNS)
         self.written, self.rows = path, len(self._rows)
 
 
@@ -339,7 +339,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
 
 def _subfolder_hint(folder: Path) -> str:
     # Images in class subfolders (an ImageFolder layout) are found only with recursive.
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = sorted(p.name for p in _class_dirs(folder))
     if not names:
         return ""
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
