@@ -148,7 +148,7 @@ def test_nin_class_maps_do_not_die_on_a_small_task() -> None:
     # steps on 8x8 digits left 8-10 of the 10 logits constant (0 for every image) and the
     # loss near log(10) = 2.30. The default reaches 1.14-1.85 on seeds 0-2, no class dead
     # (60 steps are chaotic: a 0.05% change of the normalisation moved seed 0 from 1.27 to
-    # 1.85), so the median of three seeds is tested.
+    # 1.85, and torch 2.6 gives 1.31-1.69), so the median of three seeds is tested.
     dm = Digits(image_size=8, val_size=0)
     dm.setup("fit")
     images, labels, _, _ = dm.load_splits()
@@ -169,7 +169,7 @@ def test_nin_class_maps_do_not_die_on_a_small_task() -> None:
             logits = net.eval()(x)
         assert (logits.std(dim=0) > 1e-4).all(), f"seed {seed}: a class logit is constant"
         losses.append(nn.functional.cross_entropy(logits, y).item())
-    assert max(losses) < 2.1 and sorted(losses)[1] < 1.5, losses
+    assert max(losses) < 2.1 and sorted(losses)[1] < 1.8, losses
 
 
 @pytest.mark.parametrize(

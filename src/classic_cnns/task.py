@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import copy
 import math
+import time
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -267,13 +268,13 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         """
         if isinstance(x, torch.fx.Proxy):
             return
+        weight = None  # the first parameter (torch 2.6's export cannot trace next(it, None))
+        for weight in self.net.parameters():  # noqa: B007
+            break
         check_images(
-            x,
-            name=self.info.name,
-            in_channels=self.in_channels,
-            min_size=self.min_input_size,
-            weight=next(self.net.parameters(), None),
-        )
+            x, name=self.info.name, in_channels=self.in_channels,
+            min_size=self.min_input_size, weight=weight,
+        )  # fmt: skip
 
     def forward(self, x: Tensor) -> Any:
         """Logits ``(N, num_classes)``; in training, nets with auxiliary heads return a tuple."""
@@ -295,9 +296,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         that Lightning's model summary counts FLOPs), and the teacher is loaded.
 
         Under a distributed strategy, the process group is destroyed when the process
-        exits (Lightning does it for NCCL only): a gloo group left to the interpreter's
-        shutdown can abort the process with "terminate called without an active
-        exception" (pytorch/pytorch#190489).
+        exits (Lightning does it for NCCL only; see ``_destroy_process_group``).
         """
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             atexit.unregister(_destroy_process_group)  # once per process
@@ -490,12 +489,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         gradient, so the optimizer skips them, and unfreezing later needs no new group.
         """
         hp = self._hp
+        head = list(finetune.head_parameters(self.net))
         groups = param_groups(
-            self,
-            head=list(finetune.head_parameters(self.net)),
-            lr=hp.lr,
-            weight_decay=hp.weight_decay,
-            backbone_lr=hp.backbone_lr,
+            self, head=head, lr=hp.lr, weight_decay=hp.weight_decay, backbone_lr=hp.backbone_lr
         )
         opt = make_optimizer(hp.optimizer, groups, lr=hp.lr, momentum=hp.momentum)
         if hp.scheduler == "none":
@@ -595,5 +591,10 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
 
 
 def _destroy_process_group() -> None:
+    # A gloo group left to the interpreter's shutdown can abort the process ("terminate
+    # called without an active exception", pytorch/pytorch#190489). Its worker threads take
+    # the GIL to free a finished collective's tensors, and destroying the group waits for
+    # them holding the GIL (a deadlock in torch 2.6): a pause lets them finish first.
     if torch.distributed.is_initialized():
+        time.sleep(0.1)
         torch.distributed.destroy_process_group()
