@@ -24,6 +24,7 @@ from classic_cnns.data.cifar import CIFAR10, CIFAR100
 from classic_cnns.data.folder import ImageFolder, load_image, random_crop_flip
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.files import CheckpointError
+from classic_cnns.predict import predict_folder
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -543,3 +544,33 @@ def test_image_folder_knows_before_setup_whether_it_has_a_test_set(tmp_path, dig
     assert dm.has_test_set is None  # a share of images not counted yet
     dm.setup("fit")
     assert dm.has_test_set is True
+
+
+def test_evaluation_crops_as_the_weights_record_and_predict_folder_does(tmp_path, digits) -> None:
+    # A model whose data_config records an evaluation crop (torchvision's ImageNet weights:
+    # 224 of 256 px) is tested on the files sized as predict_folder sizes them; fit keeps
+    # the whole image (its checkpoint then records no crop).
+    images, labels = digits
+    _write_pngs(tmp_path / "train", images[:120], labels[:120])
+    _write_pngs(tmp_path / "test", images[120:180], labels[120:180])
+    torch.manual_seed(0)
+    model = LeNet5(num_classes=10)
+    model.data_config = {"mean": [0.13], "std": [0.31], "image_size": [32, 32], "crop_pct": 0.875}
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    dm = ImageFolder(tmp_path, channels=1, val_size=0.2)
+    probs = torch.cat(L.Trainer(**quiet).predict(model, dm))  # type: ignore[arg-type]
+    files = [p.relative_to(tmp_path / "test").as_posix() for p in dm._files(tmp_path / "test")[0]]
+    rows = {r["file"]: r for r in predict_folder(model, tmp_path / "test", recursive=True)}
+    assert sorted(rows) == sorted(files)
+    best, index = probs.max(dim=1)
+    assert [rows[f]["class_index"] for f in files] == index.tolist()
+    assert [rows[f]["probability"] for f in files] == pytest.approx(best.tolist(), abs=1e-5)
+    assert dm._decoded == ((32, 32), "resize", 0.875)
+    whole = ImageFolder(tmp_path, channels=1, image_size=32, val_size=0.2)
+    whole.setup("test")  # no model: the whole image, resized
+    assert not torch.equal(whole._splits["test"][0], dm._splits["test"][0])
+    fitted = ImageFolder(tmp_path, channels=1, val_size=0.2)
+    L.Trainer(max_steps=1, enable_checkpointing=False, **quiet).fit(model, datamodule=fitted)
+    assert fitted._decoded == ((32, 32), "resize", 1.0)
+    assert torch.equal(fitted._splits["test"][0], whole._splits["test"][0])
+    assert "crop_pct" not in model.data_config

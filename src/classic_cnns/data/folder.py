@@ -27,13 +27,14 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision.io import ImageReadMode, decode_image
 
 from classic_cnns._guard import is_number
 from classic_cnns.data.base import InMemoryDataModule
-from classic_cnns.data.preprocessing import check_stats, normalization, to_size
+from classic_cnns.data.preprocessing import ResizeMode, check_stats, normalization, to_size
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -323,7 +324,11 @@ class ImageFolder(TransferDataModule):
     other counts once), and split folders of class folders without a training folder.
 
     Files are decoded once at ``setup`` (see :func:`load_image`) at ``image_size`` (or the
-    model's input size) and kept as uint8 in memory.
+    model's input size) and kept as uint8 in memory. Validating, testing or predicting
+    (not ``fit``) with a model whose ``data_config`` records an evaluation crop (torchvision's
+    ImageNet weights: ``crop_pct`` 224/256), the images are resized to cover
+    ``size / crop_pct`` and the centre cropped, as :func:`~classic_cnns.predict.predict_folder`
+    and torchvision's evaluation do; ``fit`` (and its validation) keeps the whole image.
 
     Args:
         root: The folder.
@@ -402,7 +407,8 @@ class ImageFolder(TransferDataModule):
         # Until setup measures the images, grey/RGB mid-grey stands in (used only for in_channels).
         self.mean, self.std = (0.5,) * channels, (0.5,) * channels
         self._measured: tuple[tuple[float, ...], tuple[float, ...]] | None = None
-        self._decoded: tuple[tuple[int, int], str] | None = None  # the size and mode decoded at
+        # The size, mode and crop_pct the files were decoded at.
+        self._decoded: tuple[tuple[int, int], ResizeMode, float] | None = None
 
     @property
     def in_channels(self) -> int:
@@ -460,19 +466,19 @@ class ImageFolder(TransferDataModule):
             labels += [self.class_names.index(class_dir.name)] * len(found)
         return paths, labels
 
-    def _decode(self, folder: Path, size: tuple[int, int], mode: str) -> tuple[Tensor, Tensor]:
+    def _decode(
+        self, folder: Path, size: tuple[int, int], mode: ResizeMode, crop_pct: float
+    ) -> tuple[Tensor, Tensor]:
         paths, labels = self._files(folder)
         images = torch.empty((len(paths), self.channels, *size), dtype=torch.uint8)
-        for i, path in enumerate(paths):
-            if mode == "pad":  # padded where it fits, as predict_folder does; else resized
-                images[i] = to_size(load_image(path, self.channels, None), size, "pad")
-            else:
-                images[i] = load_image(path, self.channels, size)
+        for i, path in enumerate(paths):  # each file sized as predict_folder sizes it
+            images[i] = to_size(load_image(path, self.channels, None), size, mode, crop_pct)
         return images, torch.tensor(labels, dtype=torch.long)
 
-    def _storage(self) -> tuple[tuple[int, int], str]:
+    def _storage(self) -> tuple[tuple[int, int], ResizeMode, float]:
         # The size to decode at, and how: padded for a model whose recorded preprocessing
-        # padded its images (MNIST's 28 to 32 px) when the size is left to it, else resized.
+        # padded its images (MNIST's 28 to 32 px) when the size is left to it, else resized;
+        # outside fit, cropped as the model's recorded evaluation crop says.
         model = self._model()
         if self.image_size is None and model is None:
             raise ValueError(
@@ -481,21 +487,23 @@ class ImageFolder(TransferDataModule):
             )
         recorded = (model.data_config or {}) if model is not None else {}
         pad = self.image_size is None and recorded.get("resize") == "pad"
-        return self._resolve_size(None, model)[0], "pad" if pad else "resize"
+        fitting = self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        crop = 1.0 if fitting else float(recorded.get("crop_pct", 1.0))
+        return self._resolve_size(None, model)[0], "pad" if pad else "resize", crop
 
     def setup(self, stage: str | None = None) -> None:
         """Decode every image once (at the resolved size), split, and measure the training set."""
         if not self._splits:
-            size, mode = self._decoded = self._storage()
+            size, mode, crop = self._decoded = self._storage()
             if self.layout == "split":
                 dirs = self._split_dirs
-                train = self._decode(dirs["train"], size, mode)
+                train = self._decode(dirs["train"], size, mode, crop)
                 if "val" in dirs:
-                    splits = {"train": train, "val": self._decode(dirs["val"], size, mode)}
+                    splits = {"train": train, "val": self._decode(dirs["val"], size, mode, crop)}
                 else:
                     splits = self._split(*train)
                 splits["test"] = (
-                    self._decode(dirs["test"], size, mode)
+                    self._decode(dirs["test"], size, mode, crop)
                     if self._labelled_test_folder()
                     else (
                         torch.empty((0, self.channels, *size), dtype=torch.uint8),
@@ -503,7 +511,7 @@ class ImageFolder(TransferDataModule):
                     )
                 )
             else:
-                images, labels = self._decode(self.root, size, mode)
+                images, labels = self._decode(self.root, size, mode, crop)
                 n_test = round(labels.numel() * self.test_size)
                 order = torch.randperm(
                     labels.numel(), generator=torch.Generator().manual_seed(self.seed)
