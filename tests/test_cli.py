@@ -479,14 +479,38 @@ def test_default_root_dir_holds_the_logs_and_last_resumes_from_it(
     assert main([*run, "--ckpt_path=last"]) == 0  # the resumed run records the file it found
     resumed = (version.parent / "version_1" / "config.yaml").read_text()
     assert "ckpt_path: runs/exp1/lightning_logs/version_0/checkpoints/last.ckpt\n" in resumed
-    # "last" is found after this command built its model: it must be the run it started.
+    # "last" is that file: a --model flag it contradicts is refused.
     capsys.readouterr()
     assert main([*run, "--ckpt_path=last", "--model.lr=0.05"]) == 2
     assert (
-        "--ckpt_path last is runs/exp1/lightning_logs/version_0/checkpoints/last.ckpt, a run "
-        "with lr=0.1; this command gives lr=0.05. Resume with that run's command, or give the "
-        "file (--ckpt_path FILE), which rebuilds its model"
+        "--model.lr 0.05: the checkpoint runs/exp1/lightning_logs/version_0/checkpoints/"
+        "last.ckpt rebuilds its own model (LeNet5, arch 'lenet5'), which these settings "
+        "contradict"
     ) in capsys.readouterr().err
+
+
+def test_ckpt_path_last_rebuilds_the_last_run_s_model_in_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "last" is found before the model is built, so it is what the file would be: the
+    # checkpoint's own model, without repeating the run's --model flags.
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=1",
+             "--trainer.limit_test_batches=1"]  # fmt: skip
+    fit = ["fit", "--model=resnet20", "--trainer.max_epochs=1", "--trainer.limit_train_batches=1"]
+    assert main([*fit, *quiet]) == 0, capsys.readouterr().err
+    ckpt = "lightning_logs/version_0/checkpoints/last.ckpt"
+    for command in ("validate", "test"):
+        assert main([command, "--ckpt_path=last", *quiet]) == 0, capsys.readouterr().err
+    config = yaml.safe_load(Path("lightning_logs/version_2/config.yaml").read_text())
+    assert config["ckpt_path"] == ckpt
+    assert config["model"]["class_path"] == "classic_cnns.ResNet"
+    assert config["model"]["init_args"]["arch"] == "resnet20"
+    capsys.readouterr()
+    assert main(["test", "--ckpt_path=last", "--model=LeNet5", *quiet]) == 2
+    assert f"--model LeNet5: the checkpoint {ckpt} rebuilds its own model (ResNet" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize("size", [0, 3000])
@@ -588,3 +612,42 @@ def test_fit_on_train_and_val_folders_alone_skips_the_test(
     args += ["--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false"]
     assert main(args) == 0, capsys.readouterr().err
     assert "not tested: ImageFolder has no test images" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("trainer", "folder"),
+    [
+        ({}, "lightning_logs/version_3/checkpoints"),
+        ({"default_root_dir": "runs", "logger": True}, "runs/lightning_logs/version_0/checkpoints"),
+        ({"logger": False, "default_root_dir": "runs"}, "runs/checkpoints"),
+        ({"logger": [], "callbacks": [{"class_path": "ModelCheckpoint",
+                                       "init_args": {"dirpath": "mine"}}]}, "mine"),
+        ({"logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                     "init_args": {"save_dir": "logs", "name": "exp"}}}, "logs/exp/v/checkpoints"),
+        ({"default_root_dir": "runs", "logger": [
+            {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+             "init_args": {"save_dir": ".", "name": ""}}]}, "runs/version_1/checkpoints"),
+    ],
+)  # fmt: skip
+def test_configured_last_checkpoint_reads_the_folders_from_the_trainer_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trainer: dict[str, Any], folder: str
+) -> None:
+    # Where Lightning's trainer so configured writes: its logger's root_dir, its callbacks'
+    # dirpath, or default_root_dir/checkpoints without a logger.
+    from jsonargparse import Namespace
+
+    from classic_cnns._cli_helpers import configured_last_checkpoint
+
+    def parsed(value: Any) -> Any:  # nested Namespaces, as the CLI's parser makes them
+        if isinstance(value, dict):
+            return Namespace(**{k: parsed(v) for k, v in value.items()})
+        return [parsed(v) for v in value] if isinstance(value, list) else value
+
+    monkeypatch.chdir(tmp_path)
+    config = parsed(trainer)
+    assert configured_last_checkpoint(config) is None  # nothing saved yet
+    Path(folder).mkdir(parents=True)
+    (Path(folder) / "last.ckpt").write_bytes(b"")
+    assert configured_last_checkpoint(config) == Path(folder) / "last.ckpt"
+    wandb = {"logger": {"class_path": "lightning.pytorch.loggers.WandbLogger"}}
+    assert configured_last_checkpoint(parsed(wandb)) is None  # its folder: not configured

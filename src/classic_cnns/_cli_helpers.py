@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import logging
 import os
 import re
@@ -18,7 +19,9 @@ from typing import Any
 
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from classic_cnns import data
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
@@ -395,6 +398,66 @@ def checkpoint_model(ckpt_path: str) -> dict[str, Any] | None:
         cls = family_class(model_info(arch).family)
         class_path = f"{cls.__module__}.{cls.__qualname__}"
     return hparams if class_path is None else {"class_path": class_path, "dict_kwargs": hparams}
+
+
+def _runs(folders: list[Path], logs: Path | None) -> Path | None:
+    # The newest last*.ckpt in the folders, or in a checkpoints/ of a run under logs.
+    if logs is not None:
+        folders = folders + [p / "checkpoints" for p in logs.glob("*") if p.is_dir()]
+    found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def last_checkpoint(trainer: Trainer) -> Path | None:
+    """The newest ``last*.ckpt`` of any run under the trainer's log folder, else ``None``.
+
+    Looks in ``<save_dir>/<name>/*/checkpoints/`` of the trainer's logger (every
+    ``version_N`` of e.g. ``lightning_logs``), or ``<default_root_dir>/checkpoints/`` without
+    a logger, and in the checkpoint callbacks' own folders.
+
+    Example:
+        >>> import lightning as L
+        >>> from classic_cnns.cli import last_checkpoint
+        >>> last_checkpoint(L.Trainer(default_root_dir="no_runs_here", logger=False)) is None
+        True
+    """
+    folders = [Path(trainer.default_root_dir) / "checkpoints"]
+    folders += [Path(c.dirpath) for c in trainer.checkpoint_callbacks if
+                isinstance(c, ModelCheckpoint) and c.dirpath]  # fmt: skip
+    root = getattr(trainer.logger, "root_dir", None) if trainer.logger is not None else None
+    return _runs(folders, None if root is None else Path(root))
+
+
+def configured_last_checkpoint(trainer: Any) -> Path | None:
+    """:func:`last_checkpoint` of a Trainer's command-line configuration, before it is built.
+
+    ``None`` also where the logger's folder is not in its configuration (a logger other
+    than Lightning's CSV and TensorBoard loggers); the built trainer can say then.
+
+    Example:
+        >>> configured_last_checkpoint({"default_root_dir": "no_runs_here"}) is None
+        True
+    """
+    root = Path(trainer.get("default_root_dir") or ".")
+    folders = [root / "checkpoints"]
+    callbacks = [getattr(c, "init_args", c) for c in trainer.get("callbacks") or []]
+    folders += [Path(c.dirpath) for c in callbacks if getattr(c, "dirpath", None)]
+    logger = trainer.get("logger")
+    if isinstance(logger, list):  # Lightning's trainer.logger is the first
+        logger = logger[0] if logger else False
+    if logger is False:
+        return _runs(folders, None)
+    if logger is None or logger is True:  # Lightning's default logger
+        return _runs(folders, root / "lightning_logs")
+    module, _, name = str(getattr(logger, "class_path", "")).rpartition(".")
+    cls = getattr(importlib.import_module(module), name, None) if module else None
+    if not (isinstance(cls, type) and issubclass(cls, CSVLogger | TensorBoardLogger)):
+        return None
+    args = logger.get("init_args") or {}
+    save_dir = args.get("save_dir", ".")
+    logs = root if str(save_dir) == "." else Path(save_dir)  # as ClassicCLI places it
+    name = args.get("name", "lightning_logs")
+    return _runs(folders, logs / name if name else logs)
 
 
 def with_default_callbacks(trainer: Any, subcommand: str | None) -> list[Any]:

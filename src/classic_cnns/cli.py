@@ -22,7 +22,6 @@ from typing import Any
 import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
@@ -33,8 +32,10 @@ from classic_cnns._cli_helpers import (
     check_data_names,
     checkpoint_model,
     config_model_flags,
+    configured_last_checkpoint,
     data_main,
     expand_model_names,
+    last_checkpoint,
     quiet_lightning,
     short_help,
     user_error_message,
@@ -78,29 +79,6 @@ def default_threads(cpu_count: int | None = None) -> int:
     if cpu_count <= 2 and "OMP_NUM_THREADS" not in os.environ:
         return 1
     return torch.get_num_threads()
-
-
-def last_checkpoint(trainer: Trainer) -> Path | None:
-    """The newest ``last*.ckpt`` of any run under the trainer's log folder, else ``None``.
-
-    Looks in ``<save_dir>/<name>/*/checkpoints/`` of the trainer's logger (every
-    ``version_N`` of e.g. ``lightning_logs``), or ``<default_root_dir>/checkpoints/`` without
-    a logger, and in the checkpoint callbacks' own folders.
-
-    Example:
-        >>> import lightning as L
-        >>> from classic_cnns.cli import last_checkpoint
-        >>> last_checkpoint(L.Trainer(default_root_dir="no_runs_here", logger=False)) is None
-        True
-    """
-    folders = [Path(trainer.default_root_dir) / "checkpoints"]
-    root = getattr(trainer.logger, "root_dir", None) if trainer.logger is not None else None
-    if root is not None:
-        folders += [p / "checkpoints" for p in Path(root).glob("*") if p.is_dir()]
-    folders += [Path(c.dirpath) for c in trainer.checkpoint_callbacks if
-                isinstance(c, ModelCheckpoint) and c.dirpath]  # fmt: skip
-    found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 class _SaveConfig(SaveConfigCallback):
@@ -180,6 +158,11 @@ class ClassicCLI(LightningCLI):
         # Lightning rebuilds the model from the checkpoint's hyperparameters, whatever the
         # --model flags said; a flag that the checkpoint contradicts is refused, not ignored.
         sub = self.config.get("subcommand")
+        if sub and self.config[sub].get("ckpt_path") == "last":
+            # Found before the model is built, "last" is the file: it rebuilds its own model.
+            found = configured_last_checkpoint(self.config[sub].trainer)
+            if found is not None:
+                self.config[sub].ckpt_path = str(found)
         given = self.config[sub].get("model") if sub else None
         ckpt_path = self.config[sub].get("ckpt_path") if sub else None
         if ckpt_path and Path(ckpt_path).is_file():  # as Lightning's, but see the helper
@@ -333,8 +316,9 @@ class ClassicCLI(LightningCLI):
                 self.config[subcommand]["ckpt_path"] = str(path)
 
     def _check_resumed_hparams(self, path: Path) -> None:
-        # A file given to --ckpt_path rebuilds its own model; "last", found after the model
-        # was built from this command, must find the run this command started.
+        # A file given to --ckpt_path rebuilds its own model; "last", found only after the
+        # model was built from this command (a logger whose folder the configuration does
+        # not say), must find the run this command started.
         saved = load_checkpoint(path).get("hyper_parameters") or {}
         ours = self.model.hparams
         differ = sorted(
