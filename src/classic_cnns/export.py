@@ -133,15 +133,18 @@ def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> No
 def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter (constant folding, deprecations)
-        if importlib.util.find_spec("onnxscript") is not None:
-            # The torch.export-based exporter, PyTorch's default since 2.9.
+        # (torch.__version__ compares as a version, not as a string.)
+        if importlib.util.find_spec("onnxscript") is not None and torch.__version__ >= "2.9":
+            # The torch.export-based exporter, PyTorch's default since 2.9 (torch 2.6's fails
+            # on batch norm with today's onnxscript).
             batch = torch.export.Dim("batch", min=1)
             torch.onnx.export(
                 net, (x,), str(path), dynamo=True, external_data=False, verbose=False,
                 input_names=["images"], output_names=["logits"], dynamic_shapes=({0: batch},),
             )  # fmt: skip
         else:
-            # Without onnxscript only the older TorchScript-based exporter is available.
+            # The TorchScript-based exporter: torch's default before 2.9, and the one there
+            # is without onnxscript.
             torch.onnx.export(
                 net, (x,), str(path), dynamo=False, input_names=["images"],
                 output_names=["logits"],
