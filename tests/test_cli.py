@@ -401,6 +401,11 @@ def test_barebones_runs_without_the_logger_and_callbacks_the_cli_adds(
     )
     assert "fit took" in capsys.readouterr().out
     assert not Path("lightning_logs").exists()
+    # A logger the user asked for is not dropped in silence: Lightning refuses it.
+    logger = ["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", "logs"]
+    assert main(["fit", "--trainer.barebones", "true", *logger]) == 2
+    assert "Trainer(barebones=True, logger=" in capsys.readouterr().err
+    assert not Path("logs").exists()
 
 
 def test_max_time_alone_caps_the_recipe_s_epochs(

@@ -144,12 +144,14 @@ class ClassicCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Add the default model and data classes where the command line chooses none."""
         self._model_flags: list[str] = []
+        self._logger_given = False
         if args is None or isinstance(args, list | tuple):
             args = list(sys.argv[1:] if args is None else args)
             # The --model flags the user gave (--model X, --model.key): what --ckpt_path
             # must not contradict.
             self._model_flags = [a.split("=")[0] for a in args if a.startswith("--model")]
             self._model_flags += config_model_flags(args)  # a config file's class and arch
+            self._logger_given = any(a.startswith("--trainer.logger") for a in args)
             at = 1 if args and args[0] in LIGHTNING_COMMANDS else 0
             args = add_default_classes(args, at)
         super().parse_arguments(parser, args)
@@ -246,7 +248,7 @@ class ClassicCLI(LightningCLI):
         logger: Any = trainer.get("logger") if trainer is not None else None
         root = trainer.get("default_root_dir") if trainer is not None else None
         csv = str(getattr(logger, "class_path", "")).endswith(".CSVLogger")
-        if trainer is not None and trainer.get("barebones") and csv:
+        if trainer is not None and trainer.get("barebones") and csv and not self._logger_given:
             trainer.logger = False  # barebones logs nothing: our default logger goes too
         if root and csv and logger.init_args.get("save_dir") == ".":
             logger.init_args.save_dir = root
