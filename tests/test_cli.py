@@ -405,6 +405,9 @@ def test_barebones_runs_without_the_logger_and_callbacks_the_cli_adds(
     logger = ["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", "logs"]
     assert main(["fit", "--trainer.barebones", "true", *logger]) == 2
     assert "Trainer(barebones=True, logger=" in capsys.readouterr().err
+    named = "{trainer: {logger: {class_path: CSVLogger, init_args: {save_dir: logs}}}}"
+    assert main(["fit", "--trainer.barebones", "true", "-c", named]) == 2  # in a config
+    assert "Trainer(barebones=True, logger=" in capsys.readouterr().err
     assert not Path("logs").exists()
 
 
@@ -518,6 +521,34 @@ def test_ckpt_path_last_rebuilds_the_last_run_s_model_in_every_command(
     )
 
 
+def test_ckpt_path_last_looks_where_the_run_s_logger_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the default CSV logger moves to default_root_dir: a list of loggers writes under
+    # its own save_dir, and "last" is the newest run there, not an older one under the root.
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=1",
+             "--trainer.limit_test_batches=1", "--trainer.default_root_dir=runs"]  # fmt: skip
+    fit = ["fit", "--trainer.max_epochs=1", "--trainer.limit_train_batches=1", *quiet]
+    assert main(fit) == 0, capsys.readouterr().err  # LeNet-5 in runs/lightning_logs
+    listed = ["--trainer.logger", "[{class_path: CSVLogger, init_args: {save_dir: .}}]"]
+    assert main([*fit, "--model=resnet20", *listed]) == 0, capsys.readouterr().err
+    assert main(["test", "--ckpt_path=last", *quiet, *listed]) == 0, capsys.readouterr().err
+    config = yaml.safe_load(Path("lightning_logs/version_1/config.yaml").read_text())
+    assert config["ckpt_path"] == "lightning_logs/version_0/checkpoints/last.ckpt"
+    assert config["model"]["init_args"]["arch"] == "resnet20"
+    # A --config file's model settings are checked against "last" as flags are.
+    lr = ["--model.lr=0.05", "--trainer.logger.init_args.version=lr"]
+    assert main([*fit, "--model=resnet20", *listed, *lr]) == 0, capsys.readouterr().err
+    assert main([*fit, "--model=resnet20", *listed]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    earlier = ["-c", "lightning_logs/lr/config.yaml", "--ckpt_path=last"]
+    assert main(["fit", *earlier, "--trainer.logger.init_args.version=again"]) == 2
+    assert "--model.lr 0.05: the checkpoint lightning_logs/version_2/checkpoints/last.ckpt" in (
+        capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize("size", [0, 3000])
 def test_a_damaged_ckpt_path_file_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, size: int
@@ -627,11 +658,21 @@ def test_fit_on_train_and_val_folders_alone_skips_the_test(
         ({"logger": False, "default_root_dir": "runs"}, "runs/checkpoints"),
         ({"logger": [], "callbacks": [{"class_path": "ModelCheckpoint",
                                        "init_args": {"dirpath": "mine"}}]}, "mine"),
+        ({"logger": False, "callbacks": {"class_path": "ModelCheckpoint",
+                                         "init_args": {"dirpath": "one"}}}, "one"),
         ({"logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
                      "init_args": {"save_dir": "logs", "name": "exp"}}}, "logs/exp/v/checkpoints"),
+        # The default CSV logger moves to default_root_dir (place_default_logger); a list
+        # of loggers, or another logger, stays where its save_dir says.
+        ({"default_root_dir": "runs", "logger": {
+            "class_path": "lightning.pytorch.loggers.CSVLogger",
+            "init_args": {"save_dir": "."}}}, "runs/lightning_logs/version_2/checkpoints"),
+        ({"default_root_dir": "runs", "logger": [
+            {"class_path": "lightning.pytorch.loggers.CSVLogger",
+             "init_args": {"save_dir": "."}}]}, "lightning_logs/version_2/checkpoints"),
         ({"default_root_dir": "runs", "logger": [
             {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-             "init_args": {"save_dir": ".", "name": ""}}]}, "runs/version_1/checkpoints"),
+             "init_args": {"save_dir": ".", "name": ""}}]}, "version_1/checkpoints"),
     ],
 )  # fmt: skip
 def test_configured_last_checkpoint_reads_the_folders_from_the_trainer_configuration(
@@ -641,7 +682,7 @@ def test_configured_last_checkpoint_reads_the_folders_from_the_trainer_configura
     # dirpath, or default_root_dir/checkpoints without a logger.
     from jsonargparse import Namespace
 
-    from classic_cnns._cli_helpers import configured_last_checkpoint
+    from classic_cnns._cli_helpers import configured_last_checkpoint, place_default_logger
 
     def parsed(value: Any) -> Any:  # nested Namespaces, as the CLI's parser makes them
         if isinstance(value, dict):
@@ -650,6 +691,7 @@ def test_configured_last_checkpoint_reads_the_folders_from_the_trainer_configura
 
     monkeypatch.chdir(tmp_path)
     config = parsed(trainer)
+    place_default_logger(config)  # as the command line does first
     assert configured_last_checkpoint(config) is None  # nothing saved yet
     Path(folder).mkdir(parents=True)
     (Path(folder) / "last.ckpt").write_bytes(b"")

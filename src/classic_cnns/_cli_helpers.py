@@ -87,12 +87,14 @@ def _configs(args: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def config_model_flags(args: Sequence[str]) -> list[str]:
-    """The flags that the ``--config`` files' ``model`` sections stand for: its class and arch.
+    """The flags that the ``--config`` files' ``model`` sections stand for.
+
+    Its class, and each argument it sets (``null`` sets none: the recipe's value).
 
     Example:
         >>> config_model_flags(["validate", "-c", "{model: {class_path: ResNet}}"])
         ['--model']
-        >>> config_model_flags(["validate", "-c", "{model: {init_args: {arch: resnet20}}}"])
+        >>> config_model_flags(["fit", "-c", "{model: {init_args: {arch: resnet20, lr: null}}}"])
         ['--model', '--model.arch']
     """
     flags = []
@@ -101,9 +103,41 @@ def config_model_flags(args: Sequence[str]) -> list[str]:
             continue
         flags.append("--model")
         model = config["model"] if isinstance(config["model"], dict) else {}
-        if "arch" in model or "arch" in (model.get("init_args") or {}):
-            flags.append("--model.arch")
+        given = {k: v for k, v in model.items() if k not in ("class_path", "init_args")}
+        given.update(model.get("init_args") or {})
+        flags += [f"--model.{key}" for key, value in given.items() if value is not None]
     return flags
+
+
+def logger_named(args: Sequence[str]) -> bool:
+    """Whether the command line or its ``--config`` files name a logger (``trainer.logger``).
+
+    Example:
+        >>> logger_named(["fit", "-c", "{trainer: {logger: false}}"])
+        True
+    """
+    return any(a.startswith("--trainer.logger") for a in args) or any(
+        isinstance(c.get("trainer"), dict) and "logger" in c["trainer"] for c in _configs(args)
+    )
+
+
+def place_default_logger(trainer: Any) -> None:
+    """Put the command line's default CSV logger (``save_dir`` ``.``) in ``default_root_dir``.
+
+    Where Lightning's own default logger writes. Only a single ``CSVLogger`` moves.
+
+    Example:
+        >>> from jsonargparse import Namespace
+        >>> logger = Namespace(class_path="lightning.pytorch.loggers.CSVLogger",
+        ...                    init_args=Namespace(save_dir="."))
+        >>> place_default_logger(Namespace(default_root_dir="runs", logger=logger))
+        >>> logger.init_args.save_dir
+        'runs'
+    """
+    logger, root = trainer.get("logger"), trainer.get("default_root_dir")
+    csv = str(getattr(logger, "class_path", "")).endswith(".CSVLogger")
+    if root and csv and logger.init_args.get("save_dir") == ".":
+        logger.init_args.save_dir = root
 
 
 def add_default_classes(args: Sequence[str], at: int) -> list[str]:
@@ -440,8 +474,10 @@ def configured_last_checkpoint(trainer: Any) -> Path | None:
     """
     root = Path(trainer.get("default_root_dir") or ".")
     folders = [root / "checkpoints"]
-    callbacks = [getattr(c, "init_args", c) for c in trainer.get("callbacks") or []]
-    folders += [Path(c.dirpath) for c in callbacks if getattr(c, "dirpath", None)]
+    callbacks = trainer.get("callbacks") or []
+    for c in callbacks if isinstance(callbacks, list) else [callbacks]:  # YAML: one, or a list
+        if dirpath := getattr(getattr(c, "init_args", c), "dirpath", None):
+            folders.append(Path(dirpath))
     logger = trainer.get("logger")
     if isinstance(logger, list):  # Lightning's trainer.logger is the first
         logger = logger[0] if logger else False
@@ -454,8 +490,7 @@ def configured_last_checkpoint(trainer: Any) -> Path | None:
     if not (isinstance(cls, type) and issubclass(cls, CSVLogger | TensorBoardLogger)):
         return None
     args = logger.get("init_args") or {}
-    save_dir = args.get("save_dir", ".")
-    logs = root if str(save_dir) == "." else Path(save_dir)  # as ClassicCLI places it
+    logs = Path(args.get("save_dir", "."))  # (see place_default_logger)
     name = args.get("name", "lightning_logs")
     return _runs(folders, logs / name if name else logs)
 

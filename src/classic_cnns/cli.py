@@ -36,6 +36,8 @@ from classic_cnns._cli_helpers import (
     data_main,
     expand_model_names,
     last_checkpoint,
+    logger_named,
+    place_default_logger,
     quiet_lightning,
     short_help,
     user_error_message,
@@ -150,8 +152,8 @@ class ClassicCLI(LightningCLI):
             # The --model flags the user gave (--model X, --model.key): what --ckpt_path
             # must not contradict.
             self._model_flags = [a.split("=")[0] for a in args if a.startswith("--model")]
-            self._model_flags += config_model_flags(args)  # a config file's class and arch
-            self._logger_given = any(a.startswith("--trainer.logger") for a in args)
+            self._model_flags += config_model_flags(args)  # a config file's model settings
+            self._logger_given = logger_named(args)
             at = 1 if args and args[0] in LIGHTNING_COMMANDS else 0
             args = add_default_classes(args, at)
         super().parse_arguments(parser, args)
@@ -162,6 +164,7 @@ class ClassicCLI(LightningCLI):
         sub = self.config.get("subcommand")
         if sub and self.config[sub].get("ckpt_path") == "last":
             # Found before the model is built, "last" is the file: it rebuilds its own model.
+            place_default_logger(self.config[sub].trainer)
             found = configured_last_checkpoint(self.config[sub].trainer)
             if found is not None:
                 self.config[sub].ckpt_path = str(found)
@@ -244,14 +247,12 @@ class ClassicCLI(LightningCLI):
             and trainer.get("max_steps", -1) == -1
         ):
             trainer.max_epochs = recipe.epochs
-        # The default CSV logger writes under --trainer.default_root_dir, as Lightning's does.
-        logger: Any = trainer.get("logger") if trainer is not None else None
-        root = trainer.get("default_root_dir") if trainer is not None else None
-        csv = str(getattr(logger, "class_path", "")).endswith(".CSVLogger")
-        if trainer is not None and trainer.get("barebones") and csv and not self._logger_given:
-            trainer.logger = False  # barebones logs nothing: our default logger goes too
-        if root and csv and logger.init_args.get("save_dir") == ".":
-            logger.init_args.save_dir = root
+        if trainer is not None:
+            # barebones logs nothing: our default logger goes too (one the user named stays,
+            # for Lightning to refuse).
+            if trainer.get("barebones") and not self._logger_given:
+                trainer.logger = False
+            place_default_logger(trainer)
         if config.get("threads") is not None:
             # Lightning's DDP sets its own count unless OMP_NUM_THREADS is set.
             os.environ["OMP_NUM_THREADS"] = str(config.threads)
