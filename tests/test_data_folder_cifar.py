@@ -334,8 +334,8 @@ def test_image_folder_errors_name_the_folder(tmp_path) -> None:
     for size in ("32", 32.0, (32, 0), (8, 8, 8), True):
         with pytest.raises(ValueError, match=rf"image_size must be an int or \(H, W\).*{size!r}"):
             ImageFolder(tmp_path, image_size=size)  # type: ignore[arg-type]
-    for share in ("0.2", 1.0, -0.1, float("nan")):
-        with pytest.raises(ValueError, match=r"test_size must be a fraction in \[0, 1\); got"):
+    for share in ("0.2", 1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"test_size must be a fraction in \[0, 1\]; got"):
             ImageFolder(tmp_path, test_size=share)  # type: ignore[arg-type]
 
 
@@ -574,3 +574,45 @@ def test_evaluation_crops_as_the_weights_record_and_predict_folder_does(tmp_path
     assert fitted._decoded == ((32, 32), "resize", 1.0)
     assert torch.equal(fitted._splits["test"][0], whole._splits["test"][0])
     assert "crop_pct" not in model.data_config
+
+
+def test_test_size_1_tests_on_every_image_and_trains_on_none(tmp_path, digits) -> None:
+    # A labelled folder to evaluate a model on, all of it: the accuracy is predict_folder's
+    # on the same files, counted here against the folder names.
+    images, labels = digits
+    _write_pngs(tmp_path, images[:100], labels[:100])
+    torch.manual_seed(0)
+    model = LeNet5(num_classes=10)
+    model.data_config = {"mean": [0.13], "std": [0.31], "image_size": [32, 32], "resize": "pad"}
+    dm = ImageFolder(tmp_path, channels=1, test_size=1)
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    (tested,) = L.Trainer(**quiet).test(model, dm, verbose=False)
+    assert dm._splits["test"][1].numel() == 100 and dm._splits["train"][1].numel() == 0
+    rows = predict_folder(model, tmp_path, recursive=True)
+    right = sum(r["class"] == r["file"].split("/")[0] for r in rows)
+    assert len(rows) == 100 and tested["test_acc"] == pytest.approx(right / 100, abs=1e-6)
+    assert L.Trainer(**quiet).validate(model, dm) == []  # no validation images
+    with pytest.raises(ValueError, match=r"test_size=1 holds every image out for testing"):
+        L.Trainer(max_steps=1, **quiet).fit(model, datamodule=dm)
+
+
+def test_evaluating_on_a_folder_without_one_of_the_model_s_classes_is_refused(
+    tmp_path, digits
+) -> None:
+    # Without its "8" folder, ImageFolder numbers "9" as 8: each 9 would be scored against
+    # the model's output for 8 (and the accuracy came out as 0.0 for a model right on 10%).
+    images, labels = digits
+    keep = labels[:100] != 8
+    _write_pngs(tmp_path, images[:100][keep], labels[:100][keep])
+    model = LeNet5(num_classes=10)
+    model.data_config = {"class_names": [str(d) for d in range(10)]}
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    for stage in ("test", "validate"):
+        with pytest.raises(ValueError, match=(
+            r"lenet5's outputs stand for the classes \['0', .*'9'\]; the datamodule "
+            rf"ImageFolder labels the classes \['0', .*'7', '9'\], so .* To {stage}, give it"
+        )):  # fmt: skip
+            getattr(L.Trainer(**quiet), stage)(model, ImageFolder(tmp_path, channels=1))
+    model.data_config = {}  # names unknown: the count still differs
+    with pytest.raises(ValueError, match=r"stand for 10 classes; the datamodule ImageFolder"):
+        L.Trainer(**quiet).test(model, ImageFolder(tmp_path, channels=1))

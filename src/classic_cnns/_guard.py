@@ -168,6 +168,43 @@ def check_classes(name: str, num_classes: int, found: Any, where: str) -> None:
         )
 
 
+def check_data_classes(
+    name: str, num_classes: int, recorded: Sequence[str] | None, dm: Any, stage: str
+) -> None:
+    """Refuse a datamodule whose labels do not index the model's outputs.
+
+    ``fit``: its class count must be the head's (:func:`check_classes`). ``validate`` and
+    ``test``: so must its class names be the model's ``recorded`` ones, where both name
+    them (a folder without one of the classes numbers the others differently).
+
+    Example:
+        >>> from types import SimpleNamespace as Data
+        >>> check_data_classes("lenet5", 3, ["a", "b", "c"], Data(num_classes=3,
+        ...                    class_names=("a", "c", "d")), "test")
+        Traceback (most recent call last):
+        ...
+        ValueError: lenet5's outputs stand for the classes ['a', 'b', 'c']; the datamodule ...
+    """
+    stage = getattr(stage, "value", stage)  # Lightning passes its TrainerFn
+    where, found = f"the datamodule {type(dm).__name__}", getattr(dm, "num_classes", None)
+    if stage == "fit":
+        check_classes(name, num_classes, found, where)
+    if stage not in ("validate", "test"):
+        return
+    names = getattr(dm, "class_names", None)
+    names = None if names is None else [str(n) for n in names]
+    if (isinstance(found, int) and found != num_classes) or (
+        recorded is not None and names is not None and list(recorded) != names
+    ):
+        ours = f"the classes {list(recorded)}" if recorded is not None else f"{num_classes} classes"
+        theirs = f"the classes {names}" if names is not None else f"{found} classes"
+        raise ValueError(
+            f"{name}'s outputs stand for {ours}; {where} labels {theirs}, so its labels would "
+            f"be scored against other outputs. To {stage}, give it data of the model's classes "
+            "(the same class folders), or fine-tune the model on these (fit)"
+        )
+
+
 def data_classes(trainer: Any) -> Sequence[str] | None:
     """The class names of the data ``trainer`` runs on, which a checkpoint it restores must
     have been trained on; ``None`` when predicting (no labels) or when the data names none.

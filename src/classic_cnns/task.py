@@ -308,9 +308,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             self.net.compile(**(hp.compile if isinstance(hp.compile, dict) else {}))
         dm = getattr(self._trainer, "datamodule", None)
         config = getattr(dm, "data_config", None)
-        if stage == "fit":  # a datamodule of other classes than the head's is a mistake
-            where, found = f"the datamodule {type(dm).__name__}", getattr(dm, "num_classes", None)
-            _guard.check_classes(self.info.name, self.num_classes, found, where)
+        recorded = head_class_names(self.data_config, self.num_classes)
+        _guard.check_data_classes(self.info.name, self.num_classes, recorded, dm, stage)
+        if stage == "fit":
             self.data_config.pop("class_names", None)  # other data's, unless config has them
         if stage == "fit" and config:
             self.data_config = dict(config)

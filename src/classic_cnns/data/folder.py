@@ -336,7 +336,8 @@ class ImageFolder(TransferDataModule):
         batch_size: Images per batch; ``None``: the model's recipe (see the base class).
         image_size: Stored and output ``(H, W)``; ``None`` takes the model's input size.
         val_size: Validation share of the training images without a ``val/`` folder.
-        test_size: Test share of all images in the one-folder layout.
+        test_size: Test share of all images in the one-folder layout; ``1`` tests on them
+            all (a labelled folder to test, validate or predict on, not to train on).
         seed: Seed of the splits.
         num_workers: DataLoader worker processes.
         data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
@@ -387,8 +388,8 @@ class ImageFolder(TransferDataModule):
             mean=mean,
             std=std,
         )
-        if not is_number(test_size) or not 0 <= test_size < 1:
-            raise ValueError(f"test_size must be a fraction in [0, 1); got {test_size!r}")
+        if not is_number(test_size) or not 0 <= test_size <= 1:
+            raise ValueError(f"test_size must be a fraction in [0, 1]; got {test_size!r}")
         self.root = Path(root)
         self.test_size = test_size
         self.extensions = tuple(extensions)
@@ -517,9 +518,12 @@ class ImageFolder(TransferDataModule):
                     labels.numel(), generator=torch.Generator().manual_seed(self.seed)
                 )
                 test, train_idx = order[:n_test].sort().values, order[n_test:].sort().values
-                splits = self._split(images[train_idx], labels[train_idx])
+                if len(train_idx):
+                    splits = self._split(images[train_idx], labels[train_idx])
+                else:  # test_size=1: every image is a test image
+                    splits = {"train": (images[:0], labels[:0]), "val": (images[:0], labels[:0])}
                 splits["test"] = (images[test], labels[test])
-            if splits["train"][0].shape[0] == 0:
+            if splits["train"][0].shape[0] == 0 and self.test_size < 1:
                 raise ValueError(f"{self.root}: no training images with {self.extensions}")
             self._splits = splits
             self._measured = None
@@ -537,10 +541,13 @@ class ImageFolder(TransferDataModule):
         return super()._loader(split, shuffle)
 
     def dataset_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std of the training images, on the 0-1 scale (measured once)."""
+        """Per-channel mean and std of the training images, on the 0-1 scale (measured once).
+
+        With ``test_size=1``, of the test images: there are no others.
+        """
         if self._measured is not None:
             return self._measured
-        images = self._splits["train"][0]
+        images = self._splits["train" if self._splits["train"][0].numel() else "test"][0]
         total = torch.zeros(self.channels, dtype=torch.float64)
         squares = torch.zeros(self.channels, dtype=torch.float64)
         for chunk in images.split(1024):  # a float copy of everything would take 4x the memory
@@ -555,6 +562,15 @@ class ImageFolder(TransferDataModule):
             tuple(max(round(float(v), 4), 1e-3) for v in std),
         )
         return self._measured
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        """Shuffled training batches (see the base class); none with ``test_size=1``."""
+        if self.test_size == 1 and self.layout == "classes":
+            raise ValueError(
+                f"{self.root}: test_size=1 holds every image out for testing, so there is "
+                "nothing to train on; expected test_size < 1 to train (or a train/ folder)"
+            )
+        return super().train_dataloader()
 
     def test_dataloader(self) -> DataLoader[Any]:
         """Test batches; needs a ``test/`` folder in the train/val/test layout."""
