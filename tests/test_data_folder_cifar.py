@@ -19,7 +19,7 @@ import torch
 from torchvision.io import write_png
 
 import classic_cnns.weights as weights_module
-from classic_cnns import LeNet5, ResNet, create_model, load_model, model_info
+from classic_cnns import Digits, LeNet5, ResNet, create_model, load_model, model_info
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
 from classic_cnns.data.folder import ImageFolder, load_image, random_crop_flip
 from classic_cnns.data.mnist import read_idx
@@ -591,7 +591,8 @@ def test_test_size_1_tests_on_every_image_and_trains_on_none(tmp_path, digits) -
     rows = predict_folder(model, tmp_path, recursive=True)
     right = sum(r["class"] == r["file"].split("/")[0] for r in rows)
     assert len(rows) == 100 and tested["test_acc"] == pytest.approx(right / 100, abs=1e-6)
-    assert L.Trainer(**quiet).validate(model, dm) == []  # no validation images
+    (validated,) = L.Trainer(**quiet).validate(model, dm, verbose=False)  # the same images
+    assert validated["val_acc"] == tested["test_acc"]
     with pytest.raises(ValueError, match=r"test_size=1 holds every image out for testing"):
         L.Trainer(max_steps=1, **quiet).fit(model, datamodule=dm)
 
@@ -616,3 +617,15 @@ def test_evaluating_on_a_folder_without_one_of_the_model_s_classes_is_refused(
     model.data_config = {}  # names unknown: the count still differs
     with pytest.raises(ValueError, match=r"stand for 10 classes; the datamodule ImageFolder"):
         L.Trainer(**quiet).test(model, ImageFolder(tmp_path, channels=1))
+    # With ckpt_path, the checkpoint's names count (verify_checkpoint), not those of the
+    # model it is restored into: a model of other classes tests a Digits checkpoint.
+    digits_model = LeNet5(num_classes=10)
+    digits_model.data_config = {"class_names": [str(d) for d in range(10)]}
+    trainer = L.Trainer(**quiet)
+    trainer.strategy.connect(digits_model)
+    trainer.save_checkpoint(tmp_path / "digits.ckpt")
+    model.data_config = {"class_names": [f"c{d}" for d in range(10)]}
+    with pytest.raises(ValueError, match=r"outputs stand for the classes \['c0'"):
+        L.Trainer(**quiet).test(model, Digits())
+    (tested,) = L.Trainer(**quiet).test(model, Digits(), ckpt_path=tmp_path / "digits.ckpt")
+    assert 0 <= tested["test_acc"] <= 1

@@ -360,3 +360,17 @@ def test_a_checkpoint_is_tested_at_the_image_size_it_was_trained_at(tmp_path) ->
     plain = Digits(image_size=12)  # without such a model, 4 px a side are padded
     plain.setup("fit")
     assert plain.preprocessing is not None and plain.preprocessing.resize == "pad"
+
+
+def test_a_model_validated_or_tested_first_then_trains(tmp_path) -> None:
+    # validate/test reset the metric states under inference mode; fit could not update
+    # them after ("Inplace update to inference tensor outside InferenceMode").
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False,
+             "enable_checkpointing": False, "default_root_dir": tmp_path}  # fmt: skip
+    model, data = LeNet5(), Digits()
+    (validated,) = L.Trainer(**quiet).validate(model, data, verbose=False)
+    L.Trainer(**quiet).test(model, data, verbose=False)
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=2, **quiet)
+    trainer.fit(model, data)
+    assert trainer.global_step == 2 and math.isfinite(trainer.callback_metrics["val_loss"])
+    assert 0 <= validated["val_acc"] <= 1

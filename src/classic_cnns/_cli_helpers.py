@@ -96,29 +96,19 @@ def config_model_flags(args: Sequence[str]) -> list[str]:
         ['--model']
         >>> config_model_flags(["fit", "-c", "{model: {init_args: {arch: resnet20, lr: null}}}"])
         ['--model', '--model.arch']
+        >>> config_model_flags(["fit", "-c", "{model: {init_args: {lr: 0.1}}}",
+        ...                     "-c", "{model: {init_args: {lr: null}}}"])  # the later file's
+        ['--model']
     """
-    flags = []
-    for config in _configs(args):
+    flags, given = [], {}
+    for config in _configs(args):  # in order: a later file's value replaces an earlier one's
         if "model" not in config:
             continue
         flags.append("--model")
         model = config["model"] if isinstance(config["model"], dict) else {}
-        given = {k: v for k, v in model.items() if k not in ("class_path", "init_args")}
+        given.update({k: v for k, v in model.items() if k not in ("class_path", "init_args")})
         given.update(model.get("init_args") or {})
-        flags += [f"--model.{key}" for key, value in given.items() if value is not None]
-    return flags
-
-
-def logger_named(args: Sequence[str]) -> bool:
-    """Whether the command line or its ``--config`` files name a logger (``trainer.logger``).
-
-    Example:
-        >>> logger_named(["fit", "-c", "{trainer: {logger: false}}"])
-        True
-    """
-    return any(a.startswith("--trainer.logger") for a in args) or any(
-        isinstance(c.get("trainer"), dict) and "logger" in c["trainer"] for c in _configs(args)
-    )
+    return flags[:1] + [f"--model.{key}" for key, value in given.items() if value is not None]
 
 
 def place_default_logger(trainer: Any) -> None:

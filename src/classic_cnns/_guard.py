@@ -169,7 +169,7 @@ def check_classes(name: str, num_classes: int, found: Any, where: str) -> None:
 
 
 def check_data_classes(
-    name: str, num_classes: int, recorded: Sequence[str] | None, dm: Any, stage: str
+    name: str, num_classes: int, recorded: Sequence[str] | None, dm: Any, stage: str | None
 ) -> None:
     """Refuse a datamodule whose labels do not index the model's outputs.
 

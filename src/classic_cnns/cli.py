@@ -36,7 +36,6 @@ from classic_cnns._cli_helpers import (
     data_main,
     expand_model_names,
     last_checkpoint,
-    logger_named,
     place_default_logger,
     quiet_lightning,
     short_help,
@@ -153,7 +152,8 @@ class ClassicCLI(LightningCLI):
             # must not contradict.
             self._model_flags = [a.split("=")[0] for a in args if a.startswith("--model")]
             self._model_flags += config_model_flags(args)  # a config file's model settings
-            self._logger_given = logger_named(args)
+            # A config file's logger may be the one this CLI wrote (config.yaml): not counted.
+            self._logger_given = any(a.startswith("--trainer.logger") for a in args)
             at = 1 if args and args[0] in LIGHTNING_COMMANDS else 0
             args = add_default_classes(args, at)
         super().parse_arguments(parser, args)

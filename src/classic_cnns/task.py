@@ -9,30 +9,28 @@ given to the network's builder.
 The task builds its network and never reads a file in ``__init__``: starting weights
 (torchvision's ImageNet weights, a weights file) come from the builder,
 :func:`classic_cnns.hub.create_model`, and :meth:`ImageClassifier.load_from_checkpoint`
-reads a checkpoint once. For fine-tuning, the task swaps the head
-(``reset_classifier``), freezes the backbone (``freeze_backbone``, from
-:class:`~classic_cnns.finetune.FreezableBackbone`; see
-:class:`~classic_cnns.finetune.UnfreezeBackbone`) and trains backbone and head at
+reads a checkpoint once. For fine-tuning, the task swaps the head (``reset_classifier``),
+freezes the backbone (``freeze_backbone``, from :class:`~classic_cnns.finetune.FreezableBackbone`;
+see :class:`~classic_cnns.finetune.UnfreezeBackbone`) and trains backbone and head at
 different learning rates (``backbone_lr``).
 """
 
 from __future__ import annotations
 
-import atexit
 import copy
 import math
-import time
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MeanMetric, Metric, MetricCollection
 from typing_extensions import Self
 
 from classic_cnns import _guard, finetune
 from classic_cnns._arguments import check_arguments, warn_of_the_recipe_lr
+from classic_cnns._distributed import destroy_at_exit
 from classic_cnns._guard import (
     NonFinitePolicy,
     StepGuard,
@@ -288,31 +286,28 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
     def setup(self, stage: str) -> None:
         """Prepare a run: memory format, ``torch.compile``, the data and the teacher.
 
-        ``channels_last`` moves the network's weights to that memory format (each batch
-        follows in :meth:`forward`); ``compile`` compiles the network in place
-        (``nn.Module.compile``, so the state dict keeps its keys). Both apply to every
-        stage. For ``fit``, the datamodule's ``data_config`` (preprocessing, class names; see
-        ``data``) is recorded, one image of its size becomes ``example_input_array`` (so
-        that Lightning's model summary counts FLOPs), and the teacher is loaded.
-
-        Under a distributed strategy, the process group is destroyed when the process
-        exits (Lightning does it for NCCL only; see ``_destroy_process_group``).
+        ``channels_last`` and ``compile`` (``nn.Module.compile``: the state dict keeps its
+        keys) apply to every stage. For ``fit``, the datamodule's class count must be the
+        head's (``validate``/``test`` check it and the class names at their start, once a
+        ``ckpt_path`` has been restored), its ``data_config`` is
+        recorded, an image of its size becomes ``example_input_array``, the metric states
+        are made anew (a ``validate`` or ``test`` before leaves inference tensors, which
+        training cannot update) and the teacher is loaded. Under a distributed strategy,
+        the process group is destroyed at exit (``_distributed.destroy_at_exit``).
         """
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            atexit.unregister(_destroy_process_group)  # once per process
-            atexit.register(_destroy_process_group)
+        destroy_at_exit()
         hp = self._hp
         if hp.channels_last:
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if hp.compile and not getattr(self.net, "_compiled_call_impl", None):
             self.net.compile(**(hp.compile if isinstance(hp.compile, dict) else {}))
         dm = getattr(self._trainer, "datamodule", None)
-        config = getattr(dm, "data_config", None)
-        recorded = head_class_names(self.data_config, self.num_classes)
-        _guard.check_data_classes(self.info.name, self.num_classes, recorded, dm, stage)
         if stage == "fit":
+            _guard.check_data_classes(self.info.name, self.num_classes, None, dm, stage)
             self.data_config.pop("class_names", None)  # other data's, unless config has them
-        if stage == "fit" and config:
+            for metric in (m for m in self.modules() if isinstance(m, Metric)):
+                metric.reset()  # as plain tensors (see above)
+        if stage == "fit" and (config := getattr(dm, "data_config", None)):
             self.data_config = dict(config)
             # One image for Lightning's model summary to count FLOPs (compiled: once more).
             if not hp.compile:
@@ -471,6 +466,21 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         """Log ``val_loss``, ``val_acc``, ``val_f1`` and ``val_acc_top5`` (5+ classes)."""
         self._log_epoch(self.val_metrics, "val")
 
+    def on_validation_start(self) -> None:
+        """Refuse data whose labels do not index the model's outputs (see ``on_test_start``)."""
+        self._check_data_classes()
+
+    def on_test_start(self) -> None:
+        """Refuse data of other classes than the head's, or other names than it records."""
+        self._check_data_classes()
+
+    def _check_data_classes(self) -> None:
+        # At the loop's start, after a ckpt_path restore (which follows setup).
+        trainer, n = self.trainer, self.num_classes
+        recorded = head_class_names(self.data_config, n)
+        dm = getattr(trainer, "datamodule", None)
+        _guard.check_data_classes(self.info.name, n, recorded, dm, trainer.state.fn)
+
     def on_test_epoch_end(self) -> None:
         """Log ``test_loss``, ``test_acc``, ``test_f1`` and ``test_acc_top5`` (5+ classes)."""
         self._log_epoch(self.test_metrics, "test")
@@ -588,13 +598,3 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         return restore(
             cls, checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs
         )
-
-
-def _destroy_process_group() -> None:
-    # A gloo group left to the interpreter's shutdown can abort the process ("terminate
-    # called without an active exception", pytorch/pytorch#190489). Its worker threads take
-    # the GIL to free a finished collective's tensors, and destroying the group waits for
-    # them holding the GIL (a deadlock in torch 2.6): a pause lets them finish first.
-    if torch.distributed.is_initialized():
-        time.sleep(0.1)
-        torch.distributed.destroy_process_group()

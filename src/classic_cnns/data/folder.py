@@ -336,8 +336,8 @@ class ImageFolder(TransferDataModule):
         batch_size: Images per batch; ``None``: the model's recipe (see the base class).
         image_size: Stored and output ``(H, W)``; ``None`` takes the model's input size.
         val_size: Validation share of the training images without a ``val/`` folder.
-        test_size: Test share of all images in the one-folder layout; ``1`` tests on them
-            all (a labelled folder to test, validate or predict on, not to train on).
+        test_size: Test share of all images in the one-folder layout; ``1`` tests (and
+            validates) on them all: a labelled folder to evaluate on, not to train on.
         seed: Seed of the splits.
         num_workers: DataLoader worker processes.
         data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
@@ -520,8 +520,8 @@ class ImageFolder(TransferDataModule):
                 test, train_idx = order[:n_test].sort().values, order[n_test:].sort().values
                 if len(train_idx):
                     splits = self._split(images[train_idx], labels[train_idx])
-                else:  # test_size=1: every image is a test image
-                    splits = {"train": (images[:0], labels[:0]), "val": (images[:0], labels[:0])}
+                else:  # test_size=1: every image is a test (and validation) image
+                    splits = {"train": (images[:0], labels[:0]), "val": (images, labels)}
                 splits["test"] = (images[test], labels[test])
             if splits["train"][0].shape[0] == 0 and self.test_size < 1:
                 raise ValueError(f"{self.root}: no training images with {self.extensions}")
