@@ -424,7 +424,7 @@ def checkpoint_model(ckpt_path: str) -> dict[str, Any] | None:
     return hparams if class_path is None else {"class_path": class_path, "dict_kwargs": hparams}
 
 
-def _runs(folders: list[Path], logs: Path | None) -> Path | None:
+def _newest_last(folders: list[Path], logs: Path | None) -> Path | None:
     # The newest last*.ckpt in the folders, or in a checkpoints/ of a run under logs.
     if logs is not None:
         folders = folders + [p / "checkpoints" for p in logs.glob("*") if p.is_dir()]
@@ -449,7 +449,7 @@ def last_checkpoint(trainer: Trainer) -> Path | None:
     folders += [Path(c.dirpath) for c in trainer.checkpoint_callbacks if
                 isinstance(c, ModelCheckpoint) and c.dirpath]  # fmt: skip
     root = getattr(trainer.logger, "root_dir", None) if trainer.logger is not None else None
-    return _runs(folders, None if root is None else Path(root))
+    return _newest_last(folders, None if root is None else Path(root))
 
 
 def configured_last_checkpoint(trainer: Any) -> Path | None:
@@ -472,9 +472,9 @@ def configured_last_checkpoint(trainer: Any) -> Path | None:
     if isinstance(logger, list):  # Lightning's trainer.logger is the first
         logger = logger[0] if logger else False
     if logger is False:
-        return _runs(folders, None)
+        return _newest_last(folders, None)
     if logger is None or logger is True:  # Lightning's default logger
-        return _runs(folders, root / "lightning_logs")
+        return _newest_last(folders, root / "lightning_logs")
     module, _, name = str(getattr(logger, "class_path", "")).rpartition(".")
     cls = getattr(importlib.import_module(module), name, None) if module else None
     if not (isinstance(cls, type) and issubclass(cls, CSVLogger | TensorBoardLogger)):
@@ -482,7 +482,7 @@ def configured_last_checkpoint(trainer: Any) -> Path | None:
     args = logger.get("init_args") or {}
     logs = Path(args.get("save_dir", "."))  # (see place_default_logger)
     name = args.get("name", "lightning_logs")
-    return _runs(folders, logs / name if name else logs)
+    return _newest_last(folders, logs / name if name else logs)
 
 
 def with_default_callbacks(trainer: Any, subcommand: str | None) -> list[Any]:
