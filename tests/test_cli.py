@@ -699,3 +699,38 @@ def test_configured_last_checkpoint_reads_the_folders_from_the_trainer_configura
     assert configured_last_checkpoint(config) == Path(folder) / "last.ckpt"
     wandb = {"logger": {"class_path": "lightning.pytorch.loggers.WandbLogger"}}
     assert configured_last_checkpoint(parsed(wandb)) is None  # its folder: not configured
+
+
+def test_evaluating_from_weights_needs_every_tensor_of_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    mnist_raw: Path,
+) -> None:  # fmt: skip
+    # fit --weights starts from what fits (a fresh head for other classes); test --weights
+    # would score that fresh head, so there every tensor must load.
+    from torchvision.io import write_png
+
+    from classic_cnns.data.mnist import read_idx
+    from classic_cnns.export import export_model
+
+    monkeypatch.chdir(tmp_path)
+    model = classic_cnns.LeNet5()
+    trainer = L.Trainer(logger=False, enable_progress_bar=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint("w.ckpt")
+    export_model(model, "w.safetensors", "safetensors")
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.limit_test_batches=1"]
+    for weights in ("w.ckpt", "w.safetensors"):  # the same ten classes: tested
+        assert main(["test", "--weights", weights, *quiet]) == 0, capsys.readouterr().err
+    images = read_idx(mnist_raw / "t10k-images-idx3-ubyte.gz")[:100]
+    labels = read_idx(mnist_raw / "t10k-labels-idx1-ubyte.gz")[:100]
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        if label != 8:  # nine classes: the head would be fresh
+            Path(f"nine/{label}").mkdir(parents=True, exist_ok=True)
+            write_png(image[None], f"nine/{label}/{i}.png")
+    nine = ["--data=ImageFolder", "--data.root=nine", "--data.channels=1", "--data.test_size=1"]
+    capsys.readouterr()
+    assert main(["test", "--weights", "w.ckpt", *nine, *quiet]) == 2
+    err = capsys.readouterr().err
+    assert "do not fit LeNet5Net" in err and "To test, the weights must fit the whole model" in err
+    fit = ["fit", "--weights", "w.ckpt", *nine[:-1], "--trainer.max_steps=1", *quiet]
+    assert main(fit) == 0, capsys.readouterr().err  # fine-tuning: a fresh head, as before

@@ -297,7 +297,18 @@ class ClassicCLI(LightningCLI):
                 "--pretrained start a new run: give one or the other"
             )
         if config.get("ckpt_path") is None and isinstance(self.model, ImageClassifier):
-            load_weights(self.model, pretrained=pretrained, checkpoint_path=path)
+            evaluating = self.subcommand in ("validate", "test", "predict")
+            try:  # evaluating, every tensor must load: a fresh head would be scored
+                load_weights(self.model, pretrained=pretrained, checkpoint_path=path,
+                             strict=True if evaluating else None)  # fmt: skip
+            except ValueError as err:
+                if not evaluating:
+                    raise
+                raise ValueError(
+                    f"{err}. To {self.subcommand}, the weights must fit the whole model, "
+                    "head included (the data's classes); fine-tune them first: classic-cnns "
+                    "fit with the same --weights or --pretrained"
+                ) from None
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The Trainer, with the callbacks of :func:`with_default_callbacks`."""

@@ -92,6 +92,7 @@ def load_weights(
     *,
     pretrained: bool = False,
     checkpoint_path: str | os.PathLike[str] | None = None,
+    strict: bool | None = None,
 ) -> None:
     """Give a model built already its starting weights: torchvision's ImageNet ones, or a file's.
 
@@ -100,7 +101,9 @@ def load_weights(
     fitted to the network as :func:`create_model`'s are (a fresh head for other
     ``num_classes``, the first convolution adapted to other ``in_channels``, a warning
     naming every key not loaded); ``model.data_config`` becomes the normalisation the
-    weights expect (the file's data configuration, for a file).
+    weights expect (the file's data configuration, for a file). ``strict=True`` refuses
+    weights that leave any tensor fresh, the head's too (the command line's ``validate``,
+    ``test`` and ``predict``: a fresh head would be scored); ``None``: see ``create_model``.
 
     Example:
         >>> import tempfile, torch
@@ -115,9 +118,9 @@ def load_weights(
     name = model.info.name
     _check_start(name, pretrained, checkpoint_path)
     if checkpoint_path:
-        model.data_config = load_weights_file(model.net, checkpoint_path, arch=name)
+        model.data_config = load_weights_file(model.net, checkpoint_path, arch=name, strict=strict)
     elif pretrained:
-        load_pretrained(model.net, name)
+        load_pretrained(model.net, name, strict=False if strict is None else strict)
         weights = model.info.weights
         assert weights is not None  # _check_start refused names without weights
         mean, std = weights.normalization(model.in_channels)

@@ -372,14 +372,16 @@ def _download_state_dict(url: str, progress: bool) -> dict[str, Tensor]:
         ) from err
 
 
-def load_pretrained(net: nn.Module, name: str, *, progress: bool = True) -> dict[str, str]:
+def load_pretrained(
+    net: nn.Module, name: str, *, progress: bool = True, strict: bool | None = False
+) -> dict[str, str]:
     """Load the pretrained weights of registered model ``name`` into ``net``, adapting them.
 
     The file is downloaded once through torch.hub (checked against its sha256 prefix) and
     cached. ``net`` may have other input channels (the first convolution is adapted),
     another number of classes (its freshly initialised head is kept) and other network
     options (``small_input``'s stem stays fresh too); the warning lists every key that was
-    not loaded.
+    not loaded. ``strict`` as for :func:`load_into` (``True``: every tensor must fit).
 
     Raises:
         ValueError: if ``name`` has no pretrained weights.
@@ -401,8 +403,8 @@ def load_pretrained(net: nn.Module, name: str, *, progress: bool = True) -> dict
             f"{name} has no pretrained weights; pretrained=True works for {', '.join(have)}"
         )
     state = _download_state_dict(info.url, progress)
-    # As far as they fit the network asked for: options such as small_input change the stem.
-    return load_into(net, state, source=f"{info.name} ({info.url})", strict=False)
+    # By default as far as they fit the network asked for: small_input changes the stem.
+    return load_into(net, state, source=f"{info.name} ({info.url})", strict=strict)
 
 
 def _rename_old_keys(state: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> dict[str, Tensor]:
