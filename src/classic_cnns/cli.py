@@ -220,7 +220,8 @@ class ClassicCLI(LightningCLI):
             type=str | None,
             default=None,
             help="start from the network weights in a .ckpt or .safetensors file, adapted to "
-            "the model (unlike --ckpt_path, which resumes a run)",
+            "the model (unlike --ckpt_path, which resumes a run); validate, test and predict "
+            "need all of them to fit",
         )
         parser.add_argument(
             "--threads",
