@@ -289,11 +289,11 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         ``channels_last`` and ``compile`` (``nn.Module.compile``: the state dict keeps its
         keys) apply to every stage. For ``fit``, the datamodule's class count must be the
         head's (``validate``/``test`` check it and the class names at their start, once a
-        ``ckpt_path`` has been restored), its ``data_config`` is
-        recorded, an image of its size becomes ``example_input_array``, the metric states
-        are made anew (a ``validate`` or ``test`` before leaves inference tensors, which
-        training cannot update) and the teacher is loaded. Under a distributed strategy,
-        the process group is destroyed at exit (``_distributed.destroy_at_exit``).
+        ``ckpt_path`` has been restored), its ``data_config`` is recorded, an image of its
+        size becomes ``example_input_array``, the metric states are made anew (a
+        ``validate`` or ``test`` before leaves inference tensors, which training cannot
+        update) and the teacher is loaded. Under a distributed strategy, the process group
+        is destroyed at exit (``_distributed.destroy_at_exit``).
         """
         destroy_at_exit()
         hp = self._hp
