@@ -2,6 +2,7 @@
 
 import glob
 import inspect
+import json
 import shlex
 import subprocess
 import sys
@@ -732,5 +733,7 @@ def test_evaluating_from_weights_needs_every_tensor_of_the_model(
     assert main(["test", "--weights", "w.ckpt", *nine, *quiet]) == 2
     err = capsys.readouterr().err
     assert "do not fit LeNet5Net" in err and "To test, the weights must fit the whole model" in err
+    ten = "--data.classes=" + json.dumps([str(d) for d in range(10)])  # numbered as the model's
+    assert main(["test", "--weights", "w.ckpt", *nine, ten, *quiet]) == 0, capsys.readouterr().err
     fit = ["fit", "--weights", "w.ckpt", *nine[:-1], "--trainer.max_steps=1", *quiet]
     assert main(fit) == 0, capsys.readouterr().err  # fine-tuning: a fresh head, as before

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import re
 import tarfile
 from pathlib import Path
 
@@ -629,3 +630,55 @@ def test_evaluating_on_a_folder_without_one_of_the_model_s_classes_is_refused(
         L.Trainer(**quiet).test(model, Digits())
     (tested,) = L.Trainer(**quiet).test(model, Digits(), ckpt_path=tmp_path / "digits.ckpt")
     assert 0 <= tested["test_acc"] <= 1
+
+
+def test_classes_number_a_folder_of_some_classes_as_the_model_does(tmp_path, digits) -> None:
+    # The same folder without "8": with the model's class list, "9" stays label 9, and the
+    # accuracy is predict_folder's on the same files, counted against the folder names.
+    images, labels = digits
+    keep = labels[:100] != 8
+    _write_pngs(tmp_path, images[:100][keep], labels[:100][keep])
+    names = [str(d) for d in range(10)]
+    torch.manual_seed(0)
+    model = LeNet5(num_classes=10)
+    model.data_config = {"class_names": names, "mean": [0.13], "std": [0.31], "resize": "pad"}
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    with pytest.raises(
+        ValueError, match=re.escape(f"number them as the model does: classes={names}")
+    ):
+        L.Trainer(**quiet).test(model, ImageFolder(tmp_path, channels=1, test_size=1))
+    dm = ImageFolder(tmp_path, channels=1, test_size=1, classes=names)
+    assert dm.num_classes == 10 and dm.class_names == tuple(names)
+    (tested,) = L.Trainer(**quiet).test(model, dm, verbose=False)
+    truth = labels[:100][keep].sort().values  # the files in folder order
+    assert torch.equal(dm._splits["test"][1].cpu(), truth)  # by name, not rank
+    rows = predict_folder(model, tmp_path, recursive=True)
+    right = sum(r["class"] == r["file"].split("/")[0] for r in rows)
+    assert len(rows) == int(keep.sum()) and tested["test_acc"] == pytest.approx(
+        right / len(rows), abs=1e-6
+    )
+    # A class list in another order numbers the folders by it.
+    backwards = ImageFolder(tmp_path, channels=1, image_size=28, test_size=1, classes=names[::-1])
+    backwards.setup("test")
+    assert torch.equal(backwards._splits["test"][1], 9 - truth)
+
+
+def test_classes_must_list_every_class_folder_once(tmp_path, digits) -> None:
+    images, labels = digits
+    _write_pngs(tmp_path / "train", images[:20], labels[:20])
+    _write_pngs(tmp_path / "val", images[20:40], labels[20:40])
+    names = [str(d) for d in range(10)]
+    with pytest.raises(ValueError, match=r"train/3: class '3' is not among the classes \['0'"):
+        ImageFolder(tmp_path, classes=[n for n in names if n != "3"])
+    with pytest.raises(TypeError, match=r"classes must be a list of class names; got '0123'"):
+        ImageFolder(tmp_path, classes="0123")
+    with pytest.raises(ValueError, match=r"each class once; \['1'\] appear more than once"):
+        ImageFolder(tmp_path, classes=[*names, "1"])
+    with pytest.raises(ValueError, match=r"two or more non-empty names; got \['0'\]"):
+        ImageFolder(tmp_path, classes=["0"])
+    dm = ImageFolder(tmp_path, channels=1, image_size=28, classes=[*names, "extra"])
+    dm.setup("fit")  # a class without images is a class all the same: 11 outputs
+    assert dm.num_classes == 11 and torch.equal(dm._splits["val"][1], labels[20:40].sort().values)
+    (tmp_path / "val" / "9").rename(tmp_path / "val" / "nine")
+    with pytest.raises(ValueError, match=r"val/nine: class 'nine' is not among the classes"):
+        ImageFolder(tmp_path, channels=1, image_size=28, classes=names).setup("fit")

@@ -198,10 +198,17 @@ def check_data_classes(
     ):
         ours = f"the classes {list(recorded)}" if recorded is not None else f"{num_classes} classes"
         theirs = f"the classes {names}" if names is not None else f"{found} classes"
+        how = "(the same class folders)"
+        some = recorded is not None and names is not None and set(names) < set(recorded)
+        if some and hasattr(dm, "classes"):  # ImageFolder numbers its folders by a class list
+            how = (
+                f"(for some of them, number them as the model does: classes="
+                f"{list(recorded or [])}, --data.classes on the command line)"
+            )
         raise ValueError(
             f"{name}'s outputs stand for {ours}; {where} labels {theirs}, so its labels would "
             f"be scored against other outputs. To {stage}, give it data of the model's classes "
-            "(the same class folders), or fine-tune the model on these (fit)"
+            f"{how}, or fine-tune the model on these (fit)"
         )
 
 

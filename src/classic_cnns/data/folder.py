@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
@@ -34,7 +33,13 @@ from torchvision.io import ImageReadMode, decode_image
 
 from classic_cnns._guard import is_number
 from classic_cnns.data.base import InMemoryDataModule
-from classic_cnns.data.preprocessing import ResizeMode, check_stats, normalization, to_size
+from classic_cnns.data.preprocessing import (
+    ResizeMode,
+    check_stats,
+    normalization,
+    random_crop_flip,
+    to_size,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -47,46 +52,6 @@ __all__ = [
 
 # What torchvision.io.decode_image reads in every build (AVIF and HEIC need extra libraries).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp")
-
-
-def random_crop_flip(images: Tensor, padding: int, flip: bool = True) -> Tensor:
-    """Random crop after zero padding, and random horizontal flip, one draw per image.
-
-    The batch stays on its device and in its dtype (uint8 works); the random numbers come
-    from torch's generator on that device, which ``seed_everything`` seeds.
-
-    Args:
-        images: ``(N, C, H, W)`` batch.
-        padding: Zeros added on each side before cropping back to ``H x W`` (the CIFAR
-            recipe pads 4 pixels); 0 skips the crop.
-        flip: Mirror each image left-right with probability 1/2.
-
-    Example:
-        >>> import torch
-        >>> x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(8, 3, 1, 1)
-        >>> random_crop_flip(x, padding=1).shape
-        torch.Size([8, 3, 4, 4])
-    """
-    if images.ndim != 4:
-        raise ValueError(f"expected a batch (N, C, H, W); got shape {tuple(images.shape)}")
-    if padding < 0:
-        raise ValueError(f"padding must be >= 0; got {padding}")
-    n, c, h, w = images.shape
-    device = images.device
-    if padding > 0:
-        padded = F.pad(images, (padding,) * 4)
-        top = torch.randint(0, 2 * padding + 1, (n, 1), device=device)
-        left = torch.randint(0, 2 * padding + 1, (n, 1), device=device)
-        rows = (top + torch.arange(h, device=device)).view(n, 1, h, 1)
-        cols = (left + torch.arange(w, device=device)).view(n, 1, 1, w)
-        # One gather for the whole batch: each image has its own crop window.
-        batch = torch.arange(n, device=device).view(n, 1, 1, 1)
-        channel = torch.arange(c, device=device).view(1, c, 1, 1)
-        images = padded[batch, channel, rows, cols]
-    if flip:
-        mirrored = torch.rand(n, device=device) < 0.5
-        images = torch.where(mirrored.view(n, 1, 1, 1), images.flip(-1), images)
-    return images
 
 
 def list_images(
@@ -170,6 +135,18 @@ def load_image(
     if target is not None:
         image = to_size(image, (int(target[0]), int(target[1])), "resize")
     return image.contiguous()
+
+
+def _check_class_list(classes: Any) -> tuple[str, ...]:
+    # ImageFolder's classes: two or more distinct names, in the order of the outputs.
+    if isinstance(classes, str) or not isinstance(classes, Sequence):
+        raise TypeError(f"classes must be a list of class names; got {classes!r}")
+    names = tuple(classes)
+    if len(names) < 2 or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"classes must be two or more non-empty names; got {list(names)}")
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"classes must name each class once; {twice} appear more than once")
+    return names
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -316,12 +293,13 @@ class ImageFolder(TransferDataModule):
     Without a training folder, the class folders directly under ``root`` are split by
     ``seed``: ``test_size`` for testing, then ``val_size`` of the rest for validation.
     Class names are the sorted folder names of the training set (as torchvision's
-    ``ImageFolder``). A training folder counts as one when it holds class folders; a
-    folder of images named like a split is a class. A ``test`` folder of images without
-    class folders (unlabelled, as Kaggle's) gives no test set. Errors, not silence: a
-    ``val``/``test`` class that training lacks, images lying beside the class folders
-    instead of in them, two folders of one split (``val/`` and ``valid/``; a link to the
-    other counts once), and split folders of class folders without a training folder.
+    ``ImageFolder``), or ``classes`` in their order. A training folder counts as one when it
+    holds class folders; a folder of images named like a split is a class. A ``test``
+    folder of images without class folders (unlabelled, as Kaggle's) gives no test set.
+    Errors, not silence: a ``val``/``test`` class that training (or ``classes``) lacks,
+    images lying beside the class folders instead of in them, two folders of one split
+    (``val/`` and ``valid/``; a link to the other counts once), and split folders of class
+    folders without a training folder.
 
     Files are decoded once at ``setup`` (see :func:`load_image`) at ``image_size`` (or the
     model's input size) and kept as uint8 in memory. Validating, testing or predicting
@@ -348,12 +326,19 @@ class ImageFolder(TransferDataModule):
         std: Per-channel standard deviation, with ``mean``.
         extensions: File extensions to read; other files, and folders whose name starts
             with a dot (``.ipynb_checkpoints``), are ignored.
+        classes: The class names in the order of the model's outputs (label ``i`` is
+            ``classes[i]``), as timm's ``class_map``: every class folder must be one of
+            them, and a class may have no folder. To evaluate a model on a folder of some
+            of its classes, pass the names it records (``model.data_config["class_names"]``).
+            Default: the training set's folder names, sorted.
 
     Example:
         >>> from classic_cnns.data.folder import ImageFolder
         >>> dm = ImageFolder("flowers", image_size=224)  # doctest: +SKIP
         >>> dm.class_names  # doctest: +SKIP
         ('daisy', 'rose', 'tulip')
+        >>> ImageFolder("roses", classes=dm.class_names).num_classes  # doctest: +SKIP
+        3
     """
 
     def __init__(
@@ -371,6 +356,7 @@ class ImageFolder(TransferDataModule):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        classes: Sequence[str] | None = None,
     ) -> None:
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}")
@@ -398,12 +384,19 @@ class ImageFolder(TransferDataModule):
         self._split_dirs = _split_dirs(self.root)
         self.layout = "split" if self._split_dirs else "classes"
         train_root = self._split_dirs.get("train", self.root)
-        self.class_names = tuple(sorted(p.name for p in _class_dirs(train_root)))
-        if len(self.class_names) < 2:
+        found = sorted(p.name for p in _class_dirs(train_root))
+        self.classes = None if classes is None else _check_class_list(classes)
+        if self.classes is None and len(found) < 2:
             raise ValueError(
                 f"{train_root}: expected one subfolder per class (at least 2); found "
-                f"{list(self.class_names) or 'none'}"
+                f"{found or 'none'}"
             )
+        if not found:
+            raise ValueError(f"{train_root}: expected a subfolder per class; found none")
+        self.class_names = self.classes or tuple(found)
+        self._files_of = "the classes" if self.classes else "the training classes"
+        for name in found:  # val/ and test/ are checked when they are read
+            self._check_class_folder(train_root / name)
         self.num_classes = len(self.class_names)
         # Until setup measures the images, grey/RGB mid-grey stands in (used only for in_channels).
         self.mean, self.std = (0.5,) * channels, (0.5,) * channels
@@ -452,11 +445,7 @@ class ImageFolder(TransferDataModule):
         paths: list[Path] = []
         labels: list[int] = []
         for class_dir in sorted(_class_dirs(folder)):
-            if class_dir.name not in self.class_names:
-                raise ValueError(
-                    f"{class_dir}: class {class_dir.name!r} is not among the training classes "
-                    f"{list(self.class_names)}"
-                )
+            self._check_class_folder(class_dir)
             found = list_images(class_dir, self.extensions, recursive=True)
             if not found:
                 raise ValueError(
@@ -466,6 +455,13 @@ class ImageFolder(TransferDataModule):
             paths += found
             labels += [self.class_names.index(class_dir.name)] * len(found)
         return paths, labels
+
+    def _check_class_folder(self, class_dir: Path) -> None:
+        if class_dir.name not in self.class_names:
+            raise ValueError(
+                f"{class_dir}: class {class_dir.name!r} is not among {self._files_of} "
+                f"{list(self.class_names)}"
+            )
 
     def _decode(
         self, folder: Path, size: tuple[int, int], mode: ResizeMode, crop_pct: float

@@ -8,6 +8,7 @@ with the mean and standard deviation. The datamodules run it on every batch, on 
 decodes them; the task records :meth:`Preprocessing.config` in its checkpoints, and
 ``predict_folder`` rebuilds the same :class:`Preprocessing` from it
 (:meth:`Preprocessing.from_config`), so new images are prepared as the training images were.
+:func:`random_crop_flip` is the fine-tuning datamodules' on-device augmentation.
 
 Which mean and std, in this order (:func:`normalization`): the ones given; else the ones the
 model's weights expect (its ``data_config``: recorded when it was trained, or set by
@@ -45,6 +46,7 @@ __all__ = [
     "ResizeMode",
     "check_stats",
     "normalization",
+    "random_crop_flip",
     "to_size",
 ]
 
@@ -182,6 +184,46 @@ def to_size(
         cover_w = round(width / crop_pct)
         cover = [max(height, int(cover_w * h / w)), cover_w]
     return TF.center_crop(TF.resize(images, cover, antialias=True), [height, width])
+
+
+def random_crop_flip(images: Tensor, padding: int, flip: bool = True) -> Tensor:
+    """Random crop after zero padding, and random horizontal flip, one draw per image.
+
+    The batch stays on its device and in its dtype (uint8 works); the random numbers come
+    from torch's generator on that device, which ``seed_everything`` seeds.
+
+    Args:
+        images: ``(N, C, H, W)`` batch.
+        padding: Zeros added on each side before cropping back to ``H x W`` (the CIFAR
+            recipe pads 4 pixels); 0 skips the crop.
+        flip: Mirror each image left-right with probability 1/2.
+
+    Example:
+        >>> import torch
+        >>> x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(8, 3, 1, 1)
+        >>> random_crop_flip(x, padding=1).shape
+        torch.Size([8, 3, 4, 4])
+    """
+    if images.ndim != 4:
+        raise ValueError(f"expected a batch (N, C, H, W); got shape {tuple(images.shape)}")
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0; got {padding}")
+    n, c, h, w = images.shape
+    device = images.device
+    if padding > 0:
+        padded = F.pad(images, (padding,) * 4)
+        top = torch.randint(0, 2 * padding + 1, (n, 1), device=device)
+        left = torch.randint(0, 2 * padding + 1, (n, 1), device=device)
+        rows = (top + torch.arange(h, device=device)).view(n, 1, h, 1)
+        cols = (left + torch.arange(w, device=device)).view(n, 1, 1, w)
+        # One gather for the whole batch: each image has its own crop window.
+        batch = torch.arange(n, device=device).view(n, 1, 1, 1)
+        channel = torch.arange(c, device=device).view(1, c, 1, 1)
+        images = padded[batch, channel, rows, cols]
+    if flip:
+        mirrored = torch.rand(n, device=device) < 0.5
+        images = torch.where(mirrored.view(n, 1, 1, 1), images.flip(-1), images)
+    return images
 
 
 @dataclass(frozen=True)
