@@ -253,14 +253,24 @@ def test_labels_outside_the_classes_are_named_in_every_stage(stage: str) -> None
         (
             torch.tensor([[0, 1]]),
             ValueError,
-            r"of shape \(2,\); got dtype torch.int64 and shape \(1, 2\)",
+            r"of shape \(2,\) or soft labels \(float\) of shape \(2, 10\); got dtype "
+            r"torch.int64 and shape \(1, 2\)",
+        ),
+        (  # soft labels, as MixUp's, of another class count
+            torch.full((2, 5), 0.2),
+            ValueError,
+            r"soft labels \(float\) of shape \(2, 10\); got soft labels of shape \(2, 5\)",
         ),
         (
             torch.tensor([0, 1, 2]),
             ValueError,
-            r"shape \(2,\); got dtype torch.int64 and shape \(3,\)",
+            r"shape \(2, 10\); got dtype torch.int64 and shape \(3,\)",
         ),
-        ([0, 1], TypeError, r"labels must be an integer tensor of shape \(2,\); got list"),
+        (
+            [0, 1],
+            TypeError,
+            r"labels must be an integer tensor of shape \(2,\) or soft .*; got list",
+        ),
     ],
 )
 def test_malformed_labels(labels: Any, error: type, message: str) -> None:

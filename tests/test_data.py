@@ -429,6 +429,8 @@ def test_in_memory_batches_cover_every_image_once() -> None:
         ),
         ({"data_on_device": "yes"}, r"data_on_device must be True, False or None; got 'yes'"),
         ({"test_size": 1.5}, r"test_size must be a fraction in \(0, 1\); got 1.5"),
+        ({"mixup_alpha": -0.2}, r"mixup_alpha must be a number >= 0 \(0: off\); got -0.2"),
+        ({"cutmix_alpha": float("inf")}, r"cutmix_alpha must be a number >= 0 .*; got inf"),
     ],
 )
 def test_invalid_datamodule_arguments(kwargs: dict, message: str) -> None:
@@ -483,3 +485,61 @@ def test_true_precisions_get_batches_in_their_dtype(precision: str, dtype: torch
     trainer.fit(model, datamodule=Digits())
     assert seen == [dtype, dtype] and next(model.parameters()).dtype == dtype
     assert torch.isfinite(trainer.callback_metrics["val_loss"])
+
+
+def _training_batch(
+    dm: Digits, batch: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    # A batch (by default the loader's first) converted without the mix, then as the
+    # training loop gets it.
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(LeNet5(num_classes=10))
+    dm.trainer = trainer
+    dm.setup("fit")
+    batch = batch or next(iter(dm.train_dataloader()))
+    x, y = dm.on_after_batch_transfer(batch, 0)  # not training: converted only
+    trainer.training = True
+    mixed, q = dm.on_after_batch_transfer(batch, 0)
+    return x, y, mixed, q
+
+
+def test_mixup_blends_training_batches_and_their_labels() -> None:
+    # MixUp pairs image i with image i-1: x' = lam x + (1 - lam) x.roll(1), and the label
+    # lam onehot(y) + (1 - lam) onehot(y.roll(1)); lam read back from a pair of two classes.
+    torch.manual_seed(0)
+    x, y, mixed, q = _training_batch(Digits(image_size=32, mixup_alpha=0.4))
+    i = int(torch.nonzero(y != y.roll(1))[0])
+    lam = float(q[i, y[i]])
+    onehot = torch.nn.functional.one_hot(y, 10).float()
+    assert 0 < lam < 1 and q.shape == (y.shape[0], 10)
+    assert torch.allclose(q, lam * onehot + (1 - lam) * onehot.roll(1, 0), atol=1e-6)
+    assert torch.allclose(mixed, lam * x + (1 - lam) * x.roll(1, 0), atol=1e-5)
+
+
+def test_cutmix_pastes_a_box_and_weights_the_labels_by_its_area() -> None:
+    # Random 8x8 images, so that no pixel of the box equals its neighbour image's.
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8, generator=g)
+    batch = (images, torch.randint(0, 10, (64,), generator=g))
+    torch.manual_seed(0)
+    x, y, mixed, q = _training_batch(Digits(image_size=32, cutmix_alpha=1.0), batch)
+    changed = (mixed != x).any(dim=0).any(dim=0)  # (H, W): the box
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    box = torch.zeros_like(changed)
+    box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
+    assert torch.equal(changed, box)  # one rectangle, the same for every image
+    assert torch.equal(mixed[:, :, box], x.roll(1, 0)[:, :, box])
+    assert torch.equal(mixed[:, :, ~box], x[:, :, ~box])
+    lam = 1 - float(box.sum()) / box.numel()  # the share of the image's own pixels
+    onehot = torch.nn.functional.one_hot(y, 10).float()
+    assert torch.allclose(q, lam * onehot + (1 - lam) * onehot.roll(1, 0), atol=1e-6)
+
+
+def test_mixing_leaves_evaluation_batches_alone() -> None:
+    dm = Digits(image_size=32, mixup_alpha=1.0, cutmix_alpha=1.0)
+    _, y, _, q = _training_batch(dm)
+    assert q.shape == (y.shape[0], 10) and torch.allclose(q.sum(dim=1), torch.ones(y.shape[0]))
+    dm.trainer.validating = True
+    batch = next(iter(dm.val_dataloader()))
+    _, labels = dm.on_after_batch_transfer(batch, 0)
+    assert torch.equal(labels, batch[1])  # the classes, as they were

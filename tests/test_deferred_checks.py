@@ -162,3 +162,24 @@ def test_skip_decides_at_each_step_and_leaves_the_batch_out() -> None:
     with pytest.warns(UserWarning, match=r"global step 1 \(epoch 0\) has 1 NaN or infinite"):
         trainer.fit(model, train_dataloaders=_batches(3, {1: ("image", math.nan)}))
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_soft_labels_out_of_range_are_clamped_then_reported() -> None:
+    # MixUp's soft labels (N, C) with one value spoilt at step 3: the step runs on clamped
+    # probabilities without reading the device, and the epoch's end reports the step.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(48, 1, 32, 32, generator=g)
+    q = torch.softmax(torch.randn(48, 10, generator=g), dim=1)
+    q[3 * 8 + 2, 4] = math.nan
+    guard = _guard.StepGuard(num_classes=10)
+    clamped = guard.labels(q[24:32], where=(3, 0), eager=False)
+    assert torch.isfinite(clamped).all() and guard.pending() == ("soft labels", 3, 0, 0, 0)
+    with pytest.raises(
+        ValueError,
+        match=r"^soft labels must be class probabilities, in \[0, 1\]; the train batch at "
+        r"global step 3, epoch 0, had a value outside \(or NaN\)$",
+    ):
+        _trainer().fit(
+            LeNet5(scheduler="none"),
+            train_dataloaders=DataLoader(TensorDataset(x, q), batch_size=8),
+        )

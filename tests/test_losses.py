@@ -238,7 +238,11 @@ Z, Y, T = torch.zeros(2, 3), torch.tensor([0, 2]), torch.zeros(2, 3)
         ),
         (lambda: mse(torch.zeros(2, 3, dtype=torch.long), Y), ValueError, "float tensor"),
         (lambda: cross_entropy(Z, [0, 2]), TypeError, "target must be an integer tensor"),  # type: ignore[arg-type]
-        (lambda: mse(Z, torch.eye(3)[Y]), ValueError, "one-hot or probability targets"),
+        (
+            lambda: mse(Z, torch.eye(4)[Y]),
+            ValueError,
+            "probabilities must have the logits' shape (2, 3); got shape (2, 4)",
+        ),
         (lambda: bce(Z, torch.tensor([0, 1, 2])), ValueError, "2 class indices, shape (2,)"),
         (lambda: bce(Z, torch.tensor([True, False])), ValueError, "integer tensor"),
         (lambda: mse(Z, torch.tensor([0, 3])), ValueError, "in [0, 3); got values from 0 to 3"),
@@ -353,3 +357,37 @@ def test_distillation_alone_trains_lenet5_on_the_digits(digits: Digits) -> None:
     student = _train(digits, ClassificationLoss("kl_div", alpha=1.0), teacher, seed=1)
     accuracy = _test_accuracy(digits, student)
     assert accuracy > 6 * CHANCE, f"distilled student: test accuracy {accuracy:.3f}"
+
+
+def test_soft_targets_follow_the_hand_formulas() -> None:
+    # Class probabilities (MixUp's and CutMix's soft labels) in place of the one-hot target.
+    g = torch.Generator().manual_seed(0)
+    z, teacher = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    q = torch.rand(6, 4, generator=g)
+    q /= q.sum(dim=1, keepdim=True)
+    log_p, p, s = z.log_softmax(dim=1), z.softmax(dim=1), z.sigmoid()
+    assert torch.allclose(cross_entropy(z, q), -(q * log_p).sum(dim=1).mean())
+    smoothed = 0.9 * q + 0.1 / 4
+    assert torch.allclose(
+        cross_entropy(z, q, "sum", label_smoothing=0.1), -(smoothed * log_p).sum()
+    )
+    assert torch.allclose(mse(z, q), ((p - q) ** 2).mean())
+    assert torch.allclose(bce(z, q), -(q * s.log() + (1 - q) * (1 - s).log()).mean())
+    blended = distillation_loss(z, q, teacher, alpha=0.25, temperature=2.0)
+    assert torch.allclose(
+        blended, 0.25 * kl_div(z, teacher, temperature=2.0) + 0.75 * cross_entropy(z, q)
+    )
+    y = torch.tensor([0, 3, 1, 2, 3, 0])  # one-hot probabilities are the indices
+    for loss in (cross_entropy, mse, bce):
+        assert torch.allclose(loss(z, torch.eye(4)[y]), loss(z, y))
+    for value, shown in (
+        (1.5, r"0\.\d+ to 1\.5"),
+        (-0.25, r"-0\.25 to 0\.\d+"),
+        (math.nan, "nan to nan"),
+    ):
+        spoilt = q.clone()
+        spoilt[2, 1] = value
+        with pytest.raises(
+            ValueError, match=rf"probabilities, in \[0, 1\]; got values from {shown}$"
+        ):
+            cross_entropy(z, spoilt)

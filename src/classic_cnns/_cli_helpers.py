@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from classic_cnns import data
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
-from classic_cnns.data.folder import TransferDataModule
+from classic_cnns.data.transfer import TransferDataModule
 from classic_cnns.files import load_checkpoint
 from classic_cnns.models import FAMILIES, family_class
 from classic_cnns.plots import TrainingPlots

@@ -35,6 +35,7 @@ __all__ = [
     "StepGuard",
     "check_classes",
     "check_images",
+    "check_label_values",
     "check_labels_structure",
     "is_number",
     "queued",
@@ -46,18 +47,21 @@ NonFinitePolicy = Literal["raise", "skip", "ignore"]
 
 # Kinds of problem, in the record's first slot. The record is int64:
 # [kind, global step, epoch, low label, high label].
-_NONE, _LABELS, _IMAGES, _LOSS = 0, 1, 2, 3
-_KINDS: dict[int, Literal["labels", "images", "loss"]] = {
+_NONE, _LABELS, _IMAGES, _LOSS, _SOFT = 0, 1, 2, 3, 4
+ProblemKind = Literal["labels", "images", "loss", "soft labels"]
+_KINDS: dict[int, ProblemKind] = {
     _LABELS: "labels",
     _IMAGES: "images",
     _LOSS: "loss",
+    _SOFT: "soft labels",
 }
+_SOFT_RANGE = "soft labels must be class probabilities, in [0, 1]"
 
 
 class Problem(NamedTuple):
     """The first problem a deferred :class:`StepGuard` recorded."""
 
-    kind: Literal["labels", "images", "loss"]
+    kind: ProblemKind
     step: int
     epoch: int
     low: int  # the labels' range, for kind "labels"
@@ -274,8 +278,11 @@ def report(
     rank_zero_warn(f"{message}; skipping the batch (nonfinite='skip')")
 
 
-def check_labels_structure(y: Any, batch_size: int) -> None:
+def check_labels_structure(y: Any, batch_size: int, num_classes: int | None = None) -> None:
     """Raise unless ``y`` is a 1-D integer tensor with one label per image (no device read).
+
+    With ``num_classes``, soft labels are taken too: float class probabilities of shape
+    ``(batch_size, num_classes)``, as torchvision's ``MixUp`` and ``CutMix`` make them.
 
     Example:
         >>> import torch
@@ -285,6 +292,12 @@ def check_labels_structure(y: Any, batch_size: int) -> None:
         ValueError: labels must be an integer tensor of shape (2,); got dtype torch.float32 ...
     """
     expected = f"labels must be an integer tensor of shape ({batch_size},)"
+    if num_classes is not None:
+        expected += f" or soft labels (float) of shape ({batch_size}, {num_classes})"
+        if isinstance(y, Tensor) and y.is_floating_point() and y.ndim == 2:
+            if y.shape != (batch_size, num_classes):
+                raise ValueError(f"{expected}; got soft labels of shape {tuple(y.shape)}")
+            return
     if not isinstance(y, Tensor):
         raise TypeError(f"{expected}; got {type(y).__name__}")
     if (
@@ -294,7 +307,30 @@ def check_labels_structure(y: Any, batch_size: int) -> None:
         or y.is_complex()
         or y.dtype == torch.bool
     ):
-        raise ValueError(f"{expected}; got dtype {y.dtype} and shape {tuple(y.shape)}")
+        soft = y.is_floating_point() and y.ndim == 2
+        hint = " (soft labels are for training batches)" if soft else ""
+        raise ValueError(f"{expected}; got dtype {y.dtype} and shape {tuple(y.shape)}{hint}")
+
+
+def check_label_values(y: Tensor, num_classes: int) -> None:
+    """Raise unless the labels are class indices in ``[0, num_classes)`` or, as floats, class
+    probabilities in ``[0, 1]`` (one device read).
+
+    Example:
+        >>> import torch
+        >>> check_label_values(torch.tensor([[0.7, 0.3], [0.0, 1.5]]), 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: soft labels must be class probabilities, in [0, 1]; got values from 0.0 to 1.5
+    """
+    if y.numel() == 0:
+        return
+    low, high = torch.stack(list(torch.aminmax(y.detach()))).tolist()
+    if y.is_floating_point():
+        if not (0 <= low <= high <= 1):  # NaN fails this too
+            raise ValueError(f"{_SOFT_RANGE}; got values from {low} to {high}")
+    elif low < 0 or high >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes}); got values from {low} to {high}")
 
 
 def _finite(x: Tensor) -> Tensor:
@@ -327,20 +363,20 @@ class StepGuard:
 
     # -- the checks of one step ----------------------------------------------------------
     def labels(self, y: Tensor, where: tuple[int, int], eager: bool) -> Tensor:
-        """The labels as int64, checked to lie in ``[0, num_classes)``.
+        """The labels as int64, checked to lie in ``[0, num_classes)``; soft labels (float
+        ``(N, C)``) as they are, checked to lie in ``[0, 1]``.
 
         Eager: raise ``ValueError`` at once. Deferred: record the problem and return the
         labels clamped into range, so the step can finish on the device.
         """
-        y = y.long()
-        low, high = torch.aminmax(y)
+        y = y if y.is_floating_point() else y.long()
         if eager:
-            lo, hi = torch.stack([low, high]).tolist()
-            if lo < 0 or hi >= self.num_classes:
-                raise ValueError(
-                    f"labels must lie in [0, {self.num_classes}); got values from {lo} to {hi}"
-                )
+            check_label_values(y, self.num_classes)
             return y
+        low, high = torch.aminmax(y.detach())
+        if y.is_floating_point():
+            self._note(~((low >= 0) & (high <= 1)), _SOFT, where)  # NaN is bad too
+            return y.nan_to_num(0.0).clamp(0, 1)
         bad = (low < 0) | (high >= self.num_classes)
         self._note(bad, _LABELS, where, low, high)
         return y.clamp(0, self.num_classes - 1)
@@ -396,6 +432,11 @@ class StepGuard:
         if problem is None:
             return
         where = (problem.step, problem.epoch)
+        if problem.kind == "soft labels":
+            raise ValueError(
+                f"{_SOFT_RANGE}; the {stage} batch at global step {problem.step}, epoch "
+                f"{problem.epoch}, had a value outside (or NaN)"
+            )
         if problem.kind == "labels":
             raise ValueError(
                 f"labels must lie in [0, {self.num_classes}); got values from {problem.low} "

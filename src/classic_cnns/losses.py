@@ -1,7 +1,9 @@
 """Classification losses: cross-entropy, MSE and BCE on one-hot targets, and distillation.
 
-Every loss takes raw ``logits`` of shape ``(N, C)`` and integer class indices ``target`` of
-shape ``(N,)``, and a ``reduction`` of ``"mean"`` or ``"sum"``:
+Every loss takes raw ``logits`` of shape ``(N, C)``, a ``target`` of integer class indices
+``(N,)`` or of class probabilities ``(N, C)`` (soft labels, as torchvision's ``MixUp`` and
+``CutMix`` make them: ``onehot(y)`` below is then the target itself), and a ``reduction`` of
+``"mean"`` or ``"sum"``:
 
 * :func:`cross_entropy`: ``-log softmax(z)[y]`` per image, with optional label smoothing.
 * :func:`mse`: ``(softmax(z)_c - onehot(y)_c)**2`` per element, as ``nn.MSELoss`` on the
@@ -90,7 +92,13 @@ def _check_target(target: Any, logits: Tensor) -> None:
     n, c = logits.shape
     if not isinstance(target, Tensor):
         raise TypeError(f"target must be an integer tensor of class indices; got {type(target)}")
-    if (
+    soft = target.is_floating_point() and target.ndim == 2
+    if soft and target.shape != (n, c):
+        raise ValueError(
+            f"a target of class probabilities must have the logits' shape ({n}, {c}); got "
+            f"shape {tuple(target.shape)}"
+        )
+    if not soft and (
         target.ndim != 1
         or target.shape[0] != n
         or target.is_floating_point()
@@ -98,18 +106,19 @@ def _check_target(target: Any, logits: Tensor) -> None:
         or target.dtype == torch.bool
     ):
         raise ValueError(
-            f"target must be an integer tensor of {n} class indices, shape ({n},); got dtype "
-            f"{target.dtype} and shape {tuple(target.shape)} (one-hot or probability targets "
-            "are built from the indices here)"
+            f"target must be an integer tensor of {n} class indices, shape ({n},), or float "
+            f"class probabilities of shape ({n}, {c}); got dtype {target.dtype} and shape "
+            f"{tuple(target.shape)}"
         )
     # The value range is read on the CPU only: on an accelerator the read would wait for the
     # device at every step (and ImageClassifier checks every batch's labels already).
     if not _guard.queued(target.device) and n > 0:
-        low, high = (int(v) for v in torch.aminmax(target))
-        if low < 0 or high >= c:
-            raise ValueError(
-                f"target must hold class indices in [0, {c}); got values from {low} to {high}"
-            )
+        _guard.check_label_values(target, c)
+
+
+def _as_target(target: Tensor, logits: Tensor) -> Tensor:
+    # F.cross_entropy's target: class indices as int64, probabilities in the logits' dtype.
+    return target.to(logits.dtype) if target.is_floating_point() else target.long()
 
 
 def _check_temperature(temperature: Any) -> None:
@@ -128,6 +137,8 @@ def _check_label_smoothing(label_smoothing: Any) -> None:
 
 
 def _one_hot(target: Tensor, logits: Tensor) -> Tensor:
+    if target.is_floating_point():  # class probabilities already
+        return target.to(logits.dtype)
     return F.one_hot(target.long(), logits.shape[1]).to(logits.dtype)
 
 
@@ -139,14 +150,16 @@ def cross_entropy(
     *,
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Cross-entropy of the softmax of ``logits`` against class indices.
+    """Cross-entropy of the softmax of ``logits`` against class indices or probabilities.
 
     Per image ``l_n = -sum_c q_c log softmax(z_n)_c`` with ``q = (1 - eps) onehot(y_n) +
-    eps / C`` (``eps = label_smoothing``; 0 gives ``-log softmax(z_n)[y_n]``).
+    eps / C`` (``eps = label_smoothing``; 0 gives ``-log softmax(z_n)[y_n]``); for a target
+    of probabilities ``p_n``, ``onehot(y_n)`` is ``p_n``.
 
     Args:
         logits: Raw scores, ``(N, C)``.
-        target: Class indices, ``(N,)``, any integer dtype.
+        target: Class indices, ``(N,)``, any integer dtype; or class probabilities
+            ``(N, C)`` in ``[0, 1]`` (MixUp's and CutMix's soft labels).
         reduction: ``"mean"`` over the ``N`` images or ``"sum"``.
         label_smoothing: ``eps`` in ``[0, 1)``.
 
@@ -164,7 +177,7 @@ def cross_entropy(
     _check_reduction(reduction, logits.shape[0])
     _check_label_smoothing(label_smoothing)
     return F.cross_entropy(
-        logits, target.long(), reduction=reduction, label_smoothing=label_smoothing
+        logits, _as_target(target, logits), reduction=reduction, label_smoothing=label_smoothing
     )
 
 
@@ -177,7 +190,7 @@ def mse(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor
 
     Args:
         logits: Raw scores, ``(N, C)``; the softmax is taken here.
-        target: Class indices, ``(N,)``, any integer dtype.
+        target: Class indices, ``(N,)``, any integer dtype; or probabilities ``(N, C)``.
         reduction: ``"mean"`` over the ``N * C`` elements or ``"sum"``.
 
     Returns:
@@ -205,7 +218,7 @@ def bce(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor
 
     Args:
         logits: Raw scores, ``(N, C)``; the sigmoid is taken here.
-        target: Class indices, ``(N,)``, any integer dtype.
+        target: Class indices, ``(N,)``, any integer dtype; or probabilities ``(N, C)``.
         reduction: ``"mean"`` over the ``N * C`` elements or ``"sum"``.
 
     Returns:
@@ -298,7 +311,7 @@ def distillation_loss(
 
     Args:
         logits: The student's raw scores, ``(N, C)``.
-        target: Class indices, ``(N,)``, any integer dtype.
+        target: Class indices, ``(N,)``, any integer dtype; or probabilities ``(N, C)``.
         teacher_logits: The teacher's raw scores, ``(N, C)`` (detached here).
         reduction: ``"mean"`` over the ``N`` images or ``"sum"``.
         temperature: ``T > 0`` of the soft term (see :func:`kl_div`).
@@ -410,7 +423,8 @@ class ClassificationLoss(nn.Module):
     def forward(
         self, logits: Tensor, target: Tensor, teacher_logits: Tensor | None = None
     ) -> Tensor:
-        """The loss of a batch: ``logits (N, C)``, ``target (N,)``, ``teacher_logits (N, C)``."""
+        """The loss of a batch: ``logits (N, C)``, ``target (N,)`` (or probabilities ``(N, C)``)
+        and, for ``"kl_div"``, ``teacher_logits (N, C)``."""
         if self.needs_teacher != (teacher_logits is not None):
             need = "needs teacher_logits" if self.needs_teacher else "takes no teacher_logits"
             given = "none" if teacher_logits is None else "a tensor"

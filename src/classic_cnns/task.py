@@ -35,7 +35,6 @@ from classic_cnns._guard import (
     NonFinitePolicy,
     StepGuard,
     check_images,
-    check_labels_structure,
     report,
 )
 from classic_cnns.checkpoint import ExactResume, head_class_names, restore, verify_checkpoint
@@ -384,7 +383,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             self.check_input(x)  # raises, naming what was expected; forward checks the rest
         if x.shape[0] == 0:
             raise ValueError("expected a batch of at least one image; got an empty batch")
-        check_labels_structure(y, x.shape[0])
+        # Training takes soft labels (N, C) too, MixUp's; the metrics count their top class.
+        _guard.check_labels_structure(y, x.shape[0], self.num_classes if stage == "train" else None)
         policy = self._hp.nonfinite
         # Reading a value from the device waits for it. On the CPU that is free, and "skip"
         # must know at once; otherwise the checks are read on logging steps and epoch ends.
@@ -410,7 +410,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         if policy != "ignore" and not guard.loss(loss, where, eager):
             self._nonfinite(stage, "loss", where, loss=loss)
             return None
-        metrics.update(logits.detach(), y)
+        metrics.update(logits.detach(), y.argmax(dim=1) if y.is_floating_point() else y)
         # The mean loss over images: the batch's loss counted once per image. (MeanMetric's
         # weights would need its NaN check, which reads the device every step.)
         self._mean_loss(stage).update(loss.detach().expand(x.shape[0]))
@@ -447,7 +447,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             self.log_dict(metrics, prog_bar=stage != "train")
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
-        """Cross-entropy (plus weighted auxiliary losses) on one ``(images, labels)`` batch."""
+        """The loss (with the auxiliary heads') of one batch; labels may be soft, as MixUp's."""
         return None if (out := self._step(batch, self.train_metrics, "train")) is None else out[0]
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:

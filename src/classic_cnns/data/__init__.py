@@ -8,9 +8,10 @@ feeds.
 from classic_cnns.data.base import InMemoryDataModule, TensorBatches
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
 from classic_cnns.data.digits import Digits
-from classic_cnns.data.folder import ImageFolder, TransferDataModule
+from classic_cnns.data.folder import ImageFolder
 from classic_cnns.data.mnist import MNIST, FashionMNIST, read_idx
 from classic_cnns.data.preprocessing import ModelSpec, Preprocessing
+from classic_cnns.data.transfer import TransferDataModule
 
 __all__ = [
     "CIFAR10",

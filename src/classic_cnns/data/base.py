@@ -30,6 +30,7 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
 
 from classic_cnns._guard import is_number
 from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, ResizeMode
@@ -132,6 +133,12 @@ class InMemoryDataModule(L.LightningDataModule):
             moved once in ``setup``, so that no batch is copied from the host. ``None``
             (default) does so on an accelerator when the data takes under a quarter of its
             free memory (Fashion-MNIST: 55 MB); on the CPU it changes nothing.
+        mixup_alpha: MixUp for training batches (Zhang et al. 2018): each image blends with
+            the one before it in the batch, ``lam ~ Beta(alpha, alpha)``, and so do their
+            labels, which become soft labels ``(N, C)`` (torchvision's ``v2.MixUp``); 0
+            (default) turns it off.
+        cutmix_alpha: CutMix likewise (Yun et al. 2019, ``v2.CutMix``): a box of the other
+            image, its area ``1 - lam``. With both, each batch gets one of the two at random.
 
     Example:
         >>> from classic_cnns import Digits
@@ -157,6 +164,9 @@ class InMemoryDataModule(L.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         data_on_device: bool | None = None,
+        *,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         if batch_size is not None and (
@@ -178,6 +188,9 @@ class InMemoryDataModule(L.LightningDataModule):
             )
         if not (data_on_device is None or isinstance(data_on_device, bool)):
             raise ValueError(f"data_on_device must be True, False or None; got {data_on_device!r}")
+        for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+            if not is_number(alpha) or alpha < 0:
+                raise ValueError(f"{name} must be a number >= 0 (0: off); got {alpha!r}")
         if image_size is not None and not _is_size(image_size):
             raise ValueError(
                 f"image_size must be an int or (H, W) of positive ints, or None; got {image_size!r}"
@@ -191,6 +204,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.data_on_device = data_on_device
+        self.mixup_alpha, self.cutmix_alpha = float(mixup_alpha), float(cutmix_alpha)
         self._splits: dict[str, Split] = {}
         # How batches become the network's input; settled in setup(), when the model is known.
         self.preprocessing: Preprocessing | None = None
@@ -441,7 +455,8 @@ class InMemoryDataModule(L.LightningDataModule):
         return self.test_dataloader()
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Convert a uint8 batch on its device: to float, pad or resize, normalise.
+        """Convert a uint8 batch on its device: to float, pad or resize, normalise; then
+        MixUp or CutMix training batches when asked (``mixup_alpha``, ``cutmix_alpha``).
 
         A lone tensor (Lightning's model summary sends the model's ``example_input_array``
         through this hook) is converted the same way if it is uint8, else left as it is.
@@ -449,7 +464,20 @@ class InMemoryDataModule(L.LightningDataModule):
         if isinstance(batch, Tensor):
             return self._to_float(batch)
         images, labels = batch
-        return self._to_float(images), labels
+        images = self._to_float(images)
+        if (self.mixup_alpha or self.cutmix_alpha) and self.trainer and self.trainer.training:
+            return self._mix(images, labels)
+        return images, labels
+
+    def _mix(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        # torchvision's MixUp/CutMix: lam is drawn on the host (no device read); the labels
+        # become the soft labels (N, C) that the task's loss takes.
+        n = self.num_classes
+        mixes = [v2.MixUp(alpha=self.mixup_alpha, num_classes=n)] if self.mixup_alpha else []
+        if self.cutmix_alpha:
+            mixes.append(v2.CutMix(alpha=self.cutmix_alpha, num_classes=n))
+        mix = mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
+        return mix(images, labels)  # type: ignore[no-any-return]
 
     def _to_float(self, images: Tensor) -> Tensor:
         if images.dtype == torch.uint8:

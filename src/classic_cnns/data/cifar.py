@@ -9,7 +9,7 @@ moved into place: a failed download never replaces good files.
 Each batch file's md5 is checked before it is unpickled, and the unpickler accepts only
 the numpy array types the batches hold, so no other pickle ever runs. Training batches
 are augmented on the device (4-pixel padded random crop and horizontal flip, the ResNet
-paper's CIFAR recipe; see :class:`~classic_cnns.data.folder.TransferDataModule`).
+paper's CIFAR recipe; see :class:`~classic_cnns.data.transfer.TransferDataModule`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torchvision.datasets as tvd
 from torch import Tensor
 
 from classic_cnns.data.base import _how_to_get
-from classic_cnns.data.folder import TransferDataModule
+from classic_cnns.data.transfer import TransferDataModule
 from classic_cnns.files import DOWNLOAD_TIMEOUT, download, download_folder, file_digest
 
 __all__ = ["CIFAR10", "CIFAR100"]
@@ -80,8 +80,10 @@ class CIFAR10(TransferDataModule):
         augment: 4-pixel padded random crop and horizontal flip for training batches.
         mean: Per-channel mean; default: what the model's weights expect (the pretrained
             weights' or its checkpoint's, see
-            :class:`~classic_cnns.data.folder.TransferDataModule`), else CIFAR's own.
+            :class:`~classic_cnns.data.transfer.TransferDataModule`), else CIFAR's own.
         std: Per-channel standard deviation, with ``mean``.
+        mixup_alpha: MixUp for training batches (see ``InMemoryDataModule``); 0: off.
+        cutmix_alpha: CutMix for training batches (see ``InMemoryDataModule``); 0: off.
 
     Example:
         >>> from classic_cnns.data.cifar import CIFAR10
@@ -122,6 +124,8 @@ class CIFAR10(TransferDataModule):
         augment: bool = True,
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
     ) -> None:
         super().__init__(
             batch_size,
@@ -135,6 +139,8 @@ class CIFAR10(TransferDataModule):
             crop_padding=4,
             mean=mean,
             std=std,
+            mixup_alpha=mixup_alpha,
+            cutmix_alpha=cutmix_alpha,
         )
         self.data_dir = Path(data_dir)
         self.download = download

@@ -28,6 +28,8 @@ class Digits(InMemoryDataModule):
         seed: Seed of both splits.
         num_workers: DataLoader worker processes.
         data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
+        mixup_alpha: MixUp for training batches (see ``InMemoryDataModule``); 0: off.
+        cutmix_alpha: CutMix for training batches (see ``InMemoryDataModule``); 0: off.
 
     Example:
         >>> from classic_cnns import Digits
@@ -54,9 +56,19 @@ class Digits(InMemoryDataModule):
         seed: int = 0,
         num_workers: int = 0,
         data_on_device: bool | None = None,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
     ) -> None:
         super().__init__(
-            batch_size, image_size, resize, val_size, seed, num_workers, data_on_device
+            batch_size,
+            image_size,
+            resize,
+            val_size,
+            seed,
+            num_workers,
+            data_on_device,
+            mixup_alpha=mixup_alpha,
+            cutmix_alpha=cutmix_alpha,
         )
         if not 0 < test_size < 1:
             raise ValueError(f"test_size must be a fraction in (0, 1); got {test_size!r}")

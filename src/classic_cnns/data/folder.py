@@ -10,10 +10,8 @@ aspect ratio is kept. The images then stay in memory as one uint8 tensor per spl
 normalisation and augmentation run per batch on the device, as in
 :class:`~classic_cnns.data.base.InMemoryDataModule`.
 
-:class:`TransferDataModule` is the shared base of the fine-tuning datamodules (this one,
-CIFAR-10 and CIFAR-100): it normalises as the weights the model starts from expect (the
-pretrained weights' mean and std, or those the model's checkpoint records), and augments
-training batches with a random crop and a horizontal flip on the device.
+:class:`~classic_cnns.data.transfer.TransferDataModule` (its base, and CIFAR's) normalises
+as the weights the model starts from expect, and crops and flips training batches.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -32,14 +30,8 @@ from torch.utils.data import DataLoader
 from torchvision.io import ImageReadMode, decode_image
 
 from classic_cnns._guard import is_number
-from classic_cnns.data.base import InMemoryDataModule
-from classic_cnns.data.preprocessing import (
-    ResizeMode,
-    check_stats,
-    normalization,
-    random_crop_flip,
-    to_size,
-)
+from classic_cnns.data.preprocessing import ResizeMode, random_crop_flip, to_size
+from classic_cnns.data.transfer import TransferDataModule
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -197,91 +189,6 @@ def _split_dirs(root: Path) -> dict[str, Path]:
     return {split: same[0] for split, same in splits.items()}
 
 
-class TransferDataModule(InMemoryDataModule):
-    """Base of the fine-tuning datamodules: weights' normalisation, on-device crop and flip.
-
-    Normalisation (resolved at ``setup`` from the model being trained, and again when a
-    loader is made, after ``ckpt_path``'s checkpoint has been restored), the first of
-    (:func:`~classic_cnns.data.preprocessing.normalization`):
-
-    1. ``mean``/``std`` when given;
-    2. the mean and std the model's weights expect, as its ``data_config`` records them (if
-       there is one value per channel): a pretrained model's are the weights' own
-       (``create_model(..., pretrained=True)`` sets them: ImageNet's, averaged over RGB for
-       other channel counts), a trained model's those it was trained with
-       (``load_from_checkpoint``, ``load_model``, or ``create_model`` with ``checkpoint_path``);
-    3. the dataset's own statistics.
-
-    Training batches (only those) get :func:`random_crop_flip`.
-
-    Args:
-        batch_size: Images per batch; ``None``: the model's recipe (see the base class).
-        image_size: Output ``(H, W)``; ``None`` follows the model's input size.
-        resize: ``"pad"`` or ``"resize"``; ``None`` pads by up to 4 pixels a side, else resizes.
-        val_size: Fraction or count of the training images held out for validation.
-        seed: Seed of the splits.
-        num_workers: DataLoader worker processes.
-        data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
-        augment: Random crop and flip for training batches.
-        crop_padding: Zero padding of the random crop, in pixels of the stored images;
-            ``None`` takes 1/8 of their size (4 for 32x32).
-        mean: Per-channel mean (0-1 scale) to normalise with, instead of the default.
-        std: Per-channel standard deviation, with ``mean``.
-
-    Example:
-        >>> from classic_cnns.data.cifar import CIFAR10
-        >>> CIFAR10(download=False).mean
-        (0.4914, 0.4822, 0.4465)
-    """
-
-    def __init__(
-        self,
-        batch_size: int | None = None,
-        image_size: int | tuple[int, int] | None = None,
-        resize: Literal["pad", "resize"] | None = None,
-        val_size: int | float = 0.1,
-        seed: int = 0,
-        num_workers: int = 0,
-        data_on_device: bool | None = None,
-        augment: bool = True,
-        crop_padding: int | None = None,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-    ) -> None:
-        super().__init__(
-            batch_size, image_size, resize, val_size, seed, num_workers, data_on_device
-        )
-        self._given_stats = check_stats(mean, std, self.in_channels)
-        if crop_padding is not None and crop_padding < 0:
-            raise ValueError(f"crop_padding must be >= 0 or None; got {crop_padding!r}")
-        self.augment = augment
-        self.crop_padding = crop_padding
-
-    def dataset_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Mean and std of the dataset itself; by default the class attributes."""
-        return type(self).mean, type(self).std
-
-    def _resolve_stats(self) -> None:
-        # Each setup: the model being trained may have changed.
-        model = self._model()
-        recorded = model.data_config if model is not None else None
-        stats = normalization(self.in_channels, given=self._given_stats, recorded=recorded)
-        self.mean, self.std = stats or self.dataset_stats()  # instance values shadow the class's
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment training batches (crop, flip) on the device, then convert and normalise."""
-        if isinstance(batch, Tensor):  # a lone input, as the base class converts it
-            return super().on_after_batch_transfer(batch, dataloader_idx)
-        images, labels = batch
-        training = self.trainer is not None and self.trainer.training
-        if self.augment and training and images.dtype == torch.uint8:
-            padding = self.crop_padding
-            if padding is None:
-                padding = max(images.shape[-2:]) // 8
-            images = random_crop_flip(images, padding)
-        return super().on_after_batch_transfer((images, labels), dataloader_idx)
-
-
 class ImageFolder(TransferDataModule):
     """Images in class subfolders: ``root/<split>/<class>/<file>`` or ``root/<class>/<file>``.
 
@@ -331,6 +238,8 @@ class ImageFolder(TransferDataModule):
             them, and a class may have no folder. To evaluate a model on a folder of some
             of its classes, pass the names it records (``model.data_config["class_names"]``).
             Default: the training set's folder names, sorted.
+        mixup_alpha: MixUp for training batches (see ``InMemoryDataModule``); 0: off.
+        cutmix_alpha: CutMix for training batches (see ``InMemoryDataModule``); 0: off.
 
     Example:
         >>> from classic_cnns.data.folder import ImageFolder
@@ -357,6 +266,8 @@ class ImageFolder(TransferDataModule):
         std: Sequence[float] | None = None,
         extensions: Sequence[str] = IMAGE_EXTENSIONS,
         classes: Sequence[str] | None = None,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
     ) -> None:
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}")
@@ -373,6 +284,8 @@ class ImageFolder(TransferDataModule):
             crop_padding=None,
             mean=mean,
             std=std,
+            mixup_alpha=mixup_alpha,
+            cutmix_alpha=cutmix_alpha,
         )
         if not is_number(test_size) or not 0 <= test_size <= 1:
             raise ValueError(f"test_size must be a fraction in [0, 1]; got {test_size!r}")

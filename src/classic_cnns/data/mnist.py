@@ -102,6 +102,8 @@ class MNIST(InMemoryDataModule):
         seed: Seed of the train/validation split.
         num_workers: DataLoader worker processes.
         data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
+        mixup_alpha: MixUp for training batches (see ``InMemoryDataModule``); 0: off.
+        cutmix_alpha: CutMix for training batches (see ``InMemoryDataModule``); 0: off.
 
     Example:
         >>> from classic_cnns import MNIST
@@ -139,9 +141,19 @@ class MNIST(InMemoryDataModule):
         seed: int = 0,
         num_workers: int = 0,
         data_on_device: bool | None = None,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
     ) -> None:
         super().__init__(
-            batch_size, image_size, resize, val_size, seed, num_workers, data_on_device
+            batch_size,
+            image_size,
+            resize,
+            val_size,
+            seed,
+            num_workers,
+            data_on_device,
+            mixup_alpha=mixup_alpha,
+            cutmix_alpha=cutmix_alpha,
         )
         if protocol not in ("standard", "10k"):
             raise ValueError(f"protocol must be 'standard' or '10k'; got {protocol!r}")
