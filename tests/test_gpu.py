@@ -148,6 +148,31 @@ def test_the_training_step_never_waits_for_the_device() -> None:
     assert steps[-1] == 12
 
 
+def test_mixup_cutmix_and_their_soft_label_step_never_wait_for_the_device() -> None:
+    # The datamodule's MixUp/CutMix and a training step on its soft labels, called as the
+    # fit loop calls them, with every synchronisation an error (after a warm-up batch).
+    torch.manual_seed(0)
+    model = LeNet5(arch="lenet5_modern", scheduler="none").cuda()
+    dm = Digits(image_size=32, mixup_alpha=0.2, cutmix_alpha=1.0)
+    trainer = _trainer(log_every_n_steps=50)
+    trainer.strategy.connect(model)
+    dm.trainer = trainer
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    batch = (x.cuda(), y.cuda())
+    trainer.training = True
+    model.training_step(dm.on_after_batch_transfer(batch, 0), 0)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for i in range(8):  # both MixUp and CutMix, unless all eight draws agree (1 in 128)
+            images, soft = dm.on_after_batch_transfer(batch, 0)
+            loss = model.training_step((images, soft), i)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert soft.is_cuda and soft.shape == (x.shape[0], 10) and torch.isfinite(loss)
+
+
 @pytest.mark.parametrize("stage", ["validation", "test"])
 def test_evaluation_steps_never_wait_for_the_device(stage: str) -> None:
     # Macro F1 counts its confusion matrix without torch.bincount, which on CUDA reads the
