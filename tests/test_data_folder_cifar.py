@@ -17,6 +17,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import accuracy_score, f1_score
 from torchvision.io import write_png
 
 import classic_cnns.weights as weights_module
@@ -653,9 +654,12 @@ def test_classes_number_a_folder_of_some_classes_as_the_model_does(tmp_path, dig
     truth = labels[:100][keep].sort().values  # the files in folder order
     assert torch.equal(dm._splits["test"][1].cpu(), truth)  # by name, not rank
     rows = predict_folder(model, tmp_path, recursive=True)
-    right = sum(r["class"] == r["file"].split("/")[0] for r in rows)
-    assert len(rows) == int(keep.sum()) and tested["test_acc"] == pytest.approx(
-        right / len(rows), abs=1e-6
+    folders, predicted = [r["file"].split("/")[0] for r in rows], [r["class"] for r in rows]
+    assert len(rows) == int(keep.sum())
+    assert tested["test_acc"] == pytest.approx(accuracy_score(folders, predicted), abs=1e-6)
+    # Macro F1 over the classes the folder has or the model predicts, as scikit-learn's.
+    assert tested["test_f1"] == pytest.approx(
+        f1_score(folders, predicted, average="macro"), abs=1e-6
     )
     # A class list in another order numbers the folders by it.
     backwards = ImageFolder(tmp_path, channels=1, image_size=28, test_size=1, classes=names[::-1])
