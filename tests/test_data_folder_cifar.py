@@ -644,9 +644,8 @@ def test_classes_number_a_folder_of_some_classes_as_the_model_does(tmp_path, dig
     model = LeNet5(num_classes=10)
     model.data_config = {"class_names": names, "mean": [0.13], "std": [0.31], "resize": "pad"}
     quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
-    with pytest.raises(
-        ValueError, match=re.escape(f"number them as the model does: classes={names}")
-    ):
+    hint = re.escape(f"; for data of some of its classes, number them as it does: classes={names}")
+    with pytest.raises(ValueError, match=hint):
         L.Trainer(**quiet).test(model, ImageFolder(tmp_path, channels=1, test_size=1))
     dm = ImageFolder(tmp_path, channels=1, test_size=1, classes=names)
     assert dm.num_classes == 10 and dm.class_names == tuple(names)
@@ -661,6 +660,22 @@ def test_classes_number_a_folder_of_some_classes_as_the_model_does(tmp_path, dig
     assert tested["test_f1"] == pytest.approx(
         f1_score(folders, predicted, average="macro"), abs=1e-6
     )
+    # Through ckpt_path, the checkpoint's class names count: refused with the same advice,
+    # then tested with it as the model itself was.
+    trainer = L.Trainer(**quiet)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "ten.ckpt")
+    with pytest.raises(CheckpointError, match=hint):
+        L.Trainer(**quiet).test(
+            LeNet5(),
+            ImageFolder(tmp_path, channels=1, test_size=1),
+            ckpt_path=tmp_path / "ten.ckpt",
+        )
+    (restored,) = L.Trainer(**quiet).test(
+        LeNet5(), ImageFolder(tmp_path, channels=1, test_size=1, classes=names),
+        ckpt_path=tmp_path / "ten.ckpt", verbose=False,
+    )  # fmt: skip
+    assert restored["test_acc"] == tested["test_acc"]
     # A class list in another order numbers the folders by it.
     backwards = ImageFolder(tmp_path, channels=1, image_size=28, test_size=1, classes=names[::-1])
     backwards.setup("test")

@@ -40,6 +40,7 @@ __all__ = [
     "is_number",
     "queued",
     "report",
+    "some_classes_hint",
 ]
 
 # What a step does with a batch whose images or loss are not finite.
@@ -202,18 +203,27 @@ def check_data_classes(
     ):
         ours = f"the classes {list(recorded)}" if recorded is not None else f"{num_classes} classes"
         theirs = f"the classes {names}" if names is not None else f"{found} classes"
-        how = "(the same class folders)"
-        some = recorded is not None and names is not None and set(names) < set(recorded)
-        if some and hasattr(dm, "classes"):  # ImageFolder numbers its folders by a class list
-            how = (
-                f"(for some of them, number them as the model does: classes="
-                f"{list(recorded or [])}, --data.classes on the command line)"
-            )
         raise ValueError(
             f"{name}'s outputs stand for {ours}; {where} labels {theirs}, so its labels would "
             f"be scored against other outputs. To {stage}, give it data of the model's classes "
-            f"{how}, or fine-tune the model on these (fit)"
+            "(the same class folders), or fine-tune the model on these (fit)"
+            + some_classes_hint(recorded, names)
         )
+
+
+def some_classes_hint(recorded: Sequence[str] | None, names: Sequence[str] | None) -> str:
+    """For data of some of the classes a model records, how to label them as it does; else "".
+
+    Example:
+        >>> some_classes_hint(["cat", "dog", "fox"], ["dog", "fox"])
+        "; for data of some of its classes, number them as it does: classes=['cat', 'dog', ..."
+    """
+    if recorded is None or names is None or not set(names) < set(recorded):
+        return ""
+    return (
+        f"; for data of some of its classes, number them as it does: classes={list(recorded)} "
+        "(ImageFolder; --data.classes on the command line)"
+    )
 
 
 def data_classes(trainer: Any) -> Sequence[str] | None:
