@@ -6,6 +6,7 @@ No CIFAR download happens: the tests write small batch files in CIFAR's pickle f
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import pickle
@@ -26,7 +27,7 @@ from classic_cnns.data.cifar import CIFAR10, CIFAR100
 from classic_cnns.data.folder import ImageFolder, load_image, random_crop_flip
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.files import CheckpointError
-from classic_cnns.predict import predict_folder
+from classic_cnns.predict import PredictionCSV, predict_folder
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -701,3 +702,23 @@ def test_classes_must_list_every_class_folder_once(tmp_path, digits) -> None:
     (tmp_path / "val" / "9").rename(tmp_path / "val" / "nine")
     with pytest.raises(ValueError, match=r"val/nine: class 'nine' is not among the classes"):
         ImageFolder(tmp_path, channels=1, image_size=28, classes=names).setup("fit")
+
+
+def test_predictions_name_labels_as_the_data_and_classes_as_the_model(tmp_path, digits) -> None:
+    # A folder without "8" numbers "9" as its label 8: the CSV's label column must say "9",
+    # the folder's name (it said the model's name for class 8), and its class column the
+    # model's name for the output.
+    images, labels = digits
+    keep = labels[:60] != 8
+    _write_pngs(tmp_path / "photos", images[:60][keep], labels[:60][keep])
+    model = LeNet5(num_classes=10)
+    model.data_config = {"class_names": [f"digit {d}" for d in range(10)], "resize": "pad"}
+    writer = PredictionCSV(tmp_path / "predictions.csv")
+    trainer = L.Trainer(logger=False, callbacks=[writer], enable_progress_bar=False)
+    data = ImageFolder(tmp_path / "photos", channels=1, test_size=1)
+    trainer.predict(model, datamodule=data, return_predictions=False)
+    with (tmp_path / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    folders = [str(int(v)) for v in labels[:60][keep].sort().values]  # in file order
+    assert [r["label"] for r in rows] == folders
+    assert all(r["class"] == f"digit {r['class_index']}" for r in rows)

@@ -28,6 +28,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from classic_cnns.checkpoint import head_class_names
 from classic_cnns.data.folder import IMAGE_EXTENSIONS, _class_dirs, list_images, load_image
 from classic_cnns.data.preprocessing import Preprocessing
 from classic_cnns.export import _borrowed
@@ -205,10 +206,12 @@ class PredictionCSV(BasePredictionWriter):
 
     One row per image, in the order predicted: ``index`` (its position in the split),
     ``label`` (its true class, where the batches have labels), ``class``, ``class_index``
-    and ``probability`` of the most probable class. Class names are the model's
-    (``data_config["class_names"]``), else indices. The file is written once predicting
-    ends, atomically, to ``path`` or else ``<the trainer's log_dir>/predictions.csv``; each
-    process of a multi-process run writes its own, ``predictions-rank<r>.csv``.
+    and ``probability`` of the most probable class. Classes are named as the model names
+    them (``data_config["class_names"]``), labels as the datamodule does (its
+    ``class_names``, which may number other classes), else by index. The file is written
+    once predicting ends, atomically, to ``path`` or else ``<the trainer's
+    log_dir>/predictions.csv``; each process of a multi-process run writes its own,
+    ``predictions-rank<r>.csv``.
 
     Args:
         path: The CSV file; ``None``: ``predictions.csv`` in the run's log folder.
@@ -247,7 +250,12 @@ class PredictionCSV(BasePredictionWriter):
         dataloader_idx: int,
     ) -> None:
         """Add a batch's rows."""
-        names = list((getattr(pl_module, "data_config", None) or {}).get("class_names") or [])
+        # Outputs are named as the model records (if for as many classes as it outputs); the
+        # labels are the data's class indices, named as the data names them, where it does.
+        names = head_class_names(getattr(pl_module, "data_config", None), prediction.shape[1])
+        names = names or []
+        data = getattr(trainer, "datamodule", None)
+        label_names = list(getattr(data, "class_names", None) or names)
         labels = batch[1].tolist() if isinstance(batch, list | tuple) and len(batch) > 1 else None
         best, index = prediction.max(dim=1)
         start = len(self._rows)
@@ -255,7 +263,7 @@ class PredictionCSV(BasePredictionWriter):
         if len(order) != len(index):
             order = list(range(start, start + len(index)))
         for k, (p, i) in enumerate(zip(best.tolist(), index.tolist(), strict=True)):
-            label = "" if labels is None else (names[labels[k]] if names else labels[k])
+            label = "" if labels is None else (label_names[labels[k]] if label_names else labels[k])
             self._rows.append(
                 {"index": order[k], "label": label, "class": names[i] if names else i,
                  "class_index": i, "probability": round(p, 6)}
