@@ -409,3 +409,33 @@ def test_mixup_and_cutmix_batches_train_a_model(tmp_path) -> None:
     # Evaluated on the true classes: well above chance (0.1) after 4 epochs (0.93-0.94
     # over seeds 0-3).
     assert math.isfinite(float(metrics["train_loss"])) and float(metrics["val_acc"]) > 0.8
+
+
+def test_lightning_s_ema_callback_leaves_the_averaged_weights_in_the_checkpoint(tmp_path) -> None:
+    # timm's and torchvision's "model EMA" is Lightning's EMAWeightAveraging here; the
+    # checkpoint (and so load_model, test --ckpt_path, export) holds the average, computed by
+    # hand: the weights after the first step, then avg = d * avg + (1 - d) * weights.
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    from classic_cnns import load_model
+
+    seen: list[dict[str, torch.Tensor]] = []
+
+    class Weights(L.Callback):
+        def on_train_batch_end(self, trainer, module, *args) -> None:
+            seen.append({k: v.detach().clone() for k, v in module.net.state_dict().items()})
+
+    torch.manual_seed(0)
+    trainer = _trainer(
+        max_steps=6, default_root_dir=tmp_path, limit_val_batches=0,
+        callbacks=[Weights(), EMAWeightAveraging(decay=0.5)],
+    )  # fmt: skip
+    trainer.fit(LeNet5(num_classes=10, scheduler="none"), datamodule=Digits(image_size=32))
+    trainer.save_checkpoint(tmp_path / "ema.ckpt")
+    average = dict(seen[0])
+    for weights in seen[1:]:
+        average = {k: 0.5 * average[k] + 0.5 * w for k, w in weights.items()}
+    loaded = load_model(tmp_path / "ema.ckpt").net.state_dict()
+    assert len(seen) == 6 and not torch.equal(loaded["fc.weight"], seen[-1]["fc.weight"])
+    for key, value in average.items():
+        torch.testing.assert_close(loaded[key], value, rtol=1e-5, atol=1e-6)
