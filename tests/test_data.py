@@ -164,8 +164,20 @@ def test_missing_files_name_the_file_and_the_folder(tmp_path: Path) -> None:
         for what in ("images-idx3", "labels-idx1")
     )
     raw = tmp_path / "MNIST" / "raw"
-    with pytest.raises(FileNotFoundError, match=rf"MNIST: {missing} missing from {raw}"):
+    with pytest.raises(FileNotFoundError, match=rf"MNIST: {missing} missing from {raw}") as e:
         dm.setup("fit")
+    assert "protocol='10k'" not in str(e.value)  # its files are missing too
+
+
+def test_a_test_set_alone_points_to_the_10k_protocol(mnist_raw: Path, tmp_path: Path) -> None:
+    # ../shared/data holds MNIST's test set only, as here: the standard protocol says what to do.
+    make_mnist_dir(tmp_path, mnist_raw)
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz missing from .*; or "
+        r"train on the test set's first 8,000 images .* \(protocol='10k', --data.protocol 10k\)",
+    ):
+        MNIST(str(tmp_path), download=False).setup("fit")
 
 
 @pytest.mark.usefixtures("mnist_standins")

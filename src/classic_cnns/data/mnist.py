@@ -262,10 +262,18 @@ class MNIST(InMemoryDataModule):
         """Read the IDX files; for ``protocol="10k"`` split the test file 8,000 / 2,000."""
         missing = [name for name, _ in self._needed() if self._find(name) is None]
         if missing:
+            # Only the test set there (as MNIST-10k needs): say that protocol="10k" uses it.
+            only_test = all(n.startswith("train") for n in missing)
             raise FileNotFoundError(
                 f"{type(self).__name__}: {', '.join(missing)} missing from {self.raw_dir} "
                 "(each may also be there uncompressed, without .gz). "
                 + _how_to_get(self.download, "put the IDX files there")
+                + (
+                    "; or train on the test set's first 8,000 images and test on its last "
+                    "2,000 (protocol='10k', --data.protocol 10k), which needs only the t10k files"
+                    if only_test
+                    else ""
+                )
             )
         test_x, test_y = self._read_pair("t10k")
         if self.protocol == "10k":
