@@ -377,6 +377,11 @@ def test_soft_targets_follow_the_hand_formulas() -> None:
     assert torch.allclose(
         blended, 0.25 * kl_div(z, teacher, temperature=2.0) + 0.75 * cross_entropy(z, q)
     )
+    # bf16 logits (bf16-true) against float32 probabilities: computed in float32, the
+    # labels not rounded to bf16's 8 bits.
+    z16 = z.to(torch.bfloat16)
+    assert cross_entropy(z16, q).dtype == torch.float32
+    assert torch.equal(cross_entropy(z16, q), cross_entropy(z16.float(), q))
     y = torch.tensor([0, 3, 1, 2, 3, 0])  # one-hot probabilities are the indices
     for loss in (cross_entropy, mse, bce):
         assert torch.allclose(loss(z, torch.eye(4)[y]), loss(z, y))

@@ -116,9 +116,13 @@ def _check_target(target: Any, logits: Tensor) -> None:
         _guard.check_label_values(target, c)
 
 
-def _as_target(target: Tensor, logits: Tensor) -> Tensor:
-    # F.cross_entropy's target: class indices as int64, probabilities in the logits' dtype.
-    return target.to(logits.dtype) if target.is_floating_point() else target.long()
+def _as_target(target: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
+    # F.cross_entropy's arguments: class indices as int64; probabilities in the same dtype as
+    # the logits, the wider of the two (bf16 logits do not round a float32 MixUp label).
+    if not target.is_floating_point():
+        return logits, target.long()
+    dtype = torch.promote_types(logits.dtype, target.dtype)
+    return logits.to(dtype), target.to(dtype)
 
 
 def _check_temperature(temperature: Any) -> None:
@@ -176,9 +180,8 @@ def cross_entropy(
     _check_target(target, logits)
     _check_reduction(reduction, logits.shape[0])
     _check_label_smoothing(label_smoothing)
-    return F.cross_entropy(
-        logits, _as_target(target, logits), reduction=reduction, label_smoothing=label_smoothing
-    )
+    logits, target = _as_target(target, logits)
+    return F.cross_entropy(logits, target, reduction=reduction, label_smoothing=label_smoothing)
 
 
 def mse(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
