@@ -307,7 +307,6 @@ class ImageFolder(TransferDataModule):
         if not found:
             raise ValueError(f"{train_root}: expected a subfolder per class; found none")
         self.class_names = self.classes or tuple(found)
-        self._files_of = "the classes" if self.classes else "the training classes"
         for name in found:  # val/ and test/ are checked when they are read
             self._check_class_folder(train_root / name)
         self.num_classes = len(self.class_names)
@@ -371,8 +370,9 @@ class ImageFolder(TransferDataModule):
 
     def _check_class_folder(self, class_dir: Path) -> None:
         if class_dir.name not in self.class_names:
+            whose = "the classes" if self.classes else "the training classes"
             raise ValueError(
-                f"{class_dir}: class {class_dir.name!r} is not among {self._files_of} "
+                f"{class_dir}: class {class_dir.name!r} is not among {whose} "
                 f"{list(self.class_names)}"
             )
 
