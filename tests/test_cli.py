@@ -318,6 +318,9 @@ def test_a_user_s_mistake_is_one_message_with_status_2(
     for text in expected:
         assert text.replace("{tmp}", str(tmp_path)) in err
     assert rest[-1] == "(--debug or CLASSIC_CNNS_DEBUG=1 shows the traceback)"
+    # Nothing is left behind: the logger's run folder, made before the datamodule failed,
+    # is removed while still empty.
+    assert not [p for p in tmp_path.glob("lightning_logs/version_*") if not any(p.iterdir())]
 
 
 def test_debug_shows_the_traceback(

@@ -6,6 +6,7 @@ line, name checks with suggestions, the short ``--help``, one-line errors, quiet
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import logging
@@ -21,6 +22,7 @@ import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from classic_cnns import data
@@ -515,3 +517,43 @@ def with_default_callbacks(trainer: Any, subcommand: str | None) -> list[Any]:
     if subcommand == "predict" and missing(PredictionCSV):
         callbacks.append(PredictionCSV())
     return callbacks
+
+
+class SaveConfig(SaveConfigCallback):
+    """Lightning's config saver, with errors that speak to CLI users and no empty run folder.
+
+    Its refusal to overwrite a run's ``config.yaml`` says how to keep the earlier run; a run
+    that fails before writing anything (a missing dataset, found in the datamodule's
+    ``setup``) leaves no empty ``version_N`` folder, which the logger made before it.
+
+    Example:
+        >>> from classic_cnns._cli_helpers import SaveConfig
+        >>> issubclass(SaveConfig, SaveConfigCallback)
+        True
+    """
+
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        """Save the configuration, or say how to keep the earlier run's."""
+        try:
+            super().setup(trainer, pl_module, stage)
+        except RuntimeError as err:
+            if "to NOT exist" not in str(err):
+                raise
+            path = Path(str(trainer.log_dir), self.config_filename)
+            instead = (
+                "run in another folder (--trainer.default_root_dir DIR; a run without a "
+                "logger writes there, this folder by default)"
+                if trainer.logger is None
+                else "give the logger a new version (--trainer.logger.init_args.version)"
+            )
+            raise FileExistsError(
+                f"{path}: an earlier run saved its configuration there. To keep it, {instead}, "
+                "or move the earlier run's files away"
+            ) from None
+
+    def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
+        """Remove the run's log folder if the failed run left it empty."""
+        folder = Path(str(trainer.log_dir)) if trainer.logger is not None else None
+        if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+            with contextlib.suppress(OSError):  # another process may have removed it
+                folder.rmdir()

@@ -22,12 +22,13 @@ from typing import Any
 import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch import Trainer
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from classic_cnns._cli_helpers import (
     DEBUG_ENV,
     LIGHTNING_COMMANDS,
+    SaveConfig,
     add_default_classes,
     check_data_names,
     checkpoint_model,
@@ -82,27 +83,6 @@ def default_threads(cpu_count: int | None = None) -> int:
     return torch.get_num_threads()
 
 
-class _SaveConfig(SaveConfigCallback):
-    # Lightning's, whose refusal to overwrite a run's config.yaml speaks to CLI users.
-    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        try:
-            super().setup(trainer, pl_module, stage)
-        except RuntimeError as err:
-            if "to NOT exist" not in str(err):
-                raise
-            path = Path(str(trainer.log_dir), self.config_filename)
-            instead = (
-                "run in another folder (--trainer.default_root_dir DIR; a run without a "
-                "logger writes there, this folder by default)"
-                if trainer.logger is None
-                else "give the logger a new version (--trainer.logger.init_args.version)"
-            )
-            raise FileExistsError(
-                f"{path}: an earlier run saved its configuration there. To keep it, {instead}, "
-                "or move the earlier run's files away"
-            ) from None
-
-
 class ClassicCLI(LightningCLI):
     """LightningCLI with the zoo's defaults: LeNet-5 on Digits, CSV logs, seed 0.
 
@@ -124,7 +104,7 @@ class ClassicCLI(LightningCLI):
             InMemoryDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
-            save_config_callback=_SaveConfig,
+            save_config_callback=SaveConfig,
             seed_everything_default=0,
             trainer_defaults={
                 "max_epochs": None,  # None: the model's recipe (set before instantiation)
