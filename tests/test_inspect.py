@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -669,3 +670,23 @@ def test_a_registered_name_is_summarised_as_its_network() -> None:
     assert by_name.rows == built.rows and by_name.total_params == built.total_params
     with pytest.raises(ValueError, match=r"model must be an nn.Module or a registered name; got"):
         summary(5, (1, 32, 32))  # type: ignore[arg-type]
+
+
+def test_flops_differ_from_torch_s_counter_by_the_bias_adds_counted_twice() -> None:
+    # As the README says: Lightning's summary (torch.utils.flop_counter) gives 833,040 for
+    # LeNet-5, ours 2 x torchinfo's MACs, which count each bias add as a multiply-add.
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from classic_cnns import create_model
+    from classic_cnns.inspection import summary
+
+    net = create_model("lenet5").net.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.zeros(1, 1, 32, 32))
+    bias_adds = sum(
+        row.output_shape[1] * math.prod(row.output_shape[2:])
+        for row in summary(net, (1, 32, 32)).rows
+        if row.type in ("Conv2d", "Linear")
+    )
+    assert counter.get_total_flops() == 833_040 and bias_adds == 6_518
+    assert summary(net, (1, 32, 32)).total_flops == 833_040 + 2 * bias_adds
