@@ -688,9 +688,13 @@ def test_classes_must_list_every_class_folder_once(tmp_path, digits) -> None:
     _write_pngs(tmp_path / "train", images[:20], labels[:20])
     _write_pngs(tmp_path / "val", images[20:40], labels[20:40])
     names = [str(d) for d in range(10)]
-    with pytest.raises(ValueError, match=r"train/3: class '3' is not among the classes \['0'"):
+    with pytest.raises(
+        ValueError, match=r"train/3: class '3' is not among the classes' folders \['0'"
+    ):
         ImageFolder(tmp_path, classes=[n for n in names if n != "3"])
-    with pytest.raises(TypeError, match=r"classes must be a list of class names; got '0123'"):
+    with pytest.raises(
+        TypeError, match=r"classes must be a list of class names, or a mapping; got '0123'"
+    ):
         ImageFolder(tmp_path, classes="0123")
     with pytest.raises(ValueError, match=r"each class once; \['1'\] appear more than once"):
         ImageFolder(tmp_path, classes=[*names, "1"])
@@ -700,7 +704,9 @@ def test_classes_must_list_every_class_folder_once(tmp_path, digits) -> None:
     dm.setup("fit")  # a class without images is a class all the same: 11 outputs
     assert dm.num_classes == 11 and torch.equal(dm._splits["val"][1], labels[20:40].sort().values)
     (tmp_path / "val" / "9").rename(tmp_path / "val" / "nine")
-    with pytest.raises(ValueError, match=r"val/nine: class 'nine' is not among the classes"):
+    with pytest.raises(
+        ValueError, match=r"val/nine: class 'nine' is not among the classes' folders"
+    ):
         ImageFolder(tmp_path, channels=1, image_size=28, classes=names).setup("fit")
 
 
@@ -722,3 +728,30 @@ def test_predictions_name_labels_as_the_data_and_classes_as_the_model(tmp_path, 
     folders = [str(int(v)) for v in labels[:60][keep].sort().values]  # in file order
     assert [r["label"] for r in rows] == folders
     assert all(r["class"] == f"digit {r['class_index']}" for r in rows)
+
+
+def test_a_class_map_names_classes_no_folder_can_be_named_after(tmp_path, fashion_raw) -> None:
+    # A Fashion-MNIST model's classes include "T-shirt/top": folders named by index, mapped
+    # to the names the model records, test it (here on 120 real test images).
+    from classic_cnns import FashionMNIST
+
+    images = read_idx(fashion_raw / "t10k-images-idx3-ubyte.gz")[:120]
+    labels = read_idx(fashion_raw / "t10k-labels-idx1-ubyte.gz")[:120].long()
+    _write_pngs(tmp_path, images, labels)
+    names = list(FashionMNIST.class_names)
+    assert "T-shirt/top" in names
+    torch.manual_seed(0)
+    model = LeNet5(num_classes=10)
+    model.data_config = {"class_names": names, "mean": [0.29], "std": [0.35], "resize": "pad"}
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    by_index = {str(i): name for i, name in enumerate(names)}
+    data = ImageFolder(tmp_path, channels=1, test_size=1, classes=by_index)
+    assert data.class_names == tuple(names)
+    (tested,) = L.Trainer(**quiet).test(model, data, verbose=False)
+    assert torch.equal(data._splits["test"][1].cpu(), labels.sort().values)
+    rows = predict_folder(model, tmp_path, recursive=True)
+    truth = [names[int(r["file"].split("/")[0])] for r in rows]
+    predicted = [r["class"] for r in rows]
+    assert tested["test_acc"] == pytest.approx(accuracy_score(truth, predicted), abs=1e-6)
+    with pytest.raises(ValueError, match=r"each class once; \['Trouser'\] appear more than once"):
+        ImageFolder(tmp_path, classes={"0": "Trouser", "1": "Trouser"})

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,16 +129,18 @@ def load_image(
     return image.contiguous()
 
 
-def _check_class_list(classes: Any) -> tuple[str, ...]:
-    # ImageFolder's classes: two or more distinct names, in the order of the outputs.
-    if isinstance(classes, str) or not isinstance(classes, Sequence):
-        raise TypeError(f"classes must be a list of class names; got {classes!r}")
-    names = tuple(classes)
-    if len(names) < 2 or not all(isinstance(n, str) and n for n in names):
-        raise ValueError(f"classes must be two or more non-empty names; got {list(names)}")
+def _class_map(classes: Any) -> dict[str, str]:
+    # ImageFolder's classes as {folder name: class name}, in the order of the outputs: two
+    # or more distinct, non-empty names (a list names each class's folder after the class).
+    if isinstance(classes, str) or not isinstance(classes, Sequence | Mapping):
+        raise TypeError(f"classes must be a list of class names, or a mapping; got {classes!r}")
+    pairs = list(classes.items()) if isinstance(classes, Mapping) else [(n, n) for n in classes]
+    if len(pairs) < 2 or not all(isinstance(s, str) and s for pair in pairs for s in pair):
+        raise ValueError(f"classes must be two or more non-empty names; got {classes!r}")
+    names = [name for _, name in pairs]
     if twice := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(f"classes must name each class once; {twice} appear more than once")
-    return names
+    return dict(pairs)
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -237,7 +239,8 @@ class ImageFolder(TransferDataModule):
             ``classes[i]``), as timm's ``class_map``: every class folder must be one of
             them, and a class may have no folder. To evaluate a model on a folder of some
             of its classes, pass the names it records (``model.data_config["class_names"]``).
-            Default: the training set's folder names, sorted.
+            A mapping ``{folder: class name}`` names classes no folder can be named after
+            (Fashion-MNIST's ``"T-shirt/top"``). Default: the training set's folders, sorted.
         mixup_alpha: MixUp for training batches (see ``InMemoryDataModule``); 0: off.
         cutmix_alpha: CutMix for training batches (see ``InMemoryDataModule``); 0: off.
 
@@ -265,7 +268,7 @@ class ImageFolder(TransferDataModule):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         extensions: Sequence[str] = IMAGE_EXTENSIONS,
-        classes: Sequence[str] | None = None,
+        classes: Sequence[str] | dict[str, str] | None = None,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
     ) -> None:
@@ -298,7 +301,9 @@ class ImageFolder(TransferDataModule):
         self.layout = "split" if self._split_dirs else "classes"
         train_root = self._split_dirs.get("train", self.root)
         found = sorted(p.name for p in _class_dirs(train_root))
-        self.classes = None if classes is None else _check_class_list(classes)
+        # {folder name: class name}, in the order of the outputs; None: the folders, sorted.
+        self._folders = None if classes is None else _class_map(classes)
+        self.classes = None if self._folders is None else tuple(self._folders.values())
         if self.classes is None and len(found) < 2:
             raise ValueError(
                 f"{train_root}: expected one subfolder per class (at least 2); found "
@@ -365,16 +370,17 @@ class ImageFolder(TransferDataModule):
                     "expected at least one image in every class folder"
                 )
             paths += found
-            labels += [self.class_names.index(class_dir.name)] * len(found)
+            labels += [self.class_names.index(self._class_of(class_dir.name))] * len(found)
         return paths, labels
 
+    def _class_of(self, folder: str) -> str | None:
+        return folder if self._folders is None else self._folders.get(folder)
+
     def _check_class_folder(self, class_dir: Path) -> None:
-        if class_dir.name not in self.class_names:
-            whose = "the classes" if self.classes else "the training classes"
-            raise ValueError(
-                f"{class_dir}: class {class_dir.name!r} is not among {whose} "
-                f"{list(self.class_names)}"
-            )
+        if self._class_of(class_dir.name) not in self.class_names:
+            whose = "the training classes" if self._folders is None else "the classes' folders"
+            known = list(self.class_names if self._folders is None else self._folders)
+            raise ValueError(f"{class_dir}: class {class_dir.name!r} is not among {whose} {known}")
 
     def _decode(
         self, folder: Path, size: tuple[int, int], mode: ResizeMode, crop_pct: float
