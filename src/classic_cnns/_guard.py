@@ -37,10 +37,10 @@ __all__ = [
     "check_images",
     "check_label_values",
     "check_labels_structure",
+    "class_names_hint",
     "is_number",
     "queued",
     "report",
-    "some_classes_hint",
 ]
 
 # What a step does with a batch whose images or loss are not finite.
@@ -207,22 +207,29 @@ def check_data_classes(
             f"{name}'s outputs stand for {ours}; {where} labels {theirs}, so its labels would "
             f"be scored against other outputs. To {stage}, give it data of the model's classes "
             "(the same class folders), or fine-tune the model on these (fit)"
-            + some_classes_hint(recorded, names)
+            + class_names_hint(recorded, names)
         )
 
 
-def some_classes_hint(recorded: Sequence[str] | None, names: Sequence[str] | None) -> str:
-    """For data of some of the classes a model records, how to label them as it does; else "".
+def class_names_hint(recorded: Sequence[str] | None, names: Sequence[str] | None) -> str:
+    """How to label data as a model does: for some of its classes, or under other names.
+
+    ``""`` when either side names no classes, or both name the same.
 
     Example:
-        >>> some_classes_hint(["cat", "dog", "fox"], ["dog", "fox"])
+        >>> class_names_hint(["cat", "dog", "fox"], ["dog", "fox"])
         "; for data of some of its classes, number them as it does: classes=['cat', 'dog', ..."
     """
-    if recorded is None or names is None or not set(names) < set(recorded):
+    if recorded is None or names is None or list(names) == list(recorded):
         return ""
+    if set(names) < set(recorded):
+        return (
+            f"; for data of some of its classes, number them as it does: "
+            f"classes={list(recorded)} (ImageFolder; --data.classes on the command line)"
+        )
     return (
-        f"; for data of some of its classes, number them as it does: classes={list(recorded)} "
-        "(ImageFolder; --data.classes on the command line)"
+        "; if the folders hold its classes under other names, map each folder to its class: "
+        f"classes={{folder: class name}} over {list(recorded)} (ImageFolder; --data.classes)"
     )
 
 

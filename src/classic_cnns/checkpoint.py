@@ -34,7 +34,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch import nn
 
-from classic_cnns._guard import some_classes_hint
+from classic_cnns._guard import class_names_hint
 from classic_cnns.data.sampling import ResumableDataLoader
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
@@ -236,7 +236,7 @@ def verify_checkpoint(
             f"{source}: the checkpoint was trained on the classes {recorded}; the data "
             f"has {names}, which its outputs do not stand for. Start a new run "
             "from its weights (--weights FILE, or checkpoint_path) to train on these classes"
-            + some_classes_hint(recorded, names)
+            + class_names_hint(recorded, names)
         )
     state = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state, Mapping):
