@@ -232,3 +232,21 @@ def test_every_docs_snippet_section_exists_in_its_file() -> None:
                 assert f"--8<-- [{marker}:{section}]" in text, (
                     f"docs/{page} includes {target!r}, but {path} has no [{marker}:{section}]"
                 )
+
+
+def test_every_test_the_guarantees_name_exists() -> None:
+    # README's "Guarantees" promise what named tests check: a renamed or removed test would
+    # leave a promise that nothing backs.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Guarantees", 1)[1].split("\n## ", 1)[0]
+    files = set(re.findall(r"\b(test_\w+\.py)", section))
+    named = set(re.findall(r"\b(test_\w+)\b(?!\.py)", section))
+    modules = {path.name: path for path in (ROOT / "tests").glob("test_*.py")}
+    defined = {
+        node.name
+        for path in modules.values()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef)
+    }
+    assert files <= set(modules), sorted(files - set(modules))
+    assert len(named) >= 10 and named <= defined, sorted(named - defined)
