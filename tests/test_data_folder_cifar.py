@@ -757,3 +757,17 @@ def test_a_class_map_names_classes_no_folder_can_be_named_after(tmp_path, fashio
     assert tested["test_acc"] == pytest.approx(accuracy_score(truth, predicted), abs=1e-6)
     with pytest.raises(ValueError, match=r"each class once; \['Trouser'\] appear more than once"):
         ImageFolder(tmp_path, classes={"0": "Trouser", "1": "Trouser"})
+
+
+def test_predict_folder_names_classes_only_with_as_many_names_as_outputs(tmp_path, digits) -> None:
+    images, labels = digits
+    _write_pngs(tmp_path, images[:12], labels[:12])
+    model = LeNet5(num_classes=10)
+    names = [f"digit {d}" for d in range(10)]
+    model.data_config = {"class_names": names, "mean": [0.13], "std": [0.31], "resize": "pad"}
+    rows = predict_folder(model, tmp_path, recursive=True)
+    assert all(r["class"] == f"digit {r['class_index']}" for r in rows)
+    model.data_config["class_names"] = ["cat", "dog", "fox"]  # an older head's
+    with pytest.warns(UserWarning, match=r"records 3 class names for its 10 classes; writing"):
+        rows = predict_folder(model, tmp_path, recursive=True)
+    assert all(r["class"] == str(r["class_index"]) for r in rows) and len(rows) == 12

@@ -147,13 +147,11 @@ def _predict(
     prep = Preprocessing.from_config(
         config, model.in_channels, mean=mean, std=std, image_size=model.input_size[1:]
     )
-    names = [str(i) for i in range(model.num_classes)]
-    recorded = config.get("class_names")
-    if recorded and len(recorded) == model.num_classes:
-        names = [str(n) for n in recorded]
-    elif recorded:  # e.g. a checkpoint loaded with another num_classes, not yet trained
+    recorded = head_class_names(config, model.num_classes)
+    names = [str(n) for n in recorded or range(model.num_classes)]
+    if recorded is None and (other := config.get("class_names")):  # an older head's names
         warnings.warn(
-            f"the model records {len(recorded)} class names for its {model.num_classes} "
+            f"the model records {len(other)} class names for its {model.num_classes} "
             "classes; writing class indices instead",
             UserWarning,
             stacklevel=3,
