@@ -303,15 +303,14 @@ class ImageFolder(TransferDataModule):
         found = sorted(p.name for p in _class_dirs(train_root))
         # {folder name: class name}, in the order of the outputs; None: the folders, sorted.
         self._folders = None if classes is None else _class_map(classes)
-        self.classes = None if self._folders is None else tuple(self._folders.values())
-        if self.classes is None and len(found) < 2:
+        if self._folders is None and len(found) < 2:
             raise ValueError(
                 f"{train_root}: expected one subfolder per class (at least 2); found "
                 f"{found or 'none'}"
             )
         if not found:
             raise ValueError(f"{train_root}: expected a subfolder per class; found none")
-        self.class_names = self.classes or tuple(found)
+        self.class_names = tuple(found if self._folders is None else self._folders.values())
         for name in found:  # val/ and test/ are checked when they are read
             self._check_class_folder(train_root / name)
         self.num_classes = len(self.class_names)
