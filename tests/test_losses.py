@@ -380,8 +380,9 @@ def test_soft_targets_follow_the_hand_formulas() -> None:
     # bf16 logits (bf16-true) against float32 probabilities: computed in float32, the
     # labels not rounded to bf16's 8 bits.
     z16 = z.to(torch.bfloat16)
-    assert cross_entropy(z16, q).dtype == torch.float32
-    assert torch.equal(cross_entropy(z16, q), cross_entropy(z16.float(), q))
+    for loss in (cross_entropy, mse, bce):
+        assert loss(z16, q).dtype == torch.float32
+        assert torch.equal(loss(z16, q), loss(z16.float(), q))
     y = torch.tensor([0, 3, 1, 2, 3, 0])  # one-hot probabilities are the indices
     for loss in (cross_entropy, mse, bce):
         assert torch.allclose(loss(z, torch.eye(4)[y]), loss(z, y))

@@ -116,13 +116,16 @@ def _check_target(target: Any, logits: Tensor) -> None:
         _guard.check_label_values(target, c)
 
 
-def _as_target(target: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
-    # F.cross_entropy's arguments: class indices as int64; probabilities in the same dtype as
-    # the logits, the wider of the two (bf16 logits do not round a float32 MixUp label).
-    if not target.is_floating_point():
-        return logits, target.long()
-    dtype = torch.promote_types(logits.dtype, target.dtype)
-    return logits.to(dtype), target.to(dtype)
+def _as_target(target: Tensor, logits: Tensor, one_hot: bool = False) -> tuple[Tensor, Tensor]:
+    # The logits and the target as torch's loss takes them. Class indices: int64, or one-hot
+    # rows in the logits' dtype; probabilities: both in the wider of the two dtypes (bf16
+    # logits do not round a float32 MixUp label).
+    if target.is_floating_point():
+        dtype = torch.promote_types(logits.dtype, target.dtype)
+        return logits.to(dtype), target.to(dtype)
+    if one_hot:
+        return logits, F.one_hot(target.long(), logits.shape[1]).to(logits.dtype)
+    return logits, target.long()
 
 
 def _check_temperature(temperature: Any) -> None:
@@ -138,12 +141,6 @@ def _check_alpha(alpha: Any) -> None:
 def _check_label_smoothing(label_smoothing: Any) -> None:
     if not (_guard.is_number(label_smoothing) and 0 <= label_smoothing < 1):
         raise ValueError(f"label_smoothing must be a number in [0, 1); got {label_smoothing!r}")
-
-
-def _one_hot(target: Tensor, logits: Tensor) -> Tensor:
-    if target.is_floating_point():  # class probabilities already
-        return target.to(logits.dtype)
-    return F.one_hot(target.long(), logits.shape[1]).to(logits.dtype)
 
 
 # -- the losses ----------------------------------------------------------------------------
@@ -209,7 +206,8 @@ def mse(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor
     _check_logits(logits)
     _check_target(target, logits)
     _check_reduction(reduction, logits.shape[0])
-    return F.mse_loss(logits.softmax(dim=1), _one_hot(target, logits), reduction=reduction)
+    logits, target = _as_target(target, logits, one_hot=True)
+    return F.mse_loss(logits.softmax(dim=1), target, reduction=reduction)
 
 
 def bce(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
@@ -236,7 +234,8 @@ def bce(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor
     _check_logits(logits)
     _check_target(target, logits)
     _check_reduction(reduction, logits.shape[0])
-    return F.binary_cross_entropy_with_logits(logits, _one_hot(target, logits), reduction=reduction)
+    logits, target = _as_target(target, logits, one_hot=True)
+    return F.binary_cross_entropy_with_logits(logits, target, reduction=reduction)
 
 
 def kl_div(
