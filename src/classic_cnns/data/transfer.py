@@ -100,8 +100,7 @@ class TransferDataModule(InMemoryDataModule):
         if isinstance(batch, Tensor):  # a lone input, as the base class converts it
             return super().on_after_batch_transfer(batch, dataloader_idx)
         images, labels = batch
-        training = self.trainer is not None and self.trainer.training
-        if self.augment and training and images.dtype == torch.uint8:
+        if self.augment and self._training and images.dtype == torch.uint8:
             padding = self.crop_padding
             if padding is None:
                 padding = max(images.shape[-2:]) // 8
