@@ -1,9 +1,10 @@
-"""Export round trips (ONNX, TorchScript, safetensors) and predicting a folder of images."""
+"""Export round trips (ONNX, torch.export, TorchScript, safetensors) and folder predictions."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import lightning as L
@@ -11,6 +12,7 @@ import pytest
 import torch
 from torchvision.io import write_png
 
+import classic_cnns
 from classic_cnns import LeNet5, ResNet, create_model, load_model
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.export import export_main, export_model
@@ -58,7 +60,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("name", ["lenet5", "resnet20"])
-@pytest.mark.parametrize("format", ["onnx", "torchscript", "safetensors"])
+@pytest.mark.parametrize("format", ["onnx", "pt2", "torchscript", "safetensors"])
 def test_export_round_trip_matches_pytorch(checkpoints, tmp_path, name: str, format: str) -> None:
     pytest.importorskip("onnxruntime" if format == "onnx" else "torch")
     if format == "safetensors":
@@ -73,6 +75,8 @@ def test_export_round_trip_matches_pytorch(checkpoints, tmp_path, name: str, for
         expected = reference(x)
         if format == "torchscript":
             got = torch.jit.load(str(output))(x)
+        elif format == "pt2":
+            got = torch.export.load(str(output)).module()(x)
         elif format == "onnx":
             import onnxruntime as ort
 
@@ -318,7 +322,34 @@ def test_export_and_predict_leave_the_model_as_they_found_it(tmp_path) -> None:
     assert row["file"] == "a.png" and plain.training
 
 
-def test_a_torchscript_file_is_named_as_such_where_a_checkpoint_is_expected(tmp_path) -> None:
-    export_model(LeNet5(), tmp_path / "m.torchscript.pt", "torchscript")
-    with pytest.raises(CheckpointError, match=r"m\.torchscript\.pt: a TorchScript archive \("):
-        load_model(tmp_path / "m.torchscript.pt")
+@pytest.mark.parametrize(
+    ("format", "name", "what"),
+    [
+        ("torchscript", "m.torchscript.pt", r"a TorchScript archive \(.*torch\.jit\.load runs"),
+        ("pt2", "m.pt2", r"a torch\.export program \(.*torch\.export\.load runs"),
+    ],
+)
+def test_a_program_is_named_as_such_where_a_checkpoint_is_expected(
+    tmp_path, format: str, name: str, what: str
+) -> None:
+    export_model(LeNet5(), tmp_path / name, format)
+    for load in (load_model, read_weights_file):
+        with pytest.raises(CheckpointError, match=rf"{re.escape(name)}: {what}; expected a ch"):
+            load(tmp_path / name)
+
+
+def test_program_files_carry_the_hyperparameters_and_data_configuration(checkpoints, tmp_path):
+    # What safetensors and ONNX files hold as metadata, TorchScript and torch.export
+    # archives hold as one JSON file beside the program.
+    model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
+    export_model(model, tmp_path / "m.pt", "torchscript")
+    export_model(model, tmp_path / "m.pt2", "pt2")
+    scripted: dict[str, str] = {"classic_cnns.json": ""}
+    exported: dict[str, str] = {"classic_cnns.json": ""}
+    torch.jit.load(str(tmp_path / "m.pt"), _extra_files=scripted)
+    torch.export.load(str(tmp_path / "m.pt2"), extra_files=exported)
+    meta = json.loads(exported["classic_cnns.json"])
+    assert json.loads(scripted["classic_cnns.json"]) == meta  # (TorchScript's: bytes)
+    assert json.loads(meta["classic_cnns.hparams"])["arch"] == "lenet5_bn"
+    assert json.loads(meta["classic_cnns.data"])["class_names"][3] == "digit 3"
+    assert meta["classic_cnns.version"] == classic_cnns.__version__

@@ -498,7 +498,7 @@ _OWN_COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
         "a model's layers: classic-cnns summary lenet5 --input-size 1 32 32",
         _summary_command,
     ),
-    "export": ("a checkpoint to onnx, torchscript or safetensors, checked", _export_command),
+    "export": ("a checkpoint to onnx, pt2, torchscript or safetensors, checked", _export_command),
     "predict-folder": (
         "a CSV of predicted classes for a folder of images",
         _predict_folder_command,

@@ -1,9 +1,10 @@
-"""Export trained models: ONNX, TorchScript and safetensors files, each checked after writing.
+"""Export trained models: ONNX, torch.export, TorchScript and safetensors files, each checked.
 
-``classic-cnns export CHECKPOINT --format onnx|torchscript|safetensors`` writes the
+``classic-cnns export CHECKPOINT --format onnx|pt2|torchscript|safetensors`` writes the
 network (normalised float images ``(N, C, H, W)`` in, logits out) and, in the same
 command, loads the written file back and compares its outputs with PyTorch's on a random
-batch of another size (onnxruntime runs the ONNX file when it is installed). The file is
+batch of another size (onnxruntime runs the ONNX file when it is installed;
+``torch.export.load`` the ``.pt2`` program). The file is
 written beside its destination under a temporary name and renamed into place only after
 the check passed (:func:`classic_cnns.files.atomic_path`), so a failed export never
 leaves a file, nor replaces one.
@@ -49,8 +50,15 @@ __all__ = [
     "save_safetensors",
 ]
 
-FORMATS = ("onnx", "torchscript", "safetensors")
-_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors"}
+FORMATS = ("onnx", "pt2", "torchscript", "safetensors")
+_SUFFIXES = {
+    "onnx": ".onnx",
+    "pt2": ".pt2",
+    "torchscript": ".torchscript.pt",
+    "safetensors": ".safetensors",
+}
+# The file inside TorchScript and torch.export archives that holds the hyperparameters.
+_EXTRA = "classic_cnns.json"
 
 
 @dataclass(frozen=True)
@@ -59,10 +67,11 @@ class ExportResult:
 
     Attributes:
         path: The written file.
-        format: ``"onnx"``, ``"torchscript"`` or ``"safetensors"``.
+        format: ``"onnx"``, ``"pt2"``, ``"torchscript"`` or ``"safetensors"``.
         max_abs_diff: Largest absolute difference of the logits, file versus PyTorch;
             ``None`` when nothing could run the file (ONNX without onnxruntime).
-        checked_with: What ran the file: ``"onnxruntime"``, ``"torch.jit.load"``,
+        checked_with: What ran the file: ``"onnxruntime"``, ``"torch.export.load"``,
+            ``"torch.jit.load"``,
             ``"create_model(checkpoint_path=...)"``, ``"onnx.checker only"`` (onnxruntime
             missing) or ``"nothing"`` (onnx missing too).
 
@@ -130,6 +139,13 @@ def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> No
         save_file(state, str(tmp), metadata=metadata)
 
 
+def _extra_files(model: ImageClassifier) -> dict[str, str]:
+    # TorchScript and torch.export archives carry one JSON file beside the program: the
+    # hyperparameters, the data configuration (class names, normalisation) and our version.
+    meta = _metadata(model)
+    return {_EXTRA: json.dumps({k: meta[k] for k in (META_HPARAMS, META_DATA, META_VERSION)})}
+
+
 def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter (constant folding, deprecations)
@@ -181,9 +197,18 @@ def _write_torchscript(net: nn.Module, x: Tensor, path: Path, model: ImageClassi
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         with torch.no_grad():  # as in inference (memory-efficient DenseNet checkpoints else)
             traced = torch.jit.trace(net, x)
-        meta = _metadata(model)
-        extra = {"classic_cnns.json": json.dumps({k: meta[k] for k in (META_HPARAMS, META_DATA)})}
-        torch.jit.save(traced, str(path), _extra_files=extra)
+        torch.jit.save(traced, str(path), _extra_files=_extra_files(model))
+
+
+def _write_pt2(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -> None:
+    # torch.export's program; the batch dimension must stay dynamic (DYNAMIC raises where
+    # the network would fix it; a named Dim trips over a bound guard on torch 2.6).
+    # Non-strict, torch's default from 2.7.
+    batch = torch.export.Dim.DYNAMIC
+    with torch.no_grad():  # as in inference (memory-efficient DenseNet checkpoints else)
+        program = torch.export.export(net, (x,), dynamic_shapes=({0: batch},), strict=False)
+    with path.open("wb") as f:  # a file object: torch warns of a path not ending in .pt2
+        torch.export.save(program, f, extra_files=_extra_files(model))
 
 
 def export_model(
@@ -203,7 +228,8 @@ def export_model(
     Args:
         model: The model (its network is exported; inputs are normalised images).
         path: Destination; written only if the check passes.
-        format: ``"onnx"``, ``"torchscript"`` or ``"safetensors"``.
+        format: ``"onnx"``, ``"pt2"`` (``torch.export``'s program, PyTorch's successor
+            to TorchScript), ``"torchscript"`` or ``"safetensors"``.
         input_size: ``(C, H, W)`` of the example input; default: the size the model was
             trained at (its data configuration), else its ``input_size``.
         atol: Largest absolute difference of the logits accepted.
@@ -282,6 +308,11 @@ def _export(model: ImageClassifier, path: Path, format: str, input_size: Sequenc
             got = _run_onnx(tmp, check)
             checker = "onnx.checker only" if importlib.util.find_spec("onnx") else "nothing"
             checked_with = "onnxruntime" if got is not None else checker
+        elif format == "pt2":
+            _write_pt2(net, example, tmp, model)
+            with torch.no_grad(), tmp.open("rb") as f:
+                got = torch.export.load(f).module()(check)
+            checked_with = "torch.export.load"
         elif format == "torchscript":
             _write_torchscript(net, example, tmp, model)
             with torch.no_grad(), warnings.catch_warnings():
@@ -320,7 +351,7 @@ def _export(model: ImageClassifier, path: Path, format: str, input_size: Sequenc
 
 
 def export_main(argv: Sequence[str] | None = None) -> int:
-    """``classic-cnns export CHECKPOINT --format onnx|torchscript|safetensors [--output PATH]``.
+    """``classic-cnns export CHECKPOINT --format onnx|pt2|torchscript|safetensors [--output PATH]``.
 
     Returns:
         0 on success, 2 for bad arguments or a failed check (the message goes to stderr).
@@ -338,7 +369,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="Lightning .ckpt or .safetensors file")
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument(
-        "--output", help="destination (default: the checkpoint's name with .onnx, "
+        "--output", help="destination (default: the checkpoint's name with .onnx, .pt2, "
         ".torchscript.pt or .safetensors)",
     )  # fmt: skip
     parser.add_argument(

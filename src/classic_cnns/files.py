@@ -74,6 +74,10 @@ META_VERSION = "classic_cnns.version"
 DATA_CHECKPOINT_KEY = "classic_cnns_data"
 # torch.compile wraps a module in OptimizedModule, which adds this to its state-dict keys.
 COMPILED_PREFIX = "_orig_mod."
+# What a TorchScript file is, where a checkpoint was expected.
+_TORCHSCRIPT = (
+    "a TorchScript archive (classic-cnns export --format torchscript), which torch.jit.load runs"
+)
 
 
 def strip_compiled(key: str) -> str:
@@ -263,8 +267,8 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
 
     Raises:
         FileNotFoundError: if there is no such file.
-        CheckpointError: naming the file, if it is empty, truncated, corrupted or not a
-            PyTorch file.
+        CheckpointError: naming the file, if it is empty, truncated, corrupted, not a
+            PyTorch file, or a program (TorchScript, ``torch.export``) rather than weights.
 
     Example:
         >>> import tempfile, torch
@@ -295,6 +299,7 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()  # reads every record and checks its CRC-32
+            names = archive.namelist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         raise CheckpointError(
             f"{shown}: the file is truncated or corrupted ({size} bytes; {_first_line(err)}); "
@@ -306,6 +311,28 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
             f"{shown}: the file is corrupted: the CRC-32 checksum of its record {bad!r} does "
             "not match its contents (a damaged copy or disk); expected an intact checkpoint"
         )
+    program = _program_archive(names)
+    if program:
+        raise CheckpointError(f"{shown}: {program}; expected a checkpoint or a .safetensors file")
+
+
+def _program_archive(names: list[str]) -> str:
+    # A program rather than weights, told apart by their records as torch.load does:
+    # TorchScript archives hold constants.pkl; torch.export's .pt2 archives hold, unlike
+    # torch.save files, no data.pkl but an archive_format record (torch 2.14's layout) or
+    # serialized_exported_program.json (torch 2.6's).
+    records = {name.rsplit("/", 1)[-1] for name in names}
+    if "constants.pkl" in records:
+        return _TORCHSCRIPT
+    if "data.pkl" not in records and records & {
+        "archive_format",
+        "serialized_exported_program.json",
+    }:
+        return (
+            "a torch.export program (classic-cnns export --format pt2), which "
+            "torch.export.load runs"
+        )
+    return ""
 
 
 def load_checkpoint(
@@ -361,10 +388,9 @@ def load_checkpoint(
             "written by torch.save / Trainer.save_checkpoint"
         ) from err
     except Exception as err:  # torch.load raises RuntimeError, KeyError, EOFError, ...
-        if "TorchScript archive" in str(err):
+        if "TorchScript archive" in str(err):  # a remote file (local ones are caught above)
             raise CheckpointError(
-                f"{shown}: a TorchScript archive (classic-cnns export --format torchscript), "
-                "which torch.jit.load runs; expected a checkpoint or a .safetensors file"
+                f"{shown}: {_TORCHSCRIPT}; expected a checkpoint or a .safetensors file"
             ) from err
         raise CheckpointError(
             f"{shown}: the file is truncated or corrupted ({type(err).__name__}: "
