@@ -318,9 +318,10 @@ def test_a_user_s_mistake_is_one_message_with_status_2(
     for text in expected:
         assert text.replace("{tmp}", str(tmp_path)) in err
     assert rest[-1] == "(--debug or CLASSIC_CNNS_DEBUG=1 shows the traceback)"
-    # Nothing is left behind: the logger's run folder, made before the datamodule failed,
-    # is removed while still empty.
-    assert not [p for p in tmp_path.glob("lightning_logs/version_*") if not any(p.iterdir())]
+    # Nothing is left behind: the logger's run folder and its lightning_logs, made before
+    # the datamodule failed, are removed while still empty.
+    logs = [tmp_path / "lightning_logs", *tmp_path.glob("lightning_logs/*")]
+    assert not [p for p in logs if p.is_dir() and not any(p.iterdir())]
 
 
 def test_debug_shows_the_traceback(

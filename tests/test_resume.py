@@ -213,7 +213,7 @@ def test_a_plain_loop_without_set_epoch_gets_a_new_order_every_pass() -> None:
 
 def _cli_metrics(root: Path) -> list[dict[str, str]]:
     (path,) = root.glob("lightning_logs/version_*/metrics.csv")
-    return list(csv.DictReader(path.open()))
+    return list(csv.DictReader(path.read_text().splitlines()))
 
 
 @pytest.mark.slow

@@ -524,7 +524,8 @@ class SaveConfig(SaveConfigCallback):
 
     Its refusal to overwrite a run's ``config.yaml`` says how to keep the earlier run; a run
     that fails before writing anything (a missing dataset, found in the datamodule's
-    ``setup``) leaves no empty ``version_N`` folder, which the logger made before it.
+    ``setup``) leaves no empty ``version_N`` folder, which the logger made before it, nor
+    an empty ``lightning_logs``.
 
     Example:
         >>> from classic_cnns._cli_helpers import SaveConfig
@@ -552,8 +553,12 @@ class SaveConfig(SaveConfigCallback):
             ) from None
 
     def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
-        """Remove the run's log folder if the failed run left it empty."""
-        folder = Path(str(trainer.log_dir)) if trainer.logger is not None else None
-        if folder is not None and folder.is_dir() and not any(folder.iterdir()):
-            with contextlib.suppress(OSError):  # another process may have removed it
+        """Remove the run's log folder, and the logger's (``lightning_logs``), if left empty."""
+        if trainer.logger is None:
+            return
+        folders = [Path(str(trainer.log_dir))]
+        if getattr(trainer.logger, "name", None):  # <save_dir>/<name>/version_N: not save_dir
+            folders.append(folders[0].parent)
+        for folder in folders:
+            with contextlib.suppress(OSError):  # not empty, or removed by another process
                 folder.rmdir()

@@ -222,7 +222,7 @@ class PredictionCSV(BasePredictionWriter):
         >>> _ = trainer.predict(LeNet5(), datamodule=Digits(), return_predictions=False)
         >>> writer.written.name, writer.rows  # Digits' 359 test images
         ('predictions.csv', 359)
-        >>> open("predictions.csv").readline().strip()
+        >>> Path("predictions.csv").read_text().splitlines()[0]
         'index,label,class,class_index,probability'
     """
 
