@@ -157,6 +157,17 @@ def test_networks_it_cannot_write_are_refused_naming_why(tmp_path) -> None:
         export_model(LeNet5().to(torch.bfloat16), tmp_path / "m.onnx", "onnx")
 
 
+def test_a_pt2_program_that_answers_wrong_is_not_written(tmp_path, monkeypatch) -> None:
+    class Wrong:  # a loaded program whose module answers zeros
+        def module(self):
+            return lambda x: torch.zeros(len(x), 10)
+
+    monkeypatch.setattr(torch.export, "load", lambda *a, **k: Wrong())
+    with pytest.raises(ValueError, match=r"pt2 model's logits differ .*m\.pt2 was not written"):
+        export_model(LeNet5(), tmp_path / "m.pt2", "pt2")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_memory_efficient_densenet_traces_to_torchscript(tmp_path) -> None:
     # Traced with gradients on, its layers took the checkpointed branch and tracing failed.
     model = create_model("densenet_bc_100", memory_efficient=True)

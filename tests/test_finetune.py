@@ -314,4 +314,4 @@ def test_the_readme_fine_tune_example_runs_offline(tmp_path: Path, monkeypatch) 
     assert len(commands) == 2
     for command in commands:
         assert main(shlex.split(command)) == 0, command
-    assert Path("even_odd.torchscript.pt").is_file()
+    assert Path("even_odd.pt2").is_file()

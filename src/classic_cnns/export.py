@@ -71,9 +71,9 @@ class ExportResult:
         max_abs_diff: Largest absolute difference of the logits, file versus PyTorch;
             ``None`` when nothing could run the file (ONNX without onnxruntime).
         checked_with: What ran the file: ``"onnxruntime"``, ``"torch.export.load"``,
-            ``"torch.jit.load"``,
-            ``"create_model(checkpoint_path=...)"``, ``"onnx.checker only"`` (onnxruntime
-            missing) or ``"nothing"`` (onnx missing too).
+            ``"torch.jit.load"``, ``"create_model(checkpoint_path=...)"``,
+            ``"onnx.checker only"`` (onnxruntime missing) or ``"nothing"`` (onnx missing
+            too).
 
     Example:
         >>> from classic_cnns.export import ExportResult
@@ -249,9 +249,9 @@ def export_model(
         >>> from classic_cnns import LeNet5
         >>> from classic_cnns.export import export_model
         >>> with tempfile.TemporaryDirectory() as folder:
-        ...     result = export_model(LeNet5(), f"{folder}/lenet5.pt", "torchscript")
+        ...     result = export_model(LeNet5(), f"{folder}/lenet5.pt2", "pt2")
         >>> result.checked_with, result.max_abs_diff < 1e-4
-        ('torch.jit.load', True)
+        ('torch.export.load', True)
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
