@@ -21,6 +21,7 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torchvision.io import write_png
 
+import classic_cnns.data.folder as folder_module
 import classic_cnns.weights as weights_module
 from classic_cnns import Digits, LeNet5, ResNet, create_model, load_model, model_info
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
@@ -356,7 +357,19 @@ def test_hidden_files_and_folders_inside_classes_are_not_images(tmp_path, digits
     assert sorted(found) == sorted(str(int(v)) for v in labels[:30])  # each image once
 
 
-def test_load_image_converts_colour_modes_and_16_bit_pngs(tmp_path, digits) -> None:
+@pytest.fixture(params=["torchvision", "torchcodec"])
+def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    # ImageFolder decodes with torchvision while it has a decoder, else with TorchCodec.
+    if request.param == "torchcodec":
+        try:
+            import torchcodec.decoders  # noqa: F401
+        except (ImportError, OSError, RuntimeError) as err:  # a build for another torch
+            pytest.skip(f"TorchCodec cannot load here: {err}")
+        monkeypatch.setattr(folder_module, "_torchvision_decode", None)
+    return request.param
+
+
+def test_load_image_converts_colour_modes_and_16_bit_pngs(tmp_path, digits, decoder) -> None:
     from PIL import Image
 
     digit = digits[0][0].numpy()  # a real 28x28 MNIST digit
@@ -367,7 +380,7 @@ def test_load_image_converts_colour_modes_and_16_bit_pngs(tmp_path, digits) -> N
         loaded = load_image(tmp_path / f"rgb.{suffix}", 1, None)
         assert loaded.shape == (1, 28, 28) and loaded.dtype == torch.uint8
         if suffix == "webp":  # lossless: the pixels exactly, within rounding
-            assert np.abs(loaded[0].numpy() - grey).max() <= 1
+            assert np.abs(loaded[0].numpy() - grey).max() <= 1, decoder
     Image.fromarray(np.dstack([rgb, np.full_like(digit, 128)])).save(tmp_path / "rgba.png")
     assert torch.equal(
         load_image(tmp_path / "rgba.png", 3, None), torch.from_numpy(rgb).permute(2, 0, 1)
@@ -381,6 +394,42 @@ def test_load_image_converts_colour_modes_and_16_bit_pngs(tmp_path, digits) -> N
     assert deep.mode == "I;16"
     deep.save(tmp_path / "deep.png")
     assert torch.equal(load_image(tmp_path / "deep.png", 1, None)[0], torch.from_numpy(digit))
+
+
+def test_torchcodec_decodes_png_and_jpeg_to_torchvision_s_pixels(tmp_path, digits) -> None:
+    # Where torchvision's decoders are gone, models trained on its pixels get the same ones.
+    from PIL import Image
+
+    try:
+        import torchcodec.decoders  # noqa: F401
+    except (ImportError, OSError, RuntimeError) as err:
+        pytest.skip(f"TorchCodec cannot load here: {err}")
+    images = digits[0][:4].numpy()  # real MNIST digits
+    files = []
+    for i, digit in enumerate(images):
+        rgb = np.stack([digit, digit // 2, 255 - digit], axis=-1)
+        for name, array in ((f"{i}.grey", digit), (f"{i}.rgb", rgb)):
+            for suffix, options in (("png", {}), ("jpg", {"quality": 90})):
+                Image.fromarray(array).save(tmp_path / f"{name}.{suffix}", **options)
+                files.append(tmp_path / f"{name}.{suffix}")
+    size = (32, 40)  # resized too, as ImageFolder does
+    ours = {(f, c): load_image(f, c, size) for f in files for c in (1, 3)}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(folder_module, "_torchvision_decode", None)
+        for (file, channels), expected in ours.items():
+            assert torch.equal(load_image(file, channels, size), expected), (file, channels)
+
+
+def test_without_an_image_decoder_the_error_says_how_to_get_one(
+    tmp_path, digits, monkeypatch
+) -> None:
+    import sys
+
+    write_png(digits[0][0][None], str(tmp_path / "a.png"))
+    monkeypatch.setattr(folder_module, "_torchvision_decode", None)
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)  # import fails
+    with pytest.raises(ImportError, match=r"no image decoders .*: pip install torchcodec"):
+        load_image(tmp_path / "a.png", 1, None)
 
 
 def test_pretrained_models_get_the_weights_normalisation(tmp_path, digits, monkeypatch) -> None:

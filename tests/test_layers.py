@@ -51,6 +51,7 @@ LAZY_IMPORTS_ALLOWED: dict[str, str] = {
     "onnxscript": "optional: the export extra",
     "onnxruntime": "optional: the export extra",
     "matplotlib": "optional: the plot extra",
+    "torchcodec": "optional: the image decoder where torchvision no longer has one",
     "sklearn": "slow to import (about 1 s); only the Digits datamodule reads its data",
 }
 

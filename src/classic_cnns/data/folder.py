@@ -3,11 +3,12 @@
 :class:`ImageFolder` reads the layout torchvision's ``ImageFolder`` reads (one subfolder
 per class) either as ``train/``, ``val/`` and ``test/`` folders or as one folder that a
 seed splits. Every file is decoded once, at ``setup``, with ``torchvision.io.decode_image``
-and resized to a fixed size: the shorter side is scaled to cover the target and the
-centre is cropped (torchvision's ``Resize`` + ``CenterCrop`` evaluation transform), so the
-aspect ratio is kept. The images then stay in memory as one uint8 tensor per split (a
-224x224 RGB image takes 147 KB, so 10,000 of them take 1.5 GB), and conversion,
-normalisation and augmentation run per batch on the device, as in
+(TorchCodec's ``decode_image`` where torchvision no longer has it) and resized to a fixed
+size: the shorter side is scaled to cover the target and the centre is cropped
+(torchvision's ``Resize`` + ``CenterCrop`` evaluation transform), so the aspect ratio is
+kept. The images then stay in memory as one uint8 tensor per split (a 224x224 RGB image
+takes 147 KB, so 10,000 of them take 1.5 GB), and conversion, normalisation and
+augmentation run per batch on the device, as in
 :class:`~classic_cnns.data.base.InMemoryDataModule`.
 
 :class:`~classic_cnns.data.transfer.TransferDataModule` (its base, and CIFAR's) normalises
@@ -27,7 +28,11 @@ import torchvision.transforms.v2.functional as TF
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from torch.utils.data import DataLoader
-from torchvision.io import ImageReadMode, decode_image
+
+try:  # deprecated from torchvision 0.29 in favour of TorchCodec's decoders, later removed
+    from torchvision.io import decode_image as _torchvision_decode
+except ImportError:  # a torchvision without image decoders
+    _torchvision_decode = None  # type: ignore[assignment]
 
 from classic_cnns._guard import is_number
 from classic_cnns.data.preprocessing import ResizeMode, random_crop_flip, to_size
@@ -42,7 +47,8 @@ __all__ = [
     "random_crop_flip",
 ]
 
-# What torchvision.io.decode_image reads in every build (AVIF and HEIC need extra libraries).
+# What torchvision's and TorchCodec's decode_image read in every build (AVIF and HEIC need
+# extra libraries).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
 
@@ -111,9 +117,8 @@ def load_image(
     target = None if size is None else ((size, size) if isinstance(size, int) else tuple(size))
     if target is not None and (len(target) != 2 or min(target) < 1):
         raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
-    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
     try:
-        image = decode_image(str(path), mode=mode)
+        image = _decode(str(path), channels)
     except (RuntimeError, ValueError, OSError) as err:
         raise ValueError(f"{path}: cannot decode the image ({err})") from err
     if image.ndim == 4:  # an animated GIF decodes to (frames, C, H, W): keep the first frame
@@ -127,6 +132,26 @@ def load_image(
     if target is not None:
         image = to_size(image, (int(target[0]), int(target[1])), "resize")
     return image.contiguous()
+
+
+def _decode(path: str, channels: int) -> Tensor:
+    # torchvision's decoder while torchvision has one: every model so far was trained on its
+    # pixels. TorchCodec's gives the same PNG and JPEG pixels; it turns JPEGs by their EXIF
+    # orientation, which torchvision (and PIL) leave as stored, and converts GIF and WebP to
+    # grey itself (within one level of ours).
+    mode = "GRAY" if channels == 1 else "RGB"
+    if _torchvision_decode is not None:
+        with warnings.catch_warnings():  # the deprecation is ours to act on, not the user's
+            warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
+            return _torchvision_decode(path, mode=mode)
+    try:
+        from torchcodec.decoders import decode_image
+    except (ImportError, OSError, RuntimeError) as err:  # a build for another torch: OSError
+        raise ImportError(
+            "this torchvision has no image decoders (deprecated in 0.29, since removed); "
+            f"ImageFolder and predict-folder need TorchCodec's: pip install torchcodec ({err})"
+        ) from err
+    return decode_image(path, mode=mode, output_dtype="auto")  # 16-bit PNGs: scaled by us
 
 
 def _class_map(classes: Any) -> dict[str, str]:
