@@ -21,7 +21,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -139,7 +139,7 @@ def _decode(path: str, channels: int) -> Tensor:
     # pixels. TorchCodec's gives the same PNG and JPEG pixels; it turns JPEGs by their EXIF
     # orientation, which torchvision (and PIL) leave as stored, and converts GIF and WebP to
     # grey itself (within one level of ours).
-    mode = "GRAY" if channels == 1 else "RGB"
+    mode: Literal["GRAY", "RGB"] = "GRAY" if channels == 1 else "RGB"
     if _torchvision_decode is not None:
         with warnings.catch_warnings():  # the deprecation is ours to act on, not the user's
             warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
