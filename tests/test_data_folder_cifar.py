@@ -374,13 +374,21 @@ def test_load_image_converts_colour_modes_and_16_bit_pngs(tmp_path, digits, deco
 
     digit = digits[0][0].numpy()  # a real 28x28 MNIST digit
     rgb = np.stack([digit, digit // 2, 255 - digit], axis=-1)
-    grey = (rgb @ np.array([0.2989, 0.587, 0.114])).round()  # ITU-R 601-2 luma, as PIL and TF
-    for suffix in ("gif", "webp"):  # their decoders ignore the requested colour mode
-        Image.fromarray(rgb).save(tmp_path / f"rgb.{suffix}", lossless=True)
-        loaded = load_image(tmp_path / f"rgb.{suffix}", 1, None)
-        assert loaded.shape == (1, 28, 28) and loaded.dtype == torch.uint8
-        if suffix == "webp":  # lossless: the pixels exactly, within rounding
-            assert np.abs(loaded[0].numpy() - grey).max() <= 1, decoder
+    grey = (rgb @ np.array([0.299, 0.587, 0.114])).round()  # ITU-R 601-2 luma, as PIL
+    for suffix in ("gif", "webp"):  # torchvision's decoders ignore the requested colour mode
+        for name, image in (("rgb", rgb), ("grey", np.repeat(digit[..., None], 3, axis=-1))):
+            path = tmp_path / f"{name}.{suffix}"
+            Image.fromarray(image).save(path, lossless=True)
+            loaded = load_image(path, 1, None)
+            assert loaded.shape == (1, 28, 28) and loaded.dtype == torch.uint8
+            with Image.open(path) as file:  # GIF: the palette's colours
+                pil = torch.from_numpy(np.asarray(file.convert("L")))
+            # torchvision's pixels are converted here, as PIL does; TorchCodec converts itself.
+            assert (loaded[0].int() - pil).abs().max() <= (decoder == "torchcodec"), path
+            if (suffix, name) == ("webp", "rgb"):  # lossless: the pixels' luma, within rounding
+                assert np.abs(loaded[0].numpy() - grey).max() <= 1, decoder
+            if name == "grey":  # a grey image stored as RGB stays as it is
+                assert torch.equal(loaded[0], pil) and torch.equal(pil, torch.from_numpy(digit))
     Image.fromarray(np.dstack([rgb, np.full_like(digit, 128)])).save(tmp_path / "rgba.png")
     assert torch.equal(
         load_image(tmp_path / "rgba.png", 3, None), torch.from_numpy(rgb).permute(2, 0, 1)

@@ -128,10 +128,18 @@ def load_image(
     image = TF.to_dtype(image, torch.uint8, scale=True)
     image = image[:3] if image.shape[0] >= 3 else image[:1]  # without alpha
     if image.shape[0] != channels:
-        image = TF.rgb_to_grayscale(image) if channels == 1 else image.expand(3, -1, -1)
+        image = _luma(image) if channels == 1 else image.expand(3, -1, -1)
     if target is not None:
         image = to_size(image, (int(target[0]), int(target[1])), "resize")
     return image.contiguous()
+
+
+def _luma(rgb: Tensor) -> Tensor:
+    # PIL's grey (ITU-R 601-2 luma in 16-bit fixed point, weights summing to 2**16, rounded),
+    # so a grey image stored as RGB stays as it is; rgb_to_grayscale's 0.2989 + 0.587 + 0.114
+    # truncates it to one level less.
+    r, g, b = rgb.int()
+    return ((r * 19595 + g * 38470 + b * 7471 + 32768) >> 16).to(torch.uint8)[None]
 
 
 def _decode(path: str, channels: int) -> Tensor:
