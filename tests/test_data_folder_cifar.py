@@ -427,6 +427,21 @@ def test_torchcodec_decodes_to_torchvision_s_pixels(tmp_path, digits) -> None:
             assert torch.equal(load_image(file, channels, size), expected), (file, channels)
 
 
+def test_a_jpeg_is_turned_upright_by_its_exif_orientation(tmp_path, digits, decoder) -> None:
+    # As image viewers show it, PIL's ImageOps.exif_transpose turns it and TorchCodec decodes
+    # it: a phone's photo stored sideways with orientation 6 ("rotate 90 degrees clockwise").
+    from PIL import Image, ImageOps
+
+    digit = digits[0][0].numpy()[:, 4:20]  # a real MNIST digit, cut to 28x16
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(digit).save(tmp_path / "a.jpg", quality=95, exif=exif.tobytes())
+    loaded = load_image(tmp_path / "a.jpg", 1, None)
+    with Image.open(tmp_path / "a.jpg") as file:
+        upright = torch.from_numpy(np.asarray(ImageOps.exif_transpose(file).convert("L")))
+    assert loaded.shape == (1, 16, 28) and torch.equal(loaded[0], upright), decoder
+
+
 def test_without_an_image_decoder_the_error_says_how_to_get_one(
     tmp_path, digits, monkeypatch
 ) -> None:

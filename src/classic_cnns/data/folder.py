@@ -99,7 +99,8 @@ def load_image(
     (:func:`~classic_cnns.data.preprocessing.to_size` with ``"resize"``).
 
     Args:
-        path: PNG (8 or 16 bits), JPEG, GIF (first frame) or WebP file.
+        path: PNG (8 or 16 bits), JPEG, GIF (first frame) or WebP file; turned upright by
+            its EXIF orientation.
         channels: 1 (grey: PIL's ``convert("L")`` of the RGB pixels, for every format) or
             3 (RGB); other colour modes are converted, and transparency is dropped.
         size: Output ``(H, W)``, one int for a square, or ``None`` for the file's own size.
@@ -145,13 +146,13 @@ def _luma(rgb: Tensor) -> Tensor:
 
 
 def _decode(path: str) -> Tensor:
-    # RGB, by torchvision's decoder while torchvision has one. TorchCodec's gives the same
-    # pixels, except that it turns a JPEG by its EXIF orientation, which torchvision (and
-    # PIL) leave as stored.
+    # RGB, turned upright by the EXIF orientation (as image viewers and PIL's
+    # ImageOps.exif_transpose show it; TorchCodec always does), by torchvision's decoder
+    # while torchvision has one, else by TorchCodec's: the same pixels.
     if _torchvision_decode is not None:
         with warnings.catch_warnings():  # the deprecation is ours to act on, not the user's
             warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
-            return _torchvision_decode(path, mode="RGB")
+            return _torchvision_decode(path, mode="RGB", apply_exif_orientation=True)
     try:
         from torchcodec.decoders import decode_image
     except (ImportError, OSError, RuntimeError) as err:  # a build for another torch: OSError
