@@ -7,6 +7,7 @@ import pytest
 import torch
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics import Metric
 
 from classic_cnns import Digits, LeNet5, ResNet
 from classic_cnns.optim import make_optimizer, make_scheduler, schedule_length
@@ -439,3 +440,19 @@ def test_lightning_s_ema_callback_leaves_the_averaged_weights_in_the_checkpoint(
     assert len(seen) == 6 and not torch.equal(loaded["fc.weight"], seen[-1]["fc.weight"])
     for key, value in average.items():
         torch.testing.assert_close(loaded[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_barebones_training_updates_no_metrics_and_asks_for_no_logging(recwarn) -> None:
+    # Trainer(barebones=True) logs nothing, so the metrics would be computed for nobody, and
+    # Lightning warned at the first self.log.
+    model = LeNet5()
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = L.Trainer(barebones=True, max_epochs=1, limit_train_batches=3, limit_val_batches=2)
+    trainer.fit(model, datamodule=Digits())
+    assert not any("self.log()" in str(w.message) for w in recwarn.list)
+    assert not any(m.update_called for m in model.modules() if isinstance(m, Metric))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    # The same model under a plain Trainer updates and logs them.
+    trainer = _trainer(limit_train_batches=3, limit_val_batches=2)
+    trainer.fit(model, datamodule=Digits())
+    assert {"train_acc", "train_loss", "val_acc", "val_loss"} <= set(trainer.callback_metrics)

@@ -31,12 +31,7 @@ from typing_extensions import Self
 from classic_cnns import _guard, finetune
 from classic_cnns._arguments import check_arguments, warn_of_the_recipe_lr
 from classic_cnns._distributed import destroy_at_exit
-from classic_cnns._guard import (
-    NonFinitePolicy,
-    StepGuard,
-    check_images,
-    report,
-)
+from classic_cnns._guard import NonFinitePolicy, StepGuard, check_images, report
 from classic_cnns.checkpoint import ExactResume, head_class_names, restore, verify_checkpoint
 from classic_cnns.files import DATA_CHECKPOINT_KEY
 from classic_cnns.losses import ClassificationLoss, LossName, load_teacher
@@ -410,10 +405,11 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         if policy != "ignore" and not guard.loss(loss, where, eager):
             self._nonfinite(stage, "loss", where, loss=loss)
             return None
-        metrics.update(logits.detach(), y.argmax(dim=1) if y.is_floating_point() else y)
-        # The mean loss over images: the batch's loss counted once per image. (MeanMetric's
-        # weights would need its NaN check, which reads the device every step.)
-        self._mean_loss(stage).update(loss.detach().expand(x.shape[0]))
+        if not getattr(self._trainer, "barebones", False):  # which logs no metrics
+            metrics.update(logits.detach(), y.argmax(dim=1) if y.is_floating_point() else y)
+            # The mean loss over images: the batch's loss counted once per image (MeanMetric's
+            # weights would need its NaN check, which reads the device every step).
+            self._mean_loss(stage).update(loss.detach().expand(x.shape[0]))
         # The step's loss for loss curves and the progress bar, logged only on the steps whose
         # values reach the loggers (every log_every_n_steps): a self.log call costs about
         # 2 ms on a CPU, a tenth of a LeNet-5 step at batch 128. The progress bar reads it
