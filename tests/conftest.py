@@ -260,3 +260,18 @@ def train_loss(out: Tensor | tuple[Tensor, ...], y: Tensor) -> Tensor:
     if isinstance(out, tuple):
         return F.cross_entropy(out[0], y) + 0.3 * sum(F.cross_entropy(a, y) for a in out[1:])
     return F.cross_entropy(out, y)
+
+
+def write_png(image: Tensor, path: str | os.PathLike[str]) -> None:
+    """Write a uint8 ``(C, H, W)`` tensor (C: 1 or 3) as a PNG file, with PIL.
+
+    What ``torchvision.io.write_png`` does; torchvision deprecated its encoders in 0.29.
+    """
+    from PIL import Image
+
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(
+            f"expected a uint8 (1 or 3, H, W) tensor; got {image.dtype} {tuple(image.shape)}"
+        )
+    array = image.permute(1, 2, 0).contiguous().numpy()
+    Image.fromarray(array[..., 0] if image.shape[0] == 1 else array).save(path, format="PNG")

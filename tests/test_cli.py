@@ -19,7 +19,7 @@ import classic_cnns
 from classic_cnns import list_models, model_info
 from classic_cnns._cli_helpers import data_class_names, expand_model_names, model_class_names
 from classic_cnns.cli import ClassicCLI, default_threads, main, model_table
-from conftest import logged_metrics
+from conftest import logged_metrics, write_png
 
 
 def test_list_prints_every_model_with_its_parameter_count(
@@ -641,7 +641,6 @@ def test_fit_on_train_and_val_folders_alone_skips_the_test(
 ) -> None:
     # The documented train/ + val/ layout without test/: fit succeeds and says it did not test.
     from sklearn.datasets import load_digits
-    from torchvision.io import write_png
 
     digits = load_digits()
     for i, (image, label) in enumerate(zip(digits.images[:60], digits.target[:60], strict=True)):
@@ -712,7 +711,6 @@ def test_evaluating_from_weights_needs_every_tensor_of_the_model(
 ) -> None:  # fmt: skip
     # fit --weights starts from what fits (a fresh head for other classes); test --weights
     # would score that fresh head, so there every tensor must load.
-    from torchvision.io import write_png
 
     from classic_cnns.data.mnist import read_idx
     from classic_cnns.export import export_model

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import accuracy_score, f1_score
-from torchvision.io import write_png
 
 import classic_cnns.data.folder as folder_module
 import classic_cnns.weights as weights_module
@@ -29,10 +28,10 @@ from classic_cnns.data.folder import ImageFolder, load_image, random_crop_flip
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.files import CheckpointError
 from classic_cnns.predict import PredictionCSV, predict_folder
+from conftest import write_png
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
-    pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning"),
 ]
 
 

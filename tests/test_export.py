@@ -10,7 +10,6 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from torchvision.io import write_png
 
 import classic_cnns
 from classic_cnns import LeNet5, ResNet, create_model, load_model
@@ -18,10 +17,10 @@ from classic_cnns.data.mnist import read_idx
 from classic_cnns.export import export_main, export_model
 from classic_cnns.files import CheckpointError, read_weights_file
 from classic_cnns.predict import predict_folder, predict_main
+from conftest import write_png
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
-    pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning"),
     pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated:FutureWarning"),
 ]
 

@@ -15,13 +15,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
-from torchvision.io import write_png
 
 from classic_cnns import Digits, LeNet5, model_info
 from classic_cnns.data.folder import load_image
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, normalization, to_size
 from classic_cnns.recipes import Recipe
+from conftest import write_png
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -15,7 +15,6 @@ import lightning as L
 import pytest
 import torch
 import torchvision.models as tvm
-from torchvision.io import write_png
 
 import classic_cnns.files as files_module
 import classic_cnns.weights as weights_module
@@ -25,6 +24,7 @@ from classic_cnns.files import CheckpointError, read_weights_file
 from classic_cnns.predict import predict_folder
 from classic_cnns.registry import torchvision_weights
 from classic_cnns.weights import adapt_input_conv, load_weights_file, reconcile_state_dict
+from conftest import write_png
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
