@@ -21,7 +21,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -101,8 +101,8 @@ def load_image(
     Args:
         path: PNG (8 or 16 bits), JPEG, GIF (first frame) or WebP file; turned upright by
             its EXIF orientation.
-        channels: 1 (grey: PIL's ``convert("L")`` of the RGB pixels, for every format) or
-            3 (RGB); other colour modes are converted, and transparency is dropped.
+        channels: 1 (grey) or 3 (RGB); other colour modes are converted, and transparency
+            is dropped.
         size: Output ``(H, W)``, one int for a square, or ``None`` for the file's own size.
 
     Raises:
@@ -119,15 +119,13 @@ def load_image(
     if target is not None and (len(target) != 2 or min(target) < 1):
         raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
     try:
-        image = _decode(str(path))
+        image = _decode(str(path), channels)
     except (RuntimeError, ValueError, OSError) as err:
         raise ValueError(f"{path}: cannot decode the image ({err})") from err
     if image.ndim == 4:  # an animated GIF decodes to (frames, C, H, W): keep the first frame
         image = image[0]
-    # Decoded as RGB and turned grey here, as PIL's convert("L") does, whatever the format
-    # and decoder: their own grey modes differ from it (libpng's by a level, libjpeg's luma
-    # channel by up to 11 levels; GIF and WebP ignore the mode). A 16-bit PNG decodes to
-    # uint16, scaled down here (a plain cast would wrap its values modulo 256).
+    # A 16-bit PNG decodes to uint16, scaled down here (a plain cast would wrap its values
+    # modulo 256).
     image = TF.to_dtype(image, torch.uint8, scale=True)
     image = image[:3] if image.shape[0] >= 3 else image[:1]  # without alpha
     if image.shape[0] != channels:
@@ -140,19 +138,30 @@ def load_image(
 def _luma(rgb: Tensor) -> Tensor:
     # PIL's grey (ITU-R 601-2 luma in 16-bit fixed point, weights summing to 2**16, rounded),
     # so a grey image stays as it is; rgb_to_grayscale's 0.2989 + 0.587 + 0.114 truncates it
-    # to one level less.
-    r, g, b = rgb.int()
-    return ((r * 19595 + g * 38470 + b * 7471 + 32768) >> 16).to(torch.uint8)[None]
+    # to one level less. In float32, exactly: every sum stays below 2**24.
+    x = rgb.float()
+    y = x[0].mul(19595.0).add_(x[1], alpha=38470.0).add_(x[2], alpha=7471.0).add_(32768.0)
+    return y.div_(65536.0).floor_().to(torch.uint8)[None]
 
 
-def _decode(path: str) -> Tensor:
-    # RGB, turned upright by the EXIF orientation (as image viewers and PIL's
+def _gif_or_webp(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return head[:4] == b"GIF8" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _decode(path: str, channels: int) -> Tensor:
+    # Turned upright by the EXIF orientation (as image viewers and PIL's
     # ImageOps.exif_transpose show it; TorchCodec always does), by torchvision's decoder
-    # while torchvision has one, else by TorchCodec's: the same pixels.
+    # while torchvision has one, else by TorchCodec's: the same pixels. PNG and JPEG turn
+    # grey in the decoder (libpng's and libjpeg's conversions, the same in both); GIF and
+    # WebP come as RGB, for _luma (torchvision ignores the mode there, TorchCodec converts
+    # its own way).
+    mode: Literal["GRAY", "RGB"] = "GRAY" if channels == 1 and not _gif_or_webp(path) else "RGB"
     if _torchvision_decode is not None:
         with warnings.catch_warnings():  # the deprecation is ours to act on, not the user's
             warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
-            return _torchvision_decode(path, mode="RGB", apply_exif_orientation=True)
+            return _torchvision_decode(path, mode=mode, apply_exif_orientation=True)
     try:
         from torchcodec.decoders import decode_image
     except (ImportError, OSError, RuntimeError) as err:  # a build for another torch: OSError
@@ -160,7 +169,7 @@ def _decode(path: str) -> Tensor:
             "this torchvision has no image decoders (deprecated in 0.29, since removed); "
             f"ImageFolder and predict-folder need TorchCodec's: pip install torchcodec ({err})"
         ) from err
-    return decode_image(path, mode="RGB", output_dtype="auto")  # 16-bit PNGs: scaled by us
+    return decode_image(path, mode=mode, output_dtype="auto")  # 16-bit PNGs: scaled by us
 
 
 def _class_map(classes: Any) -> dict[str, str]:
