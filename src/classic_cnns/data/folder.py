@@ -119,7 +119,7 @@ def load_image(
     if target is not None and (len(target) != 2 or min(target) < 1):
         raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
     try:
-        image = _decode(str(path), channels)
+        image = _decode_file(path, channels)
     except (RuntimeError, ValueError, OSError) as err:
         raise ValueError(f"{path}: cannot decode the image ({err})") from err
     if image.ndim == 4:  # an animated GIF decodes to (frames, C, H, W): keep the first frame
@@ -144,24 +144,24 @@ def _luma(rgb: Tensor) -> Tensor:
     return y.div_(65536.0).floor_().to(torch.uint8)[None]
 
 
-def _gif_or_webp(path: str) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(12)
-    return head[:4] == b"GIF8" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
-
-
-def _decode(path: str, channels: int) -> Tensor:
+def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
     # Turned upright by the EXIF orientation (as image viewers and PIL's
     # ImageOps.exif_transpose show it; TorchCodec always does), by torchvision's decoder
     # while torchvision has one, else by TorchCodec's: the same pixels. PNG and JPEG turn
     # grey in the decoder (libpng's and libjpeg's conversions, the same in both); GIF and
     # WebP come as RGB, for _luma (torchvision ignores the mode there, TorchCodec converts
-    # its own way).
-    mode: Literal["GRAY", "RGB"] = "GRAY" if channels == 1 and not _gif_or_webp(path) else "RGB"
+    # its own way). The file is read once; its first bytes tell GIF and WebP.
+    with open(path, "rb") as f:
+        data = bytearray(f.read())  # writable, for torch.frombuffer
+    gif_or_webp = data[:4] == b"GIF8" or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+    mode: Literal["GRAY", "RGB"] = "GRAY" if channels == 1 and not gif_or_webp else "RGB"
+    encoded = (
+        torch.frombuffer(data, dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
+    )
     if _torchvision_decode is not None:
         with warnings.catch_warnings():  # the deprecation is ours to act on, not the user's
             warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
-            return _torchvision_decode(path, mode=mode, apply_exif_orientation=True)
+            return _torchvision_decode(encoded, mode=mode, apply_exif_orientation=True)
     try:
         from torchcodec.decoders import decode_image
     except (ImportError, OSError, RuntimeError) as err:  # a build for another torch: OSError
@@ -169,7 +169,7 @@ def _decode(path: str, channels: int) -> Tensor:
             "this torchvision has no image decoders (deprecated in 0.29, since removed); "
             f"ImageFolder and predict-folder need TorchCodec's: pip install torchcodec ({err})"
         ) from err
-    return decode_image(path, mode=mode, output_dtype="auto")  # 16-bit PNGs: scaled by us
+    return decode_image(encoded, mode=mode, output_dtype="auto")  # 16-bit PNGs: scaled by us
 
 
 def _class_map(classes: Any) -> dict[str, str]:
