@@ -88,10 +88,11 @@ class ExportResult:
 
 
 def _metadata(model: ImageClassifier) -> dict[str, str]:
+    # What every exported file carries: as safetensors and ONNX metadata, and as the JSON
+    # record of TorchScript and torch.export archives.
     hparams = {k: v for k, v in model.hparams.items() if not str(k).startswith("_")}
     try:
         return {
-            "format": "pt",
             META_VERSION: __version__,
             META_HPARAMS: json.dumps(hparams, sort_keys=True),
             META_DATA: json.dumps(model.data_config, sort_keys=True),
@@ -133,7 +134,7 @@ def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> No
             "(or pip install 'classic-cnns[export]')"
         ) from err
 
-    metadata = _metadata(model)  # before anything is written: it may refuse the hparams
+    metadata = {"format": "pt", **_metadata(model)}  # first: it may refuse the hparams
     state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
@@ -142,8 +143,7 @@ def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> No
 def _extra_files(model: ImageClassifier) -> dict[str, str]:
     # TorchScript and torch.export archives carry one JSON file beside the program: the
     # hyperparameters, the data configuration (class names, normalisation) and our version.
-    meta = _metadata(model)
-    return {_EXTRA: json.dumps({k: meta[k] for k in (META_HPARAMS, META_DATA, META_VERSION)})}
+    return {_EXTRA: json.dumps(_metadata(model))}
 
 
 def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -> None:
@@ -171,10 +171,9 @@ def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -
     except ImportError:
         return
     proto = onnx.load(str(path))
-    meta = _metadata(model)
-    for key in (META_HPARAMS, META_DATA, META_VERSION):
+    for key, value in _metadata(model).items():
         entry = proto.metadata_props.add()
-        entry.key, entry.value = key, meta[key]
+        entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
 
