@@ -356,14 +356,18 @@ def test_hidden_files_and_folders_inside_classes_are_not_images(tmp_path, digits
     assert sorted(found) == sorted(str(int(v)) for v in labels[:30])  # each image once
 
 
+def _torchcodec_or_skip() -> None:
+    try:
+        import torchcodec.decoders  # noqa: F401
+    except (ImportError, OSError, RuntimeError) as err:  # a build for another torch: OSError
+        pytest.skip(f"TorchCodec cannot load here: {err}")
+
+
 @pytest.fixture(params=["torchvision", "torchcodec"])
 def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     # ImageFolder decodes with torchvision while it has a decoder, else with TorchCodec.
     if request.param == "torchcodec":
-        try:
-            import torchcodec.decoders  # noqa: F401
-        except (ImportError, OSError, RuntimeError) as err:  # a build for another torch
-            pytest.skip(f"TorchCodec cannot load here: {err}")
+        _torchcodec_or_skip()
         monkeypatch.setattr(folder_module, "_torchvision_decode", None)
     return request.param
 
@@ -407,10 +411,7 @@ def test_torchcodec_decodes_to_torchvision_s_pixels(tmp_path, digits) -> None:
     # Where torchvision's decoders are gone, models trained on its pixels get the same ones.
     from PIL import Image
 
-    try:
-        import torchcodec.decoders  # noqa: F401
-    except (ImportError, OSError, RuntimeError) as err:
-        pytest.skip(f"TorchCodec cannot load here: {err}")
+    _torchcodec_or_skip()
     images = digits[0][:4].numpy()  # real MNIST digits
     files = []
     for i, digit in enumerate(images):
