@@ -547,6 +547,31 @@ def test_cutmix_pastes_a_box_and_weights_the_labels_by_its_area() -> None:
     assert torch.allclose(q, lam * onehot + (1 - lam) * onehot.roll(1, 0), atol=1e-6)
 
 
+def test_alphas_changed_after_a_training_batch_take_effect() -> None:
+    # The mix is rebuilt when the alphas change (between two fits, say), and a bad value
+    # set later is refused as it is at construction, not by torch's Dirichlet.
+    g = torch.Generator().manual_seed(0)  # random pixels: no two images share one
+    images = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8, generator=g)
+    batch = (images, torch.randint(0, 10, (64,), generator=g))
+    dm = Digits(image_size=32, mixup_alpha=0.4)
+    _, y, _, q = _training_batch(dm, batch)
+    assert q.shape == (y.shape[0], 10)
+    dm.mixup_alpha = 0.0
+    x, labels = dm.on_after_batch_transfer(batch, 0)
+    assert torch.equal(labels, batch[1])  # off: the classes, as they were
+    assert torch.equal(x, dm.transform(batch[0]))
+    dm.cutmix_alpha = 1.0
+    torch.manual_seed(0)
+    mixed, q = dm.on_after_batch_transfer(batch, 0)
+    changed = (mixed != x).any(dim=0).any(dim=0)  # CutMix: a box; MixUp: every pixel
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    assert changed.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    assert 0 < changed.sum() < changed.numel()
+    dm.cutmix_alpha = -1.0
+    with pytest.raises(ValueError, match=r"cutmix_alpha must be a number >= 0 .*; got -1.0"):
+        dm.on_after_batch_transfer(batch, 0)
+
+
 def test_mixing_leaves_evaluation_batches_alone() -> None:
     dm = Digits(image_size=32, mixup_alpha=1.0, cutmix_alpha=1.0)
     _, y, _, q = _training_batch(dm)

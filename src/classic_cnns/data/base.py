@@ -22,7 +22,6 @@ counted once and the synchronised metrics equal a single process's.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,6 +87,12 @@ def _is_size(size: object) -> bool:
     if isinstance(size, (tuple, list)):
         return len(size) == 2 and all(map(positive, size))
     return positive(size)
+
+
+def _check_alphas(mixup_alpha: Any, cutmix_alpha: Any) -> None:
+    for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+        if not is_number(alpha) or alpha < 0:
+            raise ValueError(f"{name} must be a number >= 0 (0: off); got {alpha!r}")
 
 
 def _how_to_get(download: bool, by_hand: str) -> str:
@@ -189,9 +194,7 @@ class InMemoryDataModule(L.LightningDataModule):
             )
         if not (data_on_device is None or isinstance(data_on_device, bool)):
             raise ValueError(f"data_on_device must be True, False or None; got {data_on_device!r}")
-        for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
-            if not is_number(alpha) or alpha < 0:
-                raise ValueError(f"{name} must be a number >= 0 (0: off); got {alpha!r}")
+        _check_alphas(mixup_alpha, cutmix_alpha)
         if image_size is not None and not _is_size(image_size):
             raise ValueError(
                 f"image_size must be an int or (H, W) of positive ints, or None; got {image_size!r}"
@@ -206,6 +209,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.data_on_device = data_on_device
         self.mixup_alpha, self.cutmix_alpha = float(mixup_alpha), float(cutmix_alpha)
+        self._mixer: tuple[tuple[float, float, int], v2.Transform] | None = None
         self._splits: dict[str, Split] = {}
         # How batches become the network's input; settled in setup(), when the model is known.
         self.preprocessing: Preprocessing | None = None
@@ -475,15 +479,20 @@ class InMemoryDataModule(L.LightningDataModule):
         # Whether the batches are training batches, the only ones augmented.
         return self.trainer is not None and self.trainer.training
 
-    @functools.cached_property
+    @property
     def _mix(self) -> v2.Transform:
-        # torchvision's MixUp/CutMix, built once (about 70 us each): lam is drawn on the
-        # host (no device read); the labels become the soft labels (N, C) the loss takes.
-        n = self.num_classes
-        mixes = [v2.MixUp(alpha=self.mixup_alpha, num_classes=n)] if self.mixup_alpha else []
-        if self.cutmix_alpha:
-            mixes.append(v2.CutMix(alpha=self.cutmix_alpha, num_classes=n))
-        return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
+        # torchvision's MixUp/CutMix, built once per setting (about 70 us each), so that
+        # alphas changed between fits take effect: lam is drawn on the host (no device
+        # read); the labels become the soft labels (N, C) the loss takes.
+        key = (self.mixup_alpha, self.cutmix_alpha, self.num_classes)
+        if self._mixer is None or self._mixer[0] != key:
+            _check_alphas(self.mixup_alpha, self.cutmix_alpha)
+            n = self.num_classes
+            mixes = [v2.MixUp(alpha=self.mixup_alpha, num_classes=n)] if self.mixup_alpha else []
+            if self.cutmix_alpha:
+                mixes.append(v2.CutMix(alpha=self.cutmix_alpha, num_classes=n))
+            self._mixer = (key, mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes))
+        return self._mixer[1]
 
     def _to_float(self, images: Tensor) -> Tensor:
         if images.dtype == torch.uint8:
