@@ -90,8 +90,14 @@ def test_unfreeze_backbone_callback_trains_the_backbone_after_n_epochs(train_bn:
     before = _snapshot(model)
     callback = UnfreezeBackbone(after_epochs=1, train_bn=train_bn)
     trainer = _trainer(max_epochs=2, limit_train_batches=2, callbacks=[callback, Spy()])
-    trainer.fit(model, _loader())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(model, _loader())
     assert seen == [(0, True), (1, False)]
+    # Lightning's warning about modules in eval mode counts the fixed batch norm layers,
+    # as the README says: the 4 of LeNet-5-BN (c1, c3, c5 and f6; the head, fc, has none).
+    eval_mode = [str(w.message) for w in caught if "in eval mode" in str(w.message)]
+    assert [m.split(" module")[0] for m in eval_mode] == ([] if train_bn else ["Found 4"])
     assert not torch.equal(before["net.c1.0.weight"], model.net.c1[0].weight)
     # While the backbone was frozen (epoch 0) its convolutions stayed; with train_bn its
     # batch norm layers trained (scale, shift and running statistics), else they stayed too.

@@ -111,7 +111,8 @@ def freeze_backbone(net: nn.Module, *, train_bn: bool = False) -> list[_BatchNor
     normalise with their running statistics and stop updating them: the frozen backbone
     then computes the same function in training as in evaluation (timm freezes batch norm
     the same way). ``net.train()`` undoes that; :class:`~classic_cnns.task.ImageClassifier`
-    re-applies it after every ``train()`` call, which Lightning makes each epoch.
+    re-applies it after every ``train()`` call (a plain loop's per-epoch ``model.train()``;
+    Lightning itself restores each module's own mode after validation).
     With ``train_bn=True`` the batch norm layers keep training, scales and statistics,
     as in Lightning's ``BackboneFinetuning``.
 
@@ -207,7 +208,8 @@ class FreezableBackbone(nn.Module):
 
     :class:`~classic_cnns.task.ImageClassifier` has them from here, and
     :class:`UnfreezeBackbone` calls them. The batch norm layers of a frozen backbone stay in
-    eval mode across ``train()``, which Lightning calls every epoch.
+    eval mode across ``train()``; Lightning warns "Found N module(s) in eval mode at the start
+    of training" for them, as expected.
 
     Example:
         >>> from torch import nn
