@@ -74,10 +74,6 @@ META_VERSION = "classic_cnns.version"
 DATA_CHECKPOINT_KEY = "classic_cnns_data"
 # torch.compile wraps a module in OptimizedModule, which adds this to its state-dict keys.
 COMPILED_PREFIX = "_orig_mod."
-# What a TorchScript file is, where a checkpoint was expected.
-_TORCHSCRIPT = (
-    "a TorchScript archive (classic-cnns export --format torchscript), which torch.jit.load runs"
-)
 
 
 def strip_compiled(key: str) -> str:
@@ -311,8 +307,27 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
             f"{shown}: the file is corrupted: the CRC-32 checksum of its record {bad!r} does "
             "not match its contents (a damaged copy or disk); expected an intact checkpoint"
         )
-    program = _program_archive(names)
-    if program:
+    _refuse_names(names, shown)
+
+
+def _refuse_program(f: IO[bytes], shown: str) -> None:
+    # An open or remote file: the zip's central directory names a program, read without
+    # the tensors; torch.load reports whatever else is wrong with the file.
+    if not f.seekable():
+        return
+    start = f.tell()
+    try:
+        with zipfile.ZipFile(f) as archive:  # a file object passed in stays open
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        names = []
+    finally:
+        f.seek(start)
+    _refuse_names(names, shown)
+
+
+def _refuse_names(names: list[str], shown: str) -> None:
+    if program := _program_archive(names):
         raise CheckpointError(f"{shown}: {program}; expected a checkpoint or a .safetensors file")
 
 
@@ -323,7 +338,10 @@ def _program_archive(names: list[str]) -> str:
     # serialized_exported_program.json (torch 2.6's).
     records = {name.rsplit("/", 1)[-1] for name in names}
     if "constants.pkl" in records:
-        return _TORCHSCRIPT
+        return (
+            "a TorchScript archive (classic-cnns export --format torchscript), which "
+            "torch.jit.load runs"
+        )
     if "data.pkl" not in records and records & {
         "archive_format",
         "serialized_exported_program.json",
@@ -368,12 +386,17 @@ def load_checkpoint(
         file = Path(shown.removeprefix("file://"))
         check_checkpoint_file(file, shown)
     try:
-        if opened or local:
-            source = path if opened else file
-            obj = torch.load(source, map_location=map_location, weights_only=True)  # type: ignore[arg-type]
+        if local:
+            obj = torch.load(file, map_location=map_location, weights_only=True)
+        elif opened:
+            _refuse_program(path, shown)  # type: ignore[arg-type]
+            obj = torch.load(path, map_location=map_location, weights_only=True)  # type: ignore[arg-type]
         else:
             with get_filesystem(shown).open(shown, "rb") as f:
+                _refuse_program(f, shown)
                 obj = torch.load(f, map_location=map_location, weights_only=True)
+    except CheckpointError:
+        raise
     except pickle.UnpicklingError as err:
         if "Unsupported global" in str(err):
             found = [line.strip() for line in str(err).splitlines() if "Unsupported" in line]
@@ -388,10 +411,6 @@ def load_checkpoint(
             "written by torch.save / Trainer.save_checkpoint"
         ) from err
     except Exception as err:  # torch.load raises RuntimeError, KeyError, EOFError, ...
-        if "TorchScript archive" in str(err):  # a remote file (local ones are caught above)
-            raise CheckpointError(
-                f"{shown}: {_TORCHSCRIPT}; expected a checkpoint or a .safetensors file"
-            ) from err
         raise CheckpointError(
             f"{shown}: the file is truncated or corrupted ({type(err).__name__}: "
             f"{_first_line(err)}); expected a checkpoint written by torch.save / "
