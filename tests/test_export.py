@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -364,6 +365,13 @@ def test_a_program_is_named_as_such_where_a_checkpoint_is_expected(
         f.seek(0)
         assert torch.equal(load_checkpoint(f)["w"], torch.arange(3))
     assert torch.equal(load_checkpoint("memory://w.pt")["w"], torch.arange(3))
+
+    class Minimal:  # what torch.load needs of a file object, and no seekable()
+        def __init__(self, data: bytes) -> None:
+            self.read, self.readline = (f := io.BytesIO(data)).read, f.readline
+            self.seek, self.tell = f.seek, f.tell
+
+    assert torch.equal(load_checkpoint(Minimal(memory.cat("/w.pt")))["w"], torch.arange(3))
 
 
 def test_program_files_carry_the_hyperparameters_and_data_configuration(checkpoints, tmp_path):
