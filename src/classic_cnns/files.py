@@ -327,30 +327,23 @@ def _refuse_program(f: IO[bytes], shown: str) -> None:
 
 
 def _refuse_names(names: list[str], shown: str) -> None:
-    if program := _program_archive(names):
-        raise CheckpointError(f"{shown}: {program}; expected a checkpoint or a .safetensors file")
-
-
-def _program_archive(names: list[str]) -> str:
-    # A program rather than weights, told apart by their records as torch.load does:
+    # A program rather than weights, told apart by its records as torch.load does:
     # TorchScript archives hold constants.pkl; torch.export's .pt2 archives hold, unlike
     # torch.save files, no data.pkl but an archive_format record (torch 2.14's layout) or
     # serialized_exported_program.json (torch 2.6's).
     records = {name.rsplit("/", 1)[-1] for name in names}
+    program = ""
     if "constants.pkl" in records:
-        return (
-            "a TorchScript archive (classic-cnns export --format torchscript), which "
-            "torch.jit.load runs"
-        )
-    if "data.pkl" not in records and records & {
+        program = "a TorchScript archive (classic-cnns export --format torchscript), which "
+        program += "torch.jit.load runs"
+    elif "data.pkl" not in records and records & {
         "archive_format",
         "serialized_exported_program.json",
     }:
-        return (
-            "a torch.export program (classic-cnns export --format pt2), which "
-            "torch.export.load runs"
-        )
-    return ""
+        program = "a torch.export program (classic-cnns export --format pt2), which "
+        program += "torch.export.load runs"
+    if program:
+        raise CheckpointError(f"{shown}: {program}; expected a checkpoint or a .safetensors file")
 
 
 def load_checkpoint(
