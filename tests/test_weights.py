@@ -157,8 +157,10 @@ def test_adapt_input_conv_keeps_the_sum_over_channels(in_channels: int) -> None:
         torch.testing.assert_close(adapted, w.sum(1, keepdim=True))
 
 
-def test_old_densenet_keys_are_renamed(tmp_path: Path) -> None:
-    # As a file given to checkpoint_path / --weights (the offline advice for pretrained=True).
+@pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
+def test_old_densenet_keys_are_renamed(tmp_path: Path, compiled: bool) -> None:
+    # As a file given to checkpoint_path / --weights (the offline advice for pretrained=True),
+    # also into a torch.compile wrapper, whose own keys all carry _orig_mod.
     from classic_cnns.nets.densenet import DenseNetNet
 
     source = DenseNetNet(8, (2, 2), 16, num_classes=10)  # torchvision's layout, small
@@ -169,9 +171,10 @@ def test_old_densenet_keys_are_renamed(tmp_path: Path) -> None:
     assert "features.denseblock1.denselayer1.norm.1.weight" in old
     torch.save(old, tmp_path / "densenet-old.pth")
     target = DenseNetNet(8, (2, 2), 16, num_classes=10)
+    into = torch.compile(target) if compiled else target  # compiling keeps target's tensors
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        weights_module.load_weights_file(target, tmp_path / "densenet-old.pth")
+        weights_module.load_weights_file(into, tmp_path / "densenet-old.pth", strict=True)
     for key, value in source.state_dict().items():
         if not key.endswith("num_batches_tracked"):
             assert torch.equal(target.state_dict()[key], value), key

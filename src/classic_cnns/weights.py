@@ -408,12 +408,16 @@ def load_pretrained(
 
 
 def _rename_old_keys(state: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    # torchvision's old DenseNet names (norm.1) as the network's (norm1), where it has them.
+    # torchvision's old DenseNet names (norm.1) as the network's (norm1), where it has them;
+    # compared without torch.compile's _orig_mod. parts, as reconcile_state_dict matches keys.
+    plain_own = {strip_compiled(k) for k in own}
+    plain_state = {strip_compiled(k) for k in state}
     renamed = {}
     for key, value in state.items():
-        m = _OLD_DENSENET_KEY.match(key)
-        new = key if m is None or key in own else m.group(1) + m.group(2)
-        renamed[new if new in own and new not in state else key] = value
+        plain = strip_compiled(key)
+        m = _OLD_DENSENET_KEY.match(plain)
+        new = plain if m is None or plain in plain_own else m.group(1) + m.group(2)
+        renamed[new if new in plain_own and new not in plain_state else key] = value
     return renamed
 
 
