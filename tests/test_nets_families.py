@@ -197,6 +197,8 @@ def test_googlenet_aux_heads_param_count_matches_torchvision() -> None:
         ours = create_model("googlenet").net
         tv = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
     assert param_count(ours) == param_count(tv) == 13_004_888
+    # The module docstring's figures for each head.
+    assert (param_count(ours.aux1), param_count(ours.aux2)) == (3_188_968, 3_191_016)
 
 
 def test_googlenet_with_aux_matches_torchvision_in_training() -> None:

@@ -29,17 +29,23 @@ from classic_cnns.models import FAMILIES, family_class
 from classic_cnns.nets.densenet import DenseNetNet
 
 NAMES = list_models()
+CIFAR = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "densenet_bc_100")
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_a_builder_declares_no_option_its_network_class_declares_them(name: str) -> None:
+def test_network_classes_declare_the_options_cifar_builders_pin_their_stem(name: str) -> None:
     info = model_info(name)
     builder = inspect.signature(info.builder).parameters
-    assert set(builder) - {"kwargs"} == {"num_classes", "in_channels"}, name
+    # Except that a CIFAR network's builder pins its stem: small_input=True, all it accepts.
+    pinned = {"small_input"} if name in CIFAR else set()
+    assert set(builder) - {"kwargs"} == {"num_classes", "in_channels", *pinned}, name
     network = inspect.signature(info.network).parameters  # type: ignore[arg-type]
     for option, parameter in info.options.items():
         assert network[option].kind is inspect.Parameter.KEYWORD_ONLY, (name, option)
-        assert parameter.default == network[option].default, (name, option)
+        expected = builder[option].default if option in pinned else network[option].default
+        assert parameter.default == expected, (name, option)
+    if pinned:
+        assert info.options["small_input"].default is True
 
 
 @pytest.mark.parametrize("cls", list(FAMILIES.values()), ids=lambda c: c.__name__)

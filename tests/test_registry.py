@@ -41,7 +41,8 @@ def test_model_info_is_frozen_with_the_facts() -> None:
 @pytest.mark.parametrize("name", list_models())
 def test_declared_parameter_count_is_the_built_one(name: str) -> None:
     info = model_info(name)
-    net = info.build_net()
+    # Built with every option at the default that options reports (CIFAR nets: small_input).
+    net = info.build_net(**{k: p.default for k, p in info.options.items()})
     # Training-only auxiliary heads (GoogLeNet's aux1/aux2) are not part of the count.
     inference = sum(p.numel() for n, p in net.named_parameters() if not n.startswith("aux"))
     assert inference == info.num_params
@@ -73,7 +74,7 @@ def test_register_model_adds_a_user_network_and_refuses_duplicates() -> None:
         input_size=(1, 8, 8),
         min_input_size=(8, 8),
         num_params=650,
-        name="toy_linear_test",
+        name="Toy_Linear_Test",
     )
     def toy(*, num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
         return torch.nn.Sequential(
@@ -81,9 +82,11 @@ def test_register_model_adds_a_user_network_and_refuses_duplicates() -> None:
         )
 
     try:
-        model = create_model("toy_linear_test")
+        model = create_model("Toy_Linear_Test")
         assert type(model) is classic_cnns.ImageClassifier  # no family class: the generic task
         assert model(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+        # Wildcards ignore case on both sides, for a user's name with capitals too.
+        assert list_models("Toy_Linear_Test") == list_models("toy_linear*") == ["Toy_Linear_Test"]
         with pytest.raises(ValueError, match="registered already"):
             register_model(
                 family="toy",
@@ -93,10 +96,10 @@ def test_register_model_adds_a_user_network_and_refuses_duplicates() -> None:
                 input_size=(1, 8, 8),
                 min_input_size=(8, 8),
                 num_params=650,
-                name="toy_linear_test",
+                name="Toy_Linear_Test",
             )(toy)
     finally:
-        _REGISTRY.pop("toy_linear_test")
+        _REGISTRY.pop("Toy_Linear_Test")
 
 
 def test_family_class_refuses_another_familys_arch() -> None:

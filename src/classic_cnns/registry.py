@@ -228,6 +228,8 @@ class ModelInfo:
             ['zero_init_residual', 'small_input']
             >>> model_info("resnet18").options["small_input"].default
             False
+            >>> model_info("resnet20").options["small_input"].default  # a CIFAR network
+            True
             >>> model_info("lenet5").options
             {}
         """
@@ -290,10 +292,11 @@ def _options(builder: Builder) -> dict[str, inspect.Parameter]:
     net = _network(builder)
     if net is not None and any(p.kind is p.VAR_KEYWORD for p in params):
         net_hints = _type_hints(net.__init__)
+        own = {p.name for p in found}  # the builder's default wins (CIFAR's small_input=True)
         found += [
             p.replace(annotation=net_hints.get(p.name, p.annotation))
             for p in inspect.signature(net.__init__).parameters.values()
-            if p.kind is p.KEYWORD_ONLY
+            if p.kind is p.KEYWORD_ONLY and p.name not in own
         ]
     return {
         p.name: p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
@@ -390,7 +393,7 @@ def _builtin_weights(name: str, builder: Builder) -> WeightsInfo | None:
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names in natural order (as timm's: ``resnet18`` before ``resnet101``),
-    optionally filtered by a shell wildcard.
+    optionally filtered by a shell wildcard (case-insensitive).
 
     Raises:
         TypeError: for a ``pattern`` that is not a string.
@@ -409,7 +412,7 @@ def list_models(pattern: str | None = None) -> list[str]:
         return names
     if not isinstance(pattern, str):
         raise TypeError(f"pattern must be a str such as 'resnet*', or None; got {pattern!r}")
-    return [n for n in names if fnmatch.fnmatchcase(n, pattern.lower())]
+    return [n for n in names if fnmatch.fnmatchcase(n.lower(), pattern.lower())]
 
 
 def model_info(name: str) -> ModelInfo:

@@ -448,7 +448,9 @@ _CIFAR = {**_IMAGENET, "input_size": (3, 32, 32), "min_input_size": (4, 4), "num
 
 
 @register_model(**_CIFAR, num_params=769_162)  # type: ignore[arg-type]
-def densenet_bc_100(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> DenseNetNet:
+def densenet_bc_100(
+    *, num_classes: int = 10, in_channels: int = 3, small_input: bool = True, **kwargs: Any
+) -> DenseNetNet:
     """The paper's CIFAR DenseNet-BC (L=100, k=12): three blocks of 16 layers, 0.77M parameters.
 
     Depth 100 counts the stem, 3 x 16 x 2 convolutions in the blocks, the two transitions
@@ -459,5 +461,5 @@ def densenet_bc_100(*, num_classes: int = 10, in_channels: int = 3, **kwargs: An
         >>> densenet_bc_100()(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    options = small_stem_only("densenet_bc_100", kwargs)
+    options = small_stem_only("densenet_bc_100", kwargs | {"small_input": small_input})
     return DenseNetNet(12, (16, 16, 16), 24, num_classes, in_channels, stem="cifar", **options)

@@ -401,7 +401,9 @@ def resnet152(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -
 
 
 @register_model(**_CIFAR, num_params=269_722)  # type: ignore[arg-type]
-def resnet20(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
+def resnet20(
+    *, num_classes: int = 10, in_channels: int = 3, small_input: bool = True, **kwargs: Any
+) -> ResNetNet:
     """CIFAR ResNet-20 (n=3), 0.27M parameters.
 
     Example:
@@ -409,48 +411,56 @@ def resnet20(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> R
         >>> resnet20()(torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 10])
     """
-    return _cifar(20, num_classes, in_channels, kwargs)
+    return _cifar(20, num_classes, in_channels, kwargs | {"small_input": small_input})
 
 
 @register_model(**_CIFAR, num_params=464_154)  # type: ignore[arg-type]
-def resnet32(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
+def resnet32(
+    *, num_classes: int = 10, in_channels: int = 3, small_input: bool = True, **kwargs: Any
+) -> ResNetNet:
     """CIFAR ResNet-32 (n=5), 0.46M parameters.
 
     Example:
         >>> len(resnet32().layer1)
         5
     """
-    return _cifar(32, num_classes, in_channels, kwargs)
+    return _cifar(32, num_classes, in_channels, kwargs | {"small_input": small_input})
 
 
 @register_model(**_CIFAR, num_params=658_586)  # type: ignore[arg-type]
-def resnet44(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
+def resnet44(
+    *, num_classes: int = 10, in_channels: int = 3, small_input: bool = True, **kwargs: Any
+) -> ResNetNet:
     """CIFAR ResNet-44 (n=7), 0.66M parameters.
 
     Example:
         >>> len(resnet44().layer1)
         7
     """
-    return _cifar(44, num_classes, in_channels, kwargs)
+    return _cifar(44, num_classes, in_channels, kwargs | {"small_input": small_input})
 
 
 @register_model(**_CIFAR, num_params=853_018)  # type: ignore[arg-type]
-def resnet56(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
+def resnet56(
+    *, num_classes: int = 10, in_channels: int = 3, small_input: bool = True, **kwargs: Any
+) -> ResNetNet:
     """CIFAR ResNet-56 (n=9), 0.85M parameters.
 
     Example:
         >>> len(resnet56().layer1)
         9
     """
-    return _cifar(56, num_classes, in_channels, kwargs)
+    return _cifar(56, num_classes, in_channels, kwargs | {"small_input": small_input})
 
 
 @register_model(**_CIFAR, num_params=1_727_962)  # type: ignore[arg-type]
-def resnet110(*, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> ResNetNet:
+def resnet110(
+    *, num_classes: int = 10, in_channels: int = 3, small_input: bool = True, **kwargs: Any
+) -> ResNetNet:
     """CIFAR ResNet-110 (n=18), 1.7M parameters.
 
     Example:
         >>> len(resnet110().layer1)
         18
     """
-    return _cifar(110, num_classes, in_channels, kwargs)
+    return _cifar(110, num_classes, in_channels, kwargs | {"small_input": small_input})
