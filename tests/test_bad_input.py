@@ -417,6 +417,19 @@ def test_family_classes_validate_the_same_way_and_name_their_members() -> None:
         LeNet5(arch="resnet20")
 
 
+def test_create_model_names_an_unknown_argument_and_the_models_options() -> None:
+    with pytest.raises(
+        TypeError, match=r"lenet5 takes no argument 'small_input': .*network options \(none\)"
+    ):
+        create_model("lenet5", small_input=True)
+    with pytest.raises(
+        TypeError,
+        match=r"resnet18 takes no argument 'drop', 'smal_input': expected the arguments of "
+        r"ResNet .* resnet18's network options \(zero_init_residual, small_input\)",
+    ):
+        create_model("resnet18", smal_input=True, drop=0.1)
+
+
 def test_datamodule_and_weight_arguments_of_the_wrong_kind_are_named() -> None:
     with pytest.raises(
         ValueError, match=r"seed must be an int \(the seed of the split\); got None"

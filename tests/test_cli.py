@@ -16,9 +16,10 @@ import torch
 import yaml
 
 import classic_cnns
-from classic_cnns import list_models, model_info
+from classic_cnns import create_model, list_models, model_info
 from classic_cnns._cli_helpers import data_class_names, expand_model_names, model_class_names
 from classic_cnns.cli import ClassicCLI, default_threads, main, model_table
+from classic_cnns.inspection import summary
 from conftest import logged_metrics, write_png
 
 
@@ -299,7 +300,24 @@ ERRORS = {
         "layer 'c5.0' (Conv2d) gets a 1x1 map",  # as the README says
         "conv2d output height would be -3",
     ),
+    "input too small for the model's own stem": (
+        ["summary", "alexnet", "--input-size", "3", "32", "32"],
+        "layer 'features.12' (MaxPool2d) gets a 1x1 map",
+        "--small-input builds alexnet for small images",
+    ),
+    "an option the model does not have": (
+        ["summary", "lenet5", "--small-input"],
+        "lenet5 takes no argument 'small_input'",
+    ),
 }
+
+
+def test_summary_with_the_small_input_stem(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "alexnet", "--input-size", "3", "32", "32", "--small-input"]) == 0
+    table = capsys.readouterr().out
+    expected = summary(create_model("alexnet", small_input=True), (3, 32, 32))
+    assert table.strip() == str(expected).strip()
+    assert "1x1 map" not in table
 
 
 @pytest.mark.parametrize("case", ERRORS)

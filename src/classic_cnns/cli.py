@@ -466,11 +466,22 @@ def _summary_command(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--num-classes", type=int, default=None, help="classes (default: the model's)"
     )
+    parser.add_argument(
+        "--small-input",
+        action="store_true",
+        help="the small-image stem (small_input=True), e.g. AlexNet or ResNet-18 at 32 px",
+    )
     parser.add_argument("--format", choices=("text", "markdown"), default="text")
     args = parser.parse_args(argv)
     size = tuple(args.input_size or model_info(args.model).input_size)
-    model = create_model(args.model, in_channels=size[0], num_classes=args.num_classes)
-    table = summary(model, size)
+    small: dict[str, Any] = {"small_input": True} if args.small_input else {}
+    model = create_model(args.model, in_channels=size[0], num_classes=args.num_classes, **small)
+    try:
+        table = summary(model, size)
+    except ValueError as err:
+        if small or "small_input" not in model_info(args.model).options:
+            raise
+        raise ValueError(f"{err}\n--small-input builds {args.model} for small images") from None
     print(table.to_markdown() if args.format == "markdown" else table)
     return 0
 

@@ -191,6 +191,13 @@ def _build(
     # Build the family's class from the file's hyperparameters (the defaults) and kwargs,
     # then load the file's tensors into its network.
     cls = family_class(model_info(name).family)
+    unknown = sorted(set(kwargs) - init_parameters(cls, name))
+    if unknown:
+        options = ", ".join(model_info(name).options) or "none"
+        raise TypeError(
+            f"{name} takes no argument {', '.join(map(repr, unknown))}: expected the arguments "
+            f"of {cls.__name__} (lr, optimizer, ...) or {name}'s network options ({options})"
+        )
     if file is not None:
         check_arch(file, name)
         accepted = init_parameters(cls, name) - {"arch"}
