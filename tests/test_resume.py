@@ -21,7 +21,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from classic_cnns import Digits, create_model
+from classic_cnns import Digits, UnfreezeBackbone, create_model
 from classic_cnns.checkpoint import AtomicCheckpointIO, ExactResume
 from classic_cnns.cli import main
 from classic_cnns.data.sampling import EpochShuffleSampler, ResumableDataLoader
@@ -50,6 +50,13 @@ RECIPES: dict[str, dict[str, Any]] = {
         "model": {"optimizer": "adamw", "scheduler": "onecycle", "lr": 0.01},
         "image_size": 32,
     },
+    # Fine-tuning: the backbone (batch norm too) frozen for the first epoch, then trained.
+    "lenet5_bn+unfreeze": {
+        "arch": "lenet5_bn",
+        "model": {"optimizer": "adamw", "scheduler": "onecycle", "lr": 0.01},
+        "image_size": 32,
+        "callbacks": lambda: [UnfreezeBackbone(after_epochs=1)],
+    },
     # Dropout (0.5 between the mlpconv blocks), SGD momentum and cosine decay, at 8x8.
     # (4 of the 11 batches per epoch, to keep it quick: limit_train_batches resumes too.)
     "nin": {
@@ -71,9 +78,9 @@ def _run(
 ) -> tuple[L.Trainer, Any]:
     recipe = RECIPES[arch]
     L.seed_everything(seed, verbose=False)
-    model = create_model(arch, num_classes=10, in_channels=1, **recipe["model"])
+    model = create_model(recipe.get("arch", arch), num_classes=10, in_channels=1, **recipe["model"])
     dm = Digits(batch_size=128, image_size=recipe["image_size"])
-    callbacks: list[L.Callback] = [ExactResume()]
+    callbacks: list[L.Callback] = [ExactResume(), *recipe.get("callbacks", list)()]
     if every is not None:
         callbacks.append(ModelCheckpoint(dirpath=root, every_n_train_steps=every, save_top_k=-1))
     if crash_at is not None:
@@ -156,6 +163,8 @@ def _reference(arch: str, root: Path) -> dict[str, Any]:
         ("lenet5_bn", 5),  # in the middle of the first epoch
         ("lenet5_bn", STEPS_PER_EPOCH),  # at the epoch boundary
         ("lenet5_bn", STEPS_PER_EPOCH + 4),  # in the middle of the last epoch
+        # Lightning skips on_train_epoch_start for an epoch resumed mid-way: unfrozen anyway.
+        ("lenet5_bn+unfreeze", STEPS_PER_EPOCH + 4),
         ("nin", 6),  # dropout: the RNG state comes back too
         ("nin", 4),  # ... also at its epoch boundary, where the next loader is made afresh
     ],

@@ -108,13 +108,13 @@ def freeze_backbone(net: nn.Module, *, train_bn: bool = False) -> list[_BatchNor
     """Stop training the backbone: ``requires_grad=False`` on its parameters.
 
     With ``train_bn=False`` its batch norm layers are also put in eval mode, so they
-    normalise with their running statistics and stop updating them: the frozen backbone
-    then computes the same function in training as in evaluation (timm freezes batch norm
-    the same way). ``net.train()`` undoes that; :class:`~classic_cnns.task.ImageClassifier`
-    re-applies it after every ``train()`` call (a plain loop's per-epoch ``model.train()``;
-    Lightning itself restores each module's own mode after validation).
-    With ``train_bn=True`` the batch norm layers keep training, scales and statistics,
-    as in Lightning's ``BackboneFinetuning``.
+    normalise with their running statistics and stop updating them, as in evaluation (timm
+    freezes batch norm the same way); the backbone's dropout layers (AlexNet, VGG, NiN,
+    GoogLeNet) keep dropping in training. ``net.train()`` undoes the eval mode;
+    :class:`~classic_cnns.task.ImageClassifier` re-applies it after every ``train()`` call
+    (a plain loop's per-epoch ``model.train()``; Lightning itself restores each module's
+    own mode after validation). With ``train_bn=True`` the batch norm layers keep training,
+    scales and statistics, as in Lightning's ``BackboneFinetuning``.
 
     Returns:
         The batch norm layers put in eval mode (empty with ``train_bn=True``).
@@ -334,10 +334,18 @@ class UnfreezeBackbone(BaseFinetuning):
         if self.after_epochs > 0:
             pl_module.freeze_backbone(train_bn=self.train_bn)  # type: ignore[operator]
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Unfreeze at once when a resumed run starts in or after epoch ``after_epochs``.
+
+        Lightning does not call ``on_train_epoch_start`` for an epoch resumed mid-way, and
+        ``setup`` has frozen the backbone again.
+        """
+        self.on_train_epoch_start(trainer, pl_module)
+
     def finetune_function(
         self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer
     ) -> None:
-        """Unfreeze at epoch ``after_epochs`` (or the first epoch after it, when resuming)."""
+        """Unfreeze at the start of epoch ``after_epochs`` or, resumed, of the run after it."""
         if epoch < self.after_epochs or not getattr(pl_module, "backbone_frozen", False):
             return
         pl_module.unfreeze_backbone()  # type: ignore[operator]
