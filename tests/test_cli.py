@@ -305,6 +305,15 @@ ERRORS = {
         "layer 'features.12' (MaxPool2d) gets a 1x1 map",
         "--small-input builds alexnet for small images",
     ),
+    "evaluating random weights": (
+        ["test"],
+        "test needs trained weights: --ckpt_path FILE (or last), --weights FILE or "
+        "--pretrained true",
+    ),
+    "evaluating the last run where there is none": (
+        ["validate", "--ckpt_path", "last"],
+        "--ckpt_path last: no earlier run left a last.ckpt to validate",
+    ),
     "an option the model does not have": (
         ["summary", "lenet5", "--small-input"],
         "lenet5 takes no argument 'small_input'",
@@ -519,6 +528,12 @@ def test_default_root_dir_holds_the_logs_and_last_resumes_from_it(
         "last.ckpt rebuilds its own model (LeNet5, arch 'lenet5'), which these settings "
         "contradict"
     ) in capsys.readouterr().err
+    # The run's config.yaml, given with another root, writes there: its logger follows.
+    assert "save_dir: .\n" in (version / "config.yaml").read_text()
+    again = ["fit", "-c", str(version / "config.yaml"), "--trainer.default_root_dir=runs/exp2"]
+    assert main(again) == 0, capsys.readouterr().err
+    assert (tmp_path / "runs" / "exp2" / "lightning_logs" / "version_0" / "config.yaml").is_file()
+    assert sorted(p.name for p in version.parent.iterdir()) == ["version_0", "version_1"]
 
 
 def test_ckpt_path_last_rebuilds_the_last_run_s_model_in_every_command(

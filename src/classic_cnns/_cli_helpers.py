@@ -127,9 +127,12 @@ def place_default_logger(trainer: Any) -> None:
         'runs'
     """
     logger, root = trainer.get("logger"), trainer.get("default_root_dir")
-    csv = str(getattr(logger, "class_path", "")).endswith(".CSVLogger")
-    if root and csv and logger.init_args.get("save_dir") == ".":
+    if root and _is_csv(logger) and logger.init_args.get("save_dir") == ".":
         logger.init_args.save_dir = root
+
+
+def _is_csv(logger: Any) -> bool:
+    return str(getattr(logger, "class_path", "")).endswith(".CSVLogger")
 
 
 def add_default_classes(args: Sequence[str], at: int) -> list[str]:
@@ -535,6 +538,13 @@ class SaveConfig(SaveConfigCallback):
 
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
         """Save the configuration, or say how to keep the earlier run's."""
+        # The default logger's save_dir as the command line had it ("."), so that a rerun
+        # with --config and another --trainer.default_root_dir writes there.
+        trainer_config = self.config.get("trainer", {})
+        logger, root = trainer_config.get("logger"), trainer_config.get("default_root_dir")
+        if root and _is_csv(logger) and logger.init_args.get("save_dir") == root:
+            self.config = self.config.clone()
+            self.config.trainer.logger.init_args.save_dir = "."
         try:
             super().setup(trainer, pl_module, stage)
         except RuntimeError as err:

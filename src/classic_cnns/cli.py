@@ -277,8 +277,13 @@ class ClassicCLI(LightningCLI):
                 "--ckpt_path resumes a run with the checkpoint's own weights; --weights and "
                 "--pretrained start a new run: give one or the other"
             )
+        evaluating = self.subcommand in ("validate", "test", "predict")
+        if evaluating and config.get("ckpt_path") is None and not (pretrained or path):
+            raise ValueError(
+                f"{self.subcommand} needs trained weights: --ckpt_path FILE (or last), --weights "
+                "FILE or --pretrained true; without them the weights are the random initial ones"
+            )
         if config.get("ckpt_path") is None and isinstance(self.model, ImageClassifier):
-            evaluating = self.subcommand in ("validate", "test", "predict")
             try:  # evaluating, every tensor must load: a fresh head would be scored
                 load_weights(self.model, pretrained=pretrained, checkpoint_path=path,
                              strict=True if evaluating else None)  # fmt: skip
@@ -303,7 +308,11 @@ class ClassicCLI(LightningCLI):
         config = self.config_init[subcommand]
         if config.get("ckpt_path") == "last":
             path = last_checkpoint(self.trainer)
-            if path is not None:  # else Lightning warns and starts afresh
+            if path is None and subcommand != "fit":  # fit starts afresh, as Lightning's does
+                raise ValueError(
+                    f"--ckpt_path last: no earlier run left a last.ckpt to {subcommand}"
+                )
+            if path is not None:
                 if subcommand == "fit":
                     self._check_resumed_hparams(path)
                 config["ckpt_path"] = str(path)
