@@ -394,6 +394,15 @@ def test_dataloaders_before_setup_say_so() -> None:
         ({"in_channels": 0}, r"in_channels must be a positive int; got 0"),
         ({"in_channels": True}, r"in_channels must be a positive int; got True"),
         (
+            {"teacher_weights": "t.ckpt"},
+            r"teacher_weights is for a teacher given by its registered name .*got "
+            r"teacher=None and teacher_weights='t\.ckpt'",
+        ),
+        (
+            {"loss": "kl_div", "teacher": "t.ckpt", "teacher_weights": "w.ckpt"},
+            r"a file holds its own weights\); got teacher='t\.ckpt'",
+        ),
+        (
             {"arch": "lenet6"},
             r"unknown model 'lenet6': expected one of the \d+ registered names.*"
             r"Did you mean 'lenet5'",
@@ -537,3 +546,87 @@ def test_fuzz_random_shapes_and_dtypes_give_logits_or_our_own_errors(
     assert valid, f"{name} accepted an invalid batch {tuple(shape)} {dtype}"
     assert out.shape == (n, 10) and out.dtype == torch.float32
     assert torch.isfinite(out).all()
+
+
+# -- what a datamodule of your own loads, and the statistics it is given ----------------------
+
+
+class _Loaded(InMemoryDataModule):
+    # A datamodule of one's own whose load_splits returns what it was given.
+    num_classes = 10
+    class_names = tuple("0123456789")
+    mean, std = (0.5,), (0.25,)
+
+    def __init__(self, loaded: Any) -> None:
+        super().__init__(val_size=0)
+        self.loaded = loaded
+
+    def load_splits(self) -> Any:
+        return self.loaded
+
+
+_IMAGES = torch.zeros(5, 1, 8, 8, dtype=torch.uint8)
+_LABELS = torch.arange(5)
+
+
+@pytest.mark.parametrize(
+    "loaded,error,message",
+    [
+        (
+            (_IMAGES.float() / 255, _LABELS, _IMAGES, _LABELS),
+            TypeError,
+            r"_Loaded\.load_splits\(\): the training images must be uint8 \(0-255\), .*; "
+            r"got torch\.float32",
+        ),
+        (
+            (_IMAGES, _LABELS, _IMAGES[:, 0], _LABELS),
+            ValueError,
+            r"the test images must be \(N, 1, H, W\), .*; got shape \(5, 8, 8\)",
+        ),
+        (
+            (_IMAGES.expand(5, 3, 8, 8), _LABELS, _IMAGES, _LABELS),
+            ValueError,
+            r"the training images must be \(N, 1, H, W\), .*; got shape \(5, 3, 8, 8\)",
+        ),
+        (
+            (_IMAGES, _LABELS.float(), _IMAGES, _LABELS),
+            TypeError,
+            r"the training labels must be class indices of an integer dtype .*; got torch\.float32",
+        ),
+        (
+            (_IMAGES, _LABELS, _IMAGES, _LABELS[:4]),
+            ValueError,
+            r"the test labels must be \(N,\), one per image \(5\); got shape \(4,\)",
+        ),
+        (
+            (_IMAGES, _LABELS),
+            TypeError,
+            r"must return \(train_images, train_labels, test_images, test_labels\); got tuple of 2",
+        ),
+    ],
+)
+def test_what_load_splits_returns_is_checked_at_setup_naming_the_split(
+    loaded: Any, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        _Loaded(loaded).setup("fit")
+
+
+def test_load_splits_with_labels_of_any_integer_dtype_sets_up() -> None:
+    dm = _Loaded((_IMAGES, _LABELS.int(), _IMAGES, _LABELS))  # any integer labels
+    dm.setup("fit")
+    assert dm.has_test_set
+
+
+def test_statistics_on_the_0_255_scale_are_refused_with_the_fix() -> None:
+    from classic_cnns import CIFAR10
+
+    with pytest.raises(ValueError, match=r"0-1 scale .*got mean=\(125\.3, .*divide them by 255"):
+        CIFAR10(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
+    with pytest.raises(ValueError, match=r"0-1 scale .*std=\(1\.5,\)"):
+        check_stats([0.5], [1.5], channels=1)
+    with pytest.raises(ValueError, match=r"0-1 scale .*mean=\(-0\.1,\)"):
+        check_stats([-0.1], [0.2], channels=1)
+    with pytest.raises(ValueError, match=r"mean and std must be numbers; got mean=\[nan\]"):
+        check_stats([math.nan], [0.2], channels=1)
+    assert check_stats([0.0, 1.0], [1.0, 0.01], channels=2) == ((0.0, 1.0), (1.0, 0.01))

@@ -441,6 +441,12 @@ def test_in_memory_batches_cover_every_image_once() -> None:
         ),
         ({"data_on_device": "yes"}, r"data_on_device must be True, False or None; got 'yes'"),
         ({"test_size": 1.5}, r"test_size must be a fraction in \(0, 1\); got 1.5"),
+        ({"test_size": "0.2"}, r"test_size must be a fraction in \(0, 1\); got '0.2'"),
+        ({"test_size": None}, r"test_size must be a fraction in \(0, 1\); got None"),
+        ({"num_workers": "2"}, r"num_workers must be an int >= 0 \(0: .*\); got '2'"),
+        ({"num_workers": -1}, r"num_workers must be an int >= 0 .*; got -1"),
+        ({"num_workers": True}, r"num_workers must be an int >= 0 .*; got True"),
+        ({"num_workers": 1.0}, r"num_workers must be an int >= 0 .*; got 1\.0"),
         ({"mixup_alpha": -0.2}, r"mixup_alpha must be a number >= 0 \(0: off\); got -0.2"),
         ({"cutmix_alpha": float("inf")}, r"cutmix_alpha must be a number >= 0 .*; got inf"),
     ],
@@ -455,6 +461,24 @@ def test_a_split_that_leaves_no_training_data_is_refused() -> None:
         ValueError, match=r"val_size=5000 leaves no training images \(1438 in the training set\)"
     ):
         Digits(val_size=5000).setup("fit")
+
+
+@pytest.mark.parametrize(
+    "test_size,message",
+    [
+        (
+            0.0002,
+            r"Digits: test_size=0\.0002 of 1797 images rounds to no test image; expected a larger",
+        ),
+        (
+            0.9999,
+            r"test_size=0\.9999 of 1797 images rounds to no training image; expected a smaller",
+        ),
+    ],
+)
+def test_a_test_share_that_rounds_to_no_image_says_so(test_size: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Digits(test_size=test_size).setup("fit")
 
 
 def test_the_tests_cannot_reach_the_network() -> None:

@@ -12,7 +12,9 @@ import io
 import pickle
 import re
 import tarfile
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -22,7 +24,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 import classic_cnns.data.folder as folder_module
 import classic_cnns.weights as weights_module
-from classic_cnns import Digits, LeNet5, ResNet, create_model, load_model, model_info
+from classic_cnns import MNIST, Digits, LeNet5, ResNet, create_model, load_model, model_info
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
 from classic_cnns.data.folder import ImageFolder, load_image, random_crop_flip
 from classic_cnns.data.mnist import read_idx
@@ -236,6 +238,49 @@ def test_a_model_trained_on_padded_images_gets_the_files_padded(tmp_path, digits
     assert not torch.equal(resized._splits["train"][0], dm._splits["train"][0])
 
 
+def test_fitting_a_model_trained_on_padded_mnist_pads_each_file_once(
+    tmp_path, digits, mnist_raw, monkeypatch
+) -> None:
+    # LeNet-5 trained on MNIST records its 28 px padded to 32; fitting it on a folder of
+    # digits with the size left to it decodes each file once, padded, trains on those
+    # pixels, and the model records "pad" again (it used to decode twice and resize).
+    images, labels = digits
+    _write_pngs(tmp_path / "imgs", images[:100], labels[:100])
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    model = LeNet5(num_classes=10)
+    mnist = MNIST(str(mnist_raw.parents[1]), download=False, protocol="10k", val_size=0)
+    L.Trainer(max_steps=1, enable_checkpointing=False, **quiet).fit(model, datamodule=mnist)
+    assert model.data_config["resize"] == "pad"
+    decoded: Counter[str] = Counter()
+    load = folder_module.load_image
+
+    def counted(path: Path, *args: Any) -> torch.Tensor:
+        decoded[Path(path).name] += 1
+        return load(path, *args)
+
+    monkeypatch.setattr(folder_module, "load_image", counted)
+    seen: list[torch.Tensor] = []
+
+    class Batches(L.Callback):  # the batches as the network gets them, normalised
+        def on_train_batch_start(self, trainer: Any, module: Any, batch: Any, i: int) -> None:
+            seen.append(batch[0].detach().clone())
+
+    dm = ImageFolder(
+        tmp_path / "imgs", channels=1, batch_size=25, val_size=0, test_size=0, augment=False
+    )
+    trainer = L.Trainer(max_epochs=1, enable_checkpointing=False, callbacks=[Batches()], **quiet)
+    trainer.fit(model, datamodule=dm)
+    assert len(decoded) == 100 and set(decoded.values()) == {1}
+    assert model.data_config["resize"] == "pad" and model.data_config["image_size"] == [32, 32]
+    assert dm.preprocessing is not None
+    (mean,), (std,) = dm.preprocessing.mean, dm.preprocessing.std
+    pixels = torch.cat(seen).mul(std).add(mean).mul(255).round().to(torch.uint8)
+    padded = torch.nn.functional.pad(images[:100][:, None], (2, 2, 2, 2))
+    assert sorted(p.numpy().tobytes() for p in pixels) == sorted(
+        p.numpy().tobytes() for p in padded
+    )
+
+
 def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused(
     tmp_path, digits
 ) -> None:
@@ -340,6 +385,34 @@ def test_image_folder_errors_name_the_folder(tmp_path) -> None:
     for share in ("0.2", 1.5, -0.1, float("nan")):
         with pytest.raises(ValueError, match=r"test_size must be a fraction in \[0, 1\]; got"):
             ImageFolder(tmp_path, test_size=share)  # type: ignore[arg-type]
+
+
+def test_a_test_share_that_rounds_to_no_image_is_refused_at_setup(tmp_path, digits) -> None:
+    images, labels = digits
+    _write_pngs(tmp_path, images, labels)
+    for test_size, none, share in ((0.001, "test", "larger"), (0.999, "training", "smaller")):
+        dm = ImageFolder(tmp_path, image_size=28, channels=1, test_size=test_size)
+        with pytest.raises(
+            ValueError,
+            match=rf"test_size={test_size} of 200 images rounds to no {none} image; "
+            rf"expected a {share} share",
+        ):
+            dm.setup("fit")
+
+
+def test_one_extension_as_a_string_is_one_extension(tmp_path, digits) -> None:
+    images, labels = digits
+    _write_pngs(tmp_path, images[:40], labels[:40])
+    (tmp_path / "0" / "scan.jpg").write_bytes((tmp_path / "0" / "0003.png").read_bytes())
+    pngs = folder_module.list_images(tmp_path / "0", extensions="png")
+    assert [p.name for p in pngs] == ["0003.png", "0010.png", "0013.png", "0025.png", "0028.png"]
+    assert folder_module.list_images(tmp_path / "0", extensions=".PNG") == pngs
+    dm = ImageFolder(tmp_path, channels=1, image_size=28, extensions="png", test_size=0)
+    assert dm.extensions == ("png",)
+    dm.setup("fit")
+    assert sum(dm._splits[s][1].numel() for s in ("train", "val")) == 40  # not the .jpg
+    with pytest.raises(TypeError, match=r"extensions must be an extension .*; got \[3\]"):
+        ImageFolder(tmp_path, extensions=[3])  # type: ignore[list-item]
 
 
 def test_hidden_files_and_folders_inside_classes_are_not_images(tmp_path, digits) -> None:

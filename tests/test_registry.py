@@ -102,6 +102,11 @@ def test_register_model_adds_a_user_network_and_refuses_duplicates() -> None:
         _REGISTRY.pop("Toy_Linear_Test")
 
 
+def test_create_model_builds_the_arch_it_is_named() -> None:
+    with pytest.raises(TypeError, match=r"named, 'lenet5'; got arch='lenet5_bn' too"):
+        create_model("lenet5", arch="lenet5_bn")
+
+
 def test_family_class_refuses_another_familys_arch() -> None:
     @register_model(
         family="toy",

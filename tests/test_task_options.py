@@ -12,7 +12,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from classic_cnns import Digits, LeNet5, ResNet, create_model, list_models, model_info
+from classic_cnns import (
+    Digits,
+    LeNet5,
+    ResNet,
+    create_model,
+    list_models,
+    load_model,
+    model_info,
+)
 from classic_cnns.files import load_checkpoint
 from classic_cnns.recipes import Recipe
 
@@ -76,6 +84,19 @@ def test_another_kind_of_optimizer_on_the_recipe_s_lr_is_warned_of() -> None:
         LeNet5(optimizer="adam", lr=1e-3)
         LeNet5(optimizer="sgd")
         create_model("resnet18", optimizer="adam")  # its recipe's AdamW: the same scale
+
+
+def test_a_checkpoints_lr_is_not_carried_over_to_another_optimizer(tmp_path: Path) -> None:
+    trainer = _trainer()
+    trainer.strategy.connect(LeNet5(lr=0.05))  # SGD, the recipe's optimizer, at 0.05
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_model(tmp_path / "m.ckpt").hparams.lr == 0.05
+        assert load_model(tmp_path / "m.ckpt", optimizer="adam", lr=1e-3).hparams.lr == 1e-3
+    # Adam without an lr: the recipe's rule, as for a new model (its SGD lr, with a warning).
+    with pytest.warns(UserWarning, match=r"lr 0\.1 is lenet5's recipe's for 'sgd'; 'adam' "):
+        assert load_model(tmp_path / "m.ckpt", optimizer="adam").hparams.lr == 0.1
 
 
 # -- losses --------------------------------------------------------------------------------------

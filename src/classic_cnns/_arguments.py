@@ -92,6 +92,12 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
             "loss='kl_div' (knowledge distillation) needs a teacher, and a teacher needs "
             f"loss='kl_div'; got loss={loss!r} and teacher={teacher!r}"
         )
+    if kwargs["teacher_weights"] is not None and teacher not in list_models():
+        raise ValueError(
+            "teacher_weights is for a teacher given by its registered name (a file holds its "
+            f"own weights); got teacher={teacher!r} and teacher_weights="
+            f"{kwargs['teacher_weights']!r}"
+        )
     if not isinstance(kwargs["channels_last"], bool):
         raise ValueError(f"channels_last must be True or False; got {kwargs['channels_last']!r}")
     if not isinstance(kwargs["compile"], bool | dict):

@@ -61,7 +61,8 @@ def create_model(
         checkpoint_path: Start from the network weights in a ``.safetensors`` file (as
             ``classic-cnns export`` writes), a Lightning ``.ckpt`` or a state dict, read
             once and adapted the same way; the hyperparameters the file records are the
-            defaults of the arguments not given, and its data configuration is kept.
+            defaults of the arguments not given (its ``lr`` not for another ``optimizer``),
+            and its data configuration is kept.
         strict: How the file's tensors must fit (:func:`~classic_cnns.weights.load_into`):
             by default all but the head's, ``True`` all, ``False`` what fits loads.
         **kwargs: Arguments of the family's class.
@@ -70,6 +71,7 @@ def create_model(
         ValueError: for an unknown name, both ``pretrained`` and ``checkpoint_path``, a name
             without pretrained weights, or a file of another architecture or whose tensors
             do not fit (see ``strict``).
+        TypeError: for an argument that neither the family's class nor the network takes.
 
     Example:
         >>> import torch
@@ -191,6 +193,10 @@ def _build(
     # Build the family's class from the file's hyperparameters (the defaults) and kwargs,
     # then load the file's tensors into its network.
     cls = family_class(model_info(name).family)
+    if "arch" in kwargs:
+        raise TypeError(
+            f"create_model builds the arch it is named, {name!r}; got arch={kwargs['arch']!r} too"
+        )
     unknown = sorted(set(kwargs) - init_parameters(cls, name))
     if unknown:
         options = ", ".join(model_info(name).options) or "none"
@@ -201,6 +207,8 @@ def _build(
     if file is not None:
         check_arch(file, name)
         accepted = init_parameters(cls, name) - {"arch"}
+        if kwargs.get("optimizer", file.hparams.get("optimizer")) != file.hparams.get("optimizer"):
+            accepted -= {"lr"}  # the file's was its optimizer's: the recipe's rule applies
         kwargs = {**{k: v for k, v in file.hparams.items() if k in accepted}, **kwargs}
     model = cls(arch=name, **kwargs)
     if file is not None:

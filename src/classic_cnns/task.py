@@ -346,9 +346,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         """Replace the head with a freshly initialised one for ``num_classes`` classes.
 
         Updates ``num_classes`` (in the hyperparameters too, so checkpoints reload with the
-        new head) and the metrics. Call it before ``Trainer.fit``, which builds the optimizer.
-        A classifier needs at least 2 classes; for a headless network, call
-        ``model.net.reset_classifier(0)`` on the plain network.
+        new head and loggers record it) and the metrics. Call it before ``Trainer.fit``,
+        which builds the optimizer. A classifier needs at least 2 classes; for a headless
+        network, call ``model.net.reset_classifier(0)`` on the plain network.
 
         Example:
             >>> from classic_cnns import LeNet5
@@ -356,11 +356,14 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             >>> model.reset_classifier(5)
             >>> model.net.fc.out_features, model.num_classes, model.hparams.num_classes
             (5, 5, 5)
+            >>> model.hparams_initial.num_classes  # as loggers record it
+            5
         """
         finetune.reset_head(self.net, num_classes)
         self.data_config.pop("class_names", None)  # the old head's
         self.num_classes = num_classes
         self.hparams["num_classes"] = num_classes
+        self._hparams_initial["num_classes"] = num_classes  # what loggers record
         self._set_metrics(num_classes)
         self.to(next(self.net.parameters()).device)  # the new metrics join the model's device
 

@@ -1,9 +1,9 @@
 """In-memory datamodules: uint8 tensors on the host, conversion per batch on the device.
 
-Small datasets (MNIST is 47 MB as uint8) fit in memory many times over, so the
-datamodules here hold them as one ``uint8`` tensor per split and hand out whole
-batches by indexing that tensor. The float conversion, padding or resizing and
-normalisation run once per *batch*, after the batch reaches its device, in
+Small datasets (MNIST's 70,000 training and test images take 55 MB as uint8) fit in
+memory many times over, so the datamodules here hold them as one ``uint8`` tensor per
+split and hand out whole batches by indexing that tensor. The float conversion, padding or
+resizing and normalisation run once per *batch*, after the batch reaches its device, in
 ``on_after_batch_transfer``, by the datamodule's
 :class:`~classic_cnns.data.preprocessing.Preprocessing`. There is no per-sample PIL round
 trip.
@@ -14,10 +14,11 @@ trained (``trainer.lightning_module``) through the typed
 data configuration).
 
 Under a distributed strategy (DDP, ``ddp_spawn``) every process holds the whole dataset
-as uint8 (MNIST 47 MB, CIFAR-10 150 MB) and transforms its own batches on its own device;
-the samplers shard the batches: training as ``DistributedSampler`` does (padded to equal
-shards, one seeded order per epoch), evaluation without padding, so that each image is
-counted once and the synchronised metrics equal a single process's.
+as uint8, training and test images (MNIST 55 MB, CIFAR-10 184 MB), and transforms its own
+batches on its own device; the samplers shard the batches: training as
+``DistributedSampler`` does (padded to equal shards, one seeded order per epoch),
+evaluation without padding, so that each image is counted once and the synchronised
+metrics equal a single process's.
 """
 
 from __future__ import annotations
@@ -192,6 +193,11 @@ class InMemoryDataModule(L.LightningDataModule):
                 "val_size=1.0 is ambiguous: a fraction must be below 1 (all of the training set "
                 "would leave nothing to train on); for one validation image pass the int 1"
             )
+        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+            raise ValueError(
+                "num_workers must be an int >= 0 (0: batches made in the main process); "
+                f"got {num_workers!r}"
+            )
         if not (data_on_device is None or isinstance(data_on_device, bool)):
             raise ValueError(f"data_on_device must be True, False or None; got {data_on_device!r}")
         _check_alphas(mixup_alpha, cutmix_alpha)
@@ -217,7 +223,11 @@ class InMemoryDataModule(L.LightningDataModule):
 
     # -- what subclasses provide -------------------------------------------------
     def load_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Return ``(train_images, train_labels, test_images, test_labels)``."""
+        """Return ``(train_images, train_labels, test_images, test_labels)``.
+
+        Images ``uint8`` ``(N, C, H, W)`` with ``C == len(mean)``, labels integer ``(N,)``;
+        ``setup`` refuses anything else, naming the split.
+        """
         raise NotImplementedError
 
     # -- facts ---------------------------------------------------------------------
@@ -296,7 +306,7 @@ class InMemoryDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Load the data once and split train/validation with the fixed seed."""
         if not self._splits:
-            train_x, train_y, test_x, test_y = self.load_splits()
+            train_x, train_y, test_x, test_y = self._checked(self.load_splits())
             self._splits = self._split(train_x, train_y)
             self._splits["test"] = (test_x, test_y)
             for name, (x, _) in self._splits.items():
@@ -305,6 +315,46 @@ class InMemoryDataModule(L.LightningDataModule):
         self._native = tuple(self._splits["test"][0].shape[-2:])
         self._follow_model(self._native)
         self._move_to_device()
+
+    def _checked(self, loaded: Any) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        # What load_splits returned, checked here: images of another dtype or rank would
+        # skip the normalisation (only uint8 is converted) or fail deep in a batch.
+        where = f"{type(self).__name__}.load_splits()"
+        if not isinstance(loaded, tuple | list) or len(loaded) != 4:
+            raise TypeError(
+                f"{where} must return (train_images, train_labels, test_images, test_labels); "
+                f"got {type(loaded).__name__}"
+                + (f" of {len(loaded)}" if isinstance(loaded, tuple | list) else "")
+            )
+        channels = self.in_channels
+        for split, images, labels in (("training", *loaded[:2]), ("test", *loaded[2:])):
+            if not isinstance(images, Tensor) or not isinstance(labels, Tensor):
+                raise TypeError(
+                    f"{where}: the {split} images and labels must be tensors; got "
+                    f"{type(images).__name__} and {type(labels).__name__}"
+                )
+            if images.dtype != torch.uint8:
+                raise TypeError(
+                    f"{where}: the {split} images must be uint8 (0-255), which the batches are "
+                    f"converted and normalised from; got {images.dtype}"
+                )
+            if images.ndim != 4 or images.shape[1] != channels:
+                raise ValueError(
+                    f"{where}: the {split} images must be (N, {channels}, H, W), as many "
+                    f"channels as mean has values; got shape {tuple(images.shape)}"
+                )
+            kind = labels.dtype
+            if kind.is_floating_point or kind.is_complex or kind == torch.bool:
+                raise TypeError(
+                    f"{where}: the {split} labels must be class indices of an integer dtype "
+                    f"(int64); got {kind}"
+                )
+            if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+                raise ValueError(
+                    f"{where}: the {split} labels must be (N,), one per image "
+                    f"({images.shape[0]}); got shape {tuple(labels.shape)}"
+                )
+        return loaded[0], loaded[1], loaded[2], loaded[3]
 
     def _move_to_device(self) -> None:
         # Put every split on the accelerator the Trainer runs on, once (see data_on_device).

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from classic_cnns._guard import is_number
 from classic_cnns.data.base import InMemoryDataModule
 
 __all__ = ["Digits"]
@@ -70,7 +71,7 @@ class Digits(InMemoryDataModule):
             mixup_alpha=mixup_alpha,
             cutmix_alpha=cutmix_alpha,
         )
-        if not 0 < test_size < 1:
+        if not is_number(test_size) or not 0 < test_size < 1:
             raise ValueError(f"test_size must be a fraction in (0, 1); got {test_size!r}")
         self.test_size = test_size
 
@@ -83,6 +84,12 @@ class Digits(InMemoryDataModule):
         images = images.unsqueeze(1)  # (N, 1, 8, 8)
         labels = torch.from_numpy(bunch.target).long()
         n_test = round(len(labels) * self.test_size)
+        if not 0 < n_test < len(labels):
+            share, none = ("larger", "test") if n_test == 0 else ("smaller", "training")
+            raise ValueError(
+                f"Digits: test_size={self.test_size!r} of {len(labels)} images rounds to no "
+                f"{none} image; expected a {share} share"
+            )
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
         test, train = order[:n_test].sort().values, order[n_test:].sort().values
         return images[train], labels[train], images[test], labels[test]

@@ -35,7 +35,7 @@ except ImportError:  # a torchvision without image decoders
     _torchvision_decode = None  # type: ignore[assignment]
 
 from classic_cnns._guard import is_number
-from classic_cnns.data.preprocessing import ResizeMode, random_crop_flip, to_size
+from classic_cnns.data.preprocessing import ModelSpec, ResizeMode, random_crop_flip, to_size
 from classic_cnns.data.transfer import TransferDataModule
 
 __all__ = [
@@ -78,7 +78,7 @@ def list_images(
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder; expected a folder of images")
-    exts = {"." + e.lower().lstrip(".") for e in extensions}
+    exts = {"." + e.lower().lstrip(".") for e in _extensions(extensions)}
     found = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(
         p
@@ -87,6 +87,19 @@ def list_images(
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
+
+
+def _extensions(extensions: Any) -> tuple[str, ...]:
+    # A plain string ("png") is one extension, not the letters iterating it would give.
+    found = (extensions,) if isinstance(extensions, str) else extensions
+    if not isinstance(found, Sequence | set | frozenset) or not all(
+        isinstance(e, str) and e.strip(".") for e in found
+    ):
+        raise TypeError(
+            f'extensions must be an extension (".png" or "png") or a list of them; got '
+            f"{extensions!r}"
+        )
+    return tuple(found)
 
 
 def load_image(
@@ -254,7 +267,10 @@ class ImageFolder(TransferDataModule):
     folders without a training folder.
 
     Files are decoded once at ``setup`` (see :func:`load_image`) at ``image_size`` (or the
-    model's input size) and kept as uint8 in memory. Validating, testing or predicting
+    model's input size) and kept as uint8 in memory. With ``image_size`` left to it, a model
+    whose ``data_config`` records padded images (MNIST's 28 px padded to LeNet-5's 32) gets
+    the files padded where they fit, as :func:`~classic_cnns.predict.predict_folder` pads
+    them, and records ``"pad"`` again when trained on them. Validating, testing or predicting
     (not ``fit``) with a model whose ``data_config`` records an evaluation crop (torchvision's
     ImageNet weights: ``crop_pct`` 224/256), the images are resized to cover
     ``size / crop_pct`` and the centre cropped, as :func:`~classic_cnns.predict.predict_folder`
@@ -337,7 +353,7 @@ class ImageFolder(TransferDataModule):
             raise ValueError(f"test_size must be a fraction in [0, 1]; got {test_size!r}")
         self.root = Path(root)
         self.test_size = test_size
-        self.extensions = tuple(extensions)
+        self.extensions = _extensions(extensions)
         if not self.root.is_dir():
             raise FileNotFoundError(f"no image folder at {self.root}")
         self._split_dirs = _split_dirs(self.root)
@@ -450,7 +466,15 @@ class ImageFolder(TransferDataModule):
         return self._resolve_size(None, model)[0], "pad" if pad else "resize", crop
 
     def setup(self, stage: str | None = None) -> None:
-        """Decode every image once (at the resolved size), split, and measure the training set."""
+        """Decode every image once (at the resolved size), split, and measure the training set.
+
+        A datamodule used again with a model that takes the images at another size, or
+        padded rather than resized, decodes the files again.
+        """
+        # The model's own data_config decides here, before its setup records this datamodule's
+        # (and a model trained before may have left it at another size, or padded).
+        if self._splits and self._model() is not None and self._storage() != self._decoded:
+            self._splits = {}
         if not self._splits:
             size, mode, crop = self._decoded = self._storage()
             if self.layout == "split":
@@ -471,6 +495,12 @@ class ImageFolder(TransferDataModule):
             else:
                 images, labels = self._decode(self.root, size, mode, crop)
                 n_test = round(labels.numel() * self.test_size)
+                if n_test in (0, labels.numel()) and 0 < self.test_size < 1:
+                    share, none = ("larger", "test") if n_test == 0 else ("smaller", "training")
+                    raise ValueError(
+                        f"{self.root}: test_size={self.test_size!r} of {labels.numel()} images "
+                        f"rounds to no {none} image; expected a {share} share"
+                    )
                 order = torch.randperm(
                     labels.numel(), generator=torch.Generator().manual_seed(self.seed)
                 )
@@ -487,6 +517,18 @@ class ImageFolder(TransferDataModule):
         self._native = tuple(self._splits["train"][0].shape[-2:])
         self._follow_model(self._native)
         self._move_to_device()
+
+    def _resolve_size(
+        self, native: tuple[int, ...] | None, model: ModelSpec | None
+    ) -> tuple[tuple[int, int], ResizeMode]:
+        # The files were sized when decoded, so the batches only keep that size; the mode is
+        # the one they were decoded with, so that the model records it ("pad" for a model
+        # trained on padded images), predict_folder prepares new files alike, and the next
+        # _storage() (which reads what the model records) agrees with the stored images.
+        size, mode = super()._resolve_size(native, model)
+        if native is not None and self._decoded is not None and tuple(native) == size:
+            mode = self._decoded[1]
+        return size, mode
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
         # Trainer.validate/test/fit(ckpt_path=...) restores the checkpoint after setup; when

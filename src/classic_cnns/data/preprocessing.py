@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
+from classic_cnns._guard import is_number
 from classic_cnns.recipes import Recipe
 
 __all__ = [
@@ -89,7 +90,8 @@ class ModelSpec(Protocol):
 def check_stats(
     mean: Sequence[float] | None, std: Sequence[float] | None, channels: int
 ) -> Stats | None:
-    """Given statistics, checked (both or neither, one value per channel, std > 0), as floats.
+    """Given statistics, checked, as floats: both or neither, one value per channel, on the
+    0-1 scale of the images (mean in ``[0, 1]``, std in ``(0, 1]``).
 
     Returns ``None`` when neither is given.
 
@@ -113,8 +115,18 @@ def check_stats(
             f"mean and std need {channels} value(s) each, one per input channel; got "
             f"{len(mean)} and {len(std)}"
         )
+    if not all(is_number(v) for v in (*mean, *std)):
+        raise ValueError(f"mean and std must be numbers; got mean={mean!r} and std={std!r}")
     if min(std) <= 0:
         raise ValueError(f"std must be positive; got {tuple(std)}")
+    # Statistics of 0-255 pixels would pass silently and normalise the 0-1 batches to
+    # nearly constant values.
+    if not all(0 <= v <= 1 for v in mean) or max(std) > 1:
+        raise ValueError(
+            "mean and std are on the 0-1 scale of the images (mean in [0, 1], std in (0, 1]); "
+            f"got mean={tuple(mean)} and std={tuple(std)}: for statistics of 0-255 pixels, "
+            "divide them by 255"
+        )
     return tuple(map(float, mean)), tuple(map(float, std))
 
 
