@@ -98,3 +98,14 @@ def test_ctrl_c_then_ckpt_path_last_finishes_the_run(
     history = final["callbacks"]["TrainingPlots"]["history"]
     assert [h["epoch"] for h in history] == [0.0, 1.0, 2.0, 3.0]
     assert (resumed / "curves.png").is_file()
+
+
+def test_a_reader_that_closes_the_pipe_stops_the_output_quietly(tmp_path: Path) -> None:
+    # As `classic-cnns list | head -1` once the reader has gone: no error message, status 1.
+    run = subprocess.Popen(
+        [sys.executable, "-m", "classic_cnns", "list"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert run.stdout is not None and run.stderr is not None
+    run.stdout.close()  # before the command (still importing) writes a line
+    assert run.stderr.read() == b"" and run.wait(timeout=300) == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from classic_cnns import Digits, LeNet5
@@ -79,6 +80,32 @@ def test_curves_and_confusion_matrix_hold_the_run_s_numbers(tmp_path: Path) -> N
         table = list(csv.reader(f))
     assert table[0] == ["true \\ predicted", *map(str, range(10))]
     assert [[int(v) for v in row[1:]] for row in table[1:]] == expected.tolist()
+
+
+def test_a_run_resumed_from_an_epoch_s_validation_keeps_that_epoch_s_point(
+    tmp_path: Path,
+) -> None:
+    # With validation every 2nd epoch, last.ckpt is saved after epoch 1's validation, before
+    # the epoch's end hooks: the resumed curves keep its validation point; its training
+    # metrics would cover only the batches after the resume, so that epoch has none.
+    def run(epochs: int, ckpt: Path | None = None) -> tuple[L.Trainer, TrainingPlots]:
+        L.seed_everything(0, verbose=False)
+        plots = TrainingPlots()
+        trainer = L.Trainer(
+            max_epochs=epochs, check_val_every_n_epoch=2, default_root_dir=tmp_path,
+            callbacks=[plots, ModelCheckpoint(save_last=True)], logger=False,
+            enable_progress_bar=False, enable_model_summary=False,
+        )  # fmt: skip
+        trainer.fit(LeNet5(scheduler="none"), datamodule=Digits(), ckpt_path=ckpt)
+        return trainer, plots
+
+    run(2)
+    _, resumed = run(4, tmp_path / "checkpoints" / "last.ckpt")
+    _, whole = run(4)
+    assert [h["epoch"] for h in resumed.history] == [0.0, 1.0, 2.0, 3.0]
+    one = {k: v for k, v in whole.history[1].items() if not k.startswith("train_")}
+    assert resumed.history[1] == one and "val_loss" in one
+    assert [resumed.history[i] for i in (0, 2, 3)] == [whole.history[i] for i in (0, 2, 3)]
 
 
 def test_the_matrix_counts_the_batches_the_metrics_count_with_no_second_forward(

@@ -11,6 +11,7 @@ flow into the model. ``list`` prints the registry, ``summary`` a model's layer t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -579,6 +580,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     try:
         return _run(args)
+    except BrokenPipeError:  # the reader closed the pipe (`| head`): stop quietly, as cat does
+        with contextlib.suppress(OSError, ValueError):  # and flush stdout at exit to nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as err:
         message = user_error_message(err)
         if debug or message is None:

@@ -179,6 +179,7 @@ class TrainingPlots(L.Callback):
         self.confusion: Tensor | None = None
         self._val: dict[str, float] = {}
         self._recorded_epoch = -1
+        self._resumed_epoch = -1  # an epoch a checkpoint interrupted: partial training metrics
         self._matrix: MulticlassConfusionMatrix | None = None
         self._trainer: L.Trainer | None = None
 
@@ -214,7 +215,9 @@ class TrainingPlots(L.Callback):
         epoch = getattr(trainer.fit_loop.epoch_progress.current, "processed", 0) - 1
         if epoch <= self._recorded_epoch:
             return
-        row = {"epoch": float(epoch), **self._metrics(trainer, ("train_loss", "train_acc"))}
+        row = {"epoch": float(epoch)}
+        if epoch != self._resumed_epoch:  # else they cover only the batches after the resume
+            row.update(self._metrics(trainer, ("train_loss", "train_acc")))
         row.update(self._val)
         if len(row) > 1:
             self.history.append(row)
@@ -237,15 +240,27 @@ class TrainingPlots(L.Callback):
         fig.savefig(folder / CURVES_FILE, dpi=110)
 
     def state_dict(self) -> dict[str, Any]:
-        """The per-epoch history, saved in checkpoints so a resumed run keeps its curves."""
+        """The per-epoch history, saved in checkpoints so a resumed run keeps its curves.
+
+        A checkpoint saved before its epoch ended (mid-epoch, or after a validation that
+        runs before the epoch's end hooks, as with ``check_val_every_n_epoch`` > 1) also
+        holds that epoch's validation metrics; the resumed run plots them for it, without
+        training metrics, which would cover only the batches after the resume.
+        """
+        unfinished: dict[str, Any] = {}
         if self._trainer is not None and self._trainer.state.fn == "fit":
             self._record_epoch(self._trainer)
-        return {"history": [dict(h) for h in self.history], "recorded": self._recorded_epoch}
+            if self._trainer.current_epoch > self._recorded_epoch:
+                unfinished = {"unfinished": self._trainer.current_epoch, "val": dict(self._val)}
+        history = [dict(h) for h in self.history]
+        return {"history": history, "recorded": self._recorded_epoch, **unfinished}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the history of the run being resumed."""
         self.history = [dict(h) for h in state_dict.get("history", [])]
         self._recorded_epoch = int(state_dict.get("recorded", -1))
+        self._resumed_epoch = int(state_dict.get("unfinished", -1))
+        self._val = dict(state_dict.get("val", {}))
 
     # -- test ------------------------------------------------------------------------------
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
