@@ -757,6 +757,11 @@ def test_evaluating_from_weights_needs_every_tensor_of_the_model(
     quiet = ["--trainer.enable_progress_bar=false", "--trainer.limit_test_batches=1"]
     for weights in ("w.ckpt", "w.safetensors"):  # the same ten classes: tested
         assert main(["test", "--weights", weights, *quiet]) == 0, capsys.readouterr().err
+    # Another network's file: no advice to fine-tune it, which would not help.
+    assert main(["test", "--weights", "w.ckpt", "--model", "resnet20", *quiet]) == 2
+    err = capsys.readouterr().err
+    assert "w.ckpt holds a 'lenet5' network; got arch='resnet20'" in err
+    assert "fine-tune" not in err
     images = read_idx(mnist_raw / "t10k-images-idx3-ubyte.gz")[:100]
     labels = read_idx(mnist_raw / "t10k-labels-idx1-ubyte.gz")[:100]
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):

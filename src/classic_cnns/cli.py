@@ -48,7 +48,7 @@ from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.export import export_main
-from classic_cnns.files import load_checkpoint
+from classic_cnns.files import CheckpointError, load_checkpoint
 from classic_cnns.hub import create_model, load_weights
 from classic_cnns.inspection import summary
 from classic_cnns.models import family_class
@@ -288,6 +288,8 @@ class ClassicCLI(LightningCLI):
             try:  # evaluating, every tensor must load: a fresh head would be scored
                 load_weights(self.model, pretrained=pretrained, checkpoint_path=path,
                              strict=True if evaluating else None)  # fmt: skip
+            except CheckpointError:
+                raise  # the file itself (another network, damaged): fine-tuning can't help
             except ValueError as err:
                 if not evaluating:
                     raise
@@ -473,14 +475,8 @@ def _summary_command(argv: Sequence[str]) -> int:
         metavar=("C", "H", "W"),
         help="input (C, H, W); default: the model's own input size",
     )
-    parser.add_argument(
-        "--num-classes", type=int, default=None, help="classes (default: the model's)"
-    )
-    parser.add_argument(
-        "--small-input",
-        action="store_true",
-        help="the small-image stem (small_input=True), e.g. AlexNet or ResNet-18 at 32 px",
-    )
+    parser.add_argument("--num-classes", type=int, help="classes (default: the model's)")
+    parser.add_argument("--small-input", action="store_true", help="small_input=True (32 px)")
     parser.add_argument("--format", choices=("text", "markdown"), default="text")
     args = parser.parse_args(argv)
     size = tuple(args.input_size or model_info(args.model).input_size)

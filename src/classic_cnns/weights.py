@@ -481,15 +481,18 @@ def load_weights_file(
 def check_arch(file: WeightsFile, arch: str | None) -> None:
     """Refuse a file that records another architecture than ``arch`` (``None``: any).
 
+    Raises:
+        CheckpointError: naming the file, its architecture and ``arch``.
+
     Example:
         >>> from classic_cnns.files import WeightsFile
         >>> check_arch(WeightsFile({}, {"arch": "resnet20"}, {}, "r.ckpt"), "lenet5")
         Traceback (most recent call last):
         ...
-        ValueError: r.ckpt holds a 'resnet20' network; got arch='lenet5'. ...
+        classic_cnns.files.CheckpointError: r.ckpt holds a 'resnet20' network; got arch=...
     """
     if arch is not None and file.arch is not None and file.arch != arch:
-        raise ValueError(
+        raise CheckpointError(
             f"{file.source} holds a {file.arch!r} network; got arch={arch!r}. Use "
             f"create_model({file.arch!r}, checkpoint_path={file.source!r}) instead (on the "
             f"command line: --model {file.arch} --weights {file.source})"
