@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import multiprocessing
+import shlex
 import sys
 import tempfile
 import time
@@ -48,7 +49,7 @@ def _execute(command: Callable[..., int], tasks: list[core.Task], columns: str, 
                  for c in columns.split()] for r in results.rows.get(mode, [])]  # fmt: skip
         return [f"## {mode}", "", text, "", *core.table(columns.split(), rows)]
 
-    argv = " ".join(["benchmarks/dev.py", *sys.argv[1:]])
+    argv = shlex.join(["benchmarks/dev.py", *sys.argv[1:]])
     return core.execute(tasks, [report], out, argv, settings, force, threads=threads)
 
 
@@ -76,6 +77,16 @@ class Setting:
 LENET = Setting()
 TARGETS = Path(__file__).with_name("targets.json")
 LOOPS = ("network", "handwritten", "lightning", "lightning_bare")
+
+
+def _refused(command: Callable[..., int], values: dict[str, Any], **minimums: float) -> bool:
+    # Counts checked before any work: too few epochs or repeats leave nothing to measure.
+    try:
+        core.check_minimums("--", values, required=("epochs", "repeats"), **minimums)
+    except ValueError as err:
+        print(f"benchmarks/dev.py {command.__name__}: {err}", file=sys.stderr)
+        return True
+    return False
 
 
 def _handwritten(model: Any, dm: Any, precision: str, fmt: torch.memory_format, epochs: int,
@@ -114,6 +125,7 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
               data_dir: Path | None, results: core.Results) -> None:  # fmt: skip
     size = core.image_size(s.model, s.image_size)
     base = dict(**asdict(s), input_size=f"{size[0]}x{size[1]}", epochs=epochs, repeats=repeats)
+    base["limit_train_batches"] = limit  # a smoke run's rows say so: targets need whole epochs
     if reason := core.unavailable(backend, s.precision):  # before a Trainer would refuse it
         for loop in LOOPS:
             results.add("overhead", backend, "skipped", note=reason, loop=loop, **base)
@@ -169,16 +181,20 @@ def overhead(out: Path, settings: tuple[Setting, ...] = (LENET,), backend: core.
     Args:
         settings: Configurations, e.g. ``[{model: resnet18, dataset: fashion_mnist,
             image_size: 96, batch_size: 256, precision: bf16-mixed, channels_last: true}]``.
-        epochs: Epochs per fit; the first is warm-up.
-        repeats: Fits per loop, the loops alternating.
+        epochs: Epochs per fit (at least 2); the first is warm-up.
+        repeats: Fits per loop, the loops alternating (at least 1).
         limit_train_batches: Cap on the batches per epoch (smoke runs).
     """
+    counts = dict(epochs=epochs, repeats=repeats, limit_train_batches=limit_train_batches)
+    if _refused(overhead, counts | dict(threads=threads), epochs=2, repeats=1,
+                limit_train_batches=1, threads=1):  # fmt: skip
+        return 2
     tasks = [core.Task(f"overhead {s.model}/{s.dataset} {backend}", partial(
         _overhead, s, backend, epochs, repeats, limit_train_batches, seed, data_dir), "overhead",
         backend, dict(model=s.model, dataset=s.dataset)) for s in settings]  # fmt: skip
     columns = "model dataset input_size batch_size precision channels_last loop epoch_s_median "
     columns += "ips vs_network overhead_pct step_ms_median overhead_step_pct"
-    given = dict(settings=[asdict(s) for s in settings], backend=backend, epochs=epochs)
+    given = dict(settings=[asdict(s) for s in settings], backend=backend, **counts)
     return _execute(overhead, tasks, columns, out, given, threads, force)
 
 
@@ -209,8 +225,13 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
 
     Args:
         processes: Process counts besides 1 (``ddp_spawn``; gloo on the CPU, NCCL on CUDA).
+        epochs: Epochs per fit (at least 2); the first is warm-up.
+        limit_train_batches: Cap on the batches per epoch (smoke runs).
         threads: Torch threads in all, shared by the processes on the CPU.
     """
+    counts = dict(epochs=epochs, limit_train_batches=limit_train_batches, threads=threads)
+    if _refused(scaling, counts, epochs=2, limit_train_batches=1, threads=1):
+        return 2
     s, ips = setting, dict[tuple[int, int], float]()
     total = 1 if backend == "cuda" else threads or torch.get_num_threads()
     # 1 process with every thread, then 1 and n processes with threads // n each (1 on CUDA).
@@ -228,7 +249,8 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
                              devices=n, strategy=strategy).fit(model, dm)  # fmt: skip
                 found = json.loads(clock.path.read_text())
             row = results.add("scaling", backend, **asdict(s), processes=n, threads_per_process=t)
-            row |= dict(epochs=epochs, **core.spread("epoch_s", found["epochs"][1:]))
+            row |= dict(epochs=epochs, limit_train_batches=limit_train_batches)
+            row |= core.spread("epoch_s", found["epochs"][1:])
             ips[n, t] = row["ips"] = found["images"] / epochs / row["epoch_s_median"]
             row["efficiency"] = ips[n, t] / (n * ips.get((1, t), math.nan))
             row["vs_one_process_all_threads"] = ips[n, t] / ips[1, total]
@@ -236,7 +258,8 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
     columns = "model processes threads_per_process epoch_s_median ips efficiency "
     task = core.Task(f"scaling {s.model} {backend}", run, "scaling", backend)
     return _execute(scaling, [task], columns + "vs_one_process_all_threads", out,
-                    dict(setting=asdict(s), processes=processes), threads, force)  # fmt: skip
+                    dict(setting=asdict(s), processes=processes, epochs=epochs,
+                         limit_train_batches=limit_train_batches), threads, force)  # fmt: skip
 
 
 def _step_memory(model: str, batch: int, size: int, efficient: bool, threads: int) -> float:
@@ -274,7 +297,12 @@ def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
 
     Args:
         dataset: ``mnist10k``, ``mnist`` or ``fashion_mnist`` (28x28, padded to 32).
+        repeats: Epochs per pipeline, alternating (at least 1).
+        limit_train_batches: Cap on the batches per epoch (smoke runs).
     """
+    counts = dict(repeats=repeats, limit_train_batches=limit_train_batches, threads=threads)
+    if _refused(pipeline, counts, repeats=1, limit_train_batches=1, threads=1):
+        return 2
 
     def run(results: core.Results) -> None:
         dm = make_datamodule(dataset, data_dir, 128, seed, image_size=32)

@@ -11,18 +11,19 @@ import csv
 import gzip
 import json
 import math
+import shlex
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from classic_cnns.bench import main
+from classic_cnns.bench import bench, main
 from classic_cnns.bench import throughput as tp
 from classic_cnns.bench.accuracy import D2L_BOOK, RECIPES, Settings, make_datamodule, tasks
 from classic_cnns.bench.accuracy import report as accuracy_report
@@ -301,11 +302,7 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     # Out-of-range numbers are refused, not read as "unset" or left to fail in a run.
     for flag, value, message in (
         ("--throughput.repeats", "0", "throughput.repeats must be an int of at least 1; got 0"),
-        (
-            "--throughput.batch_size",
-            "0",
-            "throughput.batch_size must be an int of at least 1 (or None)",
-        ),
+        ("--throughput.batch_size", "0", "batch_size must be an int of at least 1 (or None)"),
         ("--throughput.warmup", "-3", "throughput.warmup must be an int of at least 0; got -3"),
         ("--accuracy.max_epochs", "0", "accuracy.max_epochs must be an int of at least 1"),
         ("--accuracy.limit_train_batches", "0", "accuracy.limit_train_batches must be an int"),
@@ -345,18 +342,6 @@ def test_settings_in_python_are_checked_as_on_the_command_line(
     assert message in str(info.value)
 
 
-def test_a_quick_config_printed_runs_the_quick_tasks(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit):  # --print_config prints, then exits
-        main(["--quick", "--print_config"])
-    (tmp_path / "quick.yaml").write_text(capsys.readouterr().out)
-    assert main(["--config", str(tmp_path / "quick.yaml"), "--dry_run", "true"]) == 0
-    from_file = capsys.readouterr().out.splitlines()
-    assert main(["--quick", "--dry_run", "true"]) == 0
-    assert from_file == capsys.readouterr().out.splitlines() and len(from_file) < 30
-
-
 def test_a_budget_skips_the_rest_and_results_are_saved_after_every_task(tmp_path: Path) -> None:
     def boom(results: Results) -> None:
         raise RuntimeError("no compiler")
@@ -392,6 +377,7 @@ def test_overhead_is_relative_to_the_handwritten_loop() -> None:
     assert hand["overhead_pct"] == 0 and network["overhead_pct"] is None
     for r in rows.values():
         assert r["images_per_epoch"] == 2 * 128 and r["input_size"] == "32x32"
+        assert r["limit_train_batches"] == 2  # a smoke run says so: the targets want whole epochs
         assert r["ips"] == r["images_per_epoch"] / r["epoch_s_median"]
         assert r["vs_network"] == r["ips"] / network["ips"]
     for r in (rows["lightning"], rows["lightning_bare"]):
@@ -413,6 +399,7 @@ def test_scaling_rows_and_efficiency_from_the_same_run(tmp_path: Path) -> None:
     assert dev.scaling(tmp_path, setting, epochs=2, limit_train_batches=2, threads=2) == 0
     found = json.loads((tmp_path / "results.json").read_text())["rows"]["scaling"]
     rows = {(r["processes"], r["threads_per_process"]): r for r in found}
+    assert {r["limit_train_batches"] for r in found} == {2}  # a smoke run's rows say so
     assert list(rows) == [(1, 2), (1, 1), (2, 1)]
     for (n, _), r in rows.items():  # every process's 2 batches of 128 per epoch
         assert math.isclose(r["ips"] * r["epoch_s_median"], n * 2 * 128)
@@ -512,3 +499,102 @@ def test_the_report_names_the_devices_the_rows_ran_on(tmp_path: Path) -> None:
     cpu = results.rows["throughput"][0]["device_name"]
     assert header[0] == "| devices | torch | torchvision | lightning |"
     assert header[2].startswith(f"| {'; '.join(sorted([cpu, 'H200']))} | {torch.__version__} |")
+
+
+def test_targets_want_their_accuracy_and_whole_epochs(tmp_path: Path, mnist_raw: Path) -> None:
+    # Smoke runs of both CPU targets' configurations: time to 1% accuracy, one batch an epoch.
+    data, runs = mnist_raw.parent.parent, tmp_path / "runs"
+    s = Settings(recipes=("lenet5/mnist10k",), time_to_accuracy={"lenet5/mnist10k": 0.01},
+                 backend="cpu", data_dir=data, max_epochs=1, limit_train_batches=1)  # fmt: skip
+    assert bench(("accuracy",), accuracy=s, threads=1, out=runs / "bench", plots=False) == 0
+    assert dev.overhead(runs / "overhead", epochs=2, repeats=1, limit_train_batches=1,
+                        data_dir=data, threads=1) == 0  # fmt: skip
+    given = json.loads((runs / "overhead" / "results.json").read_text())["settings"]
+    assert given == dict(settings=[asdict(dev.LENET)], backend="cpu", epochs=2, repeats=1,
+                         limit_train_batches=1)  # fmt: skip
+
+    def verdicts(folder: Path) -> list[str]:
+        assert dev.targets(folder) == 0
+        lines = (folder / "targets.md").read_text().splitlines()
+        return [line.rsplit("|", 2)[-2].strip() for line in lines if line.startswith("| ")][1:]
+
+    found = verdicts(runs)
+    assert found[0] == found[3] == "not measured"  # a smoke run never meets a target
+    # The committed reference run keeps its verdicts (copied: `targets` writes into the folder).
+    for path in (ROOT / "benchmarks" / "results" / "reference").rglob("results.json"):
+        shutil.copytree(path.parent, tmp_path / "reference" / path.parent.name)
+    found = verdicts(tmp_path / "reference")
+    assert found == ["not met", "not met", "met", "met", "met", *["not measured"] * 5]
+
+
+def test_an_absent_accuracy_backend_is_skipped_not_swapped_for_the_cpu() -> None:
+    s = Settings(recipes=("lenet5/digits",), backend=ABSENT, max_epochs=1, limit_train_batches=1)
+    assert s.device() == ABSENT and Settings(backend="auto").device() != ABSENT
+    (row,) = run_tasks(tasks(s, seed=0), Results(), threads=1).rows["accuracy"]
+    assert (row["status"], row["backend"], row["note"]) == ("skipped", ABSENT, unavailable(ABSENT))
+
+
+def test_a_run_records_its_threads_and_a_command_to_paste_back_and_out_is_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Skipped rows only (an absent backend): the files of a run, in no time.
+    threads, out = torch.get_num_threads(), tmp_path / "run"
+    argv = ["--modes", "[throughput]", "--throughput.backends", f"[{ABSENT}]", "--plots", "false"]
+    argv += ["--throughput.models", "[lenet5, resnet18]", "--threads", str(threads + 1)]
+    assert main([*argv, "--out", str(out)]) == 0 and torch.get_num_threads() == threads
+    saved = json.loads((out / "results.json").read_text())
+    (row,) = saved["rows"]["throughput"]
+    assert saved["environment"]["threads"] == row["threads"] == threads + 1  # not the restored
+    assert shlex.split(saved["command"]) == ["classic-cnns", "bench", *argv, "--out", str(out)]
+    (tmp_path / "file").write_text("kept")  # --force replaces a folder, never a file
+    assert main([*argv, "--out", str(tmp_path / "file"), "--force", "true"]) == 2
+    assert "file is a file; --out must be a folder" in capsys.readouterr().err
+
+
+def test_quick_is_honoured_in_a_config_file_and_beside_a_full_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def labels(*argv: str) -> list[str]:
+        assert main([*argv, "--modes", "[accuracy]", "--dry_run", "true"]) == 0
+        return capsys.readouterr().out.splitlines()
+
+    quick, config = labels("--quick"), str(tmp_path / "quick.yaml")
+    assert quick == ["accuracy lenet5/digits", "accuracy lenet5/mnist10k"]
+    with pytest.raises(SystemExit):  # --print_config prints, then exits
+        main(["--quick", "--print_config"])
+    (tmp_path / "dump.yaml").write_text(capsys.readouterr().out)
+    assert labels("--config", str(tmp_path / "dump.yaml")) == quick
+    Path(config).write_text("quick: true\n")
+    assert labels("--config", config) == quick
+    with pytest.raises(SystemExit):  # every field at its default, as YAML
+        main(["--print_config"])
+    (tmp_path / "full.yaml").write_text(capsys.readouterr().out)
+    assert labels("--config", str(tmp_path / "full.yaml"), "--quick") == quick
+    # A config's own value, not a default, wins over --quick's; so does a flag.
+    (tmp_path / "mine.yaml").write_text("quick: true\naccuracy: {recipes: [lenet5/mnist10k]}\n")
+    assert labels("--config", str(tmp_path / "mine.yaml")) == quick[1:]
+    assert labels("--quick", "--accuracy.recipes", "['*/digits']") == quick[:1]
+    with pytest.raises(SystemExit):  # and --print_config shows what will run
+        main(["--config", config, "--print_config"])
+    assert "- lenet5/mnist10k" in capsys.readouterr().out
+
+
+def test_dev_refuses_counts_that_leave_nothing_to_measure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command, flags, message in (
+        (dev.overhead, dict(epochs=1), "overhead: --epochs must be an int of at least 2; got 1"),
+        (dev.scaling, dict(epochs=1), "scaling: --epochs must be an int of at least 2; got 1"),
+        (dev.overhead, dict(epochs=0, repeats=0), "--epochs must be an int of at least 2; got 0"),
+        (dev.pipeline, dict(repeats=0), "pipeline: --repeats must be an int of at least 1; got 0"),
+        (dev.pipeline, dict(limit_train_batches=0), "--limit_train_batches must be an int of"),
+    ):  # data_dir empty: a count let through would end in skipped rows at once
+        assert command(tmp_path / "out", data_dir=tmp_path, threads=1, **flags) == 2, message
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_the_docs_state_the_cap_on_steps_per_repeat() -> None:
+    cap = f"within {tp.MAX_STEPS:,} steps"  # a tiny network's repeat may end before min_time
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    assert cap in " ".join(str(tp.Settings.__doc__).split()) and cap in readme

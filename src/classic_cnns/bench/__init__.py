@@ -7,6 +7,8 @@ from :func:`bench`'s signature through jsonargparse, as LightningCLI's do (``--f
 
 from __future__ import annotations
 
+import json
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -70,9 +72,30 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
     return execute(tasks, reports, out, command, given, force, budget, threads, plots)
 
 
+def _quick(parser: ArgumentParser, args: list[str]) -> list[str]:
+    # `--quick`, or `quick: true` in a --config file: the QUICK values as flags after the others,
+    # so that they beat a config's values, for the fields still at their defaults (a
+    # --print_config dump holds every default) and not named on the command line (those win).
+    printing = [a for a in args if a.startswith("--print_config")]
+    given = [a for a in args if a not in printing]
+    found, defaults = parser.parse_args(given), parser.get_defaults()
+    if not found.quick:
+        return args
+    named = {a.split("=")[0].removeprefix("--") for a in given if a.startswith("--")}
+    quick = [
+        f"--{m}.{k}={json.dumps(v)}"
+        for m in MODES
+        for k, v in MODES[m].QUICK.items()
+        if found[f"{m}.{k}"] == defaults[f"{m}.{k}"] and not {m, f"{m}.{k}"} & named
+    ]
+    return [*given, *quick, *printing]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``classic-cnns bench``: parse the flags, run :func:`bench`. ``--quick`` swaps in small
-    defaults for every mode (a few minutes on 2 CPU cores); flags given beside it still win.
+    """``classic-cnns bench``: parse the flags, run :func:`bench`. ``--quick`` (or ``quick: true``
+    in a ``--config`` file) sets small values for every mode (a few minutes on 2 CPU cores) in
+    the fields still at their defaults; flags given beside it, and a config file's values other
+    than the defaults, win.
 
     Example:
         >>> from classic_cnns.bench import main
@@ -85,15 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="classic-cnns bench", exit_on_error=False,
                             description=__doc__.splitlines()[0])  # fmt: skip
     parser.add_argument("--config", action=ActionConfigFile)
-    parser.add_argument("--quick", action="store_true", help="small grids for every mode")
+    parser.add_argument("--quick", action="store_true", help="small grids for every mode "
+                        "(the fields still at their defaults)")  # fmt: skip
     parser.add_function_arguments(bench, as_positional=False, skip={"command"})
     try:
-        if "--quick" in args:  # before the parse, so that --print_config shows them too
-            parser.set_defaults({f"{m}.{k}": v for m in MODES for k, v in MODES[m].QUICK.items()})
-        parsed = parser.parse_args(args)
+        parsed = parser.parse_args(_quick(parser, args))  # --print_config shows them too
         init = getattr(parser, "instantiate", parser.instantiate_classes)(parsed)
         kwargs = {k: v for k, v in vars(init).items() if k not in ("config", "quick")}
-        return bench(**kwargs, command=" ".join(["classic-cnns bench", *args]))
+        return bench(**kwargs, command=shlex.join(["classic-cnns", "bench", *args]))
     except (ArgumentError, ValueError) as err:
         print(f"classic-cnns bench: {err}", file=sys.stderr)
         return 2

@@ -143,7 +143,8 @@ class Settings:
     Attributes:
         recipes: Shell wildcards over the recipe names (``*/fashion_mnist``).
         time_to_accuracy: Recipe name -> the test accuracy to time, ``{"lenet5/mnist10k": 0.98}``.
-        backend: Where to train; ``auto``: CUDA, else MPS, else the CPU.
+        backend: Where to train; ``auto``: CUDA, else MPS, else the CPU; an absent one gives
+            skipped rows.
         data_dir: Datasets in torchvision's layout; ``None``: ``$CLASSIC_CNNS_DATA``, else ``data``.
         max_image_size: Shrink larger inputs to this H = W (smoke runs).
         max_epochs: Cap every recipe's epochs (smoke runs).
@@ -179,9 +180,10 @@ class Settings:
                 )
 
     def device(self) -> str:
-        """The backend the recipes train on."""
-        found = [b for b in ("cuda", "mps") if self.backend in ("auto", b)]
-        return next((b for b in found if not core.unavailable(b)), "cpu")
+        """The backend the recipes train on: ``backend``, or for ``auto`` the first present."""
+        if self.backend != "auto":  # an absent one is skipped, as in throughput, never swapped
+            return self.backend
+        return next((b for b in ("cuda", "mps") if not core.unavailable(b)), "cpu")
 
 
 QUICK: dict[str, Any] = dict(recipes=("lenet5/digits", "lenet5/mnist10k"))
@@ -265,10 +267,11 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
                options=" ".join(f"{k}={v}" for k, v in recipe.options))  # fmt: skip
     del row["variant"], row["reference"]  # the variant ends the name; the report cites
     reason = core.unavailable(backend, recipe.precision)
-    try:
-        dm = make_datamodule(recipe.dataset, s.data_dir, recipe.batch_size, seed, size)
-    except FileNotFoundError as err:
-        reason = reason or f"{recipe.dataset}: {str(err).splitlines()[0]}"
+    if not reason:  # no data to load for a backend that is absent
+        try:
+            dm = make_datamodule(recipe.dataset, s.data_dir, recipe.batch_size, seed, size)
+        except FileNotFoundError as err:
+            reason = f"{recipe.dataset}: {str(err).splitlines()[0]}"
     if reason:
         results.add(MODE, backend, "skipped", note=reason, **row)
         return

@@ -285,7 +285,8 @@ def quartiles(row: dict[str, Any], prefix: str) -> str:
 @dataclass
 class Results:
     """One run: its settings, rows per mode (the mode's columns, then :func:`environment`'s),
-    ``data`` beside (curves, peaks), notes for the report and the seconds per task.
+    ``data`` beside (curves, peaks), notes for the report, the seconds per task and the
+    ``environment`` the tasks ran in (set by :func:`run_tasks`).
 
     Example:
         >>> from classic_cnns.bench.core import Results
@@ -303,6 +304,7 @@ class Results:
     task_s: dict[str, float] = field(default_factory=dict)
     started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     wall_s: float | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
 
     def add(self, mode: str, backend: str, status: str = "ok", **values: Any) -> dict[str, Any]:
         """Append a row of ``mode`` on ``backend`` and return it; a skip's reason becomes a note."""
@@ -362,6 +364,8 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
     logger, previous = logging.getLogger("lightning.pytorch"), torch.get_num_threads()
     start, level = time.perf_counter(), logger.level
     torch.set_num_threads(threads or previous)
+    # Now, not when the files are written: by the last write the threads are restored.
+    results.environment = environment()
     logger.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings(), tqdm(tasks, disable=None, unit="task") as bar:
@@ -410,7 +414,7 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
         columns = [*dict.fromkeys(k for r in rows for k in r if k not in ENVIRONMENT), *ENVIRONMENT]
         with atomic_path(out / f"{mode}.csv") as tmp, tmp.open("w", newline="") as f:
             csv.writer(f).writerows([columns, *([r.get(c) for c in columns] for r in rows)])
-    env = environment()
+    env = results.environment or environment()
     payload = dict(command=command, started=results.started, wall_s=results.wall_s, environment=env)
     payload |= {k: getattr(results, k) for k in ("settings", "notes", "task_s", "rows", "data")}
     with atomic_path(out / "results.json") as tmp:
@@ -438,8 +442,8 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
             settings: dict[str, Any], force: bool = False, budget_s: float | None = None,
             threads: int | None = None, plots: bool = True) -> int:  # fmt: skip
     """Run ``tasks``, rewriting their files in ``out`` after each (a run stopped or killed keeps
-    its finished tasks); return 0 (skips are fine), 1 (some failed), 2 (``out`` is not an empty
-    folder and not ``force``) or 130 (interrupted).
+    its finished tasks); return 0 (skips are fine), 1 (some failed), 2 (``out`` is a file, or a
+    folder that is not empty and not ``force``) or 130 (interrupted).
 
     Example:
         >>> import tempfile
@@ -451,7 +455,11 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
         0
     """
     prog = command.split(" -")[0]
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
+    if out.exists() and not out.is_dir():  # --force replaces folders only
+        print(f"{prog}: {out} is a file; --out must be a folder (absent or empty, or replaced "
+              "with --force true)", file=sys.stderr)  # fmt: skip
+        return 2
+    if out.exists() and any(out.iterdir()) and not force:
         print(f"{prog}: {out} is not an empty folder; pass --force true to replace it, or choose "
               "another --out", file=sys.stderr)  # fmt: skip
         return 2

@@ -30,9 +30,13 @@ from classic_cnns.bench import core
 from classic_cnns.inspection import summary
 from classic_cnns.registry import list_models, model_info
 
-__all__ = ["QUICK", "Settings", "fill_mfu", "math_modes", "measure", "report", "tasks"]
+__all__ = [
+    "MAX_STEPS", "QUICK", "Settings", "fill_mfu", "math_modes", "measure", "report", "tasks"
+]  # fmt: skip
 
 MODE = "throughput"
+# The most steps in one timed repeat: a tiny network's repeat may then last less than min_time.
+MAX_STEPS = 1000
 # Where torchvision has a network of the same name, it has the same layers and parameter names.
 TORCHVISION = set(torchvision.models.list_models())
 # Math mode -> (matmul dtype, float32_matmul_precision while its peak is measured).
@@ -56,7 +60,8 @@ class Settings:
         max_image_size: Larger inputs shrink to this H = W (not below a model's minimum).
         repeats: Timed repeats per measurement (the median and spread are over these).
         warmup: Untimed steps first (the first compiles, with ``torch.compile``).
-        min_time: Seconds one timed repeat should last.
+        min_time: Seconds one timed repeat should last, within 1,000 steps (``MAX_STEPS``):
+            a tiny network's repeat may be shorter.
 
     Example:
         >>> from classic_cnns.bench.throughput import QUICK, Settings
@@ -247,7 +252,8 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
             mib[impl, phase] = (torch.cuda.max_memory_allocated() - used) / 2**20 if cuda else None
     ips, counts = {key: list[float]() for key in one}, dict[str, int]()
     for phase in ("train", "infer"):  # the package's step time sets both networks' steps
-        n = counts[phase] = max(1, min(1000, math.ceil(s.min_time / one["classic_cnns", phase])))
+        wanted = math.ceil(s.min_time / one["classic_cnns", phase])
+        n = counts[phase] = max(1, min(MAX_STEPS, wanted))
         for impl in impls:
             nets[impl].train(phase == "train")
             steps[impl][phase]()  # one untimed step after the mode switch
