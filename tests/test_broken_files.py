@@ -317,6 +317,19 @@ def test_a_truncated_or_tampered_dataset_file_is_named_and_kept(
     assert (raw / T10K_IMAGES).read_bytes() == good_images
 
 
+def test_a_damaged_gzip_stream_is_named_and_kept(mnist_raw: Path, tmp_path: Path) -> None:
+    # One flipped bit inside the deflate data: zlib's error, not a truncation (EOFError).
+    raw = make_mnist_dir(tmp_path, mnist_raw)
+    damaged = bytearray((raw / T10K_IMAGES).read_bytes())
+    damaged[100] ^= 0x10
+    (raw / T10K_IMAGES).write_bytes(damaged)
+    with pytest.raises(
+        ValueError, match=rf"^{raw / T10K_IMAGES}: md5 .* fails: cannot read the file \(Error -3"
+    ):
+        MNIST(str(tmp_path), download=False, protocol="10k").setup("fit")
+    assert (raw / T10K_IMAGES).read_bytes() == damaged
+
+
 def test_a_truncated_uncompressed_dataset_file_is_named_and_kept(
     mnist_raw: Path, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import os
 import re
+import zlib
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -43,7 +44,8 @@ def _read_bytes(path: Path) -> bytes:
     try:
         with opener(path, "rb") as f:
             return f.read()  # type: ignore[no-any-return]
-    except (OSError, EOFError) as err:  # gzip raises these for truncated or non-gzip files
+    # gzip raises these for truncated or non-gzip files, zlib.error for a damaged stream.
+    except (OSError, EOFError, zlib.error) as err:
         raise ValueError(f"{path}: cannot read the file ({err})") from err
 
 
