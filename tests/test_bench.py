@@ -29,7 +29,7 @@ from classic_cnns.bench.accuracy import D2L_BOOK, RECIPES, Settings, make_datamo
 from classic_cnns.bench.accuracy import report as accuracy_report
 from classic_cnns.bench.core import Results, Task, run_tasks, spread, unavailable, write
 from classic_cnns.registry import model_info
-from conftest import SHARED_DATA
+from conftest import FASHION_RAW
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the developer measurements, benchmarks/dev.py
@@ -247,7 +247,7 @@ def fashion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real Fashion-MNIST, decompressed (its recompressed .gz files fail the md5 check)."""
     raw = tmp_path_factory.mktemp("data") / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for path in (SHARED_DATA / "FashionMNIST" / "raw").glob("*.gz"):
+    for path in FASHION_RAW.glob("*.gz"):
         with gzip.open(path) as f_in, (raw / path.stem).open("wb") as f_out:
             shutil.copyfileobj(f_in, f_out)
     return raw.parent.parent

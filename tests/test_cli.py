@@ -20,7 +20,7 @@ from classic_cnns import create_model, list_models, model_info
 from classic_cnns._cli_helpers import data_class_names, expand_model_names, model_class_names
 from classic_cnns.cli import ClassicCLI, default_threads, main, model_table
 from classic_cnns.inspection import summary
-from conftest import logged_metrics, write_png
+from conftest import in_clone, logged_metrics, write_png
 
 
 def test_list_prints_every_model_with_its_parameter_count(
@@ -132,6 +132,7 @@ def test_readme_model_table_is_current() -> None:
     assert table == model_table(markdown=True), "run: classic-cnns list --format markdown"
 
 
+@in_clone
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     root = Path(__file__).parents[1]
     command = (

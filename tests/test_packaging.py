@@ -25,6 +25,7 @@ else:  # pragma: no cover - Python 3.10 (pytest itself depends on tomli there)
     import tomli as tomllib
 
 import classic_cnns
+from conftest import in_clone
 
 ROOT = Path(__file__).parents[1]
 # The modules with a page in the API reference (docs/api/<name>.md); each has an __all__.
@@ -129,6 +130,7 @@ def test_declared_dependencies_admit_the_tested_versions_and_pin_nothing() -> No
         assert not pins, f"{requirement} pins users to one version"
 
 
+@in_clone
 def test_the_minimum_versions_ci_installs_are_the_declared_floors() -> None:
     # .github/minimum-versions.txt pins what the "minimum versions" CI job installs; each pin
     # must be the floor pyproject.toml declares, so that a raised floor is tested there.
@@ -191,6 +193,7 @@ def test_py_typed_ships_with_the_package() -> None:
     assert (Path(classic_cnns.__file__).parent / "py.typed").is_file()
 
 
+@in_clone
 def test_the_api_reference_has_a_page_for_every_public_module() -> None:
     mkdocs = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     for module in PUBLIC_MODULES:
@@ -204,6 +207,7 @@ def test_the_api_reference_has_a_page_for_every_public_module() -> None:
         assert relative in mkdocs, f"docs/{relative} is not in the mkdocs nav"
 
 
+@in_clone
 @pytest.mark.parametrize("workflow", sorted((ROOT / ".github" / "workflows").glob("*.yml")))
 def test_workflow_actions_are_pinned_to_commit_shas(workflow: Path) -> None:
     uses = re.findall(r"^\s*(?:-\s*)?uses:\s*(\S+)(.*)$", workflow.read_text(), re.MULTILINE)
@@ -215,6 +219,7 @@ def test_workflow_actions_are_pinned_to_commit_shas(workflow: Path) -> None:
         assert re.match(r"\s+# v\d", rest), f"{workflow.name}: {action} has no '# vX' comment"
 
 
+@in_clone
 def test_every_docs_snippet_section_exists_in_its_file() -> None:
     # docs/*.md include README sections by name (`--8<-- "README.md:d2l"`); a section whose
     # markers were edited away breaks `mkdocs build --strict` only at the end of CI.
