@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import ast
 import gzip
+import os
 import shutil
-from collections.abc import Callable
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +25,16 @@ from torch.utils.data import DataLoader, TensorDataset
 import classic_cnns
 import classic_cnns.files as files_module
 from classic_cnns import MNIST, LeNet5, create_model
-from classic_cnns.checkpoint import AtomicCheckpointIO, ExactResume, verify_checkpoint
+from classic_cnns.checkpoint import AtomicCheckpointIO, ExactResume, restore, verify_checkpoint
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
     CheckpointError,
+    atomic_path,
     atomic_save,
     check_checkpoint_file,
+    download,
     load_checkpoint,
+    read_weights_file,
 )
 from classic_cnns.weights import load_weights_file
 from conftest import T10K_IMAGES, T10K_LABELS, make_mnist_dir
@@ -151,6 +158,72 @@ def test_a_checkpoint_with_arbitrary_objects_is_not_unpickled(tmp_path: Path) ->
         load_checkpoint(path)
 
 
+@pytest.fixture
+def without_crc32() -> Iterator[None]:
+    """torch.save stores every record's CRC-32 as 0 during the test, as it can be told to."""
+    # torch.utils.serialization.config.save.compute_crc32; monkeypatch cannot restore it.
+    if not hasattr(torch.serialization, "set_crc32_options"):
+        pytest.skip(f"torch {torch.__version__} has no set_crc32_options: it always writes them")
+    before = torch.serialization.get_crc32_options()
+    torch.serialization.set_crc32_options(False)
+    try:
+        yield
+    finally:
+        torch.serialization.set_crc32_options(before)
+
+
+def _crcs(path: Path) -> set[int]:
+    with zipfile.ZipFile(path) as archive:
+        return {record.CRC for record in archive.infolist()}
+
+
+@pytest.mark.usefixtures("without_crc32")
+def test_a_checkpoint_saved_without_crc32s_loads(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    torch.save({"fc.weight": torch.ones(2)}, tmp_path / "nocrc.pt")
+    assert _crcs(tmp_path / "nocrc.pt") == {0}  # the case at hand: nothing to check against
+    assert torch.equal(load_checkpoint(tmp_path / "nocrc.pt")["fc.weight"], torch.ones(2))
+    assert list(read_weights_file(tmp_path / "nocrc.pt").state_dict) == ["fc.weight"]
+    # A Lightning checkpoint written so restores as well.
+    torch.save(load_checkpoint(checkpoints["lenet5"]), tmp_path / "m.ckpt")
+    assert _crcs(tmp_path / "m.ckpt") == {0}
+    model = LeNet5.load_from_checkpoint(tmp_path / "m.ckpt")
+    saved = load_checkpoint(checkpoints["lenet5"])["state_dict"]
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+
+
+def _past_the_end(data: bytes) -> bytes:
+    # The central directory gives the tensor's record a size larger than the whole file.
+    at = -1
+    while True:  # to the central directory entry of .../data/0
+        at = data.index(b"PK\x01\x02", at + 1)
+        name_length = int.from_bytes(data[at + 28 : at + 30], "little")
+        if data[at + 46 : at + 46 + name_length].endswith(b"/data/0"):
+            break
+    damaged = bytearray(data)
+    damaged[at + 20 : at + 28] = len(data).to_bytes(4, "little") * 2  # compressed, plain size
+    return bytes(damaged)
+
+
+@pytest.mark.usefixtures("without_crc32")
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_truncate, r"\d+ bytes; File is not a zip file"),
+        (_past_the_end, r"\d+ bytes; record '.*data/0' ends past the file's end"),
+    ],
+)
+def test_a_damaged_checkpoint_without_crc32s_is_still_refused(
+    tmp_path: Path, damage: Callable[[bytes], bytes], message: str
+) -> None:
+    path = tmp_path / "nocrc.pt"
+    torch.save({"fc.weight": torch.ones(1000)}, path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(CheckpointError, match=rf"^{path}: the file is truncated .*\({message}\)"):
+        load_checkpoint(path)
+
+
 def test_lightning_checkpoints_load_with_weights_only(checkpoints: dict[str, Path]) -> None:
     for path in checkpoints.values():
         checkpoint = torch.load(path, weights_only=True)
@@ -162,6 +235,20 @@ def test_load_from_checkpoint_names_a_damaged_file(damaged: tuple[Path, str, byt
     path, message, _ = damaged
     with pytest.raises(CheckpointError, match=rf"^{path}: {message}"):
         LeNet5.load_from_checkpoint(path)
+
+
+def test_an_open_file_restores_with_and_without_weights_only(checkpoints: dict[str, Path]) -> None:
+    # Lightning's reader, which weights_only=False goes through, asks the file system
+    # whether the path exists: an open file was "not found".
+    saved = load_checkpoint(checkpoints["lenet5"])
+    for weights_only in (True, False):
+        with checkpoints["lenet5"].open("rb") as f:
+            model = restore(LeNet5, f, weights_only=weights_only)
+            state = model.state_dict()
+            assert all(torch.equal(v, saved["state_dict"][k]) for k, v in state.items())
+        with checkpoints["lenet5"].open("rb") as f:
+            loaded = AtomicCheckpointIO().load_checkpoint(f, weights_only=weights_only)
+            assert loaded["global_step"] == saved["global_step"]
 
 
 # -- another architecture --------------------------------------------------------------------
@@ -294,6 +381,41 @@ def test_model_checkpoint_writes_through_the_atomic_plugin(tmp_path: Path) -> No
     assert not list(tmp_path.rglob(".*.tmp"))
 
 
+posix_only = pytest.mark.skipif(
+    os.name != "posix", reason="file modes and symbolic links as POSIX has them"
+)
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o444], ids=oct)
+def test_atomic_path_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "secret.csv"
+    path.write_text("old\n")
+    path.chmod(mode)
+    with atomic_path(path) as tmp:
+        tmp.write_text("new\n")
+    assert (path.read_text(), path.stat().st_mode & 0o777) == ("new\n", mode)
+    with atomic_path(tmp_path / "fresh.csv") as tmp:  # a new file: as open() makes one
+        tmp.write_text("new\n")
+    with (tmp_path / "plain.csv").open("w") as f:
+        f.write("new\n")
+    assert (tmp_path / "fresh.csv").stat().st_mode == (tmp_path / "plain.csv").stat().st_mode
+
+
+@posix_only
+def test_atomic_path_writes_through_a_symbolic_link(tmp_path: Path) -> None:
+    # As open() does: the file the link names is replaced, the link is kept.
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "last.pt"
+    atomic_save({"w": torch.ones(2)}, target)
+    link = tmp_path / "latest.pt"
+    link.symlink_to(target)
+    atomic_save({"w": torch.zeros(3)}, link)
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert torch.equal(load_checkpoint(target)["w"], torch.zeros(3))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["last.pt", "latest.pt", "runs"]
+
+
 # -- dataset files ---------------------------------------------------------------------------
 
 
@@ -345,6 +467,55 @@ def test_a_truncated_uncompressed_dataset_file_is_named_and_kept(
     assert len(labels.read_bytes()) == 5008
     with gzip.open(mnist_raw / T10K_IMAGES) as f:
         assert (raw / T10K_IMAGES.removesuffix(".gz")).read_bytes() == f.read()
+
+
+@pytest.fixture
+def http_reply() -> Iterator[Callable[[bytes], str]]:
+    """A loopback server that answers every request with the given raw bytes, then closes."""
+    replies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.wfile.write(replies[-1])
+            self.close_connection = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def serve(reply: bytes) -> str:
+        replies.append(reply)
+        return f"http://127.0.0.1:{server.server_address[1]}/file.gz"
+
+    try:
+        yield serve
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_download_cut_off_mid_transfer_fails(
+    http_reply: Callable[[bytes], str], tmp_path: Path
+) -> None:
+    body = bytes(range(256)) * 18  # 4,608 bytes
+    header = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+    url = http_reply(header % len(body) + body[: len(body) // 2])  # then the server closes
+    with pytest.raises(OSError, match=r"^the connection closed after 2304 of 4608 bytes$"):
+        download(url, tmp_path / "file.gz")
+    download(http_reply(header % len(body) + body), tmp_path / "file.gz")  # a whole body
+    assert (tmp_path / "file.gz").read_bytes() == body
+
+
+def test_a_reply_that_is_not_http_is_an_os_error(
+    http_reply: Callable[[bytes], str], tmp_path: Path
+) -> None:
+    url = http_reply(b"GARBAGE\r\n\r\n")
+    with pytest.raises(
+        OSError, match=r"^not a valid HTTP reply: BadStatusLine\('GARBAGE\\r\\n'\)$"
+    ):
+        download(url, tmp_path / "file.gz")
 
 
 # -- torch.load ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import csv
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
@@ -144,6 +145,67 @@ def test_without_matplotlib_one_line_says_how_to_get_the_plots(
     assert (folder / "confusion_matrix.csv").is_file()
     notes = [r.getMessage() for r in caplog.records if "matplotlib" in r.getMessage()]
     assert notes == ["plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')"] * 2
+
+
+def _disk_full(*args: Any, **kwargs: Any) -> None:
+    raise OSError(28, "No space left on device")
+
+
+def test_a_failed_write_leaves_the_earlier_files_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 1, 32, 32, generator=g), torch.randint(0, 10, (16,), generator=g)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    model, folder = LeNet5(scheduler="none"), tmp_path / "plots"
+
+    def run(fit: bool = True) -> None:
+        trainer = L.Trainer(
+            max_epochs=1, callbacks=[TrainingPlots(folder)], logger=False,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        )  # fmt: skip
+        if fit:
+            trainer.fit(model, loader, loader)
+        trainer.test(model, loader, verbose=False)
+
+    run()
+    names = ["confusion_matrix.csv", "confusion_matrix.png", "curves.png"]
+    assert sorted(p.name for p in folder.iterdir()) == names
+    before = {name: (folder / name).read_bytes() for name in names}
+    real_savefig, real_writer = Figure.savefig, csv.writer
+
+    def half_a_figure(fig: Any, fname: Any, *args: Any, **kwargs: Any) -> None:
+        real_savefig(fig, fname, *args, **kwargs)
+        with open(fname, "r+b") as f:  # the disk filled up half-way through
+            f.truncate(Path(fname).stat().st_size // 2)
+        _disk_full()
+
+    class HeaderOnly:  # a csv.writer whose disk fills up after the first row
+        def __init__(self, f: Any, *args: Any, **kwargs: Any) -> None:
+            self.rows = 0
+            self.writer = real_writer(f, *args, **kwargs)
+
+        def writerow(self, row: list[Any]) -> None:
+            self.rows += 1
+            if self.rows > 1:
+                _disk_full()
+            self.writer.writerow(row)
+
+    monkeypatch.setattr(Figure, "savefig", half_a_figure)
+    with pytest.raises(OSError, match="No space left"):  # the curves, after fit
+        run()
+    assert (folder / "curves.png").read_bytes() == before["curves.png"]
+    monkeypatch.setattr(csv, "writer", HeaderOnly)
+    with pytest.raises(OSError, match="No space left"):  # the CSV, then nothing else
+        run(fit=False)
+    assert (folder / "confusion_matrix.csv").read_bytes() == before["confusion_matrix.csv"]
+    monkeypatch.setattr(csv, "writer", real_writer)
+    with pytest.raises(OSError, match="No space left"):  # the matrix figure, after the CSV
+        run(fit=False)
+    assert (folder / "confusion_matrix.png").read_bytes() == before["confusion_matrix.png"]
+    assert sorted(p.name for p in folder.iterdir()) == names  # no temporary file left
 
 
 @pytest.mark.parametrize(

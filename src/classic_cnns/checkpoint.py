@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import IO, Any, TypeVar
 
@@ -122,12 +124,8 @@ def restore(
         ...     restore(LeNet5, f"{folder}/m.ckpt").num_classes
         4
     """
-    if weights_only is False:  # a file you trust: Lightning's reader unpickles any object
-        checkpoint = TorchCheckpointIO().load_checkpoint(
-            checkpoint_path,  # type: ignore[arg-type]
-            map_location or _saved_device_or_cpu,
-            weights_only=False,
-        )
+    if weights_only is False:  # a file you trust: any object is unpickled
+        checkpoint = _load_trusted(checkpoint_path, map_location or _saved_device_or_cpu)
     else:
         checkpoint = load_checkpoint(checkpoint_path, map_location or _saved_device_or_cpu)
     if isinstance(checkpoint_path, str | os.PathLike):
@@ -164,6 +162,20 @@ def restore(
     # As Lightning does: the model joins the device its tensors were loaded onto.
     device = next((t.device for t in state.values() if isinstance(t, torch.Tensor)), None)
     return model if device is None else model.to(device)
+
+
+def _load_trusted(source: Any, map_location: Any) -> dict[str, Any]:
+    # weights_only=False goes through Lightning's reader only (torch.load is never called
+    # without weights_only=True). It takes a path, asking the file system first whether it
+    # exists: an open file object, which no file system knows, is copied to one.
+    read = TorchCheckpointIO().load_checkpoint
+    if isinstance(source, str | os.PathLike):
+        return read(os.fspath(source), map_location, weights_only=False)
+    with tempfile.TemporaryDirectory(prefix="classic-cnns-") as folder:
+        path = os.path.join(folder, "checkpoint")
+        with open(path, "wb") as f:
+            shutil.copyfileobj(source, f, 1 << 20)
+        return read(path, map_location, weights_only=False)
 
 
 def _saved_device_or_cpu(storage: Any, location: str) -> Any:
@@ -303,7 +315,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         """Load ``path`` with ``weights_only=True`` (unless ``weights_only=False`` is passed)."""
         if weights_only is False:
-            return super().load_checkpoint(path, map_location, weights_only=False)
+            return _load_trusted(path, map_location)
         return load_checkpoint(path, map_location)
 
 

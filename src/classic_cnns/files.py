@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import json
 import os
 import pickle
 import shutil
-import stat
+import struct
 import tempfile
 import time
 import urllib.error
@@ -48,21 +49,10 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from torch import Tensor
 
 __all__ = [
-    "DATA_CHECKPOINT_KEY",
-    "DOWNLOAD_TIMEOUT",
-    "CheckpointError",
-    "WeightsFile",
-    "atomic_path",
-    "atomic_save",
-    "check_checkpoint_file",
-    "download",
-    "download_folder",
-    "file_digest",
-    "is_safetensors_file",
-    "load_checkpoint",
-    "read_weights_file",
-    "strip_compiled",
-]
+    "DATA_CHECKPOINT_KEY", "DOWNLOAD_TIMEOUT", "CheckpointError", "WeightsFile", "atomic_path",
+    "atomic_save", "check_checkpoint_file", "download", "download_folder", "file_digest",
+    "is_safetensors_file", "load_checkpoint", "read_weights_file", "strip_compiled",
+]  # fmt: skip
 
 MapLocation = str | torch.device | Callable[..., Any] | dict[str, str] | None
 
@@ -112,7 +102,8 @@ def download(url: str, path: str | os.PathLike[str], *, timeout: float = DOWNLOA
 
     Raises:
         OSError: saying what failed (the HTTP status, a refused or dropped connection, a
-            server silent for ``timeout`` seconds); the caller names the URL.
+            body short of its Content-Length, a reply that is not HTTP, a server silent for
+            ``timeout`` seconds); the caller names the URL.
 
     Example:
         >>> import tempfile
@@ -127,10 +118,16 @@ def download(url: str, path: str | os.PathLike[str], *, timeout: float = DOWNLOA
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response, open(path, "wb") as f:
             shutil.copyfileobj(response, f, 1 << 20)
+            got, length = f.tell(), response.headers.get("Content-Length", "")
     except urllib.error.HTTPError as err:
         raise OSError(f"HTTP {err.code} {err.reason}") from err
     except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors
         raise OSError(str(getattr(err, "reason", None) or err) or type(err).__name__) from err
+    except http.client.HTTPException as err:  # a reply that is not HTTP (BadStatusLine, ...)
+        raise OSError(f"not a valid HTTP reply: {err!r}") from err
+    # read(amt) returns what came before the server closed, without raising IncompleteRead.
+    if length.strip().isdigit() and got < int(length):
+        raise OSError(f"the connection closed after {got} of {int(length)} bytes")
 
 
 @contextlib.contextmanager
@@ -188,11 +185,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``path``, renamed onto ``path`` only if the block succeeds.
 
     The temporary file (``.<name>.<random>.tmp`` in the target's folder, created empty
-    with the permissions a plain ``open`` would give) is for the block to write, by any
-    means. When the block ends without an error the file is flushed to disk and renamed
-    over ``path`` in one step (atomic on POSIX and Windows file systems: readers see the
-    old file or the complete new one). When it raises, even ``KeyboardInterrupt``, the
-    temporary file is removed and whatever was at ``path`` is left untouched.
+    with the permissions a plain ``open`` would give, those of a file it replaces) is for
+    the block to write, by any means. When the block ends without an error the file is
+    flushed to disk and renamed over ``path`` in one step (atomic on POSIX and Windows file
+    systems: readers see the old file or the complete new one); a symbolic link is written
+    through, as by ``open``: the file it names is replaced. When the block raises, even
+    ``KeyboardInterrupt``, the temporary file is removed and ``path`` is left untouched.
 
     Example:
         >>> import tempfile
@@ -205,18 +203,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         ['out.csv']
     """
     path = Path(os.fspath(path).removeprefix("file://"))
+    if path.is_symlink():  # a plain open() writes through the link: replace what it names
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    # os.open with 0o666 lets the umask decide the permissions, as for a plain open()
-    # (tempfile.mkstemp would make the final file readable by its owner only).
+    # As for a plain open(): a replaced file keeps its mode, a new one gets what the umask
+    # leaves of 0o666 (tempfile.mkstemp would make it readable by its owner only).
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-    mode = stat.S_IMODE(os.stat(tmp).st_mode)
+    mode = os.stat(path if path.is_file() else tmp).st_mode & 0o777
     try:
         yield tmp
-        # A writer that replaces the file (safetensors' save_file does) leaves its own mode.
-        os.chmod(tmp, mode)
         with open(tmp, "rb+") as f:  # the writer may not have synced: do it before the rename
             os.fsync(f.fileno())
+        # After the sync, which a read-only mode refuses; a writer may have replaced tmp.
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -259,7 +259,8 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
     """Raise unless the local file ``path`` is a whole, intact ``torch.save`` file.
 
     Reads the file once without unpickling anything: a zip archive (what ``torch.save``
-    writes) must be complete and every record must match its CRC-32 checksum.
+    writes) must be complete and every record must match its CRC-32 checksum (or, where
+    ``torch.save`` wrote none, lie whole within the file).
 
     Raises:
         FileNotFoundError: if there is no such file.
@@ -277,8 +278,7 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
     path = Path(os.fspath(path).removeprefix("file://"))
     if not path.is_file():
         raise FileNotFoundError(f"{shown}: no such checkpoint file")
-    size = path.stat().st_size
-    if size == 0:
+    if (size := path.stat().st_size) == 0:
         raise CheckpointError(
             f"{shown}: the file is empty (0 bytes); expected a checkpoint written by "
             "torch.save. It was probably cut off while being written"
@@ -294,8 +294,11 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
         )
     try:
         with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()  # reads every record and checks its CRC-32
-            names = archive.namelist()
+            records, names, bad = archive.infolist(), archive.namelist(), None
+            if any(record.CRC for record in records):
+                bad = archive.testzip()  # reads every record and checks its CRC-32
+            else:  # torch.save under config.save.compute_crc32 = False stores only 0s
+                _check_extents(path, records, size)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
         raise CheckpointError(
             f"{shown}: the file is truncated or corrupted ({size} bytes; {_first_line(err)}); "
@@ -308,6 +311,19 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
             "not match its contents (a damaged copy or disk); expected an intact checkpoint"
         )
     _refuse_names(names, shown)
+
+
+def _check_extents(path: Path, records: list[zipfile.ZipInfo], size: int) -> None:
+    # Without CRC-32s: each local header where the central directory says, data within the file.
+    with path.open("rb") as f:
+        for record in records:
+            f.seek(record.header_offset)
+            header = f.read(30)
+            if len(header) < 30 or header[:4] != b"PK\x03\x04":
+                raise zipfile.BadZipFile(f"no local header for record {record.filename!r}")
+            end = record.header_offset + 30 + sum(struct.unpack("<HH", header[26:30]))
+            if end + record.compress_size > size:
+                raise zipfile.BadZipFile(f"record {record.filename!r} ends past the file's end")
 
 
 def _refuse_program(f: IO[bytes], shown: str) -> None:
@@ -332,18 +348,17 @@ def _refuse_names(names: list[str], shown: str) -> None:
     # torch.save files, no data.pkl but an archive_format record (torch 2.14's layout) or
     # serialized_exported_program.json (torch 2.6's).
     records = {name.rsplit("/", 1)[-1] for name in names}
-    program = ""
+    exported = records & {"archive_format", "serialized_exported_program.json"}
     if "constants.pkl" in records:
-        program = "a TorchScript archive (classic-cnns export --format torchscript), which "
-        program += "torch.jit.load runs"
-    elif "data.pkl" not in records and records & {
-        "archive_format",
-        "serialized_exported_program.json",
-    }:
-        program = "a torch.export program (classic-cnns export --format pt2), which "
-        program += "torch.export.load runs"
-    if program:
-        raise CheckpointError(f"{shown}: {program}; expected a checkpoint or a .safetensors file")
+        program, fmt, runner = "a TorchScript archive", "torchscript", "torch.jit.load"
+    elif exported and "data.pkl" not in records:
+        program, fmt, runner = "a torch.export program", "pt2", "torch.export.load"
+    else:
+        return
+    raise CheckpointError(
+        f"{shown}: {program} (classic-cnns export --format {fmt}), which {runner} runs; "
+        "expected a checkpoint or a .safetensors file"
+    )
 
 
 def load_checkpoint(
@@ -351,10 +366,10 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)``, naming the file in every error.
 
-    A local file is first checked whole: a ``torch.save`` zip archive must be complete
-    and every record must match its CRC-32 checksum, which catches truncation and flipped
-    bytes that ``torch.load`` alone would load without a word. An open file object is read
-    as it is.
+    A local file is first checked whole (:func:`check_checkpoint_file`): a ``torch.save``
+    zip archive must be complete and its records match their CRC-32 checksums, which catches
+    truncation and flipped bytes that ``torch.load`` alone would load without a word. An
+    open file object is read as it is.
 
     Raises:
         FileNotFoundError: if there is no such file.
@@ -372,10 +387,8 @@ def load_checkpoint(
         classic_cnns.files.CheckpointError: ...: not a PyTorch checkpoint: it starts ...
     """
     opened = not isinstance(path, str | os.PathLike)
-    shown = getattr(path, "name", "the checkpoint") if opened else os.fspath(path)  # type: ignore[arg-type]
-    shown = str(shown)
-    local = not opened and is_local(shown)
-    if local:
+    shown = str(getattr(path, "name", "the checkpoint") if opened else os.fspath(path))  # type: ignore[arg-type]
+    if local := not opened and is_local(shown):
         file = Path(shown.removeprefix("file://"))
         check_checkpoint_file(file, shown)
     try:
@@ -471,10 +484,8 @@ def is_safetensors_file(path: str | os.PathLike[str]) -> bool:
             head = f.read(9)
     except OSError:
         return False
-    if len(head) < 9 or head[8:9] != b"{":
-        return False
     size = int.from_bytes(head[:8], "little")
-    return 2 <= size <= os.path.getsize(path) - 8
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= size <= os.path.getsize(path) - 8
 
 
 def _json_metadata(meta: Mapping[str, str], key: str, shown: str) -> dict[str, Any]:
@@ -511,12 +522,8 @@ def _read_safetensors(path: Path, shown: str, tensors: bool) -> WeightsFile:
             f"{shown}: the safetensors file is truncated or corrupted ({type(err).__name__}: "
             f"{err}); expected a file written by classic-cnns export or safetensors.save_file"
         ) from err
-    return WeightsFile(
-        state,
-        _json_metadata(meta, META_HPARAMS, shown),
-        _json_metadata(meta, META_DATA, shown),
-        shown,
-    )
+    hparams, data = (_json_metadata(meta, key, shown) for key in (META_HPARAMS, META_DATA))
+    return WeightsFile(state, hparams, data, shown)
 
 
 def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> WeightsFile:
@@ -576,14 +583,9 @@ def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> 
                     "ImageClassifier, whose network is its 'net' attribute"
                 )
             state = plain  # a training script's {"state_dict": net.state_dict(), "epoch": ...}
-        hparams = obj.get("hyper_parameters") or {}
-        data = obj.get(DATA_CHECKPOINT_KEY) or {}
-        return WeightsFile(
-            state if tensors else {},
-            dict(hparams) if isinstance(hparams, Mapping) else {},
-            dict(data) if isinstance(data, Mapping) else {},
-            shown,
-        )
+        saved_meta = (obj.get("hyper_parameters"), obj.get(DATA_CHECKPOINT_KEY))
+        hparams, data = (dict(m) if isinstance(m, Mapping) else {} for m in saved_meta)
+        return WeightsFile(state if tensors else {}, hparams, data, shown)
     if obj and all(isinstance(v, Tensor) for v in obj.values()):
         plain = {strip_compiled(str(k)): v for k, v in obj.items()}
         if all(k.startswith("net.") for k in plain):  # a LightningModule's own state_dict()

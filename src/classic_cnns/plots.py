@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from classic_cnns.files import atomic_path
 from classic_cnns.task import ImageClassifier
 
 __all__ = ["TrainingPlots", "plot_confusion_matrix", "plot_curves"]
@@ -157,7 +158,8 @@ class TrainingPlots(L.Callback):
     or ``dirpath``: ``curves.png`` (loss and accuracy per epoch, training and validation),
     ``confusion_matrix.png`` and ``confusion_matrix.csv`` (rows: true class, columns:
     predicted). Without matplotlib, one line says how to get the figures; the CSV is still
-    written. Nothing is written under ``fast_dev_run``.
+    written. Nothing is written under ``fast_dev_run``. Each file is written beside its
+    target and renamed over it, so a failed write leaves the earlier file whole.
 
     Args:
         dirpath: Folder for the files; ``None`` uses the trainer's log folder.
@@ -237,7 +239,7 @@ class TrainingPlots(L.Callback):
             rank_zero_info(_MISSING)
             return
         fig = plot_curves(self.history, title=f"{type(pl_module).__name__}: loss and accuracy")
-        fig.savefig(folder / CURVES_FILE, dpi=110)
+        _save_png(fig, folder / CURVES_FILE)
 
     def state_dict(self) -> dict[str, Any]:
         """The per-epoch history, saved in checkpoints so a resumed run keeps its curves.
@@ -304,7 +306,7 @@ class TrainingPlots(L.Callback):
         if folder is None:
             return
         names = _class_names(trainer, len(self.confusion))
-        with (folder / CONFUSION_CSV).open("w", newline="") as f:
+        with atomic_path(folder / CONFUSION_CSV) as tmp, tmp.open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["true \\ predicted", *names])
             for name, row in zip(names, self.confusion.tolist(), strict=True):
@@ -315,7 +317,14 @@ class TrainingPlots(L.Callback):
         accuracy = float(self.confusion.diag().sum() / self.confusion.sum().clamp(min=1))
         title = f"{type(pl_module).__name__}: test accuracy {100 * accuracy:.2f}%"
         fig = plot_confusion_matrix(self.confusion, names, title=title)
-        fig.savefig(folder / CONFUSION_FILE, dpi=110)
+        _save_png(fig, folder / CONFUSION_FILE)
+
+
+def _save_png(fig: Any, path: Path) -> None:
+    # Written beside the file and renamed over it, so an earlier figure survives a failure;
+    # the format is given, as the temporary file's name does not end in .png.
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
 
 
 def _class_names(trainer: L.Trainer, n: int) -> list[str]:
