@@ -29,7 +29,7 @@ for f in "$src"/{MNIST,FashionMNIST}/raw/*.gz; do  # decompressed: no md5 check 
 done
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export CLASSIC_CNNS_DATA=$work/data
-"$py" -c 'import jsonargparse' || { echo "no jsonargparse: benchmarks/README.md" >&2 && exit 1; }
+"$py" -c 'import jsonargparse' || { echo "no jsonargparse: benchmarks/GPU-MACHINE.md" >&2 && exit 1; }
 if [[ $mode == run ]]; then  # else every part would measure the CPU and say so only in rows
   "$py" -c 'import torch; assert torch.cuda.is_available()' || { echo "no CUDA device" >&2; exit 1; }
 fi

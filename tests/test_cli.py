@@ -778,3 +778,30 @@ def test_evaluating_from_weights_needs_every_tensor_of_the_model(
     assert main(["test", "--weights", "w.ckpt", *nine, ten, *quiet]) == 0, capsys.readouterr().err
     fit = ["fit", "--weights", "w.ckpt", *nine[:-1], "--trainer.max_steps=1", *quiet]
     assert main(fit) == 0, capsys.readouterr().err  # fine-tuning: a fresh head, as before
+
+
+def test_a_checkpoint_tested_on_some_of_its_classes_says_how(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The data's 7 classes build the model, so the checkpoint's 10-class head cannot load:
+    # the message names both sets of classes and --data.classes, not "another architecture".
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.limit_test_batches=1"]
+    fit = ["fit", "--trainer.max_epochs=1", "--trainer.limit_train_batches=1", *quiet]
+    assert main([*fit, "--trainer.limit_val_batches=1"]) == 0, capsys.readouterr().err
+    digits = classic_cnns.Digits()
+    digits.setup("test")
+    images, labels = digits._splits["test"]
+    for i, (image, label) in enumerate(zip(images[:60], labels[:60].tolist(), strict=True)):
+        if label >= 3:
+            Path(f"some/{label}").mkdir(parents=True, exist_ok=True)
+            write_png(image, f"some/{label}/{i}.png")
+    some = ["--data=ImageFolder", "--data.root=some", "--data.channels=1", "--data.test_size=1"]
+    ckpt = "lightning_logs/version_0/checkpoints/last.ckpt"
+    capsys.readouterr()
+    assert main(["test", "--ckpt_path", ckpt, *some, *quiet]) == 2
+    err = capsys.readouterr().err
+    assert "the checkpoint was trained on the classes ['0', '1', '2', '3'," in err
+    assert "the data has ['3', '4', '5', '6', '7', '8', '9']" in err and "--data.classes" in err
+    ten = "--data.classes=" + json.dumps([str(d) for d in range(10)])
+    assert main(["test", "--ckpt_path", ckpt, *some, ten, *quiet]) == 0, capsys.readouterr().err

@@ -257,7 +257,9 @@ def test_fine_tuning_from_digits_beats_training_from_scratch_on_mnist(
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # The fences the section may use: "python" blocks run, "console" lines run through the CLI,
-# and "python no-run" marks the one snippet that needs a download (ImageNet weights).
+# and "python no-run" is a python block after `<!-- no-run -->` (invisible on GitHub and the
+# site, where a fence's extra words would break the block), the one snippet that needs a
+# download (ImageNet weights).
 FENCES = {"python", "python no-run", "console"}
 
 
@@ -266,7 +268,10 @@ def _fine_tune_blocks() -> list[tuple[str, str]]:
     start = text.index("\n## Fine-tune\n")
     end = text.find("\n## ", start + 1)
     section = text[start : None if end == -1 else end]
-    return re.findall(r"^```([^\n]*)\n(.*?)^```$", section, flags=re.MULTILINE | re.DOTALL)
+    found = re.findall(
+        r"^(<!-- no-run -->\n)?```([^\n]*)\n(.*?)^```$", section, flags=re.MULTILINE | re.DOTALL
+    )
+    return [(f"{info} no-run" if skip else info, code) for skip, info, code in found]
 
 
 @pytest.mark.slow

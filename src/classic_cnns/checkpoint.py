@@ -241,7 +241,12 @@ def verify_checkpoint(
             "(--weights FILE) instead of resuming"
         )
     config = checkpoint.get(DATA_CHECKPOINT_KEY)
-    recorded = head_class_names(config, getattr(model, "num_classes", None))
+    # The checkpoint's own head (None: its arch's), not the model's, which on the command line
+    # the data's classes build: names of as many classes as the data's hid the mismatch.
+    saved = getattr(model, "num_classes", None)  # without hyperparameters: as the model's
+    if isinstance(hparams, Mapping) and "num_classes" in hparams:
+        saved = hparams["num_classes"] or getattr(getattr(model, "info", None), "num_classes", None)
+    recorded = head_class_names(config, saved)
     names = None if class_names is None else [str(n) for n in class_names]  # as recorded
     if names is not None and recorded is not None and recorded != names:
         raise CheckpointError(

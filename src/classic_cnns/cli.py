@@ -295,8 +295,9 @@ class ClassicCLI(LightningCLI):
                     raise
                 raise ValueError(
                     f"{err}. To {self.subcommand}, the weights must fit the whole model, "
-                    "head included (the data's classes); fine-tune them first: classic-cnns "
-                    "fit with the same --weights or --pretrained"
+                    "head included (the data's classes): for data of some of their classes, "
+                    "number the classes as they do (--data.classes), else fine-tune them first: "
+                    "classic-cnns fit with the same --weights or --pretrained"
                 ) from None
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
