@@ -88,11 +88,15 @@ def _trainer(**kw: Any) -> L.Trainer:
             r"batch \(x\.to\(torch.float32\)\) or the model \(model\.to\(torch.float64\)\)",
         ),
         (torch.zeros(2, 1, 32, 32, dtype=torch.float16), TypeError, r"dtype torch.float16"),
+        (torch.zeros(2, 1, 32, 32, dtype=torch.complex64), TypeError, r"dtype torch.complex64"),
     ],
 )
 def test_wrong_images_are_named_with_what_was_expected(x: Any, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         LeNet5()(x)
+    if isinstance(x, torch.Tensor) and x.ndim == 4:  # the same in a training step
+        with pytest.raises(error, match=message):
+            LeNet5().training_step((x, torch.zeros(len(x), dtype=torch.long)), 0)
 
 
 def test_a_small_input_stem_lowers_the_minimum_and_the_check_follows() -> None:
@@ -144,18 +148,29 @@ def test_a_non_finite_batch_stops_training_with_the_step(value: float) -> None:
         _trainer().fit(model, train_dataloaders=_batches(bad_batch=2, value=value))
 
 
-def test_a_non_finite_batch_is_skipped_when_asked() -> None:
+@pytest.mark.parametrize(
+    "overflow", [False, True], ids=["NaN image", "finite images whose loss overflows"]
+)
+def test_a_non_finite_batch_is_skipped_when_asked(overflow: bool) -> None:
+    # A NaN image is caught before the forward pass; finite images of 3e38 overflow inside
+    # it, after batch norm has updated its running statistics, which the skip puts back.
+    loader = _batches(bad_batch=None if overflow else 1)
+    if overflow:
+        loader.dataset.tensors[0][8:16] = 3e38  # type: ignore[attr-defined]
     torch.manual_seed(0)
     model = LeNet5(arch="lenet5_bn", scheduler="none", nonfinite="skip")
+    found = (
+        r"loss at global step 1 \(epoch 0\) is nan"
+        if overflow
+        else r"batch at global step 1 \(epoch 0\) has 1 NaN"
+    )
     with pytest.warns(
-        UserWarning,
-        match=r"the train batch at global step 1 \(epoch 0\) has 1 NaN.*"
-        r"skipping the batch \(nonfinite='skip'\)",
+        UserWarning, match=rf"the train {found}.*skipping the batch \(nonfinite='skip'\)"
     ):
-        _trainer().fit(model, train_dataloaders=_batches(bad_batch=1))
+        _trainer().fit(model, train_dataloaders=loader)
     # The same as training on the three good batches alone: nothing of the bad one reached
     # the weights, the optimizer state or the batch norm statistics.
-    x, y = _batches(bad_batch=1).dataset.tensors
+    x, y = loader.dataset.tensors  # type: ignore[attr-defined]
     keep = torch.cat([torch.arange(0, 8), torch.arange(16, 32)])
     good = DataLoader(TensorDataset(x[keep], y[keep]), batch_size=8)
     torch.manual_seed(0)
@@ -630,3 +645,12 @@ def test_statistics_on_the_0_255_scale_are_refused_with_the_fix() -> None:
     with pytest.raises(ValueError, match=r"mean and std must be numbers; got mean=\[nan\]"):
         check_stats([math.nan], [0.2], channels=1)
     assert check_stats([0.0, 1.0], [1.0, 0.01], channels=2) == ((0.0, 1.0), (1.0, 0.01))
+
+
+def test_skip_is_refused_in_a_run_of_several_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A process that skips a batch would leave the others waiting (for its gradients, or for
+    # the metrics' sync): refused at setup, before anything runs.
+    monkeypatch.setattr(L.Trainer, "world_size", property(lambda self: 2))
+    with pytest.raises(ValueError, match=r"nonfinite='skip' works in one process only; got 2"):
+        _trainer().fit(LeNet5(nonfinite="skip"), train_dataloaders=_batches(None))
+    _trainer(max_steps=1).fit(LeNet5(), train_dataloaders=_batches(None))  # "raise": runs

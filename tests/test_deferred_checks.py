@@ -14,6 +14,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import LeNet5, _guard
@@ -176,10 +177,27 @@ def test_soft_labels_out_of_range_are_clamped_then_reported() -> None:
     assert torch.isfinite(clamped).all() and guard.pending() == ("soft labels", 3, 0, 0, 0)
     with pytest.raises(
         ValueError,
-        match=r"^soft labels must be class probabilities, in \[0, 1\]; the train batch at "
-        r"global step 3, epoch 0, had a value outside \(or NaN\)$",
+        match=r"^soft labels must be class probabilities, in \[0, 1\] and summing to 1 per "
+        r"image; the train batch at global step 3, epoch 0, had a value outside, a row summing "
+        r"to another total, or NaN$",
     ):
         _trainer().fit(
             LeNet5(scheduler="none"),
             train_dataloaders=DataLoader(TensorDataset(x, q), batch_size=8),
         )
+
+
+@pytest.mark.parametrize("total", [0.0, 3.0])
+def test_soft_labels_that_do_not_sum_to_one_are_refused(total: float) -> None:
+    # Values in [0, 1] but rows summing to 0 (nothing to learn) or 3 (a tripled loss).
+    y = torch.full((8, 10), total / 10)
+    guard = _guard.StepGuard(num_classes=10)
+    guard.labels(y, where=(2, 0), eager=False)
+    assert guard.pending() == ("soft labels", 2, 0, 0, 0)
+    with pytest.raises(
+        ValueError, match=rf"summing to 1 per image; got rows summing to {total:g} to {total:g}$"
+    ):
+        _guard.check_label_values(y, 10)
+    # Rounded probabilities pass: bf16 MixUp labels (a mix of two one-hot rows).
+    mixed = 0.37 * F.one_hot(torch.arange(8) % 10, 10) + 0.63 * F.one_hot(torch.arange(8) + 1, 10)
+    _guard.check_label_values(mixed.to(torch.bfloat16), 10)

@@ -22,12 +22,12 @@ and reported at the next read, like a non-finite value.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = [
     "NonFinitePolicy",
@@ -39,7 +39,9 @@ __all__ = [
     "check_labels_structure",
     "class_names_hint",
     "is_number",
+    "keep_norm_statistics",
     "queued",
+    "refuse_skip_across_processes",
     "report",
 ]
 
@@ -56,7 +58,10 @@ _KINDS: dict[int, ProblemKind] = {
     _LOSS: "loss",
     _SOFT: "soft labels",
 }
-_SOFT_RANGE = "soft labels must be class probabilities, in [0, 1]"
+_SOFT_RANGE = "soft labels must be class probabilities, in [0, 1] and summing to 1 per image"
+# How far a row of soft labels may sum from 1: bf16 rounds each of a row's values by up to
+# 2**-9 of itself, so a row of probabilities sums to 1 within 2**-9.
+_SOFT_SUM_TOLERANCE = 1e-2
 
 
 class Problem(NamedTuple):
@@ -338,16 +343,78 @@ def check_label_values(y: Tensor, num_classes: int) -> None:
         >>> check_label_values(torch.tensor([[0.7, 0.3], [0.0, 1.5]]), 2)
         Traceback (most recent call last):
         ...
-        ValueError: soft labels must be class probabilities, in [0, 1]; got values from 0.0 to 1.5
+        ValueError: soft labels must be class probabilities, in [0, 1] and summing to 1 per ...
     """
     if y.numel() == 0:
         return
-    low, high = torch.stack(list(torch.aminmax(y.detach()))).tolist()
-    if y.is_floating_point():
+    if y.is_floating_point():  # (N, C) soft labels
+        low, high, least, most = torch.stack([*torch.aminmax(y.detach()), *_sums(y)]).tolist()
         if not (0 <= low <= high <= 1):  # NaN fails this too
             raise ValueError(f"{_SOFT_RANGE}; got values from {low} to {high}")
-    elif low < 0 or high >= num_classes:
+        if not (abs(least - 1) <= _SOFT_SUM_TOLERANCE and abs(most - 1) <= _SOFT_SUM_TOLERANCE):
+            raise ValueError(f"{_SOFT_RANGE}; got rows summing to {least:.4g} to {most:.4g}")
+        return
+    low, high = torch.stack(list(torch.aminmax(y.detach()))).tolist()
+    if low < 0 or high >= num_classes:
         raise ValueError(f"labels must lie in [0, {num_classes}); got values from {low} to {high}")
+
+
+def _sums(y: Tensor) -> tuple[Tensor, Tensor]:
+    # The least and the most that a row of soft labels sums to (NaN stays NaN), in y's dtype.
+    least, most = torch.aminmax(y.detach().float().sum(dim=1))
+    return least.to(y.dtype), most.to(y.dtype)
+
+
+def keep_norm_statistics(module: nn.Module, active: bool = True) -> Callable[[], None]:
+    """Copy the batch norm buffers of ``module``; the function returned puts them back.
+
+    A training forward pass updates the running statistics before the loss is known, so a
+    batch skipped for its non-finite loss (``nonfinite="skip"``) must put them back. With
+    ``active=False`` nothing is copied and the function does nothing.
+
+    Example:
+        >>> import torch
+        >>> norm = torch.nn.BatchNorm1d(2)
+        >>> put_back = keep_norm_statistics(norm)
+        >>> _ = norm(torch.full((4, 2), float("inf")))
+        >>> put_back()
+        >>> norm.running_mean.tolist(), int(norm.num_batches_tracked)
+        ([0.0, 0.0], 0)
+    """
+    kept = [
+        (buffer, buffer.clone())
+        for m in (module.modules() if active else ())
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for buffer in m.buffers(recurse=False)
+    ]
+
+    def put_back() -> None:
+        with torch.no_grad():
+            for buffer, copy in kept:
+                buffer.copy_(copy)
+
+    return put_back
+
+
+def refuse_skip_across_processes(policy: NonFinitePolicy, world_size: int) -> None:
+    """Refuse ``nonfinite="skip"`` in a run of several processes.
+
+    A process that skips a batch leaves the others waiting: in training for its gradients
+    (Lightning refuses a skipped ``training_step`` under DDP), in evaluation for the
+    metrics' sync when it skipped all of its batches.
+
+    Example:
+        >>> refuse_skip_across_processes("skip", 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: nonfinite='skip' works in one process only; got 2 processes, where ...
+    """
+    if policy == "skip" and world_size > 1:
+        raise ValueError(
+            f"nonfinite='skip' works in one process only; got {world_size} processes, where "
+            "a process that skips a batch leaves the others waiting for it. Use "
+            "nonfinite='raise' (the default), or 'ignore'"
+        )
 
 
 def _finite(x: Tensor) -> Tensor:
@@ -392,7 +459,13 @@ class StepGuard:
             return y
         low, high = torch.aminmax(y.detach())
         if y.is_floating_point():
-            self._note(~((low >= 0) & (high <= 1)), _SOFT, where)  # NaN is bad too
+            least, most = _sums(y)
+            good = (
+                (low >= 0)
+                & (high <= 1)
+                & ((torch.stack([least, most]) - 1).abs().max() <= _SOFT_SUM_TOLERANCE)
+            )
+            self._note(~good, _SOFT, where)  # NaN is bad too
             return y.nan_to_num(0.0).clamp(0, 1)
         bad = (low < 0) | (high >= self.num_classes)
         self._note(bad, _LABELS, where, low, high)
@@ -400,6 +473,8 @@ class StepGuard:
 
     def images(self, x: Tensor, where: tuple[int, int], eager: bool) -> bool:
         """Whether ``x`` is all finite; deferred, record a problem and return ``True``."""
+        if not x.is_floating_point():  # integers are finite; forward names a wrong dtype
+            return True
         finite = _finite(x)
         if eager:
             return bool(finite)
@@ -452,7 +527,7 @@ class StepGuard:
         if problem.kind == "soft labels":
             raise ValueError(
                 f"{_SOFT_RANGE}; the {stage} batch at global step {problem.step}, epoch "
-                f"{problem.epoch}, had a value outside (or NaN)"
+                f"{problem.epoch}, had a value outside, a row summing to another total, or NaN"
             )
         if problem.kind == "labels":
             raise ValueError(

@@ -196,10 +196,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         self._teacher: list[nn.Module] = []
 
     def _set_metrics(self, num_classes: int) -> None:
-        # torchmetrics objects, updated every step and logged once at the end of the epoch
-        # (which is also when torchmetrics syncs them across processes). Training keeps
-        # top-1 accuracy only: F1 and top-5 of a moving model cost time and say little.
-        # The labels are checked by the step's guard, so torchmetrics need not check them.
+        # torchmetrics objects, updated every step and logged (and synced across processes)
+        # once at the end of the epoch. Training keeps top-1 accuracy only: F1 and top-5 of a
+        # moving model cost time and say little. The step's guard checks the labels.
         metrics = classification_metrics(num_classes, validate_args=False)
         self.train_metrics = MetricCollection({"acc": metrics["acc"].clone()}, prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
@@ -291,6 +290,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         """
         destroy_at_exit()
         hp = self._hp
+        _guard.refuse_skip_across_processes(hp.nonfinite, getattr(self._trainer, "world_size", 1))
         if hp.channels_last:
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if hp.compile and not getattr(self.net, "_compiled_call_impl", None):
@@ -385,16 +385,17 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         _guard.check_labels_structure(y, x.shape[0], self.num_classes if stage == "train" else None)
         policy = self._hp.nonfinite
         # Reading a value from the device waits for it. On the CPU that is free, and "skip"
-        # must know at once; otherwise the checks are read on logging steps and epoch ends.
-        # (_guard.queued is looked up here, so that tests can make the CPU play a GPU.)
+        # must know at once; otherwise the checks are read on logging steps and epoch ends
+        # (_guard.queued is looked up here, so that tests can make the CPU play a GPU).
         eager = policy == "skip" or not _guard.queued(x.device)
         guard, where = self._guards[stage], (self.global_step, self.current_epoch)
         y = guard.labels(y, where, eager)
-        # Images are checked before the forward pass, which would otherwise carry NaN into
-        # batch norm's running statistics even when the batch is then skipped.
+        # Images are checked before the forward pass, which would carry NaN into batch norm's
+        # running statistics; after a non-finite loss, skip puts the statistics back.
         if policy != "ignore" and not guard.images(x, where, eager):
             self._nonfinite(stage, "images", where, x=x)
             return None
+        put_back = _guard.keep_norm_statistics(self.net, policy == "skip" and stage == "train")
         out = self(x)
         logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
         _guard.check_classes(self.info.name, self.num_classes, logits.shape[-1], "its network")
@@ -407,6 +408,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             loss = loss + self._hp.aux_loss_weight * hard(aux_logits, y)
         if policy != "ignore" and not guard.loss(loss, where, eager):
             self._nonfinite(stage, "loss", where, loss=loss)
+            put_back()
             return None
         if not getattr(self._trainer, "barebones", False):  # which logs no metrics
             metrics.update(logits.detach(), y.argmax(dim=1) if y.is_floating_point() else y)
@@ -424,12 +426,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         return loss, logits.detach()
 
     def _raise_pending(self, stage: str) -> None:
-        # Raise (or, for images and losses under nonfinite="skip", warn about) the first
-        # problem the deferred checks of this stage recorded.
-        hp = self._hp
-        self._guards[stage].report_pending(
-            stage, policy=hp.nonfinite, name=self.info.name, lr=hp.lr
-        )
+        # Raise (or, under nonfinite="skip", warn) about the first problem recorded deferred.
+        hp, guard = self._hp, self._guards[stage]
+        guard.report_pending(stage, policy=hp.nonfinite, name=self.info.name, lr=hp.lr)
 
     def _nonfinite(self, stage: str, kind: Any, where: tuple[int, int], **found: Any) -> None:
         hp, name = self._hp, self.info.name
