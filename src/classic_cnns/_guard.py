@@ -348,7 +348,7 @@ def check_label_values(y: Tensor, num_classes: int) -> None:
     if y.numel() == 0:
         return
     if y.is_floating_point():  # (N, C) soft labels
-        low, high, least, most = torch.stack([*torch.aminmax(y.detach()), *_sums(y)]).tolist()
+        low, high, least, most = _soft_bounds(y).tolist()
         if not (0 <= low <= high <= 1):  # NaN fails this too
             raise ValueError(f"{_SOFT_RANGE}; got values from {low} to {high}")
         if not (abs(least - 1) <= _SOFT_SUM_TOLERANCE and abs(most - 1) <= _SOFT_SUM_TOLERANCE):
@@ -359,10 +359,11 @@ def check_label_values(y: Tensor, num_classes: int) -> None:
         raise ValueError(f"labels must lie in [0, {num_classes}); got values from {low} to {high}")
 
 
-def _sums(y: Tensor) -> tuple[Tensor, Tensor]:
-    # The least and the most that a row of soft labels sums to (NaN stays NaN), in y's dtype.
-    least, most = torch.aminmax(y.detach().float().sum(dim=1))
-    return least.to(y.dtype), most.to(y.dtype)
+def _soft_bounds(y: Tensor) -> Tensor:
+    # [least value, greatest value, least row sum, greatest row sum] of soft labels (N, C),
+    # in float32 (NaN stays NaN): what both the eager and the deferred check compare.
+    y = y.detach().float()
+    return torch.stack([*torch.aminmax(y), *torch.aminmax(y.sum(dim=1))])
 
 
 def keep_norm_statistics(module: nn.Module, active: bool = True) -> Callable[[], None]:
@@ -457,16 +458,13 @@ class StepGuard:
         if eager:
             check_label_values(y, self.num_classes)
             return y
-        low, high = torch.aminmax(y.detach())
         if y.is_floating_point():
-            least, most = _sums(y)
-            good = (
-                (low >= 0)
-                & (high <= 1)
-                & ((torch.stack([least, most]) - 1).abs().max() <= _SOFT_SUM_TOLERANCE)
-            )
+            low, high, least, most = _soft_bounds(y)
+            tol = _SOFT_SUM_TOLERANCE
+            good = (low >= 0) & (high <= 1) & ((least - 1).abs() <= tol) & ((most - 1).abs() <= tol)
             self._note(~good, _SOFT, where)  # NaN is bad too
             return y.nan_to_num(0.0).clamp(0, 1)
+        low, high = torch.aminmax(y.detach())
         bad = (low < 0) | (high >= self.num_classes)
         self._note(bad, _LABELS, where, low, high)
         return y.clamp(0, self.num_classes - 1)

@@ -197,7 +197,8 @@ def _build(
         raise TypeError(
             f"create_model builds the arch it is named, {name!r}; got arch={kwargs['arch']!r} too"
         )
-    unknown = sorted(set(kwargs) - init_parameters(cls, name))
+    takes = init_parameters(cls, name)
+    unknown = sorted(set(kwargs) - takes)
     if unknown:
         options = ", ".join(model_info(name).options) or "none"
         raise TypeError(
@@ -206,7 +207,7 @@ def _build(
         )
     if file is not None:
         check_arch(file, name)
-        accepted = init_parameters(cls, name) - {"arch"}
+        accepted = takes - {"arch"}
         if kwargs.get("optimizer", file.hparams.get("optimizer")) != file.hparams.get("optimizer"):
             accepted -= {"lr"}  # the file's was its optimizer's: the recipe's rule applies
         kwargs = {**{k: v for k, v in file.hparams.items() if k in accepted}, **kwargs}

@@ -96,6 +96,20 @@ def _check_alphas(mixup_alpha: Any, cutmix_alpha: Any) -> None:
             raise ValueError(f"{name} must be a number >= 0 (0: off); got {alpha!r}")
 
 
+def _test_split(total: int, test_size: float, seed: int, owner: str) -> tuple[Tensor, Tensor]:
+    # The sorted test and training indices of a seeded test_size share of total images; a
+    # share in (0, 1) that rounds to no test image, or to all of them, is refused.
+    n_test = round(total * test_size)
+    if 0 < test_size < 1 and n_test in (0, total):
+        share, none = ("larger", "test") if n_test == 0 else ("smaller", "training")
+        raise ValueError(
+            f"{owner}: test_size={test_size!r} of {total} images rounds to no {none} image; "
+            f"expected a {share} share"
+        )
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    return order[:n_test].sort().values, order[n_test:].sort().values
+
+
 def _how_to_get(download: bool, by_hand: str) -> str:
     # The end of a "files missing" error: with download=True, only prepare_data() was skipped.
     if download:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from classic_cnns._guard import is_number
-from classic_cnns.data.base import InMemoryDataModule
+from classic_cnns.data.base import InMemoryDataModule, _test_split
 
 __all__ = ["Digits"]
 
@@ -83,13 +83,5 @@ class Digits(InMemoryDataModule):
         images = torch.from_numpy(bunch.images * (255 / 16)).round().to(torch.uint8)
         images = images.unsqueeze(1)  # (N, 1, 8, 8)
         labels = torch.from_numpy(bunch.target).long()
-        n_test = round(len(labels) * self.test_size)
-        if not 0 < n_test < len(labels):
-            share, none = ("larger", "test") if n_test == 0 else ("smaller", "training")
-            raise ValueError(
-                f"Digits: test_size={self.test_size!r} of {len(labels)} images rounds to no "
-                f"{none} image; expected a {share} share"
-            )
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
-        test, train = order[:n_test].sort().values, order[n_test:].sort().values
+        test, train = _test_split(len(labels), self.test_size, self.seed, "Digits")
         return images[train], labels[train], images[test], labels[test]

@@ -35,6 +35,7 @@ except ImportError:  # a torchvision without image decoders
     _torchvision_decode = None  # type: ignore[assignment]
 
 from classic_cnns._guard import is_number
+from classic_cnns.data.base import _test_split
 from classic_cnns.data.preprocessing import ModelSpec, ResizeMode, random_crop_flip, to_size
 from classic_cnns.data.transfer import TransferDataModule
 
@@ -473,7 +474,7 @@ class ImageFolder(TransferDataModule):
         """
         # The model's own data_config decides here, before its setup records this datamodule's
         # (and a model trained before may have left it at another size, or padded).
-        if self._splits and self._model() is not None and self._storage() != self._decoded:
+        if self._stale():
             self._splits = {}
         if not self._splits:
             size, mode, crop = self._decoded = self._storage()
@@ -494,17 +495,9 @@ class ImageFolder(TransferDataModule):
                 )
             else:
                 images, labels = self._decode(self.root, size, mode, crop)
-                n_test = round(labels.numel() * self.test_size)
-                if n_test in (0, labels.numel()) and 0 < self.test_size < 1:
-                    share, none = ("larger", "test") if n_test == 0 else ("smaller", "training")
-                    raise ValueError(
-                        f"{self.root}: test_size={self.test_size!r} of {labels.numel()} images "
-                        f"rounds to no {none} image; expected a {share} share"
-                    )
-                order = torch.randperm(
-                    labels.numel(), generator=torch.Generator().manual_seed(self.seed)
+                test, train_idx = _test_split(
+                    labels.numel(), self.test_size, self.seed, str(self.root)
                 )
-                test, train_idx = order[:n_test].sort().values, order[n_test:].sort().values
                 if len(train_idx):
                     splits = self._split(images[train_idx], labels[train_idx])
                 else:  # test_size=1: every image is a test (and validation) image
@@ -534,10 +527,13 @@ class ImageFolder(TransferDataModule):
         # Trainer.validate/test/fit(ckpt_path=...) restores the checkpoint after setup; when
         # it was trained at another size (or on padded images), decode the files again so
         # rather than resample images that were already resampled once.
-        if self._splits and self._model() is not None and self._storage() != self._decoded:
-            self._splits = {}
-            self.setup()
+        if self._stale():
+            self.setup()  # which decodes them again
         return super()._loader(split, shuffle)
+
+    def _stale(self) -> bool:
+        # Whether the files were decoded otherwise than the attached model now takes them.
+        return bool(self._splits) and self._model() is not None and self._storage() != self._decoded
 
     def dataset_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the training images, on the 0-1 scale (measured once).
