@@ -82,13 +82,50 @@ def test_training_batches_and_predictions_are_prepared_the_same_way() -> None:
         assert dm.preprocessing is not None and dm.preprocessing.resize == mode
         # What a model trained on it records, rebuilt as predict_folder rebuilds it.
         rebuilt = Preprocessing.from_config(dm.data_config, channels=1)
-        assert rebuilt == dm.preprocessing
+        assert rebuilt == dm.preprocessing and rebuilt.resize_dtype == "float"
         batch = _digits()
-        # predict_folder sizes each file's uint8 image as ImageFolder does; the batch transform
-        # sizes the float batch: they differ by one uint8 step at most (rounding).
-        one_by_one = torch.stack([rebuilt.fit(image) for image in batch])
-        step = 1 / 255 / min(rebuilt.std) + 1e-6
-        torch.testing.assert_close(rebuilt(one_by_one), dm.transform(batch), atol=step, rtol=0)
+        one_by_one = torch.stack([rebuilt(image[None])[0] for image in batch])  # as predicted
+        assert torch.equal(one_by_one, dm.transform(batch))
+    # Sizing the uint8 image instead (as ImageFolder decodes files) gives other pixels:
+    # what the recorded resize_dtype is there for.
+    resized = Preprocessing(rebuilt.mean, rebuilt.std, (32, 32), "resize")
+    uint8 = Preprocessing(rebuilt.mean, rebuilt.std, (32, 32), "resize", resize_dtype="uint8")
+    assert not torch.equal(resized(batch), uint8(batch))
+    assert "resize_dtype" not in resized.config() and uint8.config()["resize_dtype"] == "uint8"
+    assert Preprocessing.from_config(uint8.config(), channels=1) == uint8
+    with pytest.raises(ValueError, match="resize_dtype must be 'float' or 'uint8'; got 'int8'"):
+        Preprocessing((0.5,), (0.2,), (8, 8), resize_dtype="int8")  # type: ignore[arg-type]
+
+
+def test_predict_folder_gives_the_logits_of_the_training_pipeline(tmp_path: Path) -> None:
+    # Models trained on an in-memory datamodule (resized float batches) and on ImageFolder
+    # (files resized as uint8 when decoded): predict_folder on the same images as PNG files
+    # gives each model exactly the input its own datamodule gives it.
+    from classic_cnns import ImageFolder
+    from classic_cnns.predict import predict_folder
+
+    images = _digits(40)
+    for i, image in enumerate(images):
+        (tmp_path / "files" / str(i % 2)).mkdir(parents=True, exist_ok=True)
+        write_png(image, str(tmp_path / "files" / str(i % 2) / f"{i:02d}.png"))
+    for dm in (Digits(image_size=32), ImageFolder(tmp_path / "files", image_size=32, channels=1)):
+        L.seed_everything(0)
+        model = LeNet5(num_classes=10 if isinstance(dm, Digits) else 2)
+        trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+        trainer.fit(model, dm)  # records the datamodule's preprocessing
+        recorded = model.data_config.get("resize_dtype", "float")
+        assert recorded == ("float" if isinstance(dm, Digits) else "uint8")
+        rows = predict_folder(model.eval(), tmp_path / "files", recursive=True)
+        files = sorted((tmp_path / "files").rglob("*.png"))
+        stored = dm.preprocessing  # what the training batches went through
+        batch = images if isinstance(dm, Digits) else torch.stack(
+            [load_image(f, 1, 32) for f in files])  # fmt: skip
+        order = [int(f.stem) for f in files] if isinstance(dm, Digits) else range(len(files))
+        with torch.no_grad():
+            expected = model(stored(batch[list(order)])).softmax(-1).max(-1).values
+        got = torch.tensor([r["probability"] for r in rows])
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
 
 
 def test_image_folder_and_predict_folder_size_a_file_alike(tmp_path: Path) -> None:

@@ -171,14 +171,14 @@ def _classify(model: ImageClassifier, folder: Path, files: list[Path], prep: Pre
     for start in range(0, len(files), batch_size):
         chunk, raw = [], []
         for path in files[start : start + batch_size]:
-            try:  # at its own size: the preprocessing brings it to the model's
-                raw.append(prep.fit(load_image(path, model.in_channels, None)))
+            try:  # at its own size: the preprocessing sizes it as the training images were
+                raw.append(prep(load_image(path, model.in_channels, None)[None])[0])
                 chunk.append(path)
             except ValueError as err:
                 skipped.append((path.relative_to(folder).as_posix(), str(err.__cause__ or err)))
         if not chunk or (skipped and on_error == "raise"):
             continue  # nothing to classify, or nothing will be written anyway
-        x = prep.normalize(torch.stack(raw).to(model.device))  # each fitted already
+        x = torch.stack(raw).to(model.device)
         with torch.no_grad():
             probs = model(x).softmax(dim=-1)
         best, index = probs.max(dim=1)

@@ -24,7 +24,7 @@ metrics equal a single process's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -175,6 +175,9 @@ class InMemoryDataModule(L.LightningDataModule):
     mean: tuple[float, ...]
     std: tuple[float, ...]
     default_batch_size: int = 128
+    # What the resize to the image size works on (Preprocessing.resize_dtype): the float
+    # batch here; ImageFolder resizes each file as it decodes it.
+    _resize_dtype: Literal["float", "uint8"] = "float"
 
     def __init__(
         self,
@@ -398,7 +401,7 @@ class InMemoryDataModule(L.LightningDataModule):
             self._batch_size = model.recipe.batch_size
         size, mode = self._resolve_size(native, model)
         self._resolve_stats()
-        preprocessing = Preprocessing(self.mean, self.std, size, mode)
+        preprocessing = Preprocessing(self.mean, self.std, size, mode, 1.0, self._resize_dtype)
         if preprocessing != self.preprocessing:  # an equal one keeps its tensors on the device
             self.preprocessing = preprocessing
 

@@ -313,6 +313,8 @@ class ImageFolder(TransferDataModule):
         3
     """
 
+    _resize_dtype = "uint8"  # each file is resized as it is decoded, and kept as uint8
+
     def __init__(
         self,
         root: str | os.PathLike[str],

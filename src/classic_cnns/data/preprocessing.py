@@ -251,6 +251,11 @@ class Preprocessing:
             below 1 for ImageNet weights' evaluation transform (0.875: 256 px, then 224),
             which ``predict_folder`` applies. The datamodules train and test at the size
             they decode or pad to, without it.
+        resize_dtype: What a resize works on: ``"float"`` (the in-memory datamodules resize
+            the float batch) or ``"uint8"`` (``ImageFolder`` resizes each file as it decodes
+            it, and stores uint8). ``predict_folder`` follows the recorded one, so that new
+            images get the pixels the training images had (the two differ by up to about
+            one grey level).
 
     Example:
         >>> import torch
@@ -266,6 +271,7 @@ class Preprocessing:
     image_size: tuple[int, int]
     resize: ResizeMode = "resize"
     crop_pct: float = 1.0
+    resize_dtype: Literal["float", "uint8"] = "float"
     # The statistics as tensors, one pair per device, made once (a copy per batch would
     # make the host wait for the device).
     _tensors: dict[torch.device, tuple[Tensor, Tensor]] = field(
@@ -281,6 +287,8 @@ class Preprocessing:
             raise ValueError(f"image_size must be (H, W) of positive ints; got {self.image_size}")
         if self.resize not in ("pad", "resize"):
             raise ValueError(f"resize must be 'pad' or 'resize'; got {self.resize!r}")
+        if self.resize_dtype not in ("float", "uint8"):
+            raise ValueError(f"resize_dtype must be 'float' or 'uint8'; got {self.resize_dtype!r}")
         if not 0 < self.crop_pct <= 1:
             raise ValueError(f"crop_pct must be a number in (0, 1]; got {self.crop_pct!r}")
         if self.crop_pct < 1 and self.resize == "pad":
@@ -310,7 +318,10 @@ class Preprocessing:
         return to_size(images, self.image_size, self.resize, self.crop_pct)
 
     def __call__(self, images: Tensor) -> Tensor:
-        """A uint8 batch ``(N, C, h, w)`` as the normalised float batch ``(N, C, H, W)``."""
+        """A uint8 batch ``(N, C, h, w)`` as the normalised float batch ``(N, C, H, W)``,
+        sized in the :attr:`resize_dtype`."""
+        if self.resize_dtype == "uint8":
+            return self._normalize(self._float(self.fit(images)))
         return self._normalize(self.fit(self._float(images)))
 
     def normalize(self, images: Tensor) -> Tensor:
@@ -350,13 +361,15 @@ class Preprocessing:
             >>> Preprocessing((0.5,), (0.2,), (8, 8), "pad").config()
             {'mean': [0.5], 'std': [0.2], 'image_size': [8, 8], 'resize': 'pad'}
         """
-        crop = {} if self.crop_pct == 1 else {"crop_pct": self.crop_pct}
+        extra: dict[str, Any] = {} if self.crop_pct == 1 else {"crop_pct": self.crop_pct}
+        if self.resize_dtype != "float":  # recorded where it is not the default
+            extra["resize_dtype"] = self.resize_dtype
         return {
             "mean": [float(v) for v in self.mean],
             "std": [float(v) for v in self.std],
             "image_size": [int(v) for v in self.image_size],
             "resize": self.resize,
-            **crop,
+            **extra,
         }
 
     @classmethod
@@ -373,7 +386,7 @@ class Preprocessing:
 
         Args:
             config: A ``data_config`` (``mean``, ``std``, ``image_size``, ``resize``,
-                ``crop_pct``).
+                ``crop_pct``, ``resize_dtype``).
             channels: The model's input channels.
             mean: Normalisation mean, instead of the recorded one.
             std: Normalisation std, with ``mean``.
@@ -387,7 +400,7 @@ class Preprocessing:
             >>> config = {"image_size": [224, 224], "crop_pct": 0.875}
             >>> Preprocessing.from_config(config, 1, mean=[0.5], std=[0.2])
             Preprocessing(mean=(0.5,), std=(0.2,), image_size=(224, 224), resize='resize',
-                          crop_pct=0.875)
+                          crop_pct=0.875, resize_dtype='float')
         """
         stats = normalization(channels, given=check_stats(mean, std, channels), recorded=config)
         if stats is None:
@@ -401,4 +414,5 @@ class Preprocessing:
             raise ValueError("the model does not record its image size; pass image_size (H, W)")
         h, w = (int(s) for s in size)
         resize, crop_pct = config.get("resize", "resize"), float(config.get("crop_pct", 1.0))
-        return cls(*stats, image_size=(h, w), resize=resize, crop_pct=crop_pct)
+        dtype = config.get("resize_dtype", "float")
+        return cls(*stats, image_size=(h, w), resize=resize, crop_pct=crop_pct, resize_dtype=dtype)
