@@ -225,3 +225,25 @@ def test_a_confusion_matrix_must_be_square_counts_with_a_name_per_class(
     with pytest.raises(ValueError) as info:
         plot_confusion_matrix(matrix, names)
     assert message in str(info.value)
+
+
+def test_the_curves_say_what_the_training_loss_adds(tmp_path: Path, monkeypatch) -> None:
+    from classic_cnns import GoogLeNet, create_model
+    from classic_cnns import plots as plots_module
+
+    assert LeNet5().train_loss_terms == ""  # the validation's cross-entropy
+    assert LeNet5(label_smoothing=0.1).train_loss_terms == "labels smoothed by 0.1"
+    student = create_model("lenet5", loss="kl_div", teacher="lenet5", alpha=0.5, temperature=2)
+    assert student.train_loss_terms == "distillation: 0.5 x KL at T=2 + CE"
+    net = GoogLeNet(num_classes=10, small_input=True, label_smoothing=0.1)
+    assert net.train_loss_terms == "labels smoothed by 0.1, + 0.3 x each auxiliary head's"
+    assert GoogLeNet(num_classes=10, aux_logits=False).train_loss_terms == ""
+    # TrainingPlots passes them to the curves' legend.
+    drawn: list[Any] = []
+    real = plots_module.plot_curves
+    monkeypatch.setattr(plots_module, "plot_curves", lambda *a: drawn.append(real(*a)) or drawn[0])
+    L.seed_everything(0, verbose=False)
+    _trainer(tmp_path, TrainingPlots(), epochs=1).fit(LeNet5(label_smoothing=0.1), Digits())
+    (fig,) = drawn
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["training (labels smoothed by 0.1)", "validation"]

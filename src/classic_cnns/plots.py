@@ -50,13 +50,17 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def plot_curves(history: Sequence[dict[str, float]], title: str = "") -> Any:
+def plot_curves(
+    history: Sequence[dict[str, float]], title: str = "", train_loss_terms: str = ""
+) -> Any:
     """Loss and accuracy per epoch, training and validation, side by side.
 
     Args:
         history: One dict per epoch with ``epoch`` and any of ``train_loss``,
             ``train_acc``, ``val_loss`` and ``val_acc``.
         title: Shown above the two panels.
+        train_loss_terms: What the training loss adds to the validation loss
+            (``ImageClassifier.train_loss_terms``), shown in its legend entry.
 
     Returns:
         A ``matplotlib.figure.Figure`` (``fig.savefig(path)`` writes it).
@@ -67,6 +71,9 @@ def plot_curves(history: Sequence[dict[str, float]], title: str = "") -> Any:
         ...                     "train_acc": 0.6, "val_acc": 0.7}])
         >>> [ax.get_ylabel() for ax in fig.axes]
         ['loss', 'accuracy (%)']
+        >>> fig = plot_curves([{"epoch": 0, "train_loss": 1.2}], train_loss_terms="smoothed")
+        >>> fig.axes[0].get_legend_handles_labels()[1]
+        ['training (smoothed)']
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -79,6 +86,8 @@ def plot_curves(history: Sequence[dict[str, float]], title: str = "") -> Any:
             if points:
                 xs, ys = zip(*points, strict=True)
                 label = "training" if stage == "train" else "validation"
+                if stage == "train" and metric == "loss" and train_loss_terms:
+                    label += f" ({train_loss_terms})"
                 ax.plot(xs, ys, color=color, marker="o", markersize=3, label=label)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -238,7 +247,8 @@ class TrainingPlots(L.Callback):
         if _matplotlib_missing():
             rank_zero_info(_MISSING)
             return
-        fig = plot_curves(self.history, title=f"{type(pl_module).__name__}: loss and accuracy")
+        terms = getattr(pl_module, "train_loss_terms", "")
+        fig = plot_curves(self.history, f"{type(pl_module).__name__}: loss and accuracy", terms)
         _save_png(fig, folder / CURVES_FILE)
 
     def state_dict(self) -> dict[str, Any]:

@@ -236,6 +236,26 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         return getattr(self.net, "min_input_size", self.info.min_input_size)  # type: ignore[no-any-return]
 
     @property
+    def train_loss_terms(self) -> str:
+        """How ``train_loss`` differs from the evaluation loss (``val_loss``), or ``""``.
+
+        Example:
+            >>> from classic_cnns import LeNet5
+            >>> LeNet5(label_smoothing=0.1).train_loss_terms
+            'labels smoothed by 0.1'
+            >>> LeNet5().train_loss_terms
+            ''
+        """
+        hp, terms = self._hp, []
+        if hp.loss == "kl_div":
+            terms.append(f"distillation: {hp.alpha:g} x KL at T={hp.temperature:g} + CE")
+        if hp.label_smoothing:
+            terms.append(f"labels smoothed by {hp.label_smoothing:g}")
+        if getattr(self.net, "aux_logits", False):
+            terms.append(f"+ {hp.aux_loss_weight:g} x each auxiliary head's")
+        return ", ".join(terms)
+
+    @property
     def _hp(self) -> Any:
         # The hyperparameters, read as attributes: the one way the task reads them (typed
         # loosely for mypy).
