@@ -422,6 +422,21 @@ class ClassificationLoss(nn.Module):
         """Whether a call needs ``teacher_logits`` (only ``"kl_div"``)."""
         return self.name == "kl_div"
 
+    @property
+    def terms(self) -> str:
+        """What the loss adds to plain cross-entropy (or to its one-hot loss), or ``""``.
+
+        Example:
+            >>> ClassificationLoss("kl_div", alpha=0.5, temperature=2.0).terms
+            'distillation: 0.5 x KL at T=2 + CE'
+        """
+        o = self.options
+        terms = [f"distillation: {o['alpha']:g} x KL at T={o['temperature']:g} + CE"] if (
+            self.needs_teacher) else []  # fmt: skip
+        if o.get("label_smoothing"):
+            terms.append(f"labels smoothed by {o['label_smoothing']:g}")
+        return ", ".join(terms)
+
     def forward(
         self, logits: Tensor, target: Tensor, teacher_logits: Tensor | None = None
     ) -> Tensor:

@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, get_args
 
 import torch
@@ -31,6 +31,7 @@ from classic_cnns.recipes import OptimizerName, SchedulerName
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULERS",
+    "check_resumed_schedule",
     "check_settings",
     "make_optimizer",
     "make_scheduler",
@@ -186,3 +187,35 @@ def schedule_length(scheduler: Any) -> int | None:
         if hasattr(scheduler, attr):
             return int(getattr(scheduler, attr))
     return None
+
+
+def check_resumed_schedule(name: str, planned: int | None, restored: Sequence[Any]) -> None:
+    """Refuse to resume LR schedules made for another run length than this run's.
+
+    A schedule's state comes back from a checkpoint with its own length: resumed with more
+    epochs, one-cycle would stop with "Tried to step N times" at the old end and cosine
+    would climb back up. The same run length (an interrupted run) passes.
+
+    Args:
+        name: The schedule's name, for the message.
+        planned: This run's length in steps (:func:`schedule_length`), if known.
+        restored: The schedulers as the checkpoint restored them.
+
+    Example:
+        >>> from torch import nn
+        >>> opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
+        >>> check_resumed_schedule("cosine", 50, [make_scheduler("cosine", opt, 40)])
+        Traceback (most recent call last):
+        ...
+        ValueError: the checkpoint's 'cosine' LR schedule was made for 40 steps; this run has 50 ...
+    """
+    for scheduler in restored:
+        length = schedule_length(scheduler)
+        if planned is not None and length is not None and length != planned:
+            raise ValueError(
+                f"the checkpoint's {name!r} LR schedule was made for {length} steps; this run "
+                f"has {planned} (trainer max_epochs or max_steps changed?). Resume with the run "
+                "length of the checkpoint, or start a new run from its weights: "
+                "create_model(name, checkpoint_path=<file>) (the CLI: --weights <file>) "
+                "instead of ckpt_path"
+            )

@@ -40,6 +40,7 @@ from classic_cnns.nets._layers import WeightInit, init_weights
 from classic_cnns.optim import (
     OPTIMIZERS,
     SCHEDULERS,
+    check_resumed_schedule,
     make_optimizer,
     make_scheduler,
     param_groups,
@@ -243,17 +244,10 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             >>> from classic_cnns import LeNet5
             >>> LeNet5(label_smoothing=0.1).train_loss_terms
             'labels smoothed by 0.1'
-            >>> LeNet5().train_loss_terms
-            ''
         """
-        hp, terms = self._hp, []
-        if hp.loss == "kl_div":
-            terms.append(f"distillation: {hp.alpha:g} x KL at T={hp.temperature:g} + CE")
-        if hp.label_smoothing:
-            terms.append(f"labels smoothed by {hp.label_smoothing:g}")
-        if getattr(self.net, "aux_logits", False):
-            terms.append(f"+ {hp.aux_loss_weight:g} x each auxiliary head's")
-        return ", ".join(terms)
+        aux = getattr(self.net, "aux_logits", False)  # GoogLeNet's heads, in training
+        heads = f"+ {self._hp.aux_loss_weight:g} x each auxiliary head's" if aux else ""
+        return ", ".join(t for t in (self.criterion.terms, heads) if t)
 
     @property
     def _hp(self) -> Any:
@@ -535,23 +529,10 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_train_start(self) -> None:
-        """Refuse to resume a checkpoint whose LR schedule was made for another run length.
-
-        The schedule's state comes back from the checkpoint with its own length: resumed
-        with more epochs, one-cycle would stop with "Tried to step N times" at the old end
-        and cosine would climb back up. Same run length (an interrupted run) passes.
-        """
+        """Refuse to resume an LR schedule made for another run length (see ``optim``)."""
+        configs = self.trainer.lr_scheduler_configs
         planned = getattr(self, "_schedule_length", None)
-        for config in self.trainer.lr_scheduler_configs:
-            restored = schedule_length(config.scheduler)
-            if planned is not None and restored is not None and restored != planned:
-                raise ValueError(
-                    f"the checkpoint's {self._hp.scheduler!r} LR schedule was made for "
-                    f"{restored} steps; this run has {planned} (trainer max_epochs or max_steps "
-                    "changed?). Resume with the run length of the checkpoint, or start a new "
-                    "run from its weights: create_model(name, checkpoint_path=<file>) (the CLI: "
-                    "--weights <file>) instead of ckpt_path"
-                )
+        check_resumed_schedule(self._hp.scheduler, planned, [c.scheduler for c in configs])
 
     # -- checkpoints -----------------------------------------------------------------------
     def configure_callbacks(self) -> list[L.Callback]:
