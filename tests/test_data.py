@@ -608,3 +608,32 @@ def test_mixing_leaves_evaluation_batches_alone() -> None:
     batch = next(iter(dm.val_dataloader()))
     _, labels = dm.on_after_batch_transfer(batch, 0)
     assert torch.equal(labels, batch[1])  # the classes, as they were
+
+
+def test_an_epoch_never_ends_on_a_lone_training_image() -> None:
+    # Batch norm cannot train on one image: a last training batch of one is left out (a
+    # different image each epoch); other short batches and evaluation batches are kept.
+    from classic_cnns import create_model
+
+    dm = Digits()
+    dm.setup("fit")
+    n = dm._splits["train"][0].shape[0]
+    batch = next(b for b in range(100, n) if n % b == 1)
+    dm = Digits(batch_size=batch)
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(create_model("lenet5_bn"), dm)  # before: batch norm's ValueError on the last
+    assert trainer.global_step == 2 * (n // batch)
+    loader = dm.train_dataloader()
+    epochs = []
+    for epoch in (0, 1):
+        loader.sampler.set_epoch(epoch)
+        epochs.append(torch.cat([labels for _, labels in loader]))
+    assert [len(e) for e in epochs] == [n - 1, n - 1]
+    left_out = [set(range(n)) - set(loader.sampler.order(e)[: n - 1].tolist()) for e in (0, 1)]
+    assert left_out[0] != left_out[1]
+    assert n % (batch + 1) > 1
+    short = Digits(batch_size=batch + 1)  # a last batch of n % (batch + 1) > 1 images stays
+    short.setup("fit")
+    assert sum(len(y) for _, y in short.train_dataloader()) == n
+    assert sum(len(y) for _, y in dm.val_dataloader()) == dm._splits["val"][0].shape[0]

@@ -485,7 +485,11 @@ class InMemoryDataModule(L.LightningDataModule):
                 trainer, seed = self.trainer, torch.initial_seed()
                 seed = seed if trainer is None else int(trainer.strategy.broadcast(seed, src=0))
                 sampler = EpochShuffleSampler(len(dataset), seed, **shard)
-            return ResumableDataLoader(dataset, sampler=sampler, **kwargs)
+            # An epoch that would end on a batch of one image ends before it: batch norm
+            # cannot train on one image (timm drops every short training batch); the image
+            # left out is another one each epoch.
+            lone = len(sampler) > 1 and len(sampler) % self.batch_size == 1
+            return ResumableDataLoader(dataset, sampler=sampler, drop_last=lone, **kwargs)
         if shard is not None:
             # Each image evaluated once, by one process: no padding, so the metrics that
             # torchmetrics gathers equal a single process's over the same data.

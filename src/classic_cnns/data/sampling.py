@@ -124,8 +124,8 @@ class EpochShuffleSampler(DistributedSampler[int]):
 class ResumableDataLoader(DataLoader[Any]):
     """A DataLoader over an :class:`EpochShuffleSampler` whose position survives a checkpoint.
 
-    It takes ``DataLoader``'s arguments; ``sampler`` must be an ``EpochShuffleSampler``
-    and ``drop_last`` stays ``False``. Lightning saves :meth:`state_dict` in its checkpoints
+    It takes ``DataLoader``'s arguments; ``sampler`` must be an ``EpochShuffleSampler``.
+    Lightning saves :meth:`state_dict` in its checkpoints
     (``loops.fit_loop.state_dict.combined_loader``), and so does
     :class:`~classic_cnns.checkpoint.ExactResume`, which calls :meth:`load_state_dict` when
     a run resumes: the interrupted epoch then goes on from the next unseen batch. Exact
