@@ -328,6 +328,10 @@ def test_summary_with_the_small_input_stem(capsys: pytest.CaptureFixture[str]) -
     expected = summary(create_model("alexnet", small_input=True), (3, 32, 32))
     assert table.strip() == str(expected).strip()
     assert "1x1 map" not in table
+    # Without --input-size, the 32 px its help names (not the ImageNet model's 224 px).
+    assert main(["summary", "resnet18", "--small-input", "--num-classes", "10"]) == 0
+    small = create_model("resnet18", small_input=True, num_classes=10)
+    assert capsys.readouterr().out.strip() == str(summary(small, (3, 32, 32))).strip()
 
 
 @pytest.mark.parametrize("case", ERRORS)

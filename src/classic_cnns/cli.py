@@ -474,13 +474,14 @@ def _summary_command(argv: Sequence[str]) -> int:
         nargs=3,
         type=int,
         metavar=("C", "H", "W"),
-        help="input (C, H, W); default: the model's own input size",
+        help="input (C, H, W); default: the model's own input size (32 px with --small-input)",
     )
     parser.add_argument("--num-classes", type=int, help="classes (default: the model's)")
     parser.add_argument("--small-input", action="store_true", help="small_input=True (32 px)")
     parser.add_argument("--format", choices=("text", "markdown"), default="text")
     args = parser.parse_args(argv)
-    size = tuple(args.input_size or model_info(args.model).input_size)
+    own = model_info(args.model).input_size  # --small-input: CIFAR's 32 px, as its help says
+    size = tuple(args.input_size or ((own[0], 32, 32) if args.small_input else own))
     small: dict[str, Any] = {"small_input": True} if args.small_input else {}
     model = create_model(args.model, in_channels=size[0], num_classes=args.num_classes, **small)
     try:
