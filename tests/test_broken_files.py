@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import gzip
 import os
+import re
 import shutil
 import threading
 import zipfile
@@ -414,6 +415,77 @@ def test_atomic_path_writes_through_a_symbolic_link(tmp_path: Path) -> None:
     assert link.is_symlink() and link.resolve() == target.resolve()
     assert torch.equal(load_checkpoint(target)["w"], torch.zeros(3))
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["last.pt", "latest.pt", "runs"]
+
+
+def test_atomic_path_refuses_a_folder_before_the_block_runs(tmp_path: Path) -> None:
+    # It used to fail at the final rename, naming its hidden temporary file.
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    with pytest.raises(
+        IsADirectoryError, match=rf"^expected a file path; got the folder {re.escape(str(folder))}$"
+    ):
+        atomic_save({"w": torch.ones(2)}, folder)
+    ran = []
+    with pytest.raises(IsADirectoryError, match=r"got the folder"), atomic_path(folder) as tmp:
+        ran.append(tmp)
+    assert ran == [] and sorted(p.name for p in tmp_path.rglob("*")) == ["imgs"]
+
+
+def test_a_folder_is_not_reported_as_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(
+        FileNotFoundError, match=rf"^{re.escape(str(tmp_path))}: is a folder; expected a checkpoint"
+    ):
+        load_checkpoint(tmp_path)
+    with pytest.raises(
+        FileNotFoundError, match=rf"^{re.escape(str(tmp_path))}: is a folder; expected a weights"
+    ):
+        read_weights_file(tmp_path)
+    with pytest.raises(
+        FileNotFoundError, match=rf"^{re.escape(str(tmp_path))}: is a folder; expected a weights"
+    ):
+        classic_cnns.load_model(tmp_path)
+    with pytest.raises(
+        FileNotFoundError, match=rf"^{re.escape(str(tmp_path))}: is a folder; expected a weights"
+    ):
+        create_model("lenet5", checkpoint_path=tmp_path)
+
+
+def test_a_safetensors_file_given_for_a_checkpoint_is_named_as_one(tmp_path: Path) -> None:
+    from classic_cnns.export import save_safetensors
+
+    path = tmp_path / "m.safetensors"
+    save_safetensors(LeNet5(num_classes=3), path)
+    said = (
+        r": a safetensors file, not a torch.save checkpoint; load it with "
+        r"classic_cnns.load_model\(path\) or create_model\(arch, checkpoint_path=path\)$"
+    )
+    for weights_only in (None, False):
+        with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}{said}"):
+            LeNet5.load_from_checkpoint(path, weights_only=weights_only)
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}{said}"):
+        load_checkpoint(path)
+    assert classic_cnns.load_model(path).num_classes == 3  # where it does load
+    # Cut short, it is still a safetensors file: load_model says it is truncated.
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(cut))}{said}"):
+        load_checkpoint(cut)
+    with pytest.raises(
+        CheckpointError, match=r"cut.safetensors: the safetensors file is truncated"
+    ):
+        classic_cnns.load_model(cut)
+    # Empty, it is no file of either kind; its name says which was meant.
+    empty = tmp_path / "empty.safetensors"
+    empty.touch()
+    with pytest.raises(CheckpointError, match=r"empty \(0 bytes\); expected a safetensors file\."):
+        classic_cnns.load_model(empty)
+
+
+def test_strip_compiled_refuses_what_is_not_a_key() -> None:
+    with pytest.raises(
+        TypeError, match=r"^strip_compiled takes a state-dict key \(a str\); got int$"
+    ):
+        files_module.strip_compiled(5)  # type: ignore[arg-type]
 
 
 # -- dataset files ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import torch
 import classic_cnns
 from classic_cnns import LeNet5, ResNet, create_model, load_model
 from classic_cnns.data.mnist import read_idx
-from classic_cnns.export import export_main, export_model
+from classic_cnns.export import export_main, export_model, save_safetensors
 from classic_cnns.files import CheckpointError, load_checkpoint, read_weights_file
 from classic_cnns.predict import predict_folder, predict_main
 from conftest import write_png
@@ -389,3 +389,48 @@ def test_program_files_carry_the_hyperparameters_and_data_configuration(checkpoi
     assert json.loads(meta["classic_cnns.hparams"])["arch"] == "lenet5_bn"
     assert json.loads(meta["classic_cnns.data"])["class_names"][3] == "digit 3"
     assert meta["classic_cnns.version"] == classic_cnns.__version__
+
+
+def test_an_output_that_is_a_folder_is_refused_before_any_work(tmp_path) -> None:
+    # It used to fail only at the final rename, naming a hidden temporary file
+    # ('.out.<random>.tmp' -> 'out'), and predict_folder only after classifying everything.
+    model, out = LeNet5(), tmp_path / "out"
+    out.mkdir()
+    calls = []
+    model.net.register_forward_hook(lambda *args: calls.append(1))
+    for format in ("torchscript", "safetensors"):
+        with pytest.raises(
+            IsADirectoryError,
+            match=rf"^expected a file path; got the folder {re.escape(str(out))}$",
+        ):
+            export_model(model, out, format)
+    with pytest.raises(IsADirectoryError, match=rf"got the folder {re.escape(str(out))}$"):
+        save_safetensors(model, out)
+    write_png(torch.zeros(1, 28, 28, dtype=torch.uint8), str(out / "a.png"))
+    with pytest.raises(IsADirectoryError, match=rf"got the folder {re.escape(str(out))}$"):
+        predict_folder(model, out, output=out)
+    assert calls == []  # nothing was traced, exported or classified
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "out"]  # no temporary file
+
+
+def test_a_plain_network_is_refused_where_a_model_is_expected(tmp_path) -> None:
+    net = create_model("lenet5").net
+    expected = (
+        r"expected an ImageClassifier \(create_model\(name\) or a model class such as "
+        r"LeNet5\); got LeNet5Net$"
+    )
+    with pytest.raises(TypeError, match=rf"^export_model {expected}"):
+        export_model(net, tmp_path / "m.pt2", "pt2")
+    with pytest.raises(TypeError, match=rf"^save_safetensors {expected}"):
+        save_safetensors(net, tmp_path / "m.safetensors")
+    with pytest.raises(TypeError, match=rf"^predict_folder {expected}"):
+        predict_folder(net, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_predict_folder_says_a_file_is_not_a_folder(tmp_path) -> None:
+    (tmp_path / "notes.py").write_text("x = 1\n")
+    with pytest.raises(
+        FileNotFoundError, match=r"notes.py: is a file; expected a folder of images"
+    ):
+        predict_folder(LeNet5(), tmp_path / "notes.py")

@@ -326,3 +326,22 @@ def test_the_readme_fine_tune_example_runs_offline(tmp_path: Path, monkeypatch) 
     for command in commands:
         assert main(shlex.split(command)) == 0, command
     assert Path("even_odd.pt2").is_file()
+
+
+def test_the_functions_refuse_what_is_not_a_network() -> None:
+    # They used to fail with "'int' object has no attribute 'named_modules'".
+    from classic_cnns import finetune
+
+    for name in ("freeze_backbone", "unfreeze_backbone", "head_names", "head_parameters",
+                 "backbone_parameters"):  # fmt: skip
+        with pytest.raises(TypeError, match=rf"^{name} expected a network \(an nn.Module"):
+            getattr(finetune, name)(5)
+    with pytest.raises(TypeError, match=r"^reset_head expected a network .*; got dict$"):
+        reset_head({}, 3)  # type: ignore[arg-type]
+    # Any module is one: a model's freeze_backbone() hands its network over.
+    model = LeNet5()
+    model.freeze_backbone()
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == [
+        "net.fc.weight",
+        "net.fc.bias",
+    ]

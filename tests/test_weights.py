@@ -474,3 +474,20 @@ def test_a_gpu_checkpoint_loads_where_there_is_no_gpu(
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert {p.device.type for p in restored.parameters()} == {expected}
     assert torch.equal(restored.net.fc.weight.cpu(), model.net.fc.weight)
+
+
+def test_loading_into_what_is_not_a_network_is_refused_before_reading(tmp_path) -> None:
+    # The file does not exist: the argument is refused first, naming the function.
+    with pytest.raises(TypeError, match=r"^load_weights_file expected a network \(an nn.Module"):
+        load_weights_file(LeNet5().net.state_dict(), tmp_path / "nope.pt")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^load_into expected a network .*; got int$"):
+        weights_module.load_into(5, {}, source="x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^load_pretrained expected a network .*; got str$"):
+        weights_module.load_pretrained("lenet5", "lenet5")  # type: ignore[arg-type]
+
+
+def test_a_folder_given_as_weights_file_is_called_a_folder(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=rf"^{re.escape(str(tmp_path))}: is a folder; "):
+        load_weights_file(LeNet5().net, tmp_path)
+    with pytest.raises(FileNotFoundError, match=r": no such weights file"):  # missing: as before
+        load_weights_file(LeNet5().net, tmp_path / "nope.pt")

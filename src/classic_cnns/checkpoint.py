@@ -42,7 +42,9 @@ from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
     CheckpointError,
     atomic_save,
+    check_checkpoint_file,
     is_local,
+    is_safetensors_file,
     load_checkpoint,
     strip_compiled,
 )
@@ -170,6 +172,9 @@ def _load_trusted(source: Any, map_location: Any) -> dict[str, Any]:
     # exists: an open file object, which no file system knows, is copied to one.
     read = TorchCheckpointIO().load_checkpoint
     if isinstance(source, str | os.PathLike):
+        local = os.fspath(source).removeprefix("file://")
+        if is_local(source) and is_safetensors_file(local):
+            check_checkpoint_file(local, os.fspath(source))  # says how to load one
         return read(os.fspath(source), map_location, weights_only=False)
     with tempfile.TemporaryDirectory(prefix="classic-cnns-") as folder:
         path = os.path.join(folder, "checkpoint")

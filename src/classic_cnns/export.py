@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from classic_cnns._version import __version__
-from classic_cnns.files import META_DATA, META_HPARAMS, META_VERSION, atomic_path
+from classic_cnns.files import META_DATA, META_HPARAMS, META_VERSION, atomic_path, refuse_folder
 from classic_cnns.hub import load_model
 from classic_cnns.task import ImageClassifier
 
@@ -87,6 +87,16 @@ class ExportResult:
     checked_with: str
 
 
+def _require_classifier(model: object, caller: str) -> None:
+    # For the functions that need a whole model (network, hyperparameters, data
+    # configuration), not a plain network such as model.net.
+    if not isinstance(model, ImageClassifier):
+        raise TypeError(
+            f"{caller} expected an ImageClassifier (create_model(name) or a model class such as "
+            f"LeNet5); got {type(model).__name__}"
+        )
+
+
 def _metadata(model: ImageClassifier) -> dict[str, str]:
     # What every exported file carries: as safetensors and ONNX metadata, and as the JSON
     # record of TorchScript and torch.export archives.
@@ -116,6 +126,8 @@ def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> No
     Raises:
         ImportError: without the safetensors package.
         ValueError: if a hyperparameter is not a JSON value.
+        TypeError: if ``model`` is not an ImageClassifier (a plain network, say).
+        IsADirectoryError: if ``path`` is a folder.
 
     Example:
         >>> import tempfile
@@ -126,6 +138,7 @@ def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> No
         ...     read_weights_file(f"{folder}/lenet5.safetensors").hparams["num_classes"]
         3
     """
+    _require_classifier(model, "save_safetensors")
     try:
         from safetensors.torch import save_file
     except ImportError as err:
@@ -239,7 +252,9 @@ def export_model(
     Raises:
         ValueError: for an unknown format or a bad ``input_size``, or when the file's
             outputs differ by more than ``atol`` (nothing is written then).
-        TypeError: for a network whose weights are not float32.
+        TypeError: for a network whose weights are not float32, or a ``model`` that is not
+            an ImageClassifier (a plain network, say).
+        IsADirectoryError: if ``path`` is a folder (checked before anything is exported).
         ImportError: when the format's package is missing (onnxscript or onnx for ONNX,
             safetensors).
 
@@ -252,8 +267,10 @@ def export_model(
         >>> result.checked_with, result.max_abs_diff < 1e-4
         ('torch.export.load', True)
     """
+    _require_classifier(model, "export_model")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
+    refuse_folder(path)
     if not atol >= 0:
         raise ValueError(f"atol must be a number >= 0; got {atol!r}")
     with _borrowed(model, torch.device("cpu"), eager=True):

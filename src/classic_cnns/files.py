@@ -3,16 +3,13 @@
 The bottom layer of the package; it imports nothing of ours.
 
 * :func:`atomic_path` and :func:`atomic_save` write to a temporary file beside the target and
-  rename it into place, so an interrupted write never leaves a truncated file where a good
-  one was (checkpoints, exported models, CSV files).
-* :func:`load_checkpoint` is the package's one reader of ``torch.save`` files: it checks the
-  file whole, then loads it with ``torch.load(weights_only=True)``, and turns a missing,
-  empty, truncated or corrupted file into a :class:`CheckpointError` that says which file and
-  what is wrong.
+  rename it into place: an interrupted write never leaves a truncated file where a good one was.
+* :func:`load_checkpoint`, the one reader of ``torch.save`` files, checks the file whole, loads
+  it with ``torch.load(weights_only=True)``, and turns a missing, empty, truncated or corrupted
+  file into a :class:`CheckpointError` that says which file and what is wrong.
 * :func:`read_weights_file` reads any weights file (a Lightning ``.ckpt``, a ``torch.save``d
-  state dict, a ``.safetensors`` file written by ``classic-cnns export``) into a
-  :class:`WeightsFile`: the network's tensors, the hyperparameters and the data
-  configuration, from one read of the file.
+  state dict, a ``.safetensors`` file) into a :class:`WeightsFile`: the network's tensors,
+  hyperparameters and data configuration, from one read of the file.
 
 Example:
     >>> import tempfile, torch
@@ -51,7 +48,8 @@ from torch import Tensor
 __all__ = [
     "DATA_CHECKPOINT_KEY", "DOWNLOAD_TIMEOUT", "CheckpointError", "WeightsFile", "atomic_path",
     "atomic_save", "check_checkpoint_file", "download", "download_folder", "file_digest",
-    "is_safetensors_file", "load_checkpoint", "read_weights_file", "strip_compiled",
+    "is_safetensors_file", "load_checkpoint", "read_weights_file", "refuse_folder",
+    "strip_compiled",
 ]  # fmt: skip
 
 MapLocation = str | torch.device | Callable[..., Any] | dict[str, str] | None
@@ -73,6 +71,8 @@ def strip_compiled(key: str) -> str:
         >>> strip_compiled("net._orig_mod.fc.weight")
         'net.fc.weight'
     """
+    if not isinstance(key, str):
+        raise TypeError(f"strip_compiled takes a state-dict key (a str); got {type(key).__name__}")
     return key.replace(COMPILED_PREFIX, "")
 
 
@@ -80,14 +80,8 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file and the problem.
 
     Example:
-        >>> import tempfile
-        >>> from classic_cnns.files import CheckpointError, load_checkpoint
-        >>> with tempfile.NamedTemporaryFile(suffix=".ckpt") as f:  # an empty file
-        ...     try:
-        ...         load_checkpoint(f.name)
-        ...     except CheckpointError as err:
-        ...         print(str(err).removeprefix(f.name).split(";")[0])
-        : the file is empty (0 bytes)
+        >>> issubclass(CheckpointError, ValueError)
+        True
     """
 
 
@@ -101,13 +95,12 @@ def download(url: str, path: str | os.PathLike[str], *, timeout: float = DOWNLOA
     scratch file, replaced if it exists.
 
     Raises:
-        OSError: saying what failed (the HTTP status, a refused or dropped connection, a
-            body short of its Content-Length, a reply that is not HTTP, a server silent for
-            ``timeout`` seconds); the caller names the URL.
+        OSError: saying what failed (the HTTP status, a refused or dropped connection, a body
+            short of its Content-Length, a reply not HTTP, a server silent for ``timeout`` s);
+            the caller names the URL.
 
     Example:
         >>> import tempfile
-        >>> from pathlib import Path
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     _ = Path(folder, "a.txt").write_text("IDX")
         ...     download(Path(folder, "a.txt").as_uri(), Path(folder, "b.txt"))
@@ -184,18 +177,16 @@ def is_local(path: str | os.PathLike[str]) -> bool:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``path``, renamed onto ``path`` only if the block succeeds.
 
-    The temporary file (``.<name>.<random>.tmp`` in the target's folder, created empty
-    with the permissions a plain ``open`` would give, those of a file it replaces) is for
-    the block to write, by any means. When the block ends without an error the file is
-    flushed to disk and renamed over ``path`` in one step (atomic on POSIX and Windows file
-    systems: readers see the old file or the complete new one); a symbolic link is written
-    through, as by ``open``: the file it names is replaced. When the block raises, even
-    ``KeyboardInterrupt``, the temporary file is removed and ``path`` is left untouched.
+    The temporary file (``.<name>.<random>.tmp`` in the target's folder, created empty with the
+    permissions a plain ``open`` would give, those of a file it replaces) is for the block to
+    write. When the block ends without an error the file is flushed to disk and renamed over
+    ``path`` in one step (atomic on POSIX and Windows file systems: readers see the old file or
+    the complete new one); a symbolic link is written through, as by ``open``. When the block
+    raises, even ``KeyboardInterrupt``, the temporary file is removed and ``path`` is left
+    untouched. A folder at ``path`` is refused up front (``IsADirectoryError``).
 
     Example:
         >>> import tempfile
-        >>> from pathlib import Path
-        >>> from classic_cnns.files import atomic_path
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     with atomic_path(f"{folder}/out.csv") as tmp:
         ...         _ = tmp.write_text("file,class\\n")
@@ -205,6 +196,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     path = Path(os.fspath(path).removeprefix("file://"))
     if path.is_symlink():  # a plain open() writes through the link: replace what it names
         path = Path(os.path.realpath(path))
+    refuse_folder(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     # As for a plain open(): a replaced file keeps its mode, a new one gets what the umask
@@ -231,6 +223,24 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
                 os.close(dir_fd)
 
 
+def refuse_folder(path: str | os.PathLike[str]) -> None:
+    """Raise ``IsADirectoryError`` if ``path``, where a file is to be written, is a folder.
+
+    Example:
+        >>> refuse_folder(".")
+        Traceback (most recent call last):
+        IsADirectoryError: expected a file path; got the folder .
+    """
+    if os.path.isdir(os.fspath(path).removeprefix("file://")):
+        raise IsADirectoryError(f"expected a file path; got the folder {os.fspath(path)}")
+
+
+def _require_file(path: Path, shown: str, what: str) -> None:
+    if not path.is_file():  # a folder is no such file either, but say which it is
+        why = "is a folder; expected a" if path.is_dir() else "no such"
+        raise FileNotFoundError(f"{shown}: {why} {what} file")
+
+
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to a temporary file in the target's folder, then rename it into place.
 
@@ -240,7 +250,6 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
 
     Example:
         >>> import tempfile, torch
-        >>> from classic_cnns.files import atomic_save
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     atomic_save({"w": torch.ones(2)}, f"{folder}/w.pt")
         ...     torch.load(f"{folder}/w.pt", weights_only=True)["w"].tolist()
@@ -263,25 +272,31 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
     ``torch.save`` wrote none, lie whole within the file).
 
     Raises:
-        FileNotFoundError: if there is no such file.
+        FileNotFoundError: if there is no such file (a folder is not one; the message says).
         CheckpointError: naming the file, if it is empty, truncated, corrupted, not a
-            PyTorch file, or a program (TorchScript, ``torch.export``) rather than weights.
+            PyTorch file, a safetensors file (which :func:`read_weights_file` reads), or a
+            program (TorchScript, ``torch.export``) rather than weights.
 
     Example:
         >>> import tempfile, torch
-        >>> from classic_cnns.files import check_checkpoint_file
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     torch.save({"w": torch.ones(3)}, f"{folder}/w.pt")
         ...     check_checkpoint_file(f"{folder}/w.pt")  # no error: whole and intact
     """
     shown = os.fspath(path) if shown is None else shown
     path = Path(os.fspath(path).removeprefix("file://"))
-    if not path.is_file():
-        raise FileNotFoundError(f"{shown}: no such checkpoint file")
+    _require_file(path, shown, "checkpoint")
     if (size := path.stat().st_size) == 0:
+        what = "a checkpoint written by torch.save"
+        what = "a safetensors file" if path.suffix == ".safetensors" else what
         raise CheckpointError(
-            f"{shown}: the file is empty (0 bytes); expected a checkpoint written by "
-            "torch.save. It was probably cut off while being written"
+            f"{shown}: the file is empty (0 bytes); expected {what}. It was probably cut off "
+            "while being written"
+        )
+    if is_safetensors_file(path):
+        raise CheckpointError(
+            f"{shown}: a safetensors file, not a torch.save checkpoint; load it with "
+            "classic_cnns.load_model(path) or create_model(arch, checkpoint_path=path)"
         )
     with path.open("rb") as f:
         head = f.read(4)
@@ -343,10 +358,9 @@ def _refuse_program(f: IO[bytes], shown: str) -> None:
 
 
 def _refuse_names(names: list[str], shown: str) -> None:
-    # A program rather than weights, told apart by its records as torch.load does:
-    # TorchScript archives hold constants.pkl; torch.export's .pt2 archives hold, unlike
-    # torch.save files, no data.pkl but an archive_format record (torch 2.14's layout) or
-    # serialized_exported_program.json (torch 2.6's).
+    # A program rather than weights, told apart by its records as torch.load does: TorchScript
+    # archives hold constants.pkl; torch.export's .pt2 archives no data.pkl, unlike torch.save
+    # files, but archive_format (torch 2.14) or serialized_exported_program.json (torch 2.6).
     records = {name.rsplit("/", 1)[-1] for name in names}
     exported = records & {"archive_format", "serialized_exported_program.json"}
     if "constants.pkl" in records:
@@ -368,17 +382,16 @@ def load_checkpoint(
 
     A local file is first checked whole (:func:`check_checkpoint_file`): a ``torch.save``
     zip archive must be complete and its records match their CRC-32 checksums, which catches
-    truncation and flipped bytes that ``torch.load`` alone would load without a word. An
-    open file object is read as it is.
+    truncation and flipped bytes ``torch.load`` misses. An open file object is read as is.
 
     Raises:
-        FileNotFoundError: if there is no such file.
-        CheckpointError: if the file is empty, truncated, corrupted, not a PyTorch file,
-            holds objects other than tensors and plain Python values, or is not a dict.
+        FileNotFoundError: if there is no such file (a folder is not one; the message says).
+        CheckpointError: if the file is empty, truncated, corrupted, not a PyTorch file (for
+            a safetensors file it says how to load it), holds objects other than tensors and
+            plain Python values, or is not a dict.
 
     Example:
         >>> import tempfile, torch
-        >>> from classic_cnns.files import CheckpointError, load_checkpoint
         >>> with tempfile.NamedTemporaryFile(suffix=".ckpt") as f:
         ...     _ = f.write(b"not a checkpoint"); f.flush()
         ...     load_checkpoint(f.name)  # doctest: +ELLIPSIS
@@ -403,8 +416,8 @@ def load_checkpoint(
                 obj = torch.load(f, map_location=map_location, weights_only=True)
     except CheckpointError:
         raise
-    except pickle.UnpicklingError as err:
-        if "Unsupported global" in str(err):
+    except Exception as err:  # torch.load raises UnpicklingError, RuntimeError, EOFError, ...
+        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
             found = [line.strip() for line in str(err).splitlines() if "Unsupported" in line]
             raise CheckpointError(
                 f"{shown}: the checkpoint holds objects other than tensors and plain Python "
@@ -412,11 +425,6 @@ def load_checkpoint(
                 "expected weights_only=True to suffice. Load it with torch.load(..., "
                 "weights_only=False) only if you trust where it came from"
             ) from err
-        raise CheckpointError(
-            f"{shown}: the file is corrupted ({_first_line(err)}); expected a checkpoint "
-            "written by torch.save / Trainer.save_checkpoint"
-        ) from err
-    except Exception as err:  # torch.load raises RuntimeError, KeyError, EOFError, ...
         raise CheckpointError(
             f"{shown}: the file is truncated or corrupted ({type(err).__name__}: "
             f"{_first_line(err)}); expected a checkpoint written by torch.save / "
@@ -443,7 +451,6 @@ class WeightsFile:
         source: Where the tensors came from (the file name), for messages.
 
     Example:
-        >>> from classic_cnns.files import WeightsFile
         >>> WeightsFile({}, {"arch": "lenet5"}, {}).arch
         'lenet5'
     """
@@ -458,7 +465,6 @@ class WeightsFile:
         """The registered model name the file was saved from, if it says.
 
         Example:
-            >>> from classic_cnns.files import WeightsFile
             >>> WeightsFile({}, {}, {}).arch is None
             True
         """
@@ -470,11 +476,11 @@ def is_safetensors_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a safetensors file, judged by its contents, not its name.
 
     A safetensors file starts with the 8-byte little-endian length of its JSON header,
-    which begins with ``{``; ``torch.save`` writes a zip archive (``PK``) or a pickle.
+    which begins with ``{``; ``torch.save`` writes a zip archive (``PK``) or a pickle. A
+    truncated safetensors file is one too (reading it then says what is wrong).
 
     Example:
         >>> import tempfile
-        >>> from classic_cnns.files import is_safetensors_file
         >>> with tempfile.NamedTemporaryFile(suffix=".safetensors") as f:
         ...     is_safetensors_file(f.name)  # empty: not one, whatever its name says
         False
@@ -484,24 +490,22 @@ def is_safetensors_file(path: str | os.PathLike[str]) -> bool:
             head = f.read(9)
     except OSError:
         return False
-    size = int.from_bytes(head[:8], "little")
-    return len(head) == 9 and head[8:9] == b"{" and 2 <= size <= os.path.getsize(path) - 8
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") >= 2
 
 
 def _json_metadata(meta: Mapping[str, str], key: str, shown: str) -> dict[str, Any]:
     try:
         value = json.loads(meta.get(key, "{}"))
     except json.JSONDecodeError as err:
-        raise CheckpointError(
-            f"{shown}: the metadata entry {key!r} is not valid JSON ({err}); expected the "
-            "JSON object classic-cnns export writes"
-        ) from err
-    if not isinstance(value, dict):
-        raise CheckpointError(
-            f"{shown}: the metadata entry {key!r} holds a {type(value).__name__}; expected a "
-            "JSON object"
-        )
-    return value
+        value = err
+    if isinstance(value, dict):
+        return value
+    bad = isinstance(value, Exception)
+    raise CheckpointError(
+        f"{shown}: the metadata entry {key!r} "
+        + (f"is not valid JSON ({value})" if bad else f"holds a {type(value).__name__}")
+        + "; expected the JSON object classic-cnns export writes"
+    ) from (value if bad else None)
 
 
 def _read_safetensors(path: Path, shown: str, tensors: bool) -> WeightsFile:
@@ -529,15 +533,13 @@ def _read_safetensors(path: Path, shown: str, tensors: bool) -> WeightsFile:
 def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> WeightsFile:
     """Read a Lightning ``.ckpt``, a ``.safetensors`` file or a ``torch.save``d state dict.
 
-    A ``torch.save``d dict that holds the network's state dict under ``"state_dict"`` beside
-    other entries (a training script's ``{"state_dict": ..., "epoch": ...}``) reads too.
-
-    The one reader of weight files: ``torch.save`` files go through
-    :func:`classic_cnns.files.load_checkpoint` (integrity check first, then
-    ``weights_only=True``, so no code runs from the file), safetensors files (recognised
-    by their contents, whatever their name) through ``safetensors.safe_open``. Keys of a
-    ``torch.compile``d network (``_orig_mod.``) and the LightningModule's ``net.`` prefix
-    are removed, so the keys are those of ``model.net.state_dict()``.
+    A ``torch.save``d dict with the network's state dict under ``"state_dict"`` beside other
+    entries (a training script's ``{"state_dict": ..., "epoch": ...}``) reads too. The one
+    reader of weight files: ``torch.save`` files go through :func:`load_checkpoint`
+    (integrity check first, then ``weights_only=True``: no code runs from the file),
+    safetensors files (recognised by their contents, whatever their name) through
+    ``safetensors.safe_open``. Keys of a ``torch.compile``d network (``_orig_mod.``) and the
+    LightningModule's ``net.`` prefix are removed: the keys are ``model.net.state_dict()``'s.
 
     Args:
         path: The file.
@@ -545,13 +547,12 @@ def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> 
             configuration (for a safetensors file, only its header).
 
     Raises:
-        FileNotFoundError: if ``path`` does not exist.
+        FileNotFoundError: if ``path`` does not exist or is a folder (the message says).
         classic_cnns.files.CheckpointError: (a ``ValueError``) naming the file, if it
             is empty, truncated or corrupted, holds code, or holds none of these.
 
     Example:
         >>> import tempfile, torch
-        >>> from classic_cnns.files import read_weights_file
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     torch.save({"fc.weight": torch.ones(2, 3)}, f"{folder}/w.pt")
         ...     file = read_weights_file(f"{folder}/w.pt")
@@ -560,8 +561,7 @@ def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> 
     """
     shown = os.fspath(path)
     path = Path(shown.removeprefix("file://"))  # as load_checkpoint takes it
-    if not path.is_file():
-        raise FileNotFoundError(f"{shown}: no such weights file")
+    _require_file(path, shown, "weights")
     if is_safetensors_file(path):
         return _read_safetensors(path, shown, tensors)
     obj = load_checkpoint(path)  # FileNotFoundError or CheckpointError, naming the file

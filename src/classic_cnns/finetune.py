@@ -7,7 +7,8 @@ The *head* of a network is its final classifier layer(s), what
 and for GoogLeNet ``fc`` plus the auxiliary classifiers ``aux1`` and ``aux2``, which
 torchvision's weights leave untrained. Everything else is the *backbone*.
 
-The functions work on plain networks; :class:`FreezableBackbone` gives a LightningModule
+The functions work on plain networks (any ``nn.Module``; anything else is a ``TypeError``);
+:class:`FreezableBackbone` gives a LightningModule
 (:class:`~classic_cnns.task.ImageClassifier`) its ``freeze_backbone()`` and
 ``unfreeze_backbone()``, and :class:`UnfreezeBackbone` is the Lightning callback that
 unfreezes after a few epochs.
@@ -39,6 +40,14 @@ __all__ = [
 ]
 
 
+def _require_module(net: object, caller: str) -> None:
+    if not isinstance(net, nn.Module):
+        raise TypeError(
+            f"{caller} expected a network (an nn.Module, such as create_model(name).net); got "
+            f"{type(net).__name__}"
+        )
+
+
 def head_names(net: nn.Module) -> tuple[str, ...]:
     """Dotted names of the network's head modules (those present: GoogLeNet may lack aux heads).
 
@@ -53,6 +62,7 @@ def head_names(net: nn.Module) -> tuple[str, ...]:
         >>> head_names(model_info("googlenet").build_net(aux_logits=False))
         ('fc',)
     """
+    _require_module(net, "head_names")
     modules = dict(net.named_modules())
     # torch.compile's wrapper forwards attributes to the network, whose modules it holds
     # under "_orig_mod.".
@@ -81,6 +91,7 @@ def head_parameters(net: nn.Module) -> Iterator[nn.Parameter]:
         >>> [p.shape for p in head_parameters(model_info("lenet5").build_net())]
         [torch.Size([10, 84]), torch.Size([10])]
     """
+    _require_module(net, "head_parameters")
     ids = _head_ids(net)
     return (p for p in net.parameters() if id(p) in ids)
 
@@ -94,6 +105,7 @@ def backbone_parameters(net: nn.Module) -> Iterator[nn.Parameter]:
         >>> sum(p.numel() for p in backbone_parameters(net))
         60856
     """
+    _require_module(net, "backbone_parameters")
     ids = _head_ids(net)
     return (p for p in net.parameters() if id(p) not in ids)
 
@@ -126,6 +138,7 @@ def freeze_backbone(net: nn.Module, *, train_bn: bool = False) -> list[_BatchNor
         >>> [n for n, p in net.named_parameters() if p.requires_grad]
         ['fc.weight', 'fc.bias']
     """
+    _require_module(net, "freeze_backbone")
     for p in backbone_parameters(net):
         p.requires_grad_(False)
     norms = _backbone_norms(net)
@@ -149,6 +162,7 @@ def unfreeze_backbone(net: nn.Module) -> None:
         >>> all(p.requires_grad for p in net.parameters())
         True
     """
+    _require_module(net, "unfreeze_backbone")
     for p in net.parameters():
         p.requires_grad_(True)
     for m in _backbone_norms(net):
@@ -164,7 +178,8 @@ def reset_head(net: nn.Module, num_classes: int) -> None:
 
     Raises:
         ValueError: if ``num_classes`` is not an int of at least 2.
-        TypeError: if a head module is neither and the network has no ``reset_classifier``.
+        TypeError: if ``net`` is not an ``nn.Module``, or a head module is neither and the
+            network has no ``reset_classifier``.
 
     Example:
         >>> from classic_cnns import model_info
@@ -173,6 +188,7 @@ def reset_head(net: nn.Module, num_classes: int) -> None:
         >>> net.fc.out_features
         5
     """
+    _require_module(net, "reset_head")
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(f"num_classes must be an int of at least 2; got {num_classes!r}")
     old = next(head_parameters(net), None)

@@ -31,8 +31,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from classic_cnns.checkpoint import head_class_names
 from classic_cnns.data.folder import IMAGE_EXTENSIONS, _class_dirs, list_images, load_image
 from classic_cnns.data.preprocessing import Preprocessing
-from classic_cnns.export import _borrowed
-from classic_cnns.files import atomic_path
+from classic_cnns.export import _borrowed, _require_classifier
+from classic_cnns.files import atomic_path, refuse_folder
 from classic_cnns.hub import load_model
 from classic_cnns.task import ImageClassifier
 
@@ -80,7 +80,9 @@ def predict_folder(
         One dict per readable image, in file order, with the CSV's columns.
 
     Raises:
-        FileNotFoundError: if the folder does not exist or holds no image files.
+        FileNotFoundError: if the folder does not exist (or is a file) or holds no image files.
+        IsADirectoryError: if ``output`` is a folder (checked before anything is predicted).
+        TypeError: if ``model`` is not an ImageClassifier (a plain network, say).
         ValueError: if the normalisation is unknown, ``batch_size`` or ``on_error`` is not
             valid, no image can be decoded, or (``on_error="raise"``) any image cannot.
 
@@ -90,6 +92,9 @@ def predict_folder(
         >>> rows[0]  # doctest: +SKIP
         {'file': '0001.png', 'class': '7', 'class_index': 7, 'probability': 0.998}
     """
+    _require_classifier(model, "predict_folder")
+    if output is not None:
+        refuse_folder(output)
     rows, skipped = _predict(
         model, Path(folder), batch_size=batch_size, device=device, mean=mean, std=std,
         recursive=recursive, on_error=on_error,

@@ -78,7 +78,8 @@ def list_images(
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder; expected a folder of images")
+        why = "is a file" if folder.exists() else "no such folder"
+        raise FileNotFoundError(f"{folder}: {why}; expected a folder of images")
     exts = {"." + e.lower().lstrip(".") for e in _extensions(extensions)}
     found = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(
