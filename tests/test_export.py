@@ -434,3 +434,29 @@ def test_predict_folder_says_a_file_is_not_a_folder(tmp_path) -> None:
         FileNotFoundError, match=r"notes.py: is a file; expected a folder of images"
     ):
         predict_folder(LeNet5(), tmp_path / "notes.py")
+
+
+def test_prediction_csv_says_which_of_several_loaders_a_row_comes_from(tmp_path: Path) -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from classic_cnns.predict import PredictionCSV
+
+    x, y = torch.rand(30, 1, 32, 32), torch.arange(30) % 10
+    first, second = DataLoader(TensorDataset(x, y), 8), DataLoader(TensorDataset(x[:12], y[:12]), 8)
+    writer = PredictionCSV(tmp_path / "p.csv")
+    trainer = L.Trainer(logger=False, callbacks=[writer], enable_progress_bar=False)
+    model = LeNet5().eval()
+    trainer.predict(model, [first, second], return_predictions=False)
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert list(rows[0]) == ["dataloader", "index", "label", "class", "class_index", "probability"]
+    assert [(r["dataloader"], r["index"]) for r in rows] == [
+        *[("0", str(i)) for i in range(30)],
+        *[("1", str(i)) for i in range(12)],
+    ]
+    with torch.no_grad():
+        expected = model(x[:12]).argmax(1).tolist()
+    assert [int(r["class_index"]) for r in rows[30:]] == expected
+    trainer.predict(model, first, return_predictions=False)  # one loader: the usual columns
+    assert (tmp_path / "p.csv").read_text().splitlines()[
+        0
+    ] == "index,label,class,class_index,probability"

@@ -197,7 +197,7 @@ def _classify(model: ImageClassifier, folder: Path, files: list[Path], prep: Pre
 
 def _write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str] = _COLUMNS) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     with atomic_path(path) as tmp:
@@ -214,7 +214,8 @@ class PredictionCSV(BasePredictionWriter):
     ``class_names``, which may number other classes), else by index. The file is written
     once predicting ends, atomically, to ``path`` or else ``<the trainer's
     log_dir>/predictions.csv``; each process of a multi-process run writes its own,
-    ``predictions-rank<r>.csv``.
+    ``predictions-rank<r>.csv``. With several dataloaders a first column, ``dataloader``,
+    says which one each row comes from (``index`` counts within it).
 
     Args:
         path: The CSV file; ``None``: ``predictions.csv`` in the run's log folder.
@@ -261,15 +262,15 @@ class PredictionCSV(BasePredictionWriter):
         label_names = list(getattr(data, "class_names", None) or names)
         labels = batch[1].tolist() if isinstance(batch, list | tuple) and len(batch) > 1 else None
         best, index = prediction.max(dim=1)
-        start = len(self._rows)
+        start = sum(row["dataloader"] == dataloader_idx for row in self._rows)
         order = list(batch_indices or [])
         if len(order) != len(index):
             order = list(range(start, start + len(index)))
         for k, (p, i) in enumerate(zip(best.tolist(), index.tolist(), strict=True)):
             label = "" if labels is None else (label_names[labels[k]] if label_names else labels[k])
             self._rows.append(
-                {"index": order[k], "label": label, "class": names[i] if names else i,
-                 "class_index": i, "probability": round(p, 6)}
+                {"dataloader": dataloader_idx, "index": order[k], "label": label,
+                 "class": names[i] if names else i, "class_index": i, "probability": round(p, 6)}
             )  # fmt: skip
 
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -278,7 +279,8 @@ class PredictionCSV(BasePredictionWriter):
         if trainer.world_size > 1:
             path = path.with_name(f"{path.stem}-rank{trainer.global_rank}{path.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_csv(self._rows, path, _PREDICTION_COLUMNS)
+        several = any(row["dataloader"] for row in self._rows)
+        _write_csv(self._rows, path, ["dataloader"] * several + _PREDICTION_COLUMNS)
         self.written, self.rows = path, len(self._rows)
 
 
