@@ -40,7 +40,8 @@ class Recipe:
     Attributes:
         optimizer: ``"sgd"`` (with Nesterov momentum), ``"adam"``, ``"adamw"`` or ``"rmsprop"``.
         lr: Peak learning rate.
-        weight_decay: L2 penalty on weights (not on biases or norm layers).
+        weight_decay: Decoupled weight decay with ``"adamw"``, an L2 penalty with the others;
+            on weights only (not on biases or norm layers).
         momentum: Momentum of SGD and RMSprop (``"onecycle"`` cycles it from 0.95 to 0.85).
         scheduler: ``"onecycle"``, ``"cosine"``, ``"step"`` or ``"none"``.
         label_smoothing: Cross-entropy label smoothing.
@@ -117,7 +118,8 @@ _FAMILIES: dict[str, Recipe] = {
 _MODELS: dict[str, Recipe] = {
     # With batch normalisation the VGGs train like the other BN networks.
     **{f"vgg{d}_bn": Recipe(small_image_size=224) for d in (11, 13, 16, 19)},
-    # The CIFAR ResNets: the paper's SGD at 0.1, x0.1 at 50% and 75% of the run.
+    # The CIFAR ResNets: the paper's SGD at 0.1, x0.1 at 50% and 75% of the run (Nesterov,
+    # and ResNet-110 without the paper's warm-up at 0.01: see the README's recipe table).
     **{
         f"resnet{d}": Recipe(
             optimizer="sgd", lr=0.1, weight_decay=1e-4, scheduler="step", small_image_size=32
