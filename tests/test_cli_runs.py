@@ -109,3 +109,20 @@ def test_a_reader_that_closes_the_pipe_stops_the_output_quietly(tmp_path: Path) 
     assert run.stdout is not None and run.stderr is not None
     run.stdout.close()  # before the command (still importing) writes a line
     assert run.stderr.read() == b"" and run.wait(timeout=300) == 1
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_resuming_without_the_run_s_optimizer_flags_says_to_give_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--model", "lenet5", "--data", "Digits", "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    adam = ["--optimizer", "Adam", "--optimizer.lr", "0.001"]
+    assert main([*args, "--trainer.max_epochs=1", *adam]) == 0
+    capsys.readouterr()
+    assert main([*args, "--trainer.max_epochs=2", "--ckpt_path", "last"]) == 2
+    err = capsys.readouterr().err
+    assert "the checkpoint's optimizer is not this run's" in err, err
+    assert "--optimizer and --lr_scheduler flags" in err
+    assert main([*args, "--trainer.max_epochs=2", "--ckpt_path", "last", *adam]) == 0

@@ -325,7 +325,14 @@ def user_error_message(err: BaseException) -> str | None:
     for cause in reversed(chain):
         if isinstance(cause, (*_USER_ERRORS, RuntimeError)) and _raised_by_package(cause):
             return str(cause)
-    return _condense(str(err)) if isinstance(err, _USER_ERRORS) else None
+    if not isinstance(err, _USER_ERRORS):
+        return None
+    if "loaded state dict" in str(err) and "group" in str(err):  # torch's Optimizer
+        return (
+            f"{_condense(str(err))}: the checkpoint's optimizer is not this run's. Resume with "
+            "the interrupted run's --optimizer and --lr_scheduler flags (or -c its config.yaml)"
+        )
+    return _condense(str(err))
 
 
 # -- quiet runs ----------------------------------------------------------------------------
