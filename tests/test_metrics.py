@@ -118,3 +118,34 @@ def test_logged_metrics_equal_sklearn_in_every_stage(tmp_path: Path) -> None:
         loss = torch.nn.functional.cross_entropy(logits, labels)
         assert logged[f"{stage}_loss"] == pytest.approx(float(loss), rel=1e-5)
     assert checked == 7
+
+
+@pytest.mark.parametrize("precision", ["bf16-true", "16-true"])
+def test_the_logged_loss_is_the_mean_in_16_bit_precisions(precision: str) -> None:
+    # "bf16-true"/"16-true" cast the whole module: a 16-bit image count stopped at 256 and
+    # a float16 sum overflowed. The mean of the batches' own 16-bit losses, in float64:
+    from torchmetrics import MeanMetric
+
+    from classic_cnns.metrics import MeanLoss
+
+    L.seed_everything(0, verbose=False)
+    images = Digits().load_splits()[0][:700]  # real digits, 8x8 uint8
+    x = torch.nn.functional.pad(images.float() / 255, (12, 12, 12, 12))  # 32x32
+    y = torch.arange(len(x)) % 10
+    model = LeNet5()
+    loader = DataLoader(TensorDataset(x, y), batch_size=1)
+    trainer = L.Trainer(precision=precision, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)  # fmt: skip
+    (logged,) = trainer.validate(model, loader, verbose=False)
+    dtype = next(model.parameters()).dtype
+    assert dtype in (torch.bfloat16, torch.float16)
+    with torch.no_grad():
+        losses = [torch.nn.functional.cross_entropy(model(a.to(dtype)), b) for a, b in loader]
+    expected = torch.stack(losses).double().mean().item()
+    assert logged["val_loss"] == pytest.approx(expected, rel=1e-4)
+    assert isinstance(model.losses["val_loss"], MeanLoss)
+    assert model.losses["val_loss"].mean_value.dtype == torch.float32
+    plain = MeanMetric(nan_strategy="disable").to(torch.bfloat16)  # torchmetrics' own
+    for loss in losses:
+        plain.update(loss.expand(1))
+    assert float(plain.weight) < len(losses)  # what the task logged before: stuck at 256

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import warnings
+from typing import Any
 
 import pytest
 import torch
@@ -20,8 +22,13 @@ from torch import Tensor, nn
 
 import classic_cnns
 from classic_cnns import Digits, create_model, model_info
+from classic_cnns.nets.alexnet import AlexNetNet
+from classic_cnns.nets.densenet import DenseNetNet
 from classic_cnns.nets.googlenet import GoogLeNetNet
-from classic_cnns.nets.resnet import Bottleneck, PadShortcut, ResNetNet
+from classic_cnns.nets.lenet import LeNet5Net
+from classic_cnns.nets.nin import NiNNet
+from classic_cnns.nets.resnet import BasicBlock, Bottleneck, PadShortcut, ResNetNet
+from classic_cnns.nets.vgg import CONFIGS, VGGNet, make_layers
 from conftest import param_count, train_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -99,9 +106,14 @@ def test_vgg_width_mult_quarter_is_the_books_narrow_vgg11() -> None:
     assert model.hparams.width_mult == 0.25
     with torch.no_grad():
         assert net.eval()(torch.zeros(2, 1, 224, 224)).shape == (2, 10)
-    for bad in (0, -1.0, 0.01, True, "half", math.nan, math.inf):
+    for bad in (0, -1.0, 0.01):
         with pytest.raises(ValueError, match=r"width_mult must be a finite number > 0 that"):
             create_model("vgg11", width_mult=bad)
+    for bad in (True, "half", math.nan, math.inf):  # what its annotation, float, refuses
+        with pytest.raises(ValueError, match=rf"width_mult must be a finite number; got {bad!r}"):
+            create_model("vgg11", width_mult=bad)
+        with pytest.raises(ValueError, match=r"width_mult must be a finite number > 0 that"):
+            VGGNet(CONFIGS[11], width_mult=bad)
 
 
 def test_nin_is_the_papers_cifar_network() -> None:
@@ -341,3 +353,33 @@ def test_memory_efficient_densenet_refuses_torchscript_only_when_it_would_checkp
         torch.testing.assert_close(scripted(x), net(x))
     with pytest.raises(torch.jit.Error, match="memory_efficient=True does not work in TorchScript"):
         scripted(x.requires_grad_())
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda c: LeNet5Net(in_channels=c),
+        lambda c: AlexNetNet(in_channels=c),
+        lambda c: VGGNet(CONFIGS[11], in_channels=c),
+        lambda c: NiNNet(in_channels=c),
+        lambda c: GoogLeNetNet(in_channels=c),
+        lambda c: ResNetNet(BasicBlock, [3, 3, 3], in_channels=c, widths=(16, 32, 64)),
+        lambda c: model_info("resnet20").builder(in_channels=c),
+        lambda c: DenseNetNet(12, (2, 2), 24, in_channels=c, stem="cifar"),
+    ],
+    ids=["lenet", "alexnet", "vgg", "nin", "googlenet", "resnet", "resnet20", "densenet"],
+)
+def test_every_network_refuses_in_channels_that_are_not_a_positive_int(build: Any) -> None:
+    # Conv2d(0, 64) builds without complaint; "3" failed in torch's own formatting.
+    for bad in (0, -1, "3", 2.0, True):
+        with pytest.raises(ValueError, match=rf"in_channels must be an int >= 1; got {bad!r}"):
+            build(bad)
+
+
+@pytest.mark.parametrize("config", [[64, "X"], [], ["M"], [64, 0, "M"], [64.0, "M"], "64M"])
+def test_vgg_refuses_a_configuration_that_is_not_widths_and_pools(config: Any) -> None:
+    match = r"config must be a sequence of convolution widths \(ints >= 1, at least one\)"
+    with pytest.raises(ValueError, match=rf"{match}.*got {re.escape(repr(config))}"):
+        VGGNet(config)
+    with pytest.raises(ValueError, match=match):
+        make_layers(config)

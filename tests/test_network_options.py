@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
@@ -24,9 +25,12 @@ from classic_cnns import (
     list_models,
     load_model,
     model_info,
+    register_model,
 )
+from classic_cnns.hub import load_weights
 from classic_cnns.models import FAMILIES, family_class
 from classic_cnns.nets.densenet import DenseNetNet
+from classic_cnns.registry import _REGISTRY
 
 NAMES = list_models()
 CIFAR = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "densenet_bc_100")
@@ -155,3 +159,112 @@ def test_a_subclass_of_a_family_class_records_its_own_arguments_too() -> None:
     assert model.hparams.note == "kept"
     assert model.hparams.zero_init_residual is True
     assert model.hparams.arch == "resnet20"
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "match"),
+    [
+        (
+            "resnet20",
+            {"zero_init_residual": "no"},
+            "zero_init_residual must be True or False; got 'no'",
+        ),
+        (
+            "googlenet",
+            {"small_input": True, "aux_logits": "false"},
+            "aux_logits must be True or False",
+        ),
+        ("nin", {"final_relu": 1}, "final_relu must be True or False; got 1"),
+        ("nin", {"dropout": 1.5}, r"dropout must be a probability in \[0, 1\]; got 1.5"),
+        ("nin", {"dropout": "x"}, r"dropout must be a probability in \[0, 1\]; got 'x'"),
+        ("vgg11", {"width_mult": "2"}, "width_mult must be a finite number; got '2'"),
+    ],
+)
+def test_an_option_must_be_what_its_annotation_says(
+    name: str, options: dict[str, Any], match: str
+) -> None:
+    for build in (model_info(name).build_net, lambda **kw: create_model(name, **kw)):
+        with pytest.raises(ValueError, match=match):
+            build(**options)
+
+
+def test_an_int_option_of_a_users_builder_is_checked_and_numpy_numbers_taken_as_plain() -> None:
+    @register_model(
+        family="toy_int_option",
+        paper="Toy",
+        year=2024,
+        url="u",
+        input_size=(1, 8, 8),
+        min_input_size=(8, 8),
+        num_params=0,
+        name="toy_int_option",
+    )
+    def toy(*, num_classes: int = 10, in_channels: int = 1, hidden: int = 5) -> torch.nn.Module:
+        return torch.nn.Linear(hidden, num_classes)
+
+    try:
+        with pytest.raises(ValueError, match=r"hidden must be an int; got 2\.5"):
+            create_model("toy_int_option", hidden=2.5)
+        net = model_info("toy_int_option").build_net(hidden=np.int64(3))
+        assert net.in_features == 3 and type(net.in_features) is int
+    finally:
+        _REGISTRY.pop("toy_int_option")
+
+
+def test_pretrained_and_strict_must_be_true_or_false(tmp_path: Path) -> None:
+    model = create_model("lenet5")
+    torch.save(model.net.state_dict(), tmp_path / "w.pt")
+    with pytest.raises(ValueError, match="pretrained must be True or False; got 'no'"):
+        create_model("resnet18", pretrained="no")
+    with pytest.raises(ValueError, match="pretrained must be True or False; got 'no'"):
+        load_weights(model, pretrained="no")  # type: ignore[arg-type]
+    strict = r"strict must be True, False or None \(the default\); got 'no'"
+    with pytest.raises(ValueError, match=strict):
+        create_model("lenet5", checkpoint_path=tmp_path / "w.pt", strict="no")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=strict):
+        load_weights(model, checkpoint_path=tmp_path / "w.pt", strict="no")  # type: ignore[arg-type]
+
+
+def test_numpy_and_tensor_numbers_are_recorded_plain_so_the_checkpoint_loads(
+    tmp_path: Path,
+) -> None:
+    model = create_model(
+        "nin",
+        optimizer="sgd",
+        lr=np.float64(0.05),
+        weight_decay=np.float32(0.5),
+        momentum=torch.tensor(0.8),
+        temperature=np.float64(3.0),
+        dropout=np.float64(0.25),
+        final_relu=np.bool_(True),
+    )
+    plain = {"lr": 0.05, "weight_decay": 0.5, "momentum": 0.800000011920929, "temperature": 3.0}
+    plain |= {"dropout": 0.25, "final_relu": True}
+    for hparams in (model.hparams, model.hparams_initial):
+        assert {k: (hparams[k], type(hparams[k])) for k in plain} == {
+            k: (v, type(v)) for k, v in plain.items()
+        }
+    assert model.net.features[2].p == 0.25 and len(model.net.classifier) == 2
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "np.ckpt")
+    loaded = load_model(tmp_path / "np.ckpt")  # weights_only: numpy's scalars would be refused
+    assert {k: loaded.hparams[k] for k in plain} == plain
+
+
+def test_the_hyperparameters_record_the_sizes_used(tmp_path: Path) -> None:
+    model = create_model("resnet20")  # the architecture's sizes: 10 classes, 3 channels
+    assert (model.num_classes, model.in_channels) == (10, 3)
+    for hparams in (model.hparams, model.hparams_initial):
+        assert (hparams["num_classes"], hparams["in_channels"]) == (10, 3)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    for loaded in (
+        load_model(tmp_path / "m.ckpt"),
+        ResNet.load_from_checkpoint(tmp_path / "m.ckpt"),
+    ):
+        assert (loaded.hparams["num_classes"], loaded.hparams["in_channels"]) == (10, 3)
+        assert torch.equal(loaded.net.fc.weight, model.net.fc.weight)
+    with pytest.warns(UserWarning, match="kept fresh"):  # other classes: a fresh head
+        assert load_model(tmp_path / "m.ckpt", num_classes=4).net.fc.out_features == 4

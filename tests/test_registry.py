@@ -1,11 +1,12 @@
 import dataclasses
+import inspect
 
 import pytest
 import torch
 
 import classic_cnns
 from classic_cnns import ModelInfo, create_model, list_models, model_info, register_model
-from classic_cnns.registry import _REGISTRY
+from classic_cnns.registry import _REGISTRY, _TASK_ARGUMENTS
 
 
 def test_list_models_sorted_and_wildcards() -> None:
@@ -128,3 +129,111 @@ def test_family_class_refuses_another_familys_arch() -> None:
             classic_cnns.LeNet5(arch="toy_other_family")
     finally:
         _REGISTRY.pop("toy_other_family")
+
+
+_TOY = dict(
+    family="toy",
+    paper="Toy",
+    year=2024,
+    url="u",
+    input_size=(1, 8, 8),
+    min_input_size=(8, 8),
+    num_params=0,
+)
+
+
+def _toy(*, num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
+    return torch.nn.Flatten()
+
+
+def _with_lr(*, num_classes: int = 10, in_channels: int = 1, lr: float = 0.1) -> torch.nn.Module:
+    return torch.nn.Flatten()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "builder", "error", "match"),
+    [
+        ({"name": 5}, _toy, ValueError, r"name must be a non-empty str .*got 5"),
+        ({"name": ""}, _toy, ValueError, r"name must be a non-empty str .*got ''"),
+        ({"name": "LENET5"}, _toy, ValueError, r"'lenet5' is registered already .*ignoring case"),
+        ({"name": "toy_nc"}, 5, TypeError, "decorates a function that builds the network; got 5"),
+        (
+            {"name": "toy_sizes"},
+            lambda hidden=3: torch.nn.Flatten(),
+            TypeError,
+            r"must take the keyword arguments num_classes and in_channels; it takes \['hidden'\]",
+        ),
+        (
+            {"name": "toy_abc", "input_size": "abc"},
+            _toy,
+            ValueError,
+            r"input_size must be \(C, H, W\)",
+        ),
+        (
+            {"name": "toy_0", "input_size": (1, 0, 8)},
+            _toy,
+            ValueError,
+            r"3 ints >= 1; got \(1, 0, 8\)",
+        ),
+        (
+            {"name": "toy_min", "min_input_size": (8,)},
+            _toy,
+            ValueError,
+            r"min_input_size must be \(H, W\)",
+        ),
+        (
+            {"name": "toy_lr"},
+            _with_lr,
+            ValueError,
+            r"options \['lr'\] are named like arguments of the task",
+        ),
+    ],
+)
+def test_register_model_refuses_a_bad_entry_and_records_nothing(
+    kwargs: dict, builder: object, error: type[Exception], match: str
+) -> None:
+    before = dict(_REGISTRY)
+    with pytest.raises(error, match=match):
+        register_model(**{**_TOY, **kwargs})(builder)  # type: ignore[arg-type]
+    assert before == _REGISTRY
+    assert list_models("lenet5") == ["lenet5"]  # the registry still lists and finds its names
+
+
+def test_the_option_names_register_model_reserves_are_the_tasks_arguments() -> None:
+    params = inspect.signature(classic_cnns.ImageClassifier.__init__).parameters.values()
+    task = {p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD} - {"self"}
+    assert task == _TASK_ARGUMENTS
+
+
+def test_build_net_refuses_a_builder_that_returns_no_module() -> None:
+    register_model(**_TOY, name="toy_not_a_module")(lambda **kwargs: 5)
+    try:
+        with pytest.raises(TypeError, match=r"must return an nn\.Module network; it returned 5"):
+            create_model("toy_not_a_module")
+    finally:
+        _REGISTRY.pop("toy_not_a_module")
+
+
+def test_a_family_with_a_class_takes_members_with_its_options_only() -> None:
+    def hidden(*, num_classes: int = 10, in_channels: int = 3, hidden: int = 5) -> torch.nn.Module:
+        return torch.nn.Flatten()
+
+    def stem(
+        *, num_classes: int = 10, in_channels: int = 3, small_input: bool = False
+    ) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(in_channels, num_classes))
+
+    # ResNet's __init__ is written once; `hidden` would never reach the network.
+    with pytest.raises(ValueError, match=r"toy_res's network options \['hidden'\] are not among"):
+        register_model(**{**_TOY, "family": "resnet"}, name="toy_res")(hidden)
+    assert "toy_res" not in list_models()
+    # Under a family of its own, ImageClassifier hands the option to the builder.
+    register_model(**{**_TOY, "family": "toy_res"}, name="toy_res")(hidden)
+    register_model(**{**_TOY, "family": "resnet"}, name="toy_res_stem")(stem)
+    try:
+        assert create_model("toy_res", hidden=3).hparams.hidden == 3
+        model = create_model("toy_res_stem", small_input=True)
+        assert isinstance(model, classic_cnns.ResNet) and model.hparams.small_input is True
+    finally:
+        _REGISTRY.pop("toy_res")
+        _REGISTRY.pop("toy_res_stem")

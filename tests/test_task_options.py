@@ -316,3 +316,33 @@ def test_help_on_a_family_class_lists_the_training_arguments() -> None:
     # They stay keyword-only: only the family's own arguments are positional.
     model = ResNetClass("resnet20", 10, 1, lr=0.05, loss="mse")
     assert (model.hparams.lr, model.hparams.loss) == (0.05, "mse")
+
+
+def test_a_run_without_training_batches_needs_no_schedule() -> None:
+    # limit_train_batches=0: Lightning only validates; the recipe's one-cycle has nothing to
+    # schedule (it said the run length was not finite although max_epochs was set).
+    from classic_cnns import Digits, LeNet5
+
+    model = LeNet5()
+    assert model.hparams.scheduler == "onecycle"
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False)  # fmt: skip
+    trainer.fit(model, Digits())
+    assert trainer.global_step == 0 and trainer.lr_scheduler_configs == []
+    with pytest.raises(ValueError, match="needs a finite run length"):  # still: no end at all
+        L.Trainer(max_epochs=-1, logger=False).fit(LeNet5(), Digits())
+
+
+def test_several_evaluation_loaders_at_once_are_refused_with_what_to_do() -> None:
+    # One set of metrics per stage would merge them (Lightning's own message asked to edit
+    # the package's test_step).
+    from classic_cnns import LeNet5
+
+    x, y = torch.rand(20, 1, 32, 32), torch.arange(20) % 10
+    loaders = [DataLoader(TensorDataset(x, y), batch_size=8)] * 2
+    trainer = L.Trainer(logger=False, enable_progress_bar=False)
+    for stage in ("test", "validate"):
+        with pytest.raises(ValueError, match=rf"^{stage} takes one dataloader at a time .*got 2"):
+            getattr(trainer, stage)(LeNet5(), loaders)
+    (one,) = trainer.test(LeNet5(), loaders[0], verbose=False)  # one loader: as before
+    assert 0 <= one["test_acc"] <= 1

@@ -37,6 +37,7 @@ __all__ = [
     "check_images",
     "check_label_values",
     "check_labels_structure",
+    "check_one_loader",
     "class_names_hint",
     "is_number",
     "keep_norm_statistics",
@@ -175,6 +176,22 @@ def check_classes(name: str, num_classes: int, found: Any, where: str) -> None:
             f"{name} has num_classes={num_classes}; {where} has {found} classes. Build the "
             f"model with num_classes={found}, or call its reset_classifier({found}) (the "
             "plain network's replaces the head only, not the metrics and checks)"
+        )
+
+
+def check_one_loader(loaders: Any, stage: str) -> None:
+    """Refuse several evaluation dataloaders at once: the metrics would merge them.
+
+    Example:
+        >>> check_one_loader([[0], [1]], "test")
+        Traceback (most recent call last):
+        ...
+        ValueError: test takes one dataloader at a time (its metrics would merge them); got 2: ...
+    """
+    if isinstance(loaders, Sequence) and len(loaders) > 1:
+        raise ValueError(
+            f"{stage} takes one dataloader at a time (its metrics would merge them); got "
+            f"{len(loaders)}: call trainer.{stage}(model, loader) for each"
         )
 
 

@@ -69,8 +69,9 @@ def create_model(
 
     Raises:
         ValueError: for an unknown name, both ``pretrained`` and ``checkpoint_path``, a name
-            without pretrained weights, or a file of another architecture or whose tensors
-            do not fit (see ``strict``).
+            without pretrained weights, a file of another architecture or whose tensors
+            do not fit (see ``strict``), ``pretrained`` other than ``True``/``False`` or
+            ``strict`` other than ``True``/``False``/``None``.
         TypeError: for an argument that neither the family's class nor the network takes.
 
     Example:
@@ -80,7 +81,7 @@ def create_model(
         >>> model(torch.zeros(2, 1, 32, 32)).shape
         torch.Size([2, 10])
     """
-    _check_start(name, pretrained, checkpoint_path)
+    _check_start(name, pretrained, checkpoint_path, strict)
     if checkpoint_path:
         return _build(name, read_weights_file(checkpoint_path), strict, **kwargs)
     model = _build(name, None, None, **kwargs)
@@ -118,7 +119,7 @@ def load_weights(
         True
     """
     name = model.info.name
-    _check_start(name, pretrained, checkpoint_path)
+    _check_start(name, pretrained, checkpoint_path, strict)
     if checkpoint_path:
         model.data_config = load_weights_file(model.net, checkpoint_path, arch=name, strict=strict)
     elif pretrained:
@@ -132,8 +133,14 @@ def load_weights(
 
 
 def _check_start(
-    name: str, pretrained: bool, checkpoint_path: str | os.PathLike[str] | None
+    name: str,
+    pretrained: bool,
+    checkpoint_path: str | os.PathLike[str] | None,
+    strict: bool | None,
 ) -> None:
+    if not isinstance(pretrained, bool):
+        raise ValueError(f"pretrained must be True or False; got {pretrained!r}")
+    _check_strict(strict)
     if checkpoint_path is not None and not os.fspath(checkpoint_path):
         raise ValueError("checkpoint_path is empty; expected the path of a weights file, or None")
     if pretrained and checkpoint_path:
@@ -146,6 +153,11 @@ def _check_start(
             f"{name} has no pretrained weights; pretrained=True works for "
             f"{[n for n in list_models() if model_info(n).weights is not None]}"
         )
+
+
+def _check_strict(strict: bool | None) -> None:
+    if strict is not None and not isinstance(strict, bool):
+        raise ValueError(f"strict must be True, False or None (the default); got {strict!r}")
 
 
 def load_model(
@@ -162,7 +174,7 @@ def load_model(
         FileNotFoundError: if there is no such file.
         ValueError: if the file is damaged, does not say which model it holds, or holds a
             tensor outside the head that does not fit (another network, or one built with
-            other options).
+            other options); for ``strict`` other than ``True``, ``False`` or ``None``.
 
     Example:
         >>> import tempfile
@@ -176,6 +188,7 @@ def load_model(
         >>> type(model).__name__, model.num_classes
         ('LeNet5', 10)
     """
+    _check_strict(strict)
     file = read_weights_file(path)
     arch = overrides.pop("arch", None) or file.arch
     if arch is None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.functional.classification.stat_scores import _multiclass_stat_scores_format
 
-__all__ = ["classification_metrics"]
+__all__ = ["MeanLoss", "classification_metrics"]
 
 
 class _MacroF1(MulticlassF1Score):
@@ -70,3 +72,35 @@ def classification_metrics(num_classes: int, validate_args: bool = True) -> Metr
             num_classes, top_k=5, average="micro", validate_args=validate_args
         )
     return MetricCollection(metrics, compute_groups=False)
+
+
+class MeanLoss(MeanMetric):
+    """The mean loss per image of a stage, summed in float32 whatever the model's dtype.
+
+    Lightning's ``"bf16-true"`` and ``"16-true"`` precisions cast the whole module, metric
+    states included: a bfloat16 image count stops growing at 256 and a float16 sum
+    overflows at 65,504, so the logged loss came out wrong or ``inf``. This one puts its
+    states back to float32 after any cast (the values it is given are cast to them). No
+    NaN check (``nan_strategy="disable"``): that check reads the device at every update.
+
+    Example:
+        >>> import torch
+        >>> loss = MeanLoss().to(torch.bfloat16)
+        >>> for _ in range(300):
+        ...     loss.update(torch.ones(2, dtype=torch.bfloat16))
+        >>> float(loss.weight), loss.compute().dtype
+        (600.0, torch.float32)
+    """
+
+    def __init__(self) -> None:
+        super().__init__(nan_strategy="disable")
+
+    def _apply(self, fn: Any, exclude_state: Any = "") -> Any:
+        this = super()._apply(fn, exclude_state)
+        if self._dtype in (torch.float16, torch.bfloat16):  # cast with the module: undo it
+            for key, default in self._defaults.items():  # MeanMetric's: two tensors
+                assert isinstance(default, Tensor)
+                self._defaults[key] = default.float()
+                setattr(self, key, getattr(self, key).float())
+            self._dtype = torch.float32
+        return this

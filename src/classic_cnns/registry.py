@@ -14,7 +14,10 @@ import difflib
 import fnmatch
 import functools
 import inspect
+import math
+import numbers
 import re
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +43,17 @@ Builder = Callable[..., nn.Module]
 B = TypeVar("B", bound=Builder)
 
 _REGISTRY: dict[str, ModelInfo] = {}
+# The task's (ImageClassifier's) arguments: it would take an option of one of these names
+# itself, so no network may have one (tests/test_registry.py checks the list).
+_TASK_ARGUMENTS = frozenset(
+    {"arch", "num_classes", "in_channels", "optimizer", "lr", "weight_decay", "momentum"}
+    | {"scheduler", "label_smoothing", "loss", "temperature", "alpha", "teacher"}
+    | {"teacher_weights", "aux_loss_weight", "channels_last", "compile", "weight_init"}
+    | {"nonfinite", "backbone_lr"}
+)
+# The network options each family's LightningModule takes, fixed when classic_cnns.models
+# writes its __init__; a later member of the family may have no other option.
+_FAMILY_OPTIONS: dict[str, frozenset[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -251,7 +265,10 @@ class ModelInfo:
 
         Raises:
             ValueError: for an argument that is neither ``num_classes``, ``in_channels``
-                nor one of :attr:`options`.
+                nor one of :attr:`options`, or an option whose value its annotation does not
+                allow (a ``bool`` option takes ``True`` or ``False``; a ``dropout`` a number
+                in [0, 1]). Numpy numbers and 0-d tensors are taken as plain Python ones.
+            TypeError: if the builder returns something else than an ``nn.Module``.
 
         Example:
             >>> from classic_cnns import model_info
@@ -262,18 +279,67 @@ class ModelInfo:
             Traceback (most recent call last):
             ...
             ValueError: lenet5 takes no network argument 'small_input'; its arguments are ...
+            >>> model_info("resnet20").build_net(zero_init_residual="no")
+            Traceback (most recent call last):
+            ...
+            ValueError: zero_init_residual must be True or False; got 'no'
         """
-        takes = [*_SIZES, *_options(self.builder)]
+        options = _options(self.builder)
+        takes = [*_SIZES, *options]
         unknown = [k for k in kwargs if k not in takes]
         if unknown:
             raise ValueError(
                 f"{self.name} takes no network argument {unknown[0]!r}; its arguments are {takes}"
             )
+        # Sizes are checked below (and by the network); options against their annotations.
+        kwargs = {
+            k: _checked(k, v, getattr(options.get(k), "annotation", None))
+            for k, v in kwargs.items()
+        }
         kwargs.setdefault("num_classes", self.num_classes)
         channels = kwargs.setdefault("in_channels", self.input_size[0])
         if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
             raise ValueError(f"in_channels must be an int >= 1; got {channels!r}")
-        return self.builder(**kwargs)
+        net = self.builder(**kwargs)
+        if not isinstance(net, nn.Module):
+            raise TypeError(
+                f"{self.name}'s builder {getattr(self.builder, '__qualname__', self.builder)!r} "
+                f"must return an nn.Module network; it returned {net!r}"
+            )
+        return net
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _checked(name: str, value: Any, annotation: Any) -> Any:
+    # A network option as its annotation says, in plain Python (a numpy number or a 0-d
+    # tensor as its .item(), which checkpoints read back with weights_only loading).
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        value = value.item()
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(annotation):
+            return value
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = kinds[0] if len(kinds) == 1 else None  # several: not checked here
+    if annotation is bool and not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    if annotation is int and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ValueError(f"{name} must be an int; got {value!r}")
+    if annotation is float and "drop" in name:  # dropout, drop_rate: a probability
+        if not (_is_number(value) and 0 <= value <= 1):
+            raise ValueError(f"{name} must be a probability in [0, 1]; got {value!r}")
+        return float(value)
+    if annotation is float:
+        if not _is_number(value):
+            raise ValueError(f"{name} must be a finite number; got {value!r}")
+        return float(value)
+    if annotation is str and not isinstance(value, str):
+        raise ValueError(f"{name} must be a str; got {value!r}")
+    if typing.get_origin(annotation) is typing.Literal and value not in typing.get_args(annotation):
+        raise ValueError(f"{name} must be one of {typing.get_args(annotation)}; got {value!r}")
+    return value
 
 
 _SIZES = ("num_classes", "in_channels")
@@ -345,6 +411,15 @@ def register_model(
     ``recipe`` is the default training setting; without one, the built-in recipe of the
     name or the family (:func:`~classic_cnns.recipes.default_recipe`) applies.
 
+    Raises:
+        ValueError: for a name that is not a non-empty str or that is registered already
+            (names are compared ignoring case, as :func:`list_models` matches them), sizes
+            that are not positive ints, an option named like an argument of the task
+            (``lr``, ...), or, in a family with a LightningModule (``"resnet"``, ...), an
+            option that its class does not take.
+        TypeError: for a builder that is not callable or does not take ``num_classes`` and
+            ``in_channels``.
+
     Example:
         >>> from torch import nn
         >>> from classic_cnns import register_model
@@ -356,14 +431,10 @@ def register_model(
     """
 
     def decorator(builder: B) -> B:
-        key = name or builder.__name__
-        if key in _REGISTRY:
-            raise ValueError(f"a model named {key!r} is registered already; pick another name")
-        if len(input_size) != 3 or len(min_input_size) != 2:
-            raise ValueError(
-                f"input_size must be (C, H, W) and min_input_size (H, W); "
-                f"got {input_size!r} and {min_input_size!r}"
-            )
+        key = _check_entry(builder, getattr(builder, "__name__", None) if name is None else name)
+        _check_sizes("input_size", input_size, "(C, H, W)")
+        _check_sizes("min_input_size", min_input_size, "(H, W)")
+        _check_options(key, family, builder)
         _REGISTRY[key] = ModelInfo(
             name=key,
             family=family,
@@ -381,6 +452,60 @@ def register_model(
         return builder
 
     return decorator
+
+
+def _check_entry(builder: object, name: object) -> str:
+    # A new entry's builder and name (a str unique ignoring case, as list_models matches).
+    if not callable(builder):
+        raise TypeError(
+            f"register_model decorates a function that builds the network; got {builder!r}"
+        )
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty str (pass name=...); got {name!r}")
+    same = [n for n in _REGISTRY if n.lower() == name.lower()]
+    if same:
+        raise ValueError(
+            f"a model named {same[0]!r} is registered already (names are compared ignoring "
+            f"case); pick another name than {name!r}"
+        )
+    params = inspect.signature(builder).parameters.values()
+    takes = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not any(p.kind is p.VAR_KEYWORD for p in params) and not takes >= set(_SIZES):
+        raise TypeError(
+            f"{name}'s builder must take the keyword arguments num_classes and in_channels; "
+            f"it takes {sorted(takes)}"
+        )
+    return name
+
+
+def _check_sizes(what: str, sizes: object, shape: str) -> None:
+    length = shape.count(",") + 1
+    if not (
+        isinstance(sizes, tuple | list)
+        and len(sizes) == length
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes)
+    ):
+        raise ValueError(f"{what} must be {shape}, {length} ints >= 1; got {sizes!r}")
+
+
+def _check_options(name: str, family: str, builder: Builder) -> None:
+    # Options the task would take as its own arguments, or that the family's LightningModule,
+    # whose signature is written once, does not take, would never reach the network.
+    options = list(_options(builder))
+    clash = [o for o in options if o in _TASK_ARGUMENTS]
+    if clash:
+        raise ValueError(
+            f"{name}'s network options {clash} are named like arguments of the task "
+            "(ImageClassifier), which would take them: give them other names"
+        )
+    fixed = _FAMILY_OPTIONS.get(family)
+    new = [o for o in options if fixed is not None and o not in fixed]
+    if new:
+        raise ValueError(
+            f"{name}'s network options {new} are not among those the {family!r} family's "
+            f"LightningModule takes ({sorted(fixed or ())}): register {name} under a family "
+            f"of its own (e.g. family={name!r}), which ImageClassifier builds with any option"
+        )
 
 
 def _builtin_weights(name: str, builder: Builder) -> WeightsInfo | None:

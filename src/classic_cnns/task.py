@@ -25,7 +25,7 @@ from typing import IO, Any, ClassVar
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, Metric, MetricCollection
+from torchmetrics import Metric, MetricCollection
 from typing_extensions import Self
 
 from classic_cnns import _guard, finetune
@@ -35,7 +35,7 @@ from classic_cnns._guard import NonFinitePolicy, StepGuard, check_images, report
 from classic_cnns.checkpoint import ExactResume, head_class_names, restore, verify_checkpoint
 from classic_cnns.files import DATA_CHECKPOINT_KEY
 from classic_cnns.losses import ClassificationLoss, LossName, load_teacher
-from classic_cnns.metrics import classification_metrics
+from classic_cnns.metrics import MeanLoss, classification_metrics
 from classic_cnns.nets._layers import WeightInit, init_weights
 from classic_cnns.optim import (
     OPTIMIZERS,
@@ -63,7 +63,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         optimizer: One of ``"sgd"`` (with ``momentum``), ``"adam"``, ``"adamw"``, ``"rmsprop"``;
             ``None`` takes the model's recipe (as do the next five arguments).
         lr: Peak learning rate.
-        weight_decay: L2 penalty, applied to weights only (not to biases or norm layers).
+        weight_decay: Decoupled weight decay for ``adamw`` (each step shrinks the weights by
+            ``lr * weight_decay``), an L2 penalty for the others; weights only.
         momentum: Momentum for ``sgd`` and ``rmsprop`` (``"onecycle"`` cycles it instead).
         scheduler: ``"cosine"`` (per-step cosine decay to 0), ``"onecycle"`` (warm-up then
             cosine annealing, per step, with the momentum or Adam's beta1 cycled from 0.95 to
@@ -85,7 +86,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             Weights loaded afterwards (pretrained, a file, a checkpoint) replace them.
         nonfinite: What a training, validation or test step does with a batch whose images
             or loss hold NaN or infinite values: ``"raise"`` (stop with an error naming the
-            step), ``"skip"`` (warn and leave the batch out) or ``"ignore"`` (no check).
+            step), ``"skip"`` (warn and leave the batch out; it still counts as a step of
+            ``global_step``, the LR schedule and ``max_steps``) or ``"ignore"`` (no check).
         backbone_lr: Peak learning rate of the backbone (all but the head, see
             :mod:`classic_cnns.finetune`); ``None`` trains it at ``lr``. Fine-tuning usually
             gives a pretrained backbone a tenth of the new head's rate or less.
@@ -166,10 +168,11 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         self.save_hyperparameters()
         # Checkpoints and loggers (which read hparams_initial, as save_hyperparameters sets it)
         # record the training values used; LightningCLI records what it was given.
-        self.hparams.update(
-            optimizer=optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum,
-            scheduler=scheduler, label_smoothing=label_smoothing,
-        )  # fmt: skip
+        self.hparams.update(  # as plain numbers (a numpy one's .item()): weights_only loads them
+            (k, v.item() if getattr(v, "ndim", None) == 0 else v) for k, v in dict(self.hparams,
+            num_classes=num_classes, in_channels=in_channels, optimizer=optimizer, lr=lr,
+            weight_decay=weight_decay, momentum=momentum, scheduler=scheduler,
+            label_smoothing=label_smoothing).items())  # fmt: skip
         self._hparams_initial = copy.deepcopy(self._hparams)
         self.num_classes, self.in_channels = num_classes, in_channels
         self.channels_last = channels_last  # a plain attribute: forward reads it when scripted
@@ -204,12 +207,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         self.train_metrics = MetricCollection({"acc": metrics["acc"].clone()}, prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
-        # The mean loss per image of each stage, exact under DDP too. nan_strategy="disable":
-        # the default's NaN check reads the device at every update.
+        # The mean loss per image of each stage, exact under DDP and in 16-bit precisions too.
         stages = ("train", "val", "test")
-        self.losses = nn.ModuleDict(
-            {f"{s}_loss": MeanMetric(nan_strategy="disable") for s in stages}
-        )
+        self.losses = nn.ModuleDict({f"{s}_loss": MeanLoss() for s in stages})
         self._guards = {s: StepGuard(num_classes) for s in stages}
 
     @property
@@ -448,7 +448,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         hp, name = self._hp, self.info.name
         report(kind, policy=hp.nonfinite, name=name, stage=stage, where=where, lr=hp.lr, **found)
 
-    def _mean_loss(self, stage: str) -> MeanMetric:
+    def _mean_loss(self, stage: str) -> MeanLoss:
         return self.losses[f"{stage}_loss"]  # type: ignore[return-value]
 
     def _log_epoch(self, metrics: MetricCollection, stage: str) -> None:
@@ -462,11 +462,11 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         """The loss (with the auxiliary heads') of one batch; labels may be soft, as MixUp's."""
         return None if (out := self._step(batch, self.train_metrics, "train")) is None else out[0]
 
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         """Loss and metrics on one validation batch."""
         self._step(batch, self.val_metrics, "val")
 
-    def test_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor | None:
         """Loss and metrics on one test batch; the logits (``None`` for a skipped batch)."""
         return None if (out := self._step(batch, self.test_metrics, "test")) is None else out[1]
 
@@ -487,11 +487,12 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         self._check_data_classes()
 
     def _check_data_classes(self) -> None:
-        # At the loop's start, after a ckpt_path restore (which follows setup).
-        trainer, n = self.trainer, self.num_classes
-        recorded = head_class_names(self.data_config, n)
+        # At the loop's start, after a ckpt_path restore (which follows setup); one loader.
+        trainer, recorded = self.trainer, head_class_names(self.data_config, self.num_classes)
+        loaders = trainer.test_dataloaders if trainer.testing else trainer.val_dataloaders
+        _guard.check_one_loader(loaders, "test" if trainer.testing else "validate")
         dm = getattr(trainer, "datamodule", None)
-        _guard.check_data_classes(self.info.name, n, recorded, dm, trainer.state.fn)
+        _guard.check_data_classes(self.info.name, self.num_classes, recorded, dm, trainer.state.fn)
 
     def on_test_epoch_end(self) -> None:
         """Log ``test_loss``, ``test_acc``, ``test_f1`` and ``test_acc_top5`` (5+ classes)."""
@@ -516,7 +517,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             self, head=head, lr=hp.lr, weight_decay=hp.weight_decay, backbone_lr=hp.backbone_lr
         )
         opt = make_optimizer(hp.optimizer, groups, lr=hp.lr, momentum=hp.momentum)
-        if hp.scheduler == "none":
+        if hp.scheduler == "none" or self.trainer.limit_train_batches == 0:  # no training
             return opt
         total = self.trainer.estimated_stepping_batches
         if not math.isfinite(total) or total < 1:

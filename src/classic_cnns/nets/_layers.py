@@ -16,7 +16,8 @@ from typing import Any, Literal, get_args
 
 from torch import nn
 
-__all__ = ["WeightInit", "check_num_classes", "conv1x1", "conv3x3", "init_weights"]
+__all__ = ["WeightInit", "check_in_channels", "check_num_classes", "conv1x1", "conv3x3"]
+__all__ += ["init_weights"]
 __all__ += ["linear_head", "small_stem_only"]
 
 WeightInit = Literal["default", "xavier"]
@@ -59,6 +60,28 @@ def check_num_classes(num_classes: object) -> int:
             f"num_classes must be an int >= 0 (0 removes the classifier); got {num_classes!r}"
         )
     return num_classes
+
+
+def check_in_channels(in_channels: object) -> int:
+    """Return ``in_channels`` if it is an int >= 1; raise otherwise.
+
+    Every network checks it first: ``nn.Conv2d(0, 64)`` builds without complaint, and a
+    string only fails deep inside torch.
+
+    Raises:
+        ValueError: for a number below 1, a bool or anything but an int.
+
+    Example:
+        >>> check_in_channels(3)
+        3
+        >>> check_in_channels("3")
+        Traceback (most recent call last):
+        ...
+        ValueError: in_channels must be an int >= 1; got '3'
+    """
+    if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
+        raise ValueError(f"in_channels must be an int >= 1; got {in_channels!r}")
+    return in_channels
 
 
 def linear_head(

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import linear_head
+from classic_cnns.nets._layers import check_in_channels, linear_head
 from classic_cnns.registry import register_model
 
 __all__ = ["AlexNetNet", "alexnet"]
@@ -95,6 +95,7 @@ class AlexNetNet(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
+        check_in_channels(in_channels)
         stem = (
             nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1)
             if small_input

@@ -39,7 +39,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from classic_cnns.nets._layers import conv1x1, conv3x3, linear_head, small_stem_only
+from classic_cnns.nets._layers import (
+    check_in_channels,
+    conv1x1,
+    conv3x3,
+    linear_head,
+    small_stem_only,
+)
 from classic_cnns.registry import register_model
 
 __all__ = [
@@ -268,6 +274,7 @@ class DenseNetNet(nn.Module):
         memory_efficient: bool = False,
     ) -> None:
         super().__init__()
+        check_in_channels(in_channels)
         if stem not in _STEMS:
             raise ValueError(f"stem must be one of {_STEMS}; got {stem!r}")
         if small_input and stem == "cifar":

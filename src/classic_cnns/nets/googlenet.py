@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import check_num_classes, linear_head
+from classic_cnns.nets._layers import check_in_channels, check_num_classes, linear_head
 from classic_cnns.registry import register_model
 
 __all__ = ["BasicConv2d", "GoogLeNetNet", "Inception", "InceptionAux", "googlenet"]
@@ -191,6 +191,7 @@ class GoogLeNetNet(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
+        check_in_channels(in_channels)
         # No classes, no auxiliary heads: what reset_classifier(0) leaves.
         self.aux_logits = aux_logits and check_num_classes(num_classes) > 0
         if small_input:

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import linear_head
+from classic_cnns.nets._layers import check_in_channels, linear_head
 from classic_cnns.registry import register_model
 
 __all__ = ["LeNet5Net", "lenet5", "lenet5_bn", "lenet5_modern"]
@@ -73,6 +73,7 @@ class LeNet5Net(nn.Module):
         batch_norm: bool = False,
     ) -> None:
         super().__init__()
+        check_in_channels(in_channels)
         act: type[nn.Module] = nn.ReLU if modern else nn.Tanh
         pool: type[nn.Module] = nn.MaxPool2d if modern else nn.AvgPool2d
 

@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import check_num_classes
+from classic_cnns.nets._layers import check_in_channels, check_num_classes
 from classic_cnns.registry import register_model
 
 __all__ = ["NiNNet", "mlpconv", "nin"]
@@ -132,6 +132,7 @@ class NiNNet(nn.Module):
         final_relu: bool = False,
     ) -> None:
         super().__init__()
+        check_in_channels(in_channels)
         self.features = nn.Sequential(
             mlpconv(in_channels, (192, 160, 96), kernel_size=5),
             nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),

@@ -22,7 +22,13 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import conv1x1, conv3x3, linear_head, small_stem_only
+from classic_cnns.nets._layers import (
+    check_in_channels,
+    conv1x1,
+    conv3x3,
+    linear_head,
+    small_stem_only,
+)
 from classic_cnns.registry import register_model
 
 __all__ = [
@@ -200,6 +206,7 @@ class ResNetNet(nn.Module):
         small_input: bool = False,
     ) -> None:
         super().__init__()
+        check_in_channels(in_channels)
         if len(layers) != len(widths):
             raise ValueError(f"need one width per stage; got layers={layers}, widths={widths}")
         if shortcut not in ("A", "B"):

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import linear_head
+from classic_cnns.nets._layers import check_in_channels, linear_head
 from classic_cnns.registry import register_model
 
 __all__ = [
@@ -80,6 +80,7 @@ def make_layers(
           (2): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)
         )
     """
+    _check_config(config)
     layers: list[nn.Module] = []
     for v in config:
         if v == "M":
@@ -92,6 +93,18 @@ def make_layers(
         layers.append(nn.ReLU(inplace=True))
         in_channels = width
     return nn.Sequential(*layers)
+
+
+def _check_config(config: object) -> None:
+    # Widths are positive ints and "M" a max pool; at least one convolution.
+    widths = [v for v in config if v != "M"] if isinstance(config, Sequence) else []
+    if not widths or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in widths
+    ):
+        raise ValueError(
+            "config must be a sequence of convolution widths (ints >= 1, at least one) and "
+            f"'M' for max pooling, e.g. [64, 'M', 128, 'M']; got {config!r}"
+        )
 
 
 def _init_linear(layer: nn.Linear) -> nn.Linear:
@@ -146,6 +159,8 @@ class VGGNet(nn.Module):
         width_mult: float = 1.0,
     ) -> None:
         super().__init__()
+        check_in_channels(in_channels)
+        _check_config(config)
         narrowest = min(int(v) for v in config if v != "M")
         number = isinstance(width_mult, int | float) and not isinstance(width_mult, bool)
         if not (number and math.isfinite(width_mult) and int(narrowest * width_mult) >= 1):
