@@ -442,7 +442,8 @@ def test_prediction_csv_says_which_of_several_loaders_a_row_comes_from(tmp_path:
     from classic_cnns.predict import PredictionCSV
 
     x, y = torch.rand(30, 1, 32, 32), torch.arange(30) % 10
-    first, second = DataLoader(TensorDataset(x, y), 8), DataLoader(TensorDataset(x[:12], y[:12]), 8)
+    first = DataLoader(TensorDataset(x, y), batch_size=8)
+    second = DataLoader(TensorDataset(x[:12], y[:12]), batch_size=8)
     writer = PredictionCSV(tmp_path / "p.csv")
     trainer = L.Trainer(logger=False, callbacks=[writer], enable_progress_bar=False)
     model = LeNet5().eval()

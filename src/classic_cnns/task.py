@@ -114,8 +114,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         "recipe",
         "input_size",
         "min_input_size",
-        "backbone_frozen",
-        "num_features",
+        "train_loss_terms",
+        *("backbone_frozen", "num_features"),
     ]
     __jit_ignored_attributes__: ClassVar[list[str]] = [
         "criterion",
