@@ -126,3 +126,34 @@ def test_resuming_without_the_run_s_optimizer_flags_says_to_give_them(
     assert "the checkpoint's optimizer is not this run's" in err, err
     assert "--optimizer and --lr_scheduler flags" in err
     assert main([*args, "--trainer.max_epochs=2", "--ckpt_path", "last", *adam]) == 0
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_testing_a_grey_checkpoint_on_a_folder_names_the_channels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ImageFolder decodes RGB unless told; the model the command line builds follows the data,
+    # so a grey checkpoint's first convolution did not fit: "another architecture" it said.
+    from sklearn.datasets import load_digits
+
+    from conftest import write_png
+
+    digits = load_digits()
+    for i in range(40):
+        folder = tmp_path / "photos" / str(digits.target[i])
+        folder.mkdir(parents=True, exist_ok=True)
+        image = torch.tensor(digits.images[i] * 255 / 16).round().to(torch.uint8)[None]
+        write_png(image, str(folder / f"{i}.png"))
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--trainer.enable_progress_bar=false"]
+    fit = ["fit", "--model", "lenet5", "--data", "Digits", "--trainer.max_epochs=1", *quiet]
+    assert main([*fit, "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]) == 0
+    capsys.readouterr()
+    names = str([str(d) for d in range(10)])  # the folders of the digits' classes, all ten
+    test = ["test", "--ckpt_path", "last", "--data", "ImageFolder", "--data.root", "photos",
+            "--data.test_size", "1", "--data.classes", names, *quiet]  # fmt: skip
+    assert main(test) == 2
+    err = capsys.readouterr().err
+    assert "takes images of 1 channel(s); the model was built for 3" in err, err
+    assert "--data.channels 1" in err
+    assert main([*test, "--data.channels", "1"]) == 0

@@ -889,7 +889,7 @@ def test_a_class_map_names_classes_no_folder_can_be_named_after(tmp_path, fashio
     model = LeNet5(num_classes=10)
     model.data_config = {"class_names": names, "mean": [0.29], "std": [0.35], "resize": "pad"}
     quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
-    with pytest.raises(ValueError, match=r"map each folder to its class: classes=\{folder: cla"):
+    with pytest.raises(ValueError, match=r"map each to its class: classes=\{folder: class name"):
         L.Trainer(**quiet).test(model, ImageFolder(tmp_path, channels=1, test_size=1))
     by_index = {str(i): name for i, name in enumerate(names)}
     data = ImageFolder(tmp_path, channels=1, test_size=1, classes=by_index)

@@ -250,8 +250,9 @@ def class_names_hint(recorded: Sequence[str] | None, names: Sequence[str] | None
             f"classes={list(recorded)} (ImageFolder; --data.classes on the command line)"
         )
     return (
-        "; if the folders hold its classes under other names, map each folder to its class: "
-        f"classes={{folder: class name}} over {list(recorded)} (ImageFolder; --data.classes)"
+        "; if the data is an image folder whose subfolders hold its classes under other names, "
+        f"map each to its class: classes={{folder: class name}} over {list(recorded)} "
+        "(ImageFolder; --data.classes)"
     )
 
 

@@ -245,6 +245,15 @@ def verify_checkpoint(
             f"line: --model {arch}), or start a new run from its weights with checkpoint_path "
             "(--weights FILE) instead of resuming"
         )
+    channels = hparams.get("in_channels") if isinstance(hparams, Mapping) else None
+    built = getattr(model, "in_channels", channels)
+    if isinstance(channels, int) and channels != built:
+        raise CheckpointError(
+            f"{source}: the checkpoint's {arch or name} takes images of {channels} channel(s); "
+            f"the model was built for {built} (on the command line, the data's). "
+            f"Give it {channels}-channel images (ImageFolder: channels={channels}, "
+            f"--data.channels {channels})"
+        )
     config = checkpoint.get(DATA_CHECKPOINT_KEY)
     # The checkpoint's own head (None: its arch's), not the model's, which on the command line
     # the data's classes build: names of as many classes as the data's hid the mismatch.
