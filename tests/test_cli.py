@@ -251,6 +251,12 @@ def test_a_config_file_chooses_the_classes_without_the_defaults_leaking_in(
 
 # -- errors ----------------------------------------------------------------------------------
 ERRORS = {
+    "unknown model": (  # the command, not the Python function, lists the names
+        ["fit", "--model", "LeNet6"],
+        "unknown model 'LeNet6': expected one of the ",
+        "registered names (see classic-cnns list)",
+        "Did you mean 'lenet5'",
+    ),
     "unknown datamodule": (
         ["fit", "--data", "Digitz"],
         "unknown datamodule 'Digitz': expected one of ",

@@ -409,8 +409,11 @@ def test_an_output_that_is_a_folder_is_refused_before_any_work(tmp_path) -> None
     write_png(torch.zeros(1, 28, 28, dtype=torch.uint8), str(out / "a.png"))
     with pytest.raises(IsADirectoryError, match=rf"got the folder {re.escape(str(out))}$"):
         predict_folder(model, out, output=out)
+    with pytest.raises(ValueError, match=r"a.png is one of the images to classify; pick anot"):
+        predict_folder(model, out, output=out / "a.png")  # --overwrite replaced the image
     assert calls == []  # nothing was traced, exported or classified
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "out"]  # no temporary file
+    assert (out / "a.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_plain_network_is_refused_where_a_model_is_expected(tmp_path) -> None:

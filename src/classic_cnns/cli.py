@@ -586,6 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = user_error_message(err)
         if debug or message is None:
             raise
+        message = message.replace("classic_cnns.list_models()", "classic-cnns list")  # here
         command = args[0] if args and args[0] in _ALL_COMMANDS else None
         prog = f"classic-cnns {command}" if command else "classic-cnns"
         print(f"{prog}: error: {message}", file=sys.stderr)

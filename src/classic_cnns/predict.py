@@ -82,6 +82,7 @@ def predict_folder(
     Raises:
         FileNotFoundError: if the folder does not exist (or is a file) or holds no image files.
         IsADirectoryError: if ``output`` is a folder (checked before anything is predicted).
+        ValueError: if ``output`` is one of the images (also checked first).
         TypeError: if ``model`` is not an ImageClassifier (a plain network, say).
         ValueError: if the normalisation is unknown, ``batch_size`` or ``on_error`` is not
             valid, no image can be decoded, or (``on_error="raise"``) any image cannot.
@@ -95,6 +96,9 @@ def predict_folder(
     _require_classifier(model, "predict_folder")
     if output is not None:
         refuse_folder(output)
+        inputs = {f.resolve() for f in list_images(folder, recursive=recursive)}
+        if Path(output).resolve() in inputs:
+            raise ValueError(f"output {output} is one of the images to classify; pick another")
     rows, skipped = _predict(
         model, Path(folder), batch_size=batch_size, device=device, mean=mean, std=std,
         recursive=recursive, on_error=on_error,
