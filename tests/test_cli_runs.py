@@ -157,3 +157,20 @@ def test_testing_a_grey_checkpoint_on_a_folder_names_the_channels(
     assert "takes images of 1 channel(s); the model was built for 3" in err, err
     assert "--data.channels 1" in err
     assert main([*test, "--data.channels", "1"]) == 0
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_refused_run_leaves_no_run_folder_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A resume refused at its start (another run length) had left version_1 with only the
+    # config.yaml and hparams.yaml it wrote; an earlier run's folder stays whole.
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--model", "lenet5", "--data", "Digits", "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    assert main([*args, "--trainer.max_epochs=2"]) == 0
+    first = sorted(p.name for p in (tmp_path / "lightning_logs" / "version_0").iterdir())
+    assert main([*args, "--trainer.max_epochs=3", "--ckpt_path", "last"]) == 2
+    assert "LR schedule was made for 4 steps; this run has 6" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
+    assert sorted(p.name for p in (tmp_path / "lightning_logs" / "version_0").iterdir()) == first

@@ -569,11 +569,28 @@ class SaveConfig(SaveConfigCallback):
                 "or move the earlier run's files away"
             ) from None
 
+    # A run that did some work (a batch past the sanity check) keeps its configuration.
+    def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:  # type: ignore[override]
+        self._ran = True
+
+    def on_validation_batch_end(self, trainer: Trainer, *args: Any) -> None:  # type: ignore[override]
+        self._ran = getattr(self, "_ran", False) or not trainer.sanity_checking
+
+    on_test_batch_end = on_predict_batch_end = on_train_batch_end  # type: ignore[assignment]
+
     def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
-        """Remove the run's log folder, and the logger's (``lightning_logs``), if left empty."""
+        """Remove the run's log folder, and the logger's (``lightning_logs``), if left empty,
+        or holding only what this run wrote before its first batch (its config and
+        hyperparameters: a refused resume, a checkpoint that does not fit)."""
         if trainer.logger is None:
             return
         folders = [Path(str(trainer.log_dir))]
+        own = {self.config_filename, "hparams.yaml"}
+        with contextlib.suppress(OSError):
+            written = {p.name for p in folders[0].iterdir()}
+            if self.already_saved and not getattr(self, "_ran", False) and written <= own:
+                for name in own:
+                    (folders[0] / name).unlink(missing_ok=True)
         if getattr(trainer.logger, "name", None):  # <save_dir>/<name>/version_N: not save_dir
             folders.append(folders[0].parent)
         for folder in folders:
