@@ -18,6 +18,7 @@ from classic_cnns import LeNet5, ResNet, create_model, load_model
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.export import export_main, export_model, save_safetensors
 from classic_cnns.files import CheckpointError, load_checkpoint, read_weights_file
+from classic_cnns.hub import load_weights
 from classic_cnns.predict import predict_folder, predict_main
 from conftest import write_png
 
@@ -428,6 +429,8 @@ def test_a_plain_network_is_refused_where_a_model_is_expected(tmp_path) -> None:
         save_safetensors(net, tmp_path / "m.safetensors")
     with pytest.raises(TypeError, match=rf"^predict_folder {expected}"):
         predict_folder(net, tmp_path)
+    with pytest.raises(TypeError, match=rf"^load_weights {expected}"):
+        load_weights(net, checkpoint_path=tmp_path / "w.pt")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -127,11 +127,9 @@ def check_images(
             f"{name} expects {expected}; got dtype {x.dtype}. Convert images with "
             "x.float() / 255 and normalise, as the classic_cnns datamodules do"
         )
-    if (
-        weight is not None
-        and x.dtype != weight.dtype
-        and not torch.is_autocast_enabled(x.device.type)
-    ):
+    kind = x.device.type  # autocast casts float32 (and its own dtype), never float64
+    casts = torch.is_autocast_enabled(kind) and x.dtype in (torch.float32, _autocast_dtype(kind))
+    if weight is not None and x.dtype != weight.dtype and not casts:
         raise TypeError(
             f"{name} has {weight.dtype} weights; got a batch of dtype {x.dtype}. Convert "
             f"the batch (x.to({weight.dtype})) or the model (model.to({x.dtype}))"
@@ -193,6 +191,13 @@ def check_one_loader(loaders: Any, stage: str) -> None:
             f"{stage} takes one dataloader at a time (its metrics would merge them); got "
             f"{len(loaders)}: call trainer.{stage}(model, loader) for each"
         )
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype:
+    try:
+        return torch.get_autocast_dtype(device_type)
+    except RuntimeError:  # a device type autocast does not know
+        return torch.float32
 
 
 def check_data_classes(

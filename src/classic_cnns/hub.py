@@ -118,6 +118,11 @@ def load_weights(
         >>> torch.equal(model.net.fc.weight, trained.net.fc.weight)
         True
     """
+    if not isinstance(model, ImageClassifier):  # model.net's weights: weights.load_weights_file
+        raise TypeError(
+            "load_weights expected an ImageClassifier (create_model(name) or a model class such "
+            f"as LeNet5); got {type(model).__name__}"
+        )
     name = model.info.name
     _check_start(name, pretrained, checkpoint_path, strict)
     if checkpoint_path:
