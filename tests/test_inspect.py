@@ -690,3 +690,18 @@ def test_flops_differ_from_torch_s_counter_by_the_bias_adds_counted_twice() -> N
     )
     assert counter.get_total_flops() == 833_040 and bias_adds == 6_518
     assert summary(net, (1, 32, 32)).total_flops == 833_040 + 2 * bias_adds
+
+
+def test_the_totals_say_which_parameters_have_no_row() -> None:
+    # GoogLeNet's auxiliary heads do not run in eval mode: counted in Total params, no row;
+    # the table says how many, equal to the heads' own count.
+    from classic_cnns import create_model
+
+    model = create_model("googlenet")
+    aux = sum(p.numel() for head in (model.net.aux1, model.net.aux2) for p in head.parameters())
+    assert aux == 3_188_968 + 3_191_016
+    found = summary(model, (3, 96, 96))
+    assert found.params_not_run == aux
+    assert f"in layers not run:    {aux:,} (counted above, no row)" in str(found)
+    assert summary(create_model("resnet18"), (3, 64, 64)).params_not_run == 0
+    assert "not run" not in str(summary(create_model("lenet5"), (1, 32, 32)))

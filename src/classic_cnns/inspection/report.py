@@ -159,9 +159,25 @@ class ModelSummary:
         """
         return [asdict(row) for row in self.rows]
 
+    @property
+    def params_not_run(self) -> int:
+        """Parameters of modules the forward pass did not call, which have no row (GoogLeNet's
+        auxiliary heads in eval mode), or 0.
+
+        Example:
+            >>> from classic_cnns import create_model
+            >>> from classic_cnns.inspection import summary
+            >>> summary(create_model("googlenet", num_classes=10), (3, 96, 96)).params_not_run
+            4350484
+        """
+        shown = sum({row.name: row.params or 0 for row in self.rows}.values())
+        return max(self.total_params - shown, 0)
+
     def _totals(self) -> list[tuple[str, str]]:
+        unused = self.params_not_run
         return [
             ("Total params", f"{self.total_params:,}"),
+            *[("  in layers not run", f"{unused:,} (counted above, no row)")] * bool(unused),
             ("Trainable params", f"{self.trainable_params:,}"),
             ("Non-trainable params", f"{self.non_trainable_params:,}"),
             ("Total MACs", f"{self.total_macs:,} ({_human(self.total_macs)})"),
