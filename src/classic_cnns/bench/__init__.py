@@ -33,10 +33,13 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
           budget: float | None = None, out: Path | None = None, force: bool = False,
           plots: bool = True, dry_run: bool = False, list_recipes: bool = False,
           command: str = "classic-cnns bench") -> int:  # fmt: skip
-    """Run the modes and write their files; return the exit status (see :func:`~.core.execute`).
+    """Run the modes and write their files; return the exit status.
+
+    The files and the status: see :func:`~.core.execute`.
 
     Args:
-        modes: The modes to run, in this order (``throughput``, ``accuracy``: their settings).
+        modes: The modes to run, in this order (``throughput``, ``accuracy``: their
+            settings); a list on the command line: ``--modes '[throughput]'``.
         seed: Seed of the weights, inputs and data order.
         threads: ``torch.set_num_threads`` for the run; ``None`` keeps PyTorch's choice.
         budget: Seconds after which no further task starts (those left are recorded skipped).
