@@ -180,6 +180,15 @@ def test_datamodules_follow_any_model_that_has_the_model_spec() -> None:
     lenet.setup("fit")
     assert lenet.batch_size == model_info("lenet5").recipe.batch_size
     assert lenet.dims == (1, 32, 32)
+    # A network with the small-image stem takes small images at 32 px, not at the size of
+    # its family's recipe (ResNet-18: d2l's 96 px, for the ImageNet stem).
+    from classic_cnns import ResNet
+
+    for options, size in (({}, 96), ({"small_input": True}, 32)):
+        dm = Digits()
+        _connect(dm, ResNet("resnet18", in_channels=1, num_classes=10, **options))
+        dm.setup("fit")
+        assert dm.dims == (1, size, size), options
 
 
 def test_a_grey_checkpoint_adapted_to_rgb_predicts_grey_rgb_files_as_before(

@@ -18,6 +18,7 @@ different learning rates (``backbone_lr``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -110,8 +111,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
     # metrics, checks) and the properties that read the trainer stay out of the script.
     __jit_unused_properties__: list[str] = [  # noqa: RUF012 (LightningModule declares it so)
         *L.LightningModule.__jit_unused_properties__,
-        "_hp",
-        "recipe",
+        *("_hp", "recipe"),
         "input_size",
         "min_input_size",
         "train_loss_terms",
@@ -214,17 +214,17 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
 
     @property
     def recipe(self) -> Recipe:
-        """The architecture's training recipe (``model_info(arch).recipe``).
-
-        The training arguments not given to the task come from it; the datamodules take
-        their batch size and small-image size from it.
+        """The architecture's training recipe (``model_info(arch).recipe``): the task's
+        training defaults, the datamodules' batch size and small-image size (32 px for a
+        network built with ``small_input=True``).
 
         Example:
-            >>> from classic_cnns import LeNet5
-            >>> LeNet5().recipe.batch_size
-            128
+            >>> from classic_cnns import ResNet
+            >>> ResNet("resnet18", small_input=True).recipe.small_image_size  # resnet18's: 96
+            32
         """
-        return self.info.recipe
+        small = self._hp.get("small_input") and {"small_image_size": 32}
+        return dataclasses.replace(self.info.recipe, **small or {})
 
     @property
     def input_size(self) -> tuple[int, int, int]:
