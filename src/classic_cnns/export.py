@@ -50,7 +50,14 @@ __all__ = [
     "save_safetensors",
 ]
 
-FORMATS = ("onnx", "pt2", "torchscript", "safetensors")
+FORMATS: tuple[str, ...] = ("onnx", "pt2", "torchscript", "safetensors")
+"""The ``format`` choices of :func:`export_model` and ``classic-cnns export --format``.
+
+Example:
+    >>> from classic_cnns.export import FORMATS
+    >>> FORMATS
+    ('onnx', 'pt2', 'torchscript', 'safetensors')
+"""
 _SUFFIXES = {
     "onnx": ".onnx",
     "pt2": ".pt2",

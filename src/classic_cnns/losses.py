@@ -57,13 +57,34 @@ __all__ = [
 ]
 
 LossName = Literal["cross_entropy", "mse", "bce", "kl_div"]
-"""The names that select a loss; ``"kl_div"`` is knowledge distillation."""
+"""The names that select a loss; ``"kl_div"`` is knowledge distillation.
+
+Example:
+    >>> from classic_cnns.losses import ClassificationLoss, LossName
+    >>> name: LossName = "mse"
+    >>> ClassificationLoss(name).name
+    'mse'
+"""
 
 Reduction = Literal["mean", "sum"]
-"""How per-image (or per-element) losses become one number."""
+"""How per-image (or per-element) losses become one number.
+
+Example:
+    >>> import torch
+    >>> from classic_cnns.losses import Reduction, cross_entropy
+    >>> reduction: Reduction = "sum"  # of the two images' log(4)
+    >>> round(float(cross_entropy(torch.zeros(2, 4), torch.tensor([0, 1]), reduction)), 4)
+    2.7726
+"""
 
 LOSS_NAMES: tuple[str, ...] = get_args(LossName)
-"""The :data:`LossName` choices as a tuple, in the order above."""
+"""The :data:`LossName` choices as a tuple, in the order above.
+
+Example:
+    >>> from classic_cnns.losses import LOSS_NAMES
+    >>> LOSS_NAMES
+    ('cross_entropy', 'mse', 'bce', 'kl_div')
+"""
 _REDUCTIONS: tuple[str, ...] = get_args(Reduction)
 
 
@@ -419,7 +440,12 @@ class ClassificationLoss(nn.Module):
 
     @property
     def needs_teacher(self) -> bool:
-        """Whether a call needs ``teacher_logits`` (only ``"kl_div"``)."""
+        """Whether a call needs ``teacher_logits`` (only ``"kl_div"``).
+
+        Example:
+            >>> ClassificationLoss("kl_div").needs_teacher, ClassificationLoss().needs_teacher
+            (True, False)
+        """
         return self.name == "kl_div"
 
     @property
@@ -440,8 +466,17 @@ class ClassificationLoss(nn.Module):
     def forward(
         self, logits: Tensor, target: Tensor, teacher_logits: Tensor | None = None
     ) -> Tensor:
-        """The loss of a batch: ``logits (N, C)``, ``target (N,)`` (or probabilities ``(N, C)``)
-        and, for ``"kl_div"``, ``teacher_logits (N, C)``."""
+        """The loss of a batch, a 0-dimensional tensor.
+
+        ``logits`` are ``(N, C)``, ``target`` class indices ``(N,)`` (or probabilities
+        ``(N, C)``) and, for ``"kl_div"`` alone, ``teacher_logits`` ``(N, C)``.
+
+        Example:
+            >>> import torch
+            >>> loss = ClassificationLoss("cross_entropy", reduction="sum")
+            >>> round(float(loss(torch.zeros(2, 4), torch.tensor([0, 3]))), 4)  # 2 x log(4)
+            2.7726
+        """
         if self.needs_teacher != (teacher_logits is not None):
             need = "needs teacher_logits" if self.needs_teacher else "takes no teacher_logits"
             given = "none" if teacher_logits is None else "a tensor"
@@ -450,7 +485,12 @@ class ClassificationLoss(nn.Module):
         return self.fn(*args, self.reduction, **self.options)
 
     def extra_repr(self) -> str:
-        """The name and the options that apply to it."""
+        """The name and the options that apply to it.
+
+        Example:
+            >>> ClassificationLoss("mse")
+            ClassificationLoss('mse', reduction='mean')
+        """
         options = "".join(f", {k}={v}" for k, v in self.options.items())
         return f"{self.name!r}, reduction={self.reduction!r}{options}"
 

@@ -265,7 +265,16 @@ FAMILIES: dict[str, type[ImageClassifier]] = {
     cls.family: cls  # type: ignore[misc]
     for cls in (LeNet5, AlexNet, VGG, NiN, GoogLeNet, ResNet, DenseNet)
 }
-"""Family name (``ModelInfo.family``) to its LightningModule class."""
+"""Family name (``ModelInfo.family``) to its LightningModule class.
+
+Example:
+    >>> from classic_cnns import model_info
+    >>> from classic_cnns.models import FAMILIES
+    >>> sorted(FAMILIES)
+    ['alexnet', 'densenet', 'googlenet', 'lenet', 'nin', 'resnet', 'vgg']
+    >>> FAMILIES[model_info("resnet20").family].__name__
+    'ResNet'
+"""
 for _cls in FAMILIES.values():
     _cls.__init__ = _family_init(_cls)  # type: ignore[method-assign]
 

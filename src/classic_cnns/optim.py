@@ -40,7 +40,22 @@ __all__ = [
 ]
 
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
+"""The :data:`~classic_cnns.recipes.OptimizerName` choices that :func:`make_optimizer` takes.
+
+Example:
+    >>> from classic_cnns.optim import OPTIMIZERS
+    >>> OPTIMIZERS
+    ('sgd', 'adam', 'adamw', 'rmsprop')
+"""
+
 SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
+"""The :data:`~classic_cnns.recipes.SchedulerName` choices that :func:`make_scheduler` takes.
+
+Example:
+    >>> from classic_cnns.optim import SCHEDULERS
+    >>> SCHEDULERS
+    ('cosine', 'onecycle', 'step', 'none')
+"""
 
 
 def check_settings(

@@ -30,7 +30,31 @@ from typing import Any, Literal
 __all__ = ["OptimizerName", "Recipe", "SchedulerName", "default_recipe"]
 
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
+"""The optimizers a :class:`Recipe` (and the task's ``optimizer``) can name.
+
+``"sgd"`` is SGD with Nesterov momentum (plain SGD with ``momentum=0``); the others are
+``torch.optim``'s Adam, AdamW and RMSprop.
+
+Example:
+    >>> from classic_cnns.recipes import OptimizerName, Recipe
+    >>> name: OptimizerName = "sgd"
+    >>> Recipe(optimizer=name, lr=0.1).describe()
+    'sgd 0.1 onecycle, wd 0.0005, batch 128, 10 epochs'
+"""
+
 SchedulerName = Literal["cosine", "onecycle", "step", "none"]
+"""The learning-rate schedules a :class:`Recipe` (and the task's ``scheduler``) can name.
+
+``"cosine"`` decays to 0, ``"onecycle"`` warms up then anneals, ``"step"`` divides by 10 at
+50% and 75% of the run, and ``"none"`` keeps the rate constant; each steps once per
+optimizer step.
+
+Example:
+    >>> from classic_cnns.recipes import Recipe, SchedulerName
+    >>> name: SchedulerName = "step"
+    >>> Recipe(scheduler=name).scheduler
+    'step'
+"""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,16 @@
 """Pure ``nn.Module`` networks, one file per architecture family.
 
-Importing this package registers every built-in architecture.
+Importing this package registers every built-in architecture. Each family's module
+(:mod:`~classic_cnns.nets.lenet`, ...) holds its network class and the builders that
+:func:`classic_cnns.model_info` and :func:`classic_cnns.create_model` find by name.
+
+Example:
+    >>> import torch
+    >>> from classic_cnns.nets import LeNet5Net, lenet
+    >>> isinstance(lenet.lenet5(), LeNet5Net)
+    True
+    >>> LeNet5Net(num_classes=10)(torch.zeros(2, 1, 32, 32)).shape
+    torch.Size([2, 10])
 """
 
 from classic_cnns.nets import alexnet, densenet, googlenet, lenet, nin, resnet, vgg

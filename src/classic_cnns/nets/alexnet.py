@@ -37,6 +37,15 @@ same 64 channels) and keeps everything else, so every torchvision weight but
 2 at 28x28), so no pool has to go; the smallest input becomes 15x15. The 3x3 map is
 replicated to 6x6 by the adaptive pool, which keeps the classifier, and its
 parameter count, unchanged.
+
+Example:
+    >>> import torch
+    >>> from classic_cnns.nets.alexnet import alexnet
+    >>> net = alexnet(num_classes=10, small_input=True).eval()
+    >>> net(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    >>> net.min_input_size
+    (15, 15)
 """
 
 from __future__ import annotations
@@ -166,6 +175,18 @@ class AlexNetNet(nn.Module):
         return x
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(N, num_classes)`` of images ``(N, in_channels, H, W)``.
+
+        H and W must be at least ``min_input_size`` (63, or 15 with ``small_input``). The
+        same as ``forward_head(forward_features(x))``; after ``reset_classifier(0)``, the
+        features ``(N, 4096)``.
+
+        Example:
+            >>> import torch
+            >>> net = AlexNetNet(num_classes=10, small_input=True).eval()
+            >>> net(torch.zeros(2, 3, 32, 32)).shape
+            torch.Size([2, 10])
+        """
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:

@@ -25,6 +25,15 @@ Measured peak memory of one CPU training step (``python benchmarks/dev.py memory
 thread, each in a fresh process): DenseNet-121, batch 8 at 224x224, 1118 MiB without and
 679 MiB with it (torchvision's, measured earlier by a similar script: 1098 and 680);
 DenseNet-BC-100, batch 64 at 32x32, 2288 and 1119 MiB.
+
+Example:
+    >>> import torch
+    >>> from classic_cnns.nets.densenet import DenseNetNet
+    >>> net = DenseNetNet(12, (2, 2, 2), 24, num_classes=10, stem="cifar")  # a small BC net
+    >>> net.eval()(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    >>> net.forward_features(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 48, 8, 8])
 """
 
 from __future__ import annotations
@@ -153,6 +162,13 @@ class DenseLayer(nn.Module):
         return new
 
     def forward(self, x: Tensor) -> Tensor:
+        """The input with ``growth_rate`` new maps appended: ``(N, C + growth_rate, H, W)``.
+
+        Example:
+            >>> import torch
+            >>> DenseLayer(8, growth_rate=4)(torch.zeros(1, 8, 5, 5)).shape
+            torch.Size([1, 12, 5, 5])
+        """
         return torch.cat([x, self.new_features([x])], 1)
 
 
@@ -193,6 +209,13 @@ class DenseBlock(nn.ModuleDict):
             self.add_module(f"denselayer{j + 1}", layer)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The input and every layer's new maps: ``(N, C + num_layers * growth_rate, H, W)``.
+
+        Example:
+            >>> import torch
+            >>> DenseBlock(2, 8, growth_rate=4)(torch.zeros(1, 8, 5, 5)).shape
+            torch.Size([1, 16, 5, 5])
+        """
         features = [x]
         for layer in self.values():
             features.append(layer.new_features(features))  # type: ignore[operator]
@@ -348,6 +371,17 @@ class DenseNetNet(nn.Module):
         return x if pre_logits else self.classifier(x)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(N, num_classes)`` of images ``(N, in_channels, H, W)``.
+
+        The same as ``forward_head(forward_features(x))``; after ``reset_classifier(0)``,
+        the pooled features ``(N, num_features)``.
+
+        Example:
+            >>> import torch
+            >>> net = DenseNetNet(12, (2, 2, 2), 24, num_classes=10, stem="cifar")
+            >>> net(torch.zeros(2, 3, 32, 32)).shape
+            torch.Size([2, 10])
+        """
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:

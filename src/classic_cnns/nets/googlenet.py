@@ -23,6 +23,15 @@ classic_cnns datamodules normalise inputs themselves.
 Parameter count (1000 classes): 6,624,904 without the auxiliary heads, which is what
 ``model_info("googlenet").num_params`` reports; the auxiliary heads add 3,188,968 (aux1,
 after 512 channels) and 3,191,016 (aux2, after 528), 6,379,984 together.
+
+Example:
+    >>> import torch
+    >>> from classic_cnns.nets.googlenet import googlenet
+    >>> net = googlenet(num_classes=10, small_input=True)
+    >>> [t.shape for t in net.train()(torch.zeros(2, 3, 32, 32))]  # logits, aux2, aux1
+    [torch.Size([2, 10]), torch.Size([2, 10]), torch.Size([2, 10])]
+    >>> net.eval()(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
 """
 
 from __future__ import annotations
@@ -63,6 +72,13 @@ class BasicConv2d(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
 
     def forward(self, x: Tensor) -> Tensor:
+        """ReLU of the normalised convolution: ``(N, out_channels, H', W')``.
+
+        Example:
+            >>> import torch
+            >>> BasicConv2d(3, 8, kernel_size=3, stride=2)(torch.zeros(1, 3, 9, 9)).shape
+            torch.Size([1, 8, 4, 4])
+        """
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
@@ -112,6 +128,13 @@ class Inception(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """The four branches joined: ``(N, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W)``.
+
+        Example:
+            >>> import torch
+            >>> Inception(8, 4, 4, 8, 2, 4, 4)(torch.zeros(1, 8, 5, 5)).shape
+            torch.Size([1, 20, 5, 5])
+        """
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
 
 
@@ -137,6 +160,13 @@ class InceptionAux(nn.Module):
         self.dropout = nn.Dropout(p=dropout)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(N, num_classes)`` of maps ``(N, in_channels, H, W)`` of any size.
+
+        Example:
+            >>> import torch
+            >>> InceptionAux(16, 10).eval()(torch.zeros(2, 16, 7, 7)).shape
+            torch.Size([2, 10])
+        """
         # Adaptive pooling makes the head independent of the input size (it even upsamples
         # maps smaller than 4x4), so it never sets the network's minimum input size.
         x = self.conv(F.adaptive_avg_pool2d(x, (4, 4))).flatten(1)
@@ -274,6 +304,22 @@ class GoogLeNetNet(nn.Module):
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        """Logits ``(N, num_classes)``; in training with auxiliary heads, a tuple of three.
+
+        In training mode with ``aux_logits=True`` the tuple is ``(logits, aux2_logits,
+        aux1_logits)`` (torchvision's order), each ``(N, num_classes)``, for the task to
+        weight the auxiliary losses; in eval mode, or without the auxiliary heads, the
+        logits alone. After ``reset_classifier(0)``, the features ``(N, 1024)``.
+
+        Example:
+            >>> import torch
+            >>> net = GoogLeNetNet(num_classes=10, small_input=True).train()
+            >>> logits, aux2, aux1 = net(torch.zeros(2, 3, 32, 32))
+            >>> logits.shape, aux2.shape, aux1.shape
+            (torch.Size([2, 10]), torch.Size([2, 10]), torch.Size([2, 10]))
+            >>> net.eval()(torch.zeros(2, 3, 32, 32)).shape
+            torch.Size([2, 10])
+        """
         with_aux = self.training and self.aux_logits
         features, aux2, aux1 = self._features(x, with_aux)
         logits = self.forward_head(features)

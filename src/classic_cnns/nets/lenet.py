@@ -20,6 +20,15 @@ the paper (the table is silent on the first three): S2/S4 have no trainable
 coefficients, C3 connects to all S2 maps, the activation is plain tanh rather
 than the paper's scaled 1.7159 tanh(2a/3), and the output is a linear layer
 (softmax lives in the loss) rather than the paper's RBF units.
+
+Example:
+    >>> import torch
+    >>> from classic_cnns.nets.lenet import lenet5
+    >>> net = lenet5(num_classes=10)
+    >>> sum(p.numel() for p in net.parameters())
+    61706
+    >>> net(torch.zeros(2, 1, 32, 32)).shape
+    torch.Size([2, 10])
 """
 
 from __future__ import annotations
@@ -126,6 +135,16 @@ class LeNet5Net(nn.Module):
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(N, num_classes)`` of images ``(N, in_channels, H, W)``, H and W >= 32.
+
+        The same as ``forward_head(forward_features(x))``; after ``reset_classifier(0)``,
+        F6's features ``(N, 84)``.
+
+        Example:
+            >>> import torch
+            >>> LeNet5Net(num_classes=10)(torch.zeros(2, 1, 32, 32)).shape
+            torch.Size([2, 10])
+        """
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:

@@ -40,6 +40,15 @@ That is 966,986 parameters for 3 channels and 10 classes (C = 10). The pools rou
 
 The smallest input is 4x4: the rounded-up pools give 4 -> 2 -> 1, and a 3x3 input
 leaves a 1x1 map that the second pool cannot take.
+
+Example:
+    >>> import torch
+    >>> from classic_cnns.nets.nin import nin
+    >>> net = nin(num_classes=10)
+    >>> sum(p.numel() for p in net.parameters())
+    966986
+    >>> net.eval()(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
 """
 
 from __future__ import annotations
@@ -187,6 +196,17 @@ class NiNNet(nn.Module):
         return self.global_pool(self.classifier(x)).flatten(1)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(N, num_classes)`` of images ``(N, in_channels, H, W)``, H and W >= 4.
+
+        The class maps averaged over the image: the same as
+        ``forward_head(forward_features(x))``. After ``reset_classifier(0)``, the averaged
+        features ``(N, 192)``.
+
+        Example:
+            >>> import torch
+            >>> NiNNet(num_classes=10).eval()(torch.zeros(2, 3, 32, 32)).shape
+            torch.Size([2, 10])
+        """
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:

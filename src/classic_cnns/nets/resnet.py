@@ -12,6 +12,15 @@ The CIFAR networks (``resnet20`` to ``resnet110``) are the paper's section 4.2: 
 16-channel stem, three stages of ``n`` basic blocks with 16, 32 and 64 channels
 (depth ``6n + 2``) and option A shortcuts, which subsample and zero-pad the identity and
 so add no parameters (0.27M parameters for ResNet-20 up to 1.7M for ResNet-110).
+
+Example:
+    >>> import torch
+    >>> from classic_cnns.nets.resnet import resnet20
+    >>> net = resnet20(num_classes=10)
+    >>> sum(p.numel() for p in net.parameters())
+    269722
+    >>> net.eval()(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
 """
 
 from __future__ import annotations
@@ -82,6 +91,17 @@ class BasicBlock(nn.Module):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
+        """ReLU of the residual branch plus the shortcut: ``(N, planes, H', W')``.
+
+        H' and W' are ``ceil(H / stride)`` and ``ceil(W / stride)``; a block that changes the
+        shape needs a ``downsample`` that matches it.
+
+        Example:
+            >>> import torch
+            >>> block = BasicBlock(16, 32, stride=2, downsample=PadShortcut(16, 32, stride=2))
+            >>> block(torch.zeros(1, 16, 8, 8)).shape
+            torch.Size([1, 32, 4, 4])
+        """
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -122,6 +142,16 @@ class Bottleneck(nn.Module):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
+        """ReLU of the residual branch plus the shortcut: ``(N, 4 * planes, H', W')``.
+
+        H' and W' are ``ceil(H / stride)`` and ``ceil(W / stride)``; a block that changes the
+        shape needs a ``downsample`` that matches it.
+
+        Example:
+            >>> import torch
+            >>> Bottleneck(32, 8)(torch.zeros(1, 32, 4, 4)).shape
+            torch.Size([1, 32, 4, 4])
+        """
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -151,6 +181,14 @@ class PadShortcut(nn.Module):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
+        """Every ``stride``-th pixel, zero channels appended: ``(N, out_channels, H', W')``.
+
+        Example:
+            >>> import torch
+            >>> out = PadShortcut(2, 3, stride=2)(torch.ones(1, 2, 3, 3))
+            >>> out.shape, out[0, :, 0, 0].tolist()
+            (torch.Size([1, 3, 2, 2]), [1.0, 1.0, 0.0])
+        """
         # Taking every stride-th pixel gives ceil(H / stride) rows, as the 3x3 stride-s,
         # padding-1 convolution of the residual branch does, so the sum always lines up.
         x = x[:, :, :: self.stride, :: self.stride]
@@ -288,6 +326,16 @@ class ResNetNet(nn.Module):
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(N, num_classes)`` of images ``(N, in_channels, H, W)``.
+
+        The same as ``forward_head(forward_features(x))``; after ``reset_classifier(0)``,
+        the pooled features ``(N, num_features)`` (64 for the CIFAR networks).
+
+        Example:
+            >>> import torch
+            >>> resnet20(num_classes=10)(torch.zeros(2, 3, 32, 32)).shape
+            torch.Size([2, 10])
+        """
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:

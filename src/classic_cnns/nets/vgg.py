@@ -26,6 +26,14 @@ keeps the convolutions, which already suit 32x32 images, and swaps the 100-milli
 parameter head for the CIFAR one of the common VGG-CIFAR ports (e.g. Fu's
 pytorch-vgg-cifar10): a global average pool and 512 -> 512 -> 512 -> classes, with
 the same indices in ``classifier``. The minimum stays 32x32.
+
+Example:
+    >>> import torch
+    >>> from classic_cnns.nets.vgg import CONFIGS, vgg11
+    >>> CONFIGS[11]
+    [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M']
+    >>> vgg11(num_classes=10, small_input=True).eval()(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
 """
 
 from __future__ import annotations
@@ -55,7 +63,6 @@ __all__ = [
 _PAPER = "Very Deep Convolutional Networks for Large-Scale Image Recognition"
 _URL = "https://arxiv.org/abs/1409.1556"
 
-#: Convolution widths by depth (weight layers); "M" is a 2x2 stride-2 max pool.
 # fmt: off
 CONFIGS: dict[int, list[int | str]] = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -65,6 +72,13 @@ CONFIGS: dict[int, list[int | str]] = {
          512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 # fmt: on
+"""Convolution widths by depth (weight layers); ``"M"`` is a 2x2 stride-2 max pool.
+
+Example:
+    >>> from classic_cnns.nets.vgg import CONFIGS
+    >>> sorted(CONFIGS), CONFIGS[11].count("M")
+    ([11, 13, 16, 19], 5)
+"""
 
 
 def make_layers(
@@ -231,6 +245,17 @@ class VGGNet(nn.Module):
         return x
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(N, num_classes)`` of images ``(N, in_channels, H, W)``, H and W >= 32.
+
+        The same as ``forward_head(forward_features(x))``; after ``reset_classifier(0)``,
+        the features ``(N, num_features)`` (4096, or 512 with ``small_input``).
+
+        Example:
+            >>> import torch
+            >>> net = VGGNet(CONFIGS[11], num_classes=10, small_input=True).eval()
+            >>> net(torch.zeros(2, 3, 32, 32)).shape
+            torch.Size([2, 10])
+        """
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
