@@ -243,12 +243,7 @@ PACKAGE_LISTS = ("classic_cnns", "classic_cnns.nets")
 # Methods still without an example, in files outside the change that added this check; each
 # is to be removed from here when its example is written (the test says so when one is).
 UNDOCUMENTED = {
-    "classic_cnns.data.base.InMemoryDataModule.load_splits",
-    "classic_cnns.data.cifar.CIFAR10.load_splits",
-    "classic_cnns.data.digits.Digits.load_splits",
-    "classic_cnns.data.folder.ImageFolder.dataset_stats",
-    "classic_cnns.data.mnist.MNIST.load_splits",
-    "classic_cnns.task.ImageClassifier.forward",
+    "classic_cnns.task.ImageClassifier.forward",  # task.py is at its 600 lines
 }
 
 

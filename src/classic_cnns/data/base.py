@@ -244,6 +244,12 @@ class InMemoryDataModule(L.LightningDataModule):
 
         Images ``uint8`` ``(N, C, H, W)`` with ``C == len(mean)``, labels integer ``(N,)``;
         ``setup`` refuses anything else, naming the split.
+
+        Example:
+            >>> from classic_cnns import Digits
+            >>> train_images, train_labels, test_images, test_labels = Digits().load_splits()
+            >>> train_images.dtype, tuple(train_images.shape[1:]), test_labels.dtype
+            (torch.uint8, (1, 8, 8), torch.int64)
         """
         raise NotImplementedError
 

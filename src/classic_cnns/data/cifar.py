@@ -221,7 +221,12 @@ class CIFAR10(TransferDataModule):
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def load_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Read the training and test batches, verifying each file's md5 first."""
+        """Read the training and test batches, verifying each file's md5 first.
+
+        Example:
+            >>> [t.shape[0] for t in CIFAR10("data").load_splits()]  # doctest: +SKIP
+            [50000, 50000, 10000, 10000]
+        """
         missing = self._missing()
         if missing:
             raise FileNotFoundError(

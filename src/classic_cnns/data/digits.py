@@ -76,7 +76,12 @@ class Digits(InMemoryDataModule):
         self.test_size = test_size
 
     def load_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Load the bundled digits, scale 0-16 to 0-255 and split off the test set."""
+        """Load the bundled digits, scale 0-16 to 0-255 and split off the test set.
+
+        Example:
+            >>> [t.shape[0] for t in Digits().load_splits()]  # 1,797 digits, a fifth to test
+            [1438, 1438, 359, 359]
+        """
         from sklearn.datasets import load_digits
 
         bunch = load_digits()

@@ -542,6 +542,13 @@ class ImageFolder(TransferDataModule):
         """Per-channel mean and std of the training images, on the 0-1 scale (measured once).
 
         With ``test_size=1``, of the test images: there are no others.
+
+        Example:
+            >>> dm = ImageFolder("flowers", image_size=64)  # doctest: +SKIP
+            >>> dm.setup("fit")  # doctest: +SKIP
+            >>> mean, std = dm.dataset_stats()  # doctest: +SKIP
+            >>> len(mean), len(std)  # one value per channel (RGB)  # doctest: +SKIP
+            (3, 3)
         """
         if self._measured is not None:
             return self._measured

@@ -261,7 +261,12 @@ class MNIST(InMemoryDataModule):
         return images.unsqueeze(1), labels.long()
 
     def load_splits(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Read the IDX files; for ``protocol="10k"`` split the test file 8,000 / 2,000."""
+        """Read the IDX files; for ``protocol="10k"`` split the test file 8,000 / 2,000.
+
+        Example:
+            >>> [t.shape[0] for t in MNIST("data", protocol="10k").load_splits()]  # doctest: +SKIP
+            [8000, 8000, 2000, 2000]
+        """
         missing = [name for name, _ in self._needed() if self._find(name) is None]
         if missing:
             # Only the test set there (as MNIST-10k needs): say that protocol="10k" uses it.
