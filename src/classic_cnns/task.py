@@ -200,9 +200,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         self._teacher: list[nn.Module] = []
 
     def _set_metrics(self, num_classes: int) -> None:
-        # torchmetrics objects, updated every step and logged (and synced across processes)
-        # once at the end of the epoch. Training keeps top-1 accuracy only: F1 and top-5 of a
-        # moving model cost time and say little. The step's guard checks the labels.
+        # torchmetrics objects, updated every step, logged (and synced) once an epoch. Training
+        # keeps top-1 accuracy only (F1, top-5 of a moving model say little); guards check labels.
         metrics = classification_metrics(num_classes, validate_args=False)
         self.train_metrics = MetricCollection({"acc": metrics["acc"].clone()}, prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
@@ -251,8 +250,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
 
     @property
     def _hp(self) -> Any:
-        # The hyperparameters, read as attributes: the one way the task reads them (typed
-        # loosely for mypy).
+        # The hyperparameters as attributes: the one way the task reads them (typed loosely).
         return self.hparams
 
     @torch.jit.unused
@@ -282,7 +280,13 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         )  # fmt: skip
 
     def forward(self, x: Tensor) -> Any:
-        """Logits ``(N, num_classes)``; in training, nets with auxiliary heads return a tuple."""
+        """Logits ``(N, num_classes)``; in training, nets with auxiliary heads return a tuple.
+
+        Example:
+            >>> from classic_cnns import LeNet5
+            >>> LeNet5()(torch.zeros(2, 1, 32, 32)).shape
+            torch.Size([2, 10])
+        """
         if not torch.jit.is_scripting():
             self.check_input(x)
         if self.channels_last:
@@ -398,9 +402,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         # Training takes soft labels (N, C) too, MixUp's; the metrics count their top class.
         _guard.check_labels_structure(y, x.shape[0], self.num_classes if stage == "train" else None)
         policy = self._hp.nonfinite
-        # Reading a value from the device waits for it. On the CPU that is free, and "skip"
-        # must know at once; otherwise the checks are read on logging steps and epoch ends
-        # (_guard.queued is looked up here, so that tests can make the CPU play a GPU).
+        # Reading a value from the device waits for it: free on the CPU, and "skip" must know at
+        # once; else the checks are read on logging steps and epoch ends (tests patch queued).
         eager = policy == "skip" or not _guard.queued(x.device)
         guard, where = self._guards[stage], (self.global_step, self.current_epoch)
         y = guard.labels(y, where, eager)
@@ -426,13 +429,10 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             return None
         if not getattr(self._trainer, "barebones", False):  # which logs no metrics
             metrics.update(logits.detach(), y.argmax(dim=1) if y.is_floating_point() else y)
-            # The mean loss over images: the batch's loss counted once per image (MeanMetric's
-            # weights would need its NaN check, which reads the device every step).
+            # The mean over images: the loss once per image (weights need a NaN check's sync).
             self._mean_loss(stage).update(loss.detach().expand(x.shape[0]))
-        # The step's loss for loss curves and the progress bar, logged only on the steps whose
-        # values reach the loggers (every log_every_n_steps): a self.log call costs about
-        # 2 ms on a CPU, a tenth of a LeNet-5 step at batch 128. The progress bar reads it
-        # from the device, so the deferred checks are read there too.
+        # The step's loss, logged only on steps whose values reach the loggers: a self.log
+        # call costs about 2 ms on a CPU. The progress bar reads it, and the deferred checks.
         every = getattr(self._trainer, "log_every_n_steps", 0)  # 0: not under a Trainer
         if stage == "train" and every and (self.global_step + 1) % every == 0:
             self.log("train_loss_step", loss.detach(), prog_bar=True, batch_size=x.shape[0])
