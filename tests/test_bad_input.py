@@ -116,7 +116,7 @@ def test_a_float64_model_takes_float64_batches_and_autocast_mixes_dtypes() -> No
     model.float()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert model(x.bfloat16()).shape == (2, 10)  # autocast casts inputs and weights
-        assert model(x).shape == (2, 10)
+        assert model(x).shape == (2, 10) and model(x.half()).shape == (2, 10)  # cast too
         # but never float64: torch's "Input type (double) and bias type (c10::BFloat16)"
         with pytest.raises(TypeError, match=r"float32 weights; got a batch of dtype torch.float64"):
             model(x.double())

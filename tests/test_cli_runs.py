@@ -174,3 +174,11 @@ def test_a_refused_run_leaves_no_run_folder_of_its_own(
     assert "LR schedule was made for 4 steps; this run has 6" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
     assert sorted(p.name for p in (tmp_path / "lightning_logs" / "version_0").iterdir()) == first
+    # A file there before the run (a version folder given again) is never the run's to remove.
+    keep = tmp_path / "lightning_logs" / "keep"
+    keep.mkdir()
+    (keep / "hparams.yaml").write_text("note: my earlier run\n")
+    logger = ["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", ".",
+              "--trainer.logger.version", "keep", "--ckpt_path", "missing.ckpt"]  # fmt: skip
+    assert main([*args, "--trainer.max_epochs=2", *logger]) == 2
+    assert (keep / "hparams.yaml").read_text() == "note: my earlier run\n"

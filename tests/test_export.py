@@ -432,6 +432,11 @@ def test_a_plain_network_is_refused_where_a_model_is_expected(tmp_path) -> None:
     with pytest.raises(TypeError, match=rf"^load_weights {expected}"):
         load_weights(net, checkpoint_path=tmp_path / "w.pt")
     assert list(tmp_path.iterdir()) == []
+    # A torch.compile'd model is still the model (it forwards its attributes).
+    model = create_model("lenet5")
+    save_safetensors(torch.compile(model), tmp_path / "c.safetensors")
+    saved = read_weights_file(tmp_path / "c.safetensors").state_dict
+    assert set(saved) == set(model.net.state_dict())
 
 
 def test_predict_folder_says_a_file_is_not_a_folder(tmp_path) -> None:

@@ -344,5 +344,11 @@ def test_several_evaluation_loaders_at_once_are_refused_with_what_to_do() -> Non
     for stage in ("test", "validate"):
         with pytest.raises(ValueError, match=rf"^{stage} takes one dataloader at a time .*got 2"):
             getattr(trainer, stage)(LeNet5(), loaders)
+        with pytest.raises(ValueError, match=rf"^{stage} takes one dataloader .*got 2"):
+            getattr(trainer, stage)(LeNet5(), dict(zip("ab", loaders, strict=True)))  # a dict too
+    with pytest.raises(ValueError, match=r"^fit takes one validation dataloader .*trainer.valid"):
+        L.Trainer(max_steps=1, logger=False, enable_checkpointing=False).fit(
+            LeNet5(), loaders[0], loaders
+        )
     (one,) = trainer.test(LeNet5(), loaders[0], verbose=False)  # one loader: as before
     assert 0 <= one["test_acc"] <= 1

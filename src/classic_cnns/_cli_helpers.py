@@ -552,6 +552,8 @@ class SaveConfig(SaveConfigCallback):
         if root and _is_csv(logger) and logger.init_args.get("save_dir") == root:
             self.config = self.config.clone()
             self.config.trainer.logger.init_args.save_dir = "."
+        folder = Path(str(trainer.log_dir))  # what was there before: never this run's to remove
+        self._found = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
         try:
             super().setup(trainer, pl_module, stage)
         except RuntimeError as err:
@@ -569,7 +571,7 @@ class SaveConfig(SaveConfigCallback):
                 "or move the earlier run's files away"
             ) from None
 
-    # A run that did some work (a batch past the sanity check) keeps its configuration.
+    # A run that did some work (a batch past the sanity check) keeps its configuration:
     def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:  # type: ignore[override]
         self._ran = True
 
@@ -579,13 +581,13 @@ class SaveConfig(SaveConfigCallback):
     on_test_batch_end = on_predict_batch_end = on_train_batch_end  # type: ignore[assignment]
 
     def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
-        """Remove the run's log folder, and the logger's (``lightning_logs``), if left empty,
-        or holding only what this run wrote before its first batch (its config and
-        hyperparameters: a refused resume, a checkpoint that does not fit)."""
+        """Remove the run's log folder and the logger's, if empty or holding only what this
+        run wrote before its first batch (a refused resume, a checkpoint that does not fit)."""
         if trainer.logger is None:
             return
         folders = [Path(str(trainer.log_dir))]
-        own = {self.config_filename, "hparams.yaml"}
+        names = {self.config_filename, "hparams.yaml"}
+        own = names - getattr(self, "_found", names)  # only what this run wrote
         with contextlib.suppress(OSError):
             written = {p.name for p in folders[0].iterdir()}
             if self.already_saved and not getattr(self, "_ran", False) and written <= own:

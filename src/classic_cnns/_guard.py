@@ -22,7 +22,7 @@ and reported at the next read, like a non-finite value.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -127,8 +127,7 @@ def check_images(
             f"{name} expects {expected}; got dtype {x.dtype}. Convert images with "
             "x.float() / 255 and normalise, as the classic_cnns datamodules do"
         )
-    kind = x.device.type  # autocast casts float32 (and its own dtype), never float64
-    casts = torch.is_autocast_enabled(kind) and x.dtype in (torch.float32, _autocast_dtype(kind))
+    casts = torch.is_autocast_enabled(x.device.type) and x.dtype != torch.float64  # never float64
     if weight is not None and x.dtype != weight.dtype and not casts:
         raise TypeError(
             f"{name} has {weight.dtype} weights; got a batch of dtype {x.dtype}. Convert "
@@ -177,27 +176,29 @@ def check_classes(name: str, num_classes: int, found: Any, where: str) -> None:
         )
 
 
-def check_one_loader(loaders: Any, stage: str) -> None:
-    """Refuse several evaluation dataloaders at once: the metrics would merge them.
+def check_one_loader(loaders: Any, stage: Any) -> None:
+    """Refuse several evaluation dataloaders (a list, tuple or dict of them) at once: the
+    metrics would merge them. ``stage``: ``"fit"`` (its validation), ``"validate"`` or
+    ``"test"`` (or Lightning's ``TrainerFn``).
 
     Example:
-        >>> check_one_loader([[0], [1]], "test")
+        >>> check_one_loader({"a": [0], "b": [1]}, "test")
         Traceback (most recent call last):
         ...
         ValueError: test takes one dataloader at a time (its metrics would merge them); got 2: ...
     """
-    if isinstance(loaders, Sequence) and len(loaders) > 1:
+    stage = getattr(stage, "value", stage)
+    if not (isinstance(loaders, Sequence | Mapping) and len(loaders) > 1):
+        return
+    if stage == "fit":
         raise ValueError(
-            f"{stage} takes one dataloader at a time (its metrics would merge them); got "
-            f"{len(loaders)}: call trainer.{stage}(model, loader) for each"
+            f"fit takes one validation dataloader (its metrics would merge them); got "
+            f"{len(loaders)}: validate on the others with trainer.validate(model, loader)"
         )
-
-
-def _autocast_dtype(device_type: str) -> torch.dtype:
-    try:
-        return torch.get_autocast_dtype(device_type)
-    except RuntimeError:  # a device type autocast does not know
-        return torch.float32
+    raise ValueError(
+        f"{stage} takes one dataloader at a time (its metrics would merge them); got "
+        f"{len(loaders)}: call trainer.{stage}(model, loader) for each"
+    )
 
 
 def check_data_classes(

@@ -97,7 +97,7 @@ class ExportResult:
 def _require_classifier(model: object, caller: str) -> None:
     # For the functions that need a whole model (network, hyperparameters, data
     # configuration), not a plain network such as model.net.
-    if not isinstance(model, ImageClassifier):
+    if not isinstance(getattr(model, "_orig_mod", model), ImageClassifier):  # torch.compile's too
         raise TypeError(
             f"{caller} expected an ImageClassifier (create_model(name) or a model class such as "
             f"LeNet5); got {type(model).__name__}"

@@ -118,7 +118,7 @@ def load_weights(
         >>> torch.equal(model.net.fc.weight, trained.net.fc.weight)
         True
     """
-    if not isinstance(model, ImageClassifier):  # model.net's weights: weights.load_weights_file
+    if not isinstance(getattr(model, "_orig_mod", model), ImageClassifier):  # or compiled
         raise TypeError(
             "load_weights expected an ImageClassifier (create_model(name) or a model class such "
             f"as LeNet5); got {type(model).__name__}"
@@ -217,6 +217,14 @@ def _build(
         )
     takes = init_parameters(cls, name)
     unknown = sorted(set(kwargs) - takes)
+    own = [k for k in unknown if k in model_info(name).options]
+    if own:  # a family class's signature is written once, from its built-in members
+        raise TypeError(
+            f"{name}'s network option(s) {own} cannot reach it through {cls.__name__}, whose "
+            f"arguments are its built-in networks': build the network with model_info({name!r})"
+            f".build_net(...), or register {name} under a family of its own (ImageClassifier "
+            f"takes any option; pass recipe=model_info(...).recipe to keep a recipe)"
+        )
     if unknown:
         options = ", ".join(model_info(name).options) or "none"
         raise TypeError(

@@ -454,11 +454,12 @@ class ClassificationLoss(nn.Module):
 
         Example:
             >>> ClassificationLoss("kl_div", alpha=0.5, temperature=2.0).terms
-            'distillation: 0.5 x KL at T=2 + CE'
+            'distillation: 0.5 x KL at T=2 + 0.5 x CE'
         """
         o = self.options
-        terms = [f"distillation: {o['alpha']:g} x KL at T={o['temperature']:g} + CE"] if (
-            self.needs_teacher) else []  # fmt: skip
+        alpha, t = o.get("alpha", 0.0), o.get("temperature", 1.0)
+        kl = f"distillation: {alpha:g} x KL at T={t:g} + {1 - alpha:g} x CE"
+        terms = [kl] if self.needs_teacher else []
         if o.get("label_smoothing"):
             terms.append(f"labels smoothed by {o['label_smoothing']:g}")
         return ", ".join(terms)

@@ -22,7 +22,7 @@ from typing import Any
 import docstring_parser
 
 from classic_cnns import nets as _nets  # noqa: F401  (registers the networks it reads)
-from classic_cnns.registry import _FAMILY_OPTIONS, ModelInfo, list_models, model_info
+from classic_cnns.registry import ModelInfo, list_models, model_info
 from classic_cnns.task import ImageClassifier
 
 __all__ = [
@@ -204,8 +204,6 @@ def _family_init(cls: type[ImageClassifier]) -> Callable[..., None]:
     clash = {p.name for p in task} & set(options)
     if clash:
         raise TypeError(f"{cls.__name__}: network options {sorted(clash)} shadow task arguments")
-    # The signature is fixed now: register_model refuses later members with other options.
-    _FAMILY_OPTIONS[cls.family] = frozenset(options)  # type: ignore[index]
     names = [p.name for p in task]
     keyword_only = f", *, {', '.join(options)}" if options else ""
     source = (

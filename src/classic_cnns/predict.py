@@ -242,10 +242,11 @@ class PredictionCSV(BasePredictionWriter):
         self.written: Path | None = None  # the file of the last run, once written
         self.rows = 0
         self._rows: list[dict[str, Any]] = []
+        self._counts: dict[int, int] = {}  # rows so far of each dataloader
 
     def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start a new table."""
-        self._rows = []
+        self._rows, self._counts = [], {}
 
     def write_on_batch_end(
         self,
@@ -266,7 +267,8 @@ class PredictionCSV(BasePredictionWriter):
         label_names = list(getattr(data, "class_names", None) or names)
         labels = batch[1].tolist() if isinstance(batch, list | tuple) and len(batch) > 1 else None
         best, index = prediction.max(dim=1)
-        start = sum(row["dataloader"] == dataloader_idx for row in self._rows)
+        start = self._counts.get(dataloader_idx, 0)
+        self._counts[dataloader_idx] = start + len(index)
         order = list(batch_indices or [])
         if len(order) != len(index):
             order = list(range(start, start + len(index)))

@@ -51,9 +51,6 @@ _TASK_ARGUMENTS = frozenset(
     | {"teacher_weights", "aux_loss_weight", "channels_last", "compile", "weight_init"}
     | {"nonfinite", "backbone_lr"}
 )
-# The network options each family's LightningModule takes, fixed when classic_cnns.models
-# writes its __init__; a later member of the family may have no other option.
-_FAMILY_OPTIONS: dict[str, frozenset[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -414,9 +411,10 @@ def register_model(
     Raises:
         ValueError: for a name that is not a non-empty str or that is registered already
             (names are compared ignoring case, as :func:`list_models` matches them), sizes
-            that are not positive ints, an option named like an argument of the task
-            (``lr``, ...), or, in a family with a LightningModule (``"resnet"``, ...), an
-            option that its class does not take.
+            that are not positive ints, or an option named like an argument of the task
+            (``lr``, ...). (A member of a family with a class of its own, ``"resnet"``, ...,
+            takes only the options of the family's built-in networks through that class;
+            ``create_model`` says so for others.)
         TypeError: for a builder that is not callable or does not take ``num_classes`` and
             ``in_channels``.
 
@@ -434,7 +432,7 @@ def register_model(
         key = _check_entry(builder, getattr(builder, "__name__", None) if name is None else name)
         _check_sizes("input_size", input_size, "(C, H, W)")
         _check_sizes("min_input_size", min_input_size, "(H, W)")
-        _check_options(key, family, builder)
+        _check_options(key, builder)
         _REGISTRY[key] = ModelInfo(
             name=key,
             family=family,
@@ -488,23 +486,14 @@ def _check_sizes(what: str, sizes: object, shape: str) -> None:
         raise ValueError(f"{what} must be {shape}, {length} ints >= 1; got {sizes!r}")
 
 
-def _check_options(name: str, family: str, builder: Builder) -> None:
-    # Options the task would take as its own arguments, or that the family's LightningModule,
-    # whose signature is written once, does not take, would never reach the network.
+def _check_options(name: str, builder: Builder) -> None:
+    # Options the task would take as its own arguments would never reach the network.
     options = list(_options(builder))
     clash = [o for o in options if o in _TASK_ARGUMENTS]
     if clash:
         raise ValueError(
             f"{name}'s network options {clash} are named like arguments of the task "
             "(ImageClassifier), which would take them: give them other names"
-        )
-    fixed = _FAMILY_OPTIONS.get(family)
-    new = [o for o in options if fixed is not None and o not in fixed]
-    if new:
-        raise ValueError(
-            f"{name}'s network options {new} are not among those the {family!r} family's "
-            f"LightningModule takes ({sorted(fixed or ())}): register {name} under a family "
-            f"of its own (e.g. family={name!r}), which ImageClassifier builds with any option"
         )
 
 

@@ -490,7 +490,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         # At the loop's start, after a ckpt_path restore (which follows setup); one loader.
         trainer, recorded = self.trainer, head_class_names(self.data_config, self.num_classes)
         loaders = trainer.test_dataloaders if trainer.testing else trainer.val_dataloaders
-        _guard.check_one_loader(loaders, "test" if trainer.testing else "validate")
+        _guard.check_one_loader(loaders, trainer.state.fn)
         dm = getattr(trainer, "datamodule", None)
         _guard.check_data_classes(self.info.name, self.num_classes, recorded, dm, trainer.state.fn)
 
