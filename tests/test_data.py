@@ -453,11 +453,41 @@ def test_in_memory_batches_cover_every_image_once() -> None:
         ({"num_workers": 1.0}, r"num_workers must be an int >= 0 .*; got 1\.0"),
         ({"mixup_alpha": -0.2}, r"mixup_alpha must be a number >= 0 \(0: off\); got -0.2"),
         ({"cutmix_alpha": float("inf")}, r"cutmix_alpha must be a number >= 0 .*; got inf"),
+        # torch.Generator.manual_seed takes [-2**63, 2**64); a negative seed aliases 2**64 + s
+        ({"seed": -1}, r"seed must be an int \(the .*\); got -1, expected one in \[0, 2\*\*64\)"),
+        ({"seed": 2**64}, rf"seed must be an int .*; got {2**64}, expected one in \[0, 2\*\*64\)"),
+        ({"seed": True}, r"seed must be an int .*; got True, expected one in \[0, 2\*\*64\)"),
     ],
 )
 def test_invalid_datamodule_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Digits(**kwargs)
+
+
+def test_the_largest_seed_splits() -> None:
+    dm = Digits(seed=2**64 - 1)  # the largest seed torch's generators take
+    dm.setup("fit")
+    assert sum(x.shape[0] for x, _ in dm._splits.values()) == 1797
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"download": "false"}, ValueError, r"download must be True or False; got 'false'"),
+        ({"download": None}, ValueError, r"download must be True or False; got None"),
+        ({"download": 1}, ValueError, r"download must be True or False; got 1"),
+        ({"data_dir": None}, TypeError, r"data_dir must be a folder's path .*; got None"),
+    ],
+)
+def test_mnist_refuses_a_download_flag_or_data_dir_of_another_type(
+    tmp_path: Path, kwargs: dict, error: type, message: str
+) -> None:
+    # A truthy string ("false") used to download; None failed in Path() without a name.
+    kwargs = {"data_dir": str(tmp_path), **kwargs}
+    for cls in (MNIST, FashionMNIST):
+        with pytest.raises(error, match=message):
+            cls(**kwargs)
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_split_that_leaves_no_training_data_is_refused() -> None:
@@ -608,6 +638,22 @@ def test_mixing_leaves_evaluation_batches_alone() -> None:
     batch = next(iter(dm.val_dataloader()))
     _, labels = dm.on_after_batch_transfer(batch, 0)
     assert torch.equal(labels, batch[1])  # the classes, as they were
+
+
+def test_a_loop_of_one_s_own_mixes_the_batches_it_says_are_training_batches() -> None:
+    # Without a Trainer, nothing tells the hook that a batch is a training batch: it mixes
+    # only those passed with training=True, and refuses a training flag of another type.
+    dm = Digits(image_size=32, batch_size=64, mixup_alpha=1.0)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    x, y = dm.on_after_batch_transfer(batch, 0)  # not said: converted only
+    assert torch.equal(y, batch[1]) and torch.equal(x, dm.transform(batch[0]))
+    assert torch.equal(dm.on_after_batch_transfer(batch, 0, training=False)[1], batch[1])
+    torch.manual_seed(0)
+    mixed, q = dm.on_after_batch_transfer(batch, 0, training=True)
+    assert q.shape == (64, 10) and not torch.equal(mixed, x)
+    with pytest.raises(ValueError, match=r"training must be True, False or None; got 'yes'"):
+        dm.on_after_batch_transfer(batch, 0, training="yes")
 
 
 def test_an_epoch_never_ends_on_a_lone_training_image() -> None:

@@ -26,7 +26,7 @@ import classic_cnns.data.folder as folder_module
 import classic_cnns.weights as weights_module
 from classic_cnns import MNIST, Digits, LeNet5, ResNet, create_model, load_model, model_info
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
-from classic_cnns.data.folder import ImageFolder, load_image, random_crop_flip
+from classic_cnns.data.folder import ImageFolder, TransferDataModule, load_image, random_crop_flip
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.files import CheckpointError
 from classic_cnns.predict import PredictionCSV, predict_folder
@@ -516,6 +516,108 @@ def test_a_jpeg_is_turned_upright_by_its_exif_orientation(tmp_path, digits, deco
     assert loaded.shape == (1, 16, 28) and torch.equal(loaded[0], upright), decoder
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_webp_is_turned_upright_by_its_exif_orientation(
+    tmp_path, digits, decoder, orientation
+) -> None:
+    # torchvision's WebP decoder ignores the EXIF orientation that its JPEG and PNG decoders
+    # apply: every orientation must give PIL's ImageOps.exif_transpose, with both decoders.
+    from PIL import Image, ImageOps
+
+    digit = digits[0][3].numpy()[:, 4:20]  # a real MNIST digit, cut to 28x16
+    rgb = np.stack([digit, digit // 2, 255 - digit], axis=-1)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.webp"
+    Image.fromarray(rgb).save(path, lossless=True, exif=exif)
+    with Image.open(path) as file:
+        assert file.getexif().get(0x0112) == orientation
+        upright = ImageOps.exif_transpose(file)
+        grey, colour = np.array(upright.convert("L")), np.array(upright.convert("RGB"))
+    assert grey.shape == ((16, 28) if orientation > 4 else (28, 16))
+    assert torch.equal(load_image(path, 1, None)[0], torch.from_numpy(grey)), decoder
+    loaded = load_image(path, 3, None)
+    assert torch.equal(loaded, torch.from_numpy(colour).permute(2, 0, 1)), decoder
+
+
+def test_an_empty_file_is_named_as_empty(tmp_path, digits) -> None:
+    images, labels = digits
+    _write_pngs(tmp_path, images[:20], labels[:20])
+    empty = tmp_path / "3" / "empty.png"
+    empty.touch()
+    message = rf"^{re.escape(str(empty))}: the file is empty \(0 bytes\); expected an image$"
+    with pytest.raises(ValueError, match=message):
+        load_image(empty, 1, None)
+    with pytest.raises(ValueError, match=message):
+        ImageFolder(tmp_path, channels=1, image_size=28).setup("fit")
+
+
+@pytest.mark.parametrize("channels", [True, 1.0, 3.0, "3"])
+def test_channels_must_be_the_int_1_or_3(tmp_path, digits, channels) -> None:
+    # True == 1 and 3.0 == 3 passed "in (1, 3)" and failed later in torch.
+    images, labels = digits
+    _write_pngs(tmp_path, images[:20], labels[:20])
+    message = rf"channels must be the int 1 \(grey\) or 3 \(RGB\); got {re.escape(repr(channels))}"
+    with pytest.raises(ValueError, match=message):
+        ImageFolder(tmp_path, channels=channels, image_size=28)
+    with pytest.raises(ValueError, match=message):
+        load_image(next((tmp_path / "0").iterdir()), channels, None)
+
+
+def test_testing_decodes_the_test_images_alone_unless_statistics_need_the_others(
+    tmp_path, digits, monkeypatch
+) -> None:
+    # Trainer.test and predict decoded every training and validation file too; now only the
+    # test files, unless the normalisation has to measure the training images.
+    images, labels = digits
+    parts = {"train": slice(0, 120), "val": slice(120, 160), "test": slice(160, 200)}
+    for split, part in parts.items():
+        _write_pngs(tmp_path / "split" / split, images[part], labels[part])
+    _write_pngs(tmp_path / "classes", images[:100], labels[:100])
+    decoded: Counter[str] = Counter()
+    load = folder_module.load_image
+
+    def counted(path: Path, *args: Any) -> torch.Tensor:
+        decoded[Path(path).relative_to(tmp_path).parts[1]] += 1  # by split (or class)
+        return load(path, *args)
+
+    def fitted(root: Path, **kwargs: Any) -> ImageFolder:  # as fit sets it up
+        dm = ImageFolder(root, channels=1, image_size=32, **kwargs)
+        dm.setup("fit")
+        return dm
+
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    torch.manual_seed(0)
+    model = LeNet5(num_classes=10)  # records the normalisation, as a trained model does
+    model.data_config = {"mean": [0.13], "std": [0.31], "image_size": [32, 32], "resize": "resize"}
+    reference = fitted(tmp_path / "split")
+    (expected,) = L.Trainer(**quiet).test(model, reference, verbose=False)
+    monkeypatch.setattr(folder_module, "load_image", counted)
+    dm = ImageFolder(tmp_path / "split", channels=1)
+    (tested,) = L.Trainer(**quiet).test(model, dm, verbose=False)
+    assert decoded == {"test": 40} and tested == expected
+    L.Trainer(**quiet).predict(model, dm)
+    assert decoded == {"test": 40}
+    L.Trainer(**quiet).validate(model, dm, verbose=False)  # the rest, once
+    assert decoded == {"train": 120, "val": 40, "test": 40}
+    for split in parts:
+        assert torch.equal(dm._splits[split][0], reference._splits[split][0])
+    # One folder split by seed: its test share alone, the images fit would test on.
+    decoded.clear()
+    dm = ImageFolder(tmp_path / "classes", channels=1, test_size=0.2)
+    L.Trainer(**quiet).test(model, dm, verbose=False)
+    assert decoded.total() == 20 and list(dm._splits) == ["test"]
+    reference = fitted(tmp_path / "classes", test_size=0.2)
+    for ours, theirs in zip(dm._splits["test"], reference._splits["test"], strict=True):
+        assert torch.equal(ours, theirs)
+    # A model that records no normalisation: the training images are measured, as in fit.
+    decoded.clear()
+    dm = ImageFolder(tmp_path / "split", channels=1)
+    L.Trainer(**quiet).test(LeNet5(num_classes=10), dm, verbose=False)
+    assert decoded == {"train": 120, "val": 40, "test": 40}
+    assert dm.mean == fitted(tmp_path / "split").mean
+
+
 def test_without_an_image_decoder_the_error_says_how_to_get_one(
     tmp_path, digits, monkeypatch
 ) -> None:
@@ -669,6 +771,73 @@ def test_cifar_training_batches_are_augmented_and_others_are_not(fake_cifar: dic
     torch.manual_seed(1)
     augmented = dm.on_after_batch_transfer(batch, 0)[0]
     assert augmented.shape == plain.shape and not torch.equal(augmented, plain)
+
+
+def test_a_loop_of_one_s_own_augments_the_batches_it_says_are_training_batches(
+    fake_cifar: dict,
+) -> None:
+    # Without a Trainer no batch is a training batch, unless passed with training=True.
+    dm = CIFAR10(fake_cifar["root"], download=False, val_size=0)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    plain = dm.on_after_batch_transfer(batch, 0)[0]
+    torch.testing.assert_close(plain, dm.transform(batch[0]))
+    torch.manual_seed(1)
+    augmented = dm.on_after_batch_transfer(batch, 0, training=True)[0]
+    assert augmented.shape == plain.shape and not torch.equal(augmented, plain)
+    with pytest.raises(ValueError, match=r"training must be True, False or None; got 1"):
+        dm.on_after_batch_transfer(batch, 0, training=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"augment": "yes"}, ValueError, r"augment must be True or False; got 'yes'"),
+        ({"augment": None}, ValueError, r"augment must be True or False; got None"),
+        (
+            {"crop_padding": 2.5},
+            ValueError,
+            r"crop_padding must be an int >= 0 \(pixels\) or None; got 2.5",
+        ),
+        ({"crop_padding": "4"}, ValueError, r"crop_padding must be an int >= 0 .*; got '4'"),
+        ({"crop_padding": True}, ValueError, r"crop_padding must be an int >= 0 .*; got True"),
+        ({"crop_padding": -1}, ValueError, r"crop_padding must be an int >= 0 .*; got -1"),
+    ],
+)
+def test_fine_tuning_datamodules_refuse_flags_and_paddings_of_another_type(
+    tmp_path, digits, kwargs: dict, error: type, message: str
+) -> None:
+    # crop_padding=2.5 was accepted and failed on the first training batch; "4" in a bare
+    # comparison; augment="yes" and None were taken for a truth value.
+    class Digits8(TransferDataModule):
+        num_classes, class_names, mean, std = 10, tuple("0123456789"), (0.5,), (0.25,)
+
+    with pytest.raises(error, match=message):
+        Digits8(**kwargs)
+    if "augment" in kwargs:
+        _write_pngs(tmp_path, images=digits[0][:20], labels=digits[1][:20])
+        with pytest.raises(error, match=message):
+            ImageFolder(tmp_path, channels=1, **kwargs)
+        with pytest.raises(error, match=message):
+            CIFAR10(tmp_path, download=False, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"download": "false"}, ValueError, r"download must be True or False; got 'false'"),
+        ({"download": None}, ValueError, r"download must be True or False; got None"),
+        ({"data_dir": None}, TypeError, r"data_dir must be a folder's path .*; got None"),
+    ],
+)
+def test_cifar_refuses_a_download_flag_or_data_dir_of_another_type(
+    tmp_path, kwargs: dict, error: type, message: str
+) -> None:
+    kwargs = {"data_dir": str(tmp_path), **kwargs}
+    for cls in (CIFAR10, CIFAR100):
+        with pytest.raises(error, match=message):
+            cls(**kwargs)
+    assert not any(tmp_path.iterdir())
 
 
 def test_image_folder_knows_before_setup_whether_it_has_a_test_set(tmp_path, digits) -> None:

@@ -3,15 +3,13 @@
 Small datasets (MNIST's 70,000 training and test images take 55 MB as uint8) fit in
 memory many times over, so the datamodules here hold them as one ``uint8`` tensor per
 split and hand out whole batches by indexing that tensor. The float conversion, padding or
-resizing and normalisation run once per *batch*, after the batch reaches its device, in
-``on_after_batch_transfer``, by the datamodule's
-:class:`~classic_cnns.data.preprocessing.Preprocessing`. There is no per-sample PIL round
-trip.
+resizing and normalisation run once per *batch* (no per-sample PIL round trip), after the
+batch reaches its device, in ``on_after_batch_transfer``, by the datamodule's
+:class:`~classic_cnns.data.preprocessing.Preprocessing`.
 
 A datamodule settles what was left to the model in ``setup``: it reads the model being
-trained (``trainer.lightning_module``) through the typed
-:class:`~classic_cnns.data.preprocessing.ModelSpec` protocol (its recipe, input size and
-data configuration).
+trained (``trainer.lightning_module``) through the typed ``ModelSpec`` protocol
+(:mod:`~classic_cnns.data.preprocessing`: its recipe, input size and data configuration).
 
 Under a distributed strategy (DDP, ``ddp_spawn``) every process holds the whole dataset
 as uint8, training and test images (MNIST 55 MB, CIFAR-10 184 MB), and transforms its own
@@ -82,32 +80,15 @@ class TensorBatches(Dataset[tuple[Tensor, Tensor]]):
 
 def _is_size(size: object) -> bool:
     # A positive int, or a pair (H, W) of them; bools and strings are not sizes.
-    def positive(v: object) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-    if isinstance(size, (tuple, list)):
-        return len(size) == 2 and all(map(positive, size))
-    return positive(size)
+    sizes = size if isinstance(size, tuple | list) else (size, size)
+    ints = [v for v in sizes if isinstance(v, int) and not isinstance(v, bool) and v >= 1]
+    return len(sizes) == len(ints) == 2
 
 
 def _check_alphas(mixup_alpha: Any, cutmix_alpha: Any) -> None:
     for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
         if not is_number(alpha) or alpha < 0:
             raise ValueError(f"{name} must be a number >= 0 (0: off); got {alpha!r}")
-
-
-def _test_split(total: int, test_size: float, seed: int, owner: str) -> tuple[Tensor, Tensor]:
-    # The sorted test and training indices of a seeded test_size share of total images; a
-    # share in (0, 1) that rounds to no test image, or to all of them, is refused.
-    n_test = round(total * test_size)
-    if 0 < test_size < 1 and n_test in (0, total):
-        share, none = ("larger", "test") if n_test == 0 else ("smaller", "training")
-        raise ValueError(
-            f"{owner}: test_size={test_size!r} of {total} images rounds to no {none} image; "
-            f"expected a {share} share"
-        )
-    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
-    return order[:n_test].sort().values, order[n_test:].sort().values
 
 
 def _how_to_get(download: bool, by_hand: str) -> str:
@@ -160,6 +141,8 @@ class InMemoryDataModule(L.LightningDataModule):
             (default) turns it off.
         cutmix_alpha: CutMix likewise (Yun et al. 2019, ``v2.CutMix``): a box of the other
             image, its area ``1 - lam``. With both, each batch gets one of the two at random.
+            Both act on ``Trainer.fit``'s training batches only; in a loop of your own, on
+            those passed with ``training=True`` (see :meth:`on_after_batch_transfer`).
 
     Example:
         >>> from classic_cnns import Digits
@@ -197,8 +180,11 @@ class InMemoryDataModule(L.LightningDataModule):
             not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
         ):
             raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ValueError(f"seed must be an int (the seed of the split); got {seed!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+            raise ValueError(
+                f"seed must be an int (the seed of the split); got {seed!r}, expected one in "
+                "[0, 2**64)"
+            )
         if resize not in ("pad", "resize", None):
             raise ValueError(f"resize must be 'pad', 'resize' or None; got {resize!r}")
         if not is_number(val_size) or val_size < 0 or (val_size >= 1 and val_size % 1):
@@ -536,25 +522,40 @@ class InMemoryDataModule(L.LightningDataModule):
         """The test set, in file order, for ``Trainer.predict`` (as :meth:`test_dataloader`)."""
         return self.test_dataloader()
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+    def on_after_batch_transfer(
+        self, batch: Any, dataloader_idx: int, *, training: bool | None = None
+    ) -> Any:
         """Convert a uint8 batch on its device: to float, pad or resize, normalise; then
         MixUp or CutMix training batches when asked (``mixup_alpha``, ``cutmix_alpha``).
 
-        A lone tensor (Lightning's model summary sends the model's ``example_input_array``
-        through this hook) is converted the same way if it is uint8, else left as it is.
+        Training batches are those of a Trainer's training loop (``trainer.training``): in a
+        loop of your own, without a Trainer, a batch is augmented (mixed, and in a
+        ``TransferDataModule`` cropped and flipped) only with ``training=True``. A lone tensor
+        (the model summary's ``example_input_array``) is converted if it is uint8.
+
+        Example:
+            >>> from classic_cnns import Digits
+            >>> dm = Digits(batch_size=8, mixup_alpha=0.2)
+            >>> dm.setup("fit")
+            >>> batch = next(iter(dm.train_dataloader()))
+            >>> dm.on_after_batch_transfer(batch, 0, training=True)[1].shape  # mixed labels
+            torch.Size([8, 10])
         """
         if isinstance(batch, Tensor):
             return self._to_float(batch)
         images, labels = batch
         images = self._to_float(images)
-        if (self.mixup_alpha or self.cutmix_alpha) and self._training:
+        if (self.mixup_alpha or self.cutmix_alpha) and self._training(training):
             return self._mix(images, labels)
         return images, labels
 
-    @property
-    def _training(self) -> bool:
-        # Whether the batches are training batches, the only ones augmented.
-        return self.trainer is not None and self.trainer.training
+    def _training(self, training: bool | None) -> bool:
+        # Training batches, the only ones augmented: as told, else a Trainer's training loop's.
+        if training is None:
+            return self.trainer is not None and self.trainer.training
+        if not isinstance(training, bool):
+            raise ValueError(f"training must be True, False or None; got {training!r}")
+        return training
 
     @property
     def _mix(self) -> v2.Transform:

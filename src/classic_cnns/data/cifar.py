@@ -77,7 +77,8 @@ class CIFAR10(TransferDataModule):
         seed: Seed of the train/validation split.
         num_workers: DataLoader worker processes.
         data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
-        augment: 4-pixel padded random crop and horizontal flip for training batches.
+        augment: 4-pixel padded random crop and horizontal flip for training batches (see
+            :meth:`~classic_cnns.data.base.InMemoryDataModule.on_after_batch_transfer`).
         mean: Per-channel mean; default: what the model's weights expect (the pretrained
             weights' or its checkpoint's, see
             :class:`~classic_cnns.data.transfer.TransferDataModule`), else CIFAR's own.
@@ -142,6 +143,10 @@ class CIFAR10(TransferDataModule):
             mixup_alpha=mixup_alpha,
             cutmix_alpha=cutmix_alpha,
         )
+        if not isinstance(download, bool):
+            raise ValueError(f"download must be True or False; got {download!r}")
+        if not isinstance(data_dir, str | os.PathLike):
+            raise TypeError(f"data_dir must be a folder's path (str or Path); got {data_dir!r}")
         self.data_dir = Path(data_dir)
         self.download = download
 

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from classic_cnns._guard import is_number
-from classic_cnns.data.base import InMemoryDataModule, _test_split
+from classic_cnns.data.base import InMemoryDataModule
+from classic_cnns.data.sampling import _test_split
 
 __all__ = ["Digits"]
 

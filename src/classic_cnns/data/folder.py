@@ -3,20 +3,18 @@
 :class:`ImageFolder` reads the layout torchvision's ``ImageFolder`` reads (one subfolder
 per class) either as ``train/``, ``val/`` and ``test/`` folders or as one folder that a
 seed splits. Every file is decoded once, at ``setup``, with ``torchvision.io.decode_image``
-(TorchCodec's ``decode_image`` where torchvision no longer has it) and resized to a fixed
-size: the shorter side is scaled to cover the target and the centre is cropped
-(torchvision's ``Resize`` + ``CenterCrop`` evaluation transform), so the aspect ratio is
-kept. The images then stay in memory as one uint8 tensor per split (a 224x224 RGB image
-takes 147 KB, so 10,000 of them take 1.5 GB), and conversion, normalisation and
-augmentation run per batch on the device, as in
-:class:`~classic_cnns.data.base.InMemoryDataModule`.
-
-:class:`~classic_cnns.data.transfer.TransferDataModule` (its base, and CIFAR's) normalises
-as the weights the model starts from expect, and crops and flips training batches.
+(TorchCodec's where torchvision no longer has it) and resized to cover a fixed size and
+centre-cropped (torchvision's ``Resize`` + ``CenterCrop``), keeping the aspect ratio. The
+images stay in memory as one uint8 tensor per split (10,000 224x224 RGB images take 1.5 GB);
+conversion, normalisation and augmentation run per batch on the device, as in
+:class:`~classic_cnns.data.base.InMemoryDataModule`. Its base
+:class:`~classic_cnns.data.transfer.TransferDataModule` (CIFAR's too) normalises as the
+weights the model starts from expect, and crops and flips training batches.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -26,6 +24,7 @@ from typing import Any, Literal
 import torch
 import torchvision.transforms.v2.functional as TF
 from lightning.pytorch.trainer.states import TrainerFn
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -35,8 +34,17 @@ except ImportError:  # a torchvision without image decoders
     _torchvision_decode = None  # type: ignore[assignment]
 
 from classic_cnns._guard import is_number
-from classic_cnns.data.base import _test_split
-from classic_cnns.data.preprocessing import ModelSpec, ResizeMode, random_crop_flip, to_size
+from classic_cnns.data.base import Split
+from classic_cnns.data.preprocessing import (
+    ModelSpec,
+    ResizeMode,
+    _channel_stats,
+    _exif_transpose,
+    _luma,
+    random_crop_flip,
+    to_size,
+)
+from classic_cnns.data.sampling import _test_split
 from classic_cnns.data.transfer import TransferDataModule
 
 __all__ = [
@@ -48,8 +56,7 @@ __all__ = [
     "random_crop_flip",
 ]
 
-# What torchvision's and TorchCodec's decode_image read in every build (AVIF and HEIC need
-# extra libraries).
+# What torchvision's and TorchCodec's decode_image read in every build (AVIF, HEIC: not all).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
 
@@ -82,13 +89,8 @@ def list_images(
         raise FileNotFoundError(f"{folder}: {why}; expected a folder of images")
     exts = {"." + e.lower().lstrip(".") for e in _extensions(extensions)}
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        p
-        for p in found
-        if p.suffix.lower() in exts
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    shown = (p for p in found if not any(s.startswith(".") for s in p.relative_to(folder).parts))
+    return sorted(p for p in shown if p.suffix.lower() in exts and p.is_file())
 
 
 def _extensions(extensions: Any) -> tuple[str, ...]:
@@ -121,26 +123,27 @@ def load_image(
         size: Output ``(H, W)``, one int for a square, or ``None`` for the file's own size.
 
     Raises:
-        ValueError: naming the file, if it cannot be decoded.
+        ValueError: naming the file, if it is empty or cannot be decoded.
 
     Example:
         >>> from classic_cnns.data.folder import load_image
         >>> load_image("digit.png", channels=1, size=32).shape  # doctest: +SKIP
         torch.Size([1, 32, 32])
     """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}")
+    if not isinstance(channels, int) or isinstance(channels, bool) or channels not in (1, 3):
+        raise ValueError(f"channels must be the int 1 (grey) or 3 (RGB); got {channels!r}")
     target = None if size is None else ((size, size) if isinstance(size, int) else tuple(size))
     if target is not None and (len(target) != 2 or min(target) < 1):
         raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: the file is empty (0 bytes); expected an image")
     try:
         image = _decode_file(path, channels)
     except (RuntimeError, ValueError, OSError) as err:
         raise ValueError(f"{path}: cannot decode the image ({err})") from err
     if image.ndim == 4:  # an animated GIF decodes to (frames, C, H, W): keep the first frame
         image = image[0]
-    # A 16-bit PNG decodes to uint16, scaled down here (a plain cast would wrap its values
-    # modulo 256).
+    # A 16-bit PNG decodes to uint16, scaled down here (a plain cast would wrap modulo 256).
     image = TF.to_dtype(image, torch.uint8, scale=True)
     image = image[:3] if image.shape[0] >= 3 else image[:1]  # without alpha
     if image.shape[0] != channels:
@@ -150,33 +153,26 @@ def load_image(
     return image.contiguous()
 
 
-def _luma(rgb: Tensor) -> Tensor:
-    # PIL's grey (ITU-R 601-2 luma in 16-bit fixed point, weights summing to 2**16, rounded),
-    # so a grey image stays as it is; rgb_to_grayscale's 0.2989 + 0.587 + 0.114 truncates it
-    # to one level less. In float32, exactly: every sum stays below 2**24.
-    x = rgb.float()
-    y = x[0].mul(19595.0).add_(x[1], alpha=38470.0).add_(x[2], alpha=7471.0).add_(32768.0)
-    return y.div_(65536.0).floor_().to(torch.uint8)[None]
-
-
 def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
-    # Turned upright by the EXIF orientation (as image viewers and PIL's
-    # ImageOps.exif_transpose show it; TorchCodec always does), by torchvision's decoder
-    # while torchvision has one, else by TorchCodec's: the same pixels. PNG and JPEG turn
-    # grey in the decoder (libpng's and libjpeg's conversions, the same in both); GIF and
-    # WebP come as RGB, for _luma (torchvision ignores the mode there, TorchCodec converts
-    # its own way). The file is read once; its first bytes tell GIF and WebP.
+    # Upright by the EXIF orientation (as viewers and PIL's ImageOps.exif_transpose show it),
+    # by torchvision's decoder while there is one (WebP's here), else TorchCodec's: the same
+    # pixels. PNG and JPEG turn grey in the decoder (libpng's and libjpeg's conversions, the
+    # same in both); GIF and WebP come as RGB, for _luma (torchvision ignores the mode there,
+    # TorchCodec converts its own way). The file is read once; its first bytes tell the format.
     with open(path, "rb") as f:
         data = bytearray(f.read())  # writable, for torch.frombuffer
-    gif_or_webp = data[:4] == b"GIF8" or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
-    mode: Literal["GRAY", "RGB"] = "GRAY" if channels == 1 and not gif_or_webp else "RGB"
-    encoded = (
-        torch.frombuffer(data, dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
-    )
+    webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    rgb = webp or data[:4] == b"GIF8"
+    mode: Literal["GRAY", "RGB"] = "GRAY" if channels == 1 and not rgb else "RGB"
+    encoded = torch.frombuffer(data, dtype=torch.uint8)
     if _torchvision_decode is not None:
         with warnings.catch_warnings():  # the deprecation is ours to act on, not the user's
             warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
-            return _torchvision_decode(encoded, mode=mode, apply_exif_orientation=True)
+            image = _torchvision_decode(encoded, mode=mode, apply_exif_orientation=not webp)
+        if not webp:
+            return image
+        with Image.open(io.BytesIO(data)) as file:  # torchvision's WebP ignores the EXIF's
+            return _exif_transpose(image, file.getexif().get(0x0112, 1))
     try:
         from torchcodec.decoders import decode_image
     except (ImportError, OSError, RuntimeError) as err:  # a build for another torch: OSError
@@ -289,7 +285,8 @@ class ImageFolder(TransferDataModule):
         seed: Seed of the splits.
         num_workers: DataLoader worker processes.
         data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
-        augment: Random crop (padding 1/8 of the size) and flip for training batches.
+        augment: Random crop (padding 1/8 of the size) and flip for training batches (see
+            :meth:`~TransferDataModule.on_after_batch_transfer`).
         mean: Per-channel mean (0-1 scale); default: what the model's weights expect (the
             pretrained weights' or its checkpoint's, see :class:`TransferDataModule`),
             else the training images' own.
@@ -335,8 +332,8 @@ class ImageFolder(TransferDataModule):
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
     ) -> None:
-        if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels!r}")
+        if not isinstance(channels, int) or isinstance(channels, bool) or channels not in (1, 3):
+            raise ValueError(f"channels must be the int 1 (grey) or 3 (RGB); got {channels!r}")
         self.channels = channels
         super().__init__(
             batch_size,
@@ -444,13 +441,14 @@ class ImageFolder(TransferDataModule):
             known = list(self.class_names if self._folders is None else self._folders)
             raise ValueError(f"{class_dir}: class {class_dir.name!r} is not among {whose} {known}")
 
-    def _decode(
-        self, folder: Path, size: tuple[int, int], mode: ResizeMode, crop_pct: float
-    ) -> tuple[Tensor, Tensor]:
-        paths, labels = self._files(folder)
+    def _decode(self, paths: list[Path], labels: list[int], pick: Tensor | None = None) -> Split:
+        # The files (those at the indices ``pick``), sized as predict_folder sizes each file.
+        picked = range(len(paths)) if pick is None else pick.tolist()
+        paths, labels = [paths[i] for i in picked], [labels[i] for i in picked]
+        size, mode, crop = self._decoded or self._storage()
         images = torch.empty((len(paths), self.channels, *size), dtype=torch.uint8)
-        for i, path in enumerate(paths):  # each file sized as predict_folder sizes it
-            images[i] = to_size(load_image(path, self.channels, None), size, mode, crop_pct)
+        for i, path in enumerate(paths):
+            images[i] = to_size(load_image(path, self.channels, None), size, mode, crop)
         return images, torch.tensor(labels, dtype=torch.long)
 
     def _storage(self) -> tuple[tuple[int, int], ResizeMode, float]:
@@ -470,49 +468,58 @@ class ImageFolder(TransferDataModule):
         return self._resolve_size(None, model)[0], "pad" if pad else "resize", crop
 
     def setup(self, stage: str | None = None) -> None:
-        """Decode every image once (at the resolved size), split, and measure the training set.
+        """Decode the images once (at the resolved size), split, and measure the training set.
 
-        A datamodule used again with a model that takes the images at another size, or
-        padded rather than resized, decodes the files again.
+        ``Trainer.test`` and ``predict`` decode the test images alone, and the training images
+        only when the normalisation needs their statistics (neither ``mean`` given nor one the
+        model records); the other splits are decoded when first asked for. A datamodule used
+        again with a model that takes the images at another size, or padded rather than
+        resized, decodes the files again.
         """
         # The model's own data_config decides here, before its setup records this datamodule's
         # (and a model trained before may have left it at another size, or padded).
         if self._stale():
             self._splits = {}
-        if not self._splits:
-            size, mode, crop = self._decoded = self._storage()
-            if self.layout == "split":
-                dirs = self._split_dirs
-                train = self._decode(dirs["train"], size, mode, crop)
-                if "val" in dirs:
-                    splits = {"train": train, "val": self._decode(dirs["val"], size, mode, crop)}
-                else:
-                    splits = self._split(*train)
-                splits["test"] = (
-                    self._decode(dirs["test"], size, mode, crop)
-                    if self._labelled_test_folder()
-                    else (
-                        torch.empty((0, self.channels, *size), dtype=torch.uint8),
-                        torch.empty(0, dtype=torch.long),
-                    )
-                )
-            else:
-                images, labels = self._decode(self.root, size, mode, crop)
-                test, train_idx = _test_split(
-                    labels.numel(), self.test_size, self.seed, str(self.root)
-                )
-                if len(train_idx):
-                    splits = self._split(images[train_idx], labels[train_idx])
-                else:  # test_size=1: every image is a test (and validation) image
-                    splits = {"train": (images[:0], labels[:0]), "val": (images, labels)}
-                splits["test"] = (images[test], labels[test])
-            if splits["train"][0].shape[0] == 0 and self.test_size < 1:
-                raise ValueError(f"{self.root}: no training images with {self.extensions}")
-            self._splits = splits
-            self._measured = None
-        self._native = tuple(self._splits["train"][0].shape[-2:])
+        self._load(only_test=stage in ("test", "predict"))
+        self._native = tuple(self._splits["test"][0].shape[-2:])  # every split's size
         self._follow_model(self._native)
         self._move_to_device()
+
+    def _load(self, only_test: bool = False) -> None:
+        # Decode the splits not decoded yet (the test split alone with only_test), each once.
+        if "train" in self._splits or (only_test and self._splits):
+            return
+        if not self._splits:
+            self._decoded = self._storage()
+        done = self._splits
+        if self.layout == "split":
+            dirs = self._split_dirs
+            if "test" not in done:  # a test folder without class folders: no test set
+                test = self._labelled_test_folder()
+                done["test"] = self._decode(*(self._files(dirs["test"]) if test else ([], [])))
+            if only_test:
+                return
+            train = self._decode(*self._files(dirs["train"]))
+            if "val" in dirs:
+                splits = {"train": train, "val": self._decode(*self._files(dirs["val"]))}
+            else:
+                splits = self._split(*train)
+        else:
+            paths, labels = self._files(self.root)
+            test_idx, train_idx = _test_split(len(paths), self.test_size, self.seed, str(self.root))
+            if "test" not in done:
+                done["test"] = self._decode(paths, labels, test_idx)
+            if only_test and len(train_idx):  # (test_size=1: the test images are all)
+                return
+            if len(train_idx):
+                splits = self._split(*self._decode(paths, labels, train_idx))
+            else:  # test_size=1: every image is a test (and validation) image
+                images, targets = done["test"]
+                splits = {"train": (images[:0], targets[:0]), "val": (images, targets)}
+        if splits["train"][0].shape[0] == 0 and self.test_size < 1:
+            raise ValueError(f"{self.root}: no training images with {self.extensions}")
+        self._splits = {**splits, "test": done["test"]}
+        self._measured = None
 
     def _resolve_size(
         self, native: tuple[int, ...] | None, model: ModelSpec | None
@@ -527,11 +534,10 @@ class ImageFolder(TransferDataModule):
         return size, mode
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
-        # Trainer.validate/test/fit(ckpt_path=...) restores the checkpoint after setup; when
-        # it was trained at another size (or on padded images), decode the files again so
-        # rather than resample images that were already resampled once.
-        if self._stale():
-            self.setup()  # which decodes them again
+        # Trainer.validate/test/fit(ckpt_path=...) restores the checkpoint after setup: for one
+        # trained at another size (or padded), decode again rather than resample twice.
+        if self._stale() or split not in self._splits:
+            self.setup()  # which decodes them (again)
         return super()._loader(split, shuffle)
 
     def _stale(self) -> bool:
@@ -552,20 +558,11 @@ class ImageFolder(TransferDataModule):
         """
         if self._measured is not None:
             return self._measured
+        if "train" not in self._splits:  # not decoded (setup("test")) until needed here
+            self._load()
+            self._move_to_device()
         images = self._splits["train" if self._splits["train"][0].numel() else "test"][0]
-        total = torch.zeros(self.channels, dtype=torch.float64)
-        squares = torch.zeros(self.channels, dtype=torch.float64)
-        for chunk in images.split(1024):  # a float copy of everything would take 4x the memory
-            x = chunk.to("cpu", torch.float64).div_(255)  # the splits may be on a GPU by now
-            total += x.sum(dim=(0, 2, 3))
-            squares += x.square().sum(dim=(0, 2, 3))
-        count = images.shape[0] * images.shape[2] * images.shape[3]
-        mean = total / count
-        std = (squares / count - mean.square()).clamp_min(1e-12).sqrt()
-        self._measured = (
-            tuple(round(float(v), 4) for v in mean),
-            tuple(max(round(float(v), 4), 1e-3) for v in std),
-        )
+        self._measured = _channel_stats(images)
         return self._measured
 
     def train_dataloader(self) -> DataLoader[Any]:
@@ -577,20 +574,22 @@ class ImageFolder(TransferDataModule):
             )
         return super().train_dataloader()
 
+    def val_dataloader(self) -> DataLoader[Any] | list[Any]:
+        """Validation batches (see the base class), decoded here after ``setup("test")``."""
+        if self._splits and "val" not in self._splits:
+            self.setup()
+        return super().val_dataloader()
+
     def test_dataloader(self) -> DataLoader[Any]:
         """Test batches; needs a ``test/`` folder in the train/val/test layout."""
         if self._splits and self._splits["test"][0].shape[0] == 0:
             if self.layout == "split":
                 test = self._split_dirs.get("test")
+                why = f"; {test} holds images without labels: classify them with predict_folder"
                 raise ValueError(
                     f"{self.root} has no test folder of class folders (test/<class>/...), so "
                     "there is no test set"
-                    + (
-                        ""
-                        if test is None
-                        else f"; {test} holds images without labels: "
-                        "classify them with predict_folder (classic-cnns predict-folder)"
-                    )
+                    + ("" if test is None else f"{why} (classic-cnns predict-folder)")
                 )
             raise ValueError(
                 f"{self.root}: test_size={self.test_size!r} leaves no test images; expected "

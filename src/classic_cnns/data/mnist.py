@@ -157,6 +157,10 @@ class MNIST(InMemoryDataModule):
             mixup_alpha=mixup_alpha,
             cutmix_alpha=cutmix_alpha,
         )
+        if not isinstance(download, bool):
+            raise ValueError(f"download must be True or False; got {download!r}")
+        if not isinstance(data_dir, str | os.PathLike):
+            raise TypeError(f"data_dir must be a folder's path (str or Path); got {data_dir!r}")
         if protocol not in ("standard", "10k"):
             raise ValueError(f"protocol must be 'standard' or '10k'; got {protocol!r}")
         self.data_dir = Path(data_dir)

@@ -23,12 +23,27 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler
 
 __all__ = ["EpochShuffleSampler", "ResumableDataLoader"]
 
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads consecutive epochs over the seed space
+
+
+def _test_split(total: int, test_size: float, seed: int, owner: str) -> tuple[Tensor, Tensor]:
+    # The sorted test and training indices of a seeded test_size share of total images; a
+    # share in (0, 1) that rounds to no test image, or to all of them, is refused.
+    n_test = round(total * test_size)
+    if 0 < test_size < 1 and n_test in (0, total):
+        share, none = ("larger", "test") if n_test == 0 else ("smaller", "training")
+        raise ValueError(
+            f"{owner}: test_size={test_size!r} of {total} images rounds to no {none} image; "
+            f"expected a {share} share"
+        )
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    return order[:n_test].sort().values, order[n_test:].sort().values
 
 
 class EpochShuffleSampler(DistributedSampler[int]):

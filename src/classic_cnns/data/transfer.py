@@ -44,7 +44,8 @@ class TransferDataModule(InMemoryDataModule):
         seed: Seed of the splits.
         num_workers: DataLoader worker processes.
         data_on_device: Keep the dataset on the accelerator (see ``InMemoryDataModule``).
-        augment: Random crop and flip for training batches.
+        augment: Random crop and flip for training batches (``Trainer.fit``'s; in a loop of
+            your own, those passed with ``training=True``, see :meth:`on_after_batch_transfer`).
         crop_padding: Zero padding of the random crop, in pixels of the stored images;
             ``None`` takes 1/8 of their size (4 for 32x32).
         mean: Per-channel mean (0-1 scale) to normalise with, instead of the default.
@@ -79,8 +80,14 @@ class TransferDataModule(InMemoryDataModule):
             batch_size, image_size, resize, val_size, seed, num_workers, data_on_device, **mix
         )
         self._given_stats = check_stats(mean, std, self.in_channels)
-        if crop_padding is not None and crop_padding < 0:
-            raise ValueError(f"crop_padding must be >= 0 or None; got {crop_padding!r}")
+        if crop_padding is not None and (
+            not isinstance(crop_padding, int) or isinstance(crop_padding, bool) or crop_padding < 0
+        ):
+            raise ValueError(
+                f"crop_padding must be an int >= 0 (pixels) or None; got {crop_padding!r}"
+            )
+        if not isinstance(augment, bool):
+            raise ValueError(f"augment must be True or False; got {augment!r}")
         self.augment = augment
         self.crop_padding = crop_padding
 
@@ -95,14 +102,28 @@ class TransferDataModule(InMemoryDataModule):
         stats = normalization(self.in_channels, given=self._given_stats, recorded=recorded)
         self.mean, self.std = stats or self.dataset_stats()  # instance values shadow the class's
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment training batches (crop, flip) on the device, then convert and normalise."""
+    def on_after_batch_transfer(
+        self, batch: Any, dataloader_idx: int, *, training: bool | None = None
+    ) -> Any:
+        """Augment training batches (crop, flip) on the device, then convert and normalise.
+
+        Training batches are a Trainer's (``trainer.training``), or those passed with
+        ``training=True`` in a loop of your own (see the base class).
+
+        Example:
+            >>> from classic_cnns import ImageFolder  # doctest: +SKIP
+            >>> dm = ImageFolder("flowers", image_size=64)  # doctest: +SKIP
+            >>> dm.setup("fit")  # doctest: +SKIP
+            >>> for batch in dm.train_dataloader():  # doctest: +SKIP
+            ...     images, labels = dm.on_after_batch_transfer(batch, 0, training=True)
+        """
         if isinstance(batch, Tensor):  # a lone input, as the base class converts it
             return super().on_after_batch_transfer(batch, dataloader_idx)
         images, labels = batch
-        if self.augment and self._training and images.dtype == torch.uint8:
+        training = self._training(training)
+        if self.augment and training and images.dtype == torch.uint8:
             padding = self.crop_padding
             if padding is None:
                 padding = max(images.shape[-2:]) // 8
             images = random_crop_flip(images, padding)
-        return super().on_after_batch_transfer((images, labels), dataloader_idx)
+        return super().on_after_batch_transfer((images, labels), dataloader_idx, training=training)
