@@ -18,8 +18,8 @@ different learning rates (``backbone_lr``).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -222,8 +222,8 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
             >>> ResNet("resnet18", small_input=True).recipe.small_image_size  # resnet18's: 96
             32
         """
-        small = self._hp.get("small_input") and {"small_image_size": 32}
-        return dataclasses.replace(self.info.recipe, **small or {})
+        recipe = self.info.recipe
+        return replace(recipe, small_image_size=32) if self._hp.get("small_input") else recipe
 
     @property
     def input_size(self) -> tuple[int, int, int]:

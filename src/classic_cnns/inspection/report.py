@@ -174,10 +174,11 @@ class ModelSummary:
         return max(self.total_params - shown, 0)
 
     def _totals(self) -> list[tuple[str, str]]:
-        unused = self.params_not_run
+        totals = [("Total params", f"{self.total_params:,}")]
+        if unused := self.params_not_run:
+            totals.append(("  in layers not run", f"{unused:,} (counted above, no row)"))
         return [
-            ("Total params", f"{self.total_params:,}"),
-            *[("  in layers not run", f"{unused:,} (counted above, no row)")] * bool(unused),
+            *totals,
             ("Trainable params", f"{self.trainable_params:,}"),
             ("Non-trainable params", f"{self.non_trainable_params:,}"),
             ("Total MACs", f"{self.total_macs:,} ({_human(self.total_macs)})"),
