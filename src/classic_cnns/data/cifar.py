@@ -33,8 +33,8 @@ from classic_cnns.files import DOWNLOAD_TIMEOUT, download, download_folder, file
 __all__ = ["CIFAR10", "CIFAR100"]
 
 # The globals a CIFAR batch pickle needs: numpy's array reconstruction (numpy 1 and 2 names),
-# and _codecs.encode, which Python 3 uses to pickle bytes at protocol 2 (so torchvision's or
-# a user's re-pickled copies load too; torch's weights_only unpickler allows it as well).
+# and _codecs.encode, which Python 3 uses to pickle bytes at protocol 2 (torch's weights_only
+# unpickler allows it as well). The md5 check before it admits the published files only.
 _ALLOWED_GLOBALS = {
     ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"),
