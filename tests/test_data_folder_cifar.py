@@ -616,6 +616,15 @@ def test_testing_decodes_the_test_images_alone_unless_statistics_need_the_others
     L.Trainer(**quiet).test(LeNet5(num_classes=10), dm, verbose=False)
     assert decoded == {"train": 120, "val": 40, "test": 40}
     assert dm.mean == fitted(tmp_path / "split").mean
+    # Tested next with a model of another size: decoded again at its size, and measured again
+    # (the statistics of the 32 px images stayed, and normalised the 48 px ones).
+    wide = create_model("lenet5", num_classes=10, in_channels=1)
+    wide.data_config = {"image_size": [48, 48]}  # weights trained at 48 px, no statistics
+    L.Trainer(**quiet).test(wide, dm, verbose=False)
+    assert dm._splits["test"][0].shape[-2:] == (48, 48)
+    again = ImageFolder(tmp_path / "split", channels=1, image_size=48)
+    again.setup("fit")
+    assert dm.dataset_stats() == again.dataset_stats() and dm.mean == again.mean
 
 
 def test_without_an_image_decoder_the_error_says_how_to_get_one(

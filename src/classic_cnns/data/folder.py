@@ -472,14 +472,16 @@ class ImageFolder(TransferDataModule):
 
         ``Trainer.test`` and ``predict`` decode the test images alone, and the training images
         only when the normalisation needs their statistics (neither ``mean`` given nor one the
-        model records); the other splits are decoded when first asked for. A datamodule used
+        model records: with ``ckpt_path`` Lightning sets the data up before it restores the
+        checkpoint, so give ``mean``/``std`` to spare them); the other splits are decoded when
+        first asked for. A datamodule used
         again with a model that takes the images at another size, or padded rather than
         resized, decodes the files again.
         """
         # The model's own data_config decides here, before its setup records this datamodule's
         # (and a model trained before may have left it at another size, or padded).
-        if self._stale():
-            self._splits = {}
+        if self._stale():  # the statistics too: they were measured at the old size
+            self._splits, self._measured = {}, None
         self._load(only_test=stage in ("test", "predict"))
         self._native = tuple(self._splits["test"][0].shape[-2:])  # every split's size
         self._follow_model(self._native)
@@ -536,8 +538,8 @@ class ImageFolder(TransferDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
         # Trainer.validate/test/fit(ckpt_path=...) restores the checkpoint after setup: for one
         # trained at another size (or padded), decode again rather than resample twice.
-        if self._stale() or split not in self._splits:
-            self.setup()  # which decodes them (again)
+        if self._stale() or split not in self._splits:  # decode (again) what this loader needs
+            self.setup("test" if split == "test" else None)
         return super()._loader(split, shuffle)
 
     def _stale(self) -> bool:
