@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, get_args
 
-from classic_cnns._guard import NonFinitePolicy, is_number
+from classic_cnns._guard import NonFinitePolicy, check_flag, is_number
 from classic_cnns.nets._layers import WeightInit
 from classic_cnns.optim import check_settings
 from classic_cnns.registry import ModelInfo, list_models, model_info
@@ -98,8 +98,7 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
             f"own weights); got teacher={teacher!r} and teacher_weights="
             f"{kwargs['teacher_weights']!r}"
         )
-    if not isinstance(kwargs["channels_last"], bool):
-        raise ValueError(f"channels_last must be True or False; got {kwargs['channels_last']!r}")
+    check_flag("channels_last", kwargs["channels_last"])
     if not isinstance(kwargs["compile"], bool | dict):
         raise ValueError(
             "compile must be a bool or a dict of torch.compile arguments; got "

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from classic_cnns import _guard
 from classic_cnns.checkpoint import init_parameters
 from classic_cnns.files import WeightsFile, read_weights_file
 from classic_cnns.models import family_class
@@ -143,8 +144,7 @@ def _check_start(
     checkpoint_path: str | os.PathLike[str] | None,
     strict: bool | None,
 ) -> None:
-    if not isinstance(pretrained, bool):
-        raise ValueError(f"pretrained must be True or False; got {pretrained!r}")
+    _guard.check_flag("pretrained", pretrained)
     _check_strict(strict)
     if checkpoint_path is not None and not os.fspath(checkpoint_path):
         raise ValueError("checkpoint_path is empty; expected the path of a weights file, or None")
@@ -161,8 +161,7 @@ def _check_start(
 
 
 def _check_strict(strict: bool | None) -> None:
-    if strict is not None and not isinstance(strict, bool):
-        raise ValueError(f"strict must be True, False or None (the default); got {strict!r}")
+    _guard.check_flag("strict", strict, none="the default")
 
 
 def load_model(

@@ -31,7 +31,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from classic_cnns._guard import is_number
+from classic_cnns._guard import check_flag, is_number
 from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, ResizeMode
 from classic_cnns.data.sampling import EpochShuffleSampler, ResumableDataLoader
 
@@ -201,8 +201,7 @@ class InMemoryDataModule(L.LightningDataModule):
                 "num_workers must be an int >= 0 (0: batches made in the main process); "
                 f"got {num_workers!r}"
             )
-        if not (data_on_device is None or isinstance(data_on_device, bool)):
-            raise ValueError(f"data_on_device must be True, False or None; got {data_on_device!r}")
+        check_flag("data_on_device", data_on_device, none=True)
         _check_alphas(mixup_alpha, cutmix_alpha)
         if image_size is not None and not _is_size(image_size):
             raise ValueError(
@@ -553,8 +552,7 @@ class InMemoryDataModule(L.LightningDataModule):
         # Training batches, the only ones augmented: as told, else a Trainer's training loop's.
         if training is None:
             return self.trainer is not None and self.trainer.training
-        if not isinstance(training, bool):
-            raise ValueError(f"training must be True, False or None; got {training!r}")
+        check_flag("training", training, none=True)
         return training
 
     @property

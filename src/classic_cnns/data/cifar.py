@@ -26,6 +26,7 @@ import torch
 import torchvision.datasets as tvd
 from torch import Tensor
 
+from classic_cnns._guard import check_flag, check_path
 from classic_cnns.data.base import _how_to_get
 from classic_cnns.data.transfer import TransferDataModule
 from classic_cnns.files import DOWNLOAD_TIMEOUT, download, download_folder, file_digest
@@ -143,10 +144,8 @@ class CIFAR10(TransferDataModule):
             mixup_alpha=mixup_alpha,
             cutmix_alpha=cutmix_alpha,
         )
-        if not isinstance(download, bool):
-            raise ValueError(f"download must be True or False; got {download!r}")
-        if not isinstance(data_dir, str | os.PathLike):
-            raise TypeError(f"data_dir must be a folder's path (str or Path); got {data_dir!r}")
+        check_flag("download", download)
+        check_path("data_dir", data_dir)
         self.data_dir = Path(data_dir)
         self.download = download
 

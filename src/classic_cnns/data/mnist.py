@@ -28,6 +28,7 @@ import torch
 import torchvision.datasets as tvd
 from torch import Tensor
 
+from classic_cnns._guard import check_flag, check_path
 from classic_cnns.data.base import InMemoryDataModule, _how_to_get
 from classic_cnns.files import DOWNLOAD_TIMEOUT, download, download_folder, file_digest
 
@@ -157,10 +158,8 @@ class MNIST(InMemoryDataModule):
             mixup_alpha=mixup_alpha,
             cutmix_alpha=cutmix_alpha,
         )
-        if not isinstance(download, bool):
-            raise ValueError(f"download must be True or False; got {download!r}")
-        if not isinstance(data_dir, str | os.PathLike):
-            raise TypeError(f"data_dir must be a folder's path (str or Path); got {data_dir!r}")
+        check_flag("download", download)
+        check_path("data_dir", data_dir)
         if protocol not in ("standard", "10k"):
             raise ValueError(f"protocol must be 'standard' or '10k'; got {protocol!r}")
         self.data_dir = Path(data_dir)

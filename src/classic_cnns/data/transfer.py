@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from classic_cnns._guard import check_flag
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.data.preprocessing import check_stats, normalization, random_crop_flip
 
@@ -86,8 +87,7 @@ class TransferDataModule(InMemoryDataModule):
             raise ValueError(
                 f"crop_padding must be an int >= 0 (pixels) or None; got {crop_padding!r}"
             )
-        if not isinstance(augment, bool):
-            raise ValueError(f"augment must be True or False; got {augment!r}")
+        check_flag("augment", augment)
         self.augment = augment
         self.crop_padding = crop_padding
 
