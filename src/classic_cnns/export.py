@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from classic_cnns._version import __version__
 from classic_cnns.files import META_DATA, META_HPARAMS, META_VERSION, atomic_path, refuse_folder
-from classic_cnns.hub import load_model
+from classic_cnns.hub import _require_classifier, load_model
 from classic_cnns.task import ImageClassifier
 
 __all__ = [
@@ -92,16 +92,6 @@ class ExportResult:
     format: str
     max_abs_diff: float | None
     checked_with: str
-
-
-def _require_classifier(model: object, caller: str) -> None:
-    # For the functions that need a whole model (network, hyperparameters, data
-    # configuration), not a plain network such as model.net.
-    if not isinstance(getattr(model, "_orig_mod", model), ImageClassifier):  # torch.compile's too
-        raise TypeError(
-            f"{caller} expected an ImageClassifier (create_model(name) or a model class such as "
-            f"LeNet5); got {type(model).__name__}"
-        )
 
 
 def _metadata(model: ImageClassifier) -> dict[str, str]:

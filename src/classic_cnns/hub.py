@@ -119,11 +119,7 @@ def load_weights(
         >>> torch.equal(model.net.fc.weight, trained.net.fc.weight)
         True
     """
-    if not isinstance(getattr(model, "_orig_mod", model), ImageClassifier):  # or compiled
-        raise TypeError(
-            "load_weights expected an ImageClassifier (create_model(name) or a model class such "
-            f"as LeNet5); got {type(model).__name__}"
-        )
+    _require_classifier(model, "load_weights")
     name = model.info.name
     _check_start(name, pretrained, checkpoint_path, strict)
     if checkpoint_path:
@@ -157,6 +153,16 @@ def _check_start(
         raise ValueError(
             f"{name} has no pretrained weights; pretrained=True works for "
             f"{[n for n in list_models() if model_info(n).weights is not None]}"
+        )
+
+
+def _require_classifier(model: object, caller: str) -> None:
+    # For the functions that need a whole model (network, hyperparameters, data
+    # configuration), not a plain network such as model.net.
+    if not isinstance(getattr(model, "_orig_mod", model), ImageClassifier):  # torch.compile's too
+        raise TypeError(
+            f"{caller} expected an ImageClassifier (create_model(name) or a model class such as "
+            f"LeNet5); got {type(model).__name__}"
         )
 
 

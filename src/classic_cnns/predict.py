@@ -31,9 +31,9 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from classic_cnns.checkpoint import head_class_names
 from classic_cnns.data.folder import IMAGE_EXTENSIONS, _class_dirs, list_images, load_image
 from classic_cnns.data.preprocessing import Preprocessing
-from classic_cnns.export import _borrowed, _require_classifier
+from classic_cnns.export import _borrowed
 from classic_cnns.files import atomic_path, refuse_folder
-from classic_cnns.hub import load_model
+from classic_cnns.hub import _require_classifier, load_model
 from classic_cnns.task import ImageClassifier
 
 __all__ = ["PredictionCSV", "predict_folder", "predict_main"]
