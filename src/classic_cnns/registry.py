@@ -310,11 +310,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _plain(value: Any) -> Any:
+    # A numpy number or a 0-d tensor as its Python value, which checkpoints read back with
+    # weights_only loading; anything else as it is.
+    return value.item() if getattr(value, "ndim", None) == 0 and hasattr(value, "item") else value
+
+
 def _checked(name: str, value: Any, annotation: Any) -> Any:
-    # A network option as its annotation says, in plain Python (a numpy number or a 0-d
-    # tensor as its .item(), which checkpoints read back with weights_only loading).
-    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
-        value = value.item()
+    # A network option as its annotation says, in plain Python (see _plain).
+    value = _plain(value)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(annotation):
             return value

@@ -48,7 +48,7 @@ from classic_cnns.optim import (
     schedule_length,
 )
 from classic_cnns.recipes import OptimizerName, Recipe, SchedulerName
-from classic_cnns.registry import model_info
+from classic_cnns.registry import _plain, model_info
 from classic_cnns.weights import fit_checkpoint_state
 
 __all__ = ["OPTIMIZERS", "SCHEDULERS", "ImageClassifier"]
@@ -169,7 +169,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         # Checkpoints and loggers (which read hparams_initial, as save_hyperparameters sets it)
         # record the training values used; LightningCLI records what it was given.
         self.hparams.update(  # as plain numbers (a numpy one's .item()): weights_only loads them
-            (k, v.item() if getattr(v, "ndim", None) == 0 else v) for k, v in dict(self.hparams,
+            (k, _plain(v)) for k, v in dict(self.hparams,
             num_classes=num_classes, in_channels=in_channels, optimizer=optimizer, lr=lr,
             weight_decay=weight_decay, momentum=momentum, scheduler=scheduler,
             label_smoothing=label_smoothing).items())  # fmt: skip
