@@ -203,6 +203,13 @@ def test_predict_folder_writes_file_class_and_probability(checkpoints, tmp_path,
     assert predict_folder(model, folder)[0]["probability"] == pytest.approx(
         float(rows[0]["probability"])
     )
+    # The command refuses, --overwrite or not, to write its CSV over one of the images.
+    image = folder / "0.png"
+    before = image.read_bytes()
+    args = [str(checkpoints["lenet5"]), str(folder), "--output", str(image), "--overwrite"]
+    assert predict_main(args) == 2
+    assert "0.png is one of the images to classify" in capsys.readouterr().err
+    assert image.read_bytes() == before
     # Without --output the CSV goes to standard output.
     assert predict_main([str(checkpoints["lenet5"]), str(folder)]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "file,class,class_index,probability"

@@ -94,14 +94,9 @@ def predict_folder(
         {'file': '0001.png', 'class': '7', 'class_index': 7, 'probability': 0.998}
     """
     _require_classifier(model, "predict_folder")
-    if output is not None:
-        refuse_folder(output)
-        inputs = {f.resolve() for f in list_images(folder, recursive=recursive)}
-        if Path(output).resolve() in inputs:
-            raise ValueError(f"output {output} is one of the images to classify; pick another")
     rows, skipped = _predict(
         model, Path(folder), batch_size=batch_size, device=device, mean=mean, std=std,
-        recursive=recursive, on_error=on_error,
+        recursive=recursive, on_error=on_error, output=output,
     )  # fmt: skip
     if skipped:
         message = _skipped_message(skipped, len(rows) + len(skipped))
@@ -142,8 +137,10 @@ def _predict(
     std: Sequence[float] | None,
     recursive: bool,
     on_error: str,
+    output: str | os.PathLike[str] | None,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    # The rows of the readable images, and (file, reason) of the others.
+    # The rows of the readable images, and (file, reason) of the others; the CSV to be
+    # written, checked first (predict_folder's and the command's alike).
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
     if on_error not in ("skip", "raise"):
@@ -152,6 +149,10 @@ def _predict(
     if not files:
         hint = "" if recursive else _subfolder_hint(Path(folder))
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}{hint}")
+    if output is not None:
+        refuse_folder(output)
+        if Path(output).resolve() in {f.resolve() for f in files}:
+            raise ValueError(f"output {output} is one of the images to classify; pick another")
     config = model.data_config
     prep = Preprocessing.from_config(
         config, model.in_channels, mean=mean, std=std, image_size=model.input_size[1:]
@@ -339,6 +340,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         rows, skipped = _predict(
             model, Path(args.folder), batch_size=args.batch_size, device=args.device,
             mean=args.mean, std=args.std, recursive=args.recursive, on_error=args.on_error,
+            output=output,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError) as err:
         print(f"{prog}: {err}", file=sys.stderr)
