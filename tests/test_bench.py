@@ -322,6 +322,27 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main([*argv, "--force", "true"]) == 0
 
 
+def test_list_flags_take_bare_and_comma_separated_words(capsys: pytest.CaptureFixture[str]) -> None:
+    # --modes throughput is what a user types first; jsonargparse wants '[throughput]'.
+    listed = ["--modes", "[accuracy]", "--accuracy.recipes", "[lenet5/dig*,lenet5/mnist10k]"]
+    assert main([*listed, "--dry_run", "true"]) == 0
+    expected = capsys.readouterr().out
+    assert expected.splitlines() == ["accuracy lenet5/digits", "accuracy lenet5/mnist10k"]
+    for words in (
+        ["--modes", "accuracy", "--accuracy.recipes", "lenet5/dig*, lenet5/mnist10k"],
+        ["--modes=accuracy", "--accuracy.recipes=lenet5/dig*,lenet5/mnist10k"],
+    ):
+        assert main([*words, "--dry_run", "true"]) == 0, words
+        assert capsys.readouterr().out == expected, words
+    # A flag without its value, and an empty list, are refused before any work.
+    assert main(["--modes", "--dry_run", "true"]) == 2
+    assert "--modes: expected one argument" in capsys.readouterr().err
+    assert main(["--modes", "[]", "--dry_run", "true"]) == 2
+    assert "modes must name one or more of ['throughput', 'accuracy']; got []" in (
+        capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

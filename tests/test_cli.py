@@ -69,6 +69,26 @@ def test_registered_names_expand_to_their_family_class() -> None:
     assert expand_model_names(["fit", "--model=LeNet5"]) == ["fit", "--model=LeNet5"]
 
 
+def test_model_help_takes_a_registered_name(capsys: pytest.CaptureFixture[str]) -> None:
+    # --model resnet20 works, so --model.help resnet20 should too: it shows ResNet's flags.
+    assert expand_model_names(["fit", "--model.help", "resnet20"]) == [
+        "fit",
+        "--model.help",
+        "classic_cnns.ResNet",
+    ]
+    assert expand_model_names(["fit", "--model.help=lenet5_bn"]) == [
+        "fit",
+        "--model.help",
+        "classic_cnns.LeNet5",
+    ]
+    with pytest.raises(SystemExit) as shown:
+        main(["fit", "--model.help", "resnet20"])
+    assert shown.value.code == 0
+    assert "--model.zero_init_residual" in capsys.readouterr().out
+    assert main(["fit", "--model.help", "resnt20"]) == 2
+    assert "Did you mean 'resnet20'" in capsys.readouterr().err
+
+
 def test_weights_start_a_new_run_from_a_file_and_pretrained_is_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

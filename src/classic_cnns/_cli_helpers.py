@@ -1,6 +1,7 @@
 """Pieces of the command line that are not LightningCLI's: the defaults it adds to a command
-line, name checks with suggestions, the short ``--help``, one-line errors, quiet runs and
-``classic-cnns data fetch``.
+line, name checks with suggestions, the short ``--help``, ``classic-cnns data fetch``, the
+checkpoints a run resumes from and the callbacks it adds (one-line errors and quiet runs:
+:mod:`classic_cnns._cli_errors`).
 """
 
 from __future__ import annotations
@@ -9,17 +10,13 @@ import argparse
 import contextlib
 import difflib
 import importlib
-import logging
 import os
-import re
 import textwrap
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import SaveConfigCallback
@@ -182,7 +179,8 @@ def check_data_names(args: list[str]) -> None:
 
 
 def expand_model_names(argv: Sequence[str]) -> list[str]:
-    """Turn ``--model resnet20`` into ``--model classic_cnns.ResNet --model.arch=resnet20``.
+    """Turn ``--model resnet20`` into ``--model classic_cnns.ResNet --model.arch=resnet20``,
+    and ``--model.help resnet20`` into ``--model.help classic_cnns.ResNet`` (its family's).
 
     Raises:
         ValueError: for a name that is neither a class nor registered, with close names.
@@ -192,15 +190,16 @@ def expand_model_names(argv: Sequence[str]) -> list[str]:
     classes = model_class_names()
     i = 0
     while i < len(args):
-        arg = args[i]
-        value = None
-        if arg == "--model" and i + 1 < len(args):
-            value, step = args[i + 1], 2
-        elif arg.startswith("--model="):
+        arg, value = args[i], None
+        flag = arg.split("=", 1)[0]
+        if flag in ("--model", "--model.help") and "=" in arg:
             value, step = arg.split("=", 1)[1], 1
+        elif flag in ("--model", "--model.help") and i + 1 < len(args):
+            value, step = args[i + 1], 2
         if value is not None and "." not in value and "{" not in value and value not in classes:
             cls = family_class(model_info(value).family)  # unknown names raise with suggestions
-            out += ["--model", f"classic_cnns.{cls.__name__}", f"--model.arch={value}"]
+            out += [flag, f"classic_cnns.{cls.__name__}"]
+            out += [f"--model.arch={value}"] if flag == "--model" else []
             i += step
             continue
         out.append(arg)
@@ -267,104 +266,6 @@ def short_help(command: str) -> str:
         "(last.ckpt), curves.png and confusion_matrix.png (with the 'plot' extra).",
     ]  # fmt: skip
     return "\n".join(lines)
-
-
-# -- errors -------------------------------------------------------------------------------
-_PACKAGE_DIR = Path(__file__).resolve().parent
-_USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,  # bad arguments and data, checkpoint errors
-    TypeError,
-    OSError,  # missing files and folders
-    ImportError,  # a missing extra
-    MisconfigurationException,  # Lightning's word for a Trainer set up wrongly
-    argparse.ArgumentError,  # the parser's validation
-)
-
-
-def _raised_by_package(err: BaseException) -> bool:
-    tb = err.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(
-        _PACKAGE_DIR
-    )
-
-
-def _condense(message: str) -> str:
-    # jsonargparse explains a value that fits no member of an Optional[...] type with a
-    # block per member; a user needs the key and the reason of the member that is not None.
-    if "Does not validate against any of the Union subtypes" not in message:
-        return message
-    keys = re.findall(r'Parser key "([^"]+)"', message)
-    frame = ("Does not validate", "Subtypes:", "Errors:", "Given value", "Problem with given",
-             "Parser key")  # fmt: skip
-    reasons = []
-    for line in message.splitlines():
-        text = line.strip().removeprefix("- ").strip()
-        if text and not text.startswith(frame) and "NoneType" not in text:
-            reasons.append(text)
-    given = re.search(r"Given value: (.*)", message)
-    value = f" {given[1]}" if given and not given[1].startswith("NestedArg(") else ""
-    return f"--{'.'.join(keys)}{value}: {'; '.join(reasons) or message}"
-
-
-def user_error_message(err: BaseException) -> str | None:
-    """The message to print for an error a user can act on, else ``None`` (a bug: traceback).
-
-    The innermost error the package raised in the chain of causes wins (the parser wraps a
-    datamodule's ``ValueError`` in its own message); a ``RuntimeError`` counts only when the
-    package raised it (a failed download).
-    """
-    chain: list[BaseException] = []
-    current: BaseException | None = err
-    while current is not None and current not in chain:
-        chain.append(current)
-        # `raise ... from None` hides the context: the new error says more (a layer's name).
-        hidden = current.__suppress_context__
-        current = current.__cause__ or (None if hidden else current.__context__)
-    for cause in reversed(chain):
-        if isinstance(cause, (*_USER_ERRORS, RuntimeError)) and _raised_by_package(cause):
-            return str(cause)
-    if not isinstance(err, _USER_ERRORS):
-        return None
-    if "loaded state dict" in str(err) and "group" in str(err):  # torch's Optimizer
-        return (
-            f"{_condense(str(err))}: the checkpoint's optimizer is not this run's. Resume with "
-            "the interrupted run's --optimizer and --lr_scheduler flags (or -c its config.yaml)"
-        )
-    return _condense(str(err))
-
-
-# -- quiet runs ----------------------------------------------------------------------------
-_NOISE = (
-    # In-memory datamodules are fastest without worker processes.
-    r".*does not have many workers",
-    # main() hands LightningCLI the command line as ``args``; not a mix-up.
-    r".*args parameter is intended to run from within Python",
-    # Lightning's own use of a torch API torch deprecated.
-    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-    # The task logs per epoch; step logging is what the warning is about.
-    r".*smaller than the logging interval",
-    # Said once, in words, by ClassicCLI.
-    r".*configure_optimizers` will be overridden by",
-    # A resumed run writes to a new version folder by design.
-    r"The dirpath has changed from",
-)
-
-
-class _NoTips(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in str(record.msg)
-
-
-def quiet_lightning() -> None:
-    """Silence the warnings and tips a user neither caused nor can act on."""
-    for pattern in _NOISE:
-        warnings.filterwarnings("ignore", pattern)
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _NoTips) for f in logger.filters):
-            logger.addFilter(_NoTips())
 
 
 # -- classic-cnns data ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from classic_cnns._cli_errors import quiet_lightning, user_error_message
 from classic_cnns._cli_helpers import (
     DEBUG_ENV,
     LIGHTNING_COMMANDS,
@@ -39,9 +40,7 @@ from classic_cnns._cli_helpers import (
     expand_model_names,
     last_checkpoint,
     place_default_logger,
-    quiet_lightning,
     short_help,
-    user_error_message,
     with_default_callbacks,
 )
 from classic_cnns._measured import MNIST10K

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
@@ -39,7 +39,8 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
 
     Args:
         modes: The modes to run, in this order (``throughput``, ``accuracy``: their
-            settings); a list on the command line: ``--modes '[throughput]'``.
+            settings); on the command line, as every list flag: ``--modes throughput``,
+            ``--modes throughput,accuracy`` or ``--modes '[throughput]'``.
         seed: Seed of the weights, inputs and data order.
         threads: ``torch.set_num_threads`` for the run; ``None`` keeps PyTorch's choice.
         budget: Seconds after which no further task starts (those left are recorded skipped).
@@ -58,6 +59,8 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
         0
     """
     check_minimums("", dict(threads=threads, budget=budget), threads=1, budget=0.0)
+    if not modes or any(mode not in MODES for mode in modes):
+        raise ValueError(f"modes must name one or more of {list(MODES)}; got {list(modes)}")
     settings: dict[str, Any] = {"throughput": throughput, "accuracy": accuracy}
     if list_recipes:
         for name, r in accuracy_mode.RECIPES.items():
@@ -94,6 +97,23 @@ def _quick(parser: ArgumentParser, args: list[str]) -> list[str]:
     return [*given, *quick, *printing]
 
 
+def _lists(parser: ArgumentParser, args: list[str]) -> list[str]:
+    # A list flag given a bare word or comma-separated words (``--modes throughput``,
+    # ``--throughput.models lenet5,resnet20``): the JSON list jsonargparse expects.
+    lists = {a.dest for a in parser._actions if get_origin(getattr(a, "_typehint", None)) is tuple}
+    out, i = [], 0
+    while i < len(args):
+        key, eq, value = args[i].partition("=")
+        listed = key.removeprefix("--") in lists
+        if listed and not eq and i + 1 < len(args) and not args[i + 1].startswith("--"):
+            value, eq, i = args[i + 1], "=", i + 1
+        if listed and eq and not value.lstrip().startswith("["):
+            value = json.dumps([v.strip() for v in value.split(",") if v.strip()])
+        out.append(f"{key}={value}" if listed and eq else args[i])
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """``classic-cnns bench``: parse the flags, run :func:`bench`. ``--quick`` (or ``quick: true``
     in a ``--config`` file) sets small values for every mode (a few minutes on 2 CPU cores) in
@@ -115,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(the fields still at their defaults)")  # fmt: skip
     parser.add_function_arguments(bench, as_positional=False, skip={"command"})
     try:
-        parsed = parser.parse_args(_quick(parser, args))  # --print_config shows them too
+        parsed = parser.parse_args(
+            _quick(parser, _lists(parser, args))
+        )  # --print_config shows them too
         init = getattr(parser, "instantiate", parser.instantiate_classes)(parsed)
         kwargs = {k: v for k, v in vars(init).items() if k not in ("config", "quick")}
         return bench(**kwargs, command=shlex.join(["classic-cnns", "bench", *args]))
