@@ -203,6 +203,38 @@ def test_load_from_checkpoint_with_a_new_head_names_the_keys_not_loaded(tmp_path
     torch.testing.assert_close(rgb.net.c1[0].weight.sum(1), model.net.c1[0].weight.sum(1))
 
 
+class _Reordered(Digits):
+    # The same digits, numbered as a folder sorted otherwise would number them.
+    class_names = tuple(str(d) for d in (1, 0, *range(2, 10)))
+
+
+class _Renamed(Digits):
+    class_names = ("zero", "one", *(str(d) for d in range(2, 10)))
+
+
+def test_fine_tuning_a_head_refuses_its_classes_numbered_otherwise(tmp_path: Path) -> None:
+    # A head that knows "0" at output 0 must not be fine-tuned on data that labels "0" as 1:
+    # it would silently start from the wrong class (and then record the data's names).
+    trainer = _trainer(max_steps=2)
+    trainer.fit(LeNet5(), Digits(batch_size=32))
+    trainer.save_checkpoint(tmp_path / "digits.ckpt")
+    model = LeNet5.load_from_checkpoint(tmp_path / "digits.ckpt")
+    assert model.data_config["class_names"] == [str(d) for d in range(10)]
+    with pytest.raises(ValueError, match=r"numbers the classes \['1', '0', '2'") as err:
+        _trainer(max_steps=1).fit(model, _Reordered(batch_size=32))
+    assert "fine-tuning would start '1' (and 1 more) from another class's output" in str(err.value)
+    assert "classes=['0', '1', '2', '3'" in str(err.value)
+    # New names for some outputs: fine-tuning them is fine, and says what it starts from.
+    with pytest.warns(UserWarning, match=r"'0' -> 'zero', '1' -> 'one'\); model.reset_classifier"):
+        _trainer(max_steps=1).fit(model, _Renamed(batch_size=32))
+    assert model.data_config["class_names"][:2] == ["zero", "one"]  # the data's, from now on
+    # The data's own classes, in the head's order: no word.
+    fresh = LeNet5.load_from_checkpoint(tmp_path / "digits.ckpt")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", ".*head was trained")
+        _trainer(max_steps=1).fit(fresh, Digits(batch_size=32))
+
+
 def test_checkpoints_of_a_compiled_network_load(tmp_path: Path) -> None:
     model = LeNet5(arch="lenet5_modern")
     model.net = torch.compile(model.net, backend="eager")  # type: ignore[assignment]

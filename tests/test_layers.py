@@ -29,7 +29,8 @@ LAYERS: list[set[str]] = [
     {"recipes", "registry"},  # facts: builders, metadata, recipes, pretrained weights
     {"nets"},  # pure nn.Module networks
     {"finetune", "weights"},  # heads and freezing; tensors into a network
-    {"_guard", "metrics", "optim", "losses", "data", "checkpoint", "_arguments", "_distributed"},
+    {"_guard", "_data_classes", "metrics", "optim", "losses", "data", "checkpoint", "_arguments"}
+    | {"_distributed"},
     {"task", "models"},  # the LightningModule and its family classes
     {"hub"},  # create_model / load_model
     {"export", "predict", "plots", "inspect", "inspection", "_measured", "_cli_helpers", "cli"}

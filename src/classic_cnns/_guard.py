@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -39,9 +39,7 @@ __all__ = [
     "check_images",
     "check_label_values",
     "check_labels_structure",
-    "check_one_loader",
     "check_path",
-    "class_names_hint",
     "is_number",
     "keep_norm_statistics",
     "queued",
@@ -200,106 +198,6 @@ def check_path(name: str, value: Any) -> None:
     ``TypeError: x must be a folder's path (str or Path); got 1``)."""
     if not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be a folder's path (str or Path); got {value!r}")
-
-
-def check_one_loader(loaders: Any, stage: Any) -> None:
-    """Refuse several evaluation dataloaders (a list, tuple or dict of them) at once: the
-    metrics would merge them. ``stage``: ``"fit"`` (its validation), ``"validate"`` or
-    ``"test"`` (or Lightning's ``TrainerFn``).
-
-    Example:
-        >>> check_one_loader({"a": [0], "b": [1]}, "test")
-        Traceback (most recent call last):
-        ...
-        ValueError: test takes one dataloader at a time (its metrics would merge them); got 2: ...
-    """
-    stage = getattr(stage, "value", stage)
-    if not (isinstance(loaders, Sequence | Mapping) and len(loaders) > 1):
-        return
-    if stage == "fit":
-        raise ValueError(
-            f"fit takes one validation dataloader (its metrics would merge them); got "
-            f"{len(loaders)}: validate on the others with trainer.validate(model, loader)"
-        )
-    raise ValueError(
-        f"{stage} takes one dataloader at a time (its metrics would merge them); got "
-        f"{len(loaders)}: call trainer.{stage}(model, loader) for each"
-    )
-
-
-def check_data_classes(
-    name: str, num_classes: int, recorded: Sequence[str] | None, dm: Any, stage: str | None
-) -> None:
-    """Refuse a datamodule whose labels do not index the model's outputs.
-
-    ``fit``: its class count must be the head's (:func:`check_classes`). ``validate`` and
-    ``test``: so must its class names be the model's ``recorded`` ones, where both name
-    them (a folder without one of the classes numbers the others differently).
-
-    Example:
-        >>> from types import SimpleNamespace as Data
-        >>> check_data_classes("lenet5", 3, ["a", "b", "c"], Data(num_classes=3,
-        ...                    class_names=("a", "c", "d")), "test")
-        Traceback (most recent call last):
-        ...
-        ValueError: lenet5's outputs stand for the classes ['a', 'b', 'c']; the datamodule ...
-    """
-    stage = getattr(stage, "value", stage)  # Lightning passes its TrainerFn
-    where, found = f"the datamodule {type(dm).__name__}", getattr(dm, "num_classes", None)
-    if stage == "fit":
-        check_classes(name, num_classes, found, where)
-    if stage not in ("validate", "test"):
-        return
-    names = getattr(dm, "class_names", None)
-    names = None if names is None else [str(n) for n in names]
-    if (isinstance(found, int) and found != num_classes) or (
-        recorded is not None and names is not None and list(recorded) != names
-    ):
-        ours = f"the classes {list(recorded)}" if recorded is not None else f"{num_classes} classes"
-        theirs = f"the classes {names}" if names is not None else f"{found} classes"
-        raise ValueError(
-            f"{name}'s outputs stand for {ours}; {where} labels {theirs}, so its labels would "
-            f"be scored against other outputs. To {stage}, give it data of the model's classes "
-            "(the same class folders), or fine-tune the model on these (fit)"
-            + class_names_hint(recorded, names)
-        )
-
-
-def class_names_hint(recorded: Sequence[str] | None, names: Sequence[str] | None) -> str:
-    """How to label data as a model does: for some of its classes, or under other names.
-
-    ``""`` when either side names no classes, or both name the same.
-
-    Example:
-        >>> class_names_hint(["cat", "dog", "fox"], ["dog", "fox"])
-        "; for data of some of its classes, number them as it does: classes=['cat', 'dog', ..."
-    """
-    if recorded is None or names is None or list(names) == list(recorded):
-        return ""
-    if set(names) < set(recorded):
-        return (
-            f"; for data of some of its classes, number them as it does: "
-            f"classes={list(recorded)} (ImageFolder; --data.classes on the command line)"
-        )
-    return (
-        "; if the data is an image folder whose subfolders hold its classes under other names, "
-        f"map each to its class: classes={{folder: class name}} over {list(recorded)} "
-        "(ImageFolder; --data.classes)"
-    )
-
-
-def data_classes(trainer: Any) -> Sequence[str] | None:
-    """The class names of the data ``trainer`` runs on, which a checkpoint it restores must
-    have been trained on; ``None`` when predicting (no labels) or when the data names none.
-
-    Example:
-        >>> import lightning as L
-        >>> data_classes(L.Trainer(logger=False)) is None  # no datamodule
-        True
-    """
-    if trainer.predicting:
-        return None
-    return getattr(getattr(trainer, "datamodule", None), "class_names", None)
 
 
 def report(

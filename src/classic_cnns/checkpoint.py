@@ -11,6 +11,8 @@
   training loader's position and torch's random number generator states.
 * :func:`restore` is ``ImageClassifier.load_from_checkpoint``: it reads the file once and
   rebuilds the LightningModule from the hyperparameters it records.
+* :class:`CheckpointHooks` holds the task's checkpoint hooks: ``load_from_checkpoint``, the
+  data configuration saved beside the weights, and the weights of another shape fitted.
 
 Example:
     >>> import lightning as L
@@ -26,6 +28,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import lightning as L
@@ -35,8 +38,9 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch import nn
+from typing_extensions import Self
 
-from classic_cnns._guard import class_names_hint
+from classic_cnns._data_classes import class_names_hint, data_classes
 from classic_cnns.data.sampling import ResumableDataLoader
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
@@ -49,9 +53,11 @@ from classic_cnns.files import (
     strip_compiled,
 )
 from classic_cnns.registry import model_info
+from classic_cnns.weights import fit_checkpoint_state
 
 __all__ = [
     "AtomicCheckpointIO",
+    "CheckpointHooks",
     "ExactResume",
     "head_class_names",
     "init_parameters",
@@ -422,3 +428,79 @@ class ExactResume(L.Callback):
                 "restarts instead of continuing"
             )
         _set_rng_states(state.get("rng", {}))
+
+
+class CheckpointHooks(L.LightningModule):
+    """The checkpoint hooks of :class:`~classic_cnns.task.ImageClassifier`: exact resumes
+    (:class:`ExactResume`), the data configuration kept beside the weights, checkpoints of
+    another shape fitted to the model (a new head, other input channels) and
+    ``load_from_checkpoint`` reading the file once (:func:`restore`).
+
+    Example:
+        >>> from classic_cnns import LeNet5
+        >>> from classic_cnns.checkpoint import CheckpointHooks
+        >>> isinstance(LeNet5(), CheckpointHooks)
+        True
+    """
+
+    # What the task sets: its head's class count and how its training data was prepared.
+    num_classes: int
+    data_config: dict[str, Any]
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """:class:`~classic_cnns.checkpoint.ExactResume`: resuming from a checkpoint is exact.
+
+        None when the trainer has one already (its own, or this model's from an earlier
+        ``fit`` on the same trainer), so that ``test`` after ``fit`` replaces nothing.
+        """
+        callbacks = getattr(self._trainer, "callbacks", [])
+        if any(isinstance(c, ExactResume) for c in callbacks):
+            return []
+        return [ExactResume()]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the data configuration beside the weights (plain lists, for ``weights_only``)."""
+        if self.data_config:
+            checkpoint[DATA_CHECKPOINT_KEY] = self.data_config
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Fit the checkpoint's weights to this model before Lightning loads them.
+
+        See :func:`classic_cnns.weights.fit_checkpoint_state`: ``_orig_mod.`` keys of a
+        ``torch.compile``d network, other input channels and other ``num_classes``.
+        """
+        trainer = self._trainer
+        if trainer is not None and trainer.ckpt_path:
+            # Trainer.fit/validate/test(ckpt_path=...): the checkpoint must be this very model.
+            verify_checkpoint(self, checkpoint, trainer.ckpt_path, data_classes(trainer))
+        self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
+        if head_class_names(self.data_config, self.num_classes) is None:  # a new head's: unknown
+            self.data_config.pop("class_names", None)
+        fit_checkpoint_state(self, checkpoint, getattr(self, "_strict_loading", None))
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path | IO[bytes],
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = True,
+        **kwargs: Any,
+    ) -> Self:
+        """Restore a model from a Lightning checkpoint, reading the file once.
+
+        See :func:`classic_cnns.checkpoint.restore`: the file is checked whole and read with
+        ``weights_only=True`` (unless ``weights_only=False``). Keyword arguments override the
+        saved hyperparameters, and shapes may change with them: ``num_classes=5`` loads the
+        backbone and gives a fresh 5-class head, ``in_channels=1`` adapts the first
+        convolution; a warning names every key not loaded. ``strict``: see ``restore``
+        (``False`` loads what fits). ``_orig_mod.`` keys load. Nothing is downloaded.
+
+        Example:
+            >>> from classic_cnns import LeNet5
+            >>> model = LeNet5.load_from_checkpoint("digits.ckpt", num_classes=5)  # doctest: +SKIP
+        """
+        return restore(
+            cls, checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs
+        )

@@ -20,21 +20,19 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import replace
-from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
-from typing_extensions import Self
 
 from classic_cnns import _guard, finetune
 from classic_cnns._arguments import check_arguments, warn_of_the_recipe_lr
+from classic_cnns._data_classes import check_data_classes, check_one_loader
 from classic_cnns._distributed import destroy_at_exit
 from classic_cnns._guard import NonFinitePolicy, StepGuard, check_images, report
-from classic_cnns.checkpoint import ExactResume, head_class_names, restore, verify_checkpoint
-from classic_cnns.files import DATA_CHECKPOINT_KEY
+from classic_cnns.checkpoint import CheckpointHooks, head_class_names
 from classic_cnns.losses import ClassificationLoss, LossName, load_teacher
 from classic_cnns.metrics import MeanLoss, classification_metrics
 from classic_cnns.nets._layers import WeightInit, init_weights
@@ -49,12 +47,11 @@ from classic_cnns.optim import (
 )
 from classic_cnns.recipes import OptimizerName, Recipe, SchedulerName
 from classic_cnns.registry import _plain, model_info
-from classic_cnns.weights import fit_checkpoint_state
 
 __all__ = ["OPTIMIZERS", "SCHEDULERS", "ImageClassifier"]
 
 
-class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
+class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
     """Image classification with any registered architecture.
 
     Args:
@@ -314,8 +311,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         if hp.compile and not getattr(self.net, "_compiled_call_impl", None):
             self.net.compile(**(hp.compile if isinstance(hp.compile, dict) else {}))
         dm = getattr(self._trainer, "datamodule", None)
-        if stage == "fit":
-            _guard.check_data_classes(self.info.name, self.num_classes, None, dm, stage)
+        if stage == "fit":  # a head trained on other classes: named (see the function)
+            recorded = head_class_names(self.data_config, self.num_classes)
+            check_data_classes(self.info.name, self.num_classes, recorded, dm, stage)
             self.data_config.pop("class_names", None)  # other data's, unless config has them
             for metric in (m for m in self.modules() if isinstance(m, Metric)):
                 metric.reset()  # as plain tensors (see above)
@@ -490,9 +488,9 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         # At the loop's start, after a ckpt_path restore (which follows setup); one loader.
         trainer, recorded = self.trainer, head_class_names(self.data_config, self.num_classes)
         loaders = trainer.test_dataloaders if trainer.testing else trainer.val_dataloaders
-        _guard.check_one_loader(loaders, trainer.state.fn)
+        check_one_loader(loaders, trainer.state.fn)
         dm = getattr(trainer, "datamodule", None)
-        _guard.check_data_classes(self.info.name, self.num_classes, recorded, dm, trainer.state.fn)
+        check_data_classes(self.info.name, self.num_classes, recorded, dm, trainer.state.fn)
 
     def on_test_epoch_end(self) -> None:
         """Log ``test_loss``, ``test_acc``, ``test_f1`` and ``test_acc_top5`` (5+ classes)."""
@@ -535,66 +533,7 @@ class ImageClassifier(finetune.FreezableBackbone, L.LightningModule):
         planned = getattr(self, "_schedule_length", None)
         check_resumed_schedule(self._hp.scheduler, planned, [c.scheduler for c in configs])
 
-    # -- checkpoints -----------------------------------------------------------------------
-    def configure_callbacks(self) -> list[L.Callback]:
-        """:class:`~classic_cnns.checkpoint.ExactResume`: resuming from a checkpoint is exact.
-
-        None when the trainer has one already (its own, or this model's from an earlier
-        ``fit`` on the same trainer), so that ``test`` after ``fit`` replaces nothing.
-        """
-        callbacks = getattr(self._trainer, "callbacks", [])
-        if any(isinstance(c, ExactResume) for c in callbacks):
-            return []
-        return [ExactResume()]
-
     def on_fit_start(self) -> None:
         """Move the distillation teacher to the student's device."""
         for teacher in self._teacher:
             teacher.to(self.device)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the data configuration beside the weights (plain lists, for ``weights_only``)."""
-        if self.data_config:
-            checkpoint[DATA_CHECKPOINT_KEY] = self.data_config
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Fit the checkpoint's weights to this model before Lightning loads them.
-
-        See :func:`classic_cnns.weights.fit_checkpoint_state`: ``_orig_mod.`` keys of a
-        ``torch.compile``d network, other input channels and other ``num_classes``.
-        """
-        trainer = self._trainer
-        if trainer is not None and trainer.ckpt_path:
-            # Trainer.fit/validate/test(ckpt_path=...): the checkpoint must be this very model.
-            verify_checkpoint(self, checkpoint, trainer.ckpt_path, _guard.data_classes(trainer))
-        self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
-        if head_class_names(self.data_config, self.num_classes) is None:  # a new head's: unknown
-            self.data_config.pop("class_names", None)
-        fit_checkpoint_state(self, checkpoint, getattr(self, "_strict_loading", None))
-
-    @classmethod
-    def load_from_checkpoint(  # type: ignore[override]
-        cls,
-        checkpoint_path: str | Path | IO[bytes],
-        map_location: Any = None,
-        hparams_file: str | Path | None = None,
-        strict: bool | None = None,
-        weights_only: bool | None = True,
-        **kwargs: Any,
-    ) -> Self:
-        """Restore a model from a Lightning checkpoint, reading the file once.
-
-        See :func:`classic_cnns.checkpoint.restore`: the file is checked whole and read with
-        ``weights_only=True`` (unless ``weights_only=False``). Keyword arguments override the
-        saved hyperparameters, and shapes may change with them: ``num_classes=5`` loads the
-        backbone and gives a fresh 5-class head, ``in_channels=1`` adapts the first
-        convolution; a warning names every key not loaded. ``strict``: see ``restore``
-        (``False`` loads what fits). ``_orig_mod.`` keys load. Nothing is downloaded.
-
-        Example:
-            >>> from classic_cnns import LeNet5
-            >>> model = LeNet5.load_from_checkpoint("digits.ckpt", num_classes=5)  # doctest: +SKIP
-        """
-        return restore(
-            cls, checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs
-        )

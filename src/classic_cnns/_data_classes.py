@@ -1,0 +1,144 @@
+"""Whether the data's classes are the model's: the class count a network's head must have,
+and, for evaluation, the class names its outputs stand for; one evaluation loader at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lightning.pytorch.utilities import rank_zero_warn
+
+from classic_cnns._guard import check_classes
+
+__all__ = ["check_data_classes", "check_one_loader", "class_names_hint", "data_classes"]
+
+
+def check_one_loader(loaders: Any, stage: Any) -> None:
+    """Refuse several evaluation dataloaders (a list, tuple or dict of them) at once: the
+    metrics would merge them. ``stage``: ``"fit"`` (its validation), ``"validate"`` or
+    ``"test"`` (or Lightning's ``TrainerFn``).
+
+    Example:
+        >>> check_one_loader({"a": [0], "b": [1]}, "test")
+        Traceback (most recent call last):
+        ...
+        ValueError: test takes one dataloader at a time (its metrics would merge them); got 2: ...
+    """
+    stage = getattr(stage, "value", stage)
+    if not (isinstance(loaders, Sequence | Mapping) and len(loaders) > 1):
+        return
+    if stage == "fit":
+        raise ValueError(
+            f"fit takes one validation dataloader (its metrics would merge them); got "
+            f"{len(loaders)}: validate on the others with trainer.validate(model, loader)"
+        )
+    raise ValueError(
+        f"{stage} takes one dataloader at a time (its metrics would merge them); got "
+        f"{len(loaders)}: call trainer.{stage}(model, loader) for each"
+    )
+
+
+def check_data_classes(
+    name: str, num_classes: int, recorded: Sequence[str] | None, dm: Any, stage: str | None
+) -> None:
+    """Refuse a datamodule whose labels do not index the model's outputs.
+
+    ``fit``: its class count must be the head's (:func:`check_classes`); a head trained on
+    ``recorded`` classes (loaded weights) may learn new ones, with a warning, but a class it
+    has under another output is refused (the same classes numbered otherwise). ``validate``
+    and ``test``: the class names must be the model's ``recorded`` ones, where both name them
+    (a folder without one of the classes numbers the others differently).
+
+    Example:
+        >>> from types import SimpleNamespace as Data
+        >>> check_data_classes("lenet5", 3, ["a", "b", "c"], Data(num_classes=3,
+        ...                    class_names=("a", "c", "d")), "test")
+        Traceback (most recent call last):
+        ...
+        ValueError: lenet5's outputs stand for the classes ['a', 'b', 'c']; the datamodule ...
+    """
+    stage = getattr(stage, "value", stage)  # Lightning passes its TrainerFn
+    where, found = f"the datamodule {type(dm).__name__}", getattr(dm, "num_classes", None)
+    names = getattr(dm, "class_names", None)
+    names = None if names is None else [str(n) for n in names]
+    if stage == "fit":
+        check_classes(name, num_classes, found, where)
+        _check_head_classes(name, recorded, names, where)
+    if stage not in ("validate", "test"):
+        return
+    if (isinstance(found, int) and found != num_classes) or (
+        recorded is not None and names is not None and list(recorded) != names
+    ):
+        ours = f"the classes {list(recorded)}" if recorded is not None else f"{num_classes} classes"
+        theirs = f"the classes {names}" if names is not None else f"{found} classes"
+        raise ValueError(
+            f"{name}'s outputs stand for {ours}; {where} labels {theirs}, so its labels would "
+            f"be scored against other outputs. To {stage}, give it data of the model's classes "
+            "(the same class folders), or fine-tune the model on these (fit)"
+            + class_names_hint(recorded, names)
+        )
+
+
+def class_names_hint(recorded: Sequence[str] | None, names: Sequence[str] | None) -> str:
+    """How to label data as a model does: for some of its classes, or under other names.
+
+    ``""`` when either side names no classes, or both name the same.
+
+    Example:
+        >>> class_names_hint(["cat", "dog", "fox"], ["dog", "fox"])
+        "; for data of some of its classes, number them as it does: classes=['cat', 'dog', ..."
+    """
+    if recorded is None or names is None or list(names) == list(recorded):
+        return ""
+    if set(names) < set(recorded):
+        return (
+            f"; for data of some of its classes, number them as it does: "
+            f"classes={list(recorded)} (ImageFolder; --data.classes on the command line)"
+        )
+    return (
+        "; if the data is an image folder whose subfolders hold its classes under other names, "
+        f"map each to its class: classes={{folder: class name}} over {list(recorded)} "
+        "(ImageFolder; --data.classes)"
+    )
+
+
+def data_classes(trainer: Any) -> Sequence[str] | None:
+    """The class names of the data ``trainer`` runs on, which a checkpoint it restores must
+    have been trained on; ``None`` when predicting (no labels) or when the data names none.
+
+    Example:
+        >>> import lightning as L
+        >>> data_classes(L.Trainer(logger=False)) is None  # no datamodule
+        True
+    """
+    if trainer.predicting:
+        return None
+    return getattr(getattr(trainer, "datamodule", None), "class_names", None)
+
+
+def _check_head_classes(
+    name: str, recorded: Sequence[str] | None, names: list[str] | None, where: str
+) -> None:
+    # Fine-tuning a head trained on `recorded` classes (as many as the data's): a class it
+    # knows under another output would start from another class's weights, and a head moved
+    # to new classes keeps its old weights as a start, which the user should know.
+    if recorded is None or names is None or list(recorded) == names:
+        return
+    recorded = list(recorded)
+    moved = [n for i, n in enumerate(names) if n in recorded and recorded.index(n) != i]
+    if moved:
+        raise ValueError(
+            f"{name}'s head was trained on the classes {recorded}; {where} numbers the classes "
+            f"{names}, so fine-tuning would start {moved[0]!r} (and {len(moved) - 1} more) "
+            f"from another class's output. Number them as the head does: classes={recorded} "
+            "(ImageFolder; --data.classes), or give the model a fresh head "
+            "(model.reset_classifier(num_classes))"
+        )
+    new = [f"{old!r} -> {n!r}" for old, n in zip(recorded, names, strict=True) if old != n]
+    shown = ", ".join(new[:3]) + (f", ... ({len(new)} in all)" if len(new) > 3 else "")
+    rank_zero_warn(
+        f"{name}'s head was trained on other classes than {where}'s; fine-tuning starts each "
+        f"output from the old class's weights ({shown}); model.reset_classifier(num_classes) "
+        "gives a fresh head instead"
+    )
