@@ -23,6 +23,7 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 
 import classic_cnns.data.folder as folder_module
+import classic_cnns.data.images as images_module
 import classic_cnns.weights as weights_module
 from classic_cnns import MNIST, Digits, LeNet5, ResNet, create_model, load_model, model_info
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
@@ -413,6 +414,11 @@ def test_one_extension_as_a_string_is_one_extension(tmp_path, digits) -> None:
     assert sum(dm._splits[s][1].numel() for s in ("train", "val")) == 40  # not the .jpg
     with pytest.raises(TypeError, match=r"extensions must be an extension .*; got \[3\]"):
         ImageFolder(tmp_path, extensions=[3])  # type: ignore[list-item]
+    # No extension at all: refused when built, not at setup (after the run has started).
+    with pytest.raises(ValueError, match=r"extensions must name at least one extension; got \[\]"):
+        ImageFolder(tmp_path, extensions=[])
+    with pytest.raises(TypeError, match=r"root must be a folder's path \(str or Path\); got None"):
+        ImageFolder(None)  # type: ignore[arg-type]
 
 
 def test_hidden_files_and_folders_inside_classes_are_not_images(tmp_path, digits) -> None:
@@ -441,7 +447,7 @@ def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     # ImageFolder decodes with torchvision while it has a decoder, else with TorchCodec.
     if request.param == "torchcodec":
         _torchcodec_or_skip()
-        monkeypatch.setattr(folder_module, "_torchvision_decode", None)
+        monkeypatch.setattr(images_module, "_torchvision_decode", None)
     return request.param
 
 
@@ -496,7 +502,7 @@ def test_torchcodec_decodes_to_torchvision_s_pixels(tmp_path, digits) -> None:
     size = (32, 40)  # resized too, as ImageFolder does
     ours = {(f, c): load_image(f, c, size) for f in files for c in (1, 3)}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(folder_module, "_torchvision_decode", None)
+        patch.setattr(images_module, "_torchvision_decode", None)
         for (file, channels), expected in ours.items():
             assert torch.equal(load_image(file, channels, size), expected), (file, channels)
 
@@ -610,6 +616,18 @@ def test_testing_decodes_the_test_images_alone_unless_statistics_need_the_others
     reference = fitted(tmp_path / "classes", test_size=0.2)
     for ours, theirs in zip(dm._splits["test"], reference._splits["test"], strict=True):
         assert torch.equal(ours, theirs)
+    # A checkpoint that records it, which Lightning restores after setup: the loaders follow
+    # its statistics, and no training image is decoded to measure them (all were, before).
+    saver = L.Trainer(**quiet)
+    saver.test(model, reference, verbose=False)
+    saver.save_checkpoint(tmp_path / "recorded.ckpt")
+    decoded.clear()
+    dm = ImageFolder(tmp_path / "split", channels=1)
+    (restored,) = L.Trainer(**quiet).test(
+        LeNet5(num_classes=10), dm, ckpt_path=tmp_path / "recorded.ckpt", verbose=False
+    )
+    assert decoded == {"test": 40} and restored == expected
+    assert dm.preprocessing.mean == (0.13,) and dm.preprocessing.std == (0.31,)
     # A model that records no normalisation: the training images are measured, as in fit.
     decoded.clear()
     dm = ImageFolder(tmp_path / "split", channels=1)
@@ -633,7 +651,7 @@ def test_without_an_image_decoder_the_error_says_how_to_get_one(
     import sys
 
     write_png(digits[0][0][None], str(tmp_path / "a.png"))
-    monkeypatch.setattr(folder_module, "_torchvision_decode", None)
+    monkeypatch.setattr(images_module, "_torchvision_decode", None)
     monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)  # import fails
     with pytest.raises(ImportError, match=r"no image decoders .*: pip install torchcodec"):
         load_image(tmp_path / "a.png", 1, None)

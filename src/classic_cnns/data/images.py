@@ -1,0 +1,165 @@
+"""Image files: listed by extension and decoded into uint8 ``(C, H, W)`` tensors.
+
+``torchvision.io.decode_image`` decodes while torchvision has it (deprecated from 0.29), and
+TorchCodec's ``decode_image`` after; PNG, JPEG, GIF and WebP files give the same pixels in
+both, upright by their EXIF orientation. :class:`~classic_cnns.data.folder.ImageFolder` and
+:func:`~classic_cnns.predict.predict_folder` read every file through :func:`load_image`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+from torch import Tensor
+
+try:  # deprecated from torchvision 0.29 in favour of TorchCodec's decoders, later removed
+    from torchvision.io import decode_image as _torchvision_decode
+except ImportError:  # a torchvision without image decoders
+    _torchvision_decode = None  # type: ignore[assignment]
+
+from classic_cnns.data.preprocessing import _exif_transpose, _luma, to_size
+
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "load_image"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+"""The extensions :func:`list_images` and ``ImageFolder`` read by default, in any case: what
+torchvision's and TorchCodec's ``decode_image`` read in every build (AVIF, HEIC: not all).
+
+Example:
+    >>> from classic_cnns.data.images import IMAGE_EXTENSIONS
+    >>> ".webp" in IMAGE_EXTENSIONS
+    True
+"""
+
+
+def list_images(
+    folder: str | os.PathLike[str],
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    recursive: bool = False,
+) -> list[Path]:
+    """Image files in ``folder`` (by extension, any case), sorted by path.
+
+    Hidden files and folders (a name that starts with a dot: ``.ipynb_checkpoints``, macOS's
+    ``._photo.jpg``) are left out.
+
+    Args:
+        folder: The folder.
+        extensions: File extensions to take (``".png"``; ``"png"`` is read as ``".png"``).
+        recursive: Include the files in subfolders.
+
+    Raises:
+        FileNotFoundError: if ``folder`` is not a folder.
+
+    Example:
+        >>> from classic_cnns.data.folder import list_images
+        >>> list_images("photos")  # doctest: +SKIP
+        [PosixPath('photos/a.jpg'), PosixPath('photos/b.png')]
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        why = "is a file" if folder.exists() else "no such folder"
+        raise FileNotFoundError(f"{folder}: {why}; expected a folder of images")
+    exts = {"." + e.lower().lstrip(".") for e in _extensions(extensions)}
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    shown = (p for p in found if not any(s.startswith(".") for s in p.relative_to(folder).parts))
+    return sorted(p for p in shown if p.suffix.lower() in exts and p.is_file())
+
+
+def _extensions(extensions: Any) -> tuple[str, ...]:
+    # A plain string ("png") is one extension, not the letters iterating it would give.
+    found = (extensions,) if isinstance(extensions, str) else extensions
+    if not isinstance(found, Sequence | set | frozenset) or not all(
+        isinstance(e, str) and e.strip(".") for e in found
+    ):
+        raise TypeError(
+            f'extensions must be an extension (".png" or "png") or a list of them; got '
+            f"{extensions!r}"
+        )
+    if not found:
+        raise ValueError(f"extensions must name at least one extension; got {extensions!r}")
+    return tuple(found)
+
+
+def load_image(
+    path: str | os.PathLike[str], channels: int, size: int | Sequence[int] | None
+) -> Tensor:
+    """Decode an image file into uint8 ``(channels, H, W)``: resize to cover, crop the centre.
+
+    The shorter side is scaled (bilinear, antialiased) so the image covers ``size`` and the
+    centre is cropped, keeping the aspect ratio
+    (:func:`~classic_cnns.data.preprocessing.to_size` with ``"resize"``).
+
+    Args:
+        path: PNG (8 or 16 bits), JPEG, GIF (first frame) or WebP file; turned upright by
+            its EXIF orientation.
+        channels: 1 (grey) or 3 (RGB); other colour modes are converted, and transparency
+            is dropped.
+        size: Output ``(H, W)``, one int for a square, or ``None`` for the file's own size.
+
+    Raises:
+        ValueError: naming the file, if it is empty or cannot be decoded.
+
+    Example:
+        >>> from classic_cnns.data.folder import load_image
+        >>> load_image("digit.png", channels=1, size=32).shape  # doctest: +SKIP
+        torch.Size([1, 32, 32])
+    """
+    if not isinstance(channels, int) or isinstance(channels, bool) or channels not in (1, 3):
+        raise ValueError(f"channels must be the int 1 (grey) or 3 (RGB); got {channels!r}")
+    target = None if size is None else ((size, size) if isinstance(size, int) else tuple(size))
+    if target is not None and (len(target) != 2 or min(target) < 1):
+        raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: the file is empty (0 bytes); expected an image")
+    try:
+        image = _decode_file(path, channels)
+    except (RuntimeError, ValueError, OSError) as err:
+        raise ValueError(f"{path}: cannot decode the image ({err})") from err
+    if image.ndim == 4:  # an animated GIF decodes to (frames, C, H, W): keep the first frame
+        image = image[0]
+    # A 16-bit PNG decodes to uint16, scaled down here (a plain cast would wrap modulo 256).
+    image = TF.to_dtype(image, torch.uint8, scale=True)
+    image = image[:3] if image.shape[0] >= 3 else image[:1]  # without alpha
+    if image.shape[0] != channels:
+        image = _luma(image) if channels == 1 else image.expand(3, -1, -1)
+    if target is not None:
+        image = to_size(image, (int(target[0]), int(target[1])), "resize")
+    return image.contiguous()
+
+
+def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
+    # Upright by the EXIF orientation (as viewers and PIL's ImageOps.exif_transpose show it),
+    # by torchvision's decoder while there is one (WebP's here), else TorchCodec's: the same
+    # pixels. PNG and JPEG turn grey in the decoder (libpng's and libjpeg's conversions, the
+    # same in both); GIF and WebP come as RGB, for _luma (torchvision ignores the mode there,
+    # TorchCodec converts its own way). The file is read once; its first bytes tell the format.
+    with open(path, "rb") as f:
+        data = bytearray(f.read())  # writable, for torch.frombuffer
+    webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    rgb = webp or data[:4] == b"GIF8"
+    mode: Literal["GRAY", "RGB"] = "GRAY" if channels == 1 and not rgb else "RGB"
+    encoded = torch.frombuffer(data, dtype=torch.uint8)
+    if _torchvision_decode is not None:
+        with warnings.catch_warnings():  # the deprecation is ours to act on, not the user's
+            warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning)
+            image = _torchvision_decode(encoded, mode=mode, apply_exif_orientation=not webp)
+        if not webp:
+            return image
+        with Image.open(io.BytesIO(data)) as file:  # torchvision's WebP ignores the EXIF's
+            return _exif_transpose(image, file.getexif().get(0x0112, 1))
+    try:
+        from torchcodec.decoders import decode_image
+    except (ImportError, OSError, RuntimeError) as err:  # a build for another torch: OSError
+        raise ImportError(
+            "this torchvision has no image decoders (deprecated in 0.29, since removed); "
+            f"ImageFolder and predict-folder need TorchCodec's: pip install torchcodec ({err})"
+        ) from err
+    return decode_image(encoded, mode=mode, output_dtype="auto")  # 16-bit PNGs: scaled by us
