@@ -541,6 +541,29 @@ def test_a_truncated_uncompressed_dataset_file_is_named_and_kept(
         assert (raw / T10K_IMAGES.removesuffix(".gz")).read_bytes() == f.read()
 
 
+def test_a_damaged_uncompressed_copy_gives_way_to_the_good_gz_beside_it(
+    mnist_raw: Path, tmp_path: Path
+) -> None:
+    # An interrupted `gunzip -k` leaves a truncated file beside a good archive: the archive
+    # is read (with a warning naming the damaged file), and neither file is touched.
+    raw = make_mnist_dir(tmp_path, mnist_raw, gz=False)
+    for name in (T10K_IMAGES, T10K_LABELS):
+        shutil.copy(mnist_raw / name, raw / name)
+    labels = raw / T10K_LABELS.removesuffix(".gz")
+    labels.write_bytes(labels.read_bytes()[:5008])
+    with pytest.warns(
+        UserWarning, match=rf"^{labels}: expected 10008 bytes .*; read {T10K_LABELS}"
+    ):
+        dm = MNIST(str(tmp_path), download=False, protocol="10k", val_size=0)
+        dm.setup("fit")
+    assert dm.num_classes == 10 and dm._splits["train"][1].shape == (8000,)  # 8,000 of 10,000
+    assert len(labels.read_bytes()) == 5008
+    # Both copies damaged: both are named.
+    (raw / T10K_LABELS).write_bytes((raw / T10K_LABELS).read_bytes()[:100])
+    with pytest.raises(ValueError, match=rf"(?s)^{labels}: expected .*\n{raw / T10K_LABELS}: md5"):
+        MNIST(str(tmp_path), download=False, protocol="10k").setup("fit")
+
+
 @pytest.fixture
 def http_reply() -> Iterator[Callable[[bytes], str]]:
     """A loopback server that answers every request with the given raw bytes, then closes."""

@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import os
 import re
+import warnings
 import zlib
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -176,10 +177,12 @@ class MNIST(InMemoryDataModule):
         return [r for r in self.resources if r[0].startswith(prefixes)]
 
     def _find(self, gz_name: str) -> Path | None:
-        for candidate in (self.raw_dir / gz_name.removesuffix(".gz"), self.raw_dir / gz_name):
-            if candidate.is_file():
-                return candidate
-        return None
+        return next(iter(self._copies(gz_name)), None)
+
+    def _copies(self, gz_name: str) -> list[Path]:
+        # The file's copies in raw_dir: the uncompressed one first (torchvision's), then the .gz.
+        names = (gz_name.removesuffix(".gz"), gz_name)
+        return [self.raw_dir / n for n in names if (self.raw_dir / n).is_file()]
 
     def prepare_data(self) -> None:
         """Download the missing files (once per node), verifying each md5 before use."""
@@ -216,9 +219,21 @@ class MNIST(InMemoryDataModule):
         )
 
     def _read(self, filename: str) -> Tensor:
-        path = self._find(filename)
-        assert path is not None, "load_splits checks that every file is present"
-        return self._verified(path, filename)
+        # The first copy that verifies: a damaged uncompressed file beside a good .gz (an
+        # interrupted gunzip -k) is named in a warning and the .gz is read instead.
+        copies = self._copies(filename)
+        assert copies, "load_splits checks that every file is present"
+        try:
+            return self._verified(copies[0], filename)
+        except ValueError as err:
+            if len(copies) == 1:
+                raise
+            try:
+                images = self._verified(copies[1], filename)
+            except ValueError as also:  # both damaged: name both
+                raise ValueError(f"{err}\n{also}") from None
+            warnings.warn(f"{err}; read {copies[1].name} beside it instead", stacklevel=4)
+            return images
 
     def _verified(self, path: Path, filename: str) -> Tensor:
         # The published archive passes by its md5. Any other copy (recompressed by a mirror,
