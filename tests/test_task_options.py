@@ -86,6 +86,22 @@ def test_another_kind_of_optimizer_on_the_recipe_s_lr_is_warned_of() -> None:
         create_model("resnet18", optimizer="adam")  # its recipe's AdamW: the same scale
 
 
+def test_a_momentum_one_cycle_replaces_is_warned_of() -> None:
+    # One-cycle cycles SGD's momentum 0.95 -> 0.85 -> 0.95 whatever it was built with: a user's
+    # momentum=0.5 never runs, though hparams (and config.yaml) record it.
+    with pytest.warns(UserWarning, match=r"momentum=0\.5 is not used: the one-cycle schedule"):
+        model = LeNet5(momentum=0.5)
+    trainer = _trainer(max_steps=3)
+    trainer.fit(model, DataLoader(TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), 4))
+    assert trainer.optimizers[0].param_groups[0]["momentum"] != 0.5
+    with warnings.catch_warnings():  # a schedule that keeps it, the recipe's own, or none
+        warnings.simplefilter("error")
+        LeNet5(momentum=0.5, scheduler="cosine")
+        LeNet5(momentum=0.9)
+        LeNet5(momentum=0.0)  # plain SGD: not cycled
+        ResNet("resnet20", momentum=0.5)  # its recipe's step schedule
+
+
 def test_a_checkpoints_lr_is_not_carried_over_to_another_optimizer(tmp_path: Path) -> None:
     trainer = _trainer()
     trainer.strategy.connect(LeNet5(lr=0.05))  # SGD, the recipe's optimizer, at 0.05

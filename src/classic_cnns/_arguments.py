@@ -45,6 +45,37 @@ def warn_of_the_recipe_lr(info: ModelInfo, optimizer: Any, lr: Any) -> None:
         )
 
 
+def warn_of_cycled_momentum(info: ModelInfo, optimizer: Any, momentum: Any, scheduler: Any) -> None:
+    """Warn when a ``momentum`` given (other than the recipe's) is replaced by one-cycle's.
+
+    ``"onecycle"`` cycles the momentum of SGD and RMSprop from 0.95 to 0.85 and back
+    (:func:`classic_cnns.optim.make_scheduler`), whatever the optimizer was built with.
+    ``optimizer`` and ``scheduler`` are the resolved ones (given, else the recipe's).
+
+    Example:
+        >>> import warnings
+        >>> from classic_cnns import model_info
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_of_cycled_momentum(model_info("lenet5"), "sgd", 0.5, "onecycle")
+        >>> str(caught[0].message)[:60]
+        'momentum=0.5 is not used: the one-cycle schedule cycles the '
+    """
+    if (
+        scheduler == "onecycle"
+        and optimizer in ("sgd", "rmsprop")
+        and is_number(momentum)
+        and momentum > 0
+        and momentum != info.recipe.momentum
+    ):
+        warnings.warn(
+            f"momentum={momentum:g} is not used: the one-cycle schedule cycles the momentum "
+            "from 0.95 to 0.85 and back (scheduler 'cosine', 'step' or 'none' keeps it)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> None:
     """Raise a ``ValueError`` naming the first of the task's arguments that is out of range.
 
