@@ -535,6 +535,88 @@ def test_a_second_run_without_a_logger_in_one_folder_is_refused_in_one_line(
     )
 
 
+def test_a_run_without_a_logger_replaces_no_file_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a logger a run writes in default_root_dir itself, where a user's files may be:
+    # it is refused before its first batch, and leaves nothing behind (no config.yaml, which
+    # would refuse the next run there).
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.limit_train_batches=1",
+             "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
+             "--trainer.limit_predict_batches=1", "--trainer.max_epochs=1"]  # fmt: skip
+    assert main(["fit", *quiet]) == 0, capsys.readouterr().err  # with the default logger
+    ckpt = ["--ckpt_path", "lightning_logs/version_0/checkpoints/last.ckpt"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    names = ["confusion_matrix.csv", "curves.png", "predictions.csv"]
+    for name in names:
+        (mine / name).write_text(f"the user's {name}\n")
+    here = ["--trainer.logger=false", "--trainer.default_root_dir=mine", *quiet]
+    capsys.readouterr()
+    for command, name in (("test", "confusion_matrix.csv"), ("predict", "predictions.csv"),
+                          ("fit", "curves.png")):  # fmt: skip
+        assert main([command, *here, *(ckpt if command != "fit" else [])]) == 2
+        err = capsys.readouterr().err
+        assert f"{name}: the file exists, and this run's " in err, err
+        assert "run in another folder (--trainer.default_root_dir DIR" in err
+        assert "or with a logger, which gives each run a new version_N folder" in err
+        assert sorted(p.name for p in mine.iterdir()) == names  # nothing trained, written
+        assert all((mine / n).read_text() == f"the user's {n}\n" for n in names)
+    # With a logger each run has its own folder: no clash.
+    assert main(["test", "--trainer.default_root_dir=mine", *quiet, *ckpt]) == 0
+    assert (mine / "lightning_logs" / "version_0" / "confusion_matrix.csv").is_file()
+    # The file moved away, the run goes ahead.
+    (mine / "predictions.csv").unlink()
+    assert main(["predict", *here, *ckpt]) == 0, capsys.readouterr().err
+    assert (mine / "predictions.csv").read_text().startswith("index,label,class,")
+
+
+def test_ckpt_path_with_a_safetensors_file_says_to_give_it_as_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from classic_cnns.export import export_model
+
+    monkeypatch.chdir(tmp_path)
+    export_model(classic_cnns.LeNet5(), "model.safetensors", "safetensors")
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.limit_test_batches=1"]
+    for command in ("fit", "test"):
+        assert main([command, "--ckpt_path", "model.safetensors", *quiet]) == 2
+        assert capsys.readouterr().err.startswith(
+            f"classic-cnns {command}: error: --ckpt_path model.safetensors: a safetensors file "
+            "holds network weights only, not a Lightning checkpoint (.ckpt); give it as "
+            "--weights model.safetensors instead\n"
+        )
+    assert main(["test", "--weights", "model.safetensors", *quiet]) == 0  # as it says
+
+
+def test_predict_folder_says_why_an_output_is_refused_even_with_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trainer = L.Trainer(logger=False, enable_progress_bar=False)
+    trainer.strategy.connect(classic_cnns.LeNet5())
+    ckpt = tmp_path / "a.ckpt"
+    trainer.save_checkpoint(ckpt)
+    saved = ckpt.read_bytes()
+    images = tmp_path / "images"
+    (images / "0").mkdir(parents=True)
+    write_png(torch.zeros(1, 28, 28, dtype=torch.uint8), images / "0" / "0.png")
+    for output, why in ((ckpt, "the checkpoint itself; pick another"),
+                        (images, "a folder; give a file")):  # fmt: skip
+        command = ["predict-folder", str(ckpt), str(images), "--recursive", "--output",
+                   str(output), "--overwrite"]  # fmt: skip
+        assert main(command) == 2
+        assert (
+            capsys.readouterr().err == f"classic-cnns predict-folder: --output {output} is {why}\n"
+        )
+    assert ckpt.read_bytes() == saved
+    (tmp_path / "out.csv").write_text("kept\n")
+    assert (
+        main(["predict-folder", str(ckpt), str(images), "--output", str(tmp_path / "out.csv")]) == 2
+    )
+    assert "out.csv exists; pass --overwrite to replace it\n" in capsys.readouterr().err
+
+
 def test_default_root_dir_holds_the_logs_and_last_resumes_from_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

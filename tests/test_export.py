@@ -298,9 +298,10 @@ def test_predict_folder_writes_the_readable_images_and_names_the_others(
     assert f"{output} exists; pass --overwrite" in capsys.readouterr().err
     assert output.read_bytes() == written
     assert predict_main([ckpt, str(folder), "--output", ckpt, "--overwrite"]) == 2
+    assert f"--output {ckpt} is the checkpoint itself; pick another" in capsys.readouterr().err
     assert LeNet5.load_from_checkpoint(ckpt)  # still the checkpoint
     assert predict_main([ckpt, str(folder), "--output", str(folder), "--overwrite"]) == 2
-    assert "pass --overwrite to replace a file (not a folder" in capsys.readouterr().err
+    assert f"--output {folder} is a folder; give a file" in capsys.readouterr().err
     assert predict_main([ckpt, str(folder), "--output", str(output), "--overwrite"]) == 0
     capsys.readouterr()
     # The same rows as a folder of the good images alone.

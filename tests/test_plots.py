@@ -1,5 +1,6 @@
 """TrainingPlots: the curves after fit and the test confusion matrix, checked against the CSV
-logger's record and an independent count of the predictions."""
+logger's record and an independent count of the predictions; like PredictionCSV, it replaces
+no file that its run did not write."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from classic_cnns import Digits, LeNet5
 from classic_cnns.plots import TrainingPlots, plot_confusion_matrix
+from classic_cnns.predict import PredictionCSV
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -88,12 +90,15 @@ def test_a_run_resumed_from_an_epoch_s_validation_keeps_that_epoch_s_point(
 ) -> None:
     # With validation every 2nd epoch, last.ckpt is saved after epoch 1's validation, before
     # the epoch's end hooks: the resumed curves keep its validation point; its training
-    # metrics would cover only the batches after the resume, so that epoch has none.
-    def run(epochs: int, ckpt: Path | None = None) -> tuple[L.Trainer, TrainingPlots]:
+    # metrics would cover only the batches after the resume, so that epoch has none. The
+    # resumed run writes in its own folder, over its own curves.
+    def run(
+        epochs: int, ckpt: Path | None = None, root: Path = tmp_path
+    ) -> tuple[L.Trainer, TrainingPlots]:
         L.seed_everything(0, verbose=False)
         plots = TrainingPlots()
         trainer = L.Trainer(
-            max_epochs=epochs, check_val_every_n_epoch=2, default_root_dir=tmp_path,
+            max_epochs=epochs, check_val_every_n_epoch=2, default_root_dir=root,
             callbacks=[plots, ModelCheckpoint(save_last=True)], logger=False,
             enable_progress_bar=False, enable_model_summary=False,
         )  # fmt: skip
@@ -102,7 +107,7 @@ def test_a_run_resumed_from_an_epoch_s_validation_keeps_that_epoch_s_point(
 
     run(2)
     _, resumed = run(4, tmp_path / "checkpoints" / "last.ckpt")
-    _, whole = run(4)
+    _, whole = run(4, root=tmp_path / "whole")  # a new run: not over the other's files
     assert [h["epoch"] for h in resumed.history] == [0.0, 1.0, 2.0, 3.0]
     one = {k: v for k, v in whole.history[1].items() if not k.startswith("train_")}
     assert resumed.history[1] == one and "val_loss" in one
@@ -161,16 +166,16 @@ def test_a_failed_write_leaves_the_earlier_files_whole(
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
     model, folder = LeNet5(scheduler="none"), tmp_path / "plots"
 
-    def run(fit: bool = True) -> None:
+    def run(fit: bool = True, overwrite: bool = True) -> None:  # over the first run's files
         trainer = L.Trainer(
-            max_epochs=1, callbacks=[TrainingPlots(folder)], logger=False,
+            max_epochs=1, callbacks=[TrainingPlots(folder, overwrite)], logger=False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         )  # fmt: skip
         if fit:
             trainer.fit(model, loader, loader)
         trainer.test(model, loader, verbose=False)
 
-    run()
+    run(overwrite=False)
     names = ["confusion_matrix.csv", "confusion_matrix.png", "curves.png"]
     assert sorted(p.name for p in folder.iterdir()) == names
     before = {name: (folder / name).read_bytes() for name in names}
@@ -249,3 +254,72 @@ def test_the_curves_say_what_the_training_loss_adds(tmp_path: Path, monkeypatch)
     (fig,) = drawn
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert labels == ["training (labels smoothed by 0.1)", "validation"]
+
+
+def _loader(n: int = 16) -> torch.utils.data.DataLoader:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, 1, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+
+
+def _plain(root: Path, callback: L.Callback) -> L.Trainer:
+    # Without a logger, as in many scripts: the files go to default_root_dir itself.
+    return L.Trainer(
+        max_epochs=1, default_root_dir=root, logger=False, callbacks=[callback],
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+
+
+def test_a_file_the_run_did_not_write_is_refused_before_the_first_batch(tmp_path: Path) -> None:
+    loader, model = _loader(), LeNet5(scheduler="none")
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    mine = tmp_path / "confusion_matrix.csv"
+    mine.write_text("a user's table\n")
+    # fit too: the test that usually follows writes the matrix.
+    for start in (lambda t: t.fit(model, loader, loader), lambda t: t.test(model, loader)):
+        with pytest.raises(FileExistsError) as info:
+            start(_plain(tmp_path, TrainingPlots()))
+        assert str(info.value).startswith(
+            f"{mine}: the file exists, and this run's TrainingPlots did not write it but would "
+            "replace it. To keep it, run in another folder (--trainer.default_root_dir DIR; in "
+            "Python, Trainer(default_root_dir=...)) or with a logger"
+        )
+    assert mine.read_text() == "a user's table\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_matrix.csv"]
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())  # untrained
+    # A run replaces its own files: fit, then test twice.
+    mine.unlink()
+    trainer = _plain(tmp_path, TrainingPlots())
+    trainer.fit(model, loader, loader)
+    trainer.test(model, loader, verbose=False)
+    trainer.test(model, loader, verbose=False)
+    # Those are another run's for a new one; overwrite=True replaces them.
+    with pytest.raises(FileExistsError, match=r"curves\.png: the file exists"):
+        _plain(tmp_path, TrainingPlots()).fit(model, loader, loader)
+    mine.write_text("a user's table\n")
+    _plain(tmp_path, TrainingPlots(overwrite=True)).test(model, loader, verbose=False)
+    assert mine.read_text().startswith("true \\ predicted,0,1,")
+    # With its own folder, the advice is another one.
+    with pytest.raises(FileExistsError, match="To keep it, give TrainingPlots another dirpath"):
+        _plain(tmp_path / "x", TrainingPlots(tmp_path)).test(model, loader, verbose=False)
+    with pytest.raises(ValueError, match="overwrite must be True or False; got 'yes'"):
+        TrainingPlots(overwrite="yes")  # type: ignore[arg-type]
+
+
+def test_prediction_csv_replaces_no_file_it_did_not_write(tmp_path: Path) -> None:
+    loader, model = _loader(), LeNet5()
+    mine = tmp_path / "predictions.csv"
+    mine.write_text("a user's predictions\n")
+    for writer in (PredictionCSV(), PredictionCSV(mine)):  # the run's folder, or a path
+        with pytest.raises(FileExistsError, match=f"{mine}: the file exists") as info:
+            _plain(tmp_path, writer).predict(model, loader, return_predictions=False)
+        advice = "give PredictionCSV another path" if writer.path else "run in another folder"
+        assert f"To keep it, {advice}" in str(info.value)
+        assert writer.written is None and mine.read_text() == "a user's predictions\n"
+    writer = PredictionCSV(overwrite=True)
+    trainer = _plain(tmp_path, writer)
+    for _ in range(2):  # the second time over its own file
+        trainer.predict(model, loader, return_predictions=False)
+        assert writer.written == mine and len(mine.read_text().splitlines()) == 17
+    with pytest.raises(FileExistsError, match=r"predictions\.csv: the file exists"):
+        _plain(tmp_path, PredictionCSV()).predict(model, loader, return_predictions=False)

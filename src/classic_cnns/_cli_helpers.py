@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from classic_cnns import data
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
 from classic_cnns.data.transfer import TransferDataModule
-from classic_cnns.files import load_checkpoint
+from classic_cnns.files import is_safetensors_file, load_checkpoint
 from classic_cnns.models import FAMILIES, family_class
 from classic_cnns.plots import TrainingPlots
 from classic_cnns.predict import PredictionCSV
@@ -324,7 +324,15 @@ def checkpoint_model(ckpt_path: str) -> dict[str, Any] | None:
         ...     model = checkpoint_model(f"{folder}/r.ckpt")
         >>> model["class_path"], model["dict_kwargs"]["arch"]
         ('classic_cnns.models.ResNet', 'resnet20')
+
+    Raises:
+        ValueError: for a safetensors file, which holds weights only: ``--weights`` takes it.
     """
+    if is_safetensors_file(ckpt_path):  # load_checkpoint's advice is for Python
+        raise ValueError(
+            f"--ckpt_path {ckpt_path}: a safetensors file holds network weights only, not a "
+            f"Lightning checkpoint (.ckpt); give it as --weights {ckpt_path} instead"
+        )
     hparams = dict(load_checkpoint(ckpt_path).get("hyper_parameters") or {})
     hparams.pop("_instantiator", None)
     if not hparams:
@@ -436,7 +444,9 @@ class SaveConfig(SaveConfigCallback):
     Its refusal to overwrite a run's ``config.yaml`` says how to keep the earlier run; a run
     that fails before writing anything (a missing dataset, found in the datamodule's
     ``setup``) leaves no empty ``version_N`` folder, which the logger made before it, nor
-    an empty ``lightning_logs``.
+    an empty ``lightning_logs``. A run without a logger that fails before its first batch
+    (a plot or prediction file it refuses to replace) takes back the ``config.yaml`` it
+    wrote, which would refuse the next run in that folder.
 
     Example:
         >>> from classic_cnns._cli_helpers import SaveConfig
@@ -484,14 +494,18 @@ class SaveConfig(SaveConfigCallback):
     def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
         """Remove the run's log folder and the logger's, if empty or holding only what this
         run wrote before its first batch (a refused resume, a checkpoint that does not fit)."""
-        if trainer.logger is None:
-            return
         folders = [Path(str(trainer.log_dir))]
         names = {self.config_filename, "hparams.yaml"}
         own = names - getattr(self, "_found", names)  # only what this run wrote
+        unused = self.already_saved and not getattr(self, "_ran", False)
+        if trainer.logger is None:  # the folder is the user's (default_root_dir): only ours goes
+            if unused and self.config_filename in own and trainer.is_global_zero:
+                with contextlib.suppress(OSError):
+                    (folders[0] / self.config_filename).unlink(missing_ok=True)
+            return
         with contextlib.suppress(OSError):
             written = {p.name for p in folders[0].iterdir()}
-            if self.already_saved and not getattr(self, "_ran", False) and written <= own:
+            if unused and written <= own:
                 for name in own:
                     (folders[0] / name).unlink(missing_ok=True)
         if getattr(trainer.logger, "name", None):  # <save_dir>/<name>/version_N: not save_dir

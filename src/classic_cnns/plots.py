@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from classic_cnns._guard import check_flag
 from classic_cnns.files import atomic_path
 from classic_cnns.task import ImageClassifier
 
@@ -34,6 +35,11 @@ CONFUSION_FILE = "confusion_matrix.png"
 CONFUSION_CSV = "confusion_matrix.csv"
 _EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1")
 _MISSING = "plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')"
+# Where a run without a logger writes: the files of an earlier run, or a user's, are there.
+_RUN_ELSEWHERE = (
+    "run in another folder (--trainer.default_root_dir DIR; in Python, "
+    "Trainer(default_root_dir=...)) or with a logger, which gives each run a new version_N folder"
+)
 
 
 def _matplotlib_missing() -> bool:
@@ -170,8 +176,17 @@ class TrainingPlots(L.Callback):
     written. Nothing is written under ``fast_dev_run``. Each file is written beside its
     target and renamed over it, so a failed write leaves the earlier file whole.
 
+    A file there that this run did not write (a user's, or an earlier run's in a folder
+    without a logger's ``version_N``) is not replaced: ``fit`` is refused when it starts,
+    before the first batch, if any of the three files is there (the test that usually
+    follows writes the matrix), and ``test`` if the matrix's are (``FileExistsError``, naming
+    the file). The check runs in ``on_fit_start`` rather than ``setup`` because only then is
+    a resumed run's state restored: its own files, in the folder it wrote to, are replaced.
+
     Args:
         dirpath: Folder for the files; ``None`` uses the trainer's log folder.
+        overwrite: Replace files this run did not write, as Lightning's
+            ``SaveConfigCallback(overwrite=True)`` does.
 
     Attributes:
         history: One dict per finished epoch: ``epoch`` and the logged ``train_loss``,
@@ -182,10 +197,19 @@ class TrainingPlots(L.Callback):
         >>> import lightning as L
         >>> from classic_cnns.plots import TrainingPlots
         >>> trainer = L.Trainer(callbacks=[TrainingPlots()], logger=False)
+        >>> TrainingPlots(overwrite=True).overwrite
+        True
     """
 
-    def __init__(self, dirpath: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, dirpath: str | os.PathLike[str] | None = None, overwrite: bool = False
+    ) -> None:
+        check_flag("overwrite", overwrite)
         self.dirpath = None if dirpath is None else Path(dirpath)
+        self.overwrite = overwrite
+        self._written: set[Path] = set()  # the files this run wrote (resolved)
+        self._run_folder: Path | None = None  # where this run writes; saved in checkpoints
+        self._resumed_folder: Path | None = None  # where the run it resumes wrote
         self.history: list[dict[str, float]] = []
         self.confusion: Tensor | None = None
         self._val: dict[str, float] = {}
@@ -199,14 +223,36 @@ class TrainingPlots(L.Callback):
         self._trainer = trainer
 
     # -- where ---------------------------------------------------------------------------
-    def _folder(self, trainer: L.Trainer) -> Path | None:
+    def _target(self, trainer: L.Trainer) -> Path | None:
         # Every process must call this: trainer.log_dir broadcasts rank 0's folder.
         log_dir = trainer.log_dir
-        if getattr(trainer, "fast_dev_run", False) or not trainer.is_global_zero:
+        if getattr(trainer, "fast_dev_run", False):
             return None
-        folder = self.dirpath or Path(log_dir or trainer.default_root_dir)
+        return self.dirpath or Path(log_dir or trainer.default_root_dir)
+
+    def _folder(self, trainer: L.Trainer) -> Path | None:
+        folder = self._target(trainer)
+        if folder is None or not trainer.is_global_zero:
+            return None
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def _own(self, path: Path) -> bool:
+        path = path.resolve()
+        return path in self._written or path.parent == self._resumed_folder
+
+    def _refuse_replacing(self, trainer: L.Trainer, names: Sequence[str]) -> None:
+        # Before anything is written: a file there that is not this run's is refused.
+        folder = self._target(trainer)
+        if folder is None:
+            return
+        self._run_folder = folder.resolve()
+        if self.overwrite:
+            return
+        if _matplotlib_missing():  # no figure is drawn, so none is replaced
+            names = [n for n in names if not n.endswith(".png")]
+        advice = _RUN_ELSEWHERE if self.dirpath is None else "give TrainingPlots another dirpath"
+        _refuse_replacing(trainer, [folder / n for n in names], self._own, "TrainingPlots", advice)
 
     @staticmethod
     def _metrics(trainer: L.Trainer, keys: Sequence[str]) -> dict[str, float]:
@@ -214,6 +260,10 @@ class TrainingPlots(L.Callback):
         return {k: float(logged[k]) for k in keys if k in logged}
 
     # -- fit -------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Refuse to replace a file this run did not write (see the class's notes)."""
+        self._refuse_replacing(trainer, [CURVES_FILE, CONFUSION_CSV, CONFUSION_FILE])
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Keep this epoch's validation metrics (the task has logged them by now)."""
         if not trainer.sanity_checking and trainer.state.fn == "fit":
@@ -249,10 +299,11 @@ class TrainingPlots(L.Callback):
             return
         terms = getattr(pl_module, "train_loss_terms", "")
         fig = plot_curves(self.history, f"{type(pl_module).__name__}: loss and accuracy", terms)
-        _save_png(fig, folder / CURVES_FILE)
+        self._save(fig, folder / CURVES_FILE)
 
     def state_dict(self) -> dict[str, Any]:
-        """The per-epoch history, saved in checkpoints so a resumed run keeps its curves.
+        """The per-epoch history, saved in checkpoints so a resumed run keeps its curves, and
+        the folder the run writes to, whose files a run resumed there may replace.
 
         A checkpoint saved before its epoch ended (mid-epoch, or after a validation that
         runs before the epoch's end hooks, as with ``check_val_every_n_epoch`` > 1) also
@@ -265,7 +316,8 @@ class TrainingPlots(L.Callback):
             if self._trainer.current_epoch > self._recorded_epoch:
                 unfinished = {"unfinished": self._trainer.current_epoch, "val": dict(self._val)}
         history = [dict(h) for h in self.history]
-        return {"history": history, "recorded": self._recorded_epoch, **unfinished}
+        folder = {} if self._run_folder is None else {"folder": str(self._run_folder)}
+        return {"history": history, "recorded": self._recorded_epoch, **unfinished, **folder}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the history of the run being resumed."""
@@ -273,10 +325,14 @@ class TrainingPlots(L.Callback):
         self._recorded_epoch = int(state_dict.get("recorded", -1))
         self._resumed_epoch = int(state_dict.get("unfinished", -1))
         self._val = dict(state_dict.get("val", {}))
+        folder = state_dict.get("folder")
+        self._resumed_folder = None if folder is None else Path(folder)
 
     # -- test ------------------------------------------------------------------------------
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Start an empty confusion matrix for the model's classes."""
+        """Refuse to replace a matrix this run did not write; start an empty one for the
+        model's classes."""
+        self._refuse_replacing(trainer, [CONFUSION_CSV, CONFUSION_FILE])
         num_classes = int(getattr(pl_module, "num_classes", 0) or 0)
         self._matrix = None
         if num_classes > 1:
@@ -321,13 +377,18 @@ class TrainingPlots(L.Callback):
             writer.writerow(["true \\ predicted", *names])
             for name, row in zip(names, self.confusion.tolist(), strict=True):
                 writer.writerow([name, *row])
+        self._written.add((folder / CONFUSION_CSV).resolve())
         if _matplotlib_missing():
             rank_zero_info(_MISSING)
             return
         accuracy = float(self.confusion.diag().sum() / self.confusion.sum().clamp(min=1))
         title = f"{type(pl_module).__name__}: test accuracy {100 * accuracy:.2f}%"
         fig = plot_confusion_matrix(self.confusion, names, title=title)
-        _save_png(fig, folder / CONFUSION_FILE)
+        self._save(fig, folder / CONFUSION_FILE)
+
+    def _save(self, fig: Any, path: Path) -> None:
+        _save_png(fig, path)
+        self._written.add(path.resolve())
 
 
 def _save_png(fig: Any, path: Path) -> None:
@@ -335,6 +396,42 @@ def _save_png(fig: Any, path: Path) -> None:
     # the format is given, as the temporary file's name does not end in .png.
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
+
+
+def _refuse_replacing(
+    trainer: L.Trainer,
+    paths: Sequence[Path],
+    own: Callable[[Path], bool],
+    owner: str,
+    advice: str,
+) -> None:
+    """Raise ``FileExistsError`` on every process if one of ``paths`` is there and not ``own``.
+
+    What :class:`TrainingPlots` and :class:`~classic_cnns.predict.PredictionCSV` check before
+    they write: the global-zero process looks, the others hear its answer. ``advice`` says
+    how to keep the file (the message adds: delete it, or ``owner(overwrite=True)``).
+
+    Example:
+        >>> import lightning as L
+        >>> trainer = L.Trainer(logger=False)
+        >>> _refuse_replacing(trainer, [Path("none.csv")], lambda p: False, "Writer", "move")
+        >>> _ = Path("mine.csv").write_text("a user's file")
+        >>> _refuse_replacing(trainer, [Path("mine.csv")], lambda p: False, "Writer",
+        ...                  "write elsewhere")
+        Traceback (most recent call last):
+        ...
+        FileExistsError: mine.csv: the file exists, and this run's Writer did not write it ...
+    """
+    clash = None
+    if trainer.is_global_zero:  # a link is replaced too, even one to nothing
+        clash = next((p for p in paths if os.path.lexists(p) and not own(p)), None)
+    clash = trainer.strategy.broadcast(clash)
+    if clash is not None:
+        raise FileExistsError(
+            f"{clash}: the file exists, and this run's {owner} did not write it but would "
+            f"replace it. To keep it, {advice}, or delete it; {owner}(overwrite=True) "
+            "replaces such files"
+        )
 
 
 def _class_names(trainer: L.Trainer, n: int) -> list[str]:

@@ -28,12 +28,14 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from classic_cnns._guard import check_flag
 from classic_cnns.checkpoint import head_class_names
 from classic_cnns.data.folder import IMAGE_EXTENSIONS, _class_dirs, list_images, load_image
 from classic_cnns.data.preprocessing import Preprocessing
 from classic_cnns.export import _borrowed
 from classic_cnns.files import atomic_path, refuse_folder
 from classic_cnns.hub import _require_classifier, load_model
+from classic_cnns.plots import _RUN_ELSEWHERE, _refuse_replacing
 from classic_cnns.task import ImageClassifier
 
 __all__ = ["PredictionCSV", "predict_folder", "predict_main"]
@@ -222,8 +224,13 @@ class PredictionCSV(BasePredictionWriter):
     ``predictions-rank<r>.csv``. With several dataloaders a first column, ``dataloader``,
     says which one each row comes from (``index`` counts within it).
 
+    A file there that this writer did not write (a user's, or an earlier run's in a folder
+    without a logger's ``version_N``) is not replaced: predicting is refused when it starts,
+    before the first batch (``FileExistsError``, naming the file).
+
     Args:
         path: The CSV file; ``None``: ``predictions.csv`` in the run's log folder.
+        overwrite: Replace a file this writer did not write.
 
     Example:
         >>> import lightning as L
@@ -237,13 +244,35 @@ class PredictionCSV(BasePredictionWriter):
         'index,label,class,class_index,probability'
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, overwrite: bool = False) -> None:
+        check_flag("overwrite", overwrite)
         super().__init__(write_interval="batch")
         self.path = None if path is None else Path(path)
+        self.overwrite = overwrite
+        self._written: set[Path] = set()  # the files this writer wrote (resolved)
         self.written: Path | None = None  # the file of the last run, once written
         self.rows = 0
         self._rows: list[dict[str, Any]] = []
         self._counts: dict[int, int] = {}  # rows so far of each dataloader
+
+    def _paths(self, trainer: Trainer) -> list[Path]:
+        # The file of each process (one, unless several write); every process calls this,
+        # as trainer.log_dir broadcasts rank 0's folder.
+        path = self.path or Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv"
+        if trainer.world_size == 1:
+            return [path]
+        ranks = range(trainer.world_size)
+        return [path.with_name(f"{path.stem}-rank{r}{path.suffix}") for r in ranks]
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Refuse to replace a file this writer did not write, before the first batch."""
+        paths = self._paths(trainer)
+        if not self.overwrite:
+            advice = _RUN_ELSEWHERE if self.path is None else "give PredictionCSV another path"
+            _refuse_replacing(trainer, paths, self._own, "PredictionCSV", advice)
+
+    def _own(self, path: Path) -> bool:
+        return path.resolve() in self._written
 
     def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start a new table."""
@@ -282,12 +311,11 @@ class PredictionCSV(BasePredictionWriter):
 
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Write the table."""
-        path = self.path or Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv"
-        if trainer.world_size > 1:
-            path = path.with_name(f"{path.stem}-rank{trainer.global_rank}{path.suffix}")
+        path = self._paths(trainer)[trainer.global_rank]
         path.parent.mkdir(parents=True, exist_ok=True)
         several = any(row["dataloader"] for row in self._rows)
         _write_csv(self._rows, path, ["dataloader"] * several + _PREDICTION_COLUMNS)
+        self._written.add(path.resolve())
         self.written, self.rows = path, len(self._rows)
 
 
@@ -324,10 +352,13 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prog = "classic-cnns predict-folder"
     output = None if args.output is None else Path(args.output)
-    itself = output is not None and output.resolve() == Path(args.checkpoint).resolve()
-    if output is not None and output.exists() and (itself or output.is_dir() or not args.overwrite):
-        print(f"{prog}: {output} exists; pass --overwrite to replace a file (not a folder, nor "
-              "the checkpoint itself)", file=sys.stderr)  # fmt: skip
+    if output is not None and (output.resolve() == Path(args.checkpoint).resolve()
+                               or output.is_dir()):  # fmt: skip
+        what = "a folder; give a file" if output.is_dir() else "the checkpoint itself; pick another"
+        print(f"{prog}: --output {output} is {what}", file=sys.stderr)
+        return 2
+    if output is not None and output.exists() and not args.overwrite:
+        print(f"{prog}: {output} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
     if (args.mean is None) != (args.std is None):
         print(f"{prog}: give --mean and --std together", file=sys.stderr)
