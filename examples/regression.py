@@ -180,6 +180,17 @@ def main(argv: Sequence[str] | None = None) -> list[float]:
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.every < 1:
         parser.error(f"--epochs and --every must be positive; got {args.epochs}, {args.every}")
+    for flag, value, ok, expected in (
+        ("--points", args.points, args.points >= 2, "at least 2"),
+        ("--noise", args.noise, 0 <= args.noise < float("inf"), "a finite number >= 0"),
+        ("--hidden", args.hidden, args.hidden >= 1, "at least 1"),
+        ("--lr", args.lr, 0 < args.lr < float("inf"), "a finite number > 0"),
+    ):
+        if not ok:
+            parser.error(f"{flag} must be {expected}; got {value}")
+    if args.out.exists() and not args.out.is_dir():  # before training, not after
+        parser.error(f"--out {args.out} is a file; expected a folder (created if missing)")
+    args.out.mkdir(parents=True, exist_ok=True)
 
     L.seed_everything(args.seed, verbose=False)
     data = CurveData(args.curve, args.points, args.noise, args.seed)
@@ -199,17 +210,20 @@ def main(argv: Sequence[str] | None = None) -> list[float]:
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         trainer.fit(model, datamodule=data)
 
-    args.out.mkdir(parents=True, exist_ok=True)
     write_animation(data, recorder, args.out / "fit.gif")
     write_loss_curve(recorder.losses, args.out / "loss.png")
     with (args.out / "losses.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["epoch", "train_loss"])
         writer.writerows((epoch, f"{loss:.6g}") for epoch, loss in enumerate(recorder.losses, 1))
+    # The true curve's own MSE on these points: the mean square of the noise drawn (about
+    # --noise squared). A fit below it has begun to follow the noise.
+    floor = float((data.y - CURVES[args.curve](data.x)).pow(2).mean())
     print(
         f"{args.curve}: training MSE {recorder.losses[0]:.4f} (epoch 1) -> "
-        f"{recorder.losses[-1]:.4f} (epoch {len(recorder.losses)}); noise variance "
-        f"{args.noise**2:.4f}. Wrote fit.gif, loss.png and losses.csv to {args.out}"
+        f"{recorder.losses[-1]:.4f} (epoch {len(recorder.losses)}); the true curve's MSE on "
+        f"these points (the noise drawn) {floor:.4f}, its expectation {args.noise**2:.4f}. "
+        f"Wrote fit.gif, loss.png and losses.csv to {args.out}"
     )
     return recorder.losses
 

@@ -29,7 +29,7 @@ def test_regression_example_fits_the_curve_and_writes_its_figures(
     assert [int(r["epoch"]) for r in rows] == list(range(1, 61))
     losses = [float(r["train_loss"]) for r in rows]
     # The untrained fit is far off; 60 full-batch Adam steps take the MSE well down towards
-    # the noise variance (0.2 ** 2 = 0.04), which no fit can beat by much.
+    # the noise's mean square (0.042 here, 0.2 ** 2 = 0.04 expected), which no fit beats by much.
     assert losses[-1] < 0.5 * losses[0], losses
     assert 0.02 < losses[-1] < 0.1, losses[-1]
 
@@ -46,3 +46,33 @@ def test_regression_example_fits_the_curve_and_writes_its_figures(
     with Image.open(out / "loss.png") as png:
         assert png.format == "PNG"
         assert png.width > 100 and png.height > 100
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--points", "1"], "--points must be at least 2; got 1"),
+        (["--lr", "-1"], "--lr must be a finite number > 0; got -1.0"),
+        (["--noise", "-0.1"], "--noise must be a finite number >= 0; got -0.1"),
+        (["--hidden", "0"], "--hidden must be at least 1; got 0"),
+        (["--out", "{file}"], "is a file; expected a folder (created if missing)"),
+    ],
+)
+def test_regression_example_refuses_bad_flags_before_training(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    message: str,
+) -> None:
+    # A file given as --out was found only after the whole training; the others raised
+    # tracebacks from deep inside (CurveData, torch's Adam).
+    (tmp_path / "a-file").write_text("kept\n")
+    flags = [f.replace("{file}", str(tmp_path / "a-file")) for f in flags]
+    argv = ["regression.py", "--out", str(tmp_path / "out"), *flags]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(EXAMPLES / "regression.py"), run_name="__main__")
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+    assert (tmp_path / "a-file").read_text() == "kept\n"
