@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import lightning as L
 import torch
@@ -33,15 +33,15 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from classic_cnns.bench import core
-from classic_cnns.bench.accuracy import make_datamodule
+from classic_cnns.bench.accuracy import DATASETS, make_datamodule
 from classic_cnns.hub import create_model
 from classic_cnns.optim import make_scheduler
-from classic_cnns.registry import model_info
+from classic_cnns.registry import list_models, model_info
 
 
 def _execute(command: Callable[..., int], tasks: list[core.Task], columns: str, out: Path,
              settings: dict[str, Any], threads: int | None, force: bool) -> int:  # fmt: skip
-    # The report: the command's description, then the rows' `columns` (medians with quartiles).
+    """The report: the command's description, then the rows' `columns` (medians, quartiles)."""
     mode, text = command.__name__, " ".join((command.__doc__ or "").split("\n\n")[0].split())
 
     def report(results: core.Results, _: Path | None) -> list[str]:
@@ -77,12 +77,21 @@ class Setting:
 LENET = Setting()
 TARGETS = Path(__file__).with_name("targets.json")
 LOOPS = ("network", "handwritten", "lightning", "lightning_bare")
+PipelineDataset = Literal["mnist10k", "mnist", "fashion_mnist", "digits"]  # 1 channel, PIL
 
 
-def _refused(command: Callable[..., int], values: dict[str, Any], **minimums: float) -> bool:
-    # Counts checked before any work: too few epochs or repeats leave nothing to measure.
+def _refused(command: Callable[..., int], values: dict[str, Any], *settings: Setting,
+             seed: int = 0, datasets: tuple[str, ...] = DATASETS, **minimums: float
+             ) -> bool:  # fmt: skip
+    """Checked before any work: too few epochs or repeats leave nothing to measure; a dataset,
+    model or seed that cannot be run would end as a failed row."""
     try:
         core.check_minimums("--", values, required=("epochs", "repeats"), **minimums)
+        core.check_seed(seed, "--")
+        for s in settings:
+            if s.dataset not in datasets:
+                raise ValueError(f"dataset must be one of {list(datasets)}; got {s.dataset!r}")
+            model_info(s.model)  # an unknown name: close names suggested
     except ValueError as err:
         print(f"benchmarks/dev.py {command.__name__}: {err}", file=sys.stderr)
         return True
@@ -91,8 +100,8 @@ def _refused(command: Callable[..., int], values: dict[str, Any], **minimums: fl
 
 def _handwritten(model: Any, dm: Any, precision: str, fmt: torch.memory_format, epochs: int,
                  limit: int | None, clock: core.Clock, network_only: bool) -> None:  # fmt: skip
-    # The task's optimizer (the model has scheduler="none") and one-cycle schedule, written out,
-    # calling the clock's hooks. `network_only`: every step on one batch, ready.
+    """The task's optimizer (the model has scheduler="none") and one-cycle schedule, written
+    out, calling the clock's hooks. `network_only`: every step on one batch, ready."""
     backend, loader = clock.backend, dm.train_dataloader()
     net = model.net.to(backend).to(memory_format=fmt).train()  # as the task's channels_last
     steps = min(limit or len(loader), len(loader))
@@ -186,8 +195,8 @@ def overhead(out: Path, settings: tuple[Setting, ...] = (LENET,), backend: core.
         limit_train_batches: Cap on the batches per epoch (smoke runs).
     """
     counts = dict(epochs=epochs, repeats=repeats, limit_train_batches=limit_train_batches)
-    if _refused(overhead, counts | dict(threads=threads), epochs=2, repeats=1,
-                limit_train_batches=1, threads=1):  # fmt: skip
+    if _refused(overhead, counts | dict(threads=threads), *settings, seed=seed, epochs=2,
+                repeats=1, limit_train_batches=1, threads=1):  # fmt: skip
         return 2
     tasks = [core.Task(f"overhead {s.model}/{s.dataset} {backend}", partial(
         _overhead, s, backend, epochs, repeats, limit_train_batches, seed, data_dir), "overhead",
@@ -199,7 +208,8 @@ def overhead(out: Path, settings: tuple[Setting, ...] = (LENET,), backend: core.
 
 
 class _RankZero(core.Clock):
-    # Every process's torch threads; rank 0 writes its epochs and all images to `path`.
+    """Every process's torch threads; rank 0 writes its epochs and all images to `path`."""
+
     def __init__(self, backend: str, threads: int, path: Path) -> None:
         super().__init__(backend)
         self.threads, self.path = threads, path
@@ -230,7 +240,7 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
         threads: Torch threads in all, shared by the processes on the CPU.
     """
     counts = dict(epochs=epochs, limit_train_batches=limit_train_batches, threads=threads)
-    if _refused(scaling, counts, epochs=2, limit_train_batches=1, threads=1):
+    if _refused(scaling, counts, setting, seed=seed, epochs=2, limit_train_batches=1, threads=1):
         return 2
     s, ips = setting, dict[tuple[int, int], float]()
     total = 1 if backend == "cuda" else threads or torch.get_num_threads()
@@ -279,7 +289,20 @@ def _step_memory(model: str, batch: int, size: int, efficient: bool, threads: in
 def memory(model: str = "densenet121", batch_size: int = 8, image_size: int = 128,
            threads: int = 1) -> int:  # fmt: skip
     """Peak CPU memory of one DenseNet training step with and without ``memory_efficient``, each
-    in a fresh process: the peak resident set (Linux ``VmHWM``) above the one before the step."""
+    in a fresh process: the peak resident set (Linux ``VmHWM``) above the one before the step.
+
+    Args:
+        model: A registered model with the ``memory_efficient`` option (the DenseNets).
+    """
+    takes = [m for m in list_models() if "memory_efficient" in model_info(m).options]
+    if model not in takes:
+        print(f"benchmarks/dev.py memory: --model must be a model with the memory_efficient "
+              f"option, one of {takes}; got {model!r}", file=sys.stderr)  # fmt: skip
+        return 2
+    sizes = dict(batch_size=batch_size, image_size=image_size, threads=threads)
+    if _refused(memory, sizes, batch_size=1, image_size=max(model_info(model).min_input_size),
+                threads=1):  # fmt: skip
+        return 2
     for efficient in (False, True):
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             mib = pool.submit(_step_memory, model, batch_size, image_size, efficient, threads)
@@ -288,26 +311,31 @@ def memory(model: str = "densenet121", batch_size: int = 8, image_size: int = 12
     return 0
 
 
-def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
+def pipeline(out: Path, dataset: PipelineDataset = "mnist10k", repeats: int = 5,
              limit_train_batches: int | None = None, data_dir: Path | None = None, seed: int = 0,
              threads: int | None = None, force: bool = False) -> int:  # fmt: skip
-    """The in-memory datamodule against torchvision's per-sample pipeline (a PIL image, `Pad`,
-    `ToTensor`, `Normalize`): a shuffled epoch each to normalised 32x32 batches, alternating, on
-    the CPU, `num_workers=0`; `speedup`: the epoch's time over the datamodule's.
+    """The in-memory datamodule against torchvision's per-sample pipeline (a PIL image, `Pad`
+    and `ToTensor`, or `ToTensor` and `Resize`, as the datamodule fits the size; `Normalize`): a
+    shuffled epoch each to normalised 32x32 batches, alternating, on the CPU, `num_workers=0`;
+    `speedup`: the epoch's time over the datamodule's, none where the batches differ.
 
     Args:
-        dataset: ``mnist10k``, ``mnist`` or ``fashion_mnist`` (28x28, padded to 32).
+        dataset: ``mnist10k``, ``mnist`` or ``fashion_mnist`` (28x28, padded to 32), or
+            ``digits`` (8x8, resized to 32).
         repeats: Epochs per pipeline, alternating (at least 1).
         limit_train_batches: Cap on the batches per epoch (smoke runs).
     """
     counts = dict(repeats=repeats, limit_train_batches=limit_train_batches, threads=threads)
-    if _refused(pipeline, counts, repeats=1, limit_train_batches=1, threads=1):
+    if _refused(pipeline, counts, Setting(dataset=dataset), seed=seed, repeats=1, threads=1,
+                datasets=get_args(PipelineDataset), limit_train_batches=1):  # fmt: skip
         return 2
 
     def run(results: core.Results) -> None:
         dm = make_datamodule(dataset, data_dir, 128, seed, image_size=32)
         data = dm.train_dataloader().dataset
-        steps = [transforms.Pad((32 - data.images.shape[-1]) // 2), transforms.ToTensor()]
+        size, pad = (32 - data.images.shape[-1]) // 2, dm.resize_mode == "pad"  # as the dm does
+        steps = [transforms.Pad(size), transforms.ToTensor()] if pad else [transforms.ToTensor(),
+                 transforms.Resize(32)]  # fmt: skip
         transform = transforms.Compose([*steps, transforms.Normalize(dm.mean, dm.std)])
 
         class PIL(Dataset[tuple[torch.Tensor, int]]):  # as torchvision's MNIST: a PIL image each
@@ -328,10 +356,12 @@ def pipeline(out: Path, dataset: str = "mnist10k", repeats: int = 5,
             images = sum(len(x) for x in itertools.islice(batches(), limit_train_batches))
             seconds[name].append(time.perf_counter() - start)
         ours = core.spread("epoch_s", seconds["classic_cnns"])["epoch_s_median"]
+        differ = None if same else "the pipelines' batches differ: no speedup"  # not the work
         for name, found in seconds.items():
             row = results.add("pipeline", "cpu", pipeline=name, dataset=dataset, images=images)
             row |= dict(repeats=repeats, outputs_match=same, **core.spread("epoch_s", found))
-            row.update(ips=images / row["epoch_s_median"], speedup=row["epoch_s_median"] / ours)
+            speedup = row["epoch_s_median"] / ours if same else None  # only for the same work
+            row.update(ips=images / row["epoch_s_median"], speedup=speedup, note=differ)
 
     columns = "pipeline images epoch_s_median ips speedup outputs_match"
     return _execute(pipeline, [core.Task(f"pipeline {dataset}", run, "pipeline")], columns, out,
@@ -343,6 +373,11 @@ def targets(folder: Path, file: Path = TARGETS) -> int:
     print ``targets.md``. A target is ``met`` when every value of its ``column``\\(s) in the
     ``ok`` rows of its mode matching its ``where`` (a list: any of its values) lies within
     ``min`` and ``max``, ``not met`` when one does not or is missing, else ``not measured``."""
+    for path, kind in ((folder, "folder"), (file, "file")):
+        if not (Path(path).is_dir() if kind == "folder" else Path(path).is_file()):
+            print(f"benchmarks/dev.py targets: --{kind} {path} is not a {kind}; expected a "
+                  "folder of runs and a targets file", file=sys.stderr)  # fmt: skip
+            return 2
     runs = [json.loads(path.read_text())["rows"] for path in sorted(folder.rglob("results.json"))]
     body = []
     for t in json.loads(file.read_text())["targets"]:

@@ -83,7 +83,7 @@ def test_skips_are_noted_once_and_a_missing_dataset_is_a_skip_not_a_failure() ->
     results = run_tasks([Task("scaling lenet5 cpu", needs_data, "scaling")], Results())
     (row,) = results.rows["scaling"]
     assert row["status"] == "skipped" and row["note"].startswith("FileNotFoundError: MNIST")
-    assert results.notes == [f"scaling lenet5 cpu: skipped, {row['note']}"]
+    assert results.notes == [f"scaling on cpu: skipped, {row['note']}"]  # once, by mode
 
 
 def test_mfu_is_against_the_fastest_peak_the_layers_may_use(throughput: Results) -> None:
@@ -621,3 +621,156 @@ def test_the_docs_state_the_cap_on_steps_per_repeat() -> None:
     cap = f"within {tp.MAX_STEPS:,} steps"  # a tiny network's repeat may end before min_time
     readme = (ROOT / "benchmarks" / "README.md").read_text()
     assert cap in " ".join(str(tp.Settings.__doc__).split()) and cap in readme
+
+
+def test_force_replaces_an_earlier_runs_files_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A folder that is not a run's is refused whole, --force or not: nothing in it is removed.
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "mydata.txt").write_text("precious")
+    (victim / "sub" / "code.py").write_text("x")
+    skipped = ["--plots", "false", "--threads", "1"]  # skipped rows only: no work, no time
+    throughput = ["--modes", "throughput", "--throughput.backends", ABSENT, *skipped]
+    assert main([*throughput, "--out", str(victim), "--force", "true"]) == 2
+    err = capsys.readouterr().err
+    assert str(victim) in err and "'mydata.txt'" in err and "no run's results.json" in err
+    assert sorted(str(p.relative_to(victim)) for p in victim.rglob("*")) == [
+        "mydata.txt", "sub", "sub/code.py"]  # fmt: skip
+    # An earlier run's folder: its own files go (a mode no longer run, its plots), others stay.
+    run = tmp_path / "run"
+    assert main([*throughput, "--out", str(run)]) == 0
+    (run / "sub").mkdir()
+    for name in ("notes.txt", "sub/results.json", "other.png", "throughput.png"):
+        (run / name).write_text("mine" if name != "throughput.png" else "a plot")
+    with (run / "report.md").open("a") as f:  # as a report shows its plots
+        f.write("\n![throughput](throughput.png)\n")
+    accuracy = ["--modes", "accuracy", "--accuracy.backend", ABSENT, *skipped]
+    assert main([*accuracy, "--out", str(run), "--force", "true"]) == 0
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == [
+        "accuracy.csv", "notes.txt", "other.png", "report.md", "results.json", "sub",
+        "sub/results.json"]  # fmt: skip
+    assert f"3 files in {run}" in capsys.readouterr().out  # the run's files, not the others
+    assert json.loads((run / "results.json").read_text())["settings"]["modes"] == ["accuracy"]
+
+
+def test_quick_keeps_its_values_beside_a_modes_own_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    def printed(*argv: str) -> dict[str, Any]:
+        with pytest.raises(SystemExit):
+            main(["--quick", *argv, "--print_config"])
+        return dict(yaml.safe_load(capsys.readouterr().out)["throughput"])
+
+    file = tmp_path / "tp.yaml"
+    file.write_text("repeats: 7\n")
+    expected = printed("--throughput.repeats", "7")  # a flag names one field: quick keeps the rest
+    assert expected == {**tp.QUICK, "repeats": 7, "backends": ["cpu", "cuda", "mps"],
+                        "precisions": ["fp32", "bf16-mixed", "fp16-mixed"], "batch_size": None,
+                        "models": ["lenet5", "resnet18"], "compile": ["lenet5/fp32/contiguous"],
+                        "memory_formats": ["contiguous", "channels_last"]}  # fmt: skip
+    for argv in (["--throughput", str(file)], [f"--throughput={file}"],
+                 ["--throughput", "{repeats: 7}"]):  # fmt: skip
+        assert printed(*argv) == expected, argv  # so does the mode's file: it sets repeats only
+
+
+def test_the_seed_is_checked_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
+    # Lightning's seed_everything takes [0, 2**32) (numpy's bound), the tightest of the seeders.
+    for seed in ("-1", str(2**32), str(2**64)):
+        assert main(["--modes", "accuracy", "--seed", seed, "--dry_run", "true"]) == 2, seed
+        assert f"seed must be an int in [0, 2**32); got {seed}" in capsys.readouterr().err
+    assert main(["--modes", "accuracy", "--seed", str(2**32 - 1), "--dry_run", "true"]) == 0
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*32\); got -1"):
+        bench(("throughput",), seed=-1, dry_run=True)
+
+
+def test_an_epoch_on_the_clock_includes_the_modules_epoch_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The task logs its epoch metrics in on_train_epoch_end: Lightning's own loop, timed.
+    from classic_cnns.bench.core import Clock, trainer
+    from classic_cnns.hub import create_model
+
+    monkeypatch.chdir(tmp_path)
+    dm = make_datamodule("digits", None, 32)
+    model, clock, seen = create_model("lenet5", num_classes=10, in_channels=1), Clock("cpu"), []
+    hook = model.on_train_epoch_end
+
+    def on_train_epoch_end() -> None:
+        seen.append(len(clock.epochs))  # the epochs the clock had ended when the module's ran
+        hook()
+
+    monkeypatch.setattr(model, "on_train_epoch_end", on_train_epoch_end)
+    trainer("cpu", epochs=2, limit=1, callbacks=[clock]).fit(model, dm)
+    assert seen == [0, 1] and len(clock.epochs) == 2  # each epoch ended after the module's hook
+    assert list(tmp_path.iterdir()) == []  # the clock is a Checkpoint that saves nothing
+
+
+def test_dev_and_the_datamodules_refuse_bad_input_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match=r"dataset must be one of \['digits', 'mnist10k'.*'nope'"):
+        make_datamodule("nope", None, 8)
+    out = tmp_path / "out"
+    for call, message in (
+        (
+            lambda: dev.pipeline(out, dataset="nope"),
+            "pipeline: dataset must be one of ['mnist10k',",
+        ),
+        (lambda: dev.pipeline(out, seed=-1), "--seed must be an int in [0, 2**32); got -1"),
+        (lambda: dev.overhead(out, (dev.Setting(dataset="nope"),)), "dataset must be one of"),
+        (lambda: dev.scaling(out, dev.Setting(model="lenet")), "Did you mean 'lenet5'"),
+        (lambda: dev.targets(tmp_path / "absent"), "absent is not a folder; expected a folder"),
+        (
+            lambda: dev.memory("lenet5"),
+            "--model must be a model with the memory_efficient option, one of [",
+        ),
+        (lambda: dev.memory("densenet_bc_100", image_size=0), "--image_size must be an int"),
+    ):
+        assert call() == 2, message
+        assert message in capsys.readouterr().err
+    assert not out.exists()  # refused before any work
+
+
+def test_the_pipelines_compare_the_same_work_or_claim_no_speedup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Digits' 8x8 images are resized to 32x32 by the datamodule: by torchvision's too.
+    def rows(out: Path) -> list[dict[str, Any]]:
+        assert dev.pipeline(out, "digits", repeats=1, limit_train_batches=1, threads=1) == 0
+        return list(json.loads((out / "results.json").read_text())["rows"]["pipeline"])
+
+    ours, tv = rows(tmp_path / "same")
+    assert ours["outputs_match"] is tv["outputs_match"] is True
+    assert tv["speedup"] == tv["epoch_s_median"] / ours["epoch_s_median"]
+    monkeypatch.setattr(dev.transforms, "Resize", lambda size: dev.transforms.Pad(12))
+    ours, tv = rows(tmp_path / "different")  # batches that differ: no speedup claimed
+    assert (tv["outputs_match"], tv["speedup"], ours["speedup"]) == (False, None, None)
+    assert "differ" in tv["note"]
+
+
+def test_a_spent_budget_skips_whole_rows_and_notes_each_mode(tmp_path: Path) -> None:
+    out, argv = tmp_path / "b0", ["--modes", "throughput,accuracy", "--plots", "false"]
+    argv += ["--throughput.models", "lenet5", "--throughput.backends", "cpu", "--threads", "1"]
+    argv += ["--throughput.precisions", "fp32", "--throughput.compile", "[]"]
+    argv += ["--throughput.min_time", "0", "--accuracy.recipes", "lenet5/digits"]
+    argv += ["--accuracy.backend", "cpu", "--accuracy.max_epochs", "2", "--budget", "0"]
+    assert main([*argv, "--out", str(out)]) == 0
+    saved = json.loads((out / "results.json").read_text())
+    (row,) = saved["rows"]["throughput"]  # the peaks complete other rows: none of their own
+    assert (row["status"], row["model"], row["impl"], row["precision"]) == (
+        "skipped", "lenet5", "classic_cnns", "fp32")  # fmt: skip
+    (skip,) = saved["rows"]["accuracy"]  # the recipe as it would have run
+    assert (skip["status"], skip["image_size"], skip["epochs"]) == ("skipped", 32, 2)
+    assert "batch 32, 2 epochs, 32 px, fp32" in (out / "report.md").read_text()
+    spent = "skipped, not run: the time budget of 0 s was spent"  # a note for each mode
+    assert saved["notes"] == [f"throughput on cpu: {spent}", f"accuracy on cpu: {spent}"]
+    # One reason in two modes: a note for each.
+    results = Results()
+    for mode in ("throughput", "accuracy", "accuracy"):
+        results.add(mode, ABSENT, "skipped", note=unavailable(ABSENT))
+    assert results.notes == [f"{m} on {ABSENT}: skipped, {unavailable(ABSENT)}"
+                             for m in ("throughput", "accuracy")]  # fmt: skip

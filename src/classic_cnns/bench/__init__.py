@@ -19,7 +19,7 @@ from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
 from classic_cnns.bench import accuracy as accuracy_mode
 from classic_cnns.bench import throughput as throughput_mode
-from classic_cnns.bench.core import check_minimums, execute
+from classic_cnns.bench.core import check_minimums, check_seed, execute
 
 __all__ = ["bench", "main"]
 
@@ -41,11 +41,12 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
         modes: The modes to run, in this order (``throughput``, ``accuracy``: their
             settings); on the command line, as every list flag: ``--modes throughput``,
             ``--modes throughput,accuracy`` or ``--modes '[throughput]'``.
-        seed: Seed of the weights, inputs and data order.
+        seed: Seed of the weights, inputs and data order: an int in [0, 2**32).
         threads: ``torch.set_num_threads`` for the run; ``None`` keeps PyTorch's choice.
         budget: Seconds after which no further task starts (those left are recorded skipped).
         out: Output folder; ``None``: ``bench-results/<YYYYmmdd-HHMMSS>``.
-        force: Replace ``out`` when it is not empty.
+        force: Replace an earlier run's files in ``out`` (only those: a folder that holds no
+            run's ``results.json`` is refused).
         plots: Draw PNG plots (needs matplotlib: ``pip install 'classic-cnns[plot]'``).
         dry_run: List the tasks and exit.
         list_recipes: List the accuracy recipes and exit.
@@ -59,6 +60,7 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
         0
     """
     check_minimums("", dict(threads=threads, budget=budget), threads=1, budget=0.0)
+    check_seed(seed)
     if not modes or any(mode not in MODES for mode in modes):
         raise ValueError(f"modes must name one or more of {list(MODES)}; got {list(modes)}")
     settings: dict[str, Any] = {"throughput": throughput, "accuracy": accuracy}
@@ -79,9 +81,10 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
 
 
 def _quick(parser: ArgumentParser, args: list[str]) -> list[str]:
-    # `--quick`, or `quick: true` in a --config file: the QUICK values as flags after the others,
-    # so that they beat a config's values, for the fields still at their defaults (a
-    # --print_config dump holds every default) and not named on the command line (those win).
+    """``--quick``, or ``quick: true`` in a --config file: the QUICK values as flags after the
+    others, so that they beat a config's values, for the fields still at their defaults (a
+    --print_config dump holds every default) and not named on the command line (those win).
+    A mode's own file (``--throughput FILE``) is a config file too: it names no field."""
     printing = [a for a in args if a.startswith("--print_config")]
     given = [a for a in args if a not in printing]
     found, defaults = parser.parse_args(given), parser.get_defaults()
@@ -92,14 +95,14 @@ def _quick(parser: ArgumentParser, args: list[str]) -> list[str]:
         f"--{m}.{k}={json.dumps(v)}"
         for m in MODES
         for k, v in MODES[m].QUICK.items()
-        if found[f"{m}.{k}"] == defaults[f"{m}.{k}"] and not {m, f"{m}.{k}"} & named
+        if found[f"{m}.{k}"] == defaults[f"{m}.{k}"] and f"{m}.{k}" not in named
     ]
     return [*given, *quick, *printing]
 
 
 def _lists(parser: ArgumentParser, args: list[str]) -> list[str]:
-    # A list flag given a bare word or comma-separated words (``--modes throughput``,
-    # ``--throughput.models lenet5,resnet20``): the JSON list jsonargparse expects.
+    """A list flag given a bare word or comma-separated words (``--modes throughput``,
+    ``--throughput.models lenet5,resnet20``): the JSON list jsonargparse expects."""
     lists = {a.dest for a in parser._actions if get_origin(getattr(a, "_typehint", None)) is tuple}
     out, i = [], 0
     while i < len(args):

@@ -29,10 +29,12 @@ from classic_cnns.plots import plot_confusion_matrix
 from classic_cnns.recipes import OptimizerName, SchedulerName
 from classic_cnns.registry import model_info
 
-__all__ = ["D2L_BOOK", "QUICK", "RECIPES", "Curve", "Recipe", "Settings"]
+__all__ = ["D2L_BOOK", "DATASETS", "QUICK", "RECIPES", "Curve", "Recipe", "Settings"]
 __all__ += ["make_datamodule", "report", "tasks"]
 
 MODE = "accuracy"
+# What make_datamodule loads: Digits ships with the package, the others in torchvision's layout.
+DATASETS = ("digits", "mnist10k", "mnist", "fashion_mnist", "cifar10")
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ _D2L_NET = {"vgg11": (("width_mult", 0.25),)}  # the book's VGG-11 is a quarter 
 
 
 def _d2l(model: str) -> tuple[Recipe, Recipe]:
-    # The book's setting (variant "d2l") and the model's own recipe as `fit` uses it ("default").
+    """The book's setting (variant "d2l") and the model's own recipe as `fit` uses it."""
     size, batch, lr, zh, en = D2L_BOOK[model]
     ref = f"Dive into Deep Learning: test acc {zh} (d2l-zh 2.0), {en} (d2l-en 0.17)"
     book = Recipe(model, "fashion_mnist", "sgd", lr, 0.0, 0.0, "none", batch, 10, size,
@@ -194,7 +196,8 @@ def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, 
                     ) -> InMemoryDataModule:  # fmt: skip
     """A set-up datamodule of ``dataset`` without a validation split (the test split tests),
     reaching ``image_size`` as ``fit`` does (padding by up to 4 pixels a side, else resizing);
-    ``FileNotFoundError`` when ``data_dir`` lacks the files.
+    ``FileNotFoundError`` when ``data_dir`` lacks the files, ``ValueError`` for a dataset not
+    in :data:`DATASETS`.
 
     Example:
         >>> from classic_cnns.bench.accuracy import make_datamodule
@@ -202,6 +205,8 @@ def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, 
         >>> dm.num_classes, tuple(dm.transform(next(iter(dm.train_dataloader()))[0]).shape)
         (10, (64, 1, 16, 16))
     """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {list(DATASETS)}; got {dataset!r}")
     common = dict[str, Any](batch_size=batch_size, val_size=0, seed=seed, image_size=image_size)
     common |= dict(protocol="10k") if dataset == "mnist10k" else {}
     root = str(data_dir or os.environ.get("CLASSIC_CNNS_DATA", "data"))
@@ -259,13 +264,22 @@ class Curve(core.Clock):
         self._evaluate(trainer, module)
 
 
-def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
-    backend, target = s.device(), (s.time_to_accuracy or {}).get(recipe.name)
+def _fields(s: Settings, recipe: Recipe) -> dict[str, Any]:
+    """The recipe as run (epochs capped, the image size settled): every row's first columns, a
+    skipped one's too."""
     size = core.image_size(recipe.model, recipe.image_size, s.max_image_size)
-    row = dict(run=recipe.name, **asdict(recipe), target_acc=target)
+    row = dict(run=recipe.name, **asdict(recipe), target_acc=(s.time_to_accuracy or {}).get(
+        recipe.name))  # fmt: skip
     row.update(epochs=min(recipe.epochs, s.max_epochs or recipe.epochs), image_size=size[0],
                options=" ".join(f"{k}={v}" for k, v in recipe.options))  # fmt: skip
     del row["variant"], row["reference"]  # the variant ends the name; the report cites
+    return row
+
+
+def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
+    backend, row = s.device(), _fields(s, recipe)
+    target, size = row["target_acc"], core.image_size(recipe.model, recipe.image_size,
+                                                      s.max_image_size)  # fmt: skip
     reason = core.unavailable(backend, recipe.precision)
     if not reason:  # no data to load for a backend that is absent
         try:
@@ -309,8 +323,7 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
     if not chosen:
         raise ValueError(f"--accuracy.recipes {list(s.recipes)} match none of {sorted(RECIPES)}")
     return [core.Task(f"accuracy {r.name}", functools.partial(_run, s, seed, r), MODE,
-                      s.device(), dict(run=r.name, model=r.model, dataset=r.dataset))
-            for r in chosen]  # fmt: skip
+                      s.device(), _fields(s, r)) for r in chosen]  # fmt: skip
 
 
 def report(results: core.Results, out: Path | None) -> list[str]:

@@ -3,6 +3,7 @@
 :func:`execute` runs a list of :class:`Task` objects into one :class:`Results`, writing after
 each ``<mode>.csv`` per mode, ``results.json`` and ``report.md`` (a section per mode, from its
 ``report``, which draws the mode's plots); ``classic-cnns bench`` and ``benchmarks/`` alike.
+``--force`` replaces those files of an earlier run (:func:`outputs`), never anything else.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import math
 import os
 import platform
-import shutil
+import re
 import statistics
 import sys
 import time
@@ -29,13 +30,15 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torchvision
+from lightning.pytorch.callbacks import Checkpoint
 from tqdm.auto import tqdm
 
 from classic_cnns.files import atomic_path
 from classic_cnns.registry import model_info
 
 __all__ = ["Clock", "Results", "Task", "autocast", "environment", "execute", "image_size"]
-__all__ += ["quartiles", "run_tasks", "spread", "table", "timed", "trainer", "write"]
+__all__ += ["check_seed", "outputs", "quartiles", "run_tasks", "spread", "table", "timed"]
+__all__ += ["trainer", "write"]
 
 Backend = Literal["cpu", "cuda", "mps"]
 Precision = Literal["fp32", "bf16-mixed", "fp16-mixed"]
@@ -120,7 +123,9 @@ def autocast(backend: str, precision: str) -> contextlib.AbstractContextManager[
 def trainer(backend: str, precision: str = "fp32", epochs: int = 1, limit: int | None = None,
             **kwargs: Any) -> L.Trainer:  # fmt: skip
     """A ``Trainer`` on one ``backend`` device that writes and prints nothing; ``limit`` caps
-    the training batches per epoch, ``kwargs`` go to the ``Trainer``.
+    the training batches per epoch, ``kwargs`` go to the ``Trainer``. Checkpointing is on only
+    for a :class:`Clock` among the ``callbacks`` (Lightning's check for a ``Checkpoint``; it
+    saves nothing, and no ``ModelCheckpoint`` is added beside it).
 
     Example:
         >>> from classic_cnns.bench.core import trainer
@@ -129,7 +134,8 @@ def trainer(backend: str, precision: str = "fp32", epochs: int = 1, limit: int |
         (2, 5, None)
     """
     names = {"fp32": "32-true", "bf16-mixed": "bf16-mixed", "fp16-mixed": "16-mixed"}
-    quiet: dict[str, Any] = dict(devices=1, logger=False, enable_checkpointing=False)
+    clocks = any(isinstance(c, Checkpoint) for c in kwargs.get("callbacks") or ())
+    quiet: dict[str, Any] = dict(devices=1, logger=False, enable_checkpointing=clocks)
     quiet |= dict(enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     quiet |= dict(precision=names[precision], limit_train_batches=limit or 1.0)
     return L.Trainer(accelerator=backend, max_epochs=epochs, **quiet | kwargs)
@@ -159,10 +165,14 @@ def timed(fn: Callable[[], Any], steps: int, backend: str) -> float:
     return time.perf_counter() - start
 
 
-class Clock(L.Callback):
+class Clock(Checkpoint):
     """Epoch seconds (the device synchronised; under DDP between barriers, so that rank 0's
     cover the slowest process), the images and the intervals between step ends (data, transfer,
     transform, forward, backward, step, hooks), but an epoch's first.
+
+    An epoch ends after the ``LightningModule``'s own ``on_train_epoch_end`` (its epoch
+    metrics and logging): Lightning calls that hook of a ``Checkpoint`` (the class, which saves
+    nothing) after the module's, and of other callbacks before it.
 
     Example:
         >>> from classic_cnns.bench.core import Clock
@@ -213,9 +223,8 @@ def spread(prefix: str, values: Sequence[float]) -> dict[str, float | None]:
     return dict(zip(names, (statistics.median(v), q1, q3, v[0], v[-1]), strict=True))
 
 
-def check_minimums(
-    where: str, values: Mapping[str, Any], *, required: Sequence[str] = (), **minimums: float
-) -> None:
+def check_minimums(where: str, values: Mapping[str, Any], *, required: Sequence[str] = (),
+                   **minimums: float) -> None:  # fmt: skip
     """Raise ``ValueError`` unless each named value is at least its minimum, or ``None``.
 
     An int minimum asks for an int (a count), a float one for any finite number; the names
@@ -235,10 +244,24 @@ def check_minimums(
         kind = int if isinstance(low, int) else int | float
         if isinstance(value, bool) or not isinstance(value, kind) or not low <= value < math.inf:
             what = "an int" if kind is int else "a finite number"
-            raise ValueError(
-                f"{where}{key} must be {what} of at least {low}{' (or None)' * optional}; "
-                f"got {value!r}"
-            )
+            raise ValueError(f"{where}{key} must be {what} of at least {low}"
+                             f"{' (or None)' * optional}; got {value!r}")  # fmt: skip
+
+
+def check_seed(seed: Any, where: str = "") -> None:
+    """Raise ``ValueError`` unless ``seed`` is an int in [0, 2**32): what every seeder of a run
+    takes (``seed_everything``'s numpy bound is the tightest; ``torch.Generator`` and the
+    datamodules take more).
+
+    Example:
+        >>> from classic_cnns.bench.core import check_seed
+        >>> check_seed(-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: seed must be an int in [0, 2**32); got -1
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"{where}seed must be an int in [0, 2**32); got {seed!r}")
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -307,9 +330,10 @@ class Results:
     environment: dict[str, Any] = field(default_factory=dict)
 
     def add(self, mode: str, backend: str, status: str = "ok", **values: Any) -> dict[str, Any]:
-        """Append a row of ``mode`` on ``backend`` and return it; a skip's reason becomes a note."""
+        """Append a row of ``mode`` on ``backend`` and return it; a skip's reason becomes a note
+        (one per mode, backend and reason)."""
         row = {"mode": mode, "status": status, "note": None, **values, **environment(backend)}
-        if status == "skipped" and row["note"] and not any(row["note"] in n for n in self.notes):
+        if status == "skipped" and row["note"]:
             self.note(f"{mode} on {backend}: skipped, {row['note']}")
         self.rows.setdefault(mode, []).append(row)
         return row
@@ -327,7 +351,9 @@ class Results:
 @dataclass
 class Task:
     """A unit of work: a label, a function adding rows, and what a failure's row says;
-    ``closing`` runs even when the time budget is spent (a run's final measurement).
+    ``closing`` runs even when the time budget is spent (a run's final measurement); a task
+    that only completes other tasks' rows (``rows=False``: the matmul peaks) gets no row of its
+    own when the budget skips it (the rows it would complete are skipped, and noted, too).
 
     Example:
         >>> from classic_cnns.bench.core import Results, Task
@@ -343,6 +369,7 @@ class Task:
     backend: str = "cpu"
     fields: dict[str, Any] = field(default_factory=dict)
     closing: bool = False
+    rows: bool = True
 
 
 def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = None,
@@ -350,7 +377,8 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
               ) -> Results:  # fmt: skip
     """Run every task with ``threads`` torch threads and ``after_each`` after each: one that
     raises adds a ``failed`` row (its ``fields`` and the error), and none starts after
-    ``budget_s`` (a ``skipped`` row each). A progress bar shows on a terminal.
+    ``budget_s`` (a ``skipped`` row each, but for ``rows=False``). A progress bar shows on a
+    terminal.
 
     Example:
         >>> from classic_cnns.bench.core import Results, Task, run_tasks
@@ -374,15 +402,17 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
                 bar.set_description(task.label)
                 task_start = time.perf_counter()
                 try:
-                    if budget_s is not None and task_start - start > budget_s and not task.closing:
+                    spent = budget_s is not None and task_start - start > budget_s
+                    if spent and not task.closing and task.rows:  # a note per mode and backend
                         note = f"not run: the time budget of {budget_s:g} s was spent"
                         results.add(task.mode, task.backend, "skipped", note=note, **task.fields)
-                    else:
+                    elif not spent or task.closing:
                         task.run(results)
                 except Exception as err:  # one configuration failing must not end the run
                     message = f"{type(err).__name__}: {err}".splitlines()[0][:300]
                     status = "skipped" if isinstance(err, FileNotFoundError) else "failed"
-                    results.note(f"{task.label}: {status}, {message}")  # a missing dataset: skip
+                    if status == "failed":  # a missing dataset is a skip, noted by add
+                        results.note(f"{task.label}: failed, {message}")
                     results.add(task.mode, task.backend, status, note=message, **task.fields)
                 results.task_s[task.label] = time.perf_counter() - task_start
                 results.wall_s = time.perf_counter() - start
@@ -420,12 +450,8 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")  # NaN stays NaN
     keys = ("torch", "torchvision", "lightning")  # the threads: per row
-    found = {
-        str(r["device_name"])
-        for rows in results.rows.values()
-        for r in rows
-        if r.get("device_name")
-    }
+    found = {str(r["device_name"]) for rows in results.rows.values() for r in rows
+             if r.get("device_name")}  # fmt: skip
     devices = "; ".join(sorted(found)) or env["device_name"]  # the GPU's name, on a GPU
     lines = [f"# {command.split(' -')[0]} report", ""]
     lines += [f"Started {results.started}, {results.wall_s or 0:.0f} s: `{command}`", ""]
@@ -438,12 +464,57 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
         tmp.write_text("\n".join(lines).rstrip() + "\n")
 
 
+def outputs(out: Path) -> set[str] | None:
+    """The names of the files a run wrote in ``out`` (as its ``results.json`` and ``report.md``
+    list them: a CSV per mode, ``results.json``, ``report.md``, the plots the report shows), or
+    ``None`` when ``out`` holds no run's ``results.json``.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from classic_cnns.bench.core import Results, outputs, write
+        >>> results = Results()
+        >>> _ = results.add("demo", "cpu", model="lenet5")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     missing = outputs(Path(folder))
+        ...     write(results, Path(folder), [], "bench")
+        ...     missing, sorted(outputs(Path(folder)))
+        (None, ['demo.csv', 'report.md', 'results.json'])
+    """
+    with contextlib.suppress(OSError, ValueError):
+        saved = json.loads((out / "results.json").read_text())
+        if isinstance(saved, dict) and isinstance(saved.get("rows"), dict) and "command" in saved:
+            names = {f"{m}.csv" for m in saved["rows"]} | {"results.json", "report.md"}
+            report = (out / "report.md").read_text() if (out / "report.md").is_file() else ""
+            return names | set(re.findall(r"!\[[^\]]*\]\(([^/\\()]+\.png)\)", report))  # plots
+    return None
+
+
+def _refusal(out: Path, force: bool) -> str | None:
+    """Why the run may not write to ``out``, else ``None``; with ``force`` an earlier run's
+    files go (only those: nothing of a folder that holds no run's ``results.json``)."""
+    if out.exists() and not out.is_dir():
+        return f"{out} is a file; --out must be a folder (absent or empty, or an earlier run's)"
+    found = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    ours = outputs(out) if found and force else set()
+    if found and not force:
+        return f"{out} is not an empty folder; pass --force true to replace an earlier run's files"
+    if ours is None:
+        return (f"--force replaces an earlier run's files only, and {out} holds no run's "
+                f"results.json but {found[0]!r}; choose another --out")  # fmt: skip
+    for path in [out / n for n in ours if (out / n).is_file()]:
+        path.unlink()
+    return None
+
+
 def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command: str,
             settings: dict[str, Any], force: bool = False, budget_s: float | None = None,
             threads: int | None = None, plots: bool = True) -> int:  # fmt: skip
     """Run ``tasks``, rewriting their files in ``out`` after each (a run stopped or killed keeps
     its finished tasks); return 0 (skips are fine), 1 (some failed), 2 (``out`` is a file, or a
-    folder that is not empty and not ``force``) or 130 (interrupted).
+    folder that is not empty, without ``force``, or with ``force`` but not an earlier run's) or
+    130 (interrupted). ``force`` removes the earlier run's files (:func:`outputs`) and leaves
+    anything else in the folder.
 
     Example:
         >>> import tempfile
@@ -455,15 +526,9 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
         0
     """
     prog = command.split(" -")[0]
-    if out.exists() and not out.is_dir():  # --force replaces folders only
-        print(f"{prog}: {out} is a file; --out must be a folder (absent or empty, or replaced "
-              "with --force true)", file=sys.stderr)  # fmt: skip
+    if refused := _refusal(out, force):
+        print(f"{prog}: {refused}", file=sys.stderr)
         return 2
-    if out.exists() and any(out.iterdir()) and not force:
-        print(f"{prog}: {out} is not an empty folder; pass --force true to replace it, or choose "
-              "another --out", file=sys.stderr)  # fmt: skip
-        return 2
-    shutil.rmtree(out, ignore_errors=True)
     results = Results(settings=settings)
     save = functools.partial(write, results, out, reports, command)
     try:
@@ -475,7 +540,7 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     if plots and importlib.util.find_spec("matplotlib") is None:
         results.note("plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')")
     save(plots=plots and importlib.util.find_spec("matplotlib") is not None)
-    print(f"{prog}: {len(list(out.iterdir()))} files in {out} ({results.wall_s or 0:.0f} s)")
+    print(f"{prog}: {len(outputs(out) or ())} files in {out} ({results.wall_s or 0:.0f} s)")
     failed = sum(r["status"] == "failed" for rows in results.rows.values() for r in rows)
     if failed:
         print(f"{prog}: {failed} configuration(s) failed; see {out / 'report.md'}", file=sys.stderr)

@@ -109,7 +109,8 @@ def math_modes(backend: str, precision: str) -> tuple[str, ...]:
 
 
 def _peak(backend: str, mode: str, seconds: float) -> float:
-    # The best FLOP/s of square matmuls in `mode`: 512 to 2048 on CPUs (caches), 4096, 8192 on GPUs.
+    """The best FLOP/s of square matmuls in `mode`: 512 to 2048 on CPUs (caches), 4096 and 8192
+    on GPUs."""
     dtype, matmul_precision = _MATH[mode]
     previous, best = torch.get_float32_matmul_precision(), 0.0
     torch.set_float32_matmul_precision(matmul_precision)
@@ -158,7 +159,7 @@ def fill_mfu(results: core.Results, backend: str, final: bool = True) -> None:
 
 
 def _loss(out: Any, y: Tensor) -> Tensor:
-    # GoogLeNet returns (logits, aux...) in training; torchvision's a namedtuple of the same.
+    """GoogLeNet returns (logits, aux...) in training; torchvision's a namedtuple of the same."""
     z, *aux = out if isinstance(out, tuple) else (out,)
     return sum((0.3 * F.cross_entropy(a, y) for a in aux if a is not None), F.cross_entropy(z, y))
 
@@ -186,9 +187,9 @@ def _steps(net: nn.Module, compiled: bool, x: Tensor, y: Tensor, backend: str,
 
 @functools.cache
 def _flops(name: str, size: tuple[int, int, int]) -> tuple[int, int]:
-    # Forward FLOPs per image as the summary counts them (eval mode), and per training image:
-    # 3x the forward in train mode, which runs GoogLeNet's auxiliary heads too (their share
-    # is taken from torch's FLOP counter, the forward in both modes).
+    """Forward FLOPs per image as the summary counts them (eval mode), and per training image:
+    3x the forward in train mode, which runs GoogLeNet's auxiliary heads too (their share
+    is taken from torch's FLOP counter, the forward in both modes)."""
     net = _network(name, "classic_cnns", size[0])
     fwd = summary(net, size).total_flops
     counted = []
@@ -308,12 +309,13 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
     out = []
     for backend in s.backends:
         if reason := core.unavailable(backend):  # one skipped row
+            named: dict[str, Any] = dict(models=" ".join(models))
             skip = functools.partial(core.Results.add, mode=MODE, backend=backend, note=reason,
-                                     status="skipped", models=" ".join(models))  # fmt: skip
-            out.append(core.Task(f"throughput {backend} (skipped)", skip, MODE, backend))
+                                     status="skipped", **named)  # fmt: skip
+            out.append(core.Task(f"throughput {backend} (skipped)", skip, MODE, backend, named))
             continue
         first, last = (functools.partial(peaks, backend, final) for final in (False, True))
-        out.append(core.Task(f"peak {backend}", first, MODE, backend))
+        out.append(core.Task(f"peak {backend}", first, MODE, backend, rows=False))
         configs = list(product(models, s.precisions, s.memory_formats))
         compiled_too = [c for c in configs if any(fnmatchcase("/".join(c), p) for p in s.compile)]
         # Every eager configuration first, then the compiled ones (compiling takes minutes).
@@ -325,7 +327,8 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
             fields |= dict(memory_format=fmt, compile=compiled)
             run = functools.partial(measure, s, seed, name, backend, precision, fmt, compiled)
             out.append(core.Task(f"throughput {label}", run, MODE, backend, fields))
-        out.append(core.Task(f"peak {backend} again, MFU", last, MODE, backend, closing=True))
+        out.append(core.Task(f"peak {backend} again, MFU", last, MODE, backend, closing=True,
+                             rows=False))  # fmt: skip
     return out
 
 
