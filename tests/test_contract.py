@@ -334,6 +334,23 @@ def _attribute_docstrings(module: str) -> list[tuple[str, str, int]]:
 
 
 @pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_every_public_constant_has_a_docstring(module: str) -> None:
+    """A constant or alias a module exports (in ``__all__``, assigned there) says what it is:
+    mkdocstrings shows its docstring, and the next test runs its example."""
+    exported = set(getattr(importlib.import_module(module), "__all__", ()))
+    body = ast.parse(inspect.getsource(importlib.import_module(module))).body
+    assigned = {
+        target.id
+        for node in body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+    documented = {name for name, doc, _ in _attribute_docstrings(module) if ">>>" in doc}
+    assert (exported & assigned) - documented == set()
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
 def test_attribute_docstring_examples_run(
     module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,6 +1,6 @@
 """Files on disk: written atomically, read safely, and the errors that name them.
 
-The bottom layer of the package; it imports nothing of ours.
+The bottom layer of the package; of ours, it imports only the downloads (``_download``).
 
 * :func:`atomic_path` and :func:`atomic_save` write to a temporary file beside the target and
   rename it into place: an interrupted write never leaves a truncated file where a good one was.
@@ -24,16 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import json
 import os
 import pickle
-import shutil
 import struct
-import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -44,6 +38,8 @@ from typing import IO, Any
 import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from torch import Tensor
+
+from classic_cnns._download import DOWNLOAD_TIMEOUT, download, download_folder
 
 __all__ = [
     "DATA_CHECKPOINT_KEY", "DOWNLOAD_TIMEOUT", "CheckpointError", "WeightsFile", "atomic_path",
@@ -58,8 +54,15 @@ MapLocation = str | torch.device | Callable[..., Any] | dict[str, str] | None
 META_HPARAMS = "classic_cnns.hparams"
 META_DATA = "classic_cnns.data"
 META_VERSION = "classic_cnns.version"
-# The key under which ImageClassifier keeps its data configuration in Lightning checkpoints.
 DATA_CHECKPOINT_KEY = "classic_cnns_data"
+"""The key under which ``ImageClassifier`` keeps its data configuration (mean, std, image
+size, resize, class names) in Lightning checkpoints, beside the weights.
+
+Example:
+    >>> from classic_cnns.files import DATA_CHECKPOINT_KEY
+    >>> DATA_CHECKPOINT_KEY
+    'classic_cnns_data'
+"""
 # torch.compile wraps a module in OptimizedModule, which adds this to its state-dict keys.
 COMPILED_PREFIX = "_orig_mod."
 
@@ -83,68 +86,6 @@ class CheckpointError(ValueError):
         >>> issubclass(CheckpointError, ValueError)
         True
     """
-
-
-DOWNLOAD_TIMEOUT = 60.0  # seconds a server may stay silent (a mirror: the next one is tried)
-
-
-def download(url: str, path: str | os.PathLike[str], *, timeout: float = DOWNLOAD_TIMEOUT) -> None:
-    """Write the body of ``url`` to ``path``, giving up after ``timeout`` s without data.
-
-    The caller checks what arrived (a dataset's md5) and moves it into place: ``path`` is a
-    scratch file, replaced if it exists.
-
-    Raises:
-        OSError: saying what failed (the HTTP status, a refused or dropped connection, a body
-            short of its Content-Length, a reply not HTTP, a server silent for ``timeout`` s);
-            the caller names the URL.
-
-    Example:
-        >>> import tempfile
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     _ = Path(folder, "a.txt").write_text("IDX")
-        ...     download(Path(folder, "a.txt").as_uri(), Path(folder, "b.txt"))
-        ...     Path(folder, "b.txt").read_text()
-        'IDX'
-    """
-    request = urllib.request.Request(url, headers={"User-Agent": "classic-cnns"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(path, "wb") as f:
-            shutil.copyfileobj(response, f, 1 << 20)
-            got, length = f.tell(), response.headers.get("Content-Length", "")
-    except urllib.error.HTTPError as err:
-        raise OSError(f"HTTP {err.code} {err.reason}") from err
-    except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors
-        raise OSError(str(getattr(err, "reason", None) or err) or type(err).__name__) from err
-    except http.client.HTTPException as err:  # a reply that is not HTTP (BadStatusLine, ...)
-        raise OSError(f"not a valid HTTP reply: {err!r}") from err
-    # read(amt) returns what came before the server closed, without raising IncompleteRead.
-    if length.strip().isdigit() and got < int(length):
-        raise OSError(f"the connection closed after {got} of {int(length)} bytes")
-
-
-@contextlib.contextmanager
-def download_folder(parent: str | os.PathLike[str]) -> Iterator[Path]:
-    """A scratch folder in ``parent`` (``.download-*``) for a download, removed afterwards.
-
-    The caller checks what arrived there and moves it into place. Scratch folders that a
-    killed process left behind more than a day ago are removed first.
-
-    Example:
-        >>> import tempfile
-        >>> with tempfile.TemporaryDirectory() as parent:
-        ...     with download_folder(parent) as scratch:
-        ...         scratch.name.startswith(".download-")
-        ...     list(Path(parent).iterdir())
-        True
-        []
-    """
-    for stale in Path(parent).glob(".download-*"):
-        with contextlib.suppress(OSError):  # another process may be removing it too
-            if stale.is_dir() and time.time() - stale.stat().st_mtime > 24 * 3600:
-                shutil.rmtree(stale)
-    with tempfile.TemporaryDirectory(dir=parent, prefix=".download-") as scratch:
-        yield Path(scratch)
 
 
 def file_digest(path: str | os.PathLike[str], algorithm: str = "md5") -> str:

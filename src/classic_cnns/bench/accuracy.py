@@ -33,8 +33,15 @@ __all__ = ["D2L_BOOK", "DATASETS", "QUICK", "RECIPES", "Curve", "Recipe", "Setti
 __all__ += ["make_datamodule", "report", "tasks"]
 
 MODE = "accuracy"
-# What make_datamodule loads: Digits ships with the package, the others in torchvision's layout.
 DATASETS = ("digits", "mnist10k", "mnist", "fashion_mnist", "cifar10")
+"""What :func:`make_datamodule` loads: Digits ships with the package, the others are read in
+torchvision's layout under the data folder.
+
+Example:
+    >>> from classic_cnns.bench.accuracy import DATASETS
+    >>> DATASETS[0]
+    'digits'
+"""
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,6 @@ class Recipe:
                 + "".join(f", {k} {v}" for k, v in self.options))  # fmt: skip
 
 
-# d2l's Fashion-MNIST chapters: model -> (px, batch, lr, test acc in d2l-zh 2.0, in d2l-en 0.17);
-# 10 epochs of SGD at a constant lr from Xavier weights. 32 px: LeNet (28 padded), NiN, DenseNet.
 D2L_BOOK: dict[str, tuple[int, int, float, float, float]] = {
     "lenet5": (32, 256, 0.9, 0.782, 0.809),
     "alexnet": (224, 128, 0.01, 0.881, 0.884),
@@ -92,6 +97,15 @@ D2L_BOOK: dict[str, tuple[int, int, float, float, float]] = {
     "resnet18": (96, 256, 0.05, 0.907, 0.865),
     "densenet_bc_100": (32, 256, 0.1, 0.747, 0.882),
 }
+"""Dive into Deep Learning's Fashion-MNIST chapters: model -> (image size, batch, lr, the test
+accuracy printed in d2l-zh 2.0, in d2l-en 0.17); each trains 10 epochs of SGD at a constant
+lr from Xavier weights. 32 px: LeNet (28 padded), NiN and DenseNet.
+
+Example:
+    >>> from classic_cnns.bench.accuracy import D2L_BOOK
+    >>> D2L_BOOK["resnet18"]  # 96 px, batch 256, lr 0.05; 90.7% and 86.5% in the books
+    (96, 256, 0.05, 0.907, 0.865)
+"""
 _D2L_NET = {"vgg11": (("width_mult", 0.25),)}  # the book's VGG-11 is a quarter as wide
 
 
@@ -136,6 +150,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            reference="Huang et al. 2017, DenseNet-BC (k=12), C10+ (with augmentation)"),
     *itertools.chain.from_iterable(_d2l(model) for model in D2L_BOOK),
 )}  # fmt: skip
+"""Every accuracy recipe by name (``model/dataset`` or ``model/dataset/variant``): the
+README's and the papers' settings, the optimizer comparison and, per d2l chapter, the book's
+setting (``/d2l``) and the model's own recipe (``/default``).
+
+Example:
+    >>> from classic_cnns.bench.accuracy import RECIPES
+    >>> RECIPES["lenet5/mnist10k"].epochs
+    8
+"""
 
 
 @dataclass(frozen=True)
@@ -189,6 +212,13 @@ class Settings:
 
 
 QUICK: dict[str, Any] = dict(recipes=("lenet5/digits", "lenet5/mnist10k"))
+"""The accuracy settings of ``classic-cnns bench --quick``: two short LeNet-5 recipes.
+
+Example:
+    >>> from classic_cnns.bench.accuracy import QUICK
+    >>> QUICK["recipes"]
+    ('lenet5/digits', 'lenet5/mnist10k')
+"""
 
 
 def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, seed: int = 0,

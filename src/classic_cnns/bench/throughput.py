@@ -35,8 +35,15 @@ __all__ = [
 ]  # fmt: skip
 
 MODE = "throughput"
-# The most steps in one timed repeat: a tiny network's repeat may then last less than min_time.
 MAX_STEPS = 1000
+"""The most steps in one timed repeat: a tiny network's repeat may then last less than
+``min_time``.
+
+Example:
+    >>> from classic_cnns.bench.throughput import MAX_STEPS
+    >>> MAX_STEPS
+    1000
+"""
 # Where torchvision has a network of the same name, it has the same layers and parameter names.
 TORCHVISION = set(torchvision.models.list_models())
 # Math mode -> (matmul dtype, float32_matmul_precision while its peak is measured).
@@ -87,9 +94,17 @@ class Settings:
         )  # fmt: skip
 
 
-QUICK: dict[str, Any] = dict(models=("lenet5", "resnet18"), compile=("lenet5/fp32/contiguous",))
-QUICK |= dict(memory_formats=("contiguous", "channels_last"), max_image_size=32)
-QUICK |= dict(repeats=3, warmup=2, min_time=0.3)
+QUICK: dict[str, Any] = dict(models=("lenet5", "resnet18"), compile=("lenet5/fp32/contiguous",),
+                             memory_formats=("contiguous", "channels_last"), max_image_size=32,
+                             repeats=3, warmup=2, min_time=0.3)  # fmt: skip
+"""The throughput settings of ``classic-cnns bench --quick``: two networks at 32 px, few
+repeats.
+
+Example:
+    >>> from classic_cnns.bench.throughput import QUICK
+    >>> QUICK["models"], QUICK["max_image_size"]
+    (('lenet5', 'resnet18'), 32)
+"""
 
 
 def math_modes(backend: str, precision: str) -> tuple[str, ...]:

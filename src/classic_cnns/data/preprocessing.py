@@ -52,6 +52,16 @@ __all__ = [
 ]
 
 ResizeMode = Literal["pad", "resize"]
+"""How images reach another size (:func:`to_size`): ``"pad"`` centres them in a zero border
+(28 px MNIST digits to LeNet-5's 32, as LeCun did), ``"resize"`` resizes to cover and
+crops the centre.
+
+Example:
+    >>> import torch
+    >>> mode: ResizeMode = "pad"
+    >>> to_size(torch.ones(1, 1, 28, 28), (32, 32), mode)[0, 0, 0, :3]
+    tensor([0., 0., 0.])
+"""
 Stats = tuple[tuple[float, ...], tuple[float, ...]]
 
 

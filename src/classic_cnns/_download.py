@@ -1,0 +1,87 @@
+"""Downloads into a scratch folder, for the caller to check before it keeps them
+(:mod:`classic_cnns.files` exports these names).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["DOWNLOAD_TIMEOUT", "download", "download_folder"]
+
+DOWNLOAD_TIMEOUT = 60.0
+"""Seconds a server may stay silent before :func:`download` gives up (the datasets then try
+their next mirror).
+
+Example:
+    >>> from classic_cnns.files import DOWNLOAD_TIMEOUT
+    >>> DOWNLOAD_TIMEOUT
+    60.0
+"""
+
+
+def download(url: str, path: str | os.PathLike[str], *, timeout: float = DOWNLOAD_TIMEOUT) -> None:
+    """Write the body of ``url`` to ``path``, giving up after ``timeout`` s without data.
+
+    The caller checks what arrived (a dataset's md5) and moves it into place: ``path`` is a
+    scratch file, replaced if it exists.
+
+    Raises:
+        OSError: saying what failed (the HTTP status, a refused or dropped connection, a body
+            short of its Content-Length, a reply not HTTP, a server silent for ``timeout`` s);
+            the caller names the URL.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = Path(folder, "a.txt").write_text("IDX")
+        ...     download(Path(folder, "a.txt").as_uri(), Path(folder, "b.txt"))
+        ...     Path(folder, "b.txt").read_text()
+        'IDX'
+    """
+    request = urllib.request.Request(url, headers={"User-Agent": "classic-cnns"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(path, "wb") as f:
+            shutil.copyfileobj(response, f, 1 << 20)
+            got, length = f.tell(), response.headers.get("Content-Length", "")
+    except urllib.error.HTTPError as err:
+        raise OSError(f"HTTP {err.code} {err.reason}") from err
+    except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors
+        raise OSError(str(getattr(err, "reason", None) or err) or type(err).__name__) from err
+    except http.client.HTTPException as err:  # a reply that is not HTTP (BadStatusLine, ...)
+        raise OSError(f"not a valid HTTP reply: {err!r}") from err
+    # read(amt) returns what came before the server closed, without raising IncompleteRead.
+    if length.strip().isdigit() and got < int(length):
+        raise OSError(f"the connection closed after {got} of {int(length)} bytes")
+
+
+@contextlib.contextmanager
+def download_folder(parent: str | os.PathLike[str]) -> Iterator[Path]:
+    """A scratch folder in ``parent`` (``.download-*``) for a download, removed afterwards.
+
+    The caller checks what arrived there and moves it into place. Scratch folders that a
+    killed process left behind more than a day ago are removed first.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as parent:
+        ...     with download_folder(parent) as scratch:
+        ...         scratch.name.startswith(".download-")
+        ...     list(Path(parent).iterdir())
+        True
+        []
+    """
+    for stale in Path(parent).glob(".download-*"):
+        with contextlib.suppress(OSError):  # another process may be removing it too
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > 24 * 3600:
+                shutil.rmtree(stale)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=".download-") as scratch:
+        yield Path(scratch)
