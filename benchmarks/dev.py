@@ -231,7 +231,8 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
             threads: int | None = None, force: bool = False) -> int:  # fmt: skip
     """DDP weak scaling, the batch per process fixed: every process's images/s over rank 0's epoch
     time between barriers (the first epoch warm-up); `efficiency`: ips(n) / (n × ips(1)) at equal
-    threads per process; the last column: over 1 process with every thread.
+    threads per process; the last column: over 1 process with every thread. The runs: 1 process
+    with every thread, then 1 and n processes with threads // n each (1 on CUDA).
 
     Args:
         processes: Process counts besides 1 (``ddp_spawn``; gloo on the CPU, NCCL on CUDA).
@@ -244,7 +245,6 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
         return 2
     s, ips = setting, dict[tuple[int, int], float]()
     total = 1 if backend == "cuda" else threads or torch.get_num_threads()
-    # 1 process with every thread, then 1 and n processes with threads // n each (1 on CUDA).
     runs = [(1, total), *((m, max(1, total // n)) for n in processes for m in (1, n))]
 
     def run(results: core.Results) -> None:
@@ -388,12 +388,11 @@ def targets(folder: Path, file: Path = TARGETS) -> int:
         values = [r.get(c) for r in found for c in columns]
         low, high = t.get("min", -math.inf), t.get("max", math.inf)
         missed = [v for v in values if v is None or not low <= v <= high]
-        met = not missed
-        # The values that miss first (the reason for "not met"), then the others, 8 at most.
-        listed = missed + [v for v in values if v not in missed]
+        listed = missed + [v for v in values if v not in missed]  # the misses first: the reason
         shown = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in listed[:8])
         shown += f", ... ({len(listed) - 8} more)" if len(listed) > 8 else ""
-        body.append([t["text"], shown, ("not measured", ("not met", "met")[met])[bool(found)]])
+        verdict = ("not met", "met")[not missed] if found else "not measured"
+        body.append([t["text"], shown, verdict])
     lines = ["# Targets", "", "Measured in these runs, never asserted by the tests.", ""]
     text = "\n".join([*lines, *core.table(["target", "measured", "verdict"], body)])
     (folder / "targets.md").write_text(text)

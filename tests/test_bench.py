@@ -653,6 +653,11 @@ def test_force_replaces_an_earlier_runs_files_only(
         "sub/results.json"]  # fmt: skip
     assert f"3 files in {run}" in capsys.readouterr().out  # the run's files, not the others
     assert json.loads((run / "results.json").read_text())["settings"]["modes"] == ["accuracy"]
+    # A results.json whose names reach out of the folder: nothing outside it goes.
+    (tmp_path / "precious.csv").write_text("kept")
+    (run / "results.json").write_text(json.dumps({"command": "x", "rows": {"../precious": []}}))
+    assert main([*accuracy, "--out", str(run), "--force", "true"]) == 0
+    assert (tmp_path / "precious.csv").read_text() == "kept"
 
 
 def test_quick_keeps_its_values_beside_a_modes_own_file(
@@ -706,7 +711,18 @@ def test_an_epoch_on_the_clock_includes_the_modules_epoch_end(
     monkeypatch.setattr(model, "on_train_epoch_end", on_train_epoch_end)
     trainer("cpu", epochs=2, limit=1, callbacks=[clock]).fit(model, dm)
     assert seen == [0, 1] and len(clock.epochs) == 2  # each epoch ended after the module's hook
-    assert list(tmp_path.iterdir()) == []  # the clock is a Checkpoint that saves nothing
+    assert list(tmp_path.iterdir()) == []
+    # A plain callback: a user's Trainer with a clock still checkpoints as Lightning does (a
+    # Checkpoint subclass had replaced its ModelCheckpoint, and test() found no best model).
+    import lightning as L
+
+    quiet = dict(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    user = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,
+                     callbacks=[Clock("cpu")], **quiet)  # fmt: skip
+    user.fit(create_model("lenet5", num_classes=10, in_channels=1), dm)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["epoch=0-step=2.ckpt"]
+    user.test(datamodule=dm, verbose=False)  # the best checkpoint, restored
+    L.Trainer(enable_checkpointing=False, callbacks=[Clock("cpu")], **quiet)
 
 
 def test_dev_and_the_datamodules_refuse_bad_input_by_name(

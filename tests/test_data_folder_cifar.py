@@ -628,6 +628,12 @@ def test_testing_decodes_the_test_images_alone_unless_statistics_need_the_others
     )
     assert decoded == {"test": 40} and restored == expected
     assert dm.preprocessing.mean == (0.13,) and dm.preprocessing.std == (0.31,)
+    # Until the first loader the statistics are unknown, and nothing shows stand-ins for them.
+    seen: list[Any] = []
+    watch = L.Callback()
+    watch.setup = lambda trainer, *_, **__: seen.append(trainer.datamodule.data_config)  # type: ignore[method-assign]
+    L.Trainer(**quiet, callbacks=[watch]).test(LeNet5(num_classes=10), dm, verbose=False)
+    assert seen == [{}] and dm.preprocessing is not None and dm.preprocessing.mean != (0.5,)
     # A model that records no normalisation: the training images are measured, as in fit.
     decoded.clear()
     dm = ImageFolder(tmp_path / "split", channels=1)

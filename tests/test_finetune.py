@@ -212,6 +212,15 @@ class _Renamed(Digits):
     class_names = ("zero", "one", *(str(d) for d in range(2, 10)))
 
 
+class _Shifted(Digits):
+    # A new class first, the head's "0"-"8" after it (an STL-10 folder for a CIFAR-10 head).
+    class_names = ("ten", *(str(d) for d in range(9)))
+
+
+class _Unnamed(Digits):
+    class_names = ("a", "b", "c")  # names that do not cover the classes: the count decides
+
+
 def test_fine_tuning_a_head_refuses_its_classes_numbered_otherwise(tmp_path: Path) -> None:
     # A head that knows "0" at output 0 must not be fine-tuned on data that labels "0" as 1:
     # it would silently start from the wrong class (and then record the data's names).
@@ -224,6 +233,15 @@ def test_fine_tuning_a_head_refuses_its_classes_numbered_otherwise(tmp_path: Pat
         _trainer(max_steps=1).fit(model, _Reordered(batch_size=32))
     assert "fine-tuning would start '1' (and 1 more) from another class's output" in str(err.value)
     assert "classes=['0', '1', '2', '3'" in str(err.value)
+    # The order it suggests keeps each class the head knows at its output, the new one where
+    # a class of the head's is missing.
+    with pytest.raises(ValueError, match=r"start '0' \(and 8 more\)") as err:
+        _trainer(max_steps=1).fit(model, _Shifted(batch_size=32))
+    assert f"classes={[*(str(d) for d in range(9)), 'ten']}" in str(err.value)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", ".*head was trained")
+        _trainer(max_steps=1).fit(LeNet5.load_from_checkpoint(tmp_path / "digits.ckpt"),
+                                  _Unnamed(batch_size=32))  # fmt: skip
     # New names for some outputs: fine-tuning them is fine, and says what it starts from.
     with pytest.warns(UserWarning, match=r"'0' -> 'zero', '1' -> 'one'\); model.reset_classifier"):
         _trainer(max_steps=1).fit(model, _Renamed(batch_size=32))

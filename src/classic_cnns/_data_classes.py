@@ -123,17 +123,20 @@ def _check_head_classes(
     # Fine-tuning a head trained on `recorded` classes (as many as the data's): a class it
     # knows under another output would start from another class's weights, and a head moved
     # to new classes keeps its old weights as a start, which the user should know.
-    if recorded is None or names is None or list(recorded) == names:
-        return
+    if recorded is None or names is None or len(recorded) != len(names) or list(recorded) == names:
+        return  # (a count that differs: the count's own check, where the data has one)
     recorded = list(recorded)
     moved = [n for i, n in enumerate(names) if n in recorded and recorded.index(n) != i]
     if moved:
+        # The order that keeps each class the head knows at its output, new ones where free.
+        new_names = iter(n for n in names if n not in recorded)
+        order = [n if n in names else next(new_names) for n in recorded]
+        more = f" (and {len(moved) - 1} more)" if len(moved) > 1 else ""
         raise ValueError(
             f"{name}'s head was trained on the classes {recorded}; {where} numbers the classes "
-            f"{names}, so fine-tuning would start {moved[0]!r} (and {len(moved) - 1} more) "
-            f"from another class's output. Number them as the head does: classes={recorded} "
-            "(ImageFolder; --data.classes), or give the model a fresh head "
-            "(model.reset_classifier(num_classes))"
+            f"{names}, so fine-tuning would start {moved[0]!r}{more} from another class's "
+            f"output. Number them as the head does: classes={order} (ImageFolder; "
+            "--data.classes), or give the model a fresh head (model.reset_classifier(n))"
         )
     new = [f"{old!r} -> {n!r}" for old, n in zip(recorded, names, strict=True) if old != n]
     shown = ", ".join(new[:3]) + (f", ... ({len(new)} in all)" if len(new) > 3 else "")

@@ -30,7 +30,6 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torchvision
-from lightning.pytorch.callbacks import Checkpoint
 from tqdm.auto import tqdm
 
 from classic_cnns.files import atomic_path
@@ -42,11 +41,11 @@ __all__ += ["trainer", "write"]
 
 Backend = Literal["cpu", "cuda", "mps"]
 Precision = Literal["fp32", "bf16-mixed", "fp16-mixed"]
-# The columns environment() fills; each CSV file puts them last.
-ENVIRONMENT: tuple[str, ...] = ("backend", "device_name", "threads", "load_1m", "host")
-ENVIRONMENT += ("platform", "python", "torch", "torchvision", "lightning")
-# A mode's report: its section of report.md, drawing its plots into the folder when given one.
+ENVIRONMENT: tuple[str, ...] = ("backend", "device_name", "threads", "load_1m", "host",
+    "platform", "python", "torch", "torchvision", "lightning")  # fmt: skip
+"""The columns :func:`environment` fills; each CSV file puts them last."""
 Report = Callable[["Results", "Path | None"], list[str]]
+"""A mode's report: its section of report.md, drawing its plots into the folder when given."""
 
 
 @functools.cache
@@ -123,9 +122,7 @@ def autocast(backend: str, precision: str) -> contextlib.AbstractContextManager[
 def trainer(backend: str, precision: str = "fp32", epochs: int = 1, limit: int | None = None,
             **kwargs: Any) -> L.Trainer:  # fmt: skip
     """A ``Trainer`` on one ``backend`` device that writes and prints nothing; ``limit`` caps
-    the training batches per epoch, ``kwargs`` go to the ``Trainer``. Checkpointing is on only
-    for a :class:`Clock` among the ``callbacks`` (Lightning's check for a ``Checkpoint``; it
-    saves nothing, and no ``ModelCheckpoint`` is added beside it).
+    the training batches per epoch, ``kwargs`` go to the ``Trainer``.
 
     Example:
         >>> from classic_cnns.bench.core import trainer
@@ -134,8 +131,7 @@ def trainer(backend: str, precision: str = "fp32", epochs: int = 1, limit: int |
         (2, 5, None)
     """
     names = {"fp32": "32-true", "bf16-mixed": "bf16-mixed", "fp16-mixed": "16-mixed"}
-    clocks = any(isinstance(c, Checkpoint) for c in kwargs.get("callbacks") or ())
-    quiet: dict[str, Any] = dict(devices=1, logger=False, enable_checkpointing=clocks)
+    quiet: dict[str, Any] = dict(devices=1, logger=False, enable_checkpointing=False)
     quiet |= dict(enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     quiet |= dict(precision=names[precision], limit_train_batches=limit or 1.0)
     return L.Trainer(accelerator=backend, max_epochs=epochs, **quiet | kwargs)
@@ -165,14 +161,15 @@ def timed(fn: Callable[[], Any], steps: int, backend: str) -> float:
     return time.perf_counter() - start
 
 
-class Clock(Checkpoint):
+class Clock(L.Callback):
     """Epoch seconds (the device synchronised; under DDP between barriers, so that rank 0's
     cover the slowest process), the images and the intervals between step ends (data, transfer,
     transform, forward, backward, step, hooks), but an epoch's first.
 
-    An epoch ends after the ``LightningModule``'s own ``on_train_epoch_end`` (its epoch
-    metrics and logging): Lightning calls that hook of a ``Checkpoint`` (the class, which saves
-    nothing) after the module's, and of other callbacks before it.
+    Under a ``Trainer`` an epoch ends when the next one starts, or training ends: after the
+    ``LightningModule``'s own ``on_train_epoch_end`` (its epoch metrics and logging), which
+    Lightning calls after the callbacks' hook; :meth:`epoch_ended` follows, off the clock.
+    Called by hand (no trainer, a hand-written loop), ``on_train_epoch_end`` ends it at once.
 
     Example:
         >>> from classic_cnns.bench.core import Clock
@@ -186,14 +183,13 @@ class Clock(Checkpoint):
     """
 
     def __init__(self, backend: str) -> None:
-        self.backend, self.images = backend, 0
+        self.backend, self.images, self._running = backend, 0, False
         self.epochs, self.steps = list[float](), list[float]()
 
     def on_train_epoch_start(self, trainer: Any = None, module: Any = None) -> None:
-        if trainer is not None:
-            trainer.strategy.barrier()
-        synchronize(self.backend)
-        self._start, self._last = time.perf_counter(), math.nan
+        self._stop(trainer, module)  # the epoch before, after every epoch-end hook
+        self._sync(trainer)
+        self._start, self._last, self._running = time.perf_counter(), math.nan, True
 
     def on_train_batch_end(self, trainer: Any, module: Any, out: Any, batch: Any, i: int) -> None:
         now = time.perf_counter()
@@ -201,10 +197,26 @@ class Clock(Checkpoint):
         self._last, self.images = now, self.images + len(batch[0])
 
     def on_train_epoch_end(self, trainer: Any = None, module: Any = None) -> None:
+        if trainer is None:  # by hand; a Trainer's module hook comes next: see the class
+            self._stop(None, module)
+
+    def _sync(self, trainer: Any) -> None:
+        """Wait for every process (DDP), then for the device."""
         if trainer is not None:
             trainer.strategy.barrier()
         synchronize(self.backend)
-        self.epochs.append(time.perf_counter() - self._start)
+
+    def _stop(self, trainer: Any, pl_module: Any) -> None:
+        if self._running:
+            self._sync(trainer)
+            self.epochs.append(time.perf_counter() - self._start)
+            self._running = False
+            self.epoch_ended(trainer, pl_module)
+
+    on_train_end = _stop  # the last epoch ends with training
+
+    def epoch_ended(self, trainer: Any, module: Any) -> None:
+        """Called once an epoch's time is taken, off the clock (nothing here)."""
 
 
 def spread(prefix: str, values: Sequence[float]) -> dict[str, float | None]:
@@ -486,7 +498,8 @@ def outputs(out: Path) -> set[str] | None:
         if isinstance(saved, dict) and isinstance(saved.get("rows"), dict) and "command" in saved:
             names = {f"{m}.csv" for m in saved["rows"]} | {"results.json", "report.md"}
             report = (out / "report.md").read_text() if (out / "report.md").is_file() else ""
-            return names | set(re.findall(r"!\[[^\]]*\]\(([^/\\()]+\.png)\)", report))  # plots
+            names |= set(re.findall(r"!\[[^\]]*\]\(([^/\\()]+\.png)\)", report))  # plots
+            return {n for n in names if Path(n).name == n and n not in (".", "..")}  # in out
     return None
 
 

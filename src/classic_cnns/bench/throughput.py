@@ -44,11 +44,11 @@ Example:
     >>> MAX_STEPS
     1000
 """
-# Where torchvision has a network of the same name, it has the same layers and parameter names.
 TORCHVISION = set(torchvision.models.list_models())
-# Math mode -> (matmul dtype, float32_matmul_precision while its peak is measured).
-_MATH = dict(fp32=(torch.float32, "highest"), tf32=(torch.float32, "high"))
-_MATH |= dict(bf16=(torch.bfloat16, "highest"), fp16=(torch.float16, "highest"))
+"""Where torchvision has a network of the same name, it has the same layers and parameters."""
+_MATH = dict(fp32=(torch.float32, "highest"), tf32=(torch.float32, "high"),
+             bf16=(torch.bfloat16, "highest"), fp16=(torch.float16, "highest"))  # fmt: skip
+"""Math mode -> (matmul dtype, float32_matmul_precision while its peak is measured)."""
 _MODELS = ("lenet5", "resnet20", "nin", "densenet_bc_100", "alexnet", "resnet18", "googlenet")
 _FORMAT = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 

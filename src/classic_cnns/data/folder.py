@@ -340,8 +340,9 @@ class ImageFolder(TransferDataModule):
         ``Trainer.test`` and ``predict`` decode the test images alone, and the training images
         only when the normalisation needs their statistics: neither ``mean`` given nor one the
         model records (a ``ckpt_path``'s model records them: Lightning restores it after this
-        setup, and the loaders follow it). The other splits are decoded when first asked
-        for. A datamodule used again with a model that takes the images at another size, or
+        setup, and the loaders follow it; until the first loader, under a ``Trainer``,
+        ``preprocessing`` is ``None``). The other splits are decoded when first asked for.
+        A datamodule used again with a model that takes the images at another size, or
         padded rather than resized, decodes the files again.
         """
         # The model's own data_config decides here, before its setup records this datamodule's
@@ -350,11 +351,13 @@ class ImageFolder(TransferDataModule):
             self._splits, self._measured = {}, None
         self._load(only_test=stage in ("test", "predict"))
         self._native = tuple(self._splits["test"][0].shape[-2:])  # every split's size
-        self._stats_later = stage in ("test", "predict") and self.trainer is not None
+        later = self._stats_later = stage in ("test", "predict") and self.trainer is not None
         try:
             self._follow_model(self._native)
         finally:
             self._stats_later = False
+        if later:  # not known yet: no preprocessing (nor data_config) with stand-in statistics
+            self.preprocessing = None
         self._move_to_device()
 
     def _resolve_stats(self) -> None:

@@ -232,7 +232,8 @@ class MNIST(InMemoryDataModule):
                 images = self._verified(copies[1], filename)
             except ValueError as also:  # both damaged: name both
                 raise ValueError(f"{err}\n{also}") from None
-            warnings.warn(f"{err}; read {copies[1].name} beside it instead", stacklevel=4)
+            why = str(err).replace(_REDOWNLOAD, "delete it")  # the archive beside it is good
+            warnings.warn(f"{why}; read {copies[1].name} beside it instead", stacklevel=4)
             return images
 
     def _verified(self, path: Path, filename: str) -> Tensor:
