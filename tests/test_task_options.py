@@ -77,8 +77,9 @@ def test_the_optimizer_is_built_from_the_recipe() -> None:
 
 def test_another_kind_of_optimizer_on_the_recipe_s_lr_is_warned_of() -> None:
     # LeNet-5's recipe is SGD at 0.1; Adam there diverges. Adam's kin, or an lr, say nothing.
-    with pytest.warns(UserWarning, match=r"lr 0\.1 is lenet5's recipe's for 'sgd'; 'adam' "):
+    with pytest.warns(UserWarning, match=r"lr 0\.1 is lenet5's recipe's for 'sgd'; 'adam' ") as w:
         assert LeNet5(optimizer="adam").hparams.lr == 0.1
+    assert w[0].filename == __file__
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LeNet5(optimizer="adam", lr=1e-3)
@@ -89,8 +90,9 @@ def test_another_kind_of_optimizer_on_the_recipe_s_lr_is_warned_of() -> None:
 def test_a_momentum_one_cycle_replaces_is_warned_of() -> None:
     # One-cycle cycles SGD's momentum 0.95 -> 0.85 -> 0.95 whatever it was built with: a user's
     # momentum=0.5 never runs, though hparams (and config.yaml) record it.
-    with pytest.warns(UserWarning, match=r"momentum=0\.5 is not used: the one-cycle schedule"):
+    with pytest.warns(UserWarning, match=r"momentum=0\.5 is not used: the one-cycle schedule") as w:
         model = LeNet5(momentum=0.5)
+    assert w[0].filename == __file__  # the user's line, not the family class's generated code
     trainer = _trainer(max_steps=3)
     trainer.fit(model, DataLoader(TensorDataset(torch.randn(8, 1, 32, 32), torch.arange(8)), 4))
     assert trainer.optimizers[0].param_groups[0]["momentum"] != 0.5
