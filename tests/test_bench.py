@@ -341,6 +341,10 @@ def test_list_flags_take_bare_and_comma_separated_words(capsys: pytest.CaptureFi
     assert "modes must name one or more of ['throughput', 'accuracy']; got []" in (
         capsys.readouterr().err
     )
+    # An empty value is no list of words (it ran no model at all); '[]' still says "none".
+    for empty in (["--throughput.models="], ["--throughput.models", ""]):
+        assert main(["--modes", "throughput", *empty, "--dry_run", "true"]) == 2, empty
+        assert 'Parser key "throughput.models"' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,7 @@ def _lists(parser: ArgumentParser, args: list[str]) -> list[str]:
         listed = key.removeprefix("--") in lists
         if listed and not eq and i + 1 < len(args) and not args[i + 1].startswith("--"):
             value, eq, i = args[i + 1], "=", i + 1
-        if listed and eq and not value.lstrip().startswith("["):
+        if listed and eq and value.strip() and not value.lstrip().startswith("["):
             value = json.dumps([v.strip() for v in value.split(",") if v.strip()])
         out.append(f"{key}={value}" if listed and eq else args[i])
         i += 1
