@@ -5,7 +5,9 @@ Like torchvision, this is the single-GPU form of Krizhevsky's follow-up "One wei
 trick for parallelizing convolutional neural networks" (arXiv 1404.5997): five
 convolutions of 64-192-384-256-256 channels instead of the paper's 96-256-384-384-256
 split over two GPUs, no local response normalisation, and an adaptive 6x6 average
-pool in front of the classifier so that other input sizes work too.
+pool in front of the classifier so that other input sizes work too. The fourth
+convolution's 256 channels are those of Krizhevsky's single-GPU cuda-convnet2
+configuration; the follow-up's footnote gives 384 (pytorch/vision#463, #704).
 
 ============  ================  ========  =====  ======  ======
 Module        Layer             Features  Size   Kernel  Stride
@@ -26,7 +28,8 @@ classifier.6  fully connected   classes   -      -       -
 ============  ================  ========  =====  ======  ======
 
 A ReLU follows every convolution and the first two linear layers, and dropout comes
-before those two (``classifier.0`` and ``classifier.3``). That is 61,100,840
+before those two (``classifier.0`` and ``classifier.3``), as in torchvision; the paper puts
+dropout on those layers' outputs. That is 61,100,840
 parameters for 3 channels and 1000 classes, exactly torchvision's, and torchvision's
 state dicts load with ``strict=True``. The smallest input is 63x63:
 the stride-4 stem and three 3x3/2 pools leave a 1x1 map there and nothing at 62.

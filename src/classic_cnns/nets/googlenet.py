@@ -14,7 +14,9 @@ Layer and parameter names are torchvision's, so its state dicts load with
 * batch normalisation (eps 0.001) after every convolution and no local response norm;
 * the "5x5" branch uses a 3x3 convolution (https://github.com/pytorch/vision/issues/906);
 * max pooling rounds up (``ceil_mode=True``), the auxiliary heads pool adaptively to
-  4x4 rather than with a 5x5 stride-3 window, and the main dropout is 0.2, not 0.4.
+  4x4 rather than with a 5x5 stride-3 window, and the main dropout is 0.2, not 0.4;
+* ``maxpool4``, after inception4e, is 2x2 with stride 2 (the paper's Table 1: 3x3 stride 2;
+  both give 7x7 at 224 px).
 
 torchvision's ``transform_input`` (re-normalising ImageNet-normalised inputs to the
 [-1, 1] range its ported weights expect) is left out: it has no parameters, and the
