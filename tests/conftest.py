@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -80,6 +81,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # One intra-op thread per pytest-xdist worker: the workers already fill the cores, and
     # two OpenMP threads per worker on a busy machine run many times slower than one.
     torch.set_num_threads(1)
+
+# The metadata of a toy network that tests register (register_model's keyword arguments).
+TOY_ENTRY: dict[str, Any] = dict(
+    family="toy",
+    paper="Toy",
+    year=2024,
+    url="u",
+    input_size=(1, 8, 8),
+    min_input_size=(8, 8),
+    num_params=0,
+)
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 

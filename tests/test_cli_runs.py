@@ -17,6 +17,9 @@ import yaml
 from classic_cnns.cli import main
 
 STEPS_PER_EPOCH = 11  # 1,294 Digits training images in batches of 128 (LeNet-5's recipe)
+# A fit of two steps an epoch on Digits, validated on one batch.
+TINY_FIT = ["fit", "--model", "lenet5", "--data", "Digits", "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]  # fmt: skip
 
 CTRL_C = '''
 import os
@@ -116,8 +119,7 @@ def test_resuming_without_the_run_s_optimizer_flags_says_to_give_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    args = ["fit", "--model", "lenet5", "--data", "Digits", "--trainer.limit_train_batches=2",
-            "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    args = TINY_FIT
     adam = ["--optimizer", "Adam", "--optimizer.lr", "0.001"]
     assert main([*args, "--trainer.max_epochs=1", *adam]) == 0
     capsys.readouterr()
@@ -166,8 +168,7 @@ def test_a_refused_run_leaves_no_run_folder_of_its_own(
     # A resume refused at its start (another run length) had left version_1 with only the
     # config.yaml and hparams.yaml it wrote; an earlier run's folder stays whole.
     monkeypatch.chdir(tmp_path)
-    args = ["fit", "--model", "lenet5", "--data", "Digits", "--trainer.limit_train_batches=2",
-            "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    args = TINY_FIT
     assert main([*args, "--trainer.max_epochs=2"]) == 0
     first = sorted(p.name for p in (tmp_path / "lightning_logs" / "version_0").iterdir())
     assert main([*args, "--trainer.max_epochs=3", "--ckpt_path", "last"]) == 2

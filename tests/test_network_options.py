@@ -31,6 +31,7 @@ from classic_cnns.hub import load_weights
 from classic_cnns.models import FAMILIES, family_class
 from classic_cnns.nets.densenet import DenseNetNet
 from classic_cnns.registry import _REGISTRY
+from conftest import TOY_ENTRY
 
 NAMES = list_models()
 CIFAR = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "densenet_bc_100")
@@ -189,16 +190,7 @@ def test_an_option_must_be_what_its_annotation_says(
 
 
 def test_an_int_option_of_a_users_builder_is_checked_and_numpy_numbers_taken_as_plain() -> None:
-    @register_model(
-        family="toy_int_option",
-        paper="Toy",
-        year=2024,
-        url="u",
-        input_size=(1, 8, 8),
-        min_input_size=(8, 8),
-        num_params=0,
-        name="toy_int_option",
-    )
+    @register_model(**{**TOY_ENTRY, "family": "toy_int_option"}, name="toy_int_option")
     def toy(*, num_classes: int = 10, in_channels: int = 1, hidden: int = 5) -> torch.nn.Module:
         return torch.nn.Linear(hidden, num_classes)
 

@@ -7,6 +7,7 @@ import torch
 import classic_cnns
 from classic_cnns import ModelInfo, create_model, list_models, model_info, register_model
 from classic_cnns.registry import _REGISTRY, _TASK_ARGUMENTS
+from conftest import TOY_ENTRY
 
 
 def test_list_models_sorted_and_wildcards() -> None:
@@ -131,17 +132,6 @@ def test_family_class_refuses_another_familys_arch() -> None:
         _REGISTRY.pop("toy_other_family")
 
 
-_TOY = dict(
-    family="toy",
-    paper="Toy",
-    year=2024,
-    url="u",
-    input_size=(1, 8, 8),
-    min_input_size=(8, 8),
-    num_params=0,
-)
-
-
 def _toy(*, num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
     return torch.nn.Flatten()
 
@@ -194,7 +184,7 @@ def test_register_model_refuses_a_bad_entry_and_records_nothing(
 ) -> None:
     before = dict(_REGISTRY)
     with pytest.raises(error, match=match):
-        register_model(**{**_TOY, **kwargs})(builder)  # type: ignore[arg-type]
+        register_model(**{**TOY_ENTRY, **kwargs})(builder)  # type: ignore[arg-type]
     assert before == _REGISTRY
     assert list_models("lenet5") == ["lenet5"]  # the registry still lists and finds its names
 
@@ -206,7 +196,7 @@ def test_the_option_names_register_model_reserves_are_the_tasks_arguments() -> N
 
 
 def test_build_net_refuses_a_builder_that_returns_no_module() -> None:
-    register_model(**_TOY, name="toy_not_a_module")(lambda **kwargs: 5)
+    register_model(**TOY_ENTRY, name="toy_not_a_module")(lambda **kwargs: 5)
     try:
         with pytest.raises(TypeError, match=r"must return an nn\.Module network; it returned 5"):
             create_model("toy_not_a_module")
@@ -225,7 +215,7 @@ def test_a_family_with_a_class_takes_members_with_its_options_only() -> None:
 
     # ResNet's __init__ is written once: `hidden` cannot reach the network through it; the
     # member is registered (it builds with its defaults) and the message says what to do.
-    register_model(**{**_TOY, "family": "resnet"}, name="toy_resnet")(hidden)
+    register_model(**{**TOY_ENTRY, "family": "resnet"}, name="toy_resnet")(hidden)
     try:
         assert isinstance(create_model("toy_resnet"), classic_cnns.ResNet)
         assert model_info("toy_resnet").build_net(hidden=3) is not None
@@ -234,8 +224,8 @@ def test_a_family_with_a_class_takes_members_with_its_options_only() -> None:
     finally:
         _REGISTRY.pop("toy_resnet")
     # Under a family of its own, ImageClassifier hands the option to the builder.
-    register_model(**{**_TOY, "family": "toy_res"}, name="toy_res")(hidden)
-    register_model(**{**_TOY, "family": "resnet"}, name="toy_res_stem")(stem)
+    register_model(**{**TOY_ENTRY, "family": "toy_res"}, name="toy_res")(hidden)
+    register_model(**{**TOY_ENTRY, "family": "resnet"}, name="toy_res_stem")(stem)
     try:
         assert create_model("toy_res", hidden=3).hparams.hidden == 3
         model = create_model("toy_res_stem", small_input=True)
