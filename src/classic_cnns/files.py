@@ -435,18 +435,15 @@ def is_safetensors_file(path: str | os.PathLike[str]) -> bool:
 
 
 def _json_metadata(meta: Mapping[str, str], key: str, shown: str) -> dict[str, Any]:
+    where = f"{shown}: the metadata entry {key!r}"
+    expected = "the JSON object classic-cnns export writes"
     try:
         value = json.loads(meta.get(key, "{}"))
     except json.JSONDecodeError as err:
-        value = err
-    if isinstance(value, dict):
-        return value
-    bad = isinstance(value, Exception)
-    raise CheckpointError(
-        f"{shown}: the metadata entry {key!r} "
-        + (f"is not valid JSON ({value})" if bad else f"holds a {type(value).__name__}")
-        + "; expected the JSON object classic-cnns export writes"
-    ) from (value if bad else None)
+        raise CheckpointError(f"{where} is not valid JSON ({err}); expected {expected}") from err
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{where} holds a {type(value).__name__}; expected {expected}")
+    return value
 
 
 def _read_safetensors(path: Path, shown: str, tensors: bool) -> WeightsFile:

@@ -108,11 +108,13 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
     # metrics, checks) and the properties that read the trainer stay out of the script.
     __jit_unused_properties__: list[str] = [  # noqa: RUF012 (LightningModule declares it so)
         *L.LightningModule.__jit_unused_properties__,
-        *("_hp", "recipe"),
+        "_hp",
+        "recipe",
         "input_size",
         "min_input_size",
         "train_loss_terms",
-        *("backbone_frozen", "num_features"),
+        "backbone_frozen",
+        "num_features",
     ]
     __jit_ignored_attributes__: ClassVar[list[str]] = [
         "criterion",
@@ -166,11 +168,13 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         self.save_hyperparameters()
         # Checkpoints and loggers (which read hparams_initial, as save_hyperparameters sets it)
         # record the training values used; LightningCLI records what it was given.
-        self.hparams.update(  # as plain numbers (a numpy one's .item()): weights_only loads them
-            (k, _plain(v)) for k, v in dict(self.hparams,
+        resolved = dict(
             num_classes=num_classes, in_channels=in_channels, optimizer=optimizer, lr=lr,
             weight_decay=weight_decay, momentum=momentum, scheduler=scheduler,
-            label_smoothing=label_smoothing).items())  # fmt: skip
+            label_smoothing=label_smoothing,
+        )  # fmt: skip
+        # As plain numbers (a numpy number's .item()), which weights_only loads.
+        self.hparams.update({k: _plain(v) for k, v in {**self.hparams, **resolved}.items()})
         self._hparams_initial = copy.deepcopy(self._hparams)
         self.num_classes, self.in_channels = num_classes, in_channels
         self.channels_last = channels_last  # a plain attribute: forward reads it when scripted
