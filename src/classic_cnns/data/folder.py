@@ -27,7 +27,13 @@ from torch.utils.data import DataLoader
 
 from classic_cnns._guard import check_path, is_number
 from classic_cnns.data.base import Split
-from classic_cnns.data.images import IMAGE_EXTENSIONS, _extensions, list_images, load_image
+from classic_cnns.data.images import (
+    IMAGE_EXTENSIONS,
+    _check_channels,
+    _extensions,
+    list_images,
+    load_image,
+)
 from classic_cnns.data.preprocessing import (
     ModelSpec,
     ResizeMode,
@@ -197,8 +203,7 @@ class ImageFolder(TransferDataModule):
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
     ) -> None:
-        if not isinstance(channels, int) or isinstance(channels, bool) or channels not in (1, 3):
-            raise ValueError(f"channels must be the int 1 (grey) or 3 (RGB); got {channels!r}")
+        _check_channels(channels)
         self.channels = channels
         super().__init__(
             batch_size,

@@ -88,6 +88,12 @@ def _extensions(extensions: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _check_channels(channels: Any) -> None:
+    # The channels an image is decoded to: grey or RGB.
+    if not isinstance(channels, int) or isinstance(channels, bool) or channels not in (1, 3):
+        raise ValueError(f"channels must be the int 1 (grey) or 3 (RGB); got {channels!r}")
+
+
 def load_image(
     path: str | os.PathLike[str], channels: int, size: int | Sequence[int] | None
 ) -> Tensor:
@@ -112,8 +118,7 @@ def load_image(
         >>> load_image("digit.png", channels=1, size=32).shape  # doctest: +SKIP
         torch.Size([1, 32, 32])
     """
-    if not isinstance(channels, int) or isinstance(channels, bool) or channels not in (1, 3):
-        raise ValueError(f"channels must be the int 1 (grey) or 3 (RGB); got {channels!r}")
+    _check_channels(channels)
     target = None if size is None else ((size, size) if isinstance(size, int) else tuple(size))
     if target is not None and (len(target) != 2 or min(target) < 1):
         raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
