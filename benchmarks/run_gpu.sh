@@ -27,12 +27,10 @@ src=.gpudata && [[ -d $src ]] || src=${CLASSIC_CNNS_DATA:-../shared/data}
 for f in "$src"/{MNIST,FashionMNIST}/raw/*.gz; do  # decompressed: no md5 check of the .gz
   d=$work/data/${f#"$src"/} && mkdir -p "${d%/*}" && gunzip -c "$f" >"${d%.gz}"
 done
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-export CLASSIC_CNNS_DATA=$work/data
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 CLASSIC_CNNS_DATA=$work/data
 "$py" -c 'import jsonargparse' || { echo "no jsonargparse: benchmarks/GPU-MACHINE.md" >&2 && exit 1; }
-if [[ $mode == run ]]; then  # else every part would measure the CPU and say so only in rows
-  "$py" -c 'import torch; assert torch.cuda.is_available()' || { echo "no CUDA device" >&2; exit 1; }
-fi
+[[ $mode == smoke ]] || "$py" -c 'import torch; assert torch.cuda.is_available()' \
+  || { echo "no CUDA device" >&2; exit 1; }  # else every part would measure the CPU
 tta=$("$py" -c 'import json; print(json.load(open("benchmarks/targets.json"))["time_to_accuracy"])')
 r18="model: resnet18, dataset: fashion_mnist, image_size: 96, batch_size: 256"
 if [[ $mode == smoke ]]; then  # the same path, shrunk: 32 px, one step per epoch, CPU

@@ -357,6 +357,15 @@ def test_list_flags_take_bare_and_comma_separated_words(capsys: pytest.CaptureFi
             lambda: Settings(time_to_accuracy={"lenet5/digits": True}),
             "time_to_accuracy['lenet5/digits'] must be a test accuracy in (0, 1]",
         ),
+        # An empty list measured nothing; an unknown precision was timed as fp16-mixed.
+        (lambda: tp.Settings(models=()), "throughput.models must be a non-empty list of names"),
+        (
+            lambda: tp.Settings(backends=("gpu",)),
+            "throughput.backends must be a non-empty list of ['cpu', 'cuda', 'mps']; got ('gpu',)",
+        ),
+        (lambda: tp.Settings(precisions=("fp8",)), "throughput.precisions must be a non-empty"),
+        (lambda: tp.Settings(memory_formats="contiguous"), "memory_formats must be a non-empty"),
+        (lambda: Settings(recipes=[]), "accuracy.recipes must be a non-empty list of names; got"),
     ],
 )
 def test_settings_in_python_are_checked_as_on_the_command_line(
@@ -531,7 +540,8 @@ def test_targets_want_their_accuracy_and_whole_epochs(tmp_path: Path, mnist_raw:
     data, runs = mnist_raw.parent.parent, tmp_path / "runs"
     s = Settings(recipes=("lenet5/mnist10k",), time_to_accuracy={"lenet5/mnist10k": 0.01},
                  backend="cpu", data_dir=data, max_epochs=1, limit_train_batches=1)  # fmt: skip
-    assert bench(("accuracy",), accuracy=s, threads=1, out=runs / "bench", plots=False) == 0
+    out = str(runs / "bench")  # a str, as os.PathLike: either is a path
+    assert bench(("accuracy",), accuracy=s, threads=1, out=out, plots=False) == 0
     assert dev.overhead(runs / "overhead", epochs=2, repeats=1, limit_train_batches=1,
                         data_dir=data, threads=1) == 0  # fmt: skip
     given = json.loads((runs / "overhead" / "results.json").read_text())["settings"]

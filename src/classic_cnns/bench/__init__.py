@@ -8,6 +8,7 @@ from :func:`bench`'s signature through jsonargparse, as LightningCLI's do (``--f
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -30,9 +31,9 @@ _THROUGHPUT, _ACCURACY = throughput_mode.Settings(), accuracy_mode.Settings()
 def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", "accuracy"),
           throughput: throughput_mode.Settings = _THROUGHPUT,
           accuracy: accuracy_mode.Settings = _ACCURACY, seed: int = 0, threads: int | None = None,
-          budget: float | None = None, out: Path | None = None, force: bool = False,
-          plots: bool = True, dry_run: bool = False, list_recipes: bool = False,
-          command: str = "classic-cnns bench") -> int:  # fmt: skip
+          budget: float | None = None, out: str | os.PathLike[str] | None = None,
+          force: bool = False, plots: bool = True, dry_run: bool = False,
+          list_recipes: bool = False, command: str = "classic-cnns bench") -> int:  # fmt: skip
     """Run the modes and write their files; return the exit status.
 
     The files and the status: see :func:`~.core.execute`.
@@ -73,7 +74,7 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
     if dry_run:
         print("\n".join(t.label for t in tasks))
         return 0
-    out = out or Path("bench-results") / time.strftime("%Y%m%d-%H%M%S")
+    out = Path(out or Path("bench-results") / time.strftime("%Y%m%d-%H%M%S"))
     reports = [MODES[mode].report for mode in dict.fromkeys(modes)]
     given = dict(modes=modes, seed=seed, threads=threads, budget=budget)
     given |= {mode: asdict(settings[mode]) for mode in modes}
@@ -91,12 +92,8 @@ def _quick(parser: ArgumentParser, args: list[str]) -> list[str]:
     if not found.quick:
         return args
     named = {a.split("=")[0].removeprefix("--") for a in given if a.startswith("--")}
-    quick = [
-        f"--{m}.{k}={json.dumps(v)}"
-        for m in MODES
-        for k, v in MODES[m].QUICK.items()
-        if found[f"{m}.{k}"] == defaults[f"{m}.{k}"] and f"{m}.{k}" not in named
-    ]
+    quick = [f"--{m}.{k}={json.dumps(v)}" for m in MODES for k, v in MODES[m].QUICK.items()
+             if found[f"{m}.{k}"] == defaults[f"{m}.{k}"] and f"{m}.{k}" not in named]  # fmt: skip
     return [*given, *quick, *printing]
 
 
@@ -138,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(the fields still at their defaults)")  # fmt: skip
     parser.add_function_arguments(bench, as_positional=False, skip={"command"})
     try:
-        parsed = parser.parse_args(
-            _quick(parser, _lists(parser, args))
-        )  # --print_config shows them too
+        parsed = parser.parse_args(_quick(parser, _lists(parser, args)))  # as --print_config
         init = getattr(parser, "instantiate", parser.instantiate_classes)(parsed)
         kwargs = {k: v for k, v in vars(init).items() if k not in ("config", "quick")}
         return bench(**kwargs, command=shlex.join(["classic-cnns", "bench", *args]))

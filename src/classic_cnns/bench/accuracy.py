@@ -189,19 +189,16 @@ class Settings:
     limit_train_batches: int | None = None
 
     def __post_init__(self) -> None:
-        core.check_minimums(
-            f"{MODE}.", asdict(self), max_image_size=1, max_epochs=1, limit_train_batches=1
-        )
+        core.check_minimums(f"{MODE}.", asdict(self), max_image_size=1, max_epochs=1,
+                            limit_train_batches=1)  # fmt: skip
+        core.check_choices(f"{MODE}.", self, "recipes")
         for name, target in (self.time_to_accuracy or {}).items():
             if name not in RECIPES:
-                raise ValueError(
-                    f"time_to_accuracy: no recipe {name!r}; expected one of {sorted(RECIPES)}"
-                )
+                raise ValueError(f"time_to_accuracy: no recipe {name!r}; expected one of "
+                                 f"{sorted(RECIPES)}")  # fmt: skip
             if not is_number(target) or not 0 < target <= 1:
-                raise ValueError(
-                    f"time_to_accuracy[{name!r}] must be a test accuracy in (0, 1] (0.9 for "
-                    f"90%); got {target!r}"
-                )
+                raise ValueError(f"time_to_accuracy[{name!r}] must be a test accuracy in (0, 1] "
+                                 f"(0.9 for 90%); got {target!r}")  # fmt: skip
 
     def device(self) -> str:
         """The backend the recipes train on: ``backend``, or for ``auto`` the first present."""

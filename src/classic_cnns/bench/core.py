@@ -21,6 +21,7 @@ import re
 import statistics
 import sys
 import time
+import typing
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -258,6 +259,28 @@ def check_minimums(where: str, values: Mapping[str, Any], *, required: Sequence[
             what = "an int" if kind is int else "a finite number"
             raise ValueError(f"{where}{key} must be {what} of at least {low}"
                              f"{' (or None)' * optional}; got {value!r}")  # fmt: skip
+
+
+def check_choices(where: str, settings: Any, *names: str) -> None:
+    """Raise ``ValueError`` unless each named field of the dataclass ``settings`` is a non-empty
+    tuple or list of strings, each one of its ``Literal`` choices (``tuple[Literal[...], ...]``).
+
+    Example:
+        >>> from classic_cnns.bench.core import check_choices
+        >>> from classic_cnns.bench.throughput import Settings
+        >>> check_choices("throughput.", Settings(), "models", "backends")
+        >>> Settings(precisions=("fp8",))
+        Traceback (most recent call last):
+        ...
+        ValueError: throughput.precisions must be a non-empty list of ['fp32', 'bf16-mixed', ...
+    """
+    for name in names:  # tuple[Literal[...], ...] or tuple[str, ...] (any strings)
+        value, hint = getattr(settings, name), typing.get_type_hints(type(settings))[name]
+        choices = typing.get_args(typing.get_args(hint)[0])
+        listed = value if isinstance(value, tuple | list) and value else [None]  # None: wrong
+        if any(not isinstance(v, str) or (choices and v not in choices) for v in listed):
+            raise ValueError(f"{where}{name} must be a non-empty list of "
+                             f"{list(choices) or 'names'}; got {value!r}")  # fmt: skip
 
 
 def check_seed(seed: Any, where: str = "") -> None:

@@ -30,9 +30,8 @@ from classic_cnns.bench import core
 from classic_cnns.inspection import summary
 from classic_cnns.registry import list_models, model_info
 
-__all__ = [
-    "MAX_STEPS", "QUICK", "Settings", "fill_mfu", "math_modes", "measure", "report", "tasks"
-]  # fmt: skip
+__all__ = ["MAX_STEPS", "QUICK", "Settings", "fill_mfu", "math_modes", "measure", "report"]
+__all__ += ["tasks"]
 
 MODE = "throughput"
 MAX_STEPS = 1000
@@ -88,10 +87,10 @@ class Settings:
     min_time: float = 1.0
 
     def __post_init__(self) -> None:
-        core.check_minimums(
-            f"{MODE}.", asdict(self), required=("repeats", "warmup", "min_time"),
-            batch_size=1, max_image_size=1, repeats=1, warmup=0, min_time=0.0,
-        )  # fmt: skip
+        core.check_minimums(f"{MODE}.", asdict(self), required=("repeats", "warmup", "min_time"),
+                            batch_size=1, max_image_size=1, repeats=1, warmup=0,
+                            min_time=0.0)  # fmt: skip
+        core.check_choices(f"{MODE}.", self, "models", "backends", "precisions", "memory_formats")
 
 
 QUICK: dict[str, Any] = dict(models=("lenet5", "resnet18"), compile=("lenet5/fp32/contiguous",),
