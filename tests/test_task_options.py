@@ -370,3 +370,76 @@ def test_several_evaluation_loaders_at_once_are_refused_with_what_to_do() -> Non
         )
     (one,) = trainer.test(LeNet5(), loaders[0], verbose=False)  # one loader: as before
     assert 0 <= one["test_acc"] <= 1
+
+
+def _digits(n: int) -> TensorDataset:
+    # Real handwritten digits (scikit-learn's 8x8, upsampled to LeNet's 32x32).
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.tensor(digits.images[:n, None] / 16, dtype=torch.float32)
+    return TensorDataset(
+        nn.functional.interpolate(images, size=32), torch.tensor(digits.target[:n])
+    )
+
+
+def test_a_training_batch_of_one_image_names_the_batch_norm_fix() -> None:
+    # A user's loader of 33 images in batches of 32 ends on one image, which batch norm cannot
+    # train on where its map is 1x1 (LeNet-5-BN's C5): torch's bare error now names the fix.
+    data = _digits(33)
+    with pytest.raises(ValueError, match=r"lenet5_bn cannot train on a batch of one image "
+                       r"\(step 1\).*DataLoader\(\.\.\., drop_last=True\)") as info:  # fmt: skip
+        _trainer().fit(LeNet5(arch="lenet5_bn"), DataLoader(data, batch_size=32))
+    assert "Expected more than 1 value per channel" in str(info.value.__cause__)
+    trainer = _trainer()  # the fix it names
+    trainer.fit(LeNet5(arch="lenet5_bn"), DataLoader(data, batch_size=32, drop_last=True))
+    assert trainer.global_step == 1
+
+
+def test_a_schedule_over_a_loader_without_length_says_what_to_set() -> None:
+    # An IterableDataset has no len(): max_epochs cannot bound the one-cycle schedule (the
+    # message said to set max_epochs, already set, and quoted Lightning's -1 as a step count).
+    data = _digits(96)
+
+    class Stream(torch.utils.data.IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            return iter(data)
+
+    with pytest.raises(ValueError) as info:
+        _trainer().fit(LeNet5(), DataLoader(Stream(), batch_size=32))
+    assert str(info.value) == (
+        "scheduler='onecycle' needs a finite run length; the training loader has no length (an "
+        "IterableDataset?): set trainer max_steps or an int limit_train_batches, or pass "
+        "scheduler='none'"
+    )
+    trainer = _trainer(max_steps=2)  # what it says to set
+    trainer.fit(LeNet5(), DataLoader(Stream(), batch_size=32))
+    assert trainer.global_step == 2
+
+
+def test_a_small_input_network_defaults_to_32_px_where_no_data_recorded_a_size(
+    tmp_path: Path,
+) -> None:
+    # Trained on a user's own loader, no image size is recorded: export fell back to the
+    # architecture's 224 px, a size the small stem's recipe (32 px) never trains at.
+    pytest.importorskip("onnx")
+    import onnx
+
+    from classic_cnns.export import export_model
+
+    model = ResNet("resnet18", num_classes=10, small_input=True)
+    assert model.input_size == (3, 32, 32) == (3, *[model.recipe.small_image_size] * 2)
+    assert ResNet("resnet18", num_classes=10).input_size == (3, 224, 224)
+    export_model(model, tmp_path / "r18.onnx", "onnx")
+    graph = onnx.load(str(tmp_path / "r18.onnx")).graph
+    dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1:] == [3, 32, 32]
+
+
+def test_predicted_probabilities_are_float32_under_bf16_autocast() -> None:
+    # bf16-mixed on the CPU ran the softmax in bfloat16: probabilities in 3 significant digits.
+    model = LeNet5()
+    trainer = _trainer(precision="bf16-mixed")
+    (probs, *_) = trainer.predict(model, DataLoader(_digits(64), batch_size=64))
+    assert probs.dtype == torch.float32
+    torch.testing.assert_close(probs.sum(1), torch.ones(64))

@@ -229,7 +229,17 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
 
     @property
     def input_size(self) -> tuple[int, int, int]:
-        """Default input ``(C, H, W)`` for this model (its channels, the architecture's size)."""
+        """Default input ``(C, H, W)`` for this model: its channels and the architecture's size,
+        or, for a network built with ``small_input=True``, the recipe's small size (32 px).
+
+        Example:
+            >>> from classic_cnns import ResNet
+            >>> ResNet("resnet18").input_size, ResNet("resnet18", small_input=True).input_size
+            ((3, 224, 224), (3, 32, 32))
+        """
+        if self._hp.get("small_input"):  # a stem for CIFAR-sized images
+            size = self.recipe.small_image_size
+            return (self.in_channels, size, size)
         return (self.in_channels, *self.info.input_size[1:])  # type: ignore[return-value]
 
     @property
@@ -416,7 +426,17 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             self._nonfinite(stage, "images", where, x=x)
             return None
         put_back = _guard.keep_norm_statistics(self.net, policy == "skip" and stage == "train")
-        out = self(x)
+        try:
+            out = self(x)
+        except ValueError as err:  # torch's words: a batch norm's map of 1x1 x one image
+            if stage != "train" or len(x) != 1 or "more than 1 value per channel" not in str(err):
+                raise
+            raise ValueError(
+                f"{self.info.name} cannot train on a batch of one image (step {self.global_step}"
+                f"): batch norm needs more than one value per channel ({err}); leave the lone "
+                "last image out with DataLoader(..., drop_last=True), as the package's "
+                "datamodules do"
+            ) from err
         logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
         _guard.check_classes(self.info.name, self.num_classes, logits.shape[-1], "its network")
         hard = self.hard_criterion if stage == "train" else self.eval_criterion
@@ -504,7 +524,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         """Class probabilities ``(N, num_classes)`` of a batch: images or ``(images, labels)``."""
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        return self(x).softmax(dim=-1)
+        return self(x).float().softmax(dim=-1)  # float32 under bf16 autocast too, as on CUDA
 
     def configure_optimizers(self) -> Any:
         """The optimizer and per-step LR schedule named by the hyperparameters.
@@ -524,9 +544,16 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             return opt
         total = self.trainer.estimated_stepping_batches
         if not math.isfinite(total) or total < 1:
+            endless = self.trainer.max_epochs == -1 and self.trainer.max_steps == -1
+            fix = (
+                "set trainer max_epochs or max_steps"
+                if endless  # else the training loader has no len(): Lightning's -1
+                else "the training loader has no length (an IterableDataset?): set trainer "
+                "max_steps or an int limit_train_batches"
+            )
             raise ValueError(
-                f"scheduler={hp.scheduler!r} needs a finite run length; set trainer max_epochs "
-                f"or max_steps (got {total} steps)"
+                f"scheduler={hp.scheduler!r} needs a finite run length; {fix}, or pass "
+                "scheduler='none'"
             )
         sched = make_scheduler(hp.scheduler, opt, int(total))
         self._schedule_length = schedule_length(sched)
