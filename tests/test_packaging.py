@@ -255,3 +255,12 @@ def test_every_test_the_guarantees_name_exists() -> None:
     }
     assert files <= set(modules), sorted(files - set(modules))
     assert len(named) >= 10 and named <= defined, sorted(named - defined)
+
+
+def test_the_readme_links_resolve_on_pypi() -> None:
+    # The README is the package's long description: on pypi.org a relative link resolves
+    # against pypi.org, and docs/ and benchmarks/ are not in the sdist either.
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert len(targets) > 10, "expected the README's links"
+    assert [t for t in targets if not t.startswith(("https://", "http://", "#"))] == []
