@@ -49,6 +49,7 @@ from classic_cnns.recipes import OptimizerName, Recipe, SchedulerName
 from classic_cnns.registry import _plain, model_info
 
 __all__ = ["OPTIMIZERS", "SCHEDULERS", "ImageClassifier"]
+_SMALL_SIZE = 32  # px: the images a small_input stem is made for (CIFAR, MNIST padded)
 
 
 class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
@@ -225,7 +226,8 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             32
         """
         recipe = self.info.recipe
-        return replace(recipe, small_image_size=32) if self._hp.get("small_input") else recipe
+        small = self._hp.get("small_input")
+        return replace(recipe, small_image_size=_SMALL_SIZE) if small else recipe
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -238,8 +240,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             ((3, 224, 224), (3, 32, 32))
         """
         if self._hp.get("small_input"):  # a stem for CIFAR-sized images
-            size = self.recipe.small_image_size
-            return (self.in_channels, size, size)
+            return (self.in_channels, _SMALL_SIZE, _SMALL_SIZE)
         return (self.in_channels, *self.info.input_size[1:])  # type: ignore[return-value]
 
     @property
