@@ -19,6 +19,7 @@ import csv
 import io
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,6 +85,8 @@ def predict_folder(
     Raises:
         FileNotFoundError: if the folder does not exist (or is a file) or holds no image files.
         IsADirectoryError: if ``output`` is a folder (checked before anything is predicted).
+        OSError: naming ``output``, if no file can be written there (its folder is a file,
+            say; also checked first). Whatever was at ``output`` is kept.
         ValueError: if ``output`` is one of the images (also checked first).
         TypeError: if ``model`` is not an ImageClassifier (a plain network, say).
         ValueError: if the normalisation is unknown, ``batch_size`` or ``on_error`` is not
@@ -104,7 +107,7 @@ def predict_folder(
         message = _skipped_message(skipped, len(rows) + len(skipped))
         warnings.warn(f"skipped them: {message}", UserWarning, stacklevel=2)
     if output is not None:
-        _write_csv(rows, Path(output))
+        _write_output(rows, output)
     return rows
 
 
@@ -155,6 +158,7 @@ def _predict(
         refuse_folder(output)
         if Path(output).resolve() in {f.resolve() for f in files}:
             raise ValueError(f"output {output} is one of the images to classify; pick another")
+        _check_writable(output)
     config = model.data_config
     prep = Preprocessing.from_config(
         config, model.in_channels, mean=mean, std=std, image_size=model.input_size[1:]
@@ -186,8 +190,9 @@ def _classify(model: ImageClassifier, folder: Path, files: list[Path], prep: Pre
             try:  # at its own size: the preprocessing sizes it as the training images were
                 raw.append(prep(load_image(path, model.in_channels, None)[None])[0])
                 chunk.append(path)
-            except ValueError as err:
-                skipped.append((path.relative_to(folder).as_posix(), str(err.__cause__ or err)))
+            except (ValueError, FileNotFoundError) as err:  # named: said once, as the file
+                reason = str(err).removeprefix(f"{path}: ")
+                skipped.append((path.relative_to(folder).as_posix(), reason))
         if not chunk or (skipped and on_error == "raise"):
             continue  # nothing to classify, or nothing will be written anyway
         x = torch.stack(raw).to(model.device)
@@ -207,8 +212,33 @@ def _write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str] = _COL
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    with atomic_path(path) as tmp:  # a file name that is not UTF-8 keeps its bytes, as on stdout
+        tmp.write_text(buffer.getvalue(), encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _check_writable(output: str | os.PathLike[str]) -> None:
+    # That a file can be made where output goes (in its folder, or the nearest one there is,
+    # for atomic_path to make the rest), before anything is classified; output is not touched.
+    path = Path(os.fspath(output).removeprefix("file://"))
+    if path.is_symlink():  # written through, as atomic_path writes it
+        path = Path(os.path.realpath(path))
+    there = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    if not there.is_dir():
+        raise NotADirectoryError(f"cannot write {output}: {there} is a file, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".classic-cnns-", suffix=".tmp", dir=there)
+    except OSError as err:
+        why = f"no file can be made in {there} ({err.strerror or err})"
+        raise type(err)(f"cannot write {output}: {why}") from err
+    os.close(handle)
+    os.unlink(probe)
+
+
+def _write_output(rows: list[dict[str, Any]], output: str | os.PathLike[str]) -> None:
+    try:
+        _write_csv(rows, Path(output))
+    except OSError as err:  # named as the user's path, not the temporary file that failed
+        raise type(err)(f"cannot write {output}: {err.strerror or err}") from err
 
 
 class PredictionCSV(BasePredictionWriter):
@@ -373,7 +403,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             mean=args.mean, std=args.std, recursive=args.recursive, on_error=args.on_error,
             output=output,
         )  # fmt: skip
-    except (FileNotFoundError, ValueError, ImportError) as err:
+    except (OSError, ValueError, ImportError) as err:  # OSError: an --output not writable
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
     if output is None:
@@ -381,7 +411,11 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows(rows)
     else:
-        _write_csv(rows, output)
+        try:
+            _write_output(rows, output)
+        except OSError as err:
+            print(f"{prog}: {err}", file=sys.stderr)
+            return 2
         print(f"wrote {len(rows)} predictions to {output}", file=sys.stderr)
     if skipped:
         message = _skipped_message(skipped, len(rows) + len(skipped))

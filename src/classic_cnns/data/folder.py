@@ -81,7 +81,7 @@ _SPLIT_NAMES = {
 }
 
 
-def _split_dirs(root: Path) -> dict[str, Path]:
+def _split_dirs(root: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dict[str, Path]:
     # {"train": root/Train, ...} when root holds a training folder of class folders; {} when
     # root's folders are the classes (one named like a split holds its images itself).
     folders = sorted(_class_dirs(root))
@@ -105,12 +105,25 @@ def _split_dirs(root: Path) -> dict[str, Path]:
             raise ValueError(
                 f"{root}: {[f.name for f in same]} are all {split} folders; expected one"
             )
+    for split in ("val", "test"):  # an empty one would be a split of no images, silently
+        for folder in splits.get(split, []):  # (a test/ of loose images is Kaggle's: no set)
+            if not _class_dirs(folder) and not list_images(folder, extensions):
+                raise ValueError(
+                    f"{folder}: the {split} folder is empty; expected a folder per class "
+                    f"holding its images (as in {splits['train'][0].name}/), or no "
+                    f"{folder.name}/ folder"
+                )
     left = [f.name for f in folders if f not in named]
-    if left:  # a class named "train" holding subfolders would read as a split too
+    loose = [p.name for p in list_images(root, extensions)]
+    beside = [f"the folders {left}"] if left else []
+    if loose:  # images put beside the splits rather than in a class folder of one
+        shown = ", ".join(loose[:3]) + (", ..." if len(loose) > 3 else "")
+        beside.append(f"{len(loose)} image file(s) ({shown})")
+    if beside:  # a class named "train" holding subfolders would read as a split too
         warnings.warn(
             f"{root}: read as split folders {[same[0].name for same in splits.values()]}; "
-            f"the folders {left} beside them are left out (no split has their images). For "
-            "one folder per class, put the classes in a folder of their own",
+            f"{' and '.join(beside)} beside them are left out (no split has their images). "
+            "For one folder per class, put the classes in a folder of their own",
             stacklevel=3,
         )
     return {split: same[0] for split, same in splits.items()}
@@ -122,8 +135,8 @@ class ImageFolder(TransferDataModule):
     With ``train/`` under ``root``, that folder is the training set, ``val/`` (if present)
     the validation set (else ``val_size`` of the training images) and ``test/`` (if
     present) the test set. The split folders' names may be in any case and are also
-    ``training``, ``valid`` or ``validation``, and ``testing``. Other folders beside them
-    are left out, with a warning that names them.
+    ``training``, ``valid`` or ``validation``, and ``testing``. Other folders and image
+    files beside them are left out, with a warning that names them.
     Without a training folder, the class folders directly under ``root`` are split by
     ``seed``: ``test_size`` for testing, then ``val_size`` of the rest for validation.
     Class names are the sorted folder names of the training set (as torchvision's
@@ -132,8 +145,9 @@ class ImageFolder(TransferDataModule):
     folder of images without class folders (unlabelled, as Kaggle's) gives no test set.
     Errors, not silence: a ``val``/``test`` class that training (or ``classes``) lacks,
     images lying beside the class folders instead of in them, two folders of one split
-    (``val/`` and ``valid/``; a link to the other counts once), and split folders of class
-    folders without a training folder.
+    (``val/`` and ``valid/``; a link to the other counts once), an empty ``val/`` or
+    ``test/`` folder, and split folders of class folders without a training folder. Linked
+    folders are followed (see :func:`list_images`).
 
     Files are decoded once at ``setup`` (see :func:`load_image`) at ``image_size`` (or the
     model's input size) and kept as uint8 in memory. With ``image_size`` left to it, a model
@@ -162,8 +176,9 @@ class ImageFolder(TransferDataModule):
             pretrained weights' or its checkpoint's, see :class:`TransferDataModule`),
             else the training images' own.
         std: Per-channel standard deviation, with ``mean``.
-        extensions: File extensions to read; other files, and folders whose name starts
-            with a dot (``.ipynb_checkpoints``), are ignored.
+        extensions: File extensions to read, or one (``"png"``; ``--data.extensions png``);
+            other files, and folders whose name starts with a dot (``.ipynb_checkpoints``),
+            are ignored.
         classes: The class names in the order of the model's outputs (label ``i`` is
             ``classes[i]``), as timm's ``class_map``: every class folder must be one of
             them, and a class may have no folder. To evaluate a model on a folder of some
@@ -198,7 +213,7 @@ class ImageFolder(TransferDataModule):
         augment: bool = True,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
-        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        extensions: str | Sequence[str] = IMAGE_EXTENSIONS,
         classes: Sequence[str] | dict[str, str] | None = None,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
@@ -227,8 +242,12 @@ class ImageFolder(TransferDataModule):
         self.test_size = test_size
         self.extensions = _extensions(extensions)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"no image folder at {self.root}")
-        self._split_dirs = _split_dirs(self.root)
+            why = "is a file" if self.root.exists() else "no such folder"
+            raise FileNotFoundError(
+                f"no image folder at {self.root}: {why}; expected a folder of class folders "
+                "(or of train/, val/ and test/ folders of class folders)"
+            )
+        self._split_dirs = _split_dirs(self.root, self.extensions)
         self.layout = "split" if self._split_dirs else "classes"
         train_root = self._split_dirs.get("train", self.root)
         found = sorted(p.name for p in _class_dirs(train_root))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -42,13 +44,16 @@ Example:
 
 def list_images(
     folder: str | os.PathLike[str],
-    extensions: Sequence[str] = IMAGE_EXTENSIONS,
+    extensions: str | Sequence[str] = IMAGE_EXTENSIONS,
     recursive: bool = False,
 ) -> list[Path]:
     """Image files in ``folder`` (by extension, any case), sorted by path.
 
     Hidden files and folders (a name that starts with a dot: ``.ipynb_checkpoints``, macOS's
-    ``._photo.jpg``) are left out.
+    ``._photo.jpg``) are left out. Linked folders are followed, as torchvision's
+    ``ImageFolder`` follows them, each real folder once (a link to a folder above is no
+    loop), and their files are named by the link's path. A broken link named like an image
+    is listed, for :func:`load_image` to report as unreadable rather than to drop silently.
 
     Args:
         folder: The folder.
@@ -68,9 +73,34 @@ def list_images(
         why = "is a file" if folder.exists() else "no such folder"
         raise FileNotFoundError(f"{folder}: {why}; expected a folder of images")
     exts = {"." + e.lower().lstrip(".") for e in _extensions(extensions)}
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    shown = (p for p in found if not any(s.startswith(".") for s in p.relative_to(folder).parts))
-    return sorted(p for p in shown if p.suffix.lower() in exts and p.is_file())
+    return sorted(p for p in _files(folder, recursive) if p.suffix.lower() in exts)
+
+
+def _files(folder: Path, recursive: bool) -> list[Path]:
+    # The files (and broken links) in folder, hidden ones left out; with recursive, in its
+    # subfolders too, linked ones followed (rglob does not, before Python 3.13). Each real
+    # folder is read once: first every folder reached without a link (so that its files keep
+    # their own names), then the linked ones in the order found.
+    found: list[Path] = []
+    seen: set[str] = set()
+    plain, linked = deque([folder]), deque[Path]()
+    while plain or linked:
+        current = plain.popleft() if plain else linked.popleft()
+        real = os.path.realpath(current)
+        if real in seen:
+            continue
+        seen.add(real)
+        with os.scandir(current) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                path = current / entry.name
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    if recursive:
+                        (linked if entry.is_symlink() else plain).append(path)
+                elif entry.is_file() or (entry.is_symlink() and not path.exists()):
+                    found.append(path)
+    return found
 
 
 def _extensions(extensions: Any) -> tuple[str, ...]:
@@ -104,14 +134,16 @@ def load_image(
     (:func:`~classic_cnns.data.preprocessing.to_size` with ``"resize"``).
 
     Args:
-        path: PNG (8 or 16 bits), JPEG, GIF (first frame) or WebP file; turned upright by
-            its EXIF orientation.
+        path: PNG (8 or 16 bits), JPEG, GIF or WebP (of animations, the first frame) file;
+            turned upright by its EXIF orientation.
         channels: 1 (grey) or 3 (RGB); other colour modes are converted, and transparency
             is dropped.
         size: Output ``(H, W)``, one int for a square, or ``None`` for the file's own size.
 
     Raises:
-        ValueError: naming the file, if it is empty or cannot be decoded.
+        FileNotFoundError: naming the file, if it is missing (or a broken link).
+        ValueError: naming the file, if it is empty or cannot be decoded (a WebP larger
+            than PIL's ``Image.MAX_IMAGE_PIXELS`` allows too), or ``size`` is not valid.
 
     Example:
         >>> from classic_cnns.data.folder import load_image
@@ -119,15 +151,18 @@ def load_image(
         torch.Size([1, 32, 32])
     """
     _check_channels(channels)
-    target = None if size is None else ((size, size) if isinstance(size, int) else tuple(size))
-    if target is not None and (len(target) != 2 or min(target) < 1):
-        raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
+    target = _size(size)
+    if not os.path.exists(path):  # a missing file, or a broken link (list_images lists them)
+        why = f"a broken link to {os.readlink(path)}" if os.path.islink(path) else "no such file"
+        raise FileNotFoundError(f"{path}: {why}; expected an image file")
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise ValueError(f"{path}: the file is empty (0 bytes); expected an image")
     try:
         image = _decode_file(path, channels)
-    except (RuntimeError, ValueError, OSError) as err:
-        raise ValueError(f"{path}: cannot decode the image ({err})") from err
+    except (RuntimeError, ValueError, OSError, Image.DecompressionBombError) as err:
+        # torchvision's messages start "decode_png, /path/of/decode_png.cpp:62, ": the reason only
+        reason = re.sub(r"^\w+, \S+:\d+, ", "", str(err))
+        raise ValueError(f"{path}: cannot decode the image ({reason})") from err
     if image.ndim == 4:  # an animated GIF decodes to (frames, C, H, W): keep the first frame
         image = image[0]
     # A 16-bit PNG decodes to uint16, scaled down here (a plain cast would wrap modulo 256).
@@ -136,8 +171,23 @@ def load_image(
     if image.shape[0] != channels:
         image = _luma(image) if channels == 1 else image.expand(3, -1, -1)
     if target is not None:
-        image = to_size(image, (int(target[0]), int(target[1])), "resize")
+        image = to_size(image, target, "resize")
     return image.contiguous()
+
+
+def _size(size: Any) -> tuple[int, int] | None:
+    # load_image's size as (H, W): an int, two ints, or None; never a bool or a string.
+    def whole(n: Any) -> bool:
+        return isinstance(n, int) and not isinstance(n, bool) and n >= 1
+
+    if size is None:
+        return None
+    if whole(size):
+        return size, size
+    pair = isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2
+    if pair and all(whole(n) for n in size):
+        return int(size[0]), int(size[1])
+    raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
 
 
 def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
@@ -149,6 +199,8 @@ def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
     with open(path, "rb") as f:
         data = bytearray(f.read())  # writable, for torch.frombuffer
     webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    if webp and data[12:16] == b"VP8X" and data[20:21] and data[20] & 0x02:  # animated
+        return _first_webp_frame(data)
     rgb = webp or data[:4] == b"GIF8"
     mode: Literal["GRAY", "RGB"] = "GRAY" if channels == 1 and not rgb else "RGB"
     encoded = torch.frombuffer(data, dtype=torch.uint8)
@@ -168,3 +220,13 @@ def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
             f"ImageFolder and predict-folder need TorchCodec's: pip install torchcodec ({err})"
         ) from err
     return decode_image(encoded, mode=mode, output_dtype="auto")  # 16-bit PNGs: scaled by us
+
+
+def _first_webp_frame(data: bytearray) -> Tensor:
+    # An animated WebP's first frame (the whole canvas) as RGB, as an animated GIF's first
+    # frame is taken, upright by its EXIF orientation: by PIL, as neither decoder reads them.
+    with Image.open(io.BytesIO(data)) as file:
+        frame = file.convert("RGB")
+        pixels = torch.frombuffer(bytearray(frame.tobytes()), dtype=torch.uint8)
+        image = pixels.view(frame.height, frame.width, 3).permute(2, 0, 1)
+        return _exif_transpose(image, file.getexif().get(0x0112, 1))
