@@ -1,6 +1,7 @@
 """The classic-cnns console script, run as a user would run it."""
 
 import glob
+import importlib.util
 import inspect
 import json
 import shlex
@@ -13,6 +14,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
+import torchvision
 import yaml
 
 import classic_cnns
@@ -56,6 +58,19 @@ def test_no_or_unknown_command_says_what_is_expected(capsys: pytest.CaptureFixtu
     )
     assert main(["train"]) == 2
     assert "got 'train'" in capsys.readouterr().err
+
+
+def test_version_prints_the_package_and_the_libraries_it_runs_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for flag in ("--version", "-V"):
+        assert main([flag]) == 0, flag
+        assert capsys.readouterr().out == (
+            f"classic-cnns {classic_cnns.__version__}\ntorch {torch.__version__}, torchvision "
+            f"{torchvision.__version__}, lightning {L.__version__}\n"
+        )
+    assert main(["--help"]) == 0
+    assert "-V, --version" in capsys.readouterr().out
 
 
 def test_registered_names_expand_to_their_family_class() -> None:
@@ -231,6 +246,30 @@ def test_the_command_line_takes_each_datamodule_s_own_defaults(
     _check_defaults(cls, printed["init_args"])
 
 
+def test_fit_reads_the_data_folder_classic_cnns_data_names_and_records_it(
+    mnist_raw: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `CLASSIC_CNNS_DATA=D classic-cnns data fetch mnist` fills D; fit reads it from there.
+    data = mnist_raw.parent.parent
+    monkeypatch.chdir(tmp_path)  # no ./data here
+    monkeypatch.setenv("CLASSIC_CNNS_DATA", str(data))
+    assert _printed_config(capsys, "--data", "MNIST")["data"]["init_args"]["data_dir"] is None
+    limits = [f"--trainer.limit_{s}_batches=1" for s in ("train", "val", "test")]
+    args = ["fit", "--data", "MNIST", "--data.protocol", "10k", "--data.download", "false"]
+    args += ["--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", *limits]
+    assert main(args) == 0
+    assert "test_acc" in capsys.readouterr().out and not (tmp_path / "data").exists()
+    # The run's config.yaml names the folder read: --config reruns it there, whatever the
+    # variable says then.
+    (config,) = tmp_path.glob("lightning_logs/version_*/config.yaml")
+    monkeypatch.setenv("CLASSIC_CNNS_DATA", str(tmp_path / "elsewhere"))
+    printed = _printed_config(capsys, "--config", str(config))
+    assert printed["data"]["init_args"]["data_dir"] == str(data)
+
+
 def test_a_whole_val_size_on_the_command_line_stays_a_count(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -380,6 +419,50 @@ def test_a_user_s_mistake_is_one_message_with_status_2(
     # the datamodule failed, are removed while still empty.
     logs = [tmp_path / "lightning_logs", *tmp_path.glob("lightning_logs/*")]
     assert not [p for p in logs if p.is_dir() and not any(p.iterdir())]
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [  # a class given to a Union-typed flag: its flag, its name and its reason, no other's
+        (
+            ["--lr_scheduler", "StepLR", "--optimizer", "SGD"],
+            "--lr_scheduler StepLR: the following arguments are required: step_size",
+        ),
+        (
+            ["--trainer.callbacks", "EarlyStopping"],
+            "--trainer.callbacks EarlyStopping: the following arguments are required: monitor",
+        ),
+        (
+            ["--trainer.logger", "CSVLogger", "--trainer.logger.init_args.bogus", "1"],
+            "--trainer.logger CSVLogger: Option 'bogus' is not accepted",
+        ),
+        (["--optimizer", "SGD", "--optimizer.lr", "abc"], "--optimizer.lr abc: Expected a "),
+    ],
+)
+def test_a_class_s_error_names_its_flag_and_its_own_reason(
+    args: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["fit", *args]) == 2
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith(f"classic-cnns fit: error: {line}"), first
+    assert "Namespace(" not in first and "<class 'bool'>" not in first, first
+    assert "Iterable" not in first and "ReduceLROnPlateau" not in first, first
+
+
+@pytest.mark.parametrize("logger", ["TensorBoardLogger", "[TensorBoardLogger]"])
+def test_a_logger_whose_package_is_missing_names_the_flag_and_the_extra(
+    logger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The class fails when it is built, after parsing: jsonargparse names no flag then.
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        pytest.skip("tensorboard is installed (the dev extra leaves it out)")
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--trainer.logger", logger, "--trainer.max_epochs", "1"]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "classic-cnns fit: error: --trainer.logger TensorBoardLogger: Neither `tensorboard` nor "
+        "`tensorboardX` is available (install the extra: pip install 'classic-cnns[tensorboard]')"
+    )
+    assert not list(tmp_path.iterdir())
 
 
 def test_debug_shows_the_traceback(

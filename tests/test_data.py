@@ -11,7 +11,7 @@ import lightning as L
 import pytest
 import torch
 
-from classic_cnns import MNIST, Digits, FashionMNIST, LeNet5
+from classic_cnns import CIFAR10, CIFAR100, MNIST, Digits, FashionMNIST, LeNet5
 from classic_cnns.data import TensorBatches, read_idx
 from classic_cnns.data import mnist as mnist_module
 from classic_cnns.files import file_digest
@@ -476,7 +476,7 @@ def test_the_largest_seed_splits() -> None:
         ({"download": "false"}, ValueError, r"download must be True or False; got 'false'"),
         ({"download": None}, ValueError, r"download must be True or False; got None"),
         ({"download": 1}, ValueError, r"download must be True or False; got 1"),
-        ({"data_dir": None}, TypeError, r"data_dir must be a folder's path .*; got None"),
+        ({"data_dir": 3}, TypeError, r"data_dir must be a folder's path .*; got 3"),
     ],
 )
 def test_mnist_refuses_a_download_flag_or_data_dir_of_another_type(
@@ -487,6 +487,29 @@ def test_mnist_refuses_a_download_flag_or_data_dir_of_another_type(
     for cls in (MNIST, FashionMNIST):
         with pytest.raises(error, match=message):
             cls(**kwargs)
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_default_data_folder_is_classic_cnns_data_else_data(
+    mnist_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where `classic-cnns data fetch` puts a dataset is where the datamodules look for it.
+    monkeypatch.chdir(tmp_path)  # no ./data here
+    monkeypatch.setenv("CLASSIC_CNNS_DATA", str(mnist_raw.parent.parent))
+    dm = MNIST(download=False, protocol="10k", val_size=0)
+    assert dm.data_dir == mnist_raw.parent.parent and dm.raw_dir == mnist_raw
+    dm.setup("fit")
+    assert len(dm.train_dataloader().dataset) == 8000
+    for cls in (FashionMNIST, CIFAR10, CIFAR100):
+        assert cls().data_dir == mnist_raw.parent.parent, cls
+    assert MNIST(data_dir="given").data_dir == Path("given")  # a folder given wins
+    for unset in ("", None):  # an empty variable counts as unset
+        if unset is None:
+            monkeypatch.delenv("CLASSIC_CNNS_DATA")
+        else:
+            monkeypatch.setenv("CLASSIC_CNNS_DATA", unset)
+        for cls in (MNIST, FashionMNIST, CIFAR10, CIFAR100):
+            assert cls().data_dir == Path("data"), (cls, unset)
     assert not any(tmp_path.iterdir())
 
 

@@ -860,7 +860,7 @@ def test_fine_tuning_datamodules_refuse_flags_and_paddings_of_another_type(
     [
         ({"download": "false"}, ValueError, r"download must be True or False; got 'false'"),
         ({"download": None}, ValueError, r"download must be True or False; got None"),
-        ({"data_dir": None}, TypeError, r"data_dir must be a folder's path .*; got None"),
+        ({"data_dir": 3}, TypeError, r"data_dir must be a folder's path .*; got 3"),
     ],
 )
 def test_cifar_refuses_a_download_flag_or_data_dir_of_another_type(

@@ -5,10 +5,13 @@ as one message, exit status 2) and the warnings and tips a user neither caused n
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import re
+import textwrap
 import warnings
 from pathlib import Path
+from typing import Any
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
@@ -33,22 +36,132 @@ def _raised_by_package(err: BaseException) -> bool:
     )
 
 
-def _condense(message: str) -> str:
-    # jsonargparse explains a value that fits no member of an Optional[...] type with a
-    # block per member; a user needs the key and the reason of the member that is not None.
-    if "Does not validate against any of the Union subtypes" not in message:
+_UNION = "Does not validate against any of the Union subtypes"
+_CHOSEN = re.compile(r"Problem with given class_path '([^']+)':")
+
+
+def _members(message: str) -> list[tuple[str, str]]:
+    # The "Errors:" of a Union error: (first line, the lines under it, dedented) per member.
+    lines = message.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.strip() == "Errors:"), len(lines))
+    if at == len(lines):
+        return []
+    indent = len(lines[at]) - len(lines[at].lstrip())
+    members: list[tuple[str, list[str]]] = []
+    for line in lines[at + 1 :]:
+        depth = len(line) - len(line.lstrip())
+        if line.strip() and depth <= indent:  # "Given value type:": the section ends
+            break
+        if depth == indent + 2 and line.lstrip().startswith("- "):
+            members.append((line.strip()[2:], []))
+        elif members and line.strip():
+            members[-1][1].append(line)
+    return [(head, textwrap.dedent("\n".join(body))) for head, body in members]
+
+
+def _extra_of(package: str) -> str | None:
+    # The first of the project's extras (pyproject.toml) that installs the package, not "dev".
+    try:
+        requires = importlib.metadata.requires("classic-cnns") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for requirement in requires:
+        found = re.match(r"([\w.-]+).*extra == \"(\w+)\"", requirement)
+        if found and found[1].lower() == package.lower() and found[2] != "dev":
+            return found[2]
+    return None
+
+
+def _reasons(text: str) -> list[str]:
+    # The lines of a member's reason, each once; a package that one of the project's extras
+    # installs is named with that extra, in place of the library's own pip hints.
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    missing = re.findall(r"Requirement '([\w.-]+)' not met|No module named '([\w.-]+)'", text)
+    extras = {e for names in missing for name in names if name and (e := _extra_of(name))}
+    if extras:
+        lines = [line for line in lines if not line.startswith("Requirement '")]
+        lines = [re.sub(r"\s*[^.;]*`?pip install[^.;]*[.;]?", "", line).strip() for line in lines]
+        lines = [line for line in lines if line] or ["a package is missing"]
+        hint = " or ".join(f"pip install 'classic-cnns[{e}]'" for e in sorted(extras))
+        lines[-1] = f"{lines[-1].rstrip('.')} (install the extra: {hint})"
+    return list(dict.fromkeys(line for line in lines if line))
+
+
+def _condense(message: str, key: str | None = None) -> str:
+    # jsonargparse explains a value that fits no member of a Union type (an Optional[...], a
+    # logger that may be a class, a list or a bool) with a block per member: one line, with
+    # the flag (``key``, else the message's "Parser key"), the value and the reasons.
+    if _UNION not in message:
         return message
-    keys = re.findall(r'Parser key "([^"]+)"', message)
-    frame = ("Does not validate", "Subtypes:", "Errors:", "Given value", "Problem with given",
-             "Parser key")  # fmt: skip
-    reasons = []
-    for line in message.splitlines():
-        text = line.strip().removeprefix("- ").strip()
-        if text and not text.startswith(frame) and "NoneType" not in text:
-            reasons.append(text)
+    outer = re.match(r'Parser key "([^"]+)":', message)
+    key = key or (outer[1] if outer else None)
+    where, value, reasons = _explain(message)
+    flag = f"--{key}{where}" if key else where.lstrip(".")
+    return f"{flag}{value}: {'; '.join(reasons) or message}".lstrip()
+
+
+def _explain(message: str) -> tuple[str, str, list[str]]:
+    # (the key of a class's argument, the value shown, the reasons) of a Union error. A
+    # class the user chose (class_path) gives that class's reasons: the other members' (a
+    # list, a bool) do not apply; any other value, the reasons of the members but None.
+    if _UNION not in message:
+        return "", "", _reasons(message)
+    members = _members(message)
+    chosen = [(m, body) for head, body in members if (m := _CHOSEN.match(head))]
+    if chosen:
+        match, body = chosen[0]
+        inner = re.match(r'Parser key "([^"]+)":\n', body)
+        if inner is None:
+            return "", f" {match[1].rpartition('.')[2]}", _explain(body)[2]
+        # An argument of the class (--trainer.logger.flush_logs_every_n_steps abc).
+        nested = re.search(
+            r"Given value: NestedArg\(key='[^']*', val=(['\"]?)(.*)\1\)$", message, re.M
+        )
+        value = f" {nested[2]}" if nested else ""
+        return f".{inner[1]}", value, _explain(textwrap.dedent(body[inner.end() :]))[2]
+    reasons = [r for head, body in members if "NoneType" not in head
+               for r in _reasons(f"{head}\n{body}")]  # fmt: skip
     given = re.search(r"Given value: (.*)", message)
-    value = f" {given[1]}" if given and not given[1].startswith("NestedArg(") else ""
-    return f"--{'.'.join(keys)}{value}: {'; '.join(reasons) or message}"
+    plain = given is not None and not given[1].startswith(("NestedArg(", "Namespace(", "["))
+    return "", f" {given[1]}" if given and plain else "", list(dict.fromkeys(reasons))
+
+
+def _flags_choosing(config: Any, class_path: str) -> list[str]:
+    # The keys of a parsed configuration whose class (or one in their list) is class_path.
+    keys = []
+    for key, value in config.items():
+        items = value if isinstance(value, list) else [value]
+        if key.endswith(".class_path") and value == class_path:
+            keys.append(key.removesuffix(".class_path"))
+        elif any(getattr(item, "class_path", None) == class_path for item in items):
+            keys.append(key)
+    return keys
+
+
+def class_error(err: BaseException, config: Any) -> ValueError | None:
+    r"""A one-line error naming the flag of a class that failed to build, else ``None``.
+
+    jsonargparse reports a class of a Union-typed flag (``--trainer.logger``) that fails to
+    build by its value alone; ``config`` (the parsed configuration) says which flag chose it.
+
+    Example:
+        >>> from jsonargparse import Namespace
+        >>> err = ValueError(
+        ...     "Does not validate against any of the Union subtypes\nErrors:\n"
+        ...     "  - Problem with given class_path 'a.Logger':\n      no disk\n"
+        ...     "  - Expected a <class 'bool'>\nGiven value: Namespace(class_path='a.Logger')")
+        >>> config = Namespace(trainer=Namespace(logger=Namespace(class_path="a.Logger")))
+        >>> class_error(err, config)
+        ValueError('--trainer.logger Logger: no disk')
+    """
+    message = str(err)
+    chosen = _CHOSEN.search(message)
+    if _UNION not in message or message.startswith("Parser key") or chosen is None:
+        return None
+    keys = _flags_choosing(config, chosen[1])
+    if len(keys) != 1:  # not found, or two flags chose the class: not guessed
+        return None
+    return ValueError(_condense(message, keys[0]))
 
 
 def user_error_message(err: BaseException) -> str | None:

@@ -10,12 +10,14 @@ import argparse
 import contextlib
 import difflib
 import importlib
-import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning
+import torch
+import torchvision
 import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -23,9 +25,12 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from classic_cnns import data
+from classic_cnns._version import __version__
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
 from classic_cnns.data.transfer import TransferDataModule
-from classic_cnns.files import is_safetensors_file, load_checkpoint
+from classic_cnns.files import DATA_ENV, default_data_dir, is_safetensors_file, load_checkpoint
+from classic_cnns.hub import create_model
+from classic_cnns.inspection import summary
 from classic_cnns.models import FAMILIES, family_class
 from classic_cnns.plots import TrainingPlots
 from classic_cnns.predict import PredictionCSV
@@ -34,7 +39,6 @@ from classic_cnns.task import ImageClassifier
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 DEBUG_ENV = "CLASSIC_CNNS_DEBUG"
-DATA_ENV = "CLASSIC_CNNS_DATA"
 
 # The classes a command line gets when it names none. Their arguments are the classes'
 # own defaults: the classes are added as flags before the user's, not as parser defaults,
@@ -286,7 +290,7 @@ def data_main(argv: Sequence[str]) -> int:
     fetch.add_argument("dataset", choices=sorted(DATASETS))
     fetch.add_argument(
         "--data-dir",
-        default=os.environ.get(DATA_ENV) or "data",
+        default=default_data_dir(),
         help=f"folder to fill (default: ${DATA_ENV}, else ./data)",
     )
     fetch.add_argument(
@@ -303,6 +307,80 @@ def data_main(argv: Sequence[str]) -> int:
     files = sorted(dm._find(name).name for name, _ in dm._needed())
     print(f"{cls.__name__} ({args.protocol}): {', '.join(files)} in {dm.raw_dir}, checked")
     return 0
+
+
+def summary_main(argv: Sequence[str]) -> int:
+    """``classic-cnns summary MODEL [--input-size C H W] [--small-input] [--format F]``.
+
+    Example:
+        >>> summary_main(["lenet5", "--format", "markdown"])  # doctest: +ELLIPSIS
+        **LeNet5Net summary for input [1, 1, 32, 32]**
+        ...
+        0
+    """
+    parser = argparse.ArgumentParser(
+        prog="classic-cnns summary",
+        description="Layer table of a registered model: shapes, parameters, MACs, receptive field.",
+    )
+    parser.add_argument("model", help="registered name, e.g. lenet5 (see classic-cnns list)")
+    parser.add_argument(
+        "--input-size",
+        nargs=3,
+        type=int,
+        metavar=("C", "H", "W"),
+        help="input (C, H, W); default: the model's own input size (32 px with --small-input)",
+    )
+    parser.add_argument("--num-classes", type=int, help="classes (default: the model's)")
+    parser.add_argument("--small-input", action="store_true", help="small_input=True (32 px)")
+    parser.add_argument("--format", choices=("text", "markdown"), default="text")
+    args = parser.parse_args(argv)
+    own = model_info(args.model).input_size  # --small-input: CIFAR's 32 px, as its help says
+    size = tuple(args.input_size or ((own[0], 32, 32) if args.small_input else own))
+    small: dict[str, Any] = {"small_input": True} if args.small_input else {}
+    model = create_model(args.model, in_channels=size[0], num_classes=args.num_classes, **small)
+    try:
+        table = summary(model, size)
+    except ValueError as err:
+        if small or "small_input" not in model_info(args.model).options:
+            raise
+        raise ValueError(f"{err}\n--small-input builds {args.model} for small images") from None
+    print(table.to_markdown() if args.format == "markdown" else table)
+    return 0
+
+
+def version_text() -> str:
+    """What ``classic-cnns --version`` prints: the package's version and those it runs on.
+
+    Example:
+        >>> from classic_cnns import __version__
+        >>> version_text().splitlines()[0] == f"classic-cnns {__version__}"
+        True
+    """
+    return (
+        f"classic-cnns {__version__}\n"
+        f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
+        f"lightning {lightning.__version__}"
+    )
+
+
+def record_data_dir(config: Any, datamodule: Any) -> None:
+    """Write the folder a datamodule chose for ``data_dir=None`` into the run's configuration.
+
+    So that the run's ``config.yaml`` names the folder read (``$CLASSIC_CNNS_DATA``, else
+    ``data``) and ``--config`` reruns it there whatever the environment says then.
+
+    Example:
+        >>> from jsonargparse import Namespace
+        >>> from classic_cnns import MNIST
+        >>> config = Namespace(data=Namespace(init_args=Namespace(data_dir=None)))
+        >>> record_data_dir(config, MNIST(data_dir="here"))
+        >>> config.data.init_args.data_dir
+        'here'
+    """
+    args = config.get("data", {}).get("init_args") if hasattr(config, "get") else None
+    used = getattr(datamodule, "data_dir", None)
+    if args is not None and "data_dir" in args and args.data_dir is None and used is not None:
+        args.data_dir = str(used)
 
 
 def checkpoint_model(ckpt_path: str) -> dict[str, Any] | None:

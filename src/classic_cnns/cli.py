@@ -26,7 +26,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from classic_cnns._cli_errors import quiet_lightning, user_error_message
+from classic_cnns._cli_errors import class_error, quiet_lightning, user_error_message
 from classic_cnns._cli_helpers import (
     DEBUG_ENV,
     LIGHTNING_COMMANDS,
@@ -40,7 +40,10 @@ from classic_cnns._cli_helpers import (
     expand_model_names,
     last_checkpoint,
     place_default_logger,
+    record_data_dir,
     short_help,
+    summary_main,
+    version_text,
     with_default_callbacks,
 )
 from classic_cnns._measured import MNIST10K
@@ -48,8 +51,7 @@ from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.export import export_main
 from classic_cnns.files import CheckpointError, load_checkpoint
-from classic_cnns.hub import create_model, load_weights
-from classic_cnns.inspection import summary
+from classic_cnns.hub import load_weights
 from classic_cnns.models import family_class
 from classic_cnns.predict import PredictionCSV, predict_main
 from classic_cnns.recipes import Recipe
@@ -299,8 +301,21 @@ class ClassicCLI(LightningCLI):
                     "classic-cnns fit with the same --weights or --pretrained"
                 ) from None
 
+    def instantiate_classes(self) -> None:
+        """Build the classes; a class that fails names its flag (``--trainer.logger``)."""
+        try:
+            super().instantiate_classes()
+        except ValueError as err:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            if (named := class_error(err, config)) is None:
+                raise
+            raise named from err
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The Trainer, with the callbacks of :func:`with_default_callbacks`."""
+        """The Trainer, with the callbacks of :func:`with_default_callbacks`; the run's
+        configuration records the datamodule's folder (``data_dir=None`` chooses one)."""
+        record_data_dir(self.config[self.subcommand] if self.subcommand else self.config,
+                        self.datamodule)  # fmt: skip
         config = self._get(self.config_init, "trainer", default={})
         callbacks = with_default_callbacks(config, self.subcommand)
         return super().instantiate_trainer(**{"callbacks": callbacks, **kwargs})
@@ -462,37 +477,6 @@ def _list_command(argv: Sequence[str]) -> int:
     return 0
 
 
-def _summary_command(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="classic-cnns summary",
-        description="Layer table of a registered model: shapes, parameters, MACs, receptive field.",
-    )
-    parser.add_argument("model", help="registered name, e.g. lenet5 (see classic-cnns list)")
-    parser.add_argument(
-        "--input-size",
-        nargs=3,
-        type=int,
-        metavar=("C", "H", "W"),
-        help="input (C, H, W); default: the model's own input size (32 px with --small-input)",
-    )
-    parser.add_argument("--num-classes", type=int, help="classes (default: the model's)")
-    parser.add_argument("--small-input", action="store_true", help="small_input=True (32 px)")
-    parser.add_argument("--format", choices=("text", "markdown"), default="text")
-    args = parser.parse_args(argv)
-    own = model_info(args.model).input_size  # --small-input: CIFAR's 32 px, as its help says
-    size = tuple(args.input_size or ((own[0], 32, 32) if args.small_input else own))
-    small: dict[str, Any] = {"small_input": True} if args.small_input else {}
-    model = create_model(args.model, in_channels=size[0], num_classes=args.num_classes, **small)
-    try:
-        table = summary(model, size)
-    except ValueError as err:
-        if small or "small_input" not in model_info(args.model).options:
-            raise
-        raise ValueError(f"{err}\n--small-input builds {args.model} for small images") from None
-    print(table.to_markdown() if args.format == "markdown" else table)
-    return 0
-
-
 def _export_command(argv: Sequence[str]) -> int:
     return export_main(list(argv))
 
@@ -514,7 +498,7 @@ _OWN_COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "list": ("the registered models with parameter counts and input sizes", _list_command),
     "summary": (
         "a model's layers: classic-cnns summary lenet5 --input-size 1 32 32",
-        _summary_command,
+        summary_main,
     ),
     "export": ("a checkpoint to onnx, pt2, torchscript or safetensors, checked", _export_command),
     "predict-folder": (
@@ -531,13 +515,17 @@ def _run(args: list[str]) -> int:
     command = args[0] if args else None
     if command in _OWN_COMMANDS:
         return _OWN_COMMANDS[command][1](args[1:])
+    if command in ("-V", "--version"):
+        print(version_text())
+        return 0
     if command in ("-h", "--help"):
-        print(f"usage: classic-cnns {{{','.join(_ALL_COMMANDS)}}} ...\n")
+        print(f"usage: classic-cnns [-V] {{{','.join(_ALL_COMMANDS)}}} ...\n")
         for name, (text, _) in _OWN_COMMANDS.items():
             print(f"  {name:<15} {text}")
         print(f"  {'fit':<15} train, then test: classic-cnns fit --model LeNet5 --data Digits")
         print(f"  {'validate, test, predict'}  LightningCLI's commands; add --help for their flags")
         print("\n--debug (or CLASSIC_CNNS_DEBUG=1) shows the traceback of an error")
+        print("-V, --version prints the versions of classic-cnns, torch, torchvision, lightning")
         return 0
     if command not in LIGHTNING_COMMANDS:
         given = repr(command) if args else "nothing"

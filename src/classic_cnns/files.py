@@ -42,10 +42,10 @@ from torch import Tensor
 from classic_cnns._download import DOWNLOAD_TIMEOUT, download, download_folder
 
 __all__ = [
-    "DATA_CHECKPOINT_KEY", "DOWNLOAD_TIMEOUT", "CheckpointError", "WeightsFile", "atomic_path",
-    "atomic_save", "check_checkpoint_file", "download", "download_folder", "file_digest",
-    "is_safetensors_file", "load_checkpoint", "read_weights_file", "refuse_folder",
-    "strip_compiled",
+    "DATA_CHECKPOINT_KEY", "DATA_ENV", "DOWNLOAD_TIMEOUT", "CheckpointError", "WeightsFile",
+    "atomic_path", "atomic_save", "check_checkpoint_file", "default_data_dir", "download",
+    "download_folder", "file_digest", "is_safetensors_file", "load_checkpoint",
+    "read_weights_file", "refuse_folder", "strip_compiled",
 ]  # fmt: skip
 
 MapLocation = str | torch.device | Callable[..., Any] | dict[str, str] | None
@@ -63,8 +63,32 @@ Example:
     >>> DATA_CHECKPOINT_KEY
     'classic_cnns_data'
 """
+DATA_ENV = "CLASSIC_CNNS_DATA"
+"""The environment variable naming the datasets' folder (see :func:`default_data_dir`).
+
+Example:
+    >>> from classic_cnns.files import DATA_ENV
+    >>> DATA_ENV
+    'CLASSIC_CNNS_DATA'
+"""
 # torch.compile wraps a module in OptimizedModule, which adds this to its state-dict keys.
 COMPILED_PREFIX = "_orig_mod."
+
+
+def default_data_dir() -> str:
+    """The datasets' folder when none is given: ``$CLASSIC_CNNS_DATA`` if set, else ``data``.
+
+    The one rule for the datamodules' ``data_dir=None``, ``classic-cnns data fetch`` and the
+    benchmarks, so that a dataset fetched into ``$CLASSIC_CNNS_DATA`` is the one ``fit``
+    reads. An empty variable counts as unset.
+
+    Example:
+        >>> import os
+        >>> from classic_cnns.files import default_data_dir
+        >>> default_data_dir() == (os.environ.get("CLASSIC_CNNS_DATA") or "data")
+        True
+    """
+    return os.environ.get(DATA_ENV) or "data"
 
 
 def strip_compiled(key: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 from dataclasses import asdict, dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from classic_cnns._guard import is_number
 from classic_cnns.bench import core
 from classic_cnns.data import CIFAR10, MNIST, Digits, FashionMNIST, InMemoryDataModule
+from classic_cnns.files import default_data_dir
 from classic_cnns.hub import create_model
 from classic_cnns.plots import plot_confusion_matrix
 from classic_cnns.recipes import OptimizerName, SchedulerName
@@ -235,7 +235,7 @@ def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, 
         raise ValueError(f"dataset must be one of {list(DATASETS)}; got {dataset!r}")
     common = dict[str, Any](batch_size=batch_size, val_size=0, seed=seed, image_size=image_size)
     common |= dict(protocol="10k") if dataset == "mnist10k" else {}
-    root = str(data_dir or os.environ.get("CLASSIC_CNNS_DATA", "data"))
+    root = str(data_dir or default_data_dir())
     found = dict(mnist10k=MNIST, mnist=MNIST, fashion_mnist=FashionMNIST, cifar10=CIFAR10)
     dm = Digits(**common) if dataset == "digits" else found[dataset](root, False, **common)
     dm.setup("fit")

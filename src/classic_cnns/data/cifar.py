@@ -29,7 +29,13 @@ from torch import Tensor
 from classic_cnns._guard import check_flag, check_path
 from classic_cnns.data.base import _how_to_get
 from classic_cnns.data.transfer import TransferDataModule
-from classic_cnns.files import DOWNLOAD_TIMEOUT, download, download_folder, file_digest
+from classic_cnns.files import (
+    DOWNLOAD_TIMEOUT,
+    default_data_dir,
+    download,
+    download_folder,
+    file_digest,
+)
 
 __all__ = ["CIFAR10", "CIFAR100"]
 
@@ -68,7 +74,10 @@ class CIFAR10(TransferDataModule):
     """CIFAR-10 (Krizhevsky, 2009): 60,000 32x32 colour images of 10 classes.
 
     Args:
-        data_dir: Folder holding ``cifar-10-batches-py/`` (torchvision's layout).
+        data_dir: Folder holding ``cifar-10-batches-py/`` (torchvision's layout); ``None``:
+            ``$CLASSIC_CNNS_DATA`` if set, else ``data``
+            (:func:`~classic_cnns.files.default_data_dir`), read when the datamodule is
+            built; ``self.data_dir`` is the folder used.
         download: Download and unpack the archive in ``prepare_data`` when files are
             missing (md5-checked). With ``False``, missing files raise ``FileNotFoundError``.
         batch_size: Images per batch; ``None``: the model's recipe (see the base class).
@@ -114,7 +123,7 @@ class CIFAR10(TransferDataModule):
 
     def __init__(
         self,
-        data_dir: str = "data",
+        data_dir: str | None = None,
         download: bool = True,
         batch_size: int | None = None,
         image_size: int | tuple[int, int] | None = None,
@@ -145,6 +154,7 @@ class CIFAR10(TransferDataModule):
             cutmix_alpha=cutmix_alpha,
         )
         check_flag("download", download)
+        data_dir = default_data_dir() if data_dir is None else data_dir
         check_path("data_dir", data_dir)
         self.data_dir = Path(data_dir)
         self.download = download

@@ -31,7 +31,13 @@ from torch import Tensor
 
 from classic_cnns._guard import check_flag, check_path
 from classic_cnns.data.base import InMemoryDataModule, _how_to_get
-from classic_cnns.files import DOWNLOAD_TIMEOUT, download, download_folder, file_digest
+from classic_cnns.files import (
+    DOWNLOAD_TIMEOUT,
+    default_data_dir,
+    download,
+    download_folder,
+    file_digest,
+)
 
 __all__ = ["MNIST", "FashionMNIST", "read_idx"]
 
@@ -93,7 +99,10 @@ class MNIST(InMemoryDataModule):
     """MNIST handwritten digits (LeCun, Cortes and Burges), 28x28 grey, padded to 32x32 for LeNet-5.
 
     Args:
-        data_dir: Folder holding ``MNIST/raw/`` (torchvision's layout).
+        data_dir: Folder holding ``MNIST/raw/`` (torchvision's layout); ``None``:
+            ``$CLASSIC_CNNS_DATA`` if set, else ``data``
+            (:func:`~classic_cnns.files.default_data_dir`), read when the datamodule is
+            built; ``self.data_dir`` is the folder used.
         download: Download missing files in ``prepare_data`` (md5-checked). With
             ``False``, the IDX files (``.gz`` or not) must already be in ``data_dir``; a
             recompressed or uncompressed copy is accepted by its decompressed content.
@@ -135,7 +144,7 @@ class MNIST(InMemoryDataModule):
 
     def __init__(
         self,
-        data_dir: str = "data",
+        data_dir: str | None = None,
         download: bool = True,
         protocol: Literal["standard", "10k"] = "standard",
         batch_size: int | None = None,
@@ -160,6 +169,7 @@ class MNIST(InMemoryDataModule):
             cutmix_alpha=cutmix_alpha,
         )
         check_flag("download", download)
+        data_dir = default_data_dir() if data_dir is None else data_dir
         check_path("data_dir", data_dir)
         if protocol not in ("standard", "10k"):
             raise ValueError(f"protocol must be 'standard' or '10k'; got {protocol!r}")
