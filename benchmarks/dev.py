@@ -105,8 +105,7 @@ def _handwritten(model: Any, dm: Any, precision: str, fmt: torch.memory_format, 
     backend, loader = clock.backend, dm.train_dataloader()
     net = model.net.to(backend).to(memory_format=fmt).train()  # as the task's channels_last
     steps = min(limit or len(loader), len(loader))
-    opt = model.configure_optimizers()
-    sched = make_scheduler("onecycle", opt, epochs * steps)
+    sched = make_scheduler("onecycle", opt := model.configure_optimizers(), epochs * steps)
     scaler = torch.amp.GradScaler(backend, enabled=precision == "fp16-mixed")
 
     def ready(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:

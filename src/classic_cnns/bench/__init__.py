@@ -8,7 +8,6 @@ from :func:`bench`'s signature through jsonargparse, as LightningCLI's do (``--f
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 import time
@@ -31,7 +30,7 @@ _THROUGHPUT, _ACCURACY = throughput_mode.Settings(), accuracy_mode.Settings()
 def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", "accuracy"),
           throughput: throughput_mode.Settings = _THROUGHPUT,
           accuracy: accuracy_mode.Settings = _ACCURACY, seed: int = 0, threads: int | None = None,
-          budget: float | None = None, out: str | os.PathLike[str] | None = None,
+          budget: float | None = None, out: str | Path | None = None,
           force: bool = False, plots: bool = True, dry_run: bool = False,
           list_recipes: bool = False, command: str = "classic-cnns bench") -> int:  # fmt: skip
     """Run the modes and write their files; return the exit status.

@@ -123,20 +123,26 @@ def math_modes(backend: str, precision: str) -> tuple[str, ...]:
 
 
 def _peak(backend: str, mode: str, seconds: float) -> float:
-    """The best FLOP/s of square matmuls in `mode`: 512 to 2048 on CPUs (caches), 4096 and 8192
-    on GPUs."""
+    """The best FLOP/s in `mode` of dense kernels, each for an equal share of `seconds`: square
+    matmuls (512 to 2048 on CPUs, for the caches; 4096 and 8192 on GPUs) and a 3x3
+    convolution in the math the layers run (cuDNN's TF32 as set), since its library may outrun
+    the matmul's (oneDNN against MKL on an AMD EPYC in fp32: 0.30 against 0.18 TFLOP/s, so
+    that networks measured above 1 MFU against matmuls alone)."""
     dtype, matmul_precision = _MATH[mode]
     previous, best = torch.get_float32_matmul_precision(), 0.0
     torch.set_float32_matmul_precision(matmul_precision)
+    rand = functools.partial(torch.randn, device=backend, dtype=dtype)
+    sizes = (512, 1024, 2048) if backend == "cpu" else (4096, 8192)
+    conv = functools.partial(F.conv2d, rand(32, 256, 32, 32), rand(256, 256, 3, 3), padding=1)
+    kernels = [(conv, 2 * 32 * 256 * 32 * 32 * 256 * 9)]  # 32 maps of 256 channels, 32x32
+    kernels += [(functools.partial(torch.matmul, rand(m, m), rand(m, m)), 2 * m**3) for m in sizes]
     try:
-        for n in (512, 1024, 2048) if backend == "cpu" else (4096, 8192):
-            a, b = (torch.randn(n, n, device=backend).to(dtype) for _ in range(2))
-            core.timed(functools.partial(torch.matmul, a, b), 1, backend)  # kernel choice
-            for _ in range(50):
-                step = core.timed(functools.partial(torch.matmul, a, b), 1, backend)
-                best, seconds = max(best, 2 * n**3 / step), seconds - step
-                if seconds < 0:
-                    break
+        for kernel, flops in kernels:
+            core.timed(kernel, 1, backend)  # kernel choice
+            steps = [core.timed(kernel, 1, backend)]
+            while len(steps) < 50 and sum(steps) < seconds / len(kernels):
+                steps.append(core.timed(kernel, 1, backend))
+            best = max(best, flops / min(steps))
     finally:
         torch.set_float32_matmul_precision(previous)
     return best
@@ -278,8 +284,7 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
     small = "kept at the model's minimum input size" if shrunk else None
     rows = {}
     for impl in impls:  # each row whole before it joins the results
-        row: dict[str, Any] = dict(warmup_s=warm[impl], train_steps=counts["train"])
-        row["infer_steps"] = counts["infer"]
+        row: dict[str, Any] = dict(warmup_s=warm[impl], **{f"{p}_steps": counts[p] for p in counts})
         for phase, flops in (("train", train_flops), ("infer", fwd)):
             row |= core.spread(f"{phase}_ips", ips[impl, phase])
             row[f"{phase}_tflops"] = flops * row[f"{phase}_ips_median"] / 1e12
