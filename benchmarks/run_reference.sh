@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU reference run, committed under benchmarks/results/reference/: about half an hour on 2
+# The CPU reference run, committed under benchmarks/results/reference/: 12 to 30 minutes on 2
 # cores. Every command of benchmarks/README.md into OUT/<part>, then our targets, OUT/targets.md.
 #   CLASSIC_CNNS_DATA=../shared/data benchmarks/run_reference.sh [--quick] [OUT] [BENCH FLAGS...]
 # --quick: small grids (minutes), OUT by default reference-quick. THREADS: every part's threads.

@@ -133,7 +133,7 @@ def test_peaks_follow_the_math_the_layers_use(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_the_peak_counts_a_convolution_beside_the_matmuls(monkeypatch: pytest.MonkeyPatch) -> None:
-    # oneDNN's convolutions outran MKL's matmul on this AMD CPU (0.30 against 0.18 TFLOP/s in
+    # oneDNN's convolutions outran MKL's matmul on this AMD CPU (0.3-0.44 against 0.18 TFLOP/s in
     # fp32), so that networks measured above 1 MFU: the peak is the best of both. With every
     # kernel call taking 1 s, the peak is the largest kernel's FLOPs: the 3x3 convolution's.
     calls = []
@@ -572,7 +572,7 @@ def test_targets_want_their_accuracy_and_whole_epochs(tmp_path: Path, mnist_raw:
     for path in (ROOT / "benchmarks" / "results" / "reference").rglob("results.json"):
         shutil.copytree(path.parent, tmp_path / "reference" / path.parent.name)
     found = verdicts(tmp_path / "reference")
-    assert found == ["not met", "not met", "met", "met", "met", *["not measured"] * 5]
+    assert found == ["not met", "met", "met", "met", "met", *["not measured"] * 5]
     committed = ROOT / "benchmarks" / "results" / "reference" / "targets.md"  # not stale
     assert (tmp_path / "reference" / "targets.md").read_text() == committed.read_text()
 

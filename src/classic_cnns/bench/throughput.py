@@ -126,8 +126,8 @@ def _peak(backend: str, mode: str, seconds: float) -> float:
     """The best FLOP/s in `mode` of dense kernels, each for an equal share of `seconds`: square
     matmuls (512 to 2048 on CPUs, for the caches; 4096 and 8192 on GPUs) and a 3x3
     convolution in the math the layers run (cuDNN's TF32 as set), since its library may outrun
-    the matmul's (oneDNN against MKL on an AMD EPYC in fp32: 0.30 against 0.18 TFLOP/s, so
-    that networks measured above 1 MFU against matmuls alone)."""
+    the matmul's (oneDNN against MKL on an AMD EPYC in fp32: 0.3 to 0.44 against 0.18 TFLOP/s,
+    so that networks measured above 1 MFU against matmuls alone)."""
     dtype, matmul_precision = _MATH[mode]
     previous, best = torch.get_float32_matmul_precision(), 0.0
     torch.set_float32_matmul_precision(matmul_precision)
