@@ -443,3 +443,5 @@ def test_predicted_probabilities_are_float32_under_bf16_autocast() -> None:
     (probs, *_) = trainer.predict(model, DataLoader(_digits(64), batch_size=64))
     assert probs.dtype == torch.float32
     torch.testing.assert_close(probs.sum(1), torch.ones(64))
+    (probs, *_) = _trainer(precision="64-true").predict(model, DataLoader(_digits(8), batch_size=8))
+    assert probs.dtype == torch.float64  # a double model's are not cut to float32

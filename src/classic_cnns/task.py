@@ -525,7 +525,8 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         """Class probabilities ``(N, num_classes)`` of a batch: images or ``(images, labels)``."""
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        return self(x).float().softmax(dim=-1)  # float32 under bf16 autocast too, as on CUDA
+        logits = self(x)  # bf16 under CPU autocast: float32 probabilities, as on CUDA
+        return logits.softmax(dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
 
     def configure_optimizers(self) -> Any:
         """The optimizer and per-step LR schedule named by the hyperparameters.
