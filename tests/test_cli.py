@@ -422,29 +422,35 @@ def test_a_user_s_mistake_is_one_message_with_status_2(
 
 
 @pytest.mark.parametrize(
-    "args,line",
+    "args,line,named",
     [  # a class given to a Union-typed flag: its flag, its name and its reason, no other's
         (
             ["--lr_scheduler", "StepLR", "--optimizer", "SGD"],
-            "--lr_scheduler StepLR: the following arguments are required: step_size",
+            "--lr_scheduler StepLR: ",
+            "step_size",
         ),
         (
             ["--trainer.callbacks", "EarlyStopping"],
-            "--trainer.callbacks EarlyStopping: the following arguments are required: monitor",
+            "--trainer.callbacks EarlyStopping: ",
+            "monitor",
         ),
         (
             ["--trainer.logger", "CSVLogger", "--trainer.logger.init_args.bogus", "1"],
-            "--trainer.logger CSVLogger: Option 'bogus' is not accepted",
+            "--trainer.logger CSVLogger: ",
+            "bogus",
         ),
-        (["--optimizer", "SGD", "--optimizer.lr", "abc"], "--optimizer.lr abc: Expected a "),
+        (["--optimizer", "SGD", "--optimizer.lr", "abc"], "--optimizer.lr abc: Expected a ", ""),
     ],
 )
 def test_a_class_s_error_names_its_flag_and_its_own_reason(
-    args: list[str], line: str, capsys: pytest.CaptureFixture[str]
+    args: list[str], line: str, named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["fit", *args]) == 2
     first = capsys.readouterr().err.splitlines()[0]
     assert first.startswith(f"classic-cnns fit: error: {line}"), first
+    # The reason is jsonargparse's, worded by its version ("the following arguments are
+    # required: step_size" in 4.53, 'Key "step_size" is required ...' in 4.40): it names the key.
+    assert named in first.removeprefix(f"classic-cnns fit: error: {line}"), first
     assert "Namespace(" not in first and "<class 'bool'>" not in first, first
     assert "Iterable" not in first and "ReduceLROnPlateau" not in first, first
 
