@@ -68,16 +68,7 @@ def test_create_model_returns_the_family_lightning_module() -> None:
 
 
 def test_register_model_adds_a_user_network_and_refuses_duplicates() -> None:
-    @register_model(
-        family="toy",
-        paper="Toy",
-        year=2024,
-        url="https://example.org",
-        input_size=(1, 8, 8),
-        min_input_size=(8, 8),
-        num_params=650,
-        name="Toy_Linear_Test",
-    )
+    @register_model(**{**TOY_ENTRY, "num_params": 650}, name="Toy_Linear_Test")
     def toy(*, num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
         return torch.nn.Sequential(
             torch.nn.Flatten(), torch.nn.Linear(in_channels * 64, num_classes)
@@ -90,16 +81,7 @@ def test_register_model_adds_a_user_network_and_refuses_duplicates() -> None:
         # Wildcards ignore case on both sides, for a user's name with capitals too.
         assert list_models("Toy_Linear_Test") == list_models("toy_linear*") == ["Toy_Linear_Test"]
         with pytest.raises(ValueError, match="registered already"):
-            register_model(
-                family="toy",
-                paper="Toy",
-                year=2024,
-                url="u",
-                input_size=(1, 8, 8),
-                min_input_size=(8, 8),
-                num_params=650,
-                name="Toy_Linear_Test",
-            )(toy)
+            register_model(**{**TOY_ENTRY, "num_params": 650}, name="Toy_Linear_Test")(toy)
     finally:
         _REGISTRY.pop("Toy_Linear_Test")
 
@@ -110,16 +92,7 @@ def test_create_model_builds_the_arch_it_is_named() -> None:
 
 
 def test_family_class_refuses_another_familys_arch() -> None:
-    @register_model(
-        family="toy",
-        paper="Toy",
-        year=2024,
-        url="u",
-        input_size=(1, 8, 8),
-        min_input_size=(8, 8),
-        num_params=0,
-        name="toy_other_family",
-    )
+    @register_model(**TOY_ENTRY, name="toy_other_family")
     def toy(*, num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
         return torch.nn.Identity()
 
