@@ -28,6 +28,7 @@ import json
 import os
 import pickle
 import struct
+import tempfile
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -43,8 +44,8 @@ from classic_cnns._download import DOWNLOAD_TIMEOUT, download, download_folder
 
 __all__ = [
     "DATA_CHECKPOINT_KEY", "DATA_ENV", "DOWNLOAD_TIMEOUT", "CheckpointError", "WeightsFile",
-    "atomic_path", "atomic_save", "check_checkpoint_file", "default_data_dir", "download",
-    "download_folder", "file_digest", "is_safetensors_file", "load_checkpoint",
+    "atomic_path", "atomic_save", "check_checkpoint_file", "check_writable", "default_data_dir",
+    "download", "download_folder", "file_digest", "is_safetensors_file", "load_checkpoint",
     "read_weights_file", "refuse_folder", "strip_compiled",
 ]  # fmt: skip
 
@@ -138,6 +139,39 @@ def is_local(path: str | os.PathLike[str]) -> bool:
     return "://" not in str(path) or str(path).startswith("file://")
 
 
+def _written_file(path: str | os.PathLike[str]) -> Path:
+    # The file atomic_path writes: a file:// URL's path; through a symbolic link, as a plain
+    # open() writes, the file it names.
+    path = Path(os.fspath(path).removeprefix("file://"))
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise ``OSError`` naming ``path`` unless :func:`atomic_path` can make its file there: in
+    ``path``'s folder, or the nearest one that exists (the rest it creates). Nothing at
+    ``path`` is touched; a probe file is made and removed.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile() as f:
+        ...     check_writable(f"{f.name}/out.csv")
+        Traceback (most recent call last):
+        ...
+        NotADirectoryError: cannot write .../out.csv: ... is a file, not a folder
+    """
+    target = _written_file(path)
+    there = next(p for p in (target.parent, *target.parent.parents) if p.exists())
+    if not there.is_dir():
+        raise NotADirectoryError(f"cannot write {path}: {there} is a file, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".classic-cnns-", suffix=".tmp", dir=there)
+    except OSError as err:
+        why = f"no file can be made in {there} ({err.strerror or err})"
+        raise type(err)(f"cannot write {path}: {why}") from err
+    os.close(handle)
+    os.unlink(probe)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``path``, renamed onto ``path`` only if the block succeeds.
@@ -158,9 +192,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         ...     sorted(p.name for p in Path(folder).iterdir())
         ['out.csv']
     """
-    path = Path(os.fspath(path).removeprefix("file://"))
-    if path.is_symlink():  # a plain open() writes through the link: replace what it names
-        path = Path(os.path.realpath(path))
+    path = _written_file(path)
     refuse_folder(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")

@@ -19,7 +19,6 @@ import csv
 import io
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ from classic_cnns.checkpoint import head_class_names
 from classic_cnns.data.folder import IMAGE_EXTENSIONS, _class_dirs, list_images, load_image
 from classic_cnns.data.preprocessing import Preprocessing
 from classic_cnns.export import _borrowed
-from classic_cnns.files import atomic_path, refuse_folder
+from classic_cnns.files import atomic_path, check_writable, refuse_folder
 from classic_cnns.hub import _require_classifier, load_model
 from classic_cnns.plots import _RUN_ELSEWHERE, _refuse_replacing
 from classic_cnns.task import ImageClassifier
@@ -158,7 +157,7 @@ def _predict(
         refuse_folder(output)
         if Path(output).resolve() in {f.resolve() for f in files}:
             raise ValueError(f"output {output} is one of the images to classify; pick another")
-        _check_writable(output)
+        check_writable(output)  # before anything is classified
     config = model.data_config
     prep = Preprocessing.from_config(
         config, model.in_channels, mean=mean, std=std, image_size=model.input_size[1:]
@@ -214,24 +213,6 @@ def _write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str] = _COL
     writer.writerows(rows)
     with atomic_path(path) as tmp:  # a file name that is not UTF-8 keeps its bytes, as on stdout
         tmp.write_text(buffer.getvalue(), encoding="utf-8", errors="surrogateescape", newline="")
-
-
-def _check_writable(output: str | os.PathLike[str]) -> None:
-    # That a file can be made where output goes (in its folder, or the nearest one there is,
-    # for atomic_path to make the rest), before anything is classified; output is not touched.
-    path = Path(os.fspath(output).removeprefix("file://"))
-    if path.is_symlink():  # written through, as atomic_path writes it
-        path = Path(os.path.realpath(path))
-    there = next(p for p in (path.parent, *path.parent.parents) if p.exists())
-    if not there.is_dir():
-        raise NotADirectoryError(f"cannot write {output}: {there} is a file, not a folder")
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".classic-cnns-", suffix=".tmp", dir=there)
-    except OSError as err:
-        why = f"no file can be made in {there} ({err.strerror or err})"
-        raise type(err)(f"cannot write {output}: {why}") from err
-    os.close(handle)
-    os.unlink(probe)
 
 
 def _write_output(rows: list[dict[str, Any]], output: str | os.PathLike[str]) -> None:
