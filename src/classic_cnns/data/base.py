@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from classic_cnns._guard import check_flag, is_number
-from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, ResizeMode
+from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, ResizeMode, _is_size
 from classic_cnns.data.sampling import EpochShuffleSampler, ResumableDataLoader
 
 __all__ = ["InMemoryDataModule", "TensorBatches"]
@@ -76,13 +76,6 @@ class TensorBatches(Dataset[tuple[Tensor, Tensor]]):
             # and without waiting (a copy from pageable memory would wait for the device).
             idx = idx.pin_memory().to(self.images.device, non_blocking=True)
         return self.images[idx], self.labels[idx]
-
-
-def _is_size(size: object) -> bool:
-    # A positive int, or a pair (H, W) of them; bools and strings are not sizes.
-    sizes = size if isinstance(size, tuple | list) else (size, size)
-    ints = [v for v in sizes if isinstance(v, int) and not isinstance(v, bool) and v >= 1]
-    return len(sizes) == len(ints) == 2
 
 
 def _check_alphas(mixup_alpha: Any, cutmix_alpha: Any) -> None:

@@ -27,7 +27,7 @@ try:  # deprecated from torchvision 0.29 in favour of TorchCodec's decoders, lat
 except ImportError:  # a torchvision without image decoders
     _torchvision_decode = None  # type: ignore[assignment]
 
-from classic_cnns.data.preprocessing import _exif_transpose, _luma, to_size
+from classic_cnns.data.preprocessing import _exif_transpose, _is_size, _luma, to_size
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "load_image"]
 
@@ -177,17 +177,9 @@ def load_image(
 
 def _size(size: Any) -> tuple[int, int] | None:
     # load_image's size as (H, W): an int, two ints, or None; never a bool or a string.
-    def whole(n: Any) -> bool:
-        return isinstance(n, int) and not isinstance(n, bool) and n >= 1
-
-    if size is None:
-        return None
-    if whole(size):
-        return size, size
-    pair = isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2
-    if pair and all(whole(n) for n in size):
-        return int(size[0]), int(size[1])
-    raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
+    if size is not None and not _is_size(size):
+        raise ValueError(f"size must be an int or (H, W) of positive ints; got {size!r}")
+    return None if size is None else (size, size) if isinstance(size, int) else tuple(size)
 
 
 def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:

@@ -208,6 +208,13 @@ def to_size(
     return TF.center_crop(TF.resize(images, cover, antialias=True), [height, width])
 
 
+def _is_size(size: object) -> bool:
+    # A positive int, or a pair (H, W) of them; bools and strings are not sizes.
+    sizes = size if isinstance(size, tuple | list) else (size, size)
+    ints = [v for v in sizes if isinstance(v, int) and not isinstance(v, bool) and v >= 1]
+    return len(sizes) == len(ints) == 2
+
+
 def _luma(rgb: Tensor) -> Tensor:
     # PIL's grey (ITU-R 601-2 luma in 16-bit fixed point, weights summing to 2**16, rounded),
     # so a grey image stays as it is; rgb_to_grayscale's 0.2989 + 0.587 + 0.114 truncates it
