@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import pickle
 import re
 import tarfile
@@ -1118,3 +1119,48 @@ def test_predict_folder_names_classes_only_with_as_many_names_as_outputs(tmp_pat
     with pytest.warns(UserWarning, match=r"records 3 class names for its 10 classes; writing"):
         rows = predict_folder(model, tmp_path, recursive=True)
     assert all(r["class"] == str(r["class_index"]) for r in rows) and len(rows) == 12
+
+
+def test_images_that_cannot_fit_in_memory_are_refused_before_any_is_decoded(
+    tmp_path, digits, monkeypatch
+) -> None:
+    images, labels = digits
+    _write_pngs(tmp_path, images[:40], labels[:40])
+    decoded: list[Path] = []
+    real_load = folder_module.load_image
+    monkeypatch.setattr(
+        folder_module, "load_image", lambda p, *a: decoded.append(p) or real_load(p, *a)
+    )
+    # 8 test images at 3x224x224 take 8 * 150,528 bytes; one byte fewer is available.
+    monkeypatch.setattr(folder_module, "_available_memory", lambda: 8 * 150_528 - 1)
+    dm = ImageFolder(tmp_path, channels=3, image_size=224, test_size=0.2)
+    with pytest.raises(
+        MemoryError,
+        match=rf"{re.escape(str(tmp_path))}: ImageFolder keeps its images decoded in memory; 8 "
+        r"images at 3x224x224 take 0\.0 GiB, and 0\.0 GiB is available\. Decode them at a "
+        r"smaller image_size",
+    ):
+        dm.setup("fit")
+    assert decoded == []
+    monkeypatch.setattr(folder_module, "_available_memory", lambda: 40 * 150_528)  # all 40 fit
+    dm.setup("fit")
+    assert len(decoded) == 40
+    assert sum(len(dm._splits[s][1]) for s in ("train", "val", "test")) == 40
+
+
+def test_available_memory_is_the_least_of_the_machine_s_and_the_container_s(monkeypatch) -> None:
+    available = folder_module._available_memory()
+    if Path("/proc/meminfo").is_file():  # Linux: at most the machine's physical memory
+        assert available is not None
+        assert 0 < available <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    files = {
+        "/proc/meminfo": "MemTotal:  8000000 kB\nMemAvailable:    4000000 kB\n",
+        "/sys/fs/cgroup/memory.max": "3000000000\n",
+        "/sys/fs/cgroup/memory.current": "1000000000\n",
+    }
+    monkeypatch.setattr(folder_module, "_text", lambda path: files.get(path, ""))
+    assert folder_module._available_memory() == 2_000_000_000  # the container's limit
+    files["/sys/fs/cgroup/memory.max"] = "max\n"  # no limit: the machine's
+    assert folder_module._available_memory() == 4_000_000 * 1024
+    files.clear()  # nothing readable (macOS, Windows): no check
+    assert folder_module._available_memory() is None

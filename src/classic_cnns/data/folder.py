@@ -14,6 +14,7 @@ weights the model starts from expect, and crops and flips training batches.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -129,6 +130,42 @@ def _split_dirs(root: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dic
     return {split: same[0] for split, same in splits.items()}
 
 
+def _available_memory() -> int | None:
+    # Bytes this process may still allocate: Linux's MemAvailable, or less where a cgroup
+    # (a container's limit) allows less; None where neither can be read (macOS, Windows).
+    found = [
+        int(line.split()[1]) * 1024
+        for line in _text("/proc/meminfo").splitlines()
+        if line.startswith("MemAvailable:")
+    ]
+    limit, used = _text("/sys/fs/cgroup/memory.max"), _text("/sys/fs/cgroup/memory.current")
+    if limit.strip().isdigit() and used.strip().isdigit():  # "max": no limit
+        found.append(int(limit) - int(used))
+    return min(found) if found else None
+
+
+def _text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _check_memory(count: int, shape: tuple[int, ...], root: Path) -> None:
+    # Refuse, before decoding a file, images that cannot fit in memory, rather than decode
+    # for minutes and be killed by the kernel's out-of-memory killer.
+    need = count * math.prod(shape)
+    available = _available_memory()
+    if available is not None and need > available:
+        raise MemoryError(
+            f"{root}: ImageFolder keeps its images decoded in memory; {count:,} images at "
+            f"{'x'.join(map(str, shape))} take {need / 2**30:.1f} GiB, and "
+            f"{max(available, 0) / 2**30:.1f} GiB is available. Decode them at a smaller "
+            "image_size, use fewer images, or read the files lazily with your own DataLoader "
+            "(torchvision.datasets.ImageFolder) passed to Trainer.fit"
+        )
+
+
 class ImageFolder(TransferDataModule):
     """Images in class subfolders: ``root/<split>/<class>/<file>`` or ``root/<class>/<file>``.
 
@@ -150,10 +187,12 @@ class ImageFolder(TransferDataModule):
     folders are followed (see :func:`list_images`).
 
     Files are decoded once at ``setup`` (see :func:`load_image`) at ``image_size`` (or the
-    model's input size) and kept as uint8 in memory. With ``image_size`` left to it, a model
-    whose ``data_config`` records padded images (MNIST's 28 px padded to LeNet-5's 32) gets
-    the files padded where they fit, as :func:`~classic_cnns.predict.predict_folder` pads
-    them, and records ``"pad"`` again when trained on them. Validating, testing or predicting
+    model's input size) and kept as uint8 in memory; a folder too large for the memory
+    available is refused (``MemoryError``) before any file is decoded. With ``image_size``
+    left to it, a model whose ``data_config`` records padded images (MNIST's 28 px padded to
+    LeNet-5's 32) gets the files padded where they fit, as
+    :func:`~classic_cnns.predict.predict_folder` pads them, and records ``"pad"`` again when
+    trained on them. Validating, testing or predicting
     (not ``fit``) with a model whose ``data_config`` records an evaluation crop (torchvision's
     ImageNet weights: ``crop_pct`` 224/256), the images are resized to cover
     ``size / crop_pct`` and the centre cropped, as :func:`~classic_cnns.predict.predict_folder`
@@ -337,6 +376,7 @@ class ImageFolder(TransferDataModule):
         picked = range(len(paths)) if pick is None else pick.tolist()
         paths, labels = [paths[i] for i in picked], [labels[i] for i in picked]
         size, mode, crop = self._decoded or self._storage()
+        _check_memory(len(paths), (self.channels, *size), self.root)
         images = torch.empty((len(paths), self.channels, *size), dtype=torch.uint8)
         for i, path in enumerate(paths):
             images[i] = to_size(load_image(path, self.channels, None), size, mode, crop)
