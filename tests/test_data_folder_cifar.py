@@ -342,8 +342,9 @@ def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused
         UserWarning,
         match=r"vehicles: read as split folders \['train'\]; the folders \['bus'\] beside them "
         r"are left out .* put the classes in a folder of their own",
-    ):
+    ) as record:
         assert ImageFolder(tmp_path / "vehicles", channels=1).class_names == ("electric", "steam")
+    assert [w.filename for w in record] == [__file__]  # the line that built the datamodule
     # Kaggle's test/ of unlabelled images is no test set: training goes on, testing says why.
     _write_pngs(tmp_path / "unlabelled" / "train", images[:100], labels[:100])
     (tmp_path / "unlabelled" / "test").mkdir()

@@ -306,8 +306,9 @@ def test_predict_folder_writes_the_readable_images_and_names_the_others(
     capsys.readouterr()
     # The same rows as a folder of the good images alone.
     model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
-    with pytest.warns(UserWarning, match=r"skipped them: 1 of the 4 .* read: 3_broken\.png"):
+    with pytest.warns(UserWarning, match=r"skipped them: 1 of the 4 .* read: 3_broken\.png") as w:
         python_rows = predict_folder(model, folder)
+    assert [warning.filename for warning in w] == [__file__]  # the predict_folder line
     assert [str(r["class_index"]) for r in python_rows] == [r["class_index"] for r in rows]
     # Refused up front when asked: nothing is written, every bad file is named.
     output.unlink()

@@ -243,8 +243,12 @@ def test_fine_tuning_a_head_refuses_its_classes_numbered_otherwise(tmp_path: Pat
         _trainer(max_steps=1).fit(LeNet5.load_from_checkpoint(tmp_path / "digits.ckpt"),
                                   _Unnamed(batch_size=32))  # fmt: skip
     # New names for some outputs: fine-tuning them is fine, and says what it starts from.
-    with pytest.warns(UserWarning, match=r"'0' -> 'zero', '1' -> 'one'\); model.reset_classifier"):
+    with pytest.warns(
+        UserWarning, match=r"'0' -> 'zero', '1' -> 'one'\); model.reset_classifier"
+    ) as record:
         _trainer(max_steps=1).fit(model, _Renamed(batch_size=32))
+    # At the trainer.fit line here, past Lightning's frames and the package's.
+    assert {w.filename for w in record if "head was trained" in str(w.message)} == {__file__}
     assert model.data_config["class_names"][:2] == ["zero", "one"]  # the data's, from now on
     # The data's own classes, in the head's order: no word.
     fresh = LeNet5.load_from_checkpoint(tmp_path / "digits.ckpt")
@@ -345,8 +349,10 @@ def test_the_readme_fine_tune_example_runs_offline(tmp_path: Path, monkeypatch) 
         exec(compile(code, str(README), "exec"), namespace)  # our own README
 
     # What the example's comments say happened.
-    not_loaded = [str(w.message) for w in caught if "not loaded from" in str(w.message)]
-    assert len(not_loaded) == 1 and "net.fc.weight" in not_loaded[0] and "c5" not in not_loaded[0]
+    not_loaded = [w for w in caught if "not loaded from" in str(w.message)]
+    assert len(not_loaded) == 1
+    assert "net.fc.weight" in str(not_loaded[0].message) and "c5" not in str(not_loaded[0].message)
+    assert not_loaded[0].filename == str(README)  # the example's line, not the package's
     model, data = namespace["model"], namespace["data"]
     assert model.num_classes == 2 and model.net.fc.out_features == 2
     assert model.hparams.backbone_lr == pytest.approx(model.hparams.lr / 10)

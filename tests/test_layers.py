@@ -26,7 +26,7 @@ SRC = Path(classic_cnns.__file__).resolve().parent
 # Lowest first. A unit is the first name below classic_cnns ("data" for classic_cnns.data.base);
 # "__init__" is the package root.
 LAYERS: list[set[str]] = [
-    {"_version", "_download", "files"},  # bytes on disk; nothing of ours
+    {"_version", "_download", "files", "_warn"},  # bytes on disk, warnings; nothing of ours
     {"recipes", "registry"},  # facts: builders, metadata, recipes, pretrained weights
     {"nets"},  # pure nn.Module networks
     {"finetune", "weights"},  # heads and freezing; tensors into a network
@@ -43,6 +43,7 @@ LAYERS: list[set[str]] = [
 ONLY: dict[str, set[str]] = {
     "files": {"_download"},
     "_download": set(),
+    "_warn": set(),
     "_version": set(),
     "nets": {"nets", "registry"},
     "registry": {"recipes"},

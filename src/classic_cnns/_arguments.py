@@ -7,30 +7,16 @@ and what was given. The optimizer's settings are :mod:`classic_cnns.optim`'s to 
 
 from __future__ import annotations
 
-import sys
-import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, get_args
 
 from classic_cnns._guard import NonFinitePolicy, check_flag, is_number
+from classic_cnns._warn import warn
 from classic_cnns.nets._layers import WeightInit
 from classic_cnns.optim import check_settings
 from classic_cnns.registry import ModelInfo, list_models, model_info
 
 __all__ = ["check_arguments"]
-
-_PACKAGE = str(Path(__file__).resolve().parent)
-
-
-def _user_line() -> int:
-    # The stacklevel of the first frame outside the package and its generated code (a family
-    # class's __init__ is dataclass-like generated code): the user's line, for a warning.
-    frame, level = sys._getframe(2), 2  # the frame of the function that warns is level 1
-    while frame.f_back is not None and (frame.f_code.co_filename.startswith((_PACKAGE, "<"))):
-        frame, level = frame.f_back, level + 1
-    return level
-
 
 _OPTIMIZER_SETTINGS = ("optimizer", "scheduler", "lr", "weight_decay", "momentum", "backbone_lr")
 
@@ -51,11 +37,9 @@ def warn_of_the_recipe_lr(info: ModelInfo, optimizer: Any, lr: Any) -> None:
     """
     recipe = info.recipe
     if lr is None and optimizer is not None and (optimizer == "sgd") != (recipe.optimizer == "sgd"):
-        warnings.warn(
+        warn(
             f"lr {recipe.lr:g} is {info.name}'s recipe's for {recipe.optimizer!r}; "
-            f"{optimizer!r} often needs another (SGD's are some 10-100x Adam's): pass lr",
-            UserWarning,
-            stacklevel=_user_line(),
+            f"{optimizer!r} often needs another (SGD's are some 10-100x Adam's): pass lr"
         )
 
 
@@ -82,11 +66,9 @@ def warn_of_cycled_momentum(info: ModelInfo, optimizer: Any, momentum: Any, sche
         and momentum > 0
         and momentum != info.recipe.momentum
     ):
-        warnings.warn(
+        warn(
             f"momentum={momentum:g} is not used: the one-cycle schedule cycles the momentum "
-            "from 0.95 to 0.85 and back (scheduler 'cosine', 'step' or 'none' keeps it)",
-            UserWarning,
-            stacklevel=_user_line(),
+            "from 0.95 to 0.85 and back (scheduler 'cosine', 'step' or 'none' keeps it)"
         )
 
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lightning.pytorch.utilities import rank_zero_warn
-
 from classic_cnns._guard import check_classes
+from classic_cnns._warn import warn
 
 __all__ = ["check_data_classes", "check_one_loader", "class_names_hint", "data_classes"]
 
@@ -140,7 +139,7 @@ def _check_head_classes(
         )
     new = [f"{old!r} -> {n!r}" for old, n in zip(recorded, names, strict=True) if old != n]
     shown = ", ".join(new[:3]) + (f", ... ({len(new)} in all)" if len(new) > 3 else "")
-    rank_zero_warn(
+    warn(
         f"{name}'s head was trained on other classes than {where}'s; fine-tuning starts each "
         f"output from the old class's weights ({shown}); model.reset_classifier(num_classes) "
         "gives a fresh head instead"

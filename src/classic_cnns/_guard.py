@@ -27,8 +27,9 @@ from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
+
+from classic_cnns._warn import warn
 
 __all__ = [
     "NonFinitePolicy",
@@ -245,7 +246,7 @@ def report(
         message += " (checked without waiting for the device, so found later)"
     if policy == "raise":
         raise ValueError(f"{message}. {hint}, or pass nonfinite='skip' to skip such batches")
-    rank_zero_warn(f"{message}; skipping the batch (nonfinite='skip')")
+    warn(f"{message}; skipping the batch (nonfinite='skip')")
 
 
 def check_labels_structure(y: Any, batch_size: int, num_classes: int | None = None) -> None:

@@ -35,12 +35,12 @@ import lightning as L
 import torch
 from lightning.pytorch.core.saving import load_hparams_from_yaml
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch import nn
 from typing_extensions import Self
 
 from classic_cnns._data_classes import class_names_hint, data_classes
+from classic_cnns._warn import warn
 from classic_cnns.data.sampling import ResumableDataLoader
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
@@ -422,7 +422,7 @@ class ExactResume(L.Callback):
             for loader, loader_state in zip(loaders, saved, strict=True):
                 loader.load_state_dict(loader_state)
         elif saved:
-            rank_zero_warn(
+            warn(
                 f"ExactResume: the checkpoint holds the position of {len(saved)} training "
                 f"loader(s), the run has {len(loaders)} resumable one(s); the data order "
                 "restarts instead of continuing"

@@ -19,7 +19,6 @@ import csv
 import io
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from classic_cnns._guard import check_flag
+from classic_cnns._warn import warn
 from classic_cnns.checkpoint import head_class_names
 from classic_cnns.data.folder import IMAGE_EXTENSIONS, _class_dirs, list_images, load_image
 from classic_cnns.data.preprocessing import Preprocessing
@@ -104,7 +104,7 @@ def predict_folder(
     )  # fmt: skip
     if skipped:
         message = _skipped_message(skipped, len(rows) + len(skipped))
-        warnings.warn(f"skipped them: {message}", UserWarning, stacklevel=2)
+        warn(f"skipped them: {message}")
     if output is not None:
         _write_output(rows, output)
     return rows
@@ -165,11 +165,9 @@ def _predict(
     recorded = head_class_names(config, model.num_classes)
     names = [str(n) for n in recorded or range(model.num_classes)]
     if recorded is None and (other := config.get("class_names")):  # an older head's names
-        warnings.warn(
+        warn(
             f"the model records {len(other)} class names for its {model.num_classes} "
-            "classes; writing class indices instead",
-            UserWarning,
-            stacklevel=3,
+            "classes; writing class indices instead"
         )
     with _borrowed(model, _available(device)):  # then back where it was, as it was
         rows, skipped = _classify(model, folder, files, prep, names, batch_size, on_error)

@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 
+from classic_cnns._warn import warn
 from classic_cnns.files import (
     COMPILED_PREFIX,
     CheckpointError,
@@ -236,10 +236,7 @@ def warn_not_loaded(skipped: Mapping[str, str], source: str, target: str) -> Non
     """
     if not skipped:
         return
-    rank_zero_warn(
-        f"{len(skipped)} key(s) not loaded from {source} into {target}:{_listed(skipped)}",
-        category=UserWarning,
-    )
+    warn(f"{len(skipped)} key(s) not loaded from {source} into {target}:{_listed(skipped)}")
 
 
 def load_into(

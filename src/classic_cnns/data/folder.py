@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from classic_cnns._guard import check_path, is_number
+from classic_cnns._warn import warn
 from classic_cnns.data.base import Split
 from classic_cnns.data.images import (
     IMAGE_EXTENSIONS,
@@ -121,11 +121,10 @@ def _split_dirs(root: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dic
         shown = ", ".join(loose[:3]) + (", ..." if len(loose) > 3 else "")
         beside.append(f"{len(loose)} image file(s) ({shown})")
     if beside:  # a class named "train" holding subfolders would read as a split too
-        warnings.warn(
+        warn(
             f"{root}: read as split folders {[same[0].name for same in splits.values()]}; "
             f"{' and '.join(beside)} beside them are left out (no split has their images). "
-            "For one folder per class, put the classes in a folder of their own",
-            stacklevel=3,
+            "For one folder per class, put the classes in a folder of their own"
         )
     return {split: same[0] for split, same in splits.items()}
 

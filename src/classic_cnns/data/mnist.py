@@ -20,7 +20,6 @@ import gzip
 import hashlib
 import os
 import re
-import warnings
 import zlib
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -30,6 +29,7 @@ import torchvision.datasets as tvd
 from torch import Tensor
 
 from classic_cnns._guard import check_flag, check_path
+from classic_cnns._warn import warn
 from classic_cnns.data.base import InMemoryDataModule, _how_to_get
 from classic_cnns.files import (
     DOWNLOAD_TIMEOUT,
@@ -243,7 +243,7 @@ class MNIST(InMemoryDataModule):
             except ValueError as also:  # both damaged: name both
                 raise ValueError(f"{err}\n{also}") from None
             why = str(err).replace(_REDOWNLOAD, "delete it")  # the archive beside it is good
-            warnings.warn(f"{why}; read {copies[1].name} beside it instead", stacklevel=4)
+            warn(f"{why}; read {copies[1].name} beside it instead")
             return images
 
     def _verified(self, path: Path, filename: str) -> Tensor:
