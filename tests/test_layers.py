@@ -26,7 +26,7 @@ SRC = Path(classic_cnns.__file__).resolve().parent
 # Lowest first. A unit is the first name below classic_cnns ("data" for classic_cnns.data.base);
 # "__init__" is the package root.
 LAYERS: list[set[str]] = [
-    {"_version", "_download", "files", "_warn"},  # bytes on disk, warnings; nothing of ours
+    {"_version", "_download", "files", "_warn", "_checks"},  # bytes on disk, warnings, checks
     {"recipes", "registry"},  # facts: builders, metadata, recipes, pretrained weights
     {"nets"},  # pure nn.Module networks
     {"finetune", "weights"},  # heads and freezing; tensors into a network
@@ -44,9 +44,10 @@ ONLY: dict[str, set[str]] = {
     "files": {"_download"},
     "_download": set(),
     "_warn": set(),
+    "_checks": set(),
     "_version": set(),
-    "nets": {"nets", "registry"},
-    "registry": {"recipes"},
+    "nets": {"nets", "registry", "_checks"},
+    "registry": {"recipes", "_checks"},
 }
 
 # Third-party packages a function may import, and why not at the top of the module.

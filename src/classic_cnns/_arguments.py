@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, get_args
 
-from classic_cnns._guard import NonFinitePolicy, check_flag, is_number
+from classic_cnns._checks import check_flag, is_int, is_number
+from classic_cnns._guard import NonFinitePolicy
 from classic_cnns._warn import warn
 from classic_cnns.nets._layers import WeightInit
 from classic_cnns.optim import check_settings
@@ -100,7 +101,7 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
         )
     for name in ("num_classes", "in_channels"):
         value = kwargs[name]
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        if not is_int(value, 1):
             raise ValueError(f"{name} must be a positive int; got {value!r}")
     if kwargs["num_classes"] < 2:
         raise ValueError(f"num_classes must be at least 2; got {kwargs['num_classes']}")

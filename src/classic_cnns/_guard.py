@@ -21,8 +21,6 @@ and reported at the next read, like a non-finite value.
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
@@ -36,12 +34,9 @@ __all__ = [
     "Problem",
     "StepGuard",
     "check_classes",
-    "check_flag",
     "check_images",
     "check_label_values",
     "check_labels_structure",
-    "check_path",
-    "is_number",
     "keep_norm_statistics",
     "queued",
     "refuse_skip_across_processes",
@@ -75,19 +70,6 @@ class Problem(NamedTuple):
     epoch: int
     low: int  # the labels' range, for kind "labels"
     high: int
-
-
-def is_number(value: Any) -> bool:
-    """Whether ``value`` is a finite real number (not a bool, not a string).
-
-    Example:
-        >>> is_number(0.1), is_number(float("nan")), is_number(True), is_number("1")
-        (True, False, False, False)
-    """
-    try:
-        return not isinstance(value, bool | str) and math.isfinite(value)
-    except TypeError:
-        return False
 
 
 def queued(device: torch.device) -> bool:
@@ -176,29 +158,6 @@ def check_classes(name: str, num_classes: int, found: Any, where: str) -> None:
             f"model with num_classes={found}, or call its reset_classifier({found}) (the "
             "plain network's replaces the head only, not the metrics and checks)"
         )
-
-
-def check_flag(name: str, value: Any, none: bool | str = False) -> None:
-    """Refuse a flag that is not ``True``/``False`` (``"no"`` would count as true); with
-    ``none``, ``None`` too (a str says what it means).
-
-    Example:
-        >>> check_flag("download", "false")
-        Traceback (most recent call last):
-        ...
-        ValueError: download must be True or False; got 'false'
-    """
-    if not (isinstance(value, bool) or (none is not False and value is None)):
-        allowed = "True, False or None" if none is not False else "True or False"
-        meaning = f" ({none})" if isinstance(none, str) else ""
-        raise ValueError(f"{name} must be {allowed}{meaning}; got {value!r}")
-
-
-def check_path(name: str, value: Any) -> None:
-    """Refuse a path ``name`` that is neither a str nor a path object (``check_path("x", 1)``:
-    ``TypeError: x must be a folder's path (str or Path); got 1``)."""
-    if not isinstance(value, str | os.PathLike):
-        raise TypeError(f"{name} must be a folder's path (str or Path); got {value!r}")
 
 
 def report(

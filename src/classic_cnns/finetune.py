@@ -25,6 +25,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
 from typing_extensions import Self
 
+from classic_cnns._checks import is_int
+
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
@@ -189,7 +191,7 @@ def reset_head(net: nn.Module, num_classes: int) -> None:
         5
     """
     _require_module(net, "reset_head")
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+    if not is_int(num_classes, 2):
         raise ValueError(f"num_classes must be an int of at least 2; got {num_classes!r}")
     old = next(head_parameters(net), None)
     reset = getattr(net, "reset_classifier", None)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from classic_cnns import _guard
+from classic_cnns._checks import check_flag
 from classic_cnns.checkpoint import init_parameters
 from classic_cnns.files import WeightsFile, read_weights_file
 from classic_cnns.models import family_class
@@ -140,7 +140,7 @@ def _check_start(
     checkpoint_path: str | os.PathLike[str] | None,
     strict: bool | None,
 ) -> None:
-    _guard.check_flag("pretrained", pretrained)
+    check_flag("pretrained", pretrained)
     _check_strict(strict)
     if checkpoint_path is not None and not os.fspath(checkpoint_path):
         raise ValueError("checkpoint_path is empty; expected the path of a weights file, or None")
@@ -167,7 +167,7 @@ def _require_classifier(model: object, caller: str) -> None:
 
 
 def _check_strict(strict: bool | None) -> None:
-    _guard.check_flag("strict", strict, none="the default")
+    check_flag("strict", strict, none="the default")
 
 
 def load_model(

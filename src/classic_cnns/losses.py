@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from classic_cnns import _guard
+from classic_cnns._checks import is_number
 from classic_cnns.files import read_weights_file
 from classic_cnns.registry import list_models
 from classic_cnns.weights import build_from_file, first_conv_name
@@ -150,17 +151,17 @@ def _as_target(target: Tensor, logits: Tensor, one_hot: bool = False) -> tuple[T
 
 
 def _check_temperature(temperature: Any) -> None:
-    if not (_guard.is_number(temperature) and temperature > 0):
+    if not (is_number(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number; got {temperature!r}")
 
 
 def _check_alpha(alpha: Any) -> None:
-    if not (_guard.is_number(alpha) and 0 <= alpha <= 1):
+    if not (is_number(alpha) and 0 <= alpha <= 1):
         raise ValueError(f"alpha must be a number in [0, 1]; got {alpha!r}")
 
 
 def _check_label_smoothing(label_smoothing: Any) -> None:
-    if not (_guard.is_number(label_smoothing) and 0 <= label_smoothing < 1):
+    if not (is_number(label_smoothing) and 0 <= label_smoothing < 1):
         raise ValueError(f"label_smoothing must be a number in [0, 1); got {label_smoothing!r}")
 
 

@@ -25,7 +25,7 @@ from typing import Any, get_args
 import torch
 from torch import nn
 
-from classic_cnns._guard import is_number
+from classic_cnns._checks import is_number
 from classic_cnns.recipes import OptimizerName, SchedulerName
 
 __all__ = [

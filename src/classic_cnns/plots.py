@@ -24,7 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from classic_cnns._guard import check_flag
+from classic_cnns._checks import check_flag
 from classic_cnns.files import atomic_path
 from classic_cnns.task import ImageClassifier
 

@@ -27,7 +27,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from classic_cnns._guard import check_flag
+from classic_cnns._checks import check_flag, is_int
 from classic_cnns._warn import warn
 from classic_cnns.checkpoint import head_class_names
 from classic_cnns.data.folder import IMAGE_EXTENSIONS, _class_dirs, list_images, load_image
@@ -145,7 +145,7 @@ def _predict(
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     # The rows of the readable images, and (file, reason) of the others; the CSV to be
     # written, checked first (predict_folder's and the command's alike).
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    if not is_int(batch_size, 1):
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise'; got {on_error!r}")

@@ -14,8 +14,6 @@ import difflib
 import fnmatch
 import functools
 import inspect
-import math
-import numbers
 import re
 import types
 import typing
@@ -28,6 +26,7 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
+from classic_cnns._checks import check_flag, is_int, is_number
 from classic_cnns.recipes import Recipe, default_recipe
 
 __all__ = [
@@ -295,7 +294,7 @@ class ModelInfo:
         }
         kwargs.setdefault("num_classes", self.num_classes)
         channels = kwargs.setdefault("in_channels", self.input_size[0])
-        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+        if not is_int(channels, 1):
             raise ValueError(f"in_channels must be an int >= 1; got {channels!r}")
         net = self.builder(**kwargs)
         if not isinstance(net, nn.Module):
@@ -304,10 +303,6 @@ class ModelInfo:
                 f"must return an nn.Module network; it returned {net!r}"
             )
         return net
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _plain(value: Any) -> Any:
@@ -324,16 +319,16 @@ def _checked(name: str, value: Any, annotation: Any) -> Any:
             return value
         kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
         annotation = kinds[0] if len(kinds) == 1 else None  # several: not checked here
-    if annotation is bool and not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False; got {value!r}")
-    if annotation is int and not (isinstance(value, int) and not isinstance(value, bool)):
+    if annotation is bool:
+        check_flag(name, value)
+    if annotation is int and not is_int(value):
         raise ValueError(f"{name} must be an int; got {value!r}")
     if annotation is float and "drop" in name:  # dropout, drop_rate: a probability
-        if not (_is_number(value) and 0 <= value <= 1):
+        if not (is_number(value) and 0 <= value <= 1):
             raise ValueError(f"{name} must be a probability in [0, 1]; got {value!r}")
         return float(value)
     if annotation is float:
-        if not _is_number(value):
+        if not is_number(value):
             raise ValueError(f"{name} must be a finite number; got {value!r}")
         return float(value)
     if annotation is str and not isinstance(value, str):
@@ -485,7 +480,7 @@ def _check_sizes(what: str, sizes: object, shape: str) -> None:
     if not (
         isinstance(sizes, tuple | list)
         and len(sizes) == length
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes)
+        and all(is_int(v, 1) for v in sizes)
     ):
         raise ValueError(f"{what} must be {shape}, {length} ints >= 1; got {sizes!r}")
 

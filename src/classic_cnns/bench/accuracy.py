@@ -20,7 +20,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 
-from classic_cnns._guard import is_number
+from classic_cnns._checks import is_number
 from classic_cnns.bench import core
 from classic_cnns.data import CIFAR10, MNIST, Digits, FashionMNIST, InMemoryDataModule
 from classic_cnns.files import default_data_dir

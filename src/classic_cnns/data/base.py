@@ -31,7 +31,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from classic_cnns._guard import check_flag, is_number
+from classic_cnns._checks import check_flag, is_int, is_number
 from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, ResizeMode, _is_size
 from classic_cnns.data.sampling import EpochShuffleSampler, ResumableDataLoader
 
@@ -169,11 +169,9 @@ class InMemoryDataModule(L.LightningDataModule):
         cutmix_alpha: float = 0.0,
     ) -> None:
         super().__init__()
-        if batch_size is not None and (
-            not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
-        ):
+        if batch_size is not None and not is_int(batch_size, 1):
             raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        if not (is_int(seed, 0) and seed < 2**64):
             raise ValueError(
                 f"seed must be an int (the seed of the split); got {seed!r}, expected one in "
                 "[0, 2**64)"
@@ -189,7 +187,7 @@ class InMemoryDataModule(L.LightningDataModule):
                 "val_size=1.0 is ambiguous: a fraction must be below 1 (all of the training set "
                 "would leave nothing to train on); for one validation image pass the int 1"
             )
-        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+        if not is_int(num_workers, 0):
             raise ValueError(
                 "num_workers must be an int >= 0 (0: batches made in the main process); "
                 f"got {num_workers!r}"
@@ -265,7 +263,7 @@ class InMemoryDataModule(L.LightningDataModule):
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not is_int(value, 1):
             raise ValueError(f"batch_size must be a positive int; got {value!r}")
         self._batch_size, self._batch_size_given = value, True
 

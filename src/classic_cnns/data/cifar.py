@@ -26,7 +26,7 @@ import torch
 import torchvision.datasets as tvd
 from torch import Tensor
 
-from classic_cnns._guard import check_flag, check_path
+from classic_cnns._checks import check_flag, check_path
 from classic_cnns.data.base import _how_to_get
 from classic_cnns.data.transfer import TransferDataModule
 from classic_cnns.files import (

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from classic_cnns._guard import is_number
+from classic_cnns._checks import is_number
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.data.sampling import _test_split
 

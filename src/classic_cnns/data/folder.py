@@ -25,7 +25,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from classic_cnns._guard import check_path, is_number
+from classic_cnns._checks import check_path, is_number
 from classic_cnns._warn import warn
 from classic_cnns.data.base import Split
 from classic_cnns.data.images import (

@@ -27,6 +27,7 @@ try:  # deprecated from torchvision 0.29 in favour of TorchCodec's decoders, lat
 except ImportError:  # a torchvision without image decoders
     _torchvision_decode = None  # type: ignore[assignment]
 
+from classic_cnns._checks import is_int
 from classic_cnns.data.preprocessing import _exif_transpose, _is_size, _luma, to_size
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "load_image"]
@@ -120,7 +121,7 @@ def _extensions(extensions: Any) -> tuple[str, ...]:
 
 def _check_channels(channels: Any) -> None:
     # The channels an image is decoded to: grey or RGB.
-    if not isinstance(channels, int) or isinstance(channels, bool) or channels not in (1, 3):
+    if not is_int(channels) or channels not in (1, 3):
         raise ValueError(f"channels must be the int 1 (grey) or 3 (RGB); got {channels!r}")
 
 

@@ -28,7 +28,7 @@ import torch
 import torchvision.datasets as tvd
 from torch import Tensor
 
-from classic_cnns._guard import check_flag, check_path
+from classic_cnns._checks import check_flag, check_path
 from classic_cnns._warn import warn
 from classic_cnns.data.base import InMemoryDataModule, _how_to_get
 from classic_cnns.files import (

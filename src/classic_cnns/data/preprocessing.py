@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
-from classic_cnns._guard import is_number
+from classic_cnns._checks import is_int, is_number
 from classic_cnns.recipes import Recipe
 
 __all__ = [
@@ -211,7 +211,7 @@ def to_size(
 def _is_size(size: object) -> bool:
     # A positive int, or a pair (H, W) of them; bools and strings are not sizes.
     sizes = size if isinstance(size, tuple | list) else (size, size)
-    ints = [v for v in sizes if isinstance(v, int) and not isinstance(v, bool) and v >= 1]
+    ints = [v for v in sizes if is_int(v, 1)]
     return len(sizes) == len(ints) == 2
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from classic_cnns._guard import check_flag
+from classic_cnns._checks import check_flag, is_int
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.data.preprocessing import check_stats, normalization, random_crop_flip
 
@@ -81,9 +81,7 @@ class TransferDataModule(InMemoryDataModule):
             batch_size, image_size, resize, val_size, seed, num_workers, data_on_device, **mix
         )
         self._given_stats = check_stats(mean, std, self.in_channels)
-        if crop_padding is not None and (
-            not isinstance(crop_padding, int) or isinstance(crop_padding, bool) or crop_padding < 0
-        ):
+        if crop_padding is not None and not is_int(crop_padding, 0):
             raise ValueError(
                 f"crop_padding must be an int >= 0 (pixels) or None; got {crop_padding!r}"
             )

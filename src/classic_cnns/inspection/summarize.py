@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from classic_cnns._checks import is_int
 from classic_cnns.inspection.formulas import (
     Pair,
     _count,
@@ -303,7 +304,7 @@ def _network(model: nn.Module) -> nn.Module:
 def _in_channels(model: nn.Module, net: nn.Module) -> int | None:
     """The input channels a model declares, or its first convolution's."""
     channels = getattr(model, "in_channels", None)
-    if isinstance(channels, int) and not isinstance(channels, bool):
+    if is_int(channels):
         return channels
     for module in net.modules():
         if isinstance(module, nn.modules.conv._ConvNd):

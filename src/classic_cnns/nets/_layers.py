@@ -16,6 +16,8 @@ from typing import Any, Literal, get_args
 
 from torch import nn
 
+from classic_cnns._checks import is_int
+
 __all__ = ["WeightInit", "check_in_channels", "check_num_classes", "conv1x1", "conv3x3"]
 __all__ += ["init_weights"]
 __all__ += ["linear_head", "small_stem_only"]
@@ -55,7 +57,7 @@ def check_num_classes(num_classes: object) -> int:
         >>> check_num_classes(0)
         0
     """
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+    if not is_int(num_classes, 0):
         raise ValueError(
             f"num_classes must be an int >= 0 (0 removes the classifier); got {num_classes!r}"
         )
@@ -79,7 +81,7 @@ def check_in_channels(in_channels: object) -> int:
         ...
         ValueError: in_channels must be an int >= 1; got '3'
     """
-    if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
+    if not is_int(in_channels, 1):
         raise ValueError(f"in_channels must be an int >= 1; got {in_channels!r}")
     return in_channels
 

@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from classic_cnns._checks import is_int
 from classic_cnns.nets._layers import check_in_channels, linear_head
 from classic_cnns.registry import register_model
 
@@ -112,9 +113,7 @@ def make_layers(
 def _check_config(config: object) -> None:
     # Widths are positive ints and "M" a max pool; at least one convolution.
     widths = [v for v in config if v != "M"] if isinstance(config, Sequence) else []
-    if not widths or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in widths
-    ):
+    if not widths or not all(is_int(v, 1) for v in widths):
         raise ValueError(
             "config must be a sequence of convolution widths (ints >= 1, at least one) and "
             f"'M' for max pooling, e.g. [64, 'M', 128, 'M']; got {config!r}"

@@ -1,0 +1,70 @@
+"""The checks of an argument's type every layer makes: a number, an int, a flag, a path.
+
+Python's ``bool`` is an ``int`` (``True >= 1``) and ``"no"`` is truthy, so that a plain
+``isinstance`` or ``if flag:`` takes what a user did not mean; these refuse them. Each caller
+raises its own error, which names the argument and what it expects.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, TypeGuard
+
+__all__ = ["check_flag", "check_path", "is_int", "is_number"]
+
+
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (not a bool, not a string).
+
+    Example:
+        >>> is_number(0.1), is_number(float("nan")), is_number(True), is_number("1")
+        (True, False, False, False)
+    """
+    try:
+        return not isinstance(value, bool | str) and math.isfinite(value)
+    except TypeError:
+        return False
+
+
+def is_int(value: Any, minimum: int | None = None) -> TypeGuard[int]:
+    """Whether ``value`` is an int (not a bool), at least ``minimum`` if one is given.
+
+    Example:
+        >>> is_int(3, minimum=1), is_int(0, minimum=1), is_int(True), is_int(3.0)
+        (True, False, False, False)
+    """
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and (minimum is None or value >= minimum)
+    )
+
+
+def check_flag(name: str, value: Any, none: bool | str = False) -> None:
+    """Refuse a flag that is not ``True``/``False`` (``"no"`` would count as true); with
+    ``none``, ``None`` too (a str says what it means).
+
+    Example:
+        >>> check_flag("download", "false")
+        Traceback (most recent call last):
+        ...
+        ValueError: download must be True or False; got 'false'
+    """
+    if not (isinstance(value, bool) or (none is not False and value is None)):
+        allowed = "True, False or None" if none is not False else "True or False"
+        meaning = f" ({none})" if isinstance(none, str) else ""
+        raise ValueError(f"{name} must be {allowed}{meaning}; got {value!r}")
+
+
+def check_path(name: str, value: Any) -> None:
+    """Refuse a path ``name`` that is neither a str nor a path object.
+
+    Example:
+        >>> check_path("root", 1)
+        Traceback (most recent call last):
+        ...
+        TypeError: root must be a folder's path (str or Path); got 1
+    """
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"{name} must be a folder's path (str or Path); got {value!r}")
