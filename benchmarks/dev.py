@@ -64,9 +64,9 @@ class Setting:
     precision: core.Precision = "fp32"
     channels_last: bool = False
 
-    def datamodule(self, seed: int, data_dir: Path | None) -> Any:  # as in `fit`
+    def datamodule(self, data_dir: Path | None) -> Any:  # as in `fit`: the split's seed is 0
         size = core.image_size(self.model, self.image_size)
-        return make_datamodule(self.dataset, data_dir, self.batch_size, seed, size)
+        return make_datamodule(self.dataset, data_dir, self.batch_size, image_size=size)
 
     def task(self, dm: Any, **kwargs: Any) -> Any:  # one optimizer for every loop and run
         return create_model(self.model, num_classes=dm.num_classes, in_channels=dm.in_channels,
@@ -138,7 +138,7 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
         for loop in LOOPS:
             results.add("overhead", backend, "skipped", note=reason, loop=loop, **base)
         return
-    dm = s.datamodule(seed, data_dir)  # a missing dataset: run_tasks records a skipped row
+    dm = s.datamodule(data_dir)  # a missing dataset: run_tasks records a skipped row
     dm.trainer = core.trainer(backend)
     dm.setup("fit")  # on a GPU the data moves to it, as in fit: for every loop alike
     L.seed_everything(seed, verbose=False)
@@ -248,7 +248,7 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
 
     def run(results: core.Results) -> None:
         for n, t in dict.fromkeys(runs):
-            dm = s.datamodule(seed, data_dir)
+            dm = s.datamodule(data_dir)
             L.seed_everything(seed, verbose=False)
             model = s.task(dm)
             with tempfile.TemporaryDirectory() as tmp:
@@ -330,7 +330,7 @@ def pipeline(out: Path, dataset: PipelineDataset = "mnist10k", repeats: int = 5,
         return 2
 
     def run(results: core.Results) -> None:
-        dm = make_datamodule(dataset, data_dir, 128, seed, image_size=32)
+        dm = make_datamodule(dataset, data_dir, 128, image_size=32)
         data = dm.train_dataloader().dataset
         size, pad = (32 - data.images.shape[-1]) // 2, dm.resize_mode == "pad"  # as the dm does
         steps = [transforms.Pad(size), transforms.ToTensor()] if pad else [transforms.ToTensor(),

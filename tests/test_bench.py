@@ -164,6 +164,26 @@ def accuracy(mnist_raw: Path) -> Results:
     return run_tasks(tasks(s, seed=0), Results(), threads=1)
 
 
+def test_every_seed_is_measured_on_the_same_test_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bench's seed seeds the weights and the data order; Digits' test split is drawn by
+    # the datamodule's own seed, which stays 0 (as in fit), or seeds would differ in test sets.
+    import classic_cnns.bench.accuracy as accuracy_mode
+
+    tested: list[torch.Tensor] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        dm = make_datamodule(*args, **kwargs)
+        tested.append(dm._splits["test"][0])
+        return dm
+
+    monkeypatch.setattr(accuracy_mode, "make_datamodule", spy)
+    s = Settings(recipes=("lenet5/digits",), backend="cpu", max_epochs=1, limit_train_batches=1)
+    runs = [run_tasks(tasks(s, seed=seed), Results(), threads=1) for seed in (0, 1)]
+    assert len(tested) == 2 and torch.equal(tested[0], tested[1])
+    untrained = [r.data["curves"]["lenet5/digits"][0]["test_acc"] for r in runs]
+    assert untrained[0] != untrained[1]  # the seed still draws the initial weights
+
+
 def test_accuracy_curve_time_to_accuracy_and_confusion(accuracy: Results) -> None:
     row, skipped = accuracy.rows["accuracy"]
     curve = accuracy.data["curves"]["lenet5/digits"]

@@ -4,6 +4,7 @@ import glob
 import importlib.util
 import inspect
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -118,6 +119,26 @@ def test_weights_start_a_new_run_from_a_file_and_pretrained_is_checked(
     # LeNet-5 has no ImageNet weights: refused before anything runs, naming those that do.
     assert main(["fit", "--pretrained", "true"]) == 2
     assert "lenet5 has no pretrained weights; pretrained=True works for" in capsys.readouterr().err
+
+
+def test_seed_everything_true_draws_a_random_seed_and_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lightning 2.6 seeds 0 for `true`, though its help says "a random seed".
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")  # (so that the end of the test restores it)
+    seeds = []
+    for _ in range(2):
+        monkeypatch.delenv("PL_GLOBAL_SEED")  # as in a fresh process
+        cli = ClassicCLI(args=["--seed_everything", "true"], run=False)
+        seeds.append(cli.config["seed_everything"])
+        assert os.environ["PL_GLOBAL_SEED"] == str(seeds[-1])  # the seed recorded is the one set
+    assert all(isinstance(s, int) and 0 <= s < 2**32 for s in seeds) and seeds[0] != seeds[1]
+    # A process that Lightning's DDP launcher started keeps the launcher's seed.
+    monkeypatch.setenv("PL_GLOBAL_SEED", "1234")
+    cli = ClassicCLI(args=["--seed_everything", "true"], run=False)
+    assert cli.config["seed_everything"] == 1234
+    assert ClassicCLI(args=["--seed_everything", "7"], run=False).config["seed_everything"] == 7
 
 
 def test_unknown_model_name_suggests_close_ones(capsys: pytest.CaptureFixture[str]) -> None:

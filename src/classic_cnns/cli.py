@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -118,6 +119,15 @@ class ClassicCLI(LightningCLI):
             },
             **kwargs,
         )
+
+    def _set_seed(self) -> None:
+        # --seed_everything true: a random seed, as Lightning's help says, where Lightning 2.6
+        # seeds 0. A process that Lightning's DDP launcher started keeps its launcher's seed.
+        sub = self.config.get("subcommand")
+        config = self.config[sub] if sub else self.config
+        if config.get("seed_everything") is True and "PL_GLOBAL_SEED" not in os.environ:
+            config["seed_everything"] = random.SystemRandom().randrange(2**32)
+        super()._set_seed()  # seeds, and records the seed in config.yaml
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         """Parsers that raise their errors, so that ``main`` prints one line, not the usage."""

@@ -41,7 +41,8 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
         modes: The modes to run, in this order (``throughput``, ``accuracy``: their
             settings); on the command line, as every list flag: ``--modes throughput``,
             ``--modes throughput,accuracy`` or ``--modes '[throughput]'``.
-        seed: Seed of the weights, inputs and data order: an int in [0, 2**32).
+        seed: Seed of the weights, inputs and data order: an int in [0, 2**32). Not of the
+            data's split: Digits' test images are seed 0's whatever the seed, as in ``fit``.
         threads: ``torch.set_num_threads`` for the run; ``None`` keeps PyTorch's choice.
         budget: Seconds after which no further task starts (those left are recorded skipped).
         out: Output folder; ``None``: ``bench-results/<YYYYmmdd-HHMMSS>``.
