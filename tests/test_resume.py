@@ -20,11 +20,13 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import TensorDataset
 
-from classic_cnns import Digits, UnfreezeBackbone, create_model
+from classic_cnns import Digits, FashionMNIST, UnfreezeBackbone, create_model
 from classic_cnns.checkpoint import AtomicCheckpointIO, ExactResume
 from classic_cnns.cli import main
 from classic_cnns.data.sampling import EpochShuffleSampler, ResumableDataLoader
+from classic_cnns.files import CheckpointError
 
 EPOCHS = 2
 STEPS_PER_EPOCH = 11  # 1,294 Digits training images in batches of 128
@@ -256,3 +258,182 @@ def test_the_cli_records_the_seed_and_repeats_a_run_exactly(
     (config,) = (tmp_path / "c").glob("lightning_logs/version_*/config.yaml")
     assert "seed_everything: 7\n" in config.read_text()
     assert _cli_metrics(tmp_path / "c") != runs[0]
+
+
+# -- a resume must train on the data the interrupted run trained on ---------------------
+
+
+def _fit(
+    root: Path,
+    dm: Any,
+    *,
+    epochs: int = 1,
+    ckpt_path: Path | None = None,
+    model: Any = None,
+    callbacks: tuple[L.Callback, ...] = (),
+) -> L.Trainer:
+    """A tiny LeNet-5 run on Digits: 4 batches an epoch, one validation batch."""
+    L.seed_everything(0, verbose=False)
+    if model is None:
+        model = create_model("lenet5", num_classes=10, in_channels=1, scheduler="none")
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_train_batches=4,
+        limit_val_batches=1,
+        default_root_dir=root,
+        callbacks=list(callbacks),
+    )
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    return trainer
+
+
+def test_an_interrupted_epoch_does_not_continue_with_another_batch_size() -> None:
+    ds = TensorDataset(torch.arange(40))
+    old = ResumableDataLoader(ds, batch_size=4, sampler=EpochShuffleSampler(40, 0))
+    it = iter(old)
+    seen = torch.cat([next(it)[0] for _ in range(2)])  # 8 images trained on
+    state = old.state_dict()
+    assert state == {"seed": 0, "epoch": 0, "batches": 2, "batch_size": 4}
+
+    def resumed(batch_size: int, state: dict[str, int], epoch: int) -> ResumableDataLoader:
+        loader = ResumableDataLoader(ds, batch_size=batch_size, sampler=EpochShuffleSampler(40))
+        loader.load_state_dict(state)
+        loader.sampler.set_epoch(epoch)
+        return loader
+
+    # Continuing epoch 0 in batches of 8 would leave 8 images out of it: refused, every try.
+    loader = resumed(8, state, 0)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="epoch 0 with batch_size=8") as err:
+            list(loader)
+    assert "2 batch(es) of batch_size=4" in str(err.value)
+    assert "--data.batch_size 4" in str(err.value)
+    # The same batch size goes on with the 32 images not seen yet.
+    rest = torch.cat([b[0] for b in resumed(4, state, 0)])
+    assert sorted([*seen.tolist(), *rest.tolist()]) == list(range(40))
+    # The next epoch starts afresh at any batch size, and so does one after a full epoch.
+    assert sorted(torch.cat([b[0] for b in resumed(8, state, 1)]).tolist()) == list(range(40))
+    done = {**state, "batches": 10}
+    assert len(list(resumed(8, done, 1))) == 5
+    # A state saved before batch_size was recorded resumes as it did (at this loader's size).
+    older = {k: v for k, v in state.items() if k != "batch_size"}
+    assert len(torch.cat([b[0] for b in resumed(8, older, 0)])) == 40 - 2 * 8
+
+
+def test_a_fit_resumed_mid_epoch_with_another_batch_size_is_refused(tmp_path: Path) -> None:
+    every = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    with pytest.raises(KeyError, match="simulated crash"):
+        _fit(tmp_path, Digits(batch_size=32), callbacks=(every, _Crash(2)))
+    (mid,) = (tmp_path / "ckpt").glob("*step=2.ckpt")
+    with pytest.raises(ValueError, match="cannot continue epoch 0 with batch_size=64") as err:
+        _fit(tmp_path / "other", Digits(batch_size=64), ckpt_path=mid)
+    assert "--data.batch_size 32" in str(err.value)
+    assert _fit(tmp_path / "same", Digits(batch_size=32), ckpt_path=mid).global_step == 4
+    # Saved at the end of the epoch (after 4 of its 41 batches: limit_train_batches), the
+    # next epoch may take another batch size.
+    _fit(tmp_path / "full", Digits(batch_size=32))
+    (end,) = (tmp_path / "full" / "checkpoints").glob("*.ckpt")
+    trainer = _fit(tmp_path / "next", Digits(batch_size=64), epochs=2, ckpt_path=end)
+    assert trainer.global_step == 8 and trainer.current_epoch == 2
+
+
+@pytest.fixture(scope="module")
+def split_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checkpoint of one epoch on ``Digits(batch_size=32, seed=0)``."""
+    root = tmp_path_factory.mktemp("split")
+    _fit(root, Digits(batch_size=32, seed=0))
+    (path,) = (root / "checkpoints").glob("*.ckpt")
+    return path
+
+
+class _OtherDigits(Digits):
+    """Another datamodule class: other data, whose split nothing compares with Digits'."""
+
+
+@pytest.mark.parametrize(
+    "kwargs,flags",
+    [
+        ({"seed": 1}, "seed=0; on the command line --data.seed 0"),
+        ({"val_size": 0.2}, "val_size=0.1; on the command line --data.val_size 0.1"),
+        (
+            {"seed": 3, "test_size": 0.3},
+            "seed=0, test_size=0.2; on the command line --data.seed 0 --data.test_size 0.2",
+        ),
+    ],
+)
+def test_a_fit_resumed_with_another_split_is_refused(
+    split_checkpoint: Path, tmp_path: Path, kwargs: dict[str, Any], flags: str
+) -> None:
+    # Digits' seed draws its test and validation images: another one would train on them.
+    with pytest.raises(CheckpointError, match="split with") as err:
+        _fit(tmp_path, Digits(batch_size=32, **kwargs), epochs=2, ckpt_path=split_checkpoint)
+    message = str(err.value)
+    assert message.startswith(f"{split_checkpoint}: the run was trained on Digits")
+    assert f"Resume with the same split ({flags})" in message
+    assert all(f"{k}={v!r}" in message for k, v in kwargs.items())
+
+
+def test_a_fit_resumed_with_another_mnist_protocol_is_refused(
+    fashion_raw: Path, tmp_path: Path
+) -> None:
+    # protocol="10k" trains on the test file's first 8,000 images, which "standard" tests on.
+    root = fashion_raw.parent.parent
+    _fit(tmp_path / "a", FashionMNIST(root, False, batch_size=32, protocol="10k"))
+    (path,) = (tmp_path / "a" / "checkpoints").glob("*.ckpt")
+    with pytest.raises(CheckpointError, match=r"protocol='10k'; on the command line") as err:
+        _fit(tmp_path / "b", FashionMNIST(root, False, batch_size=32), epochs=2, ckpt_path=path)
+    assert "this datamodule has protocol='standard'" in str(err.value)
+
+
+def test_what_may_use_a_checkpoint_with_another_split_is_not_refused(
+    split_checkpoint: Path, tmp_path: Path
+) -> None:
+    # The same split resumes; a new run from the weights, evaluating and other data may differ.
+    resumed = _fit(tmp_path / "a", Digits(batch_size=32), epochs=2, ckpt_path=split_checkpoint)
+    assert resumed.global_step == 8
+    model = create_model("lenet5", checkpoint_path=split_checkpoint)
+    assert _fit(tmp_path / "b", Digits(batch_size=32, seed=1), model=model).global_step == 4
+    (tested,) = resumed.test(resumed.lightning_module, Digits(seed=1), ckpt_path=split_checkpoint)
+    assert "test_acc" in tested
+    other = _fit(tmp_path / "c", _OtherDigits(seed=1), epochs=2, ckpt_path=split_checkpoint)
+    assert other.global_step == 8
+    # A checkpoint from before the split was recorded is not checked.
+    older = torch.load(split_checkpoint, weights_only=True)
+    assert older["callbacks"]["ExactResume"]["split"] == {
+        "class": "Digits",
+        "seed": 0,
+        "val_size": 0.1,
+        "test_size": 0.2,
+    }
+    del older["callbacks"]["ExactResume"]["split"]
+    torch.save(older, tmp_path / "older.ckpt")
+    old = _fit(tmp_path / "d", Digits(seed=1), epochs=2, ckpt_path=tmp_path / "older.ckpt")
+    assert old.global_step == 8
+
+
+def test_an_image_folder_records_only_the_split_settings_it_uses(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from classic_cnns.data.folder import ImageFolder
+
+    def folder(*dirs: str) -> Path:
+        root = tmp_path / "_".join(dirs or ("classes",))
+        for d in dirs or ("",):
+            for cls in ("a", "b"):
+                (root / d / cls).mkdir(parents=True)
+                Image.new("L", (8, 8)).save(root / d / cls / "x.png")
+        return root
+
+    assert ImageFolder(folder(), seed=2)._split_settings() == {
+        "seed": 2,
+        "val_size": 0.1,
+        "test_size": 0.1,
+    }
+    # train/ and test/ folders: test_size splits nothing; a val/ folder: nor seed, val_size.
+    assert ImageFolder(folder("train", "test"))._split_settings() == {"seed": 0, "val_size": 0.1}
+    assert ImageFolder(folder("train", "val"), seed=5)._split_settings() == {}

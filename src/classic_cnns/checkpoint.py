@@ -8,7 +8,8 @@
 * :func:`verify_checkpoint` refuses the checkpoint of another architecture or
   configuration (for resuming, where nothing may be adapted).
 * :class:`ExactResume` stores what else an exact resume needs in the checkpoint: the
-  training loader's position and torch's random number generator states.
+  training loader's position, torch's random number generator states and the data's split
+  settings (a resumed run with another split is refused).
 * :func:`restore` is ``ImageClassifier.load_from_checkpoint``: it reads the file once and
   rebuilds the LightningModule from the hyperparameters it records.
 * :class:`CheckpointHooks` holds the task's checkpoint hooks: ``load_from_checkpoint``, the
@@ -35,6 +36,7 @@ import lightning as L
 import torch
 from lightning.pytorch.core.saving import load_hparams_from_yaml
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch import nn
 from typing_extensions import Self
@@ -371,6 +373,32 @@ def _train_loaders(trainer: L.Trainer) -> list[ResumableDataLoader]:
     return [dl for dl in flat if isinstance(dl, ResumableDataLoader)]
 
 
+def _split_settings(datamodule: Any) -> dict[str, Any]:
+    # The datamodule's class and the settings that decide its splits; {} for one that does
+    # not say (a datamodule of the user's own).
+    settings = getattr(datamodule, "_split_settings", None)
+    return {"class": type(datamodule).__qualname__, **settings()} if callable(settings) else {}
+
+
+def _check_split(saved: Any, datamodule: Any, source: Any) -> None:
+    # Refuse to resume a fit whose datamodule (of the checkpoint's class) splits otherwise.
+    current = _split_settings(datamodule)
+    if not isinstance(saved, Mapping) or not current or saved.get("class") != current["class"]:
+        return  # a checkpoint from before the record, or other data: nothing to compare
+    changed = [k for k in current if k != "class" and k in saved and saved[k] != current[k]]
+    if not changed:
+        return
+    was = ", ".join(f"{k}={saved[k]!r}" for k in changed)
+    now = ", ".join(f"{k}={current[k]!r}" for k in changed)
+    flags = " ".join(f"--data.{k} {saved[k]}" for k in changed)
+    raise CheckpointError(
+        f"{source}: the run was trained on {current['class']} split with {was}; this "
+        f"datamodule has {now}, which would make images it validated or tested on training "
+        f"images. Resume with the same split ({was}; on the command line {flags}), or train "
+        "on another split in a new run (without ckpt_path)"
+    )
+
+
 class ExactResume(L.Callback):
     """Save what a Lightning checkpoint leaves out, so that a resumed run continues exactly.
 
@@ -379,10 +407,16 @@ class ExactResume(L.Callback):
 
     * the position of the datamodules' training loader
       (:class:`~classic_cnns.data.sampling.ResumableDataLoader`: seed, epoch, batches
-      served), which it hands back before the first batch of the resumed run, so an epoch
-      interrupted mid-way goes on with the batches it had not seen, in the same order;
+      served, batch size), which it hands back before the first batch of the resumed run, so
+      an epoch interrupted mid-way goes on with the batches it had not seen, in the same
+      order (with another batch size it is refused: a ``ValueError`` out of ``fit``);
     * torch's random number generator states (CPU, and CUDA when in use), so dropout
-      draws the same masks as in the uninterrupted run.
+      draws the same masks as in the uninterrupted run;
+    * the datamodule's split settings (its class, ``seed``, ``val_size``, ``test_size``): a
+      ``fit`` resumed with a datamodule of that class that splits otherwise is refused
+      (:class:`~classic_cnns.files.CheckpointError`), since images the run validated or
+      tested on would become training images. Loading the weights into a new run,
+      ``validate``/``test``/``predict``, other data and older checkpoints are not checked.
 
     With ``seed_everything``, ``deterministic=True`` and ``num_workers=0`` the resumed
     run's weights and metrics are then bit-identical to the uninterrupted run's on the
@@ -403,12 +437,20 @@ class ExactResume(L.Callback):
         self._trainer = trainer
 
     def state_dict(self) -> dict[str, Any]:
-        """The RNG states and the training loaders' positions."""
-        loaders = _train_loaders(self._trainer) if self._trainer is not None else []
-        return {"rng": _rng_states(), "loaders": [dl.state_dict() for dl in loaders]}
+        """The RNG states, the training loaders' positions and the data's split settings."""
+        trainer = self._trainer
+        loaders = _train_loaders(trainer) if trainer is not None else []
+        state = {"rng": _rng_states(), "loaders": [dl.state_dict() for dl in loaders]}
+        split = _split_settings(getattr(trainer, "datamodule", None))
+        return {**state, "split": split} if split else state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Keep the saved state until training starts (the loaders do not exist yet)."""
+        """Keep the saved state until training starts (the loaders do not exist yet); a
+        ``fit`` that resumes with other split settings is refused here, before it starts."""
+        trainer = self._trainer
+        if trainer is not None and trainer.state.fn == TrainerFn.FITTING:
+            datamodule = getattr(trainer, "datamodule", None)
+            _check_split(state_dict.get("split"), datamodule, trainer.ckpt_path)
         self._pending = state_dict
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -391,6 +391,13 @@ class InMemoryDataModule(L.LightningDataModule):
         # Settle ``mean`` and ``std`` before the preprocessing is built; the class's own here.
         pass
 
+    def _split_settings(self) -> dict[str, Any]:
+        # What decides which images train, validate and test, as plain values: ExactResume
+        # records them, and a fit resumed from its checkpoint must split the data the same way.
+        test_size = getattr(self, "test_size", None)  # Digits', ImageFolder's
+        flags = {"seed": self.seed, "val_size": self.val_size, "test_size": test_size}
+        return {k: v if is_int(v) else float(v) for k, v in flags.items() if v is not None}
+
     def _split(self, images: Tensor, labels: Tensor) -> dict[str, Split]:
         n = images.shape[0]
         n_val = int(self.val_size) if self.val_size >= 1 else round(n * self.val_size)

@@ -430,6 +430,14 @@ class ImageFolder(TransferDataModule):
         if not self._stats_later:
             super()._resolve_stats()
 
+    def _split_settings(self) -> dict[str, Any]:
+        # The base class's, less what split folders decide instead: train/ and test/ make
+        # test_size unused; val/ seed and val_size too.
+        flags = super()._split_settings()
+        if self.layout == "split":
+            flags.pop("test_size", None)
+        return {} if "val" in self._split_dirs else flags
+
     def _load(self, only_test: bool = False) -> None:
         # Decode the splits not decoded yet (the test split alone with only_test), each once.
         if "train" in self._splits or (only_test and self._splits):

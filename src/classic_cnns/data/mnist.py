@@ -22,7 +22,7 @@ import os
 import re
 import zlib
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torchvision.datasets as tvd
@@ -181,6 +181,10 @@ class MNIST(InMemoryDataModule):
     def raw_dir(self) -> Path:
         """``<data_dir>/<Name>/raw``, where the IDX files live."""
         return self.data_dir / self.folder / "raw"
+
+    def _split_settings(self) -> dict[str, Any]:
+        # protocol="10k" trains on the test file's first 8,000 images: another split as well.
+        return {**super()._split_settings(), "protocol": self.protocol}
 
     def _needed(self) -> list[tuple[str, str]]:
         prefixes = ("t10k",) if self.protocol == "10k" else ("train", "t10k")

@@ -5,11 +5,12 @@ generator, whose state a checkpoint does not hold, so a resumed run sees other b
 than an uninterrupted one. Here the order of epoch ``e`` is ``randperm`` under a generator
 seeded with ``(seed, e)``: Lightning calls ``set_epoch`` before every epoch, as it does for
 ``DistributedSampler``. :class:`ResumableDataLoader` has a ``state_dict`` (seed, epoch,
-batches served) that Lightning stores in checkpoints; on resume,
+batches served, batch size) that Lightning stores in checkpoints; on resume,
 :class:`~classic_cnns.checkpoint.ExactResume` hands it back before the first batch (Lightning
 itself does so only when nothing asked for the loader earlier, and a per-step LR schedule
 does), so the interrupted epoch skips the batches already trained on and goes on in the
-same order.
+same order. An epoch interrupted mid-way continues with the batch size it was saved with,
+or not at all: another one is refused when the pass that would continue it starts.
 
 Under a distributed strategy (DDP) the sampler is also the shard: every process draws the
 same order of the epoch and takes every ``num_replicas``-th index from its ``rank`` on,
@@ -99,7 +100,8 @@ class EpochShuffleSampler(DistributedSampler[int]):
         self.epoch = 0
         self.current_epoch = 0  # the epoch of the pass in progress (or the last one)
         self.skipped = 0  # samples left out at the start of the current pass (resume)
-        self._resume: tuple[int, int] | None = None  # (epoch, samples to leave out)
+        # (epoch, samples to leave out, why that epoch cannot be continued: None if it can)
+        self._resume: tuple[int, int, str | None] | None = None
 
     def __len__(self) -> int:
         return self.num_samples
@@ -119,13 +121,26 @@ class EpochShuffleSampler(DistributedSampler[int]):
         seed = (self.seed + _GOLDEN * (epoch + 1)) & _MASK64
         return torch.randperm(self.n, generator=torch.Generator().manual_seed(seed))
 
-    def resume(self, epoch: int, skip: int) -> None:
-        """Leave out the first ``skip`` samples of the next pass if it is one of ``epoch``."""
-        self._resume = (int(epoch), int(skip))
+    def resume(self, epoch: int, skip: int, refuse: str | None = None) -> None:
+        """Leave out the first ``skip`` samples of the next pass if it is one of ``epoch``.
+
+        ``refuse``: why that pass cannot continue ``epoch``, raised (``ValueError``) when it
+        starts, instead of resuming; a pass of another epoch starts afresh either way.
+
+        Example:
+            >>> sampler = EpochShuffleSampler(6, seed=0)
+            >>> sampler.resume(0, 4)
+            >>> list(sampler) == sampler.order(0)[4:].tolist()
+            True
+        """
+        self._resume = (int(epoch), int(skip), refuse)
 
     def __iter__(self) -> Iterator[int]:
         epoch = self.epoch
         resume, self._resume = self._resume, None
+        if resume is not None and resume[0] == epoch and resume[2] is not None:
+            self._resume = resume  # still refused on the next try
+            raise ValueError(resume[2])
         skip = resume[1] if resume is not None and resume[0] == epoch else 0
         self.current_epoch, self.skipped = epoch, skip
         self.epoch = epoch + 1  # a plain loop without set_epoch gets a new order each pass
@@ -183,22 +198,50 @@ class ResumableDataLoader(DataLoader[Any]):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        """``{"seed", "epoch", "batches"}``: where the current pass stands."""
+        """``{"seed", "epoch", "batches", "batch_size"}``: where the current pass stands."""
         sampler = self.sampler
         if not isinstance(sampler, EpochShuffleSampler):
             return {}
-        return {"seed": sampler.seed, "epoch": sampler.current_epoch, "batches": self._served}
+        state = {"seed": sampler.seed, "epoch": sampler.current_epoch, "batches": self._served}
+        if self.batch_size is not None:
+            state["batch_size"] = self.batch_size
+        return state
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
-        """Take the seed and, if the saved epoch was interrupted, its position."""
-        sampler = self.sampler
+        """Take the seed and, if the saved epoch was interrupted, its position.
+
+        An interrupted epoch continues only with the batch size it was saved with: Lightning
+        counts the batches of the epoch, and the LR schedule its steps, so with another one
+        images would be left out or seen twice. Its pass raises a ``ValueError`` then (see
+        :meth:`EpochShuffleSampler.resume`); a pass of a later epoch starts as usual. A state
+        without ``batch_size`` (an older checkpoint) resumes at this loader's.
+        """
+        sampler, size = self.sampler, self.batch_size
         if not state_dict or not isinstance(sampler, EpochShuffleSampler):
             return
         sampler.seed = int(state_dict["seed"])
         epoch, batches = int(state_dict["epoch"]), int(state_dict["batches"])
-        interrupted = 0 < batches < len(self) and self.batch_size is not None
+        saved = int(state_dict.get("batch_size", size or 0))
+        if size is None or batches <= 0:
+            interrupted = False
+        else:  # batches left at the saved size (at this loader's: drop_last counted too)
+            interrupted = batches < len(self) if saved == size else batches * saved < len(sampler)
         # Lightning calls set_epoch after this; with worker processes the sampler may be
         # iterated before that, so start it on the epoch it most likely continues.
         sampler.epoch = epoch if interrupted else epoch + 1
         if interrupted:
-            sampler.resume(epoch, batches * self.batch_size)  # type: ignore[operator]
+            refuse = None if saved == size else _other_batch_size(epoch, batches, saved, size)
+            sampler.resume(epoch, batches * saved, refuse)
+
+
+def _other_batch_size(epoch: int, batches: int, saved: int, size: int | None) -> str:
+    # Why an epoch interrupted after `batches` batches of `saved` images cannot go on in
+    # batches of `size`.
+    return (
+        f"ResumableDataLoader: cannot continue epoch {epoch} with batch_size={size}: the "
+        f"checkpoint was saved {batches} batch(es) of batch_size={saved} into it, and Lightning "
+        "counts the batches of the interrupted epoch (the LR schedule its steps), so another "
+        "batch size would leave images out of the epoch or train on them twice. Resume with "
+        f"the saved batch size (batch_size={saved}; on the command line --data.batch_size "
+        f"{saved}), or from a checkpoint saved at the end of an epoch"
+    )
