@@ -203,6 +203,10 @@ def test_10k_protocol_trains_on_the_first_8000_and_tests_on_the_last_2000(mnist_
     assert torch.equal(dm._splits["train"][1], all_labels[:8000])
     assert torch.equal(dm._splits["test"][1], all_labels[8000:])
     assert dm.val_dataloader() == []
+    # The test split holds its own 2,000 images, not a view that keeps all 10,000 in memory.
+    images, labels = dm._splits["test"]
+    assert images.untyped_storage().nbytes() == images.nbytes == 2000 * 28 * 28
+    assert labels.untyped_storage().nbytes() == labels.nbytes == 2000 * 8
 
 
 def test_split_is_seeded_and_deterministic(mnist_raw: Path) -> None:

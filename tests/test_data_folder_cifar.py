@@ -1165,3 +1165,37 @@ def test_available_memory_is_the_least_of_the_machine_s_and_the_container_s(monk
     assert folder_module._available_memory() == 4_000_000 * 1024
     files.clear()  # nothing readable (macOS, Windows): no check
     assert folder_module._available_memory() is None
+
+
+def test_training_and_validation_images_are_decoded_apart_and_split_as_before(
+    tmp_path, digits, monkeypatch
+) -> None:
+    # Decoding the training share whole and then splitting it held it twice at the peak (the
+    # memory check counts it once): each split is decoded into its own tensor, the same split.
+    images, labels = digits
+    _write_pngs(tmp_path / "one", images[:60], labels[:60])
+    _write_pngs(tmp_path / "split" / "train", images[:60], labels[:60])
+    sizes: list[int] = []
+    real_decode = ImageFolder._decode
+
+    def decode(self, paths, labels, pick=None):
+        sizes.append(len(paths) if pick is None else len(pick))
+        return real_decode(self, paths, labels, pick)
+
+    monkeypatch.setattr(ImageFolder, "_decode", decode)
+    for layout, test_share in (("one", 0.2), ("split", 0.2)):
+        sizes.clear()
+        dm = ImageFolder(tmp_path / layout, channels=1, image_size=28, val_size=0.25,
+                         test_size=test_share)  # fmt: skip
+        dm.setup("fit")
+        seen = list(sizes)  # the images each decode of dm's took
+        whole = ImageFolder(
+            tmp_path / layout, channels=1, image_size=28, val_size=0, test_size=test_share
+        )
+        whole.setup("fit")  # its training split is the training and validation images
+        expected = dm._split(*whole._splits["train"])
+        for split in ("train", "val"):
+            assert torch.equal(dm._splits[split][0], expected[split][0])
+            assert torch.equal(dm._splits[split][1], expected[split][1])
+        counts = [len(dm._splits[split][1]) for split in ("train", "val", "test")]
+        assert counts[1] > 0 and sorted(seen) == sorted(counts)  # one decode per split

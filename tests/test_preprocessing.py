@@ -11,15 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from classic_cnns import Digits, LeNet5, model_info
+from classic_cnns.data import preprocessing
 from classic_cnns.data.folder import load_image
 from classic_cnns.data.mnist import read_idx
-from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, normalization, to_size
+from classic_cnns.data.preprocessing import (
+    ModelSpec,
+    Preprocessing,
+    _channel_stats,
+    normalization,
+    to_size,
+)
 from classic_cnns.recipes import Recipe
 from conftest import write_png
 
@@ -218,3 +226,22 @@ def test_a_grey_checkpoint_adapted_to_rgb_predicts_grey_rgb_files_as_before(
     assert [row["class"] for row in rgb] == [row["class"] for row in grey]
     for a, b in zip(grey, rgb, strict=True):
         assert b["probability"] == pytest.approx(a["probability"], abs=1e-5)
+
+
+def test_channel_statistics_are_numpys_on_real_images_and_across_chunks(
+    fashion_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each channel's histogram gives the exact mean and std; numpy computes them in float64
+    # from the pixels themselves.
+    images = read_idx(fashion_raw / "t10k-images-idx3-ubyte.gz").unsqueeze(1)  # 10,000
+    pixels = images.numpy().astype(np.float64) / 255
+    expected = ((round(float(pixels.mean()), 4),), (round(float(pixels.std()), 4),))
+    assert _channel_stats(images) == expected == ((0.2868,), (0.3524,))
+    # In chunks of 3 images (the last one shorter), RGB, with a constant channel.
+    monkeypatch.setattr(preprocessing, "_STATS_CHUNK", 3 * 28 * 28 + 5)
+    rgb = torch.cat([images[:301], images[301:602].flip(-1), torch.full_like(images[:301], 7)], 1)
+    flat = rgb.numpy().astype(np.float64).transpose(1, 0, 2, 3).reshape(3, -1) / 255
+    mean, std = _channel_stats(rgb)
+    assert mean == tuple(round(float(v), 4) for v in flat.mean(axis=1))
+    assert std[:2] == tuple(round(float(v), 4) for v in flat.std(axis=1)[:2])
+    assert std[2] == 1e-3  # a constant channel: at least 1e-3, so that normalising divides

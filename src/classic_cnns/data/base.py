@@ -399,7 +399,12 @@ class InMemoryDataModule(L.LightningDataModule):
         return {k: v if is_int(v) else float(v) for k, v in flags.items() if v is not None}
 
     def _split(self, images: Tensor, labels: Tensor) -> dict[str, Split]:
-        n = images.shape[0]
+        train, val = self._split_indices(images.shape[0])
+        return {"train": (images[train], labels[train]), "val": (images[val], labels[val])}
+
+    def _split_indices(self, n: int) -> tuple[Tensor, Tensor]:
+        # The training and the validation indices of n images, each sorted (which keeps the
+        # in-memory tensors contiguous-ish and the split readable).
         n_val = int(self.val_size) if self.val_size >= 1 else round(n * self.val_size)
         if n_val >= n:
             raise ValueError(
@@ -411,10 +416,7 @@ class InMemoryDataModule(L.LightningDataModule):
                 "image; expected a larger share, a count, or 0 for no validation"
             )
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
-        val, train = order[:n_val], order[n_val:]
-        # Sorted indices keep the in-memory tensors contiguous-ish and the split readable.
-        val, train = val.sort().values, train.sort().values
-        return {"train": (images[train], labels[train]), "val": (images[val], labels[val])}
+        return order[n_val:].sort().values, order[:n_val].sort().values
 
     def _resolve_size(
         self, native: tuple[int, ...] | None, model: ModelSpec | None

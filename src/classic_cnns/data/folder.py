@@ -452,11 +452,12 @@ class ImageFolder(TransferDataModule):
                 done["test"] = self._decode(*(self._files(dirs["test"]) if test else ([], [])))
             if only_test:
                 return
-            train = self._decode(*self._files(dirs["train"]))
+            paths, labels = self._files(dirs["train"])
             if "val" in dirs:
+                train = self._decode(paths, labels)
                 splits = {"train": train, "val": self._decode(*self._files(dirs["val"]))}
             else:
-                splits = self._split(*train)
+                splits = self._decode_split(paths, labels, torch.arange(len(paths)))
         else:
             paths, labels = self._files(self.root)
             test_idx, train_idx = _test_split(len(paths), self.test_size, self.seed, str(self.root))
@@ -465,7 +466,7 @@ class ImageFolder(TransferDataModule):
             if only_test and len(train_idx):  # (test_size=1: the test images are all)
                 return
             if len(train_idx):
-                splits = self._split(*self._decode(paths, labels, train_idx))
+                splits = self._decode_split(paths, labels, train_idx)
             else:  # test_size=1: every image is a test (and validation) image
                 images, targets = done["test"]
                 splits = {"train": (images[:0], targets[:0]), "val": (images, targets)}
@@ -473,6 +474,15 @@ class ImageFolder(TransferDataModule):
             raise ValueError(f"{self.root}: no training images with {self.extensions}")
         self._splits = {**splits, "test": done["test"]}
         self._measured = None
+
+    def _decode_split(self, paths: list[Path], labels: list[int], pick: Tensor) -> dict[str, Split]:
+        # The files at `pick` split into training and validation as _split splits images, each
+        # decoded into its own tensor: splitting the decoded images would hold them twice.
+        train, val = self._split_indices(len(pick))
+        return {
+            split: self._decode(paths, labels, pick[i])
+            for split, i in (("train", train), ("val", val))
+        }
 
     def _resolve_size(
         self, native: tuple[int, ...] | None, model: ModelSpec | None

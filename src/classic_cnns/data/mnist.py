@@ -317,7 +317,8 @@ class MNIST(InMemoryDataModule):
             )
         test_x, test_y = self._read_pair("t10k")
         if self.protocol == "10k":
-            return test_x[:8000], test_y[:8000], test_x[8000:], test_y[8000:]
+            # The test split's own copy: a view would keep all 10,000 images in memory.
+            return test_x[:8000], test_y[:8000], test_x[8000:].clone(), test_y[8000:].clone()
         return (*self._read_pair("train"), test_x, test_y)
 
 

@@ -224,19 +224,25 @@ def _luma(rgb: Tensor) -> Tensor:
     return y.div_(65536.0).floor_().to(torch.uint8)[None]
 
 
+_STATS_CHUNK = 2**24  # pixels of one channel that _channel_stats copies at a time
+
+
 def _channel_stats(images: Tensor) -> Stats:
     # Per-channel mean and std of uint8 images (N, C, H, W) on the 0-1 scale, rounded to 4
-    # places (std at least 1e-3), in float64 over chunks: a float copy of them all would take
-    # 4x (8x) their memory. On the host: the images may be on a GPU.
-    total = torch.zeros(images.shape[1], dtype=torch.float64)
-    squares = torch.zeros(images.shape[1], dtype=torch.float64)
-    for chunk in images.split(1024):
-        x = chunk.to("cpu", torch.float64).div_(255)
-        total += x.sum(dim=(0, 2, 3))
-        squares += x.square().sum(dim=(0, 2, 3))
-    count = images.shape[0] * images.shape[2] * images.shape[3]
-    mean = total / count
-    std = (squares / count - mean.square()).clamp_min(1e-12).sqrt()
+    # places (std at least 1e-3), exactly, from each channel's histogram of the 256 values:
+    # the only copies are chunks of one channel of about 16 MB (a float copy of the images
+    # would take 4 or 8 times their memory). Where the images are (a GPU's may be).
+    n, channels = images.shape[:2]
+    step = max(1, _STATS_CHUNK // max(1, images[0, 0].numel()))  # images per chunk
+    counts = torch.zeros(channels, 256, dtype=torch.int64, device=images.device)
+    for start in range(0, n, step):
+        for c in range(channels):
+            counts[c] += torch.bincount(images[start : start + step, c].reshape(-1), minlength=256)
+    values = torch.arange(256, dtype=torch.float64) / 255
+    counts64 = counts.cpu().double()
+    total = counts64.sum(dim=1)
+    mean = (counts64 @ values) / total
+    std = ((counts64 @ values.square()) / total - mean.square()).clamp_min(1e-12).sqrt()
     return (
         tuple(round(float(v), 4) for v in mean),
         tuple(max(round(float(v), 4), 1e-3) for v in std),
