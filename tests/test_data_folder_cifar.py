@@ -378,6 +378,11 @@ def test_image_folder_errors_name_the_folder(tmp_path) -> None:
         dm.setup("fit")  # an empty class is refused, not kept with no images
     (tmp_path / "train/a/x.png").write_bytes(b"not a png")
     write_png(torch.zeros(1, 4, 4, dtype=torch.uint8), str(tmp_path / "train/b/y.png"))
+    # The folders are checked before any file is decoded: a validation class training lacks.
+    with pytest.raises(ValueError, match=r"val/c: class 'c' is not among the training classes"):
+        dm.setup("fit")
+    (tmp_path / "val/c").rename(tmp_path / "val/b")
+    write_png(torch.zeros(1, 4, 4, dtype=torch.uint8), str(tmp_path / "val/b/z.png"))
     with pytest.raises(ValueError, match=r"x.png: cannot decode the image"):
         dm.setup("fit")
     with pytest.raises(ValueError, match="needs image_size"):

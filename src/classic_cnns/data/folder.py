@@ -454,8 +454,8 @@ class ImageFolder(TransferDataModule):
                 return
             paths, labels = self._files(dirs["train"])
             if "val" in dirs:
-                train = self._decode(paths, labels)
-                splits = {"train": train, "val": self._decode(*self._files(dirs["val"]))}
+                val = self._files(dirs["val"])
+                splits = {"train": self._decode(paths, labels), "val": self._decode(*val)}
             else:
                 splits = self._decode_split(paths, labels, torch.arange(len(paths)))
         else:
