@@ -19,7 +19,7 @@ from classic_cnns.data.mnist import read_idx
 from classic_cnns.export import export_main, export_model, save_safetensors
 from classic_cnns.files import CheckpointError, load_checkpoint, read_weights_file
 from classic_cnns.hub import load_weights
-from classic_cnns.predict import predict_folder, predict_main
+from classic_cnns.predict import PredictionCSV, predict_folder, predict_main
 from conftest import write_png
 
 pytestmark = [
@@ -459,8 +459,6 @@ def test_predict_folder_says_a_file_is_not_a_folder(tmp_path) -> None:
 def test_prediction_csv_says_which_of_several_loaders_a_row_comes_from(tmp_path: Path) -> None:
     from torch.utils.data import DataLoader, TensorDataset
 
-    from classic_cnns.predict import PredictionCSV
-
     x, y = torch.rand(30, 1, 32, 32), torch.arange(30) % 10
     first = DataLoader(TensorDataset(x, y), batch_size=8)
     second = DataLoader(TensorDataset(x[:12], y[:12]), batch_size=8)
@@ -481,3 +479,111 @@ def test_prediction_csv_says_which_of_several_loaders_a_row_comes_from(tmp_path:
     assert (tmp_path / "p.csv").read_text().splitlines()[
         0
     ] == "index,label,class,class_index,probability"
+
+
+def _mnist_loader(mnist_raw: Path, count: int, batch_size: int) -> torch.utils.data.DataLoader:
+    # Real MNIST test images, padded to 32x32 and normalised as the checkpoint's records.
+    images = read_idx(mnist_raw / "t10k-images-idx3-ubyte.gz")[:count]
+    labels = read_idx(mnist_raw / "t10k-labels-idx1-ubyte.gz")[:count].long()
+    x = torch.nn.functional.pad(images[:, None].float() / 255, (2, 2, 2, 2))
+    data = torch.utils.data.TensorDataset((x - 0.1307) / 0.3081, labels)
+    return torch.utils.data.DataLoader(data, batch_size=batch_size)
+
+
+class _Watch(L.Callback):
+    # After the writer, at batch `at`: what is on disk, then (if told) a failure.
+    def __init__(self, folder: Path, at: int, fail: BaseException | None = None) -> None:
+        self.folder, self.at, self.fail = folder, at, fail
+        self.seen: dict[str, str] = {}
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *args) -> None:
+        if batch_idx == self.at:
+            self.seen = {p.name: p.read_text() for p in self.folder.iterdir()}
+            if self.fail is not None:
+                raise self.fail
+
+
+def test_prediction_csv_streams_rows_and_writes_what_the_model_predicts(
+    checkpoints, tmp_path: Path, mnist_raw: Path
+) -> None:
+    # 100 real test images in batches of 16: the CSV holds, in order, each image's index,
+    # label, and the softmax's argmax and maximum, computed here on the same batches.
+    model = load_model(checkpoints["lenet5"]).eval()
+    loader = _mnist_loader(mnist_raw, 100, 16)
+    path = tmp_path / "predictions.csv"
+    writer, watch = PredictionCSV(path), _Watch(tmp_path, at=2)
+    trainer = L.Trainer(logger=False, callbacks=[writer, watch], enable_progress_bar=False,
+                        enable_model_summary=False)  # fmt: skip
+    assert trainer.predict(model, loader, return_predictions=False) is None
+    lines = ["index,label,class,class_index,probability"]
+    with torch.no_grad():
+        for k, (x, y) in enumerate(loader):
+            best, index = model(x).softmax(-1).max(1)
+            for j, (p, i, label) in enumerate(zip(best.tolist(), index, y, strict=True)):
+                lines.append(f"{16 * k + j},digit {label},digit {i},{i},{round(p, 6)}")
+    assert path.read_text().splitlines() == lines
+    assert writer.written == path and writer.rows == 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]  # no temporary
+    # After the third batch its rows were in a temporary file beside it, none in the CSV yet.
+    assert len(watch.seen) == 1, watch.seen
+    ((name, text),) = watch.seen.items()
+    assert name.startswith(".predictions.csv.") and name.endswith(".tmp")
+    assert text.splitlines() == lines[: 1 + 3 * 16]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("disk trouble"), KeyboardInterrupt()])
+def test_a_failed_or_interrupted_prediction_leaves_the_old_csv_and_no_temporary_file(
+    checkpoints, tmp_path: Path, mnist_raw: Path, error: BaseException
+) -> None:
+    import signal
+
+    model = load_model(checkpoints["lenet5"])
+    path = tmp_path / "predictions.csv"
+    path.write_text("an earlier run's predictions\n")
+    watch = _Watch(tmp_path, at=2, fail=error)
+    trainer = L.Trainer(logger=False, callbacks=[PredictionCSV(path, overwrite=True), watch],
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    handler = signal.getsignal(signal.SIGINT)  # Lightning ignores Ctrl+C once interrupted
+    try:
+        with pytest.raises(RuntimeError if isinstance(error, RuntimeError) else SystemExit):
+            trainer.predict(model, _mnist_loader(mnist_raw, 100, 16), return_predictions=False)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert len(watch.seen) == 2  # the rows so far were written, beside the CSV
+    assert path.read_text() == "an earlier run's predictions\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]
+
+
+def test_the_predict_command_keeps_no_predictions_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Its PredictionCSV writes them: Lightning need not also keep every batch's probabilities.
+    from lightning.pytorch import Trainer
+
+    from classic_cnns.cli import ClassicCLI, main
+
+    monkeypatch.chdir(tmp_path)
+    export_model(LeNet5(), "model.safetensors", "safetensors")
+    trainers: list[Trainer] = []
+    build = ClassicCLI.instantiate_trainer
+
+    def instantiate_trainer(self: ClassicCLI, **kwargs: object) -> Trainer:
+        trainers.append(build(self, **kwargs))
+        return trainers[-1]
+
+    monkeypatch.setattr(ClassicCLI, "instantiate_trainer", instantiate_trainer)
+    args = ["predict", "--weights", "model.safetensors", "--trainer.limit_predict_batches=3",
+            "--data.batch_size=50", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    loop = trainers[-1].predict_loop
+    assert loop.return_predictions is False and loop.predictions == []
+    assert "predictions: lightning_logs/version_0/predictions.csv (150 images)" in (
+        capsys.readouterr().out
+    )
+    written = Path("lightning_logs/version_0/predictions.csv").read_text().splitlines()
+    assert len(written) == 1 + 150
+    # Asked for, they are kept, and the CSV is written as well.
+    assert main([*args, "--return_predictions", "true"]) == 0, capsys.readouterr().err
+    loop = trainers[-1].predict_loop
+    assert loop.return_predictions is True and [len(p) for p in loop.predictions] == [50] * 3
+    assert Path("lightning_logs/version_1/predictions.csv").read_text().splitlines() == written

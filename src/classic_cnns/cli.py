@@ -380,8 +380,12 @@ class ClassicCLI(LightningCLI):
         self._resolve_last("test")
 
     def before_predict(self) -> None:
-        """Resolve ``--ckpt_path last``."""
+        """Resolve ``--ckpt_path last``; where a PredictionCSV writes the predictions, Lightning
+        keeps none in memory unless ``--return_predictions true`` asks."""
         self._resolve_last("predict")
+        csvs = [c for c in getattr(self.trainer, "callbacks", []) if isinstance(c, PredictionCSV)]
+        if csvs and self.config_init["predict"].get("return_predictions") is None:
+            self.config_init["predict"]["return_predictions"] = False  # as Lightning's docs advise
 
     def after_predict(self) -> None:
         """Say where the predictions went."""

@@ -15,13 +15,14 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -227,11 +228,14 @@ class PredictionCSV(BasePredictionWriter):
     ``label`` (its true class, where the batches have labels), ``class``, ``class_index``
     and ``probability`` of the most probable class. Classes are named as the model names
     them (``data_config["class_names"]``), labels as the datamodule does (its
-    ``class_names``, which may number other classes), else by index. The file is written
-    once predicting ends, atomically, to ``path`` or else ``<the trainer's
-    log_dir>/predictions.csv``; each process of a multi-process run writes its own,
-    ``predictions-rank<r>.csv``. With several dataloaders a first column, ``dataloader``,
-    says which one each row comes from (``index`` counts within it).
+    ``class_names``, which may number other classes), else by index. The CSV goes to ``path``
+    or else ``<the trainer's log_dir>/predictions.csv``; each process of a multi-process run
+    writes its own, ``predictions-rank<r>.csv``. Rows are written as predicting goes, batch by
+    batch, to a temporary file beside it (none are kept in memory), which is moved into place
+    when predicting ends: the file appears then, complete. A run that fails or is interrupted
+    leaves whatever was at ``path`` as it was, and no temporary file. With several
+    dataloaders a first column, ``dataloader``, says which one each row comes from
+    (``index`` counts within it).
 
     A file there that this writer did not write (a user's, or an earlier run's in a folder
     without a logger's ``version_N``) is not replaced: predicting is refused when it starts,
@@ -261,7 +265,9 @@ class PredictionCSV(BasePredictionWriter):
         self._written: set[Path] = set()  # the files this writer wrote (resolved)
         self.written: Path | None = None  # the file of the last run, once written
         self.rows = 0
-        self._rows: list[dict[str, Any]] = []
+        # While predicting: the temporary file's closer, its CSV writer, the file, the CSV.
+        self._table: tuple[contextlib.ExitStack, csv.DictWriter[str], IO[str], Path] | None = None
+        self._count = 0  # rows so far
         self._counts: dict[int, int] = {}  # rows so far of each dataloader
 
     def _paths(self, trainer: Trainer) -> list[Path]:
@@ -284,8 +290,19 @@ class PredictionCSV(BasePredictionWriter):
         return path.resolve() in self._written
 
     def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Start a new table."""
-        self._rows, self._counts = [], {}
+        """Start a new table: its header, in a temporary file beside the CSV."""
+        path = self._paths(trainer)[trainer.global_rank]
+        several = len(trainer.num_predict_batches) > 1  # several dataloaders
+        columns = ["dataloader"] * several + _PREDICTION_COLUMNS
+        with contextlib.ExitStack() as stack:  # a failure here leaves no temporary file
+            tmp = stack.enter_context(atomic_path(path))  # a file name that is not UTF-8 keeps
+            file = stack.enter_context(  # its bytes, as on stdout
+                tmp.open("w", encoding="utf-8", errors="surrogateescape", newline="")
+            )
+            writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            self._table = (stack.pop_all(), writer, file, path)
+        self._count, self._counts = 0, {}
 
     def write_on_batch_end(
         self,
@@ -297,7 +314,13 @@ class PredictionCSV(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int,
     ) -> None:
-        """Add a batch's rows."""
+        """Write a batch's rows to the temporary file."""
+        if self._table is None:
+            raise RuntimeError(
+                "PredictionCSV writes rows while Trainer.predict runs, from its "
+                "on_predict_epoch_start; got a batch before that (or after its end)"
+            )
+        _, writer, file, _ = self._table
         # Outputs are named as the model records (if for as many classes as it outputs); the
         # labels are the data's class indices, named as the data names them, where it does.
         names = head_class_names(getattr(pl_module, "data_config", None), prediction.shape[1])
@@ -311,21 +334,33 @@ class PredictionCSV(BasePredictionWriter):
         order = list(batch_indices or [])
         if len(order) != len(index):
             order = list(range(start, start + len(index)))
+        rows = []
         for k, (p, i) in enumerate(zip(best.tolist(), index.tolist(), strict=True)):
             label = "" if labels is None else (label_names[labels[k]] if label_names else labels[k])
-            self._rows.append(
+            rows.append(
                 {"dataloader": dataloader_idx, "index": order[k], "label": label,
                  "class": names[i] if names else i, "class_index": i, "probability": round(p, 6)}
             )  # fmt: skip
+        writer.writerows(rows)
+        file.flush()  # to the file as it goes, not in a buffer until the end
+        self._count += len(rows)
 
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Write the table."""
-        path = self._paths(trainer)[trainer.global_rank]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        several = any(row["dataloader"] for row in self._rows)
-        _write_csv(self._rows, path, ["dataloader"] * several + _PREDICTION_COLUMNS)
-        self._written.add(path.resolve())
-        self.written, self.rows = path, len(self._rows)
+        """Move the finished table into place, atomically."""
+        table, self._table = self._table, None
+        if table is None:
+            return
+        table[0].close()  # the file closed, synced and renamed onto the CSV (removed on failure)
+        self._written.add(table[3].resolve())
+        self.written, self.rows = table[3], self._count
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        """Remove the unfinished table: whatever was at the CSV's path stays as it was."""
+        table, self._table = self._table, None
+        if table is not None:  # atomic_path sees the error: it removes the temporary file
+            table[0].__exit__(type(exception), exception, exception.__traceback__)
 
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
