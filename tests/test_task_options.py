@@ -21,6 +21,7 @@ from classic_cnns import (
     load_model,
     model_info,
 )
+from classic_cnns.cli import ClassicCLI
 from classic_cnns.files import load_checkpoint
 from classic_cnns.recipes import Recipe
 
@@ -75,11 +76,18 @@ def test_the_optimizer_is_built_from_the_recipe() -> None:
     assert type(trainer.lr_scheduler_configs[0].scheduler).__name__ == "MultiStepLR"
 
 
-def test_another_kind_of_optimizer_on_the_recipe_s_lr_is_warned_of() -> None:
+def test_another_kind_of_optimizer_on_the_recipe_s_lr_is_warned_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # LeNet-5's recipe is SGD at 0.1; Adam there diverges. Adam's kin, or an lr, say nothing.
     with pytest.warns(UserWarning, match=r"lr 0\.1 is lenet5's recipe's for 'sgd'; 'adam' ") as w:
         assert LeNet5(optimizer="adam").hparams.lr == 0.1
     assert w[0].filename == __file__
+    # Through the command line (jsonargparse builds the class): the line that called it.
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match=r"lr 0\.1 is lenet5's recipe's for 'sgd'") as w:
+        ClassicCLI(args=["--model", "LeNet5", "--model.optimizer", "adam"], run=False)
+    assert [warning.filename for warning in w if "recipe's" in str(warning.message)] == [__file__]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LeNet5(optimizer="adam", lr=1e-3)

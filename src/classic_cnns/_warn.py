@@ -4,9 +4,10 @@ A warning's file and line are where ``warnings.warn``'s ``stacklevel`` lands. A 
 is right for one way of reaching the code that warns and wrong for the others: the same
 check runs under ``create_model``, a family class's ``__init__``, a datamodule's ``setup``
 inside ``Trainer.fit``, or the CLI. :func:`warn` counts the frames instead, past this
-package, Lightning, torch and generated code (a dataclass-like ``__init__``), so that the
-warning names the first line of the user's own code: the ``create_model(...)`` or
-``trainer.fit(...)`` call that led to it, which is also the line a ``-W`` filter can match.
+package, Lightning, torch, jsonargparse and generated code (a dataclass-like ``__init__``),
+so that the warning names the first line of the user's own code: the ``create_model(...)``,
+``trainer.fit(...)`` or ``main([...])`` call that led to it (on the command line, the
+``classic-cnns`` script), which is also the line a ``-W`` filter can match.
 """
 
 from __future__ import annotations
@@ -15,18 +16,20 @@ import os
 import sys
 import warnings
 
+import jsonargparse
 import lightning
 import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 __all__ = ["user_stacklevel", "warn"]
 
-# The folders of this package, Lightning and torch (as imported, and with links resolved),
-# and generated code: "<string>", "<frozen importlib._bootstrap>".
+# The folders of this package, Lightning, torch and jsonargparse (which builds the classes
+# of a command line), as imported and with links resolved, and generated code: "<string>",
+# "<frozen importlib._bootstrap>".
 _SKIPPED = (
     *{
         os.path.join(os.path.dirname(path), "")
-        for module in (__file__, lightning.__file__, torch.__file__)
+        for module in (__file__, lightning.__file__, torch.__file__, jsonargparse.__file__)
         for path in (module, os.path.realpath(module))
     },
     "<",
@@ -37,7 +40,8 @@ def user_stacklevel() -> int:
     """The ``stacklevel`` at which a warning issued by the caller names the user's line.
 
     The caller is level 1; the level returned is that of the first frame outside this
-    package, Lightning, torch and generated code (the outermost frame if all of them are).
+    package, Lightning, torch, jsonargparse and generated code (the outermost frame if all
+    of them are).
 
     Example:
         >>> import warnings
