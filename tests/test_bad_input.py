@@ -224,8 +224,9 @@ def test_resuming_with_another_run_length_is_refused_with_the_way_out(
     trainer.fit(LeNet5(scheduler=scheduler), train_dataloaders=_batches(None))
     trainer.save_checkpoint(tmp_path / "one_epoch.ckpt")
     message = (
-        rf"the checkpoint's '{scheduler}' LR schedule was made for 4 steps; this run has 8 "
-        r"\(trainer max_epochs or max_steps changed\?\).*checkpoint_path=<file>"
+        rf"the checkpoint's '{scheduler}' LR schedule was made for 4 steps; this run has 8\. "
+        r"The steps of a run are its epochs \(trainer max_epochs\).*the batch size "
+        r"\(--data\.batch_size\).*checkpoint_path=<file>"
     )
     with pytest.raises(ValueError, match=message):
         _trainer(max_epochs=2).fit(

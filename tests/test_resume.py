@@ -13,6 +13,9 @@ from. Two runs with the same seed and ``deterministic=True`` are bit-identical.
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +274,7 @@ def _fit(
     ckpt_path: Path | None = None,
     model: Any = None,
     callbacks: tuple[L.Callback, ...] = (),
+    limit_train_batches: int | None = 4,
 ) -> L.Trainer:
     """A tiny LeNet-5 run on Digits: 4 batches an epoch, one validation batch."""
     L.seed_everything(0, verbose=False)
@@ -283,7 +287,7 @@ def _fit(
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        limit_train_batches=4,
+        limit_train_batches=limit_train_batches,
         limit_val_batches=1,
         default_root_dir=root,
         callbacks=list(callbacks),
@@ -298,7 +302,13 @@ def test_an_interrupted_epoch_does_not_continue_with_another_batch_size() -> Non
     it = iter(old)
     seen = torch.cat([next(it)[0] for _ in range(2)])  # 8 images trained on
     state = old.state_dict()
-    assert state == {"seed": 0, "epoch": 0, "batches": 2, "batch_size": 4}
+    assert state == {
+        "seed": 0,
+        "epoch": 0,
+        "batches": 2,
+        "batch_size": 4,
+        "num_replicas": 1,
+    }
 
     def resumed(batch_size: int, state: dict[str, int], epoch: int) -> ResumableDataLoader:
         loader = ResumableDataLoader(ds, batch_size=batch_size, sampler=EpochShuffleSampler(40))
@@ -321,8 +331,68 @@ def test_an_interrupted_epoch_does_not_continue_with_another_batch_size() -> Non
     done = {**state, "batches": 10}
     assert len(list(resumed(8, done, 1))) == 5
     # A state saved before batch_size was recorded resumes as it did (at this loader's size).
-    older = {k: v for k, v in state.items() if k != "batch_size"}
+    older = {k: v for k, v in state.items() if k not in ("batch_size", "num_replicas")}
     assert len(torch.cat([b[0] for b in resumed(8, older, 0)])) == 40 - 2 * 8
+
+
+def _shard_loader(n: int, world: int, rank: int, *, batch_size: int = 4) -> ResumableDataLoader:
+    # Process `rank` of `world` (DDP), as the datamodules build its training loader.
+    sampler = EpochShuffleSampler(n, seed=0, num_replicas=world, rank=rank)
+    return ResumableDataLoader(
+        TensorDataset(torch.arange(n)), batch_size=batch_size, sampler=sampler
+    )
+
+
+def _resumed_shard(
+    n: int, world: int, rank: int, state: dict[str, int], epoch: int, **kwargs: Any
+) -> ResumableDataLoader:
+    loader = _shard_loader(n, world, rank, **kwargs)
+    loader.load_state_dict(state)
+    loader.sampler.set_epoch(epoch)  # as Lightning does before the pass
+    return loader
+
+
+def _images(loader: ResumableDataLoader) -> list[int]:
+    return [i for batch in loader for i in batch[0].tolist()]
+
+
+def test_an_interrupted_epoch_does_not_continue_with_another_number_of_processes() -> None:
+    # Two processes, two batches of 4 each: 16 of the 48 images trained on in epoch 0.
+    shards = [_shard_loader(48, 2, rank) for rank in (0, 1)]
+    its = [iter(shard) for shard in shards]
+    seen = [i for it in its for _ in range(2) for i in next(it)[0].tolist()]
+    state = shards[0].state_dict()
+    assert state["batches"] == 2 and state["num_replicas"] == 2
+    # One process would skip its own 2 batches (8 images), not the 16: refused, every try.
+    single = _resumed_shard(48, 1, 0, state, 0)
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"epoch 0 with 1 process\(es\) \(num_re") as err:
+            list(single)
+    message = str(err.value)
+    assert "2 batch(es) of batch_size=4 on each of 2 process(es) into it" in message
+    assert "another number of processes would leave images out" in message
+    assert "the saved number of processes (2: on the command line --trainer.devices 2" in message
+    assert "or from a checkpoint saved at the end of an epoch" in message
+    # Under DDP every process refuses alike: none is left waiting for the others.
+    for rank in range(3):
+        with pytest.raises(ValueError, match=r"epoch 0 with 3 process\(es\)"):
+            list(_resumed_shard(48, 3, rank, state, 0))
+    # Another batch size too: one message with both, and both ways out.
+    with pytest.raises(ValueError, match=r"with batch_size=8 and 1 process\(es\)") as err:
+        list(_resumed_shard(48, 1, 0, state, 0, batch_size=8))
+    assert "another batch size or number of processes" in str(err.value)
+    assert "--data.batch_size 4) and the saved number of processes (2" in str(err.value)
+    # The same number of processes goes on with the 32 images not seen yet.
+    rest = [i for rank in (0, 1) for i in _images(_resumed_shard(48, 2, rank, state, 0))]
+    assert sorted(seen + rest) == list(range(48))
+    # The next epoch starts afresh with any number of processes.
+    assert sorted(_images(_resumed_shard(48, 1, 0, state, 1))) == list(range(48))
+    # So does one after a whole epoch (6 batches on each of 2 processes).
+    done = {**state, "batches": 6}
+    assert sorted(_images(_resumed_shard(48, 1, 0, done, 1))) == list(range(48))
+    # A state saved before num_replicas was recorded resumes as it did (at this count).
+    older = {k: v for k, v in state.items() if k != "num_replicas"}
+    assert len(_images(_resumed_shard(48, 1, 0, older, 0))) == 48 - 2 * 4
 
 
 def test_a_fit_resumed_mid_epoch_with_another_batch_size_is_refused(tmp_path: Path) -> None:
@@ -340,6 +410,89 @@ def test_a_fit_resumed_mid_epoch_with_another_batch_size_is_refused(tmp_path: Pa
     (end,) = (tmp_path / "full" / "checkpoints").glob("*.ckpt")
     trainer = _fit(tmp_path / "next", Digits(batch_size=64), epochs=2, ckpt_path=end)
     assert trainer.global_step == 8 and trainer.current_epoch == 2
+
+
+@pytest.mark.slow
+def test_a_ddp_fit_resumed_mid_epoch_with_another_number_of_processes_is_refused_on_every_rank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One process saves 4 batches into epoch 0; two DDP processes would each skip 4 of
+    # their own batches, 8 in all: both must refuse (a rank that went on would hang).
+    common = [
+        "--model=LeNet5",
+        "--data=Digits",
+        "--model.scheduler=none",
+        "--data.batch_size=64",
+        "--trainer.max_epochs=1",
+        "--trainer.limit_val_batches=1",
+        "--trainer.limit_test_batches=1",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.accelerator=cpu",
+    ]
+    monkeypatch.chdir(tmp_path)
+    saving = [
+        "--trainer.devices=1",
+        "--trainer.limit_train_batches=6",
+        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+        "--trainer.callbacks.every_n_train_steps=4",
+        "--trainer.callbacks.save_top_k=-1",
+        "--trainer.callbacks.dirpath=ckpt",
+    ]
+    assert main(["fit", *common, *saving]) == 0
+    (mid,) = (tmp_path / "ckpt").glob("*step=4.ckpt")
+    resume = ["--trainer.strategy=ddp", "--trainer.devices=2", f"--ckpt_path={mid}", "--debug"]
+    command = [sys.executable, "-m", "classic_cnns", "fit", *common, *resume]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on two cores
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    output = result.stderr + result.stdout
+    assert result.returncode != 0, output[-3000:]
+    refusal = "ValueError: ResumableDataLoader: cannot continue epoch 0 with 2 process(es)"
+    for rank in (0, 1):  # --debug: each process's traceback, its lines marked with its rank
+        assert f"[rank{rank}]: {refusal}" in output, output[-3000:]
+    assert not list(tmp_path.glob("lightning_logs/version_1/checkpoints/*.ckpt"))
+
+
+def test_a_schedule_resumed_with_another_length_names_every_setting_it_follows(
+    tmp_path: Path,
+) -> None:
+    # Only the batch size changes: one epoch of Digits is 6 steps in batches of 256, 3 in
+    # batches of 512. The message must not blame max_epochs or max_steps alone.
+    def onecycle() -> Any:
+        return create_model("lenet5", num_classes=10, in_channels=1, scheduler="onecycle")
+
+    every = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    with pytest.raises(KeyError, match="simulated crash"):
+        _fit(
+            tmp_path,
+            Digits(batch_size=256),
+            model=onecycle(),
+            callbacks=(every, _Crash(2)),
+            limit_train_batches=None,
+        )
+    (mid,) = (tmp_path / "ckpt").glob("*step=2.ckpt")
+    with pytest.raises(ValueError, match=r"made for 6 steps; this run has 3\. ") as err:
+        _fit(
+            tmp_path / "b",
+            Digits(batch_size=512),
+            model=onecycle(),
+            ckpt_path=mid,
+            limit_train_batches=None,
+        )
+    message = str(err.value)
+    assert "max_epochs or max_steps changed?" not in message
+    for setting in (
+        "trainer max_epochs",
+        "trainer max_steps",
+        "the batch size (--data.batch_size)",
+        "the number of processes (--trainer.devices x --trainer.num_nodes)",
+        "limit_train_batches",
+        "accumulate_grad_batches",
+        "Resume with the checkpoint's settings",
+        "--weights <file>",
+    ):
+        assert setting in message, setting
 
 
 @pytest.fixture(scope="module")

@@ -407,9 +407,10 @@ class ExactResume(L.Callback):
 
     * the position of the datamodules' training loader
       (:class:`~classic_cnns.data.sampling.ResumableDataLoader`: seed, epoch, batches
-      served, batch size), which it hands back before the first batch of the resumed run, so
-      an epoch interrupted mid-way goes on with the batches it had not seen, in the same
-      order (with another batch size it is refused: a ``ValueError`` out of ``fit``);
+      served, batch size, number of processes), which it hands back before the first batch
+      of the resumed run, so an epoch interrupted mid-way goes on with the batches it had not
+      seen, in the same order (with another batch size or number of processes it is
+      refused, on every process: a ``ValueError`` out of ``fit``);
     * torch's random number generator states (CPU, and CUDA when in use), so dropout
       draws the same masks as in the uninterrupted run;
     * the datamodule's split settings (its class, ``seed``, ``val_size``, ``test_size``): a

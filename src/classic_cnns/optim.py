@@ -209,7 +209,10 @@ def check_resumed_schedule(name: str, planned: int | None, restored: Sequence[An
 
     A schedule's state comes back from a checkpoint with its own length: resumed with more
     epochs, one-cycle would stop with "Tried to step N times" at the old end and cosine
-    would climb back up. The same run length (an interrupted run) passes.
+    would climb back up. The same run length (an interrupted run) passes. The message names
+    every setting the length follows (``Trainer.estimated_stepping_batches``): max_epochs,
+    max_steps, the batch size, the number of processes, limit_train_batches and
+    accumulate_grad_batches.
 
     Args:
         name: The schedule's name, for the message.
@@ -222,15 +225,19 @@ def check_resumed_schedule(name: str, planned: int | None, restored: Sequence[An
         >>> check_resumed_schedule("cosine", 50, [make_scheduler("cosine", opt, 40)])
         Traceback (most recent call last):
         ...
-        ValueError: the checkpoint's 'cosine' LR schedule was made for 40 steps; this run has 50 ...
+        ValueError: the checkpoint's 'cosine' LR schedule was made for 40 steps; this run has 50...
     """
     for scheduler in restored:
         length = schedule_length(scheduler)
         if planned is not None and length is not None and length != planned:
             raise ValueError(
                 f"the checkpoint's {name!r} LR schedule was made for {length} steps; this run "
-                f"has {planned} (trainer max_epochs or max_steps changed?). Resume with the run "
-                "length of the checkpoint, or start a new run from its weights: "
+                f"has {planned}. The steps of a run are its epochs (trainer max_epochs) times "
+                "the optimizer steps per epoch, capped at trainer max_steps; the steps per "
+                "epoch follow the batch size (--data.batch_size), the number of processes "
+                "(--trainer.devices x --trainer.num_nodes), trainer limit_train_batches and "
+                "accumulate_grad_batches: one of these differs from the checkpoint's run. "
+                "Resume with the checkpoint's settings, or start a new run from its weights: "
                 "create_model(name, checkpoint_path=<file>) (the CLI: --weights <file>) "
                 "instead of ckpt_path"
             )

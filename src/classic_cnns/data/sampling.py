@@ -5,12 +5,14 @@ generator, whose state a checkpoint does not hold, so a resumed run sees other b
 than an uninterrupted one. Here the order of epoch ``e`` is ``randperm`` under a generator
 seeded with ``(seed, e)``: Lightning calls ``set_epoch`` before every epoch, as it does for
 ``DistributedSampler``. :class:`ResumableDataLoader` has a ``state_dict`` (seed, epoch,
-batches served, batch size) that Lightning stores in checkpoints; on resume,
-:class:`~classic_cnns.checkpoint.ExactResume` hands it back before the first batch (Lightning
-itself does so only when nothing asked for the loader earlier, and a per-step LR schedule
-does), so the interrupted epoch skips the batches already trained on and goes on in the
-same order. An epoch interrupted mid-way continues with the batch size it was saved with,
-or not at all: another one is refused when the pass that would continue it starts.
+batches served, batch size, number of processes) that Lightning stores in checkpoints;
+on resume, :class:`~classic_cnns.checkpoint.ExactResume` hands it back before the first
+batch (Lightning itself does so only when nothing asked for the loader earlier, and a
+per-step LR schedule does), so the interrupted epoch skips the batches already trained
+on and goes on in the same order. An epoch interrupted mid-way continues with the batch
+size and the number of processes it was saved with, or not at all: another batch size or
+number of processes is refused, on every process, when the pass that would continue the
+epoch starts.
 
 Under a distributed strategy (DDP) the sampler is also the shard: every process draws the
 same order of the epoch and takes every ``num_replicas``-th index from its ``rank`` on,
@@ -198,23 +200,54 @@ class ResumableDataLoader(DataLoader[Any]):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        """``{"seed", "epoch", "batches", "batch_size"}``: where the current pass stands."""
+        """``{"seed", "epoch", "batches", "batch_size", "num_replicas"}``: where the current
+        pass stands, and what its epoch's batches are made of.
+
+        ``batches`` counts this process's batches; ``num_replicas`` is the number of
+        processes sharing the epoch (1 without DDP).
+
+        Example:
+            >>> import torch
+            >>> from torch.utils.data import TensorDataset
+            >>> sampler = EpochShuffleSampler(10, seed=0, num_replicas=2, rank=0)
+            >>> loader = ResumableDataLoader(TensorDataset(torch.arange(10)), batch_size=2,
+            ...                              sampler=sampler)
+            >>> _ = next(iter(loader))
+            >>> state = loader.state_dict()
+            >>> state["batches"], state["batch_size"], state["num_replicas"]
+            (1, 2, 2)
+        """
         sampler = self.sampler
         if not isinstance(sampler, EpochShuffleSampler):
             return {}
         state = {"seed": sampler.seed, "epoch": sampler.current_epoch, "batches": self._served}
         if self.batch_size is not None:
             state["batch_size"] = self.batch_size
+        state["num_replicas"] = sampler.num_replicas
         return state
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         """Take the seed and, if the saved epoch was interrupted, its position.
 
-        An interrupted epoch continues only with the batch size it was saved with: Lightning
-        counts the batches of the epoch, and the LR schedule its steps, so with another one
-        images would be left out or seen twice. Its pass raises a ``ValueError`` then (see
-        :meth:`EpochShuffleSampler.resume`); a pass of a later epoch starts as usual. A state
-        without ``batch_size`` (an older checkpoint) resumes at this loader's.
+        An interrupted epoch continues only with the batch size and the number of processes
+        (``num_replicas``) it was saved with: Lightning counts the batches of the epoch, and
+        the LR schedule its steps, so with another one images would be left out or seen
+        twice. Its pass raises a ``ValueError`` then, on every process alike (see
+        :meth:`EpochShuffleSampler.resume`); a pass of a later epoch starts as usual. A
+        state without ``batch_size`` or ``num_replicas`` (an older checkpoint) resumes with
+        this loader's.
+
+        Example:
+            >>> import torch
+            >>> from torch.utils.data import TensorDataset
+            >>> ds = TensorDataset(torch.arange(8))
+            >>> state = {"seed": 0, "epoch": 0, "batches": 1, "batch_size": 2, "num_replicas": 2}
+            >>> loader = ResumableDataLoader(ds, batch_size=2, sampler=EpochShuffleSampler(8))
+            >>> loader.load_state_dict(state)
+            >>> next(iter(loader))
+            Traceback (most recent call last):
+            ...
+            ValueError: ResumableDataLoader: cannot continue epoch 0 with 1 process(es) ...
         """
         sampler, size = self.sampler, self.batch_size
         if not state_dict or not isinstance(sampler, EpochShuffleSampler):
@@ -222,26 +255,51 @@ class ResumableDataLoader(DataLoader[Any]):
         sampler.seed = int(state_dict["seed"])
         epoch, batches = int(state_dict["epoch"]), int(state_dict["batches"])
         saved = int(state_dict.get("batch_size", size or 0))
+        replicas = int(state_dict.get("num_replicas", sampler.num_replicas))
         if size is None or batches <= 0:
             interrupted = False
-        else:  # batches left at the saved size (at this loader's: drop_last counted too)
-            interrupted = batches < len(self) if saved == size else batches * saved < len(sampler)
+        elif saved == size and replicas == sampler.num_replicas:
+            interrupted = batches < len(self)  # drop_last counted as this loader counts it
+        else:  # fewer images served than the saved run had on each process in an epoch
+            interrupted = batches * saved < -(-sampler.n // replicas)
         # Lightning calls set_epoch after this; with worker processes the sampler may be
         # iterated before that, so start it on the epoch it most likely continues.
         sampler.epoch = epoch if interrupted else epoch + 1
-        if interrupted:
-            refuse = None if saved == size else _other_batch_size(epoch, batches, saved, size)
+        if interrupted and size is not None:
+            # Every process holds the same state and setting, so all refuse alike: none is
+            # left waiting for another in a collective.
+            was, now = (saved, replicas), (size, sampler.num_replicas)
+            refuse = None if was == now else _refusal(epoch, batches, was, now)
             sampler.resume(epoch, batches * saved, refuse)
 
 
-def _other_batch_size(epoch: int, batches: int, saved: int, size: int | None) -> str:
-    # Why an epoch interrupted after `batches` batches of `saved` images cannot go on in
-    # batches of `size`.
+def _refusal(epoch: int, batches: int, was: tuple[int, int], now: tuple[int, int]) -> str:
+    # Why an epoch interrupted after `batches` batches of `saved` images on each of
+    # `replicas` processes cannot go on in batches of `size` on `count` processes.
+    (saved, replicas), (size, count) = was, now
+    other: list[str] = []
+    setting: list[str] = []
+    fix: list[str] = []
+    if size != saved:
+        other.append("batch size")
+        setting.append(f"batch_size={size}")
+        fix.append(
+            f"the saved batch size (batch_size={saved}; on the command line --data.batch_size "
+            f"{saved})"
+        )
+    if count != replicas:
+        other.append("number of processes")
+        setting.append(f"{count} process(es) (num_replicas={count})")
+        fix.append(
+            f"the saved number of processes ({replicas}: on the command line --trainer.devices "
+            f"{replicas}, or devices x num_nodes = {replicas})"
+        )
+    where = f" on each of {replicas} process(es)" if count != replicas else ""
     return (
-        f"ResumableDataLoader: cannot continue epoch {epoch} with batch_size={size}: the "
-        f"checkpoint was saved {batches} batch(es) of batch_size={saved} into it, and Lightning "
-        "counts the batches of the interrupted epoch (the LR schedule its steps), so another "
-        "batch size would leave images out of the epoch or train on them twice. Resume with "
-        f"the saved batch size (batch_size={saved}; on the command line --data.batch_size "
-        f"{saved}), or from a checkpoint saved at the end of an epoch"
+        f"ResumableDataLoader: cannot continue epoch {epoch} with {' and '.join(setting)}: the "
+        f"checkpoint was saved {batches} batch(es) of batch_size={saved}{where} into it, and "
+        "Lightning counts the batches of the interrupted epoch (the LR schedule its steps), so "
+        f"another {' or '.join(other)} would leave images out of the epoch or train on them "
+        f"twice. Resume with {' and '.join(fix)}, or from a checkpoint saved at the end of an "
+        "epoch"
     )
