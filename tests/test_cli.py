@@ -127,18 +127,75 @@ def test_seed_everything_true_draws_a_random_seed_and_records_it(
     # Lightning 2.6 seeds 0 for `true`, though its help says "a random seed".
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PL_GLOBAL_SEED", "0")  # (so that the end of the test restores it)
+    monkeypatch.delenv("PL_GLOBAL_SEED")
     seeds = []
-    for _ in range(2):
-        monkeypatch.delenv("PL_GLOBAL_SEED")  # as in a fresh process
+    for _ in range(2):  # one Python process: the first run's PL_GLOBAL_SEED is not reused
         cli = ClassicCLI(args=["--seed_everything", "true"], run=False)
         seeds.append(cli.config["seed_everything"])
         assert os.environ["PL_GLOBAL_SEED"] == str(seeds[-1])  # the seed recorded is the one set
     assert all(isinstance(s, int) and 0 <= s < 2**32 for s in seeds) and seeds[0] != seeds[1]
-    # A process that Lightning's DDP launcher started keeps the launcher's seed.
+    assert ClassicCLI(args=["--seed_everything", "7"], run=False).config["seed_everything"] == 7
+
+
+def test_seed_everything_true_in_a_launch_takes_the_launch_s_seed_or_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A process that Lightning's DDP launcher started (WORLD_SIZE set) keeps the seed the
+    # first process drew, which the launcher hands on as PL_GLOBAL_SEED.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("PL_GLOBAL_SEED", "1234")
     cli = ClassicCLI(args=["--seed_everything", "true"], run=False)
     assert cli.config["seed_everything"] == 1234
-    assert ClassicCLI(args=["--seed_everything", "7"], run=False).config["seed_everything"] == 7
+    # torchrun's processes, with no seed handed on, cannot agree on a random one.
+    for launch in ({"WORLD_SIZE": "2"}, {"SLURM_NTASKS": "4"}):
+        monkeypatch.delenv("PL_GLOBAL_SEED")
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+        for key, value in launch.items():
+            monkeypatch.setenv(key, value)
+        assert main(["fit", "--seed_everything", "true"]) == 2
+        err = capsys.readouterr().err
+        assert f"this process is one of a launch ({key}={value}) whose launcher set no " in err
+        assert "pass an int seed (--seed_everything N)" in err
+        assert "PL_GLOBAL_SEED" not in os.environ and not (tmp_path / "lightning_logs").exists()
+        monkeypatch.delenv(key)
+        # An int seed is the same in every process: taken as given.
+        cli = ClassicCLI(args=["--seed_everything", "5"], run=False)
+        assert cli.config["seed_everything"] == 5
+
+
+def test_under_a_launch_only_rank_zero_prints_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every process of a DDP run meets the same bad flag: one message, every process exits 2.
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    assert main(["fit", "--model", "lenet"]) == 2
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    assert main(["fit", "--model", "lenet"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'lenet'" in err and "(--debug or" in err
+
+
+def test_an_error_in_a_spawned_worker_is_a_one_line_error() -> None:
+    # Under ddp_spawn a worker's error reaches the main process as torch's
+    # ProcessRaisedException, holding the worker's traceback as text.
+    import operator
+
+    from torch.multiprocessing import spawn
+    from torch.multiprocessing.spawn import ProcessRaisedException
+
+    from classic_cnns._cli_errors import user_error_message
+
+    with pytest.raises(ProcessRaisedException) as raised:
+        spawn(model_info, nprocs=1)  # model_info(0) in the worker: a user's error
+    message = user_error_message(raised.value)
+    assert message == "expected a registered model's name (a str); got 0"
+    with pytest.raises(ProcessRaisedException) as raised:
+        spawn(operator.truediv, args=(0,), nprocs=1)  # 0 / 0: a bug, shown as a traceback
+    assert user_error_message(raised.value) is None
 
 
 def test_unknown_model_name_suggests_close_ones(capsys: pytest.CaptureFixture[str]) -> None:

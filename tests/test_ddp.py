@@ -170,3 +170,82 @@ def test_the_task_destroys_a_gloo_process_group_before_the_interpreter_exits(
         "initialized after setup: True",
         "initialized at exit: False",
     ]
+
+
+def _two_processes(strategy: str) -> list[str]:
+    return [f"--trainer.strategy={strategy}", "--trainer.devices=2", "--trainer.accelerator=cpu"]
+
+
+_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on two cores
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
+def test_the_predict_command_counts_the_images_of_every_process(
+    strategy: str, tmp_path: Path
+) -> None:
+    torch.save(LeNet5().net.state_dict(), tmp_path / "w.pt")
+    command = [sys.executable, "-m", "classic_cnns", "predict", "--data=Digits", "--weights=w.pt",
+               "--trainer.enable_progress_bar=false", *_two_processes(strategy)]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, env=_ENV, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = sorted(tmp_path.glob("lightning_logs/version_0/predictions-rank*.csv"))
+    rows = [len(f.read_text().splitlines()) - 1 for f in files]
+    assert len(files) == 2 and sum(rows) == 359 and min(rows) > 0  # Digits' test images
+    assert result.stdout.splitlines() == [
+        "predictions: lightning_logs/version_0/predictions-rank*.csv (359 images in 2 files)"
+    ]
+
+
+@pytest.mark.slow
+def test_torchrun_refuses_a_random_seed_once_and_every_process_exits_2(tmp_path: Path) -> None:
+    # torchrun starts both processes itself and hands on no seed: they cannot agree on one.
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--nproc-per-node=2", "--master-port=0", "-m", "classic_cnns", "fit",
+               "--data=Digits", "--seed_everything=true", *_two_processes("ddp")]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, env=_ENV, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    err = result.stderr
+    assert err.count("classic-cnns fit: error: --seed_everything true: ") == 1, err[-3000:]
+    assert err.count("(--debug or CLASSIC_CNNS_DEBUG=1 shows the traceback)") == 1
+    assert "pass an int seed (--seed_everything N)" in err
+    # torchrun names the first process to fail (the other may be stopped by then): exit 2.
+    assert "exitcode  : 2" in err and "exitcode  : 1 " not in err
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+_PREDICT_TWICE = """
+import lightning as L
+from classic_cnns import Digits, LeNet5
+from classic_cnns.predict import PredictionCSV
+
+if __name__ == "__main__":
+    writer = PredictionCSV("preds.csv")
+    trainer = L.Trainer(strategy="ddp", devices=2, accelerator="cpu", logger=False,
+                        enable_progress_bar=False, callbacks=[writer])
+    for run in range(2):  # the second replaces the files that this writer's processes wrote
+        trainer.predict(LeNet5(), datamodule=Digits(), return_predictions=False)
+        with open(f"rank{trainer.global_rank}-{run}.txt", "w") as f:
+            print(writer.written.name, writer.rows, [p.name for p in writer.files],
+                  writer.total_rows, file=f)
+"""
+
+
+@pytest.mark.slow
+def test_a_prediction_csv_under_ddp_replaces_its_own_files(tmp_path: Path) -> None:
+    (tmp_path / "run.py").write_text(_PREDICT_TWICE)
+    result = subprocess.run(
+        [sys.executable, "run.py"], cwd=tmp_path, env=_ENV, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = {f.stem: f.read_text().strip() for f in tmp_path.glob("rank*.txt")}
+    files = "['preds-rank0.csv', 'preds-rank1.csv'] 359"  # every process's, and all the rows
+    assert said == {
+        "rank0-0": f"preds-rank0.csv 180 {files}", "rank0-1": f"preds-rank0.csv 180 {files}",
+        "rank1-0": f"preds-rank1.csv 179 {files}", "rank1-1": f"preds-rank1.csv 179 {files}",
+    }  # fmt: skip

@@ -8,12 +8,14 @@ import argparse
 import importlib.metadata
 import logging
 import re
+import sys
 import textwrap
 import warnings
 from pathlib import Path
 from typing import Any
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from torch.multiprocessing.spawn import ProcessRaisedException
 
 # -- errors -------------------------------------------------------------------------------
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -169,26 +171,74 @@ def user_error_message(err: BaseException) -> str | None:
 
     The innermost error the package raised in the chain of causes wins (the parser wraps a
     datamodule's ``ValueError`` in its own message); a ``RuntimeError`` counts only when the
-    package raised it (a failed download).
+    package raised it (a failed download). An error in a worker that ``ddp_spawn`` started
+    arrives as torch's ``ProcessRaisedException`` holding the worker's traceback as text:
+    its errors count as if raised here.
+
+    Example:
+        >>> user_error_message(ValueError("--data.batch_size must be positive; got 0"))
+        '--data.batch_size must be positive; got 0'
+        >>> user_error_message(KeyError("a bug")) is None
+        True
     """
-    chain: list[BaseException] = []
+    chain: list[tuple[type[BaseException] | None, str, bool]] = []  # outermost first
     current: BaseException | None = err
-    while current is not None and current not in chain:
-        chain.append(current)
+    seen: list[BaseException] = []
+    while current is not None and current not in seen:
+        seen.append(current)
+        if isinstance(current, ProcessRaisedException):  # the worker's chain, as text
+            chain += reversed(_spawned_chain(str(current)))
+        else:
+            chain.append((type(current), str(current), _raised_by_package(current)))
         # `raise ... from None` hides the context: the new error says more (a layer's name).
         hidden = current.__suppress_context__
         current = current.__cause__ or (None if hidden else current.__context__)
-    for cause in reversed(chain):
-        if isinstance(cause, (*_USER_ERRORS, RuntimeError)) and _raised_by_package(cause):
-            return str(cause)
-    if not isinstance(err, _USER_ERRORS):
+    for kind, message, ours in reversed(chain):
+        if kind is not None and issubclass(kind, (*_USER_ERRORS, RuntimeError)) and ours:
+            return message
+    kind, message, _ = chain[0]
+    if kind is None or not issubclass(kind, _USER_ERRORS):
         return None
-    if "loaded state dict" in str(err) and "group" in str(err):  # torch's Optimizer
+    if "loaded state dict" in message and "group" in message:  # torch's Optimizer
         return (
-            f"{_condense(str(err))}: the checkpoint's optimizer is not this run's. Resume with "
+            f"{_condense(message)}: the checkpoint's optimizer is not this run's. Resume with "
             "the interrupted run's --optimizer and --lr_scheduler flags (or -c its config.yaml)"
         )
-    return _condense(str(err))
+    return _condense(message)
+
+
+_CHAINED = re.compile(
+    r"\n\n(?:The above exception was the direct cause of the following exception|"
+    r"During handling of the above exception, another exception occurred):\n\n"
+)
+_FRAME = re.compile(r'^  File "([^"]+)", line \d+', re.M)
+
+
+def _spawned_chain(text: str) -> list[tuple[type[BaseException] | None, str, bool]]:
+    # (type, message, raised by the package) of each error of a worker's formatted traceback,
+    # the root cause first; the type is None where it cannot be imported here.
+    errors = []
+    for section in _CHAINED.split(text):
+        frames = list(_FRAME.finditer(section))
+        if not frames:
+            continue
+        lines = section[frames[-1].end() :].splitlines()[1:]
+        at = next((i for i, line in enumerate(lines) if line and not line[0].isspace()), None)
+        if at is None:
+            continue
+        name, _, first = lines[at].partition(":")
+        message = "\n".join([first.strip(), *lines[at + 1 :]]).strip()
+        ours = Path(frames[-1][1]).resolve().is_relative_to(_PACKAGE_DIR)
+        errors.append((_exception_type(name.strip()), message, ours))
+    return errors
+
+
+def _exception_type(name: str) -> type[BaseException] | None:
+    # The exception class a traceback names (ValueError, classic_cnns.files.CheckpointError),
+    # among the modules imported here (a traceback's text imports nothing).
+    module, _, attr = name.rpartition(".")
+    found = getattr(sys.modules.get(module or "builtins"), attr, None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
 
 
 # -- quiet runs ----------------------------------------------------------------------------

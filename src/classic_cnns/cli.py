@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import importlib
 import os
-import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +46,7 @@ from classic_cnns._cli_helpers import (
     version_text,
     with_default_callbacks,
 )
+from classic_cnns._launch import is_rank_zero, launch_seed, pin_log_dir, prediction_lines
 from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
@@ -122,11 +122,10 @@ class ClassicCLI(LightningCLI):
 
     def _set_seed(self) -> None:
         # --seed_everything true: a random seed, as Lightning's help says, where Lightning 2.6
-        # seeds 0. A process that Lightning's DDP launcher started keeps its launcher's seed.
+        # seeds 0; one for all the processes of a launch (see launch_seed).
         sub = self.config.get("subcommand")
         config = self.config[sub] if sub else self.config
-        if config.get("seed_everything") is True and "PL_GLOBAL_SEED" not in os.environ:
-            config["seed_everything"] = random.SystemRandom().randrange(2**32)
+        config["seed_everything"] = launch_seed(config.get("seed_everything"))
         super()._set_seed()  # seeds, and records the seed in config.yaml
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
@@ -383,15 +382,15 @@ class ClassicCLI(LightningCLI):
         """Resolve ``--ckpt_path last``; where a PredictionCSV writes the predictions, Lightning
         keeps none in memory unless ``--return_predictions true`` asks."""
         self._resolve_last("predict")
+        pin_log_dir(self.trainer)  # where ddp_spawn's workers write, known here
         csvs = [c for c in getattr(self.trainer, "callbacks", []) if isinstance(c, PredictionCSV)]
         if csvs and self.config_init["predict"].get("return_predictions") is None:
             self.config_init["predict"]["return_predictions"] = False  # as Lightning's docs advise
 
     def after_predict(self) -> None:
-        """Say where the predictions went."""
-        for c in self.trainer.callbacks:  # type: ignore[attr-defined]
-            if isinstance(c, PredictionCSV) and c.written and self.trainer.is_global_zero:
-                print(f"predictions: {c.written} ({c.rows} images)")
+        """Say where the predictions went: every process's file, and the images in all."""
+        for line in prediction_lines(self.trainer) if self.trainer.is_global_zero else []:
+            print(line)
 
     def after_fit(self) -> None:
         """Print the wall time of ``fit``, then test the trained weights, if there is a test set."""
@@ -590,8 +589,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = message.replace("classic_cnns.list_models()", "classic-cnns list")  # here
         command = args[0] if args and args[0] in _ALL_COMMANDS else None
         prog = f"classic-cnns {command}" if command else "classic-cnns"
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        print(f"(--debug or {DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+        if is_rank_zero():  # said once, not by every process of a launch
+            print(f"{prog}: error: {message}", file=sys.stderr)
+            print(f"(--debug or {DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
         return 2
 
 

@@ -214,6 +214,18 @@ def _write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str] = _COL
         tmp.write_text(buffer.getvalue(), encoding="utf-8", errors="surrogateescape", newline="")
 
 
+def _count_rows(paths: Sequence[Path]) -> int | None:
+    # The rows of the CSVs at paths (a header each), or None if one is not there.
+    try:
+        total = 0
+        for path in paths:
+            with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
+                total += max(sum(1 for _ in csv.reader(f)) - 1, 0)
+    except FileNotFoundError:
+        return None
+    return total
+
+
 def _write_output(rows: list[dict[str, Any]], output: str | os.PathLike[str]) -> None:
     try:
         _write_csv(rows, Path(output))
@@ -239,7 +251,16 @@ class PredictionCSV(BasePredictionWriter):
 
     A file there that this writer did not write (a user's, or an earlier run's in a folder
     without a logger's ``version_N``) is not replaced: predicting is refused when it starts,
-    before the first batch (``FileExistsError``, naming the file).
+    before the first batch (``FileExistsError``, naming the file). Under DDP the files that
+    any process of this writer wrote count as its own (a second ``Trainer.predict`` replaces
+    them); under ``ddp_spawn`` the workers' writers are copies, so a second run needs
+    ``overwrite=True``.
+
+    Across processes, each file is moved into place when its own process finishes: a run in
+    which one process fails can leave a mixed set (new files of the processes that finished,
+    the earlier files of the others), and a process that is killed (no Python clean-up) may
+    leave its temporary ``.<name>.<random>.tmp`` beside the CSV. :attr:`files` and
+    :attr:`total_rows` are set only when every process has written its file.
 
     Args:
         path: The CSV file; ``None``: ``predictions.csv`` in the run's log folder.
@@ -253,6 +274,8 @@ class PredictionCSV(BasePredictionWriter):
         >>> _ = trainer.predict(LeNet5(), datamodule=Digits(), return_predictions=False)
         >>> writer.written.name, writer.rows  # Digits' 359 test images
         ('predictions.csv', 359)
+        >>> [p.name for p in writer.files], writer.total_rows  # every process's: one here
+        (['predictions.csv'], 359)
         >>> Path("predictions.csv").read_text().splitlines()[0]
         'index,label,class,class_index,probability'
     """
@@ -265,6 +288,8 @@ class PredictionCSV(BasePredictionWriter):
         self._written: set[Path] = set()  # the files this writer wrote (resolved)
         self.written: Path | None = None  # the file of the last run, once written
         self.rows = 0
+        self.files: list[Path] = []  # every process's file of the last run, once all are written
+        self.total_rows = 0  # the rows in all of them
         # While predicting: the temporary file's closer, its CSV writer, the file, the CSV.
         self._table: tuple[contextlib.ExitStack, csv.DictWriter[str], IO[str], Path] | None = None
         self._count = 0  # rows so far
@@ -291,6 +316,7 @@ class PredictionCSV(BasePredictionWriter):
 
     def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start a new table: its header, in a temporary file beside the CSV."""
+        self.files, self.total_rows = [], 0
         path = self._paths(trainer)[trainer.global_rank]
         several = len(trainer.num_predict_batches) > 1  # several dataloaders
         columns = ["dataloader"] * several + _PREDICTION_COLUMNS
@@ -353,6 +379,11 @@ class PredictionCSV(BasePredictionWriter):
         table[0].close()  # the file closed, synced and renamed onto the CSV (removed on failure)
         self._written.add(table[3].resolve())
         self.written, self.rows = table[3], self._count
+        # Every process has its file in place once all are here: each learns the others'.
+        count = torch.tensor(self._count, device=trainer.strategy.root_device)
+        self.total_rows = int(trainer.strategy.reduce(count, reduce_op="sum"))
+        self.files = self._paths(trainer)
+        self._written.update(p.resolve() for p in self.files)
 
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException

@@ -1,0 +1,133 @@
+"""The command line across the processes of a launch: the seed they share, which one speaks.
+
+A multi-process run starts its processes one of two ways: Lightning's own DDP launcher
+(the first process parses the command line, then starts the others, which parse it again
+with ``WORLD_SIZE`` and Lightning's ``PL_GLOBAL_SEED`` set; ``ddp_spawn`` forks workers off
+the first), or an outside launcher (``torchrun``, ``srun``) that starts every process itself.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from classic_cnns.predict import PredictionCSV, _count_rows
+
+__all__ = ["is_rank_zero", "launch_seed", "pin_log_dir", "prediction_lines"]
+
+
+def _count(env: Mapping[str, str], name: str) -> int:
+    try:
+        return int(env.get(name, "1"))
+    except ValueError:
+        return 1
+
+
+def launch_seed(seed: Any, environ: Mapping[str, str] | None = None) -> Any:
+    """The seed ``--seed_everything`` stands for: a random one for ``true``, else ``seed``.
+
+    ``true`` draws a fresh seed in a single process and in the first process of Lightning's
+    own launch (``WORLD_SIZE`` not yet set), whose seed Lightning hands to the processes it
+    starts as ``PL_GLOBAL_SEED``. A process of a launch (``WORLD_SIZE`` or ``SLURM_NTASKS``
+    above 1) takes ``PL_GLOBAL_SEED``: all processes train with one seed, the one
+    ``config.yaml`` records. A launcher that sets none (``torchrun``, ``srun``) starts
+    processes that cannot agree on a random seed: ``true`` is refused there.
+
+    Args:
+        seed: The parsed ``--seed_everything`` value (``True``, ``False`` or an int).
+        environ: The environment to read; ``None``: ``os.environ``.
+
+    Raises:
+        ValueError: for ``true`` in a process of a launch that set no ``PL_GLOBAL_SEED``, or
+            if ``PL_GLOBAL_SEED`` is not an int.
+
+    Example:
+        >>> launch_seed(7)
+        7
+        >>> launch_seed(True, {"WORLD_SIZE": "2", "PL_GLOBAL_SEED": "1234"})
+        1234
+        >>> 0 <= launch_seed(True, {}) < 2**32
+        True
+    """
+    if seed is not True:
+        return seed
+    env = os.environ if environ is None else environ
+    if _count(env, "WORLD_SIZE") <= 1 and _count(env, "SLURM_NTASKS") <= 1:
+        return random.SystemRandom().randrange(2**32)  # a single process, or Lightning's first
+    given = env.get("PL_GLOBAL_SEED")
+    if given is None:
+        launch = "WORLD_SIZE" if _count(env, "WORLD_SIZE") > 1 else "SLURM_NTASKS"
+        raise ValueError(
+            f"--seed_everything true: this process is one of a launch ({launch}="
+            f"{env[launch]}) whose launcher set no PL_GLOBAL_SEED, so its processes would draw "
+            "different seeds; pass an int seed (--seed_everything N), the same for every process"
+        )
+    try:
+        return int(given)
+    except ValueError:
+        raise ValueError(f"PL_GLOBAL_SEED must be an int seed; got {given!r}") from None
+
+
+def is_rank_zero() -> bool:
+    """Whether this process speaks for the run: global rank 0, or a single process.
+
+    Lightning's ``rank_zero_only.rank``, which it reads from the launcher's environment
+    (``RANK``, ``LOCAL_RANK``, ``SLURM_PROCID``) and sets again when the processes meet.
+
+    Example:
+        >>> is_rank_zero()
+        True
+    """
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def pin_log_dir(trainer: Trainer) -> None:
+    """Under ``ddp_spawn``, fix the run's log folder (the logger's ``version_N``) before the
+    workers start, so that this main process knows the folder they write to.
+
+    A logger chooses its version when first asked; the workers, which get a copy of the
+    trainer, would choose it after this process last looked.
+
+    Example:
+        >>> import lightning as L
+        >>> pin_log_dir(L.Trainer(logger=False))  # one process: nothing to do
+    """
+    if isinstance(getattr(trainer.strategy, "launcher", None), _MultiProcessingLauncher):
+        _ = trainer.log_dir  # the logger's version, chosen now and copied to the workers
+
+
+def prediction_lines(trainer: Trainer) -> list[str]:
+    """What ``classic-cnns predict`` says where its :class:`PredictionCSV` wrote, for rank 0.
+
+    Every process's file and the images in all of them: under DDP each process writes its
+    own ``<name>-rank<r>.csv``. Under ``ddp_spawn`` the workers wrote them, not this main
+    process, whose writer learnt nothing: the files are counted.
+
+    Example:
+        >>> import lightning as L
+        >>> prediction_lines(L.Trainer(logger=False, callbacks=[]))
+        []
+    """
+    lines: list[str] = []
+    rows: int | None
+    for c in trainer.callbacks:  # type: ignore[attr-defined]
+        if not isinstance(c, PredictionCSV):
+            continue
+        files, rows = c.files, c.total_rows
+        if not files and trainer.world_size > 1:  # ddp_spawn's main process
+            files = c._paths(trainer)
+            rows = _count_rows(files)
+        if not files or rows is None:
+            continue
+        if len(files) == 1:
+            lines.append(f"predictions: {files[0]} ({rows} images)")
+        else:
+            pattern = files[0].with_name(files[0].name.replace("-rank0", "-rank*", 1))
+            lines.append(f"predictions: {pattern} ({rows} images in {len(files)} files)")
+    return lines
