@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -205,13 +204,23 @@ def _classify(model: ImageClassifier, folder: Path, files: list[Path], prep: Pre
     return rows, skipped
 
 
+@contextlib.contextmanager
+def _csv_table(path: Path, columns: list[str]) -> Iterator[tuple[csv.DictWriter[str], IO[str]]]:
+    # A CSV writer, its header written, into a temporary file beside `path` that replaces it
+    # when the block ends (removed if it fails; see atomic_path), and that file. A file name
+    # that is not UTF-8 keeps its bytes, as on stdout.
+    with (
+        atomic_path(path) as tmp,
+        tmp.open("w", encoding="utf-8", errors="surrogateescape", newline="") as file,
+    ):
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        yield writer, file
+
+
 def _write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str] = _COLUMNS) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_path(path) as tmp:  # a file name that is not UTF-8 keeps its bytes, as on stdout
-        tmp.write_text(buffer.getvalue(), encoding="utf-8", errors="surrogateescape", newline="")
+    with _csv_table(path, columns) as (writer, _):
+        writer.writerows(rows)
 
 
 def _count_rows(paths: Sequence[Path]) -> int | None:
@@ -321,12 +330,7 @@ class PredictionCSV(BasePredictionWriter):
         several = len(trainer.num_predict_batches) > 1  # several dataloaders
         columns = ["dataloader"] * several + _PREDICTION_COLUMNS
         with contextlib.ExitStack() as stack:  # a failure here leaves no temporary file
-            tmp = stack.enter_context(atomic_path(path))  # a file name that is not UTF-8 keeps
-            file = stack.enter_context(  # its bytes, as on stdout
-                tmp.open("w", encoding="utf-8", errors="surrogateescape", newline="")
-            )
-            writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
+            writer, file = stack.enter_context(_csv_table(path, columns))
             self._table = (stack.pop_all(), writer, file, path)
         self._count, self._counts = 0, {}
 
