@@ -80,7 +80,7 @@ def _configs(args: Sequence[str]) -> list[dict[str, Any]]:
     found = []
     for _, value, _ in [*_option_values(args, "--config"), *_option_values(args, "-c")]:
         try:
-            text = Path(value).read_text() if Path(value).is_file() else value
+            text = Path(value).read_text(encoding="utf-8") if Path(value).is_file() else value
             loaded = yaml.safe_load(text)
         except (OSError, ValueError, yaml.YAMLError):
             continue
@@ -341,7 +341,8 @@ def summary_main(argv: Sequence[str]) -> int:
     try:
         table = summary(model, size)
     except ValueError as err:
-        if small or "small_input" not in model_info(args.model).options:
+        option = model_info(args.model).options.get("small_input")  # a default of False helps
+        if small or "too small" not in str(err) or option is None or option.default is not False:
             raise
         raise ValueError(f"{err}\n--small-input builds {args.model} for small images") from None
     print(table.to_markdown() if args.format == "markdown" else table)
