@@ -379,7 +379,7 @@ def targets(folder: Path, file: Path = TARGETS) -> int:
             return 2
     runs = [json.loads(path.read_text())["rows"] for path in sorted(folder.rglob("results.json"))]
     body = []
-    for t in json.loads(file.read_text())["targets"]:
+    for t in json.loads(file.read_text(encoding="utf-8"))["targets"]:
         where = {k: v if isinstance(v, list) else [v] for k, v in t.get("where", {}).items()}
         found = [r for rows in runs for r in rows.get(t["mode"], []) if r["status"] == "ok"
                  and all(r.get(k) in v for k, v in where.items())]  # fmt: skip
@@ -394,7 +394,7 @@ def targets(folder: Path, file: Path = TARGETS) -> int:
         body.append([t["text"], shown, verdict])
     lines = ["# Targets", "", "Measured in these runs, never asserted by the tests.", ""]
     text = "\n".join([*lines, *core.table(["target", "measured", "verdict"], body)])
-    (folder / "targets.md").write_text(text)
+    (folder / "targets.md").write_text(text, encoding="utf-8")
     print(text)
     return 0
 

@@ -5,6 +5,7 @@ as one message, exit status 2) and the warnings and tips a user neither caused n
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.metadata
 import logging
 import re
@@ -164,6 +165,27 @@ def class_error(err: BaseException, config: Any) -> ValueError | None:
     if len(keys) != 1:  # not found, or two flags chose the class: not guessed
         return None
     return ValueError(_condense(message, keys[0]))
+
+
+def closed_pipe(err: BaseException) -> bool:
+    """Whether ``err`` says that standard output's reader has gone (``classic-cnns list | head
+    -1``): a ``BrokenPipeError``, or on Windows, whose pipes raise ``EINVAL`` instead
+    (CPython issue 79935), an ``EINVAL`` that standard output raises again when flushed (a bad
+    file name raises ``EINVAL`` there too).
+
+    Example:
+        >>> closed_pipe(BrokenPipeError()), closed_pipe(OSError(errno.EINVAL, "a bad name"))
+        (True, False)
+    """
+    if isinstance(err, BrokenPipeError):
+        return True
+    if sys.platform != "win32" or not isinstance(err, OSError) or err.errno != errno.EINVAL:
+        return False
+    try:
+        sys.stdout.flush()
+    except OSError:
+        return True
+    return False
 
 
 def user_error_message(err: BaseException) -> str | None:

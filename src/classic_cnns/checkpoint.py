@@ -47,6 +47,7 @@ from classic_cnns.data.sampling import ResumableDataLoader
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
     CheckpointError,
+    _local,
     atomic_save,
     check_checkpoint_file,
     is_local,
@@ -180,7 +181,7 @@ def _load_trusted(source: Any, map_location: Any) -> dict[str, Any]:
     # exists: an open file object, which no file system knows, is copied to one.
     read = TorchCheckpointIO().load_checkpoint
     if isinstance(source, str | os.PathLike):
-        local = os.fspath(source).removeprefix("file://")
+        local = _local(source)
         if is_local(source) and is_safetensors_file(local):
             check_checkpoint_file(local, os.fspath(source))  # says how to load one
         return read(os.fspath(source), map_location, weights_only=False)

@@ -26,7 +26,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from classic_cnns._cli_errors import class_error, quiet_lightning, user_error_message
+from classic_cnns._cli_errors import class_error, closed_pipe, quiet_lightning, user_error_message
 from classic_cnns._cli_helpers import (
     DEBUG_ENV,
     LIGHTNING_COMMANDS,
@@ -578,11 +578,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     try:
         return _run(args)
-    except BrokenPipeError:  # the reader closed the pipe (`| head`): stop quietly, as cat does
-        with contextlib.suppress(OSError, ValueError):  # and flush stdout at exit to nowhere
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
     except Exception as err:
+        if closed_pipe(err):  # the reader closed the pipe (`| head`): stop quietly, as cat does
+            with contextlib.suppress(OSError, ValueError):  # and flush stdout at exit to nowhere
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
         message = user_error_message(err)
         if debug or message is None:
             raise

@@ -117,9 +117,7 @@ def file_digest(path: str | os.PathLike[str], algorithm: str = "md5") -> str:
     """The hex digest of a file's bytes (``"md5"``, ``"sha256"``, ...), read 1 MiB at a time.
 
     Example:
-        >>> import tempfile
-        >>> with tempfile.NamedTemporaryFile() as f:
-        ...     file_digest(f.name)  # an empty file
+        >>> file_digest(os.devnull)  # an empty file
         'd41d8cd98f00b204e9800998ecf8427e'
     """
     digest = hashlib.new(algorithm, usedforsecurity=False)
@@ -139,10 +137,17 @@ def is_local(path: str | os.PathLike[str]) -> bool:
     return "://" not in str(path) or str(path).startswith("file://")
 
 
+def _local(path: str | os.PathLike[str]) -> str:
+    # A file:// URL's path as fsspec (Lightning) reads it: file:///C:/w.pt is C:/w.pt on Windows.
+    text = os.fspath(path)
+    drive = os.name == "nt" and text.startswith("file:///") and text[9:10] == ":"
+    return text[8:] if drive else text.removeprefix("file://")
+
+
 def _written_file(path: str | os.PathLike[str]) -> Path:
     # The file atomic_path writes: a file:// URL's path; through a symbolic link, as a plain
     # open() writes, the file it names.
-    path = Path(os.fspath(path).removeprefix("file://"))
+    path = Path(_local(path))
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
@@ -152,9 +157,7 @@ def check_writable(path: str | os.PathLike[str]) -> None:
     ``path`` is touched; a probe file is made and removed.
 
     Example:
-        >>> import tempfile
-        >>> with tempfile.NamedTemporaryFile() as f:
-        ...     check_writable(f"{f.name}/out.csv")
+        >>> check_writable(Path(__file__, "out.csv"))  # a path under a file
         Traceback (most recent call last):
         ...
         NotADirectoryError: cannot write .../out.csv: ... is a file, not a folder
@@ -209,6 +212,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
+            os.chmod(tmp, 0o600)  # Windows removes no read-only file (the mode copied above)
             os.unlink(tmp)
         raise
     if os.name == "posix":  # make the rename itself durable (best effort)
@@ -228,7 +232,7 @@ def refuse_folder(path: str | os.PathLike[str]) -> None:
         Traceback (most recent call last):
         IsADirectoryError: expected a file path; got the folder .
     """
-    if os.path.isdir(os.fspath(path).removeprefix("file://")):
+    if os.path.isdir(_local(path)):
         raise IsADirectoryError(f"expected a file path; got the folder {os.fspath(path)}")
 
 
@@ -281,11 +285,11 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
         ...     check_checkpoint_file(f"{folder}/w.pt")  # no error: whole and intact
     """
     shown = os.fspath(path) if shown is None else shown
-    path = Path(os.fspath(path).removeprefix("file://"))
+    path = Path(_local(path))
     _require_file(path, shown, "checkpoint")
     if (size := path.stat().st_size) == 0:
-        what = "a checkpoint written by torch.save"
-        what = "a safetensors file" if path.suffix == ".safetensors" else what
+        safetensors = path.suffix == ".safetensors"
+        what = "a safetensors file" if safetensors else "a checkpoint written by torch.save"
         raise CheckpointError(
             f"{shown}: the file is empty (0 bytes); expected {what}. It was probably cut off "
             "while being written"
@@ -388,10 +392,10 @@ def load_checkpoint(
             plain Python values, or is not a dict.
 
     Example:
-        >>> import tempfile, torch
-        >>> with tempfile.NamedTemporaryFile(suffix=".ckpt") as f:
-        ...     _ = f.write(b"not a checkpoint"); f.flush()
-        ...     load_checkpoint(f.name)  # doctest: +ELLIPSIS
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = Path(folder, "w.ckpt").write_bytes(b"not a checkpoint")
+        ...     load_checkpoint(Path(folder, "w.ckpt"))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         classic_cnns.files.CheckpointError: ...: not a PyTorch checkpoint: it starts ...
@@ -399,7 +403,7 @@ def load_checkpoint(
     opened = not isinstance(path, str | os.PathLike)
     shown = str(getattr(path, "name", "the checkpoint") if opened else os.fspath(path))  # type: ignore[arg-type]
     if local := not opened and is_local(shown):
-        file = Path(shown.removeprefix("file://"))
+        file = Path(_local(shown))
         check_checkpoint_file(file, shown)
     try:
         if local:
@@ -478,8 +482,9 @@ def is_safetensors_file(path: str | os.PathLike[str]) -> bool:
 
     Example:
         >>> import tempfile
-        >>> with tempfile.NamedTemporaryFile(suffix=".safetensors") as f:
-        ...     is_safetensors_file(f.name)  # empty: not one, whatever its name says
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     Path(folder, "w.safetensors").touch()
+        ...     is_safetensors_file(Path(folder, "w.safetensors"))  # empty: none, whatever its name
         False
     """
     try:
@@ -554,7 +559,7 @@ def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> 
         (['fc.weight'], None)
     """
     shown = os.fspath(path)
-    path = Path(shown.removeprefix("file://"))  # as load_checkpoint takes it
+    path = Path(_local(shown))  # as load_checkpoint takes it
     _require_file(path, shown, "weights")
     if is_safetensors_file(path):
         return _read_safetensors(path, shown, tensors)

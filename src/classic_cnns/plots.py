@@ -372,7 +372,10 @@ class TrainingPlots(L.Callback):
         if folder is None:
             return
         names = _class_names(trainer, len(self.confusion))
-        with atomic_path(folder / CONFUSION_CSV) as tmp, tmp.open("w", newline="") as f:
+        with (
+            atomic_path(folder / CONFUSION_CSV) as tmp,
+            tmp.open("w", newline="", encoding="utf-8") as f,
+        ):
             writer = csv.writer(f)
             writer.writerow(["true \\ predicted", *names])
             for name, row in zip(names, self.confusion.tolist(), strict=True):

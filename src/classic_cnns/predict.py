@@ -456,7 +456,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
     if output is None:
-        writer = csv.DictWriter(sys.stdout, fieldnames=_COLUMNS)
+        # "\n": the text stream ends lines as the platform does (csv's "\r\n" gave "\r\r\n")
+        writer = csv.DictWriter(sys.stdout, fieldnames=_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     else:

@@ -306,8 +306,7 @@ def _fields(s: Settings, recipe: Recipe) -> dict[str, Any]:
 
 def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
     backend, row = s.device(), _fields(s, recipe)
-    target, size = row["target_acc"], core.image_size(recipe.model, recipe.image_size,
-                                                      s.max_image_size)  # fmt: skip
+    target, size = row["target_acc"], core.image_size(recipe.model, row["image_size"])  # settled
     reason = core.unavailable(backend, recipe.precision)
     if not reason:  # no data to load for a backend that is absent
         try:

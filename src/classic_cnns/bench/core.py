@@ -52,7 +52,7 @@ Report = Callable[["Results", "Path | None"], list[str]]
 @functools.cache
 def _cpu() -> str:
     with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
@@ -477,13 +477,14 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
     """
     for mode, rows in results.rows.items():
         columns = [*dict.fromkeys(k for r in rows for k in r if k not in ENVIRONMENT), *ENVIRONMENT]
-        with atomic_path(out / f"{mode}.csv") as tmp, tmp.open("w", newline="") as f:
+        path = out / f"{mode}.csv"  # every text file in UTF-8, whatever the locale's encoding
+        with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows([columns, *([r.get(c) for c in columns] for r in rows)])
     env = results.environment or environment()
     payload = dict(command=command, started=results.started, wall_s=results.wall_s, environment=env)
     payload |= {k: getattr(results, k) for k in ("settings", "notes", "task_s", "rows", "data")}
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")  # NaN stays NaN
+        tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n", encoding="utf-8")
     keys = ("torch", "torchvision", "lightning")  # the threads: per row
     found = {str(r["device_name"]) for rows in results.rows.values() for r in rows
              if r.get("device_name")}  # fmt: skip
@@ -496,7 +497,7 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
     if results.notes:
         lines += ["## Notes, skips and failures", "", *(f"- {n}" for n in results.notes)]
     with atomic_path(out / "report.md") as tmp:
-        tmp.write_text("\n".join(lines).rstrip() + "\n")
+        tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
 
 
 def outputs(out: Path) -> set[str] | None:
@@ -517,10 +518,10 @@ def outputs(out: Path) -> set[str] | None:
         (None, ['demo.csv', 'report.md', 'results.json'])
     """
     with contextlib.suppress(OSError, ValueError):
-        saved = json.loads((out / "results.json").read_text())
+        saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
         if isinstance(saved, dict) and isinstance(saved.get("rows"), dict) and "command" in saved:
             names = {f"{m}.csv" for m in saved["rows"]} | {"results.json", "report.md"}
-            report = (out / "report.md").read_text() if (out / "report.md").is_file() else ""
+            report = md.read_text(encoding="utf-8") if (md := out / "report.md").is_file() else ""
             names |= set(re.findall(r"!\[[^\]]*\]\(([^/\\()]+\.png)\)", report))  # plots
             return {n for n in names if Path(n).name == n and n not in (".", "..")}  # in out
     return None

@@ -179,7 +179,7 @@ def fill_mfu(results: core.Results, backend: str, final: bool = True) -> None:
 
 
 def _loss(out: Any, y: Tensor) -> Tensor:
-    """GoogLeNet returns (logits, aux...) in training; torchvision's a namedtuple of the same."""
+    """GoogLeNet returns (logits, aux...) in training, a namedtuple as torchvision's does."""
     z, *aux = out if isinstance(out, tuple) else (out,)
     return sum((0.3 * F.cross_entropy(a, y) for a in aux if a is not None), F.cross_entropy(z, y))
 
