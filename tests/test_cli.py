@@ -412,16 +412,17 @@ ERRORS = {
     "data folder without the files": (
         ["fit", "--data", "MNIST", "--data.data_dir", "{tmp}", "--data.download", "false"],
         "MNIST: train-images-idx3-ubyte.gz, ",
-        "missing from {tmp}/MNIST/raw",
+        f"missing from {Path('{tmp}', 'MNIST', 'raw')}",
     ),
     "image folder that does not exist": (
         ["fit", "--data", "ImageFolder", "--data.root", "{tmp}/photos"],
-        "no image folder at {tmp}/photos",
+        f"no image folder at {Path('{tmp}', 'photos')}",
         "",
     ),
     "no network": (
         ["fit", "--data", "MNIST", "--data.data_dir", "{tmp}"],
-        "could not download train-images-idx3-ubyte.gz into {tmp}/MNIST/raw; tried:",
+        "could not download train-images-idx3-ubyte.gz into "
+        f"{Path('{tmp}', 'MNIST', 'raw')}; tried:",
         "the tests run offline",
     ),
     "infinite run with a one-cycle schedule": (
@@ -818,14 +819,14 @@ def test_default_root_dir_holds_the_logs_and_last_resumes_from_it(
     assert not (tmp_path / "lightning_logs").exists()
     assert main([*run, "--ckpt_path=last"]) == 0  # the resumed run records the file it found
     resumed = (version.parent / "version_1" / "config.yaml").read_text()
-    assert "ckpt_path: runs/exp1/lightning_logs/version_0/checkpoints/last.ckpt\n" in resumed
+    last = Path("runs/exp1/lightning_logs/version_0/checkpoints/last.ckpt")  # as str(Path) shows it
+    assert Path(yaml.safe_load(resumed)["ckpt_path"]) == last
     # "last" is that file: a --model flag it contradicts is refused.
     capsys.readouterr()
     assert main([*run, "--ckpt_path=last", "--model.lr=0.05"]) == 2
     assert (
-        "--model.lr 0.05: the checkpoint runs/exp1/lightning_logs/version_0/checkpoints/"
-        "last.ckpt rebuilds its own model (LeNet5, arch 'lenet5'), which these settings "
-        "contradict"
+        f"--model.lr 0.05: the checkpoint {last} rebuilds its own model (LeNet5, arch 'lenet5'), "
+        "which these settings contradict"
     ) in capsys.readouterr().err
     # The run's config.yaml, given with another root, writes there: its logger follows.
     assert "save_dir: .\n" in (version / "config.yaml").read_text()
@@ -845,11 +846,11 @@ def test_ckpt_path_last_rebuilds_the_last_run_s_model_in_every_command(
              "--trainer.limit_test_batches=1"]  # fmt: skip
     fit = ["fit", "--model=resnet20", "--trainer.max_epochs=1", "--trainer.limit_train_batches=1"]
     assert main([*fit, *quiet]) == 0, capsys.readouterr().err
-    ckpt = "lightning_logs/version_0/checkpoints/last.ckpt"
+    ckpt = Path("lightning_logs/version_0/checkpoints/last.ckpt")
     for command in ("validate", "test"):
         assert main([command, "--ckpt_path=last", *quiet]) == 0, capsys.readouterr().err
     config = yaml.safe_load(Path("lightning_logs/version_2/config.yaml").read_text())
-    assert config["ckpt_path"] == ckpt
+    assert Path(config["ckpt_path"]) == ckpt
     assert config["model"]["class_path"] == "classic_cnns.ResNet"
     assert config["model"]["init_args"]["arch"] == "resnet20"
     capsys.readouterr()
@@ -873,7 +874,7 @@ def test_ckpt_path_last_looks_where_the_run_s_logger_wrote(
     assert main([*fit, "--model=resnet20", *listed]) == 0, capsys.readouterr().err
     assert main(["test", "--ckpt_path=last", *quiet, *listed]) == 0, capsys.readouterr().err
     config = yaml.safe_load(Path("lightning_logs/version_1/config.yaml").read_text())
-    assert config["ckpt_path"] == "lightning_logs/version_0/checkpoints/last.ckpt"
+    assert Path(config["ckpt_path"]) == Path("lightning_logs/version_0/checkpoints/last.ckpt")
     assert config["model"]["init_args"]["arch"] == "resnet20"
     # A --config file's model settings are checked against "last" as flags are.
     lr = ["--model.lr=0.05", "--trainer.logger.init_args.version=lr"]
@@ -882,9 +883,8 @@ def test_ckpt_path_last_looks_where_the_run_s_logger_wrote(
     capsys.readouterr()
     earlier = ["-c", "lightning_logs/lr/config.yaml", "--ckpt_path=last"]
     assert main(["fit", *earlier, "--trainer.logger.init_args.version=again"]) == 2
-    assert "--model.lr 0.05: the checkpoint lightning_logs/version_2/checkpoints/last.ckpt" in (
-        capsys.readouterr().err
-    )
+    last = Path("lightning_logs/version_2/checkpoints/last.ckpt")
+    assert f"--model.lr 0.05: the checkpoint {last}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("size", [0, 3000])

@@ -22,21 +22,24 @@ TINY_FIT = ["fit", "--model", "lenet5", "--data", "Digits", "--trainer.limit_tra
             "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]  # fmt: skip
 
 CTRL_C = '''
-import os
 import signal
 
 import lightning as L
 
 
 class CtrlC(L.Callback):
-    """Press Ctrl-C (SIGINT to this process) when epoch ``at`` starts."""
+    """Press Ctrl-C (SIGINT to this process) when epoch ``at`` starts.
+
+    ``raise_signal`` runs the process's SIGINT handler, as a real Ctrl-C does, on Windows
+    too, where ``os.kill(pid, SIGINT)`` would end the process (TerminateProcess) instead.
+    """
 
     def __init__(self, at: int = 2) -> None:
         self.at = at
 
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
 '''
 
 

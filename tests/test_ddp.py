@@ -195,7 +195,8 @@ def test_the_predict_command_counts_the_images_of_every_process(
     rows = [len(f.read_text().splitlines()) - 1 for f in files]
     assert len(files) == 2 and sum(rows) == 359 and min(rows) > 0  # Digits' test images
     assert result.stdout.splitlines() == [
-        "predictions: lightning_logs/version_0/predictions-rank*.csv (359 images in 2 files)"
+        f"predictions: {Path('lightning_logs/version_0/predictions-rank*.csv')} "
+        "(359 images in 2 files)"
     ]
 
 

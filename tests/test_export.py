@@ -577,10 +577,9 @@ def test_the_predict_command_keeps_no_predictions_unless_asked(
     assert main(args) == 0, capsys.readouterr().err
     loop = trainers[-1].predict_loop
     assert loop.return_predictions is False and loop.predictions == []
-    assert "predictions: lightning_logs/version_0/predictions.csv (150 images)" in (
-        capsys.readouterr().out
-    )
-    written = Path("lightning_logs/version_0/predictions.csv").read_text().splitlines()
+    csv_file = Path("lightning_logs/version_0/predictions.csv")
+    assert f"predictions: {csv_file} (150 images)" in capsys.readouterr().out
+    written = csv_file.read_text().splitlines()
     assert len(written) == 1 + 150
     # Asked for, they are kept, and the CSV is written as well.
     assert main([*args, "--return_predictions", "true"]) == 0, capsys.readouterr().err

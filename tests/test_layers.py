@@ -237,7 +237,7 @@ def _lines(paths: list[Path], docstrings: bool = True) -> dict[str, int]:
             for node, after in itertools.pairwise(ast.parse(text).body):
                 if isinstance(node, ast.Assign | ast.AnnAssign) and _is_string(after):
                     n -= after.end_lineno - after.lineno + 1  # type: ignore[operator]
-        found[str(path.relative_to(SRC.parents[1]))] = n
+        found[path.relative_to(SRC.parents[1]).as_posix()] = n
     return found
 
 

@@ -65,7 +65,8 @@ def test_a_missing_dataset_skips_with_how_to_get_it_or_fails_where_required(
     monkeypatch.setenv("CLASSIC_CNNS_REQUIRE_DATA", required)
     result = pytester.runpytest_subprocess("-rsE", "-p", "no:cacheprovider")
     how = (
-        f"*real data missing: {T10K_IMAGES}, {T10K_LABELS} not in {empty}/MNIST/raw; get it "
+        f"*real data missing: {T10K_IMAGES}, {T10K_LABELS} not in {empty / 'MNIST' / 'raw'}; "
+        "get it "
         "with `classic-cnns data fetch mnist --protocol 10k --data-dir data` (from the "
         "repository root) or set $CLASSIC_CNNS_DATA to a folder that holds it*"
     )
