@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import importlib
 import math
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -706,3 +707,33 @@ def test_the_totals_say_which_parameters_have_no_row() -> None:
     assert f"in layers not run:    {aux:,} (counted above, no row)" in str(found)
     assert summary(create_model("resnet18"), (3, 64, 64)).params_not_run == 0
     assert "not run" not in str(summary(create_model("lenet5"), (1, 32, 32)))
+
+
+class _CalledTwice(nn.Module):
+    """One convolution applied twice; with ``alias``, also registered as ``again``; and a
+    layer never called."""
+
+    def __init__(self, alias: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.unused = nn.Linear(2, 2)
+        if alias:
+            self.again = self.conv  # the same module under two names: one set of parameters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        second = self.again if hasattr(self, "again") else self.conv
+        return second(self.conv(x))
+
+
+@pytest.mark.parametrize("alias", [False, True])
+def test_a_module_called_twice_has_its_parameters_run(alias: bool) -> None:
+    # The second call's row shows 0 parameters (counted at the first call): that must not
+    # make the first call's parameters look "not run", whichever name the module has; only
+    # the layer never called (6 parameters) is.
+    net = _CalledTwice(alias)
+    found = summary(net, (3, 8, 8))
+    assert found.total_params == sum(p.numel() for p in net.parameters()) == 84 + 6
+    assert [(row.name, row.params) for row in found.rows] == [("conv", 84), ("conv", 0)]
+    assert found.params_not_run == 6
+    assert re.search(r"\n  in layers not run: +6 \(counted above, no row\)\n", str(found))
+    assert "in layers not run | 6 (counted above, no row) |" in found.to_markdown()

@@ -6,6 +6,7 @@ import torch
 
 import classic_cnns
 from classic_cnns import ModelInfo, create_model, list_models, model_info, register_model
+from classic_cnns.recipes import Recipe
 from classic_cnns.registry import _REGISTRY, _TASK_ARGUMENTS
 from conftest import TOY_ENTRY
 
@@ -150,6 +151,12 @@ def _with_lr(*, num_classes: int = 10, in_channels: int = 1, lr: float = 0.1) ->
             ValueError,
             r"options \['lr'\] are named like arguments of the task",
         ),
+        (
+            {"name": "toy_recipe", "recipe": {"batch_size": 64}},
+            _toy,
+            TypeError,
+            r"recipe must be a classic_cnns.recipes.Recipe or None; got \{'batch_size': 64\}",
+        ),
     ],
 )
 def test_register_model_refuses_a_bad_entry_and_records_nothing(
@@ -206,3 +213,39 @@ def test_a_family_with_a_class_takes_members_with_its_options_only() -> None:
     finally:
         _REGISTRY.pop("toy_res")
         _REGISTRY.pop("toy_res_stem")
+
+
+@pytest.mark.parametrize(
+    ("field", "edge", "value", "expected"),
+    [
+        ("optimizer", "rmsprop", "nope", r"one of \('sgd', 'adam', 'adamw', 'rmsprop'\)"),
+        ("optimizer", "sgd", None, r"one of \('sgd', .*\)"),
+        ("scheduler", "none", "linear", r"one of \('cosine', 'onecycle', 'step', 'none'\)"),
+        ("lr", 1, -1, "a positive finite number"),
+        ("lr", 1e-8, 0.0, "a positive finite number"),
+        ("lr", 0.1, float("nan"), "a positive finite number"),
+        ("lr", 0.1, "0.1", "a positive finite number"),
+        ("weight_decay", 0, -1e-4, "a finite number >= 0"),
+        ("weight_decay", 0.0, float("inf"), "a finite number >= 0"),
+        ("momentum", 0.99, 1.0, r"in \[0, 1\)"),
+        ("momentum", 0, -0.1, r"in \[0, 1\)"),
+        ("label_smoothing", 0.99, 1.0, r"in \[0, 1\)"),
+        ("batch_size", 1, 0, "an int >= 1"),
+        ("batch_size", 32, 32.0, "an int >= 1"),
+        ("batch_size", 1, True, "an int >= 1"),
+        ("epochs", 1, -3, "an int >= 1"),
+        ("epochs", 1, 0, "an int >= 1"),
+        ("small_image_size", 1, 0, "None or an int >= 1"),
+        ("small_image_size", None, 32.5, "None or an int >= 1"),
+    ],
+)
+def test_a_recipe_refuses_a_field_out_of_range_naming_it(
+    field: str, edge: object, value: object, expected: str
+) -> None:
+    # Accepted, these failed far from the recipe (a batch of 0: a ZeroDivisionError in the
+    # data loader; an image size of 0: "image_size ... got None") or printed nonsense.
+    assert getattr(Recipe(**{field: edge}), field) == edge  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=rf"^Recipe\.{field} must be {expected}; got "):
+        Recipe(**{field: value})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=rf"^Recipe\.{field} must be "):
+        dataclasses.replace(Recipe(), **{field: value})

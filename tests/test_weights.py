@@ -157,6 +157,28 @@ def test_adapt_input_conv_keeps_the_sum_over_channels(in_channels: int) -> None:
         torch.testing.assert_close(adapted, w.sum(1, keepdim=True))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
+def test_adapt_input_conv_computes_in_float32_or_wider_and_keeps_the_dtype(
+    dtype: torch.dtype,
+) -> None:
+    w = torch.randn(16, 3, 7, 7, generator=torch.Generator().manual_seed(0)).to(dtype)
+    # The rule in float32 for half and bfloat16, in float64 for float64, rounded once.
+    wide = w.to(torch.promote_types(dtype, torch.float32))
+    r, g, b = wide[:, 0:1], wide[:, 1:2], wide[:, 2:3]
+    expected = {
+        1: wide.sum(1, keepdim=True),
+        2: torch.cat([r + b, g], 1),
+        4: torch.cat([r / 2, g, b, r / 2], 1),
+    }
+    for in_channels, rule in expected.items():
+        adapted = adapt_input_conv(w, in_channels)
+        assert adapted.dtype == dtype
+        assert torch.equal(adapted, rule.to(dtype)), in_channels
+    if dtype == torch.float64:  # not through float32, which gave 0.05000000074505806
+        tenth = torch.tensor([[[[0.1]]]], dtype=dtype)
+        assert adapt_input_conv(tenth, 2).flatten().tolist() == [0.05, 0.05]
+
+
 @pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
 def test_old_densenet_keys_are_renamed(tmp_path: Path, compiled: bool) -> None:
     # As a file given to checkpoint_path / --weights (the offline advice for pretrained=True),

@@ -25,7 +25,9 @@ networks take 32 pixels.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from classic_cnns._checks import is_int, is_number
 
 __all__ = ["OptimizerName", "Recipe", "SchedulerName", "default_recipe"]
 
@@ -74,11 +76,22 @@ class Recipe:
         small_image_size: Image size for 28-32 pixel datasets; ``None``: the model's own
             input size.
 
+    Raises:
+        ValueError: for a field out of its range (as the task's arguments are checked): an
+            optimizer or scheduler not named above, ``lr`` not a positive finite number,
+            ``weight_decay`` not >= 0, ``momentum`` or ``label_smoothing`` not in [0, 1),
+            ``batch_size`` or ``epochs`` not an int >= 1, ``small_image_size`` neither
+            ``None`` nor an int >= 1. The message names the field and what it got.
+
     Example:
         >>> from classic_cnns import model_info
         >>> recipe = model_info("alexnet").recipe
         >>> recipe.optimizer, recipe.lr, recipe.small_image_size
         ('adamw', 0.0001, 224)
+        >>> Recipe(batch_size=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Recipe.batch_size must be an int >= 1; got 0
     """
 
     optimizer: OptimizerName = "adamw"
@@ -90,6 +103,27 @@ class Recipe:
     batch_size: int = 128
     epochs: int = 10
     small_image_size: int | None = None
+
+    def __post_init__(self) -> None:
+        # Refuse a bad field here, where the recipe is written: used, it would fail far away
+        # (a batch size of 0 in the data loader, an image size of 0 as a missing one).
+        for name, names in (("optimizer", OptimizerName), ("scheduler", SchedulerName)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in get_args(names):
+                raise ValueError(f"Recipe.{name} must be one of {get_args(names)}; got {value!r}")
+        lr, decay, size = self.lr, self.weight_decay, self.small_image_size
+        moment, smooth = self.momentum, self.label_smoothing
+        for name, value, ok, expected in (
+            ("lr", lr, is_number(lr) and lr > 0, "a positive finite number"),
+            ("weight_decay", decay, is_number(decay) and decay >= 0, "a finite number >= 0"),
+            ("momentum", moment, is_number(moment) and 0 <= moment < 1, "in [0, 1)"),
+            ("label_smoothing", smooth, is_number(smooth) and 0 <= smooth < 1, "in [0, 1)"),
+            ("batch_size", self.batch_size, is_int(self.batch_size, 1), "an int >= 1"),
+            ("epochs", self.epochs, is_int(self.epochs, 1), "an int >= 1"),
+            ("small_image_size", size, size is None or is_int(size, 1), "None or an int >= 1"),
+        ):
+            if not ok:
+                raise ValueError(f"Recipe.{name} must be {expected}; got {value!r}")
 
     def describe(self) -> str:
         """A short line for tables: optimizer, lr, schedule, batch, epochs, small-data size.

@@ -415,7 +415,8 @@ def register_model(
             takes only the options of the family's built-in networks through that class;
             ``create_model`` says so for others.)
         TypeError: for a builder that is not callable or does not take ``num_classes`` and
-            ``in_channels``.
+            ``in_channels``, or a ``recipe`` that is not a :class:`Recipe` (whose fields are
+            checked when it is made).
 
     Example:
         >>> from torch import nn
@@ -432,6 +433,8 @@ def register_model(
         _check_sizes("input_size", input_size, "(C, H, W)")
         _check_sizes("min_input_size", min_input_size, "(H, W)")
         _check_options(key, builder)
+        if recipe is not None and not isinstance(recipe, Recipe):  # its fields check themselves
+            raise TypeError(f"recipe must be a classic_cnns.recipes.Recipe or None; got {recipe!r}")
         _REGISTRY[key] = ModelInfo(
             name=key,
             family=family,

@@ -95,7 +95,8 @@ def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
         in_channels: Input channels wanted.
 
     Returns:
-        A new tensor ``(O, in_channels, kH, kW)`` of the same dtype.
+        A new tensor ``(O, in_channels, kH, kW)`` of the same dtype, computed in float32
+        (float64 for float64 weights).
 
     Example:
         >>> import torch
@@ -115,7 +116,8 @@ def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
     source = weight.shape[1]
     if in_channels == source:
         return weight.clone()
-    w = weight.float()
+    # float32 at least (half and bfloat16 sums would round), float64 kept as it is
+    w = weight.to(torch.promote_types(weight.dtype, torch.float32))
     if in_channels < source:
         out = torch.stack([w[:, c::in_channels].sum(1) for c in range(in_channels)], dim=1)
     else:

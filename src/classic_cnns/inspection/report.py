@@ -170,7 +170,10 @@ class ModelSummary:
             >>> summary(create_model("googlenet", num_classes=10), (3, 96, 96)).params_not_run
             4350484
         """
-        shown = sum({row.name: row.params or 0 for row in self.rows}.values())
+        # A row holds its module's parameters at the module's first call only (0 after),
+        # and a module registered under two names is one module: each is counted once.
+        # Parameters tied between two different modules are counted by each (clamped at 0).
+        shown = sum(row.params for row in self.rows)
         return max(self.total_params - shown, 0)
 
     def _totals(self) -> list[tuple[str, str]]:
