@@ -224,9 +224,32 @@ def test_googlenet_with_aux_matches_torchvision_in_training() -> None:
         expected = tv(x)
         torch.manual_seed(1)  # the same dropout masks, drawn in the same order
         out = net(x)
-    assert type(out) is tuple and len(out) == 3
-    for ours, theirs in zip(out, expected, strict=True):
-        assert torch.allclose(ours, theirs, atol=1e-5, rtol=0)
+    # torchvision's named tuple: its name, fields and order, so that its users' code runs.
+    assert type(out).__name__ == type(expected).__name__ == "GoogLeNetOutputs"
+    assert out._fields == expected._fields == ("logits", "aux_logits2", "aux_logits1")
+    for field in expected._fields:
+        assert torch.allclose(getattr(out, field), getattr(expected, field), atol=1e-5, rtol=0)
+    logits, aux2, aux1 = out  # still a tuple, as the task and torchvision's users unpack it
+    assert logits is out.logits and aux2 is out.aux_logits2 and aux1 is out.aux_logits1
+
+
+def test_scripted_googlenet_returns_torchvisions_named_tuple_in_training(
+    small_googlenet: classic_cnns.ImageClassifier,
+) -> None:
+    net = small_googlenet.net
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+        scripted = torch.jit.script(net)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        expected = net.train()(x)
+        torch.manual_seed(0)
+        out = scripted.train()(x)
+        assert torch.equal(scripted.eval()(x), net.eval()(x))
+    assert out._fields == ("logits", "aux_logits2", "aux_logits1")
+    for field in out._fields:
+        torch.testing.assert_close(getattr(out, field), getattr(expected, field))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics import Metric
 
 from classic_cnns import Digits, LeNet5, ResNet
-from classic_cnns.optim import make_optimizer, make_scheduler, schedule_length
+from classic_cnns.optim import make_optimizer, make_scheduler, param_groups, schedule_length
 from classic_cnns.task import OPTIMIZERS, SCHEDULERS
 
 
@@ -79,6 +79,64 @@ def test_schedules_by_hand() -> None:
     for name in ("cosine", "onecycle", "step"):  # each tells its length (22 and 23 apart)
         for total in (3, 22, 23):
             _lrs_and_momenta(name, total, "sgd", 0.9)
+
+
+def _one_cycle_history(total: int, optimizer: str) -> tuple[list[list[float]], list[float]]:
+    # Each group's lr per step (backbone 0.01, head 0.1) and the first group's momentum.
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    groups = param_groups(net, set(net[1].parameters()), lr=0.1, weight_decay=0, backbone_lr=0.01)
+    opt = make_optimizer(optimizer, groups, lr=0.1, momentum=0.9)  # type: ignore[arg-type]
+    sched = make_scheduler("onecycle", opt, total)
+    lrs: list[list[float]] = [[] for _ in opt.param_groups]
+    momenta = []
+    for _ in range(total):
+        for history, group in zip(lrs, opt.param_groups, strict=True):
+            history.append(group["lr"])
+        group = opt.param_groups[0]
+        momenta.append(group["betas"][0] if "betas" in group else group["momentum"])
+        opt.step()
+        sched.step()  # after the last step too, as Lightning does
+    return lrs, momenta
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_onecycle_with_one_or_two_steps_trains_at_each_groups_rate(optimizer: str) -> None:
+    # torch's warm-up would end before step 0: one step trained at the final rate,
+    # rate / 250000, and two steps at 0.81 of the rate and then the final rate.
+    for total, expected in ((1, [1.0]), (2, [1.0, 1 / 250_000])):
+        lrs, momenta = _one_cycle_history(total, optimizer)
+        for history, rate in zip(lrs, (0.01, 0.01, 0.1, 0.1), strict=True):
+            assert history == pytest.approx([rate * e for e in expected], rel=1e-12), total
+            assert history[0] == rate  # exactly
+        assert momenta == [0.85] * total  # the peak's momentum
+    opt = make_optimizer(
+        optimizer, [{"params": [torch.nn.Parameter(torch.zeros(1))]}], lr=0.1, momentum=0.9
+    )  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="total_steps must be a positive integer; got 0"):
+        make_scheduler("onecycle", opt, 0)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_onecycle_from_three_steps_is_torchs_to_the_last_bit(optimizer: str) -> None:
+    # The committed figures were trained with torch's OneCycleLR (pct_start 0.3): kept, with
+    # the peaks its docstring states where the warm-up's end falls between two steps.
+    for total in (3, 4, 11, 48, 83, 100):
+        lrs, momenta = _one_cycle_history(total, optimizer)
+        net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+        groups = [{"params": net[0].parameters(), "lr": 0.01}, {"params": net[1].parameters()}]
+        opt = make_optimizer(optimizer, groups, lr=0.1, momentum=0.9)  # type: ignore[arg-type]
+        torchs = torch.optim.lr_scheduler.OneCycleLR(opt, [0.01, 0.1], total_steps=total)
+        expected, beta = list[float](), "betas" if optimizer == "adamw" else "momentum"
+        moments = list[float]()
+        for _ in range(total):
+            expected.append(opt.param_groups[1]["lr"])
+            moment = opt.param_groups[0][beta]
+            moments.append(moment[0] if beta == "betas" else moment)
+            opt.step()
+            torchs.step()
+        assert (lrs[2], lrs[3], momenta) == (expected, expected, moments), total
+    assert max(_one_cycle_history(4, "sgd")[0][2]) == pytest.approx(0.081, abs=5e-4)
+    assert max(_one_cycle_history(11, "sgd")[0][2]) == pytest.approx(0.098, abs=5e-4)
 
 
 def test_each_optimizer_name_builds_that_optimizer() -> None:

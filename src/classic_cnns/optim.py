@@ -25,7 +25,7 @@ from typing import Any, get_args
 import torch
 from torch import nn
 
-from classic_cnns._checks import is_number
+from classic_cnns._checks import is_int, is_number
 from classic_cnns.recipes import OptimizerName, SchedulerName
 
 __all__ = [
@@ -159,10 +159,16 @@ def make_scheduler(
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """The per-step schedule over ``total_steps``, or ``None`` for ``"none"``.
 
-    ``"cosine"`` decays to 0; ``"onecycle"`` warms up to each group's learning rate, then
-    anneals, and cycles the momentum (Adam's beta1) from 0.95 down to 0.85 and back, as
-    Smith's policy and PyTorch's ``OneCycleLR`` do (an optimizer without momentum keeps
-    none); ``"step"`` multiplies by 0.1 at 50% and 75% of the run (the ResNet-CIFAR recipe).
+    ``"cosine"`` decays to 0; ``"onecycle"`` warms up from 1/25 of each group's learning
+    rate to the rate itself, then anneals to 1/250000 of it, and cycles the momentum (Adam's
+    beta1) from 0.95 down to 0.85 and back, as Smith's policy and PyTorch's ``OneCycleLR``
+    do (an optimizer without momentum keeps none); ``"step"`` multiplies by 0.1 at 50% and
+    75% of the run (the ResNet-CIFAR recipe).
+
+    One-cycle's warm-up ends at step ``0.3 * total_steps - 1``, as in ``OneCycleLR``: where
+    that is not whole, no step trains at exactly the rate (4 steps peak at 0.81 of it, 11
+    steps at 0.98). One or two steps leave no room for a warm-up: the first step trains at
+    the rate and a second at the final rate (momentum 0.85 throughout).
 
     Example:
         >>> from torch import nn
@@ -175,18 +181,36 @@ def make_scheduler(
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     if name == "onecycle":
-        max_lr = [g["lr"] for g in optimizer.param_groups]
-        # Cycling plain SGD's momentum 0 would give it momentum 0.85 to 0.95.
-        cycle = all("betas" in g or g.get("momentum", 0) > 0 for g in optimizer.param_groups)
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lr, total_steps=total_steps, cycle_momentum=cycle
-        )
+        return _one_cycle(optimizer, total_steps)
     if name == "step":  # at least one step before each decay, even in a run of 1 or 2 steps
         milestones = [max(1, total_steps // 2), max(2, total_steps * 3 // 4)]
         step = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
         step.total_steps = total_steps  # type: ignore[attr-defined]  # saved in its state
         return step
     raise ValueError(f"scheduler must be one of {SCHEDULERS}; got {name!r}")
+
+
+def _one_cycle(
+    optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    if not is_int(total_steps, 1):
+        raise ValueError(f"total_steps must be a positive integer; got {total_steps!r}")
+    max_lr = [g["lr"] for g in optimizer.param_groups]
+    # Cycling plain SGD's momentum 0 would give it momentum 0.85 to 0.95.
+    cycle = all("betas" in g or g.get("momentum", 0) > 0 for g in optimizer.param_groups)
+    if total_steps > 2:  # torch's own schedule, which the committed figures were trained with
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lr, total_steps=total_steps, cycle_momentum=cycle
+        )
+    # Torch's warm-up would end before step 0 (at -0.7 or -0.4): one step trained at the final
+    # rate, max_lr / 250000, and two at 0.81 of the rate. Here the run starts at the peak (div
+    # factor 1, the peak's momentum); pct_start 0.75 ends the warm-up at step 0.5 or -0.25,
+    # neither a 0/0 in OneCycleLR; one step has no final rate.
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=0.75,
+        div_factor=1.0, final_div_factor=2.5e5 if total_steps == 2 else 1.0,
+        cycle_momentum=cycle, max_momentum=0.85,
+    )  # fmt: skip
 
 
 def schedule_length(scheduler: Any) -> int | None:

@@ -143,7 +143,10 @@ def small_stem_only(name: str, options: dict[str, Any]) -> dict[str, Any]:
 def init_weights(net: nn.Module, scheme: WeightInit) -> nn.Module:
     """Initialise a network's convolution and linear weights by ``scheme``, in place.
 
-    ``"default"`` keeps the network's own initialisation (its paper's, or torchvision's).
+    ``"default"`` keeps the network's own initialisation, as its module docstring says:
+    torchvision's scheme for the families torchvision has (AlexNet's being PyTorch's
+    default), NiN's He and Gaussian draws, and for LeNet-5, which torchvision lacks,
+    PyTorch's default, uniform in ±1/sqrt(fan_in), not its paper's ±2.4/fan_in.
     ``"xavier"`` draws the weight of every ``nn.Conv2d`` and ``nn.Linear`` from Glorot and
     Bengio's uniform distribution and leaves biases and norm layers as they are, as *Dive
     into Deep Learning* does to each network it trains on Fashion-MNIST (its ``train_ch6``

@@ -30,15 +30,16 @@ Example:
     >>> import torch
     >>> from classic_cnns.nets.googlenet import googlenet
     >>> net = googlenet(num_classes=10, small_input=True)
-    >>> [t.shape for t in net.train()(torch.zeros(2, 3, 32, 32))]  # logits, aux2, aux1
-    [torch.Size([2, 10]), torch.Size([2, 10]), torch.Size([2, 10])]
+    >>> out = net.train()(torch.zeros(2, 3, 32, 32))  # torchvision's GoogLeNetOutputs
+    >>> out.logits.shape, out.aux_logits2.shape, out.aux_logits1.shape
+    (torch.Size([2, 10]), torch.Size([2, 10]), torch.Size([2, 10]))
     >>> net.eval()(torch.zeros(2, 3, 32, 32)).shape
     torch.Size([2, 10])
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -47,10 +48,44 @@ from torch import Tensor, nn
 from classic_cnns.nets._layers import check_in_channels, check_num_classes, linear_head
 from classic_cnns.registry import register_model
 
-__all__ = ["BasicConv2d", "GoogLeNetNet", "Inception", "InceptionAux", "googlenet"]
+__all__ = [
+    "BasicConv2d",
+    "GoogLeNetNet",
+    "GoogLeNetOutputs",
+    "Inception",
+    "InceptionAux",
+    "googlenet",
+]
 
 _PAPER = "Going Deeper with Convolutions"
 _URL = "https://arxiv.org/abs/1409.4842"
+
+
+class GoogLeNetOutputs(NamedTuple):
+    """What :class:`GoogLeNetNet` returns in training with its auxiliary heads.
+
+    torchvision's ``GoogLeNetOutputs``: the same name, fields and order, so code written for
+    ``torchvision.models.googlenet`` reads ``out.logits`` and ``out.aux_logits1`` here too.
+    A tuple: ``logits, aux2, aux1 = out`` and ``out[0]`` work as well.
+
+    Attributes:
+        logits: The main classifier's logits ``(N, num_classes)``.
+        aux_logits2: The second auxiliary head's (on inception4d) ``(N, num_classes)``.
+        aux_logits1: The first auxiliary head's (on inception4a) ``(N, num_classes)``.
+
+    Example:
+        >>> import torch
+        >>> out = GoogLeNetOutputs(torch.zeros(2, 10), torch.ones(2, 10), torch.ones(2, 10))
+        >>> out._fields
+        ('logits', 'aux_logits2', 'aux_logits1')
+        >>> logits, aux2, aux1 = out
+        >>> logits is out.logits is out[0]
+        True
+    """
+
+    logits: Tensor
+    aux_logits2: Tensor
+    aux_logits1: Tensor
 
 
 class BasicConv2d(nn.Module):
@@ -183,8 +218,9 @@ def _trunc_normal_init(layer: nn.Linear | nn.Conv2d) -> None:
 class GoogLeNetNet(nn.Module):
     """GoogLeNet: stem, nine Inception modules, global average pooling, dropout, ``fc``.
 
-    In training mode with ``aux_logits=True``, ``forward`` returns the tuple
-    ``(logits, aux2_logits, aux1_logits)`` (torchvision's order); otherwise the logits.
+    In training mode with ``aux_logits=True``, ``forward`` returns a
+    :class:`GoogLeNetOutputs` ``(logits, aux_logits2, aux_logits1)``, as torchvision does;
+    otherwise the logits.
     :meth:`forward_features` returns inception5b's maps ``(N, 1024, H', W')``;
     :meth:`forward_head` averages them and applies dropout and ``fc``.
 
@@ -305,20 +341,22 @@ class GoogLeNetNet(nn.Module):
         x = self.dropout(self.avgpool(x).flatten(1))
         return x if pre_logits else self.fc(x)
 
-    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor, Tensor]:
-        """Logits ``(N, num_classes)``; in training with auxiliary heads, a tuple of three.
+    def forward(self, x: Tensor) -> Tensor | GoogLeNetOutputs:
+        """Logits ``(N, num_classes)``; in training with auxiliary heads, a named tuple of three.
 
-        In training mode with ``aux_logits=True`` the tuple is ``(logits, aux2_logits,
-        aux1_logits)`` (torchvision's order), each ``(N, num_classes)``, for the task to
-        weight the auxiliary losses; in eval mode, or without the auxiliary heads, the
-        logits alone. After ``reset_classifier(0)``, the features ``(N, 1024)``.
+        In training mode with ``aux_logits=True``, a :class:`GoogLeNetOutputs`
+        ``(logits, aux_logits2, aux_logits1)`` (torchvision's type, fields and order), each
+        ``(N, num_classes)``, for the task to weight the auxiliary losses; in eval mode, or
+        without the auxiliary heads, the logits alone (torchvision's ``eager_outputs``).
+        After ``reset_classifier(0)``, the features ``(N, 1024)``.
 
         Example:
             >>> import torch
             >>> net = GoogLeNetNet(num_classes=10, small_input=True).train()
-            >>> logits, aux2, aux1 = net(torch.zeros(2, 3, 32, 32))
-            >>> logits.shape, aux2.shape, aux1.shape
+            >>> out = net(torch.zeros(2, 3, 32, 32))
+            >>> out.logits.shape, out.aux_logits2.shape, out.aux_logits1.shape
             (torch.Size([2, 10]), torch.Size([2, 10]), torch.Size([2, 10]))
+            >>> logits, aux2, aux1 = out  # a tuple still
             >>> net.eval()(torch.zeros(2, 3, 32, 32)).shape
             torch.Size([2, 10])
         """
@@ -326,7 +364,7 @@ class GoogLeNetNet(nn.Module):
         features, aux2, aux1 = self._features(x, with_aux)
         logits = self.forward_head(features)
         if aux1 is not None and aux2 is not None:
-            return logits, aux2, aux1
+            return GoogLeNetOutputs(logits, aux2, aux1)
         return logits
 
     def reset_classifier(self, num_classes: int) -> None:

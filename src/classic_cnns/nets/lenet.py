@@ -18,8 +18,11 @@ out    fully connected  -         10     -       -       softmax
 That is 61,706 parameters for 1 channel and 10 classes. Where it departs from
 the paper (the table is silent on the first three): S2/S4 have no trainable
 coefficients, C3 connects to all S2 maps, the activation is plain tanh rather
-than the paper's scaled 1.7159 tanh(2a/3), and the output is a linear layer
-(softmax lives in the loss) rather than the paper's RBF units.
+than the paper's scaled 1.7159 tanh(2a/3), the output is a linear layer
+(softmax lives in the loss) rather than the paper's RBF units, and weights and
+biases keep PyTorch's default initialisation, uniform in ±1/sqrt(F_i) (F_i a
+unit's fan-in: inputs times kernel area), not the paper's uniform in
+±2.4/F_i (its Appendix C). torchvision has no LeNet to follow instead.
 
 Example:
     >>> import torch
