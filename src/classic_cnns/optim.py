@@ -107,25 +107,31 @@ def param_groups(
     Each part is split into weights (``ndim > 1``, with ``weight_decay``) and biases and
     normalisation scales (without). Frozen parameters stay in: they get no gradient, so the
     optimizer skips them, and unfreezing later needs no new group. Empty groups are left out.
+    Each group is named (``backbone``, ``backbone_no_decay``, ``head``, ``head_no_decay``),
+    the names Lightning's ``LearningRateMonitor`` logs them under (``lr-SGD/head``).
 
     Example:
         >>> from torch import nn
-        >>> net = nn.Linear(3, 2)
-        >>> [g["lr"] for g in param_groups(net, head=(), lr=0.1, weight_decay=0.0)]
-        [0.1, 0.1]
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+        >>> groups = param_groups(net, head=list(net[1].parameters()), lr=0.1, weight_decay=0.0,
+        ...                       backbone_lr=0.01)  # fmt: skip
+        >>> [(g["name"], g["lr"]) for g in groups]  # doctest: +NORMALIZE_WHITESPACE
+        [('backbone', 0.01), ('backbone_no_decay', 0.01), ('head', 0.1),
+         ('head_no_decay', 0.1)]
     """
     head_ids = {id(p) for p in head}
     parts = [
-        ([p for p in module.parameters() if id(p) not in head_ids], backbone_lr or lr),
-        ([p for p in module.parameters() if id(p) in head_ids], lr),
+        ("backbone", [p for p in module.parameters() if id(p) not in head_ids], backbone_lr or lr),
+        ("head", [p for p in module.parameters() if id(p) in head_ids], lr),
     ]
     groups = [
         {
             "params": [p for p in params if (p.ndim > 1) == decay],
             "lr": part_lr,
             "weight_decay": weight_decay if decay else 0.0,
+            "name": name if decay else f"{name}_no_decay",
         }
-        for params, part_lr in parts
+        for name, params, part_lr in parts
         for decay in (True, False)
     ]
     return [g for g in groups if g["params"]]

@@ -542,6 +542,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             self, head=head, lr=hp.lr, weight_decay=hp.weight_decay, backbone_lr=hp.backbone_lr
         )
         opt = make_optimizer(hp.optimizer, groups, lr=hp.lr, momentum=hp.momentum)
+        self._made_for: tuple[float, int | None] = (hp.lr, None)  # see on_train_start
         if hp.scheduler == "none" or self.trainer.limit_train_batches == 0:  # no training
             return opt
         total = self.trainer.estimated_stepping_batches
@@ -558,7 +559,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
                 "scheduler='none'"
             )
         sched = make_scheduler(hp.scheduler, opt, int(total))
-        self._schedule_length = schedule_length(sched)
+        self._schedule_length, self._made_for = schedule_length(sched), (hp.lr, int(total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_train_start(self) -> None:
@@ -568,6 +569,11 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         check_resumed_schedule(self._hp.scheduler, planned, [c.scheduler for c in configs])
 
     def on_fit_start(self) -> None:
-        """Move the distillation teacher to the student's device."""
+        """Move the distillation teacher to the student's device; remake the optimizer and LR
+        schedule if a tuner callback (``BatchSizeFinder``, ``LearningRateFinder``: their
+        ``on_fit_start`` runs first) changed the run's length or ``lr`` after they were made."""
         for teacher in self._teacher:
             teacher.to(self.device)
+        trainer, made = self.trainer, getattr(self, "_made_for", None)
+        if made and made != (self._hp.lr, made[1] and int(trainer.estimated_stepping_batches)):
+            trainer.strategy.setup_optimizers(trainer)  # configure_optimizers, for this run

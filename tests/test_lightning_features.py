@@ -1,0 +1,79 @@
+"""The task under Lightning's own tuning and monitoring callbacks.
+
+``BatchSizeFinder`` and ``LearningRateFinder`` run at the start of ``fit``, after
+``configure_optimizers`` made the optimizer and LR schedule for the batch size and ``lr`` of
+then; ``LearningRateMonitor`` logs each parameter group under its name.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lightning as L
+import pytest
+from lightning.pytorch.callbacks import BatchSizeFinder, LearningRateFinder, LearningRateMonitor
+from lightning.pytorch.loggers import CSVLogger
+
+from classic_cnns import Digits, LeNet5
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _trainer(tmp_path: Path, *callbacks: L.Callback, **kwargs: object) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=1, accelerator="cpu", logger=CSVLogger(tmp_path), enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        limit_val_batches=0, callbacks=list(callbacks), **kwargs,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "onecycle"])
+def test_a_batch_size_finder_callback_gets_a_schedule_for_the_run_it_chose(
+    scheduler: str, tmp_path: Path
+) -> None:
+    # The schedule was made for batch 32 (41 steps); the finder chose 8 (162 steps): cosine
+    # went back up after 41 steps, and one-cycle raised "Tried to step 42 times".
+    L.seed_everything(0, verbose=False)
+    model, dm = LeNet5(optimizer="sgd", lr=0.1, scheduler=scheduler), Digits(batch_size=32)
+    finder = BatchSizeFinder(mode="power", init_val=8, max_trials=1, steps_per_trial=1)
+    trainer = _trainer(tmp_path, finder)
+    trainer.fit(model, dm)
+    assert dm.batch_size == 8 and trainer.global_step == len(dm.train_dataloader()) > 41
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    planned = sched.T_max if scheduler == "cosine" else sched.total_steps  # type: ignore[attr-defined]
+    assert planned == trainer.global_step
+    lrs = [g["lr"] for g in trainer.optimizers[0].param_groups]
+    assert max(lrs) < 1e-3  # the end of the schedule, not a second cycle
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "none"])
+def test_a_learning_rate_finder_callback_s_rate_is_the_one_trained_with(
+    scheduler: str, tmp_path: Path
+) -> None:
+    # One-cycle kept the max_lr it was made with (0.1) while the checkpoint recorded the
+    # suggestion; every group took the suggestion, the backbone's lower rate lost.
+    L.seed_everything(0, verbose=False)
+    model = LeNet5(optimizer="sgd", lr=0.1, backbone_lr=0.01, scheduler=scheduler)
+    finder = LearningRateFinder(num_training_steps=20, early_stop_threshold=None)
+    trainer = _trainer(tmp_path, finder, limit_train_batches=30)
+    trainer.fit(model, Digits(batch_size=16))
+    suggested = model.hparams.lr
+    assert suggested != 0.1 and finder.optimal_lr.suggestion() == suggested
+    groups = trainer.optimizers[0].param_groups
+    rates = [g["max_lr" if scheduler == "onecycle" else "lr"] for g in groups]
+    names = [g["name"] for g in groups]
+    assert dict(zip(names, rates, strict=True)) == pytest.approx(
+        {"backbone": 0.01, "backbone_no_decay": 0.01, "head": suggested, "head_no_decay": suggested}
+    )
+
+
+def test_the_learning_rate_monitor_names_each_parameter_group(tmp_path: Path) -> None:
+    model = LeNet5(optimizer="sgd", lr=0.1, backbone_lr=0.01, scheduler="none")
+    trainer = _trainer(tmp_path, LearningRateMonitor(), limit_train_batches=2, log_every_n_steps=1)
+    trainer.fit(model, Digits(batch_size=16))
+    with open(Path(trainer.log_dir) / "metrics.csv", newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("lr-SGD/head")]
+    assert rows and not [k for k in rows[0] if "pg" in k]  # not lr-SGD/pg1 ... pg4
+    expected = {"backbone": 0.01, "backbone_no_decay": 0.01, "head": 0.1, "head_no_decay": 0.1}
+    assert {n: float(rows[-1][f"lr-SGD/{n}"]) for n in expected} == expected
