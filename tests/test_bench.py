@@ -399,6 +399,11 @@ def test_list_flags_take_bare_and_comma_separated_words(capsys: pytest.CaptureFi
         (lambda: tp.Settings(precisions=("fp8",)), "throughput.precisions must be a non-empty"),
         (lambda: tp.Settings(memory_formats="contiguous"), "memory_formats must be a non-empty"),
         (lambda: Settings(recipes=[]), "accuracy.recipes must be a non-empty list of names; got"),
+        # Accepted, "gpu" reached torch as a device name after the data was loaded.
+        (
+            lambda: Settings(backend="gpu"),
+            "accuracy.backend must be one of ['auto', 'cpu', 'cuda', 'mps']; got 'gpu'",
+        ),
     ],
 )
 def test_settings_in_python_are_checked_as_on_the_command_line(

@@ -191,7 +191,7 @@ class Settings:
     def __post_init__(self) -> None:
         core.check_minimums(f"{MODE}.", asdict(self), max_image_size=1, max_epochs=1,
                             limit_train_batches=1)  # fmt: skip
-        core.check_choices(f"{MODE}.", self, "recipes")
+        core.check_choices(f"{MODE}.", self, "recipes", "backend")
         for name, target in (self.time_to_accuracy or {}).items():
             if name not in RECIPES:
                 raise ValueError(f"time_to_accuracy: no recipe {name!r}; expected one of "

@@ -51,10 +51,9 @@ Report = Callable[["Results", "Path | None"], list[str]]
 
 @functools.cache
 def _cpu() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+    with contextlib.suppress(OSError, TypeError):  # no /proc (macOS, Windows), no model name
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+        return re.search(r"^model name\s*:(.*)$", text, re.M)[1].strip()  # type: ignore[index]
     return platform.processor() or platform.machine()
 
 
@@ -263,7 +262,8 @@ def check_minimums(where: str, values: Mapping[str, Any], *, required: Sequence[
 
 def check_choices(where: str, settings: Any, *names: str) -> None:
     """Raise ``ValueError`` unless each named field of the dataclass ``settings`` is a non-empty
-    tuple or list of strings, each one of its ``Literal`` choices (``tuple[Literal[...], ...]``).
+    tuple or list of strings, each one of its ``Literal`` choices (``tuple[Literal[...], ...]``),
+    or, for a ``Literal[...]`` field, one of them.
 
     Example:
         >>> from classic_cnns.bench.core import check_choices
@@ -274,13 +274,14 @@ def check_choices(where: str, settings: Any, *names: str) -> None:
         ...
         ValueError: throughput.precisions must be a non-empty list of ['fp32', 'bf16-mixed', ...
     """
-    for name in names:  # tuple[Literal[...], ...] or tuple[str, ...] (any strings)
+    for name in names:  # Literal[...], tuple[Literal[...], ...] or tuple[str, ...] (any strings)
         value, hint = getattr(settings, name), typing.get_type_hints(type(settings))[name]
-        choices = typing.get_args(typing.get_args(hint)[0])
-        listed = value if isinstance(value, tuple | list) and value else [None]  # None: wrong
+        one = typing.get_origin(hint) is Literal
+        choices = typing.get_args(hint if one else typing.get_args(hint)[0])
+        listed = [value] if one else value if isinstance(value, tuple | list) and value else [None]
         if any(not isinstance(v, str) or (choices and v not in choices) for v in listed):
-            raise ValueError(f"{where}{name} must be a non-empty list of "
-                             f"{list(choices) or 'names'}; got {value!r}")  # fmt: skip
+            what = f"{'one' if one else 'a non-empty list'} of {list(choices) or 'names'}"
+            raise ValueError(f"{where}{name} must be {what}; got {value!r}")
 
 
 def check_seed(seed: Any, where: str = "") -> None:
