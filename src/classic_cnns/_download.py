@@ -63,25 +63,30 @@ def download(url: str, path: str | os.PathLike[str], *, timeout: float = DOWNLOA
         raise OSError(f"the connection closed after {got} of {int(length)} bytes")
 
 
+_PREFIX = ".classic-cnns-download-"  # a user's folder never has it: only these are removed
+
+
 @contextlib.contextmanager
 def download_folder(parent: str | os.PathLike[str]) -> Iterator[Path]:
-    """A scratch folder in ``parent`` (``.download-*``) for a download, removed afterwards.
+    """A scratch folder in ``parent`` (``.classic-cnns-download-*``) for a download, removed
+    afterwards.
 
-    The caller checks what arrived there and moves it into place. Scratch folders that a
-    killed process left behind more than a day ago are removed first.
+    The caller checks what arrived there and moves it into place. This package's scratch
+    folders that a killed process left behind more than a day ago are removed first; other
+    folders are left alone, whatever their names (a ``.download-manager`` of the user's).
 
     Example:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as parent:
         ...     with download_folder(parent) as scratch:
-        ...         scratch.name.startswith(".download-")
+        ...         scratch.name.startswith(".classic-cnns-download-")
         ...     list(Path(parent).iterdir())
         True
         []
     """
-    for stale in Path(parent).glob(".download-*"):
+    for stale in Path(parent).glob(f"{_PREFIX}*"):  # a folder of the user's is never one
         with contextlib.suppress(OSError):  # another process may be removing it too
-            if stale.is_dir() and time.time() - stale.stat().st_mtime > 24 * 3600:
+            if not stale.is_symlink() and time.time() - stale.stat().st_mtime > 24 * 3600:
                 shutil.rmtree(stale)
-    with tempfile.TemporaryDirectory(dir=parent, prefix=".download-") as scratch:
+    with tempfile.TemporaryDirectory(dir=parent, prefix=_PREFIX) as scratch:
         yield Path(scratch)

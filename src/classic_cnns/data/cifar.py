@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 import tarfile
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PureWindowsPath
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -68,6 +70,34 @@ def _unpickle(path: Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a pickled dict; got {type(obj).__name__}")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+_KINDS = {
+    tarfile.SYMTYPE: "a symbolic link",
+    tarfile.LNKTYPE: "a hard link",
+    tarfile.CHRTYPE: "a character device",
+    tarfile.BLKTYPE: "a block device",
+    tarfile.FIFOTYPE: "a FIFO",
+}
+
+
+def _member_target(
+    member: tarfile.TarInfo, into: Path, refuse: Callable[[str, str], Exception]
+) -> Path:
+    # Where a member of the archive is unpacked: a file or folder inside ``into`` (what
+    # tarfile's "data" filter allows, less links), else refused.
+    name = member.name
+    if not (member.isreg() or member.isdir()):
+        kind = _KINDS.get(member.type, f"a special member (type {member.type!r})")
+        raise refuse(name, f"it is {kind}; expected regular files and folders only")
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or PureWindowsPath(name).drive:
+        raise refuse(name, "an absolute path; expected paths inside the archive's folder")
+    if ".." in re.split(r"[/\\]", name):
+        raise refuse(name, "a path with '..'; expected paths inside the archive's folder")
+    target = (into / name).resolve()
+    if not target.is_relative_to(into.resolve()):
+        raise refuse(name, "it would be written outside the folder it is unpacked into")
+    return target
 
 
 class CIFAR10(TransferDataModule):
@@ -188,12 +218,7 @@ class CIFAR10(TransferDataModule):
                     f"{self.url}: md5 {got} does not match the published {self.archive_md5}; "
                     "nothing was changed in " + str(self.data_dir)
                 )
-            with tarfile.open(Path(tmp) / self.archive, "r:gz") as tar:
-                # The "data" filter refuses links and paths outside tmp (Python >= 3.10.12).
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(tmp, filter="data")
-                else:
-                    tar.extractall(tmp)
+            self._unpack(Path(tmp) / self.archive, Path(tmp))
             unpacked = Path(tmp) / self.folder
             if not unpacked.is_dir():
                 raise RuntimeError(f"{self.archive} holds no {self.folder}/ folder")
@@ -203,6 +228,38 @@ class CIFAR10(TransferDataModule):
                 if not (self.base_dir / item.name).exists():
                     os.replace(item, self.base_dir / item.name)
             shutil.rmtree(unpacked, ignore_errors=True)
+
+    def _unpack(self, archive: Path, into: Path) -> None:
+        # Only files and folders inside ``into``: tarfile's "data" filter where Python has it
+        # (3.10.12, 3.11.4, 3.12 on), else the same checks here, on every member before any
+        # is written. A hostile archive is refused whole, naming the member.
+        def refuse(name: str, why: str) -> RuntimeError:
+            return RuntimeError(
+                f"{self.archive} from {self.url}: refusing to unpack {name!r}: {why}; "
+                f"nothing was changed in {self.data_dir}"
+            )
+
+        with tarfile.open(archive, "r:gz") as tar:
+            if hasattr(tarfile, "data_filter"):
+                try:
+                    tar.extractall(into, filter="data")
+                except tarfile.FilterError as err:
+                    raise refuse(err.tarinfo.name, str(err)) from err
+                return
+            members = tar.getmembers()
+            targets = [_member_target(m, into, refuse) for m in members]
+            for member, target in zip(members, targets, strict=True):
+                try:  # by hand: no owner, mode or time of the archive's is applied
+                    if member.isdir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    source = tar.extractfile(member)
+                    assert source is not None, "a regular file's"
+                    with source, target.open("wb") as dst:
+                        shutil.copyfileobj(source, dst, 1 << 20)
+                except OSError as err:
+                    raise refuse(member.name, str(err)) from err
 
     def _verified(self, name: str, md5: str) -> dict[str, Any]:
         path = self.base_dir / name

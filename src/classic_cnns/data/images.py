@@ -143,8 +143,9 @@ def load_image(
 
     Raises:
         FileNotFoundError: naming the file, if it is missing (or a broken link).
-        ValueError: naming the file, if it is empty or cannot be decoded (a WebP larger
-            than PIL's ``Image.MAX_IMAGE_PIXELS`` allows too), or ``size`` is not valid.
+        ValueError: naming the file, if it is empty or cannot be decoded, or has more pixels
+            than PIL's ``Image.MAX_IMAGE_PIXELS`` allows (read from its header, before
+            decoding; ``None``: no limit), or ``size`` is not valid.
 
     Example:
         >>> from classic_cnns.data.folder import load_image
@@ -191,6 +192,7 @@ def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
     # TorchCodec converts its own way). The file is read once; its first bytes tell the format.
     with open(path, "rb") as f:
         data = bytearray(f.read())  # writable, for torch.frombuffer
+    _check_pixels(data)
     webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
     if webp and data[12:16] == b"VP8X" and data[20:21] and data[20] & 0x02:  # animated
         return _first_webp_frame(data)
@@ -213,6 +215,35 @@ def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
             f"ImageFolder and predict-folder need TorchCodec's: pip install torchcodec ({err})"
         ) from err
     return decode_image(encoded, mode=mode, output_dtype="auto")  # 16-bit PNGs: scaled by us
+
+
+def _check_pixels(data: bytearray) -> None:
+    # PIL's decompression-bomb limit, Image.MAX_IMAGE_PIXELS (None: none), for every format
+    # and decoder: the size comes from the header, read by PIL without decoding, so a 400 KB
+    # PNG of 20000x20000 pixels is refused before any decoder allocates them. Refused over
+    # the limit itself (PIL only warns below twice it). A header PIL cannot read is left to
+    # the decoder to report.
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None:
+        return
+    try:
+        with warnings.catch_warnings():  # the limit is refused below, not warned about
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as file:
+                width, height = file.size
+        if max(width, 1) * max(height, 1) <= limit:
+            return
+        size = f"{width}x{height} = {width * height:,} pixels"
+    except Image.DecompressionBombError as err:  # over twice the limit: PIL's own error
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(found[1]):,} pixels" if found else f"over twice {limit:,} pixels"
+    except Exception:  # not an image PIL reads: the decoder says why
+        return
+    raise ValueError(
+        f"{size}, more than PIL.Image.MAX_IMAGE_PIXELS = {limit:,} allows (a decompression "
+        "bomb?); to read a genuine image this large, raise PIL.Image.MAX_IMAGE_PIXELS (None: "
+        "no limit) before reading it"
+    )
 
 
 def _first_webp_frame(data: bytearray) -> Tensor:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import re
 import zlib
@@ -44,44 +45,94 @@ __all__ = ["MNIST", "FashionMNIST", "read_idx"]
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur here.
 _UBYTE = 0x08
 _REDOWNLOAD = "delete it and download again"  # for the user's own files, not a download's
+_CHUNK = 1 << 24  # bytes read at a time: no buffer of what a lying header announces up front
+_MAX_PAYLOAD = 2**63 - 1  # the most elements a tensor holds (int64 sizes)
 
 
-def _read_bytes(path: Path) -> bytes:
-    # The file's bytes, decompressed if it is a .gz; a truncated gzip raises EOFError.
+def _read_bytes(path: Path) -> bytearray:
+    # The file's bytes, decompressed if it is a .gz, read as far as its header says: the
+    # header first, then at most one byte more than the shape it announces, so that a longer
+    # file (a gzip bomb, from a plain-HTTP mirror) is refused without being decompressed whole.
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            return f.read()  # type: ignore[no-any-return]
+            data = bytearray(f.read(4))
+            data += f.read(4 * _check_magic(data, path))
+            shape, header = _header(data, path)
+            size = header + _payload(shape, path)
+            while len(data) <= size and (chunk := f.read(min(_CHUNK, size + 1 - len(data)))):
+                data += chunk
     # gzip raises these for truncated or non-gzip files, zlib.error for a damaged stream.
     except (OSError, EOFError, zlib.error) as err:
         raise ValueError(f"{path}: cannot read the file ({err})") from err
+    _check_length(data, size, shape, path)
+    return data
 
 
-def _parse_idx(data: bytes, path: Path) -> Tensor:
+def _check_magic(data: bytes | bytearray, path: Path) -> int:
+    # The number of dimensions, once the magic number says IDX of unsigned bytes.
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != _UBYTE:
         raise ValueError(
             f"{path}: not an IDX file of unsigned bytes (expected magic 0x0000 08 NN, "
-            f"got {data[:4].hex() or 'an empty file'})"
+            f"got {bytes(data[:4]).hex() or 'an empty file'})"
         )
-    ndim = data[3]
-    header = 4 + 4 * ndim
+    return data[3]
+
+
+def _header(data: bytes | bytearray, path: Path) -> tuple[list[int], int]:
+    # The shape the header announces, and the header's length in bytes.
+    header = 4 + 4 * _check_magic(data, path)
     if len(data) < header:
         raise ValueError(f"{path}: truncated header ({len(data)} bytes, expected {header})")
-    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = header + int(torch.tensor(shape).prod())
-    if len(data) != expected:
+    return [int.from_bytes(data[i : i + 4], "big") for i in range(4, header, 4)], header
+
+
+def _payload(shape: list[int], path: Path) -> int:
+    # The bytes the shape needs (Python ints: no int64 wrap-around); none or absurdly many
+    # mean a damaged header, not a dataset.
+    size = math.prod(shape)
+    if size == 0:
         raise ValueError(
-            f"{path}: expected {expected} bytes for shape {tuple(shape)}, got {len(data)} "
+            f"{path}: the header's shape {tuple(shape)} has a zero dimension, so the file "
+            f"holds no data (expected at least one item; it is corrupted; {_REDOWNLOAD})"
+        )
+    if size > _MAX_PAYLOAD:
+        raise ValueError(
+            f"{path}: the header's shape {tuple(shape)} needs {size} bytes, more than a "
+            f"tensor can hold (at most {_MAX_PAYLOAD}; it is corrupted; {_REDOWNLOAD})"
+        )
+    return size
+
+
+def _check_length(data: bytes | bytearray, size: int, shape: list[int], path: Path) -> None:
+    if len(data) > size:  # read no further than one byte past the announced end
+        raise ValueError(
+            f"{path}: expected {size} bytes for shape {tuple(shape)}, got more (the file holds "
+            f"data past what its header announces: it is corrupted; {_REDOWNLOAD})"
+        )
+    if len(data) < size:
+        raise ValueError(
+            f"{path}: expected {size} bytes for shape {tuple(shape)}, got {len(data)} "
             f"(the file is truncated or corrupted; {_REDOWNLOAD})"
         )
-    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).view(shape)
+
+
+def _parse_idx(data: bytearray, path: Path) -> Tensor:
+    shape, header = _header(data, path)
+    _check_length(data, header + _payload(shape, path), shape, path)
+    # A view of data (writable): no copy of the images.
+    return torch.frombuffer(data, dtype=torch.uint8, offset=header).view(shape)
 
 
 def read_idx(path: str | os.PathLike[str]) -> Tensor:
     """Read an IDX file of unsigned bytes (``.gz`` or not) into a uint8 tensor.
 
+    The header is read first, and then no more than one byte past the data it announces:
+    a longer file (a gzip bomb) is refused without being decompressed whole.
+
     Raises:
-        ValueError: naming the file, if the header or the length is not what IDX requires.
+        ValueError: naming the file, if the header or the length is not what IDX requires,
+            or the shape has a zero dimension (no data) or more bytes than a tensor holds.
 
     Example:
         >>> from classic_cnns.data.mnist import read_idx
