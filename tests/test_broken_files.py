@@ -150,15 +150,51 @@ def test_a_missing_checkpoint_is_named(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "nope.ckpt")
 
 
-def test_a_checkpoint_with_arbitrary_objects_is_not_unpickled(tmp_path: Path) -> None:
-    path = tmp_path / "code.ckpt"
-    torch.save({"state_dict": {}, "hook": shutil.rmtree}, path)  # a function: code, not data
-    with pytest.raises(
-        CheckpointError,
-        match=rf"^{re.escape(str(path))}: the checkpoint holds objects other than "
-        r"tensors and plain Python values \(.*Unsupported global.*rmtree",
-    ):
+class _RunsACommand:
+    """Unpickles to a call of os.system, which weights_only=True refuses (never run here)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize(
+    ("hook", "refused"),
+    [
+        (lambda marker: shutil.rmtree, r"Unsupported global.*rmtree"),  # a function: code
+        # os.system: torch says "unsupported GLOBAL posix.system whose module posix is blocked"
+        (_RunsACommand, r"unsupported GLOBAL (posix|nt)\.system"),
+    ],
+    ids=["shutil.rmtree", "os.system"],
+)
+def test_a_checkpoint_with_arbitrary_objects_is_not_unpickled(
+    tmp_path: Path, hook: Callable[[Path], Any], refused: str
+) -> None:
+    path, marker = tmp_path / "code.ckpt", tmp_path / "ran"
+    torch.save({"state_dict": {}, "hook": hook(marker)}, path)
+    for opened in (False, True):  # a file object is not checked before torch.load
+        with pytest.raises(CheckpointError) as raised, path.open("rb") as f:
+            load_checkpoint(f if opened else path)
+        message = str(raised.value)
+        assert re.match(
+            rf"^{re.escape(str(path))}: the checkpoint holds objects other than tensors and "
+            rf"plain Python values \(.*{refused}.*only if you trust where it came from$",
+            message,
+        ), message
+        assert "will likely succeed" not in message  # torch's advice is not passed on
+    assert not marker.exists()
+
+
+def test_a_damaged_pickle_is_reported_without_torchs_advice(tmp_path: Path) -> None:
+    path = tmp_path / "bad.pt"  # the legacy format's pickle stream, with no valid opcode
+    path.write_bytes(b"\x80\x02\xff\xff")
+    with pytest.raises(CheckpointError) as raised:
         load_checkpoint(path)
+    message = str(raised.value)
+    assert re.match(rf"^{re.escape(str(path))}: the file is truncated or corrupted", message)
+    assert "Unsupported operand 255" in message and "weights_only" not in message, message
 
 
 @pytest.fixture

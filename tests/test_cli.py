@@ -1019,7 +1019,8 @@ def test_configured_last_checkpoint_reads_the_folders_from_the_trainer_configura
     # dirpath, or default_root_dir/checkpoints without a logger.
     from jsonargparse import Namespace
 
-    from classic_cnns._cli_helpers import configured_last_checkpoint, place_default_logger
+    from classic_cnns._cli_ckpt import configured_last_checkpoint
+    from classic_cnns._cli_helpers import place_default_logger
 
     def parsed(value: Any) -> Any:  # nested Namespaces, as the CLI's parser makes them
         if isinstance(value, dict):

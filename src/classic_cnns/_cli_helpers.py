@@ -1,7 +1,7 @@
 """Pieces of the command line that are not LightningCLI's: the defaults it adds to a command
 line, name checks with suggestions, the short ``--help``, ``classic-cnns data fetch``, the
-checkpoints a run resumes from and the callbacks it adds (one-line errors and quiet runs:
-:mod:`classic_cnns._cli_errors`).
+callbacks a run adds (one-line errors and quiet runs: :mod:`classic_cnns._cli_errors`; the
+checkpoint a run starts from: :mod:`classic_cnns._cli_ckpt`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
-import importlib
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,13 +21,12 @@ import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from classic_cnns import data
 from classic_cnns._version import __version__
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
 from classic_cnns.data.transfer import TransferDataModule
-from classic_cnns.files import DATA_ENV, default_data_dir, is_safetensors_file, load_checkpoint
+from classic_cnns.files import DATA_ENV, default_data_dir
 from classic_cnns.hub import create_model
 from classic_cnns.inspection import summary
 from classic_cnns.models import FAMILIES, family_class
@@ -384,111 +382,11 @@ def record_data_dir(config: Any, datamodule: Any) -> None:
         args.data_dir = str(used)
 
 
-def checkpoint_model(ckpt_path: str) -> dict[str, Any] | None:
-    """The ``--model`` value that rebuilds a checkpoint's model, as Lightning's CLI finds it.
-
-    Lightning's ``_parse_ckpt_path`` reads the hyperparameters with a ``torch.load`` that
-    names no file; :func:`~classic_cnns.files.load_checkpoint` does. A checkpoint saved from
-    Python records no class: its arch's family class rebuilds it, not ``ImageClassifier``,
-    which does not take the family's options (ResNet's ``zero_init_residual``).
-
-    Example:
-        >>> import tempfile
-        >>> import lightning as L
-        >>> from classic_cnns import create_model
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     trainer = L.Trainer(logger=False, enable_progress_bar=False)
-        ...     trainer.strategy.connect(create_model("resnet20"))
-        ...     trainer.save_checkpoint(f"{folder}/r.ckpt")
-        ...     model = checkpoint_model(f"{folder}/r.ckpt")
-        >>> model["class_path"], model["dict_kwargs"]["arch"]
-        ('classic_cnns.models.ResNet', 'resnet20')
-
-    Raises:
-        ValueError: for a safetensors file, which holds weights only: ``--weights`` takes it.
-    """
-    if is_safetensors_file(ckpt_path):  # load_checkpoint's advice is for Python
-        raise ValueError(
-            f"--ckpt_path {ckpt_path}: a safetensors file holds network weights only, not a "
-            f"Lightning checkpoint (.ckpt); give it as --weights {ckpt_path} instead"
-        )
-    hparams = dict(load_checkpoint(ckpt_path).get("hyper_parameters") or {})
-    hparams.pop("_instantiator", None)
-    if not hparams:
-        return None
-    class_path = hparams.pop("_class_path", None)
-    arch = hparams.get("arch")
-    if class_path is None and isinstance(arch, str) and arch in list_models():
-        cls = family_class(model_info(arch).family)
-        class_path = f"{cls.__module__}.{cls.__qualname__}"
-    return hparams if class_path is None else {"class_path": class_path, "dict_kwargs": hparams}
-
-
-def _newest_last(folders: list[Path], logs: Path | None) -> Path | None:
-    # The newest last*.ckpt in the folders, or in a checkpoints/ of a run under logs.
-    if logs is not None:
-        folders = folders + [p / "checkpoints" for p in logs.glob("*") if p.is_dir()]
-    found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
-def last_checkpoint(trainer: Trainer) -> Path | None:
-    """The newest ``last*.ckpt`` of any run under the trainer's log folder, else ``None``.
-
-    Looks in ``<save_dir>/<name>/*/checkpoints/`` of the trainer's logger (every
-    ``version_N`` of e.g. ``lightning_logs``), or ``<default_root_dir>/checkpoints/`` without
-    a logger, and in the checkpoint callbacks' own folders.
-
-    Example:
-        >>> import lightning as L
-        >>> from classic_cnns.cli import last_checkpoint
-        >>> last_checkpoint(L.Trainer(default_root_dir="no_runs_here", logger=False)) is None
-        True
-    """
-    folders = [Path(trainer.default_root_dir) / "checkpoints"]
-    folders += [Path(c.dirpath) for c in trainer.checkpoint_callbacks if
-                isinstance(c, ModelCheckpoint) and c.dirpath]  # fmt: skip
-    root = getattr(trainer.logger, "root_dir", None) if trainer.logger is not None else None
-    return _newest_last(folders, None if root is None else Path(root))
-
-
-def configured_last_checkpoint(trainer: Any) -> Path | None:
-    """:func:`last_checkpoint` of a Trainer's command-line configuration, before it is built.
-
-    ``None`` also where the logger's folder is not in its configuration (a logger other
-    than Lightning's CSV and TensorBoard loggers); the built trainer can say then.
-
-    Example:
-        >>> configured_last_checkpoint({"default_root_dir": "no_runs_here"}) is None
-        True
-    """
-    root = Path(trainer.get("default_root_dir") or ".")
-    folders = [root / "checkpoints"]
-    callbacks = trainer.get("callbacks") or []
-    for c in callbacks if isinstance(callbacks, list) else [callbacks]:  # YAML: one, or a list
-        if dirpath := getattr(getattr(c, "init_args", c), "dirpath", None):
-            folders.append(Path(dirpath))
-    logger = trainer.get("logger")
-    if isinstance(logger, list):  # Lightning's trainer.logger is the first
-        logger = logger[0] if logger else False
-    if logger is False:
-        return _newest_last(folders, None)
-    if logger is None or logger is True:  # Lightning's default logger
-        return _newest_last(folders, root / "lightning_logs")
-    module, _, name = str(getattr(logger, "class_path", "")).rpartition(".")
-    cls = getattr(importlib.import_module(module), name, None) if module else None
-    if not (isinstance(cls, type) and issubclass(cls, CSVLogger | TensorBoardLogger)):
-        return None
-    args = logger.get("init_args") or {}
-    logs = Path(args.get("save_dir", "."))  # (see place_default_logger)
-    name = args.get("name", "lightning_logs")
-    return _newest_last(folders, logs / name if name else logs)
-
-
 def with_default_callbacks(trainer: Any, subcommand: str | None) -> list[Any]:
     """The trainer's callbacks, with those the command line adds unless given already.
 
-    ``ModelCheckpoint(save_last=True)`` where checkpointing is on; the
+    ``ModelCheckpoint(save_last=True)`` where checkpointing is on (not under ``fast_dev_run``,
+    which is to save nothing: Lightning's callback still writes ``last.ckpt``); the
     :class:`~classic_cnns.plots.TrainingPlots`, which draw in fit and test (in validate and
     predict they only take their state back from a checkpoint, as Lightning asks); for
     ``predict``, a :class:`~classic_cnns.predict.PredictionCSV`, without which Lightning's
@@ -500,13 +398,14 @@ def with_default_callbacks(trainer: Any, subcommand: str | None) -> list[Any]:
     """
     callbacks = list(trainer.get("callbacks") or [])
     barebones = bool(trainer.get("barebones"))  # no checkpoints, no logged metrics to plot
+    smoke_test = bool(trainer.get("fast_dev_run"))  # True, or a number of batches (0: off)
 
     def missing(kind: type) -> bool:
         return not any(isinstance(c, kind) for c in callbacks)
 
     if (
         trainer.get("enable_checkpointing") is not False
-        and not barebones
+        and not (barebones or smoke_test)
         and missing(ModelCheckpoint)
     ):
         callbacks.append(ModelCheckpoint(save_last=True))

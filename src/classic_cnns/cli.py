@@ -26,6 +26,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from classic_cnns._cli_ckpt import checkpoint_model, configured_last_checkpoint, last_checkpoint
 from classic_cnns._cli_errors import class_error, closed_pipe, quiet_lightning, user_error_message
 from classic_cnns._cli_helpers import (
     DEBUG_ENV,
@@ -33,12 +34,9 @@ from classic_cnns._cli_helpers import (
     SaveConfig,
     add_default_classes,
     check_data_names,
-    checkpoint_model,
     config_model_flags,
-    configured_last_checkpoint,
     data_main,
     expand_model_names,
-    last_checkpoint,
     place_default_logger,
     record_data_dir,
     short_help,

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import struct
 import tempfile
 import uuid
@@ -74,6 +75,7 @@ Example:
 """
 # torch.compile wraps a module in OptimizedModule, which adds this to its state-dict keys.
 COMPILED_PREFIX = "_orig_mod."
+_REFUSED = r"global|allowlist|unrecognized function|can only|only persistent_load|must be imported"
 
 
 def default_data_dir() -> str:
@@ -261,7 +263,9 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
+    # torch's weights_only error wraps the unpickler's (its context) in advice not passed on
+    err = err.__context__ if isinstance(err.__context__, pickle.UnpicklingError) else err
+    text = str(err).replace(torch.serialization.UNSAFE_MESSAGE, "").strip()
     return text.splitlines()[0] if text else type(err).__name__
 
 
@@ -418,18 +422,17 @@ def load_checkpoint(
     except CheckpointError:
         raise
     except Exception as err:  # torch.load raises UnpicklingError, RuntimeError, EOFError, ...
-        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
-            found = [line.strip() for line in str(err).splitlines() if "Unsupported" in line]
+        reason = _first_line(err)  # _REFUSED: torch/_weights_only_unpickler.py's refusals
+        if isinstance(err, pickle.UnpicklingError) and re.search(_REFUSED, reason, re.I):
             raise CheckpointError(
                 f"{shown}: the checkpoint holds objects other than tensors and plain Python "
-                f"values ({found[0] if found else _first_line(err)}), so it was not loaded: "
+                f"values ({reason}), so it was not loaded: "
                 "expected weights_only=True to suffice. Load it with torch.load(..., "
                 "weights_only=False) only if you trust where it came from"
             ) from err
         raise CheckpointError(
-            f"{shown}: the file is truncated or corrupted ({type(err).__name__}: "
-            f"{_first_line(err)}); expected a checkpoint written by torch.save / "
-            "Trainer.save_checkpoint"
+            f"{shown}: the file is truncated or corrupted ({type(err).__name__}: {reason}); "
+            "expected a checkpoint written by torch.save / Trainer.save_checkpoint"
         ) from err
     if not isinstance(obj, dict):
         raise CheckpointError(
@@ -469,8 +472,7 @@ class WeightsFile:
             >>> WeightsFile({}, {}, {}).arch is None
             True
         """
-        arch = self.hparams.get("arch")
-        return arch if isinstance(arch, str) else None
+        return arch if isinstance(arch := self.hparams.get("arch"), str) else None
 
 
 def is_safetensors_file(path: str | os.PathLike[str]) -> bool:

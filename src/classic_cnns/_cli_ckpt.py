@@ -1,0 +1,146 @@
+"""The checkpoint a command line runs from: the model a ``--ckpt_path`` file rebuilds (never
+importing what the file names) and the file ``--ckpt_path last`` stands for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from classic_cnns._warn import warn
+from classic_cnns.files import is_safetensors_file, load_checkpoint
+from classic_cnns.models import family_class
+from classic_cnns.registry import list_models, model_info
+from classic_cnns.task import ImageClassifier
+
+__all__ = ["checkpoint_model", "configured_last_checkpoint", "last_checkpoint"]
+
+
+def _imported_model_class(class_path: Any) -> type[ImageClassifier] | None:
+    # The ImageClassifier class that "module.Class" names in a module imported already, read
+    # from sys.modules: no import, no module __getattr__, so no code that a file names runs.
+    module, _, name = str(class_path).rpartition(".")
+    found = getattr(sys.modules.get(module), "__dict__", {}).get(name)
+    return found if isinstance(found, type) and issubclass(found, ImageClassifier) else None
+
+
+def checkpoint_model(ckpt_path: str) -> dict[str, Any] | None:
+    """The ``--model`` value that rebuilds a checkpoint's model, as Lightning's CLI finds it.
+
+    Lightning's ``_parse_ckpt_path`` reads the hyperparameters with a ``torch.load`` that
+    names no file; :func:`~classic_cnns.files.load_checkpoint` does. A checkpoint saved from
+    Python records no class: its arch's family class rebuilds it, not ``ImageClassifier``,
+    which does not take the family's options (ResNet's ``zero_init_residual``). The class a
+    checkpoint names (``_class_path``) is taken only if it is an ``ImageClassifier`` that is
+    imported already (``--model my_package.MyNet`` imports one): the file never makes a module
+    be imported, which would run its code. Any other is ignored, with a warning, and the
+    model rebuilt by its arch's family class.
+
+    Example:
+        >>> import tempfile
+        >>> import lightning as L
+        >>> from classic_cnns import create_model
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     trainer = L.Trainer(logger=False, enable_progress_bar=False)
+        ...     trainer.strategy.connect(create_model("resnet20"))
+        ...     trainer.save_checkpoint(f"{folder}/r.ckpt")
+        ...     model = checkpoint_model(f"{folder}/r.ckpt")
+        >>> model["class_path"], model["dict_kwargs"]["arch"]
+        ('classic_cnns.models.ResNet', 'resnet20')
+
+    Raises:
+        ValueError: for a safetensors file, which holds weights only: ``--weights`` takes it.
+    """
+    if is_safetensors_file(ckpt_path):  # load_checkpoint's advice is for Python
+        raise ValueError(
+            f"--ckpt_path {ckpt_path}: a safetensors file holds network weights only, not a "
+            f"Lightning checkpoint (.ckpt); give it as --weights {ckpt_path} instead"
+        )
+    hparams = dict(load_checkpoint(ckpt_path).get("hyper_parameters") or {})
+    hparams.pop("_instantiator", None)
+    class_path = hparams.pop("_class_path", None)
+    if class_path is not None and _imported_model_class(class_path) is None:
+        warn(
+            f"--ckpt_path {ckpt_path}: the checkpoint names the class {class_path!r}, which is "
+            "not an ImageClassifier of a module imported already; it is ignored (a checkpoint "
+            "never makes a module be imported) and the model rebuilt from its arch. For a "
+            "class of your own, name it: --model my_package.MyClassifier"
+        )
+        class_path = None
+    arch = hparams.get("arch")
+    if class_path is None and isinstance(arch, str) and arch in list_models():
+        cls = family_class(model_info(arch).family)
+        class_path = f"{cls.__module__}.{cls.__qualname__}"
+    if class_path is None:
+        return hparams or None
+    return {"class_path": class_path, "dict_kwargs": hparams}
+
+
+def _newest_last(folders: list[Path], logs: Path | None) -> Path | None:
+    # The newest last*.ckpt in the folders, or in a checkpoints/ of a run under logs.
+    if logs is not None:
+        folders = folders + [p / "checkpoints" for p in logs.glob("*") if p.is_dir()]
+    found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def last_checkpoint(trainer: Trainer) -> Path | None:
+    """The newest ``last*.ckpt`` of any run under the trainer's log folder, else ``None``.
+
+    Looks in ``<save_dir>/<name>/*/checkpoints/`` of the trainer's logger (every
+    ``version_N`` of e.g. ``lightning_logs``), or ``<default_root_dir>/checkpoints/`` without
+    a logger, and in the checkpoint callbacks' own folders: where the run's configuration
+    saves, as Lightning's ``"last"`` does. With a logger, ``<default_root_dir>/checkpoints/``
+    holds another configuration's runs (a run without a logger, an older smoke test).
+
+    Example:
+        >>> import lightning as L
+        >>> from classic_cnns.cli import last_checkpoint
+        >>> last_checkpoint(L.Trainer(default_root_dir="no_runs_here", logger=False)) is None
+        True
+    """
+    folders = [Path(c.dirpath) for c in trainer.checkpoint_callbacks if
+               isinstance(c, ModelCheckpoint) and c.dirpath]  # fmt: skip
+    if trainer.logger is None:
+        folders.append(Path(trainer.default_root_dir) / "checkpoints")
+    root = getattr(trainer.logger, "root_dir", None) if trainer.logger is not None else None
+    return _newest_last(folders, None if root is None else Path(root))
+
+
+def configured_last_checkpoint(trainer: Any) -> Path | None:
+    """:func:`last_checkpoint` of a Trainer's command-line configuration, before it is built.
+
+    ``None`` also where the logger's folder is not in its configuration (a logger other
+    than Lightning's CSV and TensorBoard loggers); the built trainer can say then.
+
+    Example:
+        >>> configured_last_checkpoint({"default_root_dir": "no_runs_here"}) is None
+        True
+    """
+    root = Path(trainer.get("default_root_dir") or ".")
+    folders = []
+    callbacks = trainer.get("callbacks") or []
+    for c in callbacks if isinstance(callbacks, list) else [callbacks]:  # YAML: one, or a list
+        if dirpath := getattr(getattr(c, "init_args", c), "dirpath", None):
+            folders.append(Path(dirpath))
+    logger = trainer.get("logger")
+    if isinstance(logger, list):  # Lightning's trainer.logger is the first
+        logger = logger[0] if logger else False
+    if logger is False:  # as last_checkpoint: the root's checkpoints/ only without a logger
+        return _newest_last([*folders, root / "checkpoints"], None)
+    if logger is None or logger is True:  # Lightning's default logger
+        return _newest_last(folders, root / "lightning_logs")
+    module, _, name = str(getattr(logger, "class_path", "")).rpartition(".")
+    cls = getattr(importlib.import_module(module), name, None) if module else None
+    if not (isinstance(cls, type) and issubclass(cls, CSVLogger | TensorBoardLogger)):
+        return None
+    args = logger.get("init_args") or {}
+    logs = Path(args.get("save_dir", "."))  # (see place_default_logger)
+    name = args.get("name", "lightning_logs")
+    return _newest_last(folders, logs / name if name else logs)
