@@ -43,7 +43,6 @@ from classic_cnns.optim import (
     make_optimizer,
     make_scheduler,
     param_groups,
-    schedule_length,
 )
 from classic_cnns.recipes import OptimizerName, Recipe, SchedulerName
 from classic_cnns.registry import _plain, model_info
@@ -542,7 +541,9 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             self, head=head, lr=hp.lr, weight_decay=hp.weight_decay, backbone_lr=hp.backbone_lr
         )
         opt = make_optimizer(hp.optimizer, groups, lr=hp.lr, momentum=hp.momentum)
-        self._made_for: tuple[float, int | None] = (hp.lr, None)  # see on_train_start
+        # What they are made for: lr and the run's steps (None: no schedule). on_fit_start
+        # remakes them for another; on_train_start refuses a resumed schedule of another length.
+        self._made_for: tuple[float, int | None] = (hp.lr, None)
         if hp.scheduler == "none" or self.trainer.limit_train_batches == 0:  # no training
             return opt
         total = self.trainer.estimated_stepping_batches
@@ -559,13 +560,13 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
                 "scheduler='none'"
             )
         sched = make_scheduler(hp.scheduler, opt, int(total))
-        self._schedule_length, self._made_for = schedule_length(sched), (hp.lr, int(total))
+        self._made_for = (hp.lr, int(total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_train_start(self) -> None:
         """Refuse to resume an LR schedule made for another run length (see ``optim``)."""
         configs = self.trainer.lr_scheduler_configs
-        planned = getattr(self, "_schedule_length", None)
+        planned = getattr(self, "_made_for", (None, None))[1]
         check_resumed_schedule(self._hp.scheduler, planned, [c.scheduler for c in configs])
 
     def on_fit_start(self) -> None:
