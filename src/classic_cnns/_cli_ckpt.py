@@ -107,9 +107,9 @@ def last_checkpoint(trainer: Trainer) -> Path | None:
     """
     folders = [Path(c.dirpath) for c in trainer.checkpoint_callbacks if
                isinstance(c, ModelCheckpoint) and c.dirpath]  # fmt: skip
-    if trainer.logger is None:
-        folders.append(Path(trainer.default_root_dir) / "checkpoints")
-    root = getattr(trainer.logger, "root_dir", None) if trainer.logger is not None else None
+    if trainer.logger is None:  # as configured_last_checkpoint: the root's only without one
+        return _newest_last([*folders, Path(trainer.default_root_dir) / "checkpoints"], None)
+    root = getattr(trainer.logger, "root_dir", None)
     return _newest_last(folders, None if root is None else Path(root))
 
 
