@@ -238,6 +238,33 @@ def test_the_files_and_plots_of_a_run(
     assert saved["rows"]["accuracy"][0]["run"] == "lenet5/digits"
 
 
+@pytest.mark.parametrize("failing", [0, 1, 2])  # throughput.png, accuracy_vs_time, confusion
+def test_a_plot_that_fails_leaves_the_earlier_run_s_plot_whole(
+    tmp_path: Path, throughput: Results, accuracy: Results, failing: int, monkeypatch: Any
+) -> None:
+    from matplotlib.figure import Figure
+
+    results = Results(rows=throughput.rows | accuracy.rows, data=throughput.data | accuracy.data)
+    write(results, tmp_path, [tp.report, accuracy_report], "classic-cnns bench", plots=True)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    save, calls = Figure.savefig, []
+
+    def cut_short(fig: Any, target: Any, **kwargs: Any) -> None:  # a disk that fills up
+        save(fig, target, **kwargs)
+        calls.append(target)
+        if len(calls) == failing + 1:
+            Path(target).write_bytes(Path(target).read_bytes()[:16])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", cut_short)
+    with pytest.raises(OSError, match="No space left"):
+        write(results, tmp_path, [tp.report, accuracy_report], "classic-cnns bench", plots=True)
+    assert len(calls) == failing + 1
+    assert {p.name for p in tmp_path.iterdir()} == set(before)  # no temporary file left
+    for name in ("throughput.png", "accuracy_vs_time.png", "confusion_digits.png", "report.md"):
+        assert (tmp_path / name).read_bytes() == before[name], name  # the earlier run's, whole
+
+
 def test_recipes_reach_the_image_size_as_fit_does(mnist_raw: Path) -> None:
     # Padding by up to 4 pixels a side (MNIST 28 -> 32, as LeCun did), else resizing: Digits'
     # 8x8 images padded to 32x32 would be specks (LeNet-5 then reached 78% instead of 97%).

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from classic_cnns._checks import check_flag
+from classic_cnns._writers import RUN_ELSEWHERE, refuse_replacing, save_png
 from classic_cnns.files import atomic_path
 from classic_cnns.task import ImageClassifier
 
@@ -35,11 +36,6 @@ CONFUSION_FILE = "confusion_matrix.png"
 CONFUSION_CSV = "confusion_matrix.csv"
 _EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1")
 _MISSING = "plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')"
-# Where a run without a logger writes: the files of an earlier run, or a user's, are there.
-_RUN_ELSEWHERE = (
-    "run in another folder (--trainer.default_root_dir DIR; in Python, "
-    "Trainer(default_root_dir=...)) or with a logger, which gives each run a new version_N folder"
-)
 
 
 def _matplotlib_missing() -> bool:
@@ -251,8 +247,8 @@ class TrainingPlots(L.Callback):
             return
         if _matplotlib_missing():  # no figure is drawn, so none is replaced
             names = [n for n in names if not n.endswith(".png")]
-        advice = _RUN_ELSEWHERE if self.dirpath is None else "give TrainingPlots another dirpath"
-        _refuse_replacing(trainer, [folder / n for n in names], self._own, "TrainingPlots", advice)
+        advice = RUN_ELSEWHERE if self.dirpath is None else "give TrainingPlots another dirpath"
+        refuse_replacing(trainer, [folder / n for n in names], self._own, "TrainingPlots", advice)
 
     @staticmethod
     def _metrics(trainer: L.Trainer, keys: Sequence[str]) -> dict[str, float]:
@@ -390,51 +386,8 @@ class TrainingPlots(L.Callback):
         self._save(fig, folder / CONFUSION_FILE)
 
     def _save(self, fig: Any, path: Path) -> None:
-        _save_png(fig, path)
+        save_png(fig, path)
         self._written.add(path.resolve())
-
-
-def _save_png(fig: Any, path: Path) -> None:
-    # Written beside the file and renamed over it, so an earlier figure survives a failure;
-    # the format is given, as the temporary file's name does not end in .png.
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-
-
-def _refuse_replacing(
-    trainer: L.Trainer,
-    paths: Sequence[Path],
-    own: Callable[[Path], bool],
-    owner: str,
-    advice: str,
-) -> None:
-    """Raise ``FileExistsError`` on every process if one of ``paths`` is there and not ``own``.
-
-    What :class:`TrainingPlots` and :class:`~classic_cnns.predict.PredictionCSV` check before
-    they write: the global-zero process looks, the others hear its answer. ``advice`` says
-    how to keep the file (the message adds: delete it, or ``owner(overwrite=True)``).
-
-    Example:
-        >>> import lightning as L
-        >>> trainer = L.Trainer(logger=False)
-        >>> _refuse_replacing(trainer, [Path("none.csv")], lambda p: False, "Writer", "move")
-        >>> _ = Path("mine.csv").write_text("a user's file")
-        >>> _refuse_replacing(trainer, [Path("mine.csv")], lambda p: False, "Writer",
-        ...                  "write elsewhere")
-        Traceback (most recent call last):
-        ...
-        FileExistsError: mine.csv: the file exists, and this run's Writer did not write it ...
-    """
-    clash = None
-    if trainer.is_global_zero:  # a link is replaced too, even one to nothing
-        clash = next((p for p in paths if os.path.lexists(p) and not own(p)), None)
-    clash = trainer.strategy.broadcast(clash)
-    if clash is not None:
-        raise FileExistsError(
-            f"{clash}: the file exists, and this run's {owner} did not write it but would "
-            f"replace it. To keep it, {advice}, or delete it; {owner}(overwrite=True) "
-            "replaces such files"
-        )
 
 
 def _class_names(trainer: L.Trainer, n: int) -> list[str]:

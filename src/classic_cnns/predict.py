@@ -29,13 +29,13 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from classic_cnns._checks import check_flag, is_int
 from classic_cnns._warn import warn
+from classic_cnns._writers import RUN_ELSEWHERE, refuse_replacing
 from classic_cnns.checkpoint import head_class_names
 from classic_cnns.data.folder import IMAGE_EXTENSIONS, _class_dirs, list_images, load_image
 from classic_cnns.data.preprocessing import Preprocessing
 from classic_cnns.export import _borrowed
 from classic_cnns.files import atomic_path, check_writable, refuse_folder
 from classic_cnns.hub import _require_classifier, load_model
-from classic_cnns.plots import _RUN_ELSEWHERE, _refuse_replacing
 from classic_cnns.task import ImageClassifier
 
 __all__ = ["PredictionCSV", "predict_folder", "predict_main"]
@@ -317,8 +317,8 @@ class PredictionCSV(BasePredictionWriter):
         """Refuse to replace a file this writer did not write, before the first batch."""
         paths = self._paths(trainer)
         if not self.overwrite:
-            advice = _RUN_ELSEWHERE if self.path is None else "give PredictionCSV another path"
-            _refuse_replacing(trainer, paths, self._own, "PredictionCSV", advice)
+            advice = RUN_ELSEWHERE if self.path is None else "give PredictionCSV another path"
+            refuse_replacing(trainer, paths, self._own, "PredictionCSV", advice)
 
     def _own(self, path: Path) -> bool:
         return path.resolve() in self._written

@@ -21,6 +21,7 @@ import lightning as L
 import torch
 
 from classic_cnns._checks import is_number
+from classic_cnns._writers import save_png
 from classic_cnns.bench import core
 from classic_cnns.data import CIFAR10, MNIST, Digits, FashionMNIST, InMemoryDataModule
 from classic_cnns.files import default_data_dir
@@ -126,9 +127,7 @@ _CIFAR: dict[str, Any] = dict(weight_decay=1e-4, scheduler="step", epochs=164)
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("lenet5", "digits", batch_size=32, epochs=15),
     Recipe("lenet5", "mnist10k", lr=0.2, epochs=8),
-    Recipe("lenet5_modern", "mnist10k", epochs=8),
-    Recipe("lenet5_bn", "mnist10k", epochs=8),
-    Recipe("resnet20", "mnist10k", epochs=8),
+    *(Recipe(model, "mnist10k", epochs=8) for model in ("lenet5_modern", "lenet5_bn", "resnet20")),
     # Five update rules, each at a constant learning rate: the optimizer comparison.
     Recipe("lenet5", "mnist10k", "sgd", 0.05, 0.0, 5e-4, "none", epochs=5, variant="sgd"),
     Recipe("lenet5", "mnist10k", "sgd", 0.01, 0.9, 5e-4, "none", epochs=5, variant="nesterov"),
@@ -402,7 +401,7 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     ax_acc.set(xscale="log", xlabel="training s (evaluations excluded)", ylabel="test accuracy %")
     ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
     ax_acc.legend(fontsize=7)
-    fig.savefig(out / "accuracy_vs_time.png", dpi=110)
+    save_png(fig, out / "accuracy_vs_time.png")
     lines += ["", "![accuracy vs time, loss per epoch](accuracy_vs_time.png)", ""]
     best: dict[str, tuple[str, dict[str, Any]]] = {}
     for name, c in results.data["confusion"].items():
@@ -411,6 +410,6 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     for dataset, (name, c) in best.items():
         title = f"{name}: test accuracy {100 * c['accuracy']:.2f}%"
         figure = plot_confusion_matrix(c["matrix"], c["classes"], title)
-        figure.savefig(out / f"confusion_{dataset}.png", dpi=110)
+        save_png(figure, out / f"confusion_{dataset}.png")
         lines += [f"![confusion matrix, {dataset}](confusion_{dataset}.png)", ""]
     return lines

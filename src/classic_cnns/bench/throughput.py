@@ -26,6 +26,7 @@ import torchvision
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from classic_cnns._writers import save_png
 from classic_cnns.bench import core
 from classic_cnns.inspection import summary
 from classic_cnns.registry import list_models, model_info
@@ -417,5 +418,5 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     fig.axes[0].set_yticklabels(labels, fontsize=7)
     fig.axes[0].invert_yaxis()
     fig.axes[0].legend(fontsize=8)
-    fig.savefig(out / "throughput.png", dpi=110)
+    save_png(fig, out / "throughput.png")
     return [*lines, "", "![throughput](throughput.png)", ""]
