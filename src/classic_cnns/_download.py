@@ -18,8 +18,8 @@ from pathlib import Path
 __all__ = ["DOWNLOAD_TIMEOUT", "download", "download_folder"]
 
 DOWNLOAD_TIMEOUT = 60.0
-"""Seconds a server may stay silent before :func:`download` gives up (the datasets then try
-their next mirror).
+"""Seconds a server may stay silent before :func:`download` gives up (MNIST and
+Fashion-MNIST then try their next mirror; CIFAR has one).
 
 Example:
     >>> from classic_cnns.files import DOWNLOAD_TIMEOUT

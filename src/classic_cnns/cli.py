@@ -53,8 +53,7 @@ from classic_cnns.files import CheckpointError, load_checkpoint
 from classic_cnns.hub import load_weights
 from classic_cnns.models import family_class
 from classic_cnns.predict import PredictionCSV, predict_main
-from classic_cnns.recipes import Recipe
-from classic_cnns.registry import list_models, model_info
+from classic_cnns.registry import ModelInfo, list_models, model_info
 from classic_cnns.task import ImageClassifier
 
 __all__ = ["ClassicCLI", "default_threads", "last_checkpoint", "main", "model_table"]
@@ -172,7 +171,8 @@ class ClassicCLI(LightningCLI):
         module, _, name = given.class_path.rpartition(".")
         family = getattr(getattr(importlib.import_module(module), name, None), "family", None)
         arch = used.init_args.get("arch")
-        other_family = family is not None and _family_of(arch) not in (None, family)
+        info = _info_of(arch)
+        other_family = family is not None and info is not None and info.family != family
         ignored = [
             f"--model {name}" if key == "--model" else f"--model.{key} {given.init_args.get(key)!r}"
             for key in sorted(keys)
@@ -228,7 +228,8 @@ class ClassicCLI(LightningCLI):
         """
         config = self.config[self.subcommand] if self.subcommand else self.config
         model = config.model.get("init_args", {})
-        recipe = _recipe_of(model.get("arch"))
+        info = _info_of(model.get("arch"))
+        recipe = None if info is None else info.recipe
         trainer = config.get("trainer")
         if (
             trainer is not None
@@ -458,18 +459,11 @@ def model_table(pattern: str | None = None, markdown: bool = False) -> str:
     return "\n".join(line(r) for r in [header, *rows])
 
 
-def _family_of(arch: Any) -> str | None:
-    # The family of a registered name; None for anything else.
+def _info_of(arch: Any) -> ModelInfo | None:
+    # What the registry knows of a registered name; None for anything else (the model then
+    # says why).
     try:
-        return model_info(arch).family if isinstance(arch, str) else None
-    except ValueError:
-        return None
-
-
-def _recipe_of(arch: Any) -> Recipe | None:
-    # The recipe of a registered name; None for anything else (the model then says why).
-    try:
-        return model_info(arch).recipe if isinstance(arch, str) else None
+        return model_info(arch) if isinstance(arch, str) else None
     except ValueError:
         return None
 
@@ -488,36 +482,17 @@ def _list_command(argv: Sequence[str]) -> int:
     return 0
 
 
-def _export_command(argv: Sequence[str]) -> int:
-    return export_main(list(argv))
-
-
-def _predict_folder_command(argv: Sequence[str]) -> int:
-    return predict_main(list(argv))
-
-
-def _bench_command(argv: Sequence[str]) -> int:
-    return bench_main(list(argv))
-
-
-def _data_command(argv: Sequence[str]) -> int:
-    return data_main(argv)
-
-
 # The commands that are not LightningCLI's: name -> (help line, handler).
-_OWN_COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
+_OWN_COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "list": ("the registered models with parameter counts and input sizes", _list_command),
     "summary": (
         "a model's layers: classic-cnns summary lenet5 --input-size 1 32 32",
         summary_main,
     ),
-    "export": ("a checkpoint to onnx, pt2, torchscript or safetensors, checked", _export_command),
-    "predict-folder": (
-        "a CSV of predicted classes for a folder of images",
-        _predict_folder_command,
-    ),
-    "bench": ("throughput and accuracy benchmarks: classic-cnns bench --quick", _bench_command),
-    "data": ("download a dataset: classic-cnns data fetch mnist --data-dir data", _data_command),
+    "export": ("a checkpoint to onnx, pt2, torchscript or safetensors, checked", export_main),
+    "predict-folder": ("a CSV of predicted classes for a folder of images", predict_main),
+    "bench": ("throughput and accuracy benchmarks: classic-cnns bench --quick", bench_main),
+    "data": ("download a dataset: classic-cnns data fetch mnist --data-dir data", data_main),
 }
 _ALL_COMMANDS = (*_OWN_COMMANDS, *LIGHTNING_COMMANDS)
 

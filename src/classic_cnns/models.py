@@ -200,10 +200,8 @@ def _family_init(cls: type[ImageClassifier]) -> Callable[..., None]:
         for p in inspect.signature(ImageClassifier.__init__).parameters.values()
         if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"
     ]
+    # None is named like a task argument: register_model refuses such options.
     options = _family_options(cls.family)  # type: ignore[arg-type]
-    clash = {p.name for p in task} & set(options)
-    if clash:
-        raise TypeError(f"{cls.__name__}: network options {sorted(clash)} shadow task arguments")
     names = [p.name for p in task]
     keyword_only = f", *, {', '.join(options)}" if options else ""
     source = (

@@ -218,11 +218,6 @@ def _csv_table(path: Path, columns: list[str]) -> Iterator[tuple[csv.DictWriter[
         yield writer, file
 
 
-def _write_csv(rows: list[dict[str, Any]], path: Path, columns: list[str] = _COLUMNS) -> None:
-    with _csv_table(path, columns) as (writer, _):
-        writer.writerows(rows)
-
-
 def _count_rows(paths: Sequence[Path]) -> int | None:
     # The rows of the CSVs at paths (a header each), or None if one is not there.
     try:
@@ -237,7 +232,8 @@ def _count_rows(paths: Sequence[Path]) -> int | None:
 
 def _write_output(rows: list[dict[str, Any]], output: str | os.PathLike[str]) -> None:
     try:
-        _write_csv(rows, Path(output))
+        with _csv_table(Path(output), _COLUMNS) as (writer, _):
+            writer.writerows(rows)
     except OSError as err:  # named as the user's path, not the temporary file that failed
         raise type(err)(f"cannot write {output}: {err.strerror or err}") from err
 
@@ -249,7 +245,8 @@ class PredictionCSV(BasePredictionWriter):
     ``label`` (its true class, where the batches have labels), ``class``, ``class_index``
     and ``probability`` of the most probable class. Classes are named as the model names
     them (``data_config["class_names"]``), labels as the datamodule does (its
-    ``class_names``, which may number other classes), else by index. The CSV goes to ``path``
+    ``class_names``, which may number other classes), else as the model names its classes,
+    else by index. The CSV goes to ``path``
     or else ``<the trainer's log_dir>/predictions.csv``; each process of a multi-process run
     writes its own, ``predictions-rank<r>.csv``. Rows are written as predicting goes, batch by
     batch, to a temporary file beside it (none are kept in memory), which is moved into place
@@ -352,7 +349,7 @@ class PredictionCSV(BasePredictionWriter):
             )
         _, writer, file, _ = self._table
         # Outputs are named as the model records (if for as many classes as it outputs); the
-        # labels are the data's class indices, named as the data names them, where it does.
+        # labels are the data's class indices, named as the data names them, else as the model.
         names = head_class_names(getattr(pl_module, "data_config", None), prediction.shape[1])
         names = names or []
         data = getattr(trainer, "datamodule", None)

@@ -24,8 +24,8 @@ networks take 32 pixels.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal, get_args
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
 from classic_cnns._checks import is_int, is_number
 
@@ -143,15 +143,6 @@ class Recipe:
         if self.small_image_size is not None:
             parts.append(f"{self.small_image_size} px for small images")
         return ", ".join(parts)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The recipe as a plain dict (for tables and ``--print_config``).
-
-        Example:
-            >>> Recipe().as_dict()["optimizer"]
-            'adamw'
-        """
-        return asdict(self)
 
 
 # AdamW at 1e-4 for the deep ReLU stacks without normalisation. Measured on 2,000 real

@@ -28,7 +28,7 @@ except ImportError:  # a torchvision without image decoders
     _torchvision_decode = None  # type: ignore[assignment]
 
 from classic_cnns._checks import is_int
-from classic_cnns.data.preprocessing import _exif_transpose, _is_size, _luma, to_size
+from classic_cnns.data.preprocessing import _is_size, to_size
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "load_image"]
 
@@ -215,6 +215,33 @@ def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
             f"ImageFolder and predict-folder need TorchCodec's: pip install torchcodec ({err})"
         ) from err
     return decode_image(encoded, mode=mode, output_dtype="auto")  # 16-bit PNGs: scaled by us
+
+
+def _luma(rgb: Tensor) -> Tensor:
+    # PIL's grey (ITU-R 601-2 luma in 16-bit fixed point, weights summing to 2**16, rounded),
+    # so a grey image stays as it is; rgb_to_grayscale's 0.2989 + 0.587 + 0.114 truncates it
+    # to one level less. In float32, exactly: every sum stays below 2**24.
+    x = rgb.float()
+    y = x[0].mul(19595.0).add_(x[1], alpha=38470.0).add_(x[2], alpha=7471.0).add_(32768.0)
+    return y.div_(65536.0).floor_().to(torch.uint8)[None]
+
+
+def _exif_transpose(image: Tensor, orientation: int) -> Tensor:
+    """Turn ``(..., H, W)`` upright as an EXIF orientation (1 to 8) says, as PIL does.
+
+    The same flips and transpositions as PIL's ``ImageOps.exif_transpose``: 2 to 4 flip,
+    5 to 8 swap height and width, then flip; 1 and other values leave the image as it is.
+
+    Example:
+        >>> import torch
+        >>> x = torch.arange(6).view(1, 2, 3)  # 2 rows, 3 columns
+        >>> _exif_transpose(x, 6).tolist()  # 6: rotate 90 degrees clockwise
+        [[[3, 0], [4, 1], [5, 2]]]
+    """
+    if orientation in (5, 6, 7, 8):
+        image = image.transpose(-2, -1)
+    flips = {2: (-1,), 3: (-2, -1), 4: (-2,), 6: (-1,), 7: (-2, -1), 8: (-2,)}
+    return image.flip(flips[orientation]) if orientation in flips else image
 
 
 def _check_pixels(data: bytearray) -> None:

@@ -260,7 +260,6 @@ class ResNetNet(nn.Module):
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.bn1 = nn.BatchNorm2d(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
-        self.num_stages = len(layers)
         for i, (planes, blocks) in enumerate(zip(widths, layers, strict=True)):
             self.add_module(f"layer{i + 1}", self._make_layer(planes, blocks, 1 if i == 0 else 2))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
