@@ -17,9 +17,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from classic_cnns.predict import PredictionCSV, _count_rows
-
-__all__ = ["is_rank_zero", "launch_seed", "pin_log_dir", "prediction_lines"]
+__all__ = ["is_rank_zero", "launch_seed", "pin_log_dir"]
 
 
 def _count(env: Mapping[str, str], name: str) -> int:
@@ -100,34 +98,3 @@ def pin_log_dir(trainer: Trainer) -> None:
     """
     if isinstance(getattr(trainer.strategy, "launcher", None), _MultiProcessingLauncher):
         _ = trainer.log_dir  # the logger's version, chosen now and copied to the workers
-
-
-def prediction_lines(trainer: Trainer) -> list[str]:
-    """What ``classic-cnns predict`` says where its :class:`PredictionCSV` wrote, for rank 0.
-
-    Every process's file and the images in all of them: under DDP each process writes its
-    own ``<name>-rank<r>.csv``. Under ``ddp_spawn`` the workers wrote them, not this main
-    process, whose writer learnt nothing: the files are counted.
-
-    Example:
-        >>> import lightning as L
-        >>> prediction_lines(L.Trainer(logger=False, callbacks=[]))
-        []
-    """
-    lines: list[str] = []
-    rows: int | None
-    for c in trainer.callbacks:  # type: ignore[attr-defined]
-        if not isinstance(c, PredictionCSV):
-            continue
-        files, rows = c.files, c.total_rows
-        if not files and trainer.world_size > 1:  # ddp_spawn's main process
-            files = c._paths(trainer)
-            rows = _count_rows(files)
-        if not files or rows is None:
-            continue
-        if len(files) == 1:
-            lines.append(f"predictions: {files[0]} ({rows} images)")
-        else:
-            pattern = files[0].with_name(files[0].name.replace("-rank0", "-rank*", 1))
-            lines.append(f"predictions: {pattern} ({rows} images in {len(files)} files)")
-    return lines

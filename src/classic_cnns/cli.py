@@ -44,7 +44,7 @@ from classic_cnns._cli_helpers import (
     version_text,
     with_default_callbacks,
 )
-from classic_cnns._launch import is_rank_zero, launch_seed, pin_log_dir, prediction_lines
+from classic_cnns._launch import is_rank_zero, launch_seed, pin_log_dir
 from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
@@ -388,8 +388,9 @@ class ClassicCLI(LightningCLI):
 
     def after_predict(self) -> None:
         """Say where the predictions went: every process's file, and the images in all."""
-        for line in prediction_lines(self.trainer) if self.trainer.is_global_zero else []:
-            print(line)
+        for c in getattr(self.trainer, "callbacks", []) if self.trainer.is_global_zero else []:
+            if isinstance(c, PredictionCSV) and (line := c.describe(self.trainer)):
+                print(line)
 
     def after_fit(self) -> None:
         """Print the wall time of ``fit``, then test the trained weights, if there is a test set."""

@@ -386,6 +386,34 @@ class PredictionCSV(BasePredictionWriter):
         self.files = self._paths(trainer)
         self._written.update(p.resolve() for p in self.files)
 
+    def describe(self, trainer: Trainer) -> str | None:
+        """Where the last run wrote, in the words of ``classic-cnns predict``: every process's
+        file and the images in all; ``None`` before a run has written.
+
+        Under ``ddp_spawn`` the workers wrote the files, not the main process, whose writer
+        learnt nothing: the files are counted.
+
+        Example:
+            >>> import lightning as L
+            >>> from classic_cnns import Digits, LeNet5
+            >>> writer = PredictionCSV("digits.csv")
+            >>> trainer = L.Trainer(logger=False, callbacks=[writer], enable_progress_bar=False)
+            >>> _ = trainer.predict(LeNet5(), datamodule=Digits(), return_predictions=False)
+            >>> writer.describe(trainer)
+            'predictions: digits.csv (359 images)'
+        """
+        rows: int | None
+        files, rows = self.files, self.total_rows
+        if not files and trainer.world_size > 1:  # ddp_spawn's main process
+            files = self._paths(trainer)
+            rows = _count_rows(files)
+        if not files or rows is None:
+            return None
+        if len(files) == 1:
+            return f"predictions: {files[0]} ({rows} images)"
+        pattern = files[0].with_name(files[0].name.replace("-rank0", "-rank*", 1))
+        return f"predictions: {pattern} ({rows} images in {len(files)} files)"
+
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
