@@ -81,7 +81,13 @@ class Recipe:
         return "/".join(p for p in (self.model, self.dataset, self.variant) if p)
 
     def describe(self) -> str:
-        """One line: optimizer, schedule, batch, epochs, size, precision, memory format, options."""
+        """One line: optimizer, schedule, batch, epochs, size, precision, memory format, options.
+
+        Example:
+            >>> from classic_cnns.bench.accuracy import RECIPES
+            >>> RECIPES["lenet5/fashion_mnist/d2l"].describe()
+            'sgd lr 0.9, none, batch 256, 10 epochs, 32 px, fp32, contiguous, weight_init xavier'
+        """
         size, fmt = self.image_size or "own", ("contiguous", "channels_last")[self.channels_last]
         return (f"{self.optimizer} lr {self.lr:g}, {self.scheduler}, batch {self.batch_size}, "
                 f"{self.epochs} epochs, {size} px, {self.precision}, {fmt}"
@@ -200,7 +206,13 @@ class Settings:
                                  f"(0.9 for 90%); got {target!r}")  # fmt: skip
 
     def device(self) -> str:
-        """The backend the recipes train on: ``backend``, or for ``auto`` the first present."""
+        """The backend the recipes train on: ``backend``, or for ``auto`` the first present.
+
+        Example:
+            >>> from classic_cnns.bench.accuracy import Settings
+            >>> Settings(backend="mps").device()  # kept, present or not: its rows are skipped
+            'mps'
+        """
         if self.backend != "auto":  # an absent one is skipped, as in throughput, never swapped
             return self.backend
         return next((b for b in ("cuda", "mps") if not core.unavailable(b)), "cpu")
@@ -287,7 +299,14 @@ class Curve(core.Clock):
         self._losses.append(out["loss"].detach())  # a float() each step would wait for a GPU
 
     def epoch_ended(self, trainer: Any, module: Any) -> None:
-        """Measure the test accuracy, off the clock."""
+        """Measure the test accuracy, off the clock.
+
+        Example:
+            >>> curve = Curve(make_datamodule("digits", None, 64, image_size=32), "cpu", limit=1)
+            >>> curve.epoch_ended(core.trainer("cpu"), create_model("lenet5", in_channels=1))
+            >>> [(p["epoch"], p["step"], p["train_s"]) for p in curve.points], len(curve.last[1])
+            ([(0, 0, 0)], 64)
+        """
         self._evaluate(trainer, module)
 
 

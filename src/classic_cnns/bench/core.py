@@ -200,8 +200,7 @@ class Clock(L.Callback):
         if trainer is None:  # by hand; a Trainer's module hook comes next: see the class
             self._stop(None, module)
 
-    def _sync(self, trainer: Any) -> None:
-        """Wait for every process (DDP), then for the device."""
+    def _sync(self, trainer: Any) -> None:  # wait for every process (DDP), then the device
         if trainer is not None:
             trainer.strategy.barrier()
         synchronize(self.backend)
@@ -216,7 +215,11 @@ class Clock(L.Callback):
     on_train_end = _stop  # the last epoch ends with training
 
     def epoch_ended(self, trainer: Any, module: Any) -> None:
-        """Called once an epoch's time is taken, off the clock (nothing here)."""
+        """Called once an epoch's time is taken, off the clock: nothing here, a subclass's hook.
+
+        Example:
+            >>> Clock("cpu").epoch_ended(None, None)  # Curve measures its test accuracy here
+        """
 
 
 def spread(prefix: str, values: Sequence[float]) -> dict[str, float | None]:
@@ -286,8 +289,7 @@ def check_choices(where: str, settings: Any, *names: str) -> None:
 
 def check_seed(seed: Any, where: str = "") -> None:
     """Raise ``ValueError`` unless ``seed`` is an int in [0, 2**32): what every seeder of a run
-    takes (``seed_everything``'s numpy bound is the tightest; ``torch.Generator`` and the
-    datamodules take more).
+    takes (``seed_everything``'s numpy bound is the tightest; torch and the datamodules' wider).
 
     Example:
         >>> from classic_cnns.bench.core import check_seed
@@ -348,12 +350,10 @@ class Results:
     ``environment`` the tasks ran in (set by :func:`run_tasks`).
 
     Example:
-        >>> from classic_cnns.bench.core import Results
         >>> results = Results()
-        >>> _ = results.add("demo", "cpu", model="lenet5", ips=1e4)
         >>> _ = results.add("demo", "cpu", "skipped", note="no data", model="vgg11")
-        >>> [r["model"] for r in results.ok("demo")], results.notes
-        (['lenet5'], ['demo on cpu: skipped, no data'])
+        >>> results.ok("demo"), results.notes  # a skip: no measured row, and a note
+        ([], ['demo on cpu: skipped, no data'])
     """
 
     settings: dict[str, Any] = field(default_factory=dict)
@@ -367,7 +367,12 @@ class Results:
 
     def add(self, mode: str, backend: str, status: str = "ok", **values: Any) -> dict[str, Any]:
         """Append a row of ``mode`` on ``backend`` and return it; a skip's reason becomes a note
-        (one per mode, backend and reason)."""
+        (one per mode, backend and reason).
+
+        Example:
+            >>> list(Results().add("demo", "cpu", model="lenet5"))[:5]  # then environment()'s
+            ['mode', 'status', 'note', 'model', 'backend']
+        """
         row = {"mode": mode, "status": status, "note": None, **values, **environment(backend)}
         if status == "skipped" and row["note"]:
             self.note(f"{mode} on {backend}: skipped, {row['note']}")
@@ -375,11 +380,22 @@ class Results:
         return row
 
     def ok(self, mode: str) -> list[dict[str, Any]]:
-        """The measured rows of ``mode`` (not skipped, not failed)."""
+        """The measured rows of ``mode`` (not skipped, not failed).
+
+        Example:
+            >>> Results(rows={"demo": [{"status": "ok"}, {"status": "failed"}]}).ok("demo")
+            [{'status': 'ok'}]
+        """
         return [r for r in self.rows.get(mode, []) if r["status"] == "ok"]
 
     def note(self, text: str) -> None:
-        """Record a note for the report, once."""
+        """Record a note for the report, once.
+
+        Example:
+            >>> results = Results(notes=["a skip"])
+            >>> results.note("a skip"), results.note("a failure"), results.notes
+            (None, None, ['a skip', 'a failure'])
+        """
         if text not in self.notes:
             self.notes.append(text)
 
@@ -412,9 +428,8 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
               threads: int | None = None, after_each: Callable[[], Any] | None = None
               ) -> Results:  # fmt: skip
     """Run every task with ``threads`` torch threads and ``after_each`` after each: one that
-    raises adds a ``failed`` row (its ``fields`` and the error), and none starts after
-    ``budget_s`` (a ``skipped`` row each, but for ``rows=False``). A progress bar shows on a
-    terminal.
+    raises adds a ``failed`` row (its ``fields`` and the error), and none starts after ``budget_s``
+    (a ``skipped`` row each, but for ``rows=False``). A progress bar shows on a terminal.
 
     Example:
         >>> from classic_cnns.bench.core import Results, Task, run_tasks

@@ -90,7 +90,13 @@ class TransferDataModule(InMemoryDataModule):
         self.crop_padding = crop_padding
 
     def dataset_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Mean and std of the dataset itself; by default the class attributes."""
+        """Mean and std of the dataset itself; by default the class attributes.
+
+        Example:
+            >>> from classic_cnns.data.cifar import CIFAR100
+            >>> CIFAR100(download=False, mean=(0.5,) * 3, std=(0.5,) * 3).dataset_stats()
+            ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+        """
         return type(self).mean, type(self).std
 
     def _resolve_stats(self) -> None:

@@ -64,11 +64,21 @@ class Field:
 
     @classmethod
     def of_input(cls, height: int, width: int) -> Field:
-        """The field of an input image: each pixel sees itself."""
+        """The field of an input image: each pixel sees itself.
+
+        Example:
+            >>> Field.of_input(28, 28)
+            Field(rf=(1, 1), jump=(1, 1), span=(28, 28))
+        """
         return cls((1, 1), (1, 1), (height, width))
 
     def window(self, kernel: Pair, stride: Pair, dilation: Pair, size: Pair) -> Field:
-        """The field after a sliding window (convolution or pooling) with output ``size``."""
+        """The field after a sliding window (convolution or pooling) with output ``size``.
+
+        Example:
+            >>> Field.of_input(32, 32).window((3, 3), (1, 1), (2, 2), size=(28, 28))  # dilated
+            Field(rf=(5, 5), jump=(1, 1), span=(32, 32))
+        """
         # The standard recurrence: rf += (effective kernel - 1) * jump; jump *= stride.
         (rh, rw), (jh, jw) = self.rf, self.jump
         rf = (rh + dilation[0] * (kernel[0] - 1) * jh, rw + dilation[1] * (kernel[1] - 1) * jw)
@@ -77,12 +87,22 @@ class Field:
         return Field(rf, jump, span)
 
     def whole(self) -> Field:
-        """The field of a layer that sees the whole map."""
+        """The field of a layer that sees the whole map.
+
+        Example:
+            >>> Field((5, 5), (2, 2), (32, 32)).whole()  # a linear layer on the flattened map
+            Field(rf=(32, 32), jump=(2, 2), span=(32, 32))
+        """
         return Field(self.span, self.jump, self.span)
 
     @staticmethod
     def widest(fields: list[Field]) -> Field:
-        """Where tensors meet (``torch.cat``, ``+``): the largest of each measure."""
+        """Where tensors meet (``torch.cat``, ``+``): the largest of each measure.
+
+        Example:
+            >>> Field.widest([Field((1, 1), (1, 1), (8, 8)), Field((5, 5), (1, 1), (8, 8))])
+            Field(rf=(5, 5), jump=(1, 1), span=(8, 8))
+        """
         if len(fields) == 1:
             return fields[0]
         return Field(
@@ -163,14 +183,30 @@ class FieldTracker(TorchFunctionMode):
         self._fields: dict[int, tuple[weakref.ref[Tensor], Field]] = {}
 
     def get(self, tensor: Tensor) -> Field | None:
-        """The field of ``tensor``, or ``None`` if it has none."""
+        """The field of ``tensor``, or ``None`` if it has none.
+
+        Example:
+            >>> import torch
+            >>> tracker, x = FieldTracker(), torch.zeros(1, 1, 8, 8)
+            >>> tracker.set(x, Field.of_input(8, 8))
+            >>> tracker.get(x).span, tracker.get(x.clone())  # the copy was made untracked
+            ((8, 8), None)
+        """
         entry = self._fields.get(id(tensor))
         if entry is None or entry[0]() is not tensor:
             return None
         return entry[1]
 
     def set(self, tensor: Tensor, field: Field) -> None:
-        """Give ``tensor`` its field (the input's, before the forward pass)."""
+        """Give ``tensor`` its field (the input's, before the forward pass).
+
+        Example:
+            >>> import torch
+            >>> tracker, x = FieldTracker(), torch.zeros(1, 3, 32, 32)
+            >>> tracker.set(x, Field.of_input(32, 32))
+            >>> tracker.get(x)
+            Field(rf=(1, 1), jump=(1, 1), span=(32, 32))
+        """
         self._fields[id(tensor)] = (weakref.ref(tensor), field)
 
     def __torch_function__(
