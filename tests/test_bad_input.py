@@ -403,6 +403,7 @@ def test_dataloaders_before_setup_say_so() -> None:
         ({"weight_decay": -1.0}, r"weight_decay must be >= 0; got -1\.0"),
         ({"momentum": -0.5}, r"momentum must be in \[0, 1\); got -0\.5"),
         ({"momentum": 2.0}, r"momentum must be in \[0, 1\); got 2\.0"),
+        ({"momentum": 1.0}, r"momentum must be in \[0, 1\); got 1\.0"),
         ({"channels_last": "yes"}, r"channels_last must be True or False; got 'yes'"),
         ({"label_smoothing": -0.1}, r"label_smoothing must be in \[0, 1\); got -0\.1"),
         ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\); got 1\.0"),

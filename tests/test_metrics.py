@@ -48,6 +48,16 @@ def test_the_collection_equals_sklearn_after_a_perfect_first_batch(
     assert got["val_f1"] < 0.3 < got["val_acc_top5"]  # the two stay apart
 
 
+@pytest.mark.parametrize(("num_classes", "shown"), [(1, "1"), (10.0, r"10\.0"), ("10", "'10'")])
+def test_the_collection_needs_an_int_of_at_least_two_classes(
+    num_classes: object, shown: str
+) -> None:
+    # The package's own check, before torchmetrics sees the value (and says it otherwise).
+    message = rf"^num_classes must be an int of at least 2; got {shown}$"
+    with pytest.raises(ValueError, match=message):
+        classification_metrics(num_classes)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "options",
     [{}, {"ignore_index": 0}, {"top_k": 2}, {"average": "micro"}, {"average": "weighted"}],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from classic_cnns import MNIST
+from classic_cnns import MNIST, FashionMNIST
 from classic_cnns.cli import main
 from conftest import ROOT, T10K_IMAGES, T10K_LABELS
 
@@ -76,3 +76,21 @@ def test_a_missing_dataset_skips_with_how_to_get_it_or_fails_where_required(
         result.stdout.fnmatch_lines(["*($CLASSIC_CNNS_REQUIRE_DATA is set)*"])
     else:
         result.assert_outcomes(skipped=1)
+
+
+def test_the_default_splits_hold_out_a_tenth_for_validation(
+    fashion_raw: Path, mnist_raw: Path
+) -> None:
+    # val_size's default, 0.1 of the training images: Fashion-MNIST's 60,000 split 54,000 /
+    # 6,000 (its 10,000 test images apart); MNIST-10k's first 8,000 split 7,200 / 800.
+    for datamodule, sizes in (
+        (FashionMNIST(fashion_raw.parents[1], download=False), (54_000, 6_000, 10_000)),
+        (MNIST(mnist_raw.parents[1], download=False, protocol="10k"), (7_200, 800, 2_000)),
+    ):
+        datamodule.setup("fit")
+        loaders = (
+            datamodule.train_dataloader(),
+            datamodule.val_dataloader(),
+            datamodule.test_dataloader(),
+        )
+        assert tuple(len(loader.dataset) for loader in loaders) == sizes

@@ -81,6 +81,18 @@ def test_schedules_by_hand() -> None:
             _lrs_and_momenta(name, total, "sgd", 0.9)
 
 
+@pytest.mark.parametrize("total", [1, 2, 3, 100])
+def test_step_schedule_decays_at_half_and_three_quarters(total: int) -> None:
+    # x0.1 at 50% and 75% of the run (rounded down), at least one step before each decay.
+    first = max(1, math.floor(total * 0.5))
+    second = max(first + 1, math.floor(total * 0.75))
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))]}]
+    opt = make_optimizer("sgd", groups, lr=0.1, momentum=0.9)
+    assert sorted(make_scheduler("step", opt, total).milestones) == [first, second]
+    expected = [round(0.1 * 0.1 ** ((t >= first) + (t >= second)), 6) for t in range(total)]
+    assert _lrs_and_momenta("step", total, "sgd", 0.9)[0] == expected
+
+
 def _one_cycle_history(total: int, optimizer: str) -> tuple[list[list[float]], list[float]]:
     # Each group's lr per step (backbone 0.01, head 0.1) and the first group's momentum.
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
@@ -189,8 +201,24 @@ def test_metrics_are_one_collection_per_stage() -> None:
     assert len({id(metric) for m in stages for metric in m.values()} | set(map(id, losses))) == 10
 
 
-def test_top5_only_with_at_least_five_classes() -> None:
-    assert sorted(LeNet5(num_classes=3).val_metrics.keys()) == ["val_acc", "val_f1"]
+@pytest.mark.parametrize("classes", [3, 4, 5, 6])
+@pytest.mark.filterwarnings("ignore:'k' \\(5\\) greater than or equal to 'n_classes' \\(5\\)")
+def test_top5_only_with_at_least_five_classes(classes: int) -> None:
+    model = LeNet5(num_classes=classes)
+    top5 = classes >= 5
+    assert sorted(model.val_metrics.keys()) == ["val_acc"] + ["val_acc_top5"] * top5 + ["val_f1"]
+    loader = _loader(48, classes)
+    result = _trainer().validate(model, dataloaders=loader, verbose=False)[0]
+    assert ("val_acc_top5" in result) == top5
+    if top5:  # scikit-learn's top-5 accuracy of the same logits (5 classes: always 1)
+        from sklearn.metrics import top_k_accuracy_score
+
+        model.eval()
+        with torch.no_grad():
+            logits = torch.cat([model(x) for x, _ in loader])
+        labels = torch.cat([y for _, y in loader])
+        expected = top_k_accuracy_score(labels, logits, k=5, labels=range(classes))
+        assert result["val_acc_top5"] == pytest.approx(expected)
 
 
 def test_test_metrics_match_a_hand_computed_accuracy() -> None:
