@@ -7,6 +7,7 @@ import gzip
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import settings
 from sklearn.metrics import accuracy_score, f1_score, top_k_accuracy_score
 from torch import Tensor, nn
 
@@ -76,6 +78,33 @@ def require_data(files: list[Path], fetch: str) -> None:
 
 
 pytest_plugins = ["pytester"]
+
+# Every hypothesis test draws the same examples on every run (from a hash of the test, not a
+# random seed) and keeps no example database (.hypothesis/ in the working directory): a
+# failure reproduces as it is, and a run writes nothing. A test's own @settings(...) changes
+# only what it names, on top of this profile.
+settings.register_profile("classic_cnns", derandomize=True, database=None)
+settings.load_profile("classic_cnns")
+
+
+# Hypothesis also caches the constants of the source files it reads (database or not), in
+# $HYPOTHESIS_STORAGE_DIRECTORY, by default .hypothesis/ in the working directory, while pytest
+# collects: unless that is set, a folder of the session's own, removed at its end.
+_HYPOTHESIS_HOME = "HYPOTHESIS_STORAGE_DIRECTORY"
+_own_hypothesis_home: list[str] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not os.environ.get(_HYPOTHESIS_HOME):
+        _own_hypothesis_home.append(tempfile.mkdtemp(prefix="classic-cnns-hypothesis-"))
+        os.environ[_HYPOTHESIS_HOME] = _own_hypothesis_home[-1]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    while _own_hypothesis_home:
+        shutil.rmtree(_own_hypothesis_home.pop(), ignore_errors=True)
+        os.environ.pop(_HYPOTHESIS_HOME, None)
+
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One intra-op thread per pytest-xdist worker: the workers already fill the cores, and

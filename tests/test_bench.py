@@ -144,6 +144,32 @@ def test_the_peak_counts_a_convolution_beside_the_matmuls(monkeypatch: pytest.Mo
     assert [getattr(fn, "func", None) for fn in calls[::2]] == [F.conv2d, *[torch.matmul] * 3]
 
 
+def test_images_per_second_tflops_and_mfu_follow_from_the_seconds_measured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every timing takes 0.25 s: the one step that sizes a repeat asks for ceil(0.7 / 0.25) = 3
+    # steps of a batch of 4, so a repeat runs 12 images in 0.25 s, 48 images/s.
+    monkeypatch.setattr(core, "timed", lambda fn, steps, backend: 0.25)
+    s = tp.Settings(batch_size=4, repeats=3, warmup=1, min_time=0.7)
+    results = Results(data={"matmul_peaks": {"cpu/fp32": 2e12}})
+    tp.measure(s, 0, "lenet5", "cpu", "fp32", "contiguous", False, results)
+    (row,) = results.ok("throughput")
+    assert row["train_steps"] == row["infer_steps"] == 3 and row["batch_size"] == 4
+    for phase in ("train", "infer"):
+        assert row[f"{phase}_ips_median"] == row[f"{phase}_ips_min"] == 3 * 4 / 0.25 == 48.0
+    # LeNet-5's forward by hand: one multiply-add per weight and bias element per output
+    # position, 2 FLOPs each: C1 6@28x28 from 1@5x5, C3 16@10x10 from 6@5x5, C5 120 from 16@5x5,
+    # F6 84 from 120, the output 10 from 84. A training image: 3x the forward (no aux heads).
+    layers = [(6 * 28 * 28, 25), (16 * 10 * 10, 6 * 25), (120, 16 * 25), (84, 120), (10, 84)]
+    fwd = 2 * sum(outputs * (fan_in + 1) for outputs, fan_in in layers)
+    assert fwd == 846_076  # the summary's count too (its docstring's example)
+    assert (row["fwd_flops_per_image"], row["train_flops_per_image"]) == (fwd, 3 * fwd)
+    for phase, flops in (("train", 3 * fwd), ("infer", fwd)):
+        assert math.isclose(row[f"{phase}_tflops"], flops * 48 / 1e12, rel_tol=1e-12)
+        assert math.isclose(row[f"{phase}_mfu"], flops * 48 / 2e12, rel_tol=1e-12)
+    assert row["peak_math"] == "fp32" and row["peak_tflops"] == 2.0
+
+
 def test_mfu_above_one_is_kept_and_flagged() -> None:
     # A CPU whose bf16 matmul is slower than fp32 (no native bf16): fp32's peak bounds both.
     results = Results(data={"matmul_peaks": {"cpu/bf16": 1e9, "cpu/fp32": 2e9}})

@@ -1,6 +1,7 @@
 """Datamodules on real data: the MNIST test set from ../shared/data and scikit-learn's digits."""
 
 import gzip
+import math
 import os
 import re
 import shutil
@@ -9,7 +10,9 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
+import scipy.stats
 import torch
 
 from classic_cnns import CIFAR10, CIFAR100, MNIST, Digits, FashionMNIST, LeNet5
@@ -640,6 +643,51 @@ def test_cutmix_pastes_a_box_and_weights_the_labels_by_its_area() -> None:
     lam = 1 - float(box.sum()) / box.numel()  # the share of the image's own pixels
     onehot = torch.nn.functional.one_hot(y, 10).float()
     assert torch.allclose(q, lam * onehot + (1 - lam) * onehot.roll(1, 0), atol=1e-6)
+
+
+def _mix_lambdas(n: int, image_size: int, **alphas: float) -> np.ndarray:
+    # n training batches of two images of classes 0 and 1, mixed as a loop of one's own asks
+    # (training=True): image 0 keeps the share lam of its own class, q[0, 0].
+    dm = Digits(image_size=image_size, **alphas)
+    dm.setup("fit")
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8, generator=g), torch.arange(2))
+    torch.manual_seed(0)
+    lams = [float(dm.on_after_batch_transfer(batch, 0, training=True)[1][0, 0]) for _ in range(n)]
+    return np.array(lams)
+
+
+@pytest.mark.parametrize("alpha", [0.2, 5.0])
+def test_mixup_draws_lam_from_beta_of_the_datamodules_alpha(alpha: float) -> None:
+    # lam ~ Beta(alpha, alpha): with 0.2 mostly near 0 or 1, with 5 near 1/2. The sample mean
+    # of |lam - 1/2| over n draws is within 5 standard errors of Beta's own (scipy's integral);
+    # with alpha 1 instead (uniform lam, mean 1/4) it would be off by 6 (0.2) and 9 (5).
+    n = 400
+    lams = _mix_lambdas(n, 32, mixup_alpha=alpha)
+    beta = scipy.stats.beta(alpha, alpha)
+    mean = beta.expect(lambda lam: abs(lam - 0.5))
+    sd = math.sqrt(beta.var() - mean**2)  # E|lam - 1/2|^2 is the variance: the mean is 1/2
+    assert abs(np.abs(lams - 0.5).mean() - mean) < 5 * sd / math.sqrt(n), (alpha, mean)
+
+
+@pytest.mark.parametrize("alpha", [0.2, 5.0])
+def test_cutmix_box_areas_follow_beta_of_the_datamodules_alpha(alpha: float) -> None:
+    # CutMix (Yun et al. 2019): lam ~ Beta(alpha, alpha), a box of sides sqrt(1 - lam) of the
+    # image's around a uniform centre, clipped at the edges; the labels take 1 - its area. The
+    # clipping makes the area's law no Beta, so it is drawn here from that recipe (numpy, 10^5
+    # boxes) and compared whole (two-sample Kolmogorov-Smirnov) with the areas of n mixed
+    # batches. Pixels: at 224 whole-pixel sides shift an area by about 1%, and a box under 2
+    # pixels a side is empty (8% of them with alpha 0.2), so areas under 1% count as 1%. At
+    # p = 1e-4 the test allows a distance of 0.11; alpha 1 instead lies 0.2 away (p < 1e-12).
+    n = 400
+    areas = 1 - _mix_lambdas(n, 224, cutmix_alpha=alpha)
+    rng = np.random.default_rng(0)
+    side = np.sqrt(1 - rng.beta(alpha, alpha, 100_000))
+    centres = rng.random((2, side.size))
+    widths = np.minimum(centres + side / 2, 1) - np.maximum(centres - side / 2, 0)
+    model = widths.prod(axis=0)
+    p = scipy.stats.ks_2samp(np.maximum(areas, 0.01), np.maximum(model, 0.01)).pvalue
+    assert p > 1e-4, (alpha, p)
 
 
 def test_alphas_changed_after_a_training_batch_take_effect() -> None:

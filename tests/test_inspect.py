@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import classic_cnns.inspection
-from classic_cnns import create_model, list_models, model_info
+from classic_cnns import create_model, model_info
 from classic_cnns.inspection import (
     LayerRow,
     ModelSummary,
@@ -167,6 +167,7 @@ def test_output_size_error_quotes_the_formula_with_numbers() -> None:
         (lambda: conv2d_output_size(8, 3, stride=2, padding="same"), "expected stride=1"),
         (lambda: conv2d_output_size(8, 3, padding="full"), "'valid' or 'same'; got 'full'"),
         (lambda: pool2d_output_size(8, 3, padding=2), r"padding <= kernel_size // 2 = 3 // 2"),
+        (lambda: pool2d_output_size(28, 2, stride=0), "stride must be .* got 0"),
         (lambda: pool2d_output_size(8, 2, ceil_mode=1), "ceil_mode must be a bool; got 1"),
         (lambda: conv2d_params(3, 6, 3, groups=2), "divisible by groups.* got in_channels=3"),
         (lambda: conv2d_params(0, 6, 3), "in_channels must be an int >= 1; got 0"),
@@ -376,6 +377,8 @@ def test_wrong_channels_and_bad_arguments() -> None:
     for model in (create_model("lenet5"), "lenet5"):  # a registered name alike
         with pytest.raises(ValueError, match=r"input_size must be \(C, H, W\) .*; got 32$"):
             summary(model, 32)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"input_size must be .*; got \(0, 32, 32\)$"):
+            summary(model, (0, 32, 32))
     with pytest.raises(ValueError, match="batch_size must be"):
         summary(create_model("lenet5"), (1, 32, 32), batch_size=0)
     with pytest.raises(ValueError, match=r"cannot tell the input channels.*\(C, H, W\)"):
@@ -436,12 +439,12 @@ class _EverySecondPixel(nn.Module):
         return x[:, :, ::2, ::2]  # ResNet-20's shortcut samples so
 
 
-def _measured_field(net: nn.Module, size: int) -> tuple[int, int]:
+def _measured_field(net: nn.Module, size: int | tuple[int, int]) -> tuple[int, int]:
     # Independent of the tracker: the input pixels the centre output depends on, found by
-    # backpropagation through positive weights at an input of ones.
+    # backpropagation through positive weights at an input of ones (size: H = W, or (H, W)).
     for p in net.parameters():
         p.data.fill_(0.1)
-    x = torch.ones(1, 1, size, size, requires_grad=True)
+    x = torch.ones(1, 1, *(size if isinstance(size, tuple) else (size, size)), requires_grad=True)
     y = net(x)
     y[0, 0, y.shape[2] // 2, y.shape[3] // 2].backward()
     assert x.grad is not None
@@ -458,6 +461,37 @@ def test_fields_through_slicing_and_power_pooling_are_the_measured_ones(middle) 
     for k, row in enumerate(rows):
         assert row.receptive_field == _measured_field(net[: k + 1], 23), row.name
     assert rows[1].jump == (2, 2)
+
+
+class _Index(nn.Module):
+    def __init__(self, index: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[self.index]
+
+
+@pytest.mark.parametrize(
+    "middle",
+    [
+        nn.Conv2d(1, 1, (1, 5)),  # a kernel wider than high
+        nn.Conv2d(1, 1, (3, 1), dilation=(2, 1)),  # taller than wide, dilated
+        nn.AvgPool2d(3, stride=(2, 1)),  # the stride as a pair, one per axis (max: ties)
+        _Index((..., slice(None, None, 2), slice(None))),  # every second row
+        _Index((slice(None), slice(None), slice(None), slice(None, None, 3))),  # third column
+        nn.AdaptiveAvgPool2d((4, 8)),  # windows of 5x2 on a 20x16 map
+    ],
+    ids=["conv1x5", "conv5x1-dilated", "pool-stride-pair", "rows", "columns", "adaptive"],
+)
+def test_fields_along_each_axis_are_the_measured_ones(middle: nn.Module) -> None:
+    # Height and width differ everywhere (input, kernel, stride, step), so a formula that
+    # takes one axis's value for the other's is caught.
+    net = nn.Sequential(nn.Conv2d(1, 1, 3), middle, nn.Conv2d(1, 1, 3))
+    rows = summary(net, (1, 22, 18)).rows
+    assert [r.receptive_field for r in rows] == [
+        _measured_field(net[: k + 1], (22, 18)) for k in range(len(rows))
+    ]
 
 
 def test_an_operation_that_resizes_the_map_unknowably_gets_no_field() -> None:
@@ -490,14 +524,10 @@ def test_lenet5_matches_torchinfo() -> None:
 
 
 def zoo_net(module: str, name: str) -> nn.Module:
-    """A network of the zoo, skipping the test while its family has not landed."""
-    try:
-        importlib.import_module(f"classic_cnns.nets.{module}")
-    except ImportError:
-        pytest.skip(f"classic_cnns.nets.{module} is not there yet")
-    if name not in list_models():
-        pytest.skip(f"{name} is not registered yet")
-    return create_model(name).net
+    """The zoo's network ``name``, from ``classic_cnns.nets.<module>``: one gone fails."""
+    net = create_model(name).net
+    assert type(net).__module__ == f"classic_cnns.nets.{module}"
+    return net
 
 
 def rf(s: ModelSummary, name: str, call: int = 0) -> int:

@@ -201,6 +201,23 @@ def test_family_arguments_reach_the_network(
     assert sum(isinstance(m, nn.Dropout) for m in net.modules()) == len(dropouts)
 
 
+@pytest.mark.parametrize(
+    ("build", "dropouts"),
+    [
+        (AlexNetNet, ("classifier.0", "classifier.3")),
+        (lambda: VGGNet(CONFIGS[11], small_input=True), ("classifier.2", "classifier.5")),
+        (NiNNet, ("features.2", "features.5")),
+    ],
+    ids=["alexnet", "vgg", "nin"],
+)
+def test_dropout_is_the_papers_half_by_default(build: Any, dropouts: tuple[str, ...]) -> None:
+    # The papers' dropout, their documented default: AlexNet and VGG drop half the units of
+    # the first two fully connected layers, NiN half of each of its two pools' outputs.
+    modules = dict(build().named_modules())
+    assert [n for n, m in modules.items() if isinstance(m, nn.Dropout)] == list(dropouts)
+    assert [modules[d].p for d in dropouts] == [0.5, 0.5]
+
+
 # -- GoogLeNet ------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ digits), and the datamodules to the ``ModelSpec`` protocol they read models thro
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from classic_cnns.data.preprocessing import (
     Preprocessing,
     _channel_stats,
     normalization,
+    random_crop_flip,
     to_size,
 )
 from classic_cnns.recipes import Recipe
@@ -245,3 +247,21 @@ def test_channel_statistics_are_numpys_on_real_images_and_across_chunks(
     assert mean == tuple(round(float(v), 4) for v in flat.mean(axis=1))
     assert std[:2] == tuple(round(float(v), 4) for v in flat.std(axis=1)[:2])
     assert std[2] == 1e-3  # a constant channel: at least 1e-3, so that normalising divides
+
+
+def test_random_flip_mirrors_about_half_the_images_and_only_those() -> None:
+    # Random pixels: no image is its own mirror. Without the crop (padding 0) each image comes
+    # back whole or mirrored left-right, each with probability 1/2: the mirrored count of n is
+    # Binomial(n, 1/2), within 4 standard deviations (sqrt(n) / 2) of n / 2 (all but 6e-5 of
+    # the time), which also has both kinds occur.
+    n = 200
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g)
+    assert not (images == images.flip(-1)).flatten(1).all(1).any()
+    torch.manual_seed(0)
+    out = random_crop_flip(images, padding=0)
+    kept = (out == images).flatten(1).all(1)
+    mirrored = (out == images.flip(-1)).flatten(1).all(1)
+    assert out.dtype == torch.uint8 and (kept ^ mirrored).all()
+    assert abs(int(mirrored.sum()) - n / 2) <= 4 * math.sqrt(n) / 2, int(mirrored.sum())
+    assert torch.equal(random_crop_flip(images, padding=0, flip=False), images)
