@@ -60,6 +60,17 @@ MNIST_RAW = _raw("MNIST")
 FASHION_RAW = _raw("FashionMNIST")
 
 
+def symlink(link: Path, target: Path) -> None:
+    """``link.symlink_to(target)``, a folder's as a folder's (which Windows tells apart); on
+    Windows, where a link needs a privilege or developer mode, the test is skipped without."""
+    try:
+        link.symlink_to(target, target_is_directory=target.is_dir())
+    except OSError as err:
+        if os.name != "nt":
+            raise
+        pytest.skip(f"cannot create a symbolic link here ({err})")
+
+
 def require_data(files: list[Path], fetch: str) -> None:
     """Skip the test (fail it where ``$CLASSIC_CNNS_REQUIRE_DATA`` is set) if a file is missing.
 

@@ -32,7 +32,7 @@ from classic_cnns.data.folder import ImageFolder, TransferDataModule, load_image
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.files import CheckpointError
 from classic_cnns.predict import PredictionCSV, predict_folder
-from conftest import write_png
+from conftest import symlink, write_png
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -310,7 +310,7 @@ def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused
         ImageFolder(tmp_path / "flat", channels=1, image_size=28).setup("fit")
     # Two folders of one split (a link to the other counts once), and split folders without
     # a training folder.
-    (tmp_path / "flat" / "validation").symlink_to(tmp_path / "flat" / "val")
+    symlink(tmp_path / "flat" / "validation", tmp_path / "flat" / "val")
     assert ImageFolder(tmp_path / "flat", channels=1)._split_dirs["val"].name == "val"
     (tmp_path / "flat" / "validation").unlink()
     (tmp_path / "flat" / "validation").mkdir()

@@ -23,6 +23,7 @@ from classic_cnns import LeNet5
 from classic_cnns.cli import main
 from classic_cnns.data.folder import ImageFolder, list_images, load_image
 from classic_cnns.predict import predict_folder, predict_main
+from conftest import symlink
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -76,9 +77,9 @@ def test_linked_folders_are_followed_once_without_looping(
     even = root / "even"
     _png(digits, 20, tmp_path / "elsewhere" / "x.png")
     _png(digits, 21, even / "sub" / "y.png")
-    (even / "more").symlink_to(tmp_path / "elsewhere")  # a linked subfolder: followed
-    (even / "sub" / "up").symlink_to(even)  # a link to a folder above: no loop
-    (even / "again").symlink_to(even / "sub")  # a second name of a folder read already
+    symlink(even / "more", tmp_path / "elsewhere")  # a linked subfolder: followed
+    symlink(even / "sub" / "up", even)  # a link to a folder above: no loop
+    symlink(even / "again", even / "sub")  # a second name of a folder read already
     files = [p.relative_to(even).as_posix() for p in list_images(even, recursive=True)]
     plain = sorted(p.name for p in even.glob("*.png"))
     assert files == [*plain, "more/x.png", "sub/y.png"]  # each file once, by its own name
@@ -192,7 +193,7 @@ def test_a_broken_link_named_like_an_image_is_reported_not_dropped(
 ) -> None:
     _png(digits, 0, tmp_path / "a.png")
     broken = tmp_path / "x.png"
-    broken.symlink_to(tmp_path / "gone.png")
+    symlink(broken, tmp_path / "gone.png")
     assert list_images(tmp_path) == [tmp_path / "a.png", broken]
     with pytest.raises(FileNotFoundError, match=rf"^{re.escape(str(broken))}: a broken link to "):
         load_image(broken, 1, None)
