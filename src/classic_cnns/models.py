@@ -200,7 +200,7 @@ def _family_init(cls: type[ImageClassifier]) -> Callable[..., None]:
         for p in inspect.signature(ImageClassifier.__init__).parameters.values()
         if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"
     ]
-    # None is named like a task argument: register_model refuses such options.
+    # register_model refuses options named like a task argument: none shadows one.
     options = _family_options(cls.family)  # type: ignore[arg-type]
     names = [p.name for p in task]
     keyword_only = f", *, {', '.join(options)}" if options else ""

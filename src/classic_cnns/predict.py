@@ -241,18 +241,17 @@ def _write_output(rows: list[dict[str, Any]], output: str | os.PathLike[str]) ->
 class PredictionCSV(BasePredictionWriter):
     """Write ``Trainer.predict``'s class probabilities as CSV: what ``classic-cnns predict`` saves.
 
-    One row per image, in the order predicted: ``index`` (its position in the split),
-    ``label`` (its true class, where the batches have labels), ``class``, ``class_index``
-    and ``probability`` of the most probable class. Classes are named as the model names
-    them (``data_config["class_names"]``), labels as the datamodule does (its
-    ``class_names``, which may number other classes), else as the model names its classes,
-    else by index. The CSV goes to ``path``
-    or else ``<the trainer's log_dir>/predictions.csv``; each process of a multi-process run
-    writes its own, ``predictions-rank<r>.csv``. Rows are written as predicting goes, batch by
-    batch, to a temporary file beside it (none are kept in memory), which is moved into place
-    when predicting ends: the file appears then, complete. A run that fails or is interrupted
-    leaves whatever was at ``path`` as it was, and no temporary file. With several
-    dataloaders a first column, ``dataloader``, says which one each row comes from
+    One row per image, in the order predicted: ``index`` (its position in the split), ``label``
+    (its true class, where the batches have labels), ``class``, ``class_index`` and
+    ``probability`` of the most probable class. Classes are named as the model names them
+    (``data_config["class_names"]``), labels as the datamodule does (its ``class_names``, which
+    may number other classes), else as the model names its classes, else by index. The CSV goes
+    to ``path`` or else ``<the trainer's log_dir>/predictions.csv``; each process of a
+    multi-process run writes its own, ``predictions-rank<r>.csv``. Rows are written as
+    predicting goes, batch by batch, to a temporary file beside it (none are kept in memory),
+    which is moved into place when predicting ends: the file appears then, complete. A run that
+    fails or is interrupted leaves whatever was at ``path`` as it was, and no temporary file.
+    With several dataloaders a first column, ``dataloader``, says which one each row comes from
     (``index`` counts within it).
 
     A file there that this writer did not write (a user's, or an earlier run's in a folder
