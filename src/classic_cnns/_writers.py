@@ -17,6 +17,8 @@ import lightning as L
 
 from classic_cnns.files import atomic_path
 
+__all__ = ["RUN_ELSEWHERE", "refuse_replacing", "save_png"]
+
 # Where a run without a logger writes: the files of an earlier run, or a user's, are there.
 RUN_ELSEWHERE = (
     "run in another folder (--trainer.default_root_dir DIR; in Python, "
