@@ -128,13 +128,20 @@ def test_the_first_problem_of_an_epoch_is_reported_at_its_end() -> None:
     assert trainer.global_step == 6  # the epoch ran to its end before the read
 
 
-def test_labels_out_of_range_are_clamped_then_reported() -> None:
+@pytest.mark.parametrize(
+    ("label", "low", "high"),
+    # Batch 4's other labels run from 0 to 9; num_classes (10) and -1 are the nearest bad ones.
+    [(12, 0, 12), (10, 0, 10), (-1, -1, 9)],
+)
+def test_labels_out_of_range_are_clamped_then_reported(label: int, low: int, high: int) -> None:
     with pytest.raises(
         ValueError,
-        match=r"^labels must lie in \[0, 10\); got values from 0 to 12 \(the train batch at "
-        r"global step 4, epoch 0\)$",
+        match=rf"^labels must lie in \[0, 10\); got values from {low} to {high} \(the train "
+        r"batch at global step 4, epoch 0\)$",
     ):
-        _trainer().fit(LeNet5(scheduler="none"), train_dataloaders=_batches(6, {4: ("label", 12)}))
+        _trainer().fit(
+            LeNet5(scheduler="none"), train_dataloaders=_batches(6, {4: ("label", label)})
+        )
 
 
 @pytest.mark.parametrize("stage", ["validate", "test"])

@@ -73,8 +73,14 @@ def test_freeze_backbone_trains_only_the_head_and_keeps_batch_norm_fixed() -> No
     assert not model.backbone_frozen and model.train().net.bn1.training
 
 
-@pytest.mark.parametrize("train_bn", [False, True])
-def test_unfreeze_backbone_callback_trains_the_backbone_after_n_epochs(train_bn: bool) -> None:
+@pytest.mark.parametrize(
+    ("options", "train_bn"),
+    # The default, as documented: the frozen backbone's batch norm layers are frozen too.
+    [({}, False), ({"train_bn": False}, False), ({"train_bn": True}, True)],
+)
+def test_unfreeze_backbone_callback_trains_the_backbone_after_n_epochs(
+    options: dict, train_bn: bool
+) -> None:
     model = LeNet5(arch="lenet5_bn", scheduler="cosine", lr=0.01)
     seen: list[tuple[int, bool]] = []
 
@@ -88,7 +94,7 @@ def test_unfreeze_backbone_callback_trains_the_backbone_after_n_epochs(train_bn:
                 frozen_epoch["bn_training"] = torch.tensor(pl_module.net.c1[1].training)
 
     before = _snapshot(model)
-    callback = UnfreezeBackbone(after_epochs=1, train_bn=train_bn)
+    callback = UnfreezeBackbone(after_epochs=1, **options)
     trainer = _trainer(max_epochs=2, limit_train_batches=2, callbacks=[callback, Spy()])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -112,6 +118,44 @@ def test_unfreeze_backbone_callback_trains_the_backbone_after_n_epochs(train_bn:
     # Testing with the same trainer afterwards does not freeze the trained backbone again.
     trainer.test(model, _loader(16), verbose=False)
     assert not model.backbone_frozen and all(p.requires_grad for p in model.parameters())
+
+
+def test_unfreeze_backbone_after_zero_epochs_trains_everything_from_the_start() -> None:
+    model = LeNet5(arch="lenet5_bn", scheduler="none", lr=0.01)
+    seen: list[tuple[bool, bool]] = []
+
+    class Spy(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            bn = pl_module.net.c1[1]
+            seen.append((pl_module.backbone_frozen, bn.training and bn.weight.requires_grad))
+
+    before = _snapshot(model)
+    trainer = _trainer(limit_train_batches=2, callbacks=[UnfreezeBackbone(after_epochs=0), Spy()])
+    trainer.fit(model, _loader())
+    assert seen == [(False, True), (False, True)]
+    assert not torch.equal(before["net.c1.0.weight"], model.net.c1[0].weight)
+    assert not torch.equal(before["net.c1.1.running_mean"], model.net.c1[1].running_mean)
+
+
+@pytest.mark.parametrize("after_epochs", [-1, 1.5, "1"])
+def test_unfreeze_backbone_refuses_what_is_not_a_count_of_epochs(after_epochs: object) -> None:
+    with pytest.raises(
+        ValueError,
+        match=rf"^after_epochs must be an int >= 0; got {re.escape(repr(after_epochs))}$",
+    ):
+        UnfreezeBackbone(after_epochs=after_epochs)
+
+
+def test_unfreeze_backbone_refuses_a_module_that_cannot_freeze_its_backbone() -> None:
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    trainer = _trainer(max_steps=1, callbacks=[UnfreezeBackbone()])
+    with pytest.raises(
+        TypeError,
+        match=r"^UnfreezeBackbone needs a LightningModule with freeze_backbone\(\) and "
+        r"unfreeze_backbone\(\) \(an ImageClassifier\); got BoringModel$",
+    ):
+        trainer.fit(BoringModel())
 
 
 def test_unfreeze_backbone_adds_missing_parameters_to_the_optimizer() -> None:
@@ -169,18 +213,28 @@ def test_reset_classifier_and_forward_features(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
-def test_a_network_of_ones_own_gets_a_head_without_declaring_one() -> None:
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kind", ["linear", "conv1x1"])
+def test_a_network_of_ones_own_gets_a_head_without_declaring_one(kind: str, bias: bool) -> None:
     # Without head_names or reset_classifier: the last module with parameters is the head,
-    # and reset_head replaces that linear layer.
+    # and reset_head replaces that linear layer or 1x1 convolution, with a bias if it had one.
     torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16, 10)
+    nn = torch.nn
+    head: list[nn.Module] = (
+        [nn.Flatten(), nn.Linear(16, 10, bias=bias)]
+        if kind == "linear"
+        else [nn.Conv2d(4, 10, 1, bias=bias), nn.Flatten()]
     )
-    assert head_names(net) == ("3",)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), *head)
+    name = "3" if kind == "linear" else "2"
+    assert head_names(net) == (name,)
     conv = net[0].weight.detach().clone()
     reset_head(net, 3)
-    assert net[3].out_features == 3 and torch.equal(net[0].weight, conv)
-    assert net(torch.zeros(2, 1, 4, 4)).shape == (2, 3)
+    fresh = net.get_submodule(name)
+    assert type(fresh) is type(head[0 if kind == "conv1x1" else 1])
+    assert fresh.weight.shape[0] == 3 and (fresh.bias is not None) == bias
+    assert torch.equal(net[0].weight, conv)
+    assert net(torch.zeros(2, 1, 4, 4)).shape == ((2, 3) if kind == "linear" else (2, 12))
     with pytest.raises(ValueError, match=r"num_classes must be an int of at least 2; got 1"):
         reset_head(net, 1)
 

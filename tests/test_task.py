@@ -1,6 +1,7 @@
 """The shared task: hyperparameters, optimizers, schedules, metrics, steps."""
 
 import math
+import warnings
 
 import lightning as L
 import pytest
@@ -231,6 +232,17 @@ def test_test_metrics_match_a_hand_computed_accuracy() -> None:
     assert result["test_acc"] == pytest.approx(correct / 96)
 
 
+def test_test_step_returns_the_logits_or_none_for_a_skipped_batch() -> None:
+    model = LeNet5(nonfinite="skip").eval()
+    x, y = torch.randn(4, 1, 32, 32), torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        logits = model.net(x)
+        torch.testing.assert_close(model.test_step((x, y), 0), logits)
+        x[1, 0, 3, 3] = math.nan
+        with pytest.warns(UserWarning, match=r"NaN or infinite"):
+            assert model.test_step((x, y), 0) is None  # skipped: no logits
+
+
 def test_predict_step_returns_probabilities() -> None:
     model = LeNet5().eval()
     x = torch.randn(4, 1, 32, 32)
@@ -246,7 +258,10 @@ def test_label_smoothing_is_pytorchs() -> None:
     with torch.no_grad():
         logits = smooth.net(x)
     expected = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.2)
-    torch.testing.assert_close(smooth.training_step((x, y), 0), expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a plain loop: no Trainer, so no self.log and no warning
+        loss = smooth.training_step((x, y), 0)
+    torch.testing.assert_close(loss, expected)
     assert not torch.isclose(expected, torch.nn.functional.cross_entropy(logits, y))
 
 
@@ -258,6 +273,36 @@ def test_auxiliary_outputs_are_added_with_their_weight() -> None:
     expected = torch.nn.functional.cross_entropy(
         logits, y
     ) + 0.7 * torch.nn.functional.cross_entropy(logits * 0.5, y)
+    torch.testing.assert_close(model.training_step((x, y), 0), expected)
+
+
+def test_distillation_keeps_label_smoothing_in_the_auxiliary_heads_loss() -> None:
+    # With a teacher, the network's logits learn from alpha * KL + (1 - alpha) * smoothed CE;
+    # the auxiliary heads, which the teacher does not see, from the smoothed labels alone.
+    F = torch.nn.functional
+    model = LeNet5(
+        loss="kl_div",
+        teacher="t.ckpt",
+        label_smoothing=0.1,
+        alpha=0.25,
+        temperature=2.0,
+        aux_loss_weight=0.5,
+    )
+    x, y = next(iter(_loader()))
+    logits, aux = model(x).detach(), torch.randn(16, 10, generator=torch.Generator().manual_seed(1))
+    smoothed = F.cross_entropy(aux, y, label_smoothing=0.1)
+    assert not torch.isclose(smoothed, F.cross_entropy(aux, y))
+    torch.testing.assert_close(model.hard_criterion(aux, y), smoothed)
+    # The same through a training step, the teacher (not loaded outside fit) a fixed network.
+    torch.manual_seed(2)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 10))
+    with torch.no_grad():
+        teacher_logits = teacher(x)
+    model._teacher = [teacher]
+    model.net.forward = lambda inp: (logits, aux)  # a network with one aux head
+    p, log_q = (teacher_logits / 2).softmax(1), (logits / 2).log_softmax(1)
+    kl = 4 * (p * (p.log() - log_q)).sum(1).mean()
+    expected = 0.25 * kl + 0.75 * F.cross_entropy(logits, y, label_smoothing=0.1) + 0.5 * smoothed
     torch.testing.assert_close(model.training_step((x, y), 0), expected)
 
 

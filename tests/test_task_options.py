@@ -355,7 +355,11 @@ def test_a_run_without_training_batches_needs_no_schedule() -> None:
                         enable_checkpointing=False, enable_progress_bar=False)  # fmt: skip
     trainer.fit(model, Digits())
     assert trainer.global_step == 0 and trainer.lr_scheduler_configs == []
-    with pytest.raises(ValueError, match="needs a finite run length"):  # still: no end at all
+    with pytest.raises(  # still: no end at all, and the advice is to give it one
+        ValueError,
+        match=r"needs a finite run length; set trainer max_epochs or max_steps, or pass "
+        r"scheduler='none'",
+    ):
         L.Trainer(max_epochs=-1, logger=False).fit(LeNet5(), Digits())
 
 

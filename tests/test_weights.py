@@ -145,6 +145,30 @@ def test_new_head_and_adapted_first_layer_keep_the_grey_response(
     torch.testing.assert_close(response, rgb_response, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize(("source_channels", "in_channels"), [(1, 3), (3, 1)])
+def test_a_3x3_first_conv_is_adapted_both_ways(source_channels: int, in_channels: int) -> None:
+    # ResNet-20's stem is a 3x3 convolution: its kernel size equals the RGB channel count,
+    # so only the channel dimension (not a spatial one) may decide the adaptation.
+    info = model_info("resnet20")
+    source = info.build_net(num_classes=10, in_channels=source_channels)
+    target = info.build_net(num_classes=10, in_channels=in_channels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every tensor loads: the first conv adapted, not fresh
+        assert weights_module.load_into(target, source.state_dict(), source="a ResNet-20") == {}
+    w = source.conv1.weight.detach()
+    # The documented rule: one channel repeated to three, each copy a third (1 -> 3); three
+    # summed into one (3 -> 1).
+    expected = w.expand(-1, 3, -1, -1) / 3 if in_channels == 3 else w.sum(1, keepdim=True)
+    assert target.conv1.weight.shape == (16, in_channels, 3, 3)
+    torch.testing.assert_close(target.conv1.weight.detach(), expected)
+    torch.testing.assert_close(target.layer3[2].conv2.weight, source.layer3[2].conv2.weight)
+    grey = torch.rand(2, 1, 12, 12)
+    with torch.no_grad():
+        before = source.conv1(grey.expand(-1, source_channels, -1, -1))
+        after = target.conv1(grey.expand(-1, in_channels, -1, -1))
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("in_channels", [1, 2, 3, 4, 5, 6, 7])
 def test_adapt_input_conv_keeps_the_sum_over_channels(in_channels: int) -> None:
     w = torch.randn(16, 3, 7, 7)
