@@ -646,6 +646,8 @@ def test_statistics_on_the_0_255_scale_are_refused_with_the_fix() -> None:
         CIFAR10(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
     with pytest.raises(ValueError, match=r"0-1 scale .*std=\(1\.5,\)"):
         check_stats([0.5], [1.5], channels=1)
+    with pytest.raises(ValueError, match=r"0-1 scale .*std=\(0\.25, 0\.25, 58\.0\)"):
+        check_stats([0.5] * 3, [0.25, 0.25, 58.0], channels=3)  # one channel's std of 0-255
     with pytest.raises(ValueError, match=r"0-1 scale .*mean=\(-0\.1,\)"):
         check_stats([-0.1], [0.2], channels=1)
     with pytest.raises(ValueError, match=r"mean and std must be numbers; got mean=\[nan\]"):

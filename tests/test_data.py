@@ -456,6 +456,7 @@ def test_in_memory_batches_cover_every_image_once() -> None:
         ({"val_size": float("nan")}, r"val_size must be a fraction .*; got nan"),
         ({"val_size": True}, r"val_size must be a fraction .*; got True"),
         ({"val_size": "0.1"}, r"val_size must be a fraction .*; got '0.1'"),
+        ({"val_size": 1.5}, r"val_size must be a fraction in \[0, 1\) or a whole count; got 1\.5"),
         (
             {"val_size": 1.0},
             r"val_size=1\.0 is ambiguous: .* pass the int 1",
@@ -535,6 +536,22 @@ def test_a_split_that_leaves_no_training_data_is_refused() -> None:
         ValueError, match=r"val_size=5000 leaves no training images \(1438 in the training set\)"
     ):
         Digits(val_size=5000).setup("fit")
+
+
+def test_val_size_1_holds_out_one_image_and_0_gives_no_validation() -> None:
+    # Digits' training set holds 1438 images (see above); val_size=1 is a count of one.
+    one, none = Digits(val_size=1), Digits(val_size=0)
+    for dm in (one, none):
+        dm.setup("fit")
+    assert {name: x.shape[0] for name, (x, _) in one._splits.items() if name != "test"} == {
+        "train": 1437,
+        "val": 1,
+    }
+    loader = one.val_dataloader()
+    assert isinstance(loader, torch.utils.data.DataLoader)
+    assert sum(y.shape[0] for _, y in loader) == 1
+    assert none._splits["train"][0].shape[0] == 1438
+    assert none.val_dataloader() == []  # no validation, as val_dataloader documents
 
 
 @pytest.mark.parametrize(

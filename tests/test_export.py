@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -189,6 +190,18 @@ def test_predict_folder_writes_file_class_and_probability(checkpoints, tmp_path,
     with output.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["file"] for r in rows] == [f"{i}.png" for i in range(6)]
+    # One image a batch (--batch-size 1, the smallest) gives the same table.
+    single = tmp_path / "single.csv"
+    args = [str(checkpoints["lenet5"]), str(folder), "--output", str(single), "--batch-size", "1"]
+    assert predict_main(args) == 0
+    with single.open(newline="") as f:
+        one_by_one = list(csv.DictReader(f))
+    assert [(r["file"], r["class_index"]) for r in one_by_one] == [
+        (r["file"], r["class_index"]) for r in rows
+    ]
+    assert [float(r["probability"]) for r in one_by_one] == pytest.approx(
+        [float(r["probability"]) for r in rows], abs=2e-6
+    )
     assert all(r["class"] == f"digit {r['class_index']}" for r in rows)
     assert all(0.1 <= float(r["probability"]) <= 1 for r in rows)
     # The CSV agrees with the model on the same preprocessing (28x28 padded to 32x32).
@@ -479,6 +492,28 @@ def test_prediction_csv_says_which_of_several_loaders_a_row_comes_from(tmp_path:
     assert (tmp_path / "p.csv").read_text().splitlines()[
         0
     ] == "index,label,class,class_index,probability"
+
+
+class _SixDigits(torch.utils.data.IterableDataset):
+    """Six images with labels 0..5, streamed: Lightning has no indices of its batches."""
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
+        g = torch.Generator().manual_seed(0)
+        for i in range(6):
+            yield torch.rand(1, 32, 32, generator=g), i
+
+
+def test_prediction_csv_counts_the_rows_of_a_loader_without_batch_indices(tmp_path: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    writer = PredictionCSV(tmp_path / "p.csv")
+    trainer = L.Trainer(logger=False, callbacks=[writer], enable_progress_bar=False)
+    trainer.predict(
+        LeNet5().eval(), DataLoader(_SixDigits(), batch_size=2), return_predictions=False
+    )
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [r["index"] for r in rows] == [str(i) for i in range(6)]  # the position in the stream
+    assert [r["label"] for r in rows] == [str(i) for i in range(6)]
 
 
 def _mnist_loader(mnist_raw: Path, count: int, batch_size: int) -> torch.utils.data.DataLoader:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
 from classic_cnns import Digits, LeNet5, model_info
-from classic_cnns.data import preprocessing
+from classic_cnns.data import InMemoryDataModule, preprocessing
 from classic_cnns.data.folder import load_image
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.data.preprocessing import (
@@ -159,6 +159,8 @@ def test_the_statistics_come_given_then_recorded_then_from_the_dataset() -> None
     assert normalization(1, recorded=rgb) == model_info("resnet18").weights.normalization(1)
     assert normalization(3, recorded={"mean": [], "std": []}) is None
     assert normalization(1, recorded={"mean": [0.5], "std": [0.0]}) is None
+    # One channel's std of 0 is enough to refuse the recorded statistics (dividing by it).
+    assert normalization(2, recorded={"mean": [0.5, 0.5], "std": [0.2, 0.0]}) is None
     with pytest.raises(ValueError, match=r"pass mean and std \(1 value\(s\) each\)"):
         Preprocessing.from_config({"image_size": [32, 32]}, channels=1)
 
@@ -173,6 +175,25 @@ class _OwnModel(L.LightningModule):
         super().__init__()
         self.layer = torch.nn.Linear(1, 1)
         self.data_config: dict[str, Any] = {}
+
+
+class _Square(InMemoryDataModule):
+    """Blank side x side images, 10 to train (1 of them to validate) and 2 to test."""
+
+    num_classes = 10
+    class_names = tuple("0123456789")
+    mean, std = (0.5,), (0.25,)
+
+    def __init__(self, side: int) -> None:
+        super().__init__(val_size=1)
+        self.side = side
+
+    def load_splits(self) -> tuple[torch.Tensor, ...]:
+        def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            images = torch.zeros(n, 1, self.side, self.side, dtype=torch.uint8)
+            return images, torch.zeros(n, dtype=torch.long)
+
+        return (*split(10), *split(2))
 
 
 def test_datamodules_follow_any_model_that_has_the_model_spec() -> None:
@@ -199,6 +220,13 @@ def test_datamodules_follow_any_model_that_has_the_model_spec() -> None:
         _connect(dm, ResNet("resnet18", in_channels=1, num_classes=10, **options))
         dm.setup("fit")
         assert dm.dims == (1, size, size), options
+    # The recipe's small size is for the 28-32 pixel datasets (the README): 32 px images are
+    # small, 33 px ones get the model's own input size (ResNet-18: 224).
+    for side, size in ((28, 96), (32, 96), (33, 224)):
+        dm = _Square(side)
+        _connect(dm, ResNet("resnet18", in_channels=1, num_classes=10))
+        dm.setup("fit")
+        assert dm.dims == (1, size, size), side
 
 
 def test_a_grey_checkpoint_adapted_to_rgb_predicts_grey_rgb_files_as_before(
@@ -265,3 +293,36 @@ def test_random_flip_mirrors_about_half_the_images_and_only_those() -> None:
     assert out.dtype == torch.uint8 and (kept ^ mirrored).all()
     assert abs(int(mirrored.sum()) - n / 2) <= 4 * math.sqrt(n) / 2, int(mirrored.sum())
     assert torch.equal(random_crop_flip(images, padding=0, flip=False), images)
+
+
+def test_random_crop_shifts_each_image_by_minus_to_plus_the_padding_uniformly() -> None:
+    # Each pixel of an 8x8 image holds its position (1..64, never the padding's 0). A crop
+    # after padding 2 shifts the image by (dy, dx), each uniform on {-2, ..., 2}: out[i, j] is
+    # image[i + dy, j + dx], or 0 outside it. Each value's count of n is Binomial(n, 1/5),
+    # within 5 standard deviations of n / 5 (all but about 3e-6 of the time per count).
+    n, padding, size = 2000, 2, 8
+    image = torch.arange(1, size * size + 1, dtype=torch.uint8).view(1, 1, size, size)
+    torch.manual_seed(0)
+    out = random_crop_flip(image.repeat(n, 2, 1, 1), padding=padding, flip=False)
+    assert out.shape == (n, 2, size, size) and torch.equal(out[:, 0], out[:, 1])
+    centre = out[:, 0, size // 2, size // 2].long() - 1  # image[4 + dy, 4 + dx], always inside
+    dy, dx = centre // size - size // 2, centre % size - size // 2
+    padded = F.pad(image[0, 0], (padding,) * 4)
+    for k in range(0, n, 97):  # the whole window, for some of the images
+        top, left = int(dy[k]) + padding, int(dx[k]) + padding
+        assert torch.equal(out[k, 0], padded[top : top + size, left : left + size])
+    shifts = list(range(-padding, padding + 1))
+    bound = 5 * math.sqrt(n * 0.2 * 0.8)
+    for axis in (dy, dx):
+        counts = torch.bincount(axis + padding, minlength=len(shifts)).tolist()
+        assert len(counts) == len(shifts), sorted(set(axis.tolist()))
+        assert all(abs(count - n / 5) <= bound for count in counts), counts
+
+
+def test_a_size_one_pixel_high_is_a_size() -> None:
+    prep = Preprocessing((0.5,), (0.2,), (1, 8))
+    assert prep.image_size == (1, 8)
+    out = prep(torch.full((2, 1, 1, 8), 255, dtype=torch.uint8))
+    torch.testing.assert_close(out, torch.full((2, 1, 1, 8), (1 - 0.5) / 0.2))
+    with pytest.raises(ValueError, match=r"image_size must be \(H, W\) of positive ints"):
+        Preprocessing((0.5,), (0.2,), (0, 8))
