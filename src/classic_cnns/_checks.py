@@ -11,7 +11,19 @@ import math
 import os
 from typing import Any, TypeGuard
 
-__all__ = ["check_flag", "check_path", "is_int", "is_number"]
+__all__ = ["as_plain", "check_flag", "check_path", "is_int", "is_number"]
+
+
+def as_plain(value: Any) -> Any:
+    """A numpy number or a 0-d tensor as its Python value, which checkpoints read back under
+    ``weights_only`` loading; anything else as it is.
+
+    Example:
+        >>> import numpy as np
+        >>> as_plain(np.float32(0.5)), as_plain("sgd")
+        (0.5, 'sgd')
+    """
+    return value.item() if getattr(value, "ndim", None) == 0 and hasattr(value, "item") else value
 
 
 def is_number(value: Any) -> bool:

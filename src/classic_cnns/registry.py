@@ -26,7 +26,7 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
-from classic_cnns._checks import check_flag, is_int, is_number
+from classic_cnns._checks import as_plain, check_flag, is_int, is_number
 from classic_cnns.recipes import Recipe, default_recipe
 
 __all__ = [
@@ -305,15 +305,9 @@ class ModelInfo:
         return net
 
 
-def _plain(value: Any) -> Any:
-    # A numpy number or a 0-d tensor as its Python value, which checkpoints read back with
-    # weights_only loading; anything else as it is.
-    return value.item() if getattr(value, "ndim", None) == 0 and hasattr(value, "item") else value
-
-
 def _checked(name: str, value: Any, annotation: Any) -> Any:
-    # A network option as its annotation says, in plain Python (see _plain).
-    value = _plain(value)
+    # A network option as its annotation says, in plain Python (see as_plain).
+    value = as_plain(value)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(annotation):
             return value

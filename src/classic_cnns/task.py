@@ -29,6 +29,7 @@ from torchmetrics import Metric, MetricCollection
 
 from classic_cnns import _guard, finetune
 from classic_cnns._arguments import check_arguments, warn_of_cycled_momentum, warn_of_the_recipe_lr
+from classic_cnns._checks import as_plain
 from classic_cnns._data_classes import check_data_classes, check_one_loader
 from classic_cnns._distributed import destroy_at_exit
 from classic_cnns._guard import NonFinitePolicy, StepGuard, check_images, report
@@ -45,7 +46,7 @@ from classic_cnns.optim import (
     param_groups,
 )
 from classic_cnns.recipes import OptimizerName, Recipe, SchedulerName
-from classic_cnns.registry import _plain, model_info
+from classic_cnns.registry import model_info
 
 __all__ = ["OPTIMIZERS", "SCHEDULERS", "ImageClassifier"]
 _SMALL_SIZE = 32  # px: the images a small_input stem is made for (CIFAR, MNIST padded)
@@ -174,7 +175,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             label_smoothing=label_smoothing,
         )  # fmt: skip
         # As plain numbers (a numpy number's .item()), which weights_only loads.
-        self.hparams.update({k: _plain(v) for k, v in {**self.hparams, **resolved}.items()})
+        self.hparams.update({k: as_plain(v) for k, v in {**self.hparams, **resolved}.items()})
         self._hparams_initial = copy.deepcopy(self._hparams)
         self.num_classes, self.in_channels = num_classes, in_channels
         self.channels_last = channels_last  # a plain attribute: forward reads it when scripted
