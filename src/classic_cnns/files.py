@@ -363,21 +363,20 @@ def _refuse_program(f: IO[bytes], shown: str) -> None:
 
 
 def _refuse_names(names: list[str], shown: str) -> None:
-    # A program rather than weights, told apart by its records as torch.load does: TorchScript
-    # archives hold constants.pkl; torch.export's .pt2 archives no data.pkl, unlike torch.save
-    # files, but archive_format (torch 2.14) or serialized_exported_program.json (torch 2.6).
+    # A zip archive other than a torch.save file (whose records include data.pkl), told apart
+    # as torch.load does: TorchScript's holds constants.pkl; a torch.export .pt2 archive_format
+    # (torch 2.14) or serialized_exported_program.json (torch 2.6) and no data.pkl.
     records = {name.rsplit("/", 1)[-1] for name in names}
-    exported = records & {"archive_format", "serialized_exported_program.json"}
+    runs = "(classic-cnns export --format {}), which {} runs"
     if "constants.pkl" in records:
-        program, fmt, runner = "a TorchScript archive", "torchscript", "torch.jit.load"
-    elif exported and "data.pkl" not in records:
-        program, fmt, runner = "a torch.export program", "pt2", "torch.export.load"
-    else:
+        what = "a TorchScript archive " + runs.format("torchscript", "torch.jit.load")
+    elif "data.pkl" in records or not names:
         return
-    raise CheckpointError(
-        f"{shown}: {program} (classic-cnns export --format {fmt}), which {runner} runs; "
-        "expected a checkpoint or a .safetensors file"
-    )
+    elif records & {"archive_format", "serialized_exported_program.json"}:
+        what = "a torch.export program " + runs.format("pt2", "torch.export.load")
+    else:
+        what = "a zip archive that torch.save did not write (it has no data.pkl record)"
+    raise CheckpointError(f"{shown}: {what}; expected a checkpoint or a .safetensors file")
 
 
 def load_checkpoint(
