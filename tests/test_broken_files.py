@@ -33,6 +33,7 @@ from classic_cnns.files import (
     atomic_path,
     atomic_save,
     check_checkpoint_file,
+    check_writable,
     download,
     load_checkpoint,
     read_weights_file,
@@ -232,17 +233,43 @@ def test_a_checkpoint_saved_without_crc32s_loads(
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
 
 
-def _past_the_end(data: bytes) -> bytes:
-    # The central directory gives the tensor's record a size larger than the whole file.
+def _tensor_record(data: bytes) -> tuple[int, int, int]:
+    """Where the tensor's record (.../data/0) is in a zip archive: its central directory
+    entry, its local header, and its data, which follows the local header's 30 bytes, its
+    name and its extra field (the zip format's layout, read here without zipfile)."""
     at = -1
     while True:  # to the central directory entry of .../data/0
         at = data.index(b"PK\x01\x02", at + 1)
         name_length = int.from_bytes(data[at + 28 : at + 30], "little")
         if data[at + 46 : at + 46 + name_length].endswith(b"/data/0"):
             break
+    local = int.from_bytes(data[at + 42 : at + 46], "little")
+    lengths = data[local + 26 : local + 28], data[local + 28 : local + 30]
+    return at, local, local + 30 + sum(int.from_bytes(n, "little") for n in lengths)
+
+
+def _sized(data: bytes, size: int) -> bytes:
+    # The central directory gives the tensor's record this size (compressed and plain).
+    at, _, _ = _tensor_record(data)
     damaged = bytearray(data)
-    damaged[at + 20 : at + 28] = len(data).to_bytes(4, "little") * 2  # compressed, plain size
+    damaged[at + 20 : at + 28] = size.to_bytes(4, "little") * 2
     return bytes(damaged)
+
+
+def _past_the_end(data: bytes) -> bytes:
+    return _sized(data, len(data))  # larger than the whole file
+
+
+def _one_byte_past_the_end(data: bytes) -> bytes:
+    _, _, start = _tensor_record(data)
+    return _sized(data, len(data) - start + 1)  # its data would end a byte past the file's
+
+
+def _no_local_header(data: bytes) -> bytes:
+    # The local header the central directory points to lost its magic (PK\3\4).
+    _, local, _ = _tensor_record(data)
+    assert data[local : local + 4] == b"PK\x03\x04"
+    return data[:local] + b"XX" + data[local + 2 :]
 
 
 @pytest.mark.usefixtures("without_crc32")
@@ -251,6 +278,8 @@ def _past_the_end(data: bytes) -> bytes:
     [
         (_truncate, r"\d+ bytes; File is not a zip file"),
         (_past_the_end, r"\d+ bytes; record '.*data/0' ends past the file's end"),
+        (_one_byte_past_the_end, r"\d+ bytes; record '.*data/0' ends past the file's end"),
+        (_no_local_header, r"\d+ bytes; no local header for record '.*data/0'"),
     ],
 )
 def test_a_damaged_checkpoint_without_crc32s_is_still_refused(
@@ -263,6 +292,17 @@ def test_a_damaged_checkpoint_without_crc32s_is_still_refused(
         CheckpointError, match=rf"^{re.escape(str(path))}: the file is truncated .*\({message}\)"
     ):
         load_checkpoint(path)
+
+
+@pytest.mark.usefixtures("without_crc32")
+def test_a_record_that_ends_at_the_file_s_end_lies_within_it(tmp_path: Path) -> None:
+    # The boundary of the check above: data that ends with the file is whole.
+    path = tmp_path / "nocrc.pt"
+    torch.save({"fc.weight": torch.ones(1000)}, path)
+    data = path.read_bytes()
+    _, _, start = _tensor_record(data)
+    path.write_bytes(_sized(data, len(data) - start))
+    check_checkpoint_file(path)  # no error
 
 
 def test_lightning_checkpoints_load_with_weights_only(checkpoints: dict[str, Path]) -> None:
@@ -340,6 +380,26 @@ def test_a_checkpoint_of_another_configuration_names_the_shapes(tmp_path: Path) 
     # Names of another count are an older head's, left in the file: not this head's classes.
     state[DATA_CHECKPOINT_KEY] = {"class_names": [str(d) for d in range(10)]}
     verify_checkpoint(LeNet5(num_classes=5), state, "five.ckpt", class_names="abcde")
+
+
+def test_resuming_on_other_classes_is_refused_for_a_head_of_its_own_size() -> None:
+    # A checkpoint whose head is not its arch's default (lenet5: 10 classes), as saved.
+    saved = LeNet5(num_classes=4)
+    checkpoint = {
+        "hyper_parameters": dict(saved.hparams),
+        DATA_CHECKPOINT_KEY: {"class_names": ["cat", "dog", "fox", "owl"]},
+        "state_dict": saved.state_dict(),
+    }
+    assert checkpoint["hyper_parameters"]["num_classes"] == 4
+    verify_checkpoint(LeNet5(num_classes=4), checkpoint, "four.ckpt", ["cat", "dog", "fox", "owl"])
+    with pytest.raises(
+        CheckpointError,
+        match=r"^four\.ckpt: the checkpoint was trained on the classes "
+        r"\['cat', 'dog', 'fox', 'owl'\]; the data has \['ant', 'bee', 'cow', 'elk'\]",
+    ):
+        verify_checkpoint(
+            LeNet5(num_classes=4), checkpoint, "four.ckpt", ["ant", "bee", "cow", "elk"]
+        )
 
 
 def test_the_weights_api_refuses_another_architecture(checkpoints: dict[str, Path]) -> None:
@@ -429,13 +489,33 @@ def test_model_checkpoint_writes_through_the_atomic_plugin(tmp_path: Path) -> No
     assert not list(tmp_path.rglob(".*.tmp"))
 
 
+def test_a_remote_checkpoint_is_saved_through_its_file_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the plugin's docstring says: a remote (fsspec) path takes Lightning's own save, not
+    # a local file named like the URL. fsspec's in-memory file system stands for one.
+    import fsspec
+
+    monkeypatch.chdir(tmp_path)
+    memory = fsspec.filesystem("memory")
+    folder = f"/classic-cnns-{tmp_path.name}"
+    try:
+        AtomicCheckpointIO().save_checkpoint({"w": torch.ones(1)}, f"memory://{folder}/m.ckpt")
+        with memory.open(f"{folder}/m.ckpt", "rb") as f:
+            assert torch.equal(torch.load(f, weights_only=True)["w"], torch.ones(1))
+        assert list(tmp_path.iterdir()) == []  # no local memory: folder
+    finally:
+        if memory.exists(folder):
+            memory.rm(folder, recursive=True)
+
+
 posix_only = pytest.mark.skipif(
     os.name != "posix", reason="file modes and symbolic links as POSIX has them"
 )
 
 
 @posix_only
-@pytest.mark.parametrize("mode", [0o600, 0o640, 0o444], ids=oct)
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o444, 0o755], ids=oct)
 def test_atomic_path_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path, mode: int) -> None:
     path = tmp_path / "secret.csv"
     path.write_text("old\n")
@@ -476,6 +556,15 @@ def test_atomic_path_refuses_a_folder_before_the_block_runs(tmp_path: Path) -> N
     with pytest.raises(IsADirectoryError, match=r"got the folder"), atomic_path(folder) as tmp:
         ran.append(tmp)
     assert ran == [] and sorted(p.name for p in tmp_path.rglob("*")) == ["imgs"]
+
+
+def test_check_writable_leaves_nothing_behind(tmp_path: Path) -> None:
+    # As its docstring says: a probe file is made and removed, nothing at the path touched.
+    (tmp_path / "out.csv").write_text("mine\n")
+    check_writable(tmp_path / "out.csv")
+    check_writable(tmp_path / "new" / "sub" / "out.csv")  # the folders atomic_path would make
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+    assert (tmp_path / "out.csv").read_text() == "mine\n"
 
 
 def test_a_folder_is_not_reported_as_a_missing_file(tmp_path: Path) -> None:
@@ -526,6 +615,25 @@ def test_a_safetensors_file_given_for_a_checkpoint_is_named_as_one(tmp_path: Pat
     empty.touch()
     with pytest.raises(CheckpointError, match=r"empty \(0 bytes\); expected a safetensors file\."):
         classic_cnns.load_model(empty)
+
+
+def test_a_zip_archive_torch_save_did_not_write_is_named_as_one(tmp_path: Path) -> None:
+    # Neither a checkpoint nor a program (TorchScript, torch.export): whole, it is no
+    # truncated or corrupted checkpoint either.
+    path = tmp_path / "photos.ckpt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("photos/readme.txt", "holiday photos\n")
+    said = (
+        r": a zip archive that torch.save did not write \(it has no data\.pkl record\); "
+        r"expected a checkpoint or a \.safetensors file$"
+    )
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}{said}"):
+        load_checkpoint(path)
+    with (
+        path.open("rb") as f,
+        pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}{said}"),
+    ):
+        load_checkpoint(f)  # an open file: read as is, its records named all the same
 
 
 def test_strip_compiled_refuses_what_is_not_a_key() -> None:

@@ -1,5 +1,6 @@
 """The shared task: hyperparameters, optimizers, schedules, metrics, steps."""
 
+import inspect
 import math
 import warnings
 
@@ -10,7 +11,8 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics import Metric
 
-from classic_cnns import Digits, LeNet5, ResNet
+from classic_cnns import Digits, ImageClassifier, LeNet5, ResNet, model_info
+from classic_cnns.checkpoint import init_parameters
 from classic_cnns.optim import make_optimizer, make_scheduler, param_groups, schedule_length
 from classic_cnns.task import OPTIMIZERS, SCHEDULERS
 from conftest import sklearn_metrics
@@ -425,16 +427,43 @@ class _Narrowed(LeNet5):
         self.drop = torch.nn.Dropout(dropout)
 
 
-def test_a_subclass_that_narrows_init_reloads_from_its_checkpoint(tmp_path) -> None:
+class _NarrowedResNet(ResNet):
+    # The same for a family whose networks take options (small_input, ...): the checkpoint
+    # records them (None) with the task's arguments, and the subclass takes none of them.
+    def __init__(self, dropout: float = 0.1) -> None:
+        super().__init__(arch="resnet20", num_classes=5, in_channels=1, lr=0.05)
+        self.save_hyperparameters()
+        self.drop = torch.nn.Dropout(dropout)
+
+
+def test_init_parameters_are_the_init_arguments_and_the_options_of_the_arch() -> None:
+    # As its docstring says: ImageClassifier.__init__'s arguments (not **options), and with
+    # an arch that model's network options, which **options takes.
+    own = set(inspect.signature(ImageClassifier).parameters) - {"options"}
+    assert init_parameters(ImageClassifier) == own
+    assert "small_input" in model_info("resnet20").options
+    assert init_parameters(ResNet, "resnet20") == own | set(model_info("resnet20").options)
+    # A subclass whose __init__ takes no **kwargs passes none of them on.
+    assert init_parameters(_NarrowedResNet, "resnet20") == {"dropout"}
+    assert init_parameters(_Narrowed, "lenet5") == {"dropout"}
+
+
+@pytest.mark.parametrize("narrowed", [_Narrowed, _NarrowedResNet], ids=["lenet5", "resnet20"])
+def test_a_subclass_that_narrows_init_reloads_from_its_checkpoint(
+    tmp_path, narrowed: type[ImageClassifier]
+) -> None:
     trainer = _trainer(limit_train_batches=1)
-    trainer.fit(_Narrowed(dropout=0.3), train_dataloaders=_loader(classes=5))
+    trainer.fit(narrowed(dropout=0.3), train_dataloaders=_loader(classes=5))
     trainer.save_checkpoint(tmp_path / "n.ckpt")
-    restored = _Narrowed.load_from_checkpoint(tmp_path / "n.ckpt")
+    restored = narrowed.load_from_checkpoint(tmp_path / "n.ckpt")
     assert restored.drop.p == 0.3 and restored.num_classes == 5
-    with pytest.raises(
-        TypeError, match=r"got unknown argument\(s\) \['lr'\]; it takes \['dropout'\]"
-    ):
-        _Narrowed.load_from_checkpoint(tmp_path / "n.ckpt", lr=0.1)
+    # Neither the family's arguments nor its network options are the subclass's.
+    for unknown, value in (("lr", 0.1), ("small_input", False)):
+        with pytest.raises(
+            TypeError,
+            match=rf"got unknown argument\(s\) \['{unknown}'\]; it takes \['dropout'\]",
+        ):
+            narrowed.load_from_checkpoint(tmp_path / "n.ckpt", **{unknown: value})
 
 
 def test_a_batch_size_set_on_the_datamodule_is_kept_over_the_recipe() -> None:

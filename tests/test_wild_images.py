@@ -144,6 +144,8 @@ def test_a_file_name_that_is_not_utf8_is_written_to_the_csv_as_its_bytes(
     assert [r["file"] for r in rows] == ["b.png", name]
     lines = output.read_bytes().splitlines()
     assert [line.split(b",")[0] for line in lines] == [b"file", b"b.png", b"caf\xe9.png"]
+    # The CSV alone: neither check_writable's probe nor atomic_path's temporary is left.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "out.csv"]
 
 
 def test_an_output_that_cannot_be_written_is_refused_before_any_image_is_read(
