@@ -130,6 +130,20 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
         export_model(model, tmp_path / "m.pt", "torchscript", atol=-1.0)
     with pytest.raises(ValueError, match=r"input_size must be \(C, H, W\) of positive ints"):
         export_model(model, tmp_path / "m.pt", "torchscript", input_size=(1, 32))
+    # An input_size of other channels than the network's 1: the model's own check says so.
+    with pytest.raises(ValueError, match=r"built for 1 input channel\(s\); got a batch with 3 "):
+        export_model(model, tmp_path / "m.pt", "torchscript", input_size=(3, 32, 32))
+    assert list(tmp_path.iterdir()) == []
+    # atol=0 accepts an exact file: safetensors' weights rebuild the very same logits.
+    result = export_model(model, tmp_path / "m.safetensors", "safetensors", atol=0.0)
+    assert result.max_abs_diff == 0.0 and result.path.is_file()
+    result.path.unlink()
+    # --format has no default: the command asks for it (argparse's exit status 2).
+    with pytest.raises(SystemExit) as exit_info:
+        export_main([str(checkpoints["lenet5"])])
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: --format" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
     existing = tmp_path / "m.onnx"
     existing.write_text("keep me")
     assert (
@@ -154,6 +168,16 @@ def test_networks_it_cannot_write_are_refused_naming_why(tmp_path) -> None:
     message = str(info.value)
     assert message.startswith(f"{tmp_path / 'edited.safetensors'} was not written: ")
     assert "60 key(s) of the file do not fit ResNetNet" in message and ".tmp" not in message
+    assert list(tmp_path.iterdir()) == []
+    # A head replaced by one of 5 classes: the file's hyperparameters build 10, so its two
+    # tensors would not load (a warning when loading, refused here).
+    model = LeNet5()
+    model.net.fc = torch.nn.Linear(84, 5)
+    with pytest.raises(ValueError) as info:
+        export_model(model, tmp_path / "head.safetensors", "safetensors")
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'head.safetensors'} was not written: ")
+    assert "2 key(s) not loaded from the file into LeNet5Net" in message
     assert list(tmp_path.iterdir()) == []
     # Weights in another dtype than float32 (a bf16-true run's).
     with pytest.raises(TypeError, match=r"float32 networks; this one has \['torch.bfloat16'\]"):

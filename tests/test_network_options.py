@@ -260,3 +260,23 @@ def test_the_hyperparameters_record_the_sizes_used(tmp_path: Path) -> None:
         assert torch.equal(loaded.net.fc.weight, model.net.fc.weight)
     with pytest.warns(UserWarning, match="kept fresh"):  # other classes: a fresh head
         assert load_model(tmp_path / "m.ckpt", num_classes=4).net.fc.out_features == 4
+
+
+def test_a_file_s_lr_is_kept_with_its_own_optimizer_only(tmp_path: Path) -> None:
+    # create_model's docstring: the file's hyperparameters are the defaults of the arguments
+    # not given, "its lr not for another optimizer"; then lr is the recipe's, as for a model
+    # built without a file (LeNet-5's: SGD at 0.1, the README's recipe table), with its warning.
+    from classic_cnns.export import save_safetensors
+
+    path = tmp_path / "sgd.safetensors"
+    save_safetensors(create_model("lenet5", optimizer="sgd", lr=0.5), path)
+    for same in ({}, {"optimizer": "sgd"}):
+        model = create_model("lenet5", checkpoint_path=path, **same)
+        assert (model.hparams["optimizer"], model.hparams["lr"]) == ("sgd", 0.5), same
+    with pytest.warns(UserWarning, match=r"lr 0\.1 is lenet5's recipe's for 'sgd'; 'adamw'"):
+        model = create_model("lenet5", checkpoint_path=path, optimizer="adamw")
+    assert (model.hparams["optimizer"], model.hparams["lr"]) == ("adamw", 0.1)
+    assert model_info("lenet5").recipe.lr == 0.1
+    # An lr given wins over both.
+    model = create_model("lenet5", checkpoint_path=path, optimizer="adamw", lr=1e-3)
+    assert (model.hparams["optimizer"], model.hparams["lr"]) == ("adamw", 1e-3)

@@ -18,8 +18,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from classic_cnns import Digits, LeNet5
-from classic_cnns.plots import TrainingPlots, plot_confusion_matrix
+from classic_cnns.plots import TrainingPlots, plot_confusion_matrix, plot_curves
 from classic_cnns.predict import PredictionCSV
+from conftest import symlink
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -51,7 +52,18 @@ def _png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
 
 
-def test_curves_and_confusion_matrix_hold_the_run_s_numbers(tmp_path: Path) -> None:
+def test_curves_and_confusion_matrix_hold_the_run_s_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from classic_cnns import plots as plots_module
+
+    drawn: list[Any] = []  # the confusion matrix figures TrainingPlots draws
+    real = plots_module.plot_confusion_matrix
+    monkeypatch.setattr(
+        plots_module,
+        "plot_confusion_matrix",
+        lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1],
+    )
     L.seed_everything(0, verbose=False)
     plots = TrainingPlots()
     model, dm = LeNet5(), Digits()
@@ -84,6 +96,11 @@ def test_curves_and_confusion_matrix_hold_the_run_s_numbers(tmp_path: Path) -> N
         table = list(csv.reader(f))
     assert table[0] == ["true \\ predicted", *map(str, range(10))]
     assert [[int(v) for v in row[1:]] for row in table[1:]] == expected.tolist()
+    # The figure's title gives the logged test accuracy, in percent.
+    (fig,) = drawn
+    title = re.fullmatch(r"LeNet5: test accuracy (\d+\.\d\d)%", fig.axes[0].get_title())
+    assert title is not None, fig.axes[0].get_title()
+    assert float(title[1]) == pytest.approx(100 * test_acc, abs=0.005)
 
 
 def test_a_run_resumed_from_an_epoch_s_validation_keeps_that_epoch_s_point(
@@ -151,6 +168,28 @@ def test_without_matplotlib_one_line_says_how_to_get_the_plots(
     assert (folder / "confusion_matrix.csv").is_file()
     notes = [r.getMessage() for r in caplog.records if "matplotlib" in r.getMessage()]
     assert notes == ["plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')"] * 2
+    # The CSV is still written, so a user's is still refused; figures there are not, as
+    # none would be drawn over them.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    figures = {name: f"a user's {name}".encode() for name in ("curves.png", "confusion_matrix.png")}
+    for name, data in figures.items():
+        (mine / name).write_bytes(data)
+    (mine / "confusion_matrix.csv").write_text("a user's table\n")
+    for start in (lambda t: t.fit(model, _loader(), _loader()), lambda t: t.test(model, _loader())):
+        with pytest.raises(FileExistsError) as info:
+            start(_plain(mine, TrainingPlots()))
+        assert str(info.value).startswith(
+            f"{mine / 'confusion_matrix.csv'}: the file exists, and this run's TrainingPlots "
+            "did not write it"
+        )
+    assert (mine / "confusion_matrix.csv").read_text() == "a user's table\n"
+    (mine / "confusion_matrix.csv").unlink()
+    trainer, model = _plain(mine, TrainingPlots()), LeNet5(scheduler="none")
+    trainer.fit(model, _loader(), _loader())
+    trainer.test(model, _loader(), verbose=False)
+    assert (mine / "confusion_matrix.csv").read_text().startswith("true \\ predicted,0,1,")
+    assert {name: (mine / name).read_bytes() for name in figures} == figures
 
 
 def _disk_full(*args: Any, **kwargs: Any) -> None:
@@ -212,6 +251,36 @@ def test_a_failed_write_leaves_the_earlier_files_whole(
         run(fit=False)
     assert (folder / "confusion_matrix.png").read_bytes() == before["confusion_matrix.png"]
     assert sorted(p.name for p in folder.iterdir()) == names  # no temporary file left
+
+
+def test_the_figures_draw_the_numbers_they_are_given() -> None:
+    # Accuracies are fractions in the history and percent on the curves' right panel.
+    history = [
+        {"epoch": 0.0, "train_loss": 2.0, "train_acc": 0.25, "val_loss": 1.5, "val_acc": 0.5},
+        {"epoch": 1.0, "train_loss": 1.0, "train_acc": 0.75, "val_loss": 1.25},
+        {"epoch": 2.0, "val_acc": 0.875},  # an epoch without training metrics
+    ]
+    fig = plot_curves(history)
+    drawn = {
+        (ax.get_ylabel(), line.get_label()): (list(line.get_xdata()), list(line.get_ydata()))
+        for ax in fig.axes
+        for line in ax.get_lines()
+    }
+    assert drawn == {
+        ("loss", "training"): ([0, 1], [2.0, 1.0]),
+        ("loss", "validation"): ([0, 1], [1.5, 1.25]),
+        ("accuracy (%)", "training"): ([0, 1], [25.0, 75.0]),
+        ("accuracy (%)", "validation"): ([0, 2], [50.0, 87.5]),
+    }
+    # The matrix: rows true, columns predicted, both named; each count written in its cell.
+    matrix = [[5, 1], [0, 4]]
+    ax = plot_confusion_matrix(matrix, ["cat", "dog"]).axes[0]
+    for ticks, labels in ((ax.get_xticks(), ax.get_xticklabels()),
+                          (ax.get_yticks(), ax.get_yticklabels())):  # fmt: skip
+        assert list(ticks) == [0, 1] and [t.get_text() for t in labels] == ["cat", "dog"]
+    written = {(int(t.get_position()[1]), int(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert {(i, j) for i in range(2) for j in range(2) if matrix[i][j]} <= set(written)
+    assert all(text == str(matrix[i][j]) for (i, j), text in written.items())
 
 
 @pytest.mark.parametrize(
@@ -305,6 +374,14 @@ def test_a_file_the_run_did_not_write_is_refused_before_the_first_batch(tmp_path
         _plain(tmp_path / "x", TrainingPlots(tmp_path)).test(model, loader, verbose=False)
     with pytest.raises(ValueError, match="overwrite must be True or False; got 'yes'"):
         TrainingPlots(overwrite="yes")  # type: ignore[arg-type]
+    # A link there would be replaced too, even one to nothing: refused, and left as it was.
+    linked, nowhere = tmp_path / "linked", tmp_path / "nowhere.csv"
+    linked.mkdir()
+    symlink(linked / "confusion_matrix.csv", nowhere)
+    with pytest.raises(FileExistsError, match=r"confusion_matrix\.csv: the file exists"):
+        _plain(linked, TrainingPlots()).test(model, loader, verbose=False)
+    assert (linked / "confusion_matrix.csv").is_symlink() and not nowhere.exists()
+    assert [p.name for p in linked.iterdir()] == ["confusion_matrix.csv"]
 
 
 def test_prediction_csv_replaces_no_file_it_did_not_write(tmp_path: Path) -> None:
