@@ -1,9 +1,10 @@
 """What one family of networks does that the others do not.
 
-AlexNet's and VGG's small-input stem and head, VGG's initialisation, NiN's Caffe network,
-GoogLeNet's auxiliary classifiers, ResNet's zero-initialised residuals and parameter-free
-CIFAR shortcuts, DenseNet's memory-efficient layers. The checks every network passes are in
-``tests/test_nets.py`` and ``tests/test_contract.py``; LeNet-5's in ``tests/test_lenet.py``.
+AlexNet's and VGG's small-input stem and head, VGG's and GoogLeNet's initialisation, NiN's
+Caffe network, GoogLeNet's auxiliary classifiers, ResNet's zero-initialised residuals and
+parameter-free CIFAR shortcuts, DenseNet's compression, dropout and memory-efficient layers.
+The checks every network passes are in ``tests/test_nets.py`` and ``tests/test_contract.py``;
+LeNet-5's in ``tests/test_lenet.py``.
 """
 
 from __future__ import annotations
@@ -81,15 +82,34 @@ def test_vgg_small_input_head(name: str) -> None:
         assert net(torch.randn(1, 3, 48, 40)).shape == (1, 10)  # global pooling: any size
 
 
+def _assert_drawn_from_normal(weight: Tensor, std: float, what: str = "") -> None:
+    """Assert that ``weight``'s n values look like n draws of N(0, std**2).
+
+    The bounds are five standard errors from the sample size: the sample mean's is
+    std / sqrt(n), the sample standard deviation's std / sqrt(2 (n - 1)).
+    """
+    n = weight.numel()
+    mean, sample_std = weight.mean().item(), weight.std().item()
+    assert abs(mean) < 5 * std / n**0.5, (what, mean)
+    assert abs(sample_std - std) < 5 * std / (2 * (n - 1)) ** 0.5, (what, sample_std, std)
+
+
 def test_vgg_initialisation_matches_torchvision() -> None:
+    # torchvision's VGG: He normal (fan-out) convolutions, N(0, 0.01) linear weights, zero
+    # biases; reset_classifier's fresh head is drawn the same way.
     torch.manual_seed(0)
     net = classic_cnns.nets.vgg.vgg11(num_classes=10, small_input=True)
     conv = net.features[3]  # 64 -> 128 channels
-    assert conv.weight.std().item() == pytest.approx((2 / (128 * 9)) ** 0.5, rel=0.05)
+    _assert_drawn_from_normal(conv.weight, (2 / (128 * 9)) ** 0.5, "features.3")
     assert not conv.bias.any()
     for linear in (m for m in net.classifier if isinstance(m, nn.Linear)):
-        assert linear.weight.std().item() == pytest.approx(0.01, rel=0.1)
+        _assert_drawn_from_normal(linear.weight, 0.01)
         assert not linear.bias.any()
+    net.reset_classifier(5)
+    head = net.classifier[6]
+    assert (head.in_features, head.out_features) == (512, 5)
+    _assert_drawn_from_normal(head.weight, 0.01, "reset head")  # PyTorch's default: 0.0255
+    assert not head.bias.any()
 
 
 def test_vgg_width_mult_quarter_is_the_books_narrow_vgg11() -> None:
@@ -228,6 +248,39 @@ def test_googlenet_aux_heads_param_count_matches_torchvision() -> None:
     assert param_count(ours) == param_count(tv) == 13_004_888
     # The module docstring's figures for each head.
     assert (param_count(ours.aux1), param_count(ours.aux2)) == (3_188_968, 3_191_016)
+
+
+def test_googlenet_initialisation_matches_torchvision() -> None:
+    # torchvision's GoogLeNet (init_weights=True): every Conv2d and Linear weight by
+    # nn.init.trunc_normal_(w, mean=0.0, std=0.01, a=-2, b=2). trunc_normal_'s a and b are
+    # the cutoff values themselves, not multiples of std: +-2 is 200 standard deviations
+    # away, so the draws are N(0, 0.01**2) in effect, with no truncation at +-0.02. Batch
+    # norm weights 1 and biases 0; linear biases keep PyTorch's default, uniform in
+    # +-1/sqrt(fan_in).
+    torch.manual_seed(0)
+    net = classic_cnns.nets.googlenet.googlenet(num_classes=10)
+    layers = {n: m for n, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
+    # Convolutions: 3 in the stem, 6 in each of 9 Inception modules, 1 per aux head; and
+    # 5 linear layers: fc and each aux head's fc1 and fc2.
+    assert len(layers) == 3 + 9 * 6 + 2 + 5
+    for name, layer in layers.items():
+        _assert_drawn_from_normal(layer.weight, 0.01, name)
+        if isinstance(layer, nn.Linear):
+            assert layer.bias.any() and layer.bias.abs().max() <= layer.in_features**-0.5
+    # Untruncated at two standard deviations: 2 * (1 - Phi(2)) = 4.55% of the draws lie
+    # beyond, here among the 2,097,152 weights of aux1.fc1.
+    beyond = (net.aux1.fc1.weight.abs() > 0.02).float().mean().item()
+    assert beyond == pytest.approx(0.0455, abs=0.001)
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 3 + 9 * 6 + 2  # one after every convolution
+    assert all(bool((m.weight == 1).all()) and not m.bias.any() for m in norms)
+    # A fresh head for 5 classes: fc and both auxiliary fc2, drawn the same way.
+    net.reset_classifier(5)
+    for name in ("fc", "aux1.fc2", "aux2.fc2"):
+        head = net.get_submodule(name)
+        assert (head.in_features, head.out_features) == (1024, 5), name
+        _assert_drawn_from_normal(head.weight, 0.01, name)  # PyTorch's default: 0.018
+        assert head.bias.any() and head.bias.abs().max() <= 1024**-0.5
 
 
 def test_googlenet_with_aux_matches_torchvision_in_training() -> None:
@@ -383,6 +436,94 @@ def test_memory_efficient_densenet_gives_the_same_results(name: str) -> None:
     # The concatenations and the bottlenecks' batch norm outputs are not kept for backward.
     plain.train(), efficient.train()
     assert _saved_bytes(efficient, x) < 0.6 * _saved_bytes(plain, x)
+
+
+def _densenet_bc_param_count(
+    k: int,
+    blocks: tuple[int, ...],
+    c0: int,
+    theta: float,
+    classes: int,
+    imagenet_stem: bool,
+) -> int:
+    """DenseNet-BC's parameters by the paper's recipe, counted by hand (3 input channels).
+
+    Stem: 7x7 conv and BN (ImageNet) or a lone 3x3 conv (CIFAR). A dense layer on c
+    channels: BN(c), 1x1 conv c -> 4k, BN(4k), 3x3 conv 4k -> k, all bias-free. A
+    transition on c channels: BN(c), 1x1 conv c -> floor(theta * c). Then BN and a linear
+    classifier with biases.
+    """
+    n = 3 * c0 * 49 + 2 * c0 if imagenet_stem else 3 * c0 * 9
+    c = c0
+    for i, layers in enumerate(blocks):
+        for _ in range(layers):
+            n += 2 * c + c * 4 * k + 2 * 4 * k + 4 * k * k * 9
+            c += k
+        if i < len(blocks) - 1:
+            n += 2 * c + c * math.floor(theta * c)
+            c = math.floor(theta * c)
+    return n + 2 * c + c * classes + classes
+
+
+def test_densenet_compression_sets_each_transitions_width() -> None:
+    # The hand count reproduces torchvision's DenseNet-121 (compression 0.5, its only one).
+    with torch.device("meta"):
+        tv = torchvision.models.densenet121(weights=None)
+    assert param_count(tv) == 7_978_856
+    assert _densenet_bc_param_count(32, (6, 12, 24, 16), 64, 0.5, 1000, True) == 7_978_856
+    # k=12, 4 layers per block, 24 stem channels: block 1 ends with 24 + 4 * 12 = 72
+    # channels; each transition keeps floor(theta * C_in), the next block adds 48 more.
+    expected = {
+        1.0: ([(72, 72), (120, 120)], 168),
+        0.5: ([(72, 36), (84, 42)], 90),
+        0.7: ([(72, 50), (98, 68)], 116),  # floor(50.4), floor(68.6)
+    }
+    for theta, (transitions, num_features) in expected.items():
+        net = DenseNetNet(12, (4, 4, 4), 24, num_classes=10, compression=theta, stem="cifar")
+        convs = [net.features.transition1.conv, net.features.transition2.conv]
+        assert [(c.in_channels, c.out_channels) for c in convs] == transitions, theta
+        assert net.num_features == net.classifier.in_features == num_features, theta
+        count = _densenet_bc_param_count(12, (4, 4, 4), 24, theta, 10, False)
+        assert param_count(net) == count, theta
+        with torch.no_grad():
+            assert net.eval().forward_features(torch.zeros(1, 3, 8, 8)).shape[1] == num_features
+
+
+def test_densenet_drop_rate_drops_each_dense_layers_new_maps_in_training() -> None:
+    # DenseNetNet's drop_rate, as torchvision's: dropout with p=drop_rate on each dense
+    # layer's k new maps, in training only.
+    torch.manual_seed(0)
+    dropping = DenseNetNet(4, (2, 2), 8, num_classes=3, drop_rate=0.5, stem="cifar")
+    plain = DenseNetNet(4, (2, 2), 8, num_classes=3, stem="cifar")
+    plain.load_state_dict(dropping.state_dict())
+    x = torch.randn(8, 3, 16, 16)
+
+    def two_passes(net: nn.Module) -> tuple[Tensor, Tensor]:
+        outs = []
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            outs.append(net(x))
+        return outs[0], outs[1]
+
+    with torch.no_grad():
+        # In eval mode first, before training passes change the running statistics.
+        assert torch.equal(*two_passes(dropping.eval()))
+        assert torch.equal(dropping(x), plain.eval()(x))
+        first, second = two_passes(dropping.train())
+        assert not torch.allclose(first, second)
+        assert torch.equal(*two_passes(plain.train()))  # batch norm's batch statistics alone
+        # The difference is dropout's: in training, denselayer1's 4 new maps are its
+        # bottleneck's output with about half the values zeroed and the rest doubled.
+        dropping.train()
+        stem = dropping.features.conv0(x)
+        new = dropping.features.denseblock1(stem)[:, 8:12]
+        layer = dropping.features.denseblock1.denselayer1
+        whole = layer.conv2(layer.relu2(layer.norm2(layer.conv1(layer.relu1(layer.norm1(stem))))))
+    assert whole.all()  # so every zero below is a dropped value
+    kept = new != 0
+    n = new.numel()  # 8 images x 4 maps x 16 x 16
+    assert kept.float().mean().item() == pytest.approx(0.5, abs=5 * 0.5 / n**0.5)
+    torch.testing.assert_close(new[kept], 2 * whole[kept])
 
 
 def test_memory_efficient_densenet_refuses_torchscript_only_when_it_would_checkpoint() -> None:
