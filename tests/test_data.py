@@ -1,6 +1,7 @@
 """Datamodules on real data: the MNIST test set from ../shared/data and scikit-learn's digits."""
 
 import gzip
+import inspect
 import math
 import os
 import re
@@ -16,7 +17,7 @@ import scipy.stats
 import torch
 
 from classic_cnns import CIFAR10, CIFAR100, MNIST, Digits, FashionMNIST, LeNet5
-from classic_cnns.data import TensorBatches, read_idx
+from classic_cnns.data import ImageFolder, TensorBatches, read_idx
 from classic_cnns.data import mnist as mnist_module
 from classic_cnns.files import file_digest
 from conftest import T10K_IMAGES, T10K_LABELS, make_mnist_dir
@@ -333,6 +334,35 @@ def test_failed_download_leaves_nothing_behind_and_keeps_good_files(
     with pytest.raises(RuntimeError):
         dm.prepare_data()
     assert (dm.raw_dir / T10K_IMAGES).read_bytes() == good
+
+
+def test_the_default_statistics_are_each_training_set_s_own(fashion_raw: Path) -> None:
+    # Per channel, over every pixel of the training images scaled to [0, 1], rounded to four
+    # places. Fashion-MNIST's and the digits' are computed here from the real images.
+    pixels = read_idx(fashion_raw / "train-images-idx3-ubyte.gz").double() / 255
+    assert pixels.shape == (60_000, 28, 28)
+    stats = (round(pixels.mean().item(), 4),), (round(pixels.std(correction=0).item(), 4),)
+    assert (FashionMNIST.mean, FashionMNIST.std) == stats == ((0.2860,), (0.3530,))
+    dm = Digits()
+    dm.setup("fit")
+    dm.setup("test")
+    digits = torch.cat([dm._splits[s][0] for s in ("train", "val", "test")]).double() / 255
+    assert len(digits) == 1797  # all of them, as stored (0-16 scaled to 0-255)
+    assert Digits.mean == (round(digits.mean().item(), 4),)
+    assert Digits.std == (round(digits.std(correction=0).item(), 4),)
+    # Training sets not at hand here: the figures everyone quotes (torchvision's MNIST
+    # examples; CIFAR's per-channel figures over all 50,000 training images).
+    assert (MNIST.mean, MNIST.std) == ((0.1307,), (0.3081,))
+    assert (CIFAR10.mean, CIFAR10.std) == ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+    assert (CIFAR100.mean, CIFAR100.std) == ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+
+
+@pytest.mark.parametrize(
+    "datamodule", [MNIST, FashionMNIST, CIFAR10, CIFAR100, Digits, ImageFolder]
+)
+def test_batches_are_made_in_the_main_process_by_default(datamodule: type) -> None:
+    # The datamodules' documented default: num_workers=0, fastest for images held in memory.
+    assert inspect.signature(datamodule).parameters["num_workers"].default == 0
 
 
 def test_fashion_mnist_uses_its_own_folder_and_sources(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import classic_cnns.data.folder as folder_module
 import classic_cnns.data.images as images_module
 import classic_cnns.weights as weights_module
 from classic_cnns import MNIST, Digits, LeNet5, ResNet, create_model, load_model, model_info
+from classic_cnns._data_classes import class_names_hint
 from classic_cnns.data.cifar import CIFAR10, CIFAR100
 from classic_cnns.data.folder import ImageFolder, TransferDataModule, load_image, random_crop_flip
 from classic_cnns.data.mnist import read_idx
@@ -478,9 +479,12 @@ def test_load_image_converts_colour_modes_and_16_bit_pngs(tmp_path, digits, deco
             loaded = load_image(path, 1, None)
             assert loaded.shape == (1, 28, 28) and loaded.dtype == torch.uint8
             with Image.open(path) as file:  # the file's own pixels (JPEG, GIF: not rgb's)
+                if suffix == "jpg":  # libjpeg's grey: the luma plane the file stores
+                    file.draft("L", file.size)
                 pil = torch.from_numpy(np.asarray(file.convert("L")))
-            if suffix in ("gif", "webp"):  # RGB from the decoder, turned grey as PIL does
-                assert torch.equal(loaded[0], pil), (path, decoder)
+            # The same grey from every format: PIL's (a colour PNG's too, which libpng
+            # would round a level off), or for a JPEG its own luma plane.
+            assert torch.equal(loaded[0], pil), (path, decoder)
             if name == "rgb" and suffix in ("png", "webp"):  # lossless: the pixels' luma
                 assert np.abs(loaded[0].numpy() - grey).max() <= 1, (path, decoder)
             if name == "grey" and suffix != "jpg":  # a grey image stays as it is
@@ -995,6 +999,20 @@ def test_evaluating_on_a_folder_without_one_of_the_model_s_classes_is_refused(
     assert 0 <= tested["test_acc"] <= 1
 
 
+def test_the_class_advice_tells_some_classes_from_other_names() -> None:
+    # Data of some of the model's classes: number them as it does; the same classes in
+    # another order, or other names: map each folder to its class.
+    recorded = ["cat", "dog", "fox"]
+    assert class_names_hint(recorded, ["dog", "fox"]).startswith(
+        "; for data of some of its classes, number them as it does: classes=['cat', 'dog', 'fox']"
+    )
+    for names in (["dog", "cat", "fox"], ["ant", "bee", "cow"], ["cat", "dog", "fox", "owl"]):
+        hint = class_names_hint(recorded, names)
+        assert "map each to its class: classes={folder: class name}" in hint, names
+        assert "some of its classes" not in hint, names
+    assert class_names_hint(recorded, recorded) == class_names_hint(None, recorded) == ""
+
+
 def test_classes_number_a_folder_of_some_classes_as_the_model_does(tmp_path, digits) -> None:
     # The same folder without "8": with the model's class list, "9" stays label 9, and the
     # accuracy is predict_folder's on the same files, counted against the folder names.
@@ -1159,6 +1177,13 @@ def test_images_that_cannot_fit_in_memory_are_refused_before_any_is_decoded(
     ):
         dm.setup("fit")
     assert decoded == []
+    # Exactly the 8 test images' bytes: those fit (only more than is available is refused);
+    # then the training split's do not (29 images: of the other 32, 10% are validation's).
+    monkeypatch.setattr(folder_module, "_available_memory", lambda: 8 * 150_528)
+    with pytest.raises(MemoryError, match=r"ImageFolder keeps its images decoded in memory; 29 "):
+        ImageFolder(tmp_path, channels=3, image_size=224, test_size=0.2).setup("fit")
+    assert len(decoded) == 8
+    decoded.clear()
     monkeypatch.setattr(folder_module, "_available_memory", lambda: 40 * 150_528)  # all 40 fit
     dm.setup("fit")
     assert len(decoded) == 40

@@ -138,7 +138,8 @@ def load_image(
         path: PNG (8 or 16 bits), JPEG, GIF or WebP (of animations, the first frame) file;
             turned upright by its EXIF orientation.
         channels: 1 (grey) or 3 (RGB); other colour modes are converted, and transparency
-            is dropped.
+            is dropped. Colour turns grey as PIL's ``convert("L")`` (ITU-R 601-2 luma); a
+            JPEG's is its stored luma plane, as PIL's ``draft("L")`` decodes it.
         size: Output ``(H, W)``, one int for a square, or ``None`` for the file's own size.
 
     Raises:
@@ -187,16 +188,18 @@ def _size(size: Any) -> tuple[int, int] | None:
 def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
     # Upright by the EXIF orientation (as viewers and PIL's ImageOps.exif_transpose show it),
     # by torchvision's decoder while there is one (WebP's here), else TorchCodec's: the same
-    # pixels. PNG and JPEG turn grey in the decoder (libpng's and libjpeg's conversions, the
-    # same in both); GIF and WebP come as RGB, for _luma (torchvision ignores the mode there,
-    # TorchCodec converts its own way). The file is read once; its first bytes tell the format.
+    # pixels. Colour turns grey in _luma, as PIL's convert("L"), from every format but JPEG,
+    # whose decoder keeps its stored luma plane (libpng's conversion would round a level off
+    # PIL's; torchvision's GIF and WebP ignore the mode, TorchCodec converts its own way).
+    # The file is read once; its first bytes tell the format.
     with open(path, "rb") as f:
         data = bytearray(f.read())  # writable, for torch.frombuffer
     _check_pixels(data)
     webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
     if webp and data[12:16] == b"VP8X" and data[20:21] and data[20] & 0x02:  # animated
         return _first_webp_frame(data)
-    rgb = webp or data[:4] == b"GIF8"
+    colour_png = data[:8] == b"\x89PNG\r\n\x1a\n" and data[25:26] in (b"\x02", b"\x03", b"\x06")
+    rgb = webp or data[:4] == b"GIF8" or colour_png  # IHDR's colour type: RGB, palette, RGBA
     mode: Literal["GRAY", "RGB"] = "GRAY" if channels == 1 and not rgb else "RGB"
     encoded = torch.frombuffer(data, dtype=torch.uint8)
     if _torchvision_decode is not None:
