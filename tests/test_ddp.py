@@ -139,6 +139,12 @@ def test_a_sampler_rejects_a_rank_outside_the_world() -> None:
         EpochShuffleSampler(10, seed=0, num_replicas=2, rank=2)
 
 
+def test_a_sampler_rejects_a_world_of_no_process() -> None:
+    # Refused for what it is, not as a rank outside an empty world.
+    with pytest.raises(ValueError, match=r"^num_replicas must be a positive int; got 0$"):
+        EpochShuffleSampler(10, seed=0, num_replicas=0, rank=0)
+
+
 _EXIT_CHECK = """
 import atexit, sys, torch
 import torch.distributed as dist

@@ -326,10 +326,12 @@ def test_only_this_package_s_stale_scratch_folders_are_removed(tmp_path: Path) -
         folder(".download-manager", "notes.txt"),  # the user's: never ours
         folder(".download-abcd1234", "notes.txt"),  # the old prefix: it may be the user's too
         folder(".classic-cnns-download-running", T10K_LABELS, days=0),  # a running download's
+        folder(".classic-cnns-download-23h30", T10K_LABELS, days=23.5 / 24),  # under a day
     ]
     removed = [
         folder(".classic-cnns-download-k2j4h5g6", T10K_LABELS),
         folder(".classic-cnns-download-z9y8x7w6"),  # killed before it downloaded
+        folder(".classic-cnns-download-24h30", T10K_LABELS, days=24.5 / 24),  # over a day
     ]
     with download_folder(tmp_path) as scratch:
         assert scratch.name.startswith(".classic-cnns-download-")

@@ -223,6 +223,8 @@ def test_a_plain_loop_without_set_epoch_gets_a_new_order_every_pass() -> None:
     sampler = EpochShuffleSampler(50, seed=0)
     passes = [list(sampler) for _ in range(3)]
     assert len({tuple(p) for p in passes}) == 3
+    # Pass k is epoch k's order: the one set_epoch(k) would give, as the docstring says.
+    assert passes == [sampler.order(epoch).tolist() for epoch in range(3)]
     assert all(sorted(p) == list(range(50)) for p in passes)
 
 

@@ -220,6 +220,36 @@ def test_an_animated_webp_gives_its_first_frame(
     assert load_image(path, 1, 16).shape == (1, 16, 16)
 
 
+def test_an_animated_gif_gives_its_first_frame(
+    tmp_path: Path, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    # Three frames of different colours (the digit drawn in red, green, blue): the docstring
+    # promises the first frame of an animation, as PIL's own first frame shows it.
+    frames = []
+    for colour in [(255, 0, 0), (0, 255, 0), (0, 0, 255)]:
+        drawn = digits[0][0][:, :, None] * (np.array(colour) // 255)
+        frames.append(Image.fromarray(drawn.astype(np.uint8)))
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with Image.open(path) as file:
+        assert file.n_frames == 3
+        rgb, grey = np.array(file.convert("RGB")), np.array(file.convert("L"))
+    assert rgb[..., 0].any() and not rgb[..., 1:].any()  # the red frame, the first one
+    assert torch.equal(load_image(path, 3, None), torch.from_numpy(rgb).permute(2, 0, 1))
+    assert torch.equal(load_image(path, 1, None), torch.from_numpy(grey)[None])
+
+
+@pytest.mark.parametrize("height", [1, 2])
+def test_a_colour_image_one_or_two_pixels_tall_keeps_its_colour(
+    tmp_path: Path, height: int
+) -> None:
+    pixels = np.zeros((height, 6, 3), dtype=np.uint8)
+    pixels[height - 1, 4] = (200, 0, 50)
+    path = tmp_path / f"strip{height}.png"
+    Image.fromarray(pixels).save(path)
+    assert torch.equal(load_image(path, 3, None), torch.from_numpy(pixels).permute(2, 0, 1))
+
+
 def test_a_decoding_error_gives_the_reason_without_the_decoder_s_source_file(
     tmp_path: Path,
 ) -> None:
