@@ -435,6 +435,30 @@ def test_invalid_hyperparameters_are_rejected_at_construction(kwargs: dict, mess
         ImageClassifier(**{"arch": "lenet5", **kwargs})
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [  # the closed ends of the ranges the messages above state, and the open ends' neighbours
+        {"aux_loss_weight": 0.0},  # a number >= 0
+        {"aux_loss_weight": 0},
+        {"label_smoothing": 0.0},  # [0, 1)
+        {"label_smoothing": 0.999},
+        {"weight_decay": 0.0},  # >= 0
+        {"weight_decay": 0},
+        {"momentum": 0.0, "scheduler": "cosine"},  # [0, 1)
+        {"momentum": 0.999, "scheduler": "cosine"},
+        {"lr": 1e-12},  # a positive number
+        {"backbone_lr": 1e-12},  # a positive number or None
+        {"num_classes": 2},  # at least 2
+        {"in_channels": 1},  # a positive int
+    ],
+    ids=repr,
+)
+def test_hyperparameters_at_the_edge_of_their_range_are_accepted(kwargs: dict) -> None:
+    model = ImageClassifier(**{"arch": "lenet5", **kwargs})
+    for key, value in kwargs.items():
+        assert model.hparams[key] == value, key
+
+
 def test_family_classes_validate_the_same_way_and_name_their_members() -> None:
     with pytest.raises(ValueError, match=r"lr must be a positive number; got -1"):
         ResNet("resnet20", lr=-1)

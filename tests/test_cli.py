@@ -440,6 +440,14 @@ ERRORS = {
         "--model.lr fast: Expected a <class 'float'>",
         "",
     ),
+    "bad value of an int-or-float argument": (  # each type's reason, no "Given value type"
+        ["fit", "--data.val_size", "abc"],
+        "--data.val_size abc: Expected a <class 'int'>; Expected a <class 'float'>\n",
+    ),
+    # A flag without its value, last on the command line (the progress bar flag goes first):
+    "no datamodule after --data": (["fit", "--data"], "argument --data: expected one argument"),
+    "no config after -c": (["fit", "-c"], "argument -c/--config: expected one argument"),
+    "no model after --model": (["fit", "--model"], "argument --model: expected one argument"),
     "input too small for the model": (
         ["summary", "lenet5", "--input-size", "1", "16", "16"],
         "layer 'c5.0' (Conv2d) gets a 1x1 map",  # as the README says
@@ -505,7 +513,8 @@ def test_a_user_s_mistake_is_one_message_with_status_2(
     monkeypatch.delenv("CLASSIC_CNNS_DEBUG", raising=False)
     args, *expected = ERRORS[case]
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    assert main([*args, "--trainer.enable_progress_bar=false"] if args[0] == "fit" else args) == 2
+    quiet = [args[0], "--trainer.enable_progress_bar=false", *args[1:]]
+    assert main(quiet if args[0] == "fit" else args) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "usage:" not in err
     first, *rest = err.strip().splitlines()
@@ -583,6 +592,12 @@ def test_datamodule_names_ignore_letter_case(capsys: pytest.CaptureFixture[str])
     assert _printed_config(capsys, "--data", "fashionmnist")["data"]["class_path"] == (
         "classic_cnns.FashionMNIST"
     )
+    # The name fixed in place: the flags after it stay, in either form.
+    for name in (["--data", "mnist"], ["--data=mnist"]):
+        printed = _printed_config(capsys, *name, "--data.batch_size", "7", "--trainer.max_epochs=3")
+        assert printed["data"]["class_path"] == "classic_cnns.MNIST"
+        assert printed["data"]["init_args"]["batch_size"] == 7
+        assert printed["trainer"]["max_epochs"] == 3
 
 
 # -- help --------------------------------------------------------------------------------------
@@ -660,6 +675,23 @@ def test_barebones_runs_without_the_logger_and_callbacks_the_cli_adds(
     named = "{trainer: {logger: {class_path: CSVLogger, init_args: {save_dir: logs}}}}"
     assert main(["fit", "--trainer.barebones=true", "--trainer.max_steps=1", "-c", named]) == 0
     assert not Path("logs").exists()
+
+
+def test_enable_checkpointing_on_the_command_line_turns_the_checkpoints_off_or_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # false: Lightning refuses a ModelCheckpoint in the callbacks, so none is added and no
+    # file is written; true (its default): last.ckpt besides the epoch's, as the README says
+    # (Lightning names that one epoch={epoch}-step={step}).
+    monkeypatch.chdir(tmp_path)
+    run = ["fit", "--trainer.max_steps=1", "--trainer.enable_progress_bar=false"]
+    run += [f"--trainer.limit_{s}_batches=1" for s in ("val", "test")]
+    assert main([*run, "--trainer.enable_checkpointing", "false"]) == 0, capsys.readouterr().err
+    assert Path("lightning_logs/version_0/config.yaml").is_file()
+    assert not list(Path().rglob("*.ckpt"))
+    assert main([*run, "--trainer.enable_checkpointing", "true"]) == 0, capsys.readouterr().err
+    saved = sorted(p.name for p in Path("lightning_logs/version_1/checkpoints").iterdir())
+    assert saved == ["epoch=0-step=1.ckpt", "last.ckpt"]
 
 
 def test_max_time_alone_caps_the_recipe_s_epochs(
@@ -885,6 +917,52 @@ def test_ckpt_path_last_looks_where_the_run_s_logger_wrote(
     assert main(["fit", *earlier, "--trainer.logger.init_args.version=again"]) == 2
     last = Path("lightning_logs/version_2/checkpoints/last.ckpt")
     assert f"--model.lr 0.05: the checkpoint {last}" in capsys.readouterr().err
+
+
+RUNS_LOGGER = """
+from lightning.pytorch.loggers import Logger
+
+
+class RunsLogger(Logger):
+    # Logs nothing; run VERSION writes in ROOT/VERSION, checkpoints in ROOT/VERSION/checkpoints.
+    def __init__(self, root: str = "runs", version: str = "a") -> None:
+        super().__init__()
+        self._root, self._version = root, version
+
+    name = property(lambda self: ".")
+    version = property(lambda self: ".")
+    root_dir = property(lambda self: self._root)
+    save_dir = property(lambda self: f"{self._root}/{self._version}")
+
+    def log_metrics(self, metrics, step=None):
+        pass
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+"""
+
+
+def test_ckpt_path_last_of_a_logger_the_configuration_does_not_place_checks_fit_s_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another logger's folder is known once the trainer is built, after the model: a fit
+    # resuming "last" there with other hyperparameters is refused (README, Resuming).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs_logger.py").write_text(RUNS_LOGGER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fit = ["fit", "--trainer.max_steps=1", "--trainer.enable_progress_bar=false",
+           "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
+           "--trainer.logger=runs_logger.RunsLogger"]  # fmt: skip
+    assert main([*fit, "--model.lr=0.05"]) == 0, capsys.readouterr().err
+    last = Path("runs", "a", "checkpoints", "last.ckpt")
+    assert last.is_file()
+    again = [*fit, "--trainer.logger.version=b", "--ckpt_path=last"]
+    assert main([*again, "--model.lr=0.2"]) == 2
+    assert (
+        f"--ckpt_path last is {last}, a run with lr=0.05; this command gives lr=0.2. Resume "
+        "with that run's command, or give the file (--ckpt_path FILE)"
+    ) in capsys.readouterr().err
+    assert not Path("runs", "b", "checkpoints").exists()
 
 
 @pytest.mark.parametrize("size", [0, 3000])

@@ -42,6 +42,17 @@ class CtrlC(L.Callback):
             signal.raise_signal(signal.SIGINT)
 '''
 
+FAIL_LATE = '''
+import lightning as L
+
+
+class FailLate(L.Callback):
+    """Fail at the end of the validation epoch, after its batches."""
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        raise RuntimeError("failed after the batches")
+'''
+
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
@@ -186,3 +197,13 @@ def test_a_refused_run_leaves_no_run_folder_of_its_own(
               "--trainer.logger.version", "keep", "--ckpt_path", "missing.ckpt"]  # fmt: skip
     assert main([*args, "--trainer.max_epochs=2", *logger]) == 2
     assert (keep / "hparams.yaml").read_text() == "note: my earlier run\n"
+    # A run that fails after its batches did its work: its folder stays, to be looked at.
+    (tmp_path / "fail_late.py").write_text(FAIL_LATE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    validate = ["validate", "--ckpt_path", "last", "--trainer.limit_val_batches=1",
+                "--trainer.enable_progress_bar=false",
+                "--trainer.callbacks+=fail_late.FailLate"]  # fmt: skip
+    with pytest.raises(RuntimeError, match="failed after the batches"):
+        main(validate)
+    assert (tmp_path / "lightning_logs" / "version_1" / "config.yaml").is_file()
+    assert (tmp_path / "lightning_logs" / "version_1" / "hparams.yaml").is_file()

@@ -382,6 +382,16 @@ def test_several_evaluation_loaders_at_once_are_refused_with_what_to_do() -> Non
         )
     (one,) = trainer.test(LeNet5(), loaders[0], verbose=False)  # one loader: as before
     assert 0 <= one["test_acc"] <= 1
+    # A list or dict of one loader is one loader, as Lightning takes it.
+    for stage in ("test", "validate"):
+        for single in (loaders[:1], {"a": loaders[0]}):
+            (one,) = getattr(trainer, stage)(LeNet5(), single, verbose=False)
+            assert 0 <= one[f"{stage.replace('validate', 'val')}_acc"] <= 1, (stage, single)
+    for single in (loaders[:1], {"a": loaders[0]}):
+        fit = L.Trainer(max_epochs=1, limit_train_batches=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False)  # fmt: skip
+        fit.fit(LeNet5(), loaders[0], single)
+        assert fit.global_step == 1 and 0 <= fit.callback_metrics["val_acc"] <= 1
 
 
 def _digits(n: int) -> TensorDataset:
