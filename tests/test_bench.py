@@ -11,10 +11,12 @@ import csv
 import gzip
 import json
 import math
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -318,6 +320,49 @@ def test_d2l_recipes_are_the_books_setting_and_the_models_own() -> None:
         assert o.image_size == r.small_image_size
 
 
+def _readme_d2l_table() -> dict[str, tuple[int, int, int, float, float, float]]:
+    # README's d2l table: model -> (px, epochs, batch, lr, zh, en) of its book's columns.
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- --8<-- [start:d2l] -->")[1].split("| chapter | model |")[1]
+    rows = [line for line in block.split("\n\n")[0].splitlines()[2:] if line.startswith("|")]
+    table = {}
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        model = re.match(r"`(\w+)`", cells[1]).group(1)  # type: ignore[union-attr]
+        px, epochs, batch, lr = cells[2].split(", ")
+        zh, en = re.match(r"([\d.]+)% / ([\d.]+)%", cells[3]).groups()  # type: ignore[union-attr]
+        table[model] = (int(px), int(epochs), int(batch), float(lr), float(zh), float(en))
+    return table
+
+
+def test_d2l_book_figures_and_settings_are_the_readme_s_table() -> None:
+    table = _readme_d2l_table()
+    assert len(table) == 8 and set(D2L_BOOK) == set(table)  # a new chapter needs its row
+    # The README: "LeNet takes 28 px padded to 32"; "NiN and DenseNet ... take 32 px instead
+    # of 224 and 96" (CIFAR designs without the book's stride-4 stem).
+    own_px = dict(lenet5=32, lenet5_bn=32, nin=32, densenet_bc_100=32)
+    for model, (px, epochs, batch, lr, zh, en) in table.items():
+        size = own_px.get(model, px)
+        book_size, book_batch, book_lr, book_zh, book_en = D2L_BOOK[model]
+        assert (book_size, book_batch, book_lr) == (size, batch, lr), model
+        assert (round(100 * book_zh, 1), round(100 * book_en, 1)) == (zh, en), model
+        r = RECIPES[f"{model}/fashion_mnist/d2l"]
+        assert (r.image_size, r.epochs, r.batch_size, r.lr) == (size, epochs, batch, lr), model
+
+
+def test_the_recipes_are_set_as_the_reference_report_describes_them() -> None:
+    # The published reference run's accuracy table: run name -> its recipe, described.
+    report = ROOT / "benchmarks/results/reference/bench/report.md"
+    rows = [line.split(" | ") for line in report.read_text(encoding="utf-8").splitlines()]
+    described = {r[0].lstrip("| "): r[1] for r in rows if len(r) > 2 and r[0][2:] in RECIPES}
+    assert "lenet5/mnist10k/sgd" in described and len(described) >= 15
+    for name, description in described.items():
+        ours, theirs = RECIPES[name].describe().split(", "), description.split(", ")
+        if ours[4] == "own px":  # the run shows the model's own size it resolved to
+            ours[4] = theirs[4]
+        assert ours == theirs, name
+
+
 def test_a_recipes_options_are_one_readable_csv_cell(tmp_path: Path) -> None:
     # No Fashion-MNIST in tmp_path: the row is skipped before any training, options and all.
     s = Settings(recipes=("vgg11/fashion_mnist/d2l",), backend="cpu", data_dir=tmp_path)
@@ -491,6 +536,29 @@ def test_a_budget_skips_the_rest_and_results_are_saved_after_every_task(tmp_path
     assert dev.core.execute([task, slow], [], tmp_path / "o", "x", {}) == 130
     saved_rows = json.loads((tmp_path / "o" / "results.json").read_text())["rows"]
     assert saved_rows["throughput"][0]["model"] == "m"
+
+
+def test_a_task_s_seconds_are_the_time_it_ran() -> None:
+    # Bounds, not a speed: the task sleeps 0.05 s and the call around it lasts longer.
+    start = time.perf_counter()
+    results = run_tasks([Task("nap", lambda r: time.sleep(0.05), "throughput")], Results())
+    wall = time.perf_counter() - start
+    assert 0.05 <= results.task_s["nap"] <= results.wall_s <= wall
+
+
+def test_the_default_batch_is_128_for_a_tiny_network_else_32() -> None:
+    s = tp.Settings(max_image_size=32, repeats=1, warmup=0, min_time=0.0)
+    results = Results()
+    for name in ("lenet5", "resnet18"):
+        tp.measure(s, 0, name, "cpu", "fp32", "contiguous", False, results)
+    batches = {(r["model"], r["impl"]): r["batch_size"] for r in results.ok("throughput")}
+    assert batches == {
+        ("lenet5", "classic_cnns"): 128,
+        ("resnet18", "classic_cnns"): 32,
+        ("resnet18", "torchvision"): 32,
+    }
+    # The smallest batch there is, as the docstring's minimum of 1 says.
+    assert tp.Settings(batch_size=1).batch_size == 1
 
 
 def test_overhead_is_relative_to_the_handwritten_loop() -> None:

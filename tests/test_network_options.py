@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -201,6 +201,36 @@ def test_an_int_option_of_a_users_builder_is_checked_and_numpy_numbers_taken_as_
         assert net.in_features == 3 and type(net.in_features) is int
     finally:
         _REGISTRY.pop("toy_int_option")
+
+
+def test_a_literal_and_an_optional_option_of_a_users_builder_are_checked() -> None:
+    @register_model(**{**TOY_ENTRY, "family": "toy_typed_options"}, name="toy_typed_options")
+    def toy(
+        *,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        act: Literal["relu", "tanh"] = "relu",
+        width: int | None = None,
+    ) -> torch.nn.Module:
+        return torch.nn.Linear(width or 3, num_classes)
+
+    try:
+        assert create_model("toy_typed_options", act="tanh").hparams.act == "tanh"
+        with pytest.raises(ValueError, match=r"act must be one of \('relu', 'tanh'\); got 'gelu'"):
+            create_model("toy_typed_options", act="gelu")
+        assert create_model("toy_typed_options", width=None).hparams.width is None
+        assert create_model("toy_typed_options", width=4).net.in_features == 4
+        with pytest.raises(ValueError, match=r"width must be an int; got 'wide'"):
+            create_model("toy_typed_options", width="wide")
+    finally:
+        _REGISTRY.pop("toy_typed_options")
+
+
+@pytest.mark.parametrize("dropout", [0.0, 1.0])
+def test_a_dropout_at_either_end_of_0_to_1_is_taken_and_recorded(dropout: float) -> None:
+    model = create_model("alexnet", dropout=dropout)
+    assert model.hparams.dropout == dropout
+    assert model.net.classifier[0].p == dropout
 
 
 def test_pretrained_and_strict_must_be_true_or_false(tmp_path: Path) -> None:

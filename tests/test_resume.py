@@ -338,6 +338,37 @@ def test_an_interrupted_epoch_does_not_continue_with_another_batch_size() -> Non
     assert len(torch.cat([b[0] for b in resumed(8, older, 0)])) == 40 - 2 * 8
 
 
+def test_an_epoch_saved_at_its_end_is_not_refused_at_another_batch_size() -> None:
+    # The whole of epoch 0 (8 images, 4 batches of 2) was trained on: nothing to continue.
+    ds = TensorDataset(torch.arange(8))
+    old = ResumableDataLoader(ds, batch_size=2, sampler=EpochShuffleSampler(8, 0))
+    assert len(list(old)) == 4
+    state = old.state_dict()
+    assert state == {"seed": 0, "epoch": 0, "batches": 4, "batch_size": 2, "num_replicas": 1}
+    loader = ResumableDataLoader(ds, batch_size=4, sampler=EpochShuffleSampler(8, 99))
+    loader.load_state_dict(state)
+    sampler = loader.sampler
+    assert isinstance(sampler, EpochShuffleSampler)
+    # The sampler starts on the next epoch (a pass before set_epoch: worker processes, a
+    # plain loop) and serves the whole of it, in the saved seed's order.
+    assert (sampler.seed, sampler.epoch) == (0, 1)
+    batches = [b[0] for b in loader]
+    assert [len(b) for b in batches] == [4, 4]
+    assert torch.cat(batches).tolist() == EpochShuffleSampler(8, 0).order(1).tolist()
+
+
+@pytest.mark.parametrize("n", [-3, 1.5])
+def test_a_sampler_of_a_negative_or_fractional_size_is_refused(n: Any) -> None:
+    with pytest.raises(ValueError, match=rf"n must be a non-negative int; got {n}$"):
+        EpochShuffleSampler(n, seed=0)
+
+
+def test_an_empty_dataset_gives_every_process_an_empty_shard() -> None:
+    for rank in (0, 1):
+        shard = EpochShuffleSampler(0, seed=0, num_replicas=2, rank=rank)
+        assert len(shard) == 0 and list(shard) == [], rank
+
+
 def _shard_loader(n: int, world: int, rank: int, *, batch_size: int = 4) -> ResumableDataLoader:
     # Process `rank` of `world` (DDP), as the datamodules build its training loader.
     sampler = EpochShuffleSampler(n, seed=0, num_replicas=world, rank=rank)

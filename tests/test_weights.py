@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import types
 import warnings
 from pathlib import Path
 
@@ -70,7 +71,20 @@ def test_weights_facts_come_from_torchvision_for_exactly_its_architectures() -> 
         "alexnet", "vgg11", "vgg19_bn", "googlenet", "resnet18", "resnet152", "densenet201"
     }  # fmt: skip
     # GoogLeNet's weights expect (x - 0.5) / 0.5 (torchvision's transform_input).
-    assert model_info("googlenet").weights.mean == (0.5, 0.5, 0.5)  # type: ignore[union-attr]
+    googlenet = model_info("googlenet").weights
+    assert googlenet is not None
+    assert googlenet.mean == (0.5, 0.5, 0.5) and googlenet.std == (0.5, 0.5, 0.5)
+    # Checked against torchvision's own step: it maps its preset's normalisation of x to
+    # what the weights were trained on; ours must give that from x directly.
+    preset = tvm.get_model_weights("googlenet").DEFAULT.transforms()
+    x = torch.rand(2, 3, 4, 4)
+    m, s = (torch.tensor(v).view(1, 3, 1, 1) for v in (preset.mean, preset.std))
+    tv_input = tvm.GoogLeNet._transform_input(
+        types.SimpleNamespace(transform_input=True),  # type: ignore[arg-type]
+        (x - m) / s,
+    )
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (googlenet.mean, googlenet.std))
+    torch.testing.assert_close((x - mean) / std, tv_input)
     assert model_info("resnet18").weights.mean == (0.485, 0.456, 0.406)  # type: ignore[union-attr]
     # Grey inputs: ImageNet's mean and std averaged over RGB.
     assert model_info("resnet18").weights.normalization(1) == ((0.449,), (0.226,))  # type: ignore[union-attr]
