@@ -16,11 +16,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-# Lightning before scikit-learn, as the console script imports them: typing caches the first
-# Union it builds of the same types, so scikit-learn's float-first Union[float, int, None]
-# would become the Trainer's limit_*_batches annotation, and the CLI would read
-# --trainer.limit_train_batches=1 as 1.0, the whole epoch.
-import lightning.pytorch  # noqa: F401
 import pytest
 import torch
 import torch.nn.functional as F

@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
+import typing
 import warnings
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,23 @@ def test_fit_on_digits_end_to_end_reaches_95_percent(
     assert {"train_loss", "val_acc", "val_f1", "test_f1", "test_acc_top5"} <= set(metrics)
     (config,) = tmp_path.glob("lightning_logs/version_*/config.yaml")
     assert "seed_everything: 0" in config.read_text()
+
+
+def test_int_flags_stay_ints_under_a_float_first_union(monkeypatch: pytest.MonkeyPatch) -> None:
+    # typing caches a Union by its set of types, so after `import sklearn.datasets` the
+    # Trainer's Optional[Union[int, float]] can be float-first, as here, and 1 became 1.0.
+    ClassicCLI(args=[], run=False)  # a parser built before: nothing of it is reused
+    annotations = L.Trainer.__init__.__annotations__
+    # A flat tuple of types, which the cache compares in order: no int-first hit.
+    float_first = typing.Union[(float, int, type(None))]  # noqa: UP007
+    monkeypatch.setitem(annotations, "limit_train_batches", float_first)
+    monkeypatch.setitem(annotations, "overfit_batches", typing.Union[(float, int)])  # noqa: UP007
+    for flag in ["1", "0.5", "1.0"]:
+        args = [f"--trainer.limit_train_batches={flag}", f"--trainer.overfit_batches={flag}"]
+        config = ClassicCLI(args=args, run=False).config["trainer"]
+        # 1 is one batch, 1.0 the whole epoch.
+        assert repr(config["limit_train_batches"]) == repr(config["overfit_batches"]) == flag
+    assert annotations["limit_train_batches"] is float_first  # Lightning's left as it was
 
 
 def test_console_script_runs_fit_with_a_registered_name(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import argparse
 import contextlib
 import difflib
 import textwrap
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,31 @@ def add_default_classes(args: Sequence[str], at: int) -> list[str]:
             chosen.add(key)
     extra = [f"--{key}={path}" for key, path in DEFAULT_CLASSES.items() if key not in chosen]
     return [*args[:at], *extra, *args[at:]]
+
+
+@contextlib.contextmanager
+def int_before_float(function: Callable[..., Any]) -> Iterator[None]:
+    """Within the block, ``function``'s annotations list ``int`` before ``float`` in a Union.
+
+    typing caches the first Union it builds of a set of types, whatever their order: after
+    ``import sklearn.datasets`` (whose ``Optional[Union[float, int]]`` comes first), the
+    Trainer's ``Optional[Union[int, float]]`` is float-first too, and jsonargparse, which
+    tries the types in order, reads ``--trainer.limit_train_batches=1`` as 1.0, the whole
+    epoch. The annotations are restored on leaving.
+    """
+    annotations = function.__annotations__
+    saved = dict(annotations)
+    for name, hint in saved.items():
+        types = typing.get_args(hint)
+        if typing.get_origin(hint) is typing.Union and {int, float} <= set(types):
+            # A flat tuple: the cache compares its items in order, so no float-first hit.
+            ordered = tuple(sorted(types, key=lambda t: t is not int))
+            annotations[name] = typing.Union[ordered]  # noqa: UP007 (the typing object)
+    try:
+        yield
+    finally:
+        annotations.clear()
+        annotations.update(saved)
 
 
 def _suggest(name: str, names: Sequence[str]) -> str:

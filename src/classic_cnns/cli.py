@@ -37,6 +37,7 @@ from classic_cnns._cli_helpers import (
     config_model_flags,
     data_main,
     expand_model_names,
+    int_before_float,
     place_default_logger,
     record_data_dir,
     short_help,
@@ -186,6 +187,11 @@ class ClassicCLI(LightningCLI):
                 f"arch {used.init_args.get('arch')!r}), which these settings contradict. Drop "
                 "them, or start a new run from its weights: --weights FILE instead of --ckpt_path"
             )
+
+    def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """The Trainer's int-or-float flags read ``1`` as the int 1 (see ``int_before_float``)."""
+        with int_before_float(self.trainer_class.__init__):
+            super().add_core_arguments_to_parser(parser)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link the data's classes and channels to the model; add ``--pretrained``,
