@@ -42,7 +42,7 @@ from classic_cnns.registry import list_models, model_info
 def _execute(command: Callable[..., int], tasks: list[core.Task], columns: str, out: Path,
              settings: dict[str, Any], threads: int | None, force: bool) -> int:  # fmt: skip
     """The report: the command's description, then the rows' `columns` (medians, quartiles)."""
-    mode, text = command.__name__, " ".join((command.__doc__ or "").split("\n\n")[0].split())
+    mode, text = command.__name__, " ".join((command.__doc__ or "").split("Args:")[0].split())
 
     def report(results: core.Results, _: Path | None) -> list[str]:
         rows = [[core.quartiles(r, c[:-7]) if c.endswith("_median") else r.get(c)
@@ -181,9 +181,10 @@ def overhead(out: Path, settings: tuple[Setting, ...] = (LENET,), backend: core.
              epochs: int = 4, repeats: int = 3, limit_train_batches: int | None = None,
              data_dir: Path | None = None, seed: int = 0, threads: int | None = None,
              force: bool = False) -> int:  # fmt: skip
-    """Lightning overhead: the package's task under `Trainer.fit` against a hand-written loop
-    (the same weights, data order, optimizer, schedule, precision and memory format; the loops
-    alternate; each fit's first epoch is warm-up); `network`: the hand-written step on one batch
+    """Lightning overhead: the package's task under `Trainer.fit` against a hand-written loop.
+
+    The same weights, data order, optimizer, schedule, precision and memory format; the loops
+    alternate; each fit's first epoch is warm-up; `network`: the hand-written step on one batch
     on the device; `lightning_bare`: a loss-only `training_step`. Overheads: over `handwritten`.
 
     Args:
@@ -228,10 +229,12 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
             processes: tuple[int, ...] = (2,), epochs: int = 3,
             limit_train_batches: int | None = None, data_dir: Path | None = None, seed: int = 0,
             threads: int | None = None, force: bool = False) -> int:  # fmt: skip
-    """DDP weak scaling, the batch per process fixed: every process's images/s over rank 0's epoch
-    time between barriers (the first epoch warm-up); `efficiency`: ips(n) / (n × ips(1)) at equal
-    threads per process; the last column: over 1 process with every thread. The runs: 1 process
-    with every thread, then 1 and n processes with threads // n each (1 on CUDA).
+    """DDP weak scaling, the batch per process fixed.
+
+    Every process's images/s over rank 0's epoch time between barriers (the first epoch
+    warm-up); `efficiency`: ips(n) / (n × ips(1)) at equal threads per process; the last
+    column: over 1 process with every thread. The runs: 1 process with every thread, then 1
+    and n processes with threads // n each (1 on CUDA).
 
     Args:
         processes: Process counts besides 1 (``ddp_spawn``; gloo on the CPU, NCCL on CUDA).
@@ -287,8 +290,9 @@ def _step_memory(model: str, batch: int, size: int, efficient: bool, threads: in
 
 def memory(model: str = "densenet121", batch_size: int = 8, image_size: int = 128,
            threads: int = 1) -> int:  # fmt: skip
-    """Peak CPU memory of one DenseNet training step with and without ``memory_efficient``, each
-    in a fresh process: the peak resident set (Linux ``VmHWM``) above the one before the step.
+    """Peak CPU memory of one DenseNet training step with and without ``memory_efficient``.
+
+    Each in a fresh process: the peak resident set (Linux ``VmHWM``) above the one before the step.
 
     Args:
         model: A registered model with the ``memory_efficient`` option (the DenseNets).
@@ -313,10 +317,12 @@ def memory(model: str = "densenet121", batch_size: int = 8, image_size: int = 12
 def pipeline(out: Path, dataset: PipelineDataset = "mnist10k", repeats: int = 5,
              limit_train_batches: int | None = None, data_dir: Path | None = None, seed: int = 0,
              threads: int | None = None, force: bool = False) -> int:  # fmt: skip
-    """The in-memory datamodule against torchvision's per-sample pipeline (a PIL image, `Pad`
-    and `ToTensor`, or `ToTensor` and `Resize`, as the datamodule fits the size; `Normalize`): a
-    shuffled epoch each to normalised 32x32 batches, alternating, on the CPU, `num_workers=0`;
-    `speedup`: the epoch's time over the datamodule's, none where the batches differ.
+    """The in-memory datamodule against torchvision's per-sample pipeline.
+
+    torchvision's: a PIL image, `Pad` and `ToTensor`, or `ToTensor` and `Resize`, as the
+    datamodule fits the size; `Normalize`. A shuffled epoch each to normalised 32x32 batches,
+    alternating, on the CPU, `num_workers=0`; `speedup`: the epoch's time over the
+    datamodule's, none where the batches differ.
 
     Args:
         dataset: ``mnist10k``, ``mnist`` or ``fashion_mnist`` (28x28, padded to 32), or
@@ -368,10 +374,12 @@ def pipeline(out: Path, dataset: PipelineDataset = "mnist10k", repeats: int = 5,
 
 
 def targets(folder: Path, file: Path = TARGETS) -> int:
-    """Check the runs under ``folder`` (every ``results.json``) against our targets; write and
-    print ``targets.md``. A target is ``met`` when every value of its ``column``\\(s) in the
-    ``ok`` rows of its mode matching its ``where`` (a list: any of its values) lies within
-    ``min`` and ``max``, ``not met`` when one does not or is missing, else ``not measured``."""
+    """Check the runs under ``folder`` (every ``results.json``) against our targets.
+
+    Writes and prints ``targets.md``. A target is ``met`` when every value of its
+    ``column``\\(s) in the ``ok`` rows of its mode matching its ``where`` (a list: any of its
+    values) lies within ``min`` and ``max``, ``not met`` when one does not or is missing, else
+    ``not measured``."""
     for path, kind in ((folder, "folder"), (file, "file")):
         if not (Path(path).is_dir() if kind == "folder" else Path(path).is_file()):
             print(f"benchmarks/dev.py targets: --{kind} {path} is not a {kind}; expected a "

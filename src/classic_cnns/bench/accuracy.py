@@ -155,8 +155,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     *itertools.chain.from_iterable(_d2l(model) for model in D2L_BOOK),
 )}  # fmt: skip
 """Every accuracy recipe by name (``model/dataset`` or ``model/dataset/variant``): the
-README's and the papers' settings, the optimizer comparison and, per d2l chapter, the book's
-setting (``/d2l``) and the model's own recipe (``/default``).
+README's headline runs (``lenet5/mnist10k`` peaks at lr 0.2, where the README's `fit`
+command uses 0.1), the papers' settings, the optimizer comparison and, per d2l chapter, the
+book's setting (``/d2l``) and the model's own recipe (``/default``).
 
 Example:
     >>> from classic_cnns.bench.accuracy import RECIPES

@@ -404,7 +404,7 @@ class Results:
 class Task:
     """A unit of work: a label, a function adding rows, and what a failure's row says;
     ``closing`` runs even when the time budget is spent (a run's final measurement); a task
-    that only completes other tasks' rows (``rows=False``: the matmul peaks) gets no row of its
+    that only completes other tasks' rows (``rows=False``: the peaks) gets no row of its
     own when the budget skips it (the rows it would complete are skipped, and noted, too).
 
     Example:

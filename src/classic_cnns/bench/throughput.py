@@ -150,8 +150,9 @@ def _peak(backend: str, mode: str, seconds: float) -> float:
 
 
 def fill_mfu(results: core.Results, backend: str, final: bool = True) -> None:
-    """Set the peak and MFU of ``backend``'s rows from the fastest matmul peak of the modes
-    :func:`math_modes` allows; with ``final``, flag an MFU above 1 in the notes (kept).
+    """Set the peak and MFU of ``backend``'s rows from the fastest peak (of matmuls and a 3x3
+    convolution) of the modes :func:`math_modes` allows; with ``final``, flag an MFU above 1
+    in the notes (kept).
 
     Example:
         >>> from classic_cnns.bench.core import Results
@@ -300,8 +301,9 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
 
 
 def tasks(s: Settings, seed: int) -> list[core.Task]:
-    """Per backend: the matmul peaks, every configuration (then provisional MFU), the peaks
-    again and the final MFU. Raises ``ValueError`` for a name that is not registered.
+    """Per backend: the peaks (of matmuls and a convolution), every configuration (then
+    provisional MFU), the peaks again and the final MFU. Raises ``ValueError`` for a name
+    that is not registered.
 
     Example:
         >>> from classic_cnns.bench.throughput import Settings, tasks
@@ -377,7 +379,7 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     text = ("Images per second, median [quartiles] over alternating repeats; MFU against the "
             "peak of the fastest math mode the layers may use (`peak`); `vs tv`: the package's "
             "median over torchvision's; `train MiB`: CUDA's peak allocation in a training step "
-            "(– elsewhere). Matmul peaks (TFLOP/s): "
+            "(– elsewhere). Peaks, the best of matmuls and a 3x3 convolution (TFLOP/s): "
             + ", ".join(f"{k} {v / 1e12:.3g}" for k, v in peaks.items()) + ".")  # fmt: skip
     header = "model|backend|batch|input|impl|precision / format / compile|train img/s|infer img/s"
     header += "|train MFU|infer MFU|peak|vs tv train|vs tv infer|train MiB|warm-up s"
