@@ -117,12 +117,12 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
         with pytest.raises(ValueError, match=r"differ from PyTorch's by up to .* was not written"):
             export_model(model, tmp_path / "m.pt", "torchscript")
     assert list(tmp_path.iterdir()) == []
-    # Nor does it replace a file that is already there.
+    # Nor does it replace a file that is already there, even with overwrite=True.
     (tmp_path / "m.pt").write_text("keep me")
     with monkeypatch.context() as patch:
         patch.setattr(torch.jit, "load", lambda *a, **k: lambda x: torch.zeros(len(x), 10))
         with pytest.raises(ValueError, match=r"differ from PyTorch's"):
-            export_model(model, tmp_path / "m.pt", "torchscript")
+            export_model(model, tmp_path / "m.pt", "torchscript", overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
     assert (tmp_path / "m.pt").read_text() == "keep me"
     (tmp_path / "m.pt").unlink()
@@ -436,6 +436,47 @@ def test_program_files_carry_the_hyperparameters_and_data_configuration(checkpoi
     assert json.loads(meta["classic_cnns.hparams"])["arch"] == "lenet5_bn"
     assert json.loads(meta["classic_cnns.data"])["class_names"][3] == "digit 3"
     assert meta["classic_cnns.version"] == classic_cnns.__version__
+
+
+def test_programs_record_the_image_size_they_take(checkpoints, tmp_path) -> None:
+    # Traced at --input-size 1 40 40, a program takes 40x40 images (ONNX's input shape says
+    # so): its metadata says 40x40, not the 32x32 the network was trained at, which the
+    # safetensors file, a network rebuilt at any size, keeps.
+    model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
+    for name, format in (("m.pt", "torchscript"), ("m.pt2", "pt2"), ("m.st", "safetensors")):
+        export_model(model, tmp_path / name, format, input_size=(1, 40, 40))
+    files: dict[str, dict[str, str]] = {"m.pt": {"classic_cnns.json": ""}}
+    files["m.pt2"] = {"classic_cnns.json": ""}
+    torch.jit.load(str(tmp_path / "m.pt"), _extra_files=files["m.pt"])
+    torch.export.load(str(tmp_path / "m.pt2"), extra_files=files["m.pt2"])
+    sizes = [json.loads(json.loads(f["classic_cnns.json"])["classic_cnns.data"])["image_size"]
+             for f in files.values()]  # fmt: skip
+    assert sizes == [[40, 40], [40, 40]]
+    assert read_weights_file(tmp_path / "m.st").data["image_size"] == [32, 32]
+    onnx = pytest.importorskip("onnx")
+    export_model(model, tmp_path / "m.onnx", "onnx", input_size=(1, 40, 40))
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims][1:] == [1, 40, 40]  # the file's fixed C, H, W
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["classic_cnns.data"])["image_size"] == [40, 40]
+
+
+def test_an_existing_file_is_refused_unless_overwrite(checkpoints, tmp_path) -> None:
+    # An ONNX file over the checkpoint its model came from was written without a word.
+    source = tmp_path / "lenet5.ckpt"
+    source.write_bytes(checkpoints["lenet5"].read_bytes())
+    model = LeNet5.load_from_checkpoint(source)
+    for format in ("onnx", "safetensors"):
+        with pytest.raises(FileExistsError, match=r"lenet5.ckpt exists; pass overwrite=True"):
+            export_model(model, source, format)
+    assert source.read_bytes() == checkpoints["lenet5"].read_bytes()
+    (tmp_path / "m.pt").write_text("an older export")
+    result = export_model(model, tmp_path / "m.pt", "torchscript", overwrite=True)
+    assert result.max_abs_diff is not None and result.max_abs_diff < 1e-5
+    assert torch.jit.load(str(tmp_path / "m.pt"))(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+    with pytest.raises(ValueError, match=r"overwrite must be True or False; got 'yes'"):
+        export_model(model, tmp_path / "n.pt", "torchscript", overwrite="yes")  # type: ignore[arg-type]
 
 
 def test_an_output_that_is_a_folder_is_refused_before_any_work(tmp_path) -> None:

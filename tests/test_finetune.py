@@ -257,6 +257,37 @@ def test_load_from_checkpoint_with_a_new_head_names_the_keys_not_loaded(tmp_path
     torch.testing.assert_close(rgb.net.c1[0].weight.sum(1), model.net.c1[0].weight.sum(1))
 
 
+def test_weights_loaded_for_other_channels_carry_statistics_for_them(tmp_path: Path) -> None:
+    # A grey model's one mean and std, repeated for the RGB network its first convolution is
+    # adapted to, whichever way it is loaded (as fit records three for RGB data); they were
+    # kept one long, and exported so for a three-channel network.
+    from classic_cnns import create_model, load_model
+    from classic_cnns.export import save_safetensors
+    from classic_cnns.hub import load_weights
+
+    model = LeNet5(num_classes=10)
+    model.data_config = {"mean": [0.1307], "std": [0.3081], "image_size": [32, 32]}
+    trainer = _trainer()
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    save_safetensors(model, tmp_path / "m.safetensors")
+    into_rgb = LeNet5(num_classes=10, in_channels=3)
+    load_weights(into_rgb, checkpoint_path=tmp_path / "m.ckpt")
+    loaded = [
+        load_model(tmp_path / "m.ckpt", in_channels=3),
+        LeNet5.load_from_checkpoint(tmp_path / "m.ckpt", in_channels=3),
+        create_model("lenet5", checkpoint_path=tmp_path / "m.safetensors", in_channels=3),
+        into_rgb,
+    ]
+    for rgb in loaded:
+        assert rgb.data_config == {
+            "mean": [0.1307] * 3,
+            "std": [0.3081] * 3,
+            "image_size": [32, 32],
+        }
+    assert load_model(tmp_path / "m.ckpt").data_config == model.data_config  # 1 channel: as is
+
+
 class _Reordered(Digits):
     # The same digits, numbered as a folder sorted otherwise would number them.
     class_names = tuple(str(d) for d in (1, 0, *range(2, 10)))

@@ -43,6 +43,7 @@ from typing_extensions import Self
 
 from classic_cnns._data_classes import class_names_hint, data_classes
 from classic_cnns._warn import warn
+from classic_cnns.data.preprocessing import normalization
 from classic_cnns.data.sampling import ResumableDataLoader
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
@@ -489,6 +490,7 @@ class CheckpointHooks(L.LightningModule):
 
     # What the task sets: its head's class count and how its training data was prepared.
     num_classes: int
+    in_channels: int
     data_config: dict[str, Any]
 
     def configure_callbacks(self) -> list[L.Callback]:
@@ -520,6 +522,8 @@ class CheckpointHooks(L.LightningModule):
         self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
         if head_class_names(self.data_config, self.num_classes) is None:  # a new head's: unknown
             self.data_config.pop("class_names", None)
+        if stats := normalization(self.in_channels, recorded=self.data_config):
+            self.data_config["mean"], self.data_config["std"] = list(stats[0]), list(stats[1])
         fit_checkpoint_state(self, checkpoint, getattr(self, "_strict_loading", None))
 
     @classmethod

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from classic_cnns._checks import check_flag
 from classic_cnns._version import __version__
 from classic_cnns.files import META_DATA, META_HPARAMS, META_VERSION, atomic_path, refuse_folder
 from classic_cnns.hub import _require_classifier, load_model
@@ -94,15 +95,17 @@ class ExportResult:
     checked_with: str
 
 
-def _metadata(model: ImageClassifier) -> dict[str, str]:
+def _metadata(model: ImageClassifier, x: Tensor | None = None) -> dict[str, str]:
     # What every exported file carries: as safetensors and ONNX metadata, and as the JSON
-    # record of TorchScript and torch.export archives.
+    # record of TorchScript and torch.export archives. A program traced on `x` takes images
+    # of x's size, which its image_size says (the trained size may be another).
     hparams = {k: v for k, v in model.hparams.items() if not str(k).startswith("_")}
+    data = model.data_config if x is None else {**model.data_config, "image_size": [*x.shape[2:]]}
     try:
         return {
             META_VERSION: __version__,
             META_HPARAMS: json.dumps(hparams, sort_keys=True),
-            META_DATA: json.dumps(model.data_config, sort_keys=True),
+            META_DATA: json.dumps(data, sort_keys=True),
         }
     except TypeError as err:
         raise ValueError(
@@ -150,10 +153,10 @@ def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> No
         save_file(state, str(tmp), metadata=metadata)
 
 
-def _extra_files(model: ImageClassifier) -> dict[str, str]:
+def _extra_files(model: ImageClassifier, x: Tensor) -> dict[str, str]:
     # TorchScript and torch.export archives carry one JSON file beside the program: the
     # hyperparameters, the data configuration (class names, normalisation) and our version.
-    return {_EXTRA: json.dumps(_metadata(model))}
+    return {_EXTRA: json.dumps(_metadata(model, x))}
 
 
 def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -> None:
@@ -181,7 +184,7 @@ def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -
     except ImportError:
         return
     proto = onnx.load(str(path))
-    for key, value in _metadata(model).items():
+    for key, value in _metadata(model, x).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)
@@ -206,7 +209,7 @@ def _write_torchscript(net: nn.Module, x: Tensor, path: Path, model: ImageClassi
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         with torch.no_grad():  # as in inference (memory-efficient DenseNet checkpoints else)
             traced = torch.jit.trace(net, x)
-        torch.jit.save(traced, str(path), _extra_files=_extra_files(model))
+        torch.jit.save(traced, str(path), _extra_files=_extra_files(model, x))
 
 
 def _write_pt2(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -> None:
@@ -217,7 +220,7 @@ def _write_pt2(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) ->
     with torch.no_grad():  # as in inference (memory-efficient DenseNet checkpoints else)
         program = torch.export.export(net, (x,), dynamic_shapes=({0: batch},), strict=False)
     with path.open("wb") as f:  # a file object: torch warns of a path not ending in .pt2
-        torch.export.save(program, f, extra_files=_extra_files(model))
+        torch.export.save(program, f, extra_files=_extra_files(model, x))
 
 
 def export_model(
@@ -227,6 +230,7 @@ def export_model(
     *,
     input_size: Sequence[int] | None = None,
     atol: float = 1e-4,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Export ``model.net`` to ``path`` and check the file's logits against PyTorch's.
 
@@ -242,6 +246,8 @@ def export_model(
         input_size: ``(C, H, W)`` of the example input; default: the size the model was
             trained at (its data configuration), else its ``input_size``.
         atol: Largest absolute difference of the logits accepted.
+        overwrite: Replace a file already at ``path`` (the command's ``--overwrite``); by
+            default it is refused, so that a slip of the name cannot replace a checkpoint.
 
     Returns:
         What was written and how closely it reproduces PyTorch.
@@ -252,6 +258,7 @@ def export_model(
         TypeError: for a network whose weights are not float32, or a ``model`` that is not
             an ImageClassifier (a plain network, say).
         IsADirectoryError: if ``path`` is a folder (checked before anything is exported).
+        FileExistsError: if a file is at ``path`` and ``overwrite`` is false (checked first).
         ImportError: when the format's package is missing (onnxscript or onnx for ONNX,
             safetensors).
 
@@ -268,6 +275,9 @@ def export_model(
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
     refuse_folder(path)
+    check_flag("overwrite", overwrite)
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     if not atol >= 0:
         raise ValueError(f"atol must be a number >= 0; got {atol!r}")
     with _borrowed(model, torch.device("cpu"), eager=True):
@@ -404,9 +414,8 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         model = load_model(source)
-        result = export_model(
-            model, output, args.format, input_size=args.input_size, atol=args.atol
-        )
+        result = export_model(model, output, args.format, input_size=args.input_size,
+                              atol=args.atol, overwrite=args.overwrite)  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError) as err:  # CheckpointError too
         print(f"{prog}: {err}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ from typing import Any
 
 from classic_cnns._checks import check_flag
 from classic_cnns.checkpoint import init_parameters
+from classic_cnns.data.preprocessing import normalization
 from classic_cnns.files import WeightsFile, read_weights_file
 from classic_cnns.models import family_class
 from classic_cnns.registry import list_models, model_info
@@ -123,7 +124,7 @@ def load_weights(
     name = model.info.name
     _check_start(name, pretrained, checkpoint_path, strict)
     if checkpoint_path:
-        model.data_config = load_weights_file(model.net, checkpoint_path, arch=name, strict=strict)
+        _load_file(model, checkpoint_path, strict)
     elif pretrained:
         load_pretrained(model.net, name, strict=False if strict is None else strict)
         weights = model.info.weights
@@ -244,5 +245,17 @@ def _build(
         kwargs = {**{k: v for k, v in file.hparams.items() if k in accepted}, **kwargs}
     model = cls(arch=name, **kwargs)
     if file is not None:
-        model.data_config = load_weights_file(model.net, file, arch=name, strict=strict)
+        _load_file(model, file, strict)
     return model
+
+
+def _load_file(
+    model: ImageClassifier, file: WeightsFile | str | os.PathLike[str], strict: bool | None
+) -> None:
+    # The file's tensors into the network, and its data configuration into the model, with
+    # the normalisation for the model's channels: a grey file's statistics repeated for an
+    # RGB network, as its first convolution is adapted (and as `fit` would record them).
+    data = load_weights_file(model.net, file, arch=model.info.name, strict=strict)
+    if stats := normalization(model.in_channels, recorded=data):
+        data["mean"], data["std"] = list(stats[0]), list(stats[1])
+    model.data_config = data
