@@ -443,6 +443,11 @@ ERRORS = {
         f"{Path('{tmp}', 'MNIST', 'raw')}; tried:",
         "the tests run offline",
     ),
+    "no network for CIFAR's archive": (
+        ["fit", "--model", "resnet20", "--data", "CIFAR10", "--data.data_dir", "{tmp}"],
+        "could not download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz into ",
+        "{tmp}",
+    ),
     "infinite run with a one-cycle schedule": (
         ["fit", "--trainer.max_epochs", "-1"],
         "scheduler='onecycle' needs a finite run length",

@@ -157,6 +157,14 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
     assert f"--output {tmp_path} is a folder; give a file" in capsys.readouterr().err
     assert export_main([str(tmp_path / "nope.ckpt"), "--format", "onnx"]) == 2
     assert "nope.ckpt: no such weights file" in capsys.readouterr().err
+    # No --output, and the input has the format's suffix (an exported file, say): the
+    # default output is the input, which the message says, not "the checkpoint itself".
+    existing.rename(onnx := tmp_path / "x.onnx")
+    assert export_main([str(onnx), "--format", "onnx"]) == 2
+    assert f"--output {onnx} is the input itself (.onnx); export reads a .ckpt or" in (
+        capsys.readouterr().err
+    )
+    assert onnx.read_text() == "keep me"
 
 
 def test_networks_it_cannot_write_are_refused_naming_why(tmp_path) -> None:

@@ -192,8 +192,9 @@ def user_error_message(err: BaseException) -> str | None:
     """The message to print for an error a user can act on, else ``None`` (a bug: traceback).
 
     The innermost error the package raised in the chain of causes wins (the parser wraps a
-    datamodule's ``ValueError`` in its own message); a ``RuntimeError`` counts only when the
-    package raised it (a failed download). An error in a worker that ``ddp_spawn`` started
+    datamodule's ``ValueError`` in its own message), unless an outer one of the package's
+    quotes it with more (a failed download's URL and folder); a ``RuntimeError`` counts only
+    when the package raised it. An error in a worker that ``ddp_spawn`` started
     arrives as torch's ``ProcessRaisedException`` holding the worker's traceback as text:
     its errors count as if raised here.
 
@@ -215,9 +216,9 @@ def user_error_message(err: BaseException) -> str | None:
         # `raise ... from None` hides the context: the new error says more (a layer's name).
         hidden = current.__suppress_context__
         current = current.__cause__ or (None if hidden else current.__context__)
-    for kind, message, ours in reversed(chain):
-        if kind is not None and issubclass(kind, (*_USER_ERRORS, RuntimeError)) and ours:
-            return message
+    told = [m for k, m, o in chain if o and k and issubclass(k, (*_USER_ERRORS, RuntimeError))]
+    if told:  # the innermost, or an outer one that quotes it with more (a URL, a folder)
+        return next(message for message in told if told[-1] in message)
     kind, message, _ = chain[0]
     if kind is None or not issubclass(kind, _USER_ERRORS):
         return None

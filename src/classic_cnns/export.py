@@ -407,6 +407,9 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     prog = "classic-cnns export"
     if output.resolve() == source.resolve() or output.is_dir():
         what = "a folder; give a file" if output.is_dir() else "the checkpoint itself; pick another"
+        if not args.output:  # the default: the input has the format's suffix already
+            what = (f"the input itself ({_SUFFIXES[args.format]}); export reads a .ckpt or "
+                    ".safetensors checkpoint, and --output names another file")  # fmt: skip
         print(f"{prog}: --output {output} is {what}", file=sys.stderr)
         return 2
     if output.exists() and not args.overwrite:
