@@ -207,3 +207,86 @@ def test_a_refused_run_leaves_no_run_folder_of_its_own(
         main(validate)
     assert (tmp_path / "lightning_logs" / "version_1" / "config.yaml").is_file()
     assert (tmp_path / "lightning_logs" / "version_1" / "hparams.yaml").is_file()
+
+
+def _digit_folder(root: Path, classes: range, channels: int = 1) -> None:
+    # scikit-learn's 8x8 digits of these classes, one folder each (named by the digit), as
+    # uint8 PNG files: grey, or RGB with the grey in every channel.
+    from sklearn.datasets import load_digits
+
+    from conftest import write_png
+
+    digits = load_digits()
+    for i in range(200):
+        if (label := int(digits.target[i])) in classes:
+            (root / str(label)).mkdir(parents=True, exist_ok=True)
+            image = torch.tensor(digits.images[i] * 255 / 16).round().to(torch.uint8)[None]
+            write_png(image.expand(channels, -1, -1).contiguous(), root / str(label) / f"{i}.png")
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_predicting_on_some_of_a_checkpoint_s_classes_keeps_its_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The data's class count built the model, so a checkpoint of 5 classes did not load for
+    # a folder of 4 of them ("a checkpoint of another architecture or configuration", it
+    # said). Predicting scores no labels: the checkpoint's head and class names are kept,
+    # as --data.classes numbering the folders as the checkpoint does keeps them.
+    _digit_folder(tmp_path / "five", range(5))
+    _digit_folder(tmp_path / "four", range(1, 5))  # no "0": the others numbered 0 to 3
+    monkeypatch.chdir(tmp_path)
+    quiet = ["--trainer.enable_progress_bar=false"]
+    grey = ["--data", "ImageFolder", "--data.channels", "1"]
+    fit = ["fit", "--model", "lenet5", *grey, "--data.root", "five", "--trainer.max_epochs=1",
+           "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
+           "--trainer.limit_test_batches=1", *quiet]  # fmt: skip
+    assert main(fit) == 0, capsys.readouterr().err
+    ckpt = ["--ckpt_path", "lightning_logs/version_0/checkpoints/last.ckpt"]
+    four = [*ckpt, *grey, "--data.root", "four", "--data.test_size", "1", *quiet]
+    capsys.readouterr()
+    assert main(["predict", *four]) == 0, capsys.readouterr().err
+    assert "predictions: lightning_logs/version_1/predictions.csv (" in capsys.readouterr().out
+    table = Path("lightning_logs/version_1/predictions.csv").read_text()
+    rows = list(csv.DictReader(table.splitlines()))
+    assert {r["label"] for r in rows} == {"1", "2", "3", "4"}  # named as the data names them
+    assert all(r["class"] == r["class_index"] for r in rows)  # the checkpoint's 5: "0" to "4"
+    numbered = "--data.classes=" + str([str(d) for d in range(5)])  # the checkpoint's order
+    assert main(["predict", *four, numbered]) == 0, capsys.readouterr().err
+    assert Path("lightning_logs/version_2/predictions.csv").read_text() == table
+    # test scores the labels: there the folders must be numbered as the checkpoint does.
+    assert main(["test", *four]) == 2
+    err = capsys.readouterr().err
+    assert "the checkpoint was trained on the classes ['0', '1', '2', '3', '4']" in err
+    assert "classes=['0', '1', '2', '3', '4'] (ImageFolder; --data.classes" in err
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_flag_for_the_model_s_channels_says_what_decides_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --model.in_channels was refused with the advice for another head (num_classes). The
+    # channels are the data's, and --weights adapts a first convolution of other channels:
+    # what the message says is run here, on RGB images with a grey LeNet-5's weights.
+    import lightning as L
+
+    from classic_cnns import LeNet5
+
+    monkeypatch.chdir(tmp_path)
+    for flag in ("--model.in_channels", "--model.init_args.in_channels"):
+        assert main(["fit", "--model", "lenet5", flag, "3"]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag}: the model takes its in_channels from the datamodule" in err
+        assert "--data.channels 3 (ImageFolder)" in err and "--weights FILE adapts" in err
+        assert "num_classes" not in err
+    _digit_folder(tmp_path / "rgb", range(10), channels=3)
+    grey = LeNet5()  # 1 channel, 10 classes: the folder's classes
+    trainer = L.Trainer(logger=False, enable_progress_bar=False)
+    trainer.strategy.connect(grey)
+    trainer.save_checkpoint("grey.ckpt")
+    rgb = ["--weights", "grey.ckpt", "--data", "ImageFolder", "--data.root", "rgb",
+           "--data.channels", "3", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    # test loads every tensor or nothing: the first convolution was adapted, not left fresh.
+    assert main(["test", *rgb, "--data.test_size", "1", "--trainer.limit_test_batches=1"]) == 0
+    fit = ["fit", *rgb, "--trainer.max_steps=1", "--trainer.limit_val_batches=1",
+           "--trainer.limit_test_batches=1"]  # fmt: skip
+    assert main(fit) == 0, capsys.readouterr().err

@@ -19,7 +19,7 @@ from classic_cnns.models import family_class
 from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
 
-__all__ = ["checkpoint_model", "configured_last_checkpoint", "last_checkpoint"]
+__all__ = ["checkpoint_head", "checkpoint_model", "configured_last_checkpoint", "last_checkpoint"]
 
 
 def _imported_model_class(class_path: Any) -> type[ImageClassifier] | None:
@@ -80,6 +80,27 @@ def checkpoint_model(ckpt_path: str) -> dict[str, Any] | None:
     if class_path is None:
         return hparams or None
     return {"class_path": class_path, "dict_kwargs": hparams}
+
+
+def checkpoint_head(model: dict[str, Any] | None) -> int | None:
+    """The class count of a checkpoint's head, from :func:`checkpoint_model`'s value: its
+    ``num_classes``, else its registered arch's; ``None`` where neither says.
+
+    ``predict --ckpt_path`` builds this head, not one for the data's classes (see
+    ``ClassicCLI.after_instantiate_classes``).
+
+    Example:
+        >>> checkpoint_head({"class_path": "classic_cnns.models.LeNet5",
+        ...                  "dict_kwargs": {"arch": "lenet5", "num_classes": 5}})
+        5
+        >>> checkpoint_head({"arch": "lenet5", "num_classes": None})  # the arch's
+        10
+    """
+    hparams = (model or {}).get("dict_kwargs", model or {})
+    found, arch = hparams.get("num_classes"), hparams.get("arch")
+    if found is None and isinstance(arch, str) and arch in list_models():
+        found = model_info(arch).num_classes
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
 
 
 def _newest_last(folders: list[Path], logs: Path | None) -> Path | None:

@@ -181,7 +181,14 @@ def check_data_names(args: list[str]) -> None:
 
     Raises:
         ValueError: for an unknown name, with close names (a dotted class path passes), and
-            for ``--model.num_classes`` or ``--model.in_channels``, which the data sets.
+            for ``--model.num_classes`` or ``--model.in_channels``, which the data sets (each
+            with what to do instead).
+
+    Example:
+        >>> check_data_names(["fit", "--model.in_channels", "3"])
+        Traceback (most recent call last):
+        ...
+        ValueError: --model.in_channels: the model takes its in_channels from the datamodule; ...
     """
     names = data_class_names()
     for i, value, used in _option_values(args, "--data"):
@@ -196,14 +203,22 @@ def check_data_names(args: list[str]) -> None:
             f"path of your own (my_package.MyData).{_suggest(value, names)}"
         )
     # The datamodule sets these (LightningCLI's link); a flag for them would be dropped.
-    for key in ("num_classes", "in_channels"):
+    for key, advice in _LINKED_ADVICE.items():
         for flag in (f"--model.{key}", f"--model.init_args.{key}"):
             if _option_values(args, flag):
                 raise ValueError(
                     f"{flag}: the model takes its {key} from the datamodule; leave the flag "
-                    "out (for another head, train on data with those classes, or fine-tune "
-                    "in Python: create_model(name, num_classes=...))"
+                    f"out ({advice})"
                 )
+
+
+# What to do instead of giving the model a value the datamodule links into it.
+_LINKED_ADVICE = {
+    "num_classes": "for another head, train on data with those classes, or fine-tune in "
+    "Python: create_model(name, num_classes=...)",
+    "in_channels": "the data's images decide the channels: for 3, --data.channels 3 "
+    "(ImageFolder); --weights FILE adapts a first convolution trained on other channels",
+}
 
 
 def expand_model_names(argv: Sequence[str]) -> list[str]:

@@ -26,7 +26,12 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from classic_cnns._cli_ckpt import checkpoint_model, configured_last_checkpoint, last_checkpoint
+from classic_cnns._cli_ckpt import (
+    checkpoint_head,
+    checkpoint_model,
+    configured_last_checkpoint,
+    last_checkpoint,
+)
 from classic_cnns._cli_errors import class_error, closed_pipe, quiet_lightning, user_error_message
 from classic_cnns._cli_helpers import (
     DEBUG_ENV,
@@ -134,6 +139,7 @@ class ClassicCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Add the default model and data classes where the command line chooses none."""
         self._model_flags: list[str] = []
+        self._ckpt_head: int | None = None  # the --ckpt_path file's class count (if it says)
         self._logger_given = False
         if args is None or isinstance(args, list | tuple):
             args = list(sys.argv[1:] if args is None else args)
@@ -161,6 +167,7 @@ class ClassicCLI(LightningCLI):
         ckpt_path = self.config[sub].get("ckpt_path") if sub else None
         if ckpt_path and Path(ckpt_path).is_file():  # as Lightning's, but see the helper
             model = checkpoint_model(ckpt_path)
+            self._ckpt_head = checkpoint_head(model)  # before the parser takes the dict over
             if model is not None:
                 self.config = self.parser.parse_object({sub: {"model": model}}, self.config)
         if given is None or not ckpt_path:
@@ -284,9 +291,15 @@ class ClassicCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         """Load the starting weights (``--pretrained``, ``--weights``) into the model built.
 
-        Not when ``--ckpt_path`` resumes a run: its weights come from the checkpoint.
+        Not when ``--ckpt_path`` resumes a run: its weights come from the checkpoint. There,
+        ``predict`` keeps the checkpoint's head and class names whatever classes the data has
+        (the data's class count built the model), as predicting scores no labels.
         """
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.subcommand == "predict" and isinstance(self.model, ImageClassifier):
+            head = self._ckpt_head
+            if head is not None and head != self.model.num_classes:
+                self.model.reset_classifier(head)  # loaded, with its class names, from the file
         pretrained, path = bool(config.get("pretrained")), config.get("weights")
         if config.get("ckpt_path") is not None and (pretrained or path):
             raise ValueError(
