@@ -294,8 +294,8 @@ def short_help(command: str) -> str:
         _entry("--pretrained true", "start from torchvision's ImageNet weights"),
         _entry("--weights FILE", "start from the network weights in a .ckpt or .safetensors "
                "file (a new run; --ckpt_path resumes one)"),
-        _entry("--threads N", "CPU threads (default: 1 on machines with at most 2 cores, "
-               "else PyTorch's default)"),
+        _entry("--threads N", "CPU threads (default: 1 on machines with at most 2 cores "
+               "unless $OMP_NUM_THREADS is set, else PyTorch's default)"),
         _entry("--ckpt_path PATH", f"checkpoint to {ckpt}: a file, or 'last' for the latest "
                "run's last.ckpt"),
         _entry("--seed_everything N", "the seed (default 0)"),

@@ -70,8 +70,8 @@ def default_threads(cpu_count: int | None = None) -> int:
 
     One thread on a machine with at most two cores, where a second thread speeds small
     models up by at most about 1.5x when the machine is idle and slows them down many times
-    when any other process wants a core; elsewhere PyTorch's own default (one thread per
-    physical core, or ``$OMP_NUM_THREADS``).
+    when any other process wants a core, unless ``$OMP_NUM_THREADS`` is set; elsewhere
+    PyTorch's own default (``$OMP_NUM_THREADS``, or one thread per physical core).
 
     Args:
         cpu_count: Cores to decide for; ``None`` counts the cores this process may use.
@@ -230,7 +230,8 @@ class ClassicCLI(LightningCLI):
             type=PositiveInt | None,
             default=None,
             help="CPU threads for PyTorch (torch.set_num_threads); default: 1 on machines "
-            "with at most 2 cores, else PyTorch's default (see the README)",
+            "with at most 2 cores unless $OMP_NUM_THREADS is set, else PyTorch's default "
+            "(see the README)",
         )
 
     def before_instantiate_classes(self) -> None:
