@@ -472,7 +472,8 @@ def test_load_image_converts_colour_modes_and_16_bit_pngs(tmp_path, digits, deco
     digit = digits[0][0].numpy()  # a real 28x28 MNIST digit
     rgb = np.stack([digit, digit // 2, 255 - digit], axis=-1)
     grey = (rgb @ np.array([0.299, 0.587, 0.114])).round()  # ITU-R 601-2 luma, as PIL
-    for suffix in ("png", "jpg", "gif", "webp"):
+    # BMP, TIFF and netpbm files: by PIL, which the decoders do not read.
+    for suffix in ("png", "jpg", "gif", "webp", "bmp", "tif", "ppm"):
         for name, image in (("rgb", rgb), ("grey", np.repeat(digit[..., None], 3, axis=-1))):
             path = tmp_path / f"{name}.{suffix}"
             Image.fromarray(image).save(path, lossless=True, quality=95)
@@ -485,7 +486,7 @@ def test_load_image_converts_colour_modes_and_16_bit_pngs(tmp_path, digits, deco
             # The same grey from every format: PIL's (a colour PNG's too, which libpng
             # would round a level off), or for a JPEG its own luma plane.
             assert torch.equal(loaded[0], pil), (path, decoder)
-            if name == "rgb" and suffix in ("png", "webp"):  # lossless: the pixels' luma
+            if name == "rgb" and suffix not in ("jpg", "gif"):  # lossless: the pixels' luma
                 assert np.abs(loaded[0].numpy() - grey).max() <= 1, (path, decoder)
             if name == "grey" and suffix != "jpg":  # a grey image stays as it is
                 assert torch.equal(loaded[0], torch.from_numpy(digit)), (path, decoder)
@@ -500,8 +501,19 @@ def test_load_image_converts_colour_modes_and_16_bit_pngs(tmp_path, digits, deco
     # 16 bits: 257 * v is v on the 8-bit scale (a cast would wrap it modulo 256).
     deep = Image.fromarray(digit.astype(np.uint16) * 257)
     assert deep.mode == "I;16"
-    deep.save(tmp_path / "deep.png")
-    assert torch.equal(load_image(tmp_path / "deep.png", 1, None)[0], torch.from_numpy(digit))
+    for suffix in ("png", "tif"):
+        deep.save(tmp_path / f"deep.{suffix}")
+        assert torch.equal(
+            load_image(tmp_path / f"deep.{suffix}", 1, None)[0], torch.from_numpy(digit)
+        )
+    Image.fromarray(np.dstack([rgb, np.full_like(digit, 128)])).save(tmp_path / "rgba.tif")
+    assert torch.equal(
+        load_image(tmp_path / "rgba.tif", 3, None), torch.from_numpy(rgb).permute(2, 0, 1)
+    )
+    # 32-bit pixels have no scale to read them on: refused, naming the file.
+    Image.fromarray(digit.astype(np.int32) * 1000).save(tmp_path / "wide.tif")
+    with pytest.raises(ValueError, match=r"wide\.tif: cannot decode .*PIL mode I \(32-bit"):
+        load_image(tmp_path / "wide.tif", 1, None)
 
 
 def test_torchcodec_decodes_to_torchvision_s_pixels(tmp_path, digits) -> None:

@@ -442,7 +442,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         description="Classify a folder of images; write file, class and probability as CSV.",
     )
     parser.add_argument("checkpoint", help="Lightning .ckpt or .safetensors file")
-    parser.add_argument("folder", help="folder of .png, .jpg, .jpeg, .gif or .webp files")
+    parser.add_argument("folder", help=f"folder of {', '.join(IMAGE_EXTENSIONS)} files")
     parser.add_argument("--output", help="CSV file to write (default: standard output)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu", help="e.g. cpu or cuda")

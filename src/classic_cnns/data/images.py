@@ -2,8 +2,10 @@
 
 ``torchvision.io.decode_image`` decodes while torchvision has it (deprecated from 0.29), and
 TorchCodec's ``decode_image`` after; PNG, JPEG, GIF and WebP files give the same pixels in
-both, upright by their EXIF orientation. :class:`~classic_cnns.data.folder.ImageFolder` and
-:func:`~classic_cnns.predict.predict_folder` read every file through :func:`load_image`.
+both, upright by their EXIF orientation. BMP, TIFF and netpbm (PGM, PPM) files, which
+neither reads, are read by PIL, as torchvision's ``ImageFolder`` reads every file.
+:class:`~classic_cnns.data.folder.ImageFolder` and :func:`~classic_cnns.predict.predict_folder`
+read every file through :func:`load_image`.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
 
 try:  # deprecated from torchvision 0.29 in favour of TorchCodec's decoders, later removed
@@ -32,9 +35,11 @@ from classic_cnns.data.preprocessing import _is_size, to_size
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "load_image"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp")
-"""The extensions :func:`list_images` and ``ImageFolder`` read by default, in any case: what
-torchvision's and TorchCodec's ``decode_image`` read in every build (AVIF, HEIC: not all).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".pgm",
+                    ".ppm")  # fmt: skip
+"""The extensions :func:`list_images` and ``ImageFolder`` read by default, in any case:
+torchvision's ``ImageFolder``'s. What torchvision's and TorchCodec's ``decode_image`` read in
+every build (AVIF, HEIC: not all), and by PIL, BMP, TIFF and netpbm files.
 
 Example:
     >>> from classic_cnns.data.images import IMAGE_EXTENSIONS
@@ -135,8 +140,9 @@ def load_image(
     (:func:`~classic_cnns.data.preprocessing.to_size` with ``"resize"``).
 
     Args:
-        path: PNG (8 or 16 bits), JPEG, GIF or WebP (of animations, the first frame) file;
-            turned upright by its EXIF orientation.
+        path: PNG (8 or 16 bits), JPEG, GIF or WebP (of animations, the first frame) file,
+            or BMP, TIFF (8 or 16 bits; the first page) or netpbm file; turned upright by its
+            EXIF orientation.
         channels: 1 (grey) or 3 (RGB); other colour modes are converted, and transparency
             is dropped. Colour turns grey as PIL's ``convert("L")`` (ITU-R 601-2 luma); a
             JPEG's is its stored luma plane, as PIL's ``draft("L")`` decodes it.
@@ -195,6 +201,8 @@ def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
     with open(path, "rb") as f:
         data = bytearray(f.read())  # writable, for torch.frombuffer
     _check_pixels(data)
+    if data.startswith(_PIL_ONLY):
+        return _decode_pil(data, channels)
     webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
     if webp and data[12:16] == b"VP8X" and data[20:21] and data[20] & 0x02:  # animated
         return _first_webp_frame(data)
@@ -218,6 +226,27 @@ def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
             f"ImageFolder and predict-folder need TorchCodec's: pip install torchcodec ({err})"
         ) from err
     return decode_image(encoded, mode=mode, output_dtype="auto")  # 16-bit PNGs: scaled by us
+
+
+# The signatures of BMP, TIFF (both byte orders) and netpbm files (PBM, PGM, PPM; plain or
+# binary): formats PIL reads and the decoders do not.
+_PIL_ONLY = (b"BM", b"II*\x00", b"MM\x00*", *(b"P%d" % n for n in range(1, 7)))
+
+
+def _decode_pil(data: bytearray, channels: int) -> Tensor:
+    # By PIL, as torchvision's ImageFolder reads every file: upright by the EXIF orientation,
+    # grey by convert("L"), the first page of a TIFF; 16-bit grey as uint16, which
+    # load_image scales as a 16-bit PNG's.
+    with Image.open(io.BytesIO(data)) as file:
+        image = ImageOps.exif_transpose(file)
+        if image.mode in ("I", "F"):  # 32-bit integers or floats: no scale to read them on
+            raise ValueError(f"PIL mode {image.mode} (32-bit pixels); expected 8 or 16 bits")
+        if image.mode.startswith("I;16"):
+            deep = np.asarray(image).astype(np.uint16)  # native byte order
+            return torch.from_numpy(deep)[None]
+        image = image.convert("L" if channels == 1 else "RGB")
+        pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+        return pixels.view(image.height, image.width, channels).permute(2, 0, 1)
 
 
 def _luma(rgb: Tensor) -> Tensor:
