@@ -487,6 +487,22 @@ def test_an_existing_file_is_refused_unless_overwrite(checkpoints, tmp_path) -> 
         export_model(model, tmp_path / "n.pt", "torchscript", overwrite="yes")  # type: ignore[arg-type]
 
 
+def test_predict_folder_keeps_an_existing_csv_unless_overwrite(checkpoints, tmp_path) -> None:
+    # As the command's --output without --overwrite, and as export_model.
+    model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
+    (folder := tmp_path / "digits").mkdir()
+    write_png(torch.zeros(1, 28, 28, dtype=torch.uint8), str(folder / "0.png"))
+    (output := tmp_path / "out.csv").write_text("a user's table")
+    calls = []
+    model.net.register_forward_hook(lambda *args: calls.append(1))
+    with pytest.raises(FileExistsError, match=r"out\.csv exists; pass overwrite=True"):
+        predict_folder(model, folder, output=output)
+    assert output.read_text() == "a user's table" and calls == []  # refused before any work
+    rows = predict_folder(model, folder, output=output, overwrite=True)
+    with output.open(newline="") as f:
+        assert [r["file"] for r in csv.DictReader(f)] == [r["file"] for r in rows] == ["0.png"]
+
+
 def test_an_output_that_is_a_folder_is_refused_before_any_work(tmp_path) -> None:
     # It used to fail only at the final rename, naming a hidden temporary file
     # ('.out.<random>.tmp' -> 'out'), and predict_folder only after classifying everything.

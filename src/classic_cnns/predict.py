@@ -55,6 +55,7 @@ def predict_folder(
     std: Sequence[float] | None = None,
     recursive: bool = False,
     on_error: Literal["skip", "raise"] = "skip",
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Classify every image file in ``folder``; optionally write the rows as a CSV.
 
@@ -67,7 +68,7 @@ def predict_folder(
 
     Args:
         model: The trained model.
-        folder: Folder of PNG, JPEG, GIF or WebP files.
+        folder: Folder of image files (PNG, JPEG, GIF, WebP, BMP, TIFF, PGM or PPM).
         output: CSV to write (columns ``file``, ``class``, ``class_index``,
             ``probability``), written to a temporary file and renamed into place.
         batch_size: Images per forward pass.
@@ -77,6 +78,7 @@ def predict_folder(
         recursive: Include images in subfolders (``file`` is then a relative path).
         on_error: Unreadable files: ``"skip"`` leaves them out and warns once, naming them
             and why; ``"raise"`` writes nothing and raises, naming them.
+        overwrite: Replace a file already at ``output`` (the command's ``--overwrite``).
 
     Returns:
         One dict per readable image, in file order, with the CSV's columns.
@@ -87,6 +89,7 @@ def predict_folder(
         OSError: naming ``output``, if no file can be written there (its folder is a file,
             say; also checked first). Whatever was at ``output`` is kept.
         ValueError: if ``output`` is one of the images (also checked first).
+        FileExistsError: if a file is at ``output`` and ``overwrite`` is false (also first).
         TypeError: if ``model`` is not an ImageClassifier (a plain network, say).
         ValueError: if the normalisation is unknown, ``batch_size`` or ``on_error`` is not
             valid, no image can be decoded, or (``on_error="raise"``) any image cannot.
@@ -100,7 +103,7 @@ def predict_folder(
     _require_classifier(model, "predict_folder")
     rows, skipped = _predict(
         model, Path(folder), batch_size=batch_size, device=device, mean=mean, std=std,
-        recursive=recursive, on_error=on_error, output=output,
+        recursive=recursive, on_error=on_error, output=output, overwrite=overwrite,
     )  # fmt: skip
     if skipped:
         message = _skipped_message(skipped, len(rows) + len(skipped))
@@ -142,6 +145,7 @@ def _predict(
     recursive: bool,
     on_error: str,
     output: str | os.PathLike[str] | None,
+    overwrite: bool,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     # The rows of the readable images, and (file, reason) of the others; the CSV to be
     # written, checked first (predict_folder's and the command's alike).
@@ -157,6 +161,9 @@ def _predict(
         refuse_folder(output)
         if Path(output).resolve() in {f.resolve() for f in files}:
             raise ValueError(f"output {output} is one of the images to classify; pick another")
+        check_flag("overwrite", overwrite)
+        if os.path.lexists(output) and not overwrite:
+            raise FileExistsError(f"{output} exists; pass overwrite=True to replace it")
         check_writable(output)  # before anything is classified
     config = model.data_config
     prep = Preprocessing.from_config(
@@ -474,7 +481,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         rows, skipped = _predict(
             model, Path(args.folder), batch_size=args.batch_size, device=args.device,
             mean=args.mean, std=args.std, recursive=args.recursive, on_error=args.on_error,
-            output=output,
+            output=output, overwrite=args.overwrite,
         )  # fmt: skip
     except (OSError, ValueError, ImportError) as err:  # OSError: an --output not writable
         print(f"{prog}: {err}", file=sys.stderr)
