@@ -585,6 +585,31 @@ def test_a_class_s_error_names_its_flag_and_its_own_reason(
     assert "Iterable" not in first and "ReduceLROnPlateau" not in first, first
 
 
+class NeedsDepth(classic_cnns.LeNet5):
+    """A user's classifier with an argument that has no default."""
+
+    def __init__(self, depth: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.depth = depth
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["--data", "ImageFolder"], "--data ImageFolder: the following arguments are required: "
+         "--data.root"),
+        (["--model", f"{NeedsDepth.__module__}.NeedsDepth"], "--model NeedsDepth: the following "
+         "arguments are required: --model.depth"),
+    ],
+)  # fmt: skip
+def test_a_class_s_argument_not_given_is_named_by_its_flag(
+    args: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # jsonargparse names the argument ("required: root"); the flag a user types is --data.root.
+    assert main(["fit", *args]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == f"classic-cnns fit: error: {line}"
+
+
 @pytest.mark.parametrize("logger", ["TensorBoardLogger", "[TensorBoardLogger]"])
 def test_a_logger_whose_package_is_missing_names_the_flag_and_the_extra(
     logger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -128,3 +128,42 @@ def test_ckpt_path_last_resumes_the_real_run_not_a_smoke_test(
     assert configured_last_checkpoint({"logger": None}) == Path(
         "lightning_logs/version_1/checkpoints/last.ckpt"
     )
+
+
+def _data_warnings(*args: str) -> list[str]:
+    # The run's warnings that a --ckpt_path restored the model but not its data.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(list(args)) == 0
+    return [str(w.message) for w in caught if "restores the model, not the data" in str(w.message)]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_checkpoint_run_on_other_data_than_it_was_trained_on_says_so(
+    mnist_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `test --ckpt_path last` after an MNIST run tested on the default Digits (test_acc 0.16)
+    # without a word: the checkpoint restores the model, not the data, whose preprocessing
+    # (mean 0.3053, resized) is not what the model was trained on (mean 0.1307, padded).
+    monkeypatch.chdir(tmp_path)
+    data_dir = str(mnist_raw.parent.parent)
+    mnist = ["--data", "MNIST", "--data.data_dir", data_dir, "--data.download", "false",
+             "--data.protocol", "10k", "--data.val_size", "0"]  # fmt: skip
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.limit_test_batches=1"]
+    fit = ["fit", "--model", "LeNet5", "--model.scheduler", "none", *quiet,
+           "--trainer.limit_train_batches=2"]  # fmt: skip
+    assert not _data_warnings(*fit, *mnist, "--trainer.max_epochs=1")
+    ckpt = "lightning_logs/version_0/checkpoints/last.ckpt"
+    (warned,) = _data_warnings("test", "--ckpt_path", ckpt, *quiet)  # once
+    assert warned.startswith(f"{ckpt}: the model was trained on images prepared with ")
+    assert "mean=[0.1307], std=[0.3081], resize='pad'; the datamodule Digits prepares " in warned
+    assert "them with mean=[0.3053], std=[0.3759], resize='resize'" in warned
+    assert "give the training run's --data flags again, or -c its config.yaml" in warned
+    # The training run's data again: testing, predicting and resuming say nothing.
+    assert not _data_warnings("test", "--ckpt_path", ckpt, *mnist, *quiet)
+    predict = ["--trainer.limit_predict_batches=1", "--trainer.enable_progress_bar=false"]
+    assert not _data_warnings("predict", "--ckpt_path", ckpt, *mnist, *predict)
+    assert not _data_warnings(*fit, *mnist, "--trainer.max_epochs=2", "--ckpt_path", ckpt)
+    # A fit resumed on another datamodule is not refused (its split is another data's): warned.
+    (warned,) = _data_warnings(*fit, "--trainer.max_epochs=2", "--ckpt_path", ckpt)
+    assert "the datamodule Digits prepares them with mean=[0.3053]" in warned

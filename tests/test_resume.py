@@ -16,6 +16,7 @@ import csv
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -601,6 +602,35 @@ def test_what_may_use_a_checkpoint_with_another_split_is_not_refused(
     torch.save(older, tmp_path / "older.ckpt")
     old = _fit(tmp_path / "d", Digits(seed=1), epochs=2, ckpt_path=tmp_path / "older.ckpt")
     assert old.global_step == 8
+
+
+def test_a_checkpoint_restored_on_data_prepared_otherwise_is_warned_of_once(
+    split_checkpoint: Path, tmp_path: Path
+) -> None:
+    # ckpt_path restores the model, not the data: Digits padded to 32 px, which the model saw
+    # resized, ran without a word. Each restore (fit: every epoch validates) warns once.
+    def warned(run: Any) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run()
+        return [str(w.message) for w in caught if "not the data" in str(w.message)]
+
+    padded = Digits(batch_size=32, resize="pad")
+    resumed = _fit(tmp_path / "a", Digits(batch_size=32), epochs=2, ckpt_path=split_checkpoint)
+    model = resumed.lightning_module
+    assert not warned(lambda: resumed.test(model, Digits(), ckpt_path=split_checkpoint))
+    (fit,) = warned(lambda: _fit(tmp_path / "b", padded, epochs=3, ckpt_path=split_checkpoint))
+    assert fit.startswith(f"{split_checkpoint}: the model was trained on images prepared with ")
+    assert "resize='resize'; the datamodule Digits prepares them with resize='pad'" in fit
+    (test,) = warned(lambda: resumed.test(model, padded, ckpt_path=split_checkpoint))
+    assert test == fit
+    # Not a ckpt_path restore (weights loaded before), or a checkpoint that records no data
+    # configuration: nothing to compare.
+    assert not warned(lambda: resumed.test(model, padded))
+    older = torch.load(split_checkpoint, weights_only=True)
+    del older["classic_cnns_data"]
+    torch.save(older, tmp_path / "older.ckpt")
+    assert not warned(lambda: resumed.test(model, padded, ckpt_path=tmp_path / "older.ckpt"))
 
 
 def test_an_image_folder_records_only_the_split_settings_it_uses(tmp_path: Path) -> None:

@@ -93,14 +93,31 @@ def _reasons(text: str) -> list[str]:
 def _condense(message: str, key: str | None = None) -> str:
     # jsonargparse explains a value that fits no member of a Union type (an Optional[...], a
     # logger that may be a class, a list or a bool) with a block per member: one line, with
-    # the flag (``key``, else the message's "Parser key"), the value and the reasons.
+    # the flag (``key``, else the message's "Parser key"), the value and the reasons; the
+    # chosen class's init arguments not given are named as flags (--data.root).
     if _UNION not in message:
         return message
     outer = re.match(r'Parser key "([^"]+)":', message)
     key = key or (outer[1] if outer else None)
     where, value, reasons = _explain(message)
     flag = f"--{key}{where}" if key else where.lstrip(".")
+    if key and not where and _CHOSEN.search(message):  # the chosen class's arguments: flags
+        reasons = [_REQUIRED.sub(lambda m: _required_flags(m, key), r) for r in reasons]
     return f"{flag}{value}: {'; '.join(reasons) or message}".lstrip()
+
+
+# jsonargparse's words for a class's init arguments not given (4.53, then 4.40's).
+_REQUIRED = re.compile(
+    r'the following arguments are required: (.+)|Key "([\w.]+)" is required[^.;]*'
+)
+
+
+def _required_flags(found: re.Match[str], key: str) -> str:
+    # jsonargparse names a class's missing init arguments (root, depth); a user types them as
+    # flags under the one that chose the class (--data.root).
+    names = (n.strip().removeprefix("init_args.") for n in (found[1] or found[2]).split(","))
+    flags = ", ".join(f"--{key}.{n}" for n in names if n)
+    return f"the following arguments are required: {flags}"
 
 
 def _explain(message: str) -> tuple[str, str, list[str]]:

@@ -1,16 +1,26 @@
 """Whether the data's classes are the model's: the class count a network's head must have,
-and, for evaluation, the class names its outputs stand for; one evaluation loader at a time.
+and, for evaluation, the class names its outputs stand for; one evaluation loader at a time;
+whether a restored checkpoint's model gets its images prepared as it was trained on them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from classic_cnns._guard import check_classes
 from classic_cnns._warn import warn
 
-__all__ = ["check_data_classes", "check_one_loader", "class_names_hint", "data_classes"]
+__all__ = [
+    "check_data_classes",
+    "check_data_config",
+    "check_one_loader",
+    "class_names_hint",
+    "data_classes",
+]
+# What a data configuration records of how images are prepared, which a model's weights expect.
+_PREPARED = ("mean", "std", "image_size", "resize")
 
 
 def check_one_loader(loaders: Any, stage: Any) -> None:
@@ -144,3 +154,59 @@ def _check_head_classes(
         f"output from the old class's weights ({shown}); model.reset_classifier(num_classes) "
         "gives a fresh head instead"
     )
+
+
+def check_data_config(recorded: Mapping[str, Any] | None, dm: Any, source: Any) -> None:
+    """Warn when ``dm`` prepares images otherwise than the checkpoint ``source``'s model was
+    trained on: its recorded data configuration (``recorded``) and the datamodule's
+    ``data_config`` differ in the normalisation ``mean``/``std``, the ``image_size`` or the
+    ``resize`` mode (where both record it). A ``ckpt_path`` restores the model, not the data;
+    testing a model on other data can be deliberate, so this warns and does not refuse.
+
+    Example:
+        >>> import warnings
+        >>> from types import SimpleNamespace as Data
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     dm = Data(data_config={"mean": [0.3053], "resize": "resize"})
+        ...     check_data_config({"mean": [0.1307], "resize": "pad"}, dm, "m.ckpt")
+        >>> print(caught[0].message)  # doctest: +ELLIPSIS
+        m.ckpt: the model was trained on images prepared with mean=[0.1307], resize='pad'; ...
+    """
+    current = getattr(dm, "data_config", None)
+    if not recorded or not isinstance(current, Mapping) or not current:
+        return  # nothing recorded, or a datamodule that does not say (yet)
+    changed = [
+        k
+        for k in _PREPARED
+        if k in recorded and k in current and not _same(recorded[k], current[k])
+    ]
+    if not changed:
+        return
+    was = ", ".join(f"{k}={_shown(recorded[k])!r}" for k in changed)
+    now = ", ".join(f"{k}={_shown(current[k])!r}" for k in changed)
+    warn(
+        f"{source}: the model was trained on images prepared with {was}; the datamodule "
+        f"{type(dm).__name__} prepares them with {now}, so it runs on other inputs than it "
+        "learned from. --ckpt_path restores the model, not the data: give the training run's "
+        "--data flags again, or -c its config.yaml (in Python, the datamodule it was trained "
+        "with)"
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Equal, numbers to 4 decimals (statistics measured again), sequences item by item.
+    if isinstance(a, Sequence) and not isinstance(a, str):
+        if not isinstance(b, Sequence) or isinstance(b, str) or len(a) != len(b):
+            return False
+        return all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=0, abs_tol=5e-5)
+    return bool(a == b)
+
+
+def _shown(value: Any) -> Any:
+    # A recorded value as a user reads it: plain lists, statistics to 4 decimals.
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [round(v, 4) if isinstance(v, float) else v for v in value]
+    return value

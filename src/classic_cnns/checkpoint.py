@@ -41,7 +41,7 @@ from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch import nn
 from typing_extensions import Self
 
-from classic_cnns._data_classes import class_names_hint, data_classes
+from classic_cnns._data_classes import check_data_config, class_names_hint, data_classes
 from classic_cnns._warn import warn
 from classic_cnns.data.preprocessing import normalization
 from classic_cnns.data.sampling import ResumableDataLoader
@@ -492,6 +492,7 @@ class CheckpointHooks(L.LightningModule):
     num_classes: int
     in_channels: int
     data_config: dict[str, Any]
+    _restored_data: tuple[Any, dict[str, Any]] | None  # a ckpt_path and its data config
 
     def configure_callbacks(self) -> list[L.Callback]:
         """:class:`~classic_cnns.checkpoint.ExactResume`: resuming from a checkpoint is exact.
@@ -513,7 +514,9 @@ class CheckpointHooks(L.LightningModule):
         """Fit the checkpoint's weights to this model before Lightning loads them.
 
         See :func:`classic_cnns.weights.fit_checkpoint_state`: ``_orig_mod.`` keys of a
-        ``torch.compile``d network, other input channels and other ``num_classes``.
+        ``torch.compile``d network, other input channels and other ``num_classes``. A
+        ``ckpt_path`` restore's recorded data configuration is compared with the datamodule's
+        once its loaders are made (:func:`~classic_cnns._data_classes.check_data_config`).
         """
         trainer = self._trainer
         if trainer is not None and trainer.ckpt_path:
@@ -524,7 +527,22 @@ class CheckpointHooks(L.LightningModule):
             self.data_config.pop("class_names", None)
         if stats := normalization(self.in_channels, recorded=self.data_config):
             self.data_config["mean"], self.data_config["std"] = list(stats[0]), list(stats[1])
+        restored = trainer.ckpt_path if trainer is not None else None  # fit/test(ckpt_path=)
+        self._restored_data = None
+        if restored and checkpoint.get(DATA_CHECKPOINT_KEY):  # compared at the loop's start
+            self._restored_data = (restored, dict(self.data_config))
         fit_checkpoint_state(self, checkpoint, getattr(self, "_strict_loading", None))
+
+    def on_predict_start(self) -> None:
+        """Warn of data prepared otherwise than a restored checkpoint's model was trained on."""
+        self._check_restored_data()
+
+    def _check_restored_data(self) -> None:
+        # At a loop's start (its loaders made: the datamodule has followed the restored model),
+        # once per ckpt_path restore: the data's preprocessing must be the checkpoint's.
+        restored, self._restored_data = getattr(self, "_restored_data", None), None
+        if restored is not None:
+            check_data_config(restored[1], getattr(self._trainer, "datamodule", None), restored[0])
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]

@@ -320,7 +320,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         is destroyed at exit (``_distributed.destroy_at_exit``).
         """
         destroy_at_exit()
-        hp = self._hp
+        hp, self._restored_data = self._hp, None  # a ckpt_path restore (after setup) sets it
         _guard.refuse_skip_across_processes(hp.nonfinite, getattr(self._trainer, "world_size", 1))
         if hp.channels_last:
             self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -517,6 +517,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         check_one_loader(loaders, trainer.state.fn)
         dm = getattr(trainer, "datamodule", None)
         check_data_classes(self.info.name, self.num_classes, recorded, dm, trainer.state.fn)
+        self._check_restored_data()  # data prepared as a restored checkpoint's: else a warning
 
     def on_test_epoch_end(self) -> None:
         """Log ``test_loss``, ``test_acc``, ``test_f1`` and ``test_acc_top5`` (5+ classes)."""
@@ -569,6 +570,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         configs = self.trainer.lr_scheduler_configs
         planned = getattr(self, "_made_for", (None, None))[1]
         check_resumed_schedule(self._hp.scheduler, planned, [c.scheduler for c in configs])
+        self._check_restored_data()  # data prepared as a restored checkpoint's: else a warning
 
     def on_fit_start(self) -> None:
         """Move the distillation teacher to the student's device; remake the optimizer and LR
