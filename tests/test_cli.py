@@ -1094,6 +1094,18 @@ def test_model_flags_a_checkpoint_contradicts_are_refused_not_ignored(
     assert main([*args, "--trainer.limit_val_batches=1"]) == 0, capsys.readouterr().err
 
 
+def test_no_validation_split_is_no_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
+) -> None:
+    # --data.val_size 0 asks for no validation: Lightning's "Total length of `list` across
+    # ranks is zero. Please make sure this was your intention." is not for the user.
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--data.val_size", "0", "--trainer.max_steps", "2"]
+    assert main([*args, "--trainer.enable_progress_bar", "false"]) == 0
+    assert not [w for w in recwarn if "across ranks is zero" in str(w.message)]
+    assert "val_acc" not in logged_metrics(tmp_path) and "test_acc" in logged_metrics(tmp_path)
+
+
 def test_fit_on_train_and_val_folders_alone_skips_the_test(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -295,6 +295,8 @@ _NOISE = (
     r".*configure_optimizers` will be overridden by",
     # A resumed run writes to a new version folder by design.
     r"The dirpath has changed from",
+    # --data.val_size 0: no validation split, as asked (val_dataloader returns []).
+    r"Total length of `list` across ranks is zero",
 )
 
 
