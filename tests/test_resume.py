@@ -619,7 +619,13 @@ def test_a_checkpoint_restored_on_data_prepared_otherwise_is_warned_of_once(
     resumed = _fit(tmp_path / "a", Digits(batch_size=32), epochs=2, ckpt_path=split_checkpoint)
     model = resumed.lightning_module
     assert not warned(lambda: resumed.test(model, Digits(), ckpt_path=split_checkpoint))
-    (fit,) = warned(lambda: _fit(tmp_path / "b", padded, epochs=3, ckpt_path=split_checkpoint))
+    resumed_on_padded: list[L.Trainer] = []
+    (fit,) = warned(lambda: resumed_on_padded.append(
+        _fit(tmp_path / "b", padded, epochs=3, ckpt_path=split_checkpoint)))  # fmt: skip
+    # What it trained on from then on is what its new checkpoints record: padded images.
+    resumed_on_padded[0].save_checkpoint(tmp_path / "b.ckpt")
+    for path, resize in ((split_checkpoint, "resize"), (tmp_path / "b.ckpt", "pad")):
+        assert torch.load(path, weights_only=True)["classic_cnns_data"]["resize"] == resize
     assert fit.startswith(f"{split_checkpoint}: the model was trained on images prepared with ")
     assert "resize='resize'; the datamodule Digits prepares them with resize='pad'" in fit
     (test,) = warned(lambda: resumed.test(model, padded, ckpt_path=split_checkpoint))

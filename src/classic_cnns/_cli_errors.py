@@ -106,9 +106,11 @@ def _condense(message: str, key: str | None = None) -> str:
     return f"{flag}{value}: {'; '.join(reasons) or message}".lstrip()
 
 
-# jsonargparse's words for a class's init arguments not given (4.53, then 4.40's).
+# jsonargparse's words for a class's init arguments not given (4.53, then 4.40's, which may
+# say "Validation failed: " first and end with a period).
 _REQUIRED = re.compile(
-    r'the following arguments are required: (.+)|Key "([\w.]+)" is required[^.;]*'
+    r"(?:Validation failed: )?(?:the following arguments are required: (.+?)"
+    r'|Key "([\w.]+)" is required[^.;]*)\.?$'
 )
 
 

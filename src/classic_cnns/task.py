@@ -566,11 +566,14 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_train_start(self) -> None:
-        """Refuse to resume an LR schedule made for another run length (see ``optim``)."""
+        """Refuse to resume an LR schedule made for another run length (see ``optim``); record
+        the data configuration trained on (a resumed run's, not its checkpoint's)."""
         configs = self.trainer.lr_scheduler_configs
         planned = getattr(self, "_made_for", (None, None))[1]
         check_resumed_schedule(self._hp.scheduler, planned, [c.scheduler for c in configs])
         self._check_restored_data()  # data prepared as a restored checkpoint's: else a warning
+        if config := getattr(getattr(self.trainer, "datamodule", None), "data_config", None):
+            self.data_config = dict(config)  # what it trains on now (a restore put the file's)
 
     def on_fit_start(self) -> None:
         """Move the distillation teacher to the student's device; remake the optimizer and LR
