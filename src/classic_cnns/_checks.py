@@ -11,7 +11,7 @@ import math
 import os
 from typing import Any, TypeGuard
 
-__all__ = ["as_plain", "check_flag", "check_path", "is_int", "is_number"]
+__all__ = ["as_plain", "check_flag", "check_path", "is_int", "is_number", "refuse_existing"]
 
 
 def as_plain(value: Any) -> Any:
@@ -80,3 +80,18 @@ def check_path(name: str, value: Any) -> None:
     """
     if not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be a folder's path (str or Path); got {value!r}")
+
+
+def refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> None:
+    """Raise ``FileExistsError`` if a file (or a link) is at ``path`` and ``overwrite`` is
+    false: what a writer that replaces only when told checks before any work.
+
+    Example:
+        >>> refuse_existing(__file__, overwrite=False)
+        Traceback (most recent call last):
+        ...
+        FileExistsError: ... exists; pass overwrite=True to replace it
+    """
+    check_flag("overwrite", overwrite)
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")

@@ -43,7 +43,7 @@ from typing_extensions import Self
 
 from classic_cnns._data_classes import check_data_config, class_names_hint, data_classes
 from classic_cnns._warn import warn
-from classic_cnns.data.preprocessing import normalization
+from classic_cnns.data.preprocessing import config_for_channels
 from classic_cnns.data.sampling import ResumableDataLoader
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
@@ -525,8 +525,7 @@ class CheckpointHooks(L.LightningModule):
         self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
         if head_class_names(self.data_config, self.num_classes) is None:  # a new head's: unknown
             self.data_config.pop("class_names", None)
-        if stats := normalization(self.in_channels, recorded=self.data_config):
-            self.data_config["mean"], self.data_config["std"] = list(stats[0]), list(stats[1])
+        self.data_config = config_for_channels(self.data_config, self.in_channels)
         restored = trainer.ckpt_path if trainer is not None else None  # fit/test(ckpt_path=)
         self._restored_data = None
         if restored and checkpoint.get(DATA_CHECKPOINT_KEY):  # compared at the loop's start

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from classic_cnns._checks import check_flag
+from classic_cnns._checks import refuse_existing
 from classic_cnns._version import __version__
 from classic_cnns.files import META_DATA, META_HPARAMS, META_VERSION, atomic_path, refuse_folder
 from classic_cnns.hub import _require_classifier, load_model
@@ -275,9 +275,7 @@ def export_model(
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
     refuse_folder(path)
-    check_flag("overwrite", overwrite)
-    if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    refuse_existing(path, overwrite)
     if not atol >= 0:
         raise ValueError(f"atol must be a number >= 0; got {atol!r}")
     with _borrowed(model, torch.device("cpu"), eager=True):

@@ -26,7 +26,7 @@ from typing import Any
 
 from classic_cnns._checks import check_flag
 from classic_cnns.checkpoint import init_parameters
-from classic_cnns.data.preprocessing import normalization
+from classic_cnns.data.preprocessing import config_for_channels
 from classic_cnns.files import WeightsFile, read_weights_file
 from classic_cnns.models import family_class
 from classic_cnns.registry import list_models, model_info
@@ -256,6 +256,4 @@ def _load_file(
     # the normalisation for the model's channels: a grey file's statistics repeated for an
     # RGB network, as its first convolution is adapted (and as `fit` would record them).
     data = load_weights_file(model.net, file, arch=model.info.name, strict=strict)
-    if stats := normalization(model.in_channels, recorded=data):
-        data["mean"], data["std"] = list(stats[0]), list(stats[1])
-    model.data_config = data
+    model.data_config = config_for_channels(data, model.in_channels)

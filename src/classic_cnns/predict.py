@@ -27,7 +27,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from classic_cnns._checks import check_flag, is_int
+from classic_cnns._checks import check_flag, is_int, refuse_existing
 from classic_cnns._warn import warn
 from classic_cnns._writers import RUN_ELSEWHERE, refuse_replacing
 from classic_cnns.checkpoint import head_class_names
@@ -161,9 +161,7 @@ def _predict(
         refuse_folder(output)
         if Path(output).resolve() in {f.resolve() for f in files}:
             raise ValueError(f"output {output} is one of the images to classify; pick another")
-        check_flag("overwrite", overwrite)
-        if os.path.lexists(output) and not overwrite:
-            raise FileExistsError(f"{output} exists; pass overwrite=True to replace it")
+        refuse_existing(output, overwrite)
         check_writable(output)  # before anything is classified
     config = model.data_config
     prep = Preprocessing.from_config(

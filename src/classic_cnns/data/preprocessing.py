@@ -46,6 +46,7 @@ __all__ = [
     "Preprocessing",
     "ResizeMode",
     "check_stats",
+    "config_for_channels",
     "normalization",
     "random_crop_flip",
     "to_size",
@@ -170,6 +171,22 @@ def normalization(
         mean = [round(sum(mean) / len(mean), 4)] * channels
         std = [round(sum(std) / len(std), 4)] * channels
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def config_for_channels(config: Mapping[str, Any], channels: int) -> dict[str, Any]:
+    """A copy of a model's data configuration with its mean and std for ``channels``.
+
+    What a model whose first convolution was adapted to other channels records (as ``fit``
+    would): the statistics averaged and repeated, by :func:`normalization`; the rest as it is.
+
+    Example:
+        >>> config_for_channels({"mean": [0.1307], "std": [0.3081], "resize": "pad"}, 3)
+        {'mean': [0.1307, 0.1307, 0.1307], 'std': [0.3081, 0.3081, 0.3081], 'resize': 'pad'}
+    """
+    config = dict(config)
+    if stats := normalization(channels, recorded=config):
+        config["mean"], config["std"] = list(stats[0]), list(stats[1])
+    return config
 
 
 def to_size(
