@@ -253,6 +253,11 @@ def test_predicting_on_some_of_a_checkpoint_s_classes_keeps_its_head(
     numbered = "--data.classes=" + str([str(d) for d in range(5)])  # the checkpoint's order
     assert main(["predict", *four, numbered]) == 0, capsys.readouterr().err
     assert Path("lightning_logs/version_2/predictions.csv").read_text() == table
+    # --weights starts from the same tensors, head included: the same table, where the 4
+    # classes' head was refused ("the weights must fit the whole model").
+    weights = ["--weights", ckpt[1], *grey, "--data.root", "four", "--data.test_size", "1"]
+    assert main(["predict", *weights, *quiet]) == 0, capsys.readouterr().err
+    assert Path("lightning_logs/version_3/predictions.csv").read_text() == table
     # test scores the labels: there the folders must be numbered as the checkpoint does.
     assert main(["test", *four]) == 2
     err = capsys.readouterr().err

@@ -429,6 +429,19 @@ def test_a_program_is_named_as_such_where_a_checkpoint_is_expected(
     assert torch.equal(load_checkpoint(Minimal(memory.cat("/w.pt")))["w"], torch.arange(3))
 
 
+def test_an_onnx_model_is_named_as_such_where_a_checkpoint_is_expected(tmp_path) -> None:
+    pytest.importorskip("onnx")
+    export_model(LeNet5(), tmp_path / "m.onnx", "onnx")
+    refused = r"m\.onnx: an ONNX model \(classic-cnns export --format onnx\), which onnxruntime"
+    for load in (load_model, read_weights_file, load_checkpoint):
+        with pytest.raises(CheckpointError, match=refused):
+            load(tmp_path / "m.onnx")
+    # Named by its first byte and its name together: other bytes under the name are not ONNX.
+    (tmp_path / "x.onnx").write_bytes(b"\x09junk")
+    with pytest.raises(CheckpointError, match=r"x\.onnx: not a PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "x.onnx")
+
+
 def test_program_files_carry_the_hyperparameters_and_data_configuration(checkpoints, tmp_path):
     # What safetensors and ONNX files hold as metadata, TorchScript and torch.export
     # archives hold as one JSON file beside the program.

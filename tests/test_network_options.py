@@ -259,9 +259,12 @@ def test_numpy_and_tensor_numbers_are_recorded_plain_so_the_checkpoint_loads(
         temperature=np.float64(3.0),
         dropout=np.float64(0.25),
         final_relu=np.bool_(True),
+        num_classes=np.array([3, 7]).max() + 1,  # an np.int64, as a count of labels gives
+        in_channels=torch.tensor(2),
     )
     plain = {"lr": 0.05, "weight_decay": 0.5, "momentum": 0.800000011920929, "temperature": 3.0}
-    plain |= {"dropout": 0.25, "final_relu": True}
+    plain |= {"dropout": 0.25, "final_relu": True, "num_classes": 8, "in_channels": 2}
+    assert (model.num_classes, model.in_channels) == (8, 2)
     for hparams in (model.hparams, model.hparams_initial):
         assert {k: (hparams[k], type(hparams[k])) for k in plain} == {
             k: (v, type(v)) for k, v in plain.items()

@@ -55,7 +55,7 @@ from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.export import export_main
-from classic_cnns.files import CheckpointError, load_checkpoint
+from classic_cnns.files import CheckpointError, load_checkpoint, read_weights_file
 from classic_cnns.hub import load_weights
 from classic_cnns.models import family_class
 from classic_cnns.predict import PredictionCSV, predict_main
@@ -222,8 +222,8 @@ class ClassicCLI(LightningCLI):
             type=str | None,
             default=None,
             help="start from the network weights in a .ckpt or .safetensors file, adapted to "
-            "the model (unlike --ckpt_path, which resumes a run); validate, test and predict "
-            "need all of them to fit",
+            "the model (unlike --ckpt_path, which resumes a run); validate and test need all "
+            "of them to fit, predict keeps the file's head",
         )
         parser.add_argument(
             "--threads",
@@ -292,16 +292,19 @@ class ClassicCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         """Load the starting weights (``--pretrained``, ``--weights``) into the model built.
 
-        Not when ``--ckpt_path`` resumes a run: its weights come from the checkpoint. There,
-        ``predict`` keeps the checkpoint's head and class names whatever classes the data has
-        (the data's class count built the model), as predicting scores no labels.
+        Not when ``--ckpt_path`` resumes a run: its weights come from the checkpoint.
+        ``predict`` keeps the head and class names of the ``--ckpt_path`` or ``--weights`` file
+        (if it records them) whatever classes the data has (the data's class count built the
+        model), as predicting scores no labels.
         """
         config = self.config[self.subcommand] if self.subcommand else self.config
+        pretrained, path = bool(config.get("pretrained")), config.get("weights")
         if self.subcommand == "predict" and isinstance(self.model, ImageClassifier):
             head = self._ckpt_head
+            if head is None and path and config.get("ckpt_path") is None:  # as --ckpt_path's
+                head = checkpoint_head(read_weights_file(path, tensors=False).hparams)
             if head is not None and head != self.model.num_classes:
                 self.model.reset_classifier(head)  # loaded, with its class names, from the file
-        pretrained, path = bool(config.get("pretrained")), config.get("weights")
         if config.get("ckpt_path") is not None and (pretrained or path):
             raise ValueError(
                 "--ckpt_path resumes a run with the checkpoint's own weights; --weights and "

@@ -75,6 +75,7 @@ Example:
 """
 # torch.compile wraps a module in OptimizedModule, which adds this to its state-dict keys.
 COMPILED_PREFIX = "_orig_mod."
+_RUNS = "(classic-cnns export --format {}), which {} runs"  # a program, not weights
 _REFUSED = r"global|allowlist|unrecognized function|can only|only persistent_load|must be imported"
 
 
@@ -147,8 +148,7 @@ def _local(path: str | os.PathLike[str]) -> str:
 
 
 def _written_file(path: str | os.PathLike[str]) -> Path:
-    # The file atomic_path writes: a file:// URL's path; through a symbolic link, as a plain
-    # open() writes, the file it names.
+    # The file atomic_path writes: a file:// URL's path; through a symbolic link, its target.
     path = Path(_local(path))
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
@@ -292,8 +292,7 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
     path = Path(_local(path))
     _require_file(path, shown, "checkpoint")
     if (size := path.stat().st_size) == 0:
-        safetensors = path.suffix == ".safetensors"
-        what = "a safetensors file" if safetensors else "a checkpoint written by torch.save"
+        what = "a safetensors file" if path.suffix == ".safetensors" else "a torch.save file"
         raise CheckpointError(
             f"{shown}: the file is empty (0 bytes); expected {what}. It was probably cut off "
             "while being written"
@@ -307,6 +306,9 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
         head = f.read(4)
     if head.startswith(b"\x80"):  # the legacy (pre-1.6) torch.save format: a pickle stream
         return
+    if head[:1] == b"\x08" and path.suffix.lower() == ".onnx":  # protobuf: field 1, ir_version
+        raise CheckpointError(f"{shown}: an ONNX model {_RUNS.format('onnx', 'onnxruntime')}; "
+                              "expected a checkpoint or a .safetensors file")  # fmt: skip
     if head != b"PK\x03\x04":
         raise CheckpointError(
             f"{shown}: not a PyTorch checkpoint: it starts with {head!r}; expected a zip "
@@ -367,13 +369,12 @@ def _refuse_names(names: list[str], shown: str) -> None:
     # as torch.load does: TorchScript's holds constants.pkl; a torch.export .pt2 archive_format
     # (torch 2.14) or serialized_exported_program.json (torch 2.6) and no data.pkl.
     records = {name.rsplit("/", 1)[-1] for name in names}
-    runs = "(classic-cnns export --format {}), which {} runs"
     if "constants.pkl" in records:
-        what = "a TorchScript archive " + runs.format("torchscript", "torch.jit.load")
+        what = "a TorchScript archive " + _RUNS.format("torchscript", "torch.jit.load")
     elif "data.pkl" in records or not names:
         return
     elif records & {"archive_format", "serialized_exported_program.json"}:
-        what = "a torch.export program " + runs.format("pt2", "torch.export.load")
+        what = "a torch.export program " + _RUNS.format("pt2", "torch.export.load")
     else:
         what = "a zip archive that torch.save did not write (it has no data.pkl record)"
     raise CheckpointError(f"{shown}: {what}; expected a checkpoint or a .safetensors file")

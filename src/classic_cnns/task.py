@@ -154,8 +154,9 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         super().__init__()
         self.info = info = model_info(arch)
         # Arguments not given come from the architecture (sizes) and its recipe (training).
-        num_classes = info.num_classes if num_classes is None else num_classes
-        in_channels = info.input_size[0] if in_channels is None else in_channels
+        # (A numpy int, as labels.max() + 1 gives, is taken as the int it is: as build_net does.)
+        num_classes = as_plain(info.num_classes if num_classes is None else num_classes)
+        in_channels = as_plain(info.input_size[0] if in_channels is None else in_channels)
         recipe = info.recipe
         warn_of_the_recipe_lr(info, optimizer, lr)
         optimizer = recipe.optimizer if optimizer is None else optimizer
