@@ -233,6 +233,17 @@ def test_a_checkpoint_saved_without_crc32s_loads(
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
 
 
+def test_load_from_checkpoint_called_on_a_model_is_refused(checkpoints: dict[str, Path]) -> None:
+    # model.load_from_checkpoint(path) returns a new model and left `model` untrained, in
+    # silence: Lightning's own classmethod refuses the call, which ours had lost.
+    model = LeNet5()
+    with pytest.raises(TypeError, match=r"`LeNet5.load_from_checkpoint` cannot be called on an"):
+        model.load_from_checkpoint(checkpoints["lenet5"])
+    saved = load_checkpoint(checkpoints["lenet5"])["state_dict"]
+    loaded = LeNet5.load_from_checkpoint(checkpoints["lenet5"])
+    assert all(torch.equal(v, saved[k]) for k, v in loaded.state_dict().items())
+
+
 def _tensor_record(data: bytes) -> tuple[int, int, int]:
     """Where the tensor's record (.../data/0) is in a zip archive: its central directory
     entry, its local header, and its data, which follows the local header's 30 bytes, its

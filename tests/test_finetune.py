@@ -73,6 +73,29 @@ def test_freeze_backbone_trains_only_the_head_and_keeps_batch_norm_fixed() -> No
     assert not model.backbone_frozen and model.train().net.bn1.training
 
 
+def test_a_frozen_backbone_keeps_its_batch_norm_statistics_through_a_re_estimation() -> None:
+    # torch's update_bn (and Lightning's SWA) reset every batch norm's statistics, then run
+    # the data in training mode to re-estimate them; frozen norms stay in eval mode, so they
+    # were left at mean 0, variance 1. Untracked while frozen (as Lightning's
+    # BaseFinetuning.freeze leaves them), update_bn passes them by.
+    model = LeNet5("lenet5_bn", num_classes=10)
+    _trainer(max_steps=3).fit(model, _loader(48))
+    model.freeze_backbone()
+    before = _snapshot(model)
+    images = [x for x, _ in _loader(32)]
+    torch.optim.swa_utils.update_bn(images, model)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    model.unfreeze_backbone()  # tracked again: the next training step updates them
+    model.train()(images[0])
+    assert not torch.equal(before["net.c1.1.running_mean"], model.net.c1[1].running_mean)
+    # Lightning's SWA resets them whatever they track: the reset is warned of.
+    model.freeze_backbone()
+    swa = L.pytorch.callbacks.StochasticWeightAveraging(swa_lrs=0.01, swa_epoch_start=1)
+    with pytest.warns(UserWarning, match=r"reset the running statistics of 4 batch norm la"):
+        _trainer(max_epochs=2, callbacks=[swa]).fit(model, _loader(48))
+    assert not model.net.c1[1].running_mean.any()  # what the warning says
+
+
 @pytest.mark.parametrize(
     ("options", "train_bn"),
     # The default, as documented: the frozen backbone's batch norm layers are frozen too.

@@ -660,3 +660,33 @@ def test_an_image_folder_records_only_the_split_settings_it_uses(tmp_path: Path)
     # train/ and test/ folders: test_size splits nothing; a val/ folder: nor seed, val_size.
     assert ImageFolder(folder("train", "test"))._split_settings() == {"seed": 0, "val_size": 0.1}
     assert ImageFolder(folder("train", "val"), seed=5)._split_settings() == {}
+
+
+class _FirstBatches(L.Callback):
+    """The labels of each training batch of a run."""
+
+    def __init__(self) -> None:
+        self.labels: list[list[int]] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, i: int) -> None:
+        self.labels.append(batch[1].tolist())
+
+
+def test_a_checkpoint_evaluated_on_a_trainer_does_not_resume_its_next_fit(tmp_path: Path) -> None:
+    # validate/test/predict(ckpt_path=) restore the callbacks' states too; ExactResume kept
+    # the mid-epoch position and RNG state for the next fit on that trainer, a new run,
+    # which then skipped the batches before it.
+    every = ModelCheckpoint(tmp_path / "mid", every_n_train_steps=2, save_top_k=-1)
+    _fit(tmp_path / "a", Digits(batch_size=32), callbacks=(every,))
+    mid = next(p for p in (tmp_path / "mid").glob("*.ckpt") if "step=2" in p.name)
+    plain = _FirstBatches()
+    _fit(tmp_path / "b", Digits(batch_size=32), callbacks=(plain,))
+    after = _FirstBatches()
+    trainer = _fit(tmp_path / "c", Digits(batch_size=32), callbacks=(after,), epochs=0)
+    model = create_model("lenet5", num_classes=10, in_channels=1, scheduler="none")
+    trainer.validate(model, Digits(batch_size=32), ckpt_path=mid, verbose=False)
+    L.seed_everything(0, verbose=False)
+    trainer.fit_loop.max_epochs = 1
+    trainer.fit(create_model("lenet5", num_classes=10, in_channels=1, scheduler="none"),
+                datamodule=Digits(batch_size=32))  # fmt: skip
+    assert len(plain.labels) == 4 and after.labels == plain.labels

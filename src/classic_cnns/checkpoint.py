@@ -38,6 +38,7 @@ from lightning.pytorch.core.saving import load_hparams_from_yaml
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
+from lightning.pytorch.utilities.model_helpers import _restricted_classmethod
 from torch import nn
 from typing_extensions import Self
 
@@ -450,8 +451,10 @@ class ExactResume(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Keep the saved state until training starts (the loaders do not exist yet); a
         ``fit`` that resumes with other split settings is refused here, before it starts."""
-        trainer = self._trainer
-        if trainer is not None and trainer.state.fn == TrainerFn.FITTING:
+        trainer, self._pending = self._trainer, None
+        if trainer is not None and trainer.state.fn != TrainerFn.FITTING:
+            return  # validate/test/predict(ckpt_path=...) restore it too: a later fit is new
+        if trainer is not None:
             datamodule = getattr(trainer, "datamodule", None)
             _check_split(state_dict.get("split"), datamodule, trainer.ckpt_path)
         self._pending = state_dict
@@ -543,7 +546,7 @@ class CheckpointHooks(L.LightningModule):
         if restored is not None:
             check_data_config(restored[1], getattr(self._trainer, "datamodule", None), restored[0])
 
-    @classmethod
+    @_restricted_classmethod  # as Lightning's: model.load_from_checkpoint(...) is refused
     def load_from_checkpoint(  # type: ignore[override]
         cls,
         checkpoint_path: str | Path | IO[bytes],
@@ -560,7 +563,9 @@ class CheckpointHooks(L.LightningModule):
         saved hyperparameters, and shapes may change with them: ``num_classes=5`` loads the
         backbone and gives a fresh 5-class head, ``in_channels=1`` adapts the first
         convolution; a warning names every key not loaded. ``strict``: see ``restore``
-        (``False`` loads what fits). ``_orig_mod.`` keys load. Nothing is downloaded.
+        (``False`` loads what fits). ``_orig_mod.`` keys load. Nothing is downloaded. Called
+        on an instance (``model.load_from_checkpoint(path)``, which would leave ``model`` as
+        it was), it raises ``TypeError``, as Lightning's does.
 
         Example:
             >>> from classic_cnns import LeNet5

@@ -272,9 +272,8 @@ def _first_line(err: BaseException) -> str:
 def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None) -> None:
     """Raise unless the local file ``path`` is a whole, intact ``torch.save`` file.
 
-    Reads the file once without unpickling anything: a zip archive (what ``torch.save``
-    writes) must be complete and every record must match its CRC-32 checksum (or, where
-    ``torch.save`` wrote none, lie whole within the file).
+    Reads the file once without unpickling anything: a zip archive (``torch.save``'s) must be
+    complete, every record matching its CRC-32 (where ``torch.save`` wrote none: whole).
 
     Raises:
         FileNotFoundError: if there is no such file (a folder is not one; the message says).
@@ -292,7 +291,8 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
     path = Path(_local(path))
     _require_file(path, shown, "checkpoint")
     if (size := path.stat().st_size) == 0:
-        what = "a safetensors file" if path.suffix == ".safetensors" else "a torch.save file"
+        torch_save = "a checkpoint written by torch.save"
+        what = "a safetensors file" if path.suffix == ".safetensors" else torch_save
         raise CheckpointError(
             f"{shown}: the file is empty (0 bytes); expected {what}. It was probably cut off "
             "while being written"

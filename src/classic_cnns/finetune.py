@@ -26,6 +26,7 @@ from torch.optim import Optimizer
 from typing_extensions import Self
 
 from classic_cnns._checks import is_int
+from classic_cnns._warn import warn
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -123,8 +124,11 @@ def freeze_backbone(net: nn.Module, *, train_bn: bool = False) -> list[_BatchNor
 
     With ``train_bn=False`` its batch norm layers are also put in eval mode, so they
     normalise with their running statistics and stop updating them, as in evaluation (timm
-    freezes batch norm the same way); the backbone's dropout layers (AlexNet, VGG, NiN,
-    GoogLeNet) keep dropping in training. ``net.train()`` undoes the eval mode;
+    freezes batch norm the same way), and stop tracking them (``track_running_stats=False``,
+    as Lightning's ``BaseFinetuning.freeze`` does), so that a re-estimation such as
+    ``torch.optim.swa_utils.update_bn`` leaves them as they are; the backbone's dropout
+    layers (AlexNet, VGG, NiN, GoogLeNet) keep dropping in training. ``net.train()`` undoes
+    the eval mode (they then normalise with each batch's statistics, still untracked);
     :class:`~classic_cnns.task.ImageClassifier` re-applies it after every ``train()`` call
     (a plain loop's per-epoch ``model.train()``; Lightning itself restores each module's
     own mode after validation). With ``train_bn=True`` the batch norm layers keep training,
@@ -151,11 +155,14 @@ def freeze_backbone(net: nn.Module, *, train_bn: bool = False) -> list[_BatchNor
         return []
     for m in norms:
         m.eval()
+        m.track_running_stats = False  # reset_running_stats() (update_bn) passes them by
     return norms
 
 
 def unfreeze_backbone(net: nn.Module) -> None:
     """Train every parameter again (``requires_grad=True``); the next ``train()`` resets batch norm.
+
+    The backbone's batch norm layers track their running statistics again.
 
     Example:
         >>> from classic_cnns import model_info
@@ -169,6 +176,7 @@ def unfreeze_backbone(net: nn.Module) -> None:
         p.requires_grad_(True)
     for m in _backbone_norms(net):
         m.train(net.training)
+        m.track_running_stats = m.running_mean is not None  # as built (unless built without)
 
 
 def reset_head(net: nn.Module, num_classes: int) -> None:
@@ -243,7 +251,7 @@ class FreezableBackbone(nn.Module):
 
     net: nn.Module
     # Batch norm layers that freeze_backbone() keeps in eval mode, even across train().
-    _frozen_norms: list[nn.Module] | tuple[()] = ()
+    _frozen_norms: list[_BatchNorm] | tuple[()] = ()
     _backbone_frozen: bool = False
 
     def freeze_backbone(self, train_bn: bool = False) -> None:
@@ -293,6 +301,22 @@ class FreezableBackbone(nn.Module):
         for m in getattr(self, "_frozen_norms", ()):  # train() runs in nn.Module.__init__ too
             m.eval()
         return self
+
+    def on_train_epoch_start(self) -> None:
+        """Warn if a callback reset the frozen backbone's batch norm statistics.
+
+        Lightning's ``StochasticWeightAveraging`` does, for its last epoch, to re-estimate
+        them in training mode; frozen, they stay at mean 0 and variance 1.
+        """
+        reset = [m for m in self._frozen_norms if m.momentum is None and not m.num_batches_tracked]
+        if reset:
+            warn(
+                f"a callback (StochasticWeightAveraging) reset the running statistics of "
+                f"{len(reset)} batch norm layer(s) of the frozen backbone, which are not "
+                "re-estimated while frozen: they now normalise with mean 0 and variance 1. "
+                "Unfreeze the backbone before SWA's last epoch (UnfreezeBackbone, or "
+                "unfreeze_backbone()), or freeze it with train_bn=True"
+            )
 
 
 class UnfreezeBackbone(BaseFinetuning):
