@@ -266,6 +266,32 @@ def test_predicting_on_some_of_a_checkpoint_s_classes_keeps_its_head(
 
 
 @pytest.mark.usefixtures("one_thread")
+def test_predicting_with_the_last_checkpoint_of_another_logger_keeps_its_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A logger whose folder the configuration does not say finds "last" after the model is
+    # built for the data's 4 classes: the checkpoint's 10-class head failed to load there.
+    from test_cli import RUNS_LOGGER
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs_logger.py").write_text(RUNS_LOGGER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    logger = ["--trainer.logger=runs_logger.RunsLogger", "--trainer.enable_progress_bar=false"]
+    fit = ["fit", "--trainer.max_steps=1", "--trainer.limit_val_batches=1",
+           "--trainer.limit_test_batches=1", *logger]  # fmt: skip
+    assert main(fit) == 0, capsys.readouterr().err
+    _digit_folder(tmp_path / "four", range(1, 5))
+    four = ["--data", "ImageFolder", "--data.channels", "1", "--data.root", "four"]
+    predict = ["predict", "--ckpt_path=last", *logger, "--trainer.logger.version=b", *four]
+    capsys.readouterr()
+    assert main(predict) == 0, capsys.readouterr().err
+    rows = list(csv.DictReader(Path("runs/b/predictions.csv").read_text().splitlines()))
+    assert rows and {r["label"] for r in rows} <= {"1", "2", "3", "4"}
+    assert all(0 <= int(r["class_index"]) < 10 for r in rows)
+    assert {r["class"] for r in rows} <= {str(d) for d in range(10)}  # Digits' class names
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_a_flag_for_the_model_s_channels_says_what_decides_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -364,6 +364,10 @@ class ClassicCLI(LightningCLI):
             if path is not None:
                 if subcommand == "fit":
                     self._check_resumed_hparams(path)
+                elif subcommand == "predict":  # found after the model was built: its head now
+                    head = checkpoint_head(checkpoint_model(str(path)))
+                    if head is not None and head != self.model.num_classes:
+                        self.model.reset_classifier(head)
                 config["ckpt_path"] = str(path)
                 # config.yaml records the file, so that --config resumes from it again.
                 self.config[subcommand]["ckpt_path"] = str(path)
