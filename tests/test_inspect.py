@@ -310,7 +310,8 @@ def test_text_and_markdown_contain_header_and_totals(lenet_summary: ModelSummary
 
     markdown = lenet_summary.to_markdown()
     assert "| Layer | Type | Kernel |" in markdown
-    assert "| c1.0 | Conv2d | 5x5 | 1x1 | 0x0 | 1x1 | [1, 6, 28, 28] | 156 |" in markdown
+    assert "| c1.0 | Conv2d | 5x5 | 1x1 | 0x0 | 1x1 | - | [1, 6, 28, 28] | 156 |" in markdown
+    assert "| s2.0 | AvgPool2d | 2x2 | 2x2 | 0x0 | - | False | [1, 6, 14, 14] | 0 |" in markdown
     assert "| Total params | 61,706 |" in markdown
     assert "| Total FLOPs (2 x MACs) | 846,076 (846.08 K) |" in markdown
 
@@ -325,6 +326,7 @@ def test_to_rows_carries_every_column(lenet_summary: ModelSummary) -> None:
         "stride",
         "padding",
         "dilation",
+        "ceil_mode",
         "output_shape",
         "params",
         "macs",
@@ -340,6 +342,7 @@ def test_to_rows_carries_every_column(lenet_summary: ModelSummary) -> None:
         "stride": (1, 1),
         "padding": (0, 0),
         "dilation": (1, 1),
+        "ceil_mode": None,
         "output_shape": (1, 6, 28, 28),
         "params": 156,
         "macs": 122_304,

@@ -29,6 +29,8 @@ class LayerRow:
         stride: ``(h, w)`` for convolutions and pooling, else ``None``.
         padding: ``(h, w)`` (or ``"same"``/``"valid"``) for convolutions and pooling.
         dilation: ``(h, w)`` for convolutions and max pooling, else ``None``.
+        ceil_mode: For pooling, whether the output size rounds up (PyTorch's ``ceil_mode``:
+            GoogLeNet's and NiN's max pooling), else ``None``.
         output_shape: Shape of the output, batch dimension included.
         params: Parameters of the module; counted at its first call only, so a module
             called twice (a shared ReLU) shows 0 the second time.
@@ -51,6 +53,7 @@ class LayerRow:
     stride: Pair | None
     padding: Pair | str | None
     dilation: Pair | None
+    ceil_mode: bool | None
     output_shape: tuple[int, ...]
     params: int
     macs: int
@@ -65,6 +68,7 @@ _HEADERS = {
     "stride": "Stride",
     "padding": "Padding",
     "dilation": "Dilation",
+    "ceil_mode": "Ceil mode",
     "output_shape": "Output shape",
     "params": "Params",
     "macs": "MACs",

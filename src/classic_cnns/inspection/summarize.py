@@ -212,6 +212,7 @@ class _Recorder:
             stride=window.stride if window else None,
             padding=window.padding if window else None,
             dilation=window.dilation if window else None,
+            ceil_mode=window.ceil_mode if window and not window.is_conv else None,
             output_shape=tuple(output.shape) if output is not None else (),
             params=0 if module in self.counted else sum(p.numel() for p in module.parameters()),
             macs=_macs(module, output) if output is not None else 0,
