@@ -307,6 +307,16 @@ class FreezableBackbone(nn.Module):
 
         Lightning's ``StochasticWeightAveraging`` does, for its last epoch, to re-estimate
         them in training mode; frozen, they stay at mean 0 and variance 1.
+
+        Example:
+            >>> import warnings
+            >>> from classic_cnns import LeNet5
+            >>> model = LeNet5("lenet5_bn")
+            >>> model.freeze_backbone()
+            >>> with warnings.catch_warnings(record=True) as caught:
+            ...     model.on_train_epoch_start()  # nothing was reset: no warning
+            >>> caught
+            []
         """
         reset = [m for m in self._frozen_norms if m.momentum is None and not m.num_batches_tracked]
         if reset:
