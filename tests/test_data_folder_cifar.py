@@ -60,6 +60,33 @@ def _connect(dm: L.LightningDataModule, model: L.LightningModule) -> None:
     dm.trainer = trainer
 
 
+def test_a_folder_path_with_a_tilde_is_the_home_folder_s(
+    tmp_path: Path, digits, mnist_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As torchvision's datasets expand it. A YAML config or --data.root=~/x reaches the
+    # datamodules unexpanded: "no image folder at ~/imgs" (it was there), and a download
+    # made a folder named "~" in the current one.
+    from classic_cnns._cli_helpers import data_main
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    _write_pngs(home / "imgs", *(t[:100] for t in digits))
+    dm = ImageFolder("~/imgs", channels=1, image_size=28)
+    assert dm.root == home / "imgs" and len(dm.class_names) == 10
+    (home / "data" / "MNIST").mkdir(parents=True)
+    symlink(home / "data" / "MNIST" / "raw", mnist_raw)
+    mnist = MNIST("~/data", download=False, protocol="10k")
+    mnist.prepare_data()
+    mnist.setup("test")
+    assert mnist.data_dir == home / "data" and len(mnist.test_dataloader().dataset) == 2000
+    assert data_main(["fetch", "mnist", "--protocol", "10k", "--data-dir", "~/data"]) == 0
+    assert list(work.iterdir()) == []
+    rows = predict_folder(LeNet5(), "~/imgs/7", mean=(0.5,), std=(0.25,))
+    assert len(rows) == len(list((home / "imgs" / "7").iterdir())) > 0
+
+
 def test_image_folder_decodes_real_digits_exactly_and_splits_by_seed(tmp_path, digits) -> None:
     images, labels = digits
     _write_pngs(tmp_path, images[:100], labels[:100])

@@ -259,6 +259,14 @@ def test_a_decoding_error_gives_the_reason_without_the_decoder_s_source_file(
         load_image(bad, 3, None)
     message = str(info.value)
     assert message.startswith(f"{bad}: cannot decode the image (") and ".cpp" not in message
+    # A truncated PNG: torchvision's message starts "operator(), .../decode_png.cpp:79, ".
+    png = tmp_path / "cut.png"
+    Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)).save(png)
+    png.write_bytes(png.read_bytes()[:100])
+    with pytest.raises(ValueError) as info:
+        load_image(png, 3, None)
+    message = str(info.value)
+    assert message.startswith(f"{png}: cannot decode the image (") and ".cpp" not in message
 
 
 @pytest.mark.parametrize("size", [True, "32", 32.0, (32, "32"), (True, 8)])

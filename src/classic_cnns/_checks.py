@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any, TypeGuard
 
-__all__ = ["as_plain", "check_flag", "check_path", "is_int", "is_number", "refuse_existing"]
+__all__ = ["as_folder", "as_plain", "check_flag", "is_int", "is_number", "refuse_existing"]
 
 
 def as_plain(value: Any) -> Any:
@@ -69,17 +70,21 @@ def check_flag(name: str, value: Any, none: bool | str = False) -> None:
         raise ValueError(f"{name} must be {allowed}{meaning}; got {value!r}")
 
 
-def check_path(name: str, value: Any) -> None:
-    """Refuse a path ``name`` that is neither a str nor a path object.
+def as_folder(name: str, value: Any) -> Path:
+    """The folder path ``name`` as a ``Path``, ``~`` expanded (as torchvision's datasets do:
+    a YAML config or ``--data.root=~/x`` reaches us unexpanded); refuses a non-path.
 
     Example:
-        >>> check_path("root", 1)
+        >>> as_folder("root", "~/data") == Path.home() / "data"
+        True
+        >>> as_folder("root", 1)
         Traceback (most recent call last):
         ...
         TypeError: root must be a folder's path (str or Path); got 1
     """
     if not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be a folder's path (str or Path); got {value!r}")
+    return Path(value).expanduser()
 
 
 def refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> None:

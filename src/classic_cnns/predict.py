@@ -102,7 +102,7 @@ def predict_folder(
     """
     _require_classifier(model, "predict_folder")
     rows, skipped = _predict(
-        model, Path(folder), batch_size=batch_size, device=device, mean=mean, std=std,
+        model, Path(folder).expanduser(), batch_size=batch_size, device=device, mean=mean, std=std,
         recursive=recursive, on_error=on_error, output=output, overwrite=overwrite,
     )  # fmt: skip
     if skipped:
@@ -477,7 +477,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     try:
         model = load_model(args.checkpoint)
         rows, skipped = _predict(
-            model, Path(args.folder), batch_size=args.batch_size, device=args.device,
+            model, Path(args.folder).expanduser(), batch_size=args.batch_size, device=args.device,
             mean=args.mean, std=args.std, recursive=args.recursive, on_error=args.on_error,
             output=output, overwrite=args.overwrite,
         )  # fmt: skip

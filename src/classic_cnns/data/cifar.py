@@ -28,7 +28,7 @@ import torch
 import torchvision.datasets as tvd
 from torch import Tensor
 
-from classic_cnns._checks import check_flag, check_path
+from classic_cnns._checks import as_folder, check_flag
 from classic_cnns.data.base import _how_to_get
 from classic_cnns.data.transfer import TransferDataModule
 from classic_cnns.files import (
@@ -185,8 +185,7 @@ class CIFAR10(TransferDataModule):
         )
         check_flag("download", download)
         data_dir = default_data_dir() if data_dir is None else data_dir
-        check_path("data_dir", data_dir)
-        self.data_dir = Path(data_dir)
+        self.data_dir = as_folder("data_dir", data_dir)
         self.download = download
 
     @property

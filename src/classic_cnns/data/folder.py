@@ -25,7 +25,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from classic_cnns._checks import check_path, is_number
+from classic_cnns._checks import as_folder, is_number
 from classic_cnns._warn import warn
 from classic_cnns.data.base import Split
 from classic_cnns.data.images import (
@@ -275,8 +275,7 @@ class ImageFolder(TransferDataModule):
         )
         if not is_number(test_size) or not 0 <= test_size <= 1:
             raise ValueError(f"test_size must be a fraction in [0, 1]; got {test_size!r}")
-        check_path("root", root)
-        self.root = Path(root)
+        self.root = as_folder("root", root)
         self.test_size = test_size
         self.extensions = _extensions(extensions)
         if not self.root.is_dir():

@@ -38,8 +38,9 @@ __all__ = ["IMAGE_EXTENSIONS", "list_images", "load_image"]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".pgm",
                     ".ppm")  # fmt: skip
 """The extensions :func:`list_images` and ``ImageFolder`` read by default, in any case:
-torchvision's ``ImageFolder``'s. What torchvision's and TorchCodec's ``decode_image`` read in
-every build (AVIF, HEIC: not all), and by PIL, BMP, TIFF and netpbm files.
+torchvision's ``ImageFolder``'s and ``.gif`` (its first frame), which torchvision's leaves
+out. What torchvision's and TorchCodec's ``decode_image`` read in every build (AVIF, HEIC:
+not all), and by PIL, BMP, TIFF and netpbm files.
 
 Example:
     >>> from classic_cnns.data.images import IMAGE_EXTENSIONS
@@ -169,8 +170,9 @@ def load_image(
     try:
         image = _decode_file(path, channels)
     except (RuntimeError, ValueError, OSError, Image.DecompressionBombError) as err:
-        # torchvision's messages start "decode_png, /path/of/decode_png.cpp:62, ": the reason only
-        reason = re.sub(r"^\w+, \S+:\d+, ", "", str(err))
+        # torchvision's messages start "decode_jpeg, /path/of/decode_jpeg.cpp:62, " (PNG's:
+        # "operator(), ..."): the reason only
+        reason = re.sub(r"^[\w()]+, \S+:\d+, ", "", str(err))
         raise ValueError(f"{path}: cannot decode the image ({reason})") from err
     if image.ndim == 4:  # an animated GIF decodes to (frames, C, H, W): keep the first frame
         image = image[0]

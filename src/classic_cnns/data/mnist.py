@@ -29,7 +29,7 @@ import torch
 import torchvision.datasets as tvd
 from torch import Tensor
 
-from classic_cnns._checks import check_flag, check_path
+from classic_cnns._checks import as_folder, check_flag
 from classic_cnns._warn import warn
 from classic_cnns.data.base import InMemoryDataModule, _how_to_get
 from classic_cnns.files import (
@@ -221,10 +221,9 @@ class MNIST(InMemoryDataModule):
         )
         check_flag("download", download)
         data_dir = default_data_dir() if data_dir is None else data_dir
-        check_path("data_dir", data_dir)
         if protocol not in ("standard", "10k"):
             raise ValueError(f"protocol must be 'standard' or '10k'; got {protocol!r}")
-        self.data_dir = Path(data_dir)
+        self.data_dir = as_folder("data_dir", data_dir)
         self.download = download
         self.protocol = protocol
 
