@@ -68,6 +68,7 @@ def test_throughput_ratios_come_from_the_same_run(throughput: Results) -> None:
     assert "minimum" in lenet["note"]  # max_image_size 16 is below LeNet-5's minimum
     (absent,) = (r for r in throughput.rows["throughput"] if r["backend"] == ABSENT)
     assert absent["status"] == "skipped" and absent["note"] == unavailable(ABSENT)  # says why
+    assert absent["device_name"] == "absent"  # it had the CPU's name
 
 
 def test_skips_are_noted_once_and_a_missing_dataset_is_a_skip_not_a_failure() -> None:
@@ -224,8 +225,11 @@ def test_accuracy_curve_time_to_accuracy_and_confusion(accuracy: Results) -> Non
     assert sum(map(sum, matrix)) == row["test_images"] == 64  # 2 test batches of 32
     assert row["train_images"] == 64  # and 2 training batches of 32 per epoch
     assert sum(matrix[i][i] for i in range(10)) / 64 == pytest.approx(row["final_test_acc"])
-    # Full MNIST is absent here: skipped, with its published reference error.
+    # Full MNIST is absent here: skipped, with its published reference error, and the advice
+    # a bench user can follow (the bench has no download=True).
     assert skipped["status"] == "skipped" and skipped["reference_error_pct"] == 0.95
+    assert "Pass --accuracy.data_dir, or put the IDX files" in skipped["note"]
+    assert "download=True" not in skipped["note"]
 
 
 def test_an_accuracy_equal_to_the_target_reaches_it() -> None:

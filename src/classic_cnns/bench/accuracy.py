@@ -24,7 +24,6 @@ from classic_cnns._checks import is_number
 from classic_cnns._writers import save_png
 from classic_cnns.bench import core
 from classic_cnns.data import CIFAR10, MNIST, Digits, FashionMNIST, InMemoryDataModule
-from classic_cnns.files import default_data_dir
 from classic_cnns.hub import create_model
 from classic_cnns.plots import plot_confusion_matrix
 from classic_cnns.recipes import OptimizerName, SchedulerName
@@ -249,9 +248,8 @@ def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, 
         raise ValueError(f"dataset must be one of {list(DATASETS)}; got {dataset!r}")
     common = dict[str, Any](batch_size=batch_size, val_size=0, seed=seed, image_size=image_size)
     common |= dict(protocol="10k") if dataset == "mnist10k" else {}
-    root = str(data_dir or default_data_dir())
-    found = dict(mnist10k=MNIST, mnist=MNIST, fashion_mnist=FashionMNIST, cifar10=CIFAR10)
-    dm = Digits(**common) if dataset == "digits" else found[dataset](root, False, **common)
+    by = dict(mnist10k=MNIST, mnist=MNIST, fashion_mnist=FashionMNIST, cifar10=CIFAR10)
+    dm = Digits(**common) if dataset == "digits" else by[dataset](data_dir or None, False, **common)
     dm.setup("fit")
     return dm
 
@@ -331,7 +329,8 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
         try:
             dm = make_datamodule(recipe.dataset, s.data_dir, recipe.batch_size, image_size=size)
         except FileNotFoundError as err:
-            reason = f"{recipe.dataset}: {str(err).splitlines()[0]}"
+            why = str(err).splitlines()[0].replace("Pass download=True", "Pass --accuracy.data_dir")
+            reason = f"{recipe.dataset}: {why}"
     if reason:
         results.add(MODE, backend, "skipped", note=reason, **row)
         return
@@ -419,6 +418,7 @@ def report(results: core.Results, out: Path | None) -> list[str]:
         ax_loss.plot([p["epoch"] for p in points[1:]], [p["train_loss"] for p in points[1:]],
                      color=f"C{i % 10}", **style)  # fmt: skip
     ax_acc.set(xscale="log", xlabel="training s (evaluations excluded)", ylabel="test accuracy %")
+    ax_acc.xaxis.set_minor_formatter("")  # unlabelled: within a decade, the labels overlap
     ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
     ax_acc.legend(fontsize=7)
     save_png(fig, out / "accuracy_vs_time.png")

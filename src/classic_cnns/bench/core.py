@@ -66,7 +66,7 @@ def environment(backend: str = "cpu") -> dict[str, Any]:
         >>> env["backend"], env["torch"] == torch.__version__, env["threads"] >= 1
         ('cpu', True, True)
     """
-    device = f"{_cpu()} ({os.cpu_count()} logical CPUs)"
+    device = "absent" if unavailable(backend) else f"{_cpu()} ({os.cpu_count()} logical CPUs)"
     if backend == "cuda" and torch.cuda.is_available():
         device = torch.cuda.get_device_name()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
