@@ -291,8 +291,8 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
     path = Path(_local(path))
     _require_file(path, shown, "checkpoint")
     if (size := path.stat().st_size) == 0:
-        torch_save = "a checkpoint written by torch.save"
-        what = "a safetensors file" if path.suffix == ".safetensors" else torch_save
+        safetensors = path.suffix == ".safetensors"
+        what = "a safetensors file" if safetensors else "a checkpoint written by torch.save"
         raise CheckpointError(
             f"{shown}: the file is empty (0 bytes); expected {what}. It was probably cut off "
             "while being written"
