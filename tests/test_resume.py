@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -690,3 +691,24 @@ def test_a_checkpoint_evaluated_on_a_trainer_does_not_resume_its_next_fit(tmp_pa
     trainer.fit(create_model("lenet5", num_classes=10, in_channels=1, scheduler="none"),
                 datamodule=Digits(batch_size=32))  # fmt: skip
     assert len(plain.labels) == 4 and after.labels == plain.labels
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [{"lr": 0.5, "weight_decay": 0.1}, {"scheduler": "cosine"}, {"optimizer": "adamw"}],
+)
+def test_a_fit_resumed_with_other_optimizer_settings_is_refused(
+    split_checkpoint: Path, tmp_path: Path, changed: dict[str, Any]
+) -> None:
+    # The checkpoint's optimizer and schedule states come back over the ones the model made:
+    # other settings ran the old ones (yet were recorded), or failed inside torch with a
+    # KeyError ('max_lr', 'step'). The CLI refused them already; fit(ckpt_path=) now too.
+    settings = {"num_classes": 10, "in_channels": 1, "scheduler": "none", **changed}
+    model = create_model("lenet5", **settings)
+    saved = torch.load(split_checkpoint, weights_only=True)["hyper_parameters"]
+    was = ", ".join(f"{k}={saved[k]!r}" for k in changed)
+    now = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+    with pytest.raises(
+        CheckpointError, match=re.escape(f"trained with {was}; this model has {now}")
+    ):
+        _fit(tmp_path, Digits(batch_size=32), epochs=2, ckpt_path=split_checkpoint, model=model)

@@ -402,6 +402,28 @@ def _check_split(saved: Any, datamodule: Any, source: Any) -> None:
     )
 
 
+# What the restored optimizer and LR schedule carry: settings a resume cannot change.
+_RESUMED = ("optimizer", "lr", "backbone_lr", "weight_decay", "momentum", "scheduler")
+
+
+def _check_resumed_settings(ours: Mapping[str, Any], checkpoint: Mapping[str, Any],
+                            source: str | os.PathLike[str]) -> None:  # fmt: skip
+    # The optimizer's and the schedule's states come back from the checkpoint over the ones
+    # this model made: other settings would not run (or fail inside torch), yet be recorded.
+    saved = checkpoint.get("hyper_parameters")
+    saved = saved if isinstance(saved, Mapping) else {}
+    differ = [k for k in _RESUMED if k in saved and k in ours and saved[k] != ours[k]]
+    if differ:
+        was, now = (", ".join(f"{k}={d[k]!r}" for k in differ) for d in (saved, ours))
+        raise CheckpointError(
+            f"{source}: the checkpoint's run trained with {was}; this model has {now}. "
+            "Resuming restores the checkpoint's optimizer and LR schedule, which these "
+            "settings cannot change: resume with the checkpoint's settings (load_model(path) "
+            "or Model.load_from_checkpoint(path) rebuilds them), or start a new run from its "
+            "weights: create_model(name, checkpoint_path=<file>) (the CLI: --weights <file>)"
+        )
+
+
 class ExactResume(L.Callback):
     """Save what a Lightning checkpoint leaves out, so that a resumed run continues exactly.
 
@@ -525,6 +547,8 @@ class CheckpointHooks(L.LightningModule):
         if trainer is not None and trainer.ckpt_path:
             # Trainer.fit/validate/test(ckpt_path=...): the checkpoint must be this very model.
             verify_checkpoint(self, checkpoint, trainer.ckpt_path, data_classes(trainer))
+            if trainer.state.fn == TrainerFn.FITTING:  # and a resume, its training settings
+                _check_resumed_settings(self.hparams, checkpoint, trainer.ckpt_path)
         self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
         if head_class_names(self.data_config, self.num_classes) is None:  # a new head's: unknown
             self.data_config.pop("class_names", None)
