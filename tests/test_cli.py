@@ -796,10 +796,17 @@ def test_a_second_run_without_a_logger_in_one_folder_is_refused_in_one_line(
     # With a logger, the same version twice: a new version is what keeps the first.
     versioned = [run[0], "--trainer.logger.init_args.version=v0", *run[2:]]  # the CSVLogger
     assert main(versioned) == 0
+    logs = {p.name: p.read_bytes() for p in Path("lightning_logs/v0").iterdir() if p.is_file()}
+    assert "metrics.csv" in logs
     assert main(versioned) == 2
     assert "To keep it, give the logger a new version (--trainer.logger.init_args.version)" in (
         capsys.readouterr().err
     )
+    # Refused before the logger took the folder: its metrics.csv had gone (the CSV logger
+    # deletes an existing one), and the README's resume with -c config.yaml met the same.
+    again = ["fit", "-c", "lightning_logs/v0/config.yaml", "--ckpt_path", "last"]
+    assert main(again) == 2
+    assert {n: Path("lightning_logs/v0", n).read_bytes() for n in logs} == logs
 
 
 def test_a_run_without_a_logger_replaces_no_file_it_did_not_write(
@@ -855,6 +862,16 @@ def test_ckpt_path_with_a_safetensors_file_says_to_give_it_as_weights(
             "--weights model.safetensors instead\n"
         )
     assert main(["test", "--weights", "model.safetensors", *quiet]) == 0  # as it says
+    # A torch.save'd state dict likewise (Lightning's restore had a KeyError's traceback).
+    torch.save(classic_cnns.LeNet5().net.state_dict(), "sd.pt")
+    for command in ("fit", "test", "predict"):
+        assert main([command, "--ckpt_path", "sd.pt", *quiet]) == 2
+        assert capsys.readouterr().err.startswith(
+            f"classic-cnns {command}: error: --ckpt_path sd.pt: not a Lightning checkpoint (a "
+            ".ckpt that Trainer.save_checkpoint writes, with the run's state), but weights "
+            "alone (a state dict); give it as --weights sd.pt instead\n"
+        )
+    assert main(["test", "--weights", "sd.pt", *quiet]) == 0
 
 
 def test_predict_folder_says_why_an_output_is_refused_even_with_overwrite(

@@ -55,14 +55,22 @@ def checkpoint_model(ckpt_path: str) -> dict[str, Any] | None:
         ('classic_cnns.models.ResNet', 'resnet20')
 
     Raises:
-        ValueError: for a safetensors file, which holds weights only: ``--weights`` takes it.
+        ValueError: for a safetensors file or a ``torch.save``d state dict, which hold weights
+            only: ``--weights`` takes them.
     """
     if is_safetensors_file(ckpt_path):  # load_checkpoint's advice is for Python
         raise ValueError(
             f"--ckpt_path {ckpt_path}: a safetensors file holds network weights only, not a "
             f"Lightning checkpoint (.ckpt); give it as --weights {ckpt_path} instead"
         )
-    hparams = dict(load_checkpoint(ckpt_path).get("hyper_parameters") or {})
+    checkpoint = load_checkpoint(ckpt_path)
+    if "state_dict" not in checkpoint or "pytorch-lightning_version" not in checkpoint:
+        raise ValueError(  # Lightning's restore would fail with KeyError('state_dict'), ...
+            f"--ckpt_path {ckpt_path}: not a Lightning checkpoint (a .ckpt that "
+            "Trainer.save_checkpoint writes, with the run's state), but weights alone (a "
+            f"state dict); give it as --weights {ckpt_path} instead"
+        )
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
     hparams.pop("_instantiator", None)
     class_path = hparams.pop("_class_path", None)
     if class_path is not None and _imported_model_class(class_path) is None:

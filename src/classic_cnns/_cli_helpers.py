@@ -489,17 +489,40 @@ class SaveConfig(SaveConfigCallback):
         except RuntimeError as err:
             if "to NOT exist" not in str(err):
                 raise
-            path = Path(str(trainer.log_dir), self.config_filename)
-            instead = (
-                "run in another folder (--trainer.default_root_dir DIR; a run without a "
-                "logger writes there, this folder by default)"
-                if trainer.logger is None
-                else "give the logger a new version (--trainer.logger.init_args.version)"
-            )
-            raise FileExistsError(
-                f"{path}: an earlier run saved its configuration there. To keep it, {instead}, "
-                "or move the earlier run's files away"
-            ) from None
+            raise self._refusal(trainer) from None
+
+    def _refusal(self, trainer: Trainer) -> FileExistsError:
+        path = Path(str(trainer.log_dir), self.config_filename)
+        instead = (
+            "run in another folder (--trainer.default_root_dir DIR; a run without a "
+            "logger writes there, this folder by default)"
+            if trainer.logger is None
+            else "give the logger a new version (--trainer.logger.init_args.version)"
+        )
+        return FileExistsError(
+            f"{path}: an earlier run saved its configuration there. To keep it, {instead}, "
+            "or move the earlier run's files away"
+        )
+
+    @staticmethod
+    def refuse_early(trainer: Trainer) -> Trainer:
+        """Refuse a run whose ``config.yaml`` would replace an earlier run's before the run
+        starts: Lightning's logger (the CSV one deletes the folder's ``metrics.csv``) takes
+        its folder before :meth:`setup` refuses. Returns ``trainer``.
+
+        Example:
+            >>> import lightning as L
+            >>> trainer = L.Trainer(logger=False)  # no SaveConfig: nothing to refuse
+            >>> SaveConfig.refuse_early(trainer) is trainer
+            True
+        """
+        callbacks = getattr(trainer, "callbacks", [])
+        saver = next((c for c in callbacks if isinstance(c, SaveConfig)), None)
+        if saver is None or saver.overwrite or not saver.save_to_log_dir:
+            return trainer
+        if trainer.is_global_zero and Path(str(trainer.log_dir), saver.config_filename).is_file():
+            raise saver._refusal(trainer)  # (the other processes: before rank 0 writes it)
+        return trainer
 
     # A run that did some work (a batch past the sanity check) keeps its configuration:
     def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:  # type: ignore[override]

@@ -349,7 +349,8 @@ class ClassicCLI(LightningCLI):
                         self.datamodule)  # fmt: skip
         config = self._get(self.config_init, "trainer", default={})
         callbacks = with_default_callbacks(config, self.subcommand)
-        return super().instantiate_trainer(**{"callbacks": callbacks, **kwargs})
+        trainer = super().instantiate_trainer(**{"callbacks": callbacks, **kwargs})
+        return SaveConfig.refuse_early(trainer)
 
     def _resolve_last(self, subcommand: str) -> None:
         # Lightning looks for "last" in this run's checkpoint folder, which a new version_N
@@ -382,13 +383,11 @@ class ClassicCLI(LightningCLI):
             k for k in saved.keys() & ours.keys() if k[0] != "_" and saved[k] != ours[k]
         )
         if differ:
+            was, now = (", ".join(f"{k}={d[k]!r}" for k in differ) for d in (saved, ours))
             raise ValueError(
-                f"--ckpt_path last is {path}, a run with "
-                + ", ".join(f"{k}={saved[k]!r}" for k in differ)
-                + "; this command gives "
-                + ", ".join(f"{k}={ours[k]!r}" for k in differ)
-                + ". Resume with that run's command, or give the file (--ckpt_path FILE), "
-                "which rebuilds its model"
+                f"--ckpt_path last is {path}, a run with {was}; this command gives {now}. "
+                "Resume with that run's command, or give the file (--ckpt_path FILE), which "
+                "rebuilds its model"
             )
 
     def before_fit(self) -> None:
