@@ -585,6 +585,27 @@ def test_a_class_s_error_names_its_flag_and_its_own_reason(
     assert "Iterable" not in first and "ReduceLROnPlateau" not in first, first
 
 
+def test_a_misspelled_early_stopping_monitor_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lightning's RuntimeError after the first validation printed its traceback (exit 1).
+    monkeypatch.chdir(tmp_path)
+    run = ["fit", "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val_los",
+           "--trainer.max_epochs=2", "--trainer.limit_train_batches=1",
+           "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    assert main(run) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert (
+        err[-2].startswith(
+            "classic-cnns fit: error: Early stopping conditioned on metric `val_los` which is "
+            "not available. Pass in or modify your `EarlyStopping` callback to use any of the "
+        )
+        and "`val_loss`" in err[-2]
+    ), err
+    assert err[-1] == "(--debug or CLASSIC_CNNS_DEBUG=1 shows the traceback)"
+    assert "Traceback" not in "\n".join(err)
+
+
 class NeedsDepth(classic_cnns.LeNet5):
     """A user's classifier with an argument that has no default."""
 
@@ -1259,3 +1280,26 @@ def test_a_checkpoint_tested_on_some_of_its_classes_says_how(
     assert "the data has ['3', '4', '5', '6', '7', '8', '9']" in err and "--data.classes" in err
     ten = "--data.classes=" + json.dumps([str(d) for d in range(10)])
     assert main(["test", "--ckpt_path", ckpt, *some, ten, *quiet]) == 0, capsys.readouterr().err
+
+
+def test_a_config_section_of_arguments_alone_keeps_the_default_class(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `data: {batch_size: 32}` counted as choosing a class: the abstract InMemoryDataModule
+    # ran, and failed with an empty message. Arguments go to the default class, as the flags'
+    # --data.batch_size 32 do; a model section naming its arch still builds that arch.
+    monkeypatch.chdir(tmp_path)
+    Path("args.yaml").write_text("data:\n  batch_size: 32\nmodel:\n  lr: 0.05\n")
+    Path("arch.yaml").write_text("model:\n  init_args:\n    arch: resnet20\n")
+    run = ["--trainer.max_steps=1", "--trainer.limit_val_batches=1", "--trainer.logger=false",
+           "--trainer.limit_test_batches=1", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    for i, config in enumerate(("args.yaml", "arch.yaml")):
+        assert main(["fit", "-c", config, *run, f"--trainer.default_root_dir=r{i}"]) == 0, (
+            capsys.readouterr().err
+        )
+    saved = [yaml.safe_load(Path(f"r{i}/config.yaml").read_text()) for i in range(2)]
+    assert saved[0]["data"]["class_path"] == "classic_cnns.Digits"
+    assert saved[0]["data"]["init_args"]["batch_size"] == 32
+    assert saved[0]["model"]["class_path"] == "classic_cnns.LeNet5"
+    assert saved[0]["model"]["init_args"]["lr"] == 0.05
+    assert saved[1]["model"]["init_args"]["arch"] == "resnet20"

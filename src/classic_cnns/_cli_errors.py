@@ -239,6 +239,8 @@ def user_error_message(err: BaseException) -> str | None:
     if told:  # the innermost, or an outer one that quotes it with more (a URL, a folder)
         return next(message for message in told if told[-1] in message)
     kind, message, _ = chain[0]
+    if kind is RuntimeError and message.startswith("Early stopping conditioned on metric"):
+        return _condense(message)  # a --trainer.callbacks.monitor typo, as ModelCheckpoint's
     if kind is None or not issubclass(kind, _USER_ERRORS):
         return None
     if "loaded state dict" in message and "group" in message:  # torch's Optimizer

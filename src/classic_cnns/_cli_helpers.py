@@ -135,9 +135,18 @@ def _is_csv(logger: Any) -> bool:
     return str(getattr(logger, "class_path", "")).endswith(".CSVLogger")
 
 
+def _chooses(section: Any) -> bool:
+    # A config's model or data section chooses a class by a name, a class_path or (the model,
+    # which ImageClassifier builds) an arch; other arguments alone do not.
+    if not isinstance(section, dict):
+        return isinstance(section, str)
+    args = section.get("init_args")
+    return "class_path" in section or "arch" in (args if isinstance(args, dict) else section)
+
+
 def add_default_classes(args: Sequence[str], at: int) -> list[str]:
     """Insert ``--model``/``--data`` with the default classes at ``at`` where none is chosen."""
-    chosen = {key for config in _configs(args) for key in config}
+    chosen = {k for config in _configs(args) for k, v in config.items() if _chooses(v)}
     for key in DEFAULT_CLASSES:
         if _option_values(args, f"--{key}") or _option_values(args, f"--{key}.class_path"):
             chosen.add(key)
