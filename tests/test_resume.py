@@ -587,7 +587,11 @@ def test_what_may_use_a_checkpoint_with_another_split_is_not_refused(
     assert resumed.global_step == 8
     model = create_model("lenet5", checkpoint_path=split_checkpoint)
     assert _fit(tmp_path / "b", Digits(batch_size=32, seed=1), model=model).global_step == 4
-    (tested,) = resumed.test(resumed.lightning_module, Digits(seed=1), ckpt_path=split_checkpoint)
+    # Testing on another split: warned of, since its test images may be ones it trained on.
+    with pytest.warns(UserWarning, match=r"split with seed=0; this datamodule has seed=1, so th"):
+        (tested,) = resumed.test(
+            resumed.lightning_module, Digits(seed=1), ckpt_path=split_checkpoint
+        )
     assert "test_acc" in tested
     other = _fit(tmp_path / "c", _OtherDigits(seed=1), epochs=2, ckpt_path=split_checkpoint)
     assert other.global_step == 8

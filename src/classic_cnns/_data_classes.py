@@ -1,6 +1,7 @@
 """Whether the data's classes are the model's: the class count a network's head must have,
 and, for evaluation, the class names its outputs stand for; one evaluation loader at a time;
-whether a restored checkpoint's model gets its images prepared as it was trained on them.
+whether a restored checkpoint's model gets its images prepared as it was trained on them,
+and split as they were.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from typing import Any
 
 from classic_cnns._guard import check_classes
 from classic_cnns._warn import warn
+from classic_cnns.files import CheckpointError
 
 __all__ = [
     "check_data_classes",
     "check_data_config",
     "check_one_loader",
+    "check_split",
     "class_names_hint",
     "data_classes",
+    "split_settings",
 ]
 # What a data configuration records of how images are prepared, which a model's weights expect.
 _PREPARED = ("mean", "std", "image_size", "resize")
@@ -210,3 +214,54 @@ def _shown(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return [round(v, 4) if isinstance(v, float) else v for v in value]
     return value
+
+
+def split_settings(datamodule: Any) -> dict[str, Any]:
+    """The datamodule's class and the settings that decide its splits (``seed``, ``val_size``,
+    ``test_size``, ...); ``{}`` for one that does not say (a datamodule of the user's own).
+
+    Example:
+        >>> from classic_cnns import Digits
+        >>> split_settings(Digits(seed=3))
+        {'class': 'Digits', 'seed': 3, 'val_size': 0.1, 'test_size': 0.2}
+    """
+    settings = getattr(datamodule, "_split_settings", None)
+    return {"class": type(datamodule).__qualname__, **settings()} if callable(settings) else {}
+
+
+def check_split(saved: Any, datamodule: Any, source: Any, fitting: bool = True) -> None:
+    """Refuse to resume a fit whose datamodule, of the checkpoint's class, splits otherwise
+    than the checkpoint's run (``saved``: its :func:`split_settings`): images it validated or
+    tested on would become training images. Evaluating (``fitting=False``), warn: the images
+    validated or tested on may include ones the run trained on.
+
+    Example:
+        >>> from classic_cnns import Digits
+        >>> check_split(split_settings(Digits(seed=3)), Digits(seed=3), "a.ckpt")  # the same
+        >>> check_split(split_settings(Digits(seed=3)), Digits(), "a.ckpt")
+        Traceback (most recent call last):
+        ...
+        classic_cnns.files.CheckpointError: a.ckpt: the run was trained on Digits split with ...
+    """
+    current = split_settings(datamodule)
+    if not isinstance(saved, Mapping) or not current or saved.get("class") != current["class"]:
+        return  # a checkpoint from before the record, or other data: nothing to compare
+    changed = [k for k in current if k != "class" and k in saved and saved[k] != current[k]]
+    if not changed:
+        return
+    was = ", ".join(f"{k}={saved[k]!r}" for k in changed)
+    now = ", ".join(f"{k}={current[k]!r}" for k in changed)
+    flags = " ".join(f"--data.{k} {saved[k]}" for k in changed)
+    split = f"{source}: the run was trained on {current['class']} split with {was}; this "
+    if not fitting:
+        warn(
+            f"{split}datamodule has {now}, so the images evaluated may include images the run "
+            f"trained on, which inflates its figures. Evaluate on the run's split ({was}; on "
+            f"the command line {flags})"
+        )
+        return
+    raise CheckpointError(
+        f"{split}datamodule has {now}, which would make images it validated or tested on "
+        f"training images. Resume with the same split ({was}; on the command line {flags}), "
+        "or train on another split in a new run (without ckpt_path)"
+    )

@@ -42,7 +42,13 @@ from lightning.pytorch.utilities.model_helpers import _restricted_classmethod
 from torch import nn
 from typing_extensions import Self
 
-from classic_cnns._data_classes import check_data_config, class_names_hint, data_classes
+from classic_cnns._data_classes import (
+    check_data_config,
+    check_split,
+    class_names_hint,
+    data_classes,
+    split_settings,
+)
 from classic_cnns._warn import warn
 from classic_cnns.data.preprocessing import config_for_channels
 from classic_cnns.data.sampling import ResumableDataLoader
@@ -376,32 +382,6 @@ def _train_loaders(trainer: L.Trainer) -> list[ResumableDataLoader]:
     return [dl for dl in flat if isinstance(dl, ResumableDataLoader)]
 
 
-def _split_settings(datamodule: Any) -> dict[str, Any]:
-    # The datamodule's class and the settings that decide its splits; {} for one that does
-    # not say (a datamodule of the user's own).
-    settings = getattr(datamodule, "_split_settings", None)
-    return {"class": type(datamodule).__qualname__, **settings()} if callable(settings) else {}
-
-
-def _check_split(saved: Any, datamodule: Any, source: Any) -> None:
-    # Refuse to resume a fit whose datamodule (of the checkpoint's class) splits otherwise.
-    current = _split_settings(datamodule)
-    if not isinstance(saved, Mapping) or not current or saved.get("class") != current["class"]:
-        return  # a checkpoint from before the record, or other data: nothing to compare
-    changed = [k for k in current if k != "class" and k in saved and saved[k] != current[k]]
-    if not changed:
-        return
-    was = ", ".join(f"{k}={saved[k]!r}" for k in changed)
-    now = ", ".join(f"{k}={current[k]!r}" for k in changed)
-    flags = " ".join(f"--data.{k} {saved[k]}" for k in changed)
-    raise CheckpointError(
-        f"{source}: the run was trained on {current['class']} split with {was}; this "
-        f"datamodule has {now}, which would make images it validated or tested on training "
-        f"images. Resume with the same split ({was}; on the command line {flags}), or train "
-        "on another split in a new run (without ckpt_path)"
-    )
-
-
 # What the restored optimizer and LR schedule carry: settings a resume cannot change.
 _RESUMED = ("optimizer", "lr", "backbone_lr", "weight_decay", "momentum", "scheduler")
 
@@ -441,8 +421,9 @@ class ExactResume(L.Callback):
     * the datamodule's split settings (its class, ``seed``, ``val_size``, ``test_size``): a
       ``fit`` resumed with a datamodule of that class that splits otherwise is refused
       (:class:`~classic_cnns.files.CheckpointError`), since images the run validated or
-      tested on would become training images. Loading the weights into a new run,
-      ``validate``/``test``/``predict``, other data and older checkpoints are not checked.
+      tested on would become training images, and ``validate``/``test``/``predict`` with
+      one is warned of (its figures would count training images). Loading the weights into
+      a new run, other data and older checkpoints are not checked.
 
     With ``seed_everything``, ``deterministic=True`` and ``num_workers=0`` the resumed
     run's weights and metrics are then bit-identical to the uninterrupted run's on the
@@ -467,19 +448,19 @@ class ExactResume(L.Callback):
         trainer = self._trainer
         loaders = _train_loaders(trainer) if trainer is not None else []
         state = {"rng": _rng_states(), "loaders": [dl.state_dict() for dl in loaders]}
-        split = _split_settings(getattr(trainer, "datamodule", None))
+        split = split_settings(getattr(trainer, "datamodule", None))
         return {**state, "split": split} if split else state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Keep the saved state until training starts (the loaders do not exist yet); a
         ``fit`` that resumes with other split settings is refused here, before it starts."""
         trainer, self._pending = self._trainer, None
-        if trainer is not None and trainer.state.fn != TrainerFn.FITTING:
-            return  # validate/test/predict(ckpt_path=...) restore it too: a later fit is new
-        if trainer is not None:
+        fitting = trainer is None or trainer.state.fn == TrainerFn.FITTING
+        if trainer is not None:  # (validating, testing, predicting: a warning)
             datamodule = getattr(trainer, "datamodule", None)
-            _check_split(state_dict.get("split"), datamodule, trainer.ckpt_path)
-        self._pending = state_dict
+            check_split(state_dict.get("split"), datamodule, trainer.ckpt_path, fitting)
+        if fitting:  # validate/test/predict(ckpt_path=...) restore it too: a later fit is new
+            self._pending = state_dict
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Put the saved RNG states and loader positions back, just before the first batch."""
