@@ -5,6 +5,7 @@ import importlib.util
 import inspect
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -814,6 +815,12 @@ def test_a_second_run_without_a_logger_in_one_folder_is_refused_in_one_line(
         "configuration there. To keep it, run in another folder (--trainer.default_root_dir"
     ), err
     assert Path("config.yaml").read_text() == saved  # the earlier run's, kept
+    # Resuming it: another folder, from this one's checkpoint ("last" would look in DIR).
+    assert main([*run, "--trainer.max_epochs=1", "--ckpt_path=last"]) == 2
+    assert re.search(
+        r"this folder by default\) and resume from the file: --ckpt_path \S*checkpoints/last\.ckpt",
+        capsys.readouterr().err,
+    )
     # With a logger, the same version twice: a new version is what keeps the first.
     versioned = [run[0], "--trainer.logger.init_args.version=v0", *run[2:]]  # the CSVLogger
     assert main(versioned) == 0

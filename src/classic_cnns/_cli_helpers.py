@@ -508,6 +508,9 @@ class SaveConfig(SaveConfigCallback):
             if trainer.logger is None
             else "give the logger a new version (--trainer.logger.init_args.version)"
         )
+        if trainer.logger is None and (ckpt := self.config.get("ckpt_path")):  # a resume
+            last = Path(trainer.default_root_dir, "checkpoints", "last.ckpt")  # "last" in DIR
+            instead += f" and resume from the file: --ckpt_path {last if ckpt == 'last' else ckpt}"
         return FileExistsError(
             f"{path}: an earlier run saved its configuration there. To keep it, {instead}, "
             "or move the earlier run's files away"
