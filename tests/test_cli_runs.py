@@ -141,6 +141,13 @@ def test_resuming_without_the_run_s_optimizer_flags_says_to_give_them(
     err = capsys.readouterr().err
     assert "the checkpoint's optimizer is not this run's" in err, err
     assert "--optimizer and --lr_scheduler flags" in err
+    # Another class with as many groups: torch's SGD had a KeyError('momentum') traceback.
+    sgd = ["--optimizer", "SGD", "--optimizer.lr", "0.1", "--trainer.max_epochs=2"]
+    assert main([*args, *sgd, "--ckpt_path", "last"]) == 2
+    assert (
+        "error: the checkpoint's optimizer is not this run's SGD: its parameter groups lack "
+        "['dampening', 'momentum']. Resume with the checkpoint's optimizer"
+    ) in capsys.readouterr().err
     assert main([*args, "--trainer.max_epochs=2", "--ckpt_path", "last", *adam]) == 0
 
 

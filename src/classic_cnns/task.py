@@ -567,11 +567,19 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_train_start(self) -> None:
-        """Refuse to resume an LR schedule made for another run length (see ``optim``); record
-        the data configuration trained on (a resumed run's, not its checkpoint's)."""
+        """Refuse to resume an LR schedule made for another run length (see ``optim``) or an
+        optimizer state of another class; record the data configuration trained on (a resumed
+        run's, not its checkpoint's)."""
         configs = self.trainer.lr_scheduler_configs
         planned = getattr(self, "_made_for", (None, None))[1]
         check_resumed_schedule(self._hp.scheduler, planned, [c.scheduler for c in configs])
+        for opt in self.trainer.optimizers:  # a restored state of another class: its settings
+            if lacks := sorted({k for g in opt.param_groups for k in opt.defaults if k not in g}):
+                raise ValueError(
+                    f"the checkpoint's optimizer is not this run's {type(opt).__name__}: its "
+                    f"parameter groups lack {lacks}. Resume with the checkpoint's optimizer "
+                    "(the CLI: the interrupted run's --optimizer flags, or -c its config.yaml)"
+                )
         self._check_restored_data()  # data prepared as a restored checkpoint's: else a warning
         if config := getattr(getattr(self.trainer, "datamodule", None), "data_config", None):
             self.data_config = dict(config)  # what it trains on now (a restore put the file's)
