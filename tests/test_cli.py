@@ -423,6 +423,11 @@ ERRORS = {
         "--model.num_classes: the model takes its num_classes from the datamodule",
         "create_model(name, num_classes=...)",
     ),
+    "a size the data sets, in a config file": (  # which was dropped without a word too
+        ["fit", "-c", "{model: {init_args: {num_classes: 3}}}"],
+        "model.num_classes in a --config file: the model takes its num_classes from the data",
+        "leave the value out",
+    ),
     "resume and new weights at once": (
         ["fit", "--ckpt_path", "last", "--weights", "w.ckpt"],
         "--ckpt_path resumes a run with the checkpoint's own weights; --weights and",

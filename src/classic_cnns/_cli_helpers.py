@@ -211,13 +211,16 @@ def check_data_names(args: list[str]) -> None:
             f"unknown datamodule {value!r}: expected one of {', '.join(names)}, or the import "
             f"path of your own (my_package.MyData).{_suggest(value, names)}"
         )
-    # The datamodule sets these (LightningCLI's link); a flag for them would be dropped.
+    # The datamodule sets these (LightningCLI's link); a flag (or a config file's value) for
+    # them would be dropped.
+    configured = config_model_flags(args)
     for key, advice in _LINKED_ADVICE.items():
-        for flag in (f"--model.{key}", f"--model.init_args.{key}"):
-            if _option_values(args, flag):
+        for flag in (f"--model.{key}", f"--model.init_args.{key}", f"model.{key}"):
+            if _option_values(args, flag) or (flag[0] != "-" and f"--{flag}" in configured):
+                where = " in a --config file" if flag[0] != "-" else ""
                 raise ValueError(
-                    f"{flag}: the model takes its {key} from the datamodule; leave the flag "
-                    f"out ({advice})"
+                    f"{flag}{where}: the model takes its {key} from the datamodule; leave the "
+                    f"{'value' if where else 'flag'} out ({advice})"
                 )
 
 
