@@ -535,6 +535,8 @@ class SaveConfig(SaveConfigCallback):
         saver = next((c for c in callbacks if isinstance(c, SaveConfig)), None)
         if saver is None or saver.overwrite or not saver.save_to_log_dir:
             return trainer
+        if trainer.logger is not None and getattr(trainer.logger, "_version", None) is None:
+            return trainer  # the next version, a new folder: not fixed here (ddp_spawn's is not)
         if trainer.is_global_zero and Path(str(trainer.log_dir), saver.config_filename).is_file():
             raise saver._refusal(trainer)  # (the other processes: before rank 0 writes it)
         return trainer
