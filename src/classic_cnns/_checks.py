@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
-__all__ = ["as_folder", "as_plain", "check_flag", "is_int", "is_number", "refuse_existing"]
+__all__ = ["as_folder", "as_plain", "check_flag", "differing", "is_int", "is_number"]
+__all__ += ["refuse_existing"]
 
 
 def as_plain(value: Any) -> Any:
@@ -85,6 +87,23 @@ def as_folder(name: str, value: Any) -> Path:
     if not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be a folder's path (str or Path); got {value!r}")
     return Path(value).expanduser()
+
+
+def differing(
+    saved: Mapping[str, Any], ours: Mapping[str, Any], keys: Iterable[str]
+) -> tuple[str, str] | None:
+    """The ``key=value`` lists, ``saved``'s and ``ours``, of the ``keys`` both have with other
+    values (a checkpoint's hyperparameters against a model's), or ``None`` if none differ.
+
+    Example:
+        >>> differing({"lr": 0.1, "wd": 0.0}, {"lr": 0.2, "wd": 0.0}, ["lr", "wd"])
+        ('lr=0.1', 'lr=0.2')
+    """
+    differ = [k for k in keys if k in saved and k in ours and saved[k] != ours[k]]
+    if not differ:
+        return None
+    was, now = (", ".join(f"{k}={d[k]!r}" for k in differ) for d in (saved, ours))
+    return was, now
 
 
 def refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> None:

@@ -42,6 +42,7 @@ from lightning.pytorch.utilities.model_helpers import _restricted_classmethod
 from torch import nn
 from typing_extensions import Self
 
+from classic_cnns._checks import differing
 from classic_cnns._data_classes import (
     check_data_config,
     check_split,
@@ -391,10 +392,8 @@ def _check_resumed_settings(ours: Mapping[str, Any], checkpoint: Mapping[str, An
     # The optimizer's and the schedule's states come back from the checkpoint over the ones
     # this model made: other settings would not run (or fail inside torch), yet be recorded.
     saved = checkpoint.get("hyper_parameters")
-    saved = saved if isinstance(saved, Mapping) else {}
-    differ = [k for k in _RESUMED if k in saved and k in ours and saved[k] != ours[k]]
-    if differ:
-        was, now = (", ".join(f"{k}={d[k]!r}" for k in differ) for d in (saved, ours))
+    if found := differing(saved if isinstance(saved, Mapping) else {}, ours, _RESUMED):
+        was, now = found
         raise CheckpointError(
             f"{source}: the checkpoint's run trained with {was}; this model has {now}. "
             "Resuming restores the checkpoint's optimizer and LR schedule, which these "

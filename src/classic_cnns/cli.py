@@ -26,6 +26,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from classic_cnns._checks import differing
 from classic_cnns._cli_ckpt import (
     checkpoint_head,
     checkpoint_model,
@@ -378,12 +379,8 @@ class ClassicCLI(LightningCLI):
         # model was built from this command (a logger whose folder the configuration does
         # not say), must find the run this command started.
         saved = load_checkpoint(path).get("hyper_parameters") or {}
-        ours = self.model.hparams
-        differ = sorted(
-            k for k in saved.keys() & ours.keys() if k[0] != "_" and saved[k] != ours[k]
-        )
-        if differ:
-            was, now = (", ".join(f"{k}={d[k]!r}" for k in differ) for d in (saved, ours))
+        if found := differing(saved, self.model.hparams, sorted(k for k in saved if k[0] != "_")):
+            was, now = found
             raise ValueError(
                 f"--ckpt_path last is {path}, a run with {was}; this command gives {now}. "
                 "Resume with that run's command, or give the file (--ckpt_path FILE), which "
