@@ -91,19 +91,20 @@ def as_folder(name: str, value: Any) -> Path:
 
 def differing(
     saved: Mapping[str, Any], ours: Mapping[str, Any], keys: Iterable[str]
-) -> tuple[str, str] | None:
-    """The ``key=value`` lists, ``saved``'s and ``ours``, of the ``keys`` both have with other
-    values (a checkpoint's hyperparameters against a model's), or ``None`` if none differ.
+) -> tuple[list[str], str, str] | None:
+    """The ``keys`` both have with other values (a checkpoint's settings against a model's or
+    a datamodule's), and their ``key=value`` lists, ``saved``'s and ``ours``; ``None`` if none
+    differ.
 
     Example:
         >>> differing({"lr": 0.1, "wd": 0.0}, {"lr": 0.2, "wd": 0.0}, ["lr", "wd"])
-        ('lr=0.1', 'lr=0.2')
+        (['lr'], 'lr=0.1', 'lr=0.2')
     """
     differ = [k for k in keys if k in saved and k in ours and saved[k] != ours[k]]
     if not differ:
         return None
     was, now = (", ".join(f"{k}={d[k]!r}" for k in differ) for d in (saved, ours))
-    return was, now
+    return differ, was, now
 
 
 def refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> None:

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from classic_cnns._checks import differing
 from classic_cnns._guard import check_classes
 from classic_cnns._warn import warn
 from classic_cnns.files import CheckpointError
@@ -246,11 +247,10 @@ def check_split(saved: Any, datamodule: Any, source: Any, fitting: bool = True) 
     current = split_settings(datamodule)
     if not isinstance(saved, Mapping) or not current or saved.get("class") != current["class"]:
         return  # a checkpoint from before the record, or other data: nothing to compare
-    changed = [k for k in current if k != "class" and k in saved and saved[k] != current[k]]
-    if not changed:
+    found = differing(saved, current, [k for k in current if k != "class"])
+    if found is None:
         return
-    was = ", ".join(f"{k}={saved[k]!r}" for k in changed)
-    now = ", ".join(f"{k}={current[k]!r}" for k in changed)
+    changed, was, now = found
     flags = " ".join(f"--data.{k} {saved[k]}" for k in changed)
     split = f"{source}: the run was trained on {current['class']} split with {was}; this "
     if not fitting:

@@ -393,7 +393,7 @@ def _check_resumed_settings(ours: Mapping[str, Any], checkpoint: Mapping[str, An
     # this model made: other settings would not run (or fail inside torch), yet be recorded.
     saved = checkpoint.get("hyper_parameters")
     if found := differing(saved if isinstance(saved, Mapping) else {}, ours, _RESUMED):
-        was, now = found
+        _, was, now = found
         raise CheckpointError(
             f"{source}: the checkpoint's run trained with {was}; this model has {now}. "
             "Resuming restores the checkpoint's optimizer and LR schedule, which these "

@@ -304,8 +304,7 @@ class ClassicCLI(LightningCLI):
             head = self._ckpt_head
             if head is None and path and config.get("ckpt_path") is None:  # as --ckpt_path's
                 head = checkpoint_head(read_weights_file(path, tensors=False).hparams)
-            if head is not None and head != self.model.num_classes:
-                self.model.reset_classifier(head)  # loaded, with its class names, from the file
+            self._predict_with(head)
         if config.get("ckpt_path") is not None and (pretrained or path):
             raise ValueError(
                 "--ckpt_path resumes a run with the checkpoint's own weights; --weights and "
@@ -332,6 +331,11 @@ class ClassicCLI(LightningCLI):
                     "number the classes as they do (--data.classes), else fine-tune them first: "
                     "classic-cnns fit with the same --weights or --pretrained"
                 ) from None
+
+    def _predict_with(self, head: int | None) -> None:
+        # The file's head (its class count, if it says), which it loads with its class names.
+        if head is not None and head != self.model.num_classes:
+            self.model.reset_classifier(head)
 
     def instantiate_classes(self) -> None:
         """Build the classes; a class that fails names its flag (``--trainer.logger``)."""
@@ -367,9 +371,7 @@ class ClassicCLI(LightningCLI):
                 if subcommand == "fit":
                     self._check_resumed_hparams(path)
                 elif subcommand == "predict":  # found after the model was built: its head now
-                    head = checkpoint_head(checkpoint_model(str(path)))
-                    if head is not None and head != self.model.num_classes:
-                        self.model.reset_classifier(head)
+                    self._predict_with(checkpoint_head(checkpoint_model(str(path))))
                 config["ckpt_path"] = str(path)
                 # config.yaml records the file, so that --config resumes from it again.
                 self.config[subcommand]["ckpt_path"] = str(path)
@@ -380,7 +382,7 @@ class ClassicCLI(LightningCLI):
         # not say), must find the run this command started.
         saved = load_checkpoint(path).get("hyper_parameters") or {}
         if found := differing(saved, self.model.hparams, sorted(k for k in saved if k[0] != "_")):
-            was, now = found
+            _, was, now = found
             raise ValueError(
                 f"--ckpt_path last is {path}, a run with {was}; this command gives {now}. "
                 "Resume with that run's command, or give the file (--ckpt_path FILE), which "

@@ -102,7 +102,7 @@ def predict_folder(
     """
     _require_classifier(model, "predict_folder")
     rows, skipped = _predict(
-        model, Path(folder).expanduser(), batch_size=batch_size, device=device, mean=mean, std=std,
+        model, folder, batch_size=batch_size, device=device, mean=mean, std=std,
         recursive=recursive, on_error=on_error, output=output, overwrite=overwrite,
     )  # fmt: skip
     if skipped:
@@ -136,7 +136,7 @@ def _skipped_message(skipped: list[tuple[str, str]], total: int) -> str:
 
 def _predict(
     model: ImageClassifier,
-    folder: Path,
+    folder: str | os.PathLike[str],
     *,
     batch_size: int,
     device: str | torch.device,
@@ -153,6 +153,7 @@ def _predict(
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise'; got {on_error!r}")
+    folder = Path(folder).expanduser()  # as the datamodules take their folders
     files = list_images(folder, recursive=recursive)
     if not files:
         hint = "" if recursive else _subfolder_hint(Path(folder))
@@ -477,7 +478,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     try:
         model = load_model(args.checkpoint)
         rows, skipped = _predict(
-            model, Path(args.folder).expanduser(), batch_size=args.batch_size, device=args.device,
+            model, args.folder, batch_size=args.batch_size, device=args.device,
             mean=args.mean, std=args.std, recursive=args.recursive, on_error=args.on_error,
             output=output, overwrite=args.overwrite,
         )  # fmt: skip
