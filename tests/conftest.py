@@ -192,6 +192,38 @@ def _no_global_seed() -> Iterator[None]:
         os.environ["PL_GLOBAL_SEED"] = saved
 
 
+def forget_freed_torchscript_builtins() -> int:
+    """Drop TorchScript's builtin-table entries of operator objects torch has let go; the count.
+
+    The table is keyed by ``id()``. ``torch.library`` replaces an operator's packet object
+    when a later definition adds an overload (importing ``torch.ao.quantization.fx._decomposed``
+    does, and torch.compile and torch.export import it), and deletes the packets of a library
+    it destroys, but leaves the old ids in the table. An object later allocated at such an
+    address (a Conv2d's padding tuple) is then taken for an operator, and ``torch.jit.script``
+    fails with "builtin cannot be used as a value", in one run of many (torch 2.14).
+    """
+    from torch.jit import _builtins
+
+    table = _builtins._builtin_table or {}
+    held = {id(fn) for fn, _ in _builtins._builtin_ops}
+    freed = []
+    for key, name in table.items():
+        namespace, _, op = name.partition("::")
+        if key in held or namespace in ("aten", "prim"):
+            continue  # torch's own functions and modules hold these
+        packet = vars(getattr(torch.ops, namespace)).get(op)
+        if packet is None or id(getattr(packet, "_op", None)) != key:
+            freed.append(key)
+    for key in freed:
+        del table[key]
+    return len(freed)
+
+
+@pytest.fixture(autouse=True)
+def _no_freed_torchscript_builtins() -> None:
+    forget_freed_torchscript_builtins()
+
+
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """One intra-op thread for the test: on a shared 2-core runner, many times faster."""

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import torch
 
+from conftest import forget_freed_torchscript_builtins
 from test_expected_outputs import build, golden_input
 
 # One network per family; lenet5_bn and densenet_bc_100 also cover batch norm in eval.
@@ -85,3 +86,27 @@ def test_the_lightning_module_traces_with_fx_and_scripts(name: str, tmp_path: An
             scripted = model.to_torchscript(method="script")
         torch.jit.save(scripted, tmp_path / "model.pt")
         _close(torch.jit.load(tmp_path / "model.pt")(x), expected)
+
+
+def test_scripting_is_immune_to_the_operator_ids_torch_leaves_behind() -> None:
+    # A later overload makes torch.library replace an operator's object; TorchScript's table of
+    # builtins keeps the freed object's id. The fixture that runs before each test drops such
+    # ids: here one is made, and one is put where a later allocation would land (a padding).
+    from torch.jit._builtins import _get_builtin_table
+
+    table = _get_builtin_table()
+    library = torch.library.Library("classic_cnns_test", "FRAGMENT")
+    library.define("twice(Tensor x) -> Tensor")
+    old = id(torch.ops.classic_cnns_test.twice._op)  # the first object, now in the table
+    library.define("twice.scaled(Tensor x, float s) -> Tensor")  # torch replaces it
+    new = id(torch.ops.classic_cnns_test.twice._op)
+    assert old != new and table[old] == table[new] == "classic_cnns_test::twice"
+
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1)  # its padding tuple may land on `old` itself
+    padding = id(conv._reversed_padding_repeated_twice)
+    table[padding] = "classic_cnns_test::twice"
+    with pytest.raises(RuntimeError, match="builtin cannot be used as a value"):
+        torch.jit.script(conv)
+    assert forget_freed_torchscript_builtins() == len({old, padding})
+    assert old not in table and new in table
+    torch.jit.script(conv)  # the padding is a padding again
