@@ -405,6 +405,22 @@ def test_a_config_file_chooses_the_classes_without_the_defaults_leaking_in(
     assert printed["init_args"]["batch_size"] == 32
 
 
+def test_a_config_file_names_a_registered_model_as_the_command_line_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `model: resnet20` failed in jsonargparse ("Expected a dot import path string") where
+    # `--model resnet20` works. The file's other values stay, and later flags still apply.
+    config = tmp_path / "run.yaml"
+    config.write_text("model: resnet20\ndata: Digits\ntrainer:\n  max_epochs: 3\n")
+    for flag in (["--config", str(config)], [f"--config={config}"]):
+        printed = _printed_config(capsys, *flag, "--model.lr", "0.05")
+        assert printed["model"]["class_path"] == "classic_cnns.ResNet"
+        assert printed["model"]["init_args"]["arch"] == "resnet20"
+        assert printed["model"]["init_args"]["lr"] == 0.05
+        assert printed["data"]["class_path"] == "classic_cnns.Digits"
+        assert printed["trainer"]["max_epochs"] == 3
+
+
 # -- errors ----------------------------------------------------------------------------------
 ERRORS = {
     "unknown model": (  # the command, not the Python function, lists the names
@@ -412,6 +428,11 @@ ERRORS = {
         "unknown model 'LeNet6': expected one of the ",
         "registered names (see classic-cnns list)",
         "Did you mean 'lenet5'",
+    ),
+    "unknown model in a config file": (
+        ["fit", "-c", "{model: resnet2}"],
+        "unknown model 'resnet2': expected one of the ",
+        "Did you mean 'resnet32'",
     ),
     "unknown datamodule": (
         ["fit", "--data", "Digitz"],

@@ -74,18 +74,23 @@ def _option_values(args: Sequence[str], option: str) -> list[tuple[int, str, int
     return found
 
 
-def _configs(args: Sequence[str]) -> list[dict[str, Any]]:
-    # The --config files (or YAML strings) on the command line that hold a mapping.
+def _config_options(args: Sequence[str]) -> list[tuple[int, int, dict[str, Any]]]:
+    # (index, tokens used, content) of the --config files (or YAML strings) on the command
+    # line that hold a mapping, in order.
     found = []
-    for _, value, _ in [*_option_values(args, "--config"), *_option_values(args, "-c")]:
+    for i, value, used in [*_option_values(args, "--config"), *_option_values(args, "-c")]:
         try:
             text = Path(value).read_text(encoding="utf-8") if Path(value).is_file() else value
             loaded = yaml.safe_load(text)
         except (OSError, ValueError, yaml.YAMLError):
             continue
         if isinstance(loaded, dict):
-            found.append(loaded)
-    return found
+            found.append((i, used, loaded))
+    return sorted(found, key=lambda option: option[0])
+
+
+def _configs(args: Sequence[str]) -> list[dict[str, Any]]:
+    return [config for _, _, config in _config_options(args)]
 
 
 def config_model_flags(args: Sequence[str]) -> list[str]:
@@ -237,12 +242,21 @@ def expand_model_names(argv: Sequence[str]) -> list[str]:
     """Turn ``--model resnet20`` into ``--model classic_cnns.ResNet --model.arch=resnet20``,
     and ``--model.help resnet20`` into ``--model.help classic_cnns.ResNet`` (its family's).
 
+    A ``--config`` file's ``model: resnet20`` is given the same way: the file's content, with
+    that ``model`` section, is passed as a YAML string.
+
     Raises:
         ValueError: for a name that is neither a class nor registered, with close names.
     """
     out: list[str] = []
     args = list(argv)
     classes = model_class_names()
+    for i, used, config in reversed(_config_options(args)):  # later indices first
+        name = config.get("model")
+        if isinstance(name, str) and "." not in name and name not in classes:
+            family = family_class(model_info(name).family).__name__
+            config["model"] = {"class_path": f"classic_cnns.{family}", "init_args": {"arch": name}}
+            args[i : i + used] = [args[i].split("=", 1)[0], yaml.safe_dump(config)]
     i = 0
     while i < len(args):
         arg, value = args[i], None
