@@ -80,17 +80,24 @@ class Recipe:
         return "/".join(p for p in (self.model, self.dataset, self.variant) if p)
 
     def describe(self) -> str:
-        """One line: optimizer, schedule, batch, epochs, size, precision, memory format, options.
+        """One line: optimizer, lr, momentum (SGD's and RMSprop's), weight decay, schedule,
+        batch, epochs, size, precision, memory format, options.
 
         Example:
             >>> from classic_cnns.bench.accuracy import RECIPES
-            >>> RECIPES["lenet5/fashion_mnist/d2l"].describe()
-            'sgd lr 0.9, none, batch 256, 10 epochs, 32 px, fp32, contiguous, weight_init xavier'
+            >>> RECIPES["lenet5/mnist10k/adam"].describe()
+            'adam lr 0.001, wd 0.0005, none, batch 128, 5 epochs, own px, fp32, contiguous'
+            >>> RECIPES["lenet5/fashion_mnist/d2l"].describe().split(", ")[:4]
+            ['sgd lr 0.9', 'momentum 0', 'wd 0', 'none']
         """
         size, fmt = self.image_size or "own", ("contiguous", "channels_last")[self.channels_last]
-        return (f"{self.optimizer} lr {self.lr:g}, {self.scheduler}, batch {self.batch_size}, "
-                f"{self.epochs} epochs, {size} px, {self.precision}, {fmt}"
-                + "".join(f", {k} {v}" for k, v in self.options))  # fmt: skip
+        momentum = f"momentum {self.momentum:g}, " if self.optimizer in ("sgd", "rmsprop") else ""
+        options = "".join(f", {k} {v}" for k, v in self.options)
+        return (
+            f"{self.optimizer} lr {self.lr:g}, {momentum}wd {self.weight_decay:g}, "
+            f"{self.scheduler}, batch {self.batch_size}, {self.epochs} epochs, {size} px, "
+            f"{self.precision}, {fmt}{options}"
+        )
 
 
 D2L_BOOK: dict[str, tuple[int, int, float, float, float]] = {
@@ -380,9 +387,10 @@ def report(results: core.Results, out: Path | None) -> list[str]:
         >>> results = Results()
         >>> _ = results.add("accuracy", "cpu", "skipped", note="no data", run="lenet5/mnist")
         >>> row = report(results, None)[6].split(" | ")
-        >>> row[0], row[1], row[3], row[6]
-        ('| lenet5/mnist', 'sgd lr 0.1, onecycle, batch 128, 20 epochs, own px, fp32, contiguous',
-         'skipped', '0.95')
+        >>> row[0], row[3], row[6]
+        ('| lenet5/mnist', 'skipped', '0.95')
+        >>> row[1].split(", ")[:5]  # the recipe
+        ['sgd lr 0.1', 'momentum 0.9', 'wd 0.0005', 'onecycle', 'batch 128']
     """
     rows, body = results.rows.get(MODE, []), []
     for r in rows:
