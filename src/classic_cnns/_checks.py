@@ -13,8 +13,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from torch import nn
+
 __all__ = ["as_folder", "as_plain", "check_flag", "differing", "is_int", "is_number"]
-__all__ += ["refuse_existing"]
+__all__ += ["refuse_existing", "require_module"]
 
 
 def as_plain(value: Any) -> Any:
@@ -120,3 +122,19 @@ def refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> None:
     check_flag("overwrite", overwrite)
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+
+
+def require_module(net: object, caller: str) -> None:
+    """Refuse anything but an ``nn.Module`` as the network ``caller`` works on.
+
+    Example:
+        >>> require_module("resnet20", "head_names")
+        Traceback (most recent call last):
+        ...
+        TypeError: head_names expected a network (an nn.Module, such as ...); got str
+    """
+    if not isinstance(net, nn.Module):
+        raise TypeError(
+            f"{caller} expected a network (an nn.Module, such as create_model(name).net); got "
+            f"{type(net).__name__}"
+        )

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from classic_cnns._checks import refuse_existing
 from classic_cnns._version import __version__
 from classic_cnns.files import META_DATA, META_HPARAMS, META_VERSION, atomic_path, refuse_folder
-from classic_cnns.hub import _require_classifier, load_model
+from classic_cnns.hub import load_model, require_classifier
 from classic_cnns.task import ImageClassifier
 
 __all__ = [
@@ -138,7 +138,7 @@ def save_safetensors(model: ImageClassifier, path: str | os.PathLike[str]) -> No
         ...     read_weights_file(f"{folder}/lenet5.safetensors").hparams["num_classes"]
         3
     """
-    _require_classifier(model, "save_safetensors")
+    require_classifier(model, "save_safetensors")
     try:
         from safetensors.torch import save_file
     except ImportError as err:
@@ -271,24 +271,34 @@ def export_model(
         >>> result.checked_with, result.max_abs_diff < 1e-4
         ('torch.export.load', True)
     """
-    _require_classifier(model, "export_model")
+    require_classifier(model, "export_model")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
     refuse_folder(path)
     refuse_existing(path, overwrite)
     if not atol >= 0:
         raise ValueError(f"atol must be a number >= 0; got {atol!r}")
-    with _borrowed(model, torch.device("cpu"), eager=True):
+    with borrowed(model, torch.device("cpu"), eager=True):
         return _export(model, Path(path), format, input_size, atol)
 
 
 @contextlib.contextmanager
-def _borrowed(
+def borrowed(
     model: ImageClassifier, device: torch.device, eager: bool = False
 ) -> Iterator[ImageClassifier]:
-    # The caller's model on `device` in eval mode (`eager`: its network called without
-    # torch.compile's wrapper, which tracing cannot see through) for the block; then back
-    # where it was, in the mode it was in.
+    """The caller's model on ``device`` in eval mode (``eager``: its network called without
+    ``torch.compile``'s wrapper, which tracing cannot see through) for the block; then back
+    where it was, in the mode it was in.
+
+    Example:
+        >>> from classic_cnns import create_model
+        >>> model = create_model("lenet5").train()
+        >>> with borrowed(model, torch.device("cpu")) as lent:
+        ...     lent.training
+        False
+        >>> model.training
+        True
+    """
     where = next(model.parameters(), torch.empty(0)).device
     training, compiled = model.training, getattr(model.net, "_compiled_call_impl", None)
     model.to(device).eval()

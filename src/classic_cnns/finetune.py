@@ -25,7 +25,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
 from typing_extensions import Self
 
-from classic_cnns._checks import is_int
+from classic_cnns._checks import is_int, require_module
 from classic_cnns._warn import warn
 
 if TYPE_CHECKING:
@@ -43,14 +43,6 @@ __all__ = [
 ]
 
 
-def _require_module(net: object, caller: str) -> None:
-    if not isinstance(net, nn.Module):
-        raise TypeError(
-            f"{caller} expected a network (an nn.Module, such as create_model(name).net); got "
-            f"{type(net).__name__}"
-        )
-
-
 def head_names(net: nn.Module) -> tuple[str, ...]:
     """Dotted names of the network's head modules (those present: GoogLeNet may lack aux heads).
 
@@ -65,7 +57,7 @@ def head_names(net: nn.Module) -> tuple[str, ...]:
         >>> head_names(model_info("googlenet").build_net(aux_logits=False))
         ('fc',)
     """
-    _require_module(net, "head_names")
+    require_module(net, "head_names")
     modules = dict(net.named_modules())
     # torch.compile's wrapper forwards attributes to the network, whose modules it holds
     # under "_orig_mod.".
@@ -94,7 +86,7 @@ def head_parameters(net: nn.Module) -> Iterator[nn.Parameter]:
         >>> [p.shape for p in head_parameters(model_info("lenet5").build_net())]
         [torch.Size([10, 84]), torch.Size([10])]
     """
-    _require_module(net, "head_parameters")
+    require_module(net, "head_parameters")
     ids = _head_ids(net)
     return (p for p in net.parameters() if id(p) in ids)
 
@@ -108,7 +100,7 @@ def backbone_parameters(net: nn.Module) -> Iterator[nn.Parameter]:
         >>> sum(p.numel() for p in backbone_parameters(net))
         60856
     """
-    _require_module(net, "backbone_parameters")
+    require_module(net, "backbone_parameters")
     ids = _head_ids(net)
     return (p for p in net.parameters() if id(p) not in ids)
 
@@ -144,7 +136,7 @@ def freeze_backbone(net: nn.Module, *, train_bn: bool = False) -> list[_BatchNor
         >>> [n for n, p in net.named_parameters() if p.requires_grad]
         ['fc.weight', 'fc.bias']
     """
-    _require_module(net, "freeze_backbone")
+    require_module(net, "freeze_backbone")
     for p in backbone_parameters(net):
         p.requires_grad_(False)
     norms = _backbone_norms(net)
@@ -171,7 +163,7 @@ def unfreeze_backbone(net: nn.Module) -> None:
         >>> all(p.requires_grad for p in net.parameters())
         True
     """
-    _require_module(net, "unfreeze_backbone")
+    require_module(net, "unfreeze_backbone")
     for p in net.parameters():
         p.requires_grad_(True)
     for m in _backbone_norms(net):
@@ -198,7 +190,7 @@ def reset_head(net: nn.Module, num_classes: int) -> None:
         >>> net.fc.out_features
         5
     """
-    _require_module(net, "reset_head")
+    require_module(net, "reset_head")
     if not is_int(num_classes, 2):
         raise ValueError(f"num_classes must be an int of at least 2; got {num_classes!r}")
     old = next(head_parameters(net), None)

@@ -120,7 +120,7 @@ def load_weights(
         >>> torch.equal(model.net.fc.weight, trained.net.fc.weight)
         True
     """
-    _require_classifier(model, "load_weights")
+    require_classifier(model, "load_weights")
     name = model.info.name
     _check_start(name, pretrained, checkpoint_path, strict)
     if checkpoint_path:
@@ -157,9 +157,19 @@ def _check_start(
         )
 
 
-def _require_classifier(model: object, caller: str) -> None:
-    # For the functions that need a whole model (network, hyperparameters, data
-    # configuration), not a plain network such as model.net.
+def require_classifier(model: object, caller: str) -> None:
+    """Refuse anything but an ``ImageClassifier`` (or one under ``torch.compile``), for the
+    functions that need a whole model (network, hyperparameters, data configuration), not a
+    plain network such as ``model.net``.
+
+    Example:
+        >>> from classic_cnns import create_model
+        >>> from classic_cnns.hub import require_classifier
+        >>> require_classifier(create_model("lenet5").net, "export")
+        Traceback (most recent call last):
+        ...
+        TypeError: export expected an ImageClassifier (...); got LeNet5Net
+    """
     if not isinstance(getattr(model, "_orig_mod", model), ImageClassifier):  # torch.compile's too
         raise TypeError(
             f"{caller} expected an ImageClassifier (create_model(name) or a model class such as "

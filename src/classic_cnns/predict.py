@@ -31,11 +31,11 @@ from classic_cnns._checks import check_flag, is_int, refuse_existing
 from classic_cnns._warn import warn
 from classic_cnns._writers import RUN_ELSEWHERE, refuse_replacing
 from classic_cnns.checkpoint import head_class_names
-from classic_cnns.data.folder import IMAGE_EXTENSIONS, _class_dirs, list_images, load_image
+from classic_cnns.data.folder import IMAGE_EXTENSIONS, class_dirs, list_images, load_image
 from classic_cnns.data.preprocessing import Preprocessing
-from classic_cnns.export import _borrowed
+from classic_cnns.export import borrowed
 from classic_cnns.files import atomic_path, check_writable, refuse_folder
-from classic_cnns.hub import _require_classifier, load_model
+from classic_cnns.hub import load_model, require_classifier
 from classic_cnns.task import ImageClassifier
 
 __all__ = ["PredictionCSV", "predict_folder", "predict_main"]
@@ -100,7 +100,7 @@ def predict_folder(
         >>> rows[0]  # doctest: +SKIP
         {'file': '0001.png', 'class': '7', 'class_index': 7, 'probability': 0.998}
     """
-    _require_classifier(model, "predict_folder")
+    require_classifier(model, "predict_folder")
     rows, skipped = _predict(
         model, folder, batch_size=batch_size, device=device, mean=mean, std=std,
         recursive=recursive, on_error=on_error, output=output, overwrite=overwrite,
@@ -175,7 +175,7 @@ def _predict(
             f"the model records {len(other)} class names for its {model.num_classes} "
             "classes; writing class indices instead"
         )
-    with _borrowed(model, _available(device)):  # then back where it was, as it was
+    with borrowed(model, _available(device)):  # then back where it was, as it was
         rows, skipped = _classify(model, folder, files, prep, names, batch_size, on_error)
     if skipped and (on_error == "raise" or not rows):
         raise ValueError(f"{folder}: {_skipped_message(skipped, len(files))}; nothing written")
@@ -505,7 +505,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
 
 def _subfolder_hint(folder: Path) -> str:
     # Images in class subfolders (an ImageFolder layout) are found only with recursive.
-    names = sorted(p.name for p in _class_dirs(folder))
+    names = sorted(p.name for p in class_dirs(folder))
     if not names:
         return ""
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")

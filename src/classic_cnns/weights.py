@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from classic_cnns._checks import require_module
 from classic_cnns._warn import warn
 from classic_cnns.files import (
     COMPILED_PREFIX,
@@ -39,7 +40,7 @@ from classic_cnns.files import (
     read_weights_file,
     strip_compiled,
 )
-from classic_cnns.finetune import _require_module, head_names
+from classic_cnns.finetune import head_names
 from classic_cnns.registry import list_models, model_info
 
 __all__ = [
@@ -271,7 +272,7 @@ def load_into(
         >>> torch.equal(dst.c1[0].weight, src.c1[0].weight)
         True
     """
-    _require_module(net, "load_into")
+    require_module(net, "load_into")
     first = first_conv_name(net)
     own = net.state_dict()
     state = _rename_old_keys(state, own)
@@ -396,7 +397,7 @@ def load_pretrained(
         >>> load_pretrained(net, "resnet18")  # doctest: +SKIP
         {'fc.weight': 'shape (1000, 512) in the source, (10, 512) here: kept fresh', ...}
     """
-    _require_module(net, "load_pretrained")
+    require_module(net, "load_pretrained")
     info = model_info(name).weights
     if info is None:
         have = [n for n in list_models() if model_info(n).weights is not None]
@@ -468,7 +469,7 @@ def load_weights_file(
         >>> torch.equal(net.fc.weight, source.fc.weight)
         True
     """
-    _require_module(net, "load_weights_file")
+    require_module(net, "load_weights_file")
     if not isinstance(file, WeightsFile):
         file = read_weights_file(file)
     check_arch(file, arch)

@@ -91,13 +91,10 @@ class Recipe:
             ['sgd lr 0.9', 'momentum 0', 'wd 0', 'none']
         """
         size, fmt = self.image_size or "own", ("contiguous", "channels_last")[self.channels_last]
-        momentum = f"momentum {self.momentum:g}, " if self.optimizer in ("sgd", "rmsprop") else ""
-        options = "".join(f", {k} {v}" for k, v in self.options)
-        return (
-            f"{self.optimizer} lr {self.lr:g}, {momentum}wd {self.weight_decay:g}, "
-            f"{self.scheduler}, batch {self.batch_size}, {self.epochs} epochs, {size} px, "
-            f"{self.precision}, {fmt}{options}"
-        )
+        m = f"momentum {self.momentum:g}, " * (self.optimizer in ("sgd", "rmsprop"))
+        return (f"{self.optimizer} lr {self.lr:g}, {m}wd {self.weight_decay:g}, {self.scheduler}, "
+                f"batch {self.batch_size}, {self.epochs} epochs, {size} px, {self.precision}, {fmt}"
+                + "".join(f", {k} {v}" for k, v in self.options))  # fmt: skip
 
 
 D2L_BOOK: dict[str, tuple[int, int, float, float, float]] = {
@@ -418,9 +415,8 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     ax_acc, ax_loss = fig.subplots(1, 2)
     for i, (name, points) in enumerate(results.data["curves"].items()):
-        # From epoch 1: the untrained point (chance) would flatten the rest.
+        # From epoch 1 (chance would flatten the rest); colour and line style tell 10+ runs apart.
         x, acc = [p["train_s"] for p in points[1:]], [100 * p["test_acc"] for p in points[1:]]
-        # matplotlib's 10 colours repeat: a run's colour and line style tell it apart.
         style = dict(marker="o", markersize=3, ls=("-", "--", ":")[i // 10 % 3], label=name)
         ax_acc.plot(x, acc, color=f"C{i % 10}", **style)
         ax_loss.plot([p["epoch"] for p in points[1:]], [p["train_loss"] for p in points[1:]],

@@ -69,8 +69,19 @@ def _class_map(classes: Any) -> dict[str, str]:
     return dict(pairs)
 
 
-def _class_dirs(folder: Path) -> list[Path]:
-    # Hidden folders (.ipynb_checkpoints, .git) are not classes.
+def class_dirs(folder: Path) -> list[Path]:
+    """The folders in ``folder`` that can be classes: hidden ones (``.ipynb_checkpoints``,
+    ``.git``) are not.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name in ("cat", "dog", ".git"):
+        ...     (root / name).mkdir()
+        >>> sorted(p.name for p in class_dirs(root))
+        ['cat', 'dog']
+    """
     return [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
 
 
@@ -85,7 +96,7 @@ _SPLIT_NAMES = {
 def _split_dirs(root: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dict[str, Path]:
     # {"train": root/Train, ...} when root holds a training folder of class folders; {} when
     # root's folders are the classes (one named like a split holds its images itself).
-    folders = sorted(_class_dirs(root))
+    folders = sorted(class_dirs(root))
     found: dict[str, dict[Path, Path]] = {}  # split -> {resolved path: folder}: links count once
     for folder in folders:
         for split, names in _SPLIT_NAMES.items():
@@ -93,8 +104,8 @@ def _split_dirs(root: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dic
                 found.setdefault(split, {}).setdefault(folder.resolve(), folder)
     splits = {split: list(same.values()) for split, same in found.items()}
     named = [f for f in folders if any(f.name.lower() in n for n in _SPLIT_NAMES.values())]
-    if not any(_class_dirs(f) for f in splits.get("train", [])):
-        if folders and named == folders and all(_class_dirs(f) for f in named):
+    if not any(class_dirs(f) for f in splits.get("train", [])):
+        if folders and named == folders and all(class_dirs(f) for f in named):
             raise ValueError(
                 f"{root}: {[f.name for f in folders]} look like split folders, but there is "
                 "no training folder; expected train/ beside them (val/ and test/ optional), "
@@ -108,7 +119,7 @@ def _split_dirs(root: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dic
             )
     for split in ("val", "test"):  # an empty one would be a split of no images, silently
         for folder in splits.get(split, []):  # (a test/ of loose images is Kaggle's: no set)
-            if not _class_dirs(folder) and not list_images(folder, extensions):
+            if not class_dirs(folder) and not list_images(folder, extensions):
                 raise ValueError(
                     f"{folder}: the {split} folder is empty; expected a folder per class "
                     f"holding its images (as in {splits['train'][0].name}/), or no "
@@ -287,7 +298,7 @@ class ImageFolder(TransferDataModule):
         self._split_dirs = _split_dirs(self.root, self.extensions)
         self.layout = "split" if self._split_dirs else "classes"
         train_root = self._split_dirs.get("train", self.root)
-        found = sorted(p.name for p in _class_dirs(train_root))
+        found = sorted(p.name for p in class_dirs(train_root))
         # {folder name: class name}, in the order of the outputs; None: the folders, sorted.
         self._folders = None if classes is None else _class_map(classes)
         if self._folders is None and len(found) < 2:
@@ -338,7 +349,7 @@ class ImageFolder(TransferDataModule):
     def _labelled_test_folder(self) -> bool:
         # A test folder of images without class folders (Kaggle's) is no test set.
         test = self._split_dirs.get("test")
-        return test is not None and bool(_class_dirs(test))
+        return test is not None and bool(class_dirs(test))
 
     def _files(self, folder: Path) -> tuple[list[Path], list[int]]:
         if loose := list_images(folder, self.extensions):
@@ -348,7 +359,7 @@ class ImageFolder(TransferDataModule):
             )
         paths: list[Path] = []
         labels: list[int] = []
-        for class_dir in sorted(_class_dirs(folder)):
+        for class_dir in sorted(class_dirs(folder)):
             self._check_class_folder(class_dir)
             found = list_images(class_dir, self.extensions, recursive=True)
             if not found:
