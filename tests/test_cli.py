@@ -740,9 +740,15 @@ def test_threads_and_a_replaced_optimizer(
     assert main([*args, "--threads", "2", "--optimizer", "SGD", "--optimizer.lr", "0.1"]) == 0
     assert torch.get_num_threads() == 2
     err = capsys.readouterr().err
-    assert err.count("--optimizer replaces the model's own optimizer") == 1
+    assert err.count("--optimizer replaces the model's optimizer") == 1
     assert "(sgd, lr 0.1, weight decay 0.0005 on weights only) and its 'onecycle'" in err
     assert "no LR schedule runs (add --lr_scheduler for one)" in err
+    assert "backbone_lr" not in err
+    # One learning rate for all: a backbone_lr given is named as not used.
+    replaced = ["--optimizer", "Adam", "--optimizer.lr", "0.01", "--model.backbone_lr", "0.001"]
+    assert main([*args, *replaced, "--trainer.default_root_dir=adam"]) == 0
+    err = capsys.readouterr().err
+    assert "LR schedule; --model.backbone_lr 0.001 is not used (one lr for all); no LR" in err
     assert "will be overridden" not in err
     # --lr_scheduler alone: Lightning would drop it and run the model's own schedule.
     before = sorted(Path().rglob("*"))

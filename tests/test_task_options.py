@@ -114,12 +114,18 @@ def test_a_momentum_one_cycle_replaces_is_warned_of() -> None:
 
 def test_a_checkpoints_lr_is_not_carried_over_to_another_optimizer(tmp_path: Path) -> None:
     trainer = _trainer()
-    trainer.strategy.connect(LeNet5(lr=0.05))  # SGD, the recipe's optimizer, at 0.05
+    trainer.strategy.connect(LeNet5(lr=0.05, backbone_lr=0.01))  # SGD, the recipe's optimizer
     trainer.save_checkpoint(tmp_path / "m.ckpt")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_model(tmp_path / "m.ckpt").hparams.lr == 0.05
-        assert load_model(tmp_path / "m.ckpt", optimizer="adam", lr=1e-3).hparams.lr == 1e-3
+        assert load_model(tmp_path / "m.ckpt").hparams.backbone_lr == 0.01
+        adam = load_model(tmp_path / "m.ckpt", optimizer="adam", lr=1e-3)
+        # Nor its backbone_lr, an SGD rate too: kept, the backbone would learn 10x the head's.
+        assert (adam.hparams.lr, adam.hparams.backbone_lr) == (1e-3, None)
+        path = tmp_path / "m.ckpt"
+        adam = create_model("lenet5", checkpoint_path=path, optimizer="adam", lr=1e-3)
+        assert (adam.hparams.lr, adam.hparams.backbone_lr) == (1e-3, None)
     # Adam without an lr: the recipe's rule, as for a new model (its SGD lr, with a warning).
     with pytest.warns(UserWarning, match=r"lr 0\.1 is lenet5's recipe's for 'sgd'; 'adam' "):
         assert load_model(tmp_path / "m.ckpt", optimizer="adam").hparams.lr == 0.1

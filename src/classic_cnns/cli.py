@@ -278,10 +278,11 @@ class ClassicCLI(LightningCLI):
                 return given if given is not None else getattr(recipe, key, None)
 
             print(
-                f"classic-cnns: --optimizer replaces the model's own optimizer "
-                f"({used('optimizer')}, lr {used('lr')}, weight decay "
-                f"{used('weight_decay')} on weights only) and its "
+                f"classic-cnns: --optimizer replaces the model's optimizer ({used('optimizer')}, "
+                f"lr {used('lr')}, weight decay {used('weight_decay')} on weights only) and its "
                 f"{used('scheduler')!r} LR schedule; "
+                + f"--model.backbone_lr {model.get('backbone_lr')} is not used (one lr for all); "
+                * (model.get("backbone_lr") is not None)
                 + (
                     "the schedule is --lr_scheduler's"
                     if config.get("lr_scheduler") is not None

@@ -140,10 +140,10 @@ def freeze_backbone(net: nn.Module, *, train_bn: bool = False) -> list[_BatchNor
     for p in backbone_parameters(net):
         p.requires_grad_(False)
     norms = _backbone_norms(net)
-    if train_bn:
-        for m in norms:
-            for p in m.parameters():
-                p.requires_grad_(True)
+    if train_bn:  # also after a freeze without: the layers train and track again
+        for p in (p for m in norms for p in m.parameters()):
+            p.requires_grad_(True)
+        _track_again(norms, net.training)
         return []
     for m in norms:
         m.eval()
@@ -166,9 +166,15 @@ def unfreeze_backbone(net: nn.Module) -> None:
     require_module(net, "unfreeze_backbone")
     for p in net.parameters():
         p.requires_grad_(True)
-    for m in _backbone_norms(net):
-        m.train(net.training)
-        m.track_running_stats = m.running_mean is not None  # as built (unless built without)
+    _track_again(_backbone_norms(net), net.training)
+
+
+def _track_again(norms: list[_BatchNorm], training: bool) -> None:
+    # Batch norm layers in the network's mode, tracking their statistics as built (a layer
+    # built without running statistics stays without).
+    for m in norms:
+        m.train(training)
+        m.track_running_stats = m.running_mean is not None
 
 
 def reset_head(net: nn.Module, num_classes: int) -> None:

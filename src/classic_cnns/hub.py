@@ -63,8 +63,8 @@ def create_model(
         checkpoint_path: Start from the network weights in a ``.safetensors`` file (as
             ``classic-cnns export`` writes), a Lightning ``.ckpt`` or a state dict, read
             once and adapted the same way; the hyperparameters the file records are the
-            defaults of the arguments not given (its ``lr`` not for another ``optimizer``),
-            and its data configuration is kept.
+            defaults of the arguments not given (its ``lr`` and ``backbone_lr`` not for
+            another ``optimizer``), and its data configuration is kept.
         strict: How the file's tensors must fit (:func:`~classic_cnns.weights.load_into`):
             by default all but the head's, ``True`` all, ``False`` what fits loads.
         **kwargs: Arguments of the family's class.
@@ -251,7 +251,7 @@ def _build(
         check_arch(file, name)
         accepted = takes - {"arch"}
         if kwargs.get("optimizer", file.hparams.get("optimizer")) != file.hparams.get("optimizer"):
-            accepted -= {"lr"}  # the file's was its optimizer's: the recipe's rule applies
+            accepted -= {"lr", "backbone_lr"}  # the file's optimizer's: the recipe's rule applies
         kwargs = {**{k: v for k, v in file.hparams.items() if k in accepted}, **kwargs}
     model = cls(arch=name, **kwargs)
     if file is not None:
