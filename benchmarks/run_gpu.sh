@@ -17,7 +17,7 @@ if [[ ${1:-} == --prepare ]]; then  # ../shared does not travel; the GPU's Pytho
     jsonargparse==4.53.0 docstring-parser==0.18.0 typeshed-client==2.15.0
 fi
 [[ ${1:-} == [!-]* ]] || { echo "usage: benchmarks/run_gpu.sh [--smoke | --prepare] OUT" >&2; exit 2; }
-out=$1 work=$(mktemp -d) && mkdir -p "$out"
+out=$1 work=$(mktemp -d) && mkdir -p "$out" "$work/run"
 trap 'rm -rf "$work"' EXIT
 if compgen -G ".whl/*.whl" >/dev/null; then  # what the GPU machine's Python lacks
   "$py" -m pip install -q --no-index --no-deps --no-compile --target "$work/site" .whl/*.whl
@@ -59,7 +59,6 @@ step() {  # NAME COMMAND...: unless the budget is spent; killed at the limit or 
     || true
   collect
 }
-mkdir -p "$work/run"
 # A hung part (a test, a compile) must leave the others their time: cap= bounds it.
 [[ ${TESTS:-1} == 0 ]] || cap=180 step tests env CLASSIC_CNNS_DATA="$src" "$py" -m pytest \
   tests/test_gpu.py -m gpu -n 4 -q -p no:cacheprovider  # TESTS=0: the measurements alone

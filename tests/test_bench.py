@@ -853,6 +853,25 @@ def test_force_replaces_an_earlier_runs_files_only(
     assert (tmp_path / "precious.csv").read_text() == "kept"
 
 
+def test_force_keeps_the_earlier_run_until_this_one_has_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The earlier run's files went before the first task: Ctrl-C then left an empty report.
+    run = tmp_path / "run"
+    throughput = ["--modes", "throughput", "--throughput.backends", ABSENT, "--plots", "false"]
+    assert main([*throughput, "--out", str(run)]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert sorted(before) == ["report.md", "results.json", "throughput.csv"]
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(core, "run_tasks", interrupted)
+    assert main([*throughput, "--out", str(run), "--force", "true"]) == 130
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert "interrupted; the tasks that finished are in" in capsys.readouterr().err
+
+
 def test_quick_keeps_its_values_beside_a_modes_own_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

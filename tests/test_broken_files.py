@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import classic_cnns
 import classic_cnns.files as files_module
 from classic_cnns import MNIST, LeNet5, create_model
+from classic_cnns._checks import refuse_existing
 from classic_cnns.checkpoint import AtomicCheckpointIO, ExactResume, restore, verify_checkpoint
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
@@ -567,6 +568,37 @@ def test_atomic_path_refuses_a_folder_before_the_block_runs(tmp_path: Path) -> N
     with pytest.raises(IsADirectoryError, match=r"got the folder"), atomic_path(folder) as tmp:
         ran.append(tmp)
     assert ran == [] and sorted(p.name for p in tmp_path.rglob("*")) == ["imgs"]
+
+
+def test_the_home_folder_is_where_the_writers_and_readers_take_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As fsspec (Lightning's own checkpoint IO) does: ~/x.ckpt was written to ./~/x.ckpt and
+    # could not be read back; an existing ~/p.csv was not seen by the overwrite check.
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    AtomicCheckpointIO().save_checkpoint({"w": torch.ones(2)}, "~/runs/m.ckpt")
+    assert torch.equal(AtomicCheckpointIO().load_checkpoint("~/runs/m.ckpt")["w"], torch.ones(2))
+    with pytest.raises(FileExistsError, match=r"~/runs/m.ckpt exists; pass overwrite=True"):
+        refuse_existing("~/runs/m.ckpt", overwrite=False)
+    assert list(work.iterdir()) == [] and (home / "runs" / "m.ckpt").is_file()
+
+
+def test_a_name_near_the_file_system_s_limit_is_written(tmp_path: Path) -> None:
+    # The temporary name (a dot, the name, a random part) went past 255 bytes.
+    path = tmp_path / ("p" * 245 + ".csv")
+    with atomic_path(path) as tmp:
+        tmp.write_text("file,class\n")
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_an_unwritable_target_is_named_not_the_temporary_file(tmp_path: Path) -> None:
+    # A file where a folder should be gave "[Errno 17] File exists: 'good.ckpt'".
+    (tmp_path / "good.ckpt").write_text("weights\n")
+    with pytest.raises(NotADirectoryError, match=r"x.pt: .*good.ckpt is a file, not a folder"):
+        atomic_save({"w": torch.ones(1)}, tmp_path / "good.ckpt" / "x.pt")
 
 
 def test_check_writable_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -405,6 +405,37 @@ def test_a_config_file_chooses_the_classes_without_the_defaults_leaking_in(
     assert printed["init_args"]["batch_size"] == 32
 
 
+@pytest.mark.usefixtures("one_thread")
+def test_a_tilde_in_any_path_is_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --flag=~/x reaches us as it is (the shell expands only a word that starts with ~).
+    # The CSV logs went to ~/r, the checkpoints and plots to ./~/r; --output=~/p.csv to ./~.
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    limits = [f"--trainer.limit_{s}_batches=1" for s in ("train", "val", "test")]
+    args = ["fit", "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", *limits]
+    assert main([*args, "--trainer.default_root_dir=~/r"]) == 0, capsys.readouterr().err
+    run = home / "r" / "lightning_logs" / "version_0"
+    for name in ("metrics.csv", "config.yaml", "curves.png", "checkpoints/last.ckpt"):
+        assert (run / name).is_file(), name
+    (home / "imgs").mkdir()
+    write_png(torch.zeros(1, 8, 8, dtype=torch.uint8), home / "imgs" / "a.png")
+    last = "--ckpt_path=~/r/lightning_logs/version_0/checkpoints/last.ckpt"
+    quiet = ["--trainer.default_root_dir=~/t", "--trainer.enable_progress_bar=false"]
+    assert main(["test", last, *quiet]) == 0, capsys.readouterr().err
+    ckpt = last.split("=")[1]
+    assert main(["export", ckpt, "--format", "safetensors", "--output=~/m.safetensors"]) == 0
+    for _ in range(2):  # the second is refused: the file is seen where it was written
+        code = main(["predict-folder", ckpt, "~/imgs", "--output=~/p.csv"])
+    assert code == 2 and "p.csv exists; pass --overwrite" in capsys.readouterr().err
+    assert (home / "m.safetensors").is_file() and (home / "p.csv").is_file()
+    assert (home / "t" / "lightning_logs" / "version_0" / "confusion_matrix.csv").is_file()
+    assert list(work.iterdir()) == []
+
+
 def test_a_config_file_names_a_registered_model_as_the_command_line_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -120,7 +120,7 @@ def refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> None:
         FileExistsError: ... exists; pass overwrite=True to replace it
     """
     check_flag("overwrite", overwrite)
-    if os.path.lexists(path) and not overwrite:
+    if os.path.lexists(os.path.expanduser(path)) and not overwrite:  # ~: as the writers take it
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import os
 import textwrap
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -133,7 +134,7 @@ def place_default_logger(trainer: Any) -> None:
     """
     logger, root = trainer.get("logger"), trainer.get("default_root_dir")
     if root and _is_csv(logger) and logger.init_args.get("save_dir") == ".":
-        logger.init_args.save_dir = root
+        logger.init_args.save_dir = os.path.expanduser(root)  # as Lightning takes the root
 
 
 def _is_csv(logger: Any) -> bool:

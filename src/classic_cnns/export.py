@@ -410,8 +410,8 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--atol", type=float, default=1e-4, help="largest logit difference")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = parser.parse_args(argv)
-    source = Path(args.checkpoint)
-    output = Path(args.output) if args.output else _default_output(source, args.format)
+    source = Path(args.checkpoint).expanduser()  # ~ as the shell leaves it in --output=~/x
+    output = Path(args.output).expanduser() if args.output else _default_output(source, args.format)
     prog = "classic-cnns export"
     if output.resolve() == source.resolve() or output.is_dir():
         what = "a folder; give a file" if output.is_dir() else "the checkpoint itself; pick another"

@@ -141,10 +141,10 @@ def is_local(path: str | os.PathLike[str]) -> bool:
 
 
 def _local(path: str | os.PathLike[str]) -> str:
-    # A file:// URL's path as fsspec (Lightning) reads it: file:///C:/w.pt is C:/w.pt on Windows.
+    # A file:// URL's path as fsspec reads it (file:///C:/w.pt: C:/w.pt on Windows), ~ expanded.
     text = os.fspath(path)
     drive = os.name == "nt" and text.startswith("file:///") and text[9:10] == ":"
-    return text[8:] if drive else text.removeprefix("file://")
+    return os.path.expanduser(text[8:] if drive else text.removeprefix("file://"))
 
 
 def _written_file(path: str | os.PathLike[str]) -> Path:
@@ -197,10 +197,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         ...     sorted(p.name for p in Path(folder).iterdir())
         ['out.csv']
     """
+    check_writable(path)  # a file in the way, or no permission: said of `path`, not of tmp
     path = _written_file(path)
     refuse_folder(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = path.with_name(f".{path.name[:200]}.{uuid.uuid4().hex[:12]}.tmp")  # under 255 bytes
     # As for a plain open(): a replaced file keeps its mode, a new one gets what the umask
     # leaves of 0o666 (tempfile.mkstemp would make it readable by its owner only).
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
@@ -520,8 +521,7 @@ def _read_safetensors(path: Path, shown: str, tensors: bool) -> WeightsFile:
     try:
         with safe_open(str(path), framework="pt") as f:  # the header; tensors on demand
             meta = f.metadata() or {}
-            keys = list(f.keys())
-            state = {k: f.get_tensor(k) for k in keys} if tensors else {}
+            state = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}  # noqa: SIM118
     except Exception as err:  # safetensors raises its own SafetensorError, OSError, ...
         raise CheckpointError(
             f"{shown}: the safetensors file is truncated or corrupted ({type(err).__name__}: "

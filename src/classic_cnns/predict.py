@@ -460,8 +460,8 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     args = parser.parse_args(argv)
     prog = "classic-cnns predict-folder"
-    output = None if args.output is None else Path(args.output)
-    if output is not None and (output.resolve() == Path(args.checkpoint).resolve()
+    output = None if args.output is None else Path(args.output).expanduser()  # --output=~/x
+    if output is not None and (output.resolve() == Path(args.checkpoint).expanduser().resolve()
                                or output.is_dir()):  # fmt: skip
         what = "a folder; give a file" if output.is_dir() else "the checkpoint itself; pick another"
         print(f"{prog}: --output {output} is {what}", file=sys.stderr)

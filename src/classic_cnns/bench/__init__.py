@@ -74,7 +74,7 @@ def bench(modes: tuple[Literal["throughput", "accuracy"], ...] = ("throughput", 
     if dry_run:
         print("\n".join(t.label for t in tasks))
         return 0
-    out = Path(out or Path("bench-results") / time.strftime("%Y%m%d-%H%M%S"))
+    out = Path(out or Path("bench-results") / time.strftime("%Y%m%d-%H%M%S")).expanduser()
     reports = [MODES[mode].report for mode in dict.fromkeys(modes)]
     given = dict(modes=modes, seed=seed, threads=threads, budget=budget)
     given |= {mode: asdict(settings[mode]) for mode in modes}

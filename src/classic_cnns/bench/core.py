@@ -476,9 +476,10 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
 
 
 def write(results: Results, out: Path, reports: Sequence[Report], command: str,
-          plots: bool = False) -> None:  # fmt: skip
+          plots: bool = False, replacing: list[Path] | None = None) -> None:  # fmt: skip
     """Write ``<mode>.csv`` per mode, ``results.json`` and ``report.md`` (and plots) to ``out``,
-    each file whole or not at all (:func:`~classic_cnns.files.atomic_path`).
+    each file whole or not at all (:func:`~classic_cnns.files.atomic_path`), after removing
+    the files ``replacing`` lists (an earlier run's, emptying the list).
 
     Example:
         >>> import tempfile
@@ -491,6 +492,8 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
         ...     sorted(p.name for p in Path(folder).iterdir())
         ['demo.csv', 'report.md', 'results.json']
     """
+    while replacing:
+        replacing.pop().unlink(missing_ok=True)
     for mode, rows in results.rows.items():
         columns = [*dict.fromkeys(k for r in rows for k in r if k not in ENVIRONMENT), *ENVIRONMENT]
         path = out / f"{mode}.csv"  # every text file in UTF-8, whatever the locale's encoding
@@ -544,19 +547,16 @@ def outputs(out: Path) -> set[str] | None:
 
 
 def _refusal(out: Path, force: bool) -> str | None:
-    """Why the run may not write to ``out``, else ``None``; with ``force`` an earlier run's
-    files go (only those: nothing of a folder that holds no run's ``results.json``)."""
+    """Why the run may not write to ``out``, else ``None``: with ``force``, a folder that holds
+    an earlier run's files (its ``results.json`` names them) may be written over."""
     if out.exists() and not out.is_dir():
         return f"{out} is a file; --out must be a folder (absent or empty, or an earlier run's)"
     found = sorted(p.name for p in out.iterdir()) if out.exists() else []
-    ours = outputs(out) if found and force else set()
     if found and not force:
         return f"{out} is not an empty folder; pass --force true to replace an earlier run's files"
-    if ours is None:
+    if found and outputs(out) is None:
         return (f"--force replaces an earlier run's files only, and {out} holds no run's "
                 f"results.json but {found[0]!r}; choose another --out")  # fmt: skip
-    for path in [out / n for n in ours if (out / n).is_file()]:
-        path.unlink()
     return None
 
 
@@ -566,8 +566,9 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     """Run ``tasks``, rewriting their files in ``out`` after each (a run stopped or killed keeps
     its finished tasks); return 0 (skips are fine), 1 (some failed), 2 (``out`` is a file, or a
     folder that is not empty, without ``force``, or with ``force`` but not an earlier run's) or
-    130 (interrupted). ``force`` removes the earlier run's files (:func:`outputs`) and leaves
-    anything else in the folder.
+    130 (interrupted). ``force`` removes the earlier run's files (:func:`outputs`) when this
+    one has its first results to write (a run interrupted or failed before keeps them), and
+    leaves anything else in the folder.
 
     Example:
         >>> import tempfile
@@ -582,13 +583,14 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     if refused := _refusal(out, force):
         print(f"{prog}: {refused}", file=sys.stderr)
         return 2
-    results = Results(settings=settings)
-    save = functools.partial(write, results, out, reports, command)
+    results, stale = Results(settings=settings), [out / n for n in outputs(out) or () if force]
+    save = functools.partial(write, results, out, reports, command, replacing=stale)
     try:
         run_tasks(tasks, results, budget_s, threads, after_each=save)
     except KeyboardInterrupt:
-        save()
-        print(f"\n{prog}: interrupted; the finished tasks are in {out}", file=sys.stderr)
+        if results.rows:  # else the folder is as it was
+            save()
+        print(f"\n{prog}: interrupted; the tasks that finished are in {out}", file=sys.stderr)
         return 130
     if plots and importlib.util.find_spec("matplotlib") is None:
         results.note("plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')")
