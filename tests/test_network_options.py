@@ -20,6 +20,7 @@ import torch
 from classic_cnns import (
     DenseNet,
     ImageClassifier,
+    LeNet5,
     ResNet,
     create_model,
     list_models,
@@ -31,6 +32,7 @@ from classic_cnns.hub import load_weights
 from classic_cnns.models import FAMILIES, family_class
 from classic_cnns.nets.densenet import DenseNetNet
 from classic_cnns.registry import _REGISTRY
+from classic_cnns.weights import load_into
 from conftest import TOY_ENTRY
 
 NAMES = list_models()
@@ -245,6 +247,25 @@ def test_pretrained_and_strict_must_be_true_or_false(tmp_path: Path) -> None:
         create_model("lenet5", checkpoint_path=tmp_path / "w.pt", strict="no")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=strict):
         load_weights(model, checkpoint_path=tmp_path / "w.pt", strict="no")  # type: ignore[arg-type]
+    # Also where a user loads a checkpoint or a state dict: "false" (a string) acted as True.
+    trainer = L.Trainer(logger=False, enable_checkpointing=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    with pytest.raises(ValueError, match=strict.replace("'no'", "'false'")):
+        LeNet5.load_from_checkpoint(tmp_path / "m.ckpt", num_classes=5, strict="false")
+    with pytest.raises(ValueError, match=strict):
+        load_into(model.net, model.net.state_dict(), source="w.pt", strict="no")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("path", "error"), [("", ValueError), (None, TypeError), (5, TypeError)])
+def test_a_checkpoint_path_that_is_no_path_is_named(path: object, error: type) -> None:
+    # "" (ModelCheckpoint.best_model_path before a save) read as the current folder, and
+    # None as a corrupted file.
+    expected = "is empty; expected a file's path" if path == "" else "must be a file's path"
+    with pytest.raises(error, match=rf"checkpoint_path {expected}"):
+        LeNet5.load_from_checkpoint(path)  # type: ignore[arg-type]
+    with pytest.raises(error, match=rf"^path {expected}"):
+        load_model(path)  # type: ignore[arg-type]
 
 
 def test_numpy_and_tensor_numbers_are_recorded_plain_so_the_checkpoint_loads(

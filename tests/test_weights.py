@@ -449,6 +449,24 @@ def test_googlenets_auxiliary_heads_may_be_on_one_side_only(tmp_path) -> None:
         assert torch.equal(target.fc.weight, source.fc.weight)
 
 
+def test_pretrained_googlenet_says_its_auxiliary_heads_are_not_trained(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As torchvision warns: its GoogLeNet file holds auxiliary heads that were never trained.
+    torch.manual_seed(0)
+    file = tvm.googlenet(weights=None, aux_logits=True, init_weights=True).state_dict()
+    monkeypatch.setattr(weights_module, "_download_state_dict", lambda url, progress: file)
+    with pytest.warns(UserWarning, match=r"googlenet's pretrained aux1, aux2 are not trained"):
+        model = create_model("googlenet", pretrained=True)
+    assert torch.equal(model.net.aux1.fc2.weight, file["aux1.fc2.weight"])  # loaded as they are
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = create_model("googlenet", pretrained=True, aux_logits=False)
+    assert model.net.aux1 is None  # the heads' keys are named not loaded, not untrained
+    assert not [w for w in caught if "not trained" in str(w.message)]
+    assert [w for w in caught if "18 key(s) not loaded" in str(w.message)]
+
+
 def test_a_misspelled_argument_is_refused_not_dropped(tmp_path) -> None:
     _lenet_checkpoint(tmp_path / "m.ckpt")
     with pytest.raises(TypeError, match=r"got unknown argument\(s\) \['num_clases'\]; it takes"):

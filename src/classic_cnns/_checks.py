@@ -16,7 +16,7 @@ from typing import Any, TypeGuard
 from torch import nn
 
 __all__ = ["as_folder", "as_plain", "check_flag", "differing", "is_int", "is_number"]
-__all__ += ["refuse_existing", "require_module"]
+__all__ += ["file_path", "refuse_existing", "require_module"]
 
 
 def as_plain(value: Any) -> Any:
@@ -89,6 +89,23 @@ def as_folder(name: str, value: Any) -> Path:
     if not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be a folder's path (str or Path); got {value!r}")
     return Path(value).expanduser()
+
+
+def file_path(name: str, value: Any) -> str:
+    """The file path ``name`` as a string; refuses a non-path and an empty one (``""``, as
+    Lightning's ``ModelCheckpoint.best_model_path`` is until a checkpoint is saved).
+
+    Example:
+        >>> file_path("checkpoint_path", "")
+        Traceback (most recent call last):
+        ...
+        ValueError: checkpoint_path is empty; expected a file's path
+    """
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"{name} must be a file's path (str or Path); got {value!r}")
+    if not os.fspath(value):
+        raise ValueError(f"{name} is empty; expected a file's path")
+    return os.fspath(value)
 
 
 def differing(

@@ -1,6 +1,6 @@
 """Files on disk: written atomically, read safely, and the errors that name them.
 
-The bottom layer of the package; of ours, it imports only the downloads (``_download``).
+The bottom layer of the package; of ours, it imports only the downloads and the checks.
 
 * :func:`atomic_path` and :func:`atomic_save` write to a temporary file beside the target and
   rename it into place: an interrupted write never leaves a truncated file where a good one was.
@@ -41,6 +41,7 @@ import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from torch import Tensor
 
+from classic_cnns._checks import file_path
 from classic_cnns._download import DOWNLOAD_TIMEOUT, download, download_folder
 
 __all__ = [
@@ -52,8 +53,7 @@ __all__ = [
 
 MapLocation = str | torch.device | Callable[..., Any] | dict[str, str] | None
 
-# The metadata keys of the .safetensors files that classic-cnns writes.
-META_HPARAMS = "classic_cnns.hparams"
+META_HPARAMS = "classic_cnns.hparams"  # the metadata keys of the .safetensors files we write
 META_DATA = "classic_cnns.data"
 META_VERSION = "classic_cnns.version"
 DATA_CHECKPOINT_KEY = "classic_cnns_data"
@@ -560,7 +560,7 @@ def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> 
         >>> list(file.state_dict), file.arch
         (['fc.weight'], None)
     """
-    shown = os.fspath(path)
+    shown = file_path("path", path)
     path = Path(_local(shown))  # as load_checkpoint takes it
     _require_file(path, shown, "weights")
     if is_safetensors_file(path):

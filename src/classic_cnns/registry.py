@@ -72,6 +72,8 @@ class WeightsInfo:
         mean: Per-channel mean of the input normalisation (RGB, on the 0-1 scale).
         std: Per-channel standard deviation of the input normalisation.
         recipe: Link to the training recipe.
+        untrained: Modules whose tensors in the file were not trained (torchvision's
+            GoogLeNet auxiliary heads): they load, with a warning.
 
     Example:
         >>> from classic_cnns import model_info
@@ -96,6 +98,7 @@ class WeightsInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     recipe: str
+    untrained: tuple[str, ...] = ()
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -169,6 +172,7 @@ def torchvision_weights(name: str) -> WeightsInfo | None:
         mean=mean,
         std=std,
         recipe=str(weights.meta.get("recipe", "")),
+        untrained=("aux1", "aux2") if name == "googlenet" else (),  # torchvision: "NOT pretrained"
     )
 
 

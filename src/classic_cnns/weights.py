@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from classic_cnns._checks import require_module
+from classic_cnns._checks import check_flag, require_module
 from classic_cnns._warn import warn
 from classic_cnns.files import (
     COMPILED_PREFIX,
@@ -273,6 +273,7 @@ def load_into(
         True
     """
     require_module(net, "load_into")
+    check_flag("strict", strict, none="the default")
     first = first_conv_name(net)
     own = net.state_dict()
     state = _rename_old_keys(state, own)
@@ -406,7 +407,13 @@ def load_pretrained(
         )
     state = _download_state_dict(info.url, progress)
     # By default as far as they fit the network asked for: small_input changes the stem.
-    return load_into(net, state, source=f"{info.name} ({info.url})", strict=strict)
+    skipped = load_into(net, state, source=f"{info.name} ({info.url})", strict=strict)
+    if kept := [m for m in info.untrained if any(k.startswith(f"{m}.") for k in net.state_dict())]:
+        warn(
+            f"{name}'s pretrained {', '.join(kept)} are not trained ({info.name} holds them "
+            "as initialised): they learn from there; aux_logits=False builds the network without"
+        )
+    return skipped
 
 
 def _rename_old_keys(state: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -478,8 +478,7 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
 def write(results: Results, out: Path, reports: Sequence[Report], command: str,
           plots: bool = False, replacing: list[Path] | None = None) -> None:  # fmt: skip
     """Write ``<mode>.csv`` per mode, ``results.json`` and ``report.md`` (and plots) to ``out``,
-    each file whole or not at all (:func:`~classic_cnns.files.atomic_path`), after removing
-    the files ``replacing`` lists (an earlier run's, emptying the list).
+    each whole or not at all (:func:`~classic_cnns.files.atomic_path`); first remove ``replacing``.
 
     Example:
         >>> import tempfile
@@ -566,9 +565,8 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     """Run ``tasks``, rewriting their files in ``out`` after each (a run stopped or killed keeps
     its finished tasks); return 0 (skips are fine), 1 (some failed), 2 (``out`` is a file, or a
     folder that is not empty, without ``force``, or with ``force`` but not an earlier run's) or
-    130 (interrupted). ``force`` removes the earlier run's files (:func:`outputs`) when this
-    one has its first results to write (a run interrupted or failed before keeps them), and
-    leaves anything else in the folder.
+    130 (interrupted). ``force`` removes the earlier run's files (:func:`outputs`) with this
+    one's first results (none: they stay), and leaves anything else in the folder.
 
     Example:
         >>> import tempfile
