@@ -157,6 +157,13 @@ def _with_lr(*, num_classes: int = 10, in_channels: int = 1, lr: float = 0.1) ->
             TypeError,
             r"recipe must be a classic_cnns.recipes.Recipe or None; got \{'batch_size': 64\}",
         ),
+        # The listing's facts: each failed later (model_table, create_model(pretrained=True)).
+        ({"name": "toy_w", "weights": "imagenet"}, _toy, TypeError, r"weights must be a Weigh"),
+        ({"name": "toy_p", "num_params": "many"}, _toy, ValueError, r"num_params must be an int"),
+        ({"name": "toy_n", "num_params": -5}, _toy, ValueError, r"at least 0; got -5"),
+        ({"name": "toy_c", "num_classes": 0}, _toy, ValueError, r"num_classes must be an int of"),
+        ({"name": "toy_y", "year": "2024"}, _toy, ValueError, r"year must be an int of at least"),
+        ({"name": "toy_f", "family": None}, _toy, TypeError, r"family must be a non-empty str"),
     ],
 )
 def test_register_model_refuses_a_bad_entry_and_records_nothing(

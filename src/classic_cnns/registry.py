@@ -408,13 +408,15 @@ def register_model(
     Raises:
         ValueError: for a name that is not a non-empty str or that is registered already
             (names are compared ignoring case, as :func:`list_models` matches them), sizes
-            that are not positive ints, or an option named like an argument of the task
-            (``lr``, ...). (A member of a family with a class of its own, ``"resnet"``, ...,
-            takes only the options of the family's built-in networks through that class;
-            ``create_model`` says so for others.)
+            that are not positive ints, a ``year``, ``num_params`` (0 allowed) or
+            ``num_classes`` (at least 2) that is not, or an option named like an argument of
+            the task (``lr``, ...). (A member of a family with a class of its own,
+            ``"resnet"``, ..., takes only the options of the family's built-in networks
+            through that class; ``create_model`` says so for others.)
         TypeError: for a builder that is not callable or does not take ``num_classes`` and
-            ``in_channels``, or a ``recipe`` that is not a :class:`Recipe` (whose fields are
-            checked when it is made).
+            ``in_channels``, a ``family``, ``paper`` or ``url`` that is not a non-empty str,
+            ``weights`` that are not a :class:`WeightsInfo`, or a ``recipe`` that is not a
+            :class:`Recipe` (whose fields are checked when it is made).
 
     Example:
         >>> from torch import nn
@@ -430,9 +432,13 @@ def register_model(
         key = _check_entry(builder, getattr(builder, "__name__", None) if name is None else name)
         _check_sizes("input_size", input_size, "(C, H, W)")
         _check_sizes("min_input_size", min_input_size, "(H, W)")
+        _check_facts(family=family, paper=paper, url=url, year=year, num_params=num_params,
+                     num_classes=num_classes)  # fmt: skip
         _check_options(key, builder)
         if recipe is not None and not isinstance(recipe, Recipe):  # its fields check themselves
             raise TypeError(f"recipe must be a classic_cnns.recipes.Recipe or None; got {recipe!r}")
+        if weights is not None and not isinstance(weights, WeightsInfo):
+            raise TypeError(f"weights must be a WeightsInfo or None; got {weights!r}")
         _REGISTRY[key] = ModelInfo(
             name=key,
             family=family,
@@ -484,6 +490,16 @@ def _check_sizes(what: str, sizes: object, shape: str) -> None:
         and all(is_int(v, 1) for v in sizes)
     ):
         raise ValueError(f"{what} must be {shape}, {length} ints >= 1; got {sizes!r}")
+
+
+def _check_facts(**facts: object) -> None:
+    # The listing's columns: a wrong type failed later, in model_table or create_model.
+    least = {"year": 1, "num_params": 0, "num_classes": 2}
+    for key, value in facts.items():
+        if key in least and not is_int(value, least[key]):
+            raise ValueError(f"{key} must be an int of at least {least[key]}; got {value!r}")
+        if key not in least and (not isinstance(value, str) or not value):
+            raise TypeError(f"{key} must be a non-empty str; got {value!r}")
 
 
 def _check_options(name: str, builder: Builder) -> None:
