@@ -557,6 +557,27 @@ def test_every_network_refuses_in_channels_that_are_not_a_positive_int(build: An
             build(bad)
 
 
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [  # each built, then failed in forward (or silently built one block for 0 or -1)
+        (lambda: DenseNetNet(12, (2, 2), 16, stem="cifar", compression=2.0), r"compression must"),
+        (lambda: DenseNetNet(12, (2, 2), 16, compression=0), r"be in \(0, 1\] .*; got 0"),
+        (lambda: DenseNetNet(0, (2, 2), 16), r"growth_rate must be an int >= 1; got 0"),
+        (lambda: DenseNetNet(12, (2, 0), 16), r"block_config must be ints >= 1; got \[2, 0\]"),
+        (lambda: DenseNetNet(12, (2, 2), 16, bn_size=0), r"bn_size must be an int >= 1"),
+        (lambda: ResNetNet(BasicBlock, [2, 2, 2, 0]), r"layers must be ints >= 1"),
+        (lambda: ResNetNet(BasicBlock, [2, 2, 2, -1]), r"got \[2, 2, 2, -1\]"),
+        (lambda: ResNetNet("basic", [2, 2, 2, 2]), r"block must be BasicBlock or Bottleneck"),
+        (lambda: ResNetNet(BasicBlock, [2, 2, 2, 2], small_input="x"), r"small_input must be"),
+    ],
+)
+def test_the_network_classes_refuse_widths_and_depths_that_cannot_work(
+    build: Any, match: str
+) -> None:
+    with pytest.raises((ValueError, TypeError), match=match):
+        build()
+
+
 @pytest.mark.parametrize("config", [[64, "X"], [], ["M"], [64, 0, "M"], [64.0, "M"], "64M"])
 def test_vgg_refuses_a_configuration_that_is_not_widths_and_pools(config: Any) -> None:
     match = r"config must be a sequence of convolution widths \(ints >= 1, at least one\)"

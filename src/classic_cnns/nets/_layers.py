@@ -18,7 +18,8 @@ from torch import nn
 
 from classic_cnns._checks import is_int
 
-__all__ = ["WeightInit", "check_in_channels", "check_num_classes", "conv1x1", "conv3x3"]
+__all__ = ["WeightInit", "check_counts", "check_in_channels", "check_num_classes", "conv1x1"]
+__all__ += ["conv3x3"]
 __all__ += ["init_weights"]
 __all__ += ["linear_head", "small_stem_only"]
 
@@ -62,6 +63,30 @@ def check_num_classes(num_classes: object) -> int:
             f"num_classes must be an int >= 0 (0 removes the classifier); got {num_classes!r}"
         )
     return num_classes
+
+
+def check_counts(**counts: object) -> None:
+    """Refuse a width or depth argument that is not an int >= 1 (a list: each of its items).
+
+    ``nn.Conv2d(16, 0)`` builds, and fails only in ``forward``; a stage of 0 or -1 blocks
+    silently built one.
+
+    Raises:
+        ValueError: naming the argument and what it got.
+
+    Example:
+        >>> check_counts(growth_rate=12, block_config=[16, 16, 16])
+        >>> check_counts(layers=[2, 2, 2, 0])
+        Traceback (most recent call last):
+        ...
+        ValueError: layers must be ints >= 1; got [2, 2, 2, 0]
+    """
+    for name, value in counts.items():
+        if isinstance(value, list | tuple):
+            if not value or not all(is_int(v, 1) for v in value):
+                raise ValueError(f"{name} must be ints >= 1; got {value!r}")
+        elif not is_int(value, 1):
+            raise ValueError(f"{name} must be an int >= 1; got {value!r}")
 
 
 def check_in_channels(in_channels: object) -> int:

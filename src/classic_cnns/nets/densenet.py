@@ -48,7 +48,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from classic_cnns._checks import check_flag, is_number
 from classic_cnns.nets._layers import (
+    check_counts,
     check_in_channels,
     conv1x1,
     conv3x3,
@@ -298,6 +300,14 @@ class DenseNetNet(nn.Module):
     ) -> None:
         super().__init__()
         check_in_channels(in_channels)
+        check_counts(growth_rate=growth_rate, block_config=list(block_config),
+                     num_init_features=num_init_features, bn_size=bn_size)  # fmt: skip
+        if not (is_number(compression) and 0 < compression <= 1):
+            raise ValueError(
+                f"compression must be in (0, 1] (the paper's theta); got {compression!r}"
+            )
+        for flag, value in (("small_input", small_input), ("memory_efficient", memory_efficient)):
+            check_flag(flag, value)
         if stem not in _STEMS:
             raise ValueError(f"stem must be one of {_STEMS}; got {stem!r}")
         if small_input and stem == "cifar":

@@ -31,7 +31,9 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from classic_cnns._checks import check_flag
 from classic_cnns.nets._layers import (
+    check_counts,
     check_in_channels,
     conv1x1,
     conv3x3,
@@ -245,6 +247,14 @@ class ResNetNet(nn.Module):
     ) -> None:
         super().__init__()
         check_in_channels(in_channels)
+        if not (isinstance(block, type) and issubclass(block, BasicBlock | Bottleneck)):
+            raise TypeError(f"block must be BasicBlock or Bottleneck (a class); got {block!r}")
+        check_counts(layers=list(layers), widths=list(widths))
+        for flag, value in (
+            ("small_input", small_input),
+            ("zero_init_residual", zero_init_residual),
+        ):
+            check_flag(flag, value)
         if len(layers) != len(widths):
             raise ValueError(f"need one width per stage; got layers={layers}, widths={widths}")
         if shortcut not in ("A", "B"):
