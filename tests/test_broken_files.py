@@ -425,6 +425,26 @@ def test_the_weights_api_refuses_another_architecture(checkpoints: dict[str, Pat
         load_weights_file(LeNet5().net, path, arch="lenet5")
 
 
+def test_strict_false_loads_what_fits_of_another_network_everywhere(tmp_path: Path) -> None:
+    # As load_from_checkpoint(strict=False) did, and the README says of all three: create_model
+    # and load_model refused the file by its network's name, whatever strict said.
+    source = LeNet5(arch="lenet5_modern")
+    trainer = L.Trainer(logger=False, enable_checkpointing=False)
+    trainer.strategy.connect(source)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    for load in (
+        lambda: LeNet5.load_from_checkpoint(tmp_path / "m.ckpt", arch="lenet5_bn", strict=False),
+        lambda: create_model("lenet5_bn", checkpoint_path=tmp_path / "m.ckpt", strict=False),
+        lambda: classic_cnns.load_model(tmp_path / "m.ckpt", arch="lenet5_bn", strict=False),
+    ):
+        with pytest.warns(UserWarning, match=r"16 key\(s\) not loaded from"):
+            model = load()
+        assert model.info.name == "lenet5_bn"
+        assert torch.equal(model.net.c1[0].weight, source.net.c1[0].weight)  # what fits loads
+    with pytest.raises(CheckpointError, match=r"holds a 'lenet5_modern' network"):
+        create_model("lenet5_bn", checkpoint_path=tmp_path / "m.ckpt")  # strict by default
+
+
 def test_resuming_from_a_checkpoint_of_another_architecture_is_refused(
     checkpoints: dict[str, Path], tmp_path: Path
 ) -> None:

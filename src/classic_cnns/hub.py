@@ -248,8 +248,9 @@ def _build(
             f"of {cls.__name__} (lr, optimizer, ...) or {name}'s network options ({options})"
         )
     if file is not None:
-        check_arch(file, name)
-        accepted = takes - {"arch"}
+        if strict is not False:  # False: what fits of another network's file loads
+            check_arch(file, name)
+        accepted = takes - {"arch"} if file.arch in (None, name) else set()  # its hparams: its own
         if kwargs.get("optimizer", file.hparams.get("optimizer")) != file.hparams.get("optimizer"):
             accepted -= {"lr", "backbone_lr"}  # the file's optimizer's: the recipe's rule applies
         kwargs = {**{k: v for k, v in file.hparams.items() if k in accepted}, **kwargs}

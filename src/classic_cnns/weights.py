@@ -479,7 +479,8 @@ def load_weights_file(
     require_module(net, "load_weights_file")
     if not isinstance(file, WeightsFile):
         file = read_weights_file(file)
-    check_arch(file, arch)
+    if strict is not False:  # False: what fits of another network's file loads
+        check_arch(file, arch)
     load_into(net, file.state_dict, source=file.source, strict=strict)
     data = dict(file.data)
     names = data.get("class_names")
