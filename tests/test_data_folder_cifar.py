@@ -1205,25 +1205,21 @@ def test_images_that_cannot_fit_in_memory_are_refused_before_any_is_decoded(
     monkeypatch.setattr(
         folder_module, "load_image", lambda p, *a: decoded.append(p) or real_load(p, *a)
     )
-    # 8 test images at 3x224x224 take 8 * 150,528 bytes; one byte fewer is available.
-    monkeypatch.setattr(folder_module, "_available_memory", lambda: 8 * 150_528 - 1)
+    # All 40 images at 3x224x224 take 40 * 150,528 bytes; one byte fewer is available. The
+    # whole folder is counted before any file is decoded: the test split (8 images) was
+    # decoded first, and then the training split's 29 refused.
+    monkeypatch.setattr(folder_module, "_available_memory", lambda: 40 * 150_528 - 1)
     dm = ImageFolder(tmp_path, channels=3, image_size=224, test_size=0.2)
     with pytest.raises(
         MemoryError,
-        match=rf"{re.escape(str(tmp_path))}: ImageFolder keeps its images decoded in memory; 8 "
+        match=rf"{re.escape(str(tmp_path))}: ImageFolder keeps its images decoded in memory; 40 "
         r"images at 3x224x224 take 0\.0 GiB, and 0\.0 GiB is available\. Decode them at a "
         r"smaller image_size",
     ):
         dm.setup("fit")
     assert decoded == []
-    # Exactly the 8 test images' bytes: those fit (only more than is available is refused);
-    # then the training split's do not (29 images: of the other 32, 10% are validation's).
-    monkeypatch.setattr(folder_module, "_available_memory", lambda: 8 * 150_528)
-    with pytest.raises(MemoryError, match=r"ImageFolder keeps its images decoded in memory; 29 "):
-        ImageFolder(tmp_path, channels=3, image_size=224, test_size=0.2).setup("fit")
-    assert len(decoded) == 8
-    decoded.clear()
-    monkeypatch.setattr(folder_module, "_available_memory", lambda: 40 * 150_528)  # all 40 fit
+    # Exactly the folder's bytes: they fit (only more than is available is refused).
+    monkeypatch.setattr(folder_module, "_available_memory", lambda: 40 * 150_528)
     dm.setup("fit")
     assert len(decoded) == 40
     assert sum(len(dm._splits[s][1]) for s in ("train", "val", "test")) == 40

@@ -14,6 +14,7 @@ weights the model starts from expect, and crops and flips training batches.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -385,7 +386,6 @@ class ImageFolder(TransferDataModule):
         picked = range(len(paths)) if pick is None else pick.tolist()
         paths, labels = [paths[i] for i in picked], [labels[i] for i in picked]
         size, mode, crop = self._decoded or self._storage()
-        _check_memory(len(paths), (self.channels, *size), self.root)
         images = torch.empty((len(paths), self.channels, *size), dtype=torch.uint8)
         for i, path in enumerate(paths):
             images[i] = to_size(load_image(path, self.channels, None), size, mode, crop)
@@ -454,26 +454,34 @@ class ImageFolder(TransferDataModule):
             return
         if not self._splits:
             self._decoded = self._storage()
-        done = self._splits
-        if self.layout == "split":
+        done, (size, _, _) = self._splits, self._decoded or self._storage()
+        fits = functools.partial(_check_memory, shape=(self.channels, *size), root=self.root)
+        if self.layout == "split":  # every file listed, and counted, before one is decoded
+            none: tuple[list[Path], list[int]] = ([], [])
             dirs = self._split_dirs
-            if "test" not in done:  # a test folder without class folders: no test set
-                test = self._labelled_test_folder()
-                done["test"] = self._decode(*(self._files(dirs["test"]) if test else ([], [])))
+            # A test folder without class folders: no test set.
+            test = none
+            if "test" not in done and self._labelled_test_folder():
+                test = self._files(dirs["test"])
+            paths, labels = none if only_test else self._files(dirs["train"])
+            val = self._files(dirs["val"]) if "val" in dirs and not only_test else none
+            fits(len(test[0]) + len(paths) + len(val[0]))
+            if "test" not in done:
+                done["test"] = self._decode(*test)
             if only_test:
                 return
-            paths, labels = self._files(dirs["train"])
             if "val" in dirs:
-                val = self._files(dirs["val"])
                 splits = {"train": self._decode(paths, labels), "val": self._decode(*val)}
             else:
                 splits = self._decode_split(paths, labels, torch.arange(len(paths)))
         else:
             paths, labels = self._files(self.root)
             test_idx, train_idx = _test_split(len(paths), self.test_size, self.seed, str(self.root))
+            only = only_test and len(train_idx)  # (test_size=1: the test images are all)
+            fits((len(test_idx) if "test" not in done else 0) + (0 if only else len(train_idx)))
             if "test" not in done:
                 done["test"] = self._decode(paths, labels, test_idx)
-            if only_test and len(train_idx):  # (test_size=1: the test images are all)
+            if only:
                 return
             if len(train_idx):
                 splits = self._decode_split(paths, labels, train_idx)
