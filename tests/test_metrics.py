@@ -58,6 +58,13 @@ def test_the_collection_needs_an_int_of_at_least_two_classes(
         classification_metrics(num_classes)  # type: ignore[arg-type]
 
 
+def test_the_collection_takes_a_numpy_count_of_classes() -> None:
+    # As labels.max() + 1 gives it; create_model and the classes took it, this did not.
+    import numpy as np
+
+    assert sorted(classification_metrics(np.int64(10)).keys()) == ["acc", "acc_top5", "f1"]
+
+
 @pytest.mark.parametrize(
     "options",
     [{}, {"ignore_index": 0}, {"top_k": 2}, {"average": "micro"}, {"average": "weighted"}],

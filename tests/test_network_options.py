@@ -125,10 +125,17 @@ def test_build_net_refuses_in_channels_that_are_not_a_positive_int() -> None:
 
 
 def test_an_unknown_option_is_refused_with_the_ones_there_are() -> None:
-    with pytest.raises(ValueError, match=r"lenet5 takes no network argument 'small_input'.*"):
+    # A TypeError, as a class refuses an unknown keyword, naming the task's arguments too: a
+    # misspelled momentum was "lenet5 takes no network argument ...; its arguments are
+    # ['num_classes', 'in_channels']", a ValueError.
+    with pytest.raises(TypeError, match=r"got an unexpected argument 'small_input': it takes "):
         ImageClassifier("lenet5", small_input=True)
-    with pytest.raises(ValueError, match=r"'zero_init_residual', 'small_input'\]"):
+    with pytest.raises(TypeError, match=r"task's arguments \(lr, momentum, .*options \(none\)"):
+        ImageClassifier("lenet5", momentun=0.9)
+    with pytest.raises(TypeError, match=r"resnet18's network options \(zero_init_residual, sm"):
         ImageClassifier("resnet18", small_inputs=True)
+    with pytest.raises(ValueError, match=r"lenet5 takes no network argument 'small_input'.*"):
+        model_info("lenet5").build_net(small_input=True)  # the network's builder
     with pytest.raises(TypeError, match="unexpected keyword argument 'small_input'"):
         FAMILIES["lenet"](small_input=True)
 

@@ -87,6 +87,18 @@ def test_register_model_adds_a_user_network_and_refuses_duplicates() -> None:
         _REGISTRY.pop("Toy_Linear_Test")
 
 
+def test_a_file_of_a_model_not_registered_here_says_to_import_it(tmp_path) -> None:
+    # In a new process that has not run the user's register_model: "unknown model 'toy'"
+    # named neither the file nor the way out. The file as Lightning saves one.
+    torch.save({"state_dict": {}, "hyper_parameters": {"arch": "toy_saved"}}, tmp_path / "m")
+    path = str(tmp_path / "m")
+    expected = rf"{path} holds a 'toy_saved' model, which is not registered here: import the"
+    with pytest.raises(ValueError, match=expected):
+        classic_cnns.load_model(path)
+    with pytest.raises(ValueError, match=expected):
+        classic_cnns.ImageClassifier.load_from_checkpoint(path)
+
+
 def test_create_model_builds_the_arch_it_is_named() -> None:
     with pytest.raises(TypeError, match=r"named, 'lenet5'; got arch='lenet5_bn' too"):
         create_model("lenet5", arch="lenet5_bn")

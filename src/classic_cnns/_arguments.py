@@ -94,6 +94,16 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
             f"which is a {info.family!r} model: use create_model({info.name!r}) instead "
             f"(on the command line: --model {info.name})"
         )
+    # A misspelled task argument lands among the network's options (None: a family class's
+    # default for an option its member lacks): say what is taken.
+    if unknown := [
+        k for k, v in kwargs.get("options", {}).items() if v is not None and k not in info.options
+    ]:
+        raise TypeError(
+            f"{cls.__name__} got an unexpected argument {unknown[0]!r}: it takes the task's "
+            f"arguments (lr, momentum, optimizer, ...) and {info.name}'s network options "
+            f"({', '.join(info.options) or 'none'})"
+        )
     if kwargs["num_classes"] == 0:  # timm's headless model
         raise ValueError(
             "num_classes must be a positive int; got 0. The task trains a classifier; for "

@@ -64,7 +64,7 @@ from classic_cnns.files import (
     load_checkpoint,
     strip_compiled,
 )
-from classic_cnns.registry import model_info
+from classic_cnns.registry import model_info, saved_model_info
 from classic_cnns.weights import fit_checkpoint_state
 
 __all__ = [
@@ -160,6 +160,8 @@ def restore(
         hparams = dict(load_hparams_from_yaml(os.fspath(hparams_file)))
     hparams.update(kwargs)
     arch, family = hparams.get("arch"), getattr(cls, "family", None)
+    if isinstance(arch, str) and "arch" not in kwargs:  # a model of one's own, not imported
+        saved_model_info(arch, shown)
     if family is not None and isinstance(arch, str) and model_info(arch).family != family:
         raise CheckpointError(
             f"{shown}: the checkpoint holds a {arch!r} model, which {cls.__name__} does not "

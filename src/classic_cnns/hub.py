@@ -29,7 +29,7 @@ from classic_cnns.checkpoint import init_parameters
 from classic_cnns.data.preprocessing import config_for_channels
 from classic_cnns.files import WeightsFile, read_weights_file
 from classic_cnns.models import family_class
-from classic_cnns.registry import list_models, model_info
+from classic_cnns.registry import list_models, model_info, saved_model_info
 from classic_cnns.task import ImageClassifier
 from classic_cnns.weights import check_arch, load_pretrained, load_weights_file
 
@@ -211,13 +211,16 @@ def load_model(
     """
     _check_strict(strict)
     file = read_weights_file(path)
-    arch = overrides.pop("arch", None) or file.arch
+    given = overrides.pop("arch", None)
+    arch = given or file.arch
     if arch is None:
         raise ValueError(
             f"{file.source} does not record which model it holds (no 'arch' hyperparameter); "
             "build the model yourself and pass checkpoint_path, e.g. create_model('resnet20', "
             f"checkpoint_path={file.source!r})"
         )
+    if not given:  # a model of one's own, not imported
+        saved_model_info(arch, file.source)
     return _build(arch, file, strict, **overrides)
 
 

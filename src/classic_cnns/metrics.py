@@ -10,6 +10,8 @@ from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.functional.classification.stat_scores import _multiclass_stat_scores_format
 
+from classic_cnns._checks import as_plain, is_int
+
 __all__ = ["MeanLoss", "classification_metrics"]
 
 
@@ -59,7 +61,8 @@ def classification_metrics(num_classes: int, validate_args: bool = True) -> Metr
         >>> float(metrics(logits, torch.arange(10))["val_acc"])
         1.0
     """
-    if not isinstance(num_classes, int) or num_classes < 2:
+    num_classes = as_plain(num_classes)  # a numpy int, as labels.max() + 1 gives
+    if not is_int(num_classes, 2):
         raise ValueError(f"num_classes must be an int of at least 2; got {num_classes!r}")
     metrics: dict[str, Metric | MetricCollection] = {
         "acc": MulticlassAccuracy(

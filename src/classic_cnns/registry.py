@@ -567,3 +567,25 @@ def model_info(name: str) -> ModelInfo:
             f"names (see classic_cnns.list_models()).{hint}"
         )
     return _REGISTRY[name]
+
+
+def saved_model_info(name: str, source: str) -> ModelInfo:
+    """The :class:`ModelInfo` of the model a file records (``source`` names the file).
+
+    Raises:
+        ValueError: for a name not registered in this process (a model of one's own whose
+            ``register_model`` has not run here), saying to import what registers it.
+
+    Example:
+        >>> saved_model_info("toy_net", "m.ckpt")
+        Traceback (most recent call last):
+        ...
+        ValueError: m.ckpt holds a 'toy_net' model, which is not registered here: ...
+    """
+    if isinstance(name, str) and name not in _REGISTRY:
+        raise ValueError(
+            f"{source} holds a {name!r} model, which is not registered here: import the module "
+            "that registers it (its register_model) before loading the file; "
+            f"classic_cnns.list_models() lists the {len(_REGISTRY)} registered"
+        )
+    return model_info(name)

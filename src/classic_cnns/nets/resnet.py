@@ -196,6 +196,15 @@ class PadShortcut(nn.Module):
         x = x[:, :, :: self.stride, :: self.stride]
         return F.pad(x, (0, 0, 0, 0, 0, self.extra))
 
+    def extra_repr(self) -> str:
+        """What ``print(net)`` shows of it: the stride and the zero channels appended.
+
+        Example:
+            >>> PadShortcut(16, 32, stride=2)
+            PadShortcut(stride=2, zero_channels=16)
+        """
+        return f"stride={self.stride}, zero_channels={self.extra}"
+
 
 class ResNetNet(nn.Module):
     """A residual network: stem, stages of residual blocks, global average pooling, ``fc``.
