@@ -199,6 +199,27 @@ def test_py_typed_ships_with_the_package() -> None:
     assert (Path(classic_cnns.__file__).parent / "py.typed").is_file()
 
 
+@pytest.mark.slow
+def test_a_users_code_with_the_timm_interface_type_checks_strictly(tmp_path: Path) -> None:
+    # model.net was an nn.Module: model.net.reset_classifier(0) and forward_head(...,
+    # pre_logits=True), as the README shows them, were "Tensor" not callable under mypy.
+    from mypy import api as mypy_api  # a dev dependency, as for .ci/run's type check
+
+    user = tmp_path / "user.py"
+    user.write_text(
+        "import torch\n"
+        "from classic_cnns import create_model\n\n"
+        'model = create_model("resnet18", num_classes=10)\n'
+        "maps: torch.Tensor = model.net.forward_features(torch.zeros(1, 3, 64, 64))\n"
+        "features = model.net.forward_head(maps, pre_logits=True)\n"
+        "model.net.reset_classifier(0)\n"
+        "width: int = model.net.num_features\n"
+    )
+    cache = f"--cache-dir={tmp_path / 'cache'}"
+    out, err, status = mypy_api.run(["--strict", "--no-incremental", cache, str(user)])
+    assert status == 0, out + err
+
+
 @in_clone
 def test_the_api_reference_has_a_page_for_every_public_module() -> None:
     mkdocs = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")

@@ -36,7 +36,7 @@ from classic_cnns._guard import NonFinitePolicy, StepGuard, check_images, report
 from classic_cnns.checkpoint import CheckpointHooks, head_class_names
 from classic_cnns.losses import ClassificationLoss, LossName, load_teacher
 from classic_cnns.metrics import MeanLoss, classification_metrics
-from classic_cnns.nets._layers import WeightInit, init_weights
+from classic_cnns.nets._layers import ClassifierNet, WeightInit, init_weights
 from classic_cnns.optim import (
     OPTIMIZERS,
     SCHEDULERS,
@@ -180,7 +180,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         self._hparams_initial = copy.deepcopy(self._hparams)
         self.num_classes, self.in_channels = num_classes, in_channels
         self.channels_last = channels_last  # a plain attribute: forward reads it when scripted
-        self.net: nn.Module = info.build_net(
+        self.net: ClassifierNet = info.build_net(  # type: ignore[assignment]
             num_classes=num_classes,
             in_channels=in_channels,
             **{k: v for k, v in options.items() if v is not None},
@@ -372,7 +372,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             (torch.Size([2, 64, 8, 8]), torch.Size([2, 64]))
         """
         self.check_input(x)
-        features: Tensor = self.net.forward_features(x)  # type: ignore[operator]
+        features: Tensor = self.net.forward_features(x)
         return features
 
     def reset_classifier(self, num_classes: int) -> None:

@@ -14,16 +14,75 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
-from torch import nn
+from torch import Tensor, nn
 
 from classic_cnns._checks import is_int
 
-__all__ = ["WeightInit", "check_counts", "check_in_channels", "check_num_classes", "conv1x1"]
+__all__ = [
+    "ClassifierNet",
+    "WeightInit",
+    "check_counts",
+    "check_in_channels",
+    "check_num_classes",
+    "conv1x1",
+]
 __all__ += ["conv3x3"]
 __all__ += ["init_weights"]
 __all__ += ["linear_head", "small_stem_only"]
 
 WeightInit = Literal["default", "xavier"]
+
+
+class ClassifierNet(nn.Module):
+    """For type checkers: ``model.net`` as every built-in network has it, with timm's
+    ``num_features``, ``forward_features``, ``forward_head`` and ``reset_classifier``.
+
+    The networks do not derive from it (a network of one's own need not have these);
+    ``ImageClassifier.net`` is declared as one so that ``model.net.reset_classifier(0)``
+    type-checks.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns import create_model
+        >>> net = create_model("lenet5").net
+        >>> net.forward_head(net.forward_features(torch.zeros(1, 1, 32, 32))).shape
+        torch.Size([1, 10])
+    """
+
+    num_features: int
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The unpooled feature maps ``(N, C, H, W)`` (see the networks' own).
+
+        Example:
+            >>> import torch
+            >>> from classic_cnns import create_model
+            >>> create_model("resnet20").net.forward_features(torch.zeros(1, 3, 32, 32)).shape
+            torch.Size([1, 64, 8, 8])
+        """
+        raise NotImplementedError
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Pool and classify the maps (``pre_logits``: the features the classifier sees).
+
+        Example:
+            >>> import torch
+            >>> from classic_cnns import create_model
+            >>> create_model("resnet20").net.forward_head(torch.zeros(1, 64, 8, 8)).shape
+            torch.Size([1, 10])
+        """
+        raise NotImplementedError
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh classifier for ``num_classes`` classes (0: none, the pooled features out).
+
+        Example:
+            >>> from classic_cnns import create_model
+            >>> net = create_model("resnet20").net
+            >>> net.reset_classifier(5); net.fc.out_features
+            5
+        """
+        raise NotImplementedError
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
