@@ -27,6 +27,10 @@ from classic_cnns.cli import ClassicCLI, default_threads, main, model_table
 from classic_cnns.inspection import summary
 from conftest import in_clone, logged_metrics, write_png
 
+# A run of one training and one validation batch per epoch, without a progress bar.
+ONE_BATCH = ["--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
+             "--trainer.enable_progress_bar=false"]  # fmt: skip
+
 
 def test_list_prints_every_model_with_its_parameter_count(
     capsys: pytest.CaptureFixture[str],
@@ -649,8 +653,7 @@ def test_a_misspelled_early_stopping_monitor_is_one_line(
     # Lightning's RuntimeError after the first validation printed its traceback (exit 1).
     monkeypatch.chdir(tmp_path)
     run = ["fit", "--trainer.callbacks+=EarlyStopping", "--trainer.callbacks.monitor=val_los",
-           "--trainer.max_epochs=2", "--trainer.limit_train_batches=1",
-           "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]  # fmt: skip
+           "--trainer.max_epochs=2", *ONE_BATCH]  # fmt: skip
     assert main(run) == 2
     err = capsys.readouterr().err.splitlines()
     assert (
@@ -866,9 +869,7 @@ def test_a_second_run_without_a_logger_in_one_folder_is_refused_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    run = ["fit", "--trainer.logger=false", "--trainer.max_epochs=1",
-           "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
-           "--trainer.enable_progress_bar=false"]  # fmt: skip
+    run = ["fit", "--trainer.logger=false", "--trainer.max_epochs=1", *ONE_BATCH]
     assert main(run) == 0
     saved = Path("config.yaml").read_text()
     assert main(run) == 2
@@ -997,9 +998,7 @@ def test_default_root_dir_holds_the_logs_and_last_resumes_from_it(
 ) -> None:
     # As with Lightning's own default logger: logs and checkpoints go under the root.
     monkeypatch.chdir(tmp_path)
-    run = ["fit", "--trainer.default_root_dir=runs/exp1", "--trainer.max_epochs=1",
-           "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",
-           "--trainer.enable_progress_bar=false"]  # fmt: skip
+    run = ["fit", "--trainer.default_root_dir=runs/exp1", "--trainer.max_epochs=1", *ONE_BATCH]
     assert main(run) == 0
     version = tmp_path / "runs" / "exp1" / "lightning_logs" / "version_0"
     assert {"metrics.csv", "config.yaml", "hparams.yaml"} <= {p.name for p in version.iterdir()}

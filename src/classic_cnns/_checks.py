@@ -16,7 +16,7 @@ from typing import Any, TypeGuard
 from torch import nn
 
 __all__ = ["as_folder", "as_plain", "check_flag", "differing", "is_int", "is_number"]
-__all__ += ["file_path", "refuse_existing", "require_module"]
+__all__ += ["check_strict", "file_path", "refuse_existing", "require_module"]
 
 
 def as_plain(value: Any) -> Any:
@@ -72,6 +72,19 @@ def check_flag(name: str, value: Any, none: bool | str = False) -> None:
         allowed = "True, False or None" if none is not False else "True or False"
         meaning = f" ({none})" if isinstance(none, str) else ""
         raise ValueError(f"{name} must be {allowed}{meaning}; got {value!r}")
+
+
+def check_strict(strict: Any) -> None:
+    """Refuse a ``strict`` (how a file's tensors must fit) that is not ``True``, ``False`` or
+    ``None`` (the default: all but the head's).
+
+    Example:
+        >>> check_strict("false")
+        Traceback (most recent call last):
+        ...
+        ValueError: strict must be True, False or None (the default); got 'false'
+    """
+    check_flag("strict", strict, none="the default")
 
 
 def as_folder(name: str, value: Any) -> Path:

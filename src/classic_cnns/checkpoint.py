@@ -42,7 +42,7 @@ from lightning.pytorch.utilities.model_helpers import _restricted_classmethod
 from torch import nn
 from typing_extensions import Self
 
-from classic_cnns._checks import check_flag, differing, file_path
+from classic_cnns._checks import check_strict, differing, file_path
 from classic_cnns._data_classes import (
     check_data_config,
     check_split,
@@ -144,7 +144,7 @@ def restore(
         ...     restore(LeNet5, f"{folder}/m.ckpt").num_classes
         4
     """
-    check_flag("strict", strict, none="the default")
+    check_strict(strict)
     if not hasattr(checkpoint_path, "read"):  # else an open file
         file_path("checkpoint_path", checkpoint_path)
     if weights_only is False:  # a file you trust: any object is unpickled

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from classic_cnns._checks import check_flag
+from classic_cnns._checks import check_flag, check_strict
 from classic_cnns.checkpoint import init_parameters
 from classic_cnns.data.preprocessing import config_for_channels
 from classic_cnns.files import WeightsFile, read_weights_file
@@ -142,7 +142,7 @@ def _check_start(
     strict: bool | None,
 ) -> None:
     check_flag("pretrained", pretrained)
-    _check_strict(strict)
+    check_strict(strict)
     if checkpoint_path is not None and not os.fspath(checkpoint_path):
         raise ValueError("checkpoint_path is empty; expected the path of a weights file, or None")
     if pretrained and checkpoint_path:
@@ -177,10 +177,6 @@ def require_classifier(model: object, caller: str) -> None:
         )
 
 
-def _check_strict(strict: bool | None) -> None:
-    check_flag("strict", strict, none="the default")
-
-
 def load_model(
     path: str | os.PathLike[str], *, strict: bool | None = None, **overrides: Any
 ) -> ImageClassifier:
@@ -209,7 +205,7 @@ def load_model(
         >>> type(model).__name__, model.num_classes
         ('LeNet5', 10)
     """
-    _check_strict(strict)
+    check_strict(strict)
     file = read_weights_file(path)
     given = overrides.pop("arch", None)
     arch = given or file.arch

@@ -27,7 +27,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from classic_cnns._checks import check_flag, is_int, refuse_existing
+from classic_cnns._checks import as_folder, check_flag, is_int, refuse_existing
 from classic_cnns._warn import warn
 from classic_cnns._writers import RUN_ELSEWHERE, refuse_replacing
 from classic_cnns.checkpoint import head_class_names
@@ -153,10 +153,10 @@ def _predict(
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise'; got {on_error!r}")
-    folder = Path(folder).expanduser()  # as the datamodules take their folders
+    folder = as_folder("folder", folder)  # ~ expanded, as the datamodules take their folders
     files = list_images(folder, recursive=recursive)
     if not files:
-        hint = "" if recursive else _subfolder_hint(Path(folder))
+        hint = "" if recursive else _subfolder_hint(folder)
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}{hint}")
     if output is not None:
         refuse_folder(output)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from classic_cnns._checks import check_flag, require_module
+from classic_cnns._checks import check_strict, require_module
 from classic_cnns._warn import warn
 from classic_cnns.files import (
     COMPILED_PREFIX,
@@ -273,7 +273,7 @@ def load_into(
         True
     """
     require_module(net, "load_into")
-    check_flag("strict", strict, none="the default")
+    check_strict(strict)
     first = first_conv_name(net)
     own = net.state_dict()
     state = _rename_old_keys(state, own)
