@@ -183,6 +183,30 @@ def test_missing_files_name_the_file_and_the_folder(tmp_path: Path) -> None:
     ) as e:
         dm.setup("fit")
     assert "protocol='10k'" not in str(e.value)  # its files are missing too
+    assert f"{raw} (no such folder;" in str(e.value)
+
+
+def test_missing_files_say_what_is_there_instead(mnist_raw: Path, tmp_path: Path) -> None:
+    # The IDX files one folder too high, as downloaded by hand: the message points them out.
+    for f in mnist_raw.glob("t10k-*"):
+        shutil.copy(f, tmp_path)
+    raw = tmp_path / "MNIST" / "raw"
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"\. {re.escape(str(tmp_path))}: it holds t10k-images-idx3-ubyte\.gz, "
+        rf"t10k-labels-idx1-ubyte\.gz; IDX files belong in {re.escape(str(raw))}\. Pass",
+    ):
+        MNIST(str(tmp_path), download=False, protocol="10k").setup("fit")
+    # Kaggle's copies, named with a dot: the folder's files are listed beside the names sought.
+    raw.mkdir(parents=True)
+    for n in range(8):
+        (raw / f"t10k-part{n}.idx3-ubyte").write_bytes(b"")
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"missing from {re.escape(str(raw))} \(it holds t10k-part0\.idx3-ubyte, .*"
+        r"t10k-part5\.idx3-ubyte and 2 more; each file",
+    ):
+        MNIST(str(tmp_path), download=False, protocol="10k").setup("fit")
 
 
 def test_a_test_set_alone_points_to_the_10k_protocol(mnist_raw: Path, tmp_path: Path) -> None:

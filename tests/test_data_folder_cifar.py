@@ -849,6 +849,42 @@ def test_cifar_download_is_checked_then_moved_into_place(
     assert dm._splits["test"][0].shape == (4, 3, 32, 32)
 
 
+def test_cifar_unpacks_an_intact_archive_already_in_data_dir_without_the_network(
+    fake_cifar: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_mirror: tuple[Path, str]
+) -> None:
+    # As with torchvision: an archive fetched by hand into data_dir is used when its md5 is
+    # the published one; a damaged one is not, and the mirror's copy is fetched instead.
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(fake_cifar["folder"], arcname="cifar-10-batches-py")
+    archive = buffer.getvalue()
+    monkeypatch.setattr(CIFAR10, "archive_md5", _md5(archive))
+    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/" + CIFAR10.archive)  # refused
+    root = tmp_path / "offline"
+    root.mkdir()
+    (root / CIFAR10.archive).write_bytes(archive)
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"Pass download=True, or unpack {CIFAR10.archive} \(it is in {root}\)",
+    ):
+        CIFAR10(root, download=False).setup("fit")
+    dm = CIFAR10(root)
+    dm.prepare_data()
+    assert {p.name for p in root.iterdir()} == {CIFAR10.archive, "cifar-10-batches-py"}
+    dm.setup("fit")
+    assert dm._splits["test"][1].tolist() == fake_cifar["arrays"]["test_batch"][1]
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / CIFAR10.archive).write_bytes(archive[:-10])
+    with pytest.raises(RuntimeError, match=r"could not download http://127\.0\.0\.1:9/"):
+        CIFAR10(damaged).prepare_data()
+    mirror, url = http_mirror
+    (mirror / CIFAR10.archive).write_bytes(archive)
+    monkeypatch.setattr(CIFAR10, "url", url + CIFAR10.archive)
+    CIFAR10(damaged).prepare_data()
+    assert (damaged / "cifar-10-batches-py" / "test_batch").is_file()
+
+
 def test_cifar_training_batches_are_augmented_and_others_are_not(fake_cifar: dict) -> None:
     dm = CIFAR10(fake_cifar["root"], download=False, val_size=0)
     model = ResNet("resnet20", num_classes=10)

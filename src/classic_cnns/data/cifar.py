@@ -108,8 +108,9 @@ class CIFAR10(TransferDataModule):
             ``$CLASSIC_CNNS_DATA`` if set, else ``data``
             (:func:`~classic_cnns.files.default_data_dir`), read when the datamodule is
             built; ``self.data_dir`` is the folder used.
-        download: Download and unpack the archive in ``prepare_data`` when files are
-            missing (md5-checked). With ``False``, missing files raise ``FileNotFoundError``.
+        download: Unpack the archive in ``prepare_data`` when files are missing: the copy
+            in ``data_dir`` if its md5 is the published one, else one downloaded and
+            md5-checked. With ``False``, missing files raise ``FileNotFoundError``.
         batch_size: Images per batch; ``None``: the model's recipe (see the base class).
         image_size: Output ``(H, W)``; ``None`` follows the model (224 for ImageNet models).
         resize: ``"pad"`` or ``"resize"``; ``None`` pads by up to 4 pixels a side, else resizes.
@@ -202,22 +203,30 @@ class CIFAR10(TransferDataModule):
         if self.download and self._missing():
             self._download()
 
+    def _archive_here(self) -> bool:
+        # The archive fetched by hand into data_dir, as torchvision leaves it: used if intact.
+        archive = self.data_dir / self.archive
+        return archive.is_file() and file_digest(archive) == self.archive_md5
+
     def _download(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with download_folder(self.data_dir) as tmp:
-            try:
-                download(self.url, Path(tmp) / self.archive, timeout=DOWNLOAD_TIMEOUT)
-            except Exception as err:
-                raise RuntimeError(
-                    f"could not download {self.url} into {self.data_dir}: {err}"
-                ) from err
-            got = file_digest(Path(tmp) / self.archive)
-            if got != self.archive_md5:
-                raise RuntimeError(
-                    f"{self.url}: md5 {got} does not match the published {self.archive_md5}; "
-                    "nothing was changed in " + str(self.data_dir)
-                )
-            self._unpack(Path(tmp) / self.archive, Path(tmp))
+            archive = self.data_dir / self.archive
+            if not self._archive_here():
+                archive = Path(tmp) / self.archive
+                try:
+                    download(self.url, archive, timeout=DOWNLOAD_TIMEOUT)
+                except Exception as err:
+                    raise RuntimeError(
+                        f"could not download {self.url} into {self.data_dir}: {err}"
+                    ) from err
+                got = file_digest(archive)
+                if got != self.archive_md5:
+                    raise RuntimeError(
+                        f"{self.url}: md5 {got} does not match the published "
+                        f"{self.archive_md5}; nothing was changed in {self.data_dir}"
+                    )
+            self._unpack(archive, Path(tmp))
             unpacked = Path(tmp) / self.folder
             if not unpacked.is_dir():
                 raise RuntimeError(f"{self.archive} holds no {self.folder}/ folder")
@@ -299,9 +308,12 @@ class CIFAR10(TransferDataModule):
         """
         missing = self._missing()
         if missing:
+            by_hand = f"unpack {self.url} into {self.data_dir}"
+            if self._archive_here():
+                by_hand = f"unpack {self.archive} (it is in {self.data_dir})"
             raise FileNotFoundError(
                 f"{type(self).__name__}: {', '.join(missing)} missing from {self.base_dir}. "
-                + _how_to_get(self.download, f"unpack {self.url} into {self.data_dir}")
+                + _how_to_get(self.download, by_hand)
             )
         if (self.base_dir / self.meta["filename"]).is_file():
             names = self._verified(self.meta["filename"], self.meta["md5"])[self.meta["key"]]

@@ -354,9 +354,18 @@ class MNIST(InMemoryDataModule):
         if missing:
             # Only the test set there (as MNIST-10k needs): say that protocol="10k" uses it.
             only_test = all(n.startswith("train") for n in missing)
+            # What is there instead: a misplaced or misnamed copy shows in the message.
+            strays = any(self.data_dir.glob("*ubyte*"))
             raise FileNotFoundError(
                 f"{type(self).__name__}: {', '.join(missing)} missing from {self.raw_dir} "
-                "(each may also be there uncompressed, without .gz). "
+                f"({_contents(self.raw_dir)}; each file may also be there uncompressed, "
+                "without .gz). "
+                + (
+                    f"{self.data_dir}: {_contents(self.data_dir, '*ubyte*')}; IDX files "
+                    f"belong in {self.raw_dir}. "
+                    if strays
+                    else ""
+                )
                 + _how_to_get(self.download, "put the IDX files there")
                 + (
                     "; or train on the test set's first 8,000 images and test on its last "
@@ -370,6 +379,15 @@ class MNIST(InMemoryDataModule):
             # The test split's own copy: a view would keep all 10,000 images in memory.
             return test_x[:8000], test_y[:8000], test_x[8000:].clone(), test_y[8000:].clone()
         return (*self._read_pair("train"), test_x, test_y)
+
+
+def _contents(folder: Path, pattern: str = "*") -> str:
+    # What a folder holds (up to six names matching pattern), for an error message.
+    if not folder.is_dir():
+        return "no such folder"
+    names = sorted(p.name for p in folder.glob(pattern))
+    more = f" and {len(names) - 6} more" if len(names) > 6 else ""
+    return "it holds " + (", ".join(names[:6]) + more if names else "nothing")
 
 
 class FashionMNIST(MNIST):
