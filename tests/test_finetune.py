@@ -113,6 +113,34 @@ def test_a_frozen_backbone_keeps_its_batch_norm_statistics_through_a_re_estimati
     assert not model.net.c1[1].running_mean.any()  # what the warning says
 
 
+def test_lightning_s_unfreeze_after_freeze_backbone_trains_the_batch_norm_layers_again() -> None:
+    # LightningModule.unfreeze() set requires_grad, but the frozen norms stayed in eval mode
+    # through training (their statistics never moved) and backbone_frozen stayed True.
+    model = ResNet("resnet20", num_classes=10, in_channels=1)
+    model.freeze_backbone()
+    model.unfreeze()
+    assert not model.backbone_frozen and all(p.requires_grad for p in model.parameters())
+    before = model.net.bn1.running_mean.clone()
+    _trainer(max_steps=2).fit(model, _loader(32))
+    assert model.net.bn1.track_running_stats and not torch.equal(before, model.net.bn1.running_mean)
+
+
+def test_lightning_s_backbone_finetuning_is_refused_with_the_callback_to_use() -> None:
+    # It failed inside Lightning: "'ResNet' object has no attribute 'backbone'".
+    finetuning = L.pytorch.callbacks.BackboneFinetuning(unfreeze_backbone_at_epoch=1)
+    with pytest.raises(
+        TypeError,
+        match=r"^Lightning's BackboneFinetuning needs a `backbone` module .*; ResNet has no "
+        r"`backbone`, .* Use classic_cnns\.UnfreezeBackbone\(after_epochs=N\) instead",
+    ):
+        _trainer(callbacks=[finetuning]).fit(ResNet("resnet20", in_channels=1), _loader())
+    # A subclass with a backbone of its own may use it; the task's own callback still comes.
+    model = ResNet("resnet20", in_channels=1)
+    model.backbone = model.net.layer1
+    model.trainer = _trainer(callbacks=[finetuning])
+    assert [type(c).__name__ for c in model.configure_callbacks()] == ["ExactResume"]
+
+
 @pytest.mark.parametrize(
     ("options", "train_bn"),
     # The default, as documented: the frozen backbone's batch norm layers are frozen too.

@@ -2,17 +2,26 @@
 
 ``BatchSizeFinder`` and ``LearningRateFinder`` run at the start of ``fit``, after
 ``configure_optimizers`` made the optimizer and LR schedule for the batch size and ``lr`` of
-then; ``LearningRateMonitor`` logs each parameter group under its name.
+then; ``LearningRateMonitor`` logs each parameter group under its name; ``ModelCheckpoint``
+and ``EarlyStopping`` can monitor the step's loss, ``train_loss_step``.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
-from lightning.pytorch.callbacks import BatchSizeFinder, LearningRateFinder, LearningRateMonitor
+from lightning.pytorch.callbacks import (
+    BatchSizeFinder,
+    EarlyStopping,
+    LearningRateFinder,
+    LearningRateMonitor,
+    ModelCheckpoint,
+)
 from lightning.pytorch.loggers import CSVLogger
 
 from classic_cnns import Digits, LeNet5
@@ -21,8 +30,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trainer(tmp_path: Path, *callbacks: L.Callback, **kwargs: object) -> L.Trainer:
+    saves = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    kwargs = {"max_epochs": 1, **kwargs}
     return L.Trainer(
-        max_epochs=1, accelerator="cpu", logger=CSVLogger(tmp_path), enable_checkpointing=False,
+        accelerator="cpu", logger=CSVLogger(tmp_path), enable_checkpointing=saves,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
         limit_val_batches=0, callbacks=list(callbacks), **kwargs,  # type: ignore[arg-type]
     )  # fmt: skip
@@ -77,3 +88,46 @@ def test_the_learning_rate_monitor_names_each_parameter_group(tmp_path: Path) ->
     assert rows and not [k for k in rows[0] if "pg" in k]  # not lr-SGD/pg1 ... pg4
     expected = {"backbone": 0.01, "backbone_no_decay": 0.01, "head": 0.1, "head_no_decay": 0.1}
     assert {n: float(rows[-1][f"lr-SGD/{n}"]) for n in expected} == expected
+
+
+class _StepLosses(L.Callback):
+    """Each training step's loss, and ``train_loss_step`` as the callbacks saw it then."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.seen: list[float | None] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.losses.append(float(args[1]["loss"]))  # outputs
+        seen = trainer.callback_metrics.get("train_loss_step")
+        self.seen.append(None if seen is None else float(seen))
+
+
+def _logged_steps(trainer: L.Trainer) -> list[int]:
+    with open(Path(trainer.log_dir) / "metrics.csv", newline="", encoding="utf-8") as f:
+        return [int(r["step"]) for r in csv.DictReader(f) if r.get("train_loss_step")]
+
+
+def test_the_step_loss_is_logged_on_logging_steps_unless_a_callback_monitors_it(
+    tmp_path: Path,
+) -> None:
+    # Unmonitored: logged on the logging steps only (a self.log call costs about 2 ms).
+    steps = _StepLosses()
+    trainer = _trainer(tmp_path / "a", steps, limit_train_batches=8, log_every_n_steps=4)
+    trainer.fit(LeNet5(), Digits(batch_size=16))
+    assert _logged_steps(trainer) == [3, 7]
+    assert steps.seen[3] == steps.losses[3] and steps.seen[5] == steps.losses[3]  # stale
+    # Monitored by a checkpoint every 2 steps: every step's own loss, and the best saved.
+    L.seed_everything(0, verbose=False)
+    steps = _StepLosses()
+    best = ModelCheckpoint(tmp_path / "ckpt", monitor="train_loss_step", every_n_train_steps=2)
+    trainer = _trainer(tmp_path / "b", steps, best, limit_train_batches=8, log_every_n_steps=4)
+    trainer.fit(LeNet5(), Digits(batch_size=16))
+    assert steps.seen == steps.losses
+    assert best.best_model_path and best.best_model_score is not None
+    assert math.isclose(float(best.best_model_score), min(steps.losses[1::2]), rel_tol=1e-6)
+    # Early stopping on it at the epoch's end: it exists although no logging step came.
+    stop = EarlyStopping("train_loss_step", check_on_train_epoch_end=True, patience=0)
+    trainer = _trainer(tmp_path / "c", stop, limit_train_batches=3, max_epochs=3)
+    trainer.fit(LeNet5(), Digits(batch_size=16))
+    assert stop.best_score.isfinite()

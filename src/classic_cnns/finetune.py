@@ -16,10 +16,10 @@ unfreezes after a few epochs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from lightning.pytorch.callbacks import BaseFinetuning
+from lightning.pytorch.callbacks import BackboneFinetuning, BaseFinetuning
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
@@ -282,6 +282,55 @@ class FreezableBackbone(nn.Module):
         self._frozen_norms = []
         self._backbone_frozen = False
         unfreeze_backbone(self.net)
+
+    def unfreeze(self) -> Self:
+        """Train every parameter, as Lightning's ``LightningModule.unfreeze``, and unfreeze
+        the backbone: its batch norm layers would otherwise stay in eval mode (see
+        :meth:`train`). Returns the module, in training mode.
+
+        Example:
+            >>> from classic_cnns import ResNet
+            >>> model = ResNet("resnet20")
+            >>> model.freeze_backbone(); _ = model.unfreeze()
+            >>> model.backbone_frozen, model.net.bn1.training
+            (False, True)
+        """
+        self.unfreeze_backbone()
+        for p in self.parameters():
+            p.requires_grad = True
+        return self.train()
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """Refuse Lightning's ``BackboneFinetuning``: use :class:`UnfreezeBackbone` instead.
+
+        That callback needs a ``backbone`` module and an optimizer built without it; here
+        the optimizer holds the whole network, in named groups under one LR schedule. A
+        subclass with its own ``backbone`` may use it. The other bases' callbacks follow.
+
+        Example:
+            >>> import lightning as L
+            >>> from lightning.pytorch.callbacks import BackboneFinetuning
+            >>> from classic_cnns import LeNet5
+            >>> model = LeNet5()
+            >>> model.trainer = L.Trainer(callbacks=[BackboneFinetuning()], logger=False)
+            >>> model.configure_callbacks()
+            Traceback (most recent call last):
+            TypeError: Lightning's BackboneFinetuning needs a `backbone` module ...
+        """
+        callbacks = getattr(getattr(self, "_trainer", None), "callbacks", [])
+        if any(isinstance(c, BackboneFinetuning) for c in callbacks) and not hasattr(
+            self, "backbone"
+        ):
+            raise TypeError(
+                "Lightning's BackboneFinetuning needs a `backbone` module and an optimizer "
+                f"built without it; {type(self).__name__} has no `backbone`, and its optimizer "
+                "holds the whole network (parameter groups backbone and head, under one LR "
+                "schedule). Use classic_cnns.UnfreezeBackbone(after_epochs=N) instead, with "
+                "the model's backbone_lr for the backbone's rate"
+            )
+        parent = getattr(super(), "configure_callbacks", None)  # the task's other bases'
+        made = parent() if callable(parent) else []
+        return list(made) if isinstance(made, Sequence) else [made]
 
     @property
     def num_features(self) -> int:
