@@ -390,6 +390,46 @@ def test_wrong_channels_and_bad_arguments() -> None:
         summary(nn.Sequential(nn.MaxPool2d(3, padding=2)), (1, 8, 8))
 
 
+def test_an_unknown_channel_count_is_asked_for_and_the_model_left_untouched() -> None:
+    # A lazy first convolution has in_channels 0 until its first call: the summary ran a
+    # 0-channel input and built the user's model for it for good. A Conv1d's channels are
+    # not an image's.
+    lazy = nn.Sequential(nn.LazyConv2d(8, 3), nn.Flatten(), nn.LazyLinear(2))
+    with pytest.raises(ValueError, match=r"cannot tell the input channels of Sequential"):
+        summary(lazy, (8, 8))
+    assert lazy(torch.zeros(1, 3, 8, 8)).shape == (1, 2)
+    with pytest.raises(ValueError, match=r"cannot tell the input channels.*got \(H, W\)"):
+        summary(nn.Sequential(nn.Conv1d(2, 4, 3)), (2, 16))
+
+
+def _pruned_and_parametrized() -> tuple[nn.Module, nn.Module, nn.Module]:
+    def net() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(288, 2))
+
+    pruned, normed = net(), net()
+    torch.nn.utils.prune.l1_unstructured(pruned[0], "weight", amount=0.5)
+    torch.nn.utils.parametrizations.weight_norm(normed[0])
+    torch.nn.utils.parametrizations.spectral_norm(normed[3])
+    return net(), pruned, normed
+
+
+def test_pruned_and_parametrized_layers_keep_their_rows_and_dense_macs() -> None:
+    # Pruning renames the weight weight_orig: its MACs were dropped (288 of 8,064 left).
+    # weight_norm puts the weight's computation in submodules: the convolution lost its row
+    # and its MACs, and a row for the weight tensor (shape [8, 3, 3, 3]) took its place.
+    dense, pruned, normed = (summary(m, (3, 8, 8)) for m in _pruned_and_parametrized())
+    conv_macs = 8 * 6 * 6 * (3 * 9 + 1)  # out_elements * (in * kh * kw + 1 for the bias)
+    assert [r.macs for r in dense.rows] == [conv_macs, 0, 0, 288 * 2 + 2]
+    for s in (pruned, normed):
+        assert [r.macs for r in s.rows] == [r.macs for r in dense.rows]
+        assert [r.output_shape for r in s.rows] == [r.output_shape for r in dense.rows]
+        assert [r.name for r in s.rows] == ["0", "1", "2", "3"]
+        assert sum(r.params for r in s.rows) == s.total_params  # every parameter in a row
+    assert normed.rows[0].params == 8 + 8 * 27 + 8  # weight_norm's g and v, and the bias
+    assert normed.rows[0].receptive_field == (3, 3)
+
+
 def test_other_forward_errors_name_the_layer() -> None:
     net = nn.Sequential(nn.Flatten(), nn.Linear(10, 3))
     with pytest.raises(RuntimeError, match=r"failed in layer '1' \(Linear\)"):

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.lazy import LazyModuleMixin
+from torch.nn.utils import parametrize
 
 from classic_cnns._checks import is_int
 from classic_cnns.inspection.formulas import (
@@ -99,8 +101,14 @@ class _Window:
 def _macs(module: nn.Module, output: Tensor) -> int:
     """Multiply-accumulates of one call of ``module`` that produced ``output``."""
     # torchinfo's rule (torchinfo.layer_info.LayerInfo.calculate_macs), so totals agree:
-    # every parameter named "weight" or "bias" costs one MAC per use.
-    counted = sum(p.numel() for n, p in module.named_parameters() if n in ("weight", "bias"))
+    # every parameter named "weight" or "bias" costs one MAC per use. A pruned one
+    # (weight_orig * weight_mask) or a parametrized one (weight_norm) is the tensor the layer
+    # multiplies by, zeros included: the dense layer's MACs.
+    names = {n.removesuffix("_orig") for n, _ in module.named_parameters(recurse=False)}
+    if parametrize.is_parametrized(module):
+        names |= set(module.parametrizations)
+    weights = [getattr(module, n) for n in ("weight", "bias") if n in names]
+    counted = sum(w.numel() for w in weights if isinstance(w, Tensor))
     if not counted or output.ndim == 0:
         return 0
     shape = tuple(output.shape)
@@ -142,7 +150,15 @@ class _Recorder:
         self.net = net
         self.input_shape = input_shape
         self.names = {module: name for name, module in net.named_modules()}
-        self.leaves = {m for m in self.names if next(iter(m.children()), None) is None}
+        # Leaf modules, and modules whose weights torch.nn.utils.parametrize computes (their
+        # parametrizations run inside the layer's call: not layers of their own).
+        inner = {m for p in self.names if parametrize.is_parametrized(p) for m in p.modules()}
+        self.leaves = {
+            m
+            for m in self.names
+            if parametrize.is_parametrized(m)
+            or (m not in inner and next(iter(m.children()), None) is None)
+        }
         self.tracker = FieldTracker()
         self.rows: list[LayerRow] = []
         self.activation_bytes = 0
@@ -308,8 +324,9 @@ def _in_channels(model: nn.Module, net: nn.Module) -> int | None:
     if is_int(channels):
         return channels
     for module in net.modules():
-        if isinstance(module, nn.modules.conv._ConvNd):
-            return int(module.in_channels)
+        if isinstance(module, nn.modules.conv._ConvNd):  # the first: a built 2-D one, or none
+            lazy = isinstance(module, LazyModuleMixin) and module.has_uninitialized_params()
+            return None if lazy or not isinstance(module, nn.Conv2d) else int(module.in_channels)
     return None
 
 
@@ -364,7 +381,10 @@ def summary(
       bias add as one MAC per output element); a linear layer
       ``rows * (in_features * out_features + out_features)``; a layer with other weights
       (BatchNorm: its affine ``weight`` and ``bias``) ``batch * params``; activations,
-      pooling and dropout 0. MACs are counted per call.
+      pooling and dropout 0. MACs are counted per call. A pruned weight
+      (``torch.nn.utils.prune``) counts whole, zeros included, as the dense layer computes
+      it (torchinfo counts its nonzeros); a parametrized one (``weight_norm``,
+      ``spectral_norm``) is its layer's, whose row it is.
     * Receptive field and jump (cumulative stride) use the standard recurrence
       ``rf += dilation*(kernel-1)*jump; jump *= stride`` through convolutions and
       pooling. They are followed per tensor through every torch operation, so for
