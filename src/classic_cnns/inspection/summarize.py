@@ -105,9 +105,11 @@ def _macs(module: nn.Module, output: Tensor) -> int:
     # (weight_orig * weight_mask) or a parametrized one (weight_norm) is the tensor the layer
     # multiplies by, zeros included: the dense layer's MACs.
     names = {n.removesuffix("_orig") for n, _ in module.named_parameters(recurse=False)}
-    if parametrize.is_parametrized(module):
-        names |= set(module.parametrizations)
-    weights = [getattr(module, n) for n in ("weight", "bias") if n in names]
+    weights = [
+        getattr(module, n)
+        for n in ("weight", "bias")
+        if n in names or parametrize.is_parametrized(module, n)
+    ]
     counted = sum(w.numel() for w in weights if isinstance(w, Tensor))
     if not counted or output.ndim == 0:
         return 0
