@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import (
     Digits,
+    FashionMNIST,
     LeNet5,
     ResNet,
     create_model,
@@ -23,6 +25,7 @@ from classic_cnns import (
 )
 from classic_cnns.cli import ClassicCLI
 from classic_cnns.files import load_checkpoint
+from classic_cnns.losses import load_teacher
 from classic_cnns.recipes import Recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -235,6 +238,30 @@ def test_a_teacher_by_name_needs_weights_and_must_match(teacher_file: Path) -> N
         ValueError, match=r"2 key\(s\) of .*teacher.* do not fit LeNet5Net:\n  fc.weight"
     ):
         five.setup("fit")
+
+
+def test_a_teacher_must_stand_for_the_student_s_classes_and_data(
+    teacher_file: Path, fashion_raw: Path
+) -> None:
+    # A digits teacher taught Fashion-MNIST's classes without a word (test_acc 0.10).
+    student = LeNet5(loss="kl_div", teacher=str(teacher_file))
+    data = FashionMNIST(fashion_raw.parent.parent, download=False, val_size=0)
+    with pytest.raises(
+        ValueError,
+        match=r"^the teacher .*teacher\.ckpt was trained on the classes \['0', '1', .*'9'\]; "
+        r"the student's data FashionMNIST labels the classes \['T-shirt/top', 'Trouser', ",
+    ):
+        _trainer(max_steps=1).fit(student, datamodule=data)
+    # Its classes, on images prepared otherwise: the teacher sees what it never learned from.
+    data_like = SimpleNamespace(
+        class_names=[str(n) for n in range(10)], data_config={"mean": [0.5], "std": [0.5]}
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"^the teacher .*teacher\.ckpt: the model was trained on images prepared with "
+        r"mean=\[0\.3053\], std=\[0\.3759\]; .* Distil on data prepared as the teacher's",
+    ):
+        load_teacher(str(teacher_file), None, 10, 1, data_like)
 
 
 # -- weight_init ---------------------------------------------------------------------------------

@@ -161,12 +161,21 @@ def _check_head_classes(
     )
 
 
-def check_data_config(recorded: Mapping[str, Any] | None, dm: Any, source: Any) -> None:
+_RESTORE_DATA = (
+    "--ckpt_path restores the model, not the data: give the training run's --data flags "
+    "again, or -c its config.yaml (in Python, the datamodule it was trained with)"
+)
+
+
+def check_data_config(
+    recorded: Mapping[str, Any] | None, dm: Any, source: Any, advice: str = _RESTORE_DATA
+) -> None:
     """Warn when ``dm`` prepares images otherwise than the checkpoint ``source``'s model was
     trained on: its recorded data configuration (``recorded``) and the datamodule's
     ``data_config`` differ in the normalisation ``mean``/``std``, the ``image_size`` or the
     ``resize`` mode (where both record it). A ``ckpt_path`` restores the model, not the data;
     testing a model on other data can be deliberate, so this warns and does not refuse.
+    ``advice`` ends the warning: what to do about it.
 
     Example:
         >>> import warnings
@@ -193,9 +202,7 @@ def check_data_config(recorded: Mapping[str, Any] | None, dm: Any, source: Any) 
     warn(
         f"{source}: the model was trained on images prepared with {was}; the datamodule "
         f"{type(dm).__name__} prepares them with {now}, so it runs on other inputs than it "
-        "learned from. --ckpt_path restores the model, not the data: give the training run's "
-        "--data flags again, or -c its config.yaml (in Python, the datamodule it was trained "
-        "with)"
+        f"learned from. {advice}"
     )
 
 

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from classic_cnns import _guard
 from classic_cnns._checks import is_number
+from classic_cnns._data_classes import check_data_config
 from classic_cnns.files import read_weights_file
 from classic_cnns.registry import list_models
 from classic_cnns.weights import build_from_file, first_conv_name
@@ -498,17 +499,21 @@ class ClassificationLoss(nn.Module):
 
 
 def load_teacher(
-    teacher: str, weights: str | None, num_classes: int, in_channels: int
+    teacher: str, weights: str | None, num_classes: int, in_channels: int, data: Any = None
 ) -> nn.Module:
     """The frozen distillation teacher: a weights file, or a registered name with its weights.
 
     A file (``.ckpt`` or ``.safetensors``) says which network it holds and must take the
     student's ``in_channels`` and ``num_classes``; a name is built for them and every tensor
     of ``weights`` must fit it (a fresh head would teach nothing). The network is returned
-    in eval mode with ``requires_grad=False``.
+    in eval mode with ``requires_grad=False``. With the student's datamodule ``data``, a
+    file that records the classes its outputs stand for must name the data's (else it would
+    teach other classes), and one trained on images prepared otherwise (mean, std, size) is
+    warned of.
 
     Raises:
-        ValueError: for a name without ``weights``, or a teacher that does not fit.
+        ValueError: for a name without ``weights``, a teacher that does not fit, or one
+            trained on other classes than ``data``'s.
         FileNotFoundError: if ``teacher`` is neither a registered name nor a file.
 
     Example:
@@ -544,4 +549,20 @@ def load_teacher(
                 f"the teacher {file.arch} takes {channels} channel(s) and has {classes} "
                 f"classes; the student takes {in_channels} and has {num_classes}"
             )
+    recorded, names = file.data.get("class_names"), getattr(data, "class_names", None)
+    if (
+        recorded is not None
+        and names is not None
+        and list(map(str, recorded)) != [str(n) for n in names]
+    ):
+        raise ValueError(
+            f"the teacher {file.source} was trained on the classes {list(recorded)}; the "
+            f"student's data {type(data).__name__} labels the classes {list(names)}, so the "
+            "teacher would teach other classes. Give a teacher trained on these classes, in "
+            "this order"
+        )
+    check_data_config(
+        file.data, data, f"the teacher {file.source}", "Distil on data prepared as the "
+        "teacher's was (the same mean, std and image size), or train a teacher on this data"
+    )  # fmt: skip
     return net.eval().requires_grad_(False)

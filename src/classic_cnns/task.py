@@ -341,7 +341,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
                 self.example_input_array = torch.zeros(1, self.in_channels, *config["image_size"])
         if stage == "fit" and hp.teacher is not None and not self._teacher:
             teacher = load_teacher(
-                hp.teacher, hp.teacher_weights, self.num_classes, self.in_channels
+                hp.teacher, hp.teacher_weights, self.num_classes, self.in_channels, dm
             )
             self._teacher = (
                 [teacher.to(memory_format=torch.channels_last)] if hp.channels_last else [teacher]
