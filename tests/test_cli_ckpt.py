@@ -95,6 +95,28 @@ def test_a_checkpoint_of_an_imported_class_rebuilds_that_class(tmp_path: Path) -
 
 
 @pytest.mark.usefixtures("one_thread")
+def test_a_monitoring_checkpoint_of_one_s_own_still_saves_last_for_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --trainer.callbacks+=ModelCheckpoint replaced the default one: no last.ckpt, and
+    # --ckpt_path last then started afresh. An explicit save_last=false is kept.
+    monkeypatch.chdir(tmp_path)
+    base = ["fit", "--model", "LeNet5", "--data", "Digits", "--model.scheduler", "none",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+            "--trainer.limit_test_batches=1", "--trainer.callbacks+=ModelCheckpoint",
+            "--trainer.callbacks.monitor=val_loss"]  # fmt: skip
+    assert main([*base, "--trainer.max_epochs=1"]) == 0
+    saved = Path("lightning_logs/version_0/checkpoints")
+    assert sorted(p.name for p in saved.iterdir()) == ["epoch=0-step=2.ckpt", "last.ckpt"]
+    assert main([*base, "--trainer.max_epochs=2", "--ckpt_path=last"]) == 0
+    resumed = torch.load("lightning_logs/version_1/checkpoints/last.ckpt", weights_only=True)
+    assert (resumed["epoch"], resumed["global_step"]) == (1, 4)  # one more epoch, not two
+    assert main([*base, "--trainer.max_epochs=1", "--trainer.callbacks.save_last=false"]) == 0
+    assert not Path("lightning_logs/version_2/checkpoints/last.ckpt").exists()
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_ckpt_path_last_resumes_the_real_run_not_a_smoke_test(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -149,6 +149,17 @@ def test_resuming_without_the_run_s_optimizer_flags_says_to_give_them(
         "['dampening', 'momentum']. Resume with the checkpoint's optimizer"
     ) in capsys.readouterr().err
     assert main([*args, "--trainer.max_epochs=2", "--ckpt_path", "last", *adam]) == 0
+    # And the other way: torch's Adam raised KeyError('step') on SGD's state, a traceback.
+    elsewhere = ["--trainer.default_root_dir=sgd"]
+    momentum = ["--optimizer", "SGD", "--optimizer.lr", "0.1", "--optimizer.momentum", "0.9"]
+    assert main([*args, *elsewhere, *momentum, "--trainer.max_epochs=1"]) == 0
+    capsys.readouterr()
+    assert main([*args, *elsewhere, *adam, "--trainer.max_epochs=2", "--ckpt_path", "last"]) == 2
+    assert (
+        "error: the checkpoint's optimizer state does not load into this run's Adam (KeyError: "
+        "'step'). Resume with the checkpoint's optimizer"
+    ) in capsys.readouterr().err
+    assert sorted(p.name for p in Path("sgd/lightning_logs").iterdir()) == ["version_0"]
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -454,7 +454,8 @@ def with_default_callbacks(trainer: Any, subcommand: str | None) -> list[Any]:
     """The trainer's callbacks, with those the command line adds unless given already.
 
     ``ModelCheckpoint(save_last=True)`` where checkpointing is on (not under ``fast_dev_run``,
-    which is to save nothing: Lightning's callback still writes ``last.ckpt``); the
+    which is to save nothing: Lightning's callback still writes ``last.ckpt``), or
+    ``save_last=True`` on the user's own first ``ModelCheckpoint`` if none of them sets it; the
     :class:`~classic_cnns.plots.TrainingPlots`, which draw in fit and test (in validate and
     predict they only take their state back from a checkpoint, as Lightning asks); for
     ``predict``, a :class:`~classic_cnns.predict.PredictionCSV`, without which Lightning's
@@ -471,12 +472,12 @@ def with_default_callbacks(trainer: Any, subcommand: str | None) -> list[Any]:
     def missing(kind: type) -> bool:
         return not any(isinstance(c, kind) for c in callbacks)
 
-    if (
-        trainer.get("enable_checkpointing") is not False
-        and not (barebones or smoke_test)
-        and missing(ModelCheckpoint)
-    ):
+    saving = trainer.get("enable_checkpointing") is not False and not (barebones or smoke_test)
+    if saving and missing(ModelCheckpoint):
         callbacks.append(ModelCheckpoint(save_last=True))
+    own = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
+    if saving and own and all(c.save_last is None for c in own):
+        own[0].save_last = True  # a monitoring one of the user's: --ckpt_path last still works
     if not barebones and missing(TrainingPlots):
         callbacks.append(TrainingPlots())
     if subcommand == "predict" and missing(PredictionCSV):

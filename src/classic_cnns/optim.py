@@ -19,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import copy
+from collections import defaultdict
 from collections.abc import Collection, Sequence
 from typing import Any, get_args
 
@@ -31,6 +33,7 @@ from classic_cnns.recipes import OptimizerName, SchedulerName
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULERS",
+    "check_resumed_optimizers",
     "check_resumed_schedule",
     "check_settings",
     "make_optimizer",
@@ -270,4 +273,56 @@ def check_resumed_schedule(name: str, planned: int | None, restored: Sequence[An
                 "Resume with the checkpoint's settings, or start a new run from its weights: "
                 "create_model(name, checkpoint_path=<file>) (the CLI: --weights <file>) "
                 "instead of ckpt_path"
+            )
+
+
+_OTHER_OPTIMIZER = (
+    "Resume with the checkpoint's optimizer (the CLI: the interrupted run's --optimizer "
+    "flags, or -c its config.yaml)"
+)
+
+
+def check_resumed_optimizers(optimizers: Sequence[Any], states: Sequence[Any]) -> None:
+    """Refuse a checkpoint's optimizer states that this run's optimizers cannot take.
+
+    Before Lightning restores them: each state is loaded into a copy of its optimizer whose
+    parameters are on the meta device (no memory, no change to the real one), so that an
+    SGD state resumed under Adam is refused by name, where torch raised ``KeyError: 'step'``
+    (torch's own ``ValueError`` for other parameter groups passes unchanged).
+    After the restore, a state whose groups lack a setting of this run's optimizer class
+    (Adam's under SGD: no ``momentum``) is refused too (pass the restored optimizers and no
+    ``states``).
+
+    Example:
+        >>> from torch import nn
+        >>> params = list(nn.Linear(2, 2).parameters())
+        >>> sgd = torch.optim.SGD(params, lr=0.1, momentum=0.9)
+        >>> nn.Linear(2, 2)(torch.ones(1, 2)).sum().backward()
+        >>> for p in params: p.grad = torch.ones_like(p)
+        >>> sgd.step()
+        >>> check_resumed_optimizers([torch.optim.Adam(params)], [sgd.state_dict()])
+        Traceback (most recent call last):
+        ...
+        ValueError: the checkpoint's optimizer state does not load into this run's Adam (...
+    """
+    pairs = zip(optimizers, states, strict=False) if states else ((o, None) for o in optimizers)
+    for opt, state in pairs:  # (as many states as optimizers: Lightning's own check)
+        if state is not None:
+            probe = copy.copy(opt)
+            probe.state = defaultdict(dict)
+            probe.param_groups = [
+                {**g, "params": [torch.empty_like(p, device="meta") for p in g["params"]]}
+                for g in opt.param_groups
+            ]
+            try:
+                probe.load_state_dict(state)
+            except (KeyError, TypeError, RuntimeError) as err:  # (torch's ValueError: as is)
+                raise ValueError(
+                    f"the checkpoint's optimizer state does not load into this run's "
+                    f"{type(opt).__name__} ({type(err).__name__}: {err}). {_OTHER_OPTIMIZER}"
+                ) from err
+        elif lacks := sorted({k for g in opt.param_groups for k in opt.defaults if k not in g}):
+            raise ValueError(
+                f"the checkpoint's optimizer is not this run's {type(opt).__name__}: its "
+                f"parameter groups lack {lacks}. {_OTHER_OPTIMIZER}"
             )

@@ -40,6 +40,7 @@ from classic_cnns.nets._layers import ClassifierNet, WeightInit, init_weights
 from classic_cnns.optim import (
     OPTIMIZERS,
     SCHEDULERS,
+    check_resumed_optimizers,
     check_resumed_schedule,
     make_optimizer,
     make_scheduler,
@@ -578,13 +579,8 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         self._loss_every = 1 if "train_loss_step" in watched else trainer.log_every_n_steps
         planned = getattr(self, "_made_for", (None, None))[1]
         check_resumed_schedule(self._hp.scheduler, planned, [c.scheduler for c in configs])
-        for opt in self.trainer.optimizers:  # a restored state of another class: its settings
-            if lacks := sorted({k for g in opt.param_groups for k in opt.defaults if k not in g}):
-                raise ValueError(
-                    f"the checkpoint's optimizer is not this run's {type(opt).__name__}: its "
-                    f"parameter groups lack {lacks}. Resume with the checkpoint's optimizer "
-                    "(the CLI: the interrupted run's --optimizer flags, or -c its config.yaml)"
-                )
+        check_resumed_optimizers(self.trainer.optimizers, [])  # of another class: refused
+        self._saved_optimizers: list[Any] = []  # read in on_fit_start, unless restored later
         self._check_restored_data()  # data prepared as a restored checkpoint's: else a warning
         if config := getattr(getattr(self.trainer, "datamodule", None), "data_config", None):
             self.data_config = dict(config)  # what it trains on now (a restore put the file's)
@@ -598,3 +594,4 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         trainer, made = self.trainer, getattr(self, "_made_for", None)
         if made and made != (self._hp.lr, made[1] and int(trainer.estimated_stepping_batches)):
             trainer.strategy.setup_optimizers(trainer)  # configure_optimizers, for this run
+        check_resumed_optimizers(trainer.optimizers, getattr(self, "_saved_optimizers", []))
