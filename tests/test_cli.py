@@ -336,6 +336,27 @@ def _printed_config(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str,
     return yaml.safe_load(capsys.readouterr().out)
 
 
+def test_a_model_class_after_a_config_of_another_family_takes_its_own_arch(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # -c a LeNet-5 run's config.yaml --model AlexNet kept arch 'lenet5': AlexNet refused it.
+    lenet = "{model: {class_path: classic_cnns.LeNet5, init_args: {arch: lenet5, lr: 0.1}}}"
+    resnet = "{model: {class_path: classic_cnns.ResNet, init_args: {arch: resnet20}}}"
+    cases = [
+        (["-c", lenet, "--model", "AlexNet"], "classic_cnns.AlexNet", "alexnet"),
+        (["-c", lenet, "--model=classic_cnns.VGG"], "classic_cnns.VGG", "vgg16"),
+        (["-c", resnet, "--model", "ResNet"], "classic_cnns.ResNet", "resnet20"),  # its own
+        (
+            ["-c", lenet, "--model", "ResNet", "--model.arch=resnet56"],
+            "classic_cnns.ResNet",
+            "resnet56",
+        ),
+    ]
+    for args, class_path, arch in cases:
+        model = _printed_config(capsys, *args)["model"]
+        assert (model["class_path"], model["init_args"]["arch"]) == (class_path, arch), args
+
+
 @pytest.mark.parametrize("name", data_class_names())
 def test_the_command_line_takes_each_datamodule_s_own_defaults(
     name: str, capsys: pytest.CaptureFixture[str]
@@ -748,6 +769,26 @@ def test_fit_help_is_short_and_names_the_model_and_data_options(
     with pytest.raises(SystemExit):
         main(["fit", "--help-all"])
     assert "--trainer.max_epochs" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_each_command_s_help_names_the_files_its_run_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every command's help said checkpoints/ (last.ckpt) and curves.png: fit's files alone.
+    monkeypatch.chdir(tmp_path)
+    limits = [*ONE_BATCH, "--trainer.limit_test_batches=1", "--trainer.limit_predict_batches=1"]
+    for version, command in enumerate(["fit", "validate", "test", "predict"]):
+        last = [] if command == "fit" else ["--ckpt_path", "last"]
+        assert main([command, "--trainer.max_epochs=1", *limits, *last]) == 0
+        assert main([command, "--help"]) == 0
+        told = capsys.readouterr().out.split("lightning_logs/version_N/: ")[1]
+        named = set(re.findall(r"[\w.]+\.(?:csv|yaml|png)|checkpoints/", told))
+        written = {
+            p.name + "/" * p.is_dir() for p in Path(f"lightning_logs/version_{version}").iterdir()
+        }
+        extra = {"hparams.yaml", "confusion_matrix.csv"}  # Lightning's; the PNG's numbers
+        assert named == written - extra, (command, named, written)
 
 
 # -- threads and the optimizer notice -----------------------------------------------------------

@@ -1,5 +1,6 @@
 """The checkpoint a command line runs from: the model a ``--ckpt_path`` file rebuilds (never
-importing what the file names) and the file ``--ckpt_path last`` stands for.
+importing what the file names) and the file ``--ckpt_path last`` stands for; the callbacks
+(checkpoints, plots, predictions) each run gets.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from classic_cnns._warn import warn
 from classic_cnns.files import is_safetensors_file, load_checkpoint
 from classic_cnns.models import family_class
+from classic_cnns.plots import TrainingPlots
+from classic_cnns.predict import PredictionCSV
 from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
 
@@ -173,3 +176,38 @@ def configured_last_checkpoint(trainer: Any) -> Path | None:
     logs = Path(args.get("save_dir", "."))  # (see place_default_logger)
     name = args.get("name", "lightning_logs")
     return _newest_last(folders, logs / name if name else logs)
+
+
+def with_default_callbacks(trainer: Any, subcommand: str | None) -> list[Any]:
+    """The trainer's callbacks, with those the command line adds unless given already.
+
+    ``ModelCheckpoint(save_last=True)`` where checkpointing is on (not under ``fast_dev_run``,
+    which is to save nothing: Lightning's callback still writes ``last.ckpt``), or
+    ``save_last=True`` on the user's own first ``ModelCheckpoint`` if none of them sets it; the
+    :class:`~classic_cnns.plots.TrainingPlots`, which draw in fit and test (in validate and
+    predict they only take their state back from a checkpoint, as Lightning asks); for
+    ``predict``, a :class:`~classic_cnns.predict.PredictionCSV`, without which Lightning's
+    predictions go nowhere. ``barebones`` takes neither checkpoints nor plots.
+
+    Example:
+        >>> [type(c).__name__ for c in with_default_callbacks({}, "predict")]
+        ['ModelCheckpoint', 'TrainingPlots', 'PredictionCSV']
+    """
+    callbacks = list(trainer.get("callbacks") or [])
+    barebones = bool(trainer.get("barebones"))  # no checkpoints, no logged metrics to plot
+    smoke_test = bool(trainer.get("fast_dev_run"))  # True, or a number of batches (0: off)
+
+    def missing(kind: type) -> bool:
+        return not any(isinstance(c, kind) for c in callbacks)
+
+    saving = trainer.get("enable_checkpointing") is not False and not (barebones or smoke_test)
+    if saving and missing(ModelCheckpoint):
+        callbacks.append(ModelCheckpoint(save_last=True))
+    own = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
+    if saving and own and all(c.save_last is None for c in own):
+        own[0].save_last = True  # a monitoring one of the user's: --ckpt_path last still works
+    if not barebones and missing(TrainingPlots):
+        callbacks.append(TrainingPlots())
+    if subcommand == "predict" and missing(PredictionCSV):
+        callbacks.append(PredictionCSV())
+    return callbacks

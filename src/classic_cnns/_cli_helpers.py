@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import inspect
 import os
 import textwrap
 import typing
@@ -21,7 +22,6 @@ import torch
 import torchvision
 import yaml
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import SaveConfigCallback
 
 from classic_cnns import data
@@ -32,8 +32,6 @@ from classic_cnns.files import DATA_ENV, default_data_dir
 from classic_cnns.hub import create_model
 from classic_cnns.inspection import summary
 from classic_cnns.models import FAMILIES, family_class
-from classic_cnns.plots import TrainingPlots
-from classic_cnns.predict import PredictionCSV
 from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
 
@@ -244,7 +242,8 @@ def expand_model_names(argv: Sequence[str]) -> list[str]:
     and ``--model.help resnet20`` into ``--model.help classic_cnns.ResNet`` (its family's).
 
     A ``--config`` file's ``model: resnet20`` is given the same way: the file's content, with
-    that ``model`` section, is passed as a YAML string.
+    that ``model`` section, is passed as a YAML string. ``--model AlexNet`` after a config of
+    another family's arch adds ``--model.arch=alexnet`` (the class's own), which it would keep.
 
     Raises:
         ValueError: for a name that is neither a class nor registered, with close names.
@@ -270,11 +269,24 @@ def expand_model_names(argv: Sequence[str]) -> list[str]:
             cls = family_class(model_info(value).family)  # unknown names raise with suggestions
             out += [flag, f"classic_cnns.{cls.__name__}"]
             out += [f"--model.arch={value}"] if flag == "--model" else []
-            i += step
-            continue
-        out.append(arg)
-        i += 1
+        elif flag == "--model" and (own := _own_arch(str(value), args[:i])):
+            out += [*args[i : i + step], f"--model.arch={own}"]  # not a config's of another
+        else:
+            out.append(arg)
+            step = 1
+        i += step
     return out
+
+
+def _own_arch(name: str, args: Sequence[str]) -> str | None:
+    # A family class's default arch where the last --config arch in args is another family's.
+    cls = {c.__name__: c for c in FAMILIES.values()}.get(name.rsplit(".", 1)[-1])
+    models = [c.get("model") for c in _configs(args)]
+    archs = [m.get("init_args", {}).get("arch") for m in models if isinstance(m, dict)]
+    arch = next((a for a in reversed(archs) if isinstance(a, str)), None)
+    if cls is None or arch not in list_models() or family_class(model_info(arch).family) is cls:
+        return None
+    return str(inspect.signature(cls).parameters["arch"].default)
 
 
 def _entry(flag: str, text: str) -> str:
@@ -292,6 +304,13 @@ def short_help(command: str) -> str:
         "predict": "Class probabilities for the test split",
     }[command]
     ckpt = "resume from" if command == "fit" else "evaluate"
+    writes = {
+        "fit": "metrics.csv, config.yaml, checkpoints/ (last.ckpt), and curves.png and "
+        "confusion_matrix.png with the 'plot' extra",
+        "validate": "metrics.csv and config.yaml",
+        "test": "metrics.csv, config.yaml, and confusion_matrix.png with the 'plot' extra",
+        "predict": "predictions.csv (each image's class and probability) and config.yaml",
+    }
     lines = [
         f"usage: classic-cnns {command} [--model MODEL] [--data DATA] [--model.ARG V] "
         "[--data.ARG V]",
@@ -319,8 +338,8 @@ def short_help(command: str) -> str:
                "--trainer.devices 2 --trainer.precision bf16-mixed"),
         "run:",
         _entry("--pretrained true", "start from torchvision's ImageNet weights"),
-        _entry("--weights FILE", "start from the network weights in a .ckpt or .safetensors "
-               "file (a new run; --ckpt_path resumes one)"),
+        _entry("--weights FILE", "the network weights in a .ckpt or .safetensors file"
+               + (" (a new run; --ckpt_path resumes one)" if command == "fit" else "")),
         _entry("--threads N", "CPU threads (default: 1 on machines with at most 2 cores "
                "unless $OMP_NUM_THREADS is set, else PyTorch's default)"),
         _entry("--ckpt_path PATH", f"checkpoint to {ckpt}: a file, or 'last' for the latest "
@@ -332,8 +351,7 @@ def short_help(command: str) -> str:
         _entry("--debug", f"show the traceback of an error (or {DEBUG_ENV}=1)"),
         _entry("--help-all", "every flag, with its type and default"),
         "",
-        "Each run writes lightning_logs/version_N/: metrics.csv, config.yaml, checkpoints/",
-        "(last.ckpt), curves.png and confusion_matrix.png (with the 'plot' extra).",
+        textwrap.fill(f"Each run writes lightning_logs/version_N/: {writes[command]}.", width=92),
     ]  # fmt: skip
     return "\n".join(lines)
 
@@ -448,41 +466,6 @@ def record_data_dir(config: Any, datamodule: Any) -> None:
     used = getattr(datamodule, "data_dir", None)
     if args is not None and "data_dir" in args and args.data_dir is None and used is not None:
         args.data_dir = str(used)
-
-
-def with_default_callbacks(trainer: Any, subcommand: str | None) -> list[Any]:
-    """The trainer's callbacks, with those the command line adds unless given already.
-
-    ``ModelCheckpoint(save_last=True)`` where checkpointing is on (not under ``fast_dev_run``,
-    which is to save nothing: Lightning's callback still writes ``last.ckpt``), or
-    ``save_last=True`` on the user's own first ``ModelCheckpoint`` if none of them sets it; the
-    :class:`~classic_cnns.plots.TrainingPlots`, which draw in fit and test (in validate and
-    predict they only take their state back from a checkpoint, as Lightning asks); for
-    ``predict``, a :class:`~classic_cnns.predict.PredictionCSV`, without which Lightning's
-    predictions go nowhere. ``barebones`` takes neither checkpoints nor plots.
-
-    Example:
-        >>> [type(c).__name__ for c in with_default_callbacks({}, "predict")]
-        ['ModelCheckpoint', 'TrainingPlots', 'PredictionCSV']
-    """
-    callbacks = list(trainer.get("callbacks") or [])
-    barebones = bool(trainer.get("barebones"))  # no checkpoints, no logged metrics to plot
-    smoke_test = bool(trainer.get("fast_dev_run"))  # True, or a number of batches (0: off)
-
-    def missing(kind: type) -> bool:
-        return not any(isinstance(c, kind) for c in callbacks)
-
-    saving = trainer.get("enable_checkpointing") is not False and not (barebones or smoke_test)
-    if saving and missing(ModelCheckpoint):
-        callbacks.append(ModelCheckpoint(save_last=True))
-    own = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
-    if saving and own and all(c.save_last is None for c in own):
-        own[0].save_last = True  # a monitoring one of the user's: --ckpt_path last still works
-    if not barebones and missing(TrainingPlots):
-        callbacks.append(TrainingPlots())
-    if subcommand == "predict" and missing(PredictionCSV):
-        callbacks.append(PredictionCSV())
-    return callbacks
 
 
 class SaveConfig(SaveConfigCallback):

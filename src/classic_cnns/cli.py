@@ -32,6 +32,7 @@ from classic_cnns._cli_ckpt import (
     checkpoint_model,
     configured_last_checkpoint,
     last_checkpoint,
+    with_default_callbacks,
 )
 from classic_cnns._cli_errors import class_error, closed_pipe, quiet_lightning, user_error_message
 from classic_cnns._cli_helpers import (
@@ -49,7 +50,6 @@ from classic_cnns._cli_helpers import (
     short_help,
     summary_main,
     version_text,
-    with_default_callbacks,
 )
 from classic_cnns._launch import is_rank_zero, launch_seed, pin_log_dir
 from classic_cnns._measured import MNIST10K
