@@ -638,7 +638,13 @@ def test_a_file_no_mirror_serves_is_named_and_nothing_is_left_behind(
     dm.mirrors = [url]
     with pytest.raises(RuntimeError, match=r"(?s)could not download \S+ into .*404"):
         dm.prepare_data()
-    assert not list(dm.raw_dir.iterdir())
+    # Not even the folders made for it (data/MNIST/raw): beside the mirror's, nothing.
+    assert [p.name for p in tmp_path.iterdir()] == ["mirror"]
+    (tmp_path / "data").mkdir()  # a folder of the user's, empty: kept
+    with pytest.raises(RuntimeError, match=r"(?s)could not download"):
+        dm.prepare_data()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "mirror"]
+    assert not any(dm.data_dir.iterdir())
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,8 @@ _PREFIX = ".classic-cnns-download-"  # a user's folder never has it: only these 
 @contextlib.contextmanager
 def download_folder(parent: str | os.PathLike[str]) -> Iterator[Path]:
     """A scratch folder in ``parent`` (``.classic-cnns-download-*``) for a download, removed
-    afterwards.
+    afterwards. ``parent`` is made if missing; if the download fails, the folders made for
+    it are removed again where they are still empty.
 
     The caller checks what arrived there and moves it into place. This package's scratch
     folders that a killed process left behind more than a day ago are removed first; other
@@ -84,9 +85,17 @@ def download_folder(parent: str | os.PathLike[str]) -> Iterator[Path]:
         True
         []
     """
+    made = [p for p in (Path(parent), *Path(parent).parents) if not p.exists()]
+    Path(parent).mkdir(parents=True, exist_ok=True)
     for stale in Path(parent).glob(f"{_PREFIX}*"):  # a folder of the user's is never one
         with contextlib.suppress(OSError):  # another process may be removing it too
             if not stale.is_symlink() and time.time() - stale.stat().st_mtime > 24 * 3600:
                 shutil.rmtree(stale)
-    with tempfile.TemporaryDirectory(dir=parent, prefix=_PREFIX) as scratch:
-        yield Path(scratch)
+    try:
+        with tempfile.TemporaryDirectory(dir=parent, prefix=_PREFIX) as scratch:
+            yield Path(scratch)
+    except BaseException:
+        for folder in made:  # innermost first: the folders made here, unless something is in
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise

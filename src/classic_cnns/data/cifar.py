@@ -209,7 +209,6 @@ class CIFAR10(TransferDataModule):
         return archive.is_file() and file_digest(archive) == self.archive_md5
 
     def _download(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         with download_folder(self.data_dir) as tmp:
             archive = self.data_dir / self.archive
             if not self._archive_here():

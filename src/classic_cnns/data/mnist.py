@@ -252,7 +252,6 @@ class MNIST(InMemoryDataModule):
         """Download the missing files (once per node), verifying each md5 before use."""
         if not self.download:
             return
-        self.raw_dir.mkdir(parents=True, exist_ok=True)
         for filename, md5 in self._needed():
             if self._find(filename) is None:
                 self._download(filename, md5)
@@ -278,9 +277,9 @@ class MNIST(InMemoryDataModule):
                     continue
                 os.replace(target, self.raw_dir / filename)
                 return
-        raise RuntimeError(
-            f"could not download {filename} into {self.raw_dir}; tried:\n" + "\n".join(errors)
-        )
+            raise RuntimeError(  # in the block: the folders made for it go (if empty)
+                f"could not download {filename} into {self.raw_dir}; tried:\n" + "\n".join(errors)
+            )
 
     def _read(self, filename: str) -> Tensor:
         # The first copy that verifies: a damaged uncompressed file beside a good .gz (an
