@@ -95,6 +95,31 @@ def test_a_checkpoint_of_an_imported_class_rebuilds_that_class(tmp_path: Path) -
 
 
 @pytest.mark.usefixtures("one_thread")
+def test_print_config_with_a_checkpoint_prints_its_model_and_runs_again_with_c(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It printed the default LeNet5, which -c then found contradicting the checkpoint's.
+    monkeypatch.chdir(tmp_path)
+    base = ["fit", "--data", "Digits", "--model.scheduler", "none",
+            "--trainer.enable_progress_bar=false", "--trainer.limit_train_batches=1",
+            "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1"]  # fmt: skip
+    assert main([*base, "--model", "resnet20", "--trainer.max_epochs=1"]) == 0
+    ckpt = "lightning_logs/version_0/checkpoints/last.ckpt"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(
+            [*base[:1], "--ckpt_path", ckpt, *base[1:], "--trainer.max_epochs=2", "--print_config"]
+        )
+    printed = capsys.readouterr().out
+    model = yaml.safe_load(printed)["model"]
+    assert (model["class_path"], model["init_args"]["arch"]) == ("classic_cnns.ResNet", "resnet20")
+    Path("again.yaml").write_text(printed)
+    assert main(["fit", "-c", "again.yaml"]) == 0
+    resumed = torch.load("lightning_logs/version_1/checkpoints/last.ckpt", weights_only=True)
+    assert (resumed["epoch"], resumed["hyper_parameters"]["arch"]) == (1, "resnet20")
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_a_monitoring_checkpoint_of_one_s_own_still_saves_last_for_a_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -211,3 +212,24 @@ def with_default_callbacks(trainer: Any, subcommand: str | None) -> list[Any]:
     if subcommand == "predict" and missing(PredictionCSV):
         callbacks.append(PredictionCSV())
     return callbacks
+
+
+def with_checkpoint_model(args: list[str], at: int) -> list[str]:
+    """Under ``--print_config``, put a ``--ckpt_path FILE``'s model at ``at`` in ``args``.
+
+    jsonargparse prints the configuration before the checkpoint rebuilds its model (see
+    :func:`checkpoint_model`), which printed the default model: passed back with ``-c``, its
+    ``model`` contradicted the checkpoint's. The user's ``--model`` flags, after it, still
+    apply (and are still checked against it). Other command lines are returned unchanged.
+
+    Example:
+        >>> with_checkpoint_model(["fit", "--ckpt_path", "r.ckpt"], 1)
+        ['fit', '--ckpt_path', 'r.ckpt']
+    """
+    flags = [a.split("=", 1)[0] for a in args]
+    if "--print_config" not in flags or "--ckpt_path" not in flags:
+        return args
+    i = flags.index("--ckpt_path")
+    path = args[i].partition("=")[2] if "=" in args[i] else "".join(args[i + 1 : i + 2])
+    model = checkpoint_model(path) if Path(path).is_file() else None
+    return args if model is None else [*args[:at], "--model", yaml.safe_dump(model), *args[at:]]

@@ -32,6 +32,7 @@ from classic_cnns._cli_ckpt import (
     checkpoint_model,
     configured_last_checkpoint,
     last_checkpoint,
+    with_checkpoint_model,
     with_default_callbacks,
 )
 from classic_cnns._cli_errors import class_error, closed_pipe, quiet_lightning, user_error_message
@@ -151,7 +152,7 @@ class ClassicCLI(LightningCLI):
             # A config file's logger may be the one this CLI wrote (config.yaml): not counted.
             self._logger_given = any(a.startswith("--trainer.logger") for a in args)
             at = 1 if args and args[0] in LIGHTNING_COMMANDS else 0
-            args = add_default_classes(args, at)
+            args = add_default_classes(with_checkpoint_model(args, at), at)
         super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
