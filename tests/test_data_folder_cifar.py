@@ -826,13 +826,18 @@ def test_cifar_missing_corrupted_and_unsafe_files(fake_cifar: dict, tmp_path: Pa
         CIFAR10(fake_cifar["root"], download=False).setup("fit")
 
 
-def test_cifar_download_is_checked_then_moved_into_place(
-    fake_cifar: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_mirror: tuple[Path, str]
-) -> None:
+def _archive(fake_cifar: dict) -> bytes:
+    """The fake batches as the published archive holds them: cifar-10-batches-py/, gzipped."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         tar.add(fake_cifar["folder"], arcname="cifar-10-batches-py")
-    archive = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def test_cifar_download_is_checked_then_moved_into_place(
+    fake_cifar: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_mirror: tuple[Path, str]
+) -> None:
+    archive = _archive(fake_cifar)
     mirror, url = http_mirror  # a real HTTP server on loopback
     (mirror / CIFAR10.archive).write_bytes(archive)
     monkeypatch.setattr(CIFAR10, "url", url + CIFAR10.archive)
@@ -854,10 +859,7 @@ def test_cifar_unpacks_an_intact_archive_already_in_data_dir_without_the_network
 ) -> None:
     # As with torchvision: an archive fetched by hand into data_dir is used when its md5 is
     # the published one; a damaged one is not, and the mirror's copy is fetched instead.
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(fake_cifar["folder"], arcname="cifar-10-batches-py")
-    archive = buffer.getvalue()
+    archive = _archive(fake_cifar)
     monkeypatch.setattr(CIFAR10, "archive_md5", _md5(archive))
     monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/" + CIFAR10.archive)  # refused
     root = tmp_path / "offline"
