@@ -297,7 +297,6 @@ def check_resumed_optimizers(optimizers: Sequence[Any], states: Sequence[Any]) -
         >>> from torch import nn
         >>> params = list(nn.Linear(2, 2).parameters())
         >>> sgd = torch.optim.SGD(params, lr=0.1, momentum=0.9)
-        >>> nn.Linear(2, 2)(torch.ones(1, 2)).sum().backward()
         >>> for p in params: p.grad = torch.ones_like(p)
         >>> sgd.step()
         >>> check_resumed_optimizers([torch.optim.Adam(params)], [sgd.state_dict()])
