@@ -336,6 +336,23 @@ def _printed_config(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str,
     return yaml.safe_load(capsys.readouterr().out)
 
 
+def test_settings_from_the_environment_as_the_guide_documents(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/getting-started.md: PL_<COMMAND>__<FLAG> under JSONARGPARSE_DEFAULT_ENV=true, a
+    # model as JSON, and a flag on the command line wins.
+    monkeypatch.setenv("PL_FIT__TRAINER__MAX_EPOCHS", "3")
+    model = '{"class_path": "classic_cnns.LeNet5", "init_args": {"lr": 0.5}}'
+    monkeypatch.setenv("PL_FIT__MODEL", model)
+    assert _printed_config(capsys)["trainer"]["max_epochs"] is None  # off by default
+    monkeypatch.setenv("JSONARGPARSE_DEFAULT_ENV", "true")
+    config = _printed_config(capsys)
+    assert config["trainer"]["max_epochs"] == 3
+    assert config["model"]["class_path"] == "classic_cnns.LeNet5"
+    assert config["model"]["init_args"]["lr"] == 0.5
+    assert _printed_config(capsys, "--trainer.max_epochs", "2")["trainer"]["max_epochs"] == 2
+
+
 def test_a_model_class_after_a_config_of_another_family_takes_its_own_arch(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -272,6 +272,12 @@ def test_the_figures_draw_the_numbers_they_are_given() -> None:
         ("accuracy (%)", "training"): ([0, 1], [25.0, 75.0]),
         ("accuracy (%)", "validation"): ([0, 2], [50.0, 87.5]),
     }
+    # A diverged epoch leaves a gap in the line, and the legend names it.
+    inf, nan = float("inf"), float("nan")
+    diverged = [{"epoch": 0.0, "train_loss": 2.0}, {"epoch": 1.0, "train_loss": inf},
+                {"epoch": 2.0, "train_loss": nan}, {"epoch": 3.0, "train_loss": 1.5}]  # fmt: skip
+    (line,) = plot_curves(diverged).axes[0].get_lines()
+    assert line.get_label() == "training; not finite at epoch 1, 2"
     # The matrix: rows true, columns predicted, both named; each count written in its cell.
     matrix = [[5, 1], [0, 4]]
     ax = plot_confusion_matrix(matrix, ["cat", "dog"]).axes[0]

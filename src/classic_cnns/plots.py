@@ -13,6 +13,7 @@ built without pyplot, so no display is needed and a user's pyplot backend is lef
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,7 +60,8 @@ def plot_curves(
 
     Args:
         history: One dict per epoch with ``epoch`` and any of ``train_loss``,
-            ``train_acc``, ``val_loss`` and ``val_acc``.
+            ``train_acc``, ``val_loss`` and ``val_acc``. A value that is not finite (a
+            diverged run) leaves a gap in its line, and the legend names its epochs.
         title: Shown above the two panels.
         train_loss_terms: What the training loss adds to the validation loss
             (``ImageClassifier.train_loss_terms``), shown in its legend entry.
@@ -76,6 +78,10 @@ def plot_curves(
         >>> fig = plot_curves([{"epoch": 0, "train_loss": 1.2}], train_loss_terms="smoothed")
         >>> fig.axes[0].get_legend_handles_labels()[1]
         ['training (smoothed)']
+        >>> nan = float("nan")
+        >>> fig = plot_curves([{"epoch": 0, "val_loss": 2.3}, {"epoch": 1, "val_loss": nan}])
+        >>> fig.axes[0].get_legend_handles_labels()[1]
+        ['validation; not finite at epoch 1']
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -90,6 +96,9 @@ def plot_curves(
                 label = "training" if stage == "train" else "validation"
                 if stage == "train" and metric == "loss" and train_loss_terms:
                     label += f" ({train_loss_terms})"
+                gaps = [f"{x:g}" for x, y in points if not math.isfinite(y)]
+                if gaps:  # matplotlib leaves a gap: say why
+                    label += f"; not finite at epoch {', '.join(gaps)}"
                 ax.plot(xs, ys, color=color, marker="o", markersize=3, label=label)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

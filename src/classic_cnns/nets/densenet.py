@@ -20,7 +20,11 @@ Implementation of DenseNets", https://arxiv.org/abs/1707.06990) keeps a block's 
 maps as a list and recomputes each layer's concatenation, batch norm, ReLU and 1x1
 convolution in the backward pass (``torch.utils.checkpoint``) instead of storing them:
 the stored activations grow linearly with the block's depth instead of quadratically,
-for about one more forward pass of those layers. The outputs and gradients are the same.
+for about one more forward pass of those layers. The outputs, the gradients and the batch
+norm's running statistics are the same as without it. That last point differs from
+torchvision on purpose: its recomputation updates the first batch norm's running mean and
+variance a second time in each training step (``num_batches_tracked`` counts 2 per step), so
+its statistics drift from those of its plain path; here the recomputation leaves them alone.
 Measured peak memory of one CPU training step (``python benchmarks/dev.py memory``, one
 thread, each in a fresh process): DenseNet-121, batch 8 at 224x224, 1118 MiB without and
 679 MiB with it (torchvision's, measured earlier by a similar script: 1098 and 680);
