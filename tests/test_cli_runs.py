@@ -149,6 +149,11 @@ def test_resuming_without_the_run_s_optimizer_flags_says_to_give_them(
         "['dampening', 'momentum']. Resume with the checkpoint's optimizer"
     ) in capsys.readouterr().err
     assert main([*args, "--trainer.max_epochs=2", "--ckpt_path", "last", *adam]) == 0
+    # The same class with other settings: the checkpoint's train (torch restores them), said.
+    other = ["--optimizer", "Adam", "--optimizer.lr", "0.01", "--optimizer.weight_decay", "0.1"]
+    kept = "group 0 lr 0.001 (this run's: 0.01), group 0 weight_decay 0.0 (this run's: 0.1)"
+    with pytest.warns(UserWarning, match=re.escape(kept)):
+        assert main([*args, "--trainer.max_epochs=3", "--ckpt_path", "last", *other]) == 0
     # And the other way: torch's Adam raised KeyError('step') on SGD's state, a traceback.
     elsewhere = ["--trainer.default_root_dir=sgd"]
     momentum = ["--optimizer", "SGD", "--optimizer.lr", "0.1", "--optimizer.momentum", "0.9"]

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from typing import Any, get_args
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from classic_cnns._checks import is_int, is_number
+from classic_cnns._warn import warn
 from classic_cnns.recipes import OptimizerName, SchedulerName
 
 __all__ = [
@@ -282,7 +284,40 @@ _OTHER_OPTIMIZER = (
 )
 
 
-def check_resumed_optimizers(optimizers: Sequence[Any], states: Sequence[Any]) -> None:
+# Settings of a parameter group that say how torch runs the step, not what it computes.
+_IMPLEMENTATION = frozenset({"params", "param_names", "foreach", "fused", "capturable",
+                             "differentiable"})  # fmt: skip
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):  # betas: saved as given
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):  # a tensor lr
+        a, b = torch.as_tensor(a).cpu().double(), torch.as_tensor(b).cpu().double()
+        return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-9, atol=0))
+    if is_number(a) and is_number(b):
+        return math.isclose(a, b, rel_tol=1e-9)
+    return bool(a == b)
+
+
+def _settings_kept(opt: Any, state: Any, schedulers: Sequence[Any]) -> list[str]:
+    # What this run asked for and the restore replaces: torch's load_state_dict takes every
+    # group setting from the checkpoint. A schedule moves lr (its initial_lr is compared) and,
+    # cycling them, momentum and betas (its max_momentum and base_momentum are compared).
+    moved = {"lr"} if schedulers else set()
+    if any(getattr(s, "cycle_momentum", False) for s in schedulers):
+        moved |= {"momentum", "betas"}
+    kept = []
+    for i, (ours, saved) in enumerate(zip(opt.param_groups, state["param_groups"], strict=True)):
+        for key in sorted(ours.keys() & saved.keys() - _IMPLEMENTATION - moved):
+            if not _same(ours[key], saved[key]):
+                kept.append(f"group {i} {key} {saved[key]!r} (this run's: {ours[key]!r})")
+    return kept
+
+
+def check_resumed_optimizers(
+    optimizers: Sequence[Any], states: Sequence[Any], schedulers: Sequence[Any] = ()
+) -> None:
     """Refuse a checkpoint's optimizer states that this run's optimizers cannot take.
 
     Before Lightning restores them: each state is loaded into a copy of its optimizer whose
@@ -292,6 +327,17 @@ def check_resumed_optimizers(optimizers: Sequence[Any], states: Sequence[Any]) -
     After the restore, a state whose groups lack a setting of this run's optimizer class
     (Adam's under SGD: no ``momentum``) is refused too (pass the restored optimizers and no
     ``states``).
+
+    A state that loads but was made with other settings (``lr``, ``weight_decay``,
+    ``momentum``, ...: the CLI's ``--optimizer.*`` flags changed on a resume) is warned of:
+    torch restores a group's settings with its state, so the checkpoint's are the ones that
+    train. Settings a schedule moves are compared where the schedule keeps them
+    (``initial_lr``, one-cycle's ``max_momentum``).
+
+    Args:
+        optimizers: This run's optimizers, as made before the restore (or restored).
+        states: The checkpoint's ``optimizer_states``; empty after the restore.
+        schedulers: This run's LR schedulers (``trainer.lr_scheduler_configs``' ``scheduler``).
 
     Example:
         >>> from torch import nn
@@ -303,25 +349,41 @@ def check_resumed_optimizers(optimizers: Sequence[Any], states: Sequence[Any]) -
         Traceback (most recent call last):
         ...
         ValueError: the checkpoint's optimizer state does not load into this run's Adam (...
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     check_resumed_optimizers([torch.optim.SGD(params, lr=0.01)], [sgd.state_dict()])
+        >>> message = str(caught[0].message)
+        >>> message[message.index("group 0") : message.index(". Torch")]
+        "group 0 lr 0.1 (this run's: 0.01), group 0 momentum 0.9 (this run's: 0)"
     """
     pairs = zip(optimizers, states, strict=False) if states else ((o, None) for o in optimizers)
     for opt, state in pairs:  # (as many states as optimizers: Lightning's own check)
+        restored = opt
         if state is not None:
-            probe = copy.copy(opt)
-            probe.state = defaultdict(dict)
-            probe.param_groups = [
+            restored = copy.copy(opt)
+            restored.state = defaultdict(dict)
+            restored.param_groups = [
                 {**g, "params": [torch.empty_like(p, device="meta") for p in g["params"]]}
                 for g in opt.param_groups
             ]
             try:
-                probe.load_state_dict(state)
+                restored.load_state_dict(state)
             except (KeyError, TypeError, RuntimeError) as err:  # (torch's ValueError: as is)
                 raise ValueError(
                     f"the checkpoint's optimizer state does not load into this run's "
                     f"{type(opt).__name__} ({type(err).__name__}: {err}). {_OTHER_OPTIMIZER}"
                 ) from err
-        elif lacks := sorted({k for g in opt.param_groups for k in opt.defaults if k not in g}):
+        if lacks := sorted({k for g in restored.param_groups for k in opt.defaults if k not in g}):
             raise ValueError(
                 f"the checkpoint's optimizer is not this run's {type(opt).__name__}: its "
                 f"parameter groups lack {lacks}. {_OTHER_OPTIMIZER}"
+            )
+        if state is not None and (kept := _settings_kept(opt, state, schedulers)):
+            warn(
+                "the resumed optimizer trains with the checkpoint's settings, not this run's: "
+                f"{', '.join(kept)}. Torch restores an optimizer's settings with its state. To "
+                "train with other settings, start a new run from the checkpoint's weights: "
+                "create_model(name, checkpoint_path=<file>) (the CLI: --weights <file>) "
+                "instead of ckpt_path"
             )

@@ -594,4 +594,6 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         trainer, made = self.trainer, getattr(self, "_made_for", None)
         if made and made != (self._hp.lr, made[1] and int(trainer.estimated_stepping_batches)):
             trainer.strategy.setup_optimizers(trainer)  # configure_optimizers, for this run
-        check_resumed_optimizers(trainer.optimizers, getattr(self, "_saved_optimizers", []))
+        schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
+        saved = getattr(self, "_saved_optimizers", [])
+        check_resumed_optimizers(trainer.optimizers, saved, schedulers)
