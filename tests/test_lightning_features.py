@@ -131,3 +131,37 @@ def test_the_step_loss_is_logged_on_logging_steps_unless_a_callback_monitors_it(
     trainer = _trainer(tmp_path / "c", stop, limit_train_batches=3, max_epochs=3)
     trainer.fit(LeNet5(), Digits(batch_size=16))
     assert stop.best_score.isfinite()
+
+
+def test_the_progress_bar_shows_each_epoch_its_own_figures(tmp_path: Path) -> None:
+    # The task logs the epoch's training metrics in on_train_epoch_end, which Lightning runs
+    # after the bar's last update of the epoch: the bar ended epoch 2 with epoch 1's
+    # train_loss. It shows the step's loss instead, and the epoch's validation figures.
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    class Shown(TQDMProgressBar):
+        def __init__(self) -> None:
+            super().__init__()
+            self.shown: list[dict[str, Any]] = []
+
+        def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            super().on_train_epoch_end(trainer, pl_module)
+            self.shown.append(dict(self.get_metrics(trainer, pl_module)))
+
+    L.seed_everything(0, verbose=False)
+    bar = Shown()
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=3, logger=CSVLogger(tmp_path), callbacks=[bar],
+        enable_checkpointing=False, enable_model_summary=False, log_every_n_steps=1,
+    )  # fmt: skip
+    trainer.fit(LeNet5(), Digits(batch_size=128))
+    assert trainer.log_dir is not None
+    with (Path(trainer.log_dir) / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for epoch, shown in enumerate(bar.shown):
+        assert {"train_loss_step", "val_loss", "val_acc"} <= set(shown)
+        assert not {"train_loss", "train_acc"} & set(shown)
+        (val,) = [r for r in rows if r["epoch"] == str(epoch) and r["val_loss"]]
+        assert shown["val_loss"] == pytest.approx(float(val["val_loss"]), rel=1e-6)
+        last_step = [r for r in rows if r["epoch"] == str(epoch) and r["train_loss_step"]][-1]
+        assert shown["train_loss_step"] == pytest.approx(float(last_step["train_loss_step"]))

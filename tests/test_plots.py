@@ -103,6 +103,21 @@ def test_curves_and_confusion_matrix_hold_the_run_s_numbers(
     assert float(title[1]) == pytest.approx(100 * test_acc, abs=0.005)
 
 
+def test_one_callback_for_several_fits_gives_each_run_its_own_curves(tmp_path: Path) -> None:
+    # Comparing optimizers in a loop with one TrainingPlots: the second fit kept the first's
+    # history (its epochs counted as recorded), so run 2's curves drew run 1's numbers.
+    plots = TrainingPlots()
+    for optimizer in ("sgd", "adam"):
+        L.seed_everything(0, verbose=False)
+        trainer = _trainer(tmp_path, plots)
+        trainer.fit(LeNet5(optimizer=optimizer), datamodule=Digits(batch_size=128))
+        logged = _epoch_rows(Path(trainer.log_dir) / "metrics.csv")
+        assert [h["epoch"] for h in plots.history] == [0.0, 1.0], optimizer
+        for row in plots.history:
+            assert row["train_loss"] == pytest.approx(logged[int(row["epoch"])]["train_loss"])
+    assert len(list(tmp_path.glob("lightning_logs/version_*/curves.png"))) == 2
+
+
 def test_a_run_resumed_from_an_epoch_s_validation_keeps_that_epoch_s_point(
     tmp_path: Path,
 ) -> None:
@@ -152,6 +167,27 @@ def test_the_matrix_counts_the_batches_the_metrics_count_with_no_second_forward(
     expected = torch.bincount(y[8:] * 10 + predicted, minlength=100).view(10, 10)
     assert torch.equal(plots.confusion, expected) and int(expected.sum()) == 24
     assert float(expected.diag().sum() / 24) == pytest.approx(result["test_acc"], abs=1e-6)
+
+
+def test_a_test_step_of_one_s_own_that_returns_nothing_still_gets_its_matrix(
+    tmp_path: Path,
+) -> None:
+    # Its None was taken for a batch nonfinite="skip" had left out: no matrix, no word.
+    class Quiet(LeNet5):
+        def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+            super().test_step(batch, batch_idx, dataloader_idx)
+
+    matrices = []
+    for cls in (LeNet5, Quiet):
+        torch.manual_seed(0)
+        plots = TrainingPlots()
+        _trainer(tmp_path, plots).test(cls(), datamodule=Digits(), verbose=False)
+        assert plots.confusion is not None
+        matrices.append(plots.confusion)
+    data = Digits()
+    data.setup("test")
+    images = sum(len(y) for _, y in data.test_dataloader())
+    assert torch.equal(matrices[0], matrices[1]) and int(matrices[1].sum()) == images
 
 
 def test_without_matplotlib_one_line_says_how_to_get_the_plots(
@@ -287,6 +323,11 @@ def test_the_figures_draw_the_numbers_they_are_given() -> None:
     written = {(int(t.get_position()[1]), int(t.get_position()[0])): t.get_text() for t in ax.texts}
     assert {(i, j) for i in range(2) for j in range(2) if matrix[i][j]} <= set(written)
     assert all(text == str(matrix[i][j]) for (i, j), text in written.items())
+    # 1000 classes: the size of 40 (it grew to 50,000 pixels a side), every 25th class named.
+    many = plot_confusion_matrix(torch.eye(1000, dtype=torch.long), [f"c{i}" for i in range(1000)])
+    assert tuple(many.get_size_inches()) == (19.5, 18.0)
+    names = [t.get_text() for t in many.axes[0].get_xticklabels()]
+    assert names == [f"c{i}" for i in range(0, 1000, 25)]
 
 
 @pytest.mark.parametrize(

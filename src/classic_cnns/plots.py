@@ -112,10 +112,17 @@ def plot_curves(
     return fig
 
 
+_MAX_LABELS = 40  # classes named on each axis of a confusion matrix, and its size's cap
+
+
 def plot_confusion_matrix(
     matrix: Tensor | Sequence[Sequence[int]], class_names: Sequence[str], title: str = ""
 ) -> Any:
     """A confusion matrix as a heat map with its counts (rows: true class, columns: predicted).
+
+    Up to 30 classes each cell shows its count; up to 40, each class is named. Beyond that
+    the figure keeps the size of 40 classes, the colours tell the counts and every k-th class
+    is named (the CSV that ``TrainingPlots`` writes has every count).
 
     Args:
         matrix: ``(C, C)`` counts.
@@ -150,7 +157,8 @@ def plot_confusion_matrix(
     if bool((counts < 0).any()):
         raise ValueError(f"expected counts of at least 0; got {counts.min().item()}")
     rows = counts.tolist()
-    fig = _figure(1.5 + 0.45 * max(n, 6), 1.2 + 0.42 * max(n, 6))
+    cells = min(max(n, 6), _MAX_LABELS)  # a 1000-class figure grew to 50,000 px a side
+    fig = _figure(1.5 + 0.45 * cells, 1.2 + 0.42 * cells)
     ax = fig.subplots()
     image = ax.imshow(rows, cmap="Blues")
     fig.colorbar(image, ax=ax, shrink=0.8)
@@ -162,8 +170,10 @@ def plot_confusion_matrix(
                     color = "white" if rows[i][j] > top / 2 else "black"
                     ax.text(j, i, str(rows[i][j]), ha="center", va="center", fontsize=7,
                             color=color)  # fmt: skip
-    ax.set_xticks(range(n), [str(c) for c in class_names], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(n), [str(c) for c in class_names], fontsize=8)
+    ticks = range(0, n, -(-n // _MAX_LABELS))  # every class up to 40, else every k-th
+    names = [str(class_names[i]) for i in ticks]
+    ax.set_xticks(ticks, names, rotation=45 if n <= _MAX_LABELS else 90, ha="right", fontsize=8)
+    ax.set_yticks(ticks, names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if title:
@@ -224,8 +234,13 @@ class TrainingPlots(L.Callback):
         self._trainer: L.Trainer | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Remember the trainer, whose metrics :meth:`state_dict` records."""
+        """Remember the trainer, whose metrics :meth:`state_dict` records; a new ``fit``
+        starts a new history (a resumed run's comes back after this, from its checkpoint)."""
         self._trainer = trainer
+        if stage == "fit":  # one callback, several fits (comparing optimizers): each its own
+            self.history, self._val, self._written = [], {}, set()
+            self._recorded_epoch = self._resumed_epoch = -1
+            self._run_folder = self._resumed_folder = None
 
     # -- where ---------------------------------------------------------------------------
     def _target(self, trainer: L.Trainer) -> Path | None:
@@ -352,19 +367,23 @@ class TrainingPlots(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Add the batch's predictions: the step's logits if it returns them (the task's
-        ``None``: a batch it skipped), else a forward pass's."""
+        """Add the batch's predictions: the step's logits if it returns them, else a forward
+        pass's. The task's ``test_step`` returns ``None`` for a batch ``nonfinite="skip"``
+        left out (its images or its logits not finite), which is left out here too."""
         if self._matrix is None or not isinstance(batch, list | tuple) or len(batch) != 2:
             return
         x, y = batch
         if isinstance(outputs, Tensor) and outputs.ndim == 2 and len(outputs) == len(y):
             logits = outputs
-        elif isinstance(pl_module, ImageClassifier):  # a batch nonfinite="skip" left out
-            return
-        else:
+        else:  # a step of one's own that returns nothing, or a skipped batch
+            task = isinstance(pl_module, ImageClassifier)
+            if task and isinstance(x, Tensor) and not bool(torch.isfinite(x).all()):
+                return
             with torch.no_grad():
                 out = pl_module(x)
             logits = out[0] if isinstance(out, tuple) else out
+            if task and not bool(torch.isfinite(logits).all()):
+                return
         self._matrix.update(logits.argmax(dim=1), y.long())
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

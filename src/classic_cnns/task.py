@@ -480,9 +480,10 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
 
     def _log_epoch(self, metrics: MetricCollection, stage: str) -> None:
         self._raise_pending(stage)
-        # Logging the metric objects lets Lightning compute (and sync) them once and reset.
+        # Logging the metric objects lets Lightning compute (and sync) them once and reset; the
+        # bar's last update of an epoch comes first, so it would show the epoch before's train.
         if (loss := self._mean_loss(stage)).update_called:  # else an overriding step logs
-            self.log(f"{stage}_loss", loss, prog_bar=True)
+            self.log(f"{stage}_loss", loss, prog_bar=stage != "train")
             self.log_dict(metrics, prog_bar=stage != "train")
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
