@@ -219,6 +219,20 @@ def test_a_student_learns_from_a_frozen_teacher_that_is_never_saved(
     assert restored.hparams.loss == "kl_div" and not restored._teacher
 
 
+def test_a_teacher_given_as_a_path_is_saved_as_its_string(
+    teacher_file: Path, tmp_path: Path
+) -> None:
+    # A pathlib.Path went into the checkpoint's hyperparameters as a PosixPath, which no
+    # weights_only load reads: load_model, load_from_checkpoint and resuming all failed.
+    student = LeNet5(loss="kl_div", teacher=teacher_file)  # type: ignore[arg-type]
+    by_name = LeNet5(loss="kl_div", teacher="lenet5_bn", teacher_weights=teacher_file)  # type: ignore[arg-type]
+    assert (student.hparams.teacher, by_name.hparams.teacher_weights) == (str(teacher_file),) * 2
+    trainer = _trainer(max_steps=1, limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(student, datamodule=Digits(image_size=32))
+    trainer.save_checkpoint(tmp_path / "student.ckpt")
+    assert load_model(tmp_path / "student.ckpt").hparams.teacher == str(teacher_file)
+
+
 def test_a_teacher_by_name_needs_weights_and_must_match(teacher_file: Path) -> None:
     student = LeNet5(loss="kl_div", teacher="lenet5_bn")
     with pytest.raises(ValueError, match=r"teacher='lenet5_bn' is a model name; give its trained"):

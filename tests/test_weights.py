@@ -138,6 +138,13 @@ def test_pretrained_models_predict_with_the_weights_evaluation_transform(
     assert row["probability"] == pytest.approx(float(probs.max()), abs=2e-4)
 
 
+def test_pretrained_with_strict_true_refuses_a_fresh_head(fake_hub: list[str], tv_resnet18) -> None:
+    # create_model dropped strict for pretrained weights: a new head loaded with no word.
+    with pytest.raises(ValueError, match=r"2 key\(s\) .*do not fit ResNetNet:\n  fc\.weight"):
+        create_model("resnet18", pretrained=True, num_classes=5, strict=True)
+    create_model("resnet18", pretrained=True, strict=True)  # all of them fit
+
+
 @pytest.mark.parametrize("in_channels", [1, 4])
 def test_new_head_and_adapted_first_layer_keep_the_grey_response(
     fake_hub: list[str], tv_resnet18, in_channels: int

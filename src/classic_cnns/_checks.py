@@ -20,14 +20,17 @@ __all__ += ["check_strict", "file_path", "refuse_existing", "require_module"]
 
 
 def as_plain(value: Any) -> Any:
-    """A numpy number or a 0-d tensor as its Python value, which checkpoints read back under
-    ``weights_only`` loading; anything else as it is.
+    """A numpy number or a 0-d tensor as its Python value and a path as its string, which
+    checkpoints read back under ``weights_only`` loading; anything else as it is.
 
     Example:
         >>> import numpy as np
-        >>> as_plain(np.float32(0.5)), as_plain("sgd")
-        (0.5, 'sgd')
+        >>> from pathlib import Path
+        >>> as_plain(np.float32(0.5)), as_plain("sgd"), as_plain(Path("teacher.ckpt"))
+        (0.5, 'sgd', 'teacher.ckpt')
     """
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     return value.item() if getattr(value, "ndim", None) == 0 and hasattr(value, "item") else value
 
 

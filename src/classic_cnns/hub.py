@@ -88,7 +88,7 @@ def create_model(
         return _build(name, read_weights_file(checkpoint_path), strict, **kwargs)
     model = _build(name, None, None, **kwargs)
     if pretrained:
-        load_weights(model, pretrained=True)
+        load_weights(model, pretrained=True, strict=strict)
     return model
 
 
