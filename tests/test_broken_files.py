@@ -245,6 +245,27 @@ def test_load_from_checkpoint_called_on_a_model_is_refused(checkpoints: dict[str
     assert all(torch.equal(v, saved[k]) for k, v in loaded.state_dict().items())
 
 
+def test_an_hparams_file_is_read_as_lightning_reads_it_and_a_missing_one_refused(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    # A missing file passed with Lightning's "Missing Tags" warning, and the class defaults
+    # built the model; a .csv was read as YAML ("dictionary update sequence element").
+    from lightning.pytorch.core.saving import save_hparams_to_tags_csv, save_hparams_to_yaml
+
+    saved = dict(load_checkpoint(checkpoints["lenet5"])["hyper_parameters"])
+    saved = {k: v for k, v in saved.items() if v is not None}  # a CSV cell has no None
+    for name, save in (("h.yaml", save_hparams_to_yaml), ("h.csv", save_hparams_to_tags_csv)):
+        save(tmp_path / name, {**saved, "lr": 0.25, "optimizer": "adamw"})
+        model = LeNet5.load_from_checkpoint(checkpoints["lenet5"], hparams_file=tmp_path / name)
+        assert (model.hparams.lr, model.hparams.optimizer) == (0.25, "adamw"), name
+        assert model.num_classes == saved["num_classes"]
+    with pytest.raises(FileNotFoundError, match=r"hparams_file '.*nope\.yaml' does not exist"):
+        LeNet5.load_from_checkpoint(checkpoints["lenet5"], hparams_file=tmp_path / "nope.yaml")
+    (tmp_path / "h.txt").write_text("lr: 0.25\n")
+    with pytest.raises(ValueError, match=r"must be a \.yaml, \.yml or \.csv file; got '.*h\.txt'"):
+        LeNet5.load_from_checkpoint(checkpoints["lenet5"], hparams_file=tmp_path / "h.txt")
+
+
 def _tensor_record(data: bytes) -> tuple[int, int, int]:
     """Where the tensor's record (.../data/0) is in a zip archive: its central directory
     entry, its local header, and its data, which follows the local header's 30 bytes, its

@@ -381,6 +381,14 @@ def test_export_and_predict_leave_the_model_as_they_found_it(tmp_path) -> None:
     assert result.max_abs_diff is not None and result.max_abs_diff < 1e-4
     assert model.training and all(m.training for m in model.modules())
     assert model.net._compiled_call_impl is not None  # still compiled
+    # The other way to compile a network, torch.compile's wrapper module in its place, as
+    # the fine-tuning docs do: each format failed inside torch, tracing the wrapper.
+    wrapped = LeNet5()
+    wrapped.net = torch.compile(wrapped.net)  # type: ignore[assignment]
+    for format in ("torchscript", "pt2", "onnx"):  # (onnx: the dev extra's)
+        result = export_model(wrapped, tmp_path / f"w.{format}", format)
+        assert result.max_abs_diff is not None and result.max_abs_diff < 1e-4, format
+    assert isinstance(wrapped.net, torch._dynamo.eval_frame.OptimizedModule)
     folder = tmp_path / "images"
     folder.mkdir()
     write_png(torch.zeros(1, 32, 32, dtype=torch.uint8), str(folder / "a.png"))

@@ -34,7 +34,8 @@ from typing import IO, Any, TypeVar
 
 import lightning as L
 import torch
-from lightning.pytorch.core.saving import load_hparams_from_yaml
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.core.saving import load_hparams_from_tags_csv, load_hparams_from_yaml
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
@@ -124,7 +125,8 @@ def restore(
 
     The file is read by :func:`classic_cnns.files.load_checkpoint` (checked whole, then
     ``weights_only=True`` unless ``weights_only=False``). The saved hyperparameters (or those
-    of ``hparams_file``), updated with ``kwargs``, build the model (saved ones that ``cls``
+    of ``hparams_file``, a ``.yaml`` or ``.csv`` file as Lightning reads them, which must
+    exist), updated with ``kwargs``, build the model (saved ones that ``cls``
     does not take, such as LightningCLI's ``_class_path``, are left out; a keyword it does
     not take is refused); its ``on_load_checkpoint`` fits the state (by default every
     tensor outside the head must fit, with ``strict=True`` every tensor, with
@@ -156,8 +158,15 @@ def restore(
     else:
         shown = str(getattr(checkpoint_path, "name", "the checkpoint"))
     hparams = dict(checkpoint.get("hyper_parameters") or {})
-    if hparams_file is not None:
-        hparams = dict(load_hparams_from_yaml(os.fspath(hparams_file)))
+    if hparams_file is not None:  # Lightning's reading, but a missing file is no {}
+        path = file_path("hparams_file", hparams_file)
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix not in (".yaml", ".yml", ".csv"):
+            raise ValueError(f"hparams_file must be a .yaml, .yml or .csv file; got {path!r}")
+        if not get_filesystem(path).isfile(path):
+            raise FileNotFoundError(f"hparams_file {path!r} does not exist")
+        read = load_hparams_from_tags_csv if suffix == ".csv" else load_hparams_from_yaml
+        hparams = dict(read(path) or {})
     hparams.update(kwargs)
     arch, family = hparams.get("arch"), getattr(cls, "family", None)
     if isinstance(arch, str) and "arch" not in kwargs:  # a model of one's own, not imported

@@ -313,7 +313,7 @@ def borrowed(
 
 def _export(model: ImageClassifier, path: Path, format: str, input_size: Sequence[int] | None,
             atol: float) -> ExportResult:  # fmt: skip
-    net = model.net
+    net = getattr(model.net, "_orig_mod", model.net)  # model.net = torch.compile(model.net)
     if input_size is None:
         trained = model.data_config.get("image_size")
         input_size = (model.in_channels, *trained) if trained else model.input_size
