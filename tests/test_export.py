@@ -21,7 +21,7 @@ from classic_cnns.export import export_main, export_model, save_safetensors
 from classic_cnns.files import CheckpointError, load_checkpoint, read_weights_file
 from classic_cnns.hub import load_weights
 from classic_cnns.predict import PredictionCSV, predict_folder, predict_main
-from conftest import write_png
+from conftest import symlink, write_png
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -128,8 +128,16 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
     (tmp_path / "m.pt").unlink()
     with pytest.raises(ValueError, match=r"atol must be a number >= 0; got -1.0"):
         export_model(model, tmp_path / "m.pt", "torchscript", atol=-1.0)
-    with pytest.raises(ValueError, match=r"input_size must be \(C, H, W\) of positive ints"):
-        export_model(model, tmp_path / "m.pt", "torchscript", input_size=(1, 32))
+    for size in [(1, 32), (1, 32.7, 32), "1,32,32", (1, 0, 32)]:  # 32.7 was cut to 32
+        with pytest.raises(
+            ValueError,
+            match=rf"input_size must be \(C, H, W\) of positive ints; got {re.escape(repr(size))}",
+        ):
+            export_model(model, tmp_path / "m.pt", "torchscript", input_size=size)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"atol must be a number >= 0; got '1e-3'"):  # TypeError
+        export_model(model, tmp_path / "m.pt", "torchscript", atol="1e-3")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"path must be a file's path \(str or Path\); got None"):
+        export_model(model, None, "torchscript")  # type: ignore[arg-type]
     # An input_size of other channels than the network's 1: the model's own check says so.
     with pytest.raises(ValueError, match=r"built for 1 input channel\(s\); got a batch with 3 "):
         export_model(model, tmp_path / "m.pt", "torchscript", input_size=(3, 32, 32))
@@ -152,6 +160,13 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
     )
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert existing.read_text() == "keep me"
+    symlink(dangling := tmp_path / "link.onnx", tmp_path / "gone")  # the command's words too
+    assert (
+        export_main([str(checkpoints["lenet5"]), "--format", "onnx", "--output", str(dangling)])
+        == 2
+    )
+    assert f"{dangling} exists; pass --overwrite" in capsys.readouterr().err
+    dangling.unlink()
     argv = [str(checkpoints["lenet5"]), "--format", "onnx", "--output", str(tmp_path)]
     assert export_main([*argv, "--overwrite"]) == 2  # a folder is no file to write
     assert f"--output {tmp_path} is a folder; give a file" in capsys.readouterr().err
@@ -222,6 +237,9 @@ def test_predict_folder_writes_file_class_and_probability(checkpoints, tmp_path,
     with output.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["file"] for r in rows] == [f"{i}.png" for i in range(6)]
+    symlink(dangling := tmp_path / "link.csv", tmp_path / "gone")  # the command's words
+    assert predict_main([str(checkpoints["lenet5"]), str(folder), "--output", str(dangling)]) == 2
+    assert f"{dangling} exists; pass --overwrite" in capsys.readouterr().err
     # One image a batch (--batch-size 1, the smallest) gives the same table.
     single = tmp_path / "single.csv"
     args = [str(checkpoints["lenet5"]), str(folder), "--output", str(single), "--batch-size", "1"]

@@ -7,6 +7,7 @@ import re
 import shlex
 import warnings
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
@@ -16,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import Digits, LeNet5, NiN, ResNet, model_info
 from classic_cnns.data.mnist import read_idx
-from classic_cnns.finetune import UnfreezeBackbone, head_names, reset_head
+from classic_cnns.finetune import UnfreezeBackbone, freeze_backbone, head_names, reset_head
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -212,6 +213,21 @@ def test_unfreeze_backbone_refuses_what_is_not_a_count_of_epochs(after_epochs: o
         match=rf"^after_epochs must be an int >= 0; got {re.escape(repr(after_epochs))}$",
     ):
         UnfreezeBackbone(after_epochs=after_epochs)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [  # a str lr_scale failed in a comparison; "no" froze with train_bn on
+        (lambda: UnfreezeBackbone(lr_scale="0.1"), "lr_scale must be a number > 0; got '0.1'"),
+        (lambda: UnfreezeBackbone(lr_scale=0), "lr_scale must be a number > 0; got 0"),
+        (lambda: UnfreezeBackbone(train_bn="no"), "train_bn must be True or False; got 'no'"),
+        (lambda: freeze_backbone(LeNet5().net, train_bn="no"), "train_bn must be True or False"),
+        (lambda: LeNet5().freeze_backbone(train_bn=1), "train_bn must be True or False; got 1"),
+    ],
+)
+def test_fine_tuning_settings_of_the_wrong_type_are_refused(make: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()
 
 
 def test_unfreeze_backbone_refuses_a_module_that_cannot_freeze_its_backbone() -> None:

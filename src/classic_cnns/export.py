@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from classic_cnns._checks import refuse_existing
+from classic_cnns._checks import file_path, is_int, is_number, refuse_existing
 from classic_cnns._version import __version__
 from classic_cnns.files import META_DATA, META_HPARAMS, META_VERSION, atomic_path, refuse_folder
 from classic_cnns.hub import load_model, require_classifier
@@ -274,10 +274,14 @@ def export_model(
     require_classifier(model, "export_model")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
+    file_path("path", path)
     refuse_folder(path)
     refuse_existing(path, overwrite)
-    if not atol >= 0:
+    if not (is_number(atol) and atol >= 0):
         raise ValueError(f"atol must be a number >= 0; got {atol!r}")
+    sizes = input_size if isinstance(input_size, Sequence) else ()
+    if input_size is not None and (len(sizes) != 3 or not all(is_int(s, 1) for s in sizes)):
+        raise ValueError(f"input_size must be (C, H, W) of positive ints; got {input_size!r}")
     with borrowed(model, torch.device("cpu"), eager=True):
         return _export(model, Path(path), format, input_size, atol)
 
@@ -318,8 +322,6 @@ def _export(model: ImageClassifier, path: Path, format: str, input_size: Sequenc
         trained = model.data_config.get("image_size")
         input_size = (model.in_channels, *trained) if trained else model.input_size
     size = tuple(int(s) for s in input_size)
-    if len(size) != 3 or min(size) < 1:
-        raise ValueError(f"input_size must be (C, H, W) of positive ints; got {input_size!r}")
     dtypes = {p.dtype for p in net.parameters() if p.is_floating_point()}
     if dtypes - {torch.float32}:
         raise TypeError(
@@ -420,7 +422,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
                     ".safetensors checkpoint, and --output names another file")  # fmt: skip
         print(f"{prog}: --output {output} is {what}", file=sys.stderr)
         return 2
-    if output.exists() and not args.overwrite:
+    if os.path.lexists(output) and not args.overwrite:  # a dangling link too
         print(f"{prog}: {output} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
     try:

@@ -25,7 +25,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
 from typing_extensions import Self
 
-from classic_cnns._checks import is_int, require_module
+from classic_cnns._checks import check_flag, is_int, is_number, require_module
 from classic_cnns._warn import warn
 
 if TYPE_CHECKING:
@@ -137,6 +137,7 @@ def freeze_backbone(net: nn.Module, *, train_bn: bool = False) -> list[_BatchNor
         ['fc.weight', 'fc.bias']
     """
     require_module(net, "freeze_backbone")
+    check_flag("train_bn", train_bn)
     for p in backbone_parameters(net):
         p.requires_grad_(False)
     norms = _backbone_norms(net)
@@ -402,10 +403,11 @@ class UnfreezeBackbone(BaseFinetuning):
         self, after_epochs: int = 1, train_bn: bool = False, lr_scale: float = 0.1
     ) -> None:
         super().__init__()
-        if not isinstance(after_epochs, int) or after_epochs < 0:
+        if not is_int(after_epochs, 0):
             raise ValueError(f"after_epochs must be an int >= 0; got {after_epochs!r}")
-        if not lr_scale > 0:
-            raise ValueError(f"lr_scale must be > 0; got {lr_scale!r}")
+        check_flag("train_bn", train_bn)
+        if not (is_number(lr_scale) and lr_scale > 0):
+            raise ValueError(f"lr_scale must be a number > 0; got {lr_scale!r}")
         self.after_epochs = after_epochs
         self.train_bn = train_bn
         self.lr_scale = lr_scale

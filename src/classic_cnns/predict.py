@@ -466,7 +466,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         what = "a folder; give a file" if output.is_dir() else "the checkpoint itself; pick another"
         print(f"{prog}: --output {output} is {what}", file=sys.stderr)
         return 2
-    if output is not None and output.exists() and not args.overwrite:
+    if output is not None and os.path.lexists(output) and not args.overwrite:  # a link too
         print(f"{prog}: {output} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
     if (args.mean is None) != (args.std is None):
