@@ -86,7 +86,7 @@ def _refused(command: Callable[..., int], values: dict[str, Any], *settings: Set
     """Checked before any work: too few epochs or repeats leave nothing to measure; a dataset,
     model or seed that cannot be run would end as a failed row."""
     try:
-        core.check_minimums("--", values, required=("epochs", "repeats"), **minimums)
+        core.check_minimums("--", values, required=("epochs", "repeats", "processes"), **minimums)
         core.check_seed(seed, "--")
         for s in settings:
             if s.dataset not in datasets:
@@ -242,8 +242,10 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
         limit_train_batches: Cap on the batches per epoch (smoke runs).
         threads: Torch threads in all, shared by the processes on the CPU.
     """
-    counts = dict(epochs=epochs, limit_train_batches=limit_train_batches, threads=threads)
-    if _refused(scaling, counts, setting, seed=seed, epochs=2, limit_train_batches=1, threads=1):
+    counts = dict(epochs=epochs, limit_train_batches=limit_train_batches, threads=threads,
+                  processes=min(processes, default=2))  # the smallest (0 divided) # fmt: skip
+    if _refused(scaling, counts, setting, seed=seed, epochs=2, limit_train_batches=1, threads=1,
+                processes=2):  # fmt: skip
         return 2
     s, ips = setting, dict[tuple[int, int], float]()
     total = 1 if backend == "cuda" else threads or torch.get_num_threads()
@@ -364,7 +366,8 @@ def pipeline(out: Path, dataset: PipelineDataset = "mnist10k", repeats: int = 5,
         differ = None if same else "the pipelines' batches differ: no speedup"  # not the work
         for name, found in seconds.items():
             row = results.add("pipeline", "cpu", pipeline=name, dataset=dataset, images=images)
-            row |= dict(repeats=repeats, outputs_match=same, **core.spread("epoch_s", found))
+            row |= dict(repeats=repeats, outputs_match=same, **core.spread("epoch_s", found),
+                        limit_train_batches=limit_train_batches)  # smoke: no target # fmt: skip
             speedup = row["epoch_s_median"] / ours if same else None  # only for the same work
             row.update(ips=images / row["epoch_s_median"], speedup=speedup, note=differ)
 

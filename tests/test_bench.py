@@ -14,6 +14,7 @@ import math
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -549,6 +551,29 @@ def test_a_budget_skips_the_rest_and_results_are_saved_after_every_task(tmp_path
     assert dev.core.execute([task, slow], [], tmp_path / "o", "x", {}) == 130
     saved_rows = json.loads((tmp_path / "o" / "results.json").read_text())["rows"]
     assert saved_rows["throughput"][0]["model"] == "m"
+    # Ctrl-C in a Trainer.fit: Lightning catches it and calls sys.exit(1) instead,
+    # which ended the bench with status 1 and no word (accuracy's and dev.py's fits).
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    class CtrlC(L.Callback):
+        def on_train_batch_start(self, *args: Any) -> None:
+            raise KeyboardInterrupt
+
+    def fit(results: Results) -> None:
+        L.Trainer(max_steps=2, callbacks=[CtrlC()], logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False).fit(BoringModel())  # fmt: skip
+
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        fits = [task, Task("fit", fit, "accuracy")]
+        assert dev.core.execute(fits, [], tmp_path / "f", "x", {}) == 130
+    finally:
+        signal.signal(signal.SIGINT, handler)  # (Lightning puts it back; in case it did not)
+    assert json.loads((tmp_path / "f" / "results.json").read_text())["rows"]["throughput"]
+    # Another SystemExit is no interrupt: it goes on, as before.
+    quits = Task("quits", lambda r: sys.exit(3), "throughput")
+    with pytest.raises(SystemExit):
+        dev.core.execute([quits], [], tmp_path / "q", "x", {})
 
 
 def test_a_task_s_seconds_are_the_time_it_ran() -> None:
@@ -557,6 +582,15 @@ def test_a_task_s_seconds_are_the_time_it_ran() -> None:
     results = run_tasks([Task("nap", lambda r: time.sleep(0.05), "throughput")], Results())
     wall = time.perf_counter() - start
     assert 0.05 <= results.task_s["nap"] <= results.wall_s <= wall
+
+
+def test_an_image_size_below_the_channel_count_is_not_called_the_minimum() -> None:
+    # ResNet-20 at 2x2 (its minimum is 1x1): the size's max took the 3 channels for a side.
+    s = tp.Settings(batch_size=4, repeats=1, warmup=0, min_time=0.0, max_image_size=2)
+    results = Results()
+    tp.measure(s, 0, "resnet20", "cpu", "fp32", "contiguous", False, results)
+    (row,) = results.ok("throughput")
+    assert row["input_size"] == "3x2x2" and row["note"] is None
 
 
 def test_the_default_batch_is_128_for_a_tiny_network_else_32() -> None:
@@ -732,8 +766,10 @@ def test_targets_want_their_accuracy_and_whole_epochs(tmp_path: Path, mnist_raw:
         lines = (folder / "targets.md").read_text().splitlines()
         return [line.rsplit("|", 2)[-2].strip() for line in lines if line.startswith("| ")][1:]
 
+    assert dev.pipeline(runs / "pipeline", "digits", repeats=1, limit_train_batches=1,
+                        threads=1) == 0  # fmt: skip
     found = verdicts(runs)
-    assert found[0] == found[3] == "not measured"  # a smoke run never meets a target
+    assert found[0] == found[2] == found[3] == "not measured"  # a smoke run meets none
     # The committed reference run keeps its verdicts (copied: `targets` writes into the folder).
     for path in (ROOT / "benchmarks" / "results" / "reference").rglob("results.json"):
         shutil.copytree(path.parent, tmp_path / "reference" / path.parent.name)
@@ -801,6 +837,8 @@ def test_dev_refuses_counts_that_leave_nothing_to_measure(
     for command, flags, message in (
         (dev.overhead, dict(epochs=1), "overhead: --epochs must be an int of at least 2; got 1"),
         (dev.scaling, dict(epochs=1), "scaling: --epochs must be an int of at least 2; got 1"),
+        (dev.scaling, dict(processes=(0,)), "--processes must be an int of at least 2; got 0"),
+        (dev.scaling, dict(processes=(4, -2)), "--processes must be an int of at least 2; got -2"),
         (dev.overhead, dict(epochs=0, repeats=0), "--epochs must be an int of at least 2; got 0"),
         (dev.pipeline, dict(repeats=0), "pipeline: --repeats must be an int of at least 1; got 0"),
         (dev.pipeline, dict(limit_train_batches=0), "--limit_train_batches must be an int of"),
@@ -926,7 +964,6 @@ def test_an_epoch_on_the_clock_includes_the_modules_epoch_end(
     assert list(tmp_path.iterdir()) == []
     # A plain callback: a user's Trainer with a clock still checkpoints as Lightning does (a
     # Checkpoint subclass had replaced its ModelCheckpoint, and test() found no best model).
-    import lightning as L
 
     quiet = dict(logger=False, enable_progress_bar=False, enable_model_summary=False)
     user = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,

@@ -347,7 +347,7 @@ def short_help(command: str) -> str:
         _entry("--seed_everything N", "the seed (default 0)"),
         _entry("-c, --config FILE", "a YAML config, e.g. a run's "
                "lightning_logs/version_N/config.yaml"),
-        _entry("--print_config", "print the resolved configuration and exit"),
+        _entry("--print_config", "print the configuration and exit (null: the recipe's value)"),
         _entry("--debug", f"show the traceback of an error (or {DEBUG_ENV}=1)"),
         _entry("--help-all", "every flag, with its type and default"),
         "",

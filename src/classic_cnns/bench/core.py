@@ -308,11 +308,9 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def _cell(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, float):
+    if isinstance(v, float) and not math.isnan(v):
         return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-    return str(v).replace("|", "/")
+    return "–" if v is None or isinstance(v, float) else str(v).replace("|", "/")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -339,8 +337,7 @@ def quartiles(row: dict[str, Any], prefix: str) -> str:
     median, q1, q3 = (row.get(f"{prefix}_{s}") for s in ("median", "q1", "q3"))
     if median is None or q1 is None or q3 is None:
         return "–"
-    warn = " ⚠" * (q3 - q1 > median / 4)
-    return f"{_cell(median)} [{_cell(q1)}–{_cell(q3)}]{warn}"
+    return f"{_cell(median)} [{_cell(q1)}–{_cell(q3)}]" + " ⚠" * (q3 - q1 > median / 4)
 
 
 @dataclass
@@ -585,7 +582,9 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     save = functools.partial(write, results, out, reports, command, replacing=stale)
     try:
         run_tasks(tasks, results, budget_s, threads, after_each=save)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as err:  # Lightning ends a fit's Ctrl-C in exit(1)
+        if isinstance(err, SystemExit) and not isinstance(err.__context__, KeyboardInterrupt):
+            raise
         if results.rows:  # else the folder is as it was
             save()
         print(f"\n{prog}: interrupted; the tasks that finished are in {out}", file=sys.stderr)

@@ -282,7 +282,7 @@ def measure(s: Settings, seed: int, name: str, backend: str, precision: str,
             steps[impl][phase]()  # one untimed step after the mode switch
         for _, impl in product(range(s.repeats), impls):
             ips[impl, phase].append(n * batch / core.timed(steps[impl][phase], n, backend))
-    shrunk = max(size) > (s.max_image_size or math.inf)
+    shrunk = max(size[1:]) > (s.max_image_size or math.inf)  # (C, H, W): not C
     small = "kept at the model's minimum input size" if shrunk else None
     rows = {}
     for impl in impls:  # each row whole before it joins the results
