@@ -244,8 +244,8 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
     """
     counts = dict(epochs=epochs, limit_train_batches=limit_train_batches, threads=threads,
                   processes=min(processes, default=2))  # the smallest (0 divided) # fmt: skip
-    if _refused(scaling, counts, setting, seed=seed, epochs=2, limit_train_batches=1, threads=1,
-                processes=2):  # fmt: skip
+    lows = dict(epochs=2, limit_train_batches=1, threads=1, processes=2)
+    if _refused(scaling, counts, setting, seed=seed, **lows):
         return 2
     s, ips = setting, dict[tuple[int, int], float]()
     total = 1 if backend == "cuda" else threads or torch.get_num_threads()

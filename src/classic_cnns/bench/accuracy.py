@@ -409,8 +409,7 @@ def report(results: core.Results, out: Path | None) -> list[str]:
                      if RECIPES[n].reference})  # fmt: skip
     if out is None or not results.data.get("curves"):
         return [*lines, ""]
-    # Plots: accuracy against training time, loss per epoch, each dataset's best confusion matrix.
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # accuracy by time, loss by epoch, confusion matrices
 
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     ax_acc, ax_loss = fig.subplots(1, 2)
