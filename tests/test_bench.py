@@ -685,7 +685,8 @@ def test_targets_file(tmp_path: Path, throughput: Results, accuracy: Results) ->
     assert all(name in RECIPES for name in found["time_to_accuracy"])
     overhead = Results()
     dev._overhead(dev.Setting(dataset="digits"), "cpu", 2, 1, 1, 0, None, overhead)
-    pipeline = Results(rows={"pipeline": [dict(status="ok", pipeline="torchvision", speedup=2.0)]})
+    row = dict(status="ok", pipeline="torchvision", speedup=2.0, limit_train_batches=None)
+    pipeline = Results(rows={"pipeline": [row]})
     columns: dict[str, set[str]] = {}
     for part in (throughput, accuracy, overhead, pipeline):  # every column a target names exists
         for mode, rows in part.rows.items():
