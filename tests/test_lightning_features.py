@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,9 @@ def test_a_learning_rate_finder_callback_s_rate_is_the_one_trained_with(
     model = LeNet5(optimizer="sgd", lr=0.1, backbone_lr=0.01, scheduler=scheduler)
     finder = LearningRateFinder(num_training_steps=20, early_stop_threshold=None)
     trainer = _trainer(tmp_path, finder, limit_train_batches=30)
-    trainer.fit(model, Digits(batch_size=16))
+    with warnings.catch_warnings():  # the finder's own restore is no resume to warn of
+        warnings.filterwarnings("error", ".*the checkpoint's settings")
+        trainer.fit(model, Digits(batch_size=16))
     suggested = model.hparams.lr
     assert suggested != 0.1 and finder.optimal_lr.suggestion() == suggested
     groups = trainer.optimizers[0].param_groups

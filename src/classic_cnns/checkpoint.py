@@ -543,8 +543,10 @@ class CheckpointHooks(L.LightningModule):
             verify_checkpoint(self, checkpoint, trainer.ckpt_path, data_classes(trainer))
             if trainer.state.fn == TrainerFn.FITTING:  # and a resume, its training settings
                 _check_resumed_settings(self.hparams, checkpoint, trainer.ckpt_path)
-                # For the task's on_fit_start, before Lightning loads them (optim's check).
-                self._saved_optimizers = checkpoint.get("optimizer_states") or []
+                # For the task's on_fit_start, before Lightning loads them (optim's check); a
+                # tuner's own restore (LearningRateFinder's) comes once they exist, and loads them.
+                if not trainer.optimizers:
+                    self._saved_optimizers = checkpoint.get("optimizer_states") or []
         self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
         if head_class_names(self.data_config, self.num_classes) is None:  # a new head's: unknown
             self.data_config.pop("class_names", None)
