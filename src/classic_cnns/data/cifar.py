@@ -203,21 +203,30 @@ class CIFAR10(TransferDataModule):
         if self.download and self._missing():
             self._download()
 
-    def _archive_here(self) -> bool:
-        # The archive fetched by hand into data_dir, as torchvision leaves it: used if intact.
+    def _archive_state(self) -> str | None:
+        # The archive fetched by hand into data_dir, as torchvision leaves it: None if it is
+        # not there, "" if intact (it is used), else what is wrong (said, and not used).
         archive = self.data_dir / self.archive
-        return archive.is_file() and file_digest(archive) == self.archive_md5
+        if not archive.is_file():
+            return None
+        if (got := file_digest(archive)) == self.archive_md5:
+            return ""
+        return (
+            f"{archive} is there, but its md5 {got} is not the published {self.archive_md5} "
+            "(a partial or damaged download?): delete it and download it again"
+        )
 
     def _download(self) -> None:
         with download_folder(self.data_dir) as tmp:
-            archive = self.data_dir / self.archive
-            if not self._archive_here():
+            archive, state = self.data_dir / self.archive, self._archive_state()
+            if state != "":
                 archive = Path(tmp) / self.archive
                 try:
                     download(self.url, archive, timeout=DOWNLOAD_TIMEOUT)
                 except Exception as err:
                     raise RuntimeError(
                         f"could not download {self.url} into {self.data_dir}: {err}"
+                        + (f". {state}" if state else "")
                     ) from err
                 got = file_digest(archive)
                 if got != self.archive_md5:
@@ -307,9 +316,9 @@ class CIFAR10(TransferDataModule):
         """
         missing = self._missing()
         if missing:
-            by_hand = f"unpack {self.url} into {self.data_dir}"
-            if self._archive_here():
-                by_hand = f"unpack {self.archive} (it is in {self.data_dir})"
+            by_hand, state = f"unpack {self.url} into {self.data_dir}", self._archive_state()
+            if state is not None:
+                by_hand = state or f"unpack {self.archive} (it is in {self.data_dir})"
             raise FileNotFoundError(
                 f"{type(self).__name__}: {', '.join(missing)} missing from {self.base_dir}. "
                 + _how_to_get(self.download, by_hand)
