@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +19,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-__all__ = ["is_rank_zero", "launch_seed", "pin_log_dir"]
+__all__ = ["LAUNCH_GRACE_S", "launch_seed", "pin_log_dir", "say_error"]
 
 
 def _count(env: Mapping[str, str], name: str) -> int:
@@ -72,17 +74,28 @@ def launch_seed(seed: Any, environ: Mapping[str, str] | None = None) -> Any:
         raise ValueError(f"PL_GLOBAL_SEED must be an int seed; got {given!r}") from None
 
 
-def is_rank_zero() -> bool:
-    """Whether this process speaks for the run: global rank 0, or a single process.
+# How long another process of a launch leaves rank 0 to say an error they share.
+LAUNCH_GRACE_S = 5.0
 
-    Lightning's ``rank_zero_only.rank``, which it reads from the launcher's environment
-    (``RANK``, ``LOCAL_RANK``, ``SLURM_PROCID``) and sets again when the processes meet.
+
+def say_error(*lines: str) -> None:
+    """Print an error's lines to stderr, once for a launch's processes that all meet it.
+
+    Rank 0 (or a single process) prints at once. Another process waits ``LAUNCH_GRACE_S``
+    first: if rank 0 met the error too, it has said it and exited by then, and the launcher
+    (torchrun) stops this process before it prints; if rank 0 went on, the error is this
+    process's own, and it says so with its rank. (It printed nothing before, and a rank 0
+    slower to reach the error was stopped before it printed, when this process exited first.)
 
     Example:
-        >>> is_rank_zero()
-        True
+        >>> say_error("classic-cnns fit: error: no such file")  # one process: at once
     """
-    return getattr(rank_zero_only, "rank", 0) == 0
+    rank = getattr(rank_zero_only, "rank", 0)
+    if rank:
+        time.sleep(LAUNCH_GRACE_S)
+        lines = (f"(process {rank}) {lines[0]}", *lines[1:])
+    for line in lines:
+        print(line, file=sys.stderr)
 
 
 def pin_log_dir(trainer: Trainer) -> None:

@@ -52,7 +52,7 @@ from classic_cnns._cli_helpers import (
     summary_main,
     version_text,
 )
-from classic_cnns._launch import is_rank_zero, launch_seed, pin_log_dir
+from classic_cnns._launch import launch_seed, pin_log_dir, say_error
 from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
@@ -590,9 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = message.replace("classic_cnns.list_models()", "classic-cnns list")  # here
         command = args[0] if args and args[0] in _ALL_COMMANDS else None
         prog = f"classic-cnns {command}" if command else "classic-cnns"
-        if is_rank_zero():  # said once, not by every process of a launch
-            print(f"{prog}: error: {message}", file=sys.stderr)
-            print(f"(--debug or {DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+        say_error(f"{prog}: error: {message}", f"(--debug or {DEBUG_ENV}=1 shows the traceback)")
         return 2
 
 
