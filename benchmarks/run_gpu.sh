@@ -6,7 +6,7 @@
 # throughput with MFU beside torchvision. No part starts after BUDGET s; LIMIT s kills all; OUT
 # gets the reports and an archive of the finished parts after each part.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+here=$PWD && cd "$(dirname "$0")/.."  # the clone's root; OUT is the caller's
 py=${PYTHON:-python3} mode=run
 [[ ${1:-} == --smoke ]] && mode=smoke && shift
 if [[ ${1:-} == --prepare ]]; then  # ../shared does not travel; the GPU's Python lacks these
@@ -17,7 +17,7 @@ if [[ ${1:-} == --prepare ]]; then  # ../shared does not travel; the GPU's Pytho
     jsonargparse==4.53.0 docstring-parser==0.18.0 typeshed-client==2.15.0
 fi
 [[ ${1:-} == [!-]* ]] || { echo "usage: benchmarks/run_gpu.sh [--smoke | --prepare] OUT" >&2; exit 2; }
-out=$1 work=$(mktemp -d) && mkdir -p "$out" "$work/run"
+out=$(cd "$here" && realpath -m -- "$1") work=$(mktemp -d) && mkdir -p "$out" "$work/run"
 trap 'rm -rf "$work"' EXIT
 if compgen -G ".whl/*.whl" >/dev/null; then  # what the GPU machine's Python lacks
   "$py" -m pip install -q --no-index --no-deps --no-compile --target "$work/site" .whl/*.whl
