@@ -334,7 +334,7 @@ def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
             dm = make_datamodule(recipe.dataset, s.data_dir, recipe.batch_size, image_size=size)
         except FileNotFoundError as err:
             why = str(err).splitlines()[0].replace("Pass download=True", "Pass --accuracy.data_dir")
-            reason = f"{recipe.dataset}: {why}"
+            reason = f"{recipe.dataset}: {why}".replace("--data.protocol 10k", "recipes */mnist10k")
     if reason:
         results.add(MODE, backend, "skipped", note=reason, **row)
         return
