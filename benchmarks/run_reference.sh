@@ -9,14 +9,14 @@ py=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python
 full=(--throughput.max_image_size 64 --throughput.compile "['*/fp32/contiguous']" --accuracy.recipes
   "[lenet5/digits, '*/mnist10k*', lenet5/mnist, lenet5/fashion_mnist, '*/cifar10']")
 quick=() && [[ ${1:-} == --quick ]] && quick=(--quick) full=() && shift  # flags given still win
-out=benchmarks/results/reference${quick[*]:+-quick} && [[ ${1:-} && $1 != -* ]] && out=$(cd "$here" && realpath -m -- "$1") && shift
+out=benchmarks/results/reference${quick[*]:+-quick}
+[[ ${1:-} && $1 != -* ]] && out=$(cd "$here" && realpath -m -- "$1") && shift
 common=(--force true ${THREADS:+--threads $THREADS})
 tta=$("$py" -c 'import json; print(json.load(open("benchmarks/targets.json"))["time_to_accuracy"])')
 "$py" -m classic_cnns bench "${quick[@]}" "${full[@]}" --out "$out/bench" "${common[@]}" \
   --accuracy.time_to_accuracy "$tta" "$@"
-small() { [[ -n ${quick[*]} ]] && echo "$@" || true; }
 dev() { "$py" benchmarks/dev.py "$1" --out "$out/$1" "${common[@]}" "${@:2}"; }
-dev overhead $(small --epochs 2 --repeats 2)
-dev pipeline $(small --repeats 3)
-dev scaling $(small --epochs 2)
+dev overhead ${quick[*]:+--epochs 2 --repeats 2}  # --quick: fewer
+dev pipeline ${quick[*]:+--repeats 3}
+dev scaling ${quick[*]:+--epochs 2}
 "$py" benchmarks/dev.py targets --folder "$out"

@@ -230,12 +230,13 @@ def test_accuracy_curve_time_to_accuracy_and_confusion(accuracy: Results) -> Non
     # Full MNIST is absent here: skipped, with its published reference error, and the advice
     # a bench user can follow (the bench has no download=True).
     assert skipped["status"] == "skipped" and skipped["reference_error_pct"] == 0.95
-    assert "Pass --accuracy.data_dir, or put the IDX files" in skipped["note"]
+    assert skipped["note"].startswith("FileNotFoundError: MNIST: train-images-idx3-ubyte.gz")
+    assert "Choose another data_dir (the bench downloads nothing), or put" in skipped["note"]
     assert "download=True" not in skipped["note"]
     # Only the test set is there: the 10k protocol is the way out, by the bench's recipes
     # (the note named fit's --data.protocol, a flag the bench lacks).
-    assert "(protocol='10k', recipes */mnist10k)" in skipped["note"], skipped["note"]
-    assert "--data." not in skipped["note"]
+    assert "(protocol='10k', dataset mnist10k)" in skipped["note"], skipped["note"]
+    assert "--data." not in skipped["note"] and skipped["note"].endswith("the t10k files")
 
 
 def test_an_accuracy_equal_to_the_target_reaches_it() -> None:
@@ -671,6 +672,19 @@ def test_pipeline_yields_the_same_batches_and_a_same_run_speedup(
     assert "## pipeline" in (out / "report.md").read_text()
     assert ours["outputs_match"] is True and ours["images"] == tv["images"] == 2 * 128
     assert tv["speedup"] == tv["epoch_s_median"] / ours["epoch_s_median"]
+
+
+def test_a_dev_measurement_without_its_data_is_skipped_with_the_bench_advice(
+    tmp_path: Path,
+) -> None:
+    # dev.py has no download flag: its note said "Pass download=True" (fit's advice).
+    out = tmp_path / "pipeline"
+    assert dev.pipeline(out, dataset="fashion_mnist", repeats=1, data_dir=tmp_path) == 0
+    (row,) = json.loads((out / "results.json").read_text())["rows"]["pipeline"]
+    assert row["status"] == "skipped" and row["note"].startswith("FileNotFoundError: Fashion")
+    assert f"missing from {tmp_path / 'FashionMNIST' / 'raw'}" in row["note"]
+    assert "Choose another data_dir (the bench downloads nothing)" in row["note"]
+    assert "download=True" not in row["note"]
 
 
 def test_the_optimizer_comparison_recipes_differ_in_the_optimizer_only() -> None:

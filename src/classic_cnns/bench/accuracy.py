@@ -254,7 +254,12 @@ def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, 
     common |= dict(protocol="10k") if dataset == "mnist10k" else {}
     by = dict(mnist10k=MNIST, mnist=MNIST, fashion_mnist=FashionMNIST, cifar10=CIFAR10)
     dm = Digits(**common) if dataset == "digits" else by[dataset](data_dir or None, False, **common)
-    dm.setup("fit")
+    try:
+        dm.setup("fit")
+    except FileNotFoundError as err:  # the bench downloads nothing and has no --data flags
+        why = str(err).replace("Pass download=True", "Choose another data_dir (the bench "
+                               "downloads nothing)")  # fmt: skip
+        raise FileNotFoundError(why.replace("--data.protocol 10k", "dataset mnist10k")) from None
     return dm
 
 
@@ -328,16 +333,10 @@ def _fields(s: Settings, recipe: Recipe) -> dict[str, Any]:
 def _run(s: Settings, seed: int, recipe: Recipe, results: core.Results) -> None:
     backend, row = s.device(), _fields(s, recipe)
     target, size = row["target_acc"], core.image_size(recipe.model, row["image_size"])  # settled
-    reason = core.unavailable(backend, recipe.precision)
-    if not reason:  # no data to load for a backend that is absent
-        try:
-            dm = make_datamodule(recipe.dataset, s.data_dir, recipe.batch_size, image_size=size)
-        except FileNotFoundError as err:
-            why = str(err).splitlines()[0].replace("Pass download=True", "Pass --accuracy.data_dir")
-            reason = f"{recipe.dataset}: {why}".replace("--data.protocol 10k", "recipes */mnist10k")
-    if reason:
+    if reason := core.unavailable(backend, recipe.precision):  # before any data is loaded
         results.add(MODE, backend, "skipped", note=reason, **row)
         return
+    dm = make_datamodule(recipe.dataset, s.data_dir, recipe.batch_size, image_size=size)  # or skip
     L.seed_everything(seed, verbose=False)  # then `Trainer.fit` of the task, as `fit` does
     keys = ("optimizer", "lr", "momentum", "weight_decay", "scheduler", "channels_last")
     args = dict(recipe.options, num_classes=dm.num_classes, in_channels=dm.in_channels)

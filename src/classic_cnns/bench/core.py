@@ -457,7 +457,7 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
                     elif not spent or task.closing:
                         task.run(results)
                 except Exception as err:  # one configuration failing must not end the run
-                    message = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+                    message = f"{type(err).__name__}: {err}".splitlines()[0][:600]
                     status = "skipped" if isinstance(err, FileNotFoundError) else "failed"
                     if status == "failed":  # a missing dataset is a skip, noted by add
                         results.note(f"{task.label}: failed, {message}")
