@@ -8,8 +8,8 @@
 * :func:`verify_checkpoint` refuses the checkpoint of another architecture or
   configuration (for resuming, where nothing may be adapted).
 * :class:`ExactResume` stores what else an exact resume needs in the checkpoint: the
-  training loader's position, torch's random number generator states and the data's split
-  settings (a resumed run with another split is refused).
+  training loader's position, torch's random number generator states, the training metrics'
+  sums so far and the data's split settings (a resumed run with another split is refused).
 * :func:`restore` is ``ImageClassifier.load_from_checkpoint``: it reads the file once and
   rebuilds the LightningModule from the hyperparameters it records.
 * :class:`CheckpointHooks` holds the task's checkpoint hooks: ``load_from_checkpoint``, the
@@ -65,6 +65,7 @@ from classic_cnns.files import (
     load_checkpoint,
     strip_compiled,
 )
+from classic_cnns.metrics import metric_states, set_metric_states
 from classic_cnns.registry import model_info, saved_model_info
 from classic_cnns.weights import fit_checkpoint_state
 
@@ -386,15 +387,9 @@ def _set_rng_states(states: Mapping[str, Any]) -> None:
 
 
 def _train_loaders(trainer: L.Trainer) -> list[ResumableDataLoader]:
-    loaders = trainer.train_dataloader
-    if loaders is None:
-        return []
-    flat = (
-        loaders.flattened
-        if isinstance(loaders, CombinedLoader)
-        else (CombinedLoader(loaders).flattened)
-    )
-    return [dl for dl in flat if isinstance(dl, ResumableDataLoader)]
+    loaders = trainer.train_dataloader  # None before they are made: flattened to [None]
+    combined = loaders if isinstance(loaders, CombinedLoader) else CombinedLoader(loaders)
+    return [dl for dl in combined.flattened if isinstance(dl, ResumableDataLoader)]
 
 
 # What the restored optimizer and LR schedule carry: settings a resume cannot change.
@@ -431,6 +426,9 @@ class ExactResume(L.Callback):
       refused, on every process: a ``ValueError`` out of ``fit``);
     * torch's random number generator states (CPU, and CUDA when in use), so dropout
       draws the same masks as in the uninterrupted run;
+    * on one process (not under DDP, where each process sums its own share), the states of
+      the module's torchmetrics metrics, put back when the resumed run goes on in the epoch
+      they were saved in: its ``train_loss`` and ``train_acc`` then average the whole epoch;
     * the datamodule's split settings (its class, ``seed``, ``val_size``, ``test_size``): a
       ``fit`` resumed with a datamodule of that class that splits otherwise is refused
       (:class:`~classic_cnns.files.CheckpointError`), since images the run validated or
@@ -457,10 +455,13 @@ class ExactResume(L.Callback):
         self._trainer = trainer
 
     def state_dict(self) -> dict[str, Any]:
-        """The RNG states, the training loaders' positions and the data's split settings."""
+        """The RNG states, the loaders' positions, the metrics' states and the data's split."""
         trainer = self._trainer
         loaders = _train_loaders(trainer) if trainer is not None else []
         state = {"rng": _rng_states(), "loaders": [dl.state_dict() for dl in loaders]}
+        if trainer is not None and trainer.world_size == 1:  # each process sums its own
+            module = trainer.lightning_module
+            state["metrics"] = {"epoch": trainer.current_epoch, "states": metric_states(module)}
         split = split_settings(getattr(trainer, "datamodule", None))
         return {**state, "split": split} if split else state
 
@@ -476,7 +477,7 @@ class ExactResume(L.Callback):
             self._pending = state_dict
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Put the saved RNG states and loader positions back, just before the first batch."""
+        """Put the saved RNG states, loader positions and metric states back: the first batch's."""
         if self._pending is None:
             return
         state, self._pending = self._pending, None
@@ -492,6 +493,9 @@ class ExactResume(L.Callback):
                 "restarts instead of continuing"
             )
         _set_rng_states(state.get("rng", {}))
+        metrics = state.get("metrics", {})  # the epoch goes on: what it had summed so far
+        if metrics.get("epoch") == trainer.current_epoch and trainer.world_size == 1:
+            set_metric_states(pl_module, metrics["states"])
 
 
 class CheckpointHooks(L.LightningModule):
@@ -519,10 +523,8 @@ class CheckpointHooks(L.LightningModule):
         None when the trainer has one already (its own, or this model's from an earlier
         ``fit`` on the same trainer), so that ``test`` after ``fit`` replaces nothing.
         """
-        callbacks = getattr(self._trainer, "callbacks", [])
-        if any(isinstance(c, ExactResume) for c in callbacks):
-            return []
-        return [ExactResume()]
+        given = any(isinstance(c, ExactResume) for c in getattr(self._trainer, "callbacks", []))
+        return [] if given else [ExactResume()]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the data configuration beside the weights (plain lists, for ``weights_only``)."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.functional.classification.stat_scores import _multiclass_stat_scores_format
 
 from classic_cnns._checks import as_plain, is_int
 
-__all__ = ["MeanLoss", "classification_metrics"]
+__all__ = ["MeanLoss", "classification_metrics", "metric_states", "set_metric_states"]
 
 
 class _MacroF1(MulticlassF1Score):
@@ -107,3 +107,54 @@ class MeanLoss(MeanMetric):
                 setattr(self, key, getattr(self, key).float())
             self._dtype = torch.float32
         return this
+
+
+def metric_states(module: nn.Module) -> dict[str, dict[str, Any]]:
+    """Copies of the states of every torchmetrics ``Metric`` in ``module``, by module name,
+    with their update counts: what an epoch's metrics have summed so far, which Lightning
+    checkpoints leave out (torchmetrics states are not persistent). :func:`set_metric_states`
+    puts them back, as :class:`~classic_cnns.checkpoint.ExactResume` does for an epoch
+    resumed mid-way.
+
+    Example:
+        >>> import torch
+        >>> a, b = MeanLoss(), MeanLoss()
+        >>> a.update(torch.tensor([1.0, 3.0]))
+        >>> set_metric_states(b, metric_states(a))
+        >>> b.compute(), b.update_called
+        (tensor(2.), True)
+    """
+
+    def copy(value: Any) -> Any:
+        return [copy(v) for v in value] if isinstance(value, list) else value.detach().clone()
+
+    found = ((n, m) for n, m in module.named_modules() if isinstance(m, Metric))
+    return {
+        name: {"count": m._update_count, "states": {k: copy(v) for k, v in m.metric_state.items()}}
+        for name, m in found
+    }
+
+
+def set_metric_states(module: nn.Module, saved: dict[str, dict[str, Any]]) -> None:
+    """Put :func:`metric_states`' copies back into the metrics of ``module`` of the same names
+    and states (on their devices); other metrics, and names ``module`` lacks, are left as
+    they are.
+
+    Example:
+        >>> import torch
+        >>> from classic_cnns import LeNet5
+        >>> a, b = LeNet5(num_classes=10), LeNet5(num_classes=10)
+        >>> a.train_metrics.update(torch.eye(10)[:4], torch.tensor([0, 1, 2, 9]))
+        >>> set_metric_states(b, metric_states(a))
+        >>> float(b.train_metrics.compute()["train_acc"])
+        0.75
+    """
+    modules = dict(module.named_modules())
+    for name, entry in saved.items():
+        metric, states = modules.get(name), entry["states"]
+        if not isinstance(metric, Metric) or set(states) != set(metric.metric_state):
+            continue
+        for key, value in states.items():
+            to = [v.to(metric.device) for v in value] if isinstance(value, list) else None
+            setattr(metric, key, to if to is not None else value.to(metric.device))
+        metric._update_count, metric._computed = entry["count"], None
