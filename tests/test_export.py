@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,6 +181,21 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
         capsys.readouterr().err
     )
     assert onnx.read_text() == "keep me"
+
+
+def test_onnx_without_the_onnx_package_says_what_to_install(checkpoints, tmp_path, capsys,
+                                                            monkeypatch) -> None:  # fmt: skip
+    # A plain `pip install classic-cnns` has no onnx: torch's exporter raised its own error
+    # (a RuntimeError, 37 lines of traceback from the CLI), not the ImportError documented.
+    for name in ("onnx", "onnxscript", "onnxruntime"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    with pytest.raises(ImportError, match=r"needs the onnx package .* pip install onnx onnxscript"):
+        export_model(LeNet5(), tmp_path / "m.onnx", "onnx")
+    out = tmp_path / "cli.onnx"
+    assert export_main([str(checkpoints["lenet5"]), "--format", "onnx", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "needs the onnx package" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_networks_it_cannot_write_are_refused_naming_why(tmp_path) -> None:

@@ -160,6 +160,28 @@ def _extra_files(model: ImageClassifier, x: Tensor) -> dict[str, str]:
 
 
 def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -> None:
+    try:
+        _export_onnx(net, x, path)
+    except Exception as err:  # torch's exporter needs onnx (2.14's TorchScript-based one too)
+        if importlib.util.find_spec("onnx") is None:
+            raise ImportError(
+                "the ONNX format needs the onnx package (and onnxscript for torch's default "
+                "exporter): pip install onnx onnxscript (or pip install 'classic-cnns[export]')"
+            ) from err
+        raise
+    try:
+        import onnx
+    except ImportError:
+        return
+    proto = onnx.load(str(path))
+    for key, value in _metadata(model, x).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def _export_onnx(net: nn.Module, x: Tensor, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter (constant folding, deprecations)
         # (torch.__version__ compares as a version, not as a string.)
@@ -179,16 +201,6 @@ def _write_onnx(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -
                 output_names=["logits"],
                 dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
             )  # fmt: skip
-    try:
-        import onnx
-    except ImportError:
-        return
-    proto = onnx.load(str(path))
-    for key, value in _metadata(model, x).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
 
 
 def _run_onnx(path: Path, x: Tensor) -> Tensor | None:
