@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import json
 import math
 import re
@@ -227,6 +228,12 @@ def test_accuracy_curve_time_to_accuracy_and_confusion(accuracy: Results) -> Non
     assert sum(map(sum, matrix)) == row["test_images"] == 64  # 2 test batches of 32
     assert row["train_images"] == 64  # and 2 training batches of 32 per epoch
     assert sum(matrix[i][i] for i in range(10)) / 64 == pytest.approx(row["final_test_acc"])
+    # Rows are the true classes (plot_confusion_matrix's orientation): each row sums to its
+    # class's count among the 64 test images, which a transposed matrix's would not.
+    loader = make_datamodule("digits", None, batch_size=32).test_dataloader()
+    truth = torch.cat([y for _, y in itertools.islice(loader, 2)])
+    assert [sum(r) for r in matrix] == torch.bincount(truth, minlength=10).tolist()
+    assert [sum(c) for c in zip(*matrix, strict=True)] != [sum(r) for r in matrix]
     # Full MNIST is absent here: skipped, with its published reference error, and the advice
     # a bench user can follow (the bench has no download=True).
     assert skipped["status"] == "skipped" and skipped["reference_error_pct"] == 0.95
@@ -237,6 +244,33 @@ def test_accuracy_curve_time_to_accuracy_and_confusion(accuracy: Results) -> Non
     # (the note named fit's --data.protocol, a flag the bench lacks).
     assert "(protocol='10k', dataset mnist10k)" in skipped["note"], skipped["note"]
     assert "--data." not in skipped["note"] and skipped["note"].endswith("the t10k files")
+
+
+def test_the_curve_measures_the_model_in_eval_mode() -> None:
+    # Batch norm on the test batch's own statistics (and dropout) would score another model
+    # than the one trained: the accuracy is the eval-mode network's, and training goes on
+    # in train mode after each measurement.
+    from classic_cnns import create_model
+    from classic_cnns.bench.accuracy import Curve
+
+    dm = make_datamodule("digits", None, batch_size=32)
+    curve, modes = Curve(dm, "cpu", limit=2), []
+
+    class Mode(L.Callback):
+        def on_train_batch_start(self, trainer: L.Trainer, module: Any, *_: Any) -> None:
+            modes.append(module.training)
+
+    model = create_model("lenet5_bn", num_classes=10, in_channels=1)
+    core.trainer("cpu", epochs=1, limit=2, callbacks=[curve, Mode()]).fit(model, dm)
+    model.eval()
+    with torch.no_grad():
+        batches = itertools.islice(dm.test_dataloader(), 2)
+        expected = torch.cat([model(dm.transform(x)).argmax(1) for x, _ in batches])
+        model.train()
+        batches = itertools.islice(dm.test_dataloader(), 2)
+        in_train_mode = torch.cat([model(dm.transform(x)).argmax(1) for x, _ in batches])
+    assert torch.equal(curve.last[0], expected) and not torch.equal(expected, in_train_mode)
+    assert modes == [True, True]
 
 
 def test_an_accuracy_equal_to_the_target_reaches_it() -> None:

@@ -792,6 +792,35 @@ def fake_cifar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     return {"root": tmp_path, "folder": folder, "arrays": arrays}
 
 
+def test_cifar100_reads_the_100_fine_labels_not_the_20_coarse_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CIFAR-100's batches hold both: the coarse ones are valid indices too, so reading them
+    # would train a 100-class head on 20 superclasses without a word.
+    folder, rng, fine = tmp_path / "cifar-100-python", np.random.default_rng(0), {}
+    folder.mkdir()
+    md5s = {}
+    for name in ("train", "test"):
+        fine[name] = [int(v) for v in rng.integers(20, 100, size=6)]  # never a coarse label
+        data = rng.integers(0, 256, size=(6, 3072), dtype=np.uint8)
+        batch = {
+            "data": data,
+            "fine_labels": fine[name],
+            "coarse_labels": [f // 5 for f in fine[name]],
+        }
+        (folder / name).write_bytes(blob := pickle.dumps(batch, protocol=2))
+        md5s[name] = _md5(blob)
+    names = {"fine_label_names": list(CIFAR100.class_names), "coarse_label_names": ["x"] * 20}
+    (folder / "meta").write_bytes(meta := pickle.dumps(names, protocol=2))
+    monkeypatch.setattr(CIFAR100, "train_list", [["train", md5s["train"]]])
+    monkeypatch.setattr(CIFAR100, "test_list", [["test", md5s["test"]]])
+    monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": _md5(meta)})
+    dm = CIFAR100(tmp_path, download=False, val_size=0)
+    dm.setup("fit")
+    assert dm.num_classes == 100 and dm._splits["train"][1].tolist() == fine["train"]
+    assert dm._splits["test"][1].tolist() == fine["test"]
+
+
 def test_cifar10_reads_the_pickled_batches_into_uint8(fake_cifar: dict) -> None:
     dm = CIFAR10(fake_cifar["root"], download=False, val_size=4)
     dm.setup("fit")
@@ -1076,6 +1105,10 @@ def test_evaluating_on_a_folder_without_one_of_the_model_s_classes_is_refused(
     model.data_config = {"class_names": [f"c{d}" for d in range(10)]}
     with pytest.raises(ValueError, match=r"outputs stand for the classes \['c0'"):
         L.Trainer(**quiet).test(model, Digits())
+    # The same names in another order: each digit would be scored against another's output.
+    model.data_config = {"class_names": [str(d) for d in reversed(range(10))]}
+    with pytest.raises(ValueError, match=r"outputs stand for the classes \['9', '8', .*'0'\]"):
+        L.Trainer(**quiet).validate(model, Digits())
     (tested,) = L.Trainer(**quiet).test(model, Digits(), ckpt_path=tmp_path / "digits.ckpt")
     assert 0 <= tested["test_acc"] <= 1
 

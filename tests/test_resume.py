@@ -737,7 +737,13 @@ def test_a_checkpoint_evaluated_on_a_trainer_does_not_resume_its_next_fit(tmp_pa
 
 @pytest.mark.parametrize(
     "changed",
-    [{"lr": 0.5, "weight_decay": 0.1}, {"scheduler": "cosine"}, {"optimizer": "adamw"}],
+    [
+        {"lr": 0.5, "weight_decay": 0.1},
+        {"scheduler": "cosine"},
+        {"optimizer": "adamw"},
+        {"momentum": 0.5},  # the restored optimizer would run the checkpoint's momentum
+        {"backbone_lr": 0.001},  # ... and its backbone group's lr
+    ],
 )
 def test_a_fit_resumed_with_other_optimizer_settings_is_refused(
     split_checkpoint: Path, tmp_path: Path, changed: dict[str, Any]
