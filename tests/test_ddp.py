@@ -256,3 +256,47 @@ def test_a_prediction_csv_under_ddp_replaces_its_own_files(tmp_path: Path) -> No
         "rank0-0": f"preds-rank0.csv 180 {files}", "rank0-1": f"preds-rank0.csv 180 {files}",
         "rank1-0": f"preds-rank1.csv 179 {files}", "rank1-1": f"preds-rank1.csv 179 {files}",
     }  # fmt: skip
+
+
+_STOP = """
+import lightning as L
+
+
+class Stop(L.Callback):  # Ctrl-C on every process, as a terminal sends it, before step 3
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.global_step == 3:
+            raise KeyboardInterrupt
+"""
+
+
+@pytest.mark.slow
+def test_a_ddp_run_resumed_mid_epoch_logs_the_whole_epochs_training_metrics(
+    tmp_path: Path,
+) -> None:
+    # last.ckpt after the validation at step 2 holds each process's share of the epoch's
+    # training metrics; the resumed run's train_loss and train_acc covered only the batches
+    # after the resume. The sums over both processes come back on rank 0.
+    (tmp_path / "stop.py").write_text(_STOP)
+    env = {**_ENV, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    flags = ["--model=LeNet5", "--data=Digits", "--data.batch_size=32", "--trainer.max_epochs=1",
+             "--trainer.limit_train_batches=5", "--trainer.val_check_interval=2",
+             "--trainer.enable_progress_bar=false", "--trainer.limit_test_batches=0",
+             *_two_processes("ddp")]  # fmt: skip
+
+    def fit(folder: str, *more: str) -> dict[str, str]:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        command = [sys.executable, "-m", "classic_cnns", "fit", *flags, *more]
+        run = subprocess.run(command, cwd=tmp_path / folder, env=env, capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+        if not more or more[0] != "--trainer.callbacks+=stop.Stop":
+            assert run.returncode == 0, run.stderr[-3000:]
+        paths = sorted((tmp_path / folder).glob("lightning_logs/version_*/metrics.csv"))
+        rows = list(csv.DictReader(paths[-1].read_text().splitlines())) if paths else []
+        return next((r for r in rows if r.get("train_loss")), {})
+
+    whole = fit("whole")
+    fit("resumed", "--trainer.callbacks+=stop.Stop")
+    (ckpt,) = (tmp_path / "resumed").glob("lightning_logs/version_0/checkpoints/last.ckpt")
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 2  # stopped mid-epoch
+    resumed = fit("resumed", "--ckpt_path=last")
+    assert whole["train_loss"] and {k: resumed[k] for k in whole} == whole

@@ -188,10 +188,14 @@ def test_resuming_after_n_steps_gives_the_uninterrupted_run_exactly(
     assert reference["step"] == _steps(arch)
 
 
-def _epoch_rows(root: Path, stop: int | None = None, ckpt: Path | None = None,
-                val_check_interval: int | None = None) -> dict[int, tuple[str, str]]:  # fmt: skip
-    # Each epoch's train_loss and train_acc as metrics.csv has them: lenet5_bn with MixUp,
-    # last.ckpt written after every validation, 3 epochs of 11 steps.
+def _epoch_rows(
+    root: Path,
+    stop: int | None = None,
+    ckpt: Path | None = None,
+    val_check_interval: int | None = None,
+) -> dict[tuple[str, str, bool], list[str]]:
+    # metrics.csv's rows of epoch-level figures (train_*, val_*) by (epoch, step): lenet5_bn
+    # with MixUp, last.ckpt written after every validation, 3 epochs of 11 steps.
     L.seed_everything(0, verbose=False)
     model = create_model("lenet5_bn", num_classes=10, in_channels=1, optimizer="adamw", lr=0.01)
     dm = Digits(batch_size=128, image_size=32, mixup_alpha=0.2)
@@ -206,8 +210,13 @@ def _epoch_rows(root: Path, stop: int | None = None, ckpt: Path | None = None,
         return {}
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt)
     (path,) = root.glob("lightning_logs/version_*/metrics.csv")
+    keys = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "val_acc_top5")
     rows = csv.DictReader(path.read_text().splitlines())
-    return {int(r["epoch"]): (r["train_loss"], r["train_acc"]) for r in rows if r["train_loss"]}
+    return {  # a row of training figures and one of validation figures per step
+        (r["epoch"], r["step"], bool(r["val_loss"])): [r[k] for k in keys]
+        for r in rows
+        if any(map(r.get, keys))
+    }
 
 
 @pytest.mark.slow
@@ -220,13 +229,16 @@ def test_the_epoch_a_run_stopped_in_logs_the_uninterrupted_runs_training_metrics
 ) -> None:
     # The README's Ctrl-C and --ckpt_path last, with --trainer.val_check_interval: the epoch
     # resumed mid-way logged train_loss and train_acc of the batches after the resume only.
-    # At an epoch's end, nothing of the finished epoch may count again in the next.
+    # At an epoch's end, nothing of the finished epoch may count again in the next, and the
+    # validation just done (whose states a checkpoint holds) not in the next validation.
     _epoch_rows(tmp_path / "stopped", stop, val_check_interval=val_check_interval)
     ckpt = tmp_path / "stopped" / "last.ckpt"
     resumed = _epoch_rows(tmp_path / "resumed", ckpt=ckpt, val_check_interval=val_check_interval)
     reference = _epoch_rows(tmp_path / "reference", val_check_interval=val_check_interval)
-    assert sorted(reference) == [0, 1, 2] and {1, 2} <= set(resumed)
-    assert {epoch: reference[epoch] for epoch in resumed} == resumed
+    epochs = {epoch for epoch, *_ in reference}
+    assert epochs == {"0", "1", "2"} and {"1", "2"} <= {epoch for epoch, *_ in resumed}
+    assert {key: reference[key] for key in resumed} == resumed
+    assert sum(validation for *_, validation in resumed) >= 2  # validations compared too
 
 
 @pytest.mark.slow

@@ -426,9 +426,9 @@ class ExactResume(L.Callback):
       refused, on every process: a ``ValueError`` out of ``fit``);
     * torch's random number generator states (CPU, and CUDA when in use), so dropout
       draws the same masks as in the uninterrupted run;
-    * on one process (not under DDP, where each process sums its own share), the states of
-      the module's torchmetrics metrics, put back when the resumed run goes on in the epoch
-      they were saved in: its ``train_loss`` and ``train_acc`` then average the whole epoch;
+    * the states of the training metrics (:func:`~classic_cnns.metrics.metric_states`; under
+      DDP summed over the processes), put back (on rank 0) when the resumed run goes on in
+      the epoch they were saved in: its ``train_loss`` and ``train_acc`` average all of it;
     * the datamodule's split settings (its class, ``seed``, ``val_size``, ``test_size``): a
       ``fit`` resumed with a datamodule of that class that splits otherwise is refused
       (:class:`~classic_cnns.files.CheckpointError`), since images the run validated or
@@ -459,9 +459,9 @@ class ExactResume(L.Callback):
         trainer = self._trainer
         loaders = _train_loaders(trainer) if trainer is not None else []
         state = {"rng": _rng_states(), "loaders": [dl.state_dict() for dl in loaders]}
-        if trainer is not None and trainer.world_size == 1:  # each process sums its own
-            module = trainer.lightning_module
-            state["metrics"] = {"epoch": trainer.current_epoch, "states": metric_states(module)}
+        if trainer is not None:  # under DDP the sum over the processes (each must save)
+            states = metric_states(trainer.lightning_module, sync=trainer.world_size > 1)
+            state["metrics"] = {"epoch": trainer.current_epoch, "states": states}
         split = split_settings(getattr(trainer, "datamodule", None))
         return {**state, "split": split} if split else state
 
@@ -494,8 +494,8 @@ class ExactResume(L.Callback):
             )
         _set_rng_states(state.get("rng", {}))
         metrics = state.get("metrics", {})  # the epoch goes on: what it had summed so far
-        if metrics.get("epoch") == trainer.current_epoch and trainer.world_size == 1:
-            set_metric_states(pl_module, metrics["states"])
+        if metrics.get("epoch") == trainer.current_epoch and trainer.global_rank == 0:
+            set_metric_states(pl_module, metrics["states"])  # the others' sums: rank 0's
 
 
 class CheckpointHooks(L.LightningModule):

@@ -109,30 +109,44 @@ class MeanLoss(MeanMetric):
         return this
 
 
-def metric_states(module: nn.Module) -> dict[str, dict[str, Any]]:
-    """Copies of the states of every torchmetrics ``Metric`` in ``module``, by module name,
-    with their update counts: what an epoch's metrics have summed so far, which Lightning
-    checkpoints leave out (torchmetrics states are not persistent). :func:`set_metric_states`
-    puts them back, as :class:`~classic_cnns.checkpoint.ExactResume` does for an epoch
-    resumed mid-way.
+def metric_states(
+    module: nn.Module, stage: str = "train", sync: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Copies of the states of the torchmetrics ``Metric`` objects of one ``stage`` in
+    ``module`` (those with a part of their module name that starts with it, as the task's
+    ``train_metrics.acc`` and ``losses.train_loss``), by name, with their update counts:
+    what the stage's metrics have summed so far, which Lightning checkpoints leave out
+    (torchmetrics states are not persistent). :func:`set_metric_states` puts them back, as
+    :class:`~classic_cnns.checkpoint.ExactResume` does for an epoch resumed mid-way (only
+    the training ones: a validation is never resumed, and its states at a checkpoint are
+    those of the validation just done, which the next one must not add to). ``sync``: in a
+    distributed run, the states reduced over the processes as ``compute`` reduces them (a
+    collective: every process must call it).
 
     Example:
         >>> import torch
-        >>> a, b = MeanLoss(), MeanLoss()
-        >>> a.update(torch.tensor([1.0, 3.0]))
-        >>> set_metric_states(b, metric_states(a))
-        >>> b.compute(), b.update_called
-        (tensor(2.), True)
+        >>> from classic_cnns import LeNet5
+        >>> model = LeNet5(num_classes=10)
+        >>> model.train_metrics.update(torch.eye(10)[:4], torch.tensor([0, 1, 2, 9]))
+        >>> saved = metric_states(model)
+        >>> sorted(saved), saved["train_metrics.acc"]["count"]
+        (['losses.train_loss', 'train_metrics.acc'], 1)
     """
 
     def copy(value: Any) -> Any:
         return [copy(v) for v in value] if isinstance(value, list) else value.detach().clone()
 
-    found = ((n, m) for n, m in module.named_modules() if isinstance(m, Metric))
-    return {
-        name: {"count": m._update_count, "states": {k: copy(v) for k, v in m.metric_state.items()}}
-        for name, m in found
-    }
+    found = (
+        (name, m)
+        for name, m in module.named_modules()
+        if isinstance(m, Metric) and any(part.startswith(stage) for part in name.split("."))
+    )
+    saved = {}
+    for name, m in found:
+        with m.sync_context(m.dist_sync_fn, should_sync=sync):  # as compute syncs
+            states = {k: copy(v) for k, v in m.metric_state.items()}
+        saved[name] = {"count": m._update_count, "states": states}
+    return saved
 
 
 def set_metric_states(module: nn.Module, saved: dict[str, dict[str, Any]]) -> None:
