@@ -31,7 +31,7 @@ LAYERS: list[set[str]] = [
     {"nets"},  # pure nn.Module networks
     {"finetune", "weights"},  # heads and freezing; tensors into a network
     {"_guard", "_data_classes", "metrics", "optim", "losses", "data", "checkpoint", "_arguments"}
-    | {"_distributed"},
+    | {"_distributed", "resume"},
     {"task", "models"},  # the LightningModule and its family classes
     {"hub"},  # create_model / load_model
     {"export", "predict", "plots", "inspect", "inspection", "_measured", "_cli_helpers", "cli"}

@@ -49,6 +49,7 @@ PUBLIC_MODULES = (
     "predict",
     "plots",
     "checkpoint",
+    "resume",
     "bench",
     "cli",
     # The bench's modes and shared core, on the bench page.

@@ -5,7 +5,7 @@ optimizer state, learning rate and training, validation and test metrics as the
 uninterrupted run, bit for bit: the checkpoint holds the loops, the optimizer and the LR
 schedule (Lightning), the train loader's seed and position
 (:class:`~classic_cnns.data.sampling.ResumableDataLoader`) and, with
-:class:`~classic_cnns.checkpoint.ExactResume`, the random state that dropout draws from and
+:class:`~classic_cnns.resume.ExactResume`, the random state that dropout draws from and
 what the training metrics of an epoch interrupted mid-way had summed. Two runs with the same
 seed and ``deterministic=True`` are bit-identical.
 """
@@ -182,8 +182,10 @@ def test_resuming_after_n_steps_gives_the_uninterrupted_run_exactly(
     (ckpt,) = root.glob(f"*step={stop}.ckpt")
     # Another seed on purpose: nothing of the resumed run may depend on it.
     _, resumed = _run(arch, root / "resumed", seed=1234, ckpt_path=ckpt)
-    # The same settings, one-cycle's moved lr and momentum included: nothing to warn of.
+    # The same settings, one-cycle's moved lr and momentum included: nothing to warn of, nor
+    # anything the resume could not continue (at the epoch's end of a limited epoch too).
     assert not [w for w in recwarn if "the checkpoint's settings" in str(w.message)]
+    assert not [w for w in recwarn if "ExactResume" in str(w.message)]
     _assert_identical(resumed, reference)
     assert reference["step"] == _steps(arch)
 
@@ -349,6 +351,63 @@ def _fit(
     )
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
     return trainer
+
+
+class _StopAt(L.Callback):
+    """Stop the run (``should_stop``, as ``max_time`` does) before optimizer step ``at``."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step == self.at:
+            trainer.should_stop = True
+
+
+@pytest.mark.parametrize(
+    "setting,stop,expected",
+    [
+        # max_time stops mid-epoch; Lightning counts the epoch as done and its last.ckpt says
+        # so: the resume goes on from the next epoch, or, with max_epochs reached, trained
+        # nothing more, without a word. (should_stop before step 6: 3 of epoch 1's batches.)
+        ({"max_epochs": 3}, _StopAt(6), r"after 3 of epoch 1's 4 batches, when the run was "
+         r"stopped early .* starts at epoch 2 and the rest of epoch 1 is not trained"),
+        ({"max_epochs": 2}, _StopAt(6), r"this resumed run trained nothing: the checkpoint's "
+         r"run had trained 2 epoch\(s\) \(7 steps\), and max_epochs=2, max_steps=-1 leave"),
+        # last.ckpt of the validation at batch 3, halfway through an accumulation of 2 (the
+        # crash before the 5th batch, at step 2).
+        ({"max_epochs": 1, "limit_train_batches": 8, "accumulate_grad_batches": 2,
+          "val_check_interval": 3}, _Crash(2),
+         r"after batch 3 of epoch 0, 1 into an accumulation of 2 .* holds no gradients"),
+        ({"max_epochs": 1, "limit_train_batches": 8, "accumulate_grad_batches": 2,
+          "val_check_interval": 2}, _Crash(2), None),  # at batch 4, a multiple of 2: exact
+    ],
+)  # fmt: skip
+def test_a_resume_that_cannot_go_on_exactly_says_why(
+    setting: dict[str, Any], stop: L.Callback, expected: str | None, tmp_path: Path
+) -> None:
+    def fit(root: Path, ckpt: Path | None = None, callbacks: tuple[L.Callback, ...] = ()) -> None:
+        L.seed_everything(0, verbose=False)
+        model = create_model("lenet5", num_classes=10, in_channels=1, scheduler="none")
+        checkpoints = ModelCheckpoint(dirpath=root, save_last=True)
+        trainer = L.Trainer(logger=False, enable_progress_bar=False, num_sanity_val_steps=0,
+                            callbacks=[checkpoints, *callbacks], limit_val_batches=1,
+                            **{"limit_train_batches": 4, **setting})  # fmt: skip
+        trainer.fit(model, datamodule=Digits(batch_size=32), ckpt_path=ckpt)
+
+    if isinstance(stop, _Crash):
+        with pytest.raises(KeyError, match="simulated crash"):
+            fit(tmp_path / "stopped", callbacks=(stop,))
+    else:
+        fit(tmp_path / "stopped", callbacks=(stop,))
+    with warnings.catch_warnings(record=True) as found:
+        warnings.simplefilter("always")
+        fit(tmp_path / "resumed", tmp_path / "stopped" / "last.ckpt")
+    said = [str(w.message) for w in found if "ExactResume" in str(w.message)]
+    if expected is None:
+        assert said == []
+    else:
+        assert len(said) == 1 and re.search(expected, said[0]), said
 
 
 def test_an_interrupted_epoch_does_not_continue_with_another_batch_size() -> None:

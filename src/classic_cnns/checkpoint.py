@@ -7,9 +7,8 @@
   (``weights_only=True``, the file named in every error).
 * :func:`verify_checkpoint` refuses the checkpoint of another architecture or
   configuration (for resuming, where nothing may be adapted).
-* :class:`ExactResume` stores what else an exact resume needs in the checkpoint: the
-  training loader's position, torch's random number generator states, the training metrics'
-  sums so far and the data's split settings (a resumed run with another split is refused).
+* :class:`~classic_cnns.resume.ExactResume` (in :mod:`classic_cnns.resume`, and importable
+  from here) stores what else an exact resume needs in the checkpoint.
 * :func:`restore` is ``ImageClassifier.load_from_checkpoint``: it reads the file once and
   rebuilds the LightningModule from the hyperparameters it records.
 * :class:`CheckpointHooks` holds the task's checkpoint hooks: ``load_from_checkpoint``, the
@@ -38,7 +37,6 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.core.saving import load_hparams_from_tags_csv, load_hparams_from_yaml
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from lightning.pytorch.utilities.model_helpers import _restricted_classmethod
 from torch import nn
 from typing_extensions import Self
@@ -46,14 +44,10 @@ from typing_extensions import Self
 from classic_cnns._checks import check_strict, differing, file_path
 from classic_cnns._data_classes import (
     check_data_config,
-    check_split,
     class_names_hint,
     data_classes,
-    split_settings,
 )
-from classic_cnns._warn import warn
 from classic_cnns.data.preprocessing import config_for_channels
-from classic_cnns.data.sampling import ResumableDataLoader
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
     CheckpointError,
@@ -65,8 +59,8 @@ from classic_cnns.files import (
     load_checkpoint,
     strip_compiled,
 )
-from classic_cnns.metrics import metric_states, set_metric_states
 from classic_cnns.registry import model_info, saved_model_info
+from classic_cnns.resume import ExactResume
 from classic_cnns.weights import fit_checkpoint_state
 
 __all__ = [
@@ -371,27 +365,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint(path, map_location)
 
 
-def _rng_states() -> dict[str, Any]:
-    states: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: Mapping[str, Any]) -> None:
-    if "torch" in states:
-        torch.set_rng_state(states["torch"].cpu())
-    cuda = states.get("cuda")
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
-
-
-def _train_loaders(trainer: L.Trainer) -> list[ResumableDataLoader]:
-    loaders = trainer.train_dataloader  # None before they are made: flattened to [None]
-    combined = loaders if isinstance(loaders, CombinedLoader) else CombinedLoader(loaders)
-    return [dl for dl in combined.flattened if isinstance(dl, ResumableDataLoader)]
-
-
 # What the restored optimizer and LR schedule carry: settings a resume cannot change.
 _RESUMED = ("optimizer", "lr", "backbone_lr", "weight_decay", "momentum", "scheduler")
 
@@ -410,92 +383,6 @@ def _check_resumed_settings(ours: Mapping[str, Any], checkpoint: Mapping[str, An
             "or Model.load_from_checkpoint(path) rebuilds them), or start a new run from its "
             "weights: create_model(name, checkpoint_path=<file>) (the CLI: --weights <file>)"
         )
-
-
-class ExactResume(L.Callback):
-    """Save what a Lightning checkpoint leaves out, so that a resumed run continues exactly.
-
-    A checkpoint holds the weights, the optimizer, the LR schedule and the loop counters.
-    This callback adds, under its own key:
-
-    * the position of the datamodules' training loader
-      (:class:`~classic_cnns.data.sampling.ResumableDataLoader`: seed, epoch, batches
-      served, batch size, number of processes), which it hands back before the first batch
-      of the resumed run, so an epoch interrupted mid-way goes on with the batches it had not
-      seen, in the same order (with another batch size or number of processes it is
-      refused, on every process: a ``ValueError`` out of ``fit``);
-    * torch's random number generator states (CPU, and CUDA when in use), so dropout
-      draws the same masks as in the uninterrupted run;
-    * the states of the training metrics (:func:`~classic_cnns.metrics.metric_states`; under
-      DDP summed over the processes), put back (on rank 0) when the resumed run goes on in
-      the epoch they were saved in: its ``train_loss`` and ``train_acc`` average all of it;
-    * the datamodule's split settings (its class, ``seed``, ``val_size``, ``test_size``): a
-      ``fit`` resumed with a datamodule of that class that splits otherwise is refused
-      (:class:`~classic_cnns.files.CheckpointError`), since images the run validated or
-      tested on would become training images, and ``validate``/``test``/``predict`` with
-      one is warned of (its figures would count training images). Loading the weights into
-      a new run, other data and older checkpoints are not checked.
-
-    With ``seed_everything``, ``deterministic=True`` and ``num_workers=0`` the resumed
-    run's weights and metrics are then bit-identical to the uninterrupted run's on the
-    CPU (``tests/test_resume.py``).
-
-    Example:
-        >>> import lightning as L
-        >>> from classic_cnns.checkpoint import ExactResume
-        >>> trainer = L.Trainer(callbacks=[ExactResume()], logger=False)
-    """
-
-    def __init__(self) -> None:
-        self._trainer: L.Trainer | None = None
-        self._pending: dict[str, Any] | None = None
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Remember the trainer, whose loaders :meth:`state_dict` reads."""
-        self._trainer = trainer
-
-    def state_dict(self) -> dict[str, Any]:
-        """The RNG states, the loaders' positions, the metrics' states and the data's split."""
-        trainer = self._trainer
-        loaders = _train_loaders(trainer) if trainer is not None else []
-        state = {"rng": _rng_states(), "loaders": [dl.state_dict() for dl in loaders]}
-        if trainer is not None:  # under DDP the sum over the processes (each must save)
-            states = metric_states(trainer.lightning_module, sync=trainer.world_size > 1)
-            state["metrics"] = {"epoch": trainer.current_epoch, "states": states}
-        split = split_settings(getattr(trainer, "datamodule", None))
-        return {**state, "split": split} if split else state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Keep the saved state until training starts (the loaders do not exist yet); a
-        ``fit`` that resumes with other split settings is refused here, before it starts."""
-        trainer, self._pending = self._trainer, None
-        fitting = trainer is None or trainer.state.fn == TrainerFn.FITTING
-        if trainer is not None:  # (validating, testing, predicting: a warning)
-            datamodule = getattr(trainer, "datamodule", None)
-            check_split(state_dict.get("split"), datamodule, trainer.ckpt_path, fitting)
-        if fitting:  # validate/test/predict(ckpt_path=...) restore it too: a later fit is new
-            self._pending = state_dict
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Put the saved RNG states, loader positions and metric states back: the first batch's."""
-        if self._pending is None:
-            return
-        state, self._pending = self._pending, None
-        loaders = _train_loaders(trainer)
-        saved = state.get("loaders", [])
-        if len(saved) == len(loaders):
-            for loader, loader_state in zip(loaders, saved, strict=True):
-                loader.load_state_dict(loader_state)
-        elif saved:
-            warn(
-                f"ExactResume: the checkpoint holds the position of {len(saved)} training "
-                f"loader(s), the run has {len(loaders)} resumable one(s); the data order "
-                "restarts instead of continuing"
-            )
-        _set_rng_states(state.get("rng", {}))
-        metrics = state.get("metrics", {})  # the epoch goes on: what it had summed so far
-        if metrics.get("epoch") == trainer.current_epoch and trainer.global_rank == 0:
-            set_metric_states(pl_module, metrics["states"])  # the others' sums: rank 0's
 
 
 class CheckpointHooks(L.LightningModule):
@@ -518,7 +405,7 @@ class CheckpointHooks(L.LightningModule):
     _restored_data: tuple[Any, dict[str, Any]] | None  # a ckpt_path and its data config
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """:class:`~classic_cnns.checkpoint.ExactResume`: resuming from a checkpoint is exact.
+        """:class:`~classic_cnns.resume.ExactResume`: resuming from a checkpoint is exact.
 
         None when the trainer has one already (its own, or this model's from an earlier
         ``fit`` on the same trainer), so that ``test`` after ``fit`` replaces nothing.

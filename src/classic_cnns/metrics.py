@@ -117,7 +117,7 @@ def metric_states(
     ``train_metrics.acc`` and ``losses.train_loss``), by name, with their update counts:
     what the stage's metrics have summed so far, which Lightning checkpoints leave out
     (torchmetrics states are not persistent). :func:`set_metric_states` puts them back, as
-    :class:`~classic_cnns.checkpoint.ExactResume` does for an epoch resumed mid-way (only
+    :class:`~classic_cnns.resume.ExactResume` does for an epoch resumed mid-way (only
     the training ones: a validation is never resumed, and its states at a checkpoint are
     those of the validation just done, which the next one must not add to). ``sync``: in a
     distributed run, the states reduced over the processes as ``compute`` reduces them (a

@@ -6,7 +6,7 @@ than an uninterrupted one. Here the order of epoch ``e`` is ``randperm`` under a
 seeded with ``(seed, e)``: Lightning calls ``set_epoch`` before every epoch, as it does for
 ``DistributedSampler``. :class:`ResumableDataLoader` has a ``state_dict`` (seed, epoch,
 batches served, batch size, number of processes) that Lightning stores in checkpoints;
-on resume, :class:`~classic_cnns.checkpoint.ExactResume` hands it back before the first
+on resume, :class:`~classic_cnns.resume.ExactResume` hands it back before the first
 batch (Lightning itself does so only when nothing asked for the loader earlier, and a
 per-step LR schedule does), so the interrupted epoch skips the batches already trained
 on and goes on in the same order. An epoch interrupted mid-way continues with the batch
@@ -159,7 +159,7 @@ class ResumableDataLoader(DataLoader[Any]):
     It takes ``DataLoader``'s arguments; ``sampler`` must be an ``EpochShuffleSampler``.
     Lightning saves :meth:`state_dict` in its checkpoints
     (``loops.fit_loop.state_dict.combined_loader``), and so does
-    :class:`~classic_cnns.checkpoint.ExactResume`, which calls :meth:`load_state_dict` when
+    :class:`~classic_cnns.resume.ExactResume`, which calls :meth:`load_state_dict` when
     a run resumes: the interrupted epoch then goes on from the next unseen batch. Exact
     with ``num_workers=0``; worker processes may draw the first indices before that.
 
@@ -303,3 +303,31 @@ def _refusal(epoch: int, batches: int, was: tuple[int, int], now: tuple[int, int
         f"twice. Resume with {' and '.join(fix)}, or from a checkpoint saved at the end of an "
         "epoch"
     )
+
+
+def _why_inexact(state: dict[str, Any], trainer: Any) -> str | None:
+    # Why the run resumed from a training loader's saved `state` departs from the
+    # uninterrupted one, or None. An epoch stopped early (max_time, max_steps, a callback's
+    # should_stop) counts as done for Lightning: the resumed run starts the next epoch, and
+    # the rest of the stopped one is never trained. Within an epoch, a position inside a
+    # gradient accumulation: the checkpoint holds no gradients, so the next step sums fewer.
+    if not state or "batches" not in state:
+        return None
+    epoch, batches, now = int(state["epoch"]), int(state["batches"]), trainer.current_epoch
+    per_epoch, every = trainer.num_training_batches, trainer.accumulate_grad_batches
+    if epoch < now and 0 < batches < per_epoch:
+        return (
+            f"the checkpoint was saved after {batches} of epoch {epoch}'s {per_epoch} batches, "
+            "when the run was stopped early (max_time, max_steps or a callback's should_stop): "
+            f"Lightning counts that epoch as done, so this run starts at epoch {now} and the "
+            f"rest of epoch {epoch} is not trained"
+        )
+    if epoch == now and batches % every:
+        return (
+            f"the checkpoint was saved after batch {batches} of epoch {epoch}, "
+            f"{batches % every} into an accumulation of {every} (accumulate_grad_batches): "
+            "it holds no gradients, so the next optimizer step sums fewer batches than the "
+            f"uninterrupted run's. Save checkpoints at multiples of {every} batches (a "
+            "val_check_interval that is one)"
+        )
+    return None
