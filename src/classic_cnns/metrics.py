@@ -163,12 +163,15 @@ def set_metric_states(module: nn.Module, saved: dict[str, dict[str, Any]]) -> No
         >>> float(b.train_metrics.compute()["train_acc"])
         0.75
     """
+
+    def moved(value: Any, device: torch.device) -> Any:
+        return [moved(v, device) for v in value] if isinstance(value, list) else value.to(device)
+
     modules = dict(module.named_modules())
     for name, entry in saved.items():
         metric, states = modules.get(name), entry["states"]
         if not isinstance(metric, Metric) or set(states) != set(metric.metric_state):
             continue
         for key, value in states.items():
-            to = [v.to(metric.device) for v in value] if isinstance(value, list) else None
-            setattr(metric, key, to if to is not None else value.to(metric.device))
+            setattr(metric, key, moved(value, metric.device))
         metric._update_count, metric._computed = entry["count"], None
