@@ -415,6 +415,14 @@ def test_export_and_predict_leave_the_model_as_they_found_it(tmp_path) -> None:
     assert result.max_abs_diff is not None and result.max_abs_diff < 1e-4
     assert model.training and all(m.training for m in model.modules())
     assert model.net._compiled_call_impl is not None  # still compiled
+    # A model in eval mode stays so: later predictions must not run batch norm on batch
+    # statistics (nor move its running ones).
+    evaluating = LeNet5(arch="lenet5_bn").eval()
+    export_model(evaluating, tmp_path / "e.pt", "torchscript")
+    (tmp_path / "eval").mkdir()
+    write_png(torch.zeros(1, 32, 32, dtype=torch.uint8), tmp_path / "eval" / "a.png")
+    predict_folder(evaluating, tmp_path / "eval", mean=(0.5,), std=(0.25,))
+    assert not any(m.training for m in evaluating.modules())
     # The other way to compile a network, torch.compile's wrapper module in its place, as
     # the fine-tuning docs do: each format failed inside torch, tracing the wrapper.
     wrapped = LeNet5()

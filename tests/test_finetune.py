@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from classic_cnns import Digits, LeNet5, NiN, ResNet, model_info
+from classic_cnns import Digits, LeNet5, NiN, ResNet, create_model, model_info
 from classic_cnns.data.mnist import read_idx
 from classic_cnns.finetune import UnfreezeBackbone, freeze_backbone, head_names, reset_head
 
@@ -72,6 +72,22 @@ def test_freeze_backbone_trains_only_the_head_and_keeps_batch_norm_fixed() -> No
     assert not model.net.bn1.training and model.training
     model.unfreeze_backbone()
     assert not model.backbone_frozen and model.train().net.bn1.training
+
+
+def test_freezing_googlenet_s_backbone_leaves_its_auxiliary_heads_batch_norms_training() -> None:
+    # aux1 and aux2 are head (torchvision's weights leave them untrained): their batch norms
+    # must train and track statistics while the backbone's stay fixed.
+    torch.manual_seed(0)
+    model = create_model("googlenet", num_classes=10, small_input=True)
+    model.freeze_backbone()
+    model.train()
+    aux, stem = model.net.aux1.conv.bn, model.net.conv1.bn
+    assert aux.training and aux.track_running_stats and aux.weight.requires_grad
+    assert not stem.training
+    before, stem_before = aux.running_mean.clone(), stem.running_mean.clone()
+    model(torch.randn(4, 3, 32, 32))
+    assert not torch.equal(before, aux.running_mean)
+    assert torch.equal(stem_before, stem.running_mean)
 
 
 def test_freezing_again_with_train_bn_trains_and_tracks_the_batch_norms_again() -> None:

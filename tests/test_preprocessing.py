@@ -77,6 +77,16 @@ def test_resizing_is_torchvisions_resize_then_centre_crop(mnist_raw: Path) -> No
             for short, crop in ((32, 32), (232, 224), (256, 224)):
                 expected = v2.Compose([v2.Resize(short), v2.CenterCrop(crop)])(shape)
                 assert torch.equal(to_size(shape, (crop, crop), "resize", crop / short), expected)
+    # Aspect ratios that are not whole numbers (the digits above are), where rounding the long
+    # side to nearest would differ; and an odd padding, whose spare pixel torchvision puts
+    # bottom and right.
+    for h, w in ((28, 39), (300, 451), (451, 300)):
+        image = digits[0, :1, :1].expand(3, h, w) + torch.arange(w, dtype=torch.uint8)
+        for short, crop in ((32, 32), (256, 224)):
+            expected = v2.Compose([v2.Resize(short), v2.CenterCrop(crop)])(image)
+            assert torch.equal(to_size(image, (crop, crop), "resize", crop / short), expected)
+    odd = digits[0, 1:, 1:][None]  # 27 x 27
+    assert torch.equal(to_size(odd, (32, 32), "pad"), v2.CenterCrop(32)(odd))
     with pytest.raises(ValueError, match=r"crop_pct must be a number in \(0, 1\]; got 1.5"):
         Preprocessing((0.5,), (0.2,), (8, 8), crop_pct=1.5)
     with pytest.raises(ValueError, match="expected resize='resize' with it, got resize='pad'"):
