@@ -376,3 +376,12 @@ def test_attribute_docstring_examples_run(
         runner.run(parser.get_doctest(doc, dict(globs), f"{module}.{name}", module, line))
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed"
+
+
+@pytest.mark.parametrize("name", ["densenet_bc_100", "densenet121"])
+def test_a_densenet_s_new_head_starts_as_its_own_with_a_zero_bias(name: str) -> None:
+    # torchvision's DenseNet zeroes every Linear bias; a replaced head must too.
+    net = model_info(name).build_net(num_classes=10)
+    assert not net.classifier.bias.any()
+    net.reset_classifier(5)
+    assert net.classifier.out_features == 5 and not net.classifier.bias.any()

@@ -25,6 +25,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 import classic_cnns.data.folder as folder_module
 import classic_cnns.data.images as images_module
+import classic_cnns.data.transfer as transfer_module
 import classic_cnns.weights as weights_module
 from classic_cnns import MNIST, Digits, LeNet5, ResNet, create_model, load_model, model_info
 from classic_cnns._data_classes import class_names_hint
@@ -932,6 +933,18 @@ def test_cifar_training_batches_are_augmented_and_others_are_not(fake_cifar: dic
     torch.manual_seed(1)
     augmented = dm.on_after_batch_transfer(batch, 0)[0]
     assert augmented.shape == plain.shape and not torch.equal(augmented, plain)
+    # The ResNet paper's CIFAR recipe (section 4.2): 4 pixels of padding a side at 32x32.
+    paddings: list[int] = []
+    real = transfer_module.random_crop_flip
+
+    def spy(images: torch.Tensor, padding: int, flip: bool = True) -> torch.Tensor:
+        paddings.append(padding)
+        return real(images, padding, flip)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transfer_module, "random_crop_flip", spy)
+        dm.on_after_batch_transfer(batch, 0)
+    assert paddings == [4]
 
 
 def test_a_loop_of_one_s_own_augments_the_batches_it_says_are_training_batches(
