@@ -332,6 +332,7 @@ def _fit(
     model: Any = None,
     callbacks: tuple[L.Callback, ...] = (),
     limit_train_batches: int | None = 4,
+    **trainer_kwargs: Any,
 ) -> L.Trainer:
     """A tiny LeNet-5 run on Digits: 4 batches an epoch, one validation batch."""
     L.seed_everything(0, verbose=False)
@@ -348,6 +349,7 @@ def _fit(
         limit_val_batches=1,
         default_root_dir=root,
         callbacks=list(callbacks),
+        **trainer_kwargs,
     )
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
     return trainer
@@ -370,30 +372,26 @@ class _StopAt(L.Callback):
         # max_time stops mid-epoch; Lightning counts the epoch as done and its last.ckpt says
         # so: the resume goes on from the next epoch, or, with max_epochs reached, trained
         # nothing more, without a word. (should_stop before step 6: 3 of epoch 1's batches.)
-        ({"max_epochs": 3}, _StopAt(6), r"after 3 of epoch 1's 4 batches, when the run was "
+        ({"epochs": 3}, _StopAt(6), r"after 3 of epoch 1's 4 batches, when the run was "
          r"stopped early .* starts at epoch 2 and the rest of epoch 1 is not trained"),
-        ({"max_epochs": 2}, _StopAt(6), r"this resumed run trained nothing: the checkpoint's "
+        ({"epochs": 2}, _StopAt(6), r"this resumed run trained nothing: the checkpoint's "
          r"run had trained 2 epoch\(s\) \(7 steps\), and max_epochs=2, max_steps=-1 leave"),
         # last.ckpt of the validation at batch 3, halfway through an accumulation of 2 (the
         # crash before the 5th batch, at step 2).
-        ({"max_epochs": 1, "limit_train_batches": 8, "accumulate_grad_batches": 2,
-          "val_check_interval": 3}, _Crash(2),
-         r"after batch 3 of epoch 0, 1 into an accumulation of 2 .* holds no gradients"),
-        ({"max_epochs": 1, "limit_train_batches": 8, "accumulate_grad_batches": 2,
-          "val_check_interval": 2}, _Crash(2), None),  # at batch 4, a multiple of 2: exact
+        ({"limit_train_batches": 8, "accumulate_grad_batches": 2, "val_check_interval": 3},
+         _Crash(2), r"after batch 3 of epoch 0, 1 into an accumulation of 2 .* holds no "
+         r"gradients"),
+        ({"limit_train_batches": 8, "accumulate_grad_batches": 2, "val_check_interval": 2},
+         _Crash(2), None),  # at batch 4, a multiple of 2: exact
     ],
 )  # fmt: skip
 def test_a_resume_that_cannot_go_on_exactly_says_why(
     setting: dict[str, Any], stop: L.Callback, expected: str | None, tmp_path: Path
 ) -> None:
     def fit(root: Path, ckpt: Path | None = None, callbacks: tuple[L.Callback, ...] = ()) -> None:
-        L.seed_everything(0, verbose=False)
-        model = create_model("lenet5", num_classes=10, in_channels=1, scheduler="none")
         checkpoints = ModelCheckpoint(dirpath=root, save_last=True)
-        trainer = L.Trainer(logger=False, enable_progress_bar=False, num_sanity_val_steps=0,
-                            callbacks=[checkpoints, *callbacks], limit_val_batches=1,
-                            **{"limit_train_batches": 4, **setting})  # fmt: skip
-        trainer.fit(model, datamodule=Digits(batch_size=32), ckpt_path=ckpt)
+        _fit(root, Digits(batch_size=32), ckpt_path=ckpt, callbacks=(checkpoints, *callbacks),
+             **setting)  # fmt: skip
 
     if isinstance(stop, _Crash):
         with pytest.raises(KeyError, match="simulated crash"):
