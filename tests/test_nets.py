@@ -193,3 +193,32 @@ def test_torchvision_weights_load_strictly_and_give_its_logits_and_pre_logits(na
     # The features the final classifier sees (e.g. VGG's 4096) are torchvision's too.
     assert pre.shape == (2, net.num_features) == seen[0].shape
     torch.testing.assert_close(pre, seen[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_every_layer_has_torchvisions_settings_train_mode_ones_included(name: str) -> None:
+    # The logits test runs in eval mode: a batch norm's momentum, or a dropout's rate, could
+    # differ there unseen. Each layer with weights or buffers is compared by name (the same
+    # names, as the strict load proves), and the dropouts in order.
+    kwargs: dict[str, Any] = {"aux_logits": False} if name == "googlenet" else {}
+    with torch.device("meta"):
+        init = {"init_weights": True} if name == "googlenet" else {}
+        tv = getattr(tvm, name)(weights=None, num_classes=10, **kwargs, **init)
+        net = model_info(name).build_net(num_classes=10, in_channels=3, **kwargs)
+    ours = dict(net.named_modules())
+
+    def settings(m: nn.Module) -> tuple[Any, ...]:
+        return type(m), m.extra_repr(), getattr(m, "momentum", None)
+
+    layers = [
+        (n, m) for n, m in tv.named_modules() if next(m.children(), None) is None and m.state_dict()
+    ]
+    assert len(layers) > 5
+    for n, m in layers:
+        assert n in ours and settings(ours[n]) == settings(m), n
+
+    def dropouts(module: nn.Module) -> list[tuple[type, float]]:
+        drops = (nn.Dropout, nn.Dropout2d)
+        return [(type(m), m.p) for m in module.modules() if isinstance(m, drops)]
+
+    assert dropouts(net) == dropouts(tv)
