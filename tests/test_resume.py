@@ -84,18 +84,20 @@ def _run(
     crash_at: int | None = None,
     ckpt_path: Path | None = None,
     every: int | None = None,
+    num_workers: int = 0,
+    epochs: int = EPOCHS,
 ) -> tuple[L.Trainer, Any]:
     recipe = RECIPES[arch]
     L.seed_everything(seed, verbose=False)
     model = create_model(recipe.get("arch", arch), num_classes=10, in_channels=1, **recipe["model"])
-    dm = Digits(batch_size=128, image_size=recipe["image_size"])
+    dm = Digits(batch_size=128, image_size=recipe["image_size"], num_workers=num_workers)
     callbacks: list[L.Callback] = [ExactResume(), *recipe.get("callbacks", list)()]
     if every is not None:
         callbacks.append(ModelCheckpoint(dirpath=root, every_n_train_steps=every, save_top_k=-1))
     if crash_at is not None:
         callbacks.append(_Crash(crash_at))
     trainer = L.Trainer(
-        max_epochs=EPOCHS,
+        max_epochs=epochs,
         deterministic=True,
         accelerator="cpu",
         devices=1,
@@ -253,6 +255,17 @@ def test_two_seeded_deterministic_runs_are_bit_identical(
     other, _ = _run("lenet5_bn", tmp_path_factory.mktemp("other-seed"), seed=1)
     fc = reference["weights"]["net.fc.weight"]
     assert not torch.equal(other.lightning_module.net.fc.weight, fc)
+
+
+@pytest.mark.slow
+def test_loader_workers_change_nothing(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Starting a loader's pass draws its workers' base seed. The validation loader's draw came
+    # from the global RNG, every epoch without workers but once with persistent ones, so
+    # dropout drew other masks from the third epoch on.
+    runs = [
+        _run("nin", tmp_path_factory.mktemp(f"workers{n}"), num_workers=n, epochs=3) for n in (0, 2)
+    ]
+    _assert_identical(runs[1][1], runs[0][1])
 
 
 def test_the_training_order_depends_only_on_the_seed_and_the_epoch() -> None:

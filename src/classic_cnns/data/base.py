@@ -465,6 +465,9 @@ class InMemoryDataModule(L.LightningDataModule):
             # Worker processes cannot index tensors that live on an accelerator.
             "num_workers": self.num_workers if images.device.type == "cpu" else 0,
             "persistent_workers": self.num_workers > 0 and images.device.type == "cpu",
+            # A loader draws its workers' base seed when it starts a pass; its own generator
+            # keeps that draw off the global RNG, which augmentation and dropout use.
+            "generator": torch.Generator().manual_seed(0),
         }
         shard = self._shard()
         if shuffle:
