@@ -907,6 +907,26 @@ def test_max_time_alone_caps_the_recipe_s_epochs(
     assert last["epoch"] + 1 == model_info("lenet5").recipe.epochs  # done before the minute
 
 
+def test_config_yaml_leaves_the_recipe_s_epochs_to_the_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The recipe's epochs were written into config.yaml, so a rerun with -c and another
+    # --model kept the first model's epochs while its lr, batch and schedule followed the new.
+    monkeypatch.chdir(tmp_path)
+    limits = [f"--trainer.limit_{s}_batches=1" for s in ("train", "val", "test")]
+    assert main(["fit", "--trainer.enable_progress_bar=false", *limits]) == 0
+    saved = yaml.safe_load(Path("lightning_logs/version_0/config.yaml").read_text())
+    assert saved["trainer"]["max_epochs"] is None and saved["model"]["init_args"]["lr"] is None
+    for version, name in enumerate(["lenet5", "resnet20"]):
+        if version:
+            again = ["fit", "-c", "lightning_logs/version_0/config.yaml", "--model", name]
+            assert main(again) == 0, capsys.readouterr().err
+        ckpt = f"lightning_logs/version_{version}/checkpoints/last.ckpt"
+        last = torch.load(ckpt, weights_only=True)
+        assert last["epoch"] + 1 == model_info(name).recipe.epochs
+    assert model_info("lenet5").recipe.epochs != model_info("resnet20").recipe.epochs
+
+
 def test_predict_writes_the_test_split_s_predictions_as_csv(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -247,13 +247,11 @@ class ClassicCLI(LightningCLI):
         info = _info_of(model.get("arch"))
         recipe = None if info is None else info.recipe
         trainer = config.get("trainer")
-        if (
-            trainer is not None
-            and recipe is not None
-            and trainer.get("max_epochs") is None
-            and trainer.get("max_steps", -1) == -1
-        ):
-            trainer.max_epochs = recipe.epochs
+        # Given to the Trainer, not written into the config: config.yaml keeps null, so a
+        # rerun with -c and another --model takes that model's recipe, as for lr or batch.
+        self._recipe_epochs: int | None = None
+        if trainer is not None and recipe is not None and trainer.get("max_epochs") is None:
+            self._recipe_epochs = recipe.epochs if trainer.get("max_steps", -1) == -1 else None
         if trainer is not None:
             # barebones logs nothing: our default logger goes too (one the user named stays,
             # for Lightning to refuse).
@@ -356,6 +354,8 @@ class ClassicCLI(LightningCLI):
                         self.datamodule)  # fmt: skip
         config = self._get(self.config_init, "trainer", default={})
         callbacks = with_default_callbacks(config, self.subcommand)
+        if self._recipe_epochs is not None:
+            kwargs = {"max_epochs": self._recipe_epochs, **kwargs}
         trainer = super().instantiate_trainer(**{"callbacks": callbacks, **kwargs})
         return SaveConfig.refuse_early(trainer)
 
