@@ -76,3 +76,22 @@ def test_regression_example_refuses_bad_flags_before_training(
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
     assert (tmp_path / "a-file").read_text() == "kept\n"
+
+
+def test_regression_example_s_data_and_loss_axis_are_the_ones_its_docstrings_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = runpy.run_path(str(EXAMPLES / "regression.py"))
+    data = example["CurveData"]("sine", n_points=5, noise=0.0)
+    assert data.x.squeeze(1).tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]  # evenly, on [-1, 1]
+    assert data.y.squeeze(1).tolist() == pytest.approx([0.0, -1.0, 0.0, 1.0, 0.0], abs=1e-6)
+    noisy = example["CurveData"]("square", n_points=20_000, noise=0.2, seed=3)
+    residual = noisy.y - noisy.x.pow(2)
+    assert abs(float(residual.std()) - 0.2) < 0.01 and abs(float(residual.mean())) < 0.01
+    # loss.png's axis is a log one ("on a log scale"), the loss per epoch from epoch 1.
+    figures: list = []
+    monkeypatch.setattr(example["Figure"], "savefig", lambda fig, path: figures.append(fig))
+    example["write_loss_curve"]([1.0, 0.1, 0.01], tmp_path / "loss.png")
+    (ax,) = figures[0].axes
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "training MSE"
+    assert ax.lines[0].get_xdata().tolist() == [1, 2, 3]
