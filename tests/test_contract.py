@@ -169,6 +169,18 @@ def test_reset_classifier_replaces_the_head_and_nothing_else(built: tuple[str, n
         net.reset_classifier(-1)
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_reset_classifier_makes_the_head_on_the_network_s_device_and_dtype(name: str) -> None:
+    # It made float32 CPU layers: .cuda() or .bfloat16() first, and the next forward failed.
+    # (The meta device stands in for a GPU, and costs no memory.)
+    with torch.device("meta"):
+        net = model_info(name).build_net(num_classes=NUM_CLASSES).to(torch.float64)
+    for classes in (7, 0, 5):  # 0 removes GoogLeNet's auxiliary heads: 5 makes one head
+        net.reset_classifier(classes)
+        placed = {(p.device.type, p.dtype) for p in net.parameters()}
+        assert placed == {("meta", torch.float64)}, (classes, placed)
+
+
 def test_torchscript_gives_the_eager_outputs_and_survives_save_and_load(
     built: tuple[str, nn.Module], tmp_path: Path
 ) -> None:

@@ -339,6 +339,23 @@ def test_a_network_of_ones_own_gets_a_head_without_declaring_one(kind: str, bias
         reset_head(net, 1)
 
 
+@pytest.mark.parametrize("own_reset", [False, True])
+def test_reset_head_makes_the_head_where_the_network_is(own_reset: bool) -> None:
+    # A network of one's own, with or without a reset_classifier (which, as PyTorch makes
+    # layers, puts its head in float32 on the CPU), moved to another device and dtype first.
+    class Net(torch.nn.Sequential):
+        def reset_classifier(self, num_classes: int) -> None:
+            self[2] = torch.nn.Linear(4, num_classes)
+
+    net = (Net if own_reset else torch.nn.Sequential)(
+        torch.nn.Conv2d(1, 4, 1), torch.nn.Flatten(), torch.nn.Linear(4, 10)
+    )
+    net.to("meta", torch.float64)
+    reset_head(net, 3)
+    assert net[2].out_features == 3
+    assert {(p.device.type, p.dtype) for p in net.parameters()} == {("meta", torch.float64)}
+
+
 def test_load_from_checkpoint_with_a_new_head_names_the_keys_not_loaded(tmp_path: Path) -> None:
     model = LeNet5(num_classes=10)
     trainer = _trainer(max_steps=1)

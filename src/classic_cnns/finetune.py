@@ -27,6 +27,7 @@ from typing_extensions import Self
 
 from classic_cnns._checks import check_flag, is_int, is_number, require_module
 from classic_cnns._warn import warn
+from classic_cnns.nets._layers import same_placement
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -200,11 +201,12 @@ def reset_head(net: nn.Module, num_classes: int) -> None:
     require_module(net, "reset_head")
     if not is_int(num_classes, 2):
         raise ValueError(f"num_classes must be an int of at least 2; got {num_classes!r}")
-    old = next(head_parameters(net), None)
     reset = getattr(net, "reset_classifier", None)
     if callable(reset):
-        reset(num_classes)
-    else:
+        with same_placement(net):  # a network of one's own may make its head on the CPU
+            reset(num_classes)
+        return
+    with same_placement(net):
         for name in head_names(net):
             parent_name, _, child = name.rpartition(".")
             parent = net.get_submodule(parent_name)
@@ -221,11 +223,8 @@ def reset_head(net: nn.Module, num_classes: int) -> None:
                     "a reset_classifier(num_classes) method"
                 )
             setattr(parent, child, fresh)
-        if hasattr(net, "num_classes"):
-            setattr(net, "num_classes", num_classes)  # noqa: B010 (a plain attribute, not a Module)
-    if old is not None:  # the new layers join the old ones' device and dtype
-        for name in head_names(net):
-            net.get_submodule(name).to(device=old.device, dtype=old.dtype)
+    if hasattr(net, "num_classes"):
+        setattr(net, "num_classes", num_classes)  # noqa: B010 (a plain attribute, not a Module)
 
 
 class FreezableBackbone(nn.Module):

@@ -11,7 +11,8 @@ network returns the pooled features the classifier would have seen (timm's rule)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, get_args
 
 from torch import Tensor, nn
@@ -28,7 +29,7 @@ __all__ = [
 ]
 __all__ += ["conv3x3"]
 __all__ += ["init_weights"]
-__all__ += ["linear_head", "small_stem_only"]
+__all__ += ["linear_head", "same_placement", "small_stem_only"]
 
 WeightInit = Literal["default", "xavier"]
 
@@ -195,6 +196,35 @@ def linear_head(
     if init is not None:
         init(layer)
     return layer
+
+
+@contextlib.contextmanager
+def same_placement(net: nn.Module) -> Iterator[None]:
+    """Put the layers made inside on the device and dtype of the ones they replace.
+
+    ``reset_classifier`` builds its new head as PyTorch makes layers, in float32 on the CPU;
+    in a network moved with ``.to("cuda")`` or ``.bfloat16()`` the first forward then failed.
+    The parameters new after the block join the first replaced one (the old head's), or the
+    network's first parameter if none was replaced.
+
+    Example:
+        >>> import torch
+        >>> net = nn.Sequential(nn.Linear(4, 4)).double()
+        >>> with same_placement(net):
+        ...     net[0] = nn.Linear(4, 2)
+        >>> net[0].weight.dtype
+        torch.float64
+    """
+    before = {id(p): p for p in net.parameters()}
+    yield
+    now = {id(p) for p in net.parameters()}
+    old = [p for i, p in before.items() if i not in now] or list(before.values())
+    if not old:
+        return
+    for module in net.modules():
+        own = list(module.parameters(recurse=False))
+        if own and all(id(p) not in before for p in own):
+            module.to(device=old[0].device, dtype=old[0].dtype)
 
 
 def small_stem_only(name: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -57,7 +57,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import check_in_channels, linear_head
+from classic_cnns.nets._layers import check_in_channels, linear_head, same_placement
 from classic_cnns.registry import register_model
 
 __all__ = ["AlexNetNet", "alexnet"]
@@ -201,7 +201,8 @@ class AlexNetNet(nn.Module):
             >>> net.classifier[6].out_features, net.num_classes
             (10, 10)
         """
-        self.classifier[6] = linear_head(self.num_features, num_classes)
+        with same_placement(self):
+            self.classifier[6] = linear_head(self.num_features, num_classes)
         self.num_classes = num_classes
 
 

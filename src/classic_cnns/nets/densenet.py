@@ -28,7 +28,9 @@ its statistics drift from those of its plain path; here the recomputation leaves
 Measured peak memory of one CPU training step (``python benchmarks/dev.py memory``, one
 thread, each in a fresh process): DenseNet-121, batch 8 at 224x224, 1118 MiB without and
 679 MiB with it (torchvision's, measured earlier by a similar script: 1098 and 680);
-DenseNet-BC-100, batch 64 at 32x32, 2288 and 1119 MiB.
+DenseNet-BC-100, batch 64 at 32x32, 2288 and 1119 MiB. As torchvision's, such a network
+neither traces with ``torch.fx`` (``create_feature_extractor``) nor runs under
+``torch.func.grad`` or ``vmap``; the same weights load into one built without the option.
 
 Example:
     >>> import torch
@@ -59,6 +61,7 @@ from classic_cnns.nets._layers import (
     conv1x1,
     conv3x3,
     linear_head,
+    same_placement,
     small_stem_only,
 )
 from classic_cnns.registry import register_model
@@ -407,7 +410,8 @@ class DenseNetNet(nn.Module):
             >>> net.classifier.out_features
             100
         """
-        self.classifier = linear_head(self.num_features, num_classes, _zero_bias)
+        with same_placement(self):
+            self.classifier = linear_head(self.num_features, num_classes, _zero_bias)
         self.num_classes = num_classes
 
 

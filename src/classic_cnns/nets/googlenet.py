@@ -45,7 +45,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import check_in_channels, check_num_classes, linear_head
+from classic_cnns.nets._layers import (
+    check_in_channels,
+    check_num_classes,
+    linear_head,
+    same_placement,
+)
 from classic_cnns.registry import register_model
 
 __all__ = [
@@ -384,15 +389,16 @@ class GoogLeNetNet(nn.Module):
             >>> net.fc, net.aux1
             (Identity(), None)
         """
-        self.fc = linear_head(self.num_features, num_classes, _trunc_normal_init)
+        with same_placement(self):
+            self.fc = linear_head(self.num_features, num_classes, _trunc_normal_init)
+            for aux in (self.aux1, self.aux2):
+                if aux is not None and num_classes:
+                    aux.fc2 = nn.Linear(aux.fc2.in_features, num_classes)
+                    _trunc_normal_init(aux.fc2)
         self.num_classes = num_classes
         if num_classes == 0:
             self.aux_logits = False
             self.aux1 = self.aux2 = None
-        for aux in (self.aux1, self.aux2):
-            if aux is not None:
-                aux.fc2 = nn.Linear(aux.fc2.in_features, num_classes)
-                _trunc_normal_init(aux.fc2)
 
 
 @register_model(  # type: ignore[arg-type]

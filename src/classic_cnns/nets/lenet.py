@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import check_in_channels, linear_head
+from classic_cnns.nets._layers import check_in_channels, linear_head, same_placement
 from classic_cnns.registry import register_model
 
 __all__ = ["LeNet5Net", "lenet5", "lenet5_bn", "lenet5_modern"]
@@ -160,7 +160,8 @@ class LeNet5Net(nn.Module):
             >>> net(torch.zeros(2, 1, 32, 32)).shape
             torch.Size([2, 84])
         """
-        self.fc = linear_head(self.num_features, num_classes)
+        with same_placement(self):
+            self.fc = linear_head(self.num_features, num_classes)
         self.num_classes = num_classes
 
 

@@ -58,7 +58,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from classic_cnns.nets._layers import check_in_channels, check_num_classes
+from classic_cnns.nets._layers import check_in_channels, check_num_classes, same_placement
 from classic_cnns.registry import register_model
 
 __all__ = ["NiNNet", "mlpconv", "nin"]
@@ -221,7 +221,8 @@ class NiNNet(nn.Module):
             >>> net.classifier[0].out_channels, net.num_classes
             (100, 100)
         """
-        self.classifier[0] = self._class_maps(num_classes)
+        with same_placement(self):
+            self.classifier[0] = self._class_maps(num_classes)
         self.num_classes = num_classes
 
 

@@ -38,6 +38,7 @@ from classic_cnns.nets._layers import (
     conv1x1,
     conv3x3,
     linear_head,
+    same_placement,
     small_stem_only,
 )
 from classic_cnns.registry import register_model
@@ -365,7 +366,8 @@ class ResNetNet(nn.Module):
             >>> net.fc.out_features
             100
         """
-        self.fc = linear_head(self.num_features, num_classes)
+        with same_placement(self):
+            self.fc = linear_head(self.num_features, num_classes)
         self.num_classes = num_classes
 
 

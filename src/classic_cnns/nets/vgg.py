@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 
 from classic_cnns._checks import is_int
-from classic_cnns.nets._layers import check_in_channels, linear_head
+from classic_cnns.nets._layers import check_in_channels, linear_head, same_placement
 from classic_cnns.registry import register_model
 
 __all__ = [
@@ -266,7 +266,8 @@ class VGGNet(nn.Module):
             >>> net.classifier[6].out_features, net.num_classes
             (10, 10)
         """
-        self.classifier[6] = linear_head(self.num_features, num_classes, _init_linear)
+        with same_placement(self):
+            self.classifier[6] = linear_head(self.num_features, num_classes, _init_linear)
         self.num_classes = num_classes
 
 
