@@ -948,9 +948,9 @@ def test_cifar_training_batches_are_augmented_and_others_are_not(fake_cifar: dic
 
 
 def test_an_image_folder_s_crops_pad_an_eighth_of_the_longer_side(tmp_path, digits) -> None:
-    # CIFAR gives its 4; a folder's padding follows the stored size, 40x24 here.
+    # CIFAR gives its 4; a folder's padding follows the stored size, 24x40 here.
     _write_pngs(tmp_path, *(t[:20] for t in digits))
-    dm = ImageFolder(tmp_path, channels=1, image_size=(40, 24), batch_size=4, val_size=0)
+    dm = ImageFolder(tmp_path, channels=1, image_size=(24, 40), batch_size=4, val_size=0)
     dm.setup("fit")
     paddings: list[int] = []
     real = transfer_module.random_crop_flip
@@ -962,7 +962,7 @@ def test_an_image_folder_s_crops_pad_an_eighth_of_the_longer_side(tmp_path, digi
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(transfer_module, "random_crop_flip", spy)
         images = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0, training=True)
-    assert paddings == [5] and images[0].shape == (4, 1, 40, 24)
+    assert paddings == [5] and images[0].shape == (4, 1, 24, 40)
 
 
 def test_a_loop_of_one_s_own_augments_the_batches_it_says_are_training_batches(

@@ -343,17 +343,27 @@ def test_a_network_of_ones_own_gets_a_head_without_declaring_one(kind: str, bias
 def test_reset_head_makes_the_head_where_the_network_is(own_reset: bool) -> None:
     # A network of one's own, with or without a reset_classifier (which, as PyTorch makes
     # layers, puts its head in float32 on the CPU), moved to another device and dtype first.
+    # Its own head has a batch norm without weights (buffers only) and a layer that a
+    # second attribute shares: both follow, and stay shared.
     class Net(torch.nn.Sequential):
         def reset_classifier(self, num_classes: int) -> None:
-            self[2] = torch.nn.Linear(4, num_classes)
+            norm = torch.nn.BatchNorm1d(4, affine=False)
+            self[2] = torch.nn.Sequential(norm, torch.nn.Linear(4, num_classes))
+            self.shared = self[2][1]
 
     net = (Net if own_reset else torch.nn.Sequential)(
         torch.nn.Conv2d(1, 4, 1), torch.nn.Flatten(), torch.nn.Linear(4, 10)
     )
     net.to("meta", torch.float64)
     reset_head(net, 3)
-    assert net[2].out_features == 3
-    assert {(p.device.type, p.dtype) for p in net.parameters()} == {("meta", torch.float64)}
+    tensors = [*net.parameters(), *(b for b in net.buffers() if b.is_floating_point())]
+    assert {(t.device.type, t.dtype) for t in tensors} == {("meta", torch.float64)}
+    assert {b.dtype for b in net.buffers() if not b.is_floating_point()} <= {torch.int64}
+    if own_reset:
+        assert net[2][1].out_features == 3 and net.shared.weight is net[2][1].weight
+        assert len(list(net.buffers())) == 3  # the norm's mean, variance and count
+    else:
+        assert net[2].out_features == 3
 
 
 def test_load_from_checkpoint_with_a_new_head_names_the_keys_not_loaded(tmp_path: Path) -> None:

@@ -143,6 +143,7 @@ class ClassicCLI(LightningCLI):
         self._model_flags: list[str] = []
         self._ckpt_head: int | None = None  # the --ckpt_path file's class count (if it says)
         self._logger_given = False
+        self._recipe_epochs: int | None = None  # the Trainer's, where no flag gives a length
         if args is None or isinstance(args, list | tuple):
             args = list(sys.argv[1:] if args is None else args)
             # The --model flags the user gave (--model X, --model.key): what --ckpt_path
@@ -249,7 +250,6 @@ class ClassicCLI(LightningCLI):
         trainer = config.get("trainer")
         # Given to the Trainer, not written into the config: config.yaml keeps null, so a
         # rerun with -c and another --model takes that model's recipe, as for lr or batch.
-        self._recipe_epochs: int | None = None
         if trainer is not None and recipe is not None and trainer.get("max_epochs") is None:
             self._recipe_epochs = recipe.epochs if trainer.get("max_steps", -1) == -1 else None
         if trainer is not None:

@@ -202,11 +202,10 @@ def reset_head(net: nn.Module, num_classes: int) -> None:
     if not is_int(num_classes, 2):
         raise ValueError(f"num_classes must be an int of at least 2; got {num_classes!r}")
     reset = getattr(net, "reset_classifier", None)
-    if callable(reset):
-        with same_placement(net):  # a network of one's own may make its head on the CPU
+    with same_placement(net):  # (a network of one's own may make its head on the CPU)
+        if callable(reset):
             reset(num_classes)
-        return
-    with same_placement(net):
+            return
         for name in head_names(net):
             parent_name, _, child = name.rpartition(".")
             parent = net.get_submodule(parent_name)

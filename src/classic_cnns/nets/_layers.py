@@ -216,15 +216,27 @@ def same_placement(net: nn.Module) -> Iterator[None]:
         torch.float64
     """
     before = {id(p): p for p in net.parameters()}
+    kept = {id(b) for b in net.buffers()}
     yield
     now = {id(p) for p in net.parameters()}
     old = [p for i, p in before.items() if i not in now] or list(before.values())
     if not old:
         return
+    device, dtype = old[0].device, old[0].dtype
+    moved: dict[int, Tensor] = {}  # a tensor two modules share stays shared
+
+    def move(t: Tensor) -> Tensor:
+        if id(t) not in moved:  # as Module.to moves it: integers keep their dtype, a
+            # parameter stays one
+            to = t.detach().to(device, dtype if t.is_floating_point() else None)
+            moved[id(t)] = nn.Parameter(to, t.requires_grad) if isinstance(t, nn.Parameter) else to
+        return moved[id(t)]
+
     for module in net.modules():
-        own = list(module.parameters(recurse=False))
-        if own and all(id(p) not in before for p in own):
-            module.to(device=old[0].device, dtype=old[0].dtype)
+        for table, old_ids in ((module._parameters, before), (module._buffers, kept)):
+            for key, t in table.items():
+                if t is not None and id(t) not in old_ids:
+                    table[key] = move(t)  # type: ignore[assignment]
 
 
 def small_stem_only(name: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -29,8 +29,8 @@ Measured peak memory of one CPU training step (``python benchmarks/dev.py memory
 thread, each in a fresh process): DenseNet-121, batch 8 at 224x224, 1118 MiB without and
 679 MiB with it (torchvision's, measured earlier by a similar script: 1098 and 680);
 DenseNet-BC-100, batch 64 at 32x32, 2288 and 1119 MiB. As torchvision's, such a network
-neither traces with ``torch.fx`` (``create_feature_extractor``) nor runs under
-``torch.func.grad`` or ``vmap``; the same weights load into one built without the option.
+neither traces with ``torch.fx`` (``create_feature_extractor``) nor differentiates under
+``torch.func.grad`` (``vjp``, ``jacrev``); the same weights load into one built without it.
 
 Example:
     >>> import torch
