@@ -6,7 +6,8 @@ torchvision's ``conv3x3``/``conv1x1`` so state dicts stay interchangeable.
 
 Every network builds its final classifier with :func:`linear_head`, which is also what
 ``reset_classifier(num_classes)`` calls: ``num_classes=0`` gives ``nn.Identity``, so the
-network returns the pooled features the classifier would have seen (timm's rule).
+network returns the pooled features the classifier would have seen (timm's rule). Inside
+:func:`same_placement` the new head joins the old one's device and dtype.
 """
 
 from __future__ import annotations
@@ -204,8 +205,9 @@ def same_placement(net: nn.Module) -> Iterator[None]:
 
     ``reset_classifier`` builds its new head as PyTorch makes layers, in float32 on the CPU;
     in a network moved with ``.to("cuda")`` or ``.bfloat16()`` the first forward then failed.
-    The parameters new after the block join the first replaced one (the old head's), or the
-    network's first parameter if none was replaced.
+    The parameters and buffers new after the block join the first replaced parameter (the
+    old head's), or the network's first one if none was replaced; integer buffers keep their
+    dtype, as with ``Module.to``, and a new tensor two modules share stays shared.
 
     Example:
         >>> import torch
@@ -223,11 +225,10 @@ def same_placement(net: nn.Module) -> Iterator[None]:
     if not old:
         return
     device, dtype = old[0].device, old[0].dtype
-    moved: dict[int, Tensor] = {}  # a tensor two modules share stays shared
+    moved: dict[int, Tensor] = {}
 
     def move(t: Tensor) -> Tensor:
-        if id(t) not in moved:  # as Module.to moves it: integers keep their dtype, a
-            # parameter stays one
+        if id(t) not in moved:
             to = t.detach().to(device, dtype if t.is_floating_point() else None)
             moved[id(t)] = nn.Parameter(to, t.requires_grad) if isinstance(t, nn.Parameter) else to
         return moved[id(t)]
