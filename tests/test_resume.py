@@ -192,6 +192,24 @@ def test_resuming_after_n_steps_gives_the_uninterrupted_run_exactly(
     assert reference["step"] == _steps(arch)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("arch", "stop"), [("lenet5_bn", 5), ("lenet5_bn", STEPS_PER_EPOCH), ("nin", 6)]
+)
+def test_resuming_with_loader_workers_gives_the_uninterrupted_run_exactly(
+    arch: str, stop: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Worker processes drew indices as soon as Lightning made the loader's iterator, before
+    # the resumed run's position was loaded: the epoch went on in another order. (The
+    # reference runs without workers, which change nothing: see the test above.)
+    root = tmp_path_factory.mktemp("resume-workers")
+    reference = _reference(arch, tmp_path_factory.getbasetemp())
+    _run(arch, root, crash_at=stop, every=stop, num_workers=2)
+    (ckpt,) = root.glob(f"*step={stop}.ckpt")
+    _, resumed = _run(arch, root / "resumed", seed=1234, ckpt_path=ckpt, num_workers=2)
+    _assert_identical(resumed, reference)
+
+
 def _epoch_rows(
     root: Path,
     stop: int | None = None,

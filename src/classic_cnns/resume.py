@@ -74,9 +74,9 @@ class ExactResume(L.Callback):
       one is warned of (its figures would count training images). Loading the weights into
       a new run, other data and older checkpoints are not checked.
 
-    With ``seed_everything``, ``deterministic=True`` and ``num_workers=0`` the resumed
-    run's weights and metrics are then bit-identical to the uninterrupted run's on the
-    CPU (``tests/test_resume.py``). Where a resume cannot go on exactly it warns: the
+    With ``seed_everything`` and ``deterministic=True`` the resumed run's weights and
+    metrics are then bit-identical to the uninterrupted run's on the CPU, loader worker
+    processes or not (``tests/test_resume.py``). Where a resume cannot go on exactly it warns: the
     checkpoint of an epoch stopped early (``max_time``, ``max_steps``), which Lightning
     counts as done, or one saved inside a gradient accumulation (``val_check_interval``
     not a multiple of ``accumulate_grad_batches``), whose gradients it does not hold; and

@@ -160,8 +160,9 @@ class ResumableDataLoader(DataLoader[Any]):
     Lightning saves :meth:`state_dict` in its checkpoints
     (``loops.fit_loop.state_dict.combined_loader``), and so does
     :class:`~classic_cnns.resume.ExactResume`, which calls :meth:`load_state_dict` when
-    a run resumes: the interrupted epoch then goes on from the next unseen batch. Exact
-    with ``num_workers=0``; worker processes may draw the first indices before that.
+    a run resumes: the interrupted epoch then goes on from the next unseen batch, with
+    worker processes too: a pass starts (and workers draw indices) at its first batch, not
+    when the iterator is made, which Lightning does before the position is loaded.
 
     Example:
         >>> import torch
@@ -188,11 +189,11 @@ class ResumableDataLoader(DataLoader[Any]):
         self._served = 0  # batches handed out in the current pass, skipped ones included
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        return self._count(super().__iter__())
+        return self._count()  # a generator: nothing starts until the first batch is asked for
 
-    def _count(self, batches: Iterator[Any]) -> Iterator[Any]:
+    def _count(self) -> Iterator[Any]:
         self._served = 0
-        for i, batch in enumerate(batches):
+        for i, batch in enumerate(DataLoader.__iter__(self)):
             if i == 0 and isinstance(self.sampler, EpochShuffleSampler) and self.batch_size:
                 # The sampler decides on resuming when its pass starts, just before this.
                 self._served = self.sampler.skipped // self.batch_size
@@ -262,8 +263,8 @@ class ResumableDataLoader(DataLoader[Any]):
             interrupted = batches < len(self)  # drop_last counted as this loader counts it
         else:  # fewer images served than the saved run had on each process in an epoch
             interrupted = batches * saved < -(-sampler.n // replicas)
-        # Lightning calls set_epoch after this; with worker processes the sampler may be
-        # iterated before that, so start it on the epoch it most likely continues.
+        # Lightning calls set_epoch after this; a loop of one's own may not, so start it on
+        # the epoch it most likely continues.
         sampler.epoch = epoch if interrupted else epoch + 1
         if interrupted and size is not None:
             # Every process holds the same state and setting, so all refuse alike: none is
