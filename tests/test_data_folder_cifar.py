@@ -934,6 +934,11 @@ def test_cifar_training_batches_are_augmented_and_others_are_not(fake_cifar: dic
     augmented = dm.on_after_batch_transfer(batch, 0)[0]
     assert augmented.shape == plain.shape and not torch.equal(augmented, plain)
     # The ResNet paper's CIFAR recipe (section 4.2): 4 pixels of padding a side at 32x32.
+    assert _crop_paddings(dm, batch)[0] == [4]
+
+
+def _crop_paddings(dm: TransferDataModule, batch: Any, **kwargs: Any) -> tuple[list[int], Any]:
+    # The crop paddings dm.on_after_batch_transfer(batch, 0, **kwargs) used, and its batch.
     paddings: list[int] = []
     real = transfer_module.random_crop_flip
 
@@ -943,8 +948,8 @@ def test_cifar_training_batches_are_augmented_and_others_are_not(fake_cifar: dic
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(transfer_module, "random_crop_flip", spy)
-        dm.on_after_batch_transfer(batch, 0)
-    assert paddings == [4]
+        out = dm.on_after_batch_transfer(batch, 0, **kwargs)
+    return paddings, out
 
 
 def test_an_image_folder_s_crops_pad_an_eighth_of_the_longer_side(tmp_path, digits) -> None:
@@ -952,17 +957,8 @@ def test_an_image_folder_s_crops_pad_an_eighth_of_the_longer_side(tmp_path, digi
     _write_pngs(tmp_path, *(t[:20] for t in digits))
     dm = ImageFolder(tmp_path, channels=1, image_size=(24, 40), batch_size=4, val_size=0)
     dm.setup("fit")
-    paddings: list[int] = []
-    real = transfer_module.random_crop_flip
-
-    def spy(images: torch.Tensor, padding: int, flip: bool = True) -> torch.Tensor:
-        paddings.append(padding)
-        return real(images, padding, flip)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(transfer_module, "random_crop_flip", spy)
-        images = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0, training=True)
-    assert paddings == [5] and images[0].shape == (4, 1, 24, 40)
+    paddings, (images, _) = _crop_paddings(dm, next(iter(dm.train_dataloader())), training=True)
+    assert paddings == [5] and images.shape == (4, 1, 24, 40)
 
 
 def test_a_loop_of_one_s_own_augments_the_batches_it_says_are_training_batches(
