@@ -6,11 +6,12 @@
 # throughput with MFU beside torchvision. No part starts after BUDGET s; LIMIT s kills all; OUT
 # gets the reports and an archive of the finished parts after each part.
 set -euo pipefail
-here=$PWD && cd "$(dirname "$0")/.."  # the clone's root; OUT is the caller's
+here=$PWD data=${CLASSIC_CNNS_DATA:+$(realpath -m -- "$CLASSIC_CNNS_DATA")}  # the caller's, as OUT
+cd "$(dirname "$0")/.." && data=${data:-../shared/data}  # the clone's root; beside it, the default
 py=${PYTHON:-python3} mode=run
 [[ ${1:-} == --smoke ]] && mode=smoke && shift
 if [[ ${1:-} == --prepare ]]; then  # ../shared does not travel; the GPU's Python lacks these
-  rm -rf .gpudata .whl && mkdir -p .gpudata && data=${CLASSIC_CNNS_DATA:-../shared/data}
+  rm -rf .gpudata .whl && mkdir -p .gpudata
   cp -r "$data/MNIST" "$data/FashionMNIST" .gpudata/ && chmod -R u+w .gpudata
   exec "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
@@ -23,7 +24,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then  # what the GPU machine's Python lac
   "$py" -m pip install -q --no-index --no-deps --no-compile --target "$work/site" .whl/*.whl
   export PYTHONPATH="$work/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-src=.gpudata && [[ -d $src ]] || src=${CLASSIC_CNNS_DATA:-../shared/data}
+src=.gpudata && [[ -d $src ]] || src=$data
 for f in "$src"/{MNIST,FashionMNIST}/raw/*.gz; do  # decompressed: no md5 check of the .gz
   d=$work/data/${f#"$src"/} && mkdir -p "${d%/*}" && gunzip -c "$f" >"${d%.gz}"
 done

@@ -4,14 +4,14 @@
 #   CLASSIC_CNNS_DATA=../shared/data benchmarks/run_reference.sh [--quick] [OUT] [BENCH FLAGS...]
 # --quick: small grids (minutes), OUT by default reference-quick. THREADS: every part's threads.
 set -euo pipefail
-here=$PWD && cd "$(dirname "$0")/.."  # the clone's root; OUT is the caller's
+here=$PWD && export CLASSIC_CNNS_DATA=${CLASSIC_CNNS_DATA:+$(realpath -m -- "$CLASSIC_CNNS_DATA")}
+cd "$(dirname "$0")/.."  # the clone's root; OUT and CLASSIC_CNNS_DATA are the caller's
 py=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}
 full=(--throughput.max_image_size 64 --throughput.compile "['*/fp32/contiguous']" --accuracy.recipes
   "[lenet5/digits, '*/mnist10k*', lenet5/mnist, lenet5/fashion_mnist, '*/cifar10']")
 quick=() && [[ ${1:-} == --quick ]] && quick=(--quick) full=() && shift  # flags given still win
-out=benchmarks/results/reference${quick[*]:+-quick}
+out=benchmarks/results/reference${quick[*]:+-quick} common=(--force true ${THREADS:+--threads $THREADS})
 [[ ${1:-} && $1 != -* ]] && out=$(cd "$here" && realpath -m -- "$1") && shift
-common=(--force true ${THREADS:+--threads $THREADS})
 tta=$("$py" -c 'import json; print(json.load(open("benchmarks/targets.json"))["time_to_accuracy"])')
 "$py" -m classic_cnns bench "${quick[@]}" "${full[@]}" --out "$out/bench" "${common[@]}" \
   --accuracy.time_to_accuracy "$tta" "$@"
