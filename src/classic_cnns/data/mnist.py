@@ -171,7 +171,8 @@ class MNIST(InMemoryDataModule):
 
     Example:
         >>> from classic_cnns import MNIST
-        >>> dm = MNIST("../shared/data", download=False, protocol="10k", val_size=0)
+        >>> dm = MNIST("data", protocol="10k", val_size=0)
+        >>> dm.prepare_data()  # the 10,000 test images, if missing (md5-checked)  # doctest: +SKIP
         >>> dm.setup("fit")  # doctest: +SKIP
         >>> len(dm.train_dataloader().dataset)  # doctest: +SKIP
         8000
