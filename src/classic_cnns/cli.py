@@ -423,7 +423,7 @@ class ClassicCLI(LightningCLI):
         """Print the wall time of ``fit``, then test the trained weights, if there is a test set."""
         seconds = time.perf_counter() - self._fit_start
         if self.trainer.is_global_zero:
-            print(f"fit took {seconds:.1f} s (wall clock, including validation)")
+            print(f"fit took {seconds:.1f} s (wall clock: setup, training, any validation)")
         dm = self.datamodule
         if isinstance(dm, InMemoryDataModule) and dm.has_test_set is False:
             if self.trainer.is_global_zero:
