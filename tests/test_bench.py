@@ -273,6 +273,22 @@ def test_the_curve_measures_the_model_in_eval_mode() -> None:
     assert modes == [True, True]
 
 
+def test_the_curve_s_training_loss_is_the_logged_train_loss() -> None:
+    # Digits' 1,438 training images in batches of 32 end with one of 30: the mean of the
+    # batches' means would weigh each of its images more than the others'.
+    from classic_cnns import create_model
+    from classic_cnns.bench.accuracy import Curve
+
+    dm = make_datamodule("digits", None, batch_size=32)
+    curve = Curve(dm, "cpu", limit=1)
+    model = create_model("lenet5", num_classes=10, in_channels=1)
+    trainer = core.trainer("cpu", epochs=1, limit=None, callbacks=[curve])
+    trainer.fit(model, dm)
+    assert len(dm.train_dataloader().dataset) % 32 == 30
+    logged = float(trainer.callback_metrics["train_loss"])
+    assert curve.points[-1]["train_loss"] == pytest.approx(logged, rel=1e-6)
+
+
 def test_an_accuracy_equal_to_the_target_reaches_it() -> None:
     # 8,900 of 10,000 right is 0.89 exactly; float32 makes it 0.8899999857, below the target.
     from types import SimpleNamespace

@@ -266,7 +266,8 @@ def make_datamodule(dataset: str, data_dir: Path | str | None, batch_size: int, 
 class Curve(core.Clock):
     """A :class:`~.core.Clock` that measures the test accuracy before training and after every
     epoch with the clock stopped (``points``: epoch, step, training seconds so far, test
-    accuracy, the epoch's mean training loss), keeping the last ``(predictions, labels)``.
+    accuracy, the epoch's training loss as the task logs it: the mean over its images), keeping
+    the last ``(predictions, labels)``.
 
     Example:
         >>> from classic_cnns import create_model
@@ -295,7 +296,7 @@ class Curve(core.Clock):
                 labels.append(y.cpu())
         pl_module.train()
         self.last = pred, label = torch.cat(preds), torch.cat(labels)
-        loss = float(torch.stack(self._losses).mean()) if self._losses else None
+        loss = float(torch.cat(self._losses).mean()) if self._losses else None
         acc, self._losses = int((pred == label).sum()) / len(label), []  # 0.89, not 0.8899999
         point = dict(epoch=len(self.points), step=trainer.global_step, train_s=sum(self.epochs))
         self.points.append(point | dict(test_acc=acc, train_loss=loss))
@@ -304,7 +305,7 @@ class Curve(core.Clock):
 
     def on_train_batch_end(self, trainer: Any, module: Any, out: Any, batch: Any, i: int) -> None:
         super().on_train_batch_end(trainer, module, out, batch, i)
-        self._losses.append(out["loss"].detach())  # a float() each step would wait for a GPU
+        self._losses.append(out["loss"].detach().expand(len(batch[0])))  # per image; no GPU sync
 
     def epoch_ended(self, trainer: Any, module: Any) -> None:
         """Measure the test accuracy, off the clock.
