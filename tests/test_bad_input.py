@@ -20,9 +20,20 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
+from torchvision.io import write_png
 
-from classic_cnns import Digits, ImageClassifier, InMemoryDataModule, LeNet5, ResNet, create_model
+from classic_cnns import (
+    MNIST,
+    Digits,
+    ImageClassifier,
+    ImageFolder,
+    InMemoryDataModule,
+    LeNet5,
+    ResNet,
+    create_model,
+)
 from classic_cnns.data.preprocessing import check_stats
+from classic_cnns.predict import predict_folder
 from conftest import sklearn_metrics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -491,8 +502,31 @@ def test_datamodule_and_weight_arguments_of_the_wrong_kind_are_named() -> None:
         Digits(seed=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"mean and std are sequences of 1 value\(s\) each.*0\.5"):
         check_stats(0.5, 0.25, channels=1)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"checkpoint_path is empty; expected the path"):
+    with pytest.raises(ValueError, match=r"checkpoint_path is empty; expected a file's path"):
         create_model("lenet5", checkpoint_path="")  # it built a fresh model
+    with pytest.raises(TypeError, match=r"checkpoint_path must be a file's path .*; got 123"):
+        create_model("lenet5", checkpoint_path=123)  # type: ignore[arg-type]
+
+
+def test_an_empty_folder_path_is_refused_not_read_as_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--data.root "$DIR"` with DIR unset: Path("") is ".", whose subfolders became the
+    # classes (and whose images were classified by predict-folder).
+    monkeypatch.chdir(tmp_path)
+    for name in ("docs", "src"):
+        (tmp_path / name).mkdir()
+        write_png(torch.zeros(1, 8, 8, dtype=torch.uint8), str(tmp_path / name / "a.png"))
+    model = create_model("lenet5")
+    makers = {
+        "root": lambda: ImageFolder(""),
+        "data_dir": lambda: MNIST(""),
+        "folder": lambda: predict_folder(model, ""),
+    }
+    for name, make in makers.items():
+        with pytest.raises(ValueError, match=rf"^{name} is empty; expected a folder's path"):
+            make()
+    assert ImageFolder(".").root == Path(".")  # "." still names this folder
 
 
 # -- fuzz -----------------------------------------------------------------------------------

@@ -92,7 +92,8 @@ def check_strict(strict: Any) -> None:
 
 def as_folder(name: str, value: Any) -> Path:
     """The folder path ``name`` as a ``Path``, ``~`` expanded (as torchvision's datasets do:
-    a YAML config or ``--data.root=~/x`` reaches us unexpanded); refuses a non-path.
+    a YAML config or ``--data.root=~/x`` reaches us unexpanded); refuses a non-path and an
+    empty one (``--data.root "$DIR"`` with ``DIR`` unset), which ``Path`` reads as ``.``.
 
     Example:
         >>> as_folder("root", "~/data") == Path.home() / "data"
@@ -101,9 +102,15 @@ def as_folder(name: str, value: Any) -> Path:
         Traceback (most recent call last):
         ...
         TypeError: root must be a folder's path (str or Path); got 1
+        >>> as_folder("root", "")
+        Traceback (most recent call last):
+        ...
+        ValueError: root is empty; expected a folder's path ('.' for the current folder)
     """
     if not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be a folder's path (str or Path); got {value!r}")
+    if not os.fspath(value):
+        raise ValueError(f"{name} is empty; expected a folder's path ('.' for the current folder)")
     return Path(value).expanduser()
 
 

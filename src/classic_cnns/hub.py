@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from classic_cnns._checks import check_flag, check_strict
+from classic_cnns._checks import check_flag, check_strict, file_path
 from classic_cnns.checkpoint import init_parameters
 from classic_cnns.data.preprocessing import config_for_channels
 from classic_cnns.files import WeightsFile, read_weights_file
@@ -143,8 +143,8 @@ def _check_start(
 ) -> None:
     check_flag("pretrained", pretrained)
     check_strict(strict)
-    if checkpoint_path is not None and not os.fspath(checkpoint_path):
-        raise ValueError("checkpoint_path is empty; expected the path of a weights file, or None")
+    if checkpoint_path is not None:
+        file_path("checkpoint_path", checkpoint_path)  # not "" nor 123 (None: no file)
     if pretrained and checkpoint_path:
         raise ValueError(
             "pass pretrained=True or checkpoint_path, not both: the checkpoint's weights "
