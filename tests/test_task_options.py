@@ -396,18 +396,39 @@ def test_a_run_without_training_batches_needs_no_schedule() -> None:
     # schedule (it said the run length was not finite although max_epochs was set).
     from classic_cnns import Digits, LeNet5
 
-    model = LeNet5()
-    assert model.hparams.scheduler == "onecycle"
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=0, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False)  # fmt: skip
-    trainer.fit(model, Digits())
-    assert trainer.global_step == 0 and trainer.lr_scheduler_configs == []
+    for nothing in (dict(limit_train_batches=0), dict(max_steps=0)):  # max_steps: the same
+        model = LeNet5()
+        assert model.hparams.scheduler == "onecycle"
+        trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, **nothing)  # fmt: skip
+        trainer.fit(model, Digits())
+        assert trainer.global_step == 0 and trainer.lr_scheduler_configs == [], nothing
     with pytest.raises(  # still: no end at all, and the advice is to give it one
         ValueError,
         match=r"needs a finite run length; set trainer max_epochs or max_steps, or pass "
         r"scheduler='none'",
     ):
         L.Trainer(max_epochs=-1, logger=False).fit(LeNet5(), Digits())
+
+
+@pytest.mark.parametrize("scheduler", ["none", "onecycle"])
+@pytest.mark.parametrize("accumulate", [0, -2])
+def test_gradient_accumulation_below_one_batch_is_refused_by_name(
+    scheduler: str, accumulate: int
+) -> None:
+    # Lightning takes it unchecked: 0 divided by zero (a traceback), -2 trained on, and under
+    # a schedule was blamed on a loader without length.
+    from classic_cnns import Digits, LeNet5
+
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, logger=False,
+                        accumulate_grad_batches=accumulate, enable_progress_bar=False)  # fmt: skip
+    with pytest.raises(ValueError) as info:
+        trainer.fit(LeNet5(scheduler=scheduler), Digits())
+    assert str(info.value) == (
+        "accumulate_grad_batches must be an int >= 1 (batches per optimizer step); "
+        f"got {accumulate}"
+    )
+    assert trainer.global_step == 0
 
 
 def test_several_evaluation_loaders_at_once_are_refused_with_what_to_do() -> None:

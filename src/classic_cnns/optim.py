@@ -41,6 +41,7 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "param_groups",
+    "run_steps",
     "schedule_length",
 ]
 
@@ -237,6 +238,45 @@ def schedule_length(scheduler: Any) -> int | None:
         if hasattr(scheduler, attr):
             return int(getattr(scheduler, attr))
     return None
+
+
+def run_steps(trainer: Any, scheduler: str) -> int | None:
+    """The optimizer steps of ``trainer``'s run that a ``scheduler`` schedule spans
+    (``Trainer.estimated_stepping_batches``); ``None`` where none is made: ``'none'``, or a run
+    that trains nothing (``max_steps=0``, ``limit_train_batches=0``).
+
+    Refuses an ``accumulate_grad_batches`` below 1, which Lightning takes unchecked (0 divides
+    by zero; -2 trains on), and a run of no finite length, naming what would end it.
+
+    Example:
+        >>> import lightning as L
+        >>> run_steps(L.Trainer(max_steps=0, logger=False), "onecycle") is None
+        True
+        >>> run_steps(L.Trainer(accumulate_grad_batches=0, logger=False), "none")
+        Traceback (most recent call last):
+        ...
+        ValueError: accumulate_grad_batches must be an int >= 1 (batches per optimizer step); got 0
+    """
+    if not is_int(accumulate := trainer.accumulate_grad_batches, 1):
+        raise ValueError(
+            "accumulate_grad_batches must be an int >= 1 (batches per optimizer step); "
+            f"got {accumulate!r}"
+        )
+    if scheduler == "none" or 0 in (trainer.limit_train_batches, trainer.max_steps):
+        return None
+    total = trainer.estimated_stepping_batches
+    if not math.isfinite(total) or total < 1:
+        endless = trainer.max_epochs == -1 and trainer.max_steps == -1
+        fix = (
+            "set trainer max_epochs or max_steps"
+            if endless  # else the training loader has no len(): Lightning's -1
+            else "the training loader has no length (an IterableDataset?): set trainer "
+            "max_steps or an int limit_train_batches"
+        )
+        raise ValueError(
+            f"scheduler={scheduler!r} needs a finite run length; {fix}, or pass scheduler='none'"
+        )
+    return int(total)
 
 
 def check_resumed_schedule(name: str, planned: int | None, restored: Sequence[Any]) -> None:

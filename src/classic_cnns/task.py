@@ -18,7 +18,6 @@ different learning rates (``backbone_lr``).
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -45,6 +44,7 @@ from classic_cnns.optim import (
     make_optimizer,
     make_scheduler,
     param_groups,
+    run_steps,
 )
 from classic_cnns.recipes import OptimizerName, Recipe, SchedulerName
 from classic_cnns.registry import model_info
@@ -550,23 +550,10 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         # What they are made for: lr and the run's steps (None: no schedule). on_fit_start
         # remakes them for another; on_train_start refuses a resumed schedule of another length.
         self._made_for: tuple[float, int | None] = (hp.lr, None)
-        if hp.scheduler == "none" or self.trainer.limit_train_batches == 0:  # no training
+        if (total := run_steps(self.trainer, hp.scheduler)) is None:  # no schedule to make
             return opt
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total) or total < 1:
-            endless = self.trainer.max_epochs == -1 and self.trainer.max_steps == -1
-            fix = (
-                "set trainer max_epochs or max_steps"
-                if endless  # else the training loader has no len(): Lightning's -1
-                else "the training loader has no length (an IterableDataset?): set trainer "
-                "max_steps or an int limit_train_batches"
-            )
-            raise ValueError(
-                f"scheduler={hp.scheduler!r} needs a finite run length; {fix}, or pass "
-                "scheduler='none'"
-            )
-        sched = make_scheduler(hp.scheduler, opt, int(total))
-        self._made_for = (hp.lr, int(total))
+        sched = make_scheduler(hp.scheduler, opt, total)
+        self._made_for = (hp.lr, total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_train_start(self) -> None:
