@@ -550,6 +550,33 @@ def test_an_existing_file_is_refused_unless_overwrite(checkpoints, tmp_path) -> 
         export_model(model, tmp_path / "n.pt", "torchscript", overwrite="yes")  # type: ignore[arg-type]
 
 
+def test_a_name_of_another_format_s_file_is_refused_before_any_work(
+    checkpoints, tmp_path, capsys
+) -> None:
+    # An ONNX file named m.safetensors was written and checked; load_model then called it
+    # "not a PyTorch checkpoint".
+    model, calls = LeNet5(), []
+    model.net.register_forward_hook(lambda *args: calls.append(1))
+    for format, name, other in [
+        ("onnx", "m.safetensors", "safetensors"),
+        ("safetensors", "m.onnx", "onnx"),
+        ("pt2", "m.torchscript.pt", "torchscript"),
+        ("torchscript", "m.pt2", "pt2"),
+    ]:
+        with pytest.raises(ValueError, match=rf"ends as a {other} file's name does .* but format "
+                           rf"'{format}' writes .* files: name it so, or export with format "
+                           rf"'{other}'$"):  # fmt: skip
+            export_model(model, tmp_path / name, format)
+    argv = [str(checkpoints["lenet5"]), "--format", "onnx", "--output", str(tmp_path / "m.pt2")]
+    assert export_main(argv) == 2
+    assert "ends as a pt2 file's name does (.pt2), but format 'onnx' writes .onnx files" in (
+        capsys.readouterr().err
+    )
+    assert calls == [] and list(tmp_path.iterdir()) == []
+    result = export_model(model, tmp_path / "m.pt", "torchscript")  # no format's suffix: kept
+    assert result.path == tmp_path / "m.pt"
+
+
 def test_predict_folder_keeps_an_existing_csv_unless_overwrite(checkpoints, tmp_path) -> None:
     # As the command's --output without --overwrite, and as export_model.
     model = LeNet5.load_from_checkpoint(checkpoints["lenet5"])

@@ -265,7 +265,8 @@ def export_model(
         What was written and how closely it reproduces PyTorch.
 
     Raises:
-        ValueError: for an unknown format or a bad ``input_size``, or when the file's
+        ValueError: for an unknown format, a ``path`` named as another format's file
+            (``model.safetensors`` for ONNX) or a bad ``input_size``, or when the file's
             outputs differ by more than ``atol`` (nothing is written then).
         TypeError: for a network whose weights are not float32, or a ``model`` that is not
             an ImageClassifier (a plain network, say).
@@ -286,7 +287,13 @@ def export_model(
     require_classifier(model, "export_model")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
-    file_path("path", path)
+    name = file_path("path", path)
+    if other := [f for f, end in _SUFFIXES.items() if f != format and name.endswith(end)]:
+        raise ValueError(
+            f"path {name!r} ends as a {other[0]} file's name does ({_SUFFIXES[other[0]]}), but "
+            f"format {format!r} writes {_SUFFIXES[format]} files: name it so, or export with "
+            f"format {other[0]!r}"
+        )
     refuse_folder(path)
     refuse_existing(path, overwrite)
     if not (is_number(atol) and atol >= 0):
