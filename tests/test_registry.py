@@ -157,6 +157,12 @@ def _with_lr(*, num_classes: int = 10, in_channels: int = 1, lr: float = 0.1) ->
             ValueError,
             r"min_input_size must be \(H, W\)",
         ),
+        (  # the network's forward refused its own default input, naming the data's size
+            {"name": "toy_big", "input_size": (1, 8, 8), "min_input_size": (8, 100)},
+            _toy,
+            ValueError,
+            r"min_input_size \(8, 100\) exceeds input_size's \(H, W\) \(8, 8\): the network",
+        ),
         (
             {"name": "toy_lr"},
             _with_lr,

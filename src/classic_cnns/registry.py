@@ -432,6 +432,11 @@ def register_model(
         key = _check_entry(builder, getattr(builder, "__name__", None) if name is None else name)
         _check_sizes("input_size", input_size, "(C, H, W)")
         _check_sizes("min_input_size", min_input_size, "(H, W)")
+        if any(m > s for m, s in zip(min_input_size, input_size[1:], strict=True)):
+            raise ValueError(
+                f"min_input_size {tuple(min_input_size)} exceeds input_size's (H, W) "
+                f"{tuple(input_size[1:])}: the network would refuse its own input"
+            )
         _check_facts(family=family, paper=paper, url=url, year=year, num_params=num_params,
                      num_classes=num_classes)  # fmt: skip
         _check_options(key, builder)
