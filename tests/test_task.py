@@ -614,3 +614,37 @@ def test_barebones_training_updates_no_metrics_and_asks_for_no_logging(recwarn) 
     trainer = _trainer(limit_train_batches=3, limit_val_batches=2)
     trainer.fit(model, datamodule=Digits())
     assert {"train_acc", "train_loss", "val_acc", "val_loss"} <= set(trainer.callback_metrics)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"input_size": (1, 32, 32), "interpolation": "bicubic", "mean": (0.5,), "crop_pct": 0.9},
+        {"image_size": 32, "batch_size": 8},
+    ],
+    ids=["timm", "int_image_size"],
+)
+def test_a_project_s_datamodule_with_a_data_config_of_its_own_trains(
+    tmp_path, config: dict
+) -> None:
+    # timm keeps resolve_data_config's dict as `data_config`: fit stopped in setup with a
+    # KeyError 'image_size' (an int image_size: a TypeError), deep in the task.
+    x, y = torch.rand(24, 1, 32, 32), torch.arange(24) % 10
+
+    class ProjectData(L.LightningDataModule):
+        data_config = config
+
+        def train_dataloader(self) -> DataLoader:
+            return DataLoader(TensorDataset(x, y), batch_size=8)
+
+    model = LeNet5(scheduler="none")
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    with pytest.warns(UserWarning) as caught:
+        trainer.fit(model, datamodule=ProjectData())
+    said = [str(w.message) for w in caught if "data_config" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith(
+        "ProjectData.data_config is not a classic-cnns data configuration (a mapping with "
+        f"image_size (H, W), as Preprocessing.config() gives); got {config!r}. It is left out"
+    )
+    assert trainer.global_step == 3 and model.data_config == {}  # nothing foreign recorded

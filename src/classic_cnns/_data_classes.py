@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from classic_cnns._checks import differing
+from classic_cnns._checks import differing, is_int
 from classic_cnns._guard import check_classes
 from classic_cnns._warn import warn
 from classic_cnns.files import CheckpointError
@@ -22,6 +22,7 @@ __all__ = [
     "check_split",
     "class_names_hint",
     "data_classes",
+    "datamodule_config",
     "split_settings",
 ]
 # What a data configuration records of how images are prepared, which a model's weights expect.
@@ -167,6 +168,34 @@ _RESTORE_DATA = (
 )
 
 
+def datamodule_config(dm: Any, say: bool = False) -> dict[str, Any] | None:
+    """``dm``'s ``data_config`` in the package's form, which the task records beside its
+    weights: a mapping with the ``image_size`` ``(H, W)`` (``Preprocessing.config()`` and
+    class names). ``None`` for none, or another form, such as the dict timm's
+    ``resolve_data_config`` gives, which a project's own datamodule may keep under that
+    name; ``say``: warn of that, since the run's files then record no preprocessing.
+
+    Example:
+        >>> from types import SimpleNamespace as Data
+        >>> datamodule_config(Data(data_config={"image_size": [28, 28], "mean": [0.5]}))
+        {'image_size': [28, 28], 'mean': [0.5]}
+        >>> datamodule_config(Data(data_config={"input_size": (3, 224, 224)})) is None
+        True
+    """
+    config = getattr(dm, "data_config", None)
+    size = config.get("image_size") if isinstance(config, Mapping) else None
+    if isinstance(size, Sequence) and len(size) == 2 and all(is_int(n, 1) for n in size):
+        return dict(config)  # type: ignore[arg-type]  # a Mapping: it has an image_size
+    if config and say:
+        warn(
+            f"{type(dm).__name__}.data_config is not a classic-cnns data configuration (a "
+            f"mapping with image_size (H, W), as Preprocessing.config() gives); got "
+            f"{config!r}. It is left out: this run's checkpoints and exported files record "
+            "no preprocessing (predict_folder will need mean, std and the image size)"
+        )
+    return None
+
+
 def check_data_config(
     recorded: Mapping[str, Any] | None, dm: Any, source: Any, advice: str = _RESTORE_DATA
 ) -> None:
@@ -187,8 +216,8 @@ def check_data_config(
         >>> print(caught[0].message)  # doctest: +ELLIPSIS
         m.ckpt: the model was trained on images prepared with mean=[0.1307], resize='pad'; ...
     """
-    current = getattr(dm, "data_config", None)
-    if not recorded or not isinstance(current, Mapping) or not current:
+    current = datamodule_config(dm)
+    if not recorded or not current:
         return  # nothing recorded, or a datamodule that does not say (yet)
     changed = [
         k

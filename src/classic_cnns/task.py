@@ -29,7 +29,7 @@ from torchmetrics import Metric, MetricCollection
 from classic_cnns import _guard, finetune
 from classic_cnns._arguments import check_arguments, warn_of_cycled_momentum, warn_of_the_recipe_lr
 from classic_cnns._checks import as_plain
-from classic_cnns._data_classes import check_data_classes, check_one_loader
+from classic_cnns._data_classes import check_data_classes, check_one_loader, datamodule_config
 from classic_cnns._distributed import destroy_at_exit
 from classic_cnns._guard import NonFinitePolicy, StepGuard, check_images, report
 from classic_cnns.checkpoint import CheckpointHooks, head_class_names
@@ -335,8 +335,8 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             self.data_config.pop("class_names", None)  # other data's, unless config has them
             for metric in (m for m in self.modules() if isinstance(m, Metric)):
                 metric.reset()  # as plain tensors (see above)
-        if stage == "fit" and (config := getattr(dm, "data_config", None)):
-            self.data_config = dict(config)
+        if stage == "fit" and (config := datamodule_config(dm, say=True)):
+            self.data_config = config
             # One image for Lightning's model summary to count FLOPs (compiled: once more).
             if not hp.compile:
                 self.example_input_array = torch.zeros(1, self.in_channels, *config["image_size"])
@@ -572,8 +572,8 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         check_resumed_optimizers(self.trainer.optimizers, [])  # of another class: refused
         self._saved_optimizers: list[Any] = []  # read in on_fit_start, unless restored later
         self._check_restored_data()  # data prepared as a restored checkpoint's: else a warning
-        if config := getattr(getattr(self.trainer, "datamodule", None), "data_config", None):
-            self.data_config = dict(config)  # what it trains on now (a restore put the file's)
+        if config := datamodule_config(getattr(self.trainer, "datamodule", None)):
+            self.data_config = config  # what it trains on now (a restore put the file's)
 
     def on_fit_start(self) -> None:
         """Move the distillation teacher to the student's device; remake the optimizer and LR
