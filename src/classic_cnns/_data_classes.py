@@ -211,7 +211,8 @@ def check_data_config(
         >>> from types import SimpleNamespace as Data
         >>> with warnings.catch_warnings(record=True) as caught:
         ...     warnings.simplefilter("always")
-        ...     dm = Data(data_config={"mean": [0.3053], "resize": "resize"})
+        ...     config = {"mean": [0.3053], "image_size": [32, 32], "resize": "resize"}
+        ...     dm = Data(data_config=config)
         ...     check_data_config({"mean": [0.1307], "resize": "pad"}, dm, "m.ckpt")
         >>> print(caught[0].message)  # doctest: +ELLIPSIS
         m.ckpt: the model was trained on images prepared with mean=[0.1307], resize='pad'; ...
