@@ -576,3 +576,40 @@ def test_a_folder_given_as_weights_file_is_called_a_folder(tmp_path) -> None:
         load_weights_file(LeNet5().net, tmp_path)
     with pytest.raises(FileNotFoundError, match=r": no such weights file"):  # missing: as before
         load_weights_file(LeNet5().net, tmp_path / "nope.pt")
+
+
+class _WithProjection(LeNet5):  # a project's subclass with a module of its own
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.proj = torch.nn.Linear(84, 16)
+
+
+def test_a_subclass_s_own_modules_are_refused_not_dropped_without_a_word(tmp_path: Path) -> None:
+    # load_model and create_model(checkpoint_path=...) rebuild the registered class: even with
+    # strict=True they left the subclass's proj.* out without a word.
+    model = _WithProjection(num_classes=10)
+    x, y = torch.rand(8, 1, 32, 32), torch.arange(8)
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), 8))
+    trainer.save_checkpoint(path := tmp_path / "proj.ckpt")
+    assert read_weights_file(path).outside == ("proj.weight", "proj.bias")
+    refusal = (
+        r"proj.ckpt: 2 key\(s\) do not fit LeNet5Net:\n"
+        r"  proj.weight \(outside the network 'net' of the checkpoint's module\)\n  proj.bias .*\n"
+        r"The checkpoint's LightningModule had modules of its own \(a subclass's\?\): load it "
+        r"with that class's load_from_checkpoint, or pass strict=False to load its network alone$"
+    )
+    loaders = [
+        lambda **kw: load_model(path, **kw),
+        lambda **kw: create_model("lenet5", checkpoint_path=path, **kw),
+    ]
+    for load in loaders:
+        for strict in (None, True):
+            with pytest.raises(CheckpointError, match=refusal):
+                load(strict=strict)
+        with pytest.warns(UserWarning, match=r"2 key\(s\) not loaded from .*proj.ckpt into Le"):
+            loaded = load(strict=False)
+        assert torch.equal(loaded.net.fc.weight, model.net.fc.weight)
+    own = _WithProjection.load_from_checkpoint(path)  # its own class loads all of it
+    assert torch.equal(own.proj.weight, model.proj.weight)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import os
 import shutil
@@ -15,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["DOWNLOAD_TIMEOUT", "download", "download_folder"]
+__all__ = ["DOWNLOAD_TIMEOUT", "download", "download_folder", "file_digest"]
 
 DOWNLOAD_TIMEOUT = 60.0
 """Seconds a server may stay silent before :func:`download` gives up (MNIST and
@@ -99,3 +100,17 @@ def download_folder(parent: str | os.PathLike[str]) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
+
+
+def file_digest(path: str | os.PathLike[str], algorithm: str = "md5") -> str:
+    """The hex digest of a file's bytes (``"md5"``, ``"sha256"``, ...), read 1 MiB at a time.
+
+    Example:
+        >>> file_digest(os.devnull)  # an empty file
+        'd41d8cd98f00b204e9800998ecf8427e'
+    """
+    digest = hashlib.new(algorithm, usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import pickle
@@ -42,7 +41,7 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from torch import Tensor
 
 from classic_cnns._checks import file_path
-from classic_cnns._download import DOWNLOAD_TIMEOUT, download, download_folder
+from classic_cnns._download import DOWNLOAD_TIMEOUT, download, download_folder, file_digest
 
 __all__ = [
     "DATA_CHECKPOINT_KEY", "DATA_ENV", "DOWNLOAD_TIMEOUT", "CheckpointError", "WeightsFile",
@@ -114,20 +113,6 @@ class CheckpointError(ValueError):
         >>> issubclass(CheckpointError, ValueError)
         True
     """
-
-
-def file_digest(path: str | os.PathLike[str], algorithm: str = "md5") -> str:
-    """The hex digest of a file's bytes (``"md5"``, ``"sha256"``, ...), read 1 MiB at a time.
-
-    Example:
-        >>> file_digest(os.devnull)  # an empty file
-        'd41d8cd98f00b204e9800998ecf8427e'
-    """
-    digest = hashlib.new(algorithm, usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def is_local(path: str | os.PathLike[str]) -> bool:
@@ -454,6 +439,8 @@ class WeightsFile:
         data: The data configuration the model was trained with (``mean``, ``std``,
             ``image_size``, ``class_names``), when the file records it.
         source: Where the tensors came from (the file name), for messages.
+        outside: A Lightning checkpoint's keys outside its network (``net.``): modules of
+            its own that the LightningModule saved had (a subclass's), never loaded.
 
     Example:
         >>> WeightsFile({}, {"arch": "lenet5"}, {}).arch
@@ -464,6 +451,7 @@ class WeightsFile:
     hparams: dict[str, Any]
     data: dict[str, Any]
     source: str = "the weights file"
+    outside: tuple[str, ...] = ()
 
     @property
     def arch(self) -> str | None:
@@ -586,7 +574,8 @@ def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> 
             state = plain  # a training script's {"state_dict": net.state_dict(), "epoch": ...}
         saved_meta = (obj.get("hyper_parameters"), obj.get(DATA_CHECKPOINT_KEY))
         hparams, data = (dict(m) if isinstance(m, Mapping) else {} for m in saved_meta)
-        return WeightsFile(state if tensors else {}, hparams, data, shown)
+        outside = () if state is plain else tuple(k for k in plain if not k.startswith("net."))
+        return WeightsFile(state if tensors else {}, hparams, data, shown, outside)
     if obj and all(isinstance(v, Tensor) for v in obj.values()):
         plain = {strip_compiled(str(k)): v for k, v in obj.items()}
         if all(k.startswith("net.") for k in plain):  # a LightningModule's own state_dict()

@@ -8,11 +8,10 @@
   initialised; it returns every key it did not load, and why.
 * :func:`load_into` loads a state dict into a network that way, refusing by default a
   tensor outside the head that does not fit, and warns, naming every key not loaded;
-  :func:`load_pretrained` downloads a registered model's pretrained weights
-  through torch.hub (hash checked, cached, ``weights_only=True``) and loads them;
-  :func:`load_weights_file` loads a weights file (read by
-  :func:`classic_cnns.files.read_weights_file`); :func:`fit_checkpoint_state` fits a
-  Lightning checkpoint to a LightningModule before Lightning loads it.
+  :func:`load_pretrained` downloads a registered model's pretrained weights through
+  torch.hub (hash checked, cached, ``weights_only=True``) and loads them;
+  :func:`load_weights_file` loads a file :func:`classic_cnns.files.read_weights_file` read;
+  :func:`fit_checkpoint_state` fits a Lightning checkpoint to a LightningModule.
 
 The facts of pretrained weights (:class:`~classic_cnns.registry.WeightsInfo`) live in the
 registry; reading files lives in :mod:`classic_cnns.files`.
@@ -44,17 +43,10 @@ from classic_cnns.finetune import head_names
 from classic_cnns.registry import list_models, model_info
 
 __all__ = [
-    "adapt_input_conv",
-    "build_from_file",
-    "check_arch",
-    "first_conv_name",
-    "fit_checkpoint_state",
-    "load_into",
-    "load_pretrained",
-    "load_weights_file",
-    "reconcile_state_dict",
-    "warn_not_loaded",
-]
+    "adapt_input_conv", "build_from_file", "check_arch", "first_conv_name",
+    "fit_checkpoint_state", "load_into", "load_pretrained", "load_weights_file",
+    "reconcile_state_dict", "warn_not_loaded",
+]  # fmt: skip
 
 _COUNTER = "num_batches_tracked"
 # torchvision's DenseNet checkpoints predate the ban on '.' in module names and still call
@@ -297,15 +289,9 @@ def _head_prefixes(net: nn.Module | None, prefix: str = "") -> tuple[str, ...]:
     return tuple(f"{prefix}{strip_compiled(n)}." for n in names or ())
 
 
-def _require_fit(
-    own: Mapping[str, Any],
-    state: Mapping[str, Any],
-    skipped: Mapping[str, str],
-    strict: bool | None,
-    source: str,
-    target: str,
-    heads: tuple[str, ...],
-) -> None:
+def _require_fit(own: Mapping[str, Any], state: Mapping[str, Any], skipped: Mapping[str, str],
+                 strict: bool | None, source: str, target: str,
+                 heads: tuple[str, ...]) -> None:  # fmt: skip
     """Refuse ``state`` for ``target`` (whose state dict is ``own``) when no backbone tensor
     fits (the wrong file, not a starting point: a head tensor alone may match by chance, as
     two networks with 10 classes share the shape of ``fc.bias``), and the keys that did not
@@ -481,6 +467,7 @@ def load_weights_file(
         file = read_weights_file(file)
     if strict is not False:  # False: what fits of another network's file loads
         check_arch(file, arch)
+    _outside(file, strict, type(net).__name__)
     load_into(net, file.state_dict, source=file.source, strict=strict)
     data = dict(file.data)
     names = data.get("class_names")
@@ -551,8 +538,21 @@ def build_from_file(
     if in_channels is not None:
         kwargs["in_channels"] = in_channels
     net = info.build_net(**kwargs)
+    _outside(file, strict, type(net).__name__)
     load_into(net, file.state_dict, source=file.source, strict=strict)
     return net
+
+
+def _outside(file: WeightsFile, strict: bool | None, target: str) -> None:
+    # Tensors outside a checkpoint's network (a subclass's modules): refused unless strict=False.
+    keys = dict.fromkeys(file.outside, "outside the network 'net' of the checkpoint's module")
+    if keys and strict is not False:
+        raise CheckpointError(
+            f"{file.source}: {len(keys)} key(s) do not fit {target}:{_listed(keys)}\nThe "
+            "checkpoint's LightningModule had modules of its own (a subclass's?): load it with "
+            "that class's load_from_checkpoint, or pass strict=False to load its network alone"
+        )
+    warn_not_loaded(keys, file.source, target)
 
 
 def fit_checkpoint_state(
