@@ -118,13 +118,20 @@ def test_one_callback_for_several_fits_gives_each_run_its_own_curves(tmp_path: P
     assert len(list(tmp_path.glob("lightning_logs/version_*/curves.png"))) == 2
 
 
+class _WithoutExactResume(LeNet5):  # a module whose resumed metrics restart from zero
+    def configure_callbacks(self) -> list[L.Callback]:
+        return []
+
+
+@pytest.mark.parametrize("exact", [True, False], ids=["exact_resume", "metrics_restart"])
 def test_a_run_resumed_from_an_epoch_s_validation_keeps_that_epoch_s_point(
-    tmp_path: Path,
+    tmp_path: Path, exact: bool
 ) -> None:
     # With validation every 2nd epoch, last.ckpt is saved after epoch 1's validation, before
-    # the epoch's end hooks: the resumed curves keep its validation point; its training
-    # metrics would cover only the batches after the resume, so that epoch has none. The
-    # resumed run writes in its own folder, over its own curves.
+    # the epoch's end hooks: the resumed curves keep its validation point. Its training
+    # metrics are the whole epoch's where ExactResume put their states back (they were left
+    # out, though metrics.csv had them); else they would cover only the batches after the
+    # resume, and that epoch has none. The resumed run writes in its own folder.
     def run(
         epochs: int, ckpt: Path | None = None, root: Path = tmp_path
     ) -> tuple[L.Trainer, TrainingPlots]:
@@ -135,13 +142,17 @@ def test_a_run_resumed_from_an_epoch_s_validation_keeps_that_epoch_s_point(
             callbacks=[plots, ModelCheckpoint(save_last=True)], logger=False,
             enable_progress_bar=False, enable_model_summary=False,
         )  # fmt: skip
-        trainer.fit(LeNet5(scheduler="none"), datamodule=Digits(), ckpt_path=ckpt)
+        model = (LeNet5 if exact else _WithoutExactResume)(scheduler="none")
+        trainer.fit(model, datamodule=Digits(), ckpt_path=ckpt)
         return trainer, plots
 
     run(2)
     _, resumed = run(4, tmp_path / "checkpoints" / "last.ckpt")
     _, whole = run(4, root=tmp_path / "whole")  # a new run: not over the other's files
     assert [h["epoch"] for h in resumed.history] == [0.0, 1.0, 2.0, 3.0]
+    if exact:
+        assert resumed.history == whole.history and "train_loss" in resumed.history[1]
+        return
     one = {k: v for k, v in whole.history[1].items() if not k.startswith("train_")}
     assert resumed.history[1] == one and "val_loss" in one
     assert [resumed.history[i] for i in (0, 2, 3)] == [whole.history[i] for i in (0, 2, 3)]

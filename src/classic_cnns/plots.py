@@ -297,7 +297,10 @@ class TrainingPlots(L.Callback):
         if epoch <= self._recorded_epoch:
             return
         row = {"epoch": float(epoch)}
-        if epoch != self._resumed_epoch:  # else they cover only the batches after the resume
+        # An epoch a checkpoint interrupted: the training metrics cover only the batches after
+        # the resume, unless ExactResume put the metrics' states back.
+        continued = [getattr(c, "continued_epoch", None) for c in getattr(trainer, "callbacks", [])]
+        if epoch != self._resumed_epoch or epoch in continued:
             row.update(self._metrics(trainer, ("train_loss", "train_acc")))
         row.update(self._val)
         if len(row) > 1:
@@ -327,8 +330,9 @@ class TrainingPlots(L.Callback):
 
         A checkpoint saved before its epoch ended (mid-epoch, or after a validation that
         runs before the epoch's end hooks, as with ``check_val_every_n_epoch`` > 1) also
-        holds that epoch's validation metrics; the resumed run plots them for it, without
-        training metrics, which would cover only the batches after the resume.
+        holds that epoch's validation metrics; the resumed run plots them for it, with the
+        training metrics where :class:`~classic_cnns.resume.ExactResume` put their states
+        back (else they would cover only the batches after the resume: left out).
         """
         unfinished: dict[str, Any] = {}
         if self._trainer is not None and self._trainer.state.fn == "fit":

@@ -90,6 +90,9 @@ class ExactResume(L.Callback):
 
     _trainer: L.Trainer | None = None  # set in setup
     _pending: dict[str, Any] | None = None  # a checkpoint's state, until training starts
+    continued_epoch: int | None = None
+    """The epoch whose training metrics' states the resume put back (its ``train_loss`` and
+    ``train_acc`` average the whole epoch; ``TrainingPlots`` plots them), else ``None``."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Remember the trainer, whose loaders :meth:`state_dict` reads."""
@@ -153,3 +156,4 @@ class ExactResume(L.Callback):
         metrics = state.get("metrics", {})  # the epoch goes on: what it had summed so far
         if metrics.get("epoch") == trainer.current_epoch and trainer.global_rank == 0:
             set_metric_states(pl_module, metrics["states"])  # the others' sums: rank 0's
+            self.continued_epoch = trainer.current_epoch
