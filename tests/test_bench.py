@@ -327,6 +327,33 @@ def test_the_files_and_plots_of_a_run(
     assert saved["rows"]["accuracy"][0]["run"] == "lenet5/digits"
 
 
+@pytest.mark.parametrize(("seconds", "labelled"), [((1.5, 7.7), True), ((0.5, 300.0), False)])
+def test_the_time_axis_is_labelled_within_a_decade(
+    tmp_path: Path, accuracy: Results, monkeypatch: pytest.MonkeyPatch,
+    seconds: tuple[float, float], labelled: bool,
+) -> None:  # fmt: skip
+    # Training times of 1.5 to 7.7 s (the optimizer comparison's) hold no decade tick, and
+    # the minor ticks had no labels: a bare time axis. Over decades, the decades say it.
+    import classic_cnns.bench.accuracy as accuracy_mode
+
+    drawn: list[Any] = []
+    monkeypatch.setattr(accuracy_mode, "save_png", lambda fig, path: drawn.append(fig))
+    data = json.loads(json.dumps(accuracy.data))  # a copy, with other times
+    for points in data["curves"].values():
+        for p, t in zip(points, [0.0, *seconds], strict=False):
+            p["train_s"] = t
+    accuracy_report(Results(rows=accuracy.rows, data=data), tmp_path)
+    ax = drawn[0].axes[0]
+    drawn[0].canvas.draw()
+    lo, hi = ax.get_xlim()
+
+    def shown(labels: list[Any]) -> list[str]:
+        return [t.get_text() for t in labels if t.get_text() and lo <= t.get_position()[0] <= hi]
+
+    minor, major = shown(ax.xaxis.get_minorticklabels()), shown(ax.xaxis.get_majorticklabels())
+    assert (bool(minor), bool(major)) == (labelled, not labelled), (major, minor)
+
+
 @pytest.mark.parametrize("failing", [0, 1, 2])  # throughput.png, accuracy_vs_time, confusion
 def test_a_plot_that_fails_leaves_the_earlier_run_s_plot_whole(
     tmp_path: Path, throughput: Results, accuracy: Results, failing: int, monkeypatch: Any

@@ -409,9 +409,9 @@ def report(results: core.Results, out: Path | None) -> list[str]:
                      if RECIPES[n].reference})  # fmt: skip
     if out is None or not results.data.get("curves"):
         return [*lines, ""]
-    from matplotlib.figure import Figure  # accuracy by time, loss by epoch, confusion matrices
+    from matplotlib import figure, ticker  # accuracy by time, loss by epoch, confusions
 
-    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    fig = figure.Figure(figsize=(11, 4.5), layout="constrained")
     ax_acc, ax_loss = fig.subplots(1, 2)
     for i, (name, points) in enumerate(results.data["curves"].items()):
         # From epoch 1 (chance would flatten the rest); colour and line style tell 10+ runs apart.
@@ -421,7 +421,7 @@ def report(results: core.Results, out: Path | None) -> list[str]:
         ax_loss.plot([p["epoch"] for p in points[1:]], [p["train_loss"] for p in points[1:]],
                      color=f"C{i % 10}", **style)  # fmt: skip
     ax_acc.set(xscale="log", xlabel="training s (evaluations excluded)", ylabel="test accuracy %")
-    ax_acc.xaxis.set_minor_formatter("")  # unlabelled: within a decade, the labels overlap
+    ax_acc.xaxis.set_minor_formatter(ticker.LogFormatter(minor_thresholds=(1, 0.4)))  # 2, 3, 5
     ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
     ax_acc.legend(fontsize=7)
     save_png(fig, out / "accuracy_vs_time.png")
