@@ -86,7 +86,7 @@ def plot_curves(
     from matplotlib.ticker import MaxNLocator
 
     fig = _figure(10, 3.8)
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss, ax_acc = fig.subplots(1, 2, sharex=True)  # the run's epochs, where a loss diverged too
     for ax, metric, scale in ((ax_loss, "loss", 1.0), (ax_acc, "acc", 100.0)):
         for stage, color in (("train", "C0"), ("val", "C1")):
             points = [(h["epoch"], scale * h[f"{stage}_{metric}"]) for h in history if
