@@ -6,7 +6,7 @@
 # throughput with MFU beside torchvision. No part starts after BUDGET s; LIMIT s kills all; OUT
 # gets the reports and an archive of the finished parts after each part.
 set -euo pipefail
-here=$PWD data=${CLASSIC_CNNS_DATA:+$(realpath -m -- "$CLASSIC_CNNS_DATA")}  # the caller's, as OUT
+here=$PWD data=${CLASSIC_CNNS_DATA:+$(realpath -m -- "${CLASSIC_CNNS_DATA/#\~/$HOME}")}  # the caller's
 cd "$(dirname "$0")/.." && data=${data:-../shared/data}  # the clone's root; beside it, the default
 py=${PYTHON:-python3} mode=run
 [[ ${1:-} == --smoke ]] && mode=smoke && shift

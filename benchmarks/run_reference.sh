@@ -4,7 +4,7 @@
 #   CLASSIC_CNNS_DATA=../shared/data benchmarks/run_reference.sh [--quick] [OUT] [BENCH FLAGS...]
 # --quick: small grids (minutes), OUT by default reference-quick. THREADS: every part's threads.
 set -euo pipefail
-here=$PWD && export CLASSIC_CNNS_DATA=${CLASSIC_CNNS_DATA:+$(realpath -m -- "$CLASSIC_CNNS_DATA")}
+here=$PWD && export CLASSIC_CNNS_DATA=${CLASSIC_CNNS_DATA:+$(realpath -m -- "${CLASSIC_CNNS_DATA/#\~/$HOME}")}
 cd "$(dirname "$0")/.."  # the clone's root; OUT and CLASSIC_CNNS_DATA are the caller's
 py=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}
 full=(--throughput.max_image_size 64 --throughput.compile "['*/fp32/contiguous']" --accuracy.recipes

@@ -267,9 +267,8 @@ def test_a_teacher_must_stand_for_the_student_s_classes_and_data(
     ):
         _trainer(max_steps=1).fit(student, datamodule=data)
     # Its classes, on images prepared otherwise: the teacher sees what it never learned from.
-    data_like = SimpleNamespace(
-        class_names=[str(n) for n in range(10)], data_config={"mean": [0.5], "std": [0.5]}
-    )
+    config = {"mean": [0.5], "std": [0.5], "image_size": [32, 32]}  # as the teacher's size
+    data_like = SimpleNamespace(class_names=[str(n) for n in range(10)], data_config=config)
     with pytest.warns(
         UserWarning,
         match=r"^the teacher .*teacher\.ckpt: the model was trained on images prepared with "
