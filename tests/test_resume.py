@@ -860,3 +860,16 @@ def test_a_fit_resumed_with_other_optimizer_settings_is_refused(
         CheckpointError, match=re.escape(f"trained with {was}; this model has {now}")
     ):
         _fit(tmp_path, Digits(batch_size=32), epochs=2, ckpt_path=split_checkpoint, model=model)
+
+
+def test_a_second_fit_on_the_same_trainer_has_no_restored_metrics_of_the_first() -> None:
+    # The callback stays for a later fit (configure_callbacks adds none then): the epoch whose
+    # metric states the first fit's resume put back made TrainingPlots keep a later resume's
+    # partial training metrics, from a checkpoint without those states.
+    resume = ExactResume()
+    trainer = L.Trainer(logger=False, callbacks=[resume])
+    resume.continued_epoch = 0  # as the first fit's resume left it
+    resume.setup(trainer, create_model("lenet5"), "validate")
+    assert resume.continued_epoch == 0  # evaluation puts nothing back, and changes nothing
+    resume.setup(trainer, create_model("lenet5"), "fit")
+    assert resume.continued_epoch is None

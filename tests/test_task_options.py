@@ -26,6 +26,7 @@ from classic_cnns import (
 from classic_cnns.cli import ClassicCLI
 from classic_cnns.files import load_checkpoint
 from classic_cnns.losses import load_teacher
+from classic_cnns.optim import schedule_length
 from classic_cnns.recipes import Recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -408,6 +409,27 @@ def test_a_run_without_training_batches_needs_no_schedule() -> None:
         r"scheduler='none'",
     ):
         L.Trainer(max_epochs=-1, logger=False).fit(LeNet5(), Digits())
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "onecycle"])
+def test_a_schedule_spans_the_steps_of_an_accumulation_that_changes_by_epoch(
+    scheduler: str,
+) -> None:
+    # Lightning's estimate takes epoch 0's accumulation for every epoch: the schedule was
+    # planned for 82 steps of a 62-step run, and cosine ended at 14% of its peak.
+    from lightning.pytorch.callbacks import GradientAccumulationScheduler
+
+    from classic_cnns import Digits, LeNet5
+
+    model = LeNet5(scheduler=scheduler)
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[GradientAccumulationScheduler({0: 1, 1: 2, 2: 3})])  # fmt: skip
+    trainer.fit(model, Digits(batch_size=64))
+    assert trainer.num_training_batches == 21  # the last step of an epoch takes what is left
+    sched = trainer.lr_scheduler_configs[0].scheduler
+    assert schedule_length(sched) == trainer.global_step == 21 + 11 + 7
+    assert sched.last_epoch == trainer.global_step  # stepped to its very end, not past it
 
 
 @pytest.mark.parametrize("scheduler", ["none", "onecycle"])

@@ -598,7 +598,8 @@ def test_a_subclass_s_own_modules_are_refused_not_dropped_without_a_word(tmp_pat
         r"proj.ckpt: 2 key\(s\) do not fit LeNet5Net:\n"
         r"  proj.weight \(outside the network 'net' of the checkpoint's module\)\n  proj.bias .*\n"
         r"The checkpoint's LightningModule had modules of its own \(a subclass's\?\): load it "
-        r"with that class's load_from_checkpoint, or pass strict=False to load its network alone$"
+        r"with that class's load_from_checkpoint, or its network alone with strict=False \(in "
+        r"Python: load_model\(path, strict=False\); the command line has no such option\)$"
     )
     loaders = [
         lambda **kw: load_model(path, **kw),

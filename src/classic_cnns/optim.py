@@ -26,6 +26,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, get_args
 
 import torch
+from lightning.pytorch.callbacks import GradientAccumulationScheduler
 from torch import nn
 
 from classic_cnns._checks import is_int, is_number
@@ -242,7 +243,8 @@ def schedule_length(scheduler: Any) -> int | None:
 
 def run_steps(trainer: Any, scheduler: str) -> int | None:
     """The optimizer steps of ``trainer``'s run that a ``scheduler`` schedule spans
-    (``Trainer.estimated_stepping_batches``); ``None`` where none is made: ``'none'``, or a run
+    (``Trainer.estimated_stepping_batches``, by epoch under a ``GradientAccumulationScheduler``);
+    ``None`` where none is made: ``'none'``, or a run
     that trains nothing (``max_steps=0``, ``limit_train_batches=0``).
 
     Refuses an ``accumulate_grad_batches`` below 1, which Lightning takes unchecked (0 divides
@@ -264,7 +266,7 @@ def run_steps(trainer: Any, scheduler: str) -> int | None:
         )
     if scheduler == "none" or 0 in (trainer.limit_train_batches, trainer.max_steps):
         return None
-    total = trainer.estimated_stepping_batches
+    total = _accumulated(trainer, trainer.estimated_stepping_batches)
     if not math.isfinite(total) or total < 1:
         endless = trainer.max_epochs == -1 and trainer.max_steps == -1
         fix = (
@@ -277,6 +279,23 @@ def run_steps(trainer: Any, scheduler: str) -> int | None:
             f"scheduler={scheduler!r} needs a finite run length; {fix}, or pass scheduler='none'"
         )
     return int(total)
+
+
+def _accumulated(trainer: Any, total: float) -> float:
+    # Lightning's estimate takes one accumulation for every epoch; a GradientAccumulationScheduler
+    # changes it by epoch (a schedule planned for the estimate ended at 14% of its peak).
+    callbacks = getattr(trainer, "callbacks", [])
+    gas = next((c for c in callbacks if isinstance(c, GradientAccumulationScheduler)), None)
+    batches, epochs = trainer.num_training_batches, trainer.max_epochs
+    if (
+        gas is None
+        or not math.isfinite(total)
+        or not math.isfinite(batches)
+        or epochs in (None, -1)
+    ):
+        return total
+    steps = sum(math.ceil(batches / gas.get_accumulate_grad_batches(e)) for e in range(epochs))
+    return steps if trainer.max_steps == -1 else min(steps, trainer.max_steps)
 
 
 def check_resumed_schedule(name: str, planned: int | None, restored: Sequence[Any]) -> None:

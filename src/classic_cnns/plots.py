@@ -86,7 +86,8 @@ def plot_curves(
     from matplotlib.ticker import MaxNLocator
 
     fig = _figure(10, 3.8)
-    ax_loss, ax_acc = fig.subplots(1, 2, sharex=True)  # the run's epochs, where a loss diverged too
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    epochs = [h["epoch"] for h in history]
     for ax, metric, scale in ((ax_loss, "loss", 1.0), (ax_acc, "acc", 100.0)):
         for stage, color in (("train", "C0"), ("val", "C1")):
             points = [(h["epoch"], scale * h[f"{stage}_{metric}"]) for h in history if
@@ -101,6 +102,9 @@ def plot_curves(
                     label += f"; not finite at epoch {', '.join(gaps)}"
                 ax.plot(xs, ys, color=color, marker="o", markersize=3, label=label)
         ax.set_xlabel("epoch")
+        if len(set(epochs)) > 1:  # the run's epochs, though a diverged loss has one point
+            pad = (max(epochs) - min(epochs)) / 20
+            ax.set_xlim(min(epochs) - pad, max(epochs) + pad)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.get_lines():

@@ -95,8 +95,11 @@ class ExactResume(L.Callback):
     ``train_acc`` average the whole epoch; ``TrainingPlots`` plots them), else ``None``."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Remember the trainer, whose loaders :meth:`state_dict` reads."""
+        """Remember the trainer, whose loaders :meth:`state_dict` reads; a new ``fit`` has
+        put no metric states back yet (:attr:`continued_epoch`)."""
         self._trainer = trainer
+        if stage == "fit":  # this callback stays for a second fit on the same trainer
+            self.continued_epoch = None
 
     def state_dict(self) -> dict[str, Any]:
         """The RNG states, the loaders' positions, the metrics' states and the data's split."""

@@ -582,7 +582,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         for teacher in self._teacher:
             teacher.to(self.device)
         trainer, made = self.trainer, getattr(self, "_made_for", None)
-        if made and made != (self._hp.lr, made[1] and int(trainer.estimated_stepping_batches)):
+        if made and made != (self._hp.lr, made[1] and run_steps(trainer, self._hp.scheduler)):
             trainer.strategy.setup_optimizers(trainer)  # configure_optimizers, for this run
         schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
         saved = getattr(self, "_saved_optimizers", [])

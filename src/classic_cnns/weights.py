@@ -550,7 +550,8 @@ def _outside(file: WeightsFile, strict: bool | None, target: str) -> None:
         raise CheckpointError(
             f"{file.source}: {len(keys)} key(s) do not fit {target}:{_listed(keys)}\nThe "
             "checkpoint's LightningModule had modules of its own (a subclass's?): load it with "
-            "that class's load_from_checkpoint, or pass strict=False to load its network alone"
+            "that class's load_from_checkpoint, or its network alone with strict=False (in "
+            "Python: load_model(path, strict=False); the command line has no such option)"
         )
     warn_not_loaded(keys, file.source, target)
 
