@@ -439,8 +439,8 @@ class WeightsFile:
         data: The data configuration the model was trained with (``mean``, ``std``,
             ``image_size``, ``class_names``), when the file records it.
         source: Where the tensors came from (the file name), for messages.
-        outside: A Lightning checkpoint's keys outside its network (``net.``): modules of
-            its own that the LightningModule saved had (a subclass's), never loaded.
+        outside: A Lightning checkpoint's keys outside its network (``net.``): the saved
+            LightningModule's own modules (a subclass's), which no network loads.
 
     Example:
         >>> WeightsFile({}, {"arch": "lenet5"}, {}).arch

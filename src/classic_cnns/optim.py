@@ -243,9 +243,9 @@ def schedule_length(scheduler: Any) -> int | None:
 
 def run_steps(trainer: Any, scheduler: str) -> int | None:
     """The optimizer steps of ``trainer``'s run that a ``scheduler`` schedule spans
-    (``Trainer.estimated_stepping_batches``, by epoch under a ``GradientAccumulationScheduler``);
-    ``None`` where none is made: ``'none'``, or a run
-    that trains nothing (``max_steps=0``, ``limit_train_batches=0``).
+    (``Trainer.estimated_stepping_batches``, epoch by epoch under a
+    ``GradientAccumulationScheduler``); ``None`` where none is made: ``'none'``, or a run that
+    trains nothing (``max_steps=0``, ``limit_train_batches=0``).
 
     Refuses an ``accumulate_grad_batches`` below 1, which Lightning takes unchecked (0 divides
     by zero; -2 trains on), and a run of no finite length, naming what would end it.
