@@ -233,10 +233,13 @@ def same_placement(net: nn.Module) -> Iterator[None]:
             moved[id(t)] = nn.Parameter(to, t.requires_grad) if isinstance(t, nn.Parameter) else to
         return moved[id(t)]
 
+    def placed(t: Tensor) -> bool:  # as by an inner same_placement (a nested reset)
+        return t.device == device and (t.dtype == dtype or not t.is_floating_point())
+
     for module in net.modules():
         for table, old_ids in ((module._parameters, before), (module._buffers, kept)):
             for key, t in table.items():
-                if t is not None and id(t) not in old_ids:
+                if t is not None and id(t) not in old_ids and not placed(t):
                     table[key] = move(t)  # type: ignore[assignment]
 
 
