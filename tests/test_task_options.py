@@ -399,8 +399,7 @@ def test_a_run_without_training_batches_needs_no_schedule() -> None:
     for nothing in (dict(limit_train_batches=0), dict(max_steps=0)):  # max_steps: the same
         model = LeNet5()
         assert model.hparams.scheduler == "onecycle"
-        trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, **nothing)  # fmt: skip
+        trainer = _trainer(**nothing)
         trainer.fit(model, Digits())
         assert trainer.global_step == 0 and trainer.lr_scheduler_configs == [], nothing
     with pytest.raises(  # still: no end at all, and the advice is to give it one
@@ -419,12 +418,8 @@ def test_a_schedule_spans_the_steps_of_an_accumulation_that_changes_by_epoch(
     # planned for 82 steps of a 62-step run, and cosine ended at 14% of its peak.
     from lightning.pytorch.callbacks import GradientAccumulationScheduler
 
-    from classic_cnns import Digits, LeNet5
-
     model = LeNet5(scheduler=scheduler)
-    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[GradientAccumulationScheduler({0: 1, 1: 2, 2: 3})])  # fmt: skip
+    trainer = _trainer(max_epochs=3, callbacks=[GradientAccumulationScheduler({0: 1, 1: 2, 2: 3})])
     trainer.fit(model, Digits(batch_size=64))
     assert trainer.num_training_batches == 21  # the last step of an epoch takes what is left
     sched = trainer.lr_scheduler_configs[0].scheduler
@@ -439,10 +434,7 @@ def test_gradient_accumulation_below_one_batch_is_refused_by_name(
 ) -> None:
     # Lightning takes it unchecked: 0 divided by zero (a traceback), -2 trained on, and under
     # a schedule was blamed on a loader without length.
-    from classic_cnns import Digits, LeNet5
-
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, logger=False,
-                        accumulate_grad_batches=accumulate, enable_progress_bar=False)  # fmt: skip
+    trainer = _trainer(limit_train_batches=2, accumulate_grad_batches=accumulate)
     with pytest.raises(ValueError) as info:
         trainer.fit(LeNet5(scheduler=scheduler), Digits())
     assert str(info.value) == (
