@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.io import write_png
 
 from classic_cnns import (
+    CIFAR10,
     MNIST,
     Digits,
     ImageClassifier,
@@ -32,6 +33,7 @@ from classic_cnns import (
     ResNet,
     create_model,
 )
+from classic_cnns.cli import main
 from classic_cnns.data.preprocessing import check_stats
 from classic_cnns.predict import predict_folder
 from conftest import sklearn_metrics
@@ -527,6 +529,30 @@ def test_an_empty_folder_path_is_refused_not_read_as_the_current_folder(
         with pytest.raises(ValueError, match=rf"^{name} is empty; expected a folder's path"):
             make()
     assert ImageFolder(".").root == Path(".")  # "." still names this folder
+
+
+def test_a_folder_path_that_is_a_file_or_below_one_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MNIST(download=True) said only "Not a directory: '<file>/MNIST/raw'", CIFAR10 "File
+    # exists", and Lightning a path under --trainer.default_root_dir the user did not give.
+    monkeypatch.chdir(tmp_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    for path in (notes, notes / "data"):
+        below = "" if path == notes else f" is below {notes}, which"
+        for make in (MNIST, CIFAR10):
+            with pytest.raises(NotADirectoryError, match=rf"^data_dir {path}{below} is a file"):
+                make(data_dir=path, download=True)
+    with pytest.raises(NotADirectoryError, match=rf"^folder {notes} is a file; expected a "):
+        predict_folder(create_model("lenet5"), notes)
+    assert main(["data", "fetch", "mnist", "--data-dir", str(notes)]) == 2
+    assert f"data_dir {notes} is a file; expected a folder's path" in capsys.readouterr().err
+    fit = ["fit", "--model=LeNet5", "--data=Digits", "--trainer.max_epochs=1"]
+    assert main([*fit, f"--trainer.default_root_dir={notes / 'runs'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"--trainer.default_root_dir {notes / 'runs'} is below {notes}, which is a" in err
+    assert notes.read_text() == "mine\n" and sorted(tmp_path.iterdir()) == [notes]
 
 
 # -- fuzz -----------------------------------------------------------------------------------

@@ -643,7 +643,7 @@ def test_a_plain_network_is_refused_where_a_model_is_expected(tmp_path) -> None:
 def test_predict_folder_says_a_file_is_not_a_folder(tmp_path) -> None:
     (tmp_path / "notes.py").write_text("x = 1\n")
     with pytest.raises(
-        FileNotFoundError, match=r"notes.py: is a file; expected a folder of images"
+        NotADirectoryError, match=r"^folder .*notes.py is a file; expected a folder"
     ):
         predict_folder(LeNet5(), tmp_path / "notes.py")
 

@@ -285,7 +285,7 @@ def test_a_size_of_another_type_is_refused(
 def test_a_root_that_is_a_file_is_said_to_be_one(tmp_path: Path) -> None:
     (tmp_path / "photos.zip").write_bytes(b"PK")
     with pytest.raises(
-        FileNotFoundError, match=r"no image folder at .*photos\.zip: is a file; expected a folder"
+        NotADirectoryError, match=r"^root .*photos\.zip is a file; expected a folder's path$"
     ):
         ImageFolder(tmp_path / "photos.zip")
     with pytest.raises(FileNotFoundError, match=r"no image folder at .*absent: no such folder"):

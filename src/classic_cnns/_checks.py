@@ -93,7 +93,9 @@ def check_strict(strict: Any) -> None:
 def as_folder(name: str, value: Any) -> Path:
     """The folder path ``name`` as a ``Path``, ``~`` expanded (as torchvision's datasets do:
     a YAML config or ``--data.root=~/x`` reaches us unexpanded); refuses a non-path and an
-    empty one (``--data.root "$DIR"`` with ``DIR`` unset), which ``Path`` reads as ``.``.
+    empty one (``--data.root "$DIR"`` with ``DIR`` unset), which ``Path`` reads as ``.``,
+    and a file or a path below one (``mkdir`` would fail later, naming a path the user did
+    not give).
 
     Example:
         >>> as_folder("root", "~/data") == Path.home() / "data"
@@ -106,12 +108,21 @@ def as_folder(name: str, value: Any) -> Path:
         Traceback (most recent call last):
         ...
         ValueError: root is empty; expected a folder's path ('.' for the current folder)
+        >>> as_folder("root", __file__)
+        Traceback (most recent call last):
+        ...
+        NotADirectoryError: root .../_checks.py is a file; expected a folder's path
     """
     if not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be a folder's path (str or Path); got {value!r}")
     if not os.fspath(value):
         raise ValueError(f"{name} is empty; expected a folder's path ('.' for the current folder)")
-    return Path(value).expanduser()
+    path = Path(value).expanduser()
+    there = next((p for p in (path, *path.parents) if p.exists()), None)  # the nearest made
+    if there is not None and not there.is_dir():
+        below = "" if there == path else f" is below {there}, which"
+        raise NotADirectoryError(f"{name} {path}{below} is a file; expected a folder's path")
+    return path
 
 
 def file_path(name: str, value: Any) -> str:

@@ -25,6 +25,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 
 from classic_cnns import data
+from classic_cnns._checks import as_folder
 from classic_cnns._version import __version__
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
 from classic_cnns.data.transfer import TransferDataModule
@@ -120,7 +121,8 @@ def config_model_flags(args: Sequence[str]) -> list[str]:
 def place_default_logger(trainer: Any) -> None:
     """Put the command line's default CSV logger (``save_dir`` ``.``) in ``default_root_dir``.
 
-    Where Lightning's own default logger writes. Only a single ``CSVLogger`` moves.
+    Where Lightning's own default logger writes. Only a single ``CSVLogger`` moves. A root
+    that is a file is refused here, before Lightning fails on a path below it.
 
     Example:
         >>> from jsonargparse import Namespace
@@ -131,6 +133,8 @@ def place_default_logger(trainer: Any) -> None:
         'runs'
     """
     logger, root = trainer.get("logger"), trainer.get("default_root_dir")
+    if root is not None and "://" not in str(root):  # a remote root (s3://) is Lightning's
+        as_folder("--trainer.default_root_dir", root)
     if root and _is_csv(logger) and logger.init_args.get("save_dir") == ".":
         logger.init_args.save_dir = os.path.expanduser(root)  # as Lightning takes the root
 

@@ -290,11 +290,10 @@ class ImageFolder(TransferDataModule):
         self.root = as_folder("root", root)
         self.test_size = test_size
         self.extensions = _extensions(extensions)
-        if not self.root.is_dir():
-            why = "is a file" if self.root.exists() else "no such folder"
+        if not self.root.is_dir():  # as_folder has refused a file
             raise FileNotFoundError(
-                f"no image folder at {self.root}: {why}; expected a folder of class folders "
-                "(or of train/, val/ and test/ folders of class folders)"
+                f"no image folder at {self.root}: no such folder; expected a folder of class "
+                "folders (or of train/, val/ and test/ folders of class folders)"
             )
         self._split_dirs = _split_dirs(self.root, self.extensions)
         self.layout = "split" if self._split_dirs else "classes"
