@@ -354,6 +354,25 @@ def test_the_time_axis_is_labelled_within_a_decade(
     assert (bool(minor), bool(major)) == (labelled, not labelled), (major, minor)
 
 
+def test_the_accuracy_figure_names_each_runs_lr_and_ticks_whole_epochs(
+    tmp_path: Path, accuracy: Results, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The optimizer comparison runs each optimizer at its own lr, which the legend did not
+    # say; the loss panel of 2 epochs had ticks at 1.2, 1.4, ...
+    import classic_cnns.bench.accuracy as accuracy_mode
+
+    drawn: list[Any] = []
+    monkeypatch.setattr(accuracy_mode, "save_png", lambda fig, path: drawn.append(fig))
+    accuracy_report(accuracy, tmp_path)
+    ax_acc, ax_loss = drawn[0].axes
+    assert list(accuracy.data["curves"]) == ["lenet5/digits"]  # lenet5/mnist: no training set
+    assert ax_acc.get_legend_handles_labels()[1] == ["lenet5/digits, lr 0.1"]
+    drawn[0].canvas.draw()
+    lo, hi = ax_loss.get_xlim()
+    ticks = [t for t in ax_loss.get_xticks() if lo <= t <= hi]
+    assert ticks and all(t == int(t) for t in ticks), ticks
+
+
 @pytest.mark.parametrize("failing", [0, 1, 2])  # throughput.png, accuracy_vs_time, confusion
 def test_a_plot_that_fails_leaves_the_earlier_run_s_plot_whole(
     tmp_path: Path, throughput: Results, accuracy: Results, failing: int, monkeypatch: Any

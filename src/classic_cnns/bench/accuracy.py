@@ -414,14 +414,14 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     fig = figure.Figure(figsize=(11, 4.5), layout="constrained")
     ax_acc, ax_loss = fig.subplots(1, 2)
     for i, (name, points) in enumerate(results.data["curves"].items()):
-        # From epoch 1 (chance would flatten the rest); colour and line style tell 10+ runs apart.
-        x, acc = [p["train_s"] for p in points[1:]], [100 * p["test_acc"] for p in points[1:]]
-        style = dict(marker="o", markersize=3, ls=("-", "--", ":")[i // 10 % 3], label=name)
-        ax_acc.plot(x, acc, color=f"C{i % 10}", **style)
-        ax_loss.plot([p["epoch"] for p in points[1:]], [p["train_loss"] for p in points[1:]],
-                     color=f"C{i % 10}", **style)  # fmt: skip
+        epochs = points[1:]  # from 1 (chance would flatten the rest); colour and style: 10+ runs
+        style = dict(color=f"C{i % 10}", marker="o", ms=3, ls=("-", "--", ":")[i // 10 % 3])
+        ax_acc.plot([p["train_s"] for p in epochs], [100 * p["test_acc"] for p in epochs], **style,
+                    label=f"{name}, lr {RECIPES[name].lr:g}")  # fmt: skip
+        ax_loss.plot([p["epoch"] for p in epochs], [p["train_loss"] for p in epochs], **style)
     ax_acc.set(xscale="log", xlabel="training s (evaluations excluded)", ylabel="test accuracy %")
     ax_acc.xaxis.set_minor_formatter(ticker.LogFormatter(minor_thresholds=(1, 0.4)))  # 2, 3, 5
+    ax_loss.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # whole epochs
     ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)")
     ax_acc.legend(fontsize=7)
     save_png(fig, out / "accuracy_vs_time.png")
