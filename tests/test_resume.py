@@ -439,6 +439,30 @@ def test_a_resume_that_cannot_go_on_exactly_says_why(
         assert len(said) == 1 and re.search(expected, said[0]), said
 
 
+def test_a_finished_run_with_a_fixed_schedule_is_told_to_train_on_from_its_weights(
+    tmp_path: Path,
+) -> None:
+    # The advice was "raise max_epochs", which the one-cycle schedule's length check refuses.
+    def model(**kwargs: Any) -> Any:
+        return create_model("lenet5", num_classes=10, in_channels=1, **kwargs)  # one-cycle
+
+    def fit(root: str, ckpt: Path | None = None, **kwargs: Any) -> L.Trainer:
+        saved = ModelCheckpoint(dirpath=tmp_path / root, save_last=True)
+        dm = Digits(batch_size=32)
+        return _fit(tmp_path / root, dm, ckpt_path=ckpt, callbacks=(saved,), **kwargs)
+
+    last = tmp_path / "done" / "last.ckpt"
+    fit("done", model=model())
+    with pytest.warns(UserWarning, match=r"trained nothing.* made for 4 steps, so a resume "
+                      r"with more epochs is refused.* --weights <checkpoint>") as said:  # fmt: skip
+        fit("again", last, model=model())
+    assert not [w for w in said if "Raise max_epochs" in str(w.message)]
+    with pytest.raises(ValueError, match=r"'onecycle' LR schedule was made for 4 steps; this"):
+        fit("longer", last, epochs=2, model=model())
+    trainer = fit("new", epochs=2, model=model(checkpoint_path=last))  # the advice, followed
+    assert trainer.global_step == 8
+
+
 def test_an_interrupted_epoch_does_not_continue_with_another_batch_size() -> None:
     ds = TensorDataset(torch.arange(40))
     old = ResumableDataLoader(ds, batch_size=4, sampler=EpochShuffleSampler(40, 0))

@@ -25,6 +25,7 @@ from classic_cnns._data_classes import check_split, split_settings
 from classic_cnns._warn import warn
 from classic_cnns.data.sampling import ResumableDataLoader, _why_inexact
 from classic_cnns.metrics import metric_states, set_metric_states
+from classic_cnns.optim import schedule_length
 
 __all__ = ["ExactResume"]
 
@@ -130,12 +131,21 @@ class ExactResume(L.Callback):
         if self._pending is None or trainer.limit_train_batches == 0:  # it trained, or not meant to
             return
         self._pending = None
+        # A schedule of fixed length (one-cycle, cosine, step) refuses a longer resume.
+        made = [n for c in trainer.lr_scheduler_configs if (n := schedule_length(c.scheduler))]
+        advice = (
+            f"Its LR schedule was made for {made[0]} steps, so a resume with more epochs is "
+            "refused: to train on, start a new run from its weights, its schedule anew (the "
+            "command line: --weights <checkpoint> --trainer.max_epochs N; in Python: "
+            "create_model(name, checkpoint_path=<checkpoint>))"
+            if made
+            else "Raise max_epochs to train on (on the command line --trainer.max_epochs N)"
+        )
         warn(
             f"ExactResume: this resumed run trained nothing: the checkpoint's run had trained "
             f"{trainer.current_epoch} epoch(s) ({trainer.global_step} steps), and "
             f"max_epochs={trainer.max_epochs}, max_steps={trainer.max_steps} leave none to "
-            "add (a run stopped early, by max_time say, counts its last epoch as done). Raise "
-            "max_epochs to train on (on the command line --trainer.max_epochs N)"
+            f"add (a run stopped early, by max_time say, counts its last epoch as done). {advice}"
         )
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
