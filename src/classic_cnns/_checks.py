@@ -118,8 +118,9 @@ def as_folder(name: str, value: Any) -> Path:
     if not os.fspath(value):
         raise ValueError(f"{name} is empty; expected a folder's path ('.' for the current folder)")
     path = Path(value).expanduser()
-    there = next((p for p in (path, *path.parents) if p.exists()), None)  # the nearest made
-    if there is not None and not there.is_dir():
+    # The nearest that exists (os.path's tests: Path.exists raises in an unreadable folder).
+    there = next((p for p in (path, *path.parents) if os.path.exists(p)), None)
+    if there is not None and not os.path.isdir(there):
         below = "" if there == path else f" is below {there}, which"
         raise NotADirectoryError(f"{name} {path}{below} is a file; expected a folder's path")
     return path
