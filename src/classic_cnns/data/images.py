@@ -238,12 +238,14 @@ _PIL_ONLY = (b"BM", b"II*\x00", b"MM\x00*", *(b"P%d" % n for n in range(1, 7)))
 def _decode_pil(data: bytearray, channels: int) -> Tensor:
     # By PIL, as torchvision's ImageFolder reads every file: upright by the EXIF orientation,
     # grey by convert("L"), the first page of a TIFF; 16-bit grey as uint16, which
-    # load_image scales as a 16-bit PNG's.
+    # load_image scales as a 16-bit PNG's. PIL reads a 16-bit PGM (any maxval above 255) in
+    # mode I, scaled to 0..65535.
     with Image.open(io.BytesIO(data)) as file:
         image = ImageOps.exif_transpose(file)
-        if image.mode in ("I", "F"):  # 32-bit integers or floats: no scale to read them on
+        deep = image.mode.startswith("I;16") or (image.mode == "I" and file.format == "PPM")
+        if image.mode in ("I", "F") and not deep:  # 32-bit integers or floats: no scale
             raise ValueError(f"PIL mode {image.mode} (32-bit pixels); expected 8 or 16 bits")
-        if image.mode.startswith("I;16"):
+        if deep:
             deep = np.asarray(image).astype(np.uint16)  # native byte order
             return torch.from_numpy(deep)[None]
         image = image.convert("L" if channels == 1 else "RGB")
