@@ -362,6 +362,13 @@ def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused
     write_png(images[0][None], str(tmp_path / "classes" / "valid" / "batch1" / "v.png"))
     names = ImageFolder(tmp_path / "classes", channels=1).class_names
     assert names == ("0", "Train", "valid")
+    # A held-out test/ of the same class folders beside the classes, without train/: read
+    # as a class, its images were trained on (torchvision reads it so too). Refused.
+    _write_pngs(tmp_path / "leak", images[:20], labels[:20] % 2)
+    _write_pngs(tmp_path / "leak" / "test", images[20:30], labels[20:30] % 2)
+    with pytest.raises(ValueError, match=r"leak: test/ holds class folders \['0', '1'\] as "
+                       r"leak/ does, so it would be read as a class of its own"):  # fmt: skip
+        ImageFolder(tmp_path / "leak", channels=1)
     # A "train" class whose images lie in subfolders reads as the split: said, not silent.
     (tmp_path / "vehicles" / "bus").mkdir(parents=True)
     write_png(images[0][None], str(tmp_path / "vehicles" / "bus" / "b.png"))

@@ -112,6 +112,15 @@ def _split_dirs(root: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dic
                 "no training folder; expected train/ beside them (val/ and test/ optional), "
                 "or one folder per class"
             )
+        classes = {f.name for f in folders if f not in named}
+        for folder in named:  # root/cat, root/dog, root/test/{cat,dog}: "test" is no class
+            if same := sorted(classes & {d.name for d in class_dirs(folder)}):
+                raise ValueError(
+                    f"{root}: {folder.name}/ holds class folders {same} as {root.name}/ "
+                    f"does, so it would be read as a class of its own, its images trained "
+                    f"on; expected train/ beside it (the class folders moved into it), or "
+                    f"{folder.name}/ moved out of {root}"
+                )
         return {}
     for split, same in splits.items():
         if len(same) > 1:
