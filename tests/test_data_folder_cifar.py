@@ -1268,6 +1268,34 @@ def test_predictions_name_labels_as_the_data_and_classes_as_the_model(tmp_path, 
     assert all(r["class"] == f"digit {r['class_index']}" for r in rows)
 
 
+def test_each_predicted_row_names_its_file(tmp_path, digits) -> None:
+    # The test split of one folder is a seeded draw: without the file, a row's index could
+    # not be matched to an image. Each row's file is checked against its folder (the label)
+    # and against predict_folder, which reads that file by itself.
+    images, labels = digits
+    _write_pngs(tmp_path / "photos", images[:80], labels[:80])
+    torch.manual_seed(0)
+    model = LeNet5(num_classes=10)
+    model.data_config = {"class_names": [str(d) for d in range(10)], "resize": "pad"}
+    data = ImageFolder(tmp_path / "photos", channels=1, test_size=0.25, mean=[0.1], std=[0.3])
+    writer = PredictionCSV(tmp_path / "predictions.csv")
+    trainer = L.Trainer(logger=False, callbacks=[writer], enable_progress_bar=False)
+    trainer.predict(model, datamodule=data, return_predictions=False)
+    with (tmp_path / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 20 and list(rows[0])[:2] == ["file", "index"]
+    assert [r["file"] for r in rows] == [p.as_posix() for p in data.files["test"]]
+    every = {p.as_posix() for p in (tmp_path / "photos").rglob("*.png")}
+    assert len(every) == 80 and len({r["file"] for r in rows} & every) == 20  # a draw of 20
+    assert all(Path(r["file"]).parent.name == r["label"] for r in rows)
+    alone = predict_folder(model, tmp_path / "photos", recursive=True, mean=[0.1], std=[0.3])
+    by_file = {(tmp_path / "photos" / r["file"]).as_posix(): r for r in alone}
+    for row in rows:
+        read = by_file[row["file"]]
+        assert read["class"] == row["class"], row
+        assert read["probability"] == pytest.approx(float(row["probability"]), abs=1e-5)
+
+
 def test_a_class_map_names_classes_no_folder_can_be_named_after(tmp_path, fashion_raw) -> None:
     # A Fashion-MNIST model's classes include "T-shirt/top": folders named by index, mapped
     # to the names the model records, test it (here on 120 real test images).
@@ -1370,9 +1398,9 @@ def test_training_and_validation_images_are_decoded_apart_and_split_as_before(
     sizes: list[int] = []
     real_decode = ImageFolder._decode
 
-    def decode(self, paths, labels, pick=None):
+    def decode(self, split, paths, labels, pick=None):
         sizes.append(len(paths) if pick is None else len(pick))
-        return real_decode(self, paths, labels, pick)
+        return real_decode(self, split, paths, labels, pick)
 
     monkeypatch.setattr(ImageFolder, "_decode", decode)
     for layout, test_share in (("one", 0.2), ("split", 0.2)):

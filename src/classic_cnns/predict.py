@@ -19,7 +19,7 @@ import contextlib
 import csv
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -244,10 +244,24 @@ def _write_output(rows: list[dict[str, Any]], output: str | os.PathLike[str]) ->
         raise type(err)(f"cannot write {output}: {err.strerror or err}") from err
 
 
+def _predicted_files(trainer: Trainer) -> list[Path] | None:
+    # The files of the images predicted, where the datamodule lists them (ImageFolder's
+    # files["test"], which its predict_dataloader loads) for as many images as are predicted.
+    files = getattr(getattr(trainer, "datamodule", None), "files", None)
+    test = files.get("test") if isinstance(files, Mapping) else None
+    dataset: Any = getattr(trainer.predict_dataloaders, "dataset", None)
+    try:
+        return [Path(f) for f in test] if test and len(dataset) == len(test) else None
+    except TypeError:  # a dataset of no length
+        return None
+
+
 class PredictionCSV(BasePredictionWriter):
     """Write ``Trainer.predict``'s class probabilities as CSV: what ``classic-cnns predict`` saves.
 
-    One row per image, in the order predicted: ``index`` (its position in the split), ``label``
+    One row per image, in the order predicted: ``file`` (where the datamodule lists the files,
+    as :class:`~classic_cnns.data.folder.ImageFolder` does), ``index`` (its position in the
+    split), ``label``
     (its true class, where the batches have labels), ``class``, ``class_index`` and
     ``probability`` of the most probable class. Classes are named as the model names them
     (``data_config["class_names"]``), labels as the datamodule does (its ``class_names``, which
@@ -305,6 +319,7 @@ class PredictionCSV(BasePredictionWriter):
         self._table: tuple[contextlib.ExitStack, csv.DictWriter[str], IO[str], Path] | None = None
         self._count = 0  # rows so far
         self._counts: dict[int, int] = {}  # rows so far of each dataloader
+        self._files: list[Path] | None = None  # the predicted images' files, where known
 
     def _paths(self, trainer: Trainer) -> list[Path]:
         # The file of each process (one, unless several write); every process calls this,
@@ -330,7 +345,8 @@ class PredictionCSV(BasePredictionWriter):
         self.files, self.total_rows = [], 0
         path = self._paths(trainer)[trainer.global_rank]
         several = len(trainer.num_predict_batches) > 1  # several dataloaders
-        columns = ["dataloader"] * several + _PREDICTION_COLUMNS
+        self._files = None if several else _predicted_files(trainer)
+        columns = ["dataloader"] * several + ["file"] * bool(self._files) + _PREDICTION_COLUMNS
         with contextlib.ExitStack() as stack:  # a failure here leaves no temporary file
             writer, file = stack.enter_context(_csv_table(path, columns))
             self._table = (stack.pop_all(), writer, file, path)
@@ -369,8 +385,9 @@ class PredictionCSV(BasePredictionWriter):
         rows = []
         for k, (p, i) in enumerate(zip(best.tolist(), index.tolist(), strict=True)):
             label = "" if labels is None else (label_names[labels[k]] if label_names else labels[k])
+            image = self._files[order[k]].as_posix() if self._files else ""
             rows.append(
-                {"dataloader": dataloader_idx, "index": order[k], "label": label,
+                {"dataloader": dataloader_idx, "file": image, "index": order[k], "label": label,
                  "class": names[i] if names else i, "class_index": i, "probability": round(p, 6)}
             )  # fmt: skip
         writer.writerows(rows)

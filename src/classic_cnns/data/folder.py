@@ -114,9 +114,9 @@ def _split_dirs(root: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dic
             )
         classes = {f.name for f in folders if f not in named}
         for folder in named:  # root/cat, root/dog, root/test/{cat,dog}: "test" is no class
-            if same := sorted(classes & {d.name for d in class_dirs(folder)}):
+            if shared := sorted(classes & {d.name for d in class_dirs(folder)}):
                 raise ValueError(
-                    f"{root}: {folder.name}/ holds class folders {same} as {root.name}/ "
+                    f"{root}: {folder.name}/ holds class folders {shared} as {root.name}/ "
                     f"does, so it would be read as a class of its own, its images trained "
                     f"on; expected train/ beside it (the class folders moved into it), or "
                     f"{folder.name}/ moved out of {root}"
@@ -217,6 +217,8 @@ class ImageFolder(TransferDataModule):
     ImageNet weights: ``crop_pct`` 224/256), the images are resized to cover
     ``size / crop_pct`` and the centre cropped, as :func:`~classic_cnns.predict.predict_folder`
     and torchvision's evaluation do; ``fit`` (and its validation) keeps the whole image.
+    ``files[split]`` lists a decoded split's files in its order: ``files["test"][i]`` is the
+    test (and predict) image ``i``, the ``file`` of ``classic-cnns predict``'s CSV.
 
     Args:
         root: The folder.
@@ -297,6 +299,7 @@ class ImageFolder(TransferDataModule):
         if not is_number(test_size) or not 0 <= test_size <= 1:
             raise ValueError(f"test_size must be a fraction in [0, 1]; got {test_size!r}")
         self.root = as_folder("root", root)
+        self.files: dict[str, list[Path]] = {}  # each split's, once decoded
         self.test_size = test_size
         self.extensions = _extensions(extensions)
         if not self.root.is_dir():  # as_folder has refused a file
@@ -389,10 +392,14 @@ class ImageFolder(TransferDataModule):
             known = list(self.class_names if self._folders is None else self._folders)
             raise ValueError(f"{class_dir}: class {class_dir.name!r} is not among {whose} {known}")
 
-    def _decode(self, paths: list[Path], labels: list[int], pick: Tensor | None = None) -> Split:
-        # The files (those at the indices ``pick``), sized as predict_folder sizes each file.
+    def _decode(
+        self, split: str, paths: list[Path], labels: list[int], pick: Tensor | None = None
+    ) -> Split:
+        # The files (those at the indices ``pick``), sized as predict_folder sizes each file;
+        # their paths, in the split's order, are files[split].
         picked = range(len(paths)) if pick is None else pick.tolist()
         paths, labels = [paths[i] for i in picked], [labels[i] for i in picked]
+        self.files[split] = paths
         size, mode, crop = self._decoded or self._storage()
         images = torch.empty((len(paths), self.channels, *size), dtype=torch.uint8)
         for i, path in enumerate(paths):
@@ -475,11 +482,14 @@ class ImageFolder(TransferDataModule):
             val = self._files(dirs["val"]) if "val" in dirs and not only_test else none
             fits(len(test[0]) + len(paths) + len(val[0]))
             if "test" not in done:
-                done["test"] = self._decode(*test)
+                done["test"] = self._decode("test", *test)
             if only_test:
                 return
             if "val" in dirs:
-                splits = {"train": self._decode(paths, labels), "val": self._decode(*val)}
+                splits = {
+                    "train": self._decode("train", paths, labels),
+                    "val": self._decode("val", *val),
+                }
             else:
                 splits = self._decode_split(paths, labels, torch.arange(len(paths)))
         else:
@@ -488,7 +498,7 @@ class ImageFolder(TransferDataModule):
             only = only_test and len(train_idx)  # (test_size=1: the test images are all)
             fits((len(test_idx) if "test" not in done else 0) + (0 if only else len(train_idx)))
             if "test" not in done:
-                done["test"] = self._decode(paths, labels, test_idx)
+                done["test"] = self._decode("test", paths, labels, test_idx)
             if only:
                 return
             if len(train_idx):
@@ -496,6 +506,7 @@ class ImageFolder(TransferDataModule):
             else:  # test_size=1: every image is a test (and validation) image
                 images, targets = done["test"]
                 splits = {"train": (images[:0], targets[:0]), "val": (images, targets)}
+                self.files.update(train=[], val=self.files["test"])
         if splits["train"][0].shape[0] == 0 and self.test_size < 1:
             raise ValueError(f"{self.root}: no training images with {self.extensions}")
         self._splits = {**splits, "test": done["test"]}
@@ -506,7 +517,7 @@ class ImageFolder(TransferDataModule):
         # decoded into its own tensor: splitting the decoded images would hold them twice.
         train, val = self._split_indices(len(pick))
         return {
-            split: self._decode(paths, labels, pick[i])
+            split: self._decode(split, paths, labels, pick[i])
             for split, i in (("train", train), ("val", val))
         }
 
