@@ -32,7 +32,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from classic_cnns.bench import core
+from classic_cnns.bench import core, throughput
 from classic_cnns.bench.accuracy import DATASETS, make_datamodule
 from classic_cnns.hub import create_model
 from classic_cnns.optim import make_scheduler
@@ -119,7 +119,7 @@ def _handwritten(model: Any, dm: Any, precision: str, fmt: torch.memory_format, 
         for batch in itertools.repeat(first, steps) if first else itertools.islice(loader, steps):
             x, y = first or ready(batch)
             with core.autocast(backend, precision):
-                loss = F.cross_entropy(net(x), y)
+                loss = throughput._loss(net(x), y)  # GoogLeNet: its auxiliary heads too
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -146,7 +146,7 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format
 
     def bare_step(net: torch.nn.Module, batch: Any, batch_idx: int) -> Any:
-        return F.cross_entropy(net(batch[0].contiguous(memory_format=fmt)), batch[1])
+        return throughput._loss(net(batch[0].contiguous(memory_format=fmt)), batch[1])
 
     clocks: dict[str, list[core.Clock]] = {loop: [] for loop in LOOPS}
     for _, loop in itertools.product(range(repeats), LOOPS):  # the loops alternate

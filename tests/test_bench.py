@@ -725,6 +725,12 @@ def test_overhead_is_relative_to_the_handwritten_loop() -> None:
         for key, column in (("epoch_s", "overhead_pct"), ("step_ms", "overhead_step_pct")):
             expected = 100 * (r[f"{key}_median"] / hand[f"{key}_median"] - 1)
             assert math.isclose(r[column], expected)
+    # GoogLeNet trains with its auxiliary heads' losses (weight 0.3, as the task): the
+    # hand-written and loss-only steps took cross_entropy of its output tuple, and failed.
+    googlenet = dev.Setting(model="googlenet", dataset="digits", image_size=32, batch_size=16)
+    dev._overhead(googlenet, "cpu", 2, 1, 1, 0, None, results)
+    rows = {r["loop"]: r for r in results.rows["overhead"] if r["model"] == "googlenet"}
+    assert {loop: r["status"] for loop, r in rows.items()} == dict.fromkeys(dev.LOOPS, "ok")
     # A device that is not there: a skipped row per loop, with the reason (no Trainer built).
     absent = "mps" if not torch.backends.mps.is_available() else "cuda"
     dev._overhead(dev.Setting(dataset="digits"), absent, 2, 1, 2, 0, None, results)
