@@ -369,6 +369,11 @@ def test_split_folders_go_by_their_common_names_and_misplaced_images_are_refused
     with pytest.raises(ValueError, match=r"leak: test/ holds class folders \['0', '1'\] as "
                        r"leak/ does, so it would be read as a class of its own"):  # fmt: skip
         ImageFolder(tmp_path / "leak", channels=1)
+    for i, folder in enumerate(("cat", "dog", "Test/Cat", "Test/DOG")):  # split names: any case
+        (tmp_path / "cased" / folder).mkdir(parents=True)
+        write_png(images[i][None], str(tmp_path / "cased" / folder / "x.png"))
+    with pytest.raises(ValueError, match=r"Test/ holds class folders \['cat', 'dog'\] as"):
+        ImageFolder(tmp_path / "cased", channels=1)
     # A "train" class whose images lie in subfolders reads as the split: said, not silent.
     (tmp_path / "vehicles" / "bus").mkdir(parents=True)
     write_png(images[0][None], str(tmp_path / "vehicles" / "bus" / "b.png"))
@@ -1287,6 +1292,12 @@ def test_each_predicted_row_names_its_file(tmp_path, digits) -> None:
     every = {p.as_posix() for p in (tmp_path / "photos").rglob("*.png")}
     assert len(every) == 80 and len({r["file"] for r in rows} & every) == 20  # a draw of 20
     assert all(Path(r["file"]).parent.name == r["label"] for r in rows)
+    # The user's own images of the same count, after it: the trainer keeps the ImageFolder
+    # attached, whose files these are not (they were named).
+    mine = torch.utils.data.DataLoader(torch.zeros(20, 1, 32, 32), batch_size=8)
+    trainer.predict(model, dataloaders=mine, return_predictions=False)
+    with (tmp_path / "predictions.csv").open() as f:
+        assert "file" not in next(csv.reader(f))
     alone = predict_folder(model, tmp_path / "photos", recursive=True, mean=[0.1], std=[0.3])
     by_file = {(tmp_path / "photos" / r["file"]).as_posix(): r for r in alone}
     for row in rows:

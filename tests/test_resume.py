@@ -462,6 +462,21 @@ def test_a_finished_run_with_a_fixed_schedule_is_told_to_train_on_from_its_weigh
     trainer = fit("new", epochs=2, model=model(checkpoint_path=last))  # the advice, followed
     assert trainer.global_step == 8
 
+    # A schedule of the user's own (--optimizer with --lr_scheduler, or their own module's)
+    # is not the task's: nothing here refuses a longer resume, and the advice says so.
+    def own(**kwargs: Any) -> Any:
+        net = model(scheduler="none", **kwargs)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1)
+        net.configure_optimizers = lambda: {"optimizer": opt, "lr_scheduler": cosine}
+        return net
+
+    last = tmp_path / "own" / "last.ckpt"
+    fit("own", model=own())
+    with pytest.warns(UserWarning, match=r"trained nothing.* Raise max_epochs to train on"):
+        fit("own_again", last, model=own())
+    assert fit("own_longer", last, epochs=2, model=own()).global_step == 8
+
 
 def test_an_interrupted_epoch_does_not_continue_with_another_batch_size() -> None:
     ds = TensorDataset(torch.arange(40))

@@ -133,7 +133,7 @@ def place_default_logger(trainer: Any) -> None:
         'runs'
     """
     logger, root = trainer.get("logger"), trainer.get("default_root_dir")
-    if root is not None and "://" not in str(root):  # a remote root (s3://) is Lightning's
+    if root and "://" not in str(root):  # a remote root (s3://) is Lightning's; "" the cwd
         as_folder("--trainer.default_root_dir", root)
     if root and _is_csv(logger) and logger.init_args.get("save_dir") == ".":
         logger.init_args.save_dir = os.path.expanduser(root)  # as Lightning takes the root

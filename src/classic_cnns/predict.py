@@ -19,7 +19,7 @@ import contextlib
 import csv
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -245,34 +245,32 @@ def _write_output(rows: list[dict[str, Any]], output: str | os.PathLike[str]) ->
 
 
 def _predicted_files(trainer: Trainer) -> list[Path] | None:
-    # The files of the images predicted, where the datamodule lists them (ImageFolder's
-    # files["test"], which its predict_dataloader loads) for as many images as are predicted.
-    files = getattr(getattr(trainer, "datamodule", None), "files", None)
-    test = files.get("test") if isinstance(files, Mapping) else None
+    # The files of the images predicted, where their dataset lists one per image (ImageFolder's
+    # loaders): not the trainer's datamodule's, which predict(dataloaders=...) leaves attached.
     dataset: Any = getattr(trainer.predict_dataloaders, "dataset", None)
+    files = getattr(dataset, "files", None)
     try:
-        return [Path(f) for f in test] if test and len(dataset) == len(test) else None
-    except TypeError:  # a dataset of no length
+        return [Path(f) for f in files] if files and len(files) == len(dataset) else None
+    except TypeError:  # no length, or not paths
         return None
 
 
 class PredictionCSV(BasePredictionWriter):
     """Write ``Trainer.predict``'s class probabilities as CSV: what ``classic-cnns predict`` saves.
 
-    One row per image, in the order predicted: ``file`` (where the datamodule lists the files,
-    as :class:`~classic_cnns.data.folder.ImageFolder` does), ``index`` (its position in the
-    split), ``label``
-    (its true class, where the batches have labels), ``class``, ``class_index`` and
-    ``probability`` of the most probable class. Classes are named as the model names them
-    (``data_config["class_names"]``), labels as the datamodule does (its ``class_names``, which
-    may number other classes), else as the model names its classes, else by index. The CSV goes
-    to ``path`` or else ``<the trainer's log_dir>/predictions.csv``; each process of a
-    multi-process run writes its own, ``predictions-rank<r>.csv``. Rows are written as
-    predicting goes, batch by batch, to a temporary file beside it (none are kept in memory),
-    which is moved into place when predicting ends: the file appears then, complete. A run that
-    fails or is interrupted leaves whatever was at ``path`` as it was, and no temporary file.
-    With several dataloaders a first column, ``dataloader``, says which one each row comes from
-    (``index`` counts within it).
+    One row per image, in the order predicted: ``file`` (where the dataset lists a file per
+    image in ``dataset.files``, as :class:`~classic_cnns.data.folder.ImageFolder`'s do),
+    ``index`` (its position in the split), ``label`` (its true class, where the batches have
+    labels), ``class``, ``class_index`` and ``probability`` of the most probable class. Classes
+    are named as the model names them (``data_config["class_names"]``), labels as the datamodule
+    does (its ``class_names``, which may number other classes), else as the model names its
+    classes, else by index. The CSV goes to ``path`` or else
+    ``<the trainer's log_dir>/predictions.csv``; each process of a multi-process run writes its own,
+    ``predictions-rank<r>.csv``. Rows are written as predicting goes, batch by batch, to a
+    temporary file beside it (none are kept in memory), which is moved into place when
+    predicting ends: the file appears then, complete. A run that fails or is interrupted leaves
+    whatever was at ``path`` as it was, and no temporary file. With several dataloaders a first
+    column, ``dataloader``, says which one each row comes from (``index`` counts within it).
 
     A file there that this writer did not write (a user's, or an earlier run's in a folder
     without a logger's ``version_N``) is not replaced: predicting is refused when it starts,

@@ -25,7 +25,6 @@ from classic_cnns._data_classes import check_split, split_settings
 from classic_cnns._warn import warn
 from classic_cnns.data.sampling import ResumableDataLoader, _why_inexact
 from classic_cnns.metrics import metric_states, set_metric_states
-from classic_cnns.optim import schedule_length
 
 __all__ = ["ExactResume"]
 
@@ -131,10 +130,11 @@ class ExactResume(L.Callback):
         if self._pending is None or trainer.limit_train_batches == 0:  # it trained, or not meant to
             return
         self._pending = None
-        # A schedule of fixed length (one-cycle, cosine, step) refuses a longer resume.
-        made = [n for c in trainer.lr_scheduler_configs if (n := schedule_length(c.scheduler))]
+        # The task's schedule (one-cycle, cosine, step: --model.scheduler) refuses a resume of
+        # another length (optim.check_resumed_schedule); a user's own module's is its own.
+        made = getattr(pl_module, "_made_for", (None, None))[1]
         advice = (
-            f"Its LR schedule was made for {made[0]} steps, so a resume with more epochs is "
+            f"Its LR schedule was made for {made} steps, so a resume with more epochs is "
             "refused: to train on, start a new run from its weights, its schedule anew (the "
             "command line: --weights <checkpoint> --trainer.max_epochs N; in Python: "
             "create_model(name, checkpoint_path=<checkpoint>))"

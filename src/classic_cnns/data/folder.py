@@ -112,9 +112,9 @@ def _split_dirs(root: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> dic
                 "no training folder; expected train/ beside them (val/ and test/ optional), "
                 "or one folder per class"
             )
-        classes = {f.name for f in folders if f not in named}
-        for folder in named:  # root/cat, root/dog, root/test/{cat,dog}: "test" is no class
-            if shared := sorted(classes & {d.name for d in class_dirs(folder)}):
+        classes = {f.name.casefold() for f in folders if f not in named}
+        for folder in named:  # root/cat, root/dog, root/Test/{Cat,dog}: "Test" is no class
+            if shared := sorted(classes & {d.name.casefold() for d in class_dirs(folder)}):
                 raise ValueError(
                     f"{root}: {folder.name}/ holds class folders {shared} as {root.name}/ "
                     f"does, so it would be read as a class of its own, its images trained "
@@ -217,8 +217,8 @@ class ImageFolder(TransferDataModule):
     ImageNet weights: ``crop_pct`` 224/256), the images are resized to cover
     ``size / crop_pct`` and the centre cropped, as :func:`~classic_cnns.predict.predict_folder`
     and torchvision's evaluation do; ``fit`` (and its validation) keeps the whole image.
-    ``files[split]`` lists a decoded split's files in its order: ``files["test"][i]`` is the
-    test (and predict) image ``i``, the ``file`` of ``classic-cnns predict``'s CSV.
+    ``files[split]`` (and its loader's ``dataset.files``) lists a decoded split's files in
+    order: ``files["test"][i]`` is test image ``i``, ``classic-cnns predict``'s CSV's ``file``.
 
     Args:
         root: The folder.
@@ -538,7 +538,9 @@ class ImageFolder(TransferDataModule):
         # trained at another size (or padded), decode again rather than resample twice.
         if self._stale() or split not in self._splits:  # decode (again) what this loader needs
             self.setup("test" if split == "test" else None)
-        return super()._loader(split, shuffle)
+        loader = super()._loader(split, shuffle)
+        loader.dataset.files = self.files[split]  # type: ignore[attr-defined]  # PredictionCSV's
+        return loader
 
     def _stale(self) -> bool:
         # Whether the files were decoded otherwise than the attached model now takes them.
