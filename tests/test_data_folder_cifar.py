@@ -1292,12 +1292,18 @@ def test_each_predicted_row_names_its_file(tmp_path, digits) -> None:
     every = {p.as_posix() for p in (tmp_path / "photos").rglob("*.png")}
     assert len(every) == 80 and len({r["file"] for r in rows} & every) == 20  # a draw of 20
     assert all(Path(r["file"]).parent.name == r["label"] for r in rows)
+
     # The user's own images of the same count, after it: the trainer keeps the ImageFolder
     # attached, whose files these are not (they were named).
-    mine = torch.utils.data.DataLoader(torch.zeros(20, 1, 32, 32), batch_size=8)
-    trainer.predict(model, dataloaders=mine, return_predictions=False)
-    with (tmp_path / "predictions.csv").open() as f:
-        assert "file" not in next(csv.reader(f))
+    # Nor does a `files` of another kind (a tensor, which has no truth value) name them.
+    class Listed(torch.utils.data.TensorDataset):
+        files = torch.arange(20)
+
+    for mine in (torch.zeros(20, 1, 32, 32), Listed(torch.zeros(20, 1, 32, 32))):
+        loader = torch.utils.data.DataLoader(mine, batch_size=8)
+        trainer.predict(model, dataloaders=loader, return_predictions=False)
+        with (tmp_path / "predictions.csv").open() as f:
+            assert next(csv.reader(f))[0] == "index"
     alone = predict_folder(model, tmp_path / "photos", recursive=True, mean=[0.1], std=[0.3])
     by_file = {(tmp_path / "photos" / r["file"]).as_posix(): r for r in alone}
     for row in rows:

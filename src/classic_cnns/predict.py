@@ -249,8 +249,10 @@ def _predicted_files(trainer: Trainer) -> list[Path] | None:
     # loaders): not the trainer's datamodule's, which predict(dataloaders=...) leaves attached.
     dataset: Any = getattr(trainer.predict_dataloaders, "dataset", None)
     files = getattr(dataset, "files", None)
+    if not isinstance(files, list | tuple) or not files:  # (a user's array, say: not ours)
+        return None
     try:
-        return [Path(f) for f in files] if files and len(files) == len(dataset) else None
+        return [Path(f) for f in files] if len(files) == len(dataset) else None
     except TypeError:  # no length, or not paths
         return None
 
