@@ -844,6 +844,44 @@ def test_an_image_folder_records_only_the_split_settings_it_uses(tmp_path: Path)
     assert ImageFolder(folder("train", "val"), seed=5)._split_settings() == {}
 
 
+def test_images_added_to_a_folder_after_its_run_are_said_to_draw_the_splits_anew(
+    tmp_path: Path,
+) -> None:
+    # The one-folder layout draws its splits from the count of files: two more photos drew
+    # another test split, 11 of whose 13 images the run had trained on, without a word.
+    from PIL import Image
+
+    from classic_cnns.data.folder import ImageFolder
+
+    generator = torch.Generator().manual_seed(0)
+    for i in range(40):
+        (tmp_path / "photos" / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        pixels = torch.randint(0, 256, (8, 8), generator=generator, dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(tmp_path / "photos" / "ab"[i % 2] / f"{i}.png")
+
+    def data() -> ImageFolder:
+        return ImageFolder(tmp_path / "photos", channels=1, image_size=32, batch_size=8)
+
+    model = create_model("lenet5", num_classes=2, in_channels=1, scheduler="none")
+    saved = ModelCheckpoint(dirpath=tmp_path / "run", save_last=True)
+    trainer = _fit(tmp_path / "run", data(), model=model, callbacks=(saved,))
+    last = tmp_path / "run" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["callbacks"]["ExactResume"]["split"]["files"] == 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", "The dirpath has changed")
+        trainer.test(model, data(), ckpt_path=last, verbose=False)  # the same files: silent
+    for i in (40, 41):
+        Image.new("L", (8, 8)).save(tmp_path / "photos" / "a" / f"{i}.png")
+    with pytest.warns(UserWarning, match=r"split with files=40; this datamodule has files=42, "
+                      r"so the images evaluated may include images the run trained on.*an "
+                      r"image added or removed draws anew"):  # fmt: skip
+        trainer.test(model, data(), ckpt_path=last, verbose=False)
+    with pytest.raises(CheckpointError, match=r"split with files=40; this datamodule has "
+                       r"files=42, which would make images"):  # fmt: skip
+        _fit(tmp_path / "again", data(), epochs=2, ckpt_path=last, model=model)
+
+
 class _FirstBatches(L.Callback):
     """The labels of each training batch of a run."""
 

@@ -288,17 +288,21 @@ def check_split(saved: Any, datamodule: Any, source: Any, fitting: bool = True) 
     if found is None:
         return
     changed, was, now = found
-    flags = " ".join(f"--data.{k} {saved[k]}" for k in changed)
+    # "files": how many image files a folder's split draws from (ImageFolder's), no flag.
+    flags = " ".join(f"--data.{k} {saved[k]}" for k in changed if k != "files")
+    how = [was] + [f"on the command line {flags}"] * bool(flags)
+    if "files" in changed:
+        how.append("the folder's files as they were: an image added or removed draws anew")
     split = f"{source}: the run was trained on {current['class']} split with {was}; this "
     if not fitting:
         warn(
             f"{split}datamodule has {now}, so the images evaluated may include images the run "
-            f"trained on, which inflates its figures. Evaluate on the run's split ({was}; on "
-            f"the command line {flags})"
+            f"trained on, which inflates its figures. Evaluate on the run's split "
+            f"({'; '.join(how)})"
         )
         return
     raise CheckpointError(
         f"{split}datamodule has {now}, which would make images it validated or tested on "
-        f"training images. Resume with the same split ({was}; on the command line {flags}), "
-        "or train on another split in a new run (without ckpt_path)"
+        f"training images. Resume with the same split ({'; '.join(how)}), or train on "
+        "another split in a new run (without ckpt_path)"
     )

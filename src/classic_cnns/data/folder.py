@@ -259,6 +259,7 @@ class ImageFolder(TransferDataModule):
     """
 
     _resize_dtype = "uint8"  # each file is resized as it is decoded, and kept as uint8
+    _drawn = 0  # the image files the splits are drawn from, once listed
 
     def __init__(
         self,
@@ -395,8 +396,7 @@ class ImageFolder(TransferDataModule):
     def _decode(
         self, split: str, paths: list[Path], labels: list[int], pick: Tensor | None = None
     ) -> Split:
-        # The files (those at the indices ``pick``), sized as predict_folder sizes each file;
-        # their paths, in the split's order, are files[split].
+        # The files at the indices `pick`, sized as predict_folder sizes them: files[split].
         picked = range(len(paths)) if pick is None else pick.tolist()
         paths, labels = [paths[i] for i in picked], [labels[i] for i in picked]
         self.files[split] = paths
@@ -457,8 +457,8 @@ class ImageFolder(TransferDataModule):
 
     def _split_settings(self) -> dict[str, Any]:
         # The base class's, less what split folders decide instead: train/ and test/ make
-        # test_size unused; val/ seed and val_size too.
-        flags = super()._split_settings()
+        # test_size unused; val/ seed and val_size too. And how many files are drawn from.
+        flags = super()._split_settings() | ({"files": self._drawn} if self._drawn else {})
         if self.layout == "split":
             flags.pop("test_size", None)
         return {} if "val" in self._split_dirs else flags
@@ -479,6 +479,7 @@ class ImageFolder(TransferDataModule):
             if "test" not in done and self._labelled_test_folder():
                 test = self._files(dirs["test"])
             paths, labels = none if only_test else self._files(dirs["train"])
+            self._drawn = len(paths) or self._drawn  # (val is drawn from train/)
             val = self._files(dirs["val"]) if "val" in dirs and not only_test else none
             fits(len(test[0]) + len(paths) + len(val[0]))
             if "test" not in done:
@@ -486,14 +487,13 @@ class ImageFolder(TransferDataModule):
             if only_test:
                 return
             if "val" in dirs:
-                splits = {
-                    "train": self._decode("train", paths, labels),
-                    "val": self._decode("val", *val),
-                }
+                decoded = self._decode("train", paths, labels), self._decode("val", *val)
+                splits = dict(zip(("train", "val"), decoded, strict=True))
             else:
                 splits = self._decode_split(paths, labels, torch.arange(len(paths)))
         else:
             paths, labels = self._files(self.root)
+            self._drawn = len(paths)
             test_idx, train_idx = _test_split(len(paths), self.test_size, self.seed, str(self.root))
             only = only_test and len(train_idx)  # (test_size=1: the test images are all)
             fits((len(test_idx) if "test" not in done else 0) + (0 if only else len(train_idx)))
