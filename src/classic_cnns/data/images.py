@@ -245,9 +245,8 @@ def _decode_pil(data: bytearray, channels: int) -> Tensor:
         deep = image.mode.startswith("I;16") or (image.mode == "I" and file.format == "PPM")
         if image.mode in ("I", "F") and not deep:  # 32-bit integers or floats: no scale
             raise ValueError(f"PIL mode {image.mode} (32-bit pixels); expected 8 or 16 bits")
-        if deep:
-            deep = np.asarray(image).astype(np.uint16)  # native byte order
-            return torch.from_numpy(deep)[None]
+        if deep:  # as uint16, in native byte order
+            return torch.from_numpy(np.asarray(image).astype(np.uint16))[None]
         image = image.convert("L" if channels == 1 else "RGB")
         pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
         return pixels.view(image.height, image.width, channels).permute(2, 0, 1)
