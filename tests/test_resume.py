@@ -28,7 +28,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import TensorDataset
 
-from classic_cnns import Digits, FashionMNIST, UnfreezeBackbone, create_model
+from classic_cnns import Digits, FashionMNIST, UnfreezeBackbone, create_model, load_model
 from classic_cnns.checkpoint import AtomicCheckpointIO, ExactResume
 from classic_cnns.cli import main
 from classic_cnns.data.sampling import EpochShuffleSampler, ResumableDataLoader
@@ -795,7 +795,7 @@ def test_a_checkpoint_restored_on_data_prepared_otherwise_is_warned_of_once(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             run()
-        return [str(w.message) for w in caught if "not the data" in str(w.message)]
+        return [str(w.message) for w in caught if "prepares them with" in str(w.message)]
 
     padded = Digits(batch_size=32, resize="pad")
     resumed = _fit(tmp_path / "a", Digits(batch_size=32), epochs=2, ckpt_path=split_checkpoint)
@@ -812,13 +812,24 @@ def test_a_checkpoint_restored_on_data_prepared_otherwise_is_warned_of_once(
     assert "resize='resize'; the datamodule Digits prepares them with resize='pad'" in fit
     (test,) = warned(lambda: resumed.test(model, padded, ckpt_path=split_checkpoint))
     assert test == fit
-    # Not a ckpt_path restore (weights loaded before), or a checkpoint that records no data
-    # configuration: nothing to compare.
-    assert not warned(lambda: resumed.test(model, padded))
+    # A checkpoint that records no data configuration: nothing to compare.
     older = torch.load(split_checkpoint, weights_only=True)
     del older["classic_cnns_data"]
     torch.save(older, tmp_path / "older.ckpt")
     assert not warned(lambda: resumed.test(model, padded, ckpt_path=tmp_path / "older.ckpt"))
+    # Not a ckpt_path restore: the model's own record (load_model's, or its fit's), once for
+    # each validate, test or predict on data prepared otherwise; silent on the same data.
+    loaded = load_model(split_checkpoint)
+    assert loaded.data_config["resize"] == "resize"
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    assert not warned(lambda: trainer.test(loaded, Digits(), verbose=False))
+    for run in (trainer.test, trainer.validate, trainer.predict):
+        (own,) = warned(lambda run=run: run(loaded, padded))
+        assert own.startswith("LeNet5: the model was trained on images prepared with ")
+        assert "resize='resize'; the datamodule Digits prepares them with resize='pad'" in own
+        assert own.endswith("model.data_config records (on the command line, the training "
+                            "run's --data flags, or -c its config.yaml)")  # fmt: skip
+    assert warned(lambda: resumed.test(model, padded)) == [own]
 
 
 def test_an_image_folder_records_only_the_split_settings_it_uses(tmp_path: Path) -> None:

@@ -366,6 +366,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 # What the restored optimizer and LR schedule carry: settings a resume cannot change.
+_PREPARE_AS_TRAINED = (
+    "Give the datamodule the preparation model.data_config records (on the command line, "
+    "the training run's --data flags, or -c its config.yaml)"
+)
 _RESUMED = ("optimizer", "lr", "backbone_lr", "weight_decay", "momentum", "scheduler")
 
 
@@ -442,20 +446,27 @@ class CheckpointHooks(L.LightningModule):
         self.data_config = config_for_channels(self.data_config, self.in_channels)
         restored = trainer.ckpt_path if trainer is not None else None  # fit/test(ckpt_path=)
         self._restored_data = None
-        if restored and checkpoint.get(DATA_CHECKPOINT_KEY):  # compared at the loop's start
-            self._restored_data = (restored, dict(self.data_config))
+        if restored:  # compared at the loop's start (no record in the file: nothing to compare)
+            recorded = self.data_config if checkpoint.get(DATA_CHECKPOINT_KEY) else {}
+            self._restored_data = (restored, dict(recorded))
         fit_checkpoint_state(self, checkpoint, getattr(self, "_strict_loading", None))
 
     def on_predict_start(self) -> None:
-        """Warn of data prepared otherwise than a restored checkpoint's model was trained on."""
+        """Warn of data prepared otherwise than the model was trained on (its record, or a restored
+        checkpoint's)."""
         self._check_restored_data()
 
     def _check_restored_data(self) -> None:
-        # At a loop's start (its loaders made: the datamodule has followed the restored model),
-        # once per ckpt_path restore: the data's preprocessing must be the checkpoint's.
+        # At a loop's start (its loaders made: the datamodule has followed the restored model):
+        # the data's preprocessing must be what the model learned from. Once per ckpt_path
+        # restore, the checkpoint's; else, evaluating, what load_model or a fit recorded.
         restored, self._restored_data = getattr(self, "_restored_data", None), None
+        trainer = self._trainer
+        dm = getattr(trainer, "datamodule", None)
         if restored is not None:
-            check_data_config(restored[1], getattr(self._trainer, "datamodule", None), restored[0])
+            check_data_config(restored[1], dm, restored[0])
+        elif trainer is not None and trainer.state.fn != TrainerFn.FITTING:
+            check_data_config(self.data_config, dm, type(self).__name__, _PREPARE_AS_TRAINED)
 
     @_restricted_classmethod  # as Lightning's: model.load_from_checkpoint(...) is refused
     def load_from_checkpoint(  # type: ignore[override]

@@ -521,7 +521,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         check_one_loader(loaders, trainer.state.fn)
         dm = getattr(trainer, "datamodule", None)
         check_data_classes(self.info.name, self.num_classes, recorded, dm, trainer.state.fn)
-        self._check_restored_data()  # data prepared as a restored checkpoint's: else a warning
+        self._check_restored_data()  # data prepared as the model learned from: else a warning
 
     def on_test_epoch_end(self) -> None:
         """Log ``test_loss``, ``test_acc``, ``test_f1`` and ``test_acc_top5`` (5+ classes)."""
