@@ -13,6 +13,7 @@ seed and ``deterministic=True`` are bit-identical.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
 import subprocess
@@ -858,8 +859,9 @@ def test_an_image_folder_records_only_the_split_settings_it_uses(tmp_path: Path)
 def test_images_added_to_a_folder_after_its_run_are_said_to_draw_the_splits_anew(
     tmp_path: Path,
 ) -> None:
-    # The one-folder layout draws its splits from the count of files: two more photos drew
-    # another test split, 11 of whose 13 images the run had trained on, without a word.
+    # The one-folder layout draws its splits from the files, in order: two more photos drew
+    # another test split, 11 of whose 13 images the run had trained on, without a word; a
+    # photo renamed moves others between the splits.
     from PIL import Image
 
     from classic_cnns.data.folder import ImageFolder
@@ -877,19 +879,31 @@ def test_images_added_to_a_folder_after_its_run_are_said_to_draw_the_splits_anew
     saved = ModelCheckpoint(dirpath=tmp_path / "run", save_last=True)
     trainer = _fit(tmp_path / "run", data(), model=model, callbacks=(saved,))
     last = tmp_path / "run" / "last.ckpt"
-    assert torch.load(last, weights_only=False)["callbacks"]["ExactResume"]["split"]["files"] == 40
+    # The names, from the folder, in the order drawn from: class a's sorted, then b's.
+    names = "\n".join(sorted(f"{'ab'[i % 2]}/{i}.png" for i in range(40)))
+    digest = hashlib.sha256(names.encode()).hexdigest()[:12]
+    split = torch.load(last, weights_only=False)["callbacks"]["ExactResume"]["split"]
+    assert (split["files"], split["file_names"]) == (40, digest)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         warnings.filterwarnings("ignore", "The dirpath has changed")
         trainer.test(model, data(), ckpt_path=last, verbose=False)  # the same files: silent
+    # A file renamed: as many files, drawn in another order.
+    (tmp_path / "photos" / "b" / "1.png").rename(tmp_path / "photos" / "b" / "99.png")
+    with pytest.warns(UserWarning, match=rf"split with file_names='{digest}'; this datamodule "
+                      r"has file_names='[0-9a-f]{12}', so the images evaluated may include "
+                      r"images the run trained on.*removed or renamed draws anew"):  # fmt: skip
+        trainer.test(model, data(), ckpt_path=last, verbose=False)
+    (tmp_path / "photos" / "b" / "99.png").rename(tmp_path / "photos" / "b" / "1.png")
     for i in (40, 41):
         Image.new("L", (8, 8)).save(tmp_path / "photos" / "a" / f"{i}.png")
-    with pytest.warns(UserWarning, match=r"split with files=40; this datamodule has files=42, "
-                      r"so the images evaluated may include images the run trained on.*an "
-                      r"image added or removed draws anew"):  # fmt: skip
+    with pytest.warns(UserWarning, match=rf"split with files=40, file_names='{digest}'; this "
+                      r"datamodule has files=42, file_names='[0-9a-f]{12}', so the images "
+                      r"evaluated may include images the run trained on.*an image added, "
+                      r"removed or renamed draws anew"):  # fmt: skip
         trainer.test(model, data(), ckpt_path=last, verbose=False)
-    with pytest.raises(CheckpointError, match=r"split with files=40; this datamodule has "
-                       r"files=42, which would make images"):  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"split with files=40, .*; this datamodule has "
+                       r"files=42, .*, which would make images"):  # fmt: skip
         _fit(tmp_path / "again", data(), epochs=2, ckpt_path=last, model=model)
 
 

@@ -288,11 +288,13 @@ def check_split(saved: Any, datamodule: Any, source: Any, fitting: bool = True) 
     if found is None:
         return
     changed, was, now = found
-    # "files": how many image files a folder's split draws from (ImageFolder's), no flag.
-    flags = " ".join(f"--data.{k} {saved[k]}" for k in changed if k != "files")
+    # "files", "file_names": the image files a folder's split draws from (ImageFolder's).
+    listed = [k for k in changed if k in ("files", "file_names")]
+    flags = " ".join(f"--data.{k} {saved[k]}" for k in changed if k not in listed)
     how = [was] + [f"on the command line {flags}"] * bool(flags)
-    if "files" in changed:
-        how.append("the folder's files as they were: an image added or removed draws anew")
+    if listed:
+        how.append("the folder's files as they were: an image added, removed or renamed "
+                   "draws anew")  # fmt: skip
     split = f"{source}: the run was trained on {current['class']} split with {was}; this "
     if not fitting:
         warn(

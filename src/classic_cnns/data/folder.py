@@ -33,6 +33,7 @@ from classic_cnns.data.images import (
     IMAGE_EXTENSIONS,
     _check_channels,
     _extensions,
+    files_digest,
     list_images,
     load_image,
 )
@@ -259,7 +260,6 @@ class ImageFolder(TransferDataModule):
     """
 
     _resize_dtype = "uint8"  # each file is resized as it is decoded, and kept as uint8
-    _drawn = 0  # the image files the splits are drawn from, once listed
 
     def __init__(
         self,
@@ -301,6 +301,7 @@ class ImageFolder(TransferDataModule):
             raise ValueError(f"test_size must be a fraction in [0, 1]; got {test_size!r}")
         self.root = as_folder("root", root)
         self.files: dict[str, list[Path]] = {}  # each split's, once decoded
+        self._drawn: dict[str, Any] = {}  # the image files the splits are drawn from, listed
         self.test_size = test_size
         self.extensions = _extensions(extensions)
         if not self.root.is_dir():  # as_folder has refused a file
@@ -455,10 +456,13 @@ class ImageFolder(TransferDataModule):
         if not self._stats_later:
             super()._resolve_stats()
 
+    def _listing(self, paths: list[Path]) -> dict[str, Any]:
+        return {"files": len(paths), "file_names": files_digest(paths, self.root)}
+
     def _split_settings(self) -> dict[str, Any]:
         # The base class's, less what split folders decide instead: train/ and test/ make
-        # test_size unused; val/ seed and val_size too. And how many files are drawn from.
-        flags = super()._split_settings() | ({"files": self._drawn} if self._drawn else {})
+        # test_size unused; val/ seed and val_size too. And which files they are drawn from.
+        flags = super()._split_settings() | self._drawn
         if self.layout == "split":
             flags.pop("test_size", None)
         return {} if "val" in self._split_dirs else flags
@@ -479,7 +483,7 @@ class ImageFolder(TransferDataModule):
             if "test" not in done and self._labelled_test_folder():
                 test = self._files(dirs["test"])
             paths, labels = none if only_test else self._files(dirs["train"])
-            self._drawn = len(paths) or self._drawn  # (val is drawn from train/)
+            self._drawn = self._listing(paths) if paths else self._drawn  # (val: from train/)
             val = self._files(dirs["val"]) if "val" in dirs and not only_test else none
             fits(len(test[0]) + len(paths) + len(val[0]))
             if "test" not in done:
@@ -493,7 +497,7 @@ class ImageFolder(TransferDataModule):
                 splits = self._decode_split(paths, labels, torch.arange(len(paths)))
         else:
             paths, labels = self._files(self.root)
-            self._drawn = len(paths)
+            self._drawn = self._listing(paths)
             test_idx, train_idx = _test_split(len(paths), self.test_size, self.seed, str(self.root))
             only = only_test and len(train_idx)  # (test_size=1: the test images are all)
             fits((len(test_idx) if "test" not in done else 0) + (0 if only else len(train_idx)))
@@ -552,11 +556,7 @@ class ImageFolder(TransferDataModule):
         With ``test_size=1``, of the test images: there are no others.
 
         Example:
-            >>> dm = ImageFolder("flowers", image_size=64)  # doctest: +SKIP
-            >>> dm.setup("fit")  # doctest: +SKIP
-            >>> mean, std = dm.dataset_stats()  # doctest: +SKIP
-            >>> len(mean), len(std)  # one value per channel (RGB)  # doctest: +SKIP
-            (3, 3)
+            >>> mean, std = ImageFolder("flowers", image_size=64).dataset_stats()  # doctest: +SKIP
         """
         if self._measured is not None:
             return self._measured

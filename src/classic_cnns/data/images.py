@@ -10,6 +10,7 @@ read every file through :func:`load_image`.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -33,7 +34,7 @@ except ImportError:  # a torchvision without image decoders
 from classic_cnns._checks import is_int
 from classic_cnns.data.preprocessing import _is_size, to_size
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "load_image"]
+__all__ = ["IMAGE_EXTENSIONS", "files_digest", "list_images", "load_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".pgm",
                     ".ppm")  # fmt: skip
@@ -81,6 +82,21 @@ def list_images(
         raise FileNotFoundError(f"{folder}: {why}; expected a folder of images")
     exts = {"." + e.lower().lstrip(".") for e in _extensions(extensions)}
     return sorted(p for p in _files(folder, recursive) if p.suffix.lower() in exts)
+
+
+def files_digest(paths: Sequence[Path], root: str | os.PathLike[str]) -> str:
+    """A short digest of ``paths`` named from ``root``, in their order: which files a split is
+    drawn from, and in which order, whatever the folder is called (a file added, removed or
+    renamed gives another; new pixels in a file do not).
+
+    Example:
+        >>> from pathlib import Path
+        >>> files_digest([Path("photos/cat/1.png")], "photos") == files_digest(
+        ...     [Path("copy/cat/1.png")], "copy")
+        True
+    """
+    names = "\n".join(Path(p).relative_to(root).as_posix() for p in paths)
+    return hashlib.sha256(names.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def _files(folder: Path, recursive: bool) -> list[Path]:
