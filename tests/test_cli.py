@@ -575,6 +575,11 @@ ERRORS = {
         ["fit", "--data.val_size", "abc"],
         "--data.val_size abc: Expected a <class 'int'>; Expected a <class 'float'>\n",
     ),
+    "numbers for class names": (  # folders named 0, 1, 2: the names are strings
+        ["fit", "--data", "ImageFolder", "--data.root", "{tmp}", "--data.classes", "[0, 1]"],
+        """--data.classes [0, 1]: Expected a <class 'str'>. Got value: 0, a number: quote it """
+        """("0"); Expected a <class 'dict'>""",
+    ),
     # A flag without its value, last on the command line (the progress bar flag goes first):
     "no datamodule after --data": (["fit", "--data"], "argument --data: expected one argument"),
     "no config after -c": (["fit", "-c"], "argument -c/--config: expected one argument"),

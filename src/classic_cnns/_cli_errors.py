@@ -87,7 +87,12 @@ def _reasons(text: str) -> list[str]:
         lines = [line for line in lines if line] or ["a package is missing"]
         hint = " or ".join(f"pip install 'classic-cnns[{e}]'" for e in sorted(extras))
         lines[-1] = f"{lines[-1].rstrip('.')} (install the extra: {hint})"
+    lines = [_NUMBER_NOT_STR.sub(r'\1, a number: quote it ("\2")', line) for line in lines]
     return list(dict.fromkeys(line for line in lines if line))
+
+
+# A number where a string is expected: class names of folders named 0, 1, ... (--data.classes).
+_NUMBER_NOT_STR = re.compile(r"(Expected a <class 'str'>\. Got value: (-?[\d.]+))$")
 
 
 def _condense(message: str, key: str | None = None) -> str:
