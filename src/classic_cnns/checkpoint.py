@@ -365,11 +365,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint(path, map_location)
 
 
-# What the restored optimizer and LR schedule carry: settings a resume cannot change.
+# What to do about data prepared otherwise than a model's record (not a ckpt_path's) says.
 _PREPARE_AS_TRAINED = (
     "Give the datamodule the preparation model.data_config records (on the command line, "
     "the training run's --data flags, or -c its config.yaml)"
 )
+# What the restored optimizer and LR schedule carry: settings a resume cannot change.
 _RESUMED = ("optimizer", "lr", "backbone_lr", "weight_decay", "momentum", "scheduler")
 
 
