@@ -156,16 +156,17 @@ def test_stand_in_training_files_are_refused_by_their_content(
 
 
 @pytest.mark.usefixtures("mnist_standins")
-def test_labels_out_of_range_are_named(mnist_raw: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("label", [10, 12])  # 10: the first one out of range
+def test_labels_out_of_range_are_named(mnist_raw: Path, tmp_path: Path, label: int) -> None:
     raw = make_mnist_dir(tmp_path, mnist_raw, train=True)
     labels = raw / "train-labels-idx1-ubyte"
     data = bytearray(labels.read_bytes())
-    data[8 + 17] = 12
+    data[8 + 17] = label
     labels.write_bytes(bytes(data))
     with pytest.raises(
         ValueError,
         match=rf"^{re.escape(str(labels))}: labels must lie in \[0, 10\); "
-        r"got a largest label of 12",
+        rf"got a largest label of {label}",
     ):
         MNIST(str(tmp_path), download=False).setup("fit")
 

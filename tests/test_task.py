@@ -73,6 +73,12 @@ def test_schedules_by_hand() -> None:
         assert momenta[0] == 0.95 and min(momenta) == pytest.approx(0.85, abs=1e-3)
     for optimizer in ("sgd", "rmsprop"):
         assert set(_lrs_and_momenta("onecycle", 40, optimizer, 0.0)[1]) == {0.0}
+    # Nor in one group of several without it (a user's own groups): every group keeps its own.
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    mixed = torch.optim.SGD([{"params": params[:1], "momentum": 0.0}, {"params": params[1:]}],
+                            lr=0.1, momentum=0.9)  # fmt: skip
+    make_scheduler("onecycle", mixed, 40)
+    assert [g["momentum"] for g in mixed.param_groups] == [0.0, 0.9]
     # The step schedule: x0.1 at 50% and 75%, and at least one step before each decay.
     assert _lrs_and_momenta("step", 8, "sgd", 0.9)[0] == [0.1] * 4 + [0.01] * 2 + [0.001] * 2
     assert _lrs_and_momenta("step", 1, "sgd", 0.9)[0] == [0.1]

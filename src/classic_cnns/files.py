@@ -100,6 +100,8 @@ def strip_compiled(key: str) -> str:
     Example:
         >>> strip_compiled("net._orig_mod.fc.weight")
         'net.fc.weight'
+        >>> strip_compiled("_orig_mod.net._orig_mod.fc.weight")  # compiled twice over
+        'net.fc.weight'
     """
     if not isinstance(key, str):
         raise TypeError(f"strip_compiled takes a state-dict key (a str); got {type(key).__name__}")

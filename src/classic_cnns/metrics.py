@@ -159,8 +159,11 @@ def set_metric_states(module: nn.Module, saved: dict[str, dict[str, Any]]) -> No
         >>> from classic_cnns import LeNet5
         >>> a, b = LeNet5(num_classes=10), LeNet5(num_classes=10)
         >>> a.train_metrics.update(torch.eye(10)[:4], torch.tensor([0, 1, 2, 9]))
+        >>> b.train_metrics.update(torch.eye(10)[:1], torch.tensor([5]))
+        >>> float(b.train_metrics.compute()["train_acc"])  # b's own, computed (and kept)
+        0.0
         >>> set_metric_states(b, metric_states(a))
-        >>> float(b.train_metrics.compute()["train_acc"])
+        >>> float(b.train_metrics.compute()["train_acc"])  # a's, computed anew
         0.75
     """
 

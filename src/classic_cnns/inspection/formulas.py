@@ -95,6 +95,9 @@ def conv2d_output_size(
 
         H_out = floor((H_in + 2*padding - dilation*(kernel_size-1) - 1) / stride + 1)
 
+    Dive into Deep Learning writes it with the total padding ``p = 2*padding`` and no
+    dilation, ``floor((n - k + p + s) / s)``: with ``p = k - 1`` that is
+    ``floor((n + s - 1) / s)``, and ``n / s`` when ``s`` divides ``n``.
     ``padding="valid"`` is ``0``; ``padding="same"`` keeps the input size and, as in
     PyTorch, needs ``stride=1``.
 
@@ -118,6 +121,8 @@ def conv2d_output_size(
         (55, 55)
         >>> conv2d_output_size((7, 9), kernel_size=(3, 1), padding="same")
         (7, 9)
+        >>> conv2d_output_size(8, kernel_size=3, stride=2, padding=1)  # d2l: p = k - 1
+        (4, 4)
     """
     size = _pair(input_size, "input_size", 1)
     kernel = _pair(kernel_size, "kernel_size", 1)
