@@ -71,13 +71,13 @@ def _hand_mse(reduction: str) -> float:
     return _reduce(terms, reduction, len(terms))
 
 
-def _hand_bce(reduction: str) -> float:
-    # l = -[y log x + (1 - y) log(1 - x)] with x = sigmoid(z), one term per element.
+def _hand_bce(reduction: str, weight: Any = lambda n, k: 1.0) -> float:
+    # l = -w [y log x + (1 - y) log(1 - x)] with x = sigmoid(z), one term per element (n, k).
     terms = []
-    for row, y in zip(LOGITS, TARGET, strict=True):
+    for n, (row, y) in enumerate(zip(LOGITS, TARGET, strict=True)):
         for k, z in enumerate(row):
             x, t = _sigmoid(z), float(k == y)
-            terms.append(-(t * math.log(x) + (1 - t) * math.log(1 - x)))
+            terms.append(-weight(n, k) * (t * math.log(x) + (1 - t) * math.log(1 - x)))
     return _reduce(terms, reduction, len(terms))
 
 
@@ -109,6 +109,17 @@ def test_mse_is_the_formula_on_the_softmax_against_one_hot(reduction: str) -> No
 def test_bce_is_the_formula_on_the_sigmoid_against_one_hot(reduction: str) -> None:
     got = bce(_tensor(LOGITS), torch.tensor(TARGET), reduction)
     assert float(got) == pytest.approx(_hand_bce(reduction), rel=1e-12)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bce_weighs_each_class_or_each_image_as_the_notes_w(reduction: str) -> None:
+    per_class, per_image = [0.5, 2.0, 1.0, 3.0], [0.25, 1.0, 4.0]
+    for weight, hand in (
+        (per_class, lambda n, k: per_class[k]),
+        ([[w] for w in per_image], lambda n, k: per_image[n]),
+    ):
+        got = bce(_tensor(LOGITS), torch.tensor(TARGET), reduction, weight=_tensor(weight))
+        assert float(got) == pytest.approx(_hand_bce(reduction, hand), rel=1e-12)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -245,6 +256,14 @@ Z, Y, T = torch.zeros(2, 3), torch.tensor([0, 2]), torch.zeros(2, 3)
         ),
         (lambda: bce(Z, torch.tensor([0, 1, 2])), ValueError, "2 class indices, shape (2,)"),
         (lambda: bce(Z, torch.tensor([True, False])), ValueError, "integer tensor"),
+        (
+            lambda: bce(Z, Y, weight=torch.ones(2)),
+            ValueError,
+            "weight must be a float tensor that broadcasts against the logits' shape (2, 3), "
+            "such as (3,) per class or (2, 1) per image; got dtype torch.float32 and shape (2,)",
+        ),
+        (lambda: bce(Z, Y, weight=torch.ones(3, dtype=torch.long)), ValueError, "torch.int64"),
+        (lambda: bce(Z, Y, weight=[1.0, 1.0, 1.0]), TypeError, "per image; got list"),  # type: ignore[arg-type]
         (lambda: mse(Z, torch.tensor([0, 3])), ValueError, "in [0, 3); got values from 0 to 3"),
         (lambda: cross_entropy(Z, torch.tensor([-1, 0])), ValueError, "from -1 to 0"),
         (

@@ -233,10 +233,12 @@ def mse(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor
     return F.mse_loss(logits.softmax(dim=1), target, reduction=reduction)
 
 
-def bce(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
+def bce(
+    logits: Tensor, target: Tensor, reduction: Reduction = "mean", *, weight: Tensor | None = None
+) -> Tensor:
     """Binary cross-entropy of each class's sigmoid against one-hot targets.
 
-    Per element ``l_nc = -[t_nc log sigmoid(z_nc) + (1 - t_nc) log(1 - sigmoid(z_nc))]``
+    Per element ``l_nc = -w_nc [t_nc log sigmoid(z_nc) + (1 - t_nc) log(1 - sigmoid(z_nc))]``
     with ``t = onehot(y)``, as ``nn.BCEWithLogitsLoss``: every class is a separate yes/no
     question, computed from the logits (stable where ``sigmoid`` saturates).
 
@@ -244,6 +246,9 @@ def bce(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor
         logits: Raw scores, ``(N, C)``; the sigmoid is taken here.
         target: Class indices, ``(N,)``, any integer dtype; or probabilities ``(N, C)``.
         reduction: ``"mean"`` over the ``N * C`` elements or ``"sum"``.
+        weight: The notes' ``w``, each element's factor, broadcast against ``(N, C)``:
+            ``(C,)`` weighs each class, ``(N, 1)`` each image. ``None`` (default) is 1
+            everywhere. ``"mean"`` still divides by ``N * C``, as torch's does.
 
     Returns:
         A scalar tensor.
@@ -253,12 +258,34 @@ def bce(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor
         >>> from classic_cnns.losses import bce
         >>> round(float(bce(torch.zeros(1, 3), torch.tensor([2]))), 4)  # log 2 per element
         0.6931
+        >>> w = torch.tensor([1.0, 1.0, 4.0])  # class 2's question counts four times
+        >>> round(float(bce(torch.zeros(1, 3), torch.tensor([2]), weight=w)), 4)  # 2 log 2
+        1.3863
     """
     _check_logits(logits)
     _check_target(target, logits)
     _check_reduction(reduction, logits.shape[0])
+    if weight is not None:
+        _check_weight(weight, logits)
     logits, target = _as_target(target, logits, one_hot=True)
-    return F.binary_cross_entropy_with_logits(logits, target, reduction=reduction)
+    return F.binary_cross_entropy_with_logits(logits, target, weight, reduction=reduction)
+
+
+def _check_weight(weight: Any, logits: Tensor) -> None:
+    # A float tensor that broadcasts against the logits without growing them.
+    n, c = logits.shape
+    expected = f"a float tensor that broadcasts against the logits' shape ({n}, {c}), such as "
+    expected += f"({c},) per class or ({n}, 1) per image"
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"weight must be {expected}; got {type(weight).__name__}")
+    try:
+        fits = torch.broadcast_shapes(weight.shape, logits.shape) == logits.shape
+    except RuntimeError:
+        fits = False
+    if not (fits and weight.is_floating_point()):
+        raise ValueError(
+            f"weight must be {expected}; got dtype {weight.dtype} and shape {tuple(weight.shape)}"
+        )
 
 
 def kl_div(
