@@ -577,8 +577,8 @@ ERRORS = {
     ),
     "numbers for class names": (  # folders named 0, 1, 2: the names are strings
         ["fit", "--data", "ImageFolder", "--data.root", "{tmp}", "--data.classes", "[0, 1]"],
-        """--data.classes [0, 1]: Expected a <class 'str'>. Got value: 0, a number: quote it """
-        """("0"); Expected a <class 'dict'>""",
+        """--data.classes [0, 1]: Expected a <class 'str'>. Got value: 0, a number: quote each """
+        """name as it is spelled, e.g. '["01", "02"]'; Expected a <class 'dict'>""",
     ),
     # A flag without its value, last on the command line (the progress bar flag goes first):
     "no datamodule after --data": (["fit", "--data"], "argument --data: expected one argument"),

@@ -1240,6 +1240,11 @@ def test_classes_must_list_every_class_folder_once(tmp_path, digits) -> None:
         ImageFolder(tmp_path, classes=[*names, "1"])
     with pytest.raises(ValueError, match=r"two or more non-empty names; got \['0'\]"):
         ImageFolder(tmp_path, classes=["0"])
+    # Numbers for the folders named 0, 1, ...: a name's spelling (01 or 1) is not a number's.
+    for numbered in ([0, 1], {0: "zero", "1": "one"}, {"0": "zero", "1": 1}):
+        with pytest.raises(TypeError, match=r"classes must name folders and classes with "
+                           r"strings; got [01]$"):  # fmt: skip
+            ImageFolder(tmp_path, classes=numbered)  # type: ignore[arg-type]
     dm = ImageFolder(tmp_path, channels=1, image_size=28, classes=[*names, "extra"])
     dm.setup("fit")  # a class without images is a class all the same: 11 outputs
     assert dm.num_classes == 11 and torch.equal(dm._splits["val"][1], labels[20:40].sort().values)

@@ -87,12 +87,14 @@ def _reasons(text: str) -> list[str]:
         lines = [line for line in lines if line] or ["a package is missing"]
         hint = " or ".join(f"pip install 'classic-cnns[{e}]'" for e in sorted(extras))
         lines[-1] = f"{lines[-1].rstrip('.')} (install the extra: {hint})"
-    lines = [_NUMBER_NOT_STR.sub(r'\1, a number: quote it ("\2")', line) for line in lines]
+    lines = [_NUMBER_NOT_STR.sub(_QUOTE_IT, line) for line in lines]
     return list(dict.fromkeys(line for line in lines if line))
 
 
 # A number where a string is expected: class names of folders named 0, 1, ... (--data.classes).
-_NUMBER_NOT_STR = re.compile(r"(Expected a <class 'str'>\. Got value: (-?[\d.]+))$")
+# The value shown is the number parsed (01 shows as 1): the advice is how to write it.
+_NUMBER_NOT_STR = re.compile(r"(Expected a <class 'str'>\. Got value: -?[\d.e+-]+)$")
+_QUOTE_IT = r"""\1, a number: quote each name as it is spelled, e.g. '["01", "02"]'"""
 
 
 def _condense(message: str, key: str | None = None) -> str:

@@ -295,6 +295,9 @@ def check_split(saved: Any, datamodule: Any, source: Any, fitting: bool = True) 
     if listed:
         how.append("the folder's files as they were: an image added, removed or renamed "
                    "draws anew")  # fmt: skip
+    if changed == ["file_names"]:  # as many files, other names: the order may have held
+        how[-1] += " (a rename that keeps the files' order keeps the split, but cannot be told "
+        how[-1] += "from one that moves images)"
     split = f"{source}: the run was trained on {current['class']} split with {was}; this "
     if not fitting:
         warn(

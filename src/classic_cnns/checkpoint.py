@@ -407,6 +407,7 @@ class CheckpointHooks(L.LightningModule):
     num_classes: int
     in_channels: int
     data_config: dict[str, Any]
+    info: Any  # its registry entry (ModelInfo): .name, the registered name
     _restored_data: tuple[Any, dict[str, Any]] | None  # a ckpt_path and its data config
 
     def configure_callbacks(self) -> list[L.Callback]:
@@ -460,14 +461,16 @@ class CheckpointHooks(L.LightningModule):
     def _check_restored_data(self) -> None:
         # At a loop's start (its loaders made: the datamodule has followed the restored model):
         # the data's preprocessing must be what the model learned from. Once per ckpt_path
-        # restore, the checkpoint's; else, evaluating, what load_model or a fit recorded.
+        # restore, the checkpoint's; else, evaluating, what load_model or a fit recorded (a
+        # run's record has its image size; ImageNet weights' normalisation alone is no run's).
         restored, self._restored_data = getattr(self, "_restored_data", None), None
-        trainer = self._trainer
+        trainer, config = self._trainer, self.data_config
         dm = getattr(trainer, "datamodule", None)
+        evaluating = trainer is not None and trainer.state.fn != TrainerFn.FITTING
         if restored is not None:
             check_data_config(restored[1], dm, restored[0])
-        elif trainer is not None and trainer.state.fn != TrainerFn.FITTING:
-            check_data_config(self.data_config, dm, type(self).__name__, _PREPARE_AS_TRAINED)
+        elif evaluating and "image_size" in config:
+            check_data_config(config, dm, self.info.name, _PREPARE_AS_TRAINED)
 
     @_restricted_classmethod  # as Lightning's: model.load_from_checkpoint(...) is refused
     def load_from_checkpoint(  # type: ignore[override]

@@ -63,7 +63,9 @@ def _class_map(classes: Any) -> dict[str, str]:
     if isinstance(classes, str) or not isinstance(classes, Sequence | Mapping):
         raise TypeError(f"classes must be a list of class names, or a mapping; got {classes!r}")
     pairs = list(classes.items()) if isinstance(classes, Mapping) else [(n, n) for n in classes]
-    if len(pairs) < 2 or not all(isinstance(s, str) and s for pair in pairs for s in pair):
+    if wrong := [s for pair in pairs for s in pair if not isinstance(s, str)]:
+        raise TypeError(f"classes must name folders and classes with strings; got {wrong[0]!r}")
+    if len(pairs) < 2 or not all(s for pair in pairs for s in pair):
         raise ValueError(f"classes must be two or more non-empty names; got {classes!r}")
     names = [name for _, name in pairs]
     if twice := sorted({n for n in names if names.count(n) > 1}):

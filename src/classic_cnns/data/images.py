@@ -94,9 +94,11 @@ def files_digest(paths: Sequence[Path], root: str | os.PathLike[str]) -> str:
         >>> files_digest([Path("photos/cat/1.png")], "photos") == files_digest(
         ...     [Path("copy/cat/1.png")], "copy")
         True
+        >>> len(files_digest([Path("r/\\udcff.png"), Path("r/\\ud800.png")], "r"))  # not UTF-8
+        12
     """
     names = "\n".join(Path(p).relative_to(root).as_posix() for p in paths)
-    return hashlib.sha256(names.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return hashlib.sha256(names.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def _files(folder: Path, recursive: bool) -> list[Path]:
