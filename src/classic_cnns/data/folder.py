@@ -58,8 +58,7 @@ __all__ = [
 
 
 def _class_map(classes: Any) -> dict[str, str]:
-    # ImageFolder's classes as {folder name: class name}, in the order of the outputs: two
-    # or more distinct, non-empty names (a list names each class's folder after the class).
+    # {folder name: class name} in the outputs' order (a list: each folder named as its class).
     if isinstance(classes, str) or not isinstance(classes, Sequence | Mapping):
         raise TypeError(f"classes must be a list of class names, or a mapping; got {classes!r}")
     pairs = list(classes.items()) if isinstance(classes, Mapping) else [(n, n) for n in classes]
@@ -175,8 +174,7 @@ def _text(path: str) -> str:
 
 
 def _check_memory(count: int, shape: tuple[int, ...], root: Path) -> None:
-    # Refuse, before decoding a file, images that cannot fit in memory, rather than decode
-    # for minutes and be killed by the kernel's out-of-memory killer.
+    # Refuse images that cannot fit in memory before decoding any, not after minutes (OOM).
     need = count * math.prod(shape)
     available = _available_memory()
     if available is not None and need > available:
@@ -458,12 +456,12 @@ class ImageFolder(TransferDataModule):
         if not self._stats_later:
             super()._resolve_stats()
 
-    def _listing(self, paths: list[Path]) -> dict[str, Any]:
+    def _listing(self, paths: list[Path]) -> dict[str, Any]:  # the files drawn from
         return {"files": len(paths), "file_names": files_digest(paths, self.root)}
 
     def _split_settings(self) -> dict[str, Any]:
-        # The base class's, less what split folders decide instead: train/ and test/ make
-        # test_size unused; val/ seed and val_size too. And which files they are drawn from.
+        # The base class's and _listing's, less what split folders decide instead: train/ and
+        # test/ make test_size unused; val/ seed and val_size too.
         flags = super()._split_settings() | self._drawn
         if self.layout == "split":
             flags.pop("test_size", None)
