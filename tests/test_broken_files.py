@@ -11,6 +11,9 @@ import gzip
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
@@ -27,6 +30,7 @@ import classic_cnns
 import classic_cnns.files as files_module
 from classic_cnns import MNIST, LeNet5, create_model
 from classic_cnns._checks import refuse_existing
+from classic_cnns._signals import sigterm_as_exit
 from classic_cnns.checkpoint import AtomicCheckpointIO, ExactResume, restore, verify_checkpoint
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
@@ -595,6 +599,45 @@ def test_atomic_path_writes_through_a_symbolic_link(tmp_path: Path) -> None:
     assert link.is_symlink() and link.resolve() == target.resolve()
     assert torch.equal(load_checkpoint(target)["w"], torch.zeros(3))
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["last.pt", "latest.pt", "runs"]
+
+
+def test_atomic_path_leaves_nothing_behind_when_its_block_fails(tmp_path: Path) -> None:
+    # The folders made for the file go with it; a folder that was there stays.
+    (tmp_path / "kept").mkdir()
+    for target in (tmp_path / "deploy" / "v1" / "m.onnx", tmp_path / "kept" / "v2" / "m.onnx"):
+        with pytest.raises(ValueError, match="the writer failed"), atomic_path(target) as tmp:
+            tmp.write_bytes(b"half a model")
+            raise ValueError("the writer failed")
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")] == ["kept"]
+
+
+@posix_only
+def test_atomic_path_cleans_up_after_a_sigterm(tmp_path: Path) -> None:
+    # kill, timeout, a job scheduler: the writer ends as after Ctrl-C, with the status the
+    # signal's own exit gives (143), and leaves no hidden temporary file the model's size.
+    script = (
+        "import os, signal\n"
+        "from classic_cnns.files import atomic_path\n"
+        f"with atomic_path({str(tmp_path / 'deploy' / 'm.onnx')!r}) as tmp:\n"
+        "    tmp.write_bytes(b'x' * 1000)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    raise AssertionError('SIGTERM did not stop the block')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert done.returncode == 143, done.stderr.decode()
+    assert list(tmp_path.iterdir()) == []
+    # Its handler is put back after; where something else handles SIGTERM (a Lightning run's
+    # handler, here SIG_IGN), that is left alone.
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with sigterm_as_exit():
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with sigterm_as_exit():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_atomic_path_refuses_a_folder_before_the_block_runs(tmp_path: Path) -> None:

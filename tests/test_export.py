@@ -139,9 +139,18 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
         export_model(model, tmp_path / "m.pt", "torchscript", atol="1e-3")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"path must be a file's path \(str or Path\); got None"):
         export_model(model, None, "torchscript")  # type: ignore[arg-type]
-    # An input_size of other channels than the network's 1: the model's own check says so.
-    with pytest.raises(ValueError, match=r"built for 1 input channel\(s\); got a batch with 3 "):
-        export_model(model, tmp_path / "m.pt", "torchscript", input_size=(3, 32, 32))
+    # An input_size of other channels than the network's 1, or too small: the model's own
+    # check's facts, with advice about input_size (not about a datamodule, nor a batch of 3).
+    for size, fact in (
+        ((3, 32, 32), r"lenet5_bn was built for 1 input channel\(s\); got a batch with 3 "),
+        ((1, 16, 16), r"lenet5_bn needs images of at least 32x32 \(H x W\); got 16x16 "),
+    ):
+        given = re.escape(str(size))
+        with pytest.raises(ValueError, match=rf"^input_size {given} does not fit lenet5_bn: "
+                           rf"{fact}\(shape \(1, {size[0]}, {size[1]}, {size[2]}\)\)\. Give "
+                           r"input_size \(--input-size\) as \(C, H, W\) it takes, e\.g\. "
+                           r"\(1, 32, 32\)$"):  # fmt: skip
+            export_model(model, tmp_path / "out" / "m.pt", "torchscript", input_size=size)
     assert list(tmp_path.iterdir()) == []
     # atol=0 accepts an exact file: safetensors' weights rebuild the very same logits.
     result = export_model(model, tmp_path / "m.safetensors", "safetensors", atol=0.0)

@@ -350,7 +350,14 @@ def _export(model: ImageClassifier, path: Path, format: str, input_size: Sequenc
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(2, *size, generator=generator)
     check = torch.randn(3, *size, generator=generator)
-    model.check_input(check)
+    try:
+        model.check_input(check[:1])
+    except ValueError as err:  # its facts, with advice about input_size, not the data's
+        fits = (model.in_channels, *(model.data_config.get("image_size") or model.input_size[1:]))
+        raise ValueError(
+            f"input_size {size} does not fit {model.info.name}: {str(err).split('. ')[0]}. Give "
+            f"input_size (--input-size) as (C, H, W) it takes, e.g. {fits}"
+        ) from None
     with torch.no_grad():
         expected = net(check)
     got: Tensor | None

@@ -1,6 +1,7 @@
 """Files on disk: written atomically, read safely, and the errors that name them.
 
-The bottom layer of the package; of ours, it imports only the downloads and the checks.
+The bottom layer of the package; of ours, it imports only the downloads, the checks and the
+SIGTERM guard.
 
 * :func:`atomic_path` and :func:`atomic_save` write to a temporary file beside the target and
   rename it into place: an interrupted write never leaves a truncated file where a good one was.
@@ -42,6 +43,7 @@ from torch import Tensor
 
 from classic_cnns._checks import file_path
 from classic_cnns._download import DOWNLOAD_TIMEOUT, download, download_folder, file_digest
+from classic_cnns._signals import sigterm_as_exit
 
 __all__ = [
     "DATA_CHECKPOINT_KEY", "DATA_ENV", "DOWNLOAD_TIMEOUT", "CheckpointError", "WeightsFile",
@@ -173,8 +175,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     write. When the block ends without an error the file is flushed to disk and renamed over
     ``path`` in one step (atomic on POSIX and Windows file systems: readers see the old file or
     the complete new one); a symbolic link is written through, as by ``open``. When the block
-    raises, even ``KeyboardInterrupt``, the temporary file is removed and ``path`` is left
-    untouched. A folder at ``path`` is refused up front (``IsADirectoryError``).
+    raises, even ``KeyboardInterrupt`` or a SIGTERM (see ``_signals.sigterm_as_exit``), the
+    temporary file and the folders made for it are removed and ``path`` is left untouched.
+    A folder at ``path`` is refused up front (``IsADirectoryError``).
 
     Example:
         >>> import tempfile
@@ -187,6 +190,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     check_writable(path)  # a file in the way, or no permission: said of `path`, not of tmp
     path = _written_file(path)
     refuse_folder(path)
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name[:200]}.{uuid.uuid4().hex[:12]}.tmp")  # under 255 bytes
     # As for a plain open(): a replaced file keeps its mode, a new one gets what the umask
@@ -194,16 +198,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
     mode = os.stat(path if path.is_file() else tmp).st_mode & 0o777
     try:
-        yield tmp
-        with open(tmp, "rb+") as f:  # the writer may not have synced: do it before the rename
-            os.fsync(f.fileno())
-        # After the sync, which a read-only mode refuses; a writer may have replaced tmp.
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        with sigterm_as_exit():  # `kill` or `timeout` cleans up as Ctrl-C does
+            yield tmp
+            with open(tmp, "rb+") as f:  # the writer may not have synced: do it before renaming
+                os.fsync(f.fileno())
+            # After the sync, which a read-only mode refuses; a writer may have replaced tmp.
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.chmod(tmp, 0o600)  # Windows removes no read-only file (the mode copied above)
             os.unlink(tmp)
+        for folder in made:  # the folders made for it, while still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     if os.name == "posix":  # make the rename itself durable (best effort)
         with contextlib.suppress(OSError):

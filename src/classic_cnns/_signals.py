@@ -1,0 +1,45 @@
+"""SIGTERM as an exception, so that what a block writes is cleaned up as after Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["sigterm_as_exit"]
+
+
+def _exit(signum: int, frame: Any) -> None:
+    sys.exit(128 + signum)  # the status the default action reports (143)
+
+
+@contextlib.contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, ``timeout``, a job scheduler) raises
+    ``SystemExit(143)`` where it would have ended the process at once: ``finally`` blocks and
+    ``except BaseException`` run, as for Ctrl-C. Only where nothing else handles SIGTERM (a
+    Lightning run's own handler is left alone) and in the main thread, where handlers live.
+
+    Example:
+        >>> import os, signal
+        >>> with sigterm_as_exit():
+        ...     try:
+        ...         os.kill(os.getpid(), signal.SIGTERM)
+        ...     except SystemExit as stop:
+        ...         print(stop.code)
+        143
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
