@@ -25,12 +25,15 @@ def sigterm_as_exit() -> Iterator[None]:
 
     Example:
         >>> import os, signal
+        >>> previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # nothing handles it
         >>> with sigterm_as_exit():
         ...     try:
         ...         os.kill(os.getpid(), signal.SIGTERM)
         ...     except SystemExit as stop:
         ...         print(stop.code)
         143
+        >>> signal.signal(signal.SIGTERM, previous) is signal.SIG_DFL  # after it: the default
+        True
     """
     if (
         threading.current_thread() is not threading.main_thread()
