@@ -571,6 +571,7 @@ def test_a_name_of_another_format_s_file_is_refused_before_any_work(
         ("safetensors", "m.onnx", "onnx"),
         ("pt2", "m.torchscript.pt", "torchscript"),
         ("torchscript", "m.pt2", "pt2"),
+        ("pt2", "M.ONNX", "onnx"),  # in any case, as the suffixes read
     ]:
         with pytest.raises(ValueError, match=rf"ends as a {other} file's name does .* but format "
                            rf"'{format}' writes .* files: name it so, or export with format "

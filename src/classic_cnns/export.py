@@ -288,7 +288,7 @@ def export_model(
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; got {format!r}")
     name = file_path("path", path)
-    if other := [f for f, end in _SUFFIXES.items() if f != format and name.endswith(end)]:
+    if other := [f for f, end in _SUFFIXES.items() if f != format and name.lower().endswith(end)]:
         raise ValueError(
             f"path {name!r} ends as a {other[0]} file's name does ({_SUFFIXES[other[0]]}), but "
             f"format {format!r} writes {_SUFFIXES[format]} files: name it so, or export with "
