@@ -1440,3 +1440,20 @@ def test_training_and_validation_images_are_decoded_apart_and_split_as_before(
             assert torch.equal(dm._splits[split][1], expected[split][1])
         counts = [len(dm._splits[split][1]) for split in ("train", "val", "test")]
         assert counts[1] > 0 and sorted(seen) == sorted(counts)  # one decode per split
+
+
+def test_nested_files_come_in_torchvision_s_order(tmp_path: Path) -> None:
+    # Folder by folder, then by name, as torchvision's ImageFolder walks them: a class's own
+    # files before its subfolders' ("sub b" and "sub-1" sort before "sub/deeper" as text).
+    import torchvision
+    from PIL import Image
+
+    for rel in ("a/z.png", "a/sub/a.png", "a/sub b/c.png", "a/sub/deeper/d.png", "a/A.png",
+                "a/sub-1/e.png", "b/x.png", "b/10.png", "b/9.png", "b/s/1.png"):  # fmt: skip
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (8, 8)).save(tmp_path / rel)
+    theirs = torchvision.datasets.ImageFolder(str(tmp_path)).samples
+    dm = ImageFolder(tmp_path, channels=1, image_size=8, test_size=1.0, val_size=0)
+    dm.setup("test")  # test_size=1: every image, in the order listed
+    assert [str(p) for p in dm.files["test"]] == [path for path, _ in theirs]
+    assert dm._splits["test"][1].tolist() == [label for _, label in theirs]

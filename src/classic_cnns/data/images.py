@@ -55,7 +55,8 @@ def list_images(
     extensions: str | Sequence[str] = IMAGE_EXTENSIONS,
     recursive: bool = False,
 ) -> list[Path]:
-    """Image files in ``folder`` (by extension, any case), sorted by path.
+    """Image files in ``folder`` (by extension, any case), sorted by folder, then by name, as
+    torchvision's ``ImageFolder`` lists them (``cat/z.png`` before ``cat/sub/a.png``).
 
     Hidden files and folders (a name that starts with a dot: ``.ipynb_checkpoints``, macOS's
     ``._photo.jpg``) are left out. Linked folders are followed, as torchvision's
@@ -81,7 +82,8 @@ def list_images(
         why = "is a file" if folder.exists() else "no such folder"
         raise FileNotFoundError(f"{folder}: {why}; expected a folder of images")
     exts = {"." + e.lower().lstrip(".") for e in _extensions(extensions)}
-    return sorted(p for p in _files(folder, recursive) if p.suffix.lower() in exts)
+    found = (p for p in _files(folder, recursive) if p.suffix.lower() in exts)
+    return sorted(found, key=lambda p: (str(p.parent), p.name))  # torchvision's order
 
 
 def files_digest(paths: Sequence[Path], root: str | os.PathLike[str]) -> str:
