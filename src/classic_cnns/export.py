@@ -337,10 +337,9 @@ def borrowed(
 def _export(model: ImageClassifier, path: Path, format: str, input_size: Sequence[int] | None,
             atol: float) -> ExportResult:  # fmt: skip
     net = getattr(model.net, "_orig_mod", model.net)  # model.net = torch.compile(model.net)
-    if input_size is None:
-        trained = model.data_config.get("image_size")
-        input_size = (model.in_channels, *trained) if trained else model.input_size
-    size = tuple(int(s) for s in input_size)
+    trained = model.data_config.get("image_size")  # the default: the size it was trained at
+    default = (model.in_channels, *trained) if trained else model.input_size
+    size = tuple(int(s) for s in (default if input_size is None else input_size))
     dtypes = {p.dtype for p in net.parameters() if p.is_floating_point()}
     if dtypes - {torch.float32}:
         raise TypeError(
@@ -353,10 +352,9 @@ def _export(model: ImageClassifier, path: Path, format: str, input_size: Sequenc
     try:
         model.check_input(check[:1])
     except ValueError as err:  # its facts, with advice about input_size, not the data's
-        fits = (model.in_channels, *(model.data_config.get("image_size") or model.input_size[1:]))
         raise ValueError(
             f"input_size {size} does not fit {model.info.name}: {str(err).split('. ')[0]}. Give "
-            f"input_size (--input-size) as (C, H, W) it takes, e.g. {fits}"
+            f"input_size (--input-size) as (C, H, W) it takes, e.g. {tuple(default)}"
         ) from None
     with torch.no_grad():
         expected = net(check)
