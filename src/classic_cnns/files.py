@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import pickle
@@ -190,7 +191,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     check_writable(path)  # a file in the way, or no permission: said of `path`, not of tmp
     path = _written_file(path)
     refuse_folder(path)
-    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
+    made = list(itertools.takewhile(lambda p: not p.exists(), (path.parent, *path.parent.parents)))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name[:200]}.{uuid.uuid4().hex[:12]}.tmp")  # under 255 bytes
     # As for a plain open(): a replaced file keeps its mode, a new one gets what the umask
@@ -209,7 +210,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.chmod(tmp, 0o600)  # Windows removes no read-only file (the mode copied above)
             os.unlink(tmp)
-        for folder in made:  # the folders made for it, while still empty
+        for folder in made:  # the folders made for it (deepest first), while empty
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
