@@ -132,7 +132,7 @@ class ExactResume(L.Callback):
         self._pending = None
         # The task's schedule (one-cycle, cosine, step: --model.scheduler) refuses a resume of
         # another length (optim.check_resumed_schedule); a user's own module's is its own.
-        made = getattr(pl_module, "_made_for", (None, None))[1]
+        made = getattr(pl_module, "schedule_steps", None)
         advice = (
             f"Its LR schedule was made for {made} steps, so a resume with more epochs is "
             "refused: to train on, start a new run from its weights, its schedule anew (the "

@@ -264,6 +264,17 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         return ", ".join(t for t in (self.criterion.terms, heads) if t)
 
     @property
+    def schedule_steps(self) -> int | None:
+        """The steps the LR schedule was made for, or ``None`` (no schedule, or none made yet).
+
+        Example:
+            >>> from classic_cnns import LeNet5
+            >>> print(LeNet5().schedule_steps)  # a fit's configure_optimizers makes it
+            None
+        """
+        return getattr(self, "_made_for", (None, None))[1]
+
+    @property
     def _hp(self) -> Any:
         # The hyperparameters as attributes: the one way the task reads them (typed loosely).
         return self.hparams
@@ -567,8 +578,8 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         trainer: Any = self.trainer  # its callbacks and log_every_n_steps: set by connectors
         watched = [getattr(c, "monitor", None) for c in [*trainer.callbacks, *configs]]
         self._loss_every = 1 if "train_loss_step" in watched else trainer.log_every_n_steps
-        planned = getattr(self, "_made_for", (None, None))[1]
-        check_resumed_schedule(self._hp.scheduler, planned, [c.scheduler for c in configs])
+        scheduler, planned = self._hp.scheduler, self.schedule_steps
+        check_resumed_schedule(scheduler, planned, [c.scheduler for c in configs])
         check_resumed_optimizers(self.trainer.optimizers, [])  # of another class: refused
         self._saved_optimizers: list[Any] = []  # read in on_fit_start, unless restored later
         self._check_restored_data()  # data prepared as a restored checkpoint's: else a warning
