@@ -377,9 +377,9 @@ def test_the_curves_say_what_the_training_loss_adds(tmp_path: Path, monkeypatch)
 
     assert LeNet5().train_loss_terms == ""  # the validation's cross-entropy
     assert LeNet5(label_smoothing=0.1).train_loss_terms == "labels smoothed by 0.1"
-    student = create_model("lenet5", loss="kl_div", teacher="lenet5", alpha=0.5, temperature=2)
+    student = create_model("lenet5", loss="kl_div", teacher="t.ckpt", alpha=0.5, temperature=2)
     assert student.train_loss_terms == "distillation: 0.5 x KL at T=2 + 0.5 x CE"
-    hinton = create_model("lenet5", loss="kl_div", teacher="lenet5", alpha=0.9, temperature=4)
+    hinton = create_model("lenet5", loss="kl_div", teacher="t.ckpt", alpha=0.9, temperature=4)
     assert hinton.train_loss_terms == "distillation: 0.9 x KL at T=4 + 0.1 x CE"  # the loss's own
     net = GoogLeNet(num_classes=10, small_input=True, label_smoothing=0.1)
     assert net.train_loss_terms == "labels smoothed by 0.1, + 0.3 x each auxiliary head's"

@@ -235,9 +235,11 @@ def test_a_teacher_given_as_a_path_is_saved_as_its_string(
 
 
 def test_a_teacher_by_name_needs_weights_and_must_match(teacher_file: Path) -> None:
-    student = LeNet5(loss="kl_div", teacher="lenet5_bn")
+    # Refused as the model is built, not after the data's setup (a fit's first minutes)
     with pytest.raises(ValueError, match=r"teacher='lenet5_bn' is a model name; give its trained"):
-        student.setup("fit")
+        LeNet5(loss="kl_div", teacher="lenet5_bn")
+    with pytest.raises(ValueError, match=r"teacher='lenet5_bn' is a model name; give its trained"):
+        load_teacher("lenet5_bn", None, num_classes=10, in_channels=1)
     named = LeNet5(loss="kl_div", teacher="lenet5_bn", teacher_weights=str(teacher_file))
     named.setup("fit")
     assert type(named._teacher[0]).__name__ == "LeNet5Net"

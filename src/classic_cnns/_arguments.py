@@ -17,7 +17,7 @@ from classic_cnns.nets._layers import WeightInit
 from classic_cnns.optim import check_settings
 from classic_cnns.registry import ModelInfo, list_models, model_info
 
-__all__ = ["check_arguments"]
+__all__ = ["check_arguments", "check_teacher"]
 
 _OPTIMIZER_SETTINGS = ("optimizer", "scheduler", "lr", "weight_decay", "momentum", "backbone_lr")
 
@@ -130,15 +130,35 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
             "loss='kl_div' (knowledge distillation) needs a teacher, and a teacher needs "
             f"loss='kl_div'; got loss={loss!r} and teacher={teacher!r}"
         )
-    if kwargs["teacher_weights"] is not None and teacher not in list_models():
-        raise ValueError(
-            "teacher_weights is for a teacher given by its registered name (a file holds its "
-            f"own weights); got teacher={teacher!r} and teacher_weights="
-            f"{kwargs['teacher_weights']!r}"
-        )
+    check_teacher(teacher, kwargs["teacher_weights"])
     check_flag("channels_last", kwargs["channels_last"])
     if not isinstance(kwargs["compile"], bool | dict):
         raise ValueError(
             "compile must be a bool or a dict of torch.compile arguments; got "
             f"{kwargs['compile']!r}"
+        )
+
+
+def check_teacher(teacher: str | None, weights: str | None) -> None:
+    """Refuse a distillation teacher given by its registered name without its trained
+    ``weights``, and ``weights`` for a teacher that is not a name (a file holds its own):
+    what is known before a file is read.
+
+    Example:
+        >>> check_teacher("lenet5", None)
+        Traceback (most recent call last):
+        ...
+        ValueError: teacher='lenet5' is a model name; give its trained weights ...
+    """
+    named = teacher in list_models()
+    if named and weights is None:
+        raise ValueError(
+            f"teacher={teacher!r} is a model name; give its trained weights as "
+            "teacher_weights (a .ckpt or .safetensors file): an untrained teacher teaches "
+            "nothing"
+        )
+    if weights is not None and not named:
+        raise ValueError(
+            "teacher_weights is for a teacher given by its registered name (a file holds its "
+            f"own weights); got teacher={teacher!r} and teacher_weights={weights!r}"
         )

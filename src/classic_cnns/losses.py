@@ -38,10 +38,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from classic_cnns import _guard
+from classic_cnns._arguments import check_teacher
 from classic_cnns._checks import is_number
 from classic_cnns._data_classes import check_data_config
 from classic_cnns.files import read_weights_file
-from classic_cnns.registry import list_models
 from classic_cnns.weights import build_from_file, first_conv_name
 
 __all__ = [
@@ -539,8 +539,8 @@ def load_teacher(
     warned of.
 
     Raises:
-        ValueError: for a name without ``weights``, a teacher that does not fit, or one
-            trained on other classes than ``data``'s.
+        ValueError: for a name without ``weights`` (or ``weights`` for a file), a teacher
+            that does not fit, or one trained on other classes than ``data``'s.
         FileNotFoundError: if ``teacher`` is neither a registered name nor a file.
 
     Example:
@@ -549,13 +549,8 @@ def load_teacher(
         ...
         ValueError: teacher='lenet5' is a model name; give its trained weights ...
     """
-    if teacher in list_models():
-        if weights is None:
-            raise ValueError(
-                f"teacher={teacher!r} is a model name; give its trained weights as "
-                "teacher_weights (a .ckpt or .safetensors file): an untrained teacher "
-                "teaches nothing"
-            )
+    check_teacher(teacher, weights)
+    if weights is not None:  # a registered name's
         file = read_weights_file(weights)
         net = build_from_file(
             file, teacher, num_classes=num_classes, in_channels=in_channels, strict=True
