@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -291,6 +292,14 @@ def test_predict_folder_writes_file_class_and_probability(checkpoints, tmp_path,
     assert predict_folder(model, folder)[0]["probability"] == pytest.approx(
         float(rows[0]["probability"])
     )
+    # A model kept in bf16 (as a fit with precision="bf16-true" leaves it) or float64 gets
+    # its images in its own dtype; it raised a TypeError that advised converting the batch.
+    for dtype, tolerance in ((torch.bfloat16, 2e-2), (torch.float64, 2e-6)):
+        other = predict_folder(copy.deepcopy(model).to(dtype), folder)
+        assert [r["class_index"] for r in other] == [int(r["class_index"]) for r in rows]
+        assert [r["probability"] for r in other] == pytest.approx(
+            [float(r["probability"]) for r in rows], abs=tolerance
+        )
     # The command refuses, --overwrite or not, to write its CSV over one of the images.
     image = folder / "0.png"
     before = image.read_bytes()
