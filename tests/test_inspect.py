@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -676,6 +676,84 @@ def test_adaptive_pooling_and_kept_dimension_means_against_autograd() -> None:
     for net, size, out_rows, layer in ((pool, 11, 6, "2"), (SqueezeExcite(), 16, 1, "fc")):
         truth = _reach(net, size, out_rows)
         assert rf(summary(net, (1, size, size)), layer) == truth == (3 if net is pool else 16)
+
+
+class _TwoBranches(nn.Module):
+    # Two branches of one stride whose windows may lie apart (padding, a padded or cropped
+    # map), joined by + or torch.cat, then a 1x1 convolution: the summary's row after the
+    # join. All weights 1, so every input pixel of an output's field moves it.
+    def __init__(self, stride: int, a: dict, b: dict, join: str) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 1, stride=stride, bias=False, **a)
+        kind, self.pad, self.crop = b.pop("kind"), b.pop("pad"), b.pop("crop")
+        self.b = (
+            nn.AvgPool2d(stride=stride, **b)
+            if kind == "avg"
+            else nn.Conv2d(1, 1, stride=stride, bias=False, **b)
+        )
+        self.join = join
+        self.head = nn.Conv2d(2 if join == "cat" else 1, 1, 1, bias=False)
+        for conv in (self.a, self.b, self.head):
+            if isinstance(conv, nn.Conv2d):
+                nn.init.ones_(conv.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ya = self.a(x)
+        yb = self.b(F.pad(x, (self.pad[1], 0, self.pad[0], 0)))[..., self.crop[0] :, self.crop[1] :]
+        h, w = min(ya.shape[-2], yb.shape[-2]), min(ya.shape[-1], yb.shape[-1])
+        ya, yb = ya[..., :h, :w], yb[..., :h, :w]
+        return self.head(torch.cat([ya, yb], 1) if self.join == "cat" else ya + yb)
+
+
+def _field_by_autograd(net: nn.Module, size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    # The input rows and columns one interior output element depends on, and how far they
+    # move to the next element: its field and jump.
+    x = torch.ones(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+    out = net.double()(x)
+    i, j = out.shape[-2] // 2, out.shape[-1] // 2
+    spans = []
+    for di in (0, 1):
+        (grad,) = torch.autograd.grad(out[0, 0, i + di, j + di], x, retain_graph=True)
+        rows, cols = grad[0, 0].sum(1).nonzero()[:, 0], grad[0, 0].sum(0).nonzero()[:, 0]
+        spans.append((int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())))
+    (top, bottom, left, right), (top2, _, left2, _) = spans
+    assume(top > 0 and left > 0 and bottom < size - 1 and right < size - 1)  # not clipped
+    return (bottom - top + 1, right - left + 1), (top2 - top, left2 - left)
+
+
+_pairs = st.tuples(st.integers(0, 3), st.integers(0, 3))
+_sides = {"pad": _pairs, "crop": _pairs}  # F.pad before the second branch, a crop after
+_conv = {"kernel_size": st.integers(1, 5), "padding": _pairs, "dilation": st.integers(1, 3)}
+_pool = {"kernel_size": st.integers(2, 4), "padding": st.just(1), "ceil_mode": st.booleans()}
+_second = st.one_of(
+    st.fixed_dictionaries({"kind": st.just("avg"), **_pool, **_sides}),
+    st.fixed_dictionaries({"kind": st.just("conv"), **_conv, **_sides}),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3), st.fixed_dictionaries(_conv), _second, st.sampled_from(["add", "cat"]))
+@example(  # the fields [2i - 1, 2i] and [2i, 2i + 1]: 2 pixels each, 3 together
+    2,
+    {"kernel_size": 2, "padding": (1, 1), "dilation": 1},
+    {
+        "kind": "conv",
+        "kernel_size": 2,
+        "padding": (0, 0),
+        "dilation": 1,
+        **dict.fromkeys(_sides, (0, 0)),
+    },
+    "add",
+)
+def test_branches_that_meet_see_the_union_of_their_fields(
+    stride: int, a: dict, b: dict, join: str
+) -> None:
+    # Where branches meet, the field is where both branches' fields lie, not the larger
+    # one: windows apart (padding, F.pad, a cropped map) reach further than either.
+    net = _TwoBranches(stride, a, dict(b), join).eval()
+    field, jump = _field_by_autograd(net, 40)
+    row = next(r for r in summary(net.float(), (1, 40, 40)).rows if r.name == "head")
+    assert (row.receptive_field, row.jump) == (field, jump)
 
 
 def test_alexnet_receptive_field() -> None:

@@ -15,13 +15,13 @@ Example:
     >>> with tracker:
     ...     y = torch.nn.functional.max_pool2d(conv(x), 2)
     >>> tracker.get(y)  # LeNet-5's S2: 5 + 1, every second pixel
-    Field(rf=(6, 6), jump=(2, 2), span=(32, 32))
+    Field(rf=(6, 6), jump=(2, 2), span=(32, 32), start=(0, 0))
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,15 +52,19 @@ class Field:
         span: Input pixels the whole feature map covers, ``rf + (size - 1) * jump``. It is
             kept through flattening and adaptive pooling, so a linear layer knows how much
             it sees.
+        start: The input pixel where the first element's field begins (negative where
+            padding lies before the image): where branches meet, their fields are joined
+            by where they lie, not only by their sizes.
 
     Example:
         >>> Field.of_input(32, 32).window((5, 5), (1, 1), (1, 1), size=(28, 28))
-        Field(rf=(5, 5), jump=(1, 1), span=(32, 32))
+        Field(rf=(5, 5), jump=(1, 1), span=(32, 32), start=(0, 0))
     """
 
     rf: Pair
     jump: Pair
     span: Pair
+    start: Pair = (0, 0)
 
     @classmethod
     def of_input(cls, height: int, width: int) -> Field:
@@ -68,48 +72,77 @@ class Field:
 
         Example:
             >>> Field.of_input(28, 28)
-            Field(rf=(1, 1), jump=(1, 1), span=(28, 28))
+            Field(rf=(1, 1), jump=(1, 1), span=(28, 28), start=(0, 0))
         """
         return cls((1, 1), (1, 1), (height, width))
 
-    def window(self, kernel: Pair, stride: Pair, dilation: Pair, size: Pair) -> Field:
-        """The field after a sliding window (convolution or pooling) with output ``size``.
+    def window(
+        self, kernel: Pair, stride: Pair, dilation: Pair, size: Pair, padding: Pair = (0, 0)
+    ) -> Field:
+        """The field after a sliding window (convolution or pooling) with output ``size``;
+        ``padding`` (the rows and columns added before the map) moves where it begins.
 
         Example:
             >>> Field.of_input(32, 32).window((3, 3), (1, 1), (2, 2), size=(28, 28))  # dilated
-            Field(rf=(5, 5), jump=(1, 1), span=(32, 32))
+            Field(rf=(5, 5), jump=(1, 1), span=(32, 32), start=(0, 0))
+            >>> Field.of_input(32, 32).window((3, 3), (2, 2), (1, 1), (16, 16), padding=(1, 1))
+            Field(rf=(3, 3), jump=(2, 2), span=(33, 33), start=(-1, -1))
         """
-        # The standard recurrence: rf += (effective kernel - 1) * jump; jump *= stride.
+        # The standard recurrence: rf += (effective kernel - 1) * jump; jump *= stride;
+        # start -= padding * jump.
         (rh, rw), (jh, jw) = self.rf, self.jump
         rf = (rh + dilation[0] * (kernel[0] - 1) * jh, rw + dilation[1] * (kernel[1] - 1) * jw)
         jump = (jh * stride[0], jw * stride[1])
         span = (rf[0] + (size[0] - 1) * jump[0], rf[1] + (size[1] - 1) * jump[1])
-        return Field(rf, jump, span)
+        return Field(rf, jump, span, self.moved((-padding[0], -padding[1])))
+
+    def moved(self, pixels: Pair) -> Pair:
+        """Where the field begins once the map's first element is ``pixels`` elements on
+        (a slice's start; negative for padding added before the map).
+
+        Example:
+            >>> Field((3, 3), (2, 2), (17, 17)).moved((1, -2))
+            (2, -4)
+        """
+        return (self.start[0] + pixels[0] * self.jump[0], self.start[1] + pixels[1] * self.jump[1])
 
     def whole(self) -> Field:
         """The field of a layer that sees the whole map.
 
         Example:
             >>> Field((5, 5), (2, 2), (32, 32)).whole()  # a linear layer on the flattened map
-            Field(rf=(32, 32), jump=(2, 2), span=(32, 32))
+            Field(rf=(32, 32), jump=(2, 2), span=(32, 32), start=(0, 0))
         """
-        return Field(self.span, self.jump, self.span)
+        return Field(self.span, self.jump, self.span, self.start)
 
     @staticmethod
     def widest(fields: list[Field]) -> Field:
-        """Where tensors meet (``torch.cat``, ``+``): the largest of each measure.
+        """Where tensors meet (``torch.cat``, ``+``): each element sees what it sees in any
+        of them, the union of their fields (exact where their jumps agree, as they do where
+        maps of one size meet; else the largest of each measure).
 
         Example:
             >>> Field.widest([Field((1, 1), (1, 1), (8, 8)), Field((5, 5), (1, 1), (8, 8))])
-            Field(rf=(5, 5), jump=(1, 1), span=(8, 8))
+            Field(rf=(5, 5), jump=(1, 1), span=(8, 8), start=(0, 0))
+            >>> Field.widest([Field((2, 2), (2, 2), (10, 10), (-1, -1)),  # windows [2i-1, 2i]
+            ...               Field((2, 2), (2, 2), (10, 10))])           # and [2i, 2i+1]
+            Field(rf=(3, 3), jump=(2, 2), span=(11, 11), start=(-1, -1))
         """
         if len(fields) == 1:
             return fields[0]
-        return Field(
-            (max(f.rf[0] for f in fields), max(f.rf[1] for f in fields)),
-            (max(f.jump[0] for f in fields), max(f.jump[1] for f in fields)),
-            (max(f.span[0] for f in fields), max(f.span[1] for f in fields)),
-        )
+        rf, jump, span, start = [], [], [], []
+        for d in (0, 1):
+            jumps = {f.jump[d] for f in fields}
+            first = min(f.start[d] for f in fields)
+            if len(jumps) == 1:  # the union: from the first start to the last end
+                rf.append(max(f.start[d] + f.rf[d] for f in fields) - first)
+                span.append(max(f.start[d] + f.span[d] for f in fields) - first)
+            else:
+                rf.append(max(f.rf[d] for f in fields))
+                span.append(max(f.span[d] for f in fields))
+            jump.append(max(jumps))
+            start.append(first)
+        return Field((rf[0], rf[1]), (jump[0], jump[1]), (span[0], span[1]), (start[0], start[1]))
 
 
 def tensors_in(obj: Any) -> Iterator[Tensor]:
@@ -157,9 +190,10 @@ class FieldTracker(TorchFunctionMode):
     * a linear layer on a flattened map, and a mean/sum/max over both spatial
       dimensions, sees the whole map;
     * strided slicing (``x[:, :, ::2, ::2]``) multiplies the jump by its steps;
-    * any other operation that keeps the map's size (or pads it) is treated as pointwise:
-      its output takes the elementwise maximum of its inputs' fields, which is exact for
-      concatenation and addition;
+    * padding (``F.pad``) moves where the fields begin;
+    * any other operation that keeps the map's size is treated as pointwise: its output's
+      elements see the union of what its inputs' elements see, which is exact for
+      concatenation and addition (branches whose windows lie apart included);
     * any other operation that changes the map's size (``interpolate``,
       ``conv_transpose2d``) cannot be followed.
 
@@ -205,7 +239,7 @@ class FieldTracker(TorchFunctionMode):
             >>> tracker, x = FieldTracker(), torch.zeros(1, 3, 32, 32)
             >>> tracker.set(x, Field.of_input(32, 32))
             >>> tracker.get(x)
-            Field(rf=(1, 1), jump=(1, 1), span=(32, 32))
+            Field(rf=(1, 1), jump=(1, 1), span=(32, 32), start=(0, 0))
         """
         self._fields[id(tensor)] = (weakref.ref(tensor), field)
 
@@ -250,7 +284,9 @@ class FieldTracker(TorchFunctionMode):
             spatial = out.ndim >= 3 and out.shape[-2:] == (1, 1) != source.shape[-2:]
             if out.ndim < 3 or spatial:
                 return base.whole()
-        if out.ndim >= 3 and name != "pad":
+        if name == "pad" and out.ndim >= 3:
+            return _padded(base, _arg(args, kwargs, 1, "pad", ()))
+        if out.ndim >= 3:
             maps = [t for t in tensors_in((args, kwargs)) if t.ndim >= 3]
             if maps and all(t.shape[-2:] != out.shape[-2:] for t in maps):
                 # The map's size changed, and not by a window we know: a strided slice, or
@@ -274,7 +310,11 @@ class FieldTracker(TorchFunctionMode):
             kernel = (weight.shape[-2], weight.shape[-1])
             stride = _pair(_arg(args, kwargs, 3, "stride", 1), "stride", 1)
             dilation = _pair(_arg(args, kwargs, 5, "dilation", 1), "dilation", 1)
-            return base.window(kernel, stride, dilation, out_size)
+            padding = _arg(args, kwargs, 4, "padding", 0)
+            if padding == "same":  # torch puts the smaller half before
+                padding = tuple(d * (k - 1) // 2 for d, k in zip(dilation, kernel, strict=True))
+            padding = _pair(0 if padding == "valid" else padding, "padding", 0)
+            return base.window(kernel, stride, dilation, out_size, padding)
         if name in _MAX_POOLS or name in ("avg_pool2d", "lp_pool2d"):
             at = 2 if name == "lp_pool2d" else 1  # lp_pool2d(input, norm_type, kernel_size, ...)
             kernel = _pair(_arg(args, kwargs, at, "kernel_size", 1), "kernel_size", 1)
@@ -285,7 +325,10 @@ class FieldTracker(TorchFunctionMode):
                 if name in _MAX_POOLS
                 else (1, 1)
             )
-            return base.window(kernel, stride, dilation, out_size)
+            padding = (
+                (0, 0) if at == 2 else _pair(_arg(args, kwargs, 3, "padding", 0), "padding", 0)
+            )
+            return base.window(kernel, stride, dilation, out_size, padding)
         if name in _ADAPTIVE_POOLS:
             (ih, iw), (oh, ow) = (source.shape[-2], source.shape[-1]), out_size
             kernel = (_adaptive_window(ih, oh), _adaptive_window(iw, ow))
@@ -308,5 +351,14 @@ def _sliced(base: Field, args: tuple[Any, ...], source: Tensor, out: Tensor) -> 
     h, w = items[source.ndim - 2], items[source.ndim - 1]
     if not (isinstance(h, slice) and isinstance(w, slice)):
         return None
-    # A window of one pixel with the slice's steps as its stride.
-    return base.window((1, 1), (h.step or 1, w.step or 1), (1, 1), (out.shape[-2], out.shape[-1]))
+    # A window of one pixel with the slice's steps as its stride, from the slice's start.
+    first = (-h.indices(source.shape[-2])[0], -w.indices(source.shape[-1])[0])
+    size = (out.shape[-2], out.shape[-1])
+    return base.window((1, 1), (h.step or 1, w.step or 1), (1, 1), size, first)
+
+
+def _padded(base: Field, pad: Sequence[int]) -> Field:
+    """The field after ``F.pad(x, (left, right, top, bottom, ...))``: the map's first
+    element moves ``left`` columns and ``top`` rows before it (after it, for a crop)."""
+    left, _, top, _ = [*pad, 0, 0, 0, 0][:4]
+    return Field(base.rf, base.jump, base.span, base.moved((-top, -left)))

@@ -391,7 +391,8 @@ def summary(
       ``rf += dilation*(kernel-1)*jump; jump *= stride`` through convolutions and
       pooling. They are followed per tensor through every torch operation, so for
       branching networks (Inception, ResNet, DenseNet) each branch has its own field and
-      where branches meet (``torch.cat``, ``+``) the output takes the largest. Adaptive
+      where branches meet (``torch.cat``, ``+``) the output sees the union of their fields
+      (wider than each where their windows lie apart, by padding say). Adaptive
       pooling is a pool with the kernel of its widest window and stride ``in // out``; a linear
       layer on a flattened map, or a spatial mean, sees the whole map; strided slicing
       (``x[:, :, ::2, ::2]``) multiplies the jump by its steps. Any other operation that
