@@ -187,6 +187,12 @@ def test_under_a_launch_rank_zero_prints_an_error_and_the_others_only_after_a_gr
     err = capsys.readouterr().err
     assert slept == [launch.LAUNCH_GRACE_S]
     assert err.startswith("(process 1) classic-cnns fit: error: unknown model 'lenet'"), err
+    # Under Lightning's own launcher rank 0 started this process: rank 0 said it and exited,
+    # which leaves this process another parent; it said it again after the prompt.
+    parents = iter([4321])
+    monkeypatch.setattr(launch.os, "getppid", lambda: next(parents, 1))
+    assert main(["fit", "--model", "lenet"]) == 2
+    assert capsys.readouterr().err == ""
     monkeypatch.setattr(rank_zero_only, "rank", 0)
     assert main(["fit", "--model", "lenet"]) == 2
     err = capsys.readouterr().err

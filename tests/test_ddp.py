@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,7 @@ import pytest
 import torch
 
 from classic_cnns import Digits, LeNet5
+from classic_cnns._cli_errors import _NOISE
 from classic_cnns.data.sampling import EpochShuffleSampler
 from conftest import logged_metrics, sklearn_metrics
 
@@ -50,6 +53,9 @@ def test_two_process_ddp_logs_the_metrics_of_a_single_process(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "distributed_backend=gloo" in result.stderr + result.stdout
+    # The warnings the command silences stay silent in ddp_spawn's new interpreters too
+    # (Lightning's "smaller than the logging interval": 6 batches a process, not 50).
+    assert [p for p in _NOISE if re.search(p, result.stderr)] == [], result.stderr[-3000:]
     assert "All distributed processes registered. Starting with 2 processes" in (
         result.stderr + result.stdout
     )
@@ -228,6 +234,7 @@ def test_torchrun_refuses_a_random_seed_once_and_every_process_exits_2(tmp_path:
 _PREDICT_TWICE = """
 import lightning as L
 from classic_cnns import Digits, LeNet5
+from classic_cnns._cli_errors import _NOISE
 from classic_cnns.predict import PredictionCSV
 
 if __name__ == "__main__":
@@ -300,3 +307,48 @@ def test_a_ddp_run_resumed_mid_epoch_logs_the_whole_epochs_training_metrics(
     assert torch.load(ckpt, weights_only=True)["global_step"] == 2  # stopped mid-epoch
     resumed = fit("resumed", "--ckpt_path=last")
     assert whole["train_loss"] and {k: resumed[k] for k in whole} == whole
+
+
+_FAIL_ALONE = """
+import lightning as L
+
+
+class FailAlone(L.Callback):  # an error one process meets alone: a bad image, a NaN, memory
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.global_rank == 1 and trainer.global_step == 2:
+            raise RuntimeError("process 1 fails alone")
+"""
+
+
+@pytest.mark.slow
+def test_an_error_in_one_process_ends_the_run_and_a_split_too_small_to_share_is_said_once(
+    tmp_path: Path,
+) -> None:
+    # The first hung for good: the failing process's cleanup asked the trainer for its log
+    # folder, a broadcast the other process never joined. The second raised a bare
+    # AssertionError in Lightning's sampler, and the command then hung the same way.
+    (tmp_path / "fail.py").write_text(_FAIL_ALONE)
+    env = {**_ENV, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    fit = [sys.executable, "-m", "classic_cnns", "fit", "--model=LeNet5", "--data=Digits",
+           "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
+           *_two_processes("ddp")]  # fmt: skip
+
+    def run(*more: str) -> tuple[int, str]:
+        process = subprocess.Popen(
+            [*fit, *more], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        try:
+            _, err = process.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # both processes: their own session
+            process.communicate()
+            pytest.fail(f"classic-cnns fit {' '.join(more)} still ran after 240 s")
+        return process.returncode, err
+
+    code, err = run("--trainer.callbacks+=fail.FailAlone")
+    assert code != 0 and "process 1 fails alone" in err, err[-3000:]
+    code, err = run("--data.val_size=1")
+    message = "the val split has 1 image(s) for 2 processes; expected at least one a process"
+    assert code == 2 and err.count(message) == 1, err[-3000:]
+    assert "--data.val_size" in err and "--trainer.devices" in err

@@ -23,9 +23,11 @@ import torchvision
 import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from classic_cnns import data
 from classic_cnns._checks import as_folder
+from classic_cnns._cli_errors import quiet_lightning
 from classic_cnns._version import __version__
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
 from classic_cnns.data.transfer import TransferDataModule
@@ -490,6 +492,7 @@ class SaveConfig(SaveConfigCallback):
 
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
         """Save the configuration, or say how to keep the earlier run's."""
+        quiet_lightning()  # in every process: ddp_spawn's start as new interpreters
         # The default logger's save_dir as the command line had it ("."), so that a rerun
         # with --config and another --trainer.default_root_dir writes there.
         trainer_config = self.config.get("trainer", {})
@@ -556,7 +559,7 @@ class SaveConfig(SaveConfigCallback):
     def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
         """Remove the run's log folder and the logger's, if empty or holding only what this
         run wrote before its first batch (a refused resume, a checkpoint that does not fit)."""
-        folders = [Path(str(trainer.log_dir))]
+        folders = [_log_dir(trainer)]
         names = {self.config_filename, "hparams.yaml"}
         own = names - getattr(self, "_found", names)  # only what this run wrote
         unused = self.already_saved and not getattr(self, "_ran", False)
@@ -575,3 +578,13 @@ class SaveConfig(SaveConfigCallback):
         for folder in folders:
             with contextlib.suppress(OSError):  # not empty, or removed by another process
                 folder.rmdir()
+
+
+def _log_dir(trainer: Trainer) -> Path:
+    # trainer.log_dir without its broadcast: a collective, which an exception raised in one
+    # process alone would wait on for ever (the others are in another, or gone).
+    logger = trainer.loggers[0] if trainer.loggers else None
+    if logger is None:
+        return Path(trainer.default_root_dir)
+    local = logger.log_dir if isinstance(logger, TensorBoardLogger | CSVLogger) else logger.save_dir
+    return Path(str(local))  # (a logger without a folder: "None", which holds nothing)

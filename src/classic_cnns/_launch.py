@@ -83,7 +83,9 @@ def say_error(*lines: str) -> None:
 
     Rank 0 (or a single process) prints at once. Another process waits ``LAUNCH_GRACE_S``
     first: if rank 0 met the error too, it has said it and exited by then, and the launcher
-    (torchrun) stops this process before it prints; if rank 0 went on, the error is this
+    (torchrun) stops this process before it prints, or, under Lightning's own launcher (rank 0
+    started this process), this process finds it has another parent; if rank 0 went on, the
+    error is this
     process's own, and it says so with its rank. (It printed nothing before, and a rank 0
     slower to reach the error was stopped before it printed, when this process exited first.)
 
@@ -92,7 +94,10 @@ def say_error(*lines: str) -> None:
     """
     rank = getattr(rank_zero_only, "rank", 0)
     if rank:
+        parent = os.getppid()
         time.sleep(LAUNCH_GRACE_S)
+        if os.getppid() != parent:  # Lightning's launcher: rank 0 started it, said it, exited
+            return
         lines = (f"(process {rank}) {lines[0]}", *lines[1:])
     for line in lines:
         print(line, file=sys.stderr)

@@ -26,14 +26,17 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from classic_cnns._checks import check_flag, is_int, is_number
 from classic_cnns.data.preprocessing import ModelSpec, Preprocessing, ResizeMode, _is_size
-from classic_cnns.data.sampling import EpochShuffleSampler, ResumableDataLoader
+from classic_cnns.data.sampling import (
+    EpochShuffleSampler,
+    ResumableDataLoader,
+    evaluation_sampler,
+)
 
 __all__ = ["InMemoryDataModule", "TensorBatches"]
 
@@ -484,13 +487,9 @@ class InMemoryDataModule(L.LightningDataModule):
             # left out is another one each epoch.
             lone = len(sampler) > 1 and len(sampler) % self.batch_size == 1
             return ResumableDataLoader(dataset, sampler=sampler, drop_last=lone, **kwargs)
-        if shard is not None:
-            # Each image evaluated once, by one process: no padding, so the metrics that
-            # torchmetrics gathers equal a single process's over the same data.
+        if shard is not None:  # each image evaluated once, by one process
             return DataLoader(
-                dataset,
-                sampler=UnrepeatedDistributedSampler(dataset, shuffle=False, **shard),
-                **kwargs,
+                dataset, sampler=evaluation_sampler(dataset, split, **shard), **kwargs
             )
         return DataLoader(dataset, shuffle=False, **kwargs)
 

@@ -26,10 +26,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-__all__ = ["EpochShuffleSampler", "ResumableDataLoader"]
+__all__ = ["EpochShuffleSampler", "ResumableDataLoader", "evaluation_sampler"]
 
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads consecutive epochs over the seed space
@@ -151,6 +152,32 @@ class EpochShuffleSampler(DistributedSampler[int]):
             order = order.repeat(-(-self.total_size // max(self.n, 1)))[: self.total_size]
             order = order[self.rank :: self.num_replicas]
         return iter(order[skip:].tolist())
+
+
+def evaluation_sampler(
+    dataset: Dataset[Any], split: str, num_replicas: int, rank: int
+) -> UnrepeatedDistributedSampler:
+    """One process's share of an evaluation split under DDP: every image once, by one
+    process, with no padding (so the metrics gathered equal one process's over the data).
+    A split with fewer images than processes is refused: a process with none would leave
+    the others waiting for it.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> list(evaluation_sampler(TensorDataset(torch.arange(5)), "val", 2, rank=1))
+        [1, 3]
+        >>> evaluation_sampler(TensorDataset(torch.arange(1)), "val", 2, rank=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: the val split has 1 image(s) for 2 processes; expected at least one a ...
+    """
+    if (n := len(dataset)) < num_replicas:  # type: ignore[arg-type]
+        raise ValueError(
+            f"the {split} split has {n} image(s) for {num_replicas} processes; expected at "
+            f"least one a process: a larger {split} split (--data.{split}_size), or fewer "
+            "processes (--trainer.devices)"
+        )
+    return UnrepeatedDistributedSampler(dataset, num_replicas, rank, shuffle=False)
 
 
 class ResumableDataLoader(DataLoader[Any]):
