@@ -83,11 +83,11 @@ def say_error(*lines: str) -> None:
 
     Rank 0 (or a single process) prints at once. Another process waits ``LAUNCH_GRACE_S``
     first: if rank 0 met the error too, it has said it and exited by then, and the launcher
-    (torchrun) stops this process before it prints, or, under Lightning's own launcher (rank 0
-    started this process), this process finds it has another parent; if rank 0 went on, the
-    error is this
-    process's own, and it says so with its rank. (It printed nothing before, and a rank 0
-    slower to reach the error was stopped before it printed, when this process exited first.)
+    (torchrun) stops this process before it prints, or, under Lightning's own launcher (rank
+    0 started this process), this process finds it has another parent and prints nothing;
+    if rank 0 went on, the error is this process's own, and it says so with its rank. (It
+    printed nothing before, and a rank 0 slower to reach the error was stopped before it
+    printed, when this process exited first.)
 
     Example:
         >>> say_error("classic-cnns fit: error: no such file")  # one process: at once
