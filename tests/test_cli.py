@@ -749,6 +749,40 @@ def test_a_class_s_argument_not_given_is_named_by_its_flag(
     assert capsys.readouterr().err.splitlines()[0] == f"classic-cnns fit: error: {line}"
 
 
+_OWN_LOGGER = """
+from lightning.pytorch.loggers import CSVLogger
+
+
+class Own(CSVLogger):  # a logger of the user's, with its own defaults
+    def __init__(self, save_dir: str = "elsewhere", name: str | None = None) -> None:
+        super().__init__(save_dir, name=name or "mine")
+"""
+
+
+def test_a_logger_the_user_chooses_keeps_its_defaults_and_is_the_only_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default CSV logger was a parser default: jsonargparse carried its save_dir "." and
+    # name "lightning_logs" over to the logger chosen instead (a W&B run's name), and
+    # --trainer.logger+= added to it, a hidden CSV logger whose folder the run then used.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "own.py").write_text(_OWN_LOGGER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    own = ClassicCLI(args=["--trainer.logger=own.Own"], run=False).trainer.logger
+    assert (type(own).__name__, own.save_dir, own.name) == ("Own", "elsewhere", "mine")
+    listed = ["--trainer.logger+=own.Own", "--trainer.logger+=CSVLogger"]
+    loggers = ClassicCLI(args=listed, run=False).trainer.loggers
+    assert [(type(x).__name__, x.save_dir) for x in loggers] == [
+        ("Own", "elsewhere"),
+        ("CSVLogger", "."),
+    ]
+    # A CSV (or TensorBoard) logger named without a folder writes in the root, as the default.
+    root = ["--trainer.default_root_dir=runs"]
+    for chosen in ([], ["--trainer.logger", "CSVLogger"]):
+        (logger,) = ClassicCLI(args=[*root, *chosen], run=False).trainer.loggers
+        assert (type(logger).__name__, logger.save_dir) == ("CSVLogger", "runs"), chosen
+
+
 @pytest.mark.parametrize("logger", ["TensorBoardLogger", "[TensorBoardLogger]"])
 def test_a_logger_whose_package_is_missing_names_the_flag_and_the_extra(
     logger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -1362,7 +1396,7 @@ def test_configured_last_checkpoint_reads_the_folders_from_the_trainer_configura
     from jsonargparse import Namespace
 
     from classic_cnns._cli_ckpt import configured_last_checkpoint
-    from classic_cnns._cli_helpers import place_default_logger
+    from classic_cnns._cli_loggers import place_default_logger
 
     def parsed(value: Any) -> Any:  # nested Namespaces, as the CLI's parser makes them
         if isinstance(value, dict):

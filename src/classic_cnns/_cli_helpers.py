@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import difflib
 import inspect
-import os
 import textwrap
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -23,11 +22,10 @@ import torchvision
 import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from classic_cnns import data
-from classic_cnns._checks import as_folder
 from classic_cnns._cli_errors import quiet_lightning
+from classic_cnns._cli_loggers import log_dir, writes_run_folder
 from classic_cnns._version import __version__
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
 from classic_cnns.data.transfer import TransferDataModule
@@ -120,31 +118,6 @@ def config_model_flags(args: Sequence[str]) -> list[str]:
     return flags[:1] + [f"--model.{key}" for key, value in given.items() if value is not None]
 
 
-def place_default_logger(trainer: Any) -> None:
-    """Put the command line's default CSV logger (``save_dir`` ``.``) in ``default_root_dir``.
-
-    Where Lightning's own default logger writes. Only a single ``CSVLogger`` moves. A root
-    that is a file is refused here, before Lightning fails on a path below it.
-
-    Example:
-        >>> from jsonargparse import Namespace
-        >>> logger = Namespace(class_path="lightning.pytorch.loggers.CSVLogger",
-        ...                    init_args=Namespace(save_dir="."))
-        >>> place_default_logger(Namespace(default_root_dir="runs", logger=logger))
-        >>> logger.init_args.save_dir
-        'runs'
-    """
-    logger, root = trainer.get("logger"), trainer.get("default_root_dir")
-    if root and "://" not in str(root):  # a remote root (s3://) is Lightning's; "" the cwd
-        as_folder("--trainer.default_root_dir", root)
-    if root and _is_csv(logger) and logger.init_args.get("save_dir") == ".":
-        logger.init_args.save_dir = os.path.expanduser(root)  # as Lightning takes the root
-
-
-def _is_csv(logger: Any) -> bool:
-    return str(getattr(logger, "class_path", "")).endswith(".CSVLogger")
-
-
 def _chooses(section: Any) -> bool:
     # A config's model or data section chooses a class by a name, a class_path or (the model,
     # which ImageClassifier builds) an arch; other arguments alone do not.
@@ -155,12 +128,32 @@ def _chooses(section: Any) -> bool:
 
 
 def add_default_classes(args: Sequence[str], at: int) -> list[str]:
-    """Insert ``--model``/``--data`` with the default classes at ``at`` where none is chosen."""
+    """Insert ``--model``/``--data`` with the default classes at ``at`` where none is chosen,
+    and the default CSV logger (``save_dir`` ``.``, see :func:`place_default_logger`) where
+    no logger is: not a parser default, whose arguments jsonargparse would carry over to a
+    logger the user chose (a ``WandbLogger`` named ``lightning_logs``).
+
+    Example:
+        >>> add_default_classes(["fit", "--trainer.logger", "TensorBoardLogger"], 1)[1:3]
+        ['--model=classic_cnns.LeNet5', '--data=classic_cnns.Digits']
+        >>> add_default_classes(["fit", "--model", "nin"], 1)[1:]  # doctest: +ELLIPSIS
+        ['--data=classic_cnns.Digits', '--trainer.logger=...CSVLogger', ..., '--model', 'nin']
+    """
     chosen = {k for config in _configs(args) for k, v in config.items() if _chooses(v)}
     for key in DEFAULT_CLASSES:
         if _option_values(args, f"--{key}") or _option_values(args, f"--{key}.class_path"):
             chosen.add(key)
     extra = [f"--{key}={path}" for key, path in DEFAULT_CLASSES.items() if key not in chosen]
+    chooses = ("--trainer.logger=", "--trainer.logger+=", "--trainer.logger.class_path")
+    configured = any("logger" in (c.get("trainer") or {}) for c in _configs(args))
+    if not configured and not any(a == "--trainer.logger" or a.startswith(chooses) for a in args):
+        extra += ["--trainer.logger=lightning.pytorch.loggers.CSVLogger"]
+        extra += ["--trainer.logger.save_dir=."]
+    args = list(args)
+    appended = [(i, a.split("=", 1)[1], 1) for i, a in enumerate(args) if a.startswith(chooses[1])]
+    for i, value, used in sorted([*_option_values(args, "--trainer.logger"), *appended])[::-1]:
+        if value.strip("[]").rsplit(".", 1)[-1] in ("CSVLogger", "TensorBoardLogger"):
+            args.insert(i + used, "--trainer.logger.save_dir=.")  # a folder: "." (the root)
     return [*args[:at], *extra, *args[at:]]
 
 
@@ -497,7 +490,7 @@ class SaveConfig(SaveConfigCallback):
         # with --config and another --trainer.default_root_dir writes there.
         trainer_config = self.config.get("trainer", {})
         logger, root = trainer_config.get("logger"), trainer_config.get("default_root_dir")
-        if root and _is_csv(logger) and logger.init_args.get("save_dir") == root:
+        if root and writes_run_folder(logger) and logger.init_args.get("save_dir") == root:
             self.config = self.config.clone()
             self.config.trainer.logger.init_args.save_dir = "."
         folder = Path(str(trainer.log_dir))  # what was there before: never this run's to remove
@@ -559,7 +552,7 @@ class SaveConfig(SaveConfigCallback):
     def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
         """Remove the run's log folder and the logger's, if empty or holding only what this
         run wrote before its first batch (a refused resume, a checkpoint that does not fit)."""
-        folders = [_log_dir(trainer)]
+        folders = [log_dir(trainer)]
         names = {self.config_filename, "hparams.yaml"}
         own = names - getattr(self, "_found", names)  # only what this run wrote
         unused = self.already_saved and not getattr(self, "_ran", False)
@@ -578,13 +571,3 @@ class SaveConfig(SaveConfigCallback):
         for folder in folders:
             with contextlib.suppress(OSError):  # not empty, or removed by another process
                 folder.rmdir()
-
-
-def _log_dir(trainer: Trainer) -> Path:
-    # trainer.log_dir without its broadcast: a collective, which an exception raised in one
-    # process alone would wait on for ever (the others are in another, or gone).
-    logger = trainer.loggers[0] if trainer.loggers else None
-    if logger is None:
-        return Path(trainer.default_root_dir)
-    local = logger.log_dir if isinstance(logger, TensorBoardLogger | CSVLogger) else logger.save_dir
-    return Path(str(local))  # (a logger without a folder: "None", which holds nothing)

@@ -46,12 +46,12 @@ from classic_cnns._cli_helpers import (
     data_main,
     expand_model_names,
     int_before_float,
-    place_default_logger,
     record_data_dir,
     short_help,
     summary_main,
     version_text,
 )
+from classic_cnns._cli_loggers import place_default_logger
 from classic_cnns._launch import launch_seed, pin_log_dir, say_error
 from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
@@ -117,10 +117,6 @@ class ClassicCLI(LightningCLI):
             trainer_defaults={
                 "max_epochs": None,  # None: the model's recipe (set before instantiation)
                 "plugins": [{"class_path": "classic_cnns.checkpoint.AtomicCheckpointIO"}],
-                "logger": {
-                    "class_path": "lightning.pytorch.loggers.CSVLogger",
-                    "init_args": {"save_dir": "."},
-                },
             },
             **kwargs,
         )
