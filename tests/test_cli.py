@@ -799,6 +799,21 @@ def test_a_logger_whose_package_is_missing_names_the_flag_and_the_extra(
     assert not list(tmp_path.iterdir())
 
 
+def test_ctrl_c_in_a_command_of_the_package_s_own_is_one_line_and_status_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # export, predict-folder, summary...: a KeyboardInterrupt traceback, where Lightning's
+    # commands say one line (their files are cleaned up either way: files.atomic_path).
+    import classic_cnns.cli as cli
+
+    def pressed(args: list[str]) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli._OWN_COMMANDS, "export", ("", pressed))
+    assert main(["export", "m.ckpt"]) == 130
+    assert capsys.readouterr().err == "classic-cnns export: stopped by Ctrl-C\n"
+
+
 def test_debug_shows_the_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -117,6 +117,31 @@ def test_ctrl_c_then_ckpt_path_last_finishes_the_run(
     assert (resumed / "curves.png").is_file()
 
 
+KILL = """
+import os
+import signal
+
+import lightning as L
+
+
+class Kill(L.Callback):  # a kill, or a job scheduler's, at the third step
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is not a signal a process catches")
+def test_a_run_stopped_by_sigterm_exits_143_and_says_so(tmp_path: Path) -> None:
+    # Lightning ends a run on SIGTERM with SystemExit(): status 0, as if it had finished,
+    # so that `fit && export last.ckpt` went on with a half-trained model.
+    (tmp_path / "kill.py").write_text(KILL)
+    stopped = _run(tmp_path, "--trainer.max_epochs=2", "--trainer.callbacks+=kill.Kill")
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    said = "classic-cnns fit: stopped by SIGTERM (resume it with --ckpt_path last)"
+    assert said in stopped.stderr and "test_acc" not in stopped.stdout
+
+
 def test_a_reader_that_closes_the_pipe_stops_the_output_quietly(tmp_path: Path) -> None:
     # As `classic-cnns list | head -1` once the reader has gone: no error message, status 1.
     run = subprocess.Popen(

@@ -24,6 +24,7 @@ import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from classic_cnns._checks import differing
@@ -573,8 +574,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
+    command = args[0] if args and args[0] in _ALL_COMMANDS else None
+    prog = f"classic-cnns {command}" if command else "classic-cnns"
     try:
         return _run(args)
+    except (SIGTERMException, KeyboardInterrupt) as stop:  # Lightning's SIGTERM: SystemExit()
+        name, status = ("SIGTERM", 143) if isinstance(stop, SystemExit) else ("Ctrl-C", 130)
+        resume = " (resume it with --ckpt_path last)" if command == "fit" else ""
+        print(f"{prog}: stopped by {name}{resume}", file=sys.stderr)
+        return status
     except Exception as err:
         if closed_pipe(err):  # the reader closed the pipe (`| head`): stop quietly, as cat does
             with contextlib.suppress(OSError, ValueError):  # and flush stdout at exit to nowhere
@@ -584,8 +592,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug or message is None:
             raise
         message = message.replace("classic_cnns.list_models()", "classic-cnns list")  # here
-        command = args[0] if args and args[0] in _ALL_COMMANDS else None
-        prog = f"classic-cnns {command}" if command else "classic-cnns"
         say_error(f"{prog}: error: {message}", f"(--debug or {DEBUG_ENV}=1 shows the traceback)")
         return 2
 
