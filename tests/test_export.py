@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -314,6 +315,35 @@ def test_predict_folder_writes_file_class_and_probability(checkpoints, tmp_path,
     with pytest.raises(ValueError, match="pass mean and std"):
         predict_folder(LeNet5(), folder)
     assert json.loads(json.dumps(rows))  # plain strings and numbers
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a file-size limit is POSIX's (RLIMIT_FSIZE)")
+@pytest.mark.parametrize("format", ["torchscript", "pt2"])
+def test_an_export_the_disk_cannot_hold_is_an_error_and_keeps_the_earlier_file(
+    checkpoints, tmp_path, format: str
+) -> None:
+    # torch's own writers aborted the process on a full disk (SIGABRT, status 134), and
+    # could leave their hidden temporary file; a file-size limit fails the same write.
+    import resource
+
+    output = tmp_path / f"model.{format}"
+    assert (
+        export_main([str(checkpoints["lenet5"]), "--format", format, "--output", str(output)]) == 0
+    )
+    before = output.read_bytes()
+    command = [sys.executable, "-m", "classic_cnns", "export", str(checkpoints["lenet5"]),
+               "--format", format, "--output", str(output), "--overwrite"]  # fmt: skip
+    limit = len(before) // 2
+
+    def small_files() -> None:  # in the child: writes past `limit` bytes fail (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    run = subprocess.run(
+        command, capture_output=True, text=True, preexec_fn=small_files, timeout=300
+    )
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "File too large" in run.stderr
+    assert output.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [output.name]
 
 
 def test_exported_files_get_the_usual_permissions(checkpoints, tmp_path) -> None:

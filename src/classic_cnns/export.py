@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import io
 import json
 import os
 import sys
@@ -221,7 +222,9 @@ def _write_torchscript(net: nn.Module, x: Tensor, path: Path, model: ImageClassi
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         with torch.no_grad():  # as in inference (memory-efficient DenseNet checkpoints else)
             traced = torch.jit.trace(net, x)
-        torch.jit.save(traced, str(path), _extra_files=_extra_files(model, x))
+        buffer = io.BytesIO()  # written by Python: a full disk is an OSError, not an abort
+        torch.jit.save(traced, buffer, _extra_files=_extra_files(model, x))
+    path.write_bytes(buffer.getvalue())
 
 
 def _write_pt2(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) -> None:
@@ -231,8 +234,11 @@ def _write_pt2(net: nn.Module, x: Tensor, path: Path, model: ImageClassifier) ->
     batch = torch.export.Dim.DYNAMIC
     with torch.no_grad():  # as in inference (memory-efficient DenseNet checkpoints else)
         program = torch.export.export(net, (x,), dynamic_shapes=({0: batch},), strict=False)
-    with path.open("wb") as f:  # a file object: torch warns of a path not ending in .pt2
-        torch.export.save(program, f, extra_files=_extra_files(model, x))
+    # Into memory, then written by Python: torch's own writer aborts the process (SIGABRT)
+    # on a full disk; a file object, as torch warns of a path not ending in .pt2.
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer, extra_files=_extra_files(model, x))
+    path.write_bytes(buffer.getvalue())
 
 
 def export_model(
