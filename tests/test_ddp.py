@@ -265,6 +265,13 @@ def test_a_prediction_csv_under_ddp_replaces_its_own_files(tmp_path: Path) -> No
     }  # fmt: skip
 
 
+def _with_module(folder: Path, name: str, source: str) -> dict[str, str]:
+    # The environment of a command that imports `name` (a callback the test writes) from
+    # `folder`, as --trainer.callbacks+=name.Class asks.
+    (folder / f"{name}.py").write_text(source)
+    return {**_ENV, "PYTHONPATH": f"{folder}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
 _STOP = """
 import lightning as L
 
@@ -283,8 +290,7 @@ def test_a_ddp_run_resumed_mid_epoch_logs_the_whole_epochs_training_metrics(
     # last.ckpt after the validation at step 2 holds each process's share of the epoch's
     # training metrics; the resumed run's train_loss and train_acc covered only the batches
     # after the resume. The sums over both processes come back on rank 0.
-    (tmp_path / "stop.py").write_text(_STOP)
-    env = {**_ENV, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = _with_module(tmp_path, "stop", _STOP)
     flags = ["--model=LeNet5", "--data=Digits", "--data.batch_size=32", "--trainer.max_epochs=1",
              "--trainer.limit_train_batches=5", "--trainer.val_check_interval=2",
              "--trainer.enable_progress_bar=false", "--trainer.limit_test_batches=0",
@@ -327,8 +333,7 @@ def test_an_error_in_one_process_ends_the_run_and_a_split_too_small_to_share_is_
     # The first hung for good: the failing process's cleanup asked the trainer for its log
     # folder, a broadcast the other process never joined. The second raised a bare
     # AssertionError in Lightning's sampler, and the command then hung the same way.
-    (tmp_path / "fail.py").write_text(_FAIL_ALONE)
-    env = {**_ENV, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = _with_module(tmp_path, "fail", _FAIL_ALONE)
     fit = [sys.executable, "-m", "classic_cnns", "fit", "--model=LeNet5", "--data=Digits",
            "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
            *_two_processes("ddp")]  # fmt: skip
