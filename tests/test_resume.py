@@ -25,7 +25,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import TensorDataset
 
@@ -981,3 +981,42 @@ def test_a_second_fit_on_the_same_trainer_has_no_restored_metrics_of_the_first()
     assert resume.continued_epoch == 0  # evaluation puts nothing back, and changes nothing
     resume.setup(trainer, create_model("lenet5"), "fit")
     assert resume.continued_epoch is None
+
+
+def _same_weights(checkpoint: Path, model: L.LightningModule) -> bool:
+    saved = torch.load(checkpoint, weights_only=True)["state_dict"]
+    return all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.slow
+def test_last_ckpt_holds_the_weights_training_ends_with_and_resumes_exactly(
+    tmp_path: Path,
+) -> None:
+    # Validation every 2nd of 3 epochs: Lightning's last.ckpt was epoch 1's (step 8 of 12),
+    # older than the weights fit tests and --ckpt_path last resumed or exported.
+    def fit(root: str, epochs: int, ckpt_path: Path | None = None) -> L.Trainer:
+        last = ModelCheckpoint(dirpath=tmp_path / root, save_last=True)
+        return _fit(tmp_path / root, Digits(batch_size=32), epochs=epochs, ckpt_path=ckpt_path,
+                    callbacks=(last,), check_val_every_n_epoch=2, deterministic=True)  # fmt: skip
+
+    short = fit("short", 3)
+    saved = torch.load(tmp_path / "short" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == short.global_step == 12
+    assert _same_weights(tmp_path / "short" / "last.ckpt", short.lightning_module)
+    # That checkpoint resumes exactly: a run of 5 epochs resumed from it is the one run whole.
+    resumed, whole = fit("resumed", 5, tmp_path / "short" / "last.ckpt"), fit("whole", 5)
+    assert resumed.global_step == whole.global_step == 20
+    for key, value in whole.lightning_module.state_dict().items():
+        assert torch.equal(resumed.lightning_module.state_dict()[key], value), key
+    assert {k: float(v) for k, v in resumed.callback_metrics.items()} == {
+        k: float(v) for k, v in whole.callback_metrics.items()
+    }
+
+
+@pytest.mark.slow
+def test_last_ckpt_holds_the_stochastic_weight_average_fit_ends_with(tmp_path: Path) -> None:
+    # The average is moved into the model after the last validation had saved last.ckpt.
+    swa = StochasticWeightAveraging(swa_lrs=0.01, swa_epoch_start=1)
+    last = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    trainer = _fit(tmp_path, Digits(batch_size=32), epochs=3, callbacks=(last, swa))
+    assert _same_weights(tmp_path / "last.ckpt", trainer.lightning_module)

@@ -18,6 +18,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 
@@ -73,6 +74,10 @@ class ExactResume(L.Callback):
       tested on would become training images, and ``validate``/``test``/``predict`` with
       one is warned of (its figures would count training images). Loading the weights into
       a new run, other data and older checkpoints are not checked.
+
+    At the end of training it brings every ``ModelCheckpoint(save_last=True)``'s
+    ``last.ckpt`` up to the weights the run ends with, where it was older
+    (:meth:`on_train_end`), so that ``--ckpt_path last`` resumes, tests and exports them.
 
     With ``seed_everything`` and ``deterministic=True`` the resumed run's weights and
     metrics are then bit-identical to the uninterrupted run's on the CPU, loader worker
@@ -147,6 +152,27 @@ class ExactResume(L.Callback):
             f"max_epochs={trainer.max_epochs}, max_steps={trainer.max_steps} leave none to "
             f"add (a run stopped early, by max_time say, counts its last epoch as done). {advice}"
         )
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Save ``last.ckpt`` again where it does not hold the weights training ends with.
+
+        Lightning's ``ModelCheckpoint`` saves after validation, so with
+        ``check_val_every_n_epoch=2`` and 3 epochs, or steps after the last
+        ``val_check_interval``, its ``last.ckpt`` was the last validation's; with
+        ``StochasticWeightAveraging`` it held the weights before the average was moved into
+        the model (now, just before this). A checkpoint of the last step resumes exactly, as
+        any other. ``save_last="link"`` (a link to the newest top-k file) is left alone, as is
+        ``fast_dev_run``, which saves nothing.
+        """
+        run: Any = trainer  # its fast_dev_run and callbacks: set by connectors
+        if run.fast_dev_run:
+            return
+        averaged = any(isinstance(c, StochasticWeightAveraging) for c in run.callbacks)
+        for c in trainer.checkpoint_callbacks:  # the same on every process: each saves
+            if not isinstance(c, ModelCheckpoint) or c.save_last is not True:
+                continue
+            if averaged or c._last_global_step_saved != trainer.global_step:
+                c._save_last_checkpoint(trainer, c._monitor_candidates(trainer))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Put the saved RNG states, loader positions and metric states back: the first batch's."""
