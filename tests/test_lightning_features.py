@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import (
     LearningRateMonitor,
     ModelCheckpoint,
 )
+from lightning.pytorch.core.saving import load_hparams_from_yaml
 from lightning.pytorch.loggers import CSVLogger
 
 from classic_cnns import Digits, LeNet5
@@ -80,6 +81,11 @@ def test_a_learning_rate_finder_callback_s_rate_is_the_one_trained_with(
     assert dict(zip(names, rates, strict=True)) == pytest.approx(
         {"backbone": 0.01, "backbone_no_decay": 0.01, "head": suggested, "head_no_decay": suggested}
     )
+    # The logger's hyperparameters, logged before the finder ran, had lr 0.1: logged again
+    # with the suggestion, which a test on the trainer (logging them once more) keeps.
+    trainer.test(model, Digits(batch_size=16), verbose=False)
+    logged = load_hparams_from_yaml(Path(trainer.log_dir) / "hparams.yaml")
+    assert logged["lr"] == model.hparams_initial.lr == suggested
 
 
 def test_the_learning_rate_monitor_names_each_parameter_group(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from classic_cnns.optim import (
     SCHEDULERS,
     check_resumed_optimizers,
     check_resumed_schedule,
+    log_tuned_hparams,
     make_optimizer,
     make_scheduler,
     param_groups,
@@ -360,8 +361,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             )
 
     def _teacher_logits(self, x: Tensor) -> Tensor:
-        teacher = self._teacher[0]
-        teacher.eval()  # whatever train() did to the student, the teacher stays in eval
+        teacher = self._teacher[0].eval()  # whatever train() did to the student
         with torch.no_grad():
             out = teacher(x)
         return out[0] if isinstance(out, tuple) else out
@@ -407,8 +407,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         finetune.reset_head(self.net, num_classes)
         self.data_config.pop("class_names", None)  # the old head's
         self.num_classes = num_classes
-        self.hparams["num_classes"] = num_classes
-        self._hparams_initial["num_classes"] = num_classes  # what loggers record
+        self.hparams["num_classes"] = self._hparams_initial["num_classes"] = num_classes  # loggers'
         self._set_metrics(num_classes)
         self.to(next(self.net.parameters()).device)  # the new metrics join the model's device
 
@@ -598,3 +597,4 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
         saved = getattr(self, "_saved_optimizers", [])
         check_resumed_optimizers(trainer.optimizers, saved, schedulers)
+        log_tuned_hparams(self)  # LearningRateFinder's lr, logged in place of the one given
