@@ -640,6 +640,39 @@ def test_atomic_path_cleans_up_after_a_sigterm(tmp_path: Path) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+@posix_only
+def test_a_save_that_runs_out_of_room_names_its_file_and_keeps_the_earlier_one(
+    tmp_path: Path,
+) -> None:
+    # A full disk or a file-size limit: torch's writer raised "unexpected pos 273600 vs
+    # 273488" over the OSError (EFBIG, ENOSPC), and neither named the file. (A limit set in a
+    # child process, as `ulimit -f` would; Python ignores SIGXFSZ, so the write fails.)
+    path = tmp_path / "last.ckpt"
+    atomic_save({"w": torch.ones(4)}, path)
+    before = path.read_bytes()
+    script = (
+        "import resource, sys, torch\n"
+        "from classic_cnns.files import atomic_save\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))\n"
+        "try:\n"
+        "    atomic_save({'w': torch.ones(100_000)}, sys.argv[1])\n"
+        "except OSError as err:\n"
+        "    print(err.errno, err)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = f"cannot write {path}: File too large; the last.ckpt there is kept"
+    assert done.stdout.strip() == f"27 [Errno 27] {expected}"
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+    # Safetensors' Rust writer says "(os error 28)" in a message of its own: the same errno.
+    full = rf"^\[Errno 28\] cannot write {re.escape(str(path))}: "
+    with pytest.raises(OSError, match=full), atomic_path(path):
+        raise RuntimeError("Error while serializing: I/O error: (os error 28)")
+    assert path.read_bytes() == before
+
+
 def test_atomic_path_refuses_a_folder_before_the_block_runs(tmp_path: Path) -> None:
     # It used to fail at the final rename, naming its hidden temporary file.
     folder = tmp_path / "imgs"

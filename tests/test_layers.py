@@ -26,7 +26,7 @@ SRC = Path(classic_cnns.__file__).resolve().parent
 # Lowest first. A unit is the first name below classic_cnns ("data" for classic_cnns.data.base);
 # "__init__" is the package root.
 LAYERS: list[set[str]] = [
-    {"_version", "_download", "files", "_warn", "_checks", "_signals"},  # disk, warnings, checks
+    {"_version", "_download", "files", "_atomic", "_warn", "_checks", "_signals"},  # disk, checks
     {"recipes", "registry"},  # facts: builders, metadata, recipes, pretrained weights
     {"nets"},  # pure nn.Module networks
     {"finetune", "weights"},  # heads and freezing; tensors into a network
@@ -41,7 +41,8 @@ LAYERS: list[set[str]] = [
 
 # Units with a stricter rule than their layer's: what they may import of ours.
 ONLY: dict[str, set[str]] = {
-    "files": {"_download", "_checks", "_signals"},
+    "files": {"_download", "_checks", "_atomic"},
+    "_atomic": {"_signals"},
     "_download": set(),
     "_signals": set(),
     "_warn": set(),

@@ -22,7 +22,7 @@ import lightning as L
 import pytest
 
 import classic_cnns
-from classic_cnns import LeNet5, _cli_errors, cli, files
+from classic_cnns import LeNet5, _atomic, _cli_errors, cli, files
 from classic_cnns.predict import predict_main
 from conftest import write_png
 
@@ -155,13 +155,13 @@ def test_a_closed_pipe_on_windows_stops_the_output_quietly(
 
 
 def test_file_urls_name_the_path_fsspec_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert files._local("file:///tmp/w.pt") == "/tmp/w.pt"
-    assert files._local("runs/last.ckpt") == "runs/last.ckpt"
-    assert files._local(Path("runs/last.ckpt")) == os.path.join("runs", "last.ckpt")
+    assert _atomic.local_path("file:///tmp/w.pt") == "/tmp/w.pt"
+    assert _atomic.local_path("runs/last.ckpt") == "runs/last.ckpt"
+    assert _atomic.local_path(Path("runs/last.ckpt")) == os.path.join("runs", "last.ckpt")
     with monkeypatch.context() as m:  # Windows: the slash before the drive is not a folder
         m.setattr(files.os, "name", "nt")
-        assert files._local("file:///C:/runs/last.ckpt") == "C:/runs/last.ckpt"
-        assert files._local("file:///runs/last.ckpt") == "/runs/last.ckpt"
+        assert _atomic.local_path("file:///C:/runs/last.ckpt") == "C:/runs/last.ckpt"
+        assert _atomic.local_path("file:///runs/last.ckpt") == "/runs/last.ckpt"
 
 
 def test_a_failed_replace_of_a_read_only_file_leaves_no_temporary_file(

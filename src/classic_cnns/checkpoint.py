@@ -41,6 +41,7 @@ from lightning.pytorch.utilities.model_helpers import _restricted_classmethod
 from torch import nn
 from typing_extensions import Self
 
+from classic_cnns._atomic import local_path
 from classic_cnns._checks import check_strict, differing, file_path
 from classic_cnns._data_classes import (
     check_data_config,
@@ -51,7 +52,6 @@ from classic_cnns.data.preprocessing import config_for_channels
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
     CheckpointError,
-    _local,
     atomic_save,
     check_checkpoint_file,
     is_local,
@@ -199,7 +199,7 @@ def _load_trusted(source: Any, map_location: Any) -> dict[str, Any]:
     # exists: an open file object, which no file system knows, is copied to one.
     read = TorchCheckpointIO().load_checkpoint
     if isinstance(source, str | os.PathLike):
-        local = _local(source)
+        local = local_path(source)
         if is_local(source) and is_safetensors_file(local):
             check_checkpoint_file(local, os.fspath(source))  # says how to load one
         return read(os.fspath(source), map_location, weights_only=False)

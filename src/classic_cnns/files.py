@@ -23,17 +23,13 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
 import os
 import pickle
 import re
 import struct
-import tempfile
-import uuid
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -42,9 +38,9 @@ import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from torch import Tensor
 
+from classic_cnns._atomic import atomic_path, atomic_save, check_writable, local_path, refuse_folder
 from classic_cnns._checks import file_path
 from classic_cnns._download import DOWNLOAD_TIMEOUT, download, download_folder, file_digest
-from classic_cnns._signals import sigterm_as_exit
 
 __all__ = [
     "DATA_CHECKPOINT_KEY", "DATA_ENV", "DOWNLOAD_TIMEOUT", "CheckpointError", "WeightsFile",
@@ -130,133 +126,10 @@ def is_local(path: str | os.PathLike[str]) -> bool:
     return "://" not in str(path) or str(path).startswith("file://")
 
 
-def _local(path: str | os.PathLike[str]) -> str:
-    # A file:// URL's path as fsspec reads it (file:///C:/w.pt: C:/w.pt on Windows), ~ expanded.
-    text = os.fspath(path)
-    drive = os.name == "nt" and text.startswith("file:///") and text[9:10] == ":"
-    return os.path.expanduser(text[8:] if drive else text.removeprefix("file://"))
-
-
-def _written_file(path: str | os.PathLike[str]) -> Path:
-    # The file atomic_path writes: a file:// URL's path; through a symbolic link, its target.
-    path = Path(_local(path))
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
-
-
-def check_writable(path: str | os.PathLike[str]) -> None:
-    """Raise ``OSError`` naming ``path`` unless :func:`atomic_path` can make its file there: in
-    ``path``'s folder, or the nearest one that exists (the rest it creates). Nothing at
-    ``path`` is touched; a probe file is made and removed.
-
-    Example:
-        >>> check_writable(Path(__file__, "out.csv"))  # a path under a file
-        Traceback (most recent call last):
-        ...
-        NotADirectoryError: cannot write .../out.csv: ... is a file, not a folder
-    """
-    target = _written_file(path)
-    there = next(p for p in (target.parent, *target.parent.parents) if p.exists())
-    if not there.is_dir():
-        raise NotADirectoryError(f"cannot write {path}: {there} is a file, not a folder")
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".classic-cnns-", suffix=".tmp", dir=there)
-    except OSError as err:
-        why = f"no file can be made in {there} ({err.strerror or err})"
-        raise type(err)(f"cannot write {path}: {why}") from err
-    os.close(handle)
-    os.unlink(probe)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path beside ``path``, renamed onto ``path`` only if the block succeeds.
-
-    The temporary file (``.<name>.<random>.tmp`` in the target's folder, created empty with the
-    permissions a plain ``open`` would give, those of a file it replaces) is for the block to
-    write. When the block ends without an error the file is flushed to disk and renamed over
-    ``path`` in one step (atomic on POSIX and Windows file systems: readers see the old file or
-    the complete new one); a symbolic link is written through, as by ``open``. When the block
-    raises, even ``KeyboardInterrupt`` or a SIGTERM (see ``_signals.sigterm_as_exit``), the
-    temporary file and the folders made for it are removed and ``path`` is left untouched.
-    A folder at ``path`` is refused up front (``IsADirectoryError``).
-
-    Example:
-        >>> import tempfile
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     with atomic_path(f"{folder}/out.csv") as tmp:
-        ...         _ = tmp.write_text("file,class\\n")
-        ...     sorted(p.name for p in Path(folder).iterdir())
-        ['out.csv']
-    """
-    check_writable(path)  # a file in the way, or no permission: said of `path`, not of tmp
-    path = _written_file(path)
-    refuse_folder(path)
-    made = list(itertools.takewhile(lambda p: not p.exists(), (path.parent, *path.parent.parents)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name[:200]}.{uuid.uuid4().hex[:12]}.tmp")  # under 255 bytes
-    # As for a plain open(): a replaced file keeps its mode, a new one gets what the umask
-    # leaves of 0o666 (tempfile.mkstemp would make it readable by its owner only).
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-    mode = os.stat(path if path.is_file() else tmp).st_mode & 0o777
-    try:
-        with sigterm_as_exit():  # `kill` or `timeout` cleans up as Ctrl-C does
-            yield tmp
-            with open(tmp, "rb+") as f:  # the writer may not have synced: do it before renaming
-                os.fsync(f.fileno())
-            # After the sync, which a read-only mode refuses; a writer may have replaced tmp.
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, 0o600)  # Windows removes no read-only file (the mode copied above)
-            os.unlink(tmp)
-        for folder in made:  # the folders made for it (deepest first), while empty
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
-    if os.name == "posix":  # make the rename itself durable (best effort)
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-
-
-def refuse_folder(path: str | os.PathLike[str]) -> None:
-    """Raise ``IsADirectoryError`` if ``path``, where a file is to be written, is a folder.
-
-    Example:
-        >>> refuse_folder(".")
-        Traceback (most recent call last):
-        IsADirectoryError: expected a file path; got the folder .
-    """
-    if os.path.isdir(_local(path)):
-        raise IsADirectoryError(f"expected a file path; got the folder {os.fspath(path)}")
-
-
 def _require_file(path: Path, shown: str, what: str) -> None:
     if not path.is_file():  # a folder is no such file either, but say which it is
         why = "is a folder; expected a" if path.is_dir() else "no such"
         raise FileNotFoundError(f"{shown}: {why} {what} file")
-
-
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file in the target's folder, then rename it into place.
-
-    See :func:`atomic_path`: readers see the old file or the complete new one, never a
-    partial write. If saving fails, the temporary file is removed and whatever was at
-    ``path`` is left untouched.
-
-    Example:
-        >>> import tempfile, torch
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     atomic_save({"w": torch.ones(2)}, f"{folder}/w.pt")
-        ...     torch.load(f"{folder}/w.pt", weights_only=True)["w"].tolist()
-        [1.0, 1.0]
-    """
-    with atomic_path(path) as tmp, tmp.open("wb") as f:
-        torch.save(obj, f)
 
 
 def _first_line(err: BaseException) -> str:
@@ -285,7 +158,7 @@ def check_checkpoint_file(path: str | os.PathLike[str], shown: str | None = None
         ...     check_checkpoint_file(f"{folder}/w.pt")  # no error: whole and intact
     """
     shown = os.fspath(path) if shown is None else shown
-    path = Path(_local(path))
+    path = Path(local_path(path))
     _require_file(path, shown, "checkpoint")
     if (size := path.stat().st_size) == 0:
         safetensors = path.suffix == ".safetensors"
@@ -404,7 +277,7 @@ def load_checkpoint(
     opened = not isinstance(path, str | os.PathLike)
     shown = str(getattr(path, "name", "the checkpoint") if opened else os.fspath(path))  # type: ignore[arg-type]
     if local := not opened and is_local(shown):
-        file = Path(_local(shown))
+        file = Path(local_path(shown))
         check_checkpoint_file(file, shown)
     try:
         if local:
@@ -560,7 +433,7 @@ def read_weights_file(path: str | os.PathLike[str], *, tensors: bool = True) -> 
         (['fc.weight'], None)
     """
     shown = file_path("path", path)
-    path = Path(_local(shown))  # as load_checkpoint takes it
+    path = Path(local_path(shown))  # as load_checkpoint takes it
     _require_file(path, shown, "weights")
     if is_safetensors_file(path):
         return _read_safetensors(path, shown, tensors)
