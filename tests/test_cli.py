@@ -1266,6 +1266,64 @@ def test_ckpt_path_last_of_a_logger_the_configuration_does_not_place_checks_fit_
     assert not Path("runs", "b", "checkpoints").exists()
 
 
+FOLDER_LOGGERS = """
+from lightning.pytorch.loggers import Logger
+
+
+class Quiet(Logger):
+    # Logs nothing, in save_dir: None, as CometLogger online; ".", as WandbLogger.
+    def __init__(self, save_dir=None):
+        super().__init__()
+        self._save_dir = save_dir
+
+    name = property(lambda self: "quiet")
+    version = property(lambda self: 0)
+    save_dir = property(lambda self: self._save_dir)
+
+    def log_metrics(self, metrics, step=None):
+        pass
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("save_dir", "advice"),
+    [
+        ("null", "run in another folder (--trainer.default_root_dir DIR; a run without a logger, "
+         "or with one that keeps no folder, writes there"),
+        (".", "give the logger another folder (--trainer.logger.init_args.save_dir DIR)"),
+    ],
+)  # fmt: skip
+def test_a_logger_of_another_kind_keeps_the_configuration_and_is_told_how_to_keep_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    save_dir: str, advice: str,
+) -> None:  # fmt: skip
+    # Without a folder Lightning's config saver failed on a bare AssertionError; a second run
+    # in W&B's folder was told to give a new version, which leaves the folder the same.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder_loggers.py").write_text(FOLDER_LOGGERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fit = ["fit", "--trainer.max_steps=1", "--trainer.enable_progress_bar=false",
+           "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
+           "--trainer.logger=folder_loggers.Quiet",
+           f"--trainer.logger.save_dir={save_dir}"]  # fmt: skip
+    # A run refused before its first batch (a user's file where its plot goes) takes its
+    # config.yaml back: the folder is not its own.
+    Path("curves.png").write_text("the user's")
+    assert main(fit) == 2 and "curves.png: the file exists" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.glob("*.*")) == ["curves.png", "folder_loggers.py"]
+    Path("curves.png").unlink()
+    assert main(fit) == 0, capsys.readouterr().err
+    saved = Path("config.yaml").read_text()  # the root's, where the plots go
+    assert "folder_loggers.Quiet" in saved and Path("curves.png").is_file()
+    assert main(fit) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("classic-cnns fit: error: ") and f"To keep it, {advice}" in err, err
+    assert Path("config.yaml").read_text() == saved
+
+
 @pytest.mark.parametrize("size", [0, 3000])
 def test_a_damaged_ckpt_path_file_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, size: int

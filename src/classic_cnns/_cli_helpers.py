@@ -22,6 +22,7 @@ import torchvision
 import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from classic_cnns import data
 from classic_cnns._cli_errors import quiet_lightning
@@ -493,8 +494,10 @@ class SaveConfig(SaveConfigCallback):
         if root and writes_run_folder(logger) and logger.init_args.get("save_dir") == root:
             self.config = self.config.clone()
             self.config.trainer.logger.init_args.save_dir = "."
-        folder = Path(str(trainer.log_dir))  # what was there before: never this run's to remove
+        folder = log_dir(trainer)  # what was there before: never this run's to remove
         self._found = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+        if self.save_to_log_dir and trainer.log_dir is None:  # a logger without a folder
+            self._save_in(folder, trainer)  # (Lightning's own asserts it has one)
         try:
             super().setup(trainer, pl_module, stage)
         except RuntimeError as err:
@@ -502,13 +505,29 @@ class SaveConfig(SaveConfigCallback):
                 raise
             raise self._refusal(trainer) from None
 
+    def _save_in(self, folder: Path, trainer: Trainer) -> None:
+        # The configuration where the plots and predictions go (default_root_dir); Lightning's
+        # setup then only passes it to the loggers (save_config).
+        path, self.save_to_log_dir = folder / self.config_filename, False
+        there = trainer.is_global_zero and path.is_file()  # rank 0's file system, as Lightning's
+        if not self.overwrite and trainer.strategy.broadcast(there):
+            raise self._refusal(trainer)
+        if trainer.is_global_zero:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.parser.save(
+                self.config, str(path), skip_none=False, overwrite=self.overwrite,
+                multifile=self.multifile,
+            )  # fmt: skip
+
     def _refusal(self, trainer: Trainer) -> FileExistsError:
-        path = Path(str(trainer.log_dir), self.config_filename)
+        path, logger = log_dir(trainer) / self.config_filename, trainer.logger
         instead = (
-            "run in another folder (--trainer.default_root_dir DIR; a run without a "
-            "logger writes there, this folder by default)"
-            if trainer.logger is None
-            else "give the logger a new version (--trainer.logger.init_args.version)"
+            "give the logger a new version (--trainer.logger.init_args.version)"
+            if isinstance(logger, CSVLogger | TensorBoardLogger)
+            else "give the logger another folder (--trainer.logger.init_args.save_dir DIR)"
+            if logger is not None and logger.save_dir is not None
+            else "run in another folder (--trainer.default_root_dir DIR; a run without a "
+            "logger, or with one that keeps no folder, writes there, this folder by default)"
         )
         if trainer.logger is None and (ckpt := self.config.get("ckpt_path")):  # a resume
             last = Path(trainer.default_root_dir, "checkpoints", "last.ckpt")  # "last" in DIR
@@ -536,7 +555,7 @@ class SaveConfig(SaveConfigCallback):
             return trainer
         if trainer.logger is not None and getattr(trainer.logger, "_version", None) is None:
             return trainer  # the next version, a new folder: not fixed here (ddp_spawn's is not)
-        if trainer.is_global_zero and Path(str(trainer.log_dir), saver.config_filename).is_file():
+        if trainer.is_global_zero and (log_dir(trainer) / saver.config_filename).is_file():
             raise saver._refusal(trainer)  # (the other processes: before rank 0 writes it)
         return trainer
 
@@ -556,7 +575,8 @@ class SaveConfig(SaveConfigCallback):
         names = {self.config_filename, "hparams.yaml"}
         own = names - getattr(self, "_found", names)  # only what this run wrote
         unused = self.already_saved and not getattr(self, "_ran", False)
-        if trainer.logger is None:  # the folder is the user's (default_root_dir): only ours goes
+        if not isinstance(trainer.logger, CSVLogger | TensorBoardLogger):  # no run folder of
+            # its own: the root, another logger's save_dir ("." for W&B); only ours goes
             if unused and self.config_filename in own and trainer.is_global_zero:
                 with contextlib.suppress(OSError):
                     (folders[0] / self.config_filename).unlink(missing_ok=True)

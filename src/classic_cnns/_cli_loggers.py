@@ -54,7 +54,9 @@ def writes_run_folder(logger: Any) -> bool:
 
 def log_dir(trainer: Trainer) -> Path:
     """``trainer.log_dir`` without its broadcast: a collective, which an exception raised in
-    one process alone would wait on for ever (the others are in another, or gone).
+    one process alone would wait on for ever (the others are in another, or gone). For a
+    logger without a folder (``save_dir=None``: CometLogger online), ``default_root_dir``,
+    where the plots and predictions go then.
 
     Example:
         >>> import lightning as L
@@ -65,4 +67,4 @@ def log_dir(trainer: Trainer) -> Path:
     if logger is None:
         return Path(trainer.default_root_dir)
     local = logger.log_dir if isinstance(logger, TensorBoardLogger | CSVLogger) else logger.save_dir
-    return Path(str(local))  # (a logger without a folder: "None", which holds nothing)
+    return Path(trainer.default_root_dir if local is None else str(local))
