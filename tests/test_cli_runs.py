@@ -54,12 +54,12 @@ class FailLate(L.Callback):
 '''
 
 
-def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(cwd: Path, *args: str, command: str = "fit") -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     # This process's import path (the source tree first) plus the folder with CtrlC.
     env["PYTHONPATH"] = os.pathsep.join([str(cwd), *sys.path])
     return subprocess.run(
-        [sys.executable, "-m", "classic_cnns", "fit", "--trainer.enable_progress_bar=false",
+        [sys.executable, "-m", "classic_cnns", command, "--trainer.enable_progress_bar=false",
          *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -124,9 +124,13 @@ import signal
 import lightning as L
 
 
-class Kill(L.Callback):  # a kill, or a job scheduler's, at the third step
+class Kill(L.Callback):  # a kill, or a job scheduler's, at the third step or batch
     def on_train_batch_start(self, trainer, *args):
         if trainer.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *args):
+        if batch_idx == 1:
             os.kill(os.getpid(), signal.SIGTERM)
 """
 
@@ -140,6 +144,15 @@ def test_a_run_stopped_by_sigterm_exits_143_and_says_so(tmp_path: Path) -> None:
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     said = "classic-cnns fit: stopped by SIGTERM (resume it with --ckpt_path last)"
     assert said in stopped.stderr and "test_acc" not in stopped.stdout
+    # predict too: Lightning's predict loop does not look, and wrote every batch's rows.
+    done = _run(tmp_path, "--trainer.max_steps=1", "--trainer.limit_val_batches=1",
+                "--trainer.limit_test_batches=1")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    stopped = _run(tmp_path, "--ckpt_path=last", "--trainer.callbacks+=kill.Kill",
+                   "--data.batch_size=16", command="predict")  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert "classic-cnns predict: stopped by SIGTERM\n" in stopped.stderr
+    assert not [p.name for p in tmp_path.rglob("*predictions*")]  # nor a temporary file
 
 
 def test_a_reader_that_closes_the_pipe_stops_the_output_quietly(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from typing import IO, Any, Literal
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from classic_cnns._checks import as_folder, check_flag, is_int, refuse_existing
 from classic_cnns._warn import warn
@@ -353,6 +354,15 @@ class PredictionCSV(BasePredictionWriter):
             writer, file = stack.enter_context(_csv_table(path, columns))
             self._table = (stack.pop_all(), writer, file, path)
         self._count, self._counts = 0, {}
+
+    def on_predict_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
+        """Stop at a SIGTERM (``kill``, a job scheduler), as Lightning's fit and evaluation
+        loops do: its predict loop goes on to the end. The table is removed (``on_exception``)."""
+        if getattr(trainer, "received_sigterm", False):
+            raise SIGTERMException
 
     def write_on_batch_end(
         self,
