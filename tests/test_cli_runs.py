@@ -155,6 +155,29 @@ def test_a_run_stopped_by_sigterm_exits_143_and_says_so(tmp_path: Path) -> None:
     assert not [p.name for p in tmp_path.rglob("*predictions*")]  # nor a temporary file
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is not a signal a process catches")
+def test_a_command_stopped_by_sigterm_while_writing_a_file_says_so(tmp_path: Path) -> None:
+    # The package's own writers turn SIGTERM into an exit that cleans up: with status 143 but
+    # no word, where a Lightning run's said "stopped by SIGTERM".
+    script = (
+        "import os, signal, sys\n"
+        "import lightning as L\n"
+        "from classic_cnns import LeNet5\n"
+        "from classic_cnns.cli import main\n"
+        "trainer = L.Trainer(logger=False, enable_progress_bar=False)\n"
+        "trainer.strategy.connect(LeNet5())\n"
+        "trainer.save_checkpoint('m.ckpt')\n"
+        "os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGTERM)  # in the export's write\n"
+        "sys.exit(main(['export', 'm.ckpt', '--format', 'safetensors']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 143, done.stderr[-3000:]
+    assert done.stderr.endswith("classic-cnns export: stopped by SIGTERM\n"), done.stderr[-3000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["m.ckpt"]
+
+
 def test_a_reader_that_closes_the_pipe_stops_the_output_quietly(tmp_path: Path) -> None:
     # As `classic-cnns list | head -1` once the reader has gone: no error message, status 1.
     run = subprocess.Popen(

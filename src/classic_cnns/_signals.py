@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 __all__ = ["sigterm_as_exit"]
 
 
 def _exit(signum: int, frame: Any) -> None:
-    sys.exit(128 + signum)  # the status the default action reports (143)
+    # The status the default action reports (143); Lightning's class, which the command line
+    # reports as it does a Lightning run's SIGTERM ("stopped by SIGTERM").
+    raise SIGTERMException(128 + signum)
 
 
 @contextlib.contextmanager
 def sigterm_as_exit() -> Iterator[None]:
     """Within the block, SIGTERM (``kill``, ``timeout``, a job scheduler) raises
-    ``SystemExit(143)`` where it would have ended the process at once: ``finally`` blocks and
+    ``SystemExit(143)`` (Lightning's ``SIGTERMException``, as a Lightning run's SIGTERM
+    ends) where it would have ended the process at once: ``finally`` blocks and
     ``except BaseException`` run, as for Ctrl-C. Only where nothing else handles SIGTERM (a
     Lightning run's own handler is left alone) and in the main thread, where handlers live.
 
