@@ -179,11 +179,12 @@ class _NoRoom(OSError):
 
 def _no_room(err: BaseException) -> int | None:
     # The errno of a lack of room in err's chain (causes and contexts), unless it names a
-    # file: an OSError's, or "(os error 28)" in the words of safetensors' Rust writer.
+    # file: an OSError's, or "(os error 28)" (in older releases "Os { code: 28") in the words
+    # of safetensors' Rust writer.
     seen: list[BaseException] = []
     current: BaseException | None = err
     while current is not None and current not in seen:
-        found = re.search(r"\(os error (\d+)\)", str(current))
+        found = re.search(r"(?:\(os error |Os \{ code: )(\d+)", str(current))
         code = current.errno if isinstance(current, OSError) else found and int(found[1])
         if code in _NO_ROOM:
             named = getattr(current, "filename", None) and not isinstance(current, _NoRoom)
