@@ -984,8 +984,7 @@ def test_a_second_fit_on_the_same_trainer_has_no_restored_metrics_of_the_first()
 
 
 def _same_weights(checkpoint: Path, model: L.LightningModule) -> bool:
-    # (Not weights_only: torch 2.6's SWALR state holds its anneal function.)
-    saved = torch.load(checkpoint, weights_only=False)["state_dict"]
+    saved = torch.load(checkpoint, weights_only=True)["state_dict"]
     return all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
 
 
@@ -1021,3 +1020,20 @@ def test_last_ckpt_holds_the_stochastic_weight_average_fit_ends_with(tmp_path: P
     last = ModelCheckpoint(dirpath=tmp_path, save_last=True)
     trainer = _fit(tmp_path, Digits(batch_size=32), epochs=3, callbacks=(last, swa))
     assert _same_weights(tmp_path / "last.ckpt", trainer.lightning_module)
+
+
+def test_a_checkpoint_leaves_out_the_function_older_torch_puts_in_swalr_s_state(
+    tmp_path: Path,
+) -> None:
+    # torch before 2.10 saved SWALR.anneal_func (pytorch#163105): weights_only=True refused
+    # every StochasticWeightAveraging checkpoint (test, export, resume). As torch 2.6 saves it:
+    swalr = {"anneal_func": torch.optim.swa_utils.SWALR._cosine_anneal, "last_epoch": 7}
+    checkpoint = {
+        "lr_schedulers": [dict(swalr)],
+        "callbacks": {"StochasticWeightAveraging": {"scheduler_state": dict(swalr)}},
+    }
+    create_model("lenet5").on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "swa.ckpt")
+    loaded = torch.load(tmp_path / "swa.ckpt", weights_only=True)
+    assert loaded["lr_schedulers"] == [{"last_epoch": 7}]
+    assert loaded["callbacks"]["StochasticWeightAveraging"]["scheduler_state"] == {"last_epoch": 7}

@@ -420,9 +420,17 @@ class CheckpointHooks(L.LightningModule):
         return [] if given else [ExactResume()]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the data configuration beside the weights (plain lists, for ``weights_only``)."""
+        """Keep the data configuration beside the weights (plain lists, for ``weights_only``);
+        leave out the function torch before 2.10 puts in ``SWALR``'s state (pytorch#163105),
+        which ``weights_only`` refuses: ``StochasticWeightAveraging``'s checkpoints would not
+        load. ``SWALR`` sets it again when it is made, before a resume loads its state."""
         if self.data_config:
             checkpoint[DATA_CHECKPOINT_KEY] = self.data_config
+        callbacks = checkpoint.get("callbacks", {}).values()
+        swa = [c.get("scheduler_state") for c in callbacks if isinstance(c, dict)]
+        for state in [*checkpoint.get("lr_schedulers", []), *swa]:
+            if isinstance(state, dict) and callable(state.get("anneal_func")):
+                del state["anneal_func"]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Fit the checkpoint's weights to this model before Lightning loads them.
