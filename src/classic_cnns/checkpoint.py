@@ -421,7 +421,7 @@ class CheckpointHooks(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the data configuration beside the weights (plain lists, for ``weights_only``);
-        leave out the function torch before 2.10 puts in ``SWALR``'s state (pytorch#163105),
+        leave out the function older torch (2.6; not 2.14) puts in ``SWALR``'s state (#163105),
         which ``weights_only`` refuses: ``StochasticWeightAveraging``'s checkpoints would not
         load. ``SWALR`` sets it again when it is made, before a resume loads its state."""
         if self.data_config:
