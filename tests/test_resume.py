@@ -1025,8 +1025,8 @@ def test_last_ckpt_holds_the_stochastic_weight_average_fit_ends_with(tmp_path: P
 def test_a_checkpoint_leaves_out_the_function_older_torch_puts_in_swalr_s_state(
     tmp_path: Path,
 ) -> None:
-    # Older torch (2.6; not 2.14) saved SWALR.anneal_func (pytorch#163105): weights_only=True refused
-    # every StochasticWeightAveraging checkpoint (test, export, resume). As torch 2.6 saves it:
+    # Older torch (2.6; not 2.14) saved SWALR.anneal_func (pytorch#163105): weights_only=True
+    # refused every StochasticWeightAveraging checkpoint (test, export, resume). As 2.6 saves it:
     swalr = {"anneal_func": torch.optim.swa_utils.SWALR._cosine_anneal, "last_epoch": 7}
     checkpoint = {
         "lr_schedulers": [dict(swalr)],
