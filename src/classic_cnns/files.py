@@ -1,10 +1,11 @@
 """Files on disk: written atomically, read safely, and the errors that name them.
 
 The bottom layer of the package; of ours, it imports only the downloads, the checks and the
-SIGTERM guard.
+atomic writers (:mod:`classic_cnns._atomic`), which it exports.
 
 * :func:`atomic_path` and :func:`atomic_save` write to a temporary file beside the target and
-  rename it into place: an interrupted write never leaves a truncated file where a good one was.
+  rename it into place: an interrupted write never leaves a truncated file where a good one was,
+  and one that runs out of room names the file.
 * :func:`load_checkpoint`, the one reader of ``torch.save`` files, checks the file whole, loads
   it with ``torch.load(weights_only=True)``, and turns a missing, empty, truncated or corrupted
   file into a :class:`CheckpointError` that says which file and what is wrong.
