@@ -361,7 +361,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             )
 
     def _teacher_logits(self, x: Tensor) -> Tensor:
-        teacher = self._teacher[0].eval()  # whatever train() did to the student
+        teacher = self._teacher[0].eval()  # in eval, whatever train() did to the student
         with torch.no_grad():
             out = teacher(x)
         return out[0] if isinstance(out, tuple) else out
