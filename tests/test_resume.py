@@ -25,7 +25,11 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
+from lightning.pytorch.callbacks import (
+    EMAWeightAveraging,
+    ModelCheckpoint,
+    StochasticWeightAveraging,
+)
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import TensorDataset
 
@@ -989,15 +993,19 @@ def _same_weights(checkpoint: Path, model: L.LightningModule) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("ema", [False, True])
 def test_last_ckpt_holds_the_weights_training_ends_with_and_resumes_exactly(
-    tmp_path: Path,
+    tmp_path: Path, ema: bool
 ) -> None:
     # Validation every 2nd of 3 epochs: Lightning's last.ckpt was epoch 1's (step 8 of 12),
-    # older than the weights fit tests and --ckpt_path last resumed or exported.
+    # older than the weights fit tests and --ckpt_path last resumed or exported. With EMA it
+    # is saved before the average moves into the model: it keeps the live weights to resume.
     def fit(root: str, epochs: int, ckpt_path: Path | None = None) -> L.Trainer:
         last = ModelCheckpoint(dirpath=tmp_path / root, save_last=True)
+        averaging = [EMAWeightAveraging(decay=0.9)] if ema else []
         return _fit(tmp_path / root, Digits(batch_size=32), epochs=epochs, ckpt_path=ckpt_path,
-                    callbacks=(last,), check_val_every_n_epoch=2, deterministic=True)  # fmt: skip
+                    callbacks=(*averaging, last), check_val_every_n_epoch=2,
+                    deterministic=True)  # fmt: skip
 
     short = fit("short", 3)
     saved = torch.load(tmp_path / "short" / "last.ckpt", weights_only=True)
@@ -1014,11 +1022,16 @@ def test_last_ckpt_holds_the_weights_training_ends_with_and_resumes_exactly(
 
 
 @pytest.mark.slow
-def test_last_ckpt_holds_the_stochastic_weight_average_fit_ends_with(tmp_path: Path) -> None:
-    # The average is moved into the model after the last validation had saved last.ckpt.
+@pytest.mark.parametrize("first", [False, True])
+def test_last_ckpt_holds_the_stochastic_weight_average_fit_ends_with(
+    tmp_path: Path, first: bool
+) -> None:
+    # The average is moved into the model after the last validation had saved last.ckpt
+    # (and, with ExactResume listed before the SWA callback, after its on_train_end).
     swa = StochasticWeightAveraging(swa_lrs=0.01, swa_epoch_start=1)
     last = ModelCheckpoint(dirpath=tmp_path, save_last=True)
-    trainer = _fit(tmp_path, Digits(batch_size=32), epochs=3, callbacks=(last, swa))
+    callbacks = (ExactResume(), swa, last) if first else (last, swa)
+    trainer = _fit(tmp_path, Digits(batch_size=32), epochs=3, callbacks=callbacks)
     assert _same_weights(tmp_path / "last.ckpt", trainer.lightning_module)
 
 

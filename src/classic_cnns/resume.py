@@ -18,7 +18,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging
+from lightning.pytorch.callbacks import ModelCheckpoint, StochasticWeightAveraging, WeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 
@@ -49,6 +49,18 @@ def _train_loaders(trainer: L.Trainer) -> list[ResumableDataLoader]:
     loaders = trainer.train_dataloader  # None before they are made: flattened to [None]
     combined = loaders if isinstance(loaders, CombinedLoader) else CombinedLoader(loaders)
     return [dl for dl in combined.flattened if isinstance(dl, ResumableDataLoader)]
+
+
+def _placed(me: L.Callback, callbacks: list[L.Callback]) -> list[L.Callback]:
+    # The callbacks with `me` after the last SWA, whose on_train_end moves its average into
+    # the model, which is then the run's, and before the first WeightAveraging (EMA), whose
+    # moves it too, but whose checkpoints keep the live weights to resume from beside it.
+    others = [c for c in callbacks if c is not me]
+    swa = [i + 1 for i, c in enumerate(others) if isinstance(c, StochasticWeightAveraging)]
+    ema = [i for i, c in enumerate(others) if isinstance(c, WeightAveraging)]
+    at, low, high = callbacks.index(me), max(swa, default=0), min(ema, default=len(others))
+    at = min(max(at, low), high) if low <= high else at
+    return [*others[:at], me, *others[at:]]
 
 
 class ExactResume(L.Callback):
@@ -101,10 +113,14 @@ class ExactResume(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Remember the trainer, whose loaders :meth:`state_dict` reads; a new ``fit`` has
-        put no metric states back yet (:attr:`continued_epoch`)."""
+        put no metric states back yet (:attr:`continued_epoch`). Come after any
+        ``StochasticWeightAveraging`` and before any ``WeightAveraging`` (EMA) in the
+        trainer's callbacks, for :meth:`on_train_end`."""
         self._trainer = trainer
         if stage == "fit":  # this callback stays for a second fit on the same trainer
             self.continued_epoch = None
+            run: Any = trainer  # (a new list: the hooks called now go on over the old one)
+            run.callbacks = _placed(self, run.callbacks)
 
     def state_dict(self) -> dict[str, Any]:
         """The RNG states, the loaders' positions, the metrics' states and the data's split."""
@@ -160,9 +176,11 @@ class ExactResume(L.Callback):
         ``check_val_every_n_epoch=2`` and 3 epochs, or steps after the last
         ``val_check_interval``, its ``last.ckpt`` was the last validation's; with
         ``StochasticWeightAveraging`` it held the weights before the average was moved into
-        the model (now, just before this). A checkpoint of the last step resumes exactly, as
-        any other. ``save_last="link"`` (a link to the newest top-k file) is left alone, as is
-        ``fast_dev_run``, which saves nothing.
+        the model (just before this: :meth:`setup` puts this callback after it). A checkpoint
+        of the last step resumes exactly, as any other, with ``EMAWeightAveraging`` too (this
+        runs before it moves the average into the model: the checkpoint holds the average and
+        the live weights to resume from). ``save_last="link"`` (a link to the newest top-k
+        file) is left alone, as is ``fast_dev_run``, which saves nothing.
         """
         run: Any = trainer  # its fast_dev_run and callbacks: set by connectors
         if run.fast_dev_run:
