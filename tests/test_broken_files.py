@@ -35,6 +35,7 @@ from classic_cnns.checkpoint import AtomicCheckpointIO, ExactResume, restore, ve
 from classic_cnns.files import (
     DATA_CHECKPOINT_KEY,
     CheckpointError,
+    NoRoomError,
     atomic_path,
     atomic_save,
     check_checkpoint_file,
@@ -670,9 +671,24 @@ def test_a_save_that_runs_out_of_room_names_its_file_and_keeps_the_earlier_one(
     # message of its own: the same errno.
     full = rf"^\[Errno 28\] cannot write {re.escape(str(path))}: "
     for said in ("I/O error: (os error 28)", "IoError(Os { code: 28, kind: StorageFull })"):
-        with pytest.raises(OSError, match=full), atomic_path(path):
+        with pytest.raises(NoRoomError, match=full) as raised, atomic_path(path):
             raise RuntimeError(f"Error while serializing: {said}")
-    assert path.read_bytes() == before
+        assert raised.value.path == path and raised.value.errno == 28
+    # Other errors stay as they are: words that only quote one, Ctrl-C while handling one.
+    with pytest.raises(ValueError, match="bad label"), atomic_path(path):
+        raise ValueError("bad label (os error 28)")
+    with pytest.raises(KeyboardInterrupt), atomic_path(path):
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            raise KeyboardInterrupt from None
+    # A nested write's own file stays named (not the outer one's, which did not fail).
+    inner = tmp_path / "inner.pt"
+    outer = atomic_path(tmp_path / "outer.txt")
+    with pytest.raises(NoRoomError) as raised, outer, atomic_path(inner):
+        raise OSError(28, "No space left on device")
+    assert raised.value.path == inner and str(inner) in str(raised.value)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 def test_atomic_path_refuses_a_folder_before_the_block_runs(tmp_path: Path) -> None:

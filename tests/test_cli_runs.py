@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from torchvision.io import write_png
 
 from classic_cnns.cli import main
 
@@ -153,6 +154,56 @@ def test_a_run_stopped_by_sigterm_exits_143_and_says_so(tmp_path: Path) -> None:
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     assert "classic-cnns predict: stopped by SIGTERM\n" in stopped.stderr
     assert not [p.name for p in tmp_path.rglob("*predictions*")]  # nor a temporary file
+    # In Python too: SIGTERMException() alone is SystemExit(None), a status of 0.
+    ckpt = str(next(tmp_path.rglob("last.ckpt")))
+    script = (
+        "import os, signal, lightning as L\n"
+        "from classic_cnns import Digits, load_model\n"
+        "from classic_cnns.predict import PredictionCSV\n"
+        "from kill import Kill\n"
+        "trainer = L.Trainer(callbacks=[PredictionCSV('p.csv'), Kill()], logger=False)\n"
+        f"trainer.predict(load_model({ckpt!r}), datamodule=Digits(batch_size=16))\n"
+    )
+    plain = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert plain.returncode == 143, plain.stderr[-3000:]
+    assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a file-size limit is POSIX's (RLIMIT_FSIZE)")
+def test_a_prediction_csv_the_disk_cannot_hold_is_named_once(tmp_path: Path) -> None:
+    # predict said "[Errno 27] File too large" (the flush's error, under atomic_path's), and
+    # predict-folder "cannot write p.csv: cannot write p.csv: File too large".
+    import resource
+
+    done = _run(tmp_path, "--trainer.max_steps=1", "--trainer.limit_val_batches=1",
+                "--trainer.limit_test_batches=1")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    ckpt = next(tmp_path.rglob("last.ckpt"))
+    (tmp_path / "imgs").mkdir()
+    for i in range(300):
+        write_png(
+            torch.full((1, 8, 8), i % 256, dtype=torch.uint8), str(tmp_path / "imgs" / f"{i}.png")
+        )
+
+    def small_files() -> None:  # in the child: a write past 6,000 bytes fails (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
+
+    for command, written in (
+        (
+            ["predict", "--ckpt_path", str(ckpt), "--trainer.logger=false"],
+            tmp_path / "predictions.csv",
+        ),
+        (["predict-folder", str(ckpt), "imgs", "--output", "p.csv"], Path("p.csv")),
+    ):
+        run = subprocess.run(
+            [sys.executable, "-m", "classic_cnns", *command], cwd=tmp_path, capture_output=True,
+            text=True, timeout=300, preexec_fn=small_files,
+        )  # fmt: skip
+        assert run.returncode == 2, run.stderr[-3000:]
+        said = f"[Errno 27] cannot write {written}: File too large\n"
+        assert said in run.stderr and run.stderr.count("cannot write") == 1, run.stderr[-3000:]
+        assert not list(tmp_path.glob(f"*{written.name}*"))
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is not a signal a process catches")

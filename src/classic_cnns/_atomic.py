@@ -32,7 +32,8 @@ import torch
 
 from classic_cnns._signals import sigterm_as_exit
 
-__all__ = ["atomic_path", "atomic_save", "check_writable", "local_path", "refuse_folder"]
+__all__ = ["NoRoomError", "atomic_path", "atomic_save", "check_writable", "local_path"]
+__all__ += ["refuse_folder"]
 
 # A write refused for lack of room: a full disk, a quota, a file-size limit (ulimit -f).
 _NO_ROOM = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -94,7 +95,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     temporary file and the folders made for it are removed and ``path`` is left untouched.
     A folder at ``path`` is refused up front (``IsADirectoryError``); a block that fails for
     lack of room (``ENOSPC``, ``EDQUOT``, ``EFBIG`` anywhere in its error's chain: torch's
-    writers raise a ``RuntimeError`` over it) raises an ``OSError`` of that errno naming ``path``.
+    writers raise a ``RuntimeError`` over it) raises a :class:`NoRoomError` naming ``path``.
 
     Example:
         >>> import tempfile
@@ -129,10 +130,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         for folder in made:  # the folders made for it (deepest first), while empty
             with contextlib.suppress(OSError):
                 folder.rmdir()
+        if isinstance(err, NoRoomError) and err.path != tmp:  # another file's, named
+            raise
         if code := _no_room(err):  # torch's and safetensors' writers name no file
             kept = f"; the {path.name} there is kept" if path.exists() else ""
-            cause = err.__cause__ if isinstance(err, _NoRoom) else err  # a nested one's: this file
-            raise _NoRoom(code, f"cannot write {shown}: {os.strerror(code)}{kept}") from cause
+            cause = err.__cause__ if isinstance(err, NoRoomError) else err  # its tmp: this file
+            message = f"cannot write {shown}: {os.strerror(code)}{kept}"
+            raise NoRoomError(code, message, path) from cause
         raise
     if os.name == "posix":  # make the rename itself durable (best effort)
         with contextlib.suppress(OSError):
@@ -173,21 +177,37 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
         torch.save(obj, f)
 
 
-class _NoRoom(OSError):
-    """A write that failed for lack of room, the file named (see :func:`atomic_path`)."""
+class NoRoomError(OSError):
+    """A file that could not be written for lack of room (``ENOSPC``, ``EDQUOT``, ``EFBIG``):
+    :func:`atomic_path`'s error, which names the file (``path``) where torch's writers named
+    none. The file's earlier contents are kept.
+
+    Example:
+        >>> import errno
+        >>> err = NoRoomError(errno.ENOSPC, "cannot write m.pt: No space left on device", "m.pt")
+        >>> isinstance(err, OSError), err.errno == errno.ENOSPC, str(err.path)
+        (True, True, 'm.pt')
+    """
+
+    def __init__(self, code: int, message: str, path: str | os.PathLike[str]) -> None:
+        super().__init__(code, message)
+        self.path = Path(path)
 
 
 def _no_room(err: BaseException) -> int | None:
-    # The errno of a lack of room in err's chain (causes and contexts), unless it names a
-    # file: an OSError's, or "(os error 28)" (in older releases "Os { code: 28") in the words
-    # of safetensors' Rust writer.
+    # The errno of a lack of room under an error a writer raised: an OSError that names no
+    # file, or one in a RuntimeError's chain (torch's writer raises one over it), or
+    # "(os error 28)" (in older releases "Os { code: 28") in the words of safetensors' Rust
+    # writer. Anything else (a ValueError, Ctrl-C) is left as it is.
+    if not isinstance(err, OSError | RuntimeError) and type(err).__name__ != "SafetensorError":
+        return None
     seen: list[BaseException] = []
     current: BaseException | None = err
     while current is not None and current not in seen:
         found = re.search(r"(?:\(os error |Os \{ code: )(\d+)", str(current))
         code = current.errno if isinstance(current, OSError) else found and int(found[1])
         if code in _NO_ROOM:
-            named = getattr(current, "filename", None) and not isinstance(current, _NoRoom)
+            named = getattr(current, "filename", None) and not isinstance(current, NoRoomError)
             return None if named else code
         seen.append(current)
         current = current.__cause__ or current.__context__

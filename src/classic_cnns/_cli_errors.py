@@ -18,6 +18,8 @@ from typing import Any
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from torch.multiprocessing.spawn import ProcessRaisedException
 
+from classic_cnns.files import NoRoomError
+
 # -- errors -------------------------------------------------------------------------------
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -235,6 +237,8 @@ def user_error_message(err: BaseException) -> str | None:
     seen: list[BaseException] = []
     while current is not None and current not in seen:
         seen.append(current)
+        if isinstance(current, NoRoomError):  # it names the file; the errors under it do not
+            return str(current)
         if isinstance(current, ProcessRaisedException):  # the worker's chain, as text
             chain += reversed(_spawned_chain(str(current)))
         else:

@@ -39,12 +39,20 @@ import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from torch import Tensor
 
-from classic_cnns._atomic import atomic_path, atomic_save, check_writable, local_path, refuse_folder
+from classic_cnns._atomic import (
+    NoRoomError,
+    atomic_path,
+    atomic_save,
+    check_writable,
+    local_path,
+    refuse_folder,
+)
 from classic_cnns._checks import file_path
 from classic_cnns._download import DOWNLOAD_TIMEOUT, download, download_folder, file_digest
 
 __all__ = [
-    "DATA_CHECKPOINT_KEY", "DATA_ENV", "DOWNLOAD_TIMEOUT", "CheckpointError", "WeightsFile",
+    "DATA_CHECKPOINT_KEY", "DATA_ENV", "DOWNLOAD_TIMEOUT", "CheckpointError", "NoRoomError",
+    "WeightsFile",
     "atomic_path", "atomic_save", "check_checkpoint_file", "check_writable", "default_data_dir",
     "download", "download_folder", "file_digest", "is_safetensors_file", "load_checkpoint",
     "read_weights_file", "refuse_folder", "strip_compiled",

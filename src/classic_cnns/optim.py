@@ -27,7 +27,6 @@ from typing import Any, get_args
 
 import torch
 from lightning.pytorch.callbacks import GradientAccumulationScheduler
-from lightning.pytorch.loggers.utilities import _log_hyperparams
 from torch import nn
 
 from classic_cnns._checks import is_int, is_number
@@ -40,10 +39,10 @@ __all__ = [
     "check_resumed_optimizers",
     "check_resumed_schedule",
     "check_settings",
-    "log_tuned_hparams",
     "make_optimizer",
     "make_scheduler",
     "param_groups",
+    "record_tuned_hparams",
     "run_steps",
     "schedule_length",
 ]
@@ -450,25 +449,22 @@ def check_resumed_optimizers(
             )
 
 
-def log_tuned_hparams(model: Any) -> dict[str, Any]:
-    """Log again the hyperparameters a tuner changed after Lightning had logged them.
+def record_tuned_hparams(model: Any) -> dict[str, Any]:
+    """Put the hyperparameters a tuner changed into those Lightning logs; returns them.
 
-    Lightning logs a model's hyperparameters (``hparams_initial``) before the callbacks'
-    ``on_fit_start``, where ``LearningRateFinder`` sets the ``lr`` it found in ``hparams``:
-    the checkpoint recorded that ``lr``, ``hparams.yaml`` and TensorBoard the one given,
-    which a later ``test`` on the trainer logged again. The changed values go into
-    ``hparams_initial`` too, and every logger gets the whole set again. Returns them.
+    ``LearningRateFinder`` sets the ``lr`` it found in ``hparams``, in the callbacks'
+    ``on_fit_start``; Lightning logs ``hparams_initial`` after the module's (and again at
+    each ``test``), which still held the ``lr`` given: ``hparams.yaml`` and TensorBoard named
+    it, while the checkpoint recorded the one found and trained with.
 
     Example:
         >>> from classic_cnns import LeNet5
         >>> model = LeNet5(lr=0.1)
         >>> model.hparams.lr = 0.02  # as LearningRateFinder sets it
-        >>> log_tuned_hparams(model), model.hparams_initial.lr
+        >>> record_tuned_hparams(model), model.hparams_initial.lr
         ({'lr': 0.02}, 0.02)
     """
     initial = model._hparams_initial
     tuned = {k: v for k, v in model.hparams.items() if k in initial and not _same(initial[k], v)}
     initial.update(tuned)
-    if tuned and model._trainer is not None:
-        _log_hyperparams(model._trainer)
     return tuned

@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import csv
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ from classic_cnns.checkpoint import head_class_names
 from classic_cnns.data.folder import IMAGE_EXTENSIONS, class_dirs, list_images, load_image
 from classic_cnns.data.preprocessing import Preprocessing
 from classic_cnns.export import borrowed
-from classic_cnns.files import atomic_path, check_writable, refuse_folder
+from classic_cnns.files import NoRoomError, atomic_path, check_writable, refuse_folder
 from classic_cnns.hub import load_model, require_classifier
 from classic_cnns.task import ImageClassifier
 
@@ -243,6 +244,8 @@ def _write_output(rows: list[dict[str, Any]], output: str | os.PathLike[str]) ->
     try:
         with _csv_table(Path(output), _COLUMNS) as (writer, _):
             writer.writerows(rows)
+    except NoRoomError:  # atomic_path's, which names the file
+        raise
     except OSError as err:  # named as the user's path, not the temporary file that failed
         raise type(err)(f"cannot write {output}: {err.strerror or err}") from err
 
@@ -361,8 +364,8 @@ class PredictionCSV(BasePredictionWriter):
     ) -> None:  # fmt: skip
         """Stop at a SIGTERM (``kill``, a job scheduler), as Lightning's fit and evaluation
         loops do: its predict loop goes on to the end. The table is removed (``on_exception``)."""
-        if getattr(trainer, "received_sigterm", False):
-            raise SIGTERMException
+        if getattr(trainer, "received_sigterm", False):  # the status SIGTERM's exit has
+            raise SIGTERMException(128 + signal.SIGTERM)
 
     def write_on_batch_end(
         self,

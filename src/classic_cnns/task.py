@@ -41,10 +41,10 @@ from classic_cnns.optim import (
     SCHEDULERS,
     check_resumed_optimizers,
     check_resumed_schedule,
-    log_tuned_hparams,
     make_optimizer,
     make_scheduler,
     param_groups,
+    record_tuned_hparams,
     run_steps,
 )
 from classic_cnns.recipes import OptimizerName, Recipe, SchedulerName
@@ -597,4 +597,4 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
         saved = getattr(self, "_saved_optimizers", [])
         check_resumed_optimizers(trainer.optimizers, saved, schedulers)
-        log_tuned_hparams(self)  # LearningRateFinder's lr, logged in place of the one given
+        record_tuned_hparams(self)  # LearningRateFinder's lr, for Lightning to log next
