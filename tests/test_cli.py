@@ -1266,6 +1266,27 @@ def test_ckpt_path_last_of_a_logger_the_configuration_does_not_place_checks_fit_
     assert not Path("runs", "b", "checkpoints").exists()
 
 
+def test_a_stochastic_weight_averaging_run_repeats_from_its_config_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # jsonargparse could not serialise SWA's device=torch.device("cpu"): config.yaml held
+    # "Unable to serialize instance cpu", and -c failed once the averaging began.
+    monkeypatch.chdir(tmp_path)
+    run = ["fit", "--trainer.max_epochs=2", "--trainer.limit_train_batches=3",
+           "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
+           "--trainer.enable_progress_bar=false", "--trainer.callbacks+=StochasticWeightAveraging",
+           "--trainer.callbacks.swa_lrs=0.01", "--trainer.callbacks.swa_epoch_start=1"]  # fmt: skip
+    assert main(run) == 0, capsys.readouterr().err
+    config = tmp_path / "lightning_logs/version_0/config.yaml"
+    assert "      device: cpu\n" in config.read_text()
+    again = tmp_path / "again"
+    again.mkdir()
+    monkeypatch.chdir(again)
+    assert main(["fit", "-c", str(config)]) == 0, capsys.readouterr().err
+    metrics = "lightning_logs/version_0/metrics.csv"
+    assert (again / metrics).read_text() == (tmp_path / metrics).read_text()
+
+
 FOLDER_LOGGERS = """
 from lightning.pytorch.loggers import Logger
 

@@ -20,6 +20,7 @@ import lightning
 import torch
 import torchvision
 import yaml
+from jsonargparse.typing import register_type
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -46,6 +47,10 @@ DEBUG_ENV = "CLASSIC_CNNS_DEBUG"
 # Per-model training recipes (optimizer, lr, batch size, epochs) belong here too, added as
 # flags in the same place, so that the user's own flags still win.
 DEFAULT_CLASSES = {"model": "classic_cnns.LeNet5", "data": "classic_cnns.Digits"}
+
+# jsonargparse serialises no torch.device: StochasticWeightAveraging's device=cpu went into
+# config.yaml as "Unable to serialize instance cpu", on which a rerun with -c failed later.
+register_type(torch.device, serializer=str, deserializer=torch.device)
 
 
 def model_class_names() -> list[str]:
