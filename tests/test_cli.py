@@ -1343,6 +1343,13 @@ def test_a_logger_of_another_kind_keeps_the_configuration_and_is_told_how_to_kee
     err = capsys.readouterr().err
     assert err.startswith("classic-cnns fit: error: ") and f"To keep it, {advice}" in err, err
     assert Path("config.yaml").read_text() == saved
+    # --ckpt_path last finds the run's last.ckpt where Lightning put it (<folder>/<name>/
+    # <version>/checkpoints), and the refusal names it: "last" in another folder finds none.
+    assert main([*fit, "--ckpt_path=last"]) == 2
+    assert re.search(
+        r"and resume from the file: --ckpt_path \S*quiet/version_0/checkpoints/last\.ckpt, or",
+        capsys.readouterr().err,
+    )
 
 
 @pytest.mark.parametrize("size", [0, 3000])

@@ -127,8 +127,9 @@ def last_checkpoint(trainer: Trainer) -> Path | None:
     """The newest ``last*.ckpt`` of any run under the trainer's log folder, else ``None``.
 
     Looks in ``<save_dir>/<name>/*/checkpoints/`` of the trainer's logger (every
-    ``version_N`` of e.g. ``lightning_logs``), or ``<default_root_dir>/checkpoints/`` without
-    a logger, and in the checkpoint callbacks' own folders: where the run's configuration
+    ``version_N`` of e.g. ``lightning_logs``; a logger without a folder: under
+    ``default_root_dir``), or ``<default_root_dir>/checkpoints/`` without a logger, and in
+    the checkpoint callbacks' own folders: where the run's configuration
     saves, as Lightning's ``"last"`` does. With a logger, ``<default_root_dir>/checkpoints/``
     holds another configuration's runs (a run without a logger, an older smoke test).
 
@@ -142,8 +143,11 @@ def last_checkpoint(trainer: Trainer) -> Path | None:
                isinstance(c, ModelCheckpoint) and c.dirpath]  # fmt: skip
     if trainer.logger is None:  # as configured_last_checkpoint: the root's only without one
         return _newest_last([*folders, Path(trainer.default_root_dir) / "checkpoints"], None)
-    root = getattr(trainer.logger, "root_dir", None)
-    return _newest_last(folders, None if root is None else Path(root))
+    logger = trainer.logger
+    root = getattr(logger, "root_dir", None)
+    if root is None:  # where Lightning puts another logger's: <save_dir>/<name>/<version>/
+        root = Path(logger.save_dir or trainer.default_root_dir, str(logger.name))
+    return _newest_last(folders, Path(root))
 
 
 def configured_last_checkpoint(trainer: Any) -> Path | None:

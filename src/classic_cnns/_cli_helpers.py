@@ -534,9 +534,11 @@ class SaveConfig(SaveConfigCallback):
             else "run in another folder (--trainer.default_root_dir DIR; a run without a "
             "logger, or with one that keeps no folder, writes there, this folder by default)"
         )
-        if trainer.logger is None and (ckpt := self.config.get("ckpt_path")):  # a resume
-            last = Path(trainer.default_root_dir, "checkpoints", "last.ckpt")  # "last" in DIR
-            instead += f" and resume from the file: --ckpt_path {last if ckpt == 'last' else ckpt}"
+        ckpt = self.config.get("ckpt_path")  # a resume ("last" of another logger: none found)
+        if ckpt == "last" and logger is None:  # "last" in DIR would look there
+            ckpt = Path(trainer.default_root_dir, "checkpoints", "last.ckpt")
+        if ckpt and ckpt != "last" and not isinstance(logger, CSVLogger | TensorBoardLogger):
+            instead += f" and resume from the file: --ckpt_path {ckpt}"
         return FileExistsError(
             f"{path}: an earlier run saved its configuration there. To keep it, {instead}, "
             "or move the earlier run's files away"
