@@ -201,10 +201,10 @@ def _classify(model: ImageClassifier, folder: Path, files: list[Path], prep: Pre
         if not chunk or (skipped and on_error == "raise"):
             continue  # nothing to classify, or nothing will be written anyway
         # In the weights' dtype (a model kept in bf16, as a bf16-true fit leaves it); the
-        # softmax in float32, as predict_step's.
+        # probabilities as Trainer.predict's (at least float32).
         x = torch.stack(raw).to(model.device, next(model.parameters()).dtype)
         with torch.no_grad():
-            probs = model(x).float().softmax(dim=-1)
+            probs = model.predict_step(x, 0)
         best, index = probs.max(dim=1)
         for path, p, i in zip(chunk, best.tolist(), index.tolist(), strict=True):
             rows.append(
