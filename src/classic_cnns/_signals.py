@@ -10,13 +10,23 @@ from typing import Any
 
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-__all__ = ["sigterm_as_exit"]
+__all__ = ["SIGTERM_STATUS", "SIGTERMException", "sigterm_as_exit"]
+
+SIGTERM_STATUS = 128 + signal.SIGTERM
+"""The exit status of a process SIGTERM ends (the default action reports it): what a
+command stopped by SIGTERM exits with, with Lightning's ``SIGTERMException`` (a
+``SystemExit``, which Lightning raises with no status: 0).
+
+Example:
+    >>> SIGTERM_STATUS
+    143
+"""
 
 
 def _exit(signum: int, frame: Any) -> None:
-    # The status the default action reports (143); Lightning's class, which the command line
-    # reports as it does a Lightning run's SIGTERM ("stopped by SIGTERM").
-    raise SIGTERMException(128 + signum)
+    # Lightning's class, which the command line reports as it does a Lightning run's SIGTERM
+    # ("stopped by SIGTERM").
+    raise SIGTERMException(SIGTERM_STATUS)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import csv
 import os
-import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,9 +26,9 @@ from typing import IO, Any, Literal
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from classic_cnns._checks import as_folder, check_flag, is_int, refuse_existing
+from classic_cnns._signals import SIGTERM_STATUS, SIGTERMException
 from classic_cnns._warn import warn
 from classic_cnns._writers import RUN_ELSEWHERE, refuse_replacing
 from classic_cnns.checkpoint import head_class_names
@@ -364,8 +363,8 @@ class PredictionCSV(BasePredictionWriter):
     ) -> None:  # fmt: skip
         """Stop at a SIGTERM (``kill``, a job scheduler), as Lightning's fit and evaluation
         loops do: its predict loop goes on to the end. The table is removed (``on_exception``)."""
-        if getattr(trainer, "received_sigterm", False):  # the status SIGTERM's exit has
-            raise SIGTERMException(128 + signal.SIGTERM)
+        if getattr(trainer, "received_sigterm", False):
+            raise SIGTERMException(SIGTERM_STATUS)
 
     def write_on_batch_end(
         self,
