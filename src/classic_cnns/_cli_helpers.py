@@ -23,7 +23,6 @@ import yaml
 from jsonargparse.typing import register_type
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from classic_cnns import data
 from classic_cnns._cli_errors import quiet_lightning
@@ -526,9 +525,10 @@ class SaveConfig(SaveConfigCallback):
 
     def _refusal(self, trainer: Trainer) -> FileExistsError:
         path, logger = log_dir(trainer) / self.config_filename, trainer.logger
+        run_folder = writes_run_folder(logger)  # its own: else the root, or its save_dir
         instead = (
             "give the logger a new version (--trainer.logger.init_args.version)"
-            if isinstance(logger, CSVLogger | TensorBoardLogger)
+            if run_folder
             else "give the logger another folder (--trainer.logger.init_args.save_dir DIR)"
             if logger is not None and logger.save_dir is not None
             else "run in another folder (--trainer.default_root_dir DIR; a run without a "
@@ -537,7 +537,7 @@ class SaveConfig(SaveConfigCallback):
         ckpt = self.config.get("ckpt_path")  # a resume ("last" of another logger: none found)
         if ckpt == "last" and logger is None:  # "last" in DIR would look there
             ckpt = Path(trainer.default_root_dir, "checkpoints", "last.ckpt")
-        if ckpt and ckpt != "last" and not isinstance(logger, CSVLogger | TensorBoardLogger):
+        if ckpt and ckpt != "last" and not run_folder:
             instead += f" and resume from the file: --ckpt_path {ckpt}"
         return FileExistsError(
             f"{path}: an earlier run saved its configuration there. To keep it, {instead}, "
@@ -582,8 +582,8 @@ class SaveConfig(SaveConfigCallback):
         names = {self.config_filename, "hparams.yaml"}
         own = names - getattr(self, "_found", names)  # only what this run wrote
         unused = self.already_saved and not getattr(self, "_ran", False)
-        if not isinstance(trainer.logger, CSVLogger | TensorBoardLogger):  # no run folder of
-            # its own: the root, another logger's save_dir ("." for W&B); only ours goes
+        if not writes_run_folder(trainer.logger):  # the root, or another logger's save_dir
+            # ("." for W&B): not a run folder of its own, from which only ours goes
             if unused and self.config_filename in own and trainer.is_global_zero:
                 with contextlib.suppress(OSError):
                     (folders[0] / self.config_filename).unlink(missing_ok=True)

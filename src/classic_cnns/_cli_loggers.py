@@ -41,14 +41,18 @@ def place_default_logger(trainer: Any) -> None:
 
 
 def writes_run_folder(logger: Any) -> bool:
-    """Whether a logger's configuration is a CSV or TensorBoard logger's, which writes in
-    ``save_dir/name/version_N``.
+    """Whether a logger, or a logger's configuration, is a CSV or TensorBoard logger, which
+    writes in a run folder of its own, ``save_dir/name/version_N``.
 
     Example:
         >>> from jsonargparse import Namespace
         >>> writes_run_folder(Namespace(class_path="lightning.pytorch.loggers.CSVLogger"))
         True
+        >>> writes_run_folder(CSVLogger("runs")), writes_run_folder(None)
+        (True, False)
     """
+    if isinstance(logger, CSVLogger | TensorBoardLogger):
+        return True
     return str(getattr(logger, "class_path", "")).endswith((".CSVLogger", ".TensorBoardLogger"))
 
 
@@ -66,5 +70,5 @@ def log_dir(trainer: Trainer) -> Path:
     logger = trainer.loggers[0] if trainer.loggers else None
     if logger is None:
         return Path(trainer.default_root_dir)
-    local = logger.log_dir if isinstance(logger, TensorBoardLogger | CSVLogger) else logger.save_dir
+    local = logger.log_dir if writes_run_folder(logger) else logger.save_dir
     return Path(trainer.default_root_dir if local is None else str(local))
