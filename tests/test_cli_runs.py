@@ -249,6 +249,18 @@ def test_resuming_without_the_run_s_optimizer_flags_says_to_give_them(
     adam = ["--optimizer", "Adam", "--optimizer.lr", "0.001"]
     assert main([*args, "--trainer.max_epochs=1", *adam]) == 0
     capsys.readouterr()
+    # The records name the optimizer that trained, beside the model's own settings.
+    run = Path("lightning_logs/version_0")
+    logged = yaml.safe_load((run / "hparams.yaml").read_text())
+    saved = torch.load(run / "checkpoints/last.ckpt", weights_only=True)["hyper_parameters"]
+    for hparams in (logged, saved):
+        assert hparams["cli_optimizer"]["class_path"] == "torch.optim.Adam"
+        assert hparams["cli_optimizer"]["init_args"]["lr"] == 0.001
+        assert hparams["cli_optimizer"]["init_args"]["betas"] == [0.9, 0.999]
+        assert (hparams["optimizer"], "cli_lr_scheduler" in hparams) == ("sgd", False)
+    test = ["test", "--data", "Digits", "--ckpt_path", str(run / "checkpoints/last.ckpt")]
+    assert main(test) == 0  # the model it rebuilds takes no cli_optimizer
+    assert "test_acc" in capsys.readouterr().out
     assert main([*args, "--trainer.max_epochs=2", "--ckpt_path", "last"]) == 2
     err = capsys.readouterr().err
     assert "the checkpoint's optimizer is not this run's" in err, err

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,23 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from classic_cnns._checks import differing
 from classic_cnns._warn import warn
 from classic_cnns.files import is_safetensors_file, load_checkpoint
 from classic_cnns.models import family_class
+from classic_cnns.optim import CLI_OPTIMIZER_KEYS
 from classic_cnns.plots import TrainingPlots
 from classic_cnns.predict import PredictionCSV
 from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
 
-__all__ = ["checkpoint_head", "checkpoint_model", "configured_last_checkpoint", "last_checkpoint"]
+__all__ = [
+    "check_resumed_hparams",
+    "checkpoint_head",
+    "checkpoint_model",
+    "configured_last_checkpoint",
+    "last_checkpoint",
+]
 
 
 def _imported_model_class(class_path: Any) -> type[ImageClassifier] | None:
@@ -75,7 +84,8 @@ def checkpoint_model(ckpt_path: str) -> dict[str, Any] | None:
             f"state dict); give it as --weights {ckpt_path} instead"
         )
     hparams = dict(checkpoint.get("hyper_parameters") or {})
-    hparams.pop("_instantiator", None)
+    for key in ("_instantiator", *CLI_OPTIMIZER_KEYS):  # not the model's arguments
+        hparams.pop(key, None)
     class_path = hparams.pop("_class_path", None)
     if class_path is not None and _imported_model_class(class_path) is None:
         warn(
@@ -237,3 +247,31 @@ def with_checkpoint_model(args: list[str], at: int) -> list[str]:
     path = args[i].partition("=")[2] if "=" in args[i] else "".join(args[i + 1 : i + 2])
     model = checkpoint_model(path) if Path(path).is_file() else None
     return args if model is None else [*args[:at], "--model", yaml.safe_dump(model), *args[at:]]
+
+
+def check_resumed_hparams(path: Path, hparams: Mapping[str, Any]) -> None:
+    """Refuse ``--ckpt_path last``'s checkpoint where it records other model settings.
+
+    A file given to ``--ckpt_path`` rebuilds its own model; ``last``, found only after the
+    model was built from this command (a logger whose folder the configuration does not
+    say), must find the run this command started. (``--optimizer``'s settings are checked
+    as the optimizer's state is restored: ``optim.check_resumed_optimizers``.)
+
+    Example:
+        >>> import tempfile, torch
+        >>> path = Path(tempfile.mkdtemp()) / "last.ckpt"
+        >>> torch.save({"hyper_parameters": {"arch": "lenet5", "lr": 0.1}}, path)
+        >>> check_resumed_hparams(path, {"arch": "lenet5", "lr": 0.2})
+        Traceback (most recent call last):
+        ...
+        ValueError: --ckpt_path last is ...ckpt, a run with lr=0.1; this command gives lr=0.2...
+    """
+    saved = load_checkpoint(path).get("hyper_parameters") or {}
+    keys = sorted(k for k in saved if k[0] != "_" and k not in CLI_OPTIMIZER_KEYS)
+    if found := differing(saved, hparams, keys):
+        _, was, now = found
+        raise ValueError(
+            f"--ckpt_path last is {path}, a run with {was}; this command gives {now}. "
+            "Resume with that run's command, or give the file (--ckpt_path FILE), which "
+            "rebuilds its model"
+        )

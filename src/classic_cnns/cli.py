@@ -27,8 +27,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from classic_cnns._checks import differing
 from classic_cnns._cli_ckpt import (
+    check_resumed_hparams,
     checkpoint_head,
     checkpoint_model,
     configured_last_checkpoint,
@@ -58,9 +58,10 @@ from classic_cnns._measured import MNIST10K
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.export import export_main
-from classic_cnns.files import CheckpointError, load_checkpoint, read_weights_file
+from classic_cnns.files import CheckpointError, read_weights_file
 from classic_cnns.hub import load_weights
 from classic_cnns.models import family_class
+from classic_cnns.optim import record_cli_optimizer
 from classic_cnns.predict import PredictionCSV, predict_main
 from classic_cnns.registry import ModelInfo, list_models, model_info
 from classic_cnns.task import ImageClassifier
@@ -313,6 +314,8 @@ class ClassicCLI(LightningCLI):
                 f"{self.subcommand} needs trained weights: --ckpt_path FILE (or last), --weights "
                 "FILE or --pretrained true; without them the weights are the random initial ones"
             )
+        if isinstance(self.model, ImageClassifier):  # what config.yaml records, in hparams too
+            record_cli_optimizer(self.model, config.get("optimizer"), config.get("lr_scheduler"))
         if config.get("ckpt_path") is None and isinstance(self.model, ImageClassifier):
             try:  # evaluating, every tensor must load: a fresh head would be scored
                 load_weights(self.model, pretrained=pretrained, checkpoint_path=path,
@@ -368,25 +371,12 @@ class ClassicCLI(LightningCLI):
                 )
             if path is not None:
                 if subcommand == "fit":
-                    self._check_resumed_hparams(path)
+                    check_resumed_hparams(path, self.model.hparams)
                 elif subcommand == "predict":  # found after the model was built: its head now
                     self._predict_with(checkpoint_head(checkpoint_model(str(path))))
                 config["ckpt_path"] = str(path)
                 # config.yaml records the file, so that --config resumes from it again.
                 self.config[subcommand]["ckpt_path"] = str(path)
-
-    def _check_resumed_hparams(self, path: Path) -> None:
-        # A file given to --ckpt_path rebuilds its own model; "last", found only after the
-        # model was built from this command (a logger whose folder the configuration does
-        # not say), must find the run this command started.
-        saved = load_checkpoint(path).get("hyper_parameters") or {}
-        if found := differing(saved, self.model.hparams, sorted(k for k in saved if k[0] != "_")):
-            _, was, now = found
-            raise ValueError(
-                f"--ckpt_path last is {path}, a run with {was}; this command gives {now}. "
-                "Resume with that run's command, or give the file (--ckpt_path FILE), which "
-                "rebuilds its model"
-            )
 
     def before_fit(self) -> None:
         """Resolve ``--ckpt_path last``; start the clock."""

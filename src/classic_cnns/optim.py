@@ -34,6 +34,7 @@ from classic_cnns._warn import warn
 from classic_cnns.recipes import OptimizerName, SchedulerName
 
 __all__ = [
+    "CLI_OPTIMIZER_KEYS",
     "OPTIMIZERS",
     "SCHEDULERS",
     "check_resumed_optimizers",
@@ -42,6 +43,7 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "param_groups",
+    "record_cli_optimizer",
     "record_tuned_hparams",
     "run_steps",
     "schedule_length",
@@ -54,6 +56,15 @@ Example:
     >>> from classic_cnns.optim import OPTIMIZERS
     >>> OPTIMIZERS
     ('sgd', 'adam', 'adamw', 'rmsprop')
+"""
+
+CLI_OPTIMIZER_KEYS: tuple[str, str] = ("cli_optimizer", "cli_lr_scheduler")
+"""The hyperparameters :func:`record_cli_optimizer` records; no model argument takes them.
+
+Example:
+    >>> from classic_cnns.optim import CLI_OPTIMIZER_KEYS
+    >>> CLI_OPTIMIZER_KEYS
+    ('cli_optimizer', 'cli_lr_scheduler')
 """
 
 SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
@@ -468,3 +479,39 @@ def record_tuned_hparams(model: Any) -> dict[str, Any]:
     tuned = {k: v for k, v in model.hparams.items() if k in initial and not _same(initial[k], v)}
     initial.update(tuned)
     return tuned
+
+
+def record_cli_optimizer(
+    model: Any, optimizer: Any = None, lr_scheduler: Any = None
+) -> dict[str, Any]:
+    """Record the optimizer and LR schedule that replace the model's own in its hyperparameters.
+
+    LightningCLI's ``--optimizer`` and ``--lr_scheduler`` replace ``configure_optimizers``
+    and leave ``hparams`` alone, so ``hparams.yaml``, TensorBoard and the checkpoint named
+    only the model's ``optimizer`` and ``lr``, which did not train. The configurations given
+    (``class_path`` and ``init_args``, as ``config.yaml`` has them) are recorded as
+    ``cli_optimizer`` and ``cli_lr_scheduler`` (:data:`CLI_OPTIMIZER_KEYS`), each where
+    given; the model's own settings stay, as a model rebuilt from the checkpoint
+    (``load_model``) trains with them. Returns what was recorded.
+
+    Example:
+        >>> from classic_cnns import LeNet5
+        >>> model = LeNet5()
+        >>> adam = {"class_path": "torch.optim.Adam", "init_args": {"betas": (0.9, 0.99)}}
+        >>> record_cli_optimizer(model, adam)
+        {'cli_optimizer': {'class_path': 'torch.optim.Adam', 'init_args': {'betas': [0.9, 0.99]}}}
+        >>> model.hparams_initial.cli_optimizer["class_path"], model.hparams.optimizer
+        ('torch.optim.Adam', 'sgd')
+    """
+
+    def plain(value: Any) -> Any:  # a jsonargparse Namespace, tuples: as YAML and JSON keep them
+        value = value.as_dict() if hasattr(value, "as_dict") else value
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        return [plain(v) for v in value] if isinstance(value, list | tuple) else value
+
+    given = zip(CLI_OPTIMIZER_KEYS, (optimizer, lr_scheduler), strict=True)
+    recorded = {key: plain(value) for key, value in given if value is not None}
+    model.hparams.update(recorded)
+    model._hparams_initial.update(copy.deepcopy(recorded))
+    return recorded
