@@ -558,14 +558,17 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         ("--accuracy.time_to_accuracy", "{lenet5/digitz: 0.9}", "no recipe 'lenet5/digitz'"),
     ):
         assert main([flag, value, "--dry_run", "true"]) == 2, flag
-        assert message in capsys.readouterr().err, flag
+        assert "classic-cnns bench: error: " in (err := capsys.readouterr().err), flag
+        assert message in err, flag
     out, argv = tmp_path / "run", ["--modes", "[accuracy]", "--accuracy.recipes", "[lenet5/digits]"]
     argv += ["--accuracy.max_epochs", "1", "--accuracy.limit_train_batches", "1"]
     argv += ["--accuracy.backend", "cpu", "--plots", "false"]  # on a GPU machine too
     argv += ["--threads", "1", "--out", str(out)]
     assert main(argv) == 0
     assert {p.name for p in out.iterdir()} == {"accuracy.csv", "results.json", "report.md"}
+    capsys.readouterr()
     assert main(argv) == 2  # an existing result is refused, and left as it was
+    assert capsys.readouterr().err.startswith("classic-cnns bench: error: ")
     assert main([*argv, "--force", "true"]) == 0
 
 

@@ -54,7 +54,10 @@ def test_list_with_a_pattern_and_without_a_match(capsys: pytest.CaptureFixture[s
         "lenet5_modern",
     ]
     assert main(["list", "vgg99*"]) == 1  # no match: 1, as grep
-    assert capsys.readouterr().err == "classic-cnns list: no registered model matches 'vgg99*'\n"
+    assert (
+        capsys.readouterr().err
+        == "classic-cnns list: error: no registered model matches 'vgg99*'\n"
+    )
 
 
 def test_no_or_unknown_command_says_what_is_expected(capsys: pytest.CaptureFixture[str]) -> None:
@@ -1129,14 +1132,16 @@ def test_predict_folder_says_why_an_output_is_refused_even_with_overwrite(
                    str(output), "--overwrite"]  # fmt: skip
         assert main(command) == 2
         assert (
-            capsys.readouterr().err == f"classic-cnns predict-folder: --output {output} is {why}\n"
+            capsys.readouterr().err
+            == f"classic-cnns predict-folder: error: --output {output} is {why}\n"
         )
     assert ckpt.read_bytes() == saved
     (tmp_path / "out.csv").write_text("kept\n")
     assert (
         main(["predict-folder", str(ckpt), str(images), "--output", str(tmp_path / "out.csv")]) == 2
     )
-    assert "out.csv exists; pass --overwrite to replace it\n" in capsys.readouterr().err
+    assert "predict-folder: error: " in (err := capsys.readouterr().err)
+    assert "out.csv exists; pass --overwrite to replace it\n" in err
 
 
 def test_default_root_dir_holds_the_logs_and_last_resumes_from_it(

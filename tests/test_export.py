@@ -181,9 +181,10 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
     dangling.unlink()
     argv = [str(checkpoints["lenet5"]), "--format", "onnx", "--output", str(tmp_path)]
     assert export_main([*argv, "--overwrite"]) == 2  # a folder is no file to write
-    assert f"--output {tmp_path} is a folder; give a file" in capsys.readouterr().err
+    assert f"export: error: --output {tmp_path} is a folder; give a file" in capsys.readouterr().err
     assert export_main([str(tmp_path / "nope.ckpt"), "--format", "onnx"]) == 2
-    assert "nope.ckpt: no such weights file" in capsys.readouterr().err
+    assert "export: error: " in (err := capsys.readouterr().err)
+    assert "nope.ckpt: no such weights file" in err
     # No --output, and the input has the format's suffix (an exported file, say): the
     # default output is the input, which the message says, not "the checkpoint itself".
     existing.rename(onnx := tmp_path / "x.onnx")

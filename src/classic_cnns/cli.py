@@ -491,7 +491,10 @@ def _list_command(argv: Sequence[str]) -> int:
     parser.add_argument("--format", choices=("text", "markdown"), default="text")
     args = parser.parse_args(argv)
     if not list_models(args.pattern):
-        print(f"classic-cnns list: no registered model matches {args.pattern!r}", file=sys.stderr)
+        print(
+            f"classic-cnns list: error: no registered model matches {args.pattern!r}",
+            file=sys.stderr,
+        )
         return 1
     print(model_table(args.pattern, markdown=args.format == "markdown"))
     return 0

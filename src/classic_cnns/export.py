@@ -450,17 +450,17 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         if not args.output:  # the default: the input has the format's suffix already
             what = (f"the input itself ({_SUFFIXES[args.format]}); export reads a .ckpt or "
                     ".safetensors checkpoint, and --output names another file")  # fmt: skip
-        print(f"{prog}: --output {output} is {what}", file=sys.stderr)
+        print(f"{prog}: error: --output {output} is {what}", file=sys.stderr)
         return 2
     if os.path.lexists(output) and not args.overwrite:  # a dangling link too
-        print(f"{prog}: {output} exists; pass --overwrite to replace it", file=sys.stderr)
+        print(f"{prog}: error: {output} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
     try:
         model = load_model(source)
         result = export_model(model, output, args.format, input_size=args.input_size,
                               atol=args.atol, overwrite=args.overwrite)  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError) as err:  # CheckpointError too
-        print(f"{prog}: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     if result.max_abs_diff is None:
         print(f"wrote {output} ({args.format}); checked with {result.checked_with}: install "

@@ -495,16 +495,19 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     if output is not None and (output.resolve() == Path(args.checkpoint).expanduser().resolve()
                                or output.is_dir()):  # fmt: skip
         what = "a folder; give a file" if output.is_dir() else "the checkpoint itself; pick another"
-        print(f"{prog}: --output {output} is {what}", file=sys.stderr)
+        print(f"{prog}: error: --output {output} is {what}", file=sys.stderr)
         return 2
     if output is not None and os.path.lexists(output) and not args.overwrite:  # a link too
-        print(f"{prog}: {output} exists; pass --overwrite to replace it", file=sys.stderr)
+        print(f"{prog}: error: {output} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
     if (args.mean is None) != (args.std is None):
-        print(f"{prog}: give --mean and --std together", file=sys.stderr)
+        print(f"{prog}: error: give --mean and --std together", file=sys.stderr)
         return 2
     if args.batch_size < 1:
-        print(f"{prog}: --batch-size must be at least 1; got {args.batch_size}", file=sys.stderr)
+        print(
+            f"{prog}: error: --batch-size must be at least 1; got {args.batch_size}",
+            file=sys.stderr,
+        )
         return 2
     try:
         model = load_model(args.checkpoint)
@@ -514,7 +517,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             output=output, overwrite=args.overwrite,
         )  # fmt: skip
     except (OSError, ValueError, ImportError) as err:  # OSError: an --output not writable
-        print(f"{prog}: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     if output is None:
         # "\n": the text stream ends lines as the platform does (csv's "\r\n" gave "\r\r\n")
@@ -525,7 +528,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         try:
             _write_output(rows, output)
         except OSError as err:
-            print(f"{prog}: {err}", file=sys.stderr)
+            print(f"{prog}: error: {err}", file=sys.stderr)
             return 2
         print(f"wrote {len(rows)} predictions to {output}", file=sys.stderr)
     if skipped:

@@ -140,5 +140,5 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = {k: v for k, v in vars(init).items() if k not in ("config", "quick")}
         return bench(**kwargs, command=shlex.join(["classic-cnns", "bench", *args]))
     except (ArgumentError, ValueError) as err:
-        print(f"classic-cnns bench: {err}", file=sys.stderr)
+        print(f"classic-cnns bench: error: {err}", file=sys.stderr)
         return 2

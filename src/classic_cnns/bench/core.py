@@ -576,7 +576,7 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     """
     prog = command.split(" -")[0]
     if refused := _refusal(out, force):
-        print(f"{prog}: {refused}", file=sys.stderr)
+        print(f"{prog}: error: {refused}", file=sys.stderr)
         return 2
     results, stale = Results(settings=settings), [out / n for n in outputs(out) or () if force]
     save = functools.partial(write, results, out, reports, command, replacing=stale)
