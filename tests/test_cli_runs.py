@@ -292,6 +292,26 @@ def test_resuming_without_the_run_s_optimizer_flags_says_to_give_them(
 
 
 @pytest.mark.usefixtures("one_thread")
+def test_a_learning_rate_finder_s_rate_is_recorded_for_the_cli_optimizer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lightning's finder sets its lr in every group of --optimizer's optimizer; the records
+    # kept --optimizer.lr beside it.
+    monkeypatch.chdir(tmp_path)
+    finder = ["--trainer.callbacks", "LearningRateFinder", "--trainer.callbacks.num_training_steps",
+              "20", "--trainer.callbacks.early_stop_threshold", "null"]  # fmt: skip
+    sgd = ["--optimizer", "SGD", "--optimizer.lr", "0.05", "--trainer.max_epochs=3"]
+    assert main([*TINY_FIT[:5], "--trainer.enable_progress_bar=false", *sgd, *finder]) == 0
+    run = Path("lightning_logs/version_0")
+    checkpoint = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    trained = checkpoint["optimizer_states"][0]["param_groups"][0]["lr"]
+    logged = yaml.safe_load((run / "hparams.yaml").read_text())
+    assert trained != 0.05
+    for hparams in (logged, checkpoint["hyper_parameters"]):
+        assert hparams["cli_optimizer"]["init_args"]["lr"] == hparams["lr"] == trained
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_testing_a_grey_checkpoint_on_a_folder_names_the_channels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -466,7 +466,9 @@ def record_tuned_hparams(model: Any) -> dict[str, Any]:
     ``LearningRateFinder`` sets the ``lr`` it found in ``hparams``, in the callbacks'
     ``on_fit_start``; Lightning logs ``hparams_initial`` after the module's (and again at
     each ``test``), which still held the ``lr`` given: ``hparams.yaml`` and TensorBoard named
-    it, while the checkpoint recorded the one found and trained with.
+    it, while the checkpoint recorded the one found and trained with. The finder sets its
+    ``lr`` in every parameter group of LightningCLI's ``--optimizer`` too, so that a
+    ``cli_optimizer`` (:func:`record_cli_optimizer`) records it as well.
 
     Example:
         >>> from classic_cnns import LeNet5
@@ -478,6 +480,9 @@ def record_tuned_hparams(model: Any) -> dict[str, Any]:
     initial = model._hparams_initial
     tuned = {k: v for k, v in model.hparams.items() if k in initial and not _same(initial[k], v)}
     initial.update(tuned)
+    for hparams in (initial, model.hparams) if "lr" in tuned else ():
+        if isinstance(given := hparams.get(CLI_OPTIMIZER_KEYS[0]), dict):
+            given.setdefault("init_args", {})["lr"] = tuned["lr"]
     return tuned
 
 
