@@ -16,6 +16,7 @@ import yaml
 from torchvision.io import write_png
 
 from classic_cnns.cli import main
+from classic_cnns.hub import load_model
 
 STEPS_PER_EPOCH = 11  # 1,294 Digits training images in batches of 128 (LeNet-5's recipe)
 # A fit of two steps an epoch on Digits, validated on one batch.
@@ -258,9 +259,13 @@ def test_resuming_without_the_run_s_optimizer_flags_says_to_give_them(
         assert hparams["cli_optimizer"]["init_args"]["lr"] == 0.001
         assert hparams["cli_optimizer"]["init_args"]["betas"] == [0.9, 0.999]
         assert (hparams["optimizer"], "cli_lr_scheduler" in hparams) == ("sgd", False)
+    # A test run's records say how the weights trained, whatever --optimizer it is given.
     test = ["test", "--data", "Digits", "--ckpt_path", str(run / "checkpoints/last.ckpt")]
-    assert main(test) == 0  # the model it rebuilds takes no cli_optimizer
+    assert main([*test, "--optimizer", "SGD", "--optimizer.lr", "0.3"]) == 0
     assert "test_acc" in capsys.readouterr().out
+    tested = yaml.safe_load(_newest_run().joinpath("hparams.yaml").read_text())
+    assert tested["cli_optimizer"] == logged["cli_optimizer"]
+    assert load_model(run / "checkpoints/last.ckpt").hparams.cli_optimizer == saved["cli_optimizer"]
     assert main([*args, "--trainer.max_epochs=2", "--ckpt_path", "last"]) == 2
     err = capsys.readouterr().err
     assert "the checkpoint's optimizer is not this run's" in err, err
@@ -278,6 +283,8 @@ def test_resuming_without_the_run_s_optimizer_flags_says_to_give_them(
     kept = "group 0 lr 0.001 (this run's: 0.01), group 0 weight_decay 0.0 (this run's: 0.1)"
     with pytest.warns(UserWarning, match=re.escape(kept)):
         assert main([*args, "--trainer.max_epochs=3", "--ckpt_path", "last", *other]) == 0
+    resumed = yaml.safe_load(_newest_run().joinpath("hparams.yaml").read_text())
+    assert resumed["cli_optimizer"] == logged["cli_optimizer"]  # the settings that trained
     # And the other way: torch's Adam raised KeyError('step') on SGD's state, a traceback.
     elsewhere = ["--trainer.default_root_dir=sgd"]
     momentum = ["--optimizer", "SGD", "--optimizer.lr", "0.1", "--optimizer.momentum", "0.9"]
@@ -289,6 +296,39 @@ def test_resuming_without_the_run_s_optimizer_flags_says_to_give_them(
         "'step'). Resume with the checkpoint's optimizer"
     ) in capsys.readouterr().err
     assert sorted(p.name for p in Path("sgd/lightning_logs").iterdir()) == ["version_0"]
+
+
+def _newest_run(root: str = "lightning_logs") -> Path:
+    return max(Path(root).iterdir(), key=lambda p: int(p.name.removeprefix("version_")))
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_resume_records_the_lr_schedule_that_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Torch restores a schedule's settings with its state: another --lr_scheduler.step_size
+    # on a resume did not run, yet was recorded, unsaid.
+    monkeypatch.chdir(tmp_path)
+    adam = [*TINY_FIT, "--optimizer", "Adam", "--lr_scheduler", "StepLR"]
+    assert main([*adam, "--lr_scheduler.step_size", "1", "--trainer.max_epochs=1"]) == 0
+    first = yaml.safe_load(_newest_run().joinpath("hparams.yaml").read_text())
+    resume = [*adam, "--trainer.max_epochs=2", "--ckpt_path", "last"]
+    kept = "step_size 1 (this run's: 5)"
+    with pytest.warns(UserWarning, match=re.escape(kept)):
+        assert main([*resume, "--lr_scheduler.step_size", "5"]) == 0
+    checkpoint = torch.load(_newest_run() / "checkpoints/last.ckpt", weights_only=True)
+    assert checkpoint["lr_schedulers"][0]["step_size"] == 1  # what ran
+    resumed = yaml.safe_load(_newest_run().joinpath("hparams.yaml").read_text())
+    for hparams in (resumed, checkpoint["hyper_parameters"]):
+        assert hparams["cli_lr_scheduler"] == first["cli_lr_scheduler"]
+    capsys.readouterr()
+    other = [*TINY_FIT, "--optimizer", "Adam", "--lr_scheduler", "ExponentialLR"]
+    other += ["--lr_scheduler.gamma", "0.5", "--trainer.max_epochs=3", "--ckpt_path", "last"]
+    assert main(other) == 2
+    assert (
+        "error: the checkpoint's LR schedule is torch.optim.lr_scheduler.StepLR; this run's "
+        "--lr_scheduler is torch.optim.lr_scheduler.ExponentialLR. Resume with the"
+    ) in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -26,7 +26,7 @@ from classic_cnns import (
 from classic_cnns.cli import ClassicCLI
 from classic_cnns.files import load_checkpoint
 from classic_cnns.losses import load_teacher
-from classic_cnns.optim import schedule_length
+from classic_cnns.optim import record_cli_optimizer, schedule_length
 from classic_cnns.recipes import Recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -550,3 +550,18 @@ def test_predicted_probabilities_are_float32_under_bf16_autocast() -> None:
     torch.testing.assert_close(probs.sum(1), torch.ones(64))
     (probs, *_) = _trainer(precision="64-true").predict(model, DataLoader(_digits(8), batch_size=8))
     assert probs.dtype == torch.float64  # a double model's are not cut to float32
+
+
+def test_a_cli_optimizer_record_holds_plain_values_only(tmp_path: Path) -> None:
+    # A callable init arg (LambdaLR's lr_lambda) was kept as the function: hparams.yaml got a
+    # !!python/name tag and no checkpoint of the run loaded with weights_only.
+    model = LeNet5()
+    init = {"lr_lambda": math.cos, "last_epoch": -1, "kinds": (int, None)}
+    scheduler = {"class_path": "torch.optim.lr_scheduler.LambdaLR", "init_args": init}
+    recorded = record_cli_optimizer(model, {"class_path": "torch.optim.SGD"}, scheduler)
+    assert recorded["cli_lr_scheduler"]["init_args"] == {
+        "lr_lambda": "math.cos", "last_epoch": -1, "kinds": ["builtins.int", None]}  # fmt: skip
+    assert model.hparams_initial.cli_lr_scheduler == recorded["cli_lr_scheduler"]
+    torch.save({"hyper_parameters": dict(model.hparams)}, tmp_path / "h.ckpt")
+    loaded = torch.load(tmp_path / "h.ckpt", weights_only=True)["hyper_parameters"]
+    assert loaded["cli_lr_scheduler"] == recorded["cli_lr_scheduler"]

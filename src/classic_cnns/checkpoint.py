@@ -59,6 +59,7 @@ from classic_cnns.files import (
     load_checkpoint,
     strip_compiled,
 )
+from classic_cnns.optim import restore_cli_optimizer
 from classic_cnns.registry import model_info, saved_model_info
 from classic_cnns.resume import ExactResume
 from classic_cnns.weights import fit_checkpoint_state
@@ -441,15 +442,17 @@ class CheckpointHooks(L.LightningModule):
         once its loaders are made (:func:`~classic_cnns._data_classes.check_data_config`).
         """
         trainer = self._trainer
+        resumed = False
         if trainer is not None and trainer.ckpt_path:
             # Trainer.fit/validate/test(ckpt_path=...): the checkpoint must be this very model.
             verify_checkpoint(self, checkpoint, trainer.ckpt_path, data_classes(trainer))
-            if trainer.state.fn == TrainerFn.FITTING:  # and a resume, its training settings
+            if resumed := trainer.state.fn == TrainerFn.FITTING:  # its training settings too
                 _check_resumed_settings(self.hparams, checkpoint, trainer.ckpt_path)
                 # For the task's on_fit_start, before Lightning loads them (optim's check); a
                 # tuner's own restore (LearningRateFinder's) comes once they exist, and loads them.
                 if not trainer.optimizers:
                     self._saved_optimizers = checkpoint.get("optimizer_states") or []
+        restore_cli_optimizer(self, checkpoint.get("hyper_parameters"), resumed=resumed)
         self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
         if head_class_names(self.data_config, self.num_classes) is None:  # a new head's: unknown
             self.data_config.pop("class_names", None)

@@ -314,7 +314,8 @@ class ClassicCLI(LightningCLI):
                 f"{self.subcommand} needs trained weights: --ckpt_path FILE (or last), --weights "
                 "FILE or --pretrained true; without them the weights are the random initial ones"
             )
-        if isinstance(self.model, ImageClassifier):  # what config.yaml records, in hparams too
+        if isinstance(self.model, ImageClassifier) and self.subcommand in (None, "fit"):
+            # What config.yaml records, in hparams too; a checkpoint evaluated keeps its own.
             record_cli_optimizer(self.model, config.get("optimizer"), config.get("lr_scheduler"))
         if config.get("ckpt_path") is None and isinstance(self.model, ImageClassifier):
             try:  # evaluating, every tensor must load: a fresh head would be scored

@@ -29,6 +29,7 @@ from classic_cnns.checkpoint import init_parameters
 from classic_cnns.data.preprocessing import config_for_channels
 from classic_cnns.files import WeightsFile, read_weights_file
 from classic_cnns.models import family_class
+from classic_cnns.optim import restore_cli_optimizer
 from classic_cnns.registry import list_models, model_info, saved_model_info
 from classic_cnns.task import ImageClassifier
 from classic_cnns.weights import check_arch, load_pretrained, load_weights_file
@@ -217,7 +218,9 @@ def load_model(
         )
     if not given:  # a model of one's own, not imported
         saved_model_info(arch, file.source)
-    return _build(arch, file, strict, **overrides)
+    model = _build(arch, file, strict, **overrides)
+    restore_cli_optimizer(model, file.hparams)  # how its weights trained, for its records
+    return model
 
 
 def _build(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, get_args
 
 import torch
@@ -45,6 +45,7 @@ __all__ = [
     "param_groups",
     "record_cli_optimizer",
     "record_tuned_hparams",
+    "restore_cli_optimizer",
     "run_steps",
     "schedule_length",
 ]
@@ -509,14 +510,67 @@ def record_cli_optimizer(
         ('torch.optim.Adam', 'sgd')
     """
 
-    def plain(value: Any) -> Any:  # a jsonargparse Namespace, tuples: as YAML and JSON keep them
-        value = value.as_dict() if hasattr(value, "as_dict") else value
+    def plain(value: Any) -> Any:  # as config.yaml has it: YAML, JSON and weights_only load it
+        value = value.as_dict() if hasattr(value, "as_dict") else value  # a Namespace
         if isinstance(value, dict):
             return {str(k): plain(v) for k, v in value.items()}
-        return [plain(v) for v in value] if isinstance(value, list | tuple) else value
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        name = getattr(value, "__qualname__", None)  # a function or class: its import path
+        return f"{value.__module__}.{name}" if name and hasattr(value, "__module__") else str(value)
 
     given = zip(CLI_OPTIMIZER_KEYS, (optimizer, lr_scheduler), strict=True)
     recorded = {key: plain(value) for key, value in given if value is not None}
     model.hparams.update(recorded)
     model._hparams_initial.update(copy.deepcopy(recorded))
     return recorded
+
+
+def restore_cli_optimizer(model: Any, saved: Any, *, resumed: bool = False) -> None:
+    """Take a checkpoint's ``cli_optimizer`` and ``cli_lr_scheduler`` into a model restored from it.
+
+    They say how its weights trained: a model restored to evaluate or export (``test
+    --ckpt_path``, ``load_from_checkpoint``, ``load_model``) records them. A resumed ``fit``
+    (``resumed``) keeps those this command gives, and only those, but with the checkpoint's
+    values: torch restores an optimizer's and a schedule's settings with their states, so
+    the checkpoint's train (:func:`check_resumed_optimizers` warns of the optimizer's;
+    the schedule's are warned of here, and another schedule class is refused).
+
+    Args:
+        model: The restored model.
+        saved: The checkpoint's ``hyper_parameters``.
+        resumed: Whether the checkpoint resumes this model's ``fit``.
+
+    Example:
+        >>> from classic_cnns import LeNet5
+        >>> model = LeNet5()
+        >>> restore_cli_optimizer(model, {"cli_optimizer": {"class_path": "torch.optim.Adam"}})
+        >>> model.hparams.cli_optimizer
+        {'class_path': 'torch.optim.Adam'}
+    """
+    saved = saved if isinstance(saved, Mapping) else {}
+    for key in CLI_OPTIMIZER_KEYS:
+        if key not in saved or (resumed and key not in model.hparams):
+            continue  # (resumed without: the restored optimizer's check refuses or warns)
+        was, now = saved[key], model.hparams.get(key)
+        if resumed and key == "cli_lr_scheduler" and was != now:
+            paths = [d.get("class_path") if isinstance(d, dict) else d for d in (was, now)]
+            if paths[0] != paths[1]:
+                raise ValueError(
+                    f"the checkpoint's LR schedule is {paths[0]}; this run's --lr_scheduler is "
+                    f"{paths[1]}. Resume with the interrupted run's --lr_scheduler flags (or -c "
+                    "its config.yaml)"
+                )
+            old, new = was.get("init_args") or {}, now.get("init_args") or {}
+            kept = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+            kept = [f"{k} {old.get(k)!r} (this run's: {new.get(k)!r})" for k in kept]
+            warn(
+                "the resumed LR schedule runs with the checkpoint's settings, not this run's: "
+                f"{', '.join(kept)}. Torch restores a schedule's settings with its state; to "
+                "train with other settings, start a new run from the checkpoint's weights "
+                "(the CLI: --weights <file>) instead of ckpt_path"
+            )
+        model.hparams[key] = copy.deepcopy(was)
+        model._hparams_initial[key] = copy.deepcopy(was)
