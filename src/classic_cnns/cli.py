@@ -268,7 +268,9 @@ class ClassicCLI(LightningCLI):
                 "schedule run and Lightning drops --lr_scheduler. Give --optimizer too, or "
                 "choose the model's schedule with --model.scheduler"
             )
-        if config.get("optimizer") is not None and getattr(rank_zero_only, "rank", 0) == 0:
+        # Said once, and by fit only: validate, test and predict take no optimizer step.
+        says = self.subcommand in (None, "fit") and getattr(rank_zero_only, "rank", 0) == 0
+        if config.get("optimizer") is not None and says:
 
             def used(key: str) -> Any:  # the value given, else the recipe's
                 given = model.get(key)
