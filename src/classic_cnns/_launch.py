@@ -19,7 +19,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-__all__ = ["LAUNCH_GRACE_S", "launch_seed", "pin_log_dir", "say_error"]
+__all__ = ["LAUNCH_GRACE_S", "command_error", "launch_seed", "pin_log_dir", "say_error"]
 
 
 def _count(env: Mapping[str, str], name: str) -> int:
@@ -76,6 +76,19 @@ def launch_seed(seed: Any, environ: Mapping[str, str] | None = None) -> Any:
 
 # How long another process of a launch leaves rank 0 to say an error they share.
 LAUNCH_GRACE_S = 5.0
+
+
+def command_error(prog: str, message: str) -> int:
+    """Say ``PROG: error: MESSAGE`` on stderr, as argparse and the LightningCLI commands do;
+    return the exit status of a refused command, 2. For the commands of one process
+    (``export``, ``predict-folder``, ``bench``).
+
+    Example:
+        >>> command_error("classic-cnns export", "no such file")  # (the line goes to stderr)
+        2
+    """
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def say_error(*lines: str) -> None:

@@ -29,7 +29,6 @@ import importlib.util
 import io
 import json
 import os
-import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from classic_cnns._checks import file_path, is_int, is_number, refuse_existing
+from classic_cnns._launch import command_error
 from classic_cnns._version import __version__
 from classic_cnns.files import META_DATA, META_HPARAMS, META_VERSION, atomic_path, refuse_folder
 from classic_cnns.hub import load_model, require_classifier
@@ -450,18 +450,15 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         if not args.output:  # the default: the input has the format's suffix already
             what = (f"the input itself ({_SUFFIXES[args.format]}); export reads a .ckpt or "
                     ".safetensors checkpoint, and --output names another file")  # fmt: skip
-        print(f"{prog}: error: --output {output} is {what}", file=sys.stderr)
-        return 2
+        return command_error(prog, f"--output {output} is {what}")
     if os.path.lexists(output) and not args.overwrite:  # a dangling link too
-        print(f"{prog}: error: {output} exists; pass --overwrite to replace it", file=sys.stderr)
-        return 2
+        return command_error(prog, f"{output} exists; pass --overwrite to replace it")
     try:
         model = load_model(source)
         result = export_model(model, output, args.format, input_size=args.input_size,
                               atol=args.atol, overwrite=args.overwrite)  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError) as err:  # CheckpointError too
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+        return command_error(prog, str(err))
     if result.max_abs_diff is None:
         print(f"wrote {output} ({args.format}); checked with {result.checked_with}: install "
               "onnxruntime to compare its outputs with PyTorch's")  # fmt: skip

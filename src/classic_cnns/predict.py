@@ -28,6 +28,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from classic_cnns._checks import as_folder, check_flag, is_int, refuse_existing
+from classic_cnns._launch import command_error
 from classic_cnns._signals import SIGTERM_STATUS, SIGTERMException
 from classic_cnns._warn import warn
 from classic_cnns._writers import RUN_ELSEWHERE, refuse_replacing
@@ -495,20 +496,13 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     if output is not None and (output.resolve() == Path(args.checkpoint).expanduser().resolve()
                                or output.is_dir()):  # fmt: skip
         what = "a folder; give a file" if output.is_dir() else "the checkpoint itself; pick another"
-        print(f"{prog}: error: --output {output} is {what}", file=sys.stderr)
-        return 2
+        return command_error(prog, f"--output {output} is {what}")
     if output is not None and os.path.lexists(output) and not args.overwrite:  # a link too
-        print(f"{prog}: error: {output} exists; pass --overwrite to replace it", file=sys.stderr)
-        return 2
+        return command_error(prog, f"{output} exists; pass --overwrite to replace it")
     if (args.mean is None) != (args.std is None):
-        print(f"{prog}: error: give --mean and --std together", file=sys.stderr)
-        return 2
+        return command_error(prog, "give --mean and --std together")
     if args.batch_size < 1:
-        print(
-            f"{prog}: error: --batch-size must be at least 1; got {args.batch_size}",
-            file=sys.stderr,
-        )
-        return 2
+        return command_error(prog, f"--batch-size must be at least 1; got {args.batch_size}")
     try:
         model = load_model(args.checkpoint)
         rows, skipped = _predict(
@@ -517,8 +511,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
             output=output, overwrite=args.overwrite,
         )  # fmt: skip
     except (OSError, ValueError, ImportError) as err:  # OSError: an --output not writable
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+        return command_error(prog, str(err))
     if output is None:
         # "\n": the text stream ends lines as the platform does (csv's "\r\n" gave "\r\r\n")
         writer = csv.DictWriter(sys.stdout, fieldnames=_COLUMNS, lineterminator="\n")
@@ -528,8 +521,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
         try:
             _write_output(rows, output)
         except OSError as err:
-            print(f"{prog}: error: {err}", file=sys.stderr)
-            return 2
+            return command_error(prog, str(err))
         print(f"wrote {len(rows)} predictions to {output}", file=sys.stderr)
     if skipped:
         message = _skipped_message(skipped, len(rows) + len(skipped))

@@ -17,6 +17,7 @@ from typing import Any, Literal, get_origin
 
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
+from classic_cnns._launch import command_error
 from classic_cnns.bench import accuracy as accuracy_mode
 from classic_cnns.bench import throughput as throughput_mode
 from classic_cnns.bench.core import check_minimums, check_seed, execute
@@ -140,5 +141,4 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = {k: v for k, v in vars(init).items() if k not in ("config", "quick")}
         return bench(**kwargs, command=shlex.join(["classic-cnns", "bench", *args]))
     except (ArgumentError, ValueError) as err:
-        print(f"classic-cnns bench: error: {err}", file=sys.stderr)
-        return 2
+        return command_error("classic-cnns bench", str(err))

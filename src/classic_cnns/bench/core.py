@@ -33,6 +33,7 @@ import torch
 import torchvision
 from tqdm.auto import tqdm
 
+from classic_cnns._launch import command_error
 from classic_cnns.files import atomic_path
 from classic_cnns.registry import model_info
 
@@ -576,8 +577,7 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     """
     prog = command.split(" -")[0]
     if refused := _refusal(out, force):
-        print(f"{prog}: error: {refused}", file=sys.stderr)
-        return 2
+        return command_error(prog, refused)
     results, stale = Results(settings=settings), [out / n for n in outputs(out) or () if force]
     save = functools.partial(write, results, out, reports, command, replacing=stale)
     try:
