@@ -311,6 +311,12 @@ def _accumulated(trainer: Any, total: float) -> float:
     return steps if trainer.max_steps == -1 else min(steps, trainer.max_steps)
 
 
+# What a resume that cannot take this run's settings can do instead.
+_NEW_RUN = (
+    "create_model(name, checkpoint_path=<file>) (the CLI: --weights <file>) instead of ckpt_path"
+)
+
+
 def check_resumed_schedule(name: str, planned: int | None, restored: Sequence[Any]) -> None:
     """Refuse to resume LR schedules made for another run length than this run's.
 
@@ -345,8 +351,7 @@ def check_resumed_schedule(name: str, planned: int | None, restored: Sequence[An
                 "(--trainer.devices x --trainer.num_nodes), trainer limit_train_batches and "
                 "accumulate_grad_batches: one of these differs from the checkpoint's run. "
                 "Resume with the checkpoint's settings, or start a new run from its weights: "
-                "create_model(name, checkpoint_path=<file>) (the CLI: --weights <file>) "
-                "instead of ckpt_path"
+                f"{_NEW_RUN}"
             )
 
 
@@ -456,8 +461,7 @@ def check_resumed_optimizers(
                 "the resumed optimizer trains with the checkpoint's settings, not this run's: "
                 f"{', '.join(kept)}. Torch restores an optimizer's settings with its state. To "
                 "train with other settings, start a new run from the checkpoint's weights: "
-                "create_model(name, checkpoint_path=<file>) (the CLI: --weights <file>) "
-                "instead of ckpt_path"
+                f"{_NEW_RUN}"
             )
 
 
@@ -568,9 +572,9 @@ def restore_cli_optimizer(model: Any, saved: Any, *, resumed: bool = False) -> N
             kept = [f"{k} {old.get(k)!r} (this run's: {new.get(k)!r})" for k in kept]
             warn(
                 "the resumed LR schedule runs with the checkpoint's settings, not this run's: "
-                f"{', '.join(kept)}. Torch restores a schedule's settings with its state; to "
-                "train with other settings, start a new run from the checkpoint's weights "
-                "(the CLI: --weights <file>) instead of ckpt_path"
+                f"{', '.join(kept)}. Torch restores a schedule's settings with its state. To "
+                "train with other settings, start a new run from the checkpoint's weights: "
+                f"{_NEW_RUN}"
             )
         model.hparams[key] = copy.deepcopy(was)
         model._hparams_initial[key] = copy.deepcopy(was)
