@@ -126,8 +126,7 @@ class ClassicCLI(LightningCLI):
     def _set_seed(self) -> None:
         # --seed_everything true: a random seed, as Lightning's help says, where Lightning 2.6
         # seeds 0; one for all the processes of a launch (see launch_seed).
-        sub = self.config.get("subcommand")
-        config = self.config[sub] if sub else self.config
+        config = self._given
         config["seed_everything"] = launch_seed(config.get("seed_everything"))
         super()._set_seed()  # seeds, and records the seed in config.yaml
 
@@ -235,13 +234,18 @@ class ClassicCLI(LightningCLI):
             "(see the README)",
         )
 
+    @property
+    def _given(self) -> Any:
+        """This run's configuration (its subcommand's, where the CLI has subcommands)."""
+        return self.config[self.subcommand] if self.subcommand else self.config
+
     def before_instantiate_classes(self) -> None:
         """Set the thread count and the recipe's epochs; say if ``--optimizer`` replaces ours.
 
         Without ``--trainer.max_epochs`` (or ``max_steps``) a run lasts the model's recipe's
         epochs (``model_info(name).recipe.epochs``); ``--trainer.max_time`` stops it sooner.
         """
-        config = self.config[self.subcommand] if self.subcommand else self.config
+        config = self._given
         model = config.model.get("init_args", {})
         info = _info_of(model.get("arch"))
         recipe = None if info is None else info.recipe
@@ -298,7 +302,7 @@ class ClassicCLI(LightningCLI):
         (if it records them) whatever classes the data has (the data's class count built the
         model), as predicting scores no labels.
         """
-        config = self.config[self.subcommand] if self.subcommand else self.config
+        config = self._given
         pretrained, path = bool(config.get("pretrained")), config.get("weights")
         if self.subcommand == "predict" and isinstance(self.model, ImageClassifier):
             head = self._ckpt_head
@@ -345,7 +349,7 @@ class ClassicCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except ValueError as err:
-            config = self.config[self.subcommand] if self.subcommand else self.config
+            config = self._given
             if (named := class_error(err, config)) is None:
                 raise
             raise named from err
@@ -353,8 +357,7 @@ class ClassicCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The Trainer, with the callbacks of :func:`with_default_callbacks`; the run's
         configuration records the datamodule's folder (``data_dir=None`` chooses one)."""
-        record_data_dir(self.config[self.subcommand] if self.subcommand else self.config,
-                        self.datamodule)  # fmt: skip
+        record_data_dir(self._given, self.datamodule)
         config = self._get(self.config_init, "trainer", default={})
         callbacks = with_default_callbacks(config, self.subcommand)
         if self._recipe_epochs is not None:

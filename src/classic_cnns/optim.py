@@ -527,9 +527,14 @@ def record_cli_optimizer(
 
     given = zip(CLI_OPTIMIZER_KEYS, (optimizer, lr_scheduler), strict=True)
     recorded = {key: plain(value) for key, value in given if value is not None}
-    model.hparams.update(recorded)
-    model._hparams_initial.update(copy.deepcopy(recorded))
+    _record(model, recorded)
     return recorded
+
+
+def _record(model: Any, values: Mapping[str, Any]) -> None:
+    """Set hyperparameters in ``hparams`` and in ``hparams_initial``, which loggers record."""
+    model.hparams.update(copy.deepcopy(values))
+    model._hparams_initial.update(copy.deepcopy(values))
 
 
 def restore_cli_optimizer(model: Any, saved: Any, *, resumed: bool = False) -> None:
@@ -576,5 +581,4 @@ def restore_cli_optimizer(model: Any, saved: Any, *, resumed: bool = False) -> N
                 "train with other settings, start a new run from the checkpoint's weights: "
                 f"{_NEW_RUN}"
             )
-        model.hparams[key] = copy.deepcopy(was)
-        model._hparams_initial[key] = copy.deepcopy(was)
+        _record(model, {key: was})
