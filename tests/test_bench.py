@@ -94,8 +94,12 @@ def test_skips_are_noted_once_and_a_missing_dataset_is_a_skip_not_a_failure() ->
 
 
 def test_mfu_is_against_the_fastest_peak_the_layers_may_use(throughput: Results) -> None:
-    peaks = throughput.data["matmul_peaks"]
+    peaks, kernels = throughput.data["matmul_peaks"], throughput.data["kernel_peaks"]
     assert set(peaks) == {"cpu/fp32", "cpu/bf16"}
+    assert {k: max(rates.values()) for k, rates in kernels.items()} == peaks  # each kernel's
+    assert {tuple(rates) for rates in kernels.values()} == {
+        ("conv3x3", "matmul512", "matmul1024", "matmul2048")
+    }
     for r in throughput.ok("throughput"):
         modes = {"fp32": ["fp32"], "bf16-mixed": ["bf16", "fp32"]}[r["precision"]]
         peak = max(peaks[f"cpu/{m}"] for m in modes)
@@ -134,7 +138,7 @@ def test_peaks_follow_the_math_the_layers_use(monkeypatch: pytest.MonkeyPatch) -
     assert tp.math_modes("cuda", "fp32") == ("tf32",)  # cuBLAS may use TF32 for the linears
     monkeypatch.undo()
     before = torch.get_float32_matmul_precision()
-    assert tp._peak("cpu", "tf32", seconds=0.01) > 0
+    assert tp._peak("cpu", "tf32", seconds=0.01, rates={}) > 0
     assert torch.get_float32_matmul_precision() == before  # restored after measuring
 
 
@@ -146,8 +150,12 @@ def test_the_peak_counts_a_convolution_beside_the_matmuls(monkeypatch: pytest.Mo
     monkeypatch.setattr(core, "timed", lambda fn, steps, backend: calls.append(fn) or 1.0)
     conv_flops = 2 * 32 * 256 * 32 * 32 * 256 * 9  # batch, C_out, H, W, C_in, 3x3 multiply-adds
     assert conv_flops > 2 * 2048**3  # the largest matmul's
-    assert tp._peak("cpu", "fp32", seconds=0.0) == conv_flops
+    rates = {"matmul512": 1e15}  # an earlier call's: the best of each kernel is kept
+    assert tp._peak("cpu", "fp32", seconds=0.0, rates=rates) == 1e15
     assert [getattr(fn, "func", None) for fn in calls[::2]] == [F.conv2d, *[torch.matmul] * 3]
+    matmuls = {f"matmul{m}": 2 * m**3 for m in (1024, 2048)}
+    assert rates == {"conv3x3": conv_flops, "matmul512": 1e15, **matmuls}
+    assert tp._peak("cpu", "fp32", seconds=0.0, rates={}) == conv_flops
 
 
 def test_images_per_second_tflops_and_mfu_follow_from_the_seconds_measured(
@@ -463,14 +471,14 @@ def test_the_recipes_are_set_as_the_reference_report_describes_them() -> None:
     rows = [line.split(" | ") for line in report.read_text(encoding="utf-8").splitlines()]
     described = {r[0].lstrip("| "): r[1] for r in rows if len(r) > 2 and r[0][2:] in RECIPES}
     assert "lenet5/mnist10k/sgd" in described and len(described) >= 15
-    # The report of that run did not describe momentum and weight decay; its CSV records them.
-    with (report.parent / "accuracy.csv").open(newline="") as f:
+    with (report.parent / "accuracy.csv").open(newline="") as f:  # and as the run recorded
         recorded = {row["run"]: row for row in csv.DictReader(f)}
     for name, description in described.items():
         recipe, theirs = RECIPES[name], description.split(", ")
-        ours = [f for f in recipe.describe().split(", ") if not f.startswith(("momentum", "wd "))]
-        if ours[4] == "own px":  # the run shows the model's own size it resolved to
-            ours[4] = theirs[4]
+        ours = recipe.describe().split(", ")
+        size = next(i for i, f in enumerate(ours) if f.endswith(" px"))
+        if ours[size] == "own px":  # the run shows the model's own size it resolved to
+            ours[size] = theirs[size]
         assert ours == theirs, name
         run = recorded[name]
         assert (float(run["momentum"]), float(run["weight_decay"])) == (

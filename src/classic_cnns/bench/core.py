@@ -441,8 +441,7 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
     logger, previous = logging.getLogger("lightning.pytorch"), torch.get_num_threads()
     start, level = time.perf_counter(), logger.level
     torch.set_num_threads(threads or previous)
-    # Now, not when the files are written: by the last write the threads are restored.
-    results.environment = environment()
+    results.environment = environment()  # now: by the last write the threads are restored
     logger.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings(), tqdm(tasks, disable=None, unit="task") as bar:

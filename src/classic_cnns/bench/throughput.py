@@ -123,30 +123,32 @@ def math_modes(backend: str, precision: str) -> tuple[str, ...]:
     return (fp32,) if low is None else (low, fp32)
 
 
-def _peak(backend: str, mode: str, seconds: float) -> float:
+def _peak(backend: str, mode: str, seconds: float, rates: dict[str, float]) -> float:
     """The best FLOP/s in `mode` of dense kernels, each for an equal share of `seconds`: square
     matmuls (512 to 2048 on CPUs, for the caches; 4096 and 8192 on GPUs) and a 3x3
     convolution in the math the layers run (cuDNN's TF32 as set), since its library may outrun
-    the matmul's (oneDNN against MKL on an AMD EPYC in fp32: 0.3 to 0.44 against 0.18 TFLOP/s,
-    so that networks measured above 1 MFU against matmuls alone)."""
+    the matmul's (oneDNN against MKL in a run on an AMD EPYC, fp32: 0.3-0.44 against 0.18 TFLOP/s,
+    so that networks measured above 1 MFU against matmuls alone). Each kernel's best FLOP/s,
+    this call's or an earlier one's in `rates`, is kept there by name (``matmul2048``)."""
     dtype, matmul_precision = _MATH[mode]
-    previous, best = torch.get_float32_matmul_precision(), 0.0
+    previous = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision(matmul_precision)
     rand = functools.partial(torch.randn, device=backend, dtype=dtype)
     sizes = (512, 1024, 2048) if backend == "cpu" else (4096, 8192)
     conv = functools.partial(F.conv2d, rand(32, 256, 32, 32), rand(256, 256, 3, 3), padding=1)
-    kernels = [(conv, 2 * 32 * 256 * 32 * 32 * 256 * 9)]  # 32 maps of 256 channels, 32x32
-    kernels += [(functools.partial(torch.matmul, rand(m, m), rand(m, m)), 2 * m**3) for m in sizes]
+    kernels = [("conv3x3", conv, 2 * 32 * 256 * 32 * 32 * 256 * 9)]  # 32 maps of 256 channels
+    kernels += [(f"matmul{m}", functools.partial(torch.matmul, rand(m, m), rand(m, m)), 2 * m**3)
+                for m in sizes]  # fmt: skip
     try:
-        for kernel, flops in kernels:
+        for name, kernel, flops in kernels:
             core.timed(kernel, 1, backend)  # kernel choice
             steps = [core.timed(kernel, 1, backend)]
             while len(steps) < 50 and sum(steps) < seconds / len(kernels):
                 steps.append(core.timed(kernel, 1, backend))
-            best = max(best, flops / min(steps))
+            rates[name] = max(flops / min(steps), rates.get(name, 0.0))
     finally:
         torch.set_float32_matmul_precision(previous)
-    return best
+    return max(rates.values())
 
 
 def fill_mfu(results: core.Results, backend: str, final: bool = True) -> None:
@@ -321,11 +323,11 @@ def tasks(s: Settings, seed: int) -> list[core.Task]:
         models += [model_info(n).name for n in found if n not in models]  # suggests on a typo
 
     def peaks(backend: str, final: bool, results: core.Results) -> None:
-        found = results.data.setdefault("matmul_peaks", {})
+        found, kernels = (results.data.setdefault(k, {}) for k in ("matmul_peaks", "kernel_peaks"))
         for p in s.precisions:
             for mode in math_modes(backend, p) if not core.unavailable(backend, p) else ():
-                flops = _peak(backend, mode, min(2.0, max(0.1, 2 * s.min_time)))
-                found[f"{backend}/{mode}"] = max(flops, found.get(f"{backend}/{mode}", 0.0))
+                rates = kernels.setdefault(key := f"{backend}/{mode}", {})  # each kernel's best
+                found[key] = _peak(backend, mode, min(2.0, max(0.1, 2 * s.min_time)), rates)
         fill_mfu(results, backend, final)
 
     out = []
@@ -376,10 +378,10 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     for r in rows:
         groups.setdefault((r["backend"], r["model"]), []).append(r)
     peaks = results.data.get("matmul_peaks", {})
-    text = ("Images per second, median [quartiles] over alternating repeats; MFU against the "
-            "peak of the fastest math mode the layers may use (`peak`); `vs tv`: the package's "
-            "median over torchvision's; `train MiB`: CUDA's peak allocation in a training step "
-            "(– elsewhere). Peaks, the best of matmuls and a 3x3 convolution (TFLOP/s): "
+    text = ("Images per second, median [quartiles] over alternating repeats; MFU against the peak "
+            "of the fastest math mode the layers may use (`peak`); `vs tv`: the package's median "
+            "over torchvision's; `train MiB`: CUDA's peak memory in a training step (– elsewhere). "
+            "Peaks (TFLOP/s), the best of matmuls and a 3x3 convolution (each in `kernel_peaks`): "
             + ", ".join(f"{k} {v / 1e12:.3g}" for k, v in peaks.items()) + ".")  # fmt: skip
     header = "model|backend|batch|input|impl|precision / format / compile|train img/s|infer img/s"
     header += "|train MFU|infer MFU|peak|vs tv train|vs tv infer|train MiB|warm-up s"
