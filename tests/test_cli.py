@@ -368,6 +368,23 @@ def test_settings_from_the_environment_as_the_guide_documents(
     assert config["model"]["class_path"] == "classic_cnns.LeNet5"
     assert config["model"]["init_args"]["lr"] == 0.5
     assert _printed_config(capsys, "--trainer.max_epochs", "2")["trainer"]["max_epochs"] == 2
+    # A class the environment chooses is the user's, as a config file's: the CLI's default
+    # classes went onto the command line, which beats the environment, and replaced them.
+    monkeypatch.setenv("PL_FIT__MODEL", '{"class_path": "classic_cnns.ResNet"}')
+    monkeypatch.setenv("PL_FIT__DATA", "{class_path: classic_cnns.MNIST, init_args: {val_size: 0}}")
+    monkeypatch.setenv("PL_FIT__TRAINER__LOGGER", "false")
+    config = _printed_config(capsys)
+    assert config["model"]["class_path"] == "classic_cnns.ResNet"
+    assert config["model"]["init_args"]["arch"] == "resnet18"  # ResNet's own default
+    assert config["data"]["class_path"] == "classic_cnns.MNIST"
+    assert config["data"]["init_args"]["val_size"] == 0
+    assert config["trainer"]["logger"] is False
+    monkeypatch.delenv("PL_FIT__TRAINER__LOGGER")
+    logger = _printed_config(capsys, "--model", "AlexNet")["trainer"]["logger"]  # the default
+    assert logger["class_path"] == "lightning.pytorch.loggers.CSVLogger"
+    monkeypatch.setenv("PL_FIT__CONFIG", "{model: {class_path: classic_cnns.NiN}}")
+    monkeypatch.delenv("PL_FIT__MODEL")
+    assert _printed_config(capsys)["model"]["class_path"] == "classic_cnns.NiN"
 
 
 def test_a_model_class_after_a_config_of_another_family_takes_its_own_arch(

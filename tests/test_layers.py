@@ -35,7 +35,7 @@ LAYERS: list[set[str]] = [
     {"task", "models"},  # the LightningModule and its family classes
     {"hub"},  # create_model / load_model
     {"export", "predict", "plots", "inspect", "inspection", "_measured", "_cli_helpers", "cli"}
-    | {"_cli_errors", "_cli_ckpt", "_cli_loggers", "_launch", "_writers", "bench"},
+    | {"_cli_args", "_cli_errors", "_cli_ckpt", "_cli_loggers", "_launch", "_writers", "bench"},
     {"__init__", "__main__"},
 ]
 

@@ -1,7 +1,8 @@
-"""Pieces of the command line that are not LightningCLI's: the defaults it adds to a command
-line, name checks with suggestions, the short ``--help``, ``classic-cnns data fetch``, the
-callbacks a run adds (one-line errors and quiet runs: :mod:`classic_cnns._cli_errors`; the
-checkpoint a run starts from: :mod:`classic_cnns._cli_ckpt`).
+"""Pieces of the command line that are not LightningCLI's: name checks with suggestions, the
+short ``--help``, ``classic-cnns data fetch``, the callbacks a run adds (one-line errors and
+quiet runs: :mod:`classic_cnns._cli_errors`; the checkpoint a run starts from:
+:mod:`classic_cnns._cli_ckpt`; the default classes added to a command line:
+:mod:`classic_cnns._cli_args`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 
 from classic_cnns import data
+from classic_cnns._cli_args import config_model_flags, config_options, configs, option_values
 from classic_cnns._cli_errors import quiet_lightning
 from classic_cnns._cli_loggers import log_dir, writes_run_folder
 from classic_cnns._version import __version__
@@ -37,15 +39,7 @@ from classic_cnns.models import FAMILIES, family_class
 from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 DEBUG_ENV = "CLASSIC_CNNS_DEBUG"
-
-# The classes a command line gets when it names none. Their arguments are the classes'
-# own defaults: the classes are added as flags before the user's, not as parser defaults,
-# since jsonargparse carries a default class's arguments over to a class chosen instead.
-# Per-model training recipes (optimizer, lr, batch size, epochs) belong here too, added as
-# flags in the same place, so that the user's own flags still win.
-DEFAULT_CLASSES = {"model": "classic_cnns.LeNet5", "data": "classic_cnns.Digits"}
 
 # jsonargparse serialises no torch.device: StochasticWeightAveraging's device=cpu went into
 # config.yaml as "Unable to serialize instance cpu", on which a rerun with -c failed later.
@@ -66,100 +60,6 @@ def data_class_names() -> list[str]:
         for c in classes
         if isinstance(c, type) and issubclass(c, InMemoryDataModule) and c not in bases
     ]
-
-
-def _option_values(args: Sequence[str], option: str) -> list[tuple[int, str, int]]:
-    # (index, value, tokens used) of every "--option value" and "--option=value".
-    found = []
-    for i, arg in enumerate(args):
-        if arg == option and i + 1 < len(args):
-            found.append((i, args[i + 1], 2))
-        elif arg.startswith(option + "="):
-            found.append((i, arg.split("=", 1)[1], 1))
-    return found
-
-
-def _config_options(args: Sequence[str]) -> list[tuple[int, int, dict[str, Any]]]:
-    # (index, tokens used, content) of the --config files (or YAML strings) on the command
-    # line that hold a mapping, in order.
-    found = []
-    for i, value, used in [*_option_values(args, "--config"), *_option_values(args, "-c")]:
-        try:
-            text = Path(value).read_text(encoding="utf-8") if Path(value).is_file() else value
-            loaded = yaml.safe_load(text)
-        except (OSError, ValueError, yaml.YAMLError):
-            continue
-        if isinstance(loaded, dict):
-            found.append((i, used, loaded))
-    return sorted(found, key=lambda option: option[0])
-
-
-def _configs(args: Sequence[str]) -> list[dict[str, Any]]:
-    return [config for _, _, config in _config_options(args)]
-
-
-def config_model_flags(args: Sequence[str]) -> list[str]:
-    """The flags that the ``--config`` files' ``model`` sections stand for.
-
-    Its class, and each argument it sets (``null`` sets none: the recipe's value).
-
-    Example:
-        >>> config_model_flags(["validate", "-c", "{model: {class_path: ResNet}}"])
-        ['--model']
-        >>> config_model_flags(["fit", "-c", "{model: {init_args: {arch: resnet20, lr: null}}}"])
-        ['--model', '--model.arch']
-        >>> config_model_flags(["fit", "-c", "{model: {init_args: {lr: 0.1}}}",
-        ...                     "-c", "{model: {init_args: {lr: null}}}"])  # the later file's
-        ['--model']
-    """
-    flags, given = [], {}
-    for config in _configs(args):  # in order: a later file's value replaces an earlier one's
-        if "model" not in config:
-            continue
-        flags.append("--model")
-        model = config["model"] if isinstance(config["model"], dict) else {}
-        given.update({k: v for k, v in model.items() if k not in ("class_path", "init_args")})
-        given.update(model.get("init_args") or {})
-    return flags[:1] + [f"--model.{key}" for key, value in given.items() if value is not None]
-
-
-def _chooses(section: Any) -> bool:
-    # A config's model or data section chooses a class by a name, a class_path or (the model,
-    # which ImageClassifier builds) an arch; other arguments alone do not.
-    if not isinstance(section, dict):
-        return isinstance(section, str)
-    args = section.get("init_args")
-    return "class_path" in section or "arch" in (args if isinstance(args, dict) else section)
-
-
-def add_default_classes(args: Sequence[str], at: int) -> list[str]:
-    """Insert ``--model``/``--data`` with the default classes at ``at`` where none is chosen,
-    and the default CSV logger (``save_dir`` ``.``, see :func:`place_default_logger`) where
-    no logger is: not a parser default, whose arguments jsonargparse would carry over to a
-    logger the user chose (a ``WandbLogger`` named ``lightning_logs``).
-
-    Example:
-        >>> add_default_classes(["fit", "--trainer.logger", "TensorBoardLogger"], 1)[1:3]
-        ['--model=classic_cnns.LeNet5', '--data=classic_cnns.Digits']
-        >>> add_default_classes(["fit", "--model", "nin"], 1)[1:]  # doctest: +ELLIPSIS
-        ['--data=classic_cnns.Digits', '--trainer.logger=...CSVLogger', ..., '--model', 'nin']
-    """
-    chosen = {k for config in _configs(args) for k, v in config.items() if _chooses(v)}
-    for key in DEFAULT_CLASSES:
-        if _option_values(args, f"--{key}") or _option_values(args, f"--{key}.class_path"):
-            chosen.add(key)
-    extra = [f"--{key}={path}" for key, path in DEFAULT_CLASSES.items() if key not in chosen]
-    chooses = ("--trainer.logger=", "--trainer.logger+=", "--trainer.logger.class_path")
-    configured = any("logger" in (c.get("trainer") or {}) for c in _configs(args))
-    if not configured and not any(a == "--trainer.logger" or a.startswith(chooses) for a in args):
-        extra += ["--trainer.logger=lightning.pytorch.loggers.CSVLogger"]
-        extra += ["--trainer.logger.save_dir=."]
-    args = list(args)
-    appended = [(i, a.split("=", 1)[1], 1) for i, a in enumerate(args) if a.startswith(chooses[1])]
-    for i, value, used in sorted([*_option_values(args, "--trainer.logger"), *appended])[::-1]:
-        if value.strip("[]").rsplit(".", 1)[-1] in ("CSVLogger", "TensorBoardLogger"):
-            args.insert(i + used, "--trainer.logger.save_dir=.")  # a folder: "." (the root)
-    return [*args[:at], *extra, *args[at:]]
 
 
 @contextlib.contextmanager
@@ -208,7 +108,7 @@ def check_data_names(args: list[str]) -> None:
         ValueError: --model.in_channels: the model takes its in_channels from the datamodule; ...
     """
     names = data_class_names()
-    for i, value, used in _option_values(args, "--data"):
+    for i, value, used in option_values(args, "--data"):
         if "." in value or "{" in value or value in names:
             continue
         same = [n for n in names if n.lower() == value.lower()]
@@ -224,7 +124,7 @@ def check_data_names(args: list[str]) -> None:
     configured = config_model_flags(args)
     for key, advice in _LINKED_ADVICE.items():
         for flag in (f"--model.{key}", f"--model.init_args.{key}", f"model.{key}"):
-            if _option_values(args, flag) or (flag[0] != "-" and f"--{flag}" in configured):
+            if option_values(args, flag) or (flag[0] != "-" and f"--{flag}" in configured):
                 where = " in a --config file" if flag[0] != "-" else ""
                 raise ValueError(
                     f"{flag}{where}: the model takes its {key} from the datamodule; leave the "
@@ -255,7 +155,7 @@ def expand_model_names(argv: Sequence[str]) -> list[str]:
     out: list[str] = []
     args = list(argv)
     classes = model_class_names()
-    for i, used, config in reversed(_config_options(args)):  # later indices first
+    for i, used, config in reversed(config_options(args)):  # later indices first
         name = config.get("model")
         if isinstance(name, str) and "." not in name and name not in classes:
             family = family_class(model_info(name).family).__name__
@@ -285,7 +185,7 @@ def expand_model_names(argv: Sequence[str]) -> list[str]:
 def _own_arch(name: str, args: Sequence[str]) -> str | None:
     # A family class's default arch where the last --config arch in args is another family's.
     cls = {c.__name__: c for c in FAMILIES.values()}.get(name.rsplit(".", 1)[-1])
-    models = [c.get("model") for c in _configs(args)]
+    models = [c.get("model") for c in configs(args)]
     archs = [m.get("init_args", {}).get("arch") for m in models if isinstance(m, dict)]
     arch = next((a for a in reversed(archs) if isinstance(a, str)), None)
     if cls is None or arch not in list_models() or family_class(model_info(arch).family) is cls:

@@ -27,6 +27,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from classic_cnns._cli_args import LIGHTNING_COMMANDS, add_default_classes, config_model_flags
 from classic_cnns._cli_ckpt import (
     check_resumed_hparams,
     checkpoint_head,
@@ -39,11 +40,8 @@ from classic_cnns._cli_ckpt import (
 from classic_cnns._cli_errors import class_error, closed_pipe, quiet_lightning, user_error_message
 from classic_cnns._cli_helpers import (
     DEBUG_ENV,
-    LIGHTNING_COMMANDS,
     SaveConfig,
-    add_default_classes,
     check_data_names,
-    config_model_flags,
     data_main,
     expand_model_names,
     int_before_float,
