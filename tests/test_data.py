@@ -198,6 +198,18 @@ def test_missing_files_say_what_is_there_instead(mnist_raw: Path, tmp_path: Path
         rf"t10k-labels-idx1-ubyte\.gz; IDX files belong in {re.escape(str(raw))}\. Pass",
     ):
         MNIST(str(tmp_path), download=False, protocol="10k").setup("fit")
+    # In MNIST/ itself, beside raw/ (as unpacked from an archive): pointed out too.
+    inside = tmp_path / "inside"
+    (inside / "MNIST").mkdir(parents=True)
+    for f in mnist_raw.glob("t10k-*"):
+        shutil.copy(f, inside / "MNIST")
+    there, raw_inside = (re.escape(str(p)) for p in (inside / "MNIST", inside / "MNIST/raw"))
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"\. {there}: it holds t10k-images-idx3-ubyte\.gz, "
+        rf"t10k-labels-idx1-ubyte\.gz; IDX files belong in {raw_inside}\. Pass",
+    ):
+        MNIST(str(inside), download=False, protocol="10k").setup("fit")
     # Kaggle's copies, named with a dot: the folder's files are listed beside the names sought.
     raw.mkdir(parents=True)
     for n in range(8):

@@ -355,17 +355,14 @@ class MNIST(InMemoryDataModule):
             # Only the test set there (as MNIST-10k needs): say that protocol="10k" uses it.
             only_test = all(n.startswith("train") for n in missing)
             # What is there instead: a misplaced or misnamed copy shows in the message.
-            strays = any(self.data_dir.glob("*ubyte*"))
+            above = (self.data_dir, self.raw_dir.parent)  # one or two folders too high
+            strays = [folder for folder in above if any(folder.glob("*ubyte*"))]
             raise FileNotFoundError(
                 f"{type(self).__name__}: {', '.join(missing)} missing from {self.raw_dir} "
                 f"({_contents(self.raw_dir)}; each file may also be there uncompressed, "
                 "without .gz). "
-                + (
-                    f"{self.data_dir}: {_contents(self.data_dir, '*ubyte*')}; IDX files "
-                    f"belong in {self.raw_dir}. "
-                    if strays
-                    else ""
-                )
+                + "".join(f"{folder}: {_contents(folder, '*ubyte*')}; " for folder in strays)
+                + (f"IDX files belong in {self.raw_dir}. " if strays else "")
                 + _how_to_get(self.download, "put the IDX files there")
                 + (
                     "; or train on the test set's first 8,000 images and test on its last "
