@@ -134,13 +134,14 @@ def add_default_classes(args: Sequence[str], at: int) -> list[str]:
         >>> add_default_classes(["fit", "--model", "nin"], 1)[1:]  # doctest: +ELLIPSIS
         ['--data=classic_cnns.Digits', '--trainer.logger=...CSVLogger', ..., '--model', 'nin']
     """
-    chosen = {k for config in configs(args) for k, v in config.items() if _chooses(v)}
+    given = configs(args)  # read once: the files and the environment
+    chosen = {k for config in given for k, v in config.items() if _chooses(v)}
     for key in DEFAULT_CLASSES:
         if option_values(args, f"--{key}") or option_values(args, f"--{key}.class_path"):
             chosen.add(key)
     extra = [f"--{key}={path}" for key, path in DEFAULT_CLASSES.items() if key not in chosen]
     chooses = ("--trainer.logger=", "--trainer.logger+=", "--trainer.logger.class_path")
-    configured = any("logger" in (c.get("trainer") or {}) for c in configs(args))
+    configured = any("logger" in (c.get("trainer") or {}) for c in given)
     if not configured and not any(a == "--trainer.logger" or a.startswith(chooses) for a in args):
         extra += ["--trainer.logger=lightning.pytorch.loggers.CSVLogger"]
         extra += ["--trainer.logger.save_dir=."]
