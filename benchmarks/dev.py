@@ -119,7 +119,7 @@ def _handwritten(model: Any, dm: Any, precision: str, fmt: torch.memory_format, 
         for batch in itertools.repeat(first, steps) if first else itertools.islice(loader, steps):
             x, y = first or ready(batch)
             with core.autocast(backend, precision):
-                loss = throughput._loss(net(x), y)  # GoogLeNet: its auxiliary heads too
+                loss = throughput.plain_loss(net(x), y)  # GoogLeNet: its auxiliary heads too
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -146,7 +146,7 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format
 
     def bare_step(net: torch.nn.Module, batch: Any, batch_idx: int) -> Any:
-        return throughput._loss(net(batch[0].contiguous(memory_format=fmt)), batch[1])
+        return throughput.plain_loss(net(batch[0].contiguous(memory_format=fmt)), batch[1])
 
     clocks: dict[str, list[core.Clock]] = {loop: [] for loop in LOOPS}
     for _, loop in itertools.product(range(repeats), LOOPS):  # the loops alternate

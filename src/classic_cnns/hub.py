@@ -89,7 +89,7 @@ def create_model(
         return _build(name, read_weights_file(checkpoint_path), strict, **kwargs)
     model = _build(name, None, None, **kwargs)
     if pretrained:
-        load_weights(model, pretrained=True, strict=strict)
+        _load_pretrained(model, strict)
     return model
 
 
@@ -122,18 +122,22 @@ def load_weights(
         True
     """
     require_classifier(model, "load_weights")
-    name = model.info.name
-    _check_start(name, pretrained, checkpoint_path, strict)
+    _check_start(model.info.name, pretrained, checkpoint_path, strict)
     if checkpoint_path:
         _load_file(model, checkpoint_path, strict)
     elif pretrained:
-        load_pretrained(model.net, name, strict=False if strict is None else strict)
-        weights = model.info.weights
-        assert weights is not None  # _check_start refused names without weights
-        mean, std = weights.normalization(model.in_channels)
-        # torchvision's evaluation transform: resize to resize_size, crop the centre crop_size
-        crop_pct = weights.crop_size / weights.resize_size
-        model.data_config = {"mean": list(mean), "std": list(std), "crop_pct": crop_pct}
+        _load_pretrained(model, strict)
+
+
+def _load_pretrained(model: ImageClassifier, strict: bool | None) -> None:
+    # torchvision's ImageNet weights, and the normalisation they expect
+    load_pretrained(model.net, model.info.name, strict=False if strict is None else strict)
+    weights = model.info.weights
+    assert weights is not None  # _check_start refused names without weights
+    mean, std = weights.normalization(model.in_channels)
+    # torchvision's evaluation transform: resize to resize_size, crop the centre crop_size
+    crop_pct = weights.crop_size / weights.resize_size
+    model.data_config = {"mean": list(mean), "std": list(std), "crop_pct": crop_pct}
 
 
 def _check_start(

@@ -80,8 +80,9 @@ class Recipe:
         return "/".join(p for p in (self.model, self.dataset, self.variant) if p)
 
     def describe(self) -> str:
-        """One line: optimizer, lr, momentum (SGD's and RMSprop's), weight decay, schedule,
-        batch, epochs, size, precision, memory format, options.
+        """One line: optimizer, lr, momentum (SGD's and RMSprop's; ``0.95-0.85`` where the
+        one-cycle schedule cycles it), weight decay, schedule, batch, epochs, size, precision,
+        memory format, options.
 
         Example:
             >>> from classic_cnns.bench.accuracy import RECIPES
@@ -91,7 +92,8 @@ class Recipe:
             ['sgd lr 0.9', 'momentum 0', 'wd 0', 'none']
         """
         size, fmt = self.image_size or "own", ("contiguous", "channels_last")[self.channels_last]
-        m = f"momentum {self.momentum:g}, " * (self.optimizer in ("sgd", "rmsprop"))
+        m = "0.95-0.85" if self.scheduler == "onecycle" and self.momentum else f"{self.momentum:g}"
+        m = f"momentum {m}, " * (self.optimizer in ("sgd", "rmsprop"))  # as OneCycleLR cycles it
         return (f"{self.optimizer} lr {self.lr:g}, {m}wd {self.weight_decay:g}, {self.scheduler}, "
                 f"batch {self.batch_size}, {self.epochs} epochs, {size} px, {self.precision}, {fmt}"
                 + "".join(f", {k} {v}" for k, v in self.options))  # fmt: skip
@@ -387,7 +389,7 @@ def report(results: core.Results, out: Path | None) -> list[str]:
         >>> row[0], row[3], row[6]
         ('| lenet5/mnist', 'skipped', '0.95')
         >>> row[1].split(", ")[:5]  # the recipe
-        ['sgd lr 0.1', 'momentum 0.9', 'wd 0.0005', 'onecycle', 'batch 128']
+        ['sgd lr 0.1', 'momentum 0.95-0.85', 'wd 0.0005', 'onecycle', 'batch 128']
     """
     rows, body = results.rows.get(MODE, []), []
     for r in rows:
@@ -426,13 +428,10 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     ax_acc.legend(fontsize=7)
     save_png(fig, out / "accuracy_vs_time.png")
     lines += ["", "![accuracy vs time, loss per epoch](accuracy_vs_time.png)", ""]
-    best: dict[str, tuple[str, dict[str, Any]]] = {}
-    for name, c in results.data["confusion"].items():
-        if c["dataset"] not in best or c["accuracy"] > best[c["dataset"]][1]["accuracy"]:
-            best[c["dataset"]] = name, c
-    for dataset, (name, c) in best.items():
+    runs = sorted(results.data["confusion"].items(), key=lambda run: run[1]["accuracy"])
+    for dataset, (name, c) in {c["dataset"]: (n, c) for n, c in runs}.items():  # each one's best
         title = f"{name}: test accuracy {100 * c['accuracy']:.2f}%"
-        figure = plot_confusion_matrix(c["matrix"], c["classes"], title)
-        save_png(figure, out / f"confusion_{dataset}.png")
+        fig = plot_confusion_matrix(c["matrix"], c["classes"], title)
+        save_png(fig, out / f"confusion_{dataset}.png")
         lines += [f"![confusion matrix, {dataset}](confusion_{dataset}.png)", ""]
     return lines

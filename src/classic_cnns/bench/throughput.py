@@ -32,7 +32,7 @@ from classic_cnns.inspection import summary
 from classic_cnns.registry import list_models, model_info
 
 __all__ = ["MAX_STEPS", "QUICK", "Settings", "fill_mfu", "math_modes", "measure", "report"]
-__all__ += ["tasks"]
+__all__ += ["plain_loss", "tasks"]
 
 MODE = "throughput"
 MAX_STEPS = 1000
@@ -182,8 +182,17 @@ def fill_mfu(results: core.Results, backend: str, final: bool = True) -> None:
             results.note(f"{backend} {row.get('model')} {row['precision']}: {text}")
 
 
-def _loss(out: Any, y: Tensor) -> Tensor:
-    """GoogLeNet returns (logits, aux...) in training, a namedtuple as torchvision's does."""
+def plain_loss(out: Any, y: Tensor) -> Tensor:
+    """The cross-entropy a plain PyTorch loop trains with: of the logits, plus 0.3 x each
+    auxiliary head's where the network returns ``(logits, aux...)`` in training (GoogLeNet, a
+    namedtuple as torchvision's).
+
+    Example:
+        >>> import torch
+        >>> z, y = torch.zeros(4, 10), torch.zeros(4, dtype=torch.long)
+        >>> round(float(plain_loss(z, y)), 4), round(float(plain_loss((z, z, z), y)), 4)
+        (2.3026, 3.6841)
+    """
     z, *aux = out if isinstance(out, tuple) else (out,)
     return sum((0.3 * F.cross_entropy(a, y) for a in aux if a is not None), F.cross_entropy(z, y))
 
@@ -197,7 +206,7 @@ def _steps(net: nn.Module, compiled: bool, x: Tensor, y: Tensor, backend: str,
     def train() -> None:
         opt.zero_grad(set_to_none=True)
         with core.autocast(backend, precision):
-            loss = _loss(call(x), y)
+            loss = plain_loss(call(x), y)
         scaler.scale(loss).backward()  # a disabled scaler passes everything through
         scaler.step(opt)
         scaler.update()
