@@ -20,7 +20,6 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
-from torchvision.io import write_png
 
 from classic_cnns import (
     CIFAR10,
@@ -36,7 +35,7 @@ from classic_cnns import (
 from classic_cnns.cli import main
 from classic_cnns.data.preprocessing import check_stats
 from classic_cnns.predict import predict_folder
-from conftest import sklearn_metrics
+from conftest import sklearn_metrics, write_png
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from torchvision.io import write_png
 
 from classic_cnns.cli import main
 from classic_cnns.hub import load_model
+from conftest import write_png
 
 STEPS_PER_EPOCH = 11  # 1,294 Digits training images in batches of 128 (LeNet-5's recipe)
 # A fit of two steps an epoch on Digits, validated on one batch.
@@ -360,8 +360,6 @@ def test_testing_a_grey_checkpoint_on_a_folder_names_the_channels(
     # so a grey checkpoint's first convolution did not fit: "another architecture" it said.
     from sklearn.datasets import load_digits
 
-    from conftest import write_png
-
     digits = load_digits()
     for i in range(40):
         folder = tmp_path / "photos" / str(digits.target[i])
@@ -421,8 +419,6 @@ def _digit_folder(root: Path, classes: range, channels: int = 1) -> None:
     # scikit-learn's 8x8 digits of these classes, one folder each (named by the digit), as
     # uint8 PNG files: grey, or RGB with the grey in every channel.
     from sklearn.datasets import load_digits
-
-    from conftest import write_png
 
     digits = load_digits()
     for i in range(200):
