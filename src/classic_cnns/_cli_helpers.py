@@ -14,6 +14,7 @@ import inspect
 import textwrap
 import typing
 from collections.abc import Callable, Iterator, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import yaml
 from jsonargparse.typing import register_type
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import SaveConfigCallback
+from torch.torch_version import TorchVersion
 
 from classic_cnns import data
 from classic_cnns._cli_args import config_model_flags, config_options, configs, option_values
@@ -372,6 +374,11 @@ def record_data_dir(config: Any, datamodule: Any) -> None:
         args.data_dir = str(used)
 
 
+# jsonargparse 4.49 renamed ArgumentParser.save's skip_none to skip_unset (the old name: warned
+# of, and gone in 5.0).
+_KEEP_NONE = "skip_unset" if TorchVersion(version("jsonargparse")) >= "4.49" else "skip_none"
+
+
 class SaveConfig(SaveConfigCallback):
     """Lightning's config saver, with errors that speak to CLI users and no empty run folder.
 
@@ -419,7 +426,7 @@ class SaveConfig(SaveConfigCallback):
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
             self.parser.save(
-                self.config, str(path), skip_none=False, overwrite=self.overwrite,
+                self.config, str(path), **{_KEEP_NONE: False}, overwrite=self.overwrite,
                 multifile=self.multifile,
             )  # fmt: skip
 
