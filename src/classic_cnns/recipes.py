@@ -11,10 +11,10 @@ in the README were measured with.
 
 A :class:`Recipe` is what ``ImageClassifier`` and the datamodules fall back on when an
 argument is not given: the task's optimizer, ``lr``, ``weight_decay``, ``momentum``,
-``scheduler`` and ``label_smoothing``; the datamodules' ``batch_size`` and, for the small
-28-32 pixel datasets (MNIST, Fashion-MNIST, CIFAR), the image size; and the command line's
-``--trainer.max_epochs``. Like timm's ``pretrained_cfg``, it is data next to the model, and
-``model_info(name).recipe`` shows it.
+``scheduler`` and ``label_smoothing``; the datamodules' ``batch_size`` and, for datasets of
+at most 32 pixels (MNIST, Fashion-MNIST, CIFAR, Digits), the image size; and the command
+line's ``--trainer.max_epochs``. Like timm's ``pretrained_cfg``, it is data next to the
+model, and ``model_info(name).recipe`` shows it.
 
 The small-data image sizes follow *Dive into Deep Learning*, which trains these networks
 on Fashion-MNIST resized to 224 pixels (AlexNet, VGG) or 96 pixels (GoogLeNet, the ImageNet
@@ -73,8 +73,8 @@ class Recipe:
         label_smoothing: Cross-entropy label smoothing.
         batch_size: Images per batch.
         epochs: Training epochs (``--trainer.max_epochs`` on the command line).
-        small_image_size: Image size for 28-32 pixel datasets; ``None``: the model's own
-            input size.
+        small_image_size: Image size for datasets of at most 32 pixels (Digits' 8 too);
+            ``None``: the model's own input size.
 
     Raises:
         ValueError: for a field out of its range (as the task's arguments are checked): an
