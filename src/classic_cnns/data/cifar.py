@@ -112,7 +112,8 @@ class CIFAR10(TransferDataModule):
             in ``data_dir`` if its md5 is the published one, else one downloaded and
             md5-checked. With ``False``, missing files raise ``FileNotFoundError``.
         batch_size: Images per batch; ``None``: the model's recipe (see the base class).
-        image_size: Output ``(H, W)``; ``None`` follows the model (224 for ImageNet models).
+        image_size: Output ``(H, W)``; ``None`` follows the model (see the base class): its
+            recipe's size for small images, 32 for the CIFAR networks, 96 or 224 for ImageNet's.
         resize: ``"pad"`` or ``"resize"``; ``None`` pads by up to 4 pixels a side, else resizes.
         val_size: Fraction or count of the 50,000 training images held out for validation.
         seed: Seed of the train/validation split.

@@ -208,16 +208,16 @@ class ImageFolder(TransferDataModule):
     folders are followed (see :func:`list_images`).
 
     Files are decoded once at ``setup`` (see :func:`load_image`) at ``image_size`` (or the
-    model's input size) and kept as uint8 in memory; a folder too large for the memory
-    available is refused (``MemoryError``) before any file is decoded. With ``image_size``
-    left to it, a model whose ``data_config`` records padded images (MNIST's 28 px padded to
-    LeNet-5's 32) gets the files padded where they fit, as
+    model's size, see ``image_size`` below) and kept as uint8 in memory; a folder too large
+    for the memory available is refused (``MemoryError``) before any file is decoded. With
+    ``image_size`` left to it, a model whose ``data_config`` records padded images (MNIST's
+    28 px padded to LeNet-5's 32) gets the files padded where they fit, as
     :func:`~classic_cnns.predict.predict_folder` pads them, and records ``"pad"`` again when
-    trained on them. Validating, testing or predicting
-    (not ``fit``) with a model whose ``data_config`` records an evaluation crop (torchvision's
-    ImageNet weights: ``crop_pct`` 224/256), the images are resized to cover
-    ``size / crop_pct`` and the centre cropped, as :func:`~classic_cnns.predict.predict_folder`
-    and torchvision's evaluation do; ``fit`` (and its validation) keeps the whole image.
+    trained on them. Validating, testing or predicting (not ``fit``) with a model whose
+    ``data_config`` records an evaluation crop (torchvision's ImageNet weights: ``crop_pct``
+    224/256), the images are resized to cover ``size / crop_pct`` and the centre cropped, as
+    :func:`~classic_cnns.predict.predict_folder` and torchvision's evaluation do; ``fit``
+    (and its validation) keeps the whole image.
     ``files[split]`` (and its loader's ``dataset.files``) lists a decoded split's files in
     order: ``files["test"][i]`` is test image ``i``, ``classic-cnns predict``'s CSV's ``file``.
 
@@ -225,7 +225,8 @@ class ImageFolder(TransferDataModule):
         root: The folder.
         channels: 1 to read images as grey, 3 as RGB.
         batch_size: Images per batch; ``None``: the model's recipe (see the base class).
-        image_size: Stored and output ``(H, W)``; ``None`` takes the model's input size.
+        image_size: Stored and output ``(H, W)``; ``None``: the size the model's ``data_config``
+            records (a checkpoint's), else its ``input_size``.
         val_size: Validation share of the training images without a ``val/`` folder.
         test_size: Test share of all images in the one-folder layout; ``1`` tests (and
             validates) on them all: a labelled folder to evaluate on, not to train on.
@@ -434,8 +435,7 @@ class ImageFolder(TransferDataModule):
         A datamodule used again with a model that takes the images at another size, or
         padded rather than resized, decodes the files again.
         """
-        # The model's own data_config decides here, before its setup records this datamodule's
-        # (and a model trained before may have left it at another size, or padded).
+        # The model's own data_config decides, before its setup records this datamodule's.
         if self._stale():  # the statistics too: they were measured at the old size
             self._splits, self._measured = {}, None
         self._load(only_test=stage in ("test", "predict"))
