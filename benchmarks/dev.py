@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_type_hints
 
 import lightning as L
 import torch
@@ -86,7 +86,9 @@ def _refused(command: Callable[..., int], values: dict[str, Any], *settings: Set
     """Checked before any work: too few epochs or repeats leave nothing to measure; a dataset,
     model or seed that cannot be run would end as a failed row."""
     try:
-        core.check_minimums("--", values, required=("epochs", "repeats", "processes"), **minimums)
+        hints = get_type_hints(command)  # a value whose type admits no None may not be None
+        required = [k for k in values if type(None) not in get_args(hints.get(k, int))]
+        core.check_minimums("--", values, required=required, **minimums)
         core.check_seed(seed, "--")
         for s in settings:
             if s.dataset not in datasets:

@@ -873,6 +873,8 @@ def test_the_report_names_the_devices_the_rows_ran_on(tmp_path: Path) -> None:
     results = Results()
     results.add("throughput", "cpu", model="lenet5")
     results.rows["throughput"].append({**results.rows["throughput"][0], "device_name": "H200"})
+    absent = {"backend": "cuda", "status": "skipped", "device_name": "absent"}  # no GPU: no device
+    results.rows["throughput"].append({**results.rows["throughput"][0], **absent})
     write(results, tmp_path, [], "classic-cnns bench")
     header = (tmp_path / "report.md").read_text().splitlines()[4:7]
     cpu = results.rows["throughput"][0]["device_name"]
@@ -1040,6 +1042,13 @@ def test_force_keeps_the_earlier_run_until_this_one_has_results(
     assert main([*throughput, "--out", str(run), "--force", "true"]) == 130
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     assert "interrupted; the tasks that finished are in" in capsys.readouterr().err
+    # A first task that adds no rows (throughput's peak) is no result either: the save
+    # after it wiped the earlier run, and the Ctrl-C in the next task left an empty folder.
+    monkeypatch.undo()
+    peak = Task("peak", lambda r: r.data.setdefault("peak", 1.0), "throughput", rows=False)
+    stop = Task("stop", lambda r: (_ for _ in ()).throw(KeyboardInterrupt), "throughput")
+    assert core.execute([peak, stop], [], run, "x", {}, force=True) == 130
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
 def test_quick_keeps_its_values_beside_a_modes_own_file(
@@ -1125,7 +1134,11 @@ def test_dev_and_the_datamodules_refuse_bad_input_by_name(
             lambda: dev.memory("lenet5"),
             "--model must be a model with the memory_efficient option, one of [",
         ),
-        (lambda: dev.memory("densenet_bc_100", image_size=0), "--image_size must be an int"),
+        (  # memory's sizes are ints: "(or None)" offered what its parser refuses
+            lambda: dev.memory(image_size=8),  # DenseNet-121: 29 px at least
+            "--image_size must be an int of at least 29; got 8",
+        ),
+        (lambda: dev.overhead(out, limit_train_batches=0), "at least 1 (or None); got 0"),
     ):
         assert call() == 2, message
         assert message in capsys.readouterr().err

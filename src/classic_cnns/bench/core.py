@@ -502,7 +502,7 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
         tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n", encoding="utf-8")
     keys = ("torch", "torchvision", "lightning")  # the threads: per row
     found = {str(r["device_name"]) for rows in results.rows.values() for r in rows
-             if r.get("device_name")}  # fmt: skip
+             if r.get("device_name") not in (None, "", "absent")}  # measured on # fmt: skip
     devices = "; ".join(sorted(found)) or env["device_name"]  # the GPU's name, on a GPU
     lines = [f"# {command.split(' -')[0]} report", ""]
     lines += [f"Started {results.started}, {results.wall_s or 0:.0f} s: `{command}`", ""]
@@ -563,7 +563,8 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     its finished tasks); return 0 (skips are fine), 1 (some failed), 2 (``out`` is a file, or a
     folder that is not empty, without ``force``, or with ``force`` but not an earlier run's) or
     130 (interrupted). ``force`` removes the earlier run's files (:func:`outputs`) with this
-    one's first results (none: they stay), and leaves anything else in the folder.
+    one's first rows (a task that adds none, or none at all: they stay until the run ends), and
+    leaves anything else in the folder.
 
     Example:
         >>> import tempfile
@@ -580,7 +581,7 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
     results, stale = Results(settings=settings), [out / n for n in outputs(out) or () if force]
     save = functools.partial(write, results, out, reports, command, replacing=stale)
     try:
-        run_tasks(tasks, results, budget_s, threads, after_each=save)
+        run_tasks(tasks, results, budget_s, threads, after_each=lambda: results.rows and save())
     except (KeyboardInterrupt, SystemExit) as err:  # Lightning ends a fit's Ctrl-C in exit(1)
         if isinstance(err, SystemExit) and not isinstance(err.__context__, KeyboardInterrupt):
             raise
