@@ -244,8 +244,12 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
         limit_train_batches: Cap on the batches per epoch (smoke runs).
         threads: Torch threads in all, shared by the processes on the CPU.
     """
+    if not processes:  # else only the 1-process run, and a status of 0
+        print("benchmarks/dev.py scaling: --processes must list at least one process count "
+              f"(each at least 2); got {list(processes)}", file=sys.stderr)  # fmt: skip
+        return 2
     counts = dict(epochs=epochs, limit_train_batches=limit_train_batches, threads=threads,
-                  processes=min(processes, default=2))  # the smallest (0 divided) # fmt: skip
+                  processes=min(processes))  # the smallest (0 divided) # fmt: skip
     lows = dict(epochs=2, limit_train_batches=1, threads=1, processes=2)
     if _refused(scaling, counts, setting, seed=seed, **lows):
         return 2

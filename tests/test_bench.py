@@ -1139,6 +1139,7 @@ def test_dev_and_the_datamodules_refuse_bad_input_by_name(
             "--image_size must be an int of at least 29; got 8",
         ),
         (lambda: dev.overhead(out, limit_train_batches=0), "at least 1 (or None); got 0"),
+        (lambda: dev.scaling(out, processes=()), "--processes must list at least one"),
     ):
         assert call() == 2, message
         assert message in capsys.readouterr().err
