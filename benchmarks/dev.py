@@ -86,9 +86,10 @@ def _refused(command: Callable[..., int], values: dict[str, Any], *settings: Set
     """Checked before any work: too few epochs or repeats leave nothing to measure; a dataset,
     model or seed that cannot be run would end as a failed row."""
     try:
-        hints = get_type_hints(command)  # a value whose type admits no None may not be None
-        required = [k for k in values if type(None) not in get_args(hints.get(k, int))]
-        core.check_minimums("--", values, required=required, **minimums)
+        if values.get("processes", 2) is None:  # scaling's empty list: only the 1-process run
+            raise ValueError("--processes must list at least one process count, each >= 2; got []")
+        required = [k for k, t in get_type_hints(command).items() if type(None) not in get_args(t)]
+        core.check_minimums("--", values, required=required, **minimums)  # None if typed so
         core.check_seed(seed, "--")
         for s in settings:
             if s.dataset not in datasets:
@@ -244,12 +245,8 @@ def scaling(out: Path, setting: Setting = LENET, backend: core.Backend = "cpu",
         limit_train_batches: Cap on the batches per epoch (smoke runs).
         threads: Torch threads in all, shared by the processes on the CPU.
     """
-    if not processes:  # else only the 1-process run, and a status of 0
-        print("benchmarks/dev.py scaling: --processes must list at least one process count "
-              f"(each at least 2); got {list(processes)}", file=sys.stderr)  # fmt: skip
-        return 2
     counts = dict(epochs=epochs, limit_train_batches=limit_train_batches, threads=threads,
-                  processes=min(processes))  # the smallest (0 divided) # fmt: skip
+                  processes=min(processes, default=None))  # the smallest (0 divided) # fmt: skip
     lows = dict(epochs=2, limit_train_batches=1, threads=1, processes=2)
     if _refused(scaling, counts, setting, seed=seed, **lows):
         return 2

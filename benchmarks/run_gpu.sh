@@ -53,14 +53,13 @@ collect() {  # the reports and an archive of what is finished, into OUT
   cat "$work"/run/*/report.md >"$out/report.md" 2>/dev/null || true
   tar -czf "$out/results.tgz" -C "$work/run" . 2>/dev/null || true
 }
-step() {  # NAME COMMAND...: unless the budget is spent; killed at the limit or after cap s
+step() {  # NAME COMMAND...: unless the budget is spent; killed at the limit, a hang after cap s
   ((SECONDS < budget)) || { echo "$1: not run, $budget s spent" | tee -a "$log" && return; }
   local left=$((limit > SECONDS ? limit - SECONDS : 1))
   timeout -s KILL $((${cap:-$left} < left ? ${cap:-$left} : left)) "${@:2}" 2>&1 | tee -a "$log" \
     || true
   collect
 }
-# A hung part (a test, a compile) must leave the others their time: cap= bounds it.
 [[ ${TESTS:-1} == 0 ]] || cap=180 step tests env CLASSIC_CNNS_DATA="$src" "$py" -m pytest \
   tests/test_gpu.py -m gpu -n 4 -q -p no:cacheprovider  # TESTS=0: the measurements alone
 step accuracy "$py" -m classic_cnns bench --modes '[accuracy]' "${acc[@]}" \
