@@ -267,6 +267,16 @@ def test_a_decoding_error_gives_the_reason_without_the_decoder_s_source_file(
         load_image(png, 3, None)
     message = str(info.value)
     assert message.startswith(f"{png}: cannot decode the image (") and ".cpp" not in message
+    # Text under an image's name: torchvision's "Only jpeg, png, webp and gif are currently
+    # supported" called a damaged BMP (a format read here, by PIL) an unsupported one.
+    for name in ("fake.bmp", "fake.png", "fake.pgm", "fake.jpg"):
+        (fake := tmp_path / name).write_text("not an image at all")
+        with pytest.raises(ValueError) as info:
+            load_image(fake, 1, None)
+        assert str(info.value) == (
+            f"{fake}: cannot decode the image (its first bytes are no image format's: a damaged "
+            "file, or not an image (PNG, JPEG, GIF, WebP, BMP, TIFF, PBM/PGM/PPM are read))"
+        )
 
 
 @pytest.mark.parametrize("size", [True, "32", 32.0, (32, "32"), (True, 8)])

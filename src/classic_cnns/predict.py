@@ -86,7 +86,8 @@ def predict_folder(
         One dict per readable image, in file order, with the CSV's columns.
 
     Raises:
-        FileNotFoundError: if the folder does not exist (or is a file) or holds no image files.
+        FileNotFoundError: if the folder does not exist or holds no image files.
+        NotADirectoryError: if ``folder`` is a file.
         IsADirectoryError: if ``output`` is a folder (checked before anything is predicted).
         OSError: naming ``output``, if no file can be written there (its folder is a file,
             say; also checked first). Whatever was at ``output`` is kept.

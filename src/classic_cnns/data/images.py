@@ -226,6 +226,9 @@ def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
     if data.startswith(_PIL_ONLY):
         return _decode_pil(data, channels)
     webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    if not (webp or data.startswith(_DECODED) or data[4:8] == b"ftyp"):  # ftyp: AVIF, HEIC
+        raise ValueError("its first bytes are no image format's: a damaged file, or not an image "
+                         "(PNG, JPEG, GIF, WebP, BMP, TIFF, PBM/PGM/PPM are read)")  # fmt: skip
     if webp and data[12:16] == b"VP8X" and data[20:21] and data[20] & 0x02:  # animated
         return _first_webp_frame(data)
     colour_png = data[:8] == b"\x89PNG\r\n\x1a\n" and data[25:26] in (b"\x02", b"\x03", b"\x06")
@@ -250,6 +253,8 @@ def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
     return decode_image(encoded, mode=mode, output_dtype="auto")  # 16-bit PNGs: scaled by us
 
 
+# The signatures of PNG, JPEG and GIF, which the decoders read (and WebP's, AVIF's, HEIC's).
+_DECODED = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8")
 # The signatures of BMP, TIFF (both byte orders) and netpbm files (PBM, PGM, PPM; plain or
 # binary): formats PIL reads and the decoders do not.
 _PIL_ONLY = (b"BM", b"II*\x00", b"MM\x00*", *(b"P%d" % n for n in range(1, 7)))
