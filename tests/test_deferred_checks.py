@@ -172,6 +172,32 @@ def test_skip_decides_at_each_step_and_leaves_the_batch_out() -> None:
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_an_epoch_whose_every_batch_was_skipped_says_its_metrics_are_missing() -> None:
+    # All skipped: no val_loss, and a ModelCheckpoint(monitor="val_loss") then blamed the user's
+    # logging ("Did you call log('val_loss', value)?"). Now a warning names the cause.
+    model = LeNet5(scheduler="none", nonfinite="skip")
+    every = _batches(2, {0: ("image", math.nan), 1: ("image", math.inf)})
+    with pytest.warns(UserWarning) as caught:
+        _trainer().validate(model, dataloaders=every, verbose=False)
+    said = [str(w.message) for w in caught if "all 2 val batches" in str(w.message)]
+    assert said == [
+        "lenet5: all 2 val batches of epoch 0 were skipped as non-finite (nonfinite='skip'; the "
+        "warnings above say why), so no val_loss or other val_* metric is logged for the "
+        "epoch: a ModelCheckpoint or EarlyStopping monitoring one will find it missing"
+    ]
+    trainer = _trainer(max_epochs=2)
+    with pytest.warns(UserWarning) as caught:  # training too, once per epoch
+        trainer.fit(model, train_dataloaders=every)
+    said = [str(w.message).split(" were")[0] for w in caught if "of epoch" in str(w.message)]
+    assert said == [f"lenet5: all 2 train batches of epoch {e}" for e in (0, 1)]
+    assert "train_loss" not in trainer.callback_metrics
+    # One batch of two skipped: the other is logged, and nothing more is said.
+    with pytest.warns(UserWarning) as caught:
+        metrics = _trainer().validate(model, dataloaders=_batches(2, {1: ("image", math.nan)}))
+    assert not [w for w in caught if "batches of epoch" in str(w.message)]
+    assert math.isfinite(metrics[0]["val_loss"])
+
+
 def test_soft_labels_out_of_range_are_clamped_then_reported() -> None:
     # MixUp's soft labels (N, C) with one value spoilt at step 3: the step runs on clamped
     # probabilities without reading the device, and the epoch's end reports the step.

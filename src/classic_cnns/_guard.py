@@ -353,6 +353,7 @@ class StepGuard:
     def __init__(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self._record: Tensor | None = None
+        self._seen = self._skipped = self._epoch = 0  # this epoch's batches, read eagerly
 
     # -- the checks of one step ----------------------------------------------------------
     def labels(self, y: Tensor, where: tuple[int, int], eager: bool) -> Tensor:
@@ -363,6 +364,7 @@ class StepGuard:
         labels clamped into range, so the step can finish on the device.
         """
         y = y if y.is_floating_point() else y.long()
+        self._seen, self._epoch = self._seen + 1, where[1]
         if eager:
             check_label_values(y, self.num_classes)
             return y
@@ -383,7 +385,8 @@ class StepGuard:
             return True
         finite = _finite(x)
         if eager:
-            return bool(finite)
+            self._skipped += not (ok := bool(finite))
+            return ok
         self._note(~finite, _IMAGES, where)
         return True
 
@@ -391,7 +394,8 @@ class StepGuard:
         """Whether ``loss`` is finite; deferred, record a problem and return ``True``."""
         finite = torch.isfinite(loss.detach())
         if eager:
-            return bool(finite)
+            self._skipped += not (ok := bool(finite))
+            return ok
         self._note(~finite, _LOSS, where)
         return True
 
@@ -421,11 +425,23 @@ class StepGuard:
         first = bad & (self._record[0] == _NONE)
         self._record = torch.where(first, entry, self._record)
 
-    def report_pending(self, stage: str, *, policy: NonFinitePolicy, name: str, lr: float) -> None:
+    def report_pending(
+        self, stage: str, epoch_end: bool = False, *, policy: NonFinitePolicy, name: str, lr: float
+    ) -> None:
         """Raise (or warn, see :func:`report`) about the first problem recorded, if any.
 
-        Labels out of range always raise.
+        Labels out of range always raise. At ``epoch_end``, warn if every batch of the epoch
+        was left out as non-finite (``nonfinite="skip"``): none of its metrics is logged.
         """
+        if epoch_end:  # the epoch's counts, read and cleared
+            seen, skipped, self._seen, self._skipped = self._seen, self._skipped, 0, 0
+            if seen and skipped >= seen:
+                warn(
+                    f"{name}: all {seen} {stage} batches of epoch {self._epoch} were skipped as "
+                    f"non-finite (nonfinite='skip'; the warnings above say why), so no "
+                    f"{stage}_loss or other {stage}_* metric is logged for the epoch: a "
+                    "ModelCheckpoint or EarlyStopping monitoring one will find it missing"
+                )
         problem = self.pending()
         if problem is None:
             return

@@ -476,10 +476,10 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             self._raise_pending(stage)
         return loss, logits.detach()
 
-    def _raise_pending(self, stage: str) -> None:
+    def _raise_pending(self, stage: str, epoch_end: bool = False) -> None:
         # Raise (or, under nonfinite="skip", warn) about the first problem recorded deferred.
         hp, guard = self._hp, self._guards[stage]
-        guard.report_pending(stage, policy=hp.nonfinite, name=self.info.name, lr=hp.lr)
+        guard.report_pending(stage, epoch_end, policy=hp.nonfinite, name=self.info.name, lr=hp.lr)
 
     def _nonfinite(self, stage: str, kind: Any, where: tuple[int, int], **found: Any) -> None:
         hp, name = self._hp, self.info.name
@@ -489,7 +489,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         return self.losses[f"{stage}_loss"]  # type: ignore[return-value]
 
     def _log_epoch(self, metrics: MetricCollection, stage: str) -> None:
-        self._raise_pending(stage)
+        self._raise_pending(stage, epoch_end=True)  # and warn if every batch was skipped
         # Logging the metric objects lets Lightning compute (and sync) them once and reset; the
         # bar's last update of an epoch comes first, so it would show the epoch before's train.
         if (loss := self._mean_loss(stage)).update_called:  # else an overriding step logs
