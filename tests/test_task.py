@@ -324,6 +324,10 @@ def test_weight_decay_skips_biases() -> None:
     groups = LeNet5(weight_decay=0.1, scheduler="none").configure_optimizers().param_groups
     assert groups[0]["weight_decay"] == 0.1 and all(p.ndim > 1 for p in groups[0]["params"])
     assert groups[1]["weight_decay"] == 0.0 and all(p.ndim == 1 for p in groups[1]["params"])
+    # Called by hand with a schedule: Lightning's "LeNet5 is not attached to a `Trainer`".
+    made = r"^the 'onecycle' LR schedule is made for a run's optimizer steps, which only a Trainer"
+    with pytest.raises(RuntimeError, match=made + r" knows: .*scheduler='none'"):
+        LeNet5(scheduler="onecycle").configure_optimizers()
 
 
 def test_the_logged_loss_is_the_mean_over_images_not_over_batches() -> None:

@@ -261,7 +261,8 @@ def run_steps(trainer: Any, scheduler: str) -> int | None:
     trains nothing (``max_steps=0``, ``limit_train_batches=0``).
 
     Refuses an ``accumulate_grad_batches`` below 1, which Lightning takes unchecked (0 divides
-    by zero; -2 trains on), and a run of no finite length, naming what would end it.
+    by zero; -2 trains on), a run of no finite length, naming what would end it, and a
+    schedule without a ``trainer`` (``None``: a hand call of ``configure_optimizers``).
 
     Example:
         >>> import lightning as L
@@ -272,6 +273,12 @@ def run_steps(trainer: Any, scheduler: str) -> int | None:
         ...
         ValueError: accumulate_grad_batches must be an int >= 1 (batches per optimizer step); got 0
     """
+    if trainer is None and scheduler != "none":  # configure_optimizers() called by hand
+        raise RuntimeError(
+            f"the {scheduler!r} LR schedule is made for a run's optimizer steps, which only a "
+            "Trainer knows: configure_optimizers() outside a fit cannot make it; let "
+            "Trainer.fit call it, or pass scheduler='none' and make your own schedule"
+        )
     if not is_int(accumulate := trainer.accumulate_grad_batches, 1):
         raise ValueError(
             "accumulate_grad_batches must be an int >= 1 (batches per optimizer step); "

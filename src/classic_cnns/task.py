@@ -562,7 +562,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         self._made_for: tuple[float, int | None] = (hp.lr, None)
         if hp.scheduler == "none" and self._trainer is None:  # called by hand, outside a run
             return opt
-        if (total := run_steps(self.trainer, hp.scheduler)) is None:  # no schedule to make
+        if (total := run_steps(self._trainer, hp.scheduler)) is None:  # no schedule to make
             return opt
         sched = make_scheduler(hp.scheduler, opt, total)
         self._made_for = (hp.lr, total)
