@@ -125,6 +125,32 @@ def test_a_damaged_copy_is_refused_by_its_content(
     assert path.read_bytes() != b""  # kept for inspection
 
 
+def test_an_unpacked_file_that_kept_its_gz_name_is_read_and_a_swapped_one_named(
+    fashion_raw: Path, tmp_path: Path
+) -> None:
+    # Browsers unpack these files and keep ".gz": refused as "corrupted: delete it" before.
+    raw = _copy_fashion(fashion_raw, tmp_path)
+    name = "t10k-labels-idx1-ubyte.gz"
+    with gzip.open(raw / name) as f:
+        content = f.read()
+    (raw / name).write_bytes(content)
+    dm = FashionMNIST(str(tmp_path), download=False)
+    dm.setup("fit")
+    assert dm._splits["test"][1].tolist() == list(content[8:])
+    # Train and test swapped: each holds the other's published content, which says so.
+    train, test = raw / "train-labels-idx1-ubyte.gz", raw / name
+    train_bytes = train.read_bytes()
+    train.write_bytes(test.read_bytes())
+    test.write_bytes(train_bytes)
+    with pytest.raises(ValueError) as info:
+        FashionMNIST(str(tmp_path), download=False).setup("fit")
+    assert re.fullmatch(
+        rf"{re.escape(str(test))}: content md5 \w+ does not match the published content's "
+        r"\w+; it holds train-labels-idx1-ubyte \(that file's content md5\): rename it",
+        str(info.value),
+    )
+
+
 def test_a_truncated_recompressed_copy_is_refused_with_its_name(
     fashion_raw: Path, tmp_path: Path
 ) -> None:

@@ -37,6 +37,13 @@ def test_data_fetch_downloads_and_checks_the_files(
     (raw / T10K_LABELS).write_bytes((raw / T10K_LABELS).read_bytes()[:3000])
     assert main(args) == 2
     assert f"{raw / T10K_LABELS}: md5 " in capsys.readouterr().err
+    # A damaged unpacked copy beside a good archive: the archive is read, and listed as such.
+    (raw / T10K_LABELS).write_bytes((mirror / T10K_LABELS).read_bytes())
+    (raw / T10K_LABELS.removesuffix(".gz")).write_bytes(b"x")
+    with pytest.warns(UserWarning, match="beside it instead"):
+        assert main(args) == 0
+    assert f"{T10K_IMAGES}, {T10K_LABELS} in {raw}, checked" in capsys.readouterr().out
+    (raw / T10K_LABELS.removesuffix(".gz")).unlink()
     # The default folder is $CLASSIC_CNNS_DATA; a file that fails its md5 is refused in one line.
     (mirror / "train-images-idx3-ubyte.gz").write_bytes(b"not the images")
     monkeypatch.setenv("CLASSIC_CNNS_DATA", str(tmp_path / "elsewhere"))

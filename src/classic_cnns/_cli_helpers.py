@@ -294,7 +294,7 @@ def data_main(argv: Sequence[str]) -> int:
     dm: Any = cls(data_dir=args.data_dir, download=True, protocol=args.protocol)
     dm.prepare_data()
     dm.load_splits()  # files already there are checked too; a bad one is named (exit 2)
-    files = sorted(dm._find(name).name for name, _ in dm._needed())
+    files = sorted(dm.read_from[name].name for name, _ in dm._needed())  # the copies read
     print(f"{cls.__name__} ({args.protocol}): {', '.join(files)} in {dm.raw_dir}, checked")
     return 0
 

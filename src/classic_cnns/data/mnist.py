@@ -45,16 +45,22 @@ __all__ = ["MNIST", "FashionMNIST", "read_idx"]
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur here.
 _UBYTE = 0x08
 _REDOWNLOAD = "delete it and download again"  # for the user's own files, not a download's
+
 _CHUNK = 1 << 24  # bytes read at a time: no buffer of what a lying header announces up front
 _MAX_PAYLOAD = 2**63 - 1  # the most elements a tensor holds (int64 sizes)
 
 
+class _Misnamed(ValueError):
+    """A file that holds another file's published content (train and test swapped, say)."""
+
+
 def _read_bytes(path: Path) -> bytearray:
-    # The file's bytes, decompressed if it is a .gz, read as far as its header says: the
+    # The file's bytes, decompressed if gzipped, read as far as its header says: the
     # header first, then at most one byte more than the shape it announces, so that a longer
     # file (a gzip bomb, from a plain-HTTP mirror) is refused without being decompressed whole.
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
+    try:  # gzip's magic, not the suffix, decides: a browser may keep .gz on an unpacked file
+        with path.open("rb") as f:
+            opener = gzip.open if f.read(2) == b"\x1f\x8b" else open
         with opener(path, "rb") as f:
             data = bytearray(f.read(4))
             data += f.read(4 * _check_magic(data, path))
@@ -125,7 +131,7 @@ def _parse_idx(data: bytearray, path: Path) -> Tensor:
 
 
 def read_idx(path: str | os.PathLike[str]) -> Tensor:
-    """Read an IDX file of unsigned bytes (``.gz`` or not) into a uint8 tensor.
+    """Read an IDX file of unsigned bytes (gzipped or not, whatever its name) into a uint8 tensor.
 
     The header is read first, and then no more than one byte past the data it announces:
     a longer file (a gzip bomb) is refused without being decompressed whole.
@@ -227,6 +233,7 @@ class MNIST(InMemoryDataModule):
         self.data_dir = as_folder("data_dir", data_dir)
         self.download = download
         self.protocol = protocol
+        self.read_from: dict[str, Path] = {}  # each file's copy that verified (data fetch's)
 
     @property
     def raw_dir(self) -> Path:
@@ -288,17 +295,17 @@ class MNIST(InMemoryDataModule):
         copies = self._copies(filename)
         assert copies, "load_splits checks that every file is present"
         try:
-            return self._verified(copies[0], filename)
+            images, self.read_from[filename] = self._verified(copies[0], filename), copies[0]
         except ValueError as err:
             if len(copies) == 1:
                 raise
             try:
-                images = self._verified(copies[1], filename)
+                images, self.read_from[filename] = self._verified(copies[1], filename), copies[1]
             except ValueError as also:  # both damaged: name both
                 raise ValueError(f"{err}\n{also}") from None
             why = str(err).replace(_REDOWNLOAD, "delete it")  # the archive beside it is good
             warn(f"{why}; read {copies[1].name} beside it instead")
-            return images
+        return images
 
     def _verified(self, path: Path, filename: str) -> Tensor:
         # The published archive passes by its md5. Any other copy (recompressed by a mirror,
@@ -313,12 +320,15 @@ class MNIST(InMemoryDataModule):
             known = self.content_md5.get(filename.removesuffix(".gz"))
             content = hashlib.md5(data, usedforsecurity=False).hexdigest()
             if known is not None and content != known:
-                raise ValueError(
+                what = f"the file is corrupted or not the original: {_REDOWNLOAD}"
+                if other := [n for n, m in self.content_md5.items() if m == content]:
+                    what = f"it holds {other[0]} (that file's content md5): rename it"
+                raise (_Misnamed if other else ValueError)(
                     f"{path}: content md5 {content} does not match the published content's "
-                    f"{known}; the file is corrupted or not the original: {_REDOWNLOAD}"
+                    f"{known}; {what}"
                 )
         except ValueError as err:
-            if path.suffix != ".gz":
+            if path.suffix != ".gz" or isinstance(err, _Misnamed):
                 raise
             reason = str(err).removeprefix(f"{path}: ")
             raise ValueError(
