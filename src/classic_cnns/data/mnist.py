@@ -163,6 +163,7 @@ class MNIST(InMemoryDataModule):
         download: Download missing files in ``prepare_data`` (md5-checked). With
             ``False``, the IDX files (``.gz`` or not) must already be in ``data_dir``; a
             recompressed or uncompressed copy is accepted by its decompressed content.
+            After ``setup``, ``read_from`` maps each file's name to the copy read.
         protocol: ``"standard"`` (60,000 training and 10,000 test images) or ``"10k"``:
             only the test file, the first 8,000 images to train and the last 2,000 to test.
         batch_size: Images per batch; ``None``: the model's recipe (see the base class).
