@@ -262,7 +262,8 @@ def run_steps(trainer: Any, scheduler: str) -> int | None:
 
     Refuses an ``accumulate_grad_batches`` below 1, which Lightning takes unchecked (0 divides
     by zero; -2 trains on), a run of no finite length, naming what would end it, and a
-    schedule without a ``trainer`` (``None``: a hand call of ``configure_optimizers``).
+    schedule without a ``trainer`` (``None``: a hand call of ``configure_optimizers``, which
+    gets no schedule with ``scheduler="none"``).
 
     Example:
         >>> import lightning as L
@@ -273,7 +274,9 @@ def run_steps(trainer: Any, scheduler: str) -> int | None:
         ...
         ValueError: accumulate_grad_batches must be an int >= 1 (batches per optimizer step); got 0
     """
-    if trainer is None and scheduler != "none":  # configure_optimizers() called by hand
+    if trainer is None:  # configure_optimizers() called by hand, outside a run
+        if scheduler == "none":
+            return None
         raise RuntimeError(
             f"the {scheduler!r} LR schedule is made for a run's optimizer steps, which only a "
             "Trainer knows: configure_optimizers() outside a fit cannot make it; let "

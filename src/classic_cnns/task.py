@@ -560,8 +560,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         # What they are made for: lr and the run's steps (None: no schedule). on_fit_start
         # remakes them for another; on_train_start refuses a resumed schedule of another length.
         self._made_for: tuple[float, int | None] = (hp.lr, None)
-        if hp.scheduler == "none" and self._trainer is None:  # called by hand, outside a run
-            return opt
+        # None: called by hand, outside a run (a schedule is refused there: no run length)
         if (total := run_steps(self._trainer, hp.scheduler)) is None:  # no schedule to make
             return opt
         sched = make_scheduler(hp.scheduler, opt, total)
