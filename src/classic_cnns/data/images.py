@@ -231,8 +231,8 @@ def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
                          "(PNG, JPEG, GIF, WebP, BMP, TIFF, PBM/PGM/PPM are read)")  # fmt: skip
     if webp and data[12:16] == b"VP8X" and data[20:21] and data[20] & 0x02:  # animated
         return _first_webp_frame(data)
-    colour_png = data[:8] == b"\x89PNG\r\n\x1a\n" and data[25:26] in (b"\x02", b"\x03", b"\x06")
-    rgb = webp or data[:4] == b"GIF8" or colour_png  # IHDR's colour type: RGB, palette, RGBA
+    colour_png = data.startswith(_PNG) and data[25:26] in (b"\x02", b"\x03", b"\x06")
+    rgb = webp or data.startswith(_GIF) or colour_png  # IHDR's colour type: RGB, palette, RGBA
     mode: Literal["GRAY", "RGB"] = "GRAY" if channels == 1 and not rgb else "RGB"
     encoded = torch.frombuffer(data, dtype=torch.uint8)
     if _torchvision_decode is not None:
@@ -254,7 +254,8 @@ def _decode_file(path: str | os.PathLike[str], channels: int) -> Tensor:
 
 
 # The signatures of PNG, JPEG and GIF, which the decoders read (and WebP's, AVIF's, HEIC's).
-_DECODED = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8")
+_PNG, _GIF = b"\x89PNG\r\n\x1a\n", b"GIF8"
+_DECODED = (_PNG, b"\xff\xd8\xff", _GIF)
 # The signatures of BMP, TIFF (both byte orders) and netpbm files (PBM, PGM, PPM; plain or
 # binary): formats PIL reads and the decoders do not.
 _PIL_ONLY = (b"BM", b"II*\x00", b"MM\x00*", *(b"P%d" % n for n in range(1, 7)))

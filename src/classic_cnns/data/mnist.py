@@ -45,7 +45,6 @@ __all__ = ["MNIST", "FashionMNIST", "read_idx"]
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur here.
 _UBYTE = 0x08
 _REDOWNLOAD = "delete it and download again"  # for the user's own files, not a download's
-
 _CHUNK = 1 << 24  # bytes read at a time: no buffer of what a lying header announces up front
 _MAX_PAYLOAD = 2**63 - 1  # the most elements a tensor holds (int64 sizes)
 
