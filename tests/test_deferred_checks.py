@@ -234,3 +234,22 @@ def test_soft_labels_that_do_not_sum_to_one_are_refused(total: float) -> None:
     # Rounded probabilities pass: bf16 MixUp labels (a mix of two one-hot rows).
     mixed = 0.37 * F.one_hot(torch.arange(8) % 10, 10) + 0.63 * F.one_hot(torch.arange(8) + 1, 10)
     _guard.check_label_values(mixed.to(torch.bfloat16), 10)
+
+
+def test_the_record_keeps_every_step_until_read_and_reports_the_first_problem() -> None:
+    # 200 steps between reads (a long evaluation epoch) outgrow the record's first rows twice;
+    # the first problem is reported, with a label too large for float32 read back exactly.
+    guard = _guard.StepGuard(num_classes=10)
+    x, y, loss = torch.zeros(2, 1, 4, 4), torch.tensor([0, 9]), torch.tensor(0.5)
+    for step in range(200):
+        guard.labels(torch.tensor([3, 2**40 + 1]) if step == 170 else y, (step, 1), eager=False)
+        guard.images(torch.full_like(x, -math.inf) if step == 190 else x, (step, 1), eager=False)
+        guard.loss(torch.tensor(math.nan) if step in (150, 160) else loss, (step, 1), eager=False)
+    assert guard.pending() == ("loss", 150, 1, 0, 0)
+    assert guard.pending() is None  # read and cleared
+    for step in range(100):
+        guard.labels(torch.tensor([3, 2**40 + 1]) if step == 99 else y, (step, 2), eager=False)
+        guard.images(torch.full_like(x, math.nan) if step == 98 else x, (step, 2), eager=False)
+    assert guard.pending() == ("images", 98, 2, 0, 0)
+    guard.labels(torch.tensor([3, 2**40 + 1]), (7, 3), eager=False)
+    assert guard.pending() == ("labels", 7, 3, 3, 2**40 + 1)

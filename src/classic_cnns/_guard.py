@@ -21,6 +21,7 @@ and reported at the next read, like a non-finite value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
@@ -46,16 +47,14 @@ __all__ = [
 # What a step does with a batch whose images or loss are not finite.
 NonFinitePolicy = Literal["raise", "skip", "ignore"]
 
-# Kinds of problem, in the record's first slot. The record is int64:
-# [kind, global step, epoch, low label, high label].
-_NONE, _LABELS, _IMAGES, _LOSS, _SOFT = 0, 1, 2, 3, 4
+# Kinds of check. A deferred check keeps its kind, step and epoch on the host and its values
+# on the device, judged when read: the least and greatest label or pixel, the loss, or 1 for
+# good soft labels and 0 for bad.
 ProblemKind = Literal["labels", "images", "loss", "soft labels"]
-_KINDS: dict[int, ProblemKind] = {
-    _LABELS: "labels",
-    _IMAGES: "images",
-    _LOSS: "loss",
-    _SOFT: "soft labels",
-}
+_LABELS: ProblemKind = "labels"
+_IMAGES: ProblemKind = "images"
+_LOSS: ProblemKind = "loss"
+_SOFT: ProblemKind = "soft labels"
 _SOFT_RANGE = "soft labels must be class probabilities, in [0, 1] and summing to 1 per image"
 # How far a row of soft labels may sum from 1: bf16 rounds each of a row's values by up to
 # 2**-9 of itself, so a row of probabilities sums to 1 within 2**-9.
@@ -352,7 +351,8 @@ class StepGuard:
 
     def __init__(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self._record: Tensor | None = None
+        self._values: Tensor | None = None  # (capacity, 2), a row per deferred check
+        self._rows: list[tuple[ProblemKind, int, int]] = []  # each row's kind, step and epoch
         self._seen = self._skipped = self._epoch = 0  # this epoch's batches, read eagerly
 
     # -- the checks of one step ----------------------------------------------------------
@@ -372,58 +372,43 @@ class StepGuard:
             low, high, least, most = _soft_bounds(y)
             tol = _SOFT_SUM_TOLERANCE
             good = (low >= 0) & (high <= 1) & ((least - 1).abs() <= tol) & ((most - 1).abs() <= tol)
-            self._note(~good, _SOFT, where)  # NaN is bad too
+            self._note(_SOFT, where, good)  # NaN is bad too
             return y.nan_to_num(0.0).clamp(0, 1)
-        low, high = torch.aminmax(y.detach())
-        bad = (low < 0) | (high >= self.num_classes)
-        self._note(bad, _LABELS, where, low, high)
+        self._note(_LABELS, where, *torch.aminmax(y.detach()))  # judged when read
         return y.clamp(0, self.num_classes - 1)
 
     def images(self, x: Tensor, where: tuple[int, int], eager: bool) -> bool:
         """Whether ``x`` is all finite; deferred, record a problem and return ``True``."""
         if not x.is_floating_point():  # integers are finite; forward names a wrong dtype
             return True
-        finite = _finite(x)
         if eager:
-            self._skipped += not (ok := bool(finite))
+            self._skipped += not (ok := bool(_finite(x)))
             return ok
-        self._note(~finite, _IMAGES, where)
+        self._note(_IMAGES, where, *torch.aminmax(x.detach()))  # NaN is the least and greatest
         return True
 
     def loss(self, loss: Tensor, where: tuple[int, int], eager: bool) -> bool:
         """Whether ``loss`` is finite; deferred, record a problem and return ``True``."""
-        finite = torch.isfinite(loss.detach())
         if eager:
-            self._skipped += not (ok := bool(finite))
+            self._skipped += not (ok := bool(torch.isfinite(loss.detach())))
             return ok
-        self._note(~finite, _LOSS, where)
+        self._note(_LOSS, where, loss.detach())
         return True
 
     # -- the record ----------------------------------------------------------------------
-    def _note(
-        self,
-        bad: Tensor,
-        kind: int,
-        where: tuple[int, int],
-        low: Tensor | None = None,
-        high: Tensor | None = None,
-    ) -> None:
-        device = bad.device
-        if self._record is None or self._record.device != device:
-            self._record = torch.zeros(5, dtype=torch.long, device=device)
-        # torch.full fills on the device; torch.tensor([...]) would copy from the host
-        # (and a host-to-device copy of pageable memory waits for the device).
-        entry = torch.stack(
-            [
-                torch.full((), kind, dtype=torch.long, device=device),
-                torch.full((), where[0], dtype=torch.long, device=device),
-                torch.full((), where[1], dtype=torch.long, device=device),
-                low if low is not None else torch.zeros((), dtype=torch.long, device=device),
-                high if high is not None else torch.zeros((), dtype=torch.long, device=device),
-            ]
-        )
-        first = bad & (self._record[0] == _NONE)
-        self._record = torch.where(first, entry, self._record)
+    def _note(self, kind: ProblemKind, where: tuple[int, int], *values: Tensor) -> None:
+        # A row per check: its values copied on the device (one small kernel each, where
+        # building and comparing a whole record took ten), its kind and place kept here.
+        # float64 holds every int64 label up to 2**53 exactly (MPS has only float32).
+        n, device = len(self._rows), values[0].device
+        if self._values is None or self._values.device != device:
+            dtype = torch.float32 if device.type == "mps" else torch.float64
+            self._values, self._rows, n = torch.zeros(64, 2, dtype=dtype, device=device), [], 0
+        elif n == len(self._values):  # full: twice the rows, copied on the device
+            self._values = torch.cat([self._values, torch.zeros_like(self._values)])
+        for slot, value in zip(self._values[n], values, strict=False):
+            slot.copy_(value)
+        self._rows.append((kind, *where))
 
     def report_pending(
         self, stage: str, epoch_end: bool = False, *, policy: NonFinitePolicy, name: str, lr: float
@@ -463,10 +448,18 @@ class StepGuard:
 
     def pending(self) -> Problem | None:
         """Read the record (one device read) and clear it: the first problem seen, or ``None``."""
-        if self._record is None:
+        if not self._rows or self._values is None:
             return None
-        kind, step, epoch, low, high = self._record.tolist()
-        self._record = None
-        if kind == _NONE:
-            return None
-        return Problem(_KINDS[kind], step, epoch, low, high)
+        rows, self._rows = self._rows, []
+        values = self._values[: len(rows)].tolist()  # the one device read
+        for (kind, step, epoch), (a, b) in zip(rows, values, strict=True):
+            bad = {
+                _LABELS: a < 0 or b >= self.num_classes,
+                _IMAGES: not (math.isfinite(a) and math.isfinite(b)),
+                _LOSS: not math.isfinite(a),
+                _SOFT: a == 0,
+            }[kind]
+            if bad:
+                low, high = (int(a), int(b)) if kind == _LABELS else (0, 0)
+                return Problem(kind, step, epoch, low, high)
+        return None
