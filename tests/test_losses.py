@@ -153,6 +153,22 @@ def test_a_class_the_teacher_rules_out_adds_nothing_and_the_gradient_stays_finit
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_soft_targets_of_a_masked_class_give_the_class_index_loss(reduction: str) -> None:
+    # A class of probability 0 with a -inf logit adds 0 (torch's soft cross-entropy: NaN), so a
+    # one-hot target gives the class index's loss, and the gradient stays finite.
+    logits = torch.tensor([[0.0, 0.0, float("-inf")], [1.0, -2.0, 0.5]], requires_grad=True)
+    index = cross_entropy(logits, torch.tensor([0, 2]), reduction)
+    one_hot = cross_entropy(logits, torch.tensor([[1.0, 0, 0], [0, 0, 1.0]]), reduction)
+    assert float(one_hot) == pytest.approx(float(index), rel=1e-6)
+    assert float(index) == pytest.approx(_reduce([math.log(2), 1.0046], reduction, 2), abs=1e-4)
+    one_hot.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+    # Smoothing gives the masked class a share of the target: the loss is then infinite.
+    smoothed = torch.tensor([[1.0, 0, 0]])
+    assert math.isinf(float(cross_entropy(logits[:1], smoothed, label_smoothing=0.1)))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
 def test_distillation_mixes_the_soft_and_hard_terms_by_alpha(reduction: str, alpha: float) -> None:
     temperature = 3.0

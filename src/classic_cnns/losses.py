@@ -201,7 +201,13 @@ def cross_entropy(
     _check_reduction(reduction, logits.shape[0])
     _check_label_smoothing(label_smoothing)
     logits, target = _as_target(target, logits)
-    return F.cross_entropy(logits, target, reduction=reduction, label_smoothing=label_smoothing)
+    if not target.is_floating_point():
+        return F.cross_entropy(logits, target, reduction=reduction, label_smoothing=label_smoothing)
+    # Probabilities: a class of q = 0 adds exactly 0, as kl_div's, also where its logit is
+    # -inf (a masked class), where torch's soft cross-entropy gives 0 * -inf = NaN.
+    q = target * (1 - label_smoothing) + label_smoothing / target.shape[1]
+    total = -(q * F.log_softmax(logits, dim=1)).masked_fill(q == 0, 0.0).sum()
+    return total / logits.shape[0] if reduction == "mean" else total
 
 
 def mse(logits: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:

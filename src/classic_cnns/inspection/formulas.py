@@ -194,8 +194,9 @@ def pool2d_output_size(
 
     Raises:
         ValueError: for an argument PyTorch rejects (including padding larger than half
-            the kernel), or if the output would be empty; the message fills the formula
-            in with the numbers.
+            the kernel), a ``ceil_mode`` other than a bool (PyTorch takes any truthy value),
+            or if the output would be empty; the message fills the formula in with the
+            numbers.
 
     Example:
         >>> pool2d_output_size(112, kernel_size=3, stride=2, padding=1)  # ResNet's stem pool
