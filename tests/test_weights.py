@@ -401,8 +401,9 @@ def test_a_file_of_another_network_is_refused_not_half_loaded(tmp_path) -> None:
     torch.save({"a": [1, 2]}, tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match=r"list.pt: expected a Lightning checkpoint .*list"):
         read_weights_file(tmp_path / "list.pt")
-    with pytest.raises(ValueError, match=r"does not record which model it holds"):
+    with pytest.raises(ValueError, match=r"does not record which model it holds") as info:
         load_model(tmp_path / "resnet.pt")
+    assert "create_model(NAME, checkpoint_path=" in str(info.value)  # no other model's name
 
 
 def test_only_the_head_may_differ_unless_strict_is_false(tmp_path) -> None:
@@ -415,8 +416,10 @@ def test_only_the_head_may_differ_unless_strict_is_false(tmp_path) -> None:
     torch.save(checkpoint, tmp_path / "broken.ckpt")
     expected = r"2 key\(s\) of the checkpoint do not fit LeNet5 outside its head:"
     expected += r"\n  net.extra \(not in this network\)\n  net.c3.0.weight \(not in the source\);"
-    with pytest.raises(ValueError, match=expected + r"(.|\n)*pass strict=False"):
+    with pytest.raises(ValueError, match=expected + r"(.|\n)*pass strict=False") as info:
         LeNet5.load_from_checkpoint(tmp_path / "broken.ckpt")
+    # What a command-line user can do too: --weights has no strict option, --pretrained is lenient.
+    assert "the command line's --weights has no such option, but --pretrained" in str(info.value)
     with pytest.raises(ValueError, match=r"2 key\(s\) of .*broken.ckpt do not fit LeNet5Net"):
         load_model(tmp_path / "broken.ckpt")
     with pytest.raises(ValueError, match=r"16 key\(s\) of the checkpoint do not fit"):

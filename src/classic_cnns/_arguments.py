@@ -106,15 +106,13 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
         )
     if kwargs["num_classes"] == 0:  # timm's headless model
         raise ValueError(
-            "num_classes must be a positive int; got 0. The task trains a classifier; for "
+            "num_classes must be an int of at least 2; got 0. The task trains a classifier; for "
             "features, take the plain network and remove its head: model.net.reset_classifier(0)"
         )
-    for name in ("num_classes", "in_channels"):
-        value = kwargs[name]
-        if not is_int(value, 1):
-            raise ValueError(f"{name} must be a positive int; got {value!r}")
-    if kwargs["num_classes"] < 2:
-        raise ValueError(f"num_classes must be at least 2; got {kwargs['num_classes']}")
+    if not is_int(kwargs["num_classes"], 2):
+        raise ValueError(f"num_classes must be an int of at least 2; got {kwargs['num_classes']!r}")
+    if not is_int(kwargs["in_channels"], 1):
+        raise ValueError(f"in_channels must be a positive int; got {kwargs['in_channels']!r}")
     check_settings(**{k: kwargs[k] for k in _OPTIMIZER_SETTINGS})
     smoothing, aux = kwargs["label_smoothing"], kwargs["aux_loss_weight"]
     if not (is_number(smoothing) and 0 <= smoothing < 1):

@@ -217,8 +217,10 @@ def load_model(
     if arch is None:
         raise ValueError(
             f"{file.source} does not record which model it holds (no 'arch' hyperparameter); "
-            "build the model yourself and pass checkpoint_path, e.g. create_model('resnet20', "
-            f"checkpoint_path={file.source!r})"
+            "build the model yourself: create_model(NAME, checkpoint_path="
+            f"{file.source!r}), NAME the model it holds (`classic-cnns list` names them). The "
+            "command line reads only files that record it: a Lightning checkpoint of one of the "
+            "package's models, or a .safetensors file from export_model"
         )
     if not given:  # a model of one's own, not imported
         saved_model_info(arch, file.source)

@@ -315,8 +315,9 @@ def _require_fit(own: Mapping[str, Any], state: Mapping[str, Any], skipped: Mapp
         where = "" if strict else " outside its head"
         lenient = "" if strict else (
             "; it holds another network, or one built with other options. To load what fits "
-            "and leave the rest fresh, pass strict=False (to load_from_checkpoint, "
-            "create_model, load_model or load_into)"
+            "and leave the rest fresh, pass strict=False (in Python: to load_from_checkpoint, "
+            "create_model, load_model or load_into; the command line's --weights has no such "
+            "option, but --pretrained loads torchvision's weights so, from torch.hub's cache)"
         )  # fmt: skip
         raise ValueError(
             f"{len(refused)} key(s) of {source} do not fit {target}{where}:"
