@@ -361,6 +361,9 @@ def test_the_figures_draw_the_numbers_they_are_given() -> None:
         ([], [], "(C >= 1) and C class names; got shape (0,) and 0 names"),
         ([[1, 2], [3]], ["a", "b"], "matrix of counts; could not read one (expected sequence"),
         ([[1, -2], [0, 1]], ["a", "b"], "expected counts of at least 0; got -2"),
+        ([[1, float("nan")], [0, 1]], ["a", "b"], "expected whole-number counts; got nan"),
+        ([[1, float("inf")], [0, 1]], ["a", "b"], "expected whole-number counts; got inf"),
+        ([[0.5, 0.25], [1 / 3, 2 / 3]], ["a", "b"], "expected whole-number counts; got 0.5"),
     ],
 )
 def test_a_confusion_matrix_must_be_square_counts_with_a_name_per_class(
@@ -369,6 +372,41 @@ def test_a_confusion_matrix_must_be_square_counts_with_a_name_per_class(
     with pytest.raises(ValueError) as info:
         plot_confusion_matrix(matrix, names)
     assert message in str(info.value)
+
+
+def test_a_confusion_matrix_takes_whole_counts_of_any_numeric_dtype() -> None:
+    # uint32 counts (numpy's from some tools) had no comparison in torch; float counts of
+    # whole numbers are shown as ints; a zero cell is left blank.
+    import numpy as np
+
+    for matrix in (
+        np.array([[1, 2], [3, 0]], dtype=np.uint32),
+        [[1.0, 2.0], [3.0, 0.0]],
+        torch.tensor([[1, 2], [3, 0]], dtype=torch.int16),
+    ):
+        figure = plot_confusion_matrix(matrix, ["a", "b"])
+        assert [t.get_text() for t in figure.axes[0].texts] == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        ([], "expected a non-empty list of dicts, one per epoch; got []"),
+        ([{"train_loss": 1.0}], "to hold a number 'epoch'; got {'train_loss': 1.0}"),
+        ([{"epoch": 0, "train_loss": None}], "expected train_loss to be a number; got None at"),
+        ([{"epoch": 0, "val_acc": "0.9"}], "expected val_acc to be a number; got '0.9' at epoch 0"),
+    ],
+)
+def test_curves_need_an_epoch_and_numbers(history: list, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        plot_curves(history)
+    assert message in str(info.value)
+
+
+def test_curves_are_drawn_in_the_order_of_their_epochs() -> None:
+    figure = plot_curves([{"epoch": 2, "train_loss": 0.5}, {"epoch": 0, "train_loss": 1.5}])
+    (line,) = figure.axes[0].get_lines()
+    assert list(line.get_xdata()) == [0, 2] and list(line.get_ydata()) == [1.5, 0.5]
 
 
 def test_the_curves_say_what_the_training_loss_adds(tmp_path: Path, monkeypatch) -> None:
@@ -393,6 +431,13 @@ def test_the_curves_say_what_the_training_loss_adds(tmp_path: Path, monkeypatch)
     (fig,) = drawn
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert labels == ["training (labels smoothed by 0.1)", "validation"]
+    # And what the datamodule does to the training labels: MixUp, CutMix.
+    drawn.clear()
+    dm = Digits(mixup_alpha=0.2, cutmix_alpha=1.0)
+    _trainer(tmp_path / "mixed", TrainingPlots(), epochs=1).fit(LeNet5(), dm)
+    labels = drawn[0].axes[0].get_legend_handles_labels()[1]
+    mixed = "MixUp (alpha 0.2) and CutMix (alpha 1)"
+    assert labels == [f"training (labels mixed by {mixed})", "validation"]
 
 
 def _loader(n: int = 16) -> torch.utils.data.DataLoader:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import csv
 import math
+import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from classic_cnns._checks import check_flag
+from classic_cnns._checks import check_flag, is_number
 from classic_cnns._writers import RUN_ELSEWHERE, refuse_replacing, save_png
 from classic_cnns.files import atomic_path
 from classic_cnns.task import ImageClassifier
@@ -36,6 +37,7 @@ CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 CONFUSION_CSV = "confusion_matrix.csv"
 _EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1")
+_CURVES = _EPOCH_KEYS[:4]  # what plot_curves draws
 _MISSING = "plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')"
 
 
@@ -69,6 +71,10 @@ def plot_curves(
     Returns:
         A ``matplotlib.figure.Figure`` (``fig.savefig(path)`` writes it).
 
+    Raises:
+        ValueError: if ``history`` is empty, a dict has no number ``epoch`` or one of the
+            four values is not a number. The epochs are drawn in their order.
+
     Example:
         >>> from classic_cnns.plots import plot_curves
         >>> fig = plot_curves([{"epoch": 0, "train_loss": 1.2, "val_loss": 0.9,
@@ -85,6 +91,7 @@ def plot_curves(
     """
     from matplotlib.ticker import MaxNLocator
 
+    history = _checked_history(history)
     fig = _figure(10, 3.8)
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [h["epoch"] for h in history]
@@ -116,6 +123,22 @@ def plot_curves(
     return fig
 
 
+def _checked_history(history: Any) -> list[dict[str, float]]:
+    # One dict per epoch, a number "epoch" in each; a curve's value is a real number (NaN and
+    # inf are kept: they leave a gap, which the legend explains). Sorted by epoch.
+    if not isinstance(history, Sequence) or isinstance(history, str) or not history:
+        raise ValueError(f"expected a non-empty list of dicts, one per epoch; got {history!r}")
+    for row in history:
+        epoch = row.get("epoch") if isinstance(row, Mapping) else None
+        if not is_number(epoch):
+            raise ValueError(f"expected each epoch's dict to hold a number 'epoch'; got {row!r}")
+        for key in _CURVES:
+            value = row.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"expected {key} to be a number; got {value!r} at epoch {epoch}")
+    return sorted(history, key=lambda row: row["epoch"])
+
+
 _MAX_LABELS = 40  # classes named on each axis of a confusion matrix, and its size's cap
 
 
@@ -124,12 +147,12 @@ def plot_confusion_matrix(
 ) -> Any:
     """A confusion matrix as a heat map with its counts (rows: true class, columns: predicted).
 
-    Up to 30 classes each cell shows its count; up to 40, each class is named. Beyond that
+    Up to 30 classes each non-zero cell shows its count; up to 40, each class is named. Beyond that
     the figure keeps the size of 40 classes, the colours tell the counts and every k-th class
     is named (the CSV that ``TrainingPlots`` writes has every count).
 
     Args:
-        matrix: ``(C, C)`` counts.
+        matrix: ``(C, C)`` counts (whole numbers, of any numeric dtype).
         class_names: ``C`` names for the axes.
         title: Shown above the matrix.
 
@@ -137,8 +160,8 @@ def plot_confusion_matrix(
         A ``matplotlib.figure.Figure``.
 
     Raises:
-        ValueError: if the matrix is not square, is empty or holds a negative count, or the
-            names do not match its size.
+        ValueError: if the matrix is not square, is empty or holds a count that is negative,
+            fractional or not finite, or the names do not match its size.
 
     Example:
         >>> from classic_cnns.plots import plot_confusion_matrix
@@ -146,9 +169,9 @@ def plot_confusion_matrix(
         >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
         ('predicted', 'true')
     """
-    try:
-        counts = torch.as_tensor(matrix)
-    except (TypeError, ValueError) as err:  # ragged rows, strings, ...
+    try:  # in float64, which every numeric dtype converts to (uint32 has no comparisons)
+        counts = torch.as_tensor(matrix).detach().cpu().to(torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:  # ragged rows, strings, ...
         raise ValueError(
             f"expected a square (C, C) matrix of counts; could not read one ({err})"
         ) from err
@@ -159,8 +182,10 @@ def plot_confusion_matrix(
             f"{tuple(counts.shape)} and {len(class_names)} names"
         )
     if bool((counts < 0).any()):
-        raise ValueError(f"expected counts of at least 0; got {counts.min().item()}")
-    rows = counts.tolist()
+        raise ValueError(f"expected counts of at least 0; got {counts.min().item():g}")
+    if bad := [c for c in counts.flatten().tolist() if not (math.isfinite(c) and c == int(c))]:
+        raise ValueError(f"expected whole-number counts; got {bad[0]!r}")
+    rows = counts.long().tolist()
     cells = min(max(n, 6), _MAX_LABELS)  # a 1000-class figure grew to 50,000 px a side
     fig = _figure(1.5 + 0.45 * cells, 1.2 + 0.42 * cells)
     ax = fig.subplots()
@@ -324,8 +349,15 @@ class TrainingPlots(L.Callback):
         if _matplotlib_missing():
             rank_zero_info(_MISSING)
             return
-        terms = getattr(pl_module, "train_loss_terms", "")
-        fig = plot_curves(self.history, f"{type(pl_module).__name__}: loss and accuracy", terms)
+        dm = getattr(trainer, "datamodule", None)  # MixUp and CutMix mix the training labels
+        alphas = (
+            ("MixUp", getattr(dm, "mixup_alpha", 0)),
+            ("CutMix", getattr(dm, "cutmix_alpha", 0)),
+        )
+        mixed = " and ".join(f"{name} (alpha {alpha:g})" for name, alpha in alphas if alpha)
+        terms = [getattr(pl_module, "train_loss_terms", ""), mixed and f"labels mixed by {mixed}"]
+        title = f"{type(pl_module).__name__}: loss and accuracy"
+        fig = plot_curves(self.history, title, ", ".join(t for t in terms if t))
         self._save(fig, folder / CURVES_FILE)
 
     def state_dict(self) -> dict[str, Any]:
