@@ -1631,3 +1631,16 @@ def test_a_config_section_of_arguments_alone_keeps_the_default_class(
     assert saved[0]["model"]["class_path"] == "classic_cnns.LeNet5"
     assert saved[0]["model"]["init_args"]["lr"] == 0.05
     assert saved[1]["model"]["init_args"]["arch"] == "resnet20"
+
+
+@pytest.mark.parametrize("command", ["fit", "validate"])
+@pytest.mark.parametrize("flag", ["--trainer.max_epoch", "--conf", "--seed"])
+def test_an_abbreviated_flag_is_refused(
+    capsys: pytest.CaptureFixture[str], command: str, flag: str
+) -> None:
+    # argparse took a flag's prefix for the flag; the CLI reads --config and --model by their
+    # full names, so `--conf FILE` with `model: alexnet` in FILE failed as "not a class".
+    assert (
+        main([command, "--model", "lenet5", "--data", "Digits", flag, "2", "--print_config"]) == 2
+    )
+    assert f"unrecognized arguments: {flag} 2" in capsys.readouterr().err

@@ -106,7 +106,13 @@ class ClassicCLI(LightningCLI):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("parser_kwargs", {"prog": "classic-cnns"})
+        # No abbreviated flags: the CLI reads --config and --model itself, by their full names
+        # (--conf would skip that), and --trainer.max_epoch should not pass for max_epochs.
+        exact = {"allow_abbrev": False}
+        commands = ("fit", "validate", "test", "predict")
+        kwargs.setdefault(
+            "parser_kwargs", {"prog": "classic-cnns", **exact, **dict.fromkeys(commands, exact)}
+        )
         super().__init__(
             ImageClassifier,
             InMemoryDataModule,
