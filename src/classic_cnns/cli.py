@@ -106,13 +106,9 @@ class ClassicCLI(LightningCLI):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        # No abbreviated flags: the CLI reads --config and --model itself, by their full names
-        # (--conf would skip that), and --trainer.max_epoch should not pass for max_epochs.
-        exact = {"allow_abbrev": False}
-        commands = ("fit", "validate", "test", "predict")
-        kwargs.setdefault(
-            "parser_kwargs", {"prog": "classic-cnns", **exact, **dict.fromkeys(commands, exact)}
-        )
+        exact = {"allow_abbrev": False}  # flags in full: the CLI reads --config, --model itself
+        commands = dict.fromkeys(("fit", "validate", "test", "predict"), exact)
+        kwargs.setdefault("parser_kwargs", {"prog": "classic-cnns", **exact, **commands})
         super().__init__(
             ImageClassifier,
             InMemoryDataModule,
