@@ -1644,3 +1644,13 @@ def test_an_abbreviated_flag_is_refused(
         main([command, "--model", "lenet5", "--data", "Digits", flag, "2", "--print_config"]) == 2
     )
     assert f"unrecognized arguments: {flag} 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("given", "cls"), [("Resnet", "ResNet"), ("densenet", "DenseNet")])
+def test_a_class_name_in_another_case_is_suggested(
+    capsys: pytest.CaptureFixture[str], given: str, cls: str
+) -> None:
+    # --help says --model takes a class or a registered name; the error suggested only names.
+    assert main(["fit", "--model", given, "--print_config"]) == 2
+    assert f"unknown model '{given}'" in (err := capsys.readouterr().err)
+    assert f"Or the class '{cls}': --model {cls}" in err

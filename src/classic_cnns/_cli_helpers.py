@@ -172,7 +172,7 @@ def expand_model_names(argv: Sequence[str]) -> list[str]:
         elif flag in ("--model", "--model.help") and i + 1 < len(args):
             value, step = args[i + 1], 2
         if value is not None and "." not in value and "{" not in value and value not in classes:
-            cls = family_class(model_info(value).family)  # unknown names raise with suggestions
+            cls = family_class(_family(value, classes))  # unknown names raise with suggestions
             out += [flag, f"classic_cnns.{cls.__name__}"]
             out += [f"--model.arch={value}"] if flag == "--model" else []
         elif flag == "--model" and (own := _own_arch(str(value), args[:i])):
@@ -182,6 +182,17 @@ def expand_model_names(argv: Sequence[str]) -> list[str]:
             step = 1
         i += step
     return out
+
+
+def _family(name: str, classes: Sequence[str]) -> str:
+    # A registered name's family; an unknown one raises model_info's error, which suggests
+    # registered names, and the class where only the case differs (--model Resnet: ResNet).
+    try:
+        return model_info(name).family
+    except ValueError as err:
+        if not (same := [c for c in classes if c.lower() == name.lower()]):
+            raise
+        raise ValueError(f"{err} Or the class {same[0]!r}: --model {same[0]}") from err
 
 
 def _own_arch(name: str, args: Sequence[str]) -> str | None:
