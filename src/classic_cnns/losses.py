@@ -139,6 +139,12 @@ def _check_target(target: Any, logits: Tensor) -> None:
         _guard.check_label_values(target, c)
 
 
+def _weighted(p: Tensor, log_terms: Tensor) -> Tensor:
+    # p * log_terms per class, exactly 0 where p = 0: the convention 0 * log 0 = 0, also
+    # against a -inf log (a class ruled out or masked), where torch's product gives NaN.
+    return (p * log_terms).masked_fill(p == 0, 0.0)
+
+
 def _as_target(target: Tensor, logits: Tensor, one_hot: bool = False) -> tuple[Tensor, Tensor]:
     # The logits and the target as torch's loss takes them. Class indices: int64, or one-hot
     # rows in the logits' dtype; probabilities: both in the wider of the two dtypes (bf16
@@ -203,10 +209,9 @@ def cross_entropy(
     logits, target = _as_target(target, logits)
     if not target.is_floating_point():
         return F.cross_entropy(logits, target, reduction=reduction, label_smoothing=label_smoothing)
-    # Probabilities: a class of q = 0 adds exactly 0, as kl_div's, also where its logit is
-    # -inf (a masked class), where torch's soft cross-entropy gives 0 * -inf = NaN.
+    # Probabilities: a class of q = 0 adds 0 (torch's soft cross-entropy: NaN at a -inf logit).
     q = target * (1 - label_smoothing) + label_smoothing / target.shape[1]
-    total = -(q * F.log_softmax(logits, dim=1)).masked_fill(q == 0, 0.0).sum()
+    total = -_weighted(q, F.log_softmax(logits, dim=1)).sum()
     return total / logits.shape[0] if reduction == "mean" else total
 
 
@@ -343,11 +348,10 @@ def kl_div(
     _check_temperature(temperature)
     student = F.log_softmax(logits / temperature, dim=1)
     teacher = F.log_softmax(teacher_logits.detach() / temperature, dim=1)
-    # p * (log p - log q) per class; a class the teacher rules out (p = 0, a -inf logit
-    # included) adds exactly 0, the convention 0 * log 0 = 0 (F.kl_div gives NaN there).
-    probabilities = teacher.exp()
-    terms = (probabilities * (teacher - student)).masked_fill(probabilities == 0, 0.0)
-    total = terms.sum() / (logits.shape[0] if reduction == "mean" else 1)
+    # p * (log p - log q) per class; a class the teacher rules out (p = 0) adds exactly 0
+    # (F.kl_div gives NaN there).
+    total = _weighted(teacher.exp(), teacher - student).sum()
+    total = total / (logits.shape[0] if reduction == "mean" else 1)
     return total * temperature**2
 
 

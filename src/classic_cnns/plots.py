@@ -183,8 +183,8 @@ def plot_confusion_matrix(
         )
     if bool((counts < 0).any()):
         raise ValueError(f"expected counts of at least 0; got {counts.min().item():g}")
-    if bad := [c for c in counts.flatten().tolist() if not (math.isfinite(c) and c == int(c))]:
-        raise ValueError(f"expected whole-number counts; got {bad[0]!r}")
+    if (bad := ~(torch.isfinite(counts) & (counts == counts.trunc()))).any():
+        raise ValueError(f"expected whole-number counts; got {counts[bad][0].item()!r}")
     rows = counts.long().tolist()
     cells = min(max(n, 6), _MAX_LABELS)  # a 1000-class figure grew to 50,000 px a side
     fig = _figure(1.5 + 0.45 * cells, 1.2 + 0.42 * cells)
