@@ -124,28 +124,33 @@ def test_a_checkpoint_moves_between_gpu_and_cpu(tmp_path: Path) -> None:
 
 
 def test_the_training_step_never_waits_for_the_device() -> None:
-    # With the data on the device, a step between logging steps has no synchronisation at
-    # all: torch raises at the first one in "error" mode.
+    # With the data on the device, a step that does not log has no synchronisation at all,
+    # from its start to the next step's (Lightning's work after the step, which turns the
+    # progress bar's values into numbers, included): torch raises at the first one in "error"
+    # mode. Steps 4, 8 and 12 log, and read the device.
     model = LeNet5(arch="lenet5_modern", scheduler="none", optimizer="sgd", lr=0.01)
     dm = Digits(image_size=32, data_on_device=True, val_size=0)
-    trainer = _trainer(max_steps=12, log_every_n_steps=50)
+    trainer = _trainer(max_steps=12, log_every_n_steps=4, enable_progress_bar=True)
     steps: list[int] = []
 
     class SyncsAreErrors(L.Callback):
         def on_train_batch_start(self, *args: Any) -> None:
-            if trainer.global_step >= 2:  # after the first steps (allocations, cuDNN setup)
-                torch.cuda.set_sync_debug_mode("error")
-
-        def on_train_batch_end(self, *args: Any) -> None:
-            torch.cuda.set_sync_debug_mode("default")
+            # after the first steps (allocations, cuDNN setup); logging steps may read
+            logs = (trainer.global_step + 1) % 4 == 0
+            torch.cuda.set_sync_debug_mode(
+                "default" if logs or trainer.global_step < 2 else "error"
+            )
             steps.append(trainer.global_step)
+
+        def on_train_epoch_end(self, *args: Any) -> None:
+            torch.cuda.set_sync_debug_mode("default")
 
     trainer.callbacks.append(SyncsAreErrors())
     try:
         trainer.fit(model, datamodule=dm)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert steps[-1] == 12
+    assert steps[-1] == 11 and trainer.global_step == 12
 
 
 def test_mixup_cutmix_and_their_soft_label_step_never_wait_for_the_device() -> None:
