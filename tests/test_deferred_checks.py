@@ -9,6 +9,7 @@ for real; ``tests/test_gpu.py`` counts the actual device syncs on a GPU.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -57,6 +58,9 @@ def _batches(n_batches: int = 6, bad: dict[int, tuple[str, float]] | None = None
 
 class _Host(torch.Tensor):
     """A tensor copied to the host (by ``.cpu()``): reading it back waits for nothing."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> torch.Tensor:  # checkpoints copy metrics
+        return self.clone()
 
 
 class _Reads(L.Callback):
@@ -261,3 +265,21 @@ def test_the_record_keeps_every_step_until_read_and_reports_the_first_problem() 
     assert guard.pending() == ("images", 98, 2, 0, 0)
     guard.labels(torch.tensor([3, 2**40 + 1]), (7, 3), eager=False)
     assert guard.pending() == ("labels", 7, 3, 3, 2**40 + 1)
+
+
+def test_the_cli_fit_reads_the_device_only_on_logging_steps_and_epoch_ends(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `classic-cnns fit` with its defaults: a logger, the progress bar, checkpoints, the plots.
+    from classic_cnns import cli
+
+    reads = _Reads(monkeypatch)
+    defaults = cli.with_default_callbacks
+    monkeypatch.setattr(cli, "with_default_callbacks", lambda *a: [*defaults(*a), reads])
+    argv = ["fit", "--model", "lenet5", "--data", "Digits", "--data.val_size", "0.2"]
+    argv += ["--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "4"]
+    assert cli.main([*argv, "--trainer.default_root_dir", str(tmp_path)]) == 0
+    # 9 steps an epoch; every 4th step logs (global steps 3, 7, 11, 15), steps 8 and 17 end
+    # the epochs (and validate).
+    read = [step for step, n in enumerate(reads.per_step) if n > 0]
+    assert read == [3, 7, 8, 11, 15, 17] and len(reads.per_step) == 18
