@@ -546,6 +546,17 @@ ERRORS = {
         "unknown datamodule 'Digitz': expected one of ",
         "Did you mean 'Digits'?",
     ),
+    "an optimizer class in lower case": (  # jsonargparse: "Expected a dot import path"
+        ["fit", "--optimizer", "adam"],
+        "--optimizer adam: expected a class of torch.optim (or the import path of your own",
+        "Did you mean 'Adam', ",
+        "The model's own optimizer: --model.optimizer adam.",
+    ),
+    "an unknown scheduler class": (
+        ["fit", "--lr_scheduler=StepLr"],
+        "--lr_scheduler StepLr: expected a class of torch.optim.lr_scheduler (or the ",
+        "Did you mean 'StepLR'",
+    ),
     "a size the data sets": (  # LightningCLI's link would drop it without a word
         ["fit", "--model.num_classes=5"],
         "--model.num_classes: the model takes its num_classes from the datamodule",

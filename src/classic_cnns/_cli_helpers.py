@@ -38,6 +38,7 @@ from classic_cnns.files import DATA_ENV, default_data_dir
 from classic_cnns.hub import create_model
 from classic_cnns.inspection import summary
 from classic_cnns.models import FAMILIES, family_class
+from classic_cnns.optim import OPTIMIZERS, SCHEDULERS
 from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
 
@@ -95,6 +96,20 @@ def _suggest(name: str, names: Sequence[str]) -> str:
     return f" Did you mean {', '.join(repr(lower[c]) for c in close)}?" if close else ""
 
 
+def check_names(args: list[str]) -> None:
+    """:func:`check_data_names` (which may fix a name in place), then
+    :func:`check_optimizer_names`: the names LightningCLI would refuse with less to go on.
+
+    Example:
+        >>> args = ["fit", "--data", "digits", "--optimizer", "AdamW"]
+        >>> check_names(args)
+        >>> args
+        ['fit', '--data', 'Digits', '--optimizer', 'AdamW']
+    """
+    check_data_names(args)
+    check_optimizer_names(args)
+
+
 def check_data_names(args: list[str]) -> None:
     """Check ``--data NAME`` against the datamodules, in place; fix a name's letter case.
 
@@ -132,6 +147,46 @@ def check_data_names(args: list[str]) -> None:
                     f"{flag}{where}: the model takes its {key} from the datamodule; leave the "
                     f"{'value' if where else 'flag'} out ({advice})"
                 )
+
+
+def _subclass_names(base: type) -> list[str]:
+    # The names of base's subclasses imported so far: those LightningCLI takes without a path.
+    found, todo = set[str](), [base]
+    while todo:
+        todo += (subclasses := list[type](todo.pop().__subclasses__()))
+        found |= {c.__name__ for c in subclasses if not c.__name__.startswith("_")}
+    return sorted(found)
+
+
+def check_optimizer_names(args: Sequence[str]) -> None:
+    """Check ``--optimizer NAME`` and ``--lr_scheduler NAME`` against torch's classes.
+
+    Raises:
+        ValueError: for a name that is no class of the kind (``adam`` for ``Adam``), with
+            close names and the model's own option of that name (``--model.optimizer adam``).
+
+    Example:
+        >>> check_optimizer_names(["fit", "--optimizer", "adamw"])
+        Traceback (most recent call last):
+        ...
+        ValueError: --optimizer adamw: expected a class of torch.optim (or ...
+    """
+    kinds = (
+        ("--optimizer", torch.optim, torch.optim.Optimizer, "optimizer", OPTIMIZERS),
+        ("--lr_scheduler", torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler,
+         "scheduler", SCHEDULERS),
+    )  # fmt: skip
+    for flag, module, base, key, own in kinds:
+        for _, value, _ in option_values(args, flag):
+            names = _subclass_names(base)
+            if "." in value or "{" in value or value in names:
+                continue
+            mine = f" The model's own {key}: --model.{key} {value}." if value in own else ""
+            raise ValueError(
+                f"{flag} {value}: expected a class of {module.__name__} (or the import path of "
+                f"your own, my_package.MyClass), which replaces the model's {key}."
+                f"{_suggest(value, names)}{mine}"
+            )
 
 
 # What to do instead of giving the model a value the datamodule links into it.

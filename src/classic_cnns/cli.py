@@ -41,7 +41,7 @@ from classic_cnns._cli_errors import class_error, closed_pipe, quiet_lightning, 
 from classic_cnns._cli_helpers import (
     DEBUG_ENV,
     SaveConfig,
-    check_data_names,
+    check_names,
     data_main,
     expand_model_names,
     int_before_float,
@@ -551,7 +551,7 @@ def _run(args: list[str]) -> int:
         print(short_help(command))
         return 0
     quiet_lightning()
-    check_data_names(args)
+    check_names(args)
     ClassicCLI(args=expand_model_names(args))
     return 0
 

@@ -469,13 +469,11 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             self._mean_loss(stage).update(loss.detach().expand(x.shape[0]))
         # The step's loss, logged only on steps whose values reach the loggers (self.log
         # cost 0.3-0.6 ms of a 4-5 ms LeNet-5 CPU step), or every step when monitored (see
-        # on_train_start); the deferred checks are read then too. Logged as a host copy:
-        # Lightning turns a progress-bar value into a number at every batch's end until the
-        # epoch's, which for one on the GPU would wait on the device at every later step.
+        # on_train_start), with the deferred checks' read. A host copy: Lightning reads the
+        # bar's values at every batch's end, a wait at each later step for one on the GPU.
         every = getattr(self, "_loss_every", 0) if self._trainer else 0  # 0: no Trainer
         if stage == "train" and every and (self.global_step + 1) % every == 0:
-            shown = loss.detach().cpu()
-            self.log("train_loss_step", shown, prog_bar=True, batch_size=x.shape[0])
+            self.log("train_loss_step", loss.detach().cpu(), prog_bar=True, batch_size=len(x))
             self._raise_pending(stage)
         return loss, logits.detach()
 
