@@ -150,6 +150,21 @@ def test_resuming_from_a_damaged_checkpoint_names_it(
     assert path.read_bytes() == before
 
 
+def test_a_plain_trainer_resumes_no_damaged_checkpoint(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    # Without AtomicCheckpointIO, torch.load reads a file with a damaged tensor record and
+    # training went on from the damaged weights; the task checks the file itself.
+    path = tmp_path / "flipped.ckpt"
+    path.write_bytes(_flip_tensor_byte(checkpoints["lenet5"].read_bytes()))
+    trainer = _trainer(tmp_path / "run", plugins=[], callbacks=[])
+    with pytest.raises(
+        CheckpointError, match=rf"^{re.escape(str(path))}: {DAMAGE['byte flipped'][1]}"
+    ):
+        trainer.fit(LeNet5(scheduler="none"), _loader(1), ckpt_path=path)
+    assert trainer.global_step == 0
+
+
 def test_a_missing_checkpoint_is_named(tmp_path: Path) -> None:
     with pytest.raises(
         FileNotFoundError, match=rf"{re.escape(str(tmp_path / 'nope.ckpt'))}: no such checkpoint"
@@ -490,6 +505,14 @@ def test_a_family_class_refuses_a_checkpoint_of_another_family(
         match=rf"{re.escape(str(path))}.*'resnet20'.*LeNet5|LeNet5.*'resnet20'.*{re.escape(str(path))}",
     ):
         LeNet5.load_from_checkpoint(path)
+    # An arch of another family given as a keyword is the caller's, not the file's.
+    path = checkpoints["lenet5"]
+    with pytest.raises(
+        ValueError,
+        match=rf"^arch='resnet20' is not one of LeNet5's archs \(the lenet family\); "
+        rf"{re.escape(str(path))} holds 'lenet5'$",
+    ):
+        LeNet5.load_from_checkpoint(path, arch="resnet20")
 
 
 # -- atomic writes ---------------------------------------------------------------------------

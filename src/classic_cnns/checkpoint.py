@@ -163,11 +163,17 @@ def restore(
             raise FileNotFoundError(f"hparams_file {path!r} does not exist")
         read = load_hparams_from_tags_csv if suffix == ".csv" else load_hparams_from_yaml
         hparams = dict(read(path) or {})
+    saved = hparams.get("arch")
     hparams.update(kwargs)
     arch, family = hparams.get("arch"), getattr(cls, "family", None)
     if isinstance(arch, str) and "arch" not in kwargs:  # a model of one's own, not imported
         saved_model_info(arch, shown)
     if family is not None and isinstance(arch, str) and model_info(arch).family != family:
+        if "arch" in kwargs:  # the caller's, not the file's
+            raise ValueError(
+                f"arch={arch!r} is not one of {cls.__name__}'s archs (the {family} family); "
+                f"{shown} holds {saved!r}"
+            )
         raise CheckpointError(
             f"{shown}: the checkpoint holds a {arch!r} model, which {cls.__name__} does not "
             "build; load it with ImageClassifier.load_from_checkpoint or classic_cnns.load_model"
@@ -444,7 +450,12 @@ class CheckpointHooks(L.LightningModule):
         trainer = self._trainer
         resumed = False
         if trainer is not None and trainer.ckpt_path:
-            # Trainer.fit/validate/test(ckpt_path=...): the checkpoint must be this very model.
+            # Trainer.fit/validate/test(ckpt_path=...): the checkpoint must be this very model,
+            # and whole: torch.load takes a file with a damaged record (AtomicCheckpointIO's
+            # reading, the CLI's, checked it already).
+            io, path = trainer.strategy.checkpoint_io, trainer.ckpt_path
+            if not isinstance(io, AtomicCheckpointIO) and is_local(path):
+                check_checkpoint_file(path)
             verify_checkpoint(self, checkpoint, trainer.ckpt_path, data_classes(trainer))
             if resumed := trainer.state.fn == TrainerFn.FITTING:  # its training settings too
                 _check_resumed_settings(self.hparams, checkpoint, trainer.ckpt_path)
