@@ -80,17 +80,20 @@ def test_linked_folders_are_followed_once_without_looping(
     symlink(even / "more", tmp_path / "elsewhere")  # a linked subfolder: followed
     symlink(even / "sub" / "up", even)  # a link to a folder above: no loop
     symlink(even / "again", even / "sub")  # a second name of a folder read already
-    files = [p.relative_to(even).as_posix() for p in list_images(even, recursive=True)]
+    symlink(even / "sub" / "top", root)  # above even: it would list the odd images too
+    with pytest.warns(UserWarning, match=rf"^{re.escape(str(even / 'sub' / 'top'))}: a link to "):
+        files = [p.relative_to(even).as_posix() for p in list_images(even, recursive=True)]
     plain = sorted(p.name for p in even.glob("*.png"))
     assert files == [*plain, "more/x.png", "sub/y.png"]  # each file once, by its own name
     assert list_images(even) == [even / name for name in plain]  # not recursive: these alone
-    rows = _predict(root, recursive=True)
+    rows = _predict(root, recursive=True)  # from root, the link leads back in: no loop
     assert [r["file"] for r in rows] == sorted(r["file"] for r in rows)
     assert {"even/more/x.png", "even/sub/y.png"} <= {r["file"] for r in rows}
     assert len(rows) == 22
     # ImageFolder's class folders take the linked images too (as torchvision's ImageFolder).
     dm = ImageFolder(root, channels=1, image_size=32, val_size=0, test_size=0)
-    dm.setup("fit")
+    with pytest.warns(UserWarning, match="is skipped: it would list the folders beside"):
+        dm.setup("fit")
     labels = dm._splits["train"][1].tolist()
     assert labels.count(dm.class_names.index("even")) == len(plain) + 2
 
@@ -311,3 +314,15 @@ def test_one_extension_is_taken_as_a_bare_word_on_the_command_line(
     assert exit_info.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]
     assert printed["extensions"] == "png"
+
+
+def test_a_one_bit_netpbm_file_is_listed_as_load_image_reads_it(
+    tmp_path: Path, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    # load_image reads PBM (its message says so); a folder of them listed none ("no image
+    # files"), and beside PNGs they were left out without a word.
+    _png(digits, 0, tmp_path / "a.png")
+    Image.fromarray(digits[0][1] > 127).save(tmp_path / "b.pbm")  # 1-bit: ink or not
+    assert list_images(tmp_path) == [tmp_path / "a.png", tmp_path / "b.pbm"]
+    ink = torch.from_numpy((digits[0][1] > 127).astype(np.uint8) * 255)
+    assert torch.equal(load_image(tmp_path / "b.pbm", 1, None)[0], ink)

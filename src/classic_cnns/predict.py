@@ -301,7 +301,7 @@ class PredictionCSV(BasePredictionWriter):
     Example:
         >>> import lightning as L
         >>> from classic_cnns import Digits, LeNet5
-        >>> writer = PredictionCSV("predictions.csv")
+        >>> writer = PredictionCSV("predictions.csv", overwrite=True)  # an old one too
         >>> trainer = L.Trainer(logger=False, callbacks=[writer], enable_progress_bar=False)
         >>> _ = trainer.predict(LeNet5(), datamodule=Digits(), return_predictions=False)
         >>> writer.written.name, writer.rows  # Digits' 359 test images
@@ -434,7 +434,7 @@ class PredictionCSV(BasePredictionWriter):
         Example:
             >>> import lightning as L
             >>> from classic_cnns import Digits, LeNet5
-            >>> writer = PredictionCSV("digits.csv")
+            >>> writer = PredictionCSV("digits.csv", overwrite=True)
             >>> trainer = L.Trainer(logger=False, callbacks=[writer], enable_progress_bar=False)
             >>> _ = trainer.predict(LeNet5(), datamodule=Digits(), return_predictions=False)
             >>> writer.describe(trainer)

@@ -351,7 +351,7 @@ class ImageFolder(TransferDataModule):
             >>> import os
             >>> from classic_cnns import ImageFolder
             >>> for name in ("train/cat", "train/dog", "val/cat", "val/dog"):
-            ...     os.makedirs(f"pets/{name}")
+            ...     os.makedirs(f"pets/{name}", exist_ok=True)
             >>> ImageFolder("pets").has_test_set  # no test/ folder: known without decoding
             False
         """

@@ -36,8 +36,8 @@ from classic_cnns.data.preprocessing import _is_size, to_size
 
 __all__ = ["IMAGE_EXTENSIONS", "files_digest", "list_images", "load_image"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".pgm",
-                    ".ppm")  # fmt: skip
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".pbm",
+                    ".pgm", ".ppm")  # fmt: skip
 """The extensions :func:`list_images` and ``ImageFolder`` read by default, in any case:
 torchvision's ``ImageFolder``'s and ``.gif`` (its first frame), which torchvision's leaves
 out. What torchvision's and TorchCodec's ``decode_image`` read in every build (AVIF, HEIC:
@@ -60,8 +60,9 @@ def list_images(
 
     Hidden files and folders (a name that starts with a dot: ``.ipynb_checkpoints``, macOS's
     ``._photo.jpg``) are left out. Linked folders are followed, as torchvision's
-    ``ImageFolder`` follows them, each real folder once (a link to a folder above is no
-    loop), and their files are named by the link's path. A broken link named like an image
+    ``ImageFolder`` follows them, each real folder once (a link back into ``folder`` is no
+    loop; one to a folder above it is skipped, with a warning), and their files are named
+    by the link's path. A broken link named like an image
     is listed, for :func:`load_image` to report as unreadable rather than to drop silently.
 
     Args:
@@ -109,12 +110,20 @@ def _files(folder: Path, recursive: bool) -> list[Path]:
     # folder is read once: first every folder reached without a link (so that its files keep
     # their own names), then the linked ones in the order found.
     found: list[Path] = []
+    top = os.path.realpath(folder)
     seen: set[str] = set()
     plain, linked = deque([folder]), deque[Path]()
     while plain or linked:
         current = plain.popleft() if plain else linked.popleft()
         real = os.path.realpath(current)
         if real in seen:
+            continue
+        if real != top and os.path.commonpath([top, real]) == real:  # above: its neighbours
+            warnings.warn(
+                f"{current}: a link to {real}, a folder above {folder}, is skipped: it would "
+                f"list the folders beside {folder} as part of it",
+                stacklevel=3,
+            )
             continue
         seen.add(real)
         with os.scandir(current) as entries:
