@@ -1191,8 +1191,8 @@ def test_default_root_dir_holds_the_logs_and_last_resumes_from_it(
     capsys.readouterr()
     assert main([*run, "--ckpt_path=last", "--model.lr=0.05"]) == 2
     assert (
-        f"--model.lr 0.05: the checkpoint {last} rebuilds its own model (LeNet5, arch 'lenet5'), "
-        "which these settings contradict"
+        f"--model.lr 0.05 (its 0.1): the checkpoint {last} rebuilds its own model (LeNet5, arch "
+        "'lenet5'), which these settings contradict"
     ) in capsys.readouterr().err
     # The run's config.yaml, given with another root, writes there: its logger follows.
     assert "save_dir: .\n" in (version / "config.yaml").read_text()
@@ -1250,7 +1250,7 @@ def test_ckpt_path_last_looks_where_the_run_s_logger_wrote(
     earlier = ["-c", "lightning_logs/lr/config.yaml", "--ckpt_path=last"]
     assert main(["fit", *earlier, "--trainer.logger.init_args.version=again"]) == 2
     last = Path("lightning_logs/version_2/checkpoints/last.ckpt")
-    assert f"--model.lr 0.05: the checkpoint {last}" in capsys.readouterr().err
+    assert f"--model.lr 0.05 (its 0.1): the checkpoint {last}" in capsys.readouterr().err
 
 
 RUNS_LOGGER = """
@@ -1419,8 +1419,8 @@ def test_model_flags_a_checkpoint_contradicts_are_refused_not_ignored(
     base = ["validate", "--data", "Digits", "--ckpt_path", "m.ckpt"]
     for flags, named in (
         (["--model", "ResNet"], "--model ResNet: "),
-        (["--model.lr", "0.5"], "--model.lr 0.5: "),
-        (["--model.init_args.lr=0.5", "--model.optimizer=adam"], "--model.lr 0.5, --model.opt"),
+        (["--model.lr", "0.5"], "--model.lr 0.5 (its 0.05): "),  # the checkpoint's lr too
+        (["--model.init_args.lr=0.5", "--model.optimizer=adam"], "--model.lr 0.5 (its 0.05), "),
     ):
         assert main([*base, *flags]) == 2
         err = capsys.readouterr().err

@@ -181,11 +181,11 @@ class ClassicCLI(LightningCLI):
         arch = used.init_args.get("arch")
         info = _info_of(arch)
         other_family = family is not None and info is not None and info.family != family
+        g, u = given.init_args.get, used.init_args.get  # the flags', the checkpoint's
         ignored = [
-            f"--model {name}" if key == "--model" else f"--model.{key} {given.init_args.get(key)!r}"
+            f"--model {name}" if key == "--model" else f"--model.{key} {g(key)!r} (its {u(key)!r})"
             for key in sorted(keys)
-            if (key == "--model" and other_family)
-            or (key != "--model" and given.init_args.get(key) != used.init_args.get(key))
+            if (key == "--model" and other_family) or (key != "--model" and g(key) != u(key))
         ]
         if ignored:
             raise ValueError(
