@@ -402,6 +402,10 @@ def test_a_model_class_after_a_config_of_another_family_takes_its_own_arch(
             "classic_cnns.ResNet",
             "resnet56",
         ),
+        # An earlier --model name's arch, as a config's: LeNet5 refused 'resnet20'.
+        (["--model", "resnet20", "--model", "LeNet5"], "classic_cnns.LeNet5", "lenet5"),
+        (["--model", "lenet5_bn", "--model", "LeNet5"], "classic_cnns.LeNet5", "lenet5_bn"),
+        (["-c", lenet, "--model.arch", "resnet20", "--model", "NiN"], "classic_cnns.NiN", "nin"),
     ]
     for args, class_path, arch in cases:
         model = _printed_config(capsys, *args)["model"]

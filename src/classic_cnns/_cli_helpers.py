@@ -28,7 +28,12 @@ from lightning.pytorch.cli import SaveConfigCallback
 from torch.torch_version import TorchVersion
 
 from classic_cnns import data
-from classic_cnns._cli_args import config_model_flags, config_options, configs, option_values
+from classic_cnns._cli_args import (
+    config_model_flags,
+    config_options,
+    environment_configs,
+    option_values,
+)
 from classic_cnns._cli_errors import quiet_lightning
 from classic_cnns._cli_loggers import log_dir, writes_run_folder
 from classic_cnns._version import __version__
@@ -230,7 +235,7 @@ def expand_model_names(argv: Sequence[str]) -> list[str]:
             cls = family_class(_family(value, classes))  # unknown names raise with suggestions
             out += [flag, f"classic_cnns.{cls.__name__}"]
             out += [f"--model.arch={value}"] if flag == "--model" else []
-        elif flag == "--model" and (own := _own_arch(str(value), args[:i])):
+        elif flag == "--model" and (own := _own_arch(str(value), out)):
             out += [*args[i : i + step], f"--model.arch={own}"]  # not a config's of another
         else:
             out.append(arg)
@@ -251,11 +256,16 @@ def _family(name: str, classes: Sequence[str]) -> str:
 
 
 def _own_arch(name: str, args: Sequence[str]) -> str | None:
-    # A family class's default arch where the last --config arch in args is another family's.
+    # A family class's default arch where the last arch args set (a --config file's, or a
+    # --model.arch flag's: an earlier --model resnet20) is another family's.
     cls = {c.__name__: c for c in FAMILIES.values()}.get(name.rsplit(".", 1)[-1])
-    models = [c.get("model") for c in configs(args)]
-    archs = [m.get("init_args", {}).get("arch") for m in models if isinstance(m, dict)]
-    arch = next((a for a in reversed(archs) if isinstance(a, str)), None)
+    models = [(-1, c.get("model")) for c in environment_configs(args)]
+    models += [(i, c.get("model")) for i, _, c in config_options(args)]
+    found = [(i, m.get("init_args", {}).get("arch")) for i, m in models if isinstance(m, dict)]
+    for flag in ("--model.arch", "--model.init_args.arch"):
+        found += [(i, value) for i, value, _ in option_values(args, flag)]
+    archs = [a for _, a in sorted(found, key=lambda f: f[0]) if isinstance(a, str)]
+    arch = archs[-1] if archs else None
     if cls is None or arch not in list_models() or family_class(model_info(arch).family) is cls:
         return None
     return str(inspect.signature(cls).parameters["arch"].default)
