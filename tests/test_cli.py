@@ -849,6 +849,30 @@ def test_ctrl_c_in_a_command_of_the_package_s_own_is_one_line_and_status_130(
     assert capsys.readouterr().err == "classic-cnns export: stopped by Ctrl-C\n"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("trainer: [1, 2\n", r"not valid YAML: expected ',' or '\]', but got '<stream end>' "
+         r"at line 2, column 1$"),
+        ("- 1\n- 2\n", r"expected a mapping of options \(trainer:, model:, data:, \.\.\.\); "
+         r"the file holds a list$"),
+    ],
+    ids=["broken YAML", "a list"],
+)  # fmt: skip
+def test_a_config_file_that_is_no_mapping_of_options_is_named(
+    text: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # jsonargparse said 'in "<unicode string>", line 1', or "Unexpected config: - 1".
+    config = tmp_path / "run.yaml"
+    config.write_text(text)
+    for flag in ("--config", "-c"):
+        assert main(["fit", flag, str(config)]) == 2
+        first = capsys.readouterr().err.splitlines()[0]
+        assert re.match(
+            rf"classic-cnns fit: error: {flag} {re.escape(str(config))}: {expected}", first
+        ), first
+
+
 def test_debug_shows_the_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

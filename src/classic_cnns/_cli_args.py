@@ -151,3 +151,38 @@ def add_default_classes(args: Sequence[str], at: int) -> list[str]:
         if value.strip("[]").rsplit(".", 1)[-1] in ("CSVLogger", "TensorBoardLogger"):
             args.insert(i + used, "--trainer.logger.save_dir=.")  # a folder: "." (the root)
     return [*args[:at], *extra, *args[at:]]
+
+
+def check_config_files(args: Sequence[str]) -> None:
+    """Check that each ``--config FILE`` (``-c``) holds a YAML mapping of options.
+
+    Raises:
+        ValueError: naming the file, for YAML that does not parse (with the line and column)
+            and for a file that holds something other than a mapping (a list, a number).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        ...     _ = f.write("trainer: [1, 2\\n")
+        ...     f.flush()
+        ...     check_config_files(["fit", "--config", f.name])
+        Traceback (most recent call last):
+        ...
+        ValueError: --config ...yaml: not valid YAML: expected ',' or ']', ... at line 2, column 1
+    """
+    for flag in ("--config", "-c"):
+        for _, value, _ in option_values(args, flag):
+            if not Path(value).is_file():
+                continue  # a YAML string, or a missing file: jsonargparse says which
+            try:
+                loaded = yaml.safe_load(Path(value).read_text(encoding="utf-8"))
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+                problem = getattr(err, "problem", None) or str(err)
+                raise ValueError(f"{flag} {value}: not valid YAML: {problem}{where}") from err
+            if not isinstance(loaded, dict | None):
+                raise ValueError(
+                    f"{flag} {value}: expected a mapping of options (trainer:, model:, data:, "
+                    f"...); the file holds a {type(loaded).__name__}"
+                )

@@ -29,6 +29,7 @@ from torch.torch_version import TorchVersion
 
 from classic_cnns import data
 from classic_cnns._cli_args import (
+    check_config_files,
     config_model_flags,
     config_options,
     environment_configs,
@@ -102,8 +103,9 @@ def _suggest(name: str, names: Sequence[str]) -> str:
 
 
 def check_names(args: list[str]) -> None:
-    """:func:`check_data_names` (which may fix a name in place), then
-    :func:`check_optimizer_names`: the names LightningCLI would refuse with less to go on.
+    """:func:`~classic_cnns._cli_args.check_config_files`, :func:`check_data_names` (which
+    may fix a name in place) and :func:`check_optimizer_names`: what LightningCLI would
+    refuse with less to go on (no file named, no close names).
 
     Example:
         >>> args = ["fit", "--data", "digits", "--optimizer", "AdamW"]
@@ -111,6 +113,7 @@ def check_names(args: list[str]) -> None:
         >>> args
         ['fit', '--data', 'Digits', '--optimizer', 'AdamW']
     """
+    check_config_files(args)
     check_data_names(args)
     check_optimizer_names(args)
 
