@@ -62,8 +62,8 @@ def list_images(
     ``._photo.jpg``) are left out. Linked folders are followed, as torchvision's
     ``ImageFolder`` follows them, each real folder once (a link back into ``folder`` is no
     loop; one to a folder above it is skipped, with a warning), and their files are named
-    by the link's path. A broken link named like an image
-    is listed, for :func:`load_image` to report as unreadable rather than to drop silently.
+    by the link's path. A broken link named like an image is listed, for :func:`load_image`
+    to report as unreadable rather than to drop silently.
 
     Args:
         folder: The folder.
