@@ -60,7 +60,8 @@ def create_model(
             the first convolution is adapted (:func:`~classic_cnns.weights.adapt_input_conv`).
             The model's ``data_config`` then holds the normalisation the weights expect,
             which the fine-tuning datamodules and ``predict_folder`` use, and their
-            evaluation crop (``crop_pct``: 224 of 256 px), which ``predict_folder`` uses.
+            evaluation crop (``crop_pct``: 224 of 256 px; of 232 for ResNet-50/101/152's),
+            which ``predict_folder`` uses.
         checkpoint_path: Start from the network weights in a ``.safetensors`` file (as
             ``classic-cnns export`` writes), a Lightning ``.ckpt`` or a state dict, read
             once and adapted the same way; the hyperparameters the file records are the

@@ -65,8 +65,8 @@ def predict_folder(
     the :class:`~classic_cnns.data.preprocessing.Preprocessing` its ``data_config`` records
     (padded if it was trained on padded images, else resized to cover and centre-cropped,
     then normalised), with ``mean``/``std`` instead of the recorded ones when given. A model
-    fresh from ImageNet weights gets their evaluation transform (resized to 256 px, the
-    centre 224 px cropped; its ``data_config["crop_pct"]``).
+    fresh from ImageNet weights gets their evaluation transform (resized to 256 px, or 232
+    for ResNet-50/101/152, the centre 224 px cropped; its ``data_config["crop_pct"]``).
 
     Args:
         model: The trained model.

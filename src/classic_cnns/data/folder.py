@@ -214,8 +214,8 @@ class ImageFolder(TransferDataModule):
     28 px padded to LeNet-5's 32) gets the files padded where they fit, as
     :func:`~classic_cnns.predict.predict_folder` pads them, and records ``"pad"`` again when
     trained on them. Validating, testing or predicting (not ``fit``) with a model whose
-    ``data_config`` records an evaluation crop (torchvision's ImageNet weights: ``crop_pct``
-    224/256), the images are resized to cover ``size / crop_pct`` and the centre cropped, as
+    ``data_config`` records an evaluation crop (ImageNet weights' ``crop_pct``, 224/256 or
+    224/232), the images are resized to cover ``size / crop_pct`` and the centre cropped, as
     :func:`~classic_cnns.predict.predict_folder` and torchvision's evaluation do; ``fit``
     (and its validation) keeps the whole image.
     ``files[split]`` (and its loader's ``dataset.files``) lists a decoded split's files in

@@ -307,11 +307,11 @@ class Preprocessing:
         image_size: Output ``(H, W)``.
         resize: ``"pad"`` or ``"resize"`` (see :func:`to_size`).
         crop_pct: Share of the resized image the centre crop keeps (see :func:`to_size`);
-            below 1 for ImageNet weights' evaluation transform (0.875: 256 px, then 224),
-            which ``predict_folder`` applies. The datamodules train at the size they decode
-            or pad to, without it; ``ImageFolder`` evaluates a model that records a crop on
-            files it cropped as it decoded them, so its batches need no further crop and
-            its ``preprocessing`` keeps 1.
+            below 1 for ImageNet weights' evaluation transform (0.875: 256 px, then 224;
+            0.966: 232 px for ResNet-50's), which ``predict_folder`` applies. The
+            datamodules train at the size they decode or pad to, without it; ``ImageFolder``
+            evaluates a model that records a crop on files it cropped as it decoded them, so
+            its batches need no further crop and its ``preprocessing`` keeps 1.
         resize_dtype: What a resize works on: ``"float"`` (the in-memory datamodules resize
             the float batch) or ``"uint8"`` (``ImageFolder`` resizes each file as it decodes
             it, and stores uint8). ``predict_folder`` follows the recorded one, so that new
