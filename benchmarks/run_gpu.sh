@@ -2,9 +2,9 @@
 # The GPU tests and reference run, about 8 minutes on one H200 (benchmarks/README.md says how):
 #   benchmarks/run_gpu.sh [--smoke] OUT    # --smoke: here, on the CPU, the same path, tiny
 #   benchmarks/run_gpu.sh --prepare        # here, once: the data and wheels to carry
-# Most wanted first: `pytest -m gpu`, time to accuracy on Fashion-MNIST, Lightning overhead,
-# throughput with MFU beside torchvision. No part starts after BUDGET s; LIMIT s kills all; OUT
-# gets the reports and an archive of the finished parts after each part.
+# Most wanted first: `pytest -m gpu`, a step's profile, time to accuracy on Fashion-MNIST,
+# Lightning overhead, throughput with MFU beside torchvision. No part starts after BUDGET s;
+# LIMIT s kills all; OUT gets the reports and an archive of the finished parts after each part.
 set -euo pipefail
 here=$PWD data=${CLASSIC_CNNS_DATA:+$(realpath -m -- "${CLASSIC_CNNS_DATA/#\~/$HOME}")}  # the caller's
 cd "$(dirname "$0")/.." && data=${data:-../shared/data}  # the clone's root; beside it, the default
@@ -38,12 +38,13 @@ if [[ $mode == smoke ]]; then  # the same path, shrunk: 32 px, one step per epoc
   dev=cpu r18="model: resnet18, dataset: fashion_mnist, image_size: 32, batch_size: 8"
   acc=(--accuracy.backend cpu --accuracy.max_image_size 32 --accuracy.max_epochs 1
     --accuracy.limit_train_batches 1)
-  ovh=(--epochs 2 --repeats 1 --limit_train_batches 1)
+  ovh=(--epochs 2 --repeats 1 --limit_train_batches 1) prof=(--dataset digits --warmup 3 --steps 3)
   thr=(--throughput.precisions '[fp32,bf16-mixed]' --throughput.compile '[]'
     --throughput.batch_size 2 --throughput.max_image_size 32 --throughput.repeats 1
     --throughput.warmup 1 --throughput.min_time 0 --threads 1)
 else
   dev=cuda acc=(--accuracy.backend cuda) ovh=(--epochs 3 --repeats 2)
+  prof=(--model resnet18 --dataset fashion_mnist --image_size 96 --batch_size 256)
   thr=(--throughput.precisions '[fp32,bf16-mixed]' --throughput.batch_size 256
     --throughput.compile '[resnet18/bf16-mixed/channels_last]' --throughput.min_time 0.3
     --throughput.repeats 3 --throughput.warmup 2)
@@ -62,6 +63,8 @@ step() {  # NAME COMMAND...: unless the budget is spent; killed at the limit, a 
 }
 [[ ${TESTS:-1} == 0 ]] || cap=180 step tests env CLASSIC_CNNS_DATA="$src" "$py" -m pytest \
   tests/test_gpu.py -m gpu -n 4 -q -p no:cacheprovider  # TESTS=0: the measurements alone
+cap=90 step profile "$py" benchmarks/profile_step.py --out "$work/run/profile" --backend $dev \
+  "${prof[@]}"  # where a step's time goes: the task's against a loss-only step
 step accuracy "$py" -m classic_cnns bench --modes '[accuracy]' "${acc[@]}" \
   --accuracy.recipes "${RECIPES:-[resnet18/fashion_mnist,lenet5/fashion_mnist]}" \
   --accuracy.time_to_accuracy "$tta" --budget $((budget - SECONDS)) --out "$work/run/accuracy"

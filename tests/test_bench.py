@@ -869,6 +869,26 @@ def test_the_dev_script_runs() -> None:
     assert replace(dev.Setting(), model="x").model == "x"
 
 
+def test_the_step_profile_compares_the_task_with_a_loss_only_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import profile_step  # benchmarks/profile_step.py
+
+    argv = ["--out", str(tmp_path), "--backend", "cpu", "--dataset", "digits"]
+    assert profile_step.main([*argv, "--warmup", "3", "--steps", "4"]) == 0
+    table = (tmp_path / "report.md").read_text().splitlines()
+    assert table[2] == "Steps 3 to 7 of lenet5, digits, batch 128, fp32, cpu:"
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table[-2:]}
+    assert set(rows) == {"task", "bare"} and {p.name for p in tmp_path.iterdir()} == {
+        "report.md", "task.txt", "bare.txt"}  # fmt: skip
+    calls = {k: int(v[-1].strip(" |")) for k, v in rows.items()}
+    assert calls["task"] > calls["bare"] > 0  # the checks and the metrics: more calls a step
+    assert all(v[3] == "0" and v[4] == "0.00" for v in rows.values())  # no device on the CPU
+    assert "Steps 3 to 7" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        profile_step.main([*argv, "--steps", "0"])
+
+
 def test_the_report_names_the_devices_the_rows_ran_on(tmp_path: Path) -> None:
     results = Results()
     results.add("throughput", "cpu", model="lenet5")

@@ -250,14 +250,14 @@ def test_no_source_file_is_over_600_lines() -> None:
 
 
 @in_clone
-def test_the_benchmark_code_is_at_most_1500_lines() -> None:
+def test_the_benchmark_code_is_at_most_1600_lines() -> None:
     # Wherever it lives: the installed `classic-cnns bench` and the repository's benchmarks/.
     # Code, comments and blank lines count; docstrings, whose examples every public name must
-    # have, do not.
+    # have, do not. 1,500 until the GPU run's step profiler (benchmarks/profile_step.py).
     benchmarks = SRC.parents[1] / "benchmarks"
     scripts = [*benchmarks.glob("*.py"), *benchmarks.glob("*.sh")]
     paths = sorted([*(SRC / "bench").glob("*.py"), *scripts])
     found, total = _lines(paths, docstrings=False), _lines(paths)
     assert "benchmarks/dev.py" in found and "src/classic_cnns/bench/core.py" in found
     assert sum(found.values()) < sum(total.values())  # the docstrings were found and left out
-    assert sum(found.values()) <= 1500, found
+    assert sum(found.values()) <= 1600, found
