@@ -879,8 +879,8 @@ def test_the_step_profile_compares_the_task_with_a_loss_only_step(
     table = (tmp_path / "report.md").read_text().splitlines()
     assert table[2] == "Steps 3 to 7 of lenet5, digits, batch 128, fp32, cpu:"
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table[-2:]}
-    assert set(rows) == {"task", "bare"} and {p.name for p in tmp_path.iterdir()} == {
-        "report.md", "task.txt", "bare.txt"}  # fmt: skip
+    assert set(rows) == {"task", "bare"}
+    assert {p.name for p in tmp_path.iterdir()} == {"report.md", "task.txt", "bare.txt"}
     calls = {k: int(v[-1].strip(" |")) for k, v in rows.items()}
     assert calls["task"] > calls["bare"] > 0  # the checks and the metrics: more calls a step
     assert all(v[3] == "0" and v[4] == "0.00" for v in rows.values())  # no device on the CPU
