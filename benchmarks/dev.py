@@ -132,6 +132,17 @@ def _handwritten(model: Any, dm: Any, precision: str, fmt: torch.memory_format, 
         clock.on_train_epoch_end()
 
 
+def loss_only(model: Any, channels_last: bool) -> None:
+    """Make ``model`` (the package's task) train with a step that only computes the loss, as
+    `lightning_bare`: no checks, metrics or logging, and nothing at the epoch's end."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def step(batch: Any, batch_idx: int) -> Any:
+        return throughput.plain_loss(model.net(batch[0].contiguous(memory_format=fmt)), batch[1])
+
+    model.training_step, model.on_train_epoch_end = step, lambda: None
+
+
 def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | None, seed: int,
               data_dir: Path | None, results: core.Results) -> None:  # fmt: skip
     size = core.image_size(s.model, s.image_size)
@@ -147,19 +158,14 @@ def _overhead(s: Setting, backend: str, epochs: int, repeats: int, limit: int | 
     L.seed_everything(seed, verbose=False)
     state = s.task(dm).state_dict()  # the same initial weights in every loop
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format
-
-    def bare_step(net: torch.nn.Module, batch: Any, batch_idx: int) -> Any:
-        return throughput.plain_loss(net(batch[0].contiguous(memory_format=fmt)), batch[1])
-
     clocks: dict[str, list[core.Clock]] = {loop: [] for loop in LOOPS}
     for _, loop in itertools.product(range(repeats), LOOPS):  # the loops alternate
         lightning = loop.startswith("lightning")
         model = s.task(dm, scheduler="onecycle" if lightning else "none")
         model.load_state_dict(state)
         L.seed_everything(seed, verbose=False)  # the same data order in every loop
-        if loop == "lightning_bare":  # a step that only computes the loss: no checks or metrics
-            model.training_step = partial(bare_step, model.net)
-            model.on_train_epoch_end = lambda: None
+        if loop == "lightning_bare":
+            loss_only(model, s.channels_last)
         clocks[loop].append(clock := core.Clock(backend))
         if lightning:
             core.trainer(backend, s.precision, epochs, limit, callbacks=[clock]).fit(model, dm)

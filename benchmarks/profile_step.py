@@ -18,7 +18,6 @@ torch's sync debug mode may miss); kernel launches; aten calls.
 import argparse
 import sys
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import lightning as L
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from classic_cnns.bench import core, throughput
+from classic_cnns.bench import core
 
 WAITS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy")
 LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx")
@@ -53,18 +52,12 @@ class Window(L.Callback):
             self.prof.__exit__(None, None, None)
 
 
-def _bare_step(net: torch.nn.Module, fmt: Any, batch: Any, batch_idx: int) -> Any:
-    return throughput.plain_loss(net(batch[0].contiguous(memory_format=fmt)), batch[1])
-
-
 def _profile(s: Any, kind: str, backend: str, first: int, steps: int) -> dict[str, Any]:
     dm = s.datamodule(None)  # the data folder CLASSIC_CNNS_DATA names, as `fit` finds it
     L.seed_everything(0, verbose=False)
     model = s.task(dm, scheduler="onecycle")
-    if kind == "bare":  # as benchmarks/dev.py overhead's lightning_bare
-        fmt = torch.channels_last if s.channels_last else torch.contiguous_format
-        model.training_step = partial(_bare_step, model.net, fmt)
-        model.on_train_epoch_end = lambda: None
+    if kind == "bare":
+        dev.loss_only(model, s.channels_last)  # as the overhead mode's lightning_bare
     w = Window(backend, first, first + steps)
     core.trainer(backend, s.precision, epochs=10_000, callbacks=[w]).fit(model, dm)
     if not w.wall:
