@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +329,90 @@ def test_a_one_bit_netpbm_file_is_listed_as_load_image_reads_it(
     assert list_images(tmp_path) == [tmp_path / "a.png", tmp_path / "b.pbm"]
     ink = torch.from_numpy((digits[0][1] > 127).astype(np.uint8) * 255)
     assert torch.equal(load_image(tmp_path / "b.pbm", 1, None)[0], ink)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def _png_file(pixels: np.ndarray, bits: int = 8, interlaced: bool = False, cut_rows: int = 0,
+              adler_flip: bool = False) -> bytes:  # fmt: skip
+    # A grey PNG written by hand, every chunk's CRC right: Adam7 passes when interlaced (a pass
+    # is the pixels from its first row and column, in its steps), rows of packed bits below 8.
+    height, width = pixels.shape
+    steps = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+             (0, 1, 1, 2)] if interlaced else [(0, 0, 1, 1)]  # fmt: skip
+    raw = b""
+    for x0, y0, dx, dy in steps:
+        part = pixels[y0::dy, x0::dx]
+        for row in part[: len(part) - cut_rows] if part.size else []:
+            raw += b"\0" + (np.packbits(row).tobytes() if bits == 1 else row.tobytes())
+    stream = bytearray(zlib.compress(raw))
+    stream[-1] ^= adler_flip  # the Adler-32 of the inflated pixels, zlib's last byte
+    header = (
+        width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([bits, 0, 0, 0, interlaced])
+    )
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        _png_chunk(k, v) for k, v in [(b"IHDR", header), (b"IDAT", bytes(stream)), (b"IEND", b"")]
+    )
+
+
+def test_a_damaged_png_is_refused_by_name_where_its_decoder_crashed(
+    tmp_path: Path, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    # torchvision 0.29.1's decode_png ends the process (a segmentation fault) on each of these:
+    # libpng's errors while reading rows. Read in a child process, so that a crash fails this
+    # test instead of ending the run.
+    pixels = digits[0][7][:13, :11]  # 13 x 11: Adam7's passes of unequal sizes
+    (good := tmp_path / "digit.png").write_bytes(_png_file(pixels))
+    flipped, size = bytearray(good.read_bytes()), good.stat().st_size
+    flipped[60] ^= 0x10  # inside the IDAT chunk, which starts at byte 33
+    damaged = [  # each file, and why it is refused
+        (flipped, "damaged: the CRC-32 of its IDAT chunk at byte 33 does not match its data"),
+        (
+            _png_file(pixels, adler_flip=True),
+            "damaged: its compressed pixels do not inflate (Error -3 while decompressing data: "
+            "incorrect data check)",
+        ),
+        (
+            _png_file(pixels, cut_rows=6),
+            "truncated or damaged: its pixels inflate to 84 bytes; its size and colour type "
+            "need 156",
+        ),
+        (
+            _png_file(pixels, interlaced=True, cut_rows=1),
+            "truncated or damaged: its pixels inflate to 131 bytes; its size and colour type "
+            "need 169",
+        ),
+        (
+            good.read_bytes()[:-20],  # IEND's 12 bytes and IDAT's last 8
+            f"truncated: its IDAT chunk at byte 33 ends at byte {size - 12}, past the file's "
+            f"end ({size - 20} bytes)",
+        ),
+    ]
+    paths = []
+    for i, (data, _) in enumerate(damaged):
+        paths.append(tmp_path / f"{i}.png")
+        paths[-1].write_bytes(data)
+    script = (
+        "import sys, warnings\nwarnings.simplefilter('ignore')\n"
+        "from classic_cnns.data.images import load_image\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n        load_image(path, 1, None)\n        print('read')\n"
+        "    except ValueError as err:\n        print(err)\n"
+    )
+    args = [sys.executable, "-c", script, *map(str, paths)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = [
+        f"{p}: cannot decode the image ({why})" for p, (_, why) in zip(paths, damaged, strict=True)
+    ]
+    assert done.stdout.splitlines() == expected
+    # Whole files of every layout are read as written: 8-bit and 1-bit, interlaced or not.
+    for bits, interlaced in [(8, False), (8, True), (1, False), (1, True)]:
+        grey = pixels if bits == 8 else (pixels > 127).astype(np.uint8)
+        (path := tmp_path / f"{bits}{interlaced}.png").write_bytes(
+            _png_file(grey, bits, interlaced)
+        )
+        expected_pixels = grey if bits == 8 else grey * 255
+        assert load_image(path, 1, None)[0].numpy().tolist() == expected_pixels.tolist()
