@@ -873,6 +873,52 @@ def test_a_config_file_that_is_no_mapping_of_options_is_named(
         ), first
 
 
+@pytest.mark.parametrize(
+    ("flags", "config", "expected"),
+    [
+        (["--trainer.max_epochz", "1"], None, "unrecognized arguments: --trainer.max_epochz 1. "
+         "Did you mean '--trainer.max_epochs', '--trainer.min_epochs', '--trainer.max_steps'?"),
+        (["--seed_everythin", "1", "--data.batch_size", "8", "--trainer.max_epochz", "1"], None,
+         "unrecognized arguments: --seed_everythin 1 --trainer.max_epochz 1. --seed_everythin: "
+         "did you mean '--seed_everything'? --trainer.max_epochz: did you mean "
+         "'--trainer.max_epochs', '--trainer.min_epochs', '--trainer.max_steps'?"),
+        ([], "trainer:\n  max_epochz: 1\n", "{config}: Subcommand 'fit' does not accept option "
+         "'trainer.max_epochz'. Did you mean 'trainer.max_epochs', 'trainer.min_epochs', "
+         "'trainer.max_steps'?"),
+        ([], "model:\n  class_path: classic_cnns.LeNet5\n  init_args:\n    lrr: 0.1\n",
+         "{config}: --model LeNet5: Option 'lrr' is not accepted. Did you mean 'lr'?"),
+        ([], "data:\n  class_path: classic_cnns.Digits\n  init_args:\n    batchsize: 8\n",
+         "{config}: --data Digits: Option 'batchsize' is not accepted. Did you mean "
+         "'batch_size', 'val_size', 'test_size'?"),
+        # The class's arguments beside its class_path: jsonargparse's words mislead.
+        ([], "data:\n  class_path: classic_cnns.Digits\n  batch_size: 8\n",
+         "{config}: --data InMemoryDataModule: Option 'class_path' is not accepted. Put the "
+         "class's arguments under init_args: (data: {{class_path: ..., init_args: {{...}}}})"),
+        (["--optimizer", "SGD", "--optimizer.lrr", "0.1"], None,
+         "--optimizer SGD: Option 'lrr' is not accepted. Did you mean 'lr'?"),
+        # The flag's value is the one parsed, though the file sets it too: no file named.
+        (["--model.lrr", "0.1"], "model:\n  init_args:\n    lrr: 0.1\n",
+         "--model LeNet5: Option 'lrr' is not accepted. Did you mean 'lr'?"),
+    ],
+    ids=["flag", "flags", "config key", "config class key", "config data key",
+         "config class and arguments", "class flag", "flag and config"],
+)  # fmt: skip
+def test_an_unknown_option_gets_close_names_and_its_config_file(
+    flags: list[str], config: str | None, expected: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # jsonargparse named the option alone: not the config file that held it, nor close names.
+    args = ["fit", "--data", "Digits", *flags]
+    if config is not None:
+        (path := tmp_path / "run.yaml").write_text(config)
+        args[1:1] = ["--config", str(path)]
+    assert main(args) == 2
+    shown = f"--config {tmp_path / 'run.yaml'}"
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"classic-cnns fit: error: {expected.format(config=shown)}"
+    )
+
+
 def test_debug_shows_the_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,7 +23,7 @@ from classic_cnns.models import family_class
 from classic_cnns.optim import CLI_OPTIMIZER_KEYS
 from classic_cnns.plots import TrainingPlots
 from classic_cnns.predict import PredictionCSV
-from classic_cnns.registry import list_models, model_info
+from classic_cnns.registry import ModelInfo, list_models, model_info
 from classic_cnns.task import ImageClassifier
 
 __all__ = [
@@ -33,6 +33,20 @@ __all__ = [
     "configured_last_checkpoint",
     "last_checkpoint",
 ]
+
+
+def arch_info(arch: Any) -> ModelInfo | None:
+    """What the registry knows of a registered name; None for anything else (the model then
+    says why).
+
+    Example:
+        >>> arch_info("lenet5").family, arch_info("no such net"), arch_info(None)
+        ('lenet', None, None)
+    """
+    try:
+        return model_info(arch) if isinstance(arch, str) else None
+    except ValueError:
+        return None
 
 
 def _imported_model_class(class_path: Any) -> type[ImageClassifier] | None:

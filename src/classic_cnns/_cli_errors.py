@@ -5,19 +5,25 @@ as one message, exit status 2) and the warnings and tips a user neither caused n
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import errno
+import importlib
 import importlib.metadata
+import inspect
 import logging
 import re
 import sys
 import textwrap
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from torch.multiprocessing.spawn import ProcessRaisedException
 
+from classic_cnns._cli_args import LIGHTNING_COMMANDS, config_options
 from classic_cnns.files import NoRoomError
 
 # -- errors -------------------------------------------------------------------------------
@@ -260,6 +266,90 @@ def user_error_message(err: BaseException) -> str | None:
             "the interrupted run's --optimizer and --lr_scheduler flags (or -c its config.yaml)"
         )
     return _condense(message)
+
+
+def suggest(name: str, names: Sequence[str]) -> str:
+    """`` Did you mean ...?`` with up to three of ``names`` close to ``name`` (any case), or "".
+
+    Example:
+        >>> suggest("max_epochz", ["max_epochs", "min_epochs", "precision"])
+        " Did you mean 'max_epochs', 'min_epochs'?"
+    """
+    lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), lower, n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(lower[c]) for c in close)}?" if close else ""
+
+
+@contextlib.contextmanager
+def named_unknown_options(parser: Any, args: Sequence[str]) -> Iterator[None]:
+    """Add close names, and the ``--config`` file that holds it, to an unknown option's error.
+
+    jsonargparse names the option alone: ``unrecognized arguments: --trainer.max_epochz 1``
+    (a flag), ``Subcommand 'fit' does not accept option 'trainer.max_epochz'`` (a config
+    file's key) and ``--model LeNet5: Option 'lrr' is not accepted`` (a class's argument,
+    from either). ``parser`` is LightningCLI's, with a parser per command.
+
+    Example:
+        >>> with named_unknown_options(None, ["fit", "-c", "{model: {init_args: {lrr: 1}}}"]):
+        ...     raise argparse.ArgumentError(None, "--model LeNet5: Option 'lrr' is not accepted")
+        Traceback (most recent call last):
+        ...
+        ValueError: -c {model: ...}: --model LeNet5: Option 'lrr' ... Did you mean 'lr'?
+    """
+    try:
+        yield
+    except argparse.ArgumentError as err:
+        message = user_error_message(err) or ""
+        command = next((a for a in args if a in LIGHTNING_COMMANDS), None)
+        choices = getattr(getattr(parser, "_subcommands_action", None), "choices", {})
+        flags = [
+            f for f in getattr(choices.get(command), "_option_string_actions", {}) if f[1:2] == "-"
+        ]
+        if found := re.match(r"unrecognized arguments: (.*)", message):  # flags: no file
+            hints = [(a, suggest(a, flags)) for a in found[1].split() if a.startswith("--")]
+            if len(hints) > 1:  # each flag's, named
+                hints = [("", f" {a}:{h.replace(' Did', ' did', 1)}") for a, h in hints if h]
+            raise ValueError(message + "." + "".join(h for _, h in hints)) from err
+        if found := re.match(r"Subcommand '\w+' does not accept option '([\w.]+)'", message):
+            section, _, key = found[1].rpartition(".")
+            close = suggest(found[1], [f.removeprefix("--") for f in flags])
+        elif found := re.match(r"--([\w.]+) ([\w.]+): Option '(\w+)' is not accepted", message):
+            section, key = found[1], found[3]
+            close = suggest(key, _argument_names(found[2]))
+            if key == "class_path":  # beside the class's arguments, which jsonargparse took
+                close = f" Put the class's arguments under init_args: ({section}: {{class_path: "
+                close += "..., init_args: {...}})"
+        else:
+            raise
+        raise ValueError(f"{_config_giving(args, section, key)}{message}.{close}") from err
+
+
+def _argument_names(name: str) -> list[str]:
+    # The init arguments of the class a command line names (LeNet5, SGD, my_package.MyData).
+    homes = ("classic_cnns", "torch.optim", "torch.optim.lr_scheduler", "lightning.pytorch",
+             "lightning.pytorch.callbacks", "lightning.pytorch.loggers")  # fmt: skip
+    module, _, attribute = name.rpartition(".")
+    for home in [module] if module else homes:
+        with contextlib.suppress(ImportError, AttributeError, TypeError, ValueError):
+            found = inspect.signature(getattr(importlib.import_module(home), attribute))
+            return [p.name for p in found.parameters.values() if p.kind <= p.KEYWORD_ONLY]
+    return []
+
+
+def _config_giving(args: Sequence[str], section: str, key: str) -> str:
+    # "--config FILE: " of the first config file that sets the key (directly in its section
+    # or under init_args), unless a flag gives it; else "".
+    if any(a.split("=")[0] in (f"--{section}.{key}", f"--{section}.init_args.{key}") for a in args):
+        return ""
+    for i, used, content in config_options(args):
+        value: Any = content
+        for part in section.split(".") if section else []:
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, dict) and key in {**value, **(value.get("init_args") or {})}:
+            return (
+                f"{args[i]} {args[i + 1]}: " if used == 2 else f"{args[i].replace('=', ' ', 1)}: "
+            )
+    return ""
 
 
 _CHAINED = re.compile(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import inspect
 import textwrap
 import typing
@@ -35,7 +34,7 @@ from classic_cnns._cli_args import (
     environment_configs,
     option_values,
 )
-from classic_cnns._cli_errors import quiet_lightning
+from classic_cnns._cli_errors import quiet_lightning, suggest
 from classic_cnns._cli_loggers import log_dir, writes_run_folder
 from classic_cnns._version import __version__
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule
@@ -96,12 +95,6 @@ def int_before_float(function: Callable[..., Any]) -> Iterator[None]:
         annotations.update(saved)
 
 
-def _suggest(name: str, names: Sequence[str]) -> str:
-    lower = {n.lower(): n for n in names}
-    close = difflib.get_close_matches(name.lower(), lower, n=3, cutoff=0.5)
-    return f" Did you mean {', '.join(repr(lower[c]) for c in close)}?" if close else ""
-
-
 def check_names(args: list[str]) -> None:
     """:func:`~classic_cnns._cli_args.check_config_files`, :func:`check_data_names` (which
     may fix a name in place) and :func:`check_optimizer_names`: what LightningCLI would
@@ -142,7 +135,7 @@ def check_data_names(args: list[str]) -> None:
             continue
         raise ValueError(
             f"unknown datamodule {value!r}: expected one of {', '.join(names)}, or the import "
-            f"path of your own (my_package.MyData).{_suggest(value, names)}"
+            f"path of your own (my_package.MyData).{suggest(value, names)}"
         )
     # The datamodule sets these (LightningCLI's link); a flag (or a config file's value) for
     # them would be dropped.
@@ -193,7 +186,7 @@ def check_optimizer_names(args: Sequence[str]) -> None:
             raise ValueError(
                 f"{flag} {value}: expected a class of {module.__name__} (or the import path of "
                 f"your own, my_package.MyClass), which replaces the model's {key}."
-                f"{_suggest(value, names)}{mine}"
+                f"{suggest(value, names)}{mine}"
             )
 
 

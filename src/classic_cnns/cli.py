@@ -29,6 +29,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from classic_cnns._cli_args import LIGHTNING_COMMANDS, add_default_classes, config_model_flags
 from classic_cnns._cli_ckpt import (
+    arch_info,
     check_resumed_hparams,
     checkpoint_head,
     checkpoint_model,
@@ -37,7 +38,13 @@ from classic_cnns._cli_ckpt import (
     with_checkpoint_model,
     with_default_callbacks,
 )
-from classic_cnns._cli_errors import class_error, closed_pipe, quiet_lightning, user_error_message
+from classic_cnns._cli_errors import (
+    class_error,
+    closed_pipe,
+    named_unknown_options,
+    quiet_lightning,
+    user_error_message,
+)
 from classic_cnns._cli_helpers import (
     DEBUG_ENV,
     SaveConfig,
@@ -61,7 +68,7 @@ from classic_cnns.hub import load_weights
 from classic_cnns.models import family_class
 from classic_cnns.optim import record_cli_optimizer
 from classic_cnns.predict import PredictionCSV, predict_main
-from classic_cnns.registry import ModelInfo, list_models, model_info
+from classic_cnns.registry import list_models, model_info
 from classic_cnns.task import ImageClassifier
 
 __all__ = ["ClassicCLI", "default_threads", "last_checkpoint", "main", "model_table"]
@@ -151,7 +158,8 @@ class ClassicCLI(LightningCLI):
             self._logger_given = any(a.startswith("--trainer.logger") for a in args)
             at = 1 if args and args[0] in LIGHTNING_COMMANDS else 0
             args = add_default_classes(with_checkpoint_model(args, at), at)
-        super().parse_arguments(parser, args)
+        with named_unknown_options(parser, args):  # close names, and the config file
+            super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
         # Lightning rebuilds the model from the checkpoint's hyperparameters, whatever the
@@ -179,7 +187,7 @@ class ClassicCLI(LightningCLI):
         module, _, name = given.class_path.rpartition(".")
         family = getattr(getattr(importlib.import_module(module), name, None), "family", None)
         arch = used.init_args.get("arch")
-        info = _info_of(arch)
+        info = arch_info(arch)
         other_family = family is not None and info is not None and info.family != family
         g, u = given.init_args.get, used.init_args.get  # the flags', the checkpoint's
         ignored = [
@@ -204,12 +212,8 @@ class ClassicCLI(LightningCLI):
         """Link the data's classes and channels to the model; add ``--pretrained``,
         ``--weights`` and ``--threads``."""
         # The data decides how many classes and channels the model is built for.
-        parser.link_arguments(
-            "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
-        )
-        parser.link_arguments(
-            "data.in_channels", "model.init_args.in_channels", apply_on="instantiate"
-        )
+        for key in ("num_classes", "in_channels"):
+            parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
         parser.add_argument(
             "--pretrained",
             type=bool,
@@ -247,7 +251,7 @@ class ClassicCLI(LightningCLI):
         """
         config = self._given
         model = config.model.get("init_args", {})
-        info = _info_of(model.get("arch"))
+        info = arch_info(model.get("arch"))
         recipe = None if info is None else info.recipe
         trainer = config.get("trainer")
         # Given to the Trainer, not written into the config: config.yaml keeps null, so a
@@ -478,15 +482,6 @@ def model_table(pattern: str | None = None, markdown: bool = False) -> str:
         return "  ".join(cells).rstrip()
 
     return "\n".join(line(r) for r in [header, *rows])
-
-
-def _info_of(arch: Any) -> ModelInfo | None:
-    # What the registry knows of a registered name; None for anything else (the model then
-    # says why).
-    try:
-        return model_info(arch) if isinstance(arch, str) else None
-    except ValueError:
-        return None
 
 
 def _list_command(argv: Sequence[str]) -> int:
