@@ -364,6 +364,8 @@ def test_too_small_input_names_the_layer_and_the_formula() -> None:
     assert "'c5.0' (Conv2d)" in message
     assert "gets a 1x1 map" in message
     assert "floor((1 + 2*0 - 1*(5-1) - 1) / 1 + 1) = -3" in message
+    # The formula's "got input_size=(1, 1)" is the layer's map, not the summary's input_size.
+    assert "input_size" not in message and message.count("1x1") == 1
 
 
 def test_too_small_input_for_a_pool() -> None:

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,9 @@ from classic_cnns.inspection.formulas import (
 from classic_cnns.inspection.receptive_field import Field, FieldTracker, tensors_in
 from classic_cnns.inspection.report import LayerRow, ModelSummary
 from classic_cnns.registry import ModelInfo, model_info
+
+# A formula's "; got input_size=(2, 2)": the layer's map, which the summary names itself.
+_SIZE_GIVEN = re.compile(r"; got input_size=\(\d+, \d+\)")
 
 __all__ = ["summary"]
 
@@ -270,7 +274,7 @@ class _Recorder:
                 ValueError(
                     f"input {list(self.input_shape[1:])} is too small for "
                     f"{type(self.net).__name__}: {self.describe(module)} gets a "
-                    f"{size[0]}x{size[1]} map. {error}"
+                    f"{size[0]}x{size[1]} map. {_SIZE_GIVEN.sub('', str(error))}"
                 )
             ) from None
 
