@@ -405,14 +405,14 @@ def test_dataloaders_before_setup_say_so() -> None:
             {"nonfinite": "warn"},
             r"nonfinite must be one of \('raise', 'skip', 'ignore'\); got 'warn'",
         ),
-        ({"lr": -0.1}, r"lr must be a positive number; got -0\.1"),
-        ({"lr": 0.0}, r"lr must be a positive number; got 0\.0"),
-        ({"lr": math.nan}, r"lr must be a positive number; got nan"),
-        ({"lr": math.inf}, r"lr must be a positive number; got inf"),
-        ({"lr": "0.1"}, r"lr must be a positive number; got '0\.1'"),
-        ({"lr": True}, r"lr must be a positive number; got True"),
-        ({"weight_decay": "x"}, r"weight_decay must be >= 0; got 'x'"),
-        ({"weight_decay": -1.0}, r"weight_decay must be >= 0; got -1\.0"),
+        ({"lr": -0.1}, r"lr must be a positive finite number; got -0\.1"),
+        ({"lr": 0.0}, r"lr must be a positive finite number; got 0\.0"),
+        ({"lr": math.nan}, r"lr must be a positive finite number; got nan"),
+        ({"lr": math.inf}, r"lr must be a positive finite number; got inf"),
+        ({"lr": "0.1"}, r"lr must be a positive finite number; got '0\.1'"),
+        ({"lr": True}, r"lr must be a positive finite number; got True"),
+        ({"weight_decay": "x"}, r"weight_decay must be a finite number >= 0; got 'x'"),
+        ({"weight_decay": -1.0}, r"weight_decay must be a finite number >= 0; got -1\.0"),
         ({"momentum": -0.5}, r"momentum must be in \[0, 1\); got -0\.5"),
         ({"momentum": 2.0}, r"momentum must be in \[0, 1\); got 2\.0"),
         ({"momentum": 1.0}, r"momentum must be in \[0, 1\); got 1\.0"),
@@ -472,7 +472,7 @@ def test_hyperparameters_at_the_edge_of_their_range_are_accepted(kwargs: dict) -
 
 
 def test_family_classes_validate_the_same_way_and_name_their_members() -> None:
-    with pytest.raises(ValueError, match=r"lr must be a positive number; got -1"):
+    with pytest.raises(ValueError, match=r"lr must be a positive finite number; got -1"):
         ResNet("resnet20", lr=-1)
     with pytest.raises(
         ValueError,

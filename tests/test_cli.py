@@ -625,6 +625,11 @@ ERRORS = {
     "no datamodule after --data": (["fit", "--data"], "argument --data: expected one argument"),
     "no config after -c": (["fit", "-c"], "argument -c/--config: expected one argument"),
     "no model after --model": (["fit", "--model"], "argument --model: expected one argument"),
+    # torch's own refusal (raised once fit configured the optimizer) named with its flag:
+    "a value torch's optimizer refuses": (
+        ["fit", "--optimizer", "Adam", "--optimizer.lr", "-1"],
+        "error: --optimizer Adam: Invalid learning rate: -1.0",
+    ),
     "input too small for the model": (
         ["summary", "lenet5", "--input-size", "1", "16", "16"],
         "layer 'c5.0' (Conv2d) gets a 1x1 map",  # as the README says

@@ -369,6 +369,29 @@ def test_a_mirrors_recompressed_copy_is_kept_by_its_content(
     # Said of the URL: the scratch copy it names would be gone, and is not the user's to delete.
     assert f"{url}{T10K_LABELS}: md5 " in str(info.value)
     assert "-download-" not in str(info.value) and "delete it" not in str(info.value)
+    # The training labels under the test labels' name: not the user's file to rename.
+    with gzip.open(fashion_raw / "train-labels-idx1-ubyte.gz") as f:
+        (mirror / T10K_LABELS).write_bytes(gzip.compress(f.read()))
+    with pytest.raises(RuntimeError) as info:
+        dm.prepare_data()
+    assert (
+        "it holds train-labels-idx1-ubyte (that file's content md5), which the mirror "
+        "serves as this" in str(info.value)
+    )
+    assert "rename" not in str(info.value) and not (dm.raw_dir / T10K_LABELS).exists()
+
+
+def test_a_file_where_the_dataset_folder_goes_is_named(tmp_path: Path) -> None:
+    # os.mkdir said "[Errno 20] Not a directory: '.../FashionMNIST/raw'", of the folder.
+    (tmp_path / "FashionMNIST").write_text("")
+    with pytest.raises(NotADirectoryError) as info:
+        FashionMNIST(str(tmp_path), download=True, protocol="10k").prepare_data()
+    assert str(info.value) == (
+        f"{tmp_path / 'FashionMNIST'} is a file; expected a folder there, to hold "
+        f"{tmp_path / 'FashionMNIST' / 'raw'}"
+    )
+    with pytest.raises(FileNotFoundError, match=r"\(no such folder: .*FashionMNIST is a file;"):
+        FashionMNIST(str(tmp_path), download=False, protocol="10k").setup("fit")
 
 
 def test_failed_download_leaves_nothing_behind_and_keeps_good_files(
@@ -543,6 +566,8 @@ def test_in_memory_batches_cover_every_image_once() -> None:
         ({"val_size": float("nan")}, r"val_size must be a fraction .*; got nan"),
         ({"val_size": True}, r"val_size must be a fraction .*; got True"),
         ({"val_size": "0.1"}, r"val_size must be a fraction .*; got '0.1'"),
+        # A tensor passed the check and failed in setup: "type Tensor doesn't define __round__".
+        ({"val_size": torch.tensor(0.1)}, r"val_size must be a fraction .*; got tensor\(0\.1"),
         ({"val_size": 1.5}, r"val_size must be a fraction in \[0, 1\) or a whole count; got 1\.5"),
         (
             {"val_size": 1.0},
@@ -556,8 +581,8 @@ def test_in_memory_batches_cover_every_image_once() -> None:
         ({"num_workers": -1}, r"num_workers must be an int >= 0 .*; got -1"),
         ({"num_workers": True}, r"num_workers must be an int >= 0 .*; got True"),
         ({"num_workers": 1.0}, r"num_workers must be an int >= 0 .*; got 1\.0"),
-        ({"mixup_alpha": -0.2}, r"mixup_alpha must be a number >= 0 \(0: off\); got -0.2"),
-        ({"cutmix_alpha": float("inf")}, r"cutmix_alpha must be a number >= 0 .*; got inf"),
+        ({"mixup_alpha": -0.2}, r"mixup_alpha must be a finite number >= 0 \(0: off\); got -0.2"),
+        ({"cutmix_alpha": float("inf")}, r"cutmix_alpha must be a finite number >= 0 .*; got inf"),
         # torch.Generator.manual_seed takes [-2**63, 2**64); a negative seed aliases 2**64 + s
         ({"seed": -1}, r"seed must be an int \(the .*\); got -1, expected one in \[0, 2\*\*64\)"),
         ({"seed": 2**64}, rf"seed must be an int .*; got {2**64}, expected one in \[0, 2\*\*64\)"),
@@ -821,7 +846,7 @@ def test_alphas_changed_after_a_training_batch_take_effect() -> None:
     assert changed.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
     assert 0 < changed.sum() < changed.numel()
     dm.cutmix_alpha = -1.0
-    with pytest.raises(ValueError, match=r"cutmix_alpha must be a number >= 0 .*; got -1.0"):
+    with pytest.raises(ValueError, match=r"cutmix_alpha must be a finite number >= 0 .*; got -1.0"):
         dm.on_after_batch_transfer(batch, 0)
 
 

@@ -283,7 +283,9 @@ def test_backbone_and_head_learning_rates() -> None:
     trainer = _trainer(max_steps=1)
     trainer.fit(model, _loader(16))
     assert [g["max_lr"] for g in trainer.optimizers[0].param_groups] == [0.01, 0.01, 0.1, 0.1]
-    with pytest.raises(ValueError, match=r"backbone_lr must be a positive number or None; got 0"):
+    with pytest.raises(
+        ValueError, match=r"backbone_lr must be a positive finite number or None; got 0"
+    ):
         LeNet5(backbone_lr=0)
 
 

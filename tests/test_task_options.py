@@ -99,7 +99,7 @@ def test_another_kind_of_optimizer_on_the_recipe_s_lr_is_warned_of(
         create_model("resnet18", optimizer="adam")  # its recipe's AdamW: the same scale
 
 
-def test_a_momentum_one_cycle_replaces_is_warned_of() -> None:
+def test_a_momentum_that_is_not_used_is_warned_of() -> None:
     # One-cycle cycles SGD's momentum 0.95 -> 0.85 -> 0.95 whatever it was built with: a user's
     # momentum=0.5 never runs, though hparams (and config.yaml) record it.
     with pytest.warns(UserWarning, match=r"momentum=0\.5 is not used: the one-cycle schedule") as w:
@@ -114,6 +114,14 @@ def test_a_momentum_one_cycle_replaces_is_warned_of() -> None:
         LeNet5(momentum=0.9)
         LeNet5(momentum=0.0)  # plain SGD: not cycled
         ResNet("resnet20", momentum=0.5)  # its recipe's step schedule
+        LeNet5(optimizer="adam", lr=1e-3)  # momentum left to the recipe
+    # Adam and AdamW take no momentum: one given is recorded but never used.
+    for optimizer in ("adam", "adamw"):
+        with pytest.warns(UserWarning, match=rf"momentum=0\.5 is not used: '{optimizer}' takes"):
+            model = LeNet5(optimizer=optimizer, lr=1e-3, momentum=0.5, scheduler="cosine")
+        trainer = _trainer(max_steps=1)
+        trainer.fit(model, DataLoader(TensorDataset(torch.randn(4, 1, 32, 32), torch.arange(4))))
+        assert "momentum" not in trainer.optimizers[0].defaults
 
 
 def test_a_checkpoints_lr_is_not_carried_over_to_another_optimizer(tmp_path: Path) -> None:

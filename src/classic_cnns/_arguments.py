@@ -44,10 +44,9 @@ def warn_of_the_recipe_lr(info: ModelInfo, optimizer: Any, lr: Any) -> None:
         )
 
 
-def warn_of_cycled_momentum(info: ModelInfo, optimizer: Any, momentum: Any, scheduler: Any) -> None:
-    """Warn when a ``momentum`` given (other than the recipe's) is replaced by one-cycle's.
-
-    ``"onecycle"`` cycles the momentum of SGD and RMSprop from 0.95 to 0.85 and back
+def warn_of_unused_momentum(info: ModelInfo, optimizer: Any, momentum: Any, scheduler: Any) -> None:
+    """Warn when a ``momentum`` given (other than the recipe's) is not used: Adam and AdamW
+    take none, and ``"onecycle"`` cycles SGD's and RMSprop's from 0.95 to 0.85 and back
     (:func:`classic_cnns.optim.make_scheduler`), whatever the optimizer was built with.
     ``optimizer`` and ``scheduler`` are the resolved ones (given, else the recipe's).
 
@@ -56,17 +55,18 @@ def warn_of_cycled_momentum(info: ModelInfo, optimizer: Any, momentum: Any, sche
         >>> from classic_cnns import model_info
         >>> with warnings.catch_warnings(record=True) as caught:
         ...     warnings.simplefilter("always")
-        ...     warn_of_cycled_momentum(model_info("lenet5"), "sgd", 0.5, "onecycle")
+        ...     warn_of_unused_momentum(model_info("lenet5"), "sgd", 0.5, "onecycle")
         >>> str(caught[0].message)[:60]
         'momentum=0.5 is not used: the one-cycle schedule cycles the '
     """
-    if (
-        scheduler == "onecycle"
-        and optimizer in ("sgd", "rmsprop")
-        and is_number(momentum)
-        and momentum > 0
-        and momentum != info.recipe.momentum
-    ):
+    if not (is_number(momentum) and momentum > 0 and momentum != info.recipe.momentum):
+        return
+    if optimizer in ("adam", "adamw"):
+        warn(
+            f"momentum={momentum:g} is not used: {optimizer!r} takes no momentum (its first "
+            "moment's decay, beta1, is torch's 0.9, or cycled by the one-cycle schedule)"
+        )
+    elif scheduler == "onecycle" and optimizer in ("sgd", "rmsprop"):
         warn(
             f"momentum={momentum:g} is not used: the one-cycle schedule cycles the momentum "
             "from 0.95 to 0.85 and back (scheduler 'cosine', 'step' or 'none' keeps it)"

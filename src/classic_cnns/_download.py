@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["DOWNLOAD_TIMEOUT", "download", "download_folder", "file_digest"]
+__all__ = ["DOWNLOAD_TIMEOUT", "download", "download_folder", "file_digest", "file_in_the_way"]
 
 DOWNLOAD_TIMEOUT = 60.0
 """Seconds a server may stay silent before :func:`download` gives up (MNIST and
@@ -67,6 +67,20 @@ def download(url: str, path: str | os.PathLike[str], *, timeout: float = DOWNLOA
 _PREFIX = ".classic-cnns-download-"  # a user's folder never has it: only these are removed
 
 
+def file_in_the_way(folder: str | os.PathLike[str]) -> Path | None:
+    """The file at ``folder`` or at one of its parents, which keeps it from being a folder.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as parent:
+        ...     _ = (Path(parent) / "MNIST").write_text("")
+        ...     file_in_the_way(Path(parent) / "MNIST" / "raw") == Path(parent) / "MNIST"
+        True
+    """
+    found = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), None)
+    return None if found is None or found.is_dir() else found
+
+
 @contextlib.contextmanager
 def download_folder(parent: str | os.PathLike[str]) -> Iterator[Path]:
     """A scratch folder in ``parent`` (``.classic-cnns-download-*``) for a download, removed
@@ -87,6 +101,8 @@ def download_folder(parent: str | os.PathLike[str]) -> Iterator[Path]:
         []
     """
     made = [p for p in (Path(parent), *Path(parent).parents) if not p.exists()]
+    if (file := file_in_the_way(parent)) is not None:  # mkdir would say "Not a directory"
+        raise NotADirectoryError(f"{file} is a file; expected a folder there, to hold {parent}")
     Path(parent).mkdir(parents=True, exist_ok=True)
     for stale in Path(parent).glob(f"{_PREFIX}*"):  # a folder of the user's is never one
         with contextlib.suppress(OSError):  # another process may be removing it too

@@ -49,6 +49,7 @@ from classic_cnns._cli_helpers import (
     DEBUG_ENV,
     SaveConfig,
     check_names,
+    check_optimizer_arguments,
     data_main,
     expand_model_names,
     int_before_float,
@@ -250,6 +251,7 @@ class ClassicCLI(LightningCLI):
         epochs (``model_info(name).recipe.epochs``); ``--trainer.max_time`` stops it sooner.
         """
         config = self._given
+        check_optimizer_arguments(config)  # torch's refusals, named by flag
         model = config.model.get("init_args", {})
         info = arch_info(model.get("arch"))
         recipe = None if info is None else info.recipe

@@ -159,7 +159,7 @@ def _as_target(target: Tensor, logits: Tensor, one_hot: bool = False) -> tuple[T
 
 def _check_temperature(temperature: Any) -> None:
     if not (is_number(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a positive number; got {temperature!r}")
+        raise ValueError(f"temperature must be a positive finite number; got {temperature!r}")
 
 
 def _check_alpha(alpha: Any) -> None:

@@ -94,22 +94,23 @@ def check_settings(
         ...                momentum=0.9)
         Traceback (most recent call last):
         ...
-        ValueError: lr must be a positive number; got -1
+        ValueError: lr must be a positive finite number; got -1
     """
     for name, value, choices in (("optimizer", optimizer, OPTIMIZERS),
                                  ("scheduler", scheduler, SCHEDULERS)):  # fmt: skip
         if value not in choices:
             raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+    decay = weight_decay
     for name, value, ok, expected in (
-        ("lr", lr, is_number(lr) and lr > 0, "a positive number"),
-        ("weight_decay", weight_decay, is_number(weight_decay) and weight_decay >= 0, ">= 0"),
+        ("lr", lr, is_number(lr) and lr > 0, "a positive finite number"),
+        ("weight_decay", decay, is_number(decay) and decay >= 0, "a finite number >= 0"),
         ("momentum", momentum, is_number(momentum) and 0 <= momentum < 1, "in [0, 1)"),
     ):
         if not ok:
             raise ValueError(f"{name} must be {expected}; got {value!r}")
     if backbone_lr is not None and not (is_number(backbone_lr) and backbone_lr > 0):
         raise ValueError(
-            f"backbone_lr must be a positive number or None; got {backbone_lr!r} "
+            f"backbone_lr must be a positive finite number or None; got {backbone_lr!r} "
             "(to keep the backbone fixed, use freeze_backbone())"
         )
 

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 
 from classic_cnns import _guard, finetune
-from classic_cnns._arguments import check_arguments, warn_of_cycled_momentum, warn_of_the_recipe_lr
+from classic_cnns._arguments import check_arguments, warn_of_the_recipe_lr, warn_of_unused_momentum
 from classic_cnns._checks import as_plain
 from classic_cnns._data_classes import check_data_classes, check_one_loader, datamodule_config
 from classic_cnns._distributed import destroy_at_exit
@@ -168,7 +168,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         scheduler = recipe.scheduler if scheduler is None else scheduler
         label_smoothing = recipe.label_smoothing if label_smoothing is None else label_smoothing
         check_arguments(type(self), info, locals())
-        warn_of_cycled_momentum(info, optimizer, momentum, scheduler)
+        warn_of_unused_momentum(info, optimizer, momentum, scheduler)
         self.save_hyperparameters()
         # Checkpoints and loggers (which read hparams_initial, as save_hyperparameters sets it)
         # record the training values used; LightningCLI records what it was given.

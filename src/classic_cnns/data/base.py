@@ -84,7 +84,7 @@ class TensorBatches(Dataset[tuple[Tensor, Tensor]]):
 def _check_alphas(mixup_alpha: Any, cutmix_alpha: Any) -> None:
     for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
         if not is_number(alpha) or alpha < 0:
-            raise ValueError(f"{name} must be a number >= 0 (0: off); got {alpha!r}")
+            raise ValueError(f"{name} must be a finite number >= 0 (0: off); got {alpha!r}")
 
 
 def _how_to_get(download: bool, by_hand: str) -> str:
@@ -129,8 +129,9 @@ class InMemoryDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes (0 is fastest for in-memory data).
         data_on_device: Keep the whole uint8 dataset on the accelerator the model trains on,
             moved once in ``setup``, so that no batch is copied from the host. ``None``
-            (default) does so on an accelerator when the data takes under a quarter of its
-            free memory (Fashion-MNIST: 55 MB); on the CPU it changes nothing.
+            (default) does so on a CUDA GPU when the data takes under a quarter of its free
+            memory (Fashion-MNIST: 55 MB); on other accelerators only with ``True``; on the
+            CPU it changes nothing.
         mixup_alpha: MixUp for training batches (Zhang et al. 2018): each image blends with
             the one before it in the batch, ``lam ~ Beta(alpha, alpha)``, and so do their
             labels, which become soft labels ``(N, C)`` (torchvision's ``v2.MixUp``); 0

@@ -30,6 +30,7 @@ import torchvision.datasets as tvd
 from torch import Tensor
 
 from classic_cnns._checks import as_folder, check_flag
+from classic_cnns._download import file_in_the_way
 from classic_cnns._warn import warn
 from classic_cnns.data.base import InMemoryDataModule, _how_to_get
 from classic_cnns.files import (
@@ -279,6 +280,7 @@ class MNIST(InMemoryDataModule):
                             self._verified(target, filename)
                         except ValueError as err:  # say it of the URL, not the scratch copy
                             why = str(err).removeprefix(f"{target}: ")
+                            why = why.replace(": rename it", ", which the mirror serves as this")
                             raise RuntimeError(re.sub(f"[:;] {_REDOWNLOAD}", "", why)) from None
                 except Exception as err:  # one mirror failing is normal; try the next
                     errors.append(f"  {mirror}{filename}: {err}")
@@ -391,7 +393,8 @@ class MNIST(InMemoryDataModule):
 def _contents(folder: Path, pattern: str = "*") -> str:
     # What a folder holds (up to six names matching pattern), for an error message.
     if not folder.is_dir():
-        return "no such folder"
+        file = file_in_the_way(folder)
+        return "no such folder" + (f": {file} is a file" if file is not None else "")
     names = sorted(p.name for p in folder.glob(pattern))
     more = f" and {len(names) - 6} more" if len(names) > 6 else ""
     return "it holds " + (", ".join(names[:6]) + more if names else "nothing")

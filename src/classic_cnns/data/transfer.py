@@ -39,7 +39,9 @@ class TransferDataModule(InMemoryDataModule):
 
     Args:
         batch_size: Images per batch; ``None``: the model's recipe (see the base class).
-        image_size: Output ``(H, W)``; ``None`` follows the model's input size.
+        image_size: Output ``(H, W)``; ``None`` follows the model being trained, as in the
+            base class: for these 32-pixel images, the size its recipe gives for them (32
+            for the CIFAR networks, 96 or 224 for the ImageNet ones).
         resize: ``"pad"`` or ``"resize"``; ``None`` pads by up to 4 pixels a side, else resizes.
         val_size: Fraction or count of the training images held out for validation.
         seed: Seed of the splits.
