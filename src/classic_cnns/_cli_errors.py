@@ -306,10 +306,14 @@ def named_unknown_options(parser: Any, args: Sequence[str]) -> Iterator[None]:
             f for f in getattr(choices.get(command), "_option_string_actions", {}) if f[1:2] == "-"
         ]
         if found := re.match(r"unrecognized arguments: (.*)", message):  # flags: no file
-            hints = [(a, suggest(a, flags)) for a in found[1].split() if a.startswith("--")]
-            if len(hints) > 1:  # each flag's, named
-                hints = [("", f" {a}:{h.replace(' Did', ' did', 1)}") for a, h in hints if h]
-            raise ValueError(message + "." + "".join(h for _, h in hints)) from err
+            unknown = [a for a in found[1].split() if a.startswith("--")]
+            hints = [suggest(a, flags) for a in unknown]
+            if len(unknown) > 1:  # each flag's, named
+                hints = [
+                    f" {a}:{h.replace(' Did', ' did', 1)}" if h else ""
+                    for a, h in zip(unknown, hints, strict=True)
+                ]
+            raise ValueError(message + "." + "".join(hints)) from err
         if found := re.match(r"Subcommand '\w+' does not accept option '([\w.]+)'", message):
             section, _, key = found[1].rpartition(".")
             close = suggest(found[1], [f.removeprefix("--") for f in flags])

@@ -142,6 +142,8 @@ def check_optimizer_arguments(config: Any) -> None:
             built = cls([parameter] if flag == "optimizer" else built, **kwargs)
         except ValueError as err:
             raise ValueError(f"--{flag} {name}: {err}") from err
+        except Exception:  # a class of the user's that wants more than this: the run will say
+            return
 
 
 def check_data_names(args: list[str]) -> None:
