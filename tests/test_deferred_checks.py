@@ -8,6 +8,7 @@ for real; ``tests/test_gpu.py`` counts the actual device syncs on a GPU.
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import LeNet5, _guard
@@ -175,13 +177,17 @@ def test_a_diverging_loss_is_reported_with_the_learning_rate() -> None:
         _trainer().fit(model, train_dataloaders=_batches(2))
 
 
-def test_skip_decides_at_each_step_and_leaves_the_batch_out() -> None:
+def test_skip_decides_at_each_step_and_leaves_the_batch_out(tmp_path: Path) -> None:
     # "skip" must know before the update, so it reads the device at once even here.
     model = LeNet5(scheduler="none", nonfinite="skip")
-    trainer = _trainer()
+    trainer = _trainer(logger=CSVLogger(tmp_path), log_every_n_steps=1)
     with pytest.warns(UserWarning, match=r"global step 1 \(epoch 0\) has 1 NaN or infinite"):
         trainer.fit(model, train_dataloaders=_batches(3, {1: ("image", math.nan)}))
     assert all(torch.isfinite(p).all() for p in model.parameters())
+    # The skipped step logs no loss: Lightning's cache logged the step before's again.
+    with open(tmp_path / "lightning_logs" / "version_0" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["train_loss_step"]]
+    assert [r["step"] for r in rows] == ["0", "2"]
 
 
 def test_an_epoch_whose_every_batch_was_skipped_says_its_metrics_are_missing() -> None:

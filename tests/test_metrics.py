@@ -166,3 +166,28 @@ def test_the_logged_loss_is_the_mean_in_16_bit_precisions(precision: str) -> Non
     for loss in losses:
         plain.update(loss.expand(1))
     assert float(plain.weight) < len(losses)  # what the task logged before: stuck at 256
+
+
+@pytest.mark.parametrize("stage", ["validate", "test"])
+def test_a_run_stopped_by_an_error_leaves_nothing_in_the_next_one_s_metrics(stage: str) -> None:
+    # Lightning resets the metrics only as it logs them at the epoch's end: a validate or test
+    # that raised partway left its sums, and the next run on the model added to them.
+    L.seed_everything(0, verbose=False)
+    images, labels = Digits().load_splits()[0][:60], torch.arange(60) % 10
+    x = torch.nn.functional.pad(images.float() / 255, (12, 12, 12, 12))  # real digits, 32x32
+    damaged = x.clone()
+    damaged[45] = float("nan")  # nonfinite="raise": the run stops at its third batch
+    model = LeNet5()
+    options = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    run = getattr(L.Trainer(**options), stage)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        run(model, DataLoader(TensorDataset(damaged, labels), batch_size=20), verbose=False)
+    run = getattr(L.Trainer(**options), stage)
+    (logged,) = run(model, DataLoader(TensorDataset(x, labels), batch_size=20), verbose=False)
+    with torch.no_grad():
+        logits = model.eval()(x)
+    prefix = "val_" if stage == "validate" else "test_"
+    for key, value in sklearn_metrics(logits, labels, prefix).items():
+        assert logged[key] == pytest.approx(value, abs=1e-6), key
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    assert logged[f"{prefix}loss"] == pytest.approx(float(loss), rel=1e-6)

@@ -120,14 +120,9 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         "num_features",
     ]
     __jit_ignored_attributes__: ClassVar[list[str]] = [
-        "criterion",
-        "hard_criterion",
-        "eval_criterion",
-        "train_metrics",
-        "val_metrics",
-        "test_metrics",
-        "losses",
-    ]
+        "criterion", "hard_criterion", "eval_criterion", "train_metrics", "val_metrics",
+        "test_metrics", "losses",
+    ]  # fmt: skip
 
     def __init__(
         self,
@@ -328,10 +323,11 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         keys) apply to every stage. For ``fit``, the datamodule's class count must be the
         head's (``validate``/``test`` check it and the class names at their start, once a
         ``ckpt_path`` has been restored), its ``data_config`` is recorded, an image of its
-        size becomes ``example_input_array``, the metric states are made anew (a
-        ``validate`` or ``test`` before leaves inference tensors, which training cannot
-        update) and the teacher is loaded. Under a distributed strategy, the process group
-        is destroyed at exit (``_distributed.destroy_at_exit``).
+        size becomes ``example_input_array`` and the teacher is loaded. Every stage makes
+        the metric states anew: a ``validate`` or ``test`` before leaves inference tensors,
+        which training cannot update, and a run stopped by an error leaves its sums. Under a
+        distributed strategy, the process group is destroyed at exit
+        (``_distributed.destroy_at_exit``).
         """
         destroy_at_exit()
         hp, self._restored_data = self._hp, None  # a ckpt_path restore (after setup) sets it
@@ -341,12 +337,12 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         if hp.compile and not getattr(self.net, "_compiled_call_impl", None):
             self.net.compile(**(hp.compile if isinstance(hp.compile, dict) else {}))
         dm = getattr(self._trainer, "datamodule", None)
+        for metric in (m for m in self.modules() if isinstance(m, Metric)):
+            metric.reset()  # as plain tensors, and empty after a run an error stopped
         if stage == "fit":  # a head trained on other classes: named (see the function)
             recorded = head_class_names(self.data_config, self.num_classes)
             check_data_classes(self.info.name, self.num_classes, recorded, dm, stage)
             self.data_config.pop("class_names", None)  # other data's, unless config has them
-            for metric in (m for m in self.modules() if isinstance(m, Metric)):
-                metric.reset()  # as plain tensors (see above)
         if stage == "fit" and (config := datamodule_config(dm, say=True)):
             self.data_config = config
             # One image for Lightning's model summary to count FLOPs (compiled: once more).
@@ -485,6 +481,11 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
     def _nonfinite(self, stage: str, kind: Any, where: tuple[int, int], **found: Any) -> None:
         hp, name = self._hp, self.info.name
         report(kind, policy=hp.nonfinite, name=name, stage=stage, where=where, lr=hp.lr, **found)
+        # Skipped: a logging step would log the last train_loss_step again (Lightning's cache).
+        results: Any = getattr(self._trainer, "_results", None) if stage == "train" else None
+        cached = results.get("training_step.train_loss_step") if results is not None else None
+        if cached is not None:
+            cached.reset()
 
     def _mean_loss(self, stage: str) -> MeanLoss:
         return self.losses[f"{stage}_loss"]  # type: ignore[return-value]
@@ -561,8 +562,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         # What they are made for: lr and the run's steps (None: no schedule). on_fit_start
         # remakes them for another; on_train_start refuses a resumed schedule of another length.
         self._made_for: tuple[float, int | None] = (hp.lr, None)
-        # None: called by hand, outside a run (a schedule is refused there: no run length)
-        if (total := run_steps(self._trainer, hp.scheduler)) is None:  # no schedule to make
+        if (total := run_steps(self._trainer, hp.scheduler)) is None:  # by hand: no schedule
             return opt
         sched = make_scheduler(hp.scheduler, opt, total)
         self._made_for = (hp.lr, total)
