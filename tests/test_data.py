@@ -566,8 +566,6 @@ def test_in_memory_batches_cover_every_image_once() -> None:
         ({"val_size": float("nan")}, r"val_size must be a fraction .*; got nan"),
         ({"val_size": True}, r"val_size must be a fraction .*; got True"),
         ({"val_size": "0.1"}, r"val_size must be a fraction .*; got '0.1'"),
-        # A tensor passed the check and failed in setup: "type Tensor doesn't define __round__".
-        ({"val_size": torch.tensor(0.1)}, r"val_size must be a fraction .*; got tensor\(0\.1"),
         ({"val_size": 1.5}, r"val_size must be a fraction in \[0, 1\) or a whole count; got 1\.5"),
         (
             {"val_size": 1.0},
@@ -592,6 +590,25 @@ def test_in_memory_batches_cover_every_image_once() -> None:
 def test_invalid_datamodule_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Digits(**kwargs)
+
+
+def test_numpy_and_tensor_numbers_are_taken_as_python_numbers() -> None:
+    # As the models take them: np.int64(8) was refused as a batch size ("must be a positive int
+    # or None; got np.int64(8)"), and a 0-d tensor val_size passed the check, then failed in
+    # setup ("type Tensor doesn't define __round__").
+    dm = Digits(batch_size=np.int64(8), val_size=torch.tensor(0.25), seed=np.uint64(3),
+                num_workers=np.int32(0), mixup_alpha=np.float32(0.5))  # fmt: skip
+    assert [type(v) for v in (dm.batch_size, dm.val_size, dm.seed, dm.num_workers)] == [
+        int,
+        float,
+        int,
+        int,
+    ]
+    dm.setup("fit")
+    plain = Digits(batch_size=8, val_size=0.25, seed=3, mixup_alpha=0.5)
+    plain.setup("fit")
+    assert torch.equal(dm._splits["val"][1], plain._splits["val"][1])
+    assert len(dm._splits["val"][1]) == round(0.25 * 1438) and dm.mixup_alpha == 0.5
 
 
 def test_the_largest_seed_splits() -> None:

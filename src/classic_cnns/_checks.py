@@ -8,7 +8,6 @@ raises its own error, which names the argument and what it expects.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -36,13 +35,16 @@ def as_plain(value: Any) -> Any:
 
 
 def is_number(value: Any) -> bool:
-    """Whether ``value`` is a finite real number (not a bool, a string or a tensor).
+    """Whether ``value`` is a finite real number (not a bool, not a string).
 
     Example:
         >>> is_number(0.1), is_number(float("nan")), is_number(True), is_number("1")
         (True, False, False, False)
     """
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    try:
+        return not isinstance(value, bool | str) and math.isfinite(value)
+    except TypeError:
+        return False
 
 
 def is_int(value: Any, minimum: int | None = None) -> TypeGuard[int]:

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from torch.multiprocessing.spawn import ProcessRaisedException
 
@@ -326,6 +327,40 @@ def named_unknown_options(parser: Any, args: Sequence[str]) -> Iterator[None]:
         else:
             raise
         raise ValueError(f"{_config_giving(args, section, key)}{message}.{close}") from err
+
+
+def check_optimizer_arguments(config: Any) -> None:
+    """Build ``--optimizer`` (and ``--lr_scheduler`` on it) once for a stand-in parameter, so
+    that a value torch refuses is named with its flag before any data is read.
+
+    Raises:
+        ValueError: torch's reason, after the flag and the class (``--optimizer Adam:
+            Invalid learning rate: -1.0``).
+
+    Example:
+        >>> from jsonargparse import Namespace
+        >>> adam = Namespace(class_path="torch.optim.Adam", init_args=Namespace(lr=-1.0))
+        >>> check_optimizer_arguments(Namespace(optimizer=adam))
+        Traceback (most recent call last):
+        ...
+        ValueError: --optimizer Adam: Invalid learning rate: -1.0
+    """
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    built: Any = torch.optim.SGD([parameter], lr=0.1)
+    for flag in ("optimizer", "lr_scheduler"):
+        given = config.get(flag)
+        if not isinstance(getattr(given, "class_path", None), str):
+            continue
+        module, _, name = given.class_path.rpartition(".")
+        init = given.get("init_args")
+        kwargs = init.as_dict() if hasattr(init, "as_dict") else dict(init or {})
+        try:
+            cls = getattr(importlib.import_module(module), name)
+            built = cls([parameter] if flag == "optimizer" else built, **kwargs)
+        except ValueError as err:
+            raise ValueError(f"--{flag} {name}: {err}") from err
+        except Exception:  # a class of the user's that wants more than this: the run will say
+            return
 
 
 def _argument_names(name: str) -> list[str]:

@@ -39,6 +39,7 @@ from classic_cnns._cli_ckpt import (
     with_default_callbacks,
 )
 from classic_cnns._cli_errors import (
+    check_optimizer_arguments,
     class_error,
     closed_pipe,
     named_unknown_options,
@@ -49,7 +50,6 @@ from classic_cnns._cli_helpers import (
     DEBUG_ENV,
     SaveConfig,
     check_names,
-    check_optimizer_arguments,
     data_main,
     expand_model_names,
     int_before_float,
