@@ -419,7 +419,7 @@ def test_dataloaders_before_setup_say_so() -> None:
         ({"channels_last": "yes"}, r"channels_last must be True or False; got 'yes'"),
         ({"label_smoothing": -0.1}, r"label_smoothing must be in \[0, 1\); got -0\.1"),
         ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\); got 1\.0"),
-        ({"aux_loss_weight": -1.0}, r"aux_loss_weight must be a number >= 0; got -1\.0"),
+        ({"aux_loss_weight": -1.0}, r"aux_loss_weight must be a finite number >= 0; got -1\.0"),
         ({"num_classes": 0}, r"least 2; got 0\. .*: model\.net\.reset_classifier\(0\)"),
         ({"num_classes": -3}, r"num_classes must be an int of at least 2; got -3"),
         ({"num_classes": 2.5}, r"num_classes must be an int of at least 2; got 2\.5"),
@@ -450,7 +450,7 @@ def test_invalid_hyperparameters_are_rejected_at_construction(kwargs: dict, mess
 @pytest.mark.parametrize(
     "kwargs",
     [  # the closed ends of the ranges the messages above state, and the open ends' neighbours
-        {"aux_loss_weight": 0.0},  # a number >= 0
+        {"aux_loss_weight": 0.0},  # a finite number >= 0
         {"aux_loss_weight": 0},
         {"label_smoothing": 0.0},  # [0, 1)
         {"label_smoothing": 0.999},

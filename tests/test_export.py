@@ -129,7 +129,7 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
     assert (tmp_path / "m.pt").read_text() == "keep me"
     (tmp_path / "m.pt").unlink()
-    with pytest.raises(ValueError, match=r"atol must be a number >= 0; got -1.0"):
+    with pytest.raises(ValueError, match=r"atol must be a finite number >= 0; got -1.0"):
         export_model(model, tmp_path / "m.pt", "torchscript", atol=-1.0)
     for size in [(1, 32), (1, 32.7, 32), "1,32,32", (1, 0, 32)]:  # 32.7 was cut to 32
         with pytest.raises(
@@ -137,7 +137,8 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
             match=rf"input_size must be \(C, H, W\) of positive ints; got {re.escape(repr(size))}",
         ):
             export_model(model, tmp_path / "m.pt", "torchscript", input_size=size)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"atol must be a number >= 0; got '1e-3'"):  # TypeError
+    # A string: this ValueError, not the comparison's TypeError.
+    with pytest.raises(ValueError, match=r"atol must be a finite number >= 0; got '1e-3'"):
         export_model(model, tmp_path / "m.pt", "torchscript", atol="1e-3")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"path must be a file's path \(str or Path\); got None"):
         export_model(model, None, "torchscript")  # type: ignore[arg-type]

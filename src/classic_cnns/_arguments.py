@@ -118,7 +118,7 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
     if not (is_number(smoothing) and 0 <= smoothing < 1):
         raise ValueError(f"label_smoothing must be in [0, 1); got {smoothing!r}")
     if not (is_number(aux) and aux >= 0):
-        raise ValueError(f"aux_loss_weight must be a number >= 0; got {aux!r}")
+        raise ValueError(f"aux_loss_weight must be a finite number >= 0; got {aux!r}")
     for name, allowed in (("nonfinite", NonFinitePolicy), ("weight_init", WeightInit)):
         if kwargs[name] not in get_args(allowed):
             raise ValueError(f"{name} must be one of {get_args(allowed)}; got {kwargs[name]!r}")

@@ -303,7 +303,7 @@ def export_model(
     refuse_folder(path)
     refuse_existing(path, overwrite)
     if not (is_number(atol) and atol >= 0):
-        raise ValueError(f"atol must be a number >= 0; got {atol!r}")
+        raise ValueError(f"atol must be a finite number >= 0; got {atol!r}")
     sizes = input_size if isinstance(input_size, Sequence) else ()
     if input_size is not None and (len(sizes) != 3 or not all(is_int(s, 1) for s in sizes)):
         raise ValueError(f"input_size must be (C, H, W) of positive ints; got {input_size!r}")
