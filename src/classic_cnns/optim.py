@@ -100,12 +100,12 @@ def check_settings(
                                  ("scheduler", scheduler, SCHEDULERS)):  # fmt: skip
         if value not in choices:
             raise ValueError(f"{name} must be one of {choices}; got {value!r}")
-    decay = weight_decay
     for name, value, ok, expected in (
         ("lr", lr, is_number(lr) and lr > 0, "a positive finite number"),
-        ("weight_decay", decay, is_number(decay) and decay >= 0, "a finite number >= 0"),
+        ("weight_decay", weight_decay, is_number(weight_decay) and weight_decay >= 0,
+         "a finite number >= 0"),
         ("momentum", momentum, is_number(momentum) and 0 <= momentum < 1, "in [0, 1)"),
-    ):
+    ):  # fmt: skip
         if not ok:
             raise ValueError(f"{name} must be {expected}; got {value!r}")
     if backbone_lr is not None and not (is_number(backbone_lr) and backbone_lr > 0):

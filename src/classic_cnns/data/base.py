@@ -174,8 +174,9 @@ class InMemoryDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         # A numpy number or a 0-d tensor (a sweep's, np.int64(64)) as its Python value.
-        batch_size, val_size, seed = as_plain(batch_size), as_plain(val_size), as_plain(seed)
-        workers, mixup_alpha, cutmix_alpha = map(as_plain, (num_workers, mixup_alpha, cutmix_alpha))
+        batch_size, val_size, seed, num_workers, mixup_alpha, cutmix_alpha = map(
+            as_plain, (batch_size, val_size, seed, num_workers, mixup_alpha, cutmix_alpha)
+        )
         if batch_size is not None and not is_int(batch_size, 1):
             raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}")
         if not (is_int(seed, 0) and seed < 2**64):
@@ -192,7 +193,7 @@ class InMemoryDataModule(L.LightningDataModule):
                 "val_size=1.0 is ambiguous: a fraction must be below 1 (all of the training set "
                 "would leave nothing to train on); for one validation image pass the int 1"
             )
-        if not is_int(workers, 0):
+        if not is_int(num_workers, 0):
             raise ValueError(f"num_workers must be an int >= 0 (0: batches made in the main "
                              f"process); got {num_workers!r}")  # fmt: skip
         check_flag("data_on_device", data_on_device, none=True)
@@ -208,7 +209,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.resize = resize
         self.val_size = val_size
         self.seed = seed
-        self.num_workers = workers
+        self.num_workers = num_workers
         self.data_on_device = data_on_device
         self.mixup_alpha, self.cutmix_alpha = float(mixup_alpha), float(cutmix_alpha)
         self._mixer: tuple[tuple[float, float, int], v2.Transform] | None = None
