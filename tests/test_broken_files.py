@@ -891,7 +891,7 @@ def test_a_truncated_uncompressed_dataset_file_is_named_and_kept(
     with pytest.raises(
         ValueError,
         match=rf"^{re.escape(str(labels))}: expected 10008 bytes for shape \(10000,\), "
-        r"got 5008 \(the file is truncated or corrupted; delete it and download",
+        r"got 5008 \(the file is truncated or corrupted\): delete it and download",
     ):
         MNIST(str(tmp_path), download=False, protocol="10k").setup("fit")
     assert len(labels.read_bytes()) == 5008
@@ -911,7 +911,7 @@ def test_a_damaged_uncompressed_copy_gives_way_to_the_good_gz_beside_it(
     labels.write_bytes(labels.read_bytes()[:5008])
     with pytest.warns(
         UserWarning,
-        match=rf"^{re.escape(str(labels))}: expected .* corrupted; delete it\); read {T10K_LABELS}",
+        match=rf"^{re.escape(str(labels))}: expected .* corrupted\): delete it; read {T10K_LABELS}",
     ):
         dm = MNIST(str(tmp_path), download=False, protocol="10k", val_size=0)
         dm.setup("fit")

@@ -120,8 +120,9 @@ def test_a_damaged_copy_is_refused_by_its_content(
             rf"^{re.escape(str(path))}: content md5 \w+ does not match the published content's "
             r"15d484375f8d13e6eb1aabb0c3f46965; the file is corrupted or not the original"
         )
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as info:
         FashionMNIST(str(tmp_path), download=False).setup("fit")
+    assert str(info.value).count("delete it and download again") == 1  # said once, at the end
     assert path.read_bytes() != b""  # kept for inspection
 
 

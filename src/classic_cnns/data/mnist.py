@@ -20,10 +20,9 @@ import gzip
 import hashlib
 import math
 import os
-import re
 import zlib
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 import torchvision.datasets as tvd
@@ -45,13 +44,24 @@ __all__ = ["MNIST", "FashionMNIST", "read_idx"]
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur here.
 _UBYTE = 0x08
-_REDOWNLOAD = "delete it and download again"  # for the user's own files, not a download's
 _CHUNK = 1 << 24  # bytes read at a time: no buffer of what a lying header announces up front
 _MAX_PAYLOAD = 2**63 - 1  # the most elements a tensor holds (int64 sizes)
 
 
 class _Misnamed(ValueError):
     """A file that holds another file's published content (train and test swapped, say)."""
+
+
+class _Remedy(NamedTuple):
+    # What an error says to do about a file that fails, appended once where it is raised:
+    # to a damaged file, and to one that holds another file's content (_Misnamed).
+    damaged: str
+    misnamed: str
+
+
+_OWN = _Remedy(": delete it and download again", ": rename it")  # the user's only copy
+_BESIDE_GOOD = _Remedy(": delete it", ": rename it")  # a copy with another one beside it
+_SERVED = _Remedy("", ", which the mirror serves as this")  # a download: not the user's file
 
 
 def _read_bytes(path: Path) -> bytearray:
@@ -100,12 +110,12 @@ def _payload(shape: list[int], path: Path) -> int:
     if size == 0:
         raise ValueError(
             f"{path}: the header's shape {tuple(shape)} has a zero dimension, so the file "
-            f"holds no data (expected at least one item; it is corrupted; {_REDOWNLOAD})"
+            f"holds no data (expected at least one item; it is corrupted)"
         )
     if size > _MAX_PAYLOAD:
         raise ValueError(
             f"{path}: the header's shape {tuple(shape)} needs {size} bytes, more than a "
-            f"tensor can hold (at most {_MAX_PAYLOAD}; it is corrupted; {_REDOWNLOAD})"
+            f"tensor can hold (at most {_MAX_PAYLOAD}; it is corrupted)"
         )
     return size
 
@@ -114,12 +124,12 @@ def _check_length(data: bytes | bytearray, size: int, shape: list[int], path: Pa
     if len(data) > size:  # read no further than one byte past the announced end
         raise ValueError(
             f"{path}: expected {size} bytes for shape {tuple(shape)}, got more (the file holds "
-            f"data past what its header announces: it is corrupted; {_REDOWNLOAD})"
+            f"data past what its header announces: it is corrupted)"
         )
     if len(data) < size:
         raise ValueError(
             f"{path}: expected {size} bytes for shape {tuple(shape)}, got {len(data)} "
-            f"(the file is truncated or corrupted; {_REDOWNLOAD})"
+            f"(the file is truncated or corrupted)"
         )
 
 
@@ -277,11 +287,9 @@ class MNIST(InMemoryDataModule):
                         if known is None:  # a copy can pass by its content only where known
                             raise RuntimeError(f"md5 {got} does not match the expected {md5}")
                         try:  # recompressed: by its content
-                            self._verified(target, filename)
+                            self._verified(target, filename, _SERVED)
                         except ValueError as err:  # say it of the URL, not the scratch copy
-                            why = str(err).removeprefix(f"{target}: ")
-                            why = why.replace(": rename it", ", which the mirror serves as this")
-                            raise RuntimeError(re.sub(f"[:;] {_REDOWNLOAD}", "", why)) from None
+                            raise RuntimeError(str(err).removeprefix(f"{target}: ")) from None
                 except Exception as err:  # one mirror failing is normal; try the next
                     errors.append(f"  {mirror}{filename}: {err}")
                     continue
@@ -296,48 +304,52 @@ class MNIST(InMemoryDataModule):
         # interrupted gunzip -k) is named in a warning and the .gz is read instead.
         copies = self._copies(filename)
         assert copies, "load_splits checks that every file is present"
-        try:
-            images, self.read_from[filename] = self._verified(copies[0], filename), copies[0]
-        except ValueError as err:
-            if len(copies) == 1:
-                raise
+        errors: list[str] = []  # both damaged: both named
+        for path in copies:
+            remedy = _BESIDE_GOOD if path != copies[-1] else _OWN
             try:
-                images, self.read_from[filename] = self._verified(copies[1], filename), copies[1]
-            except ValueError as also:  # both damaged: name both
-                raise ValueError(f"{err}\n{also}") from None
-            why = str(err).replace(_REDOWNLOAD, "delete it")  # the archive beside it is good
-            warn(f"{why}; read {copies[1].name} beside it instead")
-        return images
+                images = self._verified(path, filename, remedy)
+            except ValueError as err:
+                errors.append(str(err))
+                continue
+            if errors:
+                warn(f"{errors[0]}; read {path.name} beside it instead")
+            self.read_from[filename] = path
+            return images
+        raise ValueError("\n".join(errors))
 
-    def _verified(self, path: Path, filename: str) -> Tensor:
+    def _verified(self, path: Path, filename: str, remedy: _Remedy = _OWN) -> Tensor:
         # The published archive passes by its md5. Any other copy (recompressed by a mirror,
-        # a distribution or a user, or stored uncompressed) passes by what it holds: a valid
-        # IDX file whose decompressed bytes have the published content's md5 where known.
+        # a distribution or a user, or stored uncompressed) passes by what it holds. An error
+        # ends with what to do about the file (remedy), said once.
         published = dict(self.resources)[filename]
         if path.suffix == ".gz" and (got := file_digest(path)) == published:
             return read_idx(path)
         try:
-            data = _read_bytes(path)
-            images = _parse_idx(data, path)
-            known = self.content_md5.get(filename.removesuffix(".gz"))
-            content = hashlib.md5(data, usedforsecurity=False).hexdigest()
-            if known is not None and content != known:
-                what = f"the file is corrupted or not the original: {_REDOWNLOAD}"
-                if other := [n for n, m in self.content_md5.items() if m == content]:
-                    what = f"it holds {other[0]} (that file's content md5): rename it"
-                raise (_Misnamed if other else ValueError)(
-                    f"{path}: content md5 {content} does not match the published content's "
-                    f"{known}; {what}"
-                )
+            return self._by_content(path, filename)
+        except _Misnamed as err:
+            raise _Misnamed(f"{err}{remedy.misnamed}") from None
         except ValueError as err:
-            if path.suffix != ".gz" or isinstance(err, _Misnamed):
-                raise
+            if path.suffix != ".gz":
+                raise ValueError(f"{err}{remedy.damaged}") from None
             reason = str(err).removeprefix(f"{path}: ")
             raise ValueError(
                 f"{path}: md5 {got} does not match the published {published}; the file is "
-                f"corrupted or not the original: {_REDOWNLOAD} (a recompressed "
+                f"corrupted or not the original{remedy.damaged} (a recompressed "
                 f"copy passes by its content, but this one fails: {reason})"
             ) from None
+
+    def _by_content(self, path: Path, filename: str) -> Tensor:
+        # A valid IDX file whose decompressed bytes have the published content's md5 where known.
+        data = _read_bytes(path)
+        images = _parse_idx(data, path)
+        known = self.content_md5.get(filename.removesuffix(".gz"))
+        content = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if known is not None and content != known:
+            wrong = f"{path}: content md5 {content} does not match the published content's {known}"
+            if other := [n for n, m in self.content_md5.items() if m == content]:
+                raise _Misnamed(f"{wrong}; it holds {other[0]} (that file's content md5)")
+            raise ValueError(f"{wrong}; the file is corrupted or not the original")
         return images
 
     def _read_pair(self, prefix: str) -> tuple[Tensor, Tensor]:
