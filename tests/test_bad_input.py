@@ -157,7 +157,7 @@ def test_a_non_finite_batch_stops_training_with_the_step(value: float) -> None:
     model = LeNet5(scheduler="none")
     with pytest.raises(
         ValueError,
-        match=r"lenet5: the train batch at global step 2 \(epoch 0\) has 1 NaN or infinite "
+        match=r"lenet5: the train batch 2 of epoch 0 \(global step 2\) has 1 NaN or infinite "
         r"value\(s\) among its 8192 image values; expected finite images\. Check the data and "
         r"its transform, or pass nonfinite='skip' to skip such batches",
     ):
@@ -175,14 +175,9 @@ def test_a_non_finite_batch_is_skipped_when_asked(overflow: bool) -> None:
         loader.dataset.tensors[0][8:16] = 3e38  # type: ignore[attr-defined]
     torch.manual_seed(0)
     model = LeNet5(arch="lenet5_bn", scheduler="none", nonfinite="skip")
-    found = (
-        r"loss at global step 1 \(epoch 0\) is nan"
-        if overflow
-        else r"batch at global step 1 \(epoch 0\) has 1 NaN"
-    )
-    with pytest.warns(
-        UserWarning, match=rf"the train {found}.*skipping the batch \(nonfinite='skip'\)"
-    ):
+    batch = r"the train batch 1 of epoch 0 \(global step 1\)"
+    found = rf"the loss of {batch} is nan" if overflow else rf"{batch} has 1 NaN"
+    with pytest.warns(UserWarning, match=rf"{found}.*skipping the batch \(nonfinite='skip'\)"):
         _trainer().fit(model, train_dataloaders=loader)
     # The same as training on the three good batches alone: nothing of the bad one reached
     # the weights, the optimizer state or the batch norm statistics.
@@ -220,8 +215,8 @@ def test_a_diverging_loss_stops_training_with_the_step_and_the_learning_rate() -
     with torch.no_grad():
         model.net.fc.bias[0] = math.inf
     message = (
-        r"lenet5_modern: the train loss at global step 0 \(epoch 0\) is nan; expected a "
-        r"finite number.*learning rate \(lr=0\.1\)"
+        r"lenet5_modern: the loss of the train batch 0 of epoch 0 \(global step 0\) is nan; "
+        r"expected a finite number.*learning rate \(lr=0\.1\)"
     )
     with pytest.raises(ValueError, match=message):
         _trainer().fit(model, train_dataloaders=_batches(None))
@@ -275,6 +270,19 @@ def test_labels_outside_the_classes_are_named_in_every_stage(stage: str) -> None
         step((x, torch.tensor([0, -1, 2])), 0)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\); got values from 0 to 4"):
         step((x, torch.tensor([0, 4, 2])), 0)
+
+
+@pytest.mark.parametrize("stage", ["validate", "test"])
+def test_a_bad_evaluation_batch_is_named_by_its_index_not_the_training_step(stage: str) -> None:
+    # Evaluation batches all share the training's global step: it named none of them.
+    labels = _batches(None)
+    labels.dataset.tensors[1][2 * 8 + 5] = 10  # type: ignore[attr-defined]
+    where = rf"the {stage.removesuffix('idate')} batch 2 \(after 0 training steps, epoch 0\)"
+    with pytest.raises(ValueError, match=rf"got values from 0 to 10 \({where}\)$"):
+        getattr(_trainer(), stage)(LeNet5(), labels, verbose=False)
+    model = LeNet5(nonfinite="skip")
+    with pytest.warns(UserWarning, match=rf"^lenet5: {where} has 1 NaN"):
+        getattr(_trainer(), stage)(model, _batches(bad_batch=2), verbose=False)
 
 
 @pytest.mark.parametrize(

@@ -122,7 +122,7 @@ def test_a_non_finite_batch_is_reported_with_its_step_at_the_next_read(value: fl
     # Spoilt at step 1, read at the end of step 3 (log_every_n_steps=3).
     with pytest.raises(
         ValueError,
-        match=r"^lenet5: the train batch at global step 1 \(epoch 0\) has NaN or infinite "
+        match=r"^lenet5: the train batch 1 of epoch 0 \(global step 1\) has NaN or infinite "
         r"image values; expected finite images \(checked without waiting for the device, so "
         r"found later\)\. Check the data and its transform, or pass nonfinite='skip'",
     ):
@@ -134,7 +134,7 @@ def test_a_non_finite_batch_is_reported_with_its_step_at_the_next_read(value: fl
 def test_the_first_problem_of_an_epoch_is_reported_at_its_end() -> None:
     # No logging step in a 6-step epoch with log_every_n_steps=50: read at the epoch end.
     trainer = _trainer()
-    with pytest.raises(ValueError, match=r"the train batch at global step 2 \(epoch 0\)"):
+    with pytest.raises(ValueError, match=r"the train batch 2 of epoch 0 \(global step 2\)"):
         trainer.fit(
             LeNet5(scheduler="none"),
             train_dataloaders=_batches(6, {2: ("image", math.nan), 4: ("image", math.inf)}),
@@ -151,7 +151,7 @@ def test_labels_out_of_range_are_clamped_then_reported(label: int, low: int, hig
     with pytest.raises(
         ValueError,
         match=rf"^labels must lie in \[0, 10\); got values from {low} to {high} \(the train "
-        r"batch at global step 4, epoch 0\)$",
+        r"batch 4 of epoch 0 \(global step 4\)\)$",
     ):
         _trainer().fit(
             LeNet5(scheduler="none"), train_dataloaders=_batches(6, {4: ("label", label)})
@@ -161,7 +161,8 @@ def test_labels_out_of_range_are_clamped_then_reported(label: int, low: int, hig
 @pytest.mark.parametrize("stage", ["validate", "test"])
 def test_evaluation_problems_are_reported_at_the_epoch_end(stage: str) -> None:
     loader = _batches(3, {1: ("label", -1)})
-    with pytest.raises(ValueError, match=r"got values from -1 to 9 \(the (val|test) batch"):
+    where = r"the (val|test) batch 1 \(after 0 training steps, epoch 0\)"
+    with pytest.raises(ValueError, match=rf"got values from -1 to 9 \({where}\)$"):
         getattr(_trainer(), stage)(LeNet5(), loader, verbose=False)
 
 
@@ -171,8 +172,8 @@ def test_a_diverging_loss_is_reported_with_the_learning_rate() -> None:
         model.net.fc.bias[0] = math.inf
     with pytest.raises(
         ValueError,
-        match=r"the train loss at global step 0 \(epoch 0\) is NaN or infinite; expected a "
-        r"finite number.*found later.*learning rate \(lr=0\.1\)",
+        match=r"the loss of the train batch 0 of epoch 0 \(global step 0\) is NaN or infinite; "
+        r"expected a finite number.*found later.*learning rate \(lr=0\.1\)",
     ):
         _trainer().fit(model, train_dataloaders=_batches(2))
 
@@ -181,7 +182,7 @@ def test_skip_decides_at_each_step_and_leaves_the_batch_out(tmp_path: Path) -> N
     # "skip" must know before the update, so it reads the device at once even here.
     model = LeNet5(scheduler="none", nonfinite="skip")
     trainer = _trainer(logger=CSVLogger(tmp_path), log_every_n_steps=1)
-    with pytest.warns(UserWarning, match=r"global step 1 \(epoch 0\) has 1 NaN or infinite"):
+    with pytest.warns(UserWarning, match=r"batch 1 of epoch 0 \(global step 1\) has 1 NaN or"):
         trainer.fit(model, train_dataloaders=_batches(3, {1: ("image", math.nan)}))
     assert all(torch.isfinite(p).all() for p in model.parameters())
     # The skipped step logs no loss: Lightning's cache logged the step before's again.
@@ -206,7 +207,9 @@ def test_an_epoch_whose_every_batch_was_skipped_says_its_metrics_are_missing() -
     trainer = _trainer(max_epochs=2)
     with pytest.warns(UserWarning) as caught:  # training too, once per epoch
         trainer.fit(model, train_dataloaders=every)
-    said = [str(w.message).split(" were")[0] for w in caught if "of epoch" in str(w.message)]
+    said = [
+        str(w.message).split(" were")[0] for w in caught if "batches of epoch" in str(w.message)
+    ]
     assert said == [f"lenet5: all 2 train batches of epoch {e}" for e in (0, 1)]
     assert "train_loss" not in trainer.callback_metrics
     # One batch of two skipped: the other is logged, and nothing more is said.
@@ -224,12 +227,13 @@ def test_soft_labels_out_of_range_are_clamped_then_reported() -> None:
     q = torch.softmax(torch.randn(48, 10, generator=g), dim=1)
     q[3 * 8 + 2, 4] = math.nan
     guard = _guard.StepGuard(num_classes=10)
-    clamped = guard.labels(q[24:32], where=(3, 0), eager=False)
-    assert torch.isfinite(clamped).all() and guard.pending() == ("soft labels", 3, 0, 0, 0)
+    at = _guard.At("train", 3, 0, 3)
+    clamped = guard.labels(q[24:32], at, eager=False)
+    assert torch.isfinite(clamped).all() and guard.pending() == ("soft labels", at, 0, 0)
     with pytest.raises(
         ValueError,
         match=r"^soft labels must be class probabilities, in \[0, 1\] and summing to 1 per "
-        r"image; the train batch at global step 3, epoch 0, had a value outside, a row summing "
+        r"image; the train batch 3 of epoch 0 \(global step 3\) had a value outside, a row summing "
         r"to another total, or NaN$",
     ):
         _trainer().fit(
@@ -243,8 +247,9 @@ def test_soft_labels_that_do_not_sum_to_one_are_refused(total: float) -> None:
     # Values in [0, 1] but rows summing to 0 (nothing to learn) or 3 (a tripled loss).
     y = torch.full((8, 10), total / 10)
     guard = _guard.StepGuard(num_classes=10)
-    guard.labels(y, where=(2, 0), eager=False)
-    assert guard.pending() == ("soft labels", 2, 0, 0, 0)
+    at = _guard.At("train", 2, 0, 2)
+    guard.labels(y, at, eager=False)
+    assert guard.pending() == ("soft labels", at, 0, 0)
     with pytest.raises(
         ValueError, match=rf"summing to 1 per image; got rows summing to {total:g} to {total:g}$"
     ):
@@ -259,18 +264,19 @@ def test_the_record_keeps_every_step_until_read_and_reports_the_first_problem() 
     # the first problem is reported, with a label too large for float32 read back exactly.
     guard = _guard.StepGuard(num_classes=10)
     x, y, loss = torch.zeros(2, 1, 4, 4), torch.tensor([0, 9]), torch.tensor(0.5)
-    for step in range(200):
-        guard.labels(torch.tensor([3, 2**40 + 1]) if step == 170 else y, (step, 1), eager=False)
-        guard.images(torch.full_like(x, -math.inf) if step == 190 else x, (step, 1), eager=False)
-        guard.loss(torch.tensor(math.nan) if step in (150, 160) else loss, (step, 1), eager=False)
-    assert guard.pending() == ("loss", 150, 1, 0, 0)
+    at = [_guard.At("val", batch, 1, 40) for batch in range(200)]
+    for i in range(200):
+        guard.labels(torch.tensor([3, 2**40 + 1]) if i == 170 else y, at[i], eager=False)
+        guard.images(torch.full_like(x, -math.inf) if i == 190 else x, at[i], eager=False)
+        guard.loss(torch.tensor(math.nan) if i in (150, 160) else loss, at[i], eager=False)
+    assert guard.pending() == ("loss", at[150], 0, 0)
     assert guard.pending() is None  # read and cleared
-    for step in range(100):
-        guard.labels(torch.tensor([3, 2**40 + 1]) if step == 99 else y, (step, 2), eager=False)
-        guard.images(torch.full_like(x, math.nan) if step == 98 else x, (step, 2), eager=False)
-    assert guard.pending() == ("images", 98, 2, 0, 0)
-    guard.labels(torch.tensor([3, 2**40 + 1]), (7, 3), eager=False)
-    assert guard.pending() == ("labels", 7, 3, 3, 2**40 + 1)
+    for i in range(100):
+        guard.labels(torch.tensor([3, 2**40 + 1]) if i == 99 else y, at[i], eager=False)
+        guard.images(torch.full_like(x, math.nan) if i == 98 else x, at[i], eager=False)
+    assert guard.pending() == ("images", at[98], 0, 0)
+    guard.labels(torch.tensor([3, 2**40 + 1]), at[7], eager=False)
+    assert guard.pending() == ("labels", at[7], 3, 2**40 + 1)
 
 
 def test_the_cli_fit_reads_the_device_only_on_logging_steps_and_epoch_ends(

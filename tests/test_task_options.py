@@ -500,8 +500,8 @@ def test_a_training_batch_of_one_image_names_the_batch_norm_fix() -> None:
     # A user's loader of 33 images in batches of 32 ends on one image, which batch norm cannot
     # train on where its map is 1x1 (LeNet-5-BN's C5): torch's bare error now names the fix.
     data = _digits(33)
-    with pytest.raises(ValueError, match=r"lenet5_bn cannot train on a batch of one image "
-                       r"\(step 1\).*DataLoader\(\.\.\., drop_last=True\)") as info:  # fmt: skip
+    one = r"lenet5_bn cannot train on a batch of one image \(the train batch 1 of epoch 0 "
+    with pytest.raises(ValueError, match=one + r"\(global step 1\)\).*drop_last=True\)") as info:
         _trainer().fit(LeNet5(arch="lenet5_bn"), DataLoader(data, batch_size=32))
     assert "Expected more than 1 value per channel" in str(info.value.__cause__)
     trainer = _trainer()  # the fix it names

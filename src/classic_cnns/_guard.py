@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from classic_cnns._warn import warn
 
 __all__ = [
+    "At",
     "NonFinitePolicy",
     "Problem",
     "StepGuard",
@@ -61,12 +62,33 @@ _SOFT_RANGE = "soft labels must be class probabilities, in [0, 1] and summing to
 _SOFT_SUM_TOLERANCE = 1e-2
 
 
+class At(NamedTuple):
+    """Where a check ran: the stage, the batch's index in its epoch, the epoch, the global step.
+
+    Example:
+        >>> str(At("train", 5, 0, 1))
+        'the train batch 5 of epoch 0 (global step 1)'
+        >>> str(At("val", 6, 0, 8))
+        'the val batch 6 (after 8 training steps, epoch 0)'
+    """
+
+    stage: str
+    batch: int
+    epoch: int
+    step: int
+
+    def __str__(self) -> str:
+        if self.stage == "train":  # with gradient accumulation, batches share a step
+            return f"the train batch {self.batch} of epoch {self.epoch} (global step {self.step})"
+        after = f"after {self.step} training steps, epoch {self.epoch}"
+        return f"the {self.stage} batch {self.batch} ({after})"
+
+
 class Problem(NamedTuple):
     """The first problem a deferred :class:`StepGuard` recorded."""
 
     kind: ProblemKind
-    step: int
-    epoch: int
+    at: At
     low: int  # the labels' range, for kind "labels"
     high: int
 
@@ -164,8 +186,7 @@ def report(
     *,
     policy: NonFinitePolicy,
     name: str,
-    stage: str,
-    where: tuple[int, int],
+    where: At,
     lr: float,
     deferred: bool = False,
     x: Tensor | None = None,
@@ -179,24 +200,24 @@ def report(
 
     Example:
         >>> import torch
-        >>> report("images", policy="raise", name="lenet5", stage="train", where=(3, 0), lr=0.1,
+        >>> where = At("train", 3, 0, 3)
+        >>> report("images", policy="raise", name="lenet5", where=where, lr=0.1,
         ...        x=torch.tensor([1.0, float("nan")]))
         Traceback (most recent call last):
         ...
-        ValueError: lenet5: the train batch at global step 3 (epoch 0) has 1 NaN or infinite ...
+        ValueError: lenet5: the train batch 3 of epoch 0 (global step 3) has 1 NaN or infinite ...
     """
-    at = f"at global step {where[0]} (epoch {where[1]})"
     if kind == "images":
         values = "NaN or infinite image values"
         if x is not None:
             bad = int((~torch.isfinite(x)).sum())
             values = f"{bad} NaN or infinite value(s) among its {x.numel()} image values"
-        message = f"{name}: the {stage} batch {at} has {values}; expected finite images"
+        message = f"{name}: {where} has {values}; expected finite images"
         hint = "Check the data and its transform"
     else:
         value = "NaN or infinite" if loss is None else float(loss.detach())
         message = (
-            f"{name}: the {stage} loss {at} is {value}; expected a finite number. The images "
+            f"{name}: the loss of {where} is {value}; expected a finite number. The images "
             "were finite, so the weights or logits overflowed"
         )
         hint = f"In training this usually means the learning rate (lr={lr}) is too high"
@@ -341,10 +362,10 @@ class StepGuard:
     Example:
         >>> import torch
         >>> guard = StepGuard(num_classes=10)
-        >>> guard.labels(torch.tensor([3, 12]), where=(5, 0), eager=False).tolist()
+        >>> guard.labels(torch.tensor([3, 12]), At("train", 5, 0, 5), eager=False).tolist()
         [3, 9]
         >>> guard.pending()
-        Problem(kind='labels', step=5, epoch=0, low=3, high=12)
+        Problem(kind='labels', at=At(stage='train', batch=5, epoch=0, step=5), low=3, high=12)
         >>> guard.pending() is None  # read and cleared
         True
     """
@@ -352,11 +373,11 @@ class StepGuard:
     def __init__(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self._values: Tensor | None = None  # (capacity, 2), a row per deferred check
-        self._rows: list[tuple[ProblemKind, int, int]] = []  # each row's kind, step and epoch
+        self._rows: list[tuple[ProblemKind, At]] = []  # each row's kind and place
         self._seen = self._skipped = self._epoch = 0  # this epoch's batches, read eagerly
 
     # -- the checks of one step ----------------------------------------------------------
-    def labels(self, y: Tensor, where: tuple[int, int], eager: bool) -> Tensor:
+    def labels(self, y: Tensor, where: At, eager: bool) -> Tensor:
         """The labels as int64, checked to lie in ``[0, num_classes)``; soft labels (float
         ``(N, C)``) as they are, checked to lie in ``[0, 1]``.
 
@@ -364,9 +385,12 @@ class StepGuard:
         labels clamped into range, so the step can finish on the device.
         """
         y = y if y.is_floating_point() else y.long()
-        self._seen, self._epoch = self._seen + 1, where[1]
+        self._seen, self._epoch = self._seen + 1, where.epoch
         if eager:
-            check_label_values(y, self.num_classes)
+            try:
+                check_label_values(y, self.num_classes)
+            except ValueError as err:
+                raise ValueError(f"{err} ({where})") from None
             return y
         if y.is_floating_point():
             low, high, least, most = _soft_bounds(y)
@@ -377,7 +401,7 @@ class StepGuard:
         self._note(_LABELS, where, *torch.aminmax(y.detach()))  # judged when read
         return y.clamp(0, self.num_classes - 1)
 
-    def images(self, x: Tensor, where: tuple[int, int], eager: bool) -> bool:
+    def images(self, x: Tensor, where: At, eager: bool) -> bool:
         """Whether ``x`` is all finite; deferred, record a problem and return ``True``."""
         if not x.is_floating_point():  # integers are finite; forward names a wrong dtype
             return True
@@ -387,7 +411,7 @@ class StepGuard:
         self._note(_IMAGES, where, *torch.aminmax(x.detach()))  # NaN is the least and greatest
         return True
 
-    def loss(self, loss: Tensor, where: tuple[int, int], eager: bool) -> bool:
+    def loss(self, loss: Tensor, where: At, eager: bool) -> bool:
         """Whether ``loss`` is finite; deferred, record a problem and return ``True``."""
         if eager:
             self._skipped += not (ok := bool(torch.isfinite(loss.detach())))
@@ -396,7 +420,7 @@ class StepGuard:
         return True
 
     # -- the record ----------------------------------------------------------------------
-    def _note(self, kind: ProblemKind, where: tuple[int, int], *values: Tensor) -> None:
+    def _note(self, kind: ProblemKind, where: At, *values: Tensor) -> None:
         # A row per check: its values copied on the device (one small kernel each, where
         # building and comparing a whole record took ten), its kind and place kept here.
         # float64 holds every int64 label up to 2**53 exactly (MPS has only float32).
@@ -408,7 +432,7 @@ class StepGuard:
             self._values = torch.cat([self._values, torch.zeros_like(self._values)])
         for slot, value in zip(self._values[n], values, strict=False):
             slot.copy_(value)
-        self._rows.append((kind, *where))
+        self._rows.append((kind, where))
 
     def report_pending(
         self, stage: str, epoch_end: bool = False, *, policy: NonFinitePolicy, name: str, lr: float
@@ -430,21 +454,17 @@ class StepGuard:
         problem = self.pending()
         if problem is None:
             return
-        where = (problem.step, problem.epoch)
         if problem.kind == "soft labels":
             raise ValueError(
-                f"{_SOFT_RANGE}; the {stage} batch at global step {problem.step}, epoch "
-                f"{problem.epoch}, had a value outside, a row summing to another total, or NaN"
+                f"{_SOFT_RANGE}; {problem.at} had a value outside, a row summing to another "
+                "total, or NaN"
             )
         if problem.kind == "labels":
             raise ValueError(
                 f"labels must lie in [0, {self.num_classes}); got values from {problem.low} "
-                f"to {problem.high} (the {stage} batch at global step {problem.step}, epoch "
-                f"{problem.epoch})"
+                f"to {problem.high} ({problem.at})"
             )
-        report(
-            problem.kind, policy=policy, name=name, stage=stage, where=where, lr=lr, deferred=True
-        )
+        report(problem.kind, policy=policy, name=name, where=problem.at, lr=lr, deferred=True)
 
     def pending(self) -> Problem | None:
         """Read the record (one device read) and clear it: the first problem seen, or ``None``."""
@@ -452,7 +472,7 @@ class StepGuard:
             return None
         rows, self._rows = self._rows, []
         values = self._values[: len(rows)].tolist()  # the one device read
-        for (kind, step, epoch), (a, b) in zip(rows, values, strict=True):
+        for (kind, at), (a, b) in zip(rows, values, strict=True):
             bad = {
                 _LABELS: a < 0 or b >= self.num_classes,
                 _IMAGES: not (math.isfinite(a) and math.isfinite(b)),
@@ -461,5 +481,5 @@ class StepGuard:
             }[kind]
             if bad:
                 low, high = (int(a), int(b)) if kind == _LABELS else (0, 0)
-                return Problem(kind, step, epoch, low, high)
+                return Problem(kind, at, low, high)
         return None

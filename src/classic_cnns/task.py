@@ -407,9 +407,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         self._set_metrics(num_classes)
         self.to(next(self.net.parameters()).device)  # the new metrics join the model's device
 
-    def _step(
-        self, batch: Any, metrics: MetricCollection, stage: str
-    ) -> tuple[Tensor, Tensor] | None:
+    def _step(self, batch: Any, batch_idx: int, stage: str) -> tuple[Tensor, Tensor] | None:
         if not isinstance(batch, list | tuple) or len(batch) != 2:
             size = f" of length {len(batch)}" if isinstance(batch, list | tuple) else ""
             raise ValueError(
@@ -427,7 +425,8 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         # Reading a value from the device waits for it: free on the CPU, and "skip" must know at
         # once; else the checks are read on logging steps and epoch ends (tests patch queued).
         eager = policy == "skip" or not _guard.queued(x.device)
-        guard, where = self._guards[stage], (self.global_step, self.current_epoch)
+        guard, metrics = self._guards[stage], getattr(self, f"{stage}_metrics")
+        where = _guard.At(stage, batch_idx, self.current_epoch, self.global_step)
         y = guard.labels(y, where, eager)
         # Images are checked before the forward pass, which would carry NaN into batch norm's
         # running statistics; after a non-finite loss, skip puts the statistics back.
@@ -441,10 +440,9 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
             if stage != "train" or len(x) != 1 or "more than 1 value per channel" not in str(err):
                 raise
             raise ValueError(
-                f"{self.info.name} cannot train on a batch of one image (step {self.global_step}"
-                f"): batch norm needs more than one value per channel ({err}); leave the lone "
-                "last image out with DataLoader(..., drop_last=True), as the package's "
-                "datamodules do"
+                f"{self.info.name} cannot train on a batch of one image ({where}): batch norm "
+                f"needs more than one value per channel ({err}); leave the lone last image out "
+                "with DataLoader(..., drop_last=True), as the package's datamodules do"
             ) from err
         logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
         _guard.check_classes(self.info.name, self.num_classes, logits.shape[-1], "its network")
@@ -478,9 +476,9 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         hp, guard = self._hp, self._guards[stage]
         guard.report_pending(stage, epoch_end, policy=hp.nonfinite, name=self.info.name, lr=hp.lr)
 
-    def _nonfinite(self, stage: str, kind: Any, where: tuple[int, int], **found: Any) -> None:
+    def _nonfinite(self, stage: str, kind: Any, where: _guard.At, **found: Any) -> None:
         hp, name = self._hp, self.info.name
-        report(kind, policy=hp.nonfinite, name=name, stage=stage, where=where, lr=hp.lr, **found)
+        report(kind, policy=hp.nonfinite, name=name, where=where, lr=hp.lr, **found)
         # Skipped: a logging step would log the last train_loss_step again (Lightning's cache).
         results: Any = getattr(self._trainer, "_results", None) if stage == "train" else None
         cached = results.get("training_step.train_loss_step") if results is not None else None
@@ -500,15 +498,15 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """The loss (with the auxiliary heads') of one batch; labels may be soft, as MixUp's."""
-        return None if (out := self._step(batch, self.train_metrics, "train")) is None else out[0]
+        return None if (out := self._step(batch, batch_idx, "train")) is None else out[0]
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         """Loss and metrics on one validation batch."""
-        self._step(batch, self.val_metrics, "val")
+        self._step(batch, batch_idx, "val")
 
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor | None:
         """Loss and metrics on one test batch; the logits (``None`` for a skipped batch)."""
-        return None if (out := self._step(batch, self.test_metrics, "test")) is None else out[1]
+        return None if (out := self._step(batch, batch_idx, "test")) is None else out[1]
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's ``train_loss`` (mean over images) and ``train_acc``."""
