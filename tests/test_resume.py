@@ -495,6 +495,7 @@ def test_an_interrupted_epoch_does_not_continue_with_another_batch_size() -> Non
         "batches": 2,
         "batch_size": 4,
         "num_replicas": 1,
+        "drop_last": 0,
     }
 
     def resumed(batch_size: int, state: dict[str, int], epoch: int) -> ResumableDataLoader:
@@ -518,7 +519,7 @@ def test_an_interrupted_epoch_does_not_continue_with_another_batch_size() -> Non
     done = {**state, "batches": 10}
     assert len(list(resumed(8, done, 1))) == 5
     # A state saved before batch_size was recorded resumes as it did (at this loader's size).
-    older = {k: v for k, v in state.items() if k not in ("batch_size", "num_replicas")}
+    older = {k: v for k, v in state.items() if k not in ("batch_size", "num_replicas", "drop_last")}
     assert len(torch.cat([b[0] for b in resumed(8, older, 0)])) == 40 - 2 * 8
 
 
@@ -528,7 +529,14 @@ def test_an_epoch_saved_at_its_end_is_not_refused_at_another_batch_size() -> Non
     old = ResumableDataLoader(ds, batch_size=2, sampler=EpochShuffleSampler(8, 0))
     assert len(list(old)) == 4
     state = old.state_dict()
-    assert state == {"seed": 0, "epoch": 0, "batches": 4, "batch_size": 2, "num_replicas": 1}
+    assert state == {
+        "seed": 0,
+        "epoch": 0,
+        "batches": 4,
+        "batch_size": 2,
+        "num_replicas": 1,
+        "drop_last": 0,
+    }
     loader = ResumableDataLoader(ds, batch_size=4, sampler=EpochShuffleSampler(8, 99))
     loader.load_state_dict(state)
     sampler = loader.sampler
@@ -539,6 +547,24 @@ def test_an_epoch_saved_at_its_end_is_not_refused_at_another_batch_size() -> Non
     batches = [b[0] for b in loader]
     assert [len(b) for b in batches] == [4, 4]
     assert torch.cat(batches).tolist() == EpochShuffleSampler(8, 0).order(1).tolist()
+
+
+def test_an_epoch_that_dropped_its_last_batch_is_not_refused_at_another_batch_size() -> None:
+    # 10 images in batches of 4, the last 2 dropped: 2 batches were the whole epoch. It was
+    # counted as 8 of 10 images served, an interrupted epoch that batches of 5 cannot go on.
+    ds = TensorDataset(torch.arange(10))
+    old = ResumableDataLoader(ds, batch_size=4, drop_last=True, sampler=EpochShuffleSampler(10))
+    assert len(list(old)) == 2
+    state = old.state_dict()
+    assert (state["batches"], state["drop_last"]) == (2, 1)
+    loader = ResumableDataLoader(ds, batch_size=5, sampler=EpochShuffleSampler(10))
+    loader.load_state_dict(state)
+    assert loader.sampler.epoch == 1  # type: ignore[attr-defined]
+    assert sorted(torch.cat([b[0] for b in loader]).tolist()) == list(range(10))
+    # One batch of the two served is an epoch interrupted still: refused at another size.
+    loader.load_state_dict({**state, "batches": 1})
+    with pytest.raises(ValueError, match="cannot continue epoch 0 with batch_size=5"):
+        list(loader)
 
 
 @pytest.mark.parametrize("n", [-3, 1.5])

@@ -228,8 +228,8 @@ class ResumableDataLoader(DataLoader[Any]):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        """``{"seed", "epoch", "batches", "batch_size", "num_replicas"}``: where the current
-        pass stands, and what its epoch's batches are made of.
+        """``{"seed", "epoch", "batches", "batch_size", "num_replicas", "drop_last"}``: where
+        the current pass stands, and what its epoch's batches are made of.
 
         ``batches`` counts this process's batches; ``num_replicas`` is the number of
         processes sharing the epoch (1 without DDP).
@@ -252,6 +252,7 @@ class ResumableDataLoader(DataLoader[Any]):
         if self.batch_size is not None:
             state["batch_size"] = self.batch_size
         state["num_replicas"] = sampler.num_replicas
+        state["drop_last"] = int(self.drop_last)
         return state
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
@@ -288,8 +289,10 @@ class ResumableDataLoader(DataLoader[Any]):
             interrupted = False
         elif saved == size and replicas == sampler.num_replicas:
             interrupted = batches < len(self)  # drop_last counted as this loader counts it
-        else:  # fewer images served than the saved run had on each process in an epoch
-            interrupted = batches * saved < -(-sampler.n // replicas)
+        else:  # fewer batches served than the saved run had on each process in an epoch
+            per_process = -(-sampler.n // replicas)
+            dropped = bool(state_dict.get("drop_last", self.drop_last))
+            interrupted = batches < (per_process // saved if dropped else -(-per_process // saved))
         # Lightning calls set_epoch after this; a loop of one's own may not, so start it on
         # the epoch it most likely continues.
         sampler.epoch = epoch if interrupted else epoch + 1
