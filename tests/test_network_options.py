@@ -341,3 +341,25 @@ def test_a_file_s_lr_is_kept_with_its_own_optimizer_only(tmp_path: Path) -> None
     # An lr given wins over both.
     model = create_model("lenet5", checkpoint_path=path, optimizer="adamw", lr=1e-3)
     assert (model.hparams["optimizer"], model.hparams["lr"]) == ("adamw", 1e-3)
+
+
+def test_none_given_with_a_file_takes_the_file_s_value_not_the_recipe_s(tmp_path: Path) -> None:
+    # A wrapper passing num_classes=None threw the trained 3-class head away (10 classes and
+    # a warning), and lr=None gave the recipe's 0.1 to the file's Adam.
+    from classic_cnns.export import save_safetensors
+
+    path = tmp_path / "adam3.safetensors"
+    trained = create_model("lenet5", num_classes=3, optimizer="adam", lr=0.02, backbone_lr=1e-3)
+    save_safetensors(trained, path)
+    builds = {
+        "create_model": lambda **kw: create_model("lenet5", checkpoint_path=path, **kw),
+        "load_model": lambda **kw: load_model(path, **kw),
+    }
+    for name, build in builds.items():
+        model = build(num_classes=None, optimizer=None, lr=None)
+        hparams = model.hparams
+        assert (hparams["num_classes"], hparams["optimizer"], hparams["lr"]) == (3, "adam", 0.02)
+        for key, tensor in trained.net.state_dict().items():
+            assert torch.equal(model.net.state_dict()[key], tensor), (name, key)
+        # backbone_lr=None is a choice (the backbone at lr), not the default: it stays None.
+        assert build(backbone_lr=None).hparams["backbone_lr"] is None, name

@@ -65,8 +65,10 @@ def create_model(
         checkpoint_path: Start from the network weights in a ``.safetensors`` file (as
             ``classic-cnns export`` writes), a Lightning ``.ckpt`` or a state dict, read
             once and adapted the same way; the hyperparameters the file records are the
-            defaults of the arguments not given (its ``lr`` and ``backbone_lr`` not for
-            another ``optimizer``), and its data configuration is kept.
+            defaults of the arguments not given or given as ``None`` (but ``backbone_lr``,
+            ``teacher`` and ``teacher_weights``, whose ``None`` is a choice; its ``lr`` and
+            ``backbone_lr`` not for another ``optimizer``), and its data configuration is
+            kept.
         strict: How the file's tensors must fit (:func:`~classic_cnns.weights.load_into`):
             by default all but the head's, ``True`` all, ``False`` what fits loads.
         **kwargs: Arguments of the family's class.
@@ -230,6 +232,11 @@ def load_model(
     return model
 
 
+# The arguments whose None is not "the default" but a choice: no separate backbone rate,
+# no teacher. Every other None given with a file takes the file's value.
+_NONE_IS_A_CHOICE = frozenset({"backbone_lr", "teacher", "teacher_weights"})
+
+
 def _build(
     name: str, file: WeightsFile | None, strict: bool | None, **kwargs: Any
 ) -> ImageClassifier:
@@ -259,6 +266,8 @@ def _build(
     if file is not None:
         if strict is not False:  # False: what fits of another network's file loads
             check_arch(file, name)
+        # None means the default, and a file's value is the default: not the recipe's.
+        kwargs = {k: v for k, v in kwargs.items() if v is not None or k in _NONE_IS_A_CHOICE}
         accepted = takes - {"arch"} if file.arch in (None, name) else set()  # its hparams: its own
         if kwargs.get("optimizer", file.hparams.get("optimizer")) != file.hparams.get("optimizer"):
             accepted -= {"lr", "backbone_lr"}  # the file's optimizer's: the recipe's rule applies
