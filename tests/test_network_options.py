@@ -8,6 +8,7 @@ and the generic ``ImageClassifier`` takes them too.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from classic_cnns import (
 from classic_cnns.hub import load_weights
 from classic_cnns.models import FAMILIES, family_class
 from classic_cnns.nets.densenet import DenseNetNet
+from classic_cnns.nets.vgg import CONFIGS
 from classic_cnns.registry import _REGISTRY
 from classic_cnns.weights import load_into
 from conftest import TOY_ENTRY
@@ -196,6 +198,42 @@ def test_an_option_must_be_what_its_annotation_says(
     for build in (model_info(name).build_net, lambda **kw: create_model(name, **kw)):
         with pytest.raises(ValueError, match=match):
             build(**options)
+
+
+@pytest.mark.parametrize(
+    ("module", "builder", "flag"),
+    [
+        ("vgg", "vgg11", "small_input"),
+        ("vgg", "VGGNet", "batch_norm"),
+        ("alexnet", "alexnet", "small_input"),
+        ("googlenet", "googlenet", "aux_logits"),
+        ("googlenet", "googlenet", "small_input"),
+        ("nin", "nin", "final_relu"),
+        ("lenet", "LeNet5Net", "modern"),
+        ("lenet", "LeNet5Net", "batch_norm"),
+    ],
+)
+def test_a_network_built_directly_checks_its_flags_too(
+    module: str, builder: str, flag: str
+) -> None:
+    # Only the registry checked these: vgg11(small_input="false") built the small head.
+    build = getattr(importlib.import_module(f"classic_cnns.nets.{module}"), builder)
+    args = (CONFIGS[11],) if builder == "VGGNet" else ()
+    with pytest.raises(ValueError, match=rf"^{flag} must be True or False; got 'false'"):
+        build(*args, **{flag: "false"})
+
+
+def test_a_network_built_directly_takes_numpy_widths_and_refuses_empty_transitions() -> None:
+    from classic_cnns.nets.vgg import vgg11
+
+    # np.float32(0.25) was "not a finite number > 0"; build_net took it.
+    widths = [m.out_channels for m in vgg11(width_mult=np.float32(0.25)).modules()
+              if isinstance(m, torch.nn.Conv2d)]  # fmt: skip
+    assert widths == [16, 32, 64, 64, 128, 128, 128, 128]
+    # A transition of int(0.01 * 48) = 0 channels built, and failed in forward.
+    with pytest.raises(ValueError, match=r"compression=0\.01 leaves transition1 int\(0\.01 \* "
+                       r"48\) = 0 channels; expected at least 1"):  # fmt: skip
+        DenseNetNet(12, (2, 2, 2), 24, num_classes=10, stem="cifar", compression=0.01)
 
 
 def test_an_int_option_of_a_users_builder_is_checked_and_numpy_numbers_taken_as_plain() -> None:

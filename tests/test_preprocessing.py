@@ -8,6 +8,7 @@ digits), and the datamodules to the ``ModelSpec`` protocol they read models thro
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -336,3 +337,45 @@ def test_a_size_one_pixel_high_is_a_size() -> None:
     torch.testing.assert_close(out, torch.full((2, 1, 1, 8), (1 - 0.5) / 0.2))
     with pytest.raises(ValueError, match=r"image_size must be \(H, W\) of positive ints"):
         Preprocessing((0.5,), (0.2,), (0, 8))
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        (((0.5,), (0.2,), 32), {}, r"image_size must be \(H, W\) of positive ints; got 32$"),
+        (((0.5,), (0.2,), (32, 32.7)), {}, r"image_size .* got \(32, 32\.7\)$"),
+        (((0.5,), (0.2,), ("8", "8")), {}, r"image_size .* got \('8', '8'\)$"),
+        (((), (), (8, 8)), {}, r"mean and std need a value per channel; got mean=\(\)$"),
+        (((0.5,), (0.2,), (8, 8)), {"crop_pct": "0.9"}, r"crop_pct must be a number in \(0, 1\]"),
+    ],
+)
+def test_preprocessing_refuses_what_it_cannot_use_with_its_own_words(
+    args: tuple[Any, ...], kwargs: dict[str, Any], match: str
+) -> None:
+    # A size of 32.7 was cut to 32 and "8" read as 8; the others failed inside Python.
+    with pytest.raises(ValueError, match=match):
+        Preprocessing(*args, **kwargs)
+
+
+def test_preprocessing_names_a_batch_of_the_wrong_shape() -> None:
+    # torch said "output with shape [3, 8, 8] doesn't match the broadcast shape [1, 3, 8, 8]".
+    prep = Preprocessing((0.5,) * 3, (0.2,) * 3, (8, 8))
+    for shape in ((3, 8, 8), (2, 1, 8, 8)):
+        images = torch.zeros(shape, dtype=torch.uint8)
+        for call in (prep, prep.normalize):
+            said = rf"\(N, 3, h, w\), one mean per channel; got shape {re.escape(str(shape))}$"
+            with pytest.raises(ValueError, match=rf"expected a batch of images {said}"):
+                call(images)
+
+
+def test_a_malformed_recorded_image_size_is_named_as_the_model_s() -> None:
+    # Named "got None" (the datamodule's own image_size, not given) before; [32, 32.9] was cut.
+    model = LeNet5()
+    for recorded in ([32], [32, 32.9]):
+        model.data_config["image_size"] = recorded
+        with pytest.raises(
+            ValueError, match=r"the model's data_config\['image_size'\] .* got \[32"
+        ):
+            Digits()._resolve_size((8, 8), model)
+    model.data_config["image_size"] = [16, 16]  # as a checkpoint's YAML or JSON holds it
+    assert Digits()._resolve_size((8, 8), model)[0] == (16, 16)

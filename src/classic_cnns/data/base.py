@@ -437,11 +437,12 @@ class InMemoryDataModule(L.LightningDataModule):
                 size = small
             else:
                 size = tuple(model.input_size[-2:]) if model is not None else native
-        if isinstance(size, int):
-            size = (size, size)
-        size = tuple(int(s) for s in size)
-        if len(size) != 2 or min(size) < 1:
-            raise ValueError(f"image_size must be an int or (H, W); got {self.image_size!r}")
+        if not _is_size(size):  # a model's own record (its data_config) may be malformed
+            raise ValueError(
+                f"the model's data_config['image_size'] must be an int or (H, W) of positive "
+                f"ints; got {size!r} (pass image_size to the datamodule to choose one)"
+            )
+        size = (size, size) if isinstance(size, int) else tuple(size)
         mode: ResizeMode = self.resize or "pad"
         if native is not None and self.resize is None:
             grow = (size[0] - native[0], size[1] - native[1])

@@ -340,17 +340,19 @@ class Preprocessing:
     )
 
     def __post_init__(self) -> None:
+        if not isinstance(self.mean, str) and len(self.mean) == 0:
+            raise ValueError(f"mean and std need a value per channel; got mean={self.mean!r}")
         mean, std = check_stats(self.mean, self.std, len(self.mean)) or ((), ())
         object.__setattr__(self, "mean", mean)  # frozen: tuples of floats, whatever was given
         object.__setattr__(self, "std", std)
-        object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
-        if len(self.image_size) != 2 or min(self.image_size) < 1:
-            raise ValueError(f"image_size must be (H, W) of positive ints; got {self.image_size}")
+        if not isinstance(self.image_size, tuple | list) or not _is_size(self.image_size):
+            raise ValueError(f"image_size must be (H, W) of positive ints; got {self.image_size!r}")
+        object.__setattr__(self, "image_size", tuple(self.image_size))
         if self.resize not in ("pad", "resize"):
             raise ValueError(f"resize must be 'pad' or 'resize'; got {self.resize!r}")
         if self.resize_dtype not in ("float", "uint8"):
             raise ValueError(f"resize_dtype must be 'float' or 'uint8'; got {self.resize_dtype!r}")
-        if not 0 < self.crop_pct <= 1:
+        if not is_number(self.crop_pct) or not 0 < self.crop_pct <= 1:
             raise ValueError(f"crop_pct must be a number in (0, 1]; got {self.crop_pct!r}")
         if self.crop_pct < 1 and self.resize == "pad":
             raise ValueError(
@@ -381,6 +383,7 @@ class Preprocessing:
     def __call__(self, images: Tensor) -> Tensor:
         """A uint8 batch ``(N, C, h, w)`` as the normalised float batch ``(N, C, H, W)``,
         sized in the :attr:`resize_dtype`."""
+        self._check(images)
         if self.resize_dtype == "uint8":
             return self._normalize(self._float(self.fit(images)))
         return self._normalize(self.fit(self._float(images)))
@@ -394,12 +397,20 @@ class Preprocessing:
             >>> prep.normalize(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8)).flatten().tolist()
             [1.0, 1.0, 1.0, 1.0]
         """
+        self._check(images)
         return self._normalize(self._float(images))
+
+    def _check(self, images: Tensor) -> None:
+        if images.dtype != torch.uint8:
+            raise TypeError(f"expected uint8 images; got {images.dtype}")
+        if images.ndim != 4 or images.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected a batch of images (N, {self.in_channels}, h, w), one mean per "
+                f"channel; got shape {tuple(images.shape)}"
+            )
 
     @staticmethod
     def _float(images: Tensor) -> Tensor:
-        if images.dtype != torch.uint8:
-            raise TypeError(f"expected uint8 images; got {images.dtype}")
         return images.float().div_(255)
 
     def _normalize(self, x: Tensor) -> Tensor:

@@ -57,6 +57,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from classic_cnns._checks import check_flag
 from classic_cnns.nets._layers import check_in_channels, linear_head, same_placement
 from classic_cnns.registry import register_model
 
@@ -108,6 +109,7 @@ class AlexNetNet(nn.Module):
     ) -> None:
         super().__init__()
         check_in_channels(in_channels)
+        check_flag("small_input", small_input)
         stem = (
             nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1)
             if small_input

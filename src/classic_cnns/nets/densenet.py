@@ -345,7 +345,11 @@ class DenseNetNet(nn.Module):
             self.features.add_module(f"denseblock{i + 1}", block)
             channels += num_layers * growth_rate
             if i != len(block_config) - 1:
-                out = int(compression * channels)
+                if (out := int(compression * channels)) < 1:
+                    raise ValueError(
+                        f"compression={compression!r} leaves transition{i + 1} "
+                        f"int({compression!r} * {channels}) = {out} channels; expected at least 1"
+                    )
                 self.features.add_module(f"transition{i + 1}", Transition(channels, out))
                 channels = out
         self.features.add_module(f"norm{len(block_config) + 1}", nn.BatchNorm2d(channels))

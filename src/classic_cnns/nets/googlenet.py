@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from classic_cnns._checks import check_flag
 from classic_cnns.nets._layers import (
     check_in_channels,
     check_num_classes,
@@ -265,6 +266,8 @@ class GoogLeNetNet(nn.Module):
     ) -> None:
         super().__init__()
         check_in_channels(in_channels)
+        for flag, value in (("aux_logits", aux_logits), ("small_input", small_input)):
+            check_flag(flag, value)
         # No classes, no auxiliary heads: what reset_classifier(0) leaves.
         self.aux_logits = aux_logits and check_num_classes(num_classes) > 0
         if small_input:

@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from classic_cnns._checks import check_flag
 from classic_cnns.nets._layers import check_in_channels, linear_head, same_placement
 from classic_cnns.registry import register_model
 
@@ -86,6 +87,8 @@ class LeNet5Net(nn.Module):
     ) -> None:
         super().__init__()
         check_in_channels(in_channels)
+        for flag, value in (("modern", modern), ("batch_norm", batch_norm)):
+            check_flag(flag, value)
         act: type[nn.Module] = nn.ReLU if modern else nn.Tanh
         pool: type[nn.Module] = nn.MaxPool2d if modern else nn.AvgPool2d
 

@@ -58,6 +58,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from classic_cnns._checks import check_flag
 from classic_cnns.nets._layers import check_in_channels, check_num_classes, same_placement
 from classic_cnns.registry import register_model
 
@@ -142,6 +143,7 @@ class NiNNet(nn.Module):
     ) -> None:
         super().__init__()
         check_in_channels(in_channels)
+        check_flag("final_relu", final_relu)
         self.features = nn.Sequential(
             mlpconv(in_channels, (192, 160, 96), kernel_size=5),
             nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True),

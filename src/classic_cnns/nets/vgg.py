@@ -38,13 +38,12 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from classic_cnns._checks import is_int
+from classic_cnns._checks import check_flag, is_int, is_number
 from classic_cnns.nets._layers import check_in_channels, linear_head, same_placement
 from classic_cnns.registry import register_model
 
@@ -174,9 +173,10 @@ class VGGNet(nn.Module):
         super().__init__()
         check_in_channels(in_channels)
         _check_config(config)
+        for flag, value in (("batch_norm", batch_norm), ("small_input", small_input)):
+            check_flag(flag, value)
         narrowest = min(int(v) for v in config if v != "M")
-        number = isinstance(width_mult, int | float) and not isinstance(width_mult, bool)
-        if not (number and math.isfinite(width_mult) and int(narrowest * width_mult) >= 1):
+        if not (is_number(width_mult) and int(narrowest * width_mult) >= 1):
             raise ValueError(
                 "width_mult must be a finite number > 0 that leaves every convolution at least one "
                 f"channel ({narrowest} * width_mult >= 1); got {width_mult!r}"
