@@ -351,11 +351,12 @@ def check_optimizer_arguments(config: Any) -> None:
         given = config.get(flag)
         if not isinstance(getattr(given, "class_path", None), str):
             continue
-        module, _, name = given.class_path.rpartition(".")
+        name = given.class_path.rpartition(".")[2]
         init = given.get("init_args")
         kwargs = init.as_dict() if hasattr(init, "as_dict") else dict(init or {})
+        if (cls := import_named(given.class_path)) is None:
+            return  # LightningCLI says what is wrong with the path
         try:
-            cls = getattr(importlib.import_module(module), name)
             built = cls([parameter] if flag == "optimizer" else built, **kwargs)
         except ValueError as err:
             raise ValueError(f"--{flag} {name}: {err}") from err
@@ -363,15 +364,30 @@ def check_optimizer_arguments(config: Any) -> None:
             return
 
 
+def import_named(name: str, homes: Sequence[str] = ()) -> Any:
+    """What a dotted import path names (``torch.optim.SGD``); a bare name is looked up in
+    ``homes``, in order. ``None`` where nothing is found: the callers' errors say more.
+
+    Example:
+        >>> import_named("torch.optim.SGD").__name__, import_named("SGD", ["torch.optim"]).__name__
+        ('SGD', 'SGD')
+        >>> import_named("no_such_module.Thing") is None
+        True
+    """
+    module, _, attribute = name.rpartition(".")
+    for home in [module] if module else homes:
+        with contextlib.suppress(ImportError, AttributeError, ValueError):
+            return getattr(importlib.import_module(home), attribute)
+    return None
+
+
 def _argument_names(name: str) -> list[str]:
     # The init arguments of the class a command line names (LeNet5, SGD, my_package.MyData).
     homes = ("classic_cnns", "torch.optim", "torch.optim.lr_scheduler", "lightning.pytorch",
              "lightning.pytorch.callbacks", "lightning.pytorch.loggers")  # fmt: skip
-    module, _, attribute = name.rpartition(".")
-    for home in [module] if module else homes:
-        with contextlib.suppress(ImportError, AttributeError, TypeError, ValueError):
-            found = inspect.signature(getattr(importlib.import_module(home), attribute))
-            return [p.name for p in found.parameters.values() if p.kind <= p.KEYWORD_ONLY]
+    with contextlib.suppress(TypeError, ValueError):  # None, or no signature to read
+        found = inspect.signature(import_named(name, homes))
+        return [p.name for p in found.parameters.values() if p.kind <= p.KEYWORD_ONLY]
     return []
 
 

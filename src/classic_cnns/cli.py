@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import os
 import sys
 import time
@@ -42,6 +41,7 @@ from classic_cnns._cli_errors import (
     check_optimizer_arguments,
     class_error,
     closed_pipe,
+    import_named,
     named_unknown_options,
     quiet_lightning,
     user_error_message,
@@ -185,8 +185,8 @@ class ClassicCLI(LightningCLI):
         keys = {f.removeprefix("--model.").removeprefix("init_args.") for f in self._model_flags}
         # The class contradicts when its family does not build the checkpoint's arch (a
         # checkpoint saved from Python records no class: Lightning rebuilds ImageClassifier).
-        module, _, name = given.class_path.rpartition(".")
-        family = getattr(getattr(importlib.import_module(module), name, None), "family", None)
+        name = given.class_path.rpartition(".")[2]
+        family = getattr(import_named(given.class_path), "family", None)
         arch = used.init_args.get("arch")
         info = arch_info(arch)
         other_family = family is not None and info is not None and info.family != family
