@@ -283,13 +283,13 @@ def test_fitting_a_model_trained_on_padded_mnist_pads_each_file_once(
     L.Trainer(max_steps=1, enable_checkpointing=False, **quiet).fit(model, datamodule=mnist)
     assert model.data_config["resize"] == "pad"
     decoded: Counter[str] = Counter()
-    load = folder_module.load_image
+    load = images_module._read_image
 
     def counted(path: Path, *args: Any) -> torch.Tensor:
         decoded[Path(path).name] += 1
         return load(path, *args)
 
-    monkeypatch.setattr(folder_module, "load_image", counted)
+    monkeypatch.setattr(images_module, "_read_image", counted)
     seen: list[torch.Tensor] = []
 
     class Batches(L.Callback):  # the batches as the network gets them, normalised
@@ -657,7 +657,7 @@ def test_testing_decodes_the_test_images_alone_unless_statistics_need_the_others
         _write_pngs(tmp_path / "split" / split, images[part], labels[part])
     _write_pngs(tmp_path / "classes", images[:100], labels[:100])
     decoded: Counter[str] = Counter()
-    load = folder_module.load_image
+    load = images_module._read_image
 
     def counted(path: Path, *args: Any) -> torch.Tensor:
         decoded[Path(path).relative_to(tmp_path).parts[1]] += 1  # by split (or class)
@@ -674,7 +674,7 @@ def test_testing_decodes_the_test_images_alone_unless_statistics_need_the_others
     model.data_config = {"mean": [0.13], "std": [0.31], "image_size": [32, 32], "resize": "resize"}
     reference = fitted(tmp_path / "split")
     (expected,) = L.Trainer(**quiet).test(model, reference, verbose=False)
-    monkeypatch.setattr(folder_module, "load_image", counted)
+    monkeypatch.setattr(images_module, "_read_image", counted)
     dm = ImageFolder(tmp_path / "split", channels=1)
     (tested,) = L.Trainer(**quiet).test(model, dm, verbose=False)
     assert decoded == {"test": 40} and tested == expected
@@ -1366,9 +1366,9 @@ def test_images_that_cannot_fit_in_memory_are_refused_before_any_is_decoded(
     images, labels = digits
     _write_pngs(tmp_path, images[:40], labels[:40])
     decoded: list[Path] = []
-    real_load = folder_module.load_image
+    real_load = images_module._read_image
     monkeypatch.setattr(
-        folder_module, "load_image", lambda p, *a: decoded.append(p) or real_load(p, *a)
+        images_module, "_read_image", lambda p, *a: decoded.append(p) or real_load(p, *a)
     )
     # All 40 images at 3x224x224 take 40 * 150,528 bytes; one byte fewer is available. The
     # whole folder is counted before any file is decoded: the test split (8 images) was

@@ -25,6 +25,8 @@ import classic_cnns.predict as predict_module
 from classic_cnns import LeNet5
 from classic_cnns.cli import main
 from classic_cnns.data.folder import ImageFolder, list_images, load_image
+from classic_cnns.data.images import load_images
+from classic_cnns.data.preprocessing import to_size
 from classic_cnns.predict import predict_folder, predict_main
 from conftest import symlink
 
@@ -416,3 +418,28 @@ def test_a_damaged_png_is_refused_by_name_where_its_decoder_crashed(
         )
         expected_pixels = grey if bits == 8 else grey * 255
         assert load_image(path, 1, None)[0].numpy().tolist() == expected_pixels.tolist()
+
+
+def test_a_folder_s_images_are_sized_from_the_decoder_s_output_as_each_file_alone(
+    tmp_path: Path,
+) -> None:
+    # load_images sizes the decoder's strided output without load_image's contiguous copy
+    # (a sixth of ImageFolder's decoding time): the same pixels, PNG and JPEG, colour and grey.
+    digits = load_digits()
+    paths = []
+    for i in range(12):
+        image = Image.fromarray((digits.images[i] * 15).astype(np.uint8)).resize((8 + i, 12 + i))
+        paths.append(tmp_path / f"{i}.{'png' if i % 2 else 'jpg'}")
+        (image.convert("RGB") if i % 3 else image).save(paths[-1])
+    for channels, mode in ((3, "resize"), (1, "resize"), (3, "pad")):
+        size = (24, 24) if mode == "pad" else (16, 16)
+        batch = load_images(paths, channels, size, mode)
+        assert batch.shape == (12, channels, *size) and batch.float().std() > 10  # not blank
+        for i, path in enumerate(paths):
+            alone = to_size(load_image(path, channels, None), size, mode)
+            assert torch.equal(batch[i], alone), (channels, mode, i)
+    # Of two damaged files, the first is named.
+    for bad in (paths[9], paths[5]):
+        bad.write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(paths[5]))}: cannot decode"):
+        load_images(paths, 3, (16, 16))

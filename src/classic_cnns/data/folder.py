@@ -36,13 +36,13 @@ from classic_cnns.data.images import (
     files_digest,
     list_images,
     load_image,
+    load_images,
 )
 from classic_cnns.data.preprocessing import (
     ModelSpec,
     ResizeMode,
     _channel_stats,
     random_crop_flip,
-    to_size,
 )
 from classic_cnns.data.sampling import _test_split
 from classic_cnns.data.transfer import TransferDataModule
@@ -403,9 +403,7 @@ class ImageFolder(TransferDataModule):
         paths, labels = [paths[i] for i in picked], [labels[i] for i in picked]
         self.files[split] = paths
         size, mode, crop = self._decoded or self._storage()
-        images = torch.empty((len(paths), self.channels, *size), dtype=torch.uint8)
-        for i, path in enumerate(paths):
-            images[i] = to_size(load_image(path, self.channels, None), size, mode, crop)
+        images = load_images(paths, self.channels, size, mode, crop)
         return images, torch.tensor(labels, dtype=torch.long)
 
     def _storage(self) -> tuple[tuple[int, int], ResizeMode, float]:

@@ -33,9 +33,9 @@ except ImportError:  # a torchvision without image decoders
     _torchvision_decode = None  # type: ignore[assignment]
 
 from classic_cnns._checks import is_int
-from classic_cnns.data.preprocessing import _is_size, to_size
+from classic_cnns.data.preprocessing import ResizeMode, _is_size, to_size
 
-__all__ = ["IMAGE_EXTENSIONS", "files_digest", "list_images", "load_image"]
+__all__ = ["IMAGE_EXTENSIONS", "files_digest", "list_images", "load_image", "load_images"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".pbm",
                     ".pgm", ".ppm")  # fmt: skip
@@ -192,6 +192,15 @@ def load_image(
     """
     _check_channels(channels)
     target = _size(size)
+    image = _read_image(path, channels)
+    if target is not None:
+        image = to_size(image, target, "resize")
+    return image.contiguous()
+
+
+def _read_image(path: str | os.PathLike[str], channels: int) -> Tensor:
+    # load_image's image at the file's size, as decoded: often a strided view of (H, W, C)
+    # bytes, which resizing reads as well as a copy.
     if not os.path.exists(path):  # a missing file, or a broken link (list_images lists them)
         why = f"a broken link to {os.readlink(path)}" if os.path.islink(path) else "no such file"
         raise FileNotFoundError(f"{path}: {why}; expected an image file")
@@ -211,9 +220,40 @@ def load_image(
     image = image[:3] if image.shape[0] >= 3 else image[:1]  # without alpha
     if image.shape[0] != channels:
         image = _luma(image) if channels == 1 else image.expand(3, -1, -1)
-    if target is not None:
-        image = to_size(image, target, "resize")
-    return image.contiguous()
+    return image
+
+
+def load_images(
+    paths: Sequence[str | os.PathLike[str]],
+    channels: int,
+    size: tuple[int, int],
+    mode: ResizeMode = "resize",
+    crop_pct: float = 1.0,
+) -> Tensor:
+    """Decode image files into one uint8 batch ``(N, channels, H, W)``.
+
+    Each file is decoded as :func:`load_image` decodes it and sized by
+    :func:`~classic_cnns.data.preprocessing.to_size` (``mode``, ``crop_pct``) straight from
+    the decoder's output, which :func:`load_image` copies once more to return it contiguous.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`load_image`, for the first file that fails.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> folder = tempfile.mkdtemp()
+        >>> for i in range(3):
+        ...     Image.new("L", (8, 6), 40 * i).save(f"{folder}/{i}.png")
+        >>> batch = load_images([f"{folder}/{i}.png" for i in range(3)], 1, (4, 4))
+        >>> batch.shape, batch[:, 0, 0, 0].tolist()
+        (torch.Size([3, 1, 4, 4]), [0, 40, 80])
+    """
+    _check_channels(channels)
+    images = torch.empty((len(paths), channels, *size), dtype=torch.uint8)
+    for i, path in enumerate(paths):
+        images[i] = to_size(_read_image(path, channels), size, mode, crop_pct)
+    return images
 
 
 def _size(size: Any) -> tuple[int, int] | None:
