@@ -438,6 +438,9 @@ def test_a_folder_s_images_are_sized_from_the_decoder_s_output_as_each_file_alon
         for i, path in enumerate(paths):
             alone = to_size(load_image(path, channels, None), size, mode)
             assert torch.equal(batch[i], alone), (channels, mode, i)
+    for size in ((0, 4), None, 2.5):
+        with pytest.raises(ValueError, match=r"^size must be an int or \(H, W\) of positive ints"):
+            load_images(paths, 3, size)  # type: ignore[arg-type]
     # Of two damaged files, the first is named.
     for bad in (paths[9], paths[5]):
         bad.write_bytes(b"\x89PNG\r\n\x1a\nnot an image")

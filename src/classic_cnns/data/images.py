@@ -226,7 +226,7 @@ def _read_image(path: str | os.PathLike[str], channels: int) -> Tensor:
 def load_images(
     paths: Sequence[str | os.PathLike[str]],
     channels: int,
-    size: tuple[int, int],
+    size: int | tuple[int, int],
     mode: ResizeMode = "resize",
     crop_pct: float = 1.0,
 ) -> Tensor:
@@ -245,14 +245,16 @@ def load_images(
         >>> folder = tempfile.mkdtemp()
         >>> for i in range(3):
         ...     Image.new("L", (8, 6), 40 * i).save(f"{folder}/{i}.png")
-        >>> batch = load_images([f"{folder}/{i}.png" for i in range(3)], 1, (4, 4))
+        >>> batch = load_images([f"{folder}/{i}.png" for i in range(3)], channels=1, size=4)
         >>> batch.shape, batch[:, 0, 0, 0].tolist()
         (torch.Size([3, 1, 4, 4]), [0, 40, 80])
     """
     _check_channels(channels)
-    images = torch.empty((len(paths), channels, *size), dtype=torch.uint8)
+    if (target := _size(size)) is None:
+        raise ValueError("size must be an int or (H, W) of positive ints; got None")
+    images = torch.empty((len(paths), channels, *target), dtype=torch.uint8)
     for i, path in enumerate(paths):
-        images[i] = to_size(_read_image(path, channels), size, mode, crop_pct)
+        images[i] = to_size(_read_image(path, channels), target, mode, crop_pct)
     return images
 
 
