@@ -425,8 +425,8 @@ class InMemoryDataModule(L.LightningDataModule):
     def _resolve_size(
         self, native: tuple[int, ...] | None, model: ModelSpec | None
     ) -> tuple[tuple[int, int], ResizeMode]:
-        # The output size and the way to reach it (pad or resize, when not given).
-        # ``native`` is the images' own size, None when not known yet.
+        # The output size and how to reach it (pad or resize, when not given); native: the
+        # images' own size, None when not known yet.
         size: Any = self.image_size
         recorded = (model.data_config or {}) if model is not None and size is None else {}
         if size is None:
@@ -438,10 +438,8 @@ class InMemoryDataModule(L.LightningDataModule):
             else:
                 size = tuple(model.input_size[-2:]) if model is not None else native
         if not _is_size(size):  # a model's own record (its data_config) may be malformed
-            raise ValueError(
-                f"the model's data_config['image_size'] must be an int or (H, W) of positive "
-                f"ints; got {size!r} (pass image_size to the datamodule to choose one)"
-            )
+            what = "the model's data_config['image_size'] must be an int or (H, W) of ints > 0"
+            raise ValueError(f"{what}; got {size!r} (pass image_size to the datamodule instead)")
         size = (size, size) if isinstance(size, int) else tuple(size)
         mode: ResizeMode = self.resize or "pad"
         if native is not None and self.resize is None:
