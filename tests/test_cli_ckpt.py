@@ -142,6 +142,34 @@ def test_a_monitoring_checkpoint_of_one_s_own_still_saves_last_for_a_resume(
 
 
 @pytest.mark.usefixtures("one_thread")
+def test_fit_with_ckpt_path_last_and_no_earlier_run_says_so_and_starts_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lightning's own warning blamed the callback ("Set ModelCheckpoint(..., save_last=True)"),
+    # which the CLI sets: the cause is that there was no earlier run.
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--model", "LeNet5", "--data", "Digits", "--trainer.max_epochs=1",
+            "--trainer.enable_progress_bar=false", "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
+            "--ckpt_path=last"]  # fmt: skip
+    code = "from classic_cnns.cli import main; raise SystemExit(main())"
+    run = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    said = "--ckpt_path last: no earlier run left a last.ckpt; training from the start"
+    assert said in run.stderr and "save_last=True" not in run.stderr, run.stderr
+    saved = torch.load("lightning_logs/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert saved["global_step"] == 2
+    # config.yaml keeps "last": run again with it, it resumes this run.
+    assert (
+        yaml.safe_load(Path("lightning_logs/version_0/config.yaml").read_text())["ckpt_path"]
+        == "last"
+    )
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_ckpt_path_last_resumes_the_real_run_not_a_smoke_test(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

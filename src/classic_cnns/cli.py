@@ -61,6 +61,7 @@ from classic_cnns._cli_helpers import (
 from classic_cnns._cli_loggers import place_default_logger
 from classic_cnns._launch import launch_seed, pin_log_dir, say_error
 from classic_cnns._measured import MNIST10K
+from classic_cnns._warn import warn
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
 from classic_cnns.export import export_main
@@ -377,10 +378,13 @@ class ClassicCLI(LightningCLI):
         config = self.config_init[subcommand]
         if config.get("ckpt_path") == "last":
             path = last_checkpoint(self.trainer)
-            if path is None and subcommand != "fit":  # fit starts afresh, as Lightning's does
+            if path is None and subcommand != "fit":
                 raise ValueError(
                     f"--ckpt_path last: no earlier run left a last.ckpt to {subcommand}"
                 )
+            if path is None:  # fit starts afresh, as Lightning's does (whose hint misleads)
+                warn("--ckpt_path last: no earlier run left a last.ckpt; training from the start")
+                config["ckpt_path"] = None
             if path is not None:
                 if subcommand == "fit":
                     check_resumed_hparams(path, self.model.hparams)
