@@ -665,6 +665,24 @@ def test_atomic_path_cleans_up_after_a_sigterm(tmp_path: Path) -> None:
 
 
 @posix_only
+def test_a_download_stopped_by_sigterm_leaves_nothing_behind(tmp_path: Path) -> None:
+    # `data fetch` under kill or a scheduler: the partial file, its scratch folder and the
+    # folders made for it stayed (a later download removed the scratch a day on); Ctrl-C's
+    # cleanup now runs for SIGTERM too, which ends with status 143.
+    script = (
+        "import os, signal\n"
+        "from classic_cnns._download import download_folder\n"
+        f"with download_folder({str(tmp_path / 'MNIST' / 'raw')!r}) as scratch:\n"
+        "    (scratch / 'train-images-idx3-ubyte.gz').write_bytes(b'x' * 1000)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    raise AssertionError('SIGTERM did not stop the block')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert done.returncode == 143, done.stderr.decode()
+    assert list(tmp_path.iterdir()) == []
+
+
+@posix_only
 def test_a_save_that_runs_out_of_room_names_its_file_and_keeps_the_earlier_one(
     tmp_path: Path,
 ) -> None:

@@ -134,6 +134,11 @@ class Kill(L.Callback):  # a kill, or a job scheduler's, at the third step or ba
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *args):
         if batch_idx == 1:
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+class KillAtEnd(L.Callback):  # after the last batch, where Lightning no longer looks
+    def on_train_end(self, trainer, pl_module):
+        os.kill(os.getpid(), signal.SIGTERM)
 """
 
 
@@ -145,6 +150,10 @@ def test_a_run_stopped_by_sigterm_exits_143_and_says_so(tmp_path: Path) -> None:
     stopped = _run(tmp_path, "--trainer.max_epochs=2", "--trainer.callbacks+=kill.Kill")
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     said = "classic-cnns fit: stopped by SIGTERM (resume it with --ckpt_path last)"
+    assert said in stopped.stderr and "test_acc" not in stopped.stdout
+    # At training's end: the test after it ran, and the command exited 0.
+    stopped = _run(tmp_path, "--trainer.max_steps=1", "--trainer.callbacks+=kill.KillAtEnd")
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
     assert said in stopped.stderr and "test_acc" not in stopped.stdout
     # predict too: Lightning's predict loop does not look, and wrote every batch's rows.
     done = _run(tmp_path, "--trainer.max_steps=1", "--trainer.limit_val_batches=1",

@@ -43,7 +43,7 @@ LAYERS: list[set[str]] = [
 ONLY: dict[str, set[str]] = {
     "files": {"_download", "_checks", "_atomic"},
     "_atomic": {"_signals"},
-    "_download": set(),
+    "_download": {"_signals"},
     "_signals": set(),
     "_warn": set(),
     "_checks": set(),

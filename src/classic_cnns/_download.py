@@ -16,6 +16,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from classic_cnns._signals import sigterm_as_exit
+
 __all__ = ["DOWNLOAD_TIMEOUT", "download", "download_folder", "file_digest", "file_in_the_way"]
 
 DOWNLOAD_TIMEOUT = 60.0
@@ -108,8 +110,8 @@ def download_folder(parent: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(OSError):  # another process may be removing it too
             if not stale.is_symlink() and time.time() - stale.stat().st_mtime > 24 * 3600:
                 shutil.rmtree(stale)
-    try:
-        with tempfile.TemporaryDirectory(dir=parent, prefix=_PREFIX) as scratch:
+    try:  # SIGTERM (kill, a scheduler) cleans up as Ctrl-C does
+        with sigterm_as_exit(), tempfile.TemporaryDirectory(dir=parent, prefix=_PREFIX) as scratch:
             yield Path(scratch)
     except BaseException:
         for folder in made:  # innermost first: the folders made here, unless something is in

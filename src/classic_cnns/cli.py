@@ -61,6 +61,7 @@ from classic_cnns._cli_helpers import (
 from classic_cnns._cli_loggers import place_default_logger
 from classic_cnns._launch import launch_seed, pin_log_dir, say_error
 from classic_cnns._measured import MNIST10K
+from classic_cnns._signals import SIGTERM_STATUS
 from classic_cnns._warn import warn
 from classic_cnns.bench import main as bench_main
 from classic_cnns.data.base import InMemoryDataModule
@@ -378,12 +379,11 @@ class ClassicCLI(LightningCLI):
         config = self.config_init[subcommand]
         if config.get("ckpt_path") == "last":
             path = last_checkpoint(self.trainer)
-            if path is None and subcommand != "fit":
-                raise ValueError(
-                    f"--ckpt_path last: no earlier run left a last.ckpt to {subcommand}"
-                )
             if path is None:  # fit starts afresh, as Lightning's does (whose hint misleads)
-                warn("--ckpt_path last: no earlier run left a last.ckpt; training from the start")
+                none = "--ckpt_path last: no earlier run left a last.ckpt"
+                if subcommand != "fit":
+                    raise ValueError(f"{none} to {subcommand}")
+                warn(f"{none}; training from the start")
                 config["ckpt_path"] = None
             if path is not None:
                 if subcommand == "fit":
@@ -400,12 +400,10 @@ class ClassicCLI(LightningCLI):
         self._fit_start = time.perf_counter()
 
     def before_validate(self) -> None:
-        """Resolve ``--ckpt_path last``."""
-        self._resolve_last("validate")
+        """Resolve ``--ckpt_path last`` (``before_test`` too)."""
+        self._resolve_last(str(self.subcommand))
 
-    def before_test(self) -> None:
-        """Resolve ``--ckpt_path last``."""
-        self._resolve_last("test")
+    before_test = before_validate
 
     def before_predict(self) -> None:
         """Resolve ``--ckpt_path last``; where a PredictionCSV writes the predictions, Lightning
@@ -424,6 +422,8 @@ class ClassicCLI(LightningCLI):
 
     def after_fit(self) -> None:
         """Print the wall time of ``fit``, then test the trained weights, if there is a test set."""
+        if self.trainer.received_sigterm:  # after the last batch: Lightning did not look
+            raise SIGTERMException(SIGTERM_STATUS)
         seconds = time.perf_counter() - self._fit_start
         if self.trainer.is_global_zero:
             print(f"fit took {seconds:.1f} s (wall clock: setup, training, any validation)")
