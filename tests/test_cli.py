@@ -638,7 +638,7 @@ ERRORS = {
     "input too small for the model's own stem": (
         ["summary", "alexnet", "--input-size", "3", "32", "32"],
         "layer 'features.12' (MaxPool2d) gets a 1x1 map",
-        "--small-input builds alexnet for small images",
+        "--small-input builds alexnet for images this small",
     ),
     "evaluating random weights": (
         ["test"],
@@ -674,6 +674,8 @@ def test_summary_with_the_small_input_stem(capsys: pytest.CaptureFixture[str]) -
         ["resnet20", "--input-size", "3", "0", "32"],  # not a size: small_input is no remedy
         ["resnet18", "--input-size", "3", "0", "32"],
         ["lenet5", "--input-size", "1", "16", "16"],  # too small, and without the option
+        ["vgg11", "--input-size", "3", "28", "28"],  # its option keeps the stem: 32 px still
+        ["alexnet", "--input-size", "3", "10", "10"],  # its small stem needs 15 px
     ],
 )
 def test_summary_suggests_small_input_only_where_it_would_help(

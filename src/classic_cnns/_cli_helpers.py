@@ -309,7 +309,7 @@ def short_help(command: str) -> str:
         "data:",
         _entry("--data DATA", f"{', '.join(sorted(data_class_names()))}, or your own "
                "(my_package.MyData); default Digits (offline)"),
-        _entry("--data.ARG V", "e.g. --data.data_dir data --data.batch_size 256; all of a "
+        _entry("--data.ARG V", "e.g. --data.batch_size 256 --data.val_size 0; all of a "
                f"class's: classic-cnns {command} --data.help MNIST"),
         "trainer:",
         _entry("--trainer.ARG V", "e.g. --trainer.max_epochs 5 --trainer.accelerator gpu "
@@ -406,7 +406,15 @@ def summary_main(argv: Sequence[str]) -> int:
         option = model_info(args.model).options.get("small_input")  # a default of False helps
         if small or "too small" not in str(err) or option is None or option.default is not False:
             raise
-        raise ValueError(f"{err}\n--small-input builds {args.model} for small images") from None
+        try:  # named only where it makes the size fit (VGG's keeps its stem: 32 px at least)
+            small_model = create_model(args.model, in_channels=size[0], small_input=True,
+                                       num_classes=args.num_classes)  # fmt: skip
+            summary(small_model, size)
+        except ValueError:
+            raise err from None
+        raise ValueError(
+            f"{err}\n--small-input builds {args.model} for images this small"
+        ) from None
     print(table.to_markdown() if args.format == "markdown" else table)
     return 0
 
