@@ -114,6 +114,18 @@ def test_model_help_takes_a_registered_name(capsys: pytest.CaptureFixture[str]) 
     assert "Did you mean 'resnet20'" in capsys.readouterr().err
 
 
+def test_data_help_takes_a_name_as_data_does(capsys: pytest.CaptureFixture[str]) -> None:
+    # "--data.help: Expected a dot import path string: mnist" where --data mnist works.
+    with pytest.raises(SystemExit) as shown:
+        main(["fit", "--data.help", "mnist"])
+    assert shown.value.code == 0
+    assert "--data.protocol" in capsys.readouterr().out
+    assert main(["fit", "--data.help", "Digitz"]) == 2
+    err = capsys.readouterr().err
+    assert "--data.help: unknown datamodule 'Digitz': expected one of " in err
+    assert "Did you mean 'Digits'" in err
+
+
 def test_weights_start_a_new_run_from_a_file_and_pretrained_is_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -112,7 +112,8 @@ def check_names(args: list[str]) -> None:
 
 
 def check_data_names(args: list[str]) -> None:
-    """Check ``--data NAME`` against the datamodules, in place; fix a name's letter case.
+    """Check ``--data NAME`` (and ``--data.help NAME``) against the datamodules, in place;
+    fix a name's letter case.
 
     Raises:
         ValueError: for an unknown name, with close names (a dotted class path passes), and
@@ -126,16 +127,17 @@ def check_data_names(args: list[str]) -> None:
         ValueError: --model.in_channels: the model takes its in_channels from the datamodule; ...
     """
     names = data_class_names()
-    for i, value, used in option_values(args, "--data"):
+    given = [(flag, *o) for flag in ("--data", "--data.help") for o in option_values(args, flag)]
+    for flag, i, value, used in sorted(given, key=lambda g: -g[1]):  # later first: indices hold
         if "." in value or "{" in value or value in names:
             continue
         same = [n for n in names if n.lower() == value.lower()]
         if same:
-            args[i : i + used] = ["--data", same[0]]
+            args[i : i + used] = [flag, same[0]]
             continue
         raise ValueError(
-            f"unknown datamodule {value!r}: expected one of {', '.join(names)}, or the import "
-            f"path of your own (my_package.MyData).{suggest(value, names)}"
+            f"{flag}: unknown datamodule {value!r}: expected one of {', '.join(names)}, or the "
+            f"import path of your own (my_package.MyData).{suggest(value, names)}"
         )
     # The datamodule sets these (LightningCLI's link); a flag (or a config file's value) for
     # them would be dropped.
