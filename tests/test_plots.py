@@ -498,6 +498,23 @@ def test_a_file_the_run_did_not_write_is_refused_before_the_first_batch(tmp_path
     assert [p.name for p in linked.iterdir()] == ["confusion_matrix.csv"]
 
 
+def test_a_folder_where_a_plot_goes_is_refused_before_the_first_batch(tmp_path: Path) -> None:
+    # With overwrite=True it was found after training ("expected a file path; got the
+    # folder"), and the test never ran; without, it was called "the file exists".
+    loader, model = _loader(), LeNet5(scheduler="none")
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    (tmp_path / "curves.png").mkdir()
+    for overwrite in (True, False):
+        with pytest.raises(FileExistsError) as info:
+            _plain(tmp_path, TrainingPlots(overwrite=overwrite)).fit(model, loader, loader)
+        assert str(info.value).startswith(
+            f"{tmp_path / 'curves.png'}: a folder, where this run's TrainingPlots writes a file; "
+            "expected a file path or nothing there. Run in another folder"
+        ), overwrite
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())  # untrained
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+
+
 def test_prediction_csv_replaces_no_file_it_did_not_write(tmp_path: Path) -> None:
     loader, model = _loader(), LeNet5()
     mine = tmp_path / "predictions.csv"

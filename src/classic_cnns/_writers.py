@@ -47,8 +47,10 @@ def refuse_replacing(
     own: Callable[[Path], bool],
     owner: str,
     advice: str,
+    overwrite: bool = False,
 ) -> None:
-    """Raise ``FileExistsError`` on every process if one of ``paths`` is there and not ``own``.
+    """Raise ``FileExistsError`` on every process if one of ``paths`` is there and not ``own``
+    (with ``overwrite``, only if it is a folder, which no file replaces).
 
     What :class:`~classic_cnns.plots.TrainingPlots` and
     :class:`~classic_cnns.predict.PredictionCSV` check before they write: the global-zero
@@ -66,10 +68,17 @@ def refuse_replacing(
         ...
         FileExistsError: mine.csv: the file exists, and this run's Writer did not write it ...
     """
-    clash = None
+    clash = folder = None
     if trainer.is_global_zero:  # a link is replaced too, even one to nothing
-        clash = next((p for p in paths if os.path.lexists(p) and not own(p)), None)
-    clash = trainer.strategy.broadcast(clash)
+        folder = next((p for p in paths if p.is_dir() and not p.is_symlink()), None)
+        if not overwrite:
+            clash = next((p for p in paths if os.path.lexists(p) and not own(p)), None)
+    clash, folder = trainer.strategy.broadcast((clash, folder))
+    if folder is not None:
+        raise FileExistsError(
+            f"{folder}: a folder, where this run's {owner} writes a file; expected a file path "
+            f"or nothing there. {advice[0].upper()}{advice[1:]}, or move the folder"
+        )
     if clash is not None:
         raise FileExistsError(
             f"{clash}: the file exists, and this run's {owner} did not write it but would "

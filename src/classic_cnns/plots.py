@@ -296,12 +296,11 @@ class TrainingPlots(L.Callback):
         if folder is None:
             return
         self._run_folder = folder.resolve()
-        if self.overwrite:
-            return
         if _matplotlib_missing():  # no figure is drawn, so none is replaced
             names = [n for n in names if not n.endswith(".png")]
         advice = RUN_ELSEWHERE if self.dirpath is None else "give TrainingPlots another dirpath"
-        refuse_replacing(trainer, [folder / n for n in names], self._own, "TrainingPlots", advice)
+        paths = [folder / n for n in names]
+        refuse_replacing(trainer, paths, self._own, "TrainingPlots", advice, self.overwrite)
 
     @staticmethod
     def _metrics(trainer: L.Trainer, keys: Sequence[str]) -> dict[str, float]:

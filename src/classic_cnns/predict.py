@@ -340,9 +340,8 @@ class PredictionCSV(BasePredictionWriter):
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Refuse to replace a file this writer did not write, before the first batch."""
         paths = self._paths(trainer)
-        if not self.overwrite:
-            advice = RUN_ELSEWHERE if self.path is None else "give PredictionCSV another path"
-            refuse_replacing(trainer, paths, self._own, "PredictionCSV", advice)
+        advice = RUN_ELSEWHERE if self.path is None else "give PredictionCSV another path"
+        refuse_replacing(trainer, paths, self._own, "PredictionCSV", advice, self.overwrite)
 
     def _own(self, path: Path) -> bool:
         return path.resolve() in self._written
