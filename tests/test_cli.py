@@ -686,6 +686,7 @@ def test_summary_with_the_small_input_stem(capsys: pytest.CaptureFixture[str]) -
         ["resnet20", "--input-size", "3", "0", "32"],  # not a size: small_input is no remedy
         ["resnet18", "--input-size", "3", "0", "32"],
         ["lenet5", "--input-size", "1", "16", "16"],  # too small, and without the option
+        ["lenet5", "--input-size", "0", "32", "32"],  # named by its flag, not in_channels
         ["vgg11", "--input-size", "3", "28", "28"],  # its option keeps the stem: 32 px still
         ["alexnet", "--input-size", "3", "10", "10"],  # its small stem needs 15 px
     ],
@@ -697,7 +698,7 @@ def test_summary_suggests_small_input_only_where_it_would_help(
     # in ERRORS, keeps it): a size of 0 too, and for resnet20, built for small images already.
     assert main(["summary", *args]) == 2
     err = capsys.readouterr().err
-    assert "input_size must be" in err or "too small" in err
+    assert "--input-size: expected C H W, each >= 1; got " in err or "too small" in err
     assert "--small-input" not in err
 
 
@@ -978,6 +979,10 @@ def test_fit_help_is_short_and_names_the_model_and_data_options(
     with pytest.raises(SystemExit):
         main(["fit", "--help-all"])
     assert "--trainer.max_epochs" in capsys.readouterr().out
+    # argparse's own words name what to give, not its internal name for it ("action").
+    with pytest.raises(SystemExit):
+        main(["data"])
+    assert "the following arguments are required: {fetch}" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("one_thread")

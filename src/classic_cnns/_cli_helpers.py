@@ -343,7 +343,7 @@ DATASETS: dict[str, type[MNIST]] = {"mnist": MNIST, "fashion-mnist": FashionMNIS
 def data_main(argv: Sequence[str]) -> int:
     """``classic-cnns data fetch mnist|fashion-mnist [--data-dir DIR] [--protocol 10k]``."""
     parser = argparse.ArgumentParser(prog="classic-cnns data", description="Datasets.")
-    actions = parser.add_subparsers(dest="action", required=True)
+    actions = parser.add_subparsers(dest="action", metavar="{fetch}", required=True)
     fetch = actions.add_parser(
         "fetch",
         help="download a dataset's files, md5-checked",
@@ -400,6 +400,8 @@ def summary_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     own = model_info(args.model).input_size  # --small-input: CIFAR's 32 px, as its help says
     size = tuple(args.input_size or ((own[0], 32, 32) if args.small_input else own))
+    if min(size) < 1:  # the channels too, which would be named in_channels
+        raise ValueError(f"--input-size: expected C H W, each >= 1; got {' '.join(map(str, size))}")
     small: dict[str, Any] = {"small_input": True} if args.small_input else {}
     model = create_model(args.model, in_channels=size[0], num_classes=args.num_classes, **small)
     try:
