@@ -387,10 +387,11 @@ def report(results: core.Results, out: Path | None) -> list[str]:
     for r in rows:
         groups.setdefault((r["backend"], r["model"]), []).append(r)
     peaks = results.data.get("matmul_peaks", {})
+    each = " (each in `kernel_peaks`)" if results.data.get("kernel_peaks") else ""  # older: none
     text = ("Images per second, median [quartiles] over alternating repeats; MFU against the peak "
             "of the fastest math mode the layers may use (`peak`); `vs tv`: the package's median "
             "over torchvision's; `train MiB`: CUDA's peak memory in a training step (– elsewhere). "
-            "Peaks (TFLOP/s), the best of matmuls and a 3x3 convolution (each in `kernel_peaks`): "
+            f"Peaks (TFLOP/s), the best of matmuls and a 3x3 convolution{each}: "
             + ", ".join(f"{k} {v / 1e12:.3g}" for k, v in peaks.items()) + ".")  # fmt: skip
     header = "model|backend|batch|input|impl|precision / format / compile|train img/s|infer img/s"
     header += "|train MFU|infer MFU|peak|vs tv train|vs tv infer|train MiB|warm-up s"
