@@ -384,6 +384,12 @@ def test_predict_folder_refuses_bad_arguments_and_stale_class_names(checkpoints,
         predict_folder(model, folder, device=cuda)
     assert predict_main([str(checkpoints["lenet5"]), str(folder), "--device", cuda]) == 2
     assert f"device '{cuda}' is not available here" in capsys.readouterr().err
+    # "meta" left the caller's model on meta, its weights gone; xpu without one: a traceback.
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    for device in ("meta", "xpu"):
+        with pytest.raises(ValueError, match=rf"device '{device}' is not available here"):
+            predict_folder(model, folder, device=device)
+        assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"no image files \(.png, .*\) in .*empty"):
         predict_folder(model, tmp_path / "empty", output=tmp_path / "out.csv")

@@ -122,11 +122,14 @@ def _available(device: str | torch.device) -> torch.device:
         found = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device must be such as 'cpu' or 'cuda:0'; got {device!r}") from err
-    count = {"cuda": torch.cuda.device_count(), "mps": int(torch.backends.mps.is_available())}
-    if found.type in count and (found.index or 0) >= count[found.type]:
+    if found.type in ("cpu", "mps"):
+        count = 1 if found.type == "cpu" else int(torch.backends.mps.is_available())
+    else:  # cuda, xpu, ... as this build counts them; none of "meta", which holds no weights
+        count = getattr(getattr(torch, found.type, None), "device_count", lambda: 0)()
+    if (found.index or 0) >= count:
         raise ValueError(
-            f"device {str(found)!r} is not available here ({count[found.type]} {found.type} "
-            "device(s)); use 'cpu'"
+            f"device {str(found)!r} is not available here ({count} {found.type} device(s)); "
+            "use 'cpu'"
         )
     return found
 
