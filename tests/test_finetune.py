@@ -272,6 +272,30 @@ def test_unfreeze_backbone_adds_missing_parameters_to_the_optimizer() -> None:
     assert held == {id(p) for p in model.parameters()}
 
 
+def test_a_group_added_at_unfreezing_carries_the_schedule_s_keys() -> None:
+    # OneCycleLR reads initial_lr, max_lr and min_lr from every group: the group added for
+    # the backbone had none, and the first step after unfreezing raised KeyError: 'max_lr'.
+    class OneCycle(LeNet5):
+        def configure_optimizers(self):
+            params = [p for p in self.parameters() if p.requires_grad]
+            optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9)
+            total = self.trainer.estimated_stepping_batches
+            cycle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=total)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": cycle, "interval": "step"},
+            }
+
+    model = OneCycle(arch="lenet5_bn")
+    trainer = _trainer(max_epochs=2, limit_train_batches=2, callbacks=[UnfreezeBackbone(1)])
+    trainer.fit(model, _loader(16))
+    head, backbone = trainer.optimizers[0].param_groups
+    assert len(backbone["params"]) == 16  # and the schedule cycles its momentum too:
+    assert backbone["momentum"] == pytest.approx(head["momentum"]) != 0.9
+    for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+        assert backbone[key] == pytest.approx(head[key] / 10), key  # lr_scale: 1/10
+
+
 def test_backbone_and_head_learning_rates() -> None:
     model = LeNet5(lr=0.1, backbone_lr=0.01, scheduler="none", optimizer="sgd", weight_decay=0.1)
     groups = model.configure_optimizers().param_groups

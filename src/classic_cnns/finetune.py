@@ -383,7 +383,8 @@ class UnfreezeBackbone(BaseFinetuning):
     optimizer (they have no gradient, so the optimizer skips them), so unfreezing needs no
     new parameter group and the LR schedule covers the backbone from the start, at
     ``backbone_lr``; parameters that a custom ``configure_optimizers`` left out are added
-    as a new group, at the LR of the first group scaled by ``lr_scale``.
+    as a new group, at the LR of the first group scaled by ``lr_scale`` (and the keys a
+    schedule keeps in the first group, such as ``OneCycleLR``'s ``max_lr``, its LRs scaled).
 
     Args:
         after_epochs: Epochs of head-only training (0 trains everything from the start).
@@ -451,6 +452,8 @@ class UnfreezeBackbone(BaseFinetuning):
         # Identity, not value, decides whether the optimizer holds a parameter.
         held = {id(p) for group in optimizer.param_groups for p in group["params"]}
         missing = [p for p in pl_module.parameters() if p.requires_grad and id(p) not in held]
-        if missing:
-            lr = optimizer.param_groups[0]["lr"] * self.lr_scale
-            optimizer.add_param_group({"params": missing, "lr": lr})
+        if missing:  # with the first group's schedule keys (OneCycleLR's max_lr...), LRs scaled
+            first, own = optimizer.param_groups[0], {"params", "name", *optimizer.defaults}
+            keys = [k for k in first if k == "lr" or k not in own]
+            group = {k: first[k] * self.lr_scale if k.endswith("lr") else first[k] for k in keys}
+            optimizer.add_param_group({**group, "params": missing})
