@@ -635,20 +635,28 @@ def test_atomic_path_leaves_nothing_behind_when_its_block_fails(tmp_path: Path) 
     assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")] == ["kept"]
 
 
-@posix_only
-def test_atomic_path_cleans_up_after_a_sigterm(tmp_path: Path) -> None:
-    # kill, timeout, a job scheduler: the writer ends as after Ctrl-C, with the status the
-    # signal's own exit gives (143), and leaves no hidden temporary file the model's size.
+def _sigterm_inside(block: str, write: str) -> None:
+    # Run `with {block} as out:`, write a file with `write`, and SIGTERM the process in the
+    # block, in a child process: it must end with the status the signal's own exit gives.
     script = (
         "import os, signal\n"
+        "from classic_cnns._download import download_folder\n"
         "from classic_cnns.files import atomic_path\n"
-        f"with atomic_path({str(tmp_path / 'deploy' / 'm.onnx')!r}) as tmp:\n"
-        "    tmp.write_bytes(b'x' * 1000)\n"
+        f"with {block} as out:\n"
+        f"    {write}\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
         "    raise AssertionError('SIGTERM did not stop the block')\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
     assert done.returncode == 143, done.stderr.decode()
+
+
+@posix_only
+def test_atomic_path_cleans_up_after_a_sigterm(tmp_path: Path) -> None:
+    # kill, timeout, a job scheduler: the writer ends as after Ctrl-C, with the status the
+    # signal's own exit gives (143), and leaves no hidden temporary file the model's size.
+    _sigterm_inside(f"atomic_path({str(tmp_path / 'deploy' / 'm.onnx')!r})",
+                    "out.write_bytes(b'x' * 1000)")  # fmt: skip
     assert list(tmp_path.iterdir()) == []
     # Its handler is put back after; where something else handles SIGTERM (a Lightning run's
     # handler, here SIG_IGN), that is left alone.
@@ -669,16 +677,8 @@ def test_a_download_stopped_by_sigterm_leaves_nothing_behind(tmp_path: Path) -> 
     # `data fetch` under kill or a scheduler: the partial file, its scratch folder and the
     # folders made for it stayed (a later download removed the scratch a day on); Ctrl-C's
     # cleanup now runs for SIGTERM too, which ends with status 143.
-    script = (
-        "import os, signal\n"
-        "from classic_cnns._download import download_folder\n"
-        f"with download_folder({str(tmp_path / 'MNIST' / 'raw')!r}) as scratch:\n"
-        "    (scratch / 'train-images-idx3-ubyte.gz').write_bytes(b'x' * 1000)\n"
-        "    os.kill(os.getpid(), signal.SIGTERM)\n"
-        "    raise AssertionError('SIGTERM did not stop the block')\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
-    assert done.returncode == 143, done.stderr.decode()
+    _sigterm_inside(f"download_folder({str(tmp_path / 'MNIST' / 'raw')!r})",
+                    "(out / 'train-images-idx3-ubyte.gz').write_bytes(b'x' * 1000)")  # fmt: skip
     assert list(tmp_path.iterdir()) == []
 
 
