@@ -13,6 +13,7 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.optim import lr_scheduler
 from torch.utils.data import DataLoader, TensorDataset
 
 from classic_cnns import Digits, LeNet5, NiN, ResNet, create_model, model_info
@@ -294,6 +295,48 @@ def test_a_group_added_at_unfreezing_carries_the_schedule_s_keys() -> None:
     assert backbone["momentum"] == pytest.approx(head["momentum"]) != 0.9
     for key in ("lr", "initial_lr", "max_lr", "min_lr"):
         assert backbone[key] == pytest.approx(head[key] / 10), key  # lr_scale: 1/10
+
+
+_SCHEDULES = {
+    "LambdaLR": lambda o: lr_scheduler.LambdaLR(o, lambda step: min(1.0, (step + 1) / 3)),
+    "MultiplicativeLR": lambda o: lr_scheduler.MultiplicativeLR(o, lambda step: 0.9),
+    "CyclicLR": lambda o: lr_scheduler.CyclicLR(o, 0.01, 0.1, step_size_up=3),
+    "CosineAnnealingWarmRestarts": lambda o: lr_scheduler.CosineAnnealingWarmRestarts(o, 3),
+    "SequentialLR": lambda o: lr_scheduler.SequentialLR(
+        o,
+        [
+            lr_scheduler.LambdaLR(o, lambda s: 0.5),
+            lr_scheduler.CyclicLR(o, 0.01, 0.1, cycle_momentum=False),
+        ],
+        [2],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SCHEDULES))
+def test_a_group_added_at_unfreezing_follows_schedules_that_keep_per_group_lists(
+    name: str, tmp_path: Path
+) -> None:
+    # These schedules keep a list per group from their construction (lr_lambdas, max_lrs,
+    # base_lrs): the step after a group was added raised "zip() argument 2 is shorter than
+    # argument 1". The added group now follows the first one's schedule at lr_scale, in a
+    # resumed run too (its lambdas are not in the checkpoint).
+    class Scheduled(LeNet5):
+        def configure_optimizers(self):
+            params = [p for p in self.parameters() if p.requires_grad]  # the head's alone
+            optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9)
+            schedule = {"scheduler": _SCHEDULES[name](optimizer), "interval": "step"}
+            return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    trainer = _trainer(max_epochs=2, limit_train_batches=3, callbacks=[UnfreezeBackbone(1)])
+    trainer.fit(Scheduled(arch="lenet5_bn"), _loader(48))
+    head, backbone = trainer.optimizers[0].param_groups
+    assert len(backbone["params"]) == 16 and backbone["lr"] == pytest.approx(head["lr"] / 10)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    trainer = _trainer(max_epochs=3, limit_train_batches=3, callbacks=[UnfreezeBackbone(1)])
+    trainer.fit(Scheduled(arch="lenet5_bn"), _loader(48), ckpt_path=tmp_path / "m.ckpt")
+    head, backbone = trainer.optimizers[0].param_groups
+    assert trainer.global_step == 9 and backbone["lr"] == pytest.approx(head["lr"] / 10)
 
 
 def test_backbone_and_head_learning_rates() -> None:

@@ -17,7 +17,7 @@ unfreezes after a few epochs.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.callbacks import BackboneFinetuning, BaseFinetuning
 from torch import nn
@@ -384,7 +384,8 @@ class UnfreezeBackbone(BaseFinetuning):
     new parameter group and the LR schedule covers the backbone from the start, at
     ``backbone_lr``; parameters that a custom ``configure_optimizers`` left out are added
     as a new group, at the LR of the first group scaled by ``lr_scale`` (and the keys a
-    schedule keeps in the first group, such as ``OneCycleLR``'s ``max_lr``, its LRs scaled).
+    schedule keeps in the first group, such as ``OneCycleLR``'s ``max_lr``, its LRs scaled;
+    a schedule's per-group lists, such as ``LambdaLR``'s, get an entry for it too).
 
     Args:
         after_epochs: Epochs of head-only training (0 trains everything from the start).
@@ -457,3 +458,28 @@ class UnfreezeBackbone(BaseFinetuning):
             keys = [k for k in first if k == "lr" or k not in own]
             group = {k: first[k] * self.lr_scale if k.endswith("lr") else first[k] for k in keys}
             optimizer.add_param_group({**group, "params": missing})
+        for config in pl_module.trainer.lr_scheduler_configs:  # a resumed run's groups too
+            if getattr(config.scheduler, "optimizer", optimizer) is optimizer:
+                _cover_groups(config.scheduler, len(optimizer.param_groups), self.lr_scale)
+
+
+_LR_LISTS = ("base_lrs", "_last_lr", "max_lrs", "min_lrs")  # an added group's: scaled
+_OTHER_LISTS = ("lr_lambdas", "base_momentums", "max_momentums")  # the first group's
+
+
+def _cover_groups(scheduler: Any, groups: int, lr_scale: float) -> None:
+    """Give a schedule's per-group lists an entry for each group added since it was built.
+
+    torch's schedules keep them from their construction (``LambdaLR``'s ``lr_lambdas``,
+    ``CyclicLR``'s ``max_lrs``, every ``base_lrs``), so a group added later raised
+    "zip() argument 2 is shorter than argument 1" at the next step (Lightning's
+    ``BackboneFinetuning`` still does). An added group follows the first group's schedule,
+    its LRs scaled by ``lr_scale`` as the group's own were.
+    """
+    for inner in getattr(scheduler, "_schedulers", ()):  # SequentialLR, ChainedScheduler
+        _cover_groups(inner, groups, lr_scale)
+    for name in (*_LR_LISTS, *_OTHER_LISTS):
+        values = getattr(scheduler, name, None)
+        if isinstance(values, list) and 0 < len(values) < groups:
+            first = values[0] * lr_scale if name in _LR_LISTS else values[0]
+            values.extend([first] * (groups - len(values)))
