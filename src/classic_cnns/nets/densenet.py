@@ -108,7 +108,8 @@ class DenseLayer(nn.Module):
         bn_size: Bottleneck width as a multiple of k (4 in the paper).
         drop_rate: Dropout on the new channels.
         memory_efficient: Recompute the bottleneck (concatenation, BN, ReLU, 1x1 conv) in the
-            backward pass instead of storing it, when gradients are needed.
+            backward pass instead of storing it, when gradients are needed (under
+            ``torch.compile``, the compiler chooses what to recompute).
 
     Example:
         >>> import torch
@@ -159,7 +160,10 @@ class DenseLayer(nn.Module):
             >>> layer.new_features([torch.zeros(1, 24, 8, 8), torch.zeros(1, 40, 8, 8)]).shape
             torch.Size([1, 32, 8, 8])
         """
-        if self.memory_efficient and any(t.requires_grad for t in features):
+        # torch.compile cannot trace the checkpoint's context_fn; its own partitioner
+        # chooses what to recompute in the backward pass instead.
+        compiling = torch.compiler.is_compiling()
+        if self.memory_efficient and not compiling and any(t.requires_grad for t in features):
             if torch.jit.is_scripting():
                 raise RuntimeError("memory_efficient=True does not work in TorchScript")
             new = self._checkpointed_bottleneck(features)
