@@ -655,7 +655,9 @@ def test_a_budget_skips_the_rest_and_results_are_saved_after_every_task(tmp_path
                    closing=True)  # fmt: skip
     results = run_tasks([*done, closing], Results(), budget_s=0.0)
     *skipped, last = results.rows["throughput"]
-    assert all(r["status"] == "skipped" and "budget of 0 s" in r["note"] for r in skipped)
+    assert len(skipped) == len(done) and all(
+        r["status"] == "skipped" and "budget of 0 s" in r["note"] for r in skipped
+    )
     assert (last["model"], last["status"]) == ("z", "ok")  # a closing task runs regardless
     # Written after each task: a run killed mid-way keeps what it finished.
     task = Task("t", lambda r: r.add("throughput", "cpu", model="m"), "throughput")

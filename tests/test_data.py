@@ -418,7 +418,7 @@ def test_failed_download_leaves_nothing_behind_and_keeps_good_files(
     assert sorted(p.name for p in dm.raw_dir.iterdir()) == [running.name, T10K_IMAGES]
     shutil.rmtree(running)
     good = (dm.raw_dir / T10K_IMAGES).read_bytes()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=rf"could not download {T10K_LABELS}"):
         dm.prepare_data()
     assert (dm.raw_dir / T10K_IMAGES).read_bytes() == good
 

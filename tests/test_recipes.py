@@ -24,43 +24,52 @@ from classic_cnns import FashionMNIST, create_model, list_models, model_info
 # (Recipe's docstring: "wd 0.0005, batch 128, 10 epochs"; label smoothing off by default).
 _ADAMW = {"optimizer": "adamw", "weight_decay": 5e-4, "scheduler": "onecycle"}
 _CIFAR = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "scheduler": "step"}
-_README_RECIPES: list[tuple[set[str], dict[str, Any]]] = [
+_LENET, _ALEX, _BN = (
+    "LeNet-5",
+    "AlexNet, plain VGG",
+    "NiN, GoogLeNet, `_bn` VGGs, ImageNet ResNets and DenseNets",
+)
+_SGD_STEP = "CIFAR ResNets, DenseNet-BC-100"  # the README rows' first cells
+_README_RECIPES: list[tuple[str, set[str], dict[str, Any]]] = [
     # LeNet-5: SGD (Nesterov) 0.1, one-cycle, batch 128, 12 epochs, 32 px.
     (
-        {"lenet5", "lenet5_bn", "lenet5_modern"},
+        _LENET, {"lenet5", "lenet5_bn", "lenet5_modern"},
         {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
          "scheduler": "onecycle", "batch_size": 128, "epochs": 12, "small_image_size": 32},
     ),
     # AlexNet, plain VGG: AdamW 1e-4, one-cycle, batch 128, 10 epochs, 224 px.
     (
-        {"alexnet", "vgg11", "vgg13", "vgg16", "vgg19"},
+        _ALEX, {"alexnet", "vgg11", "vgg13", "vgg16", "vgg19"},
         {**_ADAMW, "lr": 1e-4, "batch_size": 128, "epochs": 10, "small_image_size": 224},
     ),
     # NiN, GoogLeNet, _bn VGGs, ImageNet ResNets and DenseNets: AdamW 3e-3, one-cycle, batch
     # 128, 10 epochs; 32 px for NiN, 224 for the VGGs, 96 for the others.
-    ({"nin"}, {**_ADAMW, "lr": 3e-3, "batch_size": 128, "epochs": 10, "small_image_size": 32}),
+    (_BN, {"nin"}, {**_ADAMW, "lr": 3e-3, "batch_size": 128, "epochs": 10, "small_image_size": 32}),
     (
-        {"vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"},
+        _BN, {"vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"},
         {**_ADAMW, "lr": 3e-3, "batch_size": 128, "epochs": 10, "small_image_size": 224},
     ),
     (
-        {"googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+        _BN, {"googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
          "densenet121", "densenet161", "densenet169", "densenet201"},
         {**_ADAMW, "lr": 3e-3, "batch_size": 128, "epochs": 10, "small_image_size": 96},
     ),
     # CIFAR ResNets, DenseNet-BC-100: SGD (Nesterov 0.9) 0.1, x0.1 at 50% and 75%, weight
     # decay 1e-4, 10 epochs (batch 128; DenseNet 64), 32 px.
     (
-        {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110"},
+        _SGD_STEP, {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110"},
         {**_CIFAR, "batch_size": 128, "epochs": 10, "small_image_size": 32},
     ),
-    ({"densenet_bc_100"}, {**_CIFAR, "batch_size": 64, "epochs": 10, "small_image_size": 32}),
+    (
+        _SGD_STEP, {"densenet_bc_100"},
+        {**_CIFAR, "batch_size": 64, "epochs": 10, "small_image_size": 32},
+    ),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_has_the_recipe_the_readme_documents_for_its_family(name: str) -> None:
-    rows = [expected for names, expected in _README_RECIPES if name in names]
+    rows = [expected for _, names, expected in _README_RECIPES if name in names]
     assert len(rows) == 1, f"{name} has {len(rows)} rows in the README's recipe table"
     recipe = asdict(model_info(name).recipe)
     if recipe["optimizer"] != "sgd":
@@ -69,8 +78,37 @@ def test_every_model_has_the_recipe_the_readme_documents_for_its_family(name: st
 
 
 def test_the_recipe_table_names_only_registered_models() -> None:
-    names = [name for names, _ in _README_RECIPES for name in names]
+    names = [name for _, names, _ in _README_RECIPES for name in names]
     assert sorted(names) == sorted(list_models())
+
+
+def _readme_recipe_rows() -> dict[str, str]:
+    # The README's recipe table: its first cell (the family) -> the second (the recipe).
+    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = text.split("<!-- --8<-- [start:recipes] -->")[1].split("[end:recipes]")[0]
+    cells = [line.strip("| ").split(" | ") for line in table.splitlines() if line[:2] == "| "]
+    return {row[0]: row[1] for row in cells[1:] if len(row) == 3}  # after the header
+
+
+def _shown(lr: float) -> str:
+    return f"{lr:g}" if lr >= 0.01 else f"{lr:.0e}".replace("e-0", "e-")  # 0.1, 1e-4
+
+
+@pytest.mark.parametrize(("family", "names", "expected"), _README_RECIPES)
+def test_the_readme_row_states_the_recipe(family: str, names: set[str], expected: dict) -> None:
+    # The table above is the README's: a change there, not here, fails.
+    rows = _readme_recipe_rows()
+    assert sorted(rows) == sorted({row[0] for row in _README_RECIPES})
+    words = [
+        {"sgd": "SGD", "adamw": "AdamW"}[expected["optimizer"]],
+        {"onecycle": "one-cycle", "step": "×0.1 at 50% and 75%"}[expected["scheduler"]],
+        f"{_shown(expected['lr'])}, ", f"batch {expected['batch_size']}" if family != _SGD_STEP
+        else f"{expected['batch_size']}", f"{expected['epochs']} epochs",
+        f"{expected['small_image_size']}", " px",
+    ]  # fmt: skip
+    if "weight decay" in rows[family]:
+        words.append(f"weight decay {_shown(expected['weight_decay'])}")
+    assert [w for w in words if w not in rows[family]] == [], rows[family]
 
 
 # name: (image size, extra model arguments, threshold); measured accuracy in the comment.
