@@ -499,9 +499,14 @@ def test_create_model_names_an_unknown_argument_and_the_models_options() -> None
     with pytest.raises(
         TypeError,
         match=r"resnet18 takes no argument 'drop', 'smal_input': expected the arguments of "
-        r"ResNet .* resnet18's network options \(zero_init_residual, small_input\)",
+        r"ResNet .* resnet18's network options \(zero_init_residual, small_input\); "
+        r"for 'smal_input', did you mean 'small_input'\?$",
     ):
         create_model("resnet18", smal_input=True, drop=0.1)
+    with pytest.raises(  # timm's spelling; the task's own arguments are named too
+        TypeError, match=r"\(num_classes, in_channels, .*for 'in_chans', did you mean 'in_channels'"
+    ):
+        create_model("resnet20", in_chans=1)
 
 
 def test_datamodule_and_weight_arguments_of_the_wrong_kind_are_named() -> None:

@@ -381,6 +381,18 @@ def test_the_accuracy_figure_names_each_runs_lr_and_ticks_whole_epochs(
     assert ticks and all(t == int(t) for t in ticks), ticks
 
 
+def test_without_matplotlib_a_report_given_a_folder_says_how_to_get_it(
+    tmp_path: Path, throughput: Results, accuracy: Results, monkeypatch: Any
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    for report, results in ((tp.report, throughput), (accuracy_report, accuracy)):
+        assert report(results, None)  # the tables need no matplotlib
+        with pytest.raises(ImportError, match=r"report draws with matplotlib, which is not "
+                           r"installed: pip install 'classic-cnns\[plot\]'"):  # fmt: skip
+            report(results, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("failing", [0, 1, 2])  # throughput.png, accuracy_vs_time, confusion
 def test_a_plot_that_fails_leaves_the_earlier_run_s_plot_whole(
     tmp_path: Path, throughput: Results, accuracy: Results, failing: int, monkeypatch: Any

@@ -201,6 +201,19 @@ def test_a_test_step_of_one_s_own_that_returns_nothing_still_gets_its_matrix(
     assert torch.equal(matrices[0], matrices[1]) and int(matrices[1].sum()) == images
 
 
+def test_without_matplotlib_the_drawing_functions_say_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    extra = r"which is not installed: pip install 'classic-cnns\[plot\]'"
+    with pytest.raises(ImportError, match=rf"^plot_curves draws with matplotlib, {extra}$"):
+        plot_curves([{"epoch": 0, "train_loss": 1.0}])
+    with pytest.raises(
+        ImportError, match=rf"^plot_confusion_matrix draws with matplotlib, {extra}"
+    ):
+        plot_confusion_matrix([[1, 0], [0, 1]], ["a", "b"])
+
+
 def test_without_matplotlib_one_line_says_how_to_get_the_plots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

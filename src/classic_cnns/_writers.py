@@ -17,13 +17,46 @@ import lightning as L
 
 from classic_cnns.files import atomic_path
 
-__all__ = ["RUN_ELSEWHERE", "refuse_replacing", "save_png"]
+__all__ = [
+    "RUN_ELSEWHERE",
+    "matplotlib_missing",
+    "refuse_replacing",
+    "require_matplotlib",
+    "save_png",
+]
 
 # Where a run without a logger writes: the files of an earlier run, or a user's, are there.
 RUN_ELSEWHERE = (
     "run in another folder (--trainer.default_root_dir DIR; in Python, "
     "Trainer(default_root_dir=...)) or with a logger, which gives each run a new version_N folder"
 )
+
+
+def matplotlib_missing() -> bool:
+    """Whether matplotlib, the optional ``plot`` extra, cannot be imported.
+
+    Example:
+        >>> matplotlib_missing()  # installed here
+        False
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+def require_matplotlib(caller: str) -> None:
+    """Refuse to draw without matplotlib, naming ``caller`` and how to install it.
+
+    Example:
+        >>> require_matplotlib("plot_curves")  # installed here: nothing to say
+    """
+    if matplotlib_missing():
+        raise ImportError(
+            f"{caller} draws with matplotlib, which is not installed: "
+            "pip install 'classic-cnns[plot]'"
+        )
 
 
 def save_png(fig: Any, path: Path) -> None:

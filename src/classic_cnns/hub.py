@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import os
 from typing import Any
 
@@ -259,9 +260,13 @@ def _build(
         )
     if unknown:
         options = ", ".join(model_info(name).options) or "none"
+        known = sorted(takes - {"arch"} | set(model_info(name).options))
+        close = {k: difflib.get_close_matches(k, known, n=1, cutoff=0.6) for k in unknown}
+        hint = "".join(f"; for {k!r}, did you mean {c[0]!r}?" for k, c in close.items() if c)
         raise TypeError(
             f"{name} takes no argument {', '.join(map(repr, unknown))}: expected the arguments "
-            f"of {cls.__name__} (lr, optimizer, ...) or {name}'s network options ({options})"
+            f"of {cls.__name__} (num_classes, in_channels, lr, optimizer, ...) or {name}'s "
+            f"network options ({options}){hint}"
         )
     if file is not None:
         if strict is not False:  # False: what fits of another network's file loads

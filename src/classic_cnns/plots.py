@@ -27,7 +27,13 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from classic_cnns._checks import check_flag, is_number
-from classic_cnns._writers import RUN_ELSEWHERE, refuse_replacing, save_png
+from classic_cnns._writers import (
+    RUN_ELSEWHERE,
+    matplotlib_missing,
+    refuse_replacing,
+    require_matplotlib,
+    save_png,
+)
 from classic_cnns.files import atomic_path
 from classic_cnns.task import ImageClassifier
 
@@ -39,14 +45,6 @@ CONFUSION_CSV = "confusion_matrix.csv"
 _EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1")
 _CURVES = _EPOCH_KEYS[:4]  # what plot_curves draws
 _MISSING = "plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')"
-
-
-def _matplotlib_missing() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return True
-    return False
 
 
 def _figure(width: float, height: float) -> Any:
@@ -74,6 +72,7 @@ def plot_curves(
     Raises:
         ValueError: if ``history`` is empty, a dict has no number ``epoch`` or one of the
             four values is not a number. The epochs are drawn in their order.
+        ImportError: if matplotlib (the ``plot`` extra) is not installed.
 
     Example:
         >>> from classic_cnns.plots import plot_curves
@@ -89,6 +88,7 @@ def plot_curves(
         >>> fig.axes[0].get_legend_handles_labels()[1]
         ['validation; not finite at epoch 1']
     """
+    require_matplotlib("plot_curves")
     from matplotlib.ticker import MaxNLocator
 
     history = _checked_history(history)
@@ -162,6 +162,7 @@ def plot_confusion_matrix(
     Raises:
         ValueError: if the matrix is not square, is empty or holds a count that is negative,
             fractional or not finite, or the names do not match its size.
+        ImportError: if matplotlib (the ``plot`` extra) is not installed.
 
     Example:
         >>> from classic_cnns.plots import plot_confusion_matrix
@@ -169,6 +170,7 @@ def plot_confusion_matrix(
         >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
         ('predicted', 'true')
     """
+    require_matplotlib("plot_confusion_matrix")
     try:  # in float64, which every numeric dtype converts to (uint32 has no comparisons)
         counts = torch.as_tensor(matrix).detach().cpu().to(torch.float64)
     except (TypeError, ValueError, RuntimeError) as err:  # ragged rows, strings, ...
@@ -296,7 +298,7 @@ class TrainingPlots(L.Callback):
         if folder is None:
             return
         self._run_folder = folder.resolve()
-        if _matplotlib_missing():  # no figure is drawn, so none is replaced
+        if matplotlib_missing():  # no figure is drawn, so none is replaced
             names = [n for n in names if not n.endswith(".png")]
         advice = RUN_ELSEWHERE if self.dirpath is None else "give TrainingPlots another dirpath"
         paths = [folder / n for n in names]
@@ -345,7 +347,7 @@ class TrainingPlots(L.Callback):
         folder = self._folder(trainer)
         if folder is None or not self.history:
             return
-        if _matplotlib_missing():
+        if matplotlib_missing():
             rank_zero_info(_MISSING)
             return
         dm = getattr(trainer, "datamodule", None)  # MixUp and CutMix mix the training labels
@@ -444,7 +446,7 @@ class TrainingPlots(L.Callback):
             for name, row in zip(names, self.confusion.tolist(), strict=True):
                 writer.writerow([name, *row])
         self._written.add((folder / CONFUSION_CSV).resolve())
-        if _matplotlib_missing():
+        if matplotlib_missing():
             rank_zero_info(_MISSING)
             return
         accuracy = float(self.confusion.diag().sum() / self.confusion.sum().clamp(min=1))

@@ -21,7 +21,7 @@ import lightning as L
 import torch
 
 from classic_cnns._checks import is_number
-from classic_cnns._writers import save_png
+from classic_cnns._writers import require_matplotlib, save_png
 from classic_cnns.bench import core
 from classic_cnns.data import CIFAR10, MNIST, Digits, FashionMNIST, InMemoryDataModule
 from classic_cnns.hub import create_model
@@ -411,6 +411,7 @@ def report(results: core.Results, out: Path | None) -> list[str]:
                      if RECIPES[n].reference})  # fmt: skip
     if out is None or not results.data.get("curves"):
         return [*lines, ""]
+    require_matplotlib("accuracy.report")  # out given: a figure is drawn
     from matplotlib import figure, ticker  # accuracy by time, loss by epoch, confusions
 
     fig = figure.Figure(figsize=(11, 4.5), layout="constrained")

@@ -26,7 +26,7 @@ import torchvision
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from classic_cnns._writers import save_png
+from classic_cnns._writers import require_matplotlib, save_png
 from classic_cnns.bench import core
 from classic_cnns.inspection import summary
 from classic_cnns.registry import list_models, model_info
@@ -419,6 +419,7 @@ def report(results: core.Results, out: Path | None) -> list[str]:
         lines.append(f"- On {backend}, {verb} with {choices}.")
     if out is None or not rows:
         return [*lines, ""]
+    require_matplotlib("throughput.report")  # out given: a figure is drawn
     from matplotlib.figure import Figure
 
     labels = list(dict.fromkeys(_label(r, where=True) for r in rows))
