@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from conftest import DATA_ENV, MNIST_RAW, T10K_IMAGES, T10K_LABELS, require_data
+
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -95,3 +97,36 @@ def test_regression_example_s_data_and_loss_axis_are_the_ones_its_docstrings_giv
     (ax,) = figures[0].axes
     assert ax.get_yscale() == "log" and ax.get_ylabel() == "training MSE"
     assert ax.lines[0].get_xdata().tolist() == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_distillation_example_runs_the_readme_s_commands_and_tabulates_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_data([MNIST_RAW / T10K_IMAGES, MNIST_RAW / T10K_LABELS], "MNIST")
+    monkeypatch.setenv(DATA_ENV, str(MNIST_RAW.parents[1]))  # what the fits read
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["distillation.py", "--out", str(out), "--quick"])
+    runpy.run_path(str(EXAMPLES / "distillation.py"), run_name="__main__")
+
+    with (out / "distillation.csv").open(newline="") as f:
+        rows = {r["run"]: r for r in csv.DictReader(f)}
+    assert list(rows) == ["teacher", "lenet5_alone", "lenet5_taught", "lenet5_alone_3",
+                          "lenet5_taught_3"]  # fmt: skip
+    assert [rows[r]["epochs"] for r in rows] == ["15", "12", "12", "3", "3"]
+    teacher = out / "teacher/lightning_logs/version_0/checkpoints/last.ckpt"
+    assert teacher.is_file()
+    for run, row in rows.items():
+        assert 0.0 <= float(row["test_acc"]) <= 1.0 and float(row["fit_took_s"]) > 0
+        assert row["command"].startswith(
+            f"fit --model {run.split('_')[0].replace('teacher', 'resnet20')}"
+        )
+        taught = "--model.loss kl_div --model.teacher OUT/teacher/lightning_logs/version_0/"
+        assert (taught in row["command"]) == ("taught" in run)
+    report = (out / "report.md").read_text().splitlines()
+    assert len([line for line in report if line.startswith("| ")]) == 6  # header + 5 runs
+    # The accuracies in the table are the CSV's.
+    assert f"{100 * float(rows['teacher']['test_acc']):.2f}%" in report[4]
+    monkeypatch.setattr(sys, "argv", ["distillation.py", "--out", str(out)])
+    with pytest.raises(SystemExit):  # never into an earlier run's folder
+        runpy.run_path(str(EXAMPLES / "distillation.py"), run_name="__main__")
