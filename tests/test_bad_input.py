@@ -222,6 +222,26 @@ def test_a_diverging_loss_stops_training_with_the_step_and_the_learning_rate() -
         _trainer().fit(model, train_dataloaders=_batches(None))
 
 
+def test_a_resume_refused_for_its_schedule_s_length_warns_of_no_changed_setting(
+    tmp_path: Path,
+) -> None:
+    # A one-cycle of 2 steps starts at its peak, so its groups' initial_lr and max_momentum
+    # differ from a longer run's: the refusal came after a warning that this run had asked
+    # for other optimizer settings, which it had not.
+    trainer = _trainer(max_epochs=1, limit_train_batches=2)
+    trainer.fit(LeNet5(), train_dataloaders=_batches(None))
+    trainer.save_checkpoint(tmp_path / "short.ckpt")
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        pytest.raises(ValueError, match=r"'onecycle' LR schedule was made for 2 steps; this run "),
+    ):
+        warnings.simplefilter("always")
+        _trainer(max_epochs=2, limit_train_batches=2).fit(
+            LeNet5(), train_dataloaders=_batches(None), ckpt_path=tmp_path / "short.ckpt"
+        )
+    assert [str(w.message) for w in caught if "settings" in str(w.message)] == []
+
+
 @pytest.mark.parametrize("scheduler", ["onecycle", "cosine", "step"])
 def test_resuming_with_another_run_length_is_refused_with_the_way_out(
     scheduler: str, tmp_path: Path

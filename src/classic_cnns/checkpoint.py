@@ -462,7 +462,8 @@ class CheckpointHooks(L.LightningModule):
                 # For the task's on_fit_start, before Lightning loads them (optim's check); a
                 # tuner's own restore (LearningRateFinder's) comes once they exist, and loads them.
                 if not trainer.optimizers:
-                    self._saved_optimizers = checkpoint.get("optimizer_states") or []
+                    saved = checkpoint.get("optimizer_states"), checkpoint.get("lr_schedulers")
+                    self._saved_states = (saved[0] or [], saved[1] or [])
         restore_cli_optimizer(self, checkpoint.get("hyper_parameters"), resumed=resumed)
         self.data_config = dict(checkpoint.get(DATA_CHECKPOINT_KEY) or self.data_config)
         if head_class_names(self.data_config, self.num_classes) is None:  # a new head's: unknown

@@ -249,9 +249,10 @@ def schedule_length(scheduler: Any) -> int | None:
         >>> schedule_length(make_scheduler("cosine", opt, 40))
         40
     """
+    state = scheduler if isinstance(scheduler, dict) else vars(scheduler)  # or its state_dict
     for attr in ("total_steps", "T_max"):  # OneCycleLR and "step", CosineAnnealingLR
-        if hasattr(scheduler, attr):
-            return int(getattr(scheduler, attr))
+        if attr in state:
+            return int(state[attr])
     return None
 
 
@@ -341,7 +342,7 @@ def check_resumed_schedule(name: str, planned: int | None, restored: Sequence[An
     Args:
         name: The schedule's name, for the message.
         planned: This run's length in steps (:func:`schedule_length`), if known.
-        restored: The schedulers as the checkpoint restored them.
+        restored: The schedulers as the checkpoint restored them, or their saved states.
 
     Example:
         >>> from torch import nn

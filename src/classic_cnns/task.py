@@ -578,7 +578,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         scheduler, planned = self._hp.scheduler, self.schedule_steps
         check_resumed_schedule(scheduler, planned, [c.scheduler for c in configs])
         check_resumed_optimizers(self.trainer.optimizers, [])  # of another class: refused
-        self._saved_optimizers: list[Any] = []  # read in on_fit_start, unless restored later
+        self._saved_states: tuple[list, list] = ([], [])  # for on_fit_start, unless restored later
         self._check_restored_data()  # data prepared as a restored checkpoint's: else a warning
         if config := datamodule_config(getattr(self.trainer, "datamodule", None)):
             self.data_config = config  # what it trains on now (a restore put the file's)
@@ -593,6 +593,7 @@ class ImageClassifier(finetune.FreezableBackbone, CheckpointHooks):
         if made and made != (self._hp.lr, made[1] and run_steps(trainer, self._hp.scheduler)):
             trainer.strategy.setup_optimizers(trainer)  # configure_optimizers, for this run
         schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
-        saved = getattr(self, "_saved_optimizers", [])
+        saved, schedules = getattr(self, "_saved_states", ([], []))  # the schedule first: its
+        check_resumed_schedule(self._hp.scheduler, self.schedule_steps, schedules)  # keys differ
         check_resumed_optimizers(trainer.optimizers, saved, schedulers)
         record_tuned_hparams(self)  # LearningRateFinder's lr, for Lightning to log next
