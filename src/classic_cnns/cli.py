@@ -420,6 +420,14 @@ class ClassicCLI(LightningCLI):
             if isinstance(c, PredictionCSV) and (line := c.describe(self.trainer)):
                 print(line)
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except SystemExit as stop:  # Lightning's Ctrl-C: a graceful shutdown, then exit(1),
+            if stop.code == 1 and isinstance(stop.__context__, KeyboardInterrupt):  # in except
+                raise KeyboardInterrupt from None  # main: "stopped by Ctrl-C", status 130
+            raise
+
     def after_fit(self) -> None:
         """Print the wall time of ``fit``, then test the trained weights, if there is a test set."""
         if self.trainer.received_sigterm:  # after the last batch: Lightning did not look
@@ -455,37 +463,26 @@ def model_table(pattern: str | None = None, markdown: bool = False) -> str:
     for name in list_models(pattern):
         info = model_info(name)
         paper = f"[{info.paper}]({info.url})" if markdown else None
-        rows.append(
-            (
-                f"`{name}`" if markdown else name,
-                family_class(info.family).__name__,
-                f"{info.year}" if paper is None else f"{info.year}, {paper}",
-                f"{info.num_params:,}",
-                "x".join(map(str, info.input_size)),
-                "x".join(map(str, info.min_input_size)),
-                info.recipe.describe(),
-            )
-        )
+        rows.append((
+            f"`{name}`" if markdown else name, family_class(info.family).__name__,
+            f"{info.year}" if paper is None else f"{info.year}, {paper}", f"{info.num_params:,}",
+            "x".join(map(str, info.input_size)), "x".join(map(str, info.min_input_size)),
+            info.recipe.describe(),
+        ))  # fmt: skip
     if markdown:
         md_header = (*header[:2], "paper", *header[3:], "MNIST-10k test accuracy")
         lines = ["| " + " | ".join(md_header) + " |", "|---|---|---|---:|---|---|---|---:|"]
         for name, row in zip(list_models(pattern), rows, strict=True):
-            run = MNIST10K.get(name)
-            accuracy = (
-                "not measured yet"
-                if run is None
-                else f"{run.accuracy:.2f}% ({run.epochs} epochs, {run.optimizer} {run.lr:g})"
-            )
+            run, accuracy = MNIST10K.get(name), "not measured yet"
+            if run is not None:
+                accuracy = f"{run.accuracy:.2f}% ({run.epochs} epochs, {run.optimizer} {run.lr:g})"
             lines.append("| " + " | ".join((*row, accuracy)) + " |")
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
-        cells = (
-            c.rjust(w) if i == 3 else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
-        return "  ".join(cells).rstrip()
+        pairs = enumerate(zip(row, widths, strict=True))
+        return "  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in pairs).rstrip()
 
     return "\n".join(line(r) for r in [header, *rows])
 
