@@ -297,8 +297,14 @@ def test_a_group_added_at_unfreezing_carries_the_schedule_s_keys() -> None:
         assert backbone[key] == pytest.approx(head[key] / 10), key  # lr_scale: 1/10
 
 
+class _Warmup:  # a callable object: LambdaLR saves its state in the checkpoint
+    def __call__(self, step: int) -> float:
+        return min(1.0, (step + 1) / 3)
+
+
 _SCHEDULES = {
     "LambdaLR": lambda o: lr_scheduler.LambdaLR(o, lambda step: min(1.0, (step + 1) / 3)),
+    "LambdaLR of an object": lambda o: lr_scheduler.LambdaLR(o, _Warmup()),
     "MultiplicativeLR": lambda o: lr_scheduler.MultiplicativeLR(o, lambda step: 0.9),
     "CyclicLR": lambda o: lr_scheduler.CyclicLR(o, 0.01, 0.1, step_size_up=3),
     "CosineAnnealingWarmRestarts": lambda o: lr_scheduler.CosineAnnealingWarmRestarts(o, 3),

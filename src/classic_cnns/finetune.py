@@ -458,8 +458,19 @@ class UnfreezeBackbone(BaseFinetuning):
             keys = [k for k in first if k == "lr" or k not in own]
             group = {k: first[k] * self.lr_scale if k.endswith("lr") else first[k] for k in keys}
             optimizer.add_param_group({**group, "params": missing})
-        for config in pl_module.trainer.lr_scheduler_configs:  # a resumed run's groups too
-            if getattr(config.scheduler, "optimizer", optimizer) is optimizer:
+        self._cover_schedules(pl_module.trainer)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Put back the groups a resumed run had added (Lightning's), and give the schedules'
+        lists an entry for each before their states load (a callable object's state, as
+        ``LambdaLR`` saves it, would find none)."""
+        super().on_fit_start(trainer, pl_module)
+        self._cover_schedules(trainer)
+
+    def _cover_schedules(self, trainer: pl.Trainer) -> None:
+        for config in trainer.lr_scheduler_configs:
+            optimizer = getattr(config.scheduler, "optimizer", None)
+            if optimizer is not None:
                 _cover_groups(config.scheduler, len(optimizer.param_groups), self.lr_scale)
 
 
