@@ -248,11 +248,16 @@ def schedule_length(scheduler: Any) -> int | None:
         >>> opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
         >>> schedule_length(make_scheduler("cosine", opt, 40))
         40
+        >>> schedule_length(make_scheduler("onecycle", opt, 30).state_dict())  # a saved one's
+        30
     """
-    state = scheduler if isinstance(scheduler, dict) else vars(scheduler)  # or its state_dict
     for attr in ("total_steps", "T_max"):  # OneCycleLR and "step", CosineAnnealingLR
-        if attr in state:
-            return int(state[attr])
+        # The scheduler, or its state_dict (a checkpoint's, before it is loaded).
+        value = (
+            scheduler.get(attr) if isinstance(scheduler, dict) else getattr(scheduler, attr, None)
+        )
+        if value is not None:
+            return int(value)
     return None
 
 
