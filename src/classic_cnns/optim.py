@@ -251,11 +251,9 @@ def schedule_length(scheduler: Any) -> int | None:
         >>> schedule_length(make_scheduler("onecycle", opt, 30).state_dict())  # a saved one's
         30
     """
+    saved = scheduler if isinstance(scheduler, dict) else None  # a checkpoint's state_dict
     for attr in ("total_steps", "T_max"):  # OneCycleLR and "step", CosineAnnealingLR
-        # The scheduler, or its state_dict (a checkpoint's, before it is loaded).
-        value = (
-            scheduler.get(attr) if isinstance(scheduler, dict) else getattr(scheduler, attr, None)
-        )
+        value = getattr(scheduler, attr, None) if saved is None else saved.get(attr)
         if value is not None:
             return int(value)
     return None
