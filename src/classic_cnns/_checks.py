@@ -7,9 +7,10 @@ raises its own error, which names the argument and what it expects.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -17,6 +18,7 @@ from torch import nn
 
 __all__ = ["as_folder", "as_plain", "check_flag", "differing", "is_int", "is_number"]
 __all__ += ["check_strict", "file_path", "refuse_existing", "require_module"]
+__all__ += ["close_names", "suggest"]
 
 
 def as_plain(value: Any) -> Any:
@@ -190,3 +192,25 @@ def require_module(net: object, caller: str) -> None:
             f"{caller} expected a network (an nn.Module, such as create_model(name).net); got "
             f"{type(net).__name__}"
         )
+
+
+def close_names(name: str, names: Sequence[str], n: int = 3, cutoff: float = 0.5) -> list[str]:
+    """Up to ``n`` of ``names`` close to ``name``, closest first, in any letter case.
+
+    Example:
+        >>> close_names("in_chans", ["num_classes", "in_channels", "lr"], n=1)
+        ['in_channels']
+    """
+    lower = {str(m).lower(): m for m in names}
+    return [lower[c] for c in difflib.get_close_matches(name.lower(), lower, n, cutoff)]
+
+
+def suggest(name: str, names: Sequence[str]) -> str:
+    """`` Did you mean ...?`` with up to three of ``names`` close to ``name`` (any case), or "".
+
+    Example:
+        >>> suggest("max_epochz", ["max_epochs", "min_epochs", "precision"])
+        " Did you mean 'max_epochs', 'min_epochs'?"
+    """
+    close = close_names(name, names)
+    return f" Did you mean {', '.join(map(repr, close))}?" if close else ""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import errno
 import importlib
 import importlib.metadata
@@ -24,6 +23,7 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from torch.multiprocessing.spawn import ProcessRaisedException
 
+from classic_cnns._checks import suggest
 from classic_cnns._cli_args import LIGHTNING_COMMANDS, config_options
 from classic_cnns.files import NoRoomError
 
@@ -267,18 +267,6 @@ def user_error_message(err: BaseException) -> str | None:
             "the interrupted run's --optimizer and --lr_scheduler flags (or -c its config.yaml)"
         )
     return _condense(message)
-
-
-def suggest(name: str, names: Sequence[str]) -> str:
-    """`` Did you mean ...?`` with up to three of ``names`` close to ``name`` (any case), or "".
-
-    Example:
-        >>> suggest("max_epochz", ["max_epochs", "min_epochs", "precision"])
-        " Did you mean 'max_epochs', 'min_epochs'?"
-    """
-    lower = {n.lower(): n for n in names}
-    close = difflib.get_close_matches(name.lower(), lower, n=3, cutoff=0.5)
-    return f" Did you mean {', '.join(repr(lower[c]) for c in close)}?" if close else ""
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from lightning.pytorch.cli import SaveConfigCallback
 from torch.torch_version import TorchVersion
 
 from classic_cnns import data
+from classic_cnns._checks import suggest
 from classic_cnns._cli_args import (
     check_config_files,
     config_model_flags,
@@ -34,7 +35,7 @@ from classic_cnns._cli_args import (
     environment_configs,
     option_values,
 )
-from classic_cnns._cli_errors import quiet_lightning, suggest
+from classic_cnns._cli_errors import quiet_lightning
 from classic_cnns._cli_loggers import log_dir, writes_run_folder
 from classic_cnns._version import __version__
 from classic_cnns.data import MNIST, FashionMNIST, InMemoryDataModule

@@ -21,11 +21,10 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import os
 from typing import Any
 
-from classic_cnns._checks import check_flag, check_strict, file_path
+from classic_cnns._checks import check_flag, check_strict, close_names, file_path
 from classic_cnns.checkpoint import init_parameters
 from classic_cnns.data.preprocessing import config_for_channels
 from classic_cnns.files import WeightsFile, read_weights_file
@@ -250,7 +249,8 @@ def _build(
         )
     takes = init_parameters(cls, name)
     unknown = sorted(set(kwargs) - takes)
-    own = [k for k in unknown if k in model_info(name).options]
+    options = model_info(name).options
+    own = [k for k in unknown if k in options]
     if own:  # a family class's signature is written once, from its built-in members
         raise TypeError(
             f"{name}'s network option(s) {own} cannot reach it through {cls.__name__}, whose "
@@ -259,14 +259,13 @@ def _build(
             f"takes any option; pass recipe=model_info(...).recipe to keep a recipe)"
         )
     if unknown:
-        options = ", ".join(model_info(name).options) or "none"
-        known = sorted(takes - {"arch"} | set(model_info(name).options))
-        close = {k: difflib.get_close_matches(k, known, n=1, cutoff=0.6) for k in unknown}
+        known = sorted(takes - {"arch"} | set(options))
+        close = {k: close_names(k, known, n=1, cutoff=0.6) for k in unknown}
         hint = "".join(f"; for {k!r}, did you mean {c[0]!r}?" for k, c in close.items() if c)
         raise TypeError(
             f"{name} takes no argument {', '.join(map(repr, unknown))}: expected the arguments "
             f"of {cls.__name__} (num_classes, in_channels, lr, optimizer, ...) or {name}'s "
-            f"network options ({options}){hint}"
+            f"network options ({', '.join(options) or 'none'}){hint}"
         )
     if file is not None:
         if strict is not False:  # False: what fits of another network's file loads

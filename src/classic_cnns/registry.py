@@ -10,7 +10,6 @@ family (``LeNet5``, ``ResNet``, ...), as timm's ``create_model`` wraps its build
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import functools
 import inspect
@@ -26,7 +25,7 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
-from classic_cnns._checks import as_plain, check_flag, is_int, is_number
+from classic_cnns._checks import as_plain, check_flag, is_int, is_number, suggest
 from classic_cnns.recipes import Recipe, default_recipe
 
 __all__ = [
@@ -565,11 +564,9 @@ def model_info(name: str) -> ModelInfo:
     if not isinstance(name, str):
         raise TypeError(f"expected a registered model's name (a str); got {name!r}")
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name).lower(), _REGISTRY, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
             f"unknown model {name!r}: expected one of the {len(_REGISTRY)} registered "
-            f"names (see classic_cnns.list_models()).{hint}"
+            f"names (see classic_cnns.list_models()).{suggest(name, list(_REGISTRY))}"
         )
     return _REGISTRY[name]
 
