@@ -18,6 +18,7 @@ import lightning as L
 from classic_cnns.files import atomic_path
 
 __all__ = [
+    "PLOTS_SKIPPED",
     "RUN_ELSEWHERE",
     "matplotlib_missing",
     "refuse_replacing",
@@ -30,6 +31,10 @@ RUN_ELSEWHERE = (
     "run in another folder (--trainer.default_root_dir DIR; in Python, "
     "Trainer(default_root_dir=...)) or with a logger, which gives each run a new version_N folder"
 )
+
+
+# What a run that would draw says once without matplotlib (it still writes its CSVs).
+PLOTS_SKIPPED = "plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')"
 
 
 def matplotlib_missing() -> bool:

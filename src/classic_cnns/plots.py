@@ -28,6 +28,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from classic_cnns._checks import check_flag, is_number
 from classic_cnns._writers import (
+    PLOTS_SKIPPED,
     RUN_ELSEWHERE,
     matplotlib_missing,
     refuse_replacing,
@@ -44,7 +45,6 @@ CONFUSION_FILE = "confusion_matrix.png"
 CONFUSION_CSV = "confusion_matrix.csv"
 _EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "val_f1")
 _CURVES = _EPOCH_KEYS[:4]  # what plot_curves draws
-_MISSING = "plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')"
 
 
 def _figure(width: float, height: float) -> Any:
@@ -348,7 +348,7 @@ class TrainingPlots(L.Callback):
         if folder is None or not self.history:
             return
         if matplotlib_missing():
-            rank_zero_info(_MISSING)
+            rank_zero_info(PLOTS_SKIPPED)
             return
         dm = getattr(trainer, "datamodule", None)  # MixUp and CutMix mix the training labels
         alphas = (
@@ -447,7 +447,7 @@ class TrainingPlots(L.Callback):
                 writer.writerow([name, *row])
         self._written.add((folder / CONFUSION_CSV).resolve())
         if matplotlib_missing():
-            rank_zero_info(_MISSING)
+            rank_zero_info(PLOTS_SKIPPED)
             return
         accuracy = float(self.confusion.diag().sum() / self.confusion.sum().clamp(min=1))
         title = f"{type(pl_module).__name__}: test accuracy {100 * accuracy:.2f}%"

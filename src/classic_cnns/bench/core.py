@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
-import importlib.util
 import json
 import logging
 import math
@@ -34,6 +33,7 @@ import torchvision
 from tqdm.auto import tqdm
 
 from classic_cnns._launch import command_error
+from classic_cnns._writers import PLOTS_SKIPPED, matplotlib_missing
 from classic_cnns.files import atomic_path
 from classic_cnns.registry import model_info
 
@@ -589,9 +589,9 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
             save()
         print(f"\n{prog}: interrupted; the tasks that finished are in {out}", file=sys.stderr)
         return 130
-    if plots and importlib.util.find_spec("matplotlib") is None:
-        results.note("plots skipped: matplotlib is missing (pip install 'classic-cnns[plot]')")
-    save(plots=plots and importlib.util.find_spec("matplotlib") is not None)
+    if (drawn := plots and not matplotlib_missing()) != plots:  # the tables are still written
+        results.note(PLOTS_SKIPPED)
+    save(plots=drawn)
     print(f"{prog}: {len(outputs(out) or ())} files in {out} ({results.wall_s or 0:.0f} s)")
     failed = sum(r["status"] == "failed" for rows in results.rows.values() for r in rows)
     if failed:
