@@ -389,9 +389,10 @@ class _Sized(InMemoryDataModule):
 @pytest.mark.parametrize(
     "n_train,n_test,val_size,message",
     [
-        (0, 5, 0.0, r"val_size=0\.0 leaves no training images \(0 in the training set\)"),
-        (5, 0, 0.0, r"_Sized: the test split is empty"),
-        (0, 0, 0.1, r"val_size=0\.1 leaves no training images \(0 in the training set\)"),
+        # An empty split is load_splits' doing, not val_size's.
+        (0, 5, 0.0, r"_Sized\.load_splits\(\): the training split is empty; expected 1 image"),
+        (5, 0, 0.0, r"_Sized\.load_splits\(\): the test split is empty"),
+        (0, 0, 0.1, r"_Sized\.load_splits\(\): the training split is empty"),
         (5, 5, 5, r"val_size=5 leaves no training images \(5 in the training set\)"),
         (5, 5, 0.99, r"val_size=0\.99 leaves no training images \(5 in the training set\)"),
         (100, 5, 0.001, r"val_size=0\.001 of 100 training images rounds to no validation"),
@@ -445,6 +446,11 @@ def test_dataloaders_before_setup_say_so() -> None:
         ({"momentum": 2.0}, r"momentum must be in \[0, 1\); got 2\.0"),
         ({"momentum": 1.0}, r"momentum must be in \[0, 1\); got 1\.0"),
         ({"channels_last": "yes"}, r"channels_last must be True or False; got 'yes'"),
+        (
+            {"compile": {"moed": "max-autotune"}},
+            r"compile has 'moed', which torch\.compile does "
+            r"not take; expected keys among \[.*'mode'.*Did you mean 'mode'",
+        ),
         ({"label_smoothing": -0.1}, r"label_smoothing must be in \[0, 1\); got -0\.1"),
         ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\); got 1\.0"),
         ({"aux_loss_weight": -1.0}, r"aux_loss_weight must be a finite number >= 0; got -1\.0"),
@@ -462,6 +468,10 @@ def test_dataloaders_before_setup_say_so() -> None:
         (
             {"loss": "kl_div", "teacher": "t.ckpt", "teacher_weights": "w.ckpt"},
             r"a file holds its own weights\); got teacher='t\.ckpt'",
+        ),
+        (  # a misspelt name is not taken for a file
+            {"loss": "kl_div", "teacher": "resnet2O", "teacher_weights": "w.ckpt"},
+            r"got teacher='resnet2O' and teacher_weights='w\.ckpt'\. Did you mean .*'resnet20'",
         ),
         (
             {"arch": "lenet6"},

@@ -136,7 +136,7 @@ def test_output_size_examples_from_the_notes() -> None:
     assert pool2d_output_size(28, 2, 2) == (14, 14)
     assert conv2d_output_size((7, 9), (3, 1), padding="same") == (7, 9)
     assert conv2d_output_size((7, 9), 3, padding="valid") == (5, 7)
-    assert conv2d_output_size(torch.Size([10, 10]), (3,)) == (8, 8)
+    assert conv2d_output_size(torch.Size([10, 10]), 3, stride=(1,)) == (8, 8)
 
 
 def test_output_size_error_quotes_the_formula_with_numbers() -> None:
@@ -172,6 +172,11 @@ def test_output_size_error_quotes_the_formula_with_numbers() -> None:
         (lambda: conv2d_params(3, 6, 3, groups=2), "divisible by groups.* got in_channels=3"),
         (lambda: conv2d_params(0, 6, 3), "in_channels must be an int >= 1; got 0"),
         (lambda: linear_params(10, 0), "out_features must be an int >= 1; got 0"),
+        # PyTorch would count these as a bias, or build a 3x1 kernel it cannot run.
+        (lambda: conv2d_params(3, 4, 3, bias="no"), "bias must be True or False; got 'no'"),
+        (lambda: linear_params(3, 4, bias=0), "bias must be True or False; got 0"),
+        (lambda: conv2d_params(3, 4, (3,)), r"kernel_size must be .* got \(3,\)"),
+        (lambda: conv2d_output_size(8, (3,)), r"kernel_size must be .* got \(3,\)"),
     ],
 )
 def test_invalid_arguments_raise_value_error(call: Any, match: str) -> None:

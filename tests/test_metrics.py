@@ -58,6 +58,12 @@ def test_the_collection_needs_an_int_of_at_least_two_classes(
         classification_metrics(num_classes)  # type: ignore[arg-type]
 
 
+def test_validate_args_must_be_a_bool() -> None:
+    # "no" would have switched the checks on: torchmetrics takes any value as a flag.
+    with pytest.raises(ValueError, match=r"^validate_args must be True or False; got 'no'$"):
+        classification_metrics(10, validate_args="no")  # type: ignore[arg-type]
+
+
 def test_the_collection_takes_a_numpy_count_of_classes() -> None:
     # As labels.max() + 1 gives it; create_model and the classes took it, this did not.
     import numpy as np

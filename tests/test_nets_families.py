@@ -156,6 +156,10 @@ def test_nin_is_the_papers_cifar_network() -> None:
         logits = net(x)
         # The class maps are averaged into the logits: no weights after them.
         assert torch.allclose(logits, net.classifier(maps).mean(dim=(2, 3)))
+        # An unbatched image, which nn.Conv2d takes, gives its one row of logits (flatten(1)
+        # gave 10 rows of one: the classes as the batch).
+        assert net(x[0]).shape == (10,) and torch.allclose(net(x[0]), logits[0], atol=1e-6)
+        assert net.forward_head(maps[0], pre_logits=True).shape == (192,)
 
 
 def test_nin_final_relu_is_the_caffe_layer() -> None:

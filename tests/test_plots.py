@@ -377,6 +377,9 @@ def test_the_figures_draw_the_numbers_they_are_given() -> None:
         ([[1, float("nan")], [0, 1]], ["a", "b"], "expected whole-number counts; got nan"),
         ([[1, float("inf")], [0, 1]], ["a", "b"], "expected whole-number counts; got inf"),
         ([[0.5, 0.25], [1 / 3, 2 / 3]], ["a", "b"], "expected whole-number counts; got 0.5"),
+        # A string of two letters is not two names; None had no len().
+        ([[1, 0], [0, 1]], "ab", "expected a sequence of C class names; got 'ab'"),
+        ([[1, 0], [0, 1]], None, "expected a sequence of C class names; got None"),
     ],
 )
 def test_a_confusion_matrix_must_be_square_counts_with_a_name_per_class(
@@ -501,6 +504,11 @@ def test_a_file_the_run_did_not_write_is_refused_before_the_first_batch(tmp_path
         _plain(tmp_path / "x", TrainingPlots(tmp_path)).test(model, loader, verbose=False)
     with pytest.raises(ValueError, match="overwrite must be True or False; got 'yes'"):
         TrainingPlots(overwrite="yes")  # type: ignore[arg-type]
+    # A folder that cannot be one is refused when the callback is made, not after training.
+    with pytest.raises(NotADirectoryError, match=r"dirpath .*confusion_matrix\.csv is a file"):
+        TrainingPlots(mine)
+    with pytest.raises(TypeError, match=r"dirpath must be a folder's path .*; got 5"):
+        TrainingPlots(5)  # type: ignore[arg-type]
     # A link there would be replaced too, even one to nothing: refused, and left as it was.
     linked, nowhere = tmp_path / "linked", tmp_path / "nowhere.csv"
     linked.mkdir()
@@ -540,6 +548,10 @@ def test_prediction_csv_replaces_no_file_it_did_not_write(tmp_path: Path) -> Non
         advice = "give PredictionCSV another path" if writer.path else "run in another folder"
         assert f"To keep it, {advice}" in str(info.value)
         assert writer.written is None and mine.read_text() == "a user's predictions\n"
+    with pytest.raises(IsADirectoryError, match="is a folder; expected the CSV file's path"):
+        PredictionCSV(tmp_path)  # found when it is made, not when the rows are moved there
+    with pytest.raises(ValueError, match="path is empty; expected a file's path"):
+        PredictionCSV("")
     writer = PredictionCSV(overwrite=True)
     trainer = _plain(tmp_path, writer)
     for _ in range(2):  # the second time over its own file

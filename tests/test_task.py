@@ -395,6 +395,13 @@ def test_a_model_and_data_of_other_class_counts_are_refused() -> None:
     expected = r"lenet5 has num_classes=10; the datamodule ThreeClasses has 3 classes\. Build"
     with pytest.raises(ValueError, match=expected + r" the model with num_classes=3"):
         _trainer(limit_train_batches=1).fit(LeNet5(), datamodule=ThreeClasses())
+
+    class OneClass(Digits):
+        num_classes = 1
+
+    # Not the num_classes=1 that the model would refuse: a classifier needs two classes.
+    with pytest.raises(ValueError, match=r"OneClass has 1 class\(es\), and a classifier needs at"):
+        _trainer(limit_train_batches=1).fit(LeNet5(), datamodule=OneClass())
     # A head replaced on the plain network, as in torchvision, leaves the metrics at 10.
     model = LeNet5()
     model.net.reset_classifier(20)

@@ -253,6 +253,8 @@ def test_a_teacher_by_name_needs_weights_and_must_match(teacher_file: Path) -> N
     assert type(named._teacher[0]).__name__ == "LeNet5Net"
     with pytest.raises(FileNotFoundError, match=r"neither a registered model name nor a file"):
         LeNet5(loss="kl_div", teacher="no/such.ckpt").setup("fit")
+    with pytest.raises(FileNotFoundError, match=r"nor a file; .* Did you mean 'lenet5_bn'"):
+        LeNet5(loss="kl_div", teacher="lenet5-bn").setup("fit")
     with pytest.raises(ValueError, match=r"the teacher lenet5_bn takes 1 channel\(s\) and has 10"):
         LeNet5(num_classes=5, loss="kl_div", teacher=str(teacher_file)).setup("fit")
     # By name, the weights must fit the student's classes too: a fresh head teaches nothing.

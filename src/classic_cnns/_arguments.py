@@ -7,10 +7,14 @@ and what was given. The optimizer's settings are :mod:`classic_cnns.optim`'s to 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, get_args
 
-from classic_cnns._checks import check_flag, is_int, is_number
+import torch
+
+from classic_cnns._checks import check_flag, is_int, is_number, suggest
 from classic_cnns._guard import NonFinitePolicy
 from classic_cnns._warn import warn
 from classic_cnns.nets._layers import WeightInit
@@ -135,12 +139,21 @@ def check_arguments(cls: type, info: ModelInfo, kwargs: Mapping[str, Any]) -> No
             "compile must be a bool or a dict of torch.compile arguments; got "
             f"{kwargs['compile']!r}"
         )
+    takes = [*inspect.signature(torch.compile).parameters][1:]  # after the model
+    given = kwargs["compile"] if isinstance(kwargs["compile"], dict) else {}
+    unknown = [k for k in given if k not in takes]
+    if unknown:  # found now, not when fit compiles the network
+        raise ValueError(
+            f"compile has {unknown[0]!r}, which torch.compile does not take; expected keys "
+            f"among {takes}." + suggest(str(unknown[0]), takes)
+        )
 
 
-def check_teacher(teacher: str | None, weights: str | None) -> None:
+def check_teacher(teacher: str | None, weights: str | None, loading: bool = False) -> None:
     """Refuse a distillation teacher given by its registered name without its trained
     ``weights``, and ``weights`` for a teacher that is not a name (a file holds its own):
-    what is known before a file is read.
+    what is known before a file is read. ``loading``: also one that is neither a name nor a
+    file (``FileNotFoundError``), which is looked for when the teacher is loaded.
 
     Example:
         >>> check_teacher("lenet5", None)
@@ -158,5 +171,12 @@ def check_teacher(teacher: str | None, weights: str | None) -> None:
     if weights is not None and not named:
         raise ValueError(
             "teacher_weights is for a teacher given by its registered name (a file holds its "
-            f"own weights); got teacher={teacher!r} and teacher_weights={weights!r}"
+            f"own weights); got teacher={teacher!r} and teacher_weights={weights!r}."
+            + suggest(str(teacher), list_models())
+        )
+    if loading and not named and not Path(str(teacher)).is_file():
+        raise FileNotFoundError(
+            f"teacher={teacher!r} is neither a registered model name nor a file; expected a "
+            ".ckpt or .safetensors file, or a name with teacher_weights."
+            + suggest(str(teacher), list_models())
         )

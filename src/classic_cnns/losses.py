@@ -30,7 +30,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
@@ -559,18 +558,13 @@ def load_teacher(
         ...
         ValueError: teacher='lenet5' is a model name; give its trained weights ...
     """
-    check_teacher(teacher, weights)
+    check_teacher(teacher, weights, loading=True)
     if weights is not None:  # a registered name's
         file = read_weights_file(weights)
         net = build_from_file(
             file, teacher, num_classes=num_classes, in_channels=in_channels, strict=True
         )
     else:
-        if not Path(teacher).is_file():
-            raise FileNotFoundError(
-                f"teacher={teacher!r} is neither a registered model name nor a file; "
-                "expected a .ckpt or .safetensors file, or a name with teacher_weights"
-            )
         file = read_weights_file(teacher)
         net = build_from_file(file)
         first = first_conv_name(net)

@@ -10,7 +10,7 @@ from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.functional.classification.stat_scores import _multiclass_stat_scores_format
 
-from classic_cnns._checks import as_plain, is_int
+from classic_cnns._checks import as_plain, check_flag, is_int
 
 __all__ = ["MeanLoss", "classification_metrics", "metric_states", "set_metric_states"]
 
@@ -64,6 +64,7 @@ def classification_metrics(num_classes: int, validate_args: bool = True) -> Metr
     num_classes = as_plain(num_classes)  # a numpy int, as labels.max() + 1 gives
     if not is_int(num_classes, 2):
         raise ValueError(f"num_classes must be an int of at least 2; got {num_classes!r}")
+    check_flag("validate_args", validate_args)
     metrics: dict[str, Metric | MetricCollection] = {
         "acc": MulticlassAccuracy(
             num_classes, top_k=1, average="micro", validate_args=validate_args

@@ -26,7 +26,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from classic_cnns._checks import check_flag, is_number
+from classic_cnns._checks import as_folder, check_flag, is_number
 from classic_cnns._writers import (
     PLOTS_SKIPPED,
     RUN_ELSEWHERE,
@@ -177,6 +177,8 @@ def plot_confusion_matrix(
         raise ValueError(
             f"expected a square (C, C) matrix of counts; could not read one ({err})"
         ) from err
+    if isinstance(class_names, str) or not isinstance(class_names, Sequence):
+        raise ValueError(f"expected a sequence of C class names; got {class_names!r}")
     n = counts.shape[0] if counts.ndim else 0
     if counts.ndim != 2 or n == 0 or counts.shape != (n, n) or len(class_names) != n:
         raise ValueError(
@@ -251,7 +253,7 @@ class TrainingPlots(L.Callback):
         self, dirpath: str | os.PathLike[str] | None = None, overwrite: bool = False
     ) -> None:
         check_flag("overwrite", overwrite)
-        self.dirpath = None if dirpath is None else Path(dirpath)
+        self.dirpath = None if dirpath is None else as_folder("dirpath", dirpath)
         self.overwrite = overwrite
         self._written: set[Path] = set()  # the files this run wrote (resolved)
         self._run_folder: Path | None = None  # where this run writes; saved in checkpoints

@@ -27,7 +27,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from classic_cnns._checks import as_folder, check_flag, is_int, refuse_existing
+from classic_cnns._checks import as_folder, check_flag, file_path, is_int, refuse_existing
 from classic_cnns._launch import command_error
 from classic_cnns._signals import SIGTERM_STATUS, SIGTERMException
 from classic_cnns._warn import warn
@@ -318,7 +318,9 @@ class PredictionCSV(BasePredictionWriter):
     def __init__(self, path: str | os.PathLike[str] | None = None, overwrite: bool = False) -> None:
         check_flag("overwrite", overwrite)
         super().__init__(write_interval="batch")
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None else Path(file_path("path", path))
+        if self.path is not None and self.path.is_dir():
+            raise IsADirectoryError(f"path {self.path} is a folder; expected the CSV file's path")
         self.overwrite = overwrite
         self._written: set[Path] = set()  # the files this writer wrote (resolved)
         self.written: Path | None = None  # the file of the last run, once written

@@ -312,9 +312,6 @@ class InMemoryDataModule(L.LightningDataModule):
             train_x, train_y, test_x, test_y = self._checked(self.load_splits())
             self._splits = self._split(train_x, train_y)
             self._splits["test"] = (test_x, test_y)
-            for name, (x, _) in self._splits.items():
-                if name != "val" and x.shape[0] == 0:
-                    raise ValueError(f"{type(self).__name__}: the {name} split is empty")
         self._native = tuple(self._splits["test"][0].shape[-2:])
         self._follow_model(self._native)
         self._move_to_device()
@@ -341,6 +338,8 @@ class InMemoryDataModule(L.LightningDataModule):
                     f"{where}: the {split} images must be uint8 (0-255), which the batches are "
                     f"converted and normalised from; got {images.dtype}"
                 )
+            if images.shape[0] == 0:  # (before val_size, which would be blamed for it)
+                raise ValueError(f"{where}: the {split} split is empty; expected 1 image or more")
             if images.ndim != 4 or images.shape[1] != channels:
                 raise ValueError(
                     f"{where}: the {split} images must be (N, {channels}, H, W), as many "

@@ -28,6 +28,8 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+from classic_cnns._checks import check_flag
+
 __all__ = [
     "conv2d_output_size",
     "conv2d_params",
@@ -42,13 +44,15 @@ _CONV_FORMULA = "floor((H_in + 2*padding - dilation*(kernel_size-1) - 1) / strid
 _POOL_FORMULA_CEIL = "ceil((H_in + 2*padding - dilation*(kernel_size-1) - 1) / stride) + 1"
 
 
-def _pair(value: Any, name: str, minimum: int) -> Pair:
-    """``value`` as an ``(h, w)`` pair of ints >= ``minimum``, as PyTorch's ``_pair`` reads it."""
+def _pair(value: Any, name: str, minimum: int, one: bool = True) -> Pair:
+    """``value`` as an ``(h, w)`` pair of ints >= ``minimum``, as PyTorch's ``_pair`` reads it;
+    with ``one``, a one-element sequence too."""
     expected = f"{name} must be an int or an (h, w) pair of ints >= {minimum}; got {value!r}"
     if isinstance(value, Sequence) and not isinstance(value, str):
         items = list(value)
-        # PyTorch accepts a one-element sequence for both dimensions, as for an int.
-        if len(items) == 1:
+        # PyTorch takes a one-element sequence for both dimensions, as it does an int, except
+        # for a convolution's kernel: nn.Conv2d(3, 4, (3,)) builds a 3x1 weight and fails.
+        if len(items) == 1 and one:
             items = items * 2
         if len(items) != 2:
             raise ValueError(expected)
@@ -125,7 +129,7 @@ def conv2d_output_size(
         (4, 4)
     """
     size = _pair(input_size, "input_size", 1)
-    kernel = _pair(kernel_size, "kernel_size", 1)
+    kernel = _pair(kernel_size, "kernel_size", 1, one=False)
     step = _pair(stride, "stride", 1)
     dil = _pair(dilation, "dilation", 1)
     if isinstance(padding, str):
@@ -275,7 +279,9 @@ def conv2d_params(
         params = (kernel_h*kernel_w*in_channels/groups + (1 if bias else 0)) * out_channels
 
     Raises:
-        ValueError: for a non-positive size, or channels not divisible by ``groups``.
+        ValueError: for a non-positive size, a one-element ``kernel_size`` (which
+            ``nn.Conv2d`` builds but cannot run), channels not divisible by ``groups``, or
+            a ``bias`` other than a bool (PyTorch takes any truthy value).
 
     Example:
         >>> conv2d_params(1, 6, 5)  # LeNet-5's C1: (5*5*1 + 1) * 6
@@ -286,14 +292,15 @@ def conv2d_params(
     cin = _count(in_channels, "in_channels")
     cout = _count(out_channels, "out_channels")
     g = _count(groups, "groups")
-    kh, kw = _pair(kernel_size, "kernel_size", 1)
+    kh, kw = _pair(kernel_size, "kernel_size", 1, one=False)
     for name, value in (("in_channels", cin), ("out_channels", cout)):
         if value % g:
             raise ValueError(
                 f"{name} must be divisible by groups (as in PyTorch): expected a multiple of "
                 f"{g}; got {name}={value}"
             )
-    return (kh * kw * cin // g + int(bool(bias))) * cout
+    check_flag("bias", bias)
+    return (kh * kw * cin // g + int(bias)) * cout
 
 
 def linear_params(in_features: int, out_features: int, bias: bool = True) -> int:
@@ -304,7 +311,7 @@ def linear_params(in_features: int, out_features: int, bias: bool = True) -> int
         params = in_features*out_features + (out_features if bias else 0)
 
     Raises:
-        ValueError: for a non-positive size.
+        ValueError: for a non-positive size, or a ``bias`` other than a bool.
 
     Example:
         >>> linear_params(120, 84)  # LeNet-5's F6
@@ -312,4 +319,5 @@ def linear_params(in_features: int, out_features: int, bias: bool = True) -> int
     """
     p = _count(in_features, "in_features")
     c = _count(out_features, "out_features")
+    check_flag("bias", bias)
     return c * p + (c if bias else 0)

@@ -193,9 +193,11 @@ class NiNNet(nn.Module):
             >>> net.forward_head(maps).shape, net.forward_head(maps, pre_logits=True).shape
             (torch.Size([1, 10]), torch.Size([1, 192]))
         """
+        # flatten(-3): an unbatched (C, H, W) image, which nn.Conv2d takes, gives one row of
+        # num_classes, not num_classes rows (flatten(1) would make the classes the batch).
         if pre_logits:
-            return self.global_pool(x).flatten(1)
-        return self.global_pool(self.classifier(x)).flatten(1)
+            return self.global_pool(x).flatten(-3)
+        return self.global_pool(self.classifier(x)).flatten(-3)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(N, num_classes)`` of images ``(N, in_channels, H, W)``, H and W >= 4.
