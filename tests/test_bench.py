@@ -968,7 +968,7 @@ def test_a_run_records_its_threads_and_a_command_to_paste_back_and_out_is_a_fold
     assert shlex.split(saved["command"]) == ["classic-cnns", "bench", *argv, "--out", str(out)]
     (tmp_path / "file").write_text("kept")  # --force replaces a folder, never a file
     assert main([*argv, "--out", str(tmp_path / "file"), "--force", "true"]) == 2
-    assert "file is a file; --out must be a folder" in capsys.readouterr().err
+    assert "file is a file, not a folder; --out must be a folder" in capsys.readouterr().err
 
 
 def test_quick_is_honoured_in_a_config_file_and_beside_a_full_one(
@@ -1083,6 +1083,32 @@ def test_force_keeps_the_earlier_run_until_this_one_has_results(
     stop = Task("stop", lambda r: (_ for _ in ()).throw(KeyboardInterrupt), "throughput")
     assert core.execute([peak, stop], [], run, "x", {}, force=True) == 130
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    # A write that fails keeps the earlier run's files that were not written again: they
+    # were removed before the new files were written, and a full disk then lost both runs.
+    real = core.atomic_path
+
+    def full_at_the_report(path: Path) -> Any:
+        if path.name == "report.md":
+            raise OSError(28, "No space left on device")
+        return real(path)
+
+    monkeypatch.setattr(core, "atomic_path", full_at_the_report)
+    task = Task("one", lambda r: r.add("throughput", "cpu", model="lenet5"), "throughput")
+    with pytest.raises(OSError, match="No space left"):
+        core.execute([task], [], run, "x", {}, force=True)
+    assert (run / "report.md").read_bytes() == before["report.md"]
+    assert sorted(p.name for p in run.iterdir()) == sorted(before)
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_any_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was found when the first task's results were saved: minutes of training lost.
+    ran: list[str] = []
+    task = Task("one", lambda r: ran.append("ran"), "throughput")
+    (tmp_path / "file").write_text("a file")
+    assert core.execute([task], [], tmp_path / "file" / "run", "bench", {}) == 2
+    assert ran == [] and "file is a file, not a folder; --out must" in capsys.readouterr().err
 
 
 def test_quick_keeps_its_values_beside_a_modes_own_file(

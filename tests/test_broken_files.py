@@ -170,6 +170,9 @@ def test_a_missing_checkpoint_is_named(tmp_path: Path) -> None:
         FileNotFoundError, match=rf"{re.escape(str(tmp_path / 'nope.ckpt'))}: no such checkpoint"
     ):
         load_checkpoint(tmp_path / "nope.ckpt")
+    # An empty path ($CKPT unset) was called a folder, named ":".
+    with pytest.raises(FileNotFoundError, match=r"^the checkpoint path is empty; expected a"):
+        load_checkpoint("")
 
 
 class _RunsACommand:
@@ -633,6 +636,27 @@ def test_atomic_path_leaves_nothing_behind_when_its_block_fails(tmp_path: Path) 
             tmp.write_bytes(b"half a model")
             raise ValueError("the writer failed")
     assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")] == ["kept"]
+
+
+def test_atomic_path_takes_long_names_and_refuses_a_folder_s_without_leaving_anything(
+    tmp_path: Path,
+) -> None:
+    # 80 CJK characters are 240 bytes: the temporary name, cut at 200 characters, was over
+    # the 255 bytes a name may have, so the file could not be written, and the folder made
+    # for it stayed.
+    name = "图" * 80 + ".pt2"
+    with atomic_path(tmp_path / "sub" / name) as tmp:
+        tmp.write_bytes(b"x")
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == [name]
+    with pytest.raises(OSError), atomic_path(tmp_path / "new" / ("图" * 90 + ".pt2")) as tmp:
+        tmp.write_bytes(b"x")  # 274 bytes: no file system takes the name itself
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
+    # A path ending in a slash is a folder's, as open() says: Path() dropped the slash, and a
+    # file named like the folder was written (export --output models/, predict-folder too).
+    refused = pytest.raises(IsADirectoryError, match="models/: it ends in a slash; expected a")
+    with refused, atomic_path(f"{tmp_path}/models/"):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
 
 
 def _sigterm_inside(block: str, write: str) -> None:

@@ -183,6 +183,10 @@ def test_a_failed_check_writes_nothing_and_existing_files_are_kept(
     argv = [str(checkpoints["lenet5"]), "--format", "onnx", "--output", str(tmp_path)]
     assert export_main([*argv, "--overwrite"]) == 2  # a folder is no file to write
     assert f"export: error: --output {tmp_path} is a folder; give a file" in capsys.readouterr().err
+    new = f"{tmp_path}/new/"  # a folder's path, though none is there: no file named "new"
+    assert export_main([str(checkpoints["lenet5"]), "--format", "onnx", "--output", new]) == 2
+    assert f"--output {new} is a folder; give a file" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
     assert export_main([str(tmp_path / "nope.ckpt"), "--format", "onnx"]) == 2
     assert "export: error: " in (err := capsys.readouterr().err)
     assert "nope.ckpt: no such weights file" in err
@@ -440,6 +444,8 @@ def test_predict_folder_writes_the_readable_images_and_names_the_others(
     assert LeNet5.load_from_checkpoint(ckpt)  # still the checkpoint
     assert predict_main([ckpt, str(folder), "--output", str(folder), "--overwrite"]) == 2
     assert f"--output {folder} is a folder; give a file" in capsys.readouterr().err
+    assert predict_main([ckpt, str(folder), "--output", f"{folder}.csv/"]) == 2  # a folder's
+    assert f"--output {folder}.csv/ is a folder; give a file" in capsys.readouterr().err
     assert predict_main([ckpt, str(folder), "--output", str(output), "--overwrite"]) == 0
     capsys.readouterr()
     # The same rows as a folder of the good images alone.

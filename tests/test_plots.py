@@ -536,7 +536,9 @@ def test_a_folder_where_a_plot_goes_is_refused_before_the_first_batch(tmp_path: 
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
 
 
-def test_prediction_csv_replaces_no_file_it_did_not_write(tmp_path: Path) -> None:
+def test_prediction_csv_replaces_no_file_it_did_not_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     loader, model = _loader(), LeNet5()
     mine = tmp_path / "predictions.csv"
     mine.write_text("a user's predictions\n")
@@ -552,6 +554,15 @@ def test_prediction_csv_replaces_no_file_it_did_not_write(tmp_path: Path) -> Non
         PredictionCSV(tmp_path)  # found when it is made, not when the rows are moved there
     with pytest.raises(ValueError, match="path is empty; expected a file's path"):
         PredictionCSV("")
+    # "~/predictions.csv" is the home folder's file, for the check as for the writer: the
+    # check looked for a file named "~" and the writer then replaced the user's.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path))  # Windows' home
+    with pytest.raises(FileExistsError, match="the file exists"):
+        _plain(tmp_path / "x", PredictionCSV("~/predictions.csv")).predict(
+            model, loader, return_predictions=False
+        )
+    assert mine.read_text() == "a user's predictions\n"
     writer = PredictionCSV(overwrite=True)
     trainer = _plain(tmp_path, writer)
     for _ in range(2):  # the second time over its own file

@@ -69,6 +69,8 @@ def check_writable(path: str | os.PathLike[str]) -> None:
         ...
         NotADirectoryError: cannot write .../out.csv: ... is a file, not a folder
     """
+    if isinstance(path, str) and path.endswith(("/", os.sep)):  # Path() would drop the slash
+        raise IsADirectoryError(f"cannot write {path}: it ends in a slash; expected a file's path")
     target = _written_file(path)
     there = next(p for p in (target.parent, *target.parent.parents) if p.exists())
     if not there.is_dir():
@@ -109,13 +111,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     shown, path = os.fspath(path), _written_file(path)
     refuse_folder(path)
     made = list(itertools.takewhile(lambda p: not p.exists(), (path.parent, *path.parent.parents)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name[:200]}.{uuid.uuid4().hex[:12]}.tmp")  # under 255 bytes
-    # As for a plain open(): a replaced file keeps its mode, a new one gets what the umask
-    # leaves of 0o666 (tempfile.mkstemp would make it readable by its owner only).
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
-    mode = os.stat(path if path.is_file() else tmp).st_mode & 0o777
-    try:
+    short = path.name  # under 255 bytes with the rest (not characters: 80 CJK ones are 240)
+    while len(os.fsencode(short)) > 200:
+        short = short[:-1]
+    tmp = path.with_name(f".{short}.{uuid.uuid4().hex[:12]}.tmp")
+    try:  # (the folders are made inside: a temporary file that cannot be made removes them)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # As for a plain open(): a replaced file keeps its mode, a new one gets what the umask
+        # leaves of 0o666 (tempfile.mkstemp would make it readable by its owner only).
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        os.close(os.open(tmp, flags, 0o666))
+        mode = os.stat(path if path.is_file() else tmp).st_mode & 0o777
         with sigterm_as_exit():  # `kill` or `timeout` cleans up as Ctrl-C does
             yield tmp
             with open(tmp, "rb+") as f:  # the writer may not have synced: do it before renaming

@@ -445,12 +445,13 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     source = Path(args.checkpoint).expanduser()  # ~ as the shell leaves it in --output=~/x
     output = Path(args.output).expanduser() if args.output else _default_output(source, args.format)
     prog = "classic-cnns export"
-    if output.resolve() == source.resolve() or output.is_dir():
-        what = "a folder; give a file" if output.is_dir() else "the checkpoint itself; pick another"
+    folder = output.is_dir() or (args.output or "").endswith(("/", os.sep))  # Path drops a /
+    if output.resolve() == source.resolve() or folder:
+        what = "a folder; give a file" if folder else "the checkpoint itself; pick another"
         if not args.output:  # the default: the input has the format's suffix already
             what = (f"the input itself ({_SUFFIXES[args.format]}); export reads a .ckpt or "
                     ".safetensors checkpoint, and --output names another file")  # fmt: skip
-        return command_error(prog, f"--output {output} is {what}")
+        return command_error(prog, f"--output {args.output or output} is {what}")
     if os.path.lexists(output) and not args.overwrite:  # a dangling link too
         return command_error(prog, f"{output} exists; pass --overwrite to replace it")
     try:

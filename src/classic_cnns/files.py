@@ -136,6 +136,8 @@ def is_local(path: str | os.PathLike[str]) -> bool:
 
 
 def _require_file(path: Path, shown: str, what: str) -> None:
+    if not shown:  # Path("") is the current folder, which the message would have called ":"
+        raise FileNotFoundError(f"the {what} path is empty; expected a {what} file's path")
     if not path.is_file():  # a folder is no such file either, but say which it is
         why = "is a folder; expected a" if path.is_dir() else "no such"
         raise FileNotFoundError(f"{shown}: {why} {what} file")

@@ -318,7 +318,8 @@ class PredictionCSV(BasePredictionWriter):
     def __init__(self, path: str | os.PathLike[str] | None = None, overwrite: bool = False) -> None:
         check_flag("overwrite", overwrite)
         super().__init__(write_interval="batch")
-        self.path = None if path is None else Path(file_path("path", path))
+        # ~ expanded here, as the writer expands it: the check for a file there must see it
+        self.path = None if path is None else Path(file_path("path", path)).expanduser()
         if self.path is not None and self.path.is_dir():
             raise IsADirectoryError(f"path {self.path} is a folder; expected the CSV file's path")
         self.overwrite = overwrite
@@ -498,10 +499,11 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prog = "classic-cnns predict-folder"
     output = None if args.output is None else Path(args.output).expanduser()  # --output=~/x
+    folder = output is not None and (output.is_dir() or args.output.endswith(("/", os.sep)))
     if output is not None and (output.resolve() == Path(args.checkpoint).expanduser().resolve()
-                               or output.is_dir()):  # fmt: skip
-        what = "a folder; give a file" if output.is_dir() else "the checkpoint itself; pick another"
-        return command_error(prog, f"--output {output} is {what}")
+                               or folder):  # fmt: skip
+        what = "a folder; give a file" if folder else "the checkpoint itself; pick another"
+        return command_error(prog, f"--output {args.output} is {what}")
     if output is not None and os.path.lexists(output) and not args.overwrite:  # a link too
         return command_error(prog, f"{output} exists; pass --overwrite to replace it")
     if (args.mean is None) != (args.std is None):

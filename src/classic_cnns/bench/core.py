@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from classic_cnns._launch import command_error
 from classic_cnns._writers import PLOTS_SKIPPED, matplotlib_missing
-from classic_cnns.files import atomic_path
+from classic_cnns.files import atomic_path, check_writable
 from classic_cnns.registry import model_info
 
 __all__ = ["Clock", "Results", "Task", "autocast", "environment", "execute", "image_size"]
@@ -475,7 +475,8 @@ def run_tasks(tasks: Sequence[Task], results: Results, budget_s: float | None = 
 def write(results: Results, out: Path, reports: Sequence[Report], command: str,
           plots: bool = False, replacing: list[Path] | None = None) -> None:  # fmt: skip
     """Write ``<mode>.csv`` per mode, ``results.json`` and ``report.md`` (and plots) to ``out``,
-    each whole or not at all (:func:`~classic_cnns.files.atomic_path`); first remove ``replacing``.
+    each whole or not at all (:func:`~classic_cnns.files.atomic_path`), then remove those of
+    ``replacing`` that this run did not write again (a failed write leaves them all).
 
     Example:
         >>> import tempfile
@@ -488,8 +489,6 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
         ...     sorted(p.name for p in Path(folder).iterdir())
         ['demo.csv', 'report.md', 'results.json']
     """
-    while replacing:
-        replacing.pop().unlink(missing_ok=True)
     for mode, rows in results.rows.items():
         columns = [*dict.fromkeys(k for r in rows for k in r if k not in ENVIRONMENT), *ENVIRONMENT]
         path = out / f"{mode}.csv"  # every text file in UTF-8, whatever the locale's encoding
@@ -513,6 +512,8 @@ def write(results: Results, out: Path, reports: Sequence[Report], command: str,
         lines += ["## Notes, skips and failures", "", *(f"- {n}" for n in results.notes)]
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    for stale in set(replacing or ()) - {out / name for name in outputs(out) or ()}:
+        stale.unlink(missing_ok=True)
 
 
 def outputs(out: Path) -> set[str] | None:
@@ -543,12 +544,12 @@ def outputs(out: Path) -> set[str] | None:
 
 
 def _refusal(out: Path, force: bool) -> str | None:
-    """Why the run may not write to ``out``, else ``None``: with ``force``, a folder that holds
-    an earlier run's files (its ``results.json`` names them) may be written over."""
-    if out.exists() and not out.is_dir():
-        return f"{out} is a file; --out must be a folder (absent or empty, or an earlier run's)"
-    found = sorted(p.name for p in out.iterdir()) if out.exists() else []
-    if found and not force:
+    """Why the run may not write to ``out``, else ``None`` (``force``: an earlier run's may)."""
+    try:  # a file, or a folder that cannot be written: found now, not after the first task
+        check_writable(out / "results.json")
+    except OSError as err:
+        return f"{err}; --out must be a folder one can write in"
+    if (found := sorted(p.name for p in out.iterdir()) if out.exists() else []) and not force:
         return f"{out} is not an empty folder; pass --force true to replace an earlier run's files"
     if found and outputs(out) is None:
         return (f"--force replaces an earlier run's files only, and {out} holds no run's "
@@ -593,7 +594,6 @@ def execute(tasks: Sequence[Task], reports: Sequence[Report], out: Path, command
         results.note(PLOTS_SKIPPED)
     save(plots=drawn)
     print(f"{prog}: {len(outputs(out) or ())} files in {out} ({results.wall_s or 0:.0f} s)")
-    failed = sum(r["status"] == "failed" for rows in results.rows.values() for r in rows)
-    if failed:
+    if failed := sum(r["status"] == "failed" for rows in results.rows.values() for r in rows):
         print(f"{prog}: {failed} configuration(s) failed; see {out / 'report.md'}", file=sys.stderr)
     return 1 if failed else 0
