@@ -10,6 +10,7 @@ fixed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import lightning as L
 import pytest
 
 from classic_cnns import FashionMNIST, create_model, list_models, model_info
+from conftest import in_clone
 
 # The README's "Training recipes" table, family by family, with every registered model named:
 # a model added without a row here fails. Fields the table leaves out are the generic ones
@@ -151,3 +153,47 @@ def test_each_family_learns_well_above_chance_with_its_recipe(
     dm.batch_size = 500  # the first 1,000 test images
     accuracy = trainer.test(model, datamodule=dm, verbose=False)[0]["test_acc"]
     assert accuracy > threshold, (name, accuracy)
+
+
+def _d2l_cpu_rows(data_dir: str) -> list[tuple[str, list[str], str, str, str]]:
+    # docs/d2l.md's table of CPU runs: name, the flags ($DATA, with data_dir, and $BOOK
+    # expanded; "the same with/without" read as the row above changed), accuracy, `fit took`,
+    # load average.
+    text = (Path(__file__).parents[1] / "docs/d2l.md").read_text(encoding="utf-8")
+    words = {v: text.split(f'{v}="')[1].split('"')[0] for v in ("DATA", "BOOK")}
+    table = text.split("<!-- runs:start -->")[1].split("<!-- runs:end -->")[0]
+    rows, flags = [], ""
+    for line in table.strip().splitlines()[2:]:
+        name, given, acc, took, load = line.strip("| ").split(" | ")
+        quoted = given.split("`")[1]
+        if given.startswith("the same without"):
+            flags = flags.replace(f" {quoted}", "")
+        elif given.startswith("the same with"):
+            option = quoted.split()[0]
+            flags = flags.replace(f"{option} {flags.split(option + ' ')[1].split()[0]}", quoted)
+        else:
+            flags = quoted
+        data = f"{words['DATA']} --data.data_dir {data_dir} --data.download false"
+        expanded = flags.replace("$DATA", data).replace("$BOOK", words["BOOK"])
+        rows.append((name, expanded.split(), acc, took, load))
+    return rows
+
+
+@in_clone
+def test_the_d2l_cpu_table_is_what_its_logs_say() -> None:
+    # Each row's figures come from its committed log, of the command the row states.
+    logs = Path(__file__).parents[1] / "benchmarks/results/reference/d2l-cpu"
+    rows = _d2l_cpu_rows("/work/shared/data")  # the project's copy, where the runs read it
+    assert len(rows) == 20 and sorted(p.stem for p in logs.glob("*.log")) == sorted(
+        r[0] for r in rows
+    )
+    for name, flags, acc, took, load in rows:
+        log = (logs / f"{name}.log").read_text(encoding="utf-8")
+        command = log.split("$ classic-cnns fit ")[1].splitlines()[0].split()
+        assert command == [*flags, "--trainer.enable_progress_bar", "false"], name
+        assert "# exit 0," in log, name
+        found = float(log.split("test_acc ")[1].split("│")[1])
+        assert f"{100 * found:.2f}%" == acc, name
+        assert f"fit took {took.removesuffix(' s')} s" in log, name
+        start, end = (f"{float(v):.2f}" for v in re.findall(r"load average at \w+: ([\d.]+)", log))
+        assert load == f"{start} → {end}", name
