@@ -173,12 +173,12 @@ def check_classes(name: str, num_classes: int, found: Any, where: str) -> None:
         ...
         ValueError: LeNet5 has num_classes=10; the datamodule ImageFolder has 3 classes. ...
     """
-    if isinstance(found, int) and found != num_classes and found < 2:
-        raise ValueError(
-            f"{name} has num_classes={num_classes}; {where} has {found} class(es), and a "
-            "classifier needs at least 2: expected a datamodule with 2 or more classes"
-        )
     if isinstance(found, int) and found != num_classes:
+        if found < 2:  # not the num_classes=1 that the model would refuse
+            raise ValueError(
+                f"{name} has num_classes={num_classes}; {where} has {found} class(es), and a "
+                "classifier needs at least 2: expected a datamodule with 2 or more classes"
+            )
         raise ValueError(
             f"{name} has num_classes={num_classes}; {where} has {found} classes. Build the "
             f"model with num_classes={found}, or call its reset_classifier({found}) (the "

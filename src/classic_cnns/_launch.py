@@ -13,13 +13,15 @@ import random
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-__all__ = ["LAUNCH_GRACE_S", "command_error", "launch_seed", "pin_log_dir", "say_error"]
+__all__ = ["LAUNCH_GRACE_S", "command_error", "launch_seed", "output_refusal", "pin_log_dir"]
+__all__ += ["say_error"]
 
 
 def _count(env: Mapping[str, str], name: str) -> int:
@@ -89,6 +91,25 @@ def command_error(prog: str, message: str) -> int:
     """
     print(f"{prog}: error: {message}", file=sys.stderr)
     return 2
+
+
+def output_refusal(given: str, output: Path, checkpoint: Path, overwrite: bool) -> str | None:
+    """Why a command's ``--output`` (``given``, read as ``output``) may not be written, else
+    ``None``: a folder (also a path ending in a slash, which ``Path`` drops), the
+    ``checkpoint`` it reads, or an existing file (a dangling link too) without ``overwrite``.
+    For ``export`` and ``predict-folder``.
+
+    Example:
+        >>> output_refusal("out/", Path("out"), Path("m.ckpt"), overwrite=True)
+        '--output out/ is a folder; give a file'
+    """
+    if output.is_dir() or given.endswith(("/", os.sep)):
+        return f"--output {given} is a folder; give a file"
+    if output.resolve() == checkpoint.resolve():
+        return f"--output {given} is the checkpoint itself; pick another"
+    if os.path.lexists(output) and not overwrite:
+        return f"{output} exists; pass --overwrite to replace it"
+    return None
 
 
 def say_error(*lines: str) -> None:

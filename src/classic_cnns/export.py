@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from classic_cnns._checks import file_path, is_int, is_number, refuse_existing
-from classic_cnns._launch import command_error
+from classic_cnns._launch import command_error, output_refusal
 from classic_cnns._version import __version__
 from classic_cnns.files import META_DATA, META_HPARAMS, META_VERSION, atomic_path, refuse_folder
 from classic_cnns.hub import load_model, require_classifier
@@ -445,15 +445,12 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     source = Path(args.checkpoint).expanduser()  # ~ as the shell leaves it in --output=~/x
     output = Path(args.output).expanduser() if args.output else _default_output(source, args.format)
     prog = "classic-cnns export"
-    folder = output.is_dir() or (args.output or "").endswith(("/", os.sep))  # Path drops a /
-    if output.resolve() == source.resolve() or folder:
-        what = "a folder; give a file" if folder else "the checkpoint itself; pick another"
-        if not args.output:  # the default: the input has the format's suffix already
-            what = (f"the input itself ({_SUFFIXES[args.format]}); export reads a .ckpt or "
-                    ".safetensors checkpoint, and --output names another file")  # fmt: skip
-        return command_error(prog, f"--output {args.output or output} is {what}")
-    if os.path.lexists(output) and not args.overwrite:  # a dangling link too
-        return command_error(prog, f"{output} exists; pass --overwrite to replace it")
+    if not args.output and output.resolve() == source.resolve():  # the input has the suffix
+        return command_error(prog, f"--output {output} is the input itself "
+                             f"({_SUFFIXES[args.format]}); export reads a .ckpt or .safetensors "
+                             "checkpoint, and --output names another file")  # fmt: skip
+    if refused := output_refusal(args.output or str(output), output, source, args.overwrite):
+        return command_error(prog, refused)
     try:
         model = load_model(source)
         result = export_model(model, output, args.format, input_size=args.input_size,

@@ -28,7 +28,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from classic_cnns._checks import as_folder, check_flag, file_path, is_int, refuse_existing
-from classic_cnns._launch import command_error
+from classic_cnns._launch import command_error, output_refusal
 from classic_cnns._signals import SIGTERM_STATUS, SIGTERMException
 from classic_cnns._warn import warn
 from classic_cnns._writers import RUN_ELSEWHERE, refuse_replacing
@@ -499,13 +499,10 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prog = "classic-cnns predict-folder"
     output = None if args.output is None else Path(args.output).expanduser()  # --output=~/x
-    folder = output is not None and (output.is_dir() or args.output.endswith(("/", os.sep)))
-    if output is not None and (output.resolve() == Path(args.checkpoint).expanduser().resolve()
-                               or folder):  # fmt: skip
-        what = "a folder; give a file" if folder else "the checkpoint itself; pick another"
-        return command_error(prog, f"--output {args.output} is {what}")
-    if output is not None and os.path.lexists(output) and not args.overwrite:  # a link too
-        return command_error(prog, f"{output} exists; pass --overwrite to replace it")
+    checkpoint = Path(args.checkpoint).expanduser()
+    if output is not None and (refused := output_refusal(args.output, output, checkpoint,
+                                                         args.overwrite)):  # fmt: skip
+        return command_error(prog, refused)
     if (args.mean is None) != (args.std is None):
         return command_error(prog, "give --mean and --std together")
     if args.batch_size < 1:
